@@ -1,0 +1,299 @@
+import net from 'node:net';
+import {
+  FrameDecoder,
+  FrameWriter,
+  HEADER_SIZE,
+  Op,
+  SatchelError,
+  Status,
+  errorCodeOf,
+  type FrameView,
+} from '../proto/index.ts';
+
+export interface NodeConnectionOptions {
+  /** Every request fails with TIMEOUT after this long without an answer. */
+  timeoutMs?: number;
+  /** Time allowed for the TCP connection to open. */
+  connectTimeoutMs?: number;
+  /**
+   * Flow control: requests wait in the client while this many value bytes are in flight to the node. Counting
+   * bytes, not only requests, keeps a burst of 1 MiB PUTs from queueing seconds of data in the socket.
+   */
+  maxInflightBytes?: number;
+  /** Largest response body accepted from the node. */
+  maxResponseBytes?: number;
+}
+
+/** A request on its way; once answered, the same object carries the reply (one allocation per request). */
+export class Reply {
+  status = 0;
+  flags = 0;
+  arg = 0;
+  epoch = 0;
+  body: Buffer = EMPTY;
+  deadline = 0;
+  bytes = 0;
+  constructor(
+    readonly id: number,
+    readonly resolve: (reply: Reply) => void,
+    readonly reject: (error: SatchelError) => void,
+  ) {}
+
+  /** The body as text: error messages. */
+  get message(): string {
+    return this.body.toString('utf8');
+  }
+}
+
+interface Waiting {
+  reply: Reply;
+  run(): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_INFLIGHT = 32 * 1024 * 1024;
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_CAP_MS = 2_000;
+
+/**
+ * One pipelined TCP connection to one storage node, shared by every call of a job that lands on that node.
+ * Requests are encoded into a FrameWriter and flushed once per microtask, so a burst of calls made in one tick
+ * leaves as one write; replies are matched by request id, in any order. The connection opens on first use with
+ * a HELLO carrying the job token, sent ahead of the first request with no wait for its answer: a refused HELLO
+ * fails the requests behind it with the node's error. A lost connection fails what was in flight with
+ * UNAVAILABLE; the next call reconnects, after a backoff with jitter if connecting failed just before.
+ */
+export class NodeConnection {
+  private socket: net.Socket | null = null;
+  private writer: FrameWriter | null = null;
+  private readonly pending = new Map<number, Reply>();
+  private readonly waiting: Waiting[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
+  private nextId = 1;
+  private inflightBytes = 0;
+  private flushScheduled = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private retryAt = 0;
+  private helloError: SatchelError | null = null;
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly maxInflightBytes: number;
+  private readonly flushNow = () => {
+    this.flushScheduled = false;
+    this.writer?.flush();
+  };
+
+  constructor(
+    readonly address: string,
+    private readonly token: string,
+    private readonly options: NodeConnectionOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxInflightBytes = options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT;
+  }
+
+  get inflight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Sends one request and resolves with its reply, whatever its status; rejects only when no reply came
+   * (TIMEOUT, UNAVAILABLE, CLOSED). `value` is not copied when large: the caller must not change it until
+   * the promise settles.
+   */
+  request(op: number, flags: number, epoch: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
+    if (this.closed) return Promise.reject(new SatchelError('CLOSED', 'connection closed'));
+    return new Promise<Reply>((resolve, reject) => {
+      const reply = new Reply(this.allocateId(), resolve, reject);
+      reply.bytes = HEADER_SIZE + key.length + (value === null ? 0 : value.length);
+      reply.deadline = Date.now() + this.timeoutMs;
+      if (this.waiting.length > 0 || (this.inflightBytes > 0 && this.inflightBytes + reply.bytes > this.maxInflightBytes)) {
+        this.waiting.push({ reply, run: () => this.send(reply, op, flags, epoch, arg, key, value) });
+        this.ensureSweep();
+        return;
+      }
+      this.send(reply, op, flags, epoch, arg, key, value);
+    });
+  }
+
+  /** Waits for everything in flight or waiting to be answered, then closes. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pending.size > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.destroySocket();
+  }
+
+  /** Fails everything in flight now and closes. Idempotent. */
+  destroy(error = new SatchelError('CLOSED', 'connection destroyed')): void {
+    this.closed = true;
+    this.failAll(error);
+    this.destroySocket();
+  }
+
+  private allocateId(): number {
+    const id = this.nextId;
+    this.nextId = id === 0xffffffff ? 1 : id + 1;
+    return id;
+  }
+
+  private send(reply: Reply, op: number, flags: number, epoch: number, arg: number, key: string, value: Uint8Array | null): void {
+    const writer = this.writer ?? this.open();
+    if (writer === null) {
+      reply.reject(new SatchelError('UNAVAILABLE', `node ${this.address} is unreachable; retrying after backoff`));
+      return;
+    }
+    this.pending.set(reply.id, reply);
+    this.inflightBytes += reply.bytes;
+    writer.frame(op, flags, reply.id, epoch, arg, key, value);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushNow);
+    }
+    this.ensureSweep();
+  }
+
+  private open(): FrameWriter | null {
+    if (Date.now() < this.retryAt) return null;
+    this.helloError = null;
+    const socket = net.connect({ host: hostOf(this.address), port: portOf(this.address), noDelay: true });
+    const writer = new FrameWriter(socket);
+    this.socket = socket;
+    this.writer = writer;
+    const connectTimer = setTimeout(
+      () => socket.destroy(new SatchelError('UNAVAILABLE', `connect to ${this.address} timed out`)),
+      this.options.connectTimeoutMs ?? 5_000,
+    );
+    const decoder = new FrameDecoder({
+      maxBody: this.options.maxResponseBytes ?? 2 ** 31 - 1,
+      onFrame: (frame) => this.onFrame(frame),
+      onOversize: (frame) => this.settle(frame.id, (r) => r.reject(new SatchelError('TOO_LARGE', `reply of ${frame.bodyLength} bytes refused`))),
+      onError: (error) => socket.destroy(error),
+    });
+    socket.on('connect', () => {
+      clearTimeout(connectTimer);
+      this.failures = 0;
+    });
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+    socket.on('error', () => {}); // 'close' follows and says what to do
+    socket.on('close', () => {
+      clearTimeout(connectTimer);
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.writer = null;
+      if (this.failures < 16) this.failures++;
+      const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
+      this.retryAt = this.pending.size > 0 || this.failures > 1 ? Date.now() + backoff * (0.5 + Math.random() / 2) : 0;
+      this.failAll(this.helloError ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`));
+    });
+    // HELLO goes first on the wire; id 0 is never a request's.
+    writer.frame(Op.HELLO, 0, 0, 0, 0, this.token, null);
+    return writer;
+  }
+
+  private onFrame(f: FrameView): void {
+    if (f.id === 0) {
+      if (f.code !== Status.OK) {
+        const message = f.buf.toString('utf8', f.bodyStart, f.bodyStart + f.bodyLength);
+        this.helloError = new SatchelError(errorCodeOf(f.code), message);
+      }
+      return;
+    }
+    const reply = this.take(f.id);
+    if (reply === undefined) return; // timed out already
+    reply.status = f.code;
+    reply.flags = f.flags;
+    reply.arg = f.arg;
+    reply.epoch = f.epoch;
+    if (f.bodyLength > 0) {
+      // An assembled body is ours to keep; a view of the read chunk is copied so the chunk can be freed.
+      reply.body = f.owned
+        ? f.buf.subarray(f.bodyStart, f.bodyStart + f.bodyLength)
+        : Buffer.copyBytesFrom(f.buf, f.bodyStart, f.bodyLength);
+    }
+    reply.resolve(reply);
+  }
+
+  private settle(id: number, then: (reply: Reply) => void): void {
+    const reply = this.take(id);
+    if (reply !== undefined) then(reply);
+  }
+
+  /** Removes an answered (or timed-out) request, frees its share of the window, lets waiting ones go. */
+  private take(id: number): Reply | undefined {
+    const reply = this.pending.get(id);
+    if (reply === undefined) return undefined;
+    this.pending.delete(id);
+    this.inflightBytes -= reply.bytes;
+    while (this.waiting.length > 0) {
+      const next = this.waiting[0]!;
+      if (this.inflightBytes > 0 && this.inflightBytes + next.reply.bytes > this.maxInflightBytes) break;
+      this.waiting.shift();
+      next.run();
+    }
+    if (this.pending.size === 0 && this.waiting.length === 0) this.notifyIdle();
+    return reply;
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters.splice(0);
+    for (const resolve of waiters) resolve();
+  }
+
+  private failAll(error: SatchelError): void {
+    const replies = [...this.pending.values(), ...this.waiting.map((w) => w.reply)];
+    this.pending.clear();
+    this.waiting.length = 0;
+    this.inflightBytes = 0;
+    for (const reply of replies) reply.reject(error);
+    this.notifyIdle();
+  }
+
+  private ensureSweep(): void {
+    if (this.sweepTimer !== null) return;
+    const every = Math.max(10, Math.min(250, this.timeoutMs / 4));
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  /** Fails requests past their deadline. Deadlines grow with insertion order, so the scan stops early. */
+  private sweep(): void {
+    if (this.pending.size === 0 && this.waiting.length === 0) {
+      clearInterval(this.sweepTimer!);
+      this.sweepTimer = null;
+      return;
+    }
+    const now = Date.now();
+    const timeout = () => new SatchelError('TIMEOUT', `node ${this.address} did not answer within ${this.timeoutMs} ms`);
+    while (this.waiting.length > 0 && this.waiting[0]!.reply.deadline <= now) this.waiting.shift()!.reply.reject(timeout());
+    for (const reply of this.pending.values()) {
+      if (reply.deadline > now) break;
+      this.take(reply.id);
+      reply.reject(timeout());
+    }
+    if (this.pending.size === 0 && this.waiting.length === 0) this.notifyIdle();
+  }
+
+  private destroySocket(): void {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.socket?.destroy();
+    this.socket = null;
+    this.writer = null;
+  }
+}
+
+export function hostOf(address: string): string {
+  const i = address.lastIndexOf(':');
+  return i < 0 ? address : address.slice(0, i).replace(/^\[|\]$/g, '');
+}
+
+export function portOf(address: string): number {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new SatchelError('BAD_REQUEST', `not a host:port address: ${JSON.stringify(address)}`);
+  }
+  return port;
+}

@@ -1,0 +1,6 @@
+// The library function code imports: `import { Satchel, SatchelError } from 'satchel'`.
+export { Satchel, RegisteredJob, type ConnectOptions, type JobHints } from './satchel.ts';
+export { Job, type JobOptions, type Stat, type ListOptions } from './job.ts';
+export { SatchelError, type ErrorCode } from '../proto/index.ts';
+// For the controller, which speaks the data plane to nodes as an admin client; not part of the user surface.
+export { NodeConnection, type NodeConnectionOptions, type Reply } from './connection.ts';

@@ -1,0 +1,97 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+import type { JobRecord } from './registry.ts';
+import type { Controller } from './server.ts';
+
+/**
+ * The admin console's first cut: read-only JSON about the cluster and its jobs, a plain page at `/`, and
+ * `/metrics`. Built without `listen` so tests drive it with `app.inject()`.
+ */
+export interface ConsoleOptions {
+  /** Bearer token mutating routes require. */
+  adminToken: string;
+}
+
+export function buildConsole(controller: Controller, options: ConsoleOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'satchel_controller_' });
+  new Gauge({ name: 'satchel_jobs', help: 'Registered jobs', registers: [registry], collect() { this.set(controller.registry.jobs.size); } });
+  new Gauge({
+    name: 'satchel_nodes',
+    help: 'Registered storage nodes by tier',
+    labelNames: ['tier'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const node of controller.registry.nodes.values()) this.inc({ tier: node.tier });
+    },
+  });
+
+  app.get('/api/cluster', async () => ({
+    controller: controller.address,
+    metadata: [...controller.registry.metadata],
+    nodes: [...controller.registry.nodes.values()],
+    jobs: controller.registry.jobs.size,
+  }));
+  app.get('/api/nodes', async () => [...controller.registry.nodes.values()]);
+  app.get('/api/jobs', async () => [...controller.registry.jobs.values()].map(jobSummary));
+  app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
+    const job = controller.registry.jobs.get(request.params.id);
+    if (job === undefined) return reply.code(404).send({ code: 'NO_SUCH_JOB', message: `no job ${request.params.id}` });
+    return { ...jobSummary(job), hints: job.hints, placement: job.placement };
+  });
+  app.delete<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
+    if (request.headers.authorization !== `Bearer ${options.adminToken}`) {
+      return reply.code(401).send({ code: 'UNAUTHORIZED', message: 'admin token required (Authorization: Bearer <adminToken>)' });
+    }
+    if (!controller.registry.jobs.has(request.params.id)) {
+      return reply.code(404).send({ code: 'NO_SUCH_JOB', message: `no job ${request.params.id}` });
+    }
+    await controller.deregisterJob(request.params.id);
+    return reply.code(204).send();
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  app.get('/', async (_request, reply) => {
+    const nodes = [...controller.registry.nodes.values()];
+    const jobs = [...controller.registry.jobs.values()];
+    const rows = (items: string[][]) => items.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('');
+    reply.type('text/html; charset=utf-8');
+    return `<!doctype html><html><head><meta charset="utf-8"><title>Satchel</title>
+<style>body{font:14px system-ui;margin:2em}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}</style></head>
+<body><h1>Satchel</h1><p>Controller ${escapeHtml(controller.address ?? '')}</p>
+<h2>Nodes (${nodes.length})</h2><table><tr><th>id</th><th>tier</th><th>address</th><th>capacity</th></tr>${rows(nodes.map((n) => [n.id, n.tier, n.address, formatBytes(n.capacity)]))}</table>
+<h2>Jobs (${jobs.length})</h2><table><tr><th>id</th><th>name</th><th>tier</th><th>reservation</th><th>nodes</th></tr>${rows(jobs.map((j) => [j.id, j.name, j.tier, formatBytes(j.reservation), String(j.placement.generations[0]?.nodes.length ?? 0)]))}</table>
+<p>JSON: <a href="/api/cluster">/api/cluster</a> · <a href="/api/jobs">/api/jobs</a> · <a href="/metrics">/metrics</a></p></body></html>`;
+  });
+  return app;
+}
+
+function jobSummary(job: JobRecord) {
+  return {
+    id: job.id,
+    name: job.name,
+    tier: job.tier,
+    reservation: job.reservation,
+    createdAt: new Date(job.createdAt).toISOString(),
+    epoch: job.placement.epoch,
+    nodes: job.placement.generations[0]?.nodes ?? [],
+  };
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,33 @@
+import { NodeConnection } from '../client/index.ts';
+import { ADMIN_SUBJECT, Op, SatchelError, Status, errorCodeOf, signToken } from '../proto/index.ts';
+
+/** The controller's admin connections to storage nodes, over the data plane (the node has no other port). */
+export class NodeAdmin {
+  private readonly connections = new Map<string, NodeConnection>();
+  private readonly token: string;
+
+  constructor(secret: Uint8Array) {
+    this.token = signToken(secret, ADMIN_SUBJECT);
+  }
+
+  /** Deletes every byte of `jobId` on the node and makes it refuse the job from now on. Returns bytes freed. */
+  async dropJob(address: string, jobId: string): Promise<number> {
+    const reply = await this.connection(address).request(Op.DROP_JOB, 0, 0, 0, jobId, null);
+    if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
+    return reply.arg;
+  }
+
+  close(): void {
+    for (const connection of this.connections.values()) connection.destroy();
+    this.connections.clear();
+  }
+
+  private connection(address: string): NodeConnection {
+    let connection = this.connections.get(address);
+    if (connection === undefined) {
+      connection = new NodeConnection(address, this.token, { timeoutMs: 10_000 });
+      this.connections.set(address, connection);
+    }
+    return connection;
+  }
+}

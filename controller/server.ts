@@ -1,0 +1,187 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  ADMIN_SUBJECT,
+  CONTROLLER_SERVICE,
+  ControlClient,
+  METADATA_SERVICE,
+  SatchelError,
+  addService,
+  bindServer,
+  encodeTicket,
+  grpc,
+  signToken,
+  verifyToken,
+  type ControllerMethods,
+  type JobHints,
+  type MetadataMethods,
+  type NodeInfo,
+  type RegisterJobReply,
+  type ServiceImpl,
+  type WirePlacement,
+} from '../proto/index.ts';
+import { allocateJob } from './allocation.ts';
+import { NodeAdmin } from './node-admin.ts';
+import { ClusterRegistry, type JobRecord } from './registry.ts';
+
+export interface ControllerOptions {
+  secret: Uint8Array;
+  logger: Logger;
+}
+
+const TIERS = new Set(['dram', 'ssd', 'hdd']);
+
+/**
+ * The controller: job registry, allocation, and the gRPC surface clients, nodes and metadata servers call.
+ * It is never on the per-operation path.
+ */
+export class Controller {
+  readonly registry = new ClusterRegistry();
+  private readonly server = new grpc.Server();
+  private readonly admin: NodeAdmin;
+  private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
+  private readonly adminToken: string;
+  address: string | null = null;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.admin = new NodeAdmin(options.secret);
+    this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
+    const impl: ServiceImpl<ControllerMethods> = {
+      RegisterJob: ({ name, hints }) => this.registerJob(name, hints ?? {}),
+      DeregisterJob: async ({ jobId, token }) => {
+        this.authorize(token, jobId);
+        await this.deregisterJob(jobId);
+        return {};
+      },
+      RegisterNode: async ({ node, token }) => {
+        this.authorize(token, null);
+        return { nodeId: await this.registerNode(node) };
+      },
+      RegisterMetadata: async ({ address, token }) => {
+        this.authorize(token, null);
+        await this.registerMetadata(address);
+        return {};
+      },
+      GetCluster: async () => ({
+        nodes: [...this.registry.nodes.values()],
+        metadata: [...this.registry.metadata],
+        jobs: this.registry.jobs.size,
+      }),
+    };
+    addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.address = await bindServer(this.server, host, port);
+    return this.address;
+  }
+
+  async close(): Promise<void> {
+    this.admin.close();
+    for (const client of this.metadataClients.values()) client.close();
+    await new Promise<void>((resolve) => {
+      this.server.tryShutdown(() => resolve());
+      setTimeout(() => this.server.forceShutdown(), 2_000).unref();
+    });
+  }
+
+  async registerJob(name: string, hints: JobHints): Promise<RegisterJobReply> {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
+      throw new SatchelError('BAD_REQUEST', 'job name must be 1 to 200 characters');
+    }
+    checkHints(hints);
+    if (this.metadataClients.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
+    const id = newJobId(name);
+    const allocation = allocateJob(hints, [...this.registry.nodes.values()]);
+    const placement: WirePlacement = {
+      jobId: id,
+      epoch: 1,
+      generations: [{ nodes: allocation.nodes }],
+      blockSize: allocation.blockSize,
+      maxValueBytes: allocation.maxValueBytes,
+    };
+    const job: JobRecord = { id, name, hints, tier: allocation.tier, reservation: allocation.reservation, createdAt: Date.now(), placement };
+    await this.publishPlacement(placement);
+    this.registry.jobs.set(id, job);
+    this.options.logger.info({ job: id, name, tier: job.tier, nodes: allocation.nodes.length, reservation: job.reservation }, 'job registered');
+    const token = signToken(this.options.secret, id);
+    const ticket = encodeTicket({ v: 1, job: id, token, metadata: [...this.metadataClients.keys()], controller: this.address! });
+    return { jobId: id, token, ticket };
+  }
+
+  /** Deletes the job's data on every node it was placed on, its placement everywhere, and its record. */
+  async deregisterJob(jobId: string): Promise<void> {
+    const job = this.registry.jobs.get(jobId);
+    if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
+    this.registry.jobs.delete(jobId);
+    const addresses = new Set(job.placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
+    const results = await Promise.allSettled([
+      ...[...addresses].map((address) => this.admin.dropJob(address, jobId)),
+      ...[...this.metadataClients.values()].map((m) => m.call('DropPlacement', { jobId, token: this.adminToken })),
+    ]);
+    const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    // A node that cannot be reached has lost the job's data with its memory; it refuses the job on return.
+    if (failed.length > 0) this.options.logger.warn({ job: jobId, failed }, 'job deregistered; some members unreachable');
+    else this.options.logger.info({ job: jobId }, 'job deregistered');
+  }
+
+  async registerNode(node: NodeInfo): Promise<string> {
+    if (!node || typeof node.address !== 'string' || !TIERS.has(node.tier) || !(node.capacity > 0)) {
+      throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), an address and a positive capacity');
+    }
+    const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
+    this.registry.nodes.set(id, { ...node, id, registeredAt: Date.now() });
+    this.options.logger.info({ node: id, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
+    // Jobs registered before any node of theirs existed get this one now.
+    for (const job of this.registry.jobs.values()) {
+      const nodes = job.placement.generations[0]?.nodes ?? [];
+      if (nodes.length > 0 || job.tier !== node.tier) continue;
+      const placement = { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: [{ id, address: node.address, weight: 1 }] }] };
+      await this.publishPlacement(placement);
+      job.placement = placement;
+    }
+    return id;
+  }
+
+  async registerMetadata(address: string): Promise<void> {
+    if (this.metadataClients.has(address)) return;
+    const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
+    this.metadataClients.set(address, client);
+    this.registry.metadata.add(address);
+    // A metadata server that (re)joins gets every placement.
+    await Promise.all([...this.registry.jobs.values()].map((job) => client.call('SetPlacement', { placement: job.placement, token: this.adminToken })));
+    this.options.logger.info({ address }, 'metadata server registered');
+  }
+
+  private async publishPlacement(placement: WirePlacement): Promise<void> {
+    await Promise.all(
+      [...this.metadataClients.values()].map((client) => client.call('SetPlacement', { placement, token: this.adminToken })),
+    );
+  }
+
+  /** `jobId` null: only the admin token will do; otherwise the job's own token or the admin token. */
+  private authorize(token: string, jobId: string | null): void {
+    const subject = typeof token === 'string' ? verifyToken(this.options.secret, token) : null;
+    if (subject === null) throw new SatchelError('UNAUTHORIZED', 'invalid token');
+    if (subject.admin) return;
+    if (jobId === null || subject.jobId !== jobId) throw new SatchelError('UNAUTHORIZED', 'token is not valid for this job');
+  }
+}
+
+function newJobId(name: string): string {
+  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'job';
+  return `${slug}-${randomBytes(4).toString('hex')}`;
+}
+
+function checkHints(hints: JobHints): void {
+  for (const field of ['capacity', 'peakThroughput', 'maxValueBytes'] as const) {
+    const value = hints[field];
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+      throw new SatchelError('BAD_REQUEST', `hint ${field} must be a non-negative number`);
+    }
+  }
+  if (hints.replicas !== undefined && hints.replicas !== 1) {
+    // Refused rather than ignored: a job asking for replicas must not silently run without them.
+    throw new SatchelError('BAD_REQUEST', 'hint replicas: only 1 is supported in this version');
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The `satchel` command. Every flag is listed in USAGE; an unknown flag or a bad value exits with status 2 and
+ * says which. Server roles log JSON lines (pino) on stderr; `satchel up` prints the addresses on stdout.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { join, resolve } from 'node:path';
+import { SatchelError } from '../proto/index.ts';
+import { LocalCluster, DEFAULT_DRAM_CAPACITY } from './local-cluster.ts';
+import { createLogger } from './logger.ts';
+import { parseBytes, parseCount, parsePort } from './options.ts';
+import { runController, runMetadata, runStorageNode } from './roles.ts';
+import { readSecret } from './secret.ts';
+
+const USAGE = `Usage: satchel <command> [flags]
+
+  up                      the whole cluster on this machine (controller + console, metadata, storage nodes)
+    --state-dir DIR         where cluster.json, the secret and logs go (default ./.satchel)
+    --controller-port P     controller gRPC port (default 7070; 0 = any free port)
+    --console-port P        console HTTP port (default 7071; 0 = any free port)
+    --dram N                DRAM storage nodes (default 1)
+    --ssd N, --hdd N        disk-tier nodes (not available in this version: must be 0)
+    --dram-capacity SIZE    bytes per DRAM node, e.g. 512MiB (default 1GiB)
+    --keep-logs             keep DIR/logs after stopping
+
+  controller              the controller and its console, for containers
+    --port P --console-port P --host H --secret-file FILE
+  metadata                a metadata server
+    --port P --host H --controller HOST:PORT --secret-file FILE
+  storage-node            a storage node
+    --tier dram --capacity SIZE --port P --host H --controller HOST:PORT --secret-file FILE
+    [--max-value SIZE] [--id ID]
+
+  bench micro             GET/PUT latency and throughput against Satchel and Redis in the same run
+    --json FILE             write the results as JSON
+    --redis HOST:PORT       use this Redis instead of starting redis-server
+    --seconds S             time per measurement (default 1.5)
+
+  help                    this text
+`;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function parse(args: string[], options: ParseArgsConfig['options']): Flags {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Flags;
+  } catch (error) {
+    throw new SatchelError('BAD_REQUEST', (error as Error).message);
+  }
+}
+
+const str = (flags: Flags, name: string): string | undefined => flags[name] as string | undefined;
+
+function required(flags: Flags, name: string): string {
+  const value = str(flags, name);
+  if (value === undefined) throw new SatchelError('BAD_REQUEST', `--${name} is required`);
+  return value;
+}
+
+async function up(args: string[]): Promise<void> {
+  const flags = parse(args, {
+    'state-dir': { type: 'string' },
+    'controller-port': { type: 'string' },
+    'console-port': { type: 'string' },
+    dram: { type: 'string' },
+    ssd: { type: 'string' },
+    hdd: { type: 'string' },
+    'dram-capacity': { type: 'string' },
+    'keep-logs': { type: 'boolean' },
+  });
+  for (const tier of ['ssd', 'hdd']) {
+    if (str(flags, tier) !== undefined && parseCount(str(flags, tier)!, `--${tier}`) > 0) {
+      throw new SatchelError('BAD_REQUEST', `--${tier}: the ${tier} tier is not available in this version`);
+    }
+  }
+  const stateDir = resolve(str(flags, 'state-dir') ?? '.satchel');
+  const started = Date.now();
+  process.stdout.write(`starting Satchel in ${stateDir} ...\n`);
+  const cluster = await LocalCluster.start({
+    stateDir,
+    controllerPort: parsePort(str(flags, 'controller-port') ?? '7070', '--controller-port'),
+    consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
+    dram: parseCount(str(flags, 'dram') ?? '1', '--dram'),
+    dramCapacity: str(flags, 'dram-capacity') ? parseBytes(str(flags, 'dram-capacity')!, '--dram-capacity') : DEFAULT_DRAM_CAPACITY,
+    keepLogs: flags['keep-logs'] === true,
+    onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
+  });
+  const info = cluster.info;
+  process.stdout.write(
+    `Satchel is up in ${Date.now() - started} ms\n` +
+      `  controller   ${info.controller}\n` +
+      `  console      ${info.console}\n` +
+      `  cluster file ${join(stateDir, 'cluster.json')} (holds the admin token)\n` +
+      `Stop with Ctrl-C.\n`,
+  );
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      process.stdout.write(`${signal}: stopping ...\n`);
+      cluster.stop().then(resolveStop, resolveStop);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  process.stdout.write('stopped\n');
+}
+
+const serverFlags = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'secret-file': { type: 'string' },
+} as const;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'up':
+      return up(rest);
+    case 'controller': {
+      const flags = parse(rest, { ...serverFlags, 'console-port': { type: 'string' }, 'console-host': { type: 'string' } });
+      const host = str(flags, 'host') ?? '127.0.0.1';
+      await runController({
+        host,
+        port: parsePort(str(flags, 'port') ?? '7070', '--port'),
+        consoleHost: str(flags, 'console-host') ?? host,
+        consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
+        secret: await readSecret(required(flags, 'secret-file')),
+        logger: createLogger('controller'),
+      });
+      return;
+    }
+    case 'metadata': {
+      const flags = parse(rest, { ...serverFlags, controller: { type: 'string' } });
+      await runMetadata({
+        host: str(flags, 'host') ?? '127.0.0.1',
+        port: parsePort(str(flags, 'port') ?? '0', '--port'),
+        controller: required(flags, 'controller'),
+        secret: await readSecret(required(flags, 'secret-file')),
+        logger: createLogger('metadata'),
+      });
+      return;
+    }
+    case 'storage-node': {
+      const flags = parse(rest, {
+        ...serverFlags,
+        controller: { type: 'string' },
+        tier: { type: 'string' },
+        capacity: { type: 'string' },
+        'max-value': { type: 'string' },
+        id: { type: 'string' },
+      });
+      const tier = str(flags, 'tier') ?? 'dram';
+      if (tier !== 'dram') throw new SatchelError('BAD_REQUEST', `--tier: ${tier} is not available in this version (dram only)`);
+      await runStorageNode({
+        tier,
+        host: str(flags, 'host') ?? '127.0.0.1',
+        port: parsePort(str(flags, 'port') ?? '0', '--port'),
+        controller: required(flags, 'controller'),
+        capacity: parseBytes(str(flags, 'capacity') ?? String(DEFAULT_DRAM_CAPACITY), '--capacity'),
+        maxValueBytes: str(flags, 'max-value') ? parseBytes(str(flags, 'max-value')!, '--max-value') : undefined,
+        id: str(flags, 'id'),
+        secret: await readSecret(required(flags, 'secret-file')),
+        logger: createLogger(`storage-node`),
+      });
+      return;
+    }
+    case 'bench': {
+      const { runBench } = await import('../perf/index.ts');
+      return runBench(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new SatchelError('BAD_REQUEST', `unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof SatchelError && error.code === 'BAD_REQUEST') {
+    process.stderr.write(`satchel: ${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  process.stderr.write(`satchel: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

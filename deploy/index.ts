@@ -1,0 +1,3 @@
+// How processes run: the local cluster (`satchel up`), one role per process, the CLI. Imports every part.
+export { LocalCluster, DEFAULT_DRAM_CAPACITY, type LocalClusterOptions, type ClusterInfoFile } from './local-cluster.ts';
+export { parseBytes } from './options.ts';

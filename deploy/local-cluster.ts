@@ -1,0 +1,204 @@
+/**
+ * A whole cluster on this machine as child processes: controller (with console), metadata, storage nodes.
+ * `satchel up` runs one; tests and benchmarks start one on port 0 and stop it when done. Every process is
+ * forked with an IPC channel: it reports its bound address over it, and exits if the channel closes.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
+import type { ReadyMessage } from './roles.ts';
+import { loadOrCreateSecret } from './secret.ts';
+
+export interface LocalClusterOptions {
+  /** Where cluster.json, the secret and logs go; a fresh temporary folder (removed on stop) when omitted. */
+  stateDir?: string;
+  controllerPort?: number;
+  consolePort?: number;
+  dram?: number;
+  /** Bytes per DRAM node. */
+  dramCapacity?: number;
+  maxValueBytes?: number;
+  /** Called with each process as it becomes ready (progress for `satchel up`). */
+  onReady?: (message: ReadyMessage) => void;
+  /** Extra environment for every process. */
+  env?: NodeJS.ProcessEnv;
+  /** Leave the processes' logs in stateDir/logs after stop (everything else the cluster wrote is removed). */
+  keepLogs?: boolean;
+}
+
+export interface ClusterInfoFile {
+  controller: string;
+  console: string;
+  adminToken: string;
+  metadata: string[];
+  nodes: { id: string; tier: string; address: string; pid: number }[];
+}
+
+interface Member {
+  role: string;
+  child: ChildProcess;
+  ready: ReadyMessage;
+  log: string;
+}
+
+export const DEFAULT_DRAM_CAPACITY = 1024 ** 3;
+
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
+const CLI = fileURLToPath(new URL(`./cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+
+export class LocalCluster {
+  private readonly members: Member[] = [];
+  private stopped: Promise<void> | null = null;
+  info!: ClusterInfoFile;
+
+  private constructor(
+    readonly stateDir: string,
+    private readonly ownsStateDir: boolean,
+    private readonly options: LocalClusterOptions,
+  ) {}
+
+  static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+    // A folder the cluster created is removed whole on stop; one that existed keeps all but our files.
+    const owns = options.stateDir === undefined || !existsSync(options.stateDir);
+    const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'satchel-')));
+    const cluster = new LocalCluster(stateDir, owns, options);
+    try {
+      await cluster.boot();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get controller(): string {
+    return this.info.controller;
+  }
+
+  get adminToken(): string {
+    return this.info.adminToken;
+  }
+
+  /** PIDs of the running storage nodes, by node id (fault tests kill them). */
+  get nodePids(): Map<string, number> {
+    return new Map(this.members.filter((m) => m.role === 'storage-node').map((m) => [m.ready.id!, m.child.pid!]));
+  }
+
+  get pids(): number[] {
+    return this.members.map((m) => m.child.pid!).filter((pid) => pid !== undefined);
+  }
+
+  /** Starts one more DRAM node. */
+  async addNode(capacity = this.options.dramCapacity ?? DEFAULT_DRAM_CAPACITY): Promise<ReadyMessage> {
+    const args = ['storage-node', '--tier', 'dram', '--port', '0', '--controller', this.info.controller, '--capacity', String(capacity)];
+    if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
+    const member = await this.spawn('storage-node', [...args, '--secret-file', this.secretFile]);
+    this.info.nodes.push({ id: member.ready.id!, tier: 'dram', address: member.ready.address, pid: member.child.pid! });
+    await this.writeInfo();
+    return member.ready;
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the files it wrote. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private get secretFile(): string {
+    return join(this.stateDir, 'secret');
+  }
+
+  private async boot(): Promise<void> {
+    await mkdir(join(this.stateDir, 'logs'), { recursive: true });
+    const secret = await loadOrCreateSecret(this.secretFile);
+    const controller = await this.spawn('controller', [
+      'controller',
+      '--port', String(this.options.controllerPort ?? 0),
+      '--console-port', String(this.options.consolePort ?? 0),
+      '--secret-file', this.secretFile,
+    ]);
+    this.info = {
+      controller: controller.ready.address,
+      console: controller.ready.console!,
+      adminToken: signToken(secret, ADMIN_SUBJECT),
+      metadata: [],
+      nodes: [],
+    };
+    const metadata = await this.spawn('metadata', ['metadata', '--port', '0', '--controller', this.info.controller, '--secret-file', this.secretFile]);
+    this.info.metadata.push(metadata.ready.address);
+    const dram = this.options.dram ?? 1;
+    await Promise.all(Array.from({ length: dram }, () => this.addNode()));
+    await this.writeInfo();
+  }
+
+  private async writeInfo(): Promise<void> {
+    const { controller, console, adminToken } = this.info;
+    await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes }, null, 2) + '\n', { mode: 0o600 });
+  }
+
+  private async spawn(role: string, args: string[]): Promise<Member> {
+    const log = join(this.stateDir, 'logs', `${role}-${this.members.length}.log`);
+    const fd = openSync(log, 'a', 0o600);
+    const child = fork(CLI, args, {
+      stdio: ['ignore', fd, fd, 'ipc'],
+      env: { ...process.env, ...this.options.env },
+      execArgv: process.execArgv,
+    });
+    closeSync(fd);
+    const ready = await new Promise<ReadyMessage>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new SatchelError('UNAVAILABLE', `${role} did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        child.kill('SIGKILL');
+        readFile(log, 'utf8').then(
+          (text) => reject(new SatchelError(error instanceof SatchelError ? error.code : 'UNAVAILABLE', `${error.message}\n--- ${log} ---\n${text.slice(-4000)}`)),
+          () => reject(error),
+        );
+      };
+      const onMessage = (message: unknown) => {
+        const m = message as ReadyMessage;
+        if (m?.type !== 'ready') return;
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve(m);
+      };
+      const onExit = (code: number | null, signal: string | null) => fail(new SatchelError('UNAVAILABLE', `${role} exited during start (code ${code}, signal ${signal})`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+    const member = { role, child, ready, log };
+    this.members.push(member);
+    this.options.onReady?.(ready);
+    return member;
+  }
+
+  private async shutdown(): Promise<void> {
+    // Nodes first, controller last, so nobody logs errors about members that left before them.
+    for (const member of [...this.members].reverse()) await stopChild(member.child);
+    if (this.ownsStateDir && !this.options.keepLogs) {
+      await rm(this.stateDir, { recursive: true, force: true });
+    } else {
+      await rm(join(this.stateDir, 'cluster.json'), { force: true });
+      await rm(this.secretFile, { force: true });
+      if (!this.options.keepLogs) await rm(join(this.stateDir, 'logs'), { recursive: true, force: true });
+    }
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

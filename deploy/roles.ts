@@ -1,0 +1,104 @@
+/**
+ * One Satchel process per role, as `satchel controller | metadata | storage-node` run them. Each announces
+ * itself when ready (an IPC message when started by `satchel up`, a log line always), stops cleanly on
+ * SIGINT/SIGTERM, and exits when the parent that started it over IPC goes away, so no process outlives
+ * its cluster.
+ */
+import type { Logger } from 'pino';
+import { Controller, buildConsole } from '../controller/index.ts';
+import { MetadataServer } from '../metadata/index.ts';
+import { ADMIN_SUBJECT, signToken } from '../proto/index.ts';
+import { startStorageNode } from '../storage-node/index.ts';
+
+export interface ReadyMessage {
+  type: 'ready';
+  role: string;
+  address: string;
+  console?: string;
+  id?: string;
+}
+
+export interface ControllerRoleOptions {
+  host: string;
+  port: number;
+  consoleHost: string;
+  consolePort: number;
+  secret: Buffer;
+  logger: Logger;
+}
+
+export async function runController(options: ControllerRoleOptions): Promise<ReadyMessage> {
+  const controller = new Controller({ secret: options.secret, logger: options.logger });
+  const address = await controller.listen(options.port, options.host);
+  const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT) });
+  await app.listen({ host: options.consoleHost, port: options.consolePort });
+  const bound = app.server.address();
+  const consoleUrl = `http://${options.consoleHost}:${typeof bound === 'object' && bound ? bound.port : options.consolePort}`;
+  options.logger.info({ address, console: consoleUrl }, 'controller ready');
+  stopOnSignal(options.logger, async () => {
+    await app.close();
+    await controller.close();
+  });
+  return announce({ type: 'ready', role: 'controller', address, console: consoleUrl });
+}
+
+export interface MetadataRoleOptions {
+  host: string;
+  port: number;
+  controller: string;
+  secret: Buffer;
+  logger: Logger;
+}
+
+export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMessage> {
+  const server = new MetadataServer({ secret: options.secret, logger: options.logger, controller: options.controller });
+  const address = await server.listen(options.port, options.host);
+  options.logger.info({ address }, 'metadata ready');
+  stopOnSignal(options.logger, () => server.close());
+  return announce({ type: 'ready', role: 'metadata', address });
+}
+
+export interface StorageNodeRoleOptions {
+  tier: 'dram';
+  host: string;
+  port: number;
+  controller: string;
+  capacity: number;
+  maxValueBytes?: number;
+  id?: string;
+  secret: Buffer;
+  logger: Logger;
+}
+
+export async function runStorageNode(options: StorageNodeRoleOptions): Promise<ReadyMessage> {
+  const node = await startStorageNode(options);
+  stopOnSignal(options.logger, () => node.close());
+  return announce({ type: 'ready', role: 'storage-node', address: node.address, id: node.id });
+}
+
+function announce(message: ReadyMessage): ReadyMessage {
+  process.send?.(message);
+  return message;
+}
+
+function stopOnSignal(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const shutdown = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ why }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 5_000);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  // Started by `satchel up` over IPC: when it goes away (even killed), so do we.
+  if (process.send !== undefined) process.once('disconnect', () => shutdown('parent gone'));
+}

@@ -1,0 +1,85 @@
+import type { Logger } from 'pino';
+import {
+  ControlClient,
+  CONTROLLER_SERVICE,
+  METADATA_SERVICE,
+  SatchelError,
+  addService,
+  bindServer,
+  grpc,
+  signToken,
+  verifyToken,
+  ADMIN_SUBJECT,
+  type ControllerMethods,
+  type MetadataMethods,
+  type ServiceImpl,
+} from '../proto/index.ts';
+import { PlacementStore } from './placement-store.ts';
+
+export interface MetadataServerOptions {
+  secret: Uint8Array;
+  logger: Logger;
+  /** The controller to announce this server to (host:port); omitted in unit tests. */
+  controller?: string;
+}
+
+/** Serves job placements to clients; the controller writes them. Tokens are checked with the cluster secret. */
+export class MetadataServer {
+  readonly store = new PlacementStore();
+  private readonly server = new grpc.Server();
+  private address: string | null = null;
+
+  constructor(private readonly options: MetadataServerOptions) {
+    const impl: ServiceImpl<MetadataMethods> = {
+      GetPlacement: async ({ jobId, token }) => {
+        this.authorize(token, jobId);
+        return this.store.get(jobId);
+      },
+      SetPlacement: async ({ placement, token }) => {
+        this.authorize(token, null);
+        if (!placement?.jobId) throw new SatchelError('BAD_REQUEST', 'placement without a job id');
+        this.store.set(placement);
+        options.logger.info({ job: placement.jobId, epoch: placement.epoch }, 'placement set');
+        return {};
+      },
+      DropPlacement: async ({ jobId, token }) => {
+        this.authorize(token, null);
+        if (this.store.drop(jobId)) options.logger.info({ job: jobId }, 'placement dropped');
+        return {};
+      },
+    };
+    addService(this.server, METADATA_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+  }
+
+  /** Binds (port 0: any free port), then announces itself to the controller when one is configured. */
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.address = await bindServer(this.server, host, port);
+    if (this.options.controller !== undefined) await this.announce(this.options.controller);
+    return this.address;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.tryShutdown(() => resolve());
+      setTimeout(() => this.server.forceShutdown(), 2_000).unref();
+    });
+  }
+
+  private async announce(controllerAddress: string): Promise<void> {
+    const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress);
+    try {
+      await controller.call('RegisterMetadata', { address: this.address!, token: signToken(this.options.secret, ADMIN_SUBJECT) });
+      this.options.logger.info({ controller: controllerAddress }, 'registered with controller');
+    } finally {
+      controller.close();
+    }
+  }
+
+  /** `jobId` null: only the admin token will do. */
+  private authorize(token: string, jobId: string | null): void {
+    const subject = typeof token === 'string' ? verifyToken(this.options.secret, token) : null;
+    if (subject === null) throw new SatchelError('UNAUTHORIZED', 'invalid token');
+    if (subject.admin) return;
+    if (jobId === null || subject.jobId !== jobId) throw new SatchelError('UNAUTHORIZED', 'token is not valid for this job');
+  }
+}

@@ -1,0 +1,2 @@
+// Benchmarks: each runs Satchel and its Redis baseline in the same run. Imports client and deploy.
+export { runBench } from './cli.ts';

@@ -1,0 +1,171 @@
+/**
+ * The control plane's services over @grpc/grpc-js, with protobufjs doing the (de)serialisation straight from
+ * control.proto: no generated code to keep in step, no @grpc/proto-loader. Errors cross the wire as a gRPC
+ * status plus a `satchel-code` trailer, and come out the other side as the same SatchelError.
+ */
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { fileURLToPath } from 'node:url';
+import { SatchelError, isErrorCode, type ErrorCode } from './errors.ts';
+
+export interface JobHints {
+  latencySensitive?: boolean;
+  capacity?: number;
+  peakThroughput?: number;
+  functions?: number;
+  replicas?: number;
+  maxValueBytes?: number;
+}
+export interface RegisterJobRequest { name: string; hints?: JobHints }
+export interface RegisterJobReply { jobId: string; token: string; ticket: string }
+export interface DeregisterJobRequest { jobId: string; token: string }
+export interface NodeInfo { id: string; tier: string; address: string; capacity: number; bandwidth: number }
+export interface RegisterNodeRequest { node: NodeInfo; token: string }
+export interface RegisterNodeReply { nodeId: string }
+export interface RegisterMetadataRequest { address: string; token: string }
+export interface ClusterInfo { nodes: NodeInfo[]; metadata: string[]; jobs: number }
+export type Empty = Record<string, never>;
+export interface WirePlacementNode { id: string; address: string; weight: number }
+export interface WirePlacement {
+  jobId: string;
+  epoch: number;
+  generations: { nodes: WirePlacementNode[] }[];
+  blockSize: number;
+  maxValueBytes: number;
+}
+export interface GetPlacementRequest { jobId: string; token: string }
+export interface SetPlacementRequest { placement: WirePlacement; token: string }
+export interface DropPlacementRequest { jobId: string; token: string }
+
+/** Method name → [request, reply]: the typing of the generic client and server below. */
+export type ControllerMethods = {
+  RegisterJob: [RegisterJobRequest, RegisterJobReply];
+  DeregisterJob: [DeregisterJobRequest, Empty];
+  RegisterNode: [RegisterNodeRequest, RegisterNodeReply];
+  RegisterMetadata: [RegisterMetadataRequest, Empty];
+  GetCluster: [Empty, ClusterInfo];
+};
+export type MetadataMethods = {
+  GetPlacement: [GetPlacementRequest, WirePlacement];
+  SetPlacement: [SetPlacementRequest, Empty];
+  DropPlacement: [DropPlacementRequest, Empty];
+};
+
+type Methods = Record<string, [unknown, unknown]>;
+export type ServiceImpl<M extends Methods> = { [K in keyof M]: (request: M[K][0]) => Promise<M[K][1]> };
+
+const root = protobuf.loadSync(fileURLToPath(new URL('./control.proto', import.meta.url)));
+root.resolveAll();
+const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true };
+
+function definitionOf(serviceName: string): grpc.ServiceDefinition {
+  const service = root.lookupService(serviceName);
+  const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const method of Object.values(service.methods)) {
+    const req = method.resolvedRequestType!;
+    const res = method.resolvedResponseType!;
+    definition[method.name] = {
+      path: `/${serviceName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      originalName: method.name,
+      requestSerialize: (value: object) => Buffer.from(req.encode(req.fromObject(value)).finish()),
+      requestDeserialize: (bytes: Buffer) => req.toObject(req.decode(bytes), toObjectOptions),
+      responseSerialize: (value: object) => Buffer.from(res.encode(res.fromObject(value)).finish()),
+      responseDeserialize: (bytes: Buffer) => res.toObject(res.decode(bytes), toObjectOptions),
+    };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+export const CONTROLLER_SERVICE = definitionOf('satchel.v1.Controller');
+export const METADATA_SERVICE = definitionOf('satchel.v1.Metadata');
+
+const grpcStatusOf: Record<ErrorCode, grpc.status> = {
+  UNAUTHORIZED: grpc.status.UNAUTHENTICATED,
+  NO_SUCH_JOB: grpc.status.NOT_FOUND,
+  FULL: grpc.status.RESOURCE_EXHAUSTED,
+  TOO_LARGE: grpc.status.OUT_OF_RANGE,
+  TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+  BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
+  STALE: grpc.status.FAILED_PRECONDITION,
+  CLOSED: grpc.status.CANCELLED,
+};
+
+/** Adds a service whose handlers are async functions; a thrown SatchelError reaches the caller with its code. */
+export function addService<M extends Methods>(
+  server: grpc.Server,
+  definition: grpc.ServiceDefinition,
+  impl: ServiceImpl<M>,
+  onUnexpected: (method: string, error: unknown) => void,
+): void {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const name of Object.keys(definition)) {
+    const handler = impl[name as keyof M] as (request: unknown) => Promise<unknown>;
+    handlers[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      handler(call.request).then(
+        (reply) => callback(null, reply),
+        (error: unknown) => {
+          const satchel = error instanceof SatchelError ? error : null;
+          if (!satchel) onUnexpected(name, error);
+          const metadata = new grpc.Metadata();
+          metadata.set('satchel-code', satchel ? satchel.code : 'UNAVAILABLE');
+          callback({
+            code: satchel ? grpcStatusOf[satchel.code] : grpc.status.INTERNAL,
+            details: satchel ? satchel.message : 'internal error',
+            metadata,
+          });
+        },
+      );
+    };
+  }
+  server.addService(definition, handlers);
+}
+
+/** A typed client: `await client.call('RegisterJob', {...})`, every call with a deadline. */
+export class ControlClient<M extends Methods> {
+  private readonly client: grpc.Client & Record<string, Function>;
+
+  constructor(
+    definition: grpc.ServiceDefinition,
+    readonly address: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    const Ctor = grpc.makeGenericClientConstructor(definition, 'satchel');
+    this.client = new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  }
+
+  call<K extends keyof M & string>(method: K, request: M[K][0], timeoutMs = this.timeoutMs): Promise<M[K][1]> {
+    return new Promise((resolve, reject) => {
+      const deadline = new Date(Date.now() + timeoutMs);
+      this.client[method]!.call(this.client, request, { deadline }, (error: grpc.ServiceError | null, reply: M[K][1]) => {
+        if (error) reject(fromServiceError(error, `${method} at ${this.address}`));
+        else resolve(reply);
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function fromServiceError(error: grpc.ServiceError, what: string): SatchelError {
+  const code = error.metadata?.get('satchel-code')[0];
+  if (typeof code === 'string' && isErrorCode(code)) return new SatchelError(code, error.details, { cause: error });
+  if (error.code === grpc.status.DEADLINE_EXCEEDED) return new SatchelError('TIMEOUT', `${what}: timed out`, { cause: error });
+  return new SatchelError('UNAVAILABLE', `${what}: ${error.details || error.message}`, { cause: error });
+}
+
+/** Starts a gRPC server on host:port (port 0: any free port) and returns the bound address. */
+export function bindServer(server: grpc.Server, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+      if (error) reject(new SatchelError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+      else resolve(`${host}:${bound}`);
+    });
+  });
+}
+
+export { grpc };

@@ -1,0 +1,97 @@
+/**
+ * The data-plane frame: one fixed 24-byte header, then the key, then the value. Requests (client → node) and
+ * responses (node → client) share the layout; in a response the opcode byte carries a status instead.
+ * proto/README.md is the normative description; keep the two in step.
+ */
+import type { ErrorCode } from './errors.ts';
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 24;
+
+/** Header field offsets. */
+export const Field = {
+  BodyLength: 0, // u32: bytes after the header (key + value)
+  Version: 4, // u8
+  Code: 5, // u8: opcode in a request, status in a response
+  Flags: 6, // u16
+  Id: 8, // u32: request id, echoed in the response
+  Epoch: 12, // u32: the job's placement epoch as the sender knows it
+  Arg: 16, // u32: op-specific (LIST page size, STAT size, HELLO max value, ...)
+  KeyLength: 20, // u16
+  Reserved: 22, // u16, zero
+} as const;
+
+export const Op = {
+  HELLO: 0x01,
+  PUT: 0x02,
+  GET: 0x03,
+  DELETE: 0x04,
+  STAT: 0x05,
+  LIST: 0x06,
+  WAIT: 0x07, // reserved: long-poll until a key exists (coordination issue)
+  INCR: 0x08, // reserved: atomic counter (coordination issue)
+  DROP_JOB: 0x09, // admin: delete every byte of a job and refuse it from now on
+  PING: 0x0a,
+  SET_EPOCH: 0x0b, // admin: the job's placement changed; older epochs get STALE
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+export const Status = {
+  OK: 0,
+  NOT_FOUND: 1,
+  STALE: 2,
+  BAD_REQUEST: 10,
+  UNAUTHORIZED: 11,
+  NO_SUCH_JOB: 12,
+  FULL: 13,
+  TOO_LARGE: 14,
+  UNAVAILABLE: 15,
+  TIMEOUT: 16,
+} as const;
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+/** Flags stored with an entry and echoed on GET/STAT. */
+export const Flag = {
+  /** The value is a manifest pointing at blocks, not the user's bytes. */
+  MANIFEST: 0x0001,
+  /** LIST: more keys follow; ask again with the last key as the cursor. */
+  MORE: 0x0002,
+  /** PUT/DELETE response: the body is the manifest of the value that was replaced. */
+  REPLACED_MANIFEST: 0x0004,
+} as const;
+
+/** Largest key on the wire, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+/**
+ * Largest key a user may choose: less than MAX_KEY_BYTES so that a block key (user key + NUL + version + NUL +
+ * index) still fits. User keys may not contain NUL, which is reserved for block keys.
+ */
+export const MAX_USER_KEY_BYTES = 960;
+
+const statusToCode: Record<number, ErrorCode> = {
+  [Status.STALE]: 'STALE',
+  [Status.BAD_REQUEST]: 'BAD_REQUEST',
+  [Status.UNAUTHORIZED]: 'UNAUTHORIZED',
+  [Status.NO_SUCH_JOB]: 'NO_SUCH_JOB',
+  [Status.FULL]: 'FULL',
+  [Status.TOO_LARGE]: 'TOO_LARGE',
+  [Status.UNAVAILABLE]: 'UNAVAILABLE',
+  [Status.TIMEOUT]: 'TIMEOUT',
+};
+
+const codeToStatus: Partial<Record<ErrorCode, StatusCode>> = Object.fromEntries(
+  Object.entries(statusToCode).map(([status, code]) => [code, Number(status) as StatusCode]),
+);
+
+export function errorCodeOf(status: number): ErrorCode {
+  return statusToCode[status] ?? 'BAD_REQUEST';
+}
+
+export function statusOf(code: ErrorCode): StatusCode {
+  return codeToStatus[code] ?? Status.BAD_REQUEST;
+}
+
+export function opName(op: number): string {
+  for (const [name, value] of Object.entries(Op)) if (value === op) return name;
+  return `0x${op.toString(16)}`;
+}

@@ -1,0 +1,32 @@
+// Everything on the wire. Imports no other part of Satchel.
+export { SatchelError, ERROR_CODES, isErrorCode, type ErrorCode } from './errors.ts';
+export {
+  PROTOCOL_VERSION,
+  HEADER_SIZE,
+  MAX_KEY_BYTES,
+  MAX_USER_KEY_BYTES,
+  Field,
+  Op,
+  Status,
+  Flag,
+  errorCodeOf,
+  statusOf,
+  opName,
+  type OpCode,
+  type StatusCode,
+} from './frame.ts';
+export { FrameDecoder, type FrameView, type FrameDecoderOptions } from './decoder.ts';
+export { FrameWriter, type ByteSink } from './writer.ts';
+export { encodeManifest, decodeManifest, blockKey, type Manifest } from './manifest.ts';
+export { hashKey, pickNode, type Placement, type PlacementNode } from './placement.ts';
+export {
+  ADMIN_SUBJECT,
+  signToken,
+  verifyToken,
+  isJobId,
+  encodeTicket,
+  decodeTicket,
+  type Ticket,
+  type TokenSubject,
+} from './token.ts';
+export * from './control.ts';

@@ -1,0 +1,73 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { SatchelError } from './errors.ts';
+
+/**
+ * Job tokens: `v1.<jobId>.<mac>`, the MAC an HMAC-SHA256 of the job id under the cluster secret. Storage
+ * nodes and metadata servers hold the secret, so they check a token themselves with no call to anyone.
+ * The admin subject is what the controller uses to reach nodes (dropping a job's data).
+ */
+export const ADMIN_SUBJECT = '@admin';
+const JOB_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export interface TokenSubject {
+  jobId: string;
+  admin: boolean;
+}
+
+function mac(secret: Uint8Array, subject: string): string {
+  return createHmac('sha256', secret).update(`satchel-token:v1:${subject}`).digest('base64url').slice(0, 32);
+}
+
+export function isJobId(value: string): boolean {
+  return JOB_ID.test(value);
+}
+
+export function signToken(secret: Uint8Array, subject: string): string {
+  if (subject !== ADMIN_SUBJECT && !isJobId(subject)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(subject)}`);
+  return `v1.${subject}.${mac(secret, subject)}`;
+}
+
+/** The subject a token speaks for, or null when it is malformed or not signed with this secret. */
+export function verifyToken(secret: Uint8Array, token: string): TokenSubject | null {
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[0] !== 'v1') return null;
+  const subject = parts[1]!;
+  if (subject !== ADMIN_SUBJECT && !isJobId(subject)) return null;
+  const given = Buffer.from(parts[2]!);
+  const expected = Buffer.from(mac(secret, subject));
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+  return { jobId: subject, admin: subject === ADMIN_SUBJECT };
+}
+
+/** What a function needs to reach its job: handed out by registerJob, passed to Satchel.attach. */
+export interface Ticket {
+  v: 1;
+  job: string;
+  token: string;
+  /** Metadata servers (host:port) that serve the job's placement. */
+  metadata: string[];
+  /** The controller (host:port), for deregistration and lease renewal. */
+  controller: string;
+}
+
+export function encodeTicket(ticket: Ticket): string {
+  return `st1_${Buffer.from(JSON.stringify(ticket)).toString('base64url')}`;
+}
+
+export function decodeTicket(text: string): Ticket {
+  const bad = (why: string) => new SatchelError('BAD_REQUEST', `not a Satchel ticket: ${why}`);
+  if (typeof text !== 'string' || !text.startsWith('st1_')) throw bad('missing st1_ prefix');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(text.slice(4), 'base64url').toString('utf8'));
+  } catch (cause) {
+    throw new SatchelError('BAD_REQUEST', 'not a Satchel ticket: undecodable', { cause });
+  }
+  const t = parsed as Partial<Ticket> | null;
+  if (t === null || typeof t !== 'object' || t.v !== 1) throw bad('unknown version');
+  if (typeof t.job !== 'string' || typeof t.token !== 'string' || typeof t.controller !== 'string') throw bad('missing fields');
+  if (!Array.isArray(t.metadata) || t.metadata.length === 0 || !t.metadata.every((m) => typeof m === 'string')) {
+    throw bad('no metadata address');
+  }
+  return { v: 1, job: t.job, token: t.token, metadata: t.metadata, controller: t.controller };
+}

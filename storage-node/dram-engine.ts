@@ -1,0 +1,115 @@
+import { entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
+
+interface JobStore {
+  entries: Map<string, StoredEntry>;
+  bytes: number;
+  /** User keys in sorted order, rebuilt on the first LIST after a key was added or removed. */
+  sorted: string[] | null;
+}
+
+/** The memory tier: a Map per job. Every call answers synchronously. */
+export class DramEngine implements StorageEngine {
+  readonly tier = 'dram';
+  private readonly jobs = new Map<string, JobStore>();
+  private usedBytes = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  put(jobId: string, key: string, value: Buffer, flags: number): PutOutcome {
+    let job = this.jobs.get(jobId);
+    const old = job?.entries.get(key);
+    const cost = entryCost(key, value.length);
+    const freed = old === undefined ? 0 : entryCost(key, old.value.length);
+    if (this.usedBytes - freed + cost > this.capacity) {
+      return {
+        ok: false,
+        reason: 'FULL',
+        message: `node full: ${this.usedBytes} of ${this.capacity} bytes used, value needs ${value.length}`,
+      };
+    }
+    if (job === undefined) {
+      job = { entries: new Map(), bytes: 0, sorted: null };
+      this.jobs.set(jobId, job);
+    }
+    job.entries.set(key, { value, flags });
+    if (old === undefined) job.sorted = null;
+    job.bytes += cost - freed;
+    this.usedBytes += cost - freed;
+    return { ok: true, replaced: old };
+  }
+
+  get(jobId: string, key: string): StoredEntry | undefined {
+    return this.jobs.get(jobId)?.entries.get(key);
+  }
+
+  delete(jobId: string, key: string): StoredEntry | undefined {
+    const job = this.jobs.get(jobId);
+    const old = job?.entries.get(key);
+    if (job === undefined || old === undefined) return undefined;
+    job.entries.delete(key);
+    job.sorted = null;
+    const cost = entryCost(key, old.value.length);
+    job.bytes -= cost;
+    this.usedBytes -= cost;
+    if (job.entries.size === 0) this.jobs.delete(jobId);
+    return old;
+  }
+
+  list(jobId: string, prefix: string, after: string, limit: number): ListPage {
+    const job = this.jobs.get(jobId);
+    if (job === undefined) return { keys: [], more: false };
+    if (job.sorted === null) {
+      const keys: string[] = [];
+      for (const key of job.entries.keys()) if (!key.includes('\u0000')) keys.push(key);
+      keys.sort();
+      job.sorted = keys;
+    }
+    const sorted = job.sorted;
+    const from = after > prefix ? after : prefix;
+    let i = lowerBound(sorted, from);
+    if (i < sorted.length && sorted[i] === after) i++;
+    const keys: string[] = [];
+    for (; i < sorted.length && keys.length < limit; i++) {
+      const key = sorted[i]!;
+      if (!key.startsWith(prefix)) break;
+      keys.push(key);
+    }
+    const more = i < sorted.length && sorted[i]!.startsWith(prefix);
+    return { keys, more };
+  }
+
+  dropJob(jobId: string): number {
+    const job = this.jobs.get(jobId);
+    if (job === undefined) return 0;
+    this.jobs.delete(jobId);
+    this.usedBytes -= job.bytes;
+    return job.bytes;
+  }
+
+  usageByJob(): Map<string, number> {
+    const usage = new Map<string, number>();
+    for (const [jobId, job] of this.jobs) usage.set(jobId, job.bytes);
+    return usage;
+  }
+
+  close(): void {
+    this.jobs.clear();
+    this.usedBytes = 0;
+  }
+}
+
+/** First index whose key is >= `target`. */
+function lowerBound(sorted: readonly string[], target: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,46 @@
+/**
+ * The storage-engine interface every tier implements (DRAM now; SSD and HDD on LevelDB next). Results may be
+ * plain values or promises: the DRAM engine answers synchronously so the hot path never waits a tick, a disk
+ * engine returns promises. One conformance suite (engine-conformance.ts) runs against every implementation.
+ */
+export interface StoredEntry {
+  value: Buffer;
+  flags: number;
+}
+
+export type PutOutcome =
+  | { ok: true; replaced: StoredEntry | undefined }
+  | { ok: false; reason: 'FULL'; message: string };
+
+export interface ListPage {
+  keys: string[];
+  more: boolean;
+}
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface StorageEngine {
+  readonly tier: string;
+  /** Bytes this engine may hold; PUTs past it are refused with FULL. */
+  readonly capacity: number;
+  /** Bytes held now, counting keys and a fixed per-entry overhead. */
+  readonly used: number;
+  /** Stores `value` (the engine may keep the buffer: callers hand over ownership). */
+  put(jobId: string, key: string, value: Buffer, flags: number): MaybePromise<PutOutcome>;
+  get(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
+  delete(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
+  /** Keys starting with `prefix`, strictly after `after`, in JavaScript string order (UTF-16 code units); internal (NUL) keys excluded. */
+  list(jobId: string, prefix: string, after: string, limit: number): MaybePromise<ListPage>;
+  /** Deletes every entry of a job; returns the number of bytes freed. */
+  dropJob(jobId: string): MaybePromise<number>;
+  /** Bytes held per job. */
+  usageByJob(): Map<string, number>;
+  close(): MaybePromise<void>;
+}
+
+/** What an entry costs beyond its key and value: the Map slot, the entry object, the Buffer header. */
+export const ENTRY_OVERHEAD = 96;
+
+export function entryCost(key: string, valueLength: number): number {
+  return key.length + valueLength + ENTRY_OVERHEAD;
+}

@@ -1,0 +1,312 @@
+import net from 'node:net';
+import type { Logger } from 'pino';
+import {
+  Flag,
+  FrameDecoder,
+  FrameWriter,
+  MAX_KEY_BYTES,
+  Op,
+  SatchelError,
+  Status,
+  statusOf,
+  verifyToken,
+  type FrameView,
+  type StatusCode,
+} from '../proto/index.ts';
+import type { ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
+
+export interface StorageServerOptions {
+  id: string;
+  engine: StorageEngine;
+  /** The cluster secret: tokens are checked against it on HELLO. */
+  secret: Uint8Array;
+  logger: Logger;
+  /** Largest value one frame may carry (bigger values are split into blocks by the client). */
+  maxValueBytes?: number;
+  /** Stop reading from a connection while this many response bytes wait to be sent to it. */
+  maxPendingResponseBytes?: number;
+  maxConnections?: number;
+}
+
+export interface StorageCounters {
+  ops: number;
+  bytesIn: number;
+  bytesOut: number;
+  connections: number;
+}
+
+const DEFAULT_MAX_VALUE = 16 * 1024 * 1024;
+const DEFAULT_MAX_PENDING = 8 * 1024 * 1024;
+const MAX_LIST_PAGE = 1000;
+const DEFAULT_LIST_PAGE = 100;
+const EMPTY = Buffer.alloc(0);
+
+function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === 'function';
+}
+
+/**
+ * The data-plane server of one storage node: one Session per TCP connection, frames answered in the order
+ * the engine finishes them (the DRAM engine finishes synchronously, so in arrival order).
+ */
+export class StorageServer {
+  readonly counters: StorageCounters = { ops: 0, bytesIn: 0, bytesOut: 0, connections: 0 };
+  private readonly server: net.Server;
+  private readonly sessions = new Set<Session>();
+  /** Jobs whose data was dropped: their tokens are refused from now on. */
+  readonly droppedJobs = new Set<string>();
+  /** The newest placement epoch seen per job; frames with older ones get STALE. */
+  readonly epochs = new Map<string, number>();
+  readonly maxValueBytes: number;
+  readonly maxPendingResponseBytes: number;
+
+  constructor(readonly options: StorageServerOptions) {
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
+    this.maxPendingResponseBytes = options.maxPendingResponseBytes ?? DEFAULT_MAX_PENDING;
+    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server.maxConnections = options.maxConnections ?? 4096;
+  }
+
+  get engine(): StorageEngine {
+    return this.options.engine;
+  }
+
+  listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address() as net.AddressInfo;
+        resolve(`${host}:${address.port}`);
+      });
+    });
+  }
+
+  /** Stops accepting, closes every connection, closes the engine. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.server.listening && this.sessions.size === 0) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.socket.destroy();
+    await closed;
+    await this.engine.close();
+  }
+
+  dropJob(jobId: string): MaybePromise<number> {
+    this.droppedJobs.add(jobId);
+    this.epochs.delete(jobId);
+    return this.engine.dropJob(jobId);
+  }
+
+  private accept(socket: net.Socket): void {
+    const session = new Session(this, socket);
+    this.sessions.add(session);
+    this.counters.connections++;
+    socket.on('close', () => {
+      this.sessions.delete(session);
+      this.counters.connections--;
+    });
+  }
+}
+
+/** One client connection: HELLO first, then any number of pipelined requests. */
+class Session {
+  private readonly decoder: FrameDecoder;
+  private readonly writer: FrameWriter;
+  private jobId: string | null = null;
+  private admin = false;
+  private closing = false;
+  private paused = false;
+
+  constructor(
+    private readonly server: StorageServer,
+    readonly socket: net.Socket,
+  ) {
+    this.writer = new FrameWriter(socket);
+    this.decoder = new FrameDecoder({
+      maxBody: server.maxValueBytes + MAX_KEY_BYTES,
+      onFrame: (frame) => this.onFrame(frame),
+      onOversize: (frame) =>
+        this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`),
+      onError: (error) => this.protocolError(error),
+    });
+    socket.on('data', (chunk: Buffer) => {
+      server.counters.bytesIn += chunk.length;
+      this.decoder.push(chunk);
+      this.flush();
+    });
+    socket.on('drain', () => {
+      if (this.paused) {
+        this.paused = false;
+        socket.resume();
+      }
+    });
+    socket.on('error', (error) => server.options.logger.debug({ err: error }, 'connection error'));
+  }
+
+  private flush(): void {
+    const pending = this.writer.pendingBytes;
+    if (pending === 0) return;
+    this.server.counters.bytesOut += pending;
+    this.writer.flush();
+    if (this.closing) {
+      this.socket.end();
+      return;
+    }
+    // Backpressure: a client that does not read its answers stops being read, so it cannot grow our memory.
+    if (!this.paused && this.socket.writableLength > this.server.maxPendingResponseBytes) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private protocolError(error: SatchelError): void {
+    this.server.options.logger.warn({ remote: this.socket.remoteAddress, reason: error.message }, 'closing connection: malformed frame');
+    this.fail(0, 0, 'BAD_REQUEST', error.message);
+    this.closing = true;
+    this.flush();
+  }
+
+  private respond(status: StatusCode, flags: number, id: number, epoch: number, arg: number, body: Uint8Array | null): void {
+    this.writer.frame(status, flags, id, epoch, arg, '', body);
+  }
+
+  private fail(id: number, epoch: number, code: SatchelError['code'], message: string): void {
+    this.respond(statusOf(code), 0, id, epoch, 0, Buffer.from(message));
+  }
+
+  private onFrame(f: FrameView): void {
+    if (this.closing) return;
+    this.server.counters.ops++;
+    const op = f.code;
+    const id = f.id;
+    const key = f.keyLength === 0 ? '' : f.buf.toString('utf8', f.bodyStart, f.bodyStart + f.keyLength);
+    if (op === Op.HELLO) return this.hello(id, key);
+    if (op === Op.PING) return this.respond(Status.OK, 0, id, 0, 0, null);
+    if (this.jobId === null && !this.admin) {
+      this.fail(id, f.epoch, 'UNAUTHORIZED', 'HELLO with a token must come first');
+      this.closing = true;
+      return;
+    }
+    if (this.admin) return this.adminOp(f, key);
+    const jobId = this.jobId!;
+    if (this.server.droppedJobs.has(jobId)) return this.fail(id, f.epoch, 'NO_SUCH_JOB', `job ${jobId} was deregistered`);
+    const known = this.server.epochs.get(jobId) ?? 0;
+    if (f.epoch < known) return this.respond(Status.STALE, 0, id, known, known, null);
+    if (f.epoch > known) this.server.epochs.set(jobId, f.epoch);
+    const engine = this.server.engine;
+    switch (op) {
+      case Op.PUT: {
+        if (f.keyLength === 0) return this.fail(id, f.epoch, 'BAD_REQUEST', 'empty key');
+        const start = f.bodyStart + f.keyLength;
+        const end = f.bodyStart + f.bodyLength;
+        // Own the bytes: keep an assembled body as it is, copy a view of a shared read chunk.
+        const value = f.owned ? f.buf.subarray(start, end) : Buffer.copyBytesFrom(f.buf, start, end - start);
+        const flags = f.flags & Flag.MANIFEST;
+        return this.settle(engine.put(jobId, key, value, flags), id, f.epoch, (outcome: PutOutcome) => {
+          if (!outcome.ok) return this.fail(id, f.epoch, outcome.reason, outcome.message);
+          this.replaced(id, f.epoch, outcome.replaced);
+        });
+      }
+      case Op.GET:
+        return this.settle(engine.get(jobId, key), id, f.epoch, (entry: StoredEntry | undefined) => {
+          if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, f.epoch, 0, null);
+          this.respond(Status.OK, entry.flags, id, f.epoch, entry.value.length, entry.value);
+        });
+      case Op.STAT:
+        return this.settle(engine.get(jobId, key), id, f.epoch, (entry: StoredEntry | undefined) => {
+          if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, f.epoch, 0, null);
+          const manifest = (entry.flags & Flag.MANIFEST) !== 0;
+          this.respond(Status.OK, entry.flags, id, f.epoch, entry.value.length, manifest ? entry.value : null);
+        });
+      case Op.DELETE:
+        return this.settle(engine.delete(jobId, key), id, f.epoch, (old: StoredEntry | undefined) => this.replaced(id, f.epoch, old, old === undefined ? 0 : 1));
+      case Op.LIST: {
+        const limit = f.arg === 0 ? DEFAULT_LIST_PAGE : Math.min(f.arg, MAX_LIST_PAGE);
+        const after = f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength);
+        return this.settle(engine.list(jobId, key, after, limit), id, f.epoch, (page: ListPage) => {
+          this.respond(Status.OK, page.more ? Flag.MORE : 0, id, f.epoch, page.keys.length, encodeKeyList(page.keys));
+        });
+      }
+      default:
+        return this.fail(id, f.epoch, 'BAD_REQUEST', `unsupported operation 0x${op.toString(16)}`);
+    }
+  }
+
+  /** PUT/DELETE answer: when the entry replaced was a block manifest, hand it back so the client frees its blocks. */
+  private replaced(id: number, epoch: number, old: StoredEntry | undefined, arg = 0): void {
+    if (old !== undefined && (old.flags & Flag.MANIFEST) !== 0) {
+      this.respond(Status.OK, Flag.REPLACED_MANIFEST, id, epoch, arg, old.value);
+    } else {
+      this.respond(Status.OK, 0, id, epoch, arg, null);
+    }
+  }
+
+  /** Runs `then` now for a synchronous engine result, or when an engine's promise settles. */
+  private settle<T>(result: MaybePromise<T>, id: number, epoch: number, then: (value: T) => void): void {
+    if (!isPromise(result)) return then(result);
+    result.then(
+      (value) => {
+        if (this.socket.destroyed) return;
+        then(value);
+        this.flush();
+      },
+      (error: unknown) => {
+        this.server.options.logger.error({ err: error }, 'engine error');
+        if (this.socket.destroyed) return;
+        this.fail(id, epoch, 'UNAVAILABLE', 'storage engine error');
+        this.flush();
+      },
+    );
+  }
+
+  private hello(id: number, token: string): void {
+    const subject = verifyToken(this.server.options.secret, token);
+    if (subject === null) {
+      this.fail(id, 0, 'UNAUTHORIZED', 'invalid token');
+      this.closing = true;
+      return;
+    }
+    if (!subject.admin && this.server.droppedJobs.has(subject.jobId)) {
+      this.fail(id, 0, 'NO_SUCH_JOB', `job ${subject.jobId} was deregistered`);
+      this.closing = true;
+      return;
+    }
+    this.admin = subject.admin;
+    this.jobId = subject.admin ? null : subject.jobId;
+    const epoch = subject.admin ? 0 : (this.server.epochs.get(subject.jobId) ?? 0);
+    this.respond(Status.OK, 0, id, epoch, this.server.maxValueBytes, Buffer.from(this.server.options.id));
+  }
+
+  private adminOp(f: FrameView, jobId: string): void {
+    switch (f.code) {
+      case Op.DROP_JOB:
+        return this.settle(this.server.dropJob(jobId), f.id, 0, (freed: number) => {
+          this.server.options.logger.info({ job: jobId, freed }, 'job dropped');
+          this.respond(Status.OK, 0, f.id, 0, Math.min(freed, 0xffffffff), null);
+        });
+      case Op.SET_EPOCH: {
+        const known = this.server.epochs.get(jobId) ?? 0;
+        if (f.arg > known) this.server.epochs.set(jobId, f.arg);
+        return this.respond(Status.OK, 0, f.id, f.arg, 0, null);
+      }
+      default:
+        return this.fail(f.id, 0, 'BAD_REQUEST', 'an admin connection carries admin operations only');
+    }
+  }
+}
+
+/** LIST body: for each key, u16 length then its UTF-8 bytes. */
+function encodeKeyList(keys: string[]): Buffer {
+  if (keys.length === 0) return EMPTY;
+  let size = 0;
+  for (const key of keys) size += 2 + Buffer.byteLength(key);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const key of keys) {
+    const n = out.write(key, at + 2, 'utf8');
+    out.writeUInt16BE(n, at);
+    at += 2 + n;
+  }
+  return out;
+}
+

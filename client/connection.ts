@@ -53,6 +53,7 @@ interface Waiting {
 const EMPTY = Buffer.alloc(0);
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_INFLIGHT = 32 * 1024 * 1024;
+const READ_BUFFER_SIZE = 256 * 1024;
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_CAP_MS = 2_000;
 
@@ -149,7 +150,7 @@ export class NodeConnection {
     writer.frame(op, flags, reply.id, epoch, arg, key, value);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      queueMicrotask(this.flushNow);
+      process.nextTick(this.flushNow);
     }
     this.ensureSweep();
   }
@@ -157,7 +158,21 @@ export class NodeConnection {
   private open(): FrameWriter | null {
     if (Date.now() < this.retryAt) return null;
     this.helloError = null;
-    const socket = net.connect({ host: hostOf(this.address), port: portOf(this.address), noDelay: true });
+    let decoder: FrameDecoder | null = null;
+    // Reads land in one buffer per connection, reused for every read (`onread`), instead of a fresh 64 KiB
+    // chunk per read; the decoder copies out what outlives the callback. Fewer ArrayBuffers, fewer full GCs.
+    const socket = net.connect({
+      host: hostOf(this.address),
+      port: portOf(this.address),
+      noDelay: true,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BUFFER_SIZE),
+        callback: (bytes: number, buffer: Uint8Array) => {
+          decoder!.push((buffer as Buffer).subarray(0, bytes));
+          return true;
+        },
+      },
+    });
     const writer = new FrameWriter(socket);
     this.socket = socket;
     this.writer = writer;
@@ -165,7 +180,7 @@ export class NodeConnection {
       () => socket.destroy(new SatchelError('UNAVAILABLE', `connect to ${this.address} timed out`)),
       this.options.connectTimeoutMs ?? 5_000,
     );
-    const decoder = new FrameDecoder({
+    decoder = new FrameDecoder({
       maxBody: this.options.maxResponseBytes ?? 2 ** 31 - 1,
       onFrame: (frame) => this.onFrame(frame),
       onOversize: (frame) => this.settle(frame.id, (r) => r.reject(new SatchelError('TOO_LARGE', `reply of ${frame.bodyLength} bytes refused`))),
@@ -175,7 +190,6 @@ export class NodeConnection {
       clearTimeout(connectTimer);
       this.failures = 0;
     });
-    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
     socket.on('error', () => {}); // 'close' follows and says what to do
     socket.on('close', () => {
       clearTimeout(connectTimer);
@@ -208,9 +222,14 @@ export class NodeConnection {
     reply.epoch = f.epoch;
     if (f.bodyLength > 0) {
       // An assembled body is ours to keep; a view of the read chunk is copied so the chunk can be freed.
-      reply.body = f.owned
-        ? f.buf.subarray(f.bodyStart, f.bodyStart + f.bodyLength)
-        : Buffer.copyBytesFrom(f.buf, f.bodyStart, f.bodyLength);
+      // allocUnsafe carves small bodies from Node's shared 8 KiB pool: one ArrayBuffer per pool instead of
+      // one per reply, which cut the client's full GCs (driven by external memory) at 1 KiB × 64 in flight.
+      if (f.owned) {
+        reply.body = f.buf.subarray(f.bodyStart, f.bodyStart + f.bodyLength);
+      } else {
+        reply.body = Buffer.allocUnsafe(f.bodyLength);
+        f.buf.copy(reply.body, 0, f.bodyStart, f.bodyStart + f.bodyLength);
+      }
     }
     reply.resolve(reply);
   }

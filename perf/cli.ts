@@ -1,5 +1,72 @@
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
 import { SatchelError } from '../proto/index.ts';
+import { formatSize, runMicro, type MicroRow } from './micro.ts';
 
+/** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
-  throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(args[0] ?? '')}`);
+  const [name, ...rest] = args;
+  switch (name) {
+    case 'micro':
+      return micro(rest);
+    default:
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro)`);
+  }
+}
+
+async function micro(args: string[]): Promise<void> {
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      strict: true,
+      options: {
+        json: { type: 'string' },
+        redis: { type: 'string' },
+        seconds: { type: 'string' },
+        sizes: { type: 'string' },
+        concurrency: { type: 'string' },
+      },
+    }).values;
+  } catch (error) {
+    throw new SatchelError('BAD_REQUEST', (error as Error).message);
+  }
+  const seconds = Number(values.seconds ?? '1.5');
+  if (!(seconds > 0)) throw new SatchelError('BAD_REQUEST', '--seconds must be a positive number');
+  const list = (text: string | undefined, fallback: number[], flag: string) => {
+    if (text === undefined) return fallback;
+    const numbers = text.split(',').map(Number);
+    if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) throw new SatchelError('BAD_REQUEST', `${flag}: expected positive whole numbers separated by commas`);
+    return numbers;
+  };
+  const rows = await runMicro({
+    sizes: list(values.sizes, [1024, 64 * 1024, 1024 * 1024], '--sizes'),
+    concurrencies: list(values.concurrency, [1, 64], '--concurrency'),
+    ops: ['get', 'put'],
+    seconds,
+    warmupSeconds: Math.min(0.5, seconds / 3),
+    redis: values.redis,
+  });
+  const report = { benchmark: 'micro', date: new Date().toISOString(), machine: machine(), results: rows };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(table(rows));
+  if (values.json) process.stdout.write(`results written to ${values.json}\n`);
+}
+
+function machine() {
+  return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memory_bytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}` };
+}
+
+/** The human summary: Satchel against Redis, cell by cell, with the ratio that the targets are stated in. */
+function table(rows: MicroRow[]): string {
+  const lines = ['op   size    inflight  system         p50 µs   p99 µs     ops/s        MB/s   vs redis'];
+  for (const row of rows) {
+    const base = rows.find((r) => r.system === 'redis' && r.op === row.op && r.size === row.size && r.concurrency === row.concurrency);
+    const ratio = row.system !== 'redis' && base ? `${(row.ops_per_s / base.ops_per_s).toFixed(2)}× ops, p50 ${(row.p50_us / base.p50_us).toFixed(2)}×` : '';
+    lines.push(
+      `${row.op.padEnd(4)} ${formatSize(row.size).padEnd(7)} ${String(row.concurrency).padStart(8)}  ${row.system.padEnd(13)} ${row.p50_us.toFixed(1).padStart(8)} ${row.p99_us.toFixed(1).padStart(8)} ${String(row.ops_per_s).padStart(9)} ${(row.bytes_per_s / 1e6).toFixed(1).padStart(11)}   ${ratio}`,
+    );
+  }
+  return lines.join('\n') + '\n';
 }

@@ -3,6 +3,7 @@ import {
   FrameDecoder,
   FrameWriter,
   HEADER_SIZE,
+  MAX_KEY_BYTES,
   Op,
   SatchelError,
   Status,
@@ -16,8 +17,10 @@ export interface NodeConnectionOptions {
   /** Time allowed for the TCP connection to open. */
   connectTimeoutMs?: number;
   /**
-   * Flow control: requests wait in the client while this many value bytes are in flight to the node. Counting
-   * bytes, not only requests, keeps a burst of 1 MiB PUTs from queueing seconds of data in the socket.
+   * Flow control: requests wait in the client while this many request bytes are in flight to the node.
+   * Counting bytes, not only requests, keeps a burst of 1 MiB PUTs from queueing seconds of data in the socket.
+   * Answers are not counted (a GET's size is unknown until it arrives): Job bounds large reads by fetching at
+   * most `blockParallelism` blocks of a value at once.
    */
   maxInflightBytes?: number;
   /** Largest response body accepted from the node. */
@@ -78,6 +81,7 @@ export class NodeConnection {
   private failures = 0;
   private retryAt = 0;
   private helloError: SatchelError | null = null;
+  private lastError: SatchelError | null = null;
   private closed = false;
   private readonly timeoutMs: number;
   private readonly maxInflightBytes: number;
@@ -106,6 +110,11 @@ export class NodeConnection {
    */
   request(op: number, flags: number, epoch: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
     if (this.closed) return Promise.reject(new SatchelError('CLOSED', 'connection closed'));
+    // A key past the frame's limit would be a malformed frame, and the node would close the connection under
+    // every other call on it. Only long keys need their UTF-8 length counted.
+    if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
+      return Promise.reject(new SatchelError('BAD_REQUEST', `key longer than ${MAX_KEY_BYTES} bytes`));
+    }
     return new Promise<Reply>((resolve, reject) => {
       const reply = new Reply(this.allocateId(), resolve, reject);
       reply.bytes = HEADER_SIZE + key.length + (value === null ? 0 : value.length);
@@ -142,7 +151,8 @@ export class NodeConnection {
   private send(reply: Reply, op: number, flags: number, epoch: number, arg: number, key: string, value: Uint8Array | null): void {
     const writer = this.writer ?? this.open();
     if (writer === null) {
-      reply.reject(new SatchelError('UNAVAILABLE', `node ${this.address} is unreachable; retrying after backoff`));
+      // Inside the backoff window: repeat why the last connection ended (a refused HELLO says more than "down").
+      reply.reject(this.lastError ?? new SatchelError('UNAVAILABLE', `node ${this.address} is unreachable; retrying after backoff`));
       return;
     }
     this.pending.set(reply.id, reply);
@@ -199,7 +209,8 @@ export class NodeConnection {
       if (this.failures < 16) this.failures++;
       const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
       this.retryAt = this.pending.size > 0 || this.failures > 1 ? Date.now() + backoff * (0.5 + Math.random() / 2) : 0;
-      this.failAll(this.helloError ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`));
+      this.lastError = this.helloError ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`);
+      this.failAll(this.lastError);
     });
     // HELLO goes first on the wire; id 0 is never a request's.
     writer.frame(Op.HELLO, 0, 0, 0, 0, this.token, null);

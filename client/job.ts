@@ -211,6 +211,11 @@ export class Job {
    */
   async *list(prefix = '', options: ListOptions = {}): AsyncGenerator<string, void, undefined> {
     if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
+    // Checked here: a prefix over the frame's key limit would be a malformed frame, and the node would close the
+    // connection under every other call in flight on it.
+    if (prefix.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(prefix) > MAX_USER_KEY_BYTES) {
+      throw new SatchelError('BAD_REQUEST', `prefix longer than ${MAX_USER_KEY_BYTES} bytes`);
+    }
     this.checkOpen();
     const pageSize = Math.max(1, Math.min(options.pageSize ?? 100, 1000));
     const nodes = this.placement.generations[0]!;
@@ -324,14 +329,26 @@ export class Job {
     return missing ? null : out;
   }
 
-  /** Runs `task` for every block index with bounded parallelism; the first failure rejects. */
+  /**
+   * Runs `task` for every block index with bounded parallelism. After the first failure no lane starts another
+   * block, and the call rejects only once the tasks already running have finished: a caller that cleans up
+   * after a failed write (deleteBlocks) must not race block PUTs still on their way, or they outlive it.
+   */
   private async forEachBlock(manifest: Manifest, task: (index: number) => Promise<void>): Promise<void> {
     let next = 0;
+    const errors: unknown[] = [];
     const lanes = Math.min(this.options.blockParallelism ?? 8, manifest.blockCount);
     const lane = async () => {
-      while (next < manifest.blockCount) await task(next++);
+      while (errors.length === 0 && next < manifest.blockCount) {
+        try {
+          await task(next++);
+        } catch (error) {
+          errors.push(error);
+        }
+      }
     };
     await Promise.all(Array.from({ length: lanes }, lane));
+    if (errors.length > 0) throw errors[0];
   }
 
   private checkOpen(): void {

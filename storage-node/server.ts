@@ -222,7 +222,7 @@ class Session {
         const end = f.bodyStart + f.bodyLength;
         // The decoder's limit leaves room for the key, so a value just over the maximum gets this far.
         if (end - start > this.server.maxValueBytes) {
-          return this.fail(id, f.epoch, 'TOO_LARGE', `value of ${end - start} bytes exceeds the node's limit of ${this.server.maxValueBytes}`);
+          return this.fail(id, epoch, 'TOO_LARGE', `value of ${end - start} bytes exceeds the node's limit of ${this.server.maxValueBytes}`);
         }
         // Own the bytes: keep an assembled body as it is, copy a view of a shared read chunk.
         const value = f.owned ? f.buf.subarray(start, end) : Buffer.copyBytesFrom(f.buf, start, end - start);

@@ -1,0 +1,75 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { Satchel } from '../client/index.ts';
+import { MetadataServer } from '../metadata/index.ts';
+import { CONTROLLER_SERVICE, ControlClient, SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
+import { startStorageNode } from '../storage-node/index.ts';
+import { Controller } from './server.ts';
+
+const logger = pino({ level: 'silent' });
+
+async function rejectionCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof SatchelError) return error.code;
+    throw error;
+  }
+  return 'no error';
+}
+
+test('a job registered before any node exists gets the first DRAM node when it registers', async (t) => {
+  const secret = randomBytes(32);
+  const controller = new Controller({ secret, logger });
+  const address = await controller.listen(0, '127.0.0.1');
+  t.teardown(() => controller.close());
+  const satchel = await Satchel.connect(address);
+  t.teardown(() => satchel.close());
+  // No metadata server yet: registration says so.
+  t.is(await rejectionCode(satchel.registerJob('too-early')), 'UNAVAILABLE');
+  const metadata = new MetadataServer({ secret, logger, controller: address });
+  await metadata.listen(0, '127.0.0.1');
+  t.teardown(() => metadata.close());
+  // A metadata server but no storage node: the job registers, but has nowhere to put data yet.
+  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
+  t.teardown(() => client.close());
+  const reply = await client.call('RegisterJob', { name: 'early', hints: {} });
+  t.is(await rejectionCode(Satchel.attach(reply.ticket)), 'UNAVAILABLE');
+  const node = await startStorageNode({ tier: 'dram', capacity: 1 << 24, secret, logger, controller: address });
+  t.teardown(() => node.close());
+  const job = await Satchel.attach(reply.ticket);
+  t.teardown(() => job.close());
+  t.is(job.epoch, 2, 'the placement moved to a new epoch');
+  await job.put('k', 'v');
+  t.is((await job.get('k'))?.toString(), 'v');
+  t.is(node.server.engine.usageByJob().size, 1);
+});
+
+test('control-plane calls check tokens: a job token cannot deregister another job or register a node', async (t) => {
+  const secret = randomBytes(32);
+  const controller = new Controller({ secret, logger });
+  const address = await controller.listen(0, '127.0.0.1');
+  t.teardown(() => controller.close());
+  const metadata = new MetadataServer({ secret, logger, controller: address });
+  await metadata.listen(0, '127.0.0.1');
+  t.teardown(() => metadata.close());
+  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
+  t.teardown(() => client.close());
+  const a = await client.call('RegisterJob', { name: 'a', hints: {} });
+  const b = await client.call('RegisterJob', { name: 'b', hints: {} });
+  t.is(decodeTicket(a.ticket).job, a.jobId);
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: a.token })), 'UNAUTHORIZED');
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: 'garbage' })), 'UNAUTHORIZED');
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: signToken(randomBytes(32), b.jobId) })), 'UNAUTHORIZED');
+  const node = { id: 'evil', tier: 'dram', address: '127.0.0.1:1', capacity: 1, bandwidth: 1 };
+  t.is(await rejectionCode(client.call('RegisterNode', { node, token: a.token })), 'UNAUTHORIZED');
+  t.is(await rejectionCode(client.call('RegisterMetadata', { address: '127.0.0.1:1', token: a.token })), 'UNAUTHORIZED');
+  t.is(controller.registry.nodes.size, 0);
+  t.true(controller.registry.jobs.has(b.jobId));
+  // Its own token deregisters it; unknown jobs are NO_SUCH_JOB.
+  await client.call('DeregisterJob', { jobId: b.jobId, token: b.token });
+  t.false(controller.registry.jobs.has(b.jobId));
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: b.token })), 'NO_SUCH_JOB');
+  t.is(await rejectionCode(client.call('RegisterJob', { name: 'x', hints: { peakThroughput: -5 } })), 'BAD_REQUEST');
+});

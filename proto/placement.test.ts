@@ -1,0 +1,107 @@
+import test from 'ava';
+import { hashKey, pickNode, type PlacementNode } from './index.ts';
+
+const node = (id: string, weight = 1): PlacementNode => ({ id, address: `127.0.0.1:${1000 + id.length}`, weight });
+const keys = Array.from({ length: 10_000 }, (_, i) => `map-${i % 97}/part-${i}`);
+
+function owners(nodes: PlacementNode[]): string[] {
+  return keys.map((key) => nodes[pickNode(nodes, hashKey(key))]!.id);
+}
+
+test('hashKey is a stable 32-bit unsigned hash', (t) => {
+  t.is(hashKey(''), 0x811c9dc5);
+  t.is(hashKey('a'), hashKey('a'));
+  t.not(hashKey('a'), hashKey('b'));
+  for (const key of ['a', 'map-3/part-7', 'é🙂', 'x'.repeat(1000)]) {
+    const h = hashKey(key);
+    t.true(Number.isInteger(h) && h >= 0 && h <= 0xffffffff, key);
+  }
+});
+
+test('pickNode is deterministic and does not depend on the order of the nodes', (t) => {
+  const nodes = [node('dram-a'), node('dram-b'), node('dram-c'), node('dram-d')];
+  const first = owners(nodes);
+  t.deepEqual(owners(nodes), first);
+  t.deepEqual(owners([...nodes].reverse()), first);
+  t.deepEqual(owners([nodes[2]!, nodes[0]!, nodes[3]!, nodes[1]!]), first);
+  // Every node gets some keys.
+  t.is(new Set(first).size, 4);
+});
+
+test('a single node owns every key', (t) => {
+  const nodes = [node('only')];
+  t.true(keys.every((key) => pickNode(nodes, hashKey(key)) === 0));
+});
+
+test('weights are respected over 10k keys', (t) => {
+  const nodes = [node('n1', 1), node('n2', 2), node('n3', 1), node('n4', 4)];
+  const counts = new Map<string, number>();
+  for (const id of owners(nodes)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const total = 1 + 2 + 1 + 4;
+  for (const n of nodes) {
+    const share = (counts.get(n.id) ?? 0) / keys.length;
+    const want = n.weight / total;
+    t.true(Math.abs(share - want) < 0.03, `${n.id}: share ${share.toFixed(3)}, expected ${want.toFixed(3)}`);
+  }
+});
+
+test('equal weights spread keys evenly', (t) => {
+  const nodes = [node('a'), node('b'), node('c')];
+  const counts = new Map<string, number>();
+  for (const id of owners(nodes)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (const n of nodes) {
+    const share = (counts.get(n.id) ?? 0) / keys.length;
+    t.true(Math.abs(share - 1 / 3) < 0.03, `${n.id}: ${share}`);
+  }
+});
+
+test('a node of weight 0 owns nothing', (t) => {
+  const nodes = [node('a'), node('draining', 0), node('b')];
+  t.false(owners(nodes).includes('draining'));
+});
+
+test('adding a node moves only keys that move to the new node, about 1/(n+1) of them', (t) => {
+  const before = [node('a'), node('b'), node('c')];
+  const after = [...before, node('d')];
+  const was = owners(before);
+  const now = owners(after);
+  let moved = 0;
+  for (let i = 0; i < keys.length; i++) {
+    if (was[i] === now[i]) continue;
+    moved++;
+    if (now[i] !== 'd') {
+      t.fail(`${keys[i]} moved from ${was[i]} to ${now[i]}, not to the new node`);
+      return;
+    }
+  }
+  const share = moved / keys.length;
+  t.true(Math.abs(share - 0.25) < 0.03, `moved ${share}`);
+});
+
+test('removing a node moves only the keys it owned', (t) => {
+  const before = [node('a'), node('b'), node('c'), node('d')];
+  const after = before.filter((n) => n.id !== 'b');
+  const was = owners(before);
+  const now = owners(after);
+  for (let i = 0; i < keys.length; i++) {
+    if (was[i] !== 'b' && was[i] !== now[i]) {
+      t.fail(`${keys[i]} moved from ${was[i]} to ${now[i]} though its node stayed`);
+      return;
+    }
+  }
+  t.pass();
+});
+
+test('raising one weight only moves keys onto that node', (t) => {
+  const before = [node('a'), node('b'), node('c')];
+  const after = [node('a'), node('b', 3), node('c')];
+  const was = owners(before);
+  const now = owners(after);
+  for (let i = 0; i < keys.length; i++) {
+    if (was[i] !== now[i] && now[i] !== 'b') {
+      t.fail(`${keys[i]} moved from ${was[i]} to ${now[i]}`);
+      return;
+    }
+  }
+  t.pass();
+});

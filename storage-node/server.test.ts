@@ -1,0 +1,388 @@
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { NodeConnection } from '../client/connection.ts';
+import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, signToken } from '../proto/index.ts';
+import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
+import { DramEngine } from './dram-engine.ts';
+import { entryCost } from './engine.ts';
+import { StorageServer, type StorageServerOptions } from './server.ts';
+
+const MiB = 1024 * 1024;
+const secret = randomBytes(32);
+const adminToken = signToken(secret, ADMIN_SUBJECT);
+const logger = pino({ level: 'silent' });
+
+interface Node {
+  server: StorageServer;
+  engine: DramEngine;
+  address: string;
+}
+
+async function startNode(t: ExecutionContext, options: Partial<StorageServerOptions> & { capacity?: number } = {}): Promise<Node> {
+  const engine = new DramEngine(options.capacity ?? 64 * MiB);
+  const server = new StorageServer({ id: 'dram-test', engine, secret, logger, ...options });
+  const address = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  return { server, engine, address };
+}
+
+function connect(t: ExecutionContext, address: string, token: string, timeoutMs = 5_000): NodeConnection {
+  const connection = new NodeConnection(address, token, { timeoutMs });
+  t.teardown(() => connection.destroy());
+  return connection;
+}
+
+async function rawConnect(t: ExecutionContext, address: string): Promise<RawClient> {
+  const raw = await RawClient.connect(address);
+  t.teardown(() => raw.destroy());
+  return raw;
+}
+
+async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<SatchelError> {
+  const error = await t.throwsAsync(promise);
+  t.true(error instanceof SatchelError, String(error));
+  return error as SatchelError;
+}
+
+test('HELLO with a job token, then PUT, GET, STAT, DELETE, LIST over one pipelined connection', async (t) => {
+  const { address, engine } = await startNode(t);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const put = await c.request(Op.PUT, 0, 1, 0, 'a/1', Buffer.from('one'));
+  t.is(put.status, Status.OK);
+  t.is(put.flags, 0);
+  const get = await c.request(Op.GET, 0, 1, 0, 'a/1', null);
+  t.is(get.status, Status.OK);
+  t.is(get.body.toString(), 'one');
+  t.is(get.arg, 3);
+  const stat = await c.request(Op.STAT, 0, 1, 0, 'a/1', null);
+  t.is(stat.status, Status.OK);
+  t.is(stat.arg, 3, 'STAT answers the size in arg');
+  t.is(stat.body.length, 0, 'STAT does not move the value');
+  t.is((await c.request(Op.GET, 0, 1, 0, 'missing', null)).status, Status.NOT_FOUND);
+  t.is((await c.request(Op.STAT, 0, 1, 0, 'missing', null)).status, Status.NOT_FOUND);
+  // Overwrite.
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'a/1', Buffer.from('uno'))).status, Status.OK);
+  t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).body.toString(), 'uno');
+  // LIST: prefix in the key, cursor in the value, page size in arg.
+  await Promise.all(['a/2', 'a/3', 'b/1'].map((k) => c.request(Op.PUT, 0, 1, 0, k, Buffer.from(k))));
+  const page1 = await c.request(Op.LIST, 0, 1, 2, 'a/', null);
+  t.is(page1.status, Status.OK);
+  t.deepEqual(decodeKeyList(page1.body), ['a/1', 'a/2']);
+  t.is(page1.arg, 2);
+  t.is(page1.flags & Flag.MORE, Flag.MORE);
+  const page2 = await c.request(Op.LIST, 0, 1, 2, 'a/', Buffer.from('a/2'));
+  t.deepEqual(decodeKeyList(page2.body), ['a/3']);
+  t.is(page2.flags & Flag.MORE, 0);
+  // DELETE answers 1 when something was removed, 0 when not.
+  const del = await c.request(Op.DELETE, 0, 1, 0, 'a/1', null);
+  t.is(del.status, Status.OK);
+  t.is(del.arg, 1);
+  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).arg, 0);
+  t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).status, Status.NOT_FOUND);
+  t.is(engine.usageByJob().get('job-a'), entryCost('a/2', 3) + entryCost('a/3', 3) + entryCost('b/1', 3));
+  await c.close();
+});
+
+test('pipelined requests are all answered, each with its own reply', async (t) => {
+  const { address } = await startNode(t);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const n = 2000;
+  const puts = await Promise.all(Array.from({ length: n }, (_, i) => c.request(Op.PUT, 0, 1, 0, `k${i}`, Buffer.from(`v${i}`))));
+  t.true(puts.every((r) => r.status === Status.OK));
+  const gets = await Promise.all(Array.from({ length: n }, (_, i) => c.request(Op.GET, 0, 1, 0, `k${i}`, null)));
+  t.deepEqual(
+    gets.map((r) => r.body.toString()),
+    Array.from({ length: n }, (_, i) => `v${i}`),
+  );
+});
+
+test('the HELLO answer carries the node id and its maximum value size; PING needs no HELLO', async (t) => {
+  const { address } = await startNode(t, { maxValueBytes: 4096 });
+  const raw = await rawConnect(t, address);
+  raw.send(Op.PING, 5);
+  const ping = await raw.reply(5);
+  t.is(ping?.code, Status.OK);
+  raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
+  const hello = await raw.reply(0);
+  t.is(hello?.code, Status.OK);
+  t.is(hello?.arg, 4096);
+  t.is(hello?.body.toString(), 'dram-test');
+});
+
+test('HELLO with a bad token → UNAUTHORIZED and the connection is closed', async (t) => {
+  const { address, engine } = await startNode(t);
+  for (const token of ['not-a-token', signToken(randomBytes(32), 'job-a'), signToken(randomBytes(32), ADMIN_SUBJECT)]) {
+    // Through the client: the request queued behind the refused HELLO fails with the node's error.
+    const c = connect(t, address, token);
+    const error = await rejection(t, c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v')));
+    t.is(error.code, 'UNAUTHORIZED');
+    // Raw: an UNAUTHORIZED answer, then the node closes; the PUT behind the HELLO is not executed.
+    const raw = await rawConnect(t, address);
+    raw.send(Op.HELLO, 0, token);
+    raw.send(Op.PUT, 1, 'k', Buffer.from('v'));
+    await raw.closed;
+    t.deepEqual(raw.frames.map((f) => [f.id, f.code]), [[0, Status.UNAUTHORIZED]]);
+  }
+  t.is(engine.used, 0, 'nothing was stored');
+});
+
+test('an operation before HELLO → UNAUTHORIZED and the connection is closed', async (t) => {
+  const { address, engine } = await startNode(t);
+  const raw = await rawConnect(t, address);
+  raw.send(Op.PUT, 7, 'k', Buffer.from('v'));
+  raw.send(Op.GET, 8, 'k');
+  await raw.closed;
+  t.deepEqual(raw.frames.map((f) => [f.id, f.code]), [[7, Status.UNAUTHORIZED]]);
+  t.regex(raw.frames[0]!.body.toString(), /HELLO/);
+  t.is(engine.used, 0);
+});
+
+test('a malformed frame → BAD_REQUEST then close, while another connection keeps working', async (t) => {
+  const { address, server } = await startNode(t);
+  const other = connect(t, address, signToken(secret, 'job-a'));
+  t.is((await other.request(Op.PUT, 0, 1, 0, 'kept', Buffer.from('safe'))).status, Status.OK);
+  const bad: [string, Buffer][] = [
+    ['wrong version', rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, version: 9 })],
+    ['reserved not zero', rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, reserved: 7 })],
+    ['key longer than body', rawHeader({ bodyLength: 1, keyLength: 2, code: Op.GET })],
+  ];
+  for (const [name, header] of bad) {
+    const raw = await rawConnect(t, address);
+    raw.send(Op.HELLO, 0, signToken(secret, 'job-b'));
+    raw.write(Buffer.concat([header, Buffer.from('kk')]));
+    await raw.closed;
+    t.deepEqual(raw.frames.map((f) => f.code), [Status.OK, Status.BAD_REQUEST], name);
+    t.regex(raw.frames[1]!.body.toString(), /malformed/, name);
+    // The other connection is untouched.
+    const reply = await other.request(Op.GET, 0, 1, 0, 'kept', null);
+    t.is(reply.body.toString(), 'safe', name);
+  }
+  // Garbage before any HELLO, too.
+  const raw = await rawConnect(t, address);
+  raw.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  await raw.closed;
+  t.deepEqual(raw.frames.map((f) => f.code), [Status.BAD_REQUEST]);
+  t.is((await other.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+  await eventually(() => server.counters.connections === 1, 5_000, 'closed sessions forgotten');
+});
+
+test('a value over the node maximum → TOO_LARGE, and the same connection still works', async (t) => {
+  const { address, engine } = await startNode(t, { maxValueBytes: 1024 });
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'exact', Buffer.alloc(1024, 1))).status, Status.OK, 'exactly the maximum fits');
+  for (const size of [1025, 1024 + 1024, 64 * 1024, 3 * MiB]) {
+    const reply = await c.request(Op.PUT, 0, 1, 0, `big-${size}`, Buffer.alloc(size, 2));
+    t.is(reply.status, Status.TOO_LARGE, `${size} bytes`);
+    t.regex(reply.message, /exceeds/);
+    // Same connection, right after.
+    const put = await c.request(Op.PUT, 0, 1, 0, `after-${size}`, Buffer.from('fine'));
+    t.is(put.status, Status.OK, `PUT after ${size}`);
+    const get = await c.request(Op.GET, 0, 1, 0, `after-${size}`, null);
+    t.is(get.body.toString(), 'fine');
+    t.is((await c.request(Op.GET, 0, 1, 0, `big-${size}`, null)).status, Status.NOT_FOUND, 'nothing stored');
+  }
+  // Pipelined around an oversize frame: the neighbours are answered normally.
+  const [before, big, after] = await Promise.all([
+    c.request(Op.PUT, 0, 1, 0, 'p1', Buffer.from('1')),
+    c.request(Op.PUT, 0, 1, 0, 'p2', Buffer.alloc(200 * 1024)),
+    c.request(Op.PUT, 0, 1, 0, 'p3', Buffer.from('3')),
+  ]);
+  t.deepEqual([before.status, big.status, after.status], [Status.OK, Status.TOO_LARGE, Status.OK]);
+  const sizes = [1025, 2048, 64 * 1024, 3 * MiB];
+  const stored = entryCost('exact', 1024) + sizes.reduce((n, size) => n + entryCost(`after-${size}`, 4), 0) + entryCost('p1', 1) + entryCost('p3', 1);
+  t.is(engine.usageByJob().get('job-a'), stored, 'only the values that fit were stored');
+});
+
+test('a full node → FULL; the value already there survives and the connection keeps working', async (t) => {
+  const { address, engine } = await startNode(t, { capacity: 10_000 });
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.alloc(5000, 1))).status, Status.OK);
+  const full = await c.request(Op.PUT, 0, 1, 0, 'k2', Buffer.alloc(5000, 2));
+  t.is(full.status, Status.FULL);
+  t.regex(full.message, /full/);
+  const grow = await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.alloc(9950, 3));
+  t.is(grow.status, Status.FULL);
+  const get = await c.request(Op.GET, 0, 1, 0, 'k', null);
+  t.deepEqual(get.body, Buffer.alloc(5000, 1));
+  t.is(engine.used, entryCost('k', 5000));
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'small', Buffer.from('fits'))).status, Status.OK);
+});
+
+test('an empty key, an unknown op, or an admin op on a job connection → BAD_REQUEST; the connection survives', async (t) => {
+  const { address, engine } = await startNode(t);
+  const a = connect(t, address, signToken(secret, 'job-a'));
+  const b = connect(t, address, signToken(secret, 'job-b'));
+  t.is((await b.request(Op.PUT, 0, 1, 0, 'mine', Buffer.from('b'))).status, Status.OK);
+  t.is((await a.request(Op.PUT, 0, 1, 0, '', Buffer.from('v'))).status, Status.BAD_REQUEST);
+  t.is((await a.request(0x7f, 0, 1, 0, 'k', null)).status, Status.BAD_REQUEST);
+  // A job token cannot drop another job, nor move its epoch.
+  t.is((await a.request(Op.DROP_JOB, 0, 1, 0, 'job-b', null)).status, Status.BAD_REQUEST);
+  t.is((await a.request(Op.SET_EPOCH, 0, 1, 99, 'job-b', null)).status, Status.BAD_REQUEST);
+  t.is((await b.request(Op.GET, 0, 1, 0, 'mine', null)).body.toString(), 'b');
+  t.is((await b.request(Op.PUT, 0, 1, 0, 'epoch-check', Buffer.from('x'))).status, Status.OK, 'job-b is not STALE');
+  // An admin connection carries admin ops only.
+  const admin = connect(t, address, adminToken);
+  t.is((await admin.request(Op.GET, 0, 0, 0, 'mine', null)).status, Status.BAD_REQUEST);
+  t.is((await a.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+  t.is(engine.usageByJob().get('job-a'), undefined);
+});
+
+test('MANIFEST flag is stored and echoed; replacing or deleting a manifest hands it back', async (t) => {
+  const { address } = await startNode(t);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const manifest = Buffer.from('manifest-bytes');
+  t.is((await c.request(Op.PUT, Flag.MANIFEST | 0x8000, 1, 0, 'big', manifest)).status, Status.OK);
+  const get = await c.request(Op.GET, 0, 1, 0, 'big', null);
+  t.is(get.flags, Flag.MANIFEST, 'only the MANIFEST flag is stored');
+  const stat = await c.request(Op.STAT, 0, 1, 0, 'big', null);
+  t.is(stat.flags, Flag.MANIFEST);
+  t.deepEqual(stat.body, manifest, 'STAT of a manifest carries it (the client reads the size from it)');
+  const over = await c.request(Op.PUT, 0, 1, 0, 'big', Buffer.from('small'));
+  t.is(over.flags, Flag.REPLACED_MANIFEST);
+  t.deepEqual(over.body, manifest);
+  const plain = await c.request(Op.PUT, 0, 1, 0, 'big', Buffer.from('smaller'));
+  t.is(plain.flags, 0, 'replacing a plain value says nothing');
+  t.is((await c.request(Op.PUT, Flag.MANIFEST, 1, 0, 'big', manifest)).status, Status.OK);
+  const del = await c.request(Op.DELETE, 0, 1, 0, 'big', null);
+  t.is(del.flags, Flag.REPLACED_MANIFEST);
+  t.deepEqual(del.body, manifest);
+  t.is(del.arg, 1);
+});
+
+test('DROP_JOB with the admin token: the job data is gone, and the job is refused from then on', async (t) => {
+  const { address, engine, server } = await startNode(t);
+  const a = connect(t, address, signToken(secret, 'job-a'));
+  const b = connect(t, address, signToken(secret, 'job-b'));
+  await Promise.all(Array.from({ length: 50 }, (_, i) => a.request(Op.PUT, 0, 1, 0, `k${i}`, Buffer.alloc(1000))));
+  t.is((await b.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('other job'))).status, Status.OK);
+  const before = engine.used;
+  const admin = connect(t, address, adminToken);
+  const drop = await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-a', null);
+  t.is(drop.status, Status.OK);
+  t.is(drop.arg, before - entryCost('k', 9), 'answers the bytes freed');
+  t.is(engine.usageByJob().get('job-a'), undefined);
+  t.is(engine.used, entryCost('k', 9));
+  t.true(server.droppedJobs.has('job-a'));
+  // The open connection of the dropped job.
+  for (const op of [Op.GET, Op.PUT, Op.STAT, Op.DELETE, Op.LIST]) {
+    const reply = await a.request(op, 0, 1, 0, 'k1', op === Op.PUT ? Buffer.from('again') : null);
+    t.is(reply.status, Status.NO_SUCH_JOB, `op ${op}`);
+  }
+  // A new connection for the dropped job.
+  const again = connect(t, address, signToken(secret, 'job-a'));
+  t.is((await rejection(t, again.request(Op.GET, 0, 1, 0, 'k1', null))).code, 'NO_SUCH_JOB');
+  const raw = await rawConnect(t, address);
+  raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
+  await raw.closed;
+  t.deepEqual(raw.frames.map((f) => f.code), [Status.NO_SUCH_JOB]);
+  // The other job is untouched.
+  t.is((await b.request(Op.GET, 0, 1, 0, 'k', null)).body.toString(), 'other job');
+  t.is(engine.usageByJob().get('job-a'), undefined, 'nothing was stored for the dropped job');
+});
+
+test('STALE when a frame carries an epoch older than the node knows', async (t) => {
+  const { address } = await startNode(t);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  const admin = connect(t, address, adminToken);
+  const set = await admin.request(Op.SET_EPOCH, 0, 0, 5, 'job-a', null);
+  t.is(set.status, Status.OK);
+  for (const op of [Op.GET, Op.PUT, Op.STAT, Op.DELETE, Op.LIST]) {
+    const stale = await c.request(op, 0, 4, 0, 'k', op === Op.PUT ? Buffer.from('old epoch') : null);
+    t.is(stale.status, Status.STALE, `op ${op}`);
+    t.is(stale.epoch, 5, 'STALE carries the epoch the node knows');
+    t.is(stale.arg, 5);
+  }
+  t.is((await c.request(Op.GET, 0, 5, 0, 'k', null)).body.toString(), 'v', 'the STALE PUT changed nothing');
+  // A client ahead of the node teaches it the newer epoch.
+  t.is((await c.request(Op.GET, 0, 7, 0, 'k', null)).status, Status.OK);
+  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.STALE);
+  // SET_EPOCH never moves an epoch backwards.
+  t.is((await admin.request(Op.SET_EPOCH, 0, 0, 3, 'job-a', null)).status, Status.OK);
+  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.STALE);
+  // A new connection learns the epoch from the HELLO answer.
+  const raw = await rawConnect(t, address);
+  raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
+  t.is((await raw.reply(0))?.epoch, 7);
+  // Other jobs are not affected.
+  const b = connect(t, address, signToken(secret, 'job-b'));
+  t.is((await b.request(Op.PUT, 0, 0, 0, 'k', Buffer.from('v'))).status, Status.OK);
+});
+
+test('backpressure: a client that pipelines GETs and never reads stops being read; the node stays responsive', async (t) => {
+  const { address, server } = await startNode(t, { maxPendingResponseBytes: 256 * 1024 });
+  const token = signToken(secret, 'job-a');
+  const value = Buffer.alloc(8 * 1024, 7); // small enough to be copied into each answer
+  const c = connect(t, address, token);
+  t.is((await c.request(Op.PUT, 0, 0, 0, 'v', value)).status, Status.OK);
+
+  const raw = await rawConnect(t, address);
+  raw.socket.pause(); // never read
+  raw.send(Op.HELLO, 0, token);
+  const count = 80_000; // unthrottled, the answers would be 80 000 × 8 KiB ≈ 660 MB
+  const one = Buffer.concat([rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, id: 1 }), Buffer.from('v')]);
+  const batch = Buffer.concat(Array.from({ length: count }, () => one));
+  raw.write(batch);
+  const opsBefore = server.counters.ops;
+
+  // Wait until the node has stopped reading: its op count no longer moves.
+  let last = -1;
+  await eventually(
+    () => {
+      const now = server.counters.ops;
+      const settled = now === last;
+      last = now;
+      return settled;
+    },
+    20_000,
+    'node to stop reading',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const served = server.counters.ops - opsBefore;
+  t.true(served < count, `the node served ${served} of ${count} GETs: it kept reading a client that does not read`);
+  const unthrottled = count * (HEADER_SIZE + value.length);
+  t.true(server.counters.bytesOut < unthrottled / 4, `answers queued: ${server.counters.bytesOut} bytes`);
+  t.true(process.memoryUsage().arrayBuffers < 256 * MiB, `arrayBuffers ${process.memoryUsage().arrayBuffers}`);
+
+  // Another connection is served normally meanwhile.
+  const other = connect(t, address, token);
+  const reply = await other.request(Op.GET, 0, 0, 0, 'v', null);
+  t.deepEqual(reply.body, value);
+
+  // Once the stalled client goes away, its session is dropped.
+  const connections = server.counters.connections;
+  raw.destroy();
+  await eventually(() => server.counters.connections === connections - 1, 10_000, 'session closed');
+  t.pass();
+});
+
+test('backpressure releases: a client that resumes reading gets every answer', async (t) => {
+  const { address } = await startNode(t, { maxPendingResponseBytes: 64 * 1024 });
+  const token = signToken(secret, 'job-a');
+  const value = Buffer.alloc(32 * 1024, 3);
+  const c = connect(t, address, token);
+  t.is((await c.request(Op.PUT, 0, 0, 0, 'v', value)).status, Status.OK);
+  const raw = await rawConnect(t, address);
+  raw.socket.pause();
+  raw.send(Op.HELLO, 0, token);
+  const count = 3000;
+  for (let i = 1; i <= count; i++) raw.send(Op.GET, i, 'v');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  raw.socket.resume();
+  const frames = await raw.waitFrames(count + 1);
+  t.is(frames.length, count + 1);
+  t.true(frames.slice(1).every((f, i) => f.id === i + 1 && f.code === Status.OK && f.body.length === value.length));
+});
+
+test('close() ends every connection; a client in flight gets UNAVAILABLE', async (t) => {
+  const { address, server } = await startNode(t);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  t.is((await c.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+  const raw = await rawConnect(t, address);
+  await server.close();
+  await raw.closed;
+  const error = await rejection(t, c.request(Op.GET, 0, 1, 0, 'k', null));
+  t.is(error.code, 'UNAVAILABLE');
+  await server.close(); // idempotent
+});

@@ -28,6 +28,8 @@ export interface FrameDecoderOptions {
   onOversize(frame: FrameView): void;
   /** A header that cannot be trusted (wrong version, bad lengths): the stream cannot be resynchronised. */
   onError(error: SatchelError): void;
+  /** Where a body that spans chunks is assembled (default Buffer.allocUnsafe); a node recycles large ones. */
+  allocate?(size: number): Buffer;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -109,7 +111,7 @@ export class FrameDecoder {
             this.options.onFrame(view);
             continue;
           }
-          this.body = Buffer.allocUnsafe(bodyLength);
+          this.body = this.options.allocate ? this.options.allocate(bodyLength) : Buffer.allocUnsafe(bodyLength);
           this.bodyFill = 0;
           this.state = State.Body;
           continue;

@@ -16,7 +16,7 @@ export {
   type StatusCode,
 } from './frame.ts';
 export { FrameDecoder, type FrameView, type FrameDecoderOptions } from './decoder.ts';
-export { FrameWriter, type ByteSink } from './writer.ts';
+export { FrameWriter, COPY_THRESHOLD, type ByteSink } from './writer.ts';
 export { encodeManifest, decodeManifest, blockKey, type Manifest } from './manifest.ts';
 export { hashKey, pickNode, type Placement, type PlacementNode } from './placement.ts';
 export {

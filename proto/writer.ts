@@ -9,7 +9,7 @@ export interface ByteSink {
 
 const SLAB_SIZE = 64 * 1024;
 /** Values up to this size are copied next to their header; larger ones are written as they are (zero copy). */
-const COPY_THRESHOLD = 16 * 1024;
+export const COPY_THRESHOLD = 16 * 1024;
 /** Flush without waiting for the caller once this much is queued, so a long pipeline keeps the socket busy. */
 const FLUSH_THRESHOLD = 256 * 1024;
 const MAX_KEY_ENCODED = 3 * 1024; // worst case UTF-8 bytes of a key the caller has validated

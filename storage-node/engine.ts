@@ -6,6 +6,8 @@
 export interface StoredEntry {
   value: Buffer;
   flags: number;
+  /** Set once the value was handed to a socket by reference: its memory must never be recycled. */
+  lent?: boolean;
 }
 
 export type PutOutcome =

@@ -386,3 +386,30 @@ test('close() ends every connection; a client in flight gets UNAVAILABLE', async
   t.is(error.code, 'UNAVAILABLE');
   await server.close(); // idempotent
 });
+
+test('a large value still being sent to a slow reader is never recycled for a later PUT', async (t) => {
+  // The node answers GETs of large values by reference and recycles the memory of values it lets go of
+  // (ValuePool). Here the GET's answer waits in the node's write queue behind 10 MiB that the client does not
+  // read yet, while the value is overwritten and a new PUT needs a buffer of the same size.
+  const { address, server, engine } = await startNode(t, { maxPendingResponseBytes: 256 * MiB, capacity: 256 * MiB });
+  const raw = await rawConnect(t, address);
+  raw.socket.pause();
+  const size = 256 * 1024;
+  const [filler, a, b, c] = [1, 2, 3, 4].map((fill) => Buffer.alloc(size, fill)) as [Buffer, Buffer, Buffer, Buffer];
+  raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
+  raw.send(Op.PUT, 1, 'filler', filler);
+  raw.send(Op.PUT, 2, 'k', a);
+  for (let i = 0; i < 40; i++) raw.send(Op.GET, 100 + i, 'filler');
+  raw.send(Op.GET, 3, 'k');
+  raw.send(Op.PUT, 4, 'k', b); // lets A go
+  raw.send(Op.PUT, 5, 'k2', c); // needs a 256 KiB buffer: must not get A's
+  await eventually(() => engine.get('job-a', 'k2') !== undefined, 10_000, 'k2 stored');
+  t.true(server.counters.ops >= 46);
+  raw.socket.resume();
+  const answer = await raw.reply(3);
+  t.truthy(answer);
+  t.is(answer!.code, Status.OK);
+  t.true(answer!.body.equals(a), 'the GET answer still holds the value as it was when read');
+  t.true(engine.get('job-a', 'k')!.value.equals(b));
+  t.true(engine.get('job-a', 'k2')!.value.equals(c));
+});

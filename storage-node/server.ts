@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import {
+  COPY_THRESHOLD,
   Flag,
   FrameDecoder,
   FrameWriter,
@@ -15,6 +16,7 @@ import {
   type StatusCode,
 } from '../proto/index.ts';
 import type { ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
+import { ValuePool } from './value-pool.ts';
 
 export interface StorageServerOptions {
   id: string;
@@ -60,6 +62,8 @@ export class StorageServer {
   readonly epochs = new Map<string, number>();
   readonly maxValueBytes: number;
   readonly maxPendingResponseBytes: number;
+  /** Memory of large values let go of, reused for the next large PUT bodies. */
+  readonly pool = new ValuePool();
 
   constructor(readonly options: StorageServerOptions) {
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
@@ -130,6 +134,7 @@ class Session {
       onOversize: (frame) =>
         this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`),
       onError: (error) => this.protocolError(error),
+      allocate: (size) => server.pool.allocate(size),
     });
     socket.on('data', (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
@@ -235,6 +240,7 @@ class Session {
       case Op.GET:
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
+          if (entry.value.length > COPY_THRESHOLD) entry.lent = true; // the writer sends it by reference
           this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value);
         });
       case Op.STAT:
@@ -262,6 +268,7 @@ class Session {
     if (old !== undefined && (old.flags & Flag.MANIFEST) !== 0) {
       this.respond(Status.OK, Flag.REPLACED_MANIFEST, id, epoch, arg, old.value);
     } else {
+      if (old !== undefined && old.lent !== true) this.server.pool.release(old.value);
       this.respond(Status.OK, 0, id, epoch, arg, null);
     }
   }

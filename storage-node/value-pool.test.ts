@@ -1,0 +1,33 @@
+import test from 'ava';
+import { POOLED_MIN, ValuePool } from './value-pool.ts';
+
+test('small sizes come from Node, large ones in whole 64 KiB units, exactly the size asked', (t) => {
+  const pool = new ValuePool();
+  const small = pool.allocate(1000);
+  t.is(small.length, 1000);
+  const large = pool.allocate(100_000);
+  t.is(large.length, 100_000);
+  t.is(large.buffer.byteLength, 2 * POOLED_MIN, 'rounded up to whole units underneath');
+});
+
+test('a released buffer is reused for the next allocation of its class, once', (t) => {
+  const pool = new ValuePool();
+  const first = pool.allocate(200_000);
+  pool.release(first);
+  t.is(pool.pooledBytes, first.buffer.byteLength);
+  t.not(pool.allocate(190_000).buffer, first.buffer, 'another class (3 units, not 4) does not get it');
+  const second = pool.allocate(250_000); // 4 units, as 200,000 bytes
+  t.is(second.buffer, first.buffer);
+  t.is(pool.pooledBytes, 0);
+  t.not(pool.allocate(250_000).buffer, first.buffer, 'handed out only once');
+});
+
+test('buffers the pool did not make, and releases past the cap, are left to the GC', (t) => {
+  const pool = new ValuePool(POOLED_MIN * 2);
+  pool.release(Buffer.alloc(100)); // from Node's shared pool
+  pool.release(Buffer.allocUnsafeSlow(POOLED_MIN + 1)); // not whole units
+  t.is(pool.pooledBytes, 0);
+  const three = [pool.allocate(POOLED_MIN), pool.allocate(POOLED_MIN), pool.allocate(POOLED_MIN)];
+  for (const buffer of three) pool.release(buffer);
+  t.is(pool.pooledBytes, POOLED_MIN * 2, 'capped');
+});

@@ -1,0 +1,52 @@
+/**
+ * Recycles the buffers of large values the node has let go of (overwritten or deleted), so a stream of large
+ * PUTs reuses memory instead of allocating a fresh ArrayBuffer per value. In Node each such allocation counts
+ * as external memory and drives V8's full collections: measured here with 1 MiB PUTs × 64 in flight, the node
+ * spent 22 % of its time in GC before this pool.
+ *
+ * Buffers come in classes of whole 64 KiB units. Only buffers the pool itself allocated (whose ArrayBuffer is a
+ * whole number of units) go back in, and only when nothing else can still read them: the caller must not
+ * release a value that was handed to a socket (`StoredEntry.lent`).
+ */
+const UNIT = 64 * 1024;
+/** Bodies smaller than this are left to Node's allocator. */
+export const POOLED_MIN = UNIT;
+
+export class ValuePool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private freeBytes = 0;
+
+  constructor(private readonly maxFreeBytes = 64 * 1024 * 1024) {}
+
+  /** A buffer of exactly `size` bytes (a view of a pooled or new whole-unit ArrayBuffer). */
+  allocate(size: number): Buffer {
+    if (size < POOLED_MIN) return Buffer.allocUnsafe(size);
+    const units = Math.ceil(size / UNIT);
+    const recycled = this.free.get(units)?.pop();
+    if (recycled !== undefined) {
+      this.freeBytes -= recycled.byteLength;
+      return Buffer.from(recycled, 0, size);
+    }
+    return Buffer.from(Buffer.allocUnsafeSlow(units * UNIT).buffer, 0, size);
+  }
+
+  /** Takes back the memory under `value` if the pool made it; a no-op otherwise. */
+  release(value: Buffer): void {
+    const backing = value.buffer;
+    if (!(backing instanceof ArrayBuffer)) return;
+    const bytes = backing.byteLength;
+    if (bytes < POOLED_MIN || bytes % UNIT !== 0 || this.freeBytes + bytes > this.maxFreeBytes) return;
+    const units = bytes / UNIT;
+    let list = this.free.get(units);
+    if (list === undefined) {
+      list = [];
+      this.free.set(units, list);
+    }
+    list.push(backing);
+    this.freeBytes += bytes;
+  }
+
+  get pooledBytes(): number {
+    return this.freeBytes;
+  }
+}

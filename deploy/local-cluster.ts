@@ -47,6 +47,14 @@ interface Member {
 
 export const DEFAULT_DRAM_CAPACITY = 1024 ** 3;
 
+/**
+ * glibc returns free memory at the top of the heap to the OS past 128 KiB by default, and a node streaming
+ * large values then page-faults the same memory back in for every read chunk. Measured with 1 MiB PUTs one at
+ * a time: 543 µs of system time per PUT on the node with the default, 190 µs with a 128 MiB threshold (wall
+ * time 886 → 507 µs). Containers running `satchel storage-node` should set the same variable.
+ */
+export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024) };
+
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 const CLI = fileURLToPath(new URL(`./cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -146,7 +154,7 @@ export class LocalCluster {
     const fd = openSync(log, 'a', 0o600);
     const child = fork(CLI, args, {
       stdio: ['ignore', fd, fd, 'ipc'],
-      env: { ...process.env, ...this.options.env },
+      env: { ...(role === 'storage-node' ? STORAGE_NODE_ENV : {}), ...process.env, ...this.options.env },
       execArgv: process.execArgv,
     });
     closeSync(fd);

@@ -8,6 +8,7 @@ import { StorageServer } from '../storage-node/server.ts';
 import { startFakeNode, type FakeNode, type FakeRequest } from '../test/helpers/fake-node.ts';
 import { eventually, freePort } from '../test/helpers/raw-client.ts';
 import { NodeConnection, hostOf, portOf, type NodeConnectionOptions } from './connection.ts';
+import { rejection } from '../test/helpers/assert.ts';
 
 const TOKEN = 'v1.job-a.fake';
 
@@ -21,12 +22,6 @@ function connect(t: ExecutionContext, address: string, options: NodeConnectionOp
   const connection = new NodeConnection(address, token, options);
   t.teardown(() => connection.destroy());
   return connection;
-}
-
-async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<SatchelError> {
-  const error = await t.throwsAsync(promise);
-  t.true(error instanceof SatchelError, String(error));
-  return error as SatchelError;
 }
 
 test('HELLO with the token goes first, then the request; the reply comes back', async (t) => {

@@ -5,6 +5,7 @@ import { startInProcessCluster, type InProcessCluster } from '../test/helpers/in
 import { eventually, freePort } from '../test/helpers/raw-client.ts';
 import { NodeConnection } from './connection.ts';
 import { Satchel, type Job, type RegisteredJob } from './index.ts';
+import { rejection, pattern } from '../test/helpers/assert.ts';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -41,18 +42,6 @@ async function attachWithBlockSize(t: ExecutionContext, job: RegisteredJob, bloc
   const handle = await Satchel.attach(job.ticket, { timeoutMs: 5_000 });
   t.teardown(() => handle.close());
   return handle;
-}
-
-async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<SatchelError> {
-  const error = await t.throwsAsync(promise);
-  t.true(error instanceof SatchelError, String(error));
-  return error as SatchelError;
-}
-
-function pattern(length: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) b[i] = (i * 7 + seed + (i >> 11)) & 0xff;
-  return b;
 }
 
 test('put, get, stat, delete; absent keys are null; overwrite replaces', async (t) => {

@@ -2,11 +2,12 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { NodeConnection } from '../client/connection.ts';
-import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, Status, signToken } from '../proto/index.ts';
 import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
+import { rejection } from '../test/helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 const secret = randomBytes(32);
@@ -37,12 +38,6 @@ async function rawConnect(t: ExecutionContext, address: string): Promise<RawClie
   const raw = await RawClient.connect(address);
   t.teardown(() => raw.destroy());
   return raw;
-}
-
-async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<SatchelError> {
-  const error = await t.throwsAsync(promise);
-  t.true(error instanceof SatchelError, String(error));
-  return error as SatchelError;
 }
 
 test('HELLO with a job token, then PUT, GET, STAT, DELETE, LIST over one pipelined connection', async (t) => {

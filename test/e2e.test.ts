@@ -4,10 +4,11 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { fileURLToPath } from 'node:url';
-import { Satchel, SatchelError, type RegisteredJob } from '../client/index.ts';
+import { Satchel, type RegisteredJob } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { decodeTicket } from '../proto/index.ts';
 import { runTs } from './helpers/process.ts';
+import { rejection, pattern } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 const FUNCTION = fileURLToPath(new URL('./fixtures/function.ts', import.meta.url));
@@ -29,18 +30,6 @@ async function register(t: ExecutionContext, name: string, hints = {}): Promise<
   const job = await satchel.registerJob(name, hints);
   t.teardown(() => job.deregister().catch(() => {}));
   return job;
-}
-
-async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<SatchelError> {
-  const error = await t.throwsAsync(promise);
-  t.true(error instanceof SatchelError, String(error));
-  return error as SatchelError;
-}
-
-function pattern(length: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) b[i] = (i * 13 + seed + (i >> 9)) & 0xff;
-  return b;
 }
 
 test('the cluster is up: controller, metadata and two DRAM nodes, each its own process', (t) => {

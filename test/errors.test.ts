@@ -2,11 +2,12 @@
  * Error paths against a real local cluster: one small DRAM node (8 MiB), so "full" is reached quickly.
  * The tests run in order (serial); the last one kills the storage node.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
+import { rejection } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 
@@ -22,12 +23,6 @@ test.after.always(async () => {
   satchel?.close();
   await cluster?.stop();
 });
-
-async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<SatchelError> {
-  const error = await t.throwsAsync(promise);
-  t.true(error instanceof SatchelError, String(error));
-  return error as SatchelError;
-}
 
 test.serial('over capacity through the client → FULL; what was stored survives, and the room comes back', async (t) => {
   const job = await satchel.registerJob('filler');

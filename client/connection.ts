@@ -65,8 +65,9 @@ const BACKOFF_CAP_MS = 2_000;
  * Requests are encoded into a FrameWriter and flushed on process.nextTick, which runs after the current burst
  * of promise continuations, so calls made together leave as one write; replies are matched by request id, in
  * any order. The connection opens on first use with a HELLO carrying the job token, sent ahead of the first
- * request with no wait for its answer: a refused HELLO fails the requests behind it with the node's error. A lost connection fails what was in flight with
- * UNAVAILABLE; the next call reconnects, after a backoff with jitter if connecting failed just before.
+ * request with no wait for its answer: a refused HELLO fails the requests behind it with the node's error.
+ * A lost connection fails what was in flight with UNAVAILABLE; the next call reconnects, after a backoff with
+ * jitter if connecting failed just before.
  */
 export class NodeConnection {
   private socket: net.Socket | null = null;

@@ -1,34 +1,95 @@
 import test from 'ava';
-import type { NodeInfo } from '../proto/index.ts';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob } from './allocation.ts';
+import type { JobHints } from '../proto/index.ts';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob, type NodeState } from './allocation.ts';
 
-const node = (id: string, tier = 'dram'): NodeInfo => ({ id, tier, address: `127.0.0.1:${id.length}`, capacity: 1 << 30, bandwidth: 1e9 });
+const GiB = 1024 ** 3;
+const node = (id: string, tier: string, capacity = 8 * GiB, reserved = 0, bandwidth = 1e9): NodeState => ({
+  id,
+  tier,
+  address: `127.0.0.1:${1000 + id.length}`,
+  capacity,
+  bandwidth,
+  reserved,
+});
+const oneOfEach = [node('dram-a', 'dram'), node('ssd-a', 'ssd'), node('hdd-a', 'hdd')];
 
-test('every DRAM node, equal weights, in a stable order; other tiers left out', (t) => {
-  const a = allocateJob({}, [node('dram-b'), node('ssd-a', 'ssd'), node('dram-a')]);
-  t.is(a.tier, 'dram');
+const tierCases: [string, JobHints, readonly NodeState[], string][] = [
+  ['no hints → DRAM', {}, oneOfEach, 'dram'],
+  ['latency-sensitive → DRAM', { latencySensitive: true, capacity: 4 * GiB }, oneOfEach, 'dram'],
+  ['not latency-sensitive → SSD', { latencySensitive: false }, oneOfEach, 'ssd'],
+  ['throughput-heavy, not latency-sensitive → SSD', { latencySensitive: false, capacity: GiB, peakThroughput: GiB }, oneOfEach, 'ssd'],
+  ['capacity-heavy, little throughput → HDD', { capacity: 100 * GiB, peakThroughput: 10e6 }, oneOfEach, 'hdd'],
+  ['latency-sensitive wins over little throughput', { latencySensitive: true, capacity: 100 * GiB, peakThroughput: 10e6 }, oneOfEach, 'dram'],
+  ['no SSD nodes → DRAM, the nearest', { latencySensitive: false }, [node('dram-a', 'dram'), node('hdd-a', 'hdd')], 'dram'],
+  ['no HDD nodes → SSD', { capacity: 100 * GiB, peakThroughput: 1e6 }, [node('dram-a', 'dram'), node('ssd-a', 'ssd')], 'ssd'],
+  ['only HDD nodes → HDD even for a latency-sensitive job', { latencySensitive: true }, [node('hdd-a', 'hdd')], 'hdd'],
+];
+
+for (const [name, hints, nodes, tier] of tierCases) {
+  test(`tier: ${name}`, (t) => {
+    const allocation = allocateJob(hints, nodes);
+    t.is(allocation.tier as string, tier);
+    t.true(allocation.nodes.length > 0);
+    t.truthy(allocation.reason);
+  });
+}
+
+const reservationCases: [string, JobHints, readonly NodeState[], number][] = [
+  ['no capacity hint → the default', {}, [node('dram-a', 'dram')], DEFAULT_CAPACITY],
+  ['capacity hint taken as it is', { capacity: 3 * GiB }, [node('dram-a', 'dram')], 3 * GiB],
+  // 2 nodes × 1 GB/s, 16 GiB in all: 0.5 GB/s is a quarter of the bandwidth, so a quarter of the capacity.
+  ['throughput share of the capacity when larger', { capacity: GiB, peakThroughput: 0.5e9 }, [node('dram-a', 'dram'), node('dram-b', 'dram')], 4 * GiB],
+  ['capacity when larger than the throughput share', { capacity: 6 * GiB, peakThroughput: 0.5e9 }, [node('dram-a', 'dram'), node('dram-b', 'dram')], 6 * GiB],
+];
+
+for (const [name, hints, nodes, reservation] of reservationCases) {
+  test(`reservation: ${name}`, (t) => {
+    t.is(allocateJob(hints, nodes).reservation, reservation);
+  });
+}
+
+test('nodes: one node suffices for a small job, and best fit takes the fullest node that still fits', (t) => {
+  const nodes = [node('dram-a', 'dram', 8 * GiB, 1 * GiB), node('dram-b', 'dram', 8 * GiB, 6 * GiB), node('dram-c', 'dram', 8 * GiB, 7.9 * GiB)];
+  const a = allocateJob({ capacity: GiB }, nodes);
+  t.deepEqual(a.nodes, [{ id: 'dram-b', address: nodes[1]!.address, weight: 1 }], 'b has 2 GiB free: the tightest fit for 1 GiB');
+});
+
+test('nodes: enough of them for the throughput hint, equal weights', (t) => {
+  const nodes = ['a', 'b', 'c', 'd'].map((x) => node(`ssd-${x}`, 'ssd', 8 * GiB, 0, 500e6));
+  const a = allocateJob({ latencySensitive: false, capacity: GiB, peakThroughput: 1.2e9 }, nodes);
+  t.is(a.nodes.length, 3, '1.2 GB/s over 0.5 GB/s nodes needs 3');
+  t.true(a.nodes.every((n) => n.weight === 1));
+});
+
+test('nodes: a reservation no single node holds is split over as many as it takes', (t) => {
+  const nodes = ['a', 'b', 'c'].map((x) => node(`dram-${x}`, 'dram', 4 * GiB));
+  const a = allocateJob({ capacity: 7 * GiB }, nodes);
+  t.is(a.nodes.length, 2);
+});
+
+test('nodes: a tier too full for the reservation spreads the job by free room', (t) => {
+  const nodes = [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)];
+  const a = allocateJob({ capacity: 10 * GiB }, nodes);
   t.deepEqual(
     a.nodes.map((n) => [n.id, n.weight]),
     [
-      ['dram-a', 1],
-      ['dram-b', 1],
+      ['dram-a', 0.25],
+      ['dram-b', 0.75],
     ],
   );
-  t.deepEqual(allocateJob({}, [node('dram-a'), node('dram-b')]).nodes, a.nodes);
+  t.regex(a.reason, /short of room/);
 });
 
-test('defaults for missing hints; hints used when given', (t) => {
-  const d = allocateJob({}, [node('dram-a')]);
-  t.is(d.reservation, DEFAULT_CAPACITY);
+test('no nodes at all: an empty placement (the job gets nodes when they register)', (t) => {
+  const a = allocateJob({}, []);
+  t.deepEqual(a.nodes, []);
+  t.is(a.tier, 'dram');
+});
+
+test('block size and value limit: defaults, and the hint when given (zero means no hint)', (t) => {
+  const d = allocateJob({}, oneOfEach);
   t.is(d.blockSize, DEFAULT_BLOCK_SIZE);
   t.is(d.maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
-  const h = allocateJob({ capacity: 5e9, maxValueBytes: 4096 }, [node('dram-a')]);
-  t.is(h.reservation, 5e9);
-  t.is(h.maxValueBytes, 4096);
-  // Zero means "no hint", not "nothing".
-  t.is(allocateJob({ capacity: 0, maxValueBytes: 0 }, [node('dram-a')]).maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
-});
-
-test('no DRAM node yet: an empty placement (the job gets a node when one registers)', (t) => {
-  t.deepEqual(allocateJob({}, []).nodes, []);
+  t.is(allocateJob({ maxValueBytes: 4096 }, oneOfEach).maxValueBytes, 4096);
+  t.is(allocateJob({ maxValueBytes: 0 }, oneOfEach).maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
 });

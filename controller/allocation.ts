@@ -3,10 +3,26 @@ import type { JobHints, NodeInfo } from '../proto/index.ts';
 /** Defaults for missing hints, documented in controller/README.md. */
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024 * 1024;
-export const DEFAULT_CAPACITY = 256 * 1024 * 1024;
+/** What a job that gives no capacity hint reserves to start with. */
+export const DEFAULT_CAPACITY = 64 * 1024 * 1024;
+/**
+ * Below this many reads of its whole data per second, a job that is not latency-sensitive is capacity-heavy:
+ * it goes to HDD. 1/600: the data is touched less than once in ten minutes.
+ */
+export const HDD_MAX_TOUCH_RATE = 1 / 600;
+
+export type Tier = 'dram' | 'ssd' | 'hdd';
+export const TIERS: readonly Tier[] = ['dram', 'ssd', 'hdd'];
+
+/** A node as the policy sees it: what it declared, and what jobs have reserved on it so far. */
+export interface NodeState extends NodeInfo {
+  reserved: number;
+}
 
 export interface Allocation {
-  tier: string;
+  tier: Tier;
+  /** Why this tier, for the job's record and the console. */
+  reason: string;
   /** Nodes and weights for the job's first placement generation. */
   nodes: { id: string; address: string; weight: number }[];
   /** Bytes reserved for the job across its nodes. */
@@ -15,19 +31,76 @@ export interface Allocation {
   maxValueBytes: number;
 }
 
+/** Where to look when a job's tier has no nodes: the nearest tier first. */
+const FALLBACK: Record<Tier, Tier[]> = { dram: ['dram', 'ssd', 'hdd'], ssd: ['ssd', 'dram', 'hdd'], hdd: ['hdd', 'ssd', 'dram'] };
+
 /**
- * First version of the policy: every job goes to the DRAM tier, spread over all its nodes with equal weights,
- * reserving its capacity hint. Hint-driven tier choice and best-fit reservations replace this with the tiers.
+ * Pocket's policy, with its hints all optional:
+ * - tier: latency-sensitive → DRAM; capacity-heavy with little throughput (whole data read less than
+ *   HDD_MAX_TOUCH_RATE times a second) → HDD; otherwise not latency-sensitive → SSD; no hint at all → DRAM.
+ *   A tier with no nodes falls back to the nearest one that has some.
+ * - reservation: max(capacity hint, the job's share of the tier's bandwidth × the tier's capacity).
+ * - nodes: enough for the throughput hint at the nodes' declared bandwidth, then best fit: the nodes with the
+ *   least free room that still hold an equal share. When no set of nodes fits, the job is spread over all
+ *   the tier's nodes weighted by free room (it is refused only when a node is actually full: FULL).
  */
-export function allocateJob(hints: JobHints, nodes: readonly NodeInfo[]): Allocation {
-  const dram = nodes.filter((n) => n.tier === 'dram').sort((a, b) => a.id.localeCompare(b.id));
-  return {
-    tier: 'dram',
-    nodes: dram.map((n) => ({ id: n.id, address: n.address, weight: 1 })),
-    reservation: positive(hints.capacity) ?? DEFAULT_CAPACITY,
+export function allocateJob(hints: JobHints, nodes: readonly NodeState[]): Allocation {
+  const capacity = positive(hints.capacity);
+  const throughput = positive(hints.peakThroughput);
+  const { tier: wanted, reason } = chooseTier(hints, capacity, throughput);
+  const tier = FALLBACK[wanted].find((t) => nodes.some((n) => n.tier === t)) ?? wanted;
+  const tierNodes = nodes.filter((n) => n.tier === tier).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const base = {
+    tier,
+    reason: tier === wanted ? reason : `${reason}; no ${wanted} nodes, so ${tier}`,
     blockSize: DEFAULT_BLOCK_SIZE,
     maxValueBytes: positive(hints.maxValueBytes) ?? DEFAULT_MAX_VALUE_BYTES,
   };
+  if (tierNodes.length === 0) return { ...base, nodes: [], reservation: capacity ?? DEFAULT_CAPACITY };
+
+  const tierCapacity = sum(tierNodes.map((n) => n.capacity));
+  const tierBandwidth = sum(tierNodes.map((n) => n.bandwidth));
+  const throughputShare = throughput === undefined || tierBandwidth <= 0 ? 0 : Math.min(1, throughput / tierBandwidth);
+  const reservation = Math.max(capacity ?? DEFAULT_CAPACITY, throughputShare * tierCapacity);
+
+  const meanBandwidth = tierBandwidth / tierNodes.length;
+  const forThroughput = throughput === undefined || meanBandwidth <= 0 ? 1 : Math.ceil(throughput / meanBandwidth);
+  const byFreeRoom = [...tierNodes].sort((a, b) => free(a) - free(b) || (a.id < b.id ? -1 : 1));
+  for (let count = Math.min(forThroughput, tierNodes.length); count <= tierNodes.length; count++) {
+    const share = reservation / count;
+    const fitting = byFreeRoom.filter((n) => free(n) >= share);
+    if (fitting.length >= count) {
+      return { ...base, reservation, nodes: fitting.slice(0, count).map((n) => ({ id: n.id, address: n.address, weight: 1 })) };
+    }
+  }
+  // Nothing fits whole: every node of the tier, each weighted by the room it has left.
+  const room = tierNodes.map((n) => Math.max(free(n), 0));
+  const total = sum(room);
+  return {
+    ...base,
+    reason: `${base.reason}; tier short of room, spread by free space`,
+    reservation,
+    nodes: tierNodes.map((n, i) => ({ id: n.id, address: n.address, weight: total > 0 ? room[i]! / total : 1 })),
+  };
+}
+
+function chooseTier(hints: JobHints, capacity: number | undefined, throughput: number | undefined): { tier: Tier; reason: string } {
+  if (hints.latencySensitive === true) return { tier: 'dram', reason: 'latency-sensitive' };
+  if (capacity !== undefined && throughput !== undefined && throughput / capacity < HDD_MAX_TOUCH_RATE) {
+    return { tier: 'hdd', reason: 'capacity-heavy with little throughput' };
+  }
+  if (hints.latencySensitive === false) return { tier: 'ssd', reason: 'not latency-sensitive' };
+  return { tier: 'dram', reason: 'no tier hints' };
+}
+
+function free(node: NodeState): number {
+  return node.capacity - node.reserved;
+}
+
+function sum(values: number[]): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
 }
 
 function positive(value: number | undefined): number | undefined {

@@ -75,6 +75,7 @@ function jobSummary(job: JobRecord) {
     id: job.id,
     name: job.name,
     tier: job.tier,
+    reason: job.reason,
     reservation: job.reservation,
     createdAt: new Date(job.createdAt).toISOString(),
     epoch: job.placement.epoch,

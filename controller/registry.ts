@@ -5,6 +5,8 @@ export interface JobRecord {
   name: string;
   hints: JobHints;
   tier: string;
+  /** Why the policy chose the tier. */
+  reason: string;
   reservation: number;
   createdAt: number;
   placement: WirePlacement;
@@ -14,9 +16,20 @@ export interface NodeRecord extends NodeInfo {
   registeredAt: number;
 }
 
-/** What the controller knows: jobs and nodes. In memory for now; durable in LevelDB with the tiers. */
+/** What the controller knows: jobs and nodes. */
 export class ClusterRegistry {
   readonly jobs = new Map<string, JobRecord>();
   readonly nodes = new Map<string, NodeRecord>();
   readonly metadata = new Set<string>();
+
+  /** Every node with the bytes jobs have reserved on it: each job's reservation split by its weights. */
+  nodeStates(): (NodeRecord & { reserved: number })[] {
+    const reserved = new Map<string, number>();
+    for (const job of this.jobs.values()) {
+      const nodes = job.placement.generations[0]?.nodes ?? [];
+      const total = nodes.reduce((acc, n) => acc + n.weight, 0);
+      for (const n of nodes) reserved.set(n.id, (reserved.get(n.id) ?? 0) + (total > 0 ? (job.reservation * n.weight) / total : 0));
+    }
+    return [...this.nodes.values()].map((node) => ({ ...node, reserved: reserved.get(node.id) ?? 0 }));
+  }
 }

@@ -20,7 +20,7 @@ import {
   type ServiceImpl,
   type WirePlacement,
 } from '../proto/index.ts';
-import { allocateJob } from './allocation.ts';
+import { TIERS, allocateJob } from './allocation.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { ClusterRegistry, type JobRecord } from './registry.ts';
 
@@ -29,7 +29,7 @@ export interface ControllerOptions {
   logger: Logger;
 }
 
-const TIERS = new Set(['dram', 'ssd', 'hdd']);
+const TIER_NAMES: ReadonlySet<string> = new Set(TIERS);
 
 /**
  * The controller: job registry, allocation, and the gRPC surface clients, nodes and metadata servers call.
@@ -92,7 +92,7 @@ export class Controller {
     checkHints(hints);
     if (this.metadataClients.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
     const id = newJobId(name);
-    const allocation = allocateJob(hints, [...this.registry.nodes.values()]);
+    const allocation = allocateJob(hints, this.registry.nodeStates());
     const placement: WirePlacement = {
       jobId: id,
       epoch: 1,
@@ -100,10 +100,22 @@ export class Controller {
       blockSize: allocation.blockSize,
       maxValueBytes: allocation.maxValueBytes,
     };
-    const job: JobRecord = { id, name, hints, tier: allocation.tier, reservation: allocation.reservation, createdAt: Date.now(), placement };
+    const job: JobRecord = {
+      id,
+      name,
+      hints,
+      tier: allocation.tier,
+      reason: allocation.reason,
+      reservation: allocation.reservation,
+      createdAt: Date.now(),
+      placement,
+    };
     await this.publishPlacement(placement);
     this.registry.jobs.set(id, job);
-    this.options.logger.info({ job: id, name, tier: job.tier, nodes: allocation.nodes.length, reservation: job.reservation }, 'job registered');
+    this.options.logger.info(
+      { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
+      'job registered',
+    );
     const token = signToken(this.options.secret, id);
     const ticket = encodeTicket({ v: 1, job: id, token, metadata: [...this.metadataClients.keys()], controller: this.address! });
     return { jobId: id, token, ticket };
@@ -126,19 +138,20 @@ export class Controller {
   }
 
   async registerNode(node: NodeInfo): Promise<string> {
-    if (!node || typeof node.address !== 'string' || !TIERS.has(node.tier) || !(node.capacity > 0)) {
+    if (!node || typeof node.address !== 'string' || !TIER_NAMES.has(node.tier) || !(node.capacity > 0)) {
       throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), an address and a positive capacity');
     }
     const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
     this.registry.nodes.set(id, { ...node, id, registeredAt: Date.now() });
     this.options.logger.info({ node: id, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
-    // Jobs registered before any node of theirs existed get this one now.
+    // Jobs registered before any node could hold them are placed now.
     for (const job of this.registry.jobs.values()) {
-      const nodes = job.placement.generations[0]?.nodes ?? [];
-      if (nodes.length > 0 || job.tier !== node.tier) continue;
-      const placement = { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: [{ id, address: node.address, weight: 1 }] }] };
+      if ((job.placement.generations[0]?.nodes.length ?? 0) > 0) continue;
+      const allocation = allocateJob(job.hints, this.registry.nodeStates());
+      if (allocation.nodes.length === 0) continue;
+      const placement = { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: allocation.nodes }] };
       await this.publishPlacement(placement);
-      job.placement = placement;
+      Object.assign(job, { placement, tier: allocation.tier, reason: allocation.reason, reservation: allocation.reservation });
     }
     return id;
   }

@@ -24,6 +24,9 @@ test.after.always(async () => {
   await cluster?.close();
 });
 
+/** A throughput hint past one node's declared 1 GB/s: the policy places the job on both nodes. */
+const TWO_NODES = { peakThroughput: 1.5e9 };
+
 async function register(t: ExecutionContext, hints = {}): Promise<RegisteredJob> {
   const job = await satchel.registerJob(`client-${t.title.slice(0, 20)}`, hints);
   t.teardown(() => job.deregister().catch(() => {}));
@@ -148,7 +151,7 @@ test('value type validation: only Uint8Array/Buffer or string', async (t) => {
 });
 
 test('a large value is split into blocks striped over both nodes, read back whole', async (t) => {
-  const registered = await register(t);
+  const registered = await register(t, TWO_NODES);
   const job = await attachWithBlockSize(t, registered, 64 * KiB);
   const value = pattern(5 * MiB + 123, 2);
   await job.put('big', value);
@@ -198,7 +201,7 @@ test('a value over the job maxValueBytes hint → TOO_LARGE, nothing stored', as
 });
 
 test('list: every key under a prefix, sorted, merged over both nodes, paged', async (t) => {
-  const job = await register(t);
+  const job = await register(t, TWO_NODES);
   const want: string[] = [];
   const writes: Promise<void>[] = [];
   for (let i = 0; i < 500; i++) {

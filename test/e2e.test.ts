@@ -26,6 +26,9 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
+/** A throughput hint past one node's declared 1 GB/s: the policy places the job on both nodes. */
+const TWO_NODES = { peakThroughput: 1.5e9 };
+
 async function register(t: ExecutionContext, name: string, hints = {}): Promise<RegisteredJob> {
   const job = await satchel.registerJob(name, hints);
   t.teardown(() => job.deregister().catch(() => {}));
@@ -78,7 +81,7 @@ test('put / get / stat / delete / overwrite through the client', async (t) => {
 });
 
 test('a 5 MiB value is striped into blocks and read back whole; overwriting it with a small value works', async (t) => {
-  const job = await register(t, 'striped');
+  const job = await register(t, 'striped', TWO_NODES);
   const value = pattern(5 * MiB, 42);
   await job.put('big', value);
   t.deepEqual(await job.stat('big'), { key: 'big', size: 5 * MiB, blocks: 5 });
@@ -96,7 +99,7 @@ test('a 5 MiB value is striped into blocks and read back whole; overwriting it w
 });
 
 test('list pages across both DRAM nodes: sorted and complete', async (t) => {
-  const job = await register(t, 'listing');
+  const job = await register(t, 'listing', TWO_NODES);
   const keys = Array.from({ length: 1200 }, (_, i) => `part-${(i * 7919) % 1200}`.padEnd(12, 'x'));
   await Promise.all(keys.map((k) => job.put(k, k)));
   await job.put('zzz-other', 'x');
@@ -156,14 +159,14 @@ test('a value over the job maxValueBytes hint → TOO_LARGE', async (t) => {
 });
 
 test('the console: cluster and job JSON; DELETE needs the admin token', async (t) => {
-  const job = await satchel.registerJob('console-visible', { capacity: 32 * MiB });
+  const job = await satchel.registerJob('console-visible', { capacity: 32 * MiB, ...TWO_NODES });
   t.teardown(() => job.deregister().catch(() => {}));
   const base = cluster.info.console;
   t.regex(base, /^http:\/\/127\.0\.0\.1:\d+$/);
   const clusterInfo = await fetch(`${base}/api/cluster`);
   t.is(clusterInfo.status, 200);
   t.regex(clusterInfo.headers.get('content-type') ?? '', /application\/json/);
-  const body = (await clusterInfo.json()) as { controller: string; nodes: { address: string; tier: string }[]; jobs: number };
+  const body = (await clusterInfo.json()) as { controller: string; nodes: { address: string; tier: string; capacity: number; bandwidth: number }[]; jobs: number };
   t.is(body.controller, cluster.controller);
   t.deepEqual(body.nodes.map((n) => n.address).sort(), cluster.info.nodes.map((n) => n.address).sort());
   t.true(body.jobs >= 1);
@@ -172,7 +175,10 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   const detail = (await jobInfo.json()) as { id: string; tier: string; reservation: number; nodes: unknown[] };
   t.is(detail.id, job.id);
   t.is(detail.tier, 'dram');
-  t.is(detail.reservation, 32 * MiB);
+  // Pocket's rule: max(capacity hint, throughput share of the tier's bandwidth × the tier's capacity).
+  const capacity = body.nodes.reduce((acc, n) => acc + n.capacity, 0);
+  const bandwidth = body.nodes.reduce((acc, n) => acc + n.bandwidth, 0);
+  t.is(detail.reservation, Math.max(32 * MiB, (TWO_NODES.peakThroughput / bandwidth) * capacity));
   t.is(detail.nodes.length, 2);
   t.is((await fetch(`${base}/api/jobs/no-such-job-1234`)).status, 404);
   // DELETE without, or with a wrong, token: 401 and the job stays.

@@ -11,17 +11,51 @@ export type { JobHints };
 
 export interface ConnectOptions extends JobOptions {}
 
-/** A job this process registered: a Job, plus what only its driver does. */
+/**
+ * A job this process registered: a Job, plus what only its driver does. While the handle is open it renews
+ * the job's lease (every third of it), so a driver that dies without deregistering leaves nothing behind
+ * for longer than one lease.
+ */
 export class RegisteredJob extends Job {
+  private controller: ControlClient<ControllerMethods> | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+
+  /** @internal Called by Satchel#registerJob. */
+  renewLeaseEvery(leaseMs: number): void {
+    this.controller ??= this.controllerClient();
+    const controller = this.controller;
+    this.renewTimer = setInterval(() => {
+      controller.call('RenewLease', { jobId: this.id, token: this.token }).catch((error: unknown) => {
+        // The job is gone (deregistered elsewhere, or collected): nothing left to renew.
+        if (error instanceof SatchelError && error.code === 'NO_SUCH_JOB') this.stopRenewing();
+        // Anything else (a controller restarting) is retried at the next tick, well inside the lease.
+      });
+    }, Math.max(50, leaseMs / 3));
+    this.renewTimer.unref(); // renewing never keeps a process alive
+  }
+
   /** Deletes every byte of the job on every node and frees its reservation; then closes this handle. */
   async deregister(): Promise<void> {
-    const controller = this.controllerClient();
+    this.stopRenewing();
+    this.controller ??= this.controllerClient();
     try {
-      await controller.call('DeregisterJob', { jobId: this.id, token: this.token });
+      await this.controller.call('DeregisterJob', { jobId: this.id, token: this.token });
     } finally {
-      controller.close();
       await this.close();
     }
+  }
+
+  /** Stops renewing the lease and closes the handle; the job lives on until deregistered or its lease lapses. */
+  override async close(): Promise<void> {
+    this.stopRenewing();
+    this.controller?.close();
+    this.controller = null;
+    await super.close();
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer !== null) clearInterval(this.renewTimer);
+    this.renewTimer = null;
   }
 }
 
@@ -62,7 +96,9 @@ export class Satchel {
       throw new SatchelError('BAD_REQUEST', 'job name must be a non-empty string of at most 200 characters');
     }
     const reply = await this.controller.call('RegisterJob', { name, hints });
-    return RegisteredJob.open(reply.ticket, this.options);
+    const job = await RegisteredJob.open(reply.ticket, this.options);
+    if (reply.leaseMs > 0) job.renewLeaseEvery(reply.leaseMs);
+    return job;
   }
 
   close(): void {

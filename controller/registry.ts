@@ -9,6 +9,8 @@ export interface JobRecord {
   reason: string;
   reservation: number;
   createdAt: number;
+  /** When the job is collected unless its driver renews (not persisted: a restart grants a fresh lease). */
+  leaseExpiresAt: number;
   placement: WirePlacement;
 }
 

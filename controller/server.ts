@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   ADMIN_SUBJECT,
@@ -22,12 +23,20 @@ import {
 } from '../proto/index.ts';
 import { TIERS, allocateJob } from './allocation.ts';
 import { NodeAdmin } from './node-admin.ts';
+import { ControllerStore } from './store.ts';
 import { ClusterRegistry, type JobRecord } from './registry.ts';
 
 export interface ControllerOptions {
   secret: Uint8Array;
   logger: Logger;
+  /** Where the controller keeps its state (LevelDB); in memory only when omitted. */
+  stateDir?: string;
+  /** A job whose driver does not renew within this long is collected like a deregistered one. */
+  leaseMs?: number;
 }
+
+/** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
+export const DEFAULT_LEASE_MS = 60_000;
 
 const TIER_NAMES: ReadonlySet<string> = new Set(TIERS);
 
@@ -41,17 +50,28 @@ export class Controller {
   private readonly admin: NodeAdmin;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
   private readonly adminToken: string;
+  private readonly leaseMs: number;
+  private store: ControllerStore | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
   address: string | null = null;
 
   constructor(private readonly options: ControllerOptions) {
     this.admin = new NodeAdmin(options.secret);
     this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     const impl: ServiceImpl<ControllerMethods> = {
       RegisterJob: ({ name, hints }) => this.registerJob(name, hints ?? {}),
       DeregisterJob: async ({ jobId, token }) => {
         this.authorize(token, jobId);
         await this.deregisterJob(jobId);
         return {};
+      },
+      RenewLease: async ({ jobId, token }) => {
+        this.authorize(token, jobId);
+        const job = this.registry.jobs.get(jobId);
+        if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
+        job.leaseExpiresAt = Date.now() + this.leaseMs;
+        return { leaseMs: this.leaseMs };
       },
       RegisterNode: async ({ node, token }) => {
         this.authorize(token, null);
@@ -71,18 +91,52 @@ export class Controller {
     addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
   }
 
+  /**
+   * Loads the durable state (when there is a state folder), then serves. After a restart every job is back
+   * with a fresh lease, and every placement is sent again to the metadata servers the controller knew.
+   */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = await bindServer(this.server, host, port);
+    this.leaseTimer = setInterval(() => void this.collectExpired(), Math.min(1_000, Math.max(50, this.leaseMs / 4)));
+    this.leaseTimer.unref();
     return this.address;
   }
 
   async close(): Promise<void> {
+    if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     this.admin.close();
     for (const client of this.metadataClients.values()) client.close();
     await new Promise<void>((resolve) => {
       this.server.tryShutdown(() => resolve());
       setTimeout(() => this.server.forceShutdown(), 2_000).unref();
     });
+    await this.store?.close();
+  }
+
+  private async recover(stateDir: string): Promise<void> {
+    this.store = await ControllerStore.open(join(stateDir, 'controller.db'));
+    const { jobs, nodes, metadata } = await this.store.load();
+    const leaseExpiresAt = Date.now() + this.leaseMs;
+    for (const node of nodes) this.registry.nodes.set(node.id, node);
+    for (const job of jobs) this.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
+    for (const address of metadata) {
+      this.metadataClients.set(address, new ControlClient<MetadataMethods>(METADATA_SERVICE, address));
+      this.registry.metadata.add(address);
+    }
+    const republished = await Promise.allSettled(jobs.map((job) => this.publishPlacement(job.placement)));
+    const failed = republished.filter((r) => r.status === 'rejected').length;
+    this.options.logger.info({ jobs: jobs.length, nodes: nodes.length, metadata: metadata.length, failed }, 'state recovered');
+  }
+
+  /** Jobs whose lease lapsed are collected like deregistered ones: every byte deleted. */
+  private async collectExpired(): Promise<void> {
+    const now = Date.now();
+    for (const job of [...this.registry.jobs.values()]) {
+      if (job.leaseExpiresAt > now) continue;
+      this.options.logger.info({ job: job.id, name: job.name }, 'lease expired: collecting job');
+      await this.deregisterJob(job.id).catch((error: unknown) => this.options.logger.error({ err: error, job: job.id }, 'collecting job failed'));
+    }
   }
 
   async registerJob(name: string, hints: JobHints): Promise<RegisterJobReply> {
@@ -108,9 +162,11 @@ export class Controller {
       reason: allocation.reason,
       reservation: allocation.reservation,
       createdAt: Date.now(),
+      leaseExpiresAt: Date.now() + this.leaseMs,
       placement,
     };
     await this.publishPlacement(placement);
+    await this.store?.putJob(job);
     this.registry.jobs.set(id, job);
     this.options.logger.info(
       { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
@@ -118,7 +174,7 @@ export class Controller {
     );
     const token = signToken(this.options.secret, id);
     const ticket = encodeTicket({ v: 1, job: id, token, metadata: [...this.metadataClients.keys()], controller: this.address! });
-    return { jobId: id, token, ticket };
+    return { jobId: id, token, ticket, leaseMs: this.leaseMs };
   }
 
   /** Deletes the job's data on every node it was placed on, its placement everywhere, and its record. */
@@ -126,6 +182,7 @@ export class Controller {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
     this.registry.jobs.delete(jobId);
+    await this.store?.deleteJob(jobId);
     const addresses = new Set(job.placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
     const results = await Promise.allSettled([
       ...[...addresses].map((address) => this.admin.dropJob(address, jobId)),
@@ -142,7 +199,9 @@ export class Controller {
       throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), an address and a positive capacity');
     }
     const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
-    this.registry.nodes.set(id, { ...node, id, registeredAt: Date.now() });
+    const record = { ...node, id, registeredAt: Date.now() };
+    this.registry.nodes.set(id, record);
+    await this.store?.putNode(record);
     this.options.logger.info({ node: id, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
     // Jobs registered before any node could hold them are placed now.
     for (const job of this.registry.jobs.values()) {
@@ -152,17 +211,22 @@ export class Controller {
       const placement = { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: allocation.nodes }] };
       await this.publishPlacement(placement);
       Object.assign(job, { placement, tier: allocation.tier, reason: allocation.reason, reservation: allocation.reservation });
+      await this.store?.putJob(job);
     }
     return id;
   }
 
   async registerMetadata(address: string): Promise<void> {
-    if (this.metadataClients.has(address)) return;
-    const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
-    this.metadataClients.set(address, client);
-    this.registry.metadata.add(address);
-    // A metadata server that (re)joins gets every placement.
-    await Promise.all([...this.registry.jobs.values()].map((job) => client.call('SetPlacement', { placement: job.placement, token: this.adminToken })));
+    let client = this.metadataClients.get(address);
+    if (client === undefined) {
+      client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
+      this.metadataClients.set(address, client);
+      this.registry.metadata.add(address);
+      await this.store?.putMetadata(address);
+    }
+    // A metadata server that joins, or comes back after a restart with nothing, gets every placement.
+    const target = client;
+    await Promise.all([...this.registry.jobs.values()].map((job) => target.call('SetPlacement', { placement: job.placement, token: this.adminToken })));
     this.options.logger.info({ address }, 'metadata server registered');
   }
 

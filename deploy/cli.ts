@@ -24,6 +24,8 @@ const USAGE = `Usage: satchel <command> [flags]
 
   controller              the controller and its console, for containers
     --port P --console-port P --host H --secret-file FILE
+    [--state-dir DIR]       keep jobs, nodes and placements in DIR/controller.db across restarts
+    [--lease-ms MS]         a job whose driver stops renewing is collected after MS (default 60000)
   metadata                a metadata server
     --port P --host H --controller HOST:PORT --secret-file FILE
   storage-node            a storage node
@@ -115,9 +117,21 @@ async function main(argv: string[]): Promise<void> {
     case 'up':
       return up(rest);
     case 'controller': {
-      const flags = parse(rest, { ...serverFlags, 'console-port': { type: 'string' }, 'console-host': { type: 'string' } });
+      const flags = parse(rest, {
+        ...serverFlags,
+        'console-port': { type: 'string' },
+        'console-host': { type: 'string' },
+        'state-dir': { type: 'string' },
+        'lease-ms': { type: 'string' },
+      });
       const host = str(flags, 'host') ?? '127.0.0.1';
+      const leaseMs = str(flags, 'lease-ms');
+      if (leaseMs !== undefined && !(Number.isInteger(Number(leaseMs)) && Number(leaseMs) >= 100)) {
+        throw new SatchelError('BAD_REQUEST', `--lease-ms: expected a whole number of milliseconds ≥ 100, got ${JSON.stringify(leaseMs)}`);
+      }
       await runController({
+        stateDir: str(flags, 'state-dir'),
+        leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
         host,
         port: parsePort(str(flags, 'port') ?? '7070', '--port'),
         consoleHost: str(flags, 'console-host') ?? host,

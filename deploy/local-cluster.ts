@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Leave the processes' logs in stateDir/logs after stop (everything else the cluster wrote is removed). */
   keepLogs?: boolean;
+  /** The controller's job lease (default 60 s). */
+  leaseMs?: number;
 }
 
 export interface ClusterInfoFile {
@@ -124,12 +126,7 @@ export class LocalCluster {
   private async boot(): Promise<void> {
     await mkdir(join(this.stateDir, 'logs'), { recursive: true });
     const secret = await loadOrCreateSecret(this.secretFile);
-    const controller = await this.spawn('controller', [
-      'controller',
-      '--port', String(this.options.controllerPort ?? 0),
-      '--console-port', String(this.options.consolePort ?? 0),
-      '--secret-file', this.secretFile,
-    ]);
+    const controller = await this.spawn('controller', this.controllerArgs(this.options.controllerPort ?? 0, this.options.consolePort ?? 0));
     this.info = {
       controller: controller.ready.address,
       console: controller.ready.console!,
@@ -142,6 +139,27 @@ export class LocalCluster {
     const dram = this.options.dram ?? 1;
     await Promise.all(Array.from({ length: dram }, () => this.addNode()));
     await this.writeInfo();
+  }
+
+  private controllerArgs(port: number, consolePort: number): string[] {
+    const args = ['controller', '--port', String(port), '--console-port', String(consolePort)];
+    args.push('--secret-file', this.secretFile, '--state-dir', join(this.stateDir, 'controller'));
+    if (this.options.leaseMs !== undefined) args.push('--lease-ms', String(this.options.leaseMs));
+    return args;
+  }
+
+  /**
+   * Stops the controller (SIGKILL: a crash; SIGTERM: a clean stop) and starts it again on the same ports with
+   * the same state folder. Fault tests use it; the rest of the cluster keeps running meanwhile.
+   */
+  async restartController(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    const index = this.members.findIndex((m) => m.role === 'controller');
+    const old = this.members[index]!;
+    await stopChild(old.child, signal);
+    this.members.splice(index, 1);
+    const port = Number(this.info.controller.slice(this.info.controller.lastIndexOf(':') + 1));
+    const consolePort = Number(new URL(this.info.console).port);
+    await this.spawn('controller', this.controllerArgs(port, consolePort));
   }
 
   private async writeInfo(): Promise<void> {
@@ -194,12 +212,13 @@ export class LocalCluster {
     } else {
       await rm(join(this.stateDir, 'cluster.json'), { force: true });
       await rm(this.secretFile, { force: true });
+      await rm(join(this.stateDir, 'controller'), { recursive: true, force: true });
       if (!this.options.keepLogs) await rm(join(this.stateDir, 'logs'), { recursive: true, force: true });
     }
   }
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
@@ -207,6 +226,6 @@ function stopChild(child: ChildProcess): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }

@@ -25,10 +25,12 @@ export interface ControllerRoleOptions {
   consolePort: number;
   secret: Buffer;
   logger: Logger;
+  stateDir?: string;
+  leaseMs?: number;
 }
 
 export async function runController(options: ControllerRoleOptions): Promise<ReadyMessage> {
-  const controller = new Controller({ secret: options.secret, logger: options.logger });
+  const controller = new Controller({ secret: options.secret, logger: options.logger, stateDir: options.stateDir, leaseMs: options.leaseMs });
   const address = await controller.listen(options.port, options.host);
   const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT) });
   await app.listen({ host: options.consoleHost, port: options.consolePort });

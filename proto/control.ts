@@ -17,7 +17,9 @@ export interface JobHints {
   maxValueBytes?: number;
 }
 export interface RegisterJobRequest { name: string; hints?: JobHints }
-export interface RegisterJobReply { jobId: string; token: string; ticket: string }
+export interface RegisterJobReply { jobId: string; token: string; ticket: string; leaseMs: number }
+export interface RenewLeaseRequest { jobId: string; token: string }
+export interface RenewLeaseReply { leaseMs: number }
 export interface DeregisterJobRequest { jobId: string; token: string }
 export interface NodeInfo { id: string; tier: string; address: string; capacity: number; bandwidth: number }
 export interface RegisterNodeRequest { node: NodeInfo; token: string }
@@ -41,6 +43,7 @@ export interface DropPlacementRequest { jobId: string; token: string }
 export type ControllerMethods = {
   RegisterJob: [RegisterJobRequest, RegisterJobReply];
   DeregisterJob: [DeregisterJobRequest, Empty];
+  RenewLease: [RenewLeaseRequest, RenewLeaseReply];
   RegisterNode: [RegisterNodeRequest, RegisterNodeReply];
   RegisterMetadata: [RegisterMetadataRequest, Empty];
   GetCluster: [Empty, ClusterInfo];

@@ -1,0 +1,49 @@
+import { Level } from 'level';
+import type { JobRecord, NodeRecord } from './registry.ts';
+
+/**
+ * The controller's durable state: jobs (with tokens derivable from the secret, reservations and placements),
+ * nodes and metadata servers, in LevelDB under the controller's state folder. Written through on every change,
+ * read once at start, so a restarted controller knows everything it knew.
+ */
+export class ControllerStore {
+  private constructor(private readonly db: Level<string, string>) {}
+
+  static async open(path: string): Promise<ControllerStore> {
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8' });
+    await db.open();
+    return new ControllerStore(db);
+  }
+
+  async load(): Promise<{ jobs: JobRecord[]; nodes: NodeRecord[]; metadata: string[] }> {
+    const jobs: JobRecord[] = [];
+    const nodes: NodeRecord[] = [];
+    const metadata: string[] = [];
+    for await (const [key, value] of this.db.iterator()) {
+      if (key.startsWith('job/')) jobs.push(JSON.parse(value) as JobRecord);
+      else if (key.startsWith('node/')) nodes.push(JSON.parse(value) as NodeRecord);
+      else if (key.startsWith('metadata/')) metadata.push(key.slice('metadata/'.length));
+    }
+    return { jobs, nodes, metadata };
+  }
+
+  putJob(job: JobRecord): Promise<void> {
+    return this.db.put(`job/${job.id}`, JSON.stringify(job));
+  }
+
+  deleteJob(id: string): Promise<void> {
+    return this.db.del(`job/${id}`);
+  }
+
+  putNode(node: NodeRecord): Promise<void> {
+    return this.db.put(`node/${node.id}`, JSON.stringify(node));
+  }
+
+  putMetadata(address: string): Promise<void> {
+    return this.db.put(`metadata/${address}`, '1');
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}

@@ -1,0 +1,64 @@
+// The controller's durable state and job leases, on a real cluster of child processes.
+import test from 'ava';
+import { Satchel } from '../client/index.ts';
+import { LocalCluster } from '../deploy/index.ts';
+import { rejection } from './helpers/assert.ts';
+
+async function cluster(t: import('ava').ExecutionContext, options: Parameters<typeof LocalCluster.start>[0] = {}): Promise<LocalCluster> {
+  const c = await LocalCluster.start({ dram: 1, dramCapacity: 64 * 1024 * 1024, ...options });
+  t.teardown(() => c.stop());
+  return c;
+}
+
+test('a controller killed and restarted loses nothing: jobs, placements, data and deregistration all still work', async (t) => {
+  const c = await cluster(t);
+  const satchel = await Satchel.connect(c.controller);
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('survivor', { capacity: 8 * 1024 * 1024 });
+  const other = await satchel.registerJob('bystander');
+  await job.put('before', 'written before the crash');
+
+  await c.restartController('SIGKILL');
+
+  // The data path never needed the controller.
+  t.is((await job.get('before'))?.toString(), 'written before the crash');
+  await job.put('after', 'written after the restart');
+  const attached = await Satchel.attach(job.ticket);
+  t.teardown(() => attached.close());
+  t.is((await attached.get('after'))?.toString(), 'written after the restart');
+
+  // The restarted controller knows both jobs, their tier and reservation.
+  const detail = (await (await fetch(`${c.info.console}/api/jobs/${job.id}`)).json()) as { tier: string; reservation: number; nodes: unknown[] };
+  t.is(detail.tier, 'dram');
+  t.is(detail.reservation, 8 * 1024 * 1024);
+  t.is(detail.nodes.length, 1);
+  const again = await Satchel.connect(c.controller);
+  t.teardown(() => again.close());
+  const jobs = (await (await fetch(`${c.info.console}/api/jobs`)).json()) as { id: string }[];
+  t.deepEqual(jobs.map((j) => j.id).sort(), [job.id, other.id].sort());
+
+  // And can still deregister a job registered before the crash: its data goes.
+  await job.deregister();
+  t.is((await rejection(t, Satchel.attach(job.ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, attached.get('before'))).code, 'NO_SUCH_JOB');
+  await other.deregister();
+});
+
+test('a job whose driver stops renewing is collected after its lease; a renewed one lives on', async (t) => {
+  const c = await cluster(t, { leaseMs: 400 });
+  const satchel = await Satchel.connect(c.controller);
+  t.teardown(() => satchel.close());
+  const abandoned = await satchel.registerJob('abandoned');
+  const kept = await satchel.registerJob('kept');
+  t.teardown(() => kept.deregister().catch(() => {}));
+  await abandoned.put('k', 'gone soon');
+  await kept.put('k', 'still here');
+  const ticket = abandoned.ticket;
+  await abandoned.close(); // stops renewing, as a driver that died would
+
+  await new Promise((resolve) => setTimeout(resolve, 1_600)); // four leases
+  t.is((await rejection(t, Satchel.attach(ticket))).code, 'NO_SUCH_JOB');
+  t.is((await kept.get('k'))?.toString(), 'still here', 'renewed every third of its lease');
+  const jobs = (await (await fetch(`${c.info.console}/api/jobs`)).json()) as { id: string }[];
+  t.deepEqual(jobs.map((j) => j.id), [kept.id]);
+});

@@ -34,12 +34,17 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     nodes: [...controller.registry.nodes.values()],
     jobs: controller.registry.jobs.size,
   }));
-  app.get('/api/nodes', async () => [...controller.registry.nodes.values()]);
-  app.get('/api/jobs', async () => [...controller.registry.jobs.values()].map(jobSummary));
+  app.get('/api/nodes', async () =>
+    [...controller.registry.nodeStates()].map((node) => {
+      const stats = controller.stats.get(node.id);
+      return { ...node, stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs) } };
+    }),
+  );
+  app.get('/api/jobs', async () => [...controller.registry.jobs.values()].map((job) => jobSummary(job, controller)));
   app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
     const job = controller.registry.jobs.get(request.params.id);
     if (job === undefined) return reply.code(404).send({ code: 'NO_SUCH_JOB', message: `no job ${request.params.id}` });
-    return { ...jobSummary(job), hints: job.hints, placement: job.placement };
+    return { ...jobSummary(job, controller), hints: job.hints, placement: job.placement };
   });
   app.delete<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
     if (request.headers.authorization !== `Bearer ${options.adminToken}`) {
@@ -70,13 +75,16 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
   return app;
 }
 
-function jobSummary(job: JobRecord) {
+function jobSummary(job: JobRecord, controller: Controller) {
   return {
     id: job.id,
     name: job.name,
     tier: job.tier,
     reason: job.reason,
     reservation: job.reservation,
+    /** Bytes the job holds, from the nodes' last reports (each at most a second old). */
+    usage: controller.stats.jobUsage(job.id),
+    leaseExpiresAt: new Date(job.leaseExpiresAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     epoch: job.placement.epoch,
     nodes: job.placement.generations[0]?.nodes ?? [],

@@ -23,6 +23,7 @@ import {
 } from '../proto/index.ts';
 import { TIERS, allocateJob } from './allocation.ts';
 import { NodeAdmin } from './node-admin.ts';
+import { NodeStatsTable } from './node-stats.ts';
 import { ControllerStore } from './store.ts';
 import { ClusterRegistry, type JobRecord } from './registry.ts';
 
@@ -46,6 +47,7 @@ const TIER_NAMES: ReadonlySet<string> = new Set(TIERS);
  */
 export class Controller {
   readonly registry = new ClusterRegistry();
+  readonly stats = new NodeStatsTable();
   private readonly server = new grpc.Server();
   private readonly admin: NodeAdmin;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
@@ -81,6 +83,12 @@ export class Controller {
         this.authorize(token, null);
         await this.registerMetadata(address);
         return {};
+      },
+      ReportNode: async (report) => {
+        this.authorize(report.token, null);
+        if (!this.registry.nodes.has(report.nodeId)) return { unknown: true };
+        this.stats.record(report);
+        return { unknown: false };
       },
       GetCluster: async () => ({
         nodes: [...this.registry.nodes.values()],

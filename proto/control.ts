@@ -25,6 +25,19 @@ export interface NodeInfo { id: string; tier: string; address: string; capacity:
 export interface RegisterNodeRequest { node: NodeInfo; token: string }
 export interface RegisterNodeReply { nodeId: string }
 export interface RegisterMetadataRequest { address: string; token: string }
+export interface JobUsage { jobId: string; bytes: number }
+export interface NodeReport {
+  nodeId: string;
+  token: string;
+  cpu: number;
+  bytesIn: number;
+  bytesOut: number;
+  ops: number;
+  used: number;
+  capacity: number;
+  jobs: JobUsage[];
+}
+export interface NodeReportReply { unknown: boolean }
 export interface ClusterInfo { nodes: NodeInfo[]; metadata: string[]; jobs: number }
 export type Empty = Record<string, never>;
 export interface WirePlacementNode { id: string; address: string; weight: number }
@@ -46,6 +59,7 @@ export type ControllerMethods = {
   RenewLease: [RenewLeaseRequest, RenewLeaseReply];
   RegisterNode: [RegisterNodeRequest, RegisterNodeReply];
   RegisterMetadata: [RegisterMetadataRequest, Empty];
+  ReportNode: [NodeReport, NodeReportReply];
   GetCluster: [Empty, ClusterInfo];
 };
 export type MetadataMethods = {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, CONTROLLER_SERVICE, ControlClient, SatchelError, signToken, type ControllerMethods } from '../proto/index.ts';
+import { SatchelError } from '../proto/index.ts';
+import { ControllerLink } from './controller-link.ts';
 import { DramEngine } from './dram-engine.ts';
 import { StorageServer } from './server.ts';
 
@@ -27,7 +28,7 @@ export interface RunningStorageNode {
   close(): Promise<void>;
 }
 
-/** Starts a storage node's data plane and registers it with the controller (retrying until it answers). */
+/** Starts a storage node's data plane, registers it with the controller and reports to it every second. */
 export async function startStorageNode(options: StorageNodeOptions): Promise<RunningStorageNode> {
   if (options.tier !== 'dram') throw new SatchelError('BAD_REQUEST', `tier ${options.tier} is not available in this version`);
   if (!(options.capacity > 0)) throw new SatchelError('BAD_REQUEST', 'capacity must be a positive number of bytes');
@@ -41,41 +42,30 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   });
   const address = await server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
   options.logger.info({ node: id, tier: options.tier, address, capacity: options.capacity }, 'storage node listening');
+  let link: ControllerLink | null = null;
   if (options.controller !== undefined) {
+    link = new ControllerLink({
+      controller: options.controller,
+      secret: options.secret,
+      logger: options.logger,
+      node: { id, tier: options.tier, address, capacity: options.capacity, bandwidth: options.bandwidth ?? 1e9 },
+    });
     try {
-      await register(options.controller, { id, address, options });
+      await link.register();
     } catch (error) {
+      link.close();
       await server.close();
       throw error;
     }
+    link.startReporting(server);
   }
-  return { id, address, server, close: () => server.close() };
-}
-
-async function register(controllerAddress: string, node: { id: string; address: string; options: StorageNodeOptions }): Promise<void> {
-  const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress, 5_000);
-  const request = {
-    node: {
-      id: node.id,
-      tier: node.options.tier,
-      address: node.address,
-      capacity: node.options.capacity,
-      bandwidth: node.options.bandwidth ?? 1e9,
+  return {
+    id,
+    address,
+    server,
+    close: async () => {
+      link?.close();
+      await server.close();
     },
-    token: signToken(node.options.secret, ADMIN_SUBJECT),
   };
-  try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await controller.call('RegisterNode', request);
-        node.options.logger.info({ controller: controllerAddress }, 'registered with controller');
-        return;
-      } catch (error) {
-        if (!(error instanceof SatchelError) || error.code !== 'UNAVAILABLE' || attempt >= 20) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
-      }
-    }
-  } finally {
-    controller.close();
-  }
 }

@@ -62,3 +62,22 @@ test('a job whose driver stops renewing is collected after its lease; a renewed 
   const jobs = (await (await fetch(`${c.info.console}/api/jobs`)).json()) as { id: string }[];
   t.deepEqual(jobs.map((j) => j.id), [kept.id]);
 });
+
+test('nodes report every second: the console shows what each job holds and each node does', async (t) => {
+  const c = await cluster(t);
+  const satchel = await Satchel.connect(c.controller);
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('reported');
+  t.teardown(() => job.deregister().catch(() => {}));
+  await Promise.all(Array.from({ length: 10 }, (_, i) => job.put(`k${i}`, Buffer.alloc(100_000, i))));
+  let usage = 0;
+  for (let i = 0; i < 40 && usage < 1_000_000; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    usage = ((await (await fetch(`${c.info.console}/api/jobs/${job.id}`)).json()) as { usage: number }).usage;
+  }
+  t.true(usage >= 1_000_000 && usage < 1_100_000, `usage ${usage}`);
+  const nodes = (await (await fetch(`${c.info.console}/api/nodes`)).json()) as { stats: { used: number; capacity: number; cpu: number } | null }[];
+  t.is(nodes.length, 1);
+  t.true(nodes[0]!.stats !== null && nodes[0]!.stats.used >= 1_000_000);
+  t.is(nodes[0]!.stats!.capacity, 64 * 1024 * 1024);
+});

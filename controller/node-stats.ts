@@ -1,0 +1,55 @@
+import type { NodeReport } from '../proto/index.ts';
+
+/** What the controller derives from a node's reports: rates over the last interval, and usage by job. */
+export interface NodeStats {
+  at: number;
+  cpu: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  opsPerSec: number;
+  used: number;
+  capacity: number;
+  jobs: Map<string, number>;
+}
+
+/**
+ * Latest report per node, turned from counters into rates. Kept in memory only: after a controller restart
+ * the next report (within a second) fills it again.
+ */
+export class NodeStatsTable {
+  private readonly latest = new Map<string, { report: NodeReport; at: number; stats: NodeStats }>();
+
+  record(report: NodeReport, now = Date.now()): NodeStats {
+    const previous = this.latest.get(report.nodeId);
+    const seconds = previous === undefined ? 0 : (now - previous.at) / 1000;
+    const rate = (current: number, before: number | undefined) =>
+      seconds > 0 && before !== undefined && current >= before ? (current - before) / seconds : 0;
+    const stats: NodeStats = {
+      at: now,
+      cpu: report.cpu,
+      bytesInPerSec: rate(report.bytesIn, previous?.report.bytesIn),
+      bytesOutPerSec: rate(report.bytesOut, previous?.report.bytesOut),
+      opsPerSec: rate(report.ops, previous?.report.ops),
+      used: report.used,
+      capacity: report.capacity,
+      jobs: new Map(report.jobs.map((j) => [j.jobId, j.bytes])),
+    };
+    this.latest.set(report.nodeId, { report, at: now, stats });
+    return stats;
+  }
+
+  get(nodeId: string): NodeStats | undefined {
+    return this.latest.get(nodeId)?.stats;
+  }
+
+  /** Bytes a job holds, summed over the nodes' latest reports. */
+  jobUsage(jobId: string): number {
+    let total = 0;
+    for (const { stats } of this.latest.values()) total += stats.jobs.get(jobId) ?? 0;
+    return total;
+  }
+
+  forget(nodeId: string): void {
+    this.latest.delete(nodeId);
+  }
+}

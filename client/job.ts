@@ -64,6 +64,8 @@ export class Job {
   private readonly connections = new Map<string, NodeConnection>();
   private closed = false;
   private refreshing: Promise<void> | null = null;
+  private growing: Promise<void> | null = null;
+  private growthClient: ControlClient<ControllerMethods> | null = null;
 
   /** @internal Use Satchel.attach(ticket) or Satchel#registerJob. */
   constructor(
@@ -128,27 +130,22 @@ export class Job {
     }
     return this.route(Op.GET, 0, key, null).then((reply) => {
       if (reply.status === Status.OK && (reply.flags & Flag.MANIFEST) === 0) return reply.body;
-      if (reply.status === Status.NOT_FOUND) return null;
+      if (reply.status === Status.NOT_FOUND && this.placement.generations.length === 1) return null;
       return this.finishGet(key, reply);
     });
   }
 
   /** PUT's uncommon endings: placement changed (STALE), an error, or a large value replaced. */
   private async finishPut(key: string, bytes: Uint8Array, reply: Reply): Promise<void> {
-    if (reply.status === Status.STALE) {
-      await this.refresh();
-      reply = await this.call(Op.PUT, 0, key, bytes);
-    }
+    if (reply.status === Status.STALE || reply.status === Status.FULL) reply = await this.call(Op.PUT, 0, key, bytes);
     return this.afterReplace(key, reply);
   }
 
   /** GET's uncommon endings: STALE, an error, or a manifest whose blocks must be fetched. */
   private async finishGet(key: string, reply: Reply): Promise<Buffer | null> {
     for (let attempt = 1; ; attempt++) {
-      if (reply.status === Status.STALE) {
-        await this.refresh();
-        reply = await this.call(Op.GET, 0, key, null);
-      }
+      // Placement changed, or the key may sit in an older generation: `call` handles both.
+      if (reply.status === Status.STALE || reply.status === Status.NOT_FOUND) reply = await this.call(Op.GET, 0, key, null);
       if (reply.status === Status.NOT_FOUND) return null;
       expectOk(reply);
       if ((reply.flags & Flag.MANIFEST) === 0) return reply.body;
@@ -200,9 +197,18 @@ export class Job {
   async delete(key: string): Promise<boolean> {
     checkKey(key);
     this.checkOpen();
-    const reply = await this.call(Op.DELETE, 0, key, null);
-    await this.afterReplace(key, reply);
-    return reply.arg === 1;
+    let deleted = false;
+    // Every generation's owner: a copy left in an older generation would otherwise come back through GET.
+    for (const node of this.owners(key)) {
+      let reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
+      if (reply.status === Status.STALE) {
+        await this.refresh();
+        reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
+      }
+      await this.afterReplace(key, reply);
+      deleted ||= reply.arg === 1;
+    }
+    return deleted;
   }
 
   /**
@@ -218,19 +224,24 @@ export class Job {
     }
     this.checkOpen();
     const pageSize = Math.max(1, Math.min(options.pageSize ?? 100, 1000));
-    const nodes = this.placement.generations[0]!;
-    const cursors = nodes.map((node) => new ListCursor(this, node, prefix, pageSize));
+    // Every node of every generation, once: keys written before a placement change stay where they were.
+    const nodes = new Map(this.placement.generations.flat().map((node) => [node.id, node]));
+    const cursors = [...nodes.values()].map((node) => new ListCursor(this, node, prefix, pageSize));
     await Promise.all(cursors.map((c) => c.fill()));
     for (;;) {
-      let best: ListCursor | null = null;
+      let best: string | undefined;
       for (const cursor of cursors) {
         const head = cursor.head;
-        if (head !== undefined && (best === null || head < best.head!)) best = cursor;
+        if (head !== undefined && (best === undefined || head < best)) best = head;
       }
-      if (best === null) return;
-      const key = best.shift();
-      if (best.head === undefined) await best.fill();
-      yield key;
+      if (best === undefined) return;
+      // The same key on two nodes (an old copy and its overwrite) is listed once.
+      for (const cursor of cursors) {
+        if (cursor.head !== best) continue;
+        cursor.shift();
+        if (cursor.head === undefined) await cursor.fill();
+      }
+      yield best;
     }
   }
 
@@ -241,6 +252,7 @@ export class Job {
     await Promise.all([...this.connections.values()].map((c) => c.close()));
     this.connections.clear();
     this.metadata.close();
+    this.growthClient?.close();
   }
 
   /** @internal One LIST page from one node. */
@@ -258,12 +270,59 @@ export class Job {
   }
 
   /** One request to the node that owns `key` in the newest generation; refreshes the placement on STALE. */
+  /**
+   * One request to the node that owns `key` in the newest generation, and what it takes to get an answer:
+   * a new placement on STALE, more room on FULL (PUT), the older generations on NOT_FOUND (GET, STAT).
+   */
   private async call(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     for (let attempt = 1; ; attempt++) {
       const reply = await this.route(op, flags, key, value);
-      if (reply.status !== Status.STALE || attempt >= MAX_ATTEMPTS) return reply;
-      await this.refresh();
+      if (attempt >= MAX_ATTEMPTS) return reply;
+      if (reply.status === Status.STALE) {
+        await this.refresh();
+      } else if (reply.status === Status.FULL && op === Op.PUT) {
+        await this.grow(this.owners(key)[0]!.id);
+      } else if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
+        return this.olderGenerations(op, key, reply);
+      } else {
+        return reply;
+      }
     }
+  }
+
+  /** Asks the owners of `key` in older generations, newest first, until one has it. */
+  private async olderGenerations(op: number, key: string, notFound: Reply): Promise<Reply> {
+    for (const node of this.owners(key).slice(1)) {
+      const reply = await this.callNode(node, op, 0, 0, key, null);
+      if (reply.status !== Status.NOT_FOUND) return reply;
+    }
+    return notFound;
+  }
+
+  /** The node owning `key` in each generation, newest first, each node once. */
+  private owners(key: string): PlacementNode[] {
+    const hash = hashKey(key);
+    const owners: PlacementNode[] = [];
+    for (const nodes of this.placement.generations) {
+      const node = nodes[pickNode(nodes, hash)];
+      if (node !== undefined && !owners.some((o) => o.id === node.id)) owners.push(node);
+    }
+    return owners;
+  }
+
+  /** A node answered FULL: ask the controller for room (a new generation), then use the new placement. */
+  private grow(fullNodeId: string): Promise<void> {
+    this.growthClient ??= this.controllerClient();
+    const client = this.growthClient;
+    this.growing ??= client
+      .call('GrowJob', { jobId: this.id, token: this.parsed.token, fullNodeId, epoch: this.placement.epoch })
+      .then((wire) => {
+        this.placement = fromWirePlacement(wire);
+      })
+      .finally(() => {
+        this.growing = null;
+      });
+    return this.growing;
   }
 
   /** One request to the node that owns `key` in the newest generation, whatever the answer. */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { JobHints } from '../proto/index.ts';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob, type NodeState } from './allocation.ts';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob, growJob, type NodeState } from './allocation.ts';
 
 const GiB = 1024 ** 3;
 const node = (id: string, tier: string, capacity = 8 * GiB, reserved = 0, bandwidth = 1e9): NodeState => ({
@@ -92,4 +92,34 @@ test('block size and value limit: defaults, and the hint when given (zero means 
   t.is(d.maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
   t.is(allocateJob({ maxValueBytes: 4096 }, oneOfEach).maxValueBytes, 4096);
   t.is(allocateJob({ maxValueBytes: 0 }, oneOfEach).maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
+});
+
+test('growth: the job tier first, the roomiest node, weights by free room so the full node takes nothing new', (t) => {
+  const nodes = [
+    node('dram-a', 'dram', 4 * GiB, 4 * GiB),
+    node('dram-b', 'dram', 4 * GiB, 1 * GiB),
+    node('dram-c', 'dram', 4 * GiB, 0),
+    node('ssd-a', 'ssd', 100 * GiB, 0),
+  ];
+  const g = growJob([{ id: 'dram-a', address: '' }], 'dram', nodes, (n) => n.capacity - n.reserved, GiB)!;
+  t.deepEqual(g.added, ['dram-c']);
+  t.deepEqual(g.nodes.map((n) => [n.id, n.weight]), [['dram-c', 1]]);
+  t.is(g.extraReservation, GiB);
+});
+
+test('growth: DRAM full → the job spills to SSD, then HDD; nothing with room anywhere → null', (t) => {
+  const full = (id: string, tier: string) => node(id, tier, GiB, GiB);
+  const dramOnly = [node('dram-a', 'dram', GiB, GiB), full('dram-b', 'dram')];
+  const withSsd = [...dramOnly, node('ssd-a', 'ssd', 10 * GiB, 0), node('hdd-a', 'hdd', 10 * GiB, 0)];
+  const room = (n: NodeState) => n.capacity - n.reserved;
+  t.deepEqual(growJob([{ id: 'dram-a', address: '' }], 'dram', withSsd, room, GiB)!.added, ['ssd-a']);
+  t.deepEqual(growJob([{ id: 'dram-a', address: '' }, { id: 'ssd-a', address: '' }], 'dram', [...dramOnly, full('ssd-a', 'ssd'), node('hdd-a', 'hdd', 10 * GiB, 0)], room, GiB)!.added, ['hdd-a']);
+  t.is(growJob([{ id: 'dram-a', address: '' }], 'dram', dramOnly, room, GiB), null);
+});
+
+test('growth: no new node, but another of the job has room → the same nodes reweighted', (t) => {
+  const nodes = [node('dram-a', 'dram', GiB, GiB), node('dram-b', 'dram', GiB, GiB / 2)];
+  const g = growJob([{ id: 'dram-a', address: '' }, { id: 'dram-b', address: '' }], 'dram', nodes, (n) => n.capacity - n.reserved, GiB)!;
+  t.deepEqual(g.added, []);
+  t.deepEqual(g.nodes.map((n) => [n.id, n.weight]), [['dram-b', 1]]);
 });

@@ -106,3 +106,42 @@ function sum(values: number[]): number {
 function positive(value: number | undefined): number | undefined {
   return value !== undefined && Number.isFinite(value) && value > 0 ? value : undefined;
 }
+
+export interface Growth {
+  /** The job's new newest generation: its nodes plus any added, weighted by free room. */
+  nodes: { id: string; address: string; weight: number }[];
+  added: string[];
+  /** Bytes added to the job's reservation. */
+  extraReservation: number;
+}
+
+/**
+ * More room for a job whose node answered FULL. Adds the roomiest node of the first tier in the spill order
+ * (the job's own tier, then DRAM, SSD, HDD) that has a node with room the job does not use yet, then weights
+ * every node of the new generation by its free room, so the full node takes no new keys. `free` should count
+ * what nodes report as used, not only what is reserved. Null when no node anywhere has room: FULL.
+ */
+export function growJob(
+  current: readonly { id: string; address: string }[],
+  tier: Tier,
+  nodes: readonly NodeState[],
+  free: (node: NodeState) => number,
+  reservation: number,
+): Growth | null {
+  const inJob = new Set(current.map((n) => n.id));
+  const order = [tier, ...TIERS.filter((t) => t !== tier)];
+  let added: NodeState | undefined;
+  for (const t of order) {
+    added = nodes.filter((n) => n.tier === t && !inJob.has(n.id) && free(n) > 0).sort((a, b) => free(b) - free(a))[0];
+    if (added !== undefined) break;
+  }
+  const members = nodes.filter((n) => inJob.has(n.id) || n.id === added?.id);
+  const room = members.map((n) => Math.max(free(n), 0));
+  const total = sum(room);
+  if (total <= 0) return null;
+  return {
+    nodes: members.map((n, i) => ({ id: n.id, address: n.address, weight: room[i]! / total })).filter((n) => n.weight > 0),
+    added: added === undefined ? [] : [added.id],
+    extraReservation: added === undefined ? 0 : Math.min(free(added), Math.max(reservation, DEFAULT_CAPACITY)),
+  };
+}

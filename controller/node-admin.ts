@@ -17,6 +17,12 @@ export class NodeAdmin {
     return reply.arg;
   }
 
+  /** Tells the node the job's placement moved to `epoch`: frames with older epochs get STALE from now on. */
+  async setEpoch(address: string, jobId: string, epoch: number): Promise<void> {
+    const reply = await this.connection(address).request(Op.SET_EPOCH, 0, 0, epoch, jobId, null);
+    if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
+  }
+
   close(): void {
     for (const connection of this.connections.values()) connection.destroy();
     this.connections.clear();

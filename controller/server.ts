@@ -21,7 +21,7 @@ import {
   type ServiceImpl,
   type WirePlacement,
 } from '../proto/index.ts';
-import { TIERS, allocateJob } from './allocation.ts';
+import { TIERS, allocateJob, growJob as growAllocation, type NodeState, type Tier } from './allocation.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { NodeStatsTable } from './node-stats.ts';
 import { ControllerStore } from './store.ts';
@@ -55,6 +55,7 @@ export class Controller {
   private readonly leaseMs: number;
   private store: ControllerStore | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
+  private readonly growing = new Map<string, Promise<WirePlacement>>();
   address: string | null = null;
 
   constructor(private readonly options: ControllerOptions) {
@@ -74,6 +75,10 @@ export class Controller {
         if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
         job.leaseExpiresAt = Date.now() + this.leaseMs;
         return { leaseMs: this.leaseMs };
+      },
+      GrowJob: async ({ jobId, token, fullNodeId, epoch }) => {
+        this.authorize(token, jobId);
+        return this.growJob(jobId, fullNodeId, epoch);
       },
       RegisterNode: async ({ node, token }) => {
         this.authorize(token, null);
@@ -200,6 +205,47 @@ export class Controller {
     // A node that cannot be reached has lost the job's data with its memory; it refuses the job on return.
     if (failed.length > 0) this.options.logger.warn({ job: jobId, failed }, 'job deregistered; some members unreachable');
     else this.options.logger.info({ job: jobId }, 'job deregistered');
+  }
+
+  /**
+   * A job's node answered FULL: add room (see `growJob` in allocation.ts) as a new placement generation,
+   * newest first, so new keys go where there is room and reads fall back to the older generations. Calls are
+   * serialized per job, and a caller whose placement is already out of date just gets the current one.
+   */
+  growJob(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
+    const previous = this.growing.get(jobId) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => this.growJobNow(jobId, fullNodeId, epoch));
+    this.growing.set(jobId, next);
+    void next.finally(() => {
+      if (this.growing.get(jobId) === next) this.growing.delete(jobId);
+    }).catch(() => {});
+    return next;
+  }
+
+  private async growJobNow(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
+    const job = this.registry.jobs.get(jobId);
+    if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
+    if (job.placement.epoch > epoch) return job.placement;
+    const free = (node: NodeState) => {
+      const used = this.stats.get(node.id)?.used ?? 0;
+      // The node that said FULL has no room, whatever its last report (up to a second old) said.
+      return node.id === fullNodeId ? 0 : node.capacity - Math.max(node.reserved, used);
+    };
+    const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.registry.nodeStates(), free, job.reservation);
+    if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
+    const placement: WirePlacement = {
+      ...job.placement,
+      epoch: job.placement.epoch + 1,
+      generations: [{ nodes: growth.nodes }, ...job.placement.generations],
+    };
+    await this.publishPlacement(placement);
+    const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
+    await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, jobId, placement.epoch)));
+    job.placement = placement;
+    job.reservation += growth.extraReservation;
+    await this.store?.putJob(job);
+    this.options.logger.info({ job: jobId, epoch: placement.epoch, added: growth.added, full: fullNodeId }, 'job grown');
+    return placement;
   }
 
   async registerNode(node: NodeInfo): Promise<string> {

@@ -18,6 +18,7 @@ export interface JobHints {
 }
 export interface RegisterJobRequest { name: string; hints?: JobHints }
 export interface RegisterJobReply { jobId: string; token: string; ticket: string; leaseMs: number }
+export interface GrowJobRequest { jobId: string; token: string; fullNodeId: string; epoch: number }
 export interface RenewLeaseRequest { jobId: string; token: string }
 export interface RenewLeaseReply { leaseMs: number }
 export interface DeregisterJobRequest { jobId: string; token: string }
@@ -57,6 +58,7 @@ export type ControllerMethods = {
   RegisterJob: [RegisterJobRequest, RegisterJobReply];
   DeregisterJob: [DeregisterJobRequest, Empty];
   RenewLease: [RenewLeaseRequest, RenewLeaseReply];
+  GrowJob: [GrowJobRequest, WirePlacement];
   RegisterNode: [RegisterNodeRequest, RegisterNodeReply];
   RegisterMetadata: [RegisterMetadataRequest, Empty];
   ReportNode: [NodeReport, NodeReportReply];

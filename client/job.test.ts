@@ -5,7 +5,7 @@ import { startInProcessCluster, type InProcessCluster } from '../test/helpers/in
 import { eventually, freePort } from '../test/helpers/raw-client.ts';
 import { NodeConnection } from './connection.ts';
 import { Satchel, type Job, type RegisteredJob } from './index.ts';
-import { rejection, pattern } from '../test/helpers/assert.ts';
+import { rejection, pattern, firstCall, withoutPlacement } from '../test/helpers/assert.ts';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -42,7 +42,8 @@ function jobUsage(jobId: string): number {
 async function attachWithBlockSize(t: ExecutionContext, job: RegisteredJob, blockSize: number): Promise<Job> {
   const placement = cluster.metadata.store.get(job.id);
   cluster.metadata.store.set({ ...placement, blockSize });
-  const handle = await Satchel.attach(job.ticket, { timeoutMs: 5_000 });
+  // Without the ticket's placement snapshot, so the changed block size is read from the metadata server.
+  const handle = await Satchel.attach(withoutPlacement(job.ticket), { timeoutMs: 5_000 });
   t.teardown(() => handle.close());
   return handle;
 }
@@ -308,7 +309,7 @@ test('deregister deletes the job data on every node; other handles and attach ge
   for (const call of [() => other.get('k1'), () => other.put('k1', 'x'), () => other.stat('k1'), () => other.delete('k1')]) {
     t.is((await rejection(t, call())).code, 'NO_SUCH_JOB');
   }
-  t.is((await rejection(t, Satchel.attach(job.ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
   t.is(jobUsage(job.id), 0, 'the refused PUT stored nothing');
   // Deregistering twice.
   const again = await satchel.registerJob('deregister-twice');
@@ -321,10 +322,10 @@ test('a ticket whose token is wrong → UNAUTHORIZED; another job token does not
   const b = await register(t);
   const parsed = decodeTicket(a.ticket);
   const forged = (token: string) => `st1_${Buffer.from(JSON.stringify({ ...parsed, token })).toString('base64url')}`;
-  t.is((await rejection(t, Satchel.attach(forged(parsed.token.slice(0, -2) + 'xx')))).code, 'UNAUTHORIZED');
-  t.is((await rejection(t, Satchel.attach(forged(decodeTicket(b.ticket).token)))).code, 'UNAUTHORIZED');
-  t.is((await rejection(t, Satchel.attach(forged(signToken(Buffer.alloc(32, 1), ADMIN_SUBJECT))))).code, 'UNAUTHORIZED');
-  t.is((await rejection(t, Satchel.attach('not a ticket'))).code, 'BAD_REQUEST');
+  t.is((await rejection(t, firstCall(forged(parsed.token.slice(0, -2) + 'xx')))).code, 'UNAUTHORIZED');
+  t.is((await rejection(t, firstCall(forged(decodeTicket(b.ticket).token)))).code, 'UNAUTHORIZED');
+  t.is((await rejection(t, firstCall(forged(signToken(Buffer.alloc(32, 1), ADMIN_SUBJECT))))).code, 'UNAUTHORIZED');
+  t.is((await rejection(t, firstCall('not a ticket'))).code, 'BAD_REQUEST');
 });
 
 test('registerJob and connect refuse bad input', async (t) => {
@@ -334,4 +335,17 @@ test('registerJob and connect refuse bad input', async (t) => {
   t.is((await rejection(t, Satchel.connect('no-port'))).code, 'BAD_REQUEST');
   const port = await freePort();
   t.is((await rejection(t, Satchel.connect(`127.0.0.1:${port}`, { timeoutMs: 5_000 }))).code, 'UNAVAILABLE');
+});
+
+test('attaching needs no metadata round trip: a ticket carrying the placement works with metadata unreachable', async (t) => {
+  const registered = await register(t);
+  const parsed = decodeTicket(registered.ticket);
+  t.truthy(parsed.placement, 'registerJob puts the placement in the ticket');
+  const cut = `st1_${Buffer.from(JSON.stringify({ ...parsed, metadata: ['127.0.0.1:1'] })).toString('base64url')}`;
+  const job = await Satchel.attach(cut, { timeoutMs: 2_000 });
+  t.teardown(() => job.close());
+  await job.put('k', 'v');
+  t.is((await job.get('k'))?.toString(), 'v');
+  // Without the snapshot the same ticket must reach a metadata server, and cannot.
+  t.is((await rejection(t, Satchel.attach(withoutPlacement(cut), { timeoutMs: 2_000 }))).code, 'UNAVAILABLE');
 });

@@ -78,12 +78,17 @@ export class Job {
     this.placement = placement;
   }
 
-  /** @internal Decodes the ticket and fetches the placement; `this` picks the handle class. */
-  static async open<T extends Job>(this: JobClass<T>, ticket: string, options: JobOptions = {}): Promise<T> {
+  /** @internal Decodes the ticket and fetches the placement unless given; `this` picks the handle class. */
+  static async open<T extends Job>(this: JobClass<T>, ticket: string, options: JobOptions = {}, known?: WirePlacement): Promise<T> {
     const parsed = decodeTicket(ticket);
     const metadata = new ControlClient<MetadataMethods>(METADATA_SERVICE, parsed.metadata[0]!, options.timeoutMs ?? 10_000);
     try {
-      const placement = await fetchPlacement(metadata, parsed);
+      // The placement from registerJob (a driver) or from the ticket (a function) saves a metadata round trip,
+      // which for a new process includes opening a gRPC channel (~18 ms measured here). A job with no nodes
+      // yet in that snapshot asks the metadata server.
+      const snapshot = known ?? parsed.placement;
+      const usable = snapshot !== undefined && snapshot.generations.some((g) => g.nodes.length > 0);
+      const placement = usable ? fromWirePlacement(snapshot) : await fetchPlacement(metadata, parsed);
       return new this(ticket, parsed, placement, options, metadata);
     } catch (error) {
       metadata.close();
@@ -115,8 +120,9 @@ export class Job {
     }
     if (bytes.length > this.placement.blockSize) return this.putBlocks(key, bytes);
     // Hot path: no async frames of our own, one promise beyond the request's (see perf/RESULTS.md).
-    return this.route(Op.PUT, 0, key, bytes).then((reply) =>
-      reply.status === Status.OK && reply.flags === 0 ? undefined : this.finishPut(key, bytes, reply),
+    return this.route(Op.PUT, 0, key, bytes).then(
+      (reply) => (reply.status === Status.OK && reply.flags === 0 ? undefined : this.finishPut(key, bytes, reply)),
+      (error: unknown) => this.afterUnreachable(error).then(() => this.finishPut(key, bytes, null)),
     );
   }
 
@@ -128,24 +134,27 @@ export class Job {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.route(Op.GET, 0, key, null).then((reply) => {
-      if (reply.status === Status.OK && (reply.flags & Flag.MANIFEST) === 0) return reply.body;
-      if (reply.status === Status.NOT_FOUND && this.placement.generations.length === 1) return null;
-      return this.finishGet(key, reply);
-    });
+    return this.route(Op.GET, 0, key, null).then(
+      (reply) => {
+        if (reply.status === Status.OK && (reply.flags & Flag.MANIFEST) === 0) return reply.body;
+        if (reply.status === Status.NOT_FOUND && this.placement.generations.length === 1) return null;
+        return this.finishGet(key, reply);
+      },
+      (error: unknown) => this.afterUnreachable(error).then(() => this.finishGet(key, null)),
+    );
   }
 
   /** PUT's uncommon endings: placement changed (STALE), an error, or a large value replaced. */
-  private async finishPut(key: string, bytes: Uint8Array, reply: Reply): Promise<void> {
-    if (reply.status === Status.STALE || reply.status === Status.FULL) reply = await this.call(Op.PUT, 0, key, bytes);
+  private async finishPut(key: string, bytes: Uint8Array, reply: Reply | null): Promise<void> {
+    if (reply === null || reply.status === Status.STALE || reply.status === Status.FULL) reply = await this.call(Op.PUT, 0, key, bytes);
     return this.afterReplace(key, reply);
   }
 
   /** GET's uncommon endings: STALE, an error, or a manifest whose blocks must be fetched. */
-  private async finishGet(key: string, reply: Reply): Promise<Buffer | null> {
+  private async finishGet(key: string, reply: Reply | null): Promise<Buffer | null> {
     for (let attempt = 1; ; attempt++) {
-      // Placement changed, or the key may sit in an older generation: `call` handles both.
-      if (reply.status === Status.STALE || reply.status === Status.NOT_FOUND) reply = await this.call(Op.GET, 0, key, null);
+      // No answer yet, the placement changed, or the key may sit in an older generation: `call` handles all.
+      if (reply === null || reply.status === Status.STALE || reply.status === Status.NOT_FOUND) reply = await this.call(Op.GET, 0, key, null);
       if (reply.status === Status.NOT_FOUND) return null;
       expectOk(reply);
       if ((reply.flags & Flag.MANIFEST) === 0) return reply.body;
@@ -276,7 +285,14 @@ export class Job {
    */
   private async call(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     for (let attempt = 1; ; attempt++) {
-      const reply = await this.route(op, flags, key, value);
+      let reply: Reply;
+      try {
+        reply = await this.route(op, flags, key, value);
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS) throw error;
+        await this.afterUnreachable(error);
+        continue;
+      }
       if (attempt >= MAX_ATTEMPTS) return reply;
       if (reply.status === Status.STALE) {
         await this.refresh();
@@ -288,6 +304,23 @@ export class Job {
         return reply;
       }
     }
+  }
+
+  /**
+   * A node could not be reached. Maybe the placement moved on (the node was drained and removed, and this
+   * handle started from an old ticket) or the job is gone: ask the metadata server. Resolves when there is a
+   * newer placement to retry with; rejects with NO_SUCH_JOB for a job that is gone, else with the error itself.
+   */
+  private async afterUnreachable(error: unknown): Promise<void> {
+    if (!(error instanceof SatchelError) || error.code !== 'UNAVAILABLE') throw error;
+    const epoch = this.placement.epoch;
+    try {
+      await this.refresh();
+    } catch (refreshError) {
+      if (refreshError instanceof SatchelError && refreshError.code === 'NO_SUCH_JOB') throw refreshError;
+      throw error;
+    }
+    if (this.placement.epoch === epoch) throw error;
   }
 
   /** Asks the owners of `key` in older generations, newest first, until one has it. */

@@ -96,7 +96,7 @@ export class Satchel {
       throw new SatchelError('BAD_REQUEST', 'job name must be a non-empty string of at most 200 characters');
     }
     const reply = await this.controller.call('RegisterJob', { name, hints });
-    const job = await RegisteredJob.open(reply.ticket, this.options);
+    const job = await RegisteredJob.open(reply.ticket, this.options, reply.placement ?? undefined);
     if (reply.leaseMs > 0) job.renewLeaseEvery(reply.leaseMs);
     return job;
   }

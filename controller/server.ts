@@ -178,16 +178,15 @@ export class Controller {
       leaseExpiresAt: Date.now() + this.leaseMs,
       placement,
     };
-    await this.publishPlacement(placement);
-    await this.store?.putJob(job);
+    await Promise.all([this.publishPlacement(placement), this.store?.putJob(job)]);
     this.registry.jobs.set(id, job);
     this.options.logger.info(
       { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
       'job registered',
     );
     const token = signToken(this.options.secret, id);
-    const ticket = encodeTicket({ v: 1, job: id, token, metadata: [...this.metadataClients.keys()], controller: this.address! });
-    return { jobId: id, token, ticket, leaseMs: this.leaseMs };
+    const ticket = encodeTicket({ v: 1, job: id, token, metadata: [...this.metadataClients.keys()], controller: this.address!, placement });
+    return { jobId: id, token, ticket, leaseMs: this.leaseMs, placement };
   }
 
   /** Deletes the job's data on every node it was placed on, its placement everywhere, and its record. */

@@ -37,6 +37,11 @@ const USAGE = `Usage: satchel <command> [flags]
     --redis HOST:PORT       use this Redis instead of starting redis-server
     --seconds S             time per measurement (default 1.5)
 
+  bench register          register + attach + first PUT while another job keeps the cluster busy, against a
+                          new Redis connection + first SET
+    --jobs N                how many (default 200)
+    --json FILE, --redis HOST:PORT
+
   help                    this text
 `;
 

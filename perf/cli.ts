@@ -3,6 +3,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { SatchelError } from '../proto/index.ts';
 import { formatSize, runMicro, type MicroRow } from './micro.ts';
+import { runRegister } from './register.ts';
 
 /** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
@@ -10,8 +11,10 @@ export async function runBench(args: string[]): Promise<void> {
   switch (name) {
     case 'micro':
       return micro(rest);
+    case 'register':
+      return register(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register)`);
   }
 }
 
@@ -52,6 +55,23 @@ async function micro(args: string[]): Promise<void> {
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   process.stdout.write(table(rows));
   if (values.json) process.stdout.write(`results written to ${values.json}\n`);
+}
+
+async function register(args: string[]): Promise<void> {
+  let values;
+  try {
+    values = parseArgs({ args, strict: true, options: { json: { type: 'string' }, redis: { type: 'string' }, jobs: { type: 'string' } } }).values;
+  } catch (error) {
+    throw new SatchelError('BAD_REQUEST', (error as Error).message);
+  }
+  const jobs = Number(values.jobs ?? '200');
+  if (!Number.isInteger(jobs) || jobs < 1) throw new SatchelError('BAD_REQUEST', '--jobs must be a positive whole number');
+  const rows = await runRegister({ jobs, backgroundInFlight: 16, redis: values.redis });
+  const report = { benchmark: 'register', date: new Date().toISOString(), machine: machine(), results: rows };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  for (const row of rows) {
+    process.stdout.write(`${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`);
+  }
 }
 
 function machine() {

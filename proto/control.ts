@@ -17,7 +17,7 @@ export interface JobHints {
   maxValueBytes?: number;
 }
 export interface RegisterJobRequest { name: string; hints?: JobHints }
-export interface RegisterJobReply { jobId: string; token: string; ticket: string; leaseMs: number }
+export interface RegisterJobReply { jobId: string; token: string; ticket: string; leaseMs: number; placement: WirePlacement | null }
 export interface GrowJobRequest { jobId: string; token: string; fullNodeId: string; epoch: number }
 export interface RenewLeaseRequest { jobId: string; token: string }
 export interface RenewLeaseReply { leaseMs: number }
@@ -142,6 +142,8 @@ export function addService<M extends Methods>(
   server.addService(definition, handlers);
 }
 
+const clientClasses = new Map<grpc.ServiceDefinition, grpc.ServiceClientConstructor>();
+
 /** A typed client: `await client.call('RegisterJob', {...})`, every call with a deadline. */
 export class ControlClient<M extends Methods> {
   private readonly client: grpc.Client & Record<string, Function>;
@@ -151,7 +153,11 @@ export class ControlClient<M extends Methods> {
     readonly address: string,
     private readonly timeoutMs = 10_000,
   ) {
-    const Ctor = grpc.makeGenericClientConstructor(definition, 'satchel');
+    let Ctor = clientClasses.get(definition);
+    if (Ctor === undefined) {
+      Ctor = grpc.makeGenericClientConstructor(definition, 'satchel');
+      clientClasses.set(definition, Ctor);
+    }
     this.client = new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
   }
 

@@ -27,6 +27,7 @@ export {
   encodeTicket,
   decodeTicket,
   type Ticket,
+  type TicketPlacement,
   type TokenSubject,
 } from './token.ts';
 export * from './control.ts';

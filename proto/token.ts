@@ -48,6 +48,20 @@ export interface Ticket {
   metadata: string[];
   /** The controller (host:port), for deregistration and lease renewal. */
   controller: string;
+  /**
+   * The job's placement when the ticket was made, so a function can start without asking a metadata server
+   * (a first gRPC call costs a new process milliseconds). A stale one is corrected by the first STALE answer.
+   */
+  placement?: TicketPlacement;
+}
+
+/** The placement as a ticket carries it (the control plane's WirePlacement, repeated here: proto/ stays flat). */
+export interface TicketPlacement {
+  jobId: string;
+  epoch: number;
+  generations: { nodes: { id: string; address: string; weight: number }[] }[];
+  blockSize: number;
+  maxValueBytes: number;
 }
 
 export function encodeTicket(ticket: Ticket): string {
@@ -69,5 +83,35 @@ export function decodeTicket(text: string): Ticket {
   if (!Array.isArray(t.metadata) || t.metadata.length === 0 || !t.metadata.every((m) => typeof m === 'string')) {
     throw bad('no metadata address');
   }
-  return { v: 1, job: t.job, token: t.token, metadata: t.metadata, controller: t.controller };
+  // A job token names its job: a ticket pairing one job with another's token is refused here, before any
+  // call (the nodes would scope the connection to the token's job, not the ticket's).
+  if (t.token.split('.')[1] !== t.job) {
+    throw new SatchelError('UNAUTHORIZED', `the ticket's token is not a token of job ${t.job}`);
+  }
+  const ticket: Ticket = { v: 1, job: t.job, token: t.token, metadata: t.metadata, controller: t.controller };
+  if (t.placement !== undefined) {
+    if (!isTicketPlacement(t.placement, t.job)) throw bad('malformed placement');
+    ticket.placement = t.placement;
+  }
+  return ticket;
+}
+
+function isTicketPlacement(p: unknown, job: string): p is TicketPlacement {
+  const v = p as TicketPlacement | null;
+  const finite = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    v.jobId === job &&
+    finite(v.epoch) &&
+    finite(v.blockSize) &&
+    v.blockSize > 0 &&
+    finite(v.maxValueBytes) &&
+    Array.isArray(v.generations) &&
+    v.generations.every(
+      (g) =>
+        Array.isArray(g?.nodes) &&
+        g.nodes.every((n) => typeof n?.id === 'string' && typeof n.address === 'string' && finite(n.weight)),
+    )
+  );
 }

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { rejection } from './helpers/assert.ts';
+import { rejection, firstCall } from './helpers/assert.ts';
 
 async function cluster(t: import('ava').ExecutionContext, options: Parameters<typeof LocalCluster.start>[0] = {}): Promise<LocalCluster> {
   const c = await LocalCluster.start({ dram: 1, dramCapacity: 64 * 1024 * 1024, ...options });
@@ -39,7 +39,7 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
 
   // And can still deregister a job registered before the crash: its data goes.
   await job.deregister();
-  t.is((await rejection(t, Satchel.attach(job.ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, attached.get('before'))).code, 'NO_SUCH_JOB');
   await other.deregister();
 });
@@ -57,7 +57,7 @@ test('a job whose driver stops renewing is collected after its lease; a renewed 
   await abandoned.close(); // stops renewing, as a driver that died would
 
   await new Promise((resolve) => setTimeout(resolve, 1_600)); // four leases
-  t.is((await rejection(t, Satchel.attach(ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, firstCall(ticket))).code, 'NO_SUCH_JOB');
   t.is((await kept.get('k'))?.toString(), 'still here', 'renewed every third of its lease');
   const jobs = (await (await fetch(`${c.info.console}/api/jobs`)).json()) as { id: string }[];
   t.deepEqual(jobs.map((j) => j.id), [kept.id]);

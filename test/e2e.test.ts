@@ -8,7 +8,7 @@ import { Satchel, type RegisteredJob } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { decodeTicket } from '../proto/index.ts';
 import { runTs } from './helpers/process.ts';
-import { rejection, pattern } from './helpers/assert.ts';
+import { rejection, pattern, firstCall } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 const FUNCTION = fileURLToPath(new URL('./fixtures/function.ts', import.meta.url));
@@ -123,7 +123,7 @@ test('deregister deletes the data: attach → NO_SUCH_JOB, an old handle → NO_
   await job.put('big', pattern(2 * MiB, 1));
   t.is((await old.get('a'))?.toString(), 'x');
   await job.deregister();
-  t.is((await rejection(t, Satchel.attach(job.ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, old.get('a'))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, old.get('big'))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, old.put('a', 'y'))).code, 'NO_SUCH_JOB');
@@ -137,7 +137,7 @@ test('a ticket with a wrong token → UNAUTHORIZED, in this process and in a sep
   const job = await register(t, 'guarded');
   const parsed = decodeTicket(job.ticket);
   const forged = `st1_${Buffer.from(JSON.stringify({ ...parsed, token: `${parsed.token.slice(0, -4)}AAAA` })).toString('base64url')}`;
-  t.is((await rejection(t, Satchel.attach(forged))).code, 'UNAUTHORIZED');
+  t.is((await rejection(t, firstCall(forged))).code, 'UNAUTHORIZED');
   const run = await runTs(FUNCTION, [forged, 'a', 'b']);
   t.is(run.code, 3, run.stderr);
   t.is(JSON.parse(run.stdout.trim()).error, 'UNAUTHORIZED');
@@ -145,7 +145,7 @@ test('a ticket with a wrong token → UNAUTHORIZED, in this process and in a sep
   const other = await register(t, 'victim');
   const otherParsed = decodeTicket(other.ticket);
   const stolen = `st1_${Buffer.from(JSON.stringify({ ...otherParsed, token: parsed.token })).toString('base64url')}`;
-  t.is((await rejection(t, Satchel.attach(stolen))).code, 'UNAUTHORIZED');
+  t.is((await rejection(t, firstCall(stolen))).code, 'UNAUTHORIZED');
   await other.put('still', 'here');
   t.is((await other.get('still'))?.toString(), 'here');
 });
@@ -193,7 +193,7 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   t.is(deleted.status, 204);
   t.is((await fetch(`${base}/api/jobs/${job.id}`)).status, 404);
   t.is((await rejection(t, job.get('k'))).code, 'NO_SUCH_JOB');
-  t.is((await rejection(t, Satchel.attach(job.ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
   const metrics = await fetch(`${base}/metrics`);
   t.is(metrics.status, 200);
   t.regex(await metrics.text(), /satchel_jobs/);

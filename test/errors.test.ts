@@ -7,7 +7,7 @@ import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
-import { rejection } from './helpers/assert.ts';
+import { rejection, firstCall } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 
@@ -141,5 +141,5 @@ test.serial('the storage node process dies → calls fail with UNAVAILABLE withi
   t.is((await rejection(t, again.get('k'))).code, 'UNAVAILABLE');
   await again.close();
   await job.deregister();
-  t.is((await rejection(t, Satchel.attach(job.ticket))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
 });

@@ -58,11 +58,13 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
     });
     const started = performance.now();
 
+    const attachTimes = new LatencyRecorder();
     const satchelTimes = new LatencyRecorder();
     for (let i = 0; i < options.jobs; i++) {
       const t0 = performance.now();
       const job = await satchel.registerJob(`bench-register-${i}`, { capacity: 16 * 1024 * 1024 });
       const fn = await Satchel.attach(job.ticket);
+      attachTimes.add((performance.now() - t0) * 1000);
       await fn.put('first', 'x');
       satchelTimes.add((performance.now() - t0) * 1000);
       await fn.close();
@@ -92,7 +94,11 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
       p99_us: round(times.percentile(99)),
       background_ops_per_s: background,
     });
-    return [row('satchel-dram', 'register+attach+put', satchelTimes), row('redis', 'connect+set', redisTimes)];
+    return [
+      row('satchel-dram', 'register+attach', attachTimes),
+      row('satchel-dram', 'register+attach+put', satchelTimes),
+      row('redis', 'connect+set', redisTimes),
+    ];
   } finally {
     satchel.close();
     await redisProcess?.stop();

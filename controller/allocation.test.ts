@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { JobHints } from '../proto/index.ts';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob, growJob, type NodeState } from './allocation.ts';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob, growJob, rightsizeReservation, type NodeState } from './allocation.ts';
 
 const GiB = 1024 ** 3;
 const node = (id: string, tier: string, capacity = 8 * GiB, reserved = 0, bandwidth = 1e9): NodeState => ({
@@ -123,3 +123,16 @@ test('growth: no new node, but another of the job has room → the same nodes re
   t.deepEqual(g.added, []);
   t.deepEqual(g.nodes.map((n) => [n.id, n.weight]), [['dram-b', 1]]);
 });
+
+const rightsizeCases: [string, number, number, number][] = [
+  ['nothing held yet: the hint stands', 8 * GiB, 0, 8 * GiB],
+  ['within [used, 1.5 × used]: unchanged', 1.375 * GiB, GiB, 1.375 * GiB],
+  ['over-reserved: down to 1.25 × used', 8 * GiB, GiB, 1.25 * GiB],
+  ['outgrown: up to 1.25 × used', GiB, 2 * GiB, 2.5 * GiB],
+  ['tiny use: at least 1 MiB', 64 * 1024 * 1024, 1000, 1024 * 1024],
+];
+for (const [name, reservation, usage, expected] of rightsizeCases) {
+  test(`rightsizing: ${name}`, (t) => {
+    t.is(rightsizeReservation(reservation, usage), Math.ceil(expected));
+  });
+}

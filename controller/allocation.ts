@@ -145,3 +145,20 @@ export function growJob(
     extraReservation: added === undefined ? 0 : Math.min(free(added), Math.max(reservation, DEFAULT_CAPACITY)),
   };
 }
+
+/** Reservations follow measured use within this band once a job holds data. */
+export const RESERVATION_HEADROOM = 1.25;
+export const RESERVATION_MAX_RATIO = 1.5;
+const MIN_RESERVATION = 1024 * 1024;
+
+/**
+ * A job's reservation after a report of what it holds: unchanged while it stays between the bytes held and
+ * 1.5× them; otherwise set to 1.25× (at least 1 MiB). Pocket kept reservations at what hints asked for
+ * (345.7 GB reserved for 28.6 GB used in its own trace); Satchel starts from hints and then follows use.
+ * A job that holds nothing yet keeps what its hints reserved.
+ */
+export function rightsizeReservation(reservation: number, usage: number): number {
+  if (usage <= 0) return reservation;
+  if (reservation >= usage && reservation <= usage * RESERVATION_MAX_RATIO) return reservation;
+  return Math.max(Math.ceil(usage * RESERVATION_HEADROOM), MIN_RESERVATION);
+}

@@ -21,7 +21,7 @@ import {
   type ServiceImpl,
   type WirePlacement,
 } from '../proto/index.ts';
-import { TIERS, allocateJob, growJob as growAllocation, type NodeState, type Tier } from './allocation.ts';
+import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { NodeStatsTable } from './node-stats.ts';
 import { ControllerStore } from './store.ts';
@@ -111,7 +111,10 @@ export class Controller {
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = await bindServer(this.server, host, port);
-    this.leaseTimer = setInterval(() => void this.collectExpired(), Math.min(1_000, Math.max(50, this.leaseMs / 4)));
+    this.leaseTimer = setInterval(() => {
+      void this.collectExpired();
+      void this.rightsize();
+    }, Math.min(1_000, Math.max(50, this.leaseMs / 4)));
     this.leaseTimer.unref();
     return this.address;
   }
@@ -140,6 +143,18 @@ export class Controller {
     const republished = await Promise.allSettled(jobs.map((job) => this.publishPlacement(job.placement)));
     const failed = republished.filter((r) => r.status === 'rejected').length;
     this.options.logger.info({ jobs: jobs.length, nodes: nodes.length, metadata: metadata.length, failed }, 'state recovered');
+  }
+
+  /** Moves each job's reservation toward what its nodes report it holds (`rightsizeReservation`). */
+  private async rightsize(): Promise<void> {
+    for (const job of this.registry.jobs.values()) {
+      const usage = this.stats.jobUsage(job.id);
+      const reservation = rightsizeReservation(job.reservation, usage);
+      if (reservation === job.reservation) continue;
+      this.options.logger.info({ job: job.id, usage, from: job.reservation, to: reservation }, 'reservation resized');
+      job.reservation = reservation;
+      await this.store?.putJob(job).catch((error: unknown) => this.options.logger.error({ err: error }, 'persisting job failed'));
+    }
   }
 
   /** Jobs whose lease lapsed are collected like deregistered ones: every byte deleted. */

@@ -14,8 +14,9 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
   const c = await cluster(t);
   const satchel = await Satchel.connect(c.controller);
   t.teardown(() => satchel.close());
-  const job = await satchel.registerJob('survivor', { capacity: 8 * 1024 * 1024 });
-  const other = await satchel.registerJob('bystander');
+  const job = await satchel.registerJob('survivor');
+  // Holds nothing, so its reservation stays what its hint asked (rightsizing follows only measured use).
+  const other = await satchel.registerJob('bystander', { capacity: 8 * 1024 * 1024 });
   await job.put('before', 'written before the crash');
 
   await c.restartController('SIGKILL');
@@ -28,7 +29,7 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
   t.is((await attached.get('after'))?.toString(), 'written after the restart');
 
   // The restarted controller knows both jobs, their tier and reservation.
-  const detail = (await (await fetch(`${c.info.console}/api/jobs/${job.id}`)).json()) as { tier: string; reservation: number; nodes: unknown[] };
+  const detail = (await (await fetch(`${c.info.console}/api/jobs/${other.id}`)).json()) as { tier: string; reservation: number; nodes: unknown[] };
   t.is(detail.tier, 'dram');
   t.is(detail.reservation, 8 * 1024 * 1024);
   t.is(detail.nodes.length, 1);
@@ -80,4 +81,21 @@ test('nodes report every second: the console shows what each job holds and each 
   t.is(nodes.length, 1);
   t.true(nodes[0]!.stats !== null && nodes[0]!.stats.used >= 1_000_000);
   t.is(nodes[0]!.stats!.capacity, 64 * 1024 * 1024);
+});
+
+test('reservations follow what a job holds: an over-reserved job shrinks to 1.25× its data', async (t) => {
+  const c = await cluster(t);
+  const satchel = await Satchel.connect(c.controller);
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('rightsized', { capacity: 48 * 1024 * 1024 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await Promise.all(Array.from({ length: 40 }, (_, i) => job.put(`k${i}`, Buffer.alloc(100_000, i))));
+  let detail = { reservation: 0, usage: 0 };
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    detail = (await (await fetch(`${c.info.console}/api/jobs/${job.id}`)).json()) as typeof detail;
+    if (detail.reservation < 48 * 1024 * 1024) break;
+  }
+  t.true(detail.usage >= 4_000_000, `usage ${detail.usage}`);
+  t.true(detail.reservation <= detail.usage * 1.5 && detail.reservation >= detail.usage, `reserved ${detail.reservation} for ${detail.usage}`);
 });

@@ -1,5 +1,5 @@
 /**
- * The storage-engine interface every tier implements (DRAM now; SSD and HDD on LevelDB next). Results may be
+ * The storage-engine interface every tier implements (DRAM; SSD and HDD on LevelDB + segment files). Results may be
  * plain values or promises: the DRAM engine answers synchronously so the hot path never waits a tick, a disk
  * engine returns promises. One conformance suite (engine-conformance.ts) runs against every implementation.
  */
@@ -10,6 +10,11 @@ export interface StoredEntry {
   lent?: boolean;
 }
 
+/**
+ * `replaced` (and DELETE's result) is the entry that was there. The server only needs the old value when it is a
+ * block manifest (it hands it back to the client), so an engine that keeps large values out of memory may answer
+ * a non-manifest entry it would have to read from disk with an empty `value` (the right `flags`).
+ */
 export type PutOutcome =
   | { ok: true; replaced: StoredEntry | undefined }
   | { ok: false; reason: 'FULL'; message: string };

@@ -1,5 +1,6 @@
 // A storage node: the data-plane server and its storage engines. Imports proto only.
-export { startStorageNode, type StorageNodeOptions, type RunningStorageNode } from './node.ts';
+export { startStorageNode, type StorageNodeOptions, type RunningStorageNode, type Tier } from './node.ts';
 export { StorageServer, type StorageServerOptions, type StorageCounters } from './server.ts';
 export { DramEngine } from './dram-engine.ts';
+export { DiskEngine, type DiskEngineOptions, type DeviceEmulation, type DiskEngineStats } from './disk-engine.ts';
 export type { StorageEngine, StoredEntry, PutOutcome, ListPage } from './engine.ts';

@@ -2,13 +2,21 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SatchelError } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
+import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
+import type { StorageEngine } from './engine.ts';
 import { StorageServer } from './server.ts';
 
+export type Tier = 'dram' | 'ssd' | 'hdd';
+
 export interface StorageNodeOptions {
-  tier: 'dram';
+  tier: Tier;
   /** Bytes the node may hold. */
   capacity: number;
+  /** The directory a disk tier (ssd, hdd) keeps its data in; required for them. Wiped when the node starts. */
+  path?: string;
+  /** Emulated seek time and bandwidth cap for a disk tier (the hdd tier on a machine without a spinning disk). */
+  emulate?: DeviceEmulation;
   /** Bytes/s the node declares to the controller. */
   bandwidth?: number;
   secret: Uint8Array;
@@ -30,18 +38,26 @@ export interface RunningStorageNode {
 
 /** Starts a storage node's data plane, registers it with the controller and reports to it every second. */
 export async function startStorageNode(options: StorageNodeOptions): Promise<RunningStorageNode> {
-  if (options.tier !== 'dram') throw new SatchelError('BAD_REQUEST', `tier ${options.tier} is not available in this version`);
   if (!(options.capacity > 0)) throw new SatchelError('BAD_REQUEST', 'capacity must be a positive number of bytes');
+  const engine = await openEngine(options);
   const id = options.id ?? `${options.tier}-${randomBytes(3).toString('hex')}`;
   const server = new StorageServer({
     id,
-    engine: new DramEngine(options.capacity),
+    engine,
     secret: options.secret,
     logger: options.logger,
     maxValueBytes: options.maxValueBytes,
   });
-  const address = await server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
-  options.logger.info({ node: id, tier: options.tier, address, capacity: options.capacity }, 'storage node listening');
+  // Receive buffers of large PUTs go back to the server's pool once written to disk.
+  if (engine instanceof DiskEngine) engine.recycle = (value) => server.pool.release(value);
+  let address: string;
+  try {
+    address = await server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+  options.logger.info({ node: id, tier: options.tier, address, capacity: options.capacity, path: options.path }, 'storage node listening');
   let link: ControllerLink | null = null;
   if (options.controller !== undefined) {
     link = new ControllerLink({
@@ -68,4 +84,20 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       await server.close();
     },
   };
+}
+
+/** The engine for the node's tier: DRAM in memory, SSD and HDD in LevelDB plus segment files under `path`. */
+async function openEngine(options: StorageNodeOptions): Promise<StorageEngine> {
+  switch (options.tier) {
+    case 'dram':
+      return new DramEngine(options.capacity);
+    case 'ssd':
+    case 'hdd':
+      if (typeof options.path !== 'string' || options.path.length === 0) {
+        throw new SatchelError('BAD_REQUEST', `the ${options.tier} tier needs a data directory (path)`);
+      }
+      return DiskEngine.open({ tier: options.tier, path: options.path, capacity: options.capacity, emulate: options.emulate });
+    default:
+      throw new SatchelError('BAD_REQUEST', `unknown tier ${String(options.tier)}: expected dram, ssd or hdd`);
+  }
 }

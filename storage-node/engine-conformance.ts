@@ -1,0 +1,325 @@
+/**
+ * One conformance suite for every StorageEngine (DRAM, SSD, HDD): `engineConformance` registers ava tests, so
+ * call it from a `*.test.ts` file. Every call is awaited, so engines answering synchronously or with promises
+ * run the same tests.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { ENTRY_OVERHEAD, entryCost, type StorageEngine } from './engine.ts';
+
+const MiB = 1024 * 1024;
+const MANIFEST = 0x0001;
+const buf = (text: string) => Buffer.from(text);
+
+export type MakeEngine = (capacity: number) => Promise<StorageEngine>;
+
+/**
+ * Registers the suite under `name`. `makeEngine` opens a fresh engine; the suite closes it in teardown and then
+ * calls `cleanup` with it (to remove its files, say).
+ */
+export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?: (engine: StorageEngine) => Promise<void> | void): void {
+  const open = async (t: ExecutionContext, capacity = 64 * MiB): Promise<StorageEngine> => {
+    const engine = await makeEngine(capacity);
+    t.teardown(async () => {
+      await engine.close();
+      await cleanup?.(engine);
+    });
+    return engine;
+  };
+
+  test(`${name}: put, get, overwrite, delete, with flags`, async (t) => {
+    const engine = await open(t);
+    t.is(await engine.get('job', 'k'), undefined);
+    t.deepEqual(await engine.put('job', 'k', buf('one'), 0), { ok: true, replaced: undefined });
+    t.deepEqual(await engine.get('job', 'k'), { value: buf('one'), flags: 0 });
+    const second = await engine.put('job', 'k', buf('two!'), 0xbeef);
+    t.true(second.ok);
+    t.deepEqual(second.ok && second.replaced, { value: buf('one'), flags: 0 }, 'the replaced entry is handed back');
+    t.deepEqual(await engine.get('job', 'k'), { value: buf('two!'), flags: 0xbeef }, 'all 16 flag bits kept');
+    t.deepEqual(await engine.delete('job', 'k'), { value: buf('two!'), flags: 0xbeef });
+    t.is(await engine.get('job', 'k'), undefined);
+    t.is(await engine.delete('job', 'k'), undefined, 'deleting an absent key is a no-op');
+    t.is(await engine.delete('nobody', 'k'), undefined);
+    t.is(engine.used, 0);
+  });
+
+  test(`${name}: a replaced manifest is handed back whole, small or large`, async (t) => {
+    const engine = await open(t);
+    for (const size of [40, 200 * 1024]) {
+      const manifest = randomBytes(size);
+      await engine.put('job', `m${size}`, manifest, MANIFEST);
+      const outcome = await engine.put('job', `m${size}`, buf('next'), MANIFEST);
+      const replaced = outcome.ok ? outcome.replaced : undefined;
+      t.is(replaced?.flags, MANIFEST);
+      t.true(replaced?.value.equals(manifest), `${size}-byte manifest`);
+      t.deepEqual(await engine.delete('job', `m${size}`), { value: buf('next'), flags: MANIFEST });
+    }
+    // A large non-manifest value: the old entry is reported (its value may be left out, see engine.ts).
+    await engine.put('job', 'big', randomBytes(200 * 1024), 7);
+    const over = await engine.put('job', 'big', buf('small'), 0);
+    t.true(over.ok && over.replaced !== undefined && over.replaced.flags === 7);
+    const gone = await engine.delete('job', 'big');
+    t.deepEqual(gone, { value: buf('small'), flags: 0 });
+  });
+
+  test(`${name}: an empty value is a value, not an absence`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job', 'empty', Buffer.alloc(0), 3);
+    t.deepEqual(await engine.get('job', 'empty'), { value: Buffer.alloc(0), flags: 3 });
+    t.deepEqual(await engine.list('job', '', '', 10), { keys: ['empty'], more: false });
+    t.is(engine.used, entryCost('empty', 0));
+    t.deepEqual(await engine.delete('job', 'empty'), { value: Buffer.alloc(0), flags: 3 });
+    t.is(engine.used, 0);
+  });
+
+  test(`${name}: jobs are isolated: the same key in two jobs`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job-a', 'k', buf('a'), 0);
+    await engine.put('job-b', 'k', buf('b'), 0);
+    await engine.put('job', 'k', buf('c'), 0); // a job id that is a prefix of the others
+    t.deepEqual((await engine.get('job-a', 'k'))?.value, buf('a'));
+    t.deepEqual((await engine.get('job-b', 'k'))?.value, buf('b'));
+    await engine.delete('job-a', 'k');
+    t.deepEqual((await engine.get('job-b', 'k'))?.value, buf('b'));
+    t.deepEqual(await engine.list('job-a', '', '', 10), { keys: [], more: false });
+    t.deepEqual(await engine.list('job-b', '', '', 10), { keys: ['k'], more: false });
+    t.deepEqual(await engine.list('job', '', '', 10), { keys: ['k'], more: false });
+    t.is(await engine.dropJob('job'), entryCost('k', 1));
+    t.deepEqual((await engine.get('job-b', 'k'))?.value, buf('b'));
+  });
+
+  test(`${name}: list: prefix, sorted order, limit and more`, async (t) => {
+    const engine = await open(t);
+    for (const key of ['b/2', 'a/3', 'a/1', 'a/2', 'a0', 'a', 'b/1', 'a/10']) await engine.put('job', key, buf(key), 0);
+    t.deepEqual(await engine.list('job', 'a/', '', 100), { keys: ['a/1', 'a/10', 'a/2', 'a/3'], more: false });
+    t.deepEqual((await engine.list('job', '', '', 100)).keys, ['a', 'a/1', 'a/10', 'a/2', 'a/3', 'a0', 'b/1', 'b/2']);
+    t.deepEqual(await engine.list('job', 'a/', '', 2), { keys: ['a/1', 'a/10'], more: true });
+    t.deepEqual(await engine.list('job', 'a/', '', 4), { keys: ['a/1', 'a/10', 'a/2', 'a/3'], more: false }, 'exactly the rest: no more');
+    t.deepEqual(await engine.list('job', 'c', '', 10), { keys: [], more: false });
+    t.deepEqual(await engine.list('job', 'b/', '', 1), { keys: ['b/1'], more: true });
+    t.deepEqual(await engine.list('nobody', '', '', 10), { keys: [], more: false });
+  });
+
+  test(`${name}: list is in JavaScript string order, also for non-ASCII keys`, async (t) => {
+    const engine = await open(t);
+    // UTF-8 byte order would put the astral (surrogate-pair) keys after U+FFFD; JavaScript puts them before.
+    const keys = ['z', 'é', '\u{1F600}', '\uFFFD', '\uE000x', '\u{10000}', 'ä', '日本', 'a\u{1F600}b', 'a\uFFFF'];
+    for (const key of keys) await engine.put('job', key, buf(key), 0);
+    const sorted = [...keys].sort();
+    t.deepEqual((await engine.list('job', '', '', 100)).keys, sorted);
+    t.deepEqual((await engine.list('job', '', sorted[3]!, 2)).keys, sorted.slice(4, 6));
+    t.deepEqual((await engine.list('job', 'a', '', 100)).keys, ['a\u{1F600}b', 'a\uFFFF']);
+    for (const key of keys) t.deepEqual((await engine.get('job', key))?.value, buf(key));
+  });
+
+  test(`${name}: list: cursor paging visits every key once, strictly after the cursor`, async (t) => {
+    const engine = await open(t);
+    const all: string[] = [];
+    const puts = [];
+    for (let i = 0; i < 1000; i++) {
+      const key = `part-${String(i).padStart(4, '0')}`;
+      all.push(key);
+      puts.push(engine.put('job', key, buf('x'), 0));
+    }
+    puts.push(engine.put('job', 'other', buf('x'), 0));
+    await Promise.all(puts);
+    const seen: string[] = [];
+    let after = '';
+    let pages = 0;
+    for (;;) {
+      const page = await engine.list('job', 'part-', after, 37);
+      pages++;
+      seen.push(...page.keys);
+      if (!page.more) break;
+      after = page.keys.at(-1)!;
+    }
+    t.deepEqual(seen, all);
+    t.is(pages, Math.ceil(1000 / 37));
+    t.deepEqual((await engine.list('job', 'part-', 'part-0499x', 2)).keys, ['part-0500', 'part-0501'], 'a cursor that is not a key');
+    t.deepEqual((await engine.list('job', 'part-', 'a', 1)).keys, ['part-0000'], 'a cursor before the prefix');
+    t.deepEqual(await engine.list('job', 'part-', 'part-9999', 5), { keys: [], more: false }, 'a cursor past the end');
+  });
+
+  test(`${name}: list sees keys added and removed since the last list`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job', 'b', buf('x'), 0);
+    t.deepEqual((await engine.list('job', '', '', 10)).keys, ['b']);
+    await engine.put('job', 'a', buf('x'), 0);
+    await engine.put('job', 'c', buf('x'), 0);
+    t.deepEqual((await engine.list('job', '', '', 10)).keys, ['a', 'b', 'c']);
+    await engine.delete('job', 'b');
+    t.deepEqual((await engine.list('job', '', '', 10)).keys, ['a', 'c']);
+    await engine.put('job', 'a', buf('overwritten'), 0);
+    t.deepEqual((await engine.list('job', '', '', 10)).keys, ['a', 'c']);
+  });
+
+  test(`${name}: list excludes internal (NUL) block keys, which still count as used bytes`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job', 'big', buf('manifest'), MANIFEST);
+    for (let i = 0; i < 40; i++) await engine.put('job', `big\u0000v1\u0000${String(i).padStart(2, '0')}`, buf('block'), 0);
+    await engine.put('job', 'bigger', buf('x'), 0);
+    t.deepEqual(await engine.list('job', 'big', '', 10), { keys: ['big', 'bigger'], more: false });
+    t.deepEqual(await engine.list('job', 'big', '', 1), { keys: ['big'], more: true }, 'more looks past the internal keys');
+    t.deepEqual(await engine.list('job', 'big', 'big', 10), { keys: ['bigger'], more: false });
+    t.deepEqual(await engine.list('job', 'big\u0000', '', 10), { keys: [], more: false });
+    t.deepEqual((await engine.get('job', 'big\u0000v1\u000007'))?.value, buf('block'));
+    t.is(engine.used, entryCost('big', 8) + 40 * entryCost('big\u0000v1\u000000', 5) + entryCost('bigger', 1));
+  });
+
+  test(`${name}: capacity is enforced: FULL, the old value kept, nothing counted`, async (t) => {
+    const capacity = 3 * (ENTRY_OVERHEAD + 1 + 1000);
+    const engine = await open(t, capacity);
+    t.is(engine.capacity, capacity);
+    for (const key of ['a', 'b', 'c']) t.true((await engine.put('job', key, Buffer.alloc(1000, key), 0)).ok);
+    t.is(engine.used, capacity);
+    const full = await engine.put('job', 'd', Buffer.alloc(1), 0);
+    t.false(full.ok);
+    t.is(!full.ok && full.reason, 'FULL');
+    t.regex((!full.ok && full.message) || '', /full/);
+    t.is(await engine.get('job', 'd'), undefined);
+    t.is(engine.used, capacity);
+    const grow = await engine.put('job', 'a', Buffer.alloc(1001, 'z'), 0);
+    t.false(grow.ok, 'a bigger overwrite does not fit');
+    t.deepEqual((await engine.get('job', 'a'))?.value, Buffer.alloc(1000, 'a'), 'the old value stays');
+    t.is(engine.used, capacity);
+    t.false((await engine.put('other', 'x', Buffer.alloc(0), 0)).ok, 'capacity is per node');
+    t.true((await engine.put('job', 'a', Buffer.alloc(1000, 'y'), 0)).ok, 'the same size fits, the old value is freed');
+    t.true((await engine.put('job', 'b', Buffer.alloc(10, 'y'), 0)).ok);
+    t.is(engine.used, capacity - 990);
+    t.true((await engine.put('job', 'd', Buffer.alloc(990 - ENTRY_OVERHEAD - 1), 0)).ok, 'the room freed is usable');
+    t.is(engine.used, capacity);
+  });
+
+  test(`${name}: concurrent PUTs never overcommit`, async (t) => {
+    const size = 100 * 1024;
+    const capacity = 10 * entryCost('k-00', size) + 50;
+    const engine = await open(t, capacity);
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => engine.put('job', `k-${String(i).padStart(2, '0')}`, Buffer.alloc(size, i), 0)));
+    t.is(outcomes.filter((o) => o.ok).length, 10);
+    t.true(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.reason === 'FULL'));
+    t.is(engine.used, 10 * entryCost('k-00', size));
+    const page = await engine.list('job', '', '', 100);
+    t.is(page.keys.length, 10);
+    for (const key of page.keys) t.true((await engine.get('job', key))?.value.equals(Buffer.alloc(size, Number(key.slice(2)))));
+  });
+
+  test(`${name}: usage accounting returns to 0 after delete and after dropJob`, async (t) => {
+    const engine = await open(t);
+    t.is(engine.used, 0);
+    await engine.put('job-a', 'k1', Buffer.alloc(100), 0);
+    await engine.put('job-a', 'k2', Buffer.alloc(200 * 1024), 0);
+    await engine.put('job-a', 'k1', Buffer.alloc(50), 0); // overwrite shrinks
+    await engine.put('job-b', 'k', Buffer.alloc(1000), 0);
+    await engine.put('job-b', 'big', Buffer.alloc(300 * 1024), 0);
+    const a = entryCost('k1', 50) + entryCost('k2', 200 * 1024);
+    const b = entryCost('k', 1000) + entryCost('big', 300 * 1024);
+    t.is(engine.used, a + b);
+    t.deepEqual(engine.usageByJob(), new Map([['job-a', a], ['job-b', b]]));
+    await engine.delete('job-a', 'k1');
+    await engine.delete('job-a', 'k2');
+    t.is(engine.used, b);
+    t.deepEqual(engine.usageByJob(), new Map([['job-b', b]]), 'a job with no entries left is gone from the usage');
+    t.is(await engine.dropJob('job-b'), b, 'dropJob returns the bytes freed');
+    t.is(engine.used, 0);
+    t.deepEqual(engine.usageByJob(), new Map());
+    t.is(await engine.dropJob('job-b'), 0, 'dropping again frees nothing');
+    t.is(await engine.get('job-b', 'k'), undefined);
+    t.is(await engine.get('job-b', 'big'), undefined);
+  });
+
+  test(`${name}: dropJob removes only that job, which may store again`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job-a', 'k', buf('a'), 0);
+    await engine.put('job-a', 'large', Buffer.alloc(100 * 1024, 1), 0);
+    await engine.put('job-b', 'k', buf('b'), 0);
+    await engine.put('job-b', 'large', Buffer.alloc(100 * 1024, 2), 0);
+    await engine.dropJob('job-a');
+    t.is(await engine.get('job-a', 'k'), undefined);
+    t.is(await engine.get('job-a', 'large'), undefined);
+    t.deepEqual(await engine.list('job-a', '', '', 10), { keys: [], more: false });
+    t.deepEqual((await engine.get('job-b', 'k'))?.value, buf('b'));
+    t.true((await engine.get('job-b', 'large'))?.value.equals(Buffer.alloc(100 * 1024, 2)));
+    t.is(engine.used, entryCost('k', 1) + entryCost('large', 100 * 1024));
+    t.true((await engine.put('job-a', 'k', buf('again'), 0)).ok);
+    t.deepEqual((await engine.get('job-a', 'k'))?.value, buf('again'));
+  });
+
+  test(`${name}: dropJob with writes of the job in flight leaves nothing behind`, async (t) => {
+    const engine = await open(t);
+    const writes = Array.from({ length: 50 }, (_, i) => engine.put('job', `k${i}`, Buffer.alloc(i % 2 === 0 ? 10 : 100 * 1024, i), 0));
+    const dropped = engine.dropJob('job');
+    await Promise.all(writes);
+    await dropped;
+    // Whatever order the engine applied them in, usage and contents agree.
+    const left = (await engine.list('job', '', '', 1000)).keys;
+    let expected = 0;
+    for (const key of left) expected += entryCost(key, Number(key.slice(1)) % 2 === 0 ? 10 : 100 * 1024);
+    t.is(engine.used, expected);
+    await engine.dropJob('job');
+    t.is(engine.used, 0);
+    t.deepEqual(await engine.list('job', '', '', 1000), { keys: [], more: false });
+  });
+
+  test(`${name}: a 5 MiB value round trip`, async (t) => {
+    const engine = await open(t);
+    const value = randomBytes(5 * MiB);
+    t.true((await engine.put('job', 'five', value, 2)).ok);
+    const back = await engine.get('job', 'five');
+    t.is(back?.flags, 2);
+    t.true(back !== undefined && back.value.equals(value));
+    t.is(engine.used, entryCost('five', 5 * MiB));
+    const other = randomBytes(5 * MiB);
+    t.true((await engine.put('job', 'five', other, 0)).ok);
+    t.true((await engine.get('job', 'five'))?.value.equals(other));
+    t.is(engine.used, entryCost('five', 5 * MiB));
+  });
+
+  test(`${name}: many concurrent PUTs and GETs awaited together stay consistent`, async (t) => {
+    const engine = await open(t);
+    const sizes = [0, 10, 1000, 70 * 1024, 300 * 1024];
+    const last = new Map<string, Buffer>();
+    const calls: Promise<void>[] = [];
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 40; i++) {
+        const job = `job-${i % 3}`;
+        const key = `key-${i}`;
+        const value = randomBytes(sizes[(i + round) % sizes.length]!);
+        last.set(`${job}/${key}`, value);
+        calls.push(
+          Promise.resolve(engine.put(job, key, value, round)).then((outcome) => {
+            t.true(outcome.ok);
+          }),
+        );
+        // Issued right after the PUT: a GET reads that PUT (or, for a DELETE later in the round, nothing newer).
+        calls.push(
+          Promise.resolve(engine.get(job, key)).then((entry) => {
+            t.is(entry?.flags, round);
+            t.true(entry?.value.equals(value), `read-your-write of ${job}/${key} in round ${round}`);
+          }),
+        );
+      }
+    }
+    await Promise.all(calls);
+    let expected = 0;
+    for (const [path, value] of last) {
+      const [job, key] = path.split('/') as [string, string];
+      const entry = await engine.get(job, key);
+      t.true(entry?.value.equals(value), `${path} holds its last value`);
+      expected += entryCost(key, value.length);
+    }
+    t.is(engine.used, expected);
+    const usage = [...engine.usageByJob().values()].reduce((a, b) => a + b, 0);
+    t.is(usage, expected, 'usage by job adds up to used');
+    await Promise.all([0, 1, 2].map((i) => engine.dropJob(`job-${i}`)));
+    t.is(engine.used, 0);
+  });
+
+  test(`${name}: close is idempotent`, async (t) => {
+    const engine = await makeEngine(MiB);
+    await engine.put('job', 'k', buf('v'), 0);
+    await engine.close();
+    await engine.close();
+    t.is(engine.used, 0);
+    await cleanup?.(engine);
+  });
+}

@@ -5,7 +5,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { join, resolve } from 'node:path';
 import { SatchelError } from '../proto/index.ts';
-import { LocalCluster, DEFAULT_DRAM_CAPACITY } from './local-cluster.ts';
+import { LocalCluster } from './local-cluster.ts';
+import { TIER_PROFILES, isTier } from './tiers.ts';
 import { createLogger } from './logger.ts';
 import { parseBytes, parseCount, parsePort } from './options.ts';
 import { runController, runMetadata, runStorageNode } from './roles.ts';
@@ -17,9 +18,11 @@ const USAGE = `Usage: satchel <command> [flags]
     --state-dir DIR         where cluster.json, the secret and logs go (default ./.satchel)
     --controller-port P     controller gRPC port (default 7070; 0 = any free port)
     --console-port P        console HTTP port (default 7071; 0 = any free port)
-    --dram N                DRAM storage nodes (default 1)
-    --ssd N, --hdd N        disk-tier nodes (not available in this version: must be 0)
+    --dram N, --ssd N, --hdd N   storage nodes per tier (default 1 each)
     --dram-capacity SIZE    bytes per DRAM node, e.g. 512MiB (default 1GiB)
+    --ssd-capacity SIZE     bytes per SSD node (default 4GiB); data in DIR/data/<node>
+    --hdd-capacity SIZE     bytes per HDD node (default 8GiB)
+    --hdd-seek-ms MS        emulate a spinning disk's seek on HDD nodes (default off)
     --keep-logs             keep DIR/logs after stopping
 
   controller              the controller and its console, for containers
@@ -29,7 +32,11 @@ const USAGE = `Usage: satchel <command> [flags]
   metadata                a metadata server
     --port P --host H --controller HOST:PORT --secret-file FILE
   storage-node            a storage node
-    --tier dram --capacity SIZE --port P --host H --controller HOST:PORT --secret-file FILE
+    --tier dram|ssd|hdd --port P --host H --controller HOST:PORT --secret-file FILE
+    [--path DIR]            data directory, required for ssd and hdd (wiped at start: data is ephemeral)
+    [--capacity SIZE]       default 1GiB dram, 4GiB ssd, 8GiB hdd
+    [--bandwidth BYTES/S]   declared to the controller; default 1G dram, 500M ssd, 150M hdd
+    [--seek-ms MS] [--disk-bandwidth BYTES/S]   emulate a device (off by default)
     [--max-value SIZE] [--id ID]
 
   bench micro             GET/PUT latency and throughput against Satchel and Redis in the same run
@@ -72,13 +79,14 @@ async function up(args: string[]): Promise<void> {
     ssd: { type: 'string' },
     hdd: { type: 'string' },
     'dram-capacity': { type: 'string' },
+    'ssd-capacity': { type: 'string' },
+    'hdd-capacity': { type: 'string' },
+    'hdd-seek-ms': { type: 'string' },
     'keep-logs': { type: 'boolean' },
   });
-  for (const tier of ['ssd', 'hdd']) {
-    if (str(flags, tier) !== undefined && parseCount(str(flags, tier)!, `--${tier}`) > 0) {
-      throw new SatchelError('BAD_REQUEST', `--${tier}: the ${tier} tier is not available in this version`);
-    }
-  }
+  const size = (flag: string) => (str(flags, flag) ? parseBytes(str(flags, flag)!, `--${flag}`) : undefined);
+  const seek = str(flags, 'hdd-seek-ms');
+  if (seek !== undefined && !(Number(seek) >= 0)) throw new SatchelError('BAD_REQUEST', `--hdd-seek-ms: not a number of milliseconds: ${JSON.stringify(seek)}`);
   const stateDir = resolve(str(flags, 'state-dir') ?? '.satchel');
   const started = Date.now();
   process.stdout.write(`starting Satchel in ${stateDir} ...\n`);
@@ -87,7 +95,12 @@ async function up(args: string[]): Promise<void> {
     controllerPort: parsePort(str(flags, 'controller-port') ?? '7070', '--controller-port'),
     consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
     dram: parseCount(str(flags, 'dram') ?? '1', '--dram'),
-    dramCapacity: str(flags, 'dram-capacity') ? parseBytes(str(flags, 'dram-capacity')!, '--dram-capacity') : DEFAULT_DRAM_CAPACITY,
+    ssd: parseCount(str(flags, 'ssd') ?? '1', '--ssd'),
+    hdd: parseCount(str(flags, 'hdd') ?? '1', '--hdd'),
+    dramCapacity: size('dram-capacity'),
+    ssdCapacity: size('ssd-capacity'),
+    hddCapacity: size('hdd-capacity'),
+    hddSeekMs: seek === undefined ? undefined : Number(seek),
     keepLogs: flags['keep-logs'] === true,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
   });
@@ -162,18 +175,35 @@ async function main(argv: string[]): Promise<void> {
         ...serverFlags,
         controller: { type: 'string' },
         tier: { type: 'string' },
+        path: { type: 'string' },
         capacity: { type: 'string' },
+        bandwidth: { type: 'string' },
+        'seek-ms': { type: 'string' },
+        'disk-bandwidth': { type: 'string' },
         'max-value': { type: 'string' },
         id: { type: 'string' },
       });
       const tier = str(flags, 'tier') ?? 'dram';
-      if (tier !== 'dram') throw new SatchelError('BAD_REQUEST', `--tier: ${tier} is not available in this version (dram only)`);
+      if (!isTier(tier)) throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
+      const profile = TIER_PROFILES[tier];
+      const seekMs = str(flags, 'seek-ms');
+      if (seekMs !== undefined && !(Number(seekMs) >= 0)) throw new SatchelError('BAD_REQUEST', `--seek-ms: not a number of milliseconds: ${JSON.stringify(seekMs)}`);
+      const diskBandwidth = str(flags, 'disk-bandwidth');
       await runStorageNode({
         tier,
+        path: str(flags, 'path'),
         host: str(flags, 'host') ?? '127.0.0.1',
         port: parsePort(str(flags, 'port') ?? '0', '--port'),
         controller: required(flags, 'controller'),
-        capacity: parseBytes(str(flags, 'capacity') ?? String(DEFAULT_DRAM_CAPACITY), '--capacity'),
+        capacity: str(flags, 'capacity') ? parseBytes(str(flags, 'capacity')!, '--capacity') : profile.capacity,
+        bandwidth: str(flags, 'bandwidth') ? parseBytes(str(flags, 'bandwidth')!, '--bandwidth') : profile.bandwidth,
+        emulate:
+          seekMs !== undefined || diskBandwidth !== undefined
+            ? {
+                seekMs: seekMs === undefined ? undefined : Number(seekMs),
+                bandwidthBytesPerSec: diskBandwidth === undefined ? undefined : parseBytes(diskBandwidth, '--disk-bandwidth'),
+              }
+            : undefined,
         maxValueBytes: str(flags, 'max-value') ? parseBytes(str(flags, 'max-value')!, '--max-value') : undefined,
         id: str(flags, 'id'),
         secret: await readSecret(required(flags, 'secret-file')),

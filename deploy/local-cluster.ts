@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
+import { TIER_PROFILES } from './tiers.ts';
+import type { Tier } from '../storage-node/index.ts';
 
 export interface LocalClusterOptions {
   /** Where cluster.json, the secret and logs go; a fresh temporary folder (removed on stop) when omitted. */
@@ -19,6 +21,12 @@ export interface LocalClusterOptions {
   controllerPort?: number;
   consolePort?: number;
   dram?: number;
+  ssd?: number;
+  hdd?: number;
+  ssdCapacity?: number;
+  hddCapacity?: number;
+  /** Emulated seek per HDD read and write (off by default). */
+  hddSeekMs?: number;
   /** Bytes per DRAM node. */
   dramCapacity?: number;
   maxValueBytes?: number;
@@ -47,7 +55,7 @@ interface Member {
   log: string;
 }
 
-export const DEFAULT_DRAM_CAPACITY = 1024 ** 3;
+export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
 
 /**
  * glibc returns free memory at the top of the heap to the OS past 128 KiB by default, and a node streaming
@@ -64,6 +72,7 @@ const CLI = fileURLToPath(new URL(`./cli${extname(fileURLToPath(import.meta.url)
 export class LocalCluster {
   private readonly members: Member[] = [];
   private stopped: Promise<void> | null = null;
+  private diskNodes = 0;
   info!: ClusterInfoFile;
 
   private constructor(
@@ -103,12 +112,16 @@ export class LocalCluster {
     return this.members.map((m) => m.child.pid!).filter((pid) => pid !== undefined);
   }
 
-  /** Starts one more DRAM node. */
-  async addNode(capacity = this.options.dramCapacity ?? DEFAULT_DRAM_CAPACITY): Promise<ReadyMessage> {
-    const args = ['storage-node', '--tier', 'dram', '--port', '0', '--controller', this.info.controller, '--capacity', String(capacity)];
+  /** Starts one more storage node of a tier (disk tiers keep their data in stateDir/data/<tier>-<n>). */
+  async addNode(tier: Tier = 'dram', capacity?: number): Promise<ReadyMessage> {
+    const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
+    const args = ['storage-node', '--tier', tier, '--port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
+    args.push('--bandwidth', String(TIER_PROFILES[tier].bandwidth));
+    if (tier !== 'dram') args.push('--path', join(this.stateDir, 'data', `${tier}-${this.diskNodes++}`));
+    if (tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));
     if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
     const member = await this.spawn('storage-node', [...args, '--secret-file', this.secretFile]);
-    this.info.nodes.push({ id: member.ready.id!, tier: 'dram', address: member.ready.address, pid: member.child.pid! });
+    this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid! });
     await this.writeInfo();
     return member.ready;
   }
@@ -136,8 +149,8 @@ export class LocalCluster {
     };
     const metadata = await this.spawn('metadata', ['metadata', '--port', '0', '--controller', this.info.controller, '--secret-file', this.secretFile]);
     this.info.metadata.push(metadata.ready.address);
-    const dram = this.options.dram ?? 1;
-    await Promise.all(Array.from({ length: dram }, () => this.addNode()));
+    const counts: [Tier, number][] = [['dram', this.options.dram ?? 1], ['ssd', this.options.ssd ?? 0], ['hdd', this.options.hdd ?? 0]];
+    await Promise.all(counts.flatMap(([tier, n]) => Array.from({ length: n }, () => this.addNode(tier))));
     await this.writeInfo();
   }
 
@@ -213,6 +226,7 @@ export class LocalCluster {
       await rm(join(this.stateDir, 'cluster.json'), { force: true });
       await rm(this.secretFile, { force: true });
       await rm(join(this.stateDir, 'controller'), { recursive: true, force: true });
+      await rm(join(this.stateDir, 'data'), { recursive: true, force: true });
       if (!this.options.keepLogs) await rm(join(this.stateDir, 'logs'), { recursive: true, force: true });
     }
   }

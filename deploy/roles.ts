@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Controller, buildConsole } from '../controller/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
 import { ADMIN_SUBJECT, signToken } from '../proto/index.ts';
-import { startStorageNode } from '../storage-node/index.ts';
+import { startStorageNode, type DeviceEmulation, type Tier } from '../storage-node/index.ts';
 
 export interface ReadyMessage {
   type: 'ready';
@@ -61,7 +61,10 @@ export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMe
 }
 
 export interface StorageNodeRoleOptions {
-  tier: 'dram';
+  tier: Tier;
+  path?: string;
+  bandwidth?: number;
+  emulate?: DeviceEmulation;
   host: string;
   port: number;
   controller: string;

@@ -90,7 +90,7 @@ test('satchel up: prints the addresses, writes cluster.json, serves clients and 
   t.regex(info.controller, /^127\.0\.0\.1:\d+$/);
   t.regex(info.console, /^http:\/\/127\.0\.0\.1:\d+$/);
   t.regex(info.adminToken, /^v1\.@admin\./);
-  t.is(info.nodes.length, 2);
+  t.deepEqual(info.nodes.map((n) => n.tier).sort(), ['dram', 'dram', 'hdd', 'ssd'], 'two DRAM nodes asked for, one SSD and one HDD by default');
   t.true(out.includes(info.controller), 'the controller address is printed');
   const printedConsole = /console\s+(http:\/\/\S+)/.exec(out)?.[1];
   t.is(printedConsole, info.console);
@@ -98,8 +98,8 @@ test('satchel up: prints the addresses, writes cluster.json, serves clients and 
   t.is(statSync(join(stateDir, 'cluster.json')).mode & 0o077, 0, 'cluster.json is private (it holds the admin token)');
 
   const pids = new Set([...info.nodes.map((n) => n.pid), ...descendants(cluster.child.pid!)]);
-  // Controller, metadata and two nodes (on Linux /proc lists them all; elsewhere only the nodes are known).
-  t.true(pids.size >= (existsSync('/proc/self/task') ? 4 : 2), `child pids: ${[...pids].join(' ')}`);
+  // Controller, metadata and four nodes (on Linux /proc lists them all; elsewhere only the nodes are known).
+  t.true(pids.size >= (existsSync('/proc/self/task') ? 6 : 4), `child pids: ${[...pids].join(' ')}`);
   for (const pid of pids) t.true(alive(pid), `pid ${pid} running`);
 
   // A client uses it, as the README shows.
@@ -113,7 +113,7 @@ test('satchel up: prints the addresses, writes cluster.json, serves clients and 
   // The console at the printed URL.
   const clusterJson = (await (await fetch(`${printedConsole}/api/cluster`)).json()) as { controller: string; nodes: unknown[] };
   t.is(clusterJson.controller, info.controller);
-  t.is(clusterJson.nodes.length, 2);
+  t.is(clusterJson.nodes.length, 4);
   const jobResponse = await fetch(`${printedConsole}/api/jobs/${job.id}`);
   t.is(jobResponse.status, 200);
   t.is(((await jobResponse.json()) as { id: string }).id, job.id);
@@ -153,7 +153,8 @@ test('satchel up in an existing state dir: SIGINT removes only its own files', a
 
 test('satchel with a bad command or flag exits 2 and says why', async (t) => {
   const cases: [string[], RegExp][] = [
-    [['up', '--ssd', '1'], /ssd tier is not available/],
+    [['up', '--ssd', 'many'], /--ssd: expected a whole number/],
+    [['storage-node', '--tier', 'tape'], /--tier: expected dram, ssd or hdd/],
     [['up', '--controller-port', 'abc'], /not a port/],
     [['up', '--no-such-flag'], /Unknown option/i],
     [['frobnicate'], /unknown command/],

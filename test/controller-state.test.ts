@@ -46,7 +46,7 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
 });
 
 test('a job whose driver stops renewing is collected after its lease; a renewed one lives on', async (t) => {
-  const c = await cluster(t, { leaseMs: 400 });
+  const c = await cluster(t, { leaseMs: 1_000 });
   const satchel = await Satchel.connect(c.controller);
   t.teardown(() => satchel.close());
   const abandoned = await satchel.registerJob('abandoned');
@@ -57,7 +57,7 @@ test('a job whose driver stops renewing is collected after its lease; a renewed 
   const ticket = abandoned.ticket;
   await abandoned.close(); // stops renewing, as a driver that died would
 
-  await new Promise((resolve) => setTimeout(resolve, 1_600)); // four leases
+  await new Promise((resolve) => setTimeout(resolve, 3_000)); // three leases
   t.is((await rejection(t, firstCall(ticket))).code, 'NO_SUCH_JOB');
   t.is((await kept.get('k'))?.toString(), 'still here', 'renewed every third of its lease');
   const jobs = (await (await fetch(`${c.info.console}/api/jobs`)).json()) as { id: string }[];

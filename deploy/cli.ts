@@ -43,6 +43,7 @@ const USAGE = `Usage: satchel <command> [flags]
     --json FILE             write the results as JSON
     --redis HOST:PORT       use this Redis instead of starting redis-server
     --seconds S             time per measurement (default 1.5)
+    --tier dram,ssd,hdd     which Satchel tiers to measure (default dram), each against the same Redis
 
   bench register          register + attach + first PUT while another job keeps the cluster busy, against a
                           new Redis connection + first SET

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { SatchelError } from '../proto/index.ts';
+import type { Tier } from '../storage-node/index.ts';
 import { formatSize, runMicro, type MicroRow } from './micro.ts';
 import { runRegister } from './register.ts';
 
@@ -30,6 +31,7 @@ async function micro(args: string[]): Promise<void> {
         seconds: { type: 'string' },
         sizes: { type: 'string' },
         concurrency: { type: 'string' },
+        tier: { type: 'string' },
       },
     }).values;
   } catch (error) {
@@ -43,7 +45,12 @@ async function micro(args: string[]): Promise<void> {
     if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) throw new SatchelError('BAD_REQUEST', `${flag}: expected positive whole numbers separated by commas`);
     return numbers;
   };
+  const tiers = (values.tier ?? 'dram').split(',');
+  for (const tier of tiers) {
+    if (tier !== 'dram' && tier !== 'ssd' && tier !== 'hdd') throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd (comma-separated), got ${JSON.stringify(tier)}`);
+  }
   const rows = await runMicro({
+    tiers: tiers as Tier[],
     sizes: list(values.sizes, [1024, 64 * 1024, 1024 * 1024], '--sizes'),
     concurrencies: list(values.concurrency, [1, 64], '--concurrency'),
     ops: ['get', 'put'],

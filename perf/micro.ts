@@ -5,13 +5,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Satchel, type Job } from '../client/index.ts';
+import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
+import type { Tier } from '../storage-node/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
 import { LatencyRecorder, round } from './stats.ts';
 
+/** Hints that make the allocation policy choose each tier (controller/README.md). */
+const TIER_HINTS: Record<Tier, JobHints> = {
+  dram: { latencySensitive: true, capacity: 4 * 1024 ** 3 },
+  ssd: { latencySensitive: false, capacity: 4 * 1024 ** 3 },
+  hdd: { capacity: 4 * 1024 ** 3, peakThroughput: 1e6 },
+};
+
 export interface MicroOptions {
+  /** Satchel tiers to measure, each on its own node, each against the same Redis. */
+  tiers: Tier[];
   sizes: number[];
   concurrencies: number[];
   ops: ('get' | 'put')[];
@@ -50,11 +60,20 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
   const cells = options.sizes.length * options.concurrencies.length * options.ops.length;
   const progress = new Progress('bench micro', cells + 1);
   const maxSize = Math.max(...options.sizes);
-  const cluster = await LocalCluster.start({ dram: 1, dramCapacity: 8 * 1024 ** 3, maxValueBytes: Math.max(16 * 1024 ** 2, maxSize) });
+  const count = (tier: Tier) => (options.tiers.includes(tier) ? 1 : 0);
+  const cluster = await LocalCluster.start({
+    dram: count('dram'),
+    ssd: count('ssd'),
+    hdd: count('hdd'),
+    dramCapacity: 8 * 1024 ** 3,
+    ssdCapacity: 8 * 1024 ** 3,
+    hddCapacity: 8 * 1024 ** 3,
+    maxValueBytes: Math.max(16 * 1024 ** 2, maxSize),
+  });
   let redisProcess: RedisProcess | null = null;
   let redis: Redis | null = null;
   let satchel: Satchel | null = null;
-  let job: Job | null = null;
+  const jobs: RegisteredJob[] = [];
   try {
     const [host, port] = options.redis ? splitAddress(options.redis) : await (async () => {
       redisProcess = await RedisProcess.start();
@@ -63,14 +82,15 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
     redis = new Redis({ host, port, protocol: 2, lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
     satchel = await Satchel.connect(cluster.controller);
-    const registered = await satchel.registerJob('bench-micro', { latencySensitive: true, capacity: 4 * 1024 ** 3, maxValueBytes: maxSize });
-    job = registered;
+    const systems: System[] = [];
+    for (const tier of options.tiers) {
+      const job = await satchel.registerJob(`bench-micro-${tier}`, { ...TIER_HINTS[tier], maxValueBytes: maxSize });
+      jobs.push(job);
+      systems.push({ name: `satchel-${tier}`, put: (k, v) => job.put(k, v), get: (k) => job.get(k) });
+    }
     progress.step('cluster and redis up');
     const r = redis;
-    const systems: System[] = [
-      { name: 'satchel-dram', put: (k, v) => registered.put(k, v), get: (k) => registered.get(k) },
-      { name: 'redis', put: (k, v) => r.set(k, v), get: (k) => r.getBuffer(k) },
-    ];
+    systems.push({ name: 'redis', put: (k, v) => r.set(k, v), get: (k) => r.getBuffer(k) });
     const rows: MicroRow[] = [];
     for (const size of options.sizes) {
       const value = randomBytes(size);
@@ -85,7 +105,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
     progress.end();
     return rows;
   } finally {
-    if (job) await (job as { deregister?: () => Promise<void> }).deregister?.().catch(() => {});
+    for (const job of jobs) await job.deregister().catch(() => {});
     satchel?.close();
     redis?.disconnect();
     await (redisProcess as RedisProcess | null)?.stop();

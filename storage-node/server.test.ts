@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { NodeConnection } from '../client/connection.ts';
-import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, Status, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, signToken } from '../proto/index.ts';
 import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
@@ -407,4 +407,23 @@ test('a large value still being sent to a slow reader is never recycled for a la
   t.true(answer!.body.equals(a), 'the GET answer still holds the value as it was when read');
   t.true(engine.get('job-a', 'k')!.value.equals(b));
   t.true(engine.get('job-a', 'k2')!.value.equals(c));
+});
+
+test('an engine that refuses with a SatchelError → that code on the wire; any other failure → UNAVAILABLE', async (t) => {
+  const engine = new DramEngine(MiB);
+  const failing = Object.assign(Object.create(engine) as DramEngine, {
+    get: async (_job: string, key: string) => {
+      if (key === 'typed') throw new SatchelError('BAD_REQUEST', 'engine says no');
+      throw new Error('disk on fire');
+    },
+  });
+  const server = new StorageServer({ id: 'dram-test', engine: failing, secret, logger });
+  const address = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const typed = await c.request(Op.GET, 0, 1, 0, 'typed', null);
+  t.is(typed.status, Status.BAD_REQUEST);
+  t.is(typed.message, 'engine says no');
+  t.is((await c.request(Op.GET, 0, 1, 0, 'other', null)).status, Status.UNAVAILABLE);
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK, 'the connection carries on');
 });

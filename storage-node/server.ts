@@ -283,9 +283,16 @@ class Session {
         this.scheduleFlush();
       },
       (error: unknown) => {
-        this.server.options.logger.error({ err: error }, 'engine error');
+        // An engine's own typed refusal (a bad key, a closed engine) reaches the client with its code; anything
+        // else is a fault of this node: logged, and UNAVAILABLE to the client.
+        if (error instanceof SatchelError) {
+          this.server.options.logger.warn({ code: error.code, reason: error.message }, 'engine refused a request');
+        } else {
+          this.server.options.logger.error({ err: error }, 'engine error');
+        }
         if (this.socket.destroyed) return;
-        this.fail(id, epoch, 'UNAVAILABLE', 'storage engine error');
+        if (error instanceof SatchelError) this.fail(id, epoch, error.code, error.message);
+        else this.fail(id, epoch, 'UNAVAILABLE', 'storage engine error');
         this.scheduleFlush();
       },
     );

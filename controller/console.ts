@@ -30,7 +30,7 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
 
   app.get('/api/cluster', async () => ({
     controller: controller.address,
-    metadata: [...controller.registry.metadata],
+    metadata: controller.metadataAddresses,
     nodes: [...controller.registry.nodes.values()],
     jobs: controller.registry.jobs.size,
   }));

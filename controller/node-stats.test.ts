@@ -33,6 +33,5 @@ test('a node that restarted (counters went down) gets no negative rate', (t) => 
   table.record(report('a', 5, []), 1_000);
   const after = table.record(report('a', 1, []), 2_000);
   t.is(after.opsPerSec, 0);
-  table.forget('a');
-  t.is(table.get('a'), undefined);
+  t.is(table.get('a'), after);
 });

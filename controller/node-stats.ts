@@ -48,8 +48,4 @@ export class NodeStatsTable {
     for (const { stats } of this.latest.values()) total += stats.jobs.get(jobId) ?? 0;
     return total;
   }
-
-  forget(nodeId: string): void {
-    this.latest.delete(nodeId);
-  }
 }

@@ -22,7 +22,6 @@ export interface NodeRecord extends NodeInfo {
 export class ClusterRegistry {
   readonly jobs = new Map<string, JobRecord>();
   readonly nodes = new Map<string, NodeRecord>();
-  readonly metadata = new Set<string>();
 
   /** Every node with the bytes jobs have reserved on it: each job's reservation split by its weights. */
   nodeStates(): (NodeRecord & { reserved: number })[] {

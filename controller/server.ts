@@ -97,7 +97,7 @@ export class Controller {
       },
       GetCluster: async () => ({
         nodes: [...this.registry.nodes.values()],
-        metadata: [...this.registry.metadata],
+        metadata: this.metadataAddresses,
         jobs: this.registry.jobs.size,
       }),
     };
@@ -108,6 +108,11 @@ export class Controller {
    * Loads the durable state (when there is a state folder), then serves. After a restart every job is back
    * with a fresh lease, and every placement is sent again to the metadata servers the controller knew.
    */
+  /** The metadata servers the controller publishes placements to. */
+  get metadataAddresses(): string[] {
+    return [...this.metadataClients.keys()];
+  }
+
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = await bindServer(this.server, host, port);
@@ -138,7 +143,6 @@ export class Controller {
     for (const job of jobs) this.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
     for (const address of metadata) {
       this.metadataClients.set(address, new ControlClient<MetadataMethods>(METADATA_SERVICE, address));
-      this.registry.metadata.add(address);
     }
     const republished = await Promise.allSettled(jobs.map((job) => this.publishPlacement(job.placement)));
     const failed = republished.filter((r) => r.status === 'rejected').length;
@@ -200,7 +204,7 @@ export class Controller {
       'job registered',
     );
     const token = signToken(this.options.secret, id);
-    const ticket = encodeTicket({ v: 1, job: id, token, metadata: [...this.metadataClients.keys()], controller: this.address!, placement });
+    const ticket = encodeTicket({ v: 1, job: id, token, metadata: this.metadataAddresses, controller: this.address!, placement });
     return { jobId: id, token, ticket, leaseMs: this.leaseMs, placement };
   }
 
@@ -289,7 +293,6 @@ export class Controller {
     if (client === undefined) {
       client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
       this.metadataClients.set(address, client);
-      this.registry.metadata.add(address);
       await this.store?.putMetadata(address);
     }
     // A metadata server that joins, or comes back after a restart with nothing, gets every placement.

@@ -90,8 +90,3 @@ export function errorCodeOf(status: number): ErrorCode {
 export function statusOf(code: ErrorCode): StatusCode {
   return codeToStatus[code] ?? Status.BAD_REQUEST;
 }
-
-export function opName(op: number): string {
-  for (const [name, value] of Object.entries(Op)) if (value === op) return name;
-  return `0x${op.toString(16)}`;
-}

@@ -11,7 +11,6 @@ export {
   Flag,
   errorCodeOf,
   statusOf,
-  opName,
   type OpCode,
   type StatusCode,
 } from './frame.ts';

@@ -8,8 +8,6 @@ import {
   encodeManifest,
   errorCodeOf,
   isErrorCode,
-  opName,
-  Op,
   statusOf,
   type Manifest,
 } from './index.ts';
@@ -95,6 +93,4 @@ test('every wire status maps to an error code and back', (t) => {
   t.is(errorCodeOf(250), 'BAD_REQUEST');
   t.true(isErrorCode('NO_SUCH_JOB'));
   t.false(isErrorCode('NOPE'));
-  t.is(opName(Op.GET), 'GET');
-  t.is(opName(0xee), '0xee');
 });

@@ -50,6 +50,23 @@ const USAGE = `Usage: satchel <command> [flags]
     --jobs N                how many (default 200)
     --json FILE, --redis HOST:PORT
 
+  bench shuffle           a sort of 100-byte records by M map and R reduce functions (worker processes) on
+                          Satchel and on Redis in the same run; every sort's output is verified
+    --bytes SIZE            input size (default 1GiB)
+    --mappers M, --reducers R   functions per stage (default 64 × 64)
+    --concurrency N         functions running at once (default 8)
+    --tier dram|ssd|hdd     the Satchel job's tier (default dram); --nodes N storage nodes of it (default 1)
+    --redis-shards N        redis-servers to start, keys sharded by the client (default 1)
+    --redis HOST:PORT[,…]   use these Redis servers instead of starting any
+    --function-mbps MBPS    cap each function's network at MBPS megabits/s (real functions: ~600)
+    --rounds N              sorts per system, alternating which system goes first (default 1)
+    --json FILE, --html FILE   write the results, and a report with charts
+
+  bench jobs              staggered sorts on one cluster, sampling reserved and used bytes every second
+    --jobs N                how many (default 3); --stagger S seconds between starts (default 2)
+    --bytes SIZE            per job (default 256MiB); --mappers, --reducers (default 16 × 16)
+    and the other flags of bench shuffle
+
   help                    this text
 `;
 

@@ -5,6 +5,11 @@ import { SatchelError } from '../proto/index.ts';
 import type { Tier } from '../storage-node/index.ts';
 import { formatSize, runMicro, type MicroRow } from './micro.ts';
 import { runRegister } from './register.ts';
+import { parseBytes } from '../deploy/index.ts';
+import { runJobs } from './jobs.ts';
+import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
+import { runShuffle } from './shuffle.ts';
+import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
 
 /** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
@@ -14,8 +19,12 @@ export async function runBench(args: string[]): Promise<void> {
       return micro(rest);
     case 'register':
       return register(rest);
+    case 'shuffle':
+      return shuffle(rest);
+    case 'jobs':
+      return jobs(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs)`);
   }
 }
 
@@ -79,6 +88,126 @@ async function register(args: string[]): Promise<void> {
   for (const row of rows) {
     process.stdout.write(`${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`);
   }
+}
+
+/** Flags `bench shuffle` and `bench jobs` share: the sort, the functions, the systems. */
+const SORT_FLAGS = {
+  bytes: { type: 'string' },
+  mappers: { type: 'string' },
+  reducers: { type: 'string' },
+  concurrency: { type: 'string' },
+  tier: { type: 'string' },
+  nodes: { type: 'string' },
+  'redis-shards': { type: 'string' },
+  redis: { type: 'string' },
+  'function-mbps': { type: 'string' },
+  json: { type: 'string' },
+  html: { type: 'string' },
+} as const;
+
+function parseFlags<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, strict: true, allowPositionals: false, options }).values;
+  } catch (error) {
+    throw new SatchelError('BAD_REQUEST', (error as Error).message);
+  }
+}
+
+function whole(text: string | undefined, fallback: number, flag: string, min = 1, max = 100_000): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function sortOptions(values: Partial<Record<keyof typeof SORT_FLAGS, string>>, defaults: { bytes: string; mappers: number; reducers: number }) {
+  const bytes = parseBytes(values.bytes ?? defaults.bytes, '--bytes');
+  const mappers = whole(values.mappers, defaults.mappers, '--mappers', 1, 4096);
+  const reducers = whole(values.reducers, defaults.reducers, '--reducers', 1, 4096);
+  if (bytes < 100 * mappers) throw new SatchelError('BAD_REQUEST', `--bytes: ${bytes} bytes is under one 100-byte record per mapper`);
+  const tier = values.tier ?? 'dram';
+  if (tier !== 'dram' && tier !== 'ssd' && tier !== 'hdd') throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
+  let functionBytesPerSecond: number | null = null;
+  if (values['function-mbps'] !== undefined) {
+    const mbps = Number(values['function-mbps']);
+    if (!(mbps > 0)) throw new SatchelError('BAD_REQUEST', `--function-mbps: expected megabits per second, got ${JSON.stringify(values['function-mbps'])}`);
+    functionBytesPerSecond = (mbps * 1e6) / 8;
+  }
+  const redis = values.redis?.split(',');
+  for (const address of redis ?? []) {
+    if (!/^[^\s:]+:\d+$/.test(address)) throw new SatchelError('BAD_REQUEST', `--redis: expected HOST:PORT[,HOST:PORT…], got ${JSON.stringify(values.redis)}`);
+  }
+  return {
+    bytes,
+    mappers,
+    reducers,
+    concurrency: whole(values.concurrency, 8, '--concurrency', 1, 256),
+    tier: tier as Tier,
+    nodes: whole(values.nodes, 1, '--nodes', 1, 64),
+    redisShards: redis?.length ?? whole(values['redis-shards'], 1, '--redis-shards', 1, 64),
+    redis,
+    functionBytesPerSecond,
+  };
+}
+
+async function shuffle(args: string[]): Promise<void> {
+  const values = parseFlags(args, { ...SORT_FLAGS, rounds: { type: 'string' } });
+  const options = { ...sortOptions(values, { bytes: '1GiB', mappers: 64, reducers: 64 }), rounds: whole(values.rounds, 1, '--rounds', 1, 20) };
+  const outcome = await runShuffle(options);
+  const report: ShuffleReport = {
+    benchmark: 'shuffle',
+    date: new Date().toISOString(),
+    command: commandLine('shuffle', args),
+    machine: machine(),
+    options: { ...options, redis: undefined },
+    results: outcome.results,
+    timelines: outcome.timelines,
+  };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  if (values.html) await writeFile(values.html, await renderShuffleHtml(report));
+  process.stdout.write(shuffleTable(outcome.results));
+  for (const file of [values.json, values.html]) if (file) process.stdout.write(`written: ${file}\n`);
+}
+
+async function jobs(args: string[]): Promise<void> {
+  const values = parseFlags(args, { ...SORT_FLAGS, jobs: { type: 'string' }, stagger: { type: 'string' } });
+  const stagger = Number(values.stagger ?? '2');
+  if (!(stagger >= 0)) throw new SatchelError('BAD_REQUEST', `--stagger: expected seconds, got ${JSON.stringify(values.stagger)}`);
+  const options = { ...sortOptions(values, { bytes: '256MiB', mappers: 16, reducers: 16 }), jobs: whole(values.jobs, 3, '--jobs', 1, 64), staggerSeconds: stagger };
+  const outcome = await runJobs(options);
+  const report: JobsReport = {
+    benchmark: 'jobs',
+    date: new Date().toISOString(),
+    command: commandLine('jobs', args),
+    machine: machine(),
+    options: { ...options, redis: undefined },
+    ...outcome,
+  };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  if (values.html) await writeFile(values.html, await renderJobsHtml(report));
+  const lines = ['system          job      start s    end s   seconds'];
+  for (const job of outcome.jobs) lines.push(`${job.system.padEnd(15)} ${job.name.padEnd(8)} ${job.start_s.toFixed(1).padStart(7)} ${job.end_s.toFixed(1).padStart(8)} ${job.seconds.toFixed(2).padStart(9)}`);
+  for (const s of outcome.summary) {
+    lines.push(`${s.system}: reserved/used ${s.reserved_over_used.toFixed(2)}× (mean ${(s.mean_reserved_bytes / 2 ** 20).toFixed(0)} MiB reserved, ${(s.mean_used_bytes / 2 ** 20).toFixed(0)} MiB used), makespan ${s.makespan_s.toFixed(1)} s`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+  for (const file of [values.json, values.html]) if (file) process.stdout.write(`written: ${file}\n`);
+}
+
+function commandLine(name: string, args: string[]): string {
+  return ['satchel', 'bench', name, ...args].join(' ');
+}
+
+function shuffleTable(rows: (ShuffleRow & { round: number })[]): string {
+  const lines = ['system            round  records     M×R      seconds   map s  read s  reduce s   p50 µs   p99 µs   vs redis  verified'];
+  for (const row of rows) {
+    const base = rows.find((r) => r.system.startsWith('redis') && r.round === row.round);
+    const ratio = base && base !== row ? `${(row.seconds / base.seconds).toFixed(2)}×` : '';
+    lines.push(
+      `${row.system.padEnd(17)} ${String(row.round + 1).padStart(5)} ${String(row.records).padStart(9)} ${`${row.mappers}×${row.reducers}`.padStart(9)} ${row.seconds.toFixed(2).padStart(10)} ${row.phases.map_s.toFixed(2).padStart(7)} ${row.phases.shuffle_read_s.toFixed(2).padStart(7)} ${row.phases.reduce_s.toFixed(2).padStart(9)} ${String(Math.round(row.p50_us)).padStart(8)} ${String(Math.round(row.p99_us)).padStart(8)} ${ratio.padStart(10)}  ${row.verified}`,
+    );
+  }
+  return lines.join('\n') + '\n';
 }
 
 function machine() {

@@ -1,0 +1,66 @@
+/**
+ * `satchel bench shuffle` and `satchel bench jobs` as a user runs them, at a size that takes seconds: both
+ * systems sort, verify, and the JSON and HTML reports are written.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JobsReport, ShuffleReport } from '../perf/shuffle-report.ts';
+import { runTs } from './helpers/process.ts';
+
+const CLI = 'deploy/cli.ts';
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'satchel-bench-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('bench shuffle sorts on Satchel and Redis, verifies both, and writes JSON and HTML', async (t) => {
+  const dir = await tempDir(t);
+  const json = join(dir, 'shuffle.json');
+  const html = join(dir, 'shuffle.html');
+  const M = 4;
+  const R = 3;
+  const run = await runTs(CLI, ['bench', 'shuffle', '--bytes', '2MB', '--mappers', String(M), '--reducers', String(R), '--concurrency', '2', '--json', json, '--html', html], { timeoutMs: 120_000 });
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as ShuffleReport;
+  t.deepEqual(report.results.map((r) => r.system).sort(), ['redis', 'satchel-dram']);
+  for (const row of report.results) {
+    t.true(row.verified);
+    t.is(row.records, 20_000);
+    t.true(row.seconds > 0 && row.phases.map_s > 0 && row.phases.reduce_s >= row.phases.shuffle_read_s);
+    // Mappers read their slice and write R partitions; reducers read M, write one output, delete M.
+    t.is(row.by_op.get?.count, M + M * R);
+    t.is(row.by_op.put?.count, M * R + R);
+    t.is(row.by_op.delete?.count, M * R);
+    t.is(row.op_bytes, 4 * 2_000_000, 'each byte crosses the store four times: map read and write, reduce read and write');
+  }
+  t.is(report.timelines.length, 2);
+  t.regex(run.stdout, /satchel-dram .* true/);
+  t.true((await readFile(html, 'utf8')).startsWith('<!doctype html>'));
+});
+
+test('bench jobs runs staggered sorts on both systems and samples reserved and used bytes', async (t) => {
+  const dir = await tempDir(t);
+  const json = join(dir, 'jobs.json');
+  const run = await runTs(CLI, ['bench', 'jobs', '--jobs', '2', '--stagger', '0.5', '--bytes', '4MB', '--mappers', '2', '--reducers', '2', '--concurrency', '2', '--json', json], { timeoutMs: 120_000 });
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as JobsReport;
+  t.is(report.jobs.length, 4);
+  for (const job of report.jobs) t.true(job.verified && job.end_s > job.start_s);
+  const satchelJobs = report.jobs.filter((j) => j.system === 'satchel-dram');
+  t.true(satchelJobs[1]!.start_s - satchelJobs[0]!.start_s >= 0.45, 'the second job starts after the stagger');
+  t.true(report.samples.some((s) => s.system === 'satchel-dram' && (s.tiers.dram?.used_bytes ?? 0) > 0));
+  t.deepEqual(report.summary.map((s) => s.system).sort(), ['redis', 'satchel-dram']);
+});
+
+test('bench shuffle refuses bad flags with a usage error', async (t) => {
+  const run = await runTs(CLI, ['bench', 'shuffle', '--mappers', '0']);
+  t.is(run.code, 2);
+  t.regex(run.stderr, /--mappers: expected a whole number from 1/);
+  const sizes = await runTs(CLI, ['bench', 'jobs', '--bytes', 'lots']);
+  t.is(sizes.code, 2);
+  t.regex(sizes.stderr, /--bytes: not a size/);
+});

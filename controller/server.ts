@@ -93,6 +93,9 @@ export class Controller {
         this.authorize(report.token, null);
         if (!this.registry.nodes.has(report.nodeId)) return { unknown: true };
         this.stats.record(report);
+        // Right away rather than on a timer: a reservation trails use by at most one report (measured in
+        // bench jobs, a 1 s timer on top of the 1 s reports let it trail by up to 2 s while sorts wrote).
+        void this.rightsize();
         return { unknown: false };
       },
       GetCluster: async () => ({
@@ -104,22 +107,19 @@ export class Controller {
     addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
   }
 
-  /**
-   * Loads the durable state (when there is a state folder), then serves. After a restart every job is back
-   * with a fresh lease, and every placement is sent again to the metadata servers the controller knew.
-   */
   /** The metadata servers the controller publishes placements to. */
   get metadataAddresses(): string[] {
     return [...this.metadataClients.keys()];
   }
 
+  /**
+   * Loads the durable state (when there is a state folder), then serves. After a restart every job is back
+   * with a fresh lease, and every placement is sent again to the metadata servers the controller knew.
+   */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = await bindServer(this.server, host, port);
-    this.leaseTimer = setInterval(() => {
-      void this.collectExpired();
-      void this.rightsize();
-    }, Math.min(1_000, Math.max(50, this.leaseMs / 4)));
+    this.leaseTimer = setInterval(() => void this.collectExpired(), Math.min(1_000, Math.max(50, this.leaseMs / 4)));
     this.leaseTimer.unref();
     return this.address;
   }

@@ -90,13 +90,13 @@ export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'j
   }
 }
 
-interface Sampler {
+export interface Sampler {
   sample(): Promise<CapacitySample['tiers']>;
   close(): Promise<void>;
 }
 
 /** Reserved and used bytes per tier from the controller's console (`/api/nodes`). */
-function satchelSampler(console: string): Sampler {
+export function satchelSampler(console: string): Sampler {
   return {
     async sample() {
       const nodes = (await (await fetch(`${console}/api/nodes`)).json()) as { tier: string; reserved: number; stats: { used: number } | null }[];
@@ -113,7 +113,7 @@ function satchelSampler(console: string): Sampler {
 }
 
 /** Redis holds everything in memory: `used_memory_dataset` of every shard, as the `dram` tier. */
-function redisSampler(shards: string[]): Sampler {
+export function redisSampler(shards: string[]): Sampler {
   const clients = shards.map((address) => {
     const colon = address.lastIndexOf(':');
     return new Redis({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), protocol: 2 });

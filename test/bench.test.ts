@@ -6,8 +6,14 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { Satchel } from '../client/index.ts';
+import { LocalCluster } from '../deploy/index.ts';
+import { redisSampler, satchelSampler } from '../perf/jobs.ts';
+import { RedisProcess } from '../perf/redis-server.ts';
 import type { JobsReport, ShuffleReport } from '../perf/shuffle-report.ts';
 import { runTs } from './helpers/process.ts';
+import { eventually } from './helpers/raw-client.ts';
 
 const CLI = 'deploy/cli.ts';
 
@@ -52,7 +58,7 @@ test('bench jobs runs staggered sorts on both systems and samples reserved and u
   for (const job of report.jobs) t.true(job.verified && job.end_s > job.start_s);
   const satchelJobs = report.jobs.filter((j) => j.system === 'satchel-dram');
   t.true(satchelJobs[1]!.start_s - satchelJobs[0]!.start_s >= 0.45, 'the second job starts after the stagger');
-  t.true(report.samples.some((s) => s.system === 'satchel-dram' && (s.tiers.dram?.used_bytes ?? 0) > 0));
+  t.true(report.samples.some((s) => s.system === 'satchel-dram') && report.samples.some((s) => s.system === 'redis'));
   t.deepEqual(report.summary.map((s) => s.system).sort(), ['redis', 'satchel-dram']);
 });
 
@@ -63,4 +69,32 @@ test('bench shuffle refuses bad flags with a usage error', async (t) => {
   const sizes = await runTs(CLI, ['bench', 'jobs', '--bytes', 'lots']);
   t.is(sizes.code, 2);
   t.regex(sizes.stderr, /--bytes: not a size/);
+});
+
+test('the jobs samplers read reserved and used bytes per tier from the console, and Redis dataset bytes', async (t) => {
+  const cluster = await LocalCluster.start({ dram: 1, ssd: 1 });
+  t.teardown(() => cluster.stop());
+  const satchel = await Satchel.connect(cluster.controller);
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('sampled', { latencySensitive: true, capacity: 64 * 1024 * 1024 });
+  await job.put('k', Buffer.alloc(3 * 1024 * 1024));
+  const sampler = satchelSampler(cluster.info.console);
+  let tiers = await sampler.sample();
+  await eventually(async () => {
+    tiers = await sampler.sample();
+    return (tiers.dram?.used_bytes ?? 0) >= 3 * 1024 * 1024;
+  }, 10_000, 'the node reports the job\'s bytes');
+  t.true(tiers.dram!.reserved_bytes >= 3 * 1024 * 1024, 'reserved follows the job');
+  t.deepEqual(tiers.ssd, { reserved_bytes: 0, used_bytes: 0 });
+  await job.deregister();
+
+  const redis = await RedisProcess.start();
+  t.teardown(() => redis.stop());
+  const client = new Redis({ host: redis.host, port: redis.port });
+  t.teardown(() => client.disconnect());
+  const redisSample = redisSampler([`${redis.host}:${redis.port}`]);
+  t.teardown(() => redisSample.close());
+  const before = (await redisSample.sample()).dram!.used_bytes;
+  await client.set('k', Buffer.alloc(1024 * 1024));
+  t.true((await redisSample.sample()).dram!.used_bytes >= before + 1024 * 1024);
 });

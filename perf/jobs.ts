@@ -5,26 +5,15 @@
  * must be: the peak it reached, for the whole run.
  */
 import { Redis } from 'ioredis';
-import type { Tier } from '../storage-node/index.ts';
 import { Progress } from './progress.ts';
 import { RECORD_BYTES } from './records.ts';
 import type { CapacitySample, JobRun, JobsReport } from './shuffle-report.ts';
-import { PEAK_FACTOR, redisSortStore, runSort, satchelSortStore, SortSystems, type SortStore } from './shuffle.ts';
+import { PEAK_FACTOR, redisSortStore, runSort, satchelSortStore, SortSystems, type SortOptions, type SortStore } from './shuffle.ts';
 import { round } from './stats.ts';
 
-export interface JobsOptions {
+export interface JobsOptions extends SortOptions {
   jobs: number;
   staggerSeconds: number;
-  /** Bytes each job sorts. */
-  bytes: number;
-  mappers: number;
-  reducers: number;
-  concurrency: number;
-  tier: Tier;
-  nodes: number;
-  redisShards: number;
-  redis?: string[];
-  functionBytesPerSecond: number | null;
 }
 
 const SAMPLE_MS = 1000;

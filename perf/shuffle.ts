@@ -27,7 +27,9 @@ export const TIER_HINTS: Record<Tier, JobHints> = {
   hdd: { peakThroughput: 1e6 },
 };
 
-export interface ShuffleOptions {
+/** A sort and where it runs: what `bench shuffle` and `bench jobs` share. */
+export interface SortOptions {
+  /** Bytes of input per sort. */
   bytes: number;
   mappers: number;
   reducers: number;
@@ -40,6 +42,9 @@ export interface ShuffleOptions {
   /** Existing redis servers (HOST:PORT each) instead of starting `redisShards` of them. */
   redis?: string[];
   functionBytesPerSecond: number | null;
+}
+
+export interface ShuffleOptions extends SortOptions {
   /** Sorts per system; rounds alternate which system goes first. */
   rounds: number;
   seed?: string;

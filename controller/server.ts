@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import {
   ADMIN_SUBJECT,
   CONTROLLER_SERVICE,
+  advertisedAddress,
   ControlClient,
   METADATA_SERVICE,
   SatchelError,
@@ -34,6 +35,8 @@ export interface ControllerOptions {
   stateDir?: string;
   /** A job whose driver does not renew within this long is collected like a deregistered one. */
   leaseMs?: number;
+  /** The host others should dial (tickets carry it) when it is not the one bound: a pod binding 0.0.0.0. */
+  advertiseHost?: string;
 }
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
@@ -118,7 +121,7 @@ export class Controller {
    */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
-    this.address = await bindServer(this.server, host, port);
+    this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
     this.leaseTimer = setInterval(() => void this.collectExpired(), Math.min(1_000, Math.max(50, this.leaseMs / 4)));
     this.leaseTimer.unref();
     return this.address;
@@ -333,3 +336,4 @@ function checkHints(hints: JobHints): void {
     throw new SatchelError('BAD_REQUEST', 'hint replicas: only 1 is supported in this version');
   }
 }
+

@@ -27,12 +27,14 @@ const USAGE = `Usage: satchel <command> [flags]
 
   controller              the controller and its console, for containers
     --port P --console-port P --host H --secret-file FILE
+    [--advertise HOST]      the host others dial when it is not --host (a pod binding 0.0.0.0); also for
+                            metadata and storage-node
     [--state-dir DIR]       keep jobs, nodes and placements in DIR/controller.db across restarts
     [--lease-ms MS]         a job whose driver stops renewing is collected after MS (default 60000)
   metadata                a metadata server
-    --port P --host H --controller HOST:PORT --secret-file FILE
+    --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
   storage-node            a storage node
-    --tier dram|ssd|hdd --port P --host H --controller HOST:PORT --secret-file FILE
+    --tier dram|ssd|hdd --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
     [--path DIR]            data directory, required for ssd and hdd (wiped at start: data is ephemeral)
     [--capacity SIZE]       default 1GiB dram, 4GiB ssd, 8GiB hdd
     [--bandwidth BYTES/S]   declared to the controller; default 1G dram, 500M ssd, 150M hdd
@@ -143,6 +145,7 @@ async function up(args: string[]): Promise<void> {
 
 const serverFlags = {
   host: { type: 'string' },
+  advertise: { type: 'string' },
   port: { type: 'string' },
   'secret-file': { type: 'string' },
 } as const;
@@ -168,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
       await runController({
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
+        advertiseHost: str(flags, 'advertise'),
         host,
         port: parsePort(str(flags, 'port') ?? '7070', '--port'),
         consoleHost: str(flags, 'console-host') ?? host,
@@ -181,6 +185,7 @@ async function main(argv: string[]): Promise<void> {
       const flags = parse(rest, { ...serverFlags, controller: { type: 'string' } });
       await runMetadata({
         host: str(flags, 'host') ?? '127.0.0.1',
+        advertiseHost: str(flags, 'advertise'),
         port: parsePort(str(flags, 'port') ?? '0', '--port'),
         controller: required(flags, 'controller'),
         secret: await readSecret(required(flags, 'secret-file')),
@@ -210,6 +215,7 @@ async function main(argv: string[]): Promise<void> {
       await runStorageNode({
         tier,
         path: str(flags, 'path'),
+        advertiseHost: str(flags, 'advertise'),
         host: str(flags, 'host') ?? '127.0.0.1',
         port: parsePort(str(flags, 'port') ?? '0', '--port'),
         controller: required(flags, 'controller'),

@@ -27,10 +27,11 @@ export interface ControllerRoleOptions {
   logger: Logger;
   stateDir?: string;
   leaseMs?: number;
+  advertiseHost?: string;
 }
 
 export async function runController(options: ControllerRoleOptions): Promise<ReadyMessage> {
-  const controller = new Controller({ secret: options.secret, logger: options.logger, stateDir: options.stateDir, leaseMs: options.leaseMs });
+  const controller = new Controller({ secret: options.secret, logger: options.logger, stateDir: options.stateDir, leaseMs: options.leaseMs, advertiseHost: options.advertiseHost });
   const address = await controller.listen(options.port, options.host);
   const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT) });
   await app.listen({ host: options.consoleHost, port: options.consolePort });
@@ -50,10 +51,11 @@ export interface MetadataRoleOptions {
   controller: string;
   secret: Buffer;
   logger: Logger;
+  advertiseHost?: string;
 }
 
 export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMessage> {
-  const server = new MetadataServer({ secret: options.secret, logger: options.logger, controller: options.controller });
+  const server = new MetadataServer({ secret: options.secret, logger: options.logger, controller: options.controller, advertiseHost: options.advertiseHost });
   const address = await server.listen(options.port, options.host);
   options.logger.info({ address }, 'metadata ready');
   stopOnSignal(options.logger, () => server.close());
@@ -71,6 +73,7 @@ export interface StorageNodeRoleOptions {
   capacity: number;
   maxValueBytes?: number;
   id?: string;
+  advertiseHost?: string;
   secret: Buffer;
   logger: Logger;
 }

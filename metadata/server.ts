@@ -13,6 +13,7 @@ import {
   type ControllerMethods,
   type MetadataMethods,
   type ServiceImpl,
+  advertisedAddress,
 } from '../proto/index.ts';
 import { PlacementStore } from './placement-store.ts';
 
@@ -21,6 +22,8 @@ export interface MetadataServerOptions {
   logger: Logger;
   /** The controller to announce this server to (host:port); omitted in unit tests. */
   controller?: string;
+  /** The host clients should dial when it is not the one bound (a pod binding 0.0.0.0). */
+  advertiseHost?: string;
 }
 
 /** Serves job placements to clients; the controller writes them. Tokens are checked with the cluster secret. */
@@ -53,7 +56,7 @@ export class MetadataServer {
 
   /** Binds (port 0: any free port), then announces itself to the controller when one is configured. */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    this.address = await bindServer(this.server, host, port);
+    this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
     if (this.options.controller !== undefined) await this.announce(this.options.controller);
     return this.address;
   }

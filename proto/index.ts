@@ -30,3 +30,4 @@ export {
   type TokenSubject,
 } from './token.ts';
 export * from './control.ts';
+export { advertisedAddress } from './address.ts';

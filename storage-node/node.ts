@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SatchelError } from '../proto/index.ts';
+import { SatchelError, advertisedAddress } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
 import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -23,6 +23,8 @@ export interface StorageNodeOptions {
   logger: Logger;
   id?: string;
   host?: string;
+  /** The host clients should dial when it is not the one bound (a pod binding 0.0.0.0). */
+  advertiseHost?: string;
   port?: number;
   /** The controller to register with (host:port). */
   controller?: string;
@@ -52,7 +54,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   if (engine instanceof DiskEngine) engine.recycle = (value) => server.pool.release(value);
   let address: string;
   try {
-    address = await server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+    address = advertisedAddress(await server.listen(options.port ?? 0, options.host ?? '127.0.0.1'), options.advertiseHost);
   } catch (error) {
     await engine.close();
     throw error;

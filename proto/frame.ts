@@ -58,6 +58,10 @@ export const Flag = {
   MORE: 0x0002,
   /** PUT/DELETE response: the body is the manifest of the value that was replaced. */
   REPLACED_MANIFEST: 0x0004,
+  /** PUT request: store only if the key holds nothing (answer arg 1: stored, 0: left alone). Migration uses it. */
+  IF_ABSENT: 0x0008,
+  /** LIST request: include internal keys (the NUL-separated blocks of large values). Migration uses it. */
+  INTERNAL_KEYS: 0x0010,
 } as const;
 
 /** Largest key on the wire, in UTF-8 bytes. */

@@ -252,7 +252,7 @@ export class DiskEngine implements StorageEngine {
     return this.usedBytes;
   }
 
-  async put(jobId: string, key: string, value: Buffer, flags: number): Promise<PutOutcome> {
+  async put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent = false): Promise<PutOutcome> {
     const db = this.begin();
     try {
       checkKey(key);
@@ -267,6 +267,8 @@ export class DiskEngine implements StorageEngine {
       const job = await this.enter(jobId, release);
       try {
         const raw = await db.get(fullKey);
+        // Under the key's lock, so no write can land between this check and ours.
+        if (ifAbsent && raw !== undefined) return { ok: true, replaced: undefined, skipped: true };
         const old = raw === undefined ? undefined : decodeIndex(raw);
         const cost = entryCost(key, value.length);
         const freed = old === undefined ? 0 : entryCost(key, old.length);
@@ -375,7 +377,7 @@ export class DiskEngine implements StorageEngine {
     }
   }
 
-  async list(jobId: string, prefix: string, after: string, limit: number): Promise<ListPage> {
+  async list(jobId: string, prefix: string, after: string, limit: number, internal = false): Promise<ListPage> {
     const db = this.begin();
     try {
       if (typeof prefix !== 'string' || typeof after !== 'string') throw new SatchelError('BAD_REQUEST', 'prefix and cursor must be strings');
@@ -394,7 +396,7 @@ export class DiskEngine implements StorageEngine {
           const batch = await iterator.nextv(Math.min(Math.max(limit + 1, 16), 1024));
           if (batch.length === 0) break;
           for (const fullKey of batch) {
-            if (fullKey.indexOf(0, base.length) !== -1) continue; // internal (NUL) keys: blocks of large values
+            if (!internal && fullKey.indexOf(0, base.length) !== -1) continue; // internal (NUL) keys: blocks of large values
             if (keys.length === limit) {
               more = true;
               break scan;

@@ -19,9 +19,10 @@ export class DramEngine implements StorageEngine {
     return this.usedBytes;
   }
 
-  put(jobId: string, key: string, value: Buffer, flags: number): PutOutcome {
+  put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent = false): PutOutcome {
     let job = this.jobs.get(jobId);
     const old = job?.entries.get(key);
+    if (ifAbsent && old !== undefined) return { ok: true, replaced: undefined, skipped: true };
     const cost = entryCost(key, value.length);
     const freed = old === undefined ? 0 : entryCost(key, old.value.length);
     if (this.usedBytes - freed + cost > this.capacity) {
@@ -59,27 +60,18 @@ export class DramEngine implements StorageEngine {
     return old;
   }
 
-  list(jobId: string, prefix: string, after: string, limit: number): ListPage {
+  list(jobId: string, prefix: string, after: string, limit: number, internal = false): ListPage {
     const job = this.jobs.get(jobId);
     if (job === undefined) return { keys: [], more: false };
+    // Every key, blocks included, for a migration: rare, so sorted afresh rather than cached.
+    if (internal) return page([...job.entries.keys()].sort(), prefix, after, limit);
     if (job.sorted === null) {
       const keys: string[] = [];
       for (const key of job.entries.keys()) if (!key.includes('\u0000')) keys.push(key);
       keys.sort();
       job.sorted = keys;
     }
-    const sorted = job.sorted;
-    const from = after > prefix ? after : prefix;
-    let i = lowerBound(sorted, from);
-    if (i < sorted.length && sorted[i] === after) i++;
-    const keys: string[] = [];
-    for (; i < sorted.length && keys.length < limit; i++) {
-      const key = sorted[i]!;
-      if (!key.startsWith(prefix)) break;
-      keys.push(key);
-    }
-    const more = i < sorted.length && sorted[i]!.startsWith(prefix);
-    return { keys, more };
+    return page(job.sorted, prefix, after, limit);
   }
 
   dropJob(jobId: string): number {
@@ -112,4 +104,19 @@ function lowerBound(sorted: readonly string[], target: string): number {
     else hi = mid;
   }
   return lo;
+}
+
+/** Up to `limit` keys of a sorted array that start with `prefix` and sort after `after`. */
+function page(sorted: readonly string[], prefix: string, after: string, limit: number): ListPage {
+  const from = after > prefix ? after : prefix;
+  let i = lowerBound(sorted, from);
+  if (i < sorted.length && sorted[i] === after) i++;
+  const keys: string[] = [];
+  for (; i < sorted.length && keys.length < limit; i++) {
+    const key = sorted[i]!;
+    if (!key.startsWith(prefix)) break;
+    keys.push(key);
+  }
+  const more = i < sorted.length && sorted[i]!.startsWith(prefix);
+  return { keys, more };
 }

@@ -166,6 +166,35 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.is(engine.used, entryCost('big', 8) + 40 * entryCost('big\u0000v1\u000000', 5) + entryCost('bigger', 1));
   });
 
+  test(`${name}: list with internal keys pages through every stored key, blocks included, in order`, async (t) => {
+    const engine = await open(t);
+    const stored = ['a', 'big', ...Array.from({ length: 12 }, (_, i) => `big\u0000v1\u0000${String(i).padStart(2, '0')}`), 'c'];
+    for (const key of stored) await engine.put('job', key, buf(key), 0);
+    await engine.put('other', 'z', buf('z'), 0);
+    const seen: string[] = [];
+    let after = '';
+    for (;;) {
+      const page = await engine.list('job', '', after, 5, true);
+      seen.push(...page.keys);
+      if (!page.more) break;
+      after = page.keys.at(-1)!;
+    }
+    t.deepEqual(seen, [...stored].sort());
+    t.deepEqual((await engine.list('job', 'big\u0000', '', 100, true)).keys.length, 12);
+  });
+
+  test(`${name}: ifAbsent stores into an empty key and never over an existing one`, async (t) => {
+    const engine = await open(t);
+    t.deepEqual(await engine.put('job', 'k', buf('first'), 0, true), { ok: true, replaced: undefined });
+    t.deepEqual(await engine.put('job', 'k', buf('second'), MANIFEST, true), { ok: true, replaced: undefined, skipped: true });
+    t.deepEqual(await engine.get('job', 'k'), { value: buf('first'), flags: 0 }, 'the existing value and flags stay');
+    t.is(engine.used, entryCost('k', 5), 'a skipped put costs nothing');
+    // A plain PUT racing an ifAbsent one on the same key: the ifAbsent one never wins over it.
+    const [plain, racing] = await Promise.all([engine.put('job', 'r', buf('writer'), 0), engine.put('job', 'r', buf('copy'), 0, true)]);
+    t.true(plain.ok && racing.ok);
+    t.deepEqual((await engine.get('job', 'r'))?.value, buf('writer'));
+  });
+
   test(`${name}: capacity is enforced: FULL, the old value kept, nothing counted`, async (t) => {
     const capacity = 3 * (ENTRY_OVERHEAD + 1 + 1000);
     const engine = await open(t, capacity);

@@ -16,7 +16,8 @@ export interface StoredEntry {
  * a non-manifest entry it would have to read from disk with an empty `value` (the right `flags`).
  */
 export type PutOutcome =
-  | { ok: true; replaced: StoredEntry | undefined }
+  /** `skipped`: an `ifAbsent` PUT found an entry and stored nothing. */
+  | { ok: true; replaced: StoredEntry | undefined; skipped?: true }
   | { ok: false; reason: 'FULL'; message: string };
 
 export interface ListPage {
@@ -32,12 +33,18 @@ export interface StorageEngine {
   readonly capacity: number;
   /** Bytes held now, counting keys and a fixed per-entry overhead. */
   readonly used: number;
-  /** Stores `value` (the engine may keep the buffer: callers hand over ownership). */
-  put(jobId: string, key: string, value: Buffer, flags: number): MaybePromise<PutOutcome>;
+  /**
+   * Stores `value` (the engine may keep the buffer: callers hand over ownership). With `ifAbsent`, only when
+   * the key holds nothing, checked and written as one step (migration copies must never overwrite a newer write).
+   */
+  put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent?: boolean): MaybePromise<PutOutcome>;
   get(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
   delete(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
-  /** Keys starting with `prefix`, strictly after `after`, in JavaScript string order (UTF-16 code units); internal (NUL) keys excluded. */
-  list(jobId: string, prefix: string, after: string, limit: number): MaybePromise<ListPage>;
+  /**
+   * Keys starting with `prefix`, strictly after `after`, in JavaScript string order (UTF-16 code units);
+   * internal (NUL) keys, the blocks of large values, only with `internal` (migration moves every stored key).
+   */
+  list(jobId: string, prefix: string, after: string, limit: number, internal?: boolean): MaybePromise<ListPage>;
   /** Deletes every entry of a job; returns the number of bytes freed. */
   dropJob(jobId: string): MaybePromise<number>;
   /** Bytes held per job. */

@@ -239,9 +239,14 @@ class Session {
           f.buf.copy(value, 0, start, end);
         }
         const flags = f.flags & Flag.MANIFEST;
-        return this.settle(engine.put(jobId, key, value, flags), id, epoch, (outcome: PutOutcome) => {
+        const ifAbsent = (f.flags & Flag.IF_ABSENT) !== 0;
+        return this.settle(engine.put(jobId, key, value, flags, ifAbsent), id, epoch, (outcome: PutOutcome) => {
           if (!outcome.ok) return this.fail(id, epoch, outcome.reason, outcome.message);
-          this.replaced(id, epoch, outcome.replaced);
+          if (outcome.skipped === true) {
+            this.server.pool.release(value);
+            return this.respond(Status.OK, 0, id, epoch, 0, null);
+          }
+          this.replaced(id, epoch, outcome.replaced, ifAbsent ? 1 : 0);
         });
       }
       case Op.GET:
@@ -261,7 +266,7 @@ class Session {
       case Op.LIST: {
         const limit = f.arg === 0 ? DEFAULT_LIST_PAGE : Math.min(f.arg, MAX_LIST_PAGE);
         const after = f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength);
-        return this.settle(engine.list(jobId, key, after, limit), id, epoch, (page: ListPage) => {
+        return this.settle(engine.list(jobId, key, after, limit, (f.flags & Flag.INTERNAL_KEYS) !== 0), id, epoch, (page: ListPage) => {
           this.respond(Status.OK, page.more ? Flag.MORE : 0, id, epoch, page.keys.length, encodeKeyList(page.keys));
         });
       }

@@ -9,6 +9,7 @@ import {
   SatchelError,
   Status,
   blockKey,
+  decodeKeyList,
   decodeManifest,
   decodeTicket,
   encodeManifest,
@@ -268,14 +269,7 @@ export class Job {
   async listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }> {
     const reply = await this.callNode(node, Op.LIST, 0, pageSize, prefix, after.length > 0 ? Buffer.from(after) : null);
     expectOk(reply);
-    const keys: string[] = [];
-    const body = reply.body;
-    for (let at = 0; at < body.length; ) {
-      const n = body.readUInt16BE(at);
-      keys.push(body.toString('utf8', at + 2, at + 2 + n));
-      at += 2 + n;
-    }
-    return { keys, more: (reply.flags & Flag.MORE) !== 0 };
+    return { keys: decodeKeyList(reply.body), more: (reply.flags & Flag.MORE) !== 0 };
   }
 
   /** One request to the node that owns `key` in the newest generation; refreshes the placement on STALE. */

@@ -31,3 +31,4 @@ export {
 } from './token.ts';
 export * from './control.ts';
 export { advertisedAddress } from './address.ts';
+export { encodeKeyList, decodeKeyList } from './key-list.ts';

@@ -8,6 +8,7 @@ import {
   HEADER_SIZE,
   MAX_KEY_BYTES,
   Op,
+  encodeKeyList,
   SatchelError,
   Status,
   statusOf,
@@ -42,7 +43,6 @@ const DEFAULT_MAX_VALUE = 16 * 1024 * 1024;
 const DEFAULT_MAX_PENDING = 8 * 1024 * 1024;
 const MAX_LIST_PAGE = 1000;
 const DEFAULT_LIST_PAGE = 100;
-const EMPTY = Buffer.alloc(0);
 
 function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
@@ -346,18 +346,4 @@ class Session {
   }
 }
 
-/** LIST body: for each key, u16 length then its UTF-8 bytes. */
-function encodeKeyList(keys: string[]): Buffer {
-  if (keys.length === 0) return EMPTY;
-  let size = 0;
-  for (const key of keys) size += 2 + Buffer.byteLength(key);
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (const key of keys) {
-    const n = out.write(key, at + 2, 'utf8');
-    out.writeUInt16BE(n, at);
-    at += 2 + n;
-  }
-  return out;
-}
 

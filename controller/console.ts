@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+import { SatchelError } from '../proto/index.ts';
+import { TIERS, type Tier } from './allocation.ts';
 import type { JobRecord } from './registry.ts';
 import type { Controller } from './server.ts';
 
@@ -46,10 +48,36 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     if (job === undefined) return reply.code(404).send({ code: 'NO_SUCH_JOB', message: `no job ${request.params.id}` });
     return { ...jobSummary(job, controller), hints: job.hints, placement: job.placement };
   });
-  app.delete<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
-    if (request.headers.authorization !== `Bearer ${options.adminToken}`) {
-      return reply.code(401).send({ code: 'UNAUTHORIZED', message: 'admin token required (Authorization: Bearer <adminToken>)' });
+  const unauthorized = (authorization: string | undefined) => authorization !== `Bearer ${options.adminToken}`;
+  const UNAUTHORIZED = { code: 'UNAUTHORIZED', message: 'admin token required (Authorization: Bearer <adminToken>)' };
+
+  app.get<{ Querystring: { after?: number } }>(
+    '/api/events',
+    { schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0 } }, additionalProperties: false } } },
+    async (request) => controller.events.since(request.query.after ?? 0),
+  );
+  app.post<{ Body: { tier: Tier } }>(
+    '/api/nodes',
+    { schema: { body: { type: 'object', required: ['tier'], properties: { tier: { type: 'string', enum: [...TIERS] } }, additionalProperties: false } } },
+    async (request, reply) => {
+      if (unauthorized(request.headers.authorization)) return reply.code(401).send(UNAUTHORIZED);
+      if (controller.provisioner === undefined) return reply.code(409).send({ code: 'BAD_REQUEST', message: 'this controller has no provisioner: start storage nodes by hand' });
+      await controller.launchNode(request.body.tier, 'asked for through the console');
+      return reply.code(202).send({ launching: request.body.tier });
+    },
+  );
+  app.delete<{ Params: { id: string } }>('/api/nodes/:id', async (request, reply) => {
+    if (unauthorized(request.headers.authorization)) return reply.code(401).send(UNAUTHORIZED);
+    if (!controller.registry.nodes.has(request.params.id)) return reply.code(404).send({ code: 'BAD_REQUEST', message: `no node ${request.params.id}` });
+    try {
+      return await controller.removeNode(request.params.id, 'asked for through the console');
+    } catch (error) {
+      if (error instanceof SatchelError) return reply.code(409).send({ code: error.code, message: error.message });
+      throw error;
     }
+  });
+  app.delete<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
+    if (unauthorized(request.headers.authorization)) return reply.code(401).send(UNAUTHORIZED);
     if (!controller.registry.jobs.has(request.params.id)) {
       return reply.code(404).send({ code: 'NO_SUCH_JOB', message: `no job ${request.params.id}` });
     }

@@ -1,5 +1,7 @@
 // The controller: job registry, allocation, console. Imports proto, and client (to reach nodes as an admin).
-export { Controller, type ControllerOptions } from './server.ts';
+export { Controller, type ControllerOptions, type DrainResult } from './server.ts';
+export type { Provisioner } from './provisioner.ts';
+export { EventLog, type ClusterEvent } from './events.ts';
 export { buildConsole, type ConsoleOptions } from './console.ts';
 export {
   allocateJob,

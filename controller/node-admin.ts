@@ -1,5 +1,5 @@
 import { NodeConnection } from '../client/index.ts';
-import { ADMIN_SUBJECT, Op, SatchelError, Status, errorCodeOf, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, DROP_MOVED, Op, SatchelError, Status, errorCodeOf, signToken } from '../proto/index.ts';
 
 /** The controller's admin connections to storage nodes, over the data plane (the node has no other port). */
 export class NodeAdmin {
@@ -10,9 +10,12 @@ export class NodeAdmin {
     this.token = signToken(secret, ADMIN_SUBJECT);
   }
 
-  /** Deletes every byte of `jobId` on the node and makes it refuse the job from now on. Returns bytes freed. */
-  async dropJob(address: string, jobId: string): Promise<number> {
-    const reply = await this.connection(address).request(Op.DROP_JOB, 0, 0, 0, jobId, null);
+  /**
+   * Deletes every byte of `jobId` on the node. An ended job is refused from now on; a `moved` one (migrated
+   * away) keeps answering STALE to old epochs, so clients look its placement up again. Returns bytes freed.
+   */
+  async dropJob(address: string, jobId: string, moved = false): Promise<number> {
+    const reply = await this.connection(address).request(Op.DROP_JOB, 0, 0, moved ? DROP_MOVED : 0, jobId, null);
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
     return reply.arg;
   }

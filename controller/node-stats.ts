@@ -38,6 +38,10 @@ export class NodeStatsTable {
     return stats;
   }
 
+  forget(nodeId: string): void {
+    this.latest.delete(nodeId);
+  }
+
   get(nodeId: string): NodeStats | undefined {
     return this.latest.get(nodeId)?.stats;
   }

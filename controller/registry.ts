@@ -16,6 +16,8 @@ export interface JobRecord {
 
 export interface NodeRecord extends NodeInfo {
   registeredAt: number;
+  /** Being emptied for removal: no new job or growth is placed on it. */
+  draining?: boolean;
 }
 
 /** What the controller knows: jobs and nodes. */
@@ -32,5 +34,10 @@ export class ClusterRegistry {
       for (const n of nodes) reserved.set(n.id, (reserved.get(n.id) ?? 0) + (total > 0 ? (job.reservation * n.weight) / total : 0));
     }
     return [...this.nodes.values()].map((node) => ({ ...node, reserved: reserved.get(node.id) ?? 0 }));
+  }
+
+  /** The nodes new jobs and growth may use: every node but those being drained. */
+  placeableNodes(): (NodeRecord & { reserved: number })[] {
+    return this.nodeStates().filter((node) => node.draining !== true);
   }
 }

@@ -23,10 +23,14 @@ import {
   type WirePlacement,
 } from '../proto/index.ts';
 import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
+import { EventLog } from './events.ts';
+import { migrateJob, type MigrationResult } from './migration.ts';
+import type { Provisioner } from './provisioner.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { NodeStatsTable } from './node-stats.ts';
 import { ControllerStore } from './store.ts';
-import { ClusterRegistry, type JobRecord } from './registry.ts';
+import { ClusterRegistry, type JobRecord, type NodeRecord } from './registry.ts';
+import { NodeConnection } from '../client/index.ts';
 
 export interface ControllerOptions {
   secret: Uint8Array;
@@ -37,12 +41,23 @@ export interface ControllerOptions {
   leaseMs?: number;
   /** The host others should dial (tickets carry it) when it is not the one bound: a pod binding 0.0.0.0. */
   advertiseHost?: string;
+  /** What starts and stops storage nodes (deploy/ hands it in); without one, nodes are added by hand. */
+  provisioner?: Provisioner;
 }
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
 export const DEFAULT_LEASE_MS = 60_000;
 
 const TIER_NAMES: ReadonlySet<string> = new Set(TIERS);
+
+/** What draining a node moved, and how long it took. */
+export interface DrainResult {
+  node: string;
+  jobs: number;
+  keys: number;
+  bytes: number;
+  seconds: number;
+}
 
 /**
  * The controller: job registry, allocation, and the gRPC surface clients, nodes and metadata servers call.
@@ -51,6 +66,9 @@ const TIER_NAMES: ReadonlySet<string> = new Set(TIERS);
 export class Controller {
   readonly registry = new ClusterRegistry();
   readonly stats = new NodeStatsTable();
+  readonly events = new EventLog();
+  /** Nodes drained and removed: they may not register again under the same id. */
+  private readonly retiredNodes = new Set<string>();
   private readonly server = new grpc.Server();
   private readonly admin: NodeAdmin;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
@@ -58,7 +76,8 @@ export class Controller {
   private readonly leaseMs: number;
   private store: ControllerStore | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
-  private readonly growing = new Map<string, Promise<WirePlacement>>();
+  /** Placement changes of a job (growth, migration) run one at a time, in order. */
+  private readonly placementChanges = new Map<string, Promise<unknown>>();
   address: string | null = null;
 
   constructor(private readonly options: ControllerOptions) {
@@ -94,6 +113,8 @@ export class Controller {
       },
       ReportNode: async (report) => {
         this.authorize(report.token, null);
+        // A removed node still running (no provisioner stopped it) is not asked to register again.
+        if (this.retiredNodes.has(report.nodeId)) return { unknown: false };
         if (!this.registry.nodes.has(report.nodeId)) return { unknown: true };
         this.stats.record(report);
         // Right away rather than on a timer: a reservation trails use by at most one report (measured in
@@ -181,7 +202,7 @@ export class Controller {
     checkHints(hints);
     if (this.metadataClients.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
     const id = newJobId(name);
-    const allocation = allocateJob(hints, this.registry.nodeStates());
+    const allocation = allocateJob(hints, this.registry.placeableNodes());
     const placement: WirePlacement = {
       jobId: id,
       epoch: 1,
@@ -234,13 +255,141 @@ export class Controller {
    * serialized per job, and a caller whose placement is already out of date just gets the current one.
    */
   growJob(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
-    const previous = this.growing.get(jobId) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(() => this.growJobNow(jobId, fullNodeId, epoch));
-    this.growing.set(jobId, next);
+    return this.changePlacement(jobId, () => this.growJobNow(jobId, fullNodeId, epoch));
+  }
+
+  private changePlacement<T>(jobId: string, change: () => Promise<T>): Promise<T> {
+    const previous = this.placementChanges.get(jobId) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(change);
+    this.placementChanges.set(jobId, next);
     void next.finally(() => {
-      if (this.growing.get(jobId) === next) this.growing.delete(jobId);
+      if (this.placementChanges.get(jobId) === next) this.placementChanges.delete(jobId);
     }).catch(() => {});
     return next;
+  }
+
+  /**
+   * Empties a node so it can be removed: no new job or growth lands on it from now on, and every job with data
+   * there is migrated off it under new placement epochs (controller/migration.ts), one job at a time, while its
+   * functions keep working. Throws (leaving the node draining, every key readable) when the others lack room.
+   */
+  async drainNode(nodeId: string): Promise<DrainResult> {
+    const node = this.registry.nodes.get(nodeId);
+    if (node === undefined) throw new SatchelError('BAD_REQUEST', `no node ${nodeId}`);
+    const started = Date.now();
+    node.draining = true;
+    await this.store?.putNode(node);
+    this.options.logger.info({ node: nodeId }, 'draining node');
+    const result: DrainResult = { node: nodeId, jobs: 0, keys: 0, bytes: 0, seconds: 0 };
+    for (const job of [...this.registry.jobs.values()]) {
+      if (!job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId))) continue;
+      const moved = await this.changePlacement(job.id, () => this.migrateJobOff(job.id, node));
+      if (moved === null) continue;
+      result.jobs++;
+      result.keys += moved.keys;
+      result.bytes += moved.bytes;
+    }
+    result.seconds = (Date.now() - started) / 1000;
+    this.options.logger.info({ ...result }, 'node drained');
+    return result;
+  }
+
+  get provisioner(): Provisioner | undefined {
+    return this.options.provisioner;
+  }
+
+  /** Asks the provisioner for one more node of `tier`; it registers itself when it is up. */
+  async launchNode(tier: Tier, reason: string, details?: Record<string, number | string>): Promise<void> {
+    const provisioner = this.options.provisioner;
+    if (provisioner === undefined) throw new SatchelError('BAD_REQUEST', 'this controller has no provisioner: start storage nodes by hand (satchel storage-node)');
+    try {
+      await provisioner.launch(tier);
+    } catch (error) {
+      this.events.add('launch-failed', `${provisioner.name} provisioner: ${(error as Error).message}`, { tier });
+      throw error;
+    }
+    this.events.add('node-launched', reason, { tier, details });
+  }
+
+  /**
+   * Drains a node, then has the provisioner stop it and forgets it. Without a provisioner the process keeps
+   * running, empty and unused, until someone stops it.
+   */
+  async removeNode(nodeId: string, reason: string): Promise<DrainResult> {
+    const node = this.registry.nodes.get(nodeId);
+    if (node === undefined) throw new SatchelError('BAD_REQUEST', `no node ${nodeId}`);
+    this.events.add('drain-started', reason, { tier: node.tier, node: nodeId });
+    let result: DrainResult;
+    try {
+      result = await this.drainNode(nodeId);
+    } catch (error) {
+      this.events.add('drain-failed', (error as Error).message, { tier: node.tier, node: nodeId });
+      throw error;
+    }
+    this.events.add('drain-finished', `moved ${result.keys} keys of ${result.jobs} jobs in ${result.seconds.toFixed(1)} s`, {
+      tier: node.tier,
+      node: nodeId,
+      details: { jobs: result.jobs, keys: result.keys, bytes: result.bytes, seconds: result.seconds },
+    });
+    await this.forgetNode(nodeId);
+    await this.options.provisioner?.remove(node.tier as Tier, nodeId);
+    this.events.add('node-removed', this.options.provisioner ? `stopped by the ${this.options.provisioner.name} provisioner` : 'forgotten (no provisioner: stop its process by hand)', { tier: node.tier, node: nodeId });
+    return result;
+  }
+
+  /** Forgets a node (drained, or gone for good): no placement may still name it. */
+  async forgetNode(nodeId: string): Promise<void> {
+    for (const job of this.registry.jobs.values()) {
+      if (job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId))) {
+        throw new SatchelError('BAD_REQUEST', `node ${nodeId} still holds job ${job.id}: drain it first`);
+      }
+    }
+    this.registry.nodes.delete(nodeId);
+    this.retiredNodes.add(nodeId);
+    this.stats.forget(nodeId);
+    await this.store?.deleteNode(nodeId);
+    this.options.logger.info({ node: nodeId }, 'node removed');
+  }
+
+  private async migrateJobOff(jobId: string, node: NodeRecord): Promise<MigrationResult | null> {
+    const job = this.registry.jobs.get(jobId);
+    if (job === undefined) return null; // deregistered meanwhile
+    const current = job.placement.generations[0]?.nodes.filter((n) => n.id !== node.id) ?? [];
+    const free = (state: NodeState) => state.capacity - Math.max(state.reserved, this.stats.get(state.id)?.used ?? 0);
+    // The node's share goes to the roomiest other node of the job's tier (or the spill order), if there is one.
+    const growth = growAllocation(current, job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
+    if (growth === null) throw new SatchelError('FULL', `no other node has room for job ${jobId}: node ${node.id} cannot be drained`);
+    const connections = new Map<string, NodeConnection>();
+    const token = signToken(this.options.secret, jobId);
+    try {
+      const { result } = await migrateJob(
+        {
+          publish: async (placement) => {
+            await this.publishPlacement(placement);
+            const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
+            await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, jobId, placement.epoch)));
+            job.placement = placement;
+            await this.store?.putJob(job);
+          },
+          connect: (address) => {
+            let connection = connections.get(address);
+            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000 })));
+            return connection;
+          },
+          dropJob: async (address, _jobId, epoch) => {
+            await this.admin.setEpoch(address, jobId, epoch);
+            await this.admin.dropJob(address, jobId, true);
+          },
+        },
+        job.placement,
+        node,
+        growth.nodes,
+      );
+      this.options.logger.info({ job: jobId, node: node.id, ...result, epoch: job.placement.epoch }, 'job migrated');
+      return result;
+    } finally {
+      for (const connection of connections.values()) connection.destroy();
+    }
   }
 
   private async growJobNow(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
@@ -252,7 +401,7 @@ export class Controller {
       // The node that said FULL has no room, whatever its last report (up to a second old) said.
       return node.id === fullNodeId ? 0 : node.capacity - Math.max(node.reserved, used);
     };
-    const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.registry.nodeStates(), free, job.reservation);
+    const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
     if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
     const placement: WirePlacement = {
       ...job.placement,
@@ -274,14 +423,16 @@ export class Controller {
       throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), an address and a positive capacity');
     }
     const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
+    if (this.retiredNodes.has(id)) throw new SatchelError('BAD_REQUEST', `node ${id} was drained and removed; start a new node instead`);
     const record = { ...node, id, registeredAt: Date.now() };
     this.registry.nodes.set(id, record);
     await this.store?.putNode(record);
     this.options.logger.info({ node: id, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
+    this.events.add('node-joined', `registered at ${node.address}`, { tier: node.tier, node: id, details: { capacity: node.capacity } });
     // Jobs registered before any node could hold them are placed now.
     for (const job of this.registry.jobs.values()) {
       if ((job.placement.generations[0]?.nodes.length ?? 0) > 0) continue;
-      const allocation = allocateJob(job.hints, this.registry.nodeStates());
+      const allocation = allocateJob(job.hints, this.registry.placeableNodes());
       if (allocation.nodes.length === 0) continue;
       const placement = { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: allocation.nodes }] };
       await this.publishPlacement(placement);

@@ -39,6 +39,10 @@ export class ControllerStore {
     return this.db.put(`node/${node.id}`, JSON.stringify(node));
   }
 
+  deleteNode(id: string): Promise<void> {
+    return this.db.del(`node/${id}`);
+  }
+
   putMetadata(address: string): Promise<void> {
     return this.db.put(`metadata/${address}`, '1');
   }

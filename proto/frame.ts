@@ -34,6 +34,9 @@ export const Op = {
   PING: 0x0a,
   SET_EPOCH: 0x0b, // admin: the job's placement changed; older epochs get STALE
 } as const;
+
+/** DROP_JOB arg: the job moved to other nodes (keep answering STALE to old epochs) rather than ended. */
+export const DROP_MOVED = 1;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 export const Status = {

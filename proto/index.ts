@@ -7,6 +7,7 @@ export {
   MAX_USER_KEY_BYTES,
   Field,
   Op,
+  DROP_MOVED,
   Status,
   Flag,
   errorCodeOf,

@@ -7,6 +7,7 @@ import {
   FrameWriter,
   HEADER_SIZE,
   MAX_KEY_BYTES,
+  DROP_MOVED,
   Op,
   encodeKeyList,
   SatchelError,
@@ -96,9 +97,15 @@ export class StorageServer {
     await this.engine.close();
   }
 
-  dropJob(jobId: string): MaybePromise<number> {
-    this.droppedJobs.add(jobId);
-    this.epochs.delete(jobId);
+  /**
+   * Deletes a job's data. A deregistered job is refused from now on; a job that `moved` (migrated to other
+   * nodes) keeps its epoch, so a client still holding the old placement gets STALE and looks it up again.
+   */
+  dropJob(jobId: string, moved = false): MaybePromise<number> {
+    if (!moved) {
+      this.droppedJobs.add(jobId);
+      this.epochs.delete(jobId);
+    }
     return this.engine.dropJob(jobId);
   }
 
@@ -331,8 +338,8 @@ class Session {
   private adminOp(f: FrameView, jobId: string): void {
     switch (f.code) {
       case Op.DROP_JOB:
-        return this.settle(this.server.dropJob(jobId), f.id, 0, (freed: number) => {
-          this.server.options.logger.info({ job: jobId, freed }, 'job dropped');
+        return this.settle(this.server.dropJob(jobId, f.arg === DROP_MOVED), f.id, 0, (freed: number) => {
+          this.server.options.logger.info({ job: jobId, freed, moved: f.arg === DROP_MOVED }, 'job dropped');
           this.respond(Status.OK, 0, f.id, 0, Math.min(freed, 0xffffffff), null);
         });
       case Op.SET_EPOCH: {

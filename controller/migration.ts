@@ -1,0 +1,115 @@
+/**
+ * Moving one job's data off a node that is being drained, while the job's functions keep reading and writing.
+ *
+ * 1. Publish a placement whose newest generation leaves the node out (the old generations stay, node included):
+ *    new keys go elsewhere at once, and every read still finds every key, newest generation first.
+ * 2. Copy each key the node holds (blocks of large values included) that is still the visible copy to its owner
+ *    in the new generation, with PUT IF_ABSENT so a copy never overwrites a write made since step 1.
+ * 3. Publish a placement without the node anywhere, then drop the job's data on it.
+ *
+ * A DELETE that races the copy of the same key can be undone by it (read before the delete, written after);
+ * nothing acknowledged is ever lost.
+ */
+import type { NodeConnection } from '../client/index.ts';
+import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNode, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+
+/** What migration needs from the controller: narrow, so it is testable against fakes. */
+export interface MigrationHost {
+  /** Makes `placement` the job's placement: metadata servers and every node of it learn the new epoch. */
+  publish(placement: WirePlacement): Promise<void>;
+  /** A data-plane connection to a node, authenticated as the job (the controller signs its token). */
+  connect(address: string, jobId: string): NodeConnection;
+  /** Deletes the job's bytes on the drained node, which answers STALE to epochs before `epoch` from then on. */
+  dropJob(address: string, jobId: string, epoch: number): Promise<void>;
+}
+
+export interface MigrationResult {
+  keys: number;
+  bytes: number;
+  /** Keys left behind because a newer copy exists elsewhere (or nothing routes to them any more). */
+  skipped: number;
+}
+
+/** The drained node: all migration needs of it. */
+export interface NodeAddress {
+  id: string;
+  address: string;
+}
+
+const PAGE = 500;
+const IN_FLIGHT = 16;
+
+/**
+ * The job's placement without `nodeId`: `newest` is the new newest generation (the caller chose who replaces
+ * the node's share), the old generations follow as they were (step 1) or without the node (step 3).
+ */
+export function placementWithout(placement: WirePlacement, nodeId: string, newest: WirePlacementNode[], keepOld: boolean): WirePlacement {
+  const old = placement.generations.map((g) => ({ nodes: keepOld ? g.nodes : g.nodes.filter((n) => n.id !== nodeId) })).filter((g) => g.nodes.length > 0);
+  return { ...placement, epoch: placement.epoch + 1, generations: [{ nodes: newest }, ...old] };
+}
+
+/**
+ * Runs steps 1–3 for one job. `newest` must not contain the drained node. Returns what moved; on any error the
+ * job is left on the step-1 placement, under which every key is still readable, and the error is thrown.
+ */
+export async function migrateJob(host: MigrationHost, placement: WirePlacement, drained: NodeAddress, newest: WirePlacementNode[]): Promise<{ placement: WirePlacement; result: MigrationResult }> {
+  if (newest.some((n) => n.id === drained.id) || newest.length === 0) throw new SatchelError('BAD_REQUEST', 'the new generation must hold other nodes than the drained one');
+  const jobId = placement.jobId;
+  const during = placementWithout(placement, drained.id, newest, true);
+  await host.publish(during);
+  const result = await copyKeys(host, during, drained);
+  const after = placementWithout(placement, drained.id, newest, false);
+  after.epoch = during.epoch + 1;
+  await host.publish(after);
+  await host.dropJob(drained.address, jobId, after.epoch);
+  return { placement: after, result };
+}
+
+async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: NodeAddress): Promise<MigrationResult> {
+  const jobId = placement.jobId;
+  const epoch = placement.epoch;
+  const source = host.connect(drained.address, jobId);
+  const nodes = new Map(placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
+  const call = async (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null) => {
+    const reply = await (node.id === drained.id ? source : host.connect(node.address, jobId)).request(op, flags, epoch, 0, key, value);
+    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `migrating ${jobId} off ${drained.id}: ${reply.message}`);
+    return reply;
+  };
+  const result: MigrationResult = { keys: 0, bytes: 0, skipped: 0 };
+
+  /** Copies `key` if the drained node's copy is what a reader sees: the first generation that has it. */
+  const move = async (key: string) => {
+    const hash = hashKey(key);
+    for (const generation of placement.generations) {
+      const owner = generation.nodes[pickNode(generation.nodes, hash)];
+      if (owner === undefined) continue;
+      if (owner.id !== drained.id) {
+        if ((await call(owner, Op.STAT, 0, key, null)).status === Status.OK) break; // a newer copy shadows ours
+        continue;
+      }
+      const value = await call(owner, Op.GET, 0, key, null);
+      if (value.status === Status.NOT_FOUND) break; // deleted meanwhile
+      const newest = placement.generations[0]!.nodes;
+      const target = nodes.get(newest[pickNode(newest, hash)]!.id)!;
+      await call(target, Op.PUT, Flag.IF_ABSENT | (value.flags & Flag.MANIFEST), key, value.body);
+      result.keys++;
+      result.bytes += value.body.length;
+      return;
+    }
+    result.skipped++;
+  };
+
+  let after = '';
+  for (;;) {
+    const page = await source.request(Op.LIST, Flag.INTERNAL_KEYS, epoch, PAGE, '', Buffer.from(after, 'utf8'));
+    if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${jobId} on ${drained.id}: ${page.message}`);
+    const keys = decodeKeyList(page.body);
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, keys.length) }, async () => {
+      while (next < keys.length) await move(keys[next++]!);
+    }));
+    if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
+    after = keys.at(-1)!;
+  }
+  return result;
+}

@@ -23,6 +23,7 @@ import {
   type WirePlacement,
 } from '../proto/index.ts';
 import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
+import { Autoscaler, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { EventLog } from './events.ts';
 import { migrateJob, type MigrationResult } from './migration.ts';
 import type { Provisioner } from './provisioner.ts';
@@ -43,6 +44,8 @@ export interface ControllerOptions {
   advertiseHost?: string;
   /** What starts and stops storage nodes (deploy/ hands it in); without one, nodes are added by hand. */
   provisioner?: Provisioner;
+  /** Run the autoscaler with this policy (needs a provisioner). */
+  autoscaler?: AutoscalerConfig;
 }
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
@@ -67,8 +70,12 @@ export class Controller {
   readonly registry = new ClusterRegistry();
   readonly stats = new NodeStatsTable();
   readonly events = new EventLog();
-  /** Nodes drained and removed: they may not register again under the same id. */
-  private readonly retiredNodes = new Set<string>();
+  private autoscaler: Autoscaler | null = null;
+  /**
+   * Nodes drained and removed, by tier: a process still running under that id may not register again (without a
+   * provisioner nobody stopped it). A launch in the tier clears them: a StatefulSet reuses its pod names.
+   */
+  private readonly retiredNodes = new Map<string, string>();
   private readonly server = new grpc.Server();
   private readonly admin: NodeAdmin;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
@@ -144,12 +151,14 @@ export class Controller {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
     this.leaseTimer = setInterval(() => void this.collectExpired(), Math.min(1_000, Math.max(50, this.leaseMs / 4)));
+    if (this.options.autoscaler !== undefined) this.startAutoscaler(this.options.autoscaler);
     this.leaseTimer.unref();
     return this.address;
   }
 
   async close(): Promise<void> {
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
+    this.autoscaler?.stop();
     this.admin.close();
     for (const client of this.metadataClients.values()) client.close();
     await new Promise<void>((resolve) => {
@@ -294,6 +303,38 @@ export class Controller {
     return result;
   }
 
+  /** Each placeable node of a tier, as the autoscaler sees it: fractions of what the node declared. */
+  nodeLoads(tier: Tier): NodeLoad[] {
+    return this.registry.placeableNodes().filter((n) => n.tier === tier).map((node) => {
+      const stats = this.stats.get(node.id);
+      return {
+        id: node.id,
+        cpu: stats?.cpu ?? 0,
+        network: stats === undefined || !(node.bandwidth > 0) ? 0 : (stats.bytesInPerSec + stats.bytesOutPerSec) / node.bandwidth,
+        capacity: Math.max(node.reserved, stats?.used ?? 0) / node.capacity,
+        used: stats?.used ?? 0,
+      };
+    });
+  }
+
+  private startAutoscaler(config: AutoscalerConfig): void {
+    const provisioner = this.options.provisioner;
+    if (provisioner === undefined) throw new SatchelError('BAD_REQUEST', 'autoscaling needs a provisioner');
+    this.autoscaler = new Autoscaler(
+      {
+        loads: (tier) => this.nodeLoads(tier),
+        launchNode: (tier, reason, details) => this.launchNode(tier, reason, details),
+        pickForRemoval: (tier, candidates) => provisioner.pickForRemoval(tier, candidates),
+        removeNode: (nodeId, reason) => this.removeNode(nodeId, reason),
+        scaleEvent: (kind, tier, reason, details) => void this.events.add(kind, reason, { tier, details }),
+      },
+      config,
+      this.options.logger,
+    );
+    this.autoscaler.start();
+    this.options.logger.info({ provisioner: provisioner.name, ...config }, 'autoscaler started');
+  }
+
   get provisioner(): Provisioner | undefined {
     return this.options.provisioner;
   }
@@ -302,6 +343,7 @@ export class Controller {
   async launchNode(tier: Tier, reason: string, details?: Record<string, number | string>): Promise<void> {
     const provisioner = this.options.provisioner;
     if (provisioner === undefined) throw new SatchelError('BAD_REQUEST', 'this controller has no provisioner: start storage nodes by hand (satchel storage-node)');
+    for (const [id, retiredTier] of this.retiredNodes) if (retiredTier === tier) this.retiredNodes.delete(id);
     try {
       await provisioner.launch(tier);
     } catch (error) {
@@ -318,6 +360,13 @@ export class Controller {
   async removeNode(nodeId: string, reason: string): Promise<DrainResult> {
     const node = this.registry.nodes.get(nodeId);
     if (node === undefined) throw new SatchelError('BAD_REQUEST', `no node ${nodeId}`);
+    // Ask first whether the provisioner can stop this one (a StatefulSet only drops its highest ordinal).
+    const provisioner = this.options.provisioner;
+    if (provisioner !== undefined) {
+      const others = [...this.registry.nodes.values()].filter((n) => n.tier === node.tier && n.id !== nodeId).map((n) => n.id);
+      const removable = provisioner.pickForRemoval(node.tier as Tier, [nodeId, ...others]);
+      if (removable !== nodeId) throw new SatchelError('BAD_REQUEST', `the ${provisioner.name} provisioner cannot remove ${nodeId}${removable === null ? '' : `; it can remove ${removable}`}`);
+    }
     this.events.add('drain-started', reason, { tier: node.tier, node: nodeId });
     let result: DrainResult;
     try {
@@ -339,13 +388,14 @@ export class Controller {
 
   /** Forgets a node (drained, or gone for good): no placement may still name it. */
   async forgetNode(nodeId: string): Promise<void> {
+    const node = this.registry.nodes.get(nodeId);
     for (const job of this.registry.jobs.values()) {
       if (job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId))) {
         throw new SatchelError('BAD_REQUEST', `node ${nodeId} still holds job ${job.id}: drain it first`);
       }
     }
     this.registry.nodes.delete(nodeId);
-    this.retiredNodes.add(nodeId);
+    if (node !== undefined) this.retiredNodes.set(nodeId, node.tier);
     this.stats.forget(nodeId);
     await this.store?.deleteNode(nodeId);
     this.options.logger.info({ node: nodeId }, 'node removed');

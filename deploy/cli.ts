@@ -5,10 +5,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { join, resolve } from 'node:path';
 import { SatchelError } from '../proto/index.ts';
-import { LocalCluster } from './local-cluster.ts';
+import { LocalCluster, type AutoscaleOptions } from './local-cluster.ts';
 import { TIER_PROFILES, isTier } from './tiers.ts';
 import { createLogger } from './logger.ts';
-import { parseBytes, parseCount, parsePort } from './options.ts';
+import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
 import { runController, runMetadata, runStorageNode } from './roles.ts';
 import { readSecret } from './secret.ts';
 
@@ -24,6 +24,9 @@ const USAGE = `Usage: satchel <command> [flags]
     --hdd-capacity SIZE     bytes per HDD node (default 8GiB)
     --hdd-seek-ms MS        emulate a spinning disk's seek on HDD nodes (default off)
     --keep-logs             keep DIR/logs after stopping
+    --no-autoscale          keep the nodes started; otherwise the autoscaler adds and drains nodes (local
+                            processes), never going below the counts above
+    --band, --min-nodes, --max-nodes, --scale-up-after-ms, --scale-down-after-ms, --cooldown-ms   as for controller
 
   controller              the controller and its console, for containers
     --port P --console-port P --host H --secret-file FILE
@@ -31,6 +34,16 @@ const USAGE = `Usage: satchel <command> [flags]
                             metadata and storage-node
     [--state-dir DIR]       keep jobs, nodes and placements in DIR/controller.db across restarts
     [--lease-ms MS]         a job whose driver stops renewing is collected after MS (default 60000)
+    [--console-host H]      the console's bind host (default: --host)
+    [--provisioner none|local|kubernetes]   what starts and stops storage nodes (default none: by hand;
+                            local: the parent satchel up; kubernetes: scales StatefulSets satchel-<tier>)
+    [--namespace NS]        the Kubernetes namespace of those StatefulSets
+    [--autoscale]           keep each tier's utilization inside the band (needs a provisioner):
+    [--band LOW-HIGH]         percent of CPU, network or capacity (default 60-80)
+    [--min-nodes T=N,…]       per tier (default dram=1,ssd=0,hdd=0); --max-nodes T=N,… (default 8 each)
+    [--scale-up-after-ms MS]  above the band this long before a launch (default 2000)
+    [--scale-down-after-ms MS]  below it this long before a drain (default 20000)
+    [--cooldown-ms MS]        between two actions on a tier (default 10000)
   metadata                a metadata server
     --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
   storage-node            a storage node
@@ -103,20 +116,28 @@ async function up(args: string[]): Promise<void> {
     'hdd-capacity': { type: 'string' },
     'hdd-seek-ms': { type: 'string' },
     'keep-logs': { type: 'boolean' },
+    'no-autoscale': { type: 'boolean' },
+    ...autoscaleFlags,
   });
   const size = (flag: string) => (str(flags, flag) ? parseBytes(str(flags, flag)!, `--${flag}`) : undefined);
   const seek = str(flags, 'hdd-seek-ms');
   if (seek !== undefined && !(Number(seek) >= 0)) throw new SatchelError('BAD_REQUEST', `--hdd-seek-ms: not a number of milliseconds: ${JSON.stringify(seek)}`);
   const stateDir = resolve(str(flags, 'state-dir') ?? '.satchel');
+  const counts = {
+    dram: parseCount(str(flags, 'dram') ?? '1', '--dram'),
+    ssd: parseCount(str(flags, 'ssd') ?? '1', '--ssd'),
+    hdd: parseCount(str(flags, 'hdd') ?? '1', '--hdd'),
+  };
+  // Autoscaling on by default, never below what was asked for at start.
+  const autoscale = flags['no-autoscale'] === true ? undefined : { minNodes: counts, ...withoutUndefined(autoscaleOptions(flags)) };
   const started = Date.now();
   process.stdout.write(`starting Satchel in ${stateDir} ...\n`);
   const cluster = await LocalCluster.start({
     stateDir,
     controllerPort: parsePort(str(flags, 'controller-port') ?? '7070', '--controller-port'),
     consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
-    dram: parseCount(str(flags, 'dram') ?? '1', '--dram'),
-    ssd: parseCount(str(flags, 'ssd') ?? '1', '--ssd'),
-    hdd: parseCount(str(flags, 'hdd') ?? '1', '--hdd'),
+    ...counts,
+    autoscale,
     dramCapacity: size('dram-capacity'),
     ssdCapacity: size('ssd-capacity'),
     hddCapacity: size('hdd-capacity'),
@@ -143,6 +164,28 @@ async function up(args: string[]): Promise<void> {
   process.stdout.write('stopped\n');
 }
 
+/** The autoscaler's policy, as `satchel up` and `satchel controller` take it. */
+const autoscaleFlags = {
+  band: { type: 'string' },
+  'min-nodes': { type: 'string' },
+  'max-nodes': { type: 'string' },
+  'scale-up-after-ms': { type: 'string' },
+  'scale-down-after-ms': { type: 'string' },
+  'cooldown-ms': { type: 'string' },
+} as const;
+
+function autoscaleOptions(flags: Flags): AutoscaleOptions {
+  const ms = (flag: string) => (str(flags, flag) === undefined ? undefined : parseMs(str(flags, flag)!, `--${flag}`));
+  return {
+    band: str(flags, 'band') === undefined ? undefined : parseBand(str(flags, 'band')!, '--band'),
+    minNodes: str(flags, 'min-nodes') === undefined ? undefined : parseTierCounts(str(flags, 'min-nodes')!, '--min-nodes'),
+    maxNodes: str(flags, 'max-nodes') === undefined ? undefined : parseTierCounts(str(flags, 'max-nodes')!, '--max-nodes'),
+    scaleUpAfterMs: ms('scale-up-after-ms'),
+    scaleDownAfterMs: ms('scale-down-after-ms'),
+    cooldownMs: ms('cooldown-ms'),
+  };
+}
+
 const serverFlags = {
   host: { type: 'string' },
   advertise: { type: 'string' },
@@ -162,8 +205,19 @@ async function main(argv: string[]): Promise<void> {
         'console-host': { type: 'string' },
         'state-dir': { type: 'string' },
         'lease-ms': { type: 'string' },
+        ...autoscaleFlags,
+        provisioner: { type: 'string' },
+        namespace: { type: 'string' },
+        autoscale: { type: 'boolean' },
       });
       const host = str(flags, 'host') ?? '127.0.0.1';
+      const provisioner = str(flags, 'provisioner') ?? 'none';
+      if (provisioner !== 'none' && provisioner !== 'local' && provisioner !== 'kubernetes') {
+        throw new SatchelError('BAD_REQUEST', `--provisioner: expected none, local or kubernetes, got ${JSON.stringify(provisioner)}`);
+      }
+      if (flags.autoscale === true && provisioner === 'none') throw new SatchelError('BAD_REQUEST', '--autoscale needs --provisioner local or kubernetes');
+      const namespace = str(flags, 'namespace');
+      if (provisioner === 'kubernetes' && namespace === undefined) throw new SatchelError('BAD_REQUEST', '--provisioner kubernetes needs --namespace NS');
       const leaseMs = str(flags, 'lease-ms');
       if (leaseMs !== undefined && !(Number.isInteger(Number(leaseMs)) && Number(leaseMs) >= 100)) {
         throw new SatchelError('BAD_REQUEST', `--lease-ms: expected a whole number of milliseconds ≥ 100, got ${JSON.stringify(leaseMs)}`);
@@ -178,6 +232,9 @@ async function main(argv: string[]): Promise<void> {
         consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
         secret: await readSecret(required(flags, 'secret-file')),
         logger: createLogger('controller'),
+        provisioner,
+        namespace,
+        autoscale: flags.autoscale === true ? autoscaleOptions(flags) : undefined,
       });
       return;
     }
@@ -258,3 +315,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   process.stderr.write(`satchel: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
+import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
 import { TIER_PROFILES } from './tiers.ts';
@@ -38,6 +39,19 @@ export interface LocalClusterOptions {
   keepLogs?: boolean;
   /** The controller's job lease (default 60 s). */
   leaseMs?: number;
+  /** Run the autoscaler (off by default here; `satchel up` turns it on). Unset fields keep the defaults. */
+  autoscale?: AutoscaleOptions;
+}
+
+/** The autoscaler's policy as `satchel controller` flags take it (controller/autoscaler.ts has the defaults). */
+export interface AutoscaleOptions {
+  /** Percent, e.g. [60, 80]. */
+  band?: [number, number];
+  minNodes?: Partial<Record<Tier, number>>;
+  maxNodes?: Partial<Record<Tier, number>>;
+  scaleUpAfterMs?: number;
+  scaleDownAfterMs?: number;
+  cooldownMs?: number;
 }
 
 export interface ClusterInfoFile {
@@ -53,6 +67,8 @@ interface Member {
   child: ChildProcess;
   ready: ReadyMessage;
   log: string;
+  /** A disk node's data folder, removed with it. */
+  dataPath?: string;
 }
 
 export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
@@ -120,13 +136,39 @@ export class LocalCluster {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
     const args = ['storage-node', '--tier', tier, '--port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
     args.push('--bandwidth', String(TIER_PROFILES[tier].bandwidth));
-    if (tier !== 'dram') args.push('--path', join(this.stateDir, 'data', `${tier}-${this.diskNodes++}`));
+    const dataPath = tier === 'dram' ? undefined : join(this.stateDir, 'data', `${tier}-${this.diskNodes++}`);
+    if (dataPath !== undefined) args.push('--path', dataPath);
     if (tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));
     if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
     const member = await this.spawn('storage-node', [...args, '--secret-file', this.secretFile]);
+    member.dataPath = dataPath;
     this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid! });
     await this.writeInfo();
     return member.ready;
+  }
+
+  /** Stops one storage node (SIGTERM, as a clean stop) and deletes its data folder. */
+  async removeNode(nodeId: string): Promise<void> {
+    const index = this.members.findIndex((m) => m.role === 'storage-node' && m.ready.id === nodeId);
+    if (index === -1) throw new SatchelError('BAD_REQUEST', `no storage node ${nodeId} in this cluster`);
+    const [member] = this.members.splice(index, 1);
+    await stopChild(member!.child);
+    if (member!.dataPath !== undefined) await rm(member!.dataPath, { recursive: true, force: true });
+    this.info.nodes = this.info.nodes.filter((n) => n.id !== nodeId);
+    await this.writeInfo();
+  }
+
+  /** The local provisioner (in the controller process) asks over IPC; answers go back the same way. */
+  private serveProvisioner(controller: ChildProcess): void {
+    controller.on('message', (message: unknown) => {
+      const request = message as ProvisionRequest;
+      if (request?.type !== 'provision' || this.stopped !== null) return;
+      const work = request.action === 'launch' ? this.addNode(request.tier).then((ready) => ready.id) : this.removeNode(request.nodeId ?? '').then(() => request.nodeId);
+      work.then(
+        (nodeId) => controller.connected && controller.send({ type: 'provisioned', id: request.id, nodeId } satisfies ProvisionReply),
+        (error: unknown) => controller.connected && controller.send({ type: 'provisioned', id: request.id, error: (error as Error).message } satisfies ProvisionReply),
+      );
+    });
   }
 
   /** Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the files it wrote. Idempotent. */
@@ -159,8 +201,19 @@ export class LocalCluster {
 
   private controllerArgs(port: number, consolePort: number): string[] {
     const args = ['controller', '--port', String(port), '--console-port', String(consolePort)];
-    args.push('--secret-file', this.secretFile, '--state-dir', join(this.stateDir, 'controller'));
+    args.push('--secret-file', this.secretFile, '--state-dir', join(this.stateDir, 'controller'), '--provisioner', 'local');
     if (this.options.leaseMs !== undefined) args.push('--lease-ms', String(this.options.leaseMs));
+    const scale = this.options.autoscale;
+    if (scale !== undefined) {
+      args.push('--autoscale');
+      const perTier = (counts: Partial<Record<Tier, number>>) => Object.entries(counts).map(([tier, n]) => `${tier}=${n}`).join(',');
+      if (scale.band) args.push('--band', `${scale.band[0]}-${scale.band[1]}`);
+      if (scale.minNodes) args.push('--min-nodes', perTier(scale.minNodes));
+      if (scale.maxNodes) args.push('--max-nodes', perTier(scale.maxNodes));
+      if (scale.scaleUpAfterMs !== undefined) args.push('--scale-up-after-ms', String(scale.scaleUpAfterMs));
+      if (scale.scaleDownAfterMs !== undefined) args.push('--scale-down-after-ms', String(scale.scaleDownAfterMs));
+      if (scale.cooldownMs !== undefined) args.push('--cooldown-ms', String(scale.cooldownMs));
+    }
     return args;
   }
 
@@ -214,8 +267,9 @@ export class LocalCluster {
       child.on('message', onMessage);
       child.once('exit', onExit);
     });
-    const member = { role, child, ready, log };
+    const member: Member = { role, child, ready, log };
     this.members.push(member);
+    if (role === 'controller') this.serveProvisioner(child);
     this.options.onReady?.(ready);
     return member;
   }

@@ -28,3 +28,37 @@ export function parseCount(text: string, flag: string, max = 64): number {
   if (!Number.isInteger(n) || n < 0 || n > max) throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number from 0 to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
+
+const TIER_NAMES = ['dram', 'ssd', 'hdd'] as const;
+type TierName = (typeof TIER_NAMES)[number];
+
+/** "60-80" → [60, 80]: a utilization band in percent. */
+export function parseBand(text: string, flag: string): [number, number] {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
+  const low = Number(match?.[1]);
+  const high = Number(match?.[2]);
+  if (!match || !(low > 0 && low < high && high <= 100)) {
+    throw new SatchelError('BAD_REQUEST', `${flag}: expected LOW-HIGH in percent with 0 < LOW < HIGH ≤ 100, e.g. 60-80; got ${JSON.stringify(text)}`);
+  }
+  return [low, high];
+}
+
+/** "dram=1,ssd=0" → { dram: 1, ssd: 0 }. */
+export function parseTierCounts(text: string, flag: string): Partial<Record<TierName, number>> {
+  const counts: Partial<Record<TierName, number>> = {};
+  for (const part of text.split(',')) {
+    const [tier, n] = part.split('=');
+    if (!TIER_NAMES.includes(tier?.trim() as TierName) || n === undefined) {
+      throw new SatchelError('BAD_REQUEST', `${flag}: expected TIER=N[,TIER=N…] with tiers dram, ssd, hdd; got ${JSON.stringify(text)}`);
+    }
+    counts[tier!.trim() as TierName] = parseCount(n.trim(), flag, 256);
+  }
+  return counts;
+}
+
+/** A whole number of milliseconds, at least `min`. */
+export function parseMs(text: string, flag: string, min = 0): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number of milliseconds ≥ ${min}, got ${JSON.stringify(text)}`);
+  return n;
+}

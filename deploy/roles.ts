@@ -5,7 +5,9 @@
  * its cluster.
  */
 import type { Logger } from 'pino';
-import { Controller, buildConsole } from '../controller/index.ts';
+import { Controller, DEFAULT_AUTOSCALER, buildConsole, type AutoscalerConfig, type Provisioner } from '../controller/index.ts';
+import type { AutoscaleOptions } from './local-cluster.ts';
+import { LocalProvisioner } from './local-provisioner.ts';
 import { MetadataServer } from '../metadata/index.ts';
 import { ADMIN_SUBJECT, signToken } from '../proto/index.ts';
 import { startStorageNode, type DeviceEmulation, type Tier } from '../storage-node/index.ts';
@@ -28,10 +30,52 @@ export interface ControllerRoleOptions {
   stateDir?: string;
   leaseMs?: number;
   advertiseHost?: string;
+  provisioner?: 'none' | 'local' | 'kubernetes';
+  /** Kubernetes namespace of the storage StatefulSets. */
+  namespace?: string;
+  /** Run the autoscaler (needs a provisioner). */
+  autoscale?: AutoscaleOptions;
+}
+
+/** The provisioner a controller was asked for; the Kubernetes client is loaded only when it is used. */
+async function makeProvisioner(options: ControllerRoleOptions): Promise<Provisioner | undefined> {
+  switch (options.provisioner ?? 'none') {
+    case 'local':
+      return new LocalProvisioner();
+    case 'kubernetes': {
+      const { KubernetesProvisioner } = await import('./kubernetes-provisioner.ts');
+      return new KubernetesProvisioner({ namespace: options.namespace!, logger: options.logger });
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Flags → the autoscaler's config: what is not given keeps DEFAULT_AUTOSCALER's value. */
+export function autoscalerConfig(options: AutoscaleOptions): AutoscalerConfig {
+  const d = DEFAULT_AUTOSCALER;
+  return {
+    ...d,
+    low: options.band ? options.band[0] / 100 : d.low,
+    high: options.band ? options.band[1] / 100 : d.high,
+    upAfterMs: options.scaleUpAfterMs ?? d.upAfterMs,
+    downAfterMs: options.scaleDownAfterMs ?? d.downAfterMs,
+    cooldownMs: options.cooldownMs ?? d.cooldownMs,
+    minNodes: { ...d.minNodes, ...options.minNodes },
+    maxNodes: { ...d.maxNodes, ...options.maxNodes },
+  };
 }
 
 export async function runController(options: ControllerRoleOptions): Promise<ReadyMessage> {
-  const controller = new Controller({ secret: options.secret, logger: options.logger, stateDir: options.stateDir, leaseMs: options.leaseMs, advertiseHost: options.advertiseHost });
+  const controller = new Controller({
+    secret: options.secret,
+    logger: options.logger,
+    stateDir: options.stateDir,
+    leaseMs: options.leaseMs,
+    advertiseHost: options.advertiseHost,
+    provisioner: await makeProvisioner(options),
+    autoscaler: options.autoscale === undefined ? undefined : autoscalerConfig(options.autoscale),
+  });
   const address = await controller.listen(options.port, options.host);
   const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT) });
   await app.listen({ host: options.consoleHost, port: options.consolePort });

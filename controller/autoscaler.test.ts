@@ -1,0 +1,101 @@
+import test from 'ava';
+import { DEFAULT_AUTOSCALER, decideScaling, freshMemory, tierUtilization, type AutoscalerConfig, type NodeLoad, type TierMemory } from './autoscaler.ts';
+
+const config: AutoscalerConfig = { ...DEFAULT_AUTOSCALER, minNodes: { dram: 1, ssd: 0, hdd: 0 }, maxNodes: { dram: 3, ssd: 2, hdd: 2 } };
+
+function nodes(...loads: [cpu: number, network: number, capacity: number][]): NodeLoad[] {
+  return loads.map(([cpu, network, capacity], i) => ({ id: `n${i}`, cpu, network, capacity, used: (i + 1) * 1000 }));
+}
+
+/** Runs the policy once a second from t=0 to `seconds` with the same load; returns the decisions. */
+function run(load: NodeLoad[], seconds: number, memory: TierMemory = freshMemory(), tier: 'dram' | 'ssd' = 'dram') {
+  const out = [];
+  for (let s = 0; s <= seconds; s++) out.push(decideScaling(tier, load, memory, config, s * 1000));
+  return out;
+}
+
+test('the tier utilization is the highest of the mean CPU, network and capacity', (t) => {
+  const u = tierUtilization(nodes([0.9, 0.1, 0.2], [0.5, 0.3, 0.2]));
+  t.is(u.resource, 'cpu');
+  t.is(Math.round(u.value * 100), 70);
+  t.is(tierUtilization(nodes([0.1, 0.1, 0.95])).resource, 'capacity');
+  t.is(tierUtilization([]).value, 0);
+});
+
+test('inside the band nothing happens', (t) => {
+  t.true(run(nodes([0.7, 0.1, 0.1]), 60).every((d) => d.action === 'none'));
+});
+
+test('above the band: a launch only after upAfterMs, and then not again until the node joins', (t) => {
+  const memory = freshMemory();
+  const load = nodes([0.95, 0.2, 0.1]);
+  const decisions = run(load, 1, memory);
+  t.deepEqual(decisions.map((d) => d.action), ['none', 'none'], 'one second above is not enough');
+  const launch = decideScaling('dram', load, memory, config, 2000);
+  t.is(launch.action, 'launch');
+  t.regex(launch.reason, /dram cpu 95 % > 80 % for 2 s/);
+  memory.lastActionAt = 2000;
+  memory.pendingLaunch = { nodes: 1, at: 2000 };
+  t.is(decideScaling('dram', load, memory, config, 20_000).reason, 'waiting for the launched node to join');
+  // The node joined; the two are still hot, but the cool-down has passed: launch again.
+  const two = nodes([0.95, 0.2, 0.1], [0.9, 0.2, 0.1]);
+  t.is(decideScaling('dram', two, memory, config, 21_000).action, 'launch');
+});
+
+test('a launch that never joins stops holding decisions back after launchTimeoutMs', (t) => {
+  const memory = freshMemory();
+  memory.pendingLaunch = { nodes: 1, at: 0 };
+  memory.lastActionAt = 0;
+  memory.aboveSince = 0;
+  t.is(decideScaling('dram', nodes([0.95, 0, 0]), memory, config, config.launchTimeoutMs - 1).action, 'none');
+  t.is(decideScaling('dram', nodes([0.95, 0, 0]), memory, config, config.launchTimeoutMs + 1).action, 'launch');
+});
+
+test('at the maximum, no launch however hot', (t) => {
+  const hot = nodes([0.99, 0, 0], [0.99, 0, 0], [0.99, 0, 0]);
+  const decisions = run(hot, 10);
+  t.true(decisions.every((d) => d.action === 'none'));
+  t.regex(decisions.at(-1)!.reason, /maximum of 3/);
+});
+
+test('below the band: a drain only after downAfterMs, and only if the rest stay under the band', (t) => {
+  const cold = nodes([0.2, 0.1, 0.1], [0.1, 0.1, 0.1], [0.15, 0.1, 0.1]);
+  const decisions = run(cold, config.downAfterMs / 1000);
+  t.true(decisions.slice(0, -1).every((d) => d.action === 'none'));
+  t.is(decisions.at(-1)!.action, 'drain');
+  t.regex(decisions.at(-1)!.reason, /< 60 % for 20 s; one node fewer: 23 %/);
+  // 55 % on two nodes would be 110 % on one: keep both.
+  const warm = run(nodes([0.55, 0, 0], [0.55, 0, 0]), 40);
+  t.true(warm.every((d) => d.action === 'none'));
+  t.regex(warm.at(-1)!.reason, /one node fewer would be 110 %/);
+});
+
+test('a streak broken by one second inside the band starts again', (t) => {
+  const memory = freshMemory();
+  const cold = nodes([0.1, 0, 0], [0.1, 0, 0]);
+  for (let s = 0; s < 15; s++) decideScaling('dram', cold, memory, config, s * 1000);
+  decideScaling('dram', nodes([0.7, 0, 0], [0.7, 0, 0]), memory, config, 15_000);
+  decideScaling('dram', cold, memory, config, 16_000);
+  t.is(decideScaling('dram', cold, memory, config, 30_000).action, 'none', 'only 14 s below since the break');
+  t.is(decideScaling('dram', cold, memory, config, 36_000).action, 'drain');
+});
+
+test('never below the minimum, never the last node; below the minimum, launch', (t) => {
+  t.true(run(nodes([0.01, 0, 0]), 60).every((d) => d.action === 'none'), 'one DRAM node (the minimum) stays');
+  t.true(run(nodes([0.01, 0, 0]), 60, freshMemory(), 'ssd').every((d) => d.action === 'none'), 'the last SSD node stays although the minimum is 0');
+  const memory = freshMemory();
+  t.is(decideScaling('dram', [], memory, config, 0).action, 'none', 'nodes may still be registering');
+  const empty = decideScaling('dram', [], memory, config, config.minGraceMs);
+  t.is(empty.action, 'launch');
+  t.regex(empty.reason, /fewer than the minimum of 1/);
+});
+
+test('nothing while a drain runs, and nothing during the cool-down', (t) => {
+  const memory = freshMemory();
+  memory.draining = true;
+  t.is(decideScaling('dram', nodes([0.99, 0, 0]), memory, config, 100_000).reason, 'a drain is in progress');
+  memory.draining = false;
+  memory.lastActionAt = 100_000;
+  memory.aboveSince = 0;
+  t.is(decideScaling('dram', nodes([0.99, 0, 0]), memory, config, 100_000 + config.cooldownMs - 1).reason, 'cooling down');
+});

@@ -1,0 +1,201 @@
+/**
+ * The autoscaler: per tier, keeps measured utilization (CPU, network, capacity, from the nodes' reports every
+ * second) inside a band. Above it for `upAfterMs`: launch a node (new jobs and growth land on it). Below it for
+ * `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then remove it. A cool-down after each action, a wait for
+ * a launched node to join, and min/max nodes per tier keep it from flapping. Pocket scaled on *allocated*
+ * bandwidth and never removed a node; this scales on what nodes measure and really gives them back.
+ *
+ * `decideScaling` is the policy, a pure function of the tier's load and the autoscaler's memory of it; the
+ * `Autoscaler` class runs it every second against a controller and records each decision as an event.
+ */
+import type { Logger } from 'pino';
+import { TIERS, type Tier } from './allocation.ts';
+
+export interface AutoscalerConfig {
+  /** Utilization band, as fractions: launch above `high`, drain below `low`. */
+  low: number;
+  high: number;
+  /** How long utilization must stay above the band before a launch, and below it before a drain. */
+  upAfterMs: number;
+  downAfterMs: number;
+  /** No new decision for a tier this long after its last one. */
+  cooldownMs: number;
+  /** A launched node that has not joined after this long no longer holds decisions back. */
+  launchTimeoutMs: number;
+  /**
+   * A tier below its minimum gets a node only after this long: at start (and after a controller restart) the
+   * nodes that exist are still registering.
+   */
+  minGraceMs: number;
+  minNodes: Record<Tier, number>;
+  maxNodes: Record<Tier, number>;
+}
+
+export const DEFAULT_AUTOSCALER: AutoscalerConfig = {
+  low: 0.6,
+  high: 0.8,
+  upAfterMs: 2_000,
+  downAfterMs: 20_000,
+  cooldownMs: 10_000,
+  launchTimeoutMs: 30_000,
+  minGraceMs: 10_000,
+  minNodes: { dram: 1, ssd: 0, hdd: 0 },
+  maxNodes: { dram: 8, ssd: 8, hdd: 8 },
+};
+
+/** One node's load, from its last report. Fractions of what the node declared (1 = fully used). */
+export interface NodeLoad {
+  id: string;
+  cpu: number;
+  network: number;
+  capacity: number;
+  /** Bytes the node holds (a drain moves them). */
+  used: number;
+}
+
+/** What the autoscaler remembers of a tier between ticks. */
+export interface TierMemory {
+  aboveSince: number | null;
+  belowSince: number | null;
+  belowMinimumSince: number | null;
+  lastActionAt: number;
+  /** Nodes the tier had when a launch was asked for, and when; null when none is pending. */
+  pendingLaunch: { nodes: number; at: number } | null;
+  /** A drain in progress. */
+  draining: boolean;
+}
+
+export function freshMemory(): TierMemory {
+  return { aboveSince: null, belowSince: null, belowMinimumSince: null, lastActionAt: -Infinity, pendingLaunch: null, draining: false };
+}
+
+export interface TierUtilization {
+  /** The highest of the three, and which it is. */
+  value: number;
+  resource: 'cpu' | 'network' | 'capacity';
+  cpu: number;
+  network: number;
+  capacity: number;
+}
+
+export type ScalingDecision =
+  | { action: 'launch'; reason: string }
+  | { action: 'drain'; reason: string }
+  | { action: 'none'; reason: string };
+
+/** Mean utilization of each resource over the tier's nodes; the tier's utilization is the highest mean. */
+export function tierUtilization(nodes: readonly NodeLoad[]): TierUtilization {
+  const mean = (pick: (n: NodeLoad) => number) => (nodes.length === 0 ? 0 : nodes.reduce((acc, n) => acc + Math.min(pick(n), 1.5), 0) / nodes.length);
+  const cpu = mean((n) => n.cpu);
+  const network = mean((n) => n.network);
+  const capacity = mean((n) => n.capacity);
+  const resource = cpu >= network && cpu >= capacity ? 'cpu' : network >= capacity ? 'network' : 'capacity';
+  return { value: Math.max(cpu, network, capacity), resource, cpu, network, capacity };
+}
+
+const pct = (x: number) => `${Math.round(x * 100)} %`;
+
+/**
+ * The decision for one tier now. Updates `memory` (the streaks above and below the band, pending launches);
+ * the caller records the action time when it acts. Pure otherwise: everything it looks at is an argument.
+ */
+export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: TierMemory, config: AutoscalerConfig, now: number): ScalingDecision {
+  const util = tierUtilization(nodes);
+  const count = nodes.length;
+  if (memory.pendingLaunch !== null && (count > memory.pendingLaunch.nodes || now - memory.pendingLaunch.at > config.launchTimeoutMs)) memory.pendingLaunch = null;
+
+  memory.aboveSince = util.value > config.high ? (memory.aboveSince ?? now) : null;
+  memory.belowSince = util.value < config.low ? (memory.belowSince ?? now) : null;
+  memory.belowMinimumSince = count < config.minNodes[tier] ? (memory.belowMinimumSince ?? now) : null;
+
+  if (memory.draining) return { action: 'none', reason: 'a drain is in progress' };
+  if (memory.pendingLaunch !== null) return { action: 'none', reason: 'waiting for the launched node to join' };
+  if (memory.belowMinimumSince !== null) {
+    if (now - memory.belowMinimumSince < config.minGraceMs) return { action: 'none', reason: `${count} ${tier} nodes, fewer than the minimum: waiting for nodes to register` };
+    return { action: 'launch', reason: `${count} ${tier} nodes, fewer than the minimum of ${config.minNodes[tier]}` };
+  }
+  if (now - memory.lastActionAt < config.cooldownMs) return { action: 'none', reason: 'cooling down' };
+
+  const what = `${tier} ${util.resource} ${pct(util.value)}`;
+  if (memory.aboveSince !== null && now - memory.aboveSince >= config.upAfterMs) {
+    if (count >= config.maxNodes[tier]) return { action: 'none', reason: `${what} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
+    return { action: 'launch', reason: `${what} > ${pct(config.high)} for ${((now - memory.aboveSince) / 1000).toFixed(0)} s` };
+  }
+  if (memory.belowSince !== null && now - memory.belowSince >= config.downAfterMs && count > Math.max(config.minNodes[tier], 0) && count > 0) {
+    // Only if the others can take the load without going over the band straight away (hysteresis).
+    const after = (util.value * count) / (count - 1 || 1);
+    if (count === 1 || after > config.high) return { action: 'none', reason: `${what} below the band, but one node fewer would be ${pct(after)}` };
+    return { action: 'drain', reason: `${what} < ${pct(config.low)} for ${((now - memory.belowSince) / 1000).toFixed(0)} s; one node fewer: ${pct(after)}` };
+  }
+  return { action: 'none', reason: `${what} inside the band` };
+}
+
+/** What the Autoscaler needs of the controller. */
+export interface ScalingHost {
+  /** Current load of each placeable node of a tier. */
+  loads(tier: Tier): NodeLoad[];
+  launchNode(tier: Tier, reason: string, details: Record<string, number | string>): Promise<void>;
+  /** Which node of those offered the provisioner can remove (StatefulSets: only the highest ordinal). */
+  pickForRemoval(tier: Tier, candidates: string[]): string | null;
+  removeNode(nodeId: string, reason: string): Promise<unknown>;
+  scaleEvent(kind: 'scale-up' | 'scale-down', tier: Tier, reason: string, details: Record<string, number | string>): void;
+}
+
+export class Autoscaler {
+  private readonly memory = new Map<Tier, TierMemory>(TIERS.map((t) => [t, freshMemory()]));
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly host: ScalingHost,
+    readonly config: AutoscalerConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  start(intervalMs = 1_000): void {
+    this.timer = setInterval(() => this.tick(Date.now()), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One round of decisions; actions run in the background (a drain takes as long as its data). */
+  tick(now: number): void {
+    for (const tier of TIERS) {
+      const memory = this.memory.get(tier)!;
+      const loads = this.host.loads(tier);
+      const decision = decideScaling(tier, loads, memory, this.config, now);
+      if (decision.action === 'none') continue;
+      const util = tierUtilization(loads);
+      const details = { nodes: loads.length, utilization: Math.round(util.value * 1000) / 1000, cpu: round3(util.cpu), network: round3(util.network), capacity: round3(util.capacity) };
+      memory.lastActionAt = now;
+      if (decision.action === 'launch') {
+        memory.pendingLaunch = { nodes: loads.length, at: now };
+        this.host.scaleEvent('scale-up', tier, decision.reason, details);
+        this.host.launchNode(tier, decision.reason, details).catch((error: unknown) => {
+          memory.pendingLaunch = null;
+          this.logger.error({ err: error, tier }, 'launching a node failed');
+        });
+      } else {
+        const candidates = [...loads].sort((a, b) => a.used - b.used).map((n) => n.id);
+        const node = this.host.pickForRemoval(tier, candidates);
+        if (node === null) continue;
+        memory.draining = true;
+        this.host.scaleEvent('scale-down', tier, decision.reason, { ...details, node });
+        this.host
+          .removeNode(node, decision.reason)
+          .catch((error: unknown) => this.logger.error({ err: error, tier, node }, 'removing a node failed'))
+          .finally(() => {
+            memory.draining = false;
+            memory.lastActionAt = Date.now();
+          });
+      }
+    }
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,9 +1,10 @@
 /**
  * The autoscaler: per tier, keeps measured utilization (CPU, network, capacity, from the nodes' reports every
- * second) inside a band. Above it for `upAfterMs`: launch a node (new jobs and growth land on it). Below it for
- * `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then remove it. A cool-down after each action, a wait for
- * a launched node to join, and min/max nodes per tier keep it from flapping. Pocket scaled on *allocated*
- * bandwidth and never removed a node; this scales on what nodes measure and really gives them back.
+ * second) inside a band. Above it on average over `upAfterMs`: launch a node (new jobs land on it). Below it on
+ * average over `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then
+ * remove it. A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
+ * it from flapping. Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes
+ * measure and really gives them back.
  *
  * `decideScaling` is the policy, a pure function of the tier's load and the autoscaler's memory of it; the
  * `Autoscaler` class runs it every second against a controller and records each decision as an event.
@@ -55,8 +56,14 @@ export interface NodeLoad {
 
 /** What the autoscaler remembers of a tier between ticks. */
 export interface TierMemory {
-  aboveSince: number | null;
-  belowSince: number | null;
+  /**
+   * Recent utilization, one entry per tick, for the node count it was measured with (a node joining or leaving
+   * starts it afresh). Decisions use its mean over a window, not a streak: reports are bursty (a GC pause on
+   * the load side makes one second dip), and a streak broken every few seconds never launched in
+   * bench elasticity.
+   */
+  history: { at: number; value: number }[];
+  historyNodes: number;
   belowMinimumSince: number | null;
   lastActionAt: number;
   /** Nodes the tier had when a launch was asked for, and when; null when none is pending. */
@@ -66,7 +73,7 @@ export interface TierMemory {
 }
 
 export function freshMemory(): TierMemory {
-  return { aboveSince: null, belowSince: null, belowMinimumSince: null, lastActionAt: -Infinity, pendingLaunch: null, draining: false };
+  return { history: [], historyNodes: -1, belowMinimumSince: null, lastActionAt: -Infinity, pendingLaunch: null, draining: false };
 }
 
 export interface TierUtilization {
@@ -96,7 +103,7 @@ export function tierUtilization(nodes: readonly NodeLoad[]): TierUtilization {
 const pct = (x: number) => `${Math.round(x * 100)} %`;
 
 /**
- * The decision for one tier now. Updates `memory` (the streaks above and below the band, pending launches);
+ * The decision for one tier now. Updates `memory` (recent utilization, pending launches);
  * the caller records the action time when it acts. Pure otherwise: everything it looks at is an argument.
  */
 export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: TierMemory, config: AutoscalerConfig, now: number): ScalingDecision {
@@ -104,8 +111,19 @@ export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: Ti
   const count = nodes.length;
   if (memory.pendingLaunch !== null && (count > memory.pendingLaunch.nodes || now - memory.pendingLaunch.at > config.launchTimeoutMs)) memory.pendingLaunch = null;
 
-  memory.aboveSince = util.value > config.high ? (memory.aboveSince ?? now) : null;
-  memory.belowSince = util.value < config.low ? (memory.belowSince ?? now) : null;
+  if (memory.historyNodes !== count) {
+    memory.history = [];
+    memory.historyNodes = count;
+  }
+  memory.history.push({ at: now, value: util.value });
+  const keep = now - Math.max(config.upAfterMs, config.downAfterMs);
+  while (memory.history.length > 0 && memory.history[0]!.at < keep) memory.history.shift();
+  /** Mean over the last `ms`, or null while the history is younger than that. */
+  const mean = (ms: number): number | null => {
+    if (memory.history.length === 0 || memory.history[0]!.at > now - ms) return null;
+    const recent = memory.history.filter((h) => h.at >= now - ms);
+    return recent.reduce((acc, h) => acc + h.value, 0) / recent.length;
+  };
   memory.belowMinimumSince = count < config.minNodes[tier] ? (memory.belowMinimumSince ?? now) : null;
 
   if (memory.draining) return { action: 'none', reason: 'a drain is in progress' };
@@ -116,18 +134,21 @@ export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: Ti
   }
   if (now - memory.lastActionAt < config.cooldownMs) return { action: 'none', reason: 'cooling down' };
 
-  const what = `${tier} ${util.resource} ${pct(util.value)}`;
-  if (memory.aboveSince !== null && now - memory.aboveSince >= config.upAfterMs) {
-    if (count >= config.maxNodes[tier]) return { action: 'none', reason: `${what} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
-    return { action: 'launch', reason: `${what} > ${pct(config.high)} for ${((now - memory.aboveSince) / 1000).toFixed(0)} s` };
+  const what = `${tier} ${util.resource}`;
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
+  const up = mean(config.upAfterMs);
+  if (up !== null && up > config.high) {
+    if (count >= config.maxNodes[tier]) return { action: 'none', reason: `${what} ${pct(up)} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
+    return { action: 'launch', reason: `${what} ${pct(up)} > ${pct(config.high)} over ${seconds(config.upAfterMs)}` };
   }
-  if (memory.belowSince !== null && now - memory.belowSince >= config.downAfterMs && count > Math.max(config.minNodes[tier], 0) && count > 0) {
+  const down = mean(config.downAfterMs);
+  if (down !== null && down < config.low && count > config.minNodes[tier]) {
     // Only if the others can take the load without going over the band straight away (hysteresis).
-    const after = (util.value * count) / (count - 1 || 1);
-    if (count === 1 || after > config.high) return { action: 'none', reason: `${what} below the band, but one node fewer would be ${pct(after)}` };
-    return { action: 'drain', reason: `${what} < ${pct(config.low)} for ${((now - memory.belowSince) / 1000).toFixed(0)} s; one node fewer: ${pct(after)}` };
+    const after = (down * count) / (count - 1 || 1);
+    if (count === 1 || after > config.high) return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
+    return { action: 'drain', reason: `${what} ${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}; one node fewer: ${pct(after)}` };
   }
-  return { action: 'none', reason: `${what} inside the band` };
+  return { action: 'none', reason: `${what} ${pct(util.value)} inside the band` };
 }
 
 /** What the Autoscaler needs of the controller. */

@@ -37,7 +37,11 @@ export interface NodeAddress {
 }
 
 const PAGE = 500;
-const IN_FLIGHT = 16;
+/**
+ * Keys copied at once. `bench drain` (1.1 GiB of 64 KiB values under load): 16 → 16.4 s, p99 of the load 24 ms;
+ * 64 → 9.4 s, p99 34 ms. Each copy is STAT/GET/PUT through the controller; node-to-node copies would do better.
+ */
+const IN_FLIGHT = 64;
 
 /**
  * The job's placement without `nodeId`: `newest` is the new newest generation (the caller chose who replaces

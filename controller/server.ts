@@ -23,7 +23,7 @@ import {
   type WirePlacement,
 } from '../proto/index.ts';
 import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
-import { Autoscaler, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
+import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { EventLog } from './events.ts';
 import { migrateJob, type MigrationResult } from './migration.ts';
 import type { Provisioner } from './provisioner.ts';
@@ -211,7 +211,7 @@ export class Controller {
     checkHints(hints);
     if (this.metadataClients.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
     const id = newJobId(name);
-    const allocation = allocateJob(hints, this.registry.placeableNodes());
+    const allocation = allocateJob(hints, this.targetNodes());
     const placement: WirePlacement = {
       jobId: id,
       epoch: 1,
@@ -301,6 +301,24 @@ export class Controller {
     result.seconds = (Date.now() - started) / 1000;
     this.options.logger.info({ ...result }, 'node drained');
     return result;
+  }
+
+  /**
+   * Nodes a new job may be placed on: not draining, and not busier (CPU or network) than the autoscaler's band
+   * while a cooler node of the same tier exists, so a node launched for load takes the new jobs. Allocation's
+   * best fit looks at room only and would otherwise keep packing new jobs onto the hot node.
+   */
+  private targetNodes(): NodeState[] {
+    const high = this.options.autoscaler?.high ?? DEFAULT_AUTOSCALER.high;
+    const nodes = this.registry.placeableNodes();
+    const busy = (node: NodeState) => {
+      const stats = this.stats.get(node.id);
+      if (stats === undefined) return false;
+      const network = node.bandwidth > 0 ? (stats.bytesInPerSec + stats.bytesOutPerSec) / node.bandwidth : 0;
+      return Math.max(stats.cpu, network) > high;
+    };
+    const hot = new Set(nodes.filter(busy).map((n) => n.id));
+    return nodes.filter((n) => !hot.has(n.id) || nodes.every((m) => m.tier !== n.tier || hot.has(m.id)));
   }
 
   /** Each placeable node of a tier, as the autoscaler sees it: fractions of what the node declared. */

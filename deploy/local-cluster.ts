@@ -30,6 +30,9 @@ export interface LocalClusterOptions {
   hddSeekMs?: number;
   /** Bytes per DRAM node. */
   dramCapacity?: number;
+  /** Network bandwidth each node declares (bytes/s), by tier; TIER_PROFILES otherwise. Benchmarks use it to
+   * emulate nodes with smaller network links than this machine's loopback. */
+  bandwidth?: Partial<Record<Tier, number>>;
   maxValueBytes?: number;
   /** Called with each process as it becomes ready (progress for `satchel up`). */
   onReady?: (message: ReadyMessage) => void;
@@ -135,7 +138,7 @@ export class LocalCluster {
   async addNode(tier: Tier = 'dram', capacity?: number): Promise<ReadyMessage> {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
     const args = ['storage-node', '--tier', tier, '--port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
-    args.push('--bandwidth', String(TIER_PROFILES[tier].bandwidth));
+    args.push('--bandwidth', String(this.options.bandwidth?.[tier] ?? TIER_PROFILES[tier].bandwidth));
     const dataPath = tier === 'dram' ? undefined : join(this.stateDir, 'data', `${tier}-${this.diskNodes++}`);
     if (dataPath !== undefined) args.push('--path', dataPath);
     if (tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));

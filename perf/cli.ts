@@ -6,6 +6,8 @@ import type { Tier } from '../storage-node/index.ts';
 import { formatSize, runMicro, type MicroRow } from './micro.ts';
 import { runRegister } from './register.ts';
 import { parseBytes } from '../deploy/index.ts';
+import { runDrain } from './drain.ts';
+import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
 import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
@@ -23,8 +25,12 @@ export async function runBench(args: string[]): Promise<void> {
       return shuffle(rest);
     case 'jobs':
       return jobs(rest);
+    case 'elasticity':
+      return elasticity(rest);
+    case 'drain':
+      return drain(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain)`);
   }
 }
 
@@ -192,6 +198,70 @@ async function jobs(args: string[]): Promise<void> {
   }
   process.stdout.write(lines.join('\n') + '\n');
   for (const file of [values.json, values.html]) if (file) process.stdout.write(`written: ${file}\n`);
+}
+
+async function elasticity(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    json: { type: 'string' },
+    seconds: { type: 'string' },
+    'peak-ops': { type: 'string' },
+    lanes: { type: 'string' },
+    'value-size': { type: 'string' },
+    'job-bytes': { type: 'string' },
+    'node-capacity': { type: 'string' },
+    'max-nodes': { type: 'string' },
+    'scale-down-after-ms': { type: 'string' },
+    'node-bandwidth': { type: 'string' },
+    'job-every': { type: 'string' },
+  });
+  const options = {
+    seconds: whole(values.seconds, 90, '--seconds', 20, 3600),
+    peakOpsPerSecond: whole(values['peak-ops'], 12_000, '--peak-ops', 10, 10_000_000),
+    lanes: whole(values.lanes, 64, '--lanes', 1, 4096),
+    valueBytes: parseBytes(values['value-size'] ?? '64KiB', '--value-size'),
+    jobBytes: parseBytes(values['job-bytes'] ?? '256MiB', '--job-bytes'),
+    jobEverySeconds: whole(values['job-every'], 4, '--job-every', 1, 3600),
+    nodeCapacity: parseBytes(values['node-capacity'] ?? '4GiB', '--node-capacity'),
+    nodeBandwidth: parseBytes(values['node-bandwidth'] ?? '250MB', '--node-bandwidth'),
+    maxNodes: whole(values['max-nodes'], 6, '--max-nodes', 1, 64),
+    scaleDownAfterMs: whole(values['scale-down-after-ms'], 8000, '--scale-down-after-ms', 0, 600_000),
+  };
+  if (options.valueBytes < 16 || options.valueBytes > 1024 * 1024) throw new SatchelError('BAD_REQUEST', '--value-size: from 16 bytes to 1MiB');
+  const outcome = await runElasticity(options);
+  const report = { benchmark: 'elasticity', date: new Date().toISOString(), command: commandLine('elasticity', args), machine: machine(), options, ...outcome };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  const s = outcome.summary;
+  const saved = s.peak_sized_node_seconds > 0 ? 1 - s.node_seconds / s.peak_sized_node_seconds : 0;
+  process.stdout.write(
+    [
+      `ops ${s.ops} (p50 ${(s.p50_us / 1000).toFixed(2)} ms, p99 ${(s.p99_us / 1000).toFixed(2)} ms), failed ${s.failed_ops}, keys written ${s.keys_written}, lost ${s.lost_keys}`,
+      `scale-ups: decision → node serving ${s.scale_up_s.map((x) => `${x.toFixed(2)} s`).join(', ') || 'none'}`,
+      `drains: ${s.migration_s.map((x, i) => `${x.toFixed(2)} s for ${(s.migration_bytes[i]! / 2 ** 20).toFixed(0)} MiB`).join(', ') || 'none'}; p99 during them ${s.p99_during_migration_us === null ? '-' : `${(s.p99_during_migration_us / 1000).toFixed(2)} ms`}`,
+      `node-seconds ${s.node_seconds} vs ${s.peak_sized_node_seconds} sized for the peak (${(saved * 100).toFixed(0)} % fewer); reserved/used ${s.reserved_over_used.toFixed(2)}×`,
+    ].join('\n') + '\n',
+  );
+  if (values.json) process.stdout.write(`written: ${values.json}\n`);
+  if (s.failed_ops > 0 || s.lost_keys > 0) process.exitCode = 1;
+}
+
+async function drain(args: string[]): Promise<void> {
+  const values = parseFlags(args, { json: { type: 'string' }, bytes: { type: 'string' }, 'value-size': { type: 'string' }, lanes: { type: 'string' } });
+  const options = {
+    bytes: parseBytes(values.bytes ?? '1GiB', '--bytes'),
+    valueBytes: parseBytes(values['value-size'] ?? '64KiB', '--value-size'),
+    lanes: whole(values.lanes, 16, '--lanes', 1, 1024),
+  };
+  if (options.valueBytes < 16 || options.valueBytes > 1024 * 1024) throw new SatchelError('BAD_REQUEST', '--value-size: from 16 bytes to 1MiB');
+  const summary = await runDrain(options);
+  const report = { benchmark: 'drain', date: new Date().toISOString(), command: commandLine('drain', args), machine: machine(), options, summary };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
+  process.stdout.write(
+    `drained ${(summary.drained_bytes / 2 ** 20).toFixed(0)} MiB (${summary.keys_moved} keys) in ${summary.migration_s.toFixed(2)} s under load\n` +
+      `op latency before: p50 ${ms(summary.p50_before_us)} p99 ${ms(summary.p99_before_us)}; during: p50 ${ms(summary.p50_during_us)} p99 ${ms(summary.p99_during_us)} (${summary.ops_during} ops)\n` +
+      `failed ops ${summary.failed_ops}, lost keys ${summary.lost_keys} of ${summary.keys_checked} checked\n`,
+  );
+  if (summary.failed_ops > 0 || summary.lost_keys > 0) process.exitCode = 1;
 }
 
 function commandLine(name: string, args: string[]): string {

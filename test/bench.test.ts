@@ -62,6 +62,25 @@ test('bench jobs runs staggered sorts on both systems and samples reserved and u
   t.deepEqual(report.summary.map((s) => s.system).sort(), ['redis', 'satchel-dram']);
 });
 
+test('bench elasticity: a ramp against an autoscaling cluster, every key read back, the JSON the issue names', async (t) => {
+  const dir = await tempDir(t);
+  const json = join(dir, 'elasticity.json');
+  const run = await runTs(
+    CLI,
+    ['bench', 'elasticity', '--seconds', '20', '--peak-ops', '1500', '--value-size', '16KiB', '--job-bytes', '4MiB', '--node-capacity', '256MiB', '--node-bandwidth', '8MB', '--scale-down-after-ms', '3000', '--json', json],
+    { timeoutMs: 120_000 },
+  );
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as { samples: { t: number; nodes: Record<string, number>; utilization: Record<string, number>; reserved_bytes: number; used_bytes: number }[]; summary: Record<string, unknown> };
+  t.true(report.samples.length >= 18);
+  for (const key of ['lost_keys', 'failed_ops', 'scale_up_s', 'migration_s', 'node_seconds', 'peak_sized_node_seconds']) t.true(key in report.summary, key);
+  t.is(report.summary.lost_keys, 0);
+  t.is(report.summary.failed_ops, 0);
+  // 1,500 ops/s of 16 KiB against nodes declaring 8 MB/s: the load needs more than one node.
+  t.true(Math.max(...report.samples.map((s) => s.nodes.dram ?? 0)) >= 2, 'the cluster grew under the load');
+  t.true((report.summary.scale_up_s as number[]).length >= 1);
+});
+
 test('bench shuffle refuses bad flags with a usage error', async (t) => {
   const run = await runTs(CLI, ['bench', 'shuffle', '--mappers', '0']);
   t.is(run.code, 2);

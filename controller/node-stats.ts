@@ -10,6 +10,9 @@ export interface NodeStats {
   used: number;
   capacity: number;
   jobs: Map<string, number>;
+  /** Service time over the last interval; null when the node served nothing (or does not say). */
+  latencyP50Us: number | null;
+  latencyP99Us: number | null;
 }
 
 /**
@@ -33,6 +36,8 @@ export class NodeStatsTable {
       used: report.used,
       capacity: report.capacity,
       jobs: new Map(report.jobs.map((j) => [j.jobId, j.bytes])),
+      latencyP50Us: report.latencyP50Us ? report.latencyP50Us : null,
+      latencyP99Us: report.latencyP99Us ? report.latencyP99Us : null,
     };
     this.latest.set(report.nodeId, { report, at: now, stats });
     return stats;

@@ -12,6 +12,8 @@ export interface JobRecord {
   /** When the job is collected unless its driver renews (not persisted: a restart grants a fresh lease). */
   leaseExpiresAt: number;
   placement: WirePlacement;
+  /** Bytes × seconds reserved so far, by tier (controller/cost.ts). */
+  byteSeconds?: Record<string, number>;
 }
 
 export interface NodeRecord extends NodeInfo {

@@ -24,6 +24,7 @@ import {
 } from '../proto/index.ts';
 import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
+import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';
 import { EventLog } from './events.ts';
 import { migrateJob, type MigrationResult } from './migration.ts';
 import type { Provisioner } from './provisioner.ts';
@@ -46,6 +47,8 @@ export interface ControllerOptions {
   provisioner?: Provisioner;
   /** Run the autoscaler with this policy (needs a provisioner). */
   autoscaler?: AutoscalerConfig;
+  /** USD per GB-month by tier, for job costs (DEFAULT_PRICES otherwise). */
+  prices?: Prices;
 }
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
@@ -83,6 +86,7 @@ export class Controller {
   private readonly leaseMs: number;
   private store: ControllerStore | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
+  readonly prices: Prices;
   /** Placement changes of a job (growth, migration) run one at a time, in order. */
   private readonly placementChanges = new Map<string, Promise<unknown>>();
   address: string | null = null;
@@ -91,6 +95,7 @@ export class Controller {
     this.admin = new NodeAdmin(options.secret);
     this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.prices = options.prices ?? DEFAULT_PRICES;
     const impl: ServiceImpl<ControllerMethods> = {
       RegisterJob: ({ name, hints }) => this.registerJob(name, hints ?? {}),
       DeregisterJob: async ({ jobId, token }) => {
@@ -150,7 +155,13 @@ export class Controller {
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
-    this.leaseTimer = setInterval(() => void this.collectExpired(), Math.min(1_000, Math.max(50, this.leaseMs / 4)));
+    let last = Date.now();
+    this.leaseTimer = setInterval(() => {
+      const now = Date.now();
+      for (const job of this.registry.jobs.values()) accrueCost(job, (id) => this.registry.nodes.get(id)?.tier, (now - last) / 1000);
+      last = now;
+      void this.collectExpired();
+    }, Math.min(1_000, Math.max(50, this.leaseMs / 4)));
     if (this.options.autoscaler !== undefined) this.startAutoscaler(this.options.autoscaler);
     this.leaseTimer.unref();
     return this.address;
@@ -351,6 +362,11 @@ export class Controller {
     );
     this.autoscaler.start();
     this.options.logger.info({ provisioner: provisioner.name, ...config }, 'autoscaler started');
+  }
+
+  /** The autoscaler's policy, when it runs. */
+  get autoscalerConfig(): AutoscalerConfig | undefined {
+    return this.autoscaler?.config;
   }
 
   get provisioner(): Provisioner | undefined {

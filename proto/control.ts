@@ -37,6 +37,9 @@ export interface NodeReport {
   used: number;
   capacity: number;
   jobs: JobUsage[];
+  /** The node's service time over the interval (0: it served nothing, or an older node). */
+  latencyP50Us?: number;
+  latencyP99Us?: number;
 }
 export interface NodeReportReply { unknown: boolean }
 export interface ClusterInfo { nodes: NodeInfo[]; metadata: string[]; jobs: number }

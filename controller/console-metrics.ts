@@ -1,0 +1,82 @@
+/**
+ * The controller's `/metrics`: its own process, and the cluster as it sees it (nodes, reservations, usage,
+ * utilization per node, jobs and their cost, autoscaler decisions). Each registry is private to its console,
+ * so two controllers in one test process never share metrics.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { costOf } from './cost.ts';
+import type { Controller } from './server.ts';
+
+/** The registry, and `close` to stop following the controller's events. */
+export function controllerMetrics(controller: Controller): { registry: Registry; close: () => void } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'satchel_controller_' });
+  // prom-client names three gauges `…_total`, which promtool rejects (only counters end in _total); the
+  // unsuffixed `…_active_handles`/`_requests`/`_resources` gauges it also exports say the same.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`satchel_controller_${name}`);
+  }
+  new Gauge({ name: 'satchel_jobs', help: 'Registered jobs', registers: [registry], collect() { this.set(controller.registry.jobs.size); } });
+  new Gauge({
+    name: 'satchel_nodes',
+    help: 'Registered storage nodes by tier',
+    labelNames: ['tier'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const node of controller.registry.nodes.values()) this.inc({ tier: node.tier });
+    },
+  });
+  const byTier = (name: string, help: string, value: (node: ReturnType<Controller['registry']['nodeStates']>[number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['tier'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const node of controller.registry.nodeStates()) this.inc({ tier: node.tier }, value(node));
+      },
+    });
+  byTier('satchel_capacity_bytes', 'Capacity the storage nodes declared, by tier', (n) => n.capacity);
+  byTier('satchel_reserved_bytes', 'Bytes reserved for jobs, by tier', (n) => n.reserved);
+  byTier('satchel_used_bytes', 'Bytes the storage nodes hold, from their last reports, by tier', (n) => controller.stats.get(n.id)?.used ?? 0);
+  new Gauge({
+    name: 'satchel_node_utilization_ratio',
+    help: 'Each node as the autoscaler sees it: CPU, network and capacity as fractions of what it declared',
+    labelNames: ['tier', 'node', 'resource'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const tier of ['dram', 'ssd', 'hdd'] as const) {
+        for (const load of controller.nodeLoads(tier)) {
+          for (const resource of ['cpu', 'network', 'capacity'] as const) this.set({ tier, node: load.id, resource }, load[resource]);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'satchel_job_reservation_bytes',
+    help: 'Bytes reserved for each job',
+    labelNames: ['job', 'tier'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const job of controller.registry.jobs.values()) this.set({ job: job.id, tier: job.tier }, job.reservation);
+    },
+  });
+  new Gauge({
+    name: 'satchel_job_cost_usd',
+    help: 'What each job has cost so far: byte-seconds reserved per tier at the configured prices',
+    labelNames: ['job'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const job of controller.registry.jobs.values()) this.set({ job: job.id }, costOf(job.byteSeconds, controller.prices));
+    },
+  });
+  const events = new Counter({ name: 'satchel_cluster_events_total', help: 'Autoscaler decisions and node changes, by kind', labelNames: ['kind'], registers: [registry] });
+  for (const event of controller.events.since(0)) events.inc({ kind: event.kind });
+  const close = controller.events.subscribe((event) => events.inc({ kind: event.kind }));
+  return { registry, close };
+}

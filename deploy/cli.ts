@@ -46,13 +46,14 @@ const USAGE = `Usage: satchel <command> [flags]
     [--cooldown-ms MS]        between two actions on a tier (default 10000)
   metadata                a metadata server
     --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
+    [--metrics-port P]      serve Prometheus /metrics on P (0: any free port); also for storage-node
   storage-node            a storage node
     --tier dram|ssd|hdd --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
     [--path DIR]            data directory, required for ssd and hdd (wiped at start: data is ephemeral)
     [--capacity SIZE]       default 1GiB dram, 4GiB ssd, 8GiB hdd
     [--bandwidth BYTES/S]   declared to the controller; default 1G dram, 500M ssd, 150M hdd
     [--seek-ms MS] [--disk-bandwidth BYTES/S]   emulate a device (off by default)
-    [--max-value SIZE] [--id ID]
+    [--max-value SIZE] [--id ID] [--metrics-port P]
 
   bench micro             GET/PUT latency and throughput against Satchel and Redis in the same run
     --json FILE             write the results as JSON
@@ -239,11 +240,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'metadata': {
-      const flags = parse(rest, { ...serverFlags, controller: { type: 'string' } });
+      const flags = parse(rest, { ...serverFlags, controller: { type: 'string' }, 'metrics-port': { type: 'string' } });
       await runMetadata({
         host: str(flags, 'host') ?? '127.0.0.1',
         advertiseHost: str(flags, 'advertise'),
         port: parsePort(str(flags, 'port') ?? '0', '--port'),
+        metricsPort: str(flags, 'metrics-port') === undefined ? undefined : parsePort(str(flags, 'metrics-port')!, '--metrics-port'),
         controller: required(flags, 'controller'),
         secret: await readSecret(required(flags, 'secret-file')),
         logger: createLogger('metadata'),
@@ -262,6 +264,7 @@ async function main(argv: string[]): Promise<void> {
         'disk-bandwidth': { type: 'string' },
         'max-value': { type: 'string' },
         id: { type: 'string' },
+        'metrics-port': { type: 'string' },
       });
       const tier = str(flags, 'tier') ?? 'dram';
       if (!isTier(tier)) throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
@@ -272,6 +275,7 @@ async function main(argv: string[]): Promise<void> {
       await runStorageNode({
         tier,
         path: str(flags, 'path'),
+        metricsPort: str(flags, 'metrics-port') === undefined ? undefined : parsePort(str(flags, 'metrics-port')!, '--metrics-port'),
         advertiseHost: str(flags, 'advertise'),
         host: str(flags, 'host') ?? '127.0.0.1',
         port: parsePort(str(flags, 'port') ?? '0', '--port'),

@@ -62,7 +62,9 @@ export interface ClusterInfoFile {
   console: string;
   adminToken: string;
   metadata: string[];
-  nodes: { id: string; tier: string; address: string; pid: number }[];
+  nodes: { id: string; tier: string; address: string; pid: number; metrics?: string }[];
+  /** `/metrics` of every process: the controller's console, each metadata server, each node. */
+  metrics: string[];
 }
 
 interface Member {
@@ -137,7 +139,7 @@ export class LocalCluster {
   /** Starts one more storage node of a tier (disk tiers keep their data in stateDir/data/<tier>-<n>). */
   async addNode(tier: Tier = 'dram', capacity?: number): Promise<ReadyMessage> {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
-    const args = ['storage-node', '--tier', tier, '--port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
+    const args = ['storage-node', '--tier', tier, '--port', '0', '--metrics-port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
     args.push('--bandwidth', String(this.options.bandwidth?.[tier] ?? TIER_PROFILES[tier].bandwidth));
     const dataPath = tier === 'dram' ? undefined : join(this.stateDir, 'data', `${tier}-${this.diskNodes++}`);
     if (dataPath !== undefined) args.push('--path', dataPath);
@@ -145,7 +147,8 @@ export class LocalCluster {
     if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
     const member = await this.spawn('storage-node', [...args, '--secret-file', this.secretFile]);
     member.dataPath = dataPath;
-    this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid! });
+    this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid!, metrics: member.ready.metrics });
+    if (member.ready.metrics !== undefined) this.info.metrics.push(member.ready.metrics);
     await this.writeInfo();
     return member.ready;
   }
@@ -157,7 +160,9 @@ export class LocalCluster {
     const [member] = this.members.splice(index, 1);
     await stopChild(member!.child);
     if (member!.dataPath !== undefined) await rm(member!.dataPath, { recursive: true, force: true });
+    const gone = this.info.nodes.find((n) => n.id === nodeId);
     this.info.nodes = this.info.nodes.filter((n) => n.id !== nodeId);
+    this.info.metrics = this.info.metrics.filter((m) => m !== gone?.metrics);
     await this.writeInfo();
   }
 
@@ -194,9 +199,11 @@ export class LocalCluster {
       adminToken: signToken(secret, ADMIN_SUBJECT),
       metadata: [],
       nodes: [],
+      metrics: [`${controller.ready.console!}/metrics`],
     };
-    const metadata = await this.spawn('metadata', ['metadata', '--port', '0', '--controller', this.info.controller, '--secret-file', this.secretFile]);
+    const metadata = await this.spawn('metadata', ['metadata', '--port', '0', '--metrics-port', '0', '--controller', this.info.controller, '--secret-file', this.secretFile]);
     this.info.metadata.push(metadata.ready.address);
+    if (metadata.ready.metrics !== undefined) this.info.metrics.push(metadata.ready.metrics);
     const counts: [Tier, number][] = [['dram', this.options.dram ?? 1], ['ssd', this.options.ssd ?? 0], ['hdd', this.options.hdd ?? 0]];
     await Promise.all(counts.flatMap(([tier, n]) => Array.from({ length: n }, () => this.addNode(tier))));
     await this.writeInfo();
@@ -236,7 +243,7 @@ export class LocalCluster {
 
   private async writeInfo(): Promise<void> {
     const { controller, console, adminToken } = this.info;
-    await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes }, null, 2) + '\n', { mode: 0o600 });
+    await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes, metrics: this.info.metrics }, null, 2) + '\n', { mode: 0o600 });
   }
 
   private async spawn(role: string, args: string[]): Promise<Member> {

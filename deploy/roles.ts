@@ -16,6 +16,8 @@ export interface ReadyMessage {
   type: 'ready';
   role: string;
   address: string;
+  /** `http://host:port/metrics` of a metadata server or storage node started with a metrics port. */
+  metrics?: string;
   console?: string;
   id?: string;
 }
@@ -96,14 +98,23 @@ export interface MetadataRoleOptions {
   secret: Buffer;
   logger: Logger;
   advertiseHost?: string;
+  /** Serve `/metrics` on this port (0: any free one); none when omitted. */
+  metricsPort?: number;
 }
 
 export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMessage> {
-  const server = new MetadataServer({ secret: options.secret, logger: options.logger, controller: options.controller, advertiseHost: options.advertiseHost });
+  const server = new MetadataServer({
+    secret: options.secret,
+    logger: options.logger,
+    controller: options.controller,
+    advertiseHost: options.advertiseHost,
+    metricsPort: options.metricsPort,
+    metricsHost: options.host,
+  });
   const address = await server.listen(options.port, options.host);
-  options.logger.info({ address }, 'metadata ready');
+  options.logger.info({ address, metrics: server.metricsAddress }, 'metadata ready');
   stopOnSignal(options.logger, () => server.close());
-  return announce({ type: 'ready', role: 'metadata', address });
+  return announce({ type: 'ready', role: 'metadata', address, metrics: server.metricsAddress ?? undefined });
 }
 
 export interface StorageNodeRoleOptions {
@@ -118,6 +129,8 @@ export interface StorageNodeRoleOptions {
   maxValueBytes?: number;
   id?: string;
   advertiseHost?: string;
+  /** Serve `/metrics` on this port (0: any free one); none when omitted. */
+  metricsPort?: number;
   secret: Buffer;
   logger: Logger;
 }
@@ -125,7 +138,7 @@ export interface StorageNodeRoleOptions {
 export async function runStorageNode(options: StorageNodeRoleOptions): Promise<ReadyMessage> {
   const node = await startStorageNode(options);
   stopOnSignal(options.logger, () => node.close());
-  return announce({ type: 'ready', role: 'storage-node', address: node.address, id: node.id });
+  return announce({ type: 'ready', role: 'storage-node', address: node.address, id: node.id, metrics: node.metricsAddress ?? undefined });
 }
 
 function announce(message: ReadyMessage): ReadyMessage {

@@ -14,7 +14,11 @@ import {
   type MetadataMethods,
   type ServiceImpl,
   advertisedAddress,
+  closeMetricsEndpoint,
+  serveMetrics,
+  type MetricsEndpoint,
 } from '../proto/index.ts';
+import { MetadataMetrics } from './metrics.ts';
 import { PlacementStore } from './placement-store.ts';
 
 export interface MetadataServerOptions {
@@ -24,13 +28,20 @@ export interface MetadataServerOptions {
   controller?: string;
   /** The host clients should dial when it is not the one bound (a pod binding 0.0.0.0). */
   advertiseHost?: string;
+  /** Serve Prometheus metrics on this port (0: any free port); undefined: no metrics server. */
+  metricsPort?: number;
+  /** The host the metrics server binds (default the host `listen` binds). */
+  metricsHost?: string;
 }
 
 /** Serves job placements to clients; the controller writes them. Tokens are checked with the cluster secret. */
 export class MetadataServer {
   readonly store = new PlacementStore();
+  /** Requests by method and outcome, placements held; served on `metricsAddress`. */
+  readonly metrics = new MetadataMetrics(() => this.store.size);
   private readonly server = new grpc.Server();
   private address: string | null = null;
+  private metricsServer: MetricsEndpoint | null = null;
 
   constructor(private readonly options: MetadataServerOptions) {
     const impl: ServiceImpl<MetadataMethods> = {
@@ -51,21 +62,56 @@ export class MetadataServer {
         return {};
       },
     };
-    addService(this.server, METADATA_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+    addService(this.server, METADATA_SERVICE, this.counted(impl), (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+  }
+
+  /** `http://host:port/metrics` once listening with `metricsPort`; null otherwise. */
+  get metricsAddress(): string | null {
+    return this.metricsServer?.address ?? null;
   }
 
   /** Binds (port 0: any free port), then announces itself to the controller when one is configured. */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
+    if (this.options.metricsPort !== undefined) {
+      const metricsHost = this.options.metricsHost ?? host;
+      this.metricsServer = await serveMetrics(await this.metrics.registry(), this.options.metricsPort, metricsHost);
+      // A wildcard bind is reached through the advertised host, like the gRPC address.
+      if ((metricsHost === '0.0.0.0' || metricsHost === '::') && this.options.advertiseHost) {
+        this.metricsServer.address = `http://${advertisedAddress(new URL(this.metricsServer.address).host, this.options.advertiseHost)}/metrics`;
+      }
+    }
     if (this.options.controller !== undefined) await this.announce(this.options.controller);
     return this.address;
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.tryShutdown(() => resolve());
-      setTimeout(() => this.server.forceShutdown(), 2_000).unref();
-    });
+  async close(): Promise<void> {
+    const metrics = this.metricsServer;
+    await Promise.all([
+      new Promise<void>((resolve) => {
+        this.server.tryShutdown(() => resolve());
+        setTimeout(() => this.server.forceShutdown(), 2_000).unref();
+      }),
+      metrics === null ? undefined : closeMetricsEndpoint(metrics),
+    ]);
+  }
+
+  /** `impl` with every request counted by method and outcome. */
+  private counted(impl: ServiceImpl<MetadataMethods>): ServiceImpl<MetadataMethods> {
+    const wrapped: Record<string, (request: never) => Promise<unknown>> = {};
+    for (const [method, handler] of Object.entries(impl) as [string, (request: never) => Promise<unknown>][]) {
+      wrapped[method] = async (request: never) => {
+        try {
+          const reply = await handler(request);
+          this.metrics.count(method, 'ok');
+          return reply;
+        } catch (error) {
+          this.metrics.count(method, error instanceof SatchelError ? error.code.toLowerCase() : 'internal');
+          throw error;
+        }
+      };
+    }
+    return wrapped as unknown as ServiceImpl<MetadataMethods>;
   }
 
   private async announce(controllerAddress: string): Promise<void> {

@@ -33,3 +33,4 @@ export {
 export * from './control.ts';
 export { advertisedAddress } from './address.ts';
 export { encodeKeyList, decodeKeyList } from './key-list.ts';
+export { serveMetrics, closeMetricsEndpoint, type MetricsSource, type MetricsEndpoint } from './metrics-endpoint.ts';

@@ -63,6 +63,7 @@ export class ControllerLink {
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
       const { counters, engine } = server;
+      const latency = server.metrics.takeLatency(); // 0 on the wire means "no ops this interval"
       const reply = await this.client.call('ReportNode', {
         nodeId: this.options.node.id,
         token: this.token,
@@ -72,6 +73,8 @@ export class ControllerLink {
         ops: counters.ops,
         used: engine.used,
         capacity: engine.capacity,
+        latencyP50Us: latency.p50Us ?? 0,
+        latencyP99Us: latency.p99Us ?? 0,
         jobs: [...engine.usageByJob()].map(([jobId, bytes]) => ({ jobId, bytes })),
       });
       if (reply.unknown) {

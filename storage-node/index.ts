@@ -4,3 +4,4 @@ export { StorageServer, type StorageServerOptions, type StorageCounters } from '
 export { DramEngine } from './dram-engine.ts';
 export { DiskEngine, type DiskEngineOptions, type DeviceEmulation, type DiskEngineStats } from './disk-engine.ts';
 export type { StorageEngine, StoredEntry, PutOutcome, ListPage } from './engine.ts';
+export { NodeMetrics, OP_NAMES, STATUS_NAMES, DURATION_BUCKETS_SECONDS, type IntervalLatency, type NodeGaugeSource } from './metrics.ts';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SatchelError, advertisedAddress } from '../proto/index.ts';
+import { SatchelError, advertisedAddress, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
 import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -29,12 +29,18 @@ export interface StorageNodeOptions {
   /** The controller to register with (host:port). */
   controller?: string;
   maxValueBytes?: number;
+  /** Serve Prometheus metrics on this port (0: any free port); undefined: no metrics server. */
+  metricsPort?: number;
+  /** The host the metrics server binds (default `host`). */
+  metricsHost?: string;
 }
 
 export interface RunningStorageNode {
   id: string;
   address: string;
   server: StorageServer;
+  /** `http://host:port/metrics`, or null without `metricsPort`. */
+  metricsAddress: string | null;
   close(): Promise<void>;
 }
 
@@ -59,7 +65,25 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     await engine.close();
     throw error;
   }
-  options.logger.info({ node: id, tier: options.tier, address, capacity: options.capacity, path: options.path }, 'storage node listening');
+  let metrics: MetricsEndpoint | null = null;
+  if (options.metricsPort !== undefined) {
+    const host = options.metricsHost ?? options.host ?? '127.0.0.1';
+    try {
+      metrics = await serveMetrics(await server.metrics.registry(), options.metricsPort, host);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    // A wildcard bind is reached through the advertised host, like the data plane.
+    if ((host === '0.0.0.0' || host === '::') && options.advertiseHost) {
+      metrics.address = `http://${advertisedAddress(new URL(metrics.address).host, options.advertiseHost)}/metrics`;
+    }
+  }
+  const metricsAddress = metrics?.address ?? null;
+  const closeMetrics = async () => {
+    if (metrics !== null) await closeMetricsEndpoint(metrics);
+  };
+  options.logger.info({ node: id, tier: options.tier, address, metrics: metricsAddress, capacity: options.capacity, path: options.path }, 'storage node listening');
   let link: ControllerLink | null = null;
   if (options.controller !== undefined) {
     link = new ControllerLink({
@@ -72,6 +96,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       await link.register();
     } catch (error) {
       link.close();
+      await closeMetrics();
       await server.close();
       throw error;
     }
@@ -81,8 +106,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     id,
     address,
     server,
+    metricsAddress,
     close: async () => {
       link?.close();
+      await closeMetrics();
       await server.close();
     },
   };

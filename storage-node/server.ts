@@ -18,6 +18,7 @@ import {
   type StatusCode,
 } from '../proto/index.ts';
 import type { ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
+import { NodeMetrics, opKindOf } from './metrics.ts';
 import { ValuePool } from './value-pool.ts';
 
 export interface StorageServerOptions {
@@ -65,8 +66,24 @@ export class StorageServer {
   readonly maxPendingResponseBytes: number;
   /** Memory of large values let go of, reused for the next large PUT bodies. */
   readonly pool = new ValuePool();
+  /** Operations, value bytes and service times (metrics.ts): `/metrics` and the latency in the node's reports. */
+  readonly metrics: NodeMetrics;
 
   constructor(readonly options: StorageServerOptions) {
+    this.metrics = new NodeMetrics({
+      node: options.id,
+      tier: options.engine.tier,
+      gauges: {
+        capacity: () => this.engine.capacity,
+        used: () => this.engine.used,
+        jobs: () => {
+          let jobs = 0;
+          for (const bytes of this.engine.usageByJob().values()) if (bytes > 0) jobs++;
+          return jobs;
+        },
+        connections: () => this.counters.connections,
+      },
+    });
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
     this.maxPendingResponseBytes = options.maxPendingResponseBytes ?? DEFAULT_MAX_PENDING;
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -129,6 +146,11 @@ class Session {
   private closing = false;
   private paused = false;
   private flushScheduled = false;
+  /**
+   * The op being answered (metrics.ts OpKind; -1: none): `respond` records it, timed (or sampled) on the
+   * metrics' clock (metrics.ts `NodeMetrics.clock`).
+   */
+  private opKind = -1;
 
   constructor(
     private readonly server: StorageServer,
@@ -138,13 +160,17 @@ class Session {
     this.decoder = new FrameDecoder({
       maxBody: server.maxValueBytes + MAX_KEY_BYTES,
       onFrame: (frame) => this.onFrame(frame),
-      onOversize: (frame) =>
-        this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`),
+      onOversize: (frame) => {
+        this.opKind = opKindOf(frame.code);
+        this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`);
+        this.opKind = -1;
+      },
       onError: (error) => this.protocolError(error),
       allocate: (size) => server.pool.allocate(size),
     });
     socket.on('data', (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
+      server.metrics.markFree();
       this.decoder.push(chunk);
       this.scheduleFlush();
     });
@@ -199,14 +225,30 @@ class Session {
     // Counted here, not at flush: the writer also flushes by itself once enough is queued.
     this.server.counters.bytesOut += HEADER_SIZE + (body === null ? 0 : body.length);
     this.writer.frame(status, flags, id, epoch, arg, '', body);
+    if (this.opKind >= 0) {
+      this.server.metrics.record(this.opKind, status);
+      this.opKind = -1;
+    }
   }
 
   private fail(id: number, epoch: number, code: SatchelError['code'], message: string): void {
     this.respond(statusOf(code), 0, id, epoch, 0, Buffer.from(message));
   }
 
+  /** The node's service time runs from here to the answer being queued (`respond`). */
   private onFrame(f: FrameView): void {
     if (this.closing) return;
+    this.opKind = opKindOf(f.code);
+    this.server.metrics.beginOp();
+    this.handle(f);
+    if (this.opKind >= 0) {
+      // Left to an engine's promise (settle kept the kind and start): the session is free from now.
+      this.opKind = -1;
+      this.server.metrics.markFree();
+    }
+  }
+
+  private handle(f: FrameView): void {
     this.server.counters.ops++;
     // `f` is reused for the next frame: an async engine's callbacks must use these copies, not `f`.
     const op = f.code;
@@ -236,6 +278,7 @@ class Session {
         if (end - start > this.server.maxValueBytes) {
           return this.fail(id, epoch, 'TOO_LARGE', `value of ${end - start} bytes exceeds the node's limit of ${this.server.maxValueBytes}`);
         }
+        this.server.metrics.bytesIn(end - start);
         // Own the bytes: keep an assembled body as it is, copy a view of a shared read chunk. allocUnsafeSlow:
         // neither zero-filled (Buffer.copyBytesFrom zero-fills first: 1.3 s of the node's 16 s CPU in a 256×256
         // sort) nor cut from Node's shared 8 KiB pool, which one small stored value would keep alive whole.
@@ -260,6 +303,7 @@ class Session {
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
           if (entry.value.length > COPY_THRESHOLD) entry.lent = true; // the writer sends it by reference
+          this.server.metrics.bytesOut(entry.value.length);
           this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value);
         });
       case Op.STAT:
@@ -295,10 +339,18 @@ class Session {
   /** Runs `then` now for a synchronous engine result, or when an engine's promise settles. */
   private settle<T>(result: MaybePromise<T>, id: number, epoch: number, then: (value: T) => void): void {
     if (!isPromise(result)) return then(result);
+    const metrics = this.server.metrics;
+    const kind = this.opKind;
+    const started = metrics.clock[0]!;
+    const timing = metrics.timing;
     result.then(
       (value) => {
         if (this.socket.destroyed) return;
+        this.opKind = kind;
+        metrics.clock[0] = started;
+        metrics.timing = timing;
         then(value);
+        this.opKind = -1;
         this.scheduleFlush();
       },
       (error: unknown) => {
@@ -310,8 +362,12 @@ class Session {
           this.server.options.logger.error({ err: error }, 'engine error');
         }
         if (this.socket.destroyed) return;
+        this.opKind = kind;
+        metrics.clock[0] = started;
+        metrics.timing = timing;
         if (error instanceof SatchelError) this.fail(id, epoch, error.code, error.message);
         else this.fail(id, epoch, 'UNAVAILABLE', 'storage engine error');
+        this.opKind = -1;
         this.scheduleFlush();
       },
     );

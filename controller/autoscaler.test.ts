@@ -115,3 +115,16 @@ test('nothing while a drain runs, and nothing during the cool-down', (t) => {
   for (let s = 0; s < 5; s++) decideScaling('dram', nodes([0.99, 0, 0]), memory, config, 101_000 + s * 1000);
   t.is(decideScaling('dram', nodes([0.99, 0, 0]), memory, config, 100_000 + config.cooldownMs - 1).reason, 'cooling down');
 });
+
+test('ticks that are not exactly a second apart still complete the window: a drain after ~20 s below the band', (t) => {
+  const memory = freshMemory();
+  const load = nodes([0.1, 0, 0], [0.1, 0, 0]);
+  let at = 0;
+  let decided: number | null = null;
+  // A timer tick of 1003 ms, as setInterval gives under load: the history never lands on now - 20 000 exactly.
+  for (let i = 0; i < 40 && decided === null; i++, at += 1003) {
+    if (decideScaling('dram', load, memory, config, at).action === 'drain') decided = at;
+  }
+  t.not(decided, null, 'a drain was decided');
+  t.true(decided! >= config.downAfterMs && decided! <= config.downAfterMs + 1003, `decided at ${decided} ms`);
+});

@@ -116,8 +116,10 @@ export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: Ti
     memory.historyNodes = count;
   }
   memory.history.push({ at: now, value: util.value });
+  // One sample at or before the longest window's start is kept: with ticks that are never exactly a second
+  // apart, dropping everything older than the window would leave it never quite covered, and never decided.
   const keep = now - Math.max(config.upAfterMs, config.downAfterMs);
-  while (memory.history.length > 0 && memory.history[0]!.at < keep) memory.history.shift();
+  while (memory.history.length > 1 && memory.history[1]!.at <= keep) memory.history.shift();
   /** Mean over the last `ms`, or null while the history is younger than that. */
   const mean = (ms: number): number | null => {
     if (memory.history.length === 0 || memory.history[0]!.at > now - ms) return null;

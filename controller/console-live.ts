@@ -37,6 +37,18 @@ export function jobRow(job: JobRecord, controller: Controller) {
 
 export function snapshot(controller: Controller) {
   const nodes = nodeRows(controller);
+  return {
+    t: Date.now(),
+    nodes,
+    jobs: [...controller.registry.jobs.values()].map((job) => jobRow(job, controller)),
+    totals: totalsOf(nodes),
+  };
+}
+
+export type Totals = ReturnType<typeof totalsOf>;
+
+/** Cluster-wide p50: the nodes' p50s weighted by their ops; p99: the worst node's (an upper bound). */
+function totalsOf(nodes: ReturnType<typeof nodeRows>) {
   let opsPerSec = 0;
   let bytesPerSec = 0;
   let weighted = 0;
@@ -48,25 +60,33 @@ export function snapshot(controller: Controller) {
     if (node.stats.latencyP50Us !== null) weighted += node.stats.latencyP50Us * node.stats.opsPerSec;
     if (node.stats.latencyP99Us !== null) p99 = Math.max(p99 ?? 0, node.stats.latencyP99Us);
   }
-  return {
-    t: Date.now(),
-    nodes,
-    jobs: [...controller.registry.jobs.values()].map((job) => jobRow(job, controller)),
-    // Cluster-wide p50: the nodes' p50s weighted by their ops; p99: the worst node's (an upper bound).
-    totals: { opsPerSec, bytesPerSec, latencyP50Us: opsPerSec > 0 && weighted > 0 ? weighted / opsPerSec : null, latencyP99Us: p99 },
-  };
+  return { opsPerSec, bytesPerSec, latencyP50Us: opsPerSec > 0 && weighted > 0 ? weighted / opsPerSec : null, latencyP99Us: p99 };
 }
+
+/** How far back the charts go: a page opened now still shows the last five minutes. */
+const HISTORY_MS = 5 * 60_000;
 
 export class LiveFeed {
   private readonly pages = new Set<ServerResponse>();
   private timer: NodeJS.Timeout | null = null;
   private readonly unsubscribe: () => void;
+  /** The cluster's totals every interval, kept whether or not a page is open, for a page opened later. */
+  private readonly history: { t: number; totals: Totals }[] = [];
+  private readonly sampler: NodeJS.Timeout;
 
   constructor(
     private readonly controller: Controller,
     private readonly intervalMs = 1_000,
   ) {
     this.unsubscribe = controller.events.subscribe((event) => this.broadcast('cluster-event', event));
+    this.sampler = setInterval(() => this.sample(), intervalMs);
+    this.sampler.unref();
+  }
+
+  private sample(): void {
+    const t = Date.now();
+    this.history.push({ t, totals: totalsOf(nodeRows(this.controller)) });
+    while (this.history.length > 0 && this.history[0]!.t < t - HISTORY_MS) this.history.shift();
   }
 
   /** Takes over a response: headers, the recent events, a first snapshot, then updates until it closes. */
@@ -78,11 +98,13 @@ export class LiveFeed {
       if (this.pages.size === 0) this.stopTimer();
     });
     write(response, 'events', this.controller.events.since(0).slice(-200) satisfies ClusterEvent[]);
+    write(response, 'history', this.history);
     write(response, 'snapshot', snapshot(this.controller));
     this.timer ??= setInterval(() => this.broadcast('snapshot', snapshot(this.controller)), this.intervalMs);
   }
 
   close(): void {
+    clearInterval(this.sampler);
     this.unsubscribe();
     this.stopTimer();
     for (const page of this.pages) page.end();

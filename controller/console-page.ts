@@ -543,7 +543,9 @@ function renderEvents() {
     var where = [e.tier, e.node].filter(Boolean).join(' · ');
     var details = e.details ? Object.keys(e.details).map(function (k) {
       var v = e.details[k];
-      return k + '=' + (typeof v !== 'number' ? v : /bytes|capacity|used|reserved/i.test(k) ? fmtBytes(v) : fmtNum(v, 3));
+      // A scale decision's cpu, network, capacity and utilization are fractions of the band, not sizes.
+      var fraction = e.details.utilization !== undefined && /^(utilization|cpu|network|capacity)$/.test(k);
+      return k + '=' + (typeof v !== 'number' ? v : fraction ? fmtPct(v) : /bytes|capacity|used|reserved/i.test(k) ? fmtBytes(v) : fmtNum(v, 3));
     }).join(', ') : '';
     return h('li', { 'data-key': 'event:' + e.seq, 'data-seq': e.seq, 'data-kind': e.kind },
       h('span', { className: 'muted', title: e.at, text: fmtClock(Date.parse(e.at)) }),
@@ -584,6 +586,10 @@ function connect() {
     renderNodes();
     renderJobs();
     if (snapshot.totals) pushPoint(snapshot.t, snapshot.totals);
+  });
+  source.addEventListener('history', function (event) {
+    var list = parse(event);
+    if (Array.isArray(list)) list.forEach(function (point) { pushPoint(point.t, point.totals); });
   });
   source.addEventListener('events', function (event) {
     var list = parse(event);

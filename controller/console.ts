@@ -90,10 +90,11 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${request.params.id}`);
     return { ...jobRow(job, controller), hints: job.hints, placement: job.placement };
   });
-  app.get<{ Querystring: { after?: number } }>(
+  app.get<{ Querystring: { after?: string } }>(
     '/api/events',
-    { schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0 } }, additionalProperties: false } } },
-    async (request) => controller.events.since(request.query.after ?? 0),
+    // A query string is text (coercion is off for every route): the sequence number as digits.
+    { schema: { querystring: { type: 'object', properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' } }, additionalProperties: false } } },
+    async (request) => controller.events.since(Number(request.query.after ?? 0)),
   );
   app.get('/api/stream', (request, reply) => {
     reply.hijack();

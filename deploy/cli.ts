@@ -72,8 +72,11 @@ const USAGE = `Usage: satchel <command> [flags]
     --mappers M, --reducers R   functions per stage (default 64 × 64)
     --concurrency N         functions running at once (default 8)
     --tier dram|ssd|hdd     the Satchel job's tier (default dram); --nodes N storage nodes of it (default 1)
+    --controller HOST:PORT  run the Satchel jobs on this cluster (e.g. satchel up's, to watch them in its
+                            console) instead of starting one; it is left running
     --redis-shards N        redis-servers to start, keys sharded by the client (default 1)
     --redis HOST:PORT[,…]   use these Redis servers instead of starting any
+    --no-redis              no Redis baseline: Satchel rows only
     --function-mbps MBPS    cap each function's network at MBPS megabits/s (real functions: ~600)
     --rounds N              sorts per system, alternating which system goes first (default 1)
     --json FILE, --html FILE   write the results, and a report with charts
@@ -81,6 +84,7 @@ const USAGE = `Usage: satchel <command> [flags]
   bench jobs              staggered sorts on one cluster, sampling reserved and used bytes every second
     --jobs N                how many (default 3); --stagger S seconds between starts (default 2)
     --bytes SIZE            per job (default 256MiB); --mappers, --reducers (default 16 × 16)
+    --controller HOST:PORT --console URL   an existing cluster, and its console for the samples
     and the other flags of bench shuffle
 
   help                    this text

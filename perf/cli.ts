@@ -106,6 +106,8 @@ const SORT_FLAGS = {
   nodes: { type: 'string' },
   'redis-shards': { type: 'string' },
   redis: { type: 'string' },
+  'no-redis': { type: 'boolean' },
+  controller: { type: 'string' },
   'function-mbps': { type: 'string' },
   json: { type: 'string' },
   html: { type: 'string' },
@@ -126,7 +128,9 @@ function whole(text: string | undefined, fallback: number, flag: string, min = 1
   return n;
 }
 
-function sortOptions(values: Partial<Record<keyof typeof SORT_FLAGS, string>>, defaults: { bytes: string; mappers: number; reducers: number }) {
+type SortFlagValues = Partial<Record<Exclude<keyof typeof SORT_FLAGS, 'no-redis'>, string>> & { 'no-redis'?: boolean };
+
+function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers: number; reducers: number }) {
   const bytes = parseBytes(values.bytes ?? defaults.bytes, '--bytes');
   const mappers = whole(values.mappers, defaults.mappers, '--mappers', 1, 4096);
   const reducers = whole(values.reducers, defaults.reducers, '--reducers', 1, 4096);
@@ -143,6 +147,13 @@ function sortOptions(values: Partial<Record<keyof typeof SORT_FLAGS, string>>, d
   for (const address of redis ?? []) {
     if (!/^[^\s:]+:\d+$/.test(address)) throw new SatchelError('BAD_REQUEST', `--redis: expected HOST:PORT[,HOST:PORT…], got ${JSON.stringify(values.redis)}`);
   }
+  const noRedis = values['no-redis'] === true;
+  if (noRedis && (values.redis !== undefined || values['redis-shards'] !== undefined)) throw new SatchelError('BAD_REQUEST', '--no-redis: not with --redis or --redis-shards');
+  const controller = values.controller;
+  if (controller !== undefined) {
+    if (!/^[^\s:]+:\d+$/.test(controller)) throw new SatchelError('BAD_REQUEST', `--controller: expected HOST:PORT, got ${JSON.stringify(controller)}`);
+    if (values.nodes !== undefined) throw new SatchelError('BAD_REQUEST', '--nodes: only for the cluster the benchmark starts, not with --controller');
+  }
   return {
     bytes,
     mappers,
@@ -150,8 +161,10 @@ function sortOptions(values: Partial<Record<keyof typeof SORT_FLAGS, string>>, d
     concurrency: whole(values.concurrency, 8, '--concurrency', 1, 256),
     tier: tier as Tier,
     nodes: whole(values.nodes, 1, '--nodes', 1, 64),
-    redisShards: redis?.length ?? whole(values['redis-shards'], 1, '--redis-shards', 1, 64),
+    redisShards: noRedis ? 0 : (redis?.length ?? whole(values['redis-shards'], 1, '--redis-shards', 1, 64)),
     redis,
+    noRedis,
+    controller,
     functionBytesPerSecond,
   };
 }
@@ -176,10 +189,17 @@ async function shuffle(args: string[]): Promise<void> {
 }
 
 async function jobs(args: string[]): Promise<void> {
-  const values = parseFlags(args, { ...SORT_FLAGS, jobs: { type: 'string' }, stagger: { type: 'string' } });
+  const values = parseFlags(args, { ...SORT_FLAGS, jobs: { type: 'string' }, stagger: { type: 'string' }, console: { type: 'string' } });
   const stagger = Number(values.stagger ?? '2');
   if (!(stagger >= 0)) throw new SatchelError('BAD_REQUEST', `--stagger: expected seconds, got ${JSON.stringify(values.stagger)}`);
-  const options = { ...sortOptions(values, { bytes: '256MiB', mappers: 16, reducers: 16 }), jobs: whole(values.jobs, 3, '--jobs', 1, 64), staggerSeconds: stagger };
+  if ((values.controller === undefined) !== (values.console === undefined)) throw new SatchelError('BAD_REQUEST', '--controller and --console go together (the console is where the samples come from)');
+  if (values.console !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(values.console)) throw new SatchelError('BAD_REQUEST', `--console: expected http://HOST:PORT, got ${JSON.stringify(values.console)}`);
+  const options = {
+    ...sortOptions(values, { bytes: '256MiB', mappers: 16, reducers: 16 }),
+    console: values.console?.replace(/\/$/, ''),
+    jobs: whole(values.jobs, 3, '--jobs', 1, 64),
+    staggerSeconds: stagger,
+  };
   const outcome = await runJobs(options);
   const report: JobsReport = {
     benchmark: 'jobs',

@@ -5,6 +5,7 @@
  * must be: the peak it reached, for the whole run.
  */
 import { Redis } from 'ioredis';
+import { SatchelError } from '../proto/index.ts';
 import { Progress } from './progress.ts';
 import { RECORD_BYTES } from './records.ts';
 import type { CapacitySample, JobRun, JobsReport } from './shuffle-report.ts';
@@ -19,23 +20,29 @@ export interface JobsOptions extends SortOptions {
 const SAMPLE_MS = 1000;
 
 export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'jobs' | 'samples' | 'summary'>> {
+  // The samplers read reserved and used bytes from the console: an existing cluster's must be given.
+  if (options.controller !== undefined && options.console === undefined) throw new SatchelError('BAD_REQUEST', '--controller needs --console URL (the cluster\'s console, for the samples)');
   const records = Math.floor(options.bytes / RECORD_BYTES);
   const functionsPerJob = 2 * (options.mappers + options.reducers);
-  const progress = new Progress('bench jobs', 2 * options.jobs * functionsPerJob + 1);
+  const kinds = options.noRedis === true ? (['satchel'] as const) : (['satchel', 'redis'] as const);
+  const progress = new Progress('bench jobs', kinds.length * options.jobs * functionsPerJob + 1);
   const systems = await SortSystems.start({
     tier: options.tier,
     nodes: options.nodes,
     peakBytes: PEAK_FACTOR * records * RECORD_BYTES * options.jobs,
     redisShards: options.redisShards,
     redis: options.redis,
+    noRedis: options.noRedis,
+    controller: options.controller,
+    console: options.console,
     concurrency: options.concurrency,
   });
-  progress.step('cluster, redis and functions up');
+  progress.step(`${systems.cluster === null ? `cluster ${options.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
   const jobs: JobRun[] = [];
   const samples: CapacitySample[] = [];
   try {
-    for (const kind of ['satchel', 'redis'] as const) {
-      const sampler = kind === 'satchel' ? satchelSampler(systems.cluster.info.console) : redisSampler(systems.redisShards);
+    for (const kind of kinds) {
+      const sampler = kind === 'satchel' ? satchelSampler(systems.console!) : redisSampler(systems.redisShards);
       const system = kind === 'satchel' ? `satchel-${options.tier}` : systems.redisName;
       const started = performance.now();
       const elapsed = () => (performance.now() - started) / 1000;

@@ -2,11 +2,14 @@
  * `satchel bench shuffle`: a CloudSort-style sort run as M map and R reduce functions in worker processes,
  * against a Satchel job and against Redis (one or more redis-servers, keys sharded by the client), in the same
  * run. Each sort is loaded, run, then verified (sorted, same count and checksum as the input); a sort that fails
- * verification throws `VerificationError`, it never becomes a row.
+ * verification throws `VerificationError`, it never becomes a row. With `controller` the Satchel jobs run on that
+ * existing cluster (`satchel up`, where the console shows them live) instead of one started for the run; with
+ * `noRedis` there is no Redis baseline.
  */
 import { Redis } from 'ioredis';
 import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
+import { SatchelError } from '../proto/index.ts';
 import type { Tier } from '../storage-node/index.ts';
 import { FunctionPool } from './function-pool.ts';
 import { Progress } from './progress.ts';
@@ -36,11 +39,17 @@ export interface SortOptions {
   /** Functions running at once. */
   concurrency: number;
   tier: Tier;
-  /** Satchel storage nodes of that tier. */
+  /** Satchel storage nodes of that tier, in the cluster the run starts (unused with `controller`). */
   nodes: number;
   redisShards: number;
   /** Existing redis servers (HOST:PORT each) instead of starting `redisShards` of them. */
   redis?: string[];
+  /** Satchel only: no Redis started or used, no Redis rows. */
+  noRedis?: boolean;
+  /** An existing cluster's controller (HOST:PORT) instead of a cluster started (and stopped) by the run. */
+  controller?: string;
+  /** That cluster's console URL (`bench jobs` samples `/api/nodes` from it). */
+  console?: string;
   functionBytesPerSecond: number | null;
 }
 
@@ -62,53 +71,80 @@ export interface ShuffleOutcome {
 /** The systems a run compares, started and stopped together. */
 export class SortSystems {
   private constructor(
-    readonly cluster: LocalCluster,
+    /** The cluster this run started, null when it uses an existing one (which it never stops). */
+    readonly cluster: LocalCluster | null,
+    /** The console of the cluster, when known. */
+    readonly console: string | null,
     readonly satchel: Satchel,
+    /** Empty with `noRedis`. */
     readonly redisShards: string[],
     private readonly redisProcesses: RedisProcess[],
     readonly pool: FunctionPool,
   ) {}
 
-  /** A cluster with `nodes` nodes of `tier` sized for `peakBytes`, the Redis shards, and the function pool. */
-  static async start(options: { tier: Tier; nodes: number; peakBytes: number; redisShards: number; redis?: string[]; concurrency: number }): Promise<SortSystems> {
-    // Values are striped in 1 MiB blocks, so a node's capacity is all that needs sizing.
-    const perNode = Math.ceil((options.peakBytes * 1.25) / options.nodes) + 256 * 1024 ** 2;
-    const count = (tier: Tier) => (options.tier === tier ? options.nodes : 0);
-    const cluster = await LocalCluster.start({
-      dram: count('dram'),
-      ssd: count('ssd'),
-      hdd: count('hdd'),
-      dramCapacity: perNode,
-      ssdCapacity: perNode,
-      hddCapacity: perNode,
-    });
+  /**
+   * A cluster with `nodes` nodes of `tier` sized for `peakBytes` (or the existing one at `controller`), the
+   * Redis shards (none with `noRedis`), and the function pool.
+   */
+  static async start(options: {
+    tier: Tier;
+    nodes: number;
+    peakBytes: number;
+    redisShards: number;
+    redis?: string[];
+    noRedis?: boolean;
+    controller?: string;
+    console?: string;
+    concurrency: number;
+  }): Promise<SortSystems> {
+    let cluster: LocalCluster | null = null;
+    if (options.controller === undefined) {
+      // Values are striped in 1 MiB blocks, so a node's capacity is all that needs sizing.
+      const perNode = Math.ceil((options.peakBytes * 1.25) / options.nodes) + 256 * 1024 ** 2;
+      const count = (tier: Tier) => (options.tier === tier ? options.nodes : 0);
+      cluster = await LocalCluster.start({
+        dram: count('dram'),
+        ssd: count('ssd'),
+        hdd: count('hdd'),
+        dramCapacity: perNode,
+        ssdCapacity: perNode,
+        hddCapacity: perNode,
+      });
+    }
     const processes: RedisProcess[] = [];
     let satchel: Satchel | null = null;
     try {
-      satchel = await Satchel.connect(cluster.controller);
-      let shards = options.redis;
+      satchel = await Satchel.connect(cluster?.controller ?? options.controller!);
+      let shards = options.noRedis === true ? [] : options.redis;
       if (shards === undefined) {
         for (let i = 0; i < options.redisShards; i++) processes.push(await RedisProcess.start());
         shards = processes.map((p) => `${p.host}:${p.port}`);
       }
-      return new SortSystems(cluster, satchel, shards, processes, new FunctionPool(options.concurrency));
+      const consoleUrl = cluster?.info.console ?? options.console ?? null;
+      return new SortSystems(cluster, consoleUrl, satchel, shards, processes, new FunctionPool(options.concurrency));
     } catch (error) {
       satchel?.close();
       await Promise.all(processes.map((p) => p.stop()));
-      await cluster.stop();
+      await cluster?.stop();
       throw error;
     }
+  }
+
+  /** Whether there is a Redis baseline. */
+  get hasRedis(): boolean {
+    return this.redisShards.length > 0;
   }
 
   get redisName(): string {
     return this.redisShards.length === 1 ? 'redis' : `redis-${this.redisShards.length}-shards`;
   }
 
+  /** Stops what this run started: functions, Redis servers, and the cluster only if it started it. */
   async stop(): Promise<void> {
     await this.pool.close();
     this.satchel.close();
     await Promise.all(this.redisProcesses.map((p) => p.stop()));
-    await this.cluster.stop();
+    await this.cluster?.stop();
   }
 }
 
@@ -128,6 +164,7 @@ export async function satchelSortStore(systems: SortSystems, name: string, tier:
 
 /** Redis keys of one sort live under `prefix`; releasing deletes them. */
 export function redisSortStore(systems: SortSystems, prefix: string): SortStore {
+  if (!systems.hasRedis) throw new SatchelError('BAD_REQUEST', 'no Redis in this run (--no-redis)');
   return {
     system: systems.redisName,
     target: { kind: 'redis', shards: systems.redisShards },
@@ -296,7 +333,8 @@ function mergeTimelines(system: string, functions: SortResult[]): Timeline {
 /** The whole benchmark: `rounds` sorts per system, alternating which goes first. */
 export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcome> {
   const records = Math.floor(options.bytes / RECORD_BYTES);
-  const steps = options.rounds * 2 * (2 * options.mappers + 2 * options.reducers) + 2;
+  const kinds = options.noRedis === true ? (['satchel'] as const) : (['satchel', 'redis'] as const);
+  const steps = options.rounds * kinds.length * (2 * options.mappers + 2 * options.reducers) + 2;
   const progress = new Progress('bench shuffle', steps);
   const systems = await SortSystems.start({
     tier: options.tier,
@@ -304,16 +342,19 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
     peakBytes: PEAK_FACTOR * records * RECORD_BYTES,
     redisShards: options.redisShards,
     redis: options.redis,
+    noRedis: options.noRedis,
+    controller: options.controller,
     concurrency: options.concurrency,
   });
-  progress.step('cluster, redis and functions up');
+  progress.step(`${systems.cluster === null ? `cluster ${options.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
   const outcome: ShuffleOutcome = { results: [], timelines: [] };
   try {
     const spec = { seed: options.seed ?? 'satchel-shuffle', records, mappers: options.mappers, reducers: options.reducers, prefix: 'sort/', functionBytesPerSecond: options.functionBytesPerSecond };
     // Function processes start cold: a small unreported sort on each system first, so that neither system's
     // figures carry the functions' JIT warm-up (measured: the first system's map stage ran 1.6× slower).
     const warmUp = { ...spec, records: Math.min(records, 2000 * options.mappers), prefix: 'warm-up/' };
-    for (const store of [await satchelSortStore(systems, 'warm-up', options.tier, warmUp.records * RECORD_BYTES, options.mappers), redisSortStore(systems, warmUp.prefix)]) {
+    for (const kind of kinds) {
+      const store = kind === 'satchel' ? await satchelSortStore(systems, 'warm-up', options.tier, warmUp.records * RECORD_BYTES, options.mappers) : redisSortStore(systems, warmUp.prefix);
       try {
         await runSort(systems.pool, store, warmUp);
       } finally {
@@ -322,7 +363,7 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
     }
     progress.step('functions warmed up');
     for (let round = 0; round < options.rounds; round++) {
-      const order = round % 2 === 0 ? (['satchel', 'redis'] as const) : (['redis', 'satchel'] as const);
+      const order = round % 2 === 0 ? kinds : [...kinds].reverse();
       for (const kind of order) {
         const store = kind === 'satchel' ? await satchelSortStore(systems, `shuffle-${round}`, options.tier, records * RECORD_BYTES, options.mappers) : redisSortStore(systems, spec.prefix);
         try {

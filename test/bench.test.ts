@@ -48,6 +48,33 @@ test('bench shuffle sorts on Satchel and Redis, verifies both, and writes JSON a
   t.true((await readFile(html, 'utf8')).startsWith('<!doctype html>'));
 });
 
+test('bench shuffle --controller --no-redis sorts on an existing cluster and leaves it running', async (t) => {
+  const cluster = await LocalCluster.start({ dram: 1 });
+  t.teardown(() => cluster.stop());
+  const dir = await tempDir(t);
+  const json = join(dir, 'shuffle.json');
+  const run = await runTs(CLI, ['bench', 'shuffle', '--controller', cluster.controller, '--no-redis', '--bytes', '2MB', '--mappers', '3', '--reducers', '2', '--concurrency', '2', '--json', json], { timeoutMs: 120_000 });
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as ShuffleReport;
+  t.deepEqual(report.results.map((r) => r.system), ['satchel-dram']);
+  t.true(report.results[0]!.verified);
+  t.is(report.results[0]!.records, 20_000);
+  t.deepEqual(report.timelines.map((l) => l.system), ['satchel-dram']);
+  const row = run.stdout.split('\n').find((line) => line.startsWith('satchel-dram'));
+  t.regex(row ?? '', / true$/);
+  t.notRegex(row ?? '', /×\s+true$/, 'no ratio without a Redis row');
+
+  // The cluster is still up: its jobs (warm-up and the sort) were deregistered, and it takes new ones.
+  const jobs = (await (await fetch(`${cluster.info.console}/api/jobs`)).json()) as unknown[];
+  t.deepEqual(jobs, []);
+  const satchel = await Satchel.connect(cluster.controller);
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('after-the-bench', { capacity: 1024 * 1024 });
+  await job.put('k', 'v');
+  t.is((await job.get('k'))?.toString(), 'v');
+  await job.deregister();
+});
+
 test('bench jobs runs staggered sorts on both systems and samples reserved and used bytes', async (t) => {
   const dir = await tempDir(t);
   const json = join(dir, 'jobs.json');
@@ -85,6 +112,15 @@ test('bench shuffle refuses bad flags with a usage error', async (t) => {
   const run = await runTs(CLI, ['bench', 'shuffle', '--mappers', '0']);
   t.is(run.code, 2);
   t.regex(run.stderr, /--mappers: expected a whole number from 1/);
+  const both = await runTs(CLI, ['bench', 'shuffle', '--no-redis', '--redis-shards', '2']);
+  t.is(both.code, 2);
+  t.regex(both.stderr, /--no-redis: not with --redis/);
+  const nodes = await runTs(CLI, ['bench', 'shuffle', '--controller', '127.0.0.1:1', '--nodes', '2']);
+  t.is(nodes.code, 2);
+  t.regex(nodes.stderr, /--nodes: only for the cluster the benchmark starts/);
+  const noConsole = await runTs(CLI, ['bench', 'jobs', '--controller', '127.0.0.1:1']);
+  t.is(noConsole.code, 2);
+  t.regex(noConsole.stderr, /--controller and --console go together/);
   const sizes = await runTs(CLI, ['bench', 'jobs', '--bytes', 'lots']);
   t.is(sizes.code, 2);
   t.regex(sizes.stderr, /--bytes: not a size/);

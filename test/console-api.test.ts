@@ -51,7 +51,7 @@ test('every route checks its input: a 400 naming the problem, before anything ha
     ['replicas out of range', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { replicas: 9 } } }, /replicas must be <= 3/],
     ['a negative capacity', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { capacity: -1 } } }, /capacity must be >= 0/],
     ['an unknown tier', { method: 'POST', url: '/api/nodes', headers: admin, payload: { tier: 'tape' } }, /must be equal to one of the allowed values/],
-    ['a bad cursor', { method: 'GET', url: '/api/events?after=soon' }, /after must be integer/],
+    ['a bad cursor', { method: 'GET', url: '/api/events?after=soon' }, /after must match pattern/],
     ['not JSON', { method: 'POST', url: '/api/jobs', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' }, /JSON/],
   ];
   const jobs = cluster.controller.registry.jobs.size;
@@ -97,6 +97,23 @@ test('the live stream sends the recent events, then a snapshot every second, and
   const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(text)![1]!) as { nodes: unknown[]; jobs: unknown[]; totals: { opsPerSec: number } };
   t.is(snapshot.nodes.length, 1);
   t.is(typeof snapshot.totals.opsPerSec, 'number');
+
+  // A page opened later gets the totals of the last minutes first, so its charts start filled.
+  const later = await fetch(`${address}/api/stream`, { signal: abort.signal });
+  const laterReader = later.body!.getReader();
+  let laterText = '';
+  while (!/event: history\ndata: .*\n\n/.test(laterText)) laterText += Buffer.from((await laterReader.read()).value!).toString('utf8');
+  const history = JSON.parse(/event: history\ndata: (.*)\n/.exec(laterText)![1]!) as { t: number; totals: { opsPerSec: number } }[];
+  t.true(history.length >= 1, 'at least one sampled second');
+  t.true(history.every((point, i) => typeof point.totals.opsPerSec === 'number' && (i === 0 || point.t > history[i - 1]!.t)));
+});
+
+test('GET /api/events?after=N: only the events after sequence number N', async (t) => {
+  const first = cluster.controller.events.add('scale-up', 'first of two', { tier: 'dram' });
+  cluster.controller.events.add('scale-down', 'second of two', { tier: 'dram' });
+  const after = await app.inject({ url: `/api/events?after=${first.seq}` });
+  t.is(after.statusCode, 200);
+  t.deepEqual((after.json() as { reason: string }[]).map((e) => e.reason), ['second of two']);
 });
 
 test('/metrics is valid Prometheus text (promtool check metrics)', async (t) => {

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import {
+  Flag,
   FrameDecoder,
   FrameWriter,
   HEADER_SIZE,
@@ -36,6 +37,9 @@ export class Reply {
   body: Buffer = EMPTY;
   deadline = 0;
   bytes = 0;
+  /** A parked request's events (WATCH), and the timer that gives up on a parked request the node never answers. */
+  onEvent: EventListener | null = null;
+  backstop: NodeJS.Timeout | null = null;
   constructor(
     readonly id: number,
     readonly resolve: (reply: Reply) => void,
@@ -46,6 +50,16 @@ export class Reply {
   get message(): string {
     return this.body.toString('utf8');
   }
+}
+
+/** One EVENT frame of a parked request: `kind` is a WatchEvent, `key` the key it is about. */
+export type EventListener = (kind: number, key: string, epoch: number) => void;
+
+/** A request answered when something happens rather than within the timeout (WAIT, WATCH). */
+export interface ParkedRequest {
+  readonly id: number;
+  /** Its final answer; rejects when the connection is lost or closed, or after `backstopMs` with no answer. */
+  readonly reply: Promise<Reply>;
 }
 
 interface Waiting {
@@ -73,6 +87,8 @@ export class NodeConnection {
   private socket: net.Socket | null = null;
   private writer: FrameWriter | null = null;
   private readonly pending = new Map<number, Reply>();
+  /** WAITs and WATCHes: outside the flow-control window and the sweep (their deadlines are not in order). */
+  private readonly parked = new Map<number, Reply>();
   private readonly waiting: Waiting[] = [];
   private readonly idleWaiters: (() => void)[] = [];
   private nextId = 1;
@@ -129,9 +145,54 @@ export class NodeConnection {
     });
   }
 
-  /** Waits for everything in flight or waiting to be answered, then closes. Idempotent. */
+  /**
+   * Sends a request the node answers when something happens (WAIT, WATCH). Not subject to the connection's
+   * timeout: `backstopMs` (if given) is how long to wait for the node's own answer before failing with TIMEOUT.
+   * EVENT frames for it go to `onEvent`; any other frame is its final answer.
+   */
+  park(op: number, flags: number, epoch: number, arg: number, key: string, options: { backstopMs?: number; onEvent?: EventListener } = {}): ParkedRequest {
+    const id = this.allocateId();
+    const reply = new Promise<Reply>((resolve, reject) => {
+      if (this.closed) return reject(new SatchelError('CLOSED', 'connection closed'));
+      const parked = new Reply(id, resolve, reject);
+      const writer = this.writer ?? this.open();
+      if (writer === null) {
+        return reject(this.lastError ?? new SatchelError('UNAVAILABLE', `node ${this.address} is unreachable; retrying after backoff`));
+      }
+      parked.onEvent = options.onEvent ?? null;
+      if (options.backstopMs !== undefined) {
+        parked.backstop = setTimeout(() => {
+          if (this.parked.get(id) !== parked) return;
+          this.parked.delete(id);
+          reject(new SatchelError('TIMEOUT', `node ${this.address} did not answer a parked request within ${options.backstopMs} ms`));
+        }, options.backstopMs);
+      }
+      this.parked.set(id, parked);
+      writer.frame(op, flags, id, epoch, arg, key, null);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(this.flushNow);
+      }
+    });
+    return { id, reply };
+  }
+
+  /**
+   * Ends parked request `id`: it resolves now with status NOT_FOUND, and the node is told (CANCEL) so it frees
+   * its side. Nothing happens for an id already answered.
+   */
+  cancel(id: number): void {
+    const parked = this.takeParked(id);
+    if (parked === undefined) return;
+    parked.status = Status.NOT_FOUND;
+    parked.resolve(parked);
+    if (this.socket !== null && !this.closed) this.request(Op.CANCEL, 0, 0, id, '', null).catch(() => {});
+  }
+
+  /** Fails parked requests with CLOSED, waits for everything in flight or waiting to be answered, then closes. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.failParked(new SatchelError('CLOSED', 'connection closed'));
     if (this.pending.size > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.destroySocket();
   }
@@ -226,8 +287,13 @@ export class NodeConnection {
       }
       return;
     }
-    const reply = this.take(f.id);
-    if (reply === undefined) return; // timed out already
+    if ((f.flags & Flag.EVENT) !== 0) {
+      const listener = this.parked.get(f.id)?.onEvent;
+      if (listener != null) listener(f.arg, f.keyLength === 0 ? '' : f.buf.toString('utf8', f.bodyStart, f.bodyStart + f.keyLength), f.epoch);
+      return;
+    }
+    const reply = this.take(f.id) ?? this.takeParked(f.id);
+    if (reply === undefined) return; // timed out or cancelled already
     reply.status = f.code;
     reply.flags = f.flags;
     reply.arg = f.arg;
@@ -267,12 +333,25 @@ export class NodeConnection {
     return reply;
   }
 
+  private takeParked(id: number): Reply | undefined {
+    const parked = this.parked.get(id);
+    if (parked === undefined) return undefined;
+    this.parked.delete(id);
+    if (parked.backstop !== null) clearTimeout(parked.backstop);
+    return parked;
+  }
+
+  private failParked(error: SatchelError): void {
+    for (const id of [...this.parked.keys()]) this.takeParked(id)?.reject(error);
+  }
+
   private notifyIdle(): void {
     const waiters = this.idleWaiters.splice(0);
     for (const resolve of waiters) resolve();
   }
 
   private failAll(error: SatchelError): void {
+    this.failParked(error);
     const replies = [...this.pending.values(), ...this.waiting.map((w) => w.reply)];
     this.pending.clear();
     this.waiting.length = 0;

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import {
   ControlClient,
   CONTROLLER_SERVICE,
+  DEFAULT_WAIT_MS,
   Flag,
+  MAX_WAIT_MS,
   MAX_USER_KEY_BYTES,
   METADATA_SERVICE,
   Op,
@@ -25,6 +27,7 @@ import {
   type WirePlacement,
 } from '../proto/index.ts';
 import { NodeConnection, type Reply } from './connection.ts';
+import { Watch, type WatchHost, type WatchOptions } from './watch.ts';
 
 export interface JobOptions {
   /** Every operation fails with TIMEOUT after this long (default 10 s). */
@@ -38,6 +41,16 @@ export interface Stat {
   size: number;
   /** Blocks the value is split into (1 for a value stored whole). */
   blocks: number;
+}
+
+export interface WaitOptions {
+  /** Fail with TIMEOUT when the key has not appeared after this long (default 60 s, at most one hour). */
+  timeoutMs?: number;
+}
+
+export interface BatchOptions {
+  /** Operations in flight at once (default 1024); every connection sends what is queued for it as one write. */
+  window?: number;
 }
 
 export interface ListOptions {
@@ -55,13 +68,17 @@ type JobClass<T> = new (
 
 /** How many times an operation is retried after STALE (placement changed) or a block vanishing mid-read. */
 const MAX_ATTEMPTS = 4;
+/** How long past its own deadline a WAIT may take to come back before the client stops waiting for the node. */
+const WAIT_GRACE_MS = 5_000;
+const DEFAULT_BATCH_WINDOW = 1024;
 
 /**
  * A job as a function sees it: put/get/stat/delete/list against the job's storage nodes, one round trip
  * each (the placement is fetched once from a metadata server and cached; a STALE answer refreshes it).
  */
-export class Job {
+export class Job implements WatchHost {
   private placement: Placement;
+  private readonly watches = new Set<Watch>();
   private readonly connections = new Map<string, NodeConnection>();
   private closed = false;
   private refreshing: Promise<void> | null = null;
@@ -207,6 +224,11 @@ export class Job {
   async delete(key: string): Promise<boolean> {
     checkKey(key);
     this.checkOpen();
+    return this.deleteAtOwners(key);
+  }
+
+  /** DELETE at the key's owner in every generation (frees a replaced manifest's blocks); true if one had it. */
+  private async deleteAtOwners(key: string): Promise<boolean> {
     let deleted = false;
     // Every generation's owner: a copy left in an older generation would otherwise come back through GET.
     for (const node of this.owners(key)) {
@@ -255,10 +277,205 @@ export class Job {
     }
   }
 
+  /**
+   * The value under `key` as soon as it exists: at once if it does, else when a PUT (or INCR) stores it. One
+   * request parked at the node that owns the key, no polling. TIMEOUT when `timeoutMs` passes first,
+   * NO_SUCH_JOB when the job is deregistered meanwhile.
+   */
+  async waitFor(key: string, options: WaitOptions = {}): Promise<Buffer> {
+    checkKey(key);
+    this.checkOpen();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_WAIT_MS) {
+      throw new SatchelError('BAD_REQUEST', `timeoutMs must be a whole number of ms from 1 to ${MAX_WAIT_MS}`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    let stale = 0;
+    let unreachable = 0;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);
+      let reply: Reply;
+      try {
+        reply = await this.waitOnce(key, remaining);
+      } catch (error) {
+        if (++unreachable >= MAX_ATTEMPTS) throw error;
+        await this.afterUnreachable(error);
+        continue;
+      }
+      if (reply.status === Status.OK) {
+        if ((reply.flags & Flag.MANIFEST) === 0) return reply.body;
+        const value = await this.readBlocks(key, decodeManifest(reply.body));
+        if (value !== null) return value;
+        // Overwritten while its blocks were read: the key exists, so the current value is the answer.
+        const current = await this.get(key);
+        if (current !== null) return current;
+      } else if (reply.status === Status.STALE) {
+        if (++stale >= MAX_ATTEMPTS * 4) throw new SatchelError('STALE', `placement of job ${this.id} kept changing while waiting for ${key}`);
+        await this.refresh();
+      } else if (reply.status === Status.TIMEOUT) {
+        throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);
+      } else {
+        expectOk(reply);
+      }
+    }
+  }
+
+  /**
+   * One WAIT at the key's newest owner. With older generations the key may already be in one of them: they are
+   * asked meanwhile, and the first answer that is not NOT_FOUND wins (the wait is cancelled).
+   */
+  private waitOnce(key: string, remaining: number): Promise<Reply> {
+    const owners = this.owners(key);
+    const connection = this.connectionTo(owners[0]!);
+    const parked = connection.park(Op.WAIT, 0, this.placement.epoch, remaining, key, { backstopMs: remaining + WAIT_GRACE_MS });
+    if (owners.length === 1) return parked.reply;
+    return new Promise((resolve, reject) => {
+      parked.reply.then(resolve, reject);
+      this.olderGenerations(Op.GET, key, null).then(
+        (found) => {
+          if (found === null) return;
+          connection.cancel(parked.id);
+          resolve(found);
+        },
+        () => {}, // an older node unreachable: the wait at the newest owner still stands
+      );
+    });
+  }
+
+  /**
+   * Adds `by` (default 1; a safe integer, may be negative) to the counter under `key`, created at 0, and
+   * returns the new total, atomically: concurrent increments from any number of processes all count. The
+   * counter is stored as decimal text (`get` returns it, `put(key, '10')` sets it); a key holding anything
+   * else is BAD_REQUEST.
+   */
+  async incr(key: string, by = 1): Promise<number> {
+    checkKey(key);
+    this.checkOpen();
+    if (!Number.isSafeInteger(by)) throw new SatchelError('BAD_REQUEST', 'by must be a safe integer');
+    const amount = Buffer.allocUnsafe(8);
+    amount.writeBigInt64BE(BigInt(by));
+    for (let attempt = 1; ; attempt++) {
+      let reply: Reply;
+      let node: PlacementNode;
+      try {
+        node = await this.counterHome(key);
+        reply = await this.callNode(node, Op.INCR, 0, 0, key, amount);
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS) throw error;
+        await this.afterUnreachable(error);
+        continue;
+      }
+      if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
+      if (attempt >= MAX_ATTEMPTS) expectOk(reply);
+      if (reply.status === Status.STALE) await this.refresh();
+      else if (reply.status === Status.FULL) await this.grow(node.id);
+      else expectOk(reply);
+    }
+  }
+
+  /**
+   * The node a counter lives on: its newest owner, unless an older generation's owner has it already (the job
+   * grew after the counter was made; adding on the newest owner would start a second counter at 0).
+   */
+  private async counterHome(key: string): Promise<PlacementNode> {
+    const owners = this.owners(key);
+    if (owners.length === 1) return owners[0]!;
+    for (const node of owners) {
+      const reply = await this.callNode(node, Op.STAT, 0, 0, key, null);
+      if (reply.status === Status.OK) return node;
+    }
+    return owners[0]!;
+  }
+
+  /**
+   * Waits until `parties` callers have reached the barrier `name` (across any number of processes), built on
+   * `incr` and `waitFor`: keys `name/arrived` (the count) and `name/open` (written by the last to arrive). A
+   * barrier is used once; a caller past `parties` gets BAD_REQUEST.
+   */
+  async barrier(name: string, parties: number, options: WaitOptions = {}): Promise<void> {
+    checkKey(`${name}/arrived`);
+    if (!Number.isSafeInteger(parties) || parties < 1) throw new SatchelError('BAD_REQUEST', 'parties must be a positive integer');
+    const arrived = await this.incr(`${name}/arrived`);
+    if (arrived > parties) throw new SatchelError('BAD_REQUEST', `barrier ${name} already had its ${parties} parties`);
+    if (arrived === parties) await this.put(`${name}/open`, String(parties));
+    else await this.waitFor(`${name}/open`, options);
+  }
+
+  /**
+   * Stores every entry. Requests go straight to each key's node, at most `window` at once; all those bound for
+   * one node leave in one write. Keys and values are checked before anything is sent. On a failure the rest
+   * still finish, then the first error is thrown (its message names the key); entries stored stay stored.
+   */
+  async putMany(entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>, options: BatchOptions = {}): Promise<void> {
+    const list = Symbol.iterator in entries ? [...(entries as Iterable<readonly [string, Uint8Array | string]>)] : Object.entries(entries);
+    for (const [key, value] of list) {
+      checkKey(key);
+      toBytes(value);
+    }
+    this.checkOpen();
+    await inWindow(list.length, options.window ?? DEFAULT_BATCH_WINDOW, (i) => {
+      const [key, value] = list[i]!;
+      return this.put(key, value).catch((error: unknown) => Promise.reject(aboutKey(error, key)));
+    });
+  }
+
+  /** The value under each key (null where there is none), in order; batched as `putMany`. */
+  async getMany(keys: Iterable<string>, options: BatchOptions = {}): Promise<(Buffer | null)[]> {
+    const list = [...keys];
+    for (const key of list) checkKey(key);
+    this.checkOpen();
+    const values = new Array<Buffer | null>(list.length).fill(null);
+    await inWindow(list.length, options.window ?? DEFAULT_BATCH_WINDOW, (i) =>
+      this.get(list[i]!).then(
+        (value) => {
+          values[i] = value;
+        },
+        (error: unknown) => Promise.reject(aboutKey(error, list[i]!)),
+      ),
+    );
+    return values;
+  }
+
+  /**
+   * Puts and deletes of keys starting with `prefix`, from every node of the job, as an async iterator. Resolves
+   * once the watch is registered everywhere: every change after that is reported. It follows the job onto new
+   * nodes (keys already on a node it joins are reported as puts, so a key may be reported again); `close()`
+   * (or leaving a for-await loop) frees it on every node.
+   */
+  async watch(prefix = '', options: WatchOptions = {}): Promise<Watch> {
+    if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
+    if (prefix.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(prefix) > MAX_USER_KEY_BYTES) {
+      throw new SatchelError('BAD_REQUEST', `prefix longer than ${MAX_USER_KEY_BYTES} bytes`);
+    }
+    this.checkOpen();
+    const watch = new Watch(this, prefix, options, () => this.watches.delete(watch));
+    this.watches.add(watch);
+    try {
+      await watch.ready;
+    } catch (error) {
+      await watch.close();
+      throw error;
+    }
+    return watch;
+  }
+
+  /** @internal WatchHost: every node of every generation, once each. */
+  watchNodes(): PlacementNode[] {
+    return [...new Map(this.placement.generations.flat().map((node) => [node.id, node])).values()];
+  }
+
+  /** @internal WatchHost */
+  refreshPlacement(): Promise<void> {
+    this.checkOpen();
+    return this.refresh();
+  }
+
   /** Waits for calls in flight, then closes every connection. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([...this.watches].map((watch) => watch.close()));
     await Promise.all([...this.connections.values()].map((c) => c.close()));
     this.connections.clear();
     this.metadata.close();
@@ -318,7 +535,7 @@ export class Job {
   }
 
   /** Asks the owners of `key` in older generations, newest first, until one has it. */
-  private async olderGenerations(op: number, key: string, notFound: Reply): Promise<Reply> {
+  private async olderGenerations<T extends Reply | null>(op: number, key: string, notFound: T): Promise<Reply | T> {
     for (const node of this.owners(key).slice(1)) {
       const reply = await this.callNode(node, op, 0, 0, key, null);
       if (reply.status !== Status.NOT_FOUND) return reply;
@@ -359,13 +576,18 @@ export class Job {
   }
 
   private callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
+    return this.connectionTo(node).request(op, flags, this.placement.epoch, arg, key, value);
+  }
+
+  /** @internal The connection to `node` (opened on first use; WatchHost). */
+  connectionTo(node: PlacementNode): NodeConnection {
     let connection = this.connections.get(node.id);
     if (connection === undefined || connection.address !== node.address) {
       connection?.destroy();
       connection = new NodeConnection(node.address, this.parsed.token, { timeoutMs: this.options.timeoutMs });
       this.connections.set(node.id, connection);
     }
-    return connection.request(op, flags, this.placement.epoch, arg, key, value);
+    return connection;
   }
 
   private refresh(): Promise<void> {
@@ -393,8 +615,10 @@ export class Job {
   }
 
   private async deleteBlocks(key: string, manifest: Manifest): Promise<void> {
+    // Every generation's owner: a block written before the placement changed (a GrowJob racing the write)
+    // sits with its owner then, and would otherwise stay until the job ends.
     await this.forEachBlock(manifest, async (index) => {
-      await this.call(Op.DELETE, 0, blockKey(key, manifest.version, index), null);
+      await this.deleteAtOwners(blockKey(key, manifest.version, index));
     });
   }
 
@@ -499,6 +723,33 @@ export function fromWirePlacement(wire: WirePlacement): Placement {
     blockSize: wire.blockSize,
     maxValueBytes: wire.maxValueBytes,
   };
+}
+
+/**
+ * Runs `task(0 … count-1)` with at most `window` running. After a failure no new task starts; the first error is
+ * thrown once those running have finished.
+ */
+async function inWindow(count: number, window: number, task: (index: number) => Promise<void>): Promise<void> {
+  if (!Number.isInteger(window) || window < 1) throw new SatchelError('BAD_REQUEST', 'window must be a positive integer');
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const lane = async () => {
+    while (failure === null && next < count) {
+      try {
+        await task(next++);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(window, count) }, lane));
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}
+
+/** The same error, its message naming the key of a batch entry. */
+function aboutKey(error: unknown, key: string): unknown {
+  if (!(error instanceof SatchelError)) return error;
+  return new SatchelError(error.code, `${JSON.stringify(key)}: ${error.message}`, { cause: error });
 }
 
 function expectOk(reply: Reply): void {

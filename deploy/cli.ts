@@ -87,6 +87,14 @@ const USAGE = `Usage: satchel <command> [flags]
     --controller HOST:PORT --console URL   an existing cluster, and its console for the samples
     and the other flags of bench shuffle
 
+  bench elasticity, bench drain   the autoscaler under a ramp, and a node drained under load (perf/README.md)
+
+  bench wait              waiting for data: a waiter in another process learning of a put (Satchel waitFor vs
+                          Redis BLPOP), and idle waiters parked on one node (memory, CPU) vs blocked Redis clients
+    --notifications N       measured per system (default 1000)
+    --waiters N             parked on the Satchel node (default 10000); --redis-waiters N (default 2000)
+    --idle-seconds S        how long idle CPU is measured (default 10); --json FILE
+
   help                    this text
 `;
 

@@ -6,6 +6,7 @@ import type { Tier } from '../storage-node/index.ts';
 import { formatSize, runMicro, type MicroRow } from './micro.ts';
 import { runRegister } from './register.ts';
 import { parseBytes } from '../deploy/index.ts';
+import { runWaitBench } from './coordination.ts';
 import { runDrain } from './drain.ts';
 import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
@@ -29,8 +30,10 @@ export async function runBench(args: string[]): Promise<void> {
       return elasticity(rest);
     case 'drain':
       return drain(rest);
+    case 'wait':
+      return wait(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait)`);
   }
 }
 
@@ -282,6 +285,38 @@ async function drain(args: string[]): Promise<void> {
       `failed ops ${summary.failed_ops}, lost keys ${summary.lost_keys} of ${summary.keys_checked} checked\n`,
   );
   if (summary.failed_ops > 0 || summary.lost_keys > 0) process.exitCode = 1;
+}
+
+async function wait(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    json: { type: 'string' },
+    notifications: { type: 'string' },
+    waiters: { type: 'string' },
+    'redis-waiters': { type: 'string' },
+    'idle-seconds': { type: 'string' },
+  });
+  const options = {
+    notifications: whole(values.notifications, 1000, '--notifications', 10, 1_000_000),
+    waiters: whole(values.waiters, 10_000, '--waiters', 1, 1_000_000),
+    // Each Redis waiter is a connection, and redis-server accepts 10,000 clients by default.
+    redisWaiters: whole(values['redis-waiters'], 2_000, '--redis-waiters', 1, 9_000),
+    idleSeconds: whole(values['idle-seconds'], 10, '--idle-seconds', 1, 3_600),
+  };
+  const summary = await runWaitBench(options);
+  const report = { benchmark: 'wait', date: new Date().toISOString(), command: commandLine('wait', args), machine: machine(), options, summary };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  const lines = ['notify: write acknowledged → waiter in another process has the value (µs)', 'system          count      p50      p99   from send p50'];
+  for (const row of summary.notify) {
+    lines.push(`${row.system.padEnd(14)} ${String(row.notifications).padStart(6)} ${String(row.p50_us).padStart(8)} ${String(row.p99_us).padStart(8)} ${String(row.from_send_p50_us).padStart(15)}`);
+  }
+  lines.push('', 'idle waiters on one server', 'system         waiters  RSS before  RSS after  bytes/waiter  CPU idle (without)  wake all ms');
+  for (const row of summary.idle) {
+    const cpu = `${(row.idle_cpu_fraction * 100).toFixed(2)} % (${(row.idle_cpu_fraction_without * 100).toFixed(2)} %)`;
+    lines.push(
+      `${row.system.padEnd(14)} ${String(row.waiters).padStart(8)} ${`${row.rss_before_mb} MB`.padStart(11)} ${`${row.rss_after_mb} MB`.padStart(10)} ${String(row.bytes_per_waiter).padStart(13)} ${cpu.padStart(19)} ${String(row.wake_all_ms).padStart(12)}`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
 }
 
 function commandLine(name: string, args: string[]): string {

@@ -36,6 +36,11 @@ export class RedisProcess {
     return redis;
   }
 
+  /** The redis-server process (for its memory and CPU). */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {

@@ -49,12 +49,20 @@ export interface SortResult {
   endedMs: number;
 }
 
+/** How long a reducer waits for a mapper's partition before the sort fails (a mapper died, say). */
+const WAIT_MS = 600_000;
+
 /** Requests one function keeps in flight: what a function's Promise.all over a bounded pool would do. */
 const IN_FLIGHT = 16;
 
 interface FunctionStore {
   put(key: string, value: Buffer): Promise<void>;
   get(key: string): Promise<Buffer | null>;
+  /**
+   * The value once the key exists (Satchel's waitFor): reducers read partitions with it, so they may start
+   * before the mappers finish. Absent for Redis, whose reducers run after the map stage (the driver's barrier).
+   */
+  waitFor?(key: string): Promise<Buffer>;
   delete(key: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -132,8 +140,9 @@ async function reduce(reducer: number, spec: SortSpec, store: FunctionStore, met
   let t = performance.now();
   const runs = new Array<Buffer>(spec.mappers);
   await inParallel(spec.mappers, async (m) => {
-    const run = await store.get(partitionKey(spec, m, reducer));
-    if (run === null) throw new SatchelError('BAD_REQUEST', `reduce ${reducer}: partition ${partitionKey(spec, m, reducer)} is missing`);
+    const key = partitionKey(spec, m, reducer);
+    const run = store.waitFor !== undefined ? await store.waitFor(key) : await store.get(key);
+    if (run === null) throw new SatchelError('BAD_REQUEST', `reduce ${reducer}: partition ${key} is missing`);
     runs[m] = run;
   });
   t = meter.part('reduce.read', t);
@@ -233,6 +242,17 @@ async function openStore(target: StoreTarget, meter: Meter, bytesPerSecond: numb
       await raw.delete(key);
       meter.op('delete', t, 0);
     },
+    // Metered as its own op: its time includes waiting for a mapper, not only the storage round trip.
+    waitFor:
+      raw.waitFor === undefined
+        ? undefined
+        : async (key) => {
+            const t = performance.now();
+            const value = await raw.waitFor!(key);
+            await throttle?.pass(value.length);
+            meter.op('wait', t, value.length);
+            return value;
+          },
     close: () => raw.close(),
   };
 }
@@ -242,6 +262,7 @@ async function satchelStore(ticket: string): Promise<FunctionStore> {
   return {
     put: (key, value) => job.put(key, value),
     get: (key) => job.get(key),
+    waitFor: (key) => job.waitFor(key, { timeoutMs: WAIT_MS }),
     delete: async (key) => {
       await job.delete(key);
     },

@@ -28,12 +28,29 @@ export const Op = {
   DELETE: 0x04,
   STAT: 0x05,
   LIST: 0x06,
-  WAIT: 0x07, // reserved: long-poll until a key exists (coordination issue)
-  INCR: 0x08, // reserved: atomic counter (coordination issue)
+  WAIT: 0x07, // answered when the key exists: at once, or when a PUT stores it (arg: timeout ms)
+  INCR: 0x08, // atomic counter: value = i64 to add; answer body = the new total as i64
+
   DROP_JOB: 0x09, // admin: delete every byte of a job and refuse it from now on
   PING: 0x0a,
   SET_EPOCH: 0x0b, // admin: the job's placement changed; older epochs get STALE
+  WATCH: 0x0c, // events (EVENT frames) for puts and deletes of keys under a prefix, until cancelled
+  CANCEL: 0x0d, // ends this connection's WAIT or WATCH whose request id is arg
 } as const;
+
+/** The arg of an EVENT frame: what happened. The event's key is in the frame's key field. */
+export const WatchEvent = {
+  /** The watch is registered: every later change under its prefix on this node is reported. */
+  STARTED: 0,
+  PUT: 1,
+  DELETE: 2,
+  /** The job's placement changed (frame epoch = the new one): other nodes may hold the prefix now. */
+  PLACEMENT: 3,
+} as const;
+
+/** WAIT's arg when 0, and the longest a node keeps a waiter (arg is capped to it). */
+export const DEFAULT_WAIT_MS = 60_000;
+export const MAX_WAIT_MS = 3_600_000;
 
 /** DROP_JOB arg: the job moved to other nodes (keep answering STALE to old epochs) rather than ended. */
 export const DROP_MOVED = 1;
@@ -65,6 +82,8 @@ export const Flag = {
   IF_ABSENT: 0x0008,
   /** LIST request: include internal keys (the NUL-separated blocks of large values). Migration uses it. */
   INTERNAL_KEYS: 0x0010,
+  /** Answer: one event of the WATCH with this request id (arg: WatchEvent); more follow. */
+  EVENT: 0x0020,
 } as const;
 
 /** Largest key on the wire, in UTF-8 bytes. */

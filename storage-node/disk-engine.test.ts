@@ -9,7 +9,7 @@ import { ADMIN_SUBJECT, Flag, Op, SatchelError, Status, signToken } from '../pro
 import { decodeKeyList } from '../test/helpers/raw-client.ts';
 import { DiskEngine, type DiskEngineOptions, decodeKey, encodeKey } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
-import { entryCost } from './engine.ts';
+import { entryCost, type StoredEntry } from './engine.ts';
 import { startStorageNode } from './node.ts';
 
 const KiB = 1024;
@@ -169,6 +169,56 @@ test('reads running while compaction moves records all get their value', async (
   t.true(engine.stats().compactions > 0);
   t.true(reads > 120);
   for (const [key, value] of live) t.true((await engine.get('job', key))?.value.equals(value), key);
+});
+
+test('update takes the key lock in its own turn and writes through the put path: segments, dead bytes, recycle', async (t) => {
+  const engine = await openEngine(t, { inlineMax: 4 * KiB, segmentBytes: MiB });
+  const recycled: Buffer[] = [];
+  engine.recycle = (value) => recycled.push(value);
+  const manifest = randomBytes(100 * KiB);
+  const next = randomBytes(200 * KiB);
+  let seen: StoredEntry | undefined;
+  // Nothing awaited in between: the update queues behind the PUT, the GET behind the update.
+  const put = engine.put('job', 'k', manifest, Flag.MANIFEST);
+  const update = engine.update('job', 'k', (old) => {
+    seen = old;
+    return next;
+  });
+  const got = engine.get('job', 'k');
+  t.true((await put).ok);
+  const outcome = await update;
+  t.true(seen?.value.equals(manifest), 'compute saw the PUT issued before it');
+  t.true(outcome.ok && outcome.replaced?.flags === Flag.MANIFEST && outcome.replaced.value.equals(manifest));
+  const read = await got;
+  t.true(read?.value.equals(next), 'a GET issued right after the update reads its write');
+  t.is(read?.flags, 0);
+  t.is(recycled.length, 2);
+  t.true(recycled[0] === manifest && recycled[1] === next, 'both written values go back to the pool');
+  const fullKey = 'job\u0001k'.length;
+  const [segment] = engine.stats().segments;
+  t.is(segment?.size, 24 + 2 * fullKey + 300 * KiB, 'both records in the segment');
+  t.is(segment?.dead, 12 + fullKey + 100 * KiB, 'the replaced record is dead');
+  // A small counter over the large records: they are all dead, the file goes.
+  t.true((await engine.update('job', 'k', () => Buffer.from('1'))).ok);
+  await engine.whenIdle();
+  t.deepEqual(await segmentFileBytes(engine), { files: 0, bytes: 0 });
+  t.is(engine.used, entryCost('k', 1));
+  t.deepEqual(await engine.get('job', 'k'), { value: Buffer.from('1'), flags: 0 });
+  t.is(recycled.length, 3);
+  // compute handing back the old value itself: that buffer is the caller's (as `replaced`), so it is not recycled.
+  await engine.put('job', 'm', randomBytes(128 * KiB), Flag.MANIFEST);
+  let old: Buffer | undefined;
+  const same = await engine.update('job', 'm', (entry) => (old = entry!.value));
+  t.true(same.ok && old !== undefined && same.replaced?.value === old);
+  t.is(recycled.length, 4, 'only the PUT\'s value');
+  t.false(recycled.includes(old!));
+  t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0 });
+  // Bad input is refused before compute runs.
+  let calls = 0;
+  const count = () => (calls++, Buffer.from('x'));
+  await expectCode(t, engine.update('Bad Job', 'k', count), 'BAD_REQUEST');
+  await expectCode(t, engine.update('job', 'k'.repeat(30_000), count), 'BAD_REQUEST');
+  t.is(calls, 0);
 });
 
 test('dropJob frees everything of the job: index entries, counters and segment files', async (t) => {

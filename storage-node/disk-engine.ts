@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
 import { Flag, SatchelError } from '../proto/index.ts';
-import { entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
+import { type ComputeValue, entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
 
 /**
  * The `ssd` and `hdd` tiers. LevelDB (`level`) holds the index and the small values; a value of `inlineMax`
@@ -18,13 +18,14 @@ import { entryCost, type ListPage, type PutOutcome, type StorageEngine, type Sto
  * The data is ephemeral by design: a node that restarts has lost its jobs and the controller places them again.
  * So `open()` wipes what an earlier run left in the directory, and no write is fsync'ed.
  *
- * Concurrency. Writes to one key (PUT, DELETE and compaction moving the key's record) run one at a time in
- * arrival order through a per-key lock; a GET of a key with a write in flight waits for that write, so a
- * pipelined PUT then GET reads its own write. Writes to different keys run concurrently and their LevelDB
- * writes are group-committed (one batch per event-loop turn, more while a batch is being written). A GET does
- * not take the lock: it pins the segment it reads, a segment is unlinked only once nobody reads it, and a GET
- * that finds its segment already gone reads the index again (compaction repoints the index before it retires a
- * segment). DROP_JOB waits for the job's writes in flight and holds new ones back until the job is cleared.
+ * Concurrency. Writes to one key (PUT, UPDATE, DELETE and compaction moving the key's record) run one at a time
+ * in arrival order through a per-key lock (UPDATE reads, computes and writes holding it); a GET of a key with a
+ * write in flight waits for that write, so a pipelined PUT then GET reads its own write. Writes to different
+ * keys run concurrently and their LevelDB writes are group-committed (one batch per event-loop turn, more while
+ * a batch is being written). A GET does not take the lock: it pins the segment it reads, a segment is unlinked
+ * only once nobody reads it, and a GET that finds its segment already gone reads the index again (compaction
+ * repoints the index before it retires a segment). DROP_JOB waits for the job's writes in flight and holds new
+ * ones back until the job is cleared.
  */
 
 export interface DiskEngineOptions {
@@ -113,7 +114,7 @@ interface Segment {
 
 interface JobState {
   bytes: number;
-  /** Writes of this job in progress (PUT, DELETE, compaction moving one of its records). */
+  /** Writes of this job in progress (PUT, UPDATE, DELETE, compaction moving one of its records). */
   inflight: number;
   dropping: Promise<number> | null;
   drained: (() => void) | null;
@@ -139,6 +140,11 @@ interface Location {
 }
 
 type KeyLock = (() => void) & { previous?: Promise<void> };
+
+/** What a locked write stores over `old` (the index entry there, if any), or the answer when it stores nothing. */
+type Decide = (old: IndexEntry | undefined, fullKey: Buffer) => WriteDecision | Promise<WriteDecision>;
+/** `replaced`: the old entry, when `decide` has read it already (else it is read after the capacity check). */
+type WriteDecision = { value: Buffer; flags: number; replaced?: StoredEntry | undefined } | PutOutcome;
 
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
@@ -260,57 +266,28 @@ export class DiskEngine implements StorageEngine {
       const bytes: unknown = value;
       if (!(bytes instanceof Uint8Array)) throw new SatchelError('BAD_REQUEST', 'value must be a Buffer');
       if (!Buffer.isBuffer(bytes)) value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const lockKey = jobKey(jobId, key);
-      const fullKey = encodeKey(lockKey);
-      // The lock is taken in the call's own turn, so a GET issued right after this call waits for it.
-      const release = this.lock(lockKey);
-      const job = await this.enter(jobId, release);
-      try {
-        const raw = await db.get(fullKey);
-        // Under the key's lock, so no write can land between this check and ours.
-        if (ifAbsent && raw !== undefined) return { ok: true, replaced: undefined, skipped: true };
-        const old = raw === undefined ? undefined : decodeIndex(raw);
-        const cost = entryCost(key, value.length);
-        const freed = old === undefined ? 0 : entryCost(key, old.length);
-        if (this.usedBytes - freed + cost > this.capacity) {
-          return {
-            ok: false,
-            reason: 'FULL',
-            message: `node full: ${this.usedBytes} of ${this.capacity} bytes used, value needs ${value.length}`,
-          };
-        }
-        // Reserved now, so concurrent PUTs cannot overcommit; given back if the write fails.
-        this.usedBytes += cost - freed;
-        job.bytes += cost - freed;
-        let replaced: StoredEntry | undefined;
-        try {
-          if (old !== undefined) replaced = await this.oldEntry(old, fullKey);
-          if (this.emulating) await this.device(value.length);
-          if (value.length < this.inlineMax) {
-            await this.write({ type: 'put', key: fullKey, value: encodeInline(flags, value) });
-          } else {
-            const at = this.allocate(fullKey.length, value.length);
-            try {
-              await writeFully(at.segment.fd, [recordHeader(fullKey, value.length, flags), value], at.record);
-              await this.write({ type: 'put', key: fullKey, value: encodeInSegment(flags, at) });
-            } catch (error) {
-              this.appendFailed(at);
-              throw error;
-            }
-            this.appendCommitted(at, jobId);
-          }
-        } catch (error) {
-          this.usedBytes -= cost - freed;
-          job.bytes -= cost - freed;
-          throw error;
-        }
-        this.recycle?.(value);
-        if (old !== undefined && old.kind === IN_SEGMENT) this.markDead(old, fullKey.length, jobId);
-        return { ok: true, replaced };
-      } finally {
-        release();
-        this.leaveJob(jobId, job);
-      }
+      // Under the key's lock, so no write can land between the check and ours.
+      return await this.writeLocked(db, jobId, key, (old) =>
+        ifAbsent && old !== undefined ? { ok: true, replaced: undefined, skipped: true } : { value, flags },
+      );
+    } finally {
+      this.end();
+    }
+  }
+
+  async update(jobId: string, key: string, compute: ComputeValue): Promise<PutOutcome> {
+    const db = this.begin();
+    try {
+      checkKey(key);
+      return await this.writeLocked(db, jobId, key, async (old, fullKey) => {
+        // Under the key's lock: the entry read here is the one the write replaces.
+        const replaced = old === undefined ? undefined : await this.oldEntry(old, fullKey);
+        const next = compute(replaced);
+        if (!(next instanceof Uint8Array)) return { ok: false, reason: 'BAD_REQUEST', message: next.refuse };
+        const bytes: Uint8Array = next;
+        const value = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        return { value, flags: 0, replaced };
+      });
     } finally {
       this.end();
     }
@@ -570,13 +547,78 @@ export class DiskEngine implements StorageEngine {
     return job;
   }
 
-  /** The entry a PUT or DELETE replaces. A large value is not read back unless it is a manifest (see engine.ts). */
+  /**
+   * The entry a PUT, UPDATE or DELETE replaces (and UPDATE hands to its compute). A large value is not read back
+   * unless it is a manifest (see engine.ts).
+   */
   private async oldEntry(old: IndexEntry, fullKey: Buffer): Promise<StoredEntry> {
     if (old.kind === INLINE) return { value: old.value, flags: old.flags };
     if ((old.flags & Flag.MANIFEST) === 0) return { value: EMPTY, flags: old.flags };
     const segment = this.segments.get(old.segment);
     if (segment === undefined) throw new SatchelError('UNAVAILABLE', `index entry of ${fullKey.length}-byte key points to segment ${old.segment}, which is gone`);
     return { value: await this.readPinned(segment, old.offset, old.length), flags: old.flags };
+  }
+
+  /**
+   * The write path PUT and UPDATE share. Takes the key's lock in the caller's turn (so a GET issued right after
+   * the call waits for it), then, holding it, reads the index entry and asks `decide` what to store over it: an
+   * answer that stores nothing, or a value (with the replaced entry if `decide` already read it). Checks and
+   * reserves capacity, writes the value inline or to a segment, marks the old record dead and recycles the value.
+   */
+  private async writeLocked(db: Level<Buffer, Buffer>, jobId: string, key: string, decide: Decide): Promise<PutOutcome> {
+    const lockKey = jobKey(jobId, key);
+    const fullKey = encodeKey(lockKey);
+    const release = this.lock(lockKey);
+    const job = await this.enter(jobId, release);
+    try {
+      const raw = await db.get(fullKey);
+      const old = raw === undefined ? undefined : decodeIndex(raw);
+      const decided = decide(old, fullKey);
+      const write = decided instanceof Promise ? await decided : decided;
+      if ('ok' in write) return write;
+      const { value, flags } = write;
+      const cost = entryCost(key, value.length);
+      const freed = old === undefined ? 0 : entryCost(key, old.length);
+      if (this.usedBytes - freed + cost > this.capacity) {
+        return {
+          ok: false,
+          reason: 'FULL',
+          message: `node full: ${this.usedBytes} of ${this.capacity} bytes used, value needs ${value.length}`,
+        };
+      }
+      // Reserved now, so concurrent writes cannot overcommit; given back if the write fails.
+      this.usedBytes += cost - freed;
+      job.bytes += cost - freed;
+      let replaced = write.replaced;
+      try {
+        if (old !== undefined && replaced === undefined) replaced = await this.oldEntry(old, fullKey);
+        if (this.emulating) await this.device(value.length);
+        if (value.length < this.inlineMax) {
+          await this.write({ type: 'put', key: fullKey, value: encodeInline(flags, value) });
+        } else {
+          const at = this.allocate(fullKey.length, value.length);
+          try {
+            await writeFully(at.segment.fd, [recordHeader(fullKey, value.length, flags), value], at.record);
+            await this.write({ type: 'put', key: fullKey, value: encodeInSegment(flags, at) });
+          } catch (error) {
+            this.appendFailed(at);
+            throw error;
+          }
+          this.appendCommitted(at, jobId);
+        }
+      } catch (error) {
+        this.usedBytes -= cost - freed;
+        job.bytes -= cost - freed;
+        throw error;
+      }
+      // Not when `decide` stored the very buffer it was handed as the old entry: that one goes back as `replaced`.
+      if (replaced === undefined || value.buffer !== replaced.value.buffer) this.recycle?.(value);
+      if (old !== undefined && old.kind === IN_SEGMENT) this.markDead(old, fullKey.length, jobId);
+      return { ok: true, replaced };
+    } finally {
+      release();
+      this.leaveJob(jobId, job);
+    }
   }
 
   // ---- LevelDB writes, group-committed ----

@@ -16,6 +16,15 @@ test('answers synchronously: the node hot path never waits a tick on DRAM', (t) 
   t.false((got as unknown) instanceof Promise);
   t.deepEqual(got?.value, buf('v'));
   t.is(engine.used, entryCost('k', 1));
+  let calls = 0;
+  const update = engine.update('job', 'k', (old) => {
+    calls++;
+    return Buffer.concat([old!.value, buf('w')]);
+  });
+  t.false(update instanceof Promise);
+  t.is(calls, 1, 'compute ran before update returned, once');
+  t.deepEqual(update, { ok: true, replaced: { value: buf('v'), flags: 0 } });
+  t.deepEqual(engine.get('job', 'k'), { value: buf('vw'), flags: 0 });
 });
 
 test('close frees everything', (t) => {

@@ -1,4 +1,4 @@
-import { entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
+import { type ComputeValue, entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
 
 interface JobStore {
   entries: Map<string, StoredEntry>;
@@ -20,9 +20,23 @@ export class DramEngine implements StorageEngine {
   }
 
   put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent = false): PutOutcome {
-    let job = this.jobs.get(jobId);
+    const job = this.jobs.get(jobId);
     const old = job?.entries.get(key);
     if (ifAbsent && old !== undefined) return { ok: true, replaced: undefined, skipped: true };
+    return this.store(jobId, job, key, old, value, flags);
+  }
+
+  /** Read, compute and write in one synchronous step: nothing can run in between. */
+  update(jobId: string, key: string, compute: ComputeValue): PutOutcome {
+    const job = this.jobs.get(jobId);
+    const old = job?.entries.get(key);
+    const next = compute(old);
+    if (!(next instanceof Uint8Array)) return { ok: false, reason: 'BAD_REQUEST', message: next.refuse };
+    return this.store(jobId, job, key, old, next, 0);
+  }
+
+  /** Stores `value` over `old` (what `job` holds under `key` now), unless it does not fit. */
+  private store(jobId: string, job: JobStore | undefined, key: string, old: StoredEntry | undefined, value: Buffer, flags: number): PutOutcome {
     const cost = entryCost(key, value.length);
     const freed = old === undefined ? 0 : entryCost(key, old.value.length);
     if (this.usedBytes - freed + cost > this.capacity) {

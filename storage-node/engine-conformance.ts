@@ -5,11 +5,18 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ENTRY_OVERHEAD, entryCost, type StorageEngine } from './engine.ts';
+import { type ComputeValue, ENTRY_OVERHEAD, entryCost, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
 
 const MiB = 1024 * 1024;
 const MANIFEST = 0x0001;
 const buf = (text: string) => Buffer.from(text);
+
+/** INCR's compute: a missing key counts from 0; a value that is not a decimal integer is refused. */
+const increment: ComputeValue = (old) => {
+  const text = old === undefined ? '0' : old.value.toString('latin1');
+  if (!/^-?[0-9]+$/.test(text)) return { refuse: 'value is not an integer' };
+  return buf(String(BigInt(text) + 1n));
+};
 
 export type MakeEngine = (capacity: number) => Promise<StorageEngine>;
 
@@ -230,6 +237,172 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     const page = await engine.list('job', '', '', 100);
     t.is(page.keys.length, 10);
     for (const key of page.keys) t.true((await engine.get('job', key))?.value.equals(Buffer.alloc(size, Number(key.slice(2)))));
+  });
+
+  test(`${name}: update creates a missing key: compute sees undefined`, async (t) => {
+    const engine = await open(t);
+    await engine.put('other', 'n', buf('99'), 0); // the same key in another job is not this one
+    const seen: (StoredEntry | undefined)[] = [];
+    const outcome = await engine.update('job', 'n', (old) => {
+      seen.push(old);
+      return buf('1');
+    });
+    t.deepEqual(seen, [undefined], 'compute is called once, with no entry');
+    t.deepEqual(outcome, { ok: true, replaced: undefined });
+    t.deepEqual(await engine.get('job', 'n'), { value: buf('1'), flags: 0 });
+    t.deepEqual(await engine.list('job', '', '', 10), { keys: ['n'], more: false });
+    t.deepEqual(await engine.get('other', 'n'), { value: buf('99'), flags: 0 });
+    t.deepEqual(engine.usageByJob(), new Map([['other', entryCost('n', 2)], ['job', entryCost('n', 1)]]));
+  });
+
+  test(`${name}: update sees the entry there and replaces it: flags 0, the old entry handed back`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job', 'n', buf('41'), 0xbeef);
+    const seen: (StoredEntry | undefined)[] = [];
+    const outcome = await engine.update('job', 'n', (old) => {
+      seen.push(old);
+      return increment(old);
+    });
+    t.deepEqual(seen, [{ value: buf('41'), flags: 0xbeef }], 'compute is called once, with the entry there');
+    t.deepEqual(outcome, { ok: true, replaced: { value: buf('41'), flags: 0xbeef } });
+    t.deepEqual(await engine.get('job', 'n'), { value: buf('42'), flags: 0 }, 'the new entry has flags 0');
+    t.deepEqual(await engine.update('job', 'n', increment), { ok: true, replaced: { value: buf('42'), flags: 0 } });
+    t.deepEqual(await engine.get('job', 'n'), { value: buf('43'), flags: 0 });
+    // A large manifest (a disk engine keeps it out of memory): compute and `replaced` get it whole.
+    const manifest = randomBytes(200 * 1024);
+    await engine.put('job', 'm', manifest, MANIFEST);
+    let sawManifest: StoredEntry | undefined;
+    const overManifest = await engine.update('job', 'm', (old) => {
+      sawManifest = old;
+      return buf('7');
+    });
+    t.is(sawManifest?.flags, MANIFEST);
+    t.true(sawManifest?.value.equals(manifest), 'compute sees the whole manifest');
+    const replacedManifest = overManifest.ok ? overManifest.replaced : undefined;
+    t.is(replacedManifest?.flags, MANIFEST);
+    t.true(replacedManifest?.value.equals(manifest), 'the replaced manifest is handed back whole');
+    t.deepEqual(await engine.get('job', 'm'), { value: buf('7'), flags: 0 });
+    // A large non-manifest value: its flags are right, its value may be left out (engine.ts).
+    const large = randomBytes(200 * 1024);
+    await engine.put('job', 'big', large, 7);
+    let sawLarge: StoredEntry | undefined;
+    const overLarge = await engine.update('job', 'big', (old) => {
+      sawLarge = old;
+      return buf('1');
+    });
+    t.is(sawLarge?.flags, 7);
+    t.true(sawLarge !== undefined && (sawLarge.value.length === 0 || sawLarge.value.equals(large)));
+    t.true(overLarge.ok && overLarge.replaced?.flags === 7);
+    t.deepEqual(await engine.get('job', 'big'), { value: buf('1'), flags: 0 });
+    t.is(engine.used, entryCost('n', 2) + entryCost('m', 1) + entryCost('big', 1));
+  });
+
+  test(`${name}: a refused update stores nothing and leaves the old entry`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job', 'text', buf('hello'), 3);
+    const used = engine.used;
+    t.deepEqual(await engine.update('job', 'text', increment), { ok: false, reason: 'BAD_REQUEST', message: 'value is not an integer' });
+    t.deepEqual(await engine.get('job', 'text'), { value: buf('hello'), flags: 3 }, 'the old value and flags stay');
+    t.is(engine.used, used);
+    // Over a missing key: no entry, no job.
+    t.deepEqual(await engine.update('job', 'absent', () => ({ refuse: 'no' })), { ok: false, reason: 'BAD_REQUEST', message: 'no' });
+    t.deepEqual(await engine.update('fresh', 'k', () => ({ refuse: 'no' })), { ok: false, reason: 'BAD_REQUEST', message: 'no' });
+    t.is(await engine.get('job', 'absent'), undefined);
+    t.is(await engine.get('fresh', 'k'), undefined);
+    t.deepEqual(await engine.list('job', '', '', 10), { keys: ['text'], more: false });
+    t.deepEqual(engine.usageByJob(), new Map([['job', used]]));
+    t.is(engine.used, used);
+    // A compute that throws stores nothing either, and the key stays writable (nothing is left locked).
+    await t.throwsAsync(async () => {
+      await engine.update('job', 'text', () => {
+        throw new Error('boom');
+      });
+    }, { message: 'boom' });
+    t.deepEqual(await engine.get('job', 'text'), { value: buf('hello'), flags: 3 });
+    t.true((await engine.put('job', 'text', buf('5'), 0)).ok);
+    t.true((await engine.update('job', 'text', increment)).ok);
+    t.deepEqual(await engine.get('job', 'text'), { value: buf('6'), flags: 0 });
+  });
+
+  test(`${name}: an update that does not fit is FULL: nothing changed, used unchanged`, async (t) => {
+    const capacity = 2 * (ENTRY_OVERHEAD + 1 + 1000);
+    const engine = await open(t, capacity);
+    for (const key of ['a', 'b']) t.true((await engine.put('job', key, Buffer.alloc(1000, key), 9)).ok);
+    t.is(engine.used, capacity);
+    let calls = 0;
+    const grow = await engine.update('job', 'a', () => {
+      calls++;
+      return Buffer.alloc(1001, 'z');
+    });
+    t.is(calls, 1);
+    t.false(grow.ok, 'a bigger value does not fit');
+    t.is(!grow.ok && grow.reason, 'FULL');
+    t.regex((!grow.ok && grow.message) || '', /full/);
+    t.deepEqual(await engine.get('job', 'a'), { value: Buffer.alloc(1000, 'a'), flags: 9 }, 'the old value and flags stay');
+    t.is(engine.used, capacity);
+    const fresh = await engine.update('job', 'c', () => buf('1'));
+    t.is(!fresh.ok && fresh.reason, 'FULL', 'a new key does not fit');
+    t.is(await engine.get('job', 'c'), undefined);
+    t.deepEqual((await engine.list('job', '', '', 10)).keys, ['a', 'b']);
+    t.is(engine.used, capacity);
+    t.deepEqual(engine.usageByJob(), new Map([['job', capacity]]));
+    // The old entry's room counts: the same size fits, a smaller one frees the difference.
+    t.true((await engine.update('job', 'a', () => Buffer.alloc(1000, 'y'))).ok);
+    t.is(engine.used, capacity);
+    t.true((await engine.update('job', 'b', () => Buffer.alloc(10, 'y'))).ok);
+    t.is(engine.used, capacity - 990);
+  });
+
+  test(`${name}: concurrent updates of one key are atomic: 200 increments count 200`, async (t) => {
+    const engine = await open(t);
+    const updates: Promise<PutOutcome>[] = [];
+    // All started before any is awaited: on a disk engine they overlap.
+    for (let i = 0; i < 200; i++) updates.push(Promise.resolve(engine.update('job', 'counter', increment)));
+    const outcomes = await Promise.all(updates);
+    t.deepEqual(await engine.get('job', 'counter'), { value: buf('200'), flags: 0 });
+    t.true(outcomes.every((o) => o.ok));
+    // Each saw the one before it, in arrival order.
+    const previous = outcomes.map((o) => (o.ok && o.replaced !== undefined ? Number(o.replaced.value.toString()) : 0));
+    t.deepEqual(previous, Array.from({ length: 200 }, (_, i) => i));
+    t.is(engine.used, entryCost('counter', 3));
+  });
+
+  test(`${name}: updates, PUTs and other keys' updates interleaved apply in arrival order`, async (t) => {
+    const engine = await open(t);
+    const calls: Promise<PutOutcome>[] = [];
+    for (let i = 0; i < 100; i++) {
+      calls.push(Promise.resolve(engine.update('job', 'mixed', increment)));
+      calls.push(Promise.resolve(engine.update('job', `other-${i % 4}`, increment)));
+      if (i === 49) calls.push(Promise.resolve(engine.put('job', 'mixed', buf('1000'), 5)));
+    }
+    const outcomes = await Promise.all(calls);
+    t.true(outcomes.every((o) => o.ok));
+    t.deepEqual(await engine.get('job', 'mixed'), { value: buf('1050'), flags: 0 }, '50 increments, the PUT, 50 more');
+    for (let k = 0; k < 4; k++) t.deepEqual((await engine.get('job', `other-${k}`))?.value, buf('25'));
+    t.is(engine.used, entryCost('mixed', 4) + 4 * entryCost('other-0', 2));
+  });
+
+  test(`${name}: used bytes follow updates: inline and large values, growing and shrinking`, async (t) => {
+    const engine = await open(t);
+    await engine.put('job-b', 'kept', Buffer.alloc(500), 0);
+    const kept = entryCost('kept', 500);
+    let value = Buffer.alloc(0);
+    for (const size of [1, 100, 70 * 1024, 5, 300 * 1024, 200 * 1024, 0, 3]) {
+      value = randomBytes(size);
+      t.true((await engine.update('job-a', 'k', () => value)).ok);
+      t.is(engine.used, entryCost('k', size) + kept, `after an update to ${size} bytes`);
+      t.deepEqual(engine.usageByJob(), new Map([['job-b', kept], ['job-a', entryCost('k', size)]]));
+      t.true((await engine.get('job-a', 'k'))?.value.equals(value));
+    }
+    for (let i = 0; i < 12; i++) await engine.update('job-b', 'counter', increment);
+    t.is(engine.used, entryCost('k', 3) + kept + entryCost('counter', 2));
+    t.true((await engine.update('job-b', 'kept', () => Buffer.alloc(80 * 1024))).ok);
+    const b = entryCost('kept', 80 * 1024) + entryCost('counter', 2);
+    t.is(engine.usageByJob().get('job-b'), b);
+    t.deepEqual(await engine.delete('job-a', 'k'), { value, flags: 0 });
+    t.is(engine.used, b);
+    t.is(await engine.dropJob('job-b'), b);
+    t.is(engine.used, 0);
   });
 
   test(`${name}: usage accounting returns to 0 after delete and after dropJob`, async (t) => {

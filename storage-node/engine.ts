@@ -18,7 +18,16 @@ export interface StoredEntry {
 export type PutOutcome =
   /** `skipped`: an `ifAbsent` PUT found an entry and stored nothing. */
   | { ok: true; replaced: StoredEntry | undefined; skipped?: true }
-  | { ok: false; reason: 'FULL'; message: string };
+  | { ok: false; reason: 'FULL'; message: string }
+  /** `update`'s compute refused the entry there (not a counter, say): nothing was stored. */
+  | { ok: false; reason: 'BAD_REQUEST'; message: string };
+
+/**
+ * What `update` stores given the entry there now (undefined: none): the new value, or a refusal. An entry whose
+ * value a disk engine keeps out of memory is handed over with an empty `value` (as for `replaced`); its flags
+ * are right, and it is never a counter anyway.
+ */
+export type ComputeValue = (old: StoredEntry | undefined) => Buffer | { refuse: string };
 
 export interface ListPage {
   keys: string[];
@@ -38,6 +47,12 @@ export interface StorageEngine {
    * the key holds nothing, checked and written as one step (migration copies must never overwrite a newer write).
    */
   put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent?: boolean): MaybePromise<PutOutcome>;
+  /**
+   * Read, compute and write as one step under the key (INCR: no other write to the key lands in between). The
+   * new entry has flags 0; `replaced` is the old entry, as for `put`. A refusal from `compute` is answered
+   * `{ ok: false, reason: 'BAD_REQUEST' }` and stores nothing; so is FULL.
+   */
+  update(jobId: string, key: string, compute: ComputeValue): MaybePromise<PutOutcome>;
   get(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
   delete(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
   /**

@@ -91,6 +91,9 @@ export interface NodeGaugeSource {
   /** Jobs holding data on the node. */
   jobs(): number;
   connections(): number;
+  /** WAIT requests parked until their key appears, and WATCHes open (coordination.ts). */
+  waiters(): number;
+  watches(): number;
 }
 
 export interface NodeMetricsOptions {
@@ -345,5 +348,7 @@ function buildRegistry(prom: PromClient, metrics: NodeMetrics): Registry {
   gauge('satchel_node_used_bytes', 'Bytes the node holds (keys, values and a fixed per-entry overhead)', (g) => g.used());
   gauge('satchel_node_jobs', 'Jobs holding data on the node', (g) => g.jobs());
   gauge('satchel_node_connections', 'Open client and admin connections', (g) => g.connections());
+  gauge('satchel_node_waiters', 'WAIT requests parked until their key appears', (g) => g.waiters());
+  gauge('satchel_node_watches', 'WATCH requests open', (g) => g.watches());
   return registry;
 }

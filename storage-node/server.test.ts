@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { NodeConnection } from '../client/connection.ts';
-import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, WatchEvent, signToken } from '../proto/index.ts';
 import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
@@ -426,4 +426,37 @@ test('an engine that refuses with a SatchelError → that code on the wire; any 
   t.is(typed.message, 'engine says no');
   t.is((await c.request(Op.GET, 0, 1, 0, 'other', null)).status, Status.UNAVAILABLE);
   t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK, 'the connection carries on');
+});
+
+test('coordination frames: WAIT parks and is answered by a PUT on another connection; INCR and CANCEL check their input', async (t) => {
+  const { address, server } = await startNode(t);
+  const token = signToken(secret, 'job-c');
+  const waiter = await rawConnect(t, address);
+  waiter.send(Op.HELLO, 0, token);
+  waiter.send(Op.WAIT, 1, 'k', null, { arg: 5_000 });
+  waiter.send(Op.WATCH, 2, 'k');
+  await eventually(() => server.coordination.waiters === 1 && server.coordination.watches === 1, 2_000, 'parked');
+  const writer = connect(t, address, token);
+  t.is((await writer.request(Op.PUT, 0, 0, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  const woken = await waiter.reply(1);
+  t.is(woken?.code, Status.OK);
+  t.is(woken?.body.toString(), 'v');
+  await eventually(async () => (await waiter.waitFrames(4)).some((f) => f.id === 2 && f.arg === WatchEvent.PUT), 2_000, 'put event');
+  const event = waiter.frames.find((f) => f.id === 2 && f.arg === WatchEvent.PUT)!;
+  t.is(event.flags & Flag.EVENT, Flag.EVENT);
+  t.is(event.body.toString(), 'k', 'the event names the key');
+
+  // INCR with an amount that is not 8 bytes, and CANCEL of nothing: answered, the connection stays usable.
+  t.is((await writer.request(Op.INCR, 0, 0, 0, 'n', Buffer.from('1'))).status, Status.BAD_REQUEST);
+  t.is((await writer.request(Op.CANCEL, 0, 0, 999, '', null)).arg, 0);
+  const amount = Buffer.alloc(8);
+  amount.writeBigInt64BE(41n);
+  t.is((await writer.request(Op.INCR, 0, 0, 0, 'n', amount)).body.readBigInt64BE(0), 41n);
+  t.is((await writer.request(Op.INCR, 0, 0, 0, 'k', amount)).status, Status.BAD_REQUEST, 'k holds "v", not a counter');
+
+  // CANCEL of the watch: its final answer, then the CANCEL's own.
+  waiter.send(Op.CANCEL, 3, '', null, { arg: 2 });
+  t.is((await waiter.reply(3))?.arg, 1);
+  t.is(server.coordination.watches, 0);
+  t.true(waiter.frames.some((f) => f.id === 2 && (f.flags & Flag.EVENT) === 0 && f.code === Status.OK), 'the watch ended');
 });

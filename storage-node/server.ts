@@ -7,7 +7,9 @@ import {
   FrameWriter,
   HEADER_SIZE,
   MAX_KEY_BYTES,
+  DEFAULT_WAIT_MS,
   DROP_MOVED,
+  MAX_WAIT_MS,
   Op,
   encodeKeyList,
   SatchelError,
@@ -17,6 +19,7 @@ import {
   type FrameView,
   type StatusCode,
 } from '../proto/index.ts';
+import { Coordination, type ParkedOwner } from './coordination.ts';
 import type { ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
 import { NodeMetrics, opKindOf } from './metrics.ts';
 import { ValuePool } from './value-pool.ts';
@@ -68,6 +71,8 @@ export class StorageServer {
   readonly pool = new ValuePool();
   /** Operations, value bytes and service times (metrics.ts): `/metrics` and the latency in the node's reports. */
   readonly metrics: NodeMetrics;
+  /** WAIT and WATCH requests parked until a key appears or changes (coordination.ts). */
+  readonly coordination = new Coordination();
 
   constructor(readonly options: StorageServerOptions) {
     this.metrics = new NodeMetrics({
@@ -82,6 +87,8 @@ export class StorageServer {
           return jobs;
         },
         connections: () => this.counters.connections,
+        waiters: () => this.coordination.waiters,
+        watches: () => this.coordination.watches,
       },
     });
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
@@ -119,6 +126,7 @@ export class StorageServer {
    * nodes) keeps its epoch, so a client still holding the old placement gets STALE and looks it up again.
    */
   dropJob(jobId: string, moved = false): MaybePromise<number> {
+    if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.epochs.get(jobId) ?? 0);
     if (!moved) {
       this.droppedJobs.add(jobId);
       this.epochs.delete(jobId);
@@ -132,13 +140,14 @@ export class StorageServer {
     this.counters.connections++;
     socket.on('close', () => {
       this.sessions.delete(session);
+      if (this.coordination.active > 0) this.coordination.ownerClosed(session);
       this.counters.connections--;
     });
   }
 }
 
 /** One client connection: HELLO first, then any number of pipelined requests. */
-class Session {
+class Session implements ParkedOwner {
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
   private jobId: string | null = null;
@@ -231,6 +240,14 @@ class Session {
     }
   }
 
+  /** An answer to a parked WAIT or WATCH (coordination.ts), outside the request being handled. */
+  push(status: StatusCode, flags: number, id: number, epoch: number, arg: number, key: string, body: Uint8Array | null): void {
+    if (this.socket.destroyed) return;
+    this.server.counters.bytesOut += HEADER_SIZE + key.length + (body === null ? 0 : body.length);
+    this.writer.frame(status, flags, id, epoch, arg, key, body);
+    this.scheduleFlush();
+  }
+
   private fail(id: number, epoch: number, code: SatchelError['code'], message: string): void {
     this.respond(statusOf(code), 0, id, epoch, 0, Buffer.from(message));
   }
@@ -265,10 +282,16 @@ class Session {
     if (this.admin) return this.adminOp(f, key);
     const jobId = this.jobId!;
     if (this.server.droppedJobs.has(jobId)) return this.fail(id, epoch, 'NO_SUCH_JOB', `job ${jobId} was deregistered`);
+    // Ending a parked request is about this connection, not the placement: no epoch check.
+    if (op === Op.CANCEL) return this.respond(Status.OK, 0, id, epoch, this.server.coordination.cancel(this, f.arg) ? 1 : 0, null);
     const known = this.server.epochs.get(jobId) ?? 0;
     if (epoch < known) return this.respond(Status.STALE, 0, id, known, known, null);
-    if (epoch > known) this.server.epochs.set(jobId, epoch);
+    if (epoch > known) {
+      this.server.epochs.set(jobId, epoch);
+      if (this.server.coordination.active > 0) this.server.coordination.epochChanged(jobId, epoch);
+    }
     const engine = this.server.engine;
+    const coordination = this.server.coordination;
     switch (op) {
       case Op.PUT: {
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
@@ -296,6 +319,9 @@ class Session {
             this.server.pool.release(value);
             return this.respond(Status.OK, 0, id, epoch, 0, null);
           }
+          // Before the replaced value goes back to the pool. A migration copy (IF_ABSENT) wakes waiters but is
+          // no change for watches: the key was there before, on another node.
+          if (coordination.active > 0) coordination.stored(jobId, key, value, flags, epoch, !ifAbsent);
           this.replaced(id, epoch, outcome.replaced, ifAbsent ? 1 : 0);
         });
       }
@@ -313,7 +339,25 @@ class Session {
           this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, manifest ? entry.value : null);
         });
       case Op.DELETE:
-        return this.settle(engine.delete(jobId, key), id, epoch, (old: StoredEntry | undefined) => this.replaced(id, epoch, old, old === undefined ? 0 : 1));
+        return this.settle(engine.delete(jobId, key), id, epoch, (old: StoredEntry | undefined) => {
+          if (old !== undefined && coordination.active > 0) coordination.deleted(jobId, key, epoch);
+          this.replaced(id, epoch, old, old === undefined ? 0 : 1);
+        });
+      case Op.WAIT: {
+        if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
+        // Parked first, then looked up: a PUT that lands while a disk engine reads still wakes it.
+        coordination.wait(this, id, jobId, key, epoch, f.arg === 0 ? DEFAULT_WAIT_MS : Math.min(f.arg, MAX_WAIT_MS));
+        return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
+          if (entry === undefined) return;
+          if (entry.value.length > COPY_THRESHOLD) entry.lent = true; // the writer sends it by reference
+          this.server.metrics.bytesOut(entry.value.length);
+          coordination.settleWait(this, id, entry.value, entry.flags);
+        });
+      }
+      case Op.WATCH:
+        return coordination.watch(this, id, jobId, key, epoch);
+      case Op.INCR:
+        return this.incr(f, jobId, key);
       case Op.LIST: {
         const limit = f.arg === 0 ? DEFAULT_LIST_PAGE : Math.min(f.arg, MAX_LIST_PAGE);
         const after = f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength);
@@ -324,6 +368,35 @@ class Session {
       default:
         return this.fail(id, epoch, 'BAD_REQUEST', `unsupported operation 0x${op.toString(16)}`);
     }
+  }
+
+  /**
+   * INCR: the value is the amount, a signed 64-bit integer; the key holds the total as decimal text (so GET
+   * reads it as a string and PUT of "42" sets it), created at 0. Totals stay within ±(2^53 − 1).
+   */
+  private incr(f: FrameView, jobId: string, key: string): void {
+    const { id, epoch } = f;
+    if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
+    if (f.bodyLength - f.keyLength !== 8) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer');
+    const by = Number(f.buf.readBigInt64BE(f.bodyStart + f.keyLength));
+    if (!Number.isSafeInteger(by)) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR amount beyond ±(2^53 − 1)');
+    let total = 0;
+    let stored: Buffer | null = null;
+    const compute = (old: StoredEntry | undefined): Buffer | { refuse: string } => {
+      const current = old === undefined ? 0 : counterValue(old);
+      if (current === null) return { refuse: `${key} holds a value that is not a counter` };
+      total = current + by;
+      if (!Number.isSafeInteger(total)) return { refuse: `counter ${key} would pass ±(2^53 − 1)` };
+      return (stored = Buffer.from(String(total)));
+    };
+    this.settle(this.server.engine.update(jobId, key, compute), id, epoch, (outcome: PutOutcome) => {
+      if (!outcome.ok) return this.fail(id, epoch, outcome.reason, outcome.message);
+      const coordination = this.server.coordination;
+      if (coordination.active > 0 && stored !== null) coordination.stored(jobId, key, stored, 0, epoch, true);
+      const answer = Buffer.allocUnsafe(8);
+      answer.writeBigInt64BE(BigInt(total));
+      this.respond(Status.OK, 0, id, epoch, 0, answer);
+    });
   }
 
   /** PUT/DELETE answer: when the entry replaced was a block manifest, hand it back so the client frees its blocks. */
@@ -400,7 +473,10 @@ class Session {
         });
       case Op.SET_EPOCH: {
         const known = this.server.epochs.get(jobId) ?? 0;
-        if (f.arg > known) this.server.epochs.set(jobId, f.arg);
+        if (f.arg > known) {
+          this.server.epochs.set(jobId, f.arg);
+          this.server.coordination.epochChanged(jobId, f.arg);
+        }
         return this.respond(Status.OK, 0, f.id, f.arg, 0, null);
       }
       default:
@@ -410,3 +486,13 @@ class Session {
 }
 
 
+
+/** A counter's total: decimal text of a safe integer (at most 16 digits and a sign); null for anything else. */
+function counterValue(entry: StoredEntry): number | null {
+  const { value } = entry;
+  if ((entry.flags & Flag.MANIFEST) !== 0 || value.length === 0 || value.length > 17) return null;
+  const text = value.toString('latin1');
+  if (!/^-?\d+$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : null;
+}

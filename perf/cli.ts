@@ -12,6 +12,7 @@ import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
 import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
+import { runSoak, soakHeader, soakRow, soakSummaryText } from './soak.ts';
 import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
 
 /** `satchel bench <name> [flags]`. */
@@ -32,8 +33,10 @@ export async function runBench(args: string[]): Promise<void> {
       return drain(rest);
     case 'wait':
       return wait(rest);
+    case 'soak':
+      return soak(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak)`);
   }
 }
 
@@ -317,6 +320,63 @@ async function wait(args: string[]): Promise<void> {
     );
   }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+async function soak(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    json: { type: 'string' },
+    minutes: { type: 'string' },
+    'interval-seconds': { type: 'string' },
+    processes: { type: 'string' },
+    lanes: { type: 'string' },
+    'lanes-per-job': { type: 'string' },
+    'job-seconds': { type: 'string' },
+    rate: { type: 'string' },
+    'large-fraction': { type: 'string' },
+    controller: { type: 'string' },
+    console: { type: 'string' },
+  });
+  const positive = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    return n;
+  };
+  if ((values.controller === undefined) !== (values.console === undefined)) throw new SatchelError('BAD_REQUEST', '--controller and --console go together (the console lists the servers to watch)');
+  if (values.controller !== undefined && !/^[^\s:]+:\d+$/.test(values.controller)) throw new SatchelError('BAD_REQUEST', `--controller: expected HOST:PORT, got ${JSON.stringify(values.controller)}`);
+  if (values.console !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(values.console)) throw new SatchelError('BAD_REQUEST', `--console: expected http://HOST:PORT, got ${JSON.stringify(values.console)}`);
+  const jobSeconds = positive(values['job-seconds'], 10, '--job-seconds', 0.5, 3600);
+  const options = {
+    minutes: positive(values.minutes, 10, '--minutes', 0.01, 10_000),
+    intervalSeconds: positive(values['interval-seconds'], 60, '--interval-seconds', 1, 3600),
+    processes: whole(values.processes, 4, '--processes', 1, 64),
+    lanes: whole(values.lanes, 16, '--lanes', 1, 1024),
+    lanesPerJob: whole(values['lanes-per-job'], 4, '--lanes-per-job', 1, 1024),
+    jobSeconds,
+    invocationSeconds: Math.min(2, jobSeconds / 2),
+    opsPerSecond: whole(values.rate, 1000, '--rate', 0, 10_000_000),
+    largeFraction: positive(values['large-fraction'], 0.02, '--large-fraction', 0, 0.25),
+    keysPerLane: 32,
+    jobCapacity: 32 * 1024 * 1024,
+    controller: values.controller,
+    console: values.console?.replace(/\/$/, ''),
+  };
+  const status = (line: string) => process.stderr.write(`bench soak: ${line}\n`);
+  let printedHeader = false;
+  const report = await runSoak(
+    options,
+    (row, processes) => {
+      if (!printedHeader) process.stdout.write(soakHeader(processes) + '\n');
+      printedHeader = true;
+      process.stdout.write(soakRow(row) + '\n');
+    },
+    status,
+  );
+  const full = { benchmark: 'soak', date: new Date().toISOString(), command: commandLine('soak', args), machine: machine(), options, ...report };
+  if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
+  process.stdout.write(soakSummaryText(report));
+  if (values.json) process.stdout.write(`written: ${values.json}\n`);
+  if (report.summary.errors > 0 || report.summary.lost > 0) process.exitCode = 1;
 }
 
 function commandLine(name: string, args: string[]): string {

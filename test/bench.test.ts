@@ -12,6 +12,7 @@ import { LocalCluster } from '../deploy/index.ts';
 import { redisSampler, satchelSampler } from '../perf/jobs.ts';
 import { RedisProcess } from '../perf/redis-server.ts';
 import type { JobsReport, ShuffleReport } from '../perf/shuffle-report.ts';
+import type { SoakReport } from '../perf/soak.ts';
 import { runTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
@@ -109,6 +110,59 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
   // 1,500 ops/s of 16 KiB against nodes declaring 8 MB/s: the load needs more than one node.
   t.true(Math.max(...report.samples.map((s) => s.nodes.dram ?? 0)) >= 2, 'the cluster grew under the load');
   t.true((report.summary.scale_up_s as number[]).length >= 1);
+});
+
+test('bench soak: short intervals of mixed operations, every server watched, every value checked', async (t) => {
+  const usage = await runTs(CLI, ['bench', 'soak', '--controller', '127.0.0.1:1']);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--controller and --console go together/);
+
+  const dir = await tempDir(t);
+  const json = join(dir, 'soak.json');
+  const args = ['--minutes', '0.25', '--interval-seconds', '5', '--processes', '2', '--lanes', '4', '--lanes-per-job', '2', '--job-seconds', '2', '--rate', '300', '--large-fraction', '0.05'];
+  const run = await runTs(CLI, ['bench', 'soak', ...args, '--json', json], { timeoutMs: 120_000 });
+  t.is(run.code, 0, run.stderr + run.stdout);
+  const report = JSON.parse(await readFile(json, 'utf8')) as SoakReport & { benchmark: string; options: Record<string, unknown> };
+  t.is(report.benchmark, 'soak');
+  t.is(report.options.processes, 2);
+  t.is(report.cluster.mode, 'local');
+  const servers = ['controller', 'metadata', 'dram-0', 'ssd-0', 'hdd-0'];
+  t.deepEqual(report.cluster.processes.map((p) => p.name), servers);
+  t.is(report.intervals.length, 3, '0.25 minutes in 5 s intervals');
+  const counts: Record<string, number> = {};
+  for (const [i, row] of report.intervals.entries()) {
+    t.is(row.index, i + 1);
+    t.true(row.ops > 0 && row.ops_per_s > 0, `interval ${i + 1} did operations`);
+    t.is(row.errors, 0, row.error_samples.join('\n'));
+    t.is(row.lost, 0, row.lost_samples.join('\n'));
+    t.true(row.p50_us > 0 && row.p99_us >= row.p50_us);
+    t.deepEqual(row.processes.map((p) => p.name), servers);
+    for (const p of row.processes) t.true((p.rss_bytes ?? 0) > 0 && (p.fds ?? 0) > 0, `${p.name} read from /proc`);
+    t.is(row.clients.length, 2);
+    for (const [op, figures] of Object.entries(row.by_op)) counts[op] = (counts[op] ?? 0) + figures!.count;
+    t.deepEqual(Object.keys(row.by_tier).sort(), ['dram', 'ssd']);
+  }
+  for (const op of ['put', 'put_large', 'get', 'stat', 'delete', 'list', 'incr', 'wait', 'register', 'deregister', 'verify']) t.true((counts[op] ?? 0) > 0, `some ${op}`);
+  const s = report.summary;
+  t.is(s.errors, 0);
+  t.is(s.lost, 0);
+  t.true(s.verified > 100);
+  t.true(s.jobs_registered >= 4, 'jobs came and went');
+  t.is(s.jobs_deregistered, s.jobs_registered, 'every job deregistered by the end');
+  t.deepEqual(s.processes.map((p) => p.name), servers);
+  for (const p of s.processes) {
+    t.is(typeof p.rss_growth_pct, 'number');
+    t.true((p.fds_idle_before ?? 0) > 0 && (p.fds_idle_after ?? 0) > 0);
+  }
+  t.deepEqual(Object.keys(s.targets).sort(), ['fds_flat', 'no_errors', 'no_lost_data', 'nothing_left', 'p99_within_2x', 'rss_growth_under_10_pct']);
+  t.is(s.jobs_left, 0, 'no soak job still registered');
+  t.is(s.orphaned_jobs_on_nodes, 0, 'no node holds a job the controller forgot');
+  t.true(s.targets.no_errors && s.targets.no_lost_data);
+  t.is(typeof s.p99_ratio, 'number');
+  // The table, a row per interval as it runs, then the summary.
+  t.regex(run.stdout, /ops\/s errors +lost +p50 ms +p99 ms/);
+  t.is(run.stdout.split('\n').filter((line) => /^ +[123] +\d+ +\d+ +0 +0 /.test(line)).length, 3);
+  t.regex(run.stdout, /errors 0, lost 0/);
 });
 
 test('bench shuffle refuses bad flags with a usage error', async (t) => {

@@ -18,6 +18,7 @@ import {
   errorCodeOf,
   hashKey,
   pickNode,
+  pickNodes,
   type ControllerMethods,
   type Manifest,
   type MetadataMethods,
@@ -71,6 +72,8 @@ const MAX_ATTEMPTS = 4;
 /** How long past its own deadline a WAIT may take to come back before the client stops waiting for the node. */
 const WAIT_GRACE_MS = 5_000;
 const DEFAULT_BATCH_WINDOW = 1024;
+/** How often a replicated job's client asks for a new placement while a replica is unreachable. */
+const REPLACEMENT_POLL_MS = 200;
 
 /**
  * A job as a function sees it: put/get/stat/delete/list against the job's storage nodes, one round trip
@@ -229,18 +232,25 @@ export class Job implements WatchHost {
 
   /** DELETE at the key's owner in every generation (frees a replaced manifest's blocks); true if one had it. */
   private async deleteAtOwners(key: string): Promise<boolean> {
-    let deleted = false;
-    // Every generation's owner: a copy left in an older generation would otherwise come back through GET.
-    for (const node of this.owners(key)) {
-      let reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
-      if (reply.status === Status.STALE) {
-        await this.refresh();
-        reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
+    for (let attempt = 1; ; attempt++) {
+      let deleted = false;
+      try {
+        // Every generation's owner (every replica): a copy left anywhere would otherwise come back through GET.
+        for (const node of this.owners(key)) {
+          let reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
+          if (reply.status === Status.STALE) {
+            await this.refresh();
+            reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
+          }
+          await this.afterReplace(key, reply);
+          deleted ||= reply.arg === 1;
+        }
+        return deleted;
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS) throw error;
+        await this.afterUnreachable(error); // a node down: with replicas, the placement that replaces it
       }
-      await this.afterReplace(key, reply);
-      deleted ||= reply.arg === 1;
     }
-    return deleted;
   }
 
   /**
@@ -357,10 +367,11 @@ export class Job implements WatchHost {
     amount.writeBigInt64BE(BigInt(by));
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
-      let node: PlacementNode;
+      let nodes: PlacementNode[];
       try {
-        node = await this.counterHome(key);
-        reply = await this.callNode(node, Op.INCR, 0, 0, key, amount);
+        nodes = await this.counterHome(key);
+        // Every replica adds the same amount: additions commute, so replicas agree once all have arrived.
+        reply = nodes.length === 1 ? await this.callNode(nodes[0]!, Op.INCR, 0, 0, key, amount) : await this.writeReplicas(nodes, Op.INCR, 0, key, amount);
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
         await this.afterUnreachable(error);
@@ -369,7 +380,7 @@ export class Job implements WatchHost {
       if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
       if (attempt >= MAX_ATTEMPTS) expectOk(reply);
       if (reply.status === Status.STALE) await this.refresh();
-      else if (reply.status === Status.FULL) await this.grow(node.id);
+      else if (reply.status === Status.FULL) await this.grow(nodes[0]!.id);
       else expectOk(reply);
     }
   }
@@ -378,14 +389,16 @@ export class Job implements WatchHost {
    * The node a counter lives on: its newest owner, unless an older generation's owner has it already (the job
    * grew after the counter was made; adding on the newest owner would start a second counter at 0).
    */
-  private async counterHome(key: string): Promise<PlacementNode> {
-    const owners = this.owners(key);
-    if (owners.length === 1) return owners[0]!;
-    for (const node of owners) {
-      const reply = await this.callNode(node, Op.STAT, 0, 0, key, null);
-      if (reply.status === Status.OK) return node;
+  private async counterHome(key: string): Promise<PlacementNode[]> {
+    const hash = hashKey(key);
+    const replicas = this.placement.replicas;
+    const sets = this.placement.generations.map((nodes) => (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!));
+    if (sets.length === 1) return sets[0]!;
+    for (const set of sets) {
+      const reply = await this.readReplicas(set, Op.STAT, key);
+      if (reply.status === Status.OK) return set;
     }
-    return owners[0]!;
+    return sets[0]!;
   }
 
   /**
@@ -523,15 +536,24 @@ export class Job implements WatchHost {
    * newer placement to retry with; rejects with NO_SUCH_JOB for a job that is gone, else with the error itself.
    */
   private async afterUnreachable(error: unknown): Promise<void> {
-    if (!(error instanceof SatchelError) || error.code !== 'UNAVAILABLE') throw error;
+    const replicated = this.placement.replicas > 1;
+    // A frozen node times out rather than refusing: with replicas, that too is a node to be replaced.
+    if (!(error instanceof SatchelError) || !(error.code === 'UNAVAILABLE' || (replicated && error.code === 'TIMEOUT'))) throw error;
     const epoch = this.placement.epoch;
-    try {
-      await this.refresh();
-    } catch (refreshError) {
-      if (refreshError instanceof SatchelError && refreshError.code === 'NO_SUCH_JOB') throw refreshError;
-      throw error;
+    // With replicas the controller replaces a dead node (it notices within seconds): wait for that placement,
+    // within the operation's timeout, rather than fail a write the surviving replicas can take.
+    const deadline = Date.now() + (replicated ? (this.options.timeoutMs ?? 10_000) : 0);
+    for (;;) {
+      try {
+        await this.refresh();
+      } catch (refreshError) {
+        if (refreshError instanceof SatchelError && refreshError.code === 'NO_SUCH_JOB') throw refreshError;
+        throw error;
+      }
+      if (this.placement.epoch !== epoch) return;
+      if (Date.now() + REPLACEMENT_POLL_MS > deadline || this.closed) throw error;
+      await new Promise((resolve) => setTimeout(resolve, REPLACEMENT_POLL_MS));
     }
-    if (this.placement.epoch === epoch) throw error;
   }
 
   /** Asks the owners of `key` in older generations, newest first, until one has it. */
@@ -543,15 +565,26 @@ export class Job implements WatchHost {
     return notFound;
   }
 
-  /** The node owning `key` in each generation, newest first, each node once. */
+  /** The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once. */
   private owners(key: string): PlacementNode[] {
     const hash = hashKey(key);
     const owners: PlacementNode[] = [];
+    const replicas = this.placement.replicas;
     for (const nodes of this.placement.generations) {
-      const node = nodes[pickNode(nodes, hash)];
-      if (node !== undefined && !owners.some((o) => o.id === node.id)) owners.push(node);
+      const picked = replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas);
+      for (const index of picked) {
+        const node = nodes[index];
+        if (node !== undefined && !owners.some((o) => o.id === node.id)) owners.push(node);
+      }
     }
     return owners;
+  }
+
+  /** @internal WatchHost: whether `nodeId` is the first holder of `key` in some generation (its events count). */
+  isPrimary(nodeId: string, key: string): boolean {
+    if (this.placement.replicas === 1) return true;
+    const hash = hashKey(key);
+    return this.placement.generations.some((nodes) => nodes[pickNode(nodes, hash)]?.id === nodeId);
   }
 
   /** A node answered FULL: ask the controller for room (a new generation), then use the new placement. */
@@ -569,10 +602,36 @@ export class Job implements WatchHost {
     return this.growing;
   }
 
-  /** One request to the node that owns `key` in the newest generation, whatever the answer. */
+  /** One request to the node that owns `key` in the newest generation (its replicas: below), whatever the answer. */
   private route(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     const nodes = this.placement.generations[0]!;
-    return this.callNode(nodes[pickNode(nodes, hashKey(key))]!, op, flags, 0, key, value);
+    if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, hashKey(key))]!, op, flags, 0, key, value);
+    const replicas = pickNodes(nodes, hashKey(key), this.placement.replicas).map((i) => nodes[i]!);
+    return op === Op.GET || op === Op.STAT ? this.readReplicas(replicas, op, key) : this.writeReplicas(replicas, op, flags, key, value);
+  }
+
+  /** A read from the first replica that can be reached (the primary unless it is down). */
+  private async readReplicas(replicas: readonly PlacementNode[], op: number, key: string): Promise<Reply> {
+    let failure: unknown;
+    for (const node of replicas) {
+      try {
+        return await this.callNode(node, op, 0, 0, key, null);
+      } catch (error) {
+        if (!(error instanceof SatchelError) || (error.code !== 'UNAVAILABLE' && error.code !== 'TIMEOUT')) throw error;
+        failure = error;
+      }
+    }
+    throw failure;
+  }
+
+  /**
+   * A write to every replica at once; acknowledged only when all have it. The answer is the first that is not
+   * OK (STALE, FULL, …), else the primary's. A replica that cannot be reached fails the write with UNAVAILABLE:
+   * `afterUnreachable` then waits for the controller to replace it.
+   */
+  private async writeReplicas(replicas: readonly PlacementNode[], op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+    const replies = await Promise.all(replicas.map((node) => this.callNode(node, op, flags, 0, key, value)));
+    return replies.find((reply) => reply.status !== Status.OK) ?? replies[0]!;
   }
 
   private callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
@@ -722,6 +781,7 @@ export function fromWirePlacement(wire: WirePlacement): Placement {
     generations,
     blockSize: wire.blockSize,
     maxValueBytes: wire.maxValueBytes,
+    replicas: Math.max(1, wire.replicas ?? 1),
   };
 }
 

@@ -95,6 +95,10 @@ export class Satchel {
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
       throw new SatchelError('BAD_REQUEST', 'job name must be a non-empty string of at most 200 characters');
     }
+    // Checked here: the wire's integer field would quietly turn 1.5 copies into 1.
+    if (hints.replicas !== undefined && !(Number.isInteger(hints.replicas) && hints.replicas >= 1 && hints.replicas <= 3)) {
+      throw new SatchelError('BAD_REQUEST', 'hint replicas must be 1, 2 or 3');
+    }
     const reply = await this.controller.call('RegisterJob', { name, hints });
     const job = await RegisteredJob.open(reply.ticket, this.options, reply.placement ?? undefined);
     if (reply.leaseMs > 0) job.renewLeaseEvery(reply.leaseMs);

@@ -21,6 +21,8 @@ export interface WatchOptions {
 export interface WatchHost {
   readonly epoch: number;
   watchNodes(): PlacementNode[];
+  /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
+  isPrimary(nodeId: string, key: string): boolean;
   connectionTo(node: PlacementNode): NodeConnection;
   refreshPlacement(): Promise<void>;
   listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }>;
@@ -197,8 +199,11 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
       onEvent: (kind, key) => {
         if (this.subscriptions.get(node.id) !== sub) return;
         if (kind === Event.STARTED) started();
-        else if (kind === Event.PUT) this.push({ type: 'put', key });
-        else if (kind === Event.DELETE) this.push({ type: 'delete', key });
+        else if (kind === Event.PUT) {
+          if (this.host.isPrimary(node.id, key)) this.push({ type: 'put', key });
+        } else if (kind === Event.DELETE) {
+          if (this.host.isPrimary(node.id, key)) this.push({ type: 'delete', key });
+        }
         else if (kind === Event.PLACEMENT) this.resync();
       },
     });
@@ -222,7 +227,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     let after = '';
     for (;;) {
       const page = await this.host.listPage(node, this.prefix, after, 1000);
-      for (const key of page.keys) this.push({ type: 'put', key });
+      for (const key of page.keys) if (this.host.isPrimary(node.id, key)) this.push({ type: 'put', key });
       if (!page.more || page.keys.length === 0 || this.closed) return;
       after = page.keys[page.keys.length - 1]!;
     }

@@ -45,6 +45,27 @@ const FALLBACK: Record<Tier, Tier[]> = { dram: ['dram', 'ssd', 'hdd'], ssd: ['ss
  *   the tier's nodes weighted by free room (it is refused only when a node is actually full: FULL).
  */
 export function allocateJob(hints: JobHints, nodes: readonly NodeState[]): Allocation {
+  const replicas = Math.max(1, hints.replicas ?? 1);
+  const allocation = allocateCopies(hints, nodes, replicas);
+  if (replicas === 1 || allocation.nodes.length >= replicas) return allocation;
+  // Too few nodes in the tier for every copy on its own node: borrow the nearest tiers' roomiest nodes.
+  const have = new Set(allocation.nodes.map((n) => n.id));
+  const extra = FALLBACK[allocation.tier]
+    .flatMap((tier) => nodes.filter((n) => n.tier === tier && !have.has(n.id)).sort((a, b) => free(b) - free(a)))
+    .slice(0, replicas - allocation.nodes.length);
+  if (allocation.nodes.length + extra.length < replicas) return allocation; // the caller refuses it
+  return {
+    ...allocation,
+    reason: `${allocation.reason}; ${replicas} replicas, so also on ${[...new Set(extra.map((n) => n.tier))].join(' and ')}`,
+    nodes: [...allocation.nodes, ...extra.map((n) => ({ id: n.id, address: n.address, weight: 1 }))],
+  };
+}
+
+/**
+ * The policy below for `replicas` copies: the reservation counts every copy, and the job goes on at least as
+ * many nodes as copies (each key's copies on distinct nodes: placement.ts `pickNodes`).
+ */
+function allocateCopies(hints: JobHints, nodes: readonly NodeState[], replicas: number): Allocation {
   const capacity = positive(hints.capacity);
   const throughput = positive(hints.peakThroughput);
   const { tier: wanted, reason } = chooseTier(hints, capacity, throughput);
@@ -56,15 +77,15 @@ export function allocateJob(hints: JobHints, nodes: readonly NodeState[]): Alloc
     blockSize: DEFAULT_BLOCK_SIZE,
     maxValueBytes: positive(hints.maxValueBytes) ?? DEFAULT_MAX_VALUE_BYTES,
   };
-  if (tierNodes.length === 0) return { ...base, nodes: [], reservation: capacity ?? DEFAULT_CAPACITY };
+  if (tierNodes.length === 0) return { ...base, nodes: [], reservation: (capacity ?? DEFAULT_CAPACITY) * replicas };
 
   const tierCapacity = sum(tierNodes.map((n) => n.capacity));
   const tierBandwidth = sum(tierNodes.map((n) => n.bandwidth));
   const throughputShare = throughput === undefined || tierBandwidth <= 0 ? 0 : Math.min(1, throughput / tierBandwidth);
-  const reservation = Math.max(capacity ?? DEFAULT_CAPACITY, throughputShare * tierCapacity);
+  const reservation = Math.max(capacity ?? DEFAULT_CAPACITY, throughputShare * tierCapacity) * replicas;
 
   const meanBandwidth = tierBandwidth / tierNodes.length;
-  const forThroughput = throughput === undefined || meanBandwidth <= 0 ? 1 : Math.ceil(throughput / meanBandwidth);
+  const forThroughput = Math.max(replicas, throughput === undefined || meanBandwidth <= 0 ? 1 : Math.ceil(throughput / meanBandwidth));
   const byFreeRoom = [...tierNodes].sort((a, b) => free(a) - free(b) || (a.id < b.id ? -1 : 1));
   for (let count = Math.min(forThroughput, tierNodes.length); count <= tierNodes.length; count++) {
     const share = reservation / count;

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { SatchelError, type ErrorCode, type JobHints } from '../proto/index.ts';
 import { TIERS, type Tier } from './allocation.ts';
 import { LiveFeed, jobRow, nodeRows } from './console-live.ts';
@@ -51,7 +51,15 @@ const hintsSchema = {
 
 export function buildConsole(controller: Controller, options: ConsoleOptions): FastifyInstance {
   // A small body limit: no route takes more than a job name and hints.
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    // A URL the router refuses (bad percent-encoding, an over-long path parameter): the same typed answer.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as unknown as FastifyReply).code(error.statusCode ?? 400).send({ code: 'BAD_REQUEST', message: error.message });
+    },
+  });
   const metrics = controllerMetrics(controller);
   const live = new LiveFeed(controller);
   app.addHook('onClose', async () => {
@@ -62,9 +70,13 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     if (error instanceof SatchelError) return reply.code(HTTP_STATUS[error.code] ?? 500).send({ code: error.code, message: error.message });
     if (error.validation !== undefined) return reply.code(400).send({ code: 'BAD_REQUEST', message: error.message });
-    if (error.statusCode !== undefined && error.statusCode < 500) return reply.code(error.statusCode).send({ code: 'BAD_REQUEST', message: error.message });
+    if (error.statusCode !== undefined && error.statusCode < 500) {
+      return reply.code(error.statusCode).send({ code: error.statusCode === 413 ? 'TOO_LARGE' : 'BAD_REQUEST', message: error.message });
+    }
     return reply.code(500).send({ code: 'UNAVAILABLE', message: error.message });
   });
+
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ code: 'BAD_REQUEST', message: `no route ${request.method} ${request.url.slice(0, 200)}` }));
 
   // Mutating routes: the admin token, checked before the body is looked at.
   const admin = {

@@ -11,7 +11,7 @@
  * nothing acknowledged is ever lost.
  */
 import type { NodeConnection } from '../client/index.ts';
-import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNode, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 
 /** What migration needs from the controller: narrow, so it is testable against fakes. */
 export interface MigrationHost {
@@ -81,23 +81,29 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
   };
   const result: MigrationResult = { keys: 0, bytes: 0, skipped: 0 };
 
-  /** Copies `key` if the drained node's copy is what a reader sees: the first generation that has it. */
+  const replicas = Math.max(1, placement.replicas ?? 1);
+  /**
+   * Copies `key` if the drained node's copy is what a reader sees: the first generation that has it. With
+   * replicas, a generation "has it" when the key's first copy there does; the copy goes to every one of the
+   * key's holders in the new generation.
+   */
   const move = async (key: string) => {
     const hash = hashKey(key);
     for (const generation of placement.generations) {
-      const owner = generation.nodes[pickNode(generation.nodes, hash)];
-      if (owner === undefined) continue;
-      if (owner.id !== drained.id) {
-        if ((await call(owner, Op.STAT, 0, key, null)).status === Status.OK) break; // a newer copy shadows ours
+      const holders = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!);
+      if (holders.length === 0) continue;
+      if (!holders.some((n) => n.id === drained.id)) {
+        if ((await call(holders[0]!, Op.STAT, 0, key, null)).status === Status.OK) break; // a newer copy shadows ours
         continue;
       }
-      const value = await call(owner, Op.GET, 0, key, null);
+      const value = await call(nodes.get(drained.id) ?? drained as WirePlacementNode, Op.GET, 0, key, null);
       if (value.status === Status.NOT_FOUND) break; // deleted meanwhile
       const newest = placement.generations[0]!.nodes;
-      const target = nodes.get(newest[pickNode(newest, hash)]!.id)!;
-      await call(target, Op.PUT, Flag.IF_ABSENT | (value.flags & Flag.MANIFEST), key, value.body);
+      for (const i of pickNodes(newest, hash, replicas)) {
+        await call(nodes.get(newest[i]!.id)!, Op.PUT, Flag.IF_ABSENT | (value.flags & Flag.MANIFEST), key, value.body);
+        result.bytes += value.body.length;
+      }
       result.keys++;
-      result.bytes += value.body.length;
       return;
     }
     result.skipped++;

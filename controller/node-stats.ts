@@ -43,6 +43,11 @@ export class NodeStatsTable {
     return stats;
   }
 
+  /** When the node's last report arrived (ms since the epoch), if it ever reported. */
+  lastReportAt(nodeId: string): number | undefined {
+    return this.latest.get(nodeId)?.at;
+  }
+
   forget(nodeId: string): void {
     this.latest.delete(nodeId);
   }

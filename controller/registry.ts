@@ -20,6 +20,8 @@ export interface NodeRecord extends NodeInfo {
   registeredAt: number;
   /** Being emptied for removal: no new job or growth is placed on it. */
   draining?: boolean;
+  /** Stopped reporting (controller `checkLiveness`): nothing new is placed on it. Not persisted. */
+  lost?: boolean;
 }
 
 /** What the controller knows: jobs and nodes. */
@@ -38,8 +40,8 @@ export class ClusterRegistry {
     return [...this.nodes.values()].map((node) => ({ ...node, reserved: reserved.get(node.id) ?? 0 }));
   }
 
-  /** The nodes new jobs and growth may use: every node but those being drained. */
+  /** The nodes new jobs and growth may use: every node but those being drained or lost. */
   placeableNodes(): (NodeRecord & { reserved: number })[] {
-    return this.nodeStates().filter((node) => node.draining !== true);
+    return this.nodeStates().filter((node) => node.draining !== true && node.lost !== true);
   }
 }

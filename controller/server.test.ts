@@ -73,3 +73,37 @@ test('control-plane calls check tokens: a job token cannot deregister another jo
   t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: b.token })), 'NO_SUCH_JOB');
   t.is(await rejectionCode(client.call('RegisterJob', { name: 'x', hints: { peakThroughput: -5 } })), 'BAD_REQUEST');
 });
+
+test('RegisterNode and RegisterMetadata refuse addresses and numbers no one can use, even with the admin token', async (t) => {
+  // A malformed metadata address used to be kept as a channel that failed every later RegisterJob (UNAVAILABLE);
+  // an empty one failed with an untyped internal error. A node at an empty address, or with an infinite capacity
+  // or NaN bandwidth, was registered and then given jobs.
+  const secret = randomBytes(32);
+  const controller = new Controller({ secret, logger });
+  const address = await controller.listen(0, '127.0.0.1');
+  t.teardown(() => controller.close());
+  const metadata = new MetadataServer({ secret, logger, controller: address });
+  await metadata.listen(0, '127.0.0.1');
+  t.teardown(() => metadata.close());
+  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
+  t.teardown(() => client.close());
+  const token = signToken(secret, '@admin');
+  for (const bad of ['', '::::%%', '127.0.0.1', 'h:0', 'http://h:1', 'x'.repeat(500)]) {
+    t.is(await rejectionCode(client.call('RegisterMetadata', { address: bad, token })), 'BAD_REQUEST', `metadata at ${JSON.stringify(bad.slice(0, 20))}`);
+  }
+  const node = { id: 'n', tier: 'dram', address: '127.0.0.1:1', capacity: 1 << 20, bandwidth: 1e9 };
+  for (const [what, bad] of [
+    ['no address', { ...node, address: '' }],
+    ['a malformed address', { ...node, address: 'not an address' }],
+    ['an infinite capacity', { ...node, capacity: Infinity }],
+    ['a NaN bandwidth', { ...node, bandwidth: NaN }],
+    ['a negative bandwidth', { ...node, bandwidth: -1 }],
+  ] as const) {
+    t.is(await rejectionCode(client.call('RegisterNode', { node: bad, token })), 'BAD_REQUEST', what);
+  }
+  t.is(controller.registry.nodes.size, 0);
+  t.is(controller.metadataAddresses.length, 1);
+  // Registration still works.
+  const reply = await client.call('RegisterJob', { name: 'fine', hints: {} });
+  t.truthy(reply.jobId);
+});

@@ -12,6 +12,7 @@ import {
   bindServer,
   encodeTicket,
   grpc,
+  isHostPort,
   signToken,
   verifyToken,
   type ControllerMethods,
@@ -21,12 +22,14 @@ import {
   type RegisterJobReply,
   type ServiceImpl,
   type WirePlacement,
+  type WirePlacementNode,
 } from '../proto/index.ts';
 import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';
 import { EventLog } from './events.ts';
 import { migrateJob, type MigrationResult } from './migration.ts';
+import { rereplicateJob, type ReplicationResult } from './replication.ts';
 import type { Provisioner } from './provisioner.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { NodeStatsTable } from './node-stats.ts';
@@ -49,7 +52,14 @@ export interface ControllerOptions {
   autoscaler?: AutoscalerConfig;
   /** USD per GB-month by tier, for job costs (DEFAULT_PRICES otherwise). */
   prices?: Prices;
+  /**
+   * A node not heard from (reports come every second) for this long is lost: out of new placements, and its
+   * replicated jobs get their copies restored on the others (controller/replication.ts). Default 5000 ms.
+   */
+  nodeTimeoutMs?: number;
 }
+
+export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
 export const DEFAULT_LEASE_MS = 60_000;
@@ -90,6 +100,8 @@ export class Controller {
   /** Placement changes of a job (growth, migration) run one at a time, in order. */
   private readonly placementChanges = new Map<string, Promise<unknown>>();
   address: string | null = null;
+  /** Nodes are given until this long after the controller started to report (a restart hears from none yet). */
+  private readonly startedAt = Date.now();
 
   constructor(private readonly options: ControllerOptions) {
     this.admin = new NodeAdmin(options.secret);
@@ -125,10 +137,17 @@ export class Controller {
       },
       ReportNode: async (report) => {
         this.authorize(report.token, null);
+        // A NaN or infinite figure would poison reservations and the autoscaler's means: refused whole.
+        const figures = [report.cpu, report.bytesIn, report.bytesOut, report.ops, report.used, report.capacity, report.latencyP50Us ?? 0, report.latencyP99Us ?? 0, ...report.jobs.map((j) => j.bytes)];
+        if (figures.some((n) => typeof n !== 'number' || !Number.isFinite(n) || n < 0)) {
+          throw new SatchelError('BAD_REQUEST', 'a node report carries only finite, non-negative numbers');
+        }
         // A removed node still running (no provisioner stopped it) is not asked to register again.
         if (this.retiredNodes.has(report.nodeId)) return { unknown: false };
-        if (!this.registry.nodes.has(report.nodeId)) return { unknown: true };
+        const reporting = this.registry.nodes.get(report.nodeId);
+        if (reporting === undefined) return { unknown: true };
         this.stats.record(report);
+        if (reporting.lost === true) this.nodeBack(reporting, report.jobs.map((j) => j.jobId));
         // Right away rather than on a timer: a reservation trails use by at most one report (measured in
         // bench jobs, a 1 s timer on top of the 1 s reports let it trail by up to 2 s while sorts wrote).
         void this.rightsize();
@@ -161,6 +180,7 @@ export class Controller {
       for (const job of this.registry.jobs.values()) accrueCost(job, (id) => this.registry.nodes.get(id)?.tier, (now - last) / 1000);
       last = now;
       void this.collectExpired();
+      this.checkLiveness(now);
     }, Math.min(1_000, Math.max(50, this.leaseMs / 4)));
     if (this.options.autoscaler !== undefined) this.startAutoscaler(this.options.autoscaler);
     this.leaseTimer.unref();
@@ -223,12 +243,18 @@ export class Controller {
     if (this.metadataClients.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
     const id = newJobId(name);
     const allocation = allocateJob(hints, this.targetNodes());
+    const replicas = hints.replicas ?? 1;
+    // Refused rather than run with fewer copies than asked for: a replicated job must never silently have one.
+    if (replicas > 1 && allocation.nodes.length < replicas) {
+      throw new SatchelError('UNAVAILABLE', `${replicas} replicas need ${replicas} storage nodes; the cluster has ${allocation.nodes.length} to place on`);
+    }
     const placement: WirePlacement = {
       jobId: id,
       epoch: 1,
       generations: [{ nodes: allocation.nodes }],
       blockSize: allocation.blockSize,
       maxValueBytes: allocation.maxValueBytes,
+      replicas,
     };
     const job: JobRecord = {
       id,
@@ -502,9 +528,109 @@ export class Controller {
     return placement;
   }
 
+  /**
+   * Declares lost every node not heard from for `nodeTimeoutMs` (since its last report, or since it registered
+   * or this controller started): see `nodeLost`.
+   */
+  private checkLiveness(now: number): void {
+    const timeout = this.options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS;
+    for (const node of this.registry.nodes.values()) {
+      if (node.lost === true) continue;
+      const heard = Math.max(this.stats.lastReportAt(node.id) ?? 0, node.registeredAt, this.startedAt);
+      if (now - heard > timeout) void this.nodeLost(node, now - heard);
+    }
+  }
+
+  /**
+   * A node stopped reporting: it takes no new jobs or growth, and every replicated job on it gets its copies
+   * restored from the survivors under a placement without it. Jobs with one copy keep it in their placement:
+   * their keys there are gone with it, and operations on them fail with UNAVAILABLE rather than find nothing.
+   */
+  private async nodeLost(node: NodeRecord, silentMs: number): Promise<void> {
+    node.lost = true;
+    const jobs = [...this.registry.jobs.values()].filter((job) => job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id)));
+    const replicated = jobs.filter((job) => (job.placement.replicas ?? 1) > 1);
+    const single = jobs.filter((job) => (job.placement.replicas ?? 1) === 1);
+    this.options.logger.warn({ node: node.id, silentMs, replicated: replicated.length, unreplicated: single.map((j) => j.id) }, 'node lost');
+    this.events.add('node-lost', `no report for ${(silentMs / 1000).toFixed(1)} s${single.length > 0 ? `; data of ${single.length} job(s) with one copy lost with it` : ''}`, {
+      tier: node.tier,
+      node: node.id,
+      details: { jobs: jobs.length, replicated: replicated.length },
+    });
+    for (const job of replicated) {
+      await this.changePlacement(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
+        this.options.logger.error({ err: error, job: job.id, node: node.id }, 'restoring copies failed');
+        this.events.add('replication-failed', `copies of ${job.id} not restored: ${(error as Error).message}`, { tier: node.tier, node: node.id });
+      });
+    }
+  }
+
+  /**
+   * A lost node reported again (it was slow, not gone): it may take jobs again. Jobs that moved on without it
+   * (their copies were restored elsewhere) are dropped from it, so its stale copies cannot come back.
+   */
+  private nodeBack(node: NodeRecord, jobIds: string[]): void {
+    node.lost = false;
+    this.options.logger.warn({ node: node.id }, 'lost node reports again');
+    for (const jobId of jobIds) {
+      const job = this.registry.jobs.get(jobId);
+      if (job !== undefined && job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id))) continue;
+      void this.admin.dropJob(node.address, jobId, job !== undefined).catch(() => {});
+    }
+  }
+
+  private async restoreCopies(jobId: string, node: NodeRecord): Promise<ReplicationResult | null> {
+    const job = this.registry.jobs.get(jobId);
+    if (job === undefined || !job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id))) return null;
+    const replicas = job.placement.replicas ?? 1;
+    const newest = job.placement.generations[0]!.nodes.filter((n) => n.id !== node.id);
+    let replacement: WirePlacementNode[] = [];
+    if (newest.length < replicas) {
+      // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
+      const free = (state: NodeState) => state.capacity - Math.max(state.reserved, this.stats.get(state.id)?.used ?? 0);
+      const growth = growAllocation(newest, job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
+      const added = growth?.added[0];
+      const record = added === undefined ? undefined : this.registry.nodes.get(added);
+      if (record !== undefined) replacement = [{ id: record.id, address: record.address, weight: 1 }];
+    }
+    const started = Date.now();
+    const connections = new Map<string, NodeConnection>();
+    const token = signToken(this.options.secret, jobId);
+    try {
+      const { placement, result } = await rereplicateJob(
+        {
+          publish: async (placement) => {
+            await this.publishPlacement(placement);
+            const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
+            await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, jobId, placement.epoch)));
+            job.placement = placement;
+            await this.store?.putJob(job);
+          },
+          connect: (address) => {
+            let connection = connections.get(address);
+            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000 })));
+            return connection;
+          },
+        },
+        job.placement,
+        node,
+        replacement,
+      );
+      this.options.logger.info({ job: jobId, lost: node.id, epoch: placement.epoch, ...result, ms: Date.now() - started }, 'copies restored');
+      this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`, {
+        tier: node.tier,
+        node: node.id,
+        details: { copies: result.copies, bytes: result.bytes, keys: result.keys },
+      });
+      return result;
+    } finally {
+      for (const connection of connections.values()) connection.destroy();
+    }
+  }
+
   async registerNode(node: NodeInfo): Promise<string> {
-    if (!node || typeof node.address !== 'string' || !TIER_NAMES.has(node.tier) || !(node.capacity > 0)) {
-      throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), an address and a positive capacity');
+    if (!node || !isHostPort(node.address) || !TIER_NAMES.has(node.tier) || !(node.capacity > 0 && Number.isFinite(node.capacity)) || !(node.bandwidth >= 0 && Number.isFinite(node.bandwidth))) {
+      throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), a host:port address, a positive capacity and a bandwidth');
     }
     const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
     if (this.retiredNodes.has(id)) throw new SatchelError('BAD_REQUEST', `node ${id} was drained and removed; start a new node instead`);
@@ -527,12 +653,15 @@ export class Controller {
   }
 
   async registerMetadata(address: string): Promise<void> {
-    let client = this.metadataClients.get(address);
-    if (client === undefined) {
-      client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
-      this.metadataClients.set(address, client);
-      await this.store?.putMetadata(address);
-    }
+    // Checked first: a channel to an address that cannot be dialled would be kept, and fail every registration.
+    if (!isHostPort(address)) throw new SatchelError('BAD_REQUEST', `metadata server address ${JSON.stringify(String(address).slice(0, 100))} is not host:port`);
+    const known = this.metadataClients.get(address);
+    // A fresh channel every time: the old one to a restarted server may sit in grpc's reconnect backoff (up to
+    // two minutes), and every registration and placement change would fail until it retried.
+    known?.close();
+    const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
+    this.metadataClients.set(address, client);
+    if (known === undefined) await this.store?.putMetadata(address);
     // A metadata server that joins, or comes back after a restart with nothing, gets every placement.
     const target = client;
     await Promise.all([...this.registry.jobs.values()].map((job) => target.call('SetPlacement', { placement: job.placement, token: this.adminToken })));
@@ -566,9 +695,8 @@ function checkHints(hints: JobHints): void {
       throw new SatchelError('BAD_REQUEST', `hint ${field} must be a non-negative number`);
     }
   }
-  if (hints.replicas !== undefined && hints.replicas !== 1) {
-    // Refused rather than ignored: a job asking for replicas must not silently run without them.
-    throw new SatchelError('BAD_REQUEST', 'hint replicas: only 1 is supported in this version');
+  if (hints.replicas !== undefined && !(Number.isInteger(hints.replicas) && hints.replicas >= 1 && hints.replicas <= 3)) {
+    throw new SatchelError('BAD_REQUEST', 'hint replicas must be 1, 2 or 3');
   }
 }
 

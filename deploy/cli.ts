@@ -34,6 +34,8 @@ const USAGE = `Usage: satchel <command> [flags]
                             metadata and storage-node
     [--state-dir DIR]       keep jobs, nodes and placements in DIR/controller.db across restarts
     [--lease-ms MS]         a job whose driver stops renewing is collected after MS (default 60000)
+    [--node-timeout-ms MS]  a storage node silent this long is lost: replicated jobs get their copies restored
+                            on the others (default 5000)
     [--console-host H]      the console's bind host (default: --host)
     [--provisioner none|local|kubernetes]   what starts and stops storage nodes (default none: by hand;
                             local: the parent satchel up; kubernetes: scales StatefulSets satchel-<tier>)
@@ -94,6 +96,18 @@ const USAGE = `Usage: satchel <command> [flags]
     --notifications N       measured per system (default 1000)
     --waiters N             parked on the Satchel node (default 10000); --redis-waiters N (default 2000)
     --idle-seconds S        how long idle CPU is measured (default 10); --json FILE
+
+  bench soak              mixed operations from many clients for minutes (short-lived DRAM and SSD jobs, values
+                          over 1 MiB, incr, waitFor, every value read back checked); every interval: RSS and
+                          open fds of each server, op p50/p99, ops, errors; exits 1 on errors or lost data
+    --minutes N             length of the run (default 10; fractions allowed)
+    --interval-seconds S    reporting period; the first is the warm-up (default 60)
+    --processes N, --lanes N   client processes and requests in flight in each (default 4 × 16)
+    --lanes-per-job N       functions sharing one job (default 4); --job-seconds S mean job life (default 10)
+    --rate OPS/S            target operations per second over all clients (default 1000; 0 = flat out)
+    --large-fraction F      share of operations writing a value over 1 MiB (default 0.02)
+    --controller HOST:PORT --console URL   an existing cluster (its servers watched if on this machine)
+    --json FILE
 
   help                    this text
 `;
@@ -218,6 +232,7 @@ async function main(argv: string[]): Promise<void> {
         'console-host': { type: 'string' },
         'state-dir': { type: 'string' },
         'lease-ms': { type: 'string' },
+        'node-timeout-ms': { type: 'string' },
         ...autoscaleFlags,
         provisioner: { type: 'string' },
         namespace: { type: 'string' },
@@ -235,9 +250,15 @@ async function main(argv: string[]): Promise<void> {
       if (leaseMs !== undefined && !(Number.isInteger(Number(leaseMs)) && Number(leaseMs) >= 100)) {
         throw new SatchelError('BAD_REQUEST', `--lease-ms: expected a whole number of milliseconds ≥ 100, got ${JSON.stringify(leaseMs)}`);
       }
+      const nodeTimeoutMs = str(flags, 'node-timeout-ms');
+      // Reports come every second: less than two of them would call a busy node lost.
+      if (nodeTimeoutMs !== undefined && !(Number.isInteger(Number(nodeTimeoutMs)) && Number(nodeTimeoutMs) >= 1_000)) {
+        throw new SatchelError('BAD_REQUEST', `--node-timeout-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(nodeTimeoutMs)}`);
+      }
       await runController({
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
+        nodeTimeoutMs: nodeTimeoutMs === undefined ? undefined : Number(nodeTimeoutMs),
         advertiseHost: str(flags, 'advertise'),
         host,
         port: parsePort(str(flags, 'port') ?? '7070', '--port'),

@@ -42,6 +42,8 @@ export interface LocalClusterOptions {
   keepLogs?: boolean;
   /** The controller's job lease (default 60 s). */
   leaseMs?: number;
+  /** The controller's `--node-timeout-ms`: a node silent this long is lost (default 5000). */
+  nodeTimeoutMs?: number;
   /** Run the autoscaler (off by default here; `satchel up` turns it on). Unset fields keep the defaults. */
   autoscale?: AutoscaleOptions;
 }
@@ -96,7 +98,10 @@ const CLI = fileURLToPath(new URL(`./cli${extname(fileURLToPath(import.meta.url)
 export class LocalCluster {
   private readonly members: Member[] = [];
   private stopped: Promise<void> | null = null;
+  /** Processes being started: a stop waits for them, so none is left running (an autoscaler launch racing it). */
+  private readonly starting = new Set<Promise<unknown>>();
   private diskNodes = 0;
+  private spawned = 0;
   info!: ClusterInfoFile;
 
   private constructor(
@@ -130,6 +135,16 @@ export class LocalCluster {
   /** PIDs of the running storage nodes, by node id (fault tests kill them). */
   get nodePids(): Map<string, number> {
     return new Map(this.members.filter((m) => m.role === 'storage-node').map((m) => [m.ready.id!, m.child.pid!]));
+  }
+
+  /** PID of the controller process (fault tests kill it, then call restartController). */
+  get controllerPid(): number {
+    return this.member('controller').child.pid!;
+  }
+
+  /** PID of the metadata server process (fault tests kill it, then call restartMetadata). */
+  get metadataPid(): number {
+    return this.member('metadata').child.pid!;
   }
 
   get pids(): number[] {
@@ -201,7 +216,7 @@ export class LocalCluster {
       nodes: [],
       metrics: [`${controller.ready.console!}/metrics`],
     };
-    const metadata = await this.spawn('metadata', ['metadata', '--port', '0', '--metrics-port', '0', '--controller', this.info.controller, '--secret-file', this.secretFile]);
+    const metadata = await this.spawn('metadata', this.metadataArgs(0, 0));
     this.info.metadata.push(metadata.ready.address);
     if (metadata.ready.metrics !== undefined) this.info.metrics.push(metadata.ready.metrics);
     const counts: [Tier, number][] = [['dram', this.options.dram ?? 1], ['ssd', this.options.ssd ?? 0], ['hdd', this.options.hdd ?? 0]];
@@ -213,6 +228,7 @@ export class LocalCluster {
     const args = ['controller', '--port', String(port), '--console-port', String(consolePort)];
     args.push('--secret-file', this.secretFile, '--state-dir', join(this.stateDir, 'controller'), '--provisioner', 'local');
     if (this.options.leaseMs !== undefined) args.push('--lease-ms', String(this.options.leaseMs));
+    if (this.options.nodeTimeoutMs !== undefined) args.push('--node-timeout-ms', String(this.options.nodeTimeoutMs));
     const scale = this.options.autoscale;
     if (scale !== undefined) {
       args.push('--autoscale');
@@ -241,13 +257,50 @@ export class LocalCluster {
     await this.spawn('controller', this.controllerArgs(port, consolePort));
   }
 
+  /**
+   * Stops the metadata server (SIGKILL: a crash; SIGTERM: a clean stop; a process already killed by PID just
+   * gets restarted) and starts it again on the same gRPC and metrics ports: tickets name its address, so clients
+   * holding one reach the new process. It comes back empty and announces itself to the controller, which sends
+   * it every placement before it answers clients (metadata/README.md). Needs the controller up.
+   */
+  async restartMetadata(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    const old = this.member('metadata');
+    await stopChild(old.child, signal);
+    this.members.splice(this.members.indexOf(old), 1);
+    const address = old.ready.address;
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    const metricsPort = old.ready.metrics === undefined ? 0 : Number(new URL(old.ready.metrics).port);
+    const metadata = await this.spawn('metadata', this.metadataArgs(port, metricsPort));
+    if (metadata.ready.address !== address) throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
+  }
+
+  private metadataArgs(port: number, metricsPort: number): string[] {
+    return ['metadata', '--port', String(port), '--metrics-port', String(metricsPort), '--controller', this.info.controller, '--secret-file', this.secretFile];
+  }
+
+  private member(role: string): Member {
+    const member = this.members.find((m) => m.role === role);
+    if (member === undefined) throw new SatchelError('BAD_REQUEST', `no ${role} in this cluster`);
+    return member;
+  }
+
   private async writeInfo(): Promise<void> {
     const { controller, console, adminToken } = this.info;
     await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes, metrics: this.info.metrics }, null, 2) + '\n', { mode: 0o600 });
   }
 
-  private async spawn(role: string, args: string[]): Promise<Member> {
-    const log = join(this.stateDir, 'logs', `${role}-${this.members.length}.log`);
+  private spawn(role: string, args: string[]): Promise<Member> {
+    if (this.stopped !== null) return Promise.reject(new SatchelError('UNAVAILABLE', `the cluster is stopping: no new ${role}`));
+    const started = this.spawnNow(role, args);
+    this.starting.add(started);
+    void started.finally(() => this.starting.delete(started)).catch(() => {});
+    return started;
+  }
+
+  private async spawnNow(role: string, args: string[]): Promise<Member> {
+    // Numbered by spawn, not by members.length: that shrinks when a member leaves, and a restarted or later
+    // process would then append to an earlier one's log.
+    const log = join(this.stateDir, 'logs', `${role}-${this.spawned++}.log`);
     const fd = openSync(log, 'a', 0o600);
     const child = fork(CLI, args, {
       stdio: ['ignore', fd, fd, 'ipc'],
@@ -285,6 +338,7 @@ export class LocalCluster {
   }
 
   private async shutdown(): Promise<void> {
+    await Promise.allSettled([...this.starting]);
     // Nodes first, controller last, so nobody logs errors about members that left before them.
     for (const member of [...this.members].reverse()) await stopChild(member.child);
     if (this.ownsStateDir && !this.options.keepLogs) {

@@ -31,6 +31,8 @@ export interface ControllerRoleOptions {
   logger: Logger;
   stateDir?: string;
   leaseMs?: number;
+  /** A node silent this long is lost (Controller `nodeTimeoutMs`). */
+  nodeTimeoutMs?: number;
   advertiseHost?: string;
   provisioner?: 'none' | 'local' | 'kubernetes';
   /** Kubernetes namespace of the storage StatefulSets. */
@@ -74,6 +76,7 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
     logger: options.logger,
     stateDir: options.stateDir,
     leaseMs: options.leaseMs,
+    nodeTimeoutMs: options.nodeTimeoutMs,
     advertiseHost: options.advertiseHost,
     provisioner: await makeProvisioner(options),
     autoscaler: options.autoscale === undefined ? undefined : autoscalerConfig(options.autoscale),

@@ -11,6 +11,10 @@ export class PlacementStore {
     return this.placements.size;
   }
 
+  has(jobId: string): boolean {
+    return this.placements.has(jobId);
+  }
+
   get(jobId: string): WirePlacement {
     const placement = this.placements.get(jobId);
     if (placement === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);

@@ -26,6 +26,11 @@ export interface MetadataServerOptions {
   logger: Logger;
   /** The controller to announce this server to (host:port); omitted in unit tests. */
   controller?: string;
+  /**
+   * How many times to try announcing to the controller before `listen` gives up (default 20, backing off up to
+   * 2 s between tries: about half a minute). UNAVAILABLE and TIMEOUT are retried, anything else is not.
+   */
+  announceAttempts?: number;
   /** The host clients should dial when it is not the one bound (a pod binding 0.0.0.0). */
   advertiseHost?: string;
   /** Serve Prometheus metrics on this port (0: any free port); undefined: no metrics server. */
@@ -42,11 +47,21 @@ export class MetadataServer {
   private readonly server = new grpc.Server();
   private address: string | null = null;
   private metricsServer: MetricsEndpoint | null = null;
+  /**
+   * False from bind until the controller has sent every placement (the announce returned): a job missing from
+   * the store then is not known to be gone, so GetPlacement answers UNAVAILABLE instead of NO_SUCH_JOB. A
+   * client takes NO_SUCH_JOB as final (the job ended); UNAVAILABLE it retries.
+   */
+  private loaded: boolean;
 
   constructor(private readonly options: MetadataServerOptions) {
+    this.loaded = options.controller === undefined;
     const impl: ServiceImpl<MetadataMethods> = {
       GetPlacement: async ({ jobId, token }) => {
         this.authorize(token, jobId);
+        if (!this.loaded && !this.store.has(jobId)) {
+          throw new SatchelError('UNAVAILABLE', 'metadata server starting: placements not received from the controller yet');
+        }
         return this.store.get(jobId);
       },
       SetPlacement: async ({ placement, token }) => {
@@ -81,7 +96,10 @@ export class MetadataServer {
         this.metricsServer.address = `http://${advertisedAddress(new URL(this.metricsServer.address).host, this.options.advertiseHost)}/metrics`;
       }
     }
-    if (this.options.controller !== undefined) await this.announce(this.options.controller);
+    if (this.options.controller !== undefined) {
+      await this.announce(this.options.controller);
+      this.loaded = true;
+    }
     return this.address;
   }
 
@@ -114,13 +132,28 @@ export class MetadataServer {
     return wrapped as unknown as ServiceImpl<MetadataMethods>;
   }
 
+  /**
+   * RegisterMetadata, which returns once the controller has sent every placement. Retried while the controller
+   * cannot be reached, or cannot reach us: a controller not up yet, or (a restart on the same address) one whose
+   * gRPC channel to this address is still backing off after failing while we were down, so its first
+   * SetPlacement fails at once.
+   */
   private async announce(controllerAddress: string): Promise<void> {
-    const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress);
-    try {
-      await controller.call('RegisterMetadata', { address: this.address!, token: signToken(this.options.secret, ADMIN_SUBJECT) });
-      this.options.logger.info({ controller: controllerAddress }, 'registered with controller');
-    } finally {
-      controller.close();
+    const attempts = this.options.announceAttempts ?? 20;
+    for (let attempt = 1; ; attempt++) {
+      const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress);
+      try {
+        await controller.call('RegisterMetadata', { address: this.address!, token: signToken(this.options.secret, ADMIN_SUBJECT) });
+        this.options.logger.info({ controller: controllerAddress, attempt }, 'registered with controller');
+        return;
+      } catch (error) {
+        const retry = error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT') && attempt < attempts;
+        if (!retry) throw error;
+        this.options.logger.warn({ err: error, attempt }, 'registering with the controller failed; retrying');
+      } finally {
+        controller.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
     }
   }
 

@@ -51,6 +51,8 @@ export interface WirePlacement {
   generations: { nodes: WirePlacementNode[] }[];
   blockSize: number;
   maxValueBytes: number;
+  /** Copies of every key, on that many distinct nodes of each generation (absent or 0: 1). */
+  replicas?: number;
 }
 export interface GetPlacementRequest { jobId: string; token: string }
 export interface SetPlacementRequest { placement: WirePlacement; token: string }
@@ -76,6 +78,9 @@ export type MetadataMethods = {
 type Methods = Record<string, [unknown, unknown]>;
 export type ServiceImpl<M extends Methods> = { [K in keyof M]: (request: M[K][0]) => Promise<M[K][1]> };
 
+/** Marks a request whose bytes did not decode (see `requestDeserialize`); its value is why. */
+const UNDECODABLE = Symbol('undecodable request');
+
 const root = protobuf.loadSync(fileURLToPath(new URL('./control.proto', import.meta.url)));
 root.resolveAll();
 const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true };
@@ -92,7 +97,15 @@ function definitionOf(serviceName: string): grpc.ServiceDefinition {
       responseStream: false,
       originalName: method.name,
       requestSerialize: (value: object) => Buffer.from(req.encode(req.fromObject(value)).finish()),
-      requestDeserialize: (bytes: Buffer) => req.toObject(req.decode(bytes), toObjectOptions),
+      // A request that does not decode reaches the handler as UNDECODABLE (answered INVALID_ARGUMENT, not
+      // grpc-js's INTERNAL, which a client would take for a fault of the server).
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return req.toObject(req.decode(bytes), toObjectOptions);
+        } catch (error) {
+          return { [UNDECODABLE]: error instanceof Error ? error.message : String(error) };
+        }
+      },
       responseSerialize: (value: object) => Buffer.from(res.encode(res.fromObject(value)).finish()),
       responseDeserialize: (bytes: Buffer) => res.toObject(res.decode(bytes), toObjectOptions),
     };
@@ -126,7 +139,9 @@ export function addService<M extends Methods>(
   for (const name of Object.keys(definition)) {
     const handler = impl[name as keyof M] as (request: unknown) => Promise<unknown>;
     handlers[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      handler(call.request).then(
+      const undecodable = (call.request as { [UNDECODABLE]?: string } | null)?.[UNDECODABLE];
+      const result = undecodable === undefined ? handler(call.request) : Promise.reject(new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`));
+      result.then(
         (reply) => callback(null, reply),
         (error: unknown) => {
           const satchel = error instanceof SatchelError ? error : null;
@@ -135,7 +150,9 @@ export function addService<M extends Methods>(
           metadata.set('satchel-code', satchel ? satchel.code : 'UNAVAILABLE');
           callback({
             code: satchel ? grpcStatusOf[satchel.code] : grpc.status.INTERNAL,
-            details: satchel ? satchel.message : 'internal error',
+            // Bounded: a message echoing a huge input (a 3 MiB job id) would not fit in the HTTP/2 trailers, and
+            // the caller would get no answer at all, only its deadline.
+            details: satchel ? boundedMessage(satchel.message) : 'internal error',
             metadata,
           });
         },
@@ -143,6 +160,13 @@ export function addService<M extends Methods>(
     };
   }
   server.addService(definition, handlers);
+}
+
+/** Error messages go out in the `grpc-message` trailer: at most this many characters of one. */
+const MAX_MESSAGE_CHARS = 1024;
+
+function boundedMessage(message: string): string {
+  return message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length - MAX_MESSAGE_CHARS} more characters)`;
 }
 
 const clientClasses = new Map<grpc.ServiceDefinition, grpc.ServiceClientConstructor>();

@@ -69,6 +69,11 @@ export class FrameDecoder {
 
   constructor(private readonly options: FrameDecoderOptions) {}
 
+  /** Changes the largest body accepted from the next header on (a node raises it once a HELLO succeeds). */
+  limit(maxBody: number): void {
+    this.options.maxBody = maxBody;
+  }
+
   get dead(): boolean {
     return this.state === State.Dead;
   }

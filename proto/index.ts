@@ -21,7 +21,7 @@ export {
 export { FrameDecoder, type FrameView, type FrameDecoderOptions } from './decoder.ts';
 export { FrameWriter, COPY_THRESHOLD, type ByteSink } from './writer.ts';
 export { encodeManifest, decodeManifest, blockKey, type Manifest } from './manifest.ts';
-export { hashKey, pickNode, type Placement, type PlacementNode } from './placement.ts';
+export { hashKey, pickNode, pickNodes, type Placement, type PlacementNode } from './placement.ts';
 export {
   ADMIN_SUBJECT,
   signToken,
@@ -34,6 +34,6 @@ export {
   type TokenSubject,
 } from './token.ts';
 export * from './control.ts';
-export { advertisedAddress } from './address.ts';
+export { advertisedAddress, isHostPort } from './address.ts';
 export { encodeKeyList, decodeKeyList } from './key-list.ts';
 export { serveMetrics, closeMetricsEndpoint, type MetricsSource, type MetricsEndpoint } from './metrics-endpoint.ts';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { hashKey, pickNode, type PlacementNode } from './index.ts';
+import { hashKey, pickNode, pickNodes, type PlacementNode } from './index.ts';
 
 const node = (id: string, weight = 1): PlacementNode => ({ id, address: `127.0.0.1:${1000 + id.length}`, weight });
 const keys = Array.from({ length: 10_000 }, (_, i) => `map-${i % 97}/part-${i}`);
@@ -104,4 +104,21 @@ test('raising one weight only moves keys onto that node', (t) => {
     }
   }
   t.pass();
+});
+
+test('pickNodes: distinct nodes best first, the first is pickNode\'s; dropping a node keeps the others in order', (t) => {
+  const nodes = Array.from({ length: 5 }, (_, i) => ({ id: `n${i}`, address: `h:${i}`, weight: 1 }));
+  for (let k = 0; k < 2000; k++) {
+    const hash = hashKey(`key-${k}`);
+    const three = pickNodes(nodes, hash, 3);
+    t.is(new Set(three).size, 3);
+    t.is(three[0], pickNode(nodes, hash));
+    const gone = three[1]!;
+    const without = nodes.filter((_, i) => i !== gone);
+    const after = pickNodes(without, hash, 3).map((i) => without[i]!.id);
+    // The survivors keep their order; one new node fills the gap at the end.
+    t.deepEqual(after.slice(0, 2), [nodes[three[0]!]!.id, nodes[three[2]!]!.id]);
+  }
+  t.deepEqual(pickNodes(nodes, 1, 9).length, 5, 'no more than there are nodes');
+  t.deepEqual(pickNodes([{ id: 'a', address: 'x', weight: 0 }], 1, 2), [], 'weightless nodes hold nothing');
 });

@@ -21,6 +21,8 @@ export interface Placement {
   blockSize: number;
   /** The job's largest value. */
   maxValueBytes: number;
+  /** Copies of every key: its `replicas` highest-scoring nodes of a generation hold it (1: the owner only). */
+  replicas: number;
 }
 
 /** FNV-1a over UTF-16 code units: no encoding step on the hot path. */
@@ -59,4 +61,21 @@ export function pickNode(nodes: readonly PlacementNode[], keyHash: number): numb
     }
   }
   return best;
+}
+
+/**
+ * Indexes into `nodes` of the `count` highest-scoring nodes for a key with this hash, best first: the key's
+ * replicas (the first is `pickNode`'s). Fewer when fewer nodes have weight. Removing a node changes a key's
+ * set only where that node was in it: the next-best node takes its place.
+ */
+export function pickNodes(nodes: readonly PlacementNode[], keyHash: number, count: number): number[] {
+  const scored: { index: number; score: number }[] = [];
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]!;
+    if (node.weight <= 0) continue;
+    const u = (mix(keyHash ^ hashKey(node.id)) + 0.5) / 4294967296;
+    scored.push({ index: i, score: node.weight / -Math.log(u) });
+  }
+  scored.sort((a, b) => b.score - a.score);
+  return scored.slice(0, count).map((s) => s.index);
 }

@@ -62,6 +62,7 @@ export interface TicketPlacement {
   generations: { nodes: { id: string; address: string; weight: number }[] }[];
   blockSize: number;
   maxValueBytes: number;
+  replicas?: number;
 }
 
 export function encodeTicket(ticket: Ticket): string {
@@ -107,6 +108,7 @@ function isTicketPlacement(p: unknown, job: string): p is TicketPlacement {
     finite(v.blockSize) &&
     v.blockSize > 0 &&
     finite(v.maxValueBytes) &&
+    (v.replicas === undefined || (Number.isInteger(v.replicas) && v.replicas >= 0 && v.replicas <= 3)) &&
     Array.isArray(v.generations) &&
     v.generations.every(
       (g) =>

@@ -179,11 +179,12 @@ export class Coordination {
   }
 
   private own(parked: Parked): void {
+    // A client reusing the id of a request still parked: the old one is replaced (its answer would be ambiguous).
+    // Removed first: taking the owner's last entry drops its map, which must not be the one `parked` goes into.
+    const previous = this.byOwner.get(parked.owner)?.get(parked.id);
+    if (previous !== undefined) this.remove(previous);
     let mine = this.byOwner.get(parked.owner);
     if (mine === undefined) this.byOwner.set(parked.owner, (mine = new Map()));
-    // A client reusing the id of a request still parked: the old one is replaced (its answer would be ambiguous).
-    const previous = mine.get(parked.id);
-    if (previous !== undefined) this.remove(previous);
     mine.set(parked.id, parked);
     this.active++;
   }

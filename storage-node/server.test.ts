@@ -460,3 +460,117 @@ test('coordination frames: WAIT parks and is answered by a PUT on another connec
   t.is(server.coordination.watches, 0);
   t.true(waiter.frames.some((f) => f.id === 2 && (f.flags & Flag.EVENT) === 0 && f.code === Status.OK), 'the watch ended');
 });
+
+test('a key that is not UTF-8 → BAD_REQUEST, nothing stored; a watch never gets a key longer than a frame allows', async (t) => {
+  const { address, engine } = await startNode(t);
+  const token = signToken(secret, 'job-u');
+  const watcher = connect(t, address, token);
+  const events: string[] = [];
+  const watch = watcher.park(Op.WATCH, 0, 0, 0, '', { onEvent: (_kind, key) => events.push(key) });
+  watch.reply.catch(() => {}); // ended by the cancel below, or by the teardown
+  const raw = await rawConnect(t, address);
+  raw.send(Op.HELLO, 0, token);
+  // 1024 bytes of 0xff would decode to 1024 U+FFFD, 3072 bytes of UTF-8 once re-encoded for an event or a LIST.
+  for (const [id, key] of [[1, Buffer.alloc(1024, 0xff)], [2, Buffer.from([0x6b, 0xc3])], [3, Buffer.from([0xed, 0xa0, 0x80])]] as const) {
+    raw.write(Buffer.concat([rawHeader({ bodyLength: key.length + 1, keyLength: key.length, code: Op.PUT, id }), key, Buffer.from('v')]));
+    const reply = await raw.reply(id);
+    t.is(reply?.code, Status.BAD_REQUEST, `key ${key.subarray(0, 4).toString('hex')}`);
+    t.regex(reply?.body.toString() ?? '', /UTF-8/);
+  }
+  t.is(engine.used, 0, 'nothing was stored');
+  // A valid key with U+FFFD spelled out is fine, and the connections carry on.
+  raw.send(Op.PUT, 4, 'k\ufffd', Buffer.from('v'));
+  t.is((await raw.reply(4))?.code, Status.OK);
+  await eventually(() => events.includes('k\ufffd'), 2_000, 'the event for the valid key');
+  t.is((await watcher.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK, 'the watching connection is alive');
+  watcher.cancel(watch.id);
+});
+
+test('a connection closed for bad input is closed even when its last answer filled the write batch', async (t) => {
+  // The writer flushes by itself at 256 KiB; if the refusal's frame crossed that line, the node used to find
+  // nothing left to flush and never ended the socket: the client waited for a close that did not come.
+  const { address } = await startNode(t);
+  const token = signToken(secret, 'job-f');
+  const writer = connect(t, address, token);
+  const batch = 256 * 1024;
+  // The GET answer (24-byte header + value) stays just under the flush line; the BAD_REQUEST behind it crosses it.
+  t.is((await writer.request(Op.PUT, 0, 0, 0, 'big', Buffer.alloc(batch - HEADER_SIZE - 10, 1))).status, Status.OK);
+  const raw = await rawConnect(t, address);
+  raw.send(Op.HELLO, 0, token);
+  t.is((await raw.reply(0))?.code, Status.OK);
+  // One write: the GET and a malformed header are handled in the same turn, before any flush.
+  const get = rawHeader({ bodyLength: 3, keyLength: 3, code: Op.GET, id: 1 });
+  raw.write(Buffer.concat([get, Buffer.from('big'), rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, version: 9 }), Buffer.from('k')]));
+  const closed = await Promise.race([raw.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 3_000, false))]);
+  t.true(closed, 'the node closed the connection');
+  t.deepEqual(raw.frames.map((f) => [f.id, f.code]), [[0, Status.OK], [1, Status.OK], [0, Status.BAD_REQUEST]]);
+
+  // The same for a request before HELLO whose UNAUTHORIZED crosses the line behind a run of PINGs (24 bytes each).
+  const early = await rawConnect(t, address);
+  const pings = Math.floor((batch - 1) / HEADER_SIZE); // their answers stay just under the line
+  const frames: Buffer[] = [];
+  for (let i = 0; i < pings; i++) frames.push(rawHeader({ bodyLength: 0, code: Op.PING, id: 100 + i }));
+  frames.push(rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, id: 7 }), Buffer.from('k'));
+  early.write(Buffer.concat(frames));
+  const earlyClosed = await Promise.race([early.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 3_000, false))]);
+  t.true(earlyClosed, 'the node closed the connection that skipped HELLO');
+  t.is(early.frames.at(-1)?.code, Status.UNAUTHORIZED);
+});
+
+test('a WAIT or WATCH that reuses the id of one still parked replaces it; closing the connection forgets both', async (t) => {
+  const { address, server } = await startNode(t);
+  const token = signToken(secret, 'job-r');
+  for (const op of [Op.WATCH, Op.WAIT]) {
+    const raw = await rawConnect(t, address);
+    raw.send(Op.HELLO, 0, token);
+    raw.send(op, 5, 'p', null, { arg: 3_600_000 });
+    raw.send(op, 5, 'q', null, { arg: 3_600_000 });
+    raw.send(Op.PING, 6);
+    await raw.reply(6);
+    t.is(server.coordination.active, 1, 'the second replaced the first');
+    t.is(server.coordination.waiters + server.coordination.watches, 1);
+    raw.destroy();
+    await eventually(() => server.counters.connections === 0, 2_000, 'connection closed');
+    t.is(server.coordination.active, 0, 'nothing parked outlives its connection');
+    t.is(server.coordination.waiters + server.coordination.watches, 0);
+  }
+});
+
+test('an admin DROP_JOB answered by an async engine keeps its own request id when more frames follow it', async (t) => {
+  // A disk engine drops a job asynchronously; the answer used to read the id from the decoder's reused frame
+  // view, so it went out under the id of whatever frame came next (and that request's caller got it).
+  const engine = new DramEngine(MiB);
+  const slow = Object.assign(Object.create(engine) as DramEngine, {
+    dropJob: async (job: string) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return engine.dropJob(job);
+    },
+  });
+  const server = new StorageServer({ id: 'dram-test', engine: slow, secret, logger });
+  const address = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  const raw = await rawConnect(t, address);
+  raw.send(Op.HELLO, 0, adminToken);
+  raw.send(Op.DROP_JOB, 1, 'job-a', null, { arg: 1 });
+  raw.send(Op.SET_EPOCH, 2, 'job-b', null, { arg: 5 });
+  raw.send(Op.PING, 3);
+  await raw.waitFrames(4);
+  t.deepEqual(
+    raw.frames.map((f) => [f.id, f.code]).sort((a, b) => a[0]! - b[0]!),
+    [[0, Status.OK], [1, Status.OK], [2, Status.OK], [3, Status.OK]],
+  );
+  t.false(server.droppedJobs.has('job-a'), 'moved (arg 1): the job is not refused from now on');
+});
+
+test('before HELLO a frame may carry no more than a token: a declared 10 MiB body is refused unread', async (t) => {
+  const { address } = await startNode(t);
+  const raw = await rawConnect(t, address);
+  raw.write(rawHeader({ bodyLength: 10 * MiB, code: Op.PUT, id: 7, keyLength: 1 }));
+  const refused = await raw.reply(7);
+  t.is(refused?.code, Status.TOO_LARGE);
+  // After a HELLO the node's own limit applies again.
+  const hello = await rawConnect(t, address);
+  hello.send(Op.HELLO, 0, signToken(secret, 'job-h'));
+  hello.send(Op.PUT, 8, 'k', Buffer.alloc(64 * 1024, 1));
+  t.is((await hello.reply(8))?.code, Status.OK);
+});

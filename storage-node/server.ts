@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import {
@@ -167,9 +168,11 @@ class Session implements ParkedOwner {
   ) {
     this.writer = new FrameWriter(socket);
     this.decoder = new FrameDecoder({
-      maxBody: server.maxValueBytes + MAX_KEY_BYTES,
+      // Until a HELLO succeeds a frame carries at most a token: a stranger cannot make the node buffer a value.
+      maxBody: MAX_KEY_BYTES,
       onFrame: (frame) => this.onFrame(frame),
       onOversize: (frame) => {
+        if (this.closing) return;
         this.opKind = opKindOf(frame.code);
         this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`);
         this.opKind = -1;
@@ -209,12 +212,12 @@ class Session implements ParkedOwner {
   };
 
   private flush(): void {
-    if (this.writer.pendingBytes > 0) {
-      this.writer.flush();
-      if (this.closing) {
-        this.socket.end();
-        return;
-      }
+    if (this.writer.pendingBytes > 0) this.writer.flush();
+    // Even with nothing left to flush: the writer may have sent the closing answer by itself (it flushes once
+    // 256 KiB are queued), and the connection must still end.
+    if (this.closing) {
+      this.socket.end();
+      return;
     }
     // Backpressure: a client that does not read its answers stops being read, so it cannot grow our memory.
     if (!this.paused && this.socket.writableLength > this.server.maxPendingResponseBytes) {
@@ -224,6 +227,7 @@ class Session implements ParkedOwner {
   }
 
   private protocolError(error: SatchelError): void {
+    if (this.closing) return; // already answered and ended: nothing more may be written
     this.server.options.logger.warn({ remote: this.socket.remoteAddress, reason: error.message }, 'closing connection: malformed frame');
     this.fail(0, 0, 'BAD_REQUEST', error.message);
     this.closing = true;
@@ -242,7 +246,7 @@ class Session implements ParkedOwner {
 
   /** An answer to a parked WAIT or WATCH (coordination.ts), outside the request being handled. */
   push(status: StatusCode, flags: number, id: number, epoch: number, arg: number, key: string, body: Uint8Array | null): void {
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.closing) return;
     this.server.counters.bytesOut += HEADER_SIZE + key.length + (body === null ? 0 : body.length);
     this.writer.frame(status, flags, id, epoch, arg, key, body);
     this.scheduleFlush();
@@ -278,6 +282,11 @@ class Session implements ParkedOwner {
       this.fail(id, epoch, 'UNAUTHORIZED', 'HELLO with a token must come first');
       this.closing = true;
       return;
+    }
+    // Keys are UTF-8. Other bytes would decode to U+FFFD, 3 bytes each when the key goes back out (LIST, WATCH
+    // events): longer than a frame's key may be, and different byte strings would land on one key.
+    if (f.keyLength > 0 && key.includes('\ufffd') && !isUtf8(f.buf.subarray(f.bodyStart, f.bodyStart + f.keyLength))) {
+      return this.fail(id, epoch, 'BAD_REQUEST', 'key is not valid UTF-8');
     }
     if (this.admin) return this.adminOp(f, key);
     const jobId = this.jobId!;
@@ -418,7 +427,7 @@ class Session implements ParkedOwner {
     const timing = metrics.timing;
     result.then(
       (value) => {
-        if (this.socket.destroyed) return;
+        if (this.socket.destroyed || this.closing) return;
         this.opKind = kind;
         metrics.clock[0] = started;
         metrics.timing = timing;
@@ -434,7 +443,7 @@ class Session implements ParkedOwner {
         } else {
           this.server.options.logger.error({ err: error }, 'engine error');
         }
-        if (this.socket.destroyed) return;
+        if (this.socket.destroyed || this.closing) return;
         this.opKind = kind;
         metrics.clock[0] = started;
         metrics.timing = timing;
@@ -459,6 +468,7 @@ class Session implements ParkedOwner {
       return;
     }
     this.admin = subject.admin;
+    this.decoder.limit(this.server.maxValueBytes + MAX_KEY_BYTES);
     this.jobId = subject.admin ? null : subject.jobId;
     const epoch = subject.admin ? 0 : (this.server.epochs.get(subject.jobId) ?? 0);
     this.respond(Status.OK, 0, id, epoch, this.server.maxValueBytes, Buffer.from(this.server.options.id));
@@ -466,11 +476,15 @@ class Session implements ParkedOwner {
 
   private adminOp(f: FrameView, jobId: string): void {
     switch (f.code) {
-      case Op.DROP_JOB:
-        return this.settle(this.server.dropJob(jobId, f.arg === DROP_MOVED), f.id, 0, (freed: number) => {
-          this.server.options.logger.info({ job: jobId, freed, moved: f.arg === DROP_MOVED }, 'job dropped');
-          this.respond(Status.OK, 0, f.id, 0, Math.min(freed, 0xffffffff), null);
+      case Op.DROP_JOB: {
+        // Copies: `f` is reused for the next frame before an async engine's drop settles.
+        const { id } = f;
+        const moved = f.arg === DROP_MOVED;
+        return this.settle(this.server.dropJob(jobId, moved), id, 0, (freed: number) => {
+          this.server.options.logger.info({ job: jobId, freed, moved }, 'job dropped');
+          this.respond(Status.OK, 0, id, 0, Math.min(freed, 0xffffffff), null);
         });
+      }
       case Op.SET_EPOCH: {
         const known = this.server.epochs.get(jobId) ?? 0;
         if (f.arg > known) {

@@ -21,10 +21,10 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(options: { dram?: number; capacity?: number; maxValueBytes?: number } = {}): Promise<InProcessCluster> {
+export async function startInProcessCluster(options: { dram?: number; capacity?: number; maxValueBytes?: number; nodeTimeoutMs?: number } = {}): Promise<InProcessCluster> {
   const logger = pino({ level: 'silent' });
   const secret = randomBytes(32);
-  const controller = new Controller({ secret, logger });
+  const controller = new Controller({ secret, logger, nodeTimeoutMs: options.nodeTimeoutMs });
   const controllerAddress = await controller.listen(0, '127.0.0.1');
   const metadata = new MetadataServer({ secret, logger, controller: controllerAddress });
   await metadata.listen(0, '127.0.0.1');
@@ -51,7 +51,7 @@ export async function startInProcessCluster(options: { dram?: number; capacity?:
     nodes,
     used: () => nodes.reduce((n, node) => n + node.server.engine.used, 0),
     async close() {
-      await Promise.all(nodes.map((n) => n.close()));
+      await Promise.all(nodes.map((n) => n.close().catch(() => {})));
       await metadata.close();
       await controller.close();
     },

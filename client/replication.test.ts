@@ -1,0 +1,119 @@
+/**
+ * Replicas against an in-process cluster of three DRAM nodes: every key on `replicas` distinct nodes, reads
+ * failing over while a node is down, writes waiting for the controller to replace it, and the copies restored.
+ */
+import test from 'ava';
+import { hashKey, pickNodes } from '../proto/index.ts';
+import { startInProcessCluster, type InProcessCluster } from '../test/helpers/in-process.ts';
+import { eventually } from '../test/helpers/raw-client.ts';
+import { pattern, rejection } from '../test/helpers/assert.ts';
+import { Satchel } from './index.ts';
+
+const MiB = 1024 * 1024;
+
+/** Nodes (by index) whose engine holds `key` for the job. */
+function holders(cluster: InProcessCluster, jobId: string, key: string): number[] {
+  const out: number[] = [];
+  cluster.nodes.forEach((node, i) => {
+    const entry = node.server.engine.get(jobId, key);
+    if (entry !== undefined && !(entry instanceof Promise)) out.push(i);
+  });
+  return out;
+}
+
+test('replicas 2: every key on two nodes; a dead node is replaced, reads and writes go on, copies restored', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 3, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('replicated', { replicas: 2, peakThroughput: 2.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const record = cluster.controller.registry.jobs.get(job.id)!;
+  t.is(record.placement.replicas, 2);
+  t.is(record.placement.generations[0]!.nodes.length, 3);
+
+  const keys = Array.from({ length: 300 }, (_, i) => `k/${i}`);
+  await job.putMany(keys.map((key, i) => [key, `value ${i}`] as const));
+  await job.put('large', pattern(3 * MiB, 1)); // blocks are keys too: each on two nodes
+  for (const key of keys) t.is(holders(cluster, job.id, key).length, 2, key);
+
+  // The node holding the most first copies dies.
+  const nodes = record.placement.generations[0]!.nodes;
+  const firsts = nodes.map((n) => keys.filter((k) => nodes[pickNodes(nodes, hashKey(k), 2)[0]!]!.id === n.id).length);
+  const victim = firsts.indexOf(Math.max(...firsts));
+  const victimId = cluster.nodes[victim]!.id;
+  await cluster.nodes[victim]!.close();
+
+  // Reads fail over to the other copy at once; writes wait for the placement without the dead node.
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  const values = await reader.getMany(keys);
+  t.deepEqual(values.map(String), keys.map((_, i) => `value ${i}`), 'every key readable while a copy is down');
+  await reader.putMany(keys.slice(0, 50).map((key) => [key, `new ${key}`] as const));
+  t.true((await reader.get('large'))!.equals(pattern(3 * MiB, 1)));
+
+  await eventually(() => !cluster.controller.registry.jobs.get(job.id)!.placement.generations.some((g) => g.nodes.some((n) => n.id === victimId)), 10_000, 'the dead node left the placement');
+  await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 10_000, 'copies restored');
+  const live = cluster.nodes.map((_, i) => i).filter((i) => i !== victim);
+  for (const key of keys) {
+    const held = holders(cluster, job.id, key).filter((i) => live.includes(i));
+    t.is(held.length, 2, `${key} on both living nodes again`);
+  }
+  t.deepEqual((await job.getMany(keys.slice(0, 50))).map(String), keys.slice(0, 50).map((key) => `new ${key}`), 'writes made during the outage kept');
+  const lost = cluster.controller.events.since(0).find((e) => e.kind === 'node-lost');
+  t.is(lost?.node, victimId);
+});
+
+test('replicas 1: a dead node fails the operations on its keys with UNAVAILABLE; the others go on', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 1_000 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('single', { peakThroughput: 1.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+  await job.putMany(keys.map((k) => [k, k] as const));
+  const dead = cluster.nodes[0]!;
+  const onDead = keys.filter((k) => holders(cluster, job.id, k).includes(0));
+  const onLive = keys.filter((k) => !onDead.includes(k));
+  t.true(onDead.length > 0 && onLive.length > 0);
+  await dead.close();
+  await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'node-lost'), 5_000, 'the controller noticed');
+  const started = Date.now();
+  t.is((await rejection(t, job.get(onDead[0]!))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, job.put(onDead[1]!, 'x'))).code, 'UNAVAILABLE');
+  t.true(Date.now() - started < 6_000, 'failed, not hung');
+  t.deepEqual((await job.getMany(onLive)).map(String), onLive);
+  t.true(cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.some((n) => n.id === dead.id), 'kept in the placement: its keys are not silently missing');
+});
+
+test('a replicas hint the cluster cannot honour is refused; a bad one is BAD_REQUEST', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 1 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress);
+  t.teardown(() => satchel.close());
+  t.is((await rejection(t, satchel.registerJob('two', { replicas: 2 }))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, satchel.registerJob('four', { replicas: 4 }))).code, 'BAD_REQUEST');
+  t.is((await rejection(t, satchel.registerJob('half', { replicas: 1.5 }))).code, 'BAD_REQUEST');
+});
+
+test('replicas 2 on two of three nodes: when one dies the third joins and gets the copies', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 3, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('replaced', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const placed = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.map((n) => n.id);
+  t.is(placed.length, 2);
+  const keys = Array.from({ length: 200 }, (_, i) => `r/${i}`);
+  await job.putMany(keys.map((key) => [key, key] as const));
+  const victim = cluster.nodes.findIndex((n) => n.id === placed[0]);
+  const spare = cluster.nodes.findIndex((n) => !placed.includes(n.id));
+  await cluster.nodes[victim]!.close();
+  await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 10_000, 'copies restored');
+  const generations = cluster.controller.registry.jobs.get(job.id)!.placement.generations;
+  t.true(generations[0]!.nodes.some((n) => n.id === cluster.nodes[spare]!.id), 'the spare node joined the newest generation');
+  for (const key of keys) t.deepEqual(holders(cluster, job.id, key).sort(), [spare, cluster.nodes.findIndex((n) => n.id === placed[1])].sort(), key);
+  t.deepEqual((await job.getMany(keys)).map(String), keys);
+});

@@ -1,0 +1,119 @@
+/**
+ * Restoring a replicated job's copies after one of its nodes died (the controller stopped hearing from it).
+ *
+ * 1. Publish a placement without the dead node. Each key's copies are its `replicas` highest-scoring nodes of
+ *    a generation (placement.ts `pickNodes`); dropping a node keeps the others' order, so every key's new first
+ *    copy is a node that already had it, and reads and writes go on at once. When the newest generation would
+ *    be left with fewer nodes than copies, a replacement node joins it as a new newest generation (the old ones
+ *    stay, so a key the new node does not have yet is still found there).
+ * 2. Copy each key from the survivor that is its first living copy to the nodes that are now among its copies
+ *    and were not before, with PUT IF_ABSENT so a copy never overwrites a write made since step 1.
+ *
+ * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
+ * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
+ */
+import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import type { MigrationHost, NodeAddress } from './migration.ts';
+
+export interface ReplicationResult {
+  /** Copies written (a key written to two new holders counts twice). */
+  copies: number;
+  bytes: number;
+  /** Keys the survivors hold, looked at. */
+  keys: number;
+}
+
+const PAGE = 500;
+const IN_FLIGHT = 64;
+
+/**
+ * The placement without `lost`, with `replacement` (when not empty) joining as a new newest generation, and
+ * for each generation of the old placement the indexes of the new generations its keys now belong to.
+ */
+export function placementAfterLoss(placement: WirePlacement, lostId: string, replacement: WirePlacementNode[]): { placement: WirePlacement; successors: number[][] } {
+  const stripped = placement.generations.map((g) => g.nodes.filter((n) => n.id !== lostId));
+  const generations = replacement.length === 0 ? stripped : [[...stripped[0]!, ...replacement], ...stripped];
+  const shift = replacement.length === 0 ? 0 : 1;
+  // Empty generations (every node of one lost) are dropped; indexes are remapped to what is left.
+  const kept: number[] = [];
+  generations.forEach((nodes, i) => {
+    if (nodes.length > 0) kept.push(i);
+  });
+  const newIndex = (i: number) => kept.indexOf(i);
+  const successors = placement.generations.map((_, j) => {
+    const targets = j === 0 && shift === 1 ? [0, 1] : [j + shift];
+    return targets.map(newIndex).filter((i) => i >= 0);
+  });
+  return {
+    placement: { ...placement, epoch: placement.epoch + 1, generations: kept.map((i) => ({ nodes: generations[i]! })) },
+    successors,
+  };
+}
+
+/** Steps 1 and 2 for one job. Throws on a copy that fails (the placement of step 1 stays: nothing is lost). */
+export async function rereplicateJob(
+  host: Pick<MigrationHost, 'publish' | 'connect'>,
+  placement: WirePlacement,
+  lost: NodeAddress,
+  replacement: WirePlacementNode[],
+): Promise<{ placement: WirePlacement; result: ReplicationResult }> {
+  const replicas = Math.max(1, placement.replicas ?? 1);
+  if (replicas < 2) throw new SatchelError('BAD_REQUEST', `job ${placement.jobId} has one copy of each key: nothing to restore from`);
+  const after = placementAfterLoss(placement, lost.id, replacement);
+  await host.publish(after.placement);
+  const jobId = placement.jobId;
+  const epoch = after.placement.epoch;
+  const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0 };
+  const survivors = new Map(after.placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
+  const request = async (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, arg = 0) => {
+    const reply = await host.connect(node.address, jobId).request(op, flags, epoch, arg, key, value);
+    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) {
+      throw new SatchelError(errorCodeOf(reply.status), `restoring copies of ${jobId} on ${node.id}: ${reply.message}`);
+    }
+    return reply;
+  };
+
+  /** Copies `key`, held by `source`, wherever the new placement wants a copy it did not want before. */
+  const restore = async (source: WirePlacementNode, key: string) => {
+    result.keys++;
+    const hash = hashKey(key);
+    const targets = new Map<string, WirePlacementNode>();
+    placement.generations.forEach((generation, j) => {
+      const before = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!.id);
+      // The first living copy does the copying, so a key is read once, not by every survivor holding it.
+      if (before.find((id) => id !== lost.id) !== source.id) return;
+      for (const g of after.successors[j]!) {
+        const nodes = after.placement.generations[g]!.nodes;
+        for (const i of pickNodes(nodes, hash, replicas)) {
+          const node = nodes[i]!;
+          if (!before.includes(node.id) && node.id !== source.id) targets.set(node.id, node);
+        }
+      }
+    });
+    if (targets.size === 0) return;
+    const value = await request(source, Op.GET, 0, key, null);
+    if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
+    for (const target of targets.values()) {
+      await request(target, Op.PUT, Flag.IF_ABSENT | (value.flags & Flag.MANIFEST), key, value.body);
+      result.copies++;
+      result.bytes += value.body.length;
+    }
+  };
+
+  for (const source of survivors.values()) {
+    let cursor = '';
+    for (;;) {
+      const page = await request(source, Op.LIST, Flag.INTERNAL_KEYS, '', Buffer.from(cursor, 'utf8'), PAGE);
+      const keys = decodeKeyList(page.body);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(IN_FLIGHT, keys.length) }, async () => {
+          while (next < keys.length) await restore(source, keys[next++]!);
+        }),
+      );
+      if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
+      cursor = keys.at(-1)!;
+    }
+  }
+  return { placement: after.placement, result };
+}

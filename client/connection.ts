@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import {
   Flag,
   FrameDecoder,
@@ -26,6 +27,12 @@ export interface NodeConnectionOptions {
   maxInflightBytes?: number;
   /** Largest response body accepted from the node. */
   maxResponseBytes?: number;
+  /**
+   * Connect over TLS and check the node's certificate against `ca` (PEM) and the host dialled (or
+   * `servername`). A handshake that fails (another CA, a name the certificate does not carry, a node speaking
+   * plain TCP) fails the calls with UNAVAILABLE, saying so.
+   */
+  tls?: { ca: string | Buffer; servername?: string };
 }
 
 /** A request on its way; once answered, the same object carries the reply (one allocation per request). */
@@ -109,7 +116,7 @@ export class NodeConnection {
 
   constructor(
     readonly address: string,
-    private readonly token: string,
+    readonly token: string,
     private readonly options: NodeConnectionOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -189,6 +196,19 @@ export class NodeConnection {
     if (this.socket !== null && !this.closed) this.request(Op.CANCEL, 0, 0, id, '', null).catch(() => {});
   }
 
+  /**
+   * Takes no new calls and closes once everything it carries is answered, parked requests (a watch, a long
+   * wait) included: what a job does with the connection of a token it replaced.
+   */
+  retire(): void {
+    this.closed = true;
+    const check = () => {
+      if (this.pending.size === 0 && this.waiting.length === 0 && this.parked.size === 0) this.destroySocket();
+      else setTimeout(check, 1_000).unref();
+    };
+    check();
+  }
+
   /** Fails parked requests with CLOSED, waits for everything in flight or waiting to be answered, then closes. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -231,20 +251,24 @@ export class NodeConnection {
     if (Date.now() < this.retryAt) return null;
     this.helloError = null;
     let decoder: FrameDecoder | null = null;
+    const secure = this.options.tls;
     // Reads land in one buffer per connection, reused for every read (`onread`), instead of a fresh 64 KiB
     // chunk per read; the decoder copies out what outlives the callback. Fewer ArrayBuffers, fewer full GCs.
-    const socket = net.connect({
-      host: hostOf(this.address),
-      port: portOf(this.address),
-      noDelay: true,
-      onread: {
-        buffer: Buffer.allocUnsafe(READ_BUFFER_SIZE),
-        callback: (bytes: number, buffer: Uint8Array) => {
-          decoder!.push((buffer as Buffer).subarray(0, bytes));
-          return true;
-        },
-      },
-    });
+    const socket =
+      secure === undefined
+        ? net.connect({
+            host: hostOf(this.address),
+            port: portOf(this.address),
+            noDelay: true,
+            onread: {
+              buffer: Buffer.allocUnsafe(READ_BUFFER_SIZE),
+              callback: (bytes: number, buffer: Uint8Array) => {
+                decoder!.push((buffer as Buffer).subarray(0, bytes));
+                return true;
+              },
+            },
+          })
+        : this.connectTls(secure, (chunk) => decoder!.push(chunk));
     const writer = new FrameWriter(socket);
     this.socket = socket;
     this.writer = writer;
@@ -258,11 +282,13 @@ export class NodeConnection {
       onOversize: (frame) => this.settle(frame.id, (r) => r.reject(new SatchelError('TOO_LARGE', `reply of ${frame.bodyLength} bytes refused`))),
       onError: (error) => socket.destroy(error),
     });
-    socket.on('connect', () => {
+    // Over TLS the connection is up once the handshake is done, and the connect timeout covers the handshake.
+    socket.on(secure === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(connectTimer);
       this.failures = 0;
     });
     socket.on('error', () => {}); // 'close' follows and says what to do
+    const handshake = secure === undefined ? null : this.watchHandshake(socket as tls.TLSSocket);
     socket.on('close', () => {
       clearTimeout(connectTimer);
       if (this.socket !== socket) return;
@@ -271,12 +297,57 @@ export class NodeConnection {
       if (this.failures < 16) this.failures++;
       const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
       this.retryAt = this.pending.size > 0 || this.failures > 1 ? Date.now() + backoff * (0.5 + Math.random() / 2) : 0;
-      this.lastError = this.helloError ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`);
+      this.lastError = this.helloError ?? handshake?.failure() ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`);
       this.failAll(this.lastError);
     });
     // HELLO goes first on the wire; id 0 is never a request's.
     writer.frame(Op.HELLO, 0, 0, 0, 0, this.token, null);
     return writer;
+  }
+
+  /**
+   * A TLS connection to the node. Its reads come as 'data' chunks: the reused read buffer (`onread`) of the
+   * plain path is a TCP socket's, and here the bytes arrive decrypted by the TLS layer.
+   */
+  private connectTls(secure: { ca: string | Buffer; servername?: string }, onData: (chunk: Buffer) => void): tls.TLSSocket {
+    const host = hostOf(this.address);
+    const socket = tls.connect({
+      host,
+      port: portOf(this.address),
+      ca: secure.ca,
+      // SNI only for a name: an IP address is checked against the certificate's IP SANs without it.
+      servername: secure.servername ?? (net.isIP(host) === 0 ? host : undefined),
+    });
+    socket.setNoDelay(true);
+    socket.on('data', onData);
+    return socket;
+  }
+
+  /**
+   * Why a TLS connection ended before its handshake completed, as the error its calls get: the TCP connection
+   * opened, but the certificate was refused (or the node does not speak TLS). Null once the handshake is done,
+   * or when the TCP connection itself failed (the usual "connection lost").
+   */
+  private watchHandshake(socket: tls.TLSSocket): { failure(): SatchelError | null } {
+    let connected = false;
+    let secured = false;
+    let reason: string | null = null;
+    socket.once('connect', () => (connected = true));
+    socket.once('secureConnect', () => (secured = true));
+    socket.on('error', (error: Error) => {
+      if (!secured && connected && reason === null) reason = error.message;
+    });
+    return {
+      failure: () => {
+        if (secured || !connected) return null;
+        const host = this.options.tls?.servername ?? hostOf(this.address);
+        return new SatchelError(
+          'UNAVAILABLE',
+          `TLS handshake with node ${this.address} failed: ${reason ?? 'the node closed the connection'}; ` +
+            `its certificate must be signed by the CA this client trusts (the ticket's, or --tls-ca) and name ${host}`,
+        );
+      },
+    };
   }
 
   private onFrame(f: FrameView): void {

@@ -15,10 +15,12 @@ import {
   decodeManifest,
   decodeTicket,
   encodeManifest,
+  tokenExpiry,
   errorCodeOf,
   hashKey,
   pickNode,
   pickNodes,
+  type ClientTls,
   type ControllerMethods,
   type Manifest,
   type MetadataMethods,
@@ -81,6 +83,7 @@ const REPLACEMENT_POLL_MS = 200;
  */
 export class Job implements WatchHost {
   private placement: Placement;
+  private currentTicket: string;
   private readonly watches = new Set<Watch>();
   private readonly connections = new Map<string, NodeConnection>();
   private closed = false;
@@ -90,19 +93,20 @@ export class Job implements WatchHost {
 
   /** @internal Use Satchel.attach(ticket) or Satchel#registerJob. */
   constructor(
-    readonly ticket: string,
-    private readonly parsed: Ticket,
+    ticket: string,
+    private parsed: Ticket,
     placement: Placement,
     private readonly options: JobOptions,
     private readonly metadata: ControlClient<MetadataMethods>,
   ) {
     this.placement = placement;
+    this.currentTicket = ticket;
   }
 
   /** @internal Decodes the ticket and fetches the placement unless given; `this` picks the handle class. */
   static async open<T extends Job>(this: JobClass<T>, ticket: string, options: JobOptions = {}, known?: WirePlacement): Promise<T> {
     const parsed = decodeTicket(ticket);
-    const metadata = new ControlClient<MetadataMethods>(METADATA_SERVICE, parsed.metadata[0]!, options.timeoutMs ?? 10_000);
+    const metadata = new ControlClient<MetadataMethods>(METADATA_SERVICE, parsed.metadata[0]!, options.timeoutMs ?? 10_000, tlsOf(parsed));
     try {
       // The placement from registerJob (a driver) or from the ticket (a function) saves a metadata round trip,
       // which for a new process includes opening a gRPC channel (~18 ms measured here). A job with no nodes
@@ -119,6 +123,26 @@ export class Job implements WatchHost {
 
   get id(): string {
     return this.parsed.job;
+  }
+
+  /** What a function needs to open this job (`Satchel.attach`): the freshest this handle has. */
+  get ticket(): string {
+    return this.currentTicket;
+  }
+
+  /**
+   * @internal A fresh ticket for the same job (a lease renewal brings one): later connections open with its
+   * token; the old connections close once their calls are answered.
+   */
+  protected replaceTicket(ticket: string): void {
+    const parsed = decodeTicket(ticket);
+    if (parsed.job !== this.parsed.job || ticket === this.currentTicket) return;
+    // Kept until half its life is gone: renewals come every few seconds, and each change of token means new
+    // connections to every node.
+    const now = Date.now();
+    if (tokenExpiry(this.parsed.token) - now > (tokenExpiry(parsed.token) - now) / 2) return;
+    this.currentTicket = ticket;
+    this.parsed = parsed;
   }
 
   /** The placement epoch this client is using. */
@@ -641,9 +665,14 @@ export class Job implements WatchHost {
   /** @internal The connection to `node` (opened on first use; WatchHost). */
   connectionTo(node: PlacementNode): NodeConnection {
     let connection = this.connections.get(node.id);
+    if (connection !== undefined && connection.address === node.address && connection.token !== this.parsed.token) {
+      // A fresh token: new calls go on a connection opened with it; the old one finishes what it carries.
+      connection.retire();
+      connection = undefined;
+    }
     if (connection === undefined || connection.address !== node.address) {
       connection?.destroy();
-      connection = new NodeConnection(node.address, this.parsed.token, { timeoutMs: this.options.timeoutMs });
+      connection = new NodeConnection(node.address, this.parsed.token, { timeoutMs: this.options.timeoutMs, tls: tlsOf(this.parsed) });
       this.connections.set(node.id, connection);
     }
     return connection;
@@ -726,7 +755,7 @@ export class Job implements WatchHost {
 
   /** @internal For the controller-facing handle. */
   protected controllerClient(): ControlClient<ControllerMethods> {
-    return new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.parsed.controller, this.options.timeoutMs ?? 10_000);
+    return new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.parsed.controller, this.options.timeoutMs ?? 10_000, tlsOf(this.parsed));
   }
 
   /** @internal */
@@ -766,6 +795,11 @@ class ListCursor {
     this.index = 0;
     this.more = page.more;
   }
+}
+
+/** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */
+function tlsOf(ticket: Ticket): ClientTls | undefined {
+  return ticket.tls === undefined ? undefined : { ca: ticket.tls.ca };
 }
 
 async function fetchPlacement(metadata: ControlClient<MetadataMethods>, ticket: Ticket): Promise<Placement> {

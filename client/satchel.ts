@@ -2,6 +2,7 @@ import {
   ControlClient,
   CONTROLLER_SERVICE,
   SatchelError,
+  type ClientTls,
   type ControllerMethods,
   type JobHints,
 } from '../proto/index.ts';
@@ -9,7 +10,14 @@ import { Job, type JobOptions } from './job.ts';
 
 export type { JobHints };
 
-export interface ConnectOptions extends JobOptions {}
+export interface ConnectOptions extends JobOptions {
+  /**
+   * The controller serves TLS: connect over TLS and check its certificate against `ca` (PEM), and against
+   * `servername` when that, not the host dialled, is the name it carries. Jobs registered through this handle
+   * use the CA their ticket carries.
+   */
+  tls?: ClientTls;
+}
 
 /**
  * A job this process registered: a Job, plus what only its driver does. While the handle is open it renews
@@ -25,7 +33,11 @@ export class RegisteredJob extends Job {
     this.controller ??= this.controllerClient();
     const controller = this.controller;
     this.renewTimer = setInterval(() => {
-      controller.call('RenewLease', { jobId: this.id, token: this.token }).catch((error: unknown) => {
+      controller.call('RenewLease', { jobId: this.id, token: this.token }).then((reply) => {
+        // Each renewal brings a ticket whose token lives a token lifetime from now: the driver never holds an
+        // expired one, and hands functions the freshest.
+        if (reply.ticket) this.replaceTicket(reply.ticket);
+      }).catch((error: unknown) => {
         // The job is gone (deregistered elsewhere, or collected): nothing left to renew.
         if (error instanceof SatchelError && error.code === 'NO_SUCH_JOB') this.stopRenewing();
         // Anything else (a controller restarting) is retried at the next tick, well inside the lease.
@@ -67,7 +79,7 @@ export class Satchel {
     readonly address: string,
     private readonly options: ConnectOptions,
   ) {
-    this.controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address, options.timeoutMs ?? 10_000);
+    this.controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address, options.timeoutMs ?? 10_000, options.tls);
   }
 
   /** Connects to a controller (host:port). Checks it answers, so a wrong address fails here, not later. */

@@ -1,12 +1,16 @@
 import { NodeConnection } from '../client/index.ts';
-import { ADMIN_SUBJECT, DROP_MOVED, Op, SatchelError, Status, errorCodeOf, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, DROP_MOVED, Op, SatchelError, Status, errorCodeOf, signToken, type ClientTls } from '../proto/index.ts';
 
 /** The controller's admin connections to storage nodes, over the data plane (the node has no other port). */
 export class NodeAdmin {
   private readonly connections = new Map<string, NodeConnection>();
   private readonly token: string;
 
-  constructor(secret: Uint8Array) {
+  /** `tls`: the nodes serve TLS, their certificates checked against its CA. */
+  constructor(
+    secret: Uint8Array,
+    private readonly tls?: ClientTls,
+  ) {
     this.token = signToken(secret, ADMIN_SUBJECT);
   }
 
@@ -26,6 +30,12 @@ export class NodeAdmin {
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }
 
+  /** Tells the node whether the job is over its byte quota (its PUTs and INCRs refused with FULL) or not. */
+  async limitJob(address: string, jobId: string, overQuota: boolean): Promise<void> {
+    const reply = await this.connection(address).request(Op.LIMIT_JOB, 0, 0, overQuota ? 1 : 0, jobId, null);
+    if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
+  }
+
   close(): void {
     for (const connection of this.connections.values()) connection.destroy();
     this.connections.clear();
@@ -34,7 +44,7 @@ export class NodeAdmin {
   private connection(address: string): NodeConnection {
     let connection = this.connections.get(address);
     if (connection === undefined) {
-      connection = new NodeConnection(address, this.token, { timeoutMs: 10_000 });
+      connection = new NodeConnection(address, this.token, { timeoutMs: 10_000, tls: this.tls });
       this.connections.set(address, connection);
     }
     return connection;

@@ -14,6 +14,8 @@ export interface JobRecord {
   placement: WirePlacement;
   /** Bytes × seconds reserved so far, by tier (controller/cost.ts). */
   byteSeconds?: Record<string, number>;
+  /** The job holds its byte quota or more; the placement epoch whose nodes were told (not persisted). */
+  overQuota?: { since: number; toldEpoch: number };
 }
 
 export interface NodeRecord extends NodeInfo {

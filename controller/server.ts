@@ -5,6 +5,8 @@ import {
   ADMIN_SUBJECT,
   CONTROLLER_SERVICE,
   advertisedAddress,
+  GRPC_OPTIONS,
+  clientTlsOf,
   ControlClient,
   METADATA_SERVICE,
   SatchelError,
@@ -20,6 +22,7 @@ import {
   type MetadataMethods,
   type NodeInfo,
   type RegisterJobReply,
+  type ServerTls,
   type ServiceImpl,
   type WirePlacement,
   type WirePlacementNode,
@@ -40,6 +43,12 @@ import { NodeConnection } from '../client/index.ts';
 export interface ControllerOptions {
   secret: Uint8Array;
   logger: Logger;
+  /**
+   * Serve gRPC over TLS with `cert` and `key`; the controller's own calls (to metadata servers, and to nodes
+   * for admin operations, migration and replication) check certificates against `ca`, and tickets carry `ca`
+   * so functions do the same (PEM).
+   */
+  tls?: ServerTls;
   /** Where the controller keeps its state (LevelDB); in memory only when omitted. */
   stateDir?: string;
   /** A job whose driver does not renew within this long is collected like a deregistered one. */
@@ -57,9 +66,20 @@ export interface ControllerOptions {
    * replicated jobs get their copies restored on the others (controller/replication.ts). Default 5000 ms.
    */
   nodeTimeoutMs?: number;
+  /**
+   * How long a job token (and the ticket carrying it) opens the job's data: 24 h by default. A driver's lease
+   * renewals fetch fresh tickets, so a job outlives its tokens; a leaked ticket does not outlive its lifetime.
+   */
+  tokenTtlMs?: number;
+  /**
+   * Bytes a job may hold, every copy counted (none when omitted). Checked on the nodes' reports: a job that
+   * reaches it gets FULL for PUTs and INCRs on every node and no growth, until deletes bring it back under.
+   */
+  jobQuotaBytes?: number;
 }
 
 export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
+export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
 export const DEFAULT_LEASE_MS = 60_000;
@@ -89,7 +109,7 @@ export class Controller {
    * provisioner nobody stopped it). A launch in the tier clears them: a StatefulSet reuses its pod names.
    */
   private readonly retiredNodes = new Map<string, string>();
-  private readonly server = new grpc.Server();
+  private readonly server = new grpc.Server(GRPC_OPTIONS);
   private readonly admin: NodeAdmin;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
   private readonly adminToken: string;
@@ -104,7 +124,7 @@ export class Controller {
   private readonly startedAt = Date.now();
 
   constructor(private readonly options: ControllerOptions) {
-    this.admin = new NodeAdmin(options.secret);
+    this.admin = new NodeAdmin(options.secret, clientTlsOf(options.tls));
     this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.prices = options.prices ?? DEFAULT_PRICES;
@@ -120,7 +140,7 @@ export class Controller {
         const job = this.registry.jobs.get(jobId);
         if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
         job.leaseExpiresAt = Date.now() + this.leaseMs;
-        return { leaseMs: this.leaseMs };
+        return { leaseMs: this.leaseMs, ticket: this.ticketFor(job).ticket };
       },
       GrowJob: async ({ jobId, token, fullNodeId, epoch }) => {
         this.authorize(token, jobId);
@@ -151,6 +171,7 @@ export class Controller {
         // Right away rather than on a timer: a reservation trails use by at most one report (measured in
         // bench jobs, a 1 s timer on top of the 1 s reports let it trail by up to 2 s while sorts wrote).
         void this.rightsize();
+        void this.enforceQuotas();
         return { unknown: false };
       },
       GetCluster: async () => ({
@@ -160,6 +181,12 @@ export class Controller {
       }),
     };
     addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+  }
+
+  /** With TLS, what tickets carry: the CA functions check every server against. */
+  private get ticketTls(): { tls?: { ca: string } } {
+    const ca = this.options.tls?.ca;
+    return ca === undefined ? {} : { tls: { ca: Buffer.isBuffer(ca) ? ca.toString('utf8') : ca } };
   }
 
   /** The metadata servers the controller publishes placements to. */
@@ -173,7 +200,7 @@ export class Controller {
    */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
-    this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
+    this.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
     let last = Date.now();
     this.leaseTimer = setInterval(() => {
       const now = Date.now();
@@ -206,7 +233,7 @@ export class Controller {
     for (const node of nodes) this.registry.nodes.set(node.id, node);
     for (const job of jobs) this.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
     for (const address of metadata) {
-      this.metadataClients.set(address, new ControlClient<MetadataMethods>(METADATA_SERVICE, address));
+      this.metadataClients.set(address, new ControlClient<MetadataMethods>(METADATA_SERVICE, address, undefined, clientTlsOf(this.options.tls)));
     }
     const republished = await Promise.allSettled(jobs.map((job) => this.publishPlacement(job.placement)));
     const failed = republished.filter((r) => r.status === 'rejected').length;
@@ -222,6 +249,29 @@ export class Controller {
       this.options.logger.info({ job: job.id, usage, from: job.reservation, to: reservation }, 'reservation resized');
       job.reservation = reservation;
       await this.store?.putJob(job).catch((error: unknown) => this.options.logger.error({ err: error }, 'persisting job failed'));
+    }
+  }
+
+  /**
+   * Each job against the byte quota, from what its nodes report: one that reached it is told to every node of
+   * its placement (again when the placement changes), and told again when deletes bring it back under.
+   */
+  private async enforceQuotas(): Promise<void> {
+    const quota = this.options.jobQuotaBytes;
+    if (quota === undefined) return;
+    for (const job of this.registry.jobs.values()) {
+      const usage = this.stats.jobUsage(job.id);
+      const over = usage >= quota;
+      if (!over && job.overQuota === undefined) continue;
+      if (over && job.overQuota?.toldEpoch === job.placement.epoch) continue;
+      if (over && job.overQuota === undefined) {
+        this.options.logger.warn({ job: job.id, usage, quota }, 'job reached its byte quota');
+        this.events.add('quota-reached', `${job.id} holds ${usage} bytes, its quota is ${quota}: PUTs refused until it deletes`, { details: { usage, quota } });
+      }
+      job.overQuota = over ? { since: job.overQuota?.since ?? Date.now(), toldEpoch: job.placement.epoch } : undefined;
+      if (!over) this.options.logger.info({ job: job.id, usage, quota }, 'job back under its byte quota');
+      const addresses = new Set(job.placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
+      await Promise.allSettled([...addresses].map((address) => this.admin.limitJob(address, job.id, over)));
     }
   }
 
@@ -273,9 +323,15 @@ export class Controller {
       { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
       'job registered',
     );
-    const token = signToken(this.options.secret, id);
-    const ticket = encodeTicket({ v: 1, job: id, token, metadata: this.metadataAddresses, controller: this.address!, placement });
+    const { token, ticket } = this.ticketFor(job);
     return { jobId: id, token, ticket, leaseMs: this.leaseMs, placement };
+  }
+
+  /** A token for the job that expires one token lifetime from now, and a ticket carrying it. */
+  private ticketFor(job: JobRecord): { token: string; ticket: string } {
+    const token = signToken(this.options.secret, job.id, Date.now() + (this.options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS));
+    const ticket = encodeTicket({ v: 1, job: job.id, token, metadata: this.metadataAddresses, controller: this.address!, placement: job.placement, ...this.ticketTls });
+    return { token, ticket };
   }
 
   /** Deletes the job's data on every node it was placed on, its placement everywhere, and its record. */
@@ -483,7 +539,7 @@ export class Controller {
           },
           connect: (address) => {
             let connection = connections.get(address);
-            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000 })));
+            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
             return connection;
           },
           dropJob: async (address, _jobId, epoch) => {
@@ -505,6 +561,7 @@ export class Controller {
   private async growJobNow(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
+    if (job.overQuota !== undefined) throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${this.options.jobQuotaBytes} bytes`);
     if (job.placement.epoch > epoch) return job.placement;
     const free = (node: NodeState) => {
       const used = this.stats.get(node.id)?.used ?? 0;
@@ -608,7 +665,7 @@ export class Controller {
           },
           connect: (address) => {
             let connection = connections.get(address);
-            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000 })));
+            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
             return connection;
           },
         },
@@ -659,7 +716,7 @@ export class Controller {
     // A fresh channel every time: the old one to a restarted server may sit in grpc's reconnect backoff (up to
     // two minutes), and every registration and placement change would fail until it retried.
     known?.close();
-    const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address);
+    const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address, undefined, clientTlsOf(this.options.tls));
     this.metadataClients.set(address, client);
     if (known === undefined) await this.store?.putMetadata(address);
     // A metadata server that joins, or comes back after a restart with nothing, gets every placement.

@@ -4,13 +4,14 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { join, resolve } from 'node:path';
-import { SatchelError } from '../proto/index.ts';
+import { SatchelError, type ServerTls } from '../proto/index.ts';
 import { LocalCluster, type AutoscaleOptions } from './local-cluster.ts';
 import { TIER_PROFILES, isTier } from './tiers.ts';
 import { createLogger } from './logger.ts';
 import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
 import { runController, runMetadata, runStorageNode } from './roles.ts';
 import { readSecret } from './secret.ts';
+import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
 
 const USAGE = `Usage: satchel <command> [flags]
 
@@ -24,18 +25,26 @@ const USAGE = `Usage: satchel <command> [flags]
     --hdd-capacity SIZE     bytes per HDD node (default 8GiB)
     --hdd-seek-ms MS        emulate a spinning disk's seek on HDD nodes (default off)
     --keep-logs             keep DIR/logs after stopping
+    --tls-cert FILE --tls-key FILE --tls-ca FILE   every process serves TLS with this certificate (PEM; it
+                            must name 127.0.0.1), clients check it against the CA; deploy/README.md has how
     --no-autoscale          keep the nodes started; otherwise the autoscaler adds and drains nodes (local
                             processes), never going below the counts above
     --band, --min-nodes, --max-nodes, --scale-up-after-ms, --scale-down-after-ms, --cooldown-ms   as for controller
 
   controller              the controller and its console, for containers
     --port P --console-port P --host H --secret-file FILE
+    [--tls-cert FILE --tls-key FILE --tls-ca FILE]   serve TLS with this certificate and key (PEM), and check
+                            the others' certificates against the CA (all three or none; tickets carry the CA);
+                            also for metadata and storage-node. deploy/README.md: making them
     [--advertise HOST]      the host others dial when it is not --host (a pod binding 0.0.0.0); also for
                             metadata and storage-node
     [--state-dir DIR]       keep jobs, nodes and placements in DIR/controller.db across restarts
     [--lease-ms MS]         a job whose driver stops renewing is collected after MS (default 60000)
     [--node-timeout-ms MS]  a storage node silent this long is lost: replicated jobs get their copies restored
                             on the others (default 5000)
+    [--token-ttl-ms MS]     job tokens (and the tickets carrying them) stop working after MS; a driver's lease
+                            renewals bring fresh ones (default 86400000: a day)
+    [--job-quota SIZE]      bytes a job may hold, every copy counted: past it its PUTs get FULL (default none)
     [--console-host H]      the console's bind host (default: --host)
     [--provisioner none|local|kubernetes]   what starts and stops storage nodes (default none: by hand;
                             local: the parent satchel up; kubernetes: scales StatefulSets satchel-<tier>)
@@ -48,14 +57,17 @@ const USAGE = `Usage: satchel <command> [flags]
     [--cooldown-ms MS]        between two actions on a tier (default 10000)
   metadata                a metadata server
     --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
+    [--tls-cert FILE --tls-key FILE --tls-ca FILE]   gRPC over TLS, as for controller
     [--metrics-port P]      serve Prometheus /metrics on P (0: any free port); also for storage-node
   storage-node            a storage node
     --tier dram|ssd|hdd --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]
+    [--tls-cert FILE --tls-key FILE --tls-ca FILE]   the data plane over TLS, as for controller
     [--path DIR]            data directory, required for ssd and hdd (wiped at start: data is ephemeral)
     [--capacity SIZE]       default 1GiB dram, 4GiB ssd, 8GiB hdd
     [--bandwidth BYTES/S]   declared to the controller; default 1G dram, 500M ssd, 150M hdd
     [--seek-ms MS] [--disk-bandwidth BYTES/S]   emulate a device (off by default)
     [--max-value SIZE] [--id ID] [--metrics-port P]
+    [--job-max-connections N]   connections one job may open to the node (default 1024)
 
   bench micro             GET/PUT latency and throughput against Satchel and Redis in the same run
     --json FILE             write the results as JSON
@@ -114,6 +126,12 @@ const USAGE = `Usage: satchel <command> [flags]
 
 type Flags = Record<string, string | boolean | undefined>;
 
+function positiveCount(text: string, flag: string): number {
+  const n = parseCount(text, flag, 1_000_000);
+  if (n === 0) throw new SatchelError('BAD_REQUEST', `${flag}: at least 1`);
+  return n;
+}
+
 function parse(args: string[], options: ParseArgsConfig['options']): Flags {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Flags;
@@ -145,11 +163,16 @@ async function up(args: string[]): Promise<void> {
     'keep-logs': { type: 'boolean' },
     'no-autoscale': { type: 'boolean' },
     ...autoscaleFlags,
+    ...tlsFlags,
   });
   const size = (flag: string) => (str(flags, flag) ? parseBytes(str(flags, flag)!, `--${flag}`) : undefined);
   const seek = str(flags, 'hdd-seek-ms');
   if (seek !== undefined && !(Number(seek) >= 0)) throw new SatchelError('BAD_REQUEST', `--hdd-seek-ms: not a number of milliseconds: ${JSON.stringify(seek)}`);
   const stateDir = resolve(str(flags, 'state-dir') ?? '.satchel');
+  // Checked here, so a bad file is one message, not one per process; the processes get the paths.
+  const files = tlsFiles(flags);
+  if (files !== undefined) await readTlsFiles(files);
+  const tls = files === undefined ? undefined : { cert: resolve(files.cert), key: resolve(files.key), ca: resolve(files.ca) };
   const counts = {
     dram: parseCount(str(flags, 'dram') ?? '1', '--dram'),
     ssd: parseCount(str(flags, 'ssd') ?? '1', '--ssd'),
@@ -170,6 +193,7 @@ async function up(args: string[]): Promise<void> {
     hddCapacity: size('hdd-capacity'),
     hddSeekMs: seek === undefined ? undefined : Number(seek),
     keepLogs: flags['keep-logs'] === true,
+    tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
   });
   const info = cluster.info;
@@ -178,6 +202,7 @@ async function up(args: string[]): Promise<void> {
       `  controller   ${info.controller}\n` +
       `  console      ${info.console}\n` +
       `  cluster file ${join(stateDir, 'cluster.json')} (holds the admin token)\n` +
+      (tls === undefined ? '' : `  TLS          on; clients check certificates against ${tls.ca}\n`) +
       `Stop with Ctrl-C.\n`,
   );
   await new Promise<void>((resolveStop) => {
@@ -213,7 +238,23 @@ function autoscaleOptions(flags: Flags): AutoscaleOptions {
   };
 }
 
+/** `--tls-cert`, `--tls-key`, `--tls-ca`: every role, and `satchel up` for all of them. */
+const tlsFlags = {
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-ca': { type: 'string' },
+} as const;
+
+const tlsFiles = (flags: Flags): TlsFiles | undefined => tlsFilesOf(str(flags, 'tls-cert'), str(flags, 'tls-key'), str(flags, 'tls-ca'));
+
+/** A role's TLS identity, read and checked now (a bad file stops it at start), or undefined without the flags. */
+async function serverTls(flags: Flags): Promise<ServerTls | undefined> {
+  const files = tlsFiles(flags);
+  return files === undefined ? undefined : readTlsFiles(files);
+}
+
 const serverFlags = {
+  ...tlsFlags,
   host: { type: 'string' },
   advertise: { type: 'string' },
   port: { type: 'string' },
@@ -233,6 +274,8 @@ async function main(argv: string[]): Promise<void> {
         'state-dir': { type: 'string' },
         'lease-ms': { type: 'string' },
         'node-timeout-ms': { type: 'string' },
+        'token-ttl-ms': { type: 'string' },
+        'job-quota': { type: 'string' },
         ...autoscaleFlags,
         provisioner: { type: 'string' },
         namespace: { type: 'string' },
@@ -250,6 +293,10 @@ async function main(argv: string[]): Promise<void> {
       if (leaseMs !== undefined && !(Number.isInteger(Number(leaseMs)) && Number(leaseMs) >= 100)) {
         throw new SatchelError('BAD_REQUEST', `--lease-ms: expected a whole number of milliseconds ≥ 100, got ${JSON.stringify(leaseMs)}`);
       }
+      const tokenTtlMs = str(flags, 'token-ttl-ms');
+      if (tokenTtlMs !== undefined && !(Number.isInteger(Number(tokenTtlMs)) && Number(tokenTtlMs) >= 1_000)) {
+        throw new SatchelError('BAD_REQUEST', `--token-ttl-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(tokenTtlMs)}`);
+      }
       const nodeTimeoutMs = str(flags, 'node-timeout-ms');
       // Reports come every second: less than two of them would call a busy node lost.
       if (nodeTimeoutMs !== undefined && !(Number.isInteger(Number(nodeTimeoutMs)) && Number(nodeTimeoutMs) >= 1_000)) {
@@ -259,12 +306,15 @@ async function main(argv: string[]): Promise<void> {
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
         nodeTimeoutMs: nodeTimeoutMs === undefined ? undefined : Number(nodeTimeoutMs),
+        tokenTtlMs: tokenTtlMs === undefined ? undefined : Number(tokenTtlMs),
+        jobQuotaBytes: str(flags, 'job-quota') === undefined ? undefined : parseBytes(str(flags, 'job-quota')!, '--job-quota'),
         advertiseHost: str(flags, 'advertise'),
         host,
         port: parsePort(str(flags, 'port') ?? '7070', '--port'),
         consoleHost: str(flags, 'console-host') ?? host,
         consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
         secret: await readSecret(required(flags, 'secret-file')),
+        tls: await serverTls(flags),
         logger: createLogger('controller'),
         provisioner,
         namespace,
@@ -281,6 +331,7 @@ async function main(argv: string[]): Promise<void> {
         metricsPort: str(flags, 'metrics-port') === undefined ? undefined : parsePort(str(flags, 'metrics-port')!, '--metrics-port'),
         controller: required(flags, 'controller'),
         secret: await readSecret(required(flags, 'secret-file')),
+        tls: await serverTls(flags),
         logger: createLogger('metadata'),
       });
       return;
@@ -296,6 +347,7 @@ async function main(argv: string[]): Promise<void> {
         'seek-ms': { type: 'string' },
         'disk-bandwidth': { type: 'string' },
         'max-value': { type: 'string' },
+        'job-max-connections': { type: 'string' },
         id: { type: 'string' },
         'metrics-port': { type: 'string' },
       });
@@ -323,8 +375,10 @@ async function main(argv: string[]): Promise<void> {
               }
             : undefined,
         maxValueBytes: str(flags, 'max-value') ? parseBytes(str(flags, 'max-value')!, '--max-value') : undefined,
+        maxConnectionsPerJob: str(flags, 'job-max-connections') === undefined ? undefined : positiveCount(str(flags, 'job-max-connections')!, '--job-max-connections'),
         id: str(flags, 'id'),
         secret: await readSecret(required(flags, 'secret-file')),
+        tls: await serverTls(flags),
         logger: createLogger(`storage-node`),
       });
       return;

@@ -46,6 +46,11 @@ export interface LocalClusterOptions {
   nodeTimeoutMs?: number;
   /** Run the autoscaler (off by default here; `satchel up` turns it on). Unset fields keep the defaults. */
   autoscale?: AutoscaleOptions;
+  /**
+   * Paths of PEM files: every process serves TLS with `cert` and `key` (which must name 127.0.0.1) and checks
+   * the others against `ca` (`--tls-cert`, `--tls-key`, `--tls-ca`); tickets carry the CA.
+   */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 /** The autoscaler's policy as `satchel controller` flags take it (controller/autoscaler.ts has the defaults). */
@@ -160,7 +165,7 @@ export class LocalCluster {
     if (dataPath !== undefined) args.push('--path', dataPath);
     if (tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));
     if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
-    const member = await this.spawn('storage-node', [...args, '--secret-file', this.secretFile]);
+    const member = await this.spawn('storage-node', [...args, ...this.tlsArgs, '--secret-file', this.secretFile]);
     member.dataPath = dataPath;
     this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid!, metrics: member.ready.metrics });
     if (member.ready.metrics !== undefined) this.info.metrics.push(member.ready.metrics);
@@ -229,6 +234,7 @@ export class LocalCluster {
     args.push('--secret-file', this.secretFile, '--state-dir', join(this.stateDir, 'controller'), '--provisioner', 'local');
     if (this.options.leaseMs !== undefined) args.push('--lease-ms', String(this.options.leaseMs));
     if (this.options.nodeTimeoutMs !== undefined) args.push('--node-timeout-ms', String(this.options.nodeTimeoutMs));
+    args.push(...this.tlsArgs);
     const scale = this.options.autoscale;
     if (scale !== undefined) {
       args.push('--autoscale');
@@ -275,7 +281,13 @@ export class LocalCluster {
   }
 
   private metadataArgs(port: number, metricsPort: number): string[] {
-    return ['metadata', '--port', String(port), '--metrics-port', String(metricsPort), '--controller', this.info.controller, '--secret-file', this.secretFile];
+    return ['metadata', '--port', String(port), '--metrics-port', String(metricsPort), '--controller', this.info.controller, ...this.tlsArgs, '--secret-file', this.secretFile];
+  }
+
+  /** Every process gets the same certificate (it names 127.0.0.1) and CA. */
+  private get tlsArgs(): string[] {
+    const tls = this.options.tls;
+    return tls === undefined ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca];
   }
 
   private member(role: string): Member {

@@ -9,7 +9,7 @@ import { Controller, DEFAULT_AUTOSCALER, buildConsole, type AutoscalerConfig, ty
 import type { AutoscaleOptions } from './local-cluster.ts';
 import { LocalProvisioner } from './local-provisioner.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { ADMIN_SUBJECT, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, signToken, type ServerTls } from '../proto/index.ts';
 import { startStorageNode, type DeviceEmulation, type Tier } from '../storage-node/index.ts';
 
 export interface ReadyMessage {
@@ -25,6 +25,8 @@ export interface ReadyMessage {
 export interface ControllerRoleOptions {
   host: string;
   port: number;
+  /** Serve gRPC over TLS; calls to metadata servers and nodes check them against its CA (`--tls-*`). */
+  tls?: ServerTls;
   consoleHost: string;
   consolePort: number;
   secret: Buffer;
@@ -33,6 +35,10 @@ export interface ControllerRoleOptions {
   leaseMs?: number;
   /** A node silent this long is lost (Controller `nodeTimeoutMs`). */
   nodeTimeoutMs?: number;
+  /** Job token lifetime (Controller `tokenTtlMs`). */
+  tokenTtlMs?: number;
+  /** Bytes a job may hold (Controller `jobQuotaBytes`). */
+  jobQuotaBytes?: number;
   advertiseHost?: string;
   provisioner?: 'none' | 'local' | 'kubernetes';
   /** Kubernetes namespace of the storage StatefulSets. */
@@ -74,9 +80,12 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
   const controller = new Controller({
     secret: options.secret,
     logger: options.logger,
+    tls: options.tls,
     stateDir: options.stateDir,
     leaseMs: options.leaseMs,
     nodeTimeoutMs: options.nodeTimeoutMs,
+    tokenTtlMs: options.tokenTtlMs,
+    jobQuotaBytes: options.jobQuotaBytes,
     advertiseHost: options.advertiseHost,
     provisioner: await makeProvisioner(options),
     autoscaler: options.autoscale === undefined ? undefined : autoscalerConfig(options.autoscale),
@@ -97,6 +106,8 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
 export interface MetadataRoleOptions {
   host: string;
   port: number;
+  /** Serve gRPC over TLS; the controller is checked against its CA (`--tls-*`). */
+  tls?: ServerTls;
   controller: string;
   secret: Buffer;
   logger: Logger;
@@ -111,6 +122,7 @@ export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMe
     logger: options.logger,
     controller: options.controller,
     advertiseHost: options.advertiseHost,
+    tls: options.tls,
     metricsPort: options.metricsPort,
     metricsHost: options.host,
   });
@@ -122,6 +134,8 @@ export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMe
 
 export interface StorageNodeRoleOptions {
   tier: Tier;
+  /** Serve the data plane over TLS; the controller is checked against its CA (`--tls-*`). */
+  tls?: ServerTls;
   path?: string;
   bandwidth?: number;
   emulate?: DeviceEmulation;
@@ -130,6 +144,7 @@ export interface StorageNodeRoleOptions {
   controller: string;
   capacity: number;
   maxValueBytes?: number;
+  maxConnectionsPerJob?: number;
   id?: string;
   advertiseHost?: string;
   /** Serve `/metrics` on this port (0: any free one); none when omitted. */

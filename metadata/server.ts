@@ -14,9 +14,12 @@ import {
   type MetadataMethods,
   type ServiceImpl,
   advertisedAddress,
+  GRPC_OPTIONS,
+  clientTlsOf,
   closeMetricsEndpoint,
   serveMetrics,
   type MetricsEndpoint,
+  type ServerTls,
 } from '../proto/index.ts';
 import { MetadataMetrics } from './metrics.ts';
 import { PlacementStore } from './placement-store.ts';
@@ -37,6 +40,8 @@ export interface MetadataServerOptions {
   metricsPort?: number;
   /** The host the metrics server binds (default the host `listen` binds). */
   metricsHost?: string;
+  /** Serve gRPC over TLS with `cert` and `key`; the controller's certificate is checked against `ca` (PEM). */
+  tls?: ServerTls;
 }
 
 /** Serves job placements to clients; the controller writes them. Tokens are checked with the cluster secret. */
@@ -44,7 +49,7 @@ export class MetadataServer {
   readonly store = new PlacementStore();
   /** Requests by method and outcome, placements held; served on `metricsAddress`. */
   readonly metrics = new MetadataMetrics(() => this.store.size);
-  private readonly server = new grpc.Server();
+  private readonly server = new grpc.Server(GRPC_OPTIONS);
   private address: string | null = null;
   private metricsServer: MetricsEndpoint | null = null;
   /**
@@ -87,7 +92,7 @@ export class MetadataServer {
 
   /** Binds (port 0: any free port), then announces itself to the controller when one is configured. */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    this.address = advertisedAddress(await bindServer(this.server, host, port), this.options.advertiseHost);
+    this.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
     if (this.options.metricsPort !== undefined) {
       const metricsHost = this.options.metricsHost ?? host;
       this.metricsServer = await serveMetrics(await this.metrics.registry(), this.options.metricsPort, metricsHost);
@@ -141,7 +146,7 @@ export class MetadataServer {
   private async announce(controllerAddress: string): Promise<void> {
     const attempts = this.options.announceAttempts ?? 20;
     for (let attempt = 1; ; attempt++) {
-      const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress);
+      const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress, undefined, clientTlsOf(this.options.tls));
       try {
         await controller.call('RegisterMetadata', { address: this.address!, token: signToken(this.options.secret, ADMIN_SUBJECT) });
         this.options.logger.info({ controller: controllerAddress, attempt }, 'registered with controller');

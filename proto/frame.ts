@@ -36,6 +36,7 @@ export const Op = {
   SET_EPOCH: 0x0b, // admin: the job's placement changed; older epochs get STALE
   WATCH: 0x0c, // events (EVENT frames) for puts and deletes of keys under a prefix, until cancelled
   CANCEL: 0x0d, // ends this connection's WAIT or WATCH whose request id is arg
+  LIMIT_JOB: 0x0e, // admin: arg 1 = the job is over its byte quota (PUT and INCR refused with FULL), 0 = not
 } as const;
 
 /** The arg of an EVENT frame: what happened. The event's key is in the frame's key field. */

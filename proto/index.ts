@@ -26,6 +26,7 @@ export {
   ADMIN_SUBJECT,
   signToken,
   verifyToken,
+  tokenExpiry,
   isJobId,
   encodeTicket,
   decodeTicket,
@@ -34,6 +35,7 @@ export {
   type TokenSubject,
 } from './token.ts';
 export * from './control.ts';
+export { clientTlsOf, type ClientTls, type ServerTls } from './tls.ts';
 export { advertisedAddress, isHostPort } from './address.ts';
 export { encodeKeyList, decodeKeyList } from './key-list.ts';
 export { serveMetrics, closeMetricsEndpoint, type MetricsSource, type MetricsEndpoint } from './metrics-endpoint.ts';

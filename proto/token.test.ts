@@ -1,18 +1,18 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ADMIN_SUBJECT, SatchelError, decodeTicket, encodeTicket, isJobId, signToken, verifyToken, type Ticket } from './index.ts';
+import { ADMIN_SUBJECT, SatchelError, decodeTicket, encodeTicket, isJobId, signToken, tokenExpiry, verifyToken, type Ticket } from './index.ts';
 
 const secret = randomBytes(32);
 
 test('a signed job token verifies to its job, not as admin', (t) => {
   const token = signToken(secret, 'sort-10g-1a2b3c4d');
   t.regex(token, /^v1\.sort-10g-1a2b3c4d\./);
-  t.deepEqual(verifyToken(secret, token), { jobId: 'sort-10g-1a2b3c4d', admin: false });
+  t.deepEqual(verifyToken(secret, token), { jobId: 'sort-10g-1a2b3c4d', admin: false, expiresAt: Infinity });
 });
 
 test('the admin token verifies as admin', (t) => {
   const token = signToken(secret, ADMIN_SUBJECT);
-  t.deepEqual(verifyToken(secret, token), { jobId: ADMIN_SUBJECT, admin: true });
+  t.deepEqual(verifyToken(secret, token), { jobId: ADMIN_SUBJECT, admin: true, expiresAt: Infinity });
 });
 
 test('a token signed with another secret is refused', (t) => {
@@ -98,3 +98,37 @@ for (const [name, text] of BAD_TICKETS) {
     t.regex(error!.message, /ticket/);
   });
 }
+
+test('expiring tokens: valid until their second, refused after; the expiry is signed; v1 tokens never expire', (t) => {
+  const secret = Buffer.alloc(32, 7);
+  const now = Date.UTC(2026, 10, 23, 12, 0, 0);
+  const token = signToken(secret, 'job-x', now + 60_000);
+  t.regex(token, /^v2\.job-x\.[0-9a-z]+\.[A-Za-z0-9_-]{32}$/);
+  t.deepEqual(verifyToken(secret, token, now), { jobId: 'job-x', admin: false, expiresAt: now + 60_000 });
+  t.is(tokenExpiry(token), now + 60_000);
+  t.is(verifyToken(secret, token, now + 60_000), null, 'expired at its second');
+  // Moving the expiry later breaks the MAC.
+  const parts = token.split('.');
+  const later = [parts[0], parts[1], (parseInt(parts[2]!, 36) + 3600).toString(36), parts[3]].join('.');
+  t.is(verifyToken(secret, later, now), null);
+  t.is(verifyToken(secret, `v2.job-x.zzzzzzzzzzz.${parts[3]}`, now), null, 'an expiry field past its length');
+  t.is(verifyToken(Buffer.alloc(32, 8), token, now), null, 'another secret');
+  const forever = signToken(secret, 'job-x');
+  t.is(verifyToken(secret, forever, now + 1e12)?.expiresAt, Infinity);
+  t.is(tokenExpiry(forever), Infinity);
+  t.throws(() => signToken(secret, 'job-x', Number.NaN));
+});
+
+test('a ticket carries the cluster CA when it runs with TLS; a malformed tls field is refused', (t) => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const withTls: Ticket = { ...ticket, tls: { ca } };
+  t.deepEqual(decodeTicket(encodeTicket(withTls)), withTls);
+  // Unknown fields inside tls are dropped, like the ticket's own.
+  t.deepEqual(decodeTicket(b64({ ...ticket, tls: { ca, extra: 1 } })), withTls);
+  for (const tls of [null, 'x', {}, { ca: 5 }, { ca: 'not a pem' }, { ca: `-----BEGIN CERTIFICATE-----${'A'.repeat(70_000)}` }]) {
+    const error = t.throws(() => decodeTicket(b64({ ...ticket, tls })), undefined, JSON.stringify(tls).slice(0, 40));
+    t.true(error instanceof SatchelError);
+    t.is((error as SatchelError).code, 'BAD_REQUEST');
+    t.regex(error!.message, /ticket.*tls/);
+  }
+});

@@ -2,8 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SatchelError } from './errors.ts';
 
 /**
- * Job tokens: `v1.<jobId>.<mac>`, the MAC an HMAC-SHA256 of the job id under the cluster secret. Storage
- * nodes and metadata servers hold the secret, so they check a token themselves with no call to anyone.
+ * Job tokens: `v2.<jobId>.<expiry>.<mac>`, the MAC an HMAC-SHA256 of the job id and the expiry (seconds since
+ * 1970, base 36) under the cluster secret; `v1.<subject>.<mac>` tokens never expire (the admin's, and those
+ * tests and tools sign with the secret itself). Storage nodes and metadata servers hold the secret, so they
+ * check a token themselves with no call to anyone. A token names one job: every request it opens is that job's.
  * The admin subject is what the controller uses to reach nodes (dropping a job's data).
  */
 export const ADMIN_SUBJECT = '@admin';
@@ -12,31 +14,55 @@ const JOB_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export interface TokenSubject {
   jobId: string;
   admin: boolean;
+  /** When the token stops opening anything (ms since 1970); Infinity for one that never expires. */
+  expiresAt: number;
 }
 
-function mac(secret: Uint8Array, subject: string): string {
-  return createHmac('sha256', secret).update(`satchel-token:v1:${subject}`).digest('base64url').slice(0, 32);
+function mac(secret: Uint8Array, subject: string, expiry?: string): string {
+  const signed = expiry === undefined ? `satchel-token:v1:${subject}` : `satchel-token:v2:${subject}:${expiry}`;
+  return createHmac('sha256', secret).update(signed).digest('base64url').slice(0, 32);
 }
 
 export function isJobId(value: string): boolean {
   return JOB_ID.test(value);
 }
 
-export function signToken(secret: Uint8Array, subject: string): string {
+/** A token for `subject`; with `expiresAt` (ms since 1970, rounded up to the second) one that expires then. */
+export function signToken(secret: Uint8Array, subject: string, expiresAt?: number): string {
   if (subject !== ADMIN_SUBJECT && !isJobId(subject)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(subject)}`);
-  return `v1.${subject}.${mac(secret, subject)}`;
+  if (expiresAt === undefined) return `v1.${subject}.${mac(secret, subject)}`;
+  if (!Number.isFinite(expiresAt) || expiresAt <= 0) throw new SatchelError('BAD_REQUEST', 'a token expiry must be a time after 1970');
+  const expiry = Math.ceil(expiresAt / 1000).toString(36);
+  return `v2.${subject}.${expiry}.${mac(secret, subject, expiry)}`;
 }
 
-/** The subject a token speaks for, or null when it is malformed or not signed with this secret. */
-export function verifyToken(secret: Uint8Array, token: string): TokenSubject | null {
+/**
+ * The subject a token speaks for, or null when it is malformed, not signed with this secret, or expired at
+ * `now`.
+ */
+export function verifyToken(secret: Uint8Array, token: string, now = Date.now()): TokenSubject | null {
+  if (typeof token !== 'string' || token.length > 256) return null;
   const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== 'v1') return null;
+  const v2 = parts.length === 4 && parts[0] === 'v2';
+  if (!v2 && !(parts.length === 3 && parts[0] === 'v1')) return null;
   const subject = parts[1]!;
   if (subject !== ADMIN_SUBJECT && !isJobId(subject)) return null;
-  const given = Buffer.from(parts[2]!);
-  const expected = Buffer.from(mac(secret, subject));
+  let expiresAt = Infinity;
+  if (v2) {
+    if (!/^[0-9a-z]{1,10}$/.test(parts[2]!)) return null;
+    expiresAt = parseInt(parts[2]!, 36) * 1000;
+  }
+  const given = Buffer.from(parts[v2 ? 3 : 2]!);
+  const expected = Buffer.from(mac(secret, subject, v2 ? parts[2] : undefined));
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
-  return { jobId: subject, admin: subject === ADMIN_SUBJECT };
+  if (now >= expiresAt) return null;
+  return { jobId: subject, admin: subject === ADMIN_SUBJECT, expiresAt };
+}
+
+/** When a token says it expires (ms since 1970), without checking it; Infinity for one that never does. */
+export function tokenExpiry(token: string): number {
+  const parts = token.split('.');
+  return parts.length === 4 && parts[0] === 'v2' && /^[0-9a-z]{1,10}$/.test(parts[2]!) ? parseInt(parts[2]!, 36) * 1000 : Infinity;
 }
 
 /** What a function needs to reach its job: handed out by registerJob, passed to Satchel.attach. */
@@ -53,7 +79,15 @@ export interface Ticket {
    * (a first gRPC call costs a new process milliseconds). A stale one is corrected by the first STALE answer.
    */
   placement?: TicketPlacement;
+  /**
+   * Present when the cluster runs with TLS: the CA (PEM) the nodes', metadata servers' and controller's
+   * certificates are signed by. A function connects over TLS and checks every server against it.
+   */
+  tls?: { ca: string };
 }
+
+/** The largest CA a ticket may carry (PEM text): a bundle of a few certificates. */
+const MAX_TICKET_CA_CHARS = 64 * 1024;
 
 /** The placement as a ticket carries it (the control plane's WirePlacement, repeated here: proto/ stays flat). */
 export interface TicketPlacement {
@@ -93,6 +127,13 @@ export function decodeTicket(text: string): Ticket {
   if (t.placement !== undefined) {
     if (!isTicketPlacement(t.placement, t.job)) throw bad('malformed placement');
     ticket.placement = t.placement;
+  }
+  if (t.tls !== undefined) {
+    const ca = (t.tls as { ca?: unknown } | null)?.ca;
+    if (typeof ca !== 'string' || !ca.includes('-----BEGIN CERTIFICATE-----') || ca.length > MAX_TICKET_CA_CHARS) {
+      throw bad('malformed tls: expected { ca: a PEM certificate }');
+    }
+    ticket.tls = { ca };
   }
   return ticket;
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, CONTROLLER_SERVICE, ControlClient, SatchelError, signToken, type ControllerMethods, type NodeInfo } from '../proto/index.ts';
+import { ADMIN_SUBJECT, CONTROLLER_SERVICE, ControlClient, SatchelError, signToken, type ClientTls, type ControllerMethods, type NodeInfo } from '../proto/index.ts';
 import type { StorageServer } from './server.ts';
 
 export interface ControllerLinkOptions {
@@ -9,6 +9,8 @@ export interface ControllerLinkOptions {
   node: NodeInfo;
   /** How often the node reports (default 1 s). */
   reportEveryMs?: number;
+  /** The controller serves TLS: its certificate is checked against this CA. */
+  tls?: ClientTls;
 }
 
 /**
@@ -25,7 +27,7 @@ export class ControllerLink {
   private reporting = false;
 
   constructor(private readonly options: ControllerLinkOptions) {
-    this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, 5_000);
+    this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, 5_000, options.tls);
     this.token = signToken(options.secret, ADMIN_SUBJECT);
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SatchelError, advertisedAddress, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint } from '../proto/index.ts';
+import { SatchelError, advertisedAddress, clientTlsOf, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint, type ServerTls } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
 import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -29,10 +29,17 @@ export interface StorageNodeOptions {
   /** The controller to register with (host:port). */
   controller?: string;
   maxValueBytes?: number;
+  /** Connections one job may hold open to this node (default 1024). */
+  maxConnectionsPerJob?: number;
   /** Serve Prometheus metrics on this port (0: any free port); undefined: no metrics server. */
   metricsPort?: number;
   /** The host the metrics server binds (default `host`). */
   metricsHost?: string;
+  /**
+   * Serve the data plane over TLS with `cert` and `key`, and check the controller's certificate against `ca`
+   * when registering and reporting (PEM; `--tls-cert`, `--tls-key`, `--tls-ca`).
+   */
+  tls?: ServerTls;
 }
 
 export interface RunningStorageNode {
@@ -55,6 +62,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     secret: options.secret,
     logger: options.logger,
     maxValueBytes: options.maxValueBytes,
+    tls: options.tls,
+    maxConnectionsPerJob: options.maxConnectionsPerJob,
   });
   // Receive buffers of large PUTs go back to the server's pool once written to disk.
   if (engine instanceof DiskEngine) engine.recycle = (value) => server.pool.release(value);
@@ -90,6 +99,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       controller: options.controller,
       secret: options.secret,
       logger: options.logger,
+      tls: clientTlsOf(options.tls),
       node: { id, tier: options.tier, address, capacity: options.capacity, bandwidth: options.bandwidth ?? 1e9 },
     });
     try {

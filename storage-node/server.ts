@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import {
   COPY_THRESHOLD,
@@ -21,6 +22,7 @@ import {
   type StatusCode,
 } from '../proto/index.ts';
 import { Coordination, type ParkedOwner } from './coordination.ts';
+import { JobLimits } from './job-limits.ts';
 import type { ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
 import { NodeMetrics, opKindOf } from './metrics.ts';
 import { ValuePool } from './value-pool.ts';
@@ -36,6 +38,13 @@ export interface StorageServerOptions {
   /** Stop reading from a connection while this many response bytes wait to be sent to it. */
   maxPendingResponseBytes?: number;
   maxConnections?: number;
+  /**
+   * Serve TLS only, with this certificate and key (PEM); clients are not asked for a certificate (their job
+   * token says who they are). Without it, plain TCP.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Connections one job may hold open to this node (default 1024); a HELLO past it gets FULL. */
+  maxConnectionsPerJob?: number;
 }
 
 export interface StorageCounters {
@@ -46,6 +55,8 @@ export interface StorageCounters {
 }
 
 const DEFAULT_MAX_VALUE = 16 * 1024 * 1024;
+/** How long a TLS client has to complete its handshake before the node drops the connection. */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_PENDING = 8 * 1024 * 1024;
 const MAX_LIST_PAGE = 1000;
 const DEFAULT_LIST_PAGE = 100;
@@ -62,6 +73,8 @@ export class StorageServer {
   readonly counters: StorageCounters = { ops: 0, bytesIn: 0, bytesOut: 0, connections: 0 };
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
+  /** With TLS: every accepted TCP connection, its handshake done or not (close() ends them all). */
+  private readonly rawSockets = new Set<net.Socket>();
   /** Jobs whose data was dropped: their tokens are refused from now on. */
   readonly droppedJobs = new Set<string>();
   /** The newest placement epoch seen per job; frames with older ones get STALE. */
@@ -75,7 +88,11 @@ export class StorageServer {
   /** WAIT and WATCH requests parked until a key appears or changes (coordination.ts). */
   readonly coordination = new Coordination();
 
+  /** Per-job limits: connections, and a stop on growth for a job over its byte quota (job-limits.ts). */
+  readonly limits: JobLimits;
+
   constructor(readonly options: StorageServerOptions) {
+    this.limits = new JobLimits(options.maxConnectionsPerJob ?? 1024);
     this.metrics = new NodeMetrics({
       node: options.id,
       tier: options.engine.tier,
@@ -94,7 +111,22 @@ export class StorageServer {
     });
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
     this.maxPendingResponseBytes = options.maxPendingResponseBytes ?? DEFAULT_MAX_PENDING;
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    if (options.tls === undefined) {
+      this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    } else {
+      // A session starts once the handshake is done and reads decrypted 'data' chunks, as over plain TCP.
+      const server = tls.createServer(
+        { cert: options.tls.cert, key: options.tls.key, noDelay: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
+        (socket) => this.accept(socket),
+      );
+      server.on('connection', (raw: net.Socket) => {
+        this.rawSockets.add(raw);
+        raw.once('close', () => this.rawSockets.delete(raw));
+      });
+      // A client speaking plain TCP, or one that refuses the certificate: the connection is dropped.
+      server.on('tlsClientError', (error, socket) => options.logger.debug({ err: error, remote: socket.remoteAddress }, 'TLS handshake failed'));
+      this.server = server;
+    }
     this.server.maxConnections = options.maxConnections ?? 4096;
   }
 
@@ -118,6 +150,7 @@ export class StorageServer {
     if (!this.server.listening && this.sessions.size === 0) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const session of this.sessions) session.socket.destroy();
+    for (const raw of this.rawSockets) raw.destroy();
     await closed;
     await this.engine.close();
   }
@@ -142,6 +175,7 @@ export class StorageServer {
     socket.on('close', () => {
       this.sessions.delete(session);
       if (this.coordination.active > 0) this.coordination.ownerClosed(session);
+      session.released();
       this.counters.connections--;
     });
   }
@@ -152,6 +186,10 @@ class Session implements ParkedOwner {
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
   private jobId: string | null = null;
+  /** The job this connection counts against (its limit of connections), once its HELLO was admitted. */
+  private admitted: string | null = null;
+  /** When the HELLO's token expires (ms since 1970; Infinity: never): from then on every request is refused. */
+  private expiresAt = Infinity;
   private admin = false;
   private closing = false;
   private paused = false;
@@ -244,6 +282,12 @@ class Session implements ParkedOwner {
     }
   }
 
+  /** The connection closed: it no longer counts against its job's connections. */
+  released(): void {
+    if (this.admitted !== null) this.server.limits.release(this.admitted);
+    this.admitted = null;
+  }
+
   /** An answer to a parked WAIT or WATCH (coordination.ts), outside the request being handled. */
   push(status: StatusCode, flags: number, id: number, epoch: number, arg: number, key: string, body: Uint8Array | null): void {
     if (this.socket.destroyed || this.closing) return;
@@ -289,6 +333,10 @@ class Session implements ParkedOwner {
       return this.fail(id, epoch, 'BAD_REQUEST', 'key is not valid UTF-8');
     }
     if (this.admin) return this.adminOp(f, key);
+    // A job's token opens that job's data and nothing else (checked before the epoch: no STALE to learn from).
+    if (op === Op.DROP_JOB || op === Op.SET_EPOCH || op === Op.LIMIT_JOB) return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
+    // One clock read per request, only for tokens that expire (the controller's do).
+    if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) return this.fail(id, epoch, 'UNAUTHORIZED', 'token expired');
     const jobId = this.jobId!;
     if (this.server.droppedJobs.has(jobId)) return this.fail(id, epoch, 'NO_SUCH_JOB', `job ${jobId} was deregistered`);
     // Ending a parked request is about this connection, not the placement: no epoch check.
@@ -303,6 +351,7 @@ class Session implements ParkedOwner {
     const coordination = this.server.coordination;
     switch (op) {
       case Op.PUT: {
+        if (this.server.limits.isOverQuota(jobId)) return this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
         const start = f.bodyStart + f.keyLength;
         const end = f.bodyStart + f.bodyLength;
@@ -385,6 +434,7 @@ class Session implements ParkedOwner {
    */
   private incr(f: FrameView, jobId: string, key: string): void {
     const { id, epoch } = f;
+    if (this.server.limits.isOverQuota(jobId)) return this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
     if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
     if (f.bodyLength - f.keyLength !== 8) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer');
     const by = Number(f.buf.readBigInt64BE(f.bodyStart + f.keyLength));
@@ -467,7 +517,16 @@ class Session implements ParkedOwner {
       this.closing = true;
       return;
     }
+    if (!subject.admin && this.admitted === null) {
+      if (!this.server.limits.admit(subject.jobId)) {
+        this.fail(id, 0, 'FULL', `job ${subject.jobId} has ${this.server.limits.maxConnectionsPerJob} connections to this node, its limit`);
+        this.closing = true;
+        return;
+      }
+      this.admitted = subject.jobId;
+    }
     this.admin = subject.admin;
+    this.expiresAt = subject.expiresAt;
     this.decoder.limit(this.server.maxValueBytes + MAX_KEY_BYTES);
     this.jobId = subject.admin ? null : subject.jobId;
     const epoch = subject.admin ? 0 : (this.server.epochs.get(subject.jobId) ?? 0);
@@ -485,6 +544,9 @@ class Session implements ParkedOwner {
           this.respond(Status.OK, 0, id, 0, Math.min(freed, 0xffffffff), null);
         });
       }
+      case Op.LIMIT_JOB:
+        this.server.limits.setOverQuota(jobId, f.arg === 1);
+        return this.respond(Status.OK, 0, f.id, 0, f.arg, null);
       case Op.SET_EPOCH: {
         const known = this.server.epochs.get(jobId) ?? 0;
         if (f.arg > known) {

@@ -123,6 +123,18 @@ test('satchel up: prints the addresses, writes cluster.json, serves clients and 
   await job.close();
   satchel.close();
 
+  // The secret and the admin token: generated on first start, private on disk, in no log and no output.
+  const secretFile = join(stateDir, 'secret');
+  t.is(statSync(secretFile).mode & 0o077, 0, 'the secret file is private (0600)');
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  t.true(secret.length >= 40, 'a generated secret (32 random bytes)');
+  const logs = readdirSync(join(stateDir, 'logs')).map((name) => readFileSync(join(stateDir, 'logs', name), 'utf8')).join('\n');
+  t.true(logs.length > 0, 'the processes logged');
+  for (const [what, value] of [['secret', secret], ['admin token', info.adminToken], ["admin token's MAC", info.adminToken.split('.').at(-1)!]] as const) {
+    t.false(logs.includes(value), `the ${what} is in no log`);
+    t.false(cluster.stdout().includes(value), `the ${what} is not printed`);
+  }
+
   // Stop.
   cluster.child.kill('SIGTERM');
   const result = await cluster.exit;

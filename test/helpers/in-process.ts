@@ -21,10 +21,28 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(options: { dram?: number; capacity?: number; maxValueBytes?: number; nodeTimeoutMs?: number } = {}): Promise<InProcessCluster> {
+export async function startInProcessCluster(
+  options: {
+    dram?: number;
+    capacity?: number;
+    maxValueBytes?: number;
+    nodeTimeoutMs?: number;
+    tokenTtlMs?: number;
+    leaseMs?: number;
+    jobQuotaBytes?: number;
+    maxConnectionsPerJob?: number;
+  } = {},
+): Promise<InProcessCluster> {
   const logger = pino({ level: 'silent' });
   const secret = randomBytes(32);
-  const controller = new Controller({ secret, logger, nodeTimeoutMs: options.nodeTimeoutMs });
+  const controller = new Controller({
+    secret,
+    logger,
+    nodeTimeoutMs: options.nodeTimeoutMs,
+    tokenTtlMs: options.tokenTtlMs,
+    leaseMs: options.leaseMs,
+    jobQuotaBytes: options.jobQuotaBytes,
+  });
   const controllerAddress = await controller.listen(0, '127.0.0.1');
   const metadata = new MetadataServer({ secret, logger, controller: controllerAddress });
   await metadata.listen(0, '127.0.0.1');
@@ -39,6 +57,7 @@ export async function startInProcessCluster(options: { dram?: number; capacity?:
         id: `dram-${i}`,
         controller: controllerAddress,
         maxValueBytes: options.maxValueBytes,
+        maxConnectionsPerJob: options.maxConnectionsPerJob,
       }),
     );
   }

@@ -18,8 +18,13 @@ export class NodeAdmin {
    * Deletes every byte of `jobId` on the node. An ended job is refused from now on; a `moved` one (migrated
    * away) keeps answering STALE to old epochs, so clients look its placement up again. Returns bytes freed.
    */
-  async dropJob(address: string, jobId: string, moved = false): Promise<number> {
-    const reply = await this.connection(address).request(Op.DROP_JOB, 0, 0, moved ? DROP_MOVED : 0, jobId, null);
+  async dropJob(address: string, jobId: string, moved = false, tokensExpireBy?: number): Promise<number> {
+    let until: Buffer | null = null;
+    if (tokensExpireBy !== undefined && Number.isFinite(tokensExpireBy)) {
+      until = Buffer.alloc(8);
+      until.writeBigInt64BE(BigInt(Math.ceil(tokensExpireBy)));
+    }
+    const reply = await this.connection(address).request(Op.DROP_JOB, 0, 0, moved ? DROP_MOVED : 0, jobId, until);
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
     return reply.arg;
   }

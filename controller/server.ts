@@ -342,7 +342,8 @@ export class Controller {
     await this.store?.deleteJob(jobId);
     const addresses = new Set(job.placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
     const results = await Promise.allSettled([
-      ...[...addresses].map((address) => this.admin.dropJob(address, jobId)),
+      // Nodes refuse the job's tokens until the last one handed out has expired, then forget it.
+      ...[...addresses].map((address) => this.admin.dropJob(address, jobId, false, Date.now() + (this.options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS))),
       ...[...this.metadataClients.values()].map((m) => m.call('DropPlacement', { jobId, token: this.adminToken })),
     ]);
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
@@ -632,7 +633,7 @@ export class Controller {
     for (const jobId of jobIds) {
       const job = this.registry.jobs.get(jobId);
       if (job !== undefined && job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id))) continue;
-      void this.admin.dropJob(node.address, jobId, job !== undefined).catch(() => {});
+      void this.admin.dropJob(node.address, jobId, job !== undefined, Date.now() + (this.options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS)).catch(() => {});
     }
   }
 

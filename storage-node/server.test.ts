@@ -6,7 +6,7 @@ import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, WatchEvent,
 import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
-import { StorageServer, type StorageServerOptions } from './server.ts';
+import { DroppedJobs, StorageServer, type StorageServerOptions } from './server.ts';
 import { rejection } from '../test/helpers/assert.ts';
 
 const MiB = 1024 * 1024;
@@ -573,4 +573,21 @@ test('before HELLO a frame may carry no more than a token: a declared 10 MiB bod
   hello.send(Op.HELLO, 0, signToken(secret, 'job-h'));
   hello.send(Op.PUT, 8, 'k', Buffer.alloc(64 * 1024, 1));
   t.is((await hello.reply(8))?.code, Status.OK);
+});
+
+test('a dropped job is remembered until its last token has expired, then forgotten', async (t) => {
+  const dropped = new DroppedJobs();
+  dropped.add('forever'); // no horizon given (a raw DROP_JOB): kept
+  dropped.add('expired', Date.now() - 1);
+  dropped.add('later', Date.now() + 60_000);
+  t.true(dropped.has('forever'));
+  t.false(dropped.has('expired'), 'its tokens are all expired: nothing left to refuse');
+  t.true(dropped.has('later'));
+  // Over the wire: DROP_JOB with the horizon as its value.
+  const { address, server } = await startNode(t);
+  const admin = connect(t, address, adminToken);
+  const until = Buffer.alloc(8);
+  until.writeBigInt64BE(BigInt(Date.now() + 3_600_000));
+  t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-z', until)).status, Status.OK);
+  t.true(server.droppedJobs.has('job-z'));
 });

@@ -76,7 +76,7 @@ export class StorageServer {
   /** With TLS: every accepted TCP connection, its handshake done or not (close() ends them all). */
   private readonly rawSockets = new Set<net.Socket>();
   /** Jobs whose data was dropped: their tokens are refused from now on. */
-  readonly droppedJobs = new Set<string>();
+  readonly droppedJobs = new DroppedJobs();
   /** The newest placement epoch seen per job; frames with older ones get STALE. */
   readonly epochs = new Map<string, number>();
   readonly maxValueBytes: number;
@@ -159,10 +159,10 @@ export class StorageServer {
    * Deletes a job's data. A deregistered job is refused from now on; a job that `moved` (migrated to other
    * nodes) keeps its epoch, so a client still holding the old placement gets STALE and looks it up again.
    */
-  dropJob(jobId: string, moved = false): MaybePromise<number> {
+  dropJob(jobId: string, moved = false, tokensExpireBy = Infinity): MaybePromise<number> {
     if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.epochs.get(jobId) ?? 0);
     if (!moved) {
-      this.droppedJobs.add(jobId);
+      this.droppedJobs.add(jobId, tokensExpireBy);
       this.epochs.delete(jobId);
     }
     return this.engine.dropJob(jobId);
@@ -539,7 +539,9 @@ class Session implements ParkedOwner {
         // Copies: `f` is reused for the next frame before an async engine's drop settles.
         const { id } = f;
         const moved = f.arg === DROP_MOVED;
-        return this.settle(this.server.dropJob(jobId, moved), id, 0, (freed: number) => {
+        // The value, when there is one: when the last token of the job expires (ms since 1970, i64).
+        const until = f.bodyLength - f.keyLength === 8 ? Number(f.buf.readBigInt64BE(f.bodyStart + f.keyLength)) : Infinity;
+        return this.settle(this.server.dropJob(jobId, moved, until), id, 0, (freed: number) => {
           this.server.options.logger.info({ job: jobId, freed, moved }, 'job dropped');
           this.respond(Status.OK, 0, id, 0, Math.min(freed, 0xffffffff), null);
         });
@@ -571,4 +573,32 @@ function counterValue(entry: StoredEntry): number | null {
   if (!/^-?\d+$/.test(text)) return null;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : null;
+}
+
+/**
+ * Jobs deregistered here, refused from then on: each remembered until its last token has expired (the
+ * controller says when, with DROP_JOB), so a node under job churn does not remember every job forever.
+ */
+export class DroppedJobs {
+  private readonly until = new Map<string, number>();
+  private nextPrune = 0;
+
+  add(jobId: string, tokensExpireBy = Infinity): void {
+    this.until.set(jobId, tokensExpireBy);
+    const now = Date.now();
+    if (now < this.nextPrune) return;
+    this.nextPrune = now + 60_000;
+    for (const [job, until] of this.until) if (until <= now) this.until.delete(job);
+  }
+
+  /** On every request: one map lookup, and a clock read only for a job that was dropped. */
+  has(jobId: string): boolean {
+    if (this.until.size === 0) return false;
+    const until = this.until.get(jobId);
+    return until !== undefined && until > Date.now();
+  }
+
+  get size(): number {
+    return this.until.size;
+  }
 }

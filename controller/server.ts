@@ -31,7 +31,7 @@ import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, ty
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';
 import { EventLog } from './events.ts';
-import { migrateJob, type MigrationResult } from './migration.ts';
+import { migrateJob, type MigrationHost, type MigrationResult } from './migration.ts';
 import { rereplicateJob, type ReplicationResult } from './replication.ts';
 import type { Provisioner } from './provisioner.ts';
 import { NodeAdmin } from './node-admin.ts';
@@ -526,23 +526,11 @@ export class Controller {
     // The node's share goes to the roomiest other node of the job's tier (or the spill order), if there is one.
     const growth = growAllocation(current, job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
     if (growth === null) throw new SatchelError('FULL', `no other node has room for job ${jobId}: node ${node.id} cannot be drained`);
-    const connections = new Map<string, NodeConnection>();
-    const token = signToken(this.options.secret, jobId);
+    const host = this.placementHost(job);
     try {
       const { result } = await migrateJob(
         {
-          publish: async (placement) => {
-            await this.publishPlacement(placement);
-            const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
-            await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, jobId, placement.epoch)));
-            job.placement = placement;
-            await this.store?.putJob(job);
-          },
-          connect: (address) => {
-            let connection = connections.get(address);
-            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
-            return connection;
-          },
+          ...host,
           dropJob: async (address, _jobId, epoch) => {
             await this.admin.setEpoch(address, jobId, epoch);
             await this.admin.dropJob(address, jobId, true);
@@ -555,7 +543,7 @@ export class Controller {
       this.options.logger.info({ job: jobId, node: node.id, ...result, epoch: job.placement.epoch }, 'job migrated');
       return result;
     } finally {
-      for (const connection of connections.values()) connection.destroy();
+      host.close();
     }
   }
 
@@ -637,6 +625,32 @@ export class Controller {
     }
   }
 
+  /**
+   * What moving a job's keys needs (migration.ts, replication.ts): publishing a placement (metadata servers, then
+   * every node of it learns the epoch, then the job's record), and data connections as the job; `close` ends them.
+   */
+  private placementHost(job: JobRecord): Pick<MigrationHost, 'publish' | 'connect'> & { close(): void } {
+    const connections = new Map<string, NodeConnection>();
+    const token = signToken(this.options.secret, job.id);
+    return {
+      publish: async (placement) => {
+        await this.publishPlacement(placement);
+        const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
+        await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, job.id, placement.epoch)));
+        job.placement = placement;
+        await this.store?.putJob(job);
+      },
+      connect: (address) => {
+        let connection = connections.get(address);
+        if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
+        return connection;
+      },
+      close: () => {
+        for (const connection of connections.values()) connection.destroy();
+      },
+    };
+  }
+
   private async restoreCopies(jobId: string, node: NodeRecord): Promise<ReplicationResult | null> {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined || !job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id))) return null;
@@ -652,24 +666,10 @@ export class Controller {
       if (record !== undefined) replacement = [{ id: record.id, address: record.address, weight: 1 }];
     }
     const started = Date.now();
-    const connections = new Map<string, NodeConnection>();
-    const token = signToken(this.options.secret, jobId);
+    const host = this.placementHost(job);
     try {
       const { placement, result } = await rereplicateJob(
-        {
-          publish: async (placement) => {
-            await this.publishPlacement(placement);
-            const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
-            await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, jobId, placement.epoch)));
-            job.placement = placement;
-            await this.store?.putJob(job);
-          },
-          connect: (address) => {
-            let connection = connections.get(address);
-            if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
-            return connection;
-          },
-        },
+        host,
         job.placement,
         node,
         replacement,
@@ -682,7 +682,7 @@ export class Controller {
       });
       return result;
     } finally {
-      for (const connection of connections.values()) connection.destroy();
+      host.close();
     }
   }
 

@@ -448,7 +448,8 @@ export class Job implements WatchHost {
     const list = Symbol.iterator in entries ? [...(entries as Iterable<readonly [string, Uint8Array | string]>)] : Object.entries(entries);
     for (const [key, value] of list) {
       checkKey(key);
-      toBytes(value);
+      // Checked, not converted: put converts each value when it sends it.
+      if (!(value instanceof Uint8Array) && typeof value !== 'string') throw new SatchelError('BAD_REQUEST', 'value must be a Uint8Array, Buffer or string');
     }
     this.checkOpen();
     await inWindow(list.length, options.window ?? DEFAULT_BATCH_WINDOW, (i) => {

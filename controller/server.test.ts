@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Satchel } from '../client/index.ts';
@@ -8,6 +8,19 @@ import { startStorageNode } from '../storage-node/index.ts';
 import { Controller } from './server.ts';
 
 const logger = pino({ level: 'silent' });
+
+/** A controller and a metadata server (no nodes), and a gRPC client of the controller; all closed in teardown. */
+async function startControlPlane(t: ExecutionContext, secret: Buffer): Promise<{ controller: Controller; client: ControlClient<ControllerMethods> }> {
+  const controller = new Controller({ secret, logger });
+  const address = await controller.listen(0, '127.0.0.1');
+  t.teardown(() => controller.close());
+  const metadata = new MetadataServer({ secret, logger, controller: address });
+  await metadata.listen(0, '127.0.0.1');
+  t.teardown(() => metadata.close());
+  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
+  t.teardown(() => client.close());
+  return { controller, client };
+}
 
 async function rejectionCode(promise: Promise<unknown>): Promise<string> {
   try {
@@ -48,14 +61,7 @@ test('a job registered before any node exists gets the first DRAM node when it r
 
 test('control-plane calls check tokens: a job token cannot deregister another job or register a node', async (t) => {
   const secret = randomBytes(32);
-  const controller = new Controller({ secret, logger });
-  const address = await controller.listen(0, '127.0.0.1');
-  t.teardown(() => controller.close());
-  const metadata = new MetadataServer({ secret, logger, controller: address });
-  await metadata.listen(0, '127.0.0.1');
-  t.teardown(() => metadata.close());
-  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
-  t.teardown(() => client.close());
+  const { controller, client } = await startControlPlane(t, secret);
   const a = await client.call('RegisterJob', { name: 'a', hints: {} });
   const b = await client.call('RegisterJob', { name: 'b', hints: {} });
   t.is(decodeTicket(a.ticket).job, a.jobId);
@@ -79,14 +85,7 @@ test('RegisterNode and RegisterMetadata refuse addresses and numbers no one can 
   // an empty one failed with an untyped internal error. A node at an empty address, or with an infinite capacity
   // or NaN bandwidth, was registered and then given jobs.
   const secret = randomBytes(32);
-  const controller = new Controller({ secret, logger });
-  const address = await controller.listen(0, '127.0.0.1');
-  t.teardown(() => controller.close());
-  const metadata = new MetadataServer({ secret, logger, controller: address });
-  await metadata.listen(0, '127.0.0.1');
-  t.teardown(() => metadata.close());
-  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
-  t.teardown(() => client.close());
+  const { controller, client } = await startControlPlane(t, secret);
   const token = signToken(secret, '@admin');
   for (const bad of ['', '::::%%', '127.0.0.1', 'h:0', 'http://h:1', 'x'.repeat(500)]) {
     t.is(await rejectionCode(client.call('RegisterMetadata', { address: bad, token })), 'BAD_REQUEST', `metadata at ${JSON.stringify(bad.slice(0, 20))}`);

@@ -150,6 +150,12 @@ export class Coordination {
     this.jobs.delete(jobId);
   }
 
+  /** Forgets `owner`'s parked request `id` without answering it (its request was answered otherwise). */
+  abandon(owner: ParkedOwner, id: number): void {
+    const parked = this.byOwner.get(owner)?.get(id);
+    if (parked !== undefined) this.remove(parked);
+  }
+
   /** A connection closed: forget what it parked (nobody is left to answer). */
   ownerClosed(owner: ParkedOwner): void {
     const parked = this.byOwner.get(owner);

@@ -425,6 +425,9 @@ test('an engine that refuses with a SatchelError → that code on the wire; any 
   t.is(typed.status, Status.BAD_REQUEST);
   t.is(typed.message, 'engine says no');
   t.is((await c.request(Op.GET, 0, 1, 0, 'other', null)).status, Status.UNAVAILABLE);
+  // A WAIT whose lookup fails gets that failure once, and nothing stays parked to answer it again.
+  t.is((await c.request(Op.WAIT, 0, 1, 5_000, 'other', null)).status, Status.UNAVAILABLE);
+  await eventually(() => server.coordination.waiters === 0, 2_000, 'the waiter was forgotten');
   t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK, 'the connection carries on');
 });
 

@@ -351,7 +351,7 @@ class Session implements ParkedOwner {
     const coordination = this.server.coordination;
     switch (op) {
       case Op.PUT: {
-        if (this.server.limits.isOverQuota(jobId)) return this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
+        if (this.server.limits.isOverQuota(jobId)) return this.overQuota(id, epoch, jobId);
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
         const start = f.bodyStart + f.keyLength;
         const end = f.bodyStart + f.bodyLength;
@@ -405,7 +405,10 @@ class Session implements ParkedOwner {
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
         // Parked first, then looked up: a PUT that lands while a disk engine reads still wakes it.
         coordination.wait(this, id, jobId, key, epoch, f.arg === 0 ? DEFAULT_WAIT_MS : Math.min(f.arg, MAX_WAIT_MS));
-        return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
+        const lookup = engine.get(jobId, key);
+        // An engine failure is the WAIT's answer (settle sends it): the parked waiter must not answer again.
+        if (isPromise(lookup)) lookup.catch(() => coordination.abandon(this, id));
+        return this.settle(lookup, id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return;
           if (entry.value.length > COPY_THRESHOLD) entry.lent = true; // the writer sends it by reference
           this.server.metrics.bytesOut(entry.value.length);
@@ -434,7 +437,7 @@ class Session implements ParkedOwner {
    */
   private incr(f: FrameView, jobId: string, key: string): void {
     const { id, epoch } = f;
-    if (this.server.limits.isOverQuota(jobId)) return this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
+    if (this.server.limits.isOverQuota(jobId)) return this.overQuota(id, epoch, jobId);
     if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
     if (f.bodyLength - f.keyLength !== 8) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer');
     const by = Number(f.buf.readBigInt64BE(f.bodyStart + f.keyLength));
@@ -456,6 +459,11 @@ class Session implements ParkedOwner {
       answer.writeBigInt64BE(BigInt(total));
       this.respond(Status.OK, 0, id, epoch, 0, answer);
     });
+  }
+
+  /** PUT and INCR of a job the controller found over its byte quota (LIMIT_JOB). */
+  private overQuota(id: number, epoch: number, jobId: string): void {
+    this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
   }
 
   /** PUT/DELETE answer: when the entry replaced was a block manifest, hand it back so the client frees its blocks. */

@@ -239,6 +239,8 @@ test.serial('gRPC: missing fields, wrong values, huge strings, unknown job ids a
     ['RegisterMetadata without an address (admin)', c.call('RegisterMetadata', { address: '', token: adminToken }), 'BAD_REQUEST'],
     ['RegisterMetadata at a malformed address (admin)', c.call('RegisterMetadata', { address: '::::%%', token: adminToken }), 'BAD_REQUEST'],
     ['ReportNode of an unknown node (admin)', c.call('ReportNode', { nodeId: 'nobody', token: adminToken } as never), 'OK'],
+    ['ReportNode with cpu NaN (admin)', c.call('ReportNode', { nodeId: 'dram-0', token: adminToken, cpu: NaN } as never), 'BAD_REQUEST'],
+    ['ReportNode with a job holding ∞ bytes (admin)', c.call('ReportNode', { nodeId: 'dram-0', token: adminToken, jobs: [{ jobId: job.jobId, bytes: Infinity }] } as never), 'BAD_REQUEST'],
     ['GetPlacement of an unknown job (admin)', m.call('GetPlacement', { jobId: 'no-such-job', token: adminToken }), 'NO_SUCH_JOB'],
     ['GetPlacement without a job id', m.call('GetPlacement', { token: job.token } as never), 'UNAUTHORIZED'],
     ['SetPlacement without a placement (admin)', m.call('SetPlacement', { token: adminToken } as never), 'BAD_REQUEST'],

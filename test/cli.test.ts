@@ -169,6 +169,10 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
     [['storage-node', '--tier', 'tape'], /--tier: expected dram, ssd or hdd/],
     [['up', '--controller-port', 'abc'], /not a port/],
     [['up', '--no-such-flag'], /Unknown option/i],
+    [['controller', '--node-timeout-ms', '500'], /--node-timeout-ms: expected a whole number of milliseconds ≥ 1000/],
+    [['controller', '--token-ttl-ms', 'soon'], /--token-ttl-ms: expected a whole number/],
+    [['controller', '--job-quota', 'lots'], /--job-quota/],
+    [['storage-node', '--controller', '127.0.0.1:1', '--job-max-connections', '0'], /--job-max-connections: at least 1/],
     [['frobnicate'], /unknown command/],
   ];
   const results = await Promise.all(cases.map(([args]) => runTs(CLI, args)));

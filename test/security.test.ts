@@ -40,7 +40,7 @@ test('a token of job A gets nothing of job B: every data-plane op and every cont
   amount.writeBigInt64BE(1n);
   t.is((await conn.request(Op.INCR, 0, epoch, 0, 'count', amount)).body.readBigInt64BE(0), 1n, "A's own counter, not B's");
   t.is((await conn.request(Op.WAIT, 0, epoch, 50, 'secret', null)).status, Status.TIMEOUT, 'B has the key; A waits in vain');
-  for (const op of [Op.DROP_JOB, Op.SET_EPOCH]) {
+  for (const op of [Op.DROP_JOB, Op.SET_EPOCH, Op.LIMIT_JOB]) {
     t.is((await conn.request(op, 0, 0, 99, b.id, null)).status, Status.UNAUTHORIZED, `op 0x${op.toString(16)}`);
   }
 

@@ -2,7 +2,7 @@ import { HEADER_SIZE, PROTOCOL_VERSION } from './frame.ts';
 
 /** Where encoded frames go: a net.Socket, or anything with its write/cork/uncork (tests use an array). */
 export interface ByteSink {
-  write(chunk: Uint8Array): unknown;
+  write(chunk: Uint8Array, done?: (error?: Error | null) => void): unknown;
   cork?(): void;
   uncork?(): void;
 }
@@ -26,6 +26,8 @@ export class FrameWriter {
   private start = 0; // first byte of the slab not yet handed to the sink
   private pos = 0; // next free byte of the slab
   private readonly queued: Uint8Array[] = [];
+  /** `queued[i]`'s `sent` callback where it has one (shorter than `queued` when the last ones have none). */
+  private readonly sentCallbacks: (((error?: Error | null) => void) | undefined)[] = [];
   private queuedBytes = 0;
 
   constructor(private readonly sink: ByteSink) {}
@@ -37,7 +39,9 @@ export class FrameWriter {
 
   /**
    * Appends one frame. `key` must already be validated (UTF-8 length within MAX_KEY_BYTES); `value` may be
-   * null.
+   * null. `sent`, for a value over COPY_THRESHOLD (written by reference), runs once the sink is done with it
+   * (written, or the connection gone): from then on its memory may be reused. A value copied into the slab is
+   * free as soon as this returns, and `sent` is not called for it.
    */
   frame(
     code: number,
@@ -47,6 +51,7 @@ export class FrameWriter {
     arg: number,
     key: string,
     value: Uint8Array | null,
+    sent?: (error?: Error | null) => void,
   ): void {
     const valueLength = value === null ? 0 : value.length;
     const copyValue = valueLength <= COPY_THRESHOLD;
@@ -71,6 +76,10 @@ export class FrameWriter {
         this.pos += valueLength;
       } else {
         this.cutSegment();
+        if (sent !== undefined) {
+          while (this.sentCallbacks.length < this.queued.length) this.sentCallbacks.push(undefined);
+          this.sentCallbacks.push(sent);
+        }
         this.queued.push(value!);
         this.queuedBytes += valueLength;
       }
@@ -84,14 +93,16 @@ export class FrameWriter {
     const queued = this.queued;
     if (queued.length === 0) return;
     const sink = this.sink;
+    const sent = this.sentCallbacks;
     if (queued.length === 1) {
-      sink.write(queued[0]!);
+      sink.write(queued[0]!, sent[0]);
     } else {
       sink.cork?.();
-      for (let i = 0; i < queued.length; i++) sink.write(queued[i]!);
+      for (let i = 0; i < queued.length; i++) sink.write(queued[i]!, sent[i]);
       sink.uncork?.();
     }
     queued.length = 0;
+    sent.length = 0;
     this.queuedBytes = 0;
   }
 

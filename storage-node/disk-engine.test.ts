@@ -212,7 +212,8 @@ test('update takes the key lock in its own turn and writes through the put path:
   t.true(same.ok && old !== undefined && same.replaced?.value === old);
   t.is(recycled.length, 4, 'only the PUT\'s value');
   t.false(recycled.includes(old!));
-  t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0 });
+  // A value read from a segment is the caller's alone (`retired`: the server may recycle it once sent).
+  t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0, retired: true });
   // Bad input is refused before compute runs.
   let calls = 0;
   const count = () => (calls++, Buffer.from('x'));

@@ -187,6 +187,12 @@ export class DiskEngine implements StorageEngine {
    */
   recycle: ((value: Buffer) => void) | null = null;
 
+  /**
+   * Where a GET's read of a large value gets its buffer (the node: the server's ValuePool). Such an entry comes
+   * back `retired` — the engine keeps no reference — so the server returns the buffer to the pool once sent.
+   */
+  allocateValue: ((size: number) => Buffer) | null = null;
+
   private inflight = 0;
   private idleWaiter: (() => void) | null = null;
   private state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
@@ -317,7 +323,8 @@ export class DiskEngine implements StorageEngine {
           if (attempt < 8) continue;
           throw new SatchelError('UNAVAILABLE', `index entry points to segment ${entry.segment}, which is gone`);
         }
-        return { value: await this.readPinned(segment, entry.offset, entry.length), flags: entry.flags };
+        const value = await this.readPinned(segment, entry.offset, entry.length, this.allocateValue?.(entry.length));
+        return { value, flags: entry.flags, retired: true };
       }
     } finally {
       this.end();
@@ -750,10 +757,10 @@ export class DiskEngine implements StorageEngine {
     this.unlinks.add(done);
   }
 
-  private async readPinned(segment: Segment, offset: number, length: number): Promise<Buffer> {
+  private async readPinned(segment: Segment, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     segment.readers++;
     try {
-      return await readFully(segment.fd, offset, length);
+      return await readFully(segment.fd, offset, length, into);
     } finally {
       if (--segment.readers === 0 && segment.retired) this.unlink(segment);
     }
@@ -988,8 +995,8 @@ async function writeRest(fd: number, rest: Buffer, position: number): Promise<vo
   }
 }
 
-function readFully(fd: number, position: number, length: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
+function readFully(fd: number, position: number, length: number, into?: Buffer): Promise<Buffer> {
+  const out = into ?? Buffer.allocUnsafe(length);
   if (length === 0) return Promise.resolve(out);
   return new Promise((resolve, reject) => {
     const step = (done: number): void => {

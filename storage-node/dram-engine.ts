@@ -88,10 +88,11 @@ export class DramEngine implements StorageEngine {
     return page(job.sorted, prefix, after, limit);
   }
 
-  dropJob(jobId: string): number {
+  dropJob(jobId: string, retire?: (entry: StoredEntry) => void): number {
     const job = this.jobs.get(jobId);
     if (job === undefined) return 0;
     this.jobs.delete(jobId);
+    if (retire !== undefined) for (const entry of job.entries.values()) retire(entry);
     this.usedBytes -= job.bytes;
     return job.bytes;
   }

@@ -6,8 +6,15 @@
 export interface StoredEntry {
   value: Buffer;
   flags: number;
-  /** Set once the value was handed to a socket by reference: its memory must never be recycled. */
-  lent?: boolean;
+  /**
+   * Sends of this value by reference (over COPY_THRESHOLD) the socket has not finished: its memory may go back
+   * to the pool only at 0. Set and read by the server, never by an engine.
+   */
+  lent?: number;
+  /** The entry left the engine while lent: the last send to finish hands its memory back. */
+  retired?: true;
+  /** Held by something that does not say when it is done (a waiter's answer): never recycled. */
+  pinned?: true;
 }
 
 /**
@@ -60,8 +67,11 @@ export interface StorageEngine {
    * internal (NUL) keys, the blocks of large values, only with `internal` (migration moves every stored key).
    */
   list(jobId: string, prefix: string, after: string, limit: number, internal?: boolean): MaybePromise<ListPage>;
-  /** Deletes every entry of a job; returns the number of bytes freed. */
-  dropJob(jobId: string): MaybePromise<number>;
+  /**
+   * Deletes every entry of a job; returns the number of bytes freed. An engine holding values in memory hands
+   * each entry to `retire` (the server recycles its buffer); one keeping them on disk may ignore it.
+   */
+  dropJob(jobId: string, retire?: (entry: StoredEntry) => void): MaybePromise<number>;
   /** Bytes held per job. */
   usageByJob(): Map<string, number>;
   close(): MaybePromise<void>;

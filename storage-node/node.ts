@@ -5,6 +5,7 @@ import { ControllerLink } from './controller-link.ts';
 import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
+import { IdleCollector } from './idle-gc.ts';
 import { StorageServer } from './server.ts';
 
 export type Tier = 'dram' | 'ssd' | 'hdd';
@@ -65,8 +66,12 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     tls: options.tls,
     maxConnectionsPerJob: options.maxConnectionsPerJob,
   });
-  // Receive buffers of large PUTs go back to the server's pool once written to disk.
-  if (engine instanceof DiskEngine) engine.recycle = (value) => server.pool.release(value);
+  // Receive buffers of large PUTs go back to the server's pool once written to disk; reads of large values
+  // borrow from it until sent.
+  if (engine instanceof DiskEngine) {
+    engine.recycle = (value) => server.pool.release(value);
+    engine.allocateValue = (size) => server.pool.allocate(size);
+  }
   let address: string;
   try {
     address = advertisedAddress(await server.listen(options.port ?? 0, options.host ?? '127.0.0.1'), options.advertiseHost);
@@ -112,12 +117,15 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     }
     link.startReporting(server);
   }
+  // The reports are garbage an idle node would otherwise keep for minutes (idle-gc.ts).
+  const idleCollector = link === null ? null : new IdleCollector({ activity: () => server.counters.ops });
   return {
     id,
     address,
     server,
     metricsAddress,
     close: async () => {
+      idleCollector?.close();
       link?.close();
       await closeMetrics();
       await server.close();

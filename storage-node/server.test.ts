@@ -4,6 +4,10 @@ import { pino } from 'pino';
 import { NodeConnection } from '../client/connection.ts';
 import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, WatchEvent, signToken } from '../proto/index.ts';
 import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DiskEngine } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
 import { DroppedJobs, StorageServer, type StorageServerOptions } from './server.ts';
@@ -407,6 +411,57 @@ test('a large value still being sent to a slow reader is never recycled for a la
   t.true(answer!.body.equals(a), 'the GET answer still holds the value as it was when read');
   t.true(engine.get('job-a', 'k')!.value.equals(b));
   t.true(engine.get('job-a', 'k2')!.value.equals(c));
+  // Once the socket is done with it, A's memory goes back to the pool rather than to the garbage collector.
+  await eventually(() => server.pool.pooledBytes >= size, 5_000, 'A back in the pool once sent');
+});
+
+test('a disk node reads large values into pool buffers and takes them back once sent', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'satchel-server-disk-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const engine = new DiskEngine({ tier: 'ssd', capacity: 64 * MiB, path: dir });
+  await engine.open();
+  const server = new StorageServer({ id: 'ssd-test', engine, secret, logger });
+  engine.allocateValue = (size) => server.pool.allocate(size); // as startStorageNode wires it
+  const address = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const value = randomBytes(300 * 1024);
+  t.is((await c.request(Op.PUT, 0, 1, 0, 'big', value)).status, Status.OK);
+  const pooled = server.pool.pooledBytes; // the PUT's receive buffer, recycled once written
+  const release = server.pool.release.bind(server.pool);
+  let released = 0;
+  server.pool.release = (buffer) => {
+    released++;
+    release(buffer);
+  };
+  for (let i = 0; i < 3; i++) t.true((await c.request(Op.GET, 0, 1, 0, 'big', null)).body.equals(value), `read ${i}`);
+  await eventually(() => released === 3, 5_000, 'each read buffer back in the pool once sent');
+  t.is(server.pool.pooledBytes, Math.max(pooled, 5 * 64 * 1024), 'one buffer serves every read in turn');
+});
+
+test('a dropped job hands the buffers of its large values back to the pool, a value in flight once it is sent', async (t) => {
+  const { address, server } = await startNode(t, { capacity: 256 * MiB, maxPendingResponseBytes: 256 * MiB });
+  const size = 256 * 1024;
+  const job = connect(t, address, signToken(secret, 'job-a'));
+  for (let i = 0; i < 4; i++) t.is((await job.request(Op.PUT, 0, 1, 0, `k${i}`, Buffer.alloc(size, i))).status, Status.OK);
+  t.is(server.pool.pooledBytes, 0);
+  // A reader that stops reading holds k0's answer in the node's write queue (behind 50 MiB of answers: more
+  // than the kernel's socket buffers take).
+  const raw = await rawConnect(t, address);
+  raw.socket.pause();
+  raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
+  for (let i = 0; i < 200; i++) raw.send(Op.GET, 1000 + i, 'k1', null, { epoch: 1 });
+  raw.send(Op.GET, 1, 'k0', null, { epoch: 1 });
+  await eventually(() => server.counters.ops >= 205, 10_000, 'the GETs answered into the queue');
+  const admin = connect(t, address, adminToken);
+  t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-a', null)).status, Status.OK);
+  const inPool = server.pool.pooledBytes;
+  t.true(inPool >= 2 * size, `k2 and k3 are back at once (${inPool} bytes pooled)`);
+  t.true(inPool < 4 * size, 'k0 and k1, still queued for the reader, are not');
+  raw.socket.resume();
+  const answer = await raw.reply(1);
+  t.true(answer!.body.equals(Buffer.alloc(size, 0)), 'the reader gets k0 as it was');
+  await eventually(() => server.pool.pooledBytes >= 4 * size, 5_000, 'every buffer back once sent');
 });
 
 test('an engine that refuses with a SatchelError → that code on the wire; any other failure → UNAVAILABLE', async (t) => {

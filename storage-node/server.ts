@@ -57,6 +57,8 @@ export interface StorageCounters {
 const DEFAULT_MAX_VALUE = 16 * 1024 * 1024;
 /** How long a TLS client has to complete its handshake before the node drops the connection. */
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How often the value pool lets go of buffers that sat unused (it keeps what the period drew on). */
+const POOL_TRIM_MS = 5_000;
 const DEFAULT_MAX_PENDING = 8 * 1024 * 1024;
 const MAX_LIST_PAGE = 1000;
 const DEFAULT_LIST_PAGE = 100;
@@ -83,6 +85,8 @@ export class StorageServer {
   readonly maxPendingResponseBytes: number;
   /** Memory of large values let go of, reused for the next large PUT bodies. */
   readonly pool = new ValuePool();
+  /** Every few seconds the pool lets go of what sat unused (value-pool.ts `trim`). */
+  private readonly poolTrimmer = setInterval(() => this.pool.trim(), POOL_TRIM_MS).unref();
   /** Operations, value bytes and service times (metrics.ts): `/metrics` and the latency in the node's reports. */
   readonly metrics: NodeMetrics;
   /** WAIT and WATCH requests parked until a key appears or changes (coordination.ts). */
@@ -147,6 +151,7 @@ export class StorageServer {
 
   /** Stops accepting, closes every connection, closes the engine. Idempotent. */
   async close(): Promise<void> {
+    clearInterval(this.poolTrimmer);
     if (!this.server.listening && this.sessions.size === 0) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const session of this.sessions) session.socket.destroy();
@@ -165,7 +170,28 @@ export class StorageServer {
       this.droppedJobs.add(jobId, tokensExpireBy);
       this.epochs.delete(jobId);
     }
-    return this.engine.dropJob(jobId);
+    return this.engine.dropJob(jobId, this.retire);
+  }
+
+  /**
+   * An entry left the engine (replaced, deleted, its job dropped): its buffer goes back to the pool now, or
+   * when the last send of it by reference finishes. Without this every large value read once became garbage
+   * for V8 to find — 40 MB/s of it in `bench soak` — and the node's RSS rose to whatever peak of garbage the
+   * collector let build up (glibc keeps freed heap: STORAGE_NODE_ENV).
+   */
+  readonly retire = (entry: StoredEntry): void => {
+    if (entry.pinned === true) return;
+    if ((entry.lent ?? 0) > 0) entry.retired = true;
+    else this.pool.release(entry.value);
+  };
+
+  /** A send of `entry`'s value by reference finished (written or the connection gone). */
+  sentByReference(entry: StoredEntry): void {
+    entry.lent = (entry.lent ?? 1) - 1;
+    if (entry.lent === 0 && entry.retired === true) {
+      entry.retired = undefined;
+      this.pool.release(entry.value);
+    }
   }
 
   private accept(socket: net.Socket): void {
@@ -272,10 +298,10 @@ class Session implements ParkedOwner {
     this.flush();
   }
 
-  private respond(status: StatusCode, flags: number, id: number, epoch: number, arg: number, body: Uint8Array | null): void {
+  private respond(status: StatusCode, flags: number, id: number, epoch: number, arg: number, body: Uint8Array | null, sent?: () => void): void {
     // Counted here, not at flush: the writer also flushes by itself once enough is queued.
     this.server.counters.bytesOut += HEADER_SIZE + (body === null ? 0 : body.length);
-    this.writer.frame(status, flags, id, epoch, arg, '', body);
+    this.writer.frame(status, flags, id, epoch, arg, '', body, sent);
     if (this.opKind >= 0) {
       this.server.metrics.record(this.opKind, status);
       this.opKind = -1;
@@ -386,14 +412,17 @@ class Session implements ParkedOwner {
       case Op.GET:
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
-          if (entry.value.length > COPY_THRESHOLD) entry.lent = true; // the writer sends it by reference
           this.server.metrics.bytesOut(entry.value.length);
-          this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value);
+          if (entry.value.length <= COPY_THRESHOLD) return this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value);
+          // The writer sends it by reference: lent until the socket is done with it.
+          entry.lent = (entry.lent ?? 0) + 1;
+          this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value, () => this.server.sentByReference(entry));
         });
       case Op.STAT:
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
           const manifest = (entry.flags & Flag.MANIFEST) !== 0;
+          if (manifest && entry.value.length > COPY_THRESHOLD) entry.pinned = true; // sent by reference
           this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, manifest ? entry.value : null);
         });
       case Op.DELETE:
@@ -410,7 +439,7 @@ class Session implements ParkedOwner {
         if (isPromise(lookup)) lookup.catch(() => coordination.abandon(this, id));
         return this.settle(lookup, id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return;
-          if (entry.value.length > COPY_THRESHOLD) entry.lent = true; // the writer sends it by reference
+          if (entry.value.length > COPY_THRESHOLD) entry.pinned = true; // the writer sends it by reference
           this.server.metrics.bytesOut(entry.value.length);
           coordination.settleWait(this, id, entry.value, entry.flags);
         });
@@ -471,7 +500,7 @@ class Session implements ParkedOwner {
     if (old !== undefined && (old.flags & Flag.MANIFEST) !== 0) {
       this.respond(Status.OK, Flag.REPLACED_MANIFEST, id, epoch, arg, old.value);
     } else {
-      if (old !== undefined && old.lent !== true) this.server.pool.release(old.value);
+      if (old !== undefined) this.server.retire(old);
       this.respond(Status.OK, 0, id, epoch, arg, null);
     }
   }

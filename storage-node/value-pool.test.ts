@@ -31,3 +31,24 @@ test('buffers the pool did not make, and releases past the cap, are left to the 
   for (const buffer of three) pool.release(buffer);
   t.is(pool.pooledBytes, POOLED_MIN * 2, 'capped');
 });
+
+test('trim lets go of what sat unused since the last trim, and keeps what was drawn on', (t) => {
+  const pool = new ValuePool(POOLED_MIN * 16);
+  const four = [1, 2, 3, 4].map(() => pool.allocate(POOLED_MIN));
+  for (const buffer of four) pool.release(buffer);
+  t.is(pool.pooledBytes, POOLED_MIN * 4);
+  t.is(pool.trim(), 0, 'the first period starts empty: nothing sat unused through it');
+  // This period: one buffer drawn and not returned; three sat unused the whole time.
+  pool.allocate(POOLED_MIN);
+  t.is(pool.trim(), POOLED_MIN * 3);
+  t.is(pool.pooledBytes, 0);
+  // Drawn on and returned within the period: the low water was 0, so nothing is let go of.
+  const again = pool.allocate(POOLED_MIN);
+  pool.release(again);
+  pool.release(pool.allocate(POOLED_MIN * 2));
+  t.is(pool.trim(), 0);
+  t.is(pool.pooledBytes, POOLED_MIN * 3);
+  t.is(pool.trim(), POOLED_MIN * 3, 'unused through the next period');
+  t.is(pool.pooledBytes, 0);
+  t.not(pool.allocate(POOLED_MIN).buffer, again.buffer, 'a let-go buffer is not handed out again');
+});

@@ -5,8 +5,8 @@
  * spent 22 % of its time in GC before this pool.
  *
  * Buffers come in classes of whole 64 KiB units. Only buffers the pool itself allocated (whose ArrayBuffer is a
- * whole number of units) go back in, and only when nothing else can still read them: the caller must not
- * release a value that was handed to a socket (`StoredEntry.lent`).
+ * whole number of units) go back in, and only when nothing else can still read them: a value sent by
+ * reference comes back when the socket is done with it (`StorageServer.retire`, `StoredEntry.lent`).
  */
 const UNIT = 64 * 1024;
 /** Bodies smaller than this are left to Node's allocator. */
@@ -15,8 +15,15 @@ export const POOLED_MIN = UNIT;
 export class ValuePool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private freeBytes = 0;
+  /** The fewest free bytes since the last `trim`: what sat unused the whole time. */
+  private lowWater = 0;
 
-  constructor(private readonly maxFreeBytes = 64 * 1024 * 1024) {}
+  /**
+   * `maxFreeBytes`: free memory kept at most. Buffers come back the moment their values leave the engine
+   * (StorageServer.retire), so the pool only bridges a release and the next PUT; a job dropping more than
+   * this hands the rest back to the allocator, and so to the OS (STORAGE_NODE_ENV).
+   */
+  constructor(private readonly maxFreeBytes = 16 * 1024 * 1024) {}
 
   /** A buffer of exactly `size` bytes (a view of a pooled or new whole-unit ArrayBuffer). */
   allocate(size: number): Buffer {
@@ -25,6 +32,7 @@ export class ValuePool {
     const recycled = this.free.get(units)?.pop();
     if (recycled !== undefined) {
       this.freeBytes -= recycled.byteLength;
+      if (this.freeBytes < this.lowWater) this.lowWater = this.freeBytes;
       return Buffer.from(recycled, 0, size);
     }
     return Buffer.from(Buffer.allocUnsafeSlow(units * UNIT).buffer, 0, size);
@@ -44,6 +52,27 @@ export class ValuePool {
     }
     list.push(backing);
     this.freeBytes += bytes;
+  }
+
+  /**
+   * Lets go of what sat in the pool unused since the last call (the server calls it every few seconds), so a
+   * node whose load fell returns that memory. Returns the bytes let go of.
+   */
+  trim(): number {
+    let excess = this.lowWater;
+    let dropped = 0;
+    for (const units of [...this.free.keys()].sort((a, b) => b - a)) {
+      const list = this.free.get(units)!;
+      while (excess > 0 && list.length > 0) {
+        const bytes = list.pop()!.byteLength;
+        excess -= bytes;
+        dropped += bytes;
+      }
+      if (list.length === 0) this.free.delete(units);
+    }
+    this.freeBytes -= dropped;
+    this.lowWater = this.freeBytes;
+    return dropped;
   }
 
   get pooledBytes(): number {

@@ -86,15 +86,31 @@ interface Member {
 export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
 
 /**
- * glibc returns free memory at the top of the heap to the OS past 128 KiB by default, and a node streaming
- * large values then page-faults the same memory back in for every read chunk. Measured with 1 MiB PUTs one at
- * a time: 543 µs of system time per PUT on the node with the default, 190 µs with a 128 MiB threshold (wall
- * time 886 → 507 µs). Setting it also freezes glibc's mmap threshold at 128 KiB, so every 1 MiB block would
- * get fresh pages from mmap and fault them in: a 32 MiB threshold keeps blocks on the heap, where freed memory
- * is reused (a 256×256 sort: 6.1 → 3.5 s of the node's CPU copying into new buffers). Containers running
- * `satchel storage-node` should set the same variables.
+ * glibc malloc settings for storage nodes. glibc returns free memory at the top of the heap to the OS past
+ * 128 KiB by default, and a node streaming large values then page-faults the same memory back in for every
+ * read chunk. Measured with 1 MiB PUTs one at a time: 543 µs of system time per PUT on the node with the
+ * default, 190 µs with a 128 MiB threshold (wall time 886 → 507 µs). Setting it also freezes glibc's mmap
+ * threshold, which stays at 128 KiB: the buffers of large values (ValuePool's, whole 64 KiB units) come from
+ * mmap and go back to the OS when freed. A 32 MiB threshold, tried before, kept them on the heap, where glibc
+ * never gives them back: a DRAM node's RSS then stayed at the most data it had ever held plus the garbage V8
+ * had not collected by then, and climbed with every new peak (263 → 309 MB over a 10-minute soak whose data
+ * swings 25–126 MB within 20 s; no leak). ValuePool reuses those buffers while the load lasts, so mmap's cost
+ * falls on growth only (perf/RESULTS.md, bench micro). Containers running `satchel storage-node` should set the
+ * same variables (deploy/kubernetes does).
  */
-export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024), MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024) };
+export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024), MALLOC_MMAP_THRESHOLD_: String(128 * 1024) };
+
+/**
+ * V8 flags of the control plane (controller, metadata): they hold a few MB of live state and answer a few
+ * hundred calls a second, so memory matters more than V8's speed. With V8's defaults their heap grew in a
+ * saw-tooth (at least 8 MB of garbage between full collections, a young generation growing to 16 MB) and a
+ * 10-minute soak saw the controller's RSS grow 10–14 % after its first minute with a flat live heap;
+ * `--optimize-for-size` (full collections every 2 MB, a 1 MB young generation) and smaller LevelDB buffers
+ * (controller/store.ts) held it to 3 % (perf/RESULTS.md). Not for storage nodes: their data path pays for it
+ * (bench micro, 64 KiB PUTs × 64 in flight: 22,953 → 16,804/s).
+ * Node refuses the flag in NODE_OPTIONS, so it goes on the command line; containers do the same.
+ */
+export const CONTROL_PLANE_V8_FLAGS = ['--optimize-for-size'];
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -317,7 +333,7 @@ export class LocalCluster {
     const child = fork(CLI, args, {
       stdio: ['ignore', fd, fd, 'ipc'],
       env: { ...(role === 'storage-node' ? STORAGE_NODE_ENV : {}), ...process.env, ...this.options.env },
-      execArgv: process.execArgv,
+      execArgv: role === 'storage-node' ? process.execArgv : [...process.execArgv, ...CONTROL_PLANE_V8_FLAGS],
     });
     closeSync(fd);
     const ready = await new Promise<ReadyMessage>((resolve, reject) => {

@@ -10,7 +10,10 @@ export class ControllerStore {
   private constructor(private readonly db: Level<string, string>) {}
 
   static async open(path: string): Promise<ControllerStore> {
-    const db = new Level<string, string>(path, { valueEncoding: 'utf8' });
+    // A few MB of records, read once at start: LevelDB's 4 MiB write buffer and 8 MiB block cache are sized
+    // for far more. With them the controller's RSS rose ~0.8 MB a minute under job churn (the memtable
+    // filling, in the arenas of libuv's threads) until a flush minutes later.
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8', writeBufferSize: 256 * 1024, cacheSize: 1024 * 1024 });
     await db.open();
     return new ControllerStore(db);
   }

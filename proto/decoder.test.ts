@@ -1,5 +1,6 @@
 import test from 'ava';
 import {
+  COPY_THRESHOLD,
   Field,
   FrameDecoder,
   FrameWriter,
@@ -331,4 +332,28 @@ test('writer flushes by itself once a lot is queued, and corks a batch of severa
   t.is(corks, uncorks);
   writer.flush();
   t.is(writes.reduce((a, b) => a + b, 0), 10 * (HEADER_SIZE + 2 + 64 * 1024));
+});
+
+test('writer hands a by-reference value its `sent` callback with that very chunk; a copied value gets none', (t) => {
+  const writes: { chunk: Uint8Array; done: ((error?: Error | null) => void) | undefined }[] = [];
+  const writer = new FrameWriter({ write: (chunk, done) => writes.push({ chunk, done }) });
+  const big = Buffer.alloc(COPY_THRESHOLD + 1, 7);
+  const other = Buffer.alloc(COPY_THRESHOLD + 2, 8);
+  const sent: string[] = [];
+  writer.frame(Op.GET, 0, 1, 0, 0, '', Buffer.from('small'), () => sent.push('small'));
+  writer.frame(Op.GET, 0, 2, 0, 0, '', big, () => sent.push('big'));
+  writer.frame(Op.GET, 0, 3, 0, 0, '', other); // by reference, no callback
+  writer.frame(Op.GET, 0, 4, 0, 0, 'after', null);
+  writer.flush();
+  const withCallback = writes.filter((w) => w.done !== undefined);
+  t.is(withCallback.length, 1);
+  t.is(withCallback[0]!.chunk, big, 'the callback rides with the value itself, not a header segment');
+  t.true(writes.some((w) => w.chunk === other && w.done === undefined));
+  withCallback[0]!.done!();
+  t.deepEqual(sent, ['big'], 'a value copied into the slab is free at once: no callback');
+  // The next batch starts clean.
+  writes.length = 0;
+  writer.frame(Op.GET, 0, 5, 0, 0, '', other);
+  writer.flush();
+  t.true(writes.every((w) => w.done === undefined));
 });

@@ -2,13 +2,15 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
- * A full garbage collection when the node has been idle a while and its heap has grown since the last one.
+ * A full garbage collection when the node has been idle a while and its heap (with external memory: value
+ * buffers) has grown since the last one.
  *
  * Why: an idle node still makes garbage — its report to the controller every second is a gRPC call, ~80 KB
  * of grpc-js and http2 objects — and about 10 KB/s of it outlives a scavenge, so it piles up in the old
  * generation, which V8 collects only once it has grown by 8 MB or more. So an idle node's RSS climbed ~8 %
  * over a 10-minute soak (an HDD node nobody used: heap in use 14 → 19 MB) and would drop again only minutes
- * later. V8's memory reducer is meant for this, but does not run again after its first few collections.
+ * later; and the buffers of a job dropped at the end of a burst stayed allocated until V8 happened to collect.
+ * V8's memory reducer is meant for this, but does not run again after its first few collections.
  * `--optimize-for-size` (2 MB steps) would do it too, but costs the data path: measured with `bench micro`,
  * 64 KiB PUTs ×64 in flight went from 22,953 to 16,804/s. An idle node loses nothing to a 5–15 ms collection.
  */
@@ -19,6 +21,8 @@ export interface IdleCollectorOptions {
   growthBytes?: number;
   /** A count that moves whenever the node serves something (the server's op counter). */
   activity: () => number;
+  /** Runs after each collection (the node: a heap trim, to return what it freed). */
+  afterCollect?: () => void;
   /** For tests: the collector and the heap reading. */
   collect?: () => void;
   heapUsed?: () => number;
@@ -36,7 +40,8 @@ export class IdleCollector {
 
   constructor(private readonly options: IdleCollectorOptions) {
     this.collect = options.collect ?? exposedGc();
-    this.heapUsed = options.heapUsed ?? (() => getHeapStatistics().used_heap_size);
+    // External memory too: the buffers of a dropped job's values are garbage V8 frees only when it collects.
+    this.heapUsed = options.heapUsed ?? (() => usedAndExternal());
     this.growthBytes = options.growthBytes ?? 4 * 1024 * 1024;
     this.lastActivity = options.activity();
     this.baseline = this.heapUsed();
@@ -59,11 +64,17 @@ export class IdleCollector {
     this.collect();
     this.collections++;
     this.baseline = this.heapUsed();
+    this.options.afterCollect?.();
   }
 
   close(): void {
     clearInterval(this.timer);
   }
+}
+
+function usedAndExternal(): number {
+  const stats = getHeapStatistics();
+  return stats.used_heap_size + stats.external_memory;
 }
 
 /** `gc()` without starting Node with --expose-gc: the flag set at run time shows up in a new context. */

@@ -5,6 +5,7 @@ import { ControllerLink } from './controller-link.ts';
 import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
+import { HeapTrimmer } from './heap-trim.ts';
 import { IdleCollector } from './idle-gc.ts';
 import { StorageServer } from './server.ts';
 
@@ -117,8 +118,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     }
     link.startReporting(server);
   }
-  // The reports are garbage an idle node would otherwise keep for minutes (idle-gc.ts).
-  const idleCollector = link === null ? null : new IdleCollector({ activity: () => server.counters.ops });
+  // Freed heap back to the OS (heap-trim.ts); garbage an idle node would otherwise keep for minutes (idle-gc.ts).
+  const trimmer = await HeapTrimmer.start({ logger: options.logger });
+  const idleCollector = link === null ? null : new IdleCollector({ activity: () => server.counters.ops, afterCollect: () => trimmer.trim() });
   return {
     id,
     address,
@@ -126,6 +128,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     metricsAddress,
     close: async () => {
       idleCollector?.close();
+      trimmer.close();
       link?.close();
       await closeMetrics();
       await server.close();

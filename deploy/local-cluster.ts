@@ -90,15 +90,14 @@ export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
  * 128 KiB by default, and a node streaming large values then page-faults the same memory back in for every
  * read chunk. Measured with 1 MiB PUTs one at a time: 543 µs of system time per PUT on the node with the
  * default, 190 µs with a 128 MiB threshold (wall time 886 → 507 µs). Setting it also freezes glibc's mmap
- * threshold, which stays at 128 KiB: the buffers of large values (ValuePool's, whole 64 KiB units) come from
- * mmap and go back to the OS when freed. A 32 MiB threshold, tried before, kept them on the heap, where glibc
- * never gives them back: a DRAM node's RSS then stayed at the most data it had ever held plus the garbage V8
- * had not collected by then, and climbed with every new peak (263 → 309 MB over a 10-minute soak whose data
- * swings 25–126 MB within 20 s; no leak). ValuePool reuses those buffers while the load lasts, so mmap's cost
- * falls on growth only (perf/RESULTS.md, bench micro). Containers running `satchel storage-node` should set the
- * same variables (deploy/kubernetes does).
+ * threshold at 128 KiB, so every 1 MiB block would get fresh pages from mmap and fault them in: a 32 MiB
+ * threshold keeps blocks on the heap, where freed memory is reused (a 256×256 sort: 6.1 → 3.5 s of the node's
+ * CPU copying into new buffers). What the heap keeps free the node gives back every 10 s itself
+ * (storage-node/heap-trim.ts: with a smaller mmap threshold instead, malloc still took large blocks from free
+ * heap space first, and the heap still kept the most the node had ever held). Containers running
+ * `satchel storage-node` should set the same variables (deploy/kubernetes does).
  */
-export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024), MALLOC_MMAP_THRESHOLD_: String(128 * 1024) };
+export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024), MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024) };
 
 /**
  * V8 flags of the control plane (controller, metadata): they hold a few MB of live state and answer a few

@@ -1,5 +1,13 @@
 import type { Logger } from 'pino';
 
+export interface HeapTrimmerOptions {
+  logger: Logger;
+  /** Default 10 s. */
+  everyMs?: number;
+  /** For tests: the trim to call instead of libc's. */
+  trim?: () => void;
+}
+
 /**
  * Gives the free pages of glibc's heap back to the OS every few seconds: `malloc_trim(0)` through koffi (an FFI
  * with prebuilt binaries, so nothing to compile).
@@ -15,14 +23,6 @@ import type { Logger } from 'pino';
  *
  * Not glibc (musl, macOS) or no koffi binary for the platform: a no-op, said once in the log.
  */
-export interface HeapTrimmerOptions {
-  logger: Logger;
-  /** Default 10 s. */
-  everyMs?: number;
-  /** For tests: the trim to call instead of libc's. */
-  trim?: () => void;
-}
-
 export class HeapTrimmer {
   private timer: NodeJS.Timeout | null = null;
   /** Calls made so far (tests, debugging). */

@@ -1,19 +1,6 @@
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/**
- * A full garbage collection when the node has been idle a while and its heap (with external memory: value
- * buffers) has grown since the last one.
- *
- * Why: an idle node still makes garbage — its report to the controller every second is a gRPC call, ~80 KB
- * of grpc-js and http2 objects — and about 10 KB/s of it outlives a scavenge, so it piles up in the old
- * generation, which V8 collects only once it has grown by 8 MB or more. So an idle node's RSS climbed ~8 %
- * over a 10-minute soak (an HDD node nobody used: heap in use 14 → 19 MB) and would drop again only minutes
- * later; and the buffers of a job dropped at the end of a burst stayed allocated until V8 happened to collect.
- * V8's memory reducer is meant for this, but does not run again after its first few collections.
- * `--optimize-for-size` (2 MB steps) would do it too, but costs the data path: measured with `bench micro`,
- * 64 KiB PUTs ×64 in flight went from 22,953 to 16,804/s. An idle node loses nothing to a 5–15 ms collection.
- */
 export interface IdleCollectorOptions {
   /** How often to look (default 10 s); the node must have served nothing for a whole period. */
   everyMs?: number;
@@ -28,6 +15,19 @@ export interface IdleCollectorOptions {
   heapUsed?: () => number;
 }
 
+/**
+ * A full garbage collection when the node has been idle a while and its heap (with external memory: value
+ * buffers) has grown since the last one.
+ *
+ * Why: an idle node still makes garbage — its report to the controller every second is a gRPC call, ~80 KB
+ * of grpc-js and http2 objects — and about 10 KB/s of it outlives a scavenge, so it piles up in the old
+ * generation, which V8 collects only once it has grown by 8 MB or more. So an idle node's RSS climbed ~8 %
+ * over a 10-minute soak (an HDD node nobody used: heap in use 14 → 19 MB) and would drop again only minutes
+ * later; and the buffers of a job dropped at the end of a burst stayed allocated until V8 happened to collect.
+ * V8's memory reducer is meant for this, but does not run again after its first few collections.
+ * `--optimize-for-size` (2 MB steps) would do it too, but costs the data path: measured with `bench micro`,
+ * 64 KiB PUTs ×64 in flight went from 22,953 to 16,804/s. An idle node loses nothing to a 5–15 ms collection.
+ */
 export class IdleCollector {
   private readonly timer: NodeJS.Timeout;
   private readonly collect: () => void;

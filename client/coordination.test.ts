@@ -4,33 +4,14 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { SatchelError } from '../proto/index.ts';
-import { startInProcessCluster, type InProcessCluster } from '../test/helpers/in-process.ts';
+import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
 import { eventually } from '../test/helpers/raw-client.ts';
 import { pattern, rejection } from '../test/helpers/assert.ts';
 import { Satchel, type Job, type RegisteredJob, type Watch, type WatchEvent } from './index.ts';
 
 const MiB = 1024 * 1024;
-let cluster: InProcessCluster;
-let satchel: Satchel;
-
-test.before(async () => {
-  cluster = await startInProcessCluster({ dram: 2, capacity: 256 * MiB });
-  satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 5_000 });
-});
-
-test.after.always(async () => {
-  satchel?.close();
-  await cluster?.close();
-});
-
-/** A throughput hint past one node's declared 1 GB/s: the policy places the job on both nodes. */
-const TWO_NODES = { peakThroughput: 1.5e9 };
-
-async function register(t: ExecutionContext, hints = {}): Promise<RegisteredJob> {
-  const job = await satchel.registerJob(`coord-${t.title.slice(0, 16).replace(/[^a-z0-9-]/gi, '-')}`, hints);
-  t.teardown(() => job.deregister().catch(() => {}));
-  return job;
-}
+const shared = useSharedCluster(test, 'coord');
+const { register } = shared;
 
 /** Another process's view of the job: a second handle from the ticket, with its own connections. */
 async function attach(t: ExecutionContext, job: RegisteredJob): Promise<Job> {
@@ -39,7 +20,7 @@ async function attach(t: ExecutionContext, job: RegisteredJob): Promise<Job> {
   return handle;
 }
 
-const parked = () => cluster.nodes.reduce((n, node) => n + node.server.coordination.waiters + node.server.coordination.watches, 0);
+const parked = () => shared.cluster.nodes.reduce((n, node) => n + node.server.coordination.waiters + node.server.coordination.watches, 0);
 
 async function take(watch: Watch, count: number): Promise<WatchEvent[]> {
   const events: WatchEvent[] = [];
@@ -111,8 +92,8 @@ test.serial('waitFor across a placement change: the waiter follows the key to it
   await job.put('old-key', 'from before');
   const waiters = Array.from({ length: 16 }, (_, i) => other.waitFor(`late-${i}`));
   await eventually(() => parked() === 16, 2_000, 'parked');
-  const placement = cluster.controller.registry.jobs.get(job.id)!.placement;
-  const grown = await cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
+  const placement = shared.cluster.controller.registry.jobs.get(job.id)!.placement;
+  const grown = await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
   t.is(grown.generations.length, 2, 'a second generation over both nodes');
   // The waiters were told STALE, looked the placement up again and parked at the keys' new owners.
   const writer = await attach(t, job);
@@ -142,8 +123,8 @@ test.serial('watch follows the job onto a node it grows onto', async (t) => {
   const job = await register(t); // one node
   const watch = await job.watch();
   t.is(parked(), 1);
-  const placement = cluster.controller.registry.jobs.get(job.id)!.placement;
-  await cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
+  const placement = shared.cluster.controller.registry.jobs.get(job.id)!.placement;
+  await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
   await eventually(() => parked() === 2, 3_000, 'the watch joined the second node');
   const other = await attach(t, job);
   const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
@@ -186,8 +167,8 @@ test.serial('incr wakes a waiter, and keeps counting on its node after the job g
   await eventually(() => parked() === 1, 2_000, 'parked');
   await job.incr('count', 5);
   t.is((await waiting).toString(), '5');
-  const placement = cluster.controller.registry.jobs.get(job.id)!.placement;
-  await cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
+  const placement = shared.cluster.controller.registry.jobs.get(job.id)!.placement;
+  await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
   const other = await attach(t, job);
   for (let i = 0; i < 10; i++) await other.incr('count');
   t.is(await job.incr('count', 0), 15, 'one counter, not a second one started on the new owner');

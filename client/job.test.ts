@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { ADMIN_SUBJECT, MAX_USER_KEY_BYTES, Op, SatchelError, Status, decodeTicket, signToken } from '../proto/index.ts';
 import { entryCost } from '../storage-node/engine.ts';
-import { startInProcessCluster, type InProcessCluster } from '../test/helpers/in-process.ts';
+import { startInProcessCluster } from '../test/helpers/in-process.ts';
+import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
 import { eventually, freePort } from '../test/helpers/raw-client.ts';
 import { NodeConnection } from './connection.ts';
 import { Satchel, type Job, type RegisteredJob } from './index.ts';
@@ -11,37 +12,18 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // One in-process cluster (2 DRAM nodes) shared by the tests of this file; each test uses its own job.
-let cluster: InProcessCluster;
-let satchel: Satchel;
-
-test.before(async () => {
-  cluster = await startInProcessCluster({ dram: 2, capacity: 256 * MiB });
-  satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 5_000 });
-});
-
-test.after.always(async () => {
-  satchel?.close();
-  await cluster?.close();
-});
-
-/** A throughput hint past one node's declared 1 GB/s: the policy places the job on both nodes. */
-const TWO_NODES = { peakThroughput: 1.5e9 };
-
-async function register(t: ExecutionContext, hints = {}): Promise<RegisteredJob> {
-  const job = await satchel.registerJob(`client-${t.title.slice(0, 20)}`, hints);
-  t.teardown(() => job.deregister().catch(() => {}));
-  return job;
-}
+const shared = useSharedCluster(test, 'client');
+const { register } = shared;
 
 /** Bytes a job holds over every node of the cluster. */
 function jobUsage(jobId: string): number {
-  return cluster.nodes.reduce((n, node) => n + (node.server.engine.usageByJob().get(jobId) ?? 0), 0);
+  return shared.cluster.nodes.reduce((n, node) => n + (node.server.engine.usageByJob().get(jobId) ?? 0), 0);
 }
 
 /** Makes the job's values split into small blocks, so a few MiB spread over many blocks (and both nodes). */
 async function attachWithBlockSize(t: ExecutionContext, job: RegisteredJob, blockSize: number): Promise<Job> {
-  const placement = cluster.metadata.store.get(job.id);
-  cluster.metadata.store.set({ ...placement, blockSize });
+  const placement = shared.cluster.metadata.store.get(job.id);
+  shared.cluster.metadata.store.set({ ...placement, blockSize });
   // Without the ticket's placement snapshot, so the changed block size is read from the metadata server.
   const handle = await Satchel.attach(withoutPlacement(job.ticket), { timeoutMs: 5_000 });
   t.teardown(() => handle.close());
@@ -159,7 +141,7 @@ test('a large value is split into blocks striped over both nodes, read back whol
   t.deepEqual(await job.stat('big'), { key: 'big', size: value.length, blocks: Math.ceil(value.length / (64 * KiB)) });
   const back = await job.get('big');
   t.true(back!.equals(value));
-  for (const node of cluster.nodes) {
+  for (const node of shared.cluster.nodes) {
     t.true((node.server.engine.usageByJob().get(registered.id) ?? 0) > MiB, `${node.id} holds part of the value`);
   }
   // Only the user key is listed, never a block key.
@@ -213,7 +195,7 @@ test('list: every key under a prefix, sorted, merged over both nodes, paged', as
   writes.push(job.put('other', 'x'));
   await Promise.all(writes);
   want.sort();
-  const perNode = cluster.nodes.map((n) => (n.server.engine.usageByJob().get(job.id) ?? 0) > 0);
+  const perNode = shared.cluster.nodes.map((n) => (n.server.engine.usageByJob().get(job.id) ?? 0) > 0);
   t.deepEqual(perNode, [true, true], 'keys landed on both nodes');
   for (const pageSize of [1, 7, 100, 1000]) {
     const keys: string[] = [];
@@ -240,10 +222,10 @@ test('STALE: after the placement epoch moves on, the client refreshes and carrie
   const job = await register(t);
   await job.put('k', 'before');
   t.is(job.epoch, 1);
-  const placement = cluster.metadata.store.get(job.id);
-  cluster.metadata.store.set({ ...placement, epoch: 2 });
-  for (const node of cluster.nodes) {
-    const admin = new NodeConnection(node.address, cluster.adminToken);
+  const placement = shared.cluster.metadata.store.get(job.id);
+  shared.cluster.metadata.store.set({ ...placement, epoch: 2 });
+  for (const node of shared.cluster.nodes) {
+    const admin = new NodeConnection(node.address, shared.cluster.adminToken);
     t.is((await admin.request(Op.SET_EPOCH, 0, 0, 2, job.id, null)).status, Status.OK);
     await admin.close();
   }
@@ -296,7 +278,7 @@ test('a full cluster → FULL; the blocks of the failed value are cleaned up and
 });
 
 test('deregister deletes the job data on every node; other handles and attach get NO_SUCH_JOB', async (t) => {
-  const job = await satchel.registerJob('to-deregister');
+  const job = await shared.satchel.registerJob('to-deregister');
   const other = await Satchel.attach(job.ticket, { timeoutMs: 5_000 });
   t.teardown(() => other.close());
   for (let i = 0; i < 40; i++) await job.put(`k${i}`, pattern(20 * KiB, i));
@@ -312,7 +294,7 @@ test('deregister deletes the job data on every node; other handles and attach ge
   t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
   t.is(jobUsage(job.id), 0, 'the refused PUT stored nothing');
   // Deregistering twice.
-  const again = await satchel.registerJob('deregister-twice');
+  const again = await shared.satchel.registerJob('deregister-twice');
   await again.deregister();
   t.is((await rejection(t, again.deregister())).code, 'NO_SUCH_JOB');
 });
@@ -329,9 +311,9 @@ test('a ticket whose token is wrong → UNAUTHORIZED; another job token does not
 });
 
 test('registerJob and connect refuse bad input', async (t) => {
-  t.is((await rejection(t, satchel.registerJob(''))).code, 'BAD_REQUEST');
-  t.is((await rejection(t, satchel.registerJob('x', { replicas: 4 }))).code, 'BAD_REQUEST');
-  t.is((await rejection(t, satchel.registerJob('x', { capacity: -1 }))).code, 'BAD_REQUEST');
+  t.is((await rejection(t, shared.satchel.registerJob(''))).code, 'BAD_REQUEST');
+  t.is((await rejection(t, shared.satchel.registerJob('x', { replicas: 4 }))).code, 'BAD_REQUEST');
+  t.is((await rejection(t, shared.satchel.registerJob('x', { capacity: -1 }))).code, 'BAD_REQUEST');
   t.is((await rejection(t, Satchel.connect('no-port'))).code, 'BAD_REQUEST');
   const port = await freePort();
   t.is((await rejection(t, Satchel.connect(`127.0.0.1:${port}`, { timeoutMs: 5_000 }))).code, 'UNAVAILABLE');

@@ -100,7 +100,7 @@ test('overwrites and deletes leave dead bytes; compaction reclaims the files and
   for (let i = 0; i < 200; i++) {
     if (i % 3 === 0) await put(`k${i}`, 100);
     else if (i % 3 === 1) {
-      t.truthy(await engine.delete('job', `k${i}`));
+      t.truthy(await engine.delete('job', `k${i}`).then((o) => o.ok && o.old));
       live.delete(`k${i}`);
     }
   }
@@ -203,7 +203,7 @@ test('update takes the key lock in its own turn and writes through the put path:
   await engine.whenIdle();
   t.deepEqual(await segmentFileBytes(engine), { files: 0, bytes: 0 });
   t.is(engine.used, entryCost('k', 1));
-  t.deepEqual(await engine.get('job', 'k'), { value: Buffer.from('1'), flags: 0 });
+  t.deepEqual(await engine.get('job', 'k'), { value: Buffer.from('1'), flags: 0, epoch: 0, seq: 3 });
   t.is(recycled.length, 3);
   // compute handing back the old value itself: that buffer is the caller's (as `replaced`), so it is not recycled.
   await engine.put('job', 'm', randomBytes(128 * KiB), Flag.MANIFEST);
@@ -213,7 +213,7 @@ test('update takes the key lock in its own turn and writes through the put path:
   t.is(recycled.length, 4, 'only the PUT\'s value');
   t.false(recycled.includes(old!));
   // A value read from a segment is the caller's alone (`retired`: the server may recycle it once sent).
-  t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0, retired: true });
+  t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0, epoch: 0, seq: 2, retired: true });
   // Bad input is refused before compute runs.
   let calls = 0;
   const count = () => (calls++, Buffer.from('x'));
@@ -350,7 +350,7 @@ test('through the data plane: a node on the ssd tier serves PUT, pipelined GET, 
   t.true(replaced.body.equals(large));
   const list = await c.request(Op.LIST, 0, 1, 10, 'a/', null);
   t.deepEqual(decodeKeyList(list.body), ['a/1', 'a/2']);
-  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).arg, 1);
+  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).flags, Flag.EXISTED);
   t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).status, Status.NOT_FOUND);
   const admin = new NodeConnection(node.address, signToken(secret, ADMIN_SUBJECT), { timeoutMs: 5_000 });
   t.teardown(() => admin.destroy());

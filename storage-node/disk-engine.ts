@@ -5,7 +5,18 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
 import { Flag, SatchelError } from '../proto/index.ts';
-import { type ComputeValue, entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
+import {
+  type ComputeValue,
+  type DeleteOutcome,
+  entryCost,
+  type ListPage,
+  type PutOutcome,
+  staleMessage,
+  type StorageEngine,
+  type StoredEntry,
+  versionFor,
+} from './engine.ts';
+import { Tombstones } from './tombstones.ts';
 
 /**
  * The `ssd` and `hdd` tiers. LevelDB (`level`) holds the index and the small values; a value of `inlineMax`
@@ -80,10 +91,11 @@ const SURROGATE = /[\uD800-\uDFFF]/;
 const MARKER = 'SATCHEL-DISK-ENGINE';
 const EMPTY = Buffer.alloc(0);
 
-// Index entry: kind u8, flags u16, then the value (inline) or segment u32, value offset u32, value length u32.
+// Index entry: kind u8, flags u16, version epoch u32, version seq u32, then the value (inline) or segment u32,
+// value offset u32, value length u32.
 const INLINE = 0;
 const IN_SEGMENT = 1;
-const INDEX_HEADER = 3;
+const INDEX_HEADER = 11;
 const SEGMENT_ENTRY = INDEX_HEADER + 12;
 
 // Segment record: magic u32, value length u32, flags u16, full-key length u16, the full key, the value.
@@ -118,11 +130,15 @@ interface JobState {
   inflight: number;
   dropping: Promise<number> | null;
   drained: (() => void) | null;
+  /** Deleted keys' versions, when a DELETE asked to keep them (engine.ts "Tombstones"); in memory only. */
+  tombstones: Tombstones | null;
 }
 
 interface IndexEntry {
   kind: number;
   flags: number;
+  epoch: number;
+  seq: number;
   length: number;
   /** Inline values only. */
   value: Buffer;
@@ -141,7 +157,10 @@ interface Location {
 
 type KeyLock = (() => void) & { previous?: Promise<void> };
 
-/** What a locked write stores over `old` (the index entry there, if any), or the answer when it stores nothing. */
+/**
+ * What a locked write stores over `old` (the index entry there, if any), or the answer when it stores nothing;
+ * called only once the write's version was found to land (engine.ts "Versions").
+ */
 type Decide = (old: IndexEntry | undefined, fullKey: Buffer) => WriteDecision | Promise<WriteDecision>;
 /** `replaced`: the old entry, when `decide` has read it already (else it is read after the capacity check). */
 type WriteDecision = { value: Buffer; flags: number; replaced?: StoredEntry | undefined } | PutOutcome;
@@ -264,7 +283,7 @@ export class DiskEngine implements StorageEngine {
     return this.usedBytes;
   }
 
-  async put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent = false): Promise<PutOutcome> {
+  async put(jobId: string, key: string, value: Buffer, flags: number, epoch = 0, seq = 0): Promise<PutOutcome> {
     const db = this.begin();
     try {
       checkKey(key);
@@ -272,20 +291,18 @@ export class DiskEngine implements StorageEngine {
       const bytes: unknown = value;
       if (!(bytes instanceof Uint8Array)) throw new SatchelError('BAD_REQUEST', 'value must be a Buffer');
       if (!Buffer.isBuffer(bytes)) value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      // Under the key's lock, so no write can land between the check and ours.
-      return await this.writeLocked(db, jobId, key, (old) =>
-        ifAbsent && old !== undefined ? { ok: true, replaced: undefined, skipped: true } : { value, flags },
-      );
+      // Under the key's lock, so no write can land between the version check and ours.
+      return await this.writeLocked(db, jobId, key, epoch, seq, () => ({ value, flags }));
     } finally {
       this.end();
     }
   }
 
-  async update(jobId: string, key: string, compute: ComputeValue): Promise<PutOutcome> {
+  async update(jobId: string, key: string, compute: ComputeValue, epoch = 0): Promise<PutOutcome> {
     const db = this.begin();
     try {
       checkKey(key);
-      return await this.writeLocked(db, jobId, key, async (old, fullKey) => {
+      return await this.writeLocked(db, jobId, key, epoch, 0, async (old, fullKey) => {
         // Under the key's lock: the entry read here is the one the write replaces.
         const replaced = old === undefined ? undefined : await this.oldEntry(old, fullKey);
         const next = compute(replaced);
@@ -313,7 +330,7 @@ export class DiskEngine implements StorageEngine {
         const entry = decodeIndex(raw);
         if (entry.kind === INLINE) {
           if (this.emulating) await this.device(entry.length);
-          return { value: entry.value, flags: entry.flags };
+          return { value: entry.value, flags: entry.flags, epoch: entry.epoch, seq: entry.seq };
         }
         if (this.emulating) await this.device(entry.length);
         // Looked up and pinned in one turn: a segment is never unlinked while pinned.
@@ -324,14 +341,14 @@ export class DiskEngine implements StorageEngine {
           throw new SatchelError('UNAVAILABLE', `index entry points to segment ${entry.segment}, which is gone`);
         }
         const value = await this.readPinned(segment, entry.offset, entry.length, this.allocateValue?.(entry.length));
-        return { value, flags: entry.flags, retired: true };
+        return { value, flags: entry.flags, epoch: entry.epoch, seq: entry.seq, retired: true };
       }
     } finally {
       this.end();
     }
   }
 
-  async delete(jobId: string, key: string): Promise<StoredEntry | undefined> {
+  async delete(jobId: string, key: string, epoch = 0, seq = 0, tombstone = false): Promise<DeleteOutcome> {
     const db = this.begin();
     try {
       checkKey(key);
@@ -342,8 +359,13 @@ export class DiskEngine implements StorageEngine {
       const job = await this.enter(jobId, release);
       try {
         const raw = await db.get(fullKey);
-        if (raw === undefined) return undefined;
-        const old = decodeIndex(raw);
+        const old = raw === undefined ? undefined : decodeIndex(raw);
+        const held = old ?? job.tombstones?.get(key);
+        const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);
+        if (version === 0) return { ok: true, old: undefined, seq: 0, skipped: true };
+        if (version < 0) return { ok: false, reason: 'STALE', message: staleMessage(held!.epoch, epoch) };
+        if (tombstone) (job.tombstones ??= new Tombstones()).set(key, epoch, version);
+        if (old === undefined) return { ok: true, old: undefined, seq: version };
         const entry = await this.oldEntry(old, fullKey);
         if (this.emulating) await this.device(0);
         await this.write({ type: 'del', key: fullKey });
@@ -351,7 +373,7 @@ export class DiskEngine implements StorageEngine {
         this.usedBytes -= cost;
         job.bytes -= cost;
         if (old.kind === IN_SEGMENT) this.markDead(old, fullKey.length, jobId);
-        return entry;
+        return { ok: true, old: entry, seq: version };
       } finally {
         release();
         this.leaveJob(jobId, job);
@@ -415,6 +437,7 @@ export class DiskEngine implements StorageEngine {
         const freed = job.bytes;
         this.usedBytes -= freed;
         job.bytes = 0;
+        job.tombstones = null;
         for (const segment of [...this.segments.values()]) {
           const live = segment.liveByJob.get(jobId);
           if (live === undefined) continue;
@@ -506,7 +529,7 @@ export class DiskEngine implements StorageEngine {
       let job = this.jobs.get(jobId);
       if (job === undefined) {
         checkJob(jobId);
-        job = { bytes: 0, inflight: 0, dropping: null, drained: null };
+        job = { bytes: 0, inflight: 0, dropping: null, drained: null, tombstones: null };
         this.jobs.set(jobId, job);
       }
       if (job.dropping !== null) {
@@ -521,7 +544,7 @@ export class DiskEngine implements StorageEngine {
   private leaveJob(jobId: string, job: JobState): void {
     if (--job.inflight > 0) return;
     if (job.drained !== null) job.drained();
-    else if (job.dropping === null && job.bytes === 0 && this.jobs.get(jobId) === job) this.jobs.delete(jobId);
+    else if (job.dropping === null && job.bytes === 0 && (job.tombstones?.size ?? 0) === 0 && this.jobs.get(jobId) === job) this.jobs.delete(jobId);
   }
 
   /**
@@ -559,20 +582,22 @@ export class DiskEngine implements StorageEngine {
    * unless it is a manifest (see engine.ts).
    */
   private async oldEntry(old: IndexEntry, fullKey: Buffer): Promise<StoredEntry> {
-    if (old.kind === INLINE) return { value: old.value, flags: old.flags };
-    if ((old.flags & Flag.MANIFEST) === 0) return { value: EMPTY, flags: old.flags };
+    const { flags, epoch, seq } = old;
+    if (old.kind === INLINE) return { value: old.value, flags, epoch, seq };
+    if ((old.flags & Flag.MANIFEST) === 0) return { value: EMPTY, flags, epoch, seq };
     const segment = this.segments.get(old.segment);
     if (segment === undefined) throw new SatchelError('UNAVAILABLE', `index entry of ${fullKey.length}-byte key points to segment ${old.segment}, which is gone`);
-    return { value: await this.readPinned(segment, old.offset, old.length), flags: old.flags };
+    return { value: await this.readPinned(segment, old.offset, old.length), flags, epoch, seq };
   }
 
   /**
    * The write path PUT and UPDATE share. Takes the key's lock in the caller's turn (so a GET issued right after
-   * the call waits for it), then, holding it, reads the index entry and asks `decide` what to store over it: an
-   * answer that stores nothing, or a value (with the replaced entry if `decide` already read it). Checks and
-   * reserves capacity, writes the value inline or to a segment, marks the old record dead and recycles the value.
+   * the call waits for it), then, holding it, reads the index entry, decides the write's version (engine.ts
+   * "Versions") and asks `decide` what to store over it: an answer that stores nothing, or a value (with the
+   * replaced entry if `decide` already read it). Checks and reserves capacity, writes the value inline or to a
+   * segment, marks the old record dead and recycles the value.
    */
-  private async writeLocked(db: Level<Buffer, Buffer>, jobId: string, key: string, decide: Decide): Promise<PutOutcome> {
+  private async writeLocked(db: Level<Buffer, Buffer>, jobId: string, key: string, epoch: number, seq: number, decide: Decide): Promise<PutOutcome> {
     const lockKey = jobKey(jobId, key);
     const fullKey = encodeKey(lockKey);
     const release = this.lock(lockKey);
@@ -580,6 +605,10 @@ export class DiskEngine implements StorageEngine {
     try {
       const raw = await db.get(fullKey);
       const old = raw === undefined ? undefined : decodeIndex(raw);
+      const held = old ?? job.tombstones?.get(key);
+      const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);
+      if (version === 0) return { ok: true, replaced: undefined, seq: 0, skipped: true };
+      if (version < 0) return { ok: false, reason: 'STALE', message: staleMessage(held!.epoch, epoch) };
       const decided = decide(old, fullKey);
       const write = decided instanceof Promise ? await decided : decided;
       if ('ok' in write) return write;
@@ -601,12 +630,12 @@ export class DiskEngine implements StorageEngine {
         if (old !== undefined && replaced === undefined) replaced = await this.oldEntry(old, fullKey);
         if (this.emulating) await this.device(value.length);
         if (value.length < this.inlineMax) {
-          await this.write({ type: 'put', key: fullKey, value: encodeInline(flags, value) });
+          await this.write({ type: 'put', key: fullKey, value: encodeInline(flags, epoch, version, value) });
         } else {
           const at = this.allocate(fullKey.length, value.length);
           try {
             await writeFully(at.segment.fd, [recordHeader(fullKey, value.length, flags), value], at.record);
-            await this.write({ type: 'put', key: fullKey, value: encodeInSegment(flags, at) });
+            await this.write({ type: 'put', key: fullKey, value: encodeInSegment(flags, epoch, version, at) });
           } catch (error) {
             this.appendFailed(at);
             throw error;
@@ -621,7 +650,8 @@ export class DiskEngine implements StorageEngine {
       // Not when `decide` stored the very buffer it was handed as the old entry: that one goes back as `replaced`.
       if (replaced === undefined || value.buffer !== replaced.value.buffer) this.recycle?.(value);
       if (old !== undefined && old.kind === IN_SEGMENT) this.markDead(old, fullKey.length, jobId);
-      return { ok: true, replaced };
+      if (old === undefined) job.tombstones?.delete(key);
+      return { ok: true, replaced, seq: version };
     } finally {
       release();
       this.leaveJob(jobId, job);
@@ -829,7 +859,7 @@ export class DiskEngine implements StorageEngine {
       const to = this.allocate(fullKey.length, length);
       try {
         await writeFully(to.segment.fd, [recordHeader(fullKey, length, entry.flags), value], to.record);
-        await this.write({ type: 'put', key: fullKey, value: encodeInSegment(entry.flags, to) });
+        await this.write({ type: 'put', key: fullKey, value: encodeInSegment(entry.flags, entry.epoch, entry.seq, to) });
       } catch (error) {
         this.appendFailed(to);
         throw error;
@@ -932,33 +962,48 @@ export function decodeKey(bytes: Buffer): string {
   return text;
 }
 
-function encodeInline(flags: number, value: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(INDEX_HEADER + value.length);
-  out[0] = INLINE;
+function indexHeader(out: Buffer, kind: number, flags: number, epoch: number, seq: number): Buffer {
+  out[0] = kind;
   out.writeUInt16BE(flags, 1);
+  out.writeUInt32BE(epoch, 3);
+  out.writeUInt32BE(seq, 7);
+  return out;
+}
+
+function encodeInline(flags: number, epoch: number, seq: number, value: Buffer): Buffer {
+  const out = indexHeader(Buffer.allocUnsafe(INDEX_HEADER + value.length), INLINE, flags, epoch, seq);
   value.copy(out, INDEX_HEADER);
   return out;
 }
 
-function encodeInSegment(flags: number, at: Location): Buffer {
-  const out = Buffer.allocUnsafe(SEGMENT_ENTRY);
-  out[0] = IN_SEGMENT;
-  out.writeUInt16BE(flags, 1);
-  out.writeUInt32BE(at.segment.id, 3);
-  out.writeUInt32BE(at.offset, 7);
-  out.writeUInt32BE(at.recordLength - (at.offset - at.record), 11);
+function encodeInSegment(flags: number, epoch: number, seq: number, at: Location): Buffer {
+  const out = indexHeader(Buffer.allocUnsafe(SEGMENT_ENTRY), IN_SEGMENT, flags, epoch, seq);
+  out.writeUInt32BE(at.segment.id, INDEX_HEADER);
+  out.writeUInt32BE(at.offset, INDEX_HEADER + 4);
+  out.writeUInt32BE(at.recordLength - (at.offset - at.record), INDEX_HEADER + 8);
   return out;
 }
 
 function decodeIndex(raw: Buffer): IndexEntry {
   const kind = raw[0]!;
   const flags = raw.readUInt16BE(1);
+  const epoch = raw.readUInt32BE(3);
+  const seq = raw.readUInt32BE(7);
   if (kind === INLINE) {
     const value = raw.subarray(INDEX_HEADER);
-    return { kind, flags, length: value.length, value, segment: 0, offset: 0 };
+    return { kind, flags, epoch, seq, length: value.length, value, segment: 0, offset: 0 };
   }
   if (kind !== IN_SEGMENT || raw.length !== SEGMENT_ENTRY) throw new SatchelError('UNAVAILABLE', 'corrupt index entry');
-  return { kind, flags, length: raw.readUInt32BE(11), value: EMPTY, segment: raw.readUInt32BE(3), offset: raw.readUInt32BE(7) };
+  return {
+    kind,
+    flags,
+    epoch,
+    seq,
+    length: raw.readUInt32BE(INDEX_HEADER + 8),
+    value: EMPTY,
+    segment: raw.readUInt32BE(INDEX_HEADER),
+    offset: raw.readUInt32BE(INDEX_HEADER + 4),
+  };
 }
 
 function recordHeader(fullKey: Buffer, valueLength: number, flags: number): Buffer {

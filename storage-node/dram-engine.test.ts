@@ -11,7 +11,7 @@ test('answers synchronously: the node hot path never waits a tick on DRAM', (t) 
   const engine = new DramEngine(MiB);
   const put = engine.put('job', 'k', buf('v'), 0);
   t.false(put instanceof Promise);
-  t.deepEqual(put, { ok: true, replaced: undefined });
+  t.deepEqual(put, { ok: true, replaced: undefined, seq: 1 });
   const got = engine.get('job', 'k');
   t.false((got as unknown) instanceof Promise);
   t.deepEqual(got?.value, buf('v'));
@@ -23,8 +23,8 @@ test('answers synchronously: the node hot path never waits a tick on DRAM', (t) 
   });
   t.false(update instanceof Promise);
   t.is(calls, 1, 'compute ran before update returned, once');
-  t.deepEqual(update, { ok: true, replaced: { value: buf('v'), flags: 0 } });
-  t.deepEqual(engine.get('job', 'k'), { value: buf('vw'), flags: 0 });
+  t.deepEqual(update, { ok: true, replaced: { value: buf('v'), flags: 0, epoch: 0, seq: 1 }, seq: 2 });
+  t.deepEqual(engine.get('job', 'k'), { value: buf('vw'), flags: 0, epoch: 0, seq: 2 });
 });
 
 test('close frees everything', (t) => {

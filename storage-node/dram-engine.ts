@@ -1,10 +1,23 @@
-import { type ComputeValue, entryCost, type ListPage, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
+import {
+  type ComputeValue,
+  type DeleteOutcome,
+  entryCost,
+  type ListPage,
+  type PutOutcome,
+  staleMessage,
+  type StorageEngine,
+  type StoredEntry,
+  versionFor,
+} from './engine.ts';
+import { Tombstones } from './tombstones.ts';
 
 interface JobStore {
   entries: Map<string, StoredEntry>;
   bytes: number;
   /** User keys in sorted order, rebuilt on the first LIST after a key was added or removed. */
   sorted: string[] | null;
+  /** Deleted keys' versions, when a DELETE asked to keep them (engine.ts "Tombstones"). */
+  tombstones: Tombstones | null;
 }
 
 /** The memory tier: a Map per job. Every call answers synchronously. */
@@ -19,24 +32,30 @@ export class DramEngine implements StorageEngine {
     return this.usedBytes;
   }
 
-  put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent = false): PutOutcome {
+  put(jobId: string, key: string, value: Buffer, flags: number, epoch = 0, seq = 0): PutOutcome {
     const job = this.jobs.get(jobId);
     const old = job?.entries.get(key);
-    if (ifAbsent && old !== undefined) return { ok: true, replaced: undefined, skipped: true };
-    return this.store(jobId, job, key, old, value, flags);
+    const held = old ?? job?.tombstones?.get(key);
+    const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);
+    if (version === 0) return { ok: true, replaced: undefined, seq: 0, skipped: true };
+    if (version < 0) return { ok: false, reason: 'STALE', message: staleMessage(held!.epoch, epoch) };
+    return this.store(jobId, job, key, old, value, flags, epoch, version);
   }
 
   /** Read, compute and write in one synchronous step: nothing can run in between. */
-  update(jobId: string, key: string, compute: ComputeValue): PutOutcome {
+  update(jobId: string, key: string, compute: ComputeValue, epoch = 0): PutOutcome {
     const job = this.jobs.get(jobId);
     const old = job?.entries.get(key);
+    const held = old ?? job?.tombstones?.get(key);
+    const version = held === undefined ? 1 : versionFor(epoch, 0, held.epoch, held.seq);
+    if (version < 0) return { ok: false, reason: 'STALE', message: staleMessage(held!.epoch, epoch) };
     const next = compute(old);
     if (!(next instanceof Uint8Array)) return { ok: false, reason: 'BAD_REQUEST', message: next.refuse };
-    return this.store(jobId, job, key, old, next, 0);
+    return this.store(jobId, job, key, old, next, 0, epoch, version);
   }
 
   /** Stores `value` over `old` (what `job` holds under `key` now), unless it does not fit. */
-  private store(jobId: string, job: JobStore | undefined, key: string, old: StoredEntry | undefined, value: Buffer, flags: number): PutOutcome {
+  private store(jobId: string, job: JobStore | undefined, key: string, old: StoredEntry | undefined, value: Buffer, flags: number, epoch: number, seq: number): PutOutcome {
     const cost = entryCost(key, value.length);
     const freed = old === undefined ? 0 : entryCost(key, old.value.length);
     if (this.usedBytes - freed + cost > this.capacity) {
@@ -47,31 +66,44 @@ export class DramEngine implements StorageEngine {
       };
     }
     if (job === undefined) {
-      job = { entries: new Map(), bytes: 0, sorted: null };
+      job = { entries: new Map(), bytes: 0, sorted: null, tombstones: null };
       this.jobs.set(jobId, job);
     }
-    job.entries.set(key, { value, flags });
-    if (old === undefined) job.sorted = null;
+    job.entries.set(key, { value, flags, epoch, seq });
+    if (old === undefined) {
+      job.sorted = null;
+      job.tombstones?.delete(key);
+    }
     job.bytes += cost - freed;
     this.usedBytes += cost - freed;
-    return { ok: true, replaced: old };
+    return { ok: true, replaced: old, seq };
   }
 
   get(jobId: string, key: string): StoredEntry | undefined {
     return this.jobs.get(jobId)?.entries.get(key);
   }
 
-  delete(jobId: string, key: string): StoredEntry | undefined {
-    const job = this.jobs.get(jobId);
+  delete(jobId: string, key: string, epoch = 0, seq = 0, tombstone = false): DeleteOutcome {
+    let job = this.jobs.get(jobId);
     const old = job?.entries.get(key);
-    if (job === undefined || old === undefined) return undefined;
-    job.entries.delete(key);
-    job.sorted = null;
-    const cost = entryCost(key, old.value.length);
-    job.bytes -= cost;
-    this.usedBytes -= cost;
-    if (job.entries.size === 0) this.jobs.delete(jobId);
-    return old;
+    const held = old ?? job?.tombstones?.get(key);
+    const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);
+    if (version === 0) return { ok: true, old: undefined, seq: 0, skipped: true };
+    if (version < 0) return { ok: false, reason: 'STALE', message: staleMessage(held!.epoch, epoch) };
+    if (job !== undefined && old !== undefined) {
+      job.entries.delete(key);
+      job.sorted = null;
+      const cost = entryCost(key, old.value.length);
+      job.bytes -= cost;
+      this.usedBytes -= cost;
+    }
+    if (tombstone) {
+      if (job === undefined) this.jobs.set(jobId, (job = { entries: new Map(), bytes: 0, sorted: null, tombstones: null }));
+      (job.tombstones ??= new Tombstones()).set(key, epoch, version);
+    } else if (job !== undefined && job.entries.size === 0 && (job.tombstones?.size ?? 0) === 0) {
+      this.jobs.delete(jobId);
+    }
+    return { ok: true, old, seq: version };
   }
 
   list(jobId: string, prefix: string, after: string, limit: number, internal = false): ListPage {
@@ -99,7 +131,7 @@ export class DramEngine implements StorageEngine {
 
   usageByJob(): Map<string, number> {
     const usage = new Map<string, number>();
-    for (const [jobId, job] of this.jobs) usage.set(jobId, job.bytes);
+    for (const [jobId, job] of this.jobs) if (job.entries.size > 0) usage.set(jobId, job.bytes);
     return usage;
   }
 

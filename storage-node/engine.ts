@@ -7,6 +7,12 @@ export interface StoredEntry {
   value: Buffer;
   flags: number;
   /**
+   * The entry's version: the placement epoch it was written in, then its order among that epoch's writes of the
+   * key (engine.ts "Versions"). Copies of a key converge on the highest.
+   */
+  epoch: number;
+  seq: number;
+  /**
    * Sends of this value by reference (over COPY_THRESHOLD) the socket has not finished: its memory may go back
    * to the pool only at 0. Set and read by the server, never by an engine.
    */
@@ -18,16 +24,38 @@ export interface StoredEntry {
 }
 
 /**
+ * Versions. Every write of a key gets a version (epoch, seq), compared epoch first. A write carries `seq` 0 when
+ * this node orders it (a job's only copy, or a replicated key's primary): the engine gives it the frame's epoch
+ * and the next seq after what the key holds or last held (its tombstone) in that epoch, and refuses it with STALE
+ * when the key holds a version of a later epoch (the writer's placement is out of date). A write with `seq` > 0
+ * was ordered elsewhere (a replica of the primary's write, a migration copy): stored only when its version is
+ * above the key's, else left alone (`skipped`). So replicas and copies converge on the newest write, and a copy
+ * never overwrites a write made after it was read.
+ *
+ * Tombstones. A DELETE asked to keep one (the server does for replicated jobs, and for jobs being copied onto the
+ * node) remembers the deleted key's version for `TOMBSTONE_TTL_MS`, so a replica or copy of an older write that
+ * arrives after the delete cannot bring the key back.
+ */
+export const TOMBSTONE_TTL_MS = 60_000;
+
+/**
  * `replaced` (and DELETE's result) is the entry that was there. The server only needs the old value when it is a
  * block manifest (it hands it back to the client), so an engine that keeps large values out of memory may answer
  * a non-manifest entry it would have to read from disk with an empty `value` (the right `flags`).
  */
 export type PutOutcome =
-  /** `skipped`: an `ifAbsent` PUT found an entry and stored nothing. */
-  | { ok: true; replaced: StoredEntry | undefined; skipped?: true }
+  /** `seq`: the version's seq the write got (or was given). `skipped`: a newer version was there; nothing stored. */
+  | { ok: true; replaced: StoredEntry | undefined; seq: number; skipped?: true }
   | { ok: false; reason: 'FULL'; message: string }
   /** `update`'s compute refused the entry there (not a counter, say): nothing was stored. */
-  | { ok: false; reason: 'BAD_REQUEST'; message: string };
+  | { ok: false; reason: 'BAD_REQUEST'; message: string }
+  /** The key holds a version of a later epoch than the write's: the writer's placement is out of date. */
+  | { ok: false; reason: 'STALE'; message: string };
+
+/** DELETE: `old` the entry deleted (undefined: none); `seq` the delete's version, as for a write. */
+export type DeleteOutcome =
+  | { ok: true; old: StoredEntry | undefined; seq: number; skipped?: true }
+  | { ok: false; reason: 'STALE'; message: string };
 
 /**
  * What `update` stores given the entry there now (undefined: none): the new value, or a refusal. An entry whose
@@ -50,18 +78,19 @@ export interface StorageEngine {
   /** Bytes held now, counting keys and a fixed per-entry overhead. */
   readonly used: number;
   /**
-   * Stores `value` (the engine may keep the buffer: callers hand over ownership). With `ifAbsent`, only when
-   * the key holds nothing, checked and written as one step (migration copies must never overwrite a newer write).
+   * Stores `value` (the engine may keep the buffer: callers hand over ownership) at version (epoch, seq), `seq` 0
+   * meaning "the next one" (see Versions above), checked and written as one step.
    */
-  put(jobId: string, key: string, value: Buffer, flags: number, ifAbsent?: boolean): MaybePromise<PutOutcome>;
+  put(jobId: string, key: string, value: Buffer, flags: number, epoch?: number, seq?: number): MaybePromise<PutOutcome>;
   /**
-   * Read, compute and write as one step under the key (INCR: no other write to the key lands in between). The
-   * new entry has flags 0; `replaced` is the old entry, as for `put`. A refusal from `compute` is answered
-   * `{ ok: false, reason: 'BAD_REQUEST' }` and stores nothing; so is FULL.
+   * Read, compute and write as one step under the key (INCR: no other write to the key lands in between), at the
+   * next version of `epoch`. The new entry has flags 0; `replaced` is the old entry, as for `put`. A refusal
+   * from `compute` is answered `{ ok: false, reason: 'BAD_REQUEST' }` and stores nothing; so is FULL.
    */
-  update(jobId: string, key: string, compute: ComputeValue): MaybePromise<PutOutcome>;
+  update(jobId: string, key: string, compute: ComputeValue, epoch?: number): MaybePromise<PutOutcome>;
   get(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
-  delete(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
+  /** Deletes the key at version (epoch, seq) as `put` orders writes; with `tombstone`, remembers the version. */
+  delete(jobId: string, key: string, epoch?: number, seq?: number, tombstone?: boolean): MaybePromise<DeleteOutcome>;
   /**
    * Keys starting with `prefix`, strictly after `after`, in JavaScript string order (UTF-16 code units);
    * internal (NUL) keys, the blocks of large values, only with `internal` (migration moves every stored key).
@@ -82,4 +111,26 @@ export const ENTRY_OVERHEAD = 96;
 
 export function entryCost(key: string, valueLength: number): number {
   return key.length + valueLength + ENTRY_OVERHEAD;
+}
+
+/** Whether version (aEpoch, aSeq) is above (bEpoch, bSeq). */
+export function newer(aEpoch: number, aSeq: number, bEpoch: number, bSeq: number): boolean {
+  return aEpoch > bEpoch || (aEpoch === bEpoch && aSeq > bSeq);
+}
+
+/**
+ * How a write at (epoch, seq) lands on a key holding version (heldEpoch, heldSeq) — the entry's, or its
+ * tombstone's when it has none (0, 0: nothing): the seq it gets, 0 = left alone (a replica or copy older than
+ * what is held), or -1 = STALE (the node orders it, and the key was written in a later epoch). Both engines
+ * decide every write with this.
+ */
+export function versionFor(epoch: number, seq: number, heldEpoch: number, heldSeq: number): number {
+  if (seq > 0) return newer(epoch, seq, heldEpoch, heldSeq) ? seq : 0;
+  if (heldEpoch > epoch) return -1;
+  return heldEpoch === epoch ? heldSeq + 1 : 1;
+}
+
+/** A refused write's message: the key was written under a later placement than the writer's. */
+export function staleMessage(heldEpoch: number, epoch: number): string {
+  return `the key holds a write of epoch ${heldEpoch}, later than this request's ${epoch}: refresh the placement`;
 }

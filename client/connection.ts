@@ -128,9 +128,10 @@ export class NodeConnection {
   }
 
   /**
-   * Sends one request and resolves with its reply, whatever its status; rejects only when no reply came
-   * (TIMEOUT, UNAVAILABLE, CLOSED). `value` is not copied when large: the caller must not change it until
-   * the promise settles.
+   * Sends one request and resolves with its reply, whatever its status, but UNAVAILABLE; rejects when no reply
+   * came (TIMEOUT, UNAVAILABLE, CLOSED) and when the node answered UNAVAILABLE: it cannot serve this now (it does
+   * not hold the job in this incarnation, its lease lapsed, its engine failed), which callers treat as a node
+   * they cannot reach. `value` is not copied when large: the caller must not change it until the promise settles.
    */
   request(op: number, flags: number, epoch: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
     if (this.closed) return Promise.reject(new SatchelError('CLOSED', 'connection closed'));
@@ -380,7 +381,8 @@ export class NodeConnection {
         f.buf.copy(reply.body, 0, f.bodyStart, f.bodyStart + f.bodyLength);
       }
     }
-    reply.resolve(reply);
+    if (f.code === Status.UNAVAILABLE) reply.reject(new SatchelError('UNAVAILABLE', `node ${this.address}: ${reply.message}`));
+    else reply.resolve(reply);
   }
 
   private settle(id: number, then: (reply: Reply) => void): void {

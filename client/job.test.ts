@@ -133,7 +133,8 @@ test('value type validation: only Uint8Array/Buffer or string', async (t) => {
   t.is((await job.stat('text'))?.size, Buffer.byteLength('héllo'));
 });
 
-test('a large value is split into blocks striped over both nodes, read back whole', async (t) => {
+// Serial: run before the others, while both nodes have room (jobs of tests running alongside reserve it).
+test.serial('a large value is split into blocks striped over both nodes, read back whole', async (t) => {
   const registered = await register(t, TWO_NODES);
   const job = await attachWithBlockSize(t, registered, 64 * KiB);
   const value = pattern(5 * MiB + 123, 2);
@@ -183,7 +184,8 @@ test('a value over the job maxValueBytes hint → TOO_LARGE, nothing stored', as
   t.is(jobUsage(job.id), entryCost('fits', 10_000));
 });
 
-test('list: every key under a prefix, sorted, merged over both nodes, paged', async (t) => {
+// Serial, like the striping test: both nodes need room for its reservation.
+test.serial('list: every key under a prefix, sorted, merged over both nodes, paged', async (t) => {
   const job = await register(t, TWO_NODES);
   const want: string[] = [];
   const writes: Promise<void>[] = [];
@@ -226,7 +228,7 @@ test('STALE: after the placement epoch moves on, the client refreshes and carrie
   shared.cluster.metadata.store.set({ ...placement, epoch: 2 });
   for (const node of shared.cluster.nodes) {
     const admin = new NodeConnection(node.address, shared.cluster.adminToken);
-    t.is((await admin.request(Op.SET_EPOCH, 0, 0, 2, job.id, null)).status, Status.OK);
+    t.is((await admin.request(Op.ANNOUNCE, 0, 0, 2, job.id, null)).status, Status.OK);
     await admin.close();
   }
   t.is((await job.get('k'))?.toString(), 'before');

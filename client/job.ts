@@ -254,22 +254,31 @@ export class Job implements WatchHost {
     return this.deleteAtOwners(key);
   }
 
-  /** DELETE at the key's owner in every generation (frees a replaced manifest's blocks); true if one had it. */
+  /**
+   * DELETE at the key's holders in every generation (frees a replaced manifest's blocks); true if one had it.
+   * Each generation's holders delete as they write: the first orders it, the others take it as its replicas.
+   */
   private async deleteAtOwners(key: string): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       let deleted = false;
       try {
-        // Every generation's owner (every replica): a copy left anywhere would otherwise come back through GET.
-        for (const node of this.owners(key)) {
-          let reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
-          if (reply.status === Status.STALE) {
-            await this.refresh();
-            reply = await this.callNode(node, Op.DELETE, 0, 0, key, null);
+        // Every generation's holders (every replica): a copy left anywhere would otherwise come back through GET.
+        const done = new Set<string>();
+        let stale = false;
+        for (const holders of this.holders(key)) {
+          const fresh = holders.filter((node) => !done.has(node.id));
+          if (fresh.length === 0) continue;
+          const reply = await this.writeReplicas(fresh, Op.DELETE, 0, key, null);
+          if (reply.status === Status.STALE && attempt < MAX_ATTEMPTS) {
+            stale = true;
+            break;
           }
           await this.afterReplace(key, reply);
-          deleted ||= reply.arg === 1;
+          deleted ||= (reply.flags & Flag.EXISTED) !== 0;
+          for (const node of fresh) done.add(node.id);
         }
-        return deleted;
+        if (!stale) return deleted;
+        await this.refresh();
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
         await this.afterUnreachable(error); // a node down: with replicas, the placement that replaces it
@@ -394,8 +403,8 @@ export class Job implements WatchHost {
       let nodes: PlacementNode[];
       try {
         nodes = await this.counterHome(key);
-        // Every replica adds the same amount: additions commute, so replicas agree once all have arrived.
-        reply = nodes.length === 1 ? await this.callNode(nodes[0]!, Op.INCR, 0, 0, key, amount) : await this.writeReplicas(nodes, Op.INCR, 0, key, amount);
+        // The counter's primary adds; the other copies take the new total as its replicas (writeReplicas).
+        reply = await this.writeReplicas(nodes, Op.INCR, 0, key, amount);
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
         await this.afterUnreachable(error);
@@ -414,9 +423,7 @@ export class Job implements WatchHost {
    * grew after the counter was made; adding on the newest owner would start a second counter at 0).
    */
   private async counterHome(key: string): Promise<PlacementNode[]> {
-    const hash = hashKey(key);
-    const replicas = this.placement.replicas;
-    const sets = this.placement.generations.map((nodes) => (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!));
+    const sets = this.holders(key);
     if (sets.length === 1) return sets[0]!;
     for (const set of sets) {
       const reply = await this.readReplicas(set, Op.STAT, key);
@@ -544,7 +551,7 @@ export class Job implements WatchHost {
       }
       if (attempt >= MAX_ATTEMPTS) return reply;
       if (reply.status === Status.STALE) {
-        await this.refresh();
+        await this.refreshPast(reply.arg);
       } else if (reply.status === Status.FULL && op === Op.PUT) {
         await this.grow(this.owners(key)[0]!.id);
       } else if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
@@ -588,6 +595,13 @@ export class Job implements WatchHost {
       if (reply.status !== Status.NOT_FOUND) return reply;
     }
     return notFound;
+  }
+
+  /** The nodes holding `key` in each generation (its replicas, primary first), newest generation first. */
+  private holders(key: string): PlacementNode[][] {
+    const hash = hashKey(key);
+    const replicas = this.placement.replicas;
+    return this.placement.generations.map((nodes) => (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!));
   }
 
   /** The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once. */
@@ -635,28 +649,46 @@ export class Job implements WatchHost {
     return op === Op.GET || op === Op.STAT ? this.readReplicas(replicas, op, key) : this.writeReplicas(replicas, op, flags, key, value);
   }
 
-  /** A read from the first replica that can be reached (the primary unless it is down). */
+  /**
+   * A read from the primary, or when it cannot be reached, from a replica that has the key. The primary has
+   * every acknowledged write; a replica may not yet (the controller may be copying the key to it after a loss),
+   * so its NOT_FOUND is no answer: with no replica holding the key, the primary's failure is thrown, and the
+   * caller waits for a placement without it (`afterUnreachable`).
+   */
   private async readReplicas(replicas: readonly PlacementNode[], op: number, key: string): Promise<Reply> {
     let failure: unknown;
     for (const node of replicas) {
       try {
-        return await this.callNode(node, op, 0, 0, key, null);
+        const reply = await this.callNode(node, op, 0, 0, key, null);
+        if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
       } catch (error) {
         if (!(error instanceof SatchelError) || (error.code !== 'UNAVAILABLE' && error.code !== 'TIMEOUT')) throw error;
-        failure = error;
+        failure ??= error;
       }
     }
     throw failure;
   }
 
   /**
-   * A write to every replica at once; acknowledged only when all have it. The answer is the first that is not
-   * OK (STALE, FULL, …), else the primary's. A replica that cannot be reached fails the write with UNAVAILABLE:
-   * `afterUnreachable` then waits for the controller to replace it.
+   * A write to a key's copies, acknowledged only when all have it. The primary (the first) orders it: it stores
+   * the write under a version it chooses (the placement's epoch, and a seq after every earlier write of the key);
+   * the others then take that version as a replica (Flag.REPLICA), each keeping whichever version is newest. So
+   * concurrent writers leave every copy with the same value, and a replica never holds a write its primary
+   * does not. An INCR's replicas take the primary's new total as a PUT. The answer is the primary's, unless a
+   * replica's is not OK (STALE, FULL: the caller refreshes or grows, and writes again). A replica that cannot be
+   * reached fails the write with UNAVAILABLE: `afterUnreachable` then waits for the controller to replace it.
    */
   private async writeReplicas(replicas: readonly PlacementNode[], op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
-    const replies = await Promise.all(replicas.map((node) => this.callNode(node, op, flags, 0, key, value)));
-    return replies.find((reply) => reply.status !== Status.OK) ?? replies[0]!;
+    const primary = await this.callNode(replicas[0]!, op, flags, 0, key, value);
+    if (replicas.length === 1 || primary.status !== Status.OK) return primary;
+    let replicaOp = op;
+    let replicaValue = value;
+    if (op === Op.INCR) {
+      replicaOp = Op.PUT;
+      replicaValue = Buffer.from(String(primary.body.readBigInt64BE(0)));
+    }
+    const replies = await Promise.all(replicas.slice(1).map((node) => this.callNode(node, replicaOp, flags | Flag.REPLICA, primary.arg, key, replicaValue)));
+    return replies.find((reply) => reply.status !== Status.OK) ?? primary;
   }
 
   private callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
@@ -677,6 +709,18 @@ export class Job implements WatchHost {
       this.connections.set(node.id, connection);
     }
     return connection;
+  }
+
+  /**
+   * After STALE from a node that knows epoch `nodeEpoch`: a fresh placement, waiting a little for the metadata
+   * servers while they still hold an older one than the node (the controller tells nodes first).
+   */
+  private async refreshPast(nodeEpoch: number): Promise<void> {
+    await this.refresh();
+    for (let wait = 5; this.placement.epoch < nodeEpoch && wait <= 160 && !this.closed; wait *= 2) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      await this.refresh();
+    }
   }
 
   private refresh(): Promise<void> {

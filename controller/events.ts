@@ -6,7 +6,23 @@ export interface ClusterEvent {
   /** Increasing; `GET /api/events?after=N` returns the newer ones. */
   seq: number;
   at: string;
-  kind: 'scale-up' | 'scale-down' | 'node-launched' | 'node-joined' | 'drain-started' | 'drain-finished' | 'drain-failed' | 'node-removed' | 'launch-failed' | 'node-lost' | 'copies-restored' | 'replication-failed' | 'quota-reached';
+  kind:
+    | 'scale-up'
+    | 'scale-down'
+    | 'node-launched'
+    | 'node-joined'
+    | 'drain-started'
+    | 'drain-finished'
+    | 'drain-failed'
+    | 'node-removed'
+    | 'launch-failed'
+    | 'node-lost'
+    | 'node-back'
+    | 'node-restarted'
+    | 'copies-restored'
+    | 'replication-failed'
+    | 'copy-failed'
+    | 'quota-reached';
   tier?: string;
   node?: string;
   /** Why, in words an operator reads: the measured utilization against the band, or who asked. */

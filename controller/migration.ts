@@ -4,23 +4,26 @@
  * 1. Publish a placement whose newest generation leaves the node out (the old generations stay, node included):
  *    new keys go elsewhere at once, and every read still finds every key, newest generation first.
  * 2. Copy each key the node holds (blocks of large values included) that is still the visible copy to its owner
- *    in the new generation, with PUT IF_ABSENT so a copy never overwrites a write made since step 1.
- * 3. Publish a placement without the node anywhere, then drop the job's data on it.
+ *    in the new generation, as a PUT COPY carrying the version the value has on the node: it lands only where
+ *    the key holds nothing newer, so a copy never overwrites a write made since step 1, and a DELETE made since
+ *    leaves a tombstone the copy respects (the controller announces the job COPYING meanwhile).
+ * 3. Publish a placement without the node anywhere: publishing tells the node the job moved, and it drops it.
  *
- * A DELETE that races the copy of the same key can be undone by it (read before the delete, written after);
- * nothing acknowledged is ever lost.
+ * The controller records the step-1 placement with the copy pending before it publishes it, so a restart in
+ * between resumes at step 2 (`resumed`).
  */
 import type { NodeConnection } from '../client/index.ts';
 import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 
 /** What migration needs from the controller: narrow, so it is testable against fakes. */
 export interface MigrationHost {
-  /** Makes `placement` the job's placement: metadata servers and every node of it learn the new epoch. */
+  /**
+   * Makes `placement` the job's placement (placement-publisher.ts): nodes joining learn it, then the metadata
+   * servers, then the other nodes; nodes it no longer names drop the job as moved.
+   */
   publish(placement: WirePlacement): Promise<void>;
   /** A data-plane connection to a node, authenticated as the job (the controller signs its token). */
   connect(address: string, jobId: string): NodeConnection;
-  /** Deletes the job's bytes on the drained node, which answers STALE to epochs before `epoch` from then on. */
-  dropJob(address: string, jobId: string, epoch: number): Promise<void>;
 }
 
 export interface MigrationResult {
@@ -53,19 +56,24 @@ export function placementWithout(placement: WirePlacement, nodeId: string, newes
 }
 
 /**
- * Runs steps 1–3 for one job. `newest` must not contain the drained node. Returns what moved; on any error the
- * job is left on the step-1 placement, under which every key is still readable, and the error is thrown.
+ * Runs steps 1–3 for one job (2–3 when `resumed`: `placement` is then the step-1 one). `newest` must not contain
+ * the drained node. Returns what moved; on any error the job is left on the step-1 placement, under which every
+ * key is still readable, and the error is thrown.
  */
-export async function migrateJob(host: MigrationHost, placement: WirePlacement, drained: NodeAddress, newest: WirePlacementNode[]): Promise<{ placement: WirePlacement; result: MigrationResult }> {
+export async function migrateJob(
+  host: MigrationHost,
+  placement: WirePlacement,
+  drained: NodeAddress,
+  newest: WirePlacementNode[],
+  resumed = false,
+): Promise<{ placement: WirePlacement; result: MigrationResult }> {
   if (newest.some((n) => n.id === drained.id) || newest.length === 0) throw new SatchelError('BAD_REQUEST', 'the new generation must hold other nodes than the drained one');
-  const jobId = placement.jobId;
-  const during = placementWithout(placement, drained.id, newest, true);
-  await host.publish(during);
+  const during = resumed ? placement : placementWithout(placement, drained.id, newest, true);
+  if (!resumed) await host.publish(during);
   const result = await copyKeys(host, during, drained);
-  const after = placementWithout(placement, drained.id, newest, false);
-  after.epoch = during.epoch + 1;
+  const generations = during.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== drained.id) })).filter((g) => g.nodes.length > 0);
+  const after: WirePlacement = { ...during, epoch: during.epoch + 1, generations };
   await host.publish(after);
-  await host.dropJob(drained.address, jobId, after.epoch);
   return { placement: after, result };
 }
 
@@ -74,8 +82,8 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
   const epoch = placement.epoch;
   const source = host.connect(drained.address, jobId);
   const nodes = new Map(placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
-  const call = async (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null) => {
-    const reply = await (node.id === drained.id ? source : host.connect(node.address, jobId)).request(op, flags, epoch, 0, key, value);
+  const call = async (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, frameEpoch = epoch, arg = 0) => {
+    const reply = await (node.id === drained.id ? source : host.connect(node.address, jobId)).request(op, flags, frameEpoch, arg, key, value);
     if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `migrating ${jobId} off ${drained.id}: ${reply.message}`);
     return reply;
   };
@@ -96,11 +104,12 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
         if ((await call(holders[0]!, Op.STAT, 0, key, null)).status === Status.OK) break; // a newer copy shadows ours
         continue;
       }
-      const value = await call(nodes.get(drained.id) ?? drained as WirePlacementNode, Op.GET, 0, key, null);
+      // With its version (epoch field, arg): the copy lands only where the key holds nothing newer.
+      const value = await call(nodes.get(drained.id) ?? (drained as WirePlacementNode), Op.GET, Flag.VERSION, key, null);
       if (value.status === Status.NOT_FOUND) break; // deleted meanwhile
       const newest = placement.generations[0]!.nodes;
       for (const i of pickNodes(newest, hash, replicas)) {
-        await call(nodes.get(newest[i]!.id)!, Op.PUT, Flag.IF_ABSENT | (value.flags & Flag.MANIFEST), key, value.body);
+        await call(nodes.get(newest[i]!.id)!, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.epoch, value.arg);
         result.bytes += value.body.length;
       }
       result.keys++;

@@ -29,9 +29,13 @@ export class NodeAdmin {
     return reply.arg;
   }
 
-  /** Tells the node the job's placement moved to `epoch`: frames with older epochs get STALE from now on. */
-  async setEpoch(address: string, jobId: string, epoch: number): Promise<void> {
-    const reply = await this.connection(address).request(Op.SET_EPOCH, 0, 0, epoch, jobId, null);
+  /**
+   * Tells the node it serves the job from `epoch` on (frames with older epochs get STALE), with what it must know
+   * about it (AnnounceFlag). Only the incarnation `bootId` takes it: a node that restarted under the same id
+   * refuses (UNAVAILABLE), so a job is never announced to a process that does not hold its data.
+   */
+  async announce(address: string, jobId: string, epoch: number, flags: number, bootId: string): Promise<void> {
+    const reply = await this.connection(address).request(Op.ANNOUNCE, flags, 0, epoch, jobId, bootId === '' ? null : Buffer.from(bootId));
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }
 

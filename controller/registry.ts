@@ -16,6 +16,16 @@ export interface JobRecord {
   byteSeconds?: Record<string, number>;
   /** The job holds its byte quota or more; the placement epoch whose nodes were told (not persisted). */
   overQuota?: { since: number; toldEpoch: number };
+  /**
+   * Nodes the placement names whose incarnation died holding the job's data (members.ts): never announced the
+   * job again. A single-copy job keeps them, so its keys there fail with UNAVAILABLE.
+   */
+  lostNodes?: string[];
+  /**
+   * Keys being copied under the current placement, recorded with it before the copy starts so a restarted
+   * controller finishes it: a drain moving the job off `node`, or copies restored after a node was lost.
+   */
+  pending?: { kind: 'drain' | 'restore'; node: string };
 }
 
 export interface NodeRecord extends NodeInfo {
@@ -24,6 +34,8 @@ export interface NodeRecord extends NodeInfo {
   draining?: boolean;
   /** Stopped reporting (controller `checkLiveness`): nothing new is placed on it. Not persisted. */
   lost?: boolean;
+  /** The incarnation registered (NodeInfo.bootId); reports and announcements are for it only. */
+  bootId?: string;
 }
 
 /** What the controller knows: jobs and nodes. */

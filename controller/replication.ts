@@ -1,18 +1,21 @@
 /**
- * Restoring a replicated job's copies after one of its nodes died (the controller stopped hearing from it).
+ * Restoring a replicated job's copies after one of its nodes died (the controller stopped hearing from it, or it
+ * came back as a new, empty incarnation).
  *
  * 1. Publish a placement without the dead node. Each key's copies are its `replicas` highest-scoring nodes of
  *    a generation (placement.ts `pickNodes`); dropping a node keeps the others' order, so every key's new first
  *    copy is a node that already had it, and reads and writes go on at once. When the newest generation would
  *    be left with fewer nodes than copies, a replacement node joins it as a new newest generation (the old ones
  *    stay, so a key the new node does not have yet is still found there).
- * 2. Copy each key from the survivor that is its first living copy to the nodes that are now among its copies
- *    and were not before, with PUT IF_ABSENT so a copy never overwrites a write made since step 1.
+ * 2. Copy each key from every survivor that held it to the nodes that are now among its copies and were not
+ *    before, as a PUT COPY with the version the survivor holds: it lands only where nothing newer is (a write or
+ *    a delete since step 1: replicated jobs keep tombstones), and copies from two survivors converge on the newer.
  *
  * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
 import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import type { Reply } from '../client/index.ts';
 import type { MigrationHost, NodeAddress } from './migration.ts';
 
 export interface ReplicationResult {
@@ -65,13 +68,7 @@ export async function rereplicateJob(
   const epoch = after.placement.epoch;
   const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0 };
   const survivors = new Map(after.placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
-  const request = async (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, arg = 0) => {
-    const reply = await host.connect(node.address, jobId).request(op, flags, epoch, arg, key, value);
-    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) {
-      throw new SatchelError(errorCodeOf(reply.status), `restoring copies of ${jobId} on ${node.id}: ${reply.message}`);
-    }
-    return reply;
-  };
+  const request = requester(host, jobId, epoch);
 
   /** Copies `key`, held by `source`, wherever the new placement wants a copy it did not want before. */
   const restore = async (source: WirePlacementNode, key: string) => {
@@ -80,8 +77,8 @@ export async function rereplicateJob(
     const targets = new Map<string, WirePlacementNode>();
     placement.generations.forEach((generation, j) => {
       const before = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!.id);
-      // The first living copy does the copying, so a key is read once, not by every survivor holding it.
-      if (before.find((id) => id !== lost.id) !== source.id) return;
+      // Every survivor that held it copies it (with three copies, two do: a second loss meanwhile loses nothing).
+      if (!before.includes(source.id)) return;
       for (const g of after.successors[j]!) {
         const nodes = after.placement.generations[g]!.nodes;
         for (const i of pickNodes(nodes, hash, replicas)) {
@@ -91,29 +88,76 @@ export async function rereplicateJob(
       }
     });
     if (targets.size === 0) return;
-    const value = await request(source, Op.GET, 0, key, null);
-    if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
-    for (const target of targets.values()) {
-      await request(target, Op.PUT, Flag.IF_ABSENT | (value.flags & Flag.MANIFEST), key, value.body);
-      result.copies++;
-      result.bytes += value.body.length;
-    }
+    await copyKey(request, source, key, targets.values(), result);
   };
 
-  for (const source of survivors.values()) {
-    let cursor = '';
-    for (;;) {
-      const page = await request(source, Op.LIST, Flag.INTERNAL_KEYS, '', Buffer.from(cursor, 'utf8'), PAGE);
-      const keys = decodeKeyList(page.body);
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(IN_FLIGHT, keys.length) }, async () => {
-          while (next < keys.length) await restore(source, keys[next++]!);
-        }),
-      );
-      if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
-      cursor = keys.at(-1)!;
-    }
-  }
+  for (const source of survivors.values()) await forEachKey(request, source, (key) => restore(source, key));
   return { placement: after.placement, result };
+}
+
+/**
+ * Makes every copy the placement wants exist, without knowing what happened before (a controller restarted
+ * while restoring copies): every node copies each key it holds to the key's other holders in each generation
+ * it is a holder of. Idempotent: a copy lands only where the key holds nothing newer.
+ */
+export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placement: WirePlacement): Promise<ReplicationResult> {
+  const replicas = Math.max(1, placement.replicas ?? 1);
+  const request = requester(host, placement.jobId, placement.epoch);
+  const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0 };
+  const nodes = new Map(placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
+  for (const source of nodes.values()) {
+    await forEachKey(request, source, async (key) => {
+      result.keys++;
+      const hash = hashKey(key);
+      const targets = new Map<string, WirePlacementNode>();
+      for (const generation of placement.generations) {
+        const holders = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!);
+        if (!holders.some((n) => n.id === source.id)) continue;
+        for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
+      }
+      if (targets.size > 0) await copyKey(request, source, key, targets.values(), result);
+    });
+  }
+  return result;
+}
+
+type Request = (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, arg?: number, frameEpoch?: number) => Promise<Reply>;
+
+/** Requests as the job under `epoch`; an answer other than OK or NOT_FOUND is thrown. */
+function requester(host: Pick<MigrationHost, 'connect'>, jobId: string, epoch: number): Request {
+  return async (node, op, flags, key, value, arg = 0, frameEpoch = epoch) => {
+    const reply = await host.connect(node.address, jobId).request(op, flags, frameEpoch, arg, key, value);
+    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) {
+      throw new SatchelError(errorCodeOf(reply.status), `copying keys of ${jobId} on ${node.id}: ${reply.message}`);
+    }
+    return reply;
+  };
+}
+
+/** Every key `source` holds (blocks of large values included), `IN_FLIGHT` at a time, a page after another. */
+async function forEachKey(request: Request, source: WirePlacementNode, each: (key: string) => Promise<void>): Promise<void> {
+  let cursor = '';
+  for (;;) {
+    const page = await request(source, Op.LIST, Flag.INTERNAL_KEYS, '', Buffer.from(cursor, 'utf8'), PAGE);
+    const keys = decodeKeyList(page.body);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(IN_FLIGHT, keys.length) }, async () => {
+        while (next < keys.length) await each(keys[next++]!);
+      }),
+    );
+    if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
+    cursor = keys.at(-1)!;
+  }
+}
+
+/** Reads `key` with its version from `source` and copies it to each target (PUT COPY: only over older versions). */
+async function copyKey(request: Request, source: WirePlacementNode, key: string, targets: Iterable<WirePlacementNode>, result: ReplicationResult): Promise<void> {
+  const value = await request(source, Op.GET, Flag.VERSION, key, null);
+  if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
+  for (const target of targets) {
+    await request(target, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.arg, value.epoch);
+    result.copies++;
+    result.bytes += value.body.length;
+  }
 }

@@ -19,6 +19,7 @@ import {
   verifyToken,
   type ControllerMethods,
   type JobHints,
+  type JobUsage,
   type MetadataMethods,
   type NodeInfo,
   type RegisterJobReply,
@@ -31,8 +32,10 @@ import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, ty
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';
 import { EventLog } from './events.ts';
+import { isLostMember, nodesOf, reconcileNode } from './members.ts';
 import { migrateJob, type MigrationHost, type MigrationResult } from './migration.ts';
-import { rereplicateJob, type ReplicationResult } from './replication.ts';
+import { PlacementPublisher } from './placement-publisher.ts';
+import { rereplicateJob, repairCopies, type ReplicationResult } from './replication.ts';
 import type { Provisioner } from './provisioner.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { NodeStatsTable } from './node-stats.ts';
@@ -79,6 +82,12 @@ export interface ControllerOptions {
 }
 
 export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
+/**
+ * A node's lease, as a share of the node timeout: a node that has not had a report answered for this long stops
+ * serving replicated jobs (storage-node/README.md, "Leases"), well before the controller, after the whole
+ * timeout, declares it lost and restores those jobs' copies elsewhere.
+ */
+export const LEASE_SHARE_OF_NODE_TIMEOUT = 0.6;
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
@@ -111,14 +120,20 @@ export class Controller {
   private readonly retiredNodes = new Map<string, string>();
   private readonly server = new grpc.Server(GRPC_OPTIONS);
   private readonly admin: NodeAdmin;
+  private readonly publisher: PlacementPublisher;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
   private readonly adminToken: string;
   private readonly leaseMs: number;
   private store: ControllerStore | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
   readonly prices: Prices;
   /** Placement changes of a job (growth, migration) run one at a time, in order. */
   private readonly placementChanges = new Map<string, Promise<unknown>>();
+  /** Jobs being registered: announced to their nodes, not yet in the registry (nor dropped by `reconcile`). */
+  private readonly registering = new Map<string, JobRecord>();
+  /** Restorations a node's loss started, by node: its next report waits for them (`nodeBack`). */
+  private readonly recovering = new Map<string, Promise<void>>();
   address: string | null = null;
   /** Nodes are given until this long after the controller started to report (a restart hears from none yet). */
   private readonly startedAt = Date.now();
@@ -126,6 +141,17 @@ export class Controller {
   constructor(private readonly options: ControllerOptions) {
     this.admin = new NodeAdmin(options.secret, clientTlsOf(options.tls));
     this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
+    this.publisher = new PlacementPublisher({
+      admin: this.admin,
+      nodes: this.registry.nodes,
+      logger: options.logger,
+      publish: (placement) => this.publishPlacement(placement),
+      persist: async (job) => {
+        // Only jobs still registered: a deregistration racing a placement change must not bring the record back.
+        if (this.registry.jobs.get(job.id) === job || this.registering.get(job.id) === job) await this.store?.putJob(job);
+      },
+      tokensExpireBy: () => Date.now() + (options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS),
+    });
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.prices = options.prices ?? DEFAULT_PRICES;
     const impl: ServiceImpl<ControllerMethods> = {
@@ -148,7 +174,7 @@ export class Controller {
       },
       RegisterNode: async ({ node, token }) => {
         this.authorize(token, null);
-        return { nodeId: await this.registerNode(node) };
+        return { nodeId: await this.registerNode(node), leaseMs: this.nodeLeaseMs };
       },
       RegisterMetadata: async ({ address, token }) => {
         this.authorize(token, null);
@@ -166,13 +192,18 @@ export class Controller {
         if (this.retiredNodes.has(report.nodeId)) return { unknown: false };
         const reporting = this.registry.nodes.get(report.nodeId);
         if (reporting === undefined) return { unknown: true };
+        // Another incarnation than the one registered: it registers (and so is seen as a restart) first.
+        if ((report.bootId ?? '') !== (reporting.bootId ?? '')) return { unknown: true };
         this.stats.record(report);
-        if (reporting.lost === true) this.nodeBack(reporting, report.jobs.map((j) => j.jobId));
+        // Before the answer, which renews the node's lease: a node back from a loss must first drop what moved
+        // on without it, and any node learns what it missed (an announcement that failed, say).
+        if (reporting.lost === true) await this.nodeBack(reporting, report.jobs);
+        else await this.reconcile(reporting, report.jobs);
         // Right away rather than on a timer: a reservation trails use by at most one report (measured in
         // bench jobs, a 1 s timer on top of the 1 s reports let it trail by up to 2 s while sorts wrote).
         void this.rightsize();
         void this.enforceQuotas();
-        return { unknown: false };
+        return { unknown: false, leaseMs: this.nodeLeaseMs };
       },
       GetCluster: async () => ({
         nodes: [...this.registry.nodes.values()],
@@ -181,6 +212,11 @@ export class Controller {
       }),
     };
     addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+  }
+
+  /** How long a node may serve replicated jobs after a report it sent was answered. */
+  private get nodeLeaseMs(): number {
+    return Math.floor((this.options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS) * LEASE_SHARE_OF_NODE_TIMEOUT);
   }
 
   /** With TLS, what tickets carry: the CA functions check every server against. */
@@ -211,11 +247,66 @@ export class Controller {
     }, Math.min(1_000, Math.max(50, this.leaseMs / 4)));
     if (this.options.autoscaler !== undefined) this.startAutoscaler(this.options.autoscaler);
     this.leaseTimer.unref();
+    if (this.options.stateDir !== undefined) this.resumeTimer = setTimeout(() => void this.resumePending(), this.nodeTimeoutMs).unref();
     return this.address;
+  }
+
+  private get nodeTimeoutMs(): number {
+    return this.options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS;
+  }
+
+  /**
+   * After a restart, once every live node has had time to report (and so to be reconciled): the copies of
+   * restorations and drains the previous process left unfinished, and the drains of nodes still draining.
+   */
+  private async resumePending(): Promise<void> {
+    for (const job of [...this.registry.jobs.values()]) {
+      if (job.pending === undefined) continue;
+      this.options.logger.info({ job: job.id, pending: job.pending }, 'resuming copies left unfinished');
+      await this.changePlacement(job.id, () => this.finishCopies(job.id)).catch((error: unknown) => {
+        this.options.logger.error({ err: error, job: job.id }, 'resuming copies failed');
+        this.events.add('copy-failed', `copies of ${job.id} not finished after a restart: ${(error as Error).message}`, { details: { job: job.id } });
+      });
+    }
+    for (const node of [...this.registry.nodes.values()]) {
+      if (node.draining !== true || node.lost === true) continue;
+      this.options.logger.info({ node: node.id }, 'resuming a drain left unfinished');
+      await this.removeNode(node.id, 'a drain left unfinished by a controller restart').catch((error: unknown) => {
+        this.options.logger.error({ err: error, node: node.id }, 'resuming the drain failed');
+      });
+    }
+  }
+
+  /**
+   * Finishes the copies a job's record says are pending (a controller restarted during them): a drain copies
+   * the drained node's keys and moves the job off it, as `migrateJobOff`; a restoration copies every key to
+   * every holder it lacks (replication.ts `repairCopies`, idempotent). Then the record is cleared.
+   */
+  private async finishCopies(jobId: string): Promise<void> {
+    const job = this.registry.jobs.get(jobId);
+    if (job?.pending === undefined) return;
+    if (job.pending.kind === 'drain') {
+      const node = this.registry.nodes.get(job.pending.node);
+      if (node !== undefined && nodesOf(job.placement).has(node.id)) {
+        await this.migrateJobOff(jobId, node);
+        return;
+      }
+    } else {
+      const host = this.placementHost(job);
+      try {
+        const result = await repairCopies(host, job.placement);
+        this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored after a controller restart`, { details: { ...result } });
+      } finally {
+        host.close();
+      }
+    }
+    job.pending = undefined;
+    await this.publisher.apply(job, job.placement);
   }
 
   async close(): Promise<void> {
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
+    if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
     this.autoscaler?.stop();
     this.admin.close();
     for (const client of this.metadataClients.values()) client.close();
@@ -315,10 +406,24 @@ export class Controller {
       reservation: allocation.reservation,
       createdAt: Date.now(),
       leaseExpiresAt: Date.now() + this.leaseMs,
-      placement,
+      placement: { ...placement, epoch: 0, generations: [] },
     };
-    await Promise.all([this.publishPlacement(placement), this.store?.putJob(job)]);
-    this.registry.jobs.set(id, job);
+    // Known as registering before any node hears of it: a node reporting it meanwhile is not told to drop it.
+    this.registering.set(id, job);
+    try {
+      await this.publisher.apply(job, placement);
+      this.registry.jobs.set(id, job);
+    } catch (error) {
+      // Whatever part of it was made is undone: nodes, metadata servers, the record.
+      await Promise.allSettled([
+        this.publisher.drop(id, nodesOf(placement)),
+        ...[...this.metadataClients.values()].map((m) => m.call('DropPlacement', { jobId: id, token: this.adminToken })),
+        this.store?.deleteJob(id),
+      ]);
+      throw error;
+    } finally {
+      this.registering.delete(id);
+    }
     this.options.logger.info(
       { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
       'job registered',
@@ -340,10 +445,10 @@ export class Controller {
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
     this.registry.jobs.delete(jobId);
     await this.store?.deleteJob(jobId);
-    const addresses = new Set(job.placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
     const results = await Promise.allSettled([
-      // Nodes refuse the job's tokens until the last one handed out has expired, then forget it.
-      ...[...addresses].map((address) => this.admin.dropJob(address, jobId, false, Date.now() + (this.options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS))),
+      // Nodes refuse the job's tokens until the last one handed out has expired, then forget it; a node lost
+      // meanwhile is told when it reports again.
+      this.publisher.drop(jobId, nodesOf(job.placement)),
       ...[...this.metadataClients.values()].map((m) => m.call('DropPlacement', { jobId, token: this.adminToken })),
     ]);
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
@@ -385,7 +490,8 @@ export class Controller {
     this.options.logger.info({ node: nodeId }, 'draining node');
     const result: DrainResult = { node: nodeId, jobs: 0, keys: 0, bytes: 0, seconds: 0 };
     for (const job of [...this.registry.jobs.values()]) {
-      if (!job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId))) continue;
+      // A job whose data died with an earlier incarnation of the node has nothing here to move.
+      if (!nodesOf(job.placement).has(nodeId) || isLostMember(job, nodeId)) continue;
       const moved = await this.changePlacement(job.id, () => this.migrateJobOff(job.id, node));
       if (moved === null) continue;
       result.jobs++;
@@ -507,7 +613,7 @@ export class Controller {
   async forgetNode(nodeId: string): Promise<void> {
     const node = this.registry.nodes.get(nodeId);
     for (const job of this.registry.jobs.values()) {
-      if (job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId))) {
+      if (nodesOf(job.placement).has(nodeId) && !isLostMember(job, nodeId)) {
         throw new SatchelError('BAD_REQUEST', `node ${nodeId} still holds job ${job.id}: drain it first`);
       }
     }
@@ -521,24 +627,32 @@ export class Controller {
   private async migrateJobOff(jobId: string, node: NodeRecord): Promise<MigrationResult | null> {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined) return null; // deregistered meanwhile
-    const current = job.placement.generations[0]?.nodes.filter((n) => n.id !== node.id) ?? [];
-    const free = (state: NodeState) => state.capacity - Math.max(state.reserved, this.stats.get(state.id)?.used ?? 0);
-    // The node's share goes to the roomiest other node of the job's tier (or the spill order), if there is one.
-    const growth = growAllocation(current, job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
-    if (growth === null) throw new SatchelError('FULL', `no other node has room for job ${jobId}: node ${node.id} cannot be drained`);
+    // Resumed (a restart during the copy): the newest generation already leaves the node out.
+    const resumed = !job.placement.generations[0]!.nodes.some((n) => n.id === node.id);
+    let newest = job.placement.generations[0]!.nodes;
+    if (!resumed) {
+      const current = newest.filter((n) => n.id !== node.id);
+      const free = (state: NodeState) => state.capacity - Math.max(state.reserved, this.stats.get(state.id)?.used ?? 0);
+      // The node's share goes to the roomiest other node of the job's tier (or the spill order), if there is one.
+      const growth = growAllocation(current, job.tier as Tier, this.placeableFor(job), free, job.reservation);
+      if (growth === null) throw new SatchelError('FULL', `no other node has room for job ${jobId}: node ${node.id} cannot be drained`);
+      newest = growth.nodes;
+    }
     const host = this.placementHost(job);
     try {
       const { result } = await migrateJob(
         {
           ...host,
-          dropJob: async (address, _jobId, epoch) => {
-            await this.admin.setEpoch(address, jobId, epoch);
-            await this.admin.dropJob(address, jobId, true);
+          // The drained node's keys are copied under this placement: recorded with it, so a restart finishes.
+          publish: (placement) => {
+            job.pending = placement.generations[0]!.nodes.some((n) => n.id === node.id) || !nodesOf(placement).has(node.id) ? undefined : { kind: 'drain', node: node.id };
+            return host.publish(placement);
           },
         },
         job.placement,
         node,
-        growth.nodes,
+        newest,
+        resumed,
       );
       this.options.logger.info({ job: jobId, node: node.id, ...result, epoch: job.placement.epoch }, 'job migrated');
       return result;
@@ -557,19 +671,15 @@ export class Controller {
       // The node that said FULL has no room, whatever its last report (up to a second old) said.
       return node.id === fullNodeId ? 0 : node.capacity - Math.max(node.reserved, used);
     };
-    const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
+    const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.placeableFor(job), free, job.reservation);
     if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
     const placement: WirePlacement = {
       ...job.placement,
       epoch: job.placement.epoch + 1,
       generations: [{ nodes: growth.nodes }, ...job.placement.generations],
     };
-    await this.publishPlacement(placement);
-    const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
-    await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, jobId, placement.epoch)));
-    job.placement = placement;
     job.reservation += growth.extraReservation;
-    await this.store?.putJob(job);
+    await this.publisher.apply(job, placement);
     this.options.logger.info({ job: jobId, epoch: placement.epoch, added: growth.added, full: fullNodeId }, 'job grown');
     return placement;
   }
@@ -579,67 +689,92 @@ export class Controller {
    * or this controller started): see `nodeLost`.
    */
   private checkLiveness(now: number): void {
-    const timeout = this.options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS;
+    const timeout = this.nodeTimeoutMs;
     for (const node of this.registry.nodes.values()) {
       if (node.lost === true) continue;
       const heard = Math.max(this.stats.lastReportAt(node.id) ?? 0, node.registeredAt, this.startedAt);
-      if (now - heard > timeout) void this.nodeLost(node, now - heard);
+      if (now - heard > timeout) void this.nodeLost(node, `no report for ${((now - heard) / 1000).toFixed(1)} s`);
     }
   }
 
   /**
-   * A node stopped reporting: it takes no new jobs or growth, and every replicated job on it gets its copies
-   * restored from the survivors under a placement without it. Jobs with one copy keep it in their placement:
-   * their keys there are gone with it, and operations on them fail with UNAVAILABLE rather than find nothing.
+   * A node stopped reporting (`reason` says how long), or came back as a new incarnation (its data gone): it
+   * takes no new jobs or growth, and every replicated job on it gets its copies restored from the survivors under
+   * a placement without it (the node's lease ran out before this: it no longer serves them). Jobs with one copy
+   * keep it in their placement: their keys there fail with UNAVAILABLE rather than find nothing, and come back
+   * if the node does (same incarnation). The restorations are kept on the record (`recovering`), so the node's
+   * next report waits for them before it is answered.
    */
-  private async nodeLost(node: NodeRecord, silentMs: number): Promise<void> {
+  private nodeLost(node: NodeRecord, reason: string): Promise<void> {
     node.lost = true;
-    const jobs = [...this.registry.jobs.values()].filter((job) => job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id)));
+    const jobs = [...this.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(node.id) && !isLostMember(job, node.id));
     const replicated = jobs.filter((job) => (job.placement.replicas ?? 1) > 1);
     const single = jobs.filter((job) => (job.placement.replicas ?? 1) === 1);
-    this.options.logger.warn({ node: node.id, silentMs, replicated: replicated.length, unreplicated: single.map((j) => j.id) }, 'node lost');
-    this.events.add('node-lost', `no report for ${(silentMs / 1000).toFixed(1)} s${single.length > 0 ? `; data of ${single.length} job(s) with one copy lost with it` : ''}`, {
+    this.options.logger.warn({ node: node.id, reason, replicated: replicated.length, unreplicated: single.map((j) => j.id) }, 'node lost');
+    this.events.add('node-lost', `${reason}${single.length > 0 ? `; data of ${single.length} job(s) with one copy unavailable while it is gone` : ''}`, {
       tier: node.tier,
       node: node.id,
       details: { jobs: jobs.length, replicated: replicated.length },
     });
-    for (const job of replicated) {
-      await this.changePlacement(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
+    const restorations = replicated.map((job) =>
+      this.changePlacement(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
         this.options.logger.error({ err: error, job: job.id, node: node.id }, 'restoring copies failed');
         this.events.add('replication-failed', `copies of ${job.id} not restored: ${(error as Error).message}`, { tier: node.tier, node: node.id });
-      });
-    }
+      }),
+    );
+    const recovering = Promise.all(restorations).then(() => undefined);
+    this.recovering.set(node.id, recovering);
+    void recovering.finally(() => {
+      if (this.recovering.get(node.id) === recovering) this.recovering.delete(node.id);
+    });
+    return recovering;
   }
 
   /**
-   * A lost node reported again (it was slow, not gone): it may take jobs again. Jobs that moved on without it
-   * (their copies were restored elsewhere) are dropped from it, so its stale copies cannot come back.
+   * A lost node reported again (it was slow, frozen or cut off, not gone): once the restorations its loss started
+   * have published their placements, it drops what moved on without it (so its stale copies cannot come back)
+   * and learns what it missed (`reconcile`); then it may take jobs again, and its answer renews its lease.
    */
-  private nodeBack(node: NodeRecord, jobIds: string[]): void {
-    node.lost = false;
+  private async nodeBack(node: NodeRecord, reported: readonly JobUsage[]): Promise<void> {
+    await this.recovering.get(node.id);
+    if (node.lost !== true) return this.reconcile(node, reported);
     this.options.logger.warn({ node: node.id }, 'lost node reports again');
-    for (const jobId of jobIds) {
-      const job = this.registry.jobs.get(jobId);
-      if (job !== undefined && job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id))) continue;
-      void this.admin.dropJob(node.address, jobId, job !== undefined, Date.now() + (this.options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS)).catch(() => {});
-    }
+    await this.reconcile(node, reported);
+    node.lost = false;
+    this.events.add('node-back', 'reports again; jobs restored elsewhere meanwhile were dropped from it', { tier: node.tier, node: node.id });
+  }
+
+  /** Tells a node what its report shows it missed (members.ts `reconcileNode`). */
+  private async reconcile(node: NodeRecord, reported: readonly JobUsage[]): Promise<void> {
+    const actions = reconcileNode(node.id, reported, this.registry.jobs, this.registering);
+    if (actions.length === 0) return;
+    this.options.logger.info({ node: node.id, actions }, 'telling a node what it missed');
+    const bootId = node.bootId ?? '';
+    const tokensExpireBy = Date.now() + (this.options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS);
+    await Promise.all(
+      actions.map(async (action) => {
+        try {
+          if (action.kind === 'announce') await this.admin.announce(node.address, action.jobId, action.epoch, action.flags, bootId);
+          else if (action.kind === 'move') {
+            await this.admin.announce(node.address, action.jobId, action.epoch, 0, bootId);
+            await this.admin.dropJob(node.address, action.jobId, true);
+          } else await this.admin.dropJob(node.address, action.jobId, false, tokensExpireBy);
+        } catch (error) {
+          this.options.logger.warn({ err: error, node: node.id, action }, 'telling a node failed: retried on its next report');
+        }
+      }),
+    );
   }
 
   /**
-   * What moving a job's keys needs (migration.ts, replication.ts): publishing a placement (metadata servers, then
-   * every node of it learns the epoch, then the job's record), and data connections as the job; `close` ends them.
+   * What moving a job's keys needs (migration.ts, replication.ts): making a placement the job's (PlacementPublisher),
+   * and data connections as the job; `close` ends them.
    */
   private placementHost(job: JobRecord): Pick<MigrationHost, 'publish' | 'connect'> & { close(): void } {
     const connections = new Map<string, NodeConnection>();
     const token = signToken(this.options.secret, job.id);
     return {
-      publish: async (placement) => {
-        await this.publishPlacement(placement);
-        const addresses = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.address)));
-        await Promise.allSettled([...addresses].map((address) => this.admin.setEpoch(address, job.id, placement.epoch)));
-        job.placement = placement;
-        await this.store?.putJob(job);
-      },
+      publish: (placement) => this.publisher.apply(job, placement),
       connect: (address) => {
         let connection = connections.get(address);
         if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
@@ -651,16 +786,21 @@ export class Controller {
     };
   }
 
+  /** The nodes a job may grow onto: placeable, and not a node id the job has as a lost member. */
+  private placeableFor(job: JobRecord): NodeState[] {
+    return this.registry.placeableNodes().filter((node) => !isLostMember(job, node.id));
+  }
+
   private async restoreCopies(jobId: string, node: NodeRecord): Promise<ReplicationResult | null> {
     const job = this.registry.jobs.get(jobId);
-    if (job === undefined || !job.placement.generations.some((g) => g.nodes.some((n) => n.id === node.id))) return null;
+    if (job === undefined || !nodesOf(job.placement).has(node.id)) return null;
     const replicas = job.placement.replicas ?? 1;
     const newest = job.placement.generations[0]!.nodes.filter((n) => n.id !== node.id);
     let replacement: WirePlacementNode[] = [];
     if (newest.length < replicas) {
       // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
       const free = (state: NodeState) => state.capacity - Math.max(state.reserved, this.stats.get(state.id)?.used ?? 0);
-      const growth = growAllocation(newest, job.tier as Tier, this.registry.placeableNodes(), free, job.reservation);
+      const growth = growAllocation(newest, job.tier as Tier, this.placeableFor(job).filter((n) => n.id !== node.id), free, job.reservation);
       const added = growth?.added[0];
       const record = added === undefined ? undefined : this.registry.nodes.get(added);
       if (record !== undefined) replacement = [{ id: record.id, address: record.address, weight: 1 }];
@@ -669,11 +809,20 @@ export class Controller {
     const host = this.placementHost(job);
     try {
       const { placement, result } = await rereplicateJob(
-        host,
+        {
+          ...host,
+          // The copies are made under the new placement: recorded with it, so a restart finishes them.
+          publish: (placement) => {
+            job.pending = { kind: 'restore', node: node.id };
+            return host.publish(placement);
+          },
+        },
         job.placement,
         node,
         replacement,
       );
+      job.pending = undefined;
+      await this.publisher.apply(job, placement);
       this.options.logger.info({ job: jobId, lost: node.id, epoch: placement.epoch, ...result, ms: Date.now() - started }, 'copies restored');
       this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`, {
         tier: node.tier,
@@ -692,22 +841,45 @@ export class Controller {
     }
     const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
     if (this.retiredNodes.has(id)) throw new SatchelError('BAD_REQUEST', `node ${id} was drained and removed; start a new node instead`);
-    const record = { ...node, id, registeredAt: Date.now() };
+    const bootId = node.bootId ?? '';
+    const known = this.registry.nodes.get(id);
+    if (known !== undefined && (known.bootId ?? '') !== bootId) this.incarnationEnded(known);
+    const record: NodeRecord = { ...node, id, bootId, registeredAt: Date.now() };
+    if (known?.draining === true && known.bootId === bootId) record.draining = true;
     this.registry.nodes.set(id, record);
     await this.store?.putNode(record);
-    this.options.logger.info({ node: id, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
+    this.options.logger.info({ node: id, bootId, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
     this.events.add('node-joined', `registered at ${node.address}`, { tier: node.tier, node: id, details: { capacity: node.capacity } });
     // Jobs registered before any node could hold them are placed now.
     for (const job of this.registry.jobs.values()) {
       if ((job.placement.generations[0]?.nodes.length ?? 0) > 0) continue;
-      const allocation = allocateJob(job.hints, this.registry.placeableNodes());
+      const allocation = allocateJob(job.hints, this.placeableFor(job));
       if (allocation.nodes.length === 0) continue;
-      const placement = { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: allocation.nodes }] };
-      await this.publishPlacement(placement);
-      Object.assign(job, { placement, tier: allocation.tier, reason: allocation.reason, reservation: allocation.reservation });
-      await this.store?.putJob(job);
+      Object.assign(job, { tier: allocation.tier, reason: allocation.reason, reservation: allocation.reservation });
+      await this.publisher.apply(job, { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: allocation.nodes }] });
     }
     return id;
+  }
+
+  /**
+   * A node registered under a known id with another boot id: the process that held its data is gone. Every job
+   * placed on it gets it as a lost member (never announced to the new process), and, unless its loss was already
+   * handled (it stopped reporting first), the loss runs now: replicated jobs are restored without it.
+   */
+  private incarnationEnded(old: NodeRecord): void {
+    const jobs = [...this.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(old.id) && !isLostMember(job, old.id));
+    // First, while they still count it as a member: the loss picks the jobs to restore.
+    if (old.lost !== true) void this.nodeLost(old, 'restarted');
+    for (const job of jobs) {
+      job.lostNodes = [...(job.lostNodes ?? []), old.id];
+      void this.store?.putJob(job).catch((error: unknown) => this.options.logger.error({ err: error, job: job.id }, 'persisting job failed'));
+    }
+    this.options.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
+    this.events.add('node-restarted', `a new process took over ${old.id}; ${jobs.length} job(s) lose what it held${jobs.length > 0 ? ' (replicated ones get their copies restored)' : ''}`, {
+      tier: old.tier,
+      node: old.id,
+      details: { jobs: jobs.length },
+    });
   }
 
   async registerMetadata(address: string): Promise<void> {

@@ -23,11 +23,26 @@ export interface GrowJobRequest { jobId: string; token: string; fullNodeId: stri
 export interface RenewLeaseRequest { jobId: string; token: string }
 export interface RenewLeaseReply { leaseMs: number; ticket: string }
 export interface DeregisterJobRequest { jobId: string; token: string }
-export interface NodeInfo { id: string; tier: string; address: string; capacity: number; bandwidth: number }
+export interface NodeInfo {
+  id: string;
+  tier: string;
+  address: string;
+  capacity: number;
+  bandwidth: number;
+  /** Fresh at every process start: the same id with another boot id is a new, empty incarnation of the node. */
+  bootId?: string;
+}
 export interface RegisterNodeRequest { node: NodeInfo; token: string }
-export interface RegisterNodeReply { nodeId: string }
+export interface RegisterNodeReply { nodeId: string; leaseMs?: number }
 export interface RegisterMetadataRequest { address: string; token: string }
-export interface JobUsage { jobId: string; bytes: number }
+export interface JobUsage {
+  jobId: string;
+  bytes: number;
+  /** The placement epoch the node knows for the job. */
+  epoch?: number;
+  /** The job moved off the node (it answers STALE to it); absent or false: the node serves it. */
+  moved?: boolean;
+}
 export interface NodeReport {
   nodeId: string;
   token: string;
@@ -41,8 +56,11 @@ export interface NodeReport {
   /** The node's service time over the interval (0: it served nothing, or an older node). */
   latencyP50Us?: number;
   latencyP99Us?: number;
+  /** The reporting process's boot id (NodeInfo). */
+  bootId?: string;
 }
-export interface NodeReportReply { unknown: boolean }
+/** `leaseMs`: the node may serve replicated jobs this long after it sent this report (storage-node/README.md). */
+export interface NodeReportReply { unknown: boolean; leaseMs?: number }
 export interface ClusterInfo { nodes: NodeInfo[]; metadata: string[]; jobs: number }
 export type Empty = Record<string, never>;
 export interface WirePlacementNode { id: string; address: string; weight: number }
@@ -198,6 +216,11 @@ export class ControlClient<M extends Methods> {
     const credentials = tls === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(Buffer.from(tls.ca));
     const options: grpc.ChannelOptions = {
       ...GRPC_OPTIONS,
+      // A channel whose server was unreachable (restarted, partitioned) retries within a second once it is back,
+      // not after grpc's default backoff of up to two minutes: a storage node's reports, and so its lease, ride
+      // on this channel.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1_000,
       ...(tls?.servername === undefined ? {} : { 'grpc.ssl_target_name_override': tls.servername, 'grpc.default_authority': tls.servername }),
     };
     this.client = new Ctor(address, credentials, options) as grpc.Client & Record<string, Function>;

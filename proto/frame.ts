@@ -33,7 +33,7 @@ export const Op = {
 
   DROP_JOB: 0x09, // admin: delete every byte of a job and refuse it from now on
   PING: 0x0a,
-  SET_EPOCH: 0x0b, // admin: the job's placement changed; older epochs get STALE
+  ANNOUNCE: 0x0b, // admin: this node serves the job from epoch `arg` on (older epochs get STALE); flags: AnnounceFlag
   WATCH: 0x0c, // events (EVENT frames) for puts and deletes of keys under a prefix, until cancelled
   CANCEL: 0x0d, // ends this connection's WAIT or WATCH whose request id is arg
   LIMIT_JOB: 0x0e, // admin: arg 1 = the job is over its byte quota (PUT and INCR refused with FULL), 0 = not
@@ -55,12 +55,22 @@ export const MAX_WAIT_MS = 3_600_000;
 
 /** DROP_JOB arg: the job moved to other nodes (keep answering STALE to old epochs) rather than ended. */
 export const DROP_MOVED = 1;
+
+/** ANNOUNCE flags: what the node must know about the job to serve it safely. */
+export const AnnounceFlag = {
+  /** The job keeps more than one copy of each key: keep tombstones, and stop serving it when the lease lapses. */
+  REPLICATED: 0x0001,
+  /** Keys of the job are being copied onto this node (migration, restoration): keep tombstones meanwhile. */
+  COPYING: 0x0002,
+} as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 export const Status = {
   OK: 0,
   NOT_FOUND: 1,
   STALE: 2,
+  // 3 is unused. UNAVAILABLE (15) is also a node's answer for a job it does not serve in this incarnation, or a
+  // replicated job while its lease from the controller has lapsed: the client treats it as an unreachable node.
   BAD_REQUEST: 10,
   UNAUTHORIZED: 11,
   NO_SUCH_JOB: 12,
@@ -79,12 +89,26 @@ export const Flag = {
   MORE: 0x0002,
   /** PUT/DELETE response: the body is the manifest of the value that was replaced. */
   REPLACED_MANIFEST: 0x0004,
-  /** PUT request: store only if the key holds nothing (answer arg 1: stored, 0: left alone). Migration uses it. */
-  IF_ABSENT: 0x0008,
+  /**
+   * PUT/DELETE request: a write another node ordered (a replicated key's primary): its version is (the frame's
+   * epoch, arg). Stored only when newer than what the key holds or last held; answer arg 1 = stored, 0 = left
+   * alone (a newer version is there).
+   */
+  REPLICA: 0x0008,
   /** LIST request: include internal keys (the NUL-separated blocks of large values). Migration uses it. */
   INTERNAL_KEYS: 0x0010,
   /** Answer: one event of the WATCH with this request id (arg: WatchEvent); more follow. */
   EVENT: 0x0020,
+  /**
+   * PUT request: a copy made by the controller (migration, restoration) with the version (the frame's epoch, arg)
+   * the value had at its source. Stored only when newer than what the key holds or last held (answer arg 1 =
+   * stored, 0 = left alone); the frame's epoch is a version here, so it is not checked against the placement.
+   */
+  COPY: 0x0040,
+  /** GET request: answer with the value's version (epoch field, arg) instead of its size. Copies use it. */
+  VERSION: 0x0080,
+  /** DELETE answer: there was a value to delete. */
+  EXISTED: 0x0100,
 } as const;
 
 /** Largest key on the wire, in UTF-8 bytes. */

@@ -8,6 +8,7 @@ export {
   Field,
   Op,
   DROP_MOVED,
+  AnnounceFlag,
   WatchEvent,
   DEFAULT_WAIT_MS,
   MAX_WAIT_MS,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, CONTROLLER_SERVICE, ControlClient, SatchelError, signToken, type ClientTls, type ControllerMethods, type NodeInfo } from '../proto/index.ts';
+import { ADMIN_SUBJECT, CONTROLLER_SERVICE, ControlClient, SatchelError, signToken, type ClientTls, type ControllerMethods, type JobUsage, type NodeInfo } from '../proto/index.ts';
 import type { StorageServer } from './server.ts';
 
 export interface ControllerLinkOptions {
@@ -7,7 +7,7 @@ export interface ControllerLinkOptions {
   secret: Uint8Array;
   logger: Logger;
   node: NodeInfo;
-  /** How often the node reports (default 1 s). */
+  /** How often the node reports at most (default 1 s; more often when the controller's lease is short). */
   reportEveryMs?: number;
   /** The controller serves TLS: its certificate is checked against this CA. */
   tls?: ClientTls;
@@ -15,8 +15,10 @@ export interface ControllerLinkOptions {
 
 /**
  * A node's link to the controller: registration (retried while the controller is not up yet), then a report
- * every second with CPU, bytes in and out, operations and bytes held per job. A controller that answers
- * "unknown node" (it lost its state) gets a fresh registration.
+ * every second with CPU, bytes in and out, operations, and the jobs it holds (bytes, epoch). A controller that
+ * answers "unknown node" (it lost its state, or knows another incarnation) gets a fresh registration. Every
+ * answer renews the node's lease (server.ts `renewLease`), counted from when the call was sent; reports come at
+ * least three times per lease, so one lost report does not let it lapse.
  */
 export class ControllerLink {
   private readonly client: ControlClient<ControllerMethods>;
@@ -25,17 +27,22 @@ export class ControllerLink {
   private lastCpu = process.cpuUsage();
   private lastAt = performance.now();
   private reporting = false;
+  private server: StorageServer | null = null;
+  private everyMs: number;
 
   constructor(private readonly options: ControllerLinkOptions) {
     this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, 5_000, options.tls);
     this.token = signToken(options.secret, ADMIN_SUBJECT);
+    this.everyMs = options.reportEveryMs ?? 1_000;
   }
 
   async register(attempts = 20): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.client.call('RegisterNode', { node: this.options.node, token: this.token });
-        this.options.logger.info({ controller: this.options.controller }, 'registered with controller');
+        const sentAt = Date.now();
+        const reply = await this.client.call('RegisterNode', { node: this.options.node, token: this.token });
+        this.leaseGranted(sentAt, reply.leaseMs);
+        this.options.logger.info({ controller: this.options.controller, bootId: this.options.node.bootId, leaseMs: reply.leaseMs }, 'registered with controller');
         return;
       } catch (error) {
         if (!(error instanceof SatchelError) || error.code !== 'UNAVAILABLE' || attempt >= attempts) throw error;
@@ -44,9 +51,26 @@ export class ControllerLink {
     }
   }
 
-  startReporting(server: StorageServer): void {
-    this.timer = setInterval(() => void this.report(server), this.options.reportEveryMs ?? 1_000);
+  /** The node's server: reports describe it, and leases are granted to it (also those of registration). */
+  attach(server: StorageServer): void {
+    this.server = server;
+  }
+
+  startReporting(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = setInterval(() => void this.report(), this.everyMs);
     this.timer.unref();
+  }
+
+  /** A registration or report sent at `sentAt` was answered with a lease of `leaseMs` (0: none, an old controller). */
+  private leaseGranted(sentAt: number, leaseMs: number | undefined): void {
+    if (leaseMs === undefined || !(leaseMs > 0)) return;
+    this.server?.renewLease(sentAt, leaseMs);
+    const every = Math.max(100, Math.min(this.options.reportEveryMs ?? 1_000, Math.floor(leaseMs / 3)));
+    if (every !== this.everyMs) {
+      this.everyMs = every;
+      if (this.timer !== null) this.startReporting();
+    }
   }
 
   close(): void {
@@ -55,10 +79,12 @@ export class ControllerLink {
     this.client.close();
   }
 
-  private async report(server: StorageServer): Promise<void> {
-    if (this.reporting) return; // a slow controller: skip a beat rather than pile up calls
+  private async report(): Promise<void> {
+    const server = this.server;
+    if (server === null || this.reporting) return; // a slow controller: skip a beat rather than pile up calls
     this.reporting = true;
     try {
+      const sentAt = Date.now();
       const now = performance.now();
       const cpu = process.cpuUsage(this.lastCpu);
       const elapsedMicros = (now - this.lastAt) * 1000;
@@ -77,8 +103,10 @@ export class ControllerLink {
         capacity: engine.capacity,
         latencyP50Us: latency.p50Us ?? 0,
         latencyP99Us: latency.p99Us ?? 0,
-        jobs: [...engine.usageByJob()].map(([jobId, bytes]) => ({ jobId, bytes })),
+        bootId: this.options.node.bootId ?? '',
+        jobs: jobsHeld(server),
       });
+      this.leaseGranted(sentAt, reply.leaseMs);
       if (reply.unknown) {
         this.options.logger.warn('controller does not know this node: registering again');
         await this.register(1);
@@ -89,4 +117,19 @@ export class ControllerLink {
       this.reporting = false;
     }
   }
+}
+
+/**
+ * Every job the node serves or answers STALE for (its epoch), with the bytes it holds; and bytes of a job no
+ * announcement covers (none should be: the controller then drops them).
+ */
+function jobsHeld(server: StorageServer): JobUsage[] {
+  const usage = server.engine.usageByJob();
+  const jobs: JobUsage[] = [];
+  for (const [jobId, job] of server.jobs.entries()) {
+    jobs.push({ jobId, bytes: usage.get(jobId) ?? 0, epoch: job.epoch, moved: job.moved });
+    usage.delete(jobId);
+  }
+  for (const [jobId, bytes] of usage) jobs.push({ jobId, bytes, epoch: 0, moved: false });
+  return jobs;
 }

@@ -74,7 +74,7 @@ interface Expectation {
 /** Whether the node takes this HELLO: a valid token of a job not dropped, or the admin's. */
 function helloAccepted(e: ModelEvent, stream: Buffer, server: StorageServer): boolean {
   const subject = verifyToken(secret, stream.toString('utf8', e.bodyStart, e.bodyStart + e.keyLength));
-  return subject !== null && (subject.admin || !server.droppedJobs.has(subject.jobId));
+  return subject !== null && (subject.admin || !server.jobs.dropped.has(subject.jobId));
 }
 
 function expectationOf(events: readonly ModelEvent[], stream: Buffer, server: StorageServer): Expectation {
@@ -89,7 +89,7 @@ function expectationOf(events: readonly ModelEvent[], stream: Buffer, server: St
     }
     if (e.code === Op.HELLO) {
       const subject = verifyToken(secret, stream.toString('utf8', e.bodyStart, e.bodyStart + e.keyLength));
-      if (subject === null || (!subject.admin && server.droppedJobs.has(subject.jobId))) return { close: 'refused', answers };
+      if (subject === null || (!subject.admin && server.jobs.dropped.has(subject.jobId))) return { close: 'refused', answers };
       authed = true;
       admin = subject.admin;
       answers++;

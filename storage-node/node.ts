@@ -46,6 +46,8 @@ export interface StorageNodeOptions {
 
 export interface RunningStorageNode {
   id: string;
+  /** Fresh at every start: the controller tells incarnations of one node id apart by it. */
+  bootId: string;
   address: string;
   server: StorageServer;
   /** `http://host:port/metrics`, or null without `metricsPort`. */
@@ -58,7 +60,11 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   if (!(options.capacity > 0)) throw new SatchelError('BAD_REQUEST', 'capacity must be a positive number of bytes');
   const engine = await openEngine(options);
   const id = options.id ?? `${options.tier}-${randomBytes(3).toString('hex')}`;
+  const bootId = randomBytes(8).toString('hex');
   const server = new StorageServer({
+    // With a controller, only the jobs it announced to this process (job-table.ts).
+    announcedJobsOnly: options.controller !== undefined,
+    bootId,
     id,
     engine,
     secret: options.secret,
@@ -98,7 +104,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   const closeMetrics = async () => {
     if (metrics !== null) await closeMetricsEndpoint(metrics);
   };
-  options.logger.info({ node: id, tier: options.tier, address, metrics: metricsAddress, capacity: options.capacity, path: options.path }, 'storage node listening');
+  options.logger.info({ node: id, bootId, tier: options.tier, address, metrics: metricsAddress, capacity: options.capacity, path: options.path }, 'storage node listening');
   let link: ControllerLink | null = null;
   if (options.controller !== undefined) {
     link = new ControllerLink({
@@ -106,8 +112,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       secret: options.secret,
       logger: options.logger,
       tls: clientTlsOf(options.tls),
-      node: { id, tier: options.tier, address, capacity: options.capacity, bandwidth: options.bandwidth ?? 1e9 },
+      node: { id, tier: options.tier, address, capacity: options.capacity, bandwidth: options.bandwidth ?? 1e9, bootId },
     });
+    link.attach(server);
     try {
       await link.register();
     } catch (error) {
@@ -116,13 +123,14 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       await server.close();
       throw error;
     }
-    link.startReporting(server);
+    link.startReporting();
   }
   // Freed heap back to the OS (heap-trim.ts); garbage an idle node would otherwise keep for minutes (idle-gc.ts).
   const trimmer = await HeapTrimmer.start({ logger: options.logger });
   const idleCollector = link === null ? null : new IdleCollector({ activity: () => server.counters.ops, afterCollect: () => trimmer.trim() });
   return {
     id,
+    bootId,
     address,
     server,
     metricsAddress,

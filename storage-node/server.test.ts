@@ -10,7 +10,8 @@ import path from 'node:path';
 import { DiskEngine } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
-import { DroppedJobs, StorageServer, type StorageServerOptions } from './server.ts';
+import { StorageServer, type StorageServerOptions } from './server.ts';
+import { DroppedJobs } from './job-table.ts';
 import { rejection } from '../test/helpers/assert.ts';
 
 const MiB = 1024 * 1024;
@@ -73,11 +74,12 @@ test('HELLO with a job token, then PUT, GET, STAT, DELETE, LIST over one pipelin
   const page2 = await c.request(Op.LIST, 0, 1, 2, 'a/', Buffer.from('a/2'));
   t.deepEqual(decodeKeyList(page2.body), ['a/3']);
   t.is(page2.flags & Flag.MORE, 0);
-  // DELETE answers 1 when something was removed, 0 when not.
+  // DELETE answers EXISTED when something was removed; arg is the delete's version (seq), after the two writes.
   const del = await c.request(Op.DELETE, 0, 1, 0, 'a/1', null);
   t.is(del.status, Status.OK);
-  t.is(del.arg, 1);
-  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).arg, 0);
+  t.is(del.flags, Flag.EXISTED);
+  t.is(del.arg, 3);
+  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).flags, 0);
   t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).status, Status.NOT_FOUND);
   t.is(engine.usageByJob().get('job-a'), entryCost('a/2', 3) + entryCost('a/3', 3) + entryCost('b/1', 3));
   await c.close();
@@ -217,7 +219,7 @@ test('an empty key or an unknown op → BAD_REQUEST, an admin op on a job connec
   t.is((await a.request(0x7f, 0, 1, 0, 'k', null)).status, Status.BAD_REQUEST);
   // A job token cannot drop another job, nor move its epoch.
   t.is((await a.request(Op.DROP_JOB, 0, 1, 0, 'job-b', null)).status, Status.UNAUTHORIZED);
-  t.is((await a.request(Op.SET_EPOCH, 0, 1, 99, 'job-b', null)).status, Status.UNAUTHORIZED);
+  t.is((await a.request(Op.ANNOUNCE, 0, 1, 99, 'job-b', null)).status, Status.UNAUTHORIZED);
   t.is((await b.request(Op.GET, 0, 1, 0, 'mine', null)).body.toString(), 'b');
   t.is((await b.request(Op.PUT, 0, 1, 0, 'epoch-check', Buffer.from('x'))).status, Status.OK, 'job-b is not STALE');
   // An admin connection carries admin ops only.
@@ -244,9 +246,9 @@ test('MANIFEST flag is stored and echoed; replacing or deleting a manifest hands
   t.is(plain.flags, 0, 'replacing a plain value says nothing');
   t.is((await c.request(Op.PUT, Flag.MANIFEST, 1, 0, 'big', manifest)).status, Status.OK);
   const del = await c.request(Op.DELETE, 0, 1, 0, 'big', null);
-  t.is(del.flags, Flag.REPLACED_MANIFEST);
+  t.is(del.flags, Flag.REPLACED_MANIFEST | Flag.EXISTED);
   t.deepEqual(del.body, manifest);
-  t.is(del.arg, 1);
+  t.is(del.arg, 5, "the delete is the key's fifth write");
 });
 
 test('DROP_JOB with the admin token: the job data is gone, and the job is refused from then on', async (t) => {
@@ -262,7 +264,7 @@ test('DROP_JOB with the admin token: the job data is gone, and the job is refuse
   t.is(drop.arg, before - entryCost('k', 9), 'answers the bytes freed');
   t.is(engine.usageByJob().get('job-a'), undefined);
   t.is(engine.used, entryCost('k', 9));
-  t.true(server.droppedJobs.has('job-a'));
+  t.true(server.jobs.dropped.has('job-a'));
   // The open connection of the dropped job.
   for (const op of [Op.GET, Op.PUT, Op.STAT, Op.DELETE, Op.LIST]) {
     const reply = await a.request(op, 0, 1, 0, 'k1', op === Op.PUT ? Buffer.from('again') : null);
@@ -285,7 +287,7 @@ test('STALE when a frame carries an epoch older than the node knows', async (t) 
   const c = connect(t, address, signToken(secret, 'job-a'));
   t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK);
   const admin = connect(t, address, adminToken);
-  const set = await admin.request(Op.SET_EPOCH, 0, 0, 5, 'job-a', null);
+  const set = await admin.request(Op.ANNOUNCE, 0, 0, 5, 'job-a', null);
   t.is(set.status, Status.OK);
   for (const op of [Op.GET, Op.PUT, Op.STAT, Op.DELETE, Op.LIST]) {
     const stale = await c.request(op, 0, 4, 0, 'k', op === Op.PUT ? Buffer.from('old epoch') : null);
@@ -294,11 +296,21 @@ test('STALE when a frame carries an epoch older than the node knows', async (t) 
     t.is(stale.arg, 5);
   }
   t.is((await c.request(Op.GET, 0, 5, 0, 'k', null)).body.toString(), 'v', 'the STALE PUT changed nothing');
-  // A client ahead of the node teaches it the newer epoch.
+  // A client ahead of the node is served (it learned a placement the node has not been told yet), but only the
+  // controller raises the node's epoch: a client cannot make the job's other functions STALE.
   t.is((await c.request(Op.GET, 0, 7, 0, 'k', null)).status, Status.OK);
+  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.OK);
+  t.is((await c.request(Op.GET, 0, 0xffffffff, 0, 'k', null)).status, Status.OK);
+  t.is((await c.request(Op.GET, 0, 5, 0, 'k', null)).status, Status.OK);
+  // A key written under a later epoch than a writer's: that writer is out of date for it (STALE).
+  t.is((await c.request(Op.PUT, 0, 7, 0, 'k', Buffer.from('seven'))).status, Status.OK);
+  const behind = await c.request(Op.PUT, 0, 6, 0, 'k', Buffer.from('six'));
+  t.is(behind.status, Status.STALE);
+  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).body.toString(), 'seven');
+  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 7, 'job-a', null)).status, Status.OK);
   t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.STALE);
-  // SET_EPOCH never moves an epoch backwards.
-  t.is((await admin.request(Op.SET_EPOCH, 0, 0, 3, 'job-a', null)).status, Status.OK);
+  // ANNOUNCE never moves an epoch backwards.
+  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 3, 'job-a', null)).status, Status.OK);
   t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.STALE);
   // A new connection learns the epoch from the HELLO answer.
   const raw = await rawConnect(t, address);
@@ -479,9 +491,10 @@ test('an engine that refuses with a SatchelError → that code on the wire; any 
   const typed = await c.request(Op.GET, 0, 1, 0, 'typed', null);
   t.is(typed.status, Status.BAD_REQUEST);
   t.is(typed.message, 'engine says no');
-  t.is((await c.request(Op.GET, 0, 1, 0, 'other', null)).status, Status.UNAVAILABLE);
+  // UNAVAILABLE on the wire; the client takes it as a node it cannot reach (a rejection), not as an answer.
+  t.is((await rejection(t, c.request(Op.GET, 0, 1, 0, 'other', null))).code, 'UNAVAILABLE');
   // A WAIT whose lookup fails gets that failure once, and nothing stays parked to answer it again.
-  t.is((await c.request(Op.WAIT, 0, 1, 5_000, 'other', null)).status, Status.UNAVAILABLE);
+  t.regex((await rejection(t, c.request(Op.WAIT, 0, 1, 5_000, 'other', null))).message, /storage engine error/);
   await eventually(() => server.coordination.waiters === 0, 2_000, 'the waiter was forgotten');
   t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK, 'the connection carries on');
 });
@@ -610,14 +623,14 @@ test('an admin DROP_JOB answered by an async engine keeps its own request id whe
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, adminToken);
   raw.send(Op.DROP_JOB, 1, 'job-a', null, { arg: 1 });
-  raw.send(Op.SET_EPOCH, 2, 'job-b', null, { arg: 5 });
+  raw.send(Op.ANNOUNCE, 2, 'job-b', null, { arg: 5 });
   raw.send(Op.PING, 3);
   await raw.waitFrames(4);
   t.deepEqual(
     raw.frames.map((f) => [f.id, f.code]).sort((a, b) => a[0]! - b[0]!),
     [[0, Status.OK], [1, Status.OK], [2, Status.OK], [3, Status.OK]],
   );
-  t.false(server.droppedJobs.has('job-a'), 'moved (arg 1): the job is not refused from now on');
+  t.false(server.jobs.dropped.has('job-a'), 'moved (arg 1): the job is not refused from now on');
 });
 
 test('before HELLO a frame may carry no more than a token: a declared 10 MiB body is refused unread', async (t) => {
@@ -647,5 +660,5 @@ test('a dropped job is remembered until its last token has expired, then forgott
   const until = Buffer.alloc(8);
   until.writeBigInt64BE(BigInt(Date.now() + 3_600_000));
   t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-z', until)).status, Status.OK);
-  t.true(server.droppedJobs.has('job-z'));
+  t.true(server.jobs.dropped.has('job-z'));
 });

@@ -23,7 +23,8 @@ import {
 } from '../proto/index.ts';
 import { Coordination, type ParkedOwner } from './coordination.ts';
 import { JobLimits } from './job-limits.ts';
-import type { ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
+import { JobTable } from './job-table.ts';
+import type { DeleteOutcome, ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
 import { NodeMetrics, opKindOf } from './metrics.ts';
 import { ValuePool } from './value-pool.ts';
 
@@ -45,6 +46,13 @@ export interface StorageServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Connections one job may hold open to this node (default 1024); a HELLO past it gets FULL. */
   maxConnectionsPerJob?: number;
+  /** This process's boot id (node.ts): announcements for another incarnation of the node id are refused. */
+  bootId?: string;
+  /**
+   * Serve a job only once the controller announced it (ANNOUNCE): what every node with a controller does
+   * (job-table.ts). False (the default for a bare server: unit tests, tools): any job with a valid token.
+   */
+  announcedJobsOnly?: boolean;
 }
 
 export interface StorageCounters {
@@ -77,10 +85,15 @@ export class StorageServer {
   private readonly sessions = new Set<Session>();
   /** With TLS: every accepted TCP connection, its handshake done or not (close() ends them all). */
   private readonly rawSockets = new Set<net.Socket>();
-  /** Jobs whose data was dropped: their tokens are refused from now on. */
-  readonly droppedJobs = new DroppedJobs();
-  /** The newest placement epoch seen per job; frames with older ones get STALE. */
-  readonly epochs = new Map<string, number>();
+  /** The jobs this node serves, their epochs, and those deregistered (job-table.ts). */
+  readonly jobs: JobTable;
+  /**
+   * Until when (ms since 1970) the controller vouches for this node: replicated jobs are served only until then
+   * (storage-node/README.md, "Leases"). Infinity without a controller. `fenced` is refreshed once per read.
+   */
+  private leaseUntil = Infinity;
+  /** The lease had lapsed at the last read from a socket (`checkLease`): what requests are refused by. */
+  leaseLapsed = false;
   readonly maxValueBytes: number;
   readonly maxPendingResponseBytes: number;
   /** Memory of large values let go of, reused for the next large PUT bodies. */
@@ -97,6 +110,7 @@ export class StorageServer {
 
   constructor(readonly options: StorageServerOptions) {
     this.limits = new JobLimits(options.maxConnectionsPerJob ?? 1024);
+    this.jobs = new JobTable(options.announcedJobsOnly !== true);
     this.metrics = new NodeMetrics({
       node: options.id,
       tier: options.engine.tier,
@@ -165,12 +179,38 @@ export class StorageServer {
    * nodes) keeps its epoch, so a client still holding the old placement gets STALE and looks it up again.
    */
   dropJob(jobId: string, moved = false, tokensExpireBy = Infinity): MaybePromise<number> {
-    if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.epochs.get(jobId) ?? 0);
-    if (!moved) {
-      this.droppedJobs.add(jobId, tokensExpireBy);
-      this.epochs.delete(jobId);
-    }
+    if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.jobs.get(jobId)?.epoch ?? 0);
+    if (moved) this.jobs.moved(jobId);
+    else this.jobs.drop(jobId, tokensExpireBy);
     return this.engine.dropJob(jobId, this.retire);
+  }
+
+  /**
+   * The controller answered a report (or the registration) this node sent at `sentAt`: replicated jobs may be
+   * served until `sentAt + leaseMs`. The controller declares a node lost only after a longer silence, so a node
+   * cut off from it (or frozen) stops serving them before their copies are restored elsewhere, and a client
+   * holding an old placement cannot read from it what other nodes have since overwritten.
+   */
+  renewLease(sentAt: number, leaseMs: number): void {
+    const until = sentAt + leaseMs;
+    if (until <= this.leaseUntil && this.leaseUntil !== Infinity) return;
+    this.leaseUntil = until;
+    if (this.leaseLapsed && until > Date.now()) {
+      this.leaseLapsed = false;
+      this.options.logger.info('lease renewed: serving replicated jobs again');
+    }
+  }
+
+  /** Once per read from a socket: one clock read, only once a controller has granted a lease. */
+  checkLease(): void {
+    if (this.leaseUntil === Infinity || this.leaseLapsed || Date.now() < this.leaseUntil) return;
+    this.leaseLapsed = true;
+    this.options.logger.warn({ since: new Date(this.leaseUntil).toISOString() }, 'lease lapsed (no report answered by the controller): refusing replicated jobs');
+  }
+
+  /** Whether the lease has lapsed now (for reports and tests; requests go by `leaseLapsed`). */
+  get fenced(): boolean {
+    return this.leaseUntil !== Infinity && Date.now() >= this.leaseUntil;
   }
 
   /**
@@ -246,6 +286,7 @@ class Session implements ParkedOwner {
     });
     socket.on('data', (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
+      server.checkLease();
       server.metrics.markFree();
       this.decoder.push(chunk);
       this.scheduleFlush();
@@ -360,19 +401,20 @@ class Session implements ParkedOwner {
     }
     if (this.admin) return this.adminOp(f, key);
     // A job's token opens that job's data and nothing else (checked before the epoch: no STALE to learn from).
-    if (op === Op.DROP_JOB || op === Op.SET_EPOCH || op === Op.LIMIT_JOB) return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
+    if (op === Op.DROP_JOB || op === Op.ANNOUNCE || op === Op.LIMIT_JOB) return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
     // One clock read per request, only for tokens that expire (the controller's do).
     if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) return this.fail(id, epoch, 'UNAUTHORIZED', 'token expired');
     const jobId = this.jobId!;
-    if (this.server.droppedJobs.has(jobId)) return this.fail(id, epoch, 'NO_SUCH_JOB', `job ${jobId} was deregistered`);
+    const jobs = this.server.jobs;
+    if (jobs.dropped.has(jobId)) return this.fail(id, epoch, 'NO_SUCH_JOB', `job ${jobId} was deregistered`);
     // Ending a parked request is about this connection, not the placement: no epoch check.
     if (op === Op.CANCEL) return this.respond(Status.OK, 0, id, epoch, this.server.coordination.cancel(this, f.arg) ? 1 : 0, null);
-    const known = this.server.epochs.get(jobId) ?? 0;
-    if (epoch < known) return this.respond(Status.STALE, 0, id, known, known, null);
-    if (epoch > known) {
-      this.server.epochs.set(jobId, epoch);
-      if (this.server.coordination.active > 0) this.server.coordination.epochChanged(jobId, epoch);
-    }
+    const job = jobs.get(jobId);
+    // Never NOT_FOUND for a job this process was not given: it may have held the key before a restart.
+    if (job === undefined) return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`);
+    // A copy's epoch is its version's, not a placement (Flag.COPY): the controller orders its own changes.
+    if (job.moved || (epoch < job.epoch && (f.flags & Flag.COPY) === 0)) return this.respond(Status.STALE, 0, id, job.epoch, job.epoch, null);
+    if (job.replicated && this.server.leaseLapsed) return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} has not heard from the controller within its lease: its copies may be out of date`);
     const engine = this.server.engine;
     const coordination = this.server.coordination;
     switch (op) {
@@ -396,28 +438,36 @@ class Session implements ParkedOwner {
           f.buf.copy(value, 0, start, end);
         }
         const flags = f.flags & Flag.MANIFEST;
-        const ifAbsent = (f.flags & Flag.IF_ABSENT) !== 0;
-        return this.settle(engine.put(jobId, key, value, flags, ifAbsent), id, epoch, (outcome: PutOutcome) => {
-          if (!outcome.ok) return this.fail(id, epoch, outcome.reason, outcome.message);
+        const copy = (f.flags & Flag.COPY) !== 0;
+        // A replica or copy carries its version's seq (≥ 1); 0 asks this node to order the write.
+        const seq = (f.flags & (Flag.REPLICA | Flag.COPY)) === 0 ? 0 : f.arg;
+        if (seq === 0 && (f.flags & (Flag.REPLICA | Flag.COPY)) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica or copy carries its version (seq ≥ 1) in arg');
+        return this.settle(engine.put(jobId, key, value, flags, epoch, seq), id, epoch, (outcome: PutOutcome) => {
+          if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
           if (outcome.skipped === true) {
             this.server.pool.release(value);
             return this.respond(Status.OK, 0, id, epoch, 0, null);
           }
-          // Before the replaced value goes back to the pool. A migration copy (IF_ABSENT) wakes waiters but is
-          // no change for watches: the key was there before, on another node.
-          if (coordination.active > 0) coordination.stored(jobId, key, value, flags, epoch, !ifAbsent);
-          this.replaced(id, epoch, outcome.replaced, ifAbsent ? 1 : 0);
+          // Before the replaced value goes back to the pool. A migration copy wakes waiters but is no change for
+          // watches: the key was there before, on another node.
+          if (coordination.active > 0) coordination.stored(jobId, key, value, flags, epoch, !copy);
+          this.replaced(id, epoch, outcome.replaced, seq === 0 ? outcome.seq : 1, 0);
         });
       }
-      case Op.GET:
+      case Op.GET: {
+        const versioned = (f.flags & Flag.VERSION) !== 0;
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
           this.server.metrics.bytesOut(entry.value.length);
-          if (entry.value.length <= COPY_THRESHOLD) return this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value);
+          // A copy asks for the value's version (Flag.VERSION) in place of its size.
+          const answerEpoch = versioned ? entry.epoch : epoch;
+          const arg = versioned ? entry.seq : entry.value.length;
+          if (entry.value.length <= COPY_THRESHOLD) return this.respond(Status.OK, entry.flags, id, answerEpoch, arg, entry.value);
           // The writer sends it by reference: lent until the socket is done with it.
           entry.lent = (entry.lent ?? 0) + 1;
-          this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, entry.value, () => this.server.sentByReference(entry));
+          this.respond(Status.OK, entry.flags, id, answerEpoch, arg, entry.value, () => this.server.sentByReference(entry));
         });
+      }
       case Op.STAT:
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
@@ -425,11 +475,17 @@ class Session implements ParkedOwner {
           if (manifest && entry.value.length > COPY_THRESHOLD) entry.pinned = true; // sent by reference
           this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, manifest ? entry.value : null);
         });
-      case Op.DELETE:
-        return this.settle(engine.delete(jobId, key), id, epoch, (old: StoredEntry | undefined) => {
+      case Op.DELETE: {
+        const seq = (f.flags & Flag.REPLICA) === 0 ? 0 : f.arg;
+        if (seq === 0 && (f.flags & Flag.REPLICA) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica carries its version (seq ≥ 1) in arg');
+        return this.settle(engine.delete(jobId, key, epoch, seq, jobs.keepsTombstones(job)), id, epoch, (outcome: DeleteOutcome) => {
+          if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
+          if (outcome.skipped === true) return this.respond(Status.OK, 0, id, epoch, 0, null);
+          const old = outcome.old;
           if (old !== undefined && coordination.active > 0) coordination.deleted(jobId, key, epoch);
-          this.replaced(id, epoch, old, old === undefined ? 0 : 1);
+          this.replaced(id, epoch, old, seq === 0 ? outcome.seq : 1, old === undefined ? 0 : Flag.EXISTED);
         });
+      }
       case Op.WAIT: {
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
         // Parked first, then looked up: a PUT that lands while a disk engine reads still wakes it.
@@ -480,13 +536,14 @@ class Session implements ParkedOwner {
       if (!Number.isSafeInteger(total)) return { refuse: `counter ${key} would pass ±(2^53 − 1)` };
       return (stored = Buffer.from(String(total)));
     };
-    this.settle(this.server.engine.update(jobId, key, compute), id, epoch, (outcome: PutOutcome) => {
-      if (!outcome.ok) return this.fail(id, epoch, outcome.reason, outcome.message);
+    this.settle(this.server.engine.update(jobId, key, compute, epoch), id, epoch, (outcome: PutOutcome) => {
+      if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
       const coordination = this.server.coordination;
       if (coordination.active > 0 && stored !== null) coordination.stored(jobId, key, stored, 0, epoch, true);
       const answer = Buffer.allocUnsafe(8);
       answer.writeBigInt64BE(BigInt(total));
-      this.respond(Status.OK, 0, id, epoch, 0, answer);
+      // The version's seq, so a replicated job's client can hand the new total to the other copies.
+      this.respond(Status.OK, 0, id, epoch, outcome.seq, answer);
     });
   }
 
@@ -495,13 +552,26 @@ class Session implements ParkedOwner {
     this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
   }
 
-  /** PUT/DELETE answer: when the entry replaced was a block manifest, hand it back so the client frees its blocks. */
-  private replaced(id: number, epoch: number, old: StoredEntry | undefined, arg = 0): void {
+  /**
+   * An engine refused a write: STALE (the key holds a write of a later placement than the request's: the client
+   * refreshes) with the node's epoch for the job, or the refusal's own code.
+   */
+  private refused(id: number, epoch: number, jobId: string, reason: 'FULL' | 'BAD_REQUEST' | 'STALE', message: string): void {
+    if (reason !== 'STALE') return this.fail(id, epoch, reason, message);
+    const known = Math.max(epoch, this.server.jobs.get(jobId)?.epoch ?? 0);
+    this.respond(Status.STALE, 0, id, known, known, Buffer.from(message));
+  }
+
+  /**
+   * PUT/DELETE answer (arg: the write's seq, or 1 for a replica or copy stored): when the entry replaced was a
+   * block manifest, hand it back so the client frees its blocks.
+   */
+  private replaced(id: number, epoch: number, old: StoredEntry | undefined, arg: number, flags: number): void {
     if (old !== undefined && (old.flags & Flag.MANIFEST) !== 0) {
-      this.respond(Status.OK, Flag.REPLACED_MANIFEST, id, epoch, arg, old.value);
+      this.respond(Status.OK, flags | Flag.REPLACED_MANIFEST, id, epoch, arg, old.value);
     } else {
       if (old !== undefined) this.server.retire(old);
-      this.respond(Status.OK, 0, id, epoch, arg, null);
+      this.respond(Status.OK, flags, id, epoch, arg, null);
     }
   }
 
@@ -549,7 +619,7 @@ class Session implements ParkedOwner {
       this.closing = true;
       return;
     }
-    if (!subject.admin && this.server.droppedJobs.has(subject.jobId)) {
+    if (!subject.admin && this.server.jobs.dropped.has(subject.jobId)) {
       this.fail(id, 0, 'NO_SUCH_JOB', `job ${subject.jobId} was deregistered`);
       this.closing = true;
       return;
@@ -566,7 +636,7 @@ class Session implements ParkedOwner {
     this.expiresAt = subject.expiresAt;
     this.decoder.limit(this.server.maxValueBytes + MAX_KEY_BYTES);
     this.jobId = subject.admin ? null : subject.jobId;
-    const epoch = subject.admin ? 0 : (this.server.epochs.get(subject.jobId) ?? 0);
+    const epoch = subject.admin ? 0 : (this.server.jobs.get(subject.jobId)?.epoch ?? 0);
     this.respond(Status.OK, 0, id, epoch, this.server.maxValueBytes, Buffer.from(this.server.options.id));
   }
 
@@ -586,21 +656,21 @@ class Session implements ParkedOwner {
       case Op.LIMIT_JOB:
         this.server.limits.setOverQuota(jobId, f.arg === 1);
         return this.respond(Status.OK, 0, f.id, 0, f.arg, null);
-      case Op.SET_EPOCH: {
-        const known = this.server.epochs.get(jobId) ?? 0;
-        if (f.arg > known) {
-          this.server.epochs.set(jobId, f.arg);
-          this.server.coordination.epochChanged(jobId, f.arg);
+      case Op.ANNOUNCE: {
+        // The value, when there is one: the incarnation the controller means. Another one (this node restarted
+        // since the controller heard from it) holds none of the job's data and must not serve it.
+        const bootId = f.bodyLength > f.keyLength ? f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength) : null;
+        if (bootId !== null && bootId !== this.server.options.bootId) {
+          return this.fail(f.id, 0, 'UNAVAILABLE', `announcement for incarnation ${bootId}; this is ${this.server.options.bootId ?? 'none'}`);
         }
-        return this.respond(Status.OK, 0, f.id, f.arg, 0, null);
+        if (this.server.jobs.announce(jobId, f.arg, f.flags) && this.server.coordination.active > 0) this.server.coordination.epochChanged(jobId, f.arg);
+        return this.respond(Status.OK, 0, f.id, this.server.jobs.get(jobId)?.epoch ?? 0, 0, null);
       }
       default:
         return this.fail(f.id, 0, 'BAD_REQUEST', 'an admin connection carries admin operations only');
     }
   }
 }
-
-
 
 /** A counter's total: decimal text of a safe integer (at most 16 digits and a sign); null for anything else. */
 function counterValue(entry: StoredEntry): number | null {
@@ -610,32 +680,4 @@ function counterValue(entry: StoredEntry): number | null {
   if (!/^-?\d+$/.test(text)) return null;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : null;
-}
-
-/**
- * Jobs deregistered here, refused from then on: each remembered until its last token has expired (the
- * controller says when, with DROP_JOB), so a node under job churn does not remember every job forever.
- */
-export class DroppedJobs {
-  private readonly until = new Map<string, number>();
-  private nextPrune = 0;
-
-  add(jobId: string, tokensExpireBy = Infinity): void {
-    this.until.set(jobId, tokensExpireBy);
-    const now = Date.now();
-    if (now < this.nextPrune) return;
-    this.nextPrune = now + 60_000;
-    for (const [job, until] of this.until) if (until <= now) this.until.delete(job);
-  }
-
-  /** On every request: one map lookup, and a clock read only for a job that was dropped. */
-  has(jobId: string): boolean {
-    if (this.until.size === 0) return false;
-    const until = this.until.get(jobId);
-    return until !== undefined && until > Date.now();
-  }
-
-  get size(): number {
-    return this.until.size;
-  }
 }

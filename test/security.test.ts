@@ -6,7 +6,7 @@
 import test from 'ava';
 import { NodeConnection } from '../client/connection.ts';
 import { Satchel } from '../client/index.ts';
-import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE, Op, SatchelError, Status, decodeTicket, tokenExpiry, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
+import { ControlClient, CONTROLLER_SERVICE, Flag, METADATA_SERVICE, Op, SatchelError, Status, decodeTicket, tokenExpiry, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
 
 const MiB = 1024 * 1024;
 import { rejection } from './helpers/assert.ts';
@@ -34,13 +34,13 @@ test('a token of job A gets nothing of job B: every data-plane op and every cont
   const epoch = a.epoch;
   t.is((await conn.request(Op.GET, 0, epoch, 0, 'secret', null)).status, Status.NOT_FOUND);
   t.is((await conn.request(Op.STAT, 0, epoch, 0, 'secret', null)).status, Status.NOT_FOUND);
-  t.is((await conn.request(Op.DELETE, 0, epoch, 0, 'secret', null)).arg, 0, 'nothing deleted');
+  t.is((await conn.request(Op.DELETE, 0, epoch, 0, 'secret', null)).flags & Flag.EXISTED, 0, 'nothing deleted');
   t.is((await conn.request(Op.LIST, 0, epoch, 0, '', null)).arg, 0, 'no keys listed');
   const amount = Buffer.alloc(8);
   amount.writeBigInt64BE(1n);
   t.is((await conn.request(Op.INCR, 0, epoch, 0, 'count', amount)).body.readBigInt64BE(0), 1n, "A's own counter, not B's");
   t.is((await conn.request(Op.WAIT, 0, epoch, 50, 'secret', null)).status, Status.TIMEOUT, 'B has the key; A waits in vain');
-  for (const op of [Op.DROP_JOB, Op.SET_EPOCH, Op.LIMIT_JOB]) {
+  for (const op of [Op.DROP_JOB, Op.ANNOUNCE, Op.LIMIT_JOB]) {
     t.is((await conn.request(op, 0, 0, 99, b.id, null)).status, Status.UNAUTHORIZED, `op 0x${op.toString(16)}`);
   }
 

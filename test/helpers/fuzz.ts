@@ -93,7 +93,7 @@ export function envCount(name: string, fallback: number): number {
 
 /** Every request opcode, the coordination ones included, and codes no version defines. */
 export const REQUEST_OPS = [
-  Op.HELLO, Op.PUT, Op.GET, Op.DELETE, Op.STAT, Op.LIST, Op.WAIT, Op.INCR, Op.DROP_JOB, Op.PING, Op.SET_EPOCH, Op.WATCH, Op.CANCEL,
+  Op.HELLO, Op.PUT, Op.GET, Op.DELETE, Op.STAT, Op.LIST, Op.WAIT, Op.INCR, Op.DROP_JOB, Op.PING, Op.ANNOUNCE, Op.WATCH, Op.CANCEL,
 ] as const;
 const ODD_OPS = [0x00, 0x0e, 0x0f, 0x10, 0x7f, 0x80, 0xfe, 0xff];
 /** Ops a job connection sends most (weights by repetition). */
@@ -221,7 +221,7 @@ export class FrameGenerator {
         break;
       }
       case Op.DROP_JOB:
-      case Op.SET_EPOCH:
+      case Op.ANNOUNCE:
         key = Buffer.from(rng.pick(['fuzz-nobody', 'x', '', '@admin']));
         arg = rng.chance(0.5) ? rng.range(0, 3) : rng.u32();
         break;

@@ -18,6 +18,11 @@ export interface InProcessCluster {
   nodes: RunningStorageNode[];
   /** Bytes held over every node. */
   used(): number;
+  /**
+   * Stops node `index` and starts a new process-equivalent in its place: the same id, address and capacity, a
+   * fresh boot id and an empty engine (what a Kubernetes pod restarted after a crash looks like).
+   */
+  restartNode(index: number): Promise<RunningStorageNode>;
   close(): Promise<void>;
 }
 
@@ -31,6 +36,10 @@ export async function startInProcessCluster(
     leaseMs?: number;
     jobQuotaBytes?: number;
     maxConnectionsPerJob?: number;
+    /** The controller address node `i` registers and reports to (a proxy a test can cut); the controller's own by default. */
+    nodeController?: (i: number) => string | undefined;
+    /** Runs once the controller listens, before the nodes start (to put a proxy in front of it, say). */
+    beforeNodes?: (controllerAddress: string) => Promise<void>;
   } = {},
 ): Promise<InProcessCluster> {
   const logger = pino({ level: 'silent' });
@@ -47,20 +56,20 @@ export async function startInProcessCluster(
   const metadata = new MetadataServer({ secret, logger, controller: controllerAddress });
   await metadata.listen(0, '127.0.0.1');
   const nodes: RunningStorageNode[] = [];
-  for (let i = 0; i < (options.dram ?? 1); i++) {
-    nodes.push(
-      await startStorageNode({
-        tier: 'dram',
-        capacity: options.capacity ?? 64 * 1024 * 1024,
-        secret,
-        logger,
-        id: `dram-${i}`,
-        controller: controllerAddress,
-        maxValueBytes: options.maxValueBytes,
-        maxConnectionsPerJob: options.maxConnectionsPerJob,
-      }),
-    );
-  }
+  const startNode = (i: number, port = 0) =>
+    startStorageNode({
+      tier: 'dram',
+      capacity: options.capacity ?? 64 * 1024 * 1024,
+      secret,
+      logger,
+      id: `dram-${i}`,
+      port,
+      controller: options.nodeController?.(i) ?? controllerAddress,
+      maxValueBytes: options.maxValueBytes,
+      maxConnectionsPerJob: options.maxConnectionsPerJob,
+    });
+  await options.beforeNodes?.(controllerAddress);
+  for (let i = 0; i < (options.dram ?? 1); i++) nodes.push(await startNode(i));
   return {
     secret,
     adminToken: signToken(secret, ADMIN_SUBJECT),
@@ -69,6 +78,13 @@ export async function startInProcessCluster(
     metadata,
     nodes,
     used: () => nodes.reduce((n, node) => n + node.server.engine.used, 0),
+    async restartNode(index) {
+      const old = nodes[index]!;
+      await old.close();
+      const port = Number(old.address.slice(old.address.lastIndexOf(':') + 1));
+      nodes[index] = await startNode(index, port);
+      return nodes[index]!;
+    },
     async close() {
       await Promise.all(nodes.map((n) => n.close().catch(() => {})));
       await metadata.close();

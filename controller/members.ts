@@ -1,0 +1,80 @@
+/**
+ * Which storage nodes serve a job, and what to tell a node whose report disagrees with the registry. Pure
+ * functions over the registry's records, so the rules are tested without processes.
+ *
+ * A node serves a job only once the controller announced it to the node's current incarnation (storage-node
+ * job-table.ts). The members of a job are the nodes its placement names, less `lostNodes`: incarnations that
+ * died holding its data (a node restarted under the same id). Those stay in a single-copy job's placement, so its
+ * keys there fail with UNAVAILABLE instead of reading as absent, and are never announced the job again.
+ */
+import { AnnounceFlag, type JobUsage, type WirePlacement } from '../proto/index.ts';
+import type { JobRecord } from './registry.ts';
+
+/** Every node id the placement names, in any generation. */
+export function nodesOf(placement: WirePlacement): Set<string> {
+  const ids = new Set<string>();
+  for (const generation of placement.generations) for (const node of generation.nodes) ids.add(node.id);
+  return ids;
+}
+
+/** The nodes that serve the job now: those its placement names, less the incarnations lost with its data. */
+export function membersOf(job: JobRecord): Set<string> {
+  const ids = nodesOf(job.placement);
+  for (const id of job.lostNodes ?? []) ids.delete(id);
+  return ids;
+}
+
+/** Whether `nodeId` is a lost member of the job (named by its placement, its data gone with an incarnation). */
+export function isLostMember(job: JobRecord, nodeId: string): boolean {
+  return job.lostNodes?.includes(nodeId) === true;
+}
+
+/** What a node must know of the job to serve it (AnnounceFlag). */
+export function announceFlagsOf(job: JobRecord): number {
+  let flags = 0;
+  if ((job.placement.replicas ?? 1) > 1) flags |= AnnounceFlag.REPLICATED;
+  if (job.pending !== undefined) flags |= AnnounceFlag.COPYING;
+  return flags;
+}
+
+/** Lost members the placement no longer names are forgotten (their ids may serve the job anew later). */
+export function pruneLostNodes(job: JobRecord): void {
+  if (job.lostNodes === undefined) return;
+  const named = nodesOf(job.placement);
+  const kept = job.lostNodes.filter((id) => named.has(id));
+  job.lostNodes = kept.length > 0 ? kept : undefined;
+}
+
+/**
+ * What to tell a node so that what it serves matches the registry:
+ * - `announce`: a job the node is a member of, which it does not know, knows at an older epoch, or thinks moved;
+ * - `move`: a job that no longer names the node (its data moved on, or its copies were restored elsewhere while
+ *   the node was lost): announce the current epoch, then drop its data as moved (clients holding an old
+ *   placement get STALE, never the stale copies);
+ * - `drop`: a job the controller does not know (deregistered) and is not registering: drop its data and refuse its
+ *   tokens.
+ */
+export type NodeAction =
+  | { kind: 'announce'; jobId: string; epoch: number; flags: number }
+  | { kind: 'move'; jobId: string; epoch: number }
+  | { kind: 'drop'; jobId: string };
+
+export function reconcileNode(nodeId: string, reported: readonly JobUsage[], jobs: ReadonlyMap<string, JobRecord>, registering: ReadonlyMap<string, unknown> = new Map()): NodeAction[] {
+  const actions: NodeAction[] = [];
+  const held = new Map(reported.map((usage) => [usage.jobId, usage]));
+  for (const job of jobs.values()) {
+    if (!membersOf(job).has(nodeId)) continue;
+    const usage = held.get(job.id);
+    if (usage === undefined || usage.moved === true || (usage.epoch ?? 0) < job.placement.epoch) {
+      actions.push({ kind: 'announce', jobId: job.id, epoch: job.placement.epoch, flags: announceFlagsOf(job) });
+    }
+  }
+  for (const usage of reported) {
+    const job = jobs.get(usage.jobId);
+    if (job === undefined) {
+      if (!registering.has(usage.jobId)) actions.push({ kind: 'drop', jobId: usage.jobId });
+    }
+    else if (usage.moved !== true && !nodesOf(job.placement).has(nodeId)) actions.push({ kind: 'move', jobId: job.id, epoch: job.placement.epoch });
+  }
+  return actions;
+}

@@ -1,0 +1,84 @@
+/**
+ * Making a placement a job's placement, in the order that keeps every client's view safe:
+ *
+ * 1. the job record (placement and any pending copy) is persisted: what a restarted controller resumes from;
+ * 2. nodes joining the job are announced it, before any client can route to them (a node refuses a job it was
+ *    not announced, so a client must never learn of a node that has not been told);
+ * 3. the metadata servers get the placement;
+ * 4. the nodes already serving the job learn the new epoch: from then on clients holding an older placement get
+ *    STALE and fetch the one published in step 3;
+ * 5. nodes that left the job are told it moved, and drop its data.
+ *
+ * Nodes the controller considers lost are skipped (a frozen node would hold the change up for the admin call's
+ * timeout); what they missed is told to them when they report again (`reconcileNode`).
+ */
+import type { Logger } from 'pino';
+import type { WirePlacement } from '../proto/index.ts';
+import { announceFlagsOf, membersOf, pruneLostNodes } from './members.ts';
+import type { NodeAdmin } from './node-admin.ts';
+import type { JobRecord, NodeRecord } from './registry.ts';
+
+export interface PublisherHost {
+  readonly admin: NodeAdmin;
+  readonly nodes: ReadonlyMap<string, NodeRecord>;
+  readonly logger: Logger;
+  /** Sends the placement to every metadata server. */
+  publish(placement: WirePlacement): Promise<void>;
+  /** Writes the job record to the controller's durable store (a no-op without one). */
+  persist(job: JobRecord): Promise<void>;
+  /** When a deregistered job's last token expires (ms since 1970), for nodes dropping it. */
+  tokensExpireBy(): number;
+}
+
+export class PlacementPublisher {
+  constructor(private readonly host: PublisherHost) {}
+
+  /** Steps 1–5 for `next` (the record's `pending` set or cleared by the caller beforehand). */
+  async apply(job: JobRecord, next: WirePlacement): Promise<void> {
+    const before = membersOf(job);
+    job.placement = next;
+    pruneLostNodes(job);
+    const after = membersOf(job);
+    await this.host.persist(job);
+    await this.announce(job, [...after].filter((id) => !before.has(id)));
+    await this.host.publish(next);
+    await this.announce(job, [...after].filter((id) => before.has(id)));
+    await this.moveOff(job, [...before].filter((id) => !after.has(id)));
+  }
+
+  /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged. */
+  async announce(job: JobRecord, ids: Iterable<string>): Promise<void> {
+    const flags = announceFlagsOf(job);
+    const epoch = job.placement.epoch;
+    await this.each(ids, 'announce', job.id, (node) => this.host.admin.announce(node.address, job.id, epoch, flags, node.bootId ?? ''));
+  }
+
+  /** Tells each node of `ids` the job moved on (its current epoch, then DROP_JOB moved). */
+  async moveOff(job: JobRecord, ids: Iterable<string>): Promise<void> {
+    const epoch = job.placement.epoch;
+    await this.each(ids, 'move off', job.id, async (node) => {
+      await this.host.admin.announce(node.address, job.id, epoch, 0, node.bootId ?? '');
+      await this.host.admin.dropJob(node.address, job.id, true);
+    });
+  }
+
+  /** Drops a deregistered job from each node of `ids` (its tokens refused from then on). */
+  async drop(jobId: string, ids: Iterable<string>): Promise<void> {
+    const until = this.host.tokensExpireBy();
+    await this.each(ids, 'drop', jobId, (node) => this.host.admin.dropJob(node.address, jobId, false, until).then(() => undefined));
+  }
+
+  private async each(ids: Iterable<string>, what: string, jobId: string, call: (node: NodeRecord) => Promise<void>): Promise<void> {
+    const calls: Promise<void>[] = [];
+    for (const id of ids) {
+      const node = this.host.nodes.get(id);
+      if (node === undefined || node.lost === true) continue;
+      calls.push(
+        call(node).catch((error: unknown) => {
+          this.host.logger.warn({ err: error, node: id, job: jobId }, `${what} failed: the node is told when it reports next`);
+        }),
+      );
+    }
+    await Promise.all(calls);
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * No acknowledged write reads as null: a storage node that restarts under the same id and address (a Kubernetes
+ * pod after a crash) is a new, empty incarnation, and a node cut off from the controller stops serving replicated
+ * jobs before their copies move on. In-process clusters (test/helpers/in-process.ts), so a node's engine can be
+ * looked at; test/faults-nemesis.test.ts does the same with processes killed by PID.
+ */
+import test from 'ava';
+import { Satchel, type Job } from '../client/index.ts';
+import { TcpProxy } from '../perf/index.ts';
+import { hashKey, pickNode } from '../proto/index.ts';
+import { rejection, withoutPlacement } from './helpers/assert.ts';
+import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
+import { eventually } from './helpers/raw-client.ts';
+
+const MiB = 1024 * 1024;
+const keys = Array.from({ length: 200 }, (_, i) => `k/${i}`);
+
+/** Every key read back through `job`: its value, or the error code. */
+async function readAll(job: Job): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  await Promise.all(
+    keys.map(async (key) => {
+      try {
+        const value = await job.get(key);
+        out.set(key, value === null ? 'null' : value.toString());
+      } catch (error) {
+        out.set(key, `error ${(error as { code?: string }).code}`);
+      }
+    }),
+  );
+  return out;
+}
+
+function holders(cluster: InProcessCluster, jobId: string, key: string): string[] {
+  return cluster.nodes.filter((node) => node.server.engine.get(jobId, key) !== undefined).map((node) => node.id);
+}
+
+for (const replicas of [2, 3] as const) {
+  test(`replicas ${replicas}: a node restarted with the same id and address loses no acknowledged key; its copies are restored`, async (t) => {
+    const cluster = await startInProcessCluster({ dram: replicas + 1, capacity: 128 * MiB, nodeTimeoutMs: 2_000 });
+    t.teardown(() => cluster.close());
+    const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 8_000 });
+    t.teardown(() => satchel.close());
+    const job = await satchel.registerJob(`restart-r${replicas}`, { replicas, peakThroughput: 3.5e9 });
+    t.teardown(() => job.deregister().catch(() => {}));
+    await job.putMany(keys.map((key) => [key, `v ${key}`] as const));
+    const victim = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes[0]!.id;
+    const index = cluster.nodes.findIndex((n) => n.id === victim);
+    const before = cluster.nodes[index]!.bootId;
+    const restarted = await cluster.restartNode(index);
+    t.not(restarted.bootId, before);
+
+    // At once, through the handle that wrote and through the original ticket: every key, none null.
+    const fresh = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+    t.teardown(() => fresh.close());
+    for (const reader of [job, fresh]) {
+      const got = await readAll(reader);
+      t.deepEqual([...got].filter(([key, value]) => value !== `v ${key}`), [], 'every acknowledged key reads back');
+    }
+    // The new process holds none of it and serves none of it; the controller restores the copies elsewhere.
+    await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 15_000, 'copies restored');
+    const record = cluster.controller.registry.jobs.get(job.id)!;
+    t.false(record.placement.generations.some((g) => g.nodes.some((n) => n.id === victim)), 'the lost incarnation left the placement');
+    t.is(record.lostNodes, undefined);
+    for (const key of keys) t.is(holders(cluster, job.id, key).length, replicas, `${key} has ${replicas} copies again`);
+    t.is(restarted.server.engine.usageByJob().get(job.id), undefined);
+    t.true(cluster.controller.events.since(0).some((e) => e.kind === 'node-restarted' && e.node === victim));
+    // Writes go on, and read back through the original ticket.
+    await fresh.putMany(keys.slice(0, 20).map((key) => [key, `w ${key}`] as const));
+    t.deepEqual((await job.getMany(keys.slice(0, 20))).map(String), keys.slice(0, 20).map((key) => `w ${key}`));
+  });
+}
+
+test('replicas 1: after a restart with the same id, that node’s keys fail with UNAVAILABLE, never null; the rest serve', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 2_000 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('restart-r1', { peakThroughput: 1.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.putMany(keys.map((key) => [key, `v ${key}`] as const));
+  const nodes = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes;
+  t.is(nodes.length, 2);
+  const onVictim = keys.filter((key) => nodes[pickNode(nodes, hashKey(key))]!.id === 'dram-0');
+  t.true(onVictim.length > 0 && onVictim.length < keys.length);
+  await cluster.restartNode(0);
+  const fresh = await Satchel.attach(job.ticket, { timeoutMs: 3_000 });
+  t.teardown(() => fresh.close());
+  // Now, and again once the controller has seen the new incarnation: the lost keys are UNAVAILABLE.
+  for (const when of ['at once', 'after the controller noticed']) {
+    if (when !== 'at once') await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'node-restarted'), 10_000, 'the restart noticed');
+    const got = await readAll(fresh);
+    for (const key of keys) t.is(got.get(key), onVictim.includes(key) ? 'error UNAVAILABLE' : `v ${key}`, `${key} ${when}`);
+    t.is((await rejection(t, fresh.put(onVictim[0]!, 'x'))).code, 'UNAVAILABLE', `a write to a lost key ${when}`);
+  }
+  t.deepEqual(cluster.controller.registry.jobs.get(job.id)!.lostNodes, ['dram-0']);
+  // Several reports later the new process is still not given the job.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  t.is((await rejection(t, fresh.get(onVictim[0]!))).code, 'UNAVAILABLE');
+  t.is(cluster.nodes[0]!.server.jobs.get(job.id), undefined, 'never announced to the new incarnation');
+  // New jobs use the restarted node as any empty one.
+  const next = await satchel.registerJob('after-restart', { peakThroughput: 1.5e9 });
+  t.teardown(() => next.deregister().catch(() => {}));
+  await next.putMany(keys.map((key) => [key, key] as const));
+  t.true((cluster.nodes[0]!.server.engine.usageByJob().get(next.id) ?? 0) > 0);
+  await job.deregister();
+  t.is((await rejection(t, fresh.get(onVictim[0]!))).code, 'NO_SUCH_JOB');
+});
+
+test('a node cut off from the controller, still reachable by clients, stops serving replicated jobs before they move; none reads stale or null', async (t) => {
+  let proxy: TcpProxy | null = null;
+  const cluster = await startInProcessCluster({
+    dram: 3,
+    capacity: 64 * MiB,
+    nodeTimeoutMs: 2_000,
+    // Node 0 reaches the controller through a proxy the test cuts.
+    nodeController: (i) => (i === 0 ? proxy!.address : undefined),
+    beforeNodes: async (controllerAddress) => {
+      proxy = await TcpProxy.start(controllerAddress);
+    },
+  });
+  t.teardown(() => cluster.close());
+  t.teardown(() => proxy?.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 6_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('partitioned', { replicas: 2, peakThroughput: 2.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.putMany(keys.map((key) => [key, 'one'] as const));
+  // A function holding the ticket from before the partition, which never hears of the placement change.
+  const old = await Satchel.attach(job.ticket, { timeoutMs: 6_000 });
+  t.teardown(() => old.close());
+  t.deepEqual(new Set((await old.getMany(keys)).map(String)), new Set(['one']));
+
+  proxy!.cut();
+  await eventually(() => cluster.nodes[0]!.server.fenced, 5_000, 'the cut-off node stopped serving the replicated job');
+  await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 15_000, 'copies restored without it');
+  // Overwritten after the move by a function that attached since (its placement leaves the cut-off node out,
+  // which still holds "one" for its keys).
+  const writer = await Satchel.attach(withoutPlacement(job.ticket), { timeoutMs: 6_000 });
+  t.teardown(() => writer.close());
+  await writer.putMany(keys.map((key) => [key, 'two'] as const));
+  const got = await readAll(old);
+  t.deepEqual([...got.values()].filter((v) => v !== 'two'), [], 'the old handle reads every overwrite, nothing stale or null');
+  proxy!.heal();
+  await eventually(() => !cluster.nodes[0]!.server.fenced && cluster.controller.events.since(0).some((e) => e.kind === 'node-back'), 10_000, 'back, its stale copies dropped');
+  t.is(cluster.nodes[0]!.server.engine.usageByJob().get(job.id), undefined, 'the stale copies are gone');
+  t.deepEqual([...(await readAll(old)).values()].filter((v) => v !== 'two'), []);
+});

@@ -1,0 +1,122 @@
+/**
+ * Copies made while a job keeps working (migration.ts, replication.ts) never undo its writes or deletes: each
+ * race is forced, not hoped for — the test's host holds a copy between reading a key and writing it, runs the
+ * racing operation, then lets the copy go. Real storage servers (DRAM engines), announced as the controller does.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { NodeConnection, type Reply } from '../client/index.ts';
+import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, hashKey, pickNodes, signToken, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { DramEngine, StorageServer } from '../storage-node/index.ts';
+import { migrateJob, type MigrationHost } from './migration.ts';
+import { rereplicateJob } from './replication.ts';
+
+const secret = randomBytes(32);
+const logger = pino({ level: 'silent' });
+const JOB = 'race-job';
+
+interface Node extends WirePlacementNode {
+  server: StorageServer;
+}
+
+async function startNodes(t: ExecutionContext, count: number): Promise<Node[]> {
+  const nodes: Node[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = new StorageServer({ id: `n${i}`, engine: new DramEngine(64 * 1024 * 1024), secret, logger, announcedJobsOnly: true });
+    const address = await server.listen(0, '127.0.0.1');
+    t.teardown(() => server.close());
+    nodes.push({ id: `n${i}`, address, weight: 1, server });
+  }
+  return nodes;
+}
+
+function connection(t: ExecutionContext, address: string, token: string): NodeConnection {
+  const c = new NodeConnection(address, token, { timeoutMs: 5_000 });
+  t.teardown(() => c.destroy());
+  return c;
+}
+
+/** The job's connections, and a host whose publish announces as the controller does (new members, then all). */
+function harness(t: ExecutionContext, nodes: Node[], replicas: number) {
+  const token = signToken(secret, JOB);
+  const admin = new Map(nodes.map((n) => [n.address, connection(t, n.address, signToken(secret, ADMIN_SUBJECT))]));
+  const data = new Map(nodes.map((n) => [n.address, connection(t, n.address, token)]));
+  const flags = replicas > 1 ? AnnounceFlag.REPLICATED | AnnounceFlag.COPYING : AnnounceFlag.COPYING;
+  const announce = async (placement: WirePlacement) => {
+    const ids = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.id)));
+    for (const node of nodes) {
+      if (ids.has(node.id)) t.is((await admin.get(node.address)!.request(Op.ANNOUNCE, flags, 0, placement.epoch, JOB, null)).status, Status.OK);
+    }
+  };
+  /** Held before writing a copy of `key` to a node: the test's racing operation runs then. */
+  const beforeCopy = new Map<string, () => Promise<void>>();
+  const host: MigrationHost = {
+    publish: announce,
+    connect: (address) => {
+      const real = data.get(address)!;
+      return {
+        request: async (op: number, f: number, epoch: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> => {
+          if (op === Op.PUT && (f & Flag.COPY) !== 0) {
+            const race = beforeCopy.get(key);
+            beforeCopy.delete(key);
+            await race?.();
+          }
+          return real.request(op, f, epoch, arg, key, value);
+        },
+      } as unknown as NodeConnection;
+    },
+  };
+  return { data, announce, host, beforeCopy };
+}
+
+test('migration: a DELETE landing between a copy’s read and its write is not undone; a PUT is not overwritten', async (t) => {
+  const nodes = await startNodes(t, 2);
+  const [drained, target] = nodes as [Node, Node];
+  const { data, announce, host, beforeCopy } = harness(t, nodes, 1);
+  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes: [drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
+  await announce(placement);
+  const source = data.get(drained.address)!;
+  for (const key of ['deleted', 'overwritten', 'kept']) t.is((await source.request(Op.PUT, 0, 1, 0, key, Buffer.from(`old ${key}`))).status, Status.OK);
+  // While the copy of a key is held, the job's functions (on the placement being published: epoch 2, the new
+  // node newest) delete one key and overwrite another, as the client does: at every generation's owner.
+  const onBoth = async (op: number, key: string, value: Buffer | null) => {
+    for (const node of [target, drained]) t.is((await data.get(node.address)!.request(op, 0, 2, 0, key, value)).status, Status.OK);
+  };
+  beforeCopy.set('deleted', () => onBoth(Op.DELETE, 'deleted', null));
+  beforeCopy.set('overwritten', () => onBoth(Op.PUT, 'overwritten', Buffer.from('new')));
+  const { result } = await migrateJob(host, placement, drained, [target]);
+  t.is(result.keys, 3);
+  const after = data.get(target.address)!;
+  t.is((await after.request(Op.GET, 0, 3, 0, 'deleted', null)).status, Status.NOT_FOUND, 'the delete stands');
+  t.is((await after.request(Op.GET, 0, 3, 0, 'overwritten', null)).body.toString(), 'new', 'the overwrite stands');
+  t.is((await after.request(Op.GET, 0, 3, 0, 'kept', null)).body.toString(), 'old kept');
+});
+
+test('restoration: a DELETE racing the copy of a replicated key is not undone', async (t) => {
+  const nodes = await startNodes(t, 3);
+  const { data, announce, host, beforeCopy } = harness(t, nodes, 2);
+  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  await announce(placement);
+  // Keys whose two copies are on n0 and n1: when n0 is lost, n2 is to get a copy from n1.
+  const keys = Array.from({ length: 400 }, (_, i) => `k${i}`).filter((key) => {
+    const ids = pickNodes(nodes, hashKey(key), 2).map((i) => nodes[i]!.id).sort();
+    return ids[0] === 'n0' && ids[1] === 'n1';
+  });
+  t.true(keys.length >= 4);
+  for (const key of keys) {
+    for (const node of nodes.slice(0, 2)) t.is((await data.get(node.address)!.request(Op.PUT, Flag.REPLICA, 1, 1, key, Buffer.from('v'))).status, Status.OK);
+  }
+  const [deleted, ...kept] = keys as [string, ...string[]];
+  // Deleted at its new copies (n1 orders it, n2 takes it as a replica) while the copy to n2 is held.
+  beforeCopy.set(deleted, async () => {
+    const del = await data.get(nodes[1]!.address)!.request(Op.DELETE, 0, 2, 0, deleted, null);
+    t.is(del.status, Status.OK);
+    t.is((await data.get(nodes[2]!.address)!.request(Op.DELETE, Flag.REPLICA, 2, del.arg, deleted, null)).status, Status.OK);
+  });
+  const { result } = await rereplicateJob(host, placement, nodes[0]!, []);
+  t.true(result.copies >= kept.length);
+  t.is((await data.get(nodes[2]!.address)!.request(Op.GET, 0, 2, 0, deleted, null)).status, Status.NOT_FOUND, 'the delete stands on the new copy');
+  t.is((await data.get(nodes[1]!.address)!.request(Op.GET, 0, 2, 0, deleted, null)).status, Status.NOT_FOUND);
+  for (const key of kept) t.is((await data.get(nodes[2]!.address)!.request(Op.GET, 0, 2, 0, key, null)).body.toString(), 'v', key);
+});

@@ -101,6 +101,8 @@ for (const c of cases) {
     const report = checkHistory(history(c.ops));
     t.deepEqual(counts(report), { ...NONE, ...c.expect }, formatCheckSummary(report));
     for (const [kind, n] of Object.entries(c.expect)) t.is(report.anomalies[kind as AnomalyKind].length, n);
+    // The order of ops in the history means nothing: only their times do.
+    t.deepEqual(counts(checkHistory(history([...c.ops].reverse()))), { ...NONE, ...c.expect }, 'reversed');
   });
 }
 
@@ -357,6 +359,11 @@ test('checker: the fast checks agree with the definitions checked the slow way, 
   for (const r of reads) {
     const kind = oracle(h.ops, r);
     if (kind) expected.set(r, kind);
+  }
+  // Shuffled: the checker must sort what it needs, not trust the history's order.
+  for (let i = h.ops.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [h.ops[i], h.ops[j]] = [h.ops[j]!, h.ops[i]!];
   }
   const report = checkHistory(h, { examples: 1_000_000 });
   const got = flagged(report);

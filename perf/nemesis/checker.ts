@@ -25,10 +25,12 @@
  * Ties count as concurrent (≤ where the definitions order two events, strict < where one must be definitely
  * before the other), so a coarse clock can only hide anomalies, never invent them.
  *
- * Complexity: one pass to group ops by (job, key); then per key with n ops, sorts of its writes (O(n log n))
- * and a binary search per read over the acknowledged writes sorted by completeMs with the prefix maximum of
- * their invokeMs — "the latest invoke among writes completed before t" is what decides whether a write is
- * definitely superseded. Counters use prefix sums the same way. O(N log N) overall, O(N) memory.
+ * Complexity: one pass reads every op into typed columns and groups it by (job, key), a counting sort lays
+ * the groups out; then per key with n ops, sorts of its writes (O(n log n)) and a binary search per read over
+ * the acknowledged writes sorted by completeMs with the prefix maximum of their invokeMs — "the latest invoke
+ * among writes completed before t" is what decides whether a write is definitely superseded. Counters use
+ * prefix sums the same way. O(N log N) time overall however the ops spread over keys (a hot key with a million
+ * ops costs the same as a million keys), O(N) memory. About a second for a million ops (see README.md).
  */
 import type { FaultEvent, History, HistoryOp } from './history.ts';
 
@@ -155,14 +157,148 @@ function emptyCounts(): CheckCounts {
   };
 }
 
+// Op kinds and outcomes as small integers, so that the per-op columns are typed arrays.
+const PUT = 0;
+const DELETE = 1;
+const GET = 2;
+const WAIT = 3;
+const INCR = 4;
+const OK = 0;
+const FAIL = 1;
+const INFO = 2;
+
+function kindCode(kind: unknown): number {
+  switch (kind) {
+    case 'put':
+      return PUT;
+    case 'delete':
+      return DELETE;
+    case 'get':
+      return GET;
+    case 'wait':
+      return WAIT;
+    case 'incr':
+      return INCR;
+    default:
+      return -1;
+  }
+}
+
+function outcomeCode(outcome: unknown): number {
+  return outcome === 'ok' ? OK : outcome === 'fail' ? FAIL : outcome === 'info' ? INFO : -1;
+}
+
+/** One op's fields, read from the op object exactly once. */
+interface OpFields {
+  job: unknown;
+  key: unknown;
+  replicas: unknown;
+  kind: number;
+  outcome: number;
+  invokeMs: number;
+  completeMs: number;
+  final: boolean;
+  /** put: the value; an ok read or incr: its result. */
+  datum: string | number | null | undefined;
+  amount: number;
+}
+
+function readOp(op: HistoryOp): OpFields {
+  const kind = kindCode(op.op);
+  const outcome = outcomeCode(op.outcome);
+  return {
+    job: op.job,
+    key: op.key,
+    replicas: op.replicas,
+    kind,
+    outcome,
+    invokeMs: op.invokeMs,
+    completeMs: op.completeMs,
+    final: op.final === true,
+    datum: kind === PUT ? op.value : outcome === OK && kind !== DELETE ? op.result : undefined,
+    amount: kind === INCR ? (op.amount ?? 1) : 0,
+  };
+}
+
+/** Why an op cannot be judged, or undefined when it can. */
+function malformation(op: HistoryOp, f: OpFields, jobReplicas: number | undefined): string | undefined {
+  if (typeof f.job !== 'string' || typeof f.key !== 'string') return 'job and key must be strings';
+  if (f.replicas !== 1 && f.replicas !== 2 && f.replicas !== 3) return `replicas ${String(f.replicas)} is not 1, 2 or 3`;
+  if (jobReplicas !== undefined && f.replicas !== jobReplicas) return `job ${f.job} has replicas ${jobReplicas} elsewhere`;
+  if (typeof f.invokeMs !== 'number' || typeof f.completeMs !== 'number' || !Number.isFinite(f.invokeMs) || !Number.isFinite(f.completeMs)) {
+    return 'times must be finite numbers';
+  }
+  if (f.completeMs < f.invokeMs) return 'completeMs before invokeMs';
+  if (f.outcome < 0) return `outcome ${String(op.outcome)}`;
+  if (f.kind < 0) return `unknown op ${String(op.op)}`;
+  if (f.kind === PUT && typeof f.datum !== 'string') return 'put without a string value';
+  if (f.kind === INCR && !Number.isFinite(f.amount)) return 'incr amount must be a finite number';
+  if ((f.kind === GET || f.kind === WAIT) && f.outcome === OK && f.datum === undefined) return `ok ${String(op.op)} without a result`;
+  if (f.final && f.kind !== GET && f.kind !== WAIT) return 'only reads can be final';
+  return undefined;
+}
+
+/**
+ * The history read once into columns. Every later step reads these typed arrays, and the op objects only to
+ * report an anomaly: a history's objects may come in any shape (parsed JSON, spread literals, fields added
+ * later), and V8 reads a field of mixed-shape objects many times slower than an array element.
+ */
+class Columns {
+  readonly invoke: Float64Array;
+  readonly complete: Float64Array;
+  readonly kind: Uint8Array;
+  readonly outcome: Uint8Array;
+  readonly final: Uint8Array;
+  readonly amount: Float64Array;
+  readonly datum: (string | number | null | undefined)[];
+  readonly byComplete = (a: number, b: number): number => this.complete[a]! - this.complete[b]!;
+  readonly byInvoke = (a: number, b: number): number => this.invoke[a]! - this.invoke[b]!;
+
+  constructor(readonly ops: readonly HistoryOp[]) {
+    const n = ops.length;
+    this.invoke = new Float64Array(n);
+    this.complete = new Float64Array(n);
+    this.kind = new Uint8Array(n);
+    this.outcome = new Uint8Array(n);
+    this.final = new Uint8Array(n);
+    this.amount = new Float64Array(n);
+    this.datum = new Array<string | number | null | undefined>(n);
+  }
+
+  set(i: number, f: OpFields): void {
+    this.invoke[i] = f.invokeMs;
+    this.complete[i] = f.completeMs;
+    this.kind[i] = f.kind;
+    this.outcome[i] = f.outcome;
+    this.final[i] = f.final ? 1 : 0;
+    this.amount[i] = f.amount;
+    this.datum[i] = f.datum;
+  }
+}
+
+/** One (job, key): its ops are members[start, start + size) of the grouped order, in history order. */
 interface KeyGroup {
   key: string;
-  ops: HistoryOp[];
+  start: number;
+  size: number;
 }
 
 interface JobState {
   check: JobCheck;
   keys: Map<string, KeyGroup>;
+}
+
+/** Buffers reused from key to key, sized for the largest: no allocation per key but a Map of its values. */
+class Scratch {
+  readonly ints: [Int32Array, Int32Array, Int32Array, Int32Array];
+  readonly floats: [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+
+  constructor(size: number) {
+    const i = (): Int32Array => new Int32Array(size + 1);
+    const f = (): Float64Array => new Float64Array(size + 1);
+    this.ints = [i(), i(), i(), i()];
+    this.floats = [f(), f(), f(), f(), f(), f(), f()];
+  }
 }
 
 /** Where findings go: counts per job, the timeline, and a bounded set of the earliest examples. */
@@ -209,50 +345,22 @@ function bump(series: number[], index: number): void {
   series[index]!++;
 }
 
-/** Why an op cannot be judged, or undefined when it can. */
-function malformation(op: HistoryOp, jobReplicas: number | undefined): string | undefined {
-  if (typeof op.job !== 'string' || typeof op.key !== 'string') return 'job and key must be strings';
-  if (op.replicas !== 1 && op.replicas !== 2 && op.replicas !== 3) return `replicas ${String(op.replicas)} is not 1, 2 or 3`;
-  if (jobReplicas !== undefined && op.replicas !== jobReplicas) return `job ${op.job} has replicas ${jobReplicas} elsewhere`;
-  if (!Number.isFinite(op.invokeMs) || !Number.isFinite(op.completeMs)) return 'times must be finite numbers';
-  if (op.completeMs < op.invokeMs) return 'completeMs before invokeMs';
-  if (op.outcome !== 'ok' && op.outcome !== 'fail' && op.outcome !== 'info') return `outcome ${String(op.outcome)}`;
-  switch (op.op) {
-    case 'put':
-      if (typeof op.value !== 'string') return 'put without a string value';
-      break;
-    case 'incr':
-      if (op.amount !== undefined && !Number.isFinite(op.amount)) return 'incr amount must be a finite number';
-      break;
-    case 'get':
-    case 'wait':
-      if (op.outcome === 'ok' && op.result === undefined) return `ok ${op.op} without a result`;
-      break;
-    case 'delete':
-      break;
-    default:
-      return `unknown op ${String(op.op)}`;
-  }
-  if (op.final && op.op !== 'get' && op.op !== 'wait') return 'only reads can be final';
-  return undefined;
-}
-
 /** Short text for an op in messages: `put "v1" ok [10.0–12.5 ms] by p3`. */
 export function describeOp(op: HistoryOp): string {
   let what: string = op.op;
   if (op.op === 'put') what += ` ${JSON.stringify(op.value)}`;
   if (op.op === 'incr') what += ` +${op.amount ?? 1}`;
   if ((op.op === 'get' || op.op === 'wait' || op.op === 'incr') && op.outcome === 'ok') {
-    what += ` → ${op.result === null ? 'null' : JSON.stringify(op.result)}`;
+    what += ` → ${op.result === null || op.result === undefined ? 'null' : JSON.stringify(op.result)}`;
   }
   const outcome = op.outcome === 'ok' ? 'ok' : `${op.outcome}${op.errorCode ? ` ${op.errorCode}` : ''}`;
   return `${what} ${outcome} [${op.invokeMs.toFixed(1)}–${op.completeMs.toFixed(1)} ms]${op.final ? ' final' : ''} by ${op.process}`;
 }
 
-/** Number of leading entries of an ascending array that are < t (strict) or ≤ t. */
-function countBelow(sorted: Float64Array, t: number, inclusive: boolean): number {
+/** Number of the first `length` entries of an ascending array that are < t (strict) or ≤ t (inclusive). */
+function countBelow(sorted: Float64Array, length: number, t: number, inclusive: boolean): number {
   let lo = 0;
-  let hi = sorted.length;
+  let hi = length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (inclusive ? sorted[mid]! <= t : sorted[mid]! < t) lo = mid + 1;
@@ -261,119 +369,123 @@ function countBelow(sorted: Float64Array, t: number, inclusive: boolean): number
   return lo;
 }
 
-function byComplete(a: HistoryOp, b: HistoryOp): number {
-  return a.completeMs - b.completeMs;
-}
-
-function byInvoke(a: HistoryOp, b: HistoryOp): number {
-  return a.invokeMs - b.invokeMs;
-}
-
 function anomaly(kind: AnomalyKind, job: JobCheck, key: string, op: HistoryOp, message: string, extra: Partial<Anomaly> = {}): Anomaly {
   return { kind, job: job.job, replicas: job.replicas, key, atMs: op.completeMs, message, op, ...extra };
 }
 
 /** The checks on a register key (puts, deletes, reads); see the definitions at the top. */
-function checkRegister(group: KeyGroup, job: JobCheck, findings: Findings): void {
-  const acked: HistoryOp[] = [];
-  const okDeletes: HistoryOp[] = [];
+function checkRegister(c: Columns, members: Int32Array, group: KeyGroup, job: JobCheck, s: Scratch, findings: Findings): void {
+  const [acked, deletes, reads, maxInvokeAt] = s.ints;
+  const [ackedComplete, maxInvoke, deleteInvoke, deleteMaxComplete] = s.floats;
+  let nAcked = 0;
+  let nDeletes = 0;
+  let nReads = 0;
   let infoDeleteInvoke = Infinity;
-  const puts = new Map<string, HistoryOp | HistoryOp[]>();
-  const reads: HistoryOp[] = [];
-  for (const op of group.ops) {
-    if (op.op === 'put') {
-      const value = op.value!;
+  // Value → the put that wrote it; values are unique per key, so a second put of one is rare (samePuts).
+  const puts = new Map<string, number>();
+  let samePuts: Map<string, number[]> | undefined;
+  for (let m = group.start; m < group.start + group.size; m++) {
+    const i = members[m]!;
+    const kind = c.kind[i]!;
+    const outcome = c.outcome[i]!;
+    if (kind === PUT) {
+      const value = c.datum[i] as string;
       const seen = puts.get(value);
-      if (seen === undefined) puts.set(value, op);
-      else if (Array.isArray(seen)) seen.push(op);
-      else puts.set(value, [seen, op]);
-      if (op.outcome === 'ok') acked.push(op);
-    } else if (op.op === 'delete') {
-      if (op.outcome === 'ok') {
-        acked.push(op);
-        okDeletes.push(op);
-      } else if (op.outcome === 'info') infoDeleteInvoke = Math.min(infoDeleteInvoke, op.invokeMs);
-    } else if (op.outcome === 'ok') reads.push(op);
+      if (seen === undefined) puts.set(value, i);
+      else {
+        samePuts ??= new Map();
+        const list = samePuts.get(value);
+        if (list) list.push(i);
+        else samePuts.set(value, [seen, i]);
+      }
+      if (outcome === OK) acked[nAcked++] = i;
+    } else if (kind === DELETE) {
+      if (outcome === OK) {
+        acked[nAcked++] = i;
+        deletes[nDeletes++] = i;
+      } else if (outcome === INFO) infoDeleteInvoke = Math.min(infoDeleteInvoke, c.invoke[i]!);
+    } else if (outcome === OK) reads[nReads++] = i;
   }
-  if (reads.length === 0) return;
+  if (nReads === 0) return;
 
-  // Acknowledged writes by completion, with the latest invoke among the first i: a write W is definitely
+  // Acknowledged writes by completion, with the latest invoke among the first k: a write W is definitely
   // superseded before time t iff that maximum over the writes completed before t exceeds W.completeMs.
-  acked.sort(byComplete);
-  const ackedComplete = new Float64Array(acked.length);
-  const maxInvoke = new Float64Array(acked.length);
-  const maxInvokeAt = new Int32Array(acked.length);
-  for (let i = 0; i < acked.length; i++) {
-    const w = acked[i]!;
-    ackedComplete[i] = w.completeMs;
-    if (i > 0 && maxInvoke[i - 1]! >= w.invokeMs) {
-      maxInvoke[i] = maxInvoke[i - 1]!;
-      maxInvokeAt[i] = maxInvokeAt[i - 1]!;
+  acked.subarray(0, nAcked).sort(c.byComplete);
+  for (let k = 0; k < nAcked; k++) {
+    const w = acked[k]!;
+    ackedComplete[k] = c.complete[w]!;
+    if (k > 0 && maxInvoke[k - 1]! >= c.invoke[w]!) {
+      maxInvoke[k] = maxInvoke[k - 1]!;
+      maxInvokeAt[k] = maxInvokeAt[k - 1]!;
     } else {
-      maxInvoke[i] = w.invokeMs;
-      maxInvokeAt[i] = i;
+      maxInvoke[k] = c.invoke[w]!;
+      maxInvokeAt[k] = k;
     }
   }
-  // Acknowledged deletes by invoke, with the latest completion among the first i: is any delete invoked
+  // Acknowledged deletes by invoke, with the latest completion among the first k: is any delete invoked
   // before the read completed also not superseded?
-  okDeletes.sort(byInvoke);
-  const deleteInvoke = new Float64Array(okDeletes.length);
-  const deleteMaxComplete = new Float64Array(okDeletes.length);
-  for (let i = 0; i < okDeletes.length; i++) {
-    const d = okDeletes[i]!;
-    deleteInvoke[i] = d.invokeMs;
-    deleteMaxComplete[i] = i > 0 ? Math.max(deleteMaxComplete[i - 1]!, d.completeMs) : d.completeMs;
+  deletes.subarray(0, nDeletes).sort(c.byInvoke);
+  for (let k = 0; k < nDeletes; k++) {
+    const d = deletes[k]!;
+    deleteInvoke[k] = c.invoke[d]!;
+    deleteMaxComplete[k] = k > 0 ? Math.max(deleteMaxComplete[k - 1]!, c.complete[d]!) : c.complete[d]!;
   }
 
-  for (const read of reads) {
-    const before = countBelow(ackedComplete, read.invokeMs, false);
+  for (let r = 0; r < nReads; r++) {
+    const read = reads[r]!;
+    const readInvoke = c.invoke[read]!;
+    const readComplete = c.complete[read]!;
+    const before = countBelow(ackedComplete, nAcked, readInvoke, false);
     const supersededBelow = before === 0 ? -Infinity : maxInvoke[before - 1]!;
-    if (read.result === null) {
-      if (before === 0 || infoDeleteInvoke <= read.completeMs) continue;
-      const deletes = countBelow(deleteInvoke, read.completeMs, true);
-      if (deletes > 0 && deleteMaxComplete[deletes - 1]! >= supersededBelow) continue;
-      const latest = acked[before - 1]!;
-      const kind = read.final ? 'lost' : 'null';
+    const result = c.datum[read];
+    if (result === null) {
+      if (before === 0 || infoDeleteInvoke <= readComplete) continue;
+      const k = countBelow(deleteInvoke, nDeletes, readComplete, true);
+      if (k > 0 && deleteMaxComplete[k - 1]! >= supersededBelow) continue;
+      const op = c.ops[read]!;
+      const latest = c.ops[acked[before - 1]!]!;
       findings.add(
-        anomaly(kind, job, group.key, read, `${read.op} returned null after ${describeOp(latest)}, with no delete that could be the latest`, {
+        anomaly(op.final ? 'lost' : 'null', job, group.key, op, `${op.op} returned null after ${describeOp(latest)}, with no delete that could be the latest`, {
           expected: latest,
         }),
         job,
       );
       continue;
     }
-    const value = String(read.result);
-    const seen = puts.get(value);
-    const candidates = seen === undefined ? [] : Array.isArray(seen) ? seen : [seen];
-    let written: HistoryOp | undefined;
-    let past: HistoryOp | undefined;
+    const value = typeof result === 'string' ? result : String(result);
+    const first = puts.get(value);
+    const all = first === undefined ? undefined : samePuts?.get(value);
+    const count = first === undefined ? 0 : all ? all.length : 1;
+    let written = -1;
+    let past = -1;
     let admissible = false;
-    for (const put of candidates) {
-      if (put.outcome === 'fail') continue;
-      written = put;
-      if (put.invokeMs > read.completeMs) continue;
-      past = put;
-      if (put.outcome === 'info' || put.completeMs >= supersededBelow) {
+    for (let k = 0; k < count; k++) {
+      const p = all ? all[k]! : first!;
+      if (c.outcome[p] === FAIL) continue;
+      written = p;
+      if (c.invoke[p]! > readComplete) continue;
+      past = p;
+      if (c.outcome[p] === INFO || c.complete[p]! >= supersededBelow) {
         admissible = true;
         break;
       }
     }
     if (admissible) continue;
-    const final = read.final ? ' (final read)' : '';
-    if (written === undefined) {
-      const why = candidates.length > 0 ? `written only by a failed put (${describeOp(candidates[0]!)})` : 'never written';
-      findings.add(anomaly('wrong', job, group.key, read, `${read.op} returned ${JSON.stringify(value)}, ${why}${final}`, candidates.length > 0 ? { write: candidates[0]! } : {}), job);
-    } else if (past === undefined) {
-      findings.add(
-        anomaly('wrong', job, group.key, read, `${read.op} returned ${JSON.stringify(value)} from the future: ${describeOp(written)}${final}`, { write: written }),
-        job,
-      );
+    const op = c.ops[read]!;
+    const final = op.final ? ' (final read)' : '';
+    if (written < 0) {
+      const failed = first === undefined ? undefined : c.ops[first]!;
+      const why = failed ? `written only by a failed put (${describeOp(failed)})` : 'never written';
+      findings.add(anomaly('wrong', job, group.key, op, `${op.op} returned ${JSON.stringify(value)}, ${why}${final}`, failed ? { write: failed } : {}), job);
+    } else if (past < 0) {
+      const future = c.ops[written]!;
+      findings.add(anomaly('wrong', job, group.key, op, `${op.op} returned ${JSON.stringify(value)} from the future: ${describeOp(future)}${final}`, { write: future }), job);
     } else {
-      const superseding = acked[maxInvokeAt[before - 1]!]!;
-      const kind = read.final ? 'lost' : 'stale';
+      const stale = c.ops[past]!;
+      const superseding = c.ops[acked[maxInvokeAt[before - 1]!]!]!;
       findings.add(
-        anomaly(kind, job, group.key, read, `${read.op} returned ${JSON.stringify(value)} of ${describeOp(past)}, superseded by ${describeOp(superseding)} before the read began`, {
-          write: past,
+        anomaly(op.final ? 'lost' : 'stale', job, group.key, op, `${op.op} returned ${JSON.stringify(value)} of ${describeOp(stale)}, superseded by ${describeOp(superseding)} before the read began`, {
+          write: stale,
           expected: superseding,
         }),
         job,
@@ -383,7 +495,7 @@ function checkRegister(group: KeyGroup, job: JobCheck, findings: Findings): void
 }
 
 /** A counter's total as read or returned: a finite number, or undefined for anything else. */
-function total(result: HistoryOp['result']): number | undefined {
+function total(result: string | number | null | undefined): number | undefined {
   if (typeof result === 'number') return Number.isFinite(result) ? result : undefined;
   if (typeof result === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(result)) return Number(result);
   return undefined;
@@ -396,45 +508,45 @@ function total(result: HistoryOp['result']): number | undefined {
  * always counted. Ok totals must be distinct when every amount is positive. The final value (a final read, or
  * failing that the largest ok total) must lie between the acknowledged sum and that plus the `info` amounts.
  */
-function checkCounter(group: KeyGroup, job: JobCheck, findings: Findings): void {
-  const okIncrs: HistoryOp[] = [];
-  const maybeIncrs: HistoryOp[] = [];
-  const reads: HistoryOp[] = [];
-  for (const op of group.ops) {
-    if (op.op === 'incr') {
-      if (op.outcome === 'ok') okIncrs.push(op);
-      if (op.outcome !== 'fail') maybeIncrs.push(op);
-    } else if (op.outcome === 'ok') reads.push(op);
+function checkCounter(c: Columns, members: Int32Array, group: KeyGroup, job: JobCheck, s: Scratch, findings: Findings): void {
+  const [okIncrs, maybeIncrs, reads] = s.ints;
+  const [okComplete, okSum, okPos, okNeg, maybeInvoke, maybePos, maybeNeg] = s.floats;
+  let nOk = 0;
+  let nMaybe = 0;
+  let nReads = 0;
+  for (let m = group.start; m < group.start + group.size; m++) {
+    const i = members[m]!;
+    const outcome = c.outcome[i]!;
+    if (c.kind[i] === INCR) {
+      if (outcome === OK) okIncrs[nOk++] = i;
+      if (outcome !== FAIL) maybeIncrs[nMaybe++] = i;
+    } else if (outcome === OK) reads[nReads++] = i;
   }
-  const amount = (op: HistoryOp): number => op.amount ?? 1;
-  okIncrs.sort(byComplete);
-  const okComplete = new Float64Array(okIncrs.length);
-  const okSum = new Float64Array(okIncrs.length + 1);
-  const okPos = new Float64Array(okIncrs.length + 1);
-  const okNeg = new Float64Array(okIncrs.length + 1);
-  for (let i = 0; i < okIncrs.length; i++) {
-    const a = amount(okIncrs[i]!);
-    okComplete[i] = okIncrs[i]!.completeMs;
-    okSum[i + 1] = okSum[i]! + a;
-    okPos[i + 1] = okPos[i]! + Math.max(0, a);
-    okNeg[i + 1] = okNeg[i]! + Math.min(0, a);
+  okIncrs.subarray(0, nOk).sort(c.byComplete);
+  okSum[0] = okPos[0] = okNeg[0] = 0;
+  for (let k = 0; k < nOk; k++) {
+    const i = okIncrs[k]!;
+    const a = c.amount[i]!;
+    okComplete[k] = c.complete[i]!;
+    okSum[k + 1] = okSum[k]! + a;
+    okPos[k + 1] = okPos[k]! + Math.max(0, a);
+    okNeg[k + 1] = okNeg[k]! + Math.min(0, a);
   }
-  maybeIncrs.sort(byInvoke);
-  const maybeInvoke = new Float64Array(maybeIncrs.length);
-  const maybePos = new Float64Array(maybeIncrs.length + 1);
-  const maybeNeg = new Float64Array(maybeIncrs.length + 1);
+  maybeIncrs.subarray(0, nMaybe).sort(c.byInvoke);
+  maybePos[0] = maybeNeg[0] = 0;
   let allPositive = true;
-  for (let i = 0; i < maybeIncrs.length; i++) {
-    const a = amount(maybeIncrs[i]!);
+  for (let k = 0; k < nMaybe; k++) {
+    const i = maybeIncrs[k]!;
+    const a = c.amount[i]!;
     if (!(a > 0)) allPositive = false;
-    maybeInvoke[i] = maybeIncrs[i]!.invokeMs;
-    maybePos[i + 1] = maybePos[i]! + Math.max(0, a);
-    maybeNeg[i + 1] = maybeNeg[i]! + Math.min(0, a);
+    maybeInvoke[k] = c.invoke[i]!;
+    maybePos[k + 1] = maybePos[k]! + Math.max(0, a);
+    maybeNeg[k + 1] = maybeNeg[k]! + Math.min(0, a);
   }
-  /** [lowest, highest] total an observation in [invoke, complete] may see; `self`: the incr observed. */
-  const bounds = (op: HistoryOp, self: number | undefined): [number, number, number] => {
-    const d = countBelow(okComplete, op.invokeMs, false);
-    const p = countBelow(maybeInvoke, op.completeMs, true);
+  /** [lowest, highest] total an observation of op i may see, and how many acked incrs completed before it. */
+  const bounds = (i: number, self: number | undefined): [number, number, number] => {
+    const d = countBelow(okComplete, nOk, c.invoke[i]!, false);
+    const p = countBelow(maybeInvoke, nMaybe, c.complete[i]!, true);
     const definite = okSum[d]!;
     let lo = definite + maybeNeg[p]! - okNeg[d]!;
     let hi = definite + maybePos[p]! - okPos[d]!;
@@ -444,56 +556,65 @@ function checkCounter(group: KeyGroup, job: JobCheck, findings: Findings): void 
     }
     return [lo, hi, d];
   };
-  const okTotal = okSum[okIncrs.length]!;
+  const okTotal = okSum[nOk]!;
+  const add = (kind: AnomalyKind, i: number, message: string, extra: Partial<Anomaly> = {}): void =>
+    findings.add(anomaly(kind, job, group.key, c.ops[i]!, message, extra), job);
 
-  const totals: { value: number; op: HistoryOp }[] = [];
-  for (const op of okIncrs) {
-    const value = total(op.result);
+  const totalValue = new Float64Array(nOk);
+  const totalOp = new Int32Array(nOk);
+  let nTotals = 0;
+  for (let k = 0; k < nOk; k++) {
+    const i = okIncrs[k]!;
+    const value = total(c.datum[i]);
     if (value === undefined) {
-      findings.add(anomaly('counters', job, group.key, op, `incr returned ${JSON.stringify(op.result ?? null)}, not a number`), job);
+      add('counters', i, `incr returned ${JSON.stringify(c.datum[i] ?? null)}, not a number`);
       continue;
     }
-    totals.push({ value, op });
-    const [lo, hi] = bounds(op, amount(op));
-    if (value < lo || value > hi) {
-      findings.add(anomaly('counters', job, group.key, op, `incr returned ${value}, outside [${lo}, ${hi}] allowed by the increments around it`), job);
-    }
+    totalValue[nTotals] = value;
+    totalOp[nTotals++] = i;
+    const [lo, hi] = bounds(i, c.amount[i]!);
+    if (value < lo || value > hi) add('counters', i, `incr returned ${value}, outside [${lo}, ${hi}] allowed by the increments around it`);
   }
-  if (allPositive) {
-    totals.sort((a, b) => a.value - b.value);
-    for (let i = 1; i < totals.length; i++) {
-      if (totals[i]!.value === totals[i - 1]!.value) {
-        const [a, b] = [totals[i - 1]!.op, totals[i]!.op];
-        findings.add(anomaly('counters', job, group.key, b, `two incrs returned the same total ${totals[i]!.value}: ${describeOp(a)} and ${describeOp(b)}`, { other: a }), job);
+  let largest = -1;
+  for (let k = 0; k < nTotals; k++) if (largest < 0 || totalValue[k]! > totalValue[largest]!) largest = k;
+  if (allPositive && nTotals > 1) {
+    const order = Int32Array.from({ length: nTotals }, (_, k) => k).sort((a, b) => totalValue[a]! - totalValue[b]!);
+    for (let k = 1; k < nTotals; k++) {
+      const [a, b] = [order[k - 1]!, order[k]!];
+      if (totalValue[a] === totalValue[b]) {
+        const [x, y] = [c.ops[totalOp[a]!]!, c.ops[totalOp[b]!]!];
+        add('counters', totalOp[b]!, `two incrs returned the same total ${totalValue[b]}: ${describeOp(x)} and ${describeOp(y)}`, { other: x });
       }
     }
   }
 
   let finalRead = false;
-  for (const read of reads) {
-    if (read.final) finalRead = true;
-    const [lo, hi, definite] = bounds(read, undefined);
-    if (read.result === null) {
+  for (let r = 0; r < nReads; r++) {
+    const i = reads[r]!;
+    const final = c.final[i] === 1;
+    if (final) finalRead = true;
+    const [lo, hi, definite] = bounds(i, undefined);
+    const result = c.datum[i];
+    const op = c.ops[i]!;
+    if (result === null) {
       if (definite === 0) continue;
-      const message = `${read.op} returned null after ${definite} acknowledged incrs (sum ${okSum[definite]})`;
-      if (read.final) findings.add(anomaly('counters', job, group.key, read, `final value null, acknowledged increments sum to ${okTotal}`), job);
-      else findings.add(anomaly('null', job, group.key, read, message, { expected: okIncrs[definite - 1]! }), job);
+      if (final) add('counters', i, `final value null, acknowledged increments sum to ${okTotal}`);
+      else add('null', i, `${op.op} returned null after ${definite} acknowledged incrs (sum ${okSum[definite]})`, { expected: c.ops[okIncrs[definite - 1]!]! });
       continue;
     }
-    const value = total(read.result);
+    const value = total(result);
     if (value !== undefined && value >= lo && value <= hi) continue;
     const what = value === undefined ? 'not a number' : `outside [${lo}, ${hi}] allowed by the increments`;
-    if (read.final) {
-      findings.add(anomaly('counters', job, group.key, read, `final value ${JSON.stringify(read.result)} ${what} (acknowledged sum ${okTotal})`), job);
-    } else findings.add(anomaly('wrong', job, group.key, read, `${read.op} of a counter returned ${JSON.stringify(read.result)}, ${what}`), job);
+    if (final) add('counters', i, `final value ${JSON.stringify(result)} ${what} (acknowledged sum ${okTotal})`);
+    else add('wrong', i, `${op.op} of a counter returned ${JSON.stringify(result)}, ${what}`);
   }
-  if (!finalRead && allPositive && totals.length > 0) {
+  if (!finalRead && allPositive && largest >= 0) {
     // No final read answered: the largest acknowledged total stands in for the final value. The last acked
     // incr to land saw every acked amount, so it is at least their sum; and nothing beyond acked + info.
-    const largest = totals[totals.length - 1]!;
-    const hi = maybePos[maybeIncrs.length]!;
-    if (largest.value < okTotal || largest.value > hi) {
-      findings.add(anomaly('counters', job, group.key, largest.op, `largest incr total ${largest.value} outside [${okTotal}, ${hi}] (acknowledged sum, plus info amounts)`), job);
+    const hi = maybePos[nMaybe]!;
+    const value = totalValue[largest]!;
+    if (value < okTotal || value > hi) {
+      add('counters', totalOp[largest]!, `largest incr total ${value} outside [${okTotal}, ${hi}] (acknowledged sum, plus info amounts)`);
     }
   }
 }
@@ -511,45 +632,46 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   for (const r of REPLICAS_LABELS) series[r] = { ok: [], failed: [] };
   let finalReads = 0;
 
-  for (const op of history.ops) {
-    let state = typeof op.job === 'string' ? jobs.get(op.job) : undefined;
-    const bad = malformation(op, state?.check.replicas);
+  // Pass 1: read every op once into the columns, count availability, and give each op its (job, key) group.
+  const ops = history.ops;
+  const columns = new Columns(ops);
+  const groupOf: (KeyGroup | undefined)[] = new Array<KeyGroup | undefined>(ops.length);
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    const f = readOp(op);
+    let state = typeof f.job === 'string' ? jobs.get(f.job) : undefined;
+    const bad = malformation(op, f, state?.check.replicas);
     if (bad !== undefined) {
-      findings.add(
-        {
-          kind: 'malformed',
-          job: String(op.job),
-          replicas: op.replicas,
-          key: String(op.key),
-          atMs: Number.isFinite(op.completeMs) ? op.completeMs : 0,
-          message: bad,
-          op,
-        },
-        undefined,
-      );
+      const atMs = typeof f.completeMs === 'number' && Number.isFinite(f.completeMs) ? f.completeMs : 0;
+      findings.add({ kind: 'malformed', job: String(f.job), replicas: Number(f.replicas), key: String(f.key), atMs, message: bad, op }, undefined);
       continue;
     }
+    const job = f.job as string;
+    const key = f.key as string;
+    const replicas = f.replicas as 1 | 2 | 3;
     if (state === undefined) {
-      state = { check: { job: op.job, ...emptyCounts(), replicas: op.replicas, jobs: 1 }, keys: new Map() };
-      jobs.set(op.job, state);
+      state = { check: { job, ...emptyCounts(), replicas, jobs: 1 }, keys: new Map() };
+      jobs.set(job, state);
     }
-    const check = state.check;
-    let group = state.keys.get(op.key);
+    let group = state.keys.get(key);
     if (group === undefined) {
-      group = { key: op.key, ops: [] };
-      state.keys.set(op.key, group);
+      group = { key, start: 0, size: 0 };
+      state.keys.set(key, group);
     }
-    group.ops.push(op);
-    if (op.final) {
+    group.size++;
+    groupOf[i] = group;
+    columns.set(i, f);
+    const check = state.check;
+    if (f.final) {
       finalReads++;
       check.finalReads++;
-      if (op.outcome !== 'ok') check.finalUnread++;
+      if (f.outcome !== OK) check.finalUnread++;
       continue;
     }
     check.ops++;
-    const bucket = bucketOf(op.completeMs, bucketMs);
-    const line = series[String(op.replicas) as ReplicasLabel];
-    if (op.outcome === 'ok') {
+    const bucket = bucketOf(f.completeMs, bucketMs);
+    const line = series[String(replicas) as ReplicasLabel];
+    if (f.outcome === OK) {
       check.ok++;
       bump(line.ok, bucket);
     } else {
@@ -561,22 +683,41 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
     }
   }
 
+  // Pass 2: lay the ops out group after group (a counting sort, history order kept within a group).
+  let placed = 0;
+  let largest = 0;
+  for (const { keys } of jobs.values()) {
+    for (const group of keys.values()) {
+      group.start = placed;
+      placed += group.size;
+      largest = Math.max(largest, group.size);
+      group.size = 0;
+    }
+  }
+  const members = new Int32Array(placed);
+  for (let i = 0; i < ops.length; i++) {
+    const group = groupOf[i];
+    if (group !== undefined) members[group.start + group.size++] = i;
+  }
+
+  // Pass 3: judge each key.
+  const scratch = new Scratch(largest);
   for (const { check, keys } of jobs.values()) {
     check.keys = keys.size;
     for (const group of keys.values()) {
-      let incrs = false;
+      let incrs = -1;
       let writes = false;
-      for (const op of group.ops) {
-        if (op.op === 'incr') incrs = true;
-        else if (op.op === 'put' || op.op === 'delete') writes = true;
+      for (let m = group.start; m < group.start + group.size; m++) {
+        const kind = columns.kind[members[m]!];
+        if (kind === INCR) incrs = incrs < 0 ? members[m]! : incrs;
+        else if (kind === PUT || kind === DELETE) writes = true;
       }
-      if (incrs && writes) {
-        const first = group.ops.find((op) => op.op === 'incr')!;
-        findings.add(anomaly('malformed', check, group.key, first, 'key mixes incr with put/delete: neither a counter nor a register, not checked'), check);
-      } else if (incrs) {
+      if (incrs >= 0 && writes) {
+        findings.add(anomaly('malformed', check, group.key, ops[incrs]!, 'key mixes incr with put/delete: neither a counter nor a register, not checked'), check);
+      } else if (incrs >= 0) {
         check.counterKeys++;
-        checkCounter(group, check, findings);
-      } else checkRegister(group, check, findings);
+        checkCounter(columns, members, group, check, scratch, findings);
+      } else checkRegister(columns, members, group, check, scratch, findings);
     }
     check.availability = check.ops > 0 ? check.ok / check.ops : null;
   }

@@ -9,7 +9,6 @@ import { LocalCluster, type AutoscaleOptions } from './local-cluster.ts';
 import { TIER_PROFILES, isTier } from './tiers.ts';
 import { createLogger } from './logger.ts';
 import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
-import { runController, runMetadata, runStorageNode } from './roles.ts';
 import { readSecret } from './secret.ts';
 import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
 
@@ -302,6 +301,7 @@ async function main(argv: string[]): Promise<void> {
       if (nodeTimeoutMs !== undefined && !(Number.isInteger(Number(nodeTimeoutMs)) && Number(nodeTimeoutMs) >= 1_000)) {
         throw new SatchelError('BAD_REQUEST', `--node-timeout-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(nodeTimeoutMs)}`);
       }
+      const { runController } = await import('./roles.ts');
       await runController({
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
@@ -324,6 +324,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'metadata': {
       const flags = parse(rest, { ...serverFlags, controller: { type: 'string' }, 'metrics-port': { type: 'string' } });
+      const { runMetadata } = await import('./roles.ts');
       await runMetadata({
         host: str(flags, 'host') ?? '127.0.0.1',
         advertiseHost: str(flags, 'advertise'),
@@ -357,6 +358,7 @@ async function main(argv: string[]): Promise<void> {
       const seekMs = str(flags, 'seek-ms');
       if (seekMs !== undefined && !(Number(seekMs) >= 0)) throw new SatchelError('BAD_REQUEST', `--seek-ms: not a number of milliseconds: ${JSON.stringify(seekMs)}`);
       const diskBandwidth = str(flags, 'disk-bandwidth');
+      const { runStorageNode } = await import('./roles.ts');
       await runStorageNode({
         tier,
         path: str(flags, 'path'),

@@ -31,6 +31,12 @@ export function jobRow(job: JobRecord, controller: Controller) {
     createdAt: new Date(job.createdAt).toISOString(),
     epoch: job.placement.epoch,
     nodes: job.placement.generations[0]?.nodes ?? [],
+    /** Placement generations: more than one while the job grows onto, or moves off, nodes. */
+    generations: job.placement.generations.length,
+    /** Keys being copied (a drain, a restoration), resumed by a restarted controller; null when none. */
+    pending: job.pending ?? null,
+    /** Nodes whose data of the job died with a process (its keys there fail with UNAVAILABLE). */
+    lostNodes: job.lostNodes ?? [],
     cost: { usd: costOf(job.byteSeconds, controller.prices), byteSeconds: job.byteSeconds ?? {} },
   };
 }

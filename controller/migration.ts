@@ -71,10 +71,24 @@ export async function migrateJob(
   const during = resumed ? placement : placementWithout(placement, drained.id, newest, true);
   if (!resumed) await host.publish(during);
   const result = await copyKeys(host, during, drained);
-  const generations = during.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== drained.id) })).filter((g) => g.nodes.length > 0);
+  const generations = withoutRepeats(during.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== drained.id) })));
   const after: WirePlacement = { ...during, epoch: during.epoch + 1, generations };
   await host.publish(after);
   return { placement: after, result };
+}
+
+/**
+ * Generations without the empty ones and those the same as a newer one (a generation that only differed by the
+ * drained node): keys hash the same in both, so reads would ask the same node twice.
+ */
+function withoutRepeats(generations: { nodes: WirePlacementNode[] }[]): { nodes: WirePlacementNode[] }[] {
+  const seen = new Set<string>();
+  return generations.filter((g) => {
+    const shape = JSON.stringify(g.nodes.map((n) => [n.id, n.weight]).sort());
+    if (g.nodes.length === 0 || seen.has(shape)) return false;
+    seen.add(shape);
+    return true;
+  });
 }
 
 async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: NodeAddress): Promise<MigrationResult> {

@@ -36,7 +36,7 @@ export function escapeHtml(text: string): string {
 }
 
 /** JSON for a `<script type="application/json">` block: `<` escaped so no `</script>` or `<!--` can appear. */
-function embedJson(value: unknown): string {
+export function embedJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 

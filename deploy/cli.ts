@@ -15,7 +15,8 @@ import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
 const USAGE = `Usage: satchel <command> [flags]
 
   up                      the whole cluster on this machine (controller + console, metadata, storage nodes)
-    --state-dir DIR         where cluster.json, the secret and logs go (default ./.satchel)
+    --state-dir DIR         where cluster.json, the secret and logs go (default ./.satchel); one cluster
+                            at a time: DIR/satchel.lock keeps a second one out
     --controller-port P     controller gRPC port (default 7070; 0 = any free port)
     --console-port P        console HTTP port (default 7071; 0 = any free port)
     --dram N, --ssd N, --hdd N   storage nodes per tier (default 1 each)
@@ -194,6 +195,8 @@ async function up(args: string[]): Promise<void> {
     keepLogs: flags['keep-logs'] === true,
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
+    onTakeover: ({ record, reason }) =>
+      process.stdout.write(`  taking over ${stateDir} from a cluster that did not stop (${record === undefined ? '' : `started ${record.startedAt}, `}${reason})\n`),
   });
   const info = cluster.info;
   process.stdout.write(

@@ -1,3 +1,4 @@
 // How processes run: the local cluster (`satchel up`), one role per process, the CLI. Imports every part.
 export { LocalCluster, DEFAULT_DRAM_CAPACITY, type LocalClusterOptions, type ClusterInfoFile } from './local-cluster.ts';
 export { parseBytes } from './options.ts';
+export { StateDirBusyError, type LockRecord, type StaleLock } from './state-lock.ts';

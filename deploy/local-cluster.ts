@@ -5,19 +5,23 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
+import { StateLock, createdPaths, processIdentity, type StaleLock } from './state-lock.ts';
 import { TIER_PROFILES } from './tiers.ts';
 import type { Tier } from '../storage-node/index.ts';
 
 export interface LocalClusterOptions {
-  /** Where cluster.json, the secret and logs go; a fresh temporary folder (removed on stop) when omitted. */
+  /**
+   * Where cluster.json, the secret and logs go; a fresh temporary folder (removed on stop) when omitted. The
+   * cluster locks it (`satchel.lock`): start fails with StateDirBusyError while another live cluster holds it.
+   */
   stateDir?: string;
   controllerPort?: number;
   consolePort?: number;
@@ -36,9 +40,11 @@ export interface LocalClusterOptions {
   maxValueBytes?: number;
   /** Called with each process as it becomes ready (progress for `satchel up`). */
   onReady?: (message: ReadyMessage) => void;
+  /** Called when the state folder's lock was left by a cluster that is gone, and this one took it over. */
+  onTakeover?: (stale: StaleLock) => void;
   /** Extra environment for every process. */
   env?: NodeJS.ProcessEnv;
-  /** Leave the processes' logs in stateDir/logs after stop (everything else the cluster wrote is removed). */
+  /** Leave the processes' logs in stateDir/logs after stop (everything else the cluster created is removed). */
   keepLogs?: boolean;
   /** The controller's job lease (default 60 s). */
   leaseMs?: number;
@@ -120,21 +126,40 @@ export class LocalCluster {
   private stopped: Promise<void> | null = null;
   /** Processes being started: a stop waits for them, so none is left running (an autoscaler launch racing it). */
   private readonly starting = new Set<Promise<unknown>>();
+  /** Every forked process still running, with its identity for the lock (state-lock.ts). */
+  private readonly children = new Map<ChildProcess, string | undefined>();
+  /**
+   * What this cluster created in stateDir, relative ('.' for the folder itself), in order: stop removes these
+   * and nothing else. A takeover inherits what the lock of the gone cluster listed.
+   */
+  private readonly created = new Set<string>();
+  /** cluster.json and lock writes, one after another; none once the files are being removed. */
+  private persisting: Promise<void> = Promise.resolve();
+  private cleaning = false;
   private diskNodes = 0;
   private spawned = 0;
   info!: ClusterInfoFile;
 
   private constructor(
     readonly stateDir: string,
-    private readonly ownsStateDir: boolean,
+    private readonly lock: StateLock,
+    /** The topmost folder this cluster made to hold stateDir (stateDir itself or an ancestor). */
+    private readonly madeDir: string | undefined,
     private readonly options: LocalClusterOptions,
-  ) {}
+  ) {
+    if (madeDir !== undefined) this.created.add('.');
+    for (const path of createdPaths(lock.takenOver?.record)) this.created.add(path);
+  }
 
+  /**
+   * Locks the state folder (StateDirBusyError, having touched nothing, while a live cluster holds it), then starts
+   * every process. A start that fails stops what it started and removes what it created.
+   */
   static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
-    // A folder the cluster created is removed whole on stop; one that existed keeps all but our files.
-    const owns = options.stateDir === undefined || !existsSync(options.stateDir);
-    const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'satchel-')));
-    const cluster = new LocalCluster(stateDir, owns, options);
+    const temporary = options.stateDir === undefined ? await mkdtemp(join(tmpdir(), 'satchel-')) : undefined;
+    const lock = await StateLock.acquire(temporary ?? resolve(options.stateDir!));
+    const cluster = new LocalCluster(lock.dir, lock, temporary ?? lock.madeDir, options);
+    if (lock.takenOver !== undefined) options.onTakeover?.(lock.takenOver);
     try {
       await cluster.boot();
     } catch (error) {
@@ -176,7 +201,7 @@ export class LocalCluster {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
     const args = ['storage-node', '--tier', tier, '--port', '0', '--metrics-port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
     args.push('--bandwidth', String(this.options.bandwidth?.[tier] ?? TIER_PROFILES[tier].bandwidth));
-    const dataPath = tier === 'dram' ? undefined : join(this.stateDir, 'data', `${tier}-${this.diskNodes++}`);
+    const dataPath = tier === 'dram' ? undefined : this.newDataPath(tier);
     if (dataPath !== undefined) args.push('--path', dataPath);
     if (tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));
     if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
@@ -184,7 +209,7 @@ export class LocalCluster {
     member.dataPath = dataPath;
     this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid!, metrics: member.ready.metrics });
     if (member.ready.metrics !== undefined) this.info.metrics.push(member.ready.metrics);
-    await this.writeInfo();
+    await this.persist();
     return member.ready;
   }
 
@@ -198,7 +223,7 @@ export class LocalCluster {
     const gone = this.info.nodes.find((n) => n.id === nodeId);
     this.info.nodes = this.info.nodes.filter((n) => n.id !== nodeId);
     this.info.metrics = this.info.metrics.filter((m) => m !== gone?.metrics);
-    await this.writeInfo();
+    await this.persist();
   }
 
   /** The local provisioner (in the controller process) asks over IPC; answers go back the same way. */
@@ -214,9 +239,12 @@ export class LocalCluster {
     });
   }
 
-  /** Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the files it wrote. Idempotent. */
+  /**
+   * Stops every process (SIGTERM, then SIGKILL after 5 s), removes what the cluster created (the logs too unless
+   * `keepLogs`) and releases the folder's lock. Idempotent.
+   */
   stop(): Promise<void> {
-    this.stopped ??= this.shutdown();
+    this.stopped ??= this.shutdown(this.options.keepLogs === true);
     return this.stopped;
   }
 
@@ -225,8 +253,13 @@ export class LocalCluster {
   }
 
   private async boot(): Promise<void> {
+    await this.persist(); // the lock lists what this cluster created (or inherited) from the start
+    await this.clearTakenOver();
+    this.claim('logs');
     await mkdir(join(this.stateDir, 'logs'), { recursive: true });
+    this.claim('secret');
     const secret = await loadOrCreateSecret(this.secretFile);
+    this.claim('controller');
     const controller = await this.spawn('controller', this.controllerArgs(this.options.controllerPort ?? 0, this.options.consolePort ?? 0));
     this.info = {
       controller: controller.ready.address,
@@ -236,12 +269,23 @@ export class LocalCluster {
       nodes: [],
       metrics: [`${controller.ready.console!}/metrics`],
     };
+    await this.persist();
     const metadata = await this.spawn('metadata', this.metadataArgs(0, 0));
     this.info.metadata.push(metadata.ready.address);
     if (metadata.ready.metrics !== undefined) this.info.metrics.push(metadata.ready.metrics);
     const counts: [Tier, number][] = [['dram', this.options.dram ?? 1], ['ssd', this.options.ssd ?? 0], ['hdd', this.options.hdd ?? 0]];
     await Promise.all(counts.flatMap(([tier, n]) => Array.from({ length: n }, () => this.addNode(tier))));
-    await this.writeInfo();
+    await this.persist();
+  }
+
+  /**
+   * A gone cluster's state describes processes that are all dead (its controller's database lists its metadata
+   * server and nodes): what it created goes, as its own stop would have removed it, but its logs, which may say
+   * why it died (they go at this cluster's stop, unless kept).
+   */
+  private async clearTakenOver(): Promise<void> {
+    const gone = createdPaths(this.lock.takenOver?.record).reverse();
+    for (const path of gone) if (path !== '.' && !isLog(path)) await rm(join(this.stateDir, path), { recursive: true, force: true });
   }
 
   private controllerArgs(port: number, consolePort: number): string[] {
@@ -264,6 +308,18 @@ export class LocalCluster {
     return args;
   }
 
+  /** A disk node's folder, data/<tier>-<n>: a fresh name, or one this cluster owns (a gone cluster's, taken over). */
+  private newDataPath(tier: Tier): string {
+    this.claim('data');
+    for (;;) {
+      const name = join('data', `${tier}-${this.diskNodes++}`);
+      if (this.created.has('data') || this.created.has(name) || !existsSync(join(this.stateDir, name))) {
+        this.claim(name);
+        return join(this.stateDir, name);
+      }
+    }
+  }
+
   /**
    * Stops the controller (SIGKILL: a crash; SIGTERM: a clean stop) and starts it again on the same ports with
    * the same state folder. Fault tests use it; the rest of the cluster keeps running meanwhile.
@@ -273,9 +329,10 @@ export class LocalCluster {
     const old = this.members[index]!;
     await stopChild(old.child, signal);
     this.members.splice(index, 1);
-    const port = Number(this.info.controller.slice(this.info.controller.lastIndexOf(':') + 1));
+    const port = portOf(this.info.controller);
     const consolePort = Number(new URL(this.info.console).port);
     await this.spawn('controller', this.controllerArgs(port, consolePort));
+    await this.persist();
   }
 
   /**
@@ -289,9 +346,9 @@ export class LocalCluster {
     await stopChild(old.child, signal);
     this.members.splice(this.members.indexOf(old), 1);
     const address = old.ready.address;
-    const port = Number(address.slice(address.lastIndexOf(':') + 1));
     const metricsPort = old.ready.metrics === undefined ? 0 : Number(new URL(old.ready.metrics).port);
-    const metadata = await this.spawn('metadata', this.metadataArgs(port, metricsPort));
+    const metadata = await this.spawn('metadata', this.metadataArgs(portOf(address), metricsPort));
+    await this.persist();
     if (metadata.ready.address !== address) throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
   }
 
@@ -311,9 +368,31 @@ export class LocalCluster {
     return member;
   }
 
-  private async writeInfo(): Promise<void> {
-    const { controller, console, adminToken } = this.info;
-    await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes, metrics: this.info.metrics }, null, 2) + '\n', { mode: 0o600 });
+  /** Records a path as this cluster's if nothing is there yet (the lock keeps any other cluster out). */
+  private claim(path: string): void {
+    if (!existsSync(join(this.stateDir, path))) this.created.add(path);
+  }
+
+  /** Writes cluster.json (once the controller is up) and the lock (processes, what was created), in turn. */
+  private persist(): Promise<void> {
+    const write = this.persisting.then(() => this.writeState());
+    this.persisting = write.catch(() => {});
+    return write;
+  }
+
+  private async writeState(): Promise<void> {
+    if (this.cleaning) return;
+    if (this.info !== undefined) {
+      this.claim('cluster.json');
+      const { controller, console, adminToken } = this.info;
+      await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes, metrics: this.info.metrics }, null, 2) + '\n', { mode: 0o600 });
+    }
+    await this.lock.update({
+      controller: this.info?.controller,
+      console: this.info?.console,
+      children: [...this.children].map(([child, identity]) => ({ pid: child.pid!, process: identity })),
+      created: [...this.created],
+    });
   }
 
   private spawn(role: string, args: string[]): Promise<Member> {
@@ -324,22 +403,40 @@ export class LocalCluster {
     return started;
   }
 
+  /** A new log file, logs/<role>-<n>.log: numbered by spawn, never one already there (a restart's, or kept). */
+  private openLog(role: string): { log: string; fd: number } {
+    for (;;) {
+      const name = join('logs', `${role}-${this.spawned++}.log`);
+      try {
+        const fd = openSync(join(this.stateDir, name), 'wx', 0o600);
+        this.created.add(name);
+        return { log: join(this.stateDir, name), fd };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+  }
+
   private async spawnNow(role: string, args: string[]): Promise<Member> {
-    // Numbered by spawn, not by members.length: that shrinks when a member leaves, and a restarted or later
-    // process would then append to an earlier one's log.
-    const log = join(this.stateDir, 'logs', `${role}-${this.spawned++}.log`);
-    const fd = openSync(log, 'a', 0o600);
+    const { log, fd } = this.openLog(role);
     const child = fork(CLI, args, {
       stdio: ['ignore', fd, fd, 'ipc'],
       env: { ...(role === 'storage-node' ? STORAGE_NODE_ENV : {}), ...process.env, ...this.options.env },
       execArgv: role === 'storage-node' ? process.execArgv : [...process.execArgv, ...CONTROL_PLANE_V8_FLAGS],
     });
     closeSync(fd);
+    this.children.set(child, child.pid === undefined ? undefined : processIdentity(child.pid));
+    child.once('exit', () => {
+      this.children.delete(child);
+      if (this.stopped === null) void this.persist().catch(() => {});
+    });
+    void this.persist().catch(() => {});
     const ready = await new Promise<ReadyMessage>((resolve, reject) => {
       const timer = setTimeout(() => fail(new SatchelError('UNAVAILABLE', `${role} did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
       const fail = (error: Error) => {
         clearTimeout(timer);
         child.off('message', onMessage);
+        child.off('exit', onExit);
         child.kill('SIGKILL');
         readFile(log, 'utf8').then(
           (text) => reject(new SatchelError(error instanceof SatchelError ? error.code : 'UNAVAILABLE', `${error.message}\n--- ${log} ---\n${text.slice(-4000)}`)),
@@ -364,24 +461,47 @@ export class LocalCluster {
     return member;
   }
 
-  private async shutdown(): Promise<void> {
+  private async shutdown(keepLogs: boolean): Promise<void> {
     await Promise.allSettled([...this.starting]);
     // Nodes first, controller last, so nobody logs errors about members that left before them.
     for (const member of [...this.members].reverse()) await stopChild(member.child);
-    if (this.ownsStateDir && !this.options.keepLogs) {
-      await rm(this.stateDir, { recursive: true, force: true });
-    } else {
-      await rm(join(this.stateDir, 'cluster.json'), { force: true });
-      await rm(this.secretFile, { force: true });
-      await rm(join(this.stateDir, 'controller'), { recursive: true, force: true });
-      await rm(join(this.stateDir, 'data'), { recursive: true, force: true });
-      if (!this.options.keepLogs) await rm(join(this.stateDir, 'logs'), { recursive: true, force: true });
+    await Promise.all([...this.children.keys()].map((child) => stopChild(child)));
+    this.cleaning = true;
+    await this.persisting;
+    // Only what this cluster created (or took over from a gone one): a folder that was there, a secret someone
+    // put there, another run's kept logs stay.
+    for (const path of [...this.created].reverse()) {
+      if (path !== '.' && !(keepLogs && isLog(path))) await rm(join(this.stateDir, path), { recursive: true, force: true });
     }
+    await this.lock.release();
+    if (this.created.has('.')) await removeEmptyFolders(this.stateDir, this.madeDir);
   }
 }
 
+const isLog = (path: string) => path === 'logs' || path.startsWith(`logs${sep}`);
+
+/** rmdir stateDir, then each parent up to `top` while they are empty; never their contents. */
+async function removeEmptyFolders(dir: string, top: string | undefined): Promise<void> {
+  for (let folder = dir; ; folder = resolve(folder, '..')) {
+    try {
+      await rmdir(folder);
+    } catch {
+      return; // not empty, or gone
+    }
+    if (top === undefined || folder === top || !folder.startsWith(top + sep)) return;
+  }
+}
+
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
 function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (!running(child)) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
     child.once('exit', () => {

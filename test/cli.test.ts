@@ -1,16 +1,19 @@
 /**
  * `satchel up` itself, as a user runs it: a child process that prints the addresses, writes cluster.json, serves
- * clients and the console, and on SIGTERM/SIGINT stops every process it started and removes its files.
+ * clients and the console, and on SIGTERM/SIGINT stops every process it started and removes its files. It owns
+ * its state folder: a second one on the same folder refuses and touches nothing; a killed one's lock is taken
+ * over.
  */
 import test, { type ExecutionContext } from 'ava';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Satchel } from '../client/index.ts';
-import type { ClusterInfoFile } from '../deploy/index.ts';
+import type { ClusterInfoFile, LockRecord } from '../deploy/index.ts';
 import { alive, finished, runTs, spawnTs, type Finished } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
@@ -27,6 +30,9 @@ interface Up {
   exit: Promise<Finished>;
   stdout: () => string;
 }
+
+// Tests that start clusters run one at a time: each is five processes compiling through tsx, and several at once
+// on a small machine take longer to start than the tests allow.
 
 /** Starts `satchel up` and waits for "Satchel is up"; kills it in teardown if the test did not stop it. */
 async function up(t: ExecutionContext, args: string[]): Promise<Up> {
@@ -80,7 +86,7 @@ function refuses(address: string): Promise<boolean> {
   });
 }
 
-test('satchel up: prints the addresses, writes cluster.json, serves clients and the console, stops cleanly on SIGTERM', async (t) => {
+test.serial('satchel up: prints the addresses, writes cluster.json, serves clients and the console, stops cleanly on SIGTERM', async (t) => {
   const dir = await tempDir(t);
   const stateDir = join(dir, 'state'); // does not exist yet: satchel up creates it, and removes it on stop
   const cluster = await up(t, ['--state-dir', stateDir, '--dram', '2']);
@@ -148,7 +154,7 @@ test('satchel up: prints the addresses, writes cluster.json, serves clients and 
   for (const node of info.nodes) t.true(await refuses(node.address), `node ${node.id} port closed`);
 });
 
-test('satchel up in an existing state dir: SIGINT removes only its own files', async (t) => {
+test.serial('satchel up in an existing state dir: SIGINT removes only its own files', async (t) => {
   const stateDir = await tempDir(t);
   await writeFile(join(stateDir, 'mine.txt'), 'not satchel’s');
   const cluster = await up(t, ['--state-dir', stateDir]);
@@ -185,4 +191,137 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
   const help = await runTs(CLI, ['help']);
   t.is(help.code, 0);
   t.regex(help.stdout, /up\s+the whole cluster/);
+});
+
+/** Every file and folder under `dir` with its kind, mode, size and content hash, by path. */
+function snapshot(dir: string): Record<string, string> {
+  const found: Record<string, string> = {};
+  const walk = (relative: string) => {
+    for (const entry of readdirSync(join(dir, relative), { withFileTypes: true })) {
+      const path = join(relative, entry.name);
+      const stat = statSync(join(dir, path));
+      if (entry.isDirectory()) {
+        found[path] = `dir ${stat.mode.toString(8)}`;
+        walk(path);
+      } else {
+        found[path] = `file ${stat.mode.toString(8)} ${stat.size} ${stat.mtimeMs} ${createHash('sha256').update(readFileSync(join(dir, path))).digest('hex')}`;
+      }
+    }
+  };
+  walk('');
+  return found;
+}
+
+const MiB = 1024 * 1024;
+/** Hints that place a job on each tier (controller/README.md; test/tiers.test.ts). */
+const TIER_HINTS = {
+  dram: { latencySensitive: true, capacity: 4 * MiB },
+  ssd: { latencySensitive: false, capacity: 32 * MiB, peakThroughput: 100 * MiB },
+  hdd: { capacity: 1024 * MiB, peakThroughput: 100_000 },
+};
+
+/** A job on each tier of the cluster stores and serves a value (and is deregistered). */
+async function everyTierServes(t: ExecutionContext, info: ClusterInfoFile): Promise<void> {
+  const satchel = await Satchel.connect(info.controller);
+  try {
+    for (const [tier, hints] of Object.entries(TIER_HINTS)) {
+      const job = await satchel.registerJob(`still-${tier}`, hints);
+      try {
+        const placed = ((await (await fetch(`${info.console}/api/jobs/${job.id}`)).json()) as { tier: string }).tier;
+        t.is(placed, tier, `the ${tier} job is on ${tier}`);
+        await job.put('k', `value on ${tier}`);
+        t.is((await job.get('k'))?.toString(), `value on ${tier}`, `${tier} serves`);
+      } finally {
+        await job.deregister();
+      }
+    }
+  } finally {
+    satchel.close();
+  }
+}
+
+/**
+ * Runs `satchel up` to its exit, noting when its first line ("starting Satchel in …") came: that line is printed
+ * once the CLI's modules are loaded, so from it to the exit is the command's own work, without the ~1–1.5 s tsx
+ * spends compiling the CLI at every start (which `node bin/satchel.js` does not pay).
+ */
+async function upUntilExit(args: string[]): Promise<Finished & { spawnToExitMs: number; ownMs: number }> {
+  const spawned = performance.now();
+  const child = spawnTs(CLI, ['up', ...args]);
+  let firstLine: number | undefined;
+  child.stdout!.on('data', () => (firstLine ??= performance.now()));
+  const result = await finished(child, 30_000);
+  const exited = performance.now();
+  return { ...result, spawnToExitMs: exited - spawned, ownMs: exited - (firstLine ?? spawned) };
+}
+
+test.serial('a second satchel up on a running cluster’s folder refuses within a second, changes nothing, and every tier keeps serving', async (t) => {
+  const dir = await tempDir(t);
+  const stateDir = join(dir, 'state');
+  const first = await up(t, ['--state-dir', stateDir]);
+  const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
+  const lock = JSON.parse(readFileSync(join(stateDir, 'satchel.lock'), 'utf8')) as LockRecord;
+  t.is(lock.pid, first.child.pid!, 'the lock names satchel up');
+  t.is(lock.console, info.console);
+  t.is(statSync(join(stateDir, 'satchel.lock')).mode & 0o777, 0o600);
+  const processes = descendants(first.child.pid!).sort();
+
+  const before = snapshot(stateDir);
+  const second = await upUntilExit(['--state-dir', stateDir, '--controller-port', '0', '--console-port', '0']);
+  t.log(`refused ${second.ownMs.toFixed(0)} ms after its first line; ${second.spawnToExitMs.toFixed(0)} ms from spawn through tsx`);
+  t.is(second.code, 1, second.stderr);
+  t.is(second.stderr, `satchel: a cluster is already running from ${stateDir} (pid ${first.child.pid}, ${info.console})\n`);
+  t.true(second.ownMs < 1_000, `refused in ${second.ownMs} ms`);
+  t.notRegex(second.stdout, /controller|metadata|storage-node/, 'no process started');
+  t.deepEqual(snapshot(stateDir), before, 'every file and folder as it was: none created, changed or removed');
+  t.deepEqual(descendants(first.child.pid!).sort(), processes, "the first cluster's processes are the same");
+
+  await everyTierServes(t, info);
+  first.child.kill('SIGTERM');
+  t.is((await first.exit).code, 0);
+  t.false(existsSync(stateDir), 'the first cluster removed its folder on stop, lock included');
+});
+
+test.serial('a lock left by a SIGKILLed satchel up is taken over, and the new cluster cleans up after both', async (t) => {
+  const dir = await tempDir(t);
+  const stateDir = join(dir, 'state');
+  const args = ['--state-dir', stateDir, '--ssd', '1', '--hdd', '0'];
+  const killed = await up(t, args);
+  const oldPid = killed.child.pid!;
+  const oldChildren = descendants(oldPid);
+  killed.child.kill('SIGKILL');
+  await killed.exit;
+  t.true(existsSync(join(stateDir, 'satchel.lock')), 'a SIGKILL leaves the lock');
+
+  const next = await up(t, args);
+  t.regex(next.stdout(), new RegExp(`taking over ${stateDir} from a cluster that did not stop \\(started .*, pid ${oldPid} is not running\\)`));
+  for (const pid of oldChildren) t.false(alive(pid), `the killed cluster's process ${pid} is gone`);
+  const lock = JSON.parse(readFileSync(join(stateDir, 'satchel.lock'), 'utf8')) as LockRecord;
+  t.is(lock.pid, next.child.pid!);
+  const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
+  const satchel = await Satchel.connect(info.controller);
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('after-takeover', TIER_HINTS.ssd);
+  await job.put('k', 'v');
+  t.is((await job.get('k'))?.toString(), 'v');
+  await job.deregister();
+
+  next.child.kill('SIGTERM');
+  t.is((await next.exit).code, 0);
+  t.false(existsSync(stateDir), 'what both runs created is gone (the first made the folder)');
+});
+
+test.serial('a lock whose PID now belongs to another program is stale: taken over, and only satchel’s files are removed', async (t) => {
+  const stateDir = await tempDir(t);
+  const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => void stranger.kill('SIGKILL'));
+  // As an old lock would be after a reboot: the PID is alive, running something else.
+  await writeFile(join(stateDir, 'satchel.lock'), JSON.stringify({ pid: stranger.pid, startedAt: '2026-01-01T00:00:00.000Z' }));
+  await writeFile(join(stateDir, 'mine.txt'), 'not satchel’s');
+  const cluster = await up(t, ['--state-dir', stateDir, '--ssd', '0', '--hdd', '0']);
+  t.regex(cluster.stdout(), new RegExp(`taking over .* \\(started 2026-01-01T00:00:00.000Z, pid ${stranger.pid} is now another program\\)`));
+  t.true(alive(stranger.pid!), 'the other program is left alone');
+  cluster.child.kill('SIGTERM');
+  t.is((await cluster.exit).code, 0);
+  t.deepEqual(readdirSync(stateDir), ['mine.txt']);
 });

@@ -9,6 +9,7 @@ import { LocalCluster, type AutoscaleOptions } from './local-cluster.ts';
 import { TIER_PROFILES, isTier } from './tiers.ts';
 import { createLogger } from './logger.ts';
 import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
+import { PortInUseError } from './port-in-use.ts';
 import { readSecret } from './secret.ts';
 import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
 
@@ -403,12 +404,21 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** The flags that choose each port, by command, for PortInUseError's hint (keys: the error's `owner`). */
+const PORT_FLAGS: Record<string, Record<string, string>> = {
+  up: { controller: '--controller-port', console: '--console-port' },
+  controller: { controller: '--port', console: '--console-port' },
+  metadata: { 'metadata server': '--port', 'metrics endpoint': '--metrics-port' },
+  'storage-node': { 'storage node': '--port', 'metrics endpoint': '--metrics-port' },
+};
+
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof SatchelError && error.code === 'BAD_REQUEST') {
     process.stderr.write(`satchel: ${error.message}\n\n${USAGE}`);
     process.exit(2);
   }
-  process.stderr.write(`satchel: ${error instanceof Error ? error.message : String(error)}\n`);
+  const message = error instanceof PortInUseError ? error.withFlag(PORT_FLAGS[process.argv[2] ?? ''] ?? {}) : error instanceof Error ? error.message : String(error);
+  process.stderr.write(`satchel: ${message}\n`);
   process.exit(1);
 });
 

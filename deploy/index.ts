@@ -2,3 +2,4 @@
 export { LocalCluster, DEFAULT_DRAM_CAPACITY, type LocalClusterOptions, type ClusterInfoFile } from './local-cluster.ts';
 export { parseBytes } from './options.ts';
 export { StateDirBusyError, type LockRecord, type StaleLock } from './state-lock.ts';
+export { PortInUseError } from './port-in-use.ts';

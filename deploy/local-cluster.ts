@@ -7,10 +7,11 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, rmdir, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { extname, join, resolve, sep } from 'node:path';
+import { extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
+import { PortInUseError } from './port-in-use.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
 import { StateLock, createdPaths, processIdentity, type StaleLock } from './state-lock.ts';
@@ -44,7 +45,10 @@ export interface LocalClusterOptions {
   onTakeover?: (stale: StaleLock) => void;
   /** Extra environment for every process. */
   env?: NodeJS.ProcessEnv;
-  /** Leave the processes' logs in stateDir/logs after stop (everything else the cluster created is removed). */
+  /**
+   * Leave the processes' logs in stateDir/logs after stop (everything else the cluster created is removed).
+   * After a failed start the logs are always left: the error names the log of the process that failed.
+   */
   keepLogs?: boolean;
   /** The controller's job lease (default 60 s). */
   leaseMs?: number;
@@ -153,7 +157,7 @@ export class LocalCluster {
 
   /**
    * Locks the state folder (StateDirBusyError, having touched nothing, while a live cluster holds it), then starts
-   * every process. A start that fails stops what it started and removes what it created.
+   * every process. A start that fails stops what it started and removes what it created, but the logs.
    */
   static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const temporary = options.stateDir === undefined ? await mkdtemp(join(tmpdir(), 'satchel-')) : undefined;
@@ -163,7 +167,9 @@ export class LocalCluster {
     try {
       await cluster.boot();
     } catch (error) {
-      await cluster.stop();
+      // The log the error names stays; the rest goes (--keep-logs keeps them all).
+      cluster.stopped ??= cluster.shutdown(options.keepLogs === true, failedLogs.get(error as object));
+      await cluster.stopped;
       throw error;
     }
     return cluster;
@@ -432,15 +438,19 @@ export class LocalCluster {
     });
     void this.persist().catch(() => {});
     const ready = await new Promise<ReadyMessage>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new SatchelError('UNAVAILABLE', `${role} did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      const fail = (error: Error) => {
+      const timer = setTimeout(() => fail(`${role} did not start within ${READY_TIMEOUT_MS} ms`, false), READY_TIMEOUT_MS);
+      const fail = (what: string, exited: boolean) => {
         clearTimeout(timer);
         child.off('message', onMessage);
         child.off('exit', onExit);
         child.kill('SIGKILL');
+        const named = (error: SatchelError) => {
+          if (!(error instanceof PortInUseError)) failedLogs.set(error, relative(this.stateDir, log));
+          reject(error);
+        };
         readFile(log, 'utf8').then(
-          (text) => reject(new SatchelError(error instanceof SatchelError ? error.code : 'UNAVAILABLE', `${error.message}\n--- ${log} ---\n${text.slice(-4000)}`)),
-          () => reject(error),
+          (text) => named(startError(what, log, text, exited)),
+          () => named(new SatchelError('UNAVAILABLE', `${what} (its log: ${log})`)),
         );
       };
       const onMessage = (message: unknown) => {
@@ -450,7 +460,7 @@ export class LocalCluster {
         child.off('exit', onExit);
         resolve(m);
       };
-      const onExit = (code: number | null, signal: string | null) => fail(new SatchelError('UNAVAILABLE', `${role} exited during start (code ${code}, signal ${signal})`));
+      const onExit = (code: number | null, signal: string | null) => fail(`${role} exited during start (${signal === null ? `code ${code}` : `signal ${signal}`})`, true);
       child.on('message', onMessage);
       child.once('exit', onExit);
     });
@@ -461,7 +471,7 @@ export class LocalCluster {
     return member;
   }
 
-  private async shutdown(keepLogs: boolean): Promise<void> {
+  private async shutdown(keepLogs: boolean, keepLog?: string): Promise<void> {
     await Promise.allSettled([...this.starting]);
     // Nodes first, controller last, so nobody logs errors about members that left before them.
     for (const member of [...this.members].reverse()) await stopChild(member.child);
@@ -470,8 +480,9 @@ export class LocalCluster {
     await this.persisting;
     // Only what this cluster created (or took over from a gone one): a folder that was there, a secret someone
     // put there, another run's kept logs stay.
+    const kept = (path: string) => (keepLogs && isLog(path)) || (keepLog !== undefined && (path === keepLog || keepLog.startsWith(path + sep)));
     for (const path of [...this.created].reverse()) {
-      if (path !== '.' && !(keepLogs && isLog(path))) await rm(join(this.stateDir, path), { recursive: true, force: true });
+      if (path !== '.' && !kept(path)) await rm(join(this.stateDir, path), { recursive: true, force: true });
     }
     await this.lock.release();
     if (this.created.has('.')) await removeEmptyFolders(this.stateDir, this.madeDir);
@@ -479,6 +490,34 @@ export class LocalCluster {
 }
 
 const isLog = (path: string) => path === 'logs' || path.startsWith(`logs${sep}`);
+
+/** The log (relative to the state folder) an error of a failed start names: kept when the rest goes. */
+const failedLogs = new WeakMap<object, string>();
+
+/**
+ * Why a process did not start, from its log: its own `satchel: …` lines (not the usage text after them), or the
+ * log's last lines when it printed none. A port in use comes back as a PortInUseError, for the caller to name
+ * its own flag.
+ */
+function startError(what: string, log: string, text: string, exited: boolean): SatchelError {
+  const said = exited ? satchelLines(text) : [];
+  const port = said.length > 0 ? PortInUseError.parse(said.join('\n')) : undefined;
+  if (port !== undefined) return port;
+  const lines = said.length > 0 ? said : text.trimEnd().split('\n').slice(-15);
+  return new SatchelError('UNAVAILABLE', `${what}: ${lines.join('\n  ')}\n  (its log: ${log})`);
+}
+
+/** The error lines the CLI printed (`satchel: message`, maybe on several lines, then a blank line or the end). */
+function satchelLines(text: string): string[] {
+  const lines = text.split('\n');
+  const found: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i]!.startsWith('satchel: ')) continue;
+    found.push(lines[i]!.slice('satchel: '.length));
+    while (i + 1 < lines.length && lines[i + 1] !== '' && !lines[i + 1]!.startsWith('{') && !lines[i + 1]!.startsWith('Usage:')) found.push(lines[++i]!);
+  }
+  return found;
+}
 
 /** rmdir stateDir, then each parent up to `top` while they are empty; never their contents. */
 async function removeEmptyFolders(dir: string, top: string | undefined): Promise<void> {

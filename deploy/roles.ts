@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { Controller, DEFAULT_AUTOSCALER, buildConsole, type AutoscalerConfig, type Provisioner } from '../controller/index.ts';
 import type { AutoscaleOptions } from './local-cluster.ts';
 import { LocalProvisioner } from './local-provisioner.ts';
+import { PortInUseError } from './port-in-use.ts';
 import { MetadataServer } from '../metadata/index.ts';
 import { ADMIN_SUBJECT, signToken, type ServerTls } from '../proto/index.ts';
 import { startStorageNode, type DeviceEmulation, type Tier } from '../storage-node/index.ts';
@@ -90,9 +91,13 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
     provisioner: await makeProvisioner(options),
     autoscaler: options.autoscale === undefined ? undefined : autoscalerConfig(options.autoscale),
   });
-  const address = await controller.listen(options.port, options.host);
+  const address = await controller.listen(options.port, options.host).catch((error: unknown) => {
+    throw PortInUseError.from(error, [[options.port, 'controller']]);
+  });
   const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT) });
-  await app.listen({ host: options.consoleHost, port: options.consolePort });
+  await app.listen({ host: options.consoleHost, port: options.consolePort }).catch((error: unknown) => {
+    throw PortInUseError.from(error, [[options.consolePort, 'console']]);
+  });
   const bound = app.server.address();
   const consoleUrl = `http://${options.consoleHost}:${typeof bound === 'object' && bound ? bound.port : options.consolePort}`;
   options.logger.info({ address, console: consoleUrl }, 'controller ready');
@@ -126,7 +131,9 @@ export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMe
     metricsPort: options.metricsPort,
     metricsHost: options.host,
   });
-  const address = await server.listen(options.port, options.host);
+  const address = await server.listen(options.port, options.host).catch((error: unknown) => {
+    throw PortInUseError.from(error, [[options.port, 'metadata server'], [options.metricsPort, 'metrics endpoint']]);
+  });
   options.logger.info({ address, metrics: server.metricsAddress }, 'metadata ready');
   stopOnSignal(options.logger, () => server.close());
   return announce({ type: 'ready', role: 'metadata', address, metrics: server.metricsAddress ?? undefined });
@@ -154,7 +161,9 @@ export interface StorageNodeRoleOptions {
 }
 
 export async function runStorageNode(options: StorageNodeRoleOptions): Promise<ReadyMessage> {
-  const node = await startStorageNode(options);
+  const node = await startStorageNode(options).catch((error: unknown) => {
+    throw PortInUseError.from(error, [[options.port, 'storage node'], [options.metricsPort, 'metrics endpoint']]);
+  });
   stopOnSignal(options.logger, () => node.close());
   return announce({ type: 'ready', role: 'storage-node', address: node.address, id: node.id, metrics: node.metricsAddress ?? undefined });
 }

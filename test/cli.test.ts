@@ -2,13 +2,13 @@
  * `satchel up` itself, as a user runs it: a child process that prints the addresses, writes cluster.json, serves
  * clients and the console, and on SIGTERM/SIGINT stops every process it started and removes its files. It owns
  * its state folder: a second one on the same folder refuses and touches nothing; a killed one's lock is taken
- * over.
+ * over; a failed start says why in the failing process's own words.
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -324,4 +324,43 @@ test.serial('a lock whose PID now belongs to another program is stale: taken ove
   cluster.child.kill('SIGTERM');
   t.is((await cluster.exit).code, 0);
   t.deepEqual(readdirSync(stateDir), ['mine.txt']);
+});
+
+test.serial("a process that fails at start: satchel up prints its own error line and its log's path, not a usage text", async (t) => {
+  const dir = await tempDir(t);
+  const stateDir = join(dir, 'state');
+  const result = await runTs(CLI, ['up', '--state-dir', stateDir, '--controller-port', '0', '--console-port', '0', '--dram-capacity', '0', '--ssd', '0', '--hdd', '0']);
+  t.is(result.code, 1, result.stderr);
+  const match = /^satchel: storage-node exited during start \(code 2\): capacity must be a positive number of bytes\n {2}\(its log: (\S+)\)\n$/.exec(result.stderr);
+  t.truthy(match, result.stderr);
+  t.notRegex(result.stderr, /Usage/);
+  const log = match![1]!;
+  t.true(log.startsWith(join(stateDir, 'logs')));
+  t.regex(await readFile(log, 'utf8'), /^satchel: capacity must be a positive number of bytes$/m);
+  // Everything else it created is gone: the log named is all that is left.
+  t.deepEqual(readdirSync(stateDir, { recursive: true }).sort(), ['logs', join('logs', log.split('/').at(-1)!)]);
+});
+
+test('a port in use names the flag that picks another, for satchel up and a lone satchel controller', async (t) => {
+  const dir = await tempDir(t);
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as net.AddressInfo).port;
+  const secret = join(dir, 'secret');
+  await writeFile(secret, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
+  const cases: [string[], string][] = [
+    [['up', '--state-dir', join(dir, 'a'), '--controller-port', String(port), '--console-port', '0'], `port ${port} is in use (the controller's): pick another with --controller-port P (0 = any free port)`],
+    [['up', '--state-dir', join(dir, 'b'), '--controller-port', '0', '--console-port', String(port)], `port ${port} is in use (the console's): pick another with --console-port P (0 = any free port)`],
+    [['controller', '--secret-file', secret, '--port', String(port), '--console-port', '0'], `port ${port} is in use (the controller's): pick another with --port P (0 = any free port)`],
+    [['controller', '--secret-file', secret, '--port', '0', '--console-port', String(port)], `port ${port} is in use (the console's): pick another with --console-port P (0 = any free port)`],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runTs(CLI, args)));
+  results.forEach((result, i) => {
+    const [args, message] = cases[i]!;
+    t.is(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.true(result.stderr.split('\n').includes(`satchel: ${message}`), `${args.join(' ')}: ${result.stderr}`);
+  });
+  t.false(existsSync(join(dir, 'a')), 'satchel up removed the folder it made');
+  t.false(existsSync(join(dir, 'b')));
 });

@@ -4,10 +4,12 @@
  * forked with an IPC channel: it reports its bound address over it, and exits if the channel closes.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, rmdir, writeFile, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, relative, resolve, sep } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
@@ -79,7 +81,16 @@ export interface ClusterInfoFile {
   console: string;
   adminToken: string;
   metadata: string[];
-  nodes: { id: string; tier: string; address: string; pid: number; metrics?: string }[];
+  nodes: {
+    id: string;
+    tier: string;
+    address: string;
+    /** The node's current (or last) process. */
+    pid: number;
+    metrics?: string;
+    /** Absent while it runs; 'down' once its process exited (killNode, or killed by PID); 'frozen' by freezeNode. */
+    state?: 'down' | 'frozen';
+  }[];
   /** `/metrics` of every process: the controller's console, each metadata server, each node. */
   metrics: string[];
 }
@@ -89,8 +100,22 @@ interface Member {
   child: ChildProcess;
   ready: ReadyMessage;
   log: string;
-  /** A disk node's data folder, removed with it. */
+  /** A storage node's: what startNode needs to start it again as the same node. */
+  node?: NodeSpec;
+}
+
+/** A storage node as LocalCluster started it: the same id, ports, tier, capacity and folder on every start. */
+interface NodeSpec {
+  id: string;
+  tier: Tier;
+  capacity: number;
+  port: number;
+  metricsPort: number;
+  /** A disk node's data folder (the node wipes it at start), removed with it. */
   dataPath?: string;
+  frozen: boolean;
+  /** A startNode is under way. */
+  starting: boolean;
 }
 
 export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
@@ -123,6 +148,8 @@ export const CONTROL_PLANE_V8_FLAGS = ['--optimize-for-size'];
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
+/** startNode waits this long at most for a node's ports to be free again. */
+const PORT_RETRY_MS = 5_000;
 const CLI = fileURLToPath(new URL(`./cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export class LocalCluster {
@@ -185,7 +212,7 @@ export class LocalCluster {
 
   /** PIDs of the running storage nodes, by node id (fault tests kill them). */
   get nodePids(): Map<string, number> {
-    return new Map(this.members.filter((m) => m.role === 'storage-node').map((m) => [m.ready.id!, m.child.pid!]));
+    return new Map(this.members.filter((m) => m.node !== undefined && running(m.child)).map((m) => [m.node!.id, m.child.pid!]));
   }
 
   /** PID of the controller process (fault tests kill it, then call restartController). */
@@ -198,38 +225,135 @@ export class LocalCluster {
     return this.member('metadata').child.pid!;
   }
 
+  /** PIDs of every running process of the cluster. */
   get pids(): number[] {
-    return this.members.map((m) => m.child.pid!).filter((pid) => pid !== undefined);
+    return this.members.filter((m) => running(m.child)).map((m) => m.child.pid!);
   }
 
   /** Starts one more storage node of a tier (disk tiers keep their data in stateDir/data/<tier>-<n>). */
   async addNode(tier: Tier = 'dram', capacity?: number): Promise<ReadyMessage> {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
-    const args = ['storage-node', '--tier', tier, '--port', '0', '--metrics-port', '0', '--controller', this.info.controller, '--capacity', String(bytes)];
-    args.push('--bandwidth', String(this.options.bandwidth?.[tier] ?? TIER_PROFILES[tier].bandwidth));
-    const dataPath = tier === 'dram' ? undefined : this.newDataPath(tier);
-    if (dataPath !== undefined) args.push('--path', dataPath);
-    if (tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));
-    if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
-    const member = await this.spawn('storage-node', [...args, ...this.tlsArgs, '--secret-file', this.secretFile]);
-    member.dataPath = dataPath;
-    this.info.nodes.push({ id: member.ready.id!, tier, address: member.ready.address, pid: member.child.pid!, metrics: member.ready.metrics });
+    const spec: NodeSpec = { id: '', tier, capacity: bytes, port: 0, metricsPort: 0, dataPath: tier === 'dram' ? undefined : this.newDataPath(tier), frozen: false, starting: false };
+    const member = await this.spawn('storage-node', this.nodeArgs(spec));
+    // Started on port 0 with a generated id: what it got is what every later start asks for.
+    spec.id = member.ready.id!;
+    spec.port = portOf(member.ready.address);
+    spec.metricsPort = member.ready.metrics === undefined ? 0 : Number(new URL(member.ready.metrics).port);
+    member.node = spec;
+    this.info.nodes.push({ id: spec.id, tier, address: member.ready.address, pid: member.child.pid!, metrics: member.ready.metrics });
     if (member.ready.metrics !== undefined) this.info.metrics.push(member.ready.metrics);
     await this.persist();
     return member.ready;
   }
 
-  /** Stops one storage node (SIGTERM, as a clean stop) and deletes its data folder. */
+  /** Stops one storage node (SIGTERM, as a clean stop) and deletes its data folder; it leaves the cluster. */
   async removeNode(nodeId: string): Promise<void> {
-    const index = this.members.findIndex((m) => m.role === 'storage-node' && m.ready.id === nodeId);
+    const index = this.members.findIndex((m) => m.node?.id === nodeId);
     if (index === -1) throw new SatchelError('BAD_REQUEST', `no storage node ${nodeId} in this cluster`);
     const [member] = this.members.splice(index, 1);
     await stopChild(member!.child);
-    if (member!.dataPath !== undefined) await rm(member!.dataPath, { recursive: true, force: true });
+    if (member!.node?.dataPath !== undefined) await rm(member!.node.dataPath, { recursive: true, force: true });
     const gone = this.info.nodes.find((n) => n.id === nodeId);
     this.info.nodes = this.info.nodes.filter((n) => n.id !== nodeId);
     this.info.metrics = this.info.metrics.filter((m) => m !== gone?.metrics);
     await this.persist();
+  }
+
+  /**
+   * Kills a storage node's process (SIGKILL: a crash; SIGTERM: a clean stop, SIGKILL after 5 s) and waits for
+   * it to exit. The node stays in the cluster, `state: 'down'` in `info` and cluster.json, its data folder kept,
+   * until startNode or removeNode. A node not running is left as it is. Works on a frozen node.
+   */
+  async killNode(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const member = this.nodeMember(id);
+    if (!running(member.child)) return;
+    await stopChild(member.child, signal);
+    member.node.frozen = false;
+    this.setNodeState(id, 'down');
+    await this.persist();
+  }
+
+  /**
+   * Starts a storage node whose process is gone, as the same node: the same `--id`, data port, metrics port,
+   * tier, capacity and data folder (a disk node wipes it at start: its data is ephemeral). Waits until it is
+   * ready; retries for up to 5 s while its ports are still held (being released, or taken meanwhile). Refuses
+   * (BAD_REQUEST) while the old process still runs.
+   */
+  async startNode(id: string): Promise<ReadyMessage> {
+    const old = this.nodeMember(id);
+    const spec = old.node;
+    if (running(old.child)) throw new SatchelError('BAD_REQUEST', `storage node ${id} is still running (pid ${old.child.pid}): kill it first`);
+    if (spec.starting) throw new SatchelError('BAD_REQUEST', `storage node ${id} is being started already`);
+    spec.starting = true;
+    try {
+      const deadline = Date.now() + PORT_RETRY_MS;
+      let member: Member;
+      for (;;) {
+        await portsFree([spec.port, spec.metricsPort], deadline);
+        try {
+          member = await this.spawn('storage-node', this.nodeArgs(spec));
+          break;
+        } catch (error) {
+          if (!(error instanceof PortInUseError) || Date.now() >= deadline) throw error;
+          await sleep(100);
+        }
+      }
+      if (member.ready.id !== spec.id || member.ready.address !== old.ready.address) {
+        this.members.splice(this.members.indexOf(member), 1);
+        await stopChild(member.child, 'SIGKILL');
+        throw new SatchelError('UNAVAILABLE', `storage node ${id} came back as ${member.ready.id} at ${member.ready.address}, not at ${old.ready.address}`);
+      }
+      member.node = spec;
+      spec.frozen = false;
+      this.members.splice(this.members.indexOf(old), 1);
+      const entry = this.info.nodes.find((n) => n.id === id);
+      if (entry !== undefined) {
+        entry.pid = member.child.pid!;
+        delete entry.state;
+      }
+      await this.persist();
+      return member.ready;
+    } finally {
+      spec.starting = false;
+    }
+  }
+
+  /** killNode, then startNode: the node comes back as itself, with a new process and empty. */
+  async restartNode(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<ReadyMessage> {
+    await this.killNode(id, signal);
+    return this.startNode(id);
+  }
+
+  /**
+   * Freezes a storage node (SIGSTOP): its connections stay open and nothing answers, as with a paused VM or a
+   * long GC pause. Resolves once the process is stopped (on Linux, /proc says so). stop() thaws it first.
+   */
+  async freezeNode(id: string): Promise<void> {
+    const member = this.nodeMember(id);
+    if (!running(member.child)) throw new SatchelError('BAD_REQUEST', `storage node ${id} is not running`);
+    member.child.kill('SIGSTOP');
+    member.node.frozen = true;
+    const pid = member.child.pid!;
+    const until = Date.now() + 1_000;
+    while (Date.now() < until && existsSync(`/proc/${pid}/status`) && !/^State:\s+T/m.test(readText(`/proc/${pid}/status`))) await sleep(5);
+    this.setNodeState(id, 'frozen');
+    await this.persist();
+  }
+
+  /** Resumes a node frozen by freezeNode (SIGCONT); a node that is not frozen is left as it is. */
+  async thawNode(id: string): Promise<void> {
+    const member = this.nodeMember(id);
+    if (!running(member.child) || !member.node.frozen) return;
+    member.child.kill('SIGCONT');
+    member.node.frozen = false;
+    this.setNodeState(id, undefined);
+    await this.persist();
+  }
+
+  /** PID of a storage node's process, undefined while it is down; BAD_REQUEST for an id not in the cluster. */
+  nodePid(id: string): number | undefined {
+    const member = this.nodeMember(id);
+    return running(member.child) ? member.child.pid : undefined;
   }
 
   /** The local provisioner (in the controller process) asks over IPC; answers go back the same way. */
@@ -246,8 +370,8 @@ export class LocalCluster {
   }
 
   /**
-   * Stops every process (SIGTERM, then SIGKILL after 5 s), removes what the cluster created (the logs too unless
-   * `keepLogs`) and releases the folder's lock. Idempotent.
+   * Stops every process (SIGTERM, then SIGKILL after 5 s; frozen ones are resumed to get it), removes what the
+   * cluster created (the logs too unless `keepLogs`) and releases the folder's lock. Idempotent.
    */
   stop(): Promise<void> {
     this.stopped ??= this.shutdown(this.options.keepLogs === true);
@@ -314,6 +438,17 @@ export class LocalCluster {
     return args;
   }
 
+  /** A storage node's command line: on its first start ports 0 and no id; on later ones what it got then. */
+  private nodeArgs(spec: NodeSpec): string[] {
+    const args = ['storage-node', '--tier', spec.tier, '--port', String(spec.port), '--metrics-port', String(spec.metricsPort), '--controller', this.info.controller];
+    if (spec.id !== '') args.push('--id', spec.id);
+    args.push('--capacity', String(spec.capacity), '--bandwidth', String(this.options.bandwidth?.[spec.tier] ?? TIER_PROFILES[spec.tier].bandwidth));
+    if (spec.dataPath !== undefined) args.push('--path', spec.dataPath);
+    if (spec.tier === 'hdd' && this.options.hddSeekMs !== undefined) args.push('--seek-ms', String(this.options.hddSeekMs));
+    if (this.options.maxValueBytes !== undefined) args.push('--max-value', String(this.options.maxValueBytes));
+    return [...args, ...this.tlsArgs, '--secret-file', this.secretFile];
+  }
+
   /** A disk node's folder, data/<tier>-<n>: a fresh name, or one this cluster owns (a gone cluster's, taken over). */
   private newDataPath(tier: Tier): string {
     this.claim('data');
@@ -372,6 +507,19 @@ export class LocalCluster {
     const member = this.members.find((m) => m.role === role);
     if (member === undefined) throw new SatchelError('BAD_REQUEST', `no ${role} in this cluster`);
     return member;
+  }
+
+  private nodeMember(id: string): Member & { node: NodeSpec } {
+    const member = this.members.find((m) => m.node?.id === id);
+    if (member === undefined) throw new SatchelError('BAD_REQUEST', `no storage node ${id} in this cluster`);
+    return member as Member & { node: NodeSpec };
+  }
+
+  private setNodeState(id: string, state: 'down' | 'frozen' | undefined): void {
+    const entry = this.info.nodes.find((n) => n.id === id);
+    if (entry === undefined) return;
+    if (state === undefined) delete entry.state;
+    else entry.state = state;
   }
 
   /** Records a path as this cluster's if nothing is there yet (the lock keeps any other cluster out). */
@@ -466,9 +614,18 @@ export class LocalCluster {
     });
     const member: Member = { role, child, ready, log };
     this.members.push(member);
+    child.once('exit', () => this.exitedOnItsOwn(member));
     if (role === 'controller') this.serveProvisioner(child);
     this.options.onReady?.(ready);
     return member;
+  }
+
+  /** A process that exited while the cluster runs (killed by PID, crashed): a node is marked down. */
+  private exitedOnItsOwn(member: Member): void {
+    if (this.stopped !== null || !this.members.includes(member) || member.node === undefined) return;
+    member.node.frozen = false;
+    this.setNodeState(member.node.id, 'down');
+    void this.persist().catch(() => {});
   }
 
   private async shutdown(keepLogs: boolean, keepLog?: string): Promise<void> {
@@ -531,6 +688,21 @@ async function removeEmptyFolders(dir: string, top: string | undefined): Promise
   }
 }
 
+/** Resolves once each port can be bound on 127.0.0.1 again, or at the deadline (the start then says why). */
+async function portsFree(ports: number[], deadline: number): Promise<void> {
+  for (const port of ports.filter((p) => p !== 0)) {
+    while (Date.now() < deadline && !(await canBind(port))) await sleep(50);
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1));
 }
@@ -539,6 +711,18 @@ function running(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Stops a child and waits for its exit: `signal`, then SIGCONT (a frozen process gets a SIGTERM only once
+ * resumed; SIGCONT to a running one does nothing), then SIGKILL after 5 s.
+ */
 function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!running(child)) return Promise.resolve();
   return new Promise((resolve) => {
@@ -548,5 +732,6 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pro
       resolve();
     });
     child.kill(signal);
+    if (signal !== 'SIGKILL' && signal !== 'SIGSTOP') child.kill('SIGCONT');
   });
 }

@@ -1,0 +1,98 @@
+/**
+ * LocalCluster's fault API, the way a nemesis (and Kubernetes) uses it: kill, start, restart, freeze and thaw a
+ * storage node by id; the node comes back as itself (id, data port, metrics port), and stop() stays quick and
+ * clean whatever state the nodes were left in.
+ */
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { LocalCluster, type ClusterInfoFile } from '../deploy/index.ts';
+import { alive } from './helpers/process.ts';
+import { eventually } from './helpers/raw-client.ts';
+
+const MiB = 1024 * 1024;
+
+function state(pid: number): string {
+  return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+}
+
+function clusterFile(cluster: LocalCluster): ClusterInfoFile {
+  return JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
+}
+
+function accepts(address: string): Promise<boolean> {
+  const i = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+test('restartNode: a new process with the same id, address and metrics address; killNode/startNode mark it down and up', async (t) => {
+  const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 64 * MiB });
+  t.teardown(() => cluster.stop());
+  const [a, b] = cluster.info.nodes.map((n) => ({ ...n })) as [ClusterInfoFile['nodes'][0], ClusterInfoFile['nodes'][0]];
+  const oldPid = cluster.nodePid(a.id)!;
+  t.is(oldPid, a.pid);
+
+  const ready = await cluster.restartNode(a.id);
+  const newPid = cluster.nodePid(a.id)!;
+  t.false(alive(oldPid), 'the old process is gone');
+  t.true(alive(newPid));
+  t.not(newPid, oldPid, 'a new process');
+  t.is(ready.id, a.id, 'the same --id');
+  t.is(ready.address, a.address, 'the same data port');
+  t.is(ready.metrics, a.metrics, 'the same metrics port');
+  t.true(await accepts(a.address), 'it serves on its address');
+  t.is((await fetch(a.metrics!)).status, 200, 'and /metrics on its metrics address');
+  const entry = clusterFile(cluster).nodes.find((n) => n.id === a.id)!;
+  t.deepEqual([entry.pid, entry.address, entry.metrics, entry.state], [newPid, a.address, a.metrics, undefined], 'cluster.json has the new pid');
+  t.deepEqual(cluster.nodePids.get(a.id), newPid);
+
+  // Kill, and start again, separately; a running node is not started twice.
+  await t.throwsAsync(cluster.startNode(b.id), { message: /still running/ });
+  await cluster.killNode(b.id);
+  t.false(alive(b.pid));
+  t.is(cluster.nodePid(b.id), undefined);
+  t.is(cluster.info.nodes.find((n) => n.id === b.id)?.state, 'down', 'info lists it, down');
+  t.is(clusterFile(cluster).nodes.find((n) => n.id === b.id)?.state, 'down', 'so does cluster.json');
+  await cluster.killNode(b.id); // already down: nothing to do
+  const back = await cluster.startNode(b.id);
+  t.is(back.address, b.address);
+  t.is(clusterFile(cluster).nodes.find((n) => n.id === b.id)?.state, undefined);
+  t.is(cluster.info.nodes.length, 2, 'no node added or lost');
+  await t.throwsAsync(cluster.restartNode('dram-nosuch'), { message: /no storage node dram-nosuch/ });
+});
+
+test('freezeNode/thawNode: SIGSTOP and SIGCONT (state T while frozen); stop() after a freeze, and after a kill behind its back, is quick', async (t) => {
+  const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 64 * MiB });
+  t.teardown(() => cluster.stop());
+  const [a, b] = cluster.info.nodes.map((n) => n.id) as [string, string];
+  const pid = cluster.nodePid(a)!;
+
+  await cluster.freezeNode(a);
+  t.is(state(pid), 'T', 'stopped while frozen');
+  t.is(clusterFile(cluster).nodes.find((n) => n.id === a)?.state, 'frozen');
+  await cluster.thawNode(a);
+  await eventually(() => state(pid) !== 'T', 2_000, 'running again');
+  t.true(await accepts(cluster.info.nodes[0]!.address), 'it serves again');
+  t.is(cluster.nodePid(a), pid, 'the same process');
+
+  // Left frozen, and the other node killed by PID as a test would: stop neither waits 5 s nor throws.
+  await cluster.freezeNode(a);
+  const other = cluster.nodePid(b)!;
+  process.kill(other, 'SIGKILL');
+  await eventually(() => cluster.info.nodes.find((n) => n.id === b)?.state === 'down', 2_000, 'the killed node marked down');
+  const pids = cluster.pids;
+  const started = Date.now();
+  await cluster.stop();
+  const took = Date.now() - started;
+  t.log(`stop took ${took} ms with a frozen node`);
+  t.true(took < 4_000, `stop took ${took} ms`);
+  for (const p of [...pids, other]) t.false(alive(p), `pid ${p} gone`);
+});

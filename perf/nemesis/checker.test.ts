@@ -93,6 +93,8 @@ const cases: { name: string; ops: HistoryOp[]; expect: Partial<Record<AnomalyKin
   { name: 'counter: null after an acked increment', ops: [incr(1, 1, 0, 1), getC(null, 2, 3)], expect: { null: 1 } },
   // Input the checker cannot judge.
   { name: 'an op completing before its invoke is malformed', ops: [put('a', 5, 1), get(null, 6, 7)], expect: { malformed: 1 } },
+  { name: 'a wall-clock time is malformed', ops: [put('a', Date.now(), Date.now() + 1), get(null, 6, 7)], expect: { malformed: 1 } },
+  { name: 'a negative time is malformed', ops: [put('a', -5, 1), get(null, 6, 7)], expect: { malformed: 1 } },
   { name: 'a key mixing put and incr is malformed', ops: [put('a', 0, 1), op({ op: 'incr', amount: 1, result: 1, invokeMs: 2, completeMs: 3 })], expect: { malformed: 1 } },
 ];
 

@@ -221,7 +221,7 @@ function readOp(op: HistoryOp): OpFields {
 }
 
 /** Why an op cannot be judged, or undefined when it can. */
-function malformation(op: HistoryOp, f: OpFields, jobReplicas: number | undefined): string | undefined {
+function malformation(op: HistoryOp, f: OpFields, jobReplicas: number | undefined, horizonMs: number): string | undefined {
   if (typeof f.job !== 'string' || typeof f.key !== 'string') return 'job and key must be strings';
   if (f.replicas !== 1 && f.replicas !== 2 && f.replicas !== 3) return `replicas ${String(f.replicas)} is not 1, 2 or 3`;
   if (jobReplicas !== undefined && f.replicas !== jobReplicas) return `job ${f.job} has replicas ${jobReplicas} elsewhere`;
@@ -229,6 +229,8 @@ function malformation(op: HistoryOp, f: OpFields, jobReplicas: number | undefine
     return 'times must be finite numbers';
   }
   if (f.completeMs < f.invokeMs) return 'completeMs before invokeMs';
+  // A wall-clock time (Date.now()) where ms since the start belong would also make a timeline of 10^12 ms.
+  if (f.invokeMs < 0 || f.completeMs > horizonMs) return `times outside the run (0 to durationMs + 1 h): not ms since its start?`;
   if (f.outcome < 0) return `outcome ${String(op.outcome)}`;
   if (f.kind < 0) return `unknown op ${String(op.op)}`;
   if (f.kind === PUT && typeof f.datum !== 'string') return 'put without a string value';
@@ -627,6 +629,8 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   const cap = options.examples ?? 50;
   const bucketMs = options.bucketMs ?? Math.max(1000, Math.ceil(history.durationMs / 3600 / 1000) * 1000);
   const findings = new Findings(cap, bucketMs);
+  /** Nothing happens later than this; the slack is for final reads after a run that measured only its faults. */
+  const horizonMs = (Number.isFinite(history.durationMs) ? history.durationMs : 0) + 3_600_000;
   const jobs = new Map<string, JobState>();
   const series = {} as Record<ReplicasLabel, { ok: number[]; failed: number[] }>;
   for (const r of REPLICAS_LABELS) series[r] = { ok: [], failed: [] };
@@ -640,7 +644,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
     const op = ops[i]!;
     const f = readOp(op);
     let state = typeof f.job === 'string' ? jobs.get(f.job) : undefined;
-    const bad = malformation(op, f, state?.check.replicas);
+    const bad = malformation(op, f, state?.check.replicas, horizonMs);
     if (bad !== undefined) {
       const atMs = typeof f.completeMs === 'number' && Number.isFinite(f.completeMs) ? f.completeMs : 0;
       findings.add({ kind: 'malformed', job: String(f.job), replicas: Number(f.replicas), key: String(f.key), atMs, message: bad, op }, undefined);
@@ -742,7 +746,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   for (const fault of history.faults) faultsByKind[fault.kind] = (faultsByKind[fault.kind] ?? 0) + 1;
 
   // One length for every series, long enough for the run and for whatever completed after it.
-  const lastFault = history.faults.reduce((m: number, f: FaultEvent) => Math.max(m, Number.isFinite(f.endMs) ? f.endMs : 0), 0);
+  const lastFault = history.faults.reduce((m: number, f: FaultEvent) => Math.max(m, Number.isFinite(f.endMs) && f.endMs <= horizonMs ? f.endMs : 0), 0);
   let buckets = Math.ceil(Math.max(history.durationMs, lastFault) / bucketMs);
   const allSeries = [...REPLICAS_LABELS.flatMap((r) => [series[r].ok, series[r].failed]), ...ANOMALY_KINDS.map((k) => findings.timeline[k])];
   for (const s of allSeries) buckets = Math.max(buckets, s.length);

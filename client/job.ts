@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import {
   ControlClient,
   CONTROLLER_SERVICE,
@@ -264,21 +264,22 @@ export class Job implements WatchHost {
       try {
         // Every generation's holders (every replica): a copy left anywhere would otherwise come back through GET.
         const done = new Set<string>();
-        let stale = false;
+        /** The epoch a node answered STALE with, or false. */
+        let stale: number | false = false;
         for (const holders of this.holders(key)) {
           const fresh = holders.filter((node) => !done.has(node.id));
           if (fresh.length === 0) continue;
           const reply = await this.writeReplicas(fresh, Op.DELETE, 0, key, null);
           if (reply.status === Status.STALE && attempt < MAX_ATTEMPTS) {
-            stale = true;
+            stale = reply.arg;
             break;
           }
           await this.afterReplace(key, reply);
           deleted ||= (reply.flags & Flag.EXISTED) !== 0;
           for (const node of fresh) done.add(node.id);
         }
-        if (!stale) return deleted;
-        await this.refresh();
+        if (stale === false) return deleted;
+        await this.refreshPast(stale);
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
         await this.afterUnreachable(error); // a node down: with replicas, the placement that replaces it
@@ -336,6 +337,12 @@ export class Job implements WatchHost {
     let stale = 0;
     let unreachable = 0;
     for (;;) {
+      // With older generations (the job grew, or is moving) the key may be in one of them: read as GET does,
+      // newest first, so an older generation's copy never answers for a newer one. Then wait where new writes go.
+      if (this.placement.generations.length > 1) {
+        const now = await this.get(key);
+        if (now !== null) return now;
+      }
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);
       let reply: Reply;
@@ -355,7 +362,7 @@ export class Job implements WatchHost {
         if (current !== null) return current;
       } else if (reply.status === Status.STALE) {
         if (++stale >= MAX_ATTEMPTS * 4) throw new SatchelError('STALE', `placement of job ${this.id} kept changing while waiting for ${key}`);
-        await this.refresh();
+        await this.refreshPast(reply.arg);
       } else if (reply.status === Status.TIMEOUT) {
         throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);
       } else {
@@ -364,26 +371,10 @@ export class Job implements WatchHost {
     }
   }
 
-  /**
-   * One WAIT at the key's newest owner. With older generations the key may already be in one of them: they are
-   * asked meanwhile, and the first answer that is not NOT_FOUND wins (the wait is cancelled).
-   */
+  /** One WAIT at the key's newest owner (its primary with replicas): answered at once if the key is there. */
   private waitOnce(key: string, remaining: number): Promise<Reply> {
-    const owners = this.owners(key);
-    const connection = this.connectionTo(owners[0]!);
-    const parked = connection.park(Op.WAIT, 0, this.placement.epoch, remaining, key, { backstopMs: remaining + WAIT_GRACE_MS });
-    if (owners.length === 1) return parked.reply;
-    return new Promise((resolve, reject) => {
-      parked.reply.then(resolve, reject);
-      this.olderGenerations(Op.GET, key, null).then(
-        (found) => {
-          if (found === null) return;
-          connection.cancel(parked.id);
-          resolve(found);
-        },
-        () => {}, // an older node unreachable: the wait at the newest owner still stands
-      );
-    });
+    const node = this.holders(key)[0]![0]!;
+    return this.connectionTo(node).park(Op.WAIT, 0, this.placement.epoch, remaining, key, { backstopMs: remaining + WAIT_GRACE_MS }).reply;
   }
 
   /**
@@ -396,15 +387,24 @@ export class Job implements WatchHost {
     checkKey(key);
     this.checkOpen();
     if (!Number.isSafeInteger(by)) throw new SatchelError('BAD_REQUEST', 'by must be a safe integer');
-    const amount = Buffer.allocUnsafe(8);
+    // The amount, then this increment's token: a retry (a lost answer, a node replaced) is recognised by the
+    // node that applied it, or by the replica it told, and answered with the total it made, not added again.
+    const amount = Buffer.allocUnsafe(16);
     amount.writeBigInt64BE(BigInt(by));
+    randomFillSync(amount, 8, 8);
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
       let nodes: PlacementNode[];
       try {
-        nodes = await this.counterHome(key);
-        // The counter's primary adds; the other copies take the new total as its replicas (writeReplicas).
-        reply = await this.writeReplicas(nodes, Op.INCR, 0, key, amount);
+        // Always on the newest generation, as every write: a counter incremented in two generations would count
+        // twice over. One that lives in an older one (the job grew, or is moving) is brought forward first.
+        const holders = this.holders(key);
+        nodes = holders[0]!;
+        reply = await this.incrOnce(nodes, holders.length > 1 ? Flag.EXISTING : 0, key, amount);
+        if (reply.status === Status.NOT_FOUND) {
+          await this.bringForward(key, holders);
+          reply = await this.incrOnce(nodes, 0, key, amount);
+        }
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
         await this.afterUnreachable(error);
@@ -412,24 +412,26 @@ export class Job implements WatchHost {
       }
       if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
       if (attempt >= MAX_ATTEMPTS) expectOk(reply);
-      if (reply.status === Status.STALE) await this.refresh();
+      if (reply.status === Status.STALE) await this.refreshPast(reply.arg);
       else if (reply.status === Status.FULL) await this.grow(nodes[0]!.id);
       else expectOk(reply);
     }
   }
 
   /**
-   * The node a counter lives on: its newest owner, unless an older generation's owner has it already (the job
-   * grew after the counter was made; adding on the newest owner would start a second counter at 0).
+   * Copies the newest value `key` has in an older generation (with its version, as the controller's copies:
+   * it lands only where nothing newer is) to its holders in the newest one. Nothing when no generation has it.
    */
-  private async counterHome(key: string): Promise<PlacementNode[]> {
-    const sets = this.holders(key);
-    if (sets.length === 1) return sets[0]!;
-    for (const set of sets) {
-      const reply = await this.readReplicas(set, Op.STAT, key);
-      if (reply.status === Status.OK) return set;
+  private async bringForward(key: string, holders: PlacementNode[][]): Promise<void> {
+    for (const older of holders.slice(1)) {
+      const reply = await this.readReplicas(older, Op.GET, key, Flag.VERSION);
+      if (reply.status !== Status.OK) continue;
+      for (const node of holders[0]!) {
+        const copied = await this.connectionTo(node).request(Op.PUT, Flag.COPY | (reply.flags & Flag.MANIFEST), reply.epoch, reply.arg, key, reply.body);
+        expectOk(copied);
+      }
+      return;
     }
-    return sets[0]!;
   }
 
   /**
@@ -534,10 +536,10 @@ export class Job implements WatchHost {
     return { keys: decodeKeyList(reply.body), more: (reply.flags & Flag.MORE) !== 0 };
   }
 
-  /** One request to the node that owns `key` in the newest generation; refreshes the placement on STALE. */
   /**
    * One request to the node that owns `key` in the newest generation, and what it takes to get an answer:
-   * a new placement on STALE, more room on FULL (PUT), the older generations on NOT_FOUND (GET, STAT).
+   * a new placement on STALE, more room on FULL (PUT), the older generations on NOT_FOUND (GET, STAT) — the last
+   * also on the last attempt: a NOT_FOUND from the newest generation alone never answers "absent".
    */
   private async call(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     for (let attempt = 1; ; attempt++) {
@@ -549,13 +551,14 @@ export class Job implements WatchHost {
         await this.afterUnreachable(error);
         continue;
       }
+      if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
+        return this.olderGenerations(op, key, reply);
+      }
       if (attempt >= MAX_ATTEMPTS) return reply;
       if (reply.status === Status.STALE) {
         await this.refreshPast(reply.arg);
       } else if (reply.status === Status.FULL && op === Op.PUT) {
         await this.grow(this.owners(key)[0]!.id);
-      } else if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
-        return this.olderGenerations(op, key, reply);
       } else {
         return reply;
       }
@@ -655,11 +658,11 @@ export class Job implements WatchHost {
    * so its NOT_FOUND is no answer: with no replica holding the key, the primary's failure is thrown, and the
    * caller waits for a placement without it (`afterUnreachable`).
    */
-  private async readReplicas(replicas: readonly PlacementNode[], op: number, key: string): Promise<Reply> {
+  private async readReplicas(replicas: readonly PlacementNode[], op: number, key: string, flags = 0): Promise<Reply> {
     let failure: unknown;
     for (const node of replicas) {
       try {
-        const reply = await this.callNode(node, op, 0, 0, key, null);
+        const reply = await this.callNode(node, op, flags, 0, key, null);
         if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
       } catch (error) {
         if (!(error instanceof SatchelError) || (error.code !== 'UNAVAILABLE' && error.code !== 'TIMEOUT')) throw error;
@@ -674,21 +677,50 @@ export class Job implements WatchHost {
    * the write under a version it chooses (the placement's epoch, and a seq after every earlier write of the key);
    * the others then take that version as a replica (Flag.REPLICA), each keeping whichever version is newest. So
    * concurrent writers leave every copy with the same value, and a replica never holds a write its primary
-   * does not. An INCR's replicas take the primary's new total as a PUT. The answer is the primary's, unless a
+   * does not. An INCR's replicas take the primary's new total (and the increment's token). The answer is the primary's, unless a
    * replica's is not OK (STALE, FULL: the caller refreshes or grows, and writes again). A replica that cannot be
    * reached fails the write with UNAVAILABLE: `afterUnreachable` then waits for the controller to replace it.
    */
   private async writeReplicas(replicas: readonly PlacementNode[], op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     const primary = await this.callNode(replicas[0]!, op, flags, 0, key, value);
     if (replicas.length === 1 || primary.status !== Status.OK) return primary;
-    let replicaOp = op;
-    let replicaValue = value;
-    if (op === Op.INCR) {
-      replicaOp = Op.PUT;
-      replicaValue = Buffer.from(String(primary.body.readBigInt64BE(0)));
-    }
-    const replies = await Promise.all(replicas.slice(1).map((node) => this.callNode(node, replicaOp, flags | Flag.REPLICA, primary.arg, key, replicaValue)));
+    const replies = await Promise.all(replicas.slice(1).map((node) => this.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value)));
     return replies.find((reply) => reply.status !== Status.OK) ?? primary;
+  }
+
+  /**
+   * One INCR (`amount`: the amount, then the increment's token) at the counter's primary, then its new total,
+   * with the token, to the other holders of the same set. Unlike a PUT, an increment the primary applied is not
+   * written again when a replica's answer is STALE or lost: that would add it twice (the retry lands in the new
+   * placement, whose copy of the counter already counts it). So the other holders of the set the primary ordered
+   * it for each get it, as a copy (Flag.COPY: no placement check, still only over older versions), whatever the
+   * placement became meanwhile; a holder that cannot be reached is left to the controller, which restores the
+   * copies from the primary once it has placed the job without it.
+   */
+  private async incrOnce(holders: readonly PlacementNode[], flags: number, key: string, amount: Buffer): Promise<Reply> {
+    const epoch = this.placement.epoch;
+    const primary = await this.connectionTo(holders[0]!).request(Op.INCR, flags, epoch, 0, key, amount);
+    if (holders.length === 1 || primary.status !== Status.OK) return primary;
+    const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
+    await Promise.all(holders.slice(1).map((node) => this.tellIncrement(node, epoch, primary.arg, key, told)));
+    return primary;
+  }
+
+  /** A replica of an increment (its total and token at version (epoch, seq)) to one holder; see `incrOnce`. */
+  private async tellIncrement(node: PlacementNode, epoch: number, seq: number, key: string, told: Buffer): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const reply = await this.connectionTo(node).request(Op.INCR, Flag.REPLICA | Flag.COPY, epoch, seq, key, told);
+        // STALE: the job moved off that node (drained); the copies it made came from the primary's side too.
+        if (reply.status !== Status.STALE) expectOk(reply);
+        return;
+      } catch (error) {
+        if (!(error instanceof SatchelError) || (error.code !== 'UNAVAILABLE' && error.code !== 'TIMEOUT') || attempt >= MAX_ATTEMPTS) throw error;
+        // Down: once a placement without it is out, the controller restores its copies from the primary.
+        await this.afterUnreachable(error);
+        if (!this.placement.generations.some((nodes) => nodes.some((n) => n.id === node.id))) return;
+      }
+    }
   }
 
   private callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
@@ -717,7 +749,7 @@ export class Job implements WatchHost {
    */
   private async refreshPast(nodeEpoch: number): Promise<void> {
     await this.refresh();
-    for (let wait = 5; this.placement.epoch < nodeEpoch && wait <= 160 && !this.closed; wait *= 2) {
+    for (let wait = 5; this.placement.epoch < nodeEpoch && wait <= 320 && !this.closed; wait *= 2) {
       await new Promise((resolve) => setTimeout(resolve, wait));
       await this.refresh();
     }

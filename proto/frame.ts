@@ -105,10 +105,15 @@ export const Flag = {
    * stored, 0 = left alone); the frame's epoch is a version here, so it is not checked against the placement.
    */
   COPY: 0x0040,
-  /** GET request: answer with the value's version (epoch field, arg) instead of its size. Copies use it. */
+  /** GET or STAT request: answer with the value's version (epoch field, arg) instead of its size. Copies use it. */
   VERSION: 0x0080,
   /** DELETE answer: there was a value to delete. */
   EXISTED: 0x0100,
+  /**
+   * INCR request: only a counter this node holds (NOT_FOUND otherwise): the client then brings its value forward
+   * from an older placement generation before it adds.
+   */
+  EXISTING: 0x0200,
 } as const;
 
 /** Largest key on the wire, in UTF-8 bytes. */

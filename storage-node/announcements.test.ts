@@ -134,3 +134,41 @@ test('versions on the wire: a PUT answers its seq, a REPLICA or COPY lands only 
   t.is(Number(incr.body.readBigInt64BE(0)), 7);
   t.is(incr.arg, 1);
 });
+
+test('an INCR retried with its token is answered with the total it made, on the primary and on a replica told of it', async (t) => {
+  const { address, server } = await startNode(t);
+  const admin = connect(t, address, adminToken);
+  t.is(await announce(admin, 'job-a', 1, AnnounceFlag.REPLICATED), Status.OK);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const incr = (key: string, by: number, token: string, flags = 0, arg = 0) => {
+    const value = Buffer.alloc(16);
+    value.writeBigInt64BE(BigInt(by));
+    Buffer.from(token, 'hex').copy(value, 8);
+    return c.request(Op.INCR, flags, 1, arg, key, value);
+  };
+  const total = (reply: { body: Buffer }) => Number(reply.body.readBigInt64BE(0));
+  t.is(total(await incr('n', 5, '0000000000000001')), 5);
+  const retried = await incr('n', 5, '0000000000000001');
+  t.deepEqual([retried.status, total(retried), retried.arg], [Status.OK, 5, 1], 'the same total and version: not added again');
+  t.is(total(await incr('n', 5, '0000000000000002')), 10, 'another increment adds');
+  t.is((await incr('other', 1, '0000000000000002')).status, Status.BAD_REQUEST, 'a token names one increment of one key');
+  // A replica takes the primary's total and its token; a retry it then receives as the new primary adds nothing.
+  t.is((await incr('r', 42, '00000000000000aa', Flag.REPLICA, 7)).arg, 1);
+  t.is((await c.request(Op.GET, 0, 1, 0, 'r', null)).body.toString(), '42');
+  const asPrimary = await incr('r', 1, '00000000000000aa');
+  t.deepEqual([total(asPrimary), asPrimary.arg], [42, 7]);
+  t.is((await c.request(Op.GET, 0, 1, 0, 'r', null)).body.toString(), '42');
+  // Another job's identical token is another increment.
+  t.is(await announce(admin, 'job-b', 1), Status.OK);
+  const b = connect(t, address, signToken(secret, 'job-b'));
+  const value = Buffer.alloc(16);
+  value.writeBigInt64BE(1n);
+  Buffer.from('0000000000000001', 'hex').copy(value, 8);
+  t.is(Number((await b.request(Op.INCR, 0, 1, 0, 'n', value)).body.readBigInt64BE(0)), 1);
+  t.true(server.increments.size >= 3);
+  // Without a token (an older client), every INCR adds.
+  const plain = Buffer.alloc(8);
+  plain.writeBigInt64BE(2n);
+  t.is(Number((await c.request(Op.INCR, 0, 1, 0, 'p', plain)).body.readBigInt64BE(0)), 2);
+  t.is(Number((await c.request(Op.INCR, 0, 1, 0, 'p', plain)).body.readBigInt64BE(0)), 4);
+});

@@ -24,6 +24,7 @@ import {
 import { Coordination, type ParkedOwner } from './coordination.ts';
 import { JobLimits } from './job-limits.ts';
 import { JobTable } from './job-table.ts';
+import { RecentIncrements, type Increment } from './recent-increments.ts';
 import type { DeleteOutcome, ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
 import { NodeMetrics, opKindOf } from './metrics.ts';
 import { ValuePool } from './value-pool.ts';
@@ -102,6 +103,8 @@ export class StorageServer {
   private readonly poolTrimmer = setInterval(() => this.pool.trim(), POOL_TRIM_MS).unref();
   /** Operations, value bytes and service times (metrics.ts): `/metrics` and the latency in the node's reports. */
   readonly metrics: NodeMetrics;
+  /** INCRs applied lately, by their tokens: a retried increment is not added twice (recent-increments.ts). */
+  readonly increments = new RecentIncrements();
   /** WAIT and WATCH requests parked until a key appears or changes (coordination.ts). */
   readonly coordination = new Coordination();
 
@@ -468,13 +471,16 @@ class Session implements ParkedOwner {
           this.respond(Status.OK, entry.flags, id, answerEpoch, arg, entry.value, () => this.server.sentByReference(entry));
         });
       }
-      case Op.STAT:
+      case Op.STAT: {
+        const versioned = (f.flags & Flag.VERSION) !== 0;
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
           if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
           const manifest = (entry.flags & Flag.MANIFEST) !== 0;
           if (manifest && entry.value.length > COPY_THRESHOLD) entry.pinned = true; // sent by reference
-          this.respond(Status.OK, entry.flags, id, epoch, entry.value.length, manifest ? entry.value : null);
+          // A migration asks for the version (Flag.VERSION) in place of the size, as GET.
+          this.respond(Status.OK, entry.flags, id, versioned ? entry.epoch : epoch, versioned ? entry.seq : entry.value.length, manifest ? entry.value : null);
         });
+      }
       case Op.DELETE: {
         const seq = (f.flags & Flag.REPLICA) === 0 ? 0 : f.arg;
         if (seq === 0 && (f.flags & Flag.REPLICA) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica carries its version (seq ≥ 1) in arg');
@@ -517,33 +523,77 @@ class Session implements ParkedOwner {
   }
 
   /**
-   * INCR: the value is the amount, a signed 64-bit integer; the key holds the total as decimal text (so GET
-   * reads it as a string and PUT of "42" sets it), created at 0. Totals stay within ±(2^53 − 1).
+   * INCR: the value is the amount, a signed 64-bit integer, then optionally the increment's 8-byte token (the
+   * same on every retry of it: recent-increments.ts); the key holds the total as decimal text (so GET reads it as
+   * a string and PUT of "42" sets it), created at 0. Totals stay within ±(2^53 − 1). With Flag.REPLICA the value
+   * is the total the primary made, then its token, and arg the version's seq: stored as a replica of a write.
    */
   private incr(f: FrameView, jobId: string, key: string): void {
     const { id, epoch } = f;
     if (this.server.limits.isOverQuota(jobId)) return this.overQuota(id, epoch, jobId);
     if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
-    if (f.bodyLength - f.keyLength !== 8) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer');
-    const by = Number(f.buf.readBigInt64BE(f.bodyStart + f.keyLength));
+    const length = f.bodyLength - f.keyLength;
+    if (length !== 8 && length !== 16) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer, and may carry an 8-byte token after it');
+    const at = f.bodyStart + f.keyLength;
+    const by = Number(f.buf.readBigInt64BE(at));
     if (!Number.isSafeInteger(by)) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR amount beyond ±(2^53 − 1)');
+    // Keyed by job too: one job's token never answers with another job's total.
+    const token = length === 16 ? `${jobId}/${f.buf.toString('hex', at + 8, at + 16)}` : null;
+    const increments = this.server.increments;
+    if ((f.flags & Flag.REPLICA) !== 0) {
+      if (token === null || f.arg === 0) return this.fail(id, epoch, 'BAD_REQUEST', "an INCR replica carries the primary's total, its token and its version (seq ≥ 1 in arg)");
+      const value = Buffer.from(String(by));
+      return this.settle(this.server.engine.put(jobId, key, value, 0, epoch, f.arg), id, epoch, (outcome: PutOutcome) => {
+        if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
+        increments.record(token, { key, total: by, seq: f.arg });
+        if (outcome.skipped !== true && this.server.coordination.active > 0) this.server.coordination.stored(jobId, key, value, 0, epoch, true);
+        this.respond(Status.OK, 0, id, epoch, outcome.skipped === true ? 0 : 1, null);
+      });
+    }
+    const answer = (made: Increment) => {
+      const body = Buffer.allocUnsafe(8);
+      body.writeBigInt64BE(BigInt(made.total));
+      // The version's seq, so a replicated job's client can hand the new total to the other copies.
+      this.respond(Status.OK, 0, id, epoch, made.seq, body);
+    };
+    const seen = token === null ? undefined : increments.get(token);
+    if (seen !== undefined) {
+      // A retry: what the increment made, not another increment.
+      return this.settle<Increment | null>(seen, id, epoch, (made) => {
+        if (made === null) return this.fail(id, epoch, 'UNAVAILABLE', 'the first attempt of this increment failed: try again');
+        if (made.key !== key) return this.fail(id, epoch, 'BAD_REQUEST', 'an INCR token names one increment of one key');
+        answer(made);
+      });
+    }
+    const done = token === null ? null : increments.begin(token);
+    const existing = (f.flags & Flag.EXISTING) !== 0;
     let total = 0;
     let stored: Buffer | null = null;
+    let missing = false;
     const compute = (old: StoredEntry | undefined): Buffer | { refuse: string } => {
+      if (old === undefined && existing) {
+        missing = true;
+        return { refuse: `${key} is not on this node` };
+      }
       const current = old === undefined ? 0 : counterValue(old);
       if (current === null) return { refuse: `${key} holds a value that is not a counter` };
       total = current + by;
       if (!Number.isSafeInteger(total)) return { refuse: `counter ${key} would pass ±(2^53 − 1)` };
       return (stored = Buffer.from(String(total)));
     };
-    this.settle(this.server.engine.update(jobId, key, compute, epoch), id, epoch, (outcome: PutOutcome) => {
-      if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
+    const result = this.server.engine.update(jobId, key, compute, epoch);
+    if (done !== null && isPromise(result)) result.catch(() => done(null));
+    this.settle(result, id, epoch, (outcome: PutOutcome) => {
+      if (!outcome.ok) {
+        done?.(null);
+        if (missing) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
+        return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
+      }
       const coordination = this.server.coordination;
       if (coordination.active > 0 && stored !== null) coordination.stored(jobId, key, stored, 0, epoch, true);
-      const answer = Buffer.allocUnsafe(8);
-      answer.writeBigInt64BE(BigInt(total));
-      // The version's seq, so a replicated job's client can hand the new total to the other copies.
-      this.respond(Status.OK, 0, id, epoch, outcome.seq, answer);
+      const made = { key, total, seq: outcome.seq };
+      done?.(made);
+      answer(made);
     });
   }
 

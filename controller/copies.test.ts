@@ -120,3 +120,31 @@ test('restoration: a DELETE racing the copy of a replicated key is not undone', 
   t.is((await data.get(nodes[1]!.address)!.request(Op.GET, 0, 2, 0, deleted, null)).status, Status.NOT_FOUND);
   for (const key of kept) t.is((await data.get(nodes[2]!.address)!.request(Op.GET, 0, 2, 0, key, null)).body.toString(), 'v', key);
 });
+
+test('migration of a replicated job: every key the drained node held ends on each of its holders in the new generation', async (t) => {
+  const nodes = await startNodes(t, 4);
+  const [drained, a, b, c] = nodes as [Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes: [drained, a, b] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  await announce(placement);
+  const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
+  const holdersIn = (generation: Node[], key: string) => pickNodes(generation, hashKey(key), 2).map((i) => generation[i]!);
+  for (const key of keys) {
+    const [primary, replica] = holdersIn([drained, a, b], key) as [Node, Node];
+    const put = await data.get(primary.address)!.request(Op.PUT, 0, 1, 0, key, Buffer.from(`v ${key}`));
+    t.is((await data.get(replica.address)!.request(Op.PUT, Flag.REPLICA, 1, put.arg, key, Buffer.from(`v ${key}`))).status, Status.OK);
+  }
+  const { placement: after } = await migrateJob(host, placement, drained, [a, b, c]);
+  t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n1', 'n2', 'n3'], ['n1', 'n2']]);
+  // Keys the drained node did not hold stay readable where they were (the older generation [n1, n2]).
+  const moved = keys.filter((key) => holdersIn([drained, a, b], key).includes(drained));
+  t.true(moved.length > 50);
+  const missing: string[] = [];
+  for (const key of moved) {
+    for (const holder of holdersIn([a, b, c], key)) {
+      const got = await data.get(holder.address)!.request(Op.GET, 0, 3, 0, key, null);
+      if (got.status !== Status.OK || got.body.toString() !== `v ${key}`) missing.push(`${key} on ${holder.id}`);
+    }
+  }
+  t.deepEqual(missing, [], 'both copies of every moved key in the newest generation');
+});

@@ -105,31 +105,37 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
 
   const replicas = Math.max(1, placement.replicas ?? 1);
   /**
-   * Copies `key` if the drained node's copy is what a reader sees: the first generation that has it. With
-   * replicas, a generation "has it" when the key's first copy there does; the copy goes to every one of the
-   * key's holders in the new generation.
+   * Copies `key` to every one of its holders in the new generation, with the version the drained node holds: a
+   * copy lands only where the key holds nothing newer. Unless a generation between the new one and the first
+   * that has the drained node among the key's holders holds a version at least as new: that one is what readers
+   * see (newest generation first), and copying the drained node's would hide it.
    */
   const move = async (key: string) => {
     const hash = hashKey(key);
-    for (const generation of placement.generations) {
-      const holders = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!);
-      if (holders.length === 0) continue;
-      if (!holders.some((n) => n.id === drained.id)) {
-        if ((await call(holders[0]!, Op.STAT, 0, key, null)).status === Status.OK) break; // a newer copy shadows ours
-        continue;
-      }
-      // With its version (epoch field, arg): the copy lands only where the key holds nothing newer.
-      const value = await call(nodes.get(drained.id) ?? (drained as WirePlacementNode), Op.GET, Flag.VERSION, key, null);
-      if (value.status === Status.NOT_FOUND) break; // deleted meanwhile
-      const newest = placement.generations[0]!.nodes;
-      for (const i of pickNodes(newest, hash, replicas)) {
-        await call(nodes.get(newest[i]!.id)!, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.epoch, value.arg);
-        result.bytes += value.body.length;
-      }
-      result.keys++;
+    const holdersOf = (nodes: WirePlacementNode[]) => pickNodes(nodes, hash, replicas).map((i) => nodes[i]!);
+    const generations = placement.generations.map((g) => holdersOf(g.nodes));
+    const own = generations.findIndex((holders) => holders.some((n) => n.id === drained.id));
+    // Not among the key's holders anywhere (left over from an earlier placement): no reader looks here.
+    if (own < 1) {
+      result.skipped++;
       return;
     }
-    result.skipped++;
+    const value = await call(nodes.get(drained.id) ?? (drained as WirePlacementNode), Op.GET, Flag.VERSION, key, null);
+    if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
+    for (const holders of generations.slice(1, own)) {
+      for (const holder of holders) {
+        const held = await call(holder, Op.STAT, Flag.VERSION, key, null);
+        if (held.status === Status.OK && (held.epoch > value.epoch || (held.epoch === value.epoch && held.arg >= value.arg))) {
+          result.skipped++;
+          return;
+        }
+      }
+    }
+    for (const holder of generations[0]!) {
+      await call(holder, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.epoch, value.arg);
+      result.bytes += value.body.length;
+    }
+    result.keys++;
   };
 
   let after = '';

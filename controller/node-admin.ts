@@ -6,10 +6,11 @@ export class NodeAdmin {
   private readonly connections = new Map<string, NodeConnection>();
   private readonly token: string;
 
-  /** `tls`: the nodes serve TLS, their certificates checked against its CA. */
+  /** `tls`: the nodes serve TLS, their certificates checked against its CA. Each call fails after `timeoutMs`. */
   constructor(
     secret: Uint8Array,
     private readonly tls?: ClientTls,
+    private readonly timeoutMs = 10_000,
   ) {
     this.token = signToken(secret, ADMIN_SUBJECT);
   }
@@ -53,7 +54,7 @@ export class NodeAdmin {
   private connection(address: string): NodeConnection {
     let connection = this.connections.get(address);
     if (connection === undefined) {
-      connection = new NodeConnection(address, this.token, { timeoutMs: 10_000, tls: this.tls });
+      connection = new NodeConnection(address, this.token, { timeoutMs: this.timeoutMs, tls: this.tls });
       this.connections.set(address, connection);
     }
     return connection;

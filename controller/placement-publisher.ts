@@ -4,10 +4,15 @@
  * 1. the job record (placement and any pending copy) is persisted: what a restarted controller resumes from;
  * 2. nodes joining the job are announced it, before any client can route to them (a node refuses a job it was
  *    not announced, so a client must never learn of a node that has not been told);
- * 3. the metadata servers get the placement;
- * 4. the nodes already serving the job learn the new epoch: from then on clients holding an older placement get
- *    STALE and fetch the one published in step 3;
+ * 3. the nodes already serving the job learn the new epoch: from then on clients holding an older placement get
+ *    STALE (and wait for step 4: client/job.ts `refreshPast`);
+ * 4. the metadata servers get the placement.
  * 5. nodes that left the job are told it moved, and drop its data.
+ *
+ * Steps 3 before 4: no client works with the new placement while another can still write with the old one. The
+ * other way round, a write under the old placement to an older generation, acknowledged after a write of the
+ * same key under the new one, would be hidden by it (reads go newest generation first), and a counter could be
+ * incremented in two generations at once.
  *
  * Nodes the controller considers lost are skipped (a frozen node would hold the change up for the admin call's
  * timeout); what they missed is told to them when they report again (`reconcileNode`).
@@ -41,8 +46,8 @@ export class PlacementPublisher {
     const after = membersOf(job);
     await this.host.persist(job);
     await this.announce(job, [...after].filter((id) => !before.has(id)));
-    await this.host.publish(next);
     await this.announce(job, [...after].filter((id) => before.has(id)));
+    await this.host.publish(next);
     await this.moveOff(job, [...before].filter((id) => !after.has(id)));
   }
 

@@ -24,6 +24,8 @@ export interface ReplicationResult {
   bytes: number;
   /** Keys the survivors hold, looked at. */
   keys: number;
+  /** repairCopies: nodes that could not be listed, and copies that could not be written (unreachable). */
+  skipped?: number;
 }
 
 const PAGE = 500;
@@ -97,29 +99,45 @@ export async function rereplicateJob(
 
 /**
  * Makes every copy the placement wants exist, without knowing what happened before (a controller restarted
- * while restoring copies): every node copies each key it holds to the key's other holders in each generation
- * it is a holder of. Idempotent: a copy lands only where the key holds nothing newer.
+ * while restoring copies, or a change failed half-way): every node copies each key it holds to the key's other
+ * holders in each generation it is a holder of. Idempotent: a copy lands only where the key holds nothing newer.
+ * A node that cannot be reached (down, frozen) is stepped over and counted in `skipped`: what it alone holds
+ * cannot be copied now, and the caller tries again later.
  */
 export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placement: WirePlacement): Promise<ReplicationResult> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const request = requester(host, placement.jobId, placement.epoch);
-  const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0 };
+  const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0, skipped: 0 };
   const nodes = new Map(placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
+  /** Nodes found unreachable: not tried again in this repair (a frozen one would cost a timeout per key). */
+  const down = new Set<string>();
   for (const source of nodes.values()) {
-    await forEachKey(request, source, async (key) => {
-      result.keys++;
-      const hash = hashKey(key);
-      const targets = new Map<string, WirePlacementNode>();
-      for (const generation of placement.generations) {
-        const holders = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!);
-        if (!holders.some((n) => n.id === source.id)) continue;
-        for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
-      }
-      if (targets.size > 0) await copyKey(request, source, key, targets.values(), result);
-    });
+    if (down.has(source.id)) {
+      result.skipped!++;
+      continue;
+    }
+    try {
+      await forEachKey(request, source, async (key) => {
+        result.keys++;
+        const hash = hashKey(key);
+        const targets = new Map<string, WirePlacementNode>();
+        for (const generation of placement.generations) {
+          const holders = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!);
+          if (!holders.some((n) => n.id === source.id)) continue;
+          for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
+        }
+        if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, down);
+      });
+    } catch (error) {
+      if (!unreachable(error)) throw error;
+      down.add(source.id);
+      result.skipped!++;
+    }
   }
   return result;
 }
+
+const unreachable = (error: unknown) => error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT');
 
 type Request = (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, arg?: number, frameEpoch?: number) => Promise<Reply>;
 
@@ -151,12 +169,24 @@ async function forEachKey(request: Request, source: WirePlacementNode, each: (ke
   }
 }
 
-/** Reads `key` with its version from `source` and copies it to each target (PUT COPY: only over older versions). */
-async function copyKey(request: Request, source: WirePlacementNode, key: string, targets: Iterable<WirePlacementNode>, result: ReplicationResult): Promise<void> {
+/**
+ * Reads `key` with its version from `source` and copies it to each target (PUT COPY: only over older versions).
+ * With `down`, a target that cannot be reached is added to it and counted in `skipped` instead of failing the
+ * copy, and targets in it are stepped over.
+ */
+async function copyKey(request: Request, source: WirePlacementNode, key: string, targets: Iterable<WirePlacementNode>, result: ReplicationResult, down?: Set<string>): Promise<void> {
   const value = await request(source, Op.GET, Flag.VERSION, key, null);
   if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
   for (const target of targets) {
-    await request(target, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.arg, value.epoch);
+    try {
+      if (down?.has(target.id)) throw new SatchelError('UNAVAILABLE', `${target.id} unreachable`);
+      await request(target, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.arg, value.epoch);
+    } catch (error) {
+      if (down === undefined || !unreachable(error)) throw error;
+      down.add(target.id);
+      result.skipped = (result.skipped ?? 0) + 1;
+      continue;
+    }
     result.copies++;
     result.bytes += value.body.length;
   }

@@ -32,7 +32,7 @@ import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, ty
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';
 import { EventLog } from './events.ts';
-import { isLostMember, nodesOf, reconcileNode } from './members.ts';
+import { isLostMember, membersOf, nodesOf, reconcileNode } from './members.ts';
 import { migrateJob, type MigrationHost, type MigrationResult } from './migration.ts';
 import { PlacementPublisher } from './placement-publisher.ts';
 import { rereplicateJob, repairCopies, type ReplicationResult } from './replication.ts';
@@ -84,10 +84,12 @@ export interface ControllerOptions {
 export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
 /**
  * A node's lease, as a share of the node timeout: a node that has not had a report answered for this long stops
- * serving replicated jobs (storage-node/README.md, "Leases"), well before the controller, after the whole
- * timeout, declares it lost and restores those jobs' copies elsewhere.
+ * serving replicated jobs (storage-node/README.md, "Leases"), before the controller, after the whole timeout,
+ * declares it lost and restores those jobs' copies elsewhere. Both count from the same report (the node from
+ * sending it, the controller from receiving it), so any share below 1 is safe; the rest is a margin for the
+ * two clocks' rates and for a slow answer. 0.6 fenced nodes of an in-process test cluster under load.
  */
-export const LEASE_SHARE_OF_NODE_TIMEOUT = 0.6;
+export const LEASE_SHARE_OF_NODE_TIMEOUT = 0.8;
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
@@ -135,11 +137,14 @@ export class Controller {
   /** Restorations a node's loss started, by node: its next report waits for them (`nodeBack`). */
   private readonly recovering = new Map<string, Promise<void>>();
   address: string | null = null;
-  /** Nodes are given until this long after the controller started to report (a restart hears from none yet). */
-  private readonly startedAt = Date.now();
+  /**
+   * When the controller started serving: nodes are given until a node timeout after it to report (a restarted
+   * controller hears from none before it listens, and its recovery may take seconds).
+   */
+  private startedAt = Date.now();
 
   constructor(private readonly options: ControllerOptions) {
-    this.admin = new NodeAdmin(options.secret, clientTlsOf(options.tls));
+    this.admin = new NodeAdmin(options.secret, clientTlsOf(options.tls), this.adminTimeoutMs);
     this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
     this.publisher = new PlacementPublisher({
       admin: this.admin,
@@ -214,6 +219,15 @@ export class Controller {
     addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
   }
 
+  /**
+   * How long the controller waits for a node's answer (admin calls, copies): the node timeout, within 1–10 s. A
+   * node that does not answer within it is as good as lost, and a frozen one must not hold a placement change up
+   * for longer (placement-publisher.ts announces to every member).
+   */
+  private get adminTimeoutMs(): number {
+    return Math.min(10_000, Math.max(1_000, this.nodeTimeoutMs));
+  }
+
   /** How long a node may serve replicated jobs after a report it sent was answered. */
   private get nodeLeaseMs(): number {
     return Math.floor((this.options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS) * LEASE_SHARE_OF_NODE_TIMEOUT);
@@ -237,6 +251,7 @@ export class Controller {
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     this.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
+    this.startedAt = Date.now();
     let last = Date.now();
     this.leaseTimer = setInterval(() => {
       const now = Date.now();
@@ -291,17 +306,31 @@ export class Controller {
         await this.migrateJobOff(jobId, node);
         return;
       }
-    } else {
-      const host = this.placementHost(job);
-      try {
-        const result = await repairCopies(host, job.placement);
-        this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored after a controller restart`, { details: { ...result } });
-      } finally {
-        host.close();
-      }
-    }
+    } else if (!(await this.repair(job))) return;
     job.pending = undefined;
     await this.publisher.apply(job, job.placement);
+  }
+
+  /**
+   * Makes every copy the job's placement wants exist (replication.ts `repairCopies`): what a change that failed
+   * half-way, or a controller that died during one, left undone. True when done; false when a node could not be
+   * reached, and then tried again (`finishCopies`) a node timeout later, the job's copies still pending.
+   */
+  private async repair(job: JobRecord): Promise<boolean> {
+    const host = this.placementHost(job);
+    try {
+      const result = await repairCopies(host, job.placement);
+      this.options.logger.info({ job: job.id, epoch: job.placement.epoch, ...result }, 'copies repaired');
+      this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${job.id} made by a repair${result.skipped ? `; ${result.skipped} unreachable, retried` : ''}`, {
+        details: { copies: result.copies, bytes: result.bytes, keys: result.keys, skipped: result.skipped ?? 0 },
+      });
+      if ((result.skipped ?? 0) === 0) return true;
+      job.pending = { kind: 'restore', node: job.pending?.node ?? '' };
+      setTimeout(() => void this.changePlacement(job.id, () => this.finishCopies(job.id)).catch(() => {}), this.nodeTimeoutMs).unref();
+      return false;
+    } finally {
+      host.close();
+    }
   }
 
   async close(): Promise<void> {
@@ -326,7 +355,15 @@ export class Controller {
     for (const address of metadata) {
       this.metadataClients.set(address, new ControlClient<MetadataMethods>(METADATA_SERVICE, address, undefined, clientTlsOf(this.options.tls)));
     }
-    const republished = await Promise.allSettled(jobs.map((job) => this.publishPlacement(job.placement)));
+    // Nodes first, as any placement change (placement-publisher.ts): the last process may have died after it
+    // persisted a placement and before it told them. Each announcement names the incarnation recorded, so a
+    // node that restarted meanwhile refuses it (and registers, which ends that incarnation's membership).
+    const republished = await Promise.allSettled(
+      jobs.map(async (job) => {
+        await this.publisher.announce(this.registry.jobs.get(job.id)!, membersOf(this.registry.jobs.get(job.id)!));
+        await this.publishPlacement(job.placement);
+      }),
+    );
     const failed = republished.filter((r) => r.status === 'rejected').length;
     this.options.logger.info({ jobs: jobs.length, nodes: nodes.length, metadata: metadata.length, failed }, 'state recovered');
   }
@@ -638,6 +675,7 @@ export class Controller {
       if (growth === null) throw new SatchelError('FULL', `no other node has room for job ${jobId}: node ${node.id} cannot be drained`);
       newest = growth.nodes;
     }
+    const unfinished = job.pending !== undefined && job.pending.kind !== 'drain';
     const host = this.placementHost(job);
     try {
       const { result } = await migrateJob(
@@ -655,6 +693,7 @@ export class Controller {
         resumed,
       );
       this.options.logger.info({ job: jobId, node: node.id, ...result, epoch: job.placement.epoch }, 'job migrated');
+      if (unfinished && (await this.repair(job))) await this.publisher.apply(job, job.placement);
       return result;
     } finally {
       host.close();
@@ -777,7 +816,7 @@ export class Controller {
       publish: (placement) => this.publisher.apply(job, placement),
       connect: (address) => {
         let connection = connections.get(address);
-        if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: 10_000, tls: clientTlsOf(this.options.tls) })));
+        if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: this.adminTimeoutMs, tls: clientTlsOf(this.options.tls) })));
         return connection;
       },
       close: () => {
@@ -794,6 +833,9 @@ export class Controller {
   private async restoreCopies(jobId: string, node: NodeRecord): Promise<ReplicationResult | null> {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined || !nodesOf(job.placement).has(node.id)) return null;
+    // Copies an earlier change left unfinished (it failed, or the controller died): this restoration only makes
+    // the copies its own loss calls for, so a repair follows it.
+    const unfinished = job.pending !== undefined;
     const replicas = job.placement.replicas ?? 1;
     const newest = job.placement.generations[0]!.nodes.filter((n) => n.id !== node.id);
     let replacement: WirePlacementNode[] = [];
@@ -821,6 +863,7 @@ export class Controller {
         node,
         replacement,
       );
+      if (unfinished && !(await this.repair(job))) return result;
       job.pending = undefined;
       await this.publisher.apply(job, placement);
       this.options.logger.info({ job: jobId, lost: node.id, epoch: placement.epoch, ...result, ms: Date.now() - started }, 'copies restored');

@@ -63,6 +63,11 @@ export interface LocalClusterOptions {
    * the others against `ca` (`--tls-cert`, `--tls-key`, `--tls-ca`); tickets carry the CA.
    */
   tls?: { cert: string; key: string; ca: string };
+  /**
+   * Called with the controller's address for each storage node added: the address that node registers and
+   * reports to instead (a proxy the nemesis can cut: perf/nemesis). Kept for the node's later starts.
+   */
+  nodeController?: (controller: string) => string | Promise<string>;
 }
 
 /** The autoscaler's policy as `satchel controller` flags take it (controller/autoscaler.ts has the defaults). */
@@ -113,6 +118,8 @@ interface NodeSpec {
   metricsPort: number;
   /** A disk node's data folder (the node wipes it at start), removed with it. */
   dataPath?: string;
+  /** Where the node registers and reports: the controller, or what `nodeController` put in front of it. */
+  controller: string;
   frozen: boolean;
   /** A startNode is under way. */
   starting: boolean;
@@ -210,6 +217,11 @@ export class LocalCluster {
     return this.info.adminToken;
   }
 
+  /** The address node `id` registers and reports to (the controller's, or `nodeController`'s), if it is ours. */
+  nodeControllerAddress(id: string): string | undefined {
+    return this.members.find((m) => m.node?.id === id)?.node?.controller;
+  }
+
   /** PIDs of the running storage nodes, by node id (fault tests kill them). */
   get nodePids(): Map<string, number> {
     return new Map(this.members.filter((m) => m.node !== undefined && running(m.child)).map((m) => [m.node!.id, m.child.pid!]));
@@ -233,7 +245,8 @@ export class LocalCluster {
   /** Starts one more storage node of a tier (disk tiers keep their data in stateDir/data/<tier>-<n>). */
   async addNode(tier: Tier = 'dram', capacity?: number): Promise<ReadyMessage> {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
-    const spec: NodeSpec = { id: '', tier, capacity: bytes, port: 0, metricsPort: 0, dataPath: tier === 'dram' ? undefined : this.newDataPath(tier), frozen: false, starting: false };
+    const controller = (await this.options.nodeController?.(this.info.controller)) ?? this.info.controller;
+    const spec: NodeSpec = { id: '', tier, capacity: bytes, port: 0, metricsPort: 0, dataPath: tier === 'dram' ? undefined : this.newDataPath(tier), controller, frozen: false, starting: false };
     const member = await this.spawn('storage-node', this.nodeArgs(spec));
     // Started on port 0 with a generated id: what it got is what every later start asks for.
     spec.id = member.ready.id!;
@@ -440,7 +453,7 @@ export class LocalCluster {
 
   /** A storage node's command line: on its first start ports 0 and no id; on later ones what it got then. */
   private nodeArgs(spec: NodeSpec): string[] {
-    const args = ['storage-node', '--tier', spec.tier, '--port', String(spec.port), '--metrics-port', String(spec.metricsPort), '--controller', this.info.controller];
+    const args = ['storage-node', '--tier', spec.tier, '--port', String(spec.port), '--metrics-port', String(spec.metricsPort), '--controller', spec.controller];
     if (spec.id !== '') args.push('--id', spec.id);
     args.push('--capacity', String(spec.capacity), '--bandwidth', String(this.options.bandwidth?.[spec.tier] ?? TIER_PROFILES[spec.tier].bandwidth));
     if (spec.dataPath !== undefined) args.push('--path', spec.dataPath);

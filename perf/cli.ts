@@ -14,6 +14,9 @@ import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
 import { runSoak, soakHeader, soakRow, soakSummaryText } from './soak.ts';
 import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
+import { formatCheckSummary } from './nemesis/checker.ts';
+import { renderNemesisHtml } from './nemesis/report-html.ts';
+import { FAULT_KINDS, runNemesis, type FaultKind } from './nemesis/run.ts';
 
 /** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
@@ -35,8 +38,10 @@ export async function runBench(args: string[]): Promise<void> {
       return wait(rest);
     case 'soak':
       return soak(rest);
+    case 'nemesis':
+      return nemesis(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis)`);
   }
 }
 
@@ -377,6 +382,69 @@ async function soak(args: string[]): Promise<void> {
   process.stdout.write(soakSummaryText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
   if (report.summary.errors > 0 || report.summary.lost > 0) process.exitCode = 1;
+}
+
+/** `bench nemesis`: faults against a whole cluster while clients record every operation; the checker judges. */
+async function nemesis(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    minutes: { type: 'string' },
+    seconds: { type: 'string' },
+    processes: { type: 'string' },
+    lanes: { type: 'string' },
+    rate: { type: 'string' },
+    nodes: { type: 'string' },
+    'node-timeout-ms': { type: 'string' },
+    'job-seconds': { type: 'string' },
+    faults: { type: 'string' },
+    json: { type: 'string' },
+    html: { type: 'string' },
+    'keep-dir': { type: 'string' },
+    history: { type: 'string' },
+  });
+  const kinds = (values.faults ?? FAULT_KINDS.join(',')).split(',');
+  for (const kind of kinds) {
+    if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new SatchelError('BAD_REQUEST', `--faults: expected some of ${FAULT_KINDS.join(',')}, got ${JSON.stringify(kind)}`);
+  }
+  const number = (text: string | undefined, flag: string, min: number, max: number): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    return n;
+  };
+  const seconds = number(values.seconds, '--seconds', 1, 86_400) ?? (number(values.minutes, '--minutes', 0.05, 1_440) ?? 10) * 60;
+  const options = {
+    seconds,
+    processes: whole(values.processes, 3, '--processes', 1, 64),
+    lanes: whole(values.lanes, 8, '--lanes', 1, 256),
+    ratePerLane: whole(values.rate, 0, '--rate', 0, 100_000),
+    nodes: whole(values.nodes, 5, '--nodes', 4, 16),
+    nodeTimeoutMs: whole(values['node-timeout-ms'], 2_000, '--node-timeout-ms', 1_000, 60_000),
+    jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 30,
+    faults: kinds as FaultKind[],
+    keepDir: values['keep-dir'],
+  };
+  const started = Date.now();
+  const result = await runNemesis({ ...options, onProgress: (line) => process.stderr.write(`bench nemesis: ${line}\n`) });
+  const command = commandLine('nemesis', args);
+  process.stdout.write(`${formatCheckSummary(result.report)}\n`);
+  process.stdout.write(`faults injected: ${Object.entries(result.faults).map(([k, n]) => `${k} ${n}`).join(', ')}; not settled after a fault: ${result.unsettled}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  if (values.json) {
+    const { timeline: _timeline, ...report } = result.report;
+    const faultList = result.history.faults;
+    await writeFile(values.json, JSON.stringify({ benchmark: 'nemesis', date: new Date().toISOString(), command, machine: machine(), options, faults: result.faults, faultList, unsettled: result.unsettled, report }, null, 2) + '\n');
+    process.stdout.write(`written: ${values.json}\n`);
+  }
+  if (values.history) {
+    // One JSON object per line: the run (start, length, faults), then every operation. checkHistory reads it back.
+    const { ops, ...run } = result.history;
+    await writeFile(values.history, [JSON.stringify(run), ...ops.map((op) => JSON.stringify(op))].join('\n') + '\n');
+    process.stdout.write(`written: ${values.history}\n`);
+  }
+  if (values.html) {
+    await writeFile(values.html, renderNemesisHtml({ startedAt: result.history.startedAt, durationMs: result.history.durationMs, faults: result.history.faults, command }, result.report));
+    process.stdout.write(`written: ${values.html}\n`);
+  }
+  if (result.report.summary.anomalies > 0 || result.report.summary.malformed > 0) process.exitCode = 1;
 }
 
 function commandLine(name: string, args: string[]): string {

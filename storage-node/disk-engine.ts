@@ -364,7 +364,7 @@ export class DiskEngine implements StorageEngine {
         const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);
         if (version === 0) return { ok: true, old: undefined, seq: 0, skipped: true };
         if (version < 0) return { ok: false, reason: 'STALE', message: staleMessage(held!.epoch, epoch) };
-        if (tombstone) (job.tombstones ??= new Tombstones()).set(key, epoch, version);
+        if (tombstone) (job.tombstones ??= new Tombstones()).set(key, { epoch, seq: version });
         if (old === undefined) return { ok: true, old: undefined, seq: version };
         const entry = await this.oldEntry(old, fullKey);
         if (this.emulating) await this.device(0);

@@ -99,7 +99,7 @@ export class DramEngine implements StorageEngine {
     }
     if (tombstone) {
       if (job === undefined) this.jobs.set(jobId, (job = { entries: new Map(), bytes: 0, sorted: null, tombstones: null }));
-      (job.tombstones ??= new Tombstones()).set(key, epoch, version);
+      (job.tombstones ??= new Tombstones()).set(key, { epoch, seq: version });
     } else if (job !== undefined && job.entries.size === 0 && (job.tombstones?.size ?? 0) === 0) {
       this.jobs.delete(jobId);
     }

@@ -749,7 +749,10 @@ export class Job implements WatchHost {
    */
   private async refreshPast(nodeEpoch: number): Promise<void> {
     await this.refresh();
-    for (let wait = 5; this.placement.epoch < nodeEpoch && wait <= 320 && !this.closed; wait *= 2) {
+    // Usually a few ms; up to the operation's timeout when the controller died between telling the nodes and
+    // telling the metadata servers (its successor republishes what it had recorded).
+    const deadline = Date.now() + (this.options.timeoutMs ?? 10_000);
+    for (let wait = 5; this.placement.epoch < nodeEpoch && Date.now() < deadline && !this.closed; wait = Math.min(wait * 2, 200)) {
       await new Promise((resolve) => setTimeout(resolve, wait));
       await this.refresh();
     }

@@ -135,7 +135,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     if (!response.ok) throw new SatchelError('UNAVAILABLE', `${path}: ${response.status}`);
     return (await response.json()) as T;
   };
-  let satchel = await Satchel.connect(cluster.controller, { timeoutMs: 15_000 });
+  const connect = () => retrying('connecting to the controller', () => Satchel.connect(cluster.controller, { timeoutMs: 15_000 }));
+  let satchel = await connect();
   try {
     let generation = 0;
     let registered = await registerJobs(satchel, o, generation, startedAt, driverOps);
@@ -185,7 +186,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       const start = clock();
       await cluster.restartController('SIGKILL');
       satchel.close();
-      satchel = await Satchel.connect(cluster.controller, { timeoutMs: 15_000 });
+      satchel = await connect();
       faults.push({ kind: 'controller', target: 'controller', startMs: start, endMs: clock(), note });
     };
     const pendingSeen = (kind: string) => async () => (await getJson<JobRow[]>('/api/jobs')).some((j) => j.pending?.kind === kind);
@@ -206,7 +207,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       const killer = (kind: string, note: string, withinMs: number) => (killController || kind === 'drain' ? killControllerWhen(pendingSeen(kind), note, withinMs) : Promise.resolve());
       switch (kind) {
         case 'restart': {
-          const killing = killer('restore', `while restoring copies after ${target} restarted`, 15_000);
+          // The restoration starts as the new process registers, and takes a second or two.
+          const killing = killer('restore', `while restoring copies after ${target} restarted`, o.nodeTimeoutMs * 3);
           await cluster.restartNode(target, 'SIGKILL');
           faults.push({ kind, target, startMs: start, endMs: clock() });
           await killing;
@@ -297,7 +299,7 @@ async function registerJobs(
 ): Promise<Registered[]> {
   return Promise.all(
     ([1, 2, 3] as const).map(async (replicas) => {
-      const registered = await satchel.registerJob(`nemesis-r${replicas}-g${generation}`, { replicas, latencySensitive: true, peakThroughput: 50e9 });
+      const registered = await retrying('registering a job', () => satchel.registerJob(`nemesis-r${replicas}-g${generation}`, { replicas, latencySensitive: true, peakThroughput: 50e9 }));
       const job: NemesisJob = {
         id: registered.id,
         replicas,
@@ -307,7 +309,7 @@ async function registerJobs(
         counters: Array.from({ length: o.countersPerJob }, (_, i) => `c${i}`),
       };
       const ballast = Array.from({ length: o.ballastPerJob }, (_, i) => `b${i}`);
-      const handle = await Satchel.attach(registered.ticket, { timeoutMs: o.timeoutMs });
+      const handle = await retrying('attaching a job', () => Satchel.attach(registered.ticket, { timeoutMs: o.timeoutMs }));
       try {
         await inWindow([...job.keys, ...ballast], 64, async (key) => {
           const value = key.startsWith('b') ? `${job.id}.${key}.`.padEnd(512, '#') : `driver.${job.id}.${key}`;
@@ -328,7 +330,7 @@ async function readBack(jobs: Registered[], startedAt: number, timeoutMs: number
   const out: HistoryOp[] = [];
   const now = () => Date.now() - startedAt;
   for (const { job, ballast } of jobs) {
-    const handle = await Satchel.attach(job.ticket, { timeoutMs });
+    const handle = await retrying('attaching a job', () => Satchel.attach(job.ticket, { timeoutMs }));
     try {
       await inWindow([...job.keys, ...job.deletable, ...job.counters, ...ballast], 64, async (key) => {
         const invokeMs = now();
@@ -345,6 +347,23 @@ async function readBack(jobs: Registered[], startedAt: number, timeoutMs: number
     }
   }
   return out;
+}
+
+/**
+ * The driver's own control-plane calls, retried for up to a minute while the controller (killed by the nemesis a
+ * moment ago) or a metadata server does not answer: the driver is not under test, its clients are.
+ */
+async function retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      const code = error instanceof SatchelError ? error.code : '';
+      if ((code !== 'UNAVAILABLE' && code !== 'TIMEOUT') || Date.now() > until) throw new SatchelError('UNAVAILABLE', `nemesis driver ${what}: ${(error as Error).message}`, { cause: error });
+      await sleep(200);
+    }
+  }
 }
 
 /** `task` for every item, `window` at a time. */

@@ -546,14 +546,15 @@ export class Job implements WatchHost {
       let reply: Reply;
       try {
         reply = await this.route(op, flags, key, value);
+        if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
+          reply = await this.olderGenerations(op, key, reply);
+        }
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
         await this.afterUnreachable(error);
         continue;
       }
-      if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
-        return this.olderGenerations(op, key, reply);
-      }
+      // (An older generation's node may answer STALE too: the job moved off it since.)
       if (attempt >= MAX_ATTEMPTS) return reply;
       if (reply.status === Status.STALE) {
         await this.refreshPast(reply.arg);

@@ -44,6 +44,10 @@ export class PlacementPublisher {
     job.placement = next;
     pruneLostNodes(job);
     const after = membersOf(job);
+    this.host.logger.info(
+      { job: job.id, epoch: next.epoch, generations: next.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)), pending: job.pending, lost: job.lostNodes },
+      'placement changed',
+    );
     await this.host.persist(job);
     await this.announce(job, [...after].filter((id) => !before.has(id)));
     await this.announce(job, [...after].filter((id) => before.has(id)));

@@ -275,6 +275,20 @@ export class Controller {
    * restorations and drains the previous process left unfinished, and the drains of nodes still draining.
    */
   private async resumePending(): Promise<void> {
+    // A replicated job still naming a node whose process died with its data: the previous controller recorded
+    // the loss but died before the restoration's placement was (a lost member is never announced the job again).
+    for (const job of [...this.registry.jobs.values()]) {
+      if ((job.placement.replicas ?? 1) === 1) continue;
+      for (const id of job.lostNodes ?? []) {
+        const named = job.placement.generations.flatMap((g) => g.nodes).find((n) => n.id === id);
+        if (named === undefined) continue;
+        const node: NodeRecord = { tier: job.tier, capacity: 0, bandwidth: 0, registeredAt: 0, ...this.registry.nodes.get(id), id, address: named.address };
+        this.options.logger.info({ job: job.id, node: id }, 'restoring copies of a node lost before a restart');
+        await this.changePlacement(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
+          this.options.logger.error({ err: error, job: job.id, node: id }, 'restoring copies failed');
+        });
+      }
+    }
     for (const job of [...this.registry.jobs.values()]) {
       if (job.pending === undefined) continue;
       this.options.logger.info({ job: job.id, pending: job.pending }, 'resuming copies left unfinished');

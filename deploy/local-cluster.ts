@@ -312,13 +312,13 @@ export class LocalCluster {
         }
       }
       if (member.ready.id !== spec.id || member.ready.address !== old.ready.address) {
-        this.members.splice(this.members.indexOf(member), 1);
+        this.forget(member);
         await stopChild(member.child, 'SIGKILL');
         throw new SatchelError('UNAVAILABLE', `storage node ${id} came back as ${member.ready.id} at ${member.ready.address}, not at ${old.ready.address}`);
       }
       member.node = spec;
       spec.frozen = false;
-      this.members.splice(this.members.indexOf(old), 1);
+      this.forget(old);
       const entry = this.info.nodes.find((n) => n.id === id);
       if (entry !== undefined) {
         entry.pid = member.child.pid!;
@@ -479,10 +479,10 @@ export class LocalCluster {
    * the same state folder. Fault tests use it; the rest of the cluster keeps running meanwhile.
    */
   async restartController(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
-    const index = this.members.findIndex((m) => m.role === 'controller');
-    const old = this.members[index]!;
+    const old = this.member('controller');
     await stopChild(old.child, signal);
-    this.members.splice(index, 1);
+    // By identity, not by the index from before the await: a node started meanwhile moves the others.
+    this.forget(old);
     const port = portOf(this.info.controller);
     const consolePort = Number(new URL(this.info.console).port);
     await this.spawn('controller', this.controllerArgs(port, consolePort));
@@ -498,7 +498,7 @@ export class LocalCluster {
   async restartMetadata(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
     const old = this.member('metadata');
     await stopChild(old.child, signal);
-    this.members.splice(this.members.indexOf(old), 1);
+    this.forget(old);
     const address = old.ready.address;
     const metricsPort = old.ready.metrics === undefined ? 0 : Number(new URL(old.ready.metrics).port);
     const metadata = await this.spawn('metadata', this.metadataArgs(portOf(address), metricsPort));
@@ -520,6 +520,12 @@ export class LocalCluster {
     const member = this.members.find((m) => m.role === role);
     if (member === undefined) throw new SatchelError('BAD_REQUEST', `no ${role} in this cluster`);
     return member;
+  }
+
+  /** Removes a member from the list (once, by identity: a missing one removes nothing). */
+  private forget(member: Member): void {
+    const index = this.members.indexOf(member);
+    if (index !== -1) this.members.splice(index, 1);
   }
 
   private nodeMember(id: string): Member & { node: NodeSpec } {

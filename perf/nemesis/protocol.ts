@@ -11,6 +11,8 @@ export interface NemesisJob {
   deletable: string[];
   /** Only ever incremented (and read). */
   counters: string[];
+  /** Keys `b0`… written once before the clients start: read now and then, never written. */
+  ballast: number;
 }
 
 export interface WorkerConfig {

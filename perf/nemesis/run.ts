@@ -70,6 +70,8 @@ export interface NemesisResult {
   faults: Record<string, number>;
   /** Settling that did not finish in time (the run went on). */
   unsettled: number;
+  /** Faults the harness could not inject (a node gone meanwhile): not Satchel's anomalies, shown apart. */
+  harnessErrors: string[];
 }
 
 const WORKER = fileURLToPath(new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -128,6 +130,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
   const driverOps: HistoryOp[] = [];
   const workers: Worker[] = [];
   let unsettled = 0;
+  const harnessErrors: string[] = [];
   const api = cluster.info.console;
   const admin = { authorization: `Bearer ${cluster.adminToken}` };
   const getJson = async <T>(path: string): Promise<T> => {
@@ -190,7 +193,10 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       faults.push({ kind: 'controller', target: 'controller', startMs: start, endMs: clock(), note });
     };
     const pendingSeen = (kind: string) => async () => (await getJson<JobRow[]>('/api/jobs')).some((j) => j.pending?.kind === kind);
-    const nodeIds = () => cluster.info.nodes.filter((n) => n.state === undefined).map((n) => n.id);
+    const nodeIds = () => {
+      const running = cluster.nodePids;
+      return cluster.info.nodes.filter((n) => n.state === undefined && running.has(n.id)).map((n) => n.id);
+    };
     const pickNode = () => {
       const ids = nodeIds();
       return ids[Math.floor(Math.random() * ids.length)]!;
@@ -205,47 +211,60 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       const killController = Math.random() < o.controllerKillShare;
       // Watching for the copies the fault starts from its first moment: they may take well under a second.
       const killer = (kind: string, note: string, withinMs: number) => (killController || kind === 'drain' ? killControllerWhen(pendingSeen(kind), note, withinMs) : Promise.resolve());
-      switch (kind) {
-        case 'restart': {
-          // The restoration starts as the new process registers, and takes a second or two.
-          const killing = killer('restore', `while restoring copies after ${target} restarted`, o.nodeTimeoutMs * 3);
-          await cluster.restartNode(target, 'SIGKILL');
-          faults.push({ kind, target, startMs: start, endMs: clock() });
-          await killing;
-          break;
+      try {
+        switch (kind) {
+          case 'restart': {
+            // The restoration starts as the new process registers, and takes a second or two.
+            const killing = killer('restore', `while restoring copies after ${target} restarted`, o.nodeTimeoutMs * 3);
+            await cluster.restartNode(target, 'SIGKILL');
+            faults.push({ kind, target, startMs: start, endMs: clock() });
+            await killing;
+            break;
+          }
+          case 'freeze': {
+            await cluster.freezeNode(target);
+            const killing = killer('restore', `while restoring copies of frozen ${target}`, o.nodeTimeoutMs * 3);
+            await sleep(o.nodeTimeoutMs * 1.5);
+            await killing;
+            await cluster.thawNode(target);
+            faults.push({ kind, target, startMs: start, endMs: clock() });
+            break;
+          }
+          case 'partition': {
+            const proxy = proxyOf(target);
+            if (proxy === undefined) break;
+            proxy.cut();
+            const killing = killer('restore', `while restoring copies of cut-off ${target}`, o.nodeTimeoutMs * 3);
+            await sleep(o.nodeTimeoutMs * 1.5);
+            await killing;
+            proxy.heal();
+            faults.push({ kind, target, startMs: start, endMs: clock(), note: 'cut from the controller; clients still reach it' });
+            break;
+          }
+          case 'drain': {
+            const killing = killer('drain', `while draining ${target}`, 20_000);
+            const drain = fetch(`${api}/api/nodes/${target}`, { method: 'DELETE', headers: admin }).catch(() => null);
+            await killing;
+            await drain;
+            const until = Date.now() + 60_000;
+            while (cluster.info.nodes.some((n) => n.id === target) && Date.now() < until) await sleep(100);
+            faults.push({ kind, target, startMs: start, endMs: clock(), note: cluster.info.nodes.some((n) => n.id === target) ? 'not removed within 60 s' : 'removed' });
+            break;
+          }
         }
-        case 'freeze': {
-          await cluster.freezeNode(target);
-          const killing = killer('restore', `while restoring copies of frozen ${target}`, o.nodeTimeoutMs * 3);
-          await sleep(o.nodeTimeoutMs * 1.5);
-          await killing;
-          await cluster.thawNode(target);
-          faults.push({ kind, target, startMs: start, endMs: clock() });
-          break;
+      } catch (error) {
+        // The harness, not the system under test: a node that left meanwhile (a drain a restarted controller
+        // resumed, say). Counted and shown; the cluster is mended below and the run goes on.
+        harnessErrors.push(`${kind} of ${target}: ${(error as Error).message}`);
+        progress(`${kind} of ${target} could not be done: ${(error as Error).message}`);
+        for (const node of cluster.info.nodes) {
+          if (node.state === 'frozen') await cluster.thawNode(node.id).catch(() => {});
+          if (node.state === 'down') await cluster.startNode(node.id).catch(() => {});
         }
-        case 'partition': {
-          const proxy = proxyOf(target);
-          if (proxy === undefined) break;
-          proxy.cut();
-          const killing = killer('restore', `while restoring copies of cut-off ${target}`, o.nodeTimeoutMs * 3);
-          await sleep(o.nodeTimeoutMs * 1.5);
-          await killing;
-          proxy.heal();
-          faults.push({ kind, target, startMs: start, endMs: clock(), note: 'cut from the controller; clients still reach it' });
-          break;
-        }
-        case 'drain': {
-          const killing = killer('drain', `while draining ${target}`, 20_000);
-          const drain = fetch(`${api}/api/nodes/${target}`, { method: 'DELETE', headers: admin }).catch(() => null);
-          await killing;
-          await drain;
-          const until = Date.now() + 60_000;
-          while (cluster.info.nodes.some((n) => n.id === target) && Date.now() < until) await sleep(100);
-          const added = await cluster.addNode('dram');
-          faults.push({ kind, target, startMs: start, endMs: clock(), note: `replaced by ${added.id}` });
-          break;
-        }
+        for (const proxy of proxies.values()) proxy.heal();
       }
+      // Nodes that left (drained) are replaced, so every fault finds the cluster at its size.
+      while (cluster.info.nodes.length < o.nodes) await cluster.addNode('dram');
       await settle(`${kind} of ${target}`);
       const killed = faults.at(-1)?.kind === 'controller' && faults.at(-1)!.startMs >= start;
       progress(`${kind.padEnd(9)} ${target.padEnd(12)} ${((clock() - start) / 1000).toFixed(1)} s${killed ? ' + controller killed while copying' : ''}`);
@@ -269,7 +288,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     const report = checkHistory(history);
     const byKind: Record<string, number> = {};
     for (const fault of faults) byKind[fault.kind] = (byKind[fault.kind] ?? 0) + 1;
-    return { history, report, faults: byKind, unsettled };
+    return { history, report, faults: byKind, unsettled, harnessErrors };
   } finally {
     for (const worker of workers) worker.kill();
     satchel.close();
@@ -307,6 +326,7 @@ async function registerJobs(
         keys: Array.from({ length: o.keysPerJob }, (_, i) => `k${i}`),
         deletable: Array.from({ length: Math.ceil(o.keysPerJob / 4) }, (_, i) => `d${i}`),
         counters: Array.from({ length: o.countersPerJob }, (_, i) => `c${i}`),
+        ballast: o.ballastPerJob,
       };
       const ballast = Array.from({ length: o.ballastPerJob }, (_, i) => `b${i}`);
       const handle = await retrying('attaching a job', () => Satchel.attach(registered.ticket, { timeoutMs: o.timeoutMs }));

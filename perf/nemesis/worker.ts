@@ -68,12 +68,15 @@ async function lane(index: number): Promise<void> {
     const op: OpKind = roll < 0.35 ? 'put' : roll < 0.72 ? 'get' : roll < 0.78 ? 'delete' : roll < 0.9 ? 'incr' : 'wait';
     // Deletes, and a quarter of puts and gets, on keys that get deleted; waits on keys that never are.
     const deletable = op === 'delete' || ((op === 'put' || op === 'get') && Math.random() < 0.25);
-    const key = op === 'incr' ? pick(job.counters) : deletable ? pick(job.deletable) : pick(job.keys);
+    // A tenth of gets read a ballast key: data only the faults move, checked all along, not only at the end.
+    const ballast = op === 'get' && !deletable && Math.random() < 0.1 && job.ballast > 0;
+    const key = op === 'incr' ? pick(job.counters) : deletable ? pick(job.deletable) : ballast ? `b${Math.floor(Math.random() * job.ballast)}` : pick(job.keys);
     const value = op === 'put' ? `${process_}.${seq++}` : undefined;
     const invokeMs = now();
     let outcome: OpOutcome = 'ok';
     let result: string | number | null | undefined;
     let errorCode: string | undefined;
+    let errorMessage: string | undefined;
     try {
       const handle = await handleOf(job);
       switch (op) {
@@ -97,15 +100,17 @@ async function lane(index: number): Promise<void> {
       }
     } catch (error) {
       errorCode = error instanceof SatchelError ? error.code : 'ERROR';
+      errorMessage = String((error as Error)?.message).slice(0, 300);
       outcome = outcomeOf(op, errorCode);
     }
-    const line: HistoryOp & { epoch?: number } = { process: process_, job: job.id, replicas: job.replicas, op, key, invokeMs, completeMs: now(), outcome };
+    const line: HistoryOp & { epoch?: number; errorMessage?: string } = { process: process_, job: job.id, replicas: job.replicas, op, key, invokeMs, completeMs: now(), outcome };
     const handle = await handles.get(job.id)?.catch(() => undefined);
     if (handle !== undefined) line.epoch = handle.epoch;
     if (value !== undefined) line.value = value;
     if (op === 'incr') line.amount = 1;
     if (result !== undefined) line.result = result;
     if (errorCode !== undefined) line.errorCode = errorCode;
+    if (errorMessage !== undefined) line.errorMessage = errorMessage;
     record(line);
     if (outcome !== 'ok') await sleep(5); // what fails fast (a refused connection) must not spin
     if (config.ratePerLane > 0) {

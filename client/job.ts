@@ -165,9 +165,10 @@ export class Job implements WatchHost {
     }
     if (bytes.length > this.placement.blockSize) return this.putBlocks(key, bytes);
     // Hot path: no async frames of our own, one promise beyond the request's (see perf/RESULTS.md).
+    const epoch = this.placement.epoch;
     return this.route(Op.PUT, 0, key, bytes).then(
       (reply) => (reply.status === Status.OK && reply.flags === 0 ? undefined : this.finishPut(key, bytes, reply)),
-      (error: unknown) => this.afterUnreachable(error).then(() => this.finishPut(key, bytes, null)),
+      (error: unknown) => this.afterUnreachable(error, epoch).then(() => this.finishPut(key, bytes, null)),
     );
   }
 
@@ -179,13 +180,15 @@ export class Job implements WatchHost {
     } catch (error) {
       return Promise.reject(error);
     }
+    const epoch = this.placement.epoch;
     return this.route(Op.GET, 0, key, null).then(
       (reply) => {
         if (reply.status === Status.OK && (reply.flags & Flag.MANIFEST) === 0) return reply.body;
-        if (reply.status === Status.NOT_FOUND && this.placement.generations.length === 1) return null;
+        // Absent, by the only generation of the placement the request went out with.
+        if (reply.status === Status.NOT_FOUND && this.placement.epoch === epoch && this.placement.generations.length === 1) return null;
         return this.finishGet(key, reply);
       },
-      (error: unknown) => this.afterUnreachable(error).then(() => this.finishGet(key, null)),
+      (error: unknown) => this.afterUnreachable(error, epoch).then(() => this.finishGet(key, null)),
     );
   }
 
@@ -261,6 +264,7 @@ export class Job implements WatchHost {
   private async deleteAtOwners(key: string): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       let deleted = false;
+      const epoch = this.placement.epoch;
       try {
         // Every generation's holders (every replica): a copy left anywhere would otherwise come back through GET.
         const done = new Set<string>();
@@ -282,7 +286,7 @@ export class Job implements WatchHost {
         await this.refreshPast(stale);
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
-        await this.afterUnreachable(error); // a node down: with replicas, the placement that replaces it
+        await this.afterUnreachable(error, epoch); // a node down: with replicas, the placement that replaces it
       }
     }
   }
@@ -346,11 +350,12 @@ export class Job implements WatchHost {
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);
       let reply: Reply;
+      const epoch = this.placement.epoch;
       try {
         reply = await this.waitOnce(key, remaining);
       } catch (error) {
         if (++unreachable >= MAX_ATTEMPTS) throw error;
-        await this.afterUnreachable(error);
+        await this.afterUnreachable(error, epoch);
         continue;
       }
       if (reply.status === Status.OK) {
@@ -395,6 +400,7 @@ export class Job implements WatchHost {
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
       let nodes: PlacementNode[];
+      const epoch = this.placement.epoch;
       try {
         // Always on the newest generation, as every write: a counter incremented in two generations would count
         // twice over. One that lives in an older one (the job grew, or is moving) is brought forward first.
@@ -407,7 +413,7 @@ export class Job implements WatchHost {
         }
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
-        await this.afterUnreachable(error);
+        await this.afterUnreachable(error, epoch);
         continue;
       }
       if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
@@ -544,6 +550,7 @@ export class Job implements WatchHost {
   private async call(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
+      const epoch = this.placement.epoch;
       try {
         reply = await this.route(op, flags, key, value);
         if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
@@ -551,7 +558,7 @@ export class Job implements WatchHost {
         }
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS) throw error;
-        await this.afterUnreachable(error);
+        await this.afterUnreachable(error, epoch);
         continue;
       }
       // (An older generation's node may answer STALE too: the job moved off it since.)
@@ -567,15 +574,16 @@ export class Job implements WatchHost {
   }
 
   /**
-   * A node could not be reached. Maybe the placement moved on (the node was drained and removed, and this
-   * handle started from an old ticket) or the job is gone: ask the metadata server. Resolves when there is a
-   * newer placement to retry with; rejects with NO_SUCH_JOB for a job that is gone, else with the error itself.
+   * A node could not be reached by a request sent under placement `epoch`. Maybe the placement moved on (the node
+   * was drained and removed, and this handle started from an old ticket) or the job is gone: ask the metadata
+   * server. Resolves when there is a newer placement than `epoch` to retry with (at once when another call of
+   * this handle already fetched one); rejects with NO_SUCH_JOB for a job that is gone, else with the error itself.
    */
-  private async afterUnreachable(error: unknown): Promise<void> {
+  private async afterUnreachable(error: unknown, epoch: number): Promise<void> {
     const replicated = this.placement.replicas > 1;
     // A frozen node times out rather than refusing: with replicas, that too is a node to be replaced.
     if (!(error instanceof SatchelError) || !(error.code === 'UNAVAILABLE' || (replicated && error.code === 'TIMEOUT'))) throw error;
-    const epoch = this.placement.epoch;
+    if (this.placement.epoch !== epoch) return;
     // With replicas the controller replaces a dead node (it notices within seconds): wait for that placement,
     // within the operation's timeout, rather than fail a write the surviving replicas can take.
     const deadline = Date.now() + (replicated ? (this.options.timeoutMs ?? 10_000) : 0);
@@ -718,7 +726,7 @@ export class Job implements WatchHost {
       } catch (error) {
         if (!(error instanceof SatchelError) || (error.code !== 'UNAVAILABLE' && error.code !== 'TIMEOUT') || attempt >= MAX_ATTEMPTS) throw error;
         // Down: once a placement without it is out, the controller restores its copies from the primary.
-        await this.afterUnreachable(error);
+        await this.afterUnreachable(error, this.placement.epoch);
         if (!this.placement.generations.some((nodes) => nodes.some((n) => n.id === node.id))) return;
       }
     }

@@ -359,7 +359,9 @@ async function readBack(jobs: Registered[], startedAt: number, timeoutMs: number
           out.push({ process: 'final', job: job.id, replicas: job.replicas, op: 'get', key, invokeMs, completeMs: now(), outcome: 'ok', result: value === null ? null : value.toString(), final: true });
         } catch (error) {
           const code = error instanceof SatchelError ? error.code : 'ERROR';
-          out.push({ process: 'final', job: job.id, replicas: job.replicas, op: 'get', key, invokeMs, completeMs: now(), outcome: 'fail', errorCode: code, final: true });
+          const failed: HistoryOp & { errorMessage?: string } = { process: 'final', job: job.id, replicas: job.replicas, op: 'get', key, invokeMs, completeMs: now(), outcome: 'fail', errorCode: code, final: true };
+          failed.errorMessage = String((error as Error)?.message).slice(0, 300);
+          out.push(failed);
         }
       });
     } finally {

@@ -13,7 +13,12 @@ import type { JobRecord } from './registry.ts';
 export function nodeRows(controller: Controller) {
   return controller.registry.nodeStates().map((node) => {
     const stats = controller.stats.get(node.id);
-    return { ...node, stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs) } };
+    return {
+      ...node,
+      /** Copies its loss called for (it stopped reporting, or restarted) are being restored elsewhere. */
+      recovering: controller.isRecovering(node.id),
+      stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs) },
+    };
   });
 }
 

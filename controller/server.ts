@@ -228,6 +228,11 @@ export class Controller {
     return Math.min(10_000, Math.max(1_000, this.nodeTimeoutMs));
   }
 
+  /** Whether the copies a loss of `nodeId` (or of its earlier incarnation) called for are still being restored. */
+  isRecovering(nodeId: string): boolean {
+    return this.recovering.has(nodeId);
+  }
+
   /** How long a node may serve replicated jobs after a report it sent was answered. */
   private get nodeLeaseMs(): number {
     return Math.floor((this.options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS) * LEASE_SHARE_OF_NODE_TIMEOUT);
@@ -900,7 +905,7 @@ export class Controller {
     if (this.retiredNodes.has(id)) throw new SatchelError('BAD_REQUEST', `node ${id} was drained and removed; start a new node instead`);
     const bootId = node.bootId ?? '';
     const known = this.registry.nodes.get(id);
-    if (known !== undefined && (known.bootId ?? '') !== bootId) this.incarnationEnded(known);
+    if (known !== undefined && (known.bootId ?? '') !== bootId) await this.incarnationEnded(known);
     const record: NodeRecord = { ...node, id, bootId, registeredAt: Date.now() };
     if (known?.draining === true && known.bootId === bootId) record.draining = true;
     this.registry.nodes.set(id, record);
@@ -923,14 +928,14 @@ export class Controller {
    * placed on it gets it as a lost member (never announced to the new process), and, unless its loss was already
    * handled (it stopped reporting first), the loss runs now: replicated jobs are restored without it.
    */
-  private incarnationEnded(old: NodeRecord): void {
+  private async incarnationEnded(old: NodeRecord): Promise<void> {
     const jobs = [...this.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(old.id) && !isLostMember(job, old.id));
     // First, while they still count it as a member: the loss picks the jobs to restore.
     if (old.lost !== true) void this.nodeLost(old, 'restarted');
-    for (const job of jobs) {
-      job.lostNodes = [...(job.lostNodes ?? []), old.id];
-      void this.store?.putJob(job).catch((error: unknown) => this.options.logger.error({ err: error, job: job.id }, 'persisting job failed'));
-    }
+    for (const job of jobs) job.lostNodes = [...(job.lostNodes ?? []), old.id];
+    // Recorded before the new incarnation is: a controller restarted in between must not take the new process for
+    // a member of those jobs (it would announce them to it, and it holds none of their data).
+    await Promise.all(jobs.map((job) => this.store?.putJob(job).catch((error: unknown) => this.options.logger.error({ err: error, job: job.id }, 'persisting job failed'))));
     this.options.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
     this.events.add('node-restarted', `a new process took over ${old.id}; ${jobs.length} job(s) lose what it held${jobs.length > 0 ? ' (replicated ones get their copies restored)' : ''}`, {
       tier: old.tier,

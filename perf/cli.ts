@@ -16,7 +16,7 @@ import { runSoak, soakHeader, soakRow, soakSummaryText } from './soak.ts';
 import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
 import { formatCheckSummary } from './nemesis/checker.ts';
 import { renderNemesisHtml } from './nemesis/report-html.ts';
-import { FAULT_KINDS, runNemesis, type FaultKind } from './nemesis/run.ts';
+import { DEFAULT_SCHEDULE, FAULT_KINDS, runNemesis, type FaultKind } from './nemesis/run.ts';
 
 /** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
@@ -395,13 +395,14 @@ async function nemesis(args: string[]): Promise<void> {
     nodes: { type: 'string' },
     'node-timeout-ms': { type: 'string' },
     'job-seconds': { type: 'string' },
+    ballast: { type: 'string' },
     faults: { type: 'string' },
     json: { type: 'string' },
     html: { type: 'string' },
     'keep-dir': { type: 'string' },
     history: { type: 'string' },
   });
-  const kinds = (values.faults ?? FAULT_KINDS.join(',')).split(',');
+  const kinds = (values.faults ?? DEFAULT_SCHEDULE.join(',')).split(',');
   for (const kind of kinds) {
     if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new SatchelError('BAD_REQUEST', `--faults: expected some of ${FAULT_KINDS.join(',')}, got ${JSON.stringify(kind)}`);
   }
@@ -418,8 +419,9 @@ async function nemesis(args: string[]): Promise<void> {
     lanes: whole(values.lanes, 8, '--lanes', 1, 256),
     ratePerLane: whole(values.rate, 0, '--rate', 0, 100_000),
     nodes: whole(values.nodes, 5, '--nodes', 4, 16),
-    nodeTimeoutMs: whole(values['node-timeout-ms'], 2_000, '--node-timeout-ms', 1_000, 60_000),
-    jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 30,
+    nodeTimeoutMs: whole(values['node-timeout-ms'], 1_000, '--node-timeout-ms', 1_000, 60_000),
+    jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 60,
+    ballastPerJob: whole(values.ballast, 1_000, '--ballast', 0, 1_000_000),
     faults: kinds as FaultKind[],
     keepDir: values['keep-dir'],
   };
@@ -427,11 +429,12 @@ async function nemesis(args: string[]): Promise<void> {
   const result = await runNemesis({ ...options, onProgress: (line) => process.stderr.write(`bench nemesis: ${line}\n`) });
   const command = commandLine('nemesis', args);
   process.stdout.write(`${formatCheckSummary(result.report)}\n`);
-  process.stdout.write(`faults injected: ${Object.entries(result.faults).map(([k, n]) => `${k} ${n}`).join(', ')}; not settled after a fault: ${result.unsettled}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  process.stdout.write(`faults injected: ${Object.entries(result.faults).map(([k, n]) => `${k} ${n}`).join(', ')}; not settled after a fault: ${result.unsettled}; faults the harness could not inject: ${result.harnessErrors.length}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  for (const error of result.harnessErrors.slice(0, 5)) process.stdout.write(`  ${error}\n`);
   if (values.json) {
     const { timeline: _timeline, ...report } = result.report;
     const faultList = result.history.faults;
-    await writeFile(values.json, JSON.stringify({ benchmark: 'nemesis', date: new Date().toISOString(), command, machine: machine(), options, faults: result.faults, faultList, unsettled: result.unsettled, report }, null, 2) + '\n');
+    await writeFile(values.json, JSON.stringify({ benchmark: 'nemesis', date: new Date().toISOString(), command, machine: machine(), options, faults: result.faults, faultList, unsettled: result.unsettled, harnessErrors: result.harnessErrors, report }, null, 2) + '\n');
     process.stdout.write(`written: ${values.json}\n`);
   }
   if (values.history) {

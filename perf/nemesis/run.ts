@@ -31,6 +31,11 @@ import { TcpProxy } from './tcp-proxy.ts';
 
 export const FAULT_KINDS = ['restart', 'freeze', 'partition', 'drain'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+/**
+ * The faults in turn by default: a drain (with its controller kill, ~6 s) every other round of the three node
+ * faults (~3 s each), so a 10-minute run has 50 of each node fault and about as many controller kills.
+ */
+export const DEFAULT_SCHEDULE: readonly FaultKind[] = ['restart', 'freeze', 'partition', 'drain', 'restart', 'freeze', 'partition'];
 
 export interface NemesisOptions {
   /** How long faults are injected (the run is longer: start, settling, final reads). */
@@ -42,7 +47,7 @@ export interface NemesisOptions {
   ratePerLane?: number;
   /** DRAM storage nodes (replicas 3 and a spare need 4). */
   nodes?: number;
-  /** The controller's --node-timeout-ms; freezes and partitions last 1.5 times it. */
+  /** The controller's --node-timeout-ms (default 1000, its least); freezes and partitions last 1.5 times it. */
   nodeTimeoutMs?: number;
   /** Each job is replaced after this long (at the next settled moment). */
   jobSeconds?: number;
@@ -55,6 +60,7 @@ export interface NemesisOptions {
   ballastPerJob?: number;
   /** The clients' per-operation timeout. */
   timeoutMs?: number;
+  /** The faults injected in turn, one at a time (default DEFAULT_SCHEDULE); a kind may appear more than once. */
   faults?: readonly FaultKind[];
   /** Share of restart, freeze and partition faults followed by a controller kill while copies are restored. */
   controllerKillShare?: number;
@@ -85,6 +91,7 @@ interface JobRow {
 interface NodeRow {
   id: string;
   lost?: boolean;
+  recovering?: boolean;
   stats: { at: number } | null;
 }
 
@@ -94,13 +101,13 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     lanes: 8,
     ratePerLane: 0,
     nodes: 5,
-    nodeTimeoutMs: 2_000,
-    jobSeconds: 30,
+    nodeTimeoutMs: 1_000,
+    jobSeconds: 60,
     keysPerJob: 40,
     countersPerJob: 3,
-    ballastPerJob: 3_000,
+    ballastPerJob: 1_000,
     timeoutMs: 10_000,
-    faults: FAULT_KINDS,
+    faults: DEFAULT_SCHEDULE,
     controllerKillShare: 0.5,
     onProgress: () => {},
     ...options,
@@ -161,7 +168,9 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       for (;;) {
         try {
           const [nodes, jobs] = await Promise.all([getJson<NodeRow[]>('/api/nodes'), getJson<JobRow[]>('/api/jobs')]);
-          const fresh = nodes.every((n) => n.lost !== true && n.stats !== null && Date.now() - n.stats.at < o.nodeTimeoutMs);
+          // Restorations a loss started are over too: a restarted node is not lost any more (its new process
+          // registered) while its old one's copies are still being made.
+          const fresh = nodes.every((n) => n.lost !== true && n.recovering !== true && n.stats !== null && Date.now() - n.stats.at < o.nodeTimeoutMs);
           if (fresh && nodes.length >= o.nodes && jobs.every((j) => j.pending === null)) return;
         } catch {
           // the console restarting with the controller

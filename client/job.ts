@@ -711,12 +711,18 @@ export class Job implements WatchHost {
     const primary = await this.connectionTo(holders[0]!).request(Op.INCR, flags, epoch, 0, key, amount);
     if (holders.length === 1 || primary.status !== Status.OK) return primary;
     const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
-    await Promise.all(holders.slice(1).map((node) => this.tellIncrement(node, epoch, primary.arg, key, told)));
+    await Promise.all(holders.slice(1).map((node) => this.tellIncrement(node, holders[0]!, epoch, primary.arg, key, told)));
     return primary;
   }
 
-  /** A replica of an increment (its total and token at version (epoch, seq)) to one holder; see `incrOnce`. */
-  private async tellIncrement(node: PlacementNode, epoch: number, seq: number, key: string, told: Buffer): Promise<void> {
+  /**
+   * A replica of an increment (its total and token at version (epoch, seq)) to one holder; see `incrOnce`. A
+   * holder that is down and then leaves the placement is let go while the primary stays in it (the controller
+   * restores the copies from the primary's side); if the primary left too, nobody may hold the increment: the
+   * error goes to `incr`, which asks the new placement's primary (the token tells it whether it has the increment).
+   */
+  private async tellIncrement(node: PlacementNode, primary: PlacementNode, epoch: number, seq: number, key: string, told: Buffer): Promise<void> {
+    const placed = (id: string) => this.placement.generations.some((nodes) => nodes.some((n) => n.id === id));
     for (let attempt = 1; ; attempt++) {
       try {
         const reply = await this.connectionTo(node).request(Op.INCR, Flag.REPLICA | Flag.COPY, epoch, seq, key, told);
@@ -725,9 +731,11 @@ export class Job implements WatchHost {
         return;
       } catch (error) {
         if (!(error instanceof SatchelError) || (error.code !== 'UNAVAILABLE' && error.code !== 'TIMEOUT') || attempt >= MAX_ATTEMPTS) throw error;
-        // Down: once a placement without it is out, the controller restores its copies from the primary.
         await this.afterUnreachable(error, this.placement.epoch);
-        if (!this.placement.generations.some((nodes) => nodes.some((n) => n.id === node.id))) return;
+        if (!placed(node.id)) {
+          if (placed(primary.id)) return;
+          throw error;
+        }
       }
     }
   }

@@ -345,7 +345,7 @@ export class Controller {
       });
       if ((result.skipped ?? 0) === 0) return true;
       job.pending = { kind: 'restore', node: job.pending?.node ?? '' };
-      setTimeout(() => void this.changePlacement(job.id, () => this.finishCopies(job.id)).catch(() => {}), this.nodeTimeoutMs).unref();
+      this.finishCopiesLater(job.id);
       return false;
     } finally {
       host.close();
@@ -714,9 +714,23 @@ export class Controller {
       this.options.logger.info({ job: jobId, node: node.id, ...result, epoch: job.placement.epoch }, 'job migrated');
       if (unfinished && (await this.repair(job))) await this.publisher.apply(job, job.placement);
       return result;
+    } catch (error) {
+      // Failed with its copies under way (recorded as pending): finished later, as after a restart.
+      if (job.pending?.kind === 'drain') this.finishCopiesLater(jobId);
+      throw error;
     } finally {
       host.close();
     }
+  }
+
+  /** `finishCopies` of the job a node timeout from now (a change failed half-way; a repair was incomplete). */
+  private finishCopiesLater(jobId: string): void {
+    setTimeout(() => {
+      void this.changePlacement(jobId, () => this.finishCopies(jobId)).catch((error: unknown) => {
+        this.options.logger.warn({ err: error, job: jobId }, 'finishing copies failed: tried again later');
+        if (this.registry.jobs.get(jobId)?.pending !== undefined) this.finishCopiesLater(jobId);
+      });
+    }, this.nodeTimeoutMs).unref();
   }
 
   private async growJobNow(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
@@ -868,20 +882,36 @@ export class Controller {
     }
     const started = Date.now();
     const host = this.placementHost(job);
+    let published = false;
     try {
-      const { placement, result } = await rereplicateJob(
-        {
-          ...host,
-          // The copies are made under the new placement: recorded with it, so a restart finishes them.
-          publish: (placement) => {
-            job.pending = { kind: 'restore', node: node.id };
-            return host.publish(placement);
+      let restored: { placement: WirePlacement; result: ReplicationResult };
+      try {
+        restored = await rereplicateJob(
+          {
+            ...host,
+            // The copies are made under the new placement: recorded with it, so a restart finishes them.
+            publish: async (placement) => {
+              job.pending = { kind: 'restore', node: node.id };
+              await host.publish(placement);
+              published = true;
+            },
           },
-        },
-        job.placement,
-        node,
-        replacement,
-      );
+          job.placement,
+          node,
+          replacement,
+        );
+      } catch (error) {
+        // Placed without the node, a copy failed (a node unreachable, or refusing meanwhile): the copies its
+        // placement wants are made by a repair, which steps over unreachable nodes and tries again later.
+        if (!published) throw error;
+        this.options.logger.warn({ err: error, job: jobId, lost: node.id }, 'restoring copies failed: repairing instead');
+        if (await this.repair(job)) {
+          job.pending = undefined;
+          await this.publisher.apply(job, job.placement);
+        }
+        return null;
+      }
+      const { placement, result } = restored;
       if (unfinished && !(await this.repair(job))) return result;
       job.pending = undefined;
       await this.publisher.apply(job, placement);

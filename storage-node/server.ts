@@ -417,7 +417,11 @@ class Session implements ParkedOwner {
     if (job === undefined) return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`);
     // A copy's epoch is its version's, not a placement (Flag.COPY): the controller orders its own changes.
     if (job.moved || (epoch < job.epoch && (f.flags & Flag.COPY) === 0)) return this.respond(Status.STALE, 0, id, job.epoch, job.epoch, null);
-    if (job.replicated && this.server.leaseLapsed) return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} has not heard from the controller within its lease: its copies may be out of date`);
+    // Copies (COPY, VERSION, INTERNAL_KEYS: the controller's restorations and migrations, a counter's replicas)
+    // carry versions and land only over older ones: safe without the lease, and they must not wait for it.
+    if (job.replicated && this.server.leaseLapsed && (f.flags & (Flag.COPY | Flag.VERSION | Flag.INTERNAL_KEYS)) === 0) {
+      return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} has not heard from the controller within its lease: its copies may be out of date`);
+    }
     const engine = this.server.engine;
     const coordination = this.server.coordination;
     switch (op) {

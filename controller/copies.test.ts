@@ -148,3 +148,20 @@ test('migration of a replicated job: every key the drained node held ends on eac
   }
   t.deepEqual(missing, [], 'both copies of every moved key in the newest generation');
 });
+
+test('restoration: a node declared lost that still answers gives the keys only it holds', async (t) => {
+  const nodes = await startNodes(t, 3);
+  const [lost, b, c] = nodes as [Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  await announce(placement);
+  // Keys only the soon-lost node holds (their other holder's copy was still to be made when it was declared
+  // lost: a controller restart kept it from reporting in time, while another node's loss was being restored).
+  const keys = Array.from({ length: 60 }, (_, i) => `only${i}`);
+  for (const key of keys) t.is((await data.get(lost.address)!.request(Op.PUT, Flag.REPLICA, 1, 1, key, Buffer.from(key))).status, Status.OK);
+  const { placement: after } = await rereplicateJob(host, placement, lost, []);
+  t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n1', 'n2']]);
+  for (const key of keys) {
+    for (const holder of [b, c]) t.is((await data.get(holder.address)!.request(Op.GET, 0, 2, 0, key, null)).body.toString(), key, `${key} on ${holder.id}`);
+  }
+});

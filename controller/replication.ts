@@ -94,7 +94,28 @@ export async function rereplicateJob(
   };
 
   for (const source of survivors.values()) await forEachKey(request, source, (key) => restore(source, key));
+  // The lost node too, if it still answers: a node declared lost for being slow (a controller that restarted,
+  // a pause) may hold the only copy of keys whose other holder was itself lost a moment before. It answers the
+  // controller's copy reads whatever its lease; a new process under its id holds nothing of the job.
+  await copyFromLost(request, lost, (key) => restore(lost as WirePlacementNode, key), result);
   return { placement: after.placement, result };
+}
+
+/** `each` for the keys a lost node still holds, when it can be listed; nothing when it cannot (gone, frozen). */
+async function copyFromLost(request: Request, lost: NodeAddress, each: (key: string) => Promise<void>, result: ReplicationResult): Promise<void> {
+  try {
+    await forEachKey(request, lost as WirePlacementNode, async (key) => {
+      try {
+        await each(key);
+      } catch (error) {
+        // The lost node stopped answering midway: the keys it still held are what survivors could not give.
+        if (!unreachable(error)) throw error;
+        result.skipped = (result.skipped ?? 0) + 1;
+      }
+    });
+  } catch (error) {
+    if (!unreachable(error) && !(error instanceof SatchelError && (error.code === 'STALE' || error.code === 'NO_SUCH_JOB'))) throw error;
+  }
 }
 
 /**
@@ -104,7 +125,7 @@ export async function rereplicateJob(
  * A node that cannot be reached (down, frozen) is stepped over and counted in `skipped`: what it alone holds
  * cannot be copied now, and the caller tries again later.
  */
-export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placement: WirePlacement): Promise<ReplicationResult> {
+export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placement: WirePlacement, lost?: NodeAddress): Promise<ReplicationResult> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const request = requester(host, placement.jobId, placement.epoch);
   const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0, skipped: 0 };
@@ -133,6 +154,15 @@ export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placeme
       down.add(source.id);
       result.skipped!++;
     }
+  }
+  // A lost node, when it still answers, gives what it holds to the key's holders (see rereplicateJob).
+  if (lost !== undefined && !nodes.has(lost.id)) {
+    await copyFromLost(request, lost, async (key) => {
+      const hash = hashKey(key);
+      const targets = new Map<string, WirePlacementNode>();
+      for (const generation of placement.generations) for (const i of pickNodes(generation.nodes, hash, replicas)) targets.set(generation.nodes[i]!.id, generation.nodes[i]!);
+      if (targets.size > 0) await copyKey(request, lost as WirePlacementNode, key, targets.values(), result, down);
+    }, result);
   }
   return result;
 }

@@ -90,6 +90,8 @@ export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
  * two clocks' rates and for a slow answer. 0.6 fenced nodes of an in-process test cluster under load.
  */
 export const LEASE_SHARE_OF_NODE_TIMEOUT = 0.8;
+/** What a restarted controller gives nodes beyond the node timeout to report for the first time. */
+const RESTART_GRACE_MS = 3_000;
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
 
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
@@ -338,7 +340,10 @@ export class Controller {
   private async repair(job: JobRecord): Promise<boolean> {
     const host = this.placementHost(job);
     try {
-      const result = await repairCopies(host, job.placement);
+      // The node whose loss the copies are for gives what it still holds, if it answers (replication.ts).
+      const lostId = job.pending?.kind === 'restore' ? job.pending.node : undefined;
+      const lostAddress = lostId === undefined ? undefined : this.registry.nodes.get(lostId)?.address;
+      const result = await repairCopies(host, job.placement, lostId !== undefined && lostAddress !== undefined ? { id: lostId, address: lostAddress } : undefined);
       this.options.logger.info({ job: job.id, epoch: job.placement.epoch, ...result }, 'copies repaired');
       this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${job.id} made by a repair${result.skipped ? `; ${result.skipped} unreachable, retried` : ''}`, {
         details: { copies: result.copies, bytes: result.bytes, keys: result.keys, skipped: result.skipped ?? 0 },
@@ -764,7 +769,9 @@ export class Controller {
     const timeout = this.nodeTimeoutMs;
     for (const node of this.registry.nodes.values()) {
       if (node.lost === true) continue;
-      const heard = Math.max(this.stats.lastReportAt(node.id) ?? 0, node.registeredAt, this.startedAt);
+      // After a restart, nodes get longer: their channels reconnect first (up to a second of backoff), and a node
+      // declared lost for that while another was being restored could take the only copy of keys with it.
+      const heard = Math.max(this.stats.lastReportAt(node.id) ?? 0, node.registeredAt, this.startedAt + RESTART_GRACE_MS);
       if (now - heard > timeout) void this.nodeLost(node, `no report for ${((now - heard) / 1000).toFixed(1)} s`);
     }
   }

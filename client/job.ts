@@ -600,11 +600,31 @@ export class Job implements WatchHost {
     }
   }
 
-  /** Asks the owners of `key` in older generations, newest first, until one has it. */
+  /**
+   * Asks the owners of `key` in older generations, newest first, until one has it. Past a node that remembers
+   * deleting the key (Flag.DELETED, with the delete's version) a copy counts only when it is newer than that
+   * delete: a DELETE reaches the generations newest first, and a read between its steps found the older
+   * generation's copy of a value overwritten since (a stale read in the 10-minute nemesis, during a drain).
+   */
   private async olderGenerations<T extends Reply | null>(op: number, key: string, notFound: T): Promise<Reply | T> {
+    let deleted = notFound === null ? undefined : deletedVersion(notFound);
     for (const node of this.owners(key).slice(1)) {
-      const reply = await this.callNode(node, op, 0, 0, key, null);
-      if (reply.status !== Status.NOT_FOUND) return reply;
+      if (deleted === undefined) {
+        const reply = await this.callNode(node, op, 0, 0, key, null);
+        if (reply.status !== Status.NOT_FOUND) return reply;
+        deleted = deletedVersion(reply);
+        continue;
+      }
+      const versioned = await this.callNode(node, op, Flag.VERSION, 0, key, null);
+      if (versioned.status === Status.NOT_FOUND) {
+        const also = deletedVersion(versioned);
+        if (also !== undefined && newerVersion(also, deleted)) deleted = also;
+      } else if (versioned.status !== Status.OK) {
+        return versioned;
+      } else if (newerVersion({ epoch: versioned.epoch, seq: versioned.arg }, deleted)) {
+        // Written again after the delete, and not yet copied forward: the plain answer (STAT's arg is the size).
+        return this.callNode(node, op, 0, 0, key, null);
+      }
     }
     return notFound;
   }
@@ -962,4 +982,13 @@ function toBytes(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
   throw new SatchelError('BAD_REQUEST', 'value must be a Uint8Array, Buffer or string');
+}
+
+/** The version of the delete a NOT_FOUND reports (Flag.DELETED), if it does. */
+function deletedVersion(reply: Reply): { epoch: number; seq: number } | undefined {
+  return reply.status === Status.NOT_FOUND && (reply.flags & Flag.DELETED) !== 0 ? { epoch: reply.epoch, seq: reply.arg } : undefined;
+}
+
+function newerVersion(a: { epoch: number; seq: number }, b: { epoch: number; seq: number }): boolean {
+  return a.epoch > b.epoch || (a.epoch === b.epoch && a.seq > b.seq);
 }

@@ -33,7 +33,8 @@ export function isLostMember(job: JobRecord, nodeId: string): boolean {
 export function announceFlagsOf(job: JobRecord): number {
   let flags = 0;
   if ((job.placement.replicas ?? 1) > 1) flags |= AnnounceFlag.REPLICATED;
-  if (job.pending !== undefined) flags |= AnnounceFlag.COPYING;
+  // Tombstones also while older generations exist: a reader falling back to them stops at a delete (Flag.DELETED).
+  if (job.pending !== undefined || job.placement.generations.length > 1) flags |= AnnounceFlag.COPYING;
   return flags;
 }
 

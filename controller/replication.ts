@@ -97,8 +97,22 @@ export async function rereplicateJob(
   // The lost node too, if it still answers: a node declared lost for being slow (a controller that restarted,
   // a pause) may hold the only copy of keys whose other holder was itself lost a moment before. It answers the
   // controller's copy reads whatever its lease; a new process under its id holds nothing of the job.
-  await copyFromLost(request, lost, (key) => restore(lost as WirePlacementNode, key), result);
+  // Every holder the new placement names gets its copy (the lost node's partner may be the one that never got
+  // it); a COPY lands only where nothing newer is.
+  await copyFromLost(request, lost, async (key) => {
+    result.keys++;
+    const targets = holdersOf(after.placement, key, replicas);
+    if (targets.size > 0) await copyKey(request, lost as WirePlacementNode, key, targets.values(), result);
+  }, result);
   return { placement: after.placement, result };
+}
+
+/** The nodes `placement` wants a copy of `key` on, in every generation. */
+function holdersOf(placement: WirePlacement, key: string, replicas: number): Map<string, WirePlacementNode> {
+  const hash = hashKey(key);
+  const holders = new Map<string, WirePlacementNode>();
+  for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, hash, replicas)) holders.set(nodes[i]!.id, nodes[i]!);
+  return holders;
 }
 
 /** `each` for the keys a lost node still holds, when it can be listed; nothing when it cannot (gone, frozen). */
@@ -158,9 +172,7 @@ export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placeme
   // A lost node, when it still answers, gives what it holds to the key's holders (see rereplicateJob).
   if (lost !== undefined && !nodes.has(lost.id)) {
     await copyFromLost(request, lost, async (key) => {
-      const hash = hashKey(key);
-      const targets = new Map<string, WirePlacementNode>();
-      for (const generation of placement.generations) for (const i of pickNodes(generation.nodes, hash, replicas)) targets.set(generation.nodes[i]!.id, generation.nodes[i]!);
+      const targets = holdersOf(placement, key, replicas);
       if (targets.size > 0) await copyKey(request, lost as WirePlacementNode, key, targets.values(), result, down);
     }, result);
   }

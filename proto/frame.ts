@@ -60,7 +60,10 @@ export const DROP_MOVED = 1;
 export const AnnounceFlag = {
   /** The job keeps more than one copy of each key: keep tombstones, and stop serving it when the lease lapses. */
   REPLICATED: 0x0001,
-  /** Keys of the job are being copied onto this node (migration, restoration): keep tombstones meanwhile. */
+  /**
+   * Keys of the job are being copied onto this node (migration, restoration), or its placement has older
+   * generations readers fall back to: keep tombstones meanwhile.
+   */
   COPYING: 0x0002,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
@@ -114,6 +117,11 @@ export const Flag = {
    * from an older placement generation before it adds.
    */
   EXISTING: 0x0200,
+  /**
+   * GET/STAT answer NOT_FOUND: the key was deleted here at version (epoch field, arg) and not written since (a
+   * tombstone). A reader falling back to older placement generations stops: their copies are older than this.
+   */
+  DELETED: 0x0400,
 } as const;
 
 /** Largest key on the wire, in UTF-8 bytes. */

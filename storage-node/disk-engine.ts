@@ -16,7 +16,7 @@ import {
   type StoredEntry,
   versionFor,
 } from './engine.ts';
-import { Tombstones } from './tombstones.ts';
+import { type Tombstone, Tombstones } from './tombstones.ts';
 
 /**
  * The `ssd` and `hdd` tiers. LevelDB (`level`) holds the index and the small values; a value of `inlineMax`
@@ -457,6 +457,11 @@ export class DiskEngine implements StorageEngine {
     } finally {
       this.end();
     }
+  }
+
+  /** Tombstones live in memory; a key written since its delete has none (put and update clear it). */
+  deletedAt(jobId: string, key: string): Tombstone | undefined {
+    return this.jobs.get(jobId)?.tombstones?.get(key);
   }
 
   usageByJob(): Map<string, number> {

@@ -9,7 +9,7 @@ import {
   type StoredEntry,
   versionFor,
 } from './engine.ts';
-import { Tombstones } from './tombstones.ts';
+import { type Tombstone, Tombstones } from './tombstones.ts';
 
 interface JobStore {
   entries: Map<string, StoredEntry>;
@@ -127,6 +127,11 @@ export class DramEngine implements StorageEngine {
     if (retire !== undefined) for (const entry of job.entries.values()) retire(entry);
     this.usedBytes -= job.bytes;
     return job.bytes;
+  }
+
+  deletedAt(jobId: string, key: string): Tombstone | undefined {
+    const job = this.jobs.get(jobId);
+    return job === undefined || job.entries.has(key) ? undefined : job.tombstones?.get(key);
   }
 
   usageByJob(): Map<string, number> {

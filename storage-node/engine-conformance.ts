@@ -245,9 +245,12 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.deepEqual(await engine.list('job', '', '', 10), { keys: [], more: false }, 'a tombstone is not a key');
     t.is(engine.used, 0, 'nor a used byte');
     t.deepEqual(engine.usageByJob(), new Map());
+    t.deepEqual(engine.deletedAt('job', 'k'), { epoch: 5, seq: 2 }, 'a GET can say the key was deleted, and when');
     t.deepEqual(await engine.put('job', 'k', buf('late copy'), 0, 5, 1), { ok: true, replaced: undefined, seq: 0, skipped: true }, 'the delete (5, 2) is newer than (5, 1)');
     t.is(await engine.get('job', 'k'), undefined);
     t.deepEqual(await engine.put('job', 'k', buf('again'), 0, 5, 0), { ok: true, replaced: undefined, seq: 3 }, 'the next write goes after the delete');
+    t.is(engine.deletedAt('job', 'k'), undefined, 'written since: not deleted');
+    t.is(engine.deletedAt('job', 'other'), undefined);
     // A delete of a key that was never there still leaves its tombstone.
     const absent = await engine.delete('job', 'never', 5, 0, true);
     t.deepEqual(absent, { ok: true, old: undefined, seq: 1 });
@@ -257,6 +260,7 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.deepEqual(await engine.delete('job', 'r', 5, 3, true), { ok: true, old: undefined, seq: 0, skipped: true }, 'an older delete leaves the value');
     t.deepEqual((await engine.get('job', 'r'))?.value, buf('v'));
     t.deepEqual(deleted(await engine.delete('job', 'r', 5, 6)), { value: buf('v'), flags: 0 });
+    t.is(engine.deletedAt('job', 'r'), undefined, 'no tombstone kept: nothing to say');
     t.true((await engine.put('job', 'r', buf('resurrected'), 0, 5, 5)).ok, 'no tombstone kept: an older copy lands');
     // Dropping the job forgets its tombstones.
     await engine.dropJob('job');

@@ -34,7 +34,9 @@ export interface StoredEntry {
  *
  * Tombstones. A DELETE asked to keep one (the server does for replicated jobs, and for jobs being copied onto the
  * node) remembers the deleted key's version for `TOMBSTONE_TTL_MS`, so a replica or copy of an older write that
- * arrives after the delete cannot bring the key back.
+ * arrives after the delete cannot bring the key back, and a GET that finds the key deleted says so (Flag.DELETED)
+ * with that version: a reader falling back to an older placement generation stops there, since a copy left on an
+ * older generation's node (which the same DELETE reaches later) is older than the delete.
  */
 export const TOMBSTONE_TTL_MS = 60_000;
 
@@ -89,6 +91,11 @@ export interface StorageEngine {
    */
   update(jobId: string, key: string, compute: ComputeValue, epoch?: number): MaybePromise<PutOutcome>;
   get(jobId: string, key: string): MaybePromise<StoredEntry | undefined>;
+  /**
+   * The version of the key's last delete while it holds no value and remembers one (a tombstone), else
+   * undefined. A GET finding nothing says so: an older placement generation's copy is older than this delete.
+   */
+  deletedAt(jobId: string, key: string): { epoch: number; seq: number } | undefined;
   /** Deletes the key at version (epoch, seq) as `put` orders writes; with `tombstone`, remembers the version. */
   delete(jobId: string, key: string, epoch?: number, seq?: number, tombstone?: boolean): MaybePromise<DeleteOutcome>;
   /**

@@ -342,6 +342,13 @@ class Session implements ParkedOwner {
     this.flush();
   }
 
+  /** GET/STAT of a key this node does not hold: NOT_FOUND, with the version of its delete when it remembers one. */
+  private notFound(engine: StorageEngine, jobId: string, key: string, id: number, epoch: number): void {
+    const deleted = engine.deletedAt(jobId, key);
+    if (deleted === undefined) this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
+    else this.respond(Status.NOT_FOUND, Flag.DELETED, id, deleted.epoch, deleted.seq, null);
+  }
+
   private respond(status: StatusCode, flags: number, id: number, epoch: number, arg: number, body: Uint8Array | null, sent?: () => void): void {
     // Counted here, not at flush: the writer also flushes by itself once enough is queued.
     this.server.counters.bytesOut += HEADER_SIZE + (body === null ? 0 : body.length);
@@ -464,7 +471,7 @@ class Session implements ParkedOwner {
       case Op.GET: {
         const versioned = (f.flags & Flag.VERSION) !== 0;
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
-          if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
+          if (entry === undefined) return this.notFound(engine, jobId, key, id, epoch);
           this.server.metrics.bytesOut(entry.value.length);
           // A copy asks for the value's version (Flag.VERSION) in place of its size.
           const answerEpoch = versioned ? entry.epoch : epoch;
@@ -478,7 +485,7 @@ class Session implements ParkedOwner {
       case Op.STAT: {
         const versioned = (f.flags & Flag.VERSION) !== 0;
         return this.settle(engine.get(jobId, key), id, epoch, (entry: StoredEntry | undefined) => {
-          if (entry === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
+          if (entry === undefined) return this.notFound(engine, jobId, key, id, epoch);
           const manifest = (entry.flags & Flag.MANIFEST) !== 0;
           if (manifest && entry.value.length > COPY_THRESHOLD) entry.pinned = true; // sent by reference
           // A migration asks for the version (Flag.VERSION) in place of the size, as GET.

@@ -415,12 +415,12 @@ async function nemesis(args: string[]): Promise<void> {
   const seconds = number(values.seconds, '--seconds', 1, 86_400) ?? (number(values.minutes, '--minutes', 0.05, 1_440) ?? 10) * 60;
   const options = {
     seconds,
-    processes: whole(values.processes, 3, '--processes', 1, 64),
+    processes: whole(values.processes, 2, '--processes', 1, 64),
     lanes: whole(values.lanes, 8, '--lanes', 1, 256),
     ratePerLane: whole(values.rate, 0, '--rate', 0, 100_000),
     nodes: whole(values.nodes, 5, '--nodes', 4, 16),
     nodeTimeoutMs: whole(values['node-timeout-ms'], 1_000, '--node-timeout-ms', 1_000, 60_000),
-    jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 60,
+    jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 120,
     ballastPerJob: whole(values.ballast, 1_000, '--ballast', 0, 1_000_000),
     faults: kinds as FaultKind[],
     keepDir: values['keep-dir'],

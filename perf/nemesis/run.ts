@@ -7,10 +7,9 @@
  * - freeze: SIGSTOPs a node past the node timeout, then SIGCONTs it;
  * - partition: cuts a node off from the controller (a TCP proxy on its controller link) past the node timeout,
  *   while clients still reach it; then heals it;
- * - drain: drains a node through the console and SIGKILLs the controller while the drain copies; a new node
- *   replaces it once the restarted controller has finished the drain;
- * - and, after a restart, a freeze or a partition, often SIGKILLs the controller while the lost node's copies
- *   are being restored (a `controller` fault).
+ * - drain: drains a node through the console; a new node replaces it once it is removed;
+ * - and, after half the faults (`controllerKillShare`), SIGKILLs the controller while the copies they start are
+ *   being made: a restored node's copies, or the drain's (a `controller` fault).
  *
  * Between faults the cluster settles: every node reporting, no copy pending. Jobs are replaced every
  * `jobSeconds` at such a moment: the clients move to new jobs, every key of the old ones is read back (`final`
@@ -31,11 +30,8 @@ import { TcpProxy } from './tcp-proxy.ts';
 
 export const FAULT_KINDS = ['restart', 'freeze', 'partition', 'drain'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
-/**
- * The faults in turn by default: a drain (with its controller kill, ~6 s) every other round of the three node
- * faults (~3 s each), so a 10-minute run has 50 of each node fault and about as many controller kills.
- */
-export const DEFAULT_SCHEDULE: readonly FaultKind[] = ['restart', 'freeze', 'partition', 'drain', 'restart', 'freeze', 'partition'];
+/** The faults in turn by default: each kind as often, one at a time. */
+export const DEFAULT_SCHEDULE: readonly FaultKind[] = ['restart', 'freeze', 'partition', 'drain'];
 
 export interface NemesisOptions {
   /** How long faults are injected (the run is longer: start, settling, final reads). */
@@ -47,7 +43,10 @@ export interface NemesisOptions {
   ratePerLane?: number;
   /** DRAM storage nodes (replicas 3 and a spare need 4). */
   nodes?: number;
-  /** The controller's --node-timeout-ms (default 1000, its least); freezes and partitions last 1.5 times it. */
+  /**
+   * The controller's --node-timeout-ms (default 1000, its least); freezes and partitions last until the node is
+   * declared lost, 1.5 times it at the most.
+   */
   nodeTimeoutMs?: number;
   /** Each job is replaced after this long (at the next settled moment). */
   jobSeconds?: number;
@@ -62,7 +61,7 @@ export interface NemesisOptions {
   timeoutMs?: number;
   /** The faults injected in turn, one at a time (default DEFAULT_SCHEDULE); a kind may appear more than once. */
   faults?: readonly FaultKind[];
-  /** Share of restart, freeze and partition faults followed by a controller kill while copies are restored. */
+  /** Share of faults followed by a controller kill while the copies they start are made. */
   controllerKillShare?: number;
   onProgress?: (line: string) => void;
   /** Keep the cluster's state folder and every process's log here (it must not exist yet). */
@@ -97,12 +96,12 @@ interface NodeRow {
 
 export async function runNemesis(options: NemesisOptions): Promise<NemesisResult> {
   const o = {
-    processes: 3,
+    processes: 2,
     lanes: 8,
     ratePerLane: 0,
     nodes: 5,
     nodeTimeoutMs: 1_000,
-    jobSeconds: 60,
+    jobSeconds: 120,
     keysPerJob: 40,
     countersPerJob: 3,
     ballastPerJob: 1_000,
@@ -201,6 +200,18 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       satchel = await connect();
       faults.push({ kind: 'controller', target: 'controller', startMs: start, endMs: clock(), note });
     };
+    /**
+     * Until the controller has declared `id` lost (past the node timeout: what a freeze or a partition is for),
+     * or 1.5 node timeouts at the most: a controller restarting meanwhile gives nodes longer.
+     */
+    const untilLost = async (id: string) => {
+      const until = Date.now() + o.nodeTimeoutMs * 1.5;
+      while (Date.now() < until) {
+        const nodes = await getJson<NodeRow[]>('/api/nodes').catch(() => []);
+        if (nodes.some((n) => n.id === id && n.lost === true)) return;
+        await sleep(50);
+      }
+    };
     const pendingSeen = (kind: string) => async () => (await getJson<JobRow[]>('/api/jobs')).some((j) => j.pending?.kind === kind);
     const nodeIds = () => {
       const running = cluster.nodePids;
@@ -219,7 +230,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       const start = clock();
       const killController = Math.random() < o.controllerKillShare;
       // Watching for the copies the fault starts from its first moment: they may take well under a second.
-      const killer = (kind: string, note: string, withinMs: number) => (killController || kind === 'drain' ? killControllerWhen(pendingSeen(kind), note, withinMs) : Promise.resolve());
+      const killer = (kind: string, note: string, withinMs: number) => (killController ? killControllerWhen(pendingSeen(kind), note, withinMs) : Promise.resolve());
       try {
         switch (kind) {
           case 'restart': {
@@ -233,7 +244,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
           case 'freeze': {
             await cluster.freezeNode(target);
             const killing = killer('restore', `while restoring copies of frozen ${target}`, o.nodeTimeoutMs * 3);
-            await sleep(o.nodeTimeoutMs * 1.5);
+            await untilLost(target);
             await killing;
             await cluster.thawNode(target);
             faults.push({ kind, target, startMs: start, endMs: clock() });
@@ -244,7 +255,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
             if (proxy === undefined) break;
             proxy.cut();
             const killing = killer('restore', `while restoring copies of cut-off ${target}`, o.nodeTimeoutMs * 3);
-            await sleep(o.nodeTimeoutMs * 1.5);
+            await untilLost(target);
             await killing;
             proxy.heal();
             faults.push({ kind, target, startMs: start, endMs: clock(), note: 'cut from the controller; clients still reach it' });

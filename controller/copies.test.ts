@@ -165,3 +165,32 @@ test('restoration: a node declared lost that still answers gives the keys only i
     for (const holder of [b, c]) t.is((await data.get(holder.address)!.request(Op.GET, 0, 2, 0, key, null)).body.toString(), key, `${key} on ${holder.id}`);
   }
 });
+
+test('migration of a one-copy job with a lost member: older copies of the lost keys are removed from the new generation first', async (t) => {
+  const nodes = await startNodes(t, 4);
+  const [older, lost, drained, spare] = nodes as [Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 1);
+  // The lost member's process is gone (restarted and drained since): nothing is announced to it.
+  const publish = (p: WirePlacement) => announce({ ...p, generations: p.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== lost.id) })) });
+  const placement: WirePlacement = { jobId: JOB, epoch: 2, generations: [{ nodes: [lost, drained] }, { nodes: [older] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
+  await publish(placement);
+  await lost.server.close();
+  const newest = [older, spare];
+  const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, hashKey(key), 1)[0]!]!.id;
+  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+  // Keys whose newest holder was the lost member, and which the new generation places on `older`, which still
+  // has the value they had before (the lost member held a newer one, gone with it).
+  const shadowed = keys.filter((k) => ownerIn([lost, drained], k) === lost.id && ownerIn(newest, k) === older.id).slice(0, 20);
+  const moved = keys.filter((k) => ownerIn([lost, drained], k) === drained.id).slice(0, 20);
+  t.true(shadowed.length > 5 && moved.length > 5);
+  for (const key of shadowed) t.is((await data.get(older.address)!.request(Op.PUT, 0, 2, 0, key, Buffer.from('before the loss'))).status, Status.OK);
+  for (const key of moved) t.is((await data.get(drained.address)!.request(Op.PUT, 0, 2, 0, key, Buffer.from(key))).status, Status.OK);
+
+  await migrateJob({ ...host, publish, isLost: (id) => id === lost.id }, placement, drained, newest);
+  for (const key of shadowed) {
+    const reply = await data.get(older.address)!.request(Op.GET, 0, 4, 0, key, null);
+    t.is(reply.status, Status.NOT_FOUND, `${key}: no older copy answers for the lost one`);
+    t.is(reply.flags & Flag.DELETED, 0, `${key}: no tombstone: readers go on to the lost member and get UNAVAILABLE`);
+  }
+  for (const key of moved) t.is((await data.get(ownerIn(newest, key) === older.id ? older.address : spare.address)!.request(Op.GET, 0, 4, 0, key, null)).body.toString(), key);
+});

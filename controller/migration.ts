@@ -1,6 +1,8 @@
 /**
  * Moving one job's data off a node that is being drained, while the job's functions keep reading and writing.
  *
+ * 0. With one copy and lost members (restarted nodes whose data went with them), remove the older copies the new
+ *    generation's nodes hold of keys whose newest holder was lost (`removeShadowedCopies`).
  * 1. Publish a placement whose newest generation leaves the node out (the old generations stay, node included):
  *    new keys go elsewhere at once, and every read still finds every key, newest generation first.
  * 2. Copy each key the node holds (blocks of large values included) that is still the visible copy to its owner
@@ -13,7 +15,7 @@
  * between resumes at step 2 (`resumed`).
  */
 import type { NodeConnection } from '../client/index.ts';
-import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNode, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 
 /** What migration needs from the controller: narrow, so it is testable against fakes. */
 export interface MigrationHost {
@@ -24,6 +26,8 @@ export interface MigrationHost {
   publish(placement: WirePlacement): Promise<void>;
   /** A data-plane connection to a node, authenticated as the job (the controller signs its token). */
   connect(address: string, jobId: string): NodeConnection;
+  /** Whether the node is a lost member of the job: its incarnation's data is gone, and it may not answer. */
+  isLost?(nodeId: string): boolean;
 }
 
 export interface MigrationResult {
@@ -69,12 +73,48 @@ export async function migrateJob(
 ): Promise<{ placement: WirePlacement; result: MigrationResult }> {
   if (newest.some((n) => n.id === drained.id) || newest.length === 0) throw new SatchelError('BAD_REQUEST', 'the new generation must hold other nodes than the drained one');
   const during = resumed ? placement : placementWithout(placement, drained.id, newest, true);
-  if (!resumed) await host.publish(during);
+  if (!resumed) {
+    await removeShadowedCopies(host, placement, newest);
+    await host.publish(during);
+  }
   const result = await copyKeys(host, during, drained);
   const generations = withoutRepeats(during.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== drained.id) })));
   const after: WirePlacement = { ...during, epoch: during.epoch + 1, generations };
   await host.publish(after);
   return { placement: after, result };
+}
+
+/**
+ * Before a new generation without the job's lost members: the keys whose newest holder is a lost member are
+ * gone (UNAVAILABLE, one copy), and a node of the new generation may still hold an older copy of one from an
+ * earlier placement, which readers would then take for the value (a stale read in the 10-minute nemesis: a drain
+ * after a restart). Those copies are removed first, while nothing routes writes of those keys to them. Jobs with
+ * one copy only: a replicated job's lost members are restored from the others.
+ */
+async function removeShadowedCopies(host: MigrationHost, placement: WirePlacement, newest: WirePlacementNode[]): Promise<void> {
+  const replicas = Math.max(1, placement.replicas ?? 1);
+  const current = placement.generations[0]!.nodes;
+  if (replicas > 1 || host.isLost === undefined || !current.some((n) => host.isLost!(n.id))) return;
+  const members = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.id)));
+  for (const node of newest) {
+    // A node new to the job holds none of it (and is not yet told of it).
+    if (host.isLost(node.id) || !members.has(node.id)) continue;
+    const connection = host.connect(node.address, placement.jobId);
+    let after = '';
+    for (;;) {
+      const page = await connection.request(Op.LIST, Flag.INTERNAL_KEYS, placement.epoch, PAGE, '', Buffer.from(after, 'utf8'));
+      if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${placement.jobId} on ${node.id}: ${page.message}`);
+      const keys = decodeKeyList(page.body);
+      for (const key of keys) {
+        const holder = current[pickNode(current, hashKey(key))]!;
+        if (holder.id === node.id || !host.isLost(holder.id)) continue;
+        const reply = await connection.request(Op.DELETE, Flag.COPY, placement.epoch, 0, key, null);
+        if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `removing a shadowed copy of ${key} on ${node.id}: ${reply.message}`);
+      }
+      if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
+      after = keys.at(-1)!;
+    }
+  }
 }
 
 /**
@@ -124,6 +164,12 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
     if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
     for (const holders of generations.slice(1, own)) {
       for (const holder of holders) {
+        // A lost member holds the key's newest version, gone with it: readers get UNAVAILABLE there, and the
+        // drained node's older copy must not take its place.
+        if (host.isLost?.(holder.id) === true) {
+          result.skipped++;
+          return;
+        }
         const held = await call(holder, Op.STAT, Flag.VERSION, key, null);
         if (held.status === Status.OK && (held.epoch > value.epoch || (held.epoch === value.epoch && held.arg >= value.arg))) {
           result.skipped++;

@@ -122,6 +122,8 @@ export class Controller {
    * provisioner nobody stopped it). A launch in the tier clears them: a StatefulSet reuses its pod names.
    */
   private readonly retiredNodes = new Map<string, string>();
+  /** Jobs whose unfinished copies are to be tried again (`finishCopiesLater`): one timer each. */
+  private readonly finishingLater = new Set<string>();
   private readonly server = new grpc.Server(GRPC_OPTIONS);
   private readonly admin: NodeAdmin;
   private readonly publisher: PlacementPublisher;
@@ -730,7 +732,12 @@ export class Controller {
 
   /** `finishCopies` of the job a node timeout from now (a change failed half-way; a repair was incomplete). */
   private finishCopiesLater(jobId: string): void {
+    // Once per job: a failing migration schedules this, and so does the retry that ran it (the 10-minute
+    // nemesis saw the timers double each second, 14,000 retries of one job in three minutes).
+    if (this.finishingLater.has(jobId)) return;
+    this.finishingLater.add(jobId);
     setTimeout(() => {
+      this.finishingLater.delete(jobId);
       void this.changePlacement(jobId, () => this.finishCopies(jobId)).catch((error: unknown) => {
         this.options.logger.warn({ err: error, job: jobId }, 'finishing copies failed: tried again later');
         if (this.registry.jobs.get(jobId)?.pending !== undefined) this.finishCopiesLater(jobId);
@@ -849,11 +856,12 @@ export class Controller {
    * What moving a job's keys needs (migration.ts, replication.ts): making a placement the job's (PlacementPublisher),
    * and data connections as the job; `close` ends them.
    */
-  private placementHost(job: JobRecord): Pick<MigrationHost, 'publish' | 'connect'> & { close(): void } {
+  private placementHost(job: JobRecord): Pick<MigrationHost, 'publish' | 'connect' | 'isLost'> & { close(): void } {
     const connections = new Map<string, NodeConnection>();
     const token = signToken(this.options.secret, job.id);
     return {
       publish: (placement) => this.publisher.apply(job, placement),
+      isLost: (nodeId) => isLostMember(job, nodeId),
       connect: (address) => {
         let connection = connections.get(address);
         if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: this.adminTimeoutMs, tls: clientTlsOf(this.options.tls) })));

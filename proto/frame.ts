@@ -108,6 +108,7 @@ export const Flag = {
    * stored, 0 = left alone); the frame's epoch is a version here, so it is not checked against the placement.
    */
   COPY: 0x0040,
+  // COPY on a DELETE request: the controller removing a copy no reader may see; no tombstone is kept.
   /** GET or STAT request: answer with the value's version (epoch field, arg) instead of its size. Copies use it. */
   VERSION: 0x0080,
   /** DELETE answer: there was a value to delete. */

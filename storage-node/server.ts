@@ -495,7 +495,9 @@ class Session implements ParkedOwner {
       case Op.DELETE: {
         const seq = (f.flags & Flag.REPLICA) === 0 ? 0 : f.arg;
         if (seq === 0 && (f.flags & Flag.REPLICA) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica carries its version (seq ≥ 1) in arg');
-        return this.settle(engine.delete(jobId, key, epoch, seq, jobs.keepsTombstones(job)), id, epoch, (outcome: DeleteOutcome) => {
+        // Flag.COPY: the controller removing a copy no reader may see (migration.ts), which leaves no tombstone.
+        const tombstone = jobs.keepsTombstones(job) && (f.flags & Flag.COPY) === 0;
+        return this.settle(engine.delete(jobId, key, epoch, seq, tombstone), id, epoch, (outcome: DeleteOutcome) => {
           if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
           if (outcome.skipped === true) return this.respond(Status.OK, 0, id, epoch, 0, null);
           const old = outcome.old;

@@ -421,7 +421,7 @@ async function nemesis(args: string[]): Promise<void> {
     nodes: whole(values.nodes, 5, '--nodes', 4, 16),
     nodeTimeoutMs: whole(values['node-timeout-ms'], 1_000, '--node-timeout-ms', 1_000, 60_000),
     jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 120,
-    ballastPerJob: whole(values.ballast, 1_000, '--ballast', 0, 1_000_000),
+    ballastPerJob: whole(values.ballast, 500, '--ballast', 0, 1_000_000),
     faults: kinds as FaultKind[],
     keepDir: values['keep-dir'],
   };

@@ -104,7 +104,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     jobSeconds: 120,
     keysPerJob: 40,
     countersPerJob: 3,
-    ballastPerJob: 1_000,
+    ballastPerJob: 500,
     timeoutMs: 10_000,
     faults: DEFAULT_SCHEDULE,
     controllerKillShare: 0.5,
@@ -179,7 +179,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
           progress(`not settled 60 s after ${what}; going on`);
           return;
         }
-        await sleep(100);
+        await sleep(50);
       }
     };
 
@@ -187,11 +187,11 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
      * Kills the controller (SIGKILL) as soon as `moment` is seen (copies pending), and starts it again; nothing
      * when the moment does not come within `withinMs` (the copies were done before they were seen).
      */
-    const killControllerWhen = async (moment: () => Promise<boolean>, note: string, withinMs: number) => {
+    const killControllerWhen = async (moment: () => Promise<boolean>, note: string, withinMs: number, over: () => boolean = () => false) => {
       const until = Date.now() + withinMs;
       for (;;) {
         if (await moment().catch(() => false)) break;
-        if (Date.now() > until) return;
+        if (Date.now() > until || over()) return;
         await sleep(10);
       }
       const start = clock();
@@ -230,7 +230,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       const start = clock();
       const killController = Math.random() < o.controllerKillShare;
       // Watching for the copies the fault starts from its first moment: they may take well under a second.
-      const killer = (kind: string, note: string, withinMs: number) => (killController ? killControllerWhen(pendingSeen(kind), note, withinMs) : Promise.resolve());
+      const killer = (kind: string, note: string, withinMs: number, over?: () => boolean) => (killController ? killControllerWhen(pendingSeen(kind), note, withinMs, over) : Promise.resolve());
       try {
         switch (kind) {
           case 'restart': {
@@ -262,12 +262,17 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
             break;
           }
           case 'drain': {
-            const killing = killer('drain', `while draining ${target}`, 20_000);
-            const drain = fetch(`${api}/api/nodes/${target}`, { method: 'DELETE', headers: admin }).catch(() => null);
+            // Watched until the drain is over: a small one is done before its copies are seen (a drain that
+            // was watched for its full 20 s took 21 s).
+            let drained = false;
+            const killing = killer('drain', `while draining ${target}`, 20_000, () => drained);
+            const drain = fetch(`${api}/api/nodes/${target}`, { method: 'DELETE', headers: admin })
+              .catch(() => null)
+              .finally(() => (drained = true));
             await killing;
             await drain;
             const until = Date.now() + 60_000;
-            while (cluster.info.nodes.some((n) => n.id === target) && Date.now() < until) await sleep(100);
+            while (cluster.info.nodes.some((n) => n.id === target) && Date.now() < until) await sleep(50);
             faults.push({ kind, target, startMs: start, endMs: clock(), note: cluster.info.nodes.some((n) => n.id === target) ? 'not removed within 60 s' : 'removed' });
             break;
           }

@@ -194,3 +194,36 @@ test('migration of a one-copy job with a lost member: older copies of the lost k
   }
   for (const key of moved) t.is((await data.get(ownerIn(newest, key) === older.id ? older.address : spare.address)!.request(Op.GET, 0, 4, 0, key, null)).body.toString(), key);
 });
+
+test('migration of a replicated job: a key a newer generation holds goes forward in that version, so it keeps its copies', async (t) => {
+  const nodes = await startNodes(t, 5);
+  const [a, b, c, d, drained] = nodes as [Node, Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  const placement: WirePlacement = { jobId: JOB, epoch: 3, generations: [{ nodes: [c, d] }, { nodes: [c, drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  await announce(placement);
+  // Written while the older generation was the newest, then again in the next one (a newer version).
+  const copy = async (node: Node, epoch: number, value: string) =>
+    t.is((await data.get(node.address)!.request(Op.PUT, Flag.COPY, epoch, 1, 'k', Buffer.from(value))).status, Status.OK);
+  await copy(c, 1, 'first');
+  await copy(drained, 1, 'first');
+  await copy(c, 2, 'second');
+  await copy(d, 2, 'second');
+  await migrateJob(host, placement, drained, [a, b]);
+  // Skipping it (the newer generation has it) left it on that generation's nodes only: one of them, once the
+  // placement drops the emptied ones, and a restart of it lost the key.
+  for (const node of [a, b]) t.is((await data.get(node.address)!.request(Op.GET, 0, 5, 0, 'k', null)).body.toString(), 'second', node.id);
+});
+
+test('restoration: keys of an older generation left with fewer nodes than copies get their copies in the newest', async (t) => {
+  const nodes = await startNodes(t, 4);
+  const [a, b, c, lost] = nodes as [Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  const placement: WirePlacement = { jobId: JOB, epoch: 2, generations: [{ nodes: [a, b] }, { nodes: [c, lost] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  await announce(placement);
+  // Written before the job moved on to [a, b], never since: its copies are on the older generation's two nodes.
+  for (const node of [c, lost]) t.is((await data.get(node.address)!.request(Op.PUT, Flag.COPY, 1, 1, 'k', Buffer.from('older'))).status, Status.OK);
+  await lost.server.close(); // gone (a lost node still answering gives its keys itself)
+  const { placement: after } = await rereplicateJob(host, placement, lost, []);
+  t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n0', 'n1'], ['n2']]);
+  for (const node of [a, b]) t.is((await data.get(node.address)!.request(Op.GET, 0, 3, 0, 'k', null)).body.toString(), 'older', `${node.id}: a second copy`);
+});

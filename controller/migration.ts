@@ -146,9 +146,11 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
   const replicas = Math.max(1, placement.replicas ?? 1);
   /**
    * Copies `key` to every one of its holders in the new generation, with the version the drained node holds: a
-   * copy lands only where the key holds nothing newer. Unless a generation between the new one and the first
-   * that has the drained node among the key's holders holds a version at least as new: that one is what readers
-   * see (newest generation first), and copying the drained node's would hide it.
+   * copy lands only where the key holds nothing newer. When a generation between the new one and the first that
+   * has the drained node among the key's holders holds a version at least as new, that one is what readers see
+   * (newest generation first), so that one goes forward instead: copying the drained node's would hide it, and
+   * copying nothing would leave fewer copies than the job keeps (the 10-minute nemesis lost keys of a
+   * replicas-2 job that way: a drain left one copy, and the next restart took it).
    */
   const move = async (key: string) => {
     const hash = hashKey(key);
@@ -160,21 +162,19 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
       result.skipped++;
       return;
     }
-    const value = await call(nodes.get(drained.id) ?? (drained as WirePlacementNode), Op.GET, Flag.VERSION, key, null);
+    let value = await call(nodes.get(drained.id) ?? (drained as WirePlacementNode), Op.GET, Flag.VERSION, key, null);
     if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
     for (const holders of generations.slice(1, own)) {
       for (const holder of holders) {
-        // A lost member holds the key's newest version, gone with it: readers get UNAVAILABLE there, and the
-        // drained node's older copy must not take its place.
         if (host.isLost?.(holder.id) === true) {
+          // With one copy, the lost member held the key's newest version, gone with it: readers get UNAVAILABLE
+          // there, and an older copy must not take its place. With more, the others are restored from.
+          if (replicas > 1) continue;
           result.skipped++;
           return;
         }
-        const held = await call(holder, Op.STAT, Flag.VERSION, key, null);
-        if (held.status === Status.OK && (held.epoch > value.epoch || (held.epoch === value.epoch && held.arg >= value.arg))) {
-          result.skipped++;
-          return;
-        }
+        const held = await call(holder, Op.GET, Flag.VERSION, key, null);
+        if (held.status === Status.OK && (held.epoch > value.epoch || (held.epoch === value.epoch && held.arg >= value.arg))) value = held;
       }
     }
     for (const holder of generations[0]!) {

@@ -77,18 +77,28 @@ export async function rereplicateJob(
     result.keys++;
     const hash = hashKey(key);
     const targets = new Map<string, WirePlacementNode>();
+    /** The newest of the generations the source's copy is restored into that has fewer nodes than copies. */
+    let shrunk: number | undefined;
     placement.generations.forEach((generation, j) => {
       const before = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!.id);
       // Every survivor that held it copies it (with three copies, two do: a second loss meanwhile loses nothing).
       if (!before.includes(source.id)) return;
       for (const g of after.successors[j]!) {
         const nodes = after.placement.generations[g]!.nodes;
+        if (g > 0 && nodes.length < replicas && (shrunk === undefined || g < shrunk)) shrunk = g;
         for (const i of pickNodes(nodes, hash, replicas)) {
           const node = nodes[i]!;
           if (!before.includes(node.id) && node.id !== source.id) targets.set(node.id, node);
         }
       }
     });
+    // An older generation left with fewer nodes than copies cannot hold them all: the key goes to its holders in
+    // the newest generation too, unless a generation in between has it (that copy is what readers see, and is
+    // restored in turn). Otherwise the next loss took the last copy (the 10-minute nemesis).
+    if (shrunk !== undefined && !(await heldBefore(request, after.placement, shrunk, key, hash, replicas, source.id))) {
+      const newest = after.placement.generations[0]!.nodes;
+      for (const i of pickNodes(newest, hash, replicas)) if (newest[i]!.id !== source.id) targets.set(newest[i]!.id, newest[i]!);
+    }
     if (targets.size === 0) return;
     await copyKey(request, source, key, targets.values(), result);
   };
@@ -105,6 +115,17 @@ export async function rereplicateJob(
     if (targets.size > 0) await copyKey(request, lost as WirePlacementNode, key, targets.values(), result);
   }, result);
   return { placement: after.placement, result };
+}
+
+/** Whether a holder of `key` in a generation newer than `generation` (other than `except`) has it. */
+async function heldBefore(request: Request, placement: WirePlacement, generation: number, key: string, hash: number, replicas: number, except: string): Promise<boolean> {
+  for (const { nodes } of placement.generations.slice(0, generation)) {
+    for (const i of pickNodes(nodes, hash, replicas)) {
+      if (nodes[i]!.id === except) continue;
+      if ((await request(nodes[i]!, Op.STAT, 0, key, null)).status === Status.OK) return true;
+    }
+  }
+  return false;
 }
 
 /** The nodes `placement` wants a copy of `key` on, in every generation. */

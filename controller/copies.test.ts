@@ -227,3 +227,29 @@ test('restoration: keys of an older generation left with fewer nodes than copies
   t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n0', 'n1'], ['n2']]);
   for (const node of [a, b]) t.is((await data.get(node.address)!.request(Op.GET, 0, 3, 0, 'k', null)).body.toString(), 'older', `${node.id}: a second copy`);
 });
+
+test('migration: a new holder’s leftover copy of a drained key from an earlier placement never answers meanwhile', async (t) => {
+  const nodes = await startNodes(t, 3);
+  const [x, drained, spare] = nodes as [Node, Node, Node];
+  const { data, announce, host, beforeCopy } = harness(t, nodes, 1);
+  const placement: WirePlacement = { jobId: JOB, epoch: 3, generations: [{ nodes: [x, drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
+  await announce(placement);
+  const newest = [x, spare];
+  const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, hashKey(key), 1)[0]!]!.id;
+  // Keys the drained node holds now, which the new generation places on x, where an older value was left.
+  const keys = Array.from({ length: 100 }, (_, i) => `k${i}`).filter((k) => ownerIn([x, drained], k) === drained.id && ownerIn(newest, k) === x.id).slice(0, 10);
+  t.true(keys.length > 3);
+  const seen: string[] = [];
+  for (const key of keys) {
+    t.is((await data.get(x.address)!.request(Op.PUT, Flag.COPY, 1, 1, key, Buffer.from('left over'))).status, Status.OK);
+    t.is((await data.get(drained.address)!.request(Op.PUT, 0, 3, 0, key, Buffer.from('current'))).status, Status.OK);
+    // What a reader of the new generation gets from x before the drained node's copy lands there.
+    beforeCopy.set(key, async () => {
+      const reply = await data.get(x.address)!.request(Op.GET, 0, 4, 0, key, null);
+      seen.push(reply.status === Status.OK ? reply.body.toString() : 'not found');
+    });
+  }
+  await migrateJob(host, placement, drained, newest);
+  t.deepEqual(seen, keys.map(() => 'not found'), 'readers go on to the drained node until the copy lands');
+  for (const key of keys) t.is((await data.get(x.address)!.request(Op.GET, 0, 5, 0, key, null)).body.toString(), 'current');
+});

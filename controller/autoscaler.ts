@@ -25,7 +25,8 @@ export interface AutoscalerConfig {
   launchTimeoutMs: number;
   /**
    * A tier below its minimum gets a node only after this long: at start (and after a controller restart) the
-   * nodes that exist are still registering.
+   * nodes that exist are still registering. 10 s was too short for `satchel up` on a busy 2-core machine (CI):
+   * its own nodes took longer to register, and the autoscaler launched three more.
    */
   minGraceMs: number;
   minNodes: Record<Tier, number>;
@@ -39,7 +40,7 @@ export const DEFAULT_AUTOSCALER: AutoscalerConfig = {
   downAfterMs: 20_000,
   cooldownMs: 10_000,
   launchTimeoutMs: 30_000,
-  minGraceMs: 10_000,
+  minGraceMs: 60_000,
   minNodes: { dram: 1, ssd: 0, hdd: 0 },
   maxNodes: { dram: 8, ssd: 8, hdd: 8 },
 };

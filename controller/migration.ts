@@ -101,21 +101,10 @@ async function removeShadowedCopies(host: MigrationHost, placement: WirePlacemen
   for (const node of newest) {
     // A node new to the job holds none of it (and is not yet told of it).
     if (host.isLost(node.id) || !members.has(node.id)) continue;
-    const connection = host.connect(node.address, placement.jobId);
-    let after = '';
-    for (;;) {
-      const page = await connection.request(Op.LIST, Flag.INTERNAL_KEYS, placement.epoch, PAGE, '', Buffer.from(after, 'utf8'));
-      if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${placement.jobId} on ${node.id}: ${page.message}`);
-      const keys = decodeKeyList(page.body);
-      for (const key of keys) {
-        const holder = current[pickNode(current, hashKey(key))]!;
-        if (holder.id === node.id || !host.isLost(holder.id)) continue;
-        const reply = await connection.request(Op.DELETE, Flag.COPY, placement.epoch, 0, key, null);
-        if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `removing a shadowed copy of ${key} on ${node.id}: ${reply.message}`);
-      }
-      if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
-      after = keys.at(-1)!;
-    }
+    await forEachListedKey(host, placement, node, async (key) => {
+      const holder = current[pickNode(current, hashKey(key))]!;
+      if (holder.id !== node.id && host.isLost!(holder.id)) await removeCopy(host, placement, node, key);
+    });
   }
 }
 
@@ -134,26 +123,33 @@ async function removeLeftoverCopies(host: MigrationHost, placement: WirePlacemen
   const members = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.id)));
   const candidates = newest.filter((n) => members.has(n.id) && n.id !== drained.id && host.isLost?.(n.id) !== true);
   if (candidates.length === 0) return;
-  const source = host.connect(drained.address, placement.jobId);
+  await forEachListedKey(host, placement, drained, async (key) => {
+    const hash = hashKey(key);
+    const holders = pickNodes(current, hash, replicas).map((i) => current[i]!.id);
+    if (!holders.includes(drained.id)) return; // not the visible copy: migration leaves it too
+    const next = new Set(pickNodes(newest, hash, replicas).map((i) => newest[i]!.id));
+    for (const node of candidates) if (next.has(node.id) && !holders.includes(node.id)) await removeCopy(host, placement, node, key);
+  });
+}
+
+/** `each` for every key (blocks included) `node` holds of the job, a page at a time, one after another. */
+async function forEachListedKey(host: MigrationHost, placement: WirePlacement, node: NodeAddress, each: (key: string) => Promise<void>): Promise<void> {
+  const connection = host.connect(node.address, placement.jobId);
   let after = '';
   for (;;) {
-    const page = await source.request(Op.LIST, Flag.INTERNAL_KEYS, placement.epoch, PAGE, '', Buffer.from(after, 'utf8'));
-    if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${placement.jobId} on ${drained.id}: ${page.message}`);
+    const page = await connection.request(Op.LIST, Flag.INTERNAL_KEYS, placement.epoch, PAGE, '', Buffer.from(after, 'utf8'));
+    if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${placement.jobId} on ${node.id}: ${page.message}`);
     const keys = decodeKeyList(page.body);
-    for (const key of keys) {
-      const hash = hashKey(key);
-      const holders = pickNodes(current, hash, replicas).map((i) => current[i]!.id);
-      if (!holders.includes(drained.id)) continue; // not the visible copy: migration leaves it too
-      const next = new Set(pickNodes(newest, hash, replicas).map((i) => newest[i]!.id));
-      for (const node of candidates) {
-        if (!next.has(node.id) || holders.includes(node.id)) continue;
-        const reply = await host.connect(node.address, placement.jobId).request(Op.DELETE, Flag.COPY, placement.epoch, 0, key, null);
-        if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `removing a leftover copy of ${key} on ${node.id}: ${reply.message}`);
-      }
-    }
+    for (const key of keys) await each(key);
     if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
     after = keys.at(-1)!;
   }
+}
+
+/** Removes a copy no reader may see (DELETE with Flag.COPY: no tombstone, so readers go on past the node). */
+async function removeCopy(host: MigrationHost, placement: WirePlacement, node: NodeAddress, key: string): Promise<void> {
+  const reply = await host.connect(node.address, placement.jobId).request(Op.DELETE, Flag.COPY, placement.epoch, 0, key, null);
+  if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `removing an older copy of ${key} on ${node.id}: ${reply.message}`);
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   tokenExpiry,
   errorCodeOf,
   hashKey,
+  newerVersion,
   pickNode,
   pickNodes,
   type ClientTls,
@@ -618,10 +619,10 @@ export class Job implements WatchHost {
       const versioned = await this.callNode(node, op, Flag.VERSION, 0, key, null);
       if (versioned.status === Status.NOT_FOUND) {
         const also = deletedVersion(versioned);
-        if (also !== undefined && newerVersion(also, deleted)) deleted = also;
+        if (also !== undefined && newerVersion(also.epoch, also.seq, deleted.epoch, deleted.seq)) deleted = also;
       } else if (versioned.status !== Status.OK) {
         return versioned;
-      } else if (newerVersion({ epoch: versioned.epoch, seq: versioned.arg }, deleted)) {
+      } else if (newerVersion(versioned.epoch, versioned.arg, deleted.epoch, deleted.seq)) {
         // Written again after the delete, and not yet copied forward: the plain answer (STAT's arg is the size).
         return this.callNode(node, op, 0, 0, key, null);
       }
@@ -987,8 +988,4 @@ function toBytes(value: unknown): Uint8Array {
 /** The version of the delete a NOT_FOUND reports (Flag.DELETED), if it does. */
 function deletedVersion(reply: Reply): { epoch: number; seq: number } | undefined {
   return reply.status === Status.NOT_FOUND && (reply.flags & Flag.DELETED) !== 0 ? { epoch: reply.epoch, seq: reply.arg } : undefined;
-}
-
-function newerVersion(a: { epoch: number; seq: number }, b: { epoch: number; seq: number }): boolean {
-  return a.epoch > b.epoch || (a.epoch === b.epoch && a.seq > b.seq);
 }

@@ -16,7 +16,7 @@
  * between resumes at step 2 (`resumed`).
  */
 import type { NodeConnection } from '../client/index.ts';
-import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNode, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, newerVersion, pickNode, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 
 /** What migration needs from the controller: narrow, so it is testable against fakes. */
 export interface MigrationHost {
@@ -209,7 +209,7 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
           return;
         }
         const held = await call(holder, Op.GET, Flag.VERSION, key, null);
-        if (held.status === Status.OK && (held.epoch > value.epoch || (held.epoch === value.epoch && held.arg >= value.arg))) value = held;
+        if (held.status === Status.OK && !newerVersion(value.epoch, value.arg, held.epoch, held.arg)) value = held;
       }
     }
     for (const holder of generations[0]!) {

@@ -109,11 +109,7 @@ export async function rereplicateJob(
   // controller's copy reads whatever its lease; a new process under its id holds nothing of the job.
   // Every holder the new placement names gets its copy (the lost node's partner may be the one that never got
   // it); a COPY lands only where nothing newer is.
-  await copyFromLost(request, lost, async (key) => {
-    result.keys++;
-    const targets = holdersOf(after.placement, key, replicas);
-    if (targets.size > 0) await copyKey(request, lost as WirePlacementNode, key, targets.values(), result);
-  }, result);
+  await copyFromLost(request, lost, after.placement, result);
   return { placement: after.placement, result };
 }
 
@@ -128,20 +124,20 @@ async function heldBefore(request: Request, placement: WirePlacement, generation
   return false;
 }
 
-/** The nodes `placement` wants a copy of `key` on, in every generation. */
-function holdersOf(placement: WirePlacement, key: string, replicas: number): Map<string, WirePlacementNode> {
-  const hash = hashKey(key);
-  const holders = new Map<string, WirePlacementNode>();
-  for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, hash, replicas)) holders.set(nodes[i]!.id, nodes[i]!);
-  return holders;
-}
-
-/** `each` for the keys a lost node still holds, when it can be listed; nothing when it cannot (gone, frozen). */
-async function copyFromLost(request: Request, lost: NodeAddress, each: (key: string) => Promise<void>, result: ReplicationResult): Promise<void> {
+/**
+ * Copies each key a lost node still holds to every holder `placement` names for it (in every generation), when
+ * the node can be listed; nothing when it cannot (gone, frozen). A COPY lands only where nothing newer is.
+ */
+async function copyFromLost(request: Request, lost: NodeAddress, placement: WirePlacement, result: ReplicationResult, down?: Set<string>): Promise<void> {
+  const replicas = Math.max(1, placement.replicas ?? 1);
   try {
     await forEachKey(request, lost as WirePlacementNode, async (key) => {
+      result.keys++;
+      const hash = hashKey(key);
+      const targets = new Map<string, WirePlacementNode>();
+      for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, hash, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
       try {
-        await each(key);
+        await copyKey(request, lost as WirePlacementNode, key, targets.values(), result, down);
       } catch (error) {
         // The lost node stopped answering midway: the keys it still held are what survivors could not give.
         if (!unreachable(error)) throw error;
@@ -192,10 +188,7 @@ export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placeme
   }
   // A lost node, when it still answers, gives what it holds to the key's holders (see rereplicateJob).
   if (lost !== undefined && !nodes.has(lost.id)) {
-    await copyFromLost(request, lost, async (key) => {
-      const targets = holdersOf(placement, key, replicas);
-      if (targets.size > 0) await copyKey(request, lost as WirePlacementNode, key, targets.values(), result, down);
-    }, result);
+    await copyFromLost(request, lost, placement, result, down);
   }
   return result;
 }

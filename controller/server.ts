@@ -343,9 +343,8 @@ export class Controller {
     const host = this.placementHost(job);
     try {
       // The node whose loss the copies are for gives what it still holds, if it answers (replication.ts).
-      const lostId = job.pending?.kind === 'restore' ? job.pending.node : undefined;
-      const lostAddress = lostId === undefined ? undefined : this.registry.nodes.get(lostId)?.address;
-      const result = await repairCopies(host, job.placement, lostId !== undefined && lostAddress !== undefined ? { id: lostId, address: lostAddress } : undefined);
+      const lost = job.pending?.kind === 'restore' ? this.registry.nodes.get(job.pending.node) : undefined;
+      const result = await repairCopies(host, job.placement, lost);
       this.options.logger.info({ job: job.id, epoch: job.placement.epoch, ...result }, 'copies repaired');
       this.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${job.id} made by a repair${result.skipped ? `; ${result.skipped} unreachable, retried` : ''}`, {
         details: { copies: result.copies, bytes: result.bytes, keys: result.keys, skipped: result.skipped ?? 0 },

@@ -106,9 +106,9 @@ export const Flag = {
    * PUT request: a copy made by the controller (migration, restoration) with the version (the frame's epoch, arg)
    * the value had at its source. Stored only when newer than what the key holds or last held (answer arg 1 =
    * stored, 0 = left alone); the frame's epoch is a version here, so it is not checked against the placement.
+   * DELETE request: the controller removing a copy no reader may see (migration.ts); no tombstone is kept.
    */
   COPY: 0x0040,
-  // COPY on a DELETE request: the controller removing a copy no reader may see; no tombstone is kept.
   /** GET or STAT request: answer with the value's version (epoch field, arg) instead of its size. Copies use it. */
   VERSION: 0x0080,
   /** DELETE answer: there was a value to delete. */
@@ -124,6 +124,14 @@ export const Flag = {
    */
   DELETED: 0x0400,
 } as const;
+
+/**
+ * Whether version (aEpoch, aSeq) is above (bEpoch, bSeq): a value's or a delete's version, as frames carry it
+ * (storage-node/engine.ts "Versions"). Engines, copies and readers all order writes by it.
+ */
+export function newerVersion(aEpoch: number, aSeq: number, bEpoch: number, bSeq: number): boolean {
+  return aEpoch > bEpoch || (aEpoch === bEpoch && aSeq > bSeq);
+}
 
 /** Largest key on the wire, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;

@@ -16,6 +16,7 @@ export {
   Flag,
   errorCodeOf,
   statusOf,
+  newerVersion,
   type OpCode,
   type StatusCode,
 } from './frame.ts';

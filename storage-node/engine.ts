@@ -38,6 +38,8 @@ export interface StoredEntry {
  * with that version: a reader falling back to an older placement generation stops there, since a copy left on an
  * older generation's node (which the same DELETE reaches later) is older than the delete.
  */
+import { newerVersion } from '../proto/index.ts';
+
 export const TOMBSTONE_TTL_MS = 60_000;
 
 /**
@@ -120,10 +122,6 @@ export function entryCost(key: string, valueLength: number): number {
   return key.length + valueLength + ENTRY_OVERHEAD;
 }
 
-/** Whether version (aEpoch, aSeq) is above (bEpoch, bSeq). */
-export function newer(aEpoch: number, aSeq: number, bEpoch: number, bSeq: number): boolean {
-  return aEpoch > bEpoch || (aEpoch === bEpoch && aSeq > bSeq);
-}
 
 /**
  * How a write at (epoch, seq) lands on a key holding version (heldEpoch, heldSeq) — the entry's, or its
@@ -132,7 +130,7 @@ export function newer(aEpoch: number, aSeq: number, bEpoch: number, bSeq: number
  * decide every write with this.
  */
 export function versionFor(epoch: number, seq: number, heldEpoch: number, heldSeq: number): number {
-  if (seq > 0) return newer(epoch, seq, heldEpoch, heldSeq) ? seq : 0;
+  if (seq > 0) return newerVersion(epoch, seq, heldEpoch, heldSeq) ? seq : 0;
   if (heldEpoch > epoch) return -1;
   return heldEpoch === epoch ? heldSeq + 1 : 1;
 }

@@ -256,7 +256,7 @@ test('close() waits for calls in flight; later calls fail with CLOSED', async (t
 test('a full cluster → FULL; the blocks of the failed value are cleaned up and smaller values still fit', async (t) => {
   const small = await startInProcessCluster({ dram: 2, capacity: 4 * MiB });
   t.teardown(() => small.close());
-  const s = await Satchel.connect(small.controllerAddress);
+  const s = await Satchel.connect(small.controllerAddress, { key: small.tenantKey });
   t.teardown(() => s.close());
   const registered = await s.registerJob('full');
   // Small blocks over two nodes: many block PUTs in flight when the first FULL comes back.

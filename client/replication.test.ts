@@ -24,7 +24,7 @@ function holders(cluster: InProcessCluster, jobId: string, key: string): number[
 test('replicas 2: every key on two nodes; a dead node is replaced, reads and writes go on, copies restored', async (t) => {
   const cluster = await startInProcessCluster({ dram: 3, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 8_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('replicated', { replicas: 2, peakThroughput: 2.5e9 });
   t.teardown(() => job.deregister().catch(() => {}));
@@ -67,7 +67,7 @@ test('replicas 2: every key on two nodes; a dead node is replaced, reads and wri
 test('replicas 1: a dead node fails the operations on its keys with UNAVAILABLE; the others go on', async (t) => {
   const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 1_000 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('single', { peakThroughput: 1.5e9 });
   t.teardown(() => job.deregister().catch(() => {}));
@@ -90,7 +90,7 @@ test('replicas 1: a dead node fails the operations on its keys with UNAVAILABLE;
 test('a replicas hint the cluster cannot honour is refused; a bad one is BAD_REQUEST', async (t) => {
   const cluster = await startInProcessCluster({ dram: 1 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress);
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   t.is((await rejection(t, satchel.registerJob('two', { replicas: 2 }))).code, 'UNAVAILABLE');
   t.is((await rejection(t, satchel.registerJob('four', { replicas: 4 }))).code, 'BAD_REQUEST');
@@ -100,7 +100,7 @@ test('a replicas hint the cluster cannot honour is refused; a bad one is BAD_REQ
 test('replicas 2 on two of three nodes: when one dies the third joins and gets the copies', async (t) => {
   const cluster = await startInProcessCluster({ dram: 3, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 8_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('replaced', { replicas: 2 });
   t.teardown(() => job.deregister().catch(() => {}));

@@ -17,6 +17,11 @@ export interface ConnectOptions extends JobOptions {
    * use the CA their ticket carries.
    */
   tls?: ClientTls;
+  /**
+   * The tenant key jobs are registered under (cluster.json `tenantKey` for the default tenant that `satchel up`
+   * makes; `satchel tenant add` makes others). Without one the controller registers no job.
+   */
+  key?: string;
 }
 
 /**
@@ -27,19 +32,26 @@ export interface ConnectOptions extends JobOptions {
 export class RegisteredJob extends Job {
   private controller: ControlClient<ControllerMethods> | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
+  /** The driver's credential (renew, deregister): never in the ticket functions get. */
+  private driverToken = '';
+
+  /** @internal Called by Satchel#registerJob. */
+  useDriverToken(token: string): void {
+    this.driverToken = token;
+  }
 
   /** @internal Called by Satchel#registerJob. */
   renewLeaseEvery(leaseMs: number): void {
     this.controller ??= this.controllerClient();
     const controller = this.controller;
     this.renewTimer = setInterval(() => {
-      controller.call('RenewLease', { jobId: this.id, token: this.token }).then((reply) => {
+      controller.call('RenewLease', { jobId: this.id, token: this.driverToken }).then((reply) => {
         // Each renewal brings a ticket whose token lives a token lifetime from now: the driver never holds an
         // expired one, and hands functions the freshest.
         if (reply.ticket) this.replaceTicket(reply.ticket);
       }).catch((error: unknown) => {
-        // The job is gone (deregistered elsewhere, or collected): nothing left to renew.
-        if (error instanceof SatchelError && error.code === 'NO_SUCH_JOB') this.stopRenewing();
+        // The job is gone (deregistered elsewhere, or collected), or this credential was revoked: nothing to renew.
+        if (error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED')) this.stopRenewing();
         // Anything else (a controller restarting) is retried at the next tick, well inside the lease.
       });
     }, Math.max(50, leaseMs / 3));
@@ -51,7 +63,7 @@ export class RegisteredJob extends Job {
     this.stopRenewing();
     this.controller ??= this.controllerClient();
     try {
-      await this.controller.call('DeregisterJob', { jobId: this.id, token: this.token });
+      await this.controller.call('DeregisterJob', { jobId: this.id, token: this.driverToken });
     } finally {
       await this.close();
     }
@@ -82,14 +94,18 @@ export class Satchel {
     this.controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address, options.timeoutMs ?? 10_000, options.tls);
   }
 
-  /** Connects to a controller (host:port). Checks it answers, so a wrong address fails here, not later. */
+  /**
+   * Connects to a controller (host:port) with a tenant key (`options.key`). Checks that it answers and takes the
+   * key, so a wrong address or key fails here (UNAVAILABLE, UNAUTHORIZED), not at the first registration.
+   */
   static async connect(address: string, options: ConnectOptions = {}): Promise<Satchel> {
     if (typeof address !== 'string' || !/^[^\s:]+:\d+$/.test(address)) {
       throw new SatchelError('BAD_REQUEST', `controller address must be host:port, got ${JSON.stringify(address)}`);
     }
+    if (options.key !== undefined && typeof options.key !== 'string') throw new SatchelError('BAD_REQUEST', 'key must be a string (cluster.json tenantKey)');
     const satchel = new Satchel(address, options);
     try {
-      await satchel.controller.call('GetCluster', {});
+      await satchel.controller.call('GetCluster', { token: options.key ?? '' });
     } catch (error) {
       satchel.close();
       throw error;
@@ -111,8 +127,9 @@ export class Satchel {
     if (hints.replicas !== undefined && !(Number.isInteger(hints.replicas) && hints.replicas >= 1 && hints.replicas <= 3)) {
       throw new SatchelError('BAD_REQUEST', 'hint replicas must be 1, 2 or 3');
     }
-    const reply = await this.controller.call('RegisterJob', { name, hints });
+    const reply = await this.controller.call('RegisterJob', { name, hints, key: this.options.key ?? '' });
     const job = await RegisteredJob.open(reply.ticket, this.options, reply.placement ?? undefined);
+    job.useDriverToken(reply.driverToken);
     if (reply.leaseMs > 0) job.renewLeaseEvery(reply.leaseMs);
     return job;
   }

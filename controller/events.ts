@@ -22,7 +22,9 @@ export interface ClusterEvent {
     | 'copies-restored'
     | 'replication-failed'
     | 'copy-failed'
-    | 'quota-reached';
+    | 'quota-reached'
+    | 'tenant-added'
+    | 'tenant-removed';
   tier?: string;
   node?: string;
   /** Why, in words an operator reads: the measured utilization against the band, or who asked. */

@@ -2,6 +2,7 @@
 export { Controller, type ControllerOptions, type DrainResult } from './server.ts';
 export type { Provisioner } from './provisioner.ts';
 export { EventLog, type ClusterEvent } from './events.ts';
+export { DEFAULT_TENANT, defaultTenantKey, type TenantRecord } from './tenants.ts';
 export { Autoscaler, DEFAULT_AUTOSCALER, decideScaling, type AutoscalerConfig } from './autoscaler.ts';
 export { buildConsole, type ConsoleOptions } from './console.ts';
 export {

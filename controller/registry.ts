@@ -3,6 +3,8 @@ import type { JobHints, NodeInfo, WirePlacement } from '../proto/index.ts';
 export interface JobRecord {
   id: string;
   name: string;
+  /** The tenant whose key registered it (controller/tenants.ts); absent in records from before tenants: default. */
+  tenant?: string;
   hints: JobHints;
   tier: string;
   /** Why the policy chose the tier. */
@@ -26,6 +28,8 @@ export interface JobRecord {
    * controller finishes it: a drain moving the job off `node`, or copies restored after a node was lost.
    */
   pending?: { kind: 'drain' | 'restore'; node: string };
+  /** By node: the FULL refusals it had reported when the job last grew for it (each report grants one growth). */
+  fullSeen?: Record<string, number>;
 }
 
 export interface NodeRecord extends NodeInfo {

@@ -6,6 +6,7 @@ import { MetadataServer } from '../metadata/index.ts';
 import { CONTROLLER_SERVICE, ControlClient, SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
 import { startStorageNode } from '../storage-node/index.ts';
 import { Controller } from './server.ts';
+import { defaultTenantKey } from './tenants.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -37,7 +38,7 @@ test('a job registered before any node exists gets the first DRAM node when it r
   const controller = new Controller({ secret, logger });
   const address = await controller.listen(0, '127.0.0.1');
   t.teardown(() => controller.close());
-  const satchel = await Satchel.connect(address);
+  const satchel = await Satchel.connect(address, { key: defaultTenantKey(secret) });
   t.teardown(() => satchel.close());
   // No metadata server yet: registration says so.
   t.is(await rejectionCode(satchel.registerJob('too-early')), 'UNAVAILABLE');
@@ -47,7 +48,7 @@ test('a job registered before any node exists gets the first DRAM node when it r
   // A metadata server but no storage node: the job registers, but has nowhere to put data yet.
   const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address);
   t.teardown(() => client.close());
-  const reply = await client.call('RegisterJob', { name: 'early', hints: {} });
+  const reply = await client.call('RegisterJob', { name: 'early', hints: {}, key: defaultTenantKey(secret) });
   t.is(await rejectionCode(Satchel.attach(reply.ticket)), 'UNAVAILABLE');
   const node = await startStorageNode({ tier: 'dram', capacity: 1 << 24, secret, logger, controller: address });
   t.teardown(() => node.close());
@@ -62,10 +63,12 @@ test('a job registered before any node exists gets the first DRAM node when it r
 test('control-plane calls check tokens: a job token cannot deregister another job or register a node', async (t) => {
   const secret = randomBytes(32);
   const { controller, client } = await startControlPlane(t, secret);
-  const a = await client.call('RegisterJob', { name: 'a', hints: {} });
-  const b = await client.call('RegisterJob', { name: 'b', hints: {} });
+  const key = defaultTenantKey(secret);
+  const a = await client.call('RegisterJob', { name: 'a', hints: {}, key });
+  const b = await client.call('RegisterJob', { name: 'b', hints: {}, key });
   t.is(decodeTicket(a.ticket).job, a.jobId);
   t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: a.token })), 'UNAUTHORIZED');
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: a.driverToken })), 'UNAUTHORIZED');
   t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: 'garbage' })), 'UNAUTHORIZED');
   t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: signToken(randomBytes(32), b.jobId) })), 'UNAUTHORIZED');
   const node = { id: 'evil', tier: 'dram', address: '127.0.0.1:1', capacity: 1, bandwidth: 1 };
@@ -73,11 +76,18 @@ test('control-plane calls check tokens: a job token cannot deregister another jo
   t.is(await rejectionCode(client.call('RegisterMetadata', { address: '127.0.0.1:1', token: a.token })), 'UNAUTHORIZED');
   t.is(controller.registry.nodes.size, 0);
   t.true(controller.registry.jobs.has(b.jobId));
-  // Its own token deregisters it; unknown jobs are NO_SUCH_JOB.
-  await client.call('DeregisterJob', { jobId: b.jobId, token: b.token });
+  // Its data token (what functions hold) neither deregisters nor renews it; its driver token does.
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: b.token })), 'UNAUTHORIZED');
+  t.is(await rejectionCode(client.call('RenewLease', { jobId: b.jobId, token: b.token })), 'UNAUTHORIZED');
+  t.truthy((await client.call('RenewLease', { jobId: b.jobId, token: b.driverToken })).ticket);
+  await client.call('DeregisterJob', { jobId: b.jobId, token: b.driverToken });
   t.false(controller.registry.jobs.has(b.jobId));
-  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: b.token })), 'NO_SUCH_JOB');
-  t.is(await rejectionCode(client.call('RegisterJob', { name: 'x', hints: { peakThroughput: -5 } })), 'BAD_REQUEST');
+  t.is(await rejectionCode(client.call('DeregisterJob', { jobId: b.jobId, token: b.driverToken })), 'NO_SUCH_JOB');
+  t.is(await rejectionCode(client.call('RegisterJob', { name: 'x', hints: { peakThroughput: -5 }, key })), 'BAD_REQUEST');
+  // No key, a malformed one, or one of another cluster: no job.
+  for (const bad of ['', 'sk1.default.x', defaultTenantKey(randomBytes(32)), a.token]) {
+    t.is(await rejectionCode(client.call('RegisterJob', { name: 'anonymous', hints: {}, key: bad })), 'UNAUTHORIZED', `key ${bad.slice(0, 16)}`);
+  }
 });
 
 test('RegisterNode and RegisterMetadata refuse addresses and numbers no one can use, even with the admin token', async (t) => {
@@ -103,6 +113,6 @@ test('RegisterNode and RegisterMetadata refuse addresses and numbers no one can 
   t.is(controller.registry.nodes.size, 0);
   t.is(controller.metadataAddresses.length, 1);
   // Registration still works.
-  const reply = await client.call('RegisterJob', { name: 'fine', hints: {} });
+  const reply = await client.call('RegisterJob', { name: 'fine', hints: {}, key: defaultTenantKey(secret) });
   t.truthy(reply.jobId);
 });

@@ -5,7 +5,7 @@ import {
   ADMIN_SUBJECT,
   CONTROLLER_SERVICE,
   advertisedAddress,
-  GRPC_OPTIONS,
+  GRPC_SERVER_OPTIONS,
   clientTlsOf,
   ControlClient,
   METADATA_SERVICE,
@@ -15,7 +15,9 @@ import {
   encodeTicket,
   grpc,
   isHostPort,
+  signDriverToken,
   signToken,
+  verifyDriverToken,
   verifyToken,
   type ControllerMethods,
   type JobHints,
@@ -40,6 +42,7 @@ import type { Provisioner } from './provisioner.ts';
 import { NodeAdmin } from './node-admin.ts';
 import { NodeStatsTable } from './node-stats.ts';
 import { ControllerStore } from './store.ts';
+import { DEFAULT_TENANT, TenantTable, defaultTenantKey, type TenantRecord } from './tenants.ts';
 import { ClusterRegistry, type JobRecord, type NodeRecord } from './registry.ts';
 import { NodeConnection } from '../client/index.ts';
 
@@ -79,7 +82,23 @@ export interface ControllerOptions {
    * reaches it gets FULL for PUTs and INCRs on every node and no growth, until deletes bring it back under.
    */
   jobQuotaBytes?: number;
+  /**
+   * Make the default tenant at start, its key derived from the secret (tenants.ts `defaultTenantKey`: what
+   * `satchel up` writes to cluster.json as `tenantKey`). True by default; false: jobs only for tenants an admin
+   * added (`satchel tenant add`).
+   */
+  defaultTenant?: boolean;
 }
+
+/**
+ * Placement generations a job may have: each growth adds one, and a client may look in every one for a key. 16
+ * is 15 growths (each adds at least the job's reservation again) and a ticket of a few KB.
+ */
+export const MAX_GENERATIONS = 16;
+/** How long a GrowJob waits for the full node to report the job's FULL (its report comes at once: node side). */
+const FULL_REPORT_WAIT_MS = 2_000;
+/** The largest `functions` hint: more than any node would take connections from (1,024 per job per node). */
+const MAX_FUNCTIONS_HINT = 1_000_000;
 
 export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
 /**
@@ -116,6 +135,7 @@ export class Controller {
   readonly registry = new ClusterRegistry();
   readonly stats = new NodeStatsTable();
   readonly events = new EventLog();
+  readonly tenants = new TenantTable();
   private autoscaler: Autoscaler | null = null;
   /**
    * Nodes drained and removed, by tier: a process still running under that id may not register again (without a
@@ -124,7 +144,7 @@ export class Controller {
   private readonly retiredNodes = new Map<string, string>();
   /** Jobs whose unfinished copies are to be tried again (`finishCopiesLater`): one timer each. */
   private readonly finishingLater = new Set<string>();
-  private readonly server = new grpc.Server(GRPC_OPTIONS);
+  private readonly server = new grpc.Server(GRPC_SERVER_OPTIONS);
   private readonly admin: NodeAdmin;
   private readonly publisher: PlacementPublisher;
   private readonly metadataClients = new Map<string, ControlClient<MetadataMethods>>();
@@ -164,22 +184,42 @@ export class Controller {
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.prices = options.prices ?? DEFAULT_PRICES;
     const impl: ServiceImpl<ControllerMethods> = {
-      RegisterJob: ({ name, hints }) => this.registerJob(name, hints ?? {}),
+      RegisterJob: async ({ name, hints, key }) => {
+        const tenant = this.tenants.byKey(key);
+        if (tenant === null) throw new SatchelError('UNAUTHORIZED', 'registering a job needs a tenant key (cluster.json `tenantKey`, or `satchel tenant add`)');
+        return this.registerJob(name, hints ?? {}, tenant.name);
+      },
       DeregisterJob: async ({ jobId, token }) => {
-        this.authorize(token, jobId);
+        this.authorizeDriver(token, jobId);
         await this.deregisterJob(jobId);
         return {};
       },
       RenewLease: async ({ jobId, token }) => {
-        this.authorize(token, jobId);
+        // The driver's token only: a function's (data) token renewed here would outlive its own lifetime.
+        this.authorizeDriver(token, jobId);
         const job = this.registry.jobs.get(jobId);
         if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
         job.leaseExpiresAt = Date.now() + this.leaseMs;
         return { leaseMs: this.leaseMs, ticket: this.ticketFor(job).ticket };
       },
       GrowJob: async ({ jobId, token, fullNodeId, epoch }) => {
-        this.authorize(token, jobId);
+        // A function's data token may ask too (its PUT got FULL), but growth is granted only once the node
+        // reported that FULL itself (`growJobNow`): a token cannot grow a job that has room.
+        if (verifyDriverToken(this.options.secret, token) !== jobId) this.authorize(token, jobId);
         return this.growJob(jobId, fullNodeId, epoch);
+      },
+      AddTenant: async ({ token, name, quotaBytes, maxJobs }) => {
+        this.authorize(token, null);
+        const { tenant, key } = await this.addTenant(name, { quotaBytes: quotaBytes || undefined, maxJobs: maxJobs || undefined });
+        return { tenant: this.tenantInfo(tenant), key };
+      },
+      ListTenants: async ({ token }) => {
+        this.authorize(token, null);
+        return { tenants: this.tenants.list().map((t) => this.tenantInfo(t)) };
+      },
+      RemoveTenant: async ({ token, name }) => {
+        this.authorize(token, null);
+        return { jobsDeregistered: await this.removeTenant(name) };
       },
       RegisterNode: async ({ node, token }) => {
         this.authorize(token, null);
@@ -214,11 +254,14 @@ export class Controller {
         void this.enforceQuotas();
         return { unknown: false, leaseMs: this.nodeLeaseMs };
       },
-      GetCluster: async () => ({
-        nodes: [...this.registry.nodes.values()],
-        metadata: this.metadataAddresses,
-        jobs: this.registry.jobs.size,
-      }),
+      GetCluster: async ({ token }) => {
+        // A tenant key only learns that it is valid (Satchel.connect checks it), and its own job count.
+        const tenant = this.tenants.byKey(token);
+        if (tenant !== null) return { nodes: [], metadata: [], jobs: this.jobsOf(tenant.name).length };
+        const subject = typeof token === 'string' ? verifyToken(this.options.secret, token) : null;
+        if (subject?.scope !== 'admin' && subject?.scope !== 'viewer') throw new SatchelError('UNAUTHORIZED', 'the cluster is shown to the admin and viewer tokens, and a tenant key');
+        return { nodes: [...this.registry.nodes.values()], metadata: this.metadataAddresses, jobs: this.registry.jobs.size };
+      },
     };
     addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
   }
@@ -259,6 +302,7 @@ export class Controller {
    */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
+    if (this.options.defaultTenant !== false) await this.ensureDefaultTenant(defaultTenantKey(this.options.secret));
     this.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
     this.startedAt = Date.now();
     let last = Date.now();
@@ -373,7 +417,8 @@ export class Controller {
 
   private async recover(stateDir: string): Promise<void> {
     this.store = await ControllerStore.open(join(stateDir, 'controller.db'));
-    const { jobs, nodes, metadata } = await this.store.load();
+    const { jobs, nodes, metadata, tenants } = await this.store.load();
+    for (const tenant of tenants) this.tenants.restore(tenant);
     const leaseExpiresAt = Date.now() + this.leaseMs;
     for (const node of nodes) this.registry.nodes.set(node.id, node);
     for (const job of jobs) this.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
@@ -410,11 +455,23 @@ export class Controller {
    * its placement (again when the placement changes), and told again when deletes bring it back under.
    */
   private async enforceQuotas(): Promise<void> {
-    const quota = this.options.jobQuotaBytes;
-    if (quota === undefined) return;
+    const jobQuota = this.options.jobQuotaBytes ?? Infinity;
+    // A tenant's quota is on what its jobs reserve; reservations follow use (rightsizing), so what its jobs hold
+    // is held to it here, all its jobs stopped together once they hold it between them.
+    const tenantUsage = new Map<string, number>();
+    const usages = new Map<string, number>();
     for (const job of this.registry.jobs.values()) {
       const usage = this.stats.jobUsage(job.id);
-      const over = usage >= quota;
+      usages.set(job.id, usage);
+      const tenant = job.tenant ?? DEFAULT_TENANT;
+      tenantUsage.set(tenant, (tenantUsage.get(tenant) ?? 0) + usage);
+    }
+    for (const job of this.registry.jobs.values()) {
+      const usage = usages.get(job.id) ?? 0;
+      const tenantQuota = this.tenants.get(job.tenant ?? DEFAULT_TENANT)?.quotaBytes ?? Infinity;
+      const quota = usage >= jobQuota ? jobQuota : tenantQuota;
+      const over = usage >= jobQuota || (tenantUsage.get(job.tenant ?? DEFAULT_TENANT) ?? 0) >= tenantQuota;
+      if (!over && job.overQuota === undefined) continue;
       if (!over && job.overQuota === undefined) continue;
       if (over && job.overQuota?.toldEpoch === job.placement.epoch) continue;
       if (over && job.overQuota === undefined) {
@@ -438,14 +495,17 @@ export class Controller {
     }
   }
 
-  async registerJob(name: string, hints: JobHints): Promise<RegisterJobReply> {
+  /** Registers a job for `tenant` (the caller has checked its key): admission, allocation, then publishing. */
+  async registerJob(name: string, hints: JobHints, tenant: string = DEFAULT_TENANT): Promise<RegisterJobReply> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
       throw new SatchelError('BAD_REQUEST', 'job name must be 1 to 200 characters');
     }
     checkHints(hints);
+    this.admitHints(hints);
     if (this.metadataClients.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
-    const id = newJobId(name);
+    const id = this.newJobId(name);
     const allocation = allocateJob(hints, this.targetNodes());
+    this.admitTenant(tenant, allocation.reservation, true);
     const replicas = hints.replicas ?? 1;
     // Refused rather than run with fewer copies than asked for: a replicated job must never silently have one.
     if (replicas > 1 && allocation.nodes.length < replicas) {
@@ -462,6 +522,7 @@ export class Controller {
     const job: JobRecord = {
       id,
       name,
+      tenant,
       hints,
       tier: allocation.tier,
       reason: allocation.reason,
@@ -491,7 +552,19 @@ export class Controller {
       'job registered',
     );
     const { token, ticket } = this.ticketFor(job);
-    return { jobId: id, token, ticket, leaseMs: this.leaseMs, placement };
+    return { jobId: id, token, ticket, leaseMs: this.leaseMs, placement, driverToken: signDriverToken(this.options.secret, id) };
+  }
+
+  /**
+   * A job id no job has now: 48 random bits after the name's slug. Ids are never reused knowingly: a node still
+   * remembers a deregistered id (refusing its tokens) until they expire.
+   */
+  private newJobId(name: string): string {
+    const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'job';
+    for (;;) {
+      const id = `${slug}-${randomBytes(6).toString('hex')}`;
+      if (!this.registry.jobs.has(id) && !this.registering.has(id)) return id;
+    }
   }
 
   /** A token for the job that expires one token lifetime from now, and a ticket carrying it. */
@@ -749,6 +822,15 @@ export class Controller {
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
     if (job.overQuota !== undefined) throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${this.options.jobQuotaBytes} bytes`);
     if (job.placement.epoch > epoch) return job.placement;
+    if (job.placement.generations.length >= MAX_GENERATIONS) {
+      throw new SatchelError('FULL', `job ${jobId} has ${job.placement.generations.length} placement generations, the most a job may have: register it with a larger capacity hint`);
+    }
+    // Only a FULL the node itself reported (its report comes at once after one): no token can grow a job that
+    // has room. Each report of FULL is used once.
+    const refusals = await this.fullReported(jobId, fullNodeId);
+    if (job.placement.epoch > epoch) return job.placement;
+    // FULL, as the write that asked was refused: the caller's PUT fails with the code the node gave it.
+    if (refusals === null) throw new SatchelError('FULL', `node ${fullNodeId} has not reported job ${jobId} full: no growth granted`);
     const free = (node: NodeState) => {
       const used = this.stats.get(node.id)?.used ?? 0;
       // The node that said FULL has no room, whatever its last report (up to a second old) said.
@@ -756,6 +838,8 @@ export class Controller {
     };
     const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.placeableFor(job), free, job.reservation);
     if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
+    this.admitTenant(job.tenant ?? DEFAULT_TENANT, growth.extraReservation, false);
+    (job.fullSeen ??= {})[fullNodeId] = refusals;
     const placement: WirePlacement = {
       ...job.placement,
       epoch: job.placement.epoch + 1,
@@ -765,6 +849,23 @@ export class Controller {
     await this.publisher.apply(job, placement);
     this.options.logger.info({ job: jobId, epoch: placement.epoch, added: growth.added, full: fullNodeId }, 'job grown');
     return placement;
+  }
+
+  /**
+   * The FULL refusals `nodeId` reported for the job, when more than the last growth used; null when none came
+   * within FULL_REPORT_WAIT_MS (a node sends a report at once after its first FULL: storage-node/README.md).
+   */
+  private async fullReported(jobId: string, nodeId: string): Promise<number | null> {
+    const deadline = Date.now() + FULL_REPORT_WAIT_MS;
+    for (;;) {
+      const refusals = this.stats.fullRefusals(nodeId, jobId);
+      const used = this.registry.jobs.get(jobId)?.fullSeen?.[nodeId] ?? 0;
+      // A node restarted counts from 0 again: fewer than used is a new incarnation's first.
+      if (refusals > 0 && refusals !== used) return refusals;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await this.stats.nextReport(nodeId, left);
+    }
   }
 
   /**
@@ -1011,17 +1112,122 @@ export class Controller {
   }
 
   /** `jobId` null: only the admin token will do; otherwise the job's own token or the admin token. */
+  /** `jobId` null: only the admin token will do; otherwise also a token of that job (data or internal). */
   private authorize(token: string, jobId: string | null): void {
     const subject = typeof token === 'string' ? verifyToken(this.options.secret, token) : null;
     if (subject === null) throw new SatchelError('UNAUTHORIZED', 'invalid token');
     if (subject.admin) return;
-    if (jobId === null || subject.jobId !== jobId) throw new SatchelError('UNAUTHORIZED', 'token is not valid for this job');
+    if (jobId === null) throw new SatchelError('UNAUTHORIZED', 'this needs the admin token');
+    if (subject.scope === 'viewer' || subject.jobId !== jobId) throw new SatchelError('UNAUTHORIZED', 'token is not valid for this job');
   }
-}
 
-function newJobId(name: string): string {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'job';
-  return `${slug}-${randomBytes(4).toString('hex')}`;
+  /** What only the job's driver (or the admin) does: renew, deregister. A function's data token is refused. */
+  private authorizeDriver(token: string, jobId: string): void {
+    if (verifyDriverToken(this.options.secret, token) === jobId) return;
+    const subject = typeof token === 'string' ? verifyToken(this.options.secret, token) : null;
+    if (subject?.admin === true) return;
+    throw new SatchelError('UNAUTHORIZED', subject === null ? 'invalid token' : `this needs job ${jobId}'s driver token (RegisterJob's driverToken), not a function's`);
+  }
+
+  /** The jobs a tenant has now (records from before tenants belong to the default tenant). */
+  jobsOf(tenant: string): JobRecord[] {
+    return [...this.registry.jobs.values(), ...this.registering.values()].filter((job) => (job.tenant ?? DEFAULT_TENANT) === tenant);
+  }
+
+  tenantInfo(tenant: TenantRecord): { name: string; quotaBytes: number; maxJobs: number; jobs: number; reservedBytes: number } {
+    const jobs = this.jobsOf(tenant.name);
+    return { name: tenant.name, quotaBytes: tenant.quotaBytes ?? 0, maxJobs: tenant.maxJobs ?? 0, jobs: jobs.length, reservedBytes: jobs.reduce((sum, job) => sum + job.reservation, 0) };
+  }
+
+  /** Adds a tenant and returns its key (shown once: the controller keeps its hash). */
+  async addTenant(name: string, limits: { quotaBytes?: number | undefined; maxJobs?: number | undefined } = {}): Promise<{ tenant: TenantRecord; key: string }> {
+    const added = this.tenants.add(name, { ...(limits.quotaBytes === undefined ? {} : { quotaBytes: limits.quotaBytes }), ...(limits.maxJobs === undefined ? {} : { maxJobs: limits.maxJobs }) });
+    try {
+      await this.store?.putTenant(added.tenant);
+    } catch (error) {
+      this.tenants.remove(name);
+      throw error;
+    }
+    this.options.logger.info({ tenant: name, quotaBytes: limits.quotaBytes, maxJobs: limits.maxJobs }, 'tenant added');
+    this.events.add('tenant-added', `tenant ${name} added`, { details: { quotaBytes: limits.quotaBytes ?? 0, maxJobs: limits.maxJobs ?? 0 } });
+    return added;
+  }
+
+  /** Removes a tenant: its key stops working, and its jobs are deregistered (every byte deleted). */
+  async removeTenant(name: string): Promise<number> {
+    this.tenants.remove(name);
+    await this.store?.deleteTenant(name);
+    const jobs = this.jobsOf(name).filter((job) => this.registry.jobs.get(job.id) === job);
+    const ended = await Promise.allSettled(jobs.map((job) => this.deregisterJob(job.id)));
+    this.options.logger.info({ tenant: name, jobs: jobs.length }, 'tenant removed');
+    this.events.add('tenant-removed', `tenant ${name} removed; ${jobs.length} of its jobs deregistered`, { details: { jobs: jobs.length } });
+    return ended.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  /** The default tenant with the key deploy/ gave (made, or its key replaced when the key changed). */
+  private async ensureDefaultTenant(key: string): Promise<void> {
+    const existing = this.tenants.get(DEFAULT_TENANT);
+    if (existing !== undefined && existing.keyHash === TenantTable.hashOf(key)) return;
+    if (existing !== undefined) this.tenants.remove(DEFAULT_TENANT);
+    const { tenant } = this.tenants.add(DEFAULT_TENANT, { ...(existing?.quotaBytes === undefined ? {} : { quotaBytes: existing.quotaBytes }), ...(existing?.maxJobs === undefined ? {} : { maxJobs: existing.maxJobs }) }, key);
+    await this.store?.putTenant(tenant);
+  }
+
+  /**
+   * What the cluster could ever hold, by the nodes registered and, with an autoscaler, the most it may launch
+   * per tier: a hint above it can never be met, and is refused rather than reserved (an anonymous 10^18-byte
+   * reservation once starved every later job of DRAM).
+   */
+  private clusterCeiling(): { bytes: number; bandwidth: number } {
+    const max = this.options.autoscaler?.maxNodes;
+    const nodes = [...this.registry.nodes.values()];
+    let bytes = 0;
+    let bandwidth = 0;
+    const largest = { capacity: Math.max(0, ...nodes.map((n) => n.capacity)), bandwidth: Math.max(0, ...nodes.map((n) => n.bandwidth)) };
+    for (const tier of TIERS) {
+      const inTier = nodes.filter((n) => n.tier === tier);
+      const extra = this.options.provisioner !== undefined && max !== undefined ? Math.max(0, max[tier] - inTier.length) : 0;
+      const each = inTier.length > 0 ? { capacity: Math.max(...inTier.map((n) => n.capacity)), bandwidth: Math.max(...inTier.map((n) => n.bandwidth)) } : largest;
+      bytes += inTier.reduce((sum, n) => sum + n.capacity, 0) + extra * each.capacity;
+      bandwidth += inTier.reduce((sum, n) => sum + n.bandwidth, 0) + extra * each.bandwidth;
+    }
+    return { bytes, bandwidth };
+  }
+
+  /** Hints the cluster can never meet, refused with the limit named (checkHints has checked their form). */
+  private admitHints(hints: JobHints): void {
+    const { bytes, bandwidth } = this.clusterCeiling();
+    if (bytes <= 0) return; // no node yet: allocation refuses, with its own reason
+    const copies = hints.replicas ?? 1;
+    if (hints.capacity !== undefined && hints.capacity * copies > bytes) {
+      throw new SatchelError('BAD_REQUEST', `hint capacity ${hints.capacity} × ${copies} copies is more than the cluster can ever hold (${bytes} bytes)`);
+    }
+    if (hints.maxValueBytes !== undefined && hints.maxValueBytes > bytes) {
+      throw new SatchelError('BAD_REQUEST', `hint maxValueBytes ${hints.maxValueBytes} is more than the cluster can ever hold (${bytes} bytes)`);
+    }
+    if (hints.peakThroughput !== undefined && bandwidth > 0 && hints.peakThroughput > bandwidth) {
+      throw new SatchelError('BAD_REQUEST', `hint peakThroughput ${hints.peakThroughput} B/s is more than the cluster's nodes can ever carry (${bandwidth} B/s)`);
+    }
+    if (hints.functions !== undefined && hints.functions > MAX_FUNCTIONS_HINT) {
+      throw new SatchelError('BAD_REQUEST', `hint functions ${hints.functions} is above the limit of ${MAX_FUNCTIONS_HINT}`);
+    }
+  }
+
+  /** A tenant's limits against one more job reserving `reservation` bytes (or a job growing by it: `newJob` false). */
+  private admitTenant(tenantName: string, reservation: number, newJob: boolean): void {
+    const tenant = this.tenants.get(tenantName);
+    if (tenant === undefined) throw new SatchelError('UNAUTHORIZED', `tenant ${tenantName} was removed`);
+    const jobs = this.jobsOf(tenantName);
+    if (newJob && tenant.maxJobs !== undefined && jobs.length >= tenant.maxJobs) {
+      throw new SatchelError('FULL', `tenant ${tenantName} has ${jobs.length} jobs, its limit (max jobs ${tenant.maxJobs})`);
+    }
+    if (tenant.quotaBytes !== undefined) {
+      const reserved = jobs.reduce((sum, job) => sum + job.reservation, 0);
+      if (reserved + reservation > tenant.quotaBytes) {
+        throw new SatchelError('FULL', `tenant ${tenantName} reserves ${reserved} bytes; ${reservation} more would pass its quota of ${tenant.quotaBytes}`);
+      }
+    }
+  }
 }
 
 function checkHints(hints: JobHints): void {

@@ -1,10 +1,11 @@
 import { Level } from 'level';
 import type { JobRecord, NodeRecord } from './registry.ts';
+import type { TenantRecord } from './tenants.ts';
 
 /**
- * The controller's durable state: jobs (with tokens derivable from the secret, reservations and placements),
- * nodes and metadata servers, in LevelDB under the controller's state folder. Written through on every change,
- * read once at start, so a restarted controller knows everything it knew.
+ * The controller's durable state: tenants (their keys' hashes and limits), jobs (with tokens derivable from the
+ * secret, reservations and placements), nodes and metadata servers, in LevelDB under the controller's state
+ * folder. Written through on every change, read once at start, so a restarted controller knows everything it knew.
  */
 export class ControllerStore {
   private constructor(private readonly db: Level<string, string>) {}
@@ -18,7 +19,8 @@ export class ControllerStore {
     return new ControllerStore(db);
   }
 
-  async load(): Promise<{ jobs: JobRecord[]; nodes: NodeRecord[]; metadata: string[] }> {
+  async load(): Promise<{ jobs: JobRecord[]; nodes: NodeRecord[]; metadata: string[]; tenants: TenantRecord[] }> {
+    const tenants: TenantRecord[] = [];
     const jobs: JobRecord[] = [];
     const nodes: NodeRecord[] = [];
     const metadata: string[] = [];
@@ -26,8 +28,9 @@ export class ControllerStore {
       if (key.startsWith('job/')) jobs.push(JSON.parse(value) as JobRecord);
       else if (key.startsWith('node/')) nodes.push(JSON.parse(value) as NodeRecord);
       else if (key.startsWith('metadata/')) metadata.push(key.slice('metadata/'.length));
+      else if (key.startsWith('tenant/')) tenants.push(JSON.parse(value) as TenantRecord);
     }
-    return { jobs, nodes, metadata };
+    return { jobs, nodes, metadata, tenants };
   }
 
   putJob(job: JobRecord): Promise<void> {
@@ -44,6 +47,14 @@ export class ControllerStore {
 
   deleteNode(id: string): Promise<void> {
     return this.db.del(`node/${id}`);
+  }
+
+  putTenant(tenant: TenantRecord): Promise<void> {
+    return this.db.put(`tenant/${tenant.name}`, JSON.stringify(tenant));
+  }
+
+  deleteTenant(name: string): Promise<void> {
+    return this.db.del(`tenant/${name}`);
   }
 
   putMetadata(address: string): Promise<void> {

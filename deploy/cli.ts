@@ -12,6 +12,7 @@ import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts 
 import { PortInUseError } from './port-in-use.ts';
 import { readSecret } from './secret.ts';
 import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
+import { TENANT_USAGE, tenantCommand } from './tenant-command.ts';
 
 const USAGE = `Usage: satchel <command> [flags]
 
@@ -46,6 +47,8 @@ const USAGE = `Usage: satchel <command> [flags]
     [--token-ttl-ms MS]     job tokens (and the tickets carrying them) stop working after MS; a driver's lease
                             renewals bring fresh ones (default 86400000: a day)
     [--job-quota SIZE]      bytes a job may hold, every copy counted: past it its PUTs get FULL (default none)
+    [--no-default-tenant]   no default tenant (its key derived from the secret, cluster.json tenantKey): jobs
+                            only for tenants added with satchel tenant add
     [--console-host H]      the console's bind host (default: --host)
     [--provisioner none|local|kubernetes]   what starts and stops storage nodes (default none: by hand;
                             local: the parent satchel up; kubernetes: scales StatefulSets satchel-<tier>)
@@ -70,6 +73,7 @@ const USAGE = `Usage: satchel <command> [flags]
     [--max-value SIZE] [--id ID] [--metrics-port P]
     [--job-max-connections N]   connections one job may open to the node (default 1024)
 
+${TENANT_USAGE}
   bench micro             GET/PUT latency and throughput against Satchel and Redis in the same run
     --json FILE             write the results as JSON
     --redis HOST:PORT       use this Redis instead of starting redis-server
@@ -203,8 +207,8 @@ async function up(args: string[]): Promise<void> {
   process.stdout.write(
     `Satchel is up in ${Date.now() - started} ms\n` +
       `  controller   ${info.controller}\n` +
-      `  console      ${info.console}\n` +
-      `  cluster file ${join(stateDir, 'cluster.json')} (holds the admin token)\n` +
+      `  console      ${info.console}/#token=${info.viewerToken}\n` +
+      `  cluster file ${join(stateDir, 'cluster.json')} (holds the admin and viewer tokens, and tenantKey for Satchel.connect)\n` +
       (tls === undefined ? '' : `  TLS          on; clients check certificates against ${tls.ca}\n`) +
       `Stop with Ctrl-C.\n`,
   );
@@ -279,6 +283,7 @@ async function main(argv: string[]): Promise<void> {
         'node-timeout-ms': { type: 'string' },
         'token-ttl-ms': { type: 'string' },
         'job-quota': { type: 'string' },
+        'no-default-tenant': { type: 'boolean' },
         ...autoscaleFlags,
         provisioner: { type: 'string' },
         namespace: { type: 'string' },
@@ -312,6 +317,7 @@ async function main(argv: string[]): Promise<void> {
         nodeTimeoutMs: nodeTimeoutMs === undefined ? undefined : Number(nodeTimeoutMs),
         tokenTtlMs: tokenTtlMs === undefined ? undefined : Number(tokenTtlMs),
         jobQuotaBytes: str(flags, 'job-quota') === undefined ? undefined : parseBytes(str(flags, 'job-quota')!, '--job-quota'),
+        defaultTenant: flags['no-default-tenant'] !== true,
         advertiseHost: str(flags, 'advertise'),
         host,
         port: parsePort(str(flags, 'port') ?? '7070', '--port'),
@@ -389,6 +395,8 @@ async function main(argv: string[]): Promise<void> {
       });
       return;
     }
+    case 'tenant':
+      return tenantCommand(rest);
     case 'bench': {
       const { runBench } = await import('../perf/index.ts');
       return runBench(rest);

@@ -5,19 +5,20 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, rmdir, writeFile, readFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, rmdir, writeFile, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_SUBJECT, SatchelError, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
 import { PortInUseError } from './port-in-use.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
 import { StateLock, createdPaths, processIdentity, type StaleLock } from './state-lock.ts';
 import { TIER_PROFILES } from './tiers.ts';
+import { defaultTenantKey } from '../controller/index.ts';
 import type { Tier } from '../storage-node/index.ts';
 
 export interface LocalClusterOptions {
@@ -85,6 +86,10 @@ export interface ClusterInfoFile {
   controller: string;
   console: string;
   adminToken: string;
+  /** Read-only console access (`/api`, the live stream, `/metrics`): the page takes it from `#token=`. */
+  viewerToken: string;
+  /** The default tenant's key: `Satchel.connect(controller, { key: tenantKey })` registers jobs with it. */
+  tenantKey: string;
   metadata: string[];
   nodes: {
     id: string;
@@ -215,6 +220,16 @@ export class LocalCluster {
 
   get adminToken(): string {
     return this.info.adminToken;
+  }
+
+  /** The default tenant's key (cluster.json `tenantKey`): what `Satchel.connect` needs to register jobs. */
+  get tenantKey(): string {
+    return this.info.tenantKey;
+  }
+
+  /** Read-only console access (cluster.json `viewerToken`). */
+  get viewerToken(): string {
+    return this.info.viewerToken;
   }
 
   /** The address node `id` registers and reports to (the controller's, or `nodeController`'s), if it is ours. */
@@ -402,12 +417,17 @@ export class LocalCluster {
     await mkdir(join(this.stateDir, 'logs'), { recursive: true });
     this.claim('secret');
     const secret = await loadOrCreateSecret(this.secretFile);
+    // Tokens and keys live here: the folder is the owner's only, and so are files an earlier cluster left.
+    await chmod(this.stateDir, 0o700);
+    await chmod(this.secretFile, 0o600);
     this.claim('controller');
     const controller = await this.spawn('controller', this.controllerArgs(this.options.controllerPort ?? 0, this.options.consolePort ?? 0));
     this.info = {
       controller: controller.ready.address,
       console: controller.ready.console!,
       adminToken: signToken(secret, ADMIN_SUBJECT),
+      viewerToken: signToken(secret, VIEWER_SUBJECT),
+      tenantKey: defaultTenantKey(secret),
       metadata: [],
       nodes: [],
       metrics: [`${controller.ready.console!}/metrics`],
@@ -557,8 +577,11 @@ export class LocalCluster {
     if (this.cleaning) return;
     if (this.info !== undefined) {
       this.claim('cluster.json');
-      const { controller, console, adminToken } = this.info;
-      await writeFile(join(this.stateDir, 'cluster.json'), JSON.stringify({ controller, console, adminToken, metadata: this.info.metadata, nodes: this.info.nodes, metrics: this.info.metrics }, null, 2) + '\n', { mode: 0o600 });
+      const { controller, console, adminToken, viewerToken, tenantKey } = this.info;
+      const text = JSON.stringify({ controller, console, adminToken, viewerToken, tenantKey, metadata: this.info.metadata, nodes: this.info.nodes, metrics: this.info.metrics }, null, 2) + '\n';
+      await writeFile(join(this.stateDir, 'cluster.json'), text, { mode: 0o600 });
+      // `mode` applies only to a file writeFile creates: one left by an earlier cluster keeps its own.
+      await chmod(join(this.stateDir, 'cluster.json'), 0o600);
     }
     await this.lock.update({
       controller: this.info?.controller,

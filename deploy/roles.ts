@@ -10,7 +10,7 @@ import type { AutoscaleOptions } from './local-cluster.ts';
 import { LocalProvisioner } from './local-provisioner.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { ADMIN_SUBJECT, signToken, type ServerTls } from '../proto/index.ts';
+import { ADMIN_SUBJECT, VIEWER_SUBJECT, signToken, type ServerTls } from '../proto/index.ts';
 import { startStorageNode, type DeviceEmulation, type Tier } from '../storage-node/index.ts';
 
 export interface ReadyMessage {
@@ -40,6 +40,8 @@ export interface ControllerRoleOptions {
   tokenTtlMs?: number;
   /** Bytes a job may hold (Controller `jobQuotaBytes`). */
   jobQuotaBytes?: number;
+  /** Make the default tenant (Controller `defaultTenant`; default true). */
+  defaultTenant?: boolean;
   advertiseHost?: string;
   provisioner?: 'none' | 'local' | 'kubernetes';
   /** Kubernetes namespace of the storage StatefulSets. */
@@ -87,6 +89,7 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
     nodeTimeoutMs: options.nodeTimeoutMs,
     tokenTtlMs: options.tokenTtlMs,
     jobQuotaBytes: options.jobQuotaBytes,
+    defaultTenant: options.defaultTenant,
     advertiseHost: options.advertiseHost,
     provisioner: await makeProvisioner(options),
     autoscaler: options.autoscale === undefined ? undefined : autoscalerConfig(options.autoscale),
@@ -94,7 +97,7 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
   const address = await controller.listen(options.port, options.host).catch((error: unknown) => {
     throw PortInUseError.from(error, [[options.port, 'controller']]);
   });
-  const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT) });
+  const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT), viewerToken: signToken(options.secret, VIEWER_SUBJECT) });
   await app.listen({ host: options.consoleHost, port: options.consolePort }).catch((error: unknown) => {
     throw PortInUseError.from(error, [[options.consolePort, 'console']]);
   });

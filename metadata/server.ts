@@ -14,7 +14,7 @@ import {
   type MetadataMethods,
   type ServiceImpl,
   advertisedAddress,
-  GRPC_OPTIONS,
+  GRPC_SERVER_OPTIONS,
   clientTlsOf,
   closeMetricsEndpoint,
   serveMetrics,
@@ -49,7 +49,7 @@ export class MetadataServer {
   readonly store = new PlacementStore();
   /** Requests by method and outcome, placements held; served on `metricsAddress`. */
   readonly metrics = new MetadataMetrics(() => this.store.size);
-  private readonly server = new grpc.Server(GRPC_OPTIONS);
+  private readonly server = new grpc.Server(GRPC_SERVER_OPTIONS);
   private address: string | null = null;
   private metricsServer: MetricsEndpoint | null = null;
   /**

@@ -17,8 +17,9 @@ export interface JobHints {
   replicas?: number;
   maxValueBytes?: number;
 }
-export interface RegisterJobRequest { name: string; hints?: JobHints }
-export interface RegisterJobReply { jobId: string; token: string; ticket: string; leaseMs: number; placement: WirePlacement | null }
+export interface RegisterJobRequest { name: string; hints?: JobHints; key?: string }
+/** `token`: the data token (in `ticket` too); `driverToken`: renew, grow, deregister, never handed to functions. */
+export interface RegisterJobReply { jobId: string; token: string; ticket: string; leaseMs: number; placement: WirePlacement | null; driverToken: string }
 export interface GrowJobRequest { jobId: string; token: string; fullNodeId: string; epoch: number }
 export interface RenewLeaseRequest { jobId: string; token: string }
 export interface RenewLeaseReply { leaseMs: number; ticket: string }
@@ -42,6 +43,8 @@ export interface JobUsage {
   epoch?: number;
   /** The job moved off the node (it answers STALE to it); absent or false: the node serves it. */
   moved?: boolean;
+  /** Writes of the job the node refused FULL for want of room, since it started (growth waits for one). */
+  fullRefusals?: number;
 }
 export interface NodeReport {
   nodeId: string;
@@ -61,7 +64,15 @@ export interface NodeReport {
 }
 /** `leaseMs`: the node may serve replicated jobs this long after it sent this report (storage-node/README.md). */
 export interface NodeReportReply { unknown: boolean; leaseMs?: number }
+export interface GetClusterRequest { token?: string }
 export interface ClusterInfo { nodes: NodeInfo[]; metadata: string[]; jobs: number }
+export interface TenantInfo { name: string; quotaBytes: number; maxJobs: number; jobs: number; reservedBytes: number }
+export interface AddTenantRequest { token: string; name: string; quotaBytes?: number; maxJobs?: number }
+export interface AddTenantReply { tenant: TenantInfo | null; key: string }
+export interface ListTenantsRequest { token: string }
+export interface ListTenantsReply { tenants: TenantInfo[] }
+export interface RemoveTenantRequest { token: string; name: string }
+export interface RemoveTenantReply { jobsDeregistered: number }
 export type Empty = Record<string, never>;
 export interface WirePlacementNode { id: string; address: string; weight: number }
 export interface WirePlacement {
@@ -86,7 +97,10 @@ export type ControllerMethods = {
   RegisterNode: [RegisterNodeRequest, RegisterNodeReply];
   RegisterMetadata: [RegisterMetadataRequest, Empty];
   ReportNode: [NodeReport, NodeReportReply];
-  GetCluster: [Empty, ClusterInfo];
+  GetCluster: [GetClusterRequest, ClusterInfo];
+  AddTenant: [AddTenantRequest, AddTenantReply];
+  ListTenants: [ListTenantsRequest, ListTenantsReply];
+  RemoveTenant: [RemoveTenantRequest, RemoveTenantReply];
 };
 export type MetadataMethods = {
   GetPlacement: [GetPlacementRequest, WirePlacement];
@@ -106,6 +120,18 @@ const UNDECODABLE = Symbol('undecodable request');
  * soak with ~100 jobs registered a minute).
  */
 export const GRPC_OPTIONS: grpc.ChannelOptions = { 'grpc.enable_channelz': 0 };
+
+/**
+ * What every control-plane server accepts from one peer: at most 64 calls at once on one connection (grpc-js
+ * sets no limit: a client could open thousands of streams) and messages of at most 4 MiB (a placement of 16
+ * generations of 1,000 nodes is under 1 MiB). A call past either gets RESOURCE_EXHAUSTED, which the client
+ * reports as TOO_LARGE (`fromServiceError`).
+ */
+export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  ...GRPC_OPTIONS,
+  'grpc.max_concurrent_streams': 64,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+};
 
 const root = protobuf.loadSync(fileURLToPath(new URL('./control.proto', import.meta.url)));
 root.resolveAll();
@@ -166,7 +192,12 @@ export function addService<M extends Methods>(
     const handler = impl[name as keyof M] as (request: unknown) => Promise<unknown>;
     handlers[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       const undecodable = (call.request as { [UNDECODABLE]?: string } | null)?.[UNDECODABLE];
-      const result = undecodable === undefined ? handler(call.request) : Promise.reject(new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`));
+      let result: Promise<unknown>;
+      try {
+        result = undecodable === undefined ? handler(call.request) : Promise.reject(new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`));
+      } catch (error) {
+        result = Promise.reject(error); // a handler that throws before its first await: answered the same way
+      }
       result.then(
         (reply) => callback(null, reply),
         (error: unknown) => {
@@ -245,6 +276,8 @@ function fromServiceError(error: grpc.ServiceError, what: string): SatchelError 
   const code = error.metadata?.get('satchel-code')[0];
   if (typeof code === 'string' && isErrorCode(code)) return new SatchelError(code, error.details, { cause: error });
   if (error.code === grpc.status.DEADLINE_EXCEEDED) return new SatchelError('TIMEOUT', `${what}: timed out`, { cause: error });
+  // Without our trailer RESOURCE_EXHAUSTED is grpc-js's own: a message over a size limit, on either side.
+  if (error.code === grpc.status.RESOURCE_EXHAUSTED) return new SatchelError('TOO_LARGE', `${what}: ${error.details || error.message}`, { cause: error });
   return new SatchelError('UNAVAILABLE', `${what}: ${error.details || error.message}`, { cause: error });
 }
 

@@ -26,6 +26,11 @@ export { encodeManifest, decodeManifest, blockKey, type Manifest } from './manif
 export { hashKey, pickNode, pickNodes, type Placement, type PlacementNode } from './placement.ts';
 export {
   ADMIN_SUBJECT,
+  VIEWER_SUBJECT,
+  signDriverToken,
+  verifyDriverToken,
+  sameSecret,
+  type TokenScope,
   signToken,
   verifyToken,
   tokenExpiry,

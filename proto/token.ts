@@ -1,25 +1,36 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SatchelError } from './errors.ts';
 
 /**
- * Job tokens: `v2.<jobId>.<expiry>.<mac>`, the MAC an HMAC-SHA256 of the job id and the expiry (seconds since
- * 1970, base 36) under the cluster secret; `v1.<subject>.<mac>` tokens never expire (the admin's, and those
- * tests and tools sign with the secret itself). Storage nodes and metadata servers hold the secret, so they
- * check a token themselves with no call to anyone. A token names one job: every request it opens is that job's.
- * The admin subject is what the controller uses to reach nodes (dropping a job's data).
+ * Tokens, each an HMAC-SHA256 under the cluster secret, so storage nodes and metadata servers (which hold the
+ * secret) check them with no call to anyone. What each opens is its scope:
+ * - `v2.<jobId>.<expiry>.<mac>` (`data`): a job's data and nothing else, until its expiry (seconds since 1970,
+ *   base 36). What tickets carry and functions present.
+ * - `v1.<jobId>.<mac>` (`internal`): never expires; only holders of the secret make them (the controller for its
+ *   copies, tests and tools). Opens what the controller's own work needs besides data: internal keys, copies.
+ * - `v1.@admin.<mac>` (`admin`): what the controller uses to reach nodes (announcing, dropping a job's data).
+ * - `v1.@viewer.<mac>` (`viewer`): read-only console access; no node or metadata server accepts it.
+ * - `d1.<jobId>.<mac>` (driver tokens, `verifyDriverToken`): renew, grow and deregister one job, at the
+ *   controller only; nodes and metadata servers refuse them, so a driver's credential never opens data and a
+ *   function's never ends the job.
  */
 export const ADMIN_SUBJECT = '@admin';
+export const VIEWER_SUBJECT = '@viewer';
+
+export type TokenScope = 'admin' | 'viewer' | 'internal' | 'data';
 const JOB_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export interface TokenSubject {
+  /** The job the token opens; the subject (`@admin`, `@viewer`) for the others. */
   jobId: string;
   admin: boolean;
+  scope: TokenScope;
   /** When the token stops opening anything (ms since 1970); Infinity for one that never expires. */
   expiresAt: number;
 }
 
-function mac(secret: Uint8Array, subject: string, expiry?: string): string {
-  const signed = expiry === undefined ? `satchel-token:v1:${subject}` : `satchel-token:v2:${subject}:${expiry}`;
+function mac(secret: Uint8Array, subject: string, expiry?: string, driver = false): string {
+  const signed = driver ? `satchel-token:d1:${subject}` : expiry === undefined ? `satchel-token:v1:${subject}` : `satchel-token:v2:${subject}:${expiry}`;
   return createHmac('sha256', secret).update(signed).digest('base64url').slice(0, 32);
 }
 
@@ -29,8 +40,9 @@ export function isJobId(value: string): boolean {
 
 /** A token for `subject`; with `expiresAt` (ms since 1970, rounded up to the second) one that expires then. */
 export function signToken(secret: Uint8Array, subject: string, expiresAt?: number): string {
-  if (subject !== ADMIN_SUBJECT && !isJobId(subject)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(subject)}`);
+  if (subject !== ADMIN_SUBJECT && subject !== VIEWER_SUBJECT && !isJobId(subject)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(subject)}`);
   if (expiresAt === undefined) return `v1.${subject}.${mac(secret, subject)}`;
+  if (!isJobId(subject)) throw new SatchelError('BAD_REQUEST', 'only job tokens expire');
   if (!Number.isFinite(expiresAt) || expiresAt <= 0) throw new SatchelError('BAD_REQUEST', 'a token expiry must be a time after 1970');
   const expiry = Math.ceil(expiresAt / 1000).toString(36);
   return `v2.${subject}.${expiry}.${mac(secret, subject, expiry)}`;
@@ -46,7 +58,8 @@ export function verifyToken(secret: Uint8Array, token: string, now = Date.now())
   const v2 = parts.length === 4 && parts[0] === 'v2';
   if (!v2 && !(parts.length === 3 && parts[0] === 'v1')) return null;
   const subject = parts[1]!;
-  if (subject !== ADMIN_SUBJECT && !isJobId(subject)) return null;
+  const special = subject === ADMIN_SUBJECT || subject === VIEWER_SUBJECT;
+  if (!(special ? !v2 : isJobId(subject))) return null;
   let expiresAt = Infinity;
   if (v2) {
     if (!/^[0-9a-z]{1,10}$/.test(parts[2]!)) return null;
@@ -56,7 +69,31 @@ export function verifyToken(secret: Uint8Array, token: string, now = Date.now())
   const expected = Buffer.from(mac(secret, subject, v2 ? parts[2] : undefined));
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
   if (now >= expiresAt) return null;
-  return { jobId: subject, admin: subject === ADMIN_SUBJECT, expiresAt };
+  const scope: TokenScope = subject === ADMIN_SUBJECT ? 'admin' : subject === VIEWER_SUBJECT ? 'viewer' : v2 ? 'data' : 'internal';
+  return { jobId: subject, admin: scope === 'admin', scope, expiresAt };
+}
+
+/** The driver token of `jobId`: renews, grows and deregisters it at the controller, and opens nothing else. */
+export function signDriverToken(secret: Uint8Array, jobId: string): string {
+  if (!isJobId(jobId)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(jobId)}`);
+  return `d1.${jobId}.${mac(secret, jobId, undefined, true)}`;
+}
+
+/** The job a driver token is for, or null when it is not one signed with this secret. */
+export function verifyDriverToken(secret: Uint8Array, token: string): string | null {
+  if (typeof token !== 'string' || token.length > 256) return null;
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[0] !== 'd1' || !isJobId(parts[1]!)) return null;
+  const given = Buffer.from(parts[2]!);
+  const expected = Buffer.from(mac(secret, parts[1]!, undefined, true));
+  return given.length === expected.length && timingSafeEqual(given, expected) ? parts[1]! : null;
+}
+
+/** Whether `given` is `expected`, in time that does not depend on where they differ (tokens, keys). */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 /** When a token says it expires (ms since 1970), without checking it; Infinity for one that never does. */

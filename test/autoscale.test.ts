@@ -18,7 +18,7 @@ test('a tier over its band gets a node; when load falls a node is drained and st
     autoscale: { band: [60, 80], scaleUpAfterMs: 500, scaleDownAfterMs: 2_000, cooldownMs: 500, minNodes: { dram: 1 }, maxNodes: { dram: 2 } },
   });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const api = cluster.info.console;
   const events = async () => (await (await fetch(`${api}/api/events`)).json()) as ClusterEvent[];

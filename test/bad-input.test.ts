@@ -23,6 +23,7 @@ import {
   decodeTicket,
   grpc,
   signToken,
+  VIEWER_SUBJECT,
   type ControllerMethods,
   type MetadataMethods,
 } from '../proto/index.ts';
@@ -48,12 +49,12 @@ test.before(async () => {
   process.on('uncaughtException', onEscape);
   process.on('unhandledRejection', onEscape);
   cluster = await startInProcessCluster({ dram: 1 });
-  app = buildConsole(cluster.controller, { adminToken: cluster.adminToken });
+  app = buildConsole(cluster.controller, { adminToken: cluster.adminToken, viewerToken: signToken(cluster.secret, VIEWER_SUBJECT) });
   admin = { authorization: `Bearer ${cluster.adminToken}` };
   metadataAddress = cluster.controller.metadataAddresses[0]!;
   controllerClient = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, cluster.controllerAddress, 10_000);
   metadataClient = new ControlClient<MetadataMethods>(METADATA_SERVICE, metadataAddress, 10_000);
-  const registered = await controllerClient.call('RegisterJob', { name: 'throwaway', hints: {} });
+  const registered = await controllerClient.call('RegisterJob', { name: 'throwaway', hints: {}, key: cluster.tenantKey });
   throwaway = { jobId: registered.jobId, token: registered.token };
 });
 
@@ -209,22 +210,23 @@ async function code(promise: Promise<unknown>): Promise<string> {
 test.serial('gRPC: missing fields, wrong values, huge strings, unknown job ids and bad tokens → the right SatchelError', async (t) => {
   const c = controllerClient;
   const m = metadataClient;
-  const job = await c.call('RegisterJob', { name: 'victim', hints: {} });
-  const other = await c.call('RegisterJob', { name: 'other', hints: {} });
+  const job = await c.call('RegisterJob', { key: cluster.tenantKey, name: 'victim', hints: {} });
+  const other = await c.call('RegisterJob', { key: cluster.tenantKey, name: 'other', hints: {} });
   const adminToken = cluster.adminToken;
   const huge = 'x'.repeat(3 * 1024 * 1024); // under grpc-js's 4 MiB limit: the handler sees it
   const badTokens = ['', 'garbage', huge, other.token, signToken(randomBytes(32), job.jobId), signToken(randomBytes(32), '@admin'), `v1.${job.jobId}.${'A'.repeat(32)}`, 'v1.@admin.', 'v1..x'];
   const node = { id: 'n', tier: 'dram', address: '127.0.0.1:1', capacity: 1, bandwidth: 1 };
   const cases: [string, Promise<unknown>, string][] = [
-    ['RegisterJob without a name', c.call('RegisterJob', {} as never), 'BAD_REQUEST'],
-    ['RegisterJob with an empty name', c.call('RegisterJob', { name: '', hints: {} }), 'BAD_REQUEST'],
-    ['RegisterJob with a 3 MiB name', c.call('RegisterJob', { name: huge, hints: {} }), 'BAD_REQUEST'],
-    ['RegisterJob with capacity NaN', c.call('RegisterJob', { name: 'x', hints: { capacity: NaN } }), 'BAD_REQUEST'],
-    ['RegisterJob with capacity −1', c.call('RegisterJob', { name: 'x', hints: { capacity: -1 } }), 'BAD_REQUEST'],
-    ['RegisterJob with capacity ∞', c.call('RegisterJob', { name: 'x', hints: { capacity: Infinity } }), 'BAD_REQUEST'],
-    ['RegisterJob with peakThroughput −5', c.call('RegisterJob', { name: 'x', hints: { peakThroughput: -5 } }), 'BAD_REQUEST'],
-    ['RegisterJob with maxValueBytes NaN', c.call('RegisterJob', { name: 'x', hints: { maxValueBytes: NaN } }), 'BAD_REQUEST'],
-    ['RegisterJob with 7 replicas', c.call('RegisterJob', { name: 'x', hints: { replicas: 7 } }), 'BAD_REQUEST'],
+    ['RegisterJob without a name', c.call('RegisterJob', { key: cluster.tenantKey } as never), 'BAD_REQUEST'],
+    ['RegisterJob without a key', c.call('RegisterJob', { name: 'x', hints: {} }), 'UNAUTHORIZED'],
+    ['RegisterJob with an empty name', c.call('RegisterJob', { key: cluster.tenantKey, name: '', hints: {} }), 'BAD_REQUEST'],
+    ['RegisterJob with a 3 MiB name', c.call('RegisterJob', { key: cluster.tenantKey, name: huge, hints: {} }), 'BAD_REQUEST'],
+    ['RegisterJob with capacity NaN', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { capacity: NaN } }), 'BAD_REQUEST'],
+    ['RegisterJob with capacity −1', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { capacity: -1 } }), 'BAD_REQUEST'],
+    ['RegisterJob with capacity ∞', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { capacity: Infinity } }), 'BAD_REQUEST'],
+    ['RegisterJob with peakThroughput −5', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { peakThroughput: -5 } }), 'BAD_REQUEST'],
+    ['RegisterJob with maxValueBytes NaN', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { maxValueBytes: NaN } }), 'BAD_REQUEST'],
+    ['RegisterJob with 7 replicas', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { replicas: 7 } }), 'BAD_REQUEST'],
     ['DeregisterJob of an unknown job (admin)', c.call('DeregisterJob', { jobId: 'no-such-job', token: adminToken }), 'NO_SUCH_JOB'],
     ['DeregisterJob with a 3 MiB job id (admin)', c.call('DeregisterJob', { jobId: huge, token: adminToken }), 'NO_SUCH_JOB'],
     ['RenewLease of an unknown job (admin)', c.call('RenewLease', { jobId: 'no-such-job', token: adminToken }), 'NO_SUCH_JOB'],
@@ -412,14 +414,14 @@ test.serial('console: wrong types, missing fields, bodies over 64 KiB, bad JSON,
 });
 
 test.serial('after all of that, every service answers correct requests and nothing escaped', async (t) => {
-  const satchel = await Satchel.connect(cluster.controllerAddress);
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const registered = await satchel.registerJob('afterwards', { latencySensitive: true });
   const job = await Satchel.attach(registered.ticket);
   await job.put('k', 'still works');
   t.is((await job.get('k'))?.toString(), 'still works');
   t.is((await metadataClient.call('GetPlacement', { jobId: registered.id, token: decodeTicket(registered.ticket).token })).jobId, registered.id);
-  t.true((await controllerClient.call('GetCluster', {})).nodes.some((n) => n.id === 'dram-0'));
+  t.true((await controllerClient.call('GetCluster', { token: cluster.adminToken })).nodes.some((n) => n.id === 'dram-0'));
   await job.close();
   await registered.deregister();
   t.false(cluster.controller.registry.jobs.has(registered.id));

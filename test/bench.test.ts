@@ -71,7 +71,7 @@ test('bench shuffle --controller --no-redis sorts on an existing cluster and lea
   // The cluster is still up: its jobs (warm-up and the sort) were deregistered, and it takes new ones.
   const jobs = (await (await fetch(`${cluster.info.console}/api/jobs`)).json()) as unknown[];
   t.deepEqual(jobs, []);
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('after-the-bench', { capacity: 1024 * 1024 });
   await job.put('k', 'v');
@@ -186,7 +186,7 @@ test('bench shuffle refuses bad flags with a usage error', async (t) => {
 test('the jobs samplers read reserved and used bytes per tier from the console, and Redis dataset bytes', async (t) => {
   const cluster = await LocalCluster.start({ dram: 1, ssd: 1 });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('sampled', { latencySensitive: true, capacity: 64 * 1024 * 1024 });
   await job.put('k', Buffer.alloc(3 * 1024 * 1024));

@@ -111,7 +111,7 @@ test.serial('satchel up: prints the addresses, writes cluster.json, serves clien
   for (const pid of pids) t.true(alive(pid), `pid ${pid} running`);
 
   // A client uses it, as the README shows.
-  const satchel = await Satchel.connect(info.controller);
+  const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
   const job = await satchel.registerJob('cli-smoke');
   await job.put('greeting', 'hello');
   const fn = await Satchel.attach(job.ticket);
@@ -224,7 +224,7 @@ const TIER_HINTS = {
 
 /** A job on each tier of the cluster stores and serves a value (and is deregistered). */
 async function everyTierServes(t: ExecutionContext, info: ClusterInfoFile): Promise<void> {
-  const satchel = await Satchel.connect(info.controller);
+  const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
   try {
     for (const [tier, hints] of Object.entries(TIER_HINTS)) {
       const job = await satchel.registerJob(`still-${tier}`, hints);
@@ -301,7 +301,7 @@ test.serial('a lock left by a SIGKILLed satchel up is taken over, and the new cl
   const lock = JSON.parse(readFileSync(join(stateDir, 'satchel.lock'), 'utf8')) as LockRecord;
   t.is(lock.pid, next.child.pid!);
   const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
-  const satchel = await Satchel.connect(info.controller);
+  const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('after-takeover', TIER_HINTS.ssd);
   await job.put('k', 'v');

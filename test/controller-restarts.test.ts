@@ -36,7 +36,7 @@ test('a controller killed mid-drain finishes the drain after its restart: nothin
   t.timeout(120_000);
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 256 * MiB, nodeTimeoutMs: 2_000 });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller, { timeoutMs: 15_000 });
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 15_000 });
   t.teardown(() => satchel.close());
   const api = cluster.info.console;
   const job = await satchel.registerJob('drained', { latencySensitive: true, peakThroughput: 1.5e9 });
@@ -68,7 +68,7 @@ test('a controller killed while restoring a replicated job’s copies finishes t
   t.timeout(120_000);
   const cluster = await LocalCluster.start({ dram: 3, dramCapacity: 256 * MiB, nodeTimeoutMs: 2_000 });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller, { timeoutMs: 15_000 });
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 15_000 });
   t.teardown(() => satchel.close());
   const api = cluster.info.console;
   const job = await satchel.registerJob('restored', { replicas: 2, latencySensitive: true, peakThroughput: 2.5e9 });

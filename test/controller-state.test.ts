@@ -12,7 +12,7 @@ async function cluster(t: import('ava').ExecutionContext, options: Parameters<ty
 
 test('a controller killed and restarted loses nothing: jobs, placements, data and deregistration all still work', async (t) => {
   const c = await cluster(t);
-  const satchel = await Satchel.connect(c.controller);
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('survivor');
   // Holds nothing, so its reservation stays what its hint asked (rightsizing follows only measured use).
@@ -33,7 +33,7 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
   t.is(detail.tier, 'dram');
   t.is(detail.reservation, 8 * 1024 * 1024);
   t.is(detail.nodes.length, 1);
-  const again = await Satchel.connect(c.controller);
+  const again = await Satchel.connect(c.controller, { key: c.tenantKey });
   t.teardown(() => again.close());
   const jobs = (await (await fetch(`${c.info.console}/api/jobs`)).json()) as { id: string }[];
   t.deepEqual(jobs.map((j) => j.id).sort(), [job.id, other.id].sort());
@@ -47,7 +47,7 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
 
 test('a job whose driver stops renewing is collected after its lease; a renewed one lives on', async (t) => {
   const c = await cluster(t, { leaseMs: 1_000 });
-  const satchel = await Satchel.connect(c.controller);
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey });
   t.teardown(() => satchel.close());
   const abandoned = await satchel.registerJob('abandoned');
   const kept = await satchel.registerJob('kept');
@@ -66,7 +66,7 @@ test('a job whose driver stops renewing is collected after its lease; a renewed 
 
 test('nodes report every second: the console shows what each job holds and each node does', async (t) => {
   const c = await cluster(t);
-  const satchel = await Satchel.connect(c.controller);
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('reported');
   t.teardown(() => job.deregister().catch(() => {}));
@@ -85,7 +85,7 @@ test('nodes report every second: the console shows what each job holds and each 
 
 test('reservations follow what a job holds: an over-reserved job shrinks to 1.25× its data', async (t) => {
   const c = await cluster(t);
-  const satchel = await Satchel.connect(c.controller);
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('rightsized', { capacity: 48 * 1024 * 1024 });
   t.teardown(() => job.deregister().catch(() => {}));

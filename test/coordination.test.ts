@@ -17,7 +17,7 @@ let satchel: Satchel;
 
 test.before(async () => {
   cluster = await LocalCluster.start({ dram: 1, dramCapacity: 128 * MiB });
-  satchel = await Satchel.connect(cluster.controller);
+  satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
 });
 
 test.after.always(async () => {

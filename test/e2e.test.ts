@@ -18,7 +18,7 @@ let satchel: Satchel;
 
 test.before(async () => {
   cluster = await LocalCluster.start({ dram: 2, dramCapacity: 256 * MiB });
-  satchel = await Satchel.connect(cluster.controller, { timeoutMs: 10_000 });
+  satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 10_000 });
 });
 
 test.after.always(async () => {

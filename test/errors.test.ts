@@ -16,7 +16,7 @@ let satchel: Satchel;
 
 test.before(async () => {
   cluster = await LocalCluster.start({ dram: 1, dramCapacity: 8 * MiB });
-  satchel = await Satchel.connect(cluster.controller, { timeoutMs: 5_000 });
+  satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 5_000 });
 });
 
 test.after.always(async () => {

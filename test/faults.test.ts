@@ -156,7 +156,7 @@ function distinct(values: string[]): string[] {
 
 test('a storage node killed under load (replicas 1): its keys fail fast with UNAVAILABLE, the other node keeps serving', async (t) => {
   const cluster = await startCluster(t);
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('node-fault', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
@@ -234,7 +234,7 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
 
 test('a storage node frozen (SIGSTOP) under load: its keys fail with TIMEOUT within timeoutMs, the other node keeps serving, and it recovers on SIGCONT', async (t) => {
   const cluster = await startCluster(t);
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('node-frozen', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
@@ -272,7 +272,7 @@ test('a storage node frozen (SIGSTOP) under load: its keys fail with TIMEOUT wit
 // and nothing new is placed on it (controller/README.md, "Replicas and lost nodes").
 test('the controller notices a storage node that stopped reporting, and places no new job on it', async (t) => {
   const cluster = await startCluster(t);
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const victim = cluster.info.nodes[0]!.id;
   const pid = cluster.nodePids.get(victim)!;
@@ -298,7 +298,7 @@ test('the controller notices a storage node that stopped reporting, and places n
 test('the controller killed under load and restarted: the data path never notices, the job and its lease survive, deregistration deletes the data', async (t) => {
   const leaseMs = 4_000;
   const cluster = await startCluster(t, { leaseMs });
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('controller-fault', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
@@ -315,7 +315,7 @@ test('the controller killed under load and restarted: the data path never notice
   await eventually(() => !alive(pid), 5_000, 'controller process gone');
   // Down for real: the console and the gRPC port refuse.
   await t.throwsAsync(fetch(`${cluster.info.console}/api/jobs`));
-  t.is((await rejection(t, Satchel.connect(cluster.controller, { timeoutMs: 1_000 }))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 1_000 }))).code, 'UNAVAILABLE');
   // An attach with the placement in its ticket needs no controller either.
   const attachedWhileDown = await Satchel.attach(driver.ticket, { timeoutMs: TIMEOUT_MS });
   t.teardown(() => attachedWhileDown.close());
@@ -362,7 +362,7 @@ test('the controller killed under load and restarted: the data path never notice
 
 test('the metadata server killed under load and restarted on its port: the data path never notices, attach without a placement is UNAVAILABLE meanwhile, then everything resolves again', async (t) => {
   const cluster = await startCluster(t);
-  const satchel = await Satchel.connect(cluster.controller, { timeoutMs: TIMEOUT_MS });
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: TIMEOUT_MS });
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('metadata-fault', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));

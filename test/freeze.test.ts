@@ -23,7 +23,7 @@ test('frozen past the node timeout, then resumed: the original ticket reads ever
   t.timeout(120_000);
   const cluster = await LocalCluster.start({ dram: 3, ssd: 0, hdd: 0, dramCapacity: 128 * MiB, nodeTimeoutMs: 1_500 });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller, { timeoutMs: 8_000 });
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 8_000 });
   t.teardown(() => satchel.close());
   const replicated = await satchel.registerJob('frozen-r2', { replicas: 2, latencySensitive: true, peakThroughput: 2.5e9 });
   const single = await satchel.registerJob('frozen-r1', { latencySensitive: true, peakThroughput: 2.5e9 });

@@ -14,7 +14,7 @@ const MiB = 1024 * 1024;
 test('a read between a delete’s generations finds nothing, not the older generation’s overwritten copy', async (t) => {
   const cluster = await startInProcessCluster({ dram: 2, capacity: 8 * MiB });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress);
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('generations', { capacity: 4 * MiB });
   t.teardown(() => job.deregister().catch(() => {}));

@@ -9,7 +9,7 @@ const MiB = 1024 * 1024;
 test('writing past a node: the job grows onto another node, old keys stay readable, listable and deletable', async (t) => {
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 8 * MiB });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('growing', { capacity: 4 * MiB });
   t.teardown(() => job.deregister().catch(() => {}));

@@ -39,7 +39,7 @@ for (const replicas of [2, 3] as const) {
   test(`replicas ${replicas}: a node restarted with the same id and address loses no acknowledged key; its copies are restored`, async (t) => {
     const cluster = await startInProcessCluster({ dram: replicas + 1, capacity: 128 * MiB, nodeTimeoutMs: 2_000 });
     t.teardown(() => cluster.close());
-    const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 8_000 });
+    const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
     t.teardown(() => satchel.close());
     const job = await satchel.registerJob(`restart-r${replicas}`, { replicas, peakThroughput: 3.5e9 });
     t.teardown(() => job.deregister().catch(() => {}));
@@ -74,7 +74,7 @@ for (const replicas of [2, 3] as const) {
 test('replicas 1: after a restart with the same id, that node’s keys fail with UNAVAILABLE, never null; the rest serve', async (t) => {
   const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 2_000 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('restart-r1', { peakThroughput: 1.5e9 });
   t.teardown(() => job.deregister().catch(() => {}));
@@ -121,7 +121,7 @@ test('a node cut off from the controller, still reachable by clients, stops serv
   });
   t.teardown(() => cluster.close());
   t.teardown(() => proxy?.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 6_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 6_000 });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('partitioned', { replicas: 2, peakThroughput: 2.5e9 });
   t.teardown(() => job.deregister().catch(() => {}));

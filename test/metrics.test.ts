@@ -10,7 +10,7 @@ import { promtoolCheck } from './helpers/promtool.ts';
 test('every process serves /metrics that promtool accepts; node ops and the controller\'s jobs show up', async (t) => {
   const cluster = await LocalCluster.start({ dram: 1, ssd: 1 });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('metered', { latencySensitive: true });
   for (let i = 0; i < 5; i++) await job.put(`k${i}`, 'value');

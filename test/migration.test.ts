@@ -18,7 +18,7 @@ function valueOf(key: string, size = 1024): Buffer {
 test('a node drained under load: nothing lost, nothing failed, the node leaves every placement', async (t) => {
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 256 * MiB });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const admin = { authorization: `Bearer ${cluster.adminToken}` };
   const api = cluster.info.console;
@@ -107,7 +107,7 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
 test('draining needs the admin token, a known node, and room elsewhere', async (t) => {
   const cluster = await LocalCluster.start({ dram: 1, dramCapacity: 64 * MiB });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('only-node', { latencySensitive: true });
   await job.put('k', 'v');

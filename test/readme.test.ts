@@ -32,7 +32,7 @@ test('satchel up serves a function written as the README shows, then stops clean
   t.regex(info.console, /^http:\/\/127\.0\.0\.1:\d+$/);
   t.truthy(info.adminToken);
 
-  const satchel = await Satchel.connect(info.controller);
+  const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
   const job = await satchel.registerJob('readme');
   await job.put('input/1', 'hello satchel');
   const fn = await run(process.execPath, ['test/fixtures/readme-function.mjs', job.ticket, '1']);

@@ -20,7 +20,7 @@ test('SIGKILL, then the same id and port: replicated keys all read back; single-
   t.timeout(120_000);
   const cluster = await LocalCluster.start({ dram: 3, ssd: 0, hdd: 0, dramCapacity: 128 * MiB, nodeTimeoutMs: 2_000 });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller, { timeoutMs: 8_000 });
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 8_000 });
   t.teardown(() => satchel.close());
   const replicated = await satchel.registerJob('restart-r2', { replicas: 2, latencySensitive: true, peakThroughput: 2.5e9 });
   const single = await satchel.registerJob('restart-r1', { latencySensitive: true, peakThroughput: 2.5e9 });

@@ -16,7 +16,7 @@ import { eventually } from './helpers/raw-client.ts';
 test('a token of job A gets nothing of job B: every data-plane op and every control-plane call', async (t) => {
   const cluster = await startInProcessCluster({ dram: 1 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
   t.teardown(() => satchel.close());
   const a = await satchel.registerJob('job-a');
   const b = await satchel.registerJob('job-b');
@@ -65,7 +65,7 @@ test('a token of job A gets nothing of job B: every data-plane op and every cont
 test('tokens expire, on open connections too; lease renewals bring the driver fresh tickets', async (t) => {
   const cluster = await startInProcessCluster({ dram: 1, tokenTtlMs: 3_000, leaseMs: 1_200 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('expiring');
   t.teardown(() => driver.deregister().catch(() => {}));
@@ -95,7 +95,7 @@ test('tokens expire, on open connections too; lease renewals bring the driver fr
 test('quotas: a job at its byte quota gets FULL for writes until it deletes; a job has a limit of connections per node', async (t) => {
   const cluster = await startInProcessCluster({ dram: 1, capacity: 64 * MiB, jobQuotaBytes: 1 * MiB, maxConnectionsPerJob: 3 });
   t.teardown(() => cluster.close());
-  const satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 3_000 });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('quota');
   t.teardown(() => job.deregister().catch(() => {}));

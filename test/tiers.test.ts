@@ -10,7 +10,7 @@ const GiB = 1024 * MiB;
 test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM spills onto SSD when full', async (t) => {
   const cluster = await LocalCluster.start({ dram: 1, ssd: 1, hdd: 1, dramCapacity: 8 * MiB, ssdCapacity: 256 * MiB, hddCapacity: 256 * MiB });
   t.teardown(() => cluster.stop());
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const tierOf = async (id: string) =>
     ((await (await fetch(`${cluster.info.console}/api/jobs/${id}`)).json()) as { tier: string; reason: string }).tier;

@@ -94,7 +94,7 @@ test.after.always(async () => {
 const nodeAddress = () => cluster!.info.nodes[0]!.address;
 
 test('over TLS: the ticket carries the CA; a function attached from it puts, gets, stores a large value and waits', async (t) => {
-  const satchel = await Satchel.connect(cluster!.controller, { timeoutMs: 10_000, tls: { ca: caPem } });
+  const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 10_000, tls: { ca: caPem } });
   t.teardown(() => satchel.close());
   // Two copies: every write goes to both nodes, the controller's admin connections reach both on deregister.
   const job = await satchel.registerJob('tls', { replicas: 2 });
@@ -178,7 +178,7 @@ test('a TLS client trusting another CA, or dialling a name the certificate lacks
   t.is((await rejection(t, right.request(Op.PING, 0, 0, 0, '', null))).code, 'UNAUTHORIZED');
 
   // A ticket whose CA was swapped for another: the function's first call fails the same way.
-  const satchel = await Satchel.connect(cluster!.controller, { timeoutMs: 5_000, tls: { ca: caPem } });
+  const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 5_000, tls: { ca: caPem } });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('tls-wrong-ca');
   t.teardown(() => job.deregister().catch(() => {}));
@@ -189,12 +189,12 @@ test('a TLS client trusting another CA, or dialling a name the certificate lacks
   t.is(error.code, 'UNAVAILABLE');
   t.regex(error.message, /TLS handshake.*certificate/s);
   // The driver trusting another CA: no controller.
-  t.is((await rejection(t, Satchel.connect(cluster!.controller, { timeoutMs: 5_000, tls: { ca: otherCa } }))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 5_000, tls: { ca: otherCa } }))).code, 'UNAVAILABLE');
 });
 
 test('gRPC without TLS fails against the controller and the metadata server', async (t) => {
   const started = Date.now();
-  t.is((await rejection(t, Satchel.connect(cluster!.controller, { timeoutMs: 5_000 }))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 5_000 }))).code, 'UNAVAILABLE');
   const metadata = new ControlClient<MetadataMethods>(METADATA_SERVICE, cluster!.info.metadata[0]!, 5_000);
   t.teardown(() => metadata.close());
   t.is((await rejection(t, metadata.call('GetPlacement', { jobId: 'some-job', token: 'v1.some-job.x' }))).code, 'UNAVAILABLE');
@@ -221,7 +221,7 @@ test('the TLS flags go together, and a file that is not a certificate stops the 
 });
 
 test('a node connection with TLS keeps the frame stream intact under pipelining (many requests, one write each)', async (t) => {
-  const satchel = await Satchel.connect(cluster!.controller, { timeoutMs: 10_000, tls: { ca: caPem } });
+  const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 10_000, tls: { ca: caPem } });
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('tls-pipeline');
   t.teardown(() => job.deregister().catch(() => {}));
@@ -232,7 +232,7 @@ test('a node connection with TLS keeps the frame stream intact under pipelining 
 });
 
 test.serial('draining a node migrates its keys over TLS: the controller reaches the nodes with the CA', async (t) => {
-  const satchel = await Satchel.connect(cluster!.controller, { timeoutMs: 10_000, tls: { ca: caPem } });
+  const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 10_000, tls: { ca: caPem } });
   t.teardown(() => satchel.close());
   // Enough throughput asked for to span two nodes.
   const job = await satchel.registerJob('tls-drain', { latencySensitive: true, peakThroughput: 1.5e9 });

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { Controller } from '../../controller/index.ts';
+import { Controller, defaultTenantKey } from '../../controller/index.ts';
 import { MetadataServer } from '../../metadata/index.ts';
 import { ADMIN_SUBJECT, signToken } from '../../proto/index.ts';
 import { startStorageNode, type RunningStorageNode } from '../../storage-node/index.ts';
@@ -12,6 +12,8 @@ import { startStorageNode, type RunningStorageNode } from '../../storage-node/in
 export interface InProcessCluster {
   secret: Buffer;
   adminToken: string;
+  /** The default tenant's key: `Satchel.connect(controllerAddress, { key: tenantKey })`. */
+  tenantKey: string;
   controller: Controller;
   controllerAddress: string;
   metadata: MetadataServer;
@@ -73,6 +75,7 @@ export async function startInProcessCluster(
   return {
     secret,
     adminToken: signToken(secret, ADMIN_SUBJECT),
+    tenantKey: defaultTenantKey(secret),
     controller,
     controllerAddress,
     metadata,

@@ -24,7 +24,7 @@ export function useSharedCluster(test: TestFn, prefix: string): SharedCluster {
   let satchel: Satchel | undefined;
   test.before(async () => {
     cluster = await startInProcessCluster({ dram: 2, capacity: 256 * MiB });
-    satchel = await Satchel.connect(cluster.controllerAddress, { timeoutMs: 5_000 });
+    satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 5_000 });
   });
   test.after.always(async () => {
     satchel?.close();

@@ -2,6 +2,11 @@
  * Live updates for console pages, as server-sent events: one snapshot of nodes, jobs and totals per second,
  * built once and written to every open page (not one poll per tab), and each cluster event as it happens.
  * The timer runs only while a page is connected.
+ *
+ * A page that does not keep up costs the controller a bounded amount: while its socket has not taken the last
+ * write (write() returned false, no 'drain' yet) it is sent no snapshot (the next one says it all); it is
+ * dropped (its socket destroyed, so what it has not read is freed) once more than `maxBacklogBytes` wait in the
+ * process for it, or when it has taken nothing for `stallMs`. At most `maxStreams` pages at once.
  */
 import type { ServerResponse } from 'node:http';
 import type { ClusterEvent } from './events.ts';
@@ -77,21 +82,73 @@ function totalsOf(nodes: ReturnType<typeof nodeRows>) {
 /** How far back the charts go: a page opened now still shows the last five minutes. */
 const HISTORY_MS = 5 * 60_000;
 
+export interface StreamLimits {
+  /** Pages streamed to at once; one more is refused (503) until one closes. */
+  maxStreams: number;
+  /**
+   * Bytes written for a page that its socket has not taken yet (the kernel's buffers not counted): a page with
+   * more waiting when a frame is due is dropped.
+   */
+  maxBacklogBytes: number;
+  /** A page whose socket has not drained for this long is dropped. */
+  stallMs: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxStreams: 100, maxBacklogBytes: 1024 * 1024, stallMs: 5_000 };
+
+/** Why a page was dropped, and what it had left unsent. */
+export interface DroppedStream {
+  reason: 'backlog' | 'stalled';
+  backlogBytes: number;
+  /** How long its socket had not drained (ms). */
+  stalledMs: number;
+  remote: string | undefined;
+}
+
+interface Page {
+  response: ServerResponse;
+  /** When a write was last refused (write() returned false) and not drained since; null while it keeps up. */
+  blockedSince: number | null;
+}
+
 export class LiveFeed {
-  private readonly pages = new Set<ServerResponse>();
+  private readonly pages = new Map<ServerResponse, Page>();
   private timer: NodeJS.Timeout | null = null;
   private readonly unsubscribe: () => void;
   /** The cluster's totals every interval, kept whether or not a page is open, for a page opened later. */
   private readonly history: { t: number; totals: Totals }[] = [];
   private readonly sampler: NodeJS.Timeout;
 
+  private readonly intervalMs: number;
+  private readonly limits: StreamLimits;
+  private readonly onDrop: ((dropped: DroppedStream) => void) | undefined;
+  /** Pages dropped for falling behind, since the start. */
+  dropped = 0;
+
   constructor(
     private readonly controller: Controller,
-    private readonly intervalMs = 1_000,
+    options: { intervalMs?: number; limits?: Partial<StreamLimits>; onDrop?: (dropped: DroppedStream) => void } = {},
   ) {
+    this.intervalMs = options.intervalMs ?? 1_000;
+    this.limits = { ...DEFAULT_STREAM_LIMITS, ...options.limits };
+    this.onDrop = options.onDrop;
     this.unsubscribe = controller.events.subscribe((event) => this.broadcast('cluster-event', event));
-    this.sampler = setInterval(() => this.sample(), intervalMs);
+    this.sampler = setInterval(() => this.sample(), this.intervalMs);
     this.sampler.unref();
+  }
+
+  /** Pages streamed to now. */
+  get size(): number {
+    return this.pages.size;
+  }
+
+  /** Whether one more page may attach (under `maxStreams`). */
+  get hasRoom(): boolean {
+    return this.pages.size < this.limits.maxStreams;
+  }
+
+  get maxStreams(): number {
+    return this.limits.maxStreams;
   }
 
   private sample(): void {
@@ -103,29 +160,81 @@ export class LiveFeed {
   /** Takes over a response: headers, the recent events, a first snapshot, then updates until it closes. */
   attach(response: ServerResponse): void {
     response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    this.pages.add(response);
+    const page: Page = { response, blockedSince: null };
+    this.pages.set(response, page);
     response.on('close', () => {
       this.pages.delete(response);
       if (this.pages.size === 0) this.stopTimer();
     });
-    write(response, 'events', this.controller.events.since(0).slice(-200) satisfies ClusterEvent[]);
-    write(response, 'history', this.history);
-    write(response, 'snapshot', snapshot(this.controller));
-    this.timer ??= setInterval(() => this.broadcast('snapshot', snapshot(this.controller)), this.intervalMs);
+    this.write(page, format('events', this.controller.events.since(0).slice(-200) satisfies ClusterEvent[]));
+    this.write(page, format('history', this.history));
+    this.write(page, format('snapshot', snapshot(this.controller)));
+    this.timer ??= setInterval(() => this.tick(), this.intervalMs);
   }
 
   close(): void {
     clearInterval(this.sampler);
     this.unsubscribe();
     this.stopTimer();
-    for (const page of this.pages) page.end();
+    // A page that is not reading would never let end() finish: its socket goes at once.
+    for (const page of this.pages.values()) {
+      if (page.blockedSince === null) page.response.end();
+      else page.response.destroy();
+    }
     this.pages.clear();
   }
 
-  private broadcast(event: string, data: unknown): void {
+  /** Every interval: drop the pages stalled too long, then a snapshot to those keeping up. */
+  private tick(): void {
+    const now = Date.now();
+    for (const page of this.pages.values()) {
+      if (page.blockedSince !== null && now - page.blockedSince > this.limits.stallMs) this.drop(page, 'stalled', now);
+    }
+    this.broadcast('snapshot', snapshot(this.controller), true);
+  }
+
+  /**
+   * One frame to every page. `skippable` frames (snapshots: the next one supersedes it) are not queued behind
+   * a page whose socket has not drained; the others (cluster events) are, up to `maxBacklogBytes`.
+   */
+  private broadcast(event: string, data: unknown, skippable = false): void {
     if (this.pages.size === 0) return;
     const frame = format(event, data);
-    for (const page of this.pages) page.write(frame);
+    for (const page of [...this.pages.values()]) {
+      if (skippable && page.blockedSince !== null) continue;
+      this.write(page, frame);
+    }
+  }
+
+  /** Queues a frame for a page, or drops the page when more than `maxBacklogBytes` already wait for it. */
+  private write(page: Page, frame: string): void {
+    if (page.response.destroyed) return;
+    // The backlog before this frame: one snapshot, however large, always goes to a page that keeps up.
+    if (page.response.writableLength > this.limits.maxBacklogBytes) {
+      this.drop(page, 'backlog', Date.now());
+      return;
+    }
+    if (!page.response.write(frame) && page.blockedSince === null) {
+      page.blockedSince = Date.now();
+      page.response.once('drain', () => {
+        page.blockedSince = null;
+      });
+    }
+  }
+
+  private drop(page: Page, reason: DroppedStream['reason'], now: number): void {
+    if (!this.pages.delete(page.response)) return;
+    this.dropped++;
+    const dropped: DroppedStream = {
+      reason,
+      backlogBytes: page.response.writableLength,
+      stalledMs: page.blockedSince === null ? 0 : now - page.blockedSince,
+      remote: page.response.socket?.remoteAddress,
+    };
+    // destroy, not end: end() would wait behind everything the page has not read.
+    page.response.destroy();
+    if (this.pages.size === 0) this.stopTimer();
+    this.onDrop?.(dropped);
   }
 
   private stopTimer(): void {
@@ -136,8 +245,4 @@ export class LiveFeed {
 
 function format(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-}
-
-function write(response: ServerResponse, event: string, data: unknown): void {
-  response.write(format(event, data));
 }

@@ -7,8 +7,19 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { costOf } from './cost.ts';
 import type { Controller } from './server.ts';
 
-/** The registry, and `close` to stop following the controller's events. */
-export function controllerMetrics(controller: Controller): { registry: Registry; close: () => void } {
+/** What the console's live stream reports: pages open now (console-live.ts). */
+export interface StreamGauge {
+  readonly size: number;
+}
+
+/**
+ * The registry, `close` to stop following the controller's events, and the counters the console's live stream
+ * bumps (pages dropped for falling behind, pages refused over the cap).
+ */
+export function controllerMetrics(
+  controller: Controller,
+  streams?: StreamGauge,
+): { registry: Registry; close: () => void; streamsDropped: Counter<'reason'>; streamsRefused: Counter } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'satchel_controller_' });
   // prom-client names three gauges `…_total`, which promtool rejects (only counters end in _total); the
@@ -75,8 +86,17 @@ export function controllerMetrics(controller: Controller): { registry: Registry;
       for (const job of controller.registry.jobs.values()) this.set({ job: job.id }, costOf(job.byteSeconds, controller.prices));
     },
   });
+  new Gauge({ name: 'satchel_console_streams', help: 'Console pages receiving the live stream (/api/stream)', registers: [registry], collect() { this.set(streams?.size ?? 0); } });
+  const streamsDropped = new Counter({
+    name: 'satchel_console_streams_dropped_total',
+    help: 'Live streams the console ended because the page fell behind: too many bytes unsent (backlog) or none taken for seconds (stalled)',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const reason of ['backlog', 'stalled']) streamsDropped.inc({ reason }, 0);
+  const streamsRefused = new Counter({ name: 'satchel_console_streams_refused_total', help: 'Live streams refused because as many as allowed were open', registers: [registry] });
   const events = new Counter({ name: 'satchel_cluster_events_total', help: 'Autoscaler decisions and node changes, by kind', labelNames: ['kind'], registers: [registry] });
   for (const event of controller.events.since(0)) events.inc({ kind: event.kind });
   const close = controller.events.subscribe((event) => events.inc({ kind: event.kind }));
-  return { registry, close };
+  return { registry, close, streamsDropped, streamsRefused };
 }

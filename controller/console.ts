@@ -2,9 +2,10 @@ import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import { SatchelError, type ErrorCode, type JobHints } from '../proto/index.ts';
+import type { Logger } from 'pino';
+import { SatchelError, sameSecret, type ErrorCode, type JobHints } from '../proto/index.ts';
 import { TIERS, type Tier } from './allocation.ts';
-import { LiveFeed, jobRow, nodeRows } from './console-live.ts';
+import { LiveFeed, jobRow, nodeRows, type StreamLimits } from './console-live.ts';
 import { controllerMetrics } from './console-metrics.ts';
 import { consolePage } from './console-page.ts';
 import type { Controller } from './server.ts';
@@ -12,13 +13,24 @@ import type { Controller } from './server.ts';
 /**
  * The admin console: the web UI at `/` (console-page.ts), JSON under `/api` with a JSON schema on every route
  * (fastify validates: bad input gets a 400 saying what is wrong), live updates as server-sent events
- * (`/api/stream`), and `/metrics`. Mutating routes need the admin token. Built without `listen` so tests
- * drive it with `app.inject()`.
+ * (`/api/stream`), and `/metrics`. Every route but the page and its assets needs a token (`Authorization:
+ * Bearer`): the viewer or the admin token to read, the admin token to change anything. Built without `listen`
+ * so tests drive it with `app.inject()`.
  */
 export interface ConsoleOptions {
-  /** Bearer token mutating routes require. */
+  /** Opens every route: reads and the mutating ones (`signToken(secret, ADMIN_SUBJECT)`). */
   adminToken: string;
+  /** Opens the reads only: `/api` GETs, the live stream, `/metrics` (`signToken(secret, VIEWER_SUBJECT)`). */
+  viewerToken: string;
+  /** Where live streams dropped for falling behind are logged (warn); not logged without. */
+  logger?: Pick<Logger, 'warn'>;
+  /** Bounds of the live stream (console-live.ts `DEFAULT_STREAM_LIMITS`: 100 pages, 1 MiB backlog, 5 s stalled). */
+  streamLimits?: Partial<StreamLimits>;
 }
+
+/** Who may call a route: anyone (the page, its script), a holder of either token, or of the admin token. */
+type Access = 'open' | 'read' | 'admin';
+type Role = 'viewer' | 'admin';
 
 /** HTTP status for each SatchelError code a route can meet. */
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -50,6 +62,9 @@ const hintsSchema = {
 } as const;
 
 export function buildConsole(controller: Controller, options: ConsoleOptions): FastifyInstance {
+  // An empty token would let `Authorization: Bearer ` in; one token for both roles would make readers admins.
+  if (!options.adminToken || !options.viewerToken) throw new SatchelError('BAD_REQUEST', 'the console needs an admin token and a viewer token');
+  if (options.adminToken === options.viewerToken) throw new SatchelError('BAD_REQUEST', 'the viewer token must not be the admin token');
   // A small body limit: no route takes more than a job name and hints.
   const app = Fastify({
     logger: false,
@@ -60,8 +75,14 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
       void (reply as unknown as FastifyReply).code(error.statusCode ?? 400).send({ code: 'BAD_REQUEST', message: error.message });
     },
   });
-  const metrics = controllerMetrics(controller);
-  const live = new LiveFeed(controller);
+  const live: LiveFeed = new LiveFeed(controller, {
+    limits: options.streamLimits,
+    onDrop: (dropped) => {
+      metrics.streamsDropped.inc({ reason: dropped.reason });
+      options.logger?.warn({ ...dropped, open: live.size }, 'console stream dropped: the page fell behind');
+    },
+  });
+  const metrics = controllerMetrics(controller, live);
   app.addHook('onClose', async () => {
     live.close();
     metrics.close();
@@ -78,16 +99,37 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
 
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ code: 'BAD_REQUEST', message: `no route ${request.method} ${request.url.slice(0, 200)}` }));
 
-  // Mutating routes: the admin token, checked before the body is looked at.
-  const admin = {
-    onRequest: async (request: { headers: { authorization?: string } }, reply: { code(n: number): { send(body: unknown): unknown } }) => {
-      if (request.headers.authorization !== `Bearer ${options.adminToken}`) {
-        return reply.code(401).send({ code: 'UNAUTHORIZED', message: 'admin token required (Authorization: Bearer <adminToken>)' });
-      }
-    },
+  // Every route says who may call it (`config.access`): routes not marked `open` need a token, checked before
+  // the body is looked at. A URL no route matches gets its 404, which tells nothing.
+  const roleOf = (authorization: string | undefined): Role | null => {
+    if (authorization === undefined || !authorization.startsWith('Bearer ')) return null;
+    const token = authorization.slice('Bearer '.length).trim();
+    if (token === '') return null;
+    // Both compared every time, each in constant time: how long it takes says nothing about either token.
+    const isAdmin = sameSecret(token, options.adminToken);
+    const isViewer = sameSecret(token, options.viewerToken);
+    return isAdmin ? 'admin' : isViewer ? 'viewer' : null;
   };
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.url === undefined) return;
+    const access = (request.routeOptions.config as { access?: Access }).access ?? 'admin';
+    if (access === 'open') return;
+    const role = roleOf(request.headers.authorization);
+    if (role === null) {
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="satchel-console"')
+        .send({ code: 'UNAUTHORIZED', message: 'a token is required: Authorization: Bearer <viewerToken or adminToken> (cluster.json)' });
+    }
+    if (access === 'admin' && role !== 'admin') {
+      return reply.code(403).send({ code: 'UNAUTHORIZED', message: 'the viewer token only reads: this needs the admin token (Authorization: Bearer <adminToken>)' });
+    }
+  });
+  const read = { config: { access: 'read' as Access } };
+  const admin = { config: { access: 'admin' as Access } };
+  const open = { config: { access: 'open' as Access } };
 
-  app.get('/api/cluster', async () => ({
+  app.get('/api/cluster', read, async () => ({
     controller: controller.address,
     metadata: controller.metadataAddresses,
     nodes: [...controller.registry.nodes.values()],
@@ -95,9 +137,9 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     prices: controller.prices,
     autoscaler: controller.autoscalerConfig ?? null,
   }));
-  app.get('/api/nodes', async () => nodeRows(controller));
-  app.get('/api/jobs', async () => [...controller.registry.jobs.values()].map((job) => jobRow(job, controller)));
-  app.get<{ Params: { id: string } }>('/api/jobs/:id', { schema: { params: idParams } }, async (request) => {
+  app.get('/api/nodes', read, async () => nodeRows(controller));
+  app.get('/api/jobs', read, async () => [...controller.registry.jobs.values()].map((job) => jobRow(job, controller)));
+  app.get<{ Params: { id: string } }>('/api/jobs/:id', { ...read, schema: { params: idParams } }, async (request) => {
     const job = controller.registry.jobs.get(request.params.id);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${request.params.id}`);
     return { ...jobRow(job, controller), hints: job.hints, placement: job.placement };
@@ -105,10 +147,17 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
   app.get<{ Querystring: { after?: string } }>(
     '/api/events',
     // A query string is text (coercion is off for every route): the sequence number as digits.
-    { schema: { querystring: { type: 'object', properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' } }, additionalProperties: false } } },
+    { ...read, schema: { querystring: { type: 'object', properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' } }, additionalProperties: false } } },
     async (request) => controller.events.since(Number(request.query.after ?? 0)),
   );
-  app.get('/api/stream', (request, reply) => {
+  app.get('/api/stream', read, (request, reply) => {
+    if (!live.hasRoom) {
+      metrics.streamsRefused.inc();
+      return reply
+        .code(503)
+        .header('retry-after', '10')
+        .send({ code: 'UNAVAILABLE', message: `${live.maxStreams} console streams are open, as many as allowed: close a page or try again later` });
+    }
     reply.hijack();
     live.attach(reply.raw);
     request.raw.on('close', () => reply.raw.end());
@@ -147,12 +196,12 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     }
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', read, async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(consolePage()));
-  app.get('/assets/chart.umd.min.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'max-age=86400').send(await chartJs()));
+  app.get('/', open, async (_request, reply) => reply.type('text/html; charset=utf-8').send(consolePage()));
+  app.get('/assets/chart.umd.min.js', open, async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'max-age=86400').send(await chartJs()));
   return app;
 }
 

@@ -1,23 +1,30 @@
 /**
- * The console's JSON API against an in-process cluster: schemas refuse bad input with a 400 that says why,
- * mutating routes need the admin token (401, and nothing changes), jobs carry their cost, the live stream
- * pushes events and snapshots, and /metrics passes `promtool check metrics`.
+ * The console's JSON API against an in-process cluster: every route but the page needs a token (the viewer
+ * token reads, the admin token also changes things; 401 without one, and nothing changes), schemas refuse bad
+ * input with a 400 that says why, jobs carry their cost, the live stream pushes events and snapshots, drops a
+ * page that stops reading and caps how many are open, and /metrics passes `promtool check metrics`.
  */
 import test from 'ava';
+import { connect, type Socket } from 'node:net';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { buildConsole } from '../controller/index.ts';
+import { buildConsole, type ConsoleOptions } from '../controller/index.ts';
 import { costOf, DEFAULT_PRICES } from '../controller/cost.ts';
+import { VIEWER_SUBJECT, signToken } from '../proto/index.ts';
 import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
-import { promtoolCheck } from './helpers/promtool.ts';
+import { promtoolCheck, sample } from './helpers/promtool.ts';
 
 let cluster: InProcessCluster;
 let app: FastifyInstance;
 let admin: Record<string, string>;
+let viewer: Record<string, string>;
+let tokens: Pick<ConsoleOptions, 'adminToken' | 'viewerToken'>;
 
 test.before(async () => {
   cluster = await startInProcessCluster({ dram: 1 });
-  app = buildConsole(cluster.controller, { adminToken: cluster.adminToken });
-  admin = { authorization: `Bearer ${cluster.adminToken}` };
+  tokens = { adminToken: cluster.adminToken, viewerToken: signToken(cluster.secret, VIEWER_SUBJECT) };
+  app = buildConsole(cluster.controller, tokens);
+  admin = { authorization: `Bearer ${tokens.adminToken}` };
+  viewer = { authorization: `Bearer ${tokens.viewerToken}` };
 });
 
 test.after.always(async () => {
@@ -35,12 +42,84 @@ test('POST /api/jobs registers a job with the admin token; without it 401 and no
   t.is(made.statusCode, 201, made.body);
   const { jobId, ticket } = made.json() as { jobId: string; ticket: string };
   t.regex(ticket, /^st1_/);
-  const jobs = (await app.inject({ url: '/api/jobs' })).json() as { id: string; cost: { usd: number; byteSeconds: Record<string, number> } }[];
+  const jobs = (await app.inject({ url: '/api/jobs', headers: viewer })).json() as { id: string; cost: { usd: number; byteSeconds: Record<string, number> } }[];
   const row = jobs.find((j) => j.id === jobId);
   t.truthy(row);
   t.is(typeof row!.cost.usd, 'number');
   t.is((await app.inject({ method: 'DELETE', url: `/api/jobs/${jobId}`, headers: admin })).statusCode, 204);
-  t.is((await app.inject({ url: `/api/jobs/${jobId}` })).statusCode, 404);
+  t.is((await app.inject({ url: `/api/jobs/${jobId}`, headers: viewer })).statusCode, 404);
+});
+
+test('every /api route and /metrics needs a token: the viewer token reads, only the admin token changes anything', async (t) => {
+  const job = await cluster.controller.registerJob('guarded', { latencySensitive: true });
+  t.teardown(() => cluster.controller.deregisterJob(job.jobId).catch(() => {}));
+  const node = cluster.nodes[0]!.id;
+  const reads: InjectOptions[] = [
+    { url: '/api/cluster' },
+    { url: '/api/nodes' },
+    { url: '/api/jobs' },
+    { url: `/api/jobs/${job.jobId}` },
+    { url: '/api/events' },
+    { url: '/api/events?after=0' },
+    { url: '/metrics' },
+    { method: 'HEAD', url: '/api/jobs' },
+  ];
+  const mutations: InjectOptions[] = [
+    { method: 'POST', url: '/api/jobs', payload: { name: 'not-made' } },
+    { method: 'DELETE', url: `/api/jobs/${job.jobId}` },
+    { method: 'POST', url: '/api/nodes', payload: { tier: 'dram' } },
+    { method: 'DELETE', url: `/api/nodes/${node}` },
+  ];
+  const wrong: [string, Record<string, string>][] = [
+    ['no token', {}],
+    ['an empty bearer', { authorization: 'Bearer ' }],
+    ['a made-up token', { authorization: 'Bearer nope' }],
+    ['the admin token one character off', { authorization: `Bearer ${tokens.adminToken.slice(0, -1)}${tokens.adminToken.endsWith('A') ? 'B' : 'A'}` }],
+    ['the viewer token with something after it', { authorization: `Bearer ${tokens.viewerToken}x` }],
+    ['a viewer token of another secret', { authorization: `Bearer ${signToken(Buffer.alloc(32, 7), VIEWER_SUBJECT)}` }],
+    ["the job's own token", { authorization: `Bearer ${job.token}` }],
+    ['the admin token, not as a bearer', { authorization: tokens.adminToken }],
+    ['the admin token in basic auth', { authorization: `Basic ${Buffer.from(`admin:${tokens.adminToken}`).toString('base64')}` }],
+  ];
+  const jobs = cluster.controller.registry.jobs.size;
+  for (const request of [...reads, ...mutations, { url: '/api/stream' }]) {
+    const what = `${request.method ?? 'GET'} ${request.url}`;
+    for (const [how, headers] of wrong) {
+      const response = await app.inject({ ...request, headers });
+      t.is(response.statusCode, 401, `${what} with ${how}`);
+      if (request.method !== 'HEAD') t.like(response.json(), { code: 'UNAUTHORIZED' }, `${what} with ${how}`);
+      t.false(response.body.includes(job.jobId), `${what} with ${how} tells nothing`);
+    }
+  }
+  for (const request of reads) {
+    for (const [role, headers] of [['viewer', viewer], ['admin', admin]] as const) {
+      const response = await app.inject({ ...request, headers });
+      t.is(response.statusCode, 200, `${role}: ${request.method ?? 'GET'} ${request.url}`);
+    }
+  }
+  for (const request of mutations) {
+    const response = await app.inject({ ...request, headers: viewer });
+    t.is(response.statusCode, 403, `viewer: ${request.method} ${request.url}`);
+    t.like(response.json(), { code: 'UNAUTHORIZED' });
+    t.regex(response.json().message, /admin token/);
+  }
+  t.is(cluster.controller.registry.jobs.size, jobs, 'no job made or removed');
+  t.true(cluster.controller.registry.jobs.has(job.jobId));
+  t.true(cluster.controller.registry.nodes.has(node), 'the node was not drained');
+  // Spelled another way, a route is still the route, and still needs its token.
+  for (const url of ['/%61pi/jobs', '/api/jobs/', '/api//jobs', '/api/jobs?x=1']) {
+    const response = await app.inject({ url });
+    t.true([401, 404].includes(response.statusCode), `${url}: ${response.statusCode}`);
+  }
+  // The page and its script stay open: they hold no data.
+  t.is((await app.inject({ url: '/' })).statusCode, 200);
+  t.is((await app.inject({ url: '/assets/chart.umd.min.js' })).statusCode, 200);
+});
+
+test('the console will not start with a missing token, or the admin token as the viewer token', (t) => {
+  t.throws(() => buildConsole(cluster.controller, { ...tokens, viewerToken: '' }), { message: /viewer token/ });
+  t.throws(() => buildConsole(cluster.controller, { ...tokens, adminToken: '' }), { message: /admin token/ });
+  t.throws(() => buildConsole(cluster.controller, { ...tokens, viewerToken: tokens.adminToken }), { message: /must not be the admin token/ });
 });
 
 test('every route checks its input: a 400 naming the problem, before anything happens', async (t) => {
@@ -51,7 +130,7 @@ test('every route checks its input: a 400 naming the problem, before anything ha
     ['replicas out of range', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { replicas: 9 } } }, /replicas must be <= 3/],
     ['a negative capacity', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { capacity: -1 } } }, /capacity must be >= 0/],
     ['an unknown tier', { method: 'POST', url: '/api/nodes', headers: admin, payload: { tier: 'tape' } }, /must be equal to one of the allowed values/],
-    ['a bad cursor', { method: 'GET', url: '/api/events?after=soon' }, /after must match pattern/],
+    ['a bad cursor', { method: 'GET', url: '/api/events?after=soon', headers: viewer }, /after must match pattern/],
     ['not JSON', { method: 'POST', url: '/api/jobs', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' }, /JSON/],
   ];
   const jobs = cluster.controller.registry.jobs.size;
@@ -78,7 +157,7 @@ test('the live stream sends the recent events, then a snapshot every second, and
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const abort = new AbortController();
   t.teardown(() => abort.abort());
-  const response = await fetch(`${address}/api/stream`, { signal: abort.signal });
+  const response = await fetch(`${address}/api/stream`, { headers: viewer, signal: abort.signal });
   t.regex(response.headers.get('content-type') ?? '', /text\/event-stream/);
   const reader = response.body!.getReader();
   let text = '';
@@ -99,7 +178,7 @@ test('the live stream sends the recent events, then a snapshot every second, and
   t.is(typeof snapshot.totals.opsPerSec, 'number');
 
   // A page opened later gets the totals of the last minutes first, so its charts start filled.
-  const later = await fetch(`${address}/api/stream`, { signal: abort.signal });
+  const later = await fetch(`${address}/api/stream`, { headers: viewer, signal: abort.signal });
   const laterReader = later.body!.getReader();
   let laterText = '';
   while (!/event: history\ndata: .*\n\n/.test(laterText)) laterText += Buffer.from((await laterReader.read()).value!).toString('utf8');
@@ -108,10 +187,153 @@ test('the live stream sends the recent events, then a snapshot every second, and
   t.true(history.every((point, i) => typeof point.totals.opsPerSec === 'number' && (i === 0 || point.t > history[i - 1]!.t)));
 });
 
+/** Sends GET /api/stream on a raw socket that never reads what comes back (a page frozen, or an attacker). */
+function stuckStream(address: string, token: string): Socket {
+  const { hostname, port } = new URL(address);
+  const socket = connect(Number(port), hostname);
+  socket.pause();
+  socket.write(`GET /api/stream HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${token}\r\n\r\n`);
+  return socket;
+}
+
+/** Reads an SSE response as text; `until(pattern)` waits for it to show up. */
+function reading(response: Response) {
+  const reader = response.body!.getReader();
+  let text = '';
+  return {
+    get text() {
+      return text;
+    },
+    async until(pattern: RegExp | string, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      while (typeof pattern === 'string' ? !text.includes(pattern) : !pattern.test(text)) {
+        if (Date.now() > deadline) throw new Error(`no ${pattern} within ${ms} ms`);
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${pattern}`);
+        text += Buffer.from(value).toString('utf8');
+        // Keep only the tail: the events are large, and patterns look at what just came.
+        if (text.length > 4_000_000) text = text.slice(-1_000_000);
+      }
+    },
+  };
+}
+
+async function metricsOf(web: FastifyInstance): Promise<string> {
+  return (await web.inject({ url: '/metrics', headers: viewer })).body;
+}
+
+/**
+ * A console of its own cluster (the events these tests make are large; the other tests' streams do not see
+ * them), listening on 127.0.0.1.
+ */
+async function ownConsole(t: import('ava').ExecutionContext, limits: ConsoleOptions['streamLimits']) {
+  const own = await startInProcessCluster({ dram: 0 });
+  const web = buildConsole(own.controller, { adminToken: own.adminToken, viewerToken: tokens.viewerToken, streamLimits: limits });
+  t.teardown(async () => {
+    await web.close();
+    await own.close();
+  });
+  const address = await web.listen({ port: 0, host: '127.0.0.1' });
+  return { own, web, address };
+}
+
+/** Resolves when the socket's stream ends (what the server sent read first); rejects after `ms`. */
+function ended(socket: Socket, ms: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let bytes = 0;
+    const timer = setTimeout(() => reject(new Error(`the stream was still open after ${ms} ms (${bytes} bytes read)`)), ms);
+    socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(bytes);
+    });
+    socket.resume();
+  });
+}
+
+test('a page that stops reading is dropped once 256 KiB wait for it; a page that reads keeps its stream', async (t) => {
+  t.timeout(30_000);
+  const { own, web, address } = await ownConsole(t, { maxBacklogBytes: 256 * 1024, stallMs: 60_000 });
+  const abort = new AbortController();
+  t.teardown(() => abort.abort());
+  const good = reading(await fetch(`${address}/api/stream`, { headers: viewer, signal: abort.signal }));
+  await good.until(/event: snapshot\n/);
+  const stuck = stuckStream(address, tokens.viewerToken);
+  t.teardown(() => stuck.destroy());
+  await waitFor(async () => sample(await metricsOf(web), 'satchel_console_streams') === 2, 5_000, 'both streams open');
+
+  // Cluster events of 128 KiB each until the server gives up on the page that is not reading: the kernel's
+  // buffers take a few MiB first, then the backlog passes the bound.
+  const reason = 'r'.repeat(128 * 1024);
+  let sent = 0;
+  while (sample(await metricsOf(web), 'satchel_console_streams_dropped_total{reason="backlog"}') === 0) {
+    if (sent === 200) t.fail('25 MiB of events, and the page that does not read is still streamed to');
+    own.controller.events.add('scale-up', `${reason} ${sent++}`, { tier: 'dram' });
+    await good.until(`r ${sent - 1}"`);
+  }
+  t.log(`dropped after ${sent} events of 128 KiB`);
+  const metrics = await metricsOf(web);
+  t.is(sample(metrics, 'satchel_console_streams'), 1, 'only the reading page is left');
+  t.is(sample(metrics, 'satchel_console_streams_dropped_total{reason="stalled"}'), 0);
+
+  // The reading page still gets what happens next, and snapshots.
+  own.controller.events.add('scale-down', 'after the drop', { tier: 'dram' });
+  await good.until(/event: cluster-event\ndata: [^\n]*"after the drop"/);
+  await good.until(/"after the drop"[\s\S]*event: snapshot\n/);
+  // The stuck socket, read at last, ends: what the kernel held, then the server's close (it would never end
+  // on its own: a stream that keeps up lasts as long as the page).
+  const bytes = await ended(stuck, 10_000);
+  t.true(bytes < sent * 130 * 1024, `it got ${bytes} bytes, not every event`);
+});
+
+test('a page that has taken nothing for the stall time is dropped, even with little to send', async (t) => {
+  t.timeout(30_000);
+  const { own, web, address } = await ownConsole(t, { maxBacklogBytes: 1024 ** 3, stallMs: 1_000 });
+  const stuck = stuckStream(address, tokens.viewerToken);
+  t.teardown(() => stuck.destroy());
+  await waitFor(async () => sample(await metricsOf(web), 'satchel_console_streams') === 1, 5_000, 'the stream open');
+  // Enough to fill the kernel's buffers (a few MiB), so writes start to wait; then nothing more is added.
+  const reason = 's'.repeat(128 * 1024);
+  for (let i = 0; i < 80; i++) own.controller.events.add('scale-up', reason, { tier: 'dram' });
+  await waitFor(async () => sample(await metricsOf(web), 'satchel_console_streams_dropped_total{reason="stalled"}') === 1, 10_000, 'the stalled page dropped');
+  t.is(sample(await metricsOf(web), 'satchel_console_streams'), 0);
+  await ended(stuck, 10_000);
+  t.pass();
+});
+
+test('at most maxStreams pages stream at once: one more gets a 503 saying why', async (t) => {
+  const { web, address } = await ownConsole(t, { maxStreams: 2 });
+  const aborts = [new AbortController(), new AbortController()];
+  t.teardown(() => aborts.forEach((a) => a.abort()));
+  for (const abort of aborts) t.is((await fetch(`${address}/api/stream`, { headers: viewer, signal: abort.signal })).status, 200);
+  const refused = await fetch(`${address}/api/stream`, { headers: viewer });
+  t.is(refused.status, 503);
+  t.truthy(refused.headers.get('retry-after'));
+  const body = (await refused.json()) as { code: string; message: string };
+  t.is(body.code, 'UNAVAILABLE');
+  t.regex(body.message, /2 console streams are open/);
+  t.is(sample(await metricsOf(web), 'satchel_console_streams_refused_total'), 1);
+  // One page closes: another may open.
+  aborts[0]!.abort();
+  await waitFor(async () => sample(await metricsOf(web), 'satchel_console_streams') === 1, 5_000, 'the closed page gone');
+  const third = new AbortController();
+  t.teardown(() => third.abort());
+  t.is((await fetch(`${address}/api/stream`, { headers: viewer, signal: third.signal })).status, 200);
+});
+
+async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 test('GET /api/events?after=N: only the events after sequence number N', async (t) => {
   const first = cluster.controller.events.add('scale-up', 'first of two', { tier: 'dram' });
   cluster.controller.events.add('scale-down', 'second of two', { tier: 'dram' });
-  const after = await app.inject({ url: `/api/events?after=${first.seq}` });
+  const after = await app.inject({ url: `/api/events?after=${first.seq}`, headers: viewer });
   t.is(after.statusCode, 200);
   t.deepEqual((after.json() as { reason: string }[]).map((e) => e.reason), ['second of two']);
 });
@@ -119,8 +341,8 @@ test('GET /api/events?after=N: only the events after sequence number N', async (
 test('/metrics is valid Prometheus text (promtool check metrics)', async (t) => {
   const job = await cluster.controller.registerJob('metered', { latencySensitive: true });
   t.teardown(() => cluster.controller.deregisterJob(job.jobId).catch(() => {}));
-  const body = (await app.inject({ url: '/metrics' })).body;
-  for (const name of ['satchel_jobs', 'satchel_nodes', 'satchel_reserved_bytes', 'satchel_used_bytes', 'satchel_node_utilization_ratio', 'satchel_job_cost_usd', 'satchel_cluster_events_total', 'satchel_controller_process_cpu_seconds_total']) {
+  const body = (await app.inject({ url: '/metrics', headers: viewer })).body;
+  for (const name of ['satchel_console_streams', 'satchel_console_streams_dropped_total', 'satchel_console_streams_refused_total', 'satchel_jobs', 'satchel_nodes', 'satchel_reserved_bytes', 'satchel_used_bytes', 'satchel_node_utilization_ratio', 'satchel_job_cost_usd', 'satchel_cluster_events_total', 'satchel_controller_process_cpu_seconds_total']) {
     t.regex(body, new RegExp(`^${name}`, 'm'), name);
   }
   const checked = promtoolCheck(body);

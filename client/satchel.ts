@@ -103,6 +103,8 @@ export class Satchel {
       throw new SatchelError('BAD_REQUEST', `controller address must be host:port, got ${JSON.stringify(address)}`);
     }
     if (options.key !== undefined && typeof options.key !== 'string') throw new SatchelError('BAD_REQUEST', 'key must be a string (cluster.json tenantKey)');
+    // A token in its place (the admin's, a job's) would pass the check below and fail at the first registration.
+    if (options.key !== undefined && !options.key.startsWith('sk1.')) throw new SatchelError('UNAUTHORIZED', 'key is not a tenant key (cluster.json tenantKey, or one satchel tenant add printed)');
     const satchel = new Satchel(address, options);
     try {
       await satchel.controller.call('GetCluster', { token: options.key ?? '' });

@@ -597,8 +597,14 @@ export class Controller {
    * newest first, so new keys go where there is room and reads fall back to the older generations. Calls are
    * serialized per job, and a caller whose placement is already out of date just gets the current one.
    */
-  growJob(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
-    return this.changePlacement(jobId, () => this.growJobNow(jobId, fullNodeId, epoch));
+  async growJob(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
+    const job = this.registry.jobs.get(jobId);
+    if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
+    if (job.placement.epoch > epoch) return job.placement;
+    // Only a FULL the node itself reported (its report comes at once after one): no token can grow a job that
+    // has room. Waited for outside the job's queue of placement changes, so a loop of such calls holds up none.
+    const refusals = await this.fullReported(jobId, fullNodeId);
+    return this.changePlacement(jobId, () => this.growJobNow(jobId, fullNodeId, epoch, refusals));
   }
 
   private changePlacement<T>(jobId: string, change: () => Promise<T>): Promise<T> {
@@ -817,7 +823,8 @@ export class Controller {
     }, this.nodeTimeoutMs).unref();
   }
 
-  private async growJobNow(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
+  /** `refusals`: the node's reported FULL refusals of the job (`fullReported`); each count grants one growth. */
+  private async growJobNow(jobId: string, fullNodeId: string, epoch: number, refusals: number | null): Promise<WirePlacement> {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
     if (job.overQuota !== undefined) throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${this.options.jobQuotaBytes} bytes`);
@@ -825,12 +832,10 @@ export class Controller {
     if (job.placement.generations.length >= MAX_GENERATIONS) {
       throw new SatchelError('FULL', `job ${jobId} has ${job.placement.generations.length} placement generations, the most a job may have: register it with a larger capacity hint`);
     }
-    // Only a FULL the node itself reported (its report comes at once after one): no token can grow a job that
-    // has room. Each report of FULL is used once.
-    const refusals = await this.fullReported(jobId, fullNodeId);
-    if (job.placement.epoch > epoch) return job.placement;
     // FULL, as the write that asked was refused: the caller's PUT fails with the code the node gave it.
-    if (refusals === null) throw new SatchelError('FULL', `node ${fullNodeId} has not reported job ${jobId} full: no growth granted`);
+    if (refusals === null || refusals === job.fullSeen?.[fullNodeId]) {
+      throw new SatchelError('FULL', `node ${fullNodeId} has not reported job ${jobId} full: no growth granted`);
+    }
     const free = (node: NodeState) => {
       const used = this.stats.get(node.id)?.used ?? 0;
       // The node that said FULL has no room, whatever its last report (up to a second old) said.

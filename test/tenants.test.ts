@@ -118,7 +118,7 @@ test('GrowJob grows a job only after its node reported FULL, and never past 16 g
   const control = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, cluster.controllerAddress, 10_000);
   t.teardown(() => control.close());
   const token = decodeTicket(job.ticket).token;
-  const nodeId = job.placement.generations[0]![0]!.id;
+  const nodeId = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes[0]!.id;
   // A loop of GrowJob calls with the data token (what a stolen ticket gives), on a job with room: none grows it.
   const calls = await Promise.allSettled(Array.from({ length: 20 }, () => control.call('GrowJob', { jobId: job.id, token, fullNodeId: nodeId, epoch: job.epoch })));
   t.deepEqual(new Set(calls.map((r) => (r.status === 'rejected' ? (r.reason as SatchelError).code : 'granted'))), new Set(['FULL']));

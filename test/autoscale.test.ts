@@ -21,8 +21,8 @@ test('a tier over its band gets a node; when load falls a node is drained and st
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const api = cluster.info.console;
-  const events = async () => (await (await fetch(`${api}/api/events`)).json()) as ClusterEvent[];
-  const dramNodes = async () => ((await (await fetch(`${api}/api/nodes`)).json()) as { id: string; tier: string }[]).filter((n) => n.tier === 'dram');
+  const events = async () => (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as ClusterEvent[];
+  const dramNodes = async () => ((await (await fetch(`${api}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { id: string; tier: string }[]).filter((n) => n.tier === 'dram');
 
   // A job whose keys must survive both changes, read all along by a function.
   const steady = await satchel.registerJob('steady', { latencySensitive: true, capacity: 2 * MiB });

@@ -119,15 +119,15 @@ test.serial('satchel up: prints the addresses, writes cluster.json, serves clien
   await fn.close();
 
   // The console at the printed URL.
-  const clusterJson = (await (await fetch(`${printedConsole}/api/cluster`)).json()) as { controller: string; nodes: unknown[] };
+  const clusterJson = (await (await fetch(`${printedConsole}/api/cluster`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).json()) as { controller: string; nodes: unknown[] };
   t.is(clusterJson.controller, info.controller);
   t.is(clusterJson.nodes.length, 4);
-  const jobResponse = await fetch(`${printedConsole}/api/jobs/${job.id}`);
+  const jobResponse = await fetch(`${printedConsole}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } });
   t.is(jobResponse.status, 200);
   t.is(((await jobResponse.json()) as { id: string }).id, job.id);
   t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { method: 'DELETE' })).status, 401);
   t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${info.adminToken}` } })).status, 204);
-  t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`)).status, 404);
+  t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).status, 404);
   await job.close();
   satchel.close();
 
@@ -229,7 +229,7 @@ async function everyTierServes(t: ExecutionContext, info: ClusterInfoFile): Prom
     for (const [tier, hints] of Object.entries(TIER_HINTS)) {
       const job = await satchel.registerJob(`still-${tier}`, hints);
       try {
-        const placed = ((await (await fetch(`${info.console}/api/jobs/${job.id}`)).json()) as { tier: string }).tier;
+        const placed = ((await (await fetch(`${info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).json()) as { tier: string }).tier;
         t.is(placed, tier, `the ${tier} job is on ${tier}`);
         await job.put('k', `value on ${tier}`);
         t.is((await job.get('k'))?.toString(), `value on ${tier}`, `${tier} serves`);

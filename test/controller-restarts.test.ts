@@ -24,8 +24,9 @@ interface NodeRow {
   stats: { jobs: Record<string, number> } | null;
 }
 
-async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url);
+/** A console read, with the viewer token (`cluster.viewerToken`). */
+async function getJson<T>(url: string, viewerToken: string): Promise<T> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${viewerToken}` } });
   if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
   return (await response.json()) as T;
 }
@@ -42,17 +43,17 @@ test('a controller killed mid-drain finishes the drain after its restart: nothin
   const job = await satchel.registerJob('drained', { latencySensitive: true, peakThroughput: 1.5e9 });
   const keys = Array.from({ length: KEYS }, (_, i) => `k/${i}`);
   await job.putMany(keys.map((key) => [key, valueOf(key)] as const));
-  const drained = (await getJson<JobRow>(`${api}/api/jobs/${job.id}`)).nodes[0]!.id;
+  const drained = (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).nodes[0]!.id;
 
   // The drain runs inside this request; the controller dies while it copies.
   const drain = fetch(`${api}/api/nodes/${drained}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } }).catch(() => null);
-  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`)).pending?.kind === 'drain', 20_000, 'the drain copying');
+  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending?.kind === 'drain', 20_000, 'the drain copying');
   await cluster.restartController('SIGKILL');
   await drain;
 
   // Restarted, it resumes once nodes have reported: the job leaves the drained node, whose process is stopped.
   await eventually(async () => {
-    const row = await getJson<JobRow>(`${api}/api/jobs/${job.id}`);
+    const row = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
     return row.pending === null && row.generations === 1 && !row.nodes.some((n) => n.id === drained);
   }, 60_000, 'the drain finished after the restart');
   await eventually(() => !cluster.info.nodes.some((n) => n.id === drained), 30_000, 'the drained node stopped by the provisioner');
@@ -74,22 +75,22 @@ test('a controller killed while restoring a replicated job’s copies finishes t
   const job = await satchel.registerJob('restored', { replicas: 2, latencySensitive: true, peakThroughput: 2.5e9 });
   const keys = Array.from({ length: KEYS }, (_, i) => `k/${i}`);
   await job.putMany(keys.map((key) => [key, valueOf(key)] as const));
-  const before = await getJson<JobRow>(`${api}/api/jobs/${job.id}`);
+  const before = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
   t.is(before.nodes.length, 3);
   // What one copy of every key costs a node (storage-node engine.ts entryCost: key + value + 96).
   const perCopy = keys.reduce((n, key) => n + key.length + valueOf(key).length + 96, 0);
 
   const victim = before.nodes[0]!.id;
   process.kill(cluster.nodePids.get(victim)!, 'SIGKILL');
-  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`)).pending?.kind === 'restore', 20_000, 'copies being restored');
+  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending?.kind === 'restore', 20_000, 'copies being restored');
   await cluster.restartController('SIGKILL');
 
-  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`)).pending === null, 60_000, 'the restoration finished after the restart');
-  const after = await getJson<JobRow>(`${api}/api/jobs/${job.id}`);
+  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending === null, 60_000, 'the restoration finished after the restart');
+  const after = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
   t.false(after.nodes.some((n) => n.id === victim));
   // Two copies of every key again, on the two living nodes (their reports: within a second or two).
   await eventually(async () => {
-    const rows = await getJson<NodeRow[]>(`${api}/api/nodes`);
+    const rows = await getJson<NodeRow[]>(`${api}/api/nodes`, cluster.viewerToken);
     const held = rows.filter((row) => row.id !== victim).reduce((n, row) => n + (row.stats?.jobs[job.id] ?? 0), 0);
     return held === 2 * perCopy;
   }, 15_000, 'two copies of every key on the living nodes');

@@ -78,7 +78,7 @@ test.serial('a watch follows its job onto a node added while it runs (the old no
   const admin = { authorization: `Bearer ${cluster.adminToken}` };
   const drained = await fetch(`${cluster.info.console}/api/nodes/${first}`, { method: 'DELETE', headers: admin });
   t.is(drained.status, 200, await drained.clone().text());
-  const info = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`)).json()) as { nodes: { id: string }[] };
+  const info = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string }[] };
   t.deepEqual(info.nodes.map((n) => n.id), [added.id], 'the job lives on the new node only');
   for (let i = 0; i < 50; i++) await job.put(`out/after-${i}`, 'y');
   await job.delete('out/after-7');

@@ -163,14 +163,14 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   t.teardown(() => job.deregister().catch(() => {}));
   const base = cluster.info.console;
   t.regex(base, /^http:\/\/127\.0\.0\.1:\d+$/);
-  const clusterInfo = await fetch(`${base}/api/cluster`);
+  const clusterInfo = await fetch(`${base}/api/cluster`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
   t.is(clusterInfo.status, 200);
   t.regex(clusterInfo.headers.get('content-type') ?? '', /application\/json/);
   const body = (await clusterInfo.json()) as { controller: string; nodes: { address: string; tier: string; capacity: number; bandwidth: number }[]; jobs: number };
   t.is(body.controller, cluster.controller);
   t.deepEqual(body.nodes.map((n) => n.address).sort(), cluster.info.nodes.map((n) => n.address).sort());
   t.true(body.jobs >= 1);
-  const jobInfo = await fetch(`${base}/api/jobs/${job.id}`);
+  const jobInfo = await fetch(`${base}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
   t.is(jobInfo.status, 200);
   const detail = (await jobInfo.json()) as { id: string; tier: string; reservation: number; nodes: unknown[] };
   t.is(detail.id, job.id);
@@ -180,7 +180,7 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   const bandwidth = body.nodes.reduce((acc, n) => acc + n.bandwidth, 0);
   t.is(detail.reservation, Math.max(32 * MiB, (TWO_NODES.peakThroughput / bandwidth) * capacity));
   t.is(detail.nodes.length, 2);
-  t.is((await fetch(`${base}/api/jobs/no-such-job-1234`)).status, 404);
+  t.is((await fetch(`${base}/api/jobs/no-such-job-1234`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).status, 404);
   // DELETE without, or with a wrong, token: 401 and the job stays.
   t.is((await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE' })).status, 401);
   t.is((await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: 'Bearer nope' } })).status, 401);
@@ -191,10 +191,10 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   // With the admin token: 204, and the job is gone everywhere.
   const deleted = await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } });
   t.is(deleted.status, 204);
-  t.is((await fetch(`${base}/api/jobs/${job.id}`)).status, 404);
+  t.is((await fetch(`${base}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).status, 404);
   t.is((await rejection(t, job.get('k'))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
-  const metrics = await fetch(`${base}/metrics`);
+  const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
   t.is(metrics.status, 200);
   t.regex(await metrics.text(), /satchel_jobs/);
 });

@@ -35,9 +35,9 @@ test('replicas 2: a node killed mid-shuffle; the shuffle completes and verifies,
   t.not(killed, null, 'a node was killed during the sort');
   t.true(run.row.verified);
   t.is(run.row.records, records);
-  const events = (await (await fetch(`${cluster.info.console}/api/events`)).json()) as { kind: string; node?: string }[];
+  const events = (await (await fetch(`${cluster.info.console}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { kind: string; node?: string }[];
   t.true(events.some((e) => e.kind === 'node-lost' && e.node === killed), 'the controller noticed');
   t.true(events.some((e) => e.kind === 'copies-restored' && e.node === killed), 'and restored the copies');
-  const info = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`)).json()) as { placement: { generations: { nodes: { id: string }[] }[] } };
+  const info = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { placement: { generations: { nodes: { id: string }[] }[] } };
   t.false(info.placement.generations.some((g) => g.nodes.some((n) => n.id === killed)), 'the dead node is out of the placement');
 });

@@ -46,8 +46,9 @@ async function startCluster(t: ExecutionContext, options: LocalClusterOptions = 
   return cluster;
 }
 
-async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url);
+/** A console read, with the viewer token (`cluster.viewerToken`). */
+async function getJson<T>(url: string, viewerToken: string): Promise<T> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${viewerToken}` } });
   if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
   return (await response.json()) as T;
 }
@@ -160,7 +161,7 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('node-fault', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
-  const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`);
+  const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   t.is(detail.nodes.length, 2, 'the job spans both DRAM nodes');
   const [victim, survivor] = detail.nodes.map((n) => n.id) as [string, string];
   const pid = cluster.nodePids.get(victim)!;
@@ -177,7 +178,7 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   const parkedAtSurvivor = fn.waitFor(keyOn(detail.nodes, survivor, 'later'), { timeoutMs: 30_000 });
 
   // The victim has reported to the controller at least once (to see what the controller does with its silence).
-  await eventually(async () => (await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`)).every((n) => n.stats !== null), 5_000, 'first reports');
+  await eventually(async () => (await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken)).every((n) => n.stats !== null), 5_000, 'first reports');
   const load = new Load(fn, keys);
   await sleep(500);
   const killedAt = Date.now();
@@ -222,9 +223,9 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
 
   // What the controller makes of it today: the node stays listed, its last report ages (no event, no change).
   await sleep(1_500);
-  const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`);
+  const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
   const dead = nodes.find((n) => n.id === victim);
-  const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`);
+  const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`, cluster.viewerToken);
   t.log(`controller ${Date.now() - killedAt} ms after the kill: node listed: ${dead !== undefined}, last report ${dead?.stats ? `${Date.now() - dead.stats.at} ms old` : 'none'}, events about it: ${JSON.stringify(events.filter((e) => e.node === victim).map((e) => e.kind))}`);
 
   // Deregistration still completes (the dead node's DROP_JOB fails fast) and the survivor's data goes.
@@ -238,7 +239,7 @@ test('a storage node frozen (SIGSTOP) under load: its keys fail with TIMEOUT wit
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('node-frozen', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
-  const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`);
+  const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   t.is(detail.nodes.length, 2);
   const [victim, survivor] = detail.nodes.map((n) => n.id) as [string, string];
   const pid = cluster.nodePids.get(victim)!;
@@ -283,14 +284,14 @@ test('the controller notices a storage node that stopped reporting, and places n
   let noticed = false;
   while (!noticed && Date.now() - killedAt < 8_000) {
     await sleep(250);
-    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`);
-    const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`);
+    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
+    const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`, cluster.viewerToken);
     noticed = !nodes.some((n) => n.id === victim) || events.some((e) => e.node === victim && e.kind === 'node-lost');
   }
   t.true(noticed, 'within 8 s the dead node leaves /api/nodes, or an event names it');
   const job = await satchel.registerJob('after-the-death', TWO_NODE_HINTS);
   t.teardown(() => job.deregister().catch(() => {}));
-  const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${job.id}`);
+  const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${job.id}`, cluster.viewerToken);
   t.false(detail.nodes.some((n) => n.id === victim), `a new job is placed on live nodes only (got ${detail.nodes.map((n) => n.id)})`);
   await job.put('k', 'v');
 });
@@ -302,7 +303,7 @@ test('the controller killed under load and restarted: the data path never notice
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('controller-fault', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
-  const before = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`);
+  const before = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   const fn = await Satchel.attach(driver.ticket, { timeoutMs: TIMEOUT_MS });
   t.teardown(() => fn.close());
   const keys = keysPerNode(before.nodes, 'live', 32);
@@ -314,7 +315,7 @@ test('the controller killed under load and restarted: the data path never notice
   process.kill(pid, 'SIGKILL');
   await eventually(() => !alive(pid), 5_000, 'controller process gone');
   // Down for real: the console and the gRPC port refuse.
-  await t.throwsAsync(fetch(`${cluster.info.console}/api/jobs`));
+  await t.throwsAsync(fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } }));
   t.is((await rejection(t, Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 1_000 }))).code, 'UNAVAILABLE');
   // An attach with the placement in its ticket needs no controller either.
   const attachedWhileDown = await Satchel.attach(driver.ticket, { timeoutMs: TIMEOUT_MS });
@@ -334,28 +335,28 @@ test('the controller killed under load and restarted: the data path never notice
   t.true(slowest(records) <= TIMEOUT_MS + MARGIN_MS, `slowest op ${slowest(records)} ms`);
 
   // The restarted controller has the job back from its state folder, with the same placement.
-  const jobs = await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`);
+  const jobs = await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken);
   t.deepEqual(jobs.map((j) => j.id), [driver.id]);
-  const after = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`);
+  const after = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   t.is(after.epoch, before.epoch);
   t.deepEqual(after.nodes, before.nodes);
   // The nodes report to it again (their report loop never stopped), so it sees what the job holds.
   await eventually(async () => {
-    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`);
+    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
     return nodes.length === 2 && nodes.every((n) => n.stats !== null && (n.stats.jobs[driver.id] ?? 0) > 0);
   }, 5_000, 'both nodes report the job to the restarted controller');
   // The driver's lease renewals reach the restarted controller: the job outlives two more leases.
   await sleep(2 * leaseMs);
-  t.deepEqual((await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`)).map((j) => j.id), [driver.id], 'renewed by the driver');
+  t.deepEqual((await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken)).map((j) => j.id), [driver.id], 'renewed by the driver');
   t.true((await fn.get(keys[0]![0]))?.toString().startsWith(`${keys[0]![0]}#`));
 
   // Deregistration through the restarted controller deletes the job everywhere.
   await driver.deregister();
   t.is((await rejection(t, fn.get(keys[0]![0]))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, firstCall(driver.ticket))).code, 'NO_SUCH_JOB');
-  t.deepEqual(await getJson<unknown[]>(`${cluster.info.console}/api/jobs`), []);
+  t.deepEqual(await getJson<unknown[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken), []);
   await eventually(async () => {
-    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`);
+    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
     return nodes.every((n) => n.stats !== null && n.stats.jobs[driver.id] === undefined && n.stats.used === 0);
   }, 5_000, 'the nodes report none of its bytes');
 });
@@ -366,7 +367,7 @@ test('the metadata server killed under load and restarted on its port: the data 
   t.teardown(() => satchel.close());
   const driver = await satchel.registerJob('metadata-fault', TWO_NODE_HINTS);
   t.teardown(() => driver.deregister().catch(() => {}));
-  const before = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`);
+  const before = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   const fn = await Satchel.attach(driver.ticket, { timeoutMs: TIMEOUT_MS });
   t.teardown(() => fn.close());
   // One function that got its placement from the metadata server: its gRPC channel was open when it died.
@@ -415,7 +416,7 @@ test('the metadata server killed under load and restarted on its port: the data 
   t.is(fresh.epoch, before.epoch);
   t.true((await fresh.get(keys[0]![0]))?.toString().startsWith(`${keys[0]![0]}#`));
   // Its /metrics is back on the port cluster.json lists, and counts the one placement.
-  const metrics = await Promise.all(cluster.info.metrics.map(async (url) => (await fetch(url)).text()));
+  const metrics = await Promise.all(cluster.info.metrics.map(async (url) => (await fetch(url, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).text()));
   t.deepEqual(metrics.flatMap((text) => text.match(/^satchel_metadata_placements .*$/m) ?? []), ['satchel_metadata_placements 1']);
   // New jobs register again.
   const another = await satchel.registerJob('after-metadata-restart');
@@ -433,7 +434,7 @@ test('the metadata server killed under load and restarted on its port: the data 
   const afterDrain = [...(await loads[0]!.stop()), ...(await loads[1]!.stop())];
   t.log(`load across the drain: ${summary(afterDrain)}`);
   t.deepEqual(afterDrain.filter((r) => r.error !== undefined), [], 'no operation failed across the drain');
-  const moved = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`);
+  const moved = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   t.true(moved.epoch > before.epoch);
   t.false(moved.nodes.some((n) => n.id === drained));
   for (const handle of [fn, fetched]) {

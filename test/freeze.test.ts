@@ -30,7 +30,7 @@ test('frozen past the node timeout, then resumed: the original ticket reads ever
   await replicated.putMany(keys.map((key) => [key, 'one'] as const));
   await single.putMany(keys.map((key) => [key, `single ${key}`] as const));
   const api = cluster.info.console;
-  const nodes = ((await (await fetch(`${api}/api/jobs/${replicated.id}`)).json()) as { nodes: { id: string; address: string; weight: number }[] }).nodes;
+  const nodes = ((await (await fetch(`${api}/api/jobs/${replicated.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string; address: string; weight: number }[] }).nodes;
   t.is(nodes.length, 3);
   const victim = nodes[0]!.id;
   t.true(keys.some((key) => nodes[pickNodes(nodes, hashKey(key), 2)[0]!]!.id === victim), 'the frozen node is the first copy of some keys');
@@ -43,7 +43,7 @@ test('frozen past the node timeout, then resumed: the original ticket reads ever
 
   await cluster.freezeNode(victim);
   await eventually(async () => {
-    const events = (await (await fetch(`${api}/api/events`)).json()) as { kind: string; reason: string }[];
+    const events = (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { kind: string; reason: string }[];
     return events.some((e) => e.kind === 'copies-restored' && e.reason.includes(replicated.id));
   }, 20_000, 'copies restored without the frozen node');
   // Overwritten by a function that attached since (its placement leaves the frozen node out).
@@ -57,7 +57,7 @@ test('frozen past the node timeout, then resumed: the original ticket reads ever
   t.deepEqual(await readAll(originalSingle), keys.map((key) => `single ${key}`), 'the single-copy job on it was not moved');
   // Once it reported: its stale copies dropped, the job's epoch raised on it first.
   await eventually(async () => {
-    const events = (await (await fetch(`${api}/api/events`)).json()) as { kind: string; node?: string }[];
+    const events = (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { kind: string; node?: string }[];
     return events.some((e) => e.kind === 'node-back' && e.node === victim);
   }, 10_000, 'the node back');
   const again = await Satchel.attach(replicated.ticket, { timeoutMs: 8_000 });

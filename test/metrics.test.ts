@@ -19,7 +19,8 @@ test('every process serves /metrics that promtool accepts; node ops and the cont
   t.is(cluster.info.metrics.length, 1 + 1 + 2, 'controller, metadata, two nodes');
   const bodies = new Map<string, string>();
   for (const url of cluster.info.metrics) {
-    const response = await fetch(url);
+    // The console's /metrics needs the viewer token; the others ignore it.
+    const response = await fetch(url, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
     t.is(response.status, 200, url);
     t.regex(response.headers.get('content-type') ?? '', /text\/plain/, url);
     const body = await response.text();
@@ -37,7 +38,7 @@ test('every process serves /metrics that promtool accepts; node ops and the cont
   let seen: NodeRow['stats'] = null;
   for (let i = 0; seen === null && i < 100; i++) {
     await job.put('busy', `value ${i}`);
-    const nodes = (await (await fetch(`${cluster.info.console}/api/nodes`)).json()) as NodeRow[];
+    const nodes = (await (await fetch(`${cluster.info.console}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as NodeRow[];
     const dram = nodes.find((node) => node.tier === 'dram');
     if (dram?.stats?.latencyP50Us != null) seen = dram.stats;
     else await new Promise((resolve) => setTimeout(resolve, 50));

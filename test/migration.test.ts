@@ -25,7 +25,7 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
 
   // Enough throughput asked for to span both DRAM nodes.
   const job = await satchel.registerJob('drained', { latencySensitive: true, peakThroughput: 1.5e9 });
-  const before = (await (await fetch(`${api}/api/jobs/${job.id}`)).json()) as { nodes: { id: string }[] };
+  const before = (await (await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string }[] };
   t.is(before.nodes.length, 2);
   const drained = before.nodes[0]!.id;
 
@@ -80,11 +80,11 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
   t.is(result.jobs, 1);
   t.true(result.keys > 0, 'keys were moved');
 
-  const after = (await (await fetch(`${api}/api/jobs/${job.id}`)).json()) as { placement: { generations: { nodes: { id: string }[] }[] } };
+  const after = (await (await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { placement: { generations: { nodes: { id: string }[] }[] } };
   t.false(after.placement.generations.some((g) => g.nodes.some((n) => n.id === drained)), 'the drained node is in no generation');
-  const nodes = (await (await fetch(`${api}/api/nodes`)).json()) as { id: string }[];
+  const nodes = (await (await fetch(`${api}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { id: string }[];
   t.false(nodes.some((n) => n.id === drained));
-  const events = (await (await fetch(`${api}/api/events`)).json()) as ClusterEvent[];
+  const events = (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as ClusterEvent[];
   t.deepEqual(events.filter((e) => e.node === drained).map((e) => e.kind).slice(-3), ['drain-started', 'drain-finished', 'node-removed']);
 
   // Everything reads back, through the driver's handle, the function's, and a fresh attach from the old ticket.

@@ -26,7 +26,7 @@ test('SIGKILL, then the same id and port: replicated keys all read back; single-
   const single = await satchel.registerJob('restart-r1', { latencySensitive: true, peakThroughput: 2.5e9 });
   await replicated.putMany(keys.map((key) => [key, `r2 ${key}`] as const));
   await single.putMany(keys.map((key) => [key, `r1 ${key}`] as const));
-  const nodes = ((await (await fetch(`${cluster.info.console}/api/jobs/${single.id}`)).json()) as { nodes: { id: string; address: string; weight: number }[] }).nodes;
+  const nodes = ((await (await fetch(`${cluster.info.console}/api/jobs/${single.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string; address: string; weight: number }[] }).nodes;
   t.is(nodes.length, 3);
   const victim = nodes[0]!.id;
   const onVictim = new Set(keys.filter((key) => nodes[pickNode(nodes, hashKey(key))]!.id === victim));

@@ -13,7 +13,7 @@ test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM s
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const tierOf = async (id: string) =>
-    ((await (await fetch(`${cluster.info.console}/api/jobs/${id}`)).json()) as { tier: string; reason: string }).tier;
+    ((await (await fetch(`${cluster.info.console}/api/jobs/${id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { tier: string; reason: string }).tier;
   const hints = {
     dram: { latencySensitive: true, capacity: 4 * MiB },
     ssd: { latencySensitive: false, capacity: 32 * MiB, peakThroughput: 100 * MiB },
@@ -35,7 +35,7 @@ test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM s
   t.teardown(() => spilling.deregister().catch(() => {}));
   for (let i = 0; i < 120; i++) await spilling.put(`k${i}`, pattern(100_000, i));
   for (let i = 0; i < 120; i++) t.true((await spilling.get(`k${i}`))?.equals(pattern(100_000, i)), `k${i}`);
-  const detail = (await (await fetch(`${cluster.info.console}/api/jobs/${spilling.id}`)).json()) as {
+  const detail = (await (await fetch(`${cluster.info.console}/api/jobs/${spilling.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as {
     placement: { generations: { nodes: { id: string }[] }[] };
   };
   const tiers = new Set(detail.placement.generations.flatMap((g) => g.nodes.map((n) => cluster.info.nodes.find((x) => x.id === n.id)?.tier)));

@@ -238,7 +238,7 @@ test.serial('draining a node migrates its keys over TLS: the controller reaches 
   const job = await satchel.registerJob('tls-drain', { latencySensitive: true, peakThroughput: 1.5e9 });
   t.teardown(() => job.deregister().catch(() => {}));
   const api = cluster!.info.console;
-  const before = (await (await fetch(`${api}/api/jobs/${job.id}`)).json()) as { nodes: { id: string }[] };
+  const before = (await (await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster!.viewerToken}` } })).json()) as { nodes: { id: string }[] };
   t.true(before.nodes.length >= 2, JSON.stringify(before.nodes));
   const values = new Map<string, Buffer>(Array.from({ length: 300 }, (_, i) => [`k/${i}`, pattern(100 + i, i)]));
   values.set('large', pattern(3 * MiB + 5, 99));

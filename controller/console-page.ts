@@ -2,12 +2,15 @@
  * The admin console's page, served at `/`: one HTML document with its CSS and script inline, no framework.
  * Chart.js comes from `/assets/chart.umd.min.js` (served by console.ts from node_modules). Everything live
  * arrives over server-sent events (`GET /api/stream`: `events` once, then `snapshot` every second and
- * `cluster-event` as they happen); the buttons call the JSON API with the admin token.
+ * `cluster-event` as they happen), read with fetch so the access token (viewer or admin) goes in the
+ * Authorization header; the buttons call the JSON API with the admin token. The access token comes from the
+ * link (`#token=...`, then taken out of the address bar) or the form the page shows without one or after a
+ * 401; both tokens are kept in sessionStorage.
  *
  * Hooks tests rely on: node rows `tr[data-node-id]` with `button[data-action=drain]`, job rows
  * `tr[data-job-id]` with `button[data-action=deregister]`, the add-node form (`select[name=tier]`,
- * `button[data-action=add-node]`), `input[name=admin-token]`, the events list `#events`, and the status
- * line `#status` (role=status).
+ * `button[data-action=add-node]`), `input[name=admin-token]`, the token form `form#login` (`input[name=token]`,
+ * shown while `body.locked`), the events list `#events`, and the status line `#status` (role=status).
  *
  * Data only ever reaches the DOM through textContent and attributes, never innerHTML. The script below is a
  * String.raw template: it must hold no backtick, no dollar-brace and no closing script tag.
@@ -64,12 +67,17 @@ details { margin-top: 10px; }
 #events .kind.scale-down, #events .kind.drain-started, #events .kind.drain-finished, #events .kind.node-removed { color: #8a5a00; }
 #events .kind.drain-failed, #events .kind.launch-failed { color: var(--hot); }
 .empty { color: var(--muted); font-style: italic; }
+section.login { display: none; }
+body.locked section.login { display: block; }
+body.locked main > section:not(.login), body.locked header label, body.locked #forget-token { display: none; }
+#login p { flex: 1 1 100%; margin: 0; }
 `;
 
 const SCRIPT = String.raw`
 'use strict';
 var TIERS = ['dram', 'ssd', 'hdd'];
-var TOKEN_KEY = 'satchel.adminToken';
+var ACCESS_KEY = 'satchel.token';
+var ADMIN_KEY = 'satchel.adminToken';
 var WINDOW_MS = 5 * 60 * 1000;
 var MAX_EVENTS = 200;
 
@@ -183,27 +191,72 @@ function fmtClock(ms) {
 }
 function serverNow() { return state.t || Date.now(); }
 
-// ---- the admin token --------------------------------------------------------------------------------------
+// ---- tokens -----------------------------------------------------------------------------------------------
+// Two, each kept in sessionStorage (this tab, until it closes) and never in the address bar: the access token
+// (viewer or admin) every read sends, the live stream included; the admin token the buttons send.
 
-function loadToken() {
-  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+var accessToken = '';
+
+function loadSession(key) {
+  try { return sessionStorage.getItem(key) || ''; } catch (e) { return ''; }
 }
-function saveToken(token) {
+function saveSession(key, value) {
   try {
-    if (token) localStorage.setItem(TOKEN_KEY, token); else localStorage.removeItem(TOKEN_KEY);
-  } catch (e) { /* storage refused (private mode): the field still holds it for this page */ }
+    if (value) sessionStorage.setItem(key, value); else sessionStorage.removeItem(key);
+  } catch (e) { /* storage refused (private mode): the page still holds it until it is closed */ }
 }
+function setAccessToken(token) {
+  accessToken = token;
+  saveSession(ACCESS_KEY, token);
+}
+function saveToken(token) { saveSession(ADMIN_KEY, token); }
+/** The admin token also opens every read; its subject says which it is (v1.@admin.MAC, v1.@viewer.MAC). */
+function isAdminToken(token) { return token.split('.')[1] === '@admin'; }
+/** #token=...: taken, kept for this tab, and taken out of the address bar (and so of the history) at once. */
 function takeTokenFromFragment() {
-  if (!location.hash || location.hash.length < 2) return;
-  var params = new URLSearchParams(location.hash.slice(1));
-  var token = params.get('token');
-  if (token === null) return;
-  saveToken(token);
-  tokenInput.value = token;
+  if (!location.hash || location.hash.length < 2) return false;
+  var token = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (token === null) return false;
   history.replaceState(null, '', location.pathname + location.search);
-  setStatus('admin token taken from the link and kept in this browser', 'ok');
+  token = token.trim();
+  if (!token) return false;
+  setAccessToken(token);
+  if (isAdminToken(token)) {
+    tokenInput.value = token;
+    saveToken(token);
+  }
+  setStatus((isAdminToken(token) ? 'admin' : 'access') + ' token taken from the link and kept for this tab', 'ok');
+  return true;
 }
 function currentToken() { return tokenInput.value.trim(); }
+
+/** Hides the cluster and asks for a token: at the start without one, and when the console refuses it (401). */
+function askForToken(reason) {
+  stopStream();
+  document.body.classList.add('locked');
+  $('#login-reason').textContent = reason;
+  setConnection('token needed', 'down');
+  var input = $('#login input[name=token]');
+  input.value = '';
+  input.focus();
+}
+function onLogin(event) {
+  event.preventDefault();
+  var token = $('#login input[name=token]').value.trim();
+  if (!token) return;
+  setAccessToken(token);
+  if (isAdminToken(token) && !currentToken()) {
+    tokenInput.value = token;
+    saveToken(token);
+  }
+  connect();
+}
+function forgetTokens() {
+  setAccessToken('');
+  tokenInput.value = '';
+  saveToken('');
+  askForToken('Tokens forgotten. Enter a token to see the cluster again.');
+}
 
 // ---- status line and API calls ---------------------------------------------------------------------------
 
@@ -556,26 +609,22 @@ function renderEvents() {
 }
 
 // ---- the stream -------------------------------------------------------------------------------------------
+// Server-sent events read with fetch, not EventSource: EventSource cannot send the token in a header, and cannot
+// tell a refused token (401) from a dropped connection.
 
-function setConnection(text, kind) {
+function setConnection(text, kind, title) {
   var badge = $('#connection');
   badge.textContent = text;
   badge.className = kind;
+  badge.title = title || '';
 }
 
-function parse(event) {
-  try { return JSON.parse(event.data); } catch (e) { console.error('bad event from /api/stream', event.type, e); return null; }
-}
+var streamAbort = null;
+var retryTimer = null;
+var retryMs = 1000;
 
-function connect() {
-  var source = new EventSource('/api/stream');
-  source.onopen = function () { setConnection('live', 'live'); };
-  source.onerror = function () {
-    setConnection(source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…', 'down');
-  };
-  source.addEventListener('snapshot', function (event) {
-    var snapshot = parse(event);
-    if (!snapshot) return;
+var handlers = {
+  snapshot: function (snapshot) {
     state.t = snapshot.t;
     state.nodes = snapshot.nodes || [];
     state.jobs = snapshot.jobs || [];
@@ -586,30 +635,107 @@ function connect() {
     renderNodes();
     renderJobs();
     if (snapshot.totals) pushPoint(snapshot.t, snapshot.totals);
-  });
-  source.addEventListener('history', function (event) {
-    var list = parse(event);
+  },
+  history: function (list) {
     if (Array.isArray(list)) list.forEach(function (point) { pushPoint(point.t, point.totals); });
-  });
-  source.addEventListener('events', function (event) {
-    var list = parse(event);
+  },
+  events: function (list) {
     if (Array.isArray(list)) addEvents(list);
-  });
-  source.addEventListener('cluster-event', function (event) {
-    var e = parse(event);
+  },
+  'cluster-event': function (e) {
     if (e) addEvents([e]);
+  },
+};
+
+/** One event block (the lines between blank lines): its type and its data, parsed as JSON. */
+function dispatch(block) {
+  var type = 'message';
+  var data = [];
+  block.split('\n').forEach(function (line) {
+    if (line.startsWith('event:')) type = line.slice(6).trim();
+    else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
   });
-  return source;
+  var handler = Object.prototype.hasOwnProperty.call(handlers, type) ? handlers[type] : null;
+  if (!handler || data.length === 0) return;
+  var parsed;
+  try { parsed = JSON.parse(data.join('\n')); } catch (e) { console.error('bad event from /api/stream', type, e); return; }
+  if (parsed !== null) handler(parsed);
+}
+
+/** Reads the stream until it ends or fails (throws), or resolves 'unauthorized' when the token is refused. */
+async function readStream(token, signal) {
+  var response = await fetch('/api/stream', { headers: { Authorization: 'Bearer ' + token, Accept: 'text/event-stream' }, cache: 'no-store', signal: signal });
+  if (response.status === 401) return 'unauthorized';
+  if (!response.ok) {
+    var text = await response.text();
+    var parsed = null;
+    try { parsed = JSON.parse(text); } catch (e) { parsed = null; }
+    throw new Error(response.status + ' ' + (parsed && parsed.message ? parsed.message : response.statusText));
+  }
+  retryMs = 1000;
+  setConnection('live', 'live');
+  var reader = response.body.getReader();
+  var decoder = new TextDecoder();
+  var buffer = '';
+  var from = 0;
+  for (;;) {
+    var chunk = await reader.read();
+    if (chunk.done) throw new Error('the console ended the stream');
+    buffer += decoder.decode(chunk.value, { stream: true });
+    var end;
+    while ((end = buffer.indexOf('\n\n', from)) >= 0) {
+      dispatch(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      from = 0;
+    }
+    from = Math.max(0, buffer.length - 1);
+  }
+}
+
+function stopStream() {
+  if (retryTimer !== null) clearTimeout(retryTimer);
+  retryTimer = null;
+  if (streamAbort !== null) streamAbort.abort();
+  streamAbort = null;
+}
+
+/** Opens the stream with the access token; reconnects after a failure (1 s, doubling to 15 s); asks on a 401. */
+function connect() {
+  stopStream();
+  if (!accessToken) {
+    askForToken('This console needs a token: the viewer token (it reads) or the admin token. satchel up prints a link with it; cluster.json holds both (viewerToken, adminToken).');
+    return;
+  }
+  document.body.classList.remove('locked');
+  var abort = new AbortController();
+  streamAbort = abort;
+  setConnection('connecting…', '');
+  readStream(accessToken, abort.signal).then(function () {
+    if (abort.signal.aborted) return;
+    setAccessToken('');
+    askForToken('The console refused that token (401). Enter the viewer token or the admin token.');
+  }, function (error) {
+    if (abort.signal.aborted) return;
+    streamAbort = null;
+    setConnection('reconnecting…', 'down', error.message);
+    retryTimer = setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 15000);
+  });
 }
 
 // ---- start ------------------------------------------------------------------------------------------------
 
 var tokenInput = $('input[name=admin-token]');
 statusLine = $('#status');
-tokenInput.value = loadToken();
+// Pages before these kept the admin token in localStorage, past the browser's session: no longer.
+try { localStorage.removeItem(ADMIN_KEY); } catch (e) { /* nothing kept */ }
+accessToken = loadSession(ACCESS_KEY);
+tokenInput.value = loadSession(ADMIN_KEY);
 takeTokenFromFragment();
-window.addEventListener('hashchange', takeTokenFromFragment);
+window.addEventListener('hashchange', function () { if (takeTokenFromFragment()) connect(); });
 tokenInput.addEventListener('input', function () { saveToken(currentToken()); });
+$('#login').addEventListener('submit', onLogin);
+$('#forget-token').addEventListener('click', forgetTokens);
 $('#add-node').addEventListener('submit', addNode);
 $('#register-job').addEventListener('submit', registerJob);
 document.addEventListener('click', onClick);
@@ -639,9 +765,18 @@ const PAGE = `<!doctype html>
   <span id="connection">connecting…</span>
   <span id="updated" class="muted"></span>
   <label>admin token <input name="admin-token" type="password" autocomplete="off" spellcheck="false" placeholder="needed for the buttons"></label>
+  <button type="button" id="forget-token" data-action="forget-token" title="forget the tokens this tab holds">forget tokens</button>
   <p id="status" role="status" aria-live="polite"></p>
 </header>
 <main>
+  <section id="login-section" class="login" aria-labelledby="login-title">
+    <h2 id="login-title">Token</h2>
+    <form id="login">
+      <p id="login-reason"></p>
+      <label>token <input name="token" type="password" autocomplete="off" spellcheck="false" size="50" required></label>
+      <button type="submit" data-action="login">open the console</button>
+    </form>
+  </section>
   <section aria-labelledby="summary-title">
     <h2 id="summary-title">Cluster at a glance</h2>
     <div id="summary" class="summary"></div>

@@ -408,7 +408,7 @@ for (const start of [42, 2024, 777]) {
     t.deepEqual(sorted(engine.usageByJob()), sorted(model.usageByJob()));
     for (const job of ['job-0', 'job-1', 'job-2']) {
       const keys = (await engine.list(job, '', '', 1000)).keys;
-      t.deepEqual(keys, model.list(job, '', '', 1000).keys);
+      t.deepEqual(keys, (await model.list(job, '', '', 1000)).keys);
       for (const key of keys) {
         const entry = (await engine.get(job, key))!;
         const expected = model.get(job, key)!;

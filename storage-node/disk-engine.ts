@@ -409,6 +409,11 @@ export class DiskEngine implements StorageEngine {
             }
             keys.push(decodeKey(fullKey.subarray(base.length)));
           }
+          // A batch that ends among a value's blocks (`user key \0 …`, which sort together): the next one starts
+          // past them (`user key \x01`), so a LIST does not read thousands of block keys to find a page.
+          const last = batch[batch.length - 1]!;
+          const nul = internal ? -1 : last.indexOf(0, base.length);
+          if (nul !== -1) iterator.seek(Buffer.concat([last.subarray(0, nul), Buffer.of(0x01)]));
         }
       } finally {
         await iterator.close();

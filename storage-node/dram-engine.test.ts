@@ -34,3 +34,67 @@ test('close frees everything', (t) => {
   t.is(engine.used, 0);
   t.is(engine.get('job', 'k'), undefined);
 });
+
+test('LIST of a job with 300,000 keys never blocks the event loop for long, and a LIST after a PUT answers at once', async (t) => {
+  const engine = new DramEngine(2 ** 40);
+  const n = 300_000;
+  const keys: string[] = [];
+  // Flat strings, as keys decoded from frames are (a concatenated string compares far slower).
+  for (let i = 0; i < n; i++) keys.push(Buffer.from(`part-${(i * 7919) % 997}/r${i}`).toString());
+  for (const key of keys) engine.put('job', key, buf('v'), 0);
+  const model = new Set(keys);
+  // The longest gap between ticks of a 1 ms timer while the first LIST makes the index. Sorting every key at
+  // once (what the engine did on every LIST after a change) blocked it for ~0.3 s here.
+  let gap = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 1);
+  // Meanwhile other requests change the job: the index must see them all.
+  let writes = 0;
+  let writing = true;
+  const writer = () => {
+    if (!writing) return;
+    for (let i = 0; i < 50; i++, writes++) {
+      const removed = keys[(writes * 104_729) % n]!;
+      engine.delete('job', removed);
+      model.delete(removed);
+      const added = `added-${writes}`;
+      engine.put('job', added, buf('v'), 0);
+      model.add(added);
+    }
+    setImmediate(writer);
+  };
+  setImmediate(writer);
+  const started = performance.now();
+  const listing = engine.list('job', 'part-5/', '', 100);
+  const syncMs = performance.now() - started;
+  const first = await listing;
+  writing = false;
+  clearInterval(ticker);
+  t.log(`first LIST at ${n} keys: ${syncMs.toFixed(1)} ms before it returned, longest event-loop gap ${gap.toFixed(1)} ms, ${writes} deletes and puts during it`);
+  t.true(syncMs < 50 && gap < 100, `event loop blocked for ${Math.max(syncMs, gap).toFixed(1)} ms`);
+  t.true(writes > 0, 'other requests were served while the index was made');
+  t.is(first.keys.length, 100);
+  const all = [...model].sort();
+  const listed: string[] = [];
+  for (let after = ''; ; ) {
+    const page = await engine.list('job', '', after, 1000);
+    listed.push(...page.keys);
+    if (!page.more) break;
+    after = page.keys.at(-1)!;
+  }
+  t.deepEqual(listed, all, 'the index holds exactly the keys there are');
+  // From then on a LIST costs its page: no sort of the job's keys.
+  for (let i = 10; i < 30; i++) {
+    engine.put('job', `part-5/new-${i}`, buf('v'), 0);
+    const started = performance.now();
+    const page = engine.list('job', `part-5/new-${i}`, '', 2);
+    const ms = performance.now() - started;
+    t.false(page instanceof Promise, 'answered synchronously');
+    t.deepEqual((page as { keys: string[] }).keys, [`part-5/new-${i}`]);
+    t.true(ms < 20, `LIST after a PUT took ${ms.toFixed(2)} ms`);
+  }
+});

@@ -5,16 +5,17 @@
  * over; a failed start says why in the failing process's own words.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Satchel } from '../client/index.ts';
 import type { ClusterInfoFile, LockRecord } from '../deploy/index.ts';
 import { alive, finished, runTs, spawnTs, type Finished } from './helpers/process.ts';
+import { rejection } from './helpers/assert.ts';
 import { eventually } from './helpers/raw-client.ts';
 
 const CLI = 'deploy/cli.ts';
@@ -100,8 +101,11 @@ test.serial('satchel up: prints the addresses, writes cluster.json, serves clien
   t.regex(info.adminToken, /^v1\.@admin\./);
   t.deepEqual(info.nodes.map((n) => n.tier).sort(), ['dram', 'dram', 'hdd', 'ssd'], 'two DRAM nodes asked for, one SSD and one HDD by default');
   t.true(out.includes(info.controller), 'the controller address is printed');
-  const printedConsole = /console\s+(http:\/\/\S+)/.exec(out)?.[1];
-  t.is(printedConsole, info.console);
+  // The console link carries the read-only viewer token, so the page opens without asking for it.
+  t.is(/console\s+(http:\/\/\S+)/.exec(out)?.[1], `${info.console}/#token=${info.viewerToken}`);
+  const printedConsole = info.console;
+  t.regex(info.viewerToken, /^v1\.@viewer\./);
+  t.regex(info.tenantKey, /^sk1\.default\./);
   t.false(out.includes(info.adminToken), 'the admin token is not printed');
   t.is(statSync(join(stateDir, 'cluster.json')).mode & 0o077, 0, 'cluster.json is private (it holds the admin token)');
 
@@ -131,6 +135,31 @@ test.serial('satchel up: prints the addresses, writes cluster.json, serves clien
   await job.close();
   satchel.close();
 
+  // Tenants, managed with the admin token from cluster.json: a key printed once, limits held, removal revokes.
+  // The built CLI (npm test builds first): tsx would add seconds to each of these short commands.
+  const satchelCli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, ['bin/satchel.js', ...args], (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })),
+    );
+  const added = await satchelCli(['tenant', 'add', 'team-b', '--max-jobs', '1', '--state-dir', stateDir, '--json']);
+  t.is(added.code, 0, added.stderr);
+  const teamB = JSON.parse(added.stdout) as { name: string; key: string; maxJobs: number };
+  t.is(teamB.maxJobs, 1);
+  const teamClient = await Satchel.connect(info.controller, { key: teamB.key });
+  const teamJob = await teamClient.registerJob('team-b-job');
+  t.is((await rejection(t, teamClient.registerJob('one-too-many'))).code, 'FULL');
+  const listed = await satchelCli(['tenant', 'list', '--state-dir', stateDir]);
+  t.regex(listed.stdout, /^team-b\s+1\s+1\s/m);
+  t.regex(listed.stdout, /^default\s+0\s+-\s/m);
+  const removed = await satchelCli(['tenant', 'remove', 'team-b', '--state-dir', stateDir]);
+  t.regex(removed.stdout, /tenant team-b removed; 1 of its jobs deregistered/);
+  t.is((await rejection(t, teamClient.registerJob('after-removal'))).code, 'UNAUTHORIZED');
+  await teamJob.close();
+  teamClient.close();
+  const noAdmin = await satchelCli(['tenant', 'list', '--controller', info.controller, '--admin-token', info.viewerToken]);
+  t.is(noAdmin.code, 1);
+  t.regex(noAdmin.stderr, /admin token/);
+
   // The secret and the admin token: generated on first start, private on disk, in no log and no output.
   const secretFile = join(stateDir, 'secret');
   t.is(statSync(secretFile).mode & 0o077, 0, 'the secret file is private (0600)');
@@ -156,19 +185,25 @@ test.serial('satchel up: prints the addresses, writes cluster.json, serves clien
   for (const node of info.nodes) t.true(await refuses(node.address), `node ${node.id} port closed`);
 });
 
-test.serial('satchel up in an existing state dir: SIGINT removes only its own files', async (t) => {
+test.serial('satchel up in an existing state dir: makes it private, and SIGINT removes only its own files', async (t) => {
   const stateDir = await tempDir(t);
   await writeFile(join(stateDir, 'mine.txt'), 'not satchel’s');
+  // A folder and a secret someone left readable by all: the cluster makes them its owner's only.
+  await chmod(stateDir, 0o755);
+  await writeFile(join(stateDir, 'secret'), Buffer.alloc(32, 9).toString('base64'), { mode: 0o644 });
+  await chmod(join(stateDir, 'secret'), 0o644);
   const cluster = await up(t, ['--state-dir', stateDir]);
   t.true(existsSync(join(stateDir, 'cluster.json')));
-  t.true(existsSync(join(stateDir, 'secret')));
+  t.is(statSync(stateDir).mode & 0o777, 0o700);
+  t.is(statSync(join(stateDir, 'secret')).mode & 0o777, 0o600);
+  t.is(statSync(join(stateDir, 'cluster.json')).mode & 0o777, 0o600);
   const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
   const pids = new Set([...info.nodes.map((n) => n.pid), ...descendants(cluster.child.pid!)]);
   cluster.child.kill('SIGINT');
   const result = await cluster.exit;
   t.is(result.code, 0, result.stderr);
   for (const pid of pids) t.false(alive(pid), `pid ${pid} still running`);
-  t.deepEqual(readdirSync(stateDir), ['mine.txt']);
+  t.deepEqual(readdirSync(stateDir).sort(), ['mine.txt', 'secret'], 'the secret was there before: it stays');
 });
 
 test('satchel with a bad command or flag exits 2 and says why', async (t) => {

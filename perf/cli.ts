@@ -12,6 +12,7 @@ import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
 import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
+import { EXISTING_CLUSTER_FLAGS, existingCluster, type ExistingCluster } from './cluster-access.ts';
 import { runSoak, soakHeader, soakRow, soakSummaryText } from './soak.ts';
 import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
 import { formatCheckSummary } from './nemesis/checker.ts';
@@ -118,7 +119,7 @@ const SORT_FLAGS = {
   'redis-shards': { type: 'string' },
   redis: { type: 'string' },
   'no-redis': { type: 'boolean' },
-  controller: { type: 'string' },
+  ...EXISTING_CLUSTER_FLAGS,
   'function-mbps': { type: 'string' },
   json: { type: 'string' },
   html: { type: 'string' },
@@ -160,10 +161,8 @@ function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers:
   }
   const noRedis = values['no-redis'] === true;
   if (noRedis && (values.redis !== undefined || values['redis-shards'] !== undefined)) throw new SatchelError('BAD_REQUEST', '--no-redis: not with --redis or --redis-shards');
-  const controller = values.controller;
-  if (controller !== undefined) {
-    if (!/^[^\s:]+:\d+$/.test(controller)) throw new SatchelError('BAD_REQUEST', `--controller: expected HOST:PORT, got ${JSON.stringify(controller)}`);
-    if (values.nodes !== undefined) throw new SatchelError('BAD_REQUEST', '--nodes: only for the cluster the benchmark starts, not with --controller');
+  if ((values.controller !== undefined || values['cluster-file'] !== undefined) && values.nodes !== undefined) {
+    throw new SatchelError('BAD_REQUEST', '--nodes: only for the cluster the benchmark starts, not with --controller or --cluster-file');
   }
   return {
     bytes,
@@ -175,21 +174,27 @@ function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers:
     redisShards: noRedis ? 0 : (redis?.length ?? whole(values['redis-shards'], 1, '--redis-shards', 1, 64)),
     redis,
     noRedis,
-    controller,
     functionBytesPerSecond,
   };
 }
 
+/** Options as a report shows them: an existing cluster by its addresses, never its tenant key or token. */
+function reportedOptions<T extends { redis?: unknown; cluster?: ExistingCluster }>(options: T): Record<string, unknown> {
+  const { cluster, ...rest } = options;
+  return { ...rest, redis: undefined, cluster: cluster === undefined ? undefined : { controller: cluster.controller, console: cluster.console } };
+}
+
 async function shuffle(args: string[]): Promise<void> {
   const values = parseFlags(args, { ...SORT_FLAGS, rounds: { type: 'string' } });
-  const options = { ...sortOptions(values, { bytes: '1GiB', mappers: 64, reducers: 64 }), rounds: whole(values.rounds, 1, '--rounds', 1, 20) };
+  const sort = sortOptions(values, { bytes: '1GiB', mappers: 64, reducers: 64 });
+  const options = { ...sort, rounds: whole(values.rounds, 1, '--rounds', 1, 20), cluster: await existingCluster(values, { console: false }) };
   const outcome = await runShuffle(options);
   const report: ShuffleReport = {
     benchmark: 'shuffle',
     date: new Date().toISOString(),
     command: commandLine('shuffle', args),
     machine: machine(),
-    options: { ...options, redis: undefined },
+    options: reportedOptions(options),
     results: outcome.results,
     timelines: outcome.timelines,
   };
@@ -200,14 +205,13 @@ async function shuffle(args: string[]): Promise<void> {
 }
 
 async function jobs(args: string[]): Promise<void> {
-  const values = parseFlags(args, { ...SORT_FLAGS, jobs: { type: 'string' }, stagger: { type: 'string' }, console: { type: 'string' } });
+  const values = parseFlags(args, { ...SORT_FLAGS, jobs: { type: 'string' }, stagger: { type: 'string' } });
   const stagger = Number(values.stagger ?? '2');
   if (!(stagger >= 0)) throw new SatchelError('BAD_REQUEST', `--stagger: expected seconds, got ${JSON.stringify(values.stagger)}`);
-  if ((values.controller === undefined) !== (values.console === undefined)) throw new SatchelError('BAD_REQUEST', '--controller and --console go together (the console is where the samples come from)');
-  if (values.console !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(values.console)) throw new SatchelError('BAD_REQUEST', `--console: expected http://HOST:PORT, got ${JSON.stringify(values.console)}`);
+  const cluster = await existingCluster(values, { console: true, why: 'the console is where the samples come from' });
   const options = {
     ...sortOptions(values, { bytes: '256MiB', mappers: 16, reducers: 16 }),
-    console: values.console?.replace(/\/$/, ''),
+    cluster,
     jobs: whole(values.jobs, 3, '--jobs', 1, 64),
     staggerSeconds: stagger,
   };
@@ -217,7 +221,7 @@ async function jobs(args: string[]): Promise<void> {
     date: new Date().toISOString(),
     command: commandLine('jobs', args),
     machine: machine(),
-    options: { ...options, redis: undefined },
+    options: reportedOptions(options),
     ...outcome,
   };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
@@ -338,8 +342,7 @@ async function soak(args: string[]): Promise<void> {
     'job-seconds': { type: 'string' },
     rate: { type: 'string' },
     'large-fraction': { type: 'string' },
-    controller: { type: 'string' },
-    console: { type: 'string' },
+    ...EXISTING_CLUSTER_FLAGS,
   });
   const positive = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
     if (text === undefined) return fallback;
@@ -347,9 +350,7 @@ async function soak(args: string[]): Promise<void> {
     if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
-  if ((values.controller === undefined) !== (values.console === undefined)) throw new SatchelError('BAD_REQUEST', '--controller and --console go together (the console lists the servers to watch)');
-  if (values.controller !== undefined && !/^[^\s:]+:\d+$/.test(values.controller)) throw new SatchelError('BAD_REQUEST', `--controller: expected HOST:PORT, got ${JSON.stringify(values.controller)}`);
-  if (values.console !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(values.console)) throw new SatchelError('BAD_REQUEST', `--console: expected http://HOST:PORT, got ${JSON.stringify(values.console)}`);
+  const cluster = await existingCluster(values, { console: true, why: 'the console lists the servers to watch' });
   const jobSeconds = positive(values['job-seconds'], 10, '--job-seconds', 0.5, 3600);
   const options = {
     minutes: positive(values.minutes, 10, '--minutes', 0.01, 10_000),
@@ -363,8 +364,7 @@ async function soak(args: string[]): Promise<void> {
     largeFraction: positive(values['large-fraction'], 0.02, '--large-fraction', 0, 0.25),
     keysPerLane: 32,
     jobCapacity: 32 * 1024 * 1024,
-    controller: values.controller,
-    console: values.console?.replace(/\/$/, ''),
+    cluster,
   };
   const status = (line: string) => process.stderr.write(`bench soak: ${line}\n`);
   let printedHeader = false;
@@ -377,7 +377,7 @@ async function soak(args: string[]): Promise<void> {
     },
     status,
   );
-  const full = { benchmark: 'soak', date: new Date().toISOString(), command: commandLine('soak', args), machine: machine(), options, ...report };
+  const full = { benchmark: 'soak', date: new Date().toISOString(), command: commandLine('soak', args), machine: machine(), options: reportedOptions(options), ...report };
   if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
   process.stdout.write(soakSummaryText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
@@ -450,8 +450,15 @@ async function nemesis(args: string[]): Promise<void> {
   if (result.report.summary.anomalies > 0 || result.report.summary.malformed > 0) process.exitCode = 1;
 }
 
+/** The command as reports show it: secrets given as flags (a tenant key, a console token) left out. */
 function commandLine(name: string, args: string[]): string {
-  return ['satchel', 'bench', name, ...args].join(' ');
+  const secret = new Set(['--key', '--viewer-token']);
+  const shown = args.map((arg, i) => {
+    const eq = arg.indexOf('=');
+    if (eq > 0 && secret.has(arg.slice(0, eq))) return `${arg.slice(0, eq)}=…`;
+    return i > 0 && secret.has(args[i - 1]!) ? '…' : arg;
+  });
+  return ['satchel', 'bench', name, ...shown].join(' ');
 }
 
 function shuffleTable(rows: (ShuffleRow & { round: number })[]): string {

@@ -172,7 +172,7 @@ export async function runWaitBench(options: WaitBenchOptions): Promise<WaitRepor
   const progress = new Progress('bench wait', 20 * 2 + 4);
   const cluster = await LocalCluster.start({ dram: 1, ssd: 0, hdd: 0, dramCapacity: 256 * 1024 ** 2 });
   const redisServer = await RedisProcess.start();
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   const waiter = new WaiterProcess();
   const report: WaitReport = { notify: [], idle: [] };
   try {

@@ -38,7 +38,7 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
   const progress = new Progress('bench drain', 5);
   const capacity = Math.ceil(options.bytes * 3.5) + 256 * 1024 ** 2;
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: capacity });
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   const pool = randomBytes(4 * 1024 * 1024);
   const valueOf = (key: string) => {
     const offset = hashKey(key) % (pool.length - options.valueBytes);

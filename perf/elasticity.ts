@@ -10,6 +10,7 @@ import type { ClusterEvent } from '../controller/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { hashKey } from '../proto/index.ts';
 import { Progress } from './progress.ts';
+import { consoleJson } from './cluster-access.ts';
 import { LatencyRecorder, round } from './stats.ts';
 
 export interface ElasticityOptions {
@@ -100,7 +101,7 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
     bandwidth: { dram: options.nodeBandwidth },
     autoscale: { band: [60, 80], minNodes: { dram: 1 }, maxNodes: { dram: options.maxNodes }, scaleUpAfterMs: 2_000, scaleDownAfterMs: options.scaleDownAfterMs, cooldownMs: 3_000 },
   });
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   progress.step('cluster up');
   const api = cluster.info.console;
   const values = new ValueSource(options.valueBytes);
@@ -199,7 +200,7 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
   const samples: ElasticitySample[] = [];
   let lastOps = 0;
   const sample = async () => {
-    const nodes = (await (await fetch(`${api}/api/nodes`)).json()) as { tier: string; reserved: number; capacity: number; bandwidth: number; stats: { cpu: number; bytesInPerSec: number; bytesOutPerSec: number; used: number } | null }[];
+    const nodes = await consoleJson<{ tier: string; reserved: number; capacity: number; bandwidth: number; stats: { cpu: number; bytesInPerSec: number; bytesOutPerSec: number; used: number } | null }[]>(api, '/api/nodes', cluster.viewerToken);
     const count: Record<string, number> = {};
     const sums: Record<string, { cpu: number; network: number; capacity: number }> = {};
     let reserved = 0;
@@ -246,7 +247,7 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
     await Promise.all(lanes);
     await Promise.all(endings);
     await Promise.all(jobs.filter((j) => !j.ended).map(endJob));
-    events = (await (await fetch(`${api}/api/events`)).json()) as ClusterEvent[];
+    events = await consoleJson<ClusterEvent[]>(api, '/api/events', cluster.viewerToken);
     progress.step('every key read back');
     progress.end();
   } finally {

@@ -6,6 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { SatchelError } from '../proto/index.ts';
+import { consoleJson } from './cluster-access.ts';
 import { Progress } from './progress.ts';
 import { RECORD_BYTES } from './records.ts';
 import type { CapacitySample, JobRun, JobsReport } from './shuffle-report.ts';
@@ -20,8 +21,10 @@ export interface JobsOptions extends SortOptions {
 const SAMPLE_MS = 1000;
 
 export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'jobs' | 'samples' | 'summary'>> {
-  // The samplers read reserved and used bytes from the console: an existing cluster's must be given.
-  if (options.controller !== undefined && options.console === undefined) throw new SatchelError('BAD_REQUEST', '--controller needs --console URL (the cluster\'s console, for the samples)');
+  // The samplers read reserved and used bytes from the console: an existing cluster's must be given, with a token.
+  if (options.cluster !== undefined && (options.cluster.console === undefined || options.cluster.viewerToken === undefined)) {
+    throw new SatchelError('BAD_REQUEST', '--controller needs --console URL and --viewer-token TOKEN (the cluster\'s console, for the samples), or give --cluster-file FILE');
+  }
   const records = Math.floor(options.bytes / RECORD_BYTES);
   const functionsPerJob = 2 * (options.mappers + options.reducers);
   const kinds = options.noRedis === true ? (['satchel'] as const) : (['satchel', 'redis'] as const);
@@ -33,16 +36,15 @@ export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'j
     redisShards: options.redisShards,
     redis: options.redis,
     noRedis: options.noRedis,
-    controller: options.controller,
-    console: options.console,
+    cluster: options.cluster,
     concurrency: options.concurrency,
   });
-  progress.step(`${systems.cluster === null ? `cluster ${options.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
+  progress.step(`${systems.cluster === null ? `cluster ${options.cluster?.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
   const jobs: JobRun[] = [];
   const samples: CapacitySample[] = [];
   try {
     for (const kind of kinds) {
-      const sampler = kind === 'satchel' ? satchelSampler(systems.console!) : redisSampler(systems.redisShards);
+      const sampler = kind === 'satchel' ? satchelSampler(systems.console!.url, systems.console!.token) : redisSampler(systems.redisShards);
       const system = kind === 'satchel' ? `satchel-${options.tier}` : systems.redisName;
       const started = performance.now();
       const elapsed = () => (performance.now() - started) / 1000;
@@ -91,11 +93,11 @@ export interface Sampler {
   close(): Promise<void>;
 }
 
-/** Reserved and used bytes per tier from the controller's console (`/api/nodes`). */
-export function satchelSampler(console: string): Sampler {
+/** Reserved and used bytes per tier from the controller's console (`/api/nodes`, read with `token`: the viewer's). */
+export function satchelSampler(console: string, token: string): Sampler {
   return {
     async sample() {
-      const nodes = (await (await fetch(`${console}/api/nodes`)).json()) as { tier: string; reserved: number; stats: { used: number } | null }[];
+      const nodes = await consoleJson<{ tier: string; reserved: number; stats: { used: number } | null }[]>(console, '/api/nodes', token);
       const tiers: CapacitySample['tiers'] = {};
       for (const node of nodes) {
         const tier = (tiers[node.tier] ??= { reserved_bytes: 0, used_bytes: 0 });

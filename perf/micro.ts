@@ -81,7 +81,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
     })();
     redis = new Redis({ host, port, protocol: 2, lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
-    satchel = await Satchel.connect(cluster.controller);
+    satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
     const systems: System[] = [];
     for (const tier of options.tiers) {
       const job = await satchel.registerJob(`bench-micro-${tier}`, { ...TIER_HINTS[tier], maxValueBytes: maxSize });

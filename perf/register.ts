@@ -31,7 +31,7 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
   const progress = new Progress('bench register', options.jobs * 2 + 1);
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 2 * 1024 ** 3 });
   let redisProcess: RedisProcess | null = null;
-  const satchel = await Satchel.connect(cluster.controller);
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   try {
     let host = '127.0.0.1';
     let port = 0;

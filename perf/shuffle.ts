@@ -2,13 +2,14 @@
  * `satchel bench shuffle`: a CloudSort-style sort run as M map and R reduce functions in worker processes,
  * against a Satchel job and against Redis (one or more redis-servers, keys sharded by the client), in the same
  * run. Each sort is loaded, run, then verified (sorted, same count and checksum as the input); a sort that fails
- * verification throws `VerificationError`, it never becomes a row. With `controller` the Satchel jobs run on that
- * existing cluster (`satchel up`, where the console shows them live) instead of one started for the run; with
- * `noRedis` there is no Redis baseline.
+ * verification throws `VerificationError`, it never becomes a row. With `cluster` the Satchel jobs run on that
+ * existing cluster (`satchel up`, where the console shows them live), registered with its tenant key, instead of
+ * one started for the run; with `noRedis` there is no Redis baseline.
  */
 import { Redis } from 'ioredis';
 import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
+import type { ExistingCluster } from './cluster-access.ts';
 import { SatchelError } from '../proto/index.ts';
 import type { Tier } from '../storage-node/index.ts';
 import { FunctionPool } from './function-pool.ts';
@@ -39,17 +40,18 @@ export interface SortOptions {
   /** Functions running at once. */
   concurrency: number;
   tier: Tier;
-  /** Satchel storage nodes of that tier, in the cluster the run starts (unused with `controller`). */
+  /** Satchel storage nodes of that tier, in the cluster the run starts (unused with `cluster`). */
   nodes: number;
   redisShards: number;
   /** Existing redis servers (HOST:PORT each) instead of starting `redisShards` of them. */
   redis?: string[];
   /** Satchel only: no Redis started or used, no Redis rows. */
   noRedis?: boolean;
-  /** An existing cluster's controller (HOST:PORT) instead of a cluster started (and stopped) by the run. */
-  controller?: string;
-  /** That cluster's console URL (`bench jobs` samples `/api/nodes` from it). */
-  console?: string;
+  /**
+   * An existing cluster (its controller, tenant key, and console with its viewer token: `bench jobs` samples
+   * `/api/nodes` from it) instead of a cluster started (and stopped) by the run.
+   */
+  cluster?: ExistingCluster;
   functionBytesPerSecond: number | null;
 }
 
@@ -73,8 +75,8 @@ export class SortSystems {
   private constructor(
     /** The cluster this run started, null when it uses an existing one (which it never stops). */
     readonly cluster: LocalCluster | null,
-    /** The console of the cluster, when known. */
-    readonly console: string | null,
+    /** The console of the cluster, when known, and the token that reads it. */
+    readonly console: { url: string; token: string } | null,
     readonly satchel: Satchel,
     /** Empty with `noRedis`. */
     readonly redisShards: string[],
@@ -83,7 +85,7 @@ export class SortSystems {
   ) {}
 
   /**
-   * A cluster with `nodes` nodes of `tier` sized for `peakBytes` (or the existing one at `controller`), the
+   * A cluster with `nodes` nodes of `tier` sized for `peakBytes` (or the existing `cluster`), the
    * Redis shards (none with `noRedis`), and the function pool.
    */
   static async start(options: {
@@ -93,12 +95,11 @@ export class SortSystems {
     redisShards: number;
     redis?: string[];
     noRedis?: boolean;
-    controller?: string;
-    console?: string;
+    cluster?: ExistingCluster;
     concurrency: number;
   }): Promise<SortSystems> {
     let cluster: LocalCluster | null = null;
-    if (options.controller === undefined) {
+    if (options.cluster === undefined) {
       // Values are striped in 1 MiB blocks, so a node's capacity is all that needs sizing.
       const perNode = Math.ceil((options.peakBytes * 1.25) / options.nodes) + 256 * 1024 ** 2;
       const count = (tier: Tier) => (options.tier === tier ? options.nodes : 0);
@@ -114,14 +115,20 @@ export class SortSystems {
     const processes: RedisProcess[] = [];
     let satchel: Satchel | null = null;
     try {
-      satchel = await Satchel.connect(cluster?.controller ?? options.controller!);
+      satchel = cluster !== null ? await Satchel.connect(cluster.controller, { key: cluster.tenantKey }) : await Satchel.connect(options.cluster!.controller, { key: options.cluster!.key });
       let shards = options.noRedis === true ? [] : options.redis;
       if (shards === undefined) {
         for (let i = 0; i < options.redisShards; i++) processes.push(await RedisProcess.start());
         shards = processes.map((p) => `${p.host}:${p.port}`);
       }
-      const consoleUrl = cluster?.info.console ?? options.console ?? null;
-      return new SortSystems(cluster, consoleUrl, satchel, shards, processes, new FunctionPool(options.concurrency));
+      const existing = options.cluster;
+      const consoleAccess =
+        cluster !== null
+          ? { url: cluster.info.console, token: cluster.viewerToken }
+          : existing?.console !== undefined && existing.viewerToken !== undefined
+            ? { url: existing.console, token: existing.viewerToken }
+            : null;
+      return new SortSystems(cluster, consoleAccess, satchel, shards, processes, new FunctionPool(options.concurrency));
     } catch (error) {
       satchel?.close();
       await Promise.all(processes.map((p) => p.stop()));
@@ -355,10 +362,10 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
     redisShards: options.redisShards,
     redis: options.redis,
     noRedis: options.noRedis,
-    controller: options.controller,
+    cluster: options.cluster,
     concurrency: options.concurrency,
   });
-  progress.step(`${systems.cluster === null ? `cluster ${options.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
+  progress.step(`${systems.cluster === null ? `cluster ${options.cluster?.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
   const outcome: ShuffleOutcome = { results: [], timelines: [] };
   try {
     const spec = { seed: options.seed ?? 'satchel-shuffle', records, mappers: options.mappers, reducers: options.reducers, prefix: 'sort/', functionBytesPerSecond: options.functionBytesPerSecond };

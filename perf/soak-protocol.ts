@@ -9,6 +9,8 @@ export interface SoakWorkerConfig {
   /** Index of this process, for job names and its random stream. */
   worker: number;
   controller: string;
+  /** The tenant key its jobs are registered with. */
+  key: string;
   /** Requests in flight (each lane one at a time). */
   lanes: number;
   /** Lanes that share one job (its "functions"); the process runs lanes / lanesPerJob jobs at a time. */

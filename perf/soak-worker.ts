@@ -290,7 +290,7 @@ async function jobSlot(slot: number, lanes: number[], pacers: Pacer[]): Promise<
 
 async function start(options: SoakWorkerConfig): Promise<{ done: Promise<void> }> {
   config = options;
-  satchel = await Satchel.connect(config.controller);
+  satchel = await Satchel.connect(config.controller, { key: config.key });
   const period = config.opsPerSecond > 0 ? (config.lanes / config.opsPerSecond) * 1000 : 0;
   const slots: Promise<void>[] = [];
   for (let slot = 0, lane = 0; lane < config.lanes; slot++) {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { round } from './stats.ts';
+import { consoleJson, type ExistingCluster } from './cluster-access.ts';
 import {
   DATA_OPS,
   countOf,
@@ -47,9 +48,8 @@ export interface SoakOptions {
   largeFraction: number;
   keysPerLane: number;
   jobCapacity: number;
-  /** An existing cluster (its controller and console) instead of starting one. */
-  controller?: string;
-  console?: string;
+  /** An existing cluster (its controller, tenant key, console and viewer token) instead of starting one. */
+  cluster?: ExistingCluster;
 }
 
 export interface ServerProcess {
@@ -158,7 +158,7 @@ export interface SoakReport {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function rssOf(pid: number): Promise<number | null> {
+export async function rssOf(pid: number): Promise<number | null> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const kb = /VmRSS:\s+(\d+)/.exec(status)?.[1];
@@ -212,7 +212,7 @@ async function pidListeningOn(port: number): Promise<number | null> {
 const portOf = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
 
 /** The servers of a cluster this process started: roles from their command lines, nodes named by tier. */
-async function localProcesses(cluster: LocalCluster): Promise<ServerProcess[]> {
+export async function localProcesses(cluster: LocalCluster): Promise<ServerProcess[]> {
   const processes: ServerProcess[] = [];
   const nodes = new Map(cluster.info.nodes.map((n) => [n.pid, n]));
   const perTier = new Map<string, number>();
@@ -237,10 +237,8 @@ function byRole(processes: ServerProcess[]): ServerProcess[] {
 }
 
 /** The servers of an existing cluster, from its console; a process not running on this machine has no pid. */
-async function existingProcesses(console: string): Promise<{ controller: string; processes: ServerProcess[] }> {
-  const response = await fetch(`${console}/api/cluster`);
-  if (!response.ok) throw new SatchelError('UNAVAILABLE', `${console}/api/cluster answered ${response.status}`);
-  const cluster = (await response.json()) as { controller: string; metadata: string[]; nodes: { id: string; tier: string; address: string }[] };
+async function existingProcesses(console: string, token: string): Promise<{ controller: string; processes: ServerProcess[] }> {
+  const cluster = await consoleJson<{ controller: string; metadata: string[]; nodes: { id: string; tier: string; address: string }[] }>(console, '/api/cluster', token);
   const processes: ServerProcess[] = [{ name: 'controller', role: 'controller', pid: await pidListeningOn(portOf(cluster.controller)) }];
   for (const [i, address] of cluster.metadata.entries()) processes.push({ name: cluster.metadata.length > 1 ? `metadata-${i}` : 'metadata', role: 'metadata', pid: await pidListeningOn(portOf(address)) });
   const perTier = new Map<string, number>();
@@ -448,12 +446,17 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
   const intervals = Math.max(1, Math.ceil((options.minutes * 60) / options.intervalSeconds - 1e-9));
   let cluster: LocalCluster | null = null;
   let controller: string;
+  let key: string;
   let consoleUrl: string;
+  let consoleToken: string;
   let servers: ServerProcess[];
-  if (options.controller !== undefined) {
-    const existing = await existingProcesses(options.console!);
-    controller = options.controller;
-    consoleUrl = options.console!;
+  if (options.cluster !== undefined) {
+    if (options.cluster.console === undefined || options.cluster.viewerToken === undefined) throw new SatchelError('BAD_REQUEST', 'bench soak on an existing cluster needs its console and viewer token (--cluster-file)');
+    controller = options.cluster.controller;
+    key = options.cluster.key;
+    consoleUrl = options.cluster.console;
+    consoleToken = options.cluster.viewerToken;
+    const existing = await existingProcesses(consoleUrl, consoleToken);
     servers = existing.processes;
     const missing = servers.filter((p) => p.pid === null).map((p) => p.name);
     if (missing.length > 0) onStatus(`not on this machine (no RSS or fds for them): ${missing.join(', ')}`);
@@ -461,7 +464,9 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
     onStatus('starting a cluster: controller, metadata, one storage node per tier');
     cluster = await LocalCluster.start({ dram: 1, ssd: 1, hdd: 1 });
     controller = cluster.controller;
+    key = cluster.tenantKey;
     consoleUrl = cluster.info.console;
+    consoleToken = cluster.viewerToken;
     servers = await localProcesses(cluster);
   }
   const clients: ClientProcess[] = [];
@@ -477,6 +482,7 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
         client.start({
           worker,
           controller,
+          key,
           lanes: options.lanes,
           lanesPerJob: options.lanesPerJob,
           jobSeconds: options.jobSeconds,
@@ -527,7 +533,7 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
     }
     await sleep(2000);
     const idleAfter = await Promise.all(servers.map((p) => idleReading(p.pid)));
-    const left = await leftovers(consoleUrl);
+    const left = await leftovers(consoleUrl, consoleToken);
     return { cluster: { mode: cluster === null ? 'existing' : 'local', controller, processes: servers }, intervals: rows, wind_down: windDownRow(windDown), summary: summarize(options.processes * (options.lanes + 1), rows, windDown, servers, idleBefore, idleAfter, left) };
   } finally {
     sampler.stop();
@@ -542,10 +548,10 @@ type Leftovers = Pick<SoakSummary, 'jobs_left' | 'orphaned_jobs_on_nodes' | 'orp
  * What the run left behind, from the console: its jobs still registered, and jobs the nodes' last reports still
  * hold although the controller no longer knows them (a deregistration that did not reach the node).
  */
-async function leftovers(console: string): Promise<Leftovers> {
+async function leftovers(console: string, token: string): Promise<Leftovers> {
   try {
-    const jobs = (await (await fetch(`${console}/api/jobs`)).json()) as { id: string; name: string }[];
-    const nodes = (await (await fetch(`${console}/api/nodes`)).json()) as { stats: { jobs: Record<string, number> } | null }[];
+    const jobs = await consoleJson<{ id: string; name: string }[]>(console, '/api/jobs', token);
+    const nodes = await consoleJson<{ stats: { jobs: Record<string, number> } | null }[]>(console, '/api/nodes', token);
     const known = new Set(jobs.map((j) => j.id));
     let orphans = 0;
     let bytes = 0;

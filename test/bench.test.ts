@@ -52,14 +52,17 @@ test('bench shuffle sorts on Satchel and Redis, verifies both, and writes JSON a
   t.true((await readFile(html, 'utf8')).startsWith('<!doctype html>'));
 });
 
-test('bench shuffle --controller --no-redis sorts on an existing cluster and leaves it running', async (t) => {
+test('bench shuffle --cluster-file --no-redis sorts on an existing cluster and leaves it running', async (t) => {
   const cluster = await LocalCluster.start({ dram: 1 });
   t.teardown(() => cluster.stop());
   const dir = await tempDir(t);
   const json = join(dir, 'shuffle.json');
-  const run = await runTs(CLI, ['bench', 'shuffle', '--controller', cluster.controller, '--no-redis', '--bytes', '2MB', '--mappers', '3', '--reducers', '2', '--concurrency', '2', '--json', json], { timeoutMs: 120_000 });
+  const run = await runTs(CLI, ['bench', 'shuffle', '--cluster-file', join(cluster.stateDir, 'cluster.json'), '--no-redis', '--bytes', '2MB', '--mappers', '3', '--reducers', '2', '--concurrency', '2', '--json', json], { timeoutMs: 120_000 });
   t.is(run.code, 0, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as ShuffleReport;
+  t.deepEqual(report.options.cluster, { controller: cluster.controller, console: cluster.info.console }, 'the cluster by its addresses');
+  const text = await readFile(json, 'utf8');
+  t.false(text.includes(cluster.tenantKey) || text.includes(cluster.viewerToken), 'no key or token in the report');
   t.deepEqual(report.results.map((r) => r.system), ['satchel-dram']);
   t.true(report.results[0]!.verified);
   t.is(report.results[0]!.records, 20_000);
@@ -69,7 +72,7 @@ test('bench shuffle --controller --no-redis sorts on an existing cluster and lea
   t.notRegex(row ?? '', /×\s+true$/, 'no ratio without a Redis row');
 
   // The cluster is still up: its jobs (warm-up and the sort) were deregistered, and it takes new ones.
-  const jobs = (await (await fetch(`${cluster.info.console}/api/jobs`)).json()) as unknown[];
+  const jobs = (await (await fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as unknown[];
   t.deepEqual(jobs, []);
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
@@ -178,6 +181,16 @@ test('bench shuffle refuses bad flags with a usage error', async (t) => {
   const noConsole = await runTs(CLI, ['bench', 'jobs', '--controller', '127.0.0.1:1']);
   t.is(noConsole.code, 2);
   t.regex(noConsole.stderr, /--controller and --console go together/);
+  // An existing cluster registers jobs only with a tenant key: refused before anything starts, naming the flags.
+  const noKey = await runTs(CLI, ['bench', 'shuffle', '--controller', '127.0.0.1:1', '--no-redis']);
+  t.is(noKey.code, 2);
+  t.regex(noKey.stderr, /satchel: --controller needs a tenant key: --key KEY .*--cluster-file FILE/);
+  const noToken = await runTs(CLI, ['bench', 'jobs', '--controller', '127.0.0.1:1', '--console', 'http://127.0.0.1:2', '--key', 'k']);
+  t.is(noToken.code, 2);
+  t.regex(noToken.stderr, /--console needs a token to read it: --viewer-token TOKEN/);
+  const noFile = await runTs(CLI, ['bench', 'soak', '--cluster-file', '/nonexistent/cluster.json']);
+  t.is(noFile.code, 2);
+  t.regex(noFile.stderr, /--cluster-file: cannot read \/nonexistent\/cluster.json/);
   const sizes = await runTs(CLI, ['bench', 'jobs', '--bytes', 'lots']);
   t.is(sizes.code, 2);
   t.regex(sizes.stderr, /--bytes: not a size/);
@@ -190,7 +203,7 @@ test('the jobs samplers read reserved and used bytes per tier from the console, 
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('sampled', { latencySensitive: true, capacity: 64 * 1024 * 1024 });
   await job.put('k', Buffer.alloc(3 * 1024 * 1024));
-  const sampler = satchelSampler(cluster.info.console);
+  const sampler = satchelSampler(cluster.info.console, cluster.viewerToken);
   let tiers = await sampler.sample();
   await eventually(async () => {
     tiers = await sampler.sample();

@@ -140,11 +140,11 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
   const api = cluster.info.console;
   const admin = { authorization: `Bearer ${cluster.adminToken}` };
   const getJson = async <T>(path: string): Promise<T> => {
-    const response = await fetch(`${api}${path}`);
+    const response = await fetch(`${api}${path}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
     if (!response.ok) throw new SatchelError('UNAVAILABLE', `${path}: ${response.status}`);
     return (await response.json()) as T;
   };
-  const connect = () => retrying('connecting to the controller', () => Satchel.connect(cluster.controller, { timeoutMs: 15_000 }));
+  const connect = () => retrying('connecting to the controller', () => Satchel.connect(cluster.controller, { timeoutMs: 15_000, key: cluster.tenantKey }));
   let satchel = await connect();
   try {
     let generation = 0;

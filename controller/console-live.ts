@@ -5,8 +5,9 @@
  *
  * A page that does not keep up costs the controller a bounded amount: while its socket has not taken the last
  * write (write() returned false, no 'drain' yet) it is sent no snapshot (the next one says it all); it is
- * dropped (its socket destroyed, so what it has not read is freed) once more than `maxBacklogBytes` wait in the
- * process for it, or when it has taken nothing for `stallMs`. At most `maxStreams` pages at once.
+ * dropped (its socket destroyed, so what it has not read is freed) once more than `maxBacklogBytes` of cluster
+ * events have been queued for it meanwhile, or when it has not drained for `stallMs`. At most `maxStreams`
+ * pages at once.
  */
 import type { ServerResponse } from 'node:http';
 import type { ClusterEvent } from './events.ts';
@@ -86,8 +87,8 @@ export interface StreamLimits {
   /** Pages streamed to at once; one more is refused (503) until one closes. */
   maxStreams: number;
   /**
-   * Bytes written for a page that its socket has not taken yet (the kernel's buffers not counted): a page with
-   * more waiting when a frame is due is dropped.
+   * Bytes a page may be sent while its socket has not drained (it refused a write, its buffers in the kernel and
+   * in the process full): past this, it is dropped.
    */
   maxBacklogBytes: number;
   /** A page whose socket has not drained for this long is dropped. */
@@ -99,6 +100,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxStreams: 100, maxBacklog
 /** Why a page was dropped, and what it had left unsent. */
 export interface DroppedStream {
   reason: 'backlog' | 'stalled';
+  /** Bytes written for it that its socket had not taken. */
   backlogBytes: number;
   /** How long its socket had not drained (ms). */
   stalledMs: number;
@@ -109,6 +111,8 @@ interface Page {
   response: ServerResponse;
   /** When a write was last refused (write() returned false) and not drained since; null while it keeps up. */
   blockedSince: number | null;
+  /** Bytes written to it since then. */
+  queuedBytes: number;
 }
 
 export class LiveFeed {
@@ -160,7 +164,7 @@ export class LiveFeed {
   /** Takes over a response: headers, the recent events, a first snapshot, then updates until it closes. */
   attach(response: ServerResponse): void {
     response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const page: Page = { response, blockedSince: null };
+    const page: Page = { response, blockedSince: null, queuedBytes: 0 };
     this.pages.set(response, page);
     response.on('close', () => {
       this.pages.delete(response);
@@ -206,18 +210,26 @@ export class LiveFeed {
     }
   }
 
-  /** Queues a frame for a page, or drops the page when more than `maxBacklogBytes` already wait for it. */
+  /**
+   * Writes a frame to a page, or drops the page when more than `maxBacklogBytes` have been written to it since
+   * its socket last refused a write (and did not drain). The write that filled the socket does not count, so
+   * one large snapshot never gets a page that keeps up dropped.
+   */
   private write(page: Page, frame: string): void {
     if (page.response.destroyed) return;
-    // The backlog before this frame: one snapshot, however large, always goes to a page that keeps up.
-    if (page.response.writableLength > this.limits.maxBacklogBytes) {
-      this.drop(page, 'backlog', Date.now());
-      return;
+    if (page.blockedSince !== null) {
+      page.queuedBytes += Buffer.byteLength(frame);
+      if (page.queuedBytes > this.limits.maxBacklogBytes) {
+        this.drop(page, 'backlog', Date.now());
+        return;
+      }
     }
     if (!page.response.write(frame) && page.blockedSince === null) {
       page.blockedSince = Date.now();
+      page.queuedBytes = 0;
       page.response.once('drain', () => {
         page.blockedSince = null;
+        page.queuedBytes = 0;
       });
     }
   }

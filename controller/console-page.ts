@@ -710,6 +710,7 @@ function connect() {
   var abort = new AbortController();
   streamAbort = abort;
   setConnection('connecting…', '');
+  // readStream only returns when the token is refused; a stream that ends or fails throws.
   readStream(accessToken, abort.signal).then(function () {
     if (abort.signal.aborted) return;
     setAccessToken('');

@@ -19,7 +19,14 @@ export interface ControllerLinkOptions {
  * answers "unknown node" (it lost its state, or knows another incarnation) gets a fresh registration. Every
  * answer renews the node's lease (server.ts `renewLease`), counted from when the call was sent; reports come at
  * least three times per lease, so one lost report does not let it lapse.
+ *
+ * A job refused FULL for want of room gets a report out within REPORT_SOON_MS of its first refusal since the
+ * last report, not at the next tick: the controller grants growth only on a node's report of FULL, and the
+ * function that was refused waits for it.
  */
+/** How soon after a job's first FULL refusal (since the last report) a report goes out. */
+export const REPORT_SOON_MS = 50;
+
 export class ControllerLink {
   private readonly client: ControlClient<ControllerMethods>;
   private readonly token: string;
@@ -29,6 +36,9 @@ export class ControllerLink {
   private reporting = false;
   private server: StorageServer | null = null;
   private everyMs: number;
+  /** A report asked for sooner than the tick (a FULL refusal), debounced. */
+  private soon: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(private readonly options: ControllerLinkOptions) {
     this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, 5_000, options.tls);
@@ -54,6 +64,18 @@ export class ControllerLink {
   /** The node's server: reports describe it, and leases are granted to it (also those of registration). */
   attach(server: StorageServer): void {
     this.server = server;
+    server.onFullRefusal = () => this.reportSoon();
+  }
+
+  /** A report within REPORT_SOON_MS (one for any number of asks meanwhile), or right after one in progress. */
+  private reportSoon(): void {
+    if (this.soon !== null || this.closed) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      if (this.reporting) this.reportSoon();
+      else void this.report();
+    }, REPORT_SOON_MS);
+    this.soon.unref();
   }
 
   startReporting(): void {
@@ -74,8 +96,12 @@ export class ControllerLink {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    if (this.soon !== null) clearTimeout(this.soon);
+    this.soon = null;
+    if (this.server !== null) this.server.onFullRefusal = null;
     this.client.close();
   }
 
@@ -92,6 +118,8 @@ export class ControllerLink {
       this.lastAt = now;
       const { counters, engine } = server;
       const latency = server.metrics.takeLatency(); // 0 on the wire means "no ops this interval"
+      // From here on a job's next FULL asks for another report (this one carries the refusals counted so far).
+      server.takeFullRefused();
       const reply = await this.client.call('ReportNode', {
         nodeId: this.options.node.id,
         token: this.token,
@@ -120,14 +148,16 @@ export class ControllerLink {
 }
 
 /**
- * Every job the node serves or answers STALE for (its epoch), with the bytes it holds; and bytes of a job no
- * announcement covers (none should be: the controller then drops them).
+ * Every job the node serves or answers STALE for (its epoch), with the bytes it holds and the writes refused FULL
+ * for want of room; and bytes of a job no announcement covers (none should be: the controller then drops them).
  */
 function jobsHeld(server: StorageServer): JobUsage[] {
   const usage = server.engine.usageByJob();
   const jobs: JobUsage[] = [];
+  const full = server.fullRefusals;
   for (const [jobId, job] of server.jobs.entries()) {
-    jobs.push({ jobId, bytes: usage.get(jobId) ?? 0, epoch: job.epoch, moved: job.moved });
+    const refusals = full.get(jobId);
+    jobs.push({ jobId, bytes: usage.get(jobId) ?? 0, epoch: job.epoch, moved: job.moved, ...(refusals === undefined ? {} : { fullRefusals: refusals }) });
     usage.delete(jobId);
   }
   for (const [jobId, bytes] of usage) jobs.push({ jobId, bytes, epoch: 0, moved: false });

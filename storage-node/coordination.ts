@@ -8,6 +8,10 @@
  * (TIMEOUT); the job's placement changes under a waiter (STALE: another node may own the key now, so the
  * client asks again); the job is deregistered (NO_SUCH_JOB) or moved off this node (STALE); the client cancels
  * (CANCEL: NOT_FOUND to a waiter, OK to a watch). A closed connection drops its parked requests silently.
+ *
+ * Each is a few hundred bytes and a timer, so their number is capped per connection and per job (`admit`,
+ * before the server parks one): past either cap the request is refused with FULL, and the job's other
+ * requests, and every other job's, go on.
  */
 import { COPY_THRESHOLD, Flag, Status, WatchEvent, type StatusCode } from '../proto/index.ts';
 
@@ -35,11 +39,51 @@ interface JobParked {
   readonly watches: Set<Parked>;
 }
 
+export interface CoordinationLimits {
+  /** WAITs and WATCHes one connection may have parked at once (default 1,000). */
+  perConnection?: number;
+  /** WAITs and WATCHes one job may have parked on this node at once, over all its connections (default 10,000). */
+  perJob?: number;
+}
+
+export const DEFAULT_PARKED_PER_CONNECTION = 1_000;
+export const DEFAULT_PARKED_PER_JOB = 10_000;
+
 export class Coordination {
   /** Waiters and watches parked on this node: a write checks this before anything else. */
   active = 0;
   private readonly jobs = new Map<string, JobParked>();
   private readonly byOwner = new Map<ParkedOwner, Map<number, Parked>>();
+  /** Parked requests per job (kept apart from `jobs`, which forgets a job as soon as nothing waits on a key). */
+  private readonly perJob = new Map<string, number>();
+  readonly maxPerConnection: number;
+  readonly maxPerJob: number;
+
+  constructor(limits: CoordinationLimits = {}) {
+    this.maxPerConnection = limits.perConnection ?? DEFAULT_PARKED_PER_CONNECTION;
+    this.maxPerJob = limits.perJob ?? DEFAULT_PARKED_PER_JOB;
+  }
+
+  /**
+   * Whether `owner` may park request `id` of `jobId`: null if so (one replacing a request of the same id always
+   * may), else why not (the caller answers FULL with it).
+   */
+  admit(owner: ParkedOwner, id: number, jobId: string): string | null {
+    const mine = this.byOwner.get(owner);
+    if (mine?.has(id) === true) return null;
+    if ((mine?.size ?? 0) >= this.maxPerConnection) {
+      return `this connection has ${this.maxPerConnection} WAIT and WATCH requests parked on the node, its limit: cancel some first`;
+    }
+    if ((this.perJob.get(jobId) ?? 0) >= this.maxPerJob) {
+      return `job ${jobId} has ${this.maxPerJob} WAIT and WATCH requests parked on this node, its limit: cancel some first`;
+    }
+    return null;
+  }
+
+  /** Requests `jobId` has parked on this node. */
+  parkedOf(jobId: string): number {
+    return this.perJob.get(jobId) ?? 0;
+  }
 
   get waiters(): number {
     let n = 0;
@@ -193,6 +237,7 @@ export class Coordination {
     if (mine === undefined) this.byOwner.set(parked.owner, (mine = new Map()));
     mine.set(parked.id, parked);
     this.active++;
+    this.perJob.set(parked.jobId, (this.perJob.get(parked.jobId) ?? 0) + 1);
   }
 
   /** Takes `parked` off its owner's list and its timer (the job's lists are the caller's business). */
@@ -204,6 +249,9 @@ export class Coordination {
       mine.delete(parked.id);
       this.active--;
       if (mine.size === 0) this.byOwner.delete(parked.owner);
+      const left = (this.perJob.get(parked.jobId) ?? 1) - 1;
+      if (left > 0) this.perJob.set(parked.jobId, left);
+      else this.perJob.delete(parked.jobId);
     }
   }
 

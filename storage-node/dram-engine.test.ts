@@ -43,8 +43,9 @@ test('LIST of a job with 300,000 keys never blocks the event loop for long, and 
   for (let i = 0; i < n; i++) keys.push(Buffer.from(`part-${(i * 7919) % 997}/r${i}`).toString());
   for (const key of keys) engine.put('job', key, buf('v'), 0);
   const model = new Set(keys);
-  // The longest gap between ticks of a 1 ms timer while the first LIST makes the index. Sorting every key at
-  // once (what the engine did on every LIST after a change) blocked it for ~0.3 s here.
+  // How long the first LIST holds the event loop before it returns, and the longest gap between ticks of a 1 ms
+  // timer while it makes the index (slices of 4 ms; more on a busy machine). Sorting every key at once (what the
+  // engine did on every LIST after a change) blocked it for ~0.3 s here.
   let gap = 0;
   let last = performance.now();
   const ticker = setInterval(() => {
@@ -75,7 +76,7 @@ test('LIST of a job with 300,000 keys never blocks the event loop for long, and 
   writing = false;
   clearInterval(ticker);
   t.log(`first LIST at ${n} keys: ${syncMs.toFixed(1)} ms before it returned, longest event-loop gap ${gap.toFixed(1)} ms, ${writes} deletes and puts during it`);
-  t.true(syncMs < 50 && gap < 100, `event loop blocked for ${Math.max(syncMs, gap).toFixed(1)} ms`);
+  t.true(syncMs < 50 && gap < 250, `event loop blocked for ${Math.max(syncMs, gap).toFixed(1)} ms`);
   t.true(writes > 0, 'other requests were served while the index was made');
   t.is(first.keys.length, 100);
   const all = [...model].sort();

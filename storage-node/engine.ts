@@ -132,10 +132,17 @@ export function entryCost(key: string, valueLength: number): number {
 export function versionFor(epoch: number, seq: number, heldEpoch: number, heldSeq: number): number {
   if (seq > 0) return newerVersion(epoch, seq, heldEpoch, heldSeq) ? seq : 0;
   if (heldEpoch > epoch) return -1;
-  return heldEpoch === epoch ? heldSeq + 1 : 1;
+  if (heldEpoch < epoch) return 1;
+  // A seq is a u32 on the wire: a key whose epoch's seqs ran out (a replica may carry any seq) is written again
+  // only in a later epoch.
+  return heldSeq >= MAX_SEQ ? -1 : heldSeq + 1;
 }
 
-/** A refused write's message: the key was written under a later placement than the writer's. */
+/** The largest seq a version may have (a frame's arg). */
+export const MAX_SEQ = 0xffffffff;
+
+/** A refused write's message: the key was written under a later placement than the writer's (or its seqs ran out). */
 export function staleMessage(heldEpoch: number, epoch: number): string {
+  if (heldEpoch === epoch) return `the key's versions in epoch ${epoch} ran out (seq ${MAX_SEQ}): it takes writes again from a later epoch`;
   return `the key holds a write of epoch ${heldEpoch}, later than this request's ${epoch}: refresh the placement`;
 }

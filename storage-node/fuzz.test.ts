@@ -23,7 +23,7 @@ import { ADMIN_SUBJECT, Flag, FrameDecoder, HEADER_SIZE, Op, Status, signToken, 
 import { DiskEngine } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
-import { StorageServer } from './server.ts';
+import { PRE_AUTH_MAX_FRAMES, StorageServer } from './server.ts';
 import { encodeFrame, envCount, FrameGenerator, fuzzSeed, modelDecode, ModelEventKind, randomChunks, Rng, type ModelEvent } from '../test/helpers/fuzz.ts';
 
 const MiB = 1024 * 1024;
@@ -81,8 +81,11 @@ function expectationOf(events: readonly ModelEvent[], stream: Buffer, server: St
   let authed = false;
   let admin = false;
   let answers = 0;
+  let preAuth = 0;
   for (const e of events) {
     if (e.kind === ModelEventKind.Error) return { close: 'malformed', answers };
+    // Past PRE_AUTH_MAX_FRAMES frames without a HELLO (this one included) the node closes the connection.
+    if (!authed && ++preAuth > PRE_AUTH_MAX_FRAMES) return { close: 'refused', answers };
     if (e.kind === ModelEventKind.Oversize) {
       answers++; // TOO_LARGE, whoever asks
       continue;

@@ -27,6 +27,13 @@ export const OP_NAMES = ['put', 'get', 'delete', 'stat', 'list', 'other'] as con
 export type OpName = (typeof OP_NAMES)[number];
 export const STATUS_NAMES = ['ok', 'not_found', 'error'] as const;
 
+/**
+ * Why the node closed a client's connection on its own (server.ts): no HELLO within the deadline, too many
+ * frames answered before one, or answers piling up unread past the output limits.
+ */
+export const DISCONNECT_REASONS = ['hello_timeout', 'pre_auth_output', 'output_buffer'] as const;
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
+
 /** Index of each op in OP_NAMES: what `record` takes. */
 export const OpKind = { put: 0, get: 1, delete: 2, stat: 3, list: 4, other: 5 } as const;
 const OPS = OP_NAMES.length;
@@ -94,6 +101,8 @@ export interface NodeGaugeSource {
   /** WAIT requests parked until their key appears, and WATCHes open (coordination.ts). */
   waiters(): number;
   watches(): number;
+  /** Bytes of request bodies received and not yet stored or refused (a disk engine's writes in flight). */
+  inflightBodyBytes?(): number;
 }
 
 export interface NodeMetricsOptions {
@@ -121,6 +130,8 @@ export class NodeMetrics {
   /** Service times since the last takeLatency (data ops only). */
   private readonly interval = new Float64Array(FINE_SLOTS);
   private intervalCount = 0;
+  /** Connections the node closed, by DISCONNECT_REASONS index. */
+  private readonly disconnects = new Float64Array(DISCONNECT_REASONS.length);
   /** What the gauges read (the server sets it). */
   gauges: NodeGaugeSource | undefined;
   private registryInstance: Promise<Registry> | null = null;
@@ -207,6 +218,15 @@ export class NodeMetrics {
 
   bytesOut(n: number): void {
     this.bytes[1]! += n;
+  }
+
+  /** The node closed a client's connection for `reason`. */
+  disconnected(reason: DisconnectReason): void {
+    this.disconnects[DISCONNECT_REASONS.indexOf(reason)]!++;
+  }
+
+  disconnectedCount(reason: DisconnectReason): number {
+    return this.disconnects[DISCONNECT_REASONS.indexOf(reason)]!;
   }
 
   /** Value bytes received in PUTs (in) or sent in GET answers (out) so far. */
@@ -306,6 +326,16 @@ function buildRegistry(prom: PromClient, metrics: NodeMetrics): Registry {
       this.inc({ direction: 'out', tier }, metrics.valueBytes('out'));
     },
   });
+  new Counter({
+    name: 'satchel_node_clients_disconnected_total',
+    help: 'Connections the node closed on its own: no HELLO in time (hello_timeout), too many frames before one (pre_auth_output), answers unread past the output limits (output_buffer)',
+    labelNames: ['reason', 'tier'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of DISCONNECT_REASONS) this.inc({ reason, tier }, metrics.disconnectedCount(reason));
+    },
+  });
 
   /**
    * prom-client has no way to set a histogram's buckets, so this one answers `get` (and `getForPromString`,
@@ -350,5 +380,6 @@ function buildRegistry(prom: PromClient, metrics: NodeMetrics): Registry {
   gauge('satchel_node_connections', 'Open client and admin connections', (g) => g.connections());
   gauge('satchel_node_waiters', 'WAIT requests parked until their key appears', (g) => g.waiters());
   gauge('satchel_node_watches', 'WATCH requests open', (g) => g.watches());
+  gauge('satchel_node_inflight_body_bytes', 'Bytes of request bodies received and not yet stored (writes in flight to a disk engine)', (g) => g.inflightBodyBytes?.() ?? 0);
   return registry;
 }

@@ -20,13 +20,14 @@ import {
   verifyToken,
   type FrameView,
   type StatusCode,
+  type TokenScope,
 } from '../proto/index.ts';
 import { Coordination, type ParkedOwner } from './coordination.ts';
 import { JobLimits } from './job-limits.ts';
 import { JobTable } from './job-table.ts';
 import { RecentIncrements, type Increment } from './recent-increments.ts';
 import type { DeleteOutcome, ListPage, MaybePromise, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
-import { NodeMetrics, opKindOf } from './metrics.ts';
+import { NodeMetrics, opKindOf, type DisconnectReason } from './metrics.ts';
 import { ValuePool } from './value-pool.ts';
 
 export interface StorageServerOptions {
@@ -54,6 +55,39 @@ export interface StorageServerOptions {
    * (job-table.ts). False (the default for a bare server: unit tests, tools): any job with a valid token.
    */
   announcedJobsOnly?: boolean;
+  /**
+   * A connection that has not completed a HELLO this long after it opened is closed (default and at most
+   * 10,000 ms). Before its HELLO a connection gets at most PRE_AUTH_MAX_FRAMES frames answered.
+   */
+  helloTimeoutMs?: number;
+  /**
+   * Output limits per connection, as Redis's client-output-buffer-limit for pub/sub: a connection whose unsent
+   * events and woken WAITs (what the node pushes to it unasked) pass `maxOutputBytes` (default 8 MiB), or stay
+   * above `softOutputBytes` (default 2 MiB) for `softOutputMs` (default 10 s), is closed when the node next
+   * pushes to it. Answers to its own requests do not count: `maxPendingResponseBytes` holds them back already
+   * (the node stops reading from it).
+   */
+  maxOutputBytes?: number;
+  softOutputBytes?: number;
+  softOutputMs?: number;
+  /** WAITs and WATCHes one connection may have parked (default 1,000); past it they get FULL. */
+  maxParkedPerConnection?: number;
+  /** WAITs and WATCHes one job may have parked on this node (default 10,000); past it they get FULL. */
+  maxParkedPerJob?: number;
+  /**
+   * Bytes of request bodies the node holds received but not yet stored (an async engine's writes in flight),
+   * over every connection (default 128 MiB): past it the node stops reading job connections until half of it
+   * is written. The DRAM engine stores a body as it arrives, so it never gets near.
+   */
+  maxInflightBodyBytes?: number;
+  /**
+   * Whether a job's data token (v2, what tickets carry) may write copies (Flag.COPY on PUT and INCR): the
+   * client does, bringing a counter forward from an older placement generation and handing an increment to a
+   * counter's other copies (client/job.ts `bringForward`, `tellIncrement`). Default true. False: only the
+   * controller's own tokens (internal scope) may. LIST of internal keys and DELETE of a copy are theirs only,
+   * whatever this says.
+   */
+  dataTokenCopies?: boolean;
 }
 
 export interface StorageCounters {
@@ -69,6 +103,20 @@ const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How often the value pool lets go of buffers that sat unused (it keeps what the period drew on). */
 const POOL_TRIM_MS = 5_000;
 const DEFAULT_MAX_PENDING = 8 * 1024 * 1024;
+/** The HELLO deadline's default, and the most it may be set to. */
+export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Frames a connection may send before a successful HELLO (PINGs, a refused oversize frame, the HELLO itself);
+ * the next one closes it. Each answer is a header and a short message, so a stranger makes the node write at
+ * most ~2 KiB. The client sends its HELLO first and no PING before it.
+ */
+export const PRE_AUTH_MAX_FRAMES = 16;
+const DEFAULT_MAX_OUTPUT = 8 * 1024 * 1024;
+const DEFAULT_SOFT_OUTPUT = 2 * 1024 * 1024;
+const DEFAULT_SOFT_OUTPUT_MS = 10_000;
+const DEFAULT_MAX_INFLIGHT_BODIES = 128 * 1024 * 1024;
+/** A connection the node ended (after a refusal) that its peer keeps open is destroyed after this long. */
+const CLOSE_GRACE_MS = 5_000;
 const MAX_LIST_PAGE = 1000;
 const DEFAULT_LIST_PAGE = 100;
 
@@ -105,14 +153,46 @@ export class StorageServer {
   readonly metrics: NodeMetrics;
   /** INCRs applied lately, by their tokens: a retried increment is not added twice (recent-increments.ts). */
   readonly increments = new RecentIncrements();
-  /** WAIT and WATCH requests parked until a key appears or changes (coordination.ts). */
-  readonly coordination = new Coordination();
+  /** WAIT and WATCH requests parked until a key appears or changes, within their caps (coordination.ts). */
+  readonly coordination: Coordination;
 
   /** Per-job limits: connections, and a stop on growth for a job over its byte quota (job-limits.ts). */
   readonly limits: JobLimits;
 
+  readonly helloTimeoutMs: number;
+  readonly maxOutputBytes: number;
+  readonly softOutputBytes: number;
+  readonly softOutputMs: number;
+  readonly maxInflightBodyBytes: number;
+  /** Request bodies received and not yet stored (async engines): past the budget, job connections are not read. */
+  inflightBodyBytes = 0;
+  /** Over the body budget: job connections pause at their next read, until half of it is written. */
+  readsHeld = false;
+  /** Sessions paused for the body budget, resumed when it drops. */
+  private readonly heldSessions = new Set<Session>();
+
+  /**
+   * Writes refused FULL for want of room (the engine's capacity; not a job's quota), per job since the node
+   * started: each report to the controller carries them (JobUsage.fullRefusals), and the controller grants a job
+   * growth only once a node reported it FULL.
+   */
+  readonly fullRefusals = new Map<string, number>();
+  /** Jobs refused FULL since the last report (`takeFullRefused`): the first of each asks for a report soon. */
+  private fullSinceReport = new Set<string>();
+  /** Called when a job is first refused FULL since the last report (the controller link reports soon). */
+  onFullRefusal: (() => void) | null = null;
+
   constructor(readonly options: StorageServerOptions) {
     this.limits = new JobLimits(options.maxConnectionsPerJob ?? 1024);
+    this.coordination = new Coordination({ perConnection: options.maxParkedPerConnection, perJob: options.maxParkedPerJob });
+    this.helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+    if (!(this.helloTimeoutMs > 0 && this.helloTimeoutMs <= DEFAULT_HELLO_TIMEOUT_MS)) {
+      throw new SatchelError('BAD_REQUEST', `helloTimeoutMs must be more than 0 and at most ${DEFAULT_HELLO_TIMEOUT_MS} ms`);
+    }
+    this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    this.softOutputBytes = options.softOutputBytes ?? DEFAULT_SOFT_OUTPUT;
+    this.softOutputMs = options.softOutputMs ?? DEFAULT_SOFT_OUTPUT_MS;
+    this.maxInflightBodyBytes = options.maxInflightBodyBytes ?? DEFAULT_MAX_INFLIGHT_BODIES;
     this.jobs = new JobTable(options.announcedJobsOnly !== true);
     this.metrics = new NodeMetrics({
       node: options.id,
@@ -128,6 +208,7 @@ export class StorageServer {
         connections: () => this.counters.connections,
         waiters: () => this.coordination.waiters,
         watches: () => this.coordination.watches,
+        inflightBodyBytes: () => this.inflightBodyBytes,
       },
     });
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
@@ -184,7 +265,10 @@ export class StorageServer {
   dropJob(jobId: string, moved = false, tokensExpireBy = Infinity): MaybePromise<number> {
     if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.jobs.get(jobId)?.epoch ?? 0);
     if (moved) this.jobs.moved(jobId);
-    else this.jobs.drop(jobId, tokensExpireBy);
+    else {
+      this.jobs.drop(jobId, tokensExpireBy);
+      this.fullRefusals.delete(jobId);
+    }
     return this.engine.dropJob(jobId, this.retire);
   }
 
@@ -237,12 +321,54 @@ export class StorageServer {
     }
   }
 
+  /** An engine refused a write of `jobId` FULL for want of room. */
+  fullRefused(jobId: string): void {
+    this.fullRefusals.set(jobId, (this.fullRefusals.get(jobId) ?? 0) + 1);
+    if (this.fullSinceReport.has(jobId)) return;
+    this.fullSinceReport.add(jobId);
+    this.onFullRefusal?.();
+  }
+
+  /** A report is being made: the next FULL of each job asks for another one soon. */
+  takeFullRefused(): ReadonlySet<string> {
+    const since = this.fullSinceReport;
+    this.fullSinceReport = new Set();
+    return since;
+  }
+
+  /** `bytes` of a request body wait for an async engine's write (`result`): counted against the body budget. */
+  bodyInFlight(result: Promise<unknown>, bytes: number): void {
+    this.inflightBodyBytes += bytes;
+    if (!this.readsHeld && this.inflightBodyBytes > this.maxInflightBodyBytes) {
+      this.readsHeld = true;
+      this.options.logger.warn({ inflightBodyBytes: this.inflightBodyBytes, limit: this.maxInflightBodyBytes }, 'request bodies in flight over budget: job connections not read until half is written');
+    }
+    const done = () => {
+      this.inflightBodyBytes -= bytes;
+      if (this.readsHeld && this.inflightBodyBytes <= this.maxInflightBodyBytes / 2) this.releaseReads();
+    };
+    result.then(done, done);
+  }
+
+  /** A session paused itself for the body budget (at its first read past it). */
+  held(session: Session): void {
+    this.heldSessions.add(session);
+  }
+
+  private releaseReads(): void {
+    this.readsHeld = false;
+    const held = [...this.heldSessions];
+    this.heldSessions.clear();
+    for (const session of held) session.unhold();
+  }
+
   private accept(socket: net.Socket): void {
     const session = new Session(this, socket);
     this.sessions.add(session);
     this.counters.connections++;
     socket.on('close', () => {
       this.sessions.delete(session);
+      this.heldSessions.delete(session);
       if (this.coordination.active > 0) this.coordination.ownerClosed(session);
       session.released();
       this.counters.connections--;
@@ -260,9 +386,35 @@ class Session implements ParkedOwner {
   /** When the HELLO's token expires (ms since 1970; Infinity: never): from then on every request is refused. */
   private expiresAt = Infinity;
   private admin = false;
+  /** What the HELLO's token opens (proto/token.ts); null before a HELLO succeeded. */
+  private scope: TokenScope | null = null;
   private closing = false;
+  /** The node ended the connection (after `closing`): it is destroyed if the peer does not close it in time. */
+  private ended = false;
+  /** Not read: its answers back up (`maxPendingResponseBytes`). */
   private paused = false;
+  /** Not read: request bodies over the node's budget (`StorageServer.bodyInFlight`). */
+  private held = false;
   private flushScheduled = false;
+  /** Closes the connection unless a HELLO succeeds first; then, once the node ended it, unless the peer closes. */
+  private timer: NodeJS.Timeout | null;
+  /** Frames received before a HELLO succeeded (at most PRE_AUTH_MAX_FRAMES are answered). */
+  private preAuthFrames = 0;
+  /**
+   * Output pushed unasked (events, woken WAITs) and not yet written, for the output limits. `written` counts every
+   * byte handed to the writer; what the socket has written is `written` less what it and the writer still hold.
+   * `pushEnds`/`pushBytes` (from `pushHead` on) are runs of pushed frames, each ending at a position of `written`
+   * (consecutive pushes share a run), `pushQueued` their total; runs wholly written are dropped as they are
+   * passed. Answers to the connection's own requests are not counted: they are bounded by no longer reading from
+   * it (`flush`).
+   */
+  private written = 0;
+  private readonly pushEnds: number[] = [];
+  private readonly pushBytes: number[] = [];
+  private pushHead = 0;
+  private pushQueued = 0;
+  /** Since when (ms since 1970) unsent output has been over the soft limit; 0: it is not. */
+  private overSoftSince = 0;
   /**
    * The op being answered (metrics.ts OpKind; -1: none): `respond` records it, timed (or sampled) on the
    * metrics' clock (metrics.ts `NodeMetrics.clock`).
@@ -279,7 +431,7 @@ class Session implements ParkedOwner {
       maxBody: MAX_KEY_BYTES,
       onFrame: (frame) => this.onFrame(frame),
       onOversize: (frame) => {
-        if (this.closing) return;
+        if (this.closing || this.preAuthOver()) return;
         this.opKind = opKindOf(frame.code);
         this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`);
         this.opKind = -1;
@@ -287,20 +439,108 @@ class Session implements ParkedOwner {
       onError: (error) => this.protocolError(error),
       allocate: (size) => server.pool.allocate(size),
     });
+    this.timer = setTimeout(this.helloDeadline, server.helloTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
       server.checkLease();
       server.metrics.markFree();
       this.decoder.push(chunk);
       this.scheduleFlush();
+      // Over the node's budget for bodies in flight, a job connection stops being read after this chunk.
+      if (server.readsHeld && !this.held && this.jobId !== null) {
+        this.held = true;
+        server.held(this);
+        socket.pause();
+      }
     });
     socket.on('drain', () => {
       if (this.paused) {
         this.paused = false;
-        socket.resume();
+        if (!this.held) socket.resume();
       }
     });
     socket.on('error', (error) => server.options.logger.debug({ err: error }, 'connection error'));
+  }
+
+  /** The body budget has room again (the server forgot this session when it called). */
+  unhold(): void {
+    this.held = false;
+    if (!this.paused && !this.socket.destroyed) this.socket.resume();
+  }
+
+  private readonly helloDeadline = () => {
+    this.timer = null;
+    if (this.jobId !== null || this.admin) return;
+    this.disconnect('hello_timeout', `no HELLO within ${this.server.helloTimeoutMs} ms`, 'debug');
+  };
+
+  /** Before a successful HELLO: counts a frame, and closes the connection once past PRE_AUTH_MAX_FRAMES. */
+  private preAuthOver(): boolean {
+    if (this.jobId !== null || this.admin || ++this.preAuthFrames <= PRE_AUTH_MAX_FRAMES) return false;
+    // The answers given so far go out, then the connection ends (`flush`); nothing more is read from it.
+    this.closing = true;
+    this.server.metrics.disconnected('pre_auth_output');
+    this.server.options.logger.debug({ remote: this.socket.remoteAddress, reason: 'pre_auth_output' }, `closing connection: more than ${PRE_AUTH_MAX_FRAMES} frames before a HELLO`);
+    this.flush();
+    return true;
+  }
+
+  /**
+   * Closes the connection now (what is queued for it is dropped), for `reason`: logged, and counted in the
+   * node's metrics (`satchel_node_clients_disconnected_total`).
+   */
+  private disconnect(reason: DisconnectReason, why: string, level: 'debug' | 'warn', details: Record<string, unknown> = {}): void {
+    if (this.socket.destroyed) return;
+    this.closing = true;
+    this.server.metrics.disconnected(reason);
+    this.server.options.logger[level]({ remote: this.socket.remoteAddress, job: this.jobId, reason, ...details }, `closing connection: ${why}`);
+    this.socket.destroy();
+  }
+
+  /** Bytes pushed unasked (events, woken WAITs) that the socket has not written yet. */
+  private unsentPushed(): number {
+    const sent = this.written - this.socket.writableLength - this.writer.pendingBytes;
+    const ends = this.pushEnds;
+    let head = this.pushHead;
+    while (head < ends.length && ends[head]! <= sent) this.pushQueued -= this.pushBytes[head++]!;
+    if (head === ends.length) {
+      ends.length = 0;
+      this.pushBytes.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > ends.length) {
+      ends.splice(0, head);
+      this.pushBytes.splice(0, head);
+      head = 0;
+    }
+    this.pushHead = head;
+    if (head === ends.length) return 0;
+    // The oldest run may be partly written.
+    const partly = sent - (ends[head]! - this.pushBytes[head]!);
+    return this.pushQueued - (partly > 0 ? partly : 0);
+  }
+
+  /**
+   * After an answer nobody asked for just now (an event, a woken WAIT): a connection that does not read them
+   * is closed once what was pushed to it and is still unsent passes the hard limit, or has stayed over the soft
+   * one too long. Answers to its own requests are bounded by no longer reading from it (`flush`), but events
+   * for it keep coming.
+   */
+  private checkOutput(): void {
+    const unsent = this.unsentPushed();
+    const server = this.server;
+    if (unsent <= server.softOutputBytes) {
+      this.overSoftSince = 0;
+      return;
+    }
+    if (unsent > server.maxOutputBytes) {
+      this.disconnect('output_buffer', `${unsent} bytes of events unread, over the limit of ${server.maxOutputBytes}`, 'warn', { unsent, limit: server.maxOutputBytes });
+      return;
+    }
+    const now = Date.now();
+    if (this.overSoftSince === 0) this.overSoftSince = now;
+    else if (now - this.overSoftSince > server.softOutputMs) {
+      this.disconnect('output_buffer', `events unread, over ${server.softOutputBytes} bytes for ${server.softOutputMs} ms`, 'warn', { unsent, limit: server.softOutputBytes });
+    }
   }
 
   /**
@@ -324,7 +564,15 @@ class Session implements ParkedOwner {
     // Even with nothing left to flush: the writer may have sent the closing answer by itself (it flushes once
     // 256 KiB are queued), and the connection must still end.
     if (this.closing) {
+      if (this.ended) return;
+      this.ended = true;
       this.socket.end();
+      // Nothing more is read from it; a peer that keeps its side open (one that never reads, say) does not keep
+      // the socket.
+      this.socket.pause();
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+      this.timer.unref();
       return;
     }
     // Backpressure: a client that does not read its answers stops being read, so it cannot grow our memory.
@@ -352,6 +600,7 @@ class Session implements ParkedOwner {
   private respond(status: StatusCode, flags: number, id: number, epoch: number, arg: number, body: Uint8Array | null, sent?: () => void): void {
     // Counted here, not at flush: the writer also flushes by itself once enough is queued.
     this.server.counters.bytesOut += HEADER_SIZE + (body === null ? 0 : body.length);
+    this.written += HEADER_SIZE + (body === null ? 0 : body.length);
     this.writer.frame(status, flags, id, epoch, arg, '', body, sent);
     if (this.opKind >= 0) {
       this.server.metrics.record(this.opKind, status);
@@ -363,14 +612,29 @@ class Session implements ParkedOwner {
   released(): void {
     if (this.admitted !== null) this.server.limits.release(this.admitted);
     this.admitted = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   /** An answer to a parked WAIT or WATCH (coordination.ts), outside the request being handled. */
   push(status: StatusCode, flags: number, id: number, epoch: number, arg: number, key: string, body: Uint8Array | null): void {
     if (this.socket.destroyed || this.closing) return;
-    this.server.counters.bytesOut += HEADER_SIZE + key.length + (body === null ? 0 : body.length);
+    const bytes = HEADER_SIZE + (key.length === 0 ? 0 : Buffer.byteLength(key)) + (body === null ? 0 : body.length);
+    this.server.counters.bytesOut += bytes;
+    // One run for pushes back to back (no answer written between them).
+    const runs = this.pushEnds.length;
+    if (runs > this.pushHead && this.pushEnds[runs - 1] === this.written) {
+      this.pushEnds[runs - 1]! += bytes;
+      this.pushBytes[runs - 1]! += bytes;
+    } else {
+      this.pushEnds.push(this.written + bytes);
+      this.pushBytes.push(bytes);
+    }
+    this.written += bytes;
+    this.pushQueued += bytes;
     this.writer.frame(status, flags, id, epoch, arg, key, body);
     this.scheduleFlush();
+    this.checkOutput();
   }
 
   private fail(id: number, epoch: number, code: SatchelError['code'], message: string): void {
@@ -379,7 +643,7 @@ class Session implements ParkedOwner {
 
   /** The node's service time runs from here to the answer being queued (`respond`). */
   private onFrame(f: FrameView): void {
-    if (this.closing) return;
+    if (this.closing || this.preAuthOver()) return;
     this.opKind = opKindOf(f.code);
     this.server.metrics.beginOp();
     this.handle(f);
@@ -412,6 +676,12 @@ class Session implements ParkedOwner {
     if (this.admin) return this.adminOp(f, key);
     // A job's token opens that job's data and nothing else (checked before the epoch: no STALE to learn from).
     if (op === Op.DROP_JOB || op === Op.ANNOUNCE || op === Op.LIMIT_JOB) return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
+    // Internal keys and copies are the controller's (its tokens are internal scope). A copy's version is taken as
+    // it comes; a data token may write one only as the client does (PUT and INCR, `dataTokenCopies`).
+    if ((f.flags & (Flag.COPY | Flag.INTERNAL_KEYS)) !== 0 && this.scope !== 'internal') {
+      const clientCopy = (f.flags & Flag.INTERNAL_KEYS) === 0 && (op === Op.PUT || op === Op.INCR) && this.server.options.dataTokenCopies !== false;
+      if (!clientCopy) return this.fail(id, epoch, 'UNAUTHORIZED', `${(f.flags & Flag.INTERNAL_KEYS) !== 0 ? 'internal keys' : 'copies'} need the controller's token, not a job's data token`);
+    }
     // One clock read per request, only for tokens that expire (the controller's do).
     if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) return this.fail(id, epoch, 'UNAUTHORIZED', 'token expired');
     const jobId = this.jobId!;
@@ -424,6 +694,14 @@ class Session implements ParkedOwner {
     if (job === undefined) return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`);
     // A copy's epoch is its version's, not a placement (Flag.COPY): the controller orders its own changes.
     if (job.moved || (epoch < job.epoch && (f.flags & Flag.COPY) === 0)) return this.respond(Status.STALE, 0, id, job.epoch, job.epoch, null);
+    // Only the controller raises a job's epoch. A frame ahead of the announced one would store its write at that
+    // epoch, and every write of the job at its real epoch would then be STALE on the key: refused, and the
+    // client asks again (the controller announces an epoch to every node before any client learns of it). A
+    // copy's version is never above the epoch the controller announced. The controller's own reads are served:
+    // a restoration reads the keys of a node declared lost (never told the new epoch) at the new placement's.
+    if (epoch > job.epoch && this.server.options.announcedJobsOnly === true && !(this.scope === 'internal' && (op === Op.GET || op === Op.STAT || op === Op.LIST))) {
+      return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} has not been told of placement epoch ${epoch} yet (job ${jobId} is at ${job.epoch} here)`);
+    }
     // Copies (COPY, VERSION, INTERNAL_KEYS: the controller's restorations and migrations, a counter's replicas)
     // carry versions and land only over older ones: safe without the lease, and they must not wait for it.
     if (job.replicated && this.server.leaseLapsed && (f.flags & (Flag.COPY | Flag.VERSION | Flag.INTERNAL_KEYS)) === 0) {
@@ -456,7 +734,10 @@ class Session implements ParkedOwner {
         // A replica or copy carries its version's seq (≥ 1); 0 asks this node to order the write.
         const seq = (f.flags & (Flag.REPLICA | Flag.COPY)) === 0 ? 0 : f.arg;
         if (seq === 0 && (f.flags & (Flag.REPLICA | Flag.COPY)) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica or copy carries its version (seq ≥ 1) in arg');
-        return this.settle(engine.put(jobId, key, value, flags, epoch, seq), id, epoch, (outcome: PutOutcome) => {
+        const result = engine.put(jobId, key, value, flags, epoch, seq);
+        // A body an async engine is still writing counts against the node's budget (`maxInflightBodyBytes`).
+        if (isPromise(result)) this.server.bodyInFlight(result, value.length);
+        return this.settle(result, id, epoch, (outcome: PutOutcome) => {
           if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
           if (outcome.skipped === true) {
             this.server.pool.release(value);
@@ -507,6 +788,8 @@ class Session implements ParkedOwner {
       }
       case Op.WAIT: {
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
+        const refusal = coordination.admit(this, id, jobId);
+        if (refusal !== null) return this.fail(id, epoch, 'FULL', refusal);
         // Parked first, then looked up: a PUT that lands while a disk engine reads still wakes it.
         coordination.wait(this, id, jobId, key, epoch, f.arg === 0 ? DEFAULT_WAIT_MS : Math.min(f.arg, MAX_WAIT_MS));
         const lookup = engine.get(jobId, key);
@@ -519,8 +802,11 @@ class Session implements ParkedOwner {
           coordination.settleWait(this, id, entry.value, entry.flags);
         });
       }
-      case Op.WATCH:
+      case Op.WATCH: {
+        const refusal = coordination.admit(this, id, jobId);
+        if (refusal !== null) return this.fail(id, epoch, 'FULL', refusal);
         return coordination.watch(this, id, jobId, key, epoch);
+      }
       case Op.INCR:
         return this.incr(f, jobId, key);
       case Op.LIST: {
@@ -620,6 +906,8 @@ class Session implements ParkedOwner {
    * refreshes) with the node's epoch for the job, or the refusal's own code.
    */
   private refused(id: number, epoch: number, jobId: string, reason: 'FULL' | 'BAD_REQUEST' | 'STALE', message: string): void {
+    // FULL here is the engine's: no room on the node (a job over its quota is refused before the engine).
+    if (reason === 'FULL') this.server.fullRefused(jobId);
     if (reason !== 'STALE') return this.fail(id, epoch, reason, message);
     const known = Math.max(epoch, this.server.jobs.get(jobId)?.epoch ?? 0);
     this.respond(Status.STALE, 0, id, known, known, Buffer.from(message));
@@ -682,6 +970,12 @@ class Session implements ParkedOwner {
       this.closing = true;
       return;
     }
+    // The console's read-only token opens nothing on a node.
+    if (subject.scope === 'viewer') {
+      this.fail(id, 0, 'UNAUTHORIZED', 'a viewer token opens the console only');
+      this.closing = true;
+      return;
+    }
     if (!subject.admin && this.server.jobs.dropped.has(subject.jobId)) {
       this.fail(id, 0, 'NO_SUCH_JOB', `job ${subject.jobId} was deregistered`);
       this.closing = true;
@@ -696,7 +990,10 @@ class Session implements ParkedOwner {
       this.admitted = subject.jobId;
     }
     this.admin = subject.admin;
+    this.scope = subject.scope;
     this.expiresAt = subject.expiresAt;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     this.decoder.limit(this.server.maxValueBytes + MAX_KEY_BYTES);
     this.jobId = subject.admin ? null : subject.jobId;
     const epoch = subject.admin ? 0 : (this.server.jobs.get(subject.jobId)?.epoch ?? 0);

@@ -356,3 +356,15 @@ test('request bodies in flight to a slow engine stay within the node budget: job
   t.is(server.inflightBodyBytes, 0);
   t.false(server.readsHeld);
 });
+
+test('startStorageNode hands the limits to its server', async (t) => {
+  const node = await startStorageNode({ tier: 'dram', capacity: MiB, secret, logger, host: '127.0.0.1', helloTimeoutMs: 300, maxParkedPerConnection: 1 });
+  t.teardown(() => node.close());
+  const idle = await rawConnect(t, node.address);
+  t.true(await closedWithin(idle, 3_000), 'closed at the deadline');
+  const raw = await rawConnect(t, node.address);
+  raw.send(Op.HELLO, 0, dataToken('job-n'));
+  raw.send(Op.WAIT, 1, 'a', null, { arg: 60_000 });
+  raw.send(Op.WAIT, 2, 'b', null, { arg: 60_000 });
+  t.is((await raw.reply(2))?.code, Status.FULL);
+});

@@ -7,11 +7,17 @@ import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { HeapTrimmer } from './heap-trim.ts';
 import { IdleCollector } from './idle-gc.ts';
-import { StorageServer } from './server.ts';
+import { StorageServer, type StorageServerOptions } from './server.ts';
 
 export type Tier = 'dram' | 'ssd' | 'hdd';
 
-export interface StorageNodeOptions {
+/** The limits a node holds against hostile or broken clients (server.ts, README "Limits"); defaults there. */
+export type NodeLimits = Pick<
+  StorageServerOptions,
+  'helloTimeoutMs' | 'maxOutputBytes' | 'softOutputBytes' | 'softOutputMs' | 'maxParkedPerConnection' | 'maxParkedPerJob' | 'maxInflightBodyBytes' | 'dataTokenCopies'
+>;
+
+export interface StorageNodeOptions extends NodeLimits {
   tier: Tier;
   /** Bytes the node may hold. */
   capacity: number;
@@ -72,6 +78,14 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     maxValueBytes: options.maxValueBytes,
     tls: options.tls,
     maxConnectionsPerJob: options.maxConnectionsPerJob,
+    helloTimeoutMs: options.helloTimeoutMs,
+    maxOutputBytes: options.maxOutputBytes,
+    softOutputBytes: options.softOutputBytes,
+    softOutputMs: options.softOutputMs,
+    maxParkedPerConnection: options.maxParkedPerConnection,
+    maxParkedPerJob: options.maxParkedPerJob,
+    maxInflightBodyBytes: options.maxInflightBodyBytes,
+    dataTokenCopies: options.dataTokenCopies,
   });
   // Receive buffers of large PUTs go back to the server's pool once written to disk; reads of large values
   // borrow from it until sent.

@@ -97,7 +97,7 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
   const address = await controller.listen(options.port, options.host).catch((error: unknown) => {
     throw PortInUseError.from(error, [[options.port, 'controller']]);
   });
-  const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT), viewerToken: signToken(options.secret, VIEWER_SUBJECT) });
+  const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT), viewerToken: signToken(options.secret, VIEWER_SUBJECT), logger: options.logger });
   await app.listen({ host: options.consoleHost, port: options.consolePort }).catch((error: unknown) => {
     throw PortInUseError.from(error, [[options.consolePort, 'console']]);
   });

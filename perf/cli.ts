@@ -12,6 +12,8 @@ import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
 import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
+import { abuseText, runAbuse } from './abuse.ts';
+import { ATTACKS, type AttackName } from './abuse-protocol.ts';
 import { EXISTING_CLUSTER_FLAGS, existingCluster, type ExistingCluster } from './cluster-access.ts';
 import { runSoak, soakHeader, soakRow, soakSummaryText } from './soak.ts';
 import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
@@ -41,8 +43,10 @@ export async function runBench(args: string[]): Promise<void> {
       return soak(rest);
     case 'nemesis':
       return nemesis(rest);
+    case 'abuse':
+      return abuse(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse)`);
   }
 }
 
@@ -448,6 +452,44 @@ async function nemesis(args: string[]): Promise<void> {
     process.stdout.write(`written: ${values.html}\n`);
   }
   if (result.report.summary.anomalies > 0 || result.report.summary.malformed > 0) process.exitCode = 1;
+}
+
+/** `bench abuse`: a well-behaved job alone, then under each attack in turn. */
+async function abuse(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    seconds: { type: 'string' },
+    'sse-seconds': { type: 'string' },
+    'hello-seconds': { type: 'string' },
+    rate: { type: 'string' },
+    scale: { type: 'string' },
+    attacks: { type: 'string' },
+    json: { type: 'string' },
+  });
+  const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    return n;
+  };
+  const attacks = values.attacks === undefined ? [...ATTACKS] : values.attacks.split(',');
+  for (const attack of attacks) {
+    if (!(ATTACKS as readonly string[]).includes(attack)) throw new SatchelError('BAD_REQUEST', `--attacks: expected some of ${ATTACKS.join(',')}, got ${JSON.stringify(attack)}`);
+  }
+  const options = {
+    seconds: number(values.seconds, 10, '--seconds', 0.5, 3_600),
+    sseSeconds: number(values['sse-seconds'], 30, '--sse-seconds', 1, 86_400),
+    helloSeconds: number(values['hello-seconds'], 12, '--hello-seconds', 0.5, 3_600),
+    rate: whole(values.rate, 4_000, '--rate', 10, 1_000_000),
+    lanes: 8,
+    scale: number(values.scale, 1, '--scale', 0.001, 10),
+    attacks: attacks as AttackName[],
+  };
+  const report = await runAbuse(options);
+  const full = { benchmark: 'abuse', date: new Date().toISOString(), command: commandLine('abuse', args), machine: machine(), options, ...report };
+  if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
+  process.stdout.write(abuseText(report));
+  if (values.json) process.stdout.write(`written: ${values.json}\n`);
+  if (report.summary.well_behaved_failures > 0) process.exitCode = 1;
 }
 
 /** The command as reports show it: secrets given as flags (a tenant key, a console token) left out. */

@@ -13,6 +13,8 @@ import { redisSampler, satchelSampler } from '../perf/jobs.ts';
 import { RedisProcess } from '../perf/redis-server.ts';
 import type { JobsReport, ShuffleReport } from '../perf/shuffle-report.ts';
 import type { SoakReport } from '../perf/soak.ts';
+import type { AbuseReport } from '../perf/abuse.ts';
+import { ATTACKS } from '../perf/abuse-protocol.ts';
 import { runTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
@@ -222,4 +224,51 @@ test('the jobs samplers read reserved and used bytes per tier from the console, 
   const before = (await redisSample.sample()).dram!.used_bytes;
   await client.set('k', Buffer.alloc(1024 * 1024));
   t.true((await redisSample.sample()).dram!.used_bytes >= before + 1024 * 1024);
+});
+
+test('bench abuse: a well-behaved job alone, then under each attack, a row per attack and the targets', async (t) => {
+  const usage = await runTs(CLI, ['bench', 'abuse', '--attacks', 'anonymous-register,nonsense']);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--attacks: expected some of anonymous-register,/);
+
+  const dir = await tempDir(t);
+  const json = join(dir, 'abuse.json');
+  // Seconds per phase and a twentieth of the issue's sizes: the shape of the report, not its figures.
+  const run = await runTs(CLI, ['bench', 'abuse', '--seconds', '1', '--sse-seconds', '2', '--hello-seconds', '2', '--scale', '0.05', '--rate', '1000', '--json', json], { timeoutMs: 120_000 });
+  // Exit 1 only when the well-behaved job had failures (an attack got through): the report is written either way.
+  t.true(run.code === 0 || run.code === 1, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as AbuseReport & { benchmark: string; options: Record<string, unknown> };
+  t.is(report.benchmark, 'abuse');
+  t.is(run.code === 1, report.summary.well_behaved_failures > 0);
+  t.true(report.baseline.ops > 0 && report.baseline.p99_us >= report.baseline.p50_us && report.baseline.p50_us > 0);
+  t.is(report.baseline.failures, 0);
+  t.true(report.baseline_after.ops > 0, 'the job alone again after the attacks');
+  t.is(typeof report.summary.baseline_after_p99_ratio, 'number');
+  t.deepEqual(report.rows.map((r) => r.attack), [...ATTACKS]);
+  t.deepEqual(report.sizes, { idle_connections: 100, watchers: 25, watch_puts: 500, waits: 150, sse_clients: 10, sse_lead_in_seconds: 1, in_flight: 16 });
+  for (const row of report.rows) {
+    t.true(row.well_behaved.ops > 0, `${row.attack}: the job ran`);
+    t.is(typeof row.p99_ratio, 'number');
+    t.true(row.limit_held === null || typeof row.limit_held === 'boolean');
+    t.is(row.attacker_error, null, `${row.attack}: ${row.attacker_error}`);
+    t.true(row.attacker!.sent > 0, `${row.attack}: the attacker sent something`);
+    t.true(row.observed.length > 0 && row.expected.length > 0);
+    for (const rss of [row.node_rss, row.controller_rss]) t.true((rss.before_bytes ?? 0) > 0 && (rss.max_bytes ?? 0) > 0 && (rss.after_bytes ?? 0) > 0, `${row.attack}: RSS read`);
+    for (const cpu of [row.cpu_pct.node, row.cpu_pct.controller, row.cpu_pct.attacker, row.cpu_pct.bench]) t.is(typeof cpu, 'number', `${row.attack}: CPU read`);
+  }
+  const row = (attack: string) => report.rows.find((r) => r.attack === attack)!;
+  // Limits already in place: no job without a tenant key, none with an impossible capacity hint.
+  t.true(row('anonymous-register').limit_held, row('anonymous-register').observed);
+  t.deepEqual(Object.keys(row('anonymous-register').attacker!.answers), ['UNAUTHORIZED']);
+  t.true(row('huge-capacity').limit_held, row('huge-capacity').observed);
+  t.is(row('idle-connections').attacker!.details.opened, 100);
+  t.is(row('stalled-watchers').attacker!.details.watches_started, 25);
+  t.true(row('stalled-watchers').well_behaved.puts >= 500, 'the phase lasts until the job\'s PUTs landed');
+  t.is(row('stalled-sse').attacker!.details.streams_open, 10, 'the viewer token opens the stream');
+  t.truthy(row('grow-loop').placement?.before, 'the placement read from the console with the viewer token');
+  t.deepEqual(Object.keys(report.summary.targets).sort(), ['controller_rss_stalled_sse_le_5pct', 'every_limit_held', 'no_well_behaved_failures', 'node_rss_growth_stalled_watchers_le_32mb', 'p99_within_2x_under_each_attack']);
+  t.is(typeof report.summary.node_rss_growth_stalled_watchers_bytes, 'number');
+  t.is(typeof report.summary.controller_rss_growth_stalled_sse_pct, 'number');
+  t.regex(run.stdout, /^phase +s +ops\/s/m);
+  t.regex(run.stdout, /node RSS growth under the stalled watchers ≤ 32 MB: (ok|MISSED)/);
 });

@@ -31,7 +31,7 @@ export const STATUS_NAMES = ['ok', 'not_found', 'error'] as const;
  * Why the node closed a client's connection on its own (server.ts): no HELLO within the deadline, too many
  * frames answered before one, or answers piling up unread past the output limits.
  */
-export const DISCONNECT_REASONS = ['hello_timeout', 'pre_auth_output', 'output_buffer'] as const;
+export const DISCONNECT_REASONS = ['hello_timeout', 'pre_auth_output', 'pre_auth_crowded', 'output_buffer'] as const;
 export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
 
 /** Index of each op in OP_NAMES: what `record` takes. */

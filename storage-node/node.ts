@@ -14,7 +14,7 @@ export type Tier = 'dram' | 'ssd' | 'hdd';
 /** The limits a node holds against hostile or broken clients (server.ts, README "Limits"); defaults there. */
 export type NodeLimits = Pick<
   StorageServerOptions,
-  'helloTimeoutMs' | 'maxOutputBytes' | 'softOutputBytes' | 'softOutputMs' | 'maxParkedPerConnection' | 'maxParkedPerJob' | 'maxInflightBodyBytes' | 'dataTokenCopies'
+  'helloTimeoutMs' | 'maxPreAuthConnections' | 'maxOutputBytes' | 'softOutputBytes' | 'softOutputMs' | 'maxParkedPerConnection' | 'maxParkedPerJob' | 'maxInflightBodyBytes' | 'dataTokenCopies'
 >;
 
 export interface StorageNodeOptions extends NodeLimits {
@@ -79,6 +79,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     tls: options.tls,
     maxConnectionsPerJob: options.maxConnectionsPerJob,
     helloTimeoutMs: options.helloTimeoutMs,
+    maxPreAuthConnections: options.maxPreAuthConnections,
     maxOutputBytes: options.maxOutputBytes,
     softOutputBytes: options.softOutputBytes,
     softOutputMs: options.softOutputMs,

@@ -61,6 +61,12 @@ export interface StorageServerOptions {
    */
   helloTimeoutMs?: number;
   /**
+   * Connections at once that have not completed a HELLO (default 1,024). One more closes the oldest of them:
+   * strangers holding sockets open cannot take every connection slot (`maxConnections`) for the HELLO deadline,
+   * and a function, which sends its HELLO first thing, is a stranger for one round trip only.
+   */
+  maxPreAuthConnections?: number;
+  /**
    * Output limits per connection, as Redis's client-output-buffer-limit for pub/sub: a connection whose unsent
    * events and woken WAITs (what the node pushes to it unasked) pass `maxOutputBytes` (default 8 MiB), or stay
    * above `softOutputBytes` (default 2 MiB) for `softOutputMs` (default 10 s), is closed when the node next
@@ -111,6 +117,7 @@ export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
  * most ~2 KiB. The client sends its HELLO first and no PING before it.
  */
 export const PRE_AUTH_MAX_FRAMES = 16;
+const DEFAULT_MAX_PRE_AUTH_CONNECTIONS = 1_024;
 const DEFAULT_MAX_OUTPUT = 8 * 1024 * 1024;
 const DEFAULT_SOFT_OUTPUT = 2 * 1024 * 1024;
 const DEFAULT_SOFT_OUTPUT_MS = 10_000;
@@ -160,6 +167,9 @@ export class StorageServer {
   readonly limits: JobLimits;
 
   readonly helloTimeoutMs: number;
+  /** Connections without a successful HELLO yet, oldest first (`maxPreAuthConnections`). */
+  private readonly strangers = new Set<Session>();
+  private readonly maxPreAuthConnections: number;
   readonly maxOutputBytes: number;
   readonly softOutputBytes: number;
   readonly softOutputMs: number;
@@ -186,6 +196,7 @@ export class StorageServer {
     this.limits = new JobLimits(options.maxConnectionsPerJob ?? 1024);
     this.coordination = new Coordination({ perConnection: options.maxParkedPerConnection, perJob: options.maxParkedPerJob });
     this.helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+    this.maxPreAuthConnections = options.maxPreAuthConnections ?? DEFAULT_MAX_PRE_AUTH_CONNECTIONS;
     if (!(this.helloTimeoutMs > 0 && this.helloTimeoutMs <= DEFAULT_HELLO_TIMEOUT_MS)) {
       throw new SatchelError('BAD_REQUEST', `helloTimeoutMs must be more than 0 and at most ${DEFAULT_HELLO_TIMEOUT_MS} ms`);
     }
@@ -355,6 +366,11 @@ export class StorageServer {
     this.heldSessions.add(session);
   }
 
+  /** The session's HELLO succeeded: it is no stranger any more. */
+  introduced(session: Session): void {
+    this.strangers.delete(session);
+  }
+
   private releaseReads(): void {
     this.readsHeld = false;
     const held = [...this.heldSessions];
@@ -366,7 +382,14 @@ export class StorageServer {
     const session = new Session(this, socket);
     this.sessions.add(session);
     this.counters.connections++;
+    this.strangers.add(session);
+    if (this.strangers.size > this.maxPreAuthConnections) {
+      const oldest = this.strangers.values().next().value!;
+      this.strangers.delete(oldest);
+      oldest.crowdedOut(this.maxPreAuthConnections);
+    }
     socket.on('close', () => {
+      this.strangers.delete(session);
       this.sessions.delete(session);
       this.heldSessions.delete(session);
       if (this.coordination.active > 0) this.coordination.ownerClosed(session);
@@ -473,6 +496,11 @@ class Session implements ParkedOwner {
     if (this.jobId !== null || this.admin) return;
     this.disconnect('hello_timeout', `no HELLO within ${this.server.helloTimeoutMs} ms`, 'debug');
   };
+
+  /** Too many connections without a HELLO: this one, the oldest, makes room. */
+  crowdedOut(limit: number): void {
+    this.disconnect('pre_auth_crowded', `the oldest of more than ${limit} connections without a HELLO`, 'debug');
+  }
 
   /** Before a successful HELLO: counts a frame, and closes the connection once past PRE_AUTH_MAX_FRAMES. */
   private preAuthOver(): boolean {
@@ -994,6 +1022,7 @@ class Session implements ParkedOwner {
     this.expiresAt = subject.expiresAt;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.server.introduced(this);
     this.decoder.limit(this.server.maxValueBytes + MAX_KEY_BYTES);
     this.jobId = subject.admin ? null : subject.jobId;
     const epoch = subject.admin ? 0 : (this.server.jobs.get(subject.jobId)?.epoch ?? 0);

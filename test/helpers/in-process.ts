@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { Controller, defaultTenantKey } from '../../controller/index.ts';
 import { MetadataServer } from '../../metadata/index.ts';
 import { ADMIN_SUBJECT, signToken } from '../../proto/index.ts';
-import { startStorageNode, type RunningStorageNode } from '../../storage-node/index.ts';
+import { startStorageNode, type NodeLimits, type RunningStorageNode } from '../../storage-node/index.ts';
 
 export interface InProcessCluster {
   secret: Buffer;
@@ -38,6 +38,8 @@ export async function startInProcessCluster(
     leaseMs?: number;
     jobQuotaBytes?: number;
     maxConnectionsPerJob?: number;
+    /** Limits every node holds against hostile clients (storage-node/README.md "Limits"). */
+    nodeLimits?: NodeLimits;
     /** The controller address node `i` registers and reports to (a proxy a test can cut); the controller's own by default. */
     nodeController?: (i: number) => string | undefined;
     /** Runs once the controller listens, before the nodes start (to put a proxy in front of it, say). */
@@ -69,6 +71,7 @@ export async function startInProcessCluster(
       controller: options.nodeController?.(i) ?? controllerAddress,
       maxValueBytes: options.maxValueBytes,
       maxConnectionsPerJob: options.maxConnectionsPerJob,
+      ...options.nodeLimits,
     });
   await options.beforeNodes?.(controllerAddress);
   for (let i = 0; i < (options.dram ?? 1); i++) nodes.push(await startNode(i));

@@ -147,7 +147,7 @@ async function measureNotify(
     if (i < warmup) continue;
     fromAck.add(Number(at - acked) / 1000);
     fromSend.add(Number(at - sent) / 1000);
-    if ((i - warmup) % Math.max(1, Math.floor(count / 20)) === 0) progress.step(`${system} notify ${i - warmup}/${count}`);
+    if ((i - warmup) % Math.ceil(count / 20) === 0) progress.step(`${system} notify ${i - warmup}/${count}`);
   }
   return {
     system,

@@ -93,7 +93,7 @@ test.serial('waitFor across a placement change: the waiter follows the key to it
   const waiters = Array.from({ length: 16 }, (_, i) => other.waitFor(`late-${i}`));
   await eventually(() => parked() === 16, 2_000, 'parked');
   const placement = shared.cluster.controller.registry.jobs.get(job.id)!.placement;
-  const grown = await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
+  const grown = await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch, 'by-admin');
   t.is(grown.generations.length, 2, 'a second generation over both nodes');
   // The waiters were told STALE, looked the placement up again and parked at the keys' new owners.
   const writer = await attach(t, job);
@@ -124,7 +124,7 @@ test.serial('watch follows the job onto a node it grows onto', async (t) => {
   const watch = await job.watch();
   t.is(parked(), 1);
   const placement = shared.cluster.controller.registry.jobs.get(job.id)!.placement;
-  await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
+  await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch, 'by-admin');
   await eventually(() => parked() === 2, 3_000, 'the watch joined the second node');
   const other = await attach(t, job);
   const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
@@ -168,7 +168,7 @@ test.serial('incr wakes a waiter, and keeps counting on its node after the job g
   await job.incr('count', 5);
   t.is((await waiting).toString(), '5');
   const placement = shared.cluster.controller.registry.jobs.get(job.id)!.placement;
-  await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch);
+  await shared.cluster.controller.growJob(job.id, placement.generations[0]!.nodes[0]!.id, placement.epoch, 'by-admin');
   const other = await attach(t, job);
   for (let i = 0; i < 10; i++) await other.incr('count');
   t.is(await job.incr('count', 0), 15, 'one counter, not a second one started on the new owner');

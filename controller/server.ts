@@ -597,13 +597,14 @@ export class Controller {
    * newest first, so new keys go where there is room and reads fall back to the older generations. Calls are
    * serialized per job, and a caller whose placement is already out of date just gets the current one.
    */
-  async growJob(jobId: string, fullNodeId: string, epoch: number): Promise<WirePlacement> {
+  async growJob(jobId: string, fullNodeId: string, epoch: number, asked: 'by-client' | 'by-admin' = 'by-client'): Promise<WirePlacement> {
     const job = this.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
     if (job.placement.epoch > epoch) return job.placement;
     // Only a FULL the node itself reported (its report comes at once after one): no token can grow a job that
     // has room. Waited for outside the job's queue of placement changes, so a loop of such calls holds up none.
-    const refusals = await this.fullReported(jobId, fullNodeId);
+    // An admin (in-process: tests, tools) grows a job as it sees fit.
+    const refusals = asked === 'by-admin' ? Infinity : await this.fullReported(jobId, fullNodeId);
     return this.changePlacement(jobId, () => this.growJobNow(jobId, fullNodeId, epoch, refusals));
   }
 
@@ -825,6 +826,7 @@ export class Controller {
 
   /** `refusals`: the node's reported FULL refusals of the job (`fullReported`); each count grants one growth. */
   private async growJobNow(jobId: string, fullNodeId: string, epoch: number, refusals: number | null): Promise<WirePlacement> {
+    // `refusals` Infinity: an admin's growth (`growJob` by-admin), not a report to use up.
     const job = this.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
     if (job.overQuota !== undefined) throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${this.options.jobQuotaBytes} bytes`);
@@ -844,7 +846,7 @@ export class Controller {
     const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.placeableFor(job), free, job.reservation);
     if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
     this.admitTenant(job.tenant ?? DEFAULT_TENANT, growth.extraReservation, false);
-    (job.fullSeen ??= {})[fullNodeId] = refusals;
+    if (refusals !== Infinity) (job.fullSeen ??= {})[fullNodeId] = refusals;
     const placement: WirePlacement = {
       ...job.placement,
       epoch: job.placement.epoch + 1,
@@ -1183,25 +1185,23 @@ export class Controller {
    * per tier: a hint above it can never be met, and is refused rather than reserved (an anonymous 10^18-byte
    * reservation once starved every later job of DRAM).
    */
-  private clusterCeiling(): { bytes: number; bandwidth: number } {
+  private clusterCeiling(): number {
     const max = this.options.autoscaler?.maxNodes;
     const nodes = [...this.registry.nodes.values()];
     let bytes = 0;
-    let bandwidth = 0;
-    const largest = { capacity: Math.max(0, ...nodes.map((n) => n.capacity)), bandwidth: Math.max(0, ...nodes.map((n) => n.bandwidth)) };
+    const largest = Math.max(0, ...nodes.map((n) => n.capacity));
     for (const tier of TIERS) {
       const inTier = nodes.filter((n) => n.tier === tier);
       const extra = this.options.provisioner !== undefined && max !== undefined ? Math.max(0, max[tier] - inTier.length) : 0;
-      const each = inTier.length > 0 ? { capacity: Math.max(...inTier.map((n) => n.capacity)), bandwidth: Math.max(...inTier.map((n) => n.bandwidth)) } : largest;
-      bytes += inTier.reduce((sum, n) => sum + n.capacity, 0) + extra * each.capacity;
-      bandwidth += inTier.reduce((sum, n) => sum + n.bandwidth, 0) + extra * each.bandwidth;
+      const each = inTier.length > 0 ? Math.max(...inTier.map((n) => n.capacity)) : largest;
+      bytes += inTier.reduce((sum, n) => sum + n.capacity, 0) + extra * each;
     }
-    return { bytes, bandwidth };
+    return bytes;
   }
 
   /** Hints the cluster can never meet, refused with the limit named (checkHints has checked their form). */
   private admitHints(hints: JobHints): void {
-    const { bytes, bandwidth } = this.clusterCeiling();
+    const bytes = this.clusterCeiling();
     if (bytes <= 0) return; // no node yet: allocation refuses, with its own reason
     const copies = hints.replicas ?? 1;
     if (hints.capacity !== undefined && hints.capacity * copies > bytes) {
@@ -1210,9 +1210,8 @@ export class Controller {
     if (hints.maxValueBytes !== undefined && hints.maxValueBytes > bytes) {
       throw new SatchelError('BAD_REQUEST', `hint maxValueBytes ${hints.maxValueBytes} is more than the cluster can ever hold (${bytes} bytes)`);
     }
-    if (hints.peakThroughput !== undefined && bandwidth > 0 && hints.peakThroughput > bandwidth) {
-      throw new SatchelError('BAD_REQUEST', `hint peakThroughput ${hints.peakThroughput} B/s is more than the cluster's nodes can ever carry (${bandwidth} B/s)`);
-    }
+    // peakThroughput is not bounded here: a job asking for more than every node carries is placed on all of
+    // them, and the share of the tier it reserves for throughput is capped at the whole tier (allocation.ts).
     if (hints.functions !== undefined && hints.functions > MAX_FUNCTIONS_HINT) {
       throw new SatchelError('BAD_REQUEST', `hint functions ${hints.functions} is above the limit of ${MAX_FUNCTIONS_HINT}`);
     }

@@ -37,6 +37,8 @@ const seed = fuzzSeed();
 let cluster: InProcessCluster;
 let app: FastifyInstance;
 let admin: Record<string, string>;
+/** The console's read-only token: every GET below needs it (or the admin's). */
+let viewer: Record<string, string>;
 let metadataAddress: string;
 let controllerClient: ControlClient<ControllerMethods>;
 let metadataClient: ControlClient<MetadataMethods>;
@@ -51,6 +53,7 @@ test.before(async () => {
   cluster = await startInProcessCluster({ dram: 1 });
   app = buildConsole(cluster.controller, { adminToken: cluster.adminToken, viewerToken: signToken(cluster.secret, VIEWER_SUBJECT) });
   admin = { authorization: `Bearer ${cluster.adminToken}` };
+  viewer = { authorization: `Bearer ${signToken(cluster.secret, VIEWER_SUBJECT)}` };
   metadataAddress = cluster.controller.metadataAddresses[0]!;
   controllerClient = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, cluster.controllerAddress, 10_000);
   metadataClient = new ControlClient<MetadataMethods>(METADATA_SERVICE, metadataAddress, 10_000);
@@ -323,6 +326,7 @@ function randomRequest(rng: Rng): InjectOptions {
   const headers: Record<string, string> = {};
   const auth = rng.int(5);
   if (auth < 2) headers.authorization = admin.authorization!;
+  else if (auth === 2 && rng.chance(0.5)) headers.authorization = viewer.authorization!;
   else if (auth === 2) headers.authorization = rng.pick(['Bearer', 'Bearer x', `Basic ${cluster.adminToken}`, `Bearer ${cluster.adminToken}x`, `bearer ${cluster.adminToken}`, 'x'.repeat(9000)]);
   let payload: string | Buffer | undefined;
   if (method !== 'GET' && method !== 'HEAD' && rng.chance(0.8)) {
@@ -363,14 +367,14 @@ test.serial('console: wrong types, missing fields, bodies over 64 KiB, bad JSON,
     ['a tier of the wrong type', { method: 'POST', url: '/api/nodes', headers: admin, payload: { tier: 5 } }, 400],
     ['no admin token', { method: 'POST', url: '/api/jobs', payload: { name: 'x' } }, 401],
     ['a 9,000-character token', { method: 'DELETE', url: '/api/jobs/x', headers: { authorization: `Bearer ${'x'.repeat(9000)}` } }, 401],
-    ['an unknown job', { method: 'GET', url: '/api/jobs/no-such-job' }, 404],
+    ['an unknown job', { method: 'GET', url: '/api/jobs/no-such-job', headers: viewer }, 404],
     ['deleting an unknown job', { method: 'DELETE', url: '/api/jobs/no-such-job', headers: admin }, 404],
     ['deleting an unknown node', { method: 'DELETE', url: '/api/nodes/no-such-node', headers: admin }, 404],
-    ['a bad percent-encoding', { method: 'GET', url: '/api/jobs/%ZZ' }, 400],
-    ['an id of 300 characters', { method: 'GET', url: `/api/jobs/${'x'.repeat(300)}` }, 414],
-    ['a cursor that is not a number', { method: 'GET', url: '/api/events?after=soon' }, 400],
-    ['two cursors', { method: 'GET', url: '/api/events?after=1&after=2' }, 400],
-    ['an unknown query parameter', { method: 'GET', url: '/api/events?limit=5' }, 400],
+    ['a bad percent-encoding', { method: 'GET', url: '/api/jobs/%ZZ', headers: viewer }, 400],
+    ['an id of 300 characters', { method: 'GET', url: `/api/jobs/${'x'.repeat(300)}`, headers: viewer }, 414],
+    ['a cursor that is not a number', { method: 'GET', url: '/api/events?after=soon', headers: viewer }, 400],
+    ['two cursors', { method: 'GET', url: '/api/events?after=1&after=2', headers: viewer }, 400],
+    ['an unknown query parameter', { method: 'GET', url: '/api/events?limit=5', headers: viewer }, 400],
     ['an unknown route', { method: 'GET', url: '/api/nothing' }, 404],
     ['a method no route has', { method: 'PATCH', url: '/api/jobs' }, 404],
   ];
@@ -427,7 +431,7 @@ test.serial('after all of that, every service answers correct requests and nothi
   t.false(cluster.controller.registry.jobs.has(registered.id));
   const made = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'console-afterwards' } });
   t.is(made.statusCode, 201, made.body);
-  t.is((await app.inject({ url: '/api/cluster' })).statusCode, 200);
+  t.is((await app.inject({ url: '/api/cluster', headers: viewer })).statusCode, 200);
   t.is((await app.inject({ method: 'DELETE', url: `/api/jobs/${(made.json() as { jobId: string }).jobId}`, headers: admin })).statusCode, 204);
   t.deepEqual(escaped.map(String), [], 'no exception escaped');
 });

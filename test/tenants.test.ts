@@ -95,7 +95,6 @@ test('hints beyond what the cluster can ever hold are refused, naming the limit;
     ['1 EB capacity', { capacity: 1e18 }, /can ever hold \(134217728 bytes\)/],
     ['100 MiB × 2 copies on 128 MiB', { capacity: 100 * MiB, replicas: 2 }, /× 2 copies/],
     ['a 1 TB value', { maxValueBytes: 1e12 }, /maxValueBytes/],
-    ['1 PB/s', { peakThroughput: 1e15 }, /peakThroughput/],
     ['10^7 functions', { functions: 1e7 }, /functions/],
   ] as const) {
     const error = await rejection(t, satchel.registerJob('greedy', hints));

@@ -1,18 +1,18 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ADMIN_SUBJECT, SatchelError, decodeTicket, encodeTicket, isJobId, signToken, tokenExpiry, verifyToken, type Ticket } from './index.ts';
+import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, decodeTicket, encodeTicket, isJobId, sameSecret, signDriverToken, signToken, tokenExpiry, verifyDriverToken, verifyToken, type Ticket } from './index.ts';
 
 const secret = randomBytes(32);
 
 test('a signed job token verifies to its job, not as admin', (t) => {
   const token = signToken(secret, 'sort-10g-1a2b3c4d');
   t.regex(token, /^v1\.sort-10g-1a2b3c4d\./);
-  t.deepEqual(verifyToken(secret, token), { jobId: 'sort-10g-1a2b3c4d', admin: false, expiresAt: Infinity });
+  t.deepEqual(verifyToken(secret, token), { jobId: 'sort-10g-1a2b3c4d', admin: false, scope: 'internal', expiresAt: Infinity });
 });
 
 test('the admin token verifies as admin', (t) => {
   const token = signToken(secret, ADMIN_SUBJECT);
-  t.deepEqual(verifyToken(secret, token), { jobId: ADMIN_SUBJECT, admin: true, expiresAt: Infinity });
+  t.deepEqual(verifyToken(secret, token), { jobId: ADMIN_SUBJECT, admin: true, scope: 'admin', expiresAt: Infinity });
 });
 
 test('a token signed with another secret is refused', (t) => {
@@ -104,7 +104,7 @@ test('expiring tokens: valid until their second, refused after; the expiry is si
   const now = Date.UTC(2026, 10, 23, 12, 0, 0);
   const token = signToken(secret, 'job-x', now + 60_000);
   t.regex(token, /^v2\.job-x\.[0-9a-z]+\.[A-Za-z0-9_-]{32}$/);
-  t.deepEqual(verifyToken(secret, token, now), { jobId: 'job-x', admin: false, expiresAt: now + 60_000 });
+  t.deepEqual(verifyToken(secret, token, now), { jobId: 'job-x', admin: false, scope: 'data', expiresAt: now + 60_000 });
   t.is(tokenExpiry(token), now + 60_000);
   t.is(verifyToken(secret, token, now + 60_000), null, 'expired at its second');
   // Moving the expiry later breaks the MAC.
@@ -131,4 +131,21 @@ test('a ticket carries the cluster CA when it runs with TLS; a malformed tls fie
     t.is((error as SatchelError).code, 'BAD_REQUEST');
     t.regex(error!.message, /ticket.*tls/);
   }
+});
+
+test('scopes: the viewer token reads only; driver tokens verify only as driver tokens; keys compare in constant time', (t) => {
+  const viewer = signToken(secret, VIEWER_SUBJECT);
+  t.is(verifyToken(secret, viewer)?.scope, 'viewer');
+  t.false(verifyToken(secret, viewer)!.admin);
+  t.throws(() => signToken(secret, VIEWER_SUBJECT, Date.now() + 1000), { code: 'BAD_REQUEST' } as never, 'only job tokens expire');
+  const driver = signDriverToken(secret, 'job-x');
+  t.regex(driver, /^d1\.job-x\./);
+  t.is(verifyDriverToken(secret, driver), 'job-x');
+  t.is(verifyToken(secret, driver), null, 'no node or metadata server takes a driver token');
+  t.is(verifyDriverToken(secret, signToken(secret, 'job-x')), null, 'nor is a job token a driver token');
+  t.is(verifyDriverToken(Buffer.alloc(32, 1), driver), null, 'another secret');
+  t.is(verifyDriverToken(secret, driver.slice(0, -1) + (driver.endsWith('A') ? 'B' : 'A')), null, 'tampered');
+  t.true(sameSecret('abc', 'abc'));
+  t.false(sameSecret('abc', 'abd'));
+  t.false(sameSecret('abc', 'abcd'));
 });

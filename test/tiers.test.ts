@@ -5,7 +5,6 @@ import { LocalCluster } from '../deploy/index.ts';
 import { pattern } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
 
 test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM spills onto SSD when full', async (t) => {
   const cluster = await LocalCluster.start({ dram: 1, ssd: 1, hdd: 1, dramCapacity: 8 * MiB, ssdCapacity: 256 * MiB, hddCapacity: 256 * MiB });
@@ -17,7 +16,7 @@ test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM s
   const hints = {
     dram: { latencySensitive: true, capacity: 4 * MiB },
     ssd: { latencySensitive: false, capacity: 32 * MiB, peakThroughput: 100 * MiB },
-    hdd: { capacity: 1 * GiB, peakThroughput: 100_000 },
+    hdd: { capacity: 200 * MiB, peakThroughput: 100_000 }, // within what the cluster holds: more is refused
   };
   for (const [tier, hint] of Object.entries(hints)) {
     const job = await satchel.registerJob(`on-${tier}`, hint);

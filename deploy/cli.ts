@@ -91,8 +91,11 @@ ${TENANT_USAGE}
     --mappers M, --reducers R   functions per stage (default 64 × 64)
     --concurrency N         functions running at once (default 8)
     --tier dram|ssd|hdd     the Satchel job's tier (default dram); --nodes N storage nodes of it (default 1)
-    --controller HOST:PORT  run the Satchel jobs on this cluster (e.g. satchel up's, to watch them in its
-                            console) instead of starting one; it is left running
+    --cluster-file FILE     run the Satchel jobs on this cluster (satchel up's cluster.json: its controller
+                            and tenantKey; e.g. to watch them in its console) instead of starting one; it is
+                            left running
+    --controller HOST:PORT --key KEY   the same without the file (KEY: cluster.json tenantKey, or a key
+                            satchel tenant add printed; --key also overrides the file's)
     --redis-shards N        redis-servers to start, keys sharded by the client (default 1)
     --redis HOST:PORT[,…]   use these Redis servers instead of starting any
     --no-redis              no Redis baseline: Satchel rows only
@@ -103,7 +106,8 @@ ${TENANT_USAGE}
   bench jobs              staggered sorts on one cluster, sampling reserved and used bytes every second
     --jobs N                how many (default 3); --stagger S seconds between starts (default 2)
     --bytes SIZE            per job (default 256MiB); --mappers, --reducers (default 16 × 16)
-    --controller HOST:PORT --console URL   an existing cluster, and its console for the samples
+    --cluster-file FILE     an existing cluster, and its console for the samples (read with its viewerToken)
+    --controller HOST:PORT --key KEY --console URL --viewer-token TOKEN   the same without the file
     and the other flags of bench shuffle
 
   bench elasticity, bench drain   the autoscaler under a ramp, and a node drained under load (perf/README.md)
@@ -123,7 +127,20 @@ ${TENANT_USAGE}
     --lanes-per-job N       functions sharing one job (default 4); --job-seconds S mean job life (default 10)
     --rate OPS/S            target operations per second over all clients (default 1000; 0 = flat out)
     --large-fraction F      share of operations writing a value over 1 MiB (default 0.02)
-    --controller HOST:PORT --console URL   an existing cluster (its servers watched if on this machine)
+    --cluster-file FILE     an existing cluster (its servers watched if on this machine)
+    --controller HOST:PORT --key KEY --console URL --viewer-token TOKEN   the same without the file
+    --json FILE
+
+  bench abuse             a well-behaved job (8 in flight, 1 KiB PUT/GET) alone, then under each attack in
+                          turn from another process, then alone again: its p99 against the baseline, what
+                          was refused or disconnected, node and controller RSS; exits 1 if the job had a failure
+    --seconds S             each phase (default 10)
+    --sse-seconds S         the stalled console streams' phase (default 30; the issue's figure: 300), after
+                            half as long (at most 60 s) of job churn alone
+    --hello-seconds S       the idle-connection phase at least (default 12: the node's HELLO deadline is 10 s)
+    --rate OPS/S            the well-behaved job's rate (default 4000); --scale F the attacks' sizes (default 1)
+    --attacks A,B,…         some of anonymous-register, huge-capacity, grow-loop, epoch-max, idle-connections,
+                            stalled-watchers, long-waits, stalled-sse, internal-keys (default all)
     --json FILE
 
   help                    this text

@@ -224,6 +224,8 @@ test.serial('gRPC: missing fields, wrong values, huge strings, unknown job ids a
     ['RegisterJob without a key', c.call('RegisterJob', { name: 'x', hints: {} }), 'UNAUTHORIZED'],
     ['RegisterJob with an empty name', c.call('RegisterJob', { key: cluster.tenantKey, name: '', hints: {} }), 'BAD_REQUEST'],
     ['RegisterJob with a 3 MiB name', c.call('RegisterJob', { key: cluster.tenantKey, name: huge, hints: {} }), 'BAD_REQUEST'],
+    // Past the servers' 4 MiB message limit grpc-js answers RESOURCE_EXHAUSTED itself: the client says TOO_LARGE.
+    ['RegisterJob with a 5 MiB name', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x'.repeat(5 * 1024 * 1024), hints: {} }), 'TOO_LARGE'],
     ['RegisterJob with capacity NaN', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { capacity: NaN } }), 'BAD_REQUEST'],
     ['RegisterJob with capacity −1', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { capacity: -1 } }), 'BAD_REQUEST'],
     ['RegisterJob with capacity ∞', c.call('RegisterJob', { key: cluster.tenantKey, name: 'x', hints: { capacity: Infinity } }), 'BAD_REQUEST'],

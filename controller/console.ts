@@ -167,9 +167,12 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     '/api/jobs',
     { ...admin, schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: id, hints: hintsSchema } } } },
     async (request, reply) => {
+      // The default tenant's job: the admin token stands for its key here.
       const registered = await controller.registerJob(request.body.name, request.body.hints ?? {});
-      // The token and ticket go to whoever registered it; nobody renews the lease for a console-made job.
-      return reply.code(201).send({ jobId: registered.jobId, token: registered.token, ticket: registered.ticket, leaseMs: registered.leaseMs });
+      // The tokens and ticket go to whoever registered it (the driver token renews and deregisters); nobody
+      // renews the lease for a console-made job.
+      const { jobId, token, ticket, leaseMs, driverToken } = registered;
+      return reply.code(201).send({ jobId, token, ticket, leaseMs, driverToken });
     },
   );
   app.delete<{ Params: { id: string } }>('/api/jobs/:id', { ...admin, schema: { params: idParams } }, async (request, reply) => {

@@ -40,8 +40,9 @@ test('POST /api/jobs registers a job with the admin token; without it 401 and no
   t.is(cluster.controller.registry.jobs.size, before);
   const made = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'console-made', hints: { latencySensitive: true, capacity: 1024 } } });
   t.is(made.statusCode, 201, made.body);
-  const { jobId, ticket } = made.json() as { jobId: string; ticket: string };
+  const { jobId, ticket, driverToken } = made.json() as { jobId: string; ticket: string; driverToken: string };
   t.regex(ticket, /^st1_/);
+  t.regex(driverToken, new RegExp(`^d1\\.${jobId}\\.`), 'the driver token comes with it: it renews and deregisters');
   const jobs = (await app.inject({ url: '/api/jobs', headers: viewer })).json() as { id: string; cost: { usd: number; byteSeconds: Record<string, number> } }[];
   const row = jobs.find((j) => j.id === jobId);
   t.truthy(row);

@@ -23,6 +23,7 @@ import {
   hashKey,
   pickNode,
   type ControllerMethods,
+  type RegisterJobRequest,
 } from '../proto/index.ts';
 import type { AttackName, AttackOutcome, AttackSizes, AttackTarget, FromAttacker, ToAttacker } from './abuse-protocol.ts';
 
@@ -208,37 +209,26 @@ interface Run {
 }
 
 /** (a) RegisterJob without a tenant key, or with a made-up one: every one should be UNAUTHORIZED. */
-async function anonymousRegister(run: Run): Promise<AttackOutcome> {
-  const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, run.target.controller, 5_000);
-  const tally = new Tally();
+function anonymousRegister(run: Run): Promise<AttackOutcome> {
   const madeUp = `satchel-key-${randomBytes(24).toString('base64url')}`;
-  let registered = 0;
-  run.arm(`${run.sizes.inFlight} RegisterJob calls in flight, half without a key, half with a made-up one`);
-  await loops(run.sizes.inFlight, run.stop, async (n) => {
-    tally.sent++;
-    try {
-      const reply = await client.call('RegisterJob', { name: `abuse-anonymous-${n}`, hints: { capacity: 1024 * 1024 }, key: n % 2 === 0 ? '' : madeUp });
-      tally.answer('OK');
-      registered++;
-      await client.call('DeregisterJob', { jobId: reply.jobId, token: reply.driverToken }).catch(() => {});
-    } catch (error) {
-      tally.error(error);
-    }
-  });
-  client.close();
-  return tally.outcome({ jobs_registered: registered });
+  return registerFlood(run, 'half without a key, half with a made-up one', (n) => ({ name: `abuse-anonymous-${n}`, hints: { capacity: 1024 * 1024 }, key: n % 2 === 0 ? '' : madeUp }));
 }
 
 /** (b) RegisterJob with the tenant key and a capacity hint of 1e18 bytes: BAD_REQUEST, nothing reserved. */
-async function hugeCapacity(run: Run): Promise<AttackOutcome> {
+function hugeCapacity(run: Run): Promise<AttackOutcome> {
+  return registerFlood(run, 'with the tenant key and hints { capacity: 1e18 }', (n) => ({ name: `abuse-huge-${n}`, hints: { capacity: 1e18 }, key: run.target.tenantKey }));
+}
+
+/** RegisterJob calls in flight until the phase ends, each `request(n)`; any job that registers is deregistered. */
+async function registerFlood(run: Run, what: string, request: (n: number) => RegisterJobRequest): Promise<AttackOutcome> {
   const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, run.target.controller, 5_000);
   const tally = new Tally();
   let registered = 0;
-  run.arm(`${run.sizes.inFlight} RegisterJob calls in flight with the tenant key and hints { capacity: 1e18 }`);
+  run.arm(`${run.sizes.inFlight} RegisterJob calls in flight, ${what}`);
   await loops(run.sizes.inFlight, run.stop, async (n) => {
     tally.sent++;
     try {
-      const reply = await client.call('RegisterJob', { name: `abuse-huge-${n}`, hints: { capacity: 1e18 }, key: run.target.tenantKey });
+      const reply = await client.call('RegisterJob', request(n));
       tally.answer('OK');
       registered++;
       await client.call('DeregisterJob', { jobId: reply.jobId, token: reply.driverToken }).catch(() => {});

@@ -6,7 +6,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import type { NodeConnection } from '../client/connection.ts';
+import { connect } from '../test/helpers/node-session.ts';
 import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, signToken } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -22,12 +23,6 @@ async function startNode(t: ExecutionContext): Promise<{ server: StorageServer; 
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   return { server, address };
-}
-
-function connect(t: ExecutionContext, address: string, token: string): NodeConnection {
-  const connection = new NodeConnection(address, token, { timeoutMs: 5_000 });
-  t.teardown(() => connection.destroy());
-  return connection;
 }
 
 async function announce(admin: NodeConnection, job: string, epoch: number, flags = 0, bootId = BOOT): Promise<number> {

@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import { connect, rawConnect } from '../test/helpers/node-session.ts';
 import {
   ADMIN_SUBJECT,
   CONTROLLER_SERVICE,
@@ -47,18 +47,6 @@ async function startNode(t: ExecutionContext, options: Partial<StorageServerOpti
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   return { server, address };
-}
-
-function connect(t: ExecutionContext, address: string, token: string): NodeConnection {
-  const connection = new NodeConnection(address, token, { timeoutMs: 5_000 });
-  t.teardown(() => connection.destroy());
-  return connection;
-}
-
-async function rawConnect(t: ExecutionContext, address: string): Promise<RawClient> {
-  const raw = await RawClient.connect(address);
-  t.teardown(() => raw.destroy());
-  return raw;
 }
 
 const closedWithin = (raw: RawClient, ms: number) => Promise.race([raw.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, ms, false))]);

@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import { connect, rawConnect } from '../test/helpers/node-session.ts';
 import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, WatchEvent, signToken } from '../proto/index.ts';
-import { RawClient, decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
+import { decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,18 +31,6 @@ async function startNode(t: ExecutionContext, options: Partial<StorageServerOpti
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   return { server, engine, address };
-}
-
-function connect(t: ExecutionContext, address: string, token: string, timeoutMs = 5_000): NodeConnection {
-  const connection = new NodeConnection(address, token, { timeoutMs });
-  t.teardown(() => connection.destroy());
-  return connection;
-}
-
-async function rawConnect(t: ExecutionContext, address: string): Promise<RawClient> {
-  const raw = await RawClient.connect(address);
-  t.teardown(() => raw.destroy());
-  return raw;
 }
 
 test('HELLO with a job token, then PUT, GET, STAT, DELETE, LIST over one pipelined connection', async (t) => {

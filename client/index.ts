@@ -3,5 +3,3 @@ export { Satchel, RegisteredJob, type ConnectOptions, type JobHints } from './sa
 export { Job, type JobOptions, type Stat, type ListOptions, type WaitOptions, type BatchOptions } from './job.ts';
 export { Watch, type WatchEvent, type WatchOptions } from './watch.ts';
 export { SatchelError, type ErrorCode } from '../proto/index.ts';
-// For the controller, which speaks the data plane to nodes as an admin client; not part of the user surface.
-export { NodeConnection, type NodeConnectionOptions, type Reply } from './connection.ts';

@@ -4,7 +4,7 @@ import { entryCost } from '../storage-node/engine.ts';
 import { startInProcessCluster } from '../test/helpers/in-process.ts';
 import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
 import { eventually, freePort } from '../test/helpers/raw-client.ts';
-import { NodeConnection } from './connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { Satchel, type Job, type RegisteredJob } from './index.ts';
 import { rejection, pattern, firstCall, withoutPlacement } from '../test/helpers/assert.ts';
 

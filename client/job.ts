@@ -30,7 +30,7 @@ import {
   type Ticket,
   type WirePlacement,
 } from '../proto/index.ts';
-import { NodeConnection, type Reply } from './connection.ts';
+import { NodeConnection, type Reply } from '../proto/index.ts';
 import { Watch, type WatchHost, type WatchOptions } from './watch.ts';
 
 export interface JobOptions {

@@ -5,7 +5,7 @@
  * it joins late it lists the prefix, so a key written there in between is reported (as a put) rather than lost.
  */
 import { Op, SatchelError, Status, WatchEvent as Event, errorCodeOf, type PlacementNode } from '../proto/index.ts';
-import type { NodeConnection, Reply } from './connection.ts';
+import type { NodeConnection, Reply } from '../proto/index.ts';
 
 export interface WatchEvent {
   type: 'put' | 'delete';

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { NodeConnection, type Reply } from '../client/index.ts';
+import { NodeConnection, type Reply } from '../proto/index.ts';
 import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, hashKey, pickNodes, signToken, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 import { DramEngine, StorageServer } from '../storage-node/index.ts';
 import { migrateJob, type MigrationHost } from './migration.ts';

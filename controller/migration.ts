@@ -15,7 +15,7 @@
  * The controller records the step-1 placement with the copy pending before it publishes it, so a restart in
  * between resumes at step 2 (`resumed`).
  */
-import type { NodeConnection } from '../client/index.ts';
+import type { NodeConnection } from '../proto/index.ts';
 import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, newerVersion, pickNode, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 
 /** What migration needs from the controller: narrow, so it is testable against fakes. */

@@ -1,4 +1,4 @@
-import { NodeConnection } from '../client/index.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { ADMIN_SUBJECT, DROP_MOVED, Op, SatchelError, Status, errorCodeOf, signToken, type ClientTls } from '../proto/index.ts';
 
 /** The controller's admin connections to storage nodes, over the data plane (the node has no other port). */

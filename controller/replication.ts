@@ -15,7 +15,7 @@
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
 import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
-import type { Reply } from '../client/index.ts';
+import type { Reply } from '../proto/index.ts';
 import type { MigrationHost, NodeAddress } from './migration.ts';
 
 export interface ReplicationResult {

@@ -44,7 +44,7 @@ import { NodeStatsTable } from './node-stats.ts';
 import { ControllerStore } from './store.ts';
 import { DEFAULT_TENANT, TenantTable, defaultTenantKey, type TenantRecord } from './tenants.ts';
 import { ClusterRegistry, type JobRecord, type NodeRecord } from './registry.ts';
-import { NodeConnection } from '../client/index.ts';
+import { NodeConnection } from '../proto/index.ts';
 
 export interface ControllerOptions {
   secret: Uint8Array;

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import type { NodeConnection } from '../client/connection.ts';
+import type { NodeConnection } from '../proto/index.ts';
 import { connect } from '../test/helpers/node-session.ts';
 import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, signToken } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { ADMIN_SUBJECT, Flag, Op, SatchelError, Status, signToken } from '../proto/index.ts';
 import { decodeKeyList } from '../test/helpers/raw-client.ts';
 import { DiskEngine, type DiskEngineOptions, decodeKey, encodeKey } from './disk-engine.ts';

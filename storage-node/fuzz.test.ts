@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { ADMIN_SUBJECT, Flag, FrameDecoder, HEADER_SIZE, Op, Status, signToken, verifyToken, MAX_KEY_BYTES } from '../proto/index.ts';
 import { DiskEngine } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { Op, Status, signToken } from '../proto/index.ts';
 import { NodeMetrics, OpKind } from './metrics.ts';
 import { startStorageNode, type RunningStorageNode, type StorageNodeOptions } from './node.ts';

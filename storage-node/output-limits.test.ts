@@ -10,7 +10,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { FrameWriter, Op, Status, signToken } from '../proto/index.ts';
 import { eventually, splitAddress } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';

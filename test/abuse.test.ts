@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { Satchel, type Job, type RegisteredJob } from '../client/index.ts';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { Flag, FrameWriter, Op, SatchelError, Status, decodeTicket, errorCodeOf } from '../proto/index.ts';
 import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
 import { RawClient, eventually, splitAddress } from './helpers/raw-client.ts';

@@ -4,7 +4,7 @@
  * renewals bring fresh tickets, so a job outlives its tokens.
  */
 import test from 'ava';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { Satchel } from '../client/index.ts';
 import { ControlClient, CONTROLLER_SERVICE, Flag, METADATA_SERVICE, Op, SatchelError, Status, decodeTicket, tokenExpiry, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { NodeConnection } from '../client/connection.ts';
+import { NodeConnection } from '../proto/index.ts';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { ControlClient, FrameWriter, METADATA_SERVICE, Op, decodeTicket, encodeTicket, type MetadataMethods } from '../proto/index.ts';

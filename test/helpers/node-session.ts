@@ -3,7 +3,7 @@
  * NodeConnection with a given token, or a raw socket (raw-client.ts). Not a test file itself.
  */
 import type { ExecutionContext } from 'ava';
-import { NodeConnection } from '../../client/connection.ts';
+import { NodeConnection } from '../../proto/index.ts';
 import { RawClient } from './raw-client.ts';
 
 export function connect(t: ExecutionContext, address: string, token: string, timeoutMs = 5_000): NodeConnection {

@@ -2,13 +2,13 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { pino } from 'pino';
-import { Op, SatchelError, Status, signToken } from '../proto/index.ts';
+import { NodeConnection, Op, SatchelError, Status, hostOf, portOf, signToken, type NodeConnectionOptions } from '../proto/index.ts';
 import { DramEngine } from '../storage-node/dram-engine.ts';
 import { StorageServer } from '../storage-node/server.ts';
-import { startFakeNode, type FakeNode, type FakeRequest } from '../test/helpers/fake-node.ts';
-import { eventually, freePort } from '../test/helpers/raw-client.ts';
-import { NodeConnection, hostOf, portOf, type NodeConnectionOptions } from './connection.ts';
-import { rejection } from '../test/helpers/assert.ts';
+import { startFakeNode, type FakeNode, type FakeRequest } from './helpers/fake-node.ts';
+import { eventually, freePort } from './helpers/raw-client.ts';
+
+import { rejection } from './helpers/assert.ts';
 
 const TOKEN = 'v1.job-a.fake';
 

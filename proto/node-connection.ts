@@ -1,17 +1,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import {
-  Flag,
-  FrameDecoder,
-  FrameWriter,
-  HEADER_SIZE,
-  MAX_KEY_BYTES,
-  Op,
-  SatchelError,
-  Status,
-  errorCodeOf,
-  type FrameView,
-} from '../proto/index.ts';
+import { FrameDecoder, type FrameView } from './decoder.ts';
+import { SatchelError } from './errors.ts';
+import { Flag, HEADER_SIZE, MAX_KEY_BYTES, Op, Status, errorCodeOf } from './frame.ts';
+import { FrameWriter } from './writer.ts';
 
 export interface NodeConnectionOptions {
   /** Every request fails with TIMEOUT after this long without an answer. */

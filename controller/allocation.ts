@@ -1,4 +1,4 @@
-import type { JobHints, NodeInfo } from '../proto/index.ts';
+import { TIERS, type JobHints, type NodeInfo, type Tier } from '../proto/index.ts';
 
 /** Defaults for missing hints, documented in controller/README.md. */
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
@@ -11,8 +11,6 @@ export const DEFAULT_CAPACITY = 64 * 1024 * 1024;
  */
 export const HDD_MAX_TOUCH_RATE = 1 / 600;
 
-export type Tier = 'dram' | 'ssd' | 'hdd';
-export const TIERS: readonly Tier[] = ['dram', 'ssd', 'hdd'];
 
 /** A node as the policy sees it: what it declared, and what jobs have reserved on it so far. */
 export interface NodeState extends NodeInfo {

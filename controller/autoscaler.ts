@@ -10,7 +10,7 @@
  * `Autoscaler` class runs it every second against a controller and records each decision as an event.
  */
 import type { Logger } from 'pino';
-import { TIERS, type Tier } from './allocation.ts';
+import { TIERS, type Tier } from '../proto/index.ts';
 
 export interface AutoscalerConfig {
   /** Utilization band, as fractions: launch above `high`, drain below `low`. */

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { costOf } from './cost.ts';
+import { TIERS } from '../proto/index.ts';
 import type { Controller } from './server.ts';
 
 /** What the console's live stream reports: pages open now (console-live.ts). */
@@ -59,7 +60,7 @@ export function controllerMetrics(
     registers: [registry],
     collect() {
       this.reset();
-      for (const tier of ['dram', 'ssd', 'hdd'] as const) {
+      for (const tier of TIERS) {
         for (const load of controller.nodeLoads(tier)) {
           for (const resource of ['cpu', 'network', 'capacity'] as const) this.set({ tier, node: load.id, resource }, load[resource]);
         }

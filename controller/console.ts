@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { SatchelError, sameSecret, type ErrorCode, type JobHints } from '../proto/index.ts';
-import { TIERS, type Tier } from './allocation.ts';
+import { TIERS, type Tier } from '../proto/index.ts';
 import { LiveFeed, jobRow, nodeRows, type StreamLimits } from './console-live.ts';
 import { controllerMetrics } from './console-metrics.ts';
 import { consolePage } from './console-page.ts';

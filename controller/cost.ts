@@ -3,7 +3,7 @@
  * for the kind of capacity each tier stands for: memory-class (DRAM) ≈ $1.87 per GB-month, block SSD ≈ $0.10,
  * HDD ≈ $0.045. Reservations, not usage, because reserved capacity is what a provider holds for the job.
  */
-import type { Tier } from './allocation.ts';
+import type { Tier } from '../proto/index.ts';
 import type { JobRecord } from './registry.ts';
 
 export type Prices = Record<Tier, number>;

@@ -11,8 +11,6 @@ export {
   DEFAULT_CAPACITY,
   DEFAULT_MAX_VALUE_BYTES,
   HDD_MAX_TOUCH_RATE,
-  TIERS,
   type Allocation,
   type NodeState,
-  type Tier,
 } from './allocation.ts';

@@ -1,4 +1,4 @@
-import type { Tier } from './allocation.ts';
+import type { Tier } from '../proto/index.ts';
 
 /**
  * What the autoscaler asks of the machinery that runs storage nodes. The controller defines it and deploy/

@@ -27,10 +27,12 @@ import {
   type RegisterJobReply,
   type ServerTls,
   type ServiceImpl,
+  type Tier,
+  TIERS,
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
-import { TIERS, allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState, type Tier } from './allocation.ts';
+import { allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState } from './allocation.ts';
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';
 import { EventLog } from './events.ts';

@@ -4,9 +4,9 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { join, resolve } from 'node:path';
-import { SatchelError, type ServerTls } from '../proto/index.ts';
+import { SatchelError, isTier, type ServerTls } from '../proto/index.ts';
 import { LocalCluster, type AutoscaleOptions } from './local-cluster.ts';
-import { TIER_PROFILES, isTier } from './tiers.ts';
+import { TIER_PROFILES } from './tiers.ts';
 import { createLogger } from './logger.ts';
 import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
 import { PortInUseError } from './port-in-use.ts';

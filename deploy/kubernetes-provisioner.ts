@@ -6,7 +6,8 @@
  */
 import { ApiException, AppsV1Api, KubeConfig, type V1Scale } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { TIERS, type Provisioner, type Tier } from '../controller/index.ts';
+import { TIERS, type Tier } from '../proto/index.ts';
+import type { Provisioner } from '../controller/index.ts';
 import { SatchelError } from '../proto/index.ts';
 
 export interface KubernetesProvisionerOptions {

@@ -19,7 +19,7 @@ import { loadOrCreateSecret } from './secret.ts';
 import { StateLock, createdPaths, processIdentity, type StaleLock } from './state-lock.ts';
 import { TIER_PROFILES } from './tiers.ts';
 import { defaultTenantKey } from '../controller/index.ts';
-import type { Tier } from '../storage-node/index.ts';
+import type { Tier } from '../proto/index.ts';
 
 export interface LocalClusterOptions {
   /**

@@ -5,7 +5,8 @@
  * up exactly like the ones `satchel up` started.
  */
 import { SatchelError } from '../proto/index.ts';
-import type { Provisioner, Tier } from '../controller/index.ts';
+import type { Provisioner } from '../controller/index.ts';
+import type { Tier } from '../proto/index.ts';
 
 /** Controller → `satchel up`. */
 export interface ProvisionRequest {

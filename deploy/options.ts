@@ -1,4 +1,4 @@
-import { SatchelError } from '../proto/index.ts';
+import { SatchelError, isTier, type Tier } from '../proto/index.ts';
 
 const UNITS: Record<string, number> = {
   '': 1, b: 1,
@@ -29,8 +29,6 @@ export function parseCount(text: string, flag: string, max = 64): number {
   return n;
 }
 
-const TIER_NAMES = ['dram', 'ssd', 'hdd'] as const;
-type TierName = (typeof TIER_NAMES)[number];
 
 /** "60-80" → [60, 80]: a utilization band in percent. */
 export function parseBand(text: string, flag: string): [number, number] {
@@ -44,14 +42,14 @@ export function parseBand(text: string, flag: string): [number, number] {
 }
 
 /** "dram=1,ssd=0" → { dram: 1, ssd: 0 }. */
-export function parseTierCounts(text: string, flag: string): Partial<Record<TierName, number>> {
-  const counts: Partial<Record<TierName, number>> = {};
+export function parseTierCounts(text: string, flag: string): Partial<Record<Tier, number>> {
+  const counts: Partial<Record<Tier, number>> = {};
   for (const part of text.split(',')) {
     const [tier, n] = part.split('=');
-    if (!TIER_NAMES.includes(tier?.trim() as TierName) || n === undefined) {
+    if (!isTier(tier?.trim()) || n === undefined) {
       throw new SatchelError('BAD_REQUEST', `${flag}: expected TIER=N[,TIER=N…] with tiers dram, ssd, hdd; got ${JSON.stringify(text)}`);
     }
-    counts[tier!.trim() as TierName] = parseCount(n.trim(), flag, 256);
+    counts[tier!.trim() as Tier] = parseCount(n.trim(), flag, 256);
   }
   return counts;
 }

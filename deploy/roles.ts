@@ -10,8 +10,8 @@ import type { AutoscaleOptions } from './local-cluster.ts';
 import { LocalProvisioner } from './local-provisioner.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { ADMIN_SUBJECT, VIEWER_SUBJECT, signToken, type ServerTls } from '../proto/index.ts';
-import { startStorageNode, type DeviceEmulation, type Tier } from '../storage-node/index.ts';
+import { ADMIN_SUBJECT, VIEWER_SUBJECT, signToken, type ServerTls, type Tier } from '../proto/index.ts';
+import { startStorageNode, type DeviceEmulation } from '../storage-node/index.ts';
 
 export interface ReadyMessage {
   type: 'ready';

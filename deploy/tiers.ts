@@ -1,4 +1,4 @@
-import type { Tier } from '../storage-node/index.ts';
+import type { Tier } from '../proto/index.ts';
 
 /**
  * The profile a node of each tier declares when no flag says otherwise. On this machine every tier shares one
@@ -11,6 +11,3 @@ export const TIER_PROFILES: Record<Tier, { capacity: number; bandwidth: number }
   hdd: { capacity: 8 * 1024 ** 3, bandwidth: 150e6 },
 };
 
-export function isTier(value: string): value is Tier {
-  return value === 'dram' || value === 'ssd' || value === 'hdd';
-}

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { SatchelError } from '../proto/index.ts';
-import type { Tier } from '../storage-node/index.ts';
+import type { Tier } from '../proto/index.ts';
 import { formatSize, runMicro, type MicroRow } from './micro.ts';
 import { runRegister } from './register.ts';
 import { parseBytes } from '../deploy/index.ts';

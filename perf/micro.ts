@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
-import type { Tier } from '../storage-node/index.ts';
+import type { Tier } from '../proto/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';

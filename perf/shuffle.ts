@@ -11,7 +11,7 @@ import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import type { ExistingCluster } from './cluster-access.ts';
 import { SatchelError } from '../proto/index.ts';
-import type { Tier } from '../storage-node/index.ts';
+import type { Tier } from '../proto/index.ts';
 import { FunctionPool } from './function-pool.ts';
 import { Progress } from './progress.ts';
 import { addChecksums, RECORD_BYTES, type RecordSummary } from './records.ts';

@@ -46,4 +46,5 @@ export { clientTlsOf, type ClientTls, type ServerTls } from './tls.ts';
 export { advertisedAddress, isHostPort } from './address.ts';
 export { encodeKeyList, decodeKeyList } from './key-list.ts';
 export { serveMetrics, closeMetricsEndpoint, type MetricsSource, type MetricsEndpoint } from './metrics-endpoint.ts';
+export { TIERS, isTier, type Tier } from './tier.ts';
 export { NodeConnection, Reply, hostOf, portOf, type NodeConnectionOptions, type EventListener, type ParkedRequest } from './node-connection.ts';

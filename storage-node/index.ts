@@ -1,5 +1,5 @@
 // A storage node: the data-plane server and its storage engines. Imports proto only.
-export { startStorageNode, type StorageNodeOptions, type NodeLimits, type RunningStorageNode, type Tier } from './node.ts';
+export { startStorageNode, type StorageNodeOptions, type NodeLimits, type RunningStorageNode } from './node.ts';
 export { StorageServer, PRE_AUTH_MAX_FRAMES, DEFAULT_HELLO_TIMEOUT_MS, type StorageServerOptions, type StorageCounters } from './server.ts';
 export { DramEngine } from './dram-engine.ts';
 export { DiskEngine, type DiskEngineOptions, type DeviceEmulation, type DiskEngineStats } from './disk-engine.ts';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SatchelError, advertisedAddress, clientTlsOf, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint, type ServerTls } from '../proto/index.ts';
+import { SatchelError, advertisedAddress, clientTlsOf, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint, type ServerTls, type Tier } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
 import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -9,7 +9,6 @@ import { HeapTrimmer } from './heap-trim.ts';
 import { IdleCollector } from './idle-gc.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
 
-export type Tier = 'dram' | 'ssd' | 'hdd';
 
 /** The limits a node holds against hostile or broken clients (server.ts, README "Limits"); defaults there. */
 export type NodeLimits = Pick<

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { TIERS, type Tier } from '../../controller/index.ts';
+import { TIERS, type Tier } from '../../proto/index.ts';
 import { parseBytes } from '../options.ts';
 import { STORAGE_NODE_ENV } from '../local-cluster.ts';
 import { KubernetesProvisioner } from '../kubernetes-provisioner.ts';

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
+import type { AutoscaleOptions } from './options.ts';
 import { PortInUseError } from './port-in-use.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
@@ -72,16 +73,6 @@ export interface LocalClusterOptions {
 }
 
 /** The autoscaler's policy as `satchel controller` flags take it (controller/autoscaler.ts has the defaults). */
-export interface AutoscaleOptions {
-  /** Percent, e.g. [60, 80]. */
-  band?: [number, number];
-  minNodes?: Partial<Record<Tier, number>>;
-  maxNodes?: Partial<Record<Tier, number>>;
-  scaleUpAfterMs?: number;
-  scaleDownAfterMs?: number;
-  cooldownMs?: number;
-}
-
 export interface ClusterInfoFile {
   controller: string;
   console: string;

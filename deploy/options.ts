@@ -60,3 +60,14 @@ export function parseMs(text: string, flag: string, min = 0): number {
   if (!Number.isInteger(n) || n < min) throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number of milliseconds ≥ ${min}, got ${JSON.stringify(text)}`);
   return n;
 }
+
+/** The autoscaler's policy as flags give it (`--band`, `--min-nodes`, …): what is not given keeps the defaults. */
+export interface AutoscaleOptions {
+  /** Percent, e.g. [60, 80]. */
+  band?: [number, number];
+  minNodes?: Partial<Record<Tier, number>>;
+  maxNodes?: Partial<Record<Tier, number>>;
+  scaleUpAfterMs?: number;
+  scaleDownAfterMs?: number;
+  cooldownMs?: number;
+}

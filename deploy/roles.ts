@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { Controller, DEFAULT_AUTOSCALER, buildConsole, type AutoscalerConfig, type Provisioner } from '../controller/index.ts';
-import type { AutoscaleOptions } from './local-cluster.ts';
+import type { AutoscaleOptions } from './options.ts';
 import { LocalProvisioner } from './local-provisioner.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { MetadataServer } from '../metadata/index.ts';

@@ -18,7 +18,7 @@ import { ATTACKS } from '../perf/abuse-protocol.ts';
 import { runTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
-const CLI = 'deploy/cli.ts';
+const CLI = 'perf/main.ts'; // satchel bench: bin/satchel.js sends it there
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'satchel-bench-test-'));

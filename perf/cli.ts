@@ -13,6 +13,7 @@ import { runJobs } from './jobs.ts';
 import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
 import { abuseText, runAbuse } from './abuse.ts';
+import { coldstartText, runColdstart } from './coldstart.ts';
 import { ATTACKS, type AttackName } from './abuse-protocol.ts';
 import { EXISTING_CLUSTER_FLAGS, existingCluster, type ExistingCluster } from './cluster-access.ts';
 import { runSoak, soakHeader, soakRow, soakSummaryText } from './soak.ts';
@@ -45,8 +46,10 @@ export async function runBench(args: string[]): Promise<void> {
       return nemesis(rest);
     case 'abuse':
       return abuse(rest);
+    case 'coldstart':
+      return coldstart(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse)`);
+      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse, coldstart)`);
   }
 }
 
@@ -490,6 +493,32 @@ async function abuse(args: string[]): Promise<void> {
   process.stdout.write(abuseText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
   if (report.summary.well_behaved_failures > 0) process.exitCode = 1;
+}
+
+/** `bench coldstart`: the client's install footprint and a new process's first GET, Satchel against ioredis. */
+async function coldstart(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    samples: { type: 'string' },
+    'client-tarball': { type: 'string' },
+    'pack-dir': { type: 'string' },
+    'keep-dir': { type: 'string' },
+    json: { type: 'string' },
+  });
+  if (values['client-tarball'] !== undefined && values['pack-dir'] !== undefined) throw new SatchelError('BAD_REQUEST', '--client-tarball: not with --pack-dir (the tarball is what would be packed)');
+  const options = {
+    samples: whole(values.samples, 11, '--samples', 1, 1000),
+    clientTarball: values['client-tarball'],
+    packDir: values['pack-dir'],
+    keepDir: values['keep-dir'],
+    valueBytes: 1024,
+    childTimeoutMs: 30_000,
+    npmTimeoutMs: 300_000,
+  };
+  const report = await runColdstart(options);
+  const full = { benchmark: 'coldstart', date: new Date().toISOString(), command: commandLine('coldstart', args), machine: machine(), options, ...report };
+  if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
+  process.stdout.write(coldstartText(report));
+  if (values.json) process.stdout.write(`written: ${values.json}\n`);
 }
 
 /** The command as reports show it: secrets given as flags (a tenant key, a console token) left out. */

@@ -5,7 +5,6 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +14,7 @@ import { SYSTEMS, type ColdstartReport } from './coldstart.ts';
 
 const run = promisify(execFile);
 
-// `satchel bench` is perf/main.ts once bin/satchel.js sends it there; deploy/cli.ts before.
-const CLI = existsSync(join(ROOT, 'perf/main.ts')) ? 'perf/main.ts' : 'deploy/cli.ts';
+const CLI = 'perf/main.ts'; // satchel bench: bin/satchel.js sends it there
 
 async function registry(): Promise<string | null> {
   try {

@@ -47,3 +47,28 @@ test('an error message echoing a huge input is cut short, so the caller still ge
   t.regex(error!.message, /^no job x+… \(\d+ more characters\)$/);
   t.true(Date.now() - started < 4_000, 'answered, not timed out');
 });
+
+test('a closed ControlClient rejects every call with CLOSED; a bad timeout or address is BAD_REQUEST, all SatchelErrors', async (t) => {
+  const { address, calls } = await serve(t, 'no such job');
+  const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, address, 5_000);
+  t.is((await t.throwsAsync<SatchelError>(client.call('GetPlacement', { jobId: 'x', token: 'y' })))?.code, 'NO_SUCH_JOB');
+  // grpc-js would throw "Deadline is too far in the future" from inside its call, uncaught, crashing the process.
+  for (const timeoutMs of [2 ** 31, Number.NaN, -1, '5s' as unknown as number]) {
+    const error = await t.throwsAsync(client.call('GetPlacement', { jobId: 'x', token: 'y' }, timeoutMs));
+    t.true(error instanceof SatchelError, String(error));
+    t.is((error as SatchelError).code, 'BAD_REQUEST', String(timeoutMs));
+  }
+  client.close();
+  client.close(); // idempotent
+  // grpc-js throws a plain Error ("Channel has been shut down") at once for a closed channel.
+  for (let i = 0; i < 2; i++) {
+    const error = await t.throwsAsync(client.call('GetPlacement', { jobId: 'x', token: 'y' }));
+    t.true(error instanceof SatchelError, String(error));
+    t.is((error as SatchelError).code, 'CLOSED');
+  }
+  t.is(calls(), 1);
+  // An address grpc-js cannot parse (an empty one, from a forged ticket): BAD_REQUEST from the constructor.
+  const thrown = t.throws(() => new ControlClient<MetadataMethods>(METADATA_SERVICE, '', 5_000));
+  t.true(thrown instanceof SatchelError, String(thrown));
+  t.is((thrown as SatchelError).code, 'BAD_REQUEST');
+});

@@ -5,9 +5,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { SatchelError, isErrorCode, type ErrorCode } from './errors.ts';
-import type { ClientTls } from './tls.ts';
+import { hostOf } from './node-connection.ts';
+import { serverIdentity, type ClientTls } from './tls.ts';
 
 export interface JobHints {
   latencySensitive?: boolean;
@@ -228,9 +230,13 @@ function boundedMessage(message: string): string {
 
 const clientClasses = new Map<grpc.ServiceDefinition, grpc.ServiceClientConstructor>();
 
+/** The longest a timer can wait (setTimeout's limit, and grpc-js's for a deadline: past it, it throws). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** A typed client: `await client.call('RegisterJob', {...})`, every call with a deadline. */
 export class ControlClient<M extends Methods> {
   private readonly client: grpc.Client & Record<string, Function>;
+  private closed = false;
 
   /** With `tls`, the channel is TLS and the server's certificate is checked against `tls.ca`. */
   constructor(
@@ -244,7 +250,6 @@ export class ControlClient<M extends Methods> {
       Ctor = grpc.makeGenericClientConstructor(definition, 'satchel');
       clientClasses.set(definition, Ctor);
     }
-    const credentials = tls === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(Buffer.from(tls.ca));
     const options: grpc.ChannelOptions = {
       ...GRPC_OPTIONS,
       // A channel whose server was unreachable (restarted, partitioned) retries within a second once it is back,
@@ -252,23 +257,89 @@ export class ControlClient<M extends Methods> {
       // on this channel.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
-      ...(tls?.servername === undefined ? {} : { 'grpc.ssl_target_name_override': tls.servername, 'grpc.default_authority': tls.servername }),
+      ...(tls?.servername === undefined ? {} : { 'grpc.default_authority': tls.servername }),
     };
-    this.client = new Ctor(address, credentials, options) as grpc.Client & Record<string, Function>;
+    try {
+      const credentials = tls === undefined ? grpc.credentials.createInsecure() : new TlsCredentials(hostOf(address), tls);
+      this.client = new Ctor(address, credentials, options) as grpc.Client & Record<string, Function>;
+    } catch (cause) {
+      // grpc-js refuses a target it cannot parse (an empty address, from a forged ticket say).
+      throw new SatchelError('BAD_REQUEST', `cannot open a channel to ${JSON.stringify(address)}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
   }
 
+  /**
+   * One call. Rejects with a SatchelError, whatever goes wrong: CLOSED once `close()` was called (grpc-js would
+   * throw a plain Error at once), BAD_REQUEST for a timeout no timer can wait (grpc-js would throw it later,
+   * uncaught, from inside its call).
+   */
   call<K extends keyof M & string>(method: K, request: M[K][0], timeoutMs = this.timeoutMs): Promise<M[K][1]> {
+    if (this.closed) return Promise.reject(new SatchelError('CLOSED', `${method} at ${this.address}: the client is closed`));
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+      return Promise.reject(new SatchelError('BAD_REQUEST', `${method}: timeoutMs must be a number of ms from 0 to ${MAX_TIMEOUT_MS}`));
+    }
     return new Promise((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
-      this.client[method]!.call(this.client, request, { deadline }, (error: grpc.ServiceError | null, reply: M[K][1]) => {
-        if (error) reject(fromServiceError(error, `${method} at ${this.address}`));
-        else resolve(reply);
-      });
+      try {
+        this.client[method]!.call(this.client, request, { deadline }, (error: grpc.ServiceError | null, reply: M[K][1]) => {
+          if (error) reject(fromServiceError(error, `${method} at ${this.address}`));
+          else resolve(reply);
+        });
+      } catch (cause) {
+        // Nothing grpc-js is known to throw here while the channel is open; whatever it is, it is typed.
+        reject(new SatchelError('UNAVAILABLE', `${method} at ${this.address}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause }));
+      }
     });
   }
 
+  /** Closes the channel; calls in flight fail, later ones get CLOSED. Idempotent. */
   close(): void {
+    this.closed = true;
     this.client.close();
+  }
+}
+
+/**
+ * TLS channel credentials that send SNI only for a DNS name. grpc-js's own (`createSsl`) always send the host
+ * dialled, and for an IP address (every address `satchel up` hands out) Node then warns on stderr (DEP0123;
+ * grpc-node #1919). The handshake is the one grpc-js does: ALPN h2, the server's certificate checked against the
+ * CA and the host dialled, or `servername` when given.
+ */
+class TlsCredentials extends grpc.ChannelCredentials {
+  private readonly context: SecureContext;
+  private readonly identity: ReturnType<typeof serverIdentity>;
+
+  constructor(host: string, options: ClientTls) {
+    super();
+    this.context = createSecureContext({ ca: options.ca });
+    this.identity = serverIdentity(host, options.servername);
+  }
+
+  override _isSecure(): boolean {
+    return true;
+  }
+
+  override _equals(other: grpc.ChannelCredentials): boolean {
+    return other === this;
+  }
+
+  override _createSecureConnector(
+    ...[, , callCredentials = grpc.credentials.createEmpty()]: Parameters<grpc.ChannelCredentials['_createSecureConnector']>
+  ): ReturnType<grpc.ChannelCredentials['_createSecureConnector']> {
+    const { context, identity } = this;
+    return {
+      connect: (socket) =>
+        new Promise((resolve, reject) => {
+          const secured = tlsConnect({ socket, secureContext: context, ALPNProtocols: ['h2'], ...identity }, () => {
+            if (secured.authorized) resolve({ socket: secured, secure: true });
+            else reject(secured.authorizationError);
+          });
+          secured.on('error', reject);
+        }),
+      waitForReady: () => Promise.resolve(),
+      getCallCredentials: () => callCredentials,
+      destroy: () => {},
+    };
   }
 }
 

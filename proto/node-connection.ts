@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { FrameDecoder, type FrameView } from './decoder.ts';
 import { SatchelError } from './errors.ts';
 import { Flag, HEADER_SIZE, MAX_KEY_BYTES, Op, Status, errorCodeOf } from './frame.ts';
+import { serverIdentity } from './tls.ts';
 import { FrameWriter } from './writer.ts';
 
 export interface NodeConnectionOptions {
@@ -247,7 +248,7 @@ export class NodeConnection {
     const secure = this.options.tls;
     // Reads land in one buffer per connection, reused for every read (`onread`), instead of a fresh 64 KiB
     // chunk per read; the decoder copies out what outlives the callback. Fewer ArrayBuffers, fewer full GCs.
-    const socket =
+    const socket = typedErrors(this.address, () =>
       secure === undefined
         ? net.connect({
             host: hostOf(this.address),
@@ -261,7 +262,8 @@ export class NodeConnection {
               },
             },
           })
-        : this.connectTls(secure, (chunk) => decoder!.push(chunk));
+        : this.connectTls(secure, (chunk) => decoder!.push(chunk)),
+    );
     const writer = new FrameWriter(socket);
     this.socket = socket;
     this.writer = writer;
@@ -308,8 +310,8 @@ export class NodeConnection {
       host,
       port: portOf(this.address),
       ca: secure.ca,
-      // SNI only for a name: an IP address is checked against the certificate's IP SANs without it.
-      servername: secure.servername ?? (net.isIP(host) === 0 ? host : undefined),
+      // SNI only for a name, also when `servername` is an IP address: Node warns on stderr for one (DEP0123).
+      ...serverIdentity(host, secure.servername),
     });
     socket.setNoDelay(true);
     socket.on('data', onData);
@@ -456,6 +458,16 @@ export class NodeConnection {
     this.socket?.destroy();
     this.socket = null;
     this.writer = null;
+  }
+}
+
+/** Opening a socket throws only for options Node refuses (a CA that is not PEM text or bytes): BAD_REQUEST. */
+function typedErrors<T>(address: string, open: () => T): T {
+  try {
+    return open();
+  } catch (cause) {
+    if (cause instanceof SatchelError) throw cause;
+    throw new SatchelError('BAD_REQUEST', `cannot connect to node ${address}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 

@@ -31,6 +31,7 @@ import {
   type WirePlacement,
 } from '../proto/index.ts';
 import { NodeConnection, type Reply } from '../proto/index.ts';
+import { checkJobOptions, isPositiveInteger, optionsObject } from './options.ts';
 import { Watch, type WatchHost, type WatchOptions } from './watch.ts';
 
 export interface JobOptions {
@@ -105,7 +106,8 @@ export class Job implements WatchHost {
   }
 
   /** @internal Decodes the ticket and fetches the placement unless given; `this` picks the handle class. */
-  static async open<T extends Job>(this: JobClass<T>, ticket: string, options: JobOptions = {}, known?: WirePlacement): Promise<T> {
+  static async open<T extends Job>(this: JobClass<T>, ticket: string, given?: JobOptions, known?: WirePlacement): Promise<T> {
+    const options = checkJobOptions(given);
     const parsed = decodeTicket(ticket);
     const metadata = new ControlClient<MetadataMethods>(METADATA_SERVICE, parsed.metadata[0]!, options.timeoutMs ?? 10_000, tlsOf(parsed));
     try {
@@ -296,15 +298,17 @@ export class Job implements WatchHost {
    * Every key starting with `prefix`, in sorted order, fetched a page at a time from each node and merged.
    * Breaking out of the loop stops the paging.
    */
-  async *list(prefix = '', options: ListOptions = {}): AsyncGenerator<string, void, undefined> {
+  async *list(prefix = '', options?: ListOptions): AsyncGenerator<string, void, undefined> {
     if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
+    const { pageSize: asked = 100 } = optionsObject(options);
+    if (!Number.isSafeInteger(asked)) throw new SatchelError('BAD_REQUEST', 'pageSize must be a whole number (1 to 1000)');
     // Checked here: a prefix over the frame's key limit would be a malformed frame, and the node would close the
     // connection under every other call in flight on it.
     if (prefix.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(prefix) > MAX_USER_KEY_BYTES) {
       throw new SatchelError('BAD_REQUEST', `prefix longer than ${MAX_USER_KEY_BYTES} bytes`);
     }
     this.checkOpen();
-    const pageSize = Math.max(1, Math.min(options.pageSize ?? 100, 1000));
+    const pageSize = Math.max(1, Math.min(asked, 1000));
     // Every node of every generation, once: keys written before a placement change stay where they were.
     const nodes = new Map(this.placement.generations.flat().map((node) => [node.id, node]));
     const cursors = [...nodes.values()].map((node) => new ListCursor(this, node, prefix, pageSize));
@@ -331,13 +335,10 @@ export class Job implements WatchHost {
    * request parked at the node that owns the key, no polling. TIMEOUT when `timeoutMs` passes first,
    * NO_SUCH_JOB when the job is deregistered meanwhile.
    */
-  async waitFor(key: string, options: WaitOptions = {}): Promise<Buffer> {
+  async waitFor(key: string, options?: WaitOptions): Promise<Buffer> {
     checkKey(key);
     this.checkOpen();
-    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_WAIT_MS) {
-      throw new SatchelError('BAD_REQUEST', `timeoutMs must be a whole number of ms from 1 to ${MAX_WAIT_MS}`);
-    }
+    const timeoutMs = waitTimeout(options);
     const deadline = Date.now() + timeoutMs;
     let stale = 0;
     let unreachable = 0;
@@ -446,8 +447,10 @@ export class Job implements WatchHost {
    * `incr` and `waitFor`: keys `name/arrived` (the count) and `name/open` (written by the last to arrive). A
    * barrier is used once; a caller past `parties` gets BAD_REQUEST.
    */
-  async barrier(name: string, parties: number, options: WaitOptions = {}): Promise<void> {
+  async barrier(name: string, parties: number, options?: WaitOptions): Promise<void> {
+    if (typeof name !== 'string') throw new SatchelError('BAD_REQUEST', 'barrier name must be a string');
     checkKey(`${name}/arrived`);
+    waitTimeout(options); // checked before arriving: a caller counted and then refused would hold the others up
     if (!Number.isSafeInteger(parties) || parties < 1) throw new SatchelError('BAD_REQUEST', 'parties must be a positive integer');
     const arrived = await this.incr(`${name}/arrived`);
     if (arrived > parties) throw new SatchelError('BAD_REQUEST', `barrier ${name} already had its ${parties} parties`);
@@ -460,27 +463,36 @@ export class Job implements WatchHost {
    * one node leave in one write. Keys and values are checked before anything is sent. On a failure the rest
    * still finish, then the first error is thrown (its message names the key); entries stored stay stored.
    */
-  async putMany(entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>, options: BatchOptions = {}): Promise<void> {
+  async putMany(entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>, options?: BatchOptions): Promise<void> {
+    if (typeof entries !== 'object' || entries === null) {
+      throw new SatchelError('BAD_REQUEST', 'entries must be an iterable of [key, value] pairs, or an object of values by key');
+    }
     const list = Symbol.iterator in entries ? [...(entries as Iterable<readonly [string, Uint8Array | string]>)] : Object.entries(entries);
-    for (const [key, value] of list) {
+    const window = batchWindow(options);
+    for (const entry of list) {
+      if (!Array.isArray(entry)) throw new SatchelError('BAD_REQUEST', 'each entry must be a [key, value] pair');
+      const [key, value] = entry as [unknown, unknown];
       checkKey(key);
       // Checked, not converted: put converts each value when it sends it.
       if (!(value instanceof Uint8Array) && typeof value !== 'string') throw new SatchelError('BAD_REQUEST', 'value must be a Uint8Array, Buffer or string');
     }
     this.checkOpen();
-    await inWindow(list.length, options.window ?? DEFAULT_BATCH_WINDOW, (i) => {
+    await inWindow(list.length, window, (i) => {
       const [key, value] = list[i]!;
       return this.put(key, value).catch((error: unknown) => Promise.reject(aboutKey(error, key)));
     });
   }
 
   /** The value under each key (null where there is none), in order; batched as `putMany`. */
-  async getMany(keys: Iterable<string>, options: BatchOptions = {}): Promise<(Buffer | null)[]> {
+  async getMany(keys: Iterable<string>, options?: BatchOptions): Promise<(Buffer | null)[]> {
+    // A string is iterable too: getMany('abc') would read the keys a, b and c.
+    if (typeof keys !== 'object' || keys === null || !(Symbol.iterator in keys)) throw new SatchelError('BAD_REQUEST', 'keys must be an iterable of keys (an array, say)');
     const list = [...keys];
+    const window = batchWindow(options);
     for (const key of list) checkKey(key);
     this.checkOpen();
     const values = new Array<Buffer | null>(list.length).fill(null);
-    await inWindow(list.length, options.window ?? DEFAULT_BATCH_WINDOW, (i) =>
+    await inWindow(list.length, window, (i) =>
       this.get(list[i]!).then(
         (value) => {
           values[i] = value;
@@ -497,8 +509,10 @@ export class Job implements WatchHost {
    * nodes (keys already on a node it joins are reported as puts, so a key may be reported again); `close()`
    * (or leaving a for-await loop) frees it on every node.
    */
-  async watch(prefix = '', options: WatchOptions = {}): Promise<Watch> {
+  async watch(prefix = '', options?: WatchOptions): Promise<Watch> {
     if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
+    options = optionsObject(options);
+    if (options.maxBuffered !== undefined && !isPositiveInteger(options.maxBuffered)) throw new SatchelError('BAD_REQUEST', 'maxBuffered must be a positive integer');
     if (prefix.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(prefix) > MAX_USER_KEY_BYTES) {
       throw new SatchelError('BAD_REQUEST', `prefix longer than ${MAX_USER_KEY_BYTES} bytes`);
     }
@@ -867,7 +881,7 @@ export class Job implements WatchHost {
     if (errors.length > 0) throw errors[0];
   }
 
-  private checkOpen(): void {
+  protected checkOpen(): void {
     if (this.closed) throw new SatchelError('CLOSED', `job ${this.id} handle is closed`);
   }
 
@@ -942,7 +956,6 @@ export function fromWirePlacement(wire: WirePlacement): Placement {
  * thrown once those running have finished.
  */
 async function inWindow(count: number, window: number, task: (index: number) => Promise<void>): Promise<void> {
-  if (!Number.isInteger(window) || window < 1) throw new SatchelError('BAD_REQUEST', 'window must be a positive integer');
   let next = 0;
   let failure: { error: unknown } | null = null;
   const lane = async () => {
@@ -956,6 +969,22 @@ async function inWindow(count: number, window: number, task: (index: number) => 
   };
   await Promise.all(Array.from({ length: Math.min(window, count) }, lane));
   if (failure !== null) throw (failure as { error: unknown }).error;
+}
+
+/** WaitOptions.timeoutMs, checked, or its default. */
+function waitTimeout(options: WaitOptions | undefined): number {
+  const { timeoutMs = DEFAULT_WAIT_MS } = optionsObject(options);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_WAIT_MS) {
+    throw new SatchelError('BAD_REQUEST', `timeoutMs must be a whole number of ms from 1 to ${MAX_WAIT_MS}`);
+  }
+  return timeoutMs;
+}
+
+/** BatchOptions.window, checked. */
+function batchWindow(options: BatchOptions | undefined): number {
+  const { window = DEFAULT_BATCH_WINDOW } = optionsObject(options);
+  if (!isPositiveInteger(window)) throw new SatchelError('BAD_REQUEST', 'window must be a positive integer');
+  return window;
 }
 
 /** The same error, its message naming the key of a batch entry. */

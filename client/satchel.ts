@@ -7,6 +7,7 @@ import {
   type JobHints,
 } from '../proto/index.ts';
 import { Job, type JobOptions } from './job.ts';
+import { checkClientTls, checkHints, checkJobOptions } from './options.ts';
 
 export type { JobHints };
 
@@ -58,8 +59,12 @@ export class RegisteredJob extends Job {
     this.renewTimer.unref(); // renewing never keeps a process alive
   }
 
-  /** Deletes every byte of the job on every node and frees its reservation; then closes this handle. */
+  /**
+   * Deletes every byte of the job on every node and frees its reservation; then closes this handle. CLOSED on a
+   * handle already closed (or deregistered): the driver's credential went with it.
+   */
   async deregister(): Promise<void> {
+    this.checkOpen();
     this.stopRenewing();
     this.controller ??= this.controllerClient();
     try {
@@ -98,10 +103,12 @@ export class Satchel {
    * Connects to a controller (host:port) with a tenant key (`options.key`). Checks that it answers and takes the
    * key, so a wrong address or key fails here (UNAVAILABLE, UNAUTHORIZED), not at the first registration.
    */
-  static async connect(address: string, options: ConnectOptions = {}): Promise<Satchel> {
+  static async connect(address: string, options?: ConnectOptions): Promise<Satchel> {
     if (typeof address !== 'string' || !/^[^\s:]+:\d+$/.test(address)) {
       throw new SatchelError('BAD_REQUEST', `controller address must be host:port, got ${JSON.stringify(address)}`);
     }
+    options = checkJobOptions(options);
+    checkClientTls(options.tls);
     if (options.key !== undefined && typeof options.key !== 'string') throw new SatchelError('BAD_REQUEST', 'key must be a string (cluster.json tenantKey)');
     // A token in its place (the admin's, a job's) would pass the check below and fail at the first registration.
     if (options.key !== undefined && !options.key.startsWith('sk1.')) throw new SatchelError('UNAUTHORIZED', 'key is not a tenant key (cluster.json tenantKey, or one satchel tenant add printed)');
@@ -121,14 +128,12 @@ export class Satchel {
   }
 
   /** Registers a job; every hint is optional. The returned handle can be used at once and gives the ticket. */
-  async registerJob(name: string, hints: JobHints = {}): Promise<RegisteredJob> {
+  async registerJob(name: string, hints?: JobHints): Promise<RegisteredJob> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
       throw new SatchelError('BAD_REQUEST', 'job name must be a non-empty string of at most 200 characters');
     }
-    // Checked here: the wire's integer field would quietly turn 1.5 copies into 1.
-    if (hints.replicas !== undefined && !(Number.isInteger(hints.replicas) && hints.replicas >= 1 && hints.replicas <= 3)) {
-      throw new SatchelError('BAD_REQUEST', 'hint replicas must be 1, 2 or 3');
-    }
+    // Checked here: the wire's integer fields would quietly turn 1.5 copies into 1.
+    hints = checkHints(hints);
     const reply = await this.controller.call('RegisterJob', { name, hints, key: this.options.key ?? '' });
     const job = await RegisteredJob.open(reply.ticket, this.options, reply.placement ?? undefined);
     job.useDriverToken(reply.driverToken);
@@ -136,6 +141,7 @@ export class Satchel {
     return job;
   }
 
+  /** Closes the channel to the controller; registerJob afterwards fails with CLOSED. Jobs registered stay open. */
   close(): void {
     this.controller.close();
   }

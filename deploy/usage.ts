@@ -130,5 +130,14 @@ ${TENANT_USAGE}
                             stalled-watchers, long-waits, stalled-sse, internal-keys (default all)
     --json FILE
 
+  bench coldstart         the client's install footprint (a packed tarball installed with npm install --omit=dev
+                          into an empty project: node_modules bytes, packages, native modules) and a new
+                          process's first GET of 1 KiB (spawn → value, median and p90), Satchel against ioredis
+    --samples N             processes per system (default 11), after one warm-up each
+    --client-tarball FILE   install this tarball of the client instead of packing one
+    --pack-dir DIR          npm pack the package named satchel in DIR, or DIR's workspace of that name
+                            (default: the repository root; packs what npm run build built)
+    --keep-dir DIR          leave the two projects there; --json FILE
+
   help                    this text
 `;

@@ -5,11 +5,13 @@
 import test from 'ava';
 import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { alive } from './helpers/process.ts';
+import { fileURLToPath } from 'node:url';
+import { alive, runTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 import { rejection, firstCall } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
+const QUIET_CLIENT = fileURLToPath(new URL('./fixtures/quiet-client.ts', import.meta.url));
 
 let cluster: LocalCluster;
 let satchel: Satchel;
@@ -107,6 +109,16 @@ test.serial('overwriting a large value with a small one frees the old blocks', a
     }
   }, 10_000, 'room for c');
   t.is((await job.stat('c'))?.blocks, 7);
+});
+
+test.serial('a client writes nothing to stderr, its failed calls included (plain TCP; test/tls.test.ts: over TLS)', async (t) => {
+  const result = await runTs(QUIET_CLIENT, [cluster.controller, cluster.tenantKey]);
+  t.is(result.code, 0, result.stderr + result.stdout);
+  t.is(result.stderr, '');
+  const summary = JSON.parse(result.stdout) as { greeting: string; count: number; codes: string[] };
+  t.is(summary.greeting, 'hello');
+  t.is(summary.count, 3);
+  t.deepEqual(summary.codes, ['BAD_REQUEST', 'BAD_REQUEST', 'CLOSED', 'CLOSED', 'CLOSED']);
 });
 
 test.serial('the storage node process dies → calls fail with UNAVAILABLE within the timeout, no hang', async (t) => {

@@ -16,12 +16,18 @@ import { promisify } from 'node:util';
 import { NodeConnection } from '../proto/index.ts';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { ControlClient, FrameWriter, METADATA_SERVICE, Op, decodeTicket, encodeTicket, type MetadataMethods } from '../proto/index.ts';
+import { CONTROLLER_SERVICE, ControlClient, FrameWriter, METADATA_SERVICE, Op, decodeTicket, encodeTicket, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
 import { pattern, rejection } from './helpers/assert.ts';
 import { runTs } from './helpers/process.ts';
 
 const MiB = 1024 * 1024;
 const FUNCTION = fileURLToPath(new URL('./fixtures/function.ts', import.meta.url));
+const QUIET_CLIENT = fileURLToPath(new URL('./fixtures/quiet-client.ts', import.meta.url));
+
+// Every warning this process emits, from the start: Node emits DEP0123 (an IP address as TLS ServerName) once per
+// process, so the test below must also see one that an earlier test's connection caused.
+const warnings: Error[] = [];
+process.on('warning', (warning) => warnings.push(warning));
 const CLI = fileURLToPath(new URL('../deploy/cli.ts', import.meta.url));
 const run = promisify(execFile);
 
@@ -129,6 +135,43 @@ test('over TLS: the ticket carries the CA; a function attached from it puts, get
   await job.deregister();
   deregistered = true;
   t.is((await rejection(t, fn.get('small'))).code, 'NO_SUCH_JOB');
+});
+
+test('TLS to 127.0.0.1 sends no IP address as ServerName: no DeprecationWarning, from gRPC or the data plane', async (t) => {
+  // gRPC: the driver's channel to the controller, and channels with an IP address or a name as servername.
+  const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 10_000, tls: { ca: caPem } });
+  t.teardown(() => satchel.close());
+  const port = cluster!.controller.slice(cluster!.controller.lastIndexOf(':') + 1);
+  for (const tls of [{ ca: caPem, servername: '127.0.0.1' }, { ca: caPem, servername: 'localhost' }]) {
+    const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, `127.0.0.1:${port}`, 10_000, tls);
+    t.teardown(() => client.close());
+    t.is(typeof (await client.call('GetCluster', { token: cluster!.tenantKey })).jobs, 'number', tls.servername);
+  }
+  // The data plane: a job's connections to its nodes, and a node connection told an IP address as servername.
+  const job = await satchel.registerJob('tls-no-warning');
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.put('k', 'v');
+  t.is((await job.get('k'))?.toString(), 'v');
+  const connection = new NodeConnection(nodeAddress(), 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { timeoutMs: 5_000, tls: { ca: caPem, servername: '127.0.0.1' } });
+  t.teardown(() => connection.destroy());
+  t.is((await rejection(t, connection.request(Op.PING, 0, 0, 0, '', null))).code, 'UNAUTHORIZED', 'the handshake passed: the node refused the token');
+  await new Promise((resolve) => setImmediate(resolve)); // process.emitWarning delivers on the next tick
+  t.deepEqual(
+    warnings.filter((w) => w.name === 'DeprecationWarning').map((w) => w.message),
+    [],
+  );
+});
+
+test('a client over TLS writes nothing to stderr: connect, register, attach, put, get, wait, watch, failed calls, close', async (t) => {
+  const result = await runTs(QUIET_CLIENT, [cluster!.controller, cluster!.tenantKey, pki.ca]);
+  t.is(result.code, 0, result.stderr + result.stdout);
+  t.is(result.stderr, '');
+  const summary = JSON.parse(result.stdout) as { greeting: string; done: string; count: number; event: unknown; codes: string[] };
+  t.is(summary.greeting, 'hello');
+  t.is(summary.done, 'yes');
+  t.is(summary.count, 3);
+  t.deepEqual(summary.event, { type: 'put', key: 'w/1' });
+  t.deepEqual(summary.codes, ['BAD_REQUEST', 'BAD_REQUEST', 'CLOSED', 'CLOSED', 'CLOSED']);
 });
 
 test('the nodes speak TLS only: a plain TCP client gets the connection closed and no Satchel frame', async (t) => {

@@ -1,6 +1,7 @@
 import {
   ControlClient,
   CONTROLLER_SERVICE,
+  MAX_TIMEOUT_MS,
   SatchelError,
   type ClientTls,
   type ControllerMethods,
@@ -45,6 +46,8 @@ export class RegisteredJob extends Job {
   renewLeaseEvery(leaseMs: number): void {
     this.controller ??= this.controllerClient();
     const controller = this.controller;
+    // A timer waits at most ~24.8 days: past that Node fires it at once, and warns on stderr.
+    const every = Math.min(MAX_TIMEOUT_MS, Math.max(50, leaseMs / 3));
     this.renewTimer = setInterval(() => {
       controller.call('RenewLease', { jobId: this.id, token: this.driverToken }).then((reply) => {
         // Each renewal brings a ticket whose token lives a token lifetime from now: the driver never holds an
@@ -55,7 +58,7 @@ export class RegisteredJob extends Job {
         if (error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED')) this.stopRenewing();
         // Anything else (a controller restarting) is retried at the next tick, well inside the lease.
       });
-    }, Math.max(50, leaseMs / 3));
+    }, every);
     this.renewTimer.unref(); // renewing never keeps a process alive
   }
 

@@ -292,7 +292,7 @@ export class ControlClient<M extends Methods> {
     });
   }
 
-  /** Closes the channel; calls in flight fail, later ones get CLOSED. Idempotent. */
+  /** Closes the channel: calls in flight finish, later ones get CLOSED. Idempotent. */
   close(): void {
     this.closed = true;
     this.client.close();

@@ -13,7 +13,7 @@
  * that exists, against a cluster of one DRAM node and a redis-server this bench starts. The child marks
  * `performance.now()` (milliseconds since its process began) as it starts running its script, after the
  * import, after attach/connect and once it holds the value; the parent times from just before spawn to the
- * value (the child's `performance.timeOrigin + now()`) and to the child's exit. Samples alternate the two
+ * value (both sides' `Date.now()`: the one clock two processes share) and to the child's exit. Samples alternate the two
  * systems, each preceded by one unreported warm-up (the process is cold; the files are in the page cache).
  */
 import { spawn } from 'node:child_process';
@@ -86,7 +86,7 @@ export interface Footprint {
 
 export interface ColdSample {
   system: ColdstartSystem;
-  /** Parent: just before spawn → the child holds the value (the child's timeOrigin + now()). */
+  /** Parent: just before spawn → the child holds the value (Date.now() on both sides). */
   spawn_to_value_ms: number;
   /** Child: its process start (performance.timeOrigin) → the value. */
   in_process_ms: number;
@@ -302,7 +302,7 @@ const job = await Satchel.attach(process.env.COLDSTART_TICKET);
 const connected = performance.now();
 const value = await job.get(process.env.COLDSTART_KEY);
 const read = performance.now();
-const at = performance.timeOrigin + read;
+const at = Date.now();
 await job.close();
 ${CHILD_TAIL}`;
 
@@ -314,7 +314,7 @@ await client.connect();
 const connected = performance.now();
 const value = await client.getBuffer(process.env.COLDSTART_KEY);
 const read = performance.now();
-const at = performance.timeOrigin + read;
+const at = Date.now();
 client.disconnect();
 ${CHILD_TAIL}`;
 
@@ -333,7 +333,9 @@ async function coldSample(system: ColdstartSystem, script: string, extra: NodeJS
   const env = { ...process.env, ...extra };
   delete env.NODE_OPTIONS;
   const started = performance.now();
-  const spawnedAt = performance.timeOrigin + started;
+  // The wall clock on both sides: performance.timeOrigin + now() of a long-running parent drifts from a new
+  // child's (seconds apart in one run here), so only Date.now() compares across processes (to the millisecond).
+  const spawnedAt = Date.now();
   const child = spawn(process.execPath, [script], { cwd: dirname(script), env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

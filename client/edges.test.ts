@@ -5,7 +5,8 @@
  * so every public method is driven with what TypeScript would have refused.
  */
 import test from 'ava';
-import { SatchelError, type ErrorCode } from '../proto/index.ts';
+import { Flag, Op, SatchelError, Status, encodeManifest, encodeTicket, type ErrorCode } from '../proto/index.ts';
+import { startFakeNode } from '../test/helpers/fake-node.ts';
 import { useSharedCluster } from '../test/helpers/shared-cluster.ts';
 import { Satchel, type Job } from './index.ts';
 
@@ -187,4 +188,29 @@ test('after close: a Satchel, a RegisteredJob and an attached Job answer every c
   const again = await Satchel.attach(registered.ticket, { timeoutMs: 5_000 });
   t.teardown(() => again.close());
   t.is((await again.get('k'))?.toString(), 'v');
+});
+
+test('answers a node should never give (a manifest of an impossible size, an INCR without its total) are SatchelErrors too', async (t) => {
+  // A node that holds a manifest of 1 TiB under every key, and answers INCR OK with an empty body.
+  const node = await startFakeNode((request) => {
+    if (request.code === Op.HELLO) request.answer(Status.OK, null, { arg: 1024 * 1024 });
+    else if (request.code === Op.GET) {
+      request.answer(Status.OK, encodeManifest({ size: 2 ** 40, blockSize: 2 ** 20, blockCount: 2 ** 20, version: 'v1' }), { flags: Flag.MANIFEST });
+    } else request.answer(Status.OK);
+  });
+  t.teardown(() => node.close());
+  const job = 'edges-fake';
+  const ticket = encodeTicket({
+    v: 1,
+    job,
+    token: `v1.${job}.fake`,
+    metadata: ['127.0.0.1:1'],
+    controller: '127.0.0.1:1',
+    placement: { jobId: job, epoch: 1, generations: [{ nodes: [{ id: 'fake', address: node.address, weight: 1 }] }], blockSize: 1024 * 1024, maxValueBytes: 2 ** 30 },
+  });
+  const handle = await Satchel.attach(ticket, { timeoutMs: 2_000 });
+  t.teardown(() => handle.close());
+  // Was a RangeError from Buffer.allocUnsafe, and from readBigInt64BE.
+  await expectAll(t, 'BAD_REQUEST', [['get: a corrupt manifest', () => handle.get('k')]]);
+  await expectAll(t, 'UNAVAILABLE', [['incr: no total', () => handle.incr('c')]]);
 });

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import {
   ControlClient,
@@ -76,6 +77,8 @@ const MAX_ATTEMPTS = 4;
 /** How long past its own deadline a WAIT may take to come back before the client stops waiting for the node. */
 const WAIT_GRACE_MS = 5_000;
 const DEFAULT_BATCH_WINDOW = 1024;
+/** The largest Buffer this Node can allocate. */
+const MAX_BUFFER_BYTES = constants.MAX_LENGTH;
 /** How often a replicated job's client asks for a new placement while a replica is unreachable. */
 const REPLACEMENT_POLL_MS = 200;
 
@@ -744,6 +747,8 @@ export class Job implements WatchHost {
   private async incrOnce(holders: readonly PlacementNode[], flags: number, key: string, amount: Buffer): Promise<Reply> {
     const epoch = this.placement.epoch;
     const primary = await this.connectionTo(holders[0]!).request(Op.INCR, flags, epoch, 0, key, amount);
+    // The total is 8 bytes: a shorter answer would be a RangeError where it is read.
+    if (primary.status === Status.OK && primary.body.length < 8) throw new SatchelError('UNAVAILABLE', `node ${holders[0]!.id} answered INCR without a total`);
     if (holders.length === 1 || primary.status !== Status.OK) return primary;
     const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
     await Promise.all(holders.slice(1).map((node) => this.tellIncrement(node, holders[0]!, epoch, primary.arg, key, told)));
@@ -844,6 +849,11 @@ export class Job implements WatchHost {
 
   /** Assembles a large value; null when a block is missing (the value changed under us). */
   private async readBlocks(key: string, manifest: Manifest): Promise<Buffer | null> {
+    // Checked, as decodeManifest checks its header: a size no Buffer can have would be a RangeError here.
+    const { size, blockSize, blockCount } = manifest;
+    if (!(Number.isSafeInteger(size) && size >= 0 && size <= MAX_BUFFER_BYTES && blockSize > 0 && blockCount === Math.ceil(size / blockSize))) {
+      throw new SatchelError('BAD_REQUEST', `corrupt block manifest under ${key}`);
+    }
     const out = Buffer.allocUnsafe(manifest.size);
     let missing = false;
     await this.forEachBlock(manifest, async (index) => {

@@ -1,0 +1,152 @@
+/**
+ * The client's control-plane calls (attach's placement lookups, growth, and a driver's register, renew and
+ * deregister) as gRPC unary calls over Node's own HTTP/2, with the messages encoded by protobuf-lite.ts: the same
+ * wire the servers' grpc-js speaks (control.ts), without grpc-js or protobufjs, so a function's bundle carries no
+ * dependency and its process loads none. Errors arrive as they do through ControlClient: the `satchel-code`
+ * trailer gives the SatchelError's code.
+ */
+import http2 from 'node:http2';
+import { SatchelError, isErrorCode } from './errors.ts';
+import { LIGHT_METHODS } from './control-schema.ts';
+import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
+import { hostOf } from './node-connection.ts';
+import { serverIdentity, type ClientTls } from './tls.ts';
+
+type Methods = Record<string, [unknown, unknown]>;
+
+/** gRPC status codes this client tells apart (grpc/status.h). */
+const DEADLINE_EXCEEDED = 4;
+const RESOURCE_EXHAUSTED = 8;
+/** A reply larger than this is refused: placements and tickets are KBs (the servers' limit is 4 MiB). */
+const MAX_REPLY_BYTES = 4 * 1024 * 1024;
+
+/** Calls of one service (`satchel.v1.Controller`, `satchel.v1.Metadata`) at one address, over one HTTP/2 session. */
+export class LightControlClient<M extends Methods> {
+  private session: http2.ClientHttp2Session | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly service: string,
+    readonly address: string,
+    private readonly timeoutMs = 10_000,
+    private readonly tls?: ClientTls,
+  ) {}
+
+  call<K extends keyof M & string>(method: K, request: M[K][0], timeoutMs = this.timeoutMs): Promise<M[K][1]> {
+    const path = `${this.service}/${method}`;
+    const schemas = LIGHT_METHODS[path];
+    if (schemas === undefined) return Promise.reject(new SatchelError('BAD_REQUEST', `${path} is not a call the client makes`));
+    if (this.closed) return Promise.reject(new SatchelError('CLOSED', `${method} at ${this.address}: the client was closed`));
+    const what = `${method} at ${this.address}`;
+    const body = encodeMessage(schemas[0], request as Record<string, unknown>);
+    const framed = Buffer.allocUnsafe(5 + body.length);
+    framed[0] = 0; // not compressed
+    framed.writeUInt32BE(body.length, 1);
+    body.copy(framed, 5);
+    return new Promise((resolve, reject) => {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = this.open().request({
+          ':method': 'POST',
+          ':path': `/${path}`,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
+        });
+      } catch (cause) {
+        this.drop();
+        reject(new SatchelError('UNAVAILABLE', `${what}: ${(cause as Error).message}`, { cause }));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let status: Record<string, unknown> | null = null;
+      const timer = setTimeout(() => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        finish(new SatchelError('TIMEOUT', `${what}: timed out`));
+      }, timeoutMs);
+      let done = false;
+      const finish = (error: SatchelError | null, reply?: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (error !== null) reject(error);
+        else resolve(reply as M[K][1]);
+      };
+      // A trailers-only answer (an error before any reply) carries the status among the headers.
+      stream.on('response', (headers) => {
+        if (headers['grpc-status'] !== undefined) status = headers;
+      });
+      stream.on('trailers', (trailers) => (status = trailers));
+      stream.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > MAX_REPLY_BYTES + 5) {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          finish(new SatchelError('TOO_LARGE', `${what}: a reply over ${MAX_REPLY_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      stream.on('error', (cause) => finish(new SatchelError('UNAVAILABLE', `${what}: ${cause.message}`, { cause })));
+      stream.on('close', () => {
+        if (done) return;
+        if (status === null) return finish(new SatchelError('UNAVAILABLE', `${what}: the connection closed without an answer`));
+        const code = Number(status['grpc-status']);
+        if (code !== 0) return finish(errorOf(status, code, what));
+        const bytes = Buffer.concat(chunks);
+        if (bytes.length < 5 || bytes[0] !== 0 || bytes.readUInt32BE(1) !== bytes.length - 5) {
+          return finish(new SatchelError('UNAVAILABLE', `${what}: a reply that is not one uncompressed gRPC message`));
+        }
+        try {
+          finish(null, decodeMessage(schemas[1], bytes.subarray(5)));
+        } catch (error) {
+          finish(error instanceof SatchelError ? error : new SatchelError('UNAVAILABLE', `${what}: ${(error as Error).message}`));
+        }
+      });
+      stream.end(framed);
+    });
+  }
+
+  /** Ends the session; later calls fail with CLOSED. */
+  close(): void {
+    this.closed = true;
+    this.drop();
+  }
+
+  private open(): http2.ClientHttp2Session {
+    if (this.session !== null && !this.session.closed && !this.session.destroyed) return this.session;
+    const host = hostOf(this.address);
+    const authority = `${this.tls === undefined ? 'http' : 'https'}://${this.address}`;
+    const session =
+      this.tls === undefined
+        ? http2.connect(authority)
+        : http2.connect(authority, { ca: this.tls.ca, ALPNProtocols: ['h2'], ...serverIdentity(host, this.tls.servername) });
+    session.on('error', () => this.drop(session)); // each stream reports it too
+    session.on('goaway', () => this.drop(session));
+    // An idle driver or function must not be kept alive by its control-plane session.
+    session.unref();
+    this.session = session;
+    return session;
+  }
+
+  private drop(session = this.session): void {
+    if (session === null) return;
+    if (this.session === session) this.session = null;
+    if (!session.destroyed) session.destroy();
+  }
+}
+
+function errorOf(status: Record<string, unknown>, code: number, what: string): SatchelError {
+  const satchelCode = status['satchel-code'];
+  const raw = typeof status['grpc-message'] === 'string' ? (status['grpc-message'] as string) : '';
+  let message = raw;
+  try {
+    message = decodeURIComponent(raw);
+  } catch {
+    // not percent-encoded after all: shown as it came
+  }
+  if (typeof satchelCode === 'string' && isErrorCode(satchelCode)) return new SatchelError(satchelCode, message);
+  if (code === DEADLINE_EXCEEDED) return new SatchelError('TIMEOUT', `${what}: timed out`);
+  if (code === RESOURCE_EXHAUSTED) return new SatchelError('TOO_LARGE', `${what}: ${message}`);
+  return new SatchelError('UNAVAILABLE', `${what}: ${message || `gRPC status ${code}`}`);
+}

@@ -1,13 +1,10 @@
 import { constants } from 'node:buffer';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import {
-  ControlClient,
-  CONTROLLER_SERVICE,
   DEFAULT_WAIT_MS,
   Flag,
   MAX_WAIT_MS,
   MAX_USER_KEY_BYTES,
-  METADATA_SERVICE,
   Op,
   SatchelError,
   Status,
@@ -31,6 +28,7 @@ import {
   type Ticket,
   type WirePlacement,
 } from '../proto/index.ts';
+import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE } from '../proto/grpc.ts';
 import { NodeConnection, type Reply } from '../proto/index.ts';
 import { checkJobOptions, isPositiveInteger, optionsObject } from './options.ts';
 import { Watch, type WatchHost, type WatchOptions } from './watch.ts';

@@ -1,12 +1,10 @@
 import {
-  ControlClient,
-  CONTROLLER_SERVICE,
-  MAX_TIMEOUT_MS,
   SatchelError,
   type ClientTls,
   type ControllerMethods,
   type JobHints,
 } from '../proto/index.ts';
+import { ControlClient, CONTROLLER_SERVICE, MAX_TIMEOUT_MS } from '../proto/grpc.ts';
 import { Job, type JobOptions } from './job.ts';
 import { checkClientTls, checkHints, checkJobOptions } from './options.ts';
 

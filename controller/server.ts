@@ -3,17 +3,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   ADMIN_SUBJECT,
-  CONTROLLER_SERVICE,
   advertisedAddress,
-  GRPC_SERVER_OPTIONS,
   clientTlsOf,
-  ControlClient,
-  METADATA_SERVICE,
   SatchelError,
-  addService,
-  bindServer,
   encodeTicket,
-  grpc,
   isHostPort,
   signDriverToken,
   signToken,
@@ -32,6 +25,15 @@ import {
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
+import {
+  CONTROLLER_SERVICE,
+  GRPC_SERVER_OPTIONS,
+  ControlClient,
+  METADATA_SERVICE,
+  addService,
+  bindServer,
+  grpc,
+} from '../proto/grpc.ts';
 import { allocateJob, growJob as growAllocation, rightsizeReservation, type NodeState } from './allocation.ts';
 import { Autoscaler, DEFAULT_AUTOSCALER, type AutoscalerConfig, type NodeLoad } from './autoscaler.ts';
 import { accrueCost, DEFAULT_PRICES, type Prices } from './cost.ts';

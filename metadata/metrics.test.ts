@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { ADMIN_SUBJECT, ControlClient, METADATA_SERVICE, SatchelError, signToken, type MetadataMethods, type WirePlacement } from '../proto/index.ts';
+import { ADMIN_SUBJECT, SatchelError, signToken, type MetadataMethods, type WirePlacement } from '../proto/index.ts';
+import { ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
 import { MetadataServer, type MetadataServerOptions } from './server.ts';
 import { promtoolCheck, sample } from '../test/helpers/promtool.ts';
 

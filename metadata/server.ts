@@ -1,12 +1,6 @@
 import type { Logger } from 'pino';
 import {
-  ControlClient,
-  CONTROLLER_SERVICE,
-  METADATA_SERVICE,
   SatchelError,
-  addService,
-  bindServer,
-  grpc,
   signToken,
   verifyToken,
   ADMIN_SUBJECT,
@@ -14,13 +8,21 @@ import {
   type MetadataMethods,
   type ServiceImpl,
   advertisedAddress,
-  GRPC_SERVER_OPTIONS,
   clientTlsOf,
   closeMetricsEndpoint,
   serveMetrics,
   type MetricsEndpoint,
   type ServerTls,
 } from '../proto/index.ts';
+import {
+  ControlClient,
+  CONTROLLER_SERVICE,
+  METADATA_SERVICE,
+  addService,
+  bindServer,
+  grpc,
+  GRPC_SERVER_OPTIONS,
+} from '../proto/grpc.ts';
 import { MetadataMetrics } from './metrics.ts';
 import { PlacementStore } from './placement-store.ts';
 

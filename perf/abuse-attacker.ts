@@ -9,8 +9,6 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Satchel } from '../client/index.ts';
 import {
-  CONTROLLER_SERVICE,
-  ControlClient,
   Flag,
   FrameDecoder,
   FrameWriter,
@@ -25,6 +23,7 @@ import {
   type ControllerMethods,
   type RegisterJobRequest,
 } from '../proto/index.ts';
+import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import type { AttackName, AttackOutcome, AttackSizes, AttackTarget, FromAttacker, ToAttacker } from './abuse-protocol.ts';
 
 const send = (message: FromAttacker) => process.send!(message);

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { METADATA_SERVICE, SatchelError, addService, bindServer, ControlClient, grpc, type MetadataMethods, type ServiceImpl } from './index.ts';
+import { SatchelError, type MetadataMethods, type ServiceImpl } from './index.ts';
+import { METADATA_SERVICE, addService, bindServer, ControlClient, grpc } from './grpc.ts';
 
 /** A metadata service whose GetPlacement refuses with `message`; counts the calls that reached it. */
 async function serve(t: import('ava').ExecutionContext, message: string): Promise<{ address: string; calls: () => number }> {

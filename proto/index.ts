@@ -41,7 +41,9 @@ export {
   type TicketPlacement,
   type TokenSubject,
 } from './token.ts';
-export * from './control.ts';
+export * from './control-types.ts';
+export { LightControlClient } from './control-light.ts';
+export { MAX_TIMEOUT_MS } from './timeouts.ts';
 export { clientTlsOf, type ClientTls, type ServerTls } from './tls.ts';
 export { advertisedAddress, isHostPort } from './address.ts';
 export { encodeKeyList, decodeKeyList } from './key-list.ts';

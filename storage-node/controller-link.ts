@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, CONTROLLER_SERVICE, ControlClient, SatchelError, signToken, type ClientTls, type ControllerMethods, type JobUsage, type NodeInfo } from '../proto/index.ts';
+import { ADMIN_SUBJECT, SatchelError, signToken, type ClientTls, type ControllerMethods, type JobUsage, type NodeInfo } from '../proto/index.ts';
+import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import type { StorageServer } from './server.ts';
 
 export interface ControllerLinkOptions {

@@ -11,19 +11,21 @@ import { pino } from 'pino';
 import { connect, rawConnect } from '../test/helpers/node-session.ts';
 import {
   ADMIN_SUBJECT,
-  CONTROLLER_SERVICE,
   Flag,
   Op,
   Status,
   VIEWER_SUBJECT,
-  addService,
-  bindServer,
-  grpc,
   signToken,
   type ControllerMethods,
   type NodeReport,
   type ServiceImpl,
 } from '../proto/index.ts';
+import {
+  CONTROLLER_SERVICE,
+  addService,
+  bindServer,
+  grpc,
+} from '../proto/grpc.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { RawClient, decodeKeyList, eventually, splitAddress } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';

@@ -15,18 +15,20 @@ import { randomBytes } from 'node:crypto';
 import { Satchel } from '../client/index.ts';
 import { buildConsole } from '../controller/index.ts';
 import {
-  CONTROLLER_SERVICE,
-  ControlClient,
   ERROR_CODES,
-  METADATA_SERVICE,
   SatchelError,
   decodeTicket,
-  grpc,
   signToken,
   VIEWER_SUBJECT,
   type ControllerMethods,
   type MetadataMethods,
 } from '../proto/index.ts';
+import {
+  CONTROLLER_SERVICE,
+  ControlClient,
+  METADATA_SERVICE,
+  grpc,
+} from '../proto/grpc.ts';
 import { envCount, fuzzSeed, Rng } from './helpers/fuzz.ts';
 import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
 

@@ -12,12 +12,6 @@ import { MetadataServer } from '../metadata/index.ts';
 import pino from 'pino';
 import {
   ADMIN_SUBJECT,
-  CONTROLLER_SERVICE,
-  ControlClient,
-  METADATA_SERVICE,
-  addService,
-  bindServer,
-  grpc,
   hashKey,
   pickNode,
   signToken,
@@ -27,6 +21,14 @@ import {
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
+import {
+  CONTROLLER_SERVICE,
+  ControlClient,
+  METADATA_SERVICE,
+  addService,
+  bindServer,
+  grpc,
+} from '../proto/grpc.ts';
 import { firstCall, rejection, withoutPlacement } from './helpers/assert.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';

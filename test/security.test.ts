@@ -6,7 +6,8 @@
 import test from 'ava';
 import { NodeConnection } from '../proto/index.ts';
 import { Satchel } from '../client/index.ts';
-import { ControlClient, CONTROLLER_SERVICE, Flag, METADATA_SERVICE, Op, SatchelError, Status, decodeTicket, tokenExpiry, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
+import { Flag, Op, SatchelError, Status, decodeTicket, tokenExpiry, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
+import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE } from '../proto/grpc.ts';
 
 const MiB = 1024 * 1024;
 import { rejection } from './helpers/assert.ts';

@@ -10,7 +10,8 @@ import { pino } from 'pino';
 import { Satchel } from '../client/index.ts';
 import { Controller, defaultTenantKey } from '../controller/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { CONTROLLER_SERVICE, ControlClient, SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
+import { SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
+import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import { rejection } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
 

@@ -16,7 +16,8 @@ import { promisify } from 'node:util';
 import { NodeConnection } from '../proto/index.ts';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { CONTROLLER_SERVICE, ControlClient, FrameWriter, METADATA_SERVICE, Op, decodeTicket, encodeTicket, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
+import { FrameWriter, Op, decodeTicket, encodeTicket, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
+import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
 import { pattern, rejection } from './helpers/assert.ts';
 import { runTs } from './helpers/process.ts';
 

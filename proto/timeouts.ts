@@ -1,0 +1,2 @@
+/** The longest a timer can wait (Node clamps a longer delay to 1 ms and warns on stderr): every timeout's bound. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;

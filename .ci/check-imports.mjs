@@ -24,6 +24,8 @@ const PARTS = Object.keys(MAY_IMPORT);
 /** Each part's entries: index.ts, and proto's grpc.ts (the servers' grpc-js wiring, kept out of index.ts). */
 const ENTRIES = { proto: ['proto/index.ts', 'proto/grpc.ts'] };
 const entriesOf = (part) => ENTRIES[part] ?? [`${part}/index.ts`];
+/** Entries a part may not use: the client (and so a function) never loads grpc-js. */
+const NOT_FOR = { client: ['proto/grpc.ts'] };
 
 const isTest = (file) => file.endsWith('.test.ts') || file.startsWith('test/') || /(^|\/)test-[^/]*$/.test(file);
 
@@ -67,6 +69,7 @@ export function checkImports(root = ROOT) {
         if (to === part) continue;
         if (!PARTS.includes(to)) continue; // node_modules are each part's own business (its package.json)
         if (!MAY_IMPORT[part].includes(to)) problems.push(`${file} imports ${target}: ${part}/ may import ${MAY_IMPORT[part].join(', ') || 'no other part'} (${part}/README.md)`);
+        else if ((NOT_FOR[part] ?? []).includes(target)) problems.push(`${file} imports ${target}: ${part}/ must not load it (grpc-js); proto/index.ts has what the client needs`);
         else if (!entriesOf(to).includes(target)) problems.push(`${file} imports ${target}: another part only through its entry, ${entriesOf(to).join(' or ')}`);
       }
     }

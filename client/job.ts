@@ -28,8 +28,7 @@ import {
   type Ticket,
   type WirePlacement,
 } from '../proto/index.ts';
-import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE } from '../proto/grpc.ts';
-import { NodeConnection, type Reply } from '../proto/index.ts';
+import { LightControlClient, NodeConnection, type Reply } from '../proto/index.ts';
 import { checkJobOptions, isPositiveInteger, optionsObject } from './options.ts';
 import { Watch, type WatchHost, type WatchOptions } from './watch.ts';
 
@@ -67,7 +66,7 @@ type JobClass<T> = new (
   parsed: Ticket,
   placement: Placement,
   options: JobOptions,
-  metadata: ControlClient<MetadataMethods>,
+  metadata: LightControlClient<MetadataMethods>,
 ) => T;
 
 /** How many times an operation is retried after STALE (placement changed) or a block vanishing mid-read. */
@@ -92,7 +91,7 @@ export class Job implements WatchHost {
   private closed = false;
   private refreshing: Promise<void> | null = null;
   private growing: Promise<void> | null = null;
-  private growthClient: ControlClient<ControllerMethods> | null = null;
+  private growthClient: LightControlClient<ControllerMethods> | null = null;
 
   /** @internal Use Satchel.attach(ticket) or Satchel#registerJob. */
   constructor(
@@ -100,7 +99,7 @@ export class Job implements WatchHost {
     private parsed: Ticket,
     placement: Placement,
     private readonly options: JobOptions,
-    private readonly metadata: ControlClient<MetadataMethods>,
+    private readonly metadata: LightControlClient<MetadataMethods>,
   ) {
     this.placement = placement;
     this.currentTicket = ticket;
@@ -110,7 +109,7 @@ export class Job implements WatchHost {
   static async open<T extends Job>(this: JobClass<T>, ticket: string, given?: JobOptions, known?: WirePlacement): Promise<T> {
     const options = checkJobOptions(given);
     const parsed = decodeTicket(ticket);
-    const metadata = new ControlClient<MetadataMethods>(METADATA_SERVICE, parsed.metadata[0]!, options.timeoutMs ?? 10_000, tlsOf(parsed));
+    const metadata = new LightControlClient<MetadataMethods>('satchel.v1.Metadata', parsed.metadata[0]!, options.timeoutMs ?? 10_000, tlsOf(parsed));
     try {
       // The placement from registerJob (a driver) or from the ticket (a function) saves a metadata round trip,
       // which for a new process includes opening a gRPC channel (~18 ms measured here). A job with no nodes
@@ -894,8 +893,8 @@ export class Job implements WatchHost {
   }
 
   /** @internal For the controller-facing handle. */
-  protected controllerClient(): ControlClient<ControllerMethods> {
-    return new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.parsed.controller, this.options.timeoutMs ?? 10_000, tlsOf(this.parsed));
+  protected controllerClient(): LightControlClient<ControllerMethods> {
+    return new LightControlClient<ControllerMethods>('satchel.v1.Controller', this.parsed.controller, this.options.timeoutMs ?? 10_000, tlsOf(this.parsed));
   }
 
   /** @internal */
@@ -942,7 +941,7 @@ function tlsOf(ticket: Ticket): ClientTls | undefined {
   return ticket.tls === undefined ? undefined : { ca: ticket.tls.ca };
 }
 
-async function fetchPlacement(metadata: ControlClient<MetadataMethods>, ticket: Ticket): Promise<Placement> {
+async function fetchPlacement(metadata: LightControlClient<MetadataMethods>, ticket: Ticket): Promise<Placement> {
   return fromWirePlacement(await metadata.call('GetPlacement', { jobId: ticket.job, token: ticket.token }));
 }
 

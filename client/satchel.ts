@@ -1,10 +1,11 @@
 import {
+  LightControlClient,
+  MAX_TIMEOUT_MS,
   SatchelError,
   type ClientTls,
   type ControllerMethods,
   type JobHints,
 } from '../proto/index.ts';
-import { ControlClient, CONTROLLER_SERVICE, MAX_TIMEOUT_MS } from '../proto/grpc.ts';
 import { Job, type JobOptions } from './job.ts';
 import { checkClientTls, checkHints, checkJobOptions } from './options.ts';
 
@@ -30,7 +31,7 @@ export interface ConnectOptions extends JobOptions {
  * for longer than one lease.
  */
 export class RegisteredJob extends Job {
-  private controller: ControlClient<ControllerMethods> | null = null;
+  private controller: LightControlClient<ControllerMethods> | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   /** The driver's credential (renew, deregister): never in the ticket functions get. */
   private driverToken = '';
@@ -91,13 +92,13 @@ export class RegisteredJob extends Job {
 
 /** The entry point: `Satchel.connect(controller)` for a driver, `Satchel.attach(ticket)` inside a function. */
 export class Satchel {
-  private readonly controller: ControlClient<ControllerMethods>;
+  private readonly controller: LightControlClient<ControllerMethods>;
 
   private constructor(
     readonly address: string,
     private readonly options: ConnectOptions,
   ) {
-    this.controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, address, options.timeoutMs ?? 10_000, options.tls);
+    this.controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, options.timeoutMs ?? 10_000, options.tls);
   }
 
   /**

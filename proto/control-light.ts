@@ -10,6 +10,7 @@ import { SatchelError, isErrorCode } from './errors.ts';
 import { LIGHT_METHODS } from './control-schema.ts';
 import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
 import { hostOf } from './node-connection.ts';
+import { MAX_TIMEOUT_MS } from './timeouts.ts';
 import { serverIdentity, type ClientTls } from './tls.ts';
 
 type Methods = Record<string, [unknown, unknown]>;
@@ -37,8 +38,17 @@ export class LightControlClient<M extends Methods> {
     const schemas = LIGHT_METHODS[path];
     if (schemas === undefined) return Promise.reject(new SatchelError('BAD_REQUEST', `${path} is not a call the client makes`));
     if (this.closed) return Promise.reject(new SatchelError('CLOSED', `${method} at ${this.address}: the client was closed`));
+    // A timer past 2^31 − 1 ms fires at once (and Node warns on stderr): refused, as ControlClient does.
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+      return Promise.reject(new SatchelError('BAD_REQUEST', `${method}: timeoutMs must be a number of ms from 0 to ${MAX_TIMEOUT_MS}`));
+    }
     const what = `${method} at ${this.address}`;
-    const body = encodeMessage(schemas[0], request as Record<string, unknown>);
+    let body: Buffer;
+    try {
+      body = encodeMessage(schemas[0], request as Record<string, unknown>);
+    } catch (cause) {
+      return Promise.reject(new SatchelError('BAD_REQUEST', `${what}: the request does not encode: ${(cause as Error).message}`, { cause }));
+    }
     const framed = Buffer.allocUnsafe(5 + body.length);
     framed[0] = 0; // not compressed
     framed.writeUInt32BE(body.length, 1);

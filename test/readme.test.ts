@@ -1,9 +1,10 @@
 // The README's promise, as written: `satchel up` from the built CLI, and a function in another process that
-// imports 'satchel' by name and uses the ticket.
+// imports 'satchel' by name and uses the ticket: from an empty project that installed the packed client, as
+// README's "Install the client" says.
 import test from 'ava';
 import { spawn, execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +36,17 @@ test('satchel up serves a function written as the README shows, then stops clean
   const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
   const job = await satchel.registerJob('readme');
   await job.put('input/1', 'hello satchel');
-  const fn = await run(process.execPath, ['test/fixtures/readme-function.mjs', job.ticket, '1']);
+  // An outside project: the client's tarball, installed by itself (it declares no dependency: nothing fetched).
+  const project = join(dir, 'project');
+  const packs = join(dir, 'packs');
+  await run('mkdir', ['-p', packs, project]);
+  await run('npm', ['pack', '--workspace', 'client', '--pack-destination', packs, '--silent']);
+  const tarball = join(packs, (await readdir(packs)).find((f) => f.endsWith('.tgz'))!);
+  await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'outside', version: '1.0.0', private: true, type: 'module' }));
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: project });
+  t.deepEqual(await readdir(join(project, 'node_modules')).then((names) => names.filter((n) => !n.startsWith('.'))), ['satchel'], 'the client and nothing else');
+  await copyFile('test/fixtures/readme-function.mjs', join(project, 'function.mjs'));
+  const fn = await run(process.execPath, ['function.mjs', job.ticket, '1'], { cwd: project });
   t.is(fn.stderr, '');
   t.is((await job.get('output/1'))?.toString(), 'lehctas olleh');
   await job.deregister();

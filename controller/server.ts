@@ -459,6 +459,9 @@ export class Controller {
    * its placement (again when the placement changes), and told again when deletes bring it back under.
    */
   private async enforceQuotas(): Promise<void> {
+    // Every node report calls this: with no quota anywhere and no job held back, there is nothing to sum.
+    const anyOver = [...this.registry.jobs.values()].some((job) => job.overQuota !== undefined);
+    if (this.options.jobQuotaBytes === undefined && !this.tenants.hasQuotas() && !anyOver) return;
     const jobQuota = this.options.jobQuotaBytes ?? Infinity;
     // A tenant's quota is on what its jobs reserve; reservations follow use (rightsizing), so what its jobs hold
     // is held to it here, all its jobs stopped together once they hold it between them.

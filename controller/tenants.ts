@@ -105,6 +105,12 @@ export class TenantTable {
     return hashOf(key).toString('hex');
   }
 
+  /** Whether any tenant has a quota on bytes (the controller sums usage per report only then). */
+  hasQuotas(): boolean {
+    for (const tenant of this.tenants.values()) if (tenant.quotaBytes !== undefined) return true;
+    return false;
+  }
+
   get size(): number {
     return this.tenants.size;
   }

@@ -6,7 +6,8 @@
  * trailer gives the SatchelError's code.
  */
 import http2 from 'node:http2';
-import { SatchelError, isErrorCode } from './errors.ts';
+import { controlCallError } from './control-errors.ts';
+import { SatchelError } from './errors.ts';
 import { LIGHT_METHODS } from './control-schema.ts';
 import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
 import { hostOf } from './node-connection.ts';
@@ -15,9 +16,6 @@ import { serverIdentity, type ClientTls } from './tls.ts';
 
 type Methods = Record<string, [unknown, unknown]>;
 
-/** gRPC status codes this client tells apart (grpc/status.h). */
-const DEADLINE_EXCEEDED = 4;
-const RESOURCE_EXHAUSTED = 8;
 /** A reply larger than this is refused: placements and tickets are KBs (the servers' limit is 4 MiB). */
 const MAX_REPLY_BYTES = 4 * 1024 * 1024;
 
@@ -147,7 +145,6 @@ export class LightControlClient<M extends Methods> {
 }
 
 function errorOf(status: Record<string, unknown>, code: number, what: string): SatchelError {
-  const satchelCode = status['satchel-code'];
   const raw = typeof status['grpc-message'] === 'string' ? (status['grpc-message'] as string) : '';
   let message = raw;
   try {
@@ -155,8 +152,5 @@ function errorOf(status: Record<string, unknown>, code: number, what: string): S
   } catch {
     // not percent-encoded after all: shown as it came
   }
-  if (typeof satchelCode === 'string' && isErrorCode(satchelCode)) return new SatchelError(satchelCode, message);
-  if (code === DEADLINE_EXCEEDED) return new SatchelError('TIMEOUT', `${what}: timed out`);
-  if (code === RESOURCE_EXHAUSTED) return new SatchelError('TOO_LARGE', `${what}: ${message}`);
-  return new SatchelError('UNAVAILABLE', `${what}: ${message || `gRPC status ${code}`}`);
+  return controlCallError(code, status['satchel-code'], message, what);
 }

@@ -7,7 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { SatchelError, isErrorCode, type ErrorCode } from './errors.ts';
+import { SatchelError, type ErrorCode } from './errors.ts';
+import { controlCallError } from './control-errors.ts';
 import { hostOf } from './node-connection.ts';
 import { serverIdentity, type ClientTls } from './tls.ts';
 
@@ -244,12 +245,7 @@ class TlsCredentials extends grpc.ChannelCredentials {
 }
 
 function fromServiceError(error: grpc.ServiceError, what: string): SatchelError {
-  const code = error.metadata?.get('satchel-code')[0];
-  if (typeof code === 'string' && isErrorCode(code)) return new SatchelError(code, error.details, { cause: error });
-  if (error.code === grpc.status.DEADLINE_EXCEEDED) return new SatchelError('TIMEOUT', `${what}: timed out`, { cause: error });
-  // Without our trailer RESOURCE_EXHAUSTED is grpc-js's own: a message over a size limit, on either side.
-  if (error.code === grpc.status.RESOURCE_EXHAUSTED) return new SatchelError('TOO_LARGE', `${what}: ${error.details || error.message}`, { cause: error });
-  return new SatchelError('UNAVAILABLE', `${what}: ${error.details || error.message}`, { cause: error });
+  return controlCallError(error.code, error.metadata?.get('satchel-code')[0], error.details || error.message, what, error);
 }
 
 /**

@@ -14,6 +14,7 @@ import { SatchelError, decodeTicket, signToken, type ControllerMethods } from '.
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import { rejection } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
+import { eventually } from './helpers/raw-client.ts';
 
 const MiB = 1024 * 1024;
 
@@ -163,4 +164,34 @@ test('tenants and their keys survive a controller restart; a removed one stays r
   t.is(second.controller.tenants.byKey(gone.key), null);
   t.is(second.controller.tenants.byKey(defaultTenantKey(secret))?.name, 'default');
   t.is(second.controller.tenants.byKey(kept.key.slice(0, -1) + (kept.key.endsWith('A') ? 'B' : 'A')), null, 'one character off');
+});
+
+test("a tenant's jobs that hold its quota between them get FULL for writes until they delete; other tenants write on", async (t) => {
+  const cluster = await startInProcessCluster({ dram: 1, capacity: 64 * MiB });
+  t.teardown(() => cluster.close());
+  const added = await cluster.controller.addTenant('capped', { quotaBytes: 2 * MiB });
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: added.key, timeoutMs: 5_000 });
+  t.teardown(() => satchel.close());
+  // Two jobs reserving 512 KiB each: within the quota at registration; what they then write is held to it.
+  const a = await satchel.registerJob('capped-a', { capacity: 512 * 1024 });
+  const b = await satchel.registerJob('capped-b', { capacity: 512 * 1024 });
+  const other = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 5_000 });
+  t.teardown(() => other.close());
+  const neighbour = await other.registerJob('uncapped');
+  const value = Buffer.alloc(64 * 1024, 1);
+  let refused: SatchelError | null = null;
+  for (let i = 0; i < 200 && refused === null; i++) {
+    await (i % 2 === 0 ? a : b).put(`v${i}`, value).catch((error: unknown) => {
+      refused = error as SatchelError;
+    });
+    if (i >= 16) await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  t.truthy(refused, 'writes stopped');
+  t.is(refused!.code, 'FULL');
+  t.regex(refused!.message, /quota/);
+  await t.throwsAsync(a.put('more', value), { code: 'FULL' } as never, 'both jobs of the tenant are held back');
+  await t.throwsAsync(b.put('more', value), { code: 'FULL' } as never);
+  await neighbour.put('fine', value); // another tenant's job is not
+  for (let i = 0; i < 200; i++) await (i % 2 === 0 ? a : b).delete(`v${i}`);
+  await eventually(async () => (await a.put('again', 'x').then(() => true, () => false)), 5_000, 'writes allowed again once under the quota');
 });

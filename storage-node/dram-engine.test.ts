@@ -1,5 +1,5 @@
 // What only the DRAM engine promises. The behaviour every engine shares (put/get/list/capacity/usage) is
-// checked once for all of them in engine-conformance.ts.
+// checked once for all of them in engine-conformance.suite.ts.
 import test from 'ava';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';

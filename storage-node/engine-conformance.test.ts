@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DiskEngine } from './disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
-import { engineConformance } from './engine-conformance.ts';
+import { engineConformance } from './engine-conformance.suite.ts';
 import type { StorageEngine } from './engine.ts';
 
 engineConformance('dram', async (capacity) => new DramEngine(capacity));

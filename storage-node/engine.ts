@@ -1,7 +1,7 @@
 /**
  * The storage-engine interface every tier implements (DRAM; SSD and HDD on LevelDB + segment files). Results may be
  * plain values or promises: the DRAM engine answers synchronously so the hot path never waits a tick, a disk
- * engine returns promises. One conformance suite (engine-conformance.ts) runs against every implementation.
+ * engine returns promises. One conformance suite (engine-conformance.suite.ts) runs against every implementation.
  */
 export interface StoredEntry {
   value: Buffer;

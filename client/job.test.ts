@@ -228,7 +228,7 @@ test('STALE: after the placement epoch moves on, the client refreshes and carrie
   shared.cluster.metadata.store.set({ ...placement, epoch: 2 });
   for (const node of shared.cluster.nodes) {
     const admin = new NodeConnection(node.address, shared.cluster.adminToken);
-    t.is((await admin.request(Op.ANNOUNCE, 0, 0, 2, job.id, null)).status, Status.OK);
+    t.is((await admin.request({ op: Op.ANNOUNCE, arg: 2, key: job.id })).status, Status.OK);
     await admin.close();
   }
   t.is((await job.get('k'))?.toString(), 'before');

@@ -381,7 +381,7 @@ export class Job implements WatchHost {
   /** One WAIT at the key's newest owner (its primary with replicas): answered at once if the key is there. */
   private waitOnce(key: string, remaining: number): Promise<Reply> {
     const node = this.holders(key)[0]![0]!;
-    return this.connectionTo(node).park(Op.WAIT, 0, this.placement.epoch, remaining, key, { backstopMs: remaining + WAIT_GRACE_MS }).reply;
+    return this.connectionTo(node).park({ op: Op.WAIT, epoch: this.placement.epoch, arg: remaining, key }, { backstopMs: remaining + WAIT_GRACE_MS }).reply;
   }
 
   /**
@@ -435,7 +435,7 @@ export class Job implements WatchHost {
       const reply = await this.readReplicas(older, Op.GET, key, Flag.VERSION);
       if (reply.status !== Status.OK) continue;
       for (const node of holders[0]!) {
-        const copied = await this.connectionTo(node).request(Op.PUT, Flag.COPY | (reply.flags & Flag.MANIFEST), reply.epoch, reply.arg, key, reply.body);
+        const copied = await this.connectionTo(node).request({ op: Op.PUT, flags: Flag.COPY | (reply.flags & Flag.MANIFEST), epoch: reply.epoch, arg: reply.arg, key, value: reply.body });
         expectOk(copied);
       }
       return;
@@ -743,7 +743,7 @@ export class Job implements WatchHost {
    */
   private async incrOnce(holders: readonly PlacementNode[], flags: number, key: string, amount: Buffer): Promise<Reply> {
     const epoch = this.placement.epoch;
-    const primary = await this.connectionTo(holders[0]!).request(Op.INCR, flags, epoch, 0, key, amount);
+    const primary = await this.connectionTo(holders[0]!).request({ op: Op.INCR, flags, epoch, key, value: amount });
     // The total is 8 bytes: a shorter answer would be a RangeError where it is read.
     if (primary.status === Status.OK && primary.body.length < 8) throw new SatchelError('UNAVAILABLE', `node ${holders[0]!.id} answered INCR without a total`);
     if (holders.length === 1 || primary.status !== Status.OK) return primary;
@@ -762,7 +762,7 @@ export class Job implements WatchHost {
     const placed = (id: string) => this.placement.generations.some((nodes) => nodes.some((n) => n.id === id));
     for (let attempt = 1; ; attempt++) {
       try {
-        const reply = await this.connectionTo(node).request(Op.INCR, Flag.REPLICA | Flag.COPY, epoch, seq, key, told);
+        const reply = await this.connectionTo(node).request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, epoch, arg: seq, key, value: told });
         // STALE: the job moved off that node (drained); the copies it made came from the primary's side too.
         if (reply.status !== Status.STALE) expectOk(reply);
         return;
@@ -778,7 +778,7 @@ export class Job implements WatchHost {
   }
 
   private callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
-    return this.connectionTo(node).request(op, flags, this.placement.epoch, arg, key, value);
+    return this.connectionTo(node).request({ op, flags, epoch: this.placement.epoch, arg, key, value });
   }
 
   /** @internal The connection to `node` (opened on first use; WatchHost). */

@@ -195,7 +195,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     let started!: () => void;
     const registered = new Promise<void>((resolve) => (started = resolve));
     const sub: Subscription = { node, connection, id: 0 };
-    const parked = connection.park(Op.WATCH, 0, this.host.epoch, 0, this.prefix, {
+    const parked = connection.park({ op: Op.WATCH, epoch: this.host.epoch, key: this.prefix }, {
       onEvent: (kind, key) => {
         if (this.subscriptions.get(node.id) !== sub) return;
         if (kind === Event.STARTED) started();

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { NodeConnection, type Reply } from '../proto/index.ts';
+import { NodeConnection, type Reply, type RequestFrame } from '../proto/index.ts';
 import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, hashKey, pickNodes, signToken, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 import { DramEngine, StorageServer } from '../storage-node/index.ts';
 import { migrateJob, type MigrationHost } from './migration.ts';
@@ -46,7 +46,7 @@ function harness(t: ExecutionContext, nodes: Node[], replicas: number) {
   const announce = async (placement: WirePlacement) => {
     const ids = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.id)));
     for (const node of nodes) {
-      if (ids.has(node.id)) t.is((await admin.get(node.address)!.request(Op.ANNOUNCE, flags, 0, placement.epoch, JOB, null)).status, Status.OK);
+      if (ids.has(node.id)) t.is((await admin.get(node.address)!.request({ op: Op.ANNOUNCE, flags, arg: placement.epoch, key: JOB })).status, Status.OK);
     }
   };
   /** Held before writing a copy of `key` to a node: the test's racing operation runs then. */
@@ -56,13 +56,13 @@ function harness(t: ExecutionContext, nodes: Node[], replicas: number) {
     connect: (address) => {
       const real = data.get(address)!;
       return {
-        request: async (op: number, f: number, epoch: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> => {
-          if (op === Op.PUT && (f & Flag.COPY) !== 0) {
-            const race = beforeCopy.get(key);
-            beforeCopy.delete(key);
+        request: async (frame: RequestFrame): Promise<Reply> => {
+          if (frame.op === Op.PUT && ((frame.flags ?? 0) & Flag.COPY) !== 0) {
+            const race = beforeCopy.get(frame.key!);
+            beforeCopy.delete(frame.key!);
             await race?.();
           }
-          return real.request(op, f, epoch, arg, key, value);
+          return real.request(frame);
         },
       } as unknown as NodeConnection;
     },
@@ -77,20 +77,20 @@ test('migration: a DELETE landing between a copy’s read and its write is not u
   const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes: [drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
   await announce(placement);
   const source = data.get(drained.address)!;
-  for (const key of ['deleted', 'overwritten', 'kept']) t.is((await source.request(Op.PUT, 0, 1, 0, key, Buffer.from(`old ${key}`))).status, Status.OK);
+  for (const key of ['deleted', 'overwritten', 'kept']) t.is((await source.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(`old ${key}`) })).status, Status.OK);
   // While the copy of a key is held, the job's functions (on the placement being published: epoch 2, the new
   // node newest) delete one key and overwrite another, as the client does: at every generation's owner.
   const onBoth = async (op: number, key: string, value: Buffer | null) => {
-    for (const node of [target, drained]) t.is((await data.get(node.address)!.request(op, 0, 2, 0, key, value)).status, Status.OK);
+    for (const node of [target, drained]) t.is((await data.get(node.address)!.request({ op, epoch: 2, key, value })).status, Status.OK);
   };
   beforeCopy.set('deleted', () => onBoth(Op.DELETE, 'deleted', null));
   beforeCopy.set('overwritten', () => onBoth(Op.PUT, 'overwritten', Buffer.from('new')));
   const { result } = await migrateJob(host, placement, drained, [target]);
   t.is(result.keys, 3);
   const after = data.get(target.address)!;
-  t.is((await after.request(Op.GET, 0, 3, 0, 'deleted', null)).status, Status.NOT_FOUND, 'the delete stands');
-  t.is((await after.request(Op.GET, 0, 3, 0, 'overwritten', null)).body.toString(), 'new', 'the overwrite stands');
-  t.is((await after.request(Op.GET, 0, 3, 0, 'kept', null)).body.toString(), 'old kept');
+  t.is((await after.request({ op: Op.GET, epoch: 3, key: 'deleted' })).status, Status.NOT_FOUND, 'the delete stands');
+  t.is((await after.request({ op: Op.GET, epoch: 3, key: 'overwritten' })).body.toString(), 'new', 'the overwrite stands');
+  t.is((await after.request({ op: Op.GET, epoch: 3, key: 'kept' })).body.toString(), 'old kept');
 });
 
 test('restoration: a DELETE racing the copy of a replicated key is not undone', async (t) => {
@@ -105,20 +105,20 @@ test('restoration: a DELETE racing the copy of a replicated key is not undone', 
   });
   t.true(keys.length >= 4);
   for (const key of keys) {
-    for (const node of nodes.slice(0, 2)) t.is((await data.get(node.address)!.request(Op.PUT, Flag.REPLICA, 1, 1, key, Buffer.from('v'))).status, Status.OK);
+    for (const node of nodes.slice(0, 2)) t.is((await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from('v') })).status, Status.OK);
   }
   const [deleted, ...kept] = keys as [string, ...string[]];
   // Deleted at its new copies (n1 orders it, n2 takes it as a replica) while the copy to n2 is held.
   beforeCopy.set(deleted, async () => {
-    const del = await data.get(nodes[1]!.address)!.request(Op.DELETE, 0, 2, 0, deleted, null);
+    const del = await data.get(nodes[1]!.address)!.request({ op: Op.DELETE, epoch: 2, key: deleted });
     t.is(del.status, Status.OK);
-    t.is((await data.get(nodes[2]!.address)!.request(Op.DELETE, Flag.REPLICA, 2, del.arg, deleted, null)).status, Status.OK);
+    t.is((await data.get(nodes[2]!.address)!.request({ op: Op.DELETE, flags: Flag.REPLICA, epoch: 2, arg: del.arg, key: deleted })).status, Status.OK);
   });
   const { result } = await rereplicateJob(host, placement, nodes[0]!, []);
   t.true(result.copies >= kept.length);
-  t.is((await data.get(nodes[2]!.address)!.request(Op.GET, 0, 2, 0, deleted, null)).status, Status.NOT_FOUND, 'the delete stands on the new copy');
-  t.is((await data.get(nodes[1]!.address)!.request(Op.GET, 0, 2, 0, deleted, null)).status, Status.NOT_FOUND);
-  for (const key of kept) t.is((await data.get(nodes[2]!.address)!.request(Op.GET, 0, 2, 0, key, null)).body.toString(), 'v', key);
+  t.is((await data.get(nodes[2]!.address)!.request({ op: Op.GET, epoch: 2, key: deleted })).status, Status.NOT_FOUND, 'the delete stands on the new copy');
+  t.is((await data.get(nodes[1]!.address)!.request({ op: Op.GET, epoch: 2, key: deleted })).status, Status.NOT_FOUND);
+  for (const key of kept) t.is((await data.get(nodes[2]!.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), 'v', key);
 });
 
 test('migration of a replicated job: every key the drained node held ends on each of its holders in the new generation', async (t) => {
@@ -131,8 +131,8 @@ test('migration of a replicated job: every key the drained node held ends on eac
   const holdersIn = (generation: Node[], key: string) => pickNodes(generation, hashKey(key), 2).map((i) => generation[i]!);
   for (const key of keys) {
     const [primary, replica] = holdersIn([drained, a, b], key) as [Node, Node];
-    const put = await data.get(primary.address)!.request(Op.PUT, 0, 1, 0, key, Buffer.from(`v ${key}`));
-    t.is((await data.get(replica.address)!.request(Op.PUT, Flag.REPLICA, 1, put.arg, key, Buffer.from(`v ${key}`))).status, Status.OK);
+    const put = await data.get(primary.address)!.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(`v ${key}`) });
+    t.is((await data.get(replica.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: put.arg, key, value: Buffer.from(`v ${key}`) })).status, Status.OK);
   }
   const { placement: after } = await migrateJob(host, placement, drained, [a, b, c]);
   t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n1', 'n2', 'n3'], ['n1', 'n2']]);
@@ -142,7 +142,7 @@ test('migration of a replicated job: every key the drained node held ends on eac
   const missing: string[] = [];
   for (const key of moved) {
     for (const holder of holdersIn([a, b, c], key)) {
-      const got = await data.get(holder.address)!.request(Op.GET, 0, 3, 0, key, null);
+      const got = await data.get(holder.address)!.request({ op: Op.GET, epoch: 3, key });
       if (got.status !== Status.OK || got.body.toString() !== `v ${key}`) missing.push(`${key} on ${holder.id}`);
     }
   }
@@ -158,11 +158,11 @@ test('restoration: a node declared lost that still answers gives the keys only i
   // Keys only the soon-lost node holds (their other holder's copy was still to be made when it was declared
   // lost: a controller restart kept it from reporting in time, while another node's loss was being restored).
   const keys = Array.from({ length: 60 }, (_, i) => `only${i}`);
-  for (const key of keys) t.is((await data.get(lost.address)!.request(Op.PUT, Flag.REPLICA, 1, 1, key, Buffer.from(key))).status, Status.OK);
+  for (const key of keys) t.is((await data.get(lost.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from(key) })).status, Status.OK);
   const { placement: after } = await rereplicateJob(host, placement, lost, []);
   t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n1', 'n2']]);
   for (const key of keys) {
-    for (const holder of [b, c]) t.is((await data.get(holder.address)!.request(Op.GET, 0, 2, 0, key, null)).body.toString(), key, `${key} on ${holder.id}`);
+    for (const holder of [b, c]) t.is((await data.get(holder.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), key, `${key} on ${holder.id}`);
   }
 });
 
@@ -183,16 +183,16 @@ test('migration of a one-copy job with a lost member: older copies of the lost k
   const shadowed = keys.filter((k) => ownerIn([lost, drained], k) === lost.id && ownerIn(newest, k) === older.id).slice(0, 20);
   const moved = keys.filter((k) => ownerIn([lost, drained], k) === drained.id).slice(0, 20);
   t.true(shadowed.length > 5 && moved.length > 5);
-  for (const key of shadowed) t.is((await data.get(older.address)!.request(Op.PUT, 0, 2, 0, key, Buffer.from('before the loss'))).status, Status.OK);
-  for (const key of moved) t.is((await data.get(drained.address)!.request(Op.PUT, 0, 2, 0, key, Buffer.from(key))).status, Status.OK);
+  for (const key of shadowed) t.is((await data.get(older.address)!.request({ op: Op.PUT, epoch: 2, key, value: Buffer.from('before the loss') })).status, Status.OK);
+  for (const key of moved) t.is((await data.get(drained.address)!.request({ op: Op.PUT, epoch: 2, key, value: Buffer.from(key) })).status, Status.OK);
 
   await migrateJob({ ...host, publish, isLost: (id) => id === lost.id }, placement, drained, newest);
   for (const key of shadowed) {
-    const reply = await data.get(older.address)!.request(Op.GET, 0, 4, 0, key, null);
+    const reply = await data.get(older.address)!.request({ op: Op.GET, epoch: 4, key });
     t.is(reply.status, Status.NOT_FOUND, `${key}: no older copy answers for the lost one`);
     t.is(reply.flags & Flag.DELETED, 0, `${key}: no tombstone: readers go on to the lost member and get UNAVAILABLE`);
   }
-  for (const key of moved) t.is((await data.get(ownerIn(newest, key) === older.id ? older.address : spare.address)!.request(Op.GET, 0, 4, 0, key, null)).body.toString(), key);
+  for (const key of moved) t.is((await data.get(ownerIn(newest, key) === older.id ? older.address : spare.address)!.request({ op: Op.GET, epoch: 4, key })).body.toString(), key);
 });
 
 test('migration of a replicated job: a key a newer generation holds goes forward in that version, so it keeps its copies', async (t) => {
@@ -203,7 +203,7 @@ test('migration of a replicated job: a key a newer generation holds goes forward
   await announce(placement);
   // Written while the older generation was the newest, then again in the next one (a newer version).
   const copy = async (node: Node, epoch: number, value: string) =>
-    t.is((await data.get(node.address)!.request(Op.PUT, Flag.COPY, epoch, 1, 'k', Buffer.from(value))).status, Status.OK);
+    t.is((await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch, arg: 1, key: 'k', value: Buffer.from(value) })).status, Status.OK);
   await copy(c, 1, 'first');
   await copy(drained, 1, 'first');
   await copy(c, 2, 'second');
@@ -211,7 +211,7 @@ test('migration of a replicated job: a key a newer generation holds goes forward
   await migrateJob(host, placement, drained, [a, b]);
   // Skipping it (the newer generation has it) left it on that generation's nodes only: one of them, once the
   // placement drops the emptied ones, and a restart of it lost the key.
-  for (const node of [a, b]) t.is((await data.get(node.address)!.request(Op.GET, 0, 5, 0, 'k', null)).body.toString(), 'second', node.id);
+  for (const node of [a, b]) t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 5, key: 'k' })).body.toString(), 'second', node.id);
 });
 
 test('restoration: keys of an older generation left with fewer nodes than copies get their copies in the newest', async (t) => {
@@ -221,11 +221,11 @@ test('restoration: keys of an older generation left with fewer nodes than copies
   const placement: WirePlacement = { jobId: JOB, epoch: 2, generations: [{ nodes: [a, b] }, { nodes: [c, lost] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
   await announce(placement);
   // Written before the job moved on to [a, b], never since: its copies are on the older generation's two nodes.
-  for (const node of [c, lost]) t.is((await data.get(node.address)!.request(Op.PUT, Flag.COPY, 1, 1, 'k', Buffer.from('older'))).status, Status.OK);
+  for (const node of [c, lost]) t.is((await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key: 'k', value: Buffer.from('older') })).status, Status.OK);
   await lost.server.close(); // gone (a lost node still answering gives its keys itself)
   const { placement: after } = await rereplicateJob(host, placement, lost, []);
   t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n0', 'n1'], ['n2']]);
-  for (const node of [a, b]) t.is((await data.get(node.address)!.request(Op.GET, 0, 3, 0, 'k', null)).body.toString(), 'older', `${node.id}: a second copy`);
+  for (const node of [a, b]) t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 3, key: 'k' })).body.toString(), 'older', `${node.id}: a second copy`);
 });
 
 test('migration: a new holder’s leftover copy of a drained key from an earlier placement never answers meanwhile', async (t) => {
@@ -241,15 +241,15 @@ test('migration: a new holder’s leftover copy of a drained key from an earlier
   t.true(keys.length > 3);
   const seen: string[] = [];
   for (const key of keys) {
-    t.is((await data.get(x.address)!.request(Op.PUT, Flag.COPY, 1, 1, key, Buffer.from('left over'))).status, Status.OK);
-    t.is((await data.get(drained.address)!.request(Op.PUT, 0, 3, 0, key, Buffer.from('current'))).status, Status.OK);
+    t.is((await data.get(x.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key, value: Buffer.from('left over') })).status, Status.OK);
+    t.is((await data.get(drained.address)!.request({ op: Op.PUT, epoch: 3, key, value: Buffer.from('current') })).status, Status.OK);
     // What a reader of the new generation gets from x before the drained node's copy lands there.
     beforeCopy.set(key, async () => {
-      const reply = await data.get(x.address)!.request(Op.GET, 0, 4, 0, key, null);
+      const reply = await data.get(x.address)!.request({ op: Op.GET, epoch: 4, key });
       seen.push(reply.status === Status.OK ? reply.body.toString() : 'not found');
     });
   }
   await migrateJob(host, placement, drained, newest);
   t.deepEqual(seen, keys.map(() => 'not found'), 'readers go on to the drained node until the copy lands');
-  for (const key of keys) t.is((await data.get(x.address)!.request(Op.GET, 0, 5, 0, key, null)).body.toString(), 'current');
+  for (const key of keys) t.is((await data.get(x.address)!.request({ op: Op.GET, epoch: 5, key })).body.toString(), 'current');
 });

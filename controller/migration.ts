@@ -137,7 +137,7 @@ async function forEachListedKey(host: MigrationHost, placement: WirePlacement, n
   const connection = host.connect(node.address, placement.jobId);
   let after = '';
   for (;;) {
-    const page = await connection.request(Op.LIST, Flag.INTERNAL_KEYS, placement.epoch, PAGE, '', Buffer.from(after, 'utf8'));
+    const page = await connection.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, epoch: placement.epoch, arg: PAGE, value: Buffer.from(after, 'utf8') });
     if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${placement.jobId} on ${node.id}: ${page.message}`);
     const keys = decodeKeyList(page.body);
     for (const key of keys) await each(key);
@@ -148,7 +148,7 @@ async function forEachListedKey(host: MigrationHost, placement: WirePlacement, n
 
 /** Removes a copy no reader may see (DELETE with Flag.COPY: no tombstone, so readers go on past the node). */
 async function removeCopy(host: MigrationHost, placement: WirePlacement, node: NodeAddress, key: string): Promise<void> {
-  const reply = await host.connect(node.address, placement.jobId).request(Op.DELETE, Flag.COPY, placement.epoch, 0, key, null);
+  const reply = await host.connect(node.address, placement.jobId).request({ op: Op.DELETE, flags: Flag.COPY, epoch: placement.epoch, key });
   if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `removing an older copy of ${key} on ${node.id}: ${reply.message}`);
 }
 
@@ -172,7 +172,7 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
   const source = host.connect(drained.address, jobId);
   const nodes = new Map(placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
   const call = async (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, frameEpoch = epoch, arg = 0) => {
-    const reply = await (node.id === drained.id ? source : host.connect(node.address, jobId)).request(op, flags, frameEpoch, arg, key, value);
+    const reply = await (node.id === drained.id ? source : host.connect(node.address, jobId)).request({ op, flags, epoch: frameEpoch, arg, key, value });
     if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `migrating ${jobId} off ${drained.id}: ${reply.message}`);
     return reply;
   };
@@ -221,7 +221,7 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
 
   let after = '';
   for (;;) {
-    const page = await source.request(Op.LIST, Flag.INTERNAL_KEYS, epoch, PAGE, '', Buffer.from(after, 'utf8'));
+    const page = await source.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, epoch, arg: PAGE, value: Buffer.from(after, 'utf8') });
     if (page.status !== Status.OK) throw new SatchelError(errorCodeOf(page.status), `listing ${jobId} on ${drained.id}: ${page.message}`);
     const keys = decodeKeyList(page.body);
     let next = 0;

@@ -25,7 +25,7 @@ export class NodeAdmin {
       until = Buffer.alloc(8);
       until.writeBigInt64BE(BigInt(Math.ceil(tokensExpireBy)));
     }
-    const reply = await this.connection(address).request(Op.DROP_JOB, 0, 0, moved ? DROP_MOVED : 0, jobId, until);
+    const reply = await this.connection(address).request({ op: Op.DROP_JOB, arg: moved ? DROP_MOVED : 0, key: jobId, value: until });
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
     return reply.arg;
   }
@@ -36,13 +36,13 @@ export class NodeAdmin {
    * refuses (UNAVAILABLE), so a job is never announced to a process that does not hold its data.
    */
   async announce(address: string, jobId: string, epoch: number, flags: number, bootId: string): Promise<void> {
-    const reply = await this.connection(address).request(Op.ANNOUNCE, flags, 0, epoch, jobId, bootId === '' ? null : Buffer.from(bootId));
+    const reply = await this.connection(address).request({ op: Op.ANNOUNCE, flags, arg: epoch, key: jobId, value: bootId === '' ? null : Buffer.from(bootId) });
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }
 
   /** Tells the node whether the job is over its byte quota (its PUTs and INCRs refused with FULL) or not. */
   async limitJob(address: string, jobId: string, overQuota: boolean): Promise<void> {
-    const reply = await this.connection(address).request(Op.LIMIT_JOB, 0, 0, overQuota ? 1 : 0, jobId, null);
+    const reply = await this.connection(address).request({ op: Op.LIMIT_JOB, arg: overQuota ? 1 : 0, key: jobId });
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }
 

@@ -200,7 +200,7 @@ type Request = (node: WirePlacementNode, op: number, flags: number, key: string,
 /** Requests as the job under `epoch`; an answer other than OK or NOT_FOUND is thrown. */
 function requester(host: Pick<MigrationHost, 'connect'>, jobId: string, epoch: number): Request {
   return async (node, op, flags, key, value, arg = 0, frameEpoch = epoch) => {
-    const reply = await host.connect(node.address, jobId).request(op, flags, frameEpoch, arg, key, value);
+    const reply = await host.connect(node.address, jobId).request({ op, flags, epoch: frameEpoch, arg, key, value });
     if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) {
       throw new SatchelError(errorCodeOf(reply.status), `copying keys of ${jobId} on ${node.id}: ${reply.message}`);
     }

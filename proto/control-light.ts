@@ -8,6 +8,7 @@
 import http2 from 'node:http2';
 import { controlCallError } from './control-errors.ts';
 import { SatchelError } from './errors.ts';
+import { DEFAULT_TIMEOUT_MS } from './timeouts.ts';
 import { LIGHT_METHODS } from './control-schema.ts';
 import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
 import { hostOf } from './node-connection.ts';
@@ -27,7 +28,7 @@ export class LightControlClient<M extends Methods> {
   constructor(
     private readonly service: string,
     readonly address: string,
-    private readonly timeoutMs = 10_000,
+    private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
     private readonly tls?: ClientTls,
   ) {}
 

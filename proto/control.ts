@@ -13,7 +13,7 @@ import { hostOf } from './node-connection.ts';
 import { serverIdentity, type ClientTls } from './tls.ts';
 
 import type { Methods, ServiceImpl } from './control-types.ts';
-import { MAX_TIMEOUT_MS } from './timeouts.ts';
+import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
 
 export { MAX_TIMEOUT_MS };
 
@@ -143,7 +143,7 @@ export class ControlClient<M extends Methods> {
   constructor(
     definition: grpc.ServiceDefinition,
     readonly address: string,
-    private readonly timeoutMs = 10_000,
+    private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
     tls?: ClientTls,
   ) {
     let Ctor = clientClasses.get(definition);

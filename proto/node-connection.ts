@@ -5,6 +5,7 @@ import { SatchelError } from './errors.ts';
 import { Flag, HEADER_SIZE, MAX_KEY_BYTES, Op, Status, errorCodeOf } from './frame.ts';
 import { serverIdentity } from './tls.ts';
 import { FrameWriter } from './writer.ts';
+import { DEFAULT_TIMEOUT_MS } from './timeouts.ts';
 
 export interface NodeConnectionOptions {
   /** Every request fails with TIMEOUT after this long without an answer. */
@@ -62,13 +63,27 @@ export interface ParkedRequest {
   readonly reply: Promise<Reply>;
 }
 
+/**
+ * One request's frame fields. Only `op` is required: flags, epoch and arg default to 0, the key to empty, the
+ * value to none. Read once, synchronously, inside `request`, so a caller may reuse one object.
+ */
+export interface RequestFrame {
+  op: number;
+  key?: string;
+  value?: Uint8Array | null;
+  flags?: number;
+  /** The placement epoch the caller routed by (the node answers STALE past it). */
+  epoch?: number;
+  /** Op-specific: a seq, a version, a timeout, a count (see proto/README.md). */
+  arg?: number;
+}
+
 interface Waiting {
   reply: Reply;
   run(): void;
 }
 
 const EMPTY = Buffer.alloc(0);
-const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_INFLIGHT = 32 * 1024 * 1024;
 const READ_BUFFER_SIZE = 256 * 1024;
 const BACKOFF_BASE_MS = 50;
@@ -126,7 +141,8 @@ export class NodeConnection {
    * not hold the job in this incarnation, its lease lapsed, its engine failed), which callers treat as a node
    * they cannot reach. `value` is not copied when large: the caller must not change it until the promise settles.
    */
-  request(op: number, flags: number, epoch: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
+  request(frame: RequestFrame): Promise<Reply> {
+    const { op, key = '', value = null, flags = 0, epoch = 0, arg = 0 } = frame;
     if (this.closed) return Promise.reject(new SatchelError('CLOSED', 'connection closed'));
     // A key past the frame's limit would be a malformed frame, and the node would close the connection under
     // every other call on it. Only long keys need their UTF-8 length counted.
@@ -151,7 +167,8 @@ export class NodeConnection {
    * timeout: `backstopMs` (if given) is how long to wait for the node's own answer before failing with TIMEOUT.
    * EVENT frames for it go to `onEvent`; any other frame is its final answer.
    */
-  park(op: number, flags: number, epoch: number, arg: number, key: string, options: { backstopMs?: number; onEvent?: EventListener } = {}): ParkedRequest {
+  park(frame: RequestFrame, options: { backstopMs?: number; onEvent?: EventListener } = {}): ParkedRequest {
+    const { op, key = '', flags = 0, epoch = 0, arg = 0 } = frame;
     const id = this.allocateId();
     const reply = new Promise<Reply>((resolve, reject) => {
       if (this.closed) return reject(new SatchelError('CLOSED', 'connection closed'));
@@ -187,7 +204,7 @@ export class NodeConnection {
     if (parked === undefined) return;
     parked.status = Status.NOT_FOUND;
     parked.resolve(parked);
-    if (this.socket !== null && !this.closed) this.request(Op.CANCEL, 0, 0, id, '', null).catch(() => {});
+    if (this.socket !== null && !this.closed) this.request({ op: Op.CANCEL, arg: id }).catch(() => {});
   }
 
   /**

@@ -26,28 +26,28 @@ async function startNode(t: ExecutionContext): Promise<{ server: StorageServer; 
 }
 
 async function announce(admin: NodeConnection, job: string, epoch: number, flags = 0, bootId = BOOT): Promise<number> {
-  return (await admin.request(Op.ANNOUNCE, flags, 0, epoch, job, Buffer.from(bootId))).status;
+  return (await admin.request({ op: Op.ANNOUNCE, flags, arg: epoch, key: job, value: Buffer.from(bootId) })).status;
 }
 
 test('a job the controller did not announce to this process is UNAVAILABLE, never NOT_FOUND; announced, it is served', async (t) => {
   const { address } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
   for (const [op, value] of [[Op.GET, null], [Op.STAT, null], [Op.PUT, Buffer.from('v')], [Op.DELETE, null], [Op.LIST, null], [Op.INCR, Buffer.alloc(8)]] as const) {
-    const error = await rejection(t, c.request(op, 0, 1, 0, 'k', value));
+    const error = await rejection(t, c.request({ op, epoch: 1, key: 'k', value }));
     t.is(error.code, 'UNAVAILABLE', `op ${op}`);
     t.regex(error.message, /does not hold job job-a/);
   }
   const admin = connect(t, address, adminToken);
   // An announcement meant for another incarnation of this node id is refused: this process holds none of it.
   t.regex((await rejection(t, announce(admin, 'job-a', 1, 0, 'boot-before-the-restart'))).message, /incarnation boot-before-the-restart; this is boot-one/);
-  t.is((await rejection(t, c.request(Op.GET, 0, 1, 0, 'k', null))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, c.request({ op: Op.GET, epoch: 1, key: 'k' }))).code, 'UNAVAILABLE');
   t.is(await announce(admin, 'job-a', 1), Status.OK);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'k', null)).status, Status.NOT_FOUND);
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'k', null)).body.toString(), 'v');
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'k' })).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'k' })).body.toString(), 'v');
   // Another job is still refused.
   const b = connect(t, address, signToken(secret, 'job-b'));
-  t.is((await rejection(t, b.request(Op.GET, 0, 1, 0, 'k', null))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, b.request({ op: Op.GET, epoch: 1, key: 'k' }))).code, 'UNAVAILABLE');
 });
 
 test('a job that moved answers STALE with its epoch; a deregistered one NO_SUCH_JOB, and an announcement cannot bring it back', async (t) => {
@@ -56,21 +56,21 @@ test('a job that moved answers STALE with its epoch; a deregistered one NO_SUCH_
   t.is(await announce(admin, 'job-a', 3), Status.OK);
   t.is(await announce(admin, 'job-b', 1), Status.OK);
   const a = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await a.request(Op.PUT, 0, 3, 0, 'k', Buffer.from('v'))).status, Status.OK);
-  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 4, 'job-a', null)).status, Status.OK, 'an announcement without a boot id is taken too');
-  t.is((await admin.request(Op.DROP_JOB, 0, 0, 1, 'job-a', null)).status, Status.OK);
-  const stale = await a.request(Op.GET, 0, 4, 0, 'k', null);
+  t.is((await a.request({ op: Op.PUT, epoch: 3, key: 'k', value: Buffer.from('v') })).status, Status.OK);
+  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 4, key: 'job-a' })).status, Status.OK, 'an announcement without a boot id is taken too');
+  t.is((await admin.request({ op: Op.DROP_JOB, arg: 1, key: 'job-a' })).status, Status.OK);
+  const stale = await a.request({ op: Op.GET, epoch: 4, key: 'k' });
   t.is(stale.status, Status.STALE, 'moved: STALE even at the current epoch, so the client looks up where it went');
   t.is(stale.epoch, 4);
   t.is(await announce(admin, 'job-a', 4), Status.OK);
-  t.is((await a.request(Op.GET, 0, 4, 0, 'k', null)).status, Status.STALE, 'an announcement of the epoch it moved at does not undo the move');
+  t.is((await a.request({ op: Op.GET, epoch: 4, key: 'k' })).status, Status.STALE, 'an announcement of the epoch it moved at does not undo the move');
   t.is(await announce(admin, 'job-a', 5), Status.OK);
-  t.is((await a.request(Op.GET, 0, 5, 0, 'k', null)).status, Status.NOT_FOUND, 'placed here anew at a later epoch: served, without the old data');
+  t.is((await a.request({ op: Op.GET, epoch: 5, key: 'k' })).status, Status.NOT_FOUND, 'placed here anew at a later epoch: served, without the old data');
   // Deregistered.
-  t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-b', null)).status, Status.OK);
+  t.is((await admin.request({ op: Op.DROP_JOB, key: 'job-b' })).status, Status.OK);
   t.is(await announce(admin, 'job-b', 2), Status.OK);
   const b = connect(t, address, signToken(secret, 'job-b'));
-  t.is((await rejection(t, b.request(Op.GET, 0, 2, 0, 'k', null))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, b.request({ op: Op.GET, epoch: 2, key: 'k' }))).code, 'NO_SUCH_JOB');
 });
 
 test('a replicated job is served only within the lease; a single-copy job regardless; a renewal serves it again', async (t) => {
@@ -81,16 +81,16 @@ test('a replicated job is served only within the lease; a single-copy job regard
   const r = connect(t, address, signToken(secret, 'job-r'));
   const s = connect(t, address, signToken(secret, 'job-s'));
   server.renewLease(Date.now(), 200);
-  t.is((await r.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  t.is((await r.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK);
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const error = await rejection(t, r.request(Op.GET, 0, 1, 0, 'k', null));
+  const error = await rejection(t, r.request({ op: Op.GET, epoch: 1, key: 'k' }));
   t.is(error.code, 'UNAVAILABLE');
   t.regex(error.message, /lease/);
   t.true(server.fenced);
-  t.is((await s.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK, 'a single-copy job is not moved on a loss: served');
+  t.is((await s.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK, 'a single-copy job is not moved on a loss: served');
   server.renewLease(Date.now(), 10_000);
   t.false(server.fenced);
-  t.is((await r.request(Op.GET, 0, 1, 0, 'k', null)).body.toString(), 'v');
+  t.is((await r.request({ op: Op.GET, epoch: 1, key: 'k' })).body.toString(), 'v');
 });
 
 test('versions on the wire: a PUT answers its seq, a REPLICA or COPY lands only when newer, GET VERSION answers it', async (t) => {
@@ -98,34 +98,34 @@ test('versions on the wire: a PUT answers its seq, a REPLICA or COPY lands only 
   const admin = connect(t, address, adminToken);
   t.is(await announce(admin, 'job-a', 2, AnnounceFlag.REPLICATED), Status.OK);
   const c = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await c.request(Op.PUT, 0, 2, 0, 'k', Buffer.from('one'))).arg, 1);
-  t.is((await c.request(Op.PUT, 0, 2, 0, 'k', Buffer.from('two'))).arg, 2);
-  const versioned = await c.request(Op.GET, Flag.VERSION, 2, 0, 'k', null);
+  t.is((await c.request({ op: Op.PUT, epoch: 2, key: 'k', value: Buffer.from('one') })).arg, 1);
+  t.is((await c.request({ op: Op.PUT, epoch: 2, key: 'k', value: Buffer.from('two') })).arg, 2);
+  const versioned = await c.request({ op: Op.GET, flags: Flag.VERSION, epoch: 2, key: 'k' });
   t.deepEqual([versioned.epoch, versioned.arg, versioned.body.toString()], [2, 2, 'two']);
-  t.is((await c.request(Op.GET, 0, 2, 0, 'k', null)).arg, 3, 'without VERSION, arg is the size');
+  t.is((await c.request({ op: Op.GET, epoch: 2, key: 'k' })).arg, 3, 'without VERSION, arg is the size');
   // A replica of the primary's write 5 lands; an older one (a reordered push) does not.
-  t.is((await c.request(Op.PUT, Flag.REPLICA, 2, 5, 'k', Buffer.from('five'))).arg, 1);
-  t.is((await c.request(Op.PUT, Flag.REPLICA, 2, 4, 'k', Buffer.from('four'))).arg, 0);
-  t.is((await c.request(Op.GET, 0, 2, 0, 'k', null)).body.toString(), 'five');
-  t.is((await c.request(Op.PUT, Flag.REPLICA, 2, 0, 'k', Buffer.from('x'))).status, Status.BAD_REQUEST, 'a replica names its version');
+  t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, arg: 5, key: 'k', value: Buffer.from('five') })).arg, 1);
+  t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, arg: 4, key: 'k', value: Buffer.from('four') })).arg, 0);
+  t.is((await c.request({ op: Op.GET, epoch: 2, key: 'k' })).body.toString(), 'five');
+  t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, key: 'k', value: Buffer.from('x') })).status, Status.BAD_REQUEST, 'a replica names its version');
   // A copy carries an older epoch as its version: it is not a stale placement, and lands where nothing newer is.
-  t.is((await c.request(Op.PUT, Flag.COPY, 1, 9, 'copied', Buffer.from('old'))).arg, 1);
-  t.is((await c.request(Op.PUT, Flag.COPY, 1, 9, 'k', Buffer.from('old'))).arg, 0, 'k holds (2, 5): the copy is older');
-  t.is((await c.request(Op.GET, 0, 2, 0, 'k', null)).body.toString(), 'five');
+  t.is((await c.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 9, key: 'copied', value: Buffer.from('old') })).arg, 1);
+  t.is((await c.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 9, key: 'k', value: Buffer.from('old') })).arg, 0, 'k holds (2, 5): the copy is older');
+  t.is((await c.request({ op: Op.GET, epoch: 2, key: 'k' })).body.toString(), 'five');
   // A replicated job keeps tombstones: a copy read before a delete cannot bring the key back after it.
-  const del = await c.request(Op.DELETE, 0, 2, 0, 'copied', null);
+  const del = await c.request({ op: Op.DELETE, epoch: 2, key: 'copied' });
   t.is(del.flags, Flag.EXISTED);
-  t.is((await c.request(Op.PUT, Flag.COPY, 1, 9, 'copied', Buffer.from('old'))).arg, 0);
-  t.is((await c.request(Op.GET, 0, 2, 0, 'copied', null)).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 9, key: 'copied', value: Buffer.from('old') })).arg, 0);
+  t.is((await c.request({ op: Op.GET, epoch: 2, key: 'copied' })).status, Status.NOT_FOUND);
   // A replica of a delete, older than the value: the value stays.
-  t.is((await c.request(Op.DELETE, Flag.REPLICA, 2, 4, 'k', null)).arg, 0);
-  t.is((await c.request(Op.GET, 0, 2, 0, 'k', null)).body.toString(), 'five');
+  t.is((await c.request({ op: Op.DELETE, flags: Flag.REPLICA, epoch: 2, arg: 4, key: 'k' })).arg, 0);
+  t.is((await c.request({ op: Op.GET, epoch: 2, key: 'k' })).body.toString(), 'five');
   // A write of an older epoch than the key's version: STALE (the writer's placement is out of date for it).
   t.is(await announce(admin, 'job-a', 3, AnnounceFlag.REPLICATED), Status.OK);
-  t.is((await c.request(Op.PUT, 0, 3, 0, 'k', Buffer.from('three'))).arg, 1);
-  t.is((await c.request(Op.GET, Flag.VERSION, 3, 0, 'k', null)).epoch, 3);
+  t.is((await c.request({ op: Op.PUT, epoch: 3, key: 'k', value: Buffer.from('three') })).arg, 1);
+  t.is((await c.request({ op: Op.GET, flags: Flag.VERSION, epoch: 3, key: 'k' })).epoch, 3);
   // INCR answers the total and its version's seq.
-  const incr = await c.request(Op.INCR, 0, 3, 0, 'n', Buffer.from([0, 0, 0, 0, 0, 0, 0, 7]));
+  const incr = await c.request({ op: Op.INCR, epoch: 3, key: 'n', value: Buffer.from([0, 0, 0, 0, 0, 0, 0, 7]) });
   t.is(Number(incr.body.readBigInt64BE(0)), 7);
   t.is(incr.arg, 1);
 });
@@ -139,7 +139,7 @@ test('an INCR retried with its token is answered with the total it made, on the 
     const value = Buffer.alloc(16);
     value.writeBigInt64BE(BigInt(by));
     Buffer.from(token, 'hex').copy(value, 8);
-    return c.request(Op.INCR, flags, 1, arg, key, value);
+    return c.request({ op: Op.INCR, flags, epoch: 1, arg, key, value });
   };
   const total = (reply: { body: Buffer }) => Number(reply.body.readBigInt64BE(0));
   t.is(total(await incr('n', 5, '0000000000000001')), 5);
@@ -149,21 +149,21 @@ test('an INCR retried with its token is answered with the total it made, on the 
   t.is((await incr('other', 1, '0000000000000002')).status, Status.BAD_REQUEST, 'a token names one increment of one key');
   // A replica takes the primary's total and its token; a retry it then receives as the new primary adds nothing.
   t.is((await incr('r', 42, '00000000000000aa', Flag.REPLICA, 7)).arg, 1);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'r', null)).body.toString(), '42');
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'r' })).body.toString(), '42');
   const asPrimary = await incr('r', 1, '00000000000000aa');
   t.deepEqual([total(asPrimary), asPrimary.arg], [42, 7]);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'r', null)).body.toString(), '42');
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'r' })).body.toString(), '42');
   // Another job's identical token is another increment.
   t.is(await announce(admin, 'job-b', 1), Status.OK);
   const b = connect(t, address, signToken(secret, 'job-b'));
   const value = Buffer.alloc(16);
   value.writeBigInt64BE(1n);
   Buffer.from('0000000000000001', 'hex').copy(value, 8);
-  t.is(Number((await b.request(Op.INCR, 0, 1, 0, 'n', value)).body.readBigInt64BE(0)), 1);
+  t.is(Number((await b.request({ op: Op.INCR, epoch: 1, key: 'n', value })).body.readBigInt64BE(0)), 1);
   t.true(server.increments.size >= 3);
   // Without a token (an older client), every INCR adds.
   const plain = Buffer.alloc(8);
   plain.writeBigInt64BE(2n);
-  t.is(Number((await c.request(Op.INCR, 0, 1, 0, 'p', plain)).body.readBigInt64BE(0)), 2);
-  t.is(Number((await c.request(Op.INCR, 0, 1, 0, 'p', plain)).body.readBigInt64BE(0)), 4);
+  t.is(Number((await c.request({ op: Op.INCR, epoch: 1, key: 'p', value: plain })).body.readBigInt64BE(0)), 2);
+  t.is(Number((await c.request({ op: Op.INCR, epoch: 1, key: 'p', value: plain })).body.readBigInt64BE(0)), 4);
 });

@@ -332,10 +332,10 @@ test('through the data plane: a node on the ssd tier serves PUT, pipelined GET, 
   const large = randomBytes(3 * MiB);
   // Pipelined: the GETs are sent before the PUTs are answered, and still read them.
   const [putSmall, putLarge, getSmall, getLarge] = await Promise.all([
-    c.request(Op.PUT, 0, 1, 0, 'a/1', Buffer.from('one')),
-    c.request(Op.PUT, Flag.MANIFEST, 1, 0, 'a/2', large),
-    c.request(Op.GET, 0, 1, 0, 'a/1', null),
-    c.request(Op.GET, 0, 1, 0, 'a/2', null),
+    c.request({ op: Op.PUT, epoch: 1, key: 'a/1', value: Buffer.from('one') }),
+    c.request({ op: Op.PUT, flags: Flag.MANIFEST, epoch: 1, key: 'a/2', value: large }),
+    c.request({ op: Op.GET, epoch: 1, key: 'a/1' }),
+    c.request({ op: Op.GET, epoch: 1, key: 'a/2' }),
   ]);
   t.is(putSmall.status, Status.OK);
   t.is(putLarge.status, Status.OK);
@@ -343,18 +343,18 @@ test('through the data plane: a node on the ssd tier serves PUT, pipelined GET, 
   t.true(getLarge.body.equals(large));
   t.is(getLarge.flags & Flag.MANIFEST, Flag.MANIFEST);
   t.true(node.server.pool.pooledBytes >= large.length, 'the receive buffer went back to the pool once written');
-  const stat = await c.request(Op.STAT, 0, 1, 0, 'a/1', null);
+  const stat = await c.request({ op: Op.STAT, epoch: 1, key: 'a/1' });
   t.is(stat.arg, 3);
-  const replaced = await c.request(Op.PUT, 0, 1, 0, 'a/2', Buffer.from('two'));
+  const replaced = await c.request({ op: Op.PUT, epoch: 1, key: 'a/2', value: Buffer.from('two') });
   t.is(replaced.flags & Flag.REPLACED_MANIFEST, Flag.REPLACED_MANIFEST, 'a replaced large manifest is handed back');
   t.true(replaced.body.equals(large));
-  const list = await c.request(Op.LIST, 0, 1, 10, 'a/', null);
+  const list = await c.request({ op: Op.LIST, epoch: 1, arg: 10, key: 'a/' });
   t.deepEqual(decodeKeyList(list.body), ['a/1', 'a/2']);
-  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).flags, Flag.EXISTED);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.DELETE, epoch: 1, key: 'a/1' })).flags, Flag.EXISTED);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'a/1' })).status, Status.NOT_FOUND);
   const admin = new NodeConnection(node.address, signToken(secret, ADMIN_SUBJECT), { timeoutMs: 5_000 });
   t.teardown(() => admin.destroy());
-  const dropped = await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-a', null);
+  const dropped = await admin.request({ op: Op.DROP_JOB, key: 'job-a' });
   t.is(dropped.status, Status.OK);
   t.is(dropped.arg, entryCost('a/2', 3));
   t.is(node.server.engine.used, 0);

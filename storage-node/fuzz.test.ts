@@ -242,13 +242,13 @@ function steadyClient(address: string): { stop(): Promise<void>; ops(): number; 
       try {
         const key = `s/${i % 64}`;
         const value = Buffer.from(`value ${i} `.repeat(1 + (i % 50)));
-        const put = await connection.request(Op.PUT, 0, 0, 0, key, value);
+        const put = await connection.request({ op: Op.PUT, key, value });
         if (put.status !== Status.OK) failures.push(`PUT ${key}: status ${put.status} ${put.message}`);
-        const get = await connection.request(Op.GET, 0, 0, 0, key, null);
+        const get = await connection.request({ op: Op.GET, key });
         if (get.status !== Status.OK || !get.body.equals(value)) failures.push(`GET ${key}: status ${get.status}, ${get.body.length} bytes`);
         const amount = Buffer.alloc(8);
         amount.writeBigInt64BE(1n);
-        const incr = await connection.request(Op.INCR, 0, 0, 0, 'count', amount);
+        const incr = await connection.request({ op: Op.INCR, key: 'count', value: amount });
         if (incr.status !== Status.OK || incr.body.readBigInt64BE() !== BigInt(i + 1)) failures.push(`INCR: status ${incr.status}, total ${incr.body.length === 8 ? incr.body.readBigInt64BE() : '?'}, want ${i + 1}`);
         ops += 3;
       } catch (error) {
@@ -317,8 +317,8 @@ async function fuzzNode(t: ExecutionContext, engine: StorageEngine, frames: numb
   await steady.stop();
   const final = new NodeConnection(address, signToken(secret, 'steady-job'), { timeoutMs: 5_000 });
   t.teardown(() => final.destroy());
-  t.is((await final.request(Op.PUT, 0, 0, 0, 'last', Buffer.from('word'))).status, Status.OK);
-  t.is((await final.request(Op.GET, 0, 0, 0, 'last', null)).body.toString(), 'word');
+  t.is((await final.request({ op: Op.PUT, key: 'last', value: Buffer.from('word') })).status, Status.OK);
+  t.is((await final.request({ op: Op.GET, key: 'last' })).body.toString(), 'word');
   await final.close();
   const settled = Date.now() + 5_000;
   while ((server.counters.connections > 0 || server.coordination.active > 0) && Date.now() < settled) await new Promise((resolve) => setTimeout(resolve, 20));

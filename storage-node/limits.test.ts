@@ -62,7 +62,7 @@ test('HELLO with a viewer token → UNAUTHORIZED and the connection closed; data
   t.regex(hello?.body.toString() ?? '', /viewer/);
   t.true(await closedWithin(raw, 3_000), 'the node closed the connection');
   for (const token of [dataToken('job-v'), internalToken('job-v'), adminToken]) {
-    t.is((await connect(t, address, token).request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+    t.is((await connect(t, address, token).request({ op: Op.PING })).status, Status.OK);
   }
 });
 
@@ -74,7 +74,7 @@ test('connections that do not complete a HELLO within the deadline are closed: 4
   const { server, address } = await startNode(t, { helloTimeoutMs: 1_000, maxPreAuthConnections: 10_000 });
   const [host, port] = splitAddress(address);
   const job = connect(t, address, dataToken('job-d'));
-  t.is((await job.request(Op.PUT, 0, 0, 0, 'before', Buffer.from('v'))).status, Status.OK);
+  t.is((await job.request({ op: Op.PUT, key: 'before', value: Buffer.from('v') })).status, Status.OK);
   const helloed = await rawConnect(t, address);
   helloed.send(Op.HELLO, 0, dataToken('job-d'));
   t.is((await helloed.reply(0))?.code, Status.OK);
@@ -110,7 +110,7 @@ test('connections that do not complete a HELLO within the deadline are closed: 4
   t.log(`${idle} idle connections closed ${shortest}–${longest} ms after they opened (deadline 1,000 ms)`);
   t.true(shortest >= 950, `one closed after ${shortest} ms`);
   // The job's connections were not touched.
-  t.is((await job.request(Op.GET, 0, 0, 0, 'before', null)).body.toString(), 'v');
+  t.is((await job.request({ op: Op.GET, key: 'before' })).body.toString(), 'v');
   helloed.send(Op.PING, 1);
   t.is((await helloed.reply(1))?.code, Status.OK);
 });
@@ -165,8 +165,8 @@ test('parked WAITs and WATCHes are capped per connection and per job (FULL namin
   t.regex(ninth?.body.toString() ?? '', /job job-c has 8 WAIT and WATCH requests parked on this node/);
   // Another job parks as it likes, and its writes go on.
   const other = connect(t, address, dataToken('job-o'));
-  const waiting = other.park(Op.WAIT, 0, 0, 60_000, 'ready');
-  t.is((await other.request(Op.PUT, 0, 0, 0, 'ready', Buffer.from('yes'))).status, Status.OK);
+  const waiting = other.park({ op: Op.WAIT, arg: 60_000, key: 'ready' });
+  t.is((await other.request({ op: Op.PUT, key: 'ready', value: Buffer.from('yes') })).status, Status.OK);
   t.is((await waiting.reply).body.toString(), 'yes');
   // A CANCEL makes room for one more; so does a PUT that wakes a waiter (answered, as ever).
   a.send(Op.CANCEL, 9, '', null, { arg: 5 });
@@ -175,7 +175,7 @@ test('parked WAITs and WATCHes are capped per connection and per job (FULL namin
   b.send(Op.WAIT, 6, 'b-6', null, { arg: 3_600_000 });
   t.is((await b.reply(6))?.code, Status.FULL, 'one slot freed, one taken');
   const writer = connect(t, address, dataToken('job-c'));
-  t.is((await writer.request(Op.PUT, 0, 0, 0, 'key-1', Buffer.from('one'))).status, Status.OK);
+  t.is((await writer.request({ op: Op.PUT, key: 'key-1', value: Buffer.from('one') })).status, Status.OK);
   t.is((await a.reply(1))?.body.toString(), 'one');
   b.send(Op.WAIT, 7, 'b-7', null, { arg: 3_600_000 });
   b.send(Op.PING, 8);
@@ -190,42 +190,42 @@ test('parked WAITs and WATCHes are capped per connection and per job (FULL namin
 test('a frame ahead of the epoch the controller announced is UNAVAILABLE and stores nothing: epoch 2^32−1 cannot lock the job out of its keys', async (t) => {
   const { address } = await startNode(t, { announcedJobsOnly: true });
   const admin = connect(t, address, adminToken);
-  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 3, 'job-e', Buffer.from(BOOT))).status, Status.OK);
+  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 3, key: 'job-e', value: Buffer.from(BOOT) })).status, Status.OK);
   const c = connect(t, address, dataToken('job-e'));
-  const ahead = await rejection(t, c.request(Op.PUT, 0, 0xffffffff, 0, 'k', Buffer.from('poison')));
+  const ahead = await rejection(t, c.request({ op: Op.PUT, epoch: 0xffffffff, key: 'k', value: Buffer.from('poison') }));
   t.is(ahead.code, 'UNAVAILABLE');
   t.regex(ahead.message, /has not been told of placement epoch 4294967295 yet/);
-  for (const op of [Op.GET, Op.DELETE, Op.LIST, Op.WATCH]) t.is((await rejection(t, c.request(op, 0, 4, 0, 'k', null))).code, 'UNAVAILABLE', `op ${op}`);
-  t.is((await c.request(Op.GET, 0, 3, 0, 'k', null)).status, Status.NOT_FOUND, 'nothing stored');
+  for (const op of [Op.GET, Op.DELETE, Op.LIST, Op.WATCH]) t.is((await rejection(t, c.request({ op, epoch: 4, key: 'k' }))).code, 'UNAVAILABLE', `op ${op}`);
+  t.is((await c.request({ op: Op.GET, epoch: 3, key: 'k' })).status, Status.NOT_FOUND, 'nothing stored');
   // The job's own write at its real epoch.
-  const own = await c.request(Op.PUT, 0, 3, 0, 'k', Buffer.from('mine'));
+  const own = await c.request({ op: Op.PUT, epoch: 3, key: 'k', value: Buffer.from('mine') });
   t.is(own.status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 3, 0, 'k', null)).body.toString(), 'mine');
+  t.is((await c.request({ op: Op.GET, epoch: 3, key: 'k' })).body.toString(), 'mine');
   // A copy (the controller's, internal token) carries its version's epoch, never above the announced one.
   const copier = connect(t, address, internalToken('job-e'));
-  t.is((await rejection(t, copier.request(Op.PUT, Flag.COPY, 0xffffffff, 1, 'c', Buffer.from('x')))).code, 'UNAVAILABLE');
-  t.is((await copier.request(Op.PUT, Flag.COPY, 2, 7, 'c', Buffer.from('copied'))).arg, 1, 'a copy of an older epoch lands');
-  t.is((await c.request(Op.PUT, 0, 3, 0, 'c', Buffer.from('newer'))).status, Status.OK, 'and the job writes over it');
+  t.is((await rejection(t, copier.request({ op: Op.PUT, flags: Flag.COPY, epoch: 0xffffffff, arg: 1, key: 'c', value: Buffer.from('x') }))).code, 'UNAVAILABLE');
+  t.is((await copier.request({ op: Op.PUT, flags: Flag.COPY, epoch: 2, arg: 7, key: 'c', value: Buffer.from('copied') })).arg, 1, 'a copy of an older epoch lands');
+  t.is((await c.request({ op: Op.PUT, epoch: 3, key: 'c', value: Buffer.from('newer') })).status, Status.OK, 'and the job writes over it');
   // The controller's reads are served ahead (a restoration reads a node declared lost, never told the new
   // epoch, at the new placement's); its writes are not.
-  t.is((await copier.request(Op.GET, Flag.VERSION, 9, 0, 'k', null)).body.toString(), 'mine');
-  t.is((await copier.request(Op.LIST, Flag.INTERNAL_KEYS, 9, 10, '', null)).status, Status.OK);
-  t.is((await rejection(t, copier.request(Op.PUT, 0, 9, 0, 'k', Buffer.from('x')))).code, 'UNAVAILABLE');
+  t.is((await copier.request({ op: Op.GET, flags: Flag.VERSION, epoch: 9, key: 'k' })).body.toString(), 'mine');
+  t.is((await copier.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, epoch: 9, arg: 10 })).status, Status.OK);
+  t.is((await rejection(t, copier.request({ op: Op.PUT, epoch: 9, key: 'k', value: Buffer.from('x') }))).code, 'UNAVAILABLE');
   // Once the controller raises the epoch, frames of it are served.
-  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 4, 'job-e', Buffer.from(BOOT))).status, Status.OK);
-  t.is((await c.request(Op.PUT, 0, 4, 0, 'k', Buffer.from('four'))).status, Status.OK);
+  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 4, key: 'job-e', value: Buffer.from(BOOT) })).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 4, key: 'k', value: Buffer.from('four') })).status, Status.OK);
 });
 
 test('a key whose seqs ran out in an epoch refuses plain writes STALE, and the node goes on (no u32 overflow on the wire)', async (t) => {
   const { address } = await startNode(t);
   const c = connect(t, address, dataToken('job-q'));
   // A replica carries any seq; the next write the node orders would be 2^32.
-  t.is((await c.request(Op.PUT, Flag.REPLICA, 5, 0xffffffff, 'k', Buffer.from('r'))).arg, 1);
-  const next = await c.request(Op.PUT, 0, 5, 0, 'k', Buffer.from('w'));
+  t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 5, arg: 0xffffffff, key: 'k', value: Buffer.from('r') })).arg, 1);
+  const next = await c.request({ op: Op.PUT, epoch: 5, key: 'k', value: Buffer.from('w') });
   t.is(next.status, Status.STALE);
   t.regex(next.body.toString(), /versions in epoch 5 ran out/);
-  t.is((await c.request(Op.PUT, 0, 6, 0, 'k', Buffer.from('w6'))).status, Status.OK, 'a later epoch writes it');
-  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).body.toString(), 'w6');
+  t.is((await c.request({ op: Op.PUT, epoch: 6, key: 'k', value: Buffer.from('w6') })).status, Status.OK, 'a later epoch writes it');
+  t.is((await c.request({ op: Op.GET, epoch: 6, key: 'k' })).body.toString(), 'w6');
 });
 
 test("internal keys and copies need the controller's (internal) token; the copies the client makes are allowed unless dataTokenCopies is off", async (t) => {
@@ -233,31 +233,31 @@ test("internal keys and copies need the controller's (internal) token; the copie
     const { address } = await startNode(t, { dataTokenCopies });
     const data = connect(t, address, dataToken('job-s'));
     const internal = connect(t, address, internalToken('job-s'));
-    for (const key of ['a', 'a\u0000v1\u00000', 'b']) t.is((await internal.request(Op.PUT, 0, 0, 0, key, Buffer.from('v'))).status, Status.OK);
+    for (const key of ['a', 'a\u0000v1\u00000', 'b']) t.is((await internal.request({ op: Op.PUT, key, value: Buffer.from('v') })).status, Status.OK);
     // LIST of internal keys (migration's).
-    const listed = await data.request(Op.LIST, Flag.INTERNAL_KEYS, 0, 100, '', null);
+    const listed = await data.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, arg: 100 });
     t.is(listed.status, Status.UNAUTHORIZED);
     t.regex(listed.message, /internal keys need the controller's token/);
-    const all = await internal.request(Op.LIST, Flag.INTERNAL_KEYS, 0, 100, '', null);
+    const all = await internal.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, arg: 100 });
     t.deepEqual(decodeKeyList(all.body), ['a', 'a\u0000v1\u00000', 'b']);
-    t.deepEqual(decodeKeyList((await data.request(Op.LIST, 0, 0, 100, '', null)).body), ['a', 'b'], 'a plain LIST is fine');
+    t.deepEqual(decodeKeyList((await data.request({ op: Op.LIST, arg: 100 })).body), ['a', 'b'], 'a plain LIST is fine');
     // DELETE of a copy (no tombstone): the controller's.
-    t.is((await data.request(Op.DELETE, Flag.COPY, 0, 0, 'b', null)).status, Status.UNAUTHORIZED);
-    t.is((await internal.request(Op.DELETE, Flag.COPY, 0, 0, 'b', null)).status, Status.OK);
+    t.is((await data.request({ op: Op.DELETE, flags: Flag.COPY, key: 'b' })).status, Status.UNAUTHORIZED);
+    t.is((await internal.request({ op: Op.DELETE, flags: Flag.COPY, key: 'b' })).status, Status.OK);
     // COPY on a read means nothing but skipping the lease: refused too.
-    t.is((await data.request(Op.GET, Flag.COPY, 0, 0, 'a', null)).status, Status.UNAUTHORIZED);
+    t.is((await data.request({ op: Op.GET, flags: Flag.COPY, key: 'a' })).status, Status.UNAUTHORIZED);
     // PUT and INCR copies: what client/job.ts sends (bringForward, tellIncrement).
-    const put = await data.request(Op.PUT, Flag.COPY, 0, 3, 'c', Buffer.from('copy'));
+    const put = await data.request({ op: Op.PUT, flags: Flag.COPY, arg: 3, key: 'c', value: Buffer.from('copy') });
     const told = Buffer.alloc(16);
     told.writeBigInt64BE(7n);
-    const incr = await data.request(Op.INCR, Flag.REPLICA | Flag.COPY, 0, 2, 'n', told);
+    const incr = await data.request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, arg: 2, key: 'n', value: told });
     const expected = dataTokenCopies ? Status.OK : Status.UNAUTHORIZED;
     t.is(put.status, expected, `PUT COPY, dataTokenCopies ${dataTokenCopies}`);
     t.is(incr.status, expected, `INCR COPY, dataTokenCopies ${dataTokenCopies}`);
-    t.is((await internal.request(Op.PUT, Flag.COPY, 0, 4, 'c', Buffer.from('copy'))).status, Status.OK);
+    t.is((await internal.request({ op: Op.PUT, flags: Flag.COPY, arg: 4, key: 'c', value: Buffer.from('copy') })).status, Status.OK);
     // What clients send besides: replicas and versioned reads.
-    t.is((await data.request(Op.PUT, Flag.REPLICA, 0, 9, 'r', Buffer.from('replica'))).status, Status.OK);
-    const versioned = await data.request(Op.GET, Flag.VERSION, 0, 0, 'r', null);
+    t.is((await data.request({ op: Op.PUT, flags: Flag.REPLICA, arg: 9, key: 'r', value: Buffer.from('replica') })).status, Status.OK);
+    const versioned = await data.request({ op: Op.GET, flags: Flag.VERSION, key: 'r' });
     t.is(versioned.status, Status.OK);
     t.is(versioned.arg, 9);
   }
@@ -269,23 +269,23 @@ test('writes refused FULL for want of room are counted per job, the first since 
   server.onFullRefusal = () => asked++;
   const c = connect(t, address, dataToken('job-f'));
   const other = connect(t, address, dataToken('job-g'));
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'a', Buffer.alloc(3 * KiB))).status, Status.OK);
-  for (let i = 0; i < 3; i++) t.is((await c.request(Op.PUT, 0, 0, 0, `b${i}`, Buffer.alloc(2 * KiB))).status, Status.FULL);
+  t.is((await c.request({ op: Op.PUT, key: 'a', value: Buffer.alloc(3 * KiB) })).status, Status.OK);
+  for (let i = 0; i < 3; i++) t.is((await c.request({ op: Op.PUT, key: `b${i}`, value: Buffer.alloc(2 * KiB) })).status, Status.FULL);
   t.is(server.fullRefusals.get('job-f'), 3);
   t.is(asked, 1, 'one ask for the three');
-  t.is((await other.request(Op.PUT, 0, 0, 0, 'x', Buffer.alloc(2 * KiB))).status, Status.FULL);
+  t.is((await other.request({ op: Op.PUT, key: 'x', value: Buffer.alloc(2 * KiB) })).status, Status.FULL);
   t.is(asked, 2, "another job's first refusal asks again");
   t.deepEqual([...server.takeFullRefused()].sort(), ['job-f', 'job-g']);
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'b', Buffer.alloc(2 * KiB))).status, Status.FULL);
+  t.is((await c.request({ op: Op.PUT, key: 'b', value: Buffer.alloc(2 * KiB) })).status, Status.FULL);
   t.is(asked, 3, 'after a report, the next refusal asks again');
   t.is(server.fullRefusals.get('job-f'), 4, 'a running total');
   // The controller marked the job over its quota: FULL too, but not for want of room.
   const admin = connect(t, address, adminToken);
-  t.is((await admin.request(Op.LIMIT_JOB, 0, 0, 1, 'job-f', null)).status, Status.OK);
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'q', Buffer.from('v'))).status, Status.FULL);
+  t.is((await admin.request({ op: Op.LIMIT_JOB, arg: 1, key: 'job-f' })).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, key: 'q', value: Buffer.from('v') })).status, Status.FULL);
   t.is(server.fullRefusals.get('job-f'), 4);
   // Deregistered: forgotten.
-  t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-f', null)).status, Status.OK);
+  t.is((await admin.request({ op: Op.DROP_JOB, key: 'job-f' })).status, Status.OK);
   t.is(server.fullRefusals.get('job-f'), undefined);
 });
 
@@ -306,14 +306,14 @@ test('a FULL refusal is reported to the controller within ~50 ms, not at the nex
   const node = await startStorageNode({ tier: 'dram', capacity: 4 * KiB, secret, logger, host: '127.0.0.1', controller });
   t.teardown(() => node.close());
   const admin = connect(t, node.address, adminToken);
-  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 1, 'job-r', Buffer.from(node.bootId))).status, Status.OK);
+  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 1, key: 'job-r', value: Buffer.from(node.bootId) })).status, Status.OK);
   const c = connect(t, node.address, dataToken('job-r'));
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'a', Buffer.alloc(3 * KiB))).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'a', value: Buffer.alloc(3 * KiB) })).status, Status.OK);
   // Right after a tick's report: the next tick is a second away.
   const seen = reports.length;
   await eventually(() => reports.length > seen, 3_000, 'a report');
   const refusedAt = Date.now();
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'b', Buffer.alloc(2 * KiB))).status, Status.FULL);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'b', value: Buffer.alloc(2 * KiB) })).status, Status.FULL);
   const full = () => reports.find((r) => r.at >= refusedAt && r.report.jobs.some((j) => j.jobId === 'job-r' && (j.fullRefusals ?? 0) === 1));
   await eventually(() => full() !== undefined, 3_000, 'a report with the refusal');
   const after = full()!.at - refusedAt;
@@ -337,7 +337,7 @@ test('request bodies in flight to a slow engine stay within the node budget: job
   server = started.server;
   const connections = [0, 1, 2].map(() => connect(t, started.address, dataToken('job-b')));
   const value = Buffer.alloc(64 * KiB, 9);
-  const statuses = await Promise.all(connections.flatMap((c, n) => Array.from({ length: 100 }, (_, i) => c.request(Op.PUT, 0, 0, 0, `c${n}/${i}`, value).then((r) => r.status))));
+  const statuses = await Promise.all(connections.flatMap((c, n) => Array.from({ length: 100 }, (_, i) => c.request({ op: Op.PUT, key: `c${n}/${i}`, value }).then((r) => r.status))));
   t.true(statuses.every((s) => s === Status.OK), 'every PUT stored');
   // Past the budget each connection finishes the read it is in (64 KiB) and stops.
   const slack = connections.length * 2 * value.length;

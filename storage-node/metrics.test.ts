@@ -31,14 +31,14 @@ test('GET /metrics counts ops, value bytes and service times by op and tier, wit
   t.regex(node.metricsAddress ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
   const c = connect(t, node.address);
   for (const [key, size] of [['a', 1000], ['b', 24], ['c', 1]] as const) {
-    t.is((await c.request(Op.PUT, 0, 1, 0, key, Buffer.alloc(size, 7))).status, Status.OK);
+    t.is((await c.request({ op: Op.PUT, epoch: 1, key, value: Buffer.alloc(size, 7) })).status, Status.OK);
   }
-  t.is((await c.request(Op.GET, 0, 1, 0, 'a', null)).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'missing', null)).status, Status.NOT_FOUND);
-  t.is((await c.request(Op.STAT, 0, 1, 0, 'b', null)).status, Status.OK);
-  t.is((await c.request(Op.DELETE, 0, 1, 0, 'c', null)).status, Status.OK);
-  t.is((await c.request(Op.LIST, 0, 1, 0, '', null)).status, Status.OK);
-  t.is((await c.request(Op.PUT, 0, 1, 0, '', Buffer.from('x'))).status, Status.BAD_REQUEST, 'an empty key is refused');
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'a' })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'missing' })).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.STAT, epoch: 1, key: 'b' })).status, Status.OK);
+  t.is((await c.request({ op: Op.DELETE, epoch: 1, key: 'c' })).status, Status.OK);
+  t.is((await c.request({ op: Op.LIST, epoch: 1 })).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, value: Buffer.from('x') })).status, Status.BAD_REQUEST, 'an empty key is refused');
 
   const response = await fetch(node.metricsAddress!);
   t.is(response.status, 200);
@@ -88,7 +88,7 @@ test('without metricsPort a node serves no metrics, but still counts', async (t)
   const node = await startNode(t, { metricsPort: undefined });
   t.is(node.metricsAddress, null);
   const c = connect(t, node.address);
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK);
   t.is(node.server.metrics.opsCount('put', 'ok'), 1);
   t.is(node.server.metrics.valueBytes('in'), 1);
 });
@@ -99,9 +99,9 @@ test('a disk tier is counted and timed under its own tier (answers from the engi
   const node = await startNode(t, { tier: 'ssd', path: dir });
   const c = connect(t, node.address);
   const replies = await Promise.all([
-    c.request(Op.PUT, 0, 1, 0, 'a', Buffer.alloc(100 * 1024, 1)),
-    c.request(Op.PUT, 0, 1, 0, 'b', Buffer.from('bee')),
-    c.request(Op.GET, 0, 1, 0, 'b', null),
+    c.request({ op: Op.PUT, epoch: 1, key: 'a', value: Buffer.alloc(100 * 1024, 1) }),
+    c.request({ op: Op.PUT, epoch: 1, key: 'b', value: Buffer.from('bee') }),
+    c.request({ op: Op.GET, epoch: 1, key: 'b' }),
   ]);
   t.deepEqual(
     replies.map((r) => r.status),
@@ -120,8 +120,8 @@ test('a disk tier is counted and timed under its own tier (answers from the engi
 test('a value over the limit counts as a failed put', async (t) => {
   const node = await startNode(t, { maxValueBytes: 1024 });
   const c = connect(t, node.address);
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'big', Buffer.alloc(2048))).status, Status.TOO_LARGE);
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'huge', Buffer.alloc(MiB))).status, Status.TOO_LARGE, 'skipped unread by the decoder');
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'big', value: Buffer.alloc(2048) })).status, Status.TOO_LARGE);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'huge', value: Buffer.alloc(MiB) })).status, Status.TOO_LARGE, 'skipped unread by the decoder');
   t.is(node.server.metrics.opsCount('put', 'error'), 2);
   t.is(node.server.metrics.valueBytes('in'), 0);
 });

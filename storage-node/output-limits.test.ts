@@ -61,7 +61,7 @@ async function deaf(t: ExecutionContext, address: string, job: string, frames: (
 async function puts(c: NodeConnection, count: number, prefix = 'k'): Promise<number[]> {
   const statuses: number[] = [];
   for (let i = 0; i < count; i += 250) {
-    const batch = Array.from({ length: Math.min(250, count - i) }, (_, j) => c.request(Op.PUT, 0, 0, 0, `${prefix}/${i + j}`, Buffer.alloc(100, 1)));
+    const batch = Array.from({ length: Math.min(250, count - i) }, (_, j) => c.request({ op: Op.PUT, key: `${prefix}/${i + j}`, value: Buffer.alloc(100, 1) }));
     for (const reply of await Promise.all(batch)) statuses.push(reply.status);
   }
   return statuses;
@@ -76,7 +76,7 @@ test('a connection with 500 watches that never reads is closed past the hard lim
   // A well-behaved watcher of the same job, on its own connection, reading.
   const reader = connect(t, address, 'job-w');
   const seen: string[] = [];
-  const watch = reader.park(Op.WATCH, 0, 0, 0, 'k/', { onEvent: (kind, key) => kind === 1 && seen.push(key) });
+  const watch = reader.park({ op: Op.WATCH, key: 'k/' }, { onEvent: (kind, key) => kind === 1 && seen.push(key) });
   watch.reply.catch(() => {});
   await eventually(() => server.coordination.watches === 501, 5_000, 'the reader watching');
   // 2,000 PUTs: 500 events each for the deaf connection, ~17 KiB a PUT, far past what the kernel buffers take.
@@ -115,7 +115,7 @@ test('a connection over the soft limit is closed only once it has stayed over it
   let i = 0;
   await eventually(
     async () => {
-      t.is((await writer.request(Op.PUT, 0, 0, 0, `late/${i++}`, Buffer.from('v'))).status, Status.OK);
+      t.is((await writer.request({ op: Op.PUT, key: `late/${i++}`, value: Buffer.from('v') })).status, Status.OK);
       return server.metrics.disconnectedCount('output_buffer') === 1;
     },
     5_000,
@@ -128,14 +128,14 @@ test("answers to the connection's own requests do not count: 16 MiB of GET answe
   const { server, address } = await startNode(t, { maxOutputBytes: 4 * MiB, softOutputBytes: 4 * MiB });
   const c = connect(t, address, 'job-g');
   // 16 KiB: copied next to its header, so every answer is memory of its own.
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'value', Buffer.alloc(16 * 1024, 3))).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, key: 'value', value: Buffer.alloc(16 * 1024, 3) })).status, Status.OK);
   const socket = await deaf(t, address, 'job-g', (writer) => {
     writer.frame(Op.WATCH, 0, 1, 0, 0, '', null);
     for (let id = 2; id < 1002; id++) writer.frame(Op.GET, 0, id, 0, 0, 'value', null);
   });
   await eventually(() => server.coordination.watches === 1, 5_000, 'the watch parked');
   // Events for it while the answers wait: each is checked against the limit.
-  for (let i = 0; i < 20; i++) t.is((await c.request(Op.PUT, 0, 0, 0, `small/${i}`, Buffer.from('v'))).status, Status.OK);
+  for (let i = 0; i < 20; i++) t.is((await c.request({ op: Op.PUT, key: `small/${i}`, value: Buffer.from('v') })).status, Status.OK);
   t.is(server.metrics.disconnectedCount('output_buffer'), 0);
   t.is(server.counters.connections, 2);
   // It reads at last, and gets everything.

@@ -36,39 +36,39 @@ async function startNode(t: ExecutionContext, options: Partial<StorageServerOpti
 test('HELLO with a job token, then PUT, GET, STAT, DELETE, LIST over one pipelined connection', async (t) => {
   const { address, engine } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
-  const put = await c.request(Op.PUT, 0, 1, 0, 'a/1', Buffer.from('one'));
+  const put = await c.request({ op: Op.PUT, epoch: 1, key: 'a/1', value: Buffer.from('one') });
   t.is(put.status, Status.OK);
   t.is(put.flags, 0);
-  const get = await c.request(Op.GET, 0, 1, 0, 'a/1', null);
+  const get = await c.request({ op: Op.GET, epoch: 1, key: 'a/1' });
   t.is(get.status, Status.OK);
   t.is(get.body.toString(), 'one');
   t.is(get.arg, 3);
-  const stat = await c.request(Op.STAT, 0, 1, 0, 'a/1', null);
+  const stat = await c.request({ op: Op.STAT, epoch: 1, key: 'a/1' });
   t.is(stat.status, Status.OK);
   t.is(stat.arg, 3, 'STAT answers the size in arg');
   t.is(stat.body.length, 0, 'STAT does not move the value');
-  t.is((await c.request(Op.GET, 0, 1, 0, 'missing', null)).status, Status.NOT_FOUND);
-  t.is((await c.request(Op.STAT, 0, 1, 0, 'missing', null)).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'missing' })).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.STAT, epoch: 1, key: 'missing' })).status, Status.NOT_FOUND);
   // Overwrite.
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'a/1', Buffer.from('uno'))).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).body.toString(), 'uno');
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'a/1', value: Buffer.from('uno') })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'a/1' })).body.toString(), 'uno');
   // LIST: prefix in the key, cursor in the value, page size in arg.
-  await Promise.all(['a/2', 'a/3', 'b/1'].map((k) => c.request(Op.PUT, 0, 1, 0, k, Buffer.from(k))));
-  const page1 = await c.request(Op.LIST, 0, 1, 2, 'a/', null);
+  await Promise.all(['a/2', 'a/3', 'b/1'].map((k) => c.request({ op: Op.PUT, epoch: 1, key: k, value: Buffer.from(k) })));
+  const page1 = await c.request({ op: Op.LIST, epoch: 1, arg: 2, key: 'a/' });
   t.is(page1.status, Status.OK);
   t.deepEqual(decodeKeyList(page1.body), ['a/1', 'a/2']);
   t.is(page1.arg, 2);
   t.is(page1.flags & Flag.MORE, Flag.MORE);
-  const page2 = await c.request(Op.LIST, 0, 1, 2, 'a/', Buffer.from('a/2'));
+  const page2 = await c.request({ op: Op.LIST, epoch: 1, arg: 2, key: 'a/', value: Buffer.from('a/2') });
   t.deepEqual(decodeKeyList(page2.body), ['a/3']);
   t.is(page2.flags & Flag.MORE, 0);
   // DELETE answers EXISTED when something was removed; arg is the delete's version (seq), after the two writes.
-  const del = await c.request(Op.DELETE, 0, 1, 0, 'a/1', null);
+  const del = await c.request({ op: Op.DELETE, epoch: 1, key: 'a/1' });
   t.is(del.status, Status.OK);
   t.is(del.flags, Flag.EXISTED);
   t.is(del.arg, 3);
-  t.is((await c.request(Op.DELETE, 0, 1, 0, 'a/1', null)).flags, 0);
-  t.is((await c.request(Op.GET, 0, 1, 0, 'a/1', null)).status, Status.NOT_FOUND);
+  t.is((await c.request({ op: Op.DELETE, epoch: 1, key: 'a/1' })).flags, 0);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'a/1' })).status, Status.NOT_FOUND);
   t.is(engine.usageByJob().get('job-a'), entryCost('a/2', 3) + entryCost('a/3', 3) + entryCost('b/1', 3));
   await c.close();
 });
@@ -77,9 +77,9 @@ test('pipelined requests are all answered, each with its own reply', async (t) =
   const { address } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
   const n = 2000;
-  const puts = await Promise.all(Array.from({ length: n }, (_, i) => c.request(Op.PUT, 0, 1, 0, `k${i}`, Buffer.from(`v${i}`))));
+  const puts = await Promise.all(Array.from({ length: n }, (_, i) => c.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.from(`v${i}`) })));
   t.true(puts.every((r) => r.status === Status.OK));
-  const gets = await Promise.all(Array.from({ length: n }, (_, i) => c.request(Op.GET, 0, 1, 0, `k${i}`, null)));
+  const gets = await Promise.all(Array.from({ length: n }, (_, i) => c.request({ op: Op.GET, epoch: 1, key: `k${i}` })));
   t.deepEqual(
     gets.map((r) => r.body.toString()),
     Array.from({ length: n }, (_, i) => `v${i}`),
@@ -104,7 +104,7 @@ test('HELLO with a bad token → UNAUTHORIZED and the connection is closed', asy
   for (const token of ['not-a-token', signToken(randomBytes(32), 'job-a'), signToken(randomBytes(32), ADMIN_SUBJECT)]) {
     // Through the client: the request queued behind the refused HELLO fails with the node's error.
     const c = connect(t, address, token);
-    const error = await rejection(t, c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v')));
+    const error = await rejection(t, c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') }));
     t.is(error.code, 'UNAUTHORIZED');
     // Raw: an UNAUTHORIZED answer, then the node closes; the PUT behind the HELLO is not executed.
     const raw = await rawConnect(t, address);
@@ -130,7 +130,7 @@ test('an operation before HELLO → UNAUTHORIZED and the connection is closed', 
 test('a malformed frame → BAD_REQUEST then close, while another connection keeps working', async (t) => {
   const { address, server } = await startNode(t);
   const other = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await other.request(Op.PUT, 0, 1, 0, 'kept', Buffer.from('safe'))).status, Status.OK);
+  t.is((await other.request({ op: Op.PUT, epoch: 1, key: 'kept', value: Buffer.from('safe') })).status, Status.OK);
   const bad: [string, Buffer][] = [
     ['wrong version', rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, version: 9 })],
     ['reserved not zero', rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, reserved: 7 })],
@@ -144,7 +144,7 @@ test('a malformed frame → BAD_REQUEST then close, while another connection kee
     t.deepEqual(raw.frames.map((f) => f.code), [Status.OK, Status.BAD_REQUEST], name);
     t.regex(raw.frames[1]!.body.toString(), /malformed/, name);
     // The other connection is untouched.
-    const reply = await other.request(Op.GET, 0, 1, 0, 'kept', null);
+    const reply = await other.request({ op: Op.GET, epoch: 1, key: 'kept' });
     t.is(reply.body.toString(), 'safe', name);
   }
   // Garbage before any HELLO, too.
@@ -152,30 +152,30 @@ test('a malformed frame → BAD_REQUEST then close, while another connection kee
   raw.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
   await raw.closed;
   t.deepEqual(raw.frames.map((f) => f.code), [Status.BAD_REQUEST]);
-  t.is((await other.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+  t.is((await other.request({ op: Op.PING })).status, Status.OK);
   await eventually(() => server.counters.connections === 1, 5_000, 'closed sessions forgotten');
 });
 
 test('a value over the node maximum → TOO_LARGE, and the same connection still works', async (t) => {
   const { address, engine } = await startNode(t, { maxValueBytes: 1024 });
   const c = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'exact', Buffer.alloc(1024, 1))).status, Status.OK, 'exactly the maximum fits');
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'exact', value: Buffer.alloc(1024, 1) })).status, Status.OK, 'exactly the maximum fits');
   for (const size of [1025, 1024 + 1024, 64 * 1024, 3 * MiB]) {
-    const reply = await c.request(Op.PUT, 0, 1, 0, `big-${size}`, Buffer.alloc(size, 2));
+    const reply = await c.request({ op: Op.PUT, epoch: 1, key: `big-${size}`, value: Buffer.alloc(size, 2) });
     t.is(reply.status, Status.TOO_LARGE, `${size} bytes`);
     t.regex(reply.message, /exceeds/);
     // Same connection, right after.
-    const put = await c.request(Op.PUT, 0, 1, 0, `after-${size}`, Buffer.from('fine'));
+    const put = await c.request({ op: Op.PUT, epoch: 1, key: `after-${size}`, value: Buffer.from('fine') });
     t.is(put.status, Status.OK, `PUT after ${size}`);
-    const get = await c.request(Op.GET, 0, 1, 0, `after-${size}`, null);
+    const get = await c.request({ op: Op.GET, epoch: 1, key: `after-${size}` });
     t.is(get.body.toString(), 'fine');
-    t.is((await c.request(Op.GET, 0, 1, 0, `big-${size}`, null)).status, Status.NOT_FOUND, 'nothing stored');
+    t.is((await c.request({ op: Op.GET, epoch: 1, key: `big-${size}` })).status, Status.NOT_FOUND, 'nothing stored');
   }
   // Pipelined around an oversize frame: the neighbours are answered normally.
   const [before, big, after] = await Promise.all([
-    c.request(Op.PUT, 0, 1, 0, 'p1', Buffer.from('1')),
-    c.request(Op.PUT, 0, 1, 0, 'p2', Buffer.alloc(200 * 1024)),
-    c.request(Op.PUT, 0, 1, 0, 'p3', Buffer.from('3')),
+    c.request({ op: Op.PUT, epoch: 1, key: 'p1', value: Buffer.from('1') }),
+    c.request({ op: Op.PUT, epoch: 1, key: 'p2', value: Buffer.alloc(200 * 1024) }),
+    c.request({ op: Op.PUT, epoch: 1, key: 'p3', value: Buffer.from('3') }),
   ]);
   t.deepEqual([before.status, big.status, after.status], [Status.OK, Status.TOO_LARGE, Status.OK]);
   const sizes = [1025, 2048, 64 * 1024, 3 * MiB];
@@ -186,34 +186,34 @@ test('a value over the node maximum → TOO_LARGE, and the same connection still
 test('a full node → FULL; the value already there survives and the connection keeps working', async (t) => {
   const { address, engine } = await startNode(t, { capacity: 10_000 });
   const c = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.alloc(5000, 1))).status, Status.OK);
-  const full = await c.request(Op.PUT, 0, 1, 0, 'k2', Buffer.alloc(5000, 2));
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.alloc(5000, 1) })).status, Status.OK);
+  const full = await c.request({ op: Op.PUT, epoch: 1, key: 'k2', value: Buffer.alloc(5000, 2) });
   t.is(full.status, Status.FULL);
   t.regex(full.message, /full/);
-  const grow = await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.alloc(9950, 3));
+  const grow = await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.alloc(9950, 3) });
   t.is(grow.status, Status.FULL);
-  const get = await c.request(Op.GET, 0, 1, 0, 'k', null);
+  const get = await c.request({ op: Op.GET, epoch: 1, key: 'k' });
   t.deepEqual(get.body, Buffer.alloc(5000, 1));
   t.is(engine.used, entryCost('k', 5000));
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'small', Buffer.from('fits'))).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'small', value: Buffer.from('fits') })).status, Status.OK);
 });
 
 test('an empty key or an unknown op → BAD_REQUEST, an admin op on a job connection → UNAUTHORIZED; the connection survives', async (t) => {
   const { address, engine } = await startNode(t);
   const a = connect(t, address, signToken(secret, 'job-a'));
   const b = connect(t, address, signToken(secret, 'job-b'));
-  t.is((await b.request(Op.PUT, 0, 1, 0, 'mine', Buffer.from('b'))).status, Status.OK);
-  t.is((await a.request(Op.PUT, 0, 1, 0, '', Buffer.from('v'))).status, Status.BAD_REQUEST);
-  t.is((await a.request(0x7f, 0, 1, 0, 'k', null)).status, Status.BAD_REQUEST);
+  t.is((await b.request({ op: Op.PUT, epoch: 1, key: 'mine', value: Buffer.from('b') })).status, Status.OK);
+  t.is((await a.request({ op: Op.PUT, epoch: 1, value: Buffer.from('v') })).status, Status.BAD_REQUEST);
+  t.is((await a.request({ op: 0x7f, epoch: 1, key: 'k' })).status, Status.BAD_REQUEST);
   // A job token cannot drop another job, nor move its epoch.
-  t.is((await a.request(Op.DROP_JOB, 0, 1, 0, 'job-b', null)).status, Status.UNAUTHORIZED);
-  t.is((await a.request(Op.ANNOUNCE, 0, 1, 99, 'job-b', null)).status, Status.UNAUTHORIZED);
-  t.is((await b.request(Op.GET, 0, 1, 0, 'mine', null)).body.toString(), 'b');
-  t.is((await b.request(Op.PUT, 0, 1, 0, 'epoch-check', Buffer.from('x'))).status, Status.OK, 'job-b is not STALE');
+  t.is((await a.request({ op: Op.DROP_JOB, epoch: 1, key: 'job-b' })).status, Status.UNAUTHORIZED);
+  t.is((await a.request({ op: Op.ANNOUNCE, epoch: 1, arg: 99, key: 'job-b' })).status, Status.UNAUTHORIZED);
+  t.is((await b.request({ op: Op.GET, epoch: 1, key: 'mine' })).body.toString(), 'b');
+  t.is((await b.request({ op: Op.PUT, epoch: 1, key: 'epoch-check', value: Buffer.from('x') })).status, Status.OK, 'job-b is not STALE');
   // An admin connection carries admin ops only.
   const admin = connect(t, address, adminToken);
-  t.is((await admin.request(Op.GET, 0, 0, 0, 'mine', null)).status, Status.BAD_REQUEST);
-  t.is((await a.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+  t.is((await admin.request({ op: Op.GET, key: 'mine' })).status, Status.BAD_REQUEST);
+  t.is((await a.request({ op: Op.PING })).status, Status.OK);
   t.is(engine.usageByJob().get('job-a'), undefined);
 });
 
@@ -221,19 +221,19 @@ test('MANIFEST flag is stored and echoed; replacing or deleting a manifest hands
   const { address } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
   const manifest = Buffer.from('manifest-bytes');
-  t.is((await c.request(Op.PUT, Flag.MANIFEST | 0x8000, 1, 0, 'big', manifest)).status, Status.OK);
-  const get = await c.request(Op.GET, 0, 1, 0, 'big', null);
+  t.is((await c.request({ op: Op.PUT, flags: Flag.MANIFEST | 0x8000, epoch: 1, key: 'big', value: manifest })).status, Status.OK);
+  const get = await c.request({ op: Op.GET, epoch: 1, key: 'big' });
   t.is(get.flags, Flag.MANIFEST, 'only the MANIFEST flag is stored');
-  const stat = await c.request(Op.STAT, 0, 1, 0, 'big', null);
+  const stat = await c.request({ op: Op.STAT, epoch: 1, key: 'big' });
   t.is(stat.flags, Flag.MANIFEST);
   t.deepEqual(stat.body, manifest, 'STAT of a manifest carries it (the client reads the size from it)');
-  const over = await c.request(Op.PUT, 0, 1, 0, 'big', Buffer.from('small'));
+  const over = await c.request({ op: Op.PUT, epoch: 1, key: 'big', value: Buffer.from('small') });
   t.is(over.flags, Flag.REPLACED_MANIFEST);
   t.deepEqual(over.body, manifest);
-  const plain = await c.request(Op.PUT, 0, 1, 0, 'big', Buffer.from('smaller'));
+  const plain = await c.request({ op: Op.PUT, epoch: 1, key: 'big', value: Buffer.from('smaller') });
   t.is(plain.flags, 0, 'replacing a plain value says nothing');
-  t.is((await c.request(Op.PUT, Flag.MANIFEST, 1, 0, 'big', manifest)).status, Status.OK);
-  const del = await c.request(Op.DELETE, 0, 1, 0, 'big', null);
+  t.is((await c.request({ op: Op.PUT, flags: Flag.MANIFEST, epoch: 1, key: 'big', value: manifest })).status, Status.OK);
+  const del = await c.request({ op: Op.DELETE, epoch: 1, key: 'big' });
   t.is(del.flags, Flag.REPLACED_MANIFEST | Flag.EXISTED);
   t.deepEqual(del.body, manifest);
   t.is(del.arg, 5, "the delete is the key's fifth write");
@@ -243,11 +243,11 @@ test('DROP_JOB with the admin token: the job data is gone, and the job is refuse
   const { address, engine, server } = await startNode(t);
   const a = connect(t, address, signToken(secret, 'job-a'));
   const b = connect(t, address, signToken(secret, 'job-b'));
-  await Promise.all(Array.from({ length: 50 }, (_, i) => a.request(Op.PUT, 0, 1, 0, `k${i}`, Buffer.alloc(1000))));
-  t.is((await b.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('other job'))).status, Status.OK);
+  await Promise.all(Array.from({ length: 50 }, (_, i) => a.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.alloc(1000) })));
+  t.is((await b.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('other job') })).status, Status.OK);
   const before = engine.used;
   const admin = connect(t, address, adminToken);
-  const drop = await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-a', null);
+  const drop = await admin.request({ op: Op.DROP_JOB, key: 'job-a' });
   t.is(drop.status, Status.OK);
   t.is(drop.arg, before - entryCost('k', 9), 'answers the bytes freed');
   t.is(engine.usageByJob().get('job-a'), undefined);
@@ -255,58 +255,58 @@ test('DROP_JOB with the admin token: the job data is gone, and the job is refuse
   t.true(server.jobs.dropped.has('job-a'));
   // The open connection of the dropped job.
   for (const op of [Op.GET, Op.PUT, Op.STAT, Op.DELETE, Op.LIST]) {
-    const reply = await a.request(op, 0, 1, 0, 'k1', op === Op.PUT ? Buffer.from('again') : null);
+    const reply = await a.request({ op, epoch: 1, key: 'k1', value: op === Op.PUT ? Buffer.from('again') : null });
     t.is(reply.status, Status.NO_SUCH_JOB, `op ${op}`);
   }
   // A new connection for the dropped job.
   const again = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await rejection(t, again.request(Op.GET, 0, 1, 0, 'k1', null))).code, 'NO_SUCH_JOB');
+  t.is((await rejection(t, again.request({ op: Op.GET, epoch: 1, key: 'k1' }))).code, 'NO_SUCH_JOB');
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
   await raw.closed;
   t.deepEqual(raw.frames.map((f) => f.code), [Status.NO_SUCH_JOB]);
   // The other job is untouched.
-  t.is((await b.request(Op.GET, 0, 1, 0, 'k', null)).body.toString(), 'other job');
+  t.is((await b.request({ op: Op.GET, epoch: 1, key: 'k' })).body.toString(), 'other job');
   t.is(engine.usageByJob().get('job-a'), undefined, 'nothing was stored for the dropped job');
 });
 
 test('STALE when a frame carries an epoch older than the node knows', async (t) => {
   const { address } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK);
   const admin = connect(t, address, adminToken);
-  const set = await admin.request(Op.ANNOUNCE, 0, 0, 5, 'job-a', null);
+  const set = await admin.request({ op: Op.ANNOUNCE, arg: 5, key: 'job-a' });
   t.is(set.status, Status.OK);
   for (const op of [Op.GET, Op.PUT, Op.STAT, Op.DELETE, Op.LIST]) {
-    const stale = await c.request(op, 0, 4, 0, 'k', op === Op.PUT ? Buffer.from('old epoch') : null);
+    const stale = await c.request({ op, epoch: 4, key: 'k', value: op === Op.PUT ? Buffer.from('old epoch') : null });
     t.is(stale.status, Status.STALE, `op ${op}`);
     t.is(stale.epoch, 5, 'STALE carries the epoch the node knows');
     t.is(stale.arg, 5);
   }
-  t.is((await c.request(Op.GET, 0, 5, 0, 'k', null)).body.toString(), 'v', 'the STALE PUT changed nothing');
+  t.is((await c.request({ op: Op.GET, epoch: 5, key: 'k' })).body.toString(), 'v', 'the STALE PUT changed nothing');
   // A client ahead of the node is served (it learned a placement the node has not been told yet), but only the
   // controller raises the node's epoch: a client cannot make the job's other functions STALE.
-  t.is((await c.request(Op.GET, 0, 7, 0, 'k', null)).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 0xffffffff, 0, 'k', null)).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 5, 0, 'k', null)).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 7, key: 'k' })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 6, key: 'k' })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 0xffffffff, key: 'k' })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 5, key: 'k' })).status, Status.OK);
   // A key written under a later epoch than a writer's: that writer is out of date for it (STALE).
-  t.is((await c.request(Op.PUT, 0, 7, 0, 'k', Buffer.from('seven'))).status, Status.OK);
-  const behind = await c.request(Op.PUT, 0, 6, 0, 'k', Buffer.from('six'));
+  t.is((await c.request({ op: Op.PUT, epoch: 7, key: 'k', value: Buffer.from('seven') })).status, Status.OK);
+  const behind = await c.request({ op: Op.PUT, epoch: 6, key: 'k', value: Buffer.from('six') });
   t.is(behind.status, Status.STALE);
-  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).body.toString(), 'seven');
-  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 7, 'job-a', null)).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.STALE);
+  t.is((await c.request({ op: Op.GET, epoch: 6, key: 'k' })).body.toString(), 'seven');
+  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 7, key: 'job-a' })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 6, key: 'k' })).status, Status.STALE);
   // ANNOUNCE never moves an epoch backwards.
-  t.is((await admin.request(Op.ANNOUNCE, 0, 0, 3, 'job-a', null)).status, Status.OK);
-  t.is((await c.request(Op.GET, 0, 6, 0, 'k', null)).status, Status.STALE);
+  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 3, key: 'job-a' })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 6, key: 'k' })).status, Status.STALE);
   // A new connection learns the epoch from the HELLO answer.
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
   t.is((await raw.reply(0))?.epoch, 7);
   // Other jobs are not affected.
   const b = connect(t, address, signToken(secret, 'job-b'));
-  t.is((await b.request(Op.PUT, 0, 0, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  t.is((await b.request({ op: Op.PUT, key: 'k', value: Buffer.from('v') })).status, Status.OK);
 });
 
 test('backpressure: a client that pipelines GETs and never reads stops being read; the node stays responsive', async (t) => {
@@ -314,7 +314,7 @@ test('backpressure: a client that pipelines GETs and never reads stops being rea
   const token = signToken(secret, 'job-a');
   const value = Buffer.alloc(8 * 1024, 7); // small enough to be copied into each answer
   const c = connect(t, address, token);
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'v', value)).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, key: 'v', value })).status, Status.OK);
 
   const raw = await rawConnect(t, address);
   raw.socket.pause(); // never read
@@ -346,7 +346,7 @@ test('backpressure: a client that pipelines GETs and never reads stops being rea
 
   // Another connection is served normally meanwhile.
   const other = connect(t, address, token);
-  const reply = await other.request(Op.GET, 0, 0, 0, 'v', null);
+  const reply = await other.request({ op: Op.GET, key: 'v' });
   t.deepEqual(reply.body, value);
 
   // Once the stalled client goes away, its session is dropped.
@@ -361,7 +361,7 @@ test('backpressure releases: a client that resumes reading gets every answer', a
   const token = signToken(secret, 'job-a');
   const value = Buffer.alloc(32 * 1024, 3);
   const c = connect(t, address, token);
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'v', value)).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, key: 'v', value })).status, Status.OK);
   const raw = await rawConnect(t, address);
   raw.socket.pause();
   raw.send(Op.HELLO, 0, token);
@@ -377,11 +377,11 @@ test('backpressure releases: a client that resumes reading gets every answer', a
 test('close() ends every connection; a client in flight gets UNAVAILABLE', async (t) => {
   const { address, server } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await c.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK);
+  t.is((await c.request({ op: Op.PING })).status, Status.OK);
   const raw = await rawConnect(t, address);
   await server.close();
   await raw.closed;
-  const error = await rejection(t, c.request(Op.GET, 0, 1, 0, 'k', null));
+  const error = await rejection(t, c.request({ op: Op.GET, epoch: 1, key: 'k' }));
   t.is(error.code, 'UNAVAILABLE');
   await server.close(); // idempotent
 });
@@ -426,7 +426,7 @@ test('a disk node reads large values into pool buffers and takes them back once 
   t.teardown(() => server.close());
   const c = connect(t, address, signToken(secret, 'job-a'));
   const value = randomBytes(300 * 1024);
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'big', value)).status, Status.OK);
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'big', value })).status, Status.OK);
   const pooled = server.pool.pooledBytes; // the PUT's receive buffer, recycled once written
   const release = server.pool.release.bind(server.pool);
   let released = 0;
@@ -434,7 +434,7 @@ test('a disk node reads large values into pool buffers and takes them back once 
     released++;
     release(buffer);
   };
-  for (let i = 0; i < 3; i++) t.true((await c.request(Op.GET, 0, 1, 0, 'big', null)).body.equals(value), `read ${i}`);
+  for (let i = 0; i < 3; i++) t.true((await c.request({ op: Op.GET, epoch: 1, key: 'big' })).body.equals(value), `read ${i}`);
   await eventually(() => released === 3, 5_000, 'each read buffer back in the pool once sent');
   t.is(server.pool.pooledBytes, Math.max(pooled, 5 * 64 * 1024), 'one buffer serves every read in turn');
 });
@@ -443,7 +443,7 @@ test('a dropped job hands the buffers of its large values back to the pool, a va
   const { address, server } = await startNode(t, { capacity: 256 * MiB, maxPendingResponseBytes: 256 * MiB });
   const size = 256 * 1024;
   const job = connect(t, address, signToken(secret, 'job-a'));
-  for (let i = 0; i < 4; i++) t.is((await job.request(Op.PUT, 0, 1, 0, `k${i}`, Buffer.alloc(size, i))).status, Status.OK);
+  for (let i = 0; i < 4; i++) t.is((await job.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.alloc(size, i) })).status, Status.OK);
   t.is(server.pool.pooledBytes, 0);
   // A reader that stops reading holds k0's answer in the node's write queue (behind 50 MiB of answers: more
   // than the kernel's socket buffers take).
@@ -454,7 +454,7 @@ test('a dropped job hands the buffers of its large values back to the pool, a va
   raw.send(Op.GET, 1, 'k0', null, { epoch: 1 });
   await eventually(() => server.counters.ops >= 205, 10_000, 'the GETs answered into the queue');
   const admin = connect(t, address, adminToken);
-  t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-a', null)).status, Status.OK);
+  t.is((await admin.request({ op: Op.DROP_JOB, key: 'job-a' })).status, Status.OK);
   const inPool = server.pool.pooledBytes;
   t.true(inPool >= 2 * size, `k2 and k3 are back at once (${inPool} bytes pooled)`);
   t.true(inPool < 4 * size, 'k0 and k1, still queued for the reader, are not');
@@ -476,15 +476,15 @@ test('an engine that refuses with a SatchelError → that code on the wire; any 
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   const c = connect(t, address, signToken(secret, 'job-a'));
-  const typed = await c.request(Op.GET, 0, 1, 0, 'typed', null);
+  const typed = await c.request({ op: Op.GET, epoch: 1, key: 'typed' });
   t.is(typed.status, Status.BAD_REQUEST);
   t.is(typed.message, 'engine says no');
   // UNAVAILABLE on the wire; the client takes it as a node it cannot reach (a rejection), not as an answer.
-  t.is((await rejection(t, c.request(Op.GET, 0, 1, 0, 'other', null))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, c.request({ op: Op.GET, epoch: 1, key: 'other' }))).code, 'UNAVAILABLE');
   // A WAIT whose lookup fails gets that failure once, and nothing stays parked to answer it again.
-  t.regex((await rejection(t, c.request(Op.WAIT, 0, 1, 5_000, 'other', null))).message, /storage engine error/);
+  t.regex((await rejection(t, c.request({ op: Op.WAIT, epoch: 1, arg: 5_000, key: 'other' }))).message, /storage engine error/);
   await eventually(() => server.coordination.waiters === 0, 2_000, 'the waiter was forgotten');
-  t.is((await c.request(Op.PUT, 0, 1, 0, 'k', Buffer.from('v'))).status, Status.OK, 'the connection carries on');
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK, 'the connection carries on');
 });
 
 test('coordination frames: WAIT parks and is answered by a PUT on another connection; INCR and CANCEL check their input', async (t) => {
@@ -496,7 +496,7 @@ test('coordination frames: WAIT parks and is answered by a PUT on another connec
   waiter.send(Op.WATCH, 2, 'k');
   await eventually(() => server.coordination.waiters === 1 && server.coordination.watches === 1, 2_000, 'parked');
   const writer = connect(t, address, token);
-  t.is((await writer.request(Op.PUT, 0, 0, 0, 'k', Buffer.from('v'))).status, Status.OK);
+  t.is((await writer.request({ op: Op.PUT, key: 'k', value: Buffer.from('v') })).status, Status.OK);
   const woken = await waiter.reply(1);
   t.is(woken?.code, Status.OK);
   t.is(woken?.body.toString(), 'v');
@@ -506,12 +506,12 @@ test('coordination frames: WAIT parks and is answered by a PUT on another connec
   t.is(event.body.toString(), 'k', 'the event names the key');
 
   // INCR with an amount that is not 8 bytes, and CANCEL of nothing: answered, the connection stays usable.
-  t.is((await writer.request(Op.INCR, 0, 0, 0, 'n', Buffer.from('1'))).status, Status.BAD_REQUEST);
-  t.is((await writer.request(Op.CANCEL, 0, 0, 999, '', null)).arg, 0);
+  t.is((await writer.request({ op: Op.INCR, key: 'n', value: Buffer.from('1') })).status, Status.BAD_REQUEST);
+  t.is((await writer.request({ op: Op.CANCEL, arg: 999 })).arg, 0);
   const amount = Buffer.alloc(8);
   amount.writeBigInt64BE(41n);
-  t.is((await writer.request(Op.INCR, 0, 0, 0, 'n', amount)).body.readBigInt64BE(0), 41n);
-  t.is((await writer.request(Op.INCR, 0, 0, 0, 'k', amount)).status, Status.BAD_REQUEST, 'k holds "v", not a counter');
+  t.is((await writer.request({ op: Op.INCR, key: 'n', value: amount })).body.readBigInt64BE(0), 41n);
+  t.is((await writer.request({ op: Op.INCR, key: 'k', value: amount })).status, Status.BAD_REQUEST, 'k holds "v", not a counter');
 
   // CANCEL of the watch: its final answer, then the CANCEL's own.
   waiter.send(Op.CANCEL, 3, '', null, { arg: 2 });
@@ -525,7 +525,7 @@ test('a key that is not UTF-8 → BAD_REQUEST, nothing stored; a watch never get
   const token = signToken(secret, 'job-u');
   const watcher = connect(t, address, token);
   const events: string[] = [];
-  const watch = watcher.park(Op.WATCH, 0, 0, 0, '', { onEvent: (_kind, key) => events.push(key) });
+  const watch = watcher.park({ op: Op.WATCH }, { onEvent: (_kind, key) => events.push(key) });
   watch.reply.catch(() => {}); // ended by the cancel below, or by the teardown
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, token);
@@ -541,7 +541,7 @@ test('a key that is not UTF-8 → BAD_REQUEST, nothing stored; a watch never get
   raw.send(Op.PUT, 4, 'k\ufffd', Buffer.from('v'));
   t.is((await raw.reply(4))?.code, Status.OK);
   await eventually(() => events.includes('k\ufffd'), 2_000, 'the event for the valid key');
-  t.is((await watcher.request(Op.PING, 0, 0, 0, '', null)).status, Status.OK, 'the watching connection is alive');
+  t.is((await watcher.request({ op: Op.PING })).status, Status.OK, 'the watching connection is alive');
   watcher.cancel(watch.id);
 });
 
@@ -553,7 +553,7 @@ test('a connection closed for bad input is closed even when its last answer fill
   const writer = connect(t, address, token);
   const batch = 256 * 1024;
   // The GET answer (24-byte header + value) stays just under the flush line; the BAD_REQUEST behind it crosses it.
-  t.is((await writer.request(Op.PUT, 0, 0, 0, 'big', Buffer.alloc(batch - HEADER_SIZE - 10, 1))).status, Status.OK);
+  t.is((await writer.request({ op: Op.PUT, key: 'big', value: Buffer.alloc(batch - HEADER_SIZE - 10, 1) })).status, Status.OK);
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, token);
   t.is((await raw.reply(0))?.code, Status.OK);
@@ -646,6 +646,6 @@ test('a dropped job is remembered until its last token has expired, then forgott
   const admin = connect(t, address, adminToken);
   const until = Buffer.alloc(8);
   until.writeBigInt64BE(BigInt(Date.now() + 3_600_000));
-  t.is((await admin.request(Op.DROP_JOB, 0, 0, 0, 'job-z', until)).status, Status.OK);
+  t.is((await admin.request({ op: Op.DROP_JOB, key: 'job-z', value: until })).status, Status.OK);
   t.true(server.jobs.dropped.has('job-z'));
 });

@@ -74,7 +74,7 @@ test('a client-sent epoch of 2^32−1 stores nothing; the job keeps writing the 
   const connection = dataConnection(t, cluster, victim);
   for (const op of [Op.PUT, Op.DELETE, Op.INCR]) {
     const value = op === Op.INCR ? Buffer.alloc(8) : op === Op.PUT ? Buffer.from('poison') : null;
-    t.is(await answer(connection.request(op, 0, 0xffffffff, 0, 'shared', value)), 'UNAVAILABLE', `op 0x${op.toString(16)}`);
+    t.is(await answer(connection.request({ op, epoch: 0xffffffff, key: 'shared', value })), 'UNAVAILABLE', `op 0x${op.toString(16)}`);
   }
   await fn.put('shared', 'mine');
   t.is((await fn.get('shared'))?.toString(), 'mine');
@@ -84,10 +84,10 @@ test('a client-sent epoch of 2^32−1 stores nothing; the job keeps writing the 
 test('LIST of internal keys and COPY deletes need the controller: a data token gets UNAUTHORIZED', async (t) => {
   const { cluster, fn, victim } = await setUp(t);
   const connection = dataConnection(t, cluster, victim);
-  t.is(await answer(connection.request(Op.LIST, Flag.INTERNAL_KEYS, victim.epoch, 10, '', null)), 'UNAUTHORIZED');
-  t.is(await answer(connection.request(Op.DELETE, Flag.COPY, victim.epoch, 1, 'warm', null)), 'UNAUTHORIZED');
+  t.is(await answer(connection.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, epoch: victim.epoch, arg: 10 })), 'UNAUTHORIZED');
+  t.is(await answer(connection.request({ op: Op.DELETE, flags: Flag.COPY, epoch: victim.epoch, arg: 1, key: 'warm' })), 'UNAUTHORIZED');
   t.is((await fn.get('warm'))?.toString(), 'up', 'nothing deleted');
-  t.is(await answer(connection.request(Op.LIST, 0, victim.epoch, 10, '', null)), 'OK', 'a plain LIST is the job’s own');
+  t.is(await answer(connection.request({ op: Op.LIST, epoch: victim.epoch, arg: 10 })), 'OK', 'a plain LIST is the job’s own');
 });
 
 test('10,000 idle connections that never HELLO: at most 1,024 kept, the rest closed at the deadline; a new function still connects', async (t) => {

@@ -27,7 +27,7 @@ function connect(t: ExecutionContext, address: string, options: NodeConnectionOp
 test('HELLO with the token goes first, then the request; the reply comes back', async (t) => {
   const node = await fake(t, (r) => r.answer(Status.OK, Buffer.from(`echo:${r.key}`), { arg: 42, flags: 3, epoch: 9 }));
   const c = connect(t, node.address);
-  const reply = await c.request(Op.GET, 0, 7, 5, 'the-key', null);
+  const reply = await c.request({ op: Op.GET, epoch: 7, arg: 5, key: 'the-key' });
   t.is(reply.status, Status.OK);
   t.is(reply.body.toString(), 'echo:the-key');
   t.is(reply.arg, 42);
@@ -48,7 +48,7 @@ test('replies are matched by id, in any order', async (t) => {
   const held: FakeRequest[] = [];
   const node = await fake(t, (r) => held.push(r));
   const c = connect(t, node.address);
-  const calls = Array.from({ length: 50 }, (_, i) => c.request(Op.GET, 0, 0, 0, `k${i}`, null));
+  const calls = Array.from({ length: 50 }, (_, i) => c.request({ op: Op.GET, key: `k${i}` }));
   await node.received(50);
   for (const r of [...held].reverse()) r.answer(Status.OK, Buffer.from(r.key));
   const replies = await Promise.all(calls);
@@ -61,7 +61,7 @@ test('replies are matched by id, in any order', async (t) => {
 test('a node that never answers → TIMEOUT', async (t) => {
   const node = await fake(t); // answers HELLO, nothing else
   const c = connect(t, node.address, { timeoutMs: 200 });
-  const error = await rejection(t, c.request(Op.GET, 0, 0, 0, 'k', null));
+  const error = await rejection(t, c.request({ op: Op.GET, key: 'k' }));
   t.is(error.code, 'TIMEOUT');
   t.is(c.inflight, 0, 'the timed-out request is forgotten');
 });
@@ -78,7 +78,7 @@ test('a raw TCP server that accepts and never answers anything (not even HELLO) 
     server.close();
   });
   const c = connect(t, `127.0.0.1:${(server.address() as net.AddressInfo).port}`, { timeoutMs: 200 });
-  const results = await Promise.allSettled([c.request(Op.PUT, 0, 0, 0, 'a', Buffer.from('x')), c.request(Op.GET, 0, 0, 0, 'b', null)]);
+  const results = await Promise.allSettled([c.request({ op: Op.PUT, key: 'a', value: Buffer.from('x') }), c.request({ op: Op.GET, key: 'b' })]);
   for (const r of results) {
     t.is(r.status, 'rejected');
     t.is(((r as PromiseRejectedResult).reason as SatchelError).code, 'TIMEOUT');
@@ -92,10 +92,10 @@ test('a late answer after a TIMEOUT is ignored and the connection keeps working'
     else r.answer(Status.OK, Buffer.from('fast'));
   });
   const c = connect(t, node.address, { timeoutMs: 200 });
-  const error = await rejection(t, c.request(Op.GET, 0, 0, 0, 'slow', null));
+  const error = await rejection(t, c.request({ op: Op.GET, key: 'slow' }));
   t.is(error.code, 'TIMEOUT');
   first!.answer(Status.OK, Buffer.from('too late'));
-  const reply = await c.request(Op.GET, 0, 0, 0, 'next', null);
+  const reply = await c.request({ op: Op.GET, key: 'next' });
   t.is(reply.body.toString(), 'fast');
 });
 
@@ -106,7 +106,7 @@ test('the node goes away with requests in flight → UNAVAILABLE, no hang; the n
     r.answer(Status.OK, Buffer.from('back'));
   });
   const c = connect(t, node.address, { timeoutMs: 30_000 });
-  const calls = Array.from({ length: 20 }, (_, i) => c.request(Op.GET, 0, 0, 0, `k${i}`, null));
+  const calls = Array.from({ length: 20 }, (_, i) => c.request({ op: Op.GET, key: `k${i}` }));
   await node.received(20);
   for (const s of node.sockets) s.destroy();
   const results = await Promise.allSettled(calls);
@@ -117,7 +117,7 @@ test('the node goes away with requests in flight → UNAVAILABLE, no hang; the n
   let reply = '' as string;
   await eventually(async () => {
     try {
-      reply = (await c.request(Op.GET, 0, 0, 0, 'again', null)).body.toString();
+      reply = (await c.request({ op: Op.GET, key: 'again' })).body.toString();
       return true;
     } catch (error) {
       t.is((error as SatchelError).code, 'UNAVAILABLE');
@@ -133,8 +133,8 @@ test('a real node closed while requests are in flight → UNAVAILABLE', async (t
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   const c = connect(t, address, { timeoutMs: 30_000 }, signToken(secret, 'job-a'));
-  t.is((await c.request(Op.PUT, 0, 0, 0, 'k', Buffer.alloc(1 << 20))).status, Status.OK);
-  const calls = Array.from({ length: 200 }, () => c.request(Op.GET, 0, 0, 0, 'k', null));
+  t.is((await c.request({ op: Op.PUT, key: 'k', value: Buffer.alloc(1 << 20) })).status, Status.OK);
+  const calls = Array.from({ length: 200 }, () => c.request({ op: Op.GET, key: 'k' }));
   await server.close();
   const results = await Promise.allSettled(calls);
   // Some may have been answered before the close; every other one fails with UNAVAILABLE, none hangs.
@@ -148,10 +148,10 @@ test('a real node closed while requests are in flight → UNAVAILABLE', async (t
 test('connection refused → UNAVAILABLE at once, not a TIMEOUT', async (t) => {
   const port = await freePort();
   const c = connect(t, `127.0.0.1:${port}`, { timeoutMs: 20_000 });
-  const error = await rejection(t, c.request(Op.GET, 0, 0, 0, 'k', null));
+  const error = await rejection(t, c.request({ op: Op.GET, key: 'k' }));
   t.is(error.code, 'UNAVAILABLE');
   // Right after a failure the connection backs off instead of hammering the node: still UNAVAILABLE.
-  t.is((await rejection(t, c.request(Op.GET, 0, 0, 0, 'k', null))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, c.request({ op: Op.GET, key: 'k' }))).code, 'UNAVAILABLE');
 });
 
 test('close() waits for calls in flight, then refuses new ones with CLOSED', async (t) => {
@@ -160,13 +160,13 @@ test('close() waits for calls in flight, then refuses new ones with CLOSED', asy
   const c = connect(t, node.address);
   const events: string[] = [];
   const calls = Array.from({ length: 5 }, (_, i) =>
-    c.request(Op.GET, 0, 0, 0, `k${i}`, null).then((r) => {
+    c.request({ op: Op.GET, key: `k${i}` }).then((r) => {
       events.push(`reply ${r.body.toString()}`);
     }),
   );
   await node.received(5);
   const closing = c.close().then(() => events.push('closed'));
-  t.is((await rejection(t, c.request(Op.GET, 0, 0, 0, 'late', null))).code, 'CLOSED');
+  t.is((await rejection(t, c.request({ op: Op.GET, key: 'late' }))).code, 'CLOSED');
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.deepEqual(events, [], 'close() has not finished while calls are in flight');
   for (const r of held) r.answer(Status.OK, Buffer.from(r.key));
@@ -180,7 +180,7 @@ test('close() with nothing in flight returns at once; destroy() fails calls in f
   const idle = connect(t, node.address);
   await idle.close();
   const c = connect(t, node.address);
-  const call = c.request(Op.GET, 0, 0, 0, 'k', null);
+  const call = c.request({ op: Op.GET, key: 'k' });
   await node.received(1);
   c.destroy();
   t.is((await rejection(t, call)).code, 'CLOSED');
@@ -191,7 +191,7 @@ test('flow control: requests wait in the client while too many value bytes are i
   const node = await fake(t, (r) => held.push(r));
   const c = connect(t, node.address, { maxInflightBytes: 100 * 1024 });
   const value = Buffer.alloc(64 * 1024, 1);
-  const calls = Array.from({ length: 4 }, (_, i) => c.request(Op.PUT, 0, 0, 0, `k${i}`, value));
+  const calls = Array.from({ length: 4 }, (_, i) => c.request({ op: Op.PUT, key: `k${i}`, value }));
   await node.received(1);
   await new Promise((resolve) => setTimeout(resolve, 100));
   t.is(held.length, 1, 'only one 64 KiB PUT fits in a 100 KiB window');
@@ -212,7 +212,7 @@ test('flow control: requests wait in the client while too many value bytes are i
 test('a request waiting for the window times out too', async (t) => {
   const node = await fake(t);
   const c = connect(t, node.address, { maxInflightBytes: 1024, timeoutMs: 200 });
-  const results = await Promise.allSettled([c.request(Op.PUT, 0, 0, 0, 'a', Buffer.alloc(1000)), c.request(Op.PUT, 0, 0, 0, 'b', Buffer.alloc(1000))]);
+  const results = await Promise.allSettled([c.request({ op: Op.PUT, key: 'a', value: Buffer.alloc(1000) }), c.request({ op: Op.PUT, key: 'b', value: Buffer.alloc(1000) })]);
   t.deepEqual(
     results.map((r) => r.status === 'rejected' && (r.reason as SatchelError).code),
     ['TIMEOUT', 'TIMEOUT'],
@@ -223,8 +223,8 @@ test('a request waiting for the window times out too', async (t) => {
 test('a reply over maxResponseBytes → TOO_LARGE for that call; the next call works', async (t) => {
   const node = await fake(t, (r) => r.answer(Status.OK, r.key === 'big' ? Buffer.alloc(10_000) : Buffer.from('ok')));
   const c = connect(t, node.address, { maxResponseBytes: 4096 });
-  t.is((await rejection(t, c.request(Op.GET, 0, 0, 0, 'big', null))).code, 'TOO_LARGE');
-  t.is((await c.request(Op.GET, 0, 0, 0, 'small', null)).body.toString(), 'ok');
+  t.is((await rejection(t, c.request({ op: Op.GET, key: 'big' }))).code, 'TOO_LARGE');
+  t.is((await c.request({ op: Op.GET, key: 'small' })).body.toString(), 'ok');
 });
 
 test('a refused HELLO fails the calls behind it with the node error', async (t) => {
@@ -243,7 +243,7 @@ test('a refused HELLO fails the calls behind it with the node error', async (t) 
   await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
   t.teardown(() => refusing.close());
   const c = connect(t, `127.0.0.1:${(refusing.address() as net.AddressInfo).port}`);
-  const error = await rejection(t, c.request(Op.GET, 0, 0, 0, 'k', null));
+  const error = await rejection(t, c.request({ op: Op.GET, key: 'k' }));
   t.is(error.code, 'UNAUTHORIZED');
   t.is(error.message, 'invalid token');
 });
@@ -262,10 +262,10 @@ test('hostOf / portOf parse host:port, including bracketed IPv6; a bad address i
 test('a key past the frame limit is refused in the client; the connection and other calls are untouched', async (t) => {
   const node = await fake(t, (r) => r.answer(Status.OK, Buffer.from(r.key)));
   const c = connect(t, node.address);
-  const ok = c.request(Op.GET, 0, 0, 0, 'fine', null);
-  const error = await rejection(t, c.request(Op.GET, 0, 0, 0, 'é'.repeat(513), null)); // 1026 UTF-8 bytes
+  const ok = c.request({ op: Op.GET, key: 'fine' });
+  const error = await rejection(t, c.request({ op: Op.GET, key: 'é'.repeat(513) })); // 1026 UTF-8 bytes
   t.is(error.code, 'BAD_REQUEST');
   t.is((await ok).body.toString(), 'fine');
-  t.is((await c.request(Op.GET, 0, 0, 0, 'k'.repeat(1024), null)).body.length, 1024, 'exactly the limit still goes');
+  t.is((await c.request({ op: Op.GET, key: 'k'.repeat(1024) })).body.length, 1024, 'exactly the limit still goes');
   t.false(node.requests.some((r) => r.key.startsWith('é')), 'nothing malformed reached the node');
 });

@@ -33,16 +33,16 @@ test('a token of job A gets nothing of job B: every data-plane op and every cont
   const conn = new NodeConnection(node.address, tokenA, { timeoutMs: 3_000 });
   t.teardown(() => conn.destroy());
   const epoch = a.epoch;
-  t.is((await conn.request(Op.GET, 0, epoch, 0, 'secret', null)).status, Status.NOT_FOUND);
-  t.is((await conn.request(Op.STAT, 0, epoch, 0, 'secret', null)).status, Status.NOT_FOUND);
-  t.is((await conn.request(Op.DELETE, 0, epoch, 0, 'secret', null)).flags & Flag.EXISTED, 0, 'nothing deleted');
-  t.is((await conn.request(Op.LIST, 0, epoch, 0, '', null)).arg, 0, 'no keys listed');
+  t.is((await conn.request({ op: Op.GET, epoch, key: 'secret' })).status, Status.NOT_FOUND);
+  t.is((await conn.request({ op: Op.STAT, epoch, key: 'secret' })).status, Status.NOT_FOUND);
+  t.is((await conn.request({ op: Op.DELETE, epoch, key: 'secret' })).flags & Flag.EXISTED, 0, 'nothing deleted');
+  t.is((await conn.request({ op: Op.LIST, epoch })).arg, 0, 'no keys listed');
   const amount = Buffer.alloc(8);
   amount.writeBigInt64BE(1n);
-  t.is((await conn.request(Op.INCR, 0, epoch, 0, 'count', amount)).body.readBigInt64BE(0), 1n, "A's own counter, not B's");
-  t.is((await conn.request(Op.WAIT, 0, epoch, 50, 'secret', null)).status, Status.TIMEOUT, 'B has the key; A waits in vain');
+  t.is((await conn.request({ op: Op.INCR, epoch, key: 'count', value: amount })).body.readBigInt64BE(0), 1n, "A's own counter, not B's");
+  t.is((await conn.request({ op: Op.WAIT, epoch, arg: 50, key: 'secret' })).status, Status.TIMEOUT, 'B has the key; A waits in vain');
   for (const op of [Op.DROP_JOB, Op.ANNOUNCE, Op.LIMIT_JOB]) {
-    t.is((await conn.request(op, 0, 0, 99, b.id, null)).status, Status.UNAUTHORIZED, `op 0x${op.toString(16)}`);
+    t.is((await conn.request({ op, arg: 99, key: b.id })).status, Status.UNAUTHORIZED, `op 0x${op.toString(16)}`);
   }
 
   // The control plane: every call naming job B with A's token.
@@ -128,7 +128,7 @@ test('quotas: a job at its byte quota gets FULL for writes until it deletes; a j
   const connections = Array.from({ length: 4 }, () => new NodeConnection(address, token, { timeoutMs: 3_000 }));
   t.teardown(() => connections.forEach((c) => c.destroy()));
   // The job's own handle holds one already.
-  const replies = await Promise.allSettled(connections.map((c) => c.request(Op.PING, 0, 0, 0, '', null).then(() => c.request(Op.GET, 0, job.epoch, 0, 'again', null))));
+  const replies = await Promise.allSettled(connections.map((c) => c.request({ op: Op.PING }).then(() => c.request({ op: Op.GET, epoch: job.epoch, key: 'again' }))));
   const failed = replies.filter((r) => r.status === 'rejected' || (r.value as { status: number }).status !== Status.OK);
   t.is(failed.length, 2, 'one handle + two more admitted, two refused');
   for (const r of replies) if (r.status === 'rejected') t.is((r.reason as SatchelError).code, 'FULL');
@@ -137,7 +137,7 @@ test('quotas: a job at its byte quota gets FULL for writes until it deletes; a j
     async () => {
       const probe = new NodeConnection(address, token, { timeoutMs: 3_000 });
       try {
-        return (await probe.request(Op.GET, 0, job.epoch, 0, 'again', null)).status === Status.OK;
+        return (await probe.request({ op: Op.GET, epoch: job.epoch, key: 'again' })).status === Status.OK;
       } catch {
         return false;
       } finally {

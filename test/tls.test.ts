@@ -155,7 +155,7 @@ test('TLS to 127.0.0.1 sends no IP address as ServerName: no DeprecationWarning,
   t.is((await job.get('k'))?.toString(), 'v');
   const connection = new NodeConnection(nodeAddress(), 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { timeoutMs: 5_000, tls: { ca: caPem, servername: '127.0.0.1' } });
   t.teardown(() => connection.destroy());
-  t.is((await rejection(t, connection.request(Op.PING, 0, 0, 0, '', null))).code, 'UNAUTHORIZED', 'the handshake passed: the node refused the token');
+  t.is((await rejection(t, connection.request({ op: Op.PING }))).code, 'UNAUTHORIZED', 'the handshake passed: the node refused the token');
   await new Promise((resolve) => setImmediate(resolve)); // process.emitWarning delivers on the next tick
   t.deepEqual(
     warnings.filter((w) => w.name === 'DeprecationWarning').map((w) => w.message),
@@ -199,7 +199,7 @@ test('the nodes speak TLS only: a plain TCP client gets the connection closed an
   const plain = new NodeConnection(address, 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { timeoutMs: 5_000 });
   t.teardown(() => plain.destroy());
   const started = Date.now();
-  t.is((await rejection(t, plain.request(Op.PING, 0, 0, 0, '', null))).code, 'UNAVAILABLE');
+  t.is((await rejection(t, plain.request({ op: Op.PING }))).code, 'UNAVAILABLE');
   t.true(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
 });
 
@@ -209,7 +209,7 @@ test('a TLS client trusting another CA, or dialling a name the certificate lacks
     const connection = new NodeConnection(address, 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { timeoutMs: 5_000, tls });
     t.teardown(() => connection.destroy());
     const started = Date.now();
-    const error = await rejection(t, connection.request(Op.PING, 0, 0, 0, '', null));
+    const error = await rejection(t, connection.request({ op: Op.PING }));
     t.is(error.code, 'UNAVAILABLE');
     t.log(error.message);
     t.regex(error.message, /TLS handshake/);
@@ -219,7 +219,7 @@ test('a TLS client trusting another CA, or dialling a name the certificate lacks
   // The right CA gets an answer from the node (a refused token, over TLS: the handshake worked).
   const right = new NodeConnection(address, 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { timeoutMs: 5_000, tls: { ca: caPem } });
   t.teardown(() => right.destroy());
-  t.is((await rejection(t, right.request(Op.PING, 0, 0, 0, '', null))).code, 'UNAUTHORIZED');
+  t.is((await rejection(t, right.request({ op: Op.PING }))).code, 'UNAUTHORIZED');
 
   // A ticket whose CA was swapped for another: the function's first call fails the same way.
   const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 5_000, tls: { ca: caPem } });

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { NodeConnection } from '../proto/index.ts';
 import { ADMIN_SUBJECT, Flag, FrameDecoder, HEADER_SIZE, Op, Status, signToken, verifyToken, MAX_KEY_BYTES } from '../proto/index.ts';
-import { DiskEngine } from './disk-engine.ts';
+import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { PRE_AUTH_MAX_FRAMES, StorageServer } from './server.ts';

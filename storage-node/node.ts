@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SatchelError, advertisedAddress, clientTlsOf, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint, type ServerTls, type Tier } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
-import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
+import { DiskEngine, type DeviceEmulation } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { HeapTrimmer } from './heap-trim.ts';

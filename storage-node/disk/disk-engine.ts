@@ -4,7 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
-import { Flag, SatchelError } from '../proto/index.ts';
+import { Flag, SatchelError } from '../../proto/index.ts';
 import {
   type ComputeValue,
   type DeleteOutcome,
@@ -15,8 +15,8 @@ import {
   type StorageEngine,
   type StoredEntry,
   versionFor,
-} from './engine.ts';
-import { type Tombstone, Tombstones } from './tombstones.ts';
+} from '../engine.ts';
+import { type Tombstone, Tombstones } from '../tombstones.ts';
 
 /**
  * The `ssd` and `hdd` tiers. LevelDB (`level`) holds the index and the small values; a value of `inlineMax`

@@ -11,7 +11,7 @@ import { IdleCollector } from './idle-gc.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
 
 
-/** The limits a node holds against hostile or broken clients (server.ts, README "Limits"); defaults there. */
+/** The limits a node holds against hostile or broken clients (server-options.ts, README "Limits"); defaults there. */
 export type NodeLimits = Pick<
   StorageServerOptions,
   'helloTimeoutMs' | 'maxPreAuthConnections' | 'maxOutputBytes' | 'softOutputBytes' | 'softOutputMs' | 'maxParkedPerConnection' | 'maxParkedPerJob' | 'maxInflightBodyBytes' | 'dataTokenCopies'

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, SatchelError, signToken, type ClientTls, type ControllerMethods, type JobUsage, type NodeInfo } from '../proto/index.ts';
+import { ADMIN_SUBJECT, retry, signToken, TRANSIENT_CODES, type ClientTls, type ControllerMethods, type JobUsage, type NodeInfo } from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import type { StorageServer } from './server.ts';
 
@@ -28,6 +28,14 @@ export interface ControllerLinkOptions {
 /** How soon after a job's first FULL refusal (since the last report) a report goes out. */
 export const REPORT_SOON_MS = 50;
 
+/**
+ * Registration's retry (proto's one policy, backoff.ts): 200 ms after the first failure, doubling to 2 s, each
+ * with jitter, so nodes started together do not call a controller coming up in lockstep. UNAVAILABLE (the
+ * controller not up yet) and TIMEOUT (up but slow: RegisterNode also places jobs waiting for a node) are retried;
+ * a retry is harmless, as the controller takes a registration of a known id and boot id again as the same node.
+ */
+export const REGISTER_RETRY = { baseMs: 200, capMs: 2_000, retryOn: TRANSIENT_CODES } as const;
+
 export class ControllerLink {
   private readonly client: ControlClient<ControllerMethods>;
   private readonly token: string;
@@ -47,19 +55,22 @@ export class ControllerLink {
     this.everyMs = options.reportEveryMs ?? 1_000;
   }
 
+  /** Registers the node, in at most `attempts` calls (REGISTER_RETRY). */
   async register(attempts = 20): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
+    const reply = await retry(
+      async () => {
         const sentAt = Date.now();
         const reply = await this.client.call('RegisterNode', { node: this.options.node, token: this.token });
         this.leaseGranted(sentAt, reply.leaseMs);
-        this.options.logger.info({ controller: this.options.controller, bootId: this.options.node.bootId, leaseMs: reply.leaseMs }, 'registered with controller');
-        return;
-      } catch (error) {
-        if (!(error instanceof SatchelError) || error.code !== 'UNAVAILABLE' || attempt >= attempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
-      }
-    }
+        return reply;
+      },
+      {
+        ...REGISTER_RETRY,
+        attempts,
+        onRetry: (error, attempt, delayMs) => this.options.logger.warn({ err: error, attempt, delayMs: Math.round(delayMs) }, 'registering with the controller failed; retrying'),
+      },
+    );
+    this.options.logger.info({ controller: this.options.controller, bootId: this.options.node.bootId, leaseMs: reply.leaseMs }, 'registered with controller');
   }
 
   /** The node's server: reports describe it, and leases are granted to it (also those of registration). */

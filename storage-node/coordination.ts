@@ -15,7 +15,7 @@
  */
 import { COPY_THRESHOLD, Flag, Status, WatchEvent, type StatusCode } from '../proto/index.ts';
 
-/** Where parked requests are answered: the connection they came on (server.ts Session). */
+/** Where parked requests are answered: the connection they came on (connection.ts). */
 export interface ParkedOwner {
   /** Queues one answer frame and schedules a flush. */
   push(status: StatusCode, flags: number, id: number, epoch: number, arg: number, key: string, body: Uint8Array | null): void;

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DiskEngine } from './disk-engine.ts';
+import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import { engineConformance } from './engine-conformance.suite.ts';
 import type { StorageEngine } from './engine.ts';

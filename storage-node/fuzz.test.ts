@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { NodeConnection } from '../proto/index.ts';
 import { ADMIN_SUBJECT, Flag, FrameDecoder, HEADER_SIZE, Op, Status, signToken, verifyToken, MAX_KEY_BYTES } from '../proto/index.ts';
-import { DiskEngine } from './disk-engine.ts';
+import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { PRE_AUTH_MAX_FRAMES, StorageServer } from './server.ts';
@@ -123,7 +123,7 @@ async function fuzzConnection(address: string, server: StorageServer, rng: Rng, 
   // else: no HELLO at all
 
   let stream = Buffer.concat(pieces);
-  // The node's limit: a token's worth until a HELLO succeeds, then its own (server.ts).
+  // The node's limit: a token's worth until a HELLO succeeds, then its own (session.ts `hello`).
   const limit = (events: readonly ModelEvent[]) => (events.some((e) => e.kind === ModelEventKind.Frame && e.code === Op.HELLO && helloAccepted(e, stream, server)) ? MAX_BODY : MAX_KEY_BYTES);
   let model = modelDecode(stream, limit);
   // Some connections are mostly well-formed (long runs of requests the node acts on), some are mostly garbage.

@@ -28,7 +28,7 @@ export type OpName = (typeof OP_NAMES)[number];
 export const STATUS_NAMES = ['ok', 'not_found', 'error'] as const;
 
 /**
- * Why the node closed a client's connection on its own (server.ts): no HELLO within the deadline, too many
+ * Why the node closed a client's connection on its own (connection.ts): no HELLO within the deadline, too many
  * frames answered before one, or answers piling up unread past the output limits.
  */
 export const DISCONNECT_REASONS = ['hello_timeout', 'pre_auth_output', 'pre_auth_crowded', 'output_buffer'] as const;
@@ -156,7 +156,7 @@ export class NodeMetrics {
    * lightly loaded node, or a disk tier, times every op.
    *
    * One clock serves every session: frames are handed over only while their read is being decoded, right after
-   * that read's `markFree`, and an engine's late answer puts its op's start back first (server.ts `settle`).
+   * that read's `markFree`, and an engine's late answer puts its op's start back first (connection.ts `settle`).
    */
   readonly clock = new Float64Array(1);
   timing = false;

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SatchelError, advertisedAddress, clientTlsOf, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint, type ServerTls, type Tier } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
-import { DiskEngine, type DeviceEmulation } from './disk-engine.ts';
+import type { DeviceEmulation } from './disk/device.ts';
+import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { HeapTrimmer } from './heap-trim.ts';
@@ -10,7 +11,7 @@ import { IdleCollector } from './idle-gc.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
 
 
-/** The limits a node holds against hostile or broken clients (server.ts, README "Limits"); defaults there. */
+/** The limits a node holds against hostile or broken clients (server-options.ts, README "Limits"); defaults there. */
 export type NodeLimits = Pick<
   StorageServerOptions,
   'helloTimeoutMs' | 'maxPreAuthConnections' | 'maxOutputBytes' | 'softOutputBytes' | 'softOutputMs' | 'maxParkedPerConnection' | 'maxParkedPerJob' | 'maxInflightBodyBytes' | 'dataTokenCopies'

@@ -1,5 +1,5 @@
 /**
- * Output limits per connection (server.ts `checkOutput`): a connection that does not read what the node pushes
+ * Output limits per connection (connection.ts `checkOutput`): a connection that does not read what the node pushes
  * to it unasked (WATCH events, woken WAITs) is closed once its unsent output passes the hard limit, or stays over
  * the soft one; a connection that reads, and the job's other connections, go on.
  */

@@ -4,7 +4,7 @@ import { ExpiringMap } from './expiring-map.ts';
  * INCRs this node applied recently, by the token the client gives each increment (the same on every retry of
  * it): a retry after a lost answer, a node that died between the primary's INCR and its replicas, or a
  * placement change gets the total the increment made instead of adding again. A replicated counter's replicas
- * learn the token with the new total (server.ts), so a replica that becomes the primary knows it too.
+ * learn the token with the new total (session.ts), so a replica that becomes the primary knows it too.
  *
  * Kept `INCREMENT_TTL_MS`, longer than a client retries one increment (its timeout, then as long again waiting
  * for a new placement).

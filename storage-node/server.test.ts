@@ -7,7 +7,7 @@ import { decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DiskEngine } from './disk-engine.ts';
+import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
 import { PRE_AUTH_MAX_FRAMES, StorageServer, type StorageServerOptions } from './server.ts';

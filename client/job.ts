@@ -12,7 +12,7 @@ import { MAX_ATTEMPTS } from './defaults.ts';
 import { listKeys } from './list.ts';
 import { checkKey, toBytes, type BatchOptions, type JobOptions, type ListOptions, type WaitOptions } from './options.ts';
 import { expectOk } from './replies.ts';
-import { openRouter, type Router } from './routing.ts';
+import { Router, openRouter } from './routing.ts';
 import type { Watch, WatchOptions } from './watch.ts';
 
 export type { BatchOptions, JobOptions, ListOptions, WaitOptions } from './options.ts';
@@ -37,6 +37,8 @@ export class Job {
 
   /** @internal Use Satchel.attach(ticket) or Satchel#registerJob. */
   constructor(router: Router) {
+    // The published typings do not show this constructor (stripInternal), so plain JavaScript may still call it.
+    if (!(router instanceof Router)) throw new SatchelError('BAD_REQUEST', 'a Job comes from Satchel.attach(ticket) or Satchel#registerJob');
     this.router = router;
     this.blocks = new Blocks(router);
     this.coordination = new Coordination(router, this.blocks, this);

@@ -31,7 +31,18 @@ import { MAX_ATTEMPTS, METADATA_CATCH_UP, REPLACEMENT_POLL, sleep } from './defa
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from './options.ts';
 import { readReplicas, writeReplicas, type ReplicaHost } from './replicas.ts';
 import { deletedVersion, expectOk } from './replies.ts';
-import type { WatchHost } from './watch.ts';
+
+/** What a watch needs from its job (watch.ts; the Router is its host). */
+export interface WatchHost {
+  readonly epoch: number;
+  /** Every node of every generation, once each. */
+  everyNode(): PlacementNode[];
+  /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
+  isPrimary(nodeId: string, key: string): boolean;
+  connectionTo(node: PlacementNode): NodeConnection;
+  refreshPlacement(): Promise<void>;
+  listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }>;
+}
 
 /** What happens after a PUT or DELETE replaced a value (blocks.ts frees a large value's blocks). */
 export interface ReplacedValues {

@@ -7,6 +7,7 @@
 import { Op, SatchelError, Status, WatchEvent as Event, errorCodeOf, type PlacementNode } from '../proto/index.ts';
 import type { NodeConnection, Reply } from '../proto/index.ts';
 import { CLIENT_DEFAULTS, WATCH_RETRY } from './defaults.ts';
+import type { WatchHost } from './routing.ts';
 
 export interface WatchEvent {
   type: 'put' | 'delete';
@@ -16,18 +17,6 @@ export interface WatchEvent {
 export interface WatchOptions {
   /** Events held for a reader that is behind; past this the watch fails with FULL (default 100,000). */
   maxBuffered?: number;
-}
-
-/** @internal What a watch needs from its job (client/routing.ts implements it). */
-export interface WatchHost {
-  readonly epoch: number;
-  /** Every node of every generation, once each. */
-  everyNode(): PlacementNode[];
-  /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
-  isPrimary(nodeId: string, key: string): boolean;
-  connectionTo(node: PlacementNode): NodeConnection;
-  refreshPlacement(): Promise<void>;
-  listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }>;
 }
 
 interface Subscription {

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { Flag, Op, SatchelError, Status, encodeManifest, encodeTicket, type ErrorCode } from '../proto/index.ts';
-import { startFakeNode } from '../test/helpers/fake-node.ts';
+import { startFakeNode } from './fake-node.suite.ts';
 import { useSharedCluster } from '../test/helpers/shared-cluster.ts';
 import { Job, RegisteredJob, Satchel } from './index.ts';
 

@@ -3,7 +3,7 @@
  * to answer, which a real node cannot be made to do (time out, answer out of order, drop the connection).
  */
 import net from 'node:net';
-import { FrameDecoder, FrameWriter, Op, Status } from '../../proto/index.ts';
+import { FrameDecoder, FrameWriter, Op, Status } from '../proto/index.ts';
 
 export interface FakeRequest {
   code: number;

@@ -6,9 +6,9 @@
  */
 import test from 'ava';
 import { Flag, Op, SatchelError, Status, encodeManifest, encodeTicket, type ErrorCode } from '../proto/index.ts';
-import { startFakeNode } from '../test/helpers/fake-node.ts';
+import { startFakeNode } from './fake-node.suite.ts';
 import { useSharedCluster } from '../test/helpers/shared-cluster.ts';
-import { Satchel, type Job } from './index.ts';
+import { Job, RegisteredJob, Satchel } from './index.ts';
 
 const shared = useSharedCluster(test, 'edges');
 
@@ -138,6 +138,9 @@ test('Satchel.connect, Satchel.attach and registerJob with input of the wrong ty
     ['registerJob: functions a fraction', () => shared.satchel.registerJob('x', { functions: 1.5 })],
     ['registerJob: functions negative', () => shared.satchel.registerJob('x', { functions: -1 })],
     ['registerJob: replicas a string', () => shared.satchel.registerJob('x', any({ replicas: '2' }))],
+    // The published typings leave Job's constructor out (it is Satchel's), so plain JavaScript can still reach it.
+    ['new Job() without what Satchel gives it', () => new (Job as unknown as new (...args: unknown[]) => Job)()],
+    ['new RegisteredJob(ticket)', () => new (RegisteredJob as unknown as new (...args: unknown[]) => Job)(job.ticket)],
   ]);
 });
 

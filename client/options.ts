@@ -1,9 +1,36 @@
 /**
- * Checks of what callers pass besides keys and values: options objects and hints. Functions are often plain
- * JavaScript handed event payloads, so a wrong type is answered BAD_REQUEST here, before it can reach grpc-js,
- * a timer or the wire as something else (a TypeError, a deadline grpc-js throws on, a NaN in a frame).
+ * What callers pass: the options' types, and the checks of everything besides the job's data — keys, prefixes,
+ * value types, options objects and hints. Functions are often plain JavaScript handed event payloads, so a wrong
+ * type is answered BAD_REQUEST here, before it can reach a timer or the wire as something else (a TypeError, a
+ * deadline out of range, a NaN in a frame).
  */
-import { MAX_TIMEOUT_MS, SatchelError, type ClientTls, type JobHints } from '../proto/index.ts';
+import { MAX_TIMEOUT_MS, MAX_USER_KEY_BYTES, MAX_WAIT_MS, SatchelError, type ClientTls, type JobHints } from '../proto/index.ts';
+import { CLIENT_DEFAULTS } from './defaults.ts';
+
+export interface JobOptions {
+  /** Every operation fails with TIMEOUT after this long (default 10 s). */
+  timeoutMs?: number;
+  /** Block GET/PUTs of one large value in flight at once (default 8). */
+  blockParallelism?: number;
+}
+
+/** JobOptions with every default filled in (CLIENT_DEFAULTS). */
+export type ResolvedJobOptions = Required<JobOptions>;
+
+export interface WaitOptions {
+  /** Fail with TIMEOUT when the key has not appeared after this long (default 60 s, at most one hour). */
+  timeoutMs?: number;
+}
+
+export interface BatchOptions {
+  /** Operations in flight at once (default 1024); every connection sends what is queued for it as one write. */
+  window?: number;
+}
+
+export interface ListOptions {
+  /** Keys fetched per round trip from each node (default 100, at most 1000). */
+  pageSize?: number;
+}
 
 function bad(message: string): SatchelError {
   return new SatchelError('BAD_REQUEST', message);
@@ -28,11 +55,17 @@ export function checkTimeout(value: unknown, what = 'timeoutMs'): void {
 }
 
 /** JobOptions (`Satchel.attach`, and the job options of `Satchel.connect`). */
-export function checkJobOptions<T extends { timeoutMs?: number; blockParallelism?: number }>(options: T | undefined): T {
+export function checkJobOptions<T extends JobOptions>(options: T | undefined): T {
   const checked = optionsObject(options);
   checkTimeout(checked.timeoutMs);
   if (checked.blockParallelism !== undefined && !isPositiveInteger(checked.blockParallelism)) throw bad('blockParallelism must be a positive integer');
   return checked;
+}
+
+/** JobOptions, checked, with the defaults of what the caller left out. */
+export function resolveJobOptions(options: JobOptions | undefined): ResolvedJobOptions {
+  const { timeoutMs = CLIENT_DEFAULTS.timeoutMs, blockParallelism = CLIENT_DEFAULTS.blockParallelism } = checkJobOptions(options);
+  return { timeoutMs, blockParallelism };
 }
 
 /** ConnectOptions.tls: a CA (PEM, as a string or bytes) and, optionally, the name its certificate carries. */
@@ -62,4 +95,46 @@ export function checkHints(hints: JobHints | undefined): JobHints {
     throw bad('hint replicas must be 1, 2 or 3');
   }
   return checked;
+}
+
+export function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw bad('key must be a non-empty string');
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: only long keys need their bytes counted.
+  if (key.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(key) > MAX_USER_KEY_BYTES) {
+    throw bad(`key longer than ${MAX_USER_KEY_BYTES} bytes`);
+  }
+  if (key.includes('\u0000')) throw bad('key may not contain NUL');
+}
+
+/**
+ * A prefix of list or watch. Its length is checked here: a prefix over the frame's key limit would be a malformed
+ * frame, and the node would close the connection under every other call in flight on it.
+ */
+export function checkPrefix(prefix: unknown): asserts prefix is string {
+  if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw bad('prefix must be a string without NUL');
+  if (prefix.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(prefix) > MAX_USER_KEY_BYTES) {
+    throw bad(`prefix longer than ${MAX_USER_KEY_BYTES} bytes`);
+  }
+}
+
+export function toBytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  throw bad('value must be a Uint8Array, Buffer or string');
+}
+
+/** WaitOptions.timeoutMs, checked, or its default. */
+export function waitTimeout(options: WaitOptions | undefined): number {
+  const { timeoutMs = CLIENT_DEFAULTS.waitTimeoutMs } = optionsObject(options);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_WAIT_MS) {
+    throw bad(`timeoutMs must be a whole number of ms from 1 to ${MAX_WAIT_MS}`);
+  }
+  return timeoutMs;
+}
+
+/** BatchOptions.window, checked, or its default. */
+export function batchWindow(options: BatchOptions | undefined): number {
+  const { window = CLIENT_DEFAULTS.batchWindow } = optionsObject(options);
+  if (!isPositiveInteger(window)) throw bad('window must be a positive integer');
+  return window;
 }

@@ -6,8 +6,9 @@ import {
   type ControllerMethods,
   type JobHints,
 } from '../proto/index.ts';
-import { Job, type JobOptions } from './job.ts';
-import { checkClientTls, checkHints, checkJobOptions } from './options.ts';
+import { CLIENT_DEFAULTS } from './defaults.ts';
+import { Job } from './job.ts';
+import { checkClientTls, checkHints, checkJobOptions, type JobOptions } from './options.ts';
 
 export type { JobHints };
 
@@ -43,7 +44,7 @@ export class RegisteredJob extends Job {
 
   /** @internal Called by Satchel#registerJob. */
   renewLeaseEvery(leaseMs: number): void {
-    this.controller ??= this.controllerClient();
+    this.controller ??= this.router.controllerClient();
     const controller = this.controller;
     // A timer waits at most ~24.8 days: past that Node fires it at once, and warns on stderr.
     const every = Math.min(MAX_TIMEOUT_MS, Math.max(50, leaseMs / 3));
@@ -51,7 +52,7 @@ export class RegisteredJob extends Job {
       controller.call('RenewLease', { jobId: this.id, token: this.driverToken }).then((reply) => {
         // Each renewal brings a ticket whose token lives a token lifetime from now: the driver never holds an
         // expired one, and hands functions the freshest.
-        if (reply.ticket) this.replaceTicket(reply.ticket);
+        if (reply.ticket) this.router.replaceTicket(reply.ticket);
       }).catch((error: unknown) => {
         // The job is gone (deregistered elsewhere, or collected), or this credential was revoked: nothing to renew.
         if (error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED')) this.stopRenewing();
@@ -66,9 +67,9 @@ export class RegisteredJob extends Job {
    * handle already closed (or deregistered): the driver's credential went with it.
    */
   async deregister(): Promise<void> {
-    this.checkOpen();
+    this.router.checkOpen();
     this.stopRenewing();
-    this.controller ??= this.controllerClient();
+    this.controller ??= this.router.controllerClient();
     try {
       await this.controller.call('DeregisterJob', { jobId: this.id, token: this.driverToken });
     } finally {
@@ -98,7 +99,7 @@ export class Satchel {
     readonly address: string,
     private readonly options: ConnectOptions,
   ) {
-    this.controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, options.timeoutMs ?? 10_000, options.tls);
+    this.controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs, options.tls);
   }
 
   /**

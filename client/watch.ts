@@ -6,6 +6,8 @@
  */
 import { Op, SatchelError, Status, WatchEvent as Event, errorCodeOf, type PlacementNode } from '../proto/index.ts';
 import type { NodeConnection, Reply } from '../proto/index.ts';
+import { CLIENT_DEFAULTS, WATCH_RETRY } from './defaults.ts';
+import type { WatchHost } from './routing.ts';
 
 export interface WatchEvent {
   type: 'put' | 'delete';
@@ -17,26 +19,11 @@ export interface WatchOptions {
   maxBuffered?: number;
 }
 
-/** What a watch needs from its job (client/job.ts implements it). */
-export interface WatchHost {
-  readonly epoch: number;
-  watchNodes(): PlacementNode[];
-  /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
-  isPrimary(nodeId: string, key: string): boolean;
-  connectionTo(node: PlacementNode): NodeConnection;
-  refreshPlacement(): Promise<void>;
-  listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }>;
-}
-
 interface Subscription {
   readonly node: PlacementNode;
   readonly connection: NodeConnection;
   id: number;
 }
-
-const DEFAULT_MAX_BUFFERED = 100_000;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 
 export class Watch implements AsyncIterableIterator<WatchEvent> {
   /** Registered on every node of the job's placement as it was when the watch started. */
@@ -49,7 +36,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   private closed = false;
   private syncing: Promise<void> | null = null;
   private resyncAgain = false;
-  private retries = 0;
+  /** Attempts to subscribe again that failed in a row (the backoff grows with them). */
+  private failures = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   /** Why the last subscription ended, for a watch that cannot start. */
   private lastError: SatchelError | null = null;
@@ -62,7 +50,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     options: WatchOptions,
     private readonly onClose: () => void,
   ) {
-    this.maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
+    this.maxBuffered = options.maxBuffered ?? CLIENT_DEFAULTS.watchMaxBuffered;
     this.ready = this.sync(false);
   }
 
@@ -148,7 +136,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
       try {
         do {
           this.resyncAgain = false;
-          const nodes = this.host.watchNodes();
+          const nodes = this.host.everyNode();
           const wanted = new Set(nodes.map((node) => node.id));
           for (const [id, sub] of this.subscriptions) {
             if (wanted.has(id)) continue;
@@ -165,16 +153,16 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     return this.syncing;
   }
 
-  /** Refreshes the placement, then syncs; retried with backoff while a node cannot be reached. */
+  /** Refreshes the placement, then syncs; retried with backoff (WATCH_RETRY) unless the job is gone or the handle closed. */
   private resync(): void {
     if (this.closed || this.failure !== null) return;
     void (async () => {
       try {
         await this.host.refreshPlacement();
         await this.sync(true);
-        this.retries = 0;
+        this.failures = 0;
       } catch (error) {
-        if (error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'CLOSED' || error.code === 'UNAUTHORIZED')) this.fail(error);
+        if (error instanceof SatchelError && !WATCH_RETRY.retries(error)) this.fail(error);
         else this.retryLater();
       }
     })();
@@ -182,7 +170,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
 
   private retryLater(): void {
     if (this.closed || this.failure !== null || this.retryTimer !== null) return;
-    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.retries++) * (0.5 + Math.random() / 2);
+    const delay = WATCH_RETRY.delay(++this.failures);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.resync();
@@ -226,7 +214,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   private async catchUp(node: PlacementNode): Promise<void> {
     let after = '';
     for (;;) {
-      const page = await this.host.listPage(node, this.prefix, after, 1000);
+      const page = await this.host.listPage(node, this.prefix, after, CLIENT_DEFAULTS.maxListPageSize);
       for (const key of page.keys) if (this.host.isPrimary(node.id, key)) this.push({ type: 'put', key });
       if (!page.more || page.keys.length === 0 || this.closed) return;
       after = page.keys[page.keys.length - 1]!;
@@ -241,7 +229,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     if (reply.status === Status.STALE) return this.resync();
     const error = new SatchelError(errorCodeOf(reply.status), reply.message || `watch on node ${sub.node.id} ended with status ${reply.status}`);
     this.lastError = error;
-    if (reply.status === Status.NO_SUCH_JOB || reply.status === Status.UNAUTHORIZED) return this.fail(error);
+    if (!WATCH_RETRY.retries(error)) return this.fail(error);
     this.retryLater();
   }
 

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { NodeConnection, Op, SatchelError, Status, hostOf, portOf, signToken, type NodeConnectionOptions } from '../proto/index.ts';
 import { DramEngine } from '../storage-node/dram-engine.ts';
 import { StorageServer } from '../storage-node/server.ts';
-import { startFakeNode, type FakeNode, type FakeRequest } from './helpers/fake-node.ts';
+import { startFakeNode, type FakeNode, type FakeRequest } from '../client/fake-node.suite.ts';
 import { eventually, freePort } from './helpers/raw-client.ts';
 
 import { rejection } from './helpers/assert.ts';

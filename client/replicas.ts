@@ -1,0 +1,97 @@
+/**
+ * A job with `replicas: 2` or `3`: each key's copies, primary first. Writes reach every copy, ordered by the
+ * primary; reads go to the primary and fall back to a copy that has the key; an increment is added once, by the
+ * primary, and its total handed to the others.
+ */
+import { Flag, Op, SatchelError, Status, type NodeConnection, type Placement, type PlacementNode, type Reply } from '../proto/index.ts';
+import { MAX_ATTEMPTS, isTransient } from './defaults.ts';
+import { expectOk } from './replies.ts';
+
+/** What the copies need of the job's routing (routing.ts implements it; an interface, so this module does not import it back). */
+export interface ReplicaHost {
+  readonly placement: Placement;
+  callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply>;
+  connectionTo(node: PlacementNode): NodeConnection;
+  afterUnreachable(error: unknown, epoch: number): Promise<void>;
+}
+
+/**
+ * A read from the primary, or when it cannot be reached, from a replica that has the key. The primary has
+ * every acknowledged write; a replica may not yet (the controller may be copying the key to it after a loss),
+ * so its NOT_FOUND is no answer: with no replica holding the key, the primary's failure is thrown, and the
+ * caller waits for a placement without it (`afterUnreachable`).
+ */
+export async function readReplicas(host: ReplicaHost, replicas: readonly PlacementNode[], op: number, key: string, flags = 0): Promise<Reply> {
+  let failure: unknown;
+  for (const node of replicas) {
+    try {
+      const reply = await host.callNode(node, op, flags, 0, key, null);
+      if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      failure ??= error;
+    }
+  }
+  throw failure;
+}
+
+/**
+ * A write to a key's copies, acknowledged only when all have it. The primary (the first) orders it: it stores
+ * the write under a version it chooses (the placement's epoch, and a seq after every earlier write of the key);
+ * the others then take that version as a replica (Flag.REPLICA), each keeping whichever version is newest. So
+ * concurrent writers leave every copy with the same value, and a replica never holds a write its primary
+ * does not. An INCR's replicas take the primary's new total (and the increment's token). The answer is the primary's, unless a
+ * replica's is not OK (STALE, FULL: the caller refreshes or grows, and writes again). A replica that cannot be
+ * reached fails the write with UNAVAILABLE: `afterUnreachable` then waits for the controller to replace it.
+ */
+export async function writeReplicas(host: ReplicaHost, replicas: readonly PlacementNode[], op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+  const primary = await host.callNode(replicas[0]!, op, flags, 0, key, value);
+  if (replicas.length === 1 || primary.status !== Status.OK) return primary;
+  const replies = await Promise.all(replicas.slice(1).map((node) => host.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value)));
+  return replies.find((reply) => reply.status !== Status.OK) ?? primary;
+}
+
+/**
+ * One INCR (`amount`: the amount, then the increment's token) at the counter's primary, then its new total,
+ * with the token, to the other holders of the same set. Unlike a PUT, an increment the primary applied is not
+ * written again when a replica's answer is STALE or lost: that would add it twice (the retry lands in the new
+ * placement, whose copy of the counter already counts it). So the other holders of the set the primary ordered
+ * it for each get it, as a copy (Flag.COPY: no placement check, still only over older versions), whatever the
+ * placement became meanwhile; a holder that cannot be reached is left to the controller, which restores the
+ * copies from the primary once it has placed the job without it.
+ */
+export async function incrOnce(host: ReplicaHost, holders: readonly PlacementNode[], flags: number, key: string, amount: Buffer): Promise<Reply> {
+  const epoch = host.placement.epoch;
+  const primary = await host.connectionTo(holders[0]!).request({ op: Op.INCR, flags, epoch, key, value: amount });
+  // The total is 8 bytes: a shorter answer would be a RangeError where it is read.
+  if (primary.status === Status.OK && primary.body.length < 8) throw new SatchelError('UNAVAILABLE', `node ${holders[0]!.id} answered INCR without a total`);
+  if (holders.length === 1 || primary.status !== Status.OK) return primary;
+  const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
+  await Promise.all(holders.slice(1).map((node) => tellIncrement(host, node, holders[0]!, epoch, primary.arg, key, told)));
+  return primary;
+}
+
+/**
+ * A replica of an increment (its total and token at version (epoch, seq)) to one holder; see `incrOnce`. A
+ * holder that is down and then leaves the placement is let go while the primary stays in it (the controller
+ * restores the copies from the primary's side); if the primary left too, nobody may hold the increment: the
+ * error goes to `incr`, which asks the new placement's primary (the token tells it whether it has the increment).
+ */
+async function tellIncrement(host: ReplicaHost, node: PlacementNode, primary: PlacementNode, epoch: number, seq: number, key: string, told: Buffer): Promise<void> {
+  const placed = (id: string) => host.placement.generations.some((nodes) => nodes.some((n) => n.id === id));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const reply = await host.connectionTo(node).request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, epoch, arg: seq, key, value: told });
+      // STALE: the job moved off that node (drained); the copies it made came from the primary's side too.
+      if (reply.status !== Status.STALE) expectOk(reply);
+      return;
+    } catch (error) {
+      if (!isTransient(error) || attempt >= MAX_ATTEMPTS) throw error;
+      await host.afterUnreachable(error, host.placement.epoch);
+      if (!placed(node.id)) {
+        if (placed(primary.id)) return;
+        throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,14 @@
+/** What a node's answer means to the client, where it is not simply OK. */
+import { Flag, SatchelError, Status, errorCodeOf, type Reply } from '../proto/index.ts';
+
+/** Throws the SatchelError an answer other than OK stands for. */
+export function expectOk(reply: Reply): void {
+  if (reply.status === Status.OK) return;
+  if (reply.status === Status.NOT_FOUND) throw new SatchelError('UNAVAILABLE', 'block of a large value is missing');
+  throw new SatchelError(errorCodeOf(reply.status), reply.message || `node answered status ${reply.status}`);
+}
+
+/** The version of the delete a NOT_FOUND reports (Flag.DELETED), if it does. */
+export function deletedVersion(reply: Reply): { epoch: number; seq: number } | undefined {
+  return reply.status === Status.NOT_FOUND && (reply.flags & Flag.DELETED) !== 0 ? { epoch: reply.epoch, seq: reply.arg } : undefined;
+}

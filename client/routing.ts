@@ -1,0 +1,403 @@
+/**
+ * Where each key of a job goes, and what it takes to get an answer when the client's view is out of date: the
+ * job's placement (its generations, newest first), one NodeConnection per node, a fresh placement after STALE or
+ * an unreachable node, a new generation after FULL, the older generations after NOT_FOUND. Every other module of
+ * the client reaches the nodes through the Router; a Job has one, made by `openRouter`.
+ */
+import {
+  Flag,
+  LightControlClient,
+  NodeConnection,
+  Op,
+  SatchelError,
+  Status,
+  decodeKeyList,
+  decodeTicket,
+  hashKey,
+  newerVersion,
+  pickNode,
+  pickNodes,
+  tokenExpiry,
+  type ClientTls,
+  type ControllerMethods,
+  type MetadataMethods,
+  type Placement,
+  type PlacementNode,
+  type Reply,
+  type Ticket,
+  type WirePlacement,
+} from '../proto/index.ts';
+import { MAX_ATTEMPTS, METADATA_CATCH_UP, REPLACEMENT_POLL, sleep } from './defaults.ts';
+import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from './options.ts';
+import { readReplicas, writeReplicas, type ReplicaHost } from './replicas.ts';
+import { deletedVersion, expectOk } from './replies.ts';
+
+/** What a watch needs from its job (watch.ts; the Router is its host). */
+export interface WatchHost {
+  readonly epoch: number;
+  /** Every node of every generation, once each. */
+  everyNode(): PlacementNode[];
+  /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
+  isPrimary(nodeId: string, key: string): boolean;
+  connectionTo(node: PlacementNode): NodeConnection;
+  refreshPlacement(): Promise<void>;
+  listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }>;
+}
+
+/** What happens after a PUT or DELETE replaced a value (blocks.ts frees a large value's blocks). */
+export interface ReplacedValues {
+  afterReplace(key: string, reply: Reply): Promise<void>;
+}
+
+/**
+ * Decodes the ticket and makes the job's Router, with the placement from `known` (registerJob's answer), else
+ * from the ticket, else from a metadata server.
+ */
+export async function openRouter(ticket: string, given: JobOptions | undefined, known: WirePlacement | undefined): Promise<Router> {
+  const options = resolveJobOptions(given);
+  const parsed = decodeTicket(ticket);
+  const metadata = new LightControlClient<MetadataMethods>('satchel.v1.Metadata', parsed.metadata[0]!, options.timeoutMs, tlsOf(parsed));
+  try {
+    // The placement from registerJob (a driver) or from the ticket (a function) saves a metadata round trip,
+    // which for a new process includes opening a gRPC channel (~18 ms measured here). A job with no nodes
+    // yet in that snapshot asks the metadata server.
+    const snapshot = known ?? parsed.placement;
+    const usable = snapshot !== undefined && snapshot.generations.some((g) => g.nodes.length > 0);
+    const placement = usable ? fromWirePlacement(snapshot) : await fetchPlacement(metadata, parsed);
+    return new Router(ticket, parsed, placement, options, metadata);
+  } catch (error) {
+    metadata.close();
+    throw error;
+  }
+}
+
+export class Router implements ReplicaHost, WatchHost {
+  placement: Placement;
+  /** Set by Job.close: loops that wait for a placement stop, and calls fail with CLOSED. */
+  closed = false;
+  private currentTicket: string;
+  private readonly connections = new Map<string, NodeConnection>();
+  private refreshing: Promise<void> | null = null;
+  private growing: Promise<void> | null = null;
+  private growthClient: LightControlClient<ControllerMethods> | null = null;
+
+  constructor(
+    ticket: string,
+    private parsed: Ticket,
+    placement: Placement,
+    readonly options: ResolvedJobOptions,
+    private readonly metadata: LightControlClient<MetadataMethods>,
+  ) {
+    this.placement = placement;
+    this.currentTicket = ticket;
+  }
+
+  get jobId(): string {
+    return this.parsed.job;
+  }
+
+  get ticket(): string {
+    return this.currentTicket;
+  }
+
+  get epoch(): number {
+    return this.placement.epoch;
+  }
+
+  /**
+   * A fresh ticket for the same job (a lease renewal brings one): later connections open with its token; the old
+   * connections close once their calls are answered.
+   */
+  replaceTicket(ticket: string): void {
+    const parsed = decodeTicket(ticket);
+    if (parsed.job !== this.parsed.job || ticket === this.currentTicket) return;
+    // Kept until half its life is gone: renewals come every few seconds, and each change of token means new
+    // connections to every node.
+    const now = Date.now();
+    if (tokenExpiry(this.parsed.token) - now > (tokenExpiry(parsed.token) - now) / 2) return;
+    this.currentTicket = ticket;
+    this.parsed = parsed;
+  }
+
+  checkOpen(): void {
+    if (this.closed) throw new SatchelError('CLOSED', `job ${this.jobId} handle is closed`);
+  }
+
+  /** One request to the node that owns `key` in the newest generation (its replicas: replicas.ts), whatever the answer. */
+  route(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+    const nodes = this.placement.generations[0]!;
+    if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, hashKey(key))]!, op, flags, 0, key, value);
+    const replicas = pickNodes(nodes, hashKey(key), this.placement.replicas).map((i) => nodes[i]!);
+    return op === Op.GET || op === Op.STAT ? readReplicas(this, replicas, op, key) : writeReplicas(this, replicas, op, flags, key, value);
+  }
+
+  callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
+    return this.connectionTo(node).request({ op, flags, epoch: this.placement.epoch, arg, key, value });
+  }
+
+  /** The connection to `node`, opened on first use. */
+  connectionTo(node: PlacementNode): NodeConnection {
+    let connection = this.connections.get(node.id);
+    if (connection !== undefined && connection.address === node.address && connection.token !== this.parsed.token) {
+      // A fresh token: new calls go on a connection opened with it; the old one finishes what it carries.
+      connection.retire();
+      connection = undefined;
+    }
+    if (connection === undefined || connection.address !== node.address) {
+      connection?.destroy();
+      connection = new NodeConnection(node.address, this.parsed.token, { timeoutMs: this.options.timeoutMs, tls: tlsOf(this.parsed) });
+      this.connections.set(node.id, connection);
+    }
+    return connection;
+  }
+
+  /**
+   * One request to the node that owns `key` in the newest generation, and what it takes to get an answer:
+   * a new placement on STALE, more room on FULL (PUT), the older generations on NOT_FOUND (GET, STAT) — the last
+   * also on the last attempt: a NOT_FOUND from the newest generation alone never answers "absent".
+   */
+  async call(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+    for (let attempt = 1; ; attempt++) {
+      let reply: Reply;
+      const epoch = this.placement.epoch;
+      try {
+        reply = await this.route(op, flags, key, value);
+        if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
+          reply = await this.olderGenerations(op, key, reply);
+        }
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS) throw error;
+        await this.afterUnreachable(error, epoch);
+        continue;
+      }
+      // (An older generation's node may answer STALE too: the job moved off it since.)
+      if (attempt >= MAX_ATTEMPTS) return reply;
+      if (reply.status === Status.STALE) {
+        await this.refreshPast(reply.arg);
+      } else if (reply.status === Status.FULL && op === Op.PUT) {
+        await this.grow(this.owners(key)[0]!.id);
+      } else {
+        return reply;
+      }
+    }
+  }
+
+  /**
+   * DELETE at the key's holders in every generation (frees a replaced manifest's blocks); true if one had it.
+   * Each generation's holders delete as they write: the first orders it, the others take it as its replicas.
+   */
+  async deleteAtOwners(key: string, replaced: ReplacedValues): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      let deleted = false;
+      const epoch = this.placement.epoch;
+      try {
+        // Every generation's holders (every replica): a copy left anywhere would otherwise come back through GET.
+        const done = new Set<string>();
+        /** The epoch a node answered STALE with, or false. */
+        let stale: number | false = false;
+        for (const holders of this.holders(key)) {
+          const fresh = holders.filter((node) => !done.has(node.id));
+          if (fresh.length === 0) continue;
+          const reply = await writeReplicas(this, fresh, Op.DELETE, 0, key, null);
+          if (reply.status === Status.STALE && attempt < MAX_ATTEMPTS) {
+            stale = reply.arg;
+            break;
+          }
+          await replaced.afterReplace(key, reply);
+          deleted ||= (reply.flags & Flag.EXISTED) !== 0;
+          for (const node of fresh) done.add(node.id);
+        }
+        if (stale === false) return deleted;
+        await this.refreshPast(stale);
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS) throw error;
+        await this.afterUnreachable(error, epoch); // a node down: with replicas, the placement that replaces it
+      }
+    }
+  }
+
+  /** One LIST page from one node (list.ts, and a watch catching up). */
+  async listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }> {
+    const reply = await this.callNode(node, Op.LIST, 0, pageSize, prefix, after.length > 0 ? Buffer.from(after) : null);
+    expectOk(reply);
+    return { keys: decodeKeyList(reply.body), more: (reply.flags & Flag.MORE) !== 0 };
+  }
+
+  /**
+   * A node could not be reached by a request sent under placement `epoch`. Maybe the placement moved on (the node
+   * was drained and removed, and this handle started from an old ticket) or the job is gone: ask the metadata
+   * server. Resolves when there is a newer placement than `epoch` to retry with (at once when another call of
+   * this handle already fetched one); rejects with NO_SUCH_JOB for a job that is gone, else with the error itself.
+   */
+  async afterUnreachable(error: unknown, epoch: number): Promise<void> {
+    const replicated = this.placement.replicas > 1;
+    // A frozen node times out rather than refusing: with replicas, that too is a node to be replaced.
+    const retried = replicated ? REPLACEMENT_POLL.retries(error) : error instanceof SatchelError && error.code === 'UNAVAILABLE';
+    if (!retried) throw error;
+    if (this.placement.epoch !== epoch) return;
+    // With replicas the controller replaces a dead node (it notices within seconds): wait for that placement,
+    // within the operation's timeout, rather than fail a write the surviving replicas can take.
+    const deadline = Date.now() + (replicated ? this.options.timeoutMs : 0);
+    for (let polls = 1; ; polls++) {
+      try {
+        await this.refresh();
+      } catch (refreshError) {
+        if (refreshError instanceof SatchelError && refreshError.code === 'NO_SUCH_JOB') throw refreshError;
+        throw error;
+      }
+      if (this.placement.epoch !== epoch) return;
+      const delay = REPLACEMENT_POLL.delay(polls);
+      if (Date.now() + delay > deadline || this.closed) throw error;
+      await sleep(delay);
+    }
+  }
+
+  /**
+   * Asks the owners of `key` in older generations, newest first, until one has it. Past a node that remembers
+   * deleting the key (Flag.DELETED, with the delete's version) a copy counts only when it is newer than that
+   * delete: a DELETE reaches the generations newest first, and a read between its steps found the older
+   * generation's copy of a value overwritten since (a stale read in the 10-minute nemesis, during a drain).
+   */
+  private async olderGenerations(op: number, key: string, notFound: Reply): Promise<Reply> {
+    let deleted = deletedVersion(notFound);
+    for (const node of this.owners(key).slice(1)) {
+      if (deleted === undefined) {
+        const reply = await this.callNode(node, op, 0, 0, key, null);
+        if (reply.status !== Status.NOT_FOUND) return reply;
+        deleted = deletedVersion(reply);
+        continue;
+      }
+      const versioned = await this.callNode(node, op, Flag.VERSION, 0, key, null);
+      if (versioned.status === Status.NOT_FOUND) {
+        const also = deletedVersion(versioned);
+        if (also !== undefined && newerVersion(also.epoch, also.seq, deleted.epoch, deleted.seq)) deleted = also;
+      } else if (versioned.status !== Status.OK) {
+        return versioned;
+      } else if (newerVersion(versioned.epoch, versioned.arg, deleted.epoch, deleted.seq)) {
+        // Written again after the delete, and not yet copied forward: the plain answer (STAT's arg is the size).
+        return this.callNode(node, op, 0, 0, key, null);
+      }
+    }
+    return notFound;
+  }
+
+  /** The nodes holding `key` in each generation (its replicas, primary first), newest generation first. */
+  holders(key: string): PlacementNode[][] {
+    const hash = hashKey(key);
+    const replicas = this.placement.replicas;
+    return this.placement.generations.map((nodes) => (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!));
+  }
+
+  /** The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once. */
+  owners(key: string): PlacementNode[] {
+    const hash = hashKey(key);
+    const owners: PlacementNode[] = [];
+    const replicas = this.placement.replicas;
+    for (const nodes of this.placement.generations) {
+      const picked = replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas);
+      for (const index of picked) {
+        const node = nodes[index];
+        if (node !== undefined && !owners.some((o) => o.id === node.id)) owners.push(node);
+      }
+    }
+    return owners;
+  }
+
+  /** Every node of every generation, once each: what list and watch cover. */
+  everyNode(): PlacementNode[] {
+    return [...new Map(this.placement.generations.flat().map((node) => [node.id, node])).values()];
+  }
+
+  /** Whether `nodeId` is the first holder of `key` in some generation (with replicas, only its watch events count). */
+  isPrimary(nodeId: string, key: string): boolean {
+    if (this.placement.replicas === 1) return true;
+    const hash = hashKey(key);
+    return this.placement.generations.some((nodes) => nodes[pickNode(nodes, hash)]?.id === nodeId);
+  }
+
+  /** A node answered FULL: ask the controller for room (a new generation), then use the new placement. */
+  grow(fullNodeId: string): Promise<void> {
+    this.growthClient ??= this.controllerClient();
+    const client = this.growthClient;
+    this.growing ??= client
+      .call('GrowJob', { jobId: this.jobId, token: this.parsed.token, fullNodeId, epoch: this.placement.epoch })
+      .then((wire) => {
+        this.placement = fromWirePlacement(wire);
+      })
+      .finally(() => {
+        this.growing = null;
+      });
+    return this.growing;
+  }
+
+  /**
+   * After STALE from a node that knows epoch `nodeEpoch`: a fresh placement, waiting a little for the metadata
+   * servers while they still hold an older one than the node (the controller tells nodes first).
+   */
+  async refreshPast(nodeEpoch: number): Promise<void> {
+    await this.refresh();
+    // Usually a few ms; up to the operation's timeout when the controller died between telling the nodes and
+    // telling the metadata servers (its successor republishes what it had recorded).
+    const deadline = Date.now() + this.options.timeoutMs;
+    for (let polls = 1; this.placement.epoch < nodeEpoch && Date.now() < deadline && !this.closed; polls++) {
+      await sleep(METADATA_CATCH_UP.delay(polls));
+      await this.refresh();
+    }
+  }
+
+  /** The placement from a metadata server; calls made meanwhile share the one lookup. */
+  refresh(): Promise<void> {
+    this.refreshing ??= fetchPlacement(this.metadata, this.parsed).then(
+      (placement) => {
+        this.placement = placement;
+        this.refreshing = null;
+      },
+      (error: unknown) => {
+        this.refreshing = null;
+        throw error;
+      },
+    );
+    return this.refreshing;
+  }
+
+  /** WatchHost: a watch following the job onto other nodes. */
+  refreshPlacement(): Promise<void> {
+    this.checkOpen();
+    return this.refresh();
+  }
+
+  /** A client of the controller with this job's TLS and timeout (growth here; renewals and deregistration in satchel.ts). */
+  controllerClient(): LightControlClient<ControllerMethods> {
+    return new LightControlClient<ControllerMethods>('satchel.v1.Controller', this.parsed.controller, this.options.timeoutMs, tlsOf(this.parsed));
+  }
+
+  /** Waits for calls in flight, then closes every connection and control-plane client (after `closed` is set). */
+  async close(): Promise<void> {
+    await Promise.all([...this.connections.values()].map((c) => c.close()));
+    this.connections.clear();
+    this.metadata.close();
+    this.growthClient?.close();
+  }
+}
+
+/** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */
+function tlsOf(ticket: Ticket): ClientTls | undefined {
+  return ticket.tls === undefined ? undefined : { ca: ticket.tls.ca };
+}
+
+async function fetchPlacement(metadata: LightControlClient<MetadataMethods>, ticket: Ticket): Promise<Placement> {
+  return fromWirePlacement(await metadata.call('GetPlacement', { jobId: ticket.job, token: ticket.token }));
+}
+
+export function fromWirePlacement(wire: WirePlacement): Placement {
+  const generations = wire.generations.map((g) => g.nodes).filter((nodes) => nodes.length > 0);
+  if (generations.length === 0) throw new SatchelError('UNAVAILABLE', `job ${wire.jobId} has no storage nodes yet`);
+  return {
+    jobId: wire.jobId,
+    epoch: wire.epoch,
+    generations,
+    blockSize: wire.blockSize,
+    maxValueBytes: wire.maxValueBytes,
+    replicas: Math.max(1, wire.replicas ?? 1),
+  };
+}

@@ -33,6 +33,17 @@ test('the first failure rejects; no item starts after it, those running finish',
   t.is(finished, 1);
 });
 
+test('with several failures, the one that came first in time is thrown, whatever its lane', async (t) => {
+  await t.throwsAsync(forEachLimit([0, 1], 2, async (item) => {
+    if (item === 0) {
+      await tick();
+      await tick();
+      throw new Error('item 0, later');
+    }
+    throw new Error('item 1, first');
+  }), { message: 'item 1, first' });
+});
+
 test('a limit that is not a positive integer is refused', async (t) => {
   for (const limit of [0, -1, 1.5, Number.NaN]) await t.throwsAsync(forEachLimit([1], limit, async () => {}), { instanceOf: RangeError });
 });

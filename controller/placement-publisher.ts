@@ -58,7 +58,7 @@ export class PlacementPublisher {
     await this.moveOff(job, [...before].filter((id) => !after.has(id)));
   }
 
-  /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged. */
+  /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged and counted. */
   async announce(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const flags = announceFlagsOf(job);
     const epoch = job.placement.epoch;

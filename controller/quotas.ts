@@ -34,6 +34,9 @@ export class QuotaEnforcer {
           this.again = false;
           await this.enforceOnce();
         } while (this.again);
+      } catch (error) {
+        // Callers do not wait (a report's answer does not): the next report runs it again.
+        this.ctx.logger.error({ err: error }, 'enforcing quotas failed');
       } finally {
         this.running = null;
       }
@@ -59,7 +62,9 @@ export class QuotaEnforcer {
       const tenant = job.tenant ?? DEFAULT_TENANT;
       tenantUsage.set(tenant, (tenantUsage.get(tenant) ?? 0) + usage);
     }
-    for (const job of [...registry.jobs.values()]) {
+    // Each job's nodes told at once: a node that does not answer holds up its own jobs only, for the admin timeout.
+    const telling: Promise<void>[] = [];
+    for (const job of registry.jobs.values()) {
       const usage = usages.get(job.id) ?? 0;
       const tenantQuota = tenants.get(job.tenant ?? DEFAULT_TENANT)?.quotaBytes ?? Infinity;
       const quota = usage >= jobQuota ? jobQuota : tenantQuota;
@@ -72,8 +77,9 @@ export class QuotaEnforcer {
         logger.info({ job: job.id, usage, quota }, 'job back under its byte quota');
       }
       job.overQuota = over ? { since: job.overQuota?.since ?? Date.now() } : undefined;
-      await this.tell(job, over);
+      telling.push(this.tell(job, over));
     }
+    await Promise.all(telling);
   }
 
   /**

@@ -141,7 +141,12 @@ export class Controller implements ConsoleBackend {
     for (const tenant of tenants) ctx.tenants.restore(tenant);
     const leaseExpiresAt = Date.now() + ctx.leaseMs;
     for (const node of nodes) ctx.registry.nodes.set(node.id, node);
-    for (const job of jobs) ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
+    for (const job of jobs) {
+      // A record from before nodes' acknowledgements were kept (quotas.ts): its placement's nodes were told.
+      const told = (job.overQuota as { toldEpoch?: number } | undefined)?.toldEpoch !== undefined;
+      if (told && job.limitedOn === undefined) job.limitedOn = [...membersOf(job)].sort();
+      ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
+    }
     for (const address of metadata) ctx.metadata.connect(address);
     // Nodes first, as any placement change (placement-publisher.ts): the last process may have died after it
     // persisted a placement and before it told them. Each announcement names the incarnation recorded, so a

@@ -48,42 +48,48 @@ for (const [name, hints, nodes, reservation] of reservationCases) {
   });
 }
 
-test('nodes: one node suffices for a small job, and best fit takes the fullest node that still fits', (t) => {
-  const nodes = [node('dram-a', 'dram', 8 * GiB, 1 * GiB), node('dram-b', 'dram', 8 * GiB, 6 * GiB), node('dram-c', 'dram', 8 * GiB, 7.9 * GiB)];
-  const a = allocateJob({ capacity: GiB }, nodes);
-  t.deepEqual(a.nodes, [{ id: 'dram-b', address: nodes[1]!.address, weight: 1 }], 'b has 2 GiB free: the tightest fit for 1 GiB');
-});
+/**
+ * How many nodes and which, for given hints and nodes: [name, hints, nodes, expected [node, weight] pairs]. Best
+ * fit takes the nodes with the least free room that still hold an equal share; ties go by id.
+ */
+const fourSsd = ['a', 'b', 'c', 'd'].map((x) => node(`ssd-${x}`, 'ssd', 8 * GiB, 0, 500e6));
+const threeDram = ['a', 'b', 'c'].map((x) => node(`dram-${x}`, 'dram', 4 * GiB));
+const nodeCases: [string, JobHints, readonly NodeState[], [string, number][]][] = [
+  [
+    'a small job: one node, the fullest that still fits (best fit)',
+    { capacity: GiB },
+    [node('dram-a', 'dram', 8 * GiB, 1 * GiB), node('dram-b', 'dram', 8 * GiB, 6 * GiB), node('dram-c', 'dram', 8 * GiB, 7.9 * GiB)],
+    [['dram-b', 1]],
+  ],
+  ['equal room: the first by id', { capacity: GiB }, threeDram, [['dram-a', 1]]],
+  ['the throughput hint: enough nodes at their bandwidth (1.2 GB/s over 0.5 GB/s nodes: 3)', { latencySensitive: false, capacity: GiB, peakThroughput: 1.2e9 }, fourSsd, [['ssd-a', 1], ['ssd-b', 1], ['ssd-c', 1]]],
+  ['more throughput than the tier carries: every node of it', { latencySensitive: false, capacity: GiB, peakThroughput: 5e9 }, fourSsd, [['ssd-a', 1], ['ssd-b', 1], ['ssd-c', 1], ['ssd-d', 1]]],
+  ['a reservation no single node holds: split over as many as it takes', { capacity: 7 * GiB }, threeDram, [['dram-a', 1], ['dram-b', 1]]],
+  [
+    'a tier short of room: every node of it, weighted by free room',
+    { capacity: 10 * GiB },
+    [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)],
+    [['dram-a', 0.25], ['dram-b', 0.75]],
+  ],
+  ['a full tier: its nodes still, not another tier (a write there gets FULL, and the job grows)', { capacity: GiB }, [node('dram-a', 'dram', GiB, GiB), node('ssd-a', 'ssd')], [['dram-a', 1]]],
+  ['no nodes at all: none (the job is placed when one registers)', {}, [], []],
+  ['2 replicas: two nodes of the tier, best fit', { capacity: GiB, replicas: 2 }, [node('dram-a', 'dram', 8 * GiB, 0), node('dram-b', 'dram', 8 * GiB, 5 * GiB), node('dram-c', 'dram', 8 * GiB, 4 * GiB)], [['dram-b', 1], ['dram-c', 1]]],
+  ['2 replicas, one DRAM node: the roomiest node of the nearest tier joins', { replicas: 2 }, [node('dram-a', 'dram'), node('ssd-a', 'ssd', 4 * GiB), node('ssd-b', 'ssd', 8 * GiB), node('hdd-a', 'hdd', 100 * GiB)], [['dram-a', 1], ['ssd-b', 1]]],
+  ['3 replicas, two nodes in all: both (fewer than copies: the controller refuses the job)', { replicas: 3 }, [node('dram-a', 'dram'), node('dram-b', 'dram')], [['dram-a', 1], ['dram-b', 1]]],
+];
 
-test('nodes: enough of them for the throughput hint, equal weights', (t) => {
-  const nodes = ['a', 'b', 'c', 'd'].map((x) => node(`ssd-${x}`, 'ssd', 8 * GiB, 0, 500e6));
-  const a = allocateJob({ latencySensitive: false, capacity: GiB, peakThroughput: 1.2e9 }, nodes);
-  t.is(a.nodes.length, 3, '1.2 GB/s over 0.5 GB/s nodes needs 3');
-  t.true(a.nodes.every((n) => n.weight === 1));
-});
+for (const [name, hints, nodes, expected] of nodeCases) {
+  test(`nodes: ${name}`, (t) => {
+    const allocation = allocateJob(hints, nodes);
+    t.deepEqual(allocation.nodes.map((n) => [n.id, n.weight]), expected);
+    for (const n of allocation.nodes) t.is(n.address, nodes.find((m) => m.id === n.id)!.address);
+  });
+}
 
-test('nodes: a reservation no single node holds is split over as many as it takes', (t) => {
-  const nodes = ['a', 'b', 'c'].map((x) => node(`dram-${x}`, 'dram', 4 * GiB));
-  const a = allocateJob({ capacity: 7 * GiB }, nodes);
-  t.is(a.nodes.length, 2);
-});
-
-test('nodes: a tier too full for the reservation spreads the job by free room', (t) => {
-  const nodes = [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)];
-  const a = allocateJob({ capacity: 10 * GiB }, nodes);
-  t.deepEqual(
-    a.nodes.map((n) => [n.id, n.weight]),
-    [
-      ['dram-a', 0.25],
-      ['dram-b', 0.75],
-    ],
-  );
-  t.regex(a.reason, /short of room/);
-});
-
-test('no nodes at all: an empty placement (the job gets nodes when they register)', (t) => {
-  const a = allocateJob({}, []);
-  t.deepEqual(a.nodes, []);
-  t.is(a.tier, 'dram');
+test('beside the table: a short tier and a borrowed one say so in the reason; no nodes still names a tier', (t) => {
+  t.regex(allocateJob({ capacity: 10 * GiB }, [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)]).reason, /short of room/);
+  t.regex(allocateJob({ replicas: 2 }, [node('dram-a', 'dram'), node('ssd-a', 'ssd')]).reason, /2 replicas, so also on ssd/);
+  t.is(allocateJob({}, []).tier, 'dram');
 });
 
 test('block size and value limit: defaults, and the hint when given (zero means no hint)', (t) => {

@@ -22,9 +22,39 @@ test('the tier utilization is the highest of the mean CPU, network and capacity'
   t.is(tierUtilization([]).value, 0);
 });
 
-test('inside the band nothing happens', (t) => {
-  t.true(run(nodes([0.7, 0.1, 0.1]), 60).every((d) => d.action === 'none'));
-});
+/**
+ * Band decisions under a steady load: [name, tier, each node's (cpu, network, capacity), the second the decision
+ * is due, the action then, what its reason says]. Every decision before that second is `none`: a launch waits
+ * for upAfterMs (2 s) above the band, a drain for downAfterMs (20 s) below it. The band is 60–80 %, DRAM has a
+ * minimum of 1 and a maximum of 3 nodes, SSD a minimum of 0.
+ */
+const bandCases: [string, 'dram' | 'ssd', [number, number, number][], number, 'none' | 'launch' | 'drain', RegExp][] = [
+  ['inside the band: nothing', 'dram', [[0.7, 0.1, 0.1]], 60, 'none', /dram cpu 70 % inside the band/],
+  // Just inside each edge (at exactly 80 % or 60 % the window's mean rounds either way).
+  ['just under the top (79 %): inside', 'dram', [[0.79, 0, 0]], 60, 'none', /inside the band/],
+  ['just over the bottom (61 %): inside', 'dram', [[0.61, 0, 0], [0.61, 0, 0]], 60, 'none', /inside the band/],
+  ['CPU above the band for 2 s: launch', 'dram', [[0.95, 0.2, 0.1]], 2, 'launch', /dram cpu 95 % > 80 % over 2 s/],
+  ['network above the band: launch', 'dram', [[0.1, 0.9, 0.2]], 2, 'launch', /dram network 90 % > 80 %/],
+  ['capacity above the band: launch', 'dram', [[0.1, 0.1, 0.85]], 2, 'launch', /dram capacity 85 % > 80 %/],
+  ['the mean over the nodes decides: one hot node of two is no launch', 'dram', [[0.99, 0, 0], [0.5, 0, 0]], 60, 'none', /dram cpu 75 % inside the band/],
+  ['above the band at the maximum of nodes: nothing', 'dram', [[0.99, 0, 0], [0.99, 0, 0], [0.99, 0, 0]], 10, 'none', /above the band, but at the maximum of 3 nodes/],
+  ['below the band for 20 s, the others staying under it: drain', 'dram', [[0.2, 0.1, 0.1], [0.1, 0.1, 0.1], [0.15, 0.1, 0.1]], 20, 'drain', /dram cpu 15 % < 60 % over 20 s; one node fewer: 2[23] %/],
+  ['below the band, but one node fewer would be above it: nothing', 'dram', [[0.55, 0, 0], [0.55, 0, 0]], 40, 'none', /one node fewer would be 110 %/],
+  ['below the band at the minimum: nothing', 'dram', [[0.01, 0, 0]], 60, 'none', /inside the band|below/],
+  ['the last node of a tier with no minimum stays: nothing', 'ssd', [[0.01, 0, 0]], 60, 'none', /one node fewer would be/],
+  ['no node of a tier with a minimum, within the grace: nothing', 'dram', [], 59, 'none', /fewer than the minimum: waiting for nodes to register/],
+  ['no node of a tier with a minimum, past the grace: launch', 'dram', [], 60, 'launch', /0 dram nodes, fewer than the minimum of 1/],
+];
+
+for (const [name, tier, loads, due, action, reason] of bandCases) {
+  test(`band: ${name}`, (t) => {
+    const decisions = run(nodes(...loads), due, freshMemory(), tier);
+    const last = decisions.at(-1)!;
+    t.is(last.action, action, last.reason);
+    t.regex(last.reason, reason);
+    t.true(decisions.slice(0, -1).every((d) => d.action === 'none'), 'nothing decided before it was due');
+  });
+}
 
 test('above the band: a launch only after upAfterMs, and then not again until the node joins', (t) => {
   const memory = freshMemory();
@@ -52,13 +82,6 @@ test('a launch that never joins stops holding decisions back after launchTimeout
     t.is(decideScaling('dram', nodes([0.95, 0, 0]), memory, config, s * 1000).action, 'none');
   }
   t.is(decideScaling('dram', nodes([0.95, 0, 0]), memory, config, config.launchTimeoutMs + 1).action, 'launch');
-});
-
-test('at the maximum, no launch however hot', (t) => {
-  const hot = nodes([0.99, 0, 0], [0.99, 0, 0], [0.99, 0, 0]);
-  const decisions = run(hot, 10);
-  t.true(decisions.every((d) => d.action === 'none'));
-  t.regex(decisions.at(-1)!.reason, /maximum of 3/);
 });
 
 test('below the band: a drain only after downAfterMs, and only if the rest stay under the band', (t) => {

@@ -10,54 +10,16 @@
  * pages at once.
  */
 import type { ServerResponse } from 'node:http';
+import type { ConsoleBackend, NodeView } from './console-backend.ts';
 import type { ClusterEvent } from './events.ts';
-import type { Controller } from './server.ts';
-import { costOf } from './cost.ts';
-import type { JobRecord } from './registry.ts';
 
-/** `/api/nodes` rows: each node with what is reserved on it and its last report. */
-export function nodeRows(controller: Controller) {
-  return controller.registry.nodeStates().map((node) => {
-    const stats = controller.stats.get(node.id);
-    return {
-      ...node,
-      /** Copies its loss called for (it stopped reporting, or restarted) are being restored elsewhere. */
-      recovering: controller.isRecovering(node.id),
-      stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs) },
-    };
-  });
-}
-
-/** `/api/jobs` rows. */
-export function jobRow(job: JobRecord, controller: Controller) {
-  return {
-    id: job.id,
-    name: job.name,
-    tier: job.tier,
-    reason: job.reason,
-    reservation: job.reservation,
-    /** Bytes the job holds, from the nodes' last reports (each at most a second old). */
-    usage: controller.stats.jobUsage(job.id),
-    leaseExpiresAt: new Date(job.leaseExpiresAt).toISOString(),
-    createdAt: new Date(job.createdAt).toISOString(),
-    epoch: job.placement.epoch,
-    nodes: job.placement.generations[0]?.nodes ?? [],
-    /** Placement generations: more than one while the job grows onto, or moves off, nodes. */
-    generations: job.placement.generations.length,
-    /** Keys being copied (a drain, a restoration), resumed by a restarted controller; null when none. */
-    pending: job.pending ?? null,
-    /** Nodes whose data of the job died with a process (its keys there fail with UNAVAILABLE). */
-    lostNodes: job.lostNodes ?? [],
-    cost: { usd: costOf(job.byteSeconds, controller.prices), byteSeconds: job.byteSeconds ?? {} },
-  };
-}
-
-export function snapshot(controller: Controller) {
-  const nodes = nodeRows(controller);
+/** What a page gets every interval: the nodes, the jobs and the cluster's totals. */
+export function snapshot(backend: ConsoleBackend) {
+  const nodes = backend.nodeViews();
   return {
     t: Date.now(),
     nodes,
-    jobs: [...controller.registry.jobs.values()].map((job) => jobRow(job, controller)),
+    jobs: backend.jobViews(),
     totals: totalsOf(nodes),
   };
 }
@@ -65,7 +27,7 @@ export function snapshot(controller: Controller) {
 export type Totals = ReturnType<typeof totalsOf>;
 
 /** Cluster-wide p50: the nodes' p50s weighted by their ops; p99: the worst node's (an upper bound). */
-function totalsOf(nodes: ReturnType<typeof nodeRows>) {
+function totalsOf(nodes: readonly NodeView[]) {
   let opsPerSec = 0;
   let bytesPerSec = 0;
   let weighted = 0;
@@ -130,13 +92,13 @@ export class LiveFeed {
   dropped = 0;
 
   constructor(
-    private readonly controller: Controller,
+    private readonly backend: ConsoleBackend,
     options: { intervalMs?: number; limits?: Partial<StreamLimits>; onDrop?: (dropped: DroppedStream) => void } = {},
   ) {
     this.intervalMs = options.intervalMs ?? 1_000;
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...options.limits };
     this.onDrop = options.onDrop;
-    this.unsubscribe = controller.events.subscribe((event) => this.broadcast('cluster-event', event));
+    this.unsubscribe = backend.onClusterEvent((event) => this.broadcast('cluster-event', event));
     this.sampler = setInterval(() => this.sample(), this.intervalMs);
     this.sampler.unref();
   }
@@ -157,7 +119,7 @@ export class LiveFeed {
 
   private sample(): void {
     const t = Date.now();
-    this.history.push({ t, totals: totalsOf(nodeRows(this.controller)) });
+    this.history.push({ t, totals: totalsOf(this.backend.nodeViews()) });
     while (this.history.length > 0 && this.history[0]!.t < t - HISTORY_MS) this.history.shift();
   }
 
@@ -170,9 +132,9 @@ export class LiveFeed {
       this.pages.delete(response);
       if (this.pages.size === 0) this.stopTimer();
     });
-    this.write(page, format('events', this.controller.events.since(0).slice(-200) satisfies ClusterEvent[]));
+    this.write(page, format('events', this.backend.clusterEvents(0).slice(-200) satisfies ClusterEvent[]));
     this.write(page, format('history', this.history));
-    this.write(page, format('snapshot', snapshot(this.controller)));
+    this.write(page, format('snapshot', snapshot(this.backend)));
     this.timer ??= setInterval(() => this.tick(), this.intervalMs);
   }
 
@@ -194,7 +156,7 @@ export class LiveFeed {
     for (const page of this.pages.values()) {
       if (page.blockedSince !== null && now - page.blockedSince > this.limits.stallMs) this.drop(page, 'stalled', now);
     }
-    this.broadcast('snapshot', snapshot(this.controller), true);
+    this.broadcast('snapshot', snapshot(this.backend), true);
   }
 
   /**

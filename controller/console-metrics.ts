@@ -1,12 +1,11 @@
 /**
  * The controller's `/metrics`: its own process, and the cluster as it sees it (nodes, reservations, usage,
- * utilization per node, jobs and their cost, autoscaler decisions). Each registry is private to its console,
- * so two controllers in one test process never share metrics.
+ * utilization per node, jobs and their cost, autoscaler decisions, control-plane calls that failed). Each
+ * registry is private to its console, so two controllers in one test process never share metrics.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { costOf } from './cost.ts';
 import { TIERS } from '../proto/index.ts';
-import type { Controller } from './server.ts';
+import type { ConsoleBackend, NodeView } from './console-backend.ts';
 
 /** What the console's live stream reports: pages open now (console-live.ts). */
 export interface StreamGauge {
@@ -18,7 +17,7 @@ export interface StreamGauge {
  * bumps (pages dropped for falling behind, pages refused over the cap).
  */
 export function controllerMetrics(
-  controller: Controller,
+  backend: ConsoleBackend,
   streams?: StreamGauge,
 ): { registry: Registry; close: () => void; streamsDropped: Counter<'reason'>; streamsRefused: Counter } {
   const registry = new Registry();
@@ -28,7 +27,7 @@ export function controllerMetrics(
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(`satchel_controller_${name}`);
   }
-  new Gauge({ name: 'satchel_jobs', help: 'Registered jobs', registers: [registry], collect() { this.set(controller.registry.jobs.size); } });
+  new Gauge({ name: 'satchel_jobs', help: 'Registered jobs', registers: [registry], collect() { this.set(backend.clusterView().jobs); } });
   new Gauge({
     name: 'satchel_nodes',
     help: 'Registered storage nodes by tier',
@@ -36,10 +35,10 @@ export function controllerMetrics(
     registers: [registry],
     collect() {
       this.reset();
-      for (const node of controller.registry.nodes.values()) this.inc({ tier: node.tier });
+      for (const node of backend.clusterView().nodes) this.inc({ tier: node.tier });
     },
   });
-  const byTier = (name: string, help: string, value: (node: ReturnType<Controller['registry']['nodeStates']>[number]) => number) =>
+  const byTier = (name: string, help: string, value: (node: NodeView) => number) =>
     new Gauge({
       name,
       help,
@@ -47,12 +46,12 @@ export function controllerMetrics(
       registers: [registry],
       collect() {
         this.reset();
-        for (const node of controller.registry.nodeStates()) this.inc({ tier: node.tier }, value(node));
+        for (const node of backend.nodeViews()) this.inc({ tier: node.tier }, value(node));
       },
     });
   byTier('satchel_capacity_bytes', 'Capacity the storage nodes declared, by tier', (n) => n.capacity);
   byTier('satchel_reserved_bytes', 'Bytes reserved for jobs, by tier', (n) => n.reserved);
-  byTier('satchel_used_bytes', 'Bytes the storage nodes hold, from their last reports, by tier', (n) => controller.stats.get(n.id)?.used ?? 0);
+  byTier('satchel_used_bytes', 'Bytes the storage nodes hold, from their last reports, by tier', (n) => n.stats?.used ?? 0);
   new Gauge({
     name: 'satchel_node_utilization_ratio',
     help: 'Each node as the autoscaler sees it: CPU, network and capacity as fractions of what it declared',
@@ -61,7 +60,7 @@ export function controllerMetrics(
     collect() {
       this.reset();
       for (const tier of TIERS) {
-        for (const load of controller.nodeLoads(tier)) {
+        for (const load of backend.nodeLoads(tier)) {
           for (const resource of ['cpu', 'network', 'capacity'] as const) this.set({ tier, node: load.id, resource }, load[resource]);
         }
       }
@@ -74,7 +73,7 @@ export function controllerMetrics(
     registers: [registry],
     collect() {
       this.reset();
-      for (const job of controller.registry.jobs.values()) this.set({ job: job.id, tier: job.tier }, job.reservation);
+      for (const job of backend.jobViews()) this.set({ job: job.id, tier: job.tier }, job.reservation);
     },
   });
   new Gauge({
@@ -84,7 +83,7 @@ export function controllerMetrics(
     registers: [registry],
     collect() {
       this.reset();
-      for (const job of controller.registry.jobs.values()) this.set({ job: job.id }, costOf(job.byteSeconds, controller.prices));
+      for (const job of backend.jobViews()) this.set({ job: job.id }, job.cost.usd);
     },
   });
   new Gauge({ name: 'satchel_console_streams', help: 'Console pages receiving the live stream (/api/stream)', registers: [registry], collect() { this.set(streams?.size ?? 0); } });
@@ -97,7 +96,17 @@ export function controllerMetrics(
   for (const reason of ['backlog', 'stalled']) streamsDropped.inc({ reason }, 0);
   const streamsRefused = new Counter({ name: 'satchel_console_streams_refused_total', help: 'Live streams refused because as many as allowed were open', registers: [registry] });
   const events = new Counter({ name: 'satchel_cluster_events_total', help: 'Autoscaler decisions and node changes, by kind', labelNames: ['kind'], registers: [registry] });
-  for (const event of controller.events.since(0)) events.inc({ kind: event.kind });
-  const close = controller.events.subscribe((event) => events.inc({ kind: event.kind }));
+  for (const event of backend.clusterEvents(0)) events.inc({ kind: event.kind });
+  const close = backend.onClusterEvent((event) => events.inc({ kind: event.kind }));
+  new Counter({
+    name: 'satchel_controller_node_call_failures_total',
+    help: 'Calls to storage nodes and metadata servers that failed and were left to a retry (logged as warnings), by operation',
+    labelNames: ['op'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [op, n] of backend.nodeCallFailures()) this.inc({ op }, n);
+    },
+  });
   return { registry, close, streamsDropped, streamsRefused };
 }

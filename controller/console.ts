@@ -5,17 +5,18 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Logger } from 'pino';
 import { SatchelError, sameSecret, type ErrorCode, type JobHints } from '../proto/index.ts';
 import { TIERS, type Tier } from '../proto/index.ts';
-import { LiveFeed, jobRow, nodeRows, type StreamLimits } from './console-live.ts';
+import type { ConsoleBackend } from './console-backend.ts';
+import { LiveFeed, type StreamLimits } from './console-live.ts';
 import { controllerMetrics } from './console-metrics.ts';
 import { consolePage } from './console-page.ts';
-import type { Controller } from './server.ts';
 
 /**
  * The admin console: the web UI at `/` (console-page.ts), JSON under `/api` with a JSON schema on every route
  * (fastify validates: bad input gets a 400 saying what is wrong), live updates as server-sent events
  * (`/api/stream`), and `/metrics`. Every route but the page and its assets needs a token (`Authorization:
  * Bearer`): the viewer or the admin token to read, the admin token to change anything. Built without `listen`
- * so tests drive it with `app.inject()`.
+ * so tests drive it with `app.inject()`. It sees the controller only through `ConsoleBackend`
+ * (console-backend.ts), which the Controller implements.
  */
 export interface ConsoleOptions {
   /** Opens every route: reads and the mutating ones (`signToken(secret, ADMIN_SUBJECT)`). */
@@ -61,7 +62,7 @@ const hintsSchema = {
   },
 } as const;
 
-export function buildConsole(controller: Controller, options: ConsoleOptions): FastifyInstance {
+export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): FastifyInstance {
   // An empty token would let `Authorization: Bearer ` in; one token for both roles would make readers admins.
   if (!options.adminToken || !options.viewerToken) throw new SatchelError('BAD_REQUEST', 'the console needs an admin token and a viewer token');
   if (options.adminToken === options.viewerToken) throw new SatchelError('BAD_REQUEST', 'the viewer token must not be the admin token');
@@ -75,14 +76,14 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
       void (reply as unknown as FastifyReply).code(error.statusCode ?? 400).send({ code: 'BAD_REQUEST', message: error.message });
     },
   });
-  const live: LiveFeed = new LiveFeed(controller, {
+  const live: LiveFeed = new LiveFeed(backend, {
     limits: options.streamLimits,
     onDrop: (dropped) => {
       metrics.streamsDropped.inc({ reason: dropped.reason });
       options.logger?.warn({ ...dropped, open: live.size }, 'console stream dropped: the page fell behind');
     },
   });
-  const metrics = controllerMetrics(controller, live);
+  const metrics = controllerMetrics(backend, live);
   app.addHook('onClose', async () => {
     live.close();
     metrics.close();
@@ -129,26 +130,21 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
   const admin = { config: { access: 'admin' as Access } };
   const open = { config: { access: 'open' as Access } };
 
-  app.get('/api/cluster', read, async () => ({
-    controller: controller.address,
-    metadata: controller.metadataAddresses,
-    nodes: [...controller.registry.nodes.values()],
-    jobs: controller.registry.jobs.size,
-    prices: controller.prices,
-    autoscaler: controller.autoscalerConfig ?? null,
-  }));
-  app.get('/api/nodes', read, async () => nodeRows(controller));
-  app.get('/api/jobs', read, async () => [...controller.registry.jobs.values()].map((job) => jobRow(job, controller)));
+  app.get('/api/cluster', read, async () => backend.clusterView());
+  app.get('/api/nodes', read, async () => backend.nodeViews());
+  app.get('/api/jobs', read, async () => backend.jobViews());
   app.get<{ Params: { id: string } }>('/api/jobs/:id', { ...read, schema: { params: idParams } }, async (request) => {
-    const job = controller.registry.jobs.get(request.params.id);
+    const job = backend.jobDetail(request.params.id);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${request.params.id}`);
-    return { ...jobRow(job, controller), hints: job.hints, placement: job.placement };
+    // The API's shape: the row, its hints and placement (the per-node shares are the backend's, for a page to come).
+    const { perNode: _perNode, ...shown } = job;
+    return shown;
   });
   app.get<{ Querystring: { after?: string } }>(
     '/api/events',
     // A query string is text (coercion is off for every route): the sequence number as digits.
     { ...read, schema: { querystring: { type: 'object', properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' } }, additionalProperties: false } } },
-    async (request) => controller.events.since(Number(request.query.after ?? 0)),
+    async (request) => backend.clusterEvents(Number(request.query.after ?? 0)),
   );
   app.get('/api/stream', read, (request, reply) => {
     if (!live.hasRoom) {
@@ -168,7 +164,7 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     { ...admin, schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: id, hints: hintsSchema } } } },
     async (request, reply) => {
       // The default tenant's job: the admin token stands for its key here.
-      const registered = await controller.registerJob(request.body.name, request.body.hints ?? {});
+      const registered = await backend.registerJob(request.body.name, request.body.hints ?? {});
       // The tokens and ticket go to whoever registered it (the driver token renews and deregisters); nobody
       // renews the lease for a console-made job.
       const { jobId, token, ticket, leaseMs, driverToken } = registered;
@@ -176,22 +172,22 @@ export function buildConsole(controller: Controller, options: ConsoleOptions): F
     },
   );
   app.delete<{ Params: { id: string } }>('/api/jobs/:id', { ...admin, schema: { params: idParams } }, async (request, reply) => {
-    await controller.deregisterJob(request.params.id);
+    await backend.deregisterJob(request.params.id);
     return reply.code(204).send();
   });
   app.post<{ Body: { tier: Tier } }>(
     '/api/nodes',
     { ...admin, schema: { body: { type: 'object', required: ['tier'], properties: { tier: { type: 'string', enum: [...TIERS] } }, additionalProperties: false } } },
     async (request, reply) => {
-      if (controller.provisioner === undefined) return reply.code(409).send({ code: 'BAD_REQUEST', message: 'this controller has no provisioner: start storage nodes by hand' });
-      await controller.launchNode(request.body.tier, 'asked for through the console');
+      if (!backend.canLaunchNodes()) return reply.code(409).send({ code: 'BAD_REQUEST', message: 'this controller has no provisioner: start storage nodes by hand' });
+      await backend.launchNode(request.body.tier, 'asked for through the console');
       return reply.code(202).send({ launching: request.body.tier });
     },
   );
   app.delete<{ Params: { id: string } }>('/api/nodes/:id', { ...admin, schema: { params: idParams } }, async (request, reply) => {
-    if (!controller.registry.nodes.has(request.params.id)) return reply.code(404).send({ code: 'BAD_REQUEST', message: `no node ${request.params.id}` });
+    if (!backend.hasNode(request.params.id)) return reply.code(404).send({ code: 'BAD_REQUEST', message: `no node ${request.params.id}` });
     try {
-      return await controller.removeNode(request.params.id, 'asked for through the console');
+      return await backend.removeNode(request.params.id, 'asked for through the console');
     } catch (error) {
       // The drain was refused (no room elsewhere, or the provisioner cannot stop that node): a conflict.
       if (error instanceof SatchelError) return reply.code(409).send({ code: error.code, message: error.message });

@@ -19,6 +19,7 @@
  */
 import type { Logger } from 'pino';
 import type { WirePlacement } from '../proto/index.ts';
+import type { CallFailures, ControlOp } from './call-failures.ts';
 import { announceFlagsOf, membersOf, pruneLostNodes } from './members.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
@@ -27,6 +28,8 @@ export interface PublisherHost {
   readonly admin: NodeAdmin;
   readonly nodes: ReadonlyMap<string, NodeRecord>;
   readonly logger: Logger;
+  /** Where calls to nodes that failed are logged and counted. */
+  readonly failures: CallFailures;
   /** Sends the placement to every metadata server. */
   publish(placement: WirePlacement): Promise<void>;
   /** Writes the job record to the controller's durable store (a no-op without one). */
@@ -55,18 +58,23 @@ export class PlacementPublisher {
     await this.moveOff(job, [...before].filter((id) => !after.has(id)));
   }
 
-  /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged. */
+  /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged and counted. */
   async announce(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const flags = announceFlagsOf(job);
     const epoch = job.placement.epoch;
-    await this.each(ids, 'announce', job.id, (node) => this.host.admin.announce(node.address, job.id, epoch, flags, node.bootId ?? ''));
+    await this.each(ids, job.id, async (node, step) => {
+      step.op = 'announce';
+      await this.host.admin.announce(node.address, job.id, epoch, flags, node.bootId ?? '');
+    });
   }
 
   /** Tells each node of `ids` the job moved on (its current epoch, then DROP_JOB moved). */
   async moveOff(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const epoch = job.placement.epoch;
-    await this.each(ids, 'move off', job.id, async (node) => {
+    await this.each(ids, job.id, async (node, step) => {
+      step.op = 'announce';
       await this.host.admin.announce(node.address, job.id, epoch, 0, node.bootId ?? '');
+      step.op = 'drop_job';
       await this.host.admin.dropJob(node.address, job.id, true);
     });
   }
@@ -74,17 +82,22 @@ export class PlacementPublisher {
   /** Drops a deregistered job from each node of `ids` (its tokens refused from then on). */
   async drop(jobId: string, ids: Iterable<string>): Promise<void> {
     const until = this.host.tokensExpireBy();
-    await this.each(ids, 'drop', jobId, (node) => this.host.admin.dropJob(node.address, jobId, false, until).then(() => undefined));
+    await this.each(ids, jobId, async (node, step) => {
+      step.op = 'drop_job';
+      await this.host.admin.dropJob(node.address, jobId, false, until);
+    });
   }
 
-  private async each(ids: Iterable<string>, what: string, jobId: string, call: (node: NodeRecord) => Promise<void>): Promise<void> {
+  /** `call` on each node of `ids` not lost, at once; a failure is recorded under the step it failed at. */
+  private async each(ids: Iterable<string>, jobId: string, call: (node: NodeRecord, step: { op: ControlOp }) => Promise<void>): Promise<void> {
     const calls: Promise<void>[] = [];
     for (const id of ids) {
       const node = this.host.nodes.get(id);
       if (node === undefined || node.lost === true) continue;
+      const step: { op: ControlOp } = { op: 'announce' };
       calls.push(
-        call(node).catch((error: unknown) => {
-          this.host.logger.warn({ err: error, node: id, job: jobId }, `${what} failed: the node is told when it reports next`);
+        call(node, step).catch((error: unknown) => {
+          this.host.failures.record(step.op, error, { node: id, job: jobId }, 'the node is told when it reports next');
         }),
       );
     }

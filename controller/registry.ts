@@ -16,8 +16,10 @@ export interface JobRecord {
   placement: WirePlacement;
   /** Bytes × seconds reserved so far, by tier (controller/cost.ts). */
   byteSeconds?: Record<string, number>;
-  /** The job holds its byte quota or more; the placement epoch whose nodes were told (not persisted). */
-  overQuota?: { since: number; toldEpoch: number };
+  /** The job holds its byte quota or more (quotas.ts): refused growth, and its nodes told (`limitedOn`). */
+  overQuota?: { since: number };
+  /** Nodes that acknowledged a LIMIT_JOB stop for the job and no lift since (quotas.ts). */
+  limitedOn?: string[];
   /**
    * Nodes the placement names whose incarnation died holding the job's data (members.ts): never announced the
    * job again. A single-copy job keeps them, so its keys there fail with UNAVAILABLE.

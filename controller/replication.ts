@@ -14,9 +14,9 @@
  * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
-import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
-import type { Reply } from '../proto/index.ts';
-import type { MigrationHost, NodeAddress } from './migration.ts';
+import { Op, SatchelError, Status, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { forEachKey, readVersioned, requester as copyRequester, writeCopy, type NodeAddress, type Request } from './key-copier.ts';
+import type { MigrationHost } from './migration.ts';
 
 export interface ReplicationResult {
   /** Copies written (a key written to two new holders counts twice). */
@@ -27,9 +27,6 @@ export interface ReplicationResult {
   /** repairCopies: nodes that could not be listed, and copies that could not be written (unreachable). */
   skipped?: number;
 }
-
-const PAGE = 500;
-const IN_FLIGHT = 64;
 
 /**
  * The placement without `lost`, with `replacement` (when not empty) joining as a new newest generation, and
@@ -131,13 +128,13 @@ async function heldBefore(request: Request, placement: WirePlacement, generation
 async function copyFromLost(request: Request, lost: NodeAddress, placement: WirePlacement, result: ReplicationResult, down?: Set<string>): Promise<void> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   try {
-    await forEachKey(request, lost as WirePlacementNode, async (key) => {
+    await forEachKey(request, lost, async (key) => {
       result.keys++;
       const hash = hashKey(key);
       const targets = new Map<string, WirePlacementNode>();
       for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, hash, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
       try {
-        await copyKey(request, lost as WirePlacementNode, key, targets.values(), result, down);
+        await copyKey(request, lost, key, targets.values(), result, down);
       } catch (error) {
         // The lost node stopped answering midway: the keys it still held are what survivors could not give.
         if (!unreachable(error)) throw error;
@@ -195,34 +192,9 @@ export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placeme
 
 const unreachable = (error: unknown) => error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT');
 
-type Request = (node: WirePlacementNode, op: number, flags: number, key: string, value: Uint8Array | null, arg?: number, frameEpoch?: number) => Promise<Reply>;
-
 /** Requests as the job under `epoch`; an answer other than OK or NOT_FOUND is thrown. */
 function requester(host: Pick<MigrationHost, 'connect'>, jobId: string, epoch: number): Request {
-  return async (node, op, flags, key, value, arg = 0, frameEpoch = epoch) => {
-    const reply = await host.connect(node.address, jobId).request({ op, flags, epoch: frameEpoch, arg, key, value });
-    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) {
-      throw new SatchelError(errorCodeOf(reply.status), `copying keys of ${jobId} on ${node.id}: ${reply.message}`);
-    }
-    return reply;
-  };
-}
-
-/** Every key `source` holds (blocks of large values included), `IN_FLIGHT` at a time, a page after another. */
-async function forEachKey(request: Request, source: WirePlacementNode, each: (key: string) => Promise<void>): Promise<void> {
-  let cursor = '';
-  for (;;) {
-    const page = await request(source, Op.LIST, Flag.INTERNAL_KEYS, '', Buffer.from(cursor, 'utf8'), PAGE);
-    const keys = decodeKeyList(page.body);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(IN_FLIGHT, keys.length) }, async () => {
-        while (next < keys.length) await each(keys[next++]!);
-      }),
-    );
-    if ((page.flags & Flag.MORE) === 0 || keys.length === 0) break;
-    cursor = keys.at(-1)!;
-  }
+  return copyRequester((address, job) => host.connect(address, job), jobId, epoch, (node) => `copying keys of ${jobId} on ${node.id}`);
 }
 
 /**
@@ -230,13 +202,13 @@ async function forEachKey(request: Request, source: WirePlacementNode, each: (ke
  * With `down`, a target that cannot be reached is added to it and counted in `skipped` instead of failing the
  * copy, and targets in it are stepped over.
  */
-async function copyKey(request: Request, source: WirePlacementNode, key: string, targets: Iterable<WirePlacementNode>, result: ReplicationResult, down?: Set<string>): Promise<void> {
-  const value = await request(source, Op.GET, Flag.VERSION, key, null);
-  if (value.status === Status.NOT_FOUND) return; // deleted meanwhile
+async function copyKey(request: Request, source: NodeAddress, key: string, targets: Iterable<WirePlacementNode>, result: ReplicationResult, down?: Set<string>): Promise<void> {
+  const value = await readVersioned(request, source, key);
+  if (value === null) return; // deleted meanwhile
   for (const target of targets) {
     try {
       if (down?.has(target.id)) throw new SatchelError('UNAVAILABLE', `${target.id} unreachable`);
-      await request(target, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.arg, value.epoch);
+      await writeCopy(request, target, key, value);
     } catch (error) {
       if (down === undefined || !unreachable(error)) throw error;
       down.add(target.id);

@@ -1,11 +1,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Satchel } from '../client/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
 import { SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import { startStorageNode } from '../storage-node/index.ts';
+import { buildConsole } from './console.ts';
 import { Controller } from './server.ts';
 import { defaultTenantKey } from './tenants.ts';
 
@@ -116,4 +118,39 @@ test('RegisterNode and RegisterMetadata refuse addresses and numbers no one can 
   // Registration still works.
   const reply = await client.call('RegisterJob', { name: 'fine', hints: {}, key: defaultTenantKey(secret) });
   t.truthy(reply.jobId);
+});
+
+test('a DROP_JOB a node does not answer is logged with the node and job, and counted on /metrics', async (t) => {
+  const secret = randomBytes(32);
+  const lines: { msg: string; op?: string; node?: string; job?: string }[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const controller = new Controller({ secret, logger: pino({ level: 'warn' }, stream), nodeTimeoutMs: 3_000 });
+  const address = await controller.listen(0, '127.0.0.1');
+  t.teardown(() => controller.close());
+  const metadata = new MetadataServer({ secret, logger, controller: address });
+  await metadata.listen(0, '127.0.0.1');
+  t.teardown(() => metadata.close());
+  const node = await startStorageNode({ id: 'dram-x', tier: 'dram', capacity: 1 << 24, secret, logger, controller: address });
+  const job = await controller.registerJob('doomed', {});
+  t.deepEqual(job.placement?.generations[0]!.nodes.map((n) => n.id), ['dram-x']);
+  const app = buildConsole(controller, { adminToken: signToken(secret, '@admin'), viewerToken: signToken(secret, '@viewer') });
+  t.teardown(() => app.close());
+  const failures = async () => {
+    const text = (await app.inject({ url: '/metrics', headers: { authorization: `Bearer ${signToken(secret, '@viewer')}` } })).body;
+    return Object.fromEntries([...text.matchAll(/^satchel_controller_node_call_failures_total\{op="([a-z_]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  };
+  t.like(await failures(), { announce: 0, drop_job: 0, limit_job: 0, set_placement: 0, drop_placement: 0 });
+  // The node goes away; deregistered before the controller holds it lost, its DROP_JOB fails.
+  await node.close();
+  await controller.deregisterJob(job.jobId);
+  t.like(await failures(), { drop_job: 1, announce: 0 });
+  const logged = lines.find((l) => l.op === 'drop_job');
+  t.truthy(logged, 'a warning says so');
+  t.like(logged, { node: 'dram-x', job: job.jobId });
+  t.false(controller.registry.jobs.has(job.jobId), 'the job is gone all the same');
 });

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import {
   SatchelError,
+  authorize,
+  retry,
   signToken,
-  verifyToken,
   ADMIN_SUBJECT,
   type ControllerMethods,
   type MetadataMethods,
@@ -26,14 +27,21 @@ import {
 import { MetadataMetrics } from './metrics.ts';
 import { PlacementStore } from './placement-store.ts';
 
+/** GetPlacement opens to the job's own tokens and the admin's; the controller's calls to the admin's only. */
+const JOB_SCOPES = ['admin', 'data', 'internal'] as const;
+const ADMIN_ONLY = ['admin'] as const;
+/** Between tries of RegisterMetadata: 20 tries span about half a minute, time for a controller to come up. */
+const ANNOUNCE_BACKOFF = { baseMs: 200, capMs: 2_500 };
+
 export interface MetadataServerOptions {
   secret: Uint8Array;
   logger: Logger;
   /** The controller to announce this server to (host:port); omitted in unit tests. */
   controller?: string;
   /**
-   * How many times to try announcing to the controller before `listen` gives up (default 20, backing off up to
-   * 2 s between tries: about half a minute). UNAVAILABLE and TIMEOUT are retried, anything else is not.
+   * How many times to try announcing to the controller before `listen` gives up (default 20, backing off as
+   * proto's `retry` does, from 200 ms up to 2.5 s between tries: about half a minute). UNAVAILABLE and TIMEOUT are
+   * retried, anything else is not.
    */
   announceAttempts?: number;
   /** The host clients should dial when it is not the one bound (a pod binding 0.0.0.0). */
@@ -65,21 +73,21 @@ export class MetadataServer {
     this.loaded = options.controller === undefined;
     const impl: ServiceImpl<MetadataMethods> = {
       GetPlacement: async ({ jobId, token }) => {
-        this.authorize(token, jobId);
+        authorize(options.secret, token, jobId, JOB_SCOPES);
         if (!this.loaded && !this.store.has(jobId)) {
           throw new SatchelError('UNAVAILABLE', 'metadata server starting: placements not received from the controller yet');
         }
         return this.store.get(jobId);
       },
       SetPlacement: async ({ placement, token }) => {
-        this.authorize(token, null);
+        authorize(options.secret, token, null, ADMIN_ONLY);
         if (!placement?.jobId) throw new SatchelError('BAD_REQUEST', 'placement without a job id');
         this.store.set(placement);
         options.logger.info({ job: placement.jobId, epoch: placement.epoch }, 'placement set');
         return {};
       },
       DropPlacement: async ({ jobId, token }) => {
-        this.authorize(token, null);
+        authorize(options.secret, token, null, ADMIN_ONLY);
         if (this.store.drop(jobId)) options.logger.info({ job: jobId }, 'placement dropped');
         return {};
       },
@@ -146,29 +154,22 @@ export class MetadataServer {
    * SetPlacement fails at once.
    */
   private async announce(controllerAddress: string): Promise<void> {
-    const attempts = this.options.announceAttempts ?? 20;
-    for (let attempt = 1; ; attempt++) {
-      const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress, undefined, clientTlsOf(this.options.tls));
-      try {
-        await controller.call('RegisterMetadata', { address: this.address!, token: signToken(this.options.secret, ADMIN_SUBJECT) });
-        this.options.logger.info({ controller: controllerAddress, attempt }, 'registered with controller');
-        return;
-      } catch (error) {
-        const retry = error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT') && attempt < attempts;
-        if (!retry) throw error;
-        this.options.logger.warn({ err: error, attempt }, 'registering with the controller failed; retrying');
-      } finally {
-        controller.close();
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
-    }
-  }
-
-  /** `jobId` null: only the admin token will do. */
-  private authorize(token: string, jobId: string | null): void {
-    const subject = typeof token === 'string' ? verifyToken(this.options.secret, token) : null;
-    if (subject === null) throw new SatchelError('UNAUTHORIZED', 'invalid token');
-    if (subject.admin) return;
-    if (jobId === null || subject.jobId !== jobId) throw new SatchelError('UNAUTHORIZED', 'token is not valid for this job');
+    const token = signToken(this.options.secret, ADMIN_SUBJECT);
+    await retry(
+      async (attempt) => {
+        const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress, undefined, clientTlsOf(this.options.tls));
+        try {
+          await controller.call('RegisterMetadata', { address: this.address!, token });
+          this.options.logger.info({ controller: controllerAddress, attempt }, 'registered with controller');
+        } finally {
+          controller.close();
+        }
+      },
+      {
+        attempts: this.options.announceAttempts ?? 20,
+        ...ANNOUNCE_BACKOFF,
+        onRetry: (error, attempt) => this.options.logger.warn({ err: error, attempt }, 'registering with the controller failed; retrying'),
+      },
+    );
   }
 }

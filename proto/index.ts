@@ -27,6 +27,7 @@ export { hashKey, pickNode, pickNodes, type Placement, type PlacementNode } from
 export {
   ADMIN_SUBJECT,
   VIEWER_SUBJECT,
+  authorize,
   signDriverToken,
   verifyDriverToken,
   sameSecret,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, decodeTicket, encodeTicket, isJobId, sameSecret, signDriverToken, signToken, tokenExpiry, verifyDriverToken, verifyToken, type Ticket } from './index.ts';
+import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, authorize, decodeTicket, encodeTicket, isJobId, sameSecret, signDriverToken, signToken, tokenExpiry, verifyDriverToken, verifyToken, type Ticket } from './index.ts';
 
 const secret = randomBytes(32);
 
@@ -148,4 +148,47 @@ test('scopes: the viewer token reads only; driver tokens verify only as driver t
   t.true(sameSecret('abc', 'abc'));
   t.false(sameSecret('abc', 'abd'));
   t.false(sameSecret('abc', 'abcd'));
+});
+
+test('authorize: each token against a call about one job or about the cluster, as the controller and metadata servers ask', (t) => {
+  const job = signToken(secret, 'job-a');
+  const data = signToken(secret, 'job-a', Date.now() + 60_000);
+  const tokens: Record<string, string> = {
+    admin: signToken(secret, ADMIN_SUBJECT),
+    viewer: signToken(secret, VIEWER_SUBJECT),
+    'internal job-a': job,
+    'data job-a': data,
+    'data job-b': signToken(secret, 'job-b', Date.now() + 60_000),
+    driver: signDriverToken(secret, 'job-a'),
+    'another secret': signToken(randomBytes(32), ADMIN_SUBJECT),
+    garbage: 'garbage',
+    'not a string': 5 as unknown as string,
+  };
+  const jobCall = ['admin', 'data', 'internal'] as const;
+  const cases: [string, string, string | null, readonly ('admin' | 'viewer' | 'data' | 'internal')[], string | null][] = [
+    ["the admin token opens a job's call", 'admin', 'job-a', jobCall, null],
+    ["the job's data token opens its call", 'data job-a', 'job-a', jobCall, null],
+    ["the job's internal token opens its call", 'internal job-a', 'job-a', jobCall, null],
+    ["another job's token does not", 'data job-b', 'job-a', jobCall, 'token is not valid for this job'],
+    ["the viewer token opens no job's call", 'viewer', 'job-a', jobCall, 'token is not valid for this job'],
+    ['a driver token is no token here', 'driver', 'job-a', jobCall, 'invalid token'],
+    ['a token of another secret', 'another secret', 'job-a', jobCall, 'invalid token'],
+    ['garbage', 'garbage', null, ['admin'], 'invalid token'],
+    ['not a string', 'not a string', null, ['admin'], 'invalid token'],
+    ['the admin token opens an admin call', 'admin', null, ['admin'], null],
+    ["a job's token opens no admin call", 'data job-a', null, ['admin'], 'this needs the admin token'],
+    ['nor does the viewer token', 'viewer', null, ['admin'], 'this needs the admin token'],
+    ['the viewer token opens a read of the cluster', 'viewer', null, ['admin', 'viewer'], null],
+    ["a job's token opens no read of the cluster", 'internal job-a', null, ['admin', 'viewer'], 'this needs the admin or viewer token'],
+  ];
+  for (const [name, which, jobId, scopes, refusal] of cases) {
+    const token = tokens[which]!;
+    if (refusal === null) {
+      t.is(authorize(secret, token, jobId, scopes).scope, verifyToken(secret, token)!.scope, name);
+      continue;
+    }
+    const error = t.throws(() => authorize(secret, token, jobId, scopes), undefined, name);
+    t.true(error instanceof SatchelError && error.code === 'UNAUTHORIZED', name);
+    t.is(error!.message, refusal, name);
+  }
 });

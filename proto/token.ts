@@ -73,6 +73,22 @@ export function verifyToken(secret: Uint8Array, token: string, now = Date.now())
   return { jobId: subject, admin: scope === 'admin', scope, expiresAt };
 }
 
+/** Scopes that speak for the whole cluster rather than one job. */
+const CLUSTER_SCOPES: ReadonlySet<TokenScope> = new Set(['admin', 'viewer']);
+
+/**
+ * A control-plane call's token check, the one both the controller and the metadata servers make: the token's
+ * subject when its scope is one of `scopes` and, for a job's scopes (`data`, `internal`), it is a token of
+ * `jobId`; otherwise UNAUTHORIZED. `jobId` null: a call about the cluster, which no job's token opens.
+ */
+export function authorize(secret: Uint8Array, token: string, jobId: string | null, scopes: readonly TokenScope[]): TokenSubject {
+  const subject = typeof token === 'string' ? verifyToken(secret, token) : null;
+  if (subject === null) throw new SatchelError('UNAUTHORIZED', 'invalid token');
+  if (scopes.includes(subject.scope) && (CLUSTER_SCOPES.has(subject.scope) || (jobId !== null && subject.jobId === jobId))) return subject;
+  if (jobId !== null) throw new SatchelError('UNAUTHORIZED', 'token is not valid for this job');
+  throw new SatchelError('UNAUTHORIZED', `this needs the ${scopes.filter((s) => CLUSTER_SCOPES.has(s)).join(' or ') || 'admin'} token`);
+}
+
 /** The driver token of `jobId`: renews, grows and deregisters it at the controller, and opens nothing else. */
 export function signDriverToken(secret: Uint8Array, jobId: string): string {
   if (!isJobId(jobId)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(jobId)}`);

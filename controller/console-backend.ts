@@ -1,0 +1,126 @@
+/**
+ * What the console (console.ts, console-live.ts, console-metrics.ts) may see of the controller and ask of it:
+ * snapshots of the cluster, its nodes, jobs, events and metrics, and the few admin actions it offers. The
+ * Controller implements it; the console reads nothing else, so the controller's insides can change under it.
+ *
+ * The views are what the console's JSON API serves (`/api/cluster`, `/api/nodes`, `/api/jobs`, `/api/jobs/:id`),
+ * built here from the controller's records.
+ */
+import type { JobHints, RegisterJobReply, Tier, WirePlacement } from '../proto/index.ts';
+import type { AutoscalerConfig, NodeLoad } from './autoscaler.ts';
+import type { ControlOp } from './call-failures.ts';
+import { costOf, type Prices } from './cost.ts';
+import type { ClusterEvent } from './events.ts';
+import type { NodeStats } from './node-stats.ts';
+import type { DrainResult } from './placement-changes.ts';
+import type { JobRecord, NodeRecord } from './registry.ts';
+
+export interface ConsoleBackend {
+  /** `/api/cluster`. */
+  clusterView(): ClusterView;
+  /** `/api/nodes`: each node with what is reserved on it and its last report. */
+  nodeViews(): NodeView[];
+  /** `/api/jobs`. */
+  jobViews(): JobView[];
+  /** One job in full (`/api/jobs/:id`), or undefined when there is no such job. */
+  jobDetail(jobId: string): JobDetail | undefined;
+  /** Cluster events with a sequence number above `after`, oldest first. */
+  clusterEvents(after?: number): ClusterEvent[];
+  /** Calls `listener` with each new cluster event; returns the unsubscribe function. */
+  onClusterEvent(listener: (event: ClusterEvent) => void): () => void;
+  /** Each placeable node of a tier as the autoscaler sees it. */
+  nodeLoads(tier: Tier): NodeLoad[];
+  /** Control-plane calls to nodes and metadata servers that failed and were left to a retry, by operation. */
+  nodeCallFailures(): ReadonlyMap<ControlOp, number>;
+  hasNode(nodeId: string): boolean;
+  /** Whether nodes can be launched (a provisioner was handed in). */
+  canLaunchNodes(): boolean;
+  /** A job of the default tenant (the admin token stands for its key). */
+  registerJob(name: string, hints: JobHints): Promise<RegisterJobReply>;
+  deregisterJob(jobId: string): Promise<void>;
+  launchNode(tier: Tier, reason: string): Promise<void>;
+  /** Drains the node, then has it stopped and forgotten. */
+  removeNode(nodeId: string, reason: string): Promise<DrainResult>;
+}
+
+export interface ClusterView {
+  controller: string | null;
+  metadata: string[];
+  nodes: NodeRecord[];
+  jobs: number;
+  prices: Prices;
+  autoscaler: AutoscalerConfig | null;
+}
+
+/** A node's last report as the console shows it: the per-job bytes as an object. */
+export type NodeStatsView = Omit<NodeStats, 'jobs'> & { jobs: Record<string, number> };
+
+export type NodeView = NodeRecord & {
+  reserved: number;
+  /** Copies its loss called for (it stopped reporting, or restarted) are being restored elsewhere. */
+  recovering: boolean;
+  stats: NodeStatsView | null;
+};
+
+export interface JobView {
+  id: string;
+  name: string;
+  tier: string;
+  reason: string;
+  reservation: number;
+  /** Bytes the job holds, from the nodes' last reports (each at most a second old). */
+  usage: number;
+  leaseExpiresAt: string;
+  createdAt: string;
+  epoch: number;
+  nodes: WirePlacement['generations'][number]['nodes'];
+  /** Placement generations: more than one while the job grows onto, or moves off, nodes. */
+  generations: number;
+  /** Keys being copied (a drain, a restoration), resumed by a restarted controller; null when none. */
+  pending: JobRecord['pending'] | null;
+  /** Nodes whose data of the job died with a process (its keys there fail with UNAVAILABLE). */
+  lostNodes: string[];
+  cost: { usd: number; byteSeconds: Record<string, number> };
+}
+
+export interface JobDetail extends JobView {
+  /** What the job asked for when it registered. */
+  hints: JobHints;
+  placement: WirePlacement;
+  /**
+   * Each node of the job's newest generation: its share of the reservation (by weight) and what it reports the
+   * job holds there. A per-job view's requested (hints) against reserved against used, node by node.
+   */
+  perNode: { id: string; weight: number; reserved: number; used: number }[];
+}
+
+export function nodeView(node: NodeRecord & { reserved: number }, stats: NodeStats | undefined, recovering: boolean): NodeView {
+  return { ...node, recovering, stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs) } };
+}
+
+export function jobView(job: JobRecord, usage: number, prices: Prices): JobView {
+  return {
+    id: job.id,
+    name: job.name,
+    tier: job.tier,
+    reason: job.reason,
+    reservation: job.reservation,
+    usage,
+    leaseExpiresAt: new Date(job.leaseExpiresAt).toISOString(),
+    createdAt: new Date(job.createdAt).toISOString(),
+    epoch: job.placement.epoch,
+    nodes: job.placement.generations[0]?.nodes ?? [],
+    generations: job.placement.generations.length,
+    pending: job.pending ?? null,
+    lostNodes: job.lostNodes ?? [],
+    cost: { usd: costOf(job.byteSeconds, prices), byteSeconds: job.byteSeconds ?? {} },
+  };
+}
+
+/** `jobView` with the hints, the placement and the job's share of each node (`usedOn`: bytes a node reports). */
+export function jobDetail(job: JobRecord, usage: number, prices: Prices, usedOn: (nodeId: string) => number): JobDetail {
+  const newest = job.placement.generations[0]?.nodes ?? [];
+  const weights = newest.reduce((sum, n) => sum + n.weight, 0);
+  const perNode = newest.map((n) => ({ id: n.id, weight: n.weight, reserved: weights > 0 ? (job.reservation * n.weight) / weights : 0, used: usedOn(n.id) }));
+  return { ...jobView(job, usage, prices), hints: job.hints, placement: job.placement, perNode };
+}

@@ -1,0 +1,301 @@
+/**
+ * Storage nodes as the controller tracks them: registration (and a restart under the same id, which ends the
+ * incarnation that held data), reports, liveness, loss and return, and the restoration of replicated jobs'
+ * copies a loss calls for (replication.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { SatchelError, TIERS, isHostPort, type JobUsage, type NodeInfo, type NodeReport, type NodeReportReply, type Tier, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { growJob as growAllocation } from './allocation.ts';
+import type { ControlOp } from './call-failures.ts';
+import type { ControllerContext } from './context.ts';
+import type { JobBook } from './jobs.ts';
+import { isLostMember, nodesOf, reconcileNode } from './members.ts';
+import type { PlacementChanges } from './placement-changes.ts';
+import type { QuotaEnforcer } from './quotas.ts';
+import type { NodeRecord } from './registry.ts';
+import { rereplicateJob, type ReplicationResult } from './replication.ts';
+
+/** What a restarted controller gives nodes beyond the node timeout to report for the first time. */
+const RESTART_GRACE_MS = 3_000;
+
+const TIER_NAMES: ReadonlySet<string> = new Set(TIERS);
+
+export class NodeBook {
+  /**
+   * Nodes drained and removed, by tier: a process still running under that id may not register again (without a
+   * provisioner nobody stopped it). A launch in the tier clears them: a StatefulSet reuses its pod names.
+   */
+  private readonly retired = new Map<string, string>();
+  /** Restorations a node's loss started, by node: its next report waits for them (`nodeBack`). */
+  private readonly recovering = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly ctx: ControllerContext,
+    private readonly jobs: JobBook,
+    private readonly quotas: QuotaEnforcer,
+    private readonly placements: PlacementChanges,
+  ) {}
+
+  /** Whether the copies a loss of `nodeId` (or of its earlier incarnation) called for are still being restored. */
+  isRecovering(nodeId: string): boolean {
+    return this.recovering.has(nodeId);
+  }
+
+  async registerNode(node: NodeInfo): Promise<string> {
+    const { ctx } = this;
+    if (!node || !isHostPort(node.address) || !TIER_NAMES.has(node.tier) || !(node.capacity > 0 && Number.isFinite(node.capacity)) || !(node.bandwidth >= 0 && Number.isFinite(node.bandwidth))) {
+      throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), a host:port address, a positive capacity and a bandwidth');
+    }
+    const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
+    if (this.retired.has(id)) throw new SatchelError('BAD_REQUEST', `node ${id} was drained and removed; start a new node instead`);
+    const bootId = node.bootId ?? '';
+    const known = ctx.registry.nodes.get(id);
+    if (known !== undefined && (known.bootId ?? '') !== bootId) await this.incarnationEnded(known);
+    const record: NodeRecord = { ...node, id, bootId, registeredAt: Date.now() };
+    if (known?.draining === true && known.bootId === bootId) record.draining = true;
+    ctx.registry.nodes.set(id, record);
+    await ctx.store?.putNode(record);
+    ctx.logger.info({ node: id, bootId, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
+    ctx.events.add('node-joined', `registered at ${node.address}`, { tier: node.tier, node: id, details: { capacity: node.capacity } });
+    await this.placements.placeUnplaced();
+    return id;
+  }
+
+  /**
+   * A node's report (its figures checked by the caller). The answer renews the node's lease, so first a node back
+   * from a loss drops what moved on without it, and any node learns what it missed (an announcement that failed,
+   * say); then reservations and quotas follow what it reported.
+   */
+  async report(report: NodeReport): Promise<NodeReportReply> {
+    // A removed node still running (no provisioner stopped it) is not asked to register again.
+    if (this.retired.has(report.nodeId)) return { unknown: false };
+    const reporting = this.ctx.registry.nodes.get(report.nodeId);
+    if (reporting === undefined) return { unknown: true };
+    // Another incarnation than the one registered: it registers (and so is seen as a restart) first.
+    if ((report.bootId ?? '') !== (reporting.bootId ?? '')) return { unknown: true };
+    this.ctx.stats.record(report);
+    if (reporting.lost === true) await this.nodeBack(reporting, report.jobs);
+    else await this.reconcile(reporting, report.jobs);
+    // Right away rather than on a timer: a reservation trails use by at most one report (measured in
+    // bench jobs, a 1 s timer on top of the 1 s reports let it trail by up to 2 s while sorts wrote).
+    void this.jobs.rightsize();
+    void this.quotas.enforce();
+    return { unknown: false, leaseMs: this.ctx.nodeLeaseMs };
+  }
+
+  /**
+   * A node registered under a known id with another boot id: the process that held its data is gone. Every job
+   * placed on it gets it as a lost member (never announced to the new process), and, unless its loss was already
+   * handled (it stopped reporting first), the loss runs now: replicated jobs are restored without it.
+   */
+  private async incarnationEnded(old: NodeRecord): Promise<void> {
+    const { ctx } = this;
+    const jobs = [...ctx.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(old.id) && !isLostMember(job, old.id));
+    // First, while they still count it as a member: the loss picks the jobs to restore.
+    if (old.lost !== true) void this.nodeLost(old, 'restarted');
+    for (const job of jobs) job.lostNodes = [...(job.lostNodes ?? []), old.id];
+    // Recorded before the new incarnation is: a controller restarted in between must not take the new process for
+    // a member of those jobs (it would announce them to it, and it holds none of their data).
+    await Promise.all(jobs.map((job) => ctx.persistJob(job)));
+    ctx.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
+    ctx.events.add('node-restarted', `a new process took over ${old.id}; ${jobs.length} job(s) lose what it held${jobs.length > 0 ? ' (replicated ones get their copies restored)' : ''}`, {
+      tier: old.tier,
+      node: old.id,
+      details: { jobs: jobs.length },
+    });
+  }
+
+  /**
+   * Declares lost every node not heard from for the node timeout (since its last report, or since it registered
+   * or this controller started): see `nodeLost`.
+   */
+  checkLiveness(now: number): void {
+    const { ctx } = this;
+    for (const node of ctx.registry.nodes.values()) {
+      if (node.lost === true) continue;
+      // After a restart, nodes get longer: their channels reconnect first (up to a second of backoff), and a node
+      // declared lost for that while another was being restored could take the only copy of keys with it.
+      const heard = Math.max(ctx.stats.lastReportAt(node.id) ?? 0, node.registeredAt, ctx.startedAt + RESTART_GRACE_MS);
+      if (now - heard > ctx.nodeTimeoutMs) void this.nodeLost(node, `no report for ${((now - heard) / 1000).toFixed(1)} s`);
+    }
+  }
+
+  /**
+   * A node stopped reporting (`reason` says how long), or came back as a new incarnation (its data gone): it
+   * takes no new jobs or growth, and every replicated job on it gets its copies restored from the survivors under
+   * a placement without it (the node's lease ran out before this: it no longer serves them). Jobs with one copy
+   * keep it in their placement: their keys there fail with UNAVAILABLE rather than find nothing, and come back
+   * if the node does (same incarnation). The restorations are kept on the record (`recovering`), so the node's
+   * next report waits for them before it is answered.
+   */
+  private nodeLost(node: NodeRecord, reason: string): Promise<void> {
+    const { ctx } = this;
+    node.lost = true;
+    const jobs = [...ctx.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(node.id) && !isLostMember(job, node.id));
+    const replicated = jobs.filter((job) => (job.placement.replicas ?? 1) > 1);
+    const single = jobs.filter((job) => (job.placement.replicas ?? 1) === 1);
+    ctx.logger.warn({ node: node.id, reason, replicated: replicated.length, unreplicated: single.map((j) => j.id) }, 'node lost');
+    ctx.events.add('node-lost', `${reason}${single.length > 0 ? `; data of ${single.length} job(s) with one copy unavailable while it is gone` : ''}`, {
+      tier: node.tier,
+      node: node.id,
+      details: { jobs: jobs.length, replicated: replicated.length },
+    });
+    const restorations = replicated.map((job) =>
+      this.placements.change(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
+        ctx.logger.error({ err: error, job: job.id, node: node.id }, 'restoring copies failed');
+        ctx.events.add('replication-failed', `copies of ${job.id} not restored: ${(error as Error).message}`, { tier: node.tier, node: node.id });
+      }),
+    );
+    const recovering = Promise.all(restorations).then(() => undefined);
+    this.recovering.set(node.id, recovering);
+    void recovering.finally(() => {
+      if (this.recovering.get(node.id) === recovering) this.recovering.delete(node.id);
+    });
+    return recovering;
+  }
+
+  /**
+   * A lost node reported again (it was slow, frozen or cut off, not gone): once the restorations its loss started
+   * have published their placements, it drops what moved on without it (so its stale copies cannot come back)
+   * and learns what it missed (`reconcile`); then it may take jobs again, and its answer renews its lease.
+   */
+  private async nodeBack(node: NodeRecord, reported: readonly JobUsage[]): Promise<void> {
+    await this.recovering.get(node.id);
+    if (node.lost !== true) return this.reconcile(node, reported);
+    this.ctx.logger.warn({ node: node.id }, 'lost node reports again');
+    await this.reconcile(node, reported);
+    node.lost = false;
+    this.ctx.events.add('node-back', 'reports again; jobs restored elsewhere meanwhile were dropped from it', { tier: node.tier, node: node.id });
+  }
+
+  /** Tells a node what its report shows it missed (members.ts `reconcileNode`); what fails, its next report retries. */
+  private async reconcile(node: NodeRecord, reported: readonly JobUsage[]): Promise<void> {
+    const { ctx } = this;
+    const actions = reconcileNode(node.id, reported, ctx.registry.jobs, ctx.registering);
+    if (actions.length === 0) return;
+    ctx.logger.info({ node: node.id, actions }, 'telling a node what it missed');
+    const bootId = node.bootId ?? '';
+    const tokensExpireBy = ctx.tokensExpireBy();
+    await Promise.all(
+      actions.map(async (action) => {
+        let op: ControlOp = action.kind === 'drop' ? 'drop_job' : 'announce';
+        try {
+          if (action.kind === 'announce') await ctx.admin.announce(node.address, action.jobId, action.epoch, action.flags, bootId);
+          else if (action.kind === 'move') {
+            await ctx.admin.announce(node.address, action.jobId, action.epoch, 0, bootId);
+            op = 'drop_job';
+            await ctx.admin.dropJob(node.address, action.jobId, true);
+          } else await ctx.admin.dropJob(node.address, action.jobId, false, tokensExpireBy);
+        } catch (error) {
+          ctx.failures.record(op, error, { node: node.id, job: action.jobId }, `retried on its next report (${action.kind})`);
+        }
+      }),
+    );
+  }
+
+  private async restoreCopies(jobId: string, node: NodeRecord): Promise<ReplicationResult | null> {
+    const { ctx, placements } = this;
+    const job = ctx.registry.jobs.get(jobId);
+    if (job === undefined || !nodesOf(job.placement).has(node.id)) return null;
+    // Copies an earlier change left unfinished (it failed, or the controller died): this restoration only makes
+    // the copies its own loss calls for, so a repair follows it.
+    const unfinished = job.pending !== undefined;
+    const replicas = job.placement.replicas ?? 1;
+    const newest = job.placement.generations[0]!.nodes.filter((n) => n.id !== node.id);
+    let replacement: WirePlacementNode[] = [];
+    if (newest.length < replicas) {
+      // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
+      const growth = growAllocation(newest, job.tier as Tier, placements.placeableFor(job).filter((n) => n.id !== node.id), placements.freeRoom, job.reservation);
+      const added = growth?.added[0];
+      const record = added === undefined ? undefined : ctx.registry.nodes.get(added);
+      if (record !== undefined) replacement = [{ id: record.id, address: record.address, weight: 1 }];
+    }
+    const started = Date.now();
+    const host = placements.placementHost(job);
+    let published = false;
+    try {
+      let restored: { placement: WirePlacement; result: ReplicationResult };
+      try {
+        restored = await rereplicateJob(
+          {
+            ...host,
+            // The copies are made under the new placement: recorded with it, so a restart finishes them.
+            publish: async (placement) => {
+              job.pending = { kind: 'restore', node: node.id };
+              await host.publish(placement);
+              published = true;
+            },
+          },
+          job.placement,
+          node,
+          replacement,
+        );
+      } catch (error) {
+        // Placed without the node, a copy failed (a node unreachable, or refusing meanwhile): the copies its
+        // placement wants are made by a repair, which steps over unreachable nodes and tries again later.
+        if (!published) throw error;
+        ctx.logger.warn({ err: error, job: jobId, lost: node.id }, 'restoring copies failed: repairing instead');
+        if (await placements.repair(job)) {
+          job.pending = undefined;
+          await ctx.publisher.apply(job, job.placement);
+        }
+        return null;
+      }
+      const { placement, result } = restored;
+      if (unfinished && !(await placements.repair(job))) return result;
+      job.pending = undefined;
+      await ctx.publisher.apply(job, placement);
+      ctx.logger.info({ job: jobId, lost: node.id, epoch: placement.epoch, ...result, ms: Date.now() - started }, 'copies restored');
+      ctx.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`, {
+        tier: node.tier,
+        node: node.id,
+        details: { copies: result.copies, bytes: result.bytes, keys: result.keys },
+      });
+      return result;
+    } finally {
+      host.close();
+    }
+  }
+
+  /**
+   * After a restart: a replicated job still naming a node whose process died with its data. The previous
+   * controller recorded the loss but died before the restoration's placement was (a lost member is never
+   * announced the job again), so the restoration runs now.
+   */
+  async resumeRestorations(): Promise<void> {
+    const { ctx } = this;
+    for (const job of [...ctx.registry.jobs.values()]) {
+      if ((job.placement.replicas ?? 1) === 1) continue;
+      for (const id of job.lostNodes ?? []) {
+        const named = job.placement.generations.flatMap((g) => g.nodes).find((n) => n.id === id);
+        if (named === undefined) continue;
+        const node: NodeRecord = { tier: job.tier, capacity: 0, bandwidth: 0, registeredAt: 0, ...ctx.registry.nodes.get(id), id, address: named.address };
+        ctx.logger.info({ job: job.id, node: id }, 'restoring copies of a node lost before a restart');
+        await this.placements.change(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
+          ctx.logger.error({ err: error, job: job.id, node: id }, 'restoring copies failed');
+        });
+      }
+    }
+  }
+
+  /** Forgets a node (drained, or gone for good): no placement may still name it, and its id may not register again. */
+  async forgetNode(nodeId: string): Promise<void> {
+    const { ctx } = this;
+    const node = ctx.registry.nodes.get(nodeId);
+    for (const job of ctx.registry.jobs.values()) {
+      if (nodesOf(job.placement).has(nodeId) && !isLostMember(job, nodeId)) {
+        throw new SatchelError('BAD_REQUEST', `node ${nodeId} still holds job ${job.id}: drain it first`);
+      }
+    }
+    ctx.registry.nodes.delete(nodeId);
+    if (node !== undefined) this.retired.set(nodeId, node.tier);
+    ctx.stats.forget(nodeId);
+    await ctx.store?.deleteNode(nodeId);
+    ctx.logger.info({ node: nodeId }, 'node removed');
+  }
+
+  /** Ids of `tier` retired by a drain may register again (a launch there: a StatefulSet reuses its pod names). */
+  unretire(tier: Tier): void {
+    for (const [id, retiredTier] of this.retired) if (retiredTier === tier) this.retired.delete(id);
+  }
+}

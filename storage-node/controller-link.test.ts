@@ -18,11 +18,11 @@ async function controller(t: ExecutionContext, answers: (ErrorCode | 'ok')[]): P
   const server = new grpc.Server();
   const impl = {
     RegisterNode: async (request: RegisterNodeRequest) => {
-      t.is(request.node.bootId, node.bootId);
+      t.is(request.node!.bootId, node.bootId);
       const answer = answers[calls.length] ?? 'ok';
       calls.push(performance.now());
       if (answer !== 'ok') throw new SatchelError(answer, `refused with ${answer}`);
-      return { nodeId: request.node.id, leaseMs: 0 };
+      return { nodeId: request.node!.id, leaseMs: 0 };
     },
   } as unknown as ServiceImpl<ControllerMethods>;
   addService(server, CONTROLLER_SERVICE, impl, () => {});

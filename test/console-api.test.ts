@@ -134,7 +134,8 @@ test('every route checks its input: a 400 naming the problem, before anything ha
     ['a bad cursor', { method: 'GET', url: '/api/events?after=soon', headers: viewer }, /after must match pattern/],
     ['not JSON', { method: 'POST', url: '/api/jobs', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' }, /JSON/],
   ];
-  const jobs = cluster.controller.registry.jobs.size;
+  // Jobs of the names these requests carry: other tests register jobs of their own meanwhile.
+  const made = () => [...cluster.controller.registry.jobs.values()].filter((job) => job.name === 'x' || job.name === 'x'.repeat(100)).length;
   for (const [what, request, message] of cases) {
     const response = await app.inject(request);
     t.is(response.statusCode, 400, what);
@@ -143,7 +144,7 @@ test('every route checks its input: a 400 naming the problem, before anything ha
   }
   const huge = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x'.repeat(100), hints: {}, pad: 'y'.repeat(100_000) } });
   t.is(huge.statusCode, 413, 'a body over 64 KiB is refused unread');
-  t.is(cluster.controller.registry.jobs.size, jobs, 'no job was made by any of them');
+  t.is(made(), 0, 'no job was made by any of them');
 });
 
 test('POST /api/nodes without a provisioner is a conflict; DELETE of an unknown node a 404', async (t) => {

@@ -2,16 +2,32 @@
  * The console's JSON API against an in-process cluster: every route but the page needs a token (the viewer
  * token reads, the admin token also changes things; 401 without one, and nothing changes), schemas refuse bad
  * input with a 400 that says why, jobs carry their cost, the live stream pushes events and snapshots, drops a
- * page that stops reading and caps how many are open, and /metrics passes `promtool check metrics`.
+ * page that stops reading and caps how many are open, and /metrics passes `promtool check metrics`. The page's
+ * files are open and uncached as the page was; the page's own types of the API (console-web/types.ts) are held
+ * to what the console sends, at compile time.
  */
 import test from 'ava';
 import { connect, type Socket } from 'node:net';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { buildConsole, type ConsoleOptions } from '../controller/index.ts';
 import { costOf, DEFAULT_PRICES } from '../controller/cost.ts';
+import type { jobRow, nodeRows, snapshot } from '../controller/console-live.ts';
+import type * as Page from '../controller/console-web/types.ts';
 import { VIEWER_SUBJECT, signToken } from '../proto/index.ts';
 import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
 import { promtoolCheck, sample } from './helpers/promtool.ts';
+
+/**
+ * The page reads the API through its own types (the browser project cannot load the server's): each is a
+ * `true` only while what the server builds still fits the page's type, so a field renamed on one side and not
+ * the other fails `tsc --noEmit -p .`.
+ */
+type Fits<Server, PageType> = Server extends PageType ? true : never;
+export const pageTypesFit: [
+  Fits<ReturnType<typeof snapshot>, Page.Snapshot>,
+  Fits<ReturnType<typeof jobRow>, Page.JobRow>,
+  Fits<ReturnType<typeof nodeRows>[number], Page.NodeRow>,
+] = [true, true, true];
 
 let cluster: InProcessCluster;
 let app: FastifyInstance;
@@ -112,9 +128,47 @@ test('every /api route and /metrics needs a token: the viewer token reads, only 
     const response = await app.inject({ url });
     t.true([401, 404].includes(response.statusCode), `${url}: ${response.statusCode}`);
   }
-  // The page and its script stay open: they hold no data.
-  t.is((await app.inject({ url: '/' })).statusCode, 200);
-  t.is((await app.inject({ url: '/assets/chart.umd.min.js' })).statusCode, 200);
+  // The page and its files stay open: they hold no data.
+  for (const url of ['/', '/assets/console.js', '/assets/console.css', '/favicon.ico', '/assets/chart.umd.min.js']) {
+    t.is((await app.inject({ url })).statusCode, 200, url);
+  }
+});
+
+test('the page, its script, style and icon: built files, open, with no cache headers; Chart.js cached for a day', async (t) => {
+  const files: [string, RegExp, RegExp][] = [
+    ['/', /^text\/html; charset=utf-8$/, /<script src="\/assets\/console\.js"><\/script>/],
+    ['/assets/console.js', /^application\/javascript; charset=utf-8$/, /#job-detail/],
+    ['/assets/console.css', /^text\/css; charset=utf-8$/, /@container/],
+    ['/favicon.ico', /^image\/svg\+xml$/, /^<svg /],
+  ];
+  for (const [url, type, body] of files) {
+    const response = await app.inject({ url });
+    t.is(response.statusCode, 200, url);
+    t.regex(String(response.headers['content-type']), type, url);
+    t.regex(response.body, body, url);
+    // A page and a script from two builds never meet: nothing is kept, as when the script was inline.
+    for (const header of ['cache-control', 'etag', 'last-modified']) t.is(response.headers[header], undefined, `${url} ${header}`);
+  }
+  const chart = await app.inject({ url: '/assets/chart.umd.min.js' });
+  t.is(chart.headers['cache-control'], 'max-age=86400');
+  t.regex(String(chart.headers['content-type']), /^text\/javascript/);
+  // Only the page's files: other paths are the console's 404, not a directory listing or a file elsewhere.
+  for (const url of ['/index.html', '/assets/', '/assets/../package.json', '/assets/%2e%2e/console.ts', '/assets/tsconfig.json', '/assets/main.ts']) {
+    const response = await app.inject({ url });
+    t.is(response.statusCode, 404, url);
+    t.is(response.json().code, 'BAD_REQUEST', url);
+  }
+});
+
+// Serial (ava runs these before the others): the job it registers would upset tests that count the jobs.
+test.serial("GET /api/jobs/:id has what the page's job view shows: its hints and every generation", async (t) => {
+  const job = await cluster.controller.registerJob('detailed', { capacity: 8 * 1024 * 1024, latencySensitive: true });
+  t.teardown(() => cluster.controller.deregisterJob(job.jobId).catch(() => {}));
+  const detail = (await app.inject({ url: `/api/jobs/${job.jobId}`, headers: viewer })).json() as Page.JobDetail;
+  t.deepEqual(detail.hints, { capacity: 8 * 1024 * 1024, latencySensitive: true });
+  t.is(detail.placement.epoch, detail.epoch);
+  t.deepEqual(detail.placement.generations[0]?.nodes, detail.nodes);
+  t.true(detail.reservation >= 8 * 1024 * 1024);
 });
 
 test('the console will not start with a missing token, or the admin token as the viewer token', (t) => {

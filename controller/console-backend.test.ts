@@ -5,7 +5,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { ADMIN_SUBJECT, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
-import { jobDetail, type ConsoleBackend, type JobDetail } from './console-backend.ts';
+import { jobDetail, nodeView, type ConsoleBackend, type JobDetail } from './console-backend.ts';
 import { buildConsole } from './console.ts';
 import { DEFAULT_PRICES } from './cost.ts';
 import type { ClusterEvent } from './events.ts';
@@ -84,4 +84,12 @@ test('the console serves what the backend gives, and asks it for the admin actio
   t.is((await app.inject({ method: 'POST', url: '/api/jobs', headers, payload: { name: 'made' } })).statusCode, 201);
   t.is((await app.inject({ method: 'DELETE', url: `/api/jobs/${job.id}`, headers })).statusCode, 204);
   t.deepEqual(asked, ['remove a', 'register made', `deregister ${job.id}`]);
+});
+
+test('a node view survives JSON: its per-job figures become objects (a Map would serialize as {})', (t) => {
+  const node = { id: 'a', tier: 'dram', address: '127.0.0.1:1', capacity: GiB, bandwidth: 1, reserved: 0 };
+  const stats = { at: 1, cpu: 0.1, bytesInPerSec: 0, bytesOutPerSec: 0, opsPerSec: 0, used: 5, capacity: GiB, jobs: new Map([['sort-1', 5]]), fullRefusals: new Map([['sort-1', 3]]), latencyP50Us: null, latencyP99Us: null };
+  const sent = JSON.parse(JSON.stringify(nodeView(node as never, stats, false))) as { stats: { jobs: unknown; fullRefusals: unknown } };
+  t.deepEqual(sent.stats.jobs, { 'sort-1': 5 });
+  t.deepEqual(sent.stats.fullRefusals, { 'sort-1': 3 });
 });

@@ -53,7 +53,8 @@ export interface ClusterView {
 }
 
 /** A node's last report as the console shows it: the per-job bytes as an object. */
-export type NodeStatsView = Omit<NodeStats, 'jobs'> & { jobs: Record<string, number> };
+/** A node's latest figures as JSON carries them: its per-job maps as objects (a Map serializes as `{}`). */
+export type NodeStatsView = Omit<NodeStats, 'jobs' | 'fullRefusals'> & { jobs: Record<string, number>; fullRefusals: Record<string, number> };
 
 export type NodeView = NodeRecord & {
   reserved: number;
@@ -77,15 +78,15 @@ export interface JobView {
   /** Placement generations: more than one while the job grows onto, or moves off, nodes. */
   generations: number;
   /** Keys being copied (a drain, a restoration), resumed by a restarted controller; null when none. */
-  pending: JobRecord['pending'] | null;
+  pending: NonNullable<JobRecord['pending']> | null;
   /** Nodes whose data of the job died with a process (its keys there fail with UNAVAILABLE). */
   lostNodes: string[];
   cost: { usd: number; byteSeconds: Record<string, number> };
+  /** What the job asked for when it registered: with the reservation and usage, requested vs reserved vs used. */
+  hints: JobHints;
 }
 
 export interface JobDetail extends JobView {
-  /** What the job asked for when it registered. */
-  hints: JobHints;
   placement: WirePlacement;
   /**
    * Each node of the job's newest generation: its share of the reservation (by weight) and what it reports the
@@ -95,7 +96,7 @@ export interface JobDetail extends JobView {
 }
 
 export function nodeView(node: NodeRecord & { reserved: number }, stats: NodeStats | undefined, recovering: boolean): NodeView {
-  return { ...node, recovering, stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs) } };
+  return { ...node, recovering, stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs), fullRefusals: Object.fromEntries(stats.fullRefusals) } };
 }
 
 export function jobView(job: JobRecord, usage: number, prices: Prices): JobView {
@@ -114,6 +115,7 @@ export function jobView(job: JobRecord, usage: number, prices: Prices): JobView 
     pending: job.pending ?? null,
     lostNodes: job.lostNodes ?? [],
     cost: { usd: costOf(job.byteSeconds, prices), byteSeconds: job.byteSeconds ?? {} },
+    hints: job.hints,
   };
 }
 
@@ -122,5 +124,5 @@ export function jobDetail(job: JobRecord, usage: number, prices: Prices, usedOn:
   const newest = job.placement.generations[0]?.nodes ?? [];
   const weights = newest.reduce((sum, n) => sum + n.weight, 0);
   const perNode = newest.map((n) => ({ id: n.id, weight: n.weight, reserved: weights > 0 ? (job.reservation * n.weight) / weights : 0, used: usedOn(n.id) }));
-  return { ...jobView(job, usage, prices), hints: job.hints, placement: job.placement, perNode };
+  return { ...jobView(job, usage, prices), placement: job.placement, perNode };
 }

@@ -1,6 +1,3 @@
-import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { SatchelError, sameSecret, type ErrorCode, type JobHints } from '../proto/index.ts';
@@ -8,10 +5,10 @@ import { TIERS, type Tier } from '../proto/index.ts';
 import type { ConsoleBackend } from './console-backend.ts';
 import { LiveFeed, type StreamLimits } from './console-live.ts';
 import { controllerMetrics } from './console-metrics.ts';
-import { consolePage } from './console-page.ts';
+import { pageRoutes } from './console-page.ts';
 
 /**
- * The admin console: the web UI at `/` (console-page.ts), JSON under `/api` with a JSON schema on every route
+ * The admin console: the web UI at `/` (console-web/), JSON under `/api` with a JSON schema on every route
  * (fastify validates: bad input gets a 400 saying what is wrong), live updates as server-sent events
  * (`/api/stream`), and `/metrics`. Every route but the page and its assets needs a token (`Authorization:
  * Bearer`): the viewer or the admin token to read, the admin token to change anything. Built without `listen`
@@ -199,15 +196,6 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get('/', open, async (_request, reply) => reply.type('text/html; charset=utf-8').send(consolePage()));
-  app.get('/assets/chart.umd.min.js', open, async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'max-age=86400').send(await chartJs()));
+  pageRoutes(app, open);
   return app;
-}
-
-let chartSource: Promise<string> | undefined;
-
-/** Chart.js's browser build, read once. Its package `exports` hide the file, so it is found next to the entry. */
-function chartJs(): Promise<string> {
-  chartSource ??= readFile(join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
-  return chartSource;
 }

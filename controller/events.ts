@@ -1,5 +1,6 @@
 /**
- * What the cluster decided and why: the autoscaler's launches and drains, nodes joining and leaving. Kept in
+ * What the cluster decided and why: the autoscaler's launches and drains, nodes joining and leaving, jobs
+ * registered, deregistered and collected (`details.job` names the job). Kept in
  * memory (the last `capacity` events), served by `GET /api/events` and counted in `/metrics`.
  */
 export interface ClusterEvent {
@@ -24,7 +25,10 @@ export interface ClusterEvent {
     | 'copy-failed'
     | 'quota-reached'
     | 'tenant-added'
-    | 'tenant-removed';
+    | 'tenant-removed'
+    | 'job-registered'
+    | 'job-deregistered'
+    | 'job-collected';
   tier?: string;
   node?: string;
   /** Why, in words an operator reads: the measured utilization against the band, or who asked. */

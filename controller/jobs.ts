@@ -68,6 +68,10 @@ export class JobBook {
       ctx.registering.delete(id);
     }
     ctx.logger.info({ job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation }, 'job registered');
+    ctx.events.add('job-registered', `${name} for tenant ${tenant}: ${job.reason}`, {
+      tier: job.tier,
+      details: { job: id, name, tenant, reservation: job.reservation, capacity: hints.capacity ?? 0, replicas, nodes: allocation.nodes.length },
+    });
     const { token, ticket } = this.ticketFor(job);
     return { jobId: id, token, ticket, leaseMs: ctx.leaseMs, placement, driverToken: signDriverToken(ctx.secret, id) };
   }
@@ -80,8 +84,11 @@ export class JobBook {
     return { leaseMs: this.ctx.leaseMs, ticket: this.ticketFor(job).ticket };
   }
 
-  /** Deletes the job's data on every node it was placed on, its placement everywhere, and its record. */
-  async deregisterJob(jobId: string): Promise<void> {
+  /**
+   * Deletes the job's data on every node it was placed on, its placement everywhere, and its record. `cause`
+   * says who ended it, for the event: its driver (or an admin), its lease lapsing, its tenant removed.
+   */
+  async deregisterJob(jobId: string, cause: 'driver' | 'lease' | 'tenant' = 'driver'): Promise<void> {
     const { ctx } = this;
     const job = ctx.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
@@ -92,6 +99,11 @@ export class JobBook {
     const [, metadataFailed] = await Promise.all([ctx.publisher.drop(jobId, nodesOf(job.placement)), ctx.metadata.drop(jobId)]);
     if (metadataFailed > 0) ctx.logger.warn({ job: jobId, metadataFailed }, 'job deregistered; some metadata servers unreachable');
     else ctx.logger.info({ job: jobId }, 'job deregistered');
+    const why = { driver: 'deregistered by its driver or an admin', lease: 'its lease lapsed: collected, every byte deleted', tenant: `its tenant ${job.tenant} was removed` }[cause];
+    ctx.events.add(cause === 'lease' ? 'job-collected' : 'job-deregistered', `${job.name}: ${why}`, {
+      tier: job.tier,
+      details: { job: jobId, name: job.name, tenant: job.tenant ?? '', cause },
+    });
   }
 
   /** Jobs whose lease lapsed are collected like deregistered ones: every byte deleted. */
@@ -100,7 +112,7 @@ export class JobBook {
     for (const job of [...this.ctx.registry.jobs.values()]) {
       if (job.leaseExpiresAt > now) continue;
       this.ctx.logger.info({ job: job.id, name: job.name }, 'lease expired: collecting job');
-      await this.deregisterJob(job.id).catch((error: unknown) => this.ctx.logger.error({ err: error, job: job.id }, 'collecting job failed'));
+      await this.deregisterJob(job.id, 'lease').catch((error: unknown) => this.ctx.logger.error({ err: error, job: job.id }, 'collecting job failed'));
     }
   }
 
@@ -176,7 +188,7 @@ export class JobBook {
     ctx.tenants.remove(name);
     await ctx.store?.deleteTenant(name);
     const jobs = this.jobsOf(name).filter((job) => ctx.registry.jobs.get(job.id) === job);
-    const ended = await Promise.allSettled(jobs.map((job) => this.deregisterJob(job.id)));
+    const ended = await Promise.allSettled(jobs.map((job) => this.deregisterJob(job.id, 'tenant')));
     ctx.logger.info({ tenant: name, jobs: jobs.length }, 'tenant removed');
     ctx.events.add('tenant-removed', `tenant ${name} removed; ${jobs.length} of its jobs deregistered`, { details: { jobs: jobs.length } });
     return ended.filter((r) => r.status === 'fulfilled').length;

@@ -2,16 +2,33 @@
  * The console's JSON API against an in-process cluster: every route but the page needs a token (the viewer
  * token reads, the admin token also changes things; 401 without one, and nothing changes), schemas refuse bad
  * input with a 400 that says why, jobs carry their cost, the live stream pushes events and snapshots, drops a
- * page that stops reading and caps how many are open, and /metrics passes `promtool check metrics`.
+ * page that stops reading and caps how many are open, and /metrics passes `promtool check metrics`. The page's
+ * files are open and uncached as the page was; the page's own types of the API (console-web/types.ts) are held
+ * to what the console sends, at compile time.
  */
 import test from 'ava';
 import { connect, type Socket } from 'node:net';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { buildConsole, type ConsoleOptions } from '../controller/index.ts';
 import { costOf, DEFAULT_PRICES } from '../controller/cost.ts';
+import type { JobView, NodeView } from '../controller/console-backend.ts';
+import type { snapshot } from '../controller/console-live.ts';
+import type * as Page from '../controller/console-web/types.ts';
 import { VIEWER_SUBJECT, signToken } from '../proto/index.ts';
 import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
 import { promtoolCheck, sample } from './helpers/promtool.ts';
+
+/**
+ * The page reads the API through its own types (the browser project cannot load the server's): each is a
+ * `true` only while what the server builds still fits the page's type, so a field renamed on one side and not
+ * the other fails `tsc --noEmit -p .`.
+ */
+type Fits<Server, PageType> = Server extends PageType ? true : never;
+export const pageTypesFit: [
+  Fits<ReturnType<typeof snapshot>, Page.Snapshot>,
+  Fits<JobView, Page.JobRow>,
+  Fits<NodeView, Page.NodeRow>,
+] = [true, true, true];
 
 let cluster: InProcessCluster;
 let app: FastifyInstance;
@@ -47,8 +64,23 @@ test('POST /api/jobs registers a job with the admin token; without it 401 and no
   const row = jobs.find((j) => j.id === jobId);
   t.truthy(row);
   t.is(typeof row!.cost.usd, 'number');
+  t.deepEqual((row as unknown as { hints: unknown }).hints, { latencySensitive: true, capacity: 1024 }, 'each row says what its job asked for');
   t.is((await app.inject({ method: 'DELETE', url: `/api/jobs/${jobId}`, headers: admin })).statusCode, 204);
   t.is((await app.inject({ url: `/api/jobs/${jobId}`, headers: viewer })).statusCode, 404);
+  const events = ((await app.inject({ url: '/api/events', headers: viewer })).json() as { kind: string; details?: { job?: string; cause?: string } }[]).filter((e) => e.details?.job === jobId);
+  t.deepEqual(events.map((e) => [e.kind, e.details?.cause]), [['job-registered', undefined], ['job-deregistered', 'driver']]);
+});
+
+test('a job whose lease lapses is collected, and the events say so (job-collected, not job-deregistered)', async (t) => {
+  const made = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'lapsing' } });
+  t.is(made.statusCode, 201, made.body);
+  const { jobId } = made.json() as { jobId: string };
+  cluster.controller.registry.jobs.get(jobId)!.leaseExpiresAt = 0;
+  const kinds = async () => ((await app.inject({ url: '/api/events', headers: viewer })).json() as { kind: string; details?: { job?: string } }[]).filter((e) => e.details?.job === jobId).map((e) => e.kind);
+  const deadline = Date.now() + 5_000;
+  while (!(await kinds()).includes('job-collected') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.deepEqual(await kinds(), ['job-registered', 'job-collected']);
+  t.is(cluster.controller.registry.jobs.get(jobId), undefined);
 });
 
 test('every /api route and /metrics needs a token: the viewer token reads, only the admin token changes anything', async (t) => {
@@ -112,9 +144,47 @@ test('every /api route and /metrics needs a token: the viewer token reads, only 
     const response = await app.inject({ url });
     t.true([401, 404].includes(response.statusCode), `${url}: ${response.statusCode}`);
   }
-  // The page and its script stay open: they hold no data.
-  t.is((await app.inject({ url: '/' })).statusCode, 200);
-  t.is((await app.inject({ url: '/assets/chart.umd.min.js' })).statusCode, 200);
+  // The page and its files stay open: they hold no data.
+  for (const url of ['/', '/assets/console.js', '/assets/console.css', '/favicon.ico', '/assets/chart.umd.min.js']) {
+    t.is((await app.inject({ url })).statusCode, 200, url);
+  }
+});
+
+test('the page, its script, style and icon: built files, open, with no cache headers; Chart.js cached for a day', async (t) => {
+  const files: [string, RegExp, RegExp][] = [
+    ['/', /^text\/html; charset=utf-8$/, /<script src="\/assets\/console\.js"><\/script>/],
+    ['/assets/console.js', /^application\/javascript; charset=utf-8$/, /#job-detail/],
+    ['/assets/console.css', /^text\/css; charset=utf-8$/, /@container/],
+    ['/favicon.ico', /^image\/svg\+xml$/, /^<svg /],
+  ];
+  for (const [url, type, body] of files) {
+    const response = await app.inject({ url });
+    t.is(response.statusCode, 200, url);
+    t.regex(String(response.headers['content-type']), type, url);
+    t.regex(response.body, body, url);
+    // A page and a script from two builds never meet: nothing is kept, as when the script was inline.
+    for (const header of ['cache-control', 'etag', 'last-modified']) t.is(response.headers[header], undefined, `${url} ${header}`);
+  }
+  const chart = await app.inject({ url: '/assets/chart.umd.min.js' });
+  t.is(chart.headers['cache-control'], 'max-age=86400');
+  t.regex(String(chart.headers['content-type']), /^text\/javascript/);
+  // Only the page's files: other paths are the console's 404, not a directory listing or a file elsewhere.
+  for (const url of ['/index.html', '/assets/', '/assets/../package.json', '/assets/%2e%2e/console.ts', '/assets/tsconfig.json', '/assets/main.ts']) {
+    const response = await app.inject({ url });
+    t.is(response.statusCode, 404, url);
+    t.is(response.json().code, 'BAD_REQUEST', url);
+  }
+});
+
+// Serial (ava runs these before the others): the job it registers would upset tests that count the jobs.
+test.serial("GET /api/jobs/:id has what the page's job view shows: its hints and every generation", async (t) => {
+  const job = await cluster.controller.registerJob('detailed', { capacity: 8 * 1024 * 1024, latencySensitive: true });
+  t.teardown(() => cluster.controller.deregisterJob(job.jobId).catch(() => {}));
+  const detail = (await app.inject({ url: `/api/jobs/${job.jobId}`, headers: viewer })).json() as Page.JobDetail;
+  t.deepEqual(detail.hints, { capacity: 8 * 1024 * 1024, latencySensitive: true });
+  t.is(detail.placement.epoch, detail.epoch);
+  t.deepEqual(detail.placement.generations[0]?.nodes, detail.nodes);
+  t.true(detail.reservation >= 8 * 1024 * 1024);
 });
 
 test('the console will not start with a missing token, or the admin token as the viewer token', (t) => {
@@ -134,7 +204,8 @@ test('every route checks its input: a 400 naming the problem, before anything ha
     ['a bad cursor', { method: 'GET', url: '/api/events?after=soon', headers: viewer }, /after must match pattern/],
     ['not JSON', { method: 'POST', url: '/api/jobs', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' }, /JSON/],
   ];
-  const jobs = cluster.controller.registry.jobs.size;
+  // Jobs of the names these requests carry: other tests register jobs of their own meanwhile.
+  const made = () => [...cluster.controller.registry.jobs.values()].filter((job) => job.name === 'x' || job.name === 'x'.repeat(100)).length;
   for (const [what, request, message] of cases) {
     const response = await app.inject(request);
     t.is(response.statusCode, 400, what);
@@ -143,7 +214,7 @@ test('every route checks its input: a 400 naming the problem, before anything ha
   }
   const huge = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x'.repeat(100), hints: {}, pad: 'y'.repeat(100_000) } });
   t.is(huge.statusCode, 413, 'a body over 64 KiB is refused unread');
-  t.is(cluster.controller.registry.jobs.size, jobs, 'no job was made by any of them');
+  t.is(made(), 0, 'no job was made by any of them');
 });
 
 test('POST /api/nodes without a provisioner is a conflict; DELETE of an unknown node a 404', async (t) => {
@@ -336,7 +407,8 @@ test('GET /api/events?after=N: only the events after sequence number N', async (
   cluster.controller.events.add('scale-down', 'second of two', { tier: 'dram' });
   const after = await app.inject({ url: `/api/events?after=${first.seq}`, headers: viewer });
   t.is(after.statusCode, 200);
-  t.deepEqual((after.json() as { reason: string }[]).map((e) => e.reason), ['second of two']);
+  // Only the scale events: the file's other tests add job events meanwhile.
+  t.deepEqual((after.json() as { kind: string; reason: string }[]).filter((e) => e.kind.startsWith('scale')).map((e) => e.reason), ['second of two']);
 });
 
 test('/metrics is valid Prometheus text (promtool check metrics)', async (t) => {

@@ -3,7 +3,9 @@
  * system's Chromium; .ci/run installs it). Without a token the page shows nothing but a form asking for one,
  * and asks again when the console refuses it; opened with the viewer token in the fragment it keeps the token
  * for the tab, takes it out of the address bar and sees both nodes and a job arrive over the event stream; its
- * deregister button needs the admin token.
+ * deregister button needs the admin token. A job's view shows what it asked for, what is reserved and what it
+ * holds; the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
+ * the events list shows jobs' events; /favicon.ico is there. The page is the build's (npm run build).
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
@@ -32,8 +34,8 @@ test.after.always(async () => {
 });
 
 /** A fresh page (its own context: its own sessionStorage) that records script errors and accepts dialogs. */
-async function newPage(t: import('ava').ExecutionContext) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+async function newPage(t: import('ava').ExecutionContext, width = 1400) {
+  const context = await browser.newContext({ viewport: { width, height: 1000 } });
   t.teardown(() => context.close());
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
@@ -137,4 +139,181 @@ test('opened with #token=<viewer token>: the cluster live, the token out of the 
   const jobs = (await response.json()) as { id: string }[];
   t.false(jobs.some((j) => j.id === job.id), 'the job is gone from /api/jobs');
   t.deepEqual(errors, []);
+});
+
+const MiB = 1024 * 1024;
+
+/** What the page shows for `bytes` (controller/console-web/format.ts). */
+const fmtBytes = (bytes: number) => (bytes < 1024 ? `${bytes} B` : bytes < MiB ? `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 2 : 1)} KiB` : `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 2 : 1)} MiB`);
+
+/** Polls `check` until it holds (what the page shows follows the cluster within a second or two). */
+async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function jobFromApi(id: string): Promise<{ reservation: number; usage: number; hints: { capacity?: number } }> {
+  const response = await fetch(`${cluster.info.console}/api/jobs/${id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
+  return (await response.json()) as { reservation: number; usage: number; hints: { capacity?: number } };
+}
+
+test("a job's view: what it asked for, what is reserved and what it holds, and its chart", async (t) => {
+  t.timeout(120_000);
+  if (!chromiumThere(t)) return;
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('browser-detail', { capacity: 8 * MiB });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.put('big', Buffer.alloc(3 * MiB, 1));
+  const { page, errors } = await newPage(t);
+  await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
+
+  const row = page.locator(`tr[data-job-id="${job.id}"]`);
+  await row.locator('[data-field=requested]').getByText('8.00 MiB', { exact: true }).waitFor();
+  const detail = page.locator('#job-detail');
+  t.false(await detail.isVisible(), 'closed until asked for');
+  await row.locator('button[data-action=open-job]').click();
+  await detail.waitFor({ state: 'visible' });
+  t.is(await page.locator('#job-detail-title').innerText(), 'Job browser-detail');
+  const shown = (field: string) => detail.locator(`.figure[data-field=${field}]`).innerText();
+  t.is(await shown('requested'), '8.00 MiB', 'the capacity hint');
+  // The nodes report what it holds within a second; the reservation then follows it (1.25 × held).
+  await until('the view shows what the API says it holds and reserves', async () => {
+    const api = await jobFromApi(job.id);
+    return api.usage >= 3 * MiB && (await shown('used')) === fmtBytes(api.usage) && (await shown('reserved')) === fmtBytes(api.reservation);
+  });
+  t.regex(await detail.locator('#job-facts').innerText(), /capacity 8\.00 MiB/);
+  const placement = detail.locator('#job-nodes tbody tr');
+  t.true((await placement.count()) >= 1, 'its nodes');
+  t.regex(await placement.first().innerText(), /MiB/, 'the bytes it holds on its node');
+  // Its chart gets a point per snapshot.
+  await until('the job chart has points', () =>
+    page.evaluate<boolean>(`(() => { const c = Chart.getChart('job-chart'); return c !== undefined && c.data.datasets[0].data.length >= 2; })()`),
+  );
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}console-job.png`, fullPage: true });
+  await detail.locator('button[data-action=close-job]').click();
+  await detail.waitFor({ state: 'hidden' });
+  t.deepEqual(errors, []);
+});
+
+test('the latency chart plots p50 and p99 in ms on a logarithmic axis', async (t) => {
+  t.timeout(120_000);
+  if (!chromiumThere(t)) return;
+  const { page, errors } = await newPage(t);
+  // A stream of the page's own making, so the figures are known: p50 200 µs, p99 40 ms, 200 times apart.
+  const now = Date.now();
+  const totals = { opsPerSec: 5000, bytesPerSec: 2e6, latencyP50Us: 200, latencyP99Us: 40_000 };
+  const history = [3, 2, 1].map((s) => ({ t: now - s * 1000, totals }));
+  await page.route('**/api/stream', (route) =>
+    route.fulfill({
+      status: 200,
+      headers: { 'content-type': 'text/event-stream' },
+      body: `event: history\ndata: ${JSON.stringify(history)}\n\nevent: snapshot\ndata: ${JSON.stringify({ t: now, nodes: [], jobs: [], totals })}\n\n`,
+    }),
+  );
+  await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
+  await until('the chart has the points', () => page.evaluate<boolean>(`Chart.getChart('latency-chart').data.datasets[0].data.length >= 4`));
+  const chart = await page.evaluate<{ type: string; title: string; p50: number[]; p99: number[]; labels: string[] }>(`(() => {
+    const c = Chart.getChart('latency-chart');
+    const ms = c.scales.ms;
+    return { type: ms.type, title: c.options.scales.ms.title.text, p50: c.data.datasets[0].data.map((p) => p.y),
+      p99: c.data.datasets[1].data.map((p) => p.y), labels: ms.ticks.map((tick) => tick.label).filter(Boolean) };
+  })()`);
+  t.is(chart.type, 'logarithmic');
+  t.regex(chart.title, /^ms/);
+  t.deepEqual([...new Set(chart.p50)], [0.2], 'p50 in ms');
+  t.deepEqual([...new Set(chart.p99)], [40], 'p99 in ms');
+  t.true(chart.labels.length >= 2 && chart.labels.every((label) => / m?s$/.test(label)), chart.labels.join(', '));
+  t.is(await page.locator('#summary').getByText('0.2 ms / 40 ms').count(), 1, 'the summary in ms too');
+  t.deepEqual(errors, []);
+});
+
+test('the events list shows jobs registered, deregistered and collected, and filters them', async (t) => {
+  t.timeout(120_000);
+  if (!chromiumThere(t)) return;
+  const { page, errors } = await newPage(t);
+  const now = Date.now();
+  const at = new Date(now).toISOString();
+  const events = [
+    { seq: 1, at, kind: 'node-joined', tier: 'dram', node: 'dram-0', reason: 'registered at 127.0.0.1:1', details: { capacity: 64 * MiB } },
+    { seq: 2, at, kind: 'job-registered', reason: 'sort registered by tenant default', details: { job: 'sort-1', reservation: 80 * MiB } },
+    { seq: 3, at, kind: 'job-deregistered', reason: 'its driver deregistered it', details: { job: 'shuffle-2' } },
+    { seq: 4, at, kind: 'job-collected', reason: 'lease lapsed 60 s ago', details: { job: 'lost-3' } },
+  ];
+  await page.route('**/api/stream', (route) =>
+    route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `event: events\ndata: ${JSON.stringify(events)}\n\n` }),
+  );
+  await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
+  const list = page.locator('#events');
+  await list.locator('li[data-kind=job-collected]').waitFor();
+  const kinds = () => list.locator('li[data-kind]').evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')));
+  t.deepEqual(await kinds(), ['job-collected', 'job-deregistered', 'job-registered', 'node-joined'], 'newest first');
+  t.regex(await list.locator('li[data-kind=job-registered]').innerText(), /reservation=80\.0 MiB/);
+  await page.selectOption('#events-filter', 'jobs');
+  t.deepEqual(await kinds(), ['job-collected', 'job-deregistered', 'job-registered']);
+  await page.selectOption('#events-filter', 'cluster');
+  t.deepEqual(await kinds(), ['node-joined']);
+  t.deepEqual(errors, []);
+});
+
+test('at 820 px: no table overflows its card, and no figure sits on its bar', async (t) => {
+  t.timeout(120_000);
+  if (!chromiumThere(t)) return;
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('browser-narrow-with-a-rather-long-name', { capacity: 4 * MiB, replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.put('k', Buffer.alloc(MiB));
+  const { page, errors } = await newPage(t, 820);
+  await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
+  for (const node of cluster.info.nodes) await page.locator(`[data-node-id="${node.id}"]`).filter({ hasNotText: 'no report' }).waitFor();
+  await page.locator(`tr[data-job-id="${job.id}"] button[data-action=open-job]`).click();
+  await page.locator('#job-detail').waitFor({ state: 'visible' });
+  await until('its hints arrived', async () => (await page.locator('#job-detail .figure[data-field=requested]').innerText()) === '8.00 MiB');
+
+  const layout = await page.evaluate<{ page: [number, number]; overflowing: string[]; overlapping: string[]; meters: number }>(`(() => {
+    const name = (el) => el.id ? '#' + el.id : el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ').join('.') : '');
+    const overflowing = [];
+    for (const section of document.querySelectorAll('main > section')) {
+      if (section.offsetParent === null) continue;
+      if (section.scrollWidth > section.clientWidth) overflowing.push(name(section) + ' scrolls: ' + section.scrollWidth + ' > ' + section.clientWidth);
+      const box = section.getBoundingClientRect();
+      for (const el of section.querySelectorAll('table, tr, td, .meter, canvas')) {
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && (r.right > box.right + 0.5 || r.left < box.left - 0.5)) overflowing.push(name(el) + ' in ' + name(section) + ': ' + r.left + '–' + r.right + ' outside ' + box.left + '–' + box.right);
+      }
+    }
+    const overlapping = [];
+    const meters = document.querySelectorAll('.meter');
+    for (const meter of meters) {
+      const bar = meter.querySelector('.bar').getBoundingClientRect();
+      const figure = meter.querySelector('.figure').getBoundingClientRect();
+      const apart = figure.left >= bar.right || figure.right <= bar.left || figure.top >= bar.bottom || figure.bottom <= bar.top;
+      if (!apart) overlapping.push(meter.textContent);
+    }
+    return { page: [document.documentElement.scrollWidth, window.innerWidth], overflowing: overflowing.slice(0, 10), overlapping, meters: meters.length };
+  })()`);
+  t.true(layout.page[0] <= layout.page[1], `the page is ${layout.page[0]} px wide in a window of ${layout.page[1]}`);
+  t.deepEqual(layout.overflowing, []);
+  t.true(layout.meters >= 7, `${layout.meters} bars: CPU, network and capacity of each node, the job's use`);
+  t.deepEqual(layout.overlapping, []);
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}console-820.png`, fullPage: true });
+  t.deepEqual(errors, []);
+});
+
+test('/favicon.ico is an icon, and the page links it', async (t) => {
+  t.timeout(120_000);
+  if (!chromiumThere(t)) return;
+  const { page } = await newPage(t);
+  const icon = await page.goto(`${cluster.info.console}/favicon.ico`);
+  t.is(icon?.status(), 200);
+  t.is(icon?.headers()['content-type'], 'image/svg+xml');
+  t.regex((await icon?.text()) ?? '', /^<svg /);
+  await page.goto(cluster.info.console);
+  t.is(await page.locator('link[rel=icon]').getAttribute('href'), '/favicon.ico');
 });

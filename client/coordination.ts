@@ -113,7 +113,7 @@ export class Coordination {
       if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
       if (attempt >= MAX_ATTEMPTS) expectOk(reply);
       if (reply.status === Status.STALE) await router.refreshPast(reply.arg);
-      else if (reply.status === Status.FULL) await router.grow(nodes[0]!.id);
+      else if (reply.status === Status.FULL) await router.grow(nodes[0]!.id, epoch);
       else expectOk(reply);
     }
   }

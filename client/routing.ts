@@ -175,7 +175,7 @@ export class Router implements ReplicaHost, WatchHost {
       if (reply.status === Status.STALE) {
         await this.refreshPast(reply.arg);
       } else if (reply.status === Status.FULL && op === Op.PUT) {
-        await this.grow(this.owners(key)[0]!.id);
+        await this.grow(this.owners(key)[0]!.id, epoch);
       } else {
         return reply;
       }
@@ -315,8 +315,13 @@ export class Router implements ReplicaHost, WatchHost {
     return this.placement.generations.some((nodes) => nodes[pickNode(nodes, hash)]?.id === nodeId);
   }
 
-  /** A node answered FULL: ask the controller for room (a new generation), then use the new placement. */
-  grow(fullNodeId: string): Promise<void> {
+  /**
+   * A node answered FULL to a request routed under placement `seenEpoch`: ask the controller for room (a new
+   * generation), then use the new placement. Calls that met FULL together share one GrowJob; one whose FULL comes
+   * from an epoch already left behind (the job grew meanwhile) only retries with the newer placement.
+   */
+  grow(fullNodeId: string, seenEpoch: number): Promise<void> {
+    if (this.placement.epoch > seenEpoch) return Promise.resolve();
     this.growthClient ??= this.controllerClient();
     const client = this.growthClient;
     this.growing ??= client

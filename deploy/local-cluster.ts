@@ -12,7 +12,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, Backoff, SatchelError, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
 import { forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
 import { StateFiles, type ClusterInfoFile } from './cluster-files.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
@@ -100,6 +100,8 @@ export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
 
 /** startNode waits this long at most for a node's ports to be free again. */
 const PORT_RETRY_MS = 5_000;
+/** Between its starts while they are held (a start can lose a port freed a moment ago to another process). */
+const PORT_BACKOFF = new Backoff({ baseMs: 100, capMs: 500 });
 
 export class LocalCluster {
   private readonly members: Member[] = [];
@@ -247,14 +249,14 @@ export class LocalCluster {
     try {
       const deadline = Date.now() + PORT_RETRY_MS;
       let member: Member;
-      for (;;) {
+      for (let failures = 1; ; failures++) {
         await portsFree([spec.port, spec.metricsPort], deadline);
         try {
           member = await this.spawn('storage-node', this.nodeArgs(spec));
           break;
         } catch (error) {
           if (!(error instanceof PortInUseError) || Date.now() >= deadline) throw error;
-          await sleep(100);
+          await sleep(PORT_BACKOFF.delay(failures));
         }
       }
       if (member.ready.id !== spec.id || member.ready.address !== old.ready.address) {

@@ -32,8 +32,6 @@ import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
 import { round } from './stats.ts';
 
-export type { DiskUsage, Footprint, NativeModule } from './coldstart-footprint.ts';
-
 export const SYSTEMS = ['satchel', 'ioredis'] as const;
 export type ColdstartSystem = (typeof SYSTEMS)[number];
 

@@ -17,6 +17,7 @@ import { emptyStats, mergeStats, type SoakStats, type SoakWorkerConfig, type ToD
 import { intervalRow, summarize, windDownRow, type Leftovers, type SoakInterval, type SoakReport } from './soak-report.ts';
 import { Sampler, existingProcesses, idleReading, localProcesses, type ServerProcess } from './soak-servers.ts';
 
+// The report's type where runSoak is (test/bench.test.ts reads it from here).
 export type { SoakReport } from './soak-report.ts';
 
 const WORKER = fileURLToPath(new URL(`./soak-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));

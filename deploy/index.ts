@@ -1,5 +1,6 @@
 // How processes run: the local cluster (`satchel up`), one role per process, the CLI. Imports every part.
-export { LocalCluster, DEFAULT_DRAM_CAPACITY, type LocalClusterOptions, type ClusterInfoFile } from './local-cluster.ts';
+export { LocalCluster, DEFAULT_DRAM_CAPACITY, type LocalClusterOptions } from './local-cluster.ts';
+export type { ClusterInfoFile } from './cluster-files.ts';
 export { parseBytes } from './options.ts';
 export { USAGE } from './usage.ts';
 export { StateDirBusyError, type LockRecord, type StaleLock } from './state-lock.ts';

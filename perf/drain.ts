@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Satchel } from '../client/index.ts';
 import type { DrainResult } from '../controller/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { hashKey } from '../proto/index.ts';
+import { forEachLimit, hashKey } from '../proto/index.ts';
 import { Progress } from './progress.ts';
 import { LatencyRecorder, round } from './stats.ts';
 
@@ -48,13 +48,8 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
     progress.step('cluster up');
     const job = await satchel.registerJob('drain', { latencySensitive: true, peakThroughput: 1.5e9 });
     const keys = Math.ceil((2 * options.bytes) / options.valueBytes);
-    let next = 0;
-    await Promise.all(Array.from({ length: 32 }, async () => {
-      while (next < keys) {
-        const key = `k/${next++}`;
-        await job.put(key, valueOf(key));
-      }
-    }));
+    const stored = Array.from({ length: keys }, (_, i) => `k/${i}`);
+    await forEachLimit(stored, 32, (key) => job.put(key, valueOf(key)));
     progress.step(`${keys} keys written`);
 
     const fn = await Satchel.attach(job.ticket);
@@ -97,16 +92,11 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
     progress.step(`drained in ${result.seconds.toFixed(1)} s`);
 
     let checked = 0;
-    const all = [...Array.from({ length: keys }, (_, i) => `k/${i}`), ...written];
-    let at = 0;
-    await Promise.all(Array.from({ length: 32 }, async () => {
-      while (at < all.length) {
-        const key = all[at++]!;
-        const got = await job.get(key);
-        checked++;
-        if (got === null || !got.equals(valueOf(key))) lost++;
-      }
-    }));
+    await forEachLimit([...stored, ...written], 32, async (key) => {
+      const got = await job.get(key);
+      checked++;
+      if (got === null || !got.equals(valueOf(key))) lost++;
+    });
     await fn.close();
     await job.deregister();
     progress.step(`${checked} keys read back`);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Satchel, type RegisteredJob } from '../client/index.ts';
 import type { ClusterEvent } from '../controller/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { hashKey } from '../proto/index.ts';
+import { forEachLimit, hashKey } from '../proto/index.ts';
 import { Progress } from './progress.ts';
 import { consoleJson } from './cluster-access.ts';
 import { LatencyRecorder, round } from './stats.ts';
@@ -135,20 +135,16 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
     tenant.ended = true;
     while (tenant.pending > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     const keys = Array.from({ length: tenant.written }, (_, i) => i).filter((i) => !tenant.failedKeys.has(i)).map((i) => `k/${i}`);
-    let next = 0;
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < keys.length) {
-        const key = keys[next++]!;
-        const t0 = performance.now();
-        try {
-          const got = await tenant.job.get(key);
-          record(t0);
-          if (got === null || !got.equals(values.of(`${tenant.job.id}/${key}`))) lost++;
-        } catch (error) {
-          fail(`final read of ${key}`, error);
-        }
+    await forEachLimit(keys, 16, async (key) => {
+      const t0 = performance.now();
+      try {
+        const got = await tenant.job.get(key);
+        record(t0);
+        if (got === null || !got.equals(values.of(`${tenant.job.id}/${key}`))) lost++;
+      } catch (error) {
+        fail(`final read of ${key}`, error);
       }
-    }));
+    });
     await tenant.job.deregister().catch((error: unknown) => fail('deregister', error));
   };
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { fdsFlat } from './soak.ts';
+import { fdsFlat } from './soak-report.ts';
 
 test('fdsFlat: drift within 8 or 10 %, or within what the clients can hold open under load; a leak is not', (t) => {
   t.true(fdsFlat(23, 24), 'idle before and after');

@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { Satchel, SatchelError } from '../client/index.ts';
-import { hashKey } from '../proto/index.ts';
+import { forEachLimit, hashKey, mapLimit } from '../proto/index.ts';
 import { generateRecords, mergeSortedRuns, partitionBounds, RECORD_BYTES, sortRecords, summarize, type RecordSummary } from './records.ts';
 
 export type StoreTarget = { kind: 'satchel'; ticket: string } | { kind: 'redis'; shards: string[] };
@@ -130,7 +130,7 @@ async function map(mapper: number, spec: SortSpec, store: FunctionStore, meter: 
   const sorted = sortRecords(input);
   const bounds = partitionBounds(sorted, spec.reducers);
   t = meter.part('map.sort', t);
-  await inParallel(spec.reducers, (r) =>
+  await forEachLimit(upTo(spec.reducers), IN_FLIGHT, (r) =>
     store.put(partitionKey(spec, mapper, r), sorted.subarray(bounds[r]! * RECORD_BYTES, bounds[r + 1]! * RECORD_BYTES)),
   );
   meter.part('map.write', t);
@@ -138,12 +138,11 @@ async function map(mapper: number, spec: SortSpec, store: FunctionStore, meter: 
 
 async function reduce(reducer: number, spec: SortSpec, store: FunctionStore, meter: Meter): Promise<void> {
   let t = performance.now();
-  const runs = new Array<Buffer>(spec.mappers);
-  await inParallel(spec.mappers, async (m) => {
+  const runs = await mapLimit(upTo(spec.mappers), IN_FLIGHT, async (m) => {
     const key = partitionKey(spec, m, reducer);
     const run = store.waitFor !== undefined ? await store.waitFor(key) : await store.get(key);
     if (run === null) throw new SatchelError('BAD_REQUEST', `reduce ${reducer}: partition ${key} is missing`);
-    runs[m] = run;
+    return run;
   });
   t = meter.part('reduce.read', t);
   const merged = mergeSortedRuns(runs);
@@ -151,16 +150,15 @@ async function reduce(reducer: number, spec: SortSpec, store: FunctionStore, met
   await store.put(outputKey(spec, reducer), merged);
   t = meter.part('reduce.write', t);
   // Intermediate data is the job's to free as soon as it is consumed.
-  await inParallel(spec.mappers, (m) => store.delete(partitionKey(spec, m, reducer)));
+  await forEachLimit(upTo(spec.mappers), IN_FLIGHT, async (m) => {
+    await store.delete(partitionKey(spec, m, reducer));
+  });
   meter.part('reduce.delete', t);
 }
 
-async function inParallel(count: number, fn: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < count) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, lane));
+/** 0, 1, …, n − 1: partitions (or mappers) as the items of a bounded pool. */
+function upTo(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 /** Latency, bytes and a timeline of one function's storage operations. */

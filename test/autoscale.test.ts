@@ -46,6 +46,7 @@ test('a tier over its band gets a node; when load falls a node is drained and st
       } catch (error) {
         failures.push(`${key}: ${(error as Error).message}`);
       }
+      // Pacing, not a wait: a breath every 50 reads keeps this a steady reader rather than a flood.
       if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     }
   })();

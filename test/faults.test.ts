@@ -32,6 +32,7 @@ import {
 import { firstCall, rejection, withoutPlacement } from './helpers/assert.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
+import { counter, waitFor } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 /** The function's per-operation timeout. */
@@ -67,6 +68,7 @@ interface NodeRow {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const ok = (r: OpRecord) => r.error === undefined;
 
 /** `count` keys per node of `nodes`, by the placement hash, as [key, node id]. */
 function keysPerNode(nodes: WirePlacementNode[], prefix: string, count: number): [string, string][] {
@@ -135,6 +137,12 @@ class Load {
     ).then(() => {});
   }
 
+  /** Resolves once `count` recorded ops match `which` (every op by default): the load has done what a step needs. */
+  async ran(count: number, what: string, which: (r: OpRecord) => boolean = () => true): Promise<void> {
+    const matching = counter(this.records, which);
+    await waitFor(() => matching() >= count, { what, detail: () => `${matching()} of ${count} so far; ${summary(this.records)}` });
+  }
+
   async stop(): Promise<OpRecord[]> {
     this.running = false;
     await this.done;
@@ -182,11 +190,13 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   // The victim has reported to the controller at least once (to see what the controller does with its silence).
   await eventually(async () => (await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken)).every((n) => n.stats !== null), 5_000, 'first reports');
   const load = new Load(fn, keys);
-  await sleep(500);
+  await load.ran(100, 'the load running on both nodes before the kill', ok);
   const killedAt = Date.now();
   process.kill(pid, 'SIGKILL');
   await eventually(() => !alive(pid), 5_000, 'node process gone');
-  await sleep(2_000);
+  // The load goes on past the kill: the survivor serving, the victim's keys failing.
+  await load.ran(150, "the survivor's keys served after the kill", (r) => r.node === survivor && r.start > killedAt + 100);
+  await load.ran(20, "the victim's keys tried after the kill", (r) => r.node === victim && r.start > killedAt + 100);
   const records = await load.stop();
 
   const before = records.filter((r) => r.end < killedAt);
@@ -223,8 +233,8 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   // A list needs every node: it fails (bounded) rather than returning half the keys.
   t.is((await rejection(t, (async () => { for await (const _ of late.list('stored/')); })())).code, 'UNAVAILABLE');
 
-  // What the controller makes of it today: the node stays listed, its last report ages (no event, no change).
-  await sleep(1_500);
+  // What the controller makes of it today, logged (not asserted): the node stays listed, its last report ages,
+  // no event until the node timeout (the next test).
   const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
   const dead = nodes.find((n) => n.id === victim);
   const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`, cluster.viewerToken);
@@ -249,17 +259,23 @@ test('a storage node frozen (SIGSTOP) under load: its keys fail with TIMEOUT wit
   const fn = await Satchel.attach(driver.ticket, { timeoutMs: TIMEOUT_MS });
   t.teardown(() => fn.close());
   const load = new Load(fn, keysPerNode(detail.nodes, 'live', 32));
-  await sleep(300);
+  await load.ran(100, 'the load running on both nodes before the freeze', ok);
   const frozenAt = Date.now();
   process.kill(pid, 'SIGSTOP');
-  await sleep(2 * TIMEOUT_MS + 1_000);
+  // Sent while it was frozen, with a deadline well before it resumes: the ops this test is about.
+  const sentFrozen = (r: OpRecord, resumedAt: number) => r.node === victim && r.start > frozenAt + 50 && r.start + TIMEOUT_MS + 200 < resumedAt;
+  const sentAfterFreeze = counter(load.records, (r) => r.node === victim && r.start > frozenAt + 50);
+  await waitFor(() => load.records.some((r) => sentFrozen(r, Date.now())), {
+    what: 'an op sent to the frozen node, its deadline passed 200 ms ago',
+    intervalMs: 20,
+    detail: () => `${sentAfterFreeze()} ops on the victim sent after the freeze`,
+  });
   const resumedAt = Date.now();
   process.kill(pid, 'SIGCONT');
-  await sleep(1_000);
+  await load.ran(50, "the victim's keys served again after SIGCONT", (r) => r.node === victim && r.start > resumedAt + 50 && r.error === undefined);
   const records = await load.stop();
 
-  // Sent while it was frozen, with a deadline before it resumed: no answer in time.
-  const frozen = records.filter((r) => r.node === victim && r.start > frozenAt + 50 && r.start + TIMEOUT_MS + 200 < resumedAt);
+  const frozen = records.filter((r) => sentFrozen(r, resumedAt));
   const after = records.filter((r) => r.start > resumedAt + 50);
   t.log(`survivor: ${summary(records.filter((r) => r.node === survivor))}`);
   t.log(`victim while frozen: ${summary(frozen)}; everything after SIGCONT: ${summary(after)}`);
@@ -283,14 +299,15 @@ test('the controller notices a storage node that stopped reporting, and places n
   await eventually(() => !alive(pid), 5_000, 'node process gone');
   const killedAt = Date.now();
   // Reports come every second; the default node timeout is 5 s, checked every second.
-  let noticed = false;
-  while (!noticed && Date.now() - killedAt < 8_000) {
-    await sleep(250);
-    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
-    const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`, cluster.viewerToken);
-    noticed = !nodes.some((n) => n.id === victim) || events.some((e) => e.node === victim && e.kind === 'node-lost');
-  }
-  t.true(noticed, 'within 8 s the dead node leaves /api/nodes, or an event names it');
+  await waitFor(
+    async () => {
+      const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
+      const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`, cluster.viewerToken);
+      return !nodes.some((n) => n.id === victim) || events.some((e) => e.node === victim && e.kind === 'node-lost');
+    },
+    { timeoutMs: 8_000, intervalMs: 100, what: 'the dead node leaving /api/nodes, or an event naming it' },
+  );
+  t.log(`noticed ${Date.now() - killedAt} ms after the kill`);
   const job = await satchel.registerJob('after-the-death', TWO_NODE_HINTS);
   t.teardown(() => job.deregister().catch(() => {}));
   const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${job.id}`, cluster.viewerToken);
@@ -310,7 +327,7 @@ test('the controller killed under load and restarted: the data path never notice
   t.teardown(() => fn.close());
   const keys = keysPerNode(before.nodes, 'live', 32);
   const load = new Load(fn, keys);
-  await sleep(500);
+  await load.ran(100, 'the load running before the controller is killed', ok);
 
   const pid = cluster.controllerPid;
   const killedAt = Date.now();
@@ -323,11 +340,11 @@ test('the controller killed under load and restarted: the data path never notice
   const attachedWhileDown = await Satchel.attach(driver.ticket, { timeoutMs: TIMEOUT_MS });
   t.teardown(() => attachedWhileDown.close());
   t.true((await attachedWhileDown.get(keys[0]![0]))?.toString().startsWith(`${keys[0]![0]}#`));
-  await sleep(1_500);
+  await load.ran(150, 'the load running while the controller is down', (r) => r.start >= killedAt);
   const restartAt = Date.now();
   await cluster.restartController();
   const upAt = Date.now();
-  await sleep(1_000);
+  await load.ran(100, 'the load running on after the restart', (r) => r.start > upAt);
   const records = await load.stop();
 
   const whileDown = records.filter((r) => r.start >= killedAt && r.end <= upAt);
@@ -347,8 +364,16 @@ test('the controller killed under load and restarted: the data path never notice
     const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
     return nodes.length === 2 && nodes.every((n) => n.stats !== null && (n.stats.jobs[driver.id] ?? 0) > 0);
   }, 5_000, 'both nodes report the job to the restarted controller');
-  // The driver's lease renewals reach the restarted controller: the job outlives two more leases.
-  await sleep(2 * leaseMs);
+  // The driver's lease renewals reach the restarted controller: the expiry it shows moves on twice (renewals
+  // come every leaseMs / 3)...
+  const expiries = new Set<string>();
+  await waitFor(
+    async () => expiries.add((await getJson<{ leaseExpiresAt: string }>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken)).leaseExpiresAt).size >= 3,
+    { timeoutMs: 3 * leaseMs, intervalMs: 100, what: 'two lease renewals at the restarted controller', detail: () => [...expiries].join(', ') },
+  );
+  // ...and nothing happens once the lease the restart gave the job (leaseMs from its start, checked every
+  // second) has run out: the job is not collected.
+  await sleep(Math.max(0, upAt + leaseMs + 1_000 - Date.now()));
   t.deepEqual((await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken)).map((j) => j.id), [driver.id], 'renewed by the driver');
   t.true((await fn.get(keys[0]![0]))?.toString().startsWith(`${keys[0]![0]}#`));
 
@@ -378,7 +403,7 @@ test('the metadata server killed under load and restarted on its port: the data 
   const keys = keysPerNode(before.nodes, 'live', 32);
   const load = new Load(fn, keys);
   const load2 = new Load(fetched, keysPerNode(before.nodes, 'second', 16), 4);
-  await sleep(500);
+  await Promise.all([load.ran(100, 'the load running before the metadata server is killed', ok), load2.ran(50, 'the second load running', ok)]);
 
   const address = cluster.info.metadata[0]!;
   const pid = cluster.metadataPid;
@@ -398,13 +423,13 @@ test('the metadata server killed under load and restarted on its port: the data 
   const unregistered = await rejection(t, satchel.registerJob('while-metadata-down'));
   t.is(unregistered.code, 'UNAVAILABLE', unregistered.message);
   t.log(`registerJob while metadata is down: ${Date.now() - started} ms, ${unregistered.code}: ${unregistered.message}`);
-  await sleep(1_000);
+  await load.ran(150, 'the load running while the metadata server is down', (r) => r.start >= killedAt);
 
   const restartAt = Date.now();
   await cluster.restartMetadata();
   const upAt = Date.now();
   t.is(cluster.info.metadata[0], address, 'same address: tickets still point at it');
-  await sleep(500);
+  await Promise.all([load.ran(100, 'the load running on after the restart', (r) => r.start > upAt), load2.ran(50, 'the second load running on after the restart', (r) => r.start > upAt)]);
   const records = [...(await load.stop()), ...(await load2.stop())];
   const whileDown = records.filter((r) => r.start >= killedAt && r.end <= upAt);
   t.log(`metadata down ${upAt - killedAt} ms (restart took ${upAt - restartAt} ms); ops meanwhile: ${summary(whileDown)}; whole run: ${summary(records)}`);
@@ -428,11 +453,12 @@ test('the metadata server killed under load and restarted on its port: the data 
   // Clients refresh their placement from the restarted server: drain one of the job's nodes while both old
   // handles work; the node answers STALE, and every handle looks the placement up again.
   const loads = [new Load(fn, keys), new Load(fetched, keysPerNode(before.nodes, 'second', 16), 4)];
-  await sleep(200);
+  await Promise.all(loads.map((l) => l.ran(50, 'the loads running before the drain', ok)));
   const drained = before.nodes[0]!.id;
   const response = await fetch(`${cluster.info.console}/api/nodes/${drained}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } });
   t.is(response.status, 200, await response.clone().text());
-  await sleep(300);
+  const drainedAt = Date.now();
+  await Promise.all(loads.map((l) => l.ran(50, 'the loads running on past the drain', (r) => r.start > drainedAt)));
   const afterDrain = [...(await loads[0]!.stop()), ...(await loads[1]!.stop())];
   t.log(`load across the drain: ${summary(afterDrain)}`);
   t.deepEqual(afterDrain.filter((r) => r.error !== undefined), [], 'no operation failed across the drain');

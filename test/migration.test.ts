@@ -6,6 +6,7 @@ import test from 'ava';
 import { Satchel } from '../client/index.ts';
 import type { ClusterEvent, DrainResult } from '../controller/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
@@ -66,11 +67,14 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
     }
   });
 
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The drain starts with the load running, and the load runs on after it (the function's next operations on
+  // the drained node's keys are answered STALE and go to the new placement).
+  const moreOps = (from: number) => waitFor(() => ops >= from + 60, { what: `60 more ops of the load (from ${from})`, detail: () => `${ops} ops, failures: ${failures.slice(0, 3).join('; ')}` });
+  await moreOps(0);
   const response = await fetch(`${api}/api/nodes/${drained}`, { method: 'DELETE', headers: admin });
   t.is(response.status, 200, await response.clone().text());
   const result = (await response.json()) as DrainResult;
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await moreOps(ops);
   running = false;
   await Promise.all(lanes);
 

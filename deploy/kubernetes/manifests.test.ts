@@ -13,7 +13,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { TIERS, type Tier } from '../../proto/index.ts';
 import { parseBytes } from '../options.ts';
-import { STORAGE_NODE_ENV } from '../local-cluster.ts';
+import { STORAGE_NODE_ENV } from '../child-process.ts';
 import { KubernetesProvisioner } from '../kubernetes-provisioner.ts';
 
 // Kubernetes objects are plain parsed YAML, checked field by field: `any` below.

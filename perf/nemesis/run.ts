@@ -23,6 +23,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Satchel, SatchelError, type RegisteredJob } from '../../client/index.ts';
 import { LocalCluster } from '../../deploy/index.ts';
+import { Backoff, forEachLimit } from '../../proto/index.ts';
 import { checkHistory, type CheckReport } from './checker.ts';
 import type { FaultEvent, History, HistoryOp } from './history.ts';
 import type { NemesisJob, ToDriver, ToWorker } from './protocol.ts';
@@ -356,7 +357,7 @@ async function registerJobs(
       const ballast = Array.from({ length: o.ballastPerJob }, (_, i) => `b${i}`);
       const handle = await retrying('attaching a job', () => Satchel.attach(registered.ticket, { timeoutMs: o.timeoutMs }));
       try {
-        await inWindow([...job.keys, ...ballast], 64, async (key) => {
+        await forEachLimit([...job.keys, ...ballast], 64, async (key) => {
           const value = key.startsWith('b') ? `${job.id}.${key}.`.padEnd(512, '#') : `driver.${job.id}.${key}`;
           const invokeMs = Date.now() - startedAt;
           await handle.put(key, value);
@@ -377,7 +378,7 @@ async function readBack(jobs: Registered[], startedAt: number, timeoutMs: number
   for (const { job, ballast } of jobs) {
     const handle = await retrying('attaching a job', () => Satchel.attach(job.ticket, { timeoutMs }));
     try {
-      await inWindow([...job.keys, ...job.deletable, ...job.counters, ...ballast], 64, async (key) => {
+      await forEachLimit([...job.keys, ...job.deletable, ...job.counters, ...ballast], 64, async (key) => {
         const invokeMs = now();
         try {
           const value = await handle.get(key);
@@ -396,29 +397,24 @@ async function readBack(jobs: Registered[], startedAt: number, timeoutMs: number
   return out;
 }
 
+/** The driver's retries: UNAVAILABLE and TIMEOUT, from 0.1–0.2 s apart to at most 1 s. */
+const DRIVER_BACKOFF = new Backoff({ baseMs: 200, capMs: 1_000 });
+
 /**
  * The driver's own control-plane calls, retried for up to a minute while the controller (killed by the nemesis a
- * moment ago) or a metadata server does not answer: the driver is not under test, its clients are.
+ * moment ago) or a metadata server does not answer: the driver is not under test, its clients are. A deadline
+ * rather than a count of attempts, since one attempt may itself wait out its timeout.
  */
 async function retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
   const until = Date.now() + 60_000;
-  for (;;) {
+  for (let failures = 1; ; failures++) {
     try {
       return await call();
     } catch (error) {
-      const code = error instanceof SatchelError ? error.code : '';
-      if ((code !== 'UNAVAILABLE' && code !== 'TIMEOUT') || Date.now() > until) throw new SatchelError('UNAVAILABLE', `nemesis driver ${what}: ${(error as Error).message}`, { cause: error });
-      await sleep(200);
+      if (!DRIVER_BACKOFF.retries(error) || Date.now() > until) throw new SatchelError('UNAVAILABLE', `nemesis driver ${what}: ${(error as Error).message}`, { cause: error });
+      await sleep(DRIVER_BACKOFF.delay(failures));
     }
   }
-}
-
-/** `task` for every item, `window` at a time. */
-async function inWindow<T>(items: readonly T[], window: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(window, items.length) }, async () => {
-    while (next < items.length) await task(items[next++]!);
-  }));
 }
 
 async function readHistories(dir: string, processes: number): Promise<HistoryOp[]> {

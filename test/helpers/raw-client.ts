@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { FrameDecoder, FrameWriter, HEADER_SIZE, Field, PROTOCOL_VERSION } from '../../proto/index.ts';
+import { waitFor } from './wait.ts';
 
 export interface RawFrame {
   code: number;
@@ -109,14 +110,9 @@ export function rawHeader(fields: { bodyLength: number; code: number; id?: numbe
   return b;
 }
 
-/** Polls `check` until it returns true; throws after `timeoutMs` (a guard against hanging, not a timing assertion). */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** Polls `check` every 20 ms until it returns true; throws after `timeoutMs` (wait.ts's waitFor, positionally). */
+export function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  return waitFor(check, { timeoutMs, what, intervalMs: 20 });
 }
 
 /** A port nothing listens on (bound, then released). */

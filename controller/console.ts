@@ -146,10 +146,11 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
   app.get('/api/stream', read, (request, reply) => {
     if (!live.hasRoom) {
       metrics.streamsRefused.inc();
-      return reply
+      reply
         .code(503)
         .header('retry-after', '10')
         .send({ code: 'UNAVAILABLE', message: `${live.maxStreams} console streams are open, as many as allowed: close a page or try again later` });
+      return;
     }
     reply.hijack();
     live.attach(reply.raw);

@@ -274,11 +274,15 @@ async function epochMax(run: Run): Promise<AttackOutcome> {
     if (connection === null) {
       tally.sent++;
       tally.answer('UNAVAILABLE', 'could not connect to the node');
-      return sleep(50);
+      await sleep(50);
+      return;
     }
     tally.sent++;
     const answer = await connection.request(Op.PUT, key, VALUE, { epoch: EPOCH_MAX });
-    if (answer.code === -1) return tally.answer('CLOSED', answer.message);
+    if (answer.code === -1) {
+      tally.answer('CLOSED', answer.message);
+      return;
+    }
     tally.answer(statusName(answer.code), answer.message);
     if (answer.code === Status.OK) stored++;
   });
@@ -506,10 +510,14 @@ async function internalKeys(run: Run): Promise<AttackOutcome> {
     tally.sent++;
     if (c === null) {
       tally.answer('UNAVAILABLE', 'could not connect to the node');
-      return sleep(50);
+      await sleep(50);
+      return;
     }
     const answer = await c.request(Op.LIST, '', null, { flags: Flag.INTERNAL_KEYS, epoch: run.target.epoch, arg: 100 });
-    if (answer.code === -1) return tally.answer('CLOSED', answer.message);
+    if (answer.code === -1) {
+      tally.answer('CLOSED', answer.message);
+      return;
+    }
     tally.answer(statusName(answer.code), answer.message);
     if (answer.code === Status.OK) pagesListed++;
   });

@@ -51,7 +51,8 @@ const entriesOf = (part) => ENTRIES[part] ?? [`${part}/index.ts`];
 /** Entries a part may not use: the client (and so a function) never loads grpc-js. */
 const NOT_FOR = { client: ['proto/grpc.ts'] };
 
-const isTest = (file) => file.endsWith('.test.ts') || file.endsWith('.suite.ts') || file.startsWith('test/') || /(^|\/)test-[^/]*$/.test(file);
+const isTest = (file) =>
+  file.endsWith('.test.ts') || file.endsWith('.suite.ts') || file.startsWith('test/') || /(^|\/)test-[^/]*$/.test(file);
 
 function sources(root, dir) {
   const found = [];
@@ -73,7 +74,9 @@ function sources(root, dir) {
 function allSpecifiers(text) {
   const found = new Set();
   const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  for (const match of code.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\.resolve\(\s*['"]([^'"./][^'"]*)['"]\s*\)/g)) {
+  for (const match of code.matchAll(
+    /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\.resolve\(\s*['"]([^'"./][^'"]*)['"]\s*\)/g,
+  )) {
     found.add(match[1] ?? match[2] ?? match[3] ?? match[4]);
   }
   return [...found];
@@ -139,8 +142,10 @@ function checkPackages(root, graph) {
       const to = PART_OF_PACKAGE.get(name);
       if (to === undefined) continue;
       const bundled = (BUNDLES[part] ?? []).includes(to);
-      if (bundled !== (name in (pkg.devDependencies ?? {}))) {
-        problems.push(`${part}/package.json: ${name} belongs in ${bundled ? 'devDependencies (its build compiles it in)' : 'dependencies'}`);
+      if (bundled !== name in (pkg.devDependencies ?? {})) {
+        problems.push(
+          `${part}/package.json: ${name} belongs in ${bundled ? 'devDependencies (its build compiles it in)' : 'dependencies'}`,
+        );
       }
       declaredParts.add(to);
     }
@@ -162,7 +167,8 @@ function checkPackages(root, graph) {
       else if (!usedParts.has(to)) problems.push(`${part}/package.json declares ${PACKAGE_OF[to]}, which no source in ${part}/ imports`);
     }
     for (const to of usedParts) {
-      if (!declaredParts.has(to) && MAY_IMPORT[part].includes(to)) problems.push(`${part}/ imports ${to}/ without declaring ${PACKAGE_OF[to]} in ${part}/package.json`);
+      if (!declaredParts.has(to) && MAY_IMPORT[part].includes(to))
+        problems.push(`${part}/ imports ${to}/ without declaring ${PACKAGE_OF[to]} in ${part}/package.json`);
     }
     for (const [name, file] of usedPackages) {
       if (PART_OF_PACKAGE.has(name) && name !== PACKAGE_OF[part]) continue; // a child script's import of a built part (perf/coldstart.ts)
@@ -173,24 +179,31 @@ function checkPackages(root, graph) {
       if (!usedPackages.has(name)) problems.push(`${part}/package.json depends on ${name}, which no source in ${part}/ loads`);
     }
     if (NO_DEPENDENCIES.includes(part) && Object.keys(runtime).length > 0) {
-      problems.push(`${part}/package.json: the function path needs nothing outside Node, so no dependencies (has ${Object.keys(runtime).join(', ')})`);
+      problems.push(
+        `${part}/package.json: the function path needs nothing outside Node, so no dependencies (has ${Object.keys(runtime).join(', ')})`,
+      );
     }
     // A part's tests may use its own dependencies and the root's tools.
     for (const file of testSources(root, part)) {
       for (const spec of allSpecifiers(readFileSync(join(root, file), 'utf8'))) {
         const name = packageOf(spec);
-        if (name !== undefined && !(name in runtime) && !tools.has(name) && name !== PACKAGE_OF[part]) problems.push(`${file} loads ${name}: declare it in ${part}/package.json or the root's devDependencies`);
+        if (name !== undefined && !(name in runtime) && !tools.has(name) && name !== PACKAGE_OF[part])
+          problems.push(`${file} loads ${name}: declare it in ${part}/package.json or the root's devDependencies`);
       }
     }
   }
   for (const name of Object.keys(rootPackage.dependencies ?? {})) {
-    if (!ROOT_DEPENDENCIES.includes(name)) problems.push(`package.json (root) depends on ${name}: a part's dependency belongs in that part's package.json, the root runs only ${ROOT_DEPENDENCIES.join(' and ')}`);
+    if (!ROOT_DEPENDENCIES.includes(name))
+      problems.push(
+        `package.json (root) depends on ${name}: a part's dependency belongs in that part's package.json, the root runs only ${ROOT_DEPENDENCIES.join(' and ')}`,
+      );
   }
   // Whole-cluster tests may use whatever some workspace declares.
   for (const file of testSources(root, 'test')) {
     for (const spec of allSpecifiers(readFileSync(join(root, file), 'utf8'))) {
       const name = packageOf(spec);
-      if (name !== undefined && !everyDependency.has(name) && !PART_OF_PACKAGE.has(name)) problems.push(`${file} loads ${name}, which no package.json declares`);
+      if (name !== undefined && !everyDependency.has(name) && !PART_OF_PACKAGE.has(name))
+        problems.push(`${file} loads ${name}, which no package.json declares`);
     }
   }
   return problems;
@@ -202,15 +215,24 @@ export function checkImports(root = ROOT) {
   const graph = new Map();
   for (const part of PARTS) {
     for (const file of sources(root, part)) {
-      const targets = specifiers(readFileSync(join(root, file), 'utf8')).map((spec) => relative(root, normalize(join(root, dirname(file), spec))).split('\\').join('/'));
+      const targets = specifiers(readFileSync(join(root, file), 'utf8')).map((spec) =>
+        relative(root, normalize(join(root, dirname(file), spec)))
+          .split('\\')
+          .join('/'),
+      );
       graph.set(file, targets);
       for (const target of targets) {
         const to = target.split('/')[0];
         if (to === part) continue;
         if (!PARTS.includes(to)) continue; // node_modules are each part's own business (its package.json)
-        if (!MAY_IMPORT[part].includes(to)) problems.push(`${file} imports ${target}: ${part}/ may import ${MAY_IMPORT[part].join(', ') || 'no other part'} (${part}/README.md)`);
-        else if ((NOT_FOR[part] ?? []).includes(target)) problems.push(`${file} imports ${target}: ${part}/ must not load it (grpc-js); proto/index.ts has what the client needs`);
-        else if (!entriesOf(to).includes(target)) problems.push(`${file} imports ${target}: another part only through its entry, ${entriesOf(to).join(' or ')}`);
+        if (!MAY_IMPORT[part].includes(to))
+          problems.push(
+            `${file} imports ${target}: ${part}/ may import ${MAY_IMPORT[part].join(', ') || 'no other part'} (${part}/README.md)`,
+          );
+        else if ((NOT_FOR[part] ?? []).includes(target))
+          problems.push(`${file} imports ${target}: ${part}/ must not load it (grpc-js); proto/index.ts has what the client needs`);
+        else if (!entriesOf(to).includes(target))
+          problems.push(`${file} imports ${target}: another part only through its entry, ${entriesOf(to).join(' or ')}`);
       }
     }
   }
@@ -243,7 +265,9 @@ export function checkImports(root = ROOT) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { modules, problems } = checkImports();
   if (problems.length > 0) {
-    process.stderr.write(`import rules: ${problems.length} problem(s) in ${modules} modules\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+    process.stderr.write(
+      `import rules: ${problems.length} problem(s) in ${modules} modules\n${problems.map((p) => `  ${p}`).join('\n')}\n`,
+    );
     process.exit(1);
   }
   process.stdout.write(`import rules: ${modules} modules, every import allowed, no cycles, every package.json agrees with its code\n`);

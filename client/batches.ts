@@ -19,7 +19,10 @@ export class Batches {
   ) {}
 
   /** Stores every entry; on a failure the rest still finish, then the first error is thrown, naming its key. */
-  async putMany(entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>, options: BatchOptions | undefined): Promise<void> {
+  async putMany(
+    entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>,
+    options: BatchOptions | undefined,
+  ): Promise<void> {
     if (typeof entries !== 'object' || entries === null) {
       throw new SatchelError('BAD_REQUEST', 'entries must be an iterable of [key, value] pairs, or an object of values by key');
     }
@@ -30,16 +33,20 @@ export class Batches {
       const [key, value] = entry as [unknown, unknown];
       checkKey(key);
       // Checked, not converted: put converts each value when it sends it.
-      if (!(value instanceof Uint8Array) && typeof value !== 'string') throw new SatchelError('BAD_REQUEST', 'value must be a Uint8Array, Buffer or string');
+      if (!(value instanceof Uint8Array) && typeof value !== 'string')
+        throw new SatchelError('BAD_REQUEST', 'value must be a Uint8Array, Buffer or string');
     }
     this.router.checkOpen();
-    await forEachLimit(list, window, ([key, value]) => this.values.put(key, value).catch((error: unknown) => Promise.reject(aboutKey(error, key))));
+    await forEachLimit(list, window, ([key, value]) =>
+      this.values.put(key, value).catch((error: unknown) => Promise.reject(aboutKey(error, key))),
+    );
   }
 
   /** The value under each key (null where there is none), in order. */
   async getMany(keys: Iterable<string>, options: BatchOptions | undefined): Promise<(Buffer | null)[]> {
     // A string is iterable too: getMany('abc') would read the keys a, b and c.
-    if (typeof keys !== 'object' || keys === null || !(Symbol.iterator in keys)) throw new SatchelError('BAD_REQUEST', 'keys must be an iterable of keys (an array, say)');
+    if (typeof keys !== 'object' || keys === null || !(Symbol.iterator in keys))
+      throw new SatchelError('BAD_REQUEST', 'keys must be an iterable of keys (an array, say)');
     const list = [...keys];
     const window = batchWindow(options);
     for (const key of list) checkKey(key);

@@ -6,7 +6,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:buffer';
-import { Flag, Op, SatchelError, Status, blockKey, decodeManifest, encodeManifest, forEachLimit, type Manifest, type Reply } from '../proto/index.ts';
+import {
+  Flag,
+  Op,
+  SatchelError,
+  Status,
+  blockKey,
+  decodeManifest,
+  encodeManifest,
+  forEachLimit,
+  type Manifest,
+  type Reply,
+} from '../proto/index.ts';
 import { expectOk } from './replies.ts';
 import type { ReplacedValues, Router } from './routing.ts';
 
@@ -45,7 +56,9 @@ export class Blocks implements ReplacedValues {
     const manifest = decodeManifest(reply.body);
     // Checked, as decodeManifest checks its header: a size no Buffer can have would be a RangeError here.
     const { size, blockSize, blockCount } = manifest;
-    if (!(Number.isSafeInteger(size) && size >= 0 && size <= MAX_BUFFER_BYTES && blockSize > 0 && blockCount === Math.ceil(size / blockSize))) {
+    if (
+      !(Number.isSafeInteger(size) && size >= 0 && size <= MAX_BUFFER_BYTES && blockSize > 0 && blockCount === Math.ceil(size / blockSize))
+    ) {
       throw new SatchelError('BAD_REQUEST', `corrupt block manifest under ${key}`);
     }
     const out = Buffer.allocUnsafe(manifest.size);

@@ -98,7 +98,10 @@ test.serial('waitFor across a placement change: the waiter follows the key to it
   // The waiters were told STALE, looked the placement up again and parked at the keys' new owners.
   const writer = await attach(t, job);
   for (let i = 0; i < 16; i++) await writer.put(`late-${i}`, `v${i}`);
-  t.deepEqual((await Promise.all(waiters)).map(String), Array.from({ length: 16 }, (_, i) => `v${i}`));
+  t.deepEqual(
+    (await Promise.all(waiters)).map(String),
+    Array.from({ length: 16 }, (_, i) => `v${i}`),
+  );
   t.is((await other.waitFor('old-key')).toString(), 'from before', 'found in the older generation');
   await eventually(() => parked() === 0, 2_000, 'the wait at the new owner was cancelled');
   t.pass();
@@ -113,7 +116,13 @@ test.serial('watch: puts and deletes under the prefix from every node, in order 
   await other.put('reduce-1', 'not watched');
   await other.delete('map-3');
   const events = await take(watch, 21);
-  t.deepEqual(events.filter((e) => e.type === 'put').map((e) => e.key).sort(), Array.from({ length: 20 }, (_, i) => `map-${i}`).sort());
+  t.deepEqual(
+    events
+      .filter((e) => e.type === 'put')
+      .map((e) => e.key)
+      .sort(),
+    Array.from({ length: 20 }, (_, i) => `map-${i}`).sort(),
+  );
   t.deepEqual(events.at(-1), { type: 'delete', key: 'map-3' });
   await eventually(() => parked() === 0, 2_000, 'leaving the loop closed the watch on both nodes');
   await watch.close();
@@ -199,7 +208,13 @@ test.serial('putMany and getMany: values of every size round-trip in order; abse
   t.is(values[500], null);
   await job.putMany({ a: '1', b: '2' });
   t.deepEqual((await job.getMany(['b', 'a'])).map(String), ['2', '1']);
-  const bad = await rejection(t, job.putMany([['fine', 'x'], ['', 'empty key']]));
+  const bad = await rejection(
+    t,
+    job.putMany([
+      ['fine', 'x'],
+      ['', 'empty key'],
+    ]),
+  );
   t.is(bad.code, 'BAD_REQUEST');
   t.is(await job.get('fine'), null, 'checked before anything was sent');
   t.true(bad instanceof SatchelError);

@@ -61,7 +61,8 @@ export class Coordination {
         const current = await this.values.get(key);
         if (current !== null) return current;
       } else if (reply.status === Status.STALE) {
-        if (++stale >= MAX_ATTEMPTS * 4) throw new SatchelError('STALE', `placement of job ${router.jobId} kept changing while waiting for ${key}`);
+        if (++stale >= MAX_ATTEMPTS * 4)
+          throw new SatchelError('STALE', `placement of job ${router.jobId} kept changing while waiting for ${key}`);
         await router.refreshPast(reply.arg);
       } else if (reply.status === Status.TIMEOUT) {
         throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);
@@ -74,7 +75,9 @@ export class Coordination {
   /** One WAIT at the key's newest owner (its primary with replicas): answered at once if the key is there. */
   private waitOnce(key: string, remaining: number): Promise<Reply> {
     const node = this.router.holders(key)[0]![0]!;
-    return this.router.connectionTo(node).park({ op: Op.WAIT, epoch: this.router.placement.epoch, arg: remaining, key }, { backstopMs: remaining + WAIT_GRACE_MS }).reply;
+    return this.router
+      .connectionTo(node)
+      .park({ op: Op.WAIT, epoch: this.router.placement.epoch, arg: remaining, key }, { backstopMs: remaining + WAIT_GRACE_MS }).reply;
   }
 
   /**
@@ -127,7 +130,14 @@ export class Coordination {
       const reply = await readReplicas(this.router, older, Op.GET, key, Flag.VERSION);
       if (reply.status !== Status.OK) continue;
       for (const node of holders[0]!) {
-        const copied = await this.router.connectionTo(node).request({ op: Op.PUT, flags: Flag.COPY | (reply.flags & Flag.MANIFEST), epoch: reply.epoch, arg: reply.arg, key, value: reply.body });
+        const copied = await this.router.connectionTo(node).request({
+          op: Op.PUT,
+          flags: Flag.COPY | (reply.flags & Flag.MANIFEST),
+          epoch: reply.epoch,
+          arg: reply.arg,
+          key,
+          value: reply.body,
+        });
         expectOk(copied);
       }
       return;
@@ -148,9 +158,11 @@ export class Coordination {
 
   /** A watch on every node of the job, resolved once it is registered on each. */
   async watch(prefix: string, given: WatchOptions | undefined): Promise<Watch> {
-    if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
+    if (typeof prefix !== 'string' || prefix.includes('\u0000'))
+      throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
     const options = optionsObject(given);
-    if (options.maxBuffered !== undefined && !isPositiveInteger(options.maxBuffered)) throw new SatchelError('BAD_REQUEST', 'maxBuffered must be a positive integer');
+    if (options.maxBuffered !== undefined && !isPositiveInteger(options.maxBuffered))
+      throw new SatchelError('BAD_REQUEST', 'maxBuffered must be a positive integer');
     checkPrefix(prefix);
     this.router.checkOpen();
     const watch = new Watch(this.router, prefix, options, () => this.watches.delete(watch));

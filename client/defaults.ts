@@ -3,7 +3,15 @@
  * retry policies the client applies by itself. The options' JSDoc (options.ts, watch.ts) quotes these values.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff, DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, ERROR_CODES, SatchelError, TRANSIENT_CODES, type ErrorCode } from '../proto/index.ts';
+import {
+  Backoff,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_WAIT_MS,
+  ERROR_CODES,
+  SatchelError,
+  TRANSIENT_CODES,
+  type ErrorCode,
+} from '../proto/index.ts';
 
 export { sleep };
 

@@ -198,7 +198,9 @@ test('answers a node should never give (a manifest of an impossible size, an INC
   const node = await startFakeNode((request) => {
     if (request.code === Op.HELLO) request.answer(Status.OK, null, { arg: 1024 * 1024 });
     else if (request.code === Op.GET) {
-      request.answer(Status.OK, encodeManifest({ size: 2 ** 40, blockSize: 2 ** 20, blockCount: 2 ** 20, version: 'v1' }), { flags: Flag.MANIFEST });
+      request.answer(Status.OK, encodeManifest({ size: 2 ** 40, blockSize: 2 ** 20, blockCount: 2 ** 20, version: 'v1' }), {
+        flags: Flag.MANIFEST,
+      });
     } else request.answer(Status.OK);
   });
   t.teardown(() => node.close());
@@ -209,7 +211,13 @@ test('answers a node should never give (a manifest of an impossible size, an INC
     token: `v1.${job}.fake`,
     metadata: ['127.0.0.1:1'],
     controller: '127.0.0.1:1',
-    placement: { jobId: job, epoch: 1, generations: [{ nodes: [{ id: 'fake', address: node.address, weight: 1 }] }], blockSize: 1024 * 1024, maxValueBytes: 2 ** 30 },
+    placement: {
+      jobId: job,
+      epoch: 1,
+      generations: [{ nodes: [{ id: 'fake', address: node.address, weight: 1 }] }],
+      blockSize: 1024 * 1024,
+      maxValueBytes: 2 ** 30,
+    },
   });
   const handle = await Satchel.attach(ticket, { timeoutMs: 2_000 });
   t.teardown(() => handle.close());

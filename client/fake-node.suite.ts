@@ -203,7 +203,8 @@ export class FakeStore {
     if ((request.flags & (Flag.REPLICA | Flag.COPY)) !== 0) {
       // A version another node chose: stored only over an older one (arg 1 = stored).
       const newest = old ?? this.tombstones.get(request.key);
-      if (newest !== undefined && !newerVersion(request.epoch, request.arg, newest.epoch, newest.seq)) return request.answer(Status.OK, null, { arg: 0 });
+      if (newest !== undefined && !newerVersion(request.epoch, request.arg, newest.epoch, newest.seq))
+        return request.answer(Status.OK, null, { arg: 0 });
       this.entries.set(request.key, { value: request.value, flags, epoch: request.epoch, seq: request.arg });
       this.seq = Math.max(this.seq, request.arg);
       return request.answer(Status.OK, null, { arg: 1 });
@@ -212,7 +213,11 @@ export class FakeStore {
     this.entries.set(request.key, { value: request.value, flags, epoch: request.epoch, seq });
     this.tombstones.delete(request.key);
     const replaced = old !== undefined && (old.flags & Flag.MANIFEST) !== 0;
-    request.answer(Status.OK, replaced ? old.value : null, { arg: seq, epoch: request.epoch, flags: replaced ? Flag.REPLACED_MANIFEST : 0 });
+    request.answer(Status.OK, replaced ? old.value : null, {
+      arg: seq,
+      epoch: request.epoch,
+      flags: replaced ? Flag.REPLACED_MANIFEST : 0,
+    });
   }
 
   private read(request: FakeRequest): void {
@@ -222,7 +227,8 @@ export class FakeStore {
       if (deleted === undefined) return request.answer(Status.NOT_FOUND);
       return request.answer(Status.NOT_FOUND, null, { flags: Flag.DELETED, epoch: deleted.epoch, arg: deleted.seq });
     }
-    if ((request.flags & Flag.VERSION) !== 0) return request.answer(Status.OK, entry.value, { flags: entry.flags, epoch: entry.epoch, arg: entry.seq });
+    if ((request.flags & Flag.VERSION) !== 0)
+      return request.answer(Status.OK, entry.value, { flags: entry.flags, epoch: entry.epoch, arg: entry.seq });
     if (request.code === Op.STAT) {
       // A manifest's STAT carries the manifest (the size is in it); a plain value's, its size.
       return request.answer(Status.OK, entry.flags !== 0 ? entry.value : null, { flags: entry.flags, arg: entry.value.length });
@@ -314,7 +320,8 @@ export async function startFakeControl(placement: WirePlacement): Promise<FakeCo
     stream.on('end', async () => {
       const schemas = LIGHT_METHODS[path];
       const method = path.slice(path.indexOf('/') + 1);
-      if (schemas === undefined || (method !== 'GetPlacement' && method !== 'GrowJob')) return fail('BAD_REQUEST', `the fake control plane does not serve ${path}`);
+      if (schemas === undefined || (method !== 'GetPlacement' && method !== 'GrowJob'))
+        return fail('BAD_REQUEST', `the fake control plane does not serve ${path}`);
       const request = decodeMessage(schemas[0], Buffer.concat(chunks).subarray(5));
       control.calls.push({ method, request });
       let reply: WirePlacement | ErrorCode;
@@ -335,7 +342,16 @@ export async function startFakeControl(placement: WirePlacement): Promise<FakeCo
     });
     /** A trailers-only answer, as the servers give an error: gRPC UNKNOWN, with the code in `satchel-code`. */
     function fail(code: ErrorCode, message: string): void {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '2', 'grpc-message': encodeURIComponent(message), 'satchel-code': code }, { endStream: true });
+      stream.respond(
+        {
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'grpc-status': '2',
+          'grpc-message': encodeURIComponent(message),
+          'satchel-code': code,
+        },
+        { endStream: true },
+      );
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -369,7 +385,9 @@ export async function startFakeCluster(
   const placement = (epoch: number, generations: number[][], replicas = options.replicas ?? 1): WirePlacement => ({
     jobId,
     epoch,
-    generations: generations.map((indexes) => ({ nodes: indexes.map((i) => ({ id: nodes[i]!.id, address: nodes[i]!.address, weight: 1 })) })),
+    generations: generations.map((indexes) => ({
+      nodes: indexes.map((i) => ({ id: nodes[i]!.id, address: nodes[i]!.address, weight: 1 })),
+    })),
     blockSize: options.blockSize ?? 1024 * 1024,
     maxValueBytes: 2 ** 30,
     replicas,
@@ -377,7 +395,14 @@ export async function startFakeCluster(
   const first = placement(1, options.generations ?? [nodes.map((_, i) => i)]);
   const control = await startFakeControl(first);
   t.teardown(() => control.close());
-  const ticket = encodeTicket({ v: 1, job: jobId, token: `v1.${jobId}.fake`, metadata: [control.address], controller: control.address, placement: first });
+  const ticket = encodeTicket({
+    v: 1,
+    job: jobId,
+    token: `v1.${jobId}.fake`,
+    metadata: [control.address],
+    controller: control.address,
+    placement: first,
+  });
   return {
     jobId,
     nodes,

@@ -246,7 +246,10 @@ test('close() waits for calls in flight; later calls fail with CLOSED', async (t
   const big = job.put('big', pattern(3 * MiB, 9));
   await job.close();
   const results = await Promise.allSettled([...puts, big]);
-  t.true(results.every((r) => r.status === 'fulfilled'), 'every call made before close() completed');
+  t.true(
+    results.every((r) => r.status === 'fulfilled'),
+    'every call made before close() completed',
+  );
   t.is((await rejection(t, job.put('late', 'x'))).code, 'CLOSED');
   t.is((await rejection(t, job.get('k1'))).code, 'CLOSED');
   await job.close(); // idempotent

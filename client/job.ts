@@ -38,7 +38,8 @@ export class Job {
   /** @internal Use Satchel.attach(ticket) or Satchel#registerJob. */
   constructor(router: Router) {
     // The published typings do not show this constructor (stripInternal), so plain JavaScript may still call it.
-    if (!(router instanceof Router)) throw new SatchelError('BAD_REQUEST', 'a Job comes from Satchel.attach(ticket) or Satchel#registerJob');
+    if (!(router instanceof Router))
+      throw new SatchelError('BAD_REQUEST', 'a Job comes from Satchel.attach(ticket) or Satchel#registerJob');
     this.router = router;
     this.blocks = new Blocks(router);
     this.coordination = new Coordination(router, this.blocks, this);
@@ -46,7 +47,14 @@ export class Job {
   }
 
   /** @internal Decodes the ticket and fetches the placement unless given; `this` picks the handle class. */
-  static async open<T extends Job>(this: new (router: Router) => T, ticket: string, options?: JobOptions, known?: WirePlacement): Promise<T> {
+  static async open<T extends Job>(
+    this: new (
+      router: Router,
+    ) => T,
+    ticket: string,
+    options?: JobOptions,
+    known?: WirePlacement,
+  ): Promise<T> {
     return new this(await openRouter(ticket, options, known));
   }
 
@@ -110,7 +118,8 @@ export class Job {
 
   /** PUT's uncommon endings: placement changed (STALE), more room needed (FULL), an error, or a large value replaced. */
   private async finishPut(key: string, bytes: Uint8Array, reply: Reply | null): Promise<void> {
-    if (reply === null || reply.status === Status.STALE || reply.status === Status.FULL) reply = await this.router.call(Op.PUT, 0, key, bytes);
+    if (reply === null || reply.status === Status.STALE || reply.status === Status.FULL)
+      reply = await this.router.call(Op.PUT, 0, key, bytes);
     return this.blocks.afterReplace(key, reply);
   }
 
@@ -118,7 +127,8 @@ export class Job {
   private async finishGet(key: string, reply: Reply | null): Promise<Buffer | null> {
     for (let attempt = 1; ; attempt++) {
       // No answer yet, the placement changed, or the key may sit in an older generation: `call` handles all.
-      if (reply === null || reply.status === Status.STALE || reply.status === Status.NOT_FOUND) reply = await this.router.call(Op.GET, 0, key, null);
+      if (reply === null || reply.status === Status.STALE || reply.status === Status.NOT_FOUND)
+        reply = await this.router.call(Op.GET, 0, key, null);
       if (reply.status === Status.NOT_FOUND) return null;
       expectOk(reply);
       if ((reply.flags & Flag.MANIFEST) === 0) return reply.body;
@@ -190,7 +200,10 @@ export class Job {
    * one node leave in one write. Keys and values are checked before anything is sent. On a failure the rest
    * still finish, then the first error is thrown (its message names the key); entries stored stay stored.
    */
-  putMany(entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>, options?: BatchOptions): Promise<void> {
+  putMany(
+    entries: Iterable<readonly [string, Uint8Array | string]> | Record<string, Uint8Array | string>,
+    options?: BatchOptions,
+  ): Promise<void> {
     return this.batches.putMany(entries, options);
   }
 

@@ -11,7 +11,8 @@ import type { Router } from './routing.ts';
 export async function* listKeys(router: Router, prefix: string, options: ListOptions | undefined): AsyncGenerator<string, void, undefined> {
   if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
   const { pageSize: asked = CLIENT_DEFAULTS.listPageSize } = optionsObject(options);
-  if (!Number.isSafeInteger(asked)) throw new SatchelError('BAD_REQUEST', `pageSize must be a whole number (1 to ${CLIENT_DEFAULTS.maxListPageSize})`);
+  if (!Number.isSafeInteger(asked))
+    throw new SatchelError('BAD_REQUEST', `pageSize must be a whole number (1 to ${CLIENT_DEFAULTS.maxListPageSize})`);
   checkPrefix(prefix);
   router.checkOpen();
   const pageSize = Math.max(1, Math.min(asked, CLIENT_DEFAULTS.maxListPageSize));

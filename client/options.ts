@@ -58,7 +58,8 @@ export function checkTimeout(value: unknown, what = 'timeoutMs'): void {
 export function checkJobOptions<T extends JobOptions>(options: T | undefined): T {
   const checked = optionsObject(options);
   checkTimeout(checked.timeoutMs);
-  if (checked.blockParallelism !== undefined && !isPositiveInteger(checked.blockParallelism)) throw bad('blockParallelism must be a positive integer');
+  if (checked.blockParallelism !== undefined && !isPositiveInteger(checked.blockParallelism))
+    throw bad('blockParallelism must be a positive integer');
   return checked;
 }
 
@@ -73,7 +74,8 @@ export function checkClientTls(tls: unknown): ClientTls | undefined {
   if (tls === undefined) return undefined;
   const { ca, servername } = optionsObject(tls as ClientTls, 'tls');
   if (typeof ca !== 'string' && !(ca instanceof Uint8Array)) throw bad('tls.ca must be the CA certificate as PEM (a string or a Buffer)');
-  if (servername !== undefined && (typeof servername !== 'string' || servername.length === 0)) throw bad('tls.servername must be a non-empty string');
+  if (servername !== undefined && (typeof servername !== 'string' || servername.length === 0))
+    throw bad('tls.servername must be a non-empty string');
   return tls as ClientTls;
 }
 
@@ -82,13 +84,18 @@ const NUMERIC_HINTS = ['capacity', 'peakThroughput', 'maxValueBytes'] as const;
 /** The hints of registerJob, by type; what the cluster can meet is the controller's to judge. */
 export function checkHints(hints: JobHints | undefined): JobHints {
   const checked = optionsObject(hints, 'hints');
-  if (checked.latencySensitive !== undefined && typeof checked.latencySensitive !== 'boolean') throw bad('hint latencySensitive must be a boolean');
+  if (checked.latencySensitive !== undefined && typeof checked.latencySensitive !== 'boolean')
+    throw bad('hint latencySensitive must be a boolean');
   for (const name of NUMERIC_HINTS) {
     const value = checked[name];
-    if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value))) throw bad(`hint ${name} must be a finite number of bytes`);
+    if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value)))
+      throw bad(`hint ${name} must be a finite number of bytes`);
   }
   // Integers on the wire: 1.5 or -1 would arrive as something else (uint32).
-  if (checked.functions !== undefined && !(Number.isInteger(checked.functions) && checked.functions >= 0 && checked.functions <= 0xffffffff)) {
+  if (
+    checked.functions !== undefined &&
+    !(Number.isInteger(checked.functions) && checked.functions >= 0 && checked.functions <= 0xffffffff)
+  ) {
     throw bad('hint functions must be a whole number');
   }
   if (checked.replicas !== undefined && !(Number.isInteger(checked.replicas) && checked.replicas >= 1 && checked.replicas <= 3)) {

@@ -21,7 +21,13 @@ export interface ReplicaHost {
  * so its NOT_FOUND is no answer: with no replica holding the key, the primary's failure is thrown, and the
  * caller waits for a placement without it (`afterUnreachable`).
  */
-export async function readReplicas(host: ReplicaHost, replicas: readonly PlacementNode[], op: number, key: string, flags = 0): Promise<Reply> {
+export async function readReplicas(
+  host: ReplicaHost,
+  replicas: readonly PlacementNode[],
+  op: number,
+  key: string,
+  flags = 0,
+): Promise<Reply> {
   let failure: unknown;
   for (const node of replicas) {
     try {
@@ -44,10 +50,19 @@ export async function readReplicas(host: ReplicaHost, replicas: readonly Placeme
  * replica's is not OK (STALE, FULL: the caller refreshes or grows, and writes again). A replica that cannot be
  * reached fails the write with UNAVAILABLE: `afterUnreachable` then waits for the controller to replace it.
  */
-export async function writeReplicas(host: ReplicaHost, replicas: readonly PlacementNode[], op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+export async function writeReplicas(
+  host: ReplicaHost,
+  replicas: readonly PlacementNode[],
+  op: number,
+  flags: number,
+  key: string,
+  value: Uint8Array | null,
+): Promise<Reply> {
   const primary = await host.callNode(replicas[0]!, op, flags, 0, key, value);
   if (replicas.length === 1 || primary.status !== Status.OK) return primary;
-  const replies = await Promise.all(replicas.slice(1).map((node) => host.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value)));
+  const replies = await Promise.all(
+    replicas.slice(1).map((node) => host.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value)),
+  );
   return replies.find((reply) => reply.status !== Status.OK) ?? primary;
 }
 
@@ -60,11 +75,18 @@ export async function writeReplicas(host: ReplicaHost, replicas: readonly Placem
  * placement became meanwhile; a holder that cannot be reached is left to the controller, which restores the
  * copies from the primary once it has placed the job without it.
  */
-export async function incrOnce(host: ReplicaHost, holders: readonly PlacementNode[], flags: number, key: string, amount: Buffer): Promise<Reply> {
+export async function incrOnce(
+  host: ReplicaHost,
+  holders: readonly PlacementNode[],
+  flags: number,
+  key: string,
+  amount: Buffer,
+): Promise<Reply> {
   const epoch = host.placement.epoch;
   const primary = await host.connectionTo(holders[0]!).request({ op: Op.INCR, flags, epoch, key, value: amount });
   // The total is 8 bytes: a shorter answer would be a RangeError where it is read.
-  if (primary.status === Status.OK && primary.body.length < 8) throw new SatchelError('UNAVAILABLE', `node ${holders[0]!.id} answered INCR without a total`);
+  if (primary.status === Status.OK && primary.body.length < 8)
+    throw new SatchelError('UNAVAILABLE', `node ${holders[0]!.id} answered INCR without a total`);
   if (holders.length === 1 || primary.status !== Status.OK) return primary;
   const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
   await Promise.all(holders.slice(1).map((node) => tellIncrement(host, node, holders[0]!, epoch, primary.arg, key, told)));
@@ -77,11 +99,21 @@ export async function incrOnce(host: ReplicaHost, holders: readonly PlacementNod
  * restores the copies from the primary's side); if the primary left too, nobody may hold the increment: the
  * error goes to `incr`, which asks the new placement's primary (the token tells it whether it has the increment).
  */
-async function tellIncrement(host: ReplicaHost, node: PlacementNode, primary: PlacementNode, epoch: number, seq: number, key: string, told: Buffer): Promise<void> {
+async function tellIncrement(
+  host: ReplicaHost,
+  node: PlacementNode,
+  primary: PlacementNode,
+  epoch: number,
+  seq: number,
+  key: string,
+  told: Buffer,
+): Promise<void> {
   const placed = (id: string) => host.placement.generations.some((nodes) => nodes.some((n) => n.id === id));
   for (let attempt = 1; ; attempt++) {
     try {
-      const reply = await host.connectionTo(node).request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, epoch, arg: seq, key, value: told });
+      const reply = await host
+        .connectionTo(node)
+        .request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, epoch, arg: seq, key, value: told });
       // STALE: the job moved off that node (drained); the copies it made came from the primary's side too.
       if (reply.status !== Status.STALE) expectOk(reply);
       return;

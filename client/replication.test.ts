@@ -48,18 +48,30 @@ test('replicas 2: every key on two nodes; a dead node is replaced, reads and wri
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
   t.teardown(() => reader.close());
   const values = await reader.getMany(keys);
-  t.deepEqual(values.map(String), keys.map((_, i) => `value ${i}`), 'every key readable while a copy is down');
+  t.deepEqual(
+    values.map(String),
+    keys.map((_, i) => `value ${i}`),
+    'every key readable while a copy is down',
+  );
   await reader.putMany(keys.slice(0, 50).map((key) => [key, `new ${key}`] as const));
   t.true((await reader.get('large'))!.equals(pattern(3 * MiB, 1)));
 
-  await eventually(() => !cluster.controller.registry.jobs.get(job.id)!.placement.generations.some((g) => g.nodes.some((n) => n.id === victimId)), 10_000, 'the dead node left the placement');
+  await eventually(
+    () => !cluster.controller.registry.jobs.get(job.id)!.placement.generations.some((g) => g.nodes.some((n) => n.id === victimId)),
+    10_000,
+    'the dead node left the placement',
+  );
   await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 10_000, 'copies restored');
   const live = cluster.nodes.map((_, i) => i).filter((i) => i !== victim);
   for (const key of keys) {
     const held = holders(cluster, job.id, key).filter((i) => live.includes(i));
     t.is(held.length, 2, `${key} on both living nodes again`);
   }
-  t.deepEqual((await job.getMany(keys.slice(0, 50))).map(String), keys.slice(0, 50).map((key) => `new ${key}`), 'writes made during the outage kept');
+  t.deepEqual(
+    (await job.getMany(keys.slice(0, 50))).map(String),
+    keys.slice(0, 50).map((key) => `new ${key}`),
+    'writes made during the outage kept',
+  );
   const lost = cluster.controller.events.since(0).find((e) => e.kind === 'node-lost');
   t.is(lost?.node, victimId);
 });
@@ -84,7 +96,10 @@ test('replicas 1: a dead node fails the operations on its keys with UNAVAILABLE;
   t.is((await rejection(t, job.put(onDead[1]!, 'x'))).code, 'UNAVAILABLE');
   t.true(Date.now() - started < 6_000, 'failed, not hung');
   t.deepEqual((await job.getMany(onLive)).map(String), onLive);
-  t.true(cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.some((n) => n.id === dead.id), 'kept in the placement: its keys are not silently missing');
+  t.true(
+    cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.some((n) => n.id === dead.id),
+    'kept in the placement: its keys are not silently missing',
+  );
 });
 
 test('a replicas hint the cluster cannot honour is refused; a bad one is BAD_REQUEST', async (t) => {
@@ -113,7 +128,11 @@ test('replicas 2 on two of three nodes: when one dies the third joins and gets t
   await cluster.nodes[victim]!.close();
   await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 10_000, 'copies restored');
   const generations = cluster.controller.registry.jobs.get(job.id)!.placement.generations;
-  t.true(generations[0]!.nodes.some((n) => n.id === cluster.nodes[spare]!.id), 'the spare node joined the newest generation');
-  for (const key of keys) t.deepEqual(holders(cluster, job.id, key).sort(), [spare, cluster.nodes.findIndex((n) => n.id === placed[1])].sort(), key);
+  t.true(
+    generations[0]!.nodes.some((n) => n.id === cluster.nodes[spare]!.id),
+    'the spare node joined the newest generation',
+  );
+  for (const key of keys)
+    t.deepEqual(holders(cluster, job.id, key).sort(), [spare, cluster.nodes.findIndex((n) => n.id === placed[1])].sort(), key);
   t.deepEqual((await job.getMany(keys)).map(String), keys);
 });

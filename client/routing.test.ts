@@ -12,23 +12,40 @@ import { requestsOf, startFakeCluster } from './fake-node.suite.ts';
 const TOKEN = 'v1.fake-job.fake';
 
 test('STALE: the client asks the metadata server where the job is now and sends the request there', async (t) => {
-  const { nodes: [n0, n1], control, placement, attach } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+  const {
+    nodes: [n0, n1],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
   const job = await attach({ timeoutMs: 2_000 });
   // The job moved from n0 to n1 at epoch 2, and n0 was told: it refuses requests routed by epoch 1.
   n0!.store.epoch = 2;
   control.placement = placement(2, [[1]]);
   await job.put('k', 'v');
   // The common path hands the STALE to `call`, which sends the PUT once more before it refreshes on its STALE.
-  t.deepEqual(requestsOf(n0!, Op.PUT).map((r) => r.epoch), [1, 1], 'PUTs at the old node, answered STALE');
-  t.deepEqual(requestsOf(n1!, Op.PUT).map((r) => [r.key, r.epoch, r.value.toString()]), [['k', 2, 'v']]);
+  t.deepEqual(
+    requestsOf(n0!, Op.PUT).map((r) => r.epoch),
+    [1, 1],
+    'PUTs at the old node, answered STALE',
+  );
+  t.deepEqual(
+    requestsOf(n1!, Op.PUT).map((r) => [r.key, r.epoch, r.value.toString()]),
+    [['k', 2, 'v']],
+  );
   t.is(control.callsOf('GetPlacement').length, 1);
   t.deepEqual(control.callsOf('GetPlacement')[0], { jobId: 'fake-job', token: TOKEN });
   t.is(job.epoch, 2);
   t.is(n0!.store.entries.size, 0);
 });
 
-test('STALE while the metadata server still has the old placement: the client asks again until it has the node\'s epoch', async (t) => {
-  const { nodes: [n0, n1], control, placement, attach } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+test("STALE while the metadata server still has the old placement: the client asks again until it has the node's epoch", async (t) => {
+  const {
+    nodes: [n0, n1],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
   const job = await attach({ timeoutMs: 2_000 });
   n0!.store.epoch = 2;
   control.placement = placement(2, [[1]]);
@@ -36,20 +53,38 @@ test('STALE while the metadata server still has the old placement: the client as
   control.behind.push(placement(1, [[0]]), placement(1, [[0]]));
   t.is(await job.get('k'), null);
   t.is(control.callsOf('GetPlacement').length, 3);
-  t.deepEqual(requestsOf(n0!, Op.GET).map((r) => r.epoch), [1, 1], 'the old node is not asked again after the first refresh');
-  t.deepEqual(requestsOf(n1!, Op.GET).map((r) => r.epoch), [2]);
+  t.deepEqual(
+    requestsOf(n0!, Op.GET).map((r) => r.epoch),
+    [1, 1],
+    'the old node is not asked again after the first refresh',
+  );
+  t.deepEqual(
+    requestsOf(n1!, Op.GET).map((r) => r.epoch),
+    [2],
+  );
 });
 
 test('FULL: the client asks the controller to grow the job past the full node, then writes to the new generation', async (t) => {
-  const { nodes: [n0, n1], control, placement, attach } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+  const {
+    nodes: [n0, n1],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
   n0!.store.script(Op.PUT, { status: Status.FULL, body: Buffer.from('node full') }, { times: Infinity });
   control.onGrow = () => placement(2, [[1], [0]]);
   const job = await attach({ timeoutMs: 2_000 });
   await job.put('k', 'v');
   // The common path hands a FULL to `call`, which sends the PUT once more and grows on its FULL.
-  t.deepEqual(requestsOf(n0!, Op.PUT).map((r) => r.epoch), [1, 1]);
+  t.deepEqual(
+    requestsOf(n0!, Op.PUT).map((r) => r.epoch),
+    [1, 1],
+  );
   t.deepEqual(control.callsOf('GrowJob'), [{ jobId: 'fake-job', token: TOKEN, fullNodeId: 'n0', epoch: 1 }]);
-  t.deepEqual(requestsOf(n1!, Op.PUT).map((r) => [r.key, r.epoch]), [['k', 2]]);
+  t.deepEqual(
+    requestsOf(n1!, Op.PUT).map((r) => [r.key, r.epoch]),
+    [['k', 2]],
+  );
   t.is(job.epoch, 2);
   t.is(control.callsOf('GetPlacement').length, 0, 'GrowJob answers with the placement');
   // Reads find it in the newest generation; the older one is asked only for what the newest lacks.
@@ -58,7 +93,12 @@ test('FULL: the client asks the controller to grow the job past the full node, t
 });
 
 test('FULL from calls in flight together: one GrowJob for all of them', async (t) => {
-  const { nodes: [n0, n1], control, placement, attach } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+  const {
+    nodes: [n0, n1],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
   n0!.store.script(Op.PUT, { status: Status.FULL }, { times: Infinity });
   const keys = ['a', 'b', 'c', 'd'];
   control.onGrow = async () => {
@@ -68,11 +108,20 @@ test('FULL from calls in flight together: one GrowJob for all of them', async (t
   const job = await attach({ timeoutMs: 2_000 });
   await Promise.all(keys.map((key) => job.put(key, key)));
   t.is(control.callsOf('GrowJob').length, 1);
-  t.deepEqual(requestsOf(n1!, Op.PUT).map((r) => r.key).sort(), keys);
+  t.deepEqual(
+    requestsOf(n1!, Op.PUT)
+      .map((r) => r.key)
+      .sort(),
+    keys,
+  );
 });
 
 test('FULL when the cluster has no room either: the caller gets FULL, after one GrowJob', async (t) => {
-  const { nodes: [n0, n1], control, attach } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+  const {
+    nodes: [n0, n1],
+    control,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
   n0!.store.script(Op.PUT, { status: Status.FULL }, { times: Infinity });
   control.onGrow = () => 'FULL';
   const job = await attach({ timeoutMs: 2_000 });
@@ -83,7 +132,11 @@ test('FULL when the cluster has no room either: the caller gets FULL, after one 
 });
 
 test('NOT_FOUND: a key is absent only when every generation says so; an older one answers for a key the newest lacks', async (t) => {
-  const { nodes: [n0, n1], control, attach } = await startFakeCluster(t, { nodes: 2, generations: [[1], [0]] });
+  const {
+    nodes: [n0, n1],
+    control,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[1], [0]] });
   n0!.store.seed('old', 'written before the job grew');
   const job = await attach({ timeoutMs: 2_000 });
   t.is((await job.get('old'))?.toString(), 'written before the job grew');
@@ -92,22 +145,36 @@ test('NOT_FOUND: a key is absent only when every generation says so; an older on
   t.is(await job.stat('nowhere'), null);
   // Newest generation first, then the older one, for each call. GET's common path hands the NOT_FOUND to `call`,
   // which asks the newest generation once more before the older ones.
-  const asked = (key: string) => [n1!, n0!].map((node) => node.requests.filter((r) => r.key === key && r.code !== Op.HELLO).map((r) => r.code));
-  t.deepEqual(asked('old'), [[Op.GET, Op.GET, Op.STAT], [Op.GET, Op.STAT]]);
-  t.deepEqual(asked('nowhere'), [[Op.GET, Op.GET, Op.STAT], [Op.GET, Op.STAT]]);
+  const asked = (key: string) =>
+    [n1!, n0!].map((node) => node.requests.filter((r) => r.key === key && r.code !== Op.HELLO).map((r) => r.code));
+  t.deepEqual(asked('old'), [
+    [Op.GET, Op.GET, Op.STAT],
+    [Op.GET, Op.STAT],
+  ]);
+  t.deepEqual(asked('nowhere'), [
+    [Op.GET, Op.GET, Op.STAT],
+    [Op.GET, Op.STAT],
+  ]);
   t.is(control.calls.length, 0);
 });
 
 test('NOT_FOUND from the only generation: null at once, one request', async (t) => {
-  const { nodes: [n0], control, attach } = await startFakeCluster(t, { nodes: 1 });
+  const {
+    nodes: [n0],
+    control,
+    attach,
+  } = await startFakeCluster(t, { nodes: 1 });
   const job = await attach({ timeoutMs: 2_000 });
   t.is(await job.get('k'), null);
   t.is(requestsOf(n0!, Op.GET).length, 1);
   t.is(control.calls.length, 0);
 });
 
-test('NOT_FOUND with a tombstone: an older generation\'s copy counts only when it is newer than the delete', async (t) => {
-  const { nodes: [n0, n1], attach } = await startFakeCluster(t, { nodes: 2, generations: [[1], [0]] });
+test("NOT_FOUND with a tombstone: an older generation's copy counts only when it is newer than the delete", async (t) => {
+  const {
+    nodes: [n0, n1],
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[1], [0]] });
   // Deleted in the newest generation at version (2, 5); the older generation still has copies.
   n1!.store.seedDeleted('deleted', 2, 5);
   n0!.store.seed('deleted', 'before the delete', { epoch: 2, seq: 4 });
@@ -116,13 +183,20 @@ test('NOT_FOUND with a tombstone: an older generation\'s copy counts only when i
   const job = await attach({ timeoutMs: 2_000 });
   t.is(await job.get('deleted'), null);
   t.is((await job.get('rewritten'))?.toString(), 'after the delete');
-  const reads = (key: string) => requestsOf(n0!, Op.GET).filter((r) => r.key === key).map((r) => r.flags);
+  const reads = (key: string) =>
+    requestsOf(n0!, Op.GET)
+      .filter((r) => r.key === key)
+      .map((r) => r.flags);
   t.deepEqual(reads('deleted'), [Flag.VERSION], 'only its version asked, never its value');
   t.deepEqual(reads('rewritten'), [Flag.VERSION, 0]);
 });
 
 test('a node that never answers: TIMEOUT after timeoutMs, no placement lookup, and the connection carries on', async (t) => {
-  const { nodes: [n0], control, attach } = await startFakeCluster(t, { nodes: 1 });
+  const {
+    nodes: [n0],
+    control,
+    attach,
+  } = await startFakeCluster(t, { nodes: 1 });
   n0!.store.script(Op.GET, 'hang', { key: 'slow' });
   const job = await attach({ timeoutMs: 500 });
   await job.put('k', 'v'); // connected: what follows times only the request
@@ -137,7 +211,12 @@ test('a node that never answers: TIMEOUT after timeoutMs, no placement lookup, a
 });
 
 test('a node that drops the connection: UNAVAILABLE after one placement lookup; the next placement is used when there is one', async (t) => {
-  const { nodes: [n0, n1], control, placement, attach } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+  const {
+    nodes: [n0, n1],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
   n0!.store.script(Op.GET, 'close', { times: 2 });
   const job = await attach({ timeoutMs: 2_000 });
   t.is((await rejection(t, job.get('k'))).code, 'UNAVAILABLE');
@@ -161,7 +240,7 @@ test('replicas: a write goes to the primary, then to the copy under the version 
   const [replicated] = requestsOf(copy!, Op.PUT);
   t.is(ordered!.flags, 0);
   t.is(replicated!.flags, Flag.REPLICA);
-  t.is(replicated!.arg, primary!.store.entries.get('k')!.seq, 'the primary\'s version');
+  t.is(replicated!.arg, primary!.store.entries.get('k')!.seq, "the primary's version");
   const version = (node: typeof primary) => {
     const { epoch, seq, value } = node!.store.entries.get('k')!;
     return [epoch, seq, value.toString()];
@@ -176,10 +255,23 @@ test('replicas: a write goes to the primary, then to the copy under the version 
 });
 
 test('putMany: a refused entry fails the batch naming its key, after the others are stored', async (t) => {
-  const { nodes: [n0], attach } = await startFakeCluster(t, { nodes: 1 });
+  const {
+    nodes: [n0],
+    attach,
+  } = await startFakeCluster(t, { nodes: 1 });
   n0!.store.script(Op.PUT, { status: Status.TOO_LARGE, body: Buffer.from('over the limit') }, { key: 'b' });
   const job = await attach({ timeoutMs: 2_000 });
-  const error = await rejection(t, job.putMany([['a', '1'], ['b', '2'], ['c', '3']], { window: 2 }));
+  const error = await rejection(
+    t,
+    job.putMany(
+      [
+        ['a', '1'],
+        ['b', '2'],
+        ['c', '3'],
+      ],
+      { window: 2 },
+    ),
+  );
   t.is(error.code, 'TOO_LARGE');
   t.is(error.message, '"b": over the limit');
   t.deepEqual([...n0!.store.entries.keys()].sort(), ['a', 'c']);

@@ -285,7 +285,9 @@ export class Router implements ReplicaHost, WatchHost {
   holders(key: string): PlacementNode[][] {
     const hash = hashKey(key);
     const replicas = this.placement.replicas;
-    return this.placement.generations.map((nodes) => (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!));
+    return this.placement.generations.map((nodes) =>
+      (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!),
+    );
   }
 
   /** The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once. */
@@ -373,7 +375,12 @@ export class Router implements ReplicaHost, WatchHost {
 
   /** A client of the controller with this job's TLS and timeout (growth here; renewals and deregistration in satchel.ts). */
   controllerClient(): LightControlClient<ControllerMethods> {
-    return new LightControlClient<ControllerMethods>('satchel.v1.Controller', this.parsed.controller, this.options.timeoutMs, tlsOf(this.parsed));
+    return new LightControlClient<ControllerMethods>(
+      'satchel.v1.Controller',
+      this.parsed.controller,
+      this.options.timeoutMs,
+      tlsOf(this.parsed),
+    );
   }
 
   /** Waits for calls in flight, then closes every connection and control-plane client (after `closed` is set). */

@@ -1,11 +1,4 @@
-import {
-  LightControlClient,
-  MAX_TIMEOUT_MS,
-  SatchelError,
-  type ClientTls,
-  type ControllerMethods,
-  type JobHints,
-} from '../proto/index.ts';
+import { LightControlClient, MAX_TIMEOUT_MS, SatchelError, type ClientTls, type ControllerMethods, type JobHints } from '../proto/index.ts';
 import { CLIENT_DEFAULTS } from './defaults.ts';
 import { Job } from './job.ts';
 import { checkClientTls, checkHints, checkJobOptions, type JobOptions } from './options.ts';
@@ -49,15 +42,18 @@ export class RegisteredJob extends Job {
     // A timer waits at most ~24.8 days: past that Node fires it at once, and warns on stderr.
     const every = Math.min(MAX_TIMEOUT_MS, Math.max(50, leaseMs / 3));
     this.renewTimer = setInterval(() => {
-      controller.call('RenewLease', { jobId: this.id, token: this.driverToken }).then((reply) => {
-        // Each renewal brings a ticket whose token lives a token lifetime from now: the driver never holds an
-        // expired one, and hands functions the freshest.
-        if (reply.ticket) this.router.replaceTicket(reply.ticket);
-      }).catch((error: unknown) => {
-        // The job is gone (deregistered elsewhere, or collected), or this credential was revoked: nothing to renew.
-        if (error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED')) this.stopRenewing();
-        // Anything else (a controller restarting) is retried at the next tick, well inside the lease.
-      });
+      controller
+        .call('RenewLease', { jobId: this.id, token: this.driverToken })
+        .then((reply) => {
+          // Each renewal brings a ticket whose token lives a token lifetime from now: the driver never holds an
+          // expired one, and hands functions the freshest.
+          if (reply.ticket) this.router.replaceTicket(reply.ticket);
+        })
+        .catch((error: unknown) => {
+          // The job is gone (deregistered elsewhere, or collected), or this credential was revoked: nothing to renew.
+          if (error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED')) this.stopRenewing();
+          // Anything else (a controller restarting) is retried at the next tick, well inside the lease.
+        });
     }, every);
     this.renewTimer.unref(); // renewing never keeps a process alive
   }
@@ -99,7 +95,12 @@ export class Satchel {
     readonly address: string,
     private readonly options: ConnectOptions,
   ) {
-    this.controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs, options.tls);
+    this.controller = new LightControlClient<ControllerMethods>(
+      'satchel.v1.Controller',
+      address,
+      options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs,
+      options.tls,
+    );
   }
 
   /**
@@ -112,9 +113,11 @@ export class Satchel {
     }
     options = checkJobOptions(options);
     checkClientTls(options.tls);
-    if (options.key !== undefined && typeof options.key !== 'string') throw new SatchelError('BAD_REQUEST', 'key must be a string (cluster.json tenantKey)');
+    if (options.key !== undefined && typeof options.key !== 'string')
+      throw new SatchelError('BAD_REQUEST', 'key must be a string (cluster.json tenantKey)');
     // A token in its place (the admin's, a job's) would pass the check below and fail at the first registration.
-    if (options.key !== undefined && !options.key.startsWith('sk1.')) throw new SatchelError('UNAUTHORIZED', 'key is not a tenant key (cluster.json tenantKey, or one satchel tenant add printed)');
+    if (options.key !== undefined && !options.key.startsWith('sk1.'))
+      throw new SatchelError('UNAUTHORIZED', 'key is not a tenant key (cluster.json tenantKey, or one satchel tenant add printed)');
     const satchel = new Satchel(address, options);
     try {
       await satchel.controller.call('GetCluster', { token: options.key ?? '' });

@@ -20,7 +20,23 @@ const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
 /** Each public class's members a user can reach (public or protected), as the typings declare them. */
 const API: Record<string, string[]> = {
   Satchel: ['address', 'connect', 'attach', 'registerJob', 'close'],
-  Job: ['id', 'ticket', 'epoch', 'put', 'get', 'stat', 'delete', 'list', 'waitFor', 'incr', 'barrier', 'putMany', 'getMany', 'watch', 'close'],
+  Job: [
+    'id',
+    'ticket',
+    'epoch',
+    'put',
+    'get',
+    'stat',
+    'delete',
+    'list',
+    'waitFor',
+    'incr',
+    'barrier',
+    'putMany',
+    'getMany',
+    'watch',
+    'close',
+  ],
   RegisteredJob: ['deregister', 'close'],
   Watch: ['prefix', 'ready', '[Symbol.asyncIterator]', 'next', 'return', 'close', 'buffered'],
 };
@@ -103,7 +119,16 @@ async function declarations(dir: string): Promise<string[]> {
 function importsOf(dts: string): { spec: string; names: string[] }[] {
   const found: { spec: string; names: string[] }[] = [];
   for (const match of dts.matchAll(/^(?:import|export)\s+(?:type\s+)?(?:\{([^}]*)\}|[\w$]+|\*(?:\s+as\s+[\w$]+)?)\s+from\s+'([^']+)'/gm)) {
-    const names = (match[1] ?? '').split(',').map((n) => n.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0]!).filter((n) => n !== '');
+    const names = (match[1] ?? '')
+      .split(',')
+      .map(
+        (n) =>
+          n
+            .trim()
+            .replace(/^type\s+/, '')
+            .split(/\s+as\s+/)[0]!,
+      )
+      .filter((n) => n !== '');
     found.push({ spec: match[2]!, names });
   }
   return found;
@@ -149,10 +174,17 @@ test('the published typings show the API and nothing behind it, and compile in a
       }
     }
     for (const [name, members] of Object.entries(API)) {
-      if (dts.includes(`export declare class ${name} `)) t.deepEqual(reachableMembers(dts, name).sort(), [...members].sort(), `${name}'s members in ${file}`);
+      if (dts.includes(`export declare class ${name} `))
+        t.deepEqual(reachableMembers(dts, name).sort(), [...members].sort(), `${name}'s members in ${file}`);
     }
   }
-  t.deepEqual([...seen].map((f) => f.replace(/\\/g, '/')).sort(), ['client/index.d.ts', 'client/job.d.ts', 'client/options.d.ts', 'client/satchel.d.ts', 'client/watch.d.ts']);
+  t.deepEqual([...seen].map((f) => f.replace(/\\/g, '/')).sort(), [
+    'client/index.d.ts',
+    'client/job.d.ts',
+    'client/options.d.ts',
+    'client/satchel.d.ts',
+    'client/watch.d.ts',
+  ]);
 
   // Every published file compiles (nothing refers to a member stripped away), and the API is all there.
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));

@@ -183,18 +183,20 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     let started!: () => void;
     const registered = new Promise<void>((resolve) => (started = resolve));
     const sub: Subscription = { node, connection, id: 0 };
-    const parked = connection.park({ op: Op.WATCH, epoch: this.host.epoch, key: this.prefix }, {
-      onEvent: (kind, key) => {
-        if (this.subscriptions.get(node.id) !== sub) return;
-        if (kind === Event.STARTED) started();
-        else if (kind === Event.PUT) {
-          if (this.host.isPrimary(node.id, key)) this.push({ type: 'put', key });
-        } else if (kind === Event.DELETE) {
-          if (this.host.isPrimary(node.id, key)) this.push({ type: 'delete', key });
-        }
-        else if (kind === Event.PLACEMENT) this.resync();
+    const parked = connection.park(
+      { op: Op.WATCH, epoch: this.host.epoch, key: this.prefix },
+      {
+        onEvent: (kind, key) => {
+          if (this.subscriptions.get(node.id) !== sub) return;
+          if (kind === Event.STARTED) started();
+          else if (kind === Event.PUT) {
+            if (this.host.isPrimary(node.id, key)) this.push({ type: 'put', key });
+          } else if (kind === Event.DELETE) {
+            if (this.host.isPrimary(node.id, key)) this.push({ type: 'delete', key });
+          } else if (kind === Event.PLACEMENT) this.resync();
+        },
       },
-    });
+    );
     sub.id = parked.id;
     this.subscriptions.set(node.id, sub);
     const ended = parked.reply.then(
@@ -204,7 +206,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     // Registered, or ended before it was (the node refused it, or could not be reached).
     await Promise.race([registered, ended]);
     if (this.subscriptions.get(node.id) !== sub) {
-      if (!catchUp && this.failure === null && !this.closed) throw this.lastError ?? new SatchelError('UNAVAILABLE', `could not watch on node ${node.id}`);
+      if (!catchUp && this.failure === null && !this.closed)
+        throw this.lastError ?? new SatchelError('UNAVAILABLE', `could not watch on node ${node.id}`);
       return;
     }
     if (catchUp) await this.catchUp(node);
@@ -227,7 +230,10 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     this.subscriptions.delete(sub.node.id);
     if (reply.status === Status.OK) return;
     if (reply.status === Status.STALE) return this.resync();
-    const error = new SatchelError(errorCodeOf(reply.status), reply.message || `watch on node ${sub.node.id} ended with status ${reply.status}`);
+    const error = new SatchelError(
+      errorCodeOf(reply.status),
+      reply.message || `watch on node ${sub.node.id} ended with status ${reply.status}`,
+    );
     this.lastError = error;
     if (!WATCH_RETRY.retries(error)) return this.fail(error);
     this.retryLater();

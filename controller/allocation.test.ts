@@ -1,6 +1,14 @@
 import test from 'ava';
 import type { JobHints } from '../proto/index.ts';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES, allocateJob, growJob, rightsizeReservation, type NodeState } from './allocation.ts';
+import {
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CAPACITY,
+  DEFAULT_MAX_VALUE_BYTES,
+  allocateJob,
+  growJob,
+  rightsizeReservation,
+  type NodeState,
+} from './allocation.ts';
 
 const GiB = 1024 ** 3;
 const node = (id: string, tier: string, capacity = 8 * GiB, reserved = 0, bandwidth = 1e9): NodeState => ({
@@ -19,7 +27,12 @@ const tierCases: [string, JobHints, readonly NodeState[], string][] = [
   ['not latency-sensitive → SSD', { latencySensitive: false }, oneOfEach, 'ssd'],
   ['throughput-heavy, not latency-sensitive → SSD', { latencySensitive: false, capacity: GiB, peakThroughput: GiB }, oneOfEach, 'ssd'],
   ['capacity-heavy, little throughput → HDD', { capacity: 100 * GiB, peakThroughput: 10e6 }, oneOfEach, 'hdd'],
-  ['latency-sensitive wins over little throughput', { latencySensitive: true, capacity: 100 * GiB, peakThroughput: 10e6 }, oneOfEach, 'dram'],
+  [
+    'latency-sensitive wins over little throughput',
+    { latencySensitive: true, capacity: 100 * GiB, peakThroughput: 10e6 },
+    oneOfEach,
+    'dram',
+  ],
   ['no SSD nodes → DRAM, the nearest', { latencySensitive: false }, [node('dram-a', 'dram'), node('hdd-a', 'hdd')], 'dram'],
   ['no HDD nodes → SSD', { capacity: 100 * GiB, peakThroughput: 1e6 }, [node('dram-a', 'dram'), node('ssd-a', 'ssd')], 'ssd'],
   ['only HDD nodes → HDD even for a latency-sensitive job', { latencySensitive: true }, [node('hdd-a', 'hdd')], 'hdd'],
@@ -38,8 +51,18 @@ const reservationCases: [string, JobHints, readonly NodeState[], number][] = [
   ['no capacity hint → the default', {}, [node('dram-a', 'dram')], DEFAULT_CAPACITY],
   ['capacity hint taken as it is', { capacity: 3 * GiB }, [node('dram-a', 'dram')], 3 * GiB],
   // 2 nodes × 1 GB/s, 16 GiB in all: 0.5 GB/s is a quarter of the bandwidth, so a quarter of the capacity.
-  ['throughput share of the capacity when larger', { capacity: GiB, peakThroughput: 0.5e9 }, [node('dram-a', 'dram'), node('dram-b', 'dram')], 4 * GiB],
-  ['capacity when larger than the throughput share', { capacity: 6 * GiB, peakThroughput: 0.5e9 }, [node('dram-a', 'dram'), node('dram-b', 'dram')], 6 * GiB],
+  [
+    'throughput share of the capacity when larger',
+    { capacity: GiB, peakThroughput: 0.5e9 },
+    [node('dram-a', 'dram'), node('dram-b', 'dram')],
+    4 * GiB,
+  ],
+  [
+    'capacity when larger than the throughput share',
+    { capacity: 6 * GiB, peakThroughput: 0.5e9 },
+    [node('dram-a', 'dram'), node('dram-b', 'dram')],
+    6 * GiB,
+  ],
 ];
 
 for (const [name, hints, nodes, reservation] of reservationCases) {
@@ -62,32 +85,97 @@ const nodeCases: [string, JobHints, readonly NodeState[], [string, number][]][] 
     [['dram-b', 1]],
   ],
   ['equal room: the first by id', { capacity: GiB }, threeDram, [['dram-a', 1]]],
-  ['the throughput hint: enough nodes at their bandwidth (1.2 GB/s over 0.5 GB/s nodes: 3)', { latencySensitive: false, capacity: GiB, peakThroughput: 1.2e9 }, fourSsd, [['ssd-a', 1], ['ssd-b', 1], ['ssd-c', 1]]],
-  ['more throughput than the tier carries: every node of it', { latencySensitive: false, capacity: GiB, peakThroughput: 5e9 }, fourSsd, [['ssd-a', 1], ['ssd-b', 1], ['ssd-c', 1], ['ssd-d', 1]]],
-  ['a reservation no single node holds: split over as many as it takes', { capacity: 7 * GiB }, threeDram, [['dram-a', 1], ['dram-b', 1]]],
+  [
+    'the throughput hint: enough nodes at their bandwidth (1.2 GB/s over 0.5 GB/s nodes: 3)',
+    { latencySensitive: false, capacity: GiB, peakThroughput: 1.2e9 },
+    fourSsd,
+    [
+      ['ssd-a', 1],
+      ['ssd-b', 1],
+      ['ssd-c', 1],
+    ],
+  ],
+  [
+    'more throughput than the tier carries: every node of it',
+    { latencySensitive: false, capacity: GiB, peakThroughput: 5e9 },
+    fourSsd,
+    [
+      ['ssd-a', 1],
+      ['ssd-b', 1],
+      ['ssd-c', 1],
+      ['ssd-d', 1],
+    ],
+  ],
+  [
+    'a reservation no single node holds: split over as many as it takes',
+    { capacity: 7 * GiB },
+    threeDram,
+    [
+      ['dram-a', 1],
+      ['dram-b', 1],
+    ],
+  ],
   [
     'a tier short of room: every node of it, weighted by free room',
     { capacity: 10 * GiB },
     [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)],
-    [['dram-a', 0.25], ['dram-b', 0.75]],
+    [
+      ['dram-a', 0.25],
+      ['dram-b', 0.75],
+    ],
   ],
-  ['a full tier: its nodes still, not another tier (a write there gets FULL, and the job grows)', { capacity: GiB }, [node('dram-a', 'dram', GiB, GiB), node('ssd-a', 'ssd')], [['dram-a', 1]]],
+  [
+    'a full tier: its nodes still, not another tier (a write there gets FULL, and the job grows)',
+    { capacity: GiB },
+    [node('dram-a', 'dram', GiB, GiB), node('ssd-a', 'ssd')],
+    [['dram-a', 1]],
+  ],
   ['no nodes at all: none (the job is placed when one registers)', {}, [], []],
-  ['2 replicas: two nodes of the tier, best fit', { capacity: GiB, replicas: 2 }, [node('dram-a', 'dram', 8 * GiB, 0), node('dram-b', 'dram', 8 * GiB, 5 * GiB), node('dram-c', 'dram', 8 * GiB, 4 * GiB)], [['dram-b', 1], ['dram-c', 1]]],
-  ['2 replicas, one DRAM node: the roomiest node of the nearest tier joins', { replicas: 2 }, [node('dram-a', 'dram'), node('ssd-a', 'ssd', 4 * GiB), node('ssd-b', 'ssd', 8 * GiB), node('hdd-a', 'hdd', 100 * GiB)], [['dram-a', 1], ['ssd-b', 1]]],
-  ['3 replicas, two nodes in all: both (fewer than copies: the controller refuses the job)', { replicas: 3 }, [node('dram-a', 'dram'), node('dram-b', 'dram')], [['dram-a', 1], ['dram-b', 1]]],
+  [
+    '2 replicas: two nodes of the tier, best fit',
+    { capacity: GiB, replicas: 2 },
+    [node('dram-a', 'dram', 8 * GiB, 0), node('dram-b', 'dram', 8 * GiB, 5 * GiB), node('dram-c', 'dram', 8 * GiB, 4 * GiB)],
+    [
+      ['dram-b', 1],
+      ['dram-c', 1],
+    ],
+  ],
+  [
+    '2 replicas, one DRAM node: the roomiest node of the nearest tier joins',
+    { replicas: 2 },
+    [node('dram-a', 'dram'), node('ssd-a', 'ssd', 4 * GiB), node('ssd-b', 'ssd', 8 * GiB), node('hdd-a', 'hdd', 100 * GiB)],
+    [
+      ['dram-a', 1],
+      ['ssd-b', 1],
+    ],
+  ],
+  [
+    '3 replicas, two nodes in all: both (fewer than copies: the controller refuses the job)',
+    { replicas: 3 },
+    [node('dram-a', 'dram'), node('dram-b', 'dram')],
+    [
+      ['dram-a', 1],
+      ['dram-b', 1],
+    ],
+  ],
 ];
 
 for (const [name, hints, nodes, expected] of nodeCases) {
   test(`nodes: ${name}`, (t) => {
     const allocation = allocateJob(hints, nodes);
-    t.deepEqual(allocation.nodes.map((n) => [n.id, n.weight]), expected);
+    t.deepEqual(
+      allocation.nodes.map((n) => [n.id, n.weight]),
+      expected,
+    );
     for (const n of allocation.nodes) t.is(n.address, nodes.find((m) => m.id === n.id)!.address);
   });
 }
 
 test('beside the table: a short tier and a borrowed one say so in the reason; no nodes still names a tier', (t) => {
-  t.regex(allocateJob({ capacity: 10 * GiB }, [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)]).reason, /short of room/);
+  t.regex(
+    allocateJob({ capacity: 10 * GiB }, [node('dram-a', 'dram', 4 * GiB, 3 * GiB), node('dram-b', 'dram', 4 * GiB, 1 * GiB)]).reason,
+    /short of room/,
+  );
   t.regex(allocateJob({ replicas: 2 }, [node('dram-a', 'dram'), node('ssd-a', 'ssd')]).reason, /2 replicas, so also on ssd/);
   t.is(allocateJob({}, []).tier, 'dram');
 });
@@ -109,7 +197,10 @@ test('growth: the job tier first, the roomiest node, weights by free room so the
   ];
   const g = growJob([{ id: 'dram-a', address: '' }], 'dram', nodes, (n) => n.capacity - n.reserved, GiB)!;
   t.deepEqual(g.added, ['dram-c']);
-  t.deepEqual(g.nodes.map((n) => [n.id, n.weight]), [['dram-c', 1]]);
+  t.deepEqual(
+    g.nodes.map((n) => [n.id, n.weight]),
+    [['dram-c', 1]],
+  );
   t.is(g.extraReservation, GiB);
 });
 
@@ -119,15 +210,39 @@ test('growth: DRAM full → the job spills to SSD, then HDD; nothing with room a
   const withSsd = [...dramOnly, node('ssd-a', 'ssd', 10 * GiB, 0), node('hdd-a', 'hdd', 10 * GiB, 0)];
   const room = (n: NodeState) => n.capacity - n.reserved;
   t.deepEqual(growJob([{ id: 'dram-a', address: '' }], 'dram', withSsd, room, GiB)!.added, ['ssd-a']);
-  t.deepEqual(growJob([{ id: 'dram-a', address: '' }, { id: 'ssd-a', address: '' }], 'dram', [...dramOnly, full('ssd-a', 'ssd'), node('hdd-a', 'hdd', 10 * GiB, 0)], room, GiB)!.added, ['hdd-a']);
+  t.deepEqual(
+    growJob(
+      [
+        { id: 'dram-a', address: '' },
+        { id: 'ssd-a', address: '' },
+      ],
+      'dram',
+      [...dramOnly, full('ssd-a', 'ssd'), node('hdd-a', 'hdd', 10 * GiB, 0)],
+      room,
+      GiB,
+    )!.added,
+    ['hdd-a'],
+  );
   t.is(growJob([{ id: 'dram-a', address: '' }], 'dram', dramOnly, room, GiB), null);
 });
 
 test('growth: no new node, but another of the job has room → the same nodes reweighted', (t) => {
   const nodes = [node('dram-a', 'dram', GiB, GiB), node('dram-b', 'dram', GiB, GiB / 2)];
-  const g = growJob([{ id: 'dram-a', address: '' }, { id: 'dram-b', address: '' }], 'dram', nodes, (n) => n.capacity - n.reserved, GiB)!;
+  const g = growJob(
+    [
+      { id: 'dram-a', address: '' },
+      { id: 'dram-b', address: '' },
+    ],
+    'dram',
+    nodes,
+    (n) => n.capacity - n.reserved,
+    GiB,
+  )!;
   t.deepEqual(g.added, []);
-  t.deepEqual(g.nodes.map((n) => [n.id, n.weight]), [['dram-b', 1]]);
+  t.deepEqual(
+    g.nodes.map((n) => [n.id, n.weight]),
+    [['dram-b', 1]],
+  );
 });
 
 const rightsizeCases: [string, number, number, number][] = [

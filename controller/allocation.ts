@@ -11,7 +11,6 @@ export const DEFAULT_CAPACITY = 64 * 1024 * 1024;
  */
 export const HDD_MAX_TOUCH_RATE = 1 / 600;
 
-
 /** A node as the policy sees it: what it declared, and what jobs have reserved on it so far. */
 export interface NodeState extends NodeInfo {
   reserved: number;

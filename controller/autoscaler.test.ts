@@ -1,5 +1,13 @@
 import test from 'ava';
-import { DEFAULT_AUTOSCALER, decideScaling, freshMemory, tierUtilization, type AutoscalerConfig, type NodeLoad, type TierMemory } from './autoscaler.ts';
+import {
+  DEFAULT_AUTOSCALER,
+  decideScaling,
+  freshMemory,
+  tierUtilization,
+  type AutoscalerConfig,
+  type NodeLoad,
+  type TierMemory,
+} from './autoscaler.ts';
 
 const config: AutoscalerConfig = { ...DEFAULT_AUTOSCALER, minNodes: { dram: 1, ssd: 0, hdd: 0 }, maxNodes: { dram: 3, ssd: 2, hdd: 2 } };
 
@@ -32,17 +40,76 @@ const bandCases: [string, 'dram' | 'ssd', [number, number, number][], number, 'n
   ['inside the band: nothing', 'dram', [[0.7, 0.1, 0.1]], 60, 'none', /dram cpu 70 % inside the band/],
   // Just inside each edge (at exactly 80 % or 60 % the window's mean rounds either way).
   ['just under the top (79 %): inside', 'dram', [[0.79, 0, 0]], 60, 'none', /inside the band/],
-  ['just over the bottom (61 %): inside', 'dram', [[0.61, 0, 0], [0.61, 0, 0]], 60, 'none', /inside the band/],
+  [
+    'just over the bottom (61 %): inside',
+    'dram',
+    [
+      [0.61, 0, 0],
+      [0.61, 0, 0],
+    ],
+    60,
+    'none',
+    /inside the band/,
+  ],
   ['CPU above the band for 2 s: launch', 'dram', [[0.95, 0.2, 0.1]], 2, 'launch', /dram cpu 95 % > 80 % over 2 s/],
   ['network above the band: launch', 'dram', [[0.1, 0.9, 0.2]], 2, 'launch', /dram network 90 % > 80 %/],
   ['capacity above the band: launch', 'dram', [[0.1, 0.1, 0.85]], 2, 'launch', /dram capacity 85 % > 80 %/],
-  ['the mean over the nodes decides: one hot node of two is no launch', 'dram', [[0.99, 0, 0], [0.5, 0, 0]], 60, 'none', /dram cpu 75 % inside the band/],
-  ['above the band at the maximum of nodes: nothing', 'dram', [[0.99, 0, 0], [0.99, 0, 0], [0.99, 0, 0]], 10, 'none', /above the band, but at the maximum of 3 nodes/],
-  ['below the band for 20 s, the others staying under it: drain', 'dram', [[0.2, 0.1, 0.1], [0.1, 0.1, 0.1], [0.15, 0.1, 0.1]], 20, 'drain', /dram cpu 15 % < 60 % over 20 s; one node fewer: 2[23] %/],
-  ['below the band, but one node fewer would be above it: nothing', 'dram', [[0.55, 0, 0], [0.55, 0, 0]], 40, 'none', /one node fewer would be 110 %/],
+  [
+    'the mean over the nodes decides: one hot node of two is no launch',
+    'dram',
+    [
+      [0.99, 0, 0],
+      [0.5, 0, 0],
+    ],
+    60,
+    'none',
+    /dram cpu 75 % inside the band/,
+  ],
+  [
+    'above the band at the maximum of nodes: nothing',
+    'dram',
+    [
+      [0.99, 0, 0],
+      [0.99, 0, 0],
+      [0.99, 0, 0],
+    ],
+    10,
+    'none',
+    /above the band, but at the maximum of 3 nodes/,
+  ],
+  [
+    'below the band for 20 s, the others staying under it: drain',
+    'dram',
+    [
+      [0.2, 0.1, 0.1],
+      [0.1, 0.1, 0.1],
+      [0.15, 0.1, 0.1],
+    ],
+    20,
+    'drain',
+    /dram cpu 15 % < 60 % over 20 s; one node fewer: 2[23] %/,
+  ],
+  [
+    'below the band, but one node fewer would be above it: nothing',
+    'dram',
+    [
+      [0.55, 0, 0],
+      [0.55, 0, 0],
+    ],
+    40,
+    'none',
+    /one node fewer would be 110 %/,
+  ],
   ['below the band at the minimum: nothing', 'dram', [[0.01, 0, 0]], 60, 'none', /inside the band|below/],
   ['the last node of a tier with no minimum stays: nothing', 'ssd', [[0.01, 0, 0]], 60, 'none', /one node fewer would be/],
-  ['no node of a tier with a minimum, within the grace: nothing', 'dram', [], 59, 'none', /fewer than the minimum: waiting for nodes to register/],
+  [
+    'no node of a tier with a minimum, within the grace: nothing',
+    'dram',
+    [],
+    59,
+    'none',
+    /fewer than the minimum: waiting for nodes to register/,
+  ],
   ['no node of a tier with a minimum, past the grace: launch', 'dram', [], 60, 'launch', /0 dram nodes, fewer than the minimum of 1/],
 ];
 
@@ -52,7 +119,10 @@ for (const [name, tier, loads, due, action, reason] of bandCases) {
     const last = decisions.at(-1)!;
     t.is(last.action, action, last.reason);
     t.regex(last.reason, reason);
-    t.true(decisions.slice(0, -1).every((d) => d.action === 'none'), 'nothing decided before it was due');
+    t.true(
+      decisions.slice(0, -1).every((d) => d.action === 'none'),
+      'nothing decided before it was due',
+    );
   });
 }
 
@@ -60,7 +130,11 @@ test('above the band: a launch only after upAfterMs, and then not again until th
   const memory = freshMemory();
   const load = nodes([0.95, 0.2, 0.1]);
   const decisions = run(load, 1, memory);
-  t.deepEqual(decisions.map((d) => d.action), ['none', 'none'], 'one second above is not enough');
+  t.deepEqual(
+    decisions.map((d) => d.action),
+    ['none', 'none'],
+    'one second above is not enough',
+  );
   const launch = decideScaling('dram', load, memory, config, 2000);
   t.is(launch.action, 'launch');
   t.regex(launch.reason, /dram cpu 95 % > 80 % over 2 s/);
@@ -116,12 +190,22 @@ test('a node joining or leaving starts the measurement afresh', (t) => {
   const memory = freshMemory();
   for (let s = 0; s < 19; s++) decideScaling('dram', nodes([0.1, 0, 0], [0.1, 0, 0]), memory, config, s * 1000);
   t.is(decideScaling('dram', nodes([0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0]), memory, config, 19_000).action, 'none');
-  t.is(decideScaling('dram', nodes([0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0]), memory, config, 20_000).action, 'none', 'one second of three nodes is not 20 s');
+  t.is(
+    decideScaling('dram', nodes([0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0]), memory, config, 20_000).action,
+    'none',
+    'one second of three nodes is not 20 s',
+  );
 });
 
 test('never below the minimum, never the last node; below the minimum, launch', (t) => {
-  t.true(run(nodes([0.01, 0, 0]), 60).every((d) => d.action === 'none'), 'one DRAM node (the minimum) stays');
-  t.true(run(nodes([0.01, 0, 0]), 60, freshMemory(), 'ssd').every((d) => d.action === 'none'), 'the last SSD node stays although the minimum is 0');
+  t.true(
+    run(nodes([0.01, 0, 0]), 60).every((d) => d.action === 'none'),
+    'one DRAM node (the minimum) stays',
+  );
+  t.true(
+    run(nodes([0.01, 0, 0]), 60, freshMemory(), 'ssd').every((d) => d.action === 'none'),
+    'the last SSD node stays although the minimum is 0',
+  );
   const memory = freshMemory();
   t.is(decideScaling('dram', [], memory, config, 0).action, 'none', 'nodes may still be registering');
   const empty = decideScaling('dram', [], memory, config, config.minGraceMs);

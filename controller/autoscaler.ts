@@ -93,7 +93,8 @@ export type ScalingDecision =
 
 /** Mean utilization of each resource over the tier's nodes; the tier's utilization is the highest mean. */
 export function tierUtilization(nodes: readonly NodeLoad[]): TierUtilization {
-  const mean = (pick: (n: NodeLoad) => number) => (nodes.length === 0 ? 0 : nodes.reduce((acc, n) => acc + Math.min(pick(n), 1.5), 0) / nodes.length);
+  const mean = (pick: (n: NodeLoad) => number) =>
+    nodes.length === 0 ? 0 : nodes.reduce((acc, n) => acc + Math.min(pick(n), 1.5), 0) / nodes.length;
   const cpu = mean((n) => n.cpu);
   const network = mean((n) => n.network);
   const capacity = mean((n) => n.capacity);
@@ -107,10 +108,17 @@ const pct = (x: number) => `${Math.round(x * 100)} %`;
  * The decision for one tier now. Updates `memory` (recent utilization, pending launches);
  * the caller records the action time when it acts. Pure otherwise: everything it looks at is an argument.
  */
-export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: TierMemory, config: AutoscalerConfig, now: number): ScalingDecision {
+export function decideScaling(
+  tier: Tier,
+  nodes: readonly NodeLoad[],
+  memory: TierMemory,
+  config: AutoscalerConfig,
+  now: number,
+): ScalingDecision {
   const util = tierUtilization(nodes);
   const count = nodes.length;
-  if (memory.pendingLaunch !== null && (count > memory.pendingLaunch.nodes || now - memory.pendingLaunch.at > config.launchTimeoutMs)) memory.pendingLaunch = null;
+  if (memory.pendingLaunch !== null && (count > memory.pendingLaunch.nodes || now - memory.pendingLaunch.at > config.launchTimeoutMs))
+    memory.pendingLaunch = null;
 
   if (memory.historyNodes !== count) {
     memory.history = [];
@@ -132,7 +140,8 @@ export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: Ti
   if (memory.draining) return { action: 'none', reason: 'a drain is in progress' };
   if (memory.pendingLaunch !== null) return { action: 'none', reason: 'waiting for the launched node to join' };
   if (memory.belowMinimumSince !== null) {
-    if (now - memory.belowMinimumSince < config.minGraceMs) return { action: 'none', reason: `${count} ${tier} nodes, fewer than the minimum: waiting for nodes to register` };
+    if (now - memory.belowMinimumSince < config.minGraceMs)
+      return { action: 'none', reason: `${count} ${tier} nodes, fewer than the minimum: waiting for nodes to register` };
     return { action: 'launch', reason: `${count} ${tier} nodes, fewer than the minimum of ${config.minNodes[tier]}` };
   }
   if (now - memory.lastActionAt < config.cooldownMs) return { action: 'none', reason: 'cooling down' };
@@ -141,15 +150,20 @@ export function decideScaling(tier: Tier, nodes: readonly NodeLoad[], memory: Ti
   const seconds = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
   const up = mean(config.upAfterMs);
   if (up !== null && up > config.high) {
-    if (count >= config.maxNodes[tier]) return { action: 'none', reason: `${what} ${pct(up)} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
+    if (count >= config.maxNodes[tier])
+      return { action: 'none', reason: `${what} ${pct(up)} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
     return { action: 'launch', reason: `${what} ${pct(up)} > ${pct(config.high)} over ${seconds(config.upAfterMs)}` };
   }
   const down = mean(config.downAfterMs);
   if (down !== null && down < config.low && count > config.minNodes[tier]) {
     // Only if the others can take the load without going over the band straight away (hysteresis).
     const after = (down * count) / (count - 1 || 1);
-    if (count === 1 || after > config.high) return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
-    return { action: 'drain', reason: `${what} ${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}; one node fewer: ${pct(after)}` };
+    if (count === 1 || after > config.high)
+      return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
+    return {
+      action: 'drain',
+      reason: `${what} ${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}; one node fewer: ${pct(after)}`,
+    };
   }
   return { action: 'none', reason: `${what} ${pct(util.value)} inside the band` };
 }
@@ -193,7 +207,13 @@ export class Autoscaler {
       const decision = decideScaling(tier, loads, memory, this.config, now);
       if (decision.action === 'none') continue;
       const util = tierUtilization(loads);
-      const details = { nodes: loads.length, utilization: Math.round(util.value * 1000) / 1000, cpu: round3(util.cpu), network: round3(util.network), capacity: round3(util.capacity) };
+      const details = {
+        nodes: loads.length,
+        utilization: Math.round(util.value * 1000) / 1000,
+        cpu: round3(util.cpu),
+        network: round3(util.network),
+        capacity: round3(util.capacity),
+      };
       memory.lastActionAt = now;
       if (decision.action === 'launch') {
         memory.pendingLaunch = { nodes: loads.length, at: now };

@@ -24,7 +24,15 @@ const job: JobRecord = {
   placement: {
     jobId: 'sort-1',
     epoch: 2,
-    generations: [{ nodes: [{ id: 'a', address: '127.0.0.1:1', weight: 2 }, { id: 'b', address: '127.0.0.1:2', weight: 1 }] }, { nodes: [{ id: 'a', address: '127.0.0.1:1', weight: 1 }] }],
+    generations: [
+      {
+        nodes: [
+          { id: 'a', address: '127.0.0.1:1', weight: 2 },
+          { id: 'b', address: '127.0.0.1:2', weight: 1 },
+        ],
+      },
+      { nodes: [{ id: 'a', address: '127.0.0.1:1', weight: 1 }] },
+    ],
     blockSize: 1 << 20,
     maxValueBytes: 1 << 30,
   },
@@ -47,7 +55,14 @@ test('the console serves what the backend gives, and asks it for the admin actio
   const asked: string[] = [];
   const event: ClusterEvent = { seq: 1, at: new Date(0).toISOString(), kind: 'scale-up', reason: 'a test' };
   const backend: ConsoleBackend = {
-    clusterView: () => ({ controller: '127.0.0.1:7070', metadata: ['127.0.0.1:7071'], nodes: [], jobs: 1, prices: DEFAULT_PRICES, autoscaler: null }),
+    clusterView: () => ({
+      controller: '127.0.0.1:7070',
+      metadata: ['127.0.0.1:7071'],
+      nodes: [],
+      jobs: 1,
+      prices: DEFAULT_PRICES,
+      autoscaler: null,
+    }),
     nodeViews: () => [],
     jobViews: () => [jobDetail(job, 0, DEFAULT_PRICES, () => 0)],
     jobDetail: (id): JobDetail | undefined => (id === job.id ? jobDetail(job, 0, DEFAULT_PRICES, () => 0) : undefined),
@@ -88,7 +103,19 @@ test('the console serves what the backend gives, and asks it for the admin actio
 
 test('a node view survives JSON: its per-job figures become objects (a Map would serialize as {})', (t) => {
   const node = { id: 'a', tier: 'dram', address: '127.0.0.1:1', capacity: GiB, bandwidth: 1, reserved: 0 };
-  const stats = { at: 1, cpu: 0.1, bytesInPerSec: 0, bytesOutPerSec: 0, opsPerSec: 0, used: 5, capacity: GiB, jobs: new Map([['sort-1', 5]]), fullRefusals: new Map([['sort-1', 3]]), latencyP50Us: null, latencyP99Us: null };
+  const stats = {
+    at: 1,
+    cpu: 0.1,
+    bytesInPerSec: 0,
+    bytesOutPerSec: 0,
+    opsPerSec: 0,
+    used: 5,
+    capacity: GiB,
+    jobs: new Map([['sort-1', 5]]),
+    fullRefusals: new Map([['sort-1', 3]]),
+    latencyP50Us: null,
+    latencyP99Us: null,
+  };
   const sent = JSON.parse(JSON.stringify(nodeView(node as never, stats, false))) as { stats: { jobs: unknown; fullRefusals: unknown } };
   t.deepEqual(sent.stats.jobs, { 'sort-1': 5 });
   t.deepEqual(sent.stats.fullRefusals, { 'sort-1': 3 });

@@ -54,7 +54,10 @@ export interface ClusterView {
 
 /** A node's last report as the console shows it: the per-job bytes as an object. */
 /** A node's latest figures as JSON carries them: its per-job maps as objects (a Map serializes as `{}`). */
-export type NodeStatsView = Omit<NodeStats, 'jobs' | 'fullRefusals'> & { jobs: Record<string, number>; fullRefusals: Record<string, number> };
+export type NodeStatsView = Omit<NodeStats, 'jobs' | 'fullRefusals'> & {
+  jobs: Record<string, number>;
+  fullRefusals: Record<string, number>;
+};
 
 export type NodeView = NodeRecord & {
   reserved: number;
@@ -96,7 +99,12 @@ export interface JobDetail extends JobView {
 }
 
 export function nodeView(node: NodeRecord & { reserved: number }, stats: NodeStats | undefined, recovering: boolean): NodeView {
-  return { ...node, recovering, stats: stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs), fullRefusals: Object.fromEntries(stats.fullRefusals) } };
+  return {
+    ...node,
+    recovering,
+    stats:
+      stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs), fullRefusals: Object.fromEntries(stats.fullRefusals) },
+  };
 }
 
 export function jobView(job: JobRecord, usage: number, prices: Prices): JobView {
@@ -123,6 +131,11 @@ export function jobView(job: JobRecord, usage: number, prices: Prices): JobView 
 export function jobDetail(job: JobRecord, usage: number, prices: Prices, usedOn: (nodeId: string) => number): JobDetail {
   const newest = job.placement.generations[0]?.nodes ?? [];
   const weights = newest.reduce((sum, n) => sum + n.weight, 0);
-  const perNode = newest.map((n) => ({ id: n.id, weight: n.weight, reserved: weights > 0 ? (job.reservation * n.weight) / weights : 0, used: usedOn(n.id) }));
+  const perNode = newest.map((n) => ({
+    id: n.id,
+    weight: n.weight,
+    reserved: weights > 0 ? (job.reservation * n.weight) / weights : 0,
+    used: usedOn(n.id),
+  }));
   return { ...jobView(job, usage, prices), placement: job.placement, perNode };
 }

@@ -125,7 +125,12 @@ export class LiveFeed {
 
   /** Takes over a response: headers, the recent events, a first snapshot, then updates until it closes. */
   attach(response: ServerResponse): void {
-    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    response.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     const page: Page = { response, blockedSince: null, queuedBytes: 0 };
     this.pages.set(response, page);
     response.on('close', () => {

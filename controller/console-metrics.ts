@@ -27,7 +27,14 @@ export function controllerMetrics(
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(`satchel_controller_${name}`);
   }
-  new Gauge({ name: 'satchel_jobs', help: 'Registered jobs', registers: [registry], collect() { this.set(backend.clusterView().jobs); } });
+  new Gauge({
+    name: 'satchel_jobs',
+    help: 'Registered jobs',
+    registers: [registry],
+    collect() {
+      this.set(backend.clusterView().jobs);
+    },
+  });
   new Gauge({
     name: 'satchel_nodes',
     help: 'Registered storage nodes by tier',
@@ -86,7 +93,14 @@ export function controllerMetrics(
       for (const job of backend.jobViews()) this.set({ job: job.id }, job.cost.usd);
     },
   });
-  new Gauge({ name: 'satchel_console_streams', help: 'Console pages receiving the live stream (/api/stream)', registers: [registry], collect() { this.set(streams?.size ?? 0); } });
+  new Gauge({
+    name: 'satchel_console_streams',
+    help: 'Console pages receiving the live stream (/api/stream)',
+    registers: [registry],
+    collect() {
+      this.set(streams?.size ?? 0);
+    },
+  });
   const streamsDropped = new Counter({
     name: 'satchel_console_streams_dropped_total',
     help: 'Live streams the console ended because the page fell behind: too many bytes unsent (backlog) or none taken for seconds (stalled)',
@@ -94,8 +108,17 @@ export function controllerMetrics(
     registers: [registry],
   });
   for (const reason of ['backlog', 'stalled']) streamsDropped.inc({ reason }, 0);
-  const streamsRefused = new Counter({ name: 'satchel_console_streams_refused_total', help: 'Live streams refused because as many as allowed were open', registers: [registry] });
-  const events = new Counter({ name: 'satchel_cluster_events_total', help: 'Autoscaler decisions and node changes, by kind', labelNames: ['kind'], registers: [registry] });
+  const streamsRefused = new Counter({
+    name: 'satchel_console_streams_refused_total',
+    help: 'Live streams refused because as many as allowed were open',
+    registers: [registry],
+  });
+  const events = new Counter({
+    name: 'satchel_cluster_events_total',
+    help: 'Autoscaler decisions and node changes, by kind',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
   for (const event of backend.clusterEvents(0)) events.inc({ kind: event.kind });
   const close = backend.onClusterEvent((event) => events.inc({ kind: event.kind }));
   new Counter({

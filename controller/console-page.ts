@@ -19,7 +19,9 @@ import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
  * tests, `LocalCluster` in them) the build's output in dist/ all the same, since only the build bundles it.
  */
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const PAGE_ROOT = import.meta.url.endsWith('.ts') ? join(HERE, '..', 'dist', 'controller', 'console-web') : join(HERE, 'console-web');
+export const PAGE_ROOT = import.meta.url.endsWith('.ts')
+  ? join(HERE, '..', 'dist', 'controller', 'console-web')
+  : join(HERE, 'console-web');
 
 /** URL → file in PAGE_ROOT. The icon is an SVG, also at /favicon.ico where browsers ask without a link. */
 const FILES: Record<string, string> = {
@@ -39,11 +41,17 @@ export function pageRoutes(app: FastifyInstance, route: RouteShorthandOptions): 
   const built = existsSync(join(PAGE_ROOT, 'index.html'));
   for (const [url, file] of Object.entries(FILES)) {
     app.get(url, route, async (_request, reply) => {
-      if (!built) return reply.code(503).send({ code: 'UNAVAILABLE', message: `the console page is not built (no ${PAGE_ROOT}): run npm run build` });
+      if (!built)
+        return reply.code(503).send({ code: 'UNAVAILABLE', message: `the console page is not built (no ${PAGE_ROOT}): run npm run build` });
       return reply.sendFile(file);
     });
   }
-  app.get('/assets/chart.umd.min.js', route, async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'max-age=86400').send(await chartJs()));
+  app.get('/assets/chart.umd.min.js', route, async (_request, reply) =>
+    reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'max-age=86400')
+      .send(await chartJs()),
+  );
 }
 
 let chartSource: Promise<string> | undefined;

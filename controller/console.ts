@@ -61,7 +61,8 @@ const hintsSchema = {
 
 export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): FastifyInstance {
   // An empty token would let `Authorization: Bearer ` in; one token for both roles would make readers admins.
-  if (!options.adminToken || !options.viewerToken) throw new SatchelError('BAD_REQUEST', 'the console needs an admin token and a viewer token');
+  if (!options.adminToken || !options.viewerToken)
+    throw new SatchelError('BAD_REQUEST', 'the console needs an admin token and a viewer token');
   if (options.adminToken === options.viewerToken) throw new SatchelError('BAD_REQUEST', 'the viewer token must not be the admin token');
   // A small body limit: no route takes more than a job name and hints.
   const app = Fastify({
@@ -95,7 +96,9 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
     return reply.code(500).send({ code: 'UNAVAILABLE', message: error.message });
   });
 
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ code: 'BAD_REQUEST', message: `no route ${request.method} ${request.url.slice(0, 200)}` }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ code: 'BAD_REQUEST', message: `no route ${request.method} ${request.url.slice(0, 200)}` }),
+  );
 
   // Every route says who may call it (`config.access`): routes not marked `open` need a token, checked before
   // the body is looked at. A URL no route matches gets its 404, which tells nothing.
@@ -120,7 +123,10 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
         .send({ code: 'UNAUTHORIZED', message: 'a token is required: Authorization: Bearer <viewerToken or adminToken> (cluster.json)' });
     }
     if (access === 'admin' && role !== 'admin') {
-      return reply.code(403).send({ code: 'UNAUTHORIZED', message: 'the viewer token only reads: this needs the admin token (Authorization: Bearer <adminToken>)' });
+      return reply.code(403).send({
+        code: 'UNAUTHORIZED',
+        message: 'the viewer token only reads: this needs the admin token (Authorization: Bearer <adminToken>)',
+      });
     }
   });
   const read = { config: { access: 'read' as Access } };
@@ -140,7 +146,12 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
   app.get<{ Querystring: { after?: string } }>(
     '/api/events',
     // A query string is text (coercion is off for every route): the sequence number as digits.
-    { ...read, schema: { querystring: { type: 'object', properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' } }, additionalProperties: false } } },
+    {
+      ...read,
+      schema: {
+        querystring: { type: 'object', properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' } }, additionalProperties: false },
+      },
+    },
     async (request) => backend.clusterEvents(Number(request.query.after ?? 0)),
   );
   app.get('/api/stream', read, (request, reply) => {
@@ -149,7 +160,10 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
       reply
         .code(503)
         .header('retry-after', '10')
-        .send({ code: 'UNAVAILABLE', message: `${live.maxStreams} console streams are open, as many as allowed: close a page or try again later` });
+        .send({
+          code: 'UNAVAILABLE',
+          message: `${live.maxStreams} console streams are open, as many as allowed: close a page or try again later`,
+        });
       return;
     }
     reply.hijack();
@@ -159,7 +173,10 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
 
   app.post<{ Body: { name: string; hints?: JobHints } }>(
     '/api/jobs',
-    { ...admin, schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: id, hints: hintsSchema } } } },
+    {
+      ...admin,
+      schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: id, hints: hintsSchema } } },
+    },
     async (request, reply) => {
       // The default tenant's job: the admin token stands for its key here.
       const registered = await backend.registerJob(request.body.name, request.body.hints ?? {});
@@ -175,9 +192,20 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
   });
   app.post<{ Body: { tier: Tier } }>(
     '/api/nodes',
-    { ...admin, schema: { body: { type: 'object', required: ['tier'], properties: { tier: { type: 'string', enum: [...TIERS] } }, additionalProperties: false } } },
+    {
+      ...admin,
+      schema: {
+        body: {
+          type: 'object',
+          required: ['tier'],
+          properties: { tier: { type: 'string', enum: [...TIERS] } },
+          additionalProperties: false,
+        },
+      },
+    },
     async (request, reply) => {
-      if (!backend.canLaunchNodes()) return reply.code(409).send({ code: 'BAD_REQUEST', message: 'this controller has no provisioner: start storage nodes by hand' });
+      if (!backend.canLaunchNodes())
+        return reply.code(409).send({ code: 'BAD_REQUEST', message: 'this controller has no provisioner: start storage nodes by hand' });
       await backend.launchNode(request.body.tier, 'asked for through the console');
       return reply.code(202).send({ launching: request.body.tier });
     },

@@ -7,7 +7,18 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { NodeConnection, type Reply, type RequestFrame } from '../proto/index.ts';
-import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, hashKey, pickNodes, signToken, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import {
+  ADMIN_SUBJECT,
+  AnnounceFlag,
+  Flag,
+  Op,
+  Status,
+  hashKey,
+  pickNodes,
+  signToken,
+  type WirePlacement,
+  type WirePlacementNode,
+} from '../proto/index.ts';
 import { DramEngine, StorageServer } from '../storage-node/index.ts';
 import { migrateJob, type MigrationHost } from './migration.ts';
 import { rereplicateJob } from './replication.ts';
@@ -46,7 +57,8 @@ function harness(t: ExecutionContext, nodes: Node[], replicas: number) {
   const announce = async (placement: WirePlacement) => {
     const ids = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.id)));
     for (const node of nodes) {
-      if (ids.has(node.id)) t.is((await admin.get(node.address)!.request({ op: Op.ANNOUNCE, flags, arg: placement.epoch, key: JOB })).status, Status.OK);
+      if (ids.has(node.id))
+        t.is((await admin.get(node.address)!.request({ op: Op.ANNOUNCE, flags, arg: placement.epoch, key: JOB })).status, Status.OK);
     }
   };
   /** Held before writing a copy of `key` to a node: the test's racing operation runs then. */
@@ -74,10 +86,18 @@ test('migration: a DELETE landing between a copy’s read and its write is not u
   const nodes = await startNodes(t, 2);
   const [drained, target] = nodes as [Node, Node];
   const { data, announce, host, beforeCopy } = harness(t, nodes, 1);
-  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes: [drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 1,
+    generations: [{ nodes: [drained] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 1,
+  };
   await announce(placement);
   const source = data.get(drained.address)!;
-  for (const key of ['deleted', 'overwritten', 'kept']) t.is((await source.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(`old ${key}`) })).status, Status.OK);
+  for (const key of ['deleted', 'overwritten', 'kept'])
+    t.is((await source.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(`old ${key}`) })).status, Status.OK);
   // While the copy of a key is held, the job's functions (on the placement being published: epoch 2, the new
   // node newest) delete one key and overwrite another, as the client does: at every generation's owner.
   const onBoth = async (op: number, key: string, value: Buffer | null) => {
@@ -96,27 +116,47 @@ test('migration: a DELETE landing between a copy’s read and its write is not u
 test('restoration: a DELETE racing the copy of a replicated key is not undone', async (t) => {
   const nodes = await startNodes(t, 3);
   const { data, announce, host, beforeCopy } = harness(t, nodes, 2);
-  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 1,
+    generations: [{ nodes }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
   await announce(placement);
   // Keys whose two copies are on n0 and n1: when n0 is lost, n2 is to get a copy from n1.
   const keys = Array.from({ length: 400 }, (_, i) => `k${i}`).filter((key) => {
-    const ids = pickNodes(nodes, hashKey(key), 2).map((i) => nodes[i]!.id).sort();
+    const ids = pickNodes(nodes, hashKey(key), 2)
+      .map((i) => nodes[i]!.id)
+      .sort();
     return ids[0] === 'n0' && ids[1] === 'n1';
   });
   t.true(keys.length >= 4);
   for (const key of keys) {
-    for (const node of nodes.slice(0, 2)) t.is((await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from('v') })).status, Status.OK);
+    for (const node of nodes.slice(0, 2))
+      t.is(
+        (await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from('v') })).status,
+        Status.OK,
+      );
   }
   const [deleted, ...kept] = keys as [string, ...string[]];
   // Deleted at its new copies (n1 orders it, n2 takes it as a replica) while the copy to n2 is held.
   beforeCopy.set(deleted, async () => {
     const del = await data.get(nodes[1]!.address)!.request({ op: Op.DELETE, epoch: 2, key: deleted });
     t.is(del.status, Status.OK);
-    t.is((await data.get(nodes[2]!.address)!.request({ op: Op.DELETE, flags: Flag.REPLICA, epoch: 2, arg: del.arg, key: deleted })).status, Status.OK);
+    t.is(
+      (await data.get(nodes[2]!.address)!.request({ op: Op.DELETE, flags: Flag.REPLICA, epoch: 2, arg: del.arg, key: deleted })).status,
+      Status.OK,
+    );
   });
   const { result } = await rereplicateJob(host, placement, nodes[0]!, []);
   t.true(result.copies >= kept.length);
-  t.is((await data.get(nodes[2]!.address)!.request({ op: Op.GET, epoch: 2, key: deleted })).status, Status.NOT_FOUND, 'the delete stands on the new copy');
+  t.is(
+    (await data.get(nodes[2]!.address)!.request({ op: Op.GET, epoch: 2, key: deleted })).status,
+    Status.NOT_FOUND,
+    'the delete stands on the new copy',
+  );
   t.is((await data.get(nodes[1]!.address)!.request({ op: Op.GET, epoch: 2, key: deleted })).status, Status.NOT_FOUND);
   for (const key of kept) t.is((await data.get(nodes[2]!.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), 'v', key);
 });
@@ -125,17 +165,37 @@ test('migration of a replicated job: every key the drained node held ends on eac
   const nodes = await startNodes(t, 4);
   const [drained, a, b, c] = nodes as [Node, Node, Node, Node];
   const { data, announce, host } = harness(t, nodes, 2);
-  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes: [drained, a, b] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 1,
+    generations: [{ nodes: [drained, a, b] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
   await announce(placement);
   const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
   const holdersIn = (generation: Node[], key: string) => pickNodes(generation, hashKey(key), 2).map((i) => generation[i]!);
   for (const key of keys) {
     const [primary, replica] = holdersIn([drained, a, b], key) as [Node, Node];
     const put = await data.get(primary.address)!.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(`v ${key}`) });
-    t.is((await data.get(replica.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: put.arg, key, value: Buffer.from(`v ${key}`) })).status, Status.OK);
+    t.is(
+      (
+        await data
+          .get(replica.address)!
+          .request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: put.arg, key, value: Buffer.from(`v ${key}`) })
+      ).status,
+      Status.OK,
+    );
   }
   const { placement: after } = await migrateJob(host, placement, drained, [a, b, c]);
-  t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n1', 'n2', 'n3'], ['n1', 'n2']]);
+  t.deepEqual(
+    after.generations.map((g) => g.nodes.map((n) => n.id)),
+    [
+      ['n1', 'n2', 'n3'],
+      ['n1', 'n2'],
+    ],
+  );
   // Keys the drained node did not hold stay readable where they were (the older generation [n1, n2]).
   const moved = keys.filter((key) => holdersIn([drained, a, b], key).includes(drained));
   t.true(moved.length > 50);
@@ -153,16 +213,31 @@ test('restoration: a node declared lost that still answers gives the keys only i
   const nodes = await startNodes(t, 3);
   const [lost, b, c] = nodes as [Node, Node, Node];
   const { data, announce, host } = harness(t, nodes, 2);
-  const placement: WirePlacement = { jobId: JOB, epoch: 1, generations: [{ nodes }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 1,
+    generations: [{ nodes }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
   await announce(placement);
   // Keys only the soon-lost node holds (their other holder's copy was still to be made when it was declared
   // lost: a controller restart kept it from reporting in time, while another node's loss was being restored).
   const keys = Array.from({ length: 60 }, (_, i) => `only${i}`);
-  for (const key of keys) t.is((await data.get(lost.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from(key) })).status, Status.OK);
+  for (const key of keys)
+    t.is(
+      (await data.get(lost.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from(key) })).status,
+      Status.OK,
+    );
   const { placement: after } = await rereplicateJob(host, placement, lost, []);
-  t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n1', 'n2']]);
+  t.deepEqual(
+    after.generations.map((g) => g.nodes.map((n) => n.id)),
+    [['n1', 'n2']],
+  );
   for (const key of keys) {
-    for (const holder of [b, c]) t.is((await data.get(holder.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), key, `${key} on ${holder.id}`);
+    for (const holder of [b, c])
+      t.is((await data.get(holder.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), key, `${key} on ${holder.id}`);
   }
 });
 
@@ -171,8 +246,16 @@ test('migration of a one-copy job with a lost member: older copies of the lost k
   const [older, lost, drained, spare] = nodes as [Node, Node, Node, Node];
   const { data, announce, host } = harness(t, nodes, 1);
   // The lost member's process is gone (restarted and drained since): nothing is announced to it.
-  const publish = (p: WirePlacement) => announce({ ...p, generations: p.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== lost.id) })) });
-  const placement: WirePlacement = { jobId: JOB, epoch: 2, generations: [{ nodes: [lost, drained] }, { nodes: [older] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
+  const publish = (p: WirePlacement) =>
+    announce({ ...p, generations: p.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== lost.id) })) });
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 2,
+    generations: [{ nodes: [lost, drained] }, { nodes: [older] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 1,
+  };
   await publish(placement);
   await lost.server.close();
   const newest = [older, spare];
@@ -183,8 +266,10 @@ test('migration of a one-copy job with a lost member: older copies of the lost k
   const shadowed = keys.filter((k) => ownerIn([lost, drained], k) === lost.id && ownerIn(newest, k) === older.id).slice(0, 20);
   const moved = keys.filter((k) => ownerIn([lost, drained], k) === drained.id).slice(0, 20);
   t.true(shadowed.length > 5 && moved.length > 5);
-  for (const key of shadowed) t.is((await data.get(older.address)!.request({ op: Op.PUT, epoch: 2, key, value: Buffer.from('before the loss') })).status, Status.OK);
-  for (const key of moved) t.is((await data.get(drained.address)!.request({ op: Op.PUT, epoch: 2, key, value: Buffer.from(key) })).status, Status.OK);
+  for (const key of shadowed)
+    t.is((await data.get(older.address)!.request({ op: Op.PUT, epoch: 2, key, value: Buffer.from('before the loss') })).status, Status.OK);
+  for (const key of moved)
+    t.is((await data.get(drained.address)!.request({ op: Op.PUT, epoch: 2, key, value: Buffer.from(key) })).status, Status.OK);
 
   await migrateJob({ ...host, publish, isLost: (id) => id === lost.id }, placement, drained, newest);
   for (const key of shadowed) {
@@ -192,18 +277,34 @@ test('migration of a one-copy job with a lost member: older copies of the lost k
     t.is(reply.status, Status.NOT_FOUND, `${key}: no older copy answers for the lost one`);
     t.is(reply.flags & Flag.DELETED, 0, `${key}: no tombstone: readers go on to the lost member and get UNAVAILABLE`);
   }
-  for (const key of moved) t.is((await data.get(ownerIn(newest, key) === older.id ? older.address : spare.address)!.request({ op: Op.GET, epoch: 4, key })).body.toString(), key);
+  for (const key of moved)
+    t.is(
+      (
+        await data.get(ownerIn(newest, key) === older.id ? older.address : spare.address)!.request({ op: Op.GET, epoch: 4, key })
+      ).body.toString(),
+      key,
+    );
 });
 
 test('migration of a replicated job: a key a newer generation holds goes forward in that version, so it keeps its copies', async (t) => {
   const nodes = await startNodes(t, 5);
   const [a, b, c, d, drained] = nodes as [Node, Node, Node, Node, Node];
   const { data, announce, host } = harness(t, nodes, 2);
-  const placement: WirePlacement = { jobId: JOB, epoch: 3, generations: [{ nodes: [c, d] }, { nodes: [c, drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 3,
+    generations: [{ nodes: [c, d] }, { nodes: [c, drained] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
   await announce(placement);
   // Written while the older generation was the newest, then again in the next one (a newer version).
   const copy = async (node: Node, epoch: number, value: string) =>
-    t.is((await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch, arg: 1, key: 'k', value: Buffer.from(value) })).status, Status.OK);
+    t.is(
+      (await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch, arg: 1, key: 'k', value: Buffer.from(value) })).status,
+      Status.OK,
+    );
   await copy(c, 1, 'first');
   await copy(drained, 1, 'first');
   await copy(c, 2, 'second');
@@ -211,37 +312,66 @@ test('migration of a replicated job: a key a newer generation holds goes forward
   await migrateJob(host, placement, drained, [a, b]);
   // Skipping it (the newer generation has it) left it on that generation's nodes only: one of them, once the
   // placement drops the emptied ones, and a restart of it lost the key.
-  for (const node of [a, b]) t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 5, key: 'k' })).body.toString(), 'second', node.id);
+  for (const node of [a, b])
+    t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 5, key: 'k' })).body.toString(), 'second', node.id);
 });
 
 test('restoration: keys of an older generation left with fewer nodes than copies get their copies in the newest', async (t) => {
   const nodes = await startNodes(t, 4);
   const [a, b, c, lost] = nodes as [Node, Node, Node, Node];
   const { data, announce, host } = harness(t, nodes, 2);
-  const placement: WirePlacement = { jobId: JOB, epoch: 2, generations: [{ nodes: [a, b] }, { nodes: [c, lost] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 2 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 2,
+    generations: [{ nodes: [a, b] }, { nodes: [c, lost] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
   await announce(placement);
   // Written before the job moved on to [a, b], never since: its copies are on the older generation's two nodes.
-  for (const node of [c, lost]) t.is((await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key: 'k', value: Buffer.from('older') })).status, Status.OK);
+  for (const node of [c, lost])
+    t.is(
+      (await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key: 'k', value: Buffer.from('older') }))
+        .status,
+      Status.OK,
+    );
   await lost.server.close(); // gone (a lost node still answering gives its keys itself)
   const { placement: after } = await rereplicateJob(host, placement, lost, []);
-  t.deepEqual(after.generations.map((g) => g.nodes.map((n) => n.id)), [['n0', 'n1'], ['n2']]);
-  for (const node of [a, b]) t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 3, key: 'k' })).body.toString(), 'older', `${node.id}: a second copy`);
+  t.deepEqual(
+    after.generations.map((g) => g.nodes.map((n) => n.id)),
+    [['n0', 'n1'], ['n2']],
+  );
+  for (const node of [a, b])
+    t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 3, key: 'k' })).body.toString(), 'older', `${node.id}: a second copy`);
 });
 
 test('migration: a new holder’s leftover copy of a drained key from an earlier placement never answers meanwhile', async (t) => {
   const nodes = await startNodes(t, 3);
   const [x, drained, spare] = nodes as [Node, Node, Node];
   const { data, announce, host, beforeCopy } = harness(t, nodes, 1);
-  const placement: WirePlacement = { jobId: JOB, epoch: 3, generations: [{ nodes: [x, drained] }], blockSize: 1 << 20, maxValueBytes: 1 << 30, replicas: 1 };
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 3,
+    generations: [{ nodes: [x, drained] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 1,
+  };
   await announce(placement);
   const newest = [x, spare];
   const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, hashKey(key), 1)[0]!]!.id;
   // Keys the drained node holds now, which the new generation places on x, where an older value was left.
-  const keys = Array.from({ length: 100 }, (_, i) => `k${i}`).filter((k) => ownerIn([x, drained], k) === drained.id && ownerIn(newest, k) === x.id).slice(0, 10);
+  const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+    .filter((k) => ownerIn([x, drained], k) === drained.id && ownerIn(newest, k) === x.id)
+    .slice(0, 10);
   t.true(keys.length > 3);
   const seen: string[] = [];
   for (const key of keys) {
-    t.is((await data.get(x.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key, value: Buffer.from('left over') })).status, Status.OK);
+    t.is(
+      (await data.get(x.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key, value: Buffer.from('left over') })).status,
+      Status.OK,
+    );
     t.is((await data.get(drained.address)!.request({ op: Op.PUT, epoch: 3, key, value: Buffer.from('current') })).status, Status.OK);
     // What a reader of the new generation gets from x before the drained node's copy lands there.
     beforeCopy.set(key, async () => {
@@ -250,6 +380,10 @@ test('migration: a new holder’s leftover copy of a drained key from an earlier
     });
   }
   await migrateJob(host, placement, drained, newest);
-  t.deepEqual(seen, keys.map(() => 'not found'), 'readers go on to the drained node until the copy lands');
+  t.deepEqual(
+    seen,
+    keys.map(() => 'not found'),
+    'readers go on to the drained node until the copy lands',
+  );
   for (const key of keys) t.is((await data.get(x.address)!.request({ op: Op.GET, epoch: 5, key })).body.toString(), 'current');
 });

@@ -14,7 +14,12 @@ const ADMIN_ONLY = ['admin'] as const;
 /** A job's tokens (data or internal) or the admin's. */
 const JOB_SCOPES = ['admin', 'data', 'internal'] as const;
 
-export function controllerService(ctx: ControllerContext, jobs: JobBook, nodes: NodeBook, placements: PlacementChanges): ServiceImpl<ControllerMethods> {
+export function controllerService(
+  ctx: ControllerContext,
+  jobs: JobBook,
+  nodes: NodeBook,
+  placements: PlacementChanges,
+): ServiceImpl<ControllerMethods> {
   const { secret } = ctx;
 
   /** What only the job's driver (or the admin) does: renew, deregister. A function's data token is refused. */
@@ -22,13 +27,17 @@ export function controllerService(ctx: ControllerContext, jobs: JobBook, nodes: 
     if (verifyDriverToken(secret, token) === jobId) return;
     const subject = typeof token === 'string' ? verifyToken(secret, token) : null;
     if (subject?.admin === true) return;
-    throw new SatchelError('UNAUTHORIZED', subject === null ? 'invalid token' : `this needs job ${jobId}'s driver token (RegisterJob's driverToken), not a function's`);
+    throw new SatchelError(
+      'UNAUTHORIZED',
+      subject === null ? 'invalid token' : `this needs job ${jobId}'s driver token (RegisterJob's driverToken), not a function's`,
+    );
   };
 
   return {
     RegisterJob: async ({ name, hints, key }) => {
       const tenant = ctx.tenants.byKey(key);
-      if (tenant === null) throw new SatchelError('UNAUTHORIZED', 'registering a job needs a tenant key (cluster.json `tenantKey`, or `satchel tenant add`)');
+      if (tenant === null)
+        throw new SatchelError('UNAUTHORIZED', 'registering a job needs a tenant key (cluster.json `tenantKey`, or `satchel tenant add`)');
       return jobs.registerJob(name, hints ?? {}, tenant.name);
     },
     DeregisterJob: async ({ jobId, token }) => {
@@ -74,7 +83,17 @@ export function controllerService(ctx: ControllerContext, jobs: JobBook, nodes: 
     ReportNode: async (report) => {
       authorize(secret, report.token, null, ADMIN_ONLY);
       // A NaN or infinite figure would poison reservations and the autoscaler's means: refused whole.
-      const figures = [report.cpu, report.bytesIn, report.bytesOut, report.ops, report.used, report.capacity, report.latencyP50Us ?? 0, report.latencyP99Us ?? 0, ...report.jobs.map((j) => j.bytes)];
+      const figures = [
+        report.cpu,
+        report.bytesIn,
+        report.bytesOut,
+        report.ops,
+        report.used,
+        report.capacity,
+        report.latencyP50Us ?? 0,
+        report.latencyP99Us ?? 0,
+        ...report.jobs.map((j) => j.bytes),
+      ];
       if (figures.some((n) => typeof n !== 'number' || !Number.isFinite(n) || n < 0)) {
         throw new SatchelError('BAD_REQUEST', 'a node report carries only finite, non-negative numbers');
       }
@@ -85,7 +104,8 @@ export function controllerService(ctx: ControllerContext, jobs: JobBook, nodes: 
       const tenant = ctx.tenants.byKey(token);
       if (tenant !== null) return { nodes: [], metadata: [], jobs: jobs.jobsOf(tenant.name).length };
       const subject = typeof token === 'string' ? verifyToken(secret, token) : null;
-      if (subject?.scope !== 'admin' && subject?.scope !== 'viewer') throw new SatchelError('UNAUTHORIZED', 'the cluster is shown to the admin and viewer tokens, and a tenant key');
+      if (subject?.scope !== 'admin' && subject?.scope !== 'viewer')
+        throw new SatchelError('UNAUTHORIZED', 'the cluster is shown to the admin and viewer tokens, and a tenant key');
       return { nodes: [...ctx.registry.nodes.values()], metadata: ctx.metadata.addresses, jobs: ctx.registry.jobs.size };
     },
   };

@@ -3,7 +3,16 @@
  * collection, deregistration, reservations following use, cost, and the tenants whose keys register jobs.
  */
 import { randomBytes } from 'node:crypto';
-import { SatchelError, TIERS, encodeTicket, signDriverToken, signToken, type JobHints, type RegisterJobReply, type WirePlacement } from '../proto/index.ts';
+import {
+  SatchelError,
+  TIERS,
+  encodeTicket,
+  signDriverToken,
+  signToken,
+  type JobHints,
+  type RegisterJobReply,
+  type WirePlacement,
+} from '../proto/index.ts';
 import { allocateJob, rightsizeReservation } from './allocation.ts';
 import type { ControllerContext } from './context.ts';
 import { accrueCost } from './cost.ts';
@@ -33,7 +42,10 @@ export class JobBook {
     const replicas = hints.replicas ?? 1;
     // Refused rather than run with fewer copies than asked for: a replicated job must never silently have one.
     if (replicas > 1 && allocation.nodes.length < replicas) {
-      throw new SatchelError('UNAVAILABLE', `${replicas} replicas need ${replicas} storage nodes; the cluster has ${allocation.nodes.length} to place on`);
+      throw new SatchelError(
+        'UNAVAILABLE',
+        `${replicas} replicas need ${replicas} storage nodes; the cluster has ${allocation.nodes.length} to place on`,
+      );
     }
     const placement: WirePlacement = {
       jobId: id,
@@ -67,10 +79,21 @@ export class JobBook {
     } finally {
       ctx.registering.delete(id);
     }
-    ctx.logger.info({ job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation }, 'job registered');
+    ctx.logger.info(
+      { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
+      'job registered',
+    );
     ctx.events.add('job-registered', `${name} for tenant ${tenant}: ${job.reason}`, {
       tier: job.tier,
-      details: { job: id, name, tenant, reservation: job.reservation, capacity: hints.capacity ?? 0, replicas, nodes: allocation.nodes.length },
+      details: {
+        job: id,
+        name,
+        tenant,
+        reservation: job.reservation,
+        capacity: hints.capacity ?? 0,
+        replicas,
+        nodes: allocation.nodes.length,
+      },
     });
     const { token, ticket } = this.ticketFor(job);
     return { jobId: id, token, ticket, leaseMs: ctx.leaseMs, placement, driverToken: signDriverToken(ctx.secret, id) };
@@ -99,7 +122,11 @@ export class JobBook {
     const [, metadataFailed] = await Promise.all([ctx.publisher.drop(jobId, nodesOf(job.placement)), ctx.metadata.drop(jobId)]);
     if (metadataFailed > 0) ctx.logger.warn({ job: jobId, metadataFailed }, 'job deregistered; some metadata servers unreachable');
     else ctx.logger.info({ job: jobId }, 'job deregistered');
-    const why = { driver: 'deregistered by its driver or an admin', lease: 'its lease lapsed: collected, every byte deleted', tenant: `its tenant ${job.tenant} was removed` }[cause];
+    const why = {
+      driver: 'deregistered by its driver or an admin',
+      lease: 'its lease lapsed: collected, every byte deleted',
+      tenant: `its tenant ${job.tenant} was removed`,
+    }[cause];
     ctx.events.add(cause === 'lease' ? 'job-collected' : 'job-deregistered', `${job.name}: ${why}`, {
       tier: job.tier,
       details: { job: jobId, name: job.name, tenant: job.tenant ?? '', cause },
@@ -112,7 +139,9 @@ export class JobBook {
     for (const job of [...this.ctx.registry.jobs.values()]) {
       if (job.leaseExpiresAt > now) continue;
       this.ctx.logger.info({ job: job.id, name: job.name }, 'lease expired: collecting job');
-      await this.deregisterJob(job.id, 'lease').catch((error: unknown) => this.ctx.logger.error({ err: error, job: job.id }, 'collecting job failed'));
+      await this.deregisterJob(job.id, 'lease').catch((error: unknown) =>
+        this.ctx.logger.error({ err: error, job: job.id }, 'collecting job failed'),
+      );
     }
   }
 
@@ -139,7 +168,12 @@ export class JobBook {
    * remembers a deregistered id (refusing its tokens) until they expire.
    */
   private newJobId(name: string): string {
-    const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'job';
+    const slug =
+      name
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '-')
+        .replace(/^-+|-+$/g, '')
+        .slice(0, 40) || 'job';
     for (;;) {
       const id = `${slug}-${randomBytes(6).toString('hex')}`;
       if (!this.ctx.registry.jobs.has(id) && !this.ctx.registering.has(id)) return id;
@@ -153,24 +187,46 @@ export class JobBook {
     const ca = ctx.options.tls?.ca;
     // With TLS, tickets carry the CA functions check every server against.
     const tls = ca === undefined ? {} : { tls: { ca: Buffer.isBuffer(ca) ? ca.toString('utf8') : ca } };
-    const ticket = encodeTicket({ v: 1, job: job.id, token, metadata: ctx.metadata.addresses, controller: ctx.address!, placement: job.placement, ...tls });
+    const ticket = encodeTicket({
+      v: 1,
+      job: job.id,
+      token,
+      metadata: ctx.metadata.addresses,
+      controller: ctx.address!,
+      placement: job.placement,
+      ...tls,
+    });
     return { token, ticket };
   }
 
   /** The jobs a tenant has now (records from before tenants belong to the default tenant). */
   jobsOf(tenant: string): JobRecord[] {
-    return [...this.ctx.registry.jobs.values(), ...this.ctx.registering.values()].filter((job) => (job.tenant ?? DEFAULT_TENANT) === tenant);
+    return [...this.ctx.registry.jobs.values(), ...this.ctx.registering.values()].filter(
+      (job) => (job.tenant ?? DEFAULT_TENANT) === tenant,
+    );
   }
 
   tenantInfo(tenant: TenantRecord): { name: string; quotaBytes: number; maxJobs: number; jobs: number; reservedBytes: number } {
     const jobs = this.jobsOf(tenant.name);
-    return { name: tenant.name, quotaBytes: tenant.quotaBytes ?? 0, maxJobs: tenant.maxJobs ?? 0, jobs: jobs.length, reservedBytes: jobs.reduce((sum, job) => sum + job.reservation, 0) };
+    return {
+      name: tenant.name,
+      quotaBytes: tenant.quotaBytes ?? 0,
+      maxJobs: tenant.maxJobs ?? 0,
+      jobs: jobs.length,
+      reservedBytes: jobs.reduce((sum, job) => sum + job.reservation, 0),
+    };
   }
 
   /** Adds a tenant and returns its key (shown once: the controller keeps its hash). */
-  async addTenant(name: string, limits: { quotaBytes?: number | undefined; maxJobs?: number | undefined } = {}): Promise<{ tenant: TenantRecord; key: string }> {
+  async addTenant(
+    name: string,
+    limits: { quotaBytes?: number | undefined; maxJobs?: number | undefined } = {},
+  ): Promise<{ tenant: TenantRecord; key: string }> {
     const { ctx } = this;
-    const added = ctx.tenants.add(name, { ...(limits.quotaBytes === undefined ? {} : { quotaBytes: limits.quotaBytes }), ...(limits.maxJobs === undefined ? {} : { maxJobs: limits.maxJobs }) });
+    const added = ctx.tenants.add(name, {
+      ...(limits.quotaBytes === undefined ? {} : { quotaBytes: limits.quotaBytes }),
+      ...(limits.maxJobs === undefined ? {} : { maxJobs: limits.maxJobs }),
+    });
     try {
       await ctx.store?.putTenant(added.tenant);
     } catch (error) {
@@ -178,7 +234,9 @@ export class JobBook {
       throw error;
     }
     ctx.logger.info({ tenant: name, quotaBytes: limits.quotaBytes, maxJobs: limits.maxJobs }, 'tenant added');
-    ctx.events.add('tenant-added', `tenant ${name} added`, { details: { quotaBytes: limits.quotaBytes ?? 0, maxJobs: limits.maxJobs ?? 0 } });
+    ctx.events.add('tenant-added', `tenant ${name} added`, {
+      details: { quotaBytes: limits.quotaBytes ?? 0, maxJobs: limits.maxJobs ?? 0 },
+    });
     return added;
   }
 
@@ -200,7 +258,14 @@ export class JobBook {
     const existing = tenants.get(DEFAULT_TENANT);
     if (existing !== undefined && existing.keyHash === TenantTable.hashOf(key)) return;
     if (existing !== undefined) tenants.remove(DEFAULT_TENANT);
-    const { tenant } = tenants.add(DEFAULT_TENANT, { ...(existing?.quotaBytes === undefined ? {} : { quotaBytes: existing.quotaBytes }), ...(existing?.maxJobs === undefined ? {} : { maxJobs: existing.maxJobs }) }, key);
+    const { tenant } = tenants.add(
+      DEFAULT_TENANT,
+      {
+        ...(existing?.quotaBytes === undefined ? {} : { quotaBytes: existing.quotaBytes }),
+        ...(existing?.maxJobs === undefined ? {} : { maxJobs: existing.maxJobs }),
+      },
+      key,
+    );
     await store?.putTenant(tenant);
   }
 
@@ -215,7 +280,10 @@ export class JobBook {
     if (tenant.quotaBytes !== undefined) {
       const reserved = jobs.reduce((sum, job) => sum + job.reservation, 0);
       if (reserved + reservation > tenant.quotaBytes) {
-        throw new SatchelError('FULL', `tenant ${tenantName} reserves ${reserved} bytes; ${reservation} more would pass its quota of ${tenant.quotaBytes}`);
+        throw new SatchelError(
+          'FULL',
+          `tenant ${tenantName} reserves ${reserved} bytes; ${reservation} more would pass its quota of ${tenant.quotaBytes}`,
+        );
       }
     }
   }
@@ -245,10 +313,16 @@ export class JobBook {
     if (bytes <= 0) return; // no node yet: allocation refuses, with its own reason
     const copies = hints.replicas ?? 1;
     if (hints.capacity !== undefined && hints.capacity * copies > bytes) {
-      throw new SatchelError('BAD_REQUEST', `hint capacity ${hints.capacity} × ${copies} copies is more than the cluster can ever hold (${bytes} bytes)`);
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `hint capacity ${hints.capacity} × ${copies} copies is more than the cluster can ever hold (${bytes} bytes)`,
+      );
     }
     if (hints.maxValueBytes !== undefined && hints.maxValueBytes > bytes) {
-      throw new SatchelError('BAD_REQUEST', `hint maxValueBytes ${hints.maxValueBytes} is more than the cluster can ever hold (${bytes} bytes)`);
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `hint maxValueBytes ${hints.maxValueBytes} is more than the cluster can ever hold (${bytes} bytes)`,
+      );
     }
     // peakThroughput is not bounded here: a job asking for more than every node carries is placed on all of
     // them, and the share of the tier it reserves for throughput is capped at the whole tier (allocation.ts).

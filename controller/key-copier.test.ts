@@ -28,12 +28,17 @@ test('every key of every page, the cursor moving on, at most `inFlight` at once'
   const seen: string[] = [];
   let running = 0;
   let most = 0;
-  await forEachKey(request, node, async (key) => {
-    most = Math.max(most, ++running);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-    seen.push(key);
-    running--;
-  }, 4);
+  await forEachKey(
+    request,
+    node,
+    async (key) => {
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      seen.push(key);
+      running--;
+    },
+    4,
+  );
   t.deepEqual([...seen].sort(), keys);
   t.deepEqual(lists, ['', 'k09', 'k19']);
   t.is(most, 4);
@@ -52,10 +57,15 @@ test('a failing key fails the walk: no key after it starts, no page after it is 
   const { request, lists } = lister(keys, 10);
   const started: string[] = [];
   const error = await t.throwsAsync(
-    forEachKey(request, node, async (key) => {
-      started.push(key);
-      if (key === 'k03') throw new SatchelError('UNAVAILABLE', 'gone');
-    }, 2),
+    forEachKey(
+      request,
+      node,
+      async (key) => {
+        started.push(key);
+        if (key === 'k03') throw new SatchelError('UNAVAILABLE', 'gone');
+      },
+      2,
+    ),
   );
   t.is((error as SatchelError).code, 'UNAVAILABLE');
   t.deepEqual(lists, [''], 'the second page was never asked for');

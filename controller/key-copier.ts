@@ -4,7 +4,17 @@
  * `forEachLimit`); read a key with its version and write it elsewhere as a copy, which lands only where the key
  * holds nothing newer. What to copy where is the callers' (a drain's rules and a restoration's differ).
  */
-import { Flag, Op, SatchelError, Status, decodeKeyList, errorCodeOf, forEachLimit, type NodeConnection, type Reply } from '../proto/index.ts';
+import {
+  Flag,
+  Op,
+  SatchelError,
+  Status,
+  decodeKeyList,
+  errorCodeOf,
+  forEachLimit,
+  type NodeConnection,
+  type Reply,
+} from '../proto/index.ts';
 
 /** A node as the copier needs it. */
 export interface NodeAddress {
@@ -21,22 +31,41 @@ const PAGE = 500;
 export const IN_FLIGHT = 64;
 
 /** A request as the job under the copy's epoch (or `frameEpoch`); an answer other than OK or NOT_FOUND is thrown. */
-export type Request = (node: NodeAddress, op: number, flags: number, key: string, value: Uint8Array | null, arg?: number, frameEpoch?: number) => Promise<Reply>;
+export type Request = (
+  node: NodeAddress,
+  op: number,
+  flags: number,
+  key: string,
+  value: Uint8Array | null,
+  arg?: number,
+  frameEpoch?: number,
+) => Promise<Reply>;
 
 /**
  * Requests through `connect` (a data connection authenticated as the job), each at `epoch` unless it says
  * otherwise; a refusal is thrown as its SatchelError, its message starting with `what` (`migrating job-a off n1`).
  */
-export function requester(connect: (address: string, jobId: string) => Pick<NodeConnection, 'request'>, jobId: string, epoch: number, what: (node: NodeAddress) => string): Request {
+export function requester(
+  connect: (address: string, jobId: string) => Pick<NodeConnection, 'request'>,
+  jobId: string,
+  epoch: number,
+  what: (node: NodeAddress) => string,
+): Request {
   return async (node, op, flags, key, value, arg = 0, frameEpoch = epoch) => {
     const reply = await connect(node.address, jobId).request({ op, flags, epoch: frameEpoch, arg, key, value });
-    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `${what(node)}: ${reply.message}`);
+    if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND)
+      throw new SatchelError(errorCodeOf(reply.status), `${what(node)}: ${reply.message}`);
     return reply;
   };
 }
 
 /** `each` for every key `source` holds of the job, a page after another, `inFlight` at a time within a page. */
-export async function forEachKey(request: Request, source: NodeAddress, each: (key: string) => Promise<void>, inFlight = IN_FLIGHT): Promise<void> {
+export async function forEachKey(
+  request: Request,
+  source: NodeAddress,
+  each: (key: string) => Promise<void>,
+  inFlight = IN_FLIGHT,
+): Promise<void> {
   let cursor = '';
   for (;;) {
     const page = await request(source, Op.LIST, Flag.INTERNAL_KEYS, '', Buffer.from(cursor, 'utf8'), PAGE);

@@ -10,16 +10,19 @@ import type { ControllerContext } from './context.ts';
 
 /** Each placeable node of a tier, as the autoscaler sees it: fractions of what the node declared. */
 export function nodeLoads(ctx: ControllerContext, tier: Tier): NodeLoad[] {
-  return ctx.registry.placeableNodes().filter((n) => n.tier === tier).map((node) => {
-    const stats = ctx.stats.get(node.id);
-    return {
-      id: node.id,
-      cpu: stats?.cpu ?? 0,
-      network: stats === undefined || !(node.bandwidth > 0) ? 0 : (stats.bytesInPerSec + stats.bytesOutPerSec) / node.bandwidth,
-      capacity: Math.max(node.reserved, stats?.used ?? 0) / node.capacity,
-      used: stats?.used ?? 0,
-    };
-  });
+  return ctx.registry
+    .placeableNodes()
+    .filter((n) => n.tier === tier)
+    .map((node) => {
+      const stats = ctx.stats.get(node.id);
+      return {
+        id: node.id,
+        cpu: stats?.cpu ?? 0,
+        network: stats === undefined || !(node.bandwidth > 0) ? 0 : (stats.bytesInPerSec + stats.bytesOutPerSec) / node.bandwidth,
+        capacity: Math.max(node.reserved, stats?.used ?? 0) / node.capacity,
+        used: stats?.used ?? 0,
+      };
+    });
 }
 
 /**

@@ -60,7 +60,12 @@ export type NodeAction =
   | { kind: 'move'; jobId: string; epoch: number }
   | { kind: 'drop'; jobId: string };
 
-export function reconcileNode(nodeId: string, reported: readonly JobUsage[], jobs: ReadonlyMap<string, JobRecord>, registering: ReadonlyMap<string, unknown> = new Map()): NodeAction[] {
+export function reconcileNode(
+  nodeId: string,
+  reported: readonly JobUsage[],
+  jobs: ReadonlyMap<string, JobRecord>,
+  registering: ReadonlyMap<string, unknown> = new Map(),
+): NodeAction[] {
   const actions: NodeAction[] = [];
   const held = new Map(reported.map((usage) => [usage.jobId, usage]));
   for (const job of jobs.values()) {
@@ -74,8 +79,8 @@ export function reconcileNode(nodeId: string, reported: readonly JobUsage[], job
     const job = jobs.get(usage.jobId);
     if (job === undefined) {
       if (!registering.has(usage.jobId)) actions.push({ kind: 'drop', jobId: usage.jobId });
-    }
-    else if (usage.moved !== true && !nodesOf(job.placement).has(nodeId)) actions.push({ kind: 'move', jobId: job.id, epoch: job.placement.epoch });
+    } else if (usage.moved !== true && !nodesOf(job.placement).has(nodeId))
+      actions.push({ kind: 'move', jobId: job.id, epoch: job.placement.epoch });
   }
   return actions;
 }

@@ -53,7 +53,12 @@ export class MetadataLinks {
         client.call('DropPlacement', { jobId, token: this.adminToken }).then(
           () => 0,
           (error: unknown) => {
-            this.failures.record('drop_placement', error, { metadata: client.address, job: jobId }, 'the server keeps the placement until it restarts');
+            this.failures.record(
+              'drop_placement',
+              error,
+              { metadata: client.address, job: jobId },
+              'the server keeps the placement until it restarts',
+            );
             return 1;
           },
         ),

@@ -16,7 +16,19 @@
  * between resumes at step 2 (`resumed`).
  */
 import type { NodeConnection } from '../proto/index.ts';
-import { Flag, Op, SatchelError, Status, errorCodeOf, hashKey, newerVersion, pickNode, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import {
+  Flag,
+  Op,
+  SatchelError,
+  Status,
+  errorCodeOf,
+  hashKey,
+  newerVersion,
+  pickNode,
+  pickNodes,
+  type WirePlacement,
+  type WirePlacementNode,
+} from '../proto/index.ts';
 import { forEachKey, readVersioned, requester, writeCopy, type NodeAddress, type Request } from './key-copier.ts';
 
 export type { NodeAddress } from './key-copier.ts';
@@ -46,7 +58,9 @@ export interface MigrationResult {
  * the node's share), the old generations follow as they were (step 1) or without the node (step 3).
  */
 export function placementWithout(placement: WirePlacement, nodeId: string, newest: WirePlacementNode[], keepOld: boolean): WirePlacement {
-  const old = placement.generations.map((g) => ({ nodes: keepOld ? g.nodes : g.nodes.filter((n) => n.id !== nodeId) })).filter((g) => g.nodes.length > 0);
+  const old = placement.generations
+    .map((g) => ({ nodes: keepOld ? g.nodes : g.nodes.filter((n) => n.id !== nodeId) }))
+    .filter((g) => g.nodes.length > 0);
   return { ...placement, epoch: placement.epoch + 1, generations: [{ nodes: newest }, ...old] };
 }
 
@@ -62,7 +76,8 @@ export async function migrateJob(
   newest: WirePlacementNode[],
   resumed = false,
 ): Promise<{ placement: WirePlacement; result: MigrationResult }> {
-  if (newest.some((n) => n.id === drained.id) || newest.length === 0) throw new SatchelError('BAD_REQUEST', 'the new generation must hold other nodes than the drained one');
+  if (newest.some((n) => n.id === drained.id) || newest.length === 0)
+    throw new SatchelError('BAD_REQUEST', 'the new generation must hold other nodes than the drained one');
   const during = resumed ? placement : placementWithout(placement, drained.id, newest, true);
   if (!resumed) {
     await removeShadowedCopies(host, placement, newest);
@@ -106,7 +121,12 @@ async function removeShadowedCopies(host: MigrationHost, placement: WirePlacemen
  * writes it there before the new generation is published, so it is removed, leaving no tombstone: readers then
  * go on to the drained node until the copy lands.
  */
-async function removeLeftoverCopies(host: MigrationHost, placement: WirePlacement, drained: NodeAddress, newest: WirePlacementNode[]): Promise<void> {
+async function removeLeftoverCopies(
+  host: MigrationHost,
+  placement: WirePlacement,
+  drained: NodeAddress,
+  newest: WirePlacementNode[],
+): Promise<void> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const current = placement.generations[0]!.nodes;
   if (!current.some((n) => n.id === drained.id)) return;
@@ -123,15 +143,26 @@ async function removeLeftoverCopies(host: MigrationHost, placement: WirePlacemen
 }
 
 /** `each` for every key (blocks included) `node` holds of the job, a page at a time, one after another. */
-function forEachListedKey(host: MigrationHost, placement: WirePlacement, node: NodeAddress, each: (key: string) => Promise<void>): Promise<void> {
-  const request = requester((address, job) => host.connect(address, job), placement.jobId, placement.epoch, (n) => `listing ${placement.jobId} on ${n.id}`);
+function forEachListedKey(
+  host: MigrationHost,
+  placement: WirePlacement,
+  node: NodeAddress,
+  each: (key: string) => Promise<void>,
+): Promise<void> {
+  const request = requester(
+    (address, job) => host.connect(address, job),
+    placement.jobId,
+    placement.epoch,
+    (n) => `listing ${placement.jobId} on ${n.id}`,
+  );
   return forEachKey(request, node, each, 1);
 }
 
 /** Removes a copy no reader may see (DELETE with Flag.COPY: no tombstone, so readers go on past the node). */
 async function removeCopy(host: MigrationHost, placement: WirePlacement, node: NodeAddress, key: string): Promise<void> {
   const reply = await host.connect(node.address, placement.jobId).request({ op: Op.DELETE, flags: Flag.COPY, epoch: placement.epoch, key });
-  if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND) throw new SatchelError(errorCodeOf(reply.status), `removing an older copy of ${key} on ${node.id}: ${reply.message}`);
+  if (reply.status !== Status.OK && reply.status !== Status.NOT_FOUND)
+    throw new SatchelError(errorCodeOf(reply.status), `removing an older copy of ${key} on ${node.id}: ${reply.message}`);
 }
 
 /**
@@ -150,7 +181,12 @@ function withoutRepeats(generations: { nodes: WirePlacementNode[] }[]): { nodes:
 
 async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: NodeAddress): Promise<MigrationResult> {
   const jobId = placement.jobId;
-  const call: Request = requester((address, job) => host.connect(address, job), jobId, placement.epoch, () => `migrating ${jobId} off ${drained.id}`);
+  const call: Request = requester(
+    (address, job) => host.connect(address, job),
+    jobId,
+    placement.epoch,
+    () => `migrating ${jobId} off ${drained.id}`,
+  );
   const result: MigrationResult = { keys: 0, bytes: 0, skipped: 0 };
 
   const replicas = Math.max(1, placement.replicas ?? 1);

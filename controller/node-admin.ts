@@ -36,7 +36,13 @@ export class NodeAdmin {
    * refuses (UNAVAILABLE), so a job is never announced to a process that does not hold its data.
    */
   async announce(address: string, jobId: string, epoch: number, flags: number, bootId: string): Promise<void> {
-    const reply = await this.connection(address).request({ op: Op.ANNOUNCE, flags, arg: epoch, key: jobId, value: bootId === '' ? null : Buffer.from(bootId) });
+    const reply = await this.connection(address).request({
+      op: Op.ANNOUNCE,
+      flags,
+      arg: epoch,
+      key: jobId,
+      value: bootId === '' ? null : Buffer.from(bootId),
+    });
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }
 

@@ -22,7 +22,13 @@ test('counters become rates between two reports; job usage sums over nodes', (t)
   t.is(second.bytesInPerSec, 1000);
   t.is(second.bytesOutPerSec, 2000);
   t.is(second.opsPerSec, 10);
-  table.record(report('b', 1, [['job-1', 5], ['job-2', 9]]), 12_000);
+  table.record(
+    report('b', 1, [
+      ['job-1', 5],
+      ['job-2', 9],
+    ]),
+    12_000,
+  );
   t.is(table.jobUsage('job-1'), 75);
   t.is(table.jobUsage('job-2'), 9);
   t.is(table.jobUsage('job-3'), 0);

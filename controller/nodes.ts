@@ -4,7 +4,18 @@
  * copies a loss calls for (replication.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { SatchelError, TIERS, isHostPort, type JobUsage, type NodeInfo, type NodeReport, type NodeReportReply, type Tier, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import {
+  SatchelError,
+  TIERS,
+  isHostPort,
+  type JobUsage,
+  type NodeInfo,
+  type NodeReport,
+  type NodeReportReply,
+  type Tier,
+  type WirePlacement,
+  type WirePlacementNode,
+} from '../proto/index.ts';
 import { growJob as growAllocation } from './allocation.ts';
 import type { ControlOp } from './call-failures.ts';
 import type { ControllerContext } from './context.ts';
@@ -43,7 +54,13 @@ export class NodeBook {
 
   async registerNode(node: NodeInfo): Promise<string> {
     const { ctx } = this;
-    if (!node || !isHostPort(node.address) || !TIER_NAMES.has(node.tier) || !(node.capacity > 0 && Number.isFinite(node.capacity)) || !(node.bandwidth >= 0 && Number.isFinite(node.bandwidth))) {
+    if (
+      !node ||
+      !isHostPort(node.address) ||
+      !TIER_NAMES.has(node.tier) ||
+      !(node.capacity > 0 && Number.isFinite(node.capacity)) ||
+      !(node.bandwidth >= 0 && Number.isFinite(node.bandwidth))
+    ) {
       throw new SatchelError('BAD_REQUEST', 'node needs a tier (dram|ssd|hdd), a host:port address, a positive capacity and a bandwidth');
     }
     const id = node.id || `${node.tier}-${randomBytes(3).toString('hex')}`;
@@ -98,11 +115,15 @@ export class NodeBook {
     // a member of those jobs (it would announce them to it, and it holds none of their data).
     await Promise.all(jobs.map((job) => ctx.persistJob(job)));
     ctx.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
-    ctx.events.add('node-restarted', `a new process took over ${old.id}; ${jobs.length} job(s) lose what it held${jobs.length > 0 ? ' (replicated ones get their copies restored)' : ''}`, {
-      tier: old.tier,
-      node: old.id,
-      details: { jobs: jobs.length },
-    });
+    ctx.events.add(
+      'node-restarted',
+      `a new process took over ${old.id}; ${jobs.length} job(s) lose what it held${jobs.length > 0 ? ' (replicated ones get their copies restored)' : ''}`,
+      {
+        tier: old.tier,
+        node: old.id,
+        details: { jobs: jobs.length },
+      },
+    );
   }
 
   /**
@@ -135,16 +156,25 @@ export class NodeBook {
     const replicated = jobs.filter((job) => (job.placement.replicas ?? 1) > 1);
     const single = jobs.filter((job) => (job.placement.replicas ?? 1) === 1);
     ctx.logger.warn({ node: node.id, reason, replicated: replicated.length, unreplicated: single.map((j) => j.id) }, 'node lost');
-    ctx.events.add('node-lost', `${reason}${single.length > 0 ? `; data of ${single.length} job(s) with one copy unavailable while it is gone` : ''}`, {
-      tier: node.tier,
-      node: node.id,
-      details: { jobs: jobs.length, replicated: replicated.length },
-    });
+    ctx.events.add(
+      'node-lost',
+      `${reason}${single.length > 0 ? `; data of ${single.length} job(s) with one copy unavailable while it is gone` : ''}`,
+      {
+        tier: node.tier,
+        node: node.id,
+        details: { jobs: jobs.length, replicated: replicated.length },
+      },
+    );
     const restorations = replicated.map((job) =>
-      this.placements.change(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
-        ctx.logger.error({ err: error, job: job.id, node: node.id }, 'restoring copies failed');
-        ctx.events.add('replication-failed', `copies of ${job.id} not restored: ${(error as Error).message}`, { tier: node.tier, node: node.id });
-      }),
+      this.placements
+        .change(job.id, () => this.restoreCopies(job.id, node))
+        .catch((error: unknown) => {
+          ctx.logger.error({ err: error, job: job.id, node: node.id }, 'restoring copies failed');
+          ctx.events.add('replication-failed', `copies of ${job.id} not restored: ${(error as Error).message}`, {
+            tier: node.tier,
+            node: node.id,
+          });
+        }),
     );
     const recovering = Promise.all(restorations).then(() => undefined);
     this.recovering.set(node.id, recovering);
@@ -165,7 +195,10 @@ export class NodeBook {
     this.ctx.logger.warn({ node: node.id }, 'lost node reports again');
     await this.reconcile(node, reported);
     node.lost = false;
-    this.ctx.events.add('node-back', 'reports again; jobs restored elsewhere meanwhile were dropped from it', { tier: node.tier, node: node.id });
+    this.ctx.events.add('node-back', 'reports again; jobs restored elsewhere meanwhile were dropped from it', {
+      tier: node.tier,
+      node: node.id,
+    });
   }
 
   /** Tells a node what its report shows it missed (members.ts `reconcileNode`); what fails, its next report retries. */
@@ -205,7 +238,13 @@ export class NodeBook {
     let replacement: WirePlacementNode[] = [];
     if (newest.length < replicas) {
       // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
-      const growth = growAllocation(newest, job.tier as Tier, placements.placeableFor(job).filter((n) => n.id !== node.id), placements.freeRoom, job.reservation);
+      const growth = growAllocation(
+        newest,
+        job.tier as Tier,
+        placements.placeableFor(job).filter((n) => n.id !== node.id),
+        placements.freeRoom,
+        job.reservation,
+      );
       const added = growth?.added[0];
       const record = added === undefined ? undefined : ctx.registry.nodes.get(added);
       if (record !== undefined) replacement = [{ id: record.id, address: record.address, weight: 1 }];
@@ -246,11 +285,15 @@ export class NodeBook {
       job.pending = undefined;
       await ctx.publisher.apply(job, placement);
       ctx.logger.info({ job: jobId, lost: node.id, epoch: placement.epoch, ...result, ms: Date.now() - started }, 'copies restored');
-      ctx.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`, {
-        tier: node.tier,
-        node: node.id,
-        details: { copies: result.copies, bytes: result.bytes, keys: result.keys },
-      });
+      ctx.events.add(
+        'copies-restored',
+        `${result.copies} copies (${result.bytes} bytes) of ${jobId} restored in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        {
+          tier: node.tier,
+          node: node.id,
+          details: { copies: result.copies, bytes: result.bytes, keys: result.keys },
+        },
+      );
       return result;
     } finally {
       host.close();
@@ -269,11 +312,21 @@ export class NodeBook {
       for (const id of job.lostNodes ?? []) {
         const named = job.placement.generations.flatMap((g) => g.nodes).find((n) => n.id === id);
         if (named === undefined) continue;
-        const node: NodeRecord = { tier: job.tier, capacity: 0, bandwidth: 0, registeredAt: 0, ...ctx.registry.nodes.get(id), id, address: named.address };
+        const node: NodeRecord = {
+          tier: job.tier,
+          capacity: 0,
+          bandwidth: 0,
+          registeredAt: 0,
+          ...ctx.registry.nodes.get(id),
+          id,
+          address: named.address,
+        };
         ctx.logger.info({ job: job.id, node: id }, 'restoring copies of a node lost before a restart');
-        await this.placements.change(job.id, () => this.restoreCopies(job.id, node)).catch((error: unknown) => {
-          ctx.logger.error({ err: error, job: job.id, node: id }, 'restoring copies failed');
-        });
+        await this.placements
+          .change(job.id, () => this.restoreCopies(job.id, node))
+          .catch((error: unknown) => {
+            ctx.logger.error({ err: error, job: job.id, node: id }, 'restoring copies failed');
+          });
       }
     }
   }

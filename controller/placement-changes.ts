@@ -50,9 +50,11 @@ export class PlacementChanges {
     const previous = this.queues.get(jobId) ?? Promise.resolve();
     const next = previous.catch(() => {}).then(change);
     this.queues.set(jobId, next);
-    void next.finally(() => {
-      if (this.queues.get(jobId) === next) this.queues.delete(jobId);
-    }).catch(() => {});
+    void next
+      .finally(() => {
+        if (this.queues.get(jobId) === next) this.queues.delete(jobId);
+      })
+      .catch(() => {});
     return next;
   }
 
@@ -78,10 +80,14 @@ export class PlacementChanges {
     const { ctx } = this;
     const job = ctx.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
-    if (job.overQuota !== undefined) throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${ctx.options.jobQuotaBytes} bytes`);
+    if (job.overQuota !== undefined)
+      throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${ctx.options.jobQuotaBytes} bytes`);
     if (job.placement.epoch > epoch) return job.placement;
     if (job.placement.generations.length >= MAX_GENERATIONS) {
-      throw new SatchelError('FULL', `job ${jobId} has ${job.placement.generations.length} placement generations, the most a job may have: register it with a larger capacity hint`);
+      throw new SatchelError(
+        'FULL',
+        `job ${jobId} has ${job.placement.generations.length} placement generations, the most a job may have: register it with a larger capacity hint`,
+      );
     }
     // FULL, as the write that asked was refused: the caller's PUT fails with the code the node gave it.
     if (refusals === null || refusals === job.fullSeen?.[fullNodeId]) {
@@ -92,7 +98,13 @@ export class PlacementChanges {
       // The node that said FULL has no room, whatever its last report (up to a second old) said.
       return node.id === fullNodeId ? 0 : node.capacity - Math.max(node.reserved, used);
     };
-    const growth = growAllocation(job.placement.generations[0]?.nodes ?? [], job.tier as Tier, this.placeableFor(job), free, job.reservation);
+    const growth = growAllocation(
+      job.placement.generations[0]?.nodes ?? [],
+      job.tier as Tier,
+      this.placeableFor(job),
+      free,
+      job.reservation,
+    );
     if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
     this.jobs.admitTenant(job.tenant ?? DEFAULT_TENANT, growth.extraReservation, false);
     if (refusals !== Infinity) (job.fullSeen ??= {})[fullNodeId] = refusals;
@@ -142,9 +154,13 @@ export class PlacementChanges {
   async registerMetadata(address: string): Promise<void> {
     const { ctx } = this;
     // Checked first: a channel to an address that cannot be dialled would be kept, and fail every registration.
-    if (!isHostPort(address)) throw new SatchelError('BAD_REQUEST', `metadata server address ${JSON.stringify(String(address).slice(0, 100))} is not host:port`);
+    if (!isHostPort(address))
+      throw new SatchelError('BAD_REQUEST', `metadata server address ${JSON.stringify(String(address).slice(0, 100))} is not host:port`);
     if (ctx.metadata.connect(address)) await ctx.store?.putMetadata(address);
-    await ctx.metadata.sendAll(address, [...ctx.registry.jobs.values()].map((job) => job.placement));
+    await ctx.metadata.sendAll(
+      address,
+      [...ctx.registry.jobs.values()].map((job) => job.placement),
+    );
     ctx.logger.info({ address }, 'metadata server registered');
   }
 
@@ -198,7 +214,10 @@ export class PlacementChanges {
           ...host,
           // The drained node's keys are copied under this placement: recorded with it, so a restart finishes.
           publish: (placement) => {
-            job.pending = placement.generations[0]!.nodes.some((n) => n.id === node.id) || !nodesOf(placement).has(node.id) ? undefined : { kind: 'drain', node: node.id };
+            job.pending =
+              placement.generations[0]!.nodes.some((n) => n.id === node.id) || !nodesOf(placement).has(node.id)
+                ? undefined
+                : { kind: 'drain', node: node.id };
             return host.publish(placement);
           },
         },
@@ -266,9 +285,13 @@ export class PlacementChanges {
       const lost = job.pending?.kind === 'restore' ? ctx.registry.nodes.get(job.pending.node) : undefined;
       const result = await repairCopies(host, job.placement, lost);
       ctx.logger.info({ job: job.id, epoch: job.placement.epoch, ...result }, 'copies repaired');
-      ctx.events.add('copies-restored', `${result.copies} copies (${result.bytes} bytes) of ${job.id} made by a repair${result.skipped ? `; ${result.skipped} unreachable, retried` : ''}`, {
-        details: { copies: result.copies, bytes: result.bytes, keys: result.keys, skipped: result.skipped ?? 0 },
-      });
+      ctx.events.add(
+        'copies-restored',
+        `${result.copies} copies (${result.bytes} bytes) of ${job.id} made by a repair${result.skipped ? `; ${result.skipped} unreachable, retried` : ''}`,
+        {
+          details: { copies: result.copies, bytes: result.bytes, keys: result.keys, skipped: result.skipped ?? 0 },
+        },
+      );
       if ((result.skipped ?? 0) === 0) return true;
       job.pending = { kind: 'restore', node: job.pending?.node ?? '' };
       this.finishCopiesLater(job.id);
@@ -291,7 +314,11 @@ export class PlacementChanges {
       isLost: (nodeId) => isLostMember(job, nodeId),
       connect: (address) => {
         let connection = connections.get(address);
-        if (connection === undefined) connections.set(address, (connection = new NodeConnection(address, token, { timeoutMs: ctx.adminTimeoutMs, tls: clientTlsOf(ctx.options.tls) })));
+        if (connection === undefined)
+          connections.set(
+            address,
+            (connection = new NodeConnection(address, token, { timeoutMs: ctx.adminTimeoutMs, tls: clientTlsOf(ctx.options.tls) })),
+          );
         return connection;
       },
       close: () => {

@@ -48,14 +48,29 @@ export class PlacementPublisher {
     pruneLostNodes(job);
     const after = membersOf(job);
     this.host.logger.info(
-      { job: job.id, epoch: next.epoch, generations: next.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)), pending: job.pending, lost: job.lostNodes },
+      {
+        job: job.id,
+        epoch: next.epoch,
+        generations: next.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
+        pending: job.pending,
+        lost: job.lostNodes,
+      },
       'placement changed',
     );
     await this.host.persist(job);
-    await this.announce(job, [...after].filter((id) => !before.has(id)));
-    await this.announce(job, [...after].filter((id) => before.has(id)));
+    await this.announce(
+      job,
+      [...after].filter((id) => !before.has(id)),
+    );
+    await this.announce(
+      job,
+      [...after].filter((id) => before.has(id)),
+    );
     await this.host.publish(next);
-    await this.moveOff(job, [...before].filter((id) => !after.has(id)));
+    await this.moveOff(
+      job,
+      [...before].filter((id) => !after.has(id)),
+    );
   }
 
   /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged and counted. */
@@ -89,7 +104,11 @@ export class PlacementPublisher {
   }
 
   /** `call` on each node of `ids` not lost, at once; a failure is recorded under the step it failed at. */
-  private async each(ids: Iterable<string>, jobId: string, call: (node: NodeRecord, step: { op: ControlOp }) => Promise<void>): Promise<void> {
+  private async each(
+    ids: Iterable<string>,
+    jobId: string,
+    call: (node: NodeRecord, step: { op: ControlOp }) => Promise<void>,
+  ): Promise<void> {
     const calls: Promise<void>[] = [];
     for (const id of ids) {
       const node = this.host.nodes.get(id);

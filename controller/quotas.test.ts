@@ -49,7 +49,17 @@ async function setup(t: ExecutionContext) {
   t.teardown(() => data.destroy());
   /** n0 reports the job holding `bytes` (what the quota is held against). */
   const report = (nodeId: string, bytes: number) =>
-    ctx.stats.record({ nodeId, token: '', cpu: 0, bytesIn: 0, bytesOut: 0, ops: 0, used: bytes, capacity: 64 * MiB, jobs: [{ jobId: JOB, bytes, epoch: job.placement.epoch }] });
+    ctx.stats.record({
+      nodeId,
+      token: '',
+      cpu: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      ops: 0,
+      used: bytes,
+      capacity: 64 * MiB,
+      jobs: [{ jobId: JOB, bytes, epoch: job.placement.epoch }],
+    });
   const put = async () => (await data.request({ op: Op.PUT, epoch: job.placement.epoch, key: 'k', value: Buffer.from('v') })).status;
   /** Every LIMIT_JOB the controller sends, as [node address, over]; `fail` decides which the node refuses. */
   const sent: [string, boolean][] = [];
@@ -111,14 +121,28 @@ test('a limit the node does not take is sent again; a node that joins the job wh
   await quotas.enforce();
   t.deepEqual(job.limitedOn, ['n0']);
   t.is(await put(), Status.FULL);
-  t.deepEqual(sent.splice(0), [[address, true], [address, true]]);
+  t.deepEqual(sent.splice(0), [
+    [address, true],
+    [address, true],
+  ]);
 
   // A second node joins the job (a drain moved part of it there): told on the next run, n0 not again.
   const other = await startNode(t, 'n1');
   ctx.registry.nodes.set('n1', { id: 'n1', tier: 'dram', address: other, capacity: 64 * MiB, bandwidth: 1e9, registeredAt: Date.now() });
   await ctx.admin.announce(other, JOB, 2, 0, '');
   await ctx.admin.announce(address, JOB, 2, 0, '');
-  job.placement = { ...job.placement, epoch: 2, generations: [{ nodes: [{ id: 'n0', address, weight: 1 }, { id: 'n1', address: other, weight: 1 }] }] };
+  job.placement = {
+    ...job.placement,
+    epoch: 2,
+    generations: [
+      {
+        nodes: [
+          { id: 'n0', address, weight: 1 },
+          { id: 'n1', address: other, weight: 1 },
+        ],
+      },
+    ],
+  };
   report('n1', 0);
   await quotas.enforce();
   t.deepEqual(sent.splice(0), [[other, true]]);

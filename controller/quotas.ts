@@ -72,7 +72,9 @@ export class QuotaEnforcer {
       if (!over && job.overQuota === undefined && job.limitedOn === undefined) continue;
       if (over && job.overQuota === undefined) {
         logger.warn({ job: job.id, usage, quota }, 'job reached its byte quota');
-        events.add('quota-reached', `${job.id} holds ${usage} bytes, its quota is ${quota}: PUTs refused until it deletes`, { details: { usage, quota } });
+        events.add('quota-reached', `${job.id} holds ${usage} bytes, its quota is ${quota}: PUTs refused until it deletes`, {
+          details: { usage, quota },
+        });
       } else if (!over && job.overQuota !== undefined) {
         logger.info({ job: job.id, usage, quota }, 'job back under its byte quota');
       }
@@ -100,7 +102,12 @@ export class QuotaEnforcer {
         admin.limitJob(node.address, job.id, over).then(
           () => true,
           (error: unknown) => {
-            failures.record('limit_job', error, { node: node.id, job: job.id }, `${over ? 'the limit' : 'the lift'} is sent again on the next report`);
+            failures.record(
+              'limit_job',
+              error,
+              { node: node.id, job: job.id },
+              `${over ? 'the limit' : 'the lift'} is sent again on the next report`,
+            );
             return false;
           },
         ),

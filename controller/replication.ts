@@ -32,7 +32,11 @@ export interface ReplicationResult {
  * The placement without `lost`, with `replacement` (when not empty) joining as a new newest generation, and
  * for each generation of the old placement the indexes of the new generations its keys now belong to.
  */
-export function placementAfterLoss(placement: WirePlacement, lostId: string, replacement: WirePlacementNode[]): { placement: WirePlacement; successors: number[][] } {
+export function placementAfterLoss(
+  placement: WirePlacement,
+  lostId: string,
+  replacement: WirePlacementNode[],
+): { placement: WirePlacement; successors: number[][] } {
   const stripped = placement.generations.map((g) => g.nodes.filter((n) => n.id !== lostId));
   const generations = replacement.length === 0 ? stripped : [[...stripped[0]!, ...replacement], ...stripped];
   const shift = replacement.length === 0 ? 0 : 1;
@@ -111,7 +115,15 @@ export async function rereplicateJob(
 }
 
 /** Whether a holder of `key` in a generation newer than `generation` (other than `except`) has it. */
-async function heldBefore(request: Request, placement: WirePlacement, generation: number, key: string, hash: number, replicas: number, except: string): Promise<boolean> {
+async function heldBefore(
+  request: Request,
+  placement: WirePlacement,
+  generation: number,
+  key: string,
+  hash: number,
+  replicas: number,
+  except: string,
+): Promise<boolean> {
   for (const { nodes } of placement.generations.slice(0, generation)) {
     for (const i of pickNodes(nodes, hash, replicas)) {
       if (nodes[i]!.id === except) continue;
@@ -125,7 +137,13 @@ async function heldBefore(request: Request, placement: WirePlacement, generation
  * Copies each key a lost node still holds to every holder `placement` names for it (in every generation), when
  * the node can be listed; nothing when it cannot (gone, frozen). A COPY lands only where nothing newer is.
  */
-async function copyFromLost(request: Request, lost: NodeAddress, placement: WirePlacement, result: ReplicationResult, down?: Set<string>): Promise<void> {
+async function copyFromLost(
+  request: Request,
+  lost: NodeAddress,
+  placement: WirePlacement,
+  result: ReplicationResult,
+  down?: Set<string>,
+): Promise<void> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   try {
     await forEachKey(request, lost, async (key) => {
@@ -153,7 +171,11 @@ async function copyFromLost(request: Request, lost: NodeAddress, placement: Wire
  * A node that cannot be reached (down, frozen) is stepped over and counted in `skipped`: what it alone holds
  * cannot be copied now, and the caller tries again later.
  */
-export async function repairCopies(host: Pick<MigrationHost, 'connect'>, placement: WirePlacement, lost?: NodeAddress): Promise<ReplicationResult> {
+export async function repairCopies(
+  host: Pick<MigrationHost, 'connect'>,
+  placement: WirePlacement,
+  lost?: NodeAddress,
+): Promise<ReplicationResult> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const request = requester(host, placement.jobId, placement.epoch);
   const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0, skipped: 0 };
@@ -194,7 +216,12 @@ const unreachable = (error: unknown) => error instanceof SatchelError && (error.
 
 /** Requests as the job under `epoch`; an answer other than OK or NOT_FOUND is thrown. */
 function requester(host: Pick<MigrationHost, 'connect'>, jobId: string, epoch: number): Request {
-  return copyRequester((address, job) => host.connect(address, job), jobId, epoch, (node) => `copying keys of ${jobId} on ${node.id}`);
+  return copyRequester(
+    (address, job) => host.connect(address, job),
+    jobId,
+    epoch,
+    (node) => `copying keys of ${jobId} on ${node.id}`,
+  );
 }
 
 /**
@@ -202,7 +229,14 @@ function requester(host: Pick<MigrationHost, 'connect'>, jobId: string, epoch: n
  * With `down`, a target that cannot be reached is added to it and counted in `skipped` instead of failing the
  * copy, and targets in it are stepped over.
  */
-async function copyKey(request: Request, source: NodeAddress, key: string, targets: Iterable<WirePlacementNode>, result: ReplicationResult, down?: Set<string>): Promise<void> {
+async function copyKey(
+  request: Request,
+  source: NodeAddress,
+  key: string,
+  targets: Iterable<WirePlacementNode>,
+  result: ReplicationResult,
+  down?: Set<string>,
+): Promise<void> {
   const value = await readVersioned(request, source, key);
   if (value === null) return; // deleted meanwhile
   for (const target of targets) {

@@ -51,7 +51,8 @@ export class Scaling {
   async launchNode(tier: Tier, reason: string, details?: Record<string, number | string>): Promise<void> {
     const { ctx } = this;
     const provisioner = ctx.options.provisioner;
-    if (provisioner === undefined) throw new SatchelError('BAD_REQUEST', 'this controller has no provisioner: start storage nodes by hand (satchel storage-node)');
+    if (provisioner === undefined)
+      throw new SatchelError('BAD_REQUEST', 'this controller has no provisioner: start storage nodes by hand (satchel storage-node)');
     this.nodes.unretire(tier);
     try {
       await provisioner.launch(tier);
@@ -75,7 +76,11 @@ export class Scaling {
     if (provisioner !== undefined) {
       const others = [...ctx.registry.nodes.values()].filter((n) => n.tier === node.tier && n.id !== nodeId).map((n) => n.id);
       const removable = provisioner.pickForRemoval(node.tier as Tier, [nodeId, ...others]);
-      if (removable !== nodeId) throw new SatchelError('BAD_REQUEST', `the ${provisioner.name} provisioner cannot remove ${nodeId}${removable === null ? '' : `; it can remove ${removable}`}`);
+      if (removable !== nodeId)
+        throw new SatchelError(
+          'BAD_REQUEST',
+          `the ${provisioner.name} provisioner cannot remove ${nodeId}${removable === null ? '' : `; it can remove ${removable}`}`,
+        );
     }
     ctx.events.add('drain-started', reason, { tier: node.tier, node: nodeId });
     let result: DrainResult;
@@ -92,7 +97,11 @@ export class Scaling {
     });
     await this.nodes.forgetNode(nodeId);
     await provisioner?.remove(node.tier as Tier, nodeId);
-    ctx.events.add('node-removed', provisioner ? `stopped by the ${provisioner.name} provisioner` : 'forgotten (no provisioner: stop its process by hand)', { tier: node.tier, node: nodeId });
+    ctx.events.add(
+      'node-removed',
+      provisioner ? `stopped by the ${provisioner.name} provisioner` : 'forgotten (no provisioner: stop its process by hand)',
+      { tier: node.tier, node: nodeId },
+    );
     return result;
   }
 }

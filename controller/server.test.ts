@@ -14,7 +14,10 @@ import { defaultTenantKey } from './tenants.ts';
 const logger = pino({ level: 'silent' });
 
 /** A controller and a metadata server (no nodes), and a gRPC client of the controller; all closed in teardown. */
-async function startControlPlane(t: ExecutionContext, secret: Buffer): Promise<{ controller: Controller; client: ControlClient<ControllerMethods> }> {
+async function startControlPlane(
+  t: ExecutionContext,
+  secret: Buffer,
+): Promise<{ controller: Controller; client: ControlClient<ControllerMethods> }> {
   const controller = new Controller({ secret, logger });
   const address = await controller.listen(0, '127.0.0.1');
   t.teardown(() => controller.close());
@@ -89,7 +92,11 @@ test('control-plane calls check tokens: a job token cannot deregister another jo
   t.is(await rejectionCode(client.call('RegisterJob', { name: 'x', hints: { peakThroughput: -5 }, key })), 'BAD_REQUEST');
   // No key, a malformed one, or one of another cluster: no job.
   for (const bad of ['', 'sk1.default.x', defaultTenantKey(randomBytes(32)), a.token]) {
-    t.is(await rejectionCode(client.call('RegisterJob', { name: 'anonymous', hints: {}, key: bad })), 'UNAUTHORIZED', `key ${bad.slice(0, 16)}`);
+    t.is(
+      await rejectionCode(client.call('RegisterJob', { name: 'anonymous', hints: {}, key: bad })),
+      'UNAUTHORIZED',
+      `key ${bad.slice(0, 16)}`,
+    );
   }
 });
 
@@ -101,7 +108,11 @@ test('RegisterNode and RegisterMetadata refuse addresses and numbers no one can 
   const { controller, client } = await startControlPlane(t, secret);
   const token = signToken(secret, '@admin');
   for (const bad of ['', '::::%%', '127.0.0.1', 'h:0', 'http://h:1', 'x'.repeat(500)]) {
-    t.is(await rejectionCode(client.call('RegisterMetadata', { address: bad, token })), 'BAD_REQUEST', `metadata at ${JSON.stringify(bad.slice(0, 20))}`);
+    t.is(
+      await rejectionCode(client.call('RegisterMetadata', { address: bad, token })),
+      'BAD_REQUEST',
+      `metadata at ${JSON.stringify(bad.slice(0, 20))}`,
+    );
   }
   const node = { id: 'n', tier: 'dram', address: '127.0.0.1:1', capacity: 1 << 20, bandwidth: 1e9 };
   for (const [what, bad] of [
@@ -137,12 +148,17 @@ test('a DROP_JOB a node does not answer is logged with the node and job, and cou
   t.teardown(() => metadata.close());
   const node = await startStorageNode({ id: 'dram-x', tier: 'dram', capacity: 1 << 24, secret, logger, controller: address });
   const job = await controller.registerJob('doomed', {});
-  t.deepEqual(job.placement?.generations[0]!.nodes.map((n) => n.id), ['dram-x']);
+  t.deepEqual(
+    job.placement?.generations[0]!.nodes.map((n) => n.id),
+    ['dram-x'],
+  );
   const app = buildConsole(controller, { adminToken: signToken(secret, '@admin'), viewerToken: signToken(secret, '@viewer') });
   t.teardown(() => app.close());
   const failures = async () => {
     const text = (await app.inject({ url: '/metrics', headers: { authorization: `Bearer ${signToken(secret, '@viewer')}` } })).body;
-    return Object.fromEntries([...text.matchAll(/^satchel_controller_node_call_failures_total\{op="([a-z_]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    return Object.fromEntries(
+      [...text.matchAll(/^satchel_controller_node_call_failures_total\{op="([a-z_]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]),
+    );
   };
   t.like(await failures(), { announce: 0, drop_job: 0, limit_job: 0, set_placement: 0, drop_placement: 0 });
   // The node goes away; deregistered before the controller holds it lost, its DROP_JOB fails.

@@ -3,7 +3,16 @@ import { advertisedAddress, type JobHints, type NodeInfo, type RegisterJobReply,
 import { CONTROLLER_SERVICE, GRPC_SERVER_OPTIONS, addService, bindServer, grpc } from '../proto/grpc.ts';
 import type { AutoscalerConfig, NodeLoad } from './autoscaler.ts';
 import type { ControlOp } from './call-failures.ts';
-import { jobDetail, jobView, nodeView, type ClusterView, type ConsoleBackend, type JobDetail, type JobView, type NodeView } from './console-backend.ts';
+import {
+  jobDetail,
+  jobView,
+  nodeView,
+  type ClusterView,
+  type ConsoleBackend,
+  type JobDetail,
+  type JobView,
+  type NodeView,
+} from './console-backend.ts';
 import { ControllerContext, type ControllerOptions } from './context.ts';
 import type { Prices } from './cost.ts';
 import type { ClusterEvent, EventLog } from './events.ts';
@@ -107,13 +116,16 @@ export class Controller implements ConsoleBackend {
     ctx.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
     ctx.startedAt = Date.now();
     let last = Date.now();
-    this.leaseTimer = setInterval(() => {
-      const now = Date.now();
-      this.jobs.accrueCosts((now - last) / 1000);
-      last = now;
-      void this.jobs.collectExpired();
-      this.nodeBook.checkLiveness(now);
-    }, Math.min(1_000, Math.max(50, ctx.leaseMs / 4)));
+    this.leaseTimer = setInterval(
+      () => {
+        const now = Date.now();
+        this.jobs.accrueCosts((now - last) / 1000);
+        last = now;
+        void this.jobs.collectExpired();
+        this.nodeBook.checkLiveness(now);
+      },
+      Math.min(1_000, Math.max(50, ctx.leaseMs / 4)),
+    );
     if (this.options.autoscaler !== undefined) this.scaling.start(this.options.autoscaler);
     this.leaseTimer.unref();
     if (this.options.stateDir !== undefined) this.resumeTimer = setTimeout(() => void this.resumePending(), ctx.nodeTimeoutMs).unref();
@@ -174,10 +186,14 @@ export class Controller implements ConsoleBackend {
     for (const job of [...ctx.registry.jobs.values()]) {
       if (job.pending === undefined) continue;
       ctx.logger.info({ job: job.id, pending: job.pending }, 'resuming copies left unfinished');
-      await this.placements.change(job.id, () => this.placements.finishCopies(job.id)).catch((error: unknown) => {
-        ctx.logger.error({ err: error, job: job.id }, 'resuming copies failed');
-        ctx.events.add('copy-failed', `copies of ${job.id} not finished after a restart: ${(error as Error).message}`, { details: { job: job.id } });
-      });
+      await this.placements
+        .change(job.id, () => this.placements.finishCopies(job.id))
+        .catch((error: unknown) => {
+          ctx.logger.error({ err: error, job: job.id }, 'resuming copies failed');
+          ctx.events.add('copy-failed', `copies of ${job.id} not finished after a restart: ${(error as Error).message}`, {
+            details: { job: job.id },
+          });
+        });
     }
     for (const node of [...ctx.registry.nodes.values()]) {
       if (node.draining !== true || node.lost === true) continue;
@@ -210,7 +226,10 @@ export class Controller implements ConsoleBackend {
   }
 
   /** Adds a tenant and returns its key (shown once: the controller keeps its hash). */
-  addTenant(name: string, limits: { quotaBytes?: number | undefined; maxJobs?: number | undefined } = {}): Promise<{ tenant: TenantRecord; key: string }> {
+  addTenant(
+    name: string,
+    limits: { quotaBytes?: number | undefined; maxJobs?: number | undefined } = {},
+  ): Promise<{ tenant: TenantRecord; key: string }> {
     return this.jobs.addTenant(name, limits);
   }
 
@@ -289,7 +308,9 @@ export class Controller implements ConsoleBackend {
   jobDetail(jobId: string): JobDetail | undefined {
     const { stats, prices } = this.ctx;
     const job = this.ctx.registry.jobs.get(jobId);
-    return job === undefined ? undefined : jobDetail(job, stats.jobUsage(jobId), prices, (nodeId) => stats.get(nodeId)?.jobs.get(jobId) ?? 0);
+    return job === undefined
+      ? undefined
+      : jobDetail(job, stats.jobUsage(jobId), prices, (nodeId) => stats.get(nodeId)?.jobs.get(jobId) ?? 0);
   }
 
   clusterEvents(after = 0): ClusterEvent[] {

@@ -30,7 +30,11 @@ export function isTenantName(name: unknown): name is string {
 
 /** A fresh key for tenant `name`: 256 random bits. */
 export function newTenantKey(name: string): string {
-  if (!isTenantName(name)) throw new SatchelError('BAD_REQUEST', `a tenant name is 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit; got ${JSON.stringify(name)}`);
+  if (!isTenantName(name))
+    throw new SatchelError(
+      'BAD_REQUEST',
+      `a tenant name is 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit; got ${JSON.stringify(name)}`,
+    );
   return `sk1.${name}.${randomBytes(32).toString('base64url')}`;
 }
 
@@ -74,13 +78,23 @@ export class TenantTable {
   }
 
   /** Adds a tenant; `key` when the caller chose it (the default tenant's, from cluster.json), else a fresh one. */
-  add(name: string, limits: { quotaBytes?: number; maxJobs?: number } = {}, key = newTenantKey(name)): { tenant: TenantRecord; key: string } {
-    if (!isTenantName(name)) throw new SatchelError('BAD_REQUEST', `a tenant name is 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit; got ${JSON.stringify(name)}`);
+  add(
+    name: string,
+    limits: { quotaBytes?: number; maxJobs?: number } = {},
+    key = newTenantKey(name),
+  ): { tenant: TenantRecord; key: string } {
+    if (!isTenantName(name))
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `a tenant name is 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit; got ${JSON.stringify(name)}`,
+      );
     if (this.tenants.has(name)) throw new SatchelError('BAD_REQUEST', `tenant ${name} exists already`);
     if (!isTenantKey(key) || KEY.exec(key)![1] !== name) throw new SatchelError('BAD_REQUEST', `not a key of tenant ${name}`);
     const { quotaBytes, maxJobs } = limits;
-    if (quotaBytes !== undefined && !(Number.isFinite(quotaBytes) && quotaBytes > 0)) throw new SatchelError('BAD_REQUEST', 'a tenant quota is a positive number of bytes');
-    if (maxJobs !== undefined && !(Number.isInteger(maxJobs) && maxJobs > 0)) throw new SatchelError('BAD_REQUEST', 'a tenant job limit is a positive whole number');
+    if (quotaBytes !== undefined && !(Number.isFinite(quotaBytes) && quotaBytes > 0))
+      throw new SatchelError('BAD_REQUEST', 'a tenant quota is a positive number of bytes');
+    if (maxJobs !== undefined && !(Number.isInteger(maxJobs) && maxJobs > 0))
+      throw new SatchelError('BAD_REQUEST', 'a tenant job limit is a positive whole number');
     const tenant: TenantRecord = { name, keyHash: hashOf(key).toString('hex'), createdAt: Date.now() };
     if (quotaBytes !== undefined) tenant.quotaBytes = quotaBytes;
     if (maxJobs !== undefined) tenant.maxJobs = maxJobs;

@@ -81,7 +81,8 @@ export function readyOf(child: ChildProcess, role: string, log: string): Promise
       child.off('exit', onExit);
       resolve(m);
     };
-    const onExit = (code: number | null, signal: string | null) => fail(`${role} exited during start (${signal === null ? `code ${code}` : `signal ${signal}`})`, true);
+    const onExit = (code: number | null, signal: string | null) =>
+      fail(`${role} exited during start (${signal === null ? `code ${code}` : `signal ${signal}`})`, true);
     child.on('message', onMessage);
     child.once('exit', onExit);
   });
@@ -107,7 +108,8 @@ function satchelLines(text: string): string[] {
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i]!.startsWith('satchel: ')) continue;
     found.push(lines[i]!.slice('satchel: '.length));
-    while (i + 1 < lines.length && lines[i + 1] !== '' && !lines[i + 1]!.startsWith('{') && !lines[i + 1]!.startsWith('Usage:')) found.push(lines[++i]!);
+    while (i + 1 < lines.length && lines[i + 1] !== '' && !lines[i + 1]!.startsWith('{') && !lines[i + 1]!.startsWith('Usage:'))
+      found.push(lines[++i]!);
   }
   return found;
 }

@@ -15,7 +15,6 @@ import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
 import { tenantCommand } from './tenant-command.ts';
 import { USAGE } from './usage.ts';
 
-
 type Flags = Record<string, string | boolean | undefined>;
 
 function positiveCount(text: string, flag: string): number {
@@ -59,7 +58,8 @@ async function up(args: string[]): Promise<void> {
   });
   const size = (flag: string) => (str(flags, flag) ? parseBytes(str(flags, flag)!, `--${flag}`) : undefined);
   const seek = str(flags, 'hdd-seek-ms');
-  if (seek !== undefined && !(Number(seek) >= 0)) throw new SatchelError('BAD_REQUEST', `--hdd-seek-ms: not a number of milliseconds: ${JSON.stringify(seek)}`);
+  if (seek !== undefined && !(Number(seek) >= 0))
+    throw new SatchelError('BAD_REQUEST', `--hdd-seek-ms: not a number of milliseconds: ${JSON.stringify(seek)}`);
   const stateDir = resolve(str(flags, 'state-dir') ?? '.satchel');
   // Checked here, so a bad file is one message, not one per process; the processes get the paths.
   const files = tlsFiles(flags);
@@ -88,7 +88,9 @@ async function up(args: string[]): Promise<void> {
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
     onTakeover: ({ record, reason }) =>
-      process.stdout.write(`  taking over ${stateDir} from a cluster that did not stop (${record === undefined ? '' : `started ${record.startedAt}, `}${reason})\n`),
+      process.stdout.write(
+        `  taking over ${stateDir} from a cluster that did not stop (${record === undefined ? '' : `started ${record.startedAt}, `}${reason})\n`,
+      ),
   });
   const info = cluster.info;
   process.stdout.write(
@@ -181,21 +183,29 @@ async function main(argv: string[]): Promise<void> {
       if (provisioner !== 'none' && provisioner !== 'local' && provisioner !== 'kubernetes') {
         throw new SatchelError('BAD_REQUEST', `--provisioner: expected none, local or kubernetes, got ${JSON.stringify(provisioner)}`);
       }
-      if (flags.autoscale === true && provisioner === 'none') throw new SatchelError('BAD_REQUEST', '--autoscale needs --provisioner local or kubernetes');
+      if (flags.autoscale === true && provisioner === 'none')
+        throw new SatchelError('BAD_REQUEST', '--autoscale needs --provisioner local or kubernetes');
       const namespace = str(flags, 'namespace');
-      if (provisioner === 'kubernetes' && namespace === undefined) throw new SatchelError('BAD_REQUEST', '--provisioner kubernetes needs --namespace NS');
+      if (provisioner === 'kubernetes' && namespace === undefined)
+        throw new SatchelError('BAD_REQUEST', '--provisioner kubernetes needs --namespace NS');
       const leaseMs = str(flags, 'lease-ms');
       if (leaseMs !== undefined && !(Number.isInteger(Number(leaseMs)) && Number(leaseMs) >= 100)) {
         throw new SatchelError('BAD_REQUEST', `--lease-ms: expected a whole number of milliseconds ≥ 100, got ${JSON.stringify(leaseMs)}`);
       }
       const tokenTtlMs = str(flags, 'token-ttl-ms');
       if (tokenTtlMs !== undefined && !(Number.isInteger(Number(tokenTtlMs)) && Number(tokenTtlMs) >= 1_000)) {
-        throw new SatchelError('BAD_REQUEST', `--token-ttl-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(tokenTtlMs)}`);
+        throw new SatchelError(
+          'BAD_REQUEST',
+          `--token-ttl-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(tokenTtlMs)}`,
+        );
       }
       const nodeTimeoutMs = str(flags, 'node-timeout-ms');
       // Reports come every second: less than two of them would call a busy node lost.
       if (nodeTimeoutMs !== undefined && !(Number.isInteger(Number(nodeTimeoutMs)) && Number(nodeTimeoutMs) >= 1_000)) {
-        throw new SatchelError('BAD_REQUEST', `--node-timeout-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(nodeTimeoutMs)}`);
+        throw new SatchelError(
+          'BAD_REQUEST',
+          `--node-timeout-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(nodeTimeoutMs)}`,
+        );
       }
       const { runController } = await import('./roles.ts');
       await runController({
@@ -253,7 +263,8 @@ async function main(argv: string[]): Promise<void> {
       if (!isTier(tier)) throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
       const profile = TIER_PROFILES[tier];
       const seekMs = str(flags, 'seek-ms');
-      if (seekMs !== undefined && !(Number(seekMs) >= 0)) throw new SatchelError('BAD_REQUEST', `--seek-ms: not a number of milliseconds: ${JSON.stringify(seekMs)}`);
+      if (seekMs !== undefined && !(Number(seekMs) >= 0))
+        throw new SatchelError('BAD_REQUEST', `--seek-ms: not a number of milliseconds: ${JSON.stringify(seekMs)}`);
       const diskBandwidth = str(flags, 'disk-bandwidth');
       const { runStorageNode } = await import('./roles.ts');
       await runStorageNode({
@@ -274,7 +285,10 @@ async function main(argv: string[]): Promise<void> {
               }
             : undefined,
         maxValueBytes: str(flags, 'max-value') ? parseBytes(str(flags, 'max-value')!, '--max-value') : undefined,
-        maxConnectionsPerJob: str(flags, 'job-max-connections') === undefined ? undefined : positiveCount(str(flags, 'job-max-connections')!, '--job-max-connections'),
+        maxConnectionsPerJob:
+          str(flags, 'job-max-connections') === undefined
+            ? undefined
+            : positiveCount(str(flags, 'job-max-connections')!, '--job-max-connections'),
         id: str(flags, 'id'),
         secret: await readSecret(required(flags, 'secret-file')),
         tls: await serverTls(flags),
@@ -311,7 +325,12 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`satchel: ${error.message}\n\n${USAGE}`);
     process.exit(2);
   }
-  const message = error instanceof PortInUseError ? error.withFlag(PORT_FLAGS[process.argv[2] ?? ''] ?? {}) : error instanceof Error ? error.message : String(error);
+  const message =
+    error instanceof PortInUseError
+      ? error.withFlag(PORT_FLAGS[process.argv[2] ?? ''] ?? {})
+      : error instanceof Error
+        ? error.message
+        : String(error);
   process.stderr.write(`satchel: ${message}\n`);
   process.exit(1);
 });

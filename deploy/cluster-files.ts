@@ -114,7 +114,12 @@ export class StateFiles {
     if (info !== undefined) {
       this.claim('cluster.json');
       const { controller, console, adminToken, viewerToken, tenantKey } = info;
-      const text = JSON.stringify({ controller, console, adminToken, viewerToken, tenantKey, metadata: info.metadata, nodes: info.nodes, metrics: info.metrics }, null, 2) + '\n';
+      const text =
+        JSON.stringify(
+          { controller, console, adminToken, viewerToken, tenantKey, metadata: info.metadata, nodes: info.nodes, metrics: info.metrics },
+          null,
+          2,
+        ) + '\n';
       await writeFile(join(this.stateDir, 'cluster.json'), text, { mode: 0o600 });
       // `mode` applies only to a file writeFile creates: one left by an earlier cluster keeps its own.
       await chmod(join(this.stateDir, 'cluster.json'), 0o600);
@@ -140,7 +145,8 @@ export class StateFiles {
   async remove(keepLogs: boolean, keepLog?: string): Promise<void> {
     this.cleaning = true;
     await this.persisting;
-    const kept = (path: string) => (keepLogs && isLog(path)) || (keepLog !== undefined && (path === keepLog || keepLog.startsWith(path + sep)));
+    const kept = (path: string) =>
+      (keepLogs && isLog(path)) || (keepLog !== undefined && (path === keepLog || keepLog.startsWith(path + sep)));
     for (const path of [...this.created].reverse()) {
       if (path !== '.' && !kept(path)) await rm(join(this.stateDir, path), { recursive: true, force: true });
     }

@@ -67,7 +67,12 @@ class FakeApiServer {
     const status = (code: number, reason: string, message: string) =>
       send(res, code, { apiVersion: 'v1', kind: 'Status', status: 'Failure', reason, message, code });
     const failure = this.failures.shift();
-    if (failure !== undefined) return status(failure, failure === 403 ? 'Forbidden' : 'InternalError', failure === 403 ? 'statefulsets.apps "x" is forbidden' : 'etcd is sad');
+    if (failure !== undefined)
+      return status(
+        failure,
+        failure === 403 ? 'Forbidden' : 'InternalError',
+        failure === 403 ? 'statefulsets.apps "x" is forbidden' : 'etcd is sad',
+      );
     const match = SCALE_PATH.exec(url.pathname);
     if (!match) return status(404, 'NotFound', `no route ${url.pathname}`);
     const [, namespace = '', name = ''] = match;
@@ -91,7 +96,8 @@ class FakeApiServer {
     if (req.method === 'PUT' || req.method === 'PATCH') {
       const body = JSON.parse(text) as { metadata?: { resourceVersion?: string }; spec?: { replicas?: number } };
       const sent = body.metadata?.resourceVersion;
-      if (sent !== undefined && sent !== String(this.version)) return status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again');
+      if (sent !== undefined && sent !== String(this.version))
+        return status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again');
       const replicas = body.spec?.replicas;
       if (typeof replicas !== 'number') return status(422, 'Invalid', 'spec.replicas is required');
       this.bump(key, replicas);
@@ -184,7 +190,17 @@ test('pickForRemoval names the highest ordinal of the tier StatefulSet, ignoring
   t.is(provisioner.pickForRemoval('hdd', ids), null);
   t.is(provisioner.pickForRemoval('dram', []), null);
   // Numeric, not lexical; names that only share a prefix are not pods of the set.
-  t.is(provisioner.pickForRemoval('dram', ['satchel-dram-9', 'satchel-dram-10', 'satchel-dram-x-11', 'satchel-dram-', 'satchel-dram-012', 'satchel-dram-3a']), 'satchel-dram-10');
+  t.is(
+    provisioner.pickForRemoval('dram', [
+      'satchel-dram-9',
+      'satchel-dram-10',
+      'satchel-dram-x-11',
+      'satchel-dram-',
+      'satchel-dram-012',
+      'satchel-dram-3a',
+    ]),
+    'satchel-dram-10',
+  );
   t.is(api.requests.length, 0);
 });
 

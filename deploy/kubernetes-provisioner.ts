@@ -97,14 +97,23 @@ export class KubernetesProvisioner implements Provisioner {
   private async rescale(name: string, next: (replicas: number) => number): Promise<void> {
     const namespace = this.namespace;
     for (let attempt = 1; ; attempt++) {
-      const scale = await this.call(`read the scale of StatefulSet ${namespace}/${name}`, () => this.apps.readNamespacedStatefulSetScale({ name, namespace }));
+      const scale = await this.call(`read the scale of StatefulSet ${namespace}/${name}`, () =>
+        this.apps.readNamespacedStatefulSetScale({ name, namespace }),
+      );
       const replicas = scale.spec?.replicas ?? 0;
       const wanted = next(replicas);
       const body: V1Scale = { ...scale, apiVersion: 'autoscaling/v1', kind: 'Scale', spec: { ...scale.spec, replicas: wanted } };
       try {
-        await this.call(`scale StatefulSet ${namespace}/${name} to ${wanted}`, () => this.apps.replaceNamespacedStatefulSetScale({ name, namespace, body }));
+        await this.call(`scale StatefulSet ${namespace}/${name} to ${wanted}`, () =>
+          this.apps.replaceNamespacedStatefulSetScale({ name, namespace, body }),
+        );
       } catch (error) {
-        if (error instanceof SatchelError && (error.cause as ApiException<unknown> | undefined)?.code === 409 && attempt < CONFLICT_ATTEMPTS) continue;
+        if (
+          error instanceof SatchelError &&
+          (error.cause as ApiException<unknown> | undefined)?.code === 409 &&
+          attempt < CONFLICT_ATTEMPTS
+        )
+          continue;
         throw error;
       }
       this.logger?.info({ statefulSet: name, namespace, from: replicas, to: wanted }, 'scaled StatefulSet');
@@ -119,7 +128,9 @@ export class KubernetesProvisioner implements Provisioner {
     } catch (error) {
       if (error instanceof ApiException) {
         const detail = statusMessage(error.body);
-        throw new SatchelError('UNAVAILABLE', `Kubernetes API: cannot ${what}: HTTP ${error.code}${detail ? `: ${detail}` : ''}`, { cause: error });
+        throw new SatchelError('UNAVAILABLE', `Kubernetes API: cannot ${what}: HTTP ${error.code}${detail ? `: ${detail}` : ''}`, {
+          cause: error,
+        });
       }
       throw new SatchelError('UNAVAILABLE', `Kubernetes API: cannot ${what}: ${(error as Error).message}`, { cause: error });
     }
@@ -142,6 +153,7 @@ function statusMessage(body: unknown): string | undefined {
       return body.slice(0, 300) || undefined;
     }
   }
-  if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string') return (body as { message: string }).message;
+  if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string')
+    return (body as { message: string }).message;
   return undefined;
 }

@@ -194,7 +194,17 @@ export class LocalCluster {
   async addNode(tier: Tier = 'dram', capacity?: number): Promise<ReadyMessage> {
     const bytes = capacity ?? this.options[`${tier}Capacity`] ?? TIER_PROFILES[tier].capacity;
     const controller = (await this.options.nodeController?.(this.info.controller)) ?? this.info.controller;
-    const spec: NodeSpec = { id: '', tier, capacity: bytes, port: 0, metricsPort: 0, dataPath: tier === 'dram' ? undefined : this.files.newDataPath(tier), controller, frozen: false, starting: false };
+    const spec: NodeSpec = {
+      id: '',
+      tier,
+      capacity: bytes,
+      port: 0,
+      metricsPort: 0,
+      dataPath: tier === 'dram' ? undefined : this.files.newDataPath(tier),
+      controller,
+      frozen: false,
+      starting: false,
+    };
     const member = await this.spawn('storage-node', this.nodeArgs(spec));
     // Started on port 0 with a generated id: what it got is what every later start asks for.
     spec.id = member.ready.id!;
@@ -243,7 +253,8 @@ export class LocalCluster {
   async startNode(id: string): Promise<ReadyMessage> {
     const old = this.nodeMember(id);
     const spec = old.node;
-    if (running(old.child)) throw new SatchelError('BAD_REQUEST', `storage node ${id} is still running (pid ${old.child.pid}): kill it first`);
+    if (running(old.child))
+      throw new SatchelError('BAD_REQUEST', `storage node ${id} is still running (pid ${old.child.pid}): kill it first`);
     if (spec.starting) throw new SatchelError('BAD_REQUEST', `storage node ${id} is being started already`);
     spec.starting = true;
     try {
@@ -262,7 +273,10 @@ export class LocalCluster {
       if (member.ready.id !== spec.id || member.ready.address !== old.ready.address) {
         this.forget(member);
         await stopChild(member.child, 'SIGKILL');
-        throw new SatchelError('UNAVAILABLE', `storage node ${id} came back as ${member.ready.id} at ${member.ready.address}, not at ${old.ready.address}`);
+        throw new SatchelError(
+          'UNAVAILABLE',
+          `storage node ${id} came back as ${member.ready.id} at ${member.ready.address}, not at ${old.ready.address}`,
+        );
       }
       member.node = spec;
       spec.frozen = false;
@@ -320,10 +334,15 @@ export class LocalCluster {
     controller.on('message', (message: unknown) => {
       const request = message as ProvisionRequest;
       if (request?.type !== 'provision' || this.stopped !== null) return;
-      const work = request.action === 'launch' ? this.addNode(request.tier).then((ready) => ready.id) : this.removeNode(request.nodeId ?? '').then(() => request.nodeId);
+      const work =
+        request.action === 'launch'
+          ? this.addNode(request.tier).then((ready) => ready.id)
+          : this.removeNode(request.nodeId ?? '').then(() => request.nodeId);
       work.then(
         (nodeId) => controller.connected && controller.send({ type: 'provisioned', id: request.id, nodeId } satisfies ProvisionReply),
-        (error: unknown) => controller.connected && controller.send({ type: 'provisioned', id: request.id, error: (error as Error).message } satisfies ProvisionReply),
+        (error: unknown) =>
+          controller.connected &&
+          controller.send({ type: 'provisioned', id: request.id, error: (error as Error).message } satisfies ProvisionReply),
       );
     });
   }
@@ -363,7 +382,11 @@ export class LocalCluster {
     const metadata = await this.spawn('metadata', this.metadataArgs(0, 0));
     this.info.metadata.push(metadata.ready.address);
     if (metadata.ready.metrics !== undefined) this.info.metrics.push(metadata.ready.metrics);
-    const counts: [Tier, number][] = [['dram', this.options.dram ?? 1], ['ssd', this.options.ssd ?? 0], ['hdd', this.options.hdd ?? 0]];
+    const counts: [Tier, number][] = [
+      ['dram', this.options.dram ?? 1],
+      ['ssd', this.options.ssd ?? 0],
+      ['hdd', this.options.hdd ?? 0],
+    ];
     await Promise.all(counts.flatMap(([tier, n]) => Array.from({ length: n }, () => this.addNode(tier))));
     await this.persist();
   }
@@ -400,7 +423,8 @@ export class LocalCluster {
     const address = old.ready.address;
     const metadata = await this.spawn('metadata', this.metadataArgs(portOf(address), portOfUrl(old.ready.metrics)));
     await this.persist();
-    if (metadata.ready.address !== address) throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
+    if (metadata.ready.address !== address)
+      throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
   }
 
   private metadataArgs(port: number, metricsPort: number): string[] {

@@ -41,7 +41,10 @@ export class LocalProvisioner implements Provisioner {
     private readonly timeoutMs = 30_000,
   ) {
     if (parent.send === undefined) {
-      throw new SatchelError('BAD_REQUEST', '--provisioner local needs a parent `satchel up` to start nodes (no IPC channel); use none or kubernetes');
+      throw new SatchelError(
+        'BAD_REQUEST',
+        '--provisioner local needs a parent `satchel up` to start nodes (no IPC channel); use none or kubernetes',
+      );
     }
     parent.on('message', (message) => {
       const reply = message as ProvisionReply;

@@ -18,7 +18,8 @@ test('bad sizes, ports and counts → BAD_REQUEST naming the flag', (t) => {
     t.is((error as SatchelError).code, 'BAD_REQUEST');
     t.regex(error!.message, /--dram-capacity/);
   }
-  for (const bad of ['-1', '65536', '1.5', 'http']) t.throws(() => parsePort(bad, '--port'), { instanceOf: SatchelError, message: /--port/ });
+  for (const bad of ['-1', '65536', '1.5', 'http'])
+    t.throws(() => parsePort(bad, '--port'), { instanceOf: SatchelError, message: /--port/ });
   t.is(parsePort('0', '--port'), 0);
   t.is(parsePort('65535', '--port'), 65535);
   for (const bad of ['-1', '65', '1.5', 'two']) t.throws(() => parseCount(bad, '--dram'), { instanceOf: SatchelError, message: /--dram/ });

@@ -40,7 +40,10 @@ export function controllerArgs(options: RoleOptions, secretFile: string, stateDi
   const scale = options.autoscale;
   if (scale !== undefined) {
     args.push('--autoscale');
-    const perTier = (counts: Partial<Record<Tier, number>>) => Object.entries(counts).map(([tier, n]) => `${tier}=${n}`).join(',');
+    const perTier = (counts: Partial<Record<Tier, number>>) =>
+      Object.entries(counts)
+        .map(([tier, n]) => `${tier}=${n}`)
+        .join(',');
     if (scale.band) args.push('--band', `${scale.band[0]}-${scale.band[1]}`);
     if (scale.minNodes) args.push('--min-nodes', perTier(scale.minNodes));
     if (scale.maxNodes) args.push('--max-nodes', perTier(scale.maxNodes));
@@ -52,14 +55,40 @@ export function controllerArgs(options: RoleOptions, secretFile: string, stateDi
 }
 
 export function metadataArgs(options: RoleOptions, secretFile: string, controller: string, port: number, metricsPort: number): string[] {
-  return ['metadata', '--port', String(port), '--metrics-port', String(metricsPort), '--controller', controller, ...tlsArgs(options), '--secret-file', secretFile];
+  return [
+    'metadata',
+    '--port',
+    String(port),
+    '--metrics-port',
+    String(metricsPort),
+    '--controller',
+    controller,
+    ...tlsArgs(options),
+    '--secret-file',
+    secretFile,
+  ];
 }
 
 /** A storage node's command line: on its first start ports 0 and no id; on later ones what it got then. */
 export function nodeArgs(options: RoleOptions, secretFile: string, node: NodeLaunch): string[] {
-  const args = ['storage-node', '--tier', node.tier, '--port', String(node.port), '--metrics-port', String(node.metricsPort), '--controller', node.controller];
+  const args = [
+    'storage-node',
+    '--tier',
+    node.tier,
+    '--port',
+    String(node.port),
+    '--metrics-port',
+    String(node.metricsPort),
+    '--controller',
+    node.controller,
+  ];
   if (node.id !== '') args.push('--id', node.id);
-  args.push('--capacity', String(node.capacity), '--bandwidth', String(options.bandwidth?.[node.tier] ?? TIER_PROFILES[node.tier].bandwidth));
+  args.push(
+    '--capacity',
+    String(node.capacity),
+    '--bandwidth',
+    String(options.bandwidth?.[node.tier] ?? TIER_PROFILES[node.tier].bandwidth),
+  );
   if (node.dataPath !== undefined) args.push('--path', node.dataPath);
   if (node.tier === 'hdd' && options.hddSeekMs !== undefined) args.push('--seek-ms', String(options.hddSeekMs));
   if (options.maxValueBytes !== undefined) args.push('--max-value', String(options.maxValueBytes));

@@ -97,7 +97,11 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
   const address = await controller.listen(options.port, options.host).catch((error: unknown) => {
     throw PortInUseError.from(error, [[options.port, 'controller']]);
   });
-  const app = buildConsole(controller, { adminToken: signToken(options.secret, ADMIN_SUBJECT), viewerToken: signToken(options.secret, VIEWER_SUBJECT), logger: options.logger });
+  const app = buildConsole(controller, {
+    adminToken: signToken(options.secret, ADMIN_SUBJECT),
+    viewerToken: signToken(options.secret, VIEWER_SUBJECT),
+    logger: options.logger,
+  });
   await app.listen({ host: options.consoleHost, port: options.consolePort }).catch((error: unknown) => {
     throw PortInUseError.from(error, [[options.consolePort, 'console']]);
   });
@@ -135,7 +139,10 @@ export async function runMetadata(options: MetadataRoleOptions): Promise<ReadyMe
     metricsHost: options.host,
   });
   const address = await server.listen(options.port, options.host).catch((error: unknown) => {
-    throw PortInUseError.from(error, [[options.port, 'metadata server'], [options.metricsPort, 'metrics endpoint']]);
+    throw PortInUseError.from(error, [
+      [options.port, 'metadata server'],
+      [options.metricsPort, 'metrics endpoint'],
+    ]);
   });
   options.logger.info({ address, metrics: server.metricsAddress }, 'metadata ready');
   stopOnSignal(options.logger, () => server.close());
@@ -165,7 +172,10 @@ export interface StorageNodeRoleOptions {
 
 export async function runStorageNode(options: StorageNodeRoleOptions): Promise<ReadyMessage> {
   const node = await startStorageNode(options).catch((error: unknown) => {
-    throw PortInUseError.from(error, [[options.port, 'storage node'], [options.metricsPort, 'metrics endpoint']]);
+    throw PortInUseError.from(error, [
+      [options.port, 'storage node'],
+      [options.metricsPort, 'metrics endpoint'],
+    ]);
   });
   stopOnSignal(options.logger, () => node.close());
   return announce({ type: 'ready', role: 'storage-node', address: node.address, id: node.id, metrics: node.metricsAddress ?? undefined });

@@ -126,7 +126,12 @@ export class StateLock {
    * (O_EXCL, held for a few ms) may remove another process's lock, so two processes taking over the same
    * stale lock cannot both win; undefined means "look again".
    */
-  private static async takeOver(dir: string, staleText: string, stale: StaleLock, madeDir: string | undefined): Promise<StateLock | undefined> {
+  private static async takeOver(
+    dir: string,
+    staleText: string,
+    stale: StaleLock,
+    madeDir: string | undefined,
+  ): Promise<StateLock | undefined> {
     const path = join(dir, LOCK_FILE);
     await waitForChildren(dir, stale.record);
     const marker = path + TAKEOVER_SUFFIX;
@@ -134,7 +139,10 @@ export class StateLock {
       await writeFile(marker, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const age = await stat(marker).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(marker).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > TAKEOVER_ABANDONED_MS) await rm(marker, { force: true });
       else await sleep(20);
       return undefined;
@@ -172,7 +180,8 @@ export class StateLock {
     this.released = true;
     heldHere.delete(this.dir);
     const found = await readLock(this.path);
-    if (found.kind === 'held' && found.record.pid === process.pid && found.record.startedAt === this.record.startedAt) await rm(this.path, { force: true });
+    if (found.kind === 'held' && found.record.pid === process.pid && found.record.startedAt === this.record.startedAt)
+      await rm(this.path, { force: true });
   }
 }
 
@@ -181,7 +190,9 @@ export class StateLock {
  * trustworthy as the folder, but a typo or a stray edit must not make a takeover remove anything outside it).
  */
 export function createdPaths(record: LockRecord | undefined): string[] {
-  return (record?.created ?? []).filter((p) => typeof p === 'string' && p !== '' && !isAbsolute(p) && normalize(p) === p && p !== '..' && !p.startsWith(`..${sep}`));
+  return (record?.created ?? []).filter(
+    (p) => typeof p === 'string' && p !== '' && !isAbsolute(p) && normalize(p) === p && p !== '..' && !p.startsWith(`..${sep}`),
+  );
 }
 
 type Found = { kind: 'absent' } | { kind: 'garbled'; text: string } | { kind: 'held'; text: string; record: LockRecord };
@@ -191,7 +202,8 @@ async function readLock(path: string): Promise<Found> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return { kind: 'absent' };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return { kind: 'absent' };
     throw error;
   }
   try {
@@ -228,7 +240,9 @@ function newRecord(): LockRecord {
 /** Undefined when the owner is alive; otherwise why the lock is stale. */
 function staleness(dir: string, record: LockRecord): string | undefined {
   if (record.pid === process.pid) return heldHere.has(dir) ? undefined : `pid ${record.pid} is this process now`;
-  return processAlive(record.pid, record.process) ? undefined : `pid ${record.pid} is ${running(record.pid) ? 'now another program' : 'not running'}`;
+  return processAlive(record.pid, record.process)
+    ? undefined
+    : `pid ${record.pid} is ${running(record.pid) ? 'now another program' : 'not running'}`;
 }
 
 /** The CLI's entry points: `satchel up` runs as one of these (through bin/, tsx or the build). */
@@ -296,7 +310,10 @@ async function waitForChildren(dir: string, record: LockRecord | undefined): Pro
     const left = children.filter((c) => Number.isInteger(c.pid) && processAlive(c.pid, c.process));
     if (left.length === 0) return;
     if (Date.now() > deadline) {
-      throw new SatchelError('UNAVAILABLE', `the cluster that ran from ${dir} (pid ${record!.pid}) is gone, but its processes ${left.map((c) => c.pid).join(', ')} still run: stop them, then start again`);
+      throw new SatchelError(
+        'UNAVAILABLE',
+        `the cluster that ran from ${dir} (pid ${record!.pid}) is gone, but its processes ${left.map((c) => c.pid).join(', ')} still run: stop them, then start again`,
+      );
     }
     await sleep(50);
   }

@@ -35,9 +35,11 @@ export async function tenantCommand(args: string[], out: (text: string) => void 
   });
   const [action, name, ...extra] = positionals;
   if (extra.length > 0) throw new SatchelError('BAD_REQUEST', `tenant: unexpected ${JSON.stringify(extra.join(' '))}`);
-  if (action !== 'add' && action !== 'list' && action !== 'remove') throw new SatchelError('BAD_REQUEST', 'tenant: expected add, list or remove');
+  if (action !== 'add' && action !== 'list' && action !== 'remove')
+    throw new SatchelError('BAD_REQUEST', 'tenant: expected add, list or remove');
   if (action !== 'list' && name === undefined) throw new SatchelError('BAD_REQUEST', `tenant ${action}: which tenant? (NAME)`);
-  if (action !== 'add' && (flags.quota !== undefined || flags['max-jobs'] !== undefined)) throw new SatchelError('BAD_REQUEST', '--quota and --max-jobs go with tenant add');
+  if (action !== 'add' && (flags.quota !== undefined || flags['max-jobs'] !== undefined))
+    throw new SatchelError('BAD_REQUEST', '--quota and --max-jobs go with tenant add');
   const { controller, token } = await adminOf(flags);
   const ca = flags['tls-ca'] === undefined ? undefined : await readFile(flags['tls-ca'], 'utf8');
   const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controller, 10_000, ca === undefined ? undefined : { ca });
@@ -45,15 +47,24 @@ export async function tenantCommand(args: string[], out: (text: string) => void 
     if (action === 'add') {
       const quotaBytes = flags.quota === undefined ? undefined : parseBytes(flags.quota, '--quota');
       const maxJobs = flags['max-jobs'] === undefined ? undefined : parseCount(flags['max-jobs'], '--max-jobs', 1_000_000);
-      const reply = await client.call('AddTenant', { token, name: name!, ...(quotaBytes === undefined ? {} : { quotaBytes }), ...(maxJobs === undefined ? {} : { maxJobs }) });
+      const reply = await client.call('AddTenant', {
+        token,
+        name: name!,
+        ...(quotaBytes === undefined ? {} : { quotaBytes }),
+        ...(maxJobs === undefined ? {} : { maxJobs }),
+      });
       if (flags.json === true) return out(JSON.stringify({ ...reply.tenant, key: reply.key }) + '\n');
-      out(`tenant ${name} added${limitsText(reply.tenant!)}\n  key ${reply.key}\n  (shown once: the controller keeps only its hash. Satchel.connect(controller, { key }))\n`);
+      out(
+        `tenant ${name} added${limitsText(reply.tenant!)}\n  key ${reply.key}\n  (shown once: the controller keeps only its hash. Satchel.connect(controller, { key }))\n`,
+      );
     } else if (action === 'list') {
       const { tenants } = await client.call('ListTenants', { token });
       if (flags.json === true) return out(JSON.stringify(tenants) + '\n');
       out(`${'TENANT'.padEnd(24)} ${'JOBS'.padStart(6)} ${'MAX JOBS'.padStart(9)} ${'RESERVED'.padStart(16)} ${'QUOTA'.padStart(16)}\n`);
       for (const t of tenants) {
-        out(`${t.name.padEnd(24)} ${String(t.jobs).padStart(6)} ${(t.maxJobs === 0 ? '-' : String(t.maxJobs)).padStart(9)} ${String(t.reservedBytes).padStart(16)} ${(t.quotaBytes === 0 ? '-' : String(t.quotaBytes)).padStart(16)}\n`);
+        out(
+          `${t.name.padEnd(24)} ${String(t.jobs).padStart(6)} ${(t.maxJobs === 0 ? '-' : String(t.maxJobs)).padStart(9)} ${String(t.reservedBytes).padStart(16)} ${(t.quotaBytes === 0 ? '-' : String(t.quotaBytes)).padStart(16)}\n`,
+        );
       }
     } else {
       const { jobsDeregistered } = await client.call('RemoveTenant', { token, name: name! });
@@ -71,9 +82,14 @@ function limitsText(t: TenantInfo): string {
 }
 
 /** The controller and admin token: from the flags, or from the cluster's cluster.json. */
-async function adminOf(flags: { 'state-dir'?: string; controller?: string; 'admin-token'?: string }): Promise<{ controller: string; token: string }> {
+async function adminOf(flags: {
+  'state-dir'?: string;
+  controller?: string;
+  'admin-token'?: string;
+}): Promise<{ controller: string; token: string }> {
   if (flags.controller !== undefined || flags['admin-token'] !== undefined) {
-    if (flags.controller === undefined || flags['admin-token'] === undefined) throw new SatchelError('BAD_REQUEST', '--controller and --admin-token go together');
+    if (flags.controller === undefined || flags['admin-token'] === undefined)
+      throw new SatchelError('BAD_REQUEST', '--controller and --admin-token go together');
     return { controller: flags.controller, token: flags['admin-token'] };
   }
   const path = join(flags['state-dir'] ?? '.satchel', 'cluster.json');
@@ -81,9 +97,14 @@ async function adminOf(flags: { 'state-dir'?: string; controller?: string; 'admi
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new SatchelError('BAD_REQUEST', `cannot read ${path} (is a cluster up there? --state-dir DIR, or --controller and --admin-token): ${(error as Error).message}`, { cause: error });
+    throw new SatchelError(
+      'BAD_REQUEST',
+      `cannot read ${path} (is a cluster up there? --state-dir DIR, or --controller and --admin-token): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const file = JSON.parse(text) as { controller?: unknown; adminToken?: unknown };
-  if (typeof file.controller !== 'string' || typeof file.adminToken !== 'string') throw new SatchelError('BAD_REQUEST', `${path} has no controller and adminToken`);
+  if (typeof file.controller !== 'string' || typeof file.adminToken !== 'string')
+    throw new SatchelError('BAD_REQUEST', `${path} has no controller and adminToken`);
   return { controller: file.controller, token: file.adminToken };
 }

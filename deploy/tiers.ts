@@ -10,4 +10,3 @@ export const TIER_PROFILES: Record<Tier, { capacity: number; bandwidth: number }
   ssd: { capacity: 4 * 1024 ** 3, bandwidth: 500e6 },
   hdd: { capacity: 8 * 1024 ** 3, bandwidth: 150e6 },
 };
-

@@ -35,7 +35,9 @@ export async function readTlsFiles(files: TlsFiles): Promise<ServerTls> {
   try {
     createSecureContext({ cert, key });
   } catch (error) {
-    throw new SatchelError('BAD_REQUEST', `--tls-cert ${files.cert} / --tls-key ${files.key}: ${(error as Error).message}`, { cause: error });
+    throw new SatchelError('BAD_REQUEST', `--tls-cert ${files.cert} / --tls-key ${files.key}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   try {
     createSecureContext({ ca });

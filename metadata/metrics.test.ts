@@ -18,7 +18,10 @@ const placement = (jobId: string, epoch = 1): WirePlacement => ({
   maxValueBytes: 1 << 30,
 });
 
-async function start(t: ExecutionContext, options: Partial<MetadataServerOptions> = {}): Promise<{ server: MetadataServer; client: ControlClient<MetadataMethods> }> {
+async function start(
+  t: ExecutionContext,
+  options: Partial<MetadataServerOptions> = {},
+): Promise<{ server: MetadataServer; client: ControlClient<MetadataMethods> }> {
   const server = new MetadataServer({ secret, logger, metricsPort: 0, ...options });
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());

@@ -37,7 +37,11 @@ test('registering with a controller that is not there is retried, with backoff, 
   const error = await t.throwsAsync(server.listen(0, '127.0.0.1'));
   t.true(error instanceof SatchelError && error.code === 'UNAVAILABLE', String(error));
   const retries = lines.filter((l) => l.msg === 'registering with the controller failed; retrying');
-  t.deepEqual(retries.map((l) => l.attempt), [1, 2], 'three attempts, two waits');
+  t.deepEqual(
+    retries.map((l) => l.attempt),
+    [1, 2],
+    'three attempts, two waits',
+  );
   // Two waits of at least half of 200 and 400 ms.
   t.true(Date.now() - started >= 300, `${Date.now() - started} ms`);
 });

@@ -15,15 +15,7 @@ import {
   type MetricsEndpoint,
   type ServerTls,
 } from '../proto/index.ts';
-import {
-  ControlClient,
-  CONTROLLER_SERVICE,
-  METADATA_SERVICE,
-  addService,
-  bindServer,
-  grpc,
-  GRPC_SERVER_OPTIONS,
-} from '../proto/grpc.ts';
+import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE, addService, bindServer, grpc, GRPC_SERVER_OPTIONS } from '../proto/grpc.ts';
 import { MetadataMetrics } from './metrics.ts';
 import { PlacementStore } from './placement-store.ts';
 
@@ -92,7 +84,9 @@ export class MetadataServer {
         return {};
       },
     };
-    addService(this.server, METADATA_SERVICE, this.counted(impl), (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+    addService(this.server, METADATA_SERVICE, this.counted(impl), (method, error) =>
+      options.logger.error({ err: error, method }, 'handler failed'),
+    );
   }
 
   /** `http://host:port/metrics` once listening with `metricsPort`; null otherwise. */
@@ -157,7 +151,12 @@ export class MetadataServer {
     const token = signToken(this.options.secret, ADMIN_SUBJECT);
     await retry(
       async (attempt) => {
-        const controller = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, controllerAddress, undefined, clientTlsOf(this.options.tls));
+        const controller = new ControlClient<ControllerMethods>(
+          CONTROLLER_SERVICE,
+          controllerAddress,
+          undefined,
+          clientTlsOf(this.options.tls),
+        );
         try {
           await controller.call('RegisterMetadata', { address: this.address!, token });
           this.options.logger.info({ controller: controllerAddress, attempt }, 'registered with controller');

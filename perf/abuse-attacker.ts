@@ -58,7 +58,10 @@ class Tally {
   }
 
   error(error: unknown): void {
-    this.answer(error instanceof SatchelError ? error.code : ((error as Error)?.name ?? 'Error'), (error as Error)?.message ?? String(error));
+    this.answer(
+      error instanceof SatchelError ? error.code : ((error as Error)?.name ?? 'Error'),
+      (error as Error)?.message ?? String(error),
+    );
   }
 
   outcome(details: AttackOutcome['details'] = {}): AttackOutcome {
@@ -101,7 +104,10 @@ class RawConnection {
       onFrame: (f) => {
         this.frames++;
         if ((f.flags & Flag.EVENT) !== 0) return this.onEvent?.(f.arg);
-        const message = f.code === Status.OK ? '' : f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + Math.min(f.bodyLength, f.keyLength + 300));
+        const message =
+          f.code === Status.OK
+            ? ''
+            : f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + Math.min(f.bodyLength, f.keyLength + 300));
         const answer: Answer = { code: f.code, flags: f.flags, id: f.id, arg: f.arg, message };
         this.onAnswer?.(answer);
         const resolve = this.waiting.get(f.id);
@@ -120,7 +126,8 @@ class RawConnection {
       socket.once('close', () => {
         this.gone = true;
         if (!this.ours) this.closedByServer = true;
-        for (const resolve of this.waiting.values()) resolve({ code: -1, flags: 0, id: 0, arg: 0, message: 'connection closed by the node' });
+        for (const resolve of this.waiting.values())
+          resolve({ code: -1, flags: 0, id: 0, arg: 0, message: 'connection closed by the node' });
         this.waiting.clear();
         resolve();
       }),
@@ -143,14 +150,25 @@ class RawConnection {
   }
 
   /** Sends one frame; returns its request id. */
-  send(op: number, id: number, key: string, value: Uint8Array | null, options: { flags?: number; epoch?: number; arg?: number } = {}): number {
+  send(
+    op: number,
+    id: number,
+    key: string,
+    value: Uint8Array | null,
+    options: { flags?: number; epoch?: number; arg?: number } = {},
+  ): number {
     this.writer.frame(op, options.flags ?? 0, id, options.epoch ?? 0, options.arg ?? 0, key, value);
     this.writer.flush();
     return id;
   }
 
   /** Sends a request and resolves with its answer (code -1: the connection closed first). */
-  request(op: number, key: string, value: Uint8Array | null, options: { flags?: number; epoch?: number; arg?: number } = {}): Promise<Answer> {
+  request(
+    op: number,
+    key: string,
+    value: Uint8Array | null,
+    options: { flags?: number; epoch?: number; arg?: number } = {},
+  ): Promise<Answer> {
     if (this.gone) return Promise.resolve({ code: -1, flags: 0, id: 0, arg: 0, message: 'connection closed by the node' });
     const id = this.nextId++;
     const answer = new Promise<Answer>((resolve) => this.waiting.set(id, resolve));
@@ -210,12 +228,20 @@ interface Run {
 /** (a) RegisterJob without a tenant key, or with a made-up one: every one should be UNAUTHORIZED. */
 function anonymousRegister(run: Run): Promise<AttackOutcome> {
   const madeUp = `satchel-key-${randomBytes(24).toString('base64url')}`;
-  return registerFlood(run, 'half without a key, half with a made-up one', (n) => ({ name: `abuse-anonymous-${n}`, hints: { capacity: 1024 * 1024 }, key: n % 2 === 0 ? '' : madeUp }));
+  return registerFlood(run, 'half without a key, half with a made-up one', (n) => ({
+    name: `abuse-anonymous-${n}`,
+    hints: { capacity: 1024 * 1024 },
+    key: n % 2 === 0 ? '' : madeUp,
+  }));
 }
 
 /** (b) RegisterJob with the tenant key and a capacity hint of 1e18 bytes: BAD_REQUEST, nothing reserved. */
 function hugeCapacity(run: Run): Promise<AttackOutcome> {
-  return registerFlood(run, 'with the tenant key and hints { capacity: 1e18 }', (n) => ({ name: `abuse-huge-${n}`, hints: { capacity: 1e18 }, key: run.target.tenantKey }));
+  return registerFlood(run, 'with the tenant key and hints { capacity: 1e18 }', (n) => ({
+    name: `abuse-huge-${n}`,
+    hints: { capacity: 1e18 },
+    key: run.target.tenantKey,
+  }));
 }
 
 /** RegisterJob calls in flight until the phase ends, each `request(n)`; any job that registers is deregistered. */
@@ -249,7 +275,12 @@ async function growLoop(run: Run): Promise<AttackOutcome> {
   await loops(run.sizes.inFlight, run.stop, async () => {
     tally.sent++;
     try {
-      const placement = await client.call('GrowJob', { jobId: run.target.jobId, token: run.target.dataToken, fullNodeId: run.target.nodes[0]!.id, epoch: run.target.epoch });
+      const placement = await client.call('GrowJob', {
+        jobId: run.target.jobId,
+        token: run.target.dataToken,
+        fullNodeId: run.target.nodes[0]!.id,
+        epoch: run.target.epoch,
+      });
       tally.answer('OK');
       if (placement.epoch > run.target.epoch) granted++;
       highestEpoch = Math.max(highestEpoch, placement.epoch);
@@ -363,7 +394,12 @@ async function stalledWatchers(run: Run): Promise<AttackOutcome> {
     connection.send(Op.WATCH, id, '', null, { epoch: run.target.epoch });
   }
   const until = performance.now() + 5_000;
-  while (started + Object.values(tally.answers).reduce((a, b) => a + b, 0) < run.sizes.watchers && !connection.gone && performance.now() < until) await sleep(10);
+  while (
+    started + Object.values(tally.answers).reduce((a, b) => a + b, 0) < run.sizes.watchers &&
+    !connection.gone &&
+    performance.now() < until
+  )
+    await sleep(10);
   connection.socket.pause();
   const startedBeforeStall = started;
   run.arm(`${started} watches of every key started on one connection, which then stopped reading`);
@@ -435,44 +471,54 @@ async function stalledSse(run: Run): Promise<AttackOutcome> {
   const churnedInLeadIn = churned;
   const streams: { socket: net.Socket; bytes: number; closedByServer: boolean; ours: boolean }[] = [];
   await Promise.all(
-    Array.from({ length: run.sizes.sseClients }, () =>
-      new Promise<void>((resolve) => {
-        tally.sent++;
-        const socket = net.connect({ host: url.hostname, port });
-        const stream = { socket, bytes: 0, closedByServer: false, ours: false };
-        streams.push(stream);
-        let head = '';
-        // A console that sends no status line within 5 s: counted as such, the attack goes on.
-        const timer = setTimeout(() => {
-          statuses['no-answer'] = (statuses['no-answer'] ?? 0) + 1;
-          resolve();
-        }, 5_000);
-        socket.on('error', () => {});
-        socket.once('close', () => {
-          clearTimeout(timer);
-          if (!stream.ours) stream.closedByServer = true;
-          resolve();
-        });
-        socket.on('data', (chunk: Buffer) => {
-          stream.bytes += chunk.length;
-          if (head.includes('\r\n\r\n')) return;
-          head += chunk.toString('latin1');
-          if (!head.includes('\r\n\r\n')) return;
-          clearTimeout(timer);
-          const status = /^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 'no-status';
-          statuses[status] = (statuses[status] ?? 0) + 1;
-          tally.answer(status === '200' ? 'OK' : `HTTP_${status}`, head.split('\r\n')[0] ?? '');
-          // From here on it reads nothing: the console's bytes pile up in the socket buffers, then in the console.
-          socket.pause();
-          resolve();
-        });
-        socket.once('connect', () => {
-          socket.write(`GET /api/stream HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\nAuthorization: Bearer ${run.target.viewerToken}\r\n\r\n`);
-        });
-      }),
+    Array.from(
+      { length: run.sizes.sseClients },
+      () =>
+        new Promise<void>((resolve) => {
+          tally.sent++;
+          const socket = net.connect({ host: url.hostname, port });
+          const stream = { socket, bytes: 0, closedByServer: false, ours: false };
+          streams.push(stream);
+          let head = '';
+          // A console that sends no status line within 5 s: counted as such, the attack goes on.
+          const timer = setTimeout(() => {
+            statuses['no-answer'] = (statuses['no-answer'] ?? 0) + 1;
+            resolve();
+          }, 5_000);
+          socket.on('error', () => {});
+          socket.once('close', () => {
+            clearTimeout(timer);
+            if (!stream.ours) stream.closedByServer = true;
+            resolve();
+          });
+          socket.on('data', (chunk: Buffer) => {
+            stream.bytes += chunk.length;
+            if (head.includes('\r\n\r\n')) return;
+            head += chunk.toString('latin1');
+            if (!head.includes('\r\n\r\n')) return;
+            clearTimeout(timer);
+            const status = /^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 'no-status';
+            statuses[status] = (statuses[status] ?? 0) + 1;
+            tally.answer(status === '200' ? 'OK' : `HTTP_${status}`, head.split('\r\n')[0] ?? '');
+            // From here on it reads nothing: the console's bytes pile up in the socket buffers, then in the console.
+            socket.pause();
+            resolve();
+          });
+          socket.once('connect', () => {
+            socket.write(
+              `GET /api/stream HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\nAuthorization: Bearer ${run.target.viewerToken}\r\n\r\n`,
+            );
+          });
+        }),
     ),
   );
-  run.arm(`${statuses['200'] ?? 0} of ${run.sizes.sseClients} streams open and not reading (${Object.entries(statuses).map(([s, n]) => `${s}×${n}`).join(', ') || 'no answers'}); jobs churning`);
+  run.arm(
+    `${statuses['200'] ?? 0} of ${run.sizes.sseClients} streams open and not reading (${
+      Object.entries(statuses)
+        .map(([s, n]) => `${s}×${n}`)
+        .join(', ') || 'no answers'
+    }); jobs churning`,
+  );
   await run.stopped;
   await churn;
   satchel.close();

@@ -143,7 +143,11 @@ export class RssWatch {
 
   /** Figures over [from, to] for one process, with its readings in `beforeWindow` and after. */
   figures(which: 'node' | 'controller', beforeWindow: [number, number], from: number, to: number, after: number | null): RssFigures {
-    const values = (a: number, b: number) => this.readings.filter((r) => r.at >= a && r.at <= b).map((r) => r[which]).filter((v): v is number => v !== null);
+    const values = (a: number, b: number) =>
+      this.readings
+        .filter((r) => r.at >= a && r.at <= b)
+        .map((r) => r[which])
+        .filter((v): v is number => v !== null);
     const median = (list: number[]) => (list.length === 0 ? null : list.sort((x, y) => x - y)[Math.floor((list.length - 1) / 2)]!);
     const within = values(from, to);
     const max = within.length > 0 ? Math.max(...within) : null;
@@ -161,16 +165,33 @@ export class RssWatch {
 }
 
 /** CPU of the node, the controller, the attacker and this process from now until `done`, % of one core. */
-export async function cpuMeter(pids: { node: number; controller: number; attacker: () => number | undefined }): Promise<() => Promise<AbuseRow['cpu_pct']>> {
+export async function cpuMeter(pids: {
+  node: number;
+  controller: number;
+  attacker: () => number | undefined;
+}): Promise<() => Promise<AbuseRow['cpu_pct']>> {
   const at = performance.now();
   const own = process.cpuUsage();
   const attackerPid = pids.attacker();
-  const [node, controller, attacker] = await Promise.all([cpuSecondsOf(pids.node), cpuSecondsOf(pids.controller), cpuSecondsOf(attackerPid)]);
+  const [node, controller, attacker] = await Promise.all([
+    cpuSecondsOf(pids.node),
+    cpuSecondsOf(pids.controller),
+    cpuSecondsOf(attackerPid),
+  ]);
   return async () => {
     const seconds = (performance.now() - at) / 1000;
-    const [node2, controller2, attacker2] = await Promise.all([cpuSecondsOf(pids.node), cpuSecondsOf(pids.controller), cpuSecondsOf(pids.attacker() === attackerPid ? attackerPid : undefined)]);
+    const [node2, controller2, attacker2] = await Promise.all([
+      cpuSecondsOf(pids.node),
+      cpuSecondsOf(pids.controller),
+      cpuSecondsOf(pids.attacker() === attackerPid ? attackerPid : undefined),
+    ]);
     const pct = (a: number | null, b: number | null) => (a === null || b === null ? null : round(((b - a) / seconds) * 100, 1));
     const used = process.cpuUsage(own);
-    return { node: pct(node, node2), controller: pct(controller, controller2), attacker: pct(attacker, attacker2), bench: round(((used.user + used.system) / 1e6 / seconds) * 100, 1) };
+    return {
+      node: pct(node, node2),
+      controller: pct(controller, controller2),
+      attacker: pct(attacker, attacker2),
+      bench: round(((used.user + used.system) / 1e6 / seconds) * 100, 1),
+    };
   };
 }

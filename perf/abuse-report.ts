@@ -10,14 +10,38 @@ const MB = 2 ** 20;
 
 /** What each attack is, and the limit it should meet. */
 export const ATTACK_TEXT: Record<AttackName, { what: string; expected: string }> = {
-  'anonymous-register': { what: 'RegisterJob flood without a tenant key (or a made-up one)', expected: 'every call refused UNAUTHORIZED, no job registered' },
-  'huge-capacity': { what: 'RegisterJob with the tenant key and hints { capacity: 1e18 }', expected: 'every call refused BAD_REQUEST, no job registered' },
-  'grow-loop': { what: "GrowJob in a loop with the job's data token, naming its node full", expected: "every call refused, the job's placement generations unchanged" },
-  'epoch-max': { what: "PUTs on the job's keys with frame epoch 2^32 − 1 over a raw connection", expected: "every such PUT refused, the job's own operations keep succeeding" },
-  'idle-connections': { what: 'TCP connections to the node that never send HELLO', expected: 'the node closes every one (its HELLO deadline)' },
-  'stalled-watchers': { what: "WATCHes of every key on one connection that never reads, while the job's PUTs land", expected: 'node RSS growth ≤ 32 MB (the watcher is cut off, not buffered for)' },
-  'long-waits': { what: 'one-hour WAITs for keys nobody writes, on one connection', expected: 'a cap on parked WAITs: those past it refused' },
-  'stalled-sse': { what: "console /api/stream clients that never read, while jobs churn", expected: 'controller RSS ≤ 5 % over the phase, against the end of the churn alone before it' },
+  'anonymous-register': {
+    what: 'RegisterJob flood without a tenant key (or a made-up one)',
+    expected: 'every call refused UNAUTHORIZED, no job registered',
+  },
+  'huge-capacity': {
+    what: 'RegisterJob with the tenant key and hints { capacity: 1e18 }',
+    expected: 'every call refused BAD_REQUEST, no job registered',
+  },
+  'grow-loop': {
+    what: "GrowJob in a loop with the job's data token, naming its node full",
+    expected: "every call refused, the job's placement generations unchanged",
+  },
+  'epoch-max': {
+    what: "PUTs on the job's keys with frame epoch 2^32 − 1 over a raw connection",
+    expected: "every such PUT refused, the job's own operations keep succeeding",
+  },
+  'idle-connections': {
+    what: 'TCP connections to the node that never send HELLO',
+    expected: 'the node closes every one (its HELLO deadline)',
+  },
+  'stalled-watchers': {
+    what: "WATCHes of every key on one connection that never reads, while the job's PUTs land",
+    expected: 'node RSS growth ≤ 32 MB (the watcher is cut off, not buffered for)',
+  },
+  'long-waits': {
+    what: 'one-hour WAITs for keys nobody writes, on one connection',
+    expected: 'a cap on parked WAITs: those past it refused',
+  },
+  'stalled-sse': {
+    what: 'console /api/stream clients that never read, while jobs churn',
+    expected: 'controller RSS ≤ 5 % over the phase, against the end of the churn alone before it',
+  },
   'internal-keys': { what: "LIST with INTERNAL_KEYS from the job's data token", expected: 'every LIST refused UNAUTHORIZED' },
 };
 
@@ -77,7 +101,11 @@ export interface AbuseRow {
    * before it, and its growth from then to the end (churn and streams together; `controller_rss` is against the
    * lead-in's end).
    */
-  lead_in?: { seconds: number; controller_rss_before_churn_bytes: number | null; controller_rss_growth_pct_from_before_churn: number | null };
+  lead_in?: {
+    seconds: number;
+    controller_rss_before_churn_bytes: number | null;
+    controller_rss_growth_pct_from_before_churn: number | null;
+  };
   /** The job's placement before and after (grow-loop): epoch and generations, from the console. */
   placement?: { before: { epoch: number; generations: number } | null; after: { epoch: number; generations: number } | null };
 }
@@ -105,7 +133,15 @@ export interface AbuseSummary {
 
 export interface AbuseReport {
   cluster: { dram_nodes: number; job_nodes: string[]; node_pid: number; controller_pid: number };
-  sizes: { idle_connections: number; watchers: number; watch_puts: number; waits: number; sse_clients: number; sse_lead_in_seconds: number; in_flight: number };
+  sizes: {
+    idle_connections: number;
+    watchers: number;
+    watch_puts: number;
+    waits: number;
+    sse_clients: number;
+    sse_lead_in_seconds: number;
+    in_flight: number;
+  };
   baseline: WellBehavedFigures;
   /** The same job alone again after the last attack (its attacker gone): the baseline's spread. */
   baseline_after: WellBehavedFigures;
@@ -121,11 +157,18 @@ export interface JobPlacement {
 
 const count = (answers: Record<string, number>, code: string) => answers[code] ?? 0;
 const total = (answers: Record<string, number>) => Object.values(answers).reduce((a, b) => a + b, 0);
-const codes = (answers: Record<string, number>) => Object.entries(answers).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+const codes = (answers: Record<string, number>) =>
+  Object.entries(answers)
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ') || 'none';
 const mb = (bytes: number | null) => (bytes === null ? '-' : (bytes / MB).toFixed(1));
 
 /** Whether the attack's limit held, and what was seen, from the attacker's outcome and the readings. */
-export function judge(attack: AttackName, outcome: AttackOutcome | null, row: Pick<AbuseRow, 'well_behaved' | 'node_rss' | 'controller_rss' | 'placement' | 'lead_in'>): { held: boolean | null; observed: string } {
+export function judge(
+  attack: AttackName,
+  outcome: AttackOutcome | null,
+  row: Pick<AbuseRow, 'well_behaved' | 'node_rss' | 'controller_rss' | 'placement' | 'lead_in'>,
+): { held: boolean | null; observed: string } {
   if (outcome === null) return { held: null, observed: 'the attacker failed: nothing to judge' };
   const a = outcome.answers;
   const d = outcome.details;
@@ -142,8 +185,12 @@ export function judge(attack: AttackName, outcome: AttackOutcome | null, row: Pi
       const after = row.placement?.after ?? null;
       const unchanged = before !== null && after !== null ? before.generations === after.generations && before.epoch === after.epoch : null;
       const held = unchanged === null ? null : answered > 0 && count(a, 'OK') === 0 && d.growths_granted === 0 && unchanged;
-      const shown = (p: JobPlacement | null) => (p === null ? '?' : `epoch ${p.epoch}, ${p.generations} generation${p.generations === 1 ? '' : 's'}`);
-      return { held, observed: `${outcome.sent} GrowJob calls: ${codes(a)}; ${d.growths_granted} growths granted; placement ${shown(before)} → ${shown(after)}` };
+      const shown = (p: JobPlacement | null) =>
+        p === null ? '?' : `epoch ${p.epoch}, ${p.generations} generation${p.generations === 1 ? '' : 's'}`;
+      return {
+        held,
+        observed: `${outcome.sent} GrowJob calls: ${codes(a)}; ${d.growths_granted} growths granted; placement ${shown(before)} → ${shown(after)}`,
+      };
     }
     case 'epoch-max': {
       const refusedAll = answered > 0 && count(a, 'OK') === 0;
@@ -196,7 +243,8 @@ export function summarize(baseline: WellBehavedFigures, rows: AbuseRow[], baseli
   const watchers = of('stalled-watchers');
   const sse = of('stalled-sse');
   const ratios = rows.map((r) => r.p99_ratio).filter((r): r is number => r !== null);
-  const all = (values: (boolean | null)[]) => (values.length === 0 || values.some((v) => v === null) ? (values.some((v) => v === false) ? false : null) : values.every((v) => v));
+  const all = (values: (boolean | null)[]) =>
+    values.length === 0 || values.some((v) => v === null) ? (values.some((v) => v === false) ? false : null) : values.every((v) => v);
   const failures = rows.reduce((n, r) => n + r.well_behaved.failures, 0) + baseline.failures + baselineAfter.failures;
   const watcherGrowth = watchers?.node_rss.growth_bytes ?? null;
   const ssePct = sse?.controller_rss.growth_pct ?? null;
@@ -223,14 +271,25 @@ export function abuseText(report: AbuseReport): string {
   const ms = (us: number) => (us / 1000).toFixed(2);
   const mark = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'ok' : 'MISSED');
   const held = (ok: boolean | null) => (ok === null ? '?' : ok ? 'held' : 'NOT held');
-  const lines = [`${'phase'.padEnd(19)} ${'s'.padStart(5)} ${'ops/s'.padStart(6)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'×base'.padStart(6)} ${'fail'.padStart(5)}  ${'node MB before/max'.padStart(18)}  ${'ctrl MB before/end'.padStart(18)}  ${'CPU % ctrl/node/atk'.padStart(19)}  limit`];
+  const lines = [
+    `${'phase'.padEnd(19)} ${'s'.padStart(5)} ${'ops/s'.padStart(6)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'×base'.padStart(6)} ${'fail'.padStart(5)}  ${'node MB before/max'.padStart(18)}  ${'ctrl MB before/end'.padStart(18)}  ${'CPU % ctrl/node/atk'.padStart(19)}  limit`,
+  ];
   const quiet = (name: string, b: WellBehavedFigures, ratio: string) =>
-    lines.push(`${name.padEnd(19)} ${b.seconds.toFixed(1).padStart(5)} ${String(b.ops_per_s).padStart(6)} ${ms(b.p50_us).padStart(7)} ${ms(b.p99_us).padStart(7)} ${ratio.padStart(6)} ${String(b.failures).padStart(5)}`);
+    lines.push(
+      `${name.padEnd(19)} ${b.seconds.toFixed(1).padStart(5)} ${String(b.ops_per_s).padStart(6)} ${ms(b.p50_us).padStart(7)} ${ms(b.p99_us).padStart(7)} ${ratio.padStart(6)} ${String(b.failures).padStart(5)}`,
+    );
   quiet('baseline', report.baseline, '');
   for (const r of report.rows) {
     const w = r.well_behaved;
     lines.push(
-      `${r.attack.padEnd(19)} ${w.seconds.toFixed(1).padStart(5)} ${String(w.ops_per_s).padStart(6)} ${ms(w.p50_us).padStart(7)} ${ms(w.p99_us).padStart(7)} ${(r.p99_ratio === null ? '-' : `${r.p99_ratio.toFixed(2)}×`).padStart(6)} ${String(w.failures).padStart(5)}  ${`${mb(r.node_rss.before_bytes)}/${mb(r.node_rss.max_bytes)}`.padStart(18)}  ${`${mb(r.controller_rss.before_bytes)}/${mb(r.controller_rss.end_bytes)}`.padStart(18)}  ${[r.cpu_pct.controller, r.cpu_pct.node, r.cpu_pct.attacker].map((v) => (v === null ? '-' : v.toFixed(0))).join('/').padStart(19)}  ${held(r.limit_held)}`,
+      `${r.attack.padEnd(19)} ${w.seconds.toFixed(1).padStart(5)} ${String(w.ops_per_s).padStart(6)} ${ms(w.p50_us).padStart(7)} ${ms(w.p99_us).padStart(7)} ${(r.p99_ratio === null ? '-' : `${r.p99_ratio.toFixed(2)}×`).padStart(6)} ${String(w.failures).padStart(5)}  ${`${mb(r.node_rss.before_bytes)}/${mb(r.node_rss.max_bytes)}`.padStart(18)}  ${`${mb(r.controller_rss.before_bytes)}/${mb(r.controller_rss.end_bytes)}`.padStart(18)}  ${[
+        r.cpu_pct.controller,
+        r.cpu_pct.node,
+        r.cpu_pct.attacker,
+      ]
+        .map((v) => (v === null ? '-' : v.toFixed(0)))
+        .join('/')
+        .padStart(19)}  ${held(r.limit_held)}`,
     );
   }
   const spread = report.summary.baseline_after_p99_ratio;

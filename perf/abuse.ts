@@ -16,7 +16,14 @@ import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { decodeTicket } from '../proto/index.ts';
 import { KEYS, RssWatch, WellBehaved, cpuMeter } from './abuse-measure.ts';
-import { type AttackName, type AttackOutcome, type AttackSizes, type AttackTarget, type FromAttacker, type ToAttacker } from './abuse-protocol.ts';
+import {
+  type AttackName,
+  type AttackOutcome,
+  type AttackSizes,
+  type AttackTarget,
+  type FromAttacker,
+  type ToAttacker,
+} from './abuse-protocol.ts';
 import { ATTACK_TEXT, judge, summarize, type AbuseReport, type AbuseRow, type JobPlacement } from './abuse-report.ts';
 import { consoleJson } from './cluster-access.ts';
 import { Progress } from './progress.ts';
@@ -47,7 +54,15 @@ export interface AbuseOptions {
 /** The issue's sizes at scale 1. */
 export function attackSizes(scale: number, sseSeconds: number): AttackSizes & { watchPuts: number } {
   const scaled = (n: number) => Math.max(1, Math.round(n * scale));
-  return { idleConnections: scaled(2_000), watchers: scaled(500), waits: scaled(3_000), sseClients: 10, inFlight: 16, sseLeadInSeconds: sseLeadIn(sseSeconds), watchPuts: scaled(10_000) };
+  return {
+    idleConnections: scaled(2_000),
+    watchers: scaled(500),
+    waits: scaled(3_000),
+    sseClients: 10,
+    inFlight: 16,
+    sseLeadInSeconds: sseLeadIn(sseSeconds),
+    watchPuts: scaled(10_000),
+  };
 }
 
 /**
@@ -157,7 +172,11 @@ class Attacker {
 
 async function placementOf(cluster: LocalCluster, jobId: string): Promise<JobPlacement | null> {
   try {
-    const job = await consoleJson<{ placement?: { epoch: number; generations: unknown[] } }>(cluster.info.console, `/api/jobs/${jobId}`, cluster.viewerToken);
+    const job = await consoleJson<{ placement?: { epoch: number; generations: unknown[] } }>(
+      cluster.info.console,
+      `/api/jobs/${jobId}`,
+      cluster.viewerToken,
+    );
     return job.placement === undefined ? null : { epoch: job.placement.epoch, generations: job.placement.generations.length };
   } catch {
     return null;
@@ -215,7 +234,12 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseReport> {
       const from = performance.now();
       const cpu = await cpuMeter({ node: nodePid, controller: cluster.controllerPid, attacker: () => attacker.pid });
       const stats = load.measure(prefix);
-      const phaseSeconds = attack === 'stalled-sse' ? options.sseSeconds : attack === 'idle-connections' ? Math.max(options.seconds, options.helloSeconds) : options.seconds;
+      const phaseSeconds =
+        attack === 'stalled-sse'
+          ? options.sseSeconds
+          : attack === 'idle-connections'
+            ? Math.max(options.seconds, options.helloSeconds)
+            : options.seconds;
       if ('armed' in started) {
         for (;;) {
           const elapsed = (performance.now() - from) / 1000;
@@ -237,11 +261,21 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseReport> {
         well_behaved: wellBehaved,
         node_rss: watch.figures('node', [setUpAt - 1_000, setUpAt], from, to, after.node),
         // With the churn's lead-in, before the streams is its last two seconds: the streams are measured against it.
-        controller_rss: watch.figures('controller', attack === 'stalled-sse' ? [from - 2_000, from] : [setUpAt - 1_000, setUpAt], from, to, after.controller),
+        controller_rss: watch.figures(
+          'controller',
+          attack === 'stalled-sse' ? [from - 2_000, from] : [setUpAt - 1_000, setUpAt],
+          from,
+          to,
+          after.controller,
+        ),
       };
       if (attack === 'stalled-sse') {
         const all = watch.figures('controller', [setUpAt - 1_000, setUpAt], from, to, after.controller);
-        partial.lead_in = { seconds: round((from - setUpAt) / 1000, 1), controller_rss_before_churn_bytes: all.before_bytes, controller_rss_growth_pct_from_before_churn: all.growth_pct };
+        partial.lead_in = {
+          seconds: round((from - setUpAt) / 1000, 1),
+          controller_rss_before_churn_bytes: all.before_bytes,
+          controller_rss_growth_pct_from_before_churn: all.growth_pct,
+        };
       }
       if (placementBefore !== undefined) partial.placement = { before: placementBefore, after: await placementOf(cluster, job.id) };
       const verdict = judge(attack, outcome, partial);
@@ -260,7 +294,9 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseReport> {
         limit_held: verdict.held,
       };
       rows.push(row);
-      progress.step(`${attack}: p99 ${(wellBehaved.p99_us / 1000).toFixed(2)} ms (${ratio ?? '-'}×), failures ${wellBehaved.failures}, limit ${row.limit_held === null ? 'unknown' : row.limit_held ? 'held' : 'NOT held'}`);
+      progress.step(
+        `${attack}: p99 ${(wellBehaved.p99_us / 1000).toFixed(2)} ms (${ratio ?? '-'}×), failures ${wellBehaved.failures}, limit ${row.limit_held === null ? 'unknown' : row.limit_held ? 'held' : 'NOT held'}`,
+      );
     }
     await attacker.close();
     await sleep(SETTLE_MS);
@@ -275,7 +311,15 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseReport> {
     await job.deregister().catch(() => {});
     return {
       cluster: { dram_nodes: 2, job_nodes: nodes.map((n) => n.id), node_pid: nodePid, controller_pid: cluster.controllerPid },
-      sizes: { idle_connections: sizes.idleConnections, watchers: sizes.watchers, watch_puts: sizes.watchPuts, waits: sizes.waits, sse_clients: sizes.sseClients, sse_lead_in_seconds: sizes.sseLeadInSeconds, in_flight: sizes.inFlight },
+      sizes: {
+        idle_connections: sizes.idleConnections,
+        watchers: sizes.watchers,
+        watch_puts: sizes.watchPuts,
+        waits: sizes.waits,
+        sse_clients: sizes.sseClients,
+        sse_lead_in_seconds: sizes.sseLeadInSeconds,
+        in_flight: sizes.inFlight,
+      },
       baseline,
       baseline_after: baselineAfter,
       rows,

@@ -51,7 +51,10 @@ export async function runBench(args: string[]): Promise<void> {
     case 'coldstart':
       return coldstart(rest);
     default:
-      throw new SatchelError('BAD_REQUEST', `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse, coldstart)`);
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse, coldstart)`,
+      );
   }
 }
 
@@ -78,12 +81,14 @@ async function micro(args: string[]): Promise<void> {
   const list = (text: string | undefined, fallback: number[], flag: string) => {
     if (text === undefined) return fallback;
     const numbers = text.split(',').map(Number);
-    if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) throw new SatchelError('BAD_REQUEST', `${flag}: expected positive whole numbers separated by commas`);
+    if (numbers.some((n) => !Number.isInteger(n) || n <= 0))
+      throw new SatchelError('BAD_REQUEST', `${flag}: expected positive whole numbers separated by commas`);
     return numbers;
   };
   const tiers = (values.tier ?? 'dram').split(',');
   for (const tier of tiers) {
-    if (tier !== 'dram' && tier !== 'ssd' && tier !== 'hdd') throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd (comma-separated), got ${JSON.stringify(tier)}`);
+    if (tier !== 'dram' && tier !== 'ssd' && tier !== 'hdd')
+      throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd (comma-separated), got ${JSON.stringify(tier)}`);
   }
   const rows = await runMicro({
     tiers: tiers as Tier[],
@@ -103,7 +108,11 @@ async function micro(args: string[]): Promise<void> {
 async function register(args: string[]): Promise<void> {
   let values;
   try {
-    values = parseArgs({ args, strict: true, options: { json: { type: 'string' }, redis: { type: 'string' }, jobs: { type: 'string' } } }).values;
+    values = parseArgs({
+      args,
+      strict: true,
+      options: { json: { type: 'string' }, redis: { type: 'string' }, jobs: { type: 'string' } },
+    }).values;
   } catch (error) {
     throw new SatchelError('BAD_REQUEST', (error as Error).message);
   }
@@ -113,7 +122,9 @@ async function register(args: string[]): Promise<void> {
   const report = { benchmark: 'register', date: new Date().toISOString(), machine: machine(), results: rows };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   for (const row of rows) {
-    process.stdout.write(`${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`);
+    process.stdout.write(
+      `${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`,
+    );
   }
 }
 
@@ -145,7 +156,8 @@ function parseFlags<T extends Record<string, { type: 'string' | 'boolean' }>>(ar
 function whole(text: string | undefined, fallback: number, flag: string, min = 1, max = 100_000): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -157,19 +169,26 @@ function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers:
   const reducers = whole(values.reducers, defaults.reducers, '--reducers', 1, 4096);
   if (bytes < 100 * mappers) throw new SatchelError('BAD_REQUEST', `--bytes: ${bytes} bytes is under one 100-byte record per mapper`);
   const tier = values.tier ?? 'dram';
-  if (tier !== 'dram' && tier !== 'ssd' && tier !== 'hdd') throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
+  if (tier !== 'dram' && tier !== 'ssd' && tier !== 'hdd')
+    throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
   let functionBytesPerSecond: number | null = null;
   if (values['function-mbps'] !== undefined) {
     const mbps = Number(values['function-mbps']);
-    if (!(mbps > 0)) throw new SatchelError('BAD_REQUEST', `--function-mbps: expected megabits per second, got ${JSON.stringify(values['function-mbps'])}`);
+    if (!(mbps > 0))
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `--function-mbps: expected megabits per second, got ${JSON.stringify(values['function-mbps'])}`,
+      );
     functionBytesPerSecond = (mbps * 1e6) / 8;
   }
   const redis = values.redis?.split(',');
   for (const address of redis ?? []) {
-    if (!/^[^\s:]+:\d+$/.test(address)) throw new SatchelError('BAD_REQUEST', `--redis: expected HOST:PORT[,HOST:PORT…], got ${JSON.stringify(values.redis)}`);
+    if (!/^[^\s:]+:\d+$/.test(address))
+      throw new SatchelError('BAD_REQUEST', `--redis: expected HOST:PORT[,HOST:PORT…], got ${JSON.stringify(values.redis)}`);
   }
   const noRedis = values['no-redis'] === true;
-  if (noRedis && (values.redis !== undefined || values['redis-shards'] !== undefined)) throw new SatchelError('BAD_REQUEST', '--no-redis: not with --redis or --redis-shards');
+  if (noRedis && (values.redis !== undefined || values['redis-shards'] !== undefined))
+    throw new SatchelError('BAD_REQUEST', '--no-redis: not with --redis or --redis-shards');
   if ((values.controller !== undefined || values['cluster-file'] !== undefined) && values.nodes !== undefined) {
     throw new SatchelError('BAD_REQUEST', '--nodes: only for the cluster the benchmark starts, not with --controller or --cluster-file');
   }
@@ -190,13 +209,21 @@ function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers:
 /** Options as a report shows them: an existing cluster by its addresses, never its tenant key or token. */
 function reportedOptions<T extends { redis?: unknown; cluster?: ExistingCluster }>(options: T): Record<string, unknown> {
   const { cluster, ...rest } = options;
-  return { ...rest, redis: undefined, cluster: cluster === undefined ? undefined : { controller: cluster.controller, console: cluster.console } };
+  return {
+    ...rest,
+    redis: undefined,
+    cluster: cluster === undefined ? undefined : { controller: cluster.controller, console: cluster.console },
+  };
 }
 
 async function shuffle(args: string[]): Promise<void> {
   const values = parseFlags(args, { ...SORT_FLAGS, rounds: { type: 'string' } });
   const sort = sortOptions(values, { bytes: '1GiB', mappers: 64, reducers: 64 });
-  const options = { ...sort, rounds: whole(values.rounds, 1, '--rounds', 1, 20), cluster: await existingCluster(values, { console: false }) };
+  const options = {
+    ...sort,
+    rounds: whole(values.rounds, 1, '--rounds', 1, 20),
+    cluster: await existingCluster(values, { console: false }),
+  };
   const outcome = await runShuffle(options);
   const report: ShuffleReport = {
     benchmark: 'shuffle',
@@ -236,9 +263,14 @@ async function jobs(args: string[]): Promise<void> {
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   if (values.html) await writeFile(values.html, await renderJobsHtml(report));
   const lines = ['system          job      start s    end s   seconds'];
-  for (const job of outcome.jobs) lines.push(`${job.system.padEnd(15)} ${job.name.padEnd(8)} ${job.start_s.toFixed(1).padStart(7)} ${job.end_s.toFixed(1).padStart(8)} ${job.seconds.toFixed(2).padStart(9)}`);
+  for (const job of outcome.jobs)
+    lines.push(
+      `${job.system.padEnd(15)} ${job.name.padEnd(8)} ${job.start_s.toFixed(1).padStart(7)} ${job.end_s.toFixed(1).padStart(8)} ${job.seconds.toFixed(2).padStart(9)}`,
+    );
   for (const s of outcome.summary) {
-    lines.push(`${s.system}: reserved/used ${s.reserved_over_used.toFixed(2)}× (mean ${(s.mean_reserved_bytes / 2 ** 20).toFixed(0)} MiB reserved, ${(s.mean_used_bytes / 2 ** 20).toFixed(0)} MiB used), makespan ${s.makespan_s.toFixed(1)} s`);
+    lines.push(
+      `${s.system}: reserved/used ${s.reserved_over_used.toFixed(2)}× (mean ${(s.mean_reserved_bytes / 2 ** 20).toFixed(0)} MiB reserved, ${(s.mean_used_bytes / 2 ** 20).toFixed(0)} MiB used), makespan ${s.makespan_s.toFixed(1)} s`,
+    );
   }
   process.stdout.write(lines.join('\n') + '\n');
   for (const file of [values.json, values.html]) if (file) process.stdout.write(`written: ${file}\n`);
@@ -270,9 +302,17 @@ async function elasticity(args: string[]): Promise<void> {
     maxNodes: whole(values['max-nodes'], 6, '--max-nodes', 1, 64),
     scaleDownAfterMs: whole(values['scale-down-after-ms'], 8000, '--scale-down-after-ms', 0, 600_000),
   };
-  if (options.valueBytes < 16 || options.valueBytes > 1024 * 1024) throw new SatchelError('BAD_REQUEST', '--value-size: from 16 bytes to 1MiB');
+  if (options.valueBytes < 16 || options.valueBytes > 1024 * 1024)
+    throw new SatchelError('BAD_REQUEST', '--value-size: from 16 bytes to 1MiB');
   const outcome = await runElasticity(options);
-  const report = { benchmark: 'elasticity', date: new Date().toISOString(), command: commandLine('elasticity', args), machine: machine(), options, ...outcome };
+  const report = {
+    benchmark: 'elasticity',
+    date: new Date().toISOString(),
+    command: commandLine('elasticity', args),
+    machine: machine(),
+    options,
+    ...outcome,
+  };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   const s = outcome.summary;
   const saved = s.peak_sized_node_seconds > 0 ? 1 - s.node_seconds / s.peak_sized_node_seconds : 0;
@@ -289,15 +329,28 @@ async function elasticity(args: string[]): Promise<void> {
 }
 
 async function drain(args: string[]): Promise<void> {
-  const values = parseFlags(args, { json: { type: 'string' }, bytes: { type: 'string' }, 'value-size': { type: 'string' }, lanes: { type: 'string' } });
+  const values = parseFlags(args, {
+    json: { type: 'string' },
+    bytes: { type: 'string' },
+    'value-size': { type: 'string' },
+    lanes: { type: 'string' },
+  });
   const options = {
     bytes: parseBytes(values.bytes ?? '1GiB', '--bytes'),
     valueBytes: parseBytes(values['value-size'] ?? '64KiB', '--value-size'),
     lanes: whole(values.lanes, 16, '--lanes', 1, 1024),
   };
-  if (options.valueBytes < 16 || options.valueBytes > 1024 * 1024) throw new SatchelError('BAD_REQUEST', '--value-size: from 16 bytes to 1MiB');
+  if (options.valueBytes < 16 || options.valueBytes > 1024 * 1024)
+    throw new SatchelError('BAD_REQUEST', '--value-size: from 16 bytes to 1MiB');
   const summary = await runDrain(options);
-  const report = { benchmark: 'drain', date: new Date().toISOString(), command: commandLine('drain', args), machine: machine(), options, summary };
+  const report = {
+    benchmark: 'drain',
+    date: new Date().toISOString(),
+    command: commandLine('drain', args),
+    machine: machine(),
+    options,
+    summary,
+  };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
   process.stdout.write(
@@ -324,13 +377,29 @@ async function wait(args: string[]): Promise<void> {
     idleSeconds: whole(values['idle-seconds'], 10, '--idle-seconds', 1, 3_600),
   };
   const summary = await runWaitBench(options);
-  const report = { benchmark: 'wait', date: new Date().toISOString(), command: commandLine('wait', args), machine: machine(), options, summary };
+  const report = {
+    benchmark: 'wait',
+    date: new Date().toISOString(),
+    command: commandLine('wait', args),
+    machine: machine(),
+    options,
+    summary,
+  };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
-  const lines = ['notify: write acknowledged → waiter in another process has the value (µs)', 'system          count      p50      p99   from send p50'];
+  const lines = [
+    'notify: write acknowledged → waiter in another process has the value (µs)',
+    'system          count      p50      p99   from send p50',
+  ];
   for (const row of summary.notify) {
-    lines.push(`${row.system.padEnd(14)} ${String(row.notifications).padStart(6)} ${String(row.p50_us).padStart(8)} ${String(row.p99_us).padStart(8)} ${String(row.from_send_p50_us).padStart(15)}`);
+    lines.push(
+      `${row.system.padEnd(14)} ${String(row.notifications).padStart(6)} ${String(row.p50_us).padStart(8)} ${String(row.p99_us).padStart(8)} ${String(row.from_send_p50_us).padStart(15)}`,
+    );
   }
-  lines.push('', 'idle waiters on one server', 'system         waiters  RSS before  RSS after  bytes/waiter  CPU idle (without)  wake all ms');
+  lines.push(
+    '',
+    'idle waiters on one server',
+    'system         waiters  RSS before  RSS after  bytes/waiter  CPU idle (without)  wake all ms',
+  );
   for (const row of summary.idle) {
     const cpu = `${(row.idle_cpu_fraction * 100).toFixed(2)} % (${(row.idle_cpu_fraction_without * 100).toFixed(2)} %)`;
     lines.push(
@@ -356,7 +425,8 @@ async function soak(args: string[]): Promise<void> {
   const positive = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    if (!(n >= min && n <= max))
+      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
   const cluster = await existingCluster(values, { console: true, why: 'the console lists the servers to watch' });
@@ -386,7 +456,14 @@ async function soak(args: string[]): Promise<void> {
     },
     status,
   );
-  const full = { benchmark: 'soak', date: new Date().toISOString(), command: commandLine('soak', args), machine: machine(), options: reportedOptions(options), ...report };
+  const full = {
+    benchmark: 'soak',
+    date: new Date().toISOString(),
+    command: commandLine('soak', args),
+    machine: machine(),
+    options: reportedOptions(options),
+    ...report,
+  };
   if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
   process.stdout.write(soakSummaryText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
@@ -413,12 +490,14 @@ async function nemesis(args: string[]): Promise<void> {
   });
   const kinds = (values.faults ?? DEFAULT_SCHEDULE.join(',')).split(',');
   for (const kind of kinds) {
-    if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new SatchelError('BAD_REQUEST', `--faults: expected some of ${FAULT_KINDS.join(',')}, got ${JSON.stringify(kind)}`);
+    if (!(FAULT_KINDS as readonly string[]).includes(kind))
+      throw new SatchelError('BAD_REQUEST', `--faults: expected some of ${FAULT_KINDS.join(',')}, got ${JSON.stringify(kind)}`);
   }
   const number = (text: string | undefined, flag: string, min: number, max: number): number | undefined => {
     if (text === undefined) return undefined;
     const n = Number(text);
-    if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    if (!(n >= min && n <= max))
+      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
   const seconds = number(values.seconds, '--seconds', 1, 86_400) ?? (number(values.minutes, '--minutes', 0.05, 1_440) ?? 10) * 60;
@@ -438,12 +517,36 @@ async function nemesis(args: string[]): Promise<void> {
   const result = await runNemesis({ ...options, onProgress: (line) => process.stderr.write(`bench nemesis: ${line}\n`) });
   const command = commandLine('nemesis', args);
   process.stdout.write(`${formatCheckSummary(result.report)}\n`);
-  process.stdout.write(`faults injected: ${Object.entries(result.faults).map(([k, n]) => `${k} ${n}`).join(', ')}; not settled after a fault: ${result.unsettled}; faults the harness could not inject: ${result.harnessErrors.length}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  process.stdout.write(
+    `faults injected: ${Object.entries(result.faults)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(
+        ', ',
+      )}; not settled after a fault: ${result.unsettled}; faults the harness could not inject: ${result.harnessErrors.length}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
   for (const error of result.harnessErrors.slice(0, 5)) process.stdout.write(`  ${error}\n`);
   if (values.json) {
     const { timeline: _timeline, ...report } = result.report;
     const faultList = result.history.faults;
-    await writeFile(values.json, JSON.stringify({ benchmark: 'nemesis', date: new Date().toISOString(), command, machine: machine(), options, faults: result.faults, faultList, unsettled: result.unsettled, harnessErrors: result.harnessErrors, report }, null, 2) + '\n');
+    await writeFile(
+      values.json,
+      JSON.stringify(
+        {
+          benchmark: 'nemesis',
+          date: new Date().toISOString(),
+          command,
+          machine: machine(),
+          options,
+          faults: result.faults,
+          faultList,
+          unsettled: result.unsettled,
+          harnessErrors: result.harnessErrors,
+          report,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     process.stdout.write(`written: ${values.json}\n`);
   }
   if (values.history) {
@@ -453,7 +556,13 @@ async function nemesis(args: string[]): Promise<void> {
     process.stdout.write(`written: ${values.history}\n`);
   }
   if (values.html) {
-    await writeFile(values.html, renderNemesisHtml({ startedAt: result.history.startedAt, durationMs: result.history.durationMs, faults: result.history.faults, command }, result.report));
+    await writeFile(
+      values.html,
+      renderNemesisHtml(
+        { startedAt: result.history.startedAt, durationMs: result.history.durationMs, faults: result.history.faults, command },
+        result.report,
+      ),
+    );
     process.stdout.write(`written: ${values.html}\n`);
   }
   if (result.report.summary.anomalies > 0 || result.report.summary.malformed > 0) process.exitCode = 1;
@@ -473,12 +582,14 @@ async function abuse(args: string[]): Promise<void> {
   const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!(n >= min && n <= max)) throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    if (!(n >= min && n <= max))
+      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
   const attacks = values.attacks === undefined ? [...ATTACKS] : values.attacks.split(',');
   for (const attack of attacks) {
-    if (!(ATTACKS as readonly string[]).includes(attack)) throw new SatchelError('BAD_REQUEST', `--attacks: expected some of ${ATTACKS.join(',')}, got ${JSON.stringify(attack)}`);
+    if (!(ATTACKS as readonly string[]).includes(attack))
+      throw new SatchelError('BAD_REQUEST', `--attacks: expected some of ${ATTACKS.join(',')}, got ${JSON.stringify(attack)}`);
   }
   const options = {
     seconds: number(values.seconds, 10, '--seconds', 0.5, 3_600),
@@ -490,7 +601,14 @@ async function abuse(args: string[]): Promise<void> {
     attacks: attacks as AttackName[],
   };
   const report = await runAbuse(options);
-  const full = { benchmark: 'abuse', date: new Date().toISOString(), command: commandLine('abuse', args), machine: machine(), options, ...report };
+  const full = {
+    benchmark: 'abuse',
+    date: new Date().toISOString(),
+    command: commandLine('abuse', args),
+    machine: machine(),
+    options,
+    ...report,
+  };
   if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
   process.stdout.write(abuseText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
@@ -506,7 +624,8 @@ async function coldstart(args: string[]): Promise<void> {
     'keep-dir': { type: 'string' },
     json: { type: 'string' },
   });
-  if (values['client-tarball'] !== undefined && values['pack-dir'] !== undefined) throw new SatchelError('BAD_REQUEST', '--client-tarball: not with --pack-dir (the tarball is what would be packed)');
+  if (values['client-tarball'] !== undefined && values['pack-dir'] !== undefined)
+    throw new SatchelError('BAD_REQUEST', '--client-tarball: not with --pack-dir (the tarball is what would be packed)');
   const options = {
     samples: whole(values.samples, 11, '--samples', 1, 1000),
     clientTarball: values['client-tarball'],
@@ -517,7 +636,14 @@ async function coldstart(args: string[]): Promise<void> {
     npmTimeoutMs: 300_000,
   };
   const report = await runColdstart(options);
-  const full = { benchmark: 'coldstart', date: new Date().toISOString(), command: commandLine('coldstart', args), machine: machine(), options, ...report };
+  const full = {
+    benchmark: 'coldstart',
+    date: new Date().toISOString(),
+    command: commandLine('coldstart', args),
+    machine: machine(),
+    options,
+    ...report,
+  };
   if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
   process.stdout.write(coldstartText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
@@ -547,7 +673,13 @@ function shuffleTable(rows: (ShuffleRow & { round: number })[]): string {
 }
 
 function machine() {
-  return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memory_bytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}` };
+  return {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memory_bytes: os.totalmem(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
 }
 
 /** The human summary: Satchel against Redis, cell by cell, with the ratio that the targets are stated in. */
@@ -555,7 +687,10 @@ function table(rows: MicroRow[]): string {
   const lines = ['op   size    inflight  system         p50 µs   p99 µs     ops/s        MB/s   vs redis'];
   for (const row of rows) {
     const base = rows.find((r) => r.system === 'redis' && r.op === row.op && r.size === row.size && r.concurrency === row.concurrency);
-    const ratio = row.system !== 'redis' && base ? `${(row.ops_per_s / base.ops_per_s).toFixed(2)}× ops, p50 ${(row.p50_us / base.p50_us).toFixed(2)}×` : '';
+    const ratio =
+      row.system !== 'redis' && base
+        ? `${(row.ops_per_s / base.ops_per_s).toFixed(2)}× ops, p50 ${(row.p50_us / base.p50_us).toFixed(2)}×`
+        : '';
     lines.push(
       `${row.op.padEnd(4)} ${formatSize(row.size).padEnd(7)} ${String(row.concurrency).padStart(8)}  ${row.system.padEnd(13)} ${row.p50_us.toFixed(1).padStart(8)} ${row.p99_us.toFixed(1).padStart(8)} ${String(row.ops_per_s).padStart(9)} ${(row.bytes_per_s / 1e6).toFixed(1).padStart(11)}   ${ratio}`,
     );

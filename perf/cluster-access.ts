@@ -36,34 +36,62 @@ const CONSOLE_URL = /^https?:\/\/[^\s/]+\/?$/;
  * read it are required too. Every missing or contradicting flag is a BAD_REQUEST naming the flags, before
  * anything starts.
  */
-export async function existingCluster(values: ExistingClusterFlagValues, needs: { console: boolean; why?: string }): Promise<ExistingCluster | undefined> {
+export async function existingCluster(
+  values: ExistingClusterFlagValues,
+  needs: { console: boolean; why?: string },
+): Promise<ExistingCluster | undefined> {
   const file = values['cluster-file'];
   const { controller, key } = values;
   const viewerToken = values['viewer-token'];
   if (file === undefined && controller === undefined) {
     for (const flag of ['console', 'key', 'viewer-token'] as const) {
-      if (values[flag] !== undefined) throw new SatchelError('BAD_REQUEST', `--${flag}: only with --controller or --cluster-file (a cluster the benchmark does not start)`);
+      if (values[flag] !== undefined)
+        throw new SatchelError(
+          'BAD_REQUEST',
+          `--${flag}: only with --controller or --cluster-file (a cluster the benchmark does not start)`,
+        );
     }
     return undefined;
   }
   if (key !== undefined && key.trim() === '') throw new SatchelError('BAD_REQUEST', '--key: empty');
   if (file !== undefined) {
-    if (controller !== undefined || values.console !== undefined) throw new SatchelError('BAD_REQUEST', '--cluster-file gives the controller and the console: not with --controller or --console');
+    if (controller !== undefined || values.console !== undefined)
+      throw new SatchelError('BAD_REQUEST', '--cluster-file gives the controller and the console: not with --controller or --console');
     const info = await readClusterFile(file);
     const chosenKey = key ?? info.tenantKey;
-    if (chosenKey === undefined) throw new SatchelError('BAD_REQUEST', `--cluster-file ${file} has no tenantKey: give --key KEY (a key from satchel tenant add)`);
-    if (!needs.console) return { controller: info.controller, key: chosenKey, console: info.console, viewerToken: viewerToken ?? info.viewerToken };
-    if (info.console === undefined) throw new SatchelError('BAD_REQUEST', `--cluster-file ${file} has no console${needs.why ? ` (${needs.why})` : ''}`);
+    if (chosenKey === undefined)
+      throw new SatchelError('BAD_REQUEST', `--cluster-file ${file} has no tenantKey: give --key KEY (a key from satchel tenant add)`);
+    if (!needs.console)
+      return { controller: info.controller, key: chosenKey, console: info.console, viewerToken: viewerToken ?? info.viewerToken };
+    if (info.console === undefined)
+      throw new SatchelError('BAD_REQUEST', `--cluster-file ${file} has no console${needs.why ? ` (${needs.why})` : ''}`);
     const token = viewerToken ?? info.viewerToken;
-    if (token === undefined) throw new SatchelError('BAD_REQUEST', `--cluster-file ${file} has no viewerToken to read the console with: give --viewer-token TOKEN`);
+    if (token === undefined)
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `--cluster-file ${file} has no viewerToken to read the console with: give --viewer-token TOKEN`,
+      );
     return { controller: info.controller, key: chosenKey, console: info.console, viewerToken: token };
   }
-  if (!HOST_PORT.test(controller!)) throw new SatchelError('BAD_REQUEST', `--controller: expected HOST:PORT, got ${JSON.stringify(controller)}`);
-  if (needs.console && values.console === undefined) throw new SatchelError('BAD_REQUEST', `--controller and --console go together${needs.why ? ` (${needs.why})` : ''}, or give --cluster-file FILE (satchel up's cluster.json)`);
-  if (values.console !== undefined && !CONSOLE_URL.test(values.console)) throw new SatchelError('BAD_REQUEST', `--console: expected http://HOST:PORT, got ${JSON.stringify(values.console)}`);
-  if (key === undefined) throw new SatchelError('BAD_REQUEST', '--controller needs a tenant key: --key KEY (cluster.json tenantKey), or give --cluster-file FILE (satchel up\'s cluster.json) instead of --controller');
+  if (!HOST_PORT.test(controller!))
+    throw new SatchelError('BAD_REQUEST', `--controller: expected HOST:PORT, got ${JSON.stringify(controller)}`);
+  if (needs.console && values.console === undefined)
+    throw new SatchelError(
+      'BAD_REQUEST',
+      `--controller and --console go together${needs.why ? ` (${needs.why})` : ''}, or give --cluster-file FILE (satchel up's cluster.json)`,
+    );
+  if (values.console !== undefined && !CONSOLE_URL.test(values.console))
+    throw new SatchelError('BAD_REQUEST', `--console: expected http://HOST:PORT, got ${JSON.stringify(values.console)}`);
+  if (key === undefined)
+    throw new SatchelError(
+      'BAD_REQUEST',
+      "--controller needs a tenant key: --key KEY (cluster.json tenantKey), or give --cluster-file FILE (satchel up's cluster.json) instead of --controller",
+    );
   if (values.console !== undefined && viewerToken === undefined) {
-    throw new SatchelError('BAD_REQUEST', '--console needs a token to read it: --viewer-token TOKEN (cluster.json viewerToken), or give --cluster-file FILE instead of --controller and --console');
+    throw new SatchelError(
+      'BAD_REQUEST',
+      '--console needs a token to read it: --viewer-token TOKEN (cluster.json viewerToken), or give --cluster-file FILE instead of --controller and --console',
+    );
   }
   return { controller: controller!, key, console: values.console?.replace(/\/$/, ''), viewerToken };
 }
@@ -74,7 +102,10 @@ async function readClusterFile(file: string): Promise<{ controller: string; cons
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new SatchelError('BAD_REQUEST', `--cluster-file: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new SatchelError(
+      'BAD_REQUEST',
+      `--cluster-file: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   let parsed: unknown;
   try {
@@ -83,11 +114,14 @@ async function readClusterFile(file: string): Promise<{ controller: string; cons
     throw new SatchelError('BAD_REQUEST', `--cluster-file: ${file} is not JSON (expected satchel up's cluster.json)`);
   }
   const info = (parsed ?? {}) as Record<string, unknown>;
-  const text$ = (field: string): string | undefined => (typeof info[field] === 'string' && info[field] !== '' ? (info[field] as string) : undefined);
+  const text$ = (field: string): string | undefined =>
+    typeof info[field] === 'string' && info[field] !== '' ? (info[field] as string) : undefined;
   const controller = text$('controller');
-  if (controller === undefined || !HOST_PORT.test(controller)) throw new SatchelError('BAD_REQUEST', `--cluster-file: ${file} has no controller HOST:PORT (expected satchel up's cluster.json)`);
+  if (controller === undefined || !HOST_PORT.test(controller))
+    throw new SatchelError('BAD_REQUEST', `--cluster-file: ${file} has no controller HOST:PORT (expected satchel up's cluster.json)`);
   const console = text$('console');
-  if (console !== undefined && !CONSOLE_URL.test(console)) throw new SatchelError('BAD_REQUEST', `--cluster-file: ${file} has a console that is not http://HOST:PORT: ${JSON.stringify(console)}`);
+  if (console !== undefined && !CONSOLE_URL.test(console))
+    throw new SatchelError('BAD_REQUEST', `--cluster-file: ${file} has a console that is not http://HOST:PORT: ${JSON.stringify(console)}`);
   return { controller, console: console?.replace(/\/$/, ''), tenantKey: text$('tenantKey'), viewerToken: text$('viewerToken') };
 }
 

@@ -55,7 +55,8 @@ export async function installInto(project: string, spec: string, shown: string, 
   // The package the project now depends on is the one the child imports (npm names a tarball's by its package.json).
   const manifest = JSON.parse(await readFile(join(project, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
   const name = Object.keys(manifest.dependencies ?? {})[0];
-  if (name === undefined) throw new SatchelError('UNAVAILABLE', `bench coldstart: npm install ${shown} added no dependency to ${project}/package.json`);
+  if (name === undefined)
+    throw new SatchelError('UNAVAILABLE', `bench coldstart: npm install ${shown} added no dependency to ${project}/package.json`);
   const nodeModules = join(project, 'node_modules');
   const packages = await packagesIn(nodeModules);
   const installed = packages.find((p) => p.name === name && p.dir === join(nodeModules, name));
@@ -69,7 +70,9 @@ export async function installInto(project: string, spec: string, shown: string, 
     packages: packages.length,
     native_modules: native.length,
     native: native.map((p) => ({ name: p.name, version: p.version, ...p.native })),
-    install_scripts: packages.filter((p) => Object.keys(p.installScripts).length > 0).map((p) => ({ name: p.name, version: p.version, scripts: p.installScripts })),
+    install_scripts: packages
+      .filter((p) => Object.keys(p.installScripts).length > 0)
+      .map((p) => ({ name: p.name, version: p.version, scripts: p.installScripts })),
   };
 }
 
@@ -164,16 +167,24 @@ export async function clientPackageDir(dir: string): Promise<string> {
   const patterns = Array.isArray(manifest.workspaces) ? manifest.workspaces : (manifest.workspaces?.packages ?? []);
   for (const pattern of patterns) {
     const candidates = pattern.endsWith('/*')
-      ? (await readdir(join(dir, pattern.slice(0, -2)), { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => join(dir, pattern.slice(0, -2), e.name))
+      ? (await readdir(join(dir, pattern.slice(0, -2)), { withFileTypes: true }).catch(() => []))
+          .filter((e) => e.isDirectory())
+          .map((e) => join(dir, pattern.slice(0, -2), e.name))
       : [join(dir, pattern)];
     for (const candidate of candidates) if ((await readManifest(candidate))?.name === 'satchel') return candidate;
   }
-  throw new SatchelError('BAD_REQUEST', `--pack-dir: ${dir} holds ${JSON.stringify(manifest.name)}, and no workspace named satchel; pass --pack-dir DIR or --client-tarball FILE`);
+  throw new SatchelError(
+    'BAD_REQUEST',
+    `--pack-dir: ${dir} holds ${JSON.stringify(manifest.name)}, and no workspace named satchel; pass --pack-dir DIR or --client-tarball FILE`,
+  );
 }
 
 async function readManifest(dir: string): Promise<{ name?: string; workspaces?: string[] | { packages?: string[] } } | null> {
   try {
-    return JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { name?: string; workspaces?: string[] | { packages?: string[] } };
+    return JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as {
+      name?: string;
+      workspaces?: string[] | { packages?: string[] };
+    };
   } catch {
     return null;
   }
@@ -213,7 +224,13 @@ export function npm(args: string[], cwd: string, timeoutMs: number): Promise<{ s
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) done({ stdout, stderr });
-      else fail(new SatchelError('UNAVAILABLE', `bench coldstart: npm ${args.join(' ')} in ${cwd} failed (${signal === 'SIGKILL' ? `no answer in ${timeoutMs / 1000} s` : signal ?? `exit ${code}`}): ${tail(stderr)}`));
+      else
+        fail(
+          new SatchelError(
+            'UNAVAILABLE',
+            `bench coldstart: npm ${args.join(' ')} in ${cwd} failed (${signal === 'SIGKILL' ? `no answer in ${timeoutMs / 1000} s` : (signal ?? `exit ${code}`)}): ${tail(stderr)}`,
+          ),
+        );
     });
   });
 }

@@ -59,7 +59,7 @@ if (unreachable !== null) console.log(`perf/coldstart.test.ts: skipped, the npm 
     const c = report.cold_first_get[system];
     t.is(c.samples, 2);
     for (const spread of [c.spawn_to_value_ms, c.in_process_ms, c.wall_ms]) t.true(spread.median > 0 && spread.p90 >= spread.median);
-    t.true(c.wall_ms.median >= c.in_process_ms.median * 0.5, 'the wall time holds the child\'s own');
+    t.true(c.wall_ms.median >= c.in_process_ms.median * 0.5, "the wall time holds the child's own");
     for (const phase of ['boot', 'import', 'connect', 'first_get'] as const) t.true(c.breakdown_ms[phase] >= 0, phase);
     t.is(c.warmup.system, system);
   }

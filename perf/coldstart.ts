@@ -150,9 +150,18 @@ export async function runColdstart(options: ColdstartOptions): Promise<Coldstart
     }
     const projects = { satchel: join(work, 'satchel-project'), ioredis: join(work, 'ioredis-project') };
     const satchelFootprint = await installInto(projects.satchel, client.tarball, basename(client.tarball), options.npmTimeoutMs);
-    progress.step(`installed ${satchelFootprint.package}: ${mb(satchelFootprint.node_modules.file_bytes)}, ${satchelFootprint.packages} packages`);
-    const ioredisFootprint = await installInto(projects.ioredis, `ioredis@${ioredisVersion}`, `ioredis@${ioredisVersion}`, options.npmTimeoutMs);
-    progress.step(`installed ioredis@${ioredisVersion}: ${mb(ioredisFootprint.node_modules.file_bytes)}, ${ioredisFootprint.packages} packages`);
+    progress.step(
+      `installed ${satchelFootprint.package}: ${mb(satchelFootprint.node_modules.file_bytes)}, ${satchelFootprint.packages} packages`,
+    );
+    const ioredisFootprint = await installInto(
+      projects.ioredis,
+      `ioredis@${ioredisVersion}`,
+      `ioredis@${ioredisVersion}`,
+      options.npmTimeoutMs,
+    );
+    progress.step(
+      `installed ioredis@${ioredisVersion}: ${mb(ioredisFootprint.node_modules.file_bytes)}, ${ioredisFootprint.packages} packages`,
+    );
 
     // 2. The servers, and the value each child reads.
     cluster = await LocalCluster.start({ dram: 1 });
@@ -176,7 +185,12 @@ export async function runColdstart(options: ColdstartOptions): Promise<Coldstart
     await writeFile(scripts.ioredis, IOREDIS_CHILD);
     const env: Record<ColdstartSystem, NodeJS.ProcessEnv> = {
       satchel: { COLDSTART_PACKAGE: satchelFootprint.package, COLDSTART_TICKET: job.ticket, COLDSTART_KEY: key, COLDSTART_SHA256: sha256 },
-      ioredis: { COLDSTART_HOST: redisProcess.host, COLDSTART_PORT: String(redisProcess.port), COLDSTART_KEY: key, COLDSTART_SHA256: sha256 },
+      ioredis: {
+        COLDSTART_HOST: redisProcess.host,
+        COLDSTART_PORT: String(redisProcess.port),
+        COLDSTART_KEY: key,
+        COLDSTART_SHA256: sha256,
+      },
     };
     const one = (system: ColdstartSystem) => coldSample(system, scripts[system], env[system], options.childTimeoutMs);
 
@@ -206,7 +220,12 @@ export async function runColdstart(options: ColdstartOptions): Promise<Coldstart
         spawn_to_value_ms: spread((s) => s.spawn_to_value_ms),
         in_process_ms: spread((s) => s.in_process_ms),
         wall_ms: spread((s) => s.wall_ms),
-        breakdown_ms: { boot: median((s) => s.boot_ms), import: median((s) => s.import_ms), connect: median((s) => s.connect_ms), first_get: median((s) => s.first_get_ms) },
+        breakdown_ms: {
+          boot: median((s) => s.boot_ms),
+          import: median((s) => s.import_ms),
+          connect: median((s) => s.connect_ms),
+          first_get: median((s) => s.first_get_ms),
+        },
         warmup: warmup[system],
       };
     };
@@ -226,7 +245,10 @@ export async function runColdstart(options: ColdstartOptions): Promise<Coldstart
           allocated_bytes: ratio(s.node_modules.allocated_bytes, r.node_modules.allocated_bytes),
           packages: ratio(s.packages, r.packages),
         },
-        targets: { satchel_bytes_le_1x_ioredis: s.node_modules.du_bytes <= r.node_modules.du_bytes, satchel_zero_native_modules: s.native_modules === 0 },
+        targets: {
+          satchel_bytes_le_1x_ioredis: s.node_modules.du_bytes <= r.node_modules.du_bytes,
+          satchel_zero_native_modules: s.native_modules === 0,
+        },
       },
       cold_first_get: {
         ...cold,
@@ -317,7 +339,8 @@ async function coldSample(system: ColdstartSystem, script: string, extra: NodeJS
   clearTimeout(timer);
   // 'exit' can come before the pipes are drained: wait for them to close.
   await Promise.all([child.stdout, child.stderr].map((s) => (s.closed ? null : new Promise((done) => s.once('close', done)))));
-  const why = outcome.error?.message ?? (outcome.signal === 'SIGKILL' ? `killed after ${timeoutMs} ms` : outcome.signal ?? `exit ${outcome.code}`);
+  const why =
+    outcome.error?.message ?? (outcome.signal === 'SIGKILL' ? `killed after ${timeoutMs} ms` : (outcome.signal ?? `exit ${outcome.code}`));
   let marks: ChildMarks | null = null;
   try {
     marks = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as ChildMarks;
@@ -327,7 +350,11 @@ async function coldSample(system: ColdstartSystem, script: string, extra: NodeJS
   if (outcome.code !== 0 || marks === null) {
     throw new SatchelError('UNAVAILABLE', `bench coldstart: the ${system} process failed (${why}): ${tail(stderr || stdout)}`);
   }
-  if (!marks.ok) throw new SatchelError('UNAVAILABLE', `bench coldstart: the ${system} process read ${marks.bytes === null ? 'null' : `${marks.bytes} bytes`}, not the value written`);
+  if (!marks.ok)
+    throw new SatchelError(
+      'UNAVAILABLE',
+      `bench coldstart: the ${system} process read ${marks.bytes === null ? 'null' : `${marks.bytes} bytes`}, not the value written`,
+    );
   return {
     system,
     spawn_to_value_ms: round(marks.at - spawnedAt, 2),
@@ -356,31 +383,88 @@ export function coldstartText(report: ColdstartReport): string {
   const f = report.footprint;
   const c = report.cold_first_get;
   const x = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '-');
-  const row = (label: string, a: string, b: string, ratio: string) => `${label.padEnd(30)} ${a.padStart(12)} ${b.padStart(12)} ${ratio.padStart(10)}`;
+  const row = (label: string, a: string, b: string, ratio: string) =>
+    `${label.padEnd(30)} ${a.padStart(12)} ${b.padStart(12)} ${ratio.padStart(10)}`;
   const ms = (n: number) => n.toFixed(1);
   const lines = [
     `install footprint (npm install --omit=dev)  satchel: ${report.client.tarball}, ioredis@${report.ioredis_version}`,
     row('', 'satchel', 'ioredis', 'ratio'),
-    row('node_modules bytes (files)', mb(f.satchel.node_modules.file_bytes), mb(f.ioredis.node_modules.file_bytes), `${f.ratio.file_bytes.toFixed(2)}×`),
-    row('node_modules bytes (du -sb)', mb(f.satchel.node_modules.du_bytes), mb(f.ioredis.node_modules.du_bytes), `${f.ratio.du_bytes.toFixed(2)}×`),
-    row('on disk (du -s)', mb(f.satchel.node_modules.allocated_bytes), mb(f.ioredis.node_modules.allocated_bytes), `${f.ratio.allocated_bytes.toFixed(2)}×`),
-    row('files', String(f.satchel.node_modules.files), String(f.ioredis.node_modules.files), x(f.satchel.node_modules.files, f.ioredis.node_modules.files)),
+    row(
+      'node_modules bytes (files)',
+      mb(f.satchel.node_modules.file_bytes),
+      mb(f.ioredis.node_modules.file_bytes),
+      `${f.ratio.file_bytes.toFixed(2)}×`,
+    ),
+    row(
+      'node_modules bytes (du -sb)',
+      mb(f.satchel.node_modules.du_bytes),
+      mb(f.ioredis.node_modules.du_bytes),
+      `${f.ratio.du_bytes.toFixed(2)}×`,
+    ),
+    row(
+      'on disk (du -s)',
+      mb(f.satchel.node_modules.allocated_bytes),
+      mb(f.ioredis.node_modules.allocated_bytes),
+      `${f.ratio.allocated_bytes.toFixed(2)}×`,
+    ),
+    row(
+      'files',
+      String(f.satchel.node_modules.files),
+      String(f.ioredis.node_modules.files),
+      x(f.satchel.node_modules.files, f.ioredis.node_modules.files),
+    ),
     row('packages', String(f.satchel.packages), String(f.ioredis.packages), `${f.ratio.packages.toFixed(2)}×`),
     row('native modules', String(f.satchel.native_modules), String(f.ioredis.native_modules), ''),
     row('npm install s', f.satchel.install_s.toFixed(1), f.ioredis.install_s.toFixed(1), x(f.satchel.install_s, f.ioredis.install_s)),
   ];
-  if (f.satchel.native.length > 0) lines.push(`  satchel's native modules: ${f.satchel.native.map((n) => `${n.name}@${n.version}`).join(', ')}`);
+  if (f.satchel.native.length > 0)
+    lines.push(`  satchel's native modules: ${f.satchel.native.map((n) => `${n.name}@${n.version}`).join(', ')}`);
   lines.push(
     '',
     `cold first GET of ${c.value_bytes} B, a new process each, ${c.satchel.samples} samples each (median / p90, ms)`,
     row('', 'satchel', 'ioredis', 'ratio'),
-    row('spawn → value', `${ms(c.satchel.spawn_to_value_ms.median)} / ${ms(c.satchel.spawn_to_value_ms.p90)}`, `${ms(c.ioredis.spawn_to_value_ms.median)} / ${ms(c.ioredis.spawn_to_value_ms.p90)}`, `${c.ratio.spawn_to_value_median.toFixed(2)}×`),
-    row('process start → value', `${ms(c.satchel.in_process_ms.median)} / ${ms(c.satchel.in_process_ms.p90)}`, `${ms(c.ioredis.in_process_ms.median)} / ${ms(c.ioredis.in_process_ms.p90)}`, `${c.ratio.in_process_median.toFixed(2)}×`),
-    row('  node start-up', ms(c.satchel.breakdown_ms.boot), ms(c.ioredis.breakdown_ms.boot), x(c.satchel.breakdown_ms.boot, c.ioredis.breakdown_ms.boot)),
-    row('  import', ms(c.satchel.breakdown_ms.import), ms(c.ioredis.breakdown_ms.import), x(c.satchel.breakdown_ms.import, c.ioredis.breakdown_ms.import)),
-    row('  attach / connect', ms(c.satchel.breakdown_ms.connect), ms(c.ioredis.breakdown_ms.connect), x(c.satchel.breakdown_ms.connect, c.ioredis.breakdown_ms.connect)),
-    row('  first GET', ms(c.satchel.breakdown_ms.first_get), ms(c.ioredis.breakdown_ms.first_get), x(c.satchel.breakdown_ms.first_get, c.ioredis.breakdown_ms.first_get)),
-    row('spawn → exit', `${ms(c.satchel.wall_ms.median)} / ${ms(c.satchel.wall_ms.p90)}`, `${ms(c.ioredis.wall_ms.median)} / ${ms(c.ioredis.wall_ms.p90)}`, `${c.ratio.wall_median.toFixed(2)}×`),
+    row(
+      'spawn → value',
+      `${ms(c.satchel.spawn_to_value_ms.median)} / ${ms(c.satchel.spawn_to_value_ms.p90)}`,
+      `${ms(c.ioredis.spawn_to_value_ms.median)} / ${ms(c.ioredis.spawn_to_value_ms.p90)}`,
+      `${c.ratio.spawn_to_value_median.toFixed(2)}×`,
+    ),
+    row(
+      'process start → value',
+      `${ms(c.satchel.in_process_ms.median)} / ${ms(c.satchel.in_process_ms.p90)}`,
+      `${ms(c.ioredis.in_process_ms.median)} / ${ms(c.ioredis.in_process_ms.p90)}`,
+      `${c.ratio.in_process_median.toFixed(2)}×`,
+    ),
+    row(
+      '  node start-up',
+      ms(c.satchel.breakdown_ms.boot),
+      ms(c.ioredis.breakdown_ms.boot),
+      x(c.satchel.breakdown_ms.boot, c.ioredis.breakdown_ms.boot),
+    ),
+    row(
+      '  import',
+      ms(c.satchel.breakdown_ms.import),
+      ms(c.ioredis.breakdown_ms.import),
+      x(c.satchel.breakdown_ms.import, c.ioredis.breakdown_ms.import),
+    ),
+    row(
+      '  attach / connect',
+      ms(c.satchel.breakdown_ms.connect),
+      ms(c.ioredis.breakdown_ms.connect),
+      x(c.satchel.breakdown_ms.connect, c.ioredis.breakdown_ms.connect),
+    ),
+    row(
+      '  first GET',
+      ms(c.satchel.breakdown_ms.first_get),
+      ms(c.ioredis.breakdown_ms.first_get),
+      x(c.satchel.breakdown_ms.first_get, c.ioredis.breakdown_ms.first_get),
+    ),
+    row(
+      'spawn → exit',
+      `${ms(c.satchel.wall_ms.median)} / ${ms(c.satchel.wall_ms.p90)}`,
+      `${ms(c.ioredis.wall_ms.median)} / ${ms(c.ioredis.wall_ms.p90)}`,
+      `${c.ratio.wall_median.toFixed(2)}×`,
+    ),
     '',
     `targets (issue 16): satchel ≤ 1.0× ioredis on disk: ${f.targets.satchel_bytes_le_1x_ioredis ? 'ok' : 'MISSED'}; zero native modules: ${f.targets.satchel_zero_native_modules ? 'ok' : 'MISSED'}`,
   );

@@ -215,7 +215,10 @@ export async function runWaitBench(options: WaitBenchOptions): Promise<WaitRepor
       const rbase0 = await cpuOf(redisPid);
       await sleep(options.idleSeconds * 1000);
       const redisBaseCpu = ((await cpuOf(redisPid)) - rbase0) / options.idleSeconds;
-      const clients = Array.from({ length: options.redisWaiters }, () => new Redis({ host: redisServer.host, port: redisServer.port, protocol: 2, lazyConnect: true }));
+      const clients = Array.from(
+        { length: options.redisWaiters },
+        () => new Redis({ host: redisServer.host, port: redisServer.port, protocol: 2, lazyConnect: true }),
+      );
       await Promise.all(clients.map((c) => c.connect()));
       const blocked = clients.map((c, i) => c.blpop(`idle-${i}`, 600));
       await waitForRedisBlocked(redis, options.redisWaiters);
@@ -232,7 +235,9 @@ export async function runWaitBench(options: WaitBenchOptions): Promise<WaitRepor
       const redisWakeMs = performance.now() - redisWake;
       progress.step('redis woken');
       await Promise.all(clients.map((c) => c.quit()));
-      report.idle.push(idleRow('redis', options.redisWaiters, redisBefore, redisAfter, (rcpu1 - rcpu0) / options.idleSeconds, redisBaseCpu, redisWakeMs));
+      report.idle.push(
+        idleRow('redis', options.redisWaiters, redisBefore, redisAfter, (rcpu1 - rcpu0) / options.idleSeconds, redisBaseCpu, redisWakeMs),
+      );
     } finally {
       redis.disconnect();
       await registered.deregister().catch(() => {});

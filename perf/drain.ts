@@ -83,7 +83,10 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
     const node = cluster.info.nodes[0]!.id;
     draining = true;
     progress.step(`draining ${node} under load`);
-    const response = await fetch(`${cluster.info.console}/api/nodes/${node}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } });
+    const response = await fetch(`${cluster.info.console}/api/nodes/${node}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${cluster.adminToken}` },
+    });
     if (!response.ok) throw new Error(`drain refused: ${response.status} ${await response.text()}`);
     const result = (await response.json()) as DrainResult;
     draining = false;

@@ -91,7 +91,9 @@ class ValueSource {
   }
 }
 
-export async function runElasticity(options: ElasticityOptions): Promise<{ samples: ElasticitySample[]; summary: ElasticitySummary; events: ClusterEvent[] }> {
+export async function runElasticity(
+  options: ElasticityOptions,
+): Promise<{ samples: ElasticitySample[]; summary: ElasticitySummary; events: ClusterEvent[] }> {
   const progress = new Progress('bench elasticity', options.seconds + 2);
   const cluster = await LocalCluster.start({
     dram: 1,
@@ -99,7 +101,14 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
     hdd: 0,
     dramCapacity: options.nodeCapacity,
     bandwidth: { dram: options.nodeBandwidth },
-    autoscale: { band: [60, 80], minNodes: { dram: 1 }, maxNodes: { dram: options.maxNodes }, scaleUpAfterMs: 2_000, scaleDownAfterMs: options.scaleDownAfterMs, cooldownMs: 3_000 },
+    autoscale: {
+      band: [60, 80],
+      minNodes: { dram: 1 },
+      maxNodes: { dram: options.maxNodes },
+      scaleUpAfterMs: 2_000,
+      scaleDownAfterMs: options.scaleDownAfterMs,
+      cooldownMs: 3_000,
+    },
   });
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   progress.step('cluster up');
@@ -134,7 +143,9 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
   const endJob = async (tenant: TenantJob) => {
     tenant.ended = true;
     while (tenant.pending > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    const keys = Array.from({ length: tenant.written }, (_, i) => i).filter((i) => !tenant.failedKeys.has(i)).map((i) => `k/${i}`);
+    const keys = Array.from({ length: tenant.written }, (_, i) => i)
+      .filter((i) => !tenant.failedKeys.has(i))
+      .map((i) => `k/${i}`);
     await forEachLimit(keys, 16, async (key) => {
       const t0 = performance.now();
       try {
@@ -196,7 +207,15 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
   const samples: ElasticitySample[] = [];
   let lastOps = 0;
   const sample = async () => {
-    const nodes = await consoleJson<{ tier: string; reserved: number; capacity: number; bandwidth: number; stats: { cpu: number; bytesInPerSec: number; bytesOutPerSec: number; used: number } | null }[]>(api, '/api/nodes', cluster.viewerToken);
+    const nodes = await consoleJson<
+      {
+        tier: string;
+        reserved: number;
+        capacity: number;
+        bandwidth: number;
+        stats: { cpu: number; bytesInPerSec: number; bytesOutPerSec: number; used: number } | null;
+      }[]
+    >(api, '/api/nodes', cluster.viewerToken);
     const count: Record<string, number> = {};
     const sums: Record<string, { cpu: number; network: number; capacity: number }> = {};
     let reserved = 0;
@@ -210,8 +229,18 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
       reserved += node.reserved;
       used += node.stats?.used ?? 0;
     }
-    const utilization = Object.fromEntries(Object.entries(sums).map(([tier, s]) => [tier, round(Math.max(s.cpu, s.network, s.capacity) / count[tier]!, 3)]));
-    samples.push({ t: round(elapsed(), 1), nodes: count, utilization, reserved_bytes: Math.round(reserved), used_bytes: used, target_ops_per_s: rateNow(), ops_per_s: ops - lastOps });
+    const utilization = Object.fromEntries(
+      Object.entries(sums).map(([tier, s]) => [tier, round(Math.max(s.cpu, s.network, s.capacity) / count[tier]!, 3)]),
+    );
+    samples.push({
+      t: round(elapsed(), 1),
+      nodes: count,
+      utilization,
+      reserved_bytes: Math.round(reserved),
+      used_bytes: used,
+      target_ops_per_s: rateNow(),
+      ops_per_s: ops - lastOps,
+    });
     lastOps = ops;
   };
 
@@ -253,10 +282,13 @@ export async function runElasticity(options: ElasticityOptions): Promise<{ sampl
   }
 
   const at = (e: ClusterEvent) => Date.parse(e.at);
-  const scaleUps = events.filter((e) => e.kind === 'scale-up').map((up) => {
-    const joined = events.find((e) => e.kind === 'node-joined' && e.tier === up.tier && e.seq > up.seq);
-    return joined === undefined ? null : round((at(joined) - at(up)) / 1000, 3);
-  }).filter((s): s is number => s !== null);
+  const scaleUps = events
+    .filter((e) => e.kind === 'scale-up')
+    .map((up) => {
+      const joined = events.find((e) => e.kind === 'node-joined' && e.tier === up.tier && e.seq > up.seq);
+      return joined === undefined ? null : round((at(joined) - at(up)) / 1000, 3);
+    })
+    .filter((s): s is number => s !== null);
   const drains = events.filter((e) => e.kind === 'drain-finished');
   const windows = drains.map((done) => {
     const start = events.find((e) => e.kind === 'drain-started' && e.node === done.node);

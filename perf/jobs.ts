@@ -23,7 +23,10 @@ const SAMPLE_MS = 1000;
 export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'jobs' | 'samples' | 'summary'>> {
   // The samplers read reserved and used bytes from the console: an existing cluster's must be given, with a token.
   if (options.cluster !== undefined && (options.cluster.console === undefined || options.cluster.viewerToken === undefined)) {
-    throw new SatchelError('BAD_REQUEST', '--controller needs --console URL and --viewer-token TOKEN (the cluster\'s console, for the samples), or give --cluster-file FILE');
+    throw new SatchelError(
+      'BAD_REQUEST',
+      "--controller needs --console URL and --viewer-token TOKEN (the cluster's console, for the samples), or give --cluster-file FILE",
+    );
   }
   const records = Math.floor(options.bytes / RECORD_BYTES);
   const functionsPerJob = 2 * (options.mappers + options.reducers);
@@ -39,7 +42,9 @@ export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'j
     cluster: options.cluster,
     concurrency: options.concurrency,
   });
-  progress.step(`${systems.cluster === null ? `cluster ${options.cluster?.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
+  progress.step(
+    `${systems.cluster === null ? `cluster ${options.cluster?.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`,
+  );
   const jobs: JobRun[] = [];
   const samples: CapacitySample[] = [];
   try {
@@ -63,14 +68,36 @@ export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'j
             await new Promise((resolve) => setTimeout(resolve, j * options.staggerSeconds * 1000));
             const start_s = elapsed();
             const prefix = `job${j}/`;
-            const store: SortStore = kind === 'satchel' ? await satchelSortStore(systems, `job-${j}`, options.tier, records * RECORD_BYTES, options.mappers) : redisSortStore(systems, prefix);
+            const store: SortStore =
+              kind === 'satchel'
+                ? await satchelSortStore(systems, `job-${j}`, options.tier, records * RECORD_BYTES, options.mappers)
+                : redisSortStore(systems, prefix);
             try {
-              await runSort(systems.pool, store, { seed: `satchel-jobs-${j}`, records, mappers: options.mappers, reducers: options.reducers, prefix, functionBytesPerSecond: options.functionBytesPerSecond }, (what) => progress.step(`job ${j} ${what}`));
+              await runSort(
+                systems.pool,
+                store,
+                {
+                  seed: `satchel-jobs-${j}`,
+                  records,
+                  mappers: options.mappers,
+                  reducers: options.reducers,
+                  prefix,
+                  functionBytesPerSecond: options.functionBytesPerSecond,
+                },
+                (what) => progress.step(`job ${j} ${what}`),
+              );
             } finally {
               await store.release();
             }
             const end_s = elapsed();
-            return { system, name: `job-${j}`, start_s: round(start_s, 2), end_s: round(end_s, 2), seconds: round(end_s - start_s, 2), verified: true };
+            return {
+              system,
+              name: `job-${j}`,
+              start_s: round(start_s, 2),
+              end_s: round(end_s, 2),
+              seconds: round(end_s - start_s, 2),
+              verified: true,
+            };
           }),
         );
         jobs.push(...runs);
@@ -141,15 +168,18 @@ function summarize(jobs: JobRun[], samples: CapacitySample[]): JobsReport['summa
   const systems = [...new Set(jobs.map((j) => j.system))];
   return systems.map((system) => {
     // Only the seconds in which some job held data: before the first byte and after the last, both are ~0.
-    const own = samples.filter((s) => s.system === system).map((s) => {
-      let reserved = 0;
-      let used = 0;
-      for (const tier of Object.values(s.tiers)) {
-        reserved += tier.reserved_bytes;
-        used += tier.used_bytes;
-      }
-      return { reserved, used };
-    }).filter((s) => s.used > 0);
+    const own = samples
+      .filter((s) => s.system === system)
+      .map((s) => {
+        let reserved = 0;
+        let used = 0;
+        for (const tier of Object.values(s.tiers)) {
+          reserved += tier.reserved_bytes;
+          used += tier.used_bytes;
+        }
+        return { reserved, used };
+      })
+      .filter((s) => s.used > 0);
     const mean = (values: number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
     const meanReserved = mean(own.map((s) => s.reserved));
     const meanUsed = mean(own.map((s) => s.used));

@@ -75,10 +75,12 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
   let satchel: Satchel | null = null;
   const jobs: RegisteredJob[] = [];
   try {
-    const [host, port] = options.redis ? splitAddress(options.redis) : await (async () => {
-      redisProcess = await RedisProcess.start();
-      return [redisProcess.host, redisProcess.port] as const;
-    })();
+    const [host, port] = options.redis
+      ? splitAddress(options.redis)
+      : await (async () => {
+          redisProcess = await RedisProcess.start();
+          return [redisProcess.host, redisProcess.port] as const;
+        })();
     redis = new Redis({ host, port, protocol: 2, lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
     satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -118,10 +120,19 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
  * the systems (A B, B A, ...), so a drift in the machine's state over the cell (frequency, another process)
  * lands on both alike instead of on whichever ran second.
  */
-async function cell(systems: System[], op: 'get' | 'put', size: number, concurrency: number, value: Buffer, options: MicroOptions): Promise<MicroRow[]> {
+async function cell(
+  systems: System[],
+  op: 'get' | 'put',
+  size: number,
+  concurrency: number,
+  value: Buffer,
+  options: MicroOptions,
+): Promise<MicroRow[]> {
   const stats = systems.map(() => ({ latencies: new LatencyRecorder(), count: 0, seconds: 0 }));
   const once = (system: System) =>
-    op === 'get' ? (i: number) => system.get(keyOf(size, i % KEYS_PER_SIZE)) : (i: number) => system.put(keyOf(size, i % KEYS_PER_SIZE), value);
+    op === 'get'
+      ? (i: number) => system.get(keyOf(size, i % KEYS_PER_SIZE))
+      : (i: number) => system.put(keyOf(size, i % KEYS_PER_SIZE), value);
   for (const system of systems) await drive(once(system), concurrency, options.warmupSeconds, null);
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? systems.map((_, i) => i) : systems.map((_, i) => systems.length - 1 - i);
@@ -149,7 +160,12 @@ async function cell(systems: System[], op: 'get' | 'put', size: number, concurre
 }
 
 /** `concurrency` loops, each with one call in flight, until `seconds` pass; returns the calls completed. */
-async function drive(once: (i: number) => Promise<unknown>, concurrency: number, seconds: number, latencies: LatencyRecorder | null): Promise<number> {
+async function drive(
+  once: (i: number) => Promise<unknown>,
+  concurrency: number,
+  seconds: number,
+  latencies: LatencyRecorder | null,
+): Promise<number> {
   const deadline = performance.now() + seconds * 1000;
   let count = 0;
   let next = 0;

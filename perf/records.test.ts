@@ -1,5 +1,15 @@
 import test from 'ava';
-import { addChecksums, generateRecords, KEY_BYTES, mergeSortedRuns, partitionBounds, partitionOf, RECORD_BYTES, sortRecords, summarize } from './records.ts';
+import {
+  addChecksums,
+  generateRecords,
+  KEY_BYTES,
+  mergeSortedRuns,
+  partitionBounds,
+  partitionOf,
+  RECORD_BYTES,
+  sortRecords,
+  summarize,
+} from './records.ts';
 
 /** Reference order: keys compared bytewise, as gensort's valsort does. */
 function keysOf(records: Buffer): string[] {

@@ -22,7 +22,10 @@ export class RedisProcess {
       child.once('error', (error) => resolve(error));
     });
     if (spawned !== null) {
-      throw new SatchelError('UNAVAILABLE', `cannot start redis-server (${spawned.message}); install it (apt-get install redis-server) or pass --redis HOST:PORT`);
+      throw new SatchelError(
+        'UNAVAILABLE',
+        `cannot start redis-server (${spawned.message}); install it (apt-get install redis-server) or pass --redis HOST:PORT`,
+      );
     }
     const redis = new RedisProcess(child, '127.0.0.1', port);
     const deadline = Date.now() + 10_000;

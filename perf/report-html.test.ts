@@ -48,8 +48,16 @@ const jobs: JobsReport = {
     { system: '<script>evil</script>', name: 'job-2', start_s: 1, end_s: 3, seconds: 2, verified: true },
   ],
   samples: [
-    { system: 'satchel', t: 0, tiers: { dram: { reserved_bytes: 2 ** 20, used_bytes: 2 ** 19 }, ssd: { reserved_bytes: 0, used_bytes: 0 } } },
-    { system: 'satchel', t: 1, tiers: { dram: { reserved_bytes: 2 ** 21, used_bytes: 2 ** 20 }, ssd: { reserved_bytes: 2 ** 20, used_bytes: 10 } } },
+    {
+      system: 'satchel',
+      t: 0,
+      tiers: { dram: { reserved_bytes: 2 ** 20, used_bytes: 2 ** 19 }, ssd: { reserved_bytes: 0, used_bytes: 0 } },
+    },
+    {
+      system: 'satchel',
+      t: 1,
+      tiers: { dram: { reserved_bytes: 2 ** 21, used_bytes: 2 ** 20 }, ssd: { reserved_bytes: 2 ** 20, used_bytes: 10 } },
+    },
   ],
   summary: [
     { system: 'satchel', reserved_over_used: 1.8, mean_reserved_bytes: 3 * 2 ** 20, mean_used_bytes: 2 ** 20, makespan_s: 4 },

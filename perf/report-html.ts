@@ -37,7 +37,10 @@ export function escapeHtml(text: string): string {
 
 /** JSON for a `<script type="application/json">` block: `<` escaped so no `</script>` or `<!--` can appear. */
 export function embedJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 function formatBytes(n: number): string {
@@ -113,9 +116,7 @@ ${body}
 
 /** Completion time relative to the `redis` row with the same size and shape, if there is one. */
 function redisRatio(r: ShuffleRow, rows: ShuffleRow[]): string {
-  const base = rows.find(
-    (b) => b.system === 'redis' && b.bytes === r.bytes && b.mappers === r.mappers && b.reducers === r.reducers,
-  );
+  const base = rows.find((b) => b.system === 'redis' && b.bytes === r.bytes && b.mappers === r.mappers && b.reducers === r.reducers);
   if (!base || !(base.seconds > 0)) return '—';
   return `${num(r.seconds / base.seconds, 2)}×`;
 }

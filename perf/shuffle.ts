@@ -115,7 +115,10 @@ export class SortSystems {
     const processes: RedisProcess[] = [];
     let satchel: Satchel | null = null;
     try {
-      satchel = cluster !== null ? await Satchel.connect(cluster.controller, { key: cluster.tenantKey }) : await Satchel.connect(options.cluster!.controller, { key: options.cluster!.key });
+      satchel =
+        cluster !== null
+          ? await Satchel.connect(cluster.controller, { key: cluster.tenantKey })
+          : await Satchel.connect(options.cluster!.controller, { key: options.cluster!.key });
       let shards = options.noRedis === true ? [] : options.redis;
       if (shards === undefined) {
         for (let i = 0; i < options.redisShards; i++) processes.push(await RedisProcess.start());
@@ -243,7 +246,11 @@ export async function runSort(
   // From the last map to the last reduce, whether or not reducers started earlier.
   const reduceSeconds = (reduceStage.endedAt - mapStage.endedAt) / 1000;
   const verify = await stage('verify', spec.reducers);
-  checkOutput(load.results.map((r) => r.summary!), verify.results.map((r) => r.summary!), spec.records);
+  checkOutput(
+    load.results.map((r) => r.summary!),
+    verify.results.map((r) => r.summary!),
+    spec.records,
+  );
 
   const functions = [...mapStage.results, ...reduceStage.results];
   const parts: Record<string, number> = {};
@@ -268,7 +275,8 @@ export async function runSort(
       }
     }
   }
-  for (const [op, recorder] of perOp) byOp[op] = { count: recorder.count, p50_us: round(recorder.percentile(50)), p99_us: round(recorder.percentile(99)) };
+  for (const [op, recorder] of perOp)
+    byOp[op] = { count: recorder.count, p50_us: round(recorder.percentile(50)), p99_us: round(recorder.percentile(99)) };
 
   const row: ShuffleRow = {
     system: store.system,
@@ -365,15 +373,27 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
     cluster: options.cluster,
     concurrency: options.concurrency,
   });
-  progress.step(`${systems.cluster === null ? `cluster ${options.cluster?.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`);
+  progress.step(
+    `${systems.cluster === null ? `cluster ${options.cluster?.controller}` : 'cluster'}${systems.hasRedis ? ', redis' : ''} and functions up`,
+  );
   const outcome: ShuffleOutcome = { results: [], timelines: [] };
   try {
-    const spec = { seed: options.seed ?? 'satchel-shuffle', records, mappers: options.mappers, reducers: options.reducers, prefix: 'sort/', functionBytesPerSecond: options.functionBytesPerSecond };
+    const spec = {
+      seed: options.seed ?? 'satchel-shuffle',
+      records,
+      mappers: options.mappers,
+      reducers: options.reducers,
+      prefix: 'sort/',
+      functionBytesPerSecond: options.functionBytesPerSecond,
+    };
     // Function processes start cold: a small unreported sort on each system first, so that neither system's
     // figures carry the functions' JIT warm-up (measured: the first system's map stage ran 1.6× slower).
     const warmUp = { ...spec, records: Math.min(records, 2000 * options.mappers), prefix: 'warm-up/' };
     for (const kind of kinds) {
-      const store = kind === 'satchel' ? await satchelSortStore(systems, 'warm-up', options.tier, warmUp.records * RECORD_BYTES, options.mappers) : redisSortStore(systems, warmUp.prefix);
+      const store =
+        kind === 'satchel'
+          ? await satchelSortStore(systems, 'warm-up', options.tier, warmUp.records * RECORD_BYTES, options.mappers)
+          : redisSortStore(systems, warmUp.prefix);
       try {
         await runSort(systems.pool, store, warmUp);
       } finally {
@@ -384,11 +404,17 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
     for (let round = 0; round < options.rounds; round++) {
       const order = round % 2 === 0 ? kinds : [...kinds].reverse();
       for (const kind of order) {
-        const store = kind === 'satchel' ? await satchelSortStore(systems, `shuffle-${round}`, options.tier, records * RECORD_BYTES, options.mappers) : redisSortStore(systems, spec.prefix);
+        const store =
+          kind === 'satchel'
+            ? await satchelSortStore(systems, `shuffle-${round}`, options.tier, records * RECORD_BYTES, options.mappers)
+            : redisSortStore(systems, spec.prefix);
         try {
           const run = await runSort(systems.pool, store, spec, (what) => progress.step(what));
           outcome.results.push({ ...run.row, round });
-          outcome.timelines.push({ ...run.timeline, system: options.rounds > 1 ? `${run.timeline.system} #${round + 1}` : run.timeline.system });
+          outcome.timelines.push({
+            ...run.timeline,
+            system: options.rounds > 1 ? `${run.timeline.system} #${round + 1}` : run.timeline.system,
+          });
         } finally {
           await store.release();
         }

@@ -33,14 +33,22 @@ export interface SoakWorkerConfig {
 
 export type ToWorker = { start: SoakWorkerConfig } | { tick: number } | { stop: true };
 
-export type ToDriver =
-  | { ready: true }
-  | { tick: number; stats: SoakStats }
-  | { final: SoakStats }
-  | { fatal: string };
+export type ToDriver = { ready: true } | { tick: number; stats: SoakStats } | { final: SoakStats } | { fatal: string };
 
 /** Operation kinds, each with its own latency histogram. */
-export type SoakOp = 'put' | 'put_large' | 'get' | 'get_large' | 'stat' | 'delete' | 'list' | 'incr' | 'wait' | 'register' | 'deregister' | 'verify';
+export type SoakOp =
+  | 'put'
+  | 'put_large'
+  | 'get'
+  | 'get_large'
+  | 'stat'
+  | 'delete'
+  | 'list'
+  | 'incr'
+  | 'wait'
+  | 'register'
+  | 'deregister'
+  | 'verify';
 
 /** Operations that go to the storage nodes: the ones the interval's p50/p99 are over. */
 export const DATA_OPS: readonly SoakOp[] = ['put', 'put_large', 'get', 'get_large', 'stat', 'delete', 'list', 'incr', 'wait'];
@@ -64,7 +72,20 @@ export interface SoakStats {
 }
 
 export function emptyStats(): SoakStats {
-  return { ops: {}, byTier: {}, errors: 0, lost: 0, errorSamples: [], lostSamples: [], verified: 0, bytesWritten: 0, bytesRead: 0, jobsRegistered: 0, jobsDeregistered: 0, attaches: 0 };
+  return {
+    ops: {},
+    byTier: {},
+    errors: 0,
+    lost: 0,
+    errorSamples: [],
+    lostSamples: [],
+    verified: 0,
+    bytesWritten: 0,
+    bytesRead: 0,
+    jobsRegistered: 0,
+    jobsDeregistered: 0,
+    attaches: 0,
+  };
 }
 
 /** Samples kept per kind in a report. */
@@ -96,7 +117,9 @@ export function countOf(histogram: Record<number, number>): number {
 
 /** Percentile (0..100) by nearest rank, µs: the geometric middle of the bucket holding that rank. */
 export function percentileOf(histogram: Record<number, number>, p: number): number {
-  const buckets = Object.keys(histogram).map(Number).sort((a, b) => a - b);
+  const buckets = Object.keys(histogram)
+    .map(Number)
+    .sort((a, b) => a - b);
   const total = countOf(histogram);
   if (total === 0) return 0;
   const rank = Math.min(total, Math.max(1, Math.ceil((p / 100) * total)));

@@ -93,7 +93,14 @@ function figures(histogram: Record<number, number>): OpFigures {
   return { count: countOf(histogram), p50_us: round(percentileOf(histogram, 50)), p99_us: round(percentileOf(histogram, 99)) };
 }
 
-export function intervalRow(index: number, endS: number, seconds: number, stats: SoakStats, processes: ProcessReading[], clients: ProcessReading[]): SoakInterval {
+export function intervalRow(
+  index: number,
+  endS: number,
+  seconds: number,
+  stats: SoakStats,
+  processes: ProcessReading[],
+  clients: ProcessReading[],
+): SoakInterval {
   const data: Record<number, number> = {};
   for (const op of DATA_OPS) mergeInto(data, stats.ops[op]);
   const ops = countOf(data);
@@ -143,7 +150,13 @@ export type Leftovers = Pick<SoakSummary, 'jobs_left' | 'orphaned_jobs_on_nodes'
 export function windDownRow(stats: SoakStats): SoakReport['wind_down'] {
   const data: Record<number, number> = {};
   for (const op of DATA_OPS) mergeInto(data, stats.ops[op]);
-  return { ops: countOf(data), errors: stats.errors, lost: stats.lost, verified: stats.verified, jobs_deregistered: stats.jobsDeregistered };
+  return {
+    ops: countOf(data),
+    errors: stats.errors,
+    lost: stats.lost,
+    verified: stats.verified,
+    jobs_deregistered: stats.jobsDeregistered,
+  };
 }
 
 export function summarize(
@@ -161,10 +174,16 @@ export function summarize(
   const processes: ProcessSummary[] = servers.map((server, i) => {
     const warm = first.processes[i]!;
     const end = last.processes[i]!;
-    const growth = comparable && warm.rss_bytes !== null && end.rss_bytes !== null ? round(((end.rss_bytes - warm.rss_bytes) / warm.rss_bytes) * 100, 1) : null;
+    const growth =
+      comparable && warm.rss_bytes !== null && end.rss_bytes !== null
+        ? round(((end.rss_bytes - warm.rss_bytes) / warm.rss_bytes) * 100, 1)
+        : null;
     const before = idleBefore[i]!.fds;
     const after = idleAfter[i]!.fds;
-    const fdsOk = comparable && warm.fds !== null && end.fds !== null ? fdsFlat(warm.fds, end.fds, clientSlack) && (before === null || after === null || fdsFlat(before, after)) : null;
+    const fdsOk =
+      comparable && warm.fds !== null && end.fds !== null
+        ? fdsFlat(warm.fds, end.fds, clientSlack) && (before === null || after === null || fdsFlat(before, after))
+        : null;
     return {
       name: server.name,
       role: server.role,
@@ -182,7 +201,8 @@ export function summarize(
   });
   const errors = rows.reduce((n, r) => n + r.errors, 0) + windDown.errors;
   const lost = rows.reduce((n, r) => n + r.lost, 0) + windDown.lost;
-  const all = <T>(values: (T | null)[], test: (v: T) => boolean) => (values.every((v) => v === null) ? null : values.every((v) => v === null || test(v)));
+  const all = <T>(values: (T | null)[], test: (v: T) => boolean) =>
+    values.every((v) => v === null) ? null : values.every((v) => v === null || test(v));
   const errorSamples = [...rows.flatMap((r) => r.error_samples), ...windDown.errorSamples].slice(0, 10);
   const lostSamples = [...rows.flatMap((r) => r.lost_samples), ...windDown.lostSamples].slice(0, 10);
   const ratio = comparable && first.p99_us > 0 ? round(last.p99_us / first.p99_us, 2) : null;
@@ -203,8 +223,14 @@ export function summarize(
     error_samples: errorSamples,
     lost_samples: lostSamples,
     targets: {
-      rss_growth_under_10_pct: all(processes.map((p) => p.rss_ok), (ok) => ok),
-      fds_flat: all(processes.map((p) => p.fds_ok), (ok) => ok),
+      rss_growth_under_10_pct: all(
+        processes.map((p) => p.rss_ok),
+        (ok) => ok,
+      ),
+      fds_flat: all(
+        processes.map((p) => p.fds_ok),
+        (ok) => ok,
+      ),
       p99_within_2x: ratio === null ? null : ratio <= 2,
       nothing_left: leftovers.jobs_left === null ? null : leftovers.jobs_left === 0 && leftovers.orphaned_jobs_on_nodes === 0,
       no_errors: errors === 0,

@@ -87,15 +87,25 @@ export async function localProcesses(cluster: LocalCluster): Promise<ServerProce
 
 /** Controller, metadata, then storage nodes by tier (DRAM, SSD, HDD). */
 function byRole(processes: ServerProcess[]): ServerProcess[] {
-  const order = (p: ServerProcess) => ({ controller: 0, metadata: 1, 'storage-node': 2 })[p.role] * 10 + ['dram', 'ssd', 'hdd'].indexOf(p.name.split('-')[0]!);
+  const order = (p: ServerProcess) =>
+    ({ controller: 0, metadata: 1, 'storage-node': 2 })[p.role] * 10 + ['dram', 'ssd', 'hdd'].indexOf(p.name.split('-')[0]!);
   return processes.sort((a, b) => order(a) - order(b));
 }
 
 /** The servers of an existing cluster, from its console; a process not running on this machine has no pid. */
 export async function existingProcesses(console: string, token: string): Promise<{ controller: string; processes: ServerProcess[] }> {
-  const cluster = await consoleJson<{ controller: string; metadata: string[]; nodes: { id: string; tier: string; address: string }[] }>(console, '/api/cluster', token);
+  const cluster = await consoleJson<{ controller: string; metadata: string[]; nodes: { id: string; tier: string; address: string }[] }>(
+    console,
+    '/api/cluster',
+    token,
+  );
   const processes: ServerProcess[] = [{ name: 'controller', role: 'controller', pid: await pidListeningOn(portOf(cluster.controller)) }];
-  for (const [i, address] of cluster.metadata.entries()) processes.push({ name: cluster.metadata.length > 1 ? `metadata-${i}` : 'metadata', role: 'metadata', pid: await pidListeningOn(portOf(address)) });
+  for (const [i, address] of cluster.metadata.entries())
+    processes.push({
+      name: cluster.metadata.length > 1 ? `metadata-${i}` : 'metadata',
+      role: 'metadata',
+      pid: await pidListeningOn(portOf(address)),
+    });
   const perTier = new Map<string, number>();
   for (const node of cluster.nodes) {
     const n = perTier.get(node.tier) ?? 0;
@@ -152,7 +162,14 @@ export class Sampler {
     const median = (values: number[]) => (values.length === 0 ? null : values.sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!);
     const numbers = (key: 'rss' | 'fds', from: Reading[]) => from.map((r) => r[key]).filter((v): v is number => v !== null);
     const max = (values: number[]) => (values.length === 0 ? null : Math.max(...values));
-    return { name, pid, rss_bytes: median(numbers('rss', list)), rss_max_bytes: max(numbers('rss', list)), fds: median(numbers('fds', list)), fds_max: max(numbers('fds', list)) };
+    return {
+      name,
+      pid,
+      rss_bytes: median(numbers('rss', list)),
+      rss_max_bytes: max(numbers('rss', list)),
+      fds: median(numbers('fds', list)),
+      fds_max: max(numbers('fds', list)),
+    };
   }
 }
 

@@ -31,7 +31,7 @@ function record(op: SoakOp, tier: string, micros: number): void {
 function failed(what: string, error: unknown): void {
   stats.errors++;
   if (stats.errorSamples.length < SAMPLES_KEPT) {
-    const code = error instanceof SatchelError ? error.code : (error as Error)?.name ?? 'Error';
+    const code = error instanceof SatchelError ? error.code : ((error as Error)?.name ?? 'Error');
     stats.errorSamples.push(`${what}: ${code}: ${(error as Error)?.message ?? String(error)}`);
   }
 }
@@ -50,7 +50,8 @@ const valueOf = (w: Written) => pool.subarray(w.offset, w.offset + w.size);
 
 function describe(got: Buffer | null, expected: Written | undefined): string {
   const want = expected === undefined ? 'nothing' : `${expected.size} bytes`;
-  const have = got === null ? 'nothing' : `${got.length} bytes${expected !== undefined && got.length === expected.size ? ' (different content)' : ''}`;
+  const have =
+    got === null ? 'nothing' : `${got.length} bytes${expected !== undefined && got.length === expected.size ? ' (different content)' : ''}`;
   return `expected ${want}, read ${have}`;
 }
 
@@ -155,8 +156,10 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           if (!model.unknown.has(key)) {
             const expected = model.written.get(key);
             stats.verified++;
-            if ((stat?.size ?? null) !== (expected?.size ?? null) || (stat !== null && (stat.blocks > 1) !== (stat.size > BLOCK))) {
-              lost(`${job.name} ${key}: stat ${stat === null ? 'absent' : `${stat.size} bytes in ${stat.blocks} blocks`}, expected ${expected?.size ?? 'absent'}`);
+            if ((stat?.size ?? null) !== (expected?.size ?? null) || (stat !== null && stat.blocks > 1 !== stat.size > BLOCK)) {
+              lost(
+                `${job.name} ${key}: stat ${stat === null ? 'absent' : `${stat.size} bytes in ${stat.blocks} blocks`}, expected ${expected?.size ?? 'absent'}`,
+              );
             }
           }
         } else if (r < 0.71) {
@@ -168,7 +171,8 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           model.unknown.delete(key);
           model.written.delete(key);
           stats.verified++;
-          if (had !== null && deleted !== had) lost(`${job.name} ${key}: delete answered ${deleted}, the key was ${had ? 'there' : 'absent'}`);
+          if (had !== null && deleted !== had)
+            lost(`${job.name} ${key}: delete answered ${deleted}, the key was ${had ? 'there' : 'absent'}`);
         } else if (r < 0.75) {
           op = 'list';
           const listed: string[] = [];
@@ -231,7 +235,8 @@ async function readBack(job: JobState, models: Model[]): Promise<void> {
     const text = (await job.driver.get('counter'))?.toString() ?? '0';
     const total = Number(text);
     stats.verified++;
-    if (!(total >= job.incrs && total <= job.incrs + job.incrsUnsure)) lost(`${job.name} counter: ${text} after ${job.incrs} increments (${job.incrsUnsure} unsure)`);
+    if (!(total >= job.incrs && total <= job.incrs + job.incrsUnsure))
+      lost(`${job.name} counter: ${text} after ${job.incrs} increments (${job.incrsUnsure} unsure)`);
   }
   record('verify', job.tier, (performance.now() - t0) * 1000);
 }
@@ -244,7 +249,8 @@ async function checkGone(job: JobState, key: string): Promise<void> {
     const got = await handle.get(key);
     if (got !== null) failed(`after deregister ${job.name} ${key}`, new Error(`a deregistered job's key still reads ${got.length} bytes`));
   } catch (error) {
-    if (!(error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED'))) failed(`after deregister ${job.name}`, error);
+    if (!(error instanceof SatchelError && (error.code === 'NO_SUCH_JOB' || error.code === 'UNAUTHORIZED')))
+      failed(`after deregister ${job.name}`, error);
   } finally {
     await handle?.close().catch(() => {});
   }
@@ -266,7 +272,14 @@ async function jobSlot(slot: number, lanes: number[], pacers: Pacer[]): Promise<
       await sleep(1000);
       continue;
     }
-    const job: JobState = { name, tier, driver, deadline: performance.now() + config.jobSeconds * 1000 * (0.5 + Math.random()), incrs: 0, incrsUnsure: 0 };
+    const job: JobState = {
+      name,
+      tier,
+      driver,
+      deadline: performance.now() + config.jobSeconds * 1000 * (0.5 + Math.random()),
+      incrs: 0,
+      incrsUnsure: 0,
+    };
     const models = await Promise.all(lanes.map((lane, i) => runLane(lane, job, pacers[i]!)));
     try {
       await readBack(job, models);
@@ -297,7 +310,13 @@ async function start(options: SoakWorkerConfig): Promise<{ done: Promise<void> }
     const lanes: number[] = [];
     for (; lanes.length < config.lanesPerJob && lane < config.lanes; lane++) lanes.push(lane);
     // Pacers outlive jobs: a lane keeps its rate across the job boundary.
-    slots.push(jobSlot(slot, lanes, lanes.map(() => new Pacer(period))));
+    slots.push(
+      jobSlot(
+        slot,
+        lanes,
+        lanes.map(() => new Pacer(period)),
+      ),
+    );
   }
   // Wrapped: an async function returning a promise would wait for it.
   return { done: Promise.all(slots).then(() => undefined) };

@@ -121,7 +121,11 @@ class ClientProcess {
   }
 }
 
-export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterval, processes: ServerProcess[]) => void, onStatus: (line: string) => void = () => {}): Promise<SoakReport> {
+export async function runSoak(
+  options: SoakOptions,
+  onInterval: (row: SoakInterval, processes: ServerProcess[]) => void,
+  onStatus: (line: string) => void = () => {},
+): Promise<SoakReport> {
   const intervalMs = options.intervalSeconds * 1000;
   const intervals = Math.max(1, Math.ceil((options.minutes * 60) / options.intervalSeconds - 1e-9));
   let cluster: LocalCluster | null = null;
@@ -131,7 +135,8 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
   let consoleToken: string;
   let servers: ServerProcess[];
   if (options.cluster !== undefined) {
-    if (options.cluster.console === undefined || options.cluster.viewerToken === undefined) throw new SatchelError('BAD_REQUEST', 'bench soak on an existing cluster needs its console and viewer token (--cluster-file)');
+    if (options.cluster.console === undefined || options.cluster.viewerToken === undefined)
+      throw new SatchelError('BAD_REQUEST', 'bench soak on an existing cluster needs its console and viewer token (--cluster-file)');
     controller = options.cluster.controller;
     key = options.cluster.key;
     consoleUrl = options.cluster.console;
@@ -152,7 +157,9 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
   const clients: ClientProcess[] = [];
   const deaths: string[] = [];
   let deathsReported = 0;
-  const sampler = new Sampler(() => [...servers.map((p) => p.pid), ...clients.map((c) => c.child.pid ?? null)].filter((pid): pid is number => pid !== null));
+  const sampler = new Sampler(() =>
+    [...servers.map((p) => p.pid), ...clients.map((c) => c.child.pid ?? null)].filter((pid): pid is number => pid !== null),
+  );
   try {
     const idleBefore = await Promise.all(servers.map((p) => idleReading(p.pid)));
     const perProcess = Math.round(options.opsPerSecond / options.processes);
@@ -175,7 +182,9 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
         }),
       ),
     );
-    onStatus(`${options.processes} client processes × ${options.lanes} lanes running; ${intervals} intervals of ${options.intervalSeconds} s`);
+    onStatus(
+      `${options.processes} client processes × ${options.lanes} lanes running; ${intervals} intervals of ${options.intervalSeconds} s`,
+    );
     const started = performance.now();
     sampler.start();
     const rows: SoakInterval[] = [];
@@ -214,10 +223,17 @@ export async function runSoak(options: SoakOptions, onInterval: (row: SoakInterv
     await sleep(2000);
     const idleAfter = await Promise.all(servers.map((p) => idleReading(p.pid)));
     const left = await leftovers(consoleUrl, consoleToken);
-    return { cluster: { mode: cluster === null ? 'existing' : 'local', controller, processes: servers }, intervals: rows, wind_down: windDownRow(windDown), summary: summarize(options.processes * (options.lanes + 1), rows, windDown, servers, idleBefore, idleAfter, left) };
+    return {
+      cluster: { mode: cluster === null ? 'existing' : 'local', controller, processes: servers },
+      intervals: rows,
+      wind_down: windDownRow(windDown),
+      summary: summarize(options.processes * (options.lanes + 1), rows, windDown, servers, idleBefore, idleAfter, left),
+    };
   } finally {
     sampler.stop();
-    await Promise.all(clients.map((c) => (c.dead === null && c.child.exitCode === null ? (c.child.kill('SIGKILL'), c.exited(5000)) : undefined)));
+    await Promise.all(
+      clients.map((c) => (c.dead === null && c.child.exitCode === null ? (c.child.kill('SIGKILL'), c.exited(5000)) : undefined)),
+    );
     await cluster?.stop();
   }
 }

@@ -272,7 +272,13 @@ async function satchelStore(ticket: string): Promise<FunctionStore> {
 function redisStore(shards: string[]): FunctionStore {
   const clients = shards.map((address) => {
     const colon = address.lastIndexOf(':');
-    return new Redis({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), protocol: 2, lazyConnect: false, maxRetriesPerRequest: 2 });
+    return new Redis({
+      host: address.slice(0, colon),
+      port: Number(address.slice(colon + 1)),
+      protocol: 2,
+      lazyConnect: false,
+      maxRetriesPerRequest: 2,
+    });
   });
   const shard = (key: string) => clients[hashKey(key) % clients.length]!;
   return {

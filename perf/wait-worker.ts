@@ -16,10 +16,14 @@ const send = (message: unknown) => process.send!(message);
 
 process.on('message', (message: Message) => {
   if ('setup' in message) {
-    void setup(message.setup).then(() => send({ ready: true }), (error: unknown) => send({ error: String(error) }));
+    void setup(message.setup).then(
+      () => send({ ready: true }),
+      (error: unknown) => send({ error: String(error) }),
+    );
   } else if ('wait' in message) {
     const key = message.wait;
-    const waiting = job !== null ? job.waitFor(key, { timeoutMs: 30_000 }).then(() => undefined) : redis!.blpop(key, 30).then(() => undefined);
+    const waiting =
+      job !== null ? job.waitFor(key, { timeoutMs: 30_000 }).then(() => undefined) : redis!.blpop(key, 30).then(() => undefined);
     send({ parked: key });
     waiting.then(
       () => send({ arrived: key, at: process.hrtime.bigint().toString() }),

@@ -46,7 +46,9 @@ export class LightControlClient<M extends Methods> {
     try {
       body = encodeMessage(schemas[0], request as Record<string, unknown>);
     } catch (cause) {
-      return Promise.reject(new SatchelError('BAD_REQUEST', `${what}: the request does not encode: ${(cause as Error).message}`, { cause }));
+      return Promise.reject(
+        new SatchelError('BAD_REQUEST', `${what}: the request does not encode: ${(cause as Error).message}`, { cause }),
+      );
     }
     const framed = Buffer.allocUnsafe(5 + body.length);
     framed[0] = 0; // not compressed

@@ -27,7 +27,14 @@ test('a request that does not decode → INVALID_ARGUMENT with satchel-code BAD_
   // Field 1 (job_id) claims 80 bytes and one follows: grpc-js used to answer INTERNAL, which callers read as a
   // fault of the server (UNAVAILABLE) rather than of their request.
   const error = await new Promise<grpc.ServiceError | null>((resolve) => {
-    client.makeUnaryRequest(METADATA_SERVICE.GetPlacement!.path, (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0x50, 0x41]), { deadline: Date.now() + 5_000 }, (e) => resolve(e));
+    client.makeUnaryRequest(
+      METADATA_SERVICE.GetPlacement!.path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.from([0x0a, 0x50, 0x41]),
+      { deadline: Date.now() + 5_000 },
+      (e) => resolve(e),
+    );
   });
   t.is(error?.code, grpc.status.INVALID_ARGUMENT);
   t.is(error?.metadata.get('satchel-code')[0], 'BAD_REQUEST');

@@ -100,7 +100,10 @@ export function addService<M extends Methods>(
       const undecodable = (call.request as { [UNDECODABLE]?: string } | null)?.[UNDECODABLE];
       let result: Promise<unknown>;
       try {
-        result = undecodable === undefined ? handler(call.request) : Promise.reject(new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`));
+        result =
+          undecodable === undefined
+            ? handler(call.request)
+            : Promise.reject(new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`));
       } catch (error) {
         result = Promise.reject(error); // a handler that throws before its first await: answered the same way
       }
@@ -129,7 +132,9 @@ export function addService<M extends Methods>(
 const MAX_MESSAGE_CHARS = 1024;
 
 function boundedMessage(message: string): string {
-  return message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length - MAX_MESSAGE_CHARS} more characters)`;
+  return message.length <= MAX_MESSAGE_CHARS
+    ? message
+    : `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length - MAX_MESSAGE_CHARS} more characters)`;
 }
 
 const clientClasses = new Map<grpc.ServiceDefinition, grpc.ServiceClientConstructor>();
@@ -165,7 +170,11 @@ export class ControlClient<M extends Methods> {
       this.client = new Ctor(address, credentials, options) as grpc.Client & Record<string, Function>;
     } catch (cause) {
       // grpc-js refuses a target it cannot parse (an empty address, from a forged ticket say).
-      throw new SatchelError('BAD_REQUEST', `cannot open a channel to ${JSON.stringify(address)}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+      throw new SatchelError(
+        'BAD_REQUEST',
+        `cannot open a channel to ${JSON.stringify(address)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        { cause },
+      );
     }
   }
 
@@ -188,7 +197,11 @@ export class ControlClient<M extends Methods> {
         });
       } catch (cause) {
         // Nothing grpc-js is known to throw here while the channel is open; whatever it is, it is typed.
-        reject(new SatchelError('UNAVAILABLE', `${method} at ${this.address}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause }));
+        reject(
+          new SatchelError('UNAVAILABLE', `${method} at ${this.address}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+            cause,
+          }),
+        );
       }
     });
   }
@@ -252,7 +265,12 @@ function fromServiceError(error: grpc.ServiceError, what: string): SatchelError 
  * Starts a gRPC server on host:port (port 0: any free port) and returns the bound address. With `tls` (PEM
  * certificate and key) it serves TLS only; clients are not asked for a certificate.
  */
-export function bindServer(server: grpc.Server, host: string, port: number, tls?: { cert: string | Buffer; key: string | Buffer }): Promise<string> {
+export function bindServer(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  tls?: { cert: string | Buffer; key: string | Buffer },
+): Promise<string> {
   const credentials =
     tls === undefined
       ? grpc.ServerCredentials.createInsecure()

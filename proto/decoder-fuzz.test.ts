@@ -10,7 +10,17 @@
 import test from 'ava';
 import { HEADER_SIZE, Op, type SatchelError } from './index.ts';
 import { FrameDecoder, type FrameDecoderOptions, type FrameView } from './decoder.ts';
-import { encodeFrame, envCount, FrameGenerator, fuzzSeed, modelDecode, ModelEventKind, randomChunks, Rng, type ModelEvent } from '../test/helpers/fuzz.ts';
+import {
+  encodeFrame,
+  envCount,
+  FrameGenerator,
+  fuzzSeed,
+  modelDecode,
+  ModelEventKind,
+  randomChunks,
+  Rng,
+  type ModelEvent,
+} from '../test/helpers/fuzz.ts';
 
 const FRAMES = envCount('SATCHEL_FUZZ_FRAMES', 1_000_000);
 /** A buffer that grows by doubling, so the model can re-read the stream as each piece is added. */
@@ -83,8 +93,18 @@ class StreamCheck {
   }
 
   private sameHeader(f: FrameView, e: ModelEvent, what: string): void {
-    if (f.code !== e.code || f.flags !== e.flags || f.id !== e.id || f.epoch !== e.epoch || f.arg !== e.arg || f.keyLength !== e.keyLength || f.bodyLength !== e.bodyLength) {
-      this.problems.push(`${what} #${this.next - 1}: header ${JSON.stringify([f.code, f.flags, f.id, f.epoch, f.arg, f.keyLength, f.bodyLength])}, model ${JSON.stringify([e.code, e.flags, e.id, e.epoch, e.arg, e.keyLength, e.bodyLength])}`);
+    if (
+      f.code !== e.code ||
+      f.flags !== e.flags ||
+      f.id !== e.id ||
+      f.epoch !== e.epoch ||
+      f.arg !== e.arg ||
+      f.keyLength !== e.keyLength ||
+      f.bodyLength !== e.bodyLength
+    ) {
+      this.problems.push(
+        `${what} #${this.next - 1}: header ${JSON.stringify([f.code, f.flags, f.id, f.epoch, f.arg, f.keyLength, f.bodyLength])}, model ${JSON.stringify([e.code, e.flags, e.id, e.epoch, e.arg, e.keyLength, e.bodyLength])}`,
+      );
     }
   }
 
@@ -93,9 +113,12 @@ class StreamCheck {
     const e = this.expect(ModelEventKind.Frame, 'frame');
     if (e === undefined) return;
     this.sameHeader(f, e, 'frame');
-    if (f.bodyStart < 0 || f.bodyStart + f.bodyLength > f.buf.length) this.problems.push(`frame #${this.next - 1}: body outside its buffer`);
-    else if (f.buf.compare(this.stream, e.bodyStart, e.bodyStart + e.bodyLength, f.bodyStart, f.bodyStart + f.bodyLength) !== 0) this.problems.push(`frame #${this.next - 1}: body differs`);
-    if (f.owned && (f.bodyStart !== 0 || f.buf.length !== f.bodyLength)) this.problems.push(`frame #${this.next - 1}: owned buffer is not the body alone`);
+    if (f.bodyStart < 0 || f.bodyStart + f.bodyLength > f.buf.length)
+      this.problems.push(`frame #${this.next - 1}: body outside its buffer`);
+    else if (f.buf.compare(this.stream, e.bodyStart, e.bodyStart + e.bodyLength, f.bodyStart, f.bodyStart + f.bodyLength) !== 0)
+      this.problems.push(`frame #${this.next - 1}: body differs`);
+    if (f.owned && (f.bodyStart !== 0 || f.buf.length !== f.bodyLength))
+      this.problems.push(`frame #${this.next - 1}: owned buffer is not the body alone`);
   }
 
   private onOversize(f: FrameView): void {
@@ -108,7 +131,8 @@ class StreamCheck {
 
   private onError(error: SatchelError): void {
     if (this.expect(ModelEventKind.Error, 'error') === undefined) return;
-    if (error.code !== 'BAD_REQUEST' || !error.message.startsWith('malformed frame')) this.problems.push(`error #${this.next - 1}: ${error.code} ${error.message}`);
+    if (error.code !== 'BAD_REQUEST' || !error.message.startsWith('malformed frame'))
+      this.problems.push(`error #${this.next - 1}: ${error.code} ${error.message}`);
   }
 
   private allocate(size: number): Buffer {
@@ -156,7 +180,15 @@ test('FrameDecoder against the reference model: fuzzed streams in random chunks'
       const session = sessions++;
       const maxBody = rng.pick(LIMITS);
       let generator = generators.get(maxBody);
-      if (generator === undefined) generators.set(maxBody, (generator = new FrameGenerator(rng, { maxBody, maxValue: Math.min(maxBody + 64, 8192), tokens: ['v1.job-1.0123456789abcdef0123456789abcdef'] })));
+      if (generator === undefined)
+        generators.set(
+          maxBody,
+          (generator = new FrameGenerator(rng, {
+            maxBody,
+            maxValue: Math.min(maxBody + 64, 8192),
+            tokens: ['v1.job-1.0123456789abcdef0123456789abcdef'],
+          })),
+        );
       // Pieces go on while the decoder would still be reading them: not past a malformed header (the decoder is
       // dead) nor into a skip of more than 64 KiB (it would skip them all).
       built.reset();
@@ -211,7 +243,9 @@ test('FrameDecoder against the reference model: fuzzed streams in random chunks'
       if (decoder.dead !== (model.end.state === 'dead')) problems.push(`decoder.dead is ${decoder.dead}, model ends ${model.end.state}`);
       if (problems.length > 0) {
         const head = stream.subarray(0, 256).toString('hex');
-        failures.push(`session ${session} (maxBody ${maxBody}, ${stream.length} bytes, starts ${head}): ${problems.slice(0, 3).join('; ')}`);
+        failures.push(
+          `session ${session} (maxBody ${maxBody}, ${stream.length} bytes, starts ${head}): ${problems.slice(0, 3).join('; ')}`,
+        );
       }
     }
   } finally {
@@ -258,7 +292,12 @@ test('huge declared lengths: nothing the size of the declaration is allocated, t
   }
   // One just within the limit that is then sent whole is decoded; the header alone allocates only its body.
   const seen: number[] = [];
-  const decoder = new FrameDecoder({ maxBody: 100, onFrame: (f) => seen.push(f.bodyLength), onOversize: () => t.fail(), onError: () => t.fail() });
+  const decoder = new FrameDecoder({
+    maxBody: 100,
+    onFrame: (f) => seen.push(f.bodyLength),
+    onOversize: () => t.fail(),
+    onError: () => t.fail(),
+  });
   const frame = encodeFrame({ code: Op.PUT, id: 2, key: Buffer.from('k'), value: Buffer.alloc(99) });
   decoder.push(frame.subarray(0, HEADER_SIZE));
   decoder.push(frame.subarray(HEADER_SIZE));

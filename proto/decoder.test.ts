@@ -252,8 +252,14 @@ test('a body exactly at maxBody is accepted, one byte more is oversize', (t) => 
   ]);
   const { decoder, frames, oversize } = collector(100);
   decoder.push(bytes);
-  t.deepEqual(frames.map((f) => f.id), [1]);
-  t.deepEqual(oversize.map((f) => f.id), [2]);
+  t.deepEqual(
+    frames.map((f) => f.id),
+    [1],
+  );
+  t.deepEqual(
+    oversize.map((f) => f.id),
+    [2],
+  );
 });
 
 function header(fields: { bodyLength: number; version?: number; keyLength: number; reserved?: number; id?: number }): Buffer {
@@ -284,7 +290,11 @@ for (const [name, bad, message] of MALFORMED) {
       const stream = Buffer.concat([before, bad, Buffer.alloc(64, 1), good]);
       if (split) for (let i = 0; i < stream.length; i++) decoder.push(stream.subarray(i, i + 1));
       else decoder.push(stream);
-      t.deepEqual(frames.map((f) => f.id), [8], 'the frame before the bad header is decoded');
+      t.deepEqual(
+        frames.map((f) => f.id),
+        [8],
+        'the frame before the bad header is decoded',
+      );
       t.is(errors.length, 1, 'one error, not one per later chunk');
       t.true(errors[0] instanceof SatchelError);
       t.is(errors[0]!.code, 'BAD_REQUEST');
@@ -316,9 +326,16 @@ test('writer.pendingBytes counts what is encoded but not flushed; flush hands it
   writer.frame(Op.PUT, 0, 2, 0, 0, 'big', Buffer.alloc(100 * 1024));
   writer.flush();
   t.is(writer.pendingBytes, 0);
-  t.is(chunks.reduce((n, c) => n + c.length, 0), 2 * HEADER_SIZE + 8 + 3 + 100 * 1024);
+  t.is(
+    chunks.reduce((n, c) => n + c.length, 0),
+    2 * HEADER_SIZE + 8 + 3 + 100 * 1024,
+  );
   writer.flush();
-  t.is(chunks.reduce((n, c) => n + c.length, 0), 2 * HEADER_SIZE + 8 + 3 + 100 * 1024, 'an empty flush writes nothing');
+  t.is(
+    chunks.reduce((n, c) => n + c.length, 0),
+    2 * HEADER_SIZE + 8 + 3 + 100 * 1024,
+    'an empty flush writes nothing',
+  );
 });
 
 test('writer flushes by itself once a lot is queued, and corks a batch of several chunks', (t) => {
@@ -331,7 +348,10 @@ test('writer flushes by itself once a lot is queued, and corks a batch of severa
   t.true(corks >= 1);
   t.is(corks, uncorks);
   writer.flush();
-  t.is(writes.reduce((a, b) => a + b, 0), 10 * (HEADER_SIZE + 2 + 64 * 1024));
+  t.is(
+    writes.reduce((a, b) => a + b, 0),
+    10 * (HEADER_SIZE + 2 + 64 * 1024),
+  );
 });
 
 test('writer hands a by-reference value its `sent` callback with that very chunk; a copied value gets none', (t) => {

@@ -10,7 +10,14 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The calls the client makes (control-light.ts): only these get field tables, so the client carries no more. */
-const LIGHT_METHODS = ['Controller/RegisterJob', 'Controller/DeregisterJob', 'Controller/RenewLease', 'Controller/GrowJob', 'Controller/GetCluster', 'Metadata/GetPlacement'];
+const LIGHT_METHODS = [
+  'Controller/RegisterJob',
+  'Controller/DeregisterJob',
+  'Controller/RenewLease',
+  'Controller/GrowJob',
+  'Controller/GetCluster',
+  'Metadata/GetPlacement',
+];
 /** Names the code used before these were generated, kept as aliases so a rename is not a diff in every part. */
 const ALIASES = { Placement: 'WirePlacement', PlacementNode: 'WirePlacementNode', Tenant: 'TenantInfo' };
 
@@ -77,7 +84,8 @@ export function generate(protoPath = join(HERE, 'control.proto')) {
   types += '\n/** Method name → [request, reply]: the typing of the generic client and server (control.ts, control-light.ts). */\n';
   for (const service of services) {
     types += `export type ${service.name}Methods = {\n`;
-    for (const method of service.methodsArray) types += `  ${method.name}: [${method.resolvedRequestType.name}, ${method.resolvedResponseType.name}];\n`;
+    for (const method of service.methodsArray)
+      types += `  ${method.name}: [${method.resolvedRequestType.name}, ${method.resolvedResponseType.name}];\n`;
     types += '};\n';
   }
   types += `
@@ -108,7 +116,11 @@ import type { MessageSchema } from './protobuf-lite.ts';
 `;
   for (const type of needed) {
     const fields = type.fieldsArray.map((field) => {
-      const parts = [`no: ${field.id}`, `name: '${field.name}'`, `type: ${field.resolvedType instanceof protobuf.Type ? field.resolvedType.name : `'${field.type}'`}`];
+      const parts = [
+        `no: ${field.id}`,
+        `name: '${field.name}'`,
+        `type: ${field.resolvedType instanceof protobuf.Type ? field.resolvedType.name : `'${field.type}'`}`,
+      ];
       if (field.repeated) parts.push('repeated: true');
       if (field.options?.proto3_optional) parts.push('optional: true');
       return `  { ${parts.join(', ')} },\n`;

@@ -26,7 +26,10 @@ test('a field added to control.proto shows in the generated types, optional when
   );
   await writeFile(join(dir, 'control.proto'), proto);
   const types = (generate as (path: string) => Record<string, string>)(join(dir, 'control.proto'))['control-types.ts']!;
-  t.regex(types, /export interface RenewLeaseReply \{[^}]*\/\*\* how long past the lease \*\/\n {2}graceMs\?: number;\n {2}notes: string\[\];/);
+  t.regex(
+    types,
+    /export interface RenewLeaseReply \{[^}]*\/\*\* how long past the lease \*\/\n {2}graceMs\?: number;\n {2}notes: string\[\];/,
+  );
   // The client's table for RenewLease gets the new fields too.
   const schema = (generate as (path: string) => Record<string, string>)(join(dir, 'control.proto'))['control-schema.ts']!;
   t.regex(schema, /const RenewLeaseReply: MessageSchema = \[[^\]]*\{ no: 7, name: 'graceMs', type: 'uint32', optional: true \}/);

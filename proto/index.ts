@@ -50,6 +50,15 @@ export { advertisedAddress, isHostPort } from './address.ts';
 export { encodeKeyList, decodeKeyList } from './key-list.ts';
 export { serveMetrics, closeMetricsEndpoint, type MetricsSource, type MetricsEndpoint } from './metrics-endpoint.ts';
 export { TIERS, isTier, type Tier } from './tier.ts';
-export { NodeConnection, Reply, hostOf, portOf, type NodeConnectionOptions, type EventListener, type ParkedRequest, type RequestFrame } from './node-connection.ts';
+export {
+  NodeConnection,
+  Reply,
+  hostOf,
+  portOf,
+  type NodeConnectionOptions,
+  type EventListener,
+  type ParkedRequest,
+  type RequestFrame,
+} from './node-connection.ts';
 export { Backoff, retry, TRANSIENT_CODES, type BackoffOptions, type RetryOptions } from './backoff.ts';
 export { forEachLimit, mapLimit } from './concurrency.ts';

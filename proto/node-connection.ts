@@ -291,7 +291,8 @@ export class NodeConnection {
     decoder = new FrameDecoder({
       maxBody: this.options.maxResponseBytes ?? 2 ** 31 - 1,
       onFrame: (frame) => this.onFrame(frame),
-      onOversize: (frame) => this.settle(frame.id, (r) => r.reject(new SatchelError('TOO_LARGE', `reply of ${frame.bodyLength} bytes refused`))),
+      onOversize: (frame) =>
+        this.settle(frame.id, (r) => r.reject(new SatchelError('TOO_LARGE', `reply of ${frame.bodyLength} bytes refused`))),
       onError: (error) => socket.destroy(error),
     });
     // Over TLS the connection is up once the handshake is done, and the connect timeout covers the handshake.
@@ -309,7 +310,8 @@ export class NodeConnection {
       if (this.failures < 16) this.failures++;
       const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
       this.retryAt = this.pending.size > 0 || this.failures > 1 ? Date.now() + backoff * (0.5 + Math.random() / 2) : 0;
-      this.lastError = this.helloError ?? handshake?.failure() ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`);
+      this.lastError =
+        this.helloError ?? handshake?.failure() ?? new SatchelError('UNAVAILABLE', `connection to node ${this.address} lost`);
       this.failAll(this.lastError);
     });
     // HELLO goes first on the wire; id 0 is never a request's.
@@ -372,7 +374,8 @@ export class NodeConnection {
     }
     if ((f.flags & Flag.EVENT) !== 0) {
       const listener = this.parked.get(f.id)?.onEvent;
-      if (listener != null) listener(f.arg, f.keyLength === 0 ? '' : f.buf.toString('utf8', f.bodyStart, f.bodyStart + f.keyLength), f.epoch);
+      if (listener != null)
+        listener(f.arg, f.keyLength === 0 ? '' : f.buf.toString('utf8', f.bodyStart, f.bodyStart + f.keyLength), f.epoch);
       return;
     }
     const reply = this.take(f.id) ?? this.takeParked(f.id);
@@ -484,7 +487,9 @@ function typedErrors<T>(address: string, open: () => T): T {
     return open();
   } catch (cause) {
     if (cause instanceof SatchelError) throw cause;
-    throw new SatchelError('BAD_REQUEST', `cannot connect to node ${address}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new SatchelError('BAD_REQUEST', `cannot connect to node ${address}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
 }
 

@@ -106,7 +106,7 @@ test('raising one weight only moves keys onto that node', (t) => {
   t.pass();
 });
 
-test('pickNodes: distinct nodes best first, the first is pickNode\'s; dropping a node keeps the others in order', (t) => {
+test("pickNodes: distinct nodes best first, the first is pickNode's; dropping a node keeps the others in order", (t) => {
   const nodes = Array.from({ length: 5 }, (_, i) => ({ id: `n${i}`, address: `h:${i}`, weight: 1 }));
   for (let k = 0; k < 2000; k++) {
     const hash = hashKey(`key-${k}`);

@@ -1,6 +1,21 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ADMIN_SUBJECT, SatchelError, VIEWER_SUBJECT, authorize, decodeTicket, encodeTicket, isJobId, sameSecret, signDriverToken, signToken, tokenExpiry, verifyDriverToken, verifyToken, type Ticket } from './index.ts';
+import {
+  ADMIN_SUBJECT,
+  SatchelError,
+  VIEWER_SUBJECT,
+  authorize,
+  decodeTicket,
+  encodeTicket,
+  isJobId,
+  sameSecret,
+  signDriverToken,
+  signToken,
+  tokenExpiry,
+  verifyDriverToken,
+  verifyToken,
+  type Ticket,
+} from './index.ts';
 
 const secret = randomBytes(32);
 

@@ -30,7 +30,11 @@ export interface TokenSubject {
 }
 
 function mac(secret: Uint8Array, subject: string, expiry?: string, driver = false): string {
-  const signed = driver ? `satchel-token:d1:${subject}` : expiry === undefined ? `satchel-token:v1:${subject}` : `satchel-token:v2:${subject}:${expiry}`;
+  const signed = driver
+    ? `satchel-token:d1:${subject}`
+    : expiry === undefined
+      ? `satchel-token:v1:${subject}`
+      : `satchel-token:v2:${subject}:${expiry}`;
   return createHmac('sha256', secret).update(signed).digest('base64url').slice(0, 32);
 }
 
@@ -40,7 +44,8 @@ export function isJobId(value: string): boolean {
 
 /** A token for `subject`; with `expiresAt` (ms since 1970, rounded up to the second) one that expires then. */
 export function signToken(secret: Uint8Array, subject: string, expiresAt?: number): string {
-  if (subject !== ADMIN_SUBJECT && subject !== VIEWER_SUBJECT && !isJobId(subject)) throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(subject)}`);
+  if (subject !== ADMIN_SUBJECT && subject !== VIEWER_SUBJECT && !isJobId(subject))
+    throw new SatchelError('BAD_REQUEST', `bad job id ${JSON.stringify(subject)}`);
   if (expiresAt === undefined) return `v1.${subject}.${mac(secret, subject)}`;
   if (!isJobId(subject)) throw new SatchelError('BAD_REQUEST', 'only job tokens expire');
   if (!Number.isFinite(expiresAt) || expiresAt <= 0) throw new SatchelError('BAD_REQUEST', 'a token expiry must be a time after 1970');
@@ -206,8 +211,7 @@ function isTicketPlacement(p: unknown, job: string): p is TicketPlacement {
     Array.isArray(v.generations) &&
     v.generations.every(
       (g) =>
-        Array.isArray(g?.nodes) &&
-        g.nodes.every((n) => typeof n?.id === 'string' && typeof n.address === 'string' && finite(n.weight)),
+        Array.isArray(g?.nodes) && g.nodes.every((n) => typeof n?.id === 'string' && typeof n.address === 'string' && finite(n.weight)),
     )
   );
 }

@@ -19,7 +19,14 @@ const logger = pino({ level: 'silent' });
 const BOOT = 'boot-one';
 
 async function startNode(t: ExecutionContext): Promise<{ server: StorageServer; address: string }> {
-  const server = new StorageServer({ id: 'dram-test', engine: new DramEngine(64 * 1024 * 1024), secret, logger, announcedJobsOnly: true, bootId: BOOT });
+  const server = new StorageServer({
+    id: 'dram-test',
+    engine: new DramEngine(64 * 1024 * 1024),
+    secret,
+    logger,
+    announcedJobsOnly: true,
+    bootId: BOOT,
+  });
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   return { server, address };
@@ -32,14 +39,24 @@ async function announce(admin: NodeConnection, job: string, epoch: number, flags
 test('a job the controller did not announce to this process is UNAVAILABLE, never NOT_FOUND; announced, it is served', async (t) => {
   const { address } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
-  for (const [op, value] of [[Op.GET, null], [Op.STAT, null], [Op.PUT, Buffer.from('v')], [Op.DELETE, null], [Op.LIST, null], [Op.INCR, Buffer.alloc(8)]] as const) {
+  for (const [op, value] of [
+    [Op.GET, null],
+    [Op.STAT, null],
+    [Op.PUT, Buffer.from('v')],
+    [Op.DELETE, null],
+    [Op.LIST, null],
+    [Op.INCR, Buffer.alloc(8)],
+  ] as const) {
     const error = await rejection(t, c.request({ op, epoch: 1, key: 'k', value }));
     t.is(error.code, 'UNAVAILABLE', `op ${op}`);
     t.regex(error.message, /does not hold job job-a/);
   }
   const admin = connect(t, address, adminToken);
   // An announcement meant for another incarnation of this node id is refused: this process holds none of it.
-  t.regex((await rejection(t, announce(admin, 'job-a', 1, 0, 'boot-before-the-restart'))).message, /incarnation boot-before-the-restart; this is boot-one/);
+  t.regex(
+    (await rejection(t, announce(admin, 'job-a', 1, 0, 'boot-before-the-restart'))).message,
+    /incarnation boot-before-the-restart; this is boot-one/,
+  );
   t.is((await rejection(t, c.request({ op: Op.GET, epoch: 1, key: 'k' }))).code, 'UNAVAILABLE');
   t.is(await announce(admin, 'job-a', 1), Status.OK);
   t.is((await c.request({ op: Op.GET, epoch: 1, key: 'k' })).status, Status.NOT_FOUND);
@@ -57,15 +74,27 @@ test('a job that moved answers STALE with its epoch; a deregistered one NO_SUCH_
   t.is(await announce(admin, 'job-b', 1), Status.OK);
   const a = connect(t, address, signToken(secret, 'job-a'));
   t.is((await a.request({ op: Op.PUT, epoch: 3, key: 'k', value: Buffer.from('v') })).status, Status.OK);
-  t.is((await admin.request({ op: Op.ANNOUNCE, arg: 4, key: 'job-a' })).status, Status.OK, 'an announcement without a boot id is taken too');
+  t.is(
+    (await admin.request({ op: Op.ANNOUNCE, arg: 4, key: 'job-a' })).status,
+    Status.OK,
+    'an announcement without a boot id is taken too',
+  );
   t.is((await admin.request({ op: Op.DROP_JOB, arg: 1, key: 'job-a' })).status, Status.OK);
   const stale = await a.request({ op: Op.GET, epoch: 4, key: 'k' });
   t.is(stale.status, Status.STALE, 'moved: STALE even at the current epoch, so the client looks up where it went');
   t.is(stale.epoch, 4);
   t.is(await announce(admin, 'job-a', 4), Status.OK);
-  t.is((await a.request({ op: Op.GET, epoch: 4, key: 'k' })).status, Status.STALE, 'an announcement of the epoch it moved at does not undo the move');
+  t.is(
+    (await a.request({ op: Op.GET, epoch: 4, key: 'k' })).status,
+    Status.STALE,
+    'an announcement of the epoch it moved at does not undo the move',
+  );
   t.is(await announce(admin, 'job-a', 5), Status.OK);
-  t.is((await a.request({ op: Op.GET, epoch: 5, key: 'k' })).status, Status.NOT_FOUND, 'placed here anew at a later epoch: served, without the old data');
+  t.is(
+    (await a.request({ op: Op.GET, epoch: 5, key: 'k' })).status,
+    Status.NOT_FOUND,
+    'placed here anew at a later epoch: served, without the old data',
+  );
   // Deregistered.
   t.is((await admin.request({ op: Op.DROP_JOB, key: 'job-b' })).status, Status.OK);
   t.is(await announce(admin, 'job-b', 2), Status.OK);
@@ -87,7 +116,11 @@ test('a replicated job is served only within the lease; a single-copy job regard
   t.is(error.code, 'UNAVAILABLE');
   t.regex(error.message, /lease/);
   t.true(server.fenced);
-  t.is((await s.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status, Status.OK, 'a single-copy job is not moved on a loss: served');
+  t.is(
+    (await s.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('v') })).status,
+    Status.OK,
+    'a single-copy job is not moved on a loss: served',
+  );
   server.renewLease(Date.now(), 10_000);
   t.false(server.fenced);
   t.is((await r.request({ op: Op.GET, epoch: 1, key: 'k' })).body.toString(), 'v');
@@ -107,10 +140,18 @@ test('versions on the wire: a PUT answers its seq, a REPLICA or COPY lands only 
   t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, arg: 5, key: 'k', value: Buffer.from('five') })).arg, 1);
   t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, arg: 4, key: 'k', value: Buffer.from('four') })).arg, 0);
   t.is((await c.request({ op: Op.GET, epoch: 2, key: 'k' })).body.toString(), 'five');
-  t.is((await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, key: 'k', value: Buffer.from('x') })).status, Status.BAD_REQUEST, 'a replica names its version');
+  t.is(
+    (await c.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 2, key: 'k', value: Buffer.from('x') })).status,
+    Status.BAD_REQUEST,
+    'a replica names its version',
+  );
   // A copy carries an older epoch as its version: it is not a stale placement, and lands where nothing newer is.
   t.is((await c.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 9, key: 'copied', value: Buffer.from('old') })).arg, 1);
-  t.is((await c.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 9, key: 'k', value: Buffer.from('old') })).arg, 0, 'k holds (2, 5): the copy is older');
+  t.is(
+    (await c.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 9, key: 'k', value: Buffer.from('old') })).arg,
+    0,
+    'k holds (2, 5): the copy is older',
+  );
   t.is((await c.request({ op: Op.GET, epoch: 2, key: 'k' })).body.toString(), 'five');
   // A replicated job keeps tombstones: a copy read before a delete cannot bring the key back after it.
   const del = await c.request({ op: Op.DELETE, epoch: 2, key: 'copied' });

@@ -3,7 +3,16 @@
 // the HELLO deadline, the output limits on what the node pushes unasked (events, woken WAITs), and engine results
 // answered when they settle. session.ts is the rest: HELLO and the data, coordination and admin operations.
 import type net from 'node:net';
-import { FrameDecoder, FrameWriter, HEADER_SIZE, MAX_KEY_BYTES, SatchelError, statusOf, type FrameView, type StatusCode } from '../proto/index.ts';
+import {
+  FrameDecoder,
+  FrameWriter,
+  HEADER_SIZE,
+  MAX_KEY_BYTES,
+  SatchelError,
+  statusOf,
+  type FrameView,
+  type StatusCode,
+} from '../proto/index.ts';
 import type { Coordination, ParkedOwner } from './coordination.ts';
 import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import type { JobLimits } from './job-limits.ts';
@@ -108,7 +117,12 @@ export abstract class Connection implements ParkedOwner {
       onOversize: (frame) => {
         if (this.closing || this.preAuthOver()) return;
         this.opKind = opKindOf(frame.code);
-        this.fail(frame.id, frame.epoch, 'TOO_LARGE', `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`);
+        this.fail(
+          frame.id,
+          frame.epoch,
+          'TOO_LARGE',
+          `value of ${frame.bodyLength} bytes exceeds the node's limit of ${server.maxValueBytes}`,
+        );
         this.opKind = -1;
       },
       onError: (error) => this.protocolError(error),
@@ -160,7 +174,10 @@ export abstract class Connection implements ParkedOwner {
     // The answers given so far go out, then the connection ends (`flush`); nothing more is read from it.
     this.closing = true;
     this.server.metrics.disconnected('pre_auth_output');
-    this.server.options.logger.debug({ remote: this.socket.remoteAddress, reason: 'pre_auth_output' }, `closing connection: more than ${PRE_AUTH_MAX_FRAMES} frames before a HELLO`);
+    this.server.options.logger.debug(
+      { remote: this.socket.remoteAddress, reason: 'pre_auth_output' },
+      `closing connection: more than ${PRE_AUTH_MAX_FRAMES} frames before a HELLO`,
+    );
     this.flush();
     return true;
   }
@@ -173,7 +190,10 @@ export abstract class Connection implements ParkedOwner {
     if (this.socket.destroyed) return;
     this.closing = true;
     this.server.metrics.disconnected(reason);
-    this.server.options.logger[level]({ remote: this.socket.remoteAddress, job: this.jobId, reason, ...details }, `closing connection: ${why}`);
+    this.server.options.logger[level](
+      { remote: this.socket.remoteAddress, job: this.jobId, reason, ...details },
+      `closing connection: ${why}`,
+    );
     this.socket.destroy();
   }
 
@@ -213,13 +233,19 @@ export abstract class Connection implements ParkedOwner {
       return;
     }
     if (unsent > server.maxOutputBytes) {
-      this.disconnect('output_buffer', `${unsent} bytes of events unread, over the limit of ${server.maxOutputBytes}`, 'warn', { unsent, limit: server.maxOutputBytes });
+      this.disconnect('output_buffer', `${unsent} bytes of events unread, over the limit of ${server.maxOutputBytes}`, 'warn', {
+        unsent,
+        limit: server.maxOutputBytes,
+      });
       return;
     }
     const now = Date.now();
     if (this.overSoftSince === 0) this.overSoftSince = now;
     else if (now - this.overSoftSince > server.softOutputMs) {
-      this.disconnect('output_buffer', `events unread, over ${server.softOutputBytes} bytes for ${server.softOutputMs} ms`, 'warn', { unsent, limit: server.softOutputBytes });
+      this.disconnect('output_buffer', `events unread, over ${server.softOutputBytes} bytes for ${server.softOutputMs} ms`, 'warn', {
+        unsent,
+        limit: server.softOutputBytes,
+      });
     }
   }
 
@@ -270,7 +296,15 @@ export abstract class Connection implements ParkedOwner {
     this.flush();
   }
 
-  protected respond(status: StatusCode, flags: number, id: number, epoch: number, arg: number, body: Uint8Array | null, sent?: () => void): void {
+  protected respond(
+    status: StatusCode,
+    flags: number,
+    id: number,
+    epoch: number,
+    arg: number,
+    body: Uint8Array | null,
+    sent?: () => void,
+  ): void {
     // Counted here, not at flush: the writer also flushes by itself once enough is queued.
     this.server.counters.bytesOut += HEADER_SIZE + (body === null ? 0 : body.length);
     this.written += HEADER_SIZE + (body === null ? 0 : body.length);

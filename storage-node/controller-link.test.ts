@@ -43,7 +43,13 @@ const cases: { name: string; answers: (ErrorCode | 'ok')[]; attempts: number; ca
   { name: 'TIMEOUT (a slow controller) is retried', answers: ['TIMEOUT', 'UNAVAILABLE', 'TIMEOUT'], attempts: 20, calls: 4 },
   { name: 'any other refusal fails at once', answers: ['BAD_REQUEST'], attempts: 20, calls: 1, fails: 'BAD_REQUEST' },
   { name: 'UNAUTHORIZED fails at once', answers: ['UNAVAILABLE', 'UNAUTHORIZED'], attempts: 20, calls: 2, fails: 'UNAUTHORIZED' },
-  { name: 'the last attempt\'s error once attempts are used up', answers: ['UNAVAILABLE', 'UNAVAILABLE', 'TIMEOUT'], attempts: 3, calls: 3, fails: 'TIMEOUT' },
+  {
+    name: "the last attempt's error once attempts are used up",
+    answers: ['UNAVAILABLE', 'UNAVAILABLE', 'TIMEOUT'],
+    attempts: 3,
+    calls: 3,
+    fails: 'TIMEOUT',
+  },
   { name: 'one attempt (a report told "unknown node"): no retry', answers: ['UNAVAILABLE'], attempts: 1, calls: 1, fails: 'UNAVAILABLE' },
 ];
 for (const c of cases) {
@@ -70,7 +76,12 @@ test('registration: nothing listening yet, then a controller on the address: reg
   await new Promise((resolve) => setTimeout(resolve, 500));
   const calls: number[] = [];
   const server = new grpc.Server();
-  addService(server, CONTROLLER_SERVICE, { RegisterNode: async () => (calls.push(1), { nodeId: node.id, leaseMs: 0 }) } as unknown as ServiceImpl<ControllerMethods>, () => {});
+  addService(
+    server,
+    CONTROLLER_SERVICE,
+    { RegisterNode: async () => (calls.push(1), { nodeId: node.id, leaseMs: 0 }) } as unknown as ServiceImpl<ControllerMethods>,
+    () => {},
+  );
   await bindServer(server, '127.0.0.1', port);
   t.teardown(() => void server.forceShutdown());
   await t.notThrowsAsync(registering);

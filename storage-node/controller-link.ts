@@ -1,5 +1,14 @@
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, retry, signToken, TRANSIENT_CODES, type ClientTls, type ControllerMethods, type JobUsage, type NodeInfo } from '../proto/index.ts';
+import {
+  ADMIN_SUBJECT,
+  retry,
+  signToken,
+  TRANSIENT_CODES,
+  type ClientTls,
+  type ControllerMethods,
+  type JobUsage,
+  type NodeInfo,
+} from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import type { StorageServer } from './server.ts';
 
@@ -67,10 +76,17 @@ export class ControllerLink {
       {
         ...REGISTER_RETRY,
         attempts,
-        onRetry: (error, attempt, delayMs) => this.options.logger.warn({ err: error, attempt, delayMs: Math.round(delayMs) }, 'registering with the controller failed; retrying'),
+        onRetry: (error, attempt, delayMs) =>
+          this.options.logger.warn(
+            { err: error, attempt, delayMs: Math.round(delayMs) },
+            'registering with the controller failed; retrying',
+          ),
       },
     );
-    this.options.logger.info({ controller: this.options.controller, bootId: this.options.node.bootId, leaseMs: reply.leaseMs }, 'registered with controller');
+    this.options.logger.info(
+      { controller: this.options.controller, bootId: this.options.node.bootId, leaseMs: reply.leaseMs },
+      'registered with controller',
+    );
   }
 
   /** The node's server: reports describe it, and leases are granted to it (also those of registration). */
@@ -169,7 +185,13 @@ function jobsHeld(server: StorageServer): JobUsage[] {
   const full = server.fullRefusals;
   for (const [jobId, job] of server.jobs.entries()) {
     const refusals = full.get(jobId);
-    jobs.push({ jobId, bytes: usage.get(jobId) ?? 0, epoch: job.epoch, moved: job.moved, ...(refusals === undefined ? {} : { fullRefusals: refusals }) });
+    jobs.push({
+      jobId,
+      bytes: usage.get(jobId) ?? 0,
+      epoch: job.epoch,
+      moved: job.moved,
+      ...(refusals === undefined ? {} : { fullRefusals: refusals }),
+    });
     usage.delete(jobId);
   }
   for (const [jobId, bytes] of usage) jobs.push({ jobId, bytes, epoch: 0, moved: false });

@@ -75,7 +75,9 @@ test('LIST of a job with 300,000 keys never blocks the event loop for long, and 
   const first = await listing;
   writing = false;
   clearInterval(ticker);
-  t.log(`first LIST at ${n} keys: ${syncMs.toFixed(1)} ms before it returned, longest event-loop gap ${gap.toFixed(1)} ms, ${writes} deletes and puts during it`);
+  t.log(
+    `first LIST at ${n} keys: ${syncMs.toFixed(1)} ms before it returned, longest event-loop gap ${gap.toFixed(1)} ms, ${writes} deletes and puts during it`,
+  );
   t.true(syncMs < 50 && gap < 250, `event loop blocked for ${Math.max(syncMs, gap).toFixed(1)} ms`);
   t.true(writes > 0, 'other requests were served while the index was made');
   t.is(first.keys.length, 100);

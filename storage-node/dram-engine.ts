@@ -88,7 +88,16 @@ export class DramEngine implements StorageEngine {
   }
 
   /** Stores `value` over `old` (what `job` holds under `key` now), unless it does not fit. */
-  private store(jobId: string, job: JobStore | undefined, key: string, old: StoredEntry | undefined, value: Buffer, flags: number, epoch: number, seq: number): PutOutcome {
+  private store(
+    jobId: string,
+    job: JobStore | undefined,
+    key: string,
+    old: StoredEntry | undefined,
+    value: Buffer,
+    flags: number,
+    epoch: number,
+    seq: number,
+  ): PutOutcome {
     const cost = entryCost(key, value.length);
     const freed = old === undefined ? 0 : entryCost(key, old.value.length);
     if (this.usedBytes - freed + cost > this.capacity) {
@@ -143,7 +152,13 @@ export class DramEngine implements StorageEngine {
   list(jobId: string, prefix: string, after: string, limit: number, internal = false): MaybePromise<ListPage> {
     const job = this.jobs.get(jobId);
     if (job === undefined) return { keys: [], more: false };
-    const index = (job.index ??= { user: new SortedKeys(), internal: new SortedKeys(), building: job.entries.keys(), pending: [], ready: null });
+    const index = (job.index ??= {
+      user: new SortedKeys(),
+      internal: new SortedKeys(),
+      building: job.entries.keys(),
+      pending: [],
+      ready: null,
+    });
     if (index.ready === null && catchUp(job, index, LIST_SYNC_MS)) return page(index, prefix, after, limit, internal);
     index.ready ??= this.drive(jobId, job, index);
     return index.ready.then(() => this.list(jobId, prefix, after, limit, internal));

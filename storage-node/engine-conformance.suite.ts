@@ -5,7 +5,15 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { type ComputeValue, type DeleteOutcome, ENTRY_OVERHEAD, entryCost, type PutOutcome, type StorageEngine, type StoredEntry } from './engine.ts';
+import {
+  type ComputeValue,
+  type DeleteOutcome,
+  ENTRY_OVERHEAD,
+  entryCost,
+  type PutOutcome,
+  type StorageEngine,
+  type StoredEntry,
+} from './engine.ts';
 
 const MiB = 1024 * 1024;
 const MANIFEST = 0x0001;
@@ -194,7 +202,11 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
       }
       await Promise.all(writes);
       for (const internal of [false, true]) {
-        for (const [prefix, pageSize] of [['', 97], ['p/', 1000], ['q/1', 3]] as const) {
+        for (const [prefix, pageSize] of [
+          ['', 97],
+          ['p/', 1000],
+          ['q/1', 3],
+        ] as const) {
           const seen: string[] = [];
           let after = '';
           for (;;) {
@@ -203,7 +215,11 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
             if (!page.more) break;
             after = page.keys.at(-1)!;
           }
-          t.deepEqual(seen, sorted(internal).filter((k) => k.startsWith(prefix)), `round ${round}, ${internal ? 'internal keys too' : 'user keys'}, prefix ${prefix}`);
+          t.deepEqual(
+            seen,
+            sorted(internal).filter((k) => k.startsWith(prefix)),
+            `round ${round}, ${internal ? 'internal keys too' : 'user keys'}, prefix ${prefix}`,
+          );
         }
       }
     }
@@ -244,9 +260,17 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.deepEqual(await engine.put('job', 'k', buf('a'), 0, 3, 0), { ok: true, replaced: undefined, seq: 1 });
     t.is((await engine.put('job', 'k', buf('b'), 0, 3, 0)).ok && 2, 2);
     t.deepEqual(version(await engine.get('job', 'k')), [3, 2]);
-    t.deepEqual(plainOutcome(await engine.update('job', 'k', () => buf('7'), 3)), { ok: true, replaced: { value: buf('b'), flags: 0 }, seq: 3 });
+    t.deepEqual(plainOutcome(await engine.update('job', 'k', () => buf('7'), 3)), {
+      ok: true,
+      replaced: { value: buf('b'), flags: 0 },
+      seq: 3,
+    });
     // A new epoch starts its seqs again, above everything of the older ones.
-    t.deepEqual(plainOutcome(await engine.put('job', 'k', buf('c'), 0, 4, 0)), { ok: true, replaced: { value: buf('7'), flags: 0 }, seq: 1 });
+    t.deepEqual(plainOutcome(await engine.put('job', 'k', buf('c'), 0, 4, 0)), {
+      ok: true,
+      replaced: { value: buf('7'), flags: 0 },
+      seq: 1,
+    });
     t.deepEqual(version(await engine.get('job', 'k')), [4, 1]);
     // A writer still on epoch 3 is out of date for this key: STALE, and nothing changes.
     const stale = await engine.put('job', 'k', buf('old'), 0, 3, 0);
@@ -262,9 +286,21 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
   test(`${name}: versions: a replica or copy lands only when newer than what the key holds`, async (t) => {
     const engine = await open(t);
     t.deepEqual(await engine.put('job', 'k', buf('v5'), 0, 2, 5), { ok: true, replaced: undefined, seq: 5 }, 'into an empty key');
-    t.deepEqual(await engine.put('job', 'k', buf('v4'), MANIFEST, 2, 4), { ok: true, replaced: undefined, seq: 0, skipped: true }, 'older: left alone');
-    t.deepEqual(await engine.put('job', 'k', buf('v5b'), 0, 2, 5), { ok: true, replaced: undefined, seq: 0, skipped: true }, 'the same version: left alone');
-    t.deepEqual(await engine.put('job', 'k', buf('e1'), 0, 1, 9), { ok: true, replaced: undefined, seq: 0, skipped: true }, 'an older epoch: left alone');
+    t.deepEqual(
+      await engine.put('job', 'k', buf('v4'), MANIFEST, 2, 4),
+      { ok: true, replaced: undefined, seq: 0, skipped: true },
+      'older: left alone',
+    );
+    t.deepEqual(
+      await engine.put('job', 'k', buf('v5b'), 0, 2, 5),
+      { ok: true, replaced: undefined, seq: 0, skipped: true },
+      'the same version: left alone',
+    );
+    t.deepEqual(
+      await engine.put('job', 'k', buf('e1'), 0, 1, 9),
+      { ok: true, replaced: undefined, seq: 0, skipped: true },
+      'an older epoch: left alone',
+    );
     t.deepEqual(plain(await engine.get('job', 'k')), { value: buf('v5'), flags: 0 }, 'the value and flags held stay');
     t.is(engine.used, entryCost('k', 2), 'a skipped write costs nothing');
     t.true((await engine.put('job', 'k', buf('v6'), 0, 2, 6)).ok);
@@ -287,9 +323,17 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.is(engine.used, 0, 'nor a used byte');
     t.deepEqual(engine.usageByJob(), new Map());
     t.deepEqual(engine.deletedAt('job', 'k'), { epoch: 5, seq: 2 }, 'a GET can say the key was deleted, and when');
-    t.deepEqual(await engine.put('job', 'k', buf('late copy'), 0, 5, 1), { ok: true, replaced: undefined, seq: 0, skipped: true }, 'the delete (5, 2) is newer than (5, 1)');
+    t.deepEqual(
+      await engine.put('job', 'k', buf('late copy'), 0, 5, 1),
+      { ok: true, replaced: undefined, seq: 0, skipped: true },
+      'the delete (5, 2) is newer than (5, 1)',
+    );
     t.is(await engine.get('job', 'k'), undefined);
-    t.deepEqual(await engine.put('job', 'k', buf('again'), 0, 5, 0), { ok: true, replaced: undefined, seq: 3 }, 'the next write goes after the delete');
+    t.deepEqual(
+      await engine.put('job', 'k', buf('again'), 0, 5, 0),
+      { ok: true, replaced: undefined, seq: 3 },
+      'the next write goes after the delete',
+    );
     t.is(engine.deletedAt('job', 'k'), undefined, 'written since: not deleted');
     t.is(engine.deletedAt('job', 'other'), undefined);
     // A delete of a key that was never there still leaves its tombstone.
@@ -298,7 +342,11 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.true((await engine.put('job', 'never', buf('older'), 0, 4, 9)).ok && (await engine.get('job', 'never')) === undefined);
     // A replica of a delete: only when newer; without `tombstone`, nothing is remembered.
     await engine.put('job', 'r', buf('v'), 0, 5, 4);
-    t.deepEqual(await engine.delete('job', 'r', 5, 3, true), { ok: true, old: undefined, seq: 0, skipped: true }, 'an older delete leaves the value');
+    t.deepEqual(
+      await engine.delete('job', 'r', 5, 3, true),
+      { ok: true, old: undefined, seq: 0, skipped: true },
+      'an older delete leaves the value',
+    );
     t.deepEqual((await engine.get('job', 'r'))?.value, buf('v'));
     t.deepEqual(deleted(await engine.delete('job', 'r', 5, 6)), { value: buf('v'), flags: 0 });
     t.is(engine.deletedAt('job', 'r'), undefined, 'no tombstone kept: nothing to say');
@@ -336,7 +384,9 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     const size = 100 * 1024;
     const capacity = 10 * entryCost('k-00', size) + 50;
     const engine = await open(t, capacity);
-    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => engine.put('job', `k-${String(i).padStart(2, '0')}`, Buffer.alloc(size, i), 0)));
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => engine.put('job', `k-${String(i).padStart(2, '0')}`, Buffer.alloc(size, i), 0)),
+    );
     t.is(outcomes.filter((o) => o.ok).length, 10);
     t.true(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.reason === 'FULL'));
     t.is(engine.used, 10 * entryCost('k-00', size));
@@ -358,7 +408,13 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.deepEqual(plain(await engine.get('job', 'n')), { value: buf('1'), flags: 0 });
     t.deepEqual(await engine.list('job', '', '', 10), { keys: ['n'], more: false });
     t.deepEqual(plain(await engine.get('other', 'n')), { value: buf('99'), flags: 0 });
-    t.deepEqual(engine.usageByJob(), new Map([['other', entryCost('n', 2)], ['job', entryCost('n', 1)]]));
+    t.deepEqual(
+      engine.usageByJob(),
+      new Map([
+        ['other', entryCost('n', 2)],
+        ['job', entryCost('n', 1)],
+      ]),
+    );
   });
 
   test(`${name}: update sees the entry there and replaces it: flags 0, the old entry handed back`, async (t) => {
@@ -419,11 +475,14 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.deepEqual(engine.usageByJob(), new Map([['job', used]]));
     t.is(engine.used, used);
     // A compute that throws stores nothing either, and the key stays writable (nothing is left locked).
-    await t.throwsAsync(async () => {
-      await engine.update('job', 'text', () => {
-        throw new Error('boom');
-      });
-    }, { message: 'boom' });
+    await t.throwsAsync(
+      async () => {
+        await engine.update('job', 'text', () => {
+          throw new Error('boom');
+        });
+      },
+      { message: 'boom' },
+    );
     t.deepEqual(plain(await engine.get('job', 'text')), { value: buf('hello'), flags: 3 });
     t.true((await engine.put('job', 'text', buf('5'), 0)).ok);
     t.true((await engine.update('job', 'text', increment)).ok);
@@ -469,7 +528,10 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.true(outcomes.every((o) => o.ok));
     // Each saw the one before it, in arrival order.
     const previous = outcomes.map((o) => (o.ok && o.replaced !== undefined ? Number(o.replaced.value.toString()) : 0));
-    t.deepEqual(previous, Array.from({ length: 200 }, (_, i) => i));
+    t.deepEqual(
+      previous,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
     t.is(engine.used, entryCost('counter', 3));
   });
 
@@ -497,7 +559,13 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
       value = randomBytes(size);
       t.true((await engine.update('job-a', 'k', () => value)).ok);
       t.is(engine.used, entryCost('k', size) + kept, `after an update to ${size} bytes`);
-      t.deepEqual(engine.usageByJob(), new Map([['job-b', kept], ['job-a', entryCost('k', size)]]));
+      t.deepEqual(
+        engine.usageByJob(),
+        new Map([
+          ['job-b', kept],
+          ['job-a', entryCost('k', size)],
+        ]),
+      );
       t.true((await engine.get('job-a', 'k'))?.value.equals(value));
     }
     for (let i = 0; i < 12; i++) await engine.update('job-b', 'counter', increment);
@@ -522,7 +590,13 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     const a = entryCost('k1', 50) + entryCost('k2', 200 * 1024);
     const b = entryCost('k', 1000) + entryCost('big', 300 * 1024);
     t.is(engine.used, a + b);
-    t.deepEqual(engine.usageByJob(), new Map([['job-a', a], ['job-b', b]]));
+    t.deepEqual(
+      engine.usageByJob(),
+      new Map([
+        ['job-a', a],
+        ['job-b', b],
+      ]),
+    );
     await engine.delete('job-a', 'k1');
     await engine.delete('job-a', 'k2');
     t.is(engine.used, b);

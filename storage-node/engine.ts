@@ -122,7 +122,6 @@ export function entryCost(key: string, valueLength: number): number {
   return key.length + valueLength + ENTRY_OVERHEAD;
 }
 
-
 /**
  * How a write at (epoch, seq) lands on a key holding version (heldEpoch, heldSeq) — the entry's, or its
  * tombstone's when it has none (0, 0: nothing): the seq it gets, 0 = left alone (a replica or copy older than

@@ -24,7 +24,17 @@ import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { PRE_AUTH_MAX_FRAMES, StorageServer } from './server.ts';
-import { encodeFrame, envCount, FrameGenerator, fuzzSeed, modelDecode, ModelEventKind, randomChunks, Rng, type ModelEvent } from '../test/helpers/fuzz.ts';
+import {
+  encodeFrame,
+  envCount,
+  FrameGenerator,
+  fuzzSeed,
+  modelDecode,
+  ModelEventKind,
+  randomChunks,
+  Rng,
+  type ModelEvent,
+} from '../test/helpers/fuzz.ts';
 
 const MiB = 1024 * 1024;
 const FRAMES = envCount('SATCHEL_FUZZ_NODE_FRAMES', 30_000);
@@ -124,7 +134,10 @@ async function fuzzConnection(address: string, server: StorageServer, rng: Rng, 
 
   let stream = Buffer.concat(pieces);
   // The node's limit: a token's worth until a HELLO succeeds, then its own (session.ts `hello`).
-  const limit = (events: readonly ModelEvent[]) => (events.some((e) => e.kind === ModelEventKind.Frame && e.code === Op.HELLO && helloAccepted(e, stream, server)) ? MAX_BODY : MAX_KEY_BYTES);
+  const limit = (events: readonly ModelEvent[]) =>
+    events.some((e) => e.kind === ModelEventKind.Frame && e.code === Op.HELLO && helloAccepted(e, stream, server))
+      ? MAX_BODY
+      : MAX_KEY_BYTES;
   let model = modelDecode(stream, limit);
   // Some connections are mostly well-formed (long runs of requests the node acts on), some are mostly garbage.
   const fuzzRate = rng.pick([0.02, 0.05, 0.1, 0.3, 1]);
@@ -206,17 +219,27 @@ async function fuzzConnection(address: string, server: StorageServer, rng: Rng, 
     for (const e of model.events) {
       const left = owed.get(e.id) ?? 0;
       owed.set(e.id, left + 1);
-      if (left >= 0) unanswered.push(`op 0x${e.code.toString(16)} id ${e.id} key ${stream.toString('utf8', e.bodyStart, e.bodyStart + Math.min(e.keyLength, 40))}`);
+      if (left >= 0)
+        unanswered.push(
+          `op 0x${e.code.toString(16)} id ${e.id} key ${stream.toString('utf8', e.bodyStart, e.bodyStart + Math.min(e.keyLength, 40))}`,
+        );
     }
-    problems.push(`neither answered nor closed within ${CONNECTION_DEADLINE_MS} ms: ${answers}/${expected.answers} answers, PING ${pingAnswered ? '' : 'not '}answered; unanswered: ${unanswered.join(', ')}`);
-  }
-  else if (closedByNode && !mustClose) problems.push(`closed by the node after ${answers}/${expected.answers} answers, though nothing called for it`);
+    problems.push(
+      `neither answered nor closed within ${CONNECTION_DEADLINE_MS} ms: ${answers}/${expected.answers} answers, PING ${pingAnswered ? '' : 'not '}answered; unanswered: ${unanswered.join(', ')}`,
+    );
+  } else if (closedByNode && !mustClose)
+    problems.push(`closed by the node after ${answers}/${expected.answers} answers, though nothing called for it`);
   else if (expected.close === 'malformed' && closedByNode && !received.some((f) => f.code === Status.BAD_REQUEST && f.id === 0)) {
     problems.push('closed for a malformed header without a BAD_REQUEST (id 0) first');
-  } else if (expected.close === 'refused' && closedByNode && !received.some((f) => f.code === Status.UNAUTHORIZED || f.code === Status.NO_SUCH_JOB)) {
+  } else if (
+    expected.close === 'refused' &&
+    closedByNode &&
+    !received.some((f) => f.code === Status.UNAUTHORIZED || f.code === Status.NO_SUCH_JOB)
+  ) {
     problems.push('closed for a refused HELLO or a request before HELLO without UNAUTHORIZED / NO_SUCH_JOB first');
   }
-  if (expected.close !== null && !closedByNode && !socket.destroyed) problems.push(`still open though it had to be closed (${expected.close})`);
+  if (expected.close !== null && !closedByNode && !socket.destroyed)
+    problems.push(`still open though it had to be closed (${expected.close})`);
   for (const p of problems) totals.problems.push(`${what}: ${p}`);
 
   socket.destroy();
@@ -245,11 +268,13 @@ function steadyClient(address: string): { stop(): Promise<void>; ops(): number; 
         const put = await connection.request({ op: Op.PUT, key, value });
         if (put.status !== Status.OK) failures.push(`PUT ${key}: status ${put.status} ${put.message}`);
         const get = await connection.request({ op: Op.GET, key });
-        if (get.status !== Status.OK || !get.body.equals(value)) failures.push(`GET ${key}: status ${get.status}, ${get.body.length} bytes`);
+        if (get.status !== Status.OK || !get.body.equals(value))
+          failures.push(`GET ${key}: status ${get.status}, ${get.body.length} bytes`);
         const amount = Buffer.alloc(8);
         amount.writeBigInt64BE(1n);
         const incr = await connection.request({ op: Op.INCR, key: 'count', value: amount });
-        if (incr.status !== Status.OK || incr.body.readBigInt64BE() !== BigInt(i + 1)) failures.push(`INCR: status ${incr.status}, total ${incr.body.length === 8 ? incr.body.readBigInt64BE() : '?'}, want ${i + 1}`);
+        if (incr.status !== Status.OK || incr.body.readBigInt64BE() !== BigInt(i + 1))
+          failures.push(`INCR: status ${incr.status}, total ${incr.body.length === 8 ? incr.body.readBigInt64BE() : '?'}, want ${i + 1}`);
         ops += 3;
       } catch (error) {
         failures.push(`steady connection: ${String(error)}`);
@@ -295,7 +320,17 @@ async function fuzzNode(t: ExecutionContext, engine: StorageEngine, frames: numb
   t.teardown(() => clearInterval(sampler));
 
   const steady = steadyClient(address);
-  const totals: Totals = { connections: 0, frames: 0, answers: 0, events: 0, closedMalformed: 0, closedRefused: 0, closedHalfClosed: 0, answeredToTheEnd: 0, problems: [] };
+  const totals: Totals = {
+    connections: 0,
+    frames: 0,
+    answers: 0,
+    events: 0,
+    closedMalformed: 0,
+    closedRefused: 0,
+    closedHalfClosed: 0,
+    answeredToTheEnd: 0,
+    problems: [],
+  };
   const rng = new Rng(seed);
   const started = performance.now();
   let index = 0;
@@ -321,7 +356,8 @@ async function fuzzNode(t: ExecutionContext, engine: StorageEngine, frames: numb
   t.is((await final.request({ op: Op.GET, key: 'last' })).body.toString(), 'word');
   await final.close();
   const settled = Date.now() + 5_000;
-  while ((server.counters.connections > 0 || server.coordination.active > 0) && Date.now() < settled) await new Promise((resolve) => setTimeout(resolve, 20));
+  while ((server.counters.connections > 0 || server.coordination.active > 0) && Date.now() < settled)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   clearInterval(sampler);
 
   t.log(
@@ -338,7 +374,10 @@ async function fuzzNode(t: ExecutionContext, engine: StorageEngine, frames: numb
   t.is(server.counters.connections, 0, 'every connection is gone');
   t.is(server.coordination.active, 0, 'no parked request outlives its connection');
   // Declared lengths up to 4 GiB were sent; the node buffers at most one body within its limit per connection.
-  t.true(peak.arrayBuffers - baseline.arrayBuffers < 256 * MiB, `arrayBuffers grew by ${((peak.arrayBuffers - baseline.arrayBuffers) / MiB).toFixed(0)} MiB`);
+  t.true(
+    peak.arrayBuffers - baseline.arrayBuffers < 256 * MiB,
+    `arrayBuffers grew by ${((peak.arrayBuffers - baseline.arrayBuffers) / MiB).toFixed(0)} MiB`,
+  );
   t.true(totals.frames >= frames || totals.problems.length > 0);
 }
 

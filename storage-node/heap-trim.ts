@@ -65,7 +65,10 @@ async function libcMallocTrim(logger: Logger): Promise<(() => void) | null> {
     const mallocTrim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
     return () => void mallocTrim(0);
   } catch (error) {
-    logger.info({ err: error }, 'malloc_trim unavailable (not glibc, or no koffi build for this platform): freed heap stays with the process');
+    logger.info(
+      { err: error },
+      'malloc_trim unavailable (not glibc, or no koffi build for this platform): freed heap stays with the process',
+    );
     return null;
   }
 }

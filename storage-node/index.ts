@@ -5,4 +5,12 @@ export { DramEngine } from './dram-engine.ts';
 export { DiskEngine, type DiskEngineOptions, type DiskEngineStats } from './disk/disk-engine.ts';
 export type { DeviceEmulation } from './disk/device.ts';
 export type { StorageEngine, StoredEntry, PutOutcome, ListPage } from './engine.ts';
-export { NodeMetrics, OP_NAMES, STATUS_NAMES, DISCONNECT_REASONS, DURATION_BUCKETS_SECONDS, type IntervalLatency, type NodeGaugeSource } from './metrics.ts';
+export {
+  NodeMetrics,
+  OP_NAMES,
+  STATUS_NAMES,
+  DISCONNECT_REASONS,
+  DURATION_BUCKETS_SECONDS,
+  type IntervalLatency,
+  type NodeGaugeSource,
+} from './metrics.ts';

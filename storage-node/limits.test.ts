@@ -20,12 +20,7 @@ import {
   type NodeReport,
   type ServiceImpl,
 } from '../proto/index.ts';
-import {
-  CONTROLLER_SERVICE,
-  addService,
-  bindServer,
-  grpc,
-} from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, addService, bindServer, grpc } from '../proto/grpc.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { RawClient, decodeKeyList, eventually, splitAddress } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -44,14 +39,18 @@ const dataToken = (job: string) => signToken(secret, job, Date.now() + 3_600_000
 /** The controller's own (v1, never expiring): the `internal` scope. */
 const internalToken = (job: string) => signToken(secret, job);
 
-async function startNode(t: ExecutionContext, options: Partial<StorageServerOptions> = {}): Promise<{ server: StorageServer; address: string }> {
+async function startNode(
+  t: ExecutionContext,
+  options: Partial<StorageServerOptions> = {},
+): Promise<{ server: StorageServer; address: string }> {
   const server = new StorageServer({ id: 'dram-test', engine: new DramEngine(64 * MiB), secret, logger, bootId: BOOT, ...options });
   const address = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
   return { server, address };
 }
 
-const closedWithin = (raw: RawClient, ms: number) => Promise.race([raw.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, ms, false))]);
+const closedWithin = (raw: RawClient, ms: number) =>
+  Promise.race([raw.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, ms, false))]);
 
 test('HELLO with a viewer token → UNAUTHORIZED and the connection closed; data, internal and admin tokens are taken', async (t) => {
   const { address } = await startNode(t);
@@ -116,7 +115,8 @@ test('connections that do not complete a HELLO within the deadline are closed: 4
 });
 
 test('the HELLO deadline is at most 10 s', (t) => {
-  const make = (helloTimeoutMs: number) => () => new StorageServer({ id: 'x', engine: new DramEngine(MiB), secret, logger, helloTimeoutMs });
+  const make = (helloTimeoutMs: number) => () =>
+    new StorageServer({ id: 'x', engine: new DramEngine(MiB), secret, logger, helloTimeoutMs });
   t.throws(make(10_001), { message: /helloTimeoutMs/ });
   t.throws(make(0), { message: /helloTimeoutMs/ });
   t.notThrows(make(10_000));
@@ -180,7 +180,11 @@ test('parked WAITs and WATCHes are capped per connection and per job (FULL namin
   b.send(Op.WAIT, 7, 'b-7', null, { arg: 3_600_000 });
   b.send(Op.PING, 8);
   await b.reply(8);
-  t.is(b.frames.find((f) => f.id === 7), undefined, 'parked: the woken waiter made room');
+  t.is(
+    b.frames.find((f) => f.id === 7),
+    undefined,
+    'parked: the woken waiter made room',
+  );
   t.is(server.coordination.parkedOf('job-c'), 8);
   a.destroy();
   // Its three left (ids 2, 3 and 4) go with it; the other connection's five stay.
@@ -195,7 +199,8 @@ test('a frame ahead of the epoch the controller announced is UNAVAILABLE and sto
   const ahead = await rejection(t, c.request({ op: Op.PUT, epoch: 0xffffffff, key: 'k', value: Buffer.from('poison') }));
   t.is(ahead.code, 'UNAVAILABLE');
   t.regex(ahead.message, /has not been told of placement epoch 4294967295 yet/);
-  for (const op of [Op.GET, Op.DELETE, Op.LIST, Op.WATCH]) t.is((await rejection(t, c.request({ op, epoch: 4, key: 'k' }))).code, 'UNAVAILABLE', `op ${op}`);
+  for (const op of [Op.GET, Op.DELETE, Op.LIST, Op.WATCH])
+    t.is((await rejection(t, c.request({ op, epoch: 4, key: 'k' }))).code, 'UNAVAILABLE', `op ${op}`);
   t.is((await c.request({ op: Op.GET, epoch: 3, key: 'k' })).status, Status.NOT_FOUND, 'nothing stored');
   // The job's own write at its real epoch.
   const own = await c.request({ op: Op.PUT, epoch: 3, key: 'k', value: Buffer.from('mine') });
@@ -203,8 +208,16 @@ test('a frame ahead of the epoch the controller announced is UNAVAILABLE and sto
   t.is((await c.request({ op: Op.GET, epoch: 3, key: 'k' })).body.toString(), 'mine');
   // A copy (the controller's, internal token) carries its version's epoch, never above the announced one.
   const copier = connect(t, address, internalToken('job-e'));
-  t.is((await rejection(t, copier.request({ op: Op.PUT, flags: Flag.COPY, epoch: 0xffffffff, arg: 1, key: 'c', value: Buffer.from('x') }))).code, 'UNAVAILABLE');
-  t.is((await copier.request({ op: Op.PUT, flags: Flag.COPY, epoch: 2, arg: 7, key: 'c', value: Buffer.from('copied') })).arg, 1, 'a copy of an older epoch lands');
+  t.is(
+    (await rejection(t, copier.request({ op: Op.PUT, flags: Flag.COPY, epoch: 0xffffffff, arg: 1, key: 'c', value: Buffer.from('x') })))
+      .code,
+    'UNAVAILABLE',
+  );
+  t.is(
+    (await copier.request({ op: Op.PUT, flags: Flag.COPY, epoch: 2, arg: 7, key: 'c', value: Buffer.from('copied') })).arg,
+    1,
+    'a copy of an older epoch lands',
+  );
   t.is((await c.request({ op: Op.PUT, epoch: 3, key: 'c', value: Buffer.from('newer') })).status, Status.OK, 'and the job writes over it');
   // The controller's reads are served ahead (a restoration reads a node declared lost, never told the new
   // epoch, at the new placement's); its writes are not.
@@ -233,7 +246,8 @@ test("internal keys and copies need the controller's (internal) token; the copie
     const { address } = await startNode(t, { dataTokenCopies });
     const data = connect(t, address, dataToken('job-s'));
     const internal = connect(t, address, internalToken('job-s'));
-    for (const key of ['a', 'a\u0000v1\u00000', 'b']) t.is((await internal.request({ op: Op.PUT, key, value: Buffer.from('v') })).status, Status.OK);
+    for (const key of ['a', 'a\u0000v1\u00000', 'b'])
+      t.is((await internal.request({ op: Op.PUT, key, value: Buffer.from('v') })).status, Status.OK);
     // LIST of internal keys (migration's).
     const listed = await data.request({ op: Op.LIST, flags: Flag.INTERNAL_KEYS, arg: 100 });
     t.is(listed.status, Status.UNAUTHORIZED);
@@ -314,7 +328,8 @@ test('a FULL refusal is reported to the controller within ~50 ms, not at the nex
   await eventually(() => reports.length > seen, 3_000, 'a report');
   const refusedAt = Date.now();
   t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'b', value: Buffer.alloc(2 * KiB) })).status, Status.FULL);
-  const full = () => reports.find((r) => r.at >= refusedAt && r.report.jobs.some((j) => j.jobId === 'job-r' && (j.fullRefusals ?? 0) === 1));
+  const full = () =>
+    reports.find((r) => r.at >= refusedAt && r.report.jobs.some((j) => j.jobId === 'job-r' && (j.fullRefusals ?? 0) === 1));
   await eventually(() => full() !== undefined, 3_000, 'a report with the refusal');
   const after = full()!.at - refusedAt;
   t.log(`reported ${after} ms after the refusal`);
@@ -337,11 +352,20 @@ test('request bodies in flight to a slow engine stay within the node budget: job
   server = started.server;
   const connections = [0, 1, 2].map(() => connect(t, started.address, dataToken('job-b')));
   const value = Buffer.alloc(64 * KiB, 9);
-  const statuses = await Promise.all(connections.flatMap((c, n) => Array.from({ length: 100 }, (_, i) => c.request({ op: Op.PUT, key: `c${n}/${i}`, value }).then((r) => r.status))));
-  t.true(statuses.every((s) => s === Status.OK), 'every PUT stored');
+  const statuses = await Promise.all(
+    connections.flatMap((c, n) =>
+      Array.from({ length: 100 }, (_, i) => c.request({ op: Op.PUT, key: `c${n}/${i}`, value }).then((r) => r.status)),
+    ),
+  );
+  t.true(
+    statuses.every((s) => s === Status.OK),
+    'every PUT stored',
+  );
   // Past the budget each connection finishes the read it is in (64 KiB) and stops.
   const slack = connections.length * 2 * value.length;
-  t.log(`peak ${(peak / MiB).toFixed(2)} MiB in flight for a budget of ${budget / MiB} MiB (${(connections.length * 100 * value.length) / MiB} MiB sent at once)`);
+  t.log(
+    `peak ${(peak / MiB).toFixed(2)} MiB in flight for a budget of ${budget / MiB} MiB (${(connections.length * 100 * value.length) / MiB} MiB sent at once)`,
+  );
   t.true(peak <= budget + slack, `${peak} bytes in flight`);
   t.true(peak >= budget / 2, 'the budget was reached (the test would not show anything otherwise)');
   t.is(server.inflightBodyBytes, 0);
@@ -349,7 +373,15 @@ test('request bodies in flight to a slow engine stay within the node budget: job
 });
 
 test('startStorageNode hands the limits to its server', async (t) => {
-  const node = await startStorageNode({ tier: 'dram', capacity: MiB, secret, logger, host: '127.0.0.1', helloTimeoutMs: 300, maxParkedPerConnection: 1 });
+  const node = await startStorageNode({
+    tier: 'dram',
+    capacity: MiB,
+    secret,
+    logger,
+    host: '127.0.0.1',
+    helloTimeoutMs: 300,
+    maxParkedPerConnection: 1,
+  });
   t.teardown(() => node.close());
   const idle = await rawConnect(t, node.address);
   t.true(await closedWithin(idle, 3_000), 'closed at the deadline');

@@ -30,7 +30,11 @@ test('GET /metrics counts ops, value bytes and service times by op and tier, wit
   const node = await startNode(t);
   t.regex(node.metricsAddress ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
   const c = connect(t, node.address);
-  for (const [key, size] of [['a', 1000], ['b', 24], ['c', 1]] as const) {
+  for (const [key, size] of [
+    ['a', 1000],
+    ['b', 24],
+    ['c', 1],
+  ] as const) {
     t.is((await c.request({ op: Op.PUT, epoch: 1, key, value: Buffer.alloc(size, 7) })).status, Status.OK);
   }
   t.is((await c.request({ op: Op.GET, epoch: 1, key: 'a' })).status, Status.OK);
@@ -114,14 +118,18 @@ test('a disk tier is counted and timed under its own tier (answers from the engi
   t.is(sample(text, 'satchel_node_op_duration_seconds_count{op="get",tier="ssd"}'), 1);
   t.is(sample(text, 'satchel_node_bytes_total{direction="in",tier="ssd"}'), 100 * 1024 + 3);
   t.is(sample(text, 'satchel_node_bytes_total{direction="out",tier="ssd"}'), 3);
-  t.is((promtoolCheck(text)).code, 0);
+  t.is(promtoolCheck(text).code, 0);
 });
 
 test('a value over the limit counts as a failed put', async (t) => {
   const node = await startNode(t, { maxValueBytes: 1024 });
   const c = connect(t, node.address);
   t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'big', value: Buffer.alloc(2048) })).status, Status.TOO_LARGE);
-  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'huge', value: Buffer.alloc(MiB) })).status, Status.TOO_LARGE, 'skipped unread by the decoder');
+  t.is(
+    (await c.request({ op: Op.PUT, epoch: 1, key: 'huge', value: Buffer.alloc(MiB) })).status,
+    Status.TOO_LARGE,
+    'skipped unread by the decoder',
+  );
   t.is(node.server.metrics.opsCount('put', 'error'), 2);
   t.is(node.server.metrics.valueBytes('in'), 0);
 });

@@ -380,6 +380,10 @@ function buildRegistry(prom: PromClient, metrics: NodeMetrics): Registry {
   gauge('satchel_node_connections', 'Open client and admin connections', (g) => g.connections());
   gauge('satchel_node_waiters', 'WAIT requests parked until their key appears', (g) => g.waiters());
   gauge('satchel_node_watches', 'WATCH requests open', (g) => g.watches());
-  gauge('satchel_node_inflight_body_bytes', 'Bytes of request bodies received and not yet stored (writes in flight to a disk engine)', (g) => g.inflightBodyBytes?.() ?? 0);
+  gauge(
+    'satchel_node_inflight_body_bytes',
+    'Bytes of request bodies received and not yet stored (writes in flight to a disk engine)',
+    (g) => g.inflightBodyBytes?.() ?? 0,
+  );
   return registry;
 }

@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SatchelError, advertisedAddress, clientTlsOf, closeMetricsEndpoint, serveMetrics, type MetricsEndpoint, type ServerTls, type Tier } from '../proto/index.ts';
+import {
+  SatchelError,
+  advertisedAddress,
+  clientTlsOf,
+  closeMetricsEndpoint,
+  serveMetrics,
+  type MetricsEndpoint,
+  type ServerTls,
+  type Tier,
+} from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';
 import type { DeviceEmulation } from './disk/device.ts';
 import { DiskEngine } from './disk/disk-engine.ts';
@@ -10,11 +19,18 @@ import { HeapTrimmer } from './heap-trim.ts';
 import { IdleCollector } from './idle-gc.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
 
-
 /** The limits a node holds against hostile or broken clients (server-options.ts, README "Limits"); defaults there. */
 export type NodeLimits = Pick<
   StorageServerOptions,
-  'helloTimeoutMs' | 'maxPreAuthConnections' | 'maxOutputBytes' | 'softOutputBytes' | 'softOutputMs' | 'maxParkedPerConnection' | 'maxParkedPerJob' | 'maxInflightBodyBytes' | 'dataTokenCopies'
+  | 'helloTimeoutMs'
+  | 'maxPreAuthConnections'
+  | 'maxOutputBytes'
+  | 'softOutputBytes'
+  | 'softOutputMs'
+  | 'maxParkedPerConnection'
+  | 'maxParkedPerJob'
+  | 'maxInflightBodyBytes'
+  | 'dataTokenCopies'
 >;
 
 export interface StorageNodeOptions extends NodeLimits {
@@ -119,7 +135,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   const closeMetrics = async () => {
     if (metrics !== null) await closeMetricsEndpoint(metrics);
   };
-  options.logger.info({ node: id, bootId, tier: options.tier, address, metrics: metricsAddress, capacity: options.capacity, path: options.path }, 'storage node listening');
+  options.logger.info(
+    { node: id, bootId, tier: options.tier, address, metrics: metricsAddress, capacity: options.capacity, path: options.path },
+    'storage node listening',
+  );
   let link: ControllerLink | null = null;
   if (options.controller !== undefined) {
     link = new ControllerLink({
@@ -142,7 +161,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   }
   // Freed heap back to the OS (heap-trim.ts); garbage an idle node would otherwise keep for minutes (idle-gc.ts).
   const trimmer = await HeapTrimmer.start({ logger: options.logger });
-  const idleCollector = link === null ? null : new IdleCollector({ activity: () => server.counters.ops, afterCollect: () => trimmer.trim() });
+  const idleCollector =
+    link === null ? null : new IdleCollector({ activity: () => server.counters.ops, afterCollect: () => trimmer.trim() });
   return {
     id,
     bootId,

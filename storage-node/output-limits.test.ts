@@ -27,7 +27,10 @@ interface LogLine {
   reason?: string;
 }
 
-async function startNode(t: ExecutionContext, options: Partial<StorageServerOptions> = {}): Promise<{ server: StorageServer; address: string; logs: LogLine[] }> {
+async function startNode(
+  t: ExecutionContext,
+  options: Partial<StorageServerOptions> = {},
+): Promise<{ server: StorageServer; address: string; logs: LogLine[] }> {
   const logs: LogLine[] = [];
   const logger = pino({ level: 'warn' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const server = new StorageServer({ id: 'dram-test', engine: new DramEngine(256 * MiB), secret, logger, ...options });
@@ -61,7 +64,9 @@ async function deaf(t: ExecutionContext, address: string, job: string, frames: (
 async function puts(c: NodeConnection, count: number, prefix = 'k'): Promise<number[]> {
   const statuses: number[] = [];
   for (let i = 0; i < count; i += 250) {
-    const batch = Array.from({ length: Math.min(250, count - i) }, (_, j) => c.request({ op: Op.PUT, key: `${prefix}/${i + j}`, value: Buffer.alloc(100, 1) }));
+    const batch = Array.from({ length: Math.min(250, count - i) }, (_, j) =>
+      c.request({ op: Op.PUT, key: `${prefix}/${i + j}`, value: Buffer.alloc(100, 1) }),
+    );
     for (const reply of await Promise.all(batch)) statuses.push(reply.status);
   }
   return statuses;
@@ -83,8 +88,14 @@ test('a connection with 500 watches that never reads is closed past the hard lim
   const writer = connect(t, address, 'job-w');
   const other = connect(t, address, 'job-x');
   const [statuses, otherStatuses] = await Promise.all([puts(writer, 2_000), puts(other, 500)]);
-  t.true(statuses.every((s) => s === Status.OK), 'every PUT of the job succeeded');
-  t.true(otherStatuses.every((s) => s === Status.OK), "every PUT of another job's function succeeded");
+  t.true(
+    statuses.every((s) => s === Status.OK),
+    'every PUT of the job succeeded',
+  );
+  t.true(
+    otherStatuses.every((s) => s === Status.OK),
+    "every PUT of another job's function succeeded",
+  );
   await eventually(() => server.metrics.disconnectedCount('output_buffer') === 1, 5_000, 'the deaf connection closed');
   await eventually(() => server.coordination.watches === 1, 5_000, 'its watches gone with it');
   const line = logs.find((l) => l.reason === 'output_buffer');
@@ -192,8 +203,14 @@ test('node RSS grows at most 32 MB while 500 watches on a connection that never 
   const writer = connect(t, address, 'job-r');
   const other = connect(t, address, 'job-o');
   const [statuses, otherStatuses] = await Promise.all([puts(writer, 10_000), puts(other, 1_000)]);
-  t.true(statuses.every((s) => s === Status.OK), "every PUT of the watched job's writer succeeded");
-  t.true(otherStatuses.every((s) => s === Status.OK), 'every PUT of another job succeeded');
+  t.true(
+    statuses.every((s) => s === Status.OK),
+    "every PUT of the watched job's writer succeeded",
+  );
+  t.true(
+    otherStatuses.every((s) => s === Status.OK),
+    'every PUT of another job succeeded',
+  );
   await new Promise((resolve) => setTimeout(resolve, 200));
   const after = await answer<{ growth: number; disconnected: number; connections: number }>('peak');
   child.stdin!.write('exit\n');

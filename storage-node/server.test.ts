@@ -77,7 +77,9 @@ test('pipelined requests are all answered, each with its own reply', async (t) =
   const { address } = await startNode(t);
   const c = connect(t, address, signToken(secret, 'job-a'));
   const n = 2000;
-  const puts = await Promise.all(Array.from({ length: n }, (_, i) => c.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.from(`v${i}`) })));
+  const puts = await Promise.all(
+    Array.from({ length: n }, (_, i) => c.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.from(`v${i}`) })),
+  );
   t.true(puts.every((r) => r.status === Status.OK));
   const gets = await Promise.all(Array.from({ length: n }, (_, i) => c.request({ op: Op.GET, epoch: 1, key: `k${i}` })));
   t.deepEqual(
@@ -111,7 +113,10 @@ test('HELLO with a bad token → UNAUTHORIZED and the connection is closed', asy
     raw.send(Op.HELLO, 0, token);
     raw.send(Op.PUT, 1, 'k', Buffer.from('v'));
     await raw.closed;
-    t.deepEqual(raw.frames.map((f) => [f.id, f.code]), [[0, Status.UNAUTHORIZED]]);
+    t.deepEqual(
+      raw.frames.map((f) => [f.id, f.code]),
+      [[0, Status.UNAUTHORIZED]],
+    );
   }
   t.is(engine.used, 0, 'nothing was stored');
 });
@@ -122,7 +127,10 @@ test('an operation before HELLO → UNAUTHORIZED and the connection is closed', 
   raw.send(Op.PUT, 7, 'k', Buffer.from('v'));
   raw.send(Op.GET, 8, 'k');
   await raw.closed;
-  t.deepEqual(raw.frames.map((f) => [f.id, f.code]), [[7, Status.UNAUTHORIZED]]);
+  t.deepEqual(
+    raw.frames.map((f) => [f.id, f.code]),
+    [[7, Status.UNAUTHORIZED]],
+  );
   t.regex(raw.frames[0]!.body.toString(), /HELLO/);
   t.is(engine.used, 0);
 });
@@ -141,7 +149,11 @@ test('a malformed frame → BAD_REQUEST then close, while another connection kee
     raw.send(Op.HELLO, 0, signToken(secret, 'job-b'));
     raw.write(Buffer.concat([header, Buffer.from('kk')]));
     await raw.closed;
-    t.deepEqual(raw.frames.map((f) => f.code), [Status.OK, Status.BAD_REQUEST], name);
+    t.deepEqual(
+      raw.frames.map((f) => f.code),
+      [Status.OK, Status.BAD_REQUEST],
+      name,
+    );
     t.regex(raw.frames[1]!.body.toString(), /malformed/, name);
     // The other connection is untouched.
     const reply = await other.request({ op: Op.GET, epoch: 1, key: 'kept' });
@@ -151,7 +163,10 @@ test('a malformed frame → BAD_REQUEST then close, while another connection kee
   const raw = await rawConnect(t, address);
   raw.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
   await raw.closed;
-  t.deepEqual(raw.frames.map((f) => f.code), [Status.BAD_REQUEST]);
+  t.deepEqual(
+    raw.frames.map((f) => f.code),
+    [Status.BAD_REQUEST],
+  );
   t.is((await other.request({ op: Op.PING })).status, Status.OK);
   await eventually(() => server.counters.connections === 1, 5_000, 'closed sessions forgotten');
 });
@@ -159,7 +174,11 @@ test('a malformed frame → BAD_REQUEST then close, while another connection kee
 test('a value over the node maximum → TOO_LARGE, and the same connection still works', async (t) => {
   const { address, engine } = await startNode(t, { maxValueBytes: 1024 });
   const c = connect(t, address, signToken(secret, 'job-a'));
-  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'exact', value: Buffer.alloc(1024, 1) })).status, Status.OK, 'exactly the maximum fits');
+  t.is(
+    (await c.request({ op: Op.PUT, epoch: 1, key: 'exact', value: Buffer.alloc(1024, 1) })).status,
+    Status.OK,
+    'exactly the maximum fits',
+  );
   for (const size of [1025, 1024 + 1024, 64 * 1024, 3 * MiB]) {
     const reply = await c.request({ op: Op.PUT, epoch: 1, key: `big-${size}`, value: Buffer.alloc(size, 2) });
     t.is(reply.status, Status.TOO_LARGE, `${size} bytes`);
@@ -179,7 +198,8 @@ test('a value over the node maximum → TOO_LARGE, and the same connection still
   ]);
   t.deepEqual([before.status, big.status, after.status], [Status.OK, Status.TOO_LARGE, Status.OK]);
   const sizes = [1025, 2048, 64 * 1024, 3 * MiB];
-  const stored = entryCost('exact', 1024) + sizes.reduce((n, size) => n + entryCost(`after-${size}`, 4), 0) + entryCost('p1', 1) + entryCost('p3', 1);
+  const stored =
+    entryCost('exact', 1024) + sizes.reduce((n, size) => n + entryCost(`after-${size}`, 4), 0) + entryCost('p1', 1) + entryCost('p3', 1);
   t.is(engine.usageByJob().get('job-a'), stored, 'only the values that fit were stored');
 });
 
@@ -264,7 +284,10 @@ test('DROP_JOB with the admin token: the job data is gone, and the job is refuse
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, signToken(secret, 'job-a'));
   await raw.closed;
-  t.deepEqual(raw.frames.map((f) => f.code), [Status.NO_SUCH_JOB]);
+  t.deepEqual(
+    raw.frames.map((f) => f.code),
+    [Status.NO_SUCH_JOB],
+  );
   // The other job is untouched.
   t.is((await b.request({ op: Op.GET, epoch: 1, key: 'k' })).body.toString(), 'other job');
   t.is(engine.usageByJob().get('job-a'), undefined, 'nothing was stored for the dropped job');
@@ -443,7 +466,8 @@ test('a dropped job hands the buffers of its large values back to the pool, a va
   const { address, server } = await startNode(t, { capacity: 256 * MiB, maxPendingResponseBytes: 256 * MiB });
   const size = 256 * 1024;
   const job = connect(t, address, signToken(secret, 'job-a'));
-  for (let i = 0; i < 4; i++) t.is((await job.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.alloc(size, i) })).status, Status.OK);
+  for (let i = 0; i < 4; i++)
+    t.is((await job.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value: Buffer.alloc(size, i) })).status, Status.OK);
   t.is(server.pool.pooledBytes, 0);
   // A reader that stops reading holds k0's answer in the node's write queue (behind 50 MiB of answers: more
   // than the kernel's socket buffers take).
@@ -517,7 +541,10 @@ test('coordination frames: WAIT parks and is answered by a PUT on another connec
   waiter.send(Op.CANCEL, 3, '', null, { arg: 2 });
   t.is((await waiter.reply(3))?.arg, 1);
   t.is(server.coordination.watches, 0);
-  t.true(waiter.frames.some((f) => f.id === 2 && (f.flags & Flag.EVENT) === 0 && f.code === Status.OK), 'the watch ended');
+  t.true(
+    waiter.frames.some((f) => f.id === 2 && (f.flags & Flag.EVENT) === 0 && f.code === Status.OK),
+    'the watch ended',
+  );
 });
 
 test('a key that is not UTF-8 → BAD_REQUEST, nothing stored; a watch never gets a key longer than a frame allows', async (t) => {
@@ -530,7 +557,11 @@ test('a key that is not UTF-8 → BAD_REQUEST, nothing stored; a watch never get
   const raw = await rawConnect(t, address);
   raw.send(Op.HELLO, 0, token);
   // 1024 bytes of 0xff would decode to 1024 U+FFFD, 3072 bytes of UTF-8 once re-encoded for an event or a LIST.
-  for (const [id, key] of [[1, Buffer.alloc(1024, 0xff)], [2, Buffer.from([0x6b, 0xc3])], [3, Buffer.from([0xed, 0xa0, 0x80])]] as const) {
+  for (const [id, key] of [
+    [1, Buffer.alloc(1024, 0xff)],
+    [2, Buffer.from([0x6b, 0xc3])],
+    [3, Buffer.from([0xed, 0xa0, 0x80])],
+  ] as const) {
     raw.write(Buffer.concat([rawHeader({ bodyLength: key.length + 1, keyLength: key.length, code: Op.PUT, id }), key, Buffer.from('v')]));
     const reply = await raw.reply(id);
     t.is(reply?.code, Status.BAD_REQUEST, `key ${key.subarray(0, 4).toString('hex')}`);
@@ -559,10 +590,19 @@ test('a connection closed for bad input is closed even when its last answer fill
   t.is((await raw.reply(0))?.code, Status.OK);
   // One write: the GET and a malformed header are handled in the same turn, before any flush.
   const get = rawHeader({ bodyLength: 3, keyLength: 3, code: Op.GET, id: 1 });
-  raw.write(Buffer.concat([get, Buffer.from('big'), rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, version: 9 }), Buffer.from('k')]));
+  raw.write(
+    Buffer.concat([get, Buffer.from('big'), rawHeader({ bodyLength: 1, keyLength: 1, code: Op.GET, version: 9 }), Buffer.from('k')]),
+  );
   const closed = await Promise.race([raw.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 3_000, false))]);
   t.true(closed, 'the node closed the connection');
-  t.deepEqual(raw.frames.map((f) => [f.id, f.code]), [[0, Status.OK], [1, Status.OK], [0, Status.BAD_REQUEST]]);
+  t.deepEqual(
+    raw.frames.map((f) => [f.id, f.code]),
+    [
+      [0, Status.OK],
+      [1, Status.OK],
+      [0, Status.BAD_REQUEST],
+    ],
+  );
 
   // Before a HELLO a connection gets at most PRE_AUTH_MAX_FRAMES answers: a run of PINGs (which used to be
   // answered without end) ends with the connection.
@@ -570,7 +610,10 @@ test('a connection closed for bad input is closed even when its last answer fill
   const frames: Buffer[] = [];
   for (let i = 0; i < 1000; i++) frames.push(rawHeader({ bodyLength: 0, code: Op.PING, id: 100 + i }));
   early.write(Buffer.concat(frames));
-  const earlyClosed = await Promise.race([early.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 3_000, false))]);
+  const earlyClosed = await Promise.race([
+    early.closed.then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(resolve, 3_000, false)),
+  ]);
   t.true(earlyClosed, 'the node closed the connection that sent PINGs and no HELLO');
   t.true(early.frames.length <= PRE_AUTH_MAX_FRAMES, `${early.frames.length} answers before a HELLO`);
 });
@@ -615,7 +658,12 @@ test('an admin DROP_JOB answered by an async engine keeps its own request id whe
   await raw.waitFrames(4);
   t.deepEqual(
     raw.frames.map((f) => [f.id, f.code]).sort((a, b) => a[0]! - b[0]!),
-    [[0, Status.OK], [1, Status.OK], [2, Status.OK], [3, Status.OK]],
+    [
+      [0, Status.OK],
+      [1, Status.OK],
+      [2, Status.OK],
+      [3, Status.OK],
+    ],
   );
   t.false(server.jobs.dropped.has('job-a'), 'moved (arg 1): the job is not refused from now on');
 });

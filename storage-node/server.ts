@@ -140,7 +140,9 @@ export class StorageServer implements SessionHost {
         raw.once('close', () => this.rawSockets.delete(raw));
       });
       // A client speaking plain TCP, or one that refuses the certificate: the connection is dropped.
-      server.on('tlsClientError', (error, socket) => options.logger.debug({ err: error, remote: socket.remoteAddress }, 'TLS handshake failed'));
+      server.on('tlsClientError', (error, socket) =>
+        options.logger.debug({ err: error, remote: socket.remoteAddress }, 'TLS handshake failed'),
+      );
       this.server = server;
     }
     this.server.maxConnections = options.maxConnections ?? 4096;
@@ -206,7 +208,10 @@ export class StorageServer implements SessionHost {
   checkLease(): void {
     if (this.leaseUntil === Infinity || this.leaseLapsed || Date.now() < this.leaseUntil) return;
     this.leaseLapsed = true;
-    this.options.logger.warn({ since: new Date(this.leaseUntil).toISOString() }, 'lease lapsed (no report answered by the controller): refusing replicated jobs');
+    this.options.logger.warn(
+      { since: new Date(this.leaseUntil).toISOString() },
+      'lease lapsed (no report answered by the controller): refusing replicated jobs',
+    );
   }
 
   /** Whether the lease has lapsed now (for reports and tests; requests go by `leaseLapsed`). */
@@ -255,7 +260,10 @@ export class StorageServer implements SessionHost {
     this.inflightBodyBytes += bytes;
     if (!this.readsHeld && this.inflightBodyBytes > this.maxInflightBodyBytes) {
       this.readsHeld = true;
-      this.options.logger.warn({ inflightBodyBytes: this.inflightBodyBytes, limit: this.maxInflightBodyBytes }, 'request bodies in flight over budget: job connections not read until half is written');
+      this.options.logger.warn(
+        { inflightBodyBytes: this.inflightBodyBytes, limit: this.maxInflightBodyBytes },
+        'request bodies in flight over budget: job connections not read until half is written',
+      );
     }
     const done = () => {
       this.inflightBodyBytes -= bytes;

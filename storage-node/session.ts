@@ -61,12 +61,20 @@ export class Session extends Connection {
     }
     if (this.admin) return this.adminOp(f, key);
     // A job's token opens that job's data and nothing else (checked before the epoch: no STALE to learn from).
-    if (op === Op.DROP_JOB || op === Op.ANNOUNCE || op === Op.LIMIT_JOB) return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
+    if (op === Op.DROP_JOB || op === Op.ANNOUNCE || op === Op.LIMIT_JOB)
+      return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
     // Internal keys and copies are the controller's (its tokens are internal scope). A copy's version is taken as
     // it comes; a data token may write one only as the client does (PUT and INCR, `dataTokenCopies`).
     if ((f.flags & (Flag.COPY | Flag.INTERNAL_KEYS)) !== 0 && this.scope !== 'internal') {
-      const clientCopy = (f.flags & Flag.INTERNAL_KEYS) === 0 && (op === Op.PUT || op === Op.INCR) && this.server.options.dataTokenCopies !== false;
-      if (!clientCopy) return this.fail(id, epoch, 'UNAUTHORIZED', `${(f.flags & Flag.INTERNAL_KEYS) !== 0 ? 'internal keys' : 'copies'} need the controller's token, not a job's data token`);
+      const clientCopy =
+        (f.flags & Flag.INTERNAL_KEYS) === 0 && (op === Op.PUT || op === Op.INCR) && this.server.options.dataTokenCopies !== false;
+      if (!clientCopy)
+        return this.fail(
+          id,
+          epoch,
+          'UNAUTHORIZED',
+          `${(f.flags & Flag.INTERNAL_KEYS) !== 0 ? 'internal keys' : 'copies'} need the controller's token, not a job's data token`,
+        );
     }
     // One clock read per request, only for tokens that expire (the controller's do).
     if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) return this.fail(id, epoch, 'UNAUTHORIZED', 'token expired');
@@ -77,21 +85,42 @@ export class Session extends Connection {
     if (op === Op.CANCEL) return this.respond(Status.OK, 0, id, epoch, this.server.coordination.cancel(this, f.arg) ? 1 : 0, null);
     const job = jobs.get(jobId);
     // Never NOT_FOUND for a job this process was not given: it may have held the key before a restart.
-    if (job === undefined) return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`);
+    if (job === undefined)
+      return this.fail(
+        id,
+        epoch,
+        'UNAVAILABLE',
+        `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`,
+      );
     // A copy's epoch is its version's, not a placement (Flag.COPY): the controller orders its own changes.
-    if (job.moved || (epoch < job.epoch && (f.flags & Flag.COPY) === 0)) return this.respond(Status.STALE, 0, id, job.epoch, job.epoch, null);
+    if (job.moved || (epoch < job.epoch && (f.flags & Flag.COPY) === 0))
+      return this.respond(Status.STALE, 0, id, job.epoch, job.epoch, null);
     // Only the controller raises a job's epoch. A frame ahead of the announced one would store its write at that
     // epoch, and every write of the job at its real epoch would then be STALE on the key: refused, and the
     // client asks again (the controller announces an epoch to every node before any client learns of it). A
     // copy's version is never above the epoch the controller announced. The controller's own reads are served:
     // a restoration reads the keys of a node declared lost (never told the new epoch) at the new placement's.
-    if (epoch > job.epoch && this.server.options.announcedJobsOnly === true && !(this.scope === 'internal' && (op === Op.GET || op === Op.STAT || op === Op.LIST))) {
-      return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} has not been told of placement epoch ${epoch} yet (job ${jobId} is at ${job.epoch} here)`);
+    if (
+      epoch > job.epoch &&
+      this.server.options.announcedJobsOnly === true &&
+      !(this.scope === 'internal' && (op === Op.GET || op === Op.STAT || op === Op.LIST))
+    ) {
+      return this.fail(
+        id,
+        epoch,
+        'UNAVAILABLE',
+        `node ${this.server.options.id} has not been told of placement epoch ${epoch} yet (job ${jobId} is at ${job.epoch} here)`,
+      );
     }
     // Copies (COPY, VERSION, INTERNAL_KEYS: the controller's restorations and migrations, a counter's replicas)
     // carry versions and land only over older ones: safe without the lease, and they must not wait for it.
     if (job.replicated && this.server.leaseLapsed && (f.flags & (Flag.COPY | Flag.VERSION | Flag.INTERNAL_KEYS)) === 0) {
-      return this.fail(id, epoch, 'UNAVAILABLE', `node ${this.server.options.id} has not heard from the controller within its lease: its copies may be out of date`);
+      return this.fail(
+        id,
+        epoch,
+        'UNAVAILABLE',
+        `node ${this.server.options.id} has not heard from the controller within its lease: its copies may be out of date`,
+      );
     }
     const engine = this.server.engine;
     const coordination = this.server.coordination;
@@ -103,7 +132,12 @@ export class Session extends Connection {
         const end = f.bodyStart + f.bodyLength;
         // The decoder's limit leaves room for the key, so a value just over the maximum gets this far.
         if (end - start > this.server.maxValueBytes) {
-          return this.fail(id, epoch, 'TOO_LARGE', `value of ${end - start} bytes exceeds the node's limit of ${this.server.maxValueBytes}`);
+          return this.fail(
+            id,
+            epoch,
+            'TOO_LARGE',
+            `value of ${end - start} bytes exceeds the node's limit of ${this.server.maxValueBytes}`,
+          );
         }
         this.server.metrics.bytesIn(end - start);
         // Own the bytes: keep an assembled body as it is, copy a view of a shared read chunk. allocUnsafeSlow:
@@ -119,7 +153,8 @@ export class Session extends Connection {
         const copy = (f.flags & Flag.COPY) !== 0;
         // A replica or copy carries its version's seq (≥ 1); 0 asks this node to order the write.
         const seq = (f.flags & (Flag.REPLICA | Flag.COPY)) === 0 ? 0 : f.arg;
-        if (seq === 0 && (f.flags & (Flag.REPLICA | Flag.COPY)) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica or copy carries its version (seq ≥ 1) in arg');
+        if (seq === 0 && (f.flags & (Flag.REPLICA | Flag.COPY)) !== 0)
+          return this.fail(id, epoch, 'BAD_REQUEST', 'a replica or copy carries its version (seq ≥ 1) in arg');
         const result = engine.put(jobId, key, value, flags, epoch, seq);
         // A body an async engine is still writing counts against the node's budget (`maxInflightBodyBytes`).
         if (isPromise(result)) this.server.bodyInFlight(result, value.length);
@@ -156,12 +191,20 @@ export class Session extends Connection {
           const manifest = (entry.flags & Flag.MANIFEST) !== 0;
           if (manifest && entry.value.length > COPY_THRESHOLD) entry.pinned = true; // sent by reference
           // A migration asks for the version (Flag.VERSION) in place of the size, as GET.
-          this.respond(Status.OK, entry.flags, id, versioned ? entry.epoch : epoch, versioned ? entry.seq : entry.value.length, manifest ? entry.value : null);
+          this.respond(
+            Status.OK,
+            entry.flags,
+            id,
+            versioned ? entry.epoch : epoch,
+            versioned ? entry.seq : entry.value.length,
+            manifest ? entry.value : null,
+          );
         });
       }
       case Op.DELETE: {
         const seq = (f.flags & Flag.REPLICA) === 0 ? 0 : f.arg;
-        if (seq === 0 && (f.flags & Flag.REPLICA) !== 0) return this.fail(id, epoch, 'BAD_REQUEST', 'a replica carries its version (seq ≥ 1) in arg');
+        if (seq === 0 && (f.flags & Flag.REPLICA) !== 0)
+          return this.fail(id, epoch, 'BAD_REQUEST', 'a replica carries its version (seq ≥ 1) in arg');
         // Flag.COPY: the controller removing a copy no reader may see (migration.ts), which leaves no tombstone.
         const tombstone = jobs.keepsTombstones(job) && (f.flags & Flag.COPY) === 0;
         return this.settle(engine.delete(jobId, key, epoch, seq, tombstone), id, epoch, (outcome: DeleteOutcome) => {
@@ -225,7 +268,8 @@ export class Session extends Connection {
     if (this.server.limits.isOverQuota(jobId)) return this.overQuota(id, epoch, jobId);
     if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
     const length = f.bodyLength - f.keyLength;
-    if (length !== 8 && length !== 16) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer, and may carry an 8-byte token after it');
+    if (length !== 8 && length !== 16)
+      return this.fail(id, epoch, 'BAD_REQUEST', 'INCR carries the amount as an 8-byte integer, and may carry an 8-byte token after it');
     const at = f.bodyStart + f.keyLength;
     const by = Number(f.buf.readBigInt64BE(at));
     if (!Number.isSafeInteger(by)) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR amount beyond ±(2^53 − 1)');
@@ -233,12 +277,19 @@ export class Session extends Connection {
     const token = length === 16 ? `${jobId}/${f.buf.toString('hex', at + 8, at + 16)}` : null;
     const increments = this.server.increments;
     if ((f.flags & Flag.REPLICA) !== 0) {
-      if (token === null || f.arg === 0) return this.fail(id, epoch, 'BAD_REQUEST', "an INCR replica carries the primary's total, its token and its version (seq ≥ 1 in arg)");
+      if (token === null || f.arg === 0)
+        return this.fail(
+          id,
+          epoch,
+          'BAD_REQUEST',
+          "an INCR replica carries the primary's total, its token and its version (seq ≥ 1 in arg)",
+        );
       const value = Buffer.from(String(by));
       return this.settle(this.server.engine.put(jobId, key, value, 0, epoch, f.arg), id, epoch, (outcome: PutOutcome) => {
         if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
         increments.record(token, { key, total: by, seq: f.arg });
-        if (outcome.skipped !== true && this.server.coordination.active > 0) this.server.coordination.stored(jobId, key, value, 0, epoch, true);
+        if (outcome.skipped !== true && this.server.coordination.active > 0)
+          this.server.coordination.stored(jobId, key, value, 0, epoch, true);
         this.respond(Status.OK, 0, id, epoch, outcome.skipped === true ? 0 : 1, null);
       });
     }
@@ -378,9 +429,15 @@ export class Session extends Connection {
         // since the controller heard from it) holds none of the job's data and must not serve it.
         const bootId = f.bodyLength > f.keyLength ? f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength) : null;
         if (bootId !== null && bootId !== this.server.options.bootId) {
-          return this.fail(f.id, 0, 'UNAVAILABLE', `announcement for incarnation ${bootId}; this is ${this.server.options.bootId ?? 'none'}`);
+          return this.fail(
+            f.id,
+            0,
+            'UNAVAILABLE',
+            `announcement for incarnation ${bootId}; this is ${this.server.options.bootId ?? 'none'}`,
+          );
         }
-        if (this.server.jobs.announce(jobId, f.arg, f.flags) && this.server.coordination.active > 0) this.server.coordination.epochChanged(jobId, f.arg);
+        if (this.server.jobs.announce(jobId, f.arg, f.flags) && this.server.coordination.active > 0)
+          this.server.coordination.epochChanged(jobId, f.arg);
         return this.respond(Status.OK, 0, f.id, this.server.jobs.get(jobId)?.epoch ?? 0, 0, null);
       }
       default:

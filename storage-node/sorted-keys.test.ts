@@ -32,7 +32,14 @@ test('adds, deletes and pages exactly like a sorted array, through chunk splits 
       else t.is(set.add(k), !model.has(k) && model.add(k) !== undefined, `add ${k}`);
     }
     t.is(set.size, model.size);
-    for (const [prefix, after, limit] of [['', '', 100], ['a/', '', 1_000], ['b/', 'b/5', 7], ['c/', 'c/zz', 3], ['a/1', 'a/', 50], ['', 'b/', 0]] as const) {
+    for (const [prefix, after, limit] of [
+      ['', '', 100],
+      ['a/', '', 1_000],
+      ['b/', 'b/5', 7],
+      ['c/', 'c/zz', 3],
+      ['a/1', 'a/', 50],
+      ['', 'b/', 0],
+    ] as const) {
       t.deepEqual(set.page(prefix, after, limit), modelPage(model, prefix, after, limit), `round ${round}: page ${prefix} after ${after}`);
     }
   }

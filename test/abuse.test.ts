@@ -101,12 +101,16 @@ test('10,000 idle connections that never HELLO: at most 1,024 kept, the rest clo
   });
   const open = (n: number) =>
     Promise.all(
-      Array.from({ length: n }, () => new Promise<void>((resolve) => {
-        const socket = net.connect({ host, port });
-        idle.push(socket);
-        socket.on('error', () => resolve());
-        socket.once('connect', () => resolve());
-      })),
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect({ host, port });
+            idle.push(socket);
+            socket.on('error', () => resolve());
+            socket.once('connect', () => resolve());
+          }),
+      ),
     );
   const stop = (async () => {
     // More than the node's connection limit (4,096), in batches so the test's own process keeps up.
@@ -126,10 +130,12 @@ test('10,000 idle connections that never HELLO: at most 1,024 kept, the rest clo
   t.log(`the late function's first GET took ${Date.now() - started} ms`);
   // Counted at the node: a socket that never reads never sees the node's end of it. Left: the two functions'
   // and the controller's.
-  await eventually(() => server.counters.connections <= 3, 30_000, 'only the functions’ and the controller’s connections left').catch((error: unknown) => {
-    t.log(`${server.counters.connections} connections left`);
-    throw error;
-  });
+  await eventually(() => server.counters.connections <= 3, 30_000, 'only the functions’ and the controller’s connections left').catch(
+    (error: unknown) => {
+      t.log(`${server.counters.connections} connections left`);
+      throw error;
+    },
+  );
 });
 
 test('500 watches on a connection that never reads: disconnected at its output limit while 10,000 PUTs land', async (t) => {
@@ -157,7 +163,11 @@ test('500 watches on a connection that never reads: disconnected at its output l
   const [worked] = await Promise.all([keepWorking(fn, flood), flood]);
   t.true(worked > 0);
   // Seen at the node: the attacker's socket, never read, never sees the node's end of it.
-  t.is(node.server.metrics.disconnectedCount('output_buffer'), 1, 'disconnected, and counted in /metrics (satchel_node_clients_disconnected_total)');
+  t.is(
+    node.server.metrics.disconnectedCount('output_buffer'),
+    1,
+    'disconnected, and counted in /metrics (satchel_node_clients_disconnected_total)',
+  );
   t.is(node.server.coordination.watches, 0, 'its watches were let go with it');
 });
 

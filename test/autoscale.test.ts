@@ -15,14 +15,28 @@ test('a tier over its band gets a node; when load falls a node is drained and st
   const cluster = await LocalCluster.start({
     dram: 1,
     dramCapacity: 48 * MiB,
-    autoscale: { band: [60, 80], scaleUpAfterMs: 500, scaleDownAfterMs: 2_000, cooldownMs: 500, minNodes: { dram: 1 }, maxNodes: { dram: 2 } },
+    autoscale: {
+      band: [60, 80],
+      scaleUpAfterMs: 500,
+      scaleDownAfterMs: 2_000,
+      cooldownMs: 500,
+      minNodes: { dram: 1 },
+      maxNodes: { dram: 2 },
+    },
   });
   t.teardown(() => cluster.stop());
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const api = cluster.info.console;
-  const events = async () => (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as ClusterEvent[];
-  const dramNodes = async () => ((await (await fetch(`${api}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { id: string; tier: string }[]).filter((n) => n.tier === 'dram');
+  const events = async () =>
+    (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as ClusterEvent[];
+  const dramNodes = async () =>
+    (
+      (await (await fetch(`${api}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as {
+        id: string;
+        tier: string;
+      }[]
+    ).filter((n) => n.tier === 'dram');
 
   // A job whose keys must survive both changes, read all along by a function.
   const steady = await satchel.registerJob('steady', { latencySensitive: true, capacity: 2 * MiB });
@@ -62,18 +76,32 @@ test('a tier over its band gets a node; when load falls a node is drained and st
   const joined = up.find((e) => e.kind === 'node-joined' && e.seq > scaleUp!.seq);
   t.truthy(joined);
   t.log(`launch decision → node registered: ${Date.parse(joined!.at) - Date.parse(scaleUp!.at)} ms`);
-  await eventually(() => cluster.info.nodes.filter((n) => n.tier === 'dram').length === 2, 10_000, 'the new node listed as a process of this cluster');
+  await eventually(
+    () => cluster.info.nodes.filter((n) => n.tier === 'dram').length === 2,
+    10_000,
+    'the new node listed as a process of this cluster',
+  );
 
   // The load goes away: below the band for 2 s, one node is drained and stopped.
   await big.deregister();
-  await eventually(async () => (await dramNodes()).length === 1 && (await events()).some((e) => e.kind === 'node-removed'), 30_000, 'back to one DRAM node');
+  await eventually(
+    async () => (await dramNodes()).length === 1 && (await events()).some((e) => e.kind === 'node-removed'),
+    30_000,
+    'back to one DRAM node',
+  );
   const down = await events();
   const kinds = down.filter((e) => e.seq > joined!.seq).map((e) => e.kind);
-  t.deepEqual(kinds.filter((k) => k !== 'node-launched'), ['scale-down', 'drain-started', 'drain-finished', 'node-removed']);
+  t.deepEqual(
+    kinds.filter((k) => k !== 'node-launched'),
+    ['scale-down', 'drain-started', 'drain-finished', 'node-removed'],
+  );
   const removed = down.find((e) => e.kind === 'node-removed')!.node!;
   const pid = [...cluster.info.nodes, { id: removed, pid: -1 }].find((n) => n.id === removed)!.pid;
   t.is(pid, -1, 'the removed node is gone from the cluster file');
-  t.false(cluster.pids.some((p) => !alive(p)), 'every process the cluster still lists runs');
+  t.false(
+    cluster.pids.some((p) => !alive(p)),
+    'every process the cluster still lists runs',
+  );
 
   reading = false;
   await readLoop;

@@ -32,7 +32,26 @@ test('bench shuffle sorts on Satchel and Redis, verifies both, and writes JSON a
   const html = join(dir, 'shuffle.html');
   const M = 4;
   const R = 3;
-  const run = await runTs(CLI, ['bench', 'shuffle', '--bytes', '2MB', '--mappers', String(M), '--reducers', String(R), '--concurrency', '2', '--json', json, '--html', html], { timeoutMs: 120_000 });
+  const run = await runTs(
+    CLI,
+    [
+      'bench',
+      'shuffle',
+      '--bytes',
+      '2MB',
+      '--mappers',
+      String(M),
+      '--reducers',
+      String(R),
+      '--concurrency',
+      '2',
+      '--json',
+      json,
+      '--html',
+      html,
+    ],
+    { timeoutMs: 120_000 },
+  );
   t.is(run.code, 0, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as ShuffleReport;
   t.deepEqual(report.results.map((r) => r.system).sort(), ['redis', 'satchel-dram']);
@@ -59,22 +78,50 @@ test('bench shuffle --cluster-file --no-redis sorts on an existing cluster and l
   t.teardown(() => cluster.stop());
   const dir = await tempDir(t);
   const json = join(dir, 'shuffle.json');
-  const run = await runTs(CLI, ['bench', 'shuffle', '--cluster-file', join(cluster.stateDir, 'cluster.json'), '--no-redis', '--bytes', '2MB', '--mappers', '3', '--reducers', '2', '--concurrency', '2', '--json', json], { timeoutMs: 120_000 });
+  const run = await runTs(
+    CLI,
+    [
+      'bench',
+      'shuffle',
+      '--cluster-file',
+      join(cluster.stateDir, 'cluster.json'),
+      '--no-redis',
+      '--bytes',
+      '2MB',
+      '--mappers',
+      '3',
+      '--reducers',
+      '2',
+      '--concurrency',
+      '2',
+      '--json',
+      json,
+    ],
+    { timeoutMs: 120_000 },
+  );
   t.is(run.code, 0, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as ShuffleReport;
   t.deepEqual(report.options.cluster, { controller: cluster.controller, console: cluster.info.console }, 'the cluster by its addresses');
   const text = await readFile(json, 'utf8');
   t.false(text.includes(cluster.tenantKey) || text.includes(cluster.viewerToken), 'no key or token in the report');
-  t.deepEqual(report.results.map((r) => r.system), ['satchel-dram']);
+  t.deepEqual(
+    report.results.map((r) => r.system),
+    ['satchel-dram'],
+  );
   t.true(report.results[0]!.verified);
   t.is(report.results[0]!.records, 20_000);
-  t.deepEqual(report.timelines.map((l) => l.system), ['satchel-dram']);
+  t.deepEqual(
+    report.timelines.map((l) => l.system),
+    ['satchel-dram'],
+  );
   const row = run.stdout.split('\n').find((line) => line.startsWith('satchel-dram'));
   t.regex(row ?? '', / true$/);
   t.notRegex(row ?? '', /×\s+true$/, 'no ratio without a Redis row');
 
   // The cluster is still up: its jobs (warm-up and the sort) were deregistered, and it takes new ones.
-  const jobs = (await (await fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as unknown[];
+  const jobs = (await (
+    await fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as unknown[];
   t.deepEqual(jobs, []);
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
@@ -87,7 +134,28 @@ test('bench shuffle --cluster-file --no-redis sorts on an existing cluster and l
 test('bench jobs runs staggered sorts on both systems and samples reserved and used bytes', async (t) => {
   const dir = await tempDir(t);
   const json = join(dir, 'jobs.json');
-  const run = await runTs(CLI, ['bench', 'jobs', '--jobs', '2', '--stagger', '0.5', '--bytes', '4MB', '--mappers', '2', '--reducers', '2', '--concurrency', '2', '--json', json], { timeoutMs: 120_000 });
+  const run = await runTs(
+    CLI,
+    [
+      'bench',
+      'jobs',
+      '--jobs',
+      '2',
+      '--stagger',
+      '0.5',
+      '--bytes',
+      '4MB',
+      '--mappers',
+      '2',
+      '--reducers',
+      '2',
+      '--concurrency',
+      '2',
+      '--json',
+      json,
+    ],
+    { timeoutMs: 120_000 },
+  );
   t.is(run.code, 0, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as JobsReport;
   t.is(report.jobs.length, 4);
@@ -103,13 +171,42 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
   const json = join(dir, 'elasticity.json');
   const run = await runTs(
     CLI,
-    ['bench', 'elasticity', '--seconds', '20', '--peak-ops', '1500', '--value-size', '16KiB', '--job-bytes', '4MiB', '--node-capacity', '256MiB', '--node-bandwidth', '8MB', '--scale-down-after-ms', '3000', '--json', json],
+    [
+      'bench',
+      'elasticity',
+      '--seconds',
+      '20',
+      '--peak-ops',
+      '1500',
+      '--value-size',
+      '16KiB',
+      '--job-bytes',
+      '4MiB',
+      '--node-capacity',
+      '256MiB',
+      '--node-bandwidth',
+      '8MB',
+      '--scale-down-after-ms',
+      '3000',
+      '--json',
+      json,
+    ],
     { timeoutMs: 120_000 },
   );
   t.is(run.code, 0, run.stderr);
-  const report = JSON.parse(await readFile(json, 'utf8')) as { samples: { t: number; nodes: Record<string, number>; utilization: Record<string, number>; reserved_bytes: number; used_bytes: number }[]; summary: Record<string, unknown> };
+  const report = JSON.parse(await readFile(json, 'utf8')) as {
+    samples: {
+      t: number;
+      nodes: Record<string, number>;
+      utilization: Record<string, number>;
+      reserved_bytes: number;
+      used_bytes: number;
+    }[];
+    summary: Record<string, unknown>;
+  };
   t.true(report.samples.length >= 18);
-  for (const key of ['lost_keys', 'failed_ops', 'scale_up_s', 'migration_s', 'node_seconds', 'peak_sized_node_seconds']) t.true(key in report.summary, key);
+  for (const key of ['lost_keys', 'failed_ops', 'scale_up_s', 'migration_s', 'node_seconds', 'peak_sized_node_seconds'])
+    t.true(key in report.summary, key);
   t.is(report.summary.lost_keys, 0);
   t.is(report.summary.failed_ops, 0);
   // 1,500 ops/s of 16 KiB against nodes declaring 8 MB/s: the load needs more than one node.
@@ -124,7 +221,24 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
 
   const dir = await tempDir(t);
   const json = join(dir, 'soak.json');
-  const args = ['--minutes', '0.25', '--interval-seconds', '5', '--processes', '2', '--lanes', '4', '--lanes-per-job', '2', '--job-seconds', '2', '--rate', '300', '--large-fraction', '0.05'];
+  const args = [
+    '--minutes',
+    '0.25',
+    '--interval-seconds',
+    '5',
+    '--processes',
+    '2',
+    '--lanes',
+    '4',
+    '--lanes-per-job',
+    '2',
+    '--job-seconds',
+    '2',
+    '--rate',
+    '300',
+    '--large-fraction',
+    '0.05',
+  ];
   const run = await runTs(CLI, ['bench', 'soak', ...args, '--json', json], { timeoutMs: 120_000 });
   t.is(run.code, 0, run.stderr + run.stdout);
   const report = JSON.parse(await readFile(json, 'utf8')) as SoakReport & { benchmark: string; options: Record<string, unknown> };
@@ -132,7 +246,10 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
   t.is(report.options.processes, 2);
   t.is(report.cluster.mode, 'local');
   const servers = ['controller', 'metadata', 'dram-0', 'ssd-0', 'hdd-0'];
-  t.deepEqual(report.cluster.processes.map((p) => p.name), servers);
+  t.deepEqual(
+    report.cluster.processes.map((p) => p.name),
+    servers,
+  );
   t.is(report.intervals.length, 3, '0.25 minutes in 5 s intervals');
   const counts: Record<string, number> = {};
   for (const [i, row] of report.intervals.entries()) {
@@ -141,25 +258,39 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
     t.is(row.errors, 0, row.error_samples.join('\n'));
     t.is(row.lost, 0, row.lost_samples.join('\n'));
     t.true(row.p50_us > 0 && row.p99_us >= row.p50_us);
-    t.deepEqual(row.processes.map((p) => p.name), servers);
+    t.deepEqual(
+      row.processes.map((p) => p.name),
+      servers,
+    );
     for (const p of row.processes) t.true((p.rss_bytes ?? 0) > 0 && (p.fds ?? 0) > 0, `${p.name} read from /proc`);
     t.is(row.clients.length, 2);
     for (const [op, figures] of Object.entries(row.by_op)) counts[op] = (counts[op] ?? 0) + figures!.count;
     t.deepEqual(Object.keys(row.by_tier).sort(), ['dram', 'ssd']);
   }
-  for (const op of ['put', 'put_large', 'get', 'stat', 'delete', 'list', 'incr', 'wait', 'register', 'deregister', 'verify']) t.true((counts[op] ?? 0) > 0, `some ${op}`);
+  for (const op of ['put', 'put_large', 'get', 'stat', 'delete', 'list', 'incr', 'wait', 'register', 'deregister', 'verify'])
+    t.true((counts[op] ?? 0) > 0, `some ${op}`);
   const s = report.summary;
   t.is(s.errors, 0);
   t.is(s.lost, 0);
   t.true(s.verified > 100);
   t.true(s.jobs_registered >= 4, 'jobs came and went');
   t.is(s.jobs_deregistered, s.jobs_registered, 'every job deregistered by the end');
-  t.deepEqual(s.processes.map((p) => p.name), servers);
+  t.deepEqual(
+    s.processes.map((p) => p.name),
+    servers,
+  );
   for (const p of s.processes) {
     t.is(typeof p.rss_growth_pct, 'number');
     t.true((p.fds_idle_before ?? 0) > 0 && (p.fds_idle_after ?? 0) > 0);
   }
-  t.deepEqual(Object.keys(s.targets).sort(), ['fds_flat', 'no_errors', 'no_lost_data', 'nothing_left', 'p99_within_2x', 'rss_growth_under_10_pct']);
+  t.deepEqual(Object.keys(s.targets).sort(), [
+    'fds_flat',
+    'no_errors',
+    'no_lost_data',
+    'nothing_left',
+    'p99_within_2x',
+    'rss_growth_under_10_pct',
+  ]);
   t.is(s.jobs_left, 0, 'no soak job still registered');
   t.is(s.orphaned_jobs_on_nodes, 0, 'no node holds a job the controller forgot');
   t.true(s.targets.no_errors && s.targets.no_lost_data);
@@ -207,10 +338,14 @@ test('the jobs samplers read reserved and used bytes per tier from the console, 
   await job.put('k', Buffer.alloc(3 * 1024 * 1024));
   const sampler = satchelSampler(cluster.info.console, cluster.viewerToken);
   let tiers = await sampler.sample();
-  await eventually(async () => {
-    tiers = await sampler.sample();
-    return (tiers.dram?.used_bytes ?? 0) >= 3 * 1024 * 1024;
-  }, 10_000, 'the node reports the job\'s bytes');
+  await eventually(
+    async () => {
+      tiers = await sampler.sample();
+      return (tiers.dram?.used_bytes ?? 0) >= 3 * 1024 * 1024;
+    },
+    10_000,
+    "the node reports the job's bytes",
+  );
   t.true(tiers.dram!.reserved_bytes >= 3 * 1024 * 1024, 'reserved follows the job');
   t.deepEqual(tiers.ssd, { reserved_bytes: 0, used_bytes: 0 });
   await job.deregister();
@@ -234,7 +369,11 @@ test('bench abuse: a well-behaved job alone, then under each attack, a row per a
   const dir = await tempDir(t);
   const json = join(dir, 'abuse.json');
   // Seconds per phase and a twentieth of the issue's sizes: the shape of the report, not its figures.
-  const run = await runTs(CLI, ['bench', 'abuse', '--seconds', '1', '--sse-seconds', '2', '--hello-seconds', '2', '--scale', '0.05', '--rate', '1000', '--json', json], { timeoutMs: 120_000 });
+  const run = await runTs(
+    CLI,
+    ['bench', 'abuse', '--seconds', '1', '--sse-seconds', '2', '--hello-seconds', '2', '--scale', '0.05', '--rate', '1000', '--json', json],
+    { timeoutMs: 120_000 },
+  );
   // Exit 1 only when the well-behaved job had failures (an attack got through): the report is written either way.
   t.true(run.code === 0 || run.code === 1, run.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as AbuseReport & { benchmark: string; options: Record<string, unknown> };
@@ -244,8 +383,19 @@ test('bench abuse: a well-behaved job alone, then under each attack, a row per a
   t.is(report.baseline.failures, 0);
   t.true(report.baseline_after.ops > 0, 'the job alone again after the attacks');
   t.is(typeof report.summary.baseline_after_p99_ratio, 'number');
-  t.deepEqual(report.rows.map((r) => r.attack), [...ATTACKS]);
-  t.deepEqual(report.sizes, { idle_connections: 100, watchers: 25, watch_puts: 500, waits: 150, sse_clients: 10, sse_lead_in_seconds: 1, in_flight: 16 });
+  t.deepEqual(
+    report.rows.map((r) => r.attack),
+    [...ATTACKS],
+  );
+  t.deepEqual(report.sizes, {
+    idle_connections: 100,
+    watchers: 25,
+    watch_puts: 500,
+    waits: 150,
+    sse_clients: 10,
+    sse_lead_in_seconds: 1,
+    in_flight: 16,
+  });
   for (const row of report.rows) {
     t.true(row.well_behaved.ops > 0, `${row.attack}: the job ran`);
     t.is(typeof row.p99_ratio, 'number');
@@ -253,8 +403,10 @@ test('bench abuse: a well-behaved job alone, then under each attack, a row per a
     t.is(row.attacker_error, null, `${row.attack}: ${row.attacker_error}`);
     t.true(row.attacker!.sent > 0, `${row.attack}: the attacker sent something`);
     t.true(row.observed.length > 0 && row.expected.length > 0);
-    for (const rss of [row.node_rss, row.controller_rss]) t.true((rss.before_bytes ?? 0) > 0 && (rss.max_bytes ?? 0) > 0 && (rss.after_bytes ?? 0) > 0, `${row.attack}: RSS read`);
-    for (const cpu of [row.cpu_pct.node, row.cpu_pct.controller, row.cpu_pct.attacker, row.cpu_pct.bench]) t.is(typeof cpu, 'number', `${row.attack}: CPU read`);
+    for (const rss of [row.node_rss, row.controller_rss])
+      t.true((rss.before_bytes ?? 0) > 0 && (rss.max_bytes ?? 0) > 0 && (rss.after_bytes ?? 0) > 0, `${row.attack}: RSS read`);
+    for (const cpu of [row.cpu_pct.node, row.cpu_pct.controller, row.cpu_pct.attacker, row.cpu_pct.bench])
+      t.is(typeof cpu, 'number', `${row.attack}: CPU read`);
   }
   const row = (attack: string) => report.rows.find((r) => r.attack === attack)!;
   // Limits already in place: no job without a tenant key, none with an impossible capacity hint.
@@ -263,10 +415,16 @@ test('bench abuse: a well-behaved job alone, then under each attack, a row per a
   t.true(row('huge-capacity').limit_held, row('huge-capacity').observed);
   t.is(row('idle-connections').attacker!.details.opened, 100);
   t.is(row('stalled-watchers').attacker!.details.watches_started, 25);
-  t.true(row('stalled-watchers').well_behaved.puts >= 500, 'the phase lasts until the job\'s PUTs landed');
+  t.true(row('stalled-watchers').well_behaved.puts >= 500, "the phase lasts until the job's PUTs landed");
   t.is(row('stalled-sse').attacker!.details.streams_open, 10, 'the viewer token opens the stream');
   t.truthy(row('grow-loop').placement?.before, 'the placement read from the console with the viewer token');
-  t.deepEqual(Object.keys(report.summary.targets).sort(), ['controller_rss_stalled_sse_le_5pct', 'every_limit_held', 'no_well_behaved_failures', 'node_rss_growth_stalled_watchers_le_32mb', 'p99_within_2x_under_each_attack']);
+  t.deepEqual(Object.keys(report.summary.targets).sort(), [
+    'controller_rss_stalled_sse_le_5pct',
+    'every_limit_held',
+    'no_well_behaved_failures',
+    'node_rss_growth_stalled_watchers_le_32mb',
+    'p99_within_2x_under_each_attack',
+  ]);
   t.is(typeof report.summary.node_rss_growth_stalled_watchers_bytes, 'number');
   t.is(typeof report.summary.controller_rss_growth_stalled_sse_pct, 'number');
   t.regex(run.stdout, /^phase +s +ops\/s/m);

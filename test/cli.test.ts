@@ -89,101 +89,122 @@ function refuses(address: string): Promise<boolean> {
   });
 }
 
-test.serial('satchel up: prints the addresses, writes cluster.json, serves clients and the console, stops cleanly on SIGTERM', async (t) => {
-  const dir = await tempDir(t);
-  const stateDir = join(dir, 'state'); // does not exist yet: satchel up creates it, and removes it on stop
-  const cluster = await up(t, ['--state-dir', stateDir, '--dram', '2']);
-  const out = cluster.stdout();
+test.serial(
+  'satchel up: prints the addresses, writes cluster.json, serves clients and the console, stops cleanly on SIGTERM',
+  async (t) => {
+    const dir = await tempDir(t);
+    const stateDir = join(dir, 'state'); // does not exist yet: satchel up creates it, and removes it on stop
+    const cluster = await up(t, ['--state-dir', stateDir, '--dram', '2']);
+    const out = cluster.stdout();
 
-  const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
-  t.regex(info.controller, /^127\.0\.0\.1:\d+$/);
-  t.regex(info.console, /^http:\/\/127\.0\.0\.1:\d+$/);
-  t.regex(info.adminToken, /^v1\.@admin\./);
-  t.deepEqual(info.nodes.map((n) => n.tier).sort(), ['dram', 'dram', 'hdd', 'ssd'], 'two DRAM nodes asked for, one SSD and one HDD by default');
-  t.true(out.includes(info.controller), 'the controller address is printed');
-  // The console link carries the read-only viewer token, so the page opens without asking for it.
-  t.is(/console\s+(http:\/\/\S+)/.exec(out)?.[1], `${info.console}/#token=${info.viewerToken}`);
-  const printedConsole = info.console;
-  t.regex(info.viewerToken, /^v1\.@viewer\./);
-  t.regex(info.tenantKey, /^sk1\.default\./);
-  t.false(out.includes(info.adminToken), 'the admin token is not printed');
-  t.is(statSync(join(stateDir, 'cluster.json')).mode & 0o077, 0, 'cluster.json is private (it holds the admin token)');
-
-  const pids = new Set([...info.nodes.map((n) => n.pid), ...descendants(cluster.child.pid!)]);
-  // Controller, metadata and four nodes (on Linux /proc lists them all; elsewhere only the nodes are known).
-  t.true(pids.size >= (existsSync('/proc/self/task') ? 6 : 4), `child pids: ${[...pids].join(' ')}`);
-  for (const pid of pids) t.true(alive(pid), `pid ${pid} running`);
-
-  // A client uses it, as the README shows.
-  const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
-  const job = await satchel.registerJob('cli-smoke');
-  await job.put('greeting', 'hello');
-  const fn = await Satchel.attach(job.ticket);
-  t.is((await fn.get('greeting'))?.toString(), 'hello');
-  await fn.close();
-
-  // The console at the printed URL.
-  const clusterJson = (await (await fetch(`${printedConsole}/api/cluster`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).json()) as { controller: string; nodes: unknown[] };
-  t.is(clusterJson.controller, info.controller);
-  t.is(clusterJson.nodes.length, 4);
-  const jobResponse = await fetch(`${printedConsole}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } });
-  t.is(jobResponse.status, 200);
-  t.is(((await jobResponse.json()) as { id: string }).id, job.id);
-  t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { method: 'DELETE' })).status, 401);
-  t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${info.adminToken}` } })).status, 204);
-  t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).status, 404);
-  await job.close();
-  satchel.close();
-
-  // Tenants, managed with the admin token from cluster.json: a key printed once, limits held, removal revokes.
-  // The built CLI (npm test builds first): tsx would add seconds to each of these short commands.
-  const satchelCli = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, ['bin/satchel.js', ...args], (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })),
+    const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
+    t.regex(info.controller, /^127\.0\.0\.1:\d+$/);
+    t.regex(info.console, /^http:\/\/127\.0\.0\.1:\d+$/);
+    t.regex(info.adminToken, /^v1\.@admin\./);
+    t.deepEqual(
+      info.nodes.map((n) => n.tier).sort(),
+      ['dram', 'dram', 'hdd', 'ssd'],
+      'two DRAM nodes asked for, one SSD and one HDD by default',
     );
-  const added = await satchelCli(['tenant', 'add', 'team-b', '--max-jobs', '1', '--state-dir', stateDir, '--json']);
-  t.is(added.code, 0, added.stderr);
-  const teamB = JSON.parse(added.stdout) as { name: string; key: string; maxJobs: number };
-  t.is(teamB.maxJobs, 1);
-  const teamClient = await Satchel.connect(info.controller, { key: teamB.key });
-  const teamJob = await teamClient.registerJob('team-b-job');
-  t.is((await rejection(t, teamClient.registerJob('one-too-many'))).code, 'FULL');
-  const listed = await satchelCli(['tenant', 'list', '--state-dir', stateDir]);
-  t.regex(listed.stdout, /^team-b\s+1\s+1\s/m);
-  t.regex(listed.stdout, /^default\s+0\s+-\s/m);
-  const removed = await satchelCli(['tenant', 'remove', 'team-b', '--state-dir', stateDir]);
-  t.regex(removed.stdout, /tenant team-b removed; 1 of its jobs deregistered/);
-  t.is((await rejection(t, teamClient.registerJob('after-removal'))).code, 'UNAUTHORIZED');
-  await teamJob.close();
-  teamClient.close();
-  const noAdmin = await satchelCli(['tenant', 'list', '--controller', info.controller, '--admin-token', info.viewerToken]);
-  t.is(noAdmin.code, 1);
-  t.regex(noAdmin.stderr, /admin token/);
+    t.true(out.includes(info.controller), 'the controller address is printed');
+    // The console link carries the read-only viewer token, so the page opens without asking for it.
+    t.is(/console\s+(http:\/\/\S+)/.exec(out)?.[1], `${info.console}/#token=${info.viewerToken}`);
+    const printedConsole = info.console;
+    t.regex(info.viewerToken, /^v1\.@viewer\./);
+    t.regex(info.tenantKey, /^sk1\.default\./);
+    t.false(out.includes(info.adminToken), 'the admin token is not printed');
+    t.is(statSync(join(stateDir, 'cluster.json')).mode & 0o077, 0, 'cluster.json is private (it holds the admin token)');
 
-  // The secret and the admin token: generated on first start, private on disk, in no log and no output.
-  const secretFile = join(stateDir, 'secret');
-  t.is(statSync(secretFile).mode & 0o077, 0, 'the secret file is private (0600)');
-  const secret = readFileSync(secretFile, 'utf8').trim();
-  t.true(secret.length >= 40, 'a generated secret (32 random bytes)');
-  const logs = readdirSync(join(stateDir, 'logs')).map((name) => readFileSync(join(stateDir, 'logs', name), 'utf8')).join('\n');
-  t.true(logs.length > 0, 'the processes logged');
-  for (const [what, value] of [['secret', secret], ['admin token', info.adminToken], ["admin token's MAC", info.adminToken.split('.').at(-1)!]] as const) {
-    t.false(logs.includes(value), `the ${what} is in no log`);
-    t.false(cluster.stdout().includes(value), `the ${what} is not printed`);
-  }
+    const pids = new Set([...info.nodes.map((n) => n.pid), ...descendants(cluster.child.pid!)]);
+    // Controller, metadata and four nodes (on Linux /proc lists them all; elsewhere only the nodes are known).
+    t.true(pids.size >= (existsSync('/proc/self/task') ? 6 : 4), `child pids: ${[...pids].join(' ')}`);
+    for (const pid of pids) t.true(alive(pid), `pid ${pid} running`);
 
-  // Stop.
-  cluster.child.kill('SIGTERM');
-  const result = await cluster.exit;
-  t.is(result.code, 0, result.stderr);
-  t.regex(cluster.stdout(), /SIGTERM: stopping/);
-  t.regex(cluster.stdout(), /stopped/);
-  for (const pid of pids) t.false(alive(pid), `pid ${pid} still running after stop`);
-  t.false(existsSync(stateDir), 'the state dir it created is removed');
-  t.true(await refuses(info.controller), 'controller port closed');
-  t.true(await refuses(info.console.replace('http://', '')), 'console port closed');
-  for (const node of info.nodes) t.true(await refuses(node.address), `node ${node.id} port closed`);
-});
+    // A client uses it, as the README shows.
+    const satchel = await Satchel.connect(info.controller, { key: info.tenantKey });
+    const job = await satchel.registerJob('cli-smoke');
+    await job.put('greeting', 'hello');
+    const fn = await Satchel.attach(job.ticket);
+    t.is((await fn.get('greeting'))?.toString(), 'hello');
+    await fn.close();
+
+    // The console at the printed URL.
+    const clusterJson = (await (
+      await fetch(`${printedConsole}/api/cluster`, { headers: { authorization: `Bearer ${info.viewerToken}` } })
+    ).json()) as { controller: string; nodes: unknown[] };
+    t.is(clusterJson.controller, info.controller);
+    t.is(clusterJson.nodes.length, 4);
+    const jobResponse = await fetch(`${printedConsole}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } });
+    t.is(jobResponse.status, 200);
+    t.is(((await jobResponse.json()) as { id: string }).id, job.id);
+    t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { method: 'DELETE' })).status, 401);
+    t.is(
+      (await fetch(`${printedConsole}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${info.adminToken}` } }))
+        .status,
+      204,
+    );
+    t.is((await fetch(`${printedConsole}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).status, 404);
+    await job.close();
+    satchel.close();
+
+    // Tenants, managed with the admin token from cluster.json: a key printed once, limits held, removal revokes.
+    // The built CLI (npm test builds first): tsx would add seconds to each of these short commands.
+    const satchelCli = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, ['bin/satchel.js', ...args], (error, stdout, stderr) =>
+          resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+        ),
+      );
+    const added = await satchelCli(['tenant', 'add', 'team-b', '--max-jobs', '1', '--state-dir', stateDir, '--json']);
+    t.is(added.code, 0, added.stderr);
+    const teamB = JSON.parse(added.stdout) as { name: string; key: string; maxJobs: number };
+    t.is(teamB.maxJobs, 1);
+    const teamClient = await Satchel.connect(info.controller, { key: teamB.key });
+    const teamJob = await teamClient.registerJob('team-b-job');
+    t.is((await rejection(t, teamClient.registerJob('one-too-many'))).code, 'FULL');
+    const listed = await satchelCli(['tenant', 'list', '--state-dir', stateDir]);
+    t.regex(listed.stdout, /^team-b\s+1\s+1\s/m);
+    t.regex(listed.stdout, /^default\s+0\s+-\s/m);
+    const removed = await satchelCli(['tenant', 'remove', 'team-b', '--state-dir', stateDir]);
+    t.regex(removed.stdout, /tenant team-b removed; 1 of its jobs deregistered/);
+    t.is((await rejection(t, teamClient.registerJob('after-removal'))).code, 'UNAUTHORIZED');
+    await teamJob.close();
+    teamClient.close();
+    const noAdmin = await satchelCli(['tenant', 'list', '--controller', info.controller, '--admin-token', info.viewerToken]);
+    t.is(noAdmin.code, 1);
+    t.regex(noAdmin.stderr, /admin token/);
+
+    // The secret and the admin token: generated on first start, private on disk, in no log and no output.
+    const secretFile = join(stateDir, 'secret');
+    t.is(statSync(secretFile).mode & 0o077, 0, 'the secret file is private (0600)');
+    const secret = readFileSync(secretFile, 'utf8').trim();
+    t.true(secret.length >= 40, 'a generated secret (32 random bytes)');
+    const logs = readdirSync(join(stateDir, 'logs'))
+      .map((name) => readFileSync(join(stateDir, 'logs', name), 'utf8'))
+      .join('\n');
+    t.true(logs.length > 0, 'the processes logged');
+    for (const [what, value] of [
+      ['secret', secret],
+      ['admin token', info.adminToken],
+      ["admin token's MAC", info.adminToken.split('.').at(-1)!],
+    ] as const) {
+      t.false(logs.includes(value), `the ${what} is in no log`);
+      t.false(cluster.stdout().includes(value), `the ${what} is not printed`);
+    }
+
+    // Stop.
+    cluster.child.kill('SIGTERM');
+    const result = await cluster.exit;
+    t.is(result.code, 0, result.stderr);
+    t.regex(cluster.stdout(), /SIGTERM: stopping/);
+    t.regex(cluster.stdout(), /stopped/);
+    for (const pid of pids) t.false(alive(pid), `pid ${pid} still running after stop`);
+    t.false(existsSync(stateDir), 'the state dir it created is removed');
+    t.true(await refuses(info.controller), 'controller port closed');
+    t.true(await refuses(info.console.replace('http://', '')), 'console port closed');
+    for (const node of info.nodes) t.true(await refuses(node.address), `node ${node.id} port closed`);
+  },
+);
 
 test.serial('satchel up in an existing state dir: makes it private, and SIGINT removes only its own files', async (t) => {
   const stateDir = await tempDir(t);
@@ -241,7 +262,9 @@ function snapshot(dir: string): Record<string, string> {
         found[path] = `dir ${stat.mode.toString(8)}`;
         walk(path);
       } else {
-        found[path] = `file ${stat.mode.toString(8)} ${stat.size} ${stat.mtimeMs} ${createHash('sha256').update(readFileSync(join(dir, path))).digest('hex')}`;
+        found[path] = `file ${stat.mode.toString(8)} ${stat.size} ${stat.mtimeMs} ${createHash('sha256')
+          .update(readFileSync(join(dir, path)))
+          .digest('hex')}`;
       }
     }
   };
@@ -264,7 +287,11 @@ async function everyTierServes(t: ExecutionContext, info: ClusterInfoFile): Prom
     for (const [tier, hints] of Object.entries(TIER_HINTS)) {
       const job = await satchel.registerJob(`still-${tier}`, hints);
       try {
-        const placed = ((await (await fetch(`${info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } })).json()) as { tier: string }).tier;
+        const placed = (
+          (await (
+            await fetch(`${info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${info.viewerToken}` } })
+          ).json()) as { tier: string }
+        ).tier;
         t.is(placed, tier, `the ${tier} job is on ${tier}`);
         await job.put('k', `value on ${tier}`);
         t.is((await job.get('k'))?.toString(), `value on ${tier}`, `${tier} serves`);
@@ -292,32 +319,35 @@ async function upUntilExit(args: string[]): Promise<Finished & { spawnToExitMs: 
   return { ...result, spawnToExitMs: exited - spawned, ownMs: exited - (firstLine ?? spawned) };
 }
 
-test.serial('a second satchel up on a running cluster’s folder refuses within a second, changes nothing, and every tier keeps serving', async (t) => {
-  const dir = await tempDir(t);
-  const stateDir = join(dir, 'state');
-  const first = await up(t, ['--state-dir', stateDir]);
-  const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
-  const lock = JSON.parse(readFileSync(join(stateDir, 'satchel.lock'), 'utf8')) as LockRecord;
-  t.is(lock.pid, first.child.pid!, 'the lock names satchel up');
-  t.is(lock.console, info.console);
-  t.is(statSync(join(stateDir, 'satchel.lock')).mode & 0o777, 0o600);
-  const processes = descendants(first.child.pid!).sort();
+test.serial(
+  'a second satchel up on a running cluster’s folder refuses within a second, changes nothing, and every tier keeps serving',
+  async (t) => {
+    const dir = await tempDir(t);
+    const stateDir = join(dir, 'state');
+    const first = await up(t, ['--state-dir', stateDir]);
+    const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterInfoFile;
+    const lock = JSON.parse(readFileSync(join(stateDir, 'satchel.lock'), 'utf8')) as LockRecord;
+    t.is(lock.pid, first.child.pid!, 'the lock names satchel up');
+    t.is(lock.console, info.console);
+    t.is(statSync(join(stateDir, 'satchel.lock')).mode & 0o777, 0o600);
+    const processes = descendants(first.child.pid!).sort();
 
-  const before = snapshot(stateDir);
-  const second = await upUntilExit(['--state-dir', stateDir, '--controller-port', '0', '--console-port', '0']);
-  t.log(`refused ${second.ownMs.toFixed(0)} ms after its first line; ${second.spawnToExitMs.toFixed(0)} ms from spawn through tsx`);
-  t.is(second.code, 1, second.stderr);
-  t.is(second.stderr, `satchel: a cluster is already running from ${stateDir} (pid ${first.child.pid}, ${info.console})\n`);
-  t.true(second.ownMs < 1_000, `refused in ${second.ownMs} ms`);
-  t.notRegex(second.stdout, /controller|metadata|storage-node/, 'no process started');
-  t.deepEqual(snapshot(stateDir), before, 'every file and folder as it was: none created, changed or removed');
-  t.deepEqual(descendants(first.child.pid!).sort(), processes, "the first cluster's processes are the same");
+    const before = snapshot(stateDir);
+    const second = await upUntilExit(['--state-dir', stateDir, '--controller-port', '0', '--console-port', '0']);
+    t.log(`refused ${second.ownMs.toFixed(0)} ms after its first line; ${second.spawnToExitMs.toFixed(0)} ms from spawn through tsx`);
+    t.is(second.code, 1, second.stderr);
+    t.is(second.stderr, `satchel: a cluster is already running from ${stateDir} (pid ${first.child.pid}, ${info.console})\n`);
+    t.true(second.ownMs < 1_000, `refused in ${second.ownMs} ms`);
+    t.notRegex(second.stdout, /controller|metadata|storage-node/, 'no process started');
+    t.deepEqual(snapshot(stateDir), before, 'every file and folder as it was: none created, changed or removed');
+    t.deepEqual(descendants(first.child.pid!).sort(), processes, "the first cluster's processes are the same");
 
-  await everyTierServes(t, info);
-  first.child.kill('SIGTERM');
-  t.is((await first.exit).code, 0);
-  t.false(existsSync(stateDir), 'the first cluster removed its folder on stop, lock included');
-});
+    await everyTierServes(t, info);
+    first.child.kill('SIGTERM');
+    t.is((await first.exit).code, 0);
+    t.false(existsSync(stateDir), 'the first cluster removed its folder on stop, lock included');
+  },
+);
 
 test.serial('a lock left by a SIGKILLed satchel up is taken over, and the new cluster cleans up after both', async (t) => {
   const dir = await tempDir(t);
@@ -331,7 +361,10 @@ test.serial('a lock left by a SIGKILLed satchel up is taken over, and the new cl
   t.true(existsSync(join(stateDir, 'satchel.lock')), 'a SIGKILL leaves the lock');
 
   const next = await up(t, args);
-  t.regex(next.stdout(), new RegExp(`taking over ${stateDir} from a cluster that did not stop \\(started .*, pid ${oldPid} is not running\\)`));
+  t.regex(
+    next.stdout(),
+    new RegExp(`taking over ${stateDir} from a cluster that did not stop \\(started .*, pid ${oldPid} is not running\\)`),
+  );
   for (const pid of oldChildren) t.false(alive(pid), `the killed cluster's process ${pid} is gone`);
   const lock = JSON.parse(readFileSync(join(stateDir, 'satchel.lock'), 'utf8')) as LockRecord;
   t.is(lock.pid, next.child.pid!);
@@ -356,7 +389,10 @@ test.serial('a lock whose PID now belongs to another program is stale: taken ove
   await writeFile(join(stateDir, 'satchel.lock'), JSON.stringify({ pid: stranger.pid, startedAt: '2026-01-01T00:00:00.000Z' }));
   await writeFile(join(stateDir, 'mine.txt'), 'not satchel’s');
   const cluster = await up(t, ['--state-dir', stateDir, '--ssd', '0', '--hdd', '0']);
-  t.regex(cluster.stdout(), new RegExp(`taking over .* \\(started 2026-01-01T00:00:00.000Z, pid ${stranger.pid} is now another program\\)`));
+  t.regex(
+    cluster.stdout(),
+    new RegExp(`taking over .* \\(started 2026-01-01T00:00:00.000Z, pid ${stranger.pid} is now another program\\)`),
+  );
   t.true(alive(stranger.pid!), 'the other program is left alone');
   cluster.child.kill('SIGTERM');
   t.is((await cluster.exit).code, 0);
@@ -366,9 +402,26 @@ test.serial('a lock whose PID now belongs to another program is stale: taken ove
 test.serial("a process that fails at start: satchel up prints its own error line and its log's path, not a usage text", async (t) => {
   const dir = await tempDir(t);
   const stateDir = join(dir, 'state');
-  const result = await runTs(CLI, ['up', '--state-dir', stateDir, '--controller-port', '0', '--console-port', '0', '--dram-capacity', '0', '--ssd', '0', '--hdd', '0']);
+  const result = await runTs(CLI, [
+    'up',
+    '--state-dir',
+    stateDir,
+    '--controller-port',
+    '0',
+    '--console-port',
+    '0',
+    '--dram-capacity',
+    '0',
+    '--ssd',
+    '0',
+    '--hdd',
+    '0',
+  ]);
   t.is(result.code, 1, result.stderr);
-  const match = /^satchel: storage-node exited during start \(code 2\): capacity must be a positive number of bytes\n {2}\(its log: (\S+)\)\n$/.exec(result.stderr);
+  const match =
+    /^satchel: storage-node exited during start \(code 2\): capacity must be a positive number of bytes\n {2}\(its log: (\S+)\)\n$/.exec(
+      result.stderr,
+    );
   t.truthy(match, result.stderr);
   t.notRegex(result.stderr, /Usage/);
   const log = match![1]!;
@@ -387,10 +440,22 @@ test('a port in use names the flag that picks another, for satchel up and a lone
   const secret = join(dir, 'secret');
   await writeFile(secret, Buffer.alloc(32, 7).toString('base64'), { mode: 0o600 });
   const cases: [string[], string][] = [
-    [['up', '--state-dir', join(dir, 'a'), '--controller-port', String(port), '--console-port', '0'], `port ${port} is in use (the controller's): pick another with --controller-port P (0 = any free port)`],
-    [['up', '--state-dir', join(dir, 'b'), '--controller-port', '0', '--console-port', String(port)], `port ${port} is in use (the console's): pick another with --console-port P (0 = any free port)`],
-    [['controller', '--secret-file', secret, '--port', String(port), '--console-port', '0'], `port ${port} is in use (the controller's): pick another with --port P (0 = any free port)`],
-    [['controller', '--secret-file', secret, '--port', '0', '--console-port', String(port)], `port ${port} is in use (the console's): pick another with --console-port P (0 = any free port)`],
+    [
+      ['up', '--state-dir', join(dir, 'a'), '--controller-port', String(port), '--console-port', '0'],
+      `port ${port} is in use (the controller's): pick another with --controller-port P (0 = any free port)`,
+    ],
+    [
+      ['up', '--state-dir', join(dir, 'b'), '--controller-port', '0', '--console-port', String(port)],
+      `port ${port} is in use (the console's): pick another with --console-port P (0 = any free port)`,
+    ],
+    [
+      ['controller', '--secret-file', secret, '--port', String(port), '--console-port', '0'],
+      `port ${port} is in use (the controller's): pick another with --port P (0 = any free port)`,
+    ],
+    [
+      ['controller', '--secret-file', secret, '--port', '0', '--console-port', String(port)],
+      `port ${port} is in use (the console's): pick another with --console-port P (0 = any free port)`,
+    ],
   ];
   const results = await Promise.all(cases.map(([args]) => runTs(CLI, args)));
   results.forEach((result, i) => {

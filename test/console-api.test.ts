@@ -24,11 +24,11 @@ import { promtoolCheck, sample } from './helpers/promtool.ts';
  * the other fails `tsc --noEmit -p .`.
  */
 type Fits<Server, PageType> = Server extends PageType ? true : never;
-export const pageTypesFit: [
-  Fits<ReturnType<typeof snapshot>, Page.Snapshot>,
-  Fits<JobView, Page.JobRow>,
-  Fits<NodeView, Page.NodeRow>,
-] = [true, true, true];
+export const pageTypesFit: [Fits<ReturnType<typeof snapshot>, Page.Snapshot>, Fits<JobView, Page.JobRow>, Fits<NodeView, Page.NodeRow>] = [
+  true,
+  true,
+  true,
+];
 
 let cluster: InProcessCluster;
 let app: FastifyInstance;
@@ -55,20 +55,40 @@ test('POST /api/jobs registers a job with the admin token; without it 401 and no
   t.is(refused.statusCode, 401);
   t.is(refused.json().code, 'UNAUTHORIZED');
   t.is(cluster.controller.registry.jobs.size, before);
-  const made = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'console-made', hints: { latencySensitive: true, capacity: 1024 } } });
+  const made = await app.inject({
+    method: 'POST',
+    url: '/api/jobs',
+    headers: admin,
+    payload: { name: 'console-made', hints: { latencySensitive: true, capacity: 1024 } },
+  });
   t.is(made.statusCode, 201, made.body);
   const { jobId, ticket, driverToken } = made.json() as { jobId: string; ticket: string; driverToken: string };
   t.regex(ticket, /^st1_/);
   t.regex(driverToken, new RegExp(`^d1\\.${jobId}\\.`), 'the driver token comes with it: it renews and deregisters');
-  const jobs = (await app.inject({ url: '/api/jobs', headers: viewer })).json() as { id: string; cost: { usd: number; byteSeconds: Record<string, number> } }[];
+  const jobs = (await app.inject({ url: '/api/jobs', headers: viewer })).json() as {
+    id: string;
+    cost: { usd: number; byteSeconds: Record<string, number> };
+  }[];
   const row = jobs.find((j) => j.id === jobId);
   t.truthy(row);
   t.is(typeof row!.cost.usd, 'number');
-  t.deepEqual((row as unknown as { hints: unknown }).hints, { latencySensitive: true, capacity: 1024 }, 'each row says what its job asked for');
+  t.deepEqual(
+    (row as unknown as { hints: unknown }).hints,
+    { latencySensitive: true, capacity: 1024 },
+    'each row says what its job asked for',
+  );
   t.is((await app.inject({ method: 'DELETE', url: `/api/jobs/${jobId}`, headers: admin })).statusCode, 204);
   t.is((await app.inject({ url: `/api/jobs/${jobId}`, headers: viewer })).statusCode, 404);
-  const events = ((await app.inject({ url: '/api/events', headers: viewer })).json() as { kind: string; details?: { job?: string; cause?: string } }[]).filter((e) => e.details?.job === jobId);
-  t.deepEqual(events.map((e) => [e.kind, e.details?.cause]), [['job-registered', undefined], ['job-deregistered', 'driver']]);
+  const events = (
+    (await app.inject({ url: '/api/events', headers: viewer })).json() as { kind: string; details?: { job?: string; cause?: string } }[]
+  ).filter((e) => e.details?.job === jobId);
+  t.deepEqual(
+    events.map((e) => [e.kind, e.details?.cause]),
+    [
+      ['job-registered', undefined],
+      ['job-deregistered', 'driver'],
+    ],
+  );
 });
 
 test('a job whose lease lapses is collected, and the events say so (job-collected, not job-deregistered)', async (t) => {
@@ -76,7 +96,10 @@ test('a job whose lease lapses is collected, and the events say so (job-collecte
   t.is(made.statusCode, 201, made.body);
   const { jobId } = made.json() as { jobId: string };
   cluster.controller.registry.jobs.get(jobId)!.leaseExpiresAt = 0;
-  const kinds = async () => ((await app.inject({ url: '/api/events', headers: viewer })).json() as { kind: string; details?: { job?: string } }[]).filter((e) => e.details?.job === jobId).map((e) => e.kind);
+  const kinds = async () =>
+    ((await app.inject({ url: '/api/events', headers: viewer })).json() as { kind: string; details?: { job?: string } }[])
+      .filter((e) => e.details?.job === jobId)
+      .map((e) => e.kind);
   const deadline = Date.now() + 5_000;
   while (!(await kinds()).includes('job-collected') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   t.deepEqual(await kinds(), ['job-registered', 'job-collected']);
@@ -107,7 +130,10 @@ test('every /api route and /metrics needs a token: the viewer token reads, only 
     ['no token', {}],
     ['an empty bearer', { authorization: 'Bearer ' }],
     ['a made-up token', { authorization: 'Bearer nope' }],
-    ['the admin token one character off', { authorization: `Bearer ${tokens.adminToken.slice(0, -1)}${tokens.adminToken.endsWith('A') ? 'B' : 'A'}` }],
+    [
+      'the admin token one character off',
+      { authorization: `Bearer ${tokens.adminToken.slice(0, -1)}${tokens.adminToken.endsWith('A') ? 'B' : 'A'}` },
+    ],
     ['the viewer token with something after it', { authorization: `Bearer ${tokens.viewerToken}x` }],
     ['a viewer token of another secret', { authorization: `Bearer ${signToken(Buffer.alloc(32, 7), VIEWER_SUBJECT)}` }],
     ["the job's own token", { authorization: `Bearer ${job.token}` }],
@@ -125,7 +151,10 @@ test('every /api route and /metrics needs a token: the viewer token reads, only 
     }
   }
   for (const request of reads) {
-    for (const [role, headers] of [['viewer', viewer], ['admin', admin]] as const) {
+    for (const [role, headers] of [
+      ['viewer', viewer],
+      ['admin', admin],
+    ] as const) {
       const response = await app.inject({ ...request, headers });
       t.is(response.statusCode, 200, `${role}: ${request.method ?? 'GET'} ${request.url}`);
     }
@@ -169,7 +198,14 @@ test('the page, its script, style and icon: built files, open, with no cache hea
   t.is(chart.headers['cache-control'], 'max-age=86400');
   t.regex(String(chart.headers['content-type']), /^text\/javascript/);
   // Only the page's files: other paths are the console's 404, not a directory listing or a file elsewhere.
-  for (const url of ['/index.html', '/assets/', '/assets/../package.json', '/assets/%2e%2e/console.ts', '/assets/tsconfig.json', '/assets/main.ts']) {
+  for (const url of [
+    '/index.html',
+    '/assets/',
+    '/assets/../package.json',
+    '/assets/%2e%2e/console.ts',
+    '/assets/tsconfig.json',
+    '/assets/main.ts',
+  ]) {
     const response = await app.inject({ url });
     t.is(response.statusCode, 404, url);
     t.is(response.json().code, 'BAD_REQUEST', url);
@@ -190,29 +226,57 @@ test.serial("GET /api/jobs/:id has what the page's job view shows: its hints and
 test('the console will not start with a missing token, or the admin token as the viewer token', (t) => {
   t.throws(() => buildConsole(cluster.controller, { ...tokens, viewerToken: '' }), { message: /viewer token/ });
   t.throws(() => buildConsole(cluster.controller, { ...tokens, adminToken: '' }), { message: /admin token/ });
-  t.throws(() => buildConsole(cluster.controller, { ...tokens, viewerToken: tokens.adminToken }), { message: /must not be the admin token/ });
+  t.throws(() => buildConsole(cluster.controller, { ...tokens, viewerToken: tokens.adminToken }), {
+    message: /must not be the admin token/,
+  });
 });
 
 test('every route checks its input: a 400 naming the problem, before anything happens', async (t) => {
   const cases: [string, InjectOptions, RegExp][] = [
     ['name of the wrong type', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 5 } }, /name must be string/],
     ['a missing name', { method: 'POST', url: '/api/jobs', headers: admin, payload: {} }, /must have required property 'name'/],
-    ['an unknown field', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', colour: 'red' } }, /must NOT have additional properties/],
-    ['replicas out of range', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { replicas: 9 } } }, /replicas must be <= 3/],
-    ['a negative capacity', { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { capacity: -1 } } }, /capacity must be >= 0/],
-    ['an unknown tier', { method: 'POST', url: '/api/nodes', headers: admin, payload: { tier: 'tape' } }, /must be equal to one of the allowed values/],
+    [
+      'an unknown field',
+      { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', colour: 'red' } },
+      /must NOT have additional properties/,
+    ],
+    [
+      'replicas out of range',
+      { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { replicas: 9 } } },
+      /replicas must be <= 3/,
+    ],
+    [
+      'a negative capacity',
+      { method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x', hints: { capacity: -1 } } },
+      /capacity must be >= 0/,
+    ],
+    [
+      'an unknown tier',
+      { method: 'POST', url: '/api/nodes', headers: admin, payload: { tier: 'tape' } },
+      /must be equal to one of the allowed values/,
+    ],
     ['a bad cursor', { method: 'GET', url: '/api/events?after=soon', headers: viewer }, /after must match pattern/],
-    ['not JSON', { method: 'POST', url: '/api/jobs', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' }, /JSON/],
+    [
+      'not JSON',
+      { method: 'POST', url: '/api/jobs', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' },
+      /JSON/,
+    ],
   ];
   // Jobs of the names these requests carry: other tests register jobs of their own meanwhile.
-  const made = () => [...cluster.controller.registry.jobs.values()].filter((job) => job.name === 'x' || job.name === 'x'.repeat(100)).length;
+  const made = () =>
+    [...cluster.controller.registry.jobs.values()].filter((job) => job.name === 'x' || job.name === 'x'.repeat(100)).length;
   for (const [what, request, message] of cases) {
     const response = await app.inject(request);
     t.is(response.statusCode, 400, what);
     t.is(response.json().code, 'BAD_REQUEST', what);
     t.regex(response.json().message, message, what);
   }
-  const huge = await app.inject({ method: 'POST', url: '/api/jobs', headers: admin, payload: { name: 'x'.repeat(100), hints: {}, pad: 'y'.repeat(100_000) } });
+  const huge = await app.inject({
+    method: 'POST',
+    url: '/api/jobs',
+    headers: admin,
+    payload: { name: 'x'.repeat(100), hints: {}, pad: 'y'.repeat(100_000) },
+  });
   t.is(huge.statusCode, 413, 'a body over 64 KiB is refused unread');
   t.is(made(), 0, 'no job was made by any of them');
 });
@@ -245,7 +309,11 @@ test('the live stream sends the recent events, then a snapshot every second, and
   cluster.controller.events.add('scale-up', 'a test pretends the tier is hot', { tier: 'dram' });
   await until(/event: cluster-event\ndata: \{[^\n]*"a test pretends the tier is hot"/);
   await until(/event: snapshot[\s\S]*event: snapshot/); // the next second's
-  const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(text)![1]!) as { nodes: unknown[]; jobs: unknown[]; totals: { opsPerSec: number } };
+  const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(text)![1]!) as {
+    nodes: unknown[];
+    jobs: unknown[];
+    totals: { opsPerSec: number };
+  };
   t.is(snapshot.nodes.length, 1);
   t.is(typeof snapshot.totals.opsPerSec, 'number');
 
@@ -368,7 +436,11 @@ test('a page that has taken nothing for the stall time is dropped, even with lit
   // Enough to fill the kernel's buffers (a few MiB), so writes start to wait; then nothing more is added.
   const reason = 's'.repeat(128 * 1024);
   for (let i = 0; i < 80; i++) own.controller.events.add('scale-up', reason, { tier: 'dram' });
-  await waitFor(async () => sample(await metricsOf(web), 'satchel_console_streams_dropped_total{reason="stalled"}') === 1, 10_000, 'the stalled page dropped');
+  await waitFor(
+    async () => sample(await metricsOf(web), 'satchel_console_streams_dropped_total{reason="stalled"}') === 1,
+    10_000,
+    'the stalled page dropped',
+  );
   t.is(sample(await metricsOf(web), 'satchel_console_streams'), 0);
   await ended(stuck, 10_000);
   t.pass();
@@ -408,14 +480,29 @@ test('GET /api/events?after=N: only the events after sequence number N', async (
   const after = await app.inject({ url: `/api/events?after=${first.seq}`, headers: viewer });
   t.is(after.statusCode, 200);
   // Only the scale events: the file's other tests add job events meanwhile.
-  t.deepEqual((after.json() as { kind: string; reason: string }[]).filter((e) => e.kind.startsWith('scale')).map((e) => e.reason), ['second of two']);
+  t.deepEqual(
+    (after.json() as { kind: string; reason: string }[]).filter((e) => e.kind.startsWith('scale')).map((e) => e.reason),
+    ['second of two'],
+  );
 });
 
 test('/metrics is valid Prometheus text (promtool check metrics)', async (t) => {
   const job = await cluster.controller.registerJob('metered', { latencySensitive: true });
   t.teardown(() => cluster.controller.deregisterJob(job.jobId).catch(() => {}));
   const body = (await app.inject({ url: '/metrics', headers: viewer })).body;
-  for (const name of ['satchel_console_streams', 'satchel_console_streams_dropped_total', 'satchel_console_streams_refused_total', 'satchel_jobs', 'satchel_nodes', 'satchel_reserved_bytes', 'satchel_used_bytes', 'satchel_node_utilization_ratio', 'satchel_job_cost_usd', 'satchel_cluster_events_total', 'satchel_controller_process_cpu_seconds_total']) {
+  for (const name of [
+    'satchel_console_streams',
+    'satchel_console_streams_dropped_total',
+    'satchel_console_streams_refused_total',
+    'satchel_jobs',
+    'satchel_nodes',
+    'satchel_reserved_bytes',
+    'satchel_used_bytes',
+    'satchel_node_utilization_ratio',
+    'satchel_job_cost_usd',
+    'satchel_cluster_events_total',
+    'satchel_controller_process_cpu_seconds_total',
+  ]) {
     t.regex(body, new RegExp(`^${name}`, 'm'), name);
   }
   const checked = promtoolCheck(body);

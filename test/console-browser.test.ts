@@ -79,7 +79,10 @@ test('without a token the page asks for one, shows nothing, and asks again when 
 
   await form.locator('input[name=token]').fill('v1.@viewer.not-the-real-one');
   await form.locator('button[type=submit]').click();
-  await page.locator('#login-reason').getByText(/refused that token \(401\)/).waitFor();
+  await page
+    .locator('#login-reason')
+    .getByText(/refused that token \(401\)/)
+    .waitFor();
   t.true(await form.isVisible(), 'the form again');
   t.deepEqual(streams, [401]);
   t.is(await sessionToken(page), null, 'a refused token is not kept');
@@ -124,7 +127,10 @@ test('opened with #token=<viewer token>: the cluster live, the token out of the 
 
   // The buttons need the admin token: without it, nothing happens but a message.
   await row.locator('button[data-action="deregister"]').click();
-  await page.locator('[role=status]').getByText(/set the admin token first/).waitFor();
+  await page
+    .locator('[role=status]')
+    .getByText(/set the admin token first/)
+    .waitFor();
   t.true(await row.isVisible(), 'the job is still there');
   await page.fill('input[name=admin-token]', cluster.adminToken);
   await row.locator('button[data-action="deregister"]').click();
@@ -137,14 +143,22 @@ test('opened with #token=<viewer token>: the cluster live, the token out of the 
   const response = await fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
   t.is(response.status, 200);
   const jobs = (await response.json()) as { id: string }[];
-  t.false(jobs.some((j) => j.id === job.id), 'the job is gone from /api/jobs');
+  t.false(
+    jobs.some((j) => j.id === job.id),
+    'the job is gone from /api/jobs',
+  );
   t.deepEqual(errors, []);
 });
 
 const MiB = 1024 * 1024;
 
 /** What the page shows for `bytes` (controller/console-web/format.ts). */
-const fmtBytes = (bytes: number) => (bytes < 1024 ? `${bytes} B` : bytes < MiB ? `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 2 : 1)} KiB` : `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 2 : 1)} MiB`);
+const fmtBytes = (bytes: number) =>
+  bytes < 1024
+    ? `${bytes} B`
+    : bytes < MiB
+      ? `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 2 : 1)} KiB`
+      : `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 2 : 1)} MiB`;
 
 /** Polls `check` until it holds (what the page shows follows the cluster within a second or two). */
 async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
@@ -191,7 +205,9 @@ test("a job's view: what it asked for, what is reserved and what it holds, and i
   t.regex(await placement.first().innerText(), /MiB/, 'the bytes it holds on its node');
   // Its chart gets a point per snapshot.
   await until('the job chart has points', () =>
-    page.evaluate<boolean>(`(() => { const c = Chart.getChart('job-chart'); return c !== undefined && c.data.datasets[0].data.length >= 2; })()`),
+    page.evaluate<boolean>(
+      `(() => { const c = Chart.getChart('job-chart'); return c !== undefined && c.data.datasets[0].data.length >= 2; })()`,
+    ),
   );
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: `${ARTIFACTS}console-job.png`, fullPage: true });
@@ -216,7 +232,9 @@ test('the latency chart plots p50 and p99 in ms on a logarithmic axis', async (t
     }),
   );
   await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
-  await until('the chart has the points', () => page.evaluate<boolean>(`Chart.getChart('latency-chart').data.datasets[0].data.length >= 4`));
+  await until('the chart has the points', () =>
+    page.evaluate<boolean>(`Chart.getChart('latency-chart').data.datasets[0].data.length >= 4`),
+  );
   const chart = await page.evaluate<{ type: string; title: string; p50: number[]; p99: number[]; labels: string[] }>(`(() => {
     const c = Chart.getChart('latency-chart');
     const ms = c.scales.ms;
@@ -245,7 +263,11 @@ test('the events list shows jobs registered, deregistered and collected, and fil
     { seq: 4, at, kind: 'job-collected', reason: 'lease lapsed 60 s ago', details: { job: 'lost-3' } },
   ];
   await page.route('**/api/stream', (route) =>
-    route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `event: events\ndata: ${JSON.stringify(events)}\n\n` }),
+    route.fulfill({
+      status: 200,
+      headers: { 'content-type': 'text/event-stream' },
+      body: `event: events\ndata: ${JSON.stringify(events)}\n\n`,
+    }),
   );
   await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
   const list = page.locator('#events');
@@ -273,7 +295,10 @@ test('at 820 px: no table overflows its card, and no figure sits on its bar', as
   for (const node of cluster.info.nodes) await page.locator(`[data-node-id="${node.id}"]`).filter({ hasNotText: 'no report' }).waitFor();
   await page.locator(`tr[data-job-id="${job.id}"] button[data-action=open-job]`).click();
   await page.locator('#job-detail').waitFor({ state: 'visible' });
-  await until('its hints arrived', async () => (await page.locator('#job-detail .figure[data-field=requested]').innerText()) === '8.00 MiB');
+  await until(
+    'its hints arrived',
+    async () => (await page.locator('#job-detail .figure[data-field=requested]').innerText()) === '8.00 MiB',
+  );
 
   const layout = await page.evaluate<{ page: [number, number]; overflowing: string[]; overlapping: string[]; meters: number }>(`(() => {
     const name = (el) => el.id ? '#' + el.id : el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ').join('.') : '');

@@ -17,7 +17,15 @@ const toObject = { longs: Number, defaults: true, arrays: true } as const;
 const placement = {
   jobId: 'job-1',
   epoch: 7,
-  generations: [{ nodes: [{ id: 'dram-0', address: '127.0.0.1:7000', weight: 0.5 }, { id: 'ssd-1', address: 'n:1', weight: 1 }] }, { nodes: [] }],
+  generations: [
+    {
+      nodes: [
+        { id: 'dram-0', address: '127.0.0.1:7000', weight: 0.5 },
+        { id: 'ssd-1', address: 'n:1', weight: 1 },
+      ],
+    },
+    { nodes: [] },
+  ],
   blockSize: 1048576,
   maxValueBytes: 1.5e9,
   replicas: 2,
@@ -28,9 +36,15 @@ const samples: Record<string, [Record<string, unknown>, Record<string, unknown>]
     { jobId: 'sort-1', token: 't', ticket: 'st1_x', leaseMs: 60000, placement, driverToken: 'd1.sort-1.m' },
   ],
   'satchel.v1.Controller/DeregisterJob': [{ jobId: 'j', token: 'd1.j.m' }, {}],
-  'satchel.v1.Controller/RenewLease': [{ jobId: 'j', token: 'd1.j.m' }, { leaseMs: 1, ticket: 'st1_é' }],
+  'satchel.v1.Controller/RenewLease': [
+    { jobId: 'j', token: 'd1.j.m' },
+    { leaseMs: 1, ticket: 'st1_é' },
+  ],
   'satchel.v1.Controller/GrowJob': [{ jobId: 'j', token: 't', fullNodeId: 'dram-0', epoch: 4294967295 }, placement],
-  'satchel.v1.Controller/GetCluster': [{ token: 'k' }, { nodes: [{ id: 'a', tier: 'dram', address: 'h:1', capacity: 1e9, bandwidth: 2e9, bootId: 'b' }], metadata: ['m:1', 'm:2'], jobs: 3 }],
+  'satchel.v1.Controller/GetCluster': [
+    { token: 'k' },
+    { nodes: [{ id: 'a', tier: 'dram', address: 'h:1', capacity: 1e9, bandwidth: 2e9, bootId: 'b' }], metadata: ['m:1', 'm:2'], jobs: 3 },
+  ],
   'satchel.v1.Metadata/GetPlacement': [{ jobId: 'j', token: 't' }, placement],
 };
 
@@ -46,7 +60,11 @@ test('every message the client sends or reads encodes and decodes as protobufjs 
     t.deepEqual(sent, requestType.toObject(requestType.fromObject(request), toObject), `${path} request`);
     // protobufjs → ours.
     const read = decodeMessage(replySchema, Buffer.from(replyType.encode(replyType.fromObject(reply)).finish()));
-    t.deepEqual(read, replyType.toObject(replyType.decode(replyType.encode(replyType.fromObject(reply)).finish()), toObject), `${path} reply`);
+    t.deepEqual(
+      read,
+      replyType.toObject(replyType.decode(replyType.encode(replyType.fromObject(reply)).finish()), toObject),
+      `${path} reply`,
+    );
   }
   t.is(Object.keys(samples).length, Object.keys(LIGHT_METHODS).length, 'a sample for every method');
 });
@@ -61,13 +79,19 @@ test('against the real servers: register, look the placement up, renew, deregist
   t.is(registered.placement?.generations[0]?.nodes[0]?.id, 'dram-0');
   const metadata = new LightControlClient<MetadataMethods>('satchel.v1.Metadata', cluster.controller.metadataAddresses[0]!, 5_000);
   t.teardown(() => metadata.close());
-  t.deepEqual((await metadata.call('GetPlacement', { jobId: registered.jobId, token: registered.token })).generations, registered.placement!.generations);
+  t.deepEqual(
+    (await metadata.call('GetPlacement', { jobId: registered.jobId, token: registered.token })).generations,
+    registered.placement!.generations,
+  );
   t.is((await rejection(t, metadata.call('GetPlacement', { jobId: registered.jobId, token: 'forged' }))).code, 'UNAUTHORIZED');
   t.is((await rejection(t, controller.call('RegisterJob', { name: 'x', hints: {}, key: 'nope' }))).code, 'UNAUTHORIZED');
   t.is((await rejection(t, controller.call('RegisterJob', { name: '', hints: {}, key: cluster.tenantKey }))).code, 'BAD_REQUEST');
   t.truthy((await controller.call('RenewLease', { jobId: registered.jobId, token: registered.driverToken })).ticket);
   await controller.call('DeregisterJob', { jobId: registered.jobId, token: registered.driverToken });
-  t.is((await rejection(t, controller.call('DeregisterJob', { jobId: registered.jobId, token: registered.driverToken }))).code, 'NO_SUCH_JOB');
+  t.is(
+    (await rejection(t, controller.call('DeregisterJob', { jobId: registered.jobId, token: registered.driverToken }))).code,
+    'NO_SUCH_JOB',
+  );
   controller.close();
   t.is((await rejection(t, controller.call('GetCluster', { token: cluster.tenantKey }))).code, 'CLOSED');
 });

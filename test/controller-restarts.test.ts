@@ -46,16 +46,27 @@ test('a controller killed mid-drain finishes the drain after its restart: nothin
   const drained = (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).nodes[0]!.id;
 
   // The drain runs inside this request; the controller dies while it copies.
-  const drain = fetch(`${api}/api/nodes/${drained}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } }).catch(() => null);
-  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending?.kind === 'drain', 20_000, 'the drain copying');
+  const drain = fetch(`${api}/api/nodes/${drained}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${cluster.adminToken}` },
+  }).catch(() => null);
+  await eventually(
+    async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending?.kind === 'drain',
+    20_000,
+    'the drain copying',
+  );
   await cluster.restartController('SIGKILL');
   await drain;
 
   // Restarted, it resumes once nodes have reported: the job leaves the drained node, whose process is stopped.
-  await eventually(async () => {
-    const row = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
-    return row.pending === null && row.generations === 1 && !row.nodes.some((n) => n.id === drained);
-  }, 60_000, 'the drain finished after the restart');
+  await eventually(
+    async () => {
+      const row = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
+      return row.pending === null && row.generations === 1 && !row.nodes.some((n) => n.id === drained);
+    },
+    60_000,
+    'the drain finished after the restart',
+  );
   await eventually(() => !cluster.info.nodes.some((n) => n.id === drained), 30_000, 'the drained node stopped by the provisioner');
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 15_000 });
   t.teardown(() => reader.close());
@@ -82,18 +93,30 @@ test('a controller killed while restoring a replicated job’s copies finishes t
 
   const victim = before.nodes[0]!.id;
   process.kill(cluster.nodePids.get(victim)!, 'SIGKILL');
-  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending?.kind === 'restore', 20_000, 'copies being restored');
+  await eventually(
+    async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending?.kind === 'restore',
+    20_000,
+    'copies being restored',
+  );
   await cluster.restartController('SIGKILL');
 
-  await eventually(async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending === null, 60_000, 'the restoration finished after the restart');
+  await eventually(
+    async () => (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).pending === null,
+    60_000,
+    'the restoration finished after the restart',
+  );
   const after = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
   t.false(after.nodes.some((n) => n.id === victim));
   // Two copies of every key again, on the two living nodes (their reports: within a second or two).
-  await eventually(async () => {
-    const rows = await getJson<NodeRow[]>(`${api}/api/nodes`, cluster.viewerToken);
-    const held = rows.filter((row) => row.id !== victim).reduce((n, row) => n + (row.stats?.jobs[job.id] ?? 0), 0);
-    return held === 2 * perCopy;
-  }, 15_000, 'two copies of every key on the living nodes');
+  await eventually(
+    async () => {
+      const rows = await getJson<NodeRow[]>(`${api}/api/nodes`, cluster.viewerToken);
+      const held = rows.filter((row) => row.id !== victim).reduce((n, row) => n + (row.stats?.jobs[job.id] ?? 0), 0);
+      return held === 2 * perCopy;
+    },
+    15_000,
+    'two copies of every key on the living nodes',
+  );
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 15_000 });
   t.teardown(() => reader.close());
   const values = await reader.getMany(keys);

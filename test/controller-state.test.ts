@@ -29,13 +29,17 @@ test('a controller killed and restarted loses nothing: jobs, placements, data an
   t.is((await attached.get('after'))?.toString(), 'written after the restart');
 
   // The restarted controller knows both jobs, their tier and reservation.
-  const detail = (await (await fetch(`${c.info.console}/api/jobs/${other.id}`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as { tier: string; reservation: number; nodes: unknown[] };
+  const detail = (await (
+    await fetch(`${c.info.console}/api/jobs/${other.id}`, { headers: { authorization: `Bearer ${c.viewerToken}` } })
+  ).json()) as { tier: string; reservation: number; nodes: unknown[] };
   t.is(detail.tier, 'dram');
   t.is(detail.reservation, 8 * 1024 * 1024);
   t.is(detail.nodes.length, 1);
   const again = await Satchel.connect(c.controller, { key: c.tenantKey });
   t.teardown(() => again.close());
-  const jobs = (await (await fetch(`${c.info.console}/api/jobs`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as { id: string }[];
+  const jobs = (await (await fetch(`${c.info.console}/api/jobs`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as {
+    id: string;
+  }[];
   t.deepEqual(jobs.map((j) => j.id).sort(), [job.id, other.id].sort());
 
   // And can still deregister a job registered before the crash: its data goes.
@@ -60,8 +64,13 @@ test('a job whose driver stops renewing is collected after its lease; a renewed 
   await new Promise((resolve) => setTimeout(resolve, 3_000)); // three leases
   t.is((await rejection(t, firstCall(ticket))).code, 'NO_SUCH_JOB');
   t.is((await kept.get('k'))?.toString(), 'still here', 'renewed every third of its lease');
-  const jobs = (await (await fetch(`${c.info.console}/api/jobs`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as { id: string }[];
-  t.deepEqual(jobs.map((j) => j.id), [kept.id]);
+  const jobs = (await (await fetch(`${c.info.console}/api/jobs`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as {
+    id: string;
+  }[];
+  t.deepEqual(
+    jobs.map((j) => j.id),
+    [kept.id],
+  );
 });
 
 test('nodes report every second: the console shows what each job holds and each node does', async (t) => {
@@ -74,10 +83,16 @@ test('nodes report every second: the console shows what each job holds and each 
   let usage = 0;
   for (let i = 0; i < 40 && usage < 1_000_000; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    usage = ((await (await fetch(`${c.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as { usage: number }).usage;
+    usage = (
+      (await (await fetch(`${c.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as {
+        usage: number;
+      }
+    ).usage;
   }
   t.true(usage >= 1_000_000 && usage < 1_100_000, `usage ${usage}`);
-  const nodes = (await (await fetch(`${c.info.console}/api/nodes`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as { stats: { used: number; capacity: number; cpu: number } | null }[];
+  const nodes = (await (await fetch(`${c.info.console}/api/nodes`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as {
+    stats: { used: number; capacity: number; cpu: number } | null;
+  }[];
   t.is(nodes.length, 1);
   t.true(nodes[0]!.stats !== null && nodes[0]!.stats.used >= 1_000_000);
   t.is(nodes[0]!.stats!.capacity, 64 * 1024 * 1024);
@@ -93,9 +108,14 @@ test('reservations follow what a job holds: an over-reserved job shrinks to 1.25
   let detail = { reservation: 0, usage: 0 };
   for (let i = 0; i < 50; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    detail = (await (await fetch(`${c.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${c.viewerToken}` } })).json()) as typeof detail;
+    detail = (await (
+      await fetch(`${c.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${c.viewerToken}` } })
+    ).json()) as typeof detail;
     if (detail.reservation < 48 * 1024 * 1024) break;
   }
   t.true(detail.usage >= 4_000_000, `usage ${detail.usage}`);
-  t.true(detail.reservation <= detail.usage * 1.5 && detail.reservation >= detail.usage, `reserved ${detail.reservation} for ${detail.usage}`);
+  t.true(
+    detail.reservation <= detail.usage * 1.5 && detail.reservation >= detail.usage,
+    `reserved ${detail.reservation} for ${detail.usage}`,
+  );
 });

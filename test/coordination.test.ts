@@ -38,7 +38,9 @@ async function nodeGauge(name: string): Promise<number> {
 test.serial('counters: four processes incrementing at once give the exact total', async (t) => {
   const job = await satchel.registerJob('counters');
   t.teardown(() => job.deregister().catch(() => {}));
-  const runs = await Promise.all(Array.from({ length: 4 }, () => runTs(FUNCTION, ['incr', job.ticket, 'done', '250'], { timeoutMs: 60_000 })));
+  const runs = await Promise.all(
+    Array.from({ length: 4 }, () => runTs(FUNCTION, ['incr', job.ticket, 'done', '250'], { timeoutMs: 60_000 })),
+  );
   for (const run of runs) t.is(run.code, 0, run.stderr + run.stdout);
   t.is((await job.get('done'))?.toString(), '1000');
   t.is(Math.max(...runs.map((r) => (JSON.parse(r.stdout) as { highest: number }).highest)), 1000, 'someone saw the last increment');
@@ -78,11 +80,21 @@ test.serial('a watch follows its job onto a node added while it runs (the old no
   const admin = { authorization: `Bearer ${cluster.adminToken}` };
   const drained = await fetch(`${cluster.info.console}/api/nodes/${first}`, { method: 'DELETE', headers: admin });
   t.is(drained.status, 200, await drained.clone().text());
-  const info = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string }[] };
-  t.deepEqual(info.nodes.map((n) => n.id), [added.id], 'the job lives on the new node only');
+  const info = (await (
+    await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as { nodes: { id: string }[] };
+  t.deepEqual(
+    info.nodes.map((n) => n.id),
+    [added.id],
+    'the job lives on the new node only',
+  );
   for (let i = 0; i < 50; i++) await job.put(`out/after-${i}`, 'y');
   await job.delete('out/after-7');
-  await eventually(() => seen.get('out/after-7') === 'delete' && Array.from({ length: 50 }, (_, i) => `out/after-${i}`).every((k) => seen.has(k)), 10_000, 'every change after the move reported');
+  await eventually(
+    () => seen.get('out/after-7') === 'delete' && Array.from({ length: 50 }, (_, i) => `out/after-${i}`).every((k) => seen.has(k)),
+    10_000,
+    'every change after the move reported',
+  );
   for (let i = 0; i < 50; i++) t.true(seen.has(`out/before-${i}`), `out/before-${i}`);
   await watch.close();
   await reading;

@@ -166,7 +166,11 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   const clusterInfo = await fetch(`${base}/api/cluster`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
   t.is(clusterInfo.status, 200);
   t.regex(clusterInfo.headers.get('content-type') ?? '', /application\/json/);
-  const body = (await clusterInfo.json()) as { controller: string; nodes: { address: string; tier: string; capacity: number; bandwidth: number }[]; jobs: number };
+  const body = (await clusterInfo.json()) as {
+    controller: string;
+    nodes: { address: string; tier: string; capacity: number; bandwidth: number }[];
+    jobs: number;
+  };
   t.is(body.controller, cluster.controller);
   t.deepEqual(body.nodes.map((n) => n.address).sort(), cluster.info.nodes.map((n) => n.address).sort());
   t.true(body.jobs >= 1);
@@ -185,11 +189,18 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   t.is((await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE' })).status, 401);
   t.is((await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: 'Bearer nope' } })).status, 401);
   const jobToken = decodeTicket(job.ticket).token;
-  t.is((await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${jobToken}` } })).status, 401, 'a job token is not the admin token');
+  t.is(
+    (await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${jobToken}` } })).status,
+    401,
+    'a job token is not the admin token',
+  );
   await job.put('k', 'v');
   t.is((await job.get('k'))?.toString(), 'v');
   // With the admin token: 204, and the job is gone everywhere.
-  const deleted = await fetch(`${base}/api/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } });
+  const deleted = await fetch(`${base}/api/jobs/${job.id}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${cluster.adminToken}` },
+  });
   t.is(deleted.status, 204);
   t.is((await fetch(`${base}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).status, 404);
   t.is((await rejection(t, job.get('k'))).code, 'NO_SUCH_JOB');

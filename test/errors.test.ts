@@ -36,16 +36,20 @@ test.serial('over capacity through the client → FULL; what was stored survives
   // Small values until the node is full.
   let stored = 0;
   let error: SatchelError | null = null;
-  await eventually(async () => {
-    // The blocks of the failed value are deleted in the background; wait until the room is back.
-    try {
-      await job.put('probe', Buffer.alloc(6 * MiB));
-      return true;
-    } catch (e) {
-      if ((e as SatchelError).code !== 'FULL') throw e;
-      return false;
-    }
-  }, 10_000, 'room freed by the failed value');
+  await eventually(
+    async () => {
+      // The blocks of the failed value are deleted in the background; wait until the room is back.
+      try {
+        await job.put('probe', Buffer.alloc(6 * MiB));
+        return true;
+      } catch (e) {
+        if ((e as SatchelError).code !== 'FULL') throw e;
+        return false;
+      }
+    },
+    10_000,
+    'room freed by the failed value',
+  );
   t.true(await job.delete('probe'));
   for (let i = 0; i < 100 && error === null; i++) {
     try {
@@ -81,16 +85,20 @@ test.serial('overwriting a large value with a small one frees the old blocks', a
   // 5 MiB then another 5 MiB fit in the 8 MiB node only if the first one's blocks were freed.
   await job.put('a', Buffer.alloc(5 * MiB, 1));
   t.is((await rejection(t, job.put('b', Buffer.alloc(5 * MiB, 2)))).code, 'FULL', 'two at once do not fit');
-  await eventually(async () => {
-    try {
-      await job.put('a', 'small');
-      await job.put('b', Buffer.alloc(5 * MiB, 2));
-      return true;
-    } catch (e) {
-      if ((e as SatchelError).code !== 'FULL') throw e;
-      return false; // the failed 'b' blocks are still being deleted in the background
-    }
-  }, 10_000, 'room for b');
+  await eventually(
+    async () => {
+      try {
+        await job.put('a', 'small');
+        await job.put('b', Buffer.alloc(5 * MiB, 2));
+        return true;
+      } catch (e) {
+        if ((e as SatchelError).code !== 'FULL') throw e;
+        return false; // the failed 'b' blocks are still being deleted in the background
+      }
+    },
+    10_000,
+    'room for b',
+  );
   t.is((await job.get('a'))?.toString(), 'small');
   t.deepEqual(await job.stat('b'), { key: 'b', size: 5 * MiB, blocks: 5 });
   // Replacing a large value needs room for both while the new one is written (blocks first, then the
@@ -99,15 +107,19 @@ test.serial('overwriting a large value with a small one frees the old blocks', a
   t.true((await job.get('b'))?.equals(Buffer.alloc(5 * MiB, 2)));
   // Deleting a large value frees all its blocks.
   t.true(await job.delete('b'));
-  await eventually(async () => {
-    try {
-      await job.put('c', Buffer.alloc(7 * MiB, 7));
-      return true;
-    } catch (e) {
-      if ((e as SatchelError).code !== 'FULL') throw e;
-      return false; // the failed 5 MiB write's blocks are still being deleted in the background
-    }
-  }, 10_000, 'room for c');
+  await eventually(
+    async () => {
+      try {
+        await job.put('c', Buffer.alloc(7 * MiB, 7));
+        return true;
+      } catch (e) {
+        if ((e as SatchelError).code !== 'FULL') throw e;
+        return false; // the failed 5 MiB write's blocks are still being deleted in the background
+      }
+    },
+    10_000,
+    'room for c',
+  );
   t.is((await job.stat('c'))?.blocks, 7);
 });
 
@@ -138,7 +150,13 @@ test.serial('the storage node process dies → calls fail with UNAVAILABLE withi
   }
   await eventually(() => !alive(pid!), 5_000, 'node process gone');
   // Calls after it died.
-  for (const call of [() => fn.get('k'), () => fn.put('k', 'v2'), () => fn.stat('k'), () => fn.delete('k'), () => fn.put('big', Buffer.alloc(3 * MiB))]) {
+  for (const call of [
+    () => fn.get('k'),
+    () => fn.put('k', 'v2'),
+    () => fn.stat('k'),
+    () => fn.delete('k'),
+    () => fn.put('big', Buffer.alloc(3 * MiB)),
+  ]) {
     const error = await rejection(t, call());
     t.is(error.code, 'UNAVAILABLE', error.message);
   }

@@ -21,14 +21,7 @@ import {
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
-import {
-  CONTROLLER_SERVICE,
-  ControlClient,
-  METADATA_SERVICE,
-  addService,
-  bindServer,
-  grpc,
-} from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE, addService, bindServer, grpc } from '../proto/grpc.ts';
 import { firstCall, rejection, withoutPlacement } from './helpers/assert.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
@@ -188,7 +181,11 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   const parkedAtSurvivor = fn.waitFor(keyOn(detail.nodes, survivor, 'later'), { timeoutMs: 30_000 });
 
   // The victim has reported to the controller at least once (to see what the controller does with its silence).
-  await eventually(async () => (await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken)).every((n) => n.stats !== null), 5_000, 'first reports');
+  await eventually(
+    async () => (await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken)).every((n) => n.stats !== null),
+    5_000,
+    'first reports',
+  );
   const load = new Load(fn, keys);
   await load.ran(100, 'the load running on both nodes before the kill', ok);
   const killedAt = Date.now();
@@ -207,12 +204,24 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   t.log(`survivor, whole run: ${summary(atSurvivor)}; after the kill: ${summary(after.filter((r) => r.node === survivor))}`);
   t.log(`victim, after the kill: ${summary(atVictimAfter)}`);
   t.log(`victim, in flight at the kill: ${summary(records.filter((r) => r.node === victim && r.start <= killedAt && r.end >= killedAt))}`);
-  t.deepEqual(before.filter((r) => r.error !== undefined), [], 'nothing failed before the kill');
-  t.deepEqual(atSurvivor.filter((r) => r.error !== undefined), [], "the survivor's keys never failed");
+  t.deepEqual(
+    before.filter((r) => r.error !== undefined),
+    [],
+    'nothing failed before the kill',
+  );
+  t.deepEqual(
+    atSurvivor.filter((r) => r.error !== undefined),
+    [],
+    "the survivor's keys never failed",
+  );
   t.true(after.filter((r) => r.node === survivor).length > 100, 'the survivor kept serving after the kill');
   t.true(atVictimAfter.length > 0);
   t.deepEqual(distinct(records.filter((r) => r.error !== undefined).map((r) => r.code!)), ['UNAVAILABLE'], 'every failure is UNAVAILABLE');
-  t.deepEqual(atVictimAfter.filter((r) => r.error === undefined), [], "no operation on the victim's keys succeeded after the kill");
+  t.deepEqual(
+    atVictimAfter.filter((r) => r.error === undefined),
+    [],
+    "no operation on the victim's keys succeeded after the kill",
+  );
   t.true(slowest(records) <= TIMEOUT_MS + MARGIN_MS, `slowest op ${slowest(records)} ms`);
 
   // The WAIT parked at the victim ends with UNAVAILABLE at once; the one at the survivor still stands.
@@ -231,14 +240,26 @@ test('a storage node killed under load (replicas 1): its keys fail fast with UNA
   t.is(error.code, 'UNAVAILABLE', error.message);
   t.true(Date.now() - started <= TIMEOUT_MS + MARGIN_MS);
   // A list needs every node: it fails (bounded) rather than returning half the keys.
-  t.is((await rejection(t, (async () => { for await (const _ of late.list('stored/')); })())).code, 'UNAVAILABLE');
+  t.is(
+    (
+      await rejection(
+        t,
+        (async () => {
+          for await (const _ of late.list('stored/'));
+        })(),
+      )
+    ).code,
+    'UNAVAILABLE',
+  );
 
   // What the controller makes of it today, logged (not asserted): the node stays listed, its last report ages,
   // no event until the node timeout (the next test).
   const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
   const dead = nodes.find((n) => n.id === victim);
   const events = await getJson<ClusterEvent[]>(`${cluster.info.console}/api/events`, cluster.viewerToken);
-  t.log(`controller ${Date.now() - killedAt} ms after the kill: node listed: ${dead !== undefined}, last report ${dead?.stats ? `${Date.now() - dead.stats.at} ms old` : 'none'}, events about it: ${JSON.stringify(events.filter((e) => e.node === victim).map((e) => e.kind))}`);
+  t.log(
+    `controller ${Date.now() - killedAt} ms after the kill: node listed: ${dead !== undefined}, last report ${dead?.stats ? `${Date.now() - dead.stats.at} ms old` : 'none'}, events about it: ${JSON.stringify(events.filter((e) => e.node === victim).map((e) => e.kind))}`,
+  );
 
   // Deregistration still completes (the dead node's DROP_JOB fails fast) and the survivor's data goes.
   await driver.deregister();
@@ -263,7 +284,8 @@ test('a storage node frozen (SIGSTOP) under load: its keys fail with TIMEOUT wit
   const frozenAt = Date.now();
   process.kill(pid, 'SIGSTOP');
   // Sent while it was frozen, with a deadline well before it resumes: the ops this test is about.
-  const sentFrozen = (r: OpRecord, resumedAt: number) => r.node === victim && r.start > frozenAt + 50 && r.start + TIMEOUT_MS + 200 < resumedAt;
+  const sentFrozen = (r: OpRecord, resumedAt: number) =>
+    r.node === victim && r.start > frozenAt + 50 && r.start + TIMEOUT_MS + 200 < resumedAt;
   const sentAfterFreeze = counter(load.records, (r) => r.node === victim && r.start > frozenAt + 50);
   await waitFor(() => load.records.some((r) => sentFrozen(r, Date.now())), {
     what: 'an op sent to the frozen node, its deadline passed 200 ms ago',
@@ -272,18 +294,30 @@ test('a storage node frozen (SIGSTOP) under load: its keys fail with TIMEOUT wit
   });
   const resumedAt = Date.now();
   process.kill(pid, 'SIGCONT');
-  await load.ran(50, "the victim's keys served again after SIGCONT", (r) => r.node === victim && r.start > resumedAt + 50 && r.error === undefined);
+  await load.ran(
+    50,
+    "the victim's keys served again after SIGCONT",
+    (r) => r.node === victim && r.start > resumedAt + 50 && r.error === undefined,
+  );
   const records = await load.stop();
 
   const frozen = records.filter((r) => sentFrozen(r, resumedAt));
   const after = records.filter((r) => r.start > resumedAt + 50);
   t.log(`survivor: ${summary(records.filter((r) => r.node === survivor))}`);
   t.log(`victim while frozen: ${summary(frozen)}; everything after SIGCONT: ${summary(after)}`);
-  t.deepEqual(records.filter((r) => r.node === survivor && r.error !== undefined), [], "the survivor's keys never failed");
+  t.deepEqual(
+    records.filter((r) => r.node === survivor && r.error !== undefined),
+    [],
+    "the survivor's keys never failed",
+  );
   t.true(frozen.length > 0);
   t.deepEqual(distinct(frozen.map((r) => r.code ?? 'ok')), ['TIMEOUT'], 'a frozen node: TIMEOUT (the connection stays up)');
   t.true(slowest(records) <= TIMEOUT_MS + MARGIN_MS, `slowest op ${slowest(records)} ms`);
-  t.deepEqual(after.filter((r) => r.error !== undefined), [], 'after SIGCONT everything works again, on the same connection');
+  t.deepEqual(
+    after.filter((r) => r.error !== undefined),
+    [],
+    'after SIGCONT everything works again, on the same connection',
+  );
   t.true(after.filter((r) => r.node === victim).length > 10);
 });
 
@@ -311,7 +345,10 @@ test('the controller notices a storage node that stopped reporting, and places n
   const job = await satchel.registerJob('after-the-death', TWO_NODE_HINTS);
   t.teardown(() => job.deregister().catch(() => {}));
   const detail = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${job.id}`, cluster.viewerToken);
-  t.false(detail.nodes.some((n) => n.id === victim), `a new job is placed on live nodes only (got ${detail.nodes.map((n) => n.id)})`);
+  t.false(
+    detail.nodes.some((n) => n.id === victim),
+    `a new job is placed on live nodes only (got ${detail.nodes.map((n) => n.id)})`,
+  );
   await job.put('k', 'v');
 });
 
@@ -348,33 +385,58 @@ test('the controller killed under load and restarted: the data path never notice
   const records = await load.stop();
 
   const whileDown = records.filter((r) => r.start >= killedAt && r.end <= upAt);
-  t.log(`controller down ${upAt - killedAt} ms (restart took ${upAt - restartAt} ms); ops meanwhile: ${summary(whileDown)}; whole run: ${summary(records)}`);
-  t.deepEqual(records.filter((r) => r.error !== undefined), [], 'no operation failed');
+  t.log(
+    `controller down ${upAt - killedAt} ms (restart took ${upAt - restartAt} ms); ops meanwhile: ${summary(whileDown)}; whole run: ${summary(records)}`,
+  );
+  t.deepEqual(
+    records.filter((r) => r.error !== undefined),
+    [],
+    'no operation failed',
+  );
   t.true(whileDown.length > 100, 'the load ran while the controller was down');
   t.true(slowest(records) <= TIMEOUT_MS + MARGIN_MS, `slowest op ${slowest(records)} ms`);
 
   // The restarted controller has the job back from its state folder, with the same placement.
   const jobs = await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken);
-  t.deepEqual(jobs.map((j) => j.id), [driver.id]);
+  t.deepEqual(
+    jobs.map((j) => j.id),
+    [driver.id],
+  );
   const after = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   t.is(after.epoch, before.epoch);
   t.deepEqual(after.nodes, before.nodes);
   // The nodes report to it again (their report loop never stopped), so it sees what the job holds.
-  await eventually(async () => {
-    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
-    return nodes.length === 2 && nodes.every((n) => n.stats !== null && (n.stats.jobs[driver.id] ?? 0) > 0);
-  }, 5_000, 'both nodes report the job to the restarted controller');
+  await eventually(
+    async () => {
+      const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
+      return nodes.length === 2 && nodes.every((n) => n.stats !== null && (n.stats.jobs[driver.id] ?? 0) > 0);
+    },
+    5_000,
+    'both nodes report the job to the restarted controller',
+  );
   // The driver's lease renewals reach the restarted controller: the expiry it shows moves on twice (renewals
   // come every leaseMs / 3)...
   const expiries = new Set<string>();
   await waitFor(
-    async () => expiries.add((await getJson<{ leaseExpiresAt: string }>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken)).leaseExpiresAt).size >= 3,
-    { timeoutMs: 3 * leaseMs, intervalMs: 100, what: 'two lease renewals at the restarted controller', detail: () => [...expiries].join(', ') },
+    async () =>
+      expiries.add(
+        (await getJson<{ leaseExpiresAt: string }>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken)).leaseExpiresAt,
+      ).size >= 3,
+    {
+      timeoutMs: 3 * leaseMs,
+      intervalMs: 100,
+      what: 'two lease renewals at the restarted controller',
+      detail: () => [...expiries].join(', '),
+    },
   );
   // ...and nothing happens once the lease the restart gave the job (leaseMs from its start, checked every
   // second) has run out: the job is not collected.
   await sleep(Math.max(0, upAt + leaseMs + 1_000 - Date.now()));
-  t.deepEqual((await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken)).map((j) => j.id), [driver.id], 'renewed by the driver');
+  t.deepEqual(
+    (await getJson<{ id: string }[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken)).map((j) => j.id),
+    [driver.id],
+    'renewed by the driver',
+  );
   t.true((await fn.get(keys[0]![0]))?.toString().startsWith(`${keys[0]![0]}#`));
 
   // Deregistration through the restarted controller deletes the job everywhere.
@@ -382,10 +444,14 @@ test('the controller killed under load and restarted: the data path never notice
   t.is((await rejection(t, fn.get(keys[0]![0]))).code, 'NO_SUCH_JOB');
   t.is((await rejection(t, firstCall(driver.ticket))).code, 'NO_SUCH_JOB');
   t.deepEqual(await getJson<unknown[]>(`${cluster.info.console}/api/jobs`, cluster.viewerToken), []);
-  await eventually(async () => {
-    const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
-    return nodes.every((n) => n.stats !== null && n.stats.jobs[driver.id] === undefined && n.stats.used === 0);
-  }, 5_000, 'the nodes report none of its bytes');
+  await eventually(
+    async () => {
+      const nodes = await getJson<NodeRow[]>(`${cluster.info.console}/api/nodes`, cluster.viewerToken);
+      return nodes.every((n) => n.stats !== null && n.stats.jobs[driver.id] === undefined && n.stats.used === 0);
+    },
+    5_000,
+    'the nodes report none of its bytes',
+  );
 });
 
 test('the metadata server killed under load and restarted on its port: the data path never notices, attach without a placement is UNAVAILABLE meanwhile, then everything resolves again', async (t) => {
@@ -403,7 +469,10 @@ test('the metadata server killed under load and restarted on its port: the data 
   const keys = keysPerNode(before.nodes, 'live', 32);
   const load = new Load(fn, keys);
   const load2 = new Load(fetched, keysPerNode(before.nodes, 'second', 16), 4);
-  await Promise.all([load.ran(100, 'the load running before the metadata server is killed', ok), load2.ran(50, 'the second load running', ok)]);
+  await Promise.all([
+    load.ran(100, 'the load running before the metadata server is killed', ok),
+    load2.ran(50, 'the second load running', ok),
+  ]);
 
   const address = cluster.info.metadata[0]!;
   const pid = cluster.metadataPid;
@@ -429,11 +498,20 @@ test('the metadata server killed under load and restarted on its port: the data 
   await cluster.restartMetadata();
   const upAt = Date.now();
   t.is(cluster.info.metadata[0], address, 'same address: tickets still point at it');
-  await Promise.all([load.ran(100, 'the load running on after the restart', (r) => r.start > upAt), load2.ran(50, 'the second load running on after the restart', (r) => r.start > upAt)]);
+  await Promise.all([
+    load.ran(100, 'the load running on after the restart', (r) => r.start > upAt),
+    load2.ran(50, 'the second load running on after the restart', (r) => r.start > upAt),
+  ]);
   const records = [...(await load.stop()), ...(await load2.stop())];
   const whileDown = records.filter((r) => r.start >= killedAt && r.end <= upAt);
-  t.log(`metadata down ${upAt - killedAt} ms (restart took ${upAt - restartAt} ms); ops meanwhile: ${summary(whileDown)}; whole run: ${summary(records)}`);
-  t.deepEqual(records.filter((r) => r.error !== undefined), [], 'no operation failed');
+  t.log(
+    `metadata down ${upAt - killedAt} ms (restart took ${upAt - restartAt} ms); ops meanwhile: ${summary(whileDown)}; whole run: ${summary(records)}`,
+  );
+  t.deepEqual(
+    records.filter((r) => r.error !== undefined),
+    [],
+    'no operation failed',
+  );
   t.true(whileDown.length > 100, 'the load ran while the metadata server was down');
   t.true(slowest(records) <= TIMEOUT_MS + MARGIN_MS, `slowest op ${slowest(records)} ms`);
 
@@ -443,8 +521,13 @@ test('the metadata server killed under load and restarted on its port: the data 
   t.is(fresh.epoch, before.epoch);
   t.true((await fresh.get(keys[0]![0]))?.toString().startsWith(`${keys[0]![0]}#`));
   // Its /metrics is back on the port cluster.json lists, and counts the one placement.
-  const metrics = await Promise.all(cluster.info.metrics.map(async (url) => (await fetch(url, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).text()));
-  t.deepEqual(metrics.flatMap((text) => text.match(/^satchel_metadata_placements .*$/m) ?? []), ['satchel_metadata_placements 1']);
+  const metrics = await Promise.all(
+    cluster.info.metrics.map(async (url) => (await fetch(url, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).text()),
+  );
+  t.deepEqual(
+    metrics.flatMap((text) => text.match(/^satchel_metadata_placements .*$/m) ?? []),
+    ['satchel_metadata_placements 1'],
+  );
   // New jobs register again.
   const another = await satchel.registerJob('after-metadata-restart');
   await another.put('k', 'v');
@@ -455,13 +538,20 @@ test('the metadata server killed under load and restarted on its port: the data 
   const loads = [new Load(fn, keys), new Load(fetched, keysPerNode(before.nodes, 'second', 16), 4)];
   await Promise.all(loads.map((l) => l.ran(50, 'the loads running before the drain', ok)));
   const drained = before.nodes[0]!.id;
-  const response = await fetch(`${cluster.info.console}/api/nodes/${drained}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.adminToken}` } });
+  const response = await fetch(`${cluster.info.console}/api/nodes/${drained}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${cluster.adminToken}` },
+  });
   t.is(response.status, 200, await response.clone().text());
   const drainedAt = Date.now();
   await Promise.all(loads.map((l) => l.ran(50, 'the loads running on past the drain', (r) => r.start > drainedAt)));
   const afterDrain = [...(await loads[0]!.stop()), ...(await loads[1]!.stop())];
   t.log(`load across the drain: ${summary(afterDrain)}`);
-  t.deepEqual(afterDrain.filter((r) => r.error !== undefined), [], 'no operation failed across the drain');
+  t.deepEqual(
+    afterDrain.filter((r) => r.error !== undefined),
+    [],
+    'no operation failed across the drain',
+  );
   const moved = await getJson<JobDetail>(`${cluster.info.console}/api/jobs/${driver.id}`, cluster.viewerToken);
   t.true(moved.epoch > before.epoch);
   t.false(moved.nodes.some((n) => n.id === drained));
@@ -475,7 +565,13 @@ test('a metadata server that restarts answers UNAVAILABLE, not NO_SUCH_JOB, unti
   // In process: a controller stand-in that holds back the placements it sends a registering metadata server.
   const secret = new Uint8Array(32).fill(7);
   const adminToken = signToken(secret, ADMIN_SUBJECT);
-  const placement: WirePlacement = { jobId: 'held-1', epoch: 3, generations: [{ nodes: [{ id: 'n1', address: '127.0.0.1:1', weight: 1 }] }], blockSize: MiB, maxValueBytes: MiB };
+  const placement: WirePlacement = {
+    jobId: 'held-1',
+    epoch: 3,
+    generations: [{ nodes: [{ id: 'n1', address: '127.0.0.1:1', weight: 1 }] }],
+    blockSize: MiB,
+    maxValueBytes: MiB,
+  };
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let registered!: (address: string) => void;

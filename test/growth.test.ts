@@ -13,14 +13,18 @@ test('writing past a node: the job grows onto another node, old keys stay readab
   t.teardown(() => satchel.close());
   const job = await satchel.registerJob('growing', { capacity: 4 * MiB });
   t.teardown(() => job.deregister().catch(() => {}));
-  const first = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: unknown[]; epoch: number };
+  const first = (await (
+    await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as { nodes: unknown[]; epoch: number };
   t.is(first.nodes.length, 1, 'best fit: one node to start with');
 
   // 100 × 100 KB = 10 MB: more than the one 8 MiB node holds.
   const keys = Array.from({ length: 100 }, (_, i) => `part/${String(i).padStart(3, '0')}`);
   for (const [i, key] of keys.entries()) await job.put(key, pattern(100_000, i));
   t.true(job.epoch > first.epoch, 'a new placement generation');
-  const detail = (await (await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as {
+  const detail = (await (
+    await fetch(`${cluster.info.console}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as {
     placement: { generations: { nodes: { id: string }[] }[] };
   };
   t.true(detail.placement.generations.length >= 2);
@@ -43,9 +47,12 @@ test('writing past a node: the job grows onto another node, old keys stay readab
   t.deepEqual(listed, keys.slice(1));
 
   // Past both nodes: FULL, with a clear error, and the job keeps working for what fits.
-  const error = await rejection(t, (async () => {
-    for (let i = 0; i < 200; i++) await job.put(`more/${i}`, pattern(100_000, i));
-  })());
+  const error = await rejection(
+    t,
+    (async () => {
+      for (let i = 0; i < 200; i++) await job.put(`more/${i}`, pattern(100_000, i));
+    })(),
+  );
   t.is(error.code, 'FULL');
   t.is((await job.get(keys[2]!))?.length, 100_000);
 });

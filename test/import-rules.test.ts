@@ -23,8 +23,8 @@ test('a part importing one it may not, reaching past an entry, or a cycle: each 
     'controller/package.json': JSON.stringify({ name: '@satchel/controller' }),
     'client/package.json': JSON.stringify({ name: 'satchel', devDependencies: { '@satchel/proto': '0.1.0' } }),
     'storage-node/package.json': JSON.stringify({ name: '@satchel/storage-node' }),
-    'proto/index.ts': "export const a = 1;\n",
-    'controller/index.ts': "export type X = number;\n",
+    'proto/index.ts': 'export const a = 1;\n',
+    'controller/index.ts': 'export type X = number;\n',
     // The client imports server code (a type import counts), and proto past its entry.
     'client/index.ts': "import type { X } from '../controller/index.ts';\nimport { a } from '../proto/frame.ts';\nexport const b = a;\n",
     // A cycle inside storage-node, one of them through a dynamic import.
@@ -49,9 +49,14 @@ test('a package.json that disagrees with its code: each way reported', async (t)
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const files: Record<string, string> = {
     // The root may run only deploy and perf; a server dependency there is misplaced.
-    'package.json': JSON.stringify({ name: 'root', dependencies: { '@satchel/deploy': '0.1.0', fastify: '5' }, devDependencies: { ava: '7' } }),
+    'package.json': JSON.stringify({
+      name: 'root',
+      dependencies: { '@satchel/deploy': '0.1.0', fastify: '5' },
+      devDependencies: { ava: '7' },
+    }),
     'proto/package.json': JSON.stringify({ name: '@satchel/proto', dependencies: { protobufjs: '8' } }),
-    'proto/index.ts': "import protobuf from 'protobufjs';\nimport { readFile } from 'node:fs/promises';\nimport { join } from 'path';\nexport const a = [protobuf, readFile, join];\n",
+    'proto/index.ts':
+      "import protobuf from 'protobufjs';\nimport { readFile } from 'node:fs/promises';\nimport { join } from 'path';\nexport const a = [protobuf, readFile, join];\n",
     // The client may depend on nothing, and bundles proto (a devDependency), so proto as a dependency is wrong too.
     'client/package.json': JSON.stringify({ name: 'satchel', dependencies: { '@satchel/proto': '0.1.0', pino: '10' } }),
     'client/index.ts': "import { a } from '../proto/index.ts';\nexport const b = a;\n",
@@ -64,7 +69,7 @@ test('a package.json that disagrees with its code: each way reported', async (t)
     'storage-node/index.test.ts': "import 'ioredis';\nimport 'ava';\n",
     // Declares a part it may not import.
     'metadata/package.json': JSON.stringify({ name: 'metadata', dependencies: { '@satchel/deploy': '0.1.0' } }),
-    'metadata/index.ts': "export const m = 1;\n",
+    'metadata/index.ts': 'export const m = 1;\n',
     'test/x.test.ts': "import 'left-pad';\nimport 'protobufjs';\n",
   };
   for (const [path, text] of Object.entries(files)) {
@@ -86,6 +91,10 @@ test('a package.json that disagrees with its code: each way reported', async (t)
     /^metadata\/package\.json declares @satchel\/deploy: metadata\/ may not import deploy\//,
     /^test\/x\.test\.ts loads left-pad, which no package\.json declares/,
   ];
-  for (const pattern of expected) t.true(problems.some((p) => pattern.test(p)), `${pattern} not among:\n${problems.join('\n')}`);
+  for (const pattern of expected)
+    t.true(
+      problems.some((p) => pattern.test(p)),
+      `${pattern} not among:\n${problems.join('\n')}`,
+    );
   t.is(problems.length, expected.length, problems.join('\n'));
 });

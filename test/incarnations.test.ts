@@ -55,19 +55,29 @@ for (const replicas of [2, 3] as const) {
     t.teardown(() => fresh.close());
     for (const reader of [job, fresh]) {
       const got = await readAll(reader);
-      t.deepEqual([...got].filter(([key, value]) => value !== `v ${key}`), [], 'every acknowledged key reads back');
+      t.deepEqual(
+        [...got].filter(([key, value]) => value !== `v ${key}`),
+        [],
+        'every acknowledged key reads back',
+      );
     }
     // The new process holds none of it and serves none of it; the controller restores the copies elsewhere.
     await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 15_000, 'copies restored');
     const record = cluster.controller.registry.jobs.get(job.id)!;
-    t.false(record.placement.generations.some((g) => g.nodes.some((n) => n.id === victim)), 'the lost incarnation left the placement');
+    t.false(
+      record.placement.generations.some((g) => g.nodes.some((n) => n.id === victim)),
+      'the lost incarnation left the placement',
+    );
     t.is(record.lostNodes, undefined);
     for (const key of keys) t.is(holders(cluster, job.id, key).length, replicas, `${key} has ${replicas} copies again`);
     t.is(restarted.server.engine.usageByJob().get(job.id), undefined);
     t.true(cluster.controller.events.since(0).some((e) => e.kind === 'node-restarted' && e.node === victim));
     // Writes go on, and read back through the original ticket.
     await fresh.putMany(keys.slice(0, 20).map((key) => [key, `w ${key}`] as const));
-    t.deepEqual((await job.getMany(keys.slice(0, 20))).map(String), keys.slice(0, 20).map((key) => `w ${key}`));
+    t.deepEqual(
+      (await job.getMany(keys.slice(0, 20))).map(String),
+      keys.slice(0, 20).map((key) => `w ${key}`),
+    );
   });
 }
 
@@ -88,7 +98,8 @@ test('replicas 1: after a restart with the same id, that node’s keys fail with
   t.teardown(() => fresh.close());
   // Now, and again once the controller has seen the new incarnation: the lost keys are UNAVAILABLE.
   for (const when of ['at once', 'after the controller noticed']) {
-    if (when !== 'at once') await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'node-restarted'), 10_000, 'the restart noticed');
+    if (when !== 'at once')
+      await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'node-restarted'), 10_000, 'the restart noticed');
     const got = await readAll(fresh);
     for (const key of keys) t.is(got.get(key), onVictim.includes(key) ? 'error UNAVAILABLE' : `v ${key}`, `${key} ${when}`);
     t.is((await rejection(t, fresh.put(onVictim[0]!, 'x'))).code, 'UNAVAILABLE', `a write to a lost key ${when}`);
@@ -133,16 +144,31 @@ test('a node cut off from the controller, still reachable by clients, stops serv
 
   proxy!.cut();
   await eventually(() => cluster.nodes[0]!.server.fenced, 5_000, 'the cut-off node stopped serving the replicated job');
-  await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 15_000, 'copies restored without it');
+  await eventually(
+    () => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'),
+    15_000,
+    'copies restored without it',
+  );
   // Overwritten after the move by a function that attached since (its placement leaves the cut-off node out,
   // which still holds "one" for its keys).
   const writer = await Satchel.attach(withoutPlacement(job.ticket), { timeoutMs: 6_000 });
   t.teardown(() => writer.close());
   await writer.putMany(keys.map((key) => [key, 'two'] as const));
   const got = await readAll(old);
-  t.deepEqual([...got.values()].filter((v) => v !== 'two'), [], 'the old handle reads every overwrite, nothing stale or null');
+  t.deepEqual(
+    [...got.values()].filter((v) => v !== 'two'),
+    [],
+    'the old handle reads every overwrite, nothing stale or null',
+  );
   proxy!.heal();
-  await eventually(() => !cluster.nodes[0]!.server.fenced && cluster.controller.events.since(0).some((e) => e.kind === 'node-back'), 10_000, 'back, its stale copies dropped');
+  await eventually(
+    () => !cluster.nodes[0]!.server.fenced && cluster.controller.events.since(0).some((e) => e.kind === 'node-back'),
+    10_000,
+    'back, its stale copies dropped',
+  );
   t.is(cluster.nodes[0]!.server.engine.usageByJob().get(job.id), undefined, 'the stale copies are gone');
-  t.deepEqual([...(await readAll(old)).values()].filter((v) => v !== 'two'), []);
+  t.deepEqual(
+    [...(await readAll(old)).values()].filter((v) => v !== 'two'),
+    [],
+  );
 });

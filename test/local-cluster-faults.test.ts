@@ -51,7 +51,11 @@ test('restartNode: a new process with the same id, address and metrics address; 
   t.true(await accepts(a.address), 'it serves on its address');
   t.is((await fetch(a.metrics!)).status, 200, 'and /metrics on its metrics address');
   const entry = clusterFile(cluster).nodes.find((n) => n.id === a.id)!;
-  t.deepEqual([entry.pid, entry.address, entry.metrics, entry.state], [newPid, a.address, a.metrics, undefined], 'cluster.json has the new pid');
+  t.deepEqual(
+    [entry.pid, entry.address, entry.metrics, entry.state],
+    [newPid, a.address, a.metrics, undefined],
+    'cluster.json has the new pid',
+  );
   t.deepEqual(cluster.nodePids.get(a.id), newPid);
 
   // Kill, and start again, separately; a running node is not started twice.

@@ -7,7 +7,7 @@ import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { promtoolCheck } from './helpers/promtool.ts';
 
-test('every process serves /metrics that promtool accepts; node ops and the controller\'s jobs show up', async (t) => {
+test("every process serves /metrics that promtool accepts; node ops and the controller's jobs show up", async (t) => {
   const cluster = await LocalCluster.start({ dram: 1, ssd: 1 });
   t.teardown(() => cluster.stop());
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -38,7 +38,9 @@ test('every process serves /metrics that promtool accepts; node ops and the cont
   let seen: NodeRow['stats'] = null;
   for (let i = 0; seen === null && i < 100; i++) {
     await job.put('busy', `value ${i}`);
-    const nodes = (await (await fetch(`${cluster.info.console}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as NodeRow[];
+    const nodes = (await (
+      await fetch(`${cluster.info.console}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+    ).json()) as NodeRow[];
     const dram = nodes.find((node) => node.tier === 'dram');
     if (dram?.stats?.latencyP50Us != null) seen = dram.stats;
     else await new Promise((resolve) => setTimeout(resolve, 50));

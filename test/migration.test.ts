@@ -26,7 +26,9 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
 
   // Enough throughput asked for to span both DRAM nodes.
   const job = await satchel.registerJob('drained', { latencySensitive: true, peakThroughput: 1.5e9 });
-  const before = (await (await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string }[] };
+  const before = (await (
+    await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as { nodes: { id: string }[] };
   t.is(before.nodes.length, 2);
   const drained = before.nodes[0]!.id;
 
@@ -58,7 +60,8 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
         } else {
           const key = staticKeys[(i * 7919 + lane) % staticKeys.length]!;
           const got = await fn.get(key);
-          if (got === null || !got.equals(valueOf(key))) failures.push(`read of ${key} during the drain: ${got === null ? 'missing' : 'wrong value'}`);
+          if (got === null || !got.equals(valueOf(key)))
+            failures.push(`read of ${key} during the drain: ${got === null ? 'missing' : 'wrong value'}`);
         }
         ops++;
       } catch (error) {
@@ -69,7 +72,11 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
 
   // The drain starts with the load running, and the load runs on after it (the function's next operations on
   // the drained node's keys are answered STALE and go to the new placement).
-  const moreOps = (from: number) => waitFor(() => ops >= from + 60, { what: `60 more ops of the load (from ${from})`, detail: () => `${ops} ops, failures: ${failures.slice(0, 3).join('; ')}` });
+  const moreOps = (from: number) =>
+    waitFor(() => ops >= from + 60, {
+      what: `60 more ops of the load (from ${from})`,
+      detail: () => `${ops} ops, failures: ${failures.slice(0, 3).join('; ')}`,
+    });
   await moreOps(0);
   const response = await fetch(`${api}/api/nodes/${drained}`, { method: 'DELETE', headers: admin });
   t.is(response.status, 200, await response.clone().text());
@@ -84,23 +91,44 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
   t.is(result.jobs, 1);
   t.true(result.keys > 0, 'keys were moved');
 
-  const after = (await (await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { placement: { generations: { nodes: { id: string }[] }[] } };
-  t.false(after.placement.generations.some((g) => g.nodes.some((n) => n.id === drained)), 'the drained node is in no generation');
-  const nodes = (await (await fetch(`${api}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { id: string }[];
+  const after = (await (
+    await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as { placement: { generations: { nodes: { id: string }[] }[] } };
+  t.false(
+    after.placement.generations.some((g) => g.nodes.some((n) => n.id === drained)),
+    'the drained node is in no generation',
+  );
+  const nodes = (await (await fetch(`${api}/api/nodes`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as {
+    id: string;
+  }[];
   t.false(nodes.some((n) => n.id === drained));
-  const events = (await (await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as ClusterEvent[];
-  t.deepEqual(events.filter((e) => e.node === drained).map((e) => e.kind).slice(-3), ['drain-started', 'drain-finished', 'node-removed']);
+  const events = (await (
+    await fetch(`${api}/api/events`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as ClusterEvent[];
+  t.deepEqual(
+    events
+      .filter((e) => e.node === drained)
+      .map((e) => e.kind)
+      .slice(-3),
+    ['drain-started', 'drain-finished', 'node-removed'],
+  );
 
   // Everything reads back, through the driver's handle, the function's, and a fresh attach from the old ticket.
   const late = await Satchel.attach(job.ticket);
   t.teardown(() => late.close());
-  const expected = new Map<string, Buffer>([...staticKeys.map((k) => [k, valueOf(k)] as const), ...large.map((k) => [k, valueOf(k, 3 * MiB + 17)] as const), ...written]);
+  const expected = new Map<string, Buffer>([
+    ...staticKeys.map((k) => [k, valueOf(k)] as const),
+    ...large.map((k) => [k, valueOf(k, 3 * MiB + 17)] as const),
+    ...written,
+  ]);
   for (const reader of [job, fn, late]) {
     const wrong: string[] = [];
-    await Promise.all([...expected].map(async ([key, value]) => {
-      const got = await reader.get(key);
-      if (got === null || !got.equals(value)) wrong.push(key);
-    }));
+    await Promise.all(
+      [...expected].map(async ([key, value]) => {
+        const got = await reader.get(key);
+        if (got === null || !got.equals(value)) wrong.push(key);
+      }),
+    );
     t.deepEqual(wrong, [], `every key reads back its last acknowledged value (${expected.size} keys)`);
   }
   const listed: string[] = [];

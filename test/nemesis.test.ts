@@ -12,7 +12,9 @@ test('a minute of restarts, freezes, partitions, drains and controller kills: no
   const { summary } = result.report;
   for (const replicas of ['1', '2', '3'] as const) {
     const s = summary.byReplicas[replicas];
-    t.log(`replicas ${replicas}: ${s.ops} ops, availability ${((s.availability ?? 0) * 100).toFixed(2)} %, errors ${JSON.stringify(s.errors)}, final reads unread ${s.finalUnread}/${s.finalReads}`);
+    t.log(
+      `replicas ${replicas}: ${s.ops} ops, availability ${((s.availability ?? 0) * 100).toFixed(2)} %, errors ${JSON.stringify(s.errors)}, final reads unread ${s.finalUnread}/${s.finalReads}`,
+    );
     t.true(s.ops > 1_000, `replicas ${replicas} did work`);
     t.is(s.null, 0, `replicas ${replicas}: no acknowledged key read as null`);
     t.is(s.stale, 0, `replicas ${replicas}: no stale read`);
@@ -20,7 +22,13 @@ test('a minute of restarts, freezes, partitions, drains and controller kills: no
     t.is(s.lost, 0, `replicas ${replicas}: every acknowledged write read back at the end`);
     t.is(s.countersOff, 0, `replicas ${replicas}: counters exact`);
     // With one copy, keys of a restarted node fail with UNAVAILABLE, nothing else.
-    if (replicas === '1') t.is(s.otherFailures, Object.entries(s.errors).filter(([code]) => code === 'TIMEOUT').reduce((n, [, c]) => n + c, 0));
+    if (replicas === '1')
+      t.is(
+        s.otherFailures,
+        Object.entries(s.errors)
+          .filter(([code]) => code === 'TIMEOUT')
+          .reduce((n, [, c]) => n + c, 0),
+      );
     else t.true((s.availability ?? 0) > 0.99, `replicas ${replicas}: available through every fault`);
   }
   t.is(summary.malformed, 0);

@@ -78,7 +78,10 @@ test('a raw TCP server that accepts and never answers anything (not even HELLO) 
     server.close();
   });
   const c = connect(t, `127.0.0.1:${(server.address() as net.AddressInfo).port}`, { timeoutMs: 200 });
-  const results = await Promise.allSettled([c.request({ op: Op.PUT, key: 'a', value: Buffer.from('x') }), c.request({ op: Op.GET, key: 'b' })]);
+  const results = await Promise.allSettled([
+    c.request({ op: Op.PUT, key: 'a', value: Buffer.from('x') }),
+    c.request({ op: Op.GET, key: 'b' }),
+  ]);
   for (const r of results) {
     t.is(r.status, 'rejected');
     t.is(((r as PromiseRejectedResult).reason as SatchelError).code, 'TIMEOUT');
@@ -212,7 +215,10 @@ test('flow control: requests wait in the client while too many value bytes are i
 test('a request waiting for the window times out too', async (t) => {
   const node = await fake(t);
   const c = connect(t, node.address, { maxInflightBytes: 1024, timeoutMs: 200 });
-  const results = await Promise.allSettled([c.request({ op: Op.PUT, key: 'a', value: Buffer.alloc(1000) }), c.request({ op: Op.PUT, key: 'b', value: Buffer.alloc(1000) })]);
+  const results = await Promise.allSettled([
+    c.request({ op: Op.PUT, key: 'a', value: Buffer.alloc(1000) }),
+    c.request({ op: Op.PUT, key: 'b', value: Buffer.alloc(1000) }),
+  ]);
   t.deepEqual(
     results.map((r) => r.status === 'rejected' && (r.reason as SatchelError).code),
     ['TIMEOUT', 'TIMEOUT'],
@@ -267,5 +273,8 @@ test('a key past the frame limit is refused in the client; the connection and ot
   t.is(error.code, 'BAD_REQUEST');
   t.is((await ok).body.toString(), 'fine');
   t.is((await c.request({ op: Op.GET, key: 'k'.repeat(1024) })).body.length, 1024, 'exactly the limit still goes');
-  t.false(node.requests.some((r) => r.key.startsWith('é')), 'nothing malformed reached the node');
+  t.false(
+    node.requests.some((r) => r.key.startsWith('é')),
+    'nothing malformed reached the node',
+  );
 });

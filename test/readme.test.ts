@@ -44,7 +44,11 @@ test('satchel up serves a function written as the README shows, then stops clean
   const tarball = join(packs, (await readdir(packs)).find((f) => f.endsWith('.tgz'))!);
   await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'outside', version: '1.0.0', private: true, type: 'module' }));
   await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: project });
-  t.deepEqual(await readdir(join(project, 'node_modules')).then((names) => names.filter((n) => !n.startsWith('.'))), ['satchel'], 'the client and nothing else');
+  t.deepEqual(
+    await readdir(join(project, 'node_modules')).then((names) => names.filter((n) => !n.startsWith('.'))),
+    ['satchel'],
+    'the client and nothing else',
+  );
   await copyFile('test/fixtures/readme-function.mjs', join(project, 'function.mjs'));
   const fn = await run(process.execPath, ['function.mjs', job.ticket, '1'], { cwd: project });
   t.is(fn.stderr, '');

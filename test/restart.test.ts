@@ -13,7 +13,14 @@ const MiB = 1024 * 1024;
 const keys = Array.from({ length: 200 }, (_, i) => `k/${i}`);
 
 async function readAll(job: Job): Promise<string[]> {
-  return Promise.all(keys.map((key) => job.get(key).then((v) => (v === null ? 'null' : v.toString()), (error: { code?: string }) => `error ${error.code}`)));
+  return Promise.all(
+    keys.map((key) =>
+      job.get(key).then(
+        (v) => (v === null ? 'null' : v.toString()),
+        (error: { code?: string }) => `error ${error.code}`,
+      ),
+    ),
+  );
 }
 
 test('SIGKILL, then the same id and port: replicated keys all read back; single-copy keys on it are UNAVAILABLE, never null', async (t) => {
@@ -26,7 +33,11 @@ test('SIGKILL, then the same id and port: replicated keys all read back; single-
   const single = await satchel.registerJob('restart-r1', { latencySensitive: true, peakThroughput: 2.5e9 });
   await replicated.putMany(keys.map((key) => [key, `r2 ${key}`] as const));
   await single.putMany(keys.map((key) => [key, `r1 ${key}`] as const));
-  const nodes = ((await (await fetch(`${cluster.info.console}/api/jobs/${single.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { nodes: { id: string; address: string; weight: number }[] }).nodes;
+  const nodes = (
+    (await (
+      await fetch(`${cluster.info.console}/api/jobs/${single.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+    ).json()) as { nodes: { id: string; address: string; weight: number }[] }
+  ).nodes;
   t.is(nodes.length, 3);
   const victim = nodes[0]!.id;
   const onVictim = new Set(keys.filter((key) => nodes[pickNode(nodes, hashKey(key))]!.id === victim));
@@ -41,7 +52,11 @@ test('SIGKILL, then the same id and port: replicated keys all read back; single-
   t.teardown(() => r2.close());
   const r1 = await Satchel.attach(single.ticket, { timeoutMs: 8_000 });
   t.teardown(() => r1.close());
-  t.deepEqual((await readAll(r2)).filter((v, i) => v !== `r2 ${keys[i]}`), [], 'every acknowledged replicated key, none null');
+  t.deepEqual(
+    (await readAll(r2)).filter((v, i) => v !== `r2 ${keys[i]}`),
+    [],
+    'every acknowledged replicated key, none null',
+  );
   const got = await readAll(r1);
   t.deepEqual(
     keys.filter((key, i) => got[i] !== (onVictim.has(key) ? 'error UNAVAILABLE' : `r1 ${key}`)),

@@ -55,7 +55,13 @@ test('a token of job A gets nothing of job B: every data-plane op and every cont
     ['RenewLease', controller.call('RenewLease', { jobId: b.id, token: tokenA })],
     ['GrowJob', controller.call('GrowJob', { jobId: b.id, token: tokenA, fullNodeId: node.id, epoch: 1 })],
     ['DeregisterJob', controller.call('DeregisterJob', { jobId: b.id, token: tokenA })],
-    ['SetPlacement', metadata.call('SetPlacement', { placement: { jobId: b.id, epoch: 9, generations: [], blockSize: 1, maxValueBytes: 1 }, token: tokenA })],
+    [
+      'SetPlacement',
+      metadata.call('SetPlacement', {
+        placement: { jobId: b.id, epoch: 9, generations: [], blockSize: 1, maxValueBytes: 1 },
+        token: tokenA,
+      }),
+    ],
     ['DropPlacement', metadata.call('DropPlacement', { jobId: b.id, token: tokenA })],
   ];
   for (const [name, call] of calls) t.is((await rejection(t, call)).code, 'UNAUTHORIZED', name);
@@ -119,7 +125,15 @@ test('quotas: a job at its byte quota gets FULL for writes until it deletes; a j
   t.is((await job.get('v0'))?.length, value.length, 'reads go on');
   await other.put('fine', value); // another job is not held back
   for (let i = 0; i < 200; i++) await job.delete(`v${i}`);
-  await eventually(async () => (await job.put('again', 'x').then(() => true, () => false)), 5_000, 'writes allowed again once under the quota');
+  await eventually(
+    async () =>
+      await job.put('again', 'x').then(
+        () => true,
+        () => false,
+      ),
+    5_000,
+    'writes allowed again once under the quota',
+  );
   t.true(cluster.controller.events.since(0).some((e) => e.kind === 'quota-reached'));
 
   // Connections: three per job on this node; the fourth HELLO is refused with FULL, others' are not.
@@ -128,7 +142,9 @@ test('quotas: a job at its byte quota gets FULL for writes until it deletes; a j
   const connections = Array.from({ length: 4 }, () => new NodeConnection(address, token, { timeoutMs: 3_000 }));
   t.teardown(() => connections.forEach((c) => c.destroy()));
   // The job's own handle holds one already.
-  const replies = await Promise.allSettled(connections.map((c) => c.request({ op: Op.PING }).then(() => c.request({ op: Op.GET, epoch: job.epoch, key: 'again' }))));
+  const replies = await Promise.allSettled(
+    connections.map((c) => c.request({ op: Op.PING }).then(() => c.request({ op: Op.GET, epoch: job.epoch, key: 'again' }))),
+  );
   const failed = replies.filter((r) => r.status === 'rejected' || (r.value as { status: number }).status !== Status.OK);
   t.is(failed.length, 2, 'one handle + two more admitted, two refused');
   for (const r of replies) if (r.status === 'rejected') t.is((r.reason as SatchelError).code, 'FULL');

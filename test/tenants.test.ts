@@ -34,7 +34,11 @@ test('an admin adds a tenant; its key registers jobs within its limits; removing
 
   const added = await control.call('AddTenant', { token: cluster.adminToken, name: 'team-a', maxJobs: 2, quotaBytes: 100 * MiB });
   t.regex(added.key, /^sk1\.team-a\./);
-  t.is((await rejection(t, control.call('AddTenant', { token: cluster.adminToken, name: 'team-a' }))).code, 'BAD_REQUEST', 'no second tenant of a name');
+  t.is(
+    (await rejection(t, control.call('AddTenant', { token: cluster.adminToken, name: 'team-a' }))).code,
+    'BAD_REQUEST',
+    'no second tenant of a name',
+  );
 
   const satchel = await Satchel.connect(cluster.controllerAddress, { key: added.key, timeoutMs: 5_000 });
   t.teardown(() => satchel.close());
@@ -49,7 +53,10 @@ test('an admin adds a tenant; its key registers jobs within its limits; removing
   t.is(jobs.code, 'FULL');
   t.regex(jobs.message, /max jobs 2/);
   const listed = (await control.call('ListTenants', { token: cluster.adminToken })).tenants;
-  t.deepEqual(listed.map((x) => x.name), ['default', 'team-a']);
+  t.deepEqual(
+    listed.map((x) => x.name),
+    ['default', 'team-a'],
+  );
   const teamA = listed.find((x) => x.name === 'team-a')!;
   t.is(teamA.jobs, 2);
   t.is(teamA.reservedBytes, 48 * MiB);
@@ -65,7 +72,11 @@ test('an admin adds a tenant; its key registers jobs within its limits; removing
   t.is(removed.jobsDeregistered, 2);
   t.false(cluster.controller.registry.jobs.has(one.id), "the tenant's jobs are gone");
   t.is((await rejection(t, satchel.registerJob('after'))).code, 'UNAUTHORIZED', 'its key no longer registers');
-  t.is((await rejection(t, Satchel.connect(cluster.controllerAddress, { key: added.key, timeoutMs: 5_000 }))).code, 'UNAUTHORIZED', 'nor connects');
+  t.is(
+    (await rejection(t, Satchel.connect(cluster.controllerAddress, { key: added.key, timeoutMs: 5_000 }))).code,
+    'UNAUTHORIZED',
+    'nor connects',
+  );
   t.is((await unaffected.get('k'))?.toString(), 'still mine');
   await unaffected.deregister();
 });
@@ -77,11 +88,17 @@ test('no key, a wrong key, or a token in its place: UNAUTHORIZED at connect and 
   t.teardown(() => control.close());
   const before = cluster.controller.registry.jobs.size;
   // An anonymous flood: none of it registers.
-  const flood = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => control.call('RegisterJob', { name: `anon-${i}`, hints: { capacity: 1e12 } })));
+  const flood = await Promise.allSettled(
+    Array.from({ length: 200 }, (_, i) => control.call('RegisterJob', { name: `anon-${i}`, hints: { capacity: 1e12 } })),
+  );
   t.true(flood.every((r) => r.status === 'rejected' && (r.reason as SatchelError).code === 'UNAUTHORIZED'));
   t.is(cluster.controller.registry.jobs.size, before);
   for (const key of [undefined, '', 'sk1.default.' + 'A'.repeat(43), cluster.adminToken, signToken(cluster.secret, 'some-job')]) {
-    t.is((await rejection(t, Satchel.connect(cluster.controllerAddress, { ...(key === undefined ? {} : { key }), timeoutMs: 5_000 }))).code, 'UNAUTHORIZED', `key ${String(key).slice(0, 14)}`);
+    t.is(
+      (await rejection(t, Satchel.connect(cluster.controllerAddress, { ...(key === undefined ? {} : { key }), timeoutMs: 5_000 }))).code,
+      'UNAUTHORIZED',
+      `key ${String(key).slice(0, 14)}`,
+    );
   }
   // GetCluster shows nodes to the admin (and viewer), only a count to a tenant key.
   t.is((await control.call('GetCluster', { token: cluster.tenantKey })).nodes.length, 0);
@@ -121,7 +138,9 @@ test('GrowJob grows a job only after its node reported FULL, and never past 16 g
   const token = decodeTicket(job.ticket).token;
   const nodeId = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes[0]!.id;
   // A loop of GrowJob calls with the data token (what a stolen ticket gives), on a job with room: none grows it.
-  const calls = await Promise.allSettled(Array.from({ length: 20 }, () => control.call('GrowJob', { jobId: job.id, token, fullNodeId: nodeId, epoch: job.epoch })));
+  const calls = await Promise.allSettled(
+    Array.from({ length: 20 }, () => control.call('GrowJob', { jobId: job.id, token, fullNodeId: nodeId, epoch: job.epoch })),
+  );
   t.deepEqual(new Set(calls.map((r) => (r.status === 'rejected' ? (r.reason as SatchelError).code : 'granted'))), new Set(['FULL']));
   const record = cluster.controller.registry.jobs.get(job.id)!;
   t.is(record.placement.generations.length, 1);
@@ -159,7 +178,13 @@ test('tenants and their keys survive a controller restart; a removed one stays r
     await second.metadata.close();
     await second.controller.close();
   });
-  t.deepEqual(second.controller.tenants.list().map((x) => [x.name, x.maxJobs]), [['default', undefined], ['kept', 3]]);
+  t.deepEqual(
+    second.controller.tenants.list().map((x) => [x.name, x.maxJobs]),
+    [
+      ['default', undefined],
+      ['kept', 3],
+    ],
+  );
   t.is(second.controller.tenants.byKey(kept.key)?.name, 'kept');
   t.is(second.controller.tenants.byKey(gone.key), null);
   t.is(second.controller.tenants.byKey(defaultTenantKey(secret))?.name, 'default');
@@ -193,5 +218,13 @@ test("a tenant's jobs that hold its quota between them get FULL for writes until
   await t.throwsAsync(b.put('more', value), { code: 'FULL' } as never);
   await neighbour.put('fine', value); // another tenant's job is not
   for (let i = 0; i < 200; i++) await (i % 2 === 0 ? a : b).delete(`v${i}`);
-  await eventually(async () => (await a.put('again', 'x').then(() => true, () => false)), 5_000, 'writes allowed again once under the quota');
+  await eventually(
+    async () =>
+      await a.put('again', 'x').then(
+        () => true,
+        () => false,
+      ),
+    5_000,
+    'writes allowed again once under the quota',
+  );
 });

@@ -7,12 +7,23 @@ import { pattern } from './helpers/assert.ts';
 const MiB = 1024 * 1024;
 
 test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM spills onto SSD when full', async (t) => {
-  const cluster = await LocalCluster.start({ dram: 1, ssd: 1, hdd: 1, dramCapacity: 8 * MiB, ssdCapacity: 256 * MiB, hddCapacity: 256 * MiB });
+  const cluster = await LocalCluster.start({
+    dram: 1,
+    ssd: 1,
+    hdd: 1,
+    dramCapacity: 8 * MiB,
+    ssdCapacity: 256 * MiB,
+    hddCapacity: 256 * MiB,
+  });
   t.teardown(() => cluster.stop());
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   t.teardown(() => satchel.close());
   const tierOf = async (id: string) =>
-    ((await (await fetch(`${cluster.info.console}/api/jobs/${id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as { tier: string; reason: string }).tier;
+    (
+      (await (
+        await fetch(`${cluster.info.console}/api/jobs/${id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+      ).json()) as { tier: string; reason: string }
+    ).tier;
   const hints = {
     dram: { latencySensitive: true, capacity: 4 * MiB },
     ssd: { latencySensitive: false, capacity: 32 * MiB, peakThroughput: 100 * MiB },
@@ -34,9 +45,13 @@ test('hints place jobs on DRAM, SSD and HDD; each tier stores and serves; DRAM s
   t.teardown(() => spilling.deregister().catch(() => {}));
   for (let i = 0; i < 120; i++) await spilling.put(`k${i}`, pattern(100_000, i));
   for (let i = 0; i < 120; i++) t.true((await spilling.get(`k${i}`))?.equals(pattern(100_000, i)), `k${i}`);
-  const detail = (await (await fetch(`${cluster.info.console}/api/jobs/${spilling.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })).json()) as {
+  const detail = (await (
+    await fetch(`${cluster.info.console}/api/jobs/${spilling.id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } })
+  ).json()) as {
     placement: { generations: { nodes: { id: string }[] }[] };
   };
-  const tiers = new Set(detail.placement.generations.flatMap((g) => g.nodes.map((n) => cluster.info.nodes.find((x) => x.id === n.id)?.tier)));
+  const tiers = new Set(
+    detail.placement.generations.flatMap((g) => g.nodes.map((n) => cluster.info.nodes.find((x) => x.id === n.id)?.tier)),
+  );
   t.true(tiers.has('dram') && tiers.has('ssd'), `tiers: ${[...tiers].join(', ')}`);
 });

@@ -64,11 +64,56 @@ async function makePki(dir: string, name: string): Promise<Pki> {
   await writeFile(config, OPENSSL_CONFIG);
   const file = (suffix: string) => join(dir, `${name}-${suffix}`);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl', ['req', '-x509', '-new', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2', '-config', config, '-extensions', 'ca_ext', '-subj', `/CN=${name} test CA`]);
-  await run('openssl', ['req', '-new', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-config', config, '-subj', '/CN=satchel-server']);
   await run('openssl', [
-    'x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-    '-days', '2', '-out', file('server.pem'), '-extfile', config, '-extensions', 'server_ext',
+    'req',
+    '-x509',
+    '-new',
+    ...ec,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+    '-days',
+    '2',
+    '-config',
+    config,
+    '-extensions',
+    'ca_ext',
+    '-subj',
+    `/CN=${name} test CA`,
+  ]);
+  await run('openssl', [
+    'req',
+    '-new',
+    ...ec,
+    '-keyout',
+    file('server.key'),
+    '-out',
+    file('server.csr'),
+    '-config',
+    config,
+    '-subj',
+    '/CN=satchel-server',
+  ]);
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    file('server.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-set_serial',
+    `0x${randomBytes(8).toString('hex')}`,
+    '-days',
+    '2',
+    '-out',
+    file('server.pem'),
+    '-extfile',
+    config,
+    '-extensions',
+    'server_ext',
   ]);
   return { ca: file('ca.pem'), cert: file('server.pem'), key: file('server.key') };
 }
@@ -143,7 +188,10 @@ test('TLS to 127.0.0.1 sends no IP address as ServerName: no DeprecationWarning,
   const satchel = await Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 10_000, tls: { ca: caPem } });
   t.teardown(() => satchel.close());
   const port = cluster!.controller.slice(cluster!.controller.lastIndexOf(':') + 1);
-  for (const tls of [{ ca: caPem, servername: '127.0.0.1' }, { ca: caPem, servername: 'localhost' }]) {
+  for (const tls of [
+    { ca: caPem, servername: '127.0.0.1' },
+    { ca: caPem, servername: 'localhost' },
+  ]) {
     const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, `127.0.0.1:${port}`, 10_000, tls);
     t.teardown(() => client.close());
     t.is(typeof (await client.call('GetCluster', { token: cluster!.tenantKey })).jobs, 'number', tls.servername);
@@ -153,7 +201,10 @@ test('TLS to 127.0.0.1 sends no IP address as ServerName: no DeprecationWarning,
   t.teardown(() => job.deregister().catch(() => {}));
   await job.put('k', 'v');
   t.is((await job.get('k'))?.toString(), 'v');
-  const connection = new NodeConnection(nodeAddress(), 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { timeoutMs: 5_000, tls: { ca: caPem, servername: '127.0.0.1' } });
+  const connection = new NodeConnection(nodeAddress(), 'v1.some-job.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', {
+    timeoutMs: 5_000,
+    tls: { ca: caPem, servername: '127.0.0.1' },
+  });
   t.teardown(() => connection.destroy());
   t.is((await rejection(t, connection.request({ op: Op.PING }))).code, 'UNAUTHORIZED', 'the handshake passed: the node refused the token');
   await new Promise((resolve) => setImmediate(resolve)); // process.emitWarning delivers on the next tick
@@ -233,7 +284,10 @@ test('a TLS client trusting another CA, or dialling a name the certificate lacks
   t.is(error.code, 'UNAVAILABLE');
   t.regex(error.message, /TLS handshake.*certificate/s);
   // The driver trusting another CA: no controller.
-  t.is((await rejection(t, Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 5_000, tls: { ca: otherCa } }))).code, 'UNAVAILABLE');
+  t.is(
+    (await rejection(t, Satchel.connect(cluster!.controller, { key: cluster!.tenantKey, timeoutMs: 5_000, tls: { ca: otherCa } }))).code,
+    'UNAVAILABLE',
+  );
 });
 
 test('gRPC without TLS fails against the controller and the metadata server', async (t) => {
@@ -249,12 +303,66 @@ test('the TLS flags go together, and a file that is not a certificate stops the 
   const secret = join(dir, 'secret');
   await writeFile(secret, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
   const cases: [string[], RegExp][] = [
-    [['metadata', '--port', '0', '--controller', '127.0.0.1:1', '--secret-file', secret, '--tls-cert', pki.cert], /--tls-cert, --tls-key and --tls-ca go together/],
+    [
+      ['metadata', '--port', '0', '--controller', '127.0.0.1:1', '--secret-file', secret, '--tls-cert', pki.cert],
+      /--tls-cert, --tls-key and --tls-ca go together/,
+    ],
     [['up', '--state-dir', join(dir, 'up'), '--controller-port', '0', '--console-port', '0', '--tls-ca', pki.ca], /go together/],
     // The CA's certificate with the server's key: they do not match.
-    [['storage-node', '--port', '0', '--controller', '127.0.0.1:1', '--secret-file', secret, '--tls-cert', pki.ca, '--tls-key', pki.key, '--tls-ca', pki.ca], /--tls-cert .*--tls-key/],
-    [['controller', '--port', '0', '--console-port', '0', '--secret-file', secret, '--tls-cert', pki.cert, '--tls-key', join(dir, 'missing.key'), '--tls-ca', pki.ca], /--tls-key: cannot read/],
-    [['controller', '--port', '0', '--console-port', '0', '--secret-file', secret, '--tls-cert', pki.cert, '--tls-key', pki.key, '--tls-ca', pki.key], /--tls-ca: .* no PEM certificate/],
+    [
+      [
+        'storage-node',
+        '--port',
+        '0',
+        '--controller',
+        '127.0.0.1:1',
+        '--secret-file',
+        secret,
+        '--tls-cert',
+        pki.ca,
+        '--tls-key',
+        pki.key,
+        '--tls-ca',
+        pki.ca,
+      ],
+      /--tls-cert .*--tls-key/,
+    ],
+    [
+      [
+        'controller',
+        '--port',
+        '0',
+        '--console-port',
+        '0',
+        '--secret-file',
+        secret,
+        '--tls-cert',
+        pki.cert,
+        '--tls-key',
+        join(dir, 'missing.key'),
+        '--tls-ca',
+        pki.ca,
+      ],
+      /--tls-key: cannot read/,
+    ],
+    [
+      [
+        'controller',
+        '--port',
+        '0',
+        '--console-port',
+        '0',
+        '--secret-file',
+        secret,
+        '--tls-cert',
+        pki.cert,
+        '--tls-key',
+        pki.key,
+        '--tls-ca',
+        pki.key,
+      ],
+      /--tls-ca: .* no PEM certificate/,
+    ],
   ];
   const results = await Promise.all(cases.map(([args]) => runTs(CLI, args)));
   results.forEach((result, i) => {
@@ -282,14 +390,19 @@ test.serial('draining a node migrates its keys over TLS: the controller reaches 
   const job = await satchel.registerJob('tls-drain', { latencySensitive: true, peakThroughput: 1.5e9 });
   t.teardown(() => job.deregister().catch(() => {}));
   const api = cluster!.info.console;
-  const before = (await (await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster!.viewerToken}` } })).json()) as { nodes: { id: string }[] };
+  const before = (await (
+    await fetch(`${api}/api/jobs/${job.id}`, { headers: { authorization: `Bearer ${cluster!.viewerToken}` } })
+  ).json()) as { nodes: { id: string }[] };
   t.true(before.nodes.length >= 2, JSON.stringify(before.nodes));
   const values = new Map<string, Buffer>(Array.from({ length: 300 }, (_, i) => [`k/${i}`, pattern(100 + i, i)]));
   values.set('large', pattern(3 * MiB + 5, 99));
   await Promise.all([...values].map(([key, value]) => job.put(key, value)));
 
   const drained = before.nodes[0]!.id;
-  const response = await fetch(`${api}/api/nodes/${drained}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster!.adminToken}` } });
+  const response = await fetch(`${api}/api/nodes/${drained}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${cluster!.adminToken}` },
+  });
   t.is(response.status, 200, await response.clone().text());
   const result = (await response.json()) as { jobs: number; keys: number };
   t.true(result.keys > 0, `keys were moved: ${JSON.stringify(result)}`);
@@ -298,8 +411,10 @@ test.serial('draining a node migrates its keys over TLS: the controller reaches 
   const fn = await Satchel.attach(job.ticket, { timeoutMs: 10_000 });
   t.teardown(() => fn.close());
   const wrong: string[] = [];
-  await Promise.all([...values].map(async ([key, value]) => {
-    if (!(await fn.get(key))?.equals(value)) wrong.push(key);
-  }));
+  await Promise.all(
+    [...values].map(async ([key, value]) => {
+      if (!(await fn.get(key))?.equals(value)) wrong.push(key);
+    }),
+  );
   t.deepEqual(wrong, []);
 });

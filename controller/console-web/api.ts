@@ -36,7 +36,10 @@ async function call<T>(method: string, path: string, token: string, body?: unkno
   }
   if (response.ok) return parsed as T | null;
   const fields = (parsed ?? {}) as { code?: string; message?: string };
-  throw new ApiError(response.status, `${response.status} ${fields.code ?? response.statusText}: ${fields.message ?? (text || 'no details')}`);
+  throw new ApiError(
+    response.status,
+    `${response.status} ${fields.code ?? response.statusText}: ${fields.message ?? (text || 'no details')}`,
+  );
 }
 
 /** A change, with the admin token from the field at the top; resolves to the parsed body (or null). */

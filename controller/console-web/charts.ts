@@ -22,15 +22,35 @@ export interface ClusterCharts {
 
 const COLORS = { blue: '#1c64d1', green: '#2f9e44', red: '#d9480f', grey: '#8a94a3' };
 
-function line(label: string, color: string, axis: string, extra: Partial<ChartDataset<'line', Point[]>> = {}): ChartDataset<'line', Point[]> {
-  return { label, data: [], borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: 0, tension: 0.2, yAxisID: axis, spanGaps: false, ...extra };
+function line(
+  label: string,
+  color: string,
+  axis: string,
+  extra: Partial<ChartDataset<'line', Point[]>> = {},
+): ChartDataset<'line', Point[]> {
+  return {
+    label,
+    data: [],
+    borderColor: color,
+    backgroundColor: color,
+    borderWidth: 2,
+    pointRadius: 0,
+    tension: 0.2,
+    yAxisID: axis,
+    spanGaps: false,
+    ...extra,
+  };
 }
 
 function timeAxis() {
   return { type: 'linear' as const, ticks: { maxTicksLimit: 6, callback: (value: number | string) => fmtClock(Number(value)) } };
 }
 
-function config(datasets: ChartDataset<'line', Point[]>[], scales: NonNullable<ChartConfiguration<'line', Point[]>['options']>['scales'], tooltipValue: (axis: string, y: number) => string): ChartConfiguration<'line', Point[]> {
+function config(
+  datasets: ChartDataset<'line', Point[]>[],
+  scales: NonNullable<ChartConfiguration<'line', Point[]>['options']>['scales'],
+  tooltipValue: (axis: string, y: number) => string,
+): ChartConfiguration<'line', Point[]> {
   return {
     type: 'line',
     data: { datasets },
@@ -46,7 +66,8 @@ function config(datasets: ChartDataset<'line', Point[]>[], scales: NonNullable<C
         tooltip: {
           callbacks: {
             title: (items) => (items.length > 0 ? fmtClock(items[0]!.parsed.x ?? 0) : ''),
-            label: (item) => `${item.dataset.label ?? ''}: ${item.parsed.y === null ? '–' : tooltipValue(item.dataset.yAxisID ?? '', item.parsed.y)}`,
+            label: (item) =>
+              `${item.dataset.label ?? ''}: ${item.parsed.y === null ? '–' : tooltipValue(item.dataset.yAxisID ?? '', item.parsed.y)}`,
           },
         },
       },
@@ -76,7 +97,13 @@ export function makeClusterCharts(): ClusterCharts | null {
       {
         x: timeAxis(),
         ops: { type: 'linear', position: 'left', beginAtZero: true, title: { display: true, text: 'ops/s' } },
-        mb: { type: 'linear', position: 'right', beginAtZero: true, title: { display: true, text: 'MB/s' }, grid: { drawOnChartArea: false } },
+        mb: {
+          type: 'linear',
+          position: 'right',
+          beginAtZero: true,
+          title: { display: true, text: 'MB/s' },
+          grid: { drawOnChartArea: false },
+        },
       },
       (axis, y) => (axis === 'mb' ? `${y.toFixed(2)} MB/s` : `${Math.round(y)} ops/s`),
     ),
@@ -87,7 +114,12 @@ export function makeClusterCharts(): ClusterCharts | null {
       [line('p50', COLORS.blue, 'ms'), line('p99', COLORS.red, 'ms')],
       {
         x: timeAxis(),
-        ms: { type: 'logarithmic', position: 'left', title: { display: true, text: 'ms (log scale)' }, ticks: { callback: (value) => logTick(Number(value)) } },
+        ms: {
+          type: 'logarithmic',
+          position: 'left',
+          title: { display: true, text: 'ms (log scale)' },
+          ticks: { callback: (value) => logTick(Number(value)) },
+        },
       },
       (_axis, y) => fmtMs(y),
     ),

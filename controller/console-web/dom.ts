@@ -91,14 +91,18 @@ export function meter(fraction: number | null, level: Level, label: string, titl
   return h(
     'div',
     { className: `meter ${level}`, title },
-    h('div', {
-      className: 'bar',
-      role: 'meter',
-      'aria-valuemin': 0,
-      'aria-valuemax': 100,
-      'aria-valuenow': known ? Math.round(fraction * 100) : undefined,
-      'aria-label': title,
-    }, fill),
+    h(
+      'div',
+      {
+        className: 'bar',
+        role: 'meter',
+        'aria-valuemin': 0,
+        'aria-valuemax': 100,
+        'aria-valuenow': known ? Math.round(fraction * 100) : undefined,
+        'aria-label': title,
+      },
+      fill,
+    ),
     h('span', { className: 'figure', text: label }),
   );
 }

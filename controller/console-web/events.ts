@@ -22,7 +22,8 @@ export function isJobEvent(event: ClusterEvent): boolean {
 export function addEvents(list: unknown[]): void {
   const bySeq = new Map(state.events.map((e) => [e.seq, e]));
   for (const e of list) {
-    if (e !== null && typeof e === 'object' && typeof (e as ClusterEvent).seq === 'number') bySeq.set((e as ClusterEvent).seq, e as ClusterEvent);
+    if (e !== null && typeof e === 'object' && typeof (e as ClusterEvent).seq === 'number')
+      bySeq.set((e as ClusterEvent).seq, e as ClusterEvent);
   }
   state.events = [...bySeq.values()].sort((a, b) => b.seq - a.seq).slice(0, MAX_EVENTS);
   renderEvents();
@@ -65,7 +66,9 @@ export function renderEvents(): void {
           { className: 'what' },
           where ? h('span', { className: 'mono', text: `${where}: ` }) : null,
           e.reason,
-          job !== undefined && live.has(job) ? h('button', { type: 'button', className: 'link', 'data-action': 'open-job', 'data-job': job, text: ` show ${job}` }) : null,
+          job !== undefined && live.has(job)
+            ? h('button', { type: 'button', className: 'link', 'data-action': 'open-job', 'data-job': job, text: ` show ${job}` })
+            : null,
           details ? h('div', { className: 'muted', text: details }) : null,
         ),
       );

@@ -11,7 +11,22 @@ test('latencies read in ms, from µs', (t) => {
 });
 
 test('a log axis labels 1, 2 and 5 times each power of ten, and leaves the rest blank', (t) => {
-  t.deepEqual([0.01, 0.02, 0.03, 0.05, 0.1, 0.4, 1, 2, 5, 7, 10, 20, 100, 1000].map(logTick), ['0.01 ms', '0.02 ms', '', '0.05 ms', '0.1 ms', '', '1 ms', '2 ms', '5 ms', '', '10 ms', '20 ms', '100 ms', '1.0 s']);
+  t.deepEqual([0.01, 0.02, 0.03, 0.05, 0.1, 0.4, 1, 2, 5, 7, 10, 20, 100, 1000].map(logTick), [
+    '0.01 ms',
+    '0.02 ms',
+    '',
+    '0.05 ms',
+    '0.1 ms',
+    '',
+    '1 ms',
+    '2 ms',
+    '5 ms',
+    '',
+    '10 ms',
+    '20 ms',
+    '100 ms',
+    '1.0 s',
+  ]);
   t.is(fmtMs(0.2), '0.2 ms');
 });
 

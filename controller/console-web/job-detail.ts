@@ -35,7 +35,14 @@ export function closeJob(): void {
 }
 
 /** A size on a bar scaled to the largest of the three, so the bars compare at a glance. */
-function sizeRow(field: 'requested' | 'reserved' | 'used', bytes: number | null, text: string, scale: number, className: string, note: string) {
+function sizeRow(
+  field: 'requested' | 'reserved' | 'used',
+  bytes: number | null,
+  text: string,
+  scale: number,
+  className: string,
+  note: string,
+) {
   const fill = h('div', { className: 'fill' });
   if (bytes !== null && scale > 0) fill.style.width = `${Math.min(1, bytes / scale) * 100}%`;
   return h(
@@ -63,17 +70,31 @@ function hintList(hints: JobHints | undefined): string {
 function facts(job: JobRow): HTMLElement[] {
   const now = serverNow();
   const lease = Date.parse(job.leaseExpiresAt) - now;
-  const costByTier = Object.entries(job.cost.byteSeconds).map(([tier, s]) => `${tier} ${fmtNum(s / 1e9 / 3600, 4)} GB·h`).join(', ');
+  const costByTier = Object.entries(job.cost.byteSeconds)
+    .map(([tier, s]) => `${tier} ${fmtNum(s / 1e9 / 3600, 4)} GB·h`)
+    .join(', ');
   const rows: [string, string][] = [
     ['hints', hintList(hintsOf(job))],
     ['tier', `${job.tier}: ${job.reason}`],
-    ['placement', `epoch ${job.epoch} · ${job.generations} ${job.generations === 1 ? 'generation' : 'generations'} · ${job.nodes.length} ${job.nodes.length === 1 ? 'node' : 'nodes'} in the newest`],
+    [
+      'placement',
+      `epoch ${job.epoch} · ${job.generations} ${job.generations === 1 ? 'generation' : 'generations'} · ${job.nodes.length} ${job.nodes.length === 1 ? 'node' : 'nodes'} in the newest`,
+    ],
     ['age', fmtDuration(now - Date.parse(job.createdAt))],
-    ['lease', Number.isFinite(lease) ? (lease >= 0 ? `renew within ${fmtDuration(lease)}, or it is collected` : 'lapsed: about to be collected') : '–'],
+    [
+      'lease',
+      Number.isFinite(lease)
+        ? lease >= 0
+          ? `renew within ${fmtDuration(lease)}, or it is collected`
+          : 'lapsed: about to be collected'
+        : '–',
+    ],
     ['cost so far', `${fmtUsd(job.cost.usd)}${costByTier ? ` (${costByTier})` : ''}`],
   ];
-  if (job.pending !== null) rows.push(['copying', `${job.pending.kind === 'drain' ? 'moving off' : 'restoring copies lost with'} ${job.pending.node}`]);
-  if (job.lostNodes.length > 0) rows.push(['lost', `its data on ${job.lostNodes.join(', ')} died with the process: those keys fail with UNAVAILABLE`]);
+  if (job.pending !== null)
+    rows.push(['copying', `${job.pending.kind === 'drain' ? 'moving off' : 'restoring copies lost with'} ${job.pending.node}`]);
+  if (job.lostNodes.length > 0)
+    rows.push(['lost', `its data on ${job.lostNodes.join(', ')} died with the process: those keys fail with UNAVAILABLE`]);
   return rows.map(([term, value]) => h('div', { 'data-key': term }, h('dt', { text: term }), h('dd', { text: value })));
 }
 
@@ -85,19 +106,26 @@ function placementRows(job: JobRow): HTMLElement[] {
     for (const placed of generation.nodes) {
       const node = state.nodes.find((n) => n.id === placed.id);
       const s = node?.stats ?? null;
-      rows.push(h(
-        'tr',
-        { 'data-key': `${g}:${placed.id}` },
-        h('td', { 'data-label': 'generation', text: g === 0 ? 'newest' : `${g} older` }),
-        h('td', { 'data-label': 'node', className: 'mono' }, placed.id, h('div', { className: 'muted', text: placed.address })),
-        h('td', { 'data-label': 'weight', className: 'num', text: fmtNum(placed.weight, 2) }),
-        h('td', { 'data-label': 'it holds there', className: 'num', text: s ? fmtBytes(s.jobs[job.id] ?? 0) : '–' }),
-        h('td', { 'data-label': "node's ops/s (all jobs)", className: 'num', text: s ? fmtNum(s.opsPerSec) : '–' }),
-        h('td', { 'data-label': "node's p50 / p99 (all jobs)", className: 'num', text: s ? `${fmtLatency(s.latencyP50Us)} / ${fmtLatency(s.latencyP99Us)}` : '–' }),
-      ));
+      rows.push(
+        h(
+          'tr',
+          { 'data-key': `${g}:${placed.id}` },
+          h('td', { 'data-label': 'generation', text: g === 0 ? 'newest' : `${g} older` }),
+          h('td', { 'data-label': 'node', className: 'mono' }, placed.id, h('div', { className: 'muted', text: placed.address })),
+          h('td', { 'data-label': 'weight', className: 'num', text: fmtNum(placed.weight, 2) }),
+          h('td', { 'data-label': 'it holds there', className: 'num', text: s ? fmtBytes(s.jobs[job.id] ?? 0) : '–' }),
+          h('td', { 'data-label': "node's ops/s (all jobs)", className: 'num', text: s ? fmtNum(s.opsPerSec) : '–' }),
+          h('td', {
+            'data-label': "node's p50 / p99 (all jobs)",
+            className: 'num',
+            text: s ? `${fmtLatency(s.latencyP50Us)} / ${fmtLatency(s.latencyP99Us)}` : '–',
+          }),
+        ),
+      );
     }
   });
-  if (rows.length === 0) rows.push(h('tr', { 'data-key': 'empty' }, h('td', { className: 'empty', colspan: 6, text: 'not placed yet: no node could hold it' })));
+  if (rows.length === 0)
+    rows.push(h('tr', { 'data-key': 'empty' }, h('td', { className: 'empty', colspan: 6, text: 'not placed yet: no node could hold it' })));
   return rows;
 }
 
@@ -117,7 +145,14 @@ export function renderJobDetail(): void {
   const asked = requestedText(job);
   syncChildren($('#job-sizes'), [
     sizeRow('requested', requested, asked.text, scale, 'requested', asked.title),
-    sizeRow('reserved', job.reservation, fmtBytes(job.reservation), scale, 'reserved', 'set aside on its nodes, every copy counted; follows use at 1.25 ×'),
+    sizeRow(
+      'reserved',
+      job.reservation,
+      fmtBytes(job.reservation),
+      scale,
+      'reserved',
+      'set aside on its nodes, every copy counted; follows use at 1.25 ×',
+    ),
     sizeRow('used', job.usage, fmtBytes(job.usage), scale, level, 'held, from the nodes\u2019 last reports'),
   ]);
   syncChildren($('#job-usage'), [

@@ -25,9 +25,17 @@ export function requestedText(job: JobRow): { text: string; title: string } {
   const requested = requestedBytes(hints);
   const copies = hints.replicas ?? 1;
   if (requested === null) {
-    return { text: 'no hint', title: hints.peakThroughput ? 'no capacity hint: reserved for its peakThroughput hint' : 'no capacity hint: reserved the 64 MiB default' };
+    return {
+      text: 'no hint',
+      title: hints.peakThroughput
+        ? 'no capacity hint: reserved for its peakThroughput hint'
+        : 'no capacity hint: reserved the 64 MiB default',
+    };
   }
-  return { text: fmtBytes(requested), title: copies > 1 ? `capacity hint ${fmtBytes(hints.capacity)} × ${copies} copies` : `capacity hint ${fmtBytes(hints.capacity)}` };
+  return {
+    text: fmtBytes(requested),
+    title: copies > 1 ? `capacity hint ${fmtBytes(hints.capacity)} × ${copies} copies` : `capacity hint ${fmtBytes(hints.capacity)}`,
+  };
 }
 
 /** The used-of-reserved meter, with what its colour means in its tooltip. */
@@ -40,7 +48,10 @@ export function usageMeter(used: number, reserved: number): HTMLElement {
 function jobRow(job: JobRow): HTMLTableRowElement {
   const now = serverNow();
   const requested = requestedText(job);
-  const costTitle = Object.entries(job.cost.byteSeconds).map(([tier, byteSeconds]) => `${tier}: ${fmtNum(byteSeconds / 1e9 / 3600, 4)} GB·h`).join(', ') || 'nothing reserved yet';
+  const costTitle =
+    Object.entries(job.cost.byteSeconds)
+      .map(([tier, byteSeconds]) => `${tier}: ${fmtNum(byteSeconds / 1e9 / 3600, 4)} GB·h`)
+      .join(', ') || 'nothing reserved yet';
   const nodeText = job.nodes.map((n) => `${n.id} (${n.address}, weight ${fmtNum(n.weight, 2)})`).join('\n');
   const busy = pendingDeregistrations.has(job.id);
   const lease = Date.parse(job.leaseExpiresAt) - now;
@@ -48,19 +59,38 @@ function jobRow(job: JobRow): HTMLTableRowElement {
   return h(
     'tr',
     { 'data-key': `job:${job.id}`, 'data-job-id': job.id, className: open ? 'open' : null },
-    cell('job', null,
-      h('button', { type: 'button', className: 'link', 'data-action': 'open-job', 'aria-expanded': open ? 'true' : 'false', title: 'show this job' }, h('strong', { text: job.name })),
-      h('div', { className: 'muted mono', text: job.id })),
+    cell(
+      'job',
+      null,
+      h(
+        'button',
+        { type: 'button', className: 'link', 'data-action': 'open-job', 'aria-expanded': open ? 'true' : 'false', title: 'show this job' },
+        h('strong', { text: job.name }),
+      ),
+      h('div', { className: 'muted mono', text: job.id }),
+    ),
     cell('tier and why', null, h('span', { text: job.tier }), h('div', { className: 'muted', text: job.reason })),
     cell('requested', { className: 'num', title: requested.title, 'data-field': 'requested' }, requested.text),
     cell('reserved', { className: 'num', 'data-field': 'reserved' }, fmtBytes(job.reservation)),
-    cell('used of reserved', { 'data-field': 'used' }, usageMeter(job.usage, job.reservation), h('div', { className: 'muted', text: fmtBytes(job.usage) })),
+    cell(
+      'used of reserved',
+      { 'data-field': 'used' },
+      usageMeter(job.usage, job.reservation),
+      h('div', { className: 'muted', text: fmtBytes(job.usage) }),
+    ),
     cell('nodes', { className: 'num', title: nodeText || 'not placed yet' }, `${job.nodes.length} · epoch ${job.epoch}`),
     cell('age', { className: 'num' }, fmtDuration(now - Date.parse(job.createdAt))),
     cell('lease', { className: 'num' }, Number.isFinite(lease) ? (lease >= 0 ? `in ${fmtDuration(lease)}` : 'lapsed') : '–'),
     cell('cost so far', { className: 'num', title: costTitle }, fmtUsd(job.cost.usd)),
-    cell('', { className: 'actions' },
-      h('button', { type: 'button', 'data-action': 'deregister', disabled: busy, title: 'delete all its data and free its reservation' }, busy ? 'deregistering…' : 'deregister')),
+    cell(
+      '',
+      { className: 'actions' },
+      h(
+        'button',
+        { type: 'button', 'data-action': 'deregister', disabled: busy, title: 'delete all its data and free its reservation' },
+        busy ? 'deregistering…' : 'deregister',
+      ),
+    ),
   );
 }
 

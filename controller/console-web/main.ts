@@ -17,7 +17,16 @@ import { fmtDuration } from './format.ts';
 import { closeJob, openJob, renderJobDetail } from './job-detail.ts';
 import { deregisterJob, registerJob, renderJobs, visibleJobs } from './jobs.ts';
 import { addNode, drainNode, renderNodes } from './nodes.ts';
-import { forgetTokens, getAccessToken, hideLogin, restoreTokens, setAccessToken, showLogin, takeLoginToken, takeTokenFromFragment } from './session.ts';
+import {
+  forgetTokens,
+  getAccessToken,
+  hideLogin,
+  restoreTokens,
+  setAccessToken,
+  showLogin,
+  takeLoginToken,
+  takeTokenFromFragment,
+} from './session.ts';
 import { sampleJobs, state } from './state.ts';
 import { setConnection } from './status.ts';
 import { startStream, stopStream, type StreamHandlers } from './stream.ts';
@@ -91,7 +100,9 @@ function lock(reason: string): void {
 function connect(): void {
   stopStream();
   if (!getAccessToken()) {
-    lock('This console needs a token: the viewer token (it reads) or the admin token. satchel up prints a link with it; cluster.json holds both (viewerToken, adminToken).');
+    lock(
+      'This console needs a token: the viewer token (it reads) or the admin token. satchel up prints a link with it; cluster.json holds both (viewerToken, adminToken).',
+    );
     return;
   }
   hideLogin();
@@ -162,5 +173,6 @@ charts = makeClusterCharts();
 connect();
 // Only a display check (no request): flags a stream that has gone quiet.
 setInterval(() => {
-  if (state.lastSnapshotAt && Date.now() - state.lastSnapshotAt > 5000) setConnection(`no update for ${fmtDuration(Date.now() - state.lastSnapshotAt)}`, 'down');
+  if (state.lastSnapshotAt && Date.now() - state.lastSnapshotAt > 5000)
+    setConnection(`no update for ${fmtDuration(Date.now() - state.lastSnapshotAt)}`, 'down');
 }, 1000);

@@ -29,21 +29,58 @@ function nodeRow(node: NodeRow): HTMLTableRowElement {
   return h(
     'tr',
     { 'data-key': `node:${node.id}`, 'data-node-id': node.id, 'data-tier': node.tier },
-    cell('node', null, h('span', { className: 'mono', text: node.id }), draining ? h('span', { className: 'badge', text: 'draining' }) : null,
-      node.lost ? h('span', { className: 'badge hot', text: 'lost' }) : null, h('div', { className: 'muted mono', text: node.address })),
-    cell('CPU', null, meter(cpu, nodeLevel(cpu, band), s ? fmtPct(cpu) : 'no report', s ? `CPU ${fmtPct(cpu)} of a core; ${bandWords}` : 'no report yet')),
-    cell('network', null,
-      meter(net, nodeLevel(net, band), s ? fmtPct(net) : 'no report',
-        s ? `in ${fmtRate(s.bytesInPerSec)}, out ${fmtRate(s.bytesOutPerSec)} of ${fmtRate(node.bandwidth)}; ${bandWords}` : 'no report yet'),
-      h('div', { className: 'muted', text: `${s ? fmtRate(rate) : '–'} of ${fmtRate(node.bandwidth)}` })),
-    cell('capacity (max of reserved, used)', null,
-      meter(cap, nodeLevel(cap, band), fmtPct(cap), `reserved ${fmtBytes(node.reserved)}, used ${s ? fmtBytes(used) : '–'} of ${fmtBytes(node.capacity)}; ${bandWords}`),
-      h('div', { className: 'muted', text: `reserved ${fmtBytes(node.reserved)} · used ${s ? fmtBytes(used) : '–'} of ${fmtBytes(node.capacity)}` })),
+    cell(
+      'node',
+      null,
+      h('span', { className: 'mono', text: node.id }),
+      draining ? h('span', { className: 'badge', text: 'draining' }) : null,
+      node.lost ? h('span', { className: 'badge hot', text: 'lost' }) : null,
+      h('div', { className: 'muted mono', text: node.address }),
+    ),
+    cell(
+      'CPU',
+      null,
+      meter(cpu, nodeLevel(cpu, band), s ? fmtPct(cpu) : 'no report', s ? `CPU ${fmtPct(cpu)} of a core; ${bandWords}` : 'no report yet'),
+    ),
+    cell(
+      'network',
+      null,
+      meter(
+        net,
+        nodeLevel(net, band),
+        s ? fmtPct(net) : 'no report',
+        s
+          ? `in ${fmtRate(s.bytesInPerSec)}, out ${fmtRate(s.bytesOutPerSec)} of ${fmtRate(node.bandwidth)}; ${bandWords}`
+          : 'no report yet',
+      ),
+      h('div', { className: 'muted', text: `${s ? fmtRate(rate) : '–'} of ${fmtRate(node.bandwidth)}` }),
+    ),
+    cell(
+      'capacity (max of reserved, used)',
+      null,
+      meter(
+        cap,
+        nodeLevel(cap, band),
+        fmtPct(cap),
+        `reserved ${fmtBytes(node.reserved)}, used ${s ? fmtBytes(used) : '–'} of ${fmtBytes(node.capacity)}; ${bandWords}`,
+      ),
+      h('div', {
+        className: 'muted',
+        text: `reserved ${fmtBytes(node.reserved)} · used ${s ? fmtBytes(used) : '–'} of ${fmtBytes(node.capacity)}`,
+      }),
+    ),
     cell('ops/s', { className: 'num' }, s ? fmtNum(s.opsPerSec) : '–'),
     cell('p50 / p99', { className: 'num' }, s ? `${fmtLatency(s.latencyP50Us)} / ${fmtLatency(s.latencyP99Us)}` : '–'),
     cell('jobs', { className: 'num' }, String(jobsOnNode)),
-    cell('', { className: 'actions' },
-      h('button', { type: 'button', 'data-action': 'drain', disabled: draining, title: 'move its data to other nodes, then remove it' }, draining ? 'draining…' : 'drain')),
+    cell(
+      '',
+      { className: 'actions' },
+      h(
+        'button',
+        { type: 'button', 'data-action': 'drain', disabled: draining, title: 'move its data to other nodes, then remove it' },
+        draining ? 'draining…' : 'drain',
+      ),
+    ),
   );
 }
 
@@ -61,11 +98,19 @@ export function renderNodes(): void {
       reserved += n.reserved;
       used += n.stats ? n.stats.used : 0;
     }
-    const head = h('tr', { 'data-key': 'head', className: 'tier-head' }, h('th', { className: 'tier', colspan: COLUMNS },
-      `${tier.toUpperCase()} — ${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}` +
-        (nodes.length > 0 ? ` · ${fmtBytes(capacity)} · reserved ${fmtBytes(reserved)} · used ${fmtBytes(used)}` : '')));
+    const head = h(
+      'tr',
+      { 'data-key': 'head', className: 'tier-head' },
+      h(
+        'th',
+        { className: 'tier', colspan: COLUMNS },
+        `${tier.toUpperCase()} — ${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}` +
+          (nodes.length > 0 ? ` · ${fmtBytes(capacity)} · reserved ${fmtBytes(reserved)} · used ${fmtBytes(used)}` : ''),
+      ),
+    );
     const body = h('tbody', { 'data-key': `tier:${tier}`, 'data-tier': tier }, head);
-    if (nodes.length === 0) body.append(h('tr', { 'data-key': 'empty' }, h('td', { className: 'empty', colspan: COLUMNS, text: `no ${tier} nodes` })));
+    if (nodes.length === 0)
+      body.append(h('tr', { 'data-key': 'empty' }, h('td', { className: 'empty', colspan: COLUMNS, text: `no ${tier} nodes` })));
     for (const n of nodes) body.append(nodeRow(n));
     bodies.push(body);
   }
@@ -84,7 +129,10 @@ export function drainNode(nodeId: string): void {
       pendingDrains.delete(node.id);
       renderNodes();
       const r = result ?? { keys: NaN, bytes: NaN, jobs: NaN, seconds: NaN };
-      setStatus(`node ${node.id} drained and removed: moved ${fmtNum(r.keys)} keys (${fmtBytes(r.bytes)}) of ${fmtNum(r.jobs)} jobs in ${fmtNum(r.seconds, 1)} s`, 'ok');
+      setStatus(
+        `node ${node.id} drained and removed: moved ${fmtNum(r.keys)} keys (${fmtBytes(r.bytes)}) of ${fmtNum(r.jobs)} jobs in ${fmtNum(r.seconds, 1)} s`,
+        'ok',
+      );
     },
     (error: Error) => {
       pendingDrains.delete(node.id);

@@ -47,7 +47,11 @@ function dispatch(block: string, handlers: StreamHandlers): void {
 
 /** Reads the stream until it ends or fails (throws), or resolves 'unauthorized' when the token is refused. */
 async function read(token: string, signal: AbortSignal, handlers: StreamHandlers): Promise<'unauthorized'> {
-  const response = await fetch('/api/stream', { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' }, cache: 'no-store', signal });
+  const response = await fetch('/api/stream', {
+    headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
+    cache: 'no-store',
+    signal,
+  });
   if (response.status === 401) return 'unauthorized';
   if (!response.ok || response.body === null) {
     const text = await response.text();

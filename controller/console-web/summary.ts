@@ -22,6 +22,9 @@ export function renderSummary(jobCount: number): void {
     [`${fmtLatency(totals?.latencyP50Us)} / ${fmtLatency(totals?.latencyP99Us)}`, 'op latency p50 / p99'],
     [fmtUsd(cost), 'cost of current jobs so far'],
   ];
-  syncChildren($('#summary'), items.map(([value, label]) => h('div', null, h('b', { text: value }), h('span', { text: label }))));
+  syncChildren(
+    $('#summary'),
+    items.map(([value, label]) => h('div', null, h('b', { text: value }), h('span', { text: label }))),
+  );
   $('#updated').textContent = state.t ? `updated ${fmtClock(state.t)}` : 'waiting for data';
 }

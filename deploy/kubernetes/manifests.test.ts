@@ -17,7 +17,13 @@ import { STORAGE_NODE_ENV } from '../child-process.ts';
 import { KubernetesProvisioner } from '../kubernetes-provisioner.ts';
 
 // Kubernetes objects are plain parsed YAML, checked field by field: `any` below.
-type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec?: any; [key: string]: any };
+type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: any;
+  [key: string]: any;
+};
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
@@ -150,10 +156,7 @@ test('the kustomization lists every other manifest', (t) => {
 });
 
 test('every satchel container uses a known subcommand and only flags its help section lists', (t) => {
-  t.deepEqual(
-    containers.map((c) => c.subcommand).sort(),
-    ['controller', 'metadata', 'storage-node', 'storage-node', 'storage-node'],
-  );
+  t.deepEqual(containers.map((c) => c.subcommand).sort(), ['controller', 'metadata', 'storage-node', 'storage-node', 'storage-node']);
   for (const c of containers) {
     const where = `${c.owner.kind}/${c.owner.metadata.name} ${c.container.name}`;
     t.true((SUBCOMMANDS as readonly string[]).includes(c.subcommand), `${where}: ${c.subcommand}`);
@@ -227,11 +230,13 @@ test('controller: Deployment, Service on its ports, advertised by Service name, 
   t.true((c.container.volumeMounts as any[]).some((m) => m.mountPath === flag(c, '--state-dir')));
 });
 
-test('RBAC: the controller\'s service account may read and replace statefulsets/scale, and read statefulsets and pods', (t) => {
+test("RBAC: the controller's service account may read and replace statefulsets/scale, and read statefulsets and pods", (t) => {
   const deployment = only(containers, 'controller')[0]!.owner;
   const account = deployment.spec.template.spec.serviceAccountName as string;
   t.truthy(named('ServiceAccount', account));
-  const binding = ofKind('RoleBinding').find((b) => (b.subjects as any[]).some((s) => s.kind === 'ServiceAccount' && s.name === account && s.namespace === NAMESPACE));
+  const binding = ofKind('RoleBinding').find((b) =>
+    (b.subjects as any[]).some((s) => s.kind === 'ServiceAccount' && s.name === account && s.namespace === NAMESPACE),
+  );
   t.truthy(binding, 'a RoleBinding for the controller ServiceAccount');
   t.is(binding!.roleRef.kind, 'Role');
   const role = named('Role', binding!.roleRef.name);
@@ -244,7 +249,10 @@ test('RBAC: the controller\'s service account may read and replace statefulsets/
     t.true(allows('apps', 'statefulsets', verb), `statefulsets ${verb}`);
     t.true(allows('', 'pods', verb), `pods ${verb}`);
   }
-  t.false((role!.rules as any[]).some((r) => r.verbs.includes('*') || r.resources.includes('*')), 'no wildcards');
+  t.false(
+    (role!.rules as any[]).some((r) => r.verbs.includes('*') || r.resources.includes('*')),
+    'no wildcards',
+  );
 });
 
 test('metadata: Deployment + Service, advertised by Service name, dials the controller Service', (t) => {
@@ -289,8 +297,10 @@ test('storage: one StatefulSet per tier, named as the provisioner expects, each 
     const service = named('Service', set.spec.serviceName);
     t.truthy(service, `${name}: serviceName ${set.spec.serviceName} is not a Service`);
     t.is(service!.spec.clusterIP, 'None', `${name}: its Service is not headless`);
-    for (const [k, v] of Object.entries(service!.spec.selector as Record<string, string>)) t.is(set.spec.template.metadata.labels[k], v, `${name}: Service selector`);
-    for (const [k, v] of Object.entries(set.spec.selector.matchLabels as Record<string, string>)) t.is(set.spec.template.metadata.labels[k], v, `${name}: selector`);
+    for (const [k, v] of Object.entries(service!.spec.selector as Record<string, string>))
+      t.is(set.spec.template.metadata.labels[k], v, `${name}: Service selector`);
+    for (const [k, v] of Object.entries(set.spec.selector.matchLabels as Record<string, string>))
+      t.is(set.spec.template.metadata.labels[k], v, `${name}: selector`);
 
     // Identity: pod name as node id, pod DNS name under the headless Service as its address.
     t.is(flag(node, '--id'), '$(POD_NAME)');
@@ -318,7 +328,9 @@ test('storage: one StatefulSet per tier, named as the provisioner expects, each 
     } else {
       const path = flag(node, '--path');
       t.truthy(path, `${name}: --path`);
-      const claim = (set.spec.volumeClaimTemplates as any[] | undefined)?.find((v) => mounts.some((m) => m.name === v.metadata.name && path!.startsWith(m.mountPath + '/')));
+      const claim = (set.spec.volumeClaimTemplates as any[] | undefined)?.find((v) =>
+        mounts.some((m) => m.name === v.metadata.name && path!.startsWith(m.mountPath + '/')),
+      );
       t.truthy(claim, `${name}: --path ${path} is not inside a volumeClaimTemplate's mount`);
       t.truthy(claim.spec.storageClassName);
       t.true(quantity(claim.spec.resources.requests.storage) > capacity, `${name}: volume smaller than --capacity`);

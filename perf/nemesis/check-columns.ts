@@ -72,7 +72,12 @@ export function malformation(op: HistoryOp, f: OpFields, jobReplicas: number | u
   if (typeof f.job !== 'string' || typeof f.key !== 'string') return 'job and key must be strings';
   if (f.replicas !== 1 && f.replicas !== 2 && f.replicas !== 3) return `replicas ${String(f.replicas)} is not 1, 2 or 3`;
   if (jobReplicas !== undefined && f.replicas !== jobReplicas) return `job ${f.job} has replicas ${jobReplicas} elsewhere`;
-  if (typeof f.invokeMs !== 'number' || typeof f.completeMs !== 'number' || !Number.isFinite(f.invokeMs) || !Number.isFinite(f.completeMs)) {
+  if (
+    typeof f.invokeMs !== 'number' ||
+    typeof f.completeMs !== 'number' ||
+    !Number.isFinite(f.invokeMs) ||
+    !Number.isFinite(f.completeMs)
+  ) {
     return 'times must be finite numbers';
   }
   if (f.completeMs < f.invokeMs) return 'completeMs before invokeMs';

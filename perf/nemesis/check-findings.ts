@@ -61,6 +61,13 @@ export function describeOp(op: HistoryOp): string {
   return `${what} ${outcome} [${op.invokeMs.toFixed(1)}–${op.completeMs.toFixed(1)} ms]${op.final ? ' final' : ''} by ${op.process}`;
 }
 
-export function anomaly(kind: AnomalyKind, job: JobCheck, key: string, op: HistoryOp, message: string, extra: Partial<Anomaly> = {}): Anomaly {
+export function anomaly(
+  kind: AnomalyKind,
+  job: JobCheck,
+  key: string,
+  op: HistoryOp,
+  message: string,
+  extra: Partial<Anomaly> = {},
+): Anomaly {
   return { kind, job: job.job, replicas: job.replicas, key, atMs: op.completeMs, message, op, ...extra };
 }

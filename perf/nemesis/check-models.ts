@@ -104,9 +104,16 @@ export function checkRegister(c: Columns, members: Int32Array, group: KeyGroup, 
       const op = c.ops[read]!;
       const latest = c.ops[acked[before - 1]!]!;
       findings.add(
-        anomaly(op.final ? 'lost' : 'null', job, group.key, op, `${op.op} returned null after ${describeOp(latest)}, with no delete that could be the latest`, {
-          expected: latest,
-        }),
+        anomaly(
+          op.final ? 'lost' : 'null',
+          job,
+          group.key,
+          op,
+          `${op.op} returned null after ${describeOp(latest)}, with no delete that could be the latest`,
+          {
+            expected: latest,
+          },
+        ),
         job,
       );
       continue;
@@ -135,18 +142,33 @@ export function checkRegister(c: Columns, members: Int32Array, group: KeyGroup, 
     if (written < 0) {
       const failed = first === undefined ? undefined : c.ops[first]!;
       const why = failed ? `written only by a failed put (${describeOp(failed)})` : 'never written';
-      findings.add(anomaly('wrong', job, group.key, op, `${op.op} returned ${JSON.stringify(value)}, ${why}${final}`, failed ? { write: failed } : {}), job);
+      findings.add(
+        anomaly('wrong', job, group.key, op, `${op.op} returned ${JSON.stringify(value)}, ${why}${final}`, failed ? { write: failed } : {}),
+        job,
+      );
     } else if (past < 0) {
       const future = c.ops[written]!;
-      findings.add(anomaly('wrong', job, group.key, op, `${op.op} returned ${JSON.stringify(value)} from the future: ${describeOp(future)}${final}`, { write: future }), job);
+      findings.add(
+        anomaly('wrong', job, group.key, op, `${op.op} returned ${JSON.stringify(value)} from the future: ${describeOp(future)}${final}`, {
+          write: future,
+        }),
+        job,
+      );
     } else {
       const stale = c.ops[past]!;
       const superseding = c.ops[acked[maxInvokeAt[before - 1]!]!]!;
       findings.add(
-        anomaly(op.final ? 'lost' : 'stale', job, group.key, op, `${op.op} returned ${JSON.stringify(value)} of ${describeOp(stale)}, superseded by ${describeOp(superseding)} before the read began`, {
-          write: stale,
-          expected: superseding,
-        }),
+        anomaly(
+          op.final ? 'lost' : 'stale',
+          job,
+          group.key,
+          op,
+          `${op.op} returned ${JSON.stringify(value)} of ${describeOp(stale)}, superseded by ${describeOp(superseding)} before the read began`,
+          {
+            write: stale,
+            expected: superseding,
+          },
+        ),
         job,
       );
     }
@@ -242,7 +264,9 @@ export function checkCounter(c: Columns, members: Int32Array, group: KeyGroup, j
       const [a, b] = [order[k - 1]!, order[k]!];
       if (totalValue[a] === totalValue[b]) {
         const [x, y] = [c.ops[totalOp[a]!]!, c.ops[totalOp[b]!]!];
-        add('counters', totalOp[b]!, `two incrs returned the same total ${totalValue[b]}: ${describeOp(x)} and ${describeOp(y)}`, { other: x });
+        add('counters', totalOp[b]!, `two incrs returned the same total ${totalValue[b]}: ${describeOp(x)} and ${describeOp(y)}`, {
+          other: x,
+        });
       }
     }
   }
@@ -258,7 +282,10 @@ export function checkCounter(c: Columns, members: Int32Array, group: KeyGroup, j
     if (result === null) {
       if (definite === 0) continue;
       if (final) add('counters', i, `final value null, acknowledged increments sum to ${okTotal}`);
-      else add('null', i, `${op.op} returned null after ${definite} acknowledged incrs (sum ${okSum[definite]})`, { expected: c.ops[okIncrs[definite - 1]!]! });
+      else
+        add('null', i, `${op.op} returned null after ${definite} acknowledged incrs (sum ${okSum[definite]})`, {
+          expected: c.ops[okIncrs[definite - 1]!]!,
+        });
       continue;
     }
     const value = total(result);

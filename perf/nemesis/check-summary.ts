@@ -17,11 +17,27 @@ export function formatCheckSummary(report: CheckReport): string {
   const head = ['replicas', 'ops', 'avail', 'lost', 'null', 'stale', 'wrong', 'ctr off', 'unavail', 'other fail', 'final unread', 'errors'];
   const rows = REPLICAS_LABELS.filter((r) => report.summary.byReplicas[r].jobs > 0).map((r) => {
     const s = report.summary.byReplicas[r];
-    return [r, String(s.ops), percent(s.availability), String(s.lost), String(s.null), String(s.stale), String(s.wrong), String(s.countersOff), String(s.unavailable), String(s.otherFailures), `${s.finalUnread}/${s.finalReads}`, topErrors(s.errors, 3)];
+    return [
+      r,
+      String(s.ops),
+      percent(s.availability),
+      String(s.lost),
+      String(s.null),
+      String(s.stale),
+      String(s.wrong),
+      String(s.countersOff),
+      String(s.unavailable),
+      String(s.otherFailures),
+      `${s.finalUnread}/${s.finalReads}`,
+      topErrors(s.errors, 3),
+    ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), ...rows.map(line)];
   const faults = Object.entries(report.summary.faultsByKind).map(([kind, n]) => `${kind} ${n}`);
   out.push(`faults: ${report.summary.faults}${faults.length > 0 ? ` (${faults.join(', ')})` : ''}`);
@@ -30,7 +46,8 @@ export function formatCheckSummary(report: CheckReport): string {
   else {
     out.push(`verdict: ${report.summary.anomalies} anomalies`);
     for (const kind of ANOMALY_KINDS) {
-      for (const a of report.anomalies[kind].slice(0, 3)) out.push(`  ${kind} ${a.job}/${a.key} at ${(a.atMs / 1000).toFixed(2)} s: ${a.message}`);
+      for (const a of report.anomalies[kind].slice(0, 3))
+        out.push(`  ${kind} ${a.job}/${a.key} at ${(a.atMs / 1000).toFixed(2)} s: ${a.message}`);
     }
   }
   return out.join('\n');

@@ -8,7 +8,14 @@ function op(fields: Partial<HistoryOp> & Pick<HistoryOp, 'op' | 'invokeMs' | 'co
   return { process: 'p0', job: 'r2', replicas: 2, key: 'k', outcome: 'ok', ...fields };
 }
 const put = (value: string, invokeMs: number, completeMs: number, outcome: Outcome = 'ok'): HistoryOp =>
-  op({ op: 'put', value, invokeMs, completeMs, outcome, ...(outcome === 'ok' ? {} : { errorCode: outcome === 'info' ? 'TIMEOUT' : 'FULL' }) });
+  op({
+    op: 'put',
+    value,
+    invokeMs,
+    completeMs,
+    outcome,
+    ...(outcome === 'ok' ? {} : { errorCode: outcome === 'info' ? 'TIMEOUT' : 'FULL' }),
+  });
 const del = (invokeMs: number, completeMs: number, outcome: Outcome = 'ok'): HistoryOp =>
   op({ op: 'delete', invokeMs, completeMs, outcome, ...(outcome === 'ok' ? {} : { errorCode: 'TIMEOUT' }) });
 const get = (result: string | number | null, invokeMs: number, completeMs: number, final = false): HistoryOp =>
@@ -26,7 +33,14 @@ function history(ops: HistoryOp[], faults: FaultEvent[] = []): History {
 function counts(report: CheckReport): Record<string, number> {
   const s = report.summary.byReplicas;
   const sum = (f: 'wrong' | 'stale' | 'null' | 'lost' | 'countersOff'): number => s['1'][f] + s['2'][f] + s['3'][f];
-  return { wrong: sum('wrong'), stale: sum('stale'), null: sum('null'), lost: sum('lost'), counters: sum('countersOff'), malformed: report.summary.malformed };
+  return {
+    wrong: sum('wrong'),
+    stale: sum('stale'),
+    null: sum('null'),
+    lost: sum('lost'),
+    counters: sum('countersOff'),
+    malformed: report.summary.malformed,
+  };
 }
 
 const NONE = { wrong: 0, stale: 0, null: 0, lost: 0, counters: 0, malformed: 0 };
@@ -38,18 +52,34 @@ const cases: { name: string; ops: HistoryOp[]; expect: Partial<Record<AnomalyKin
   { name: 'concurrent writes: the second value is legal', ops: [put('a', 0, 10), put('b', 2, 8), get('b', 20, 21)], expect: {} },
   { name: 'read overlapping a write: the old value is legal', ops: [put('a', 0, 1), put('b', 10, 20), get('a', 15, 16)], expect: {} },
   { name: 'read overlapping a write: the new value is legal', ops: [put('a', 0, 1), put('b', 10, 20), get('b', 15, 16)], expect: {} },
-  { name: 'a write completing as the read begins is not definitely before it', ops: [put('a', 0, 1), put('b', 2, 5), get('a', 5, 6)], expect: {} },
+  {
+    name: 'a write completing as the read begins is not definitely before it',
+    ops: [put('a', 0, 1), put('b', 2, 5), get('a', 5, 6)],
+    expect: {},
+  },
   { name: 'a write invoked as another completes is concurrent with it', ops: [put('a', 0, 2), put('b', 2, 3), get('a', 4, 5)], expect: {} },
   { name: 'a put invoked as the read completes is not from the future', ops: [get('a', 0, 5), put('a', 5, 6)], expect: {} },
-  { name: 'null: a delete completing as a later put is invoked may be the latest', ops: [put('a', 0, 1), del(2, 3), put('b', 3, 4), get(null, 5, 6)], expect: {} },
-  { name: 'null: a long delete may land after a later put', ops: [put('a', 0, 1), del(2, 20), del(3, 4), put('b', 5, 6), get(null, 25, 26)], expect: {} },
+  {
+    name: 'null: a delete completing as a later put is invoked may be the latest',
+    ops: [put('a', 0, 1), del(2, 3), put('b', 3, 4), get(null, 5, 6)],
+    expect: {},
+  },
+  {
+    name: 'null: a long delete may land after a later put',
+    ops: [put('a', 0, 1), del(2, 20), del(3, 4), put('b', 5, 6), get(null, 25, 26)],
+    expect: {},
+  },
   { name: 'null before any write completed is legal', ops: [put('a', 0, 10), get(null, 2, 5)], expect: {} },
   { name: 'null of a key never written is legal', ops: [get(null, 2, 5)], expect: {} },
   { name: 'null after an acked delete is legal', ops: [put('a', 0, 1), del(2, 3), get(null, 4, 5)], expect: {} },
   { name: 'null after an acked put then an info delete is legal', ops: [put('a', 0, 1), del(2, 30, 'info'), get(null, 5, 6)], expect: {} },
   { name: 'null overlapping an acked delete is legal', ops: [put('a', 0, 1), del(5, 20), get(null, 3, 6)], expect: {} },
   { name: 'an info put is readable', ops: [put('a', 0, 100, 'info'), get('a', 200, 201)], expect: {} },
-  { name: 'an info put may land after a later acked overwrite', ops: [put('a', 0, 5, 'info'), put('b', 10, 11), get('a', 20, 21)], expect: {} },
+  {
+    name: 'an info put may land after a later acked overwrite',
+    ops: [put('a', 0, 5, 'info'), put('b', 10, 11), get('a', 20, 21)],
+    expect: {},
+  },
   { name: 'an info put does not supersede', ops: [put('a', 0, 1), put('b', 2, 3, 'info'), get('a', 10, 11)], expect: {} },
   { name: 'wait returns a value written while it waited', ops: [wait('a', 0, 50), put('a', 40, 45)], expect: {} },
   { name: 'a final read of the last acked value is legal', ops: [put('a', 0, 1), put('b', 2, 3), get('b', 100, 101, true)], expect: {} },
@@ -57,37 +87,97 @@ const cases: { name: string; ops: HistoryOp[]; expect: Partial<Record<AnomalyKin
   { name: 'a numeric result names the string written', ops: [put('7', 0, 1), get(7, 2, 3)], expect: {} },
   // Registers: anomalies.
   { name: 'the old value after an acked overwrite is stale', ops: [put('a', 0, 1), put('b', 2, 3), get('a', 4, 5)], expect: { stale: 1 } },
-  { name: 'stale when the superseding write is not the last to complete', ops: [put('a', 0, 3), put('b', 4, 5), put('c', 1, 10), get('a', 11, 12)], expect: { stale: 1 } },
+  {
+    name: 'stale when the superseding write is not the last to complete',
+    ops: [put('a', 0, 3), put('b', 4, 5), put('c', 1, 10), get('a', 11, 12)],
+    expect: { stale: 1 },
+  },
   { name: 'the old value after an acked delete is stale', ops: [put('a', 0, 1), del(2, 3), get('a', 4, 5)], expect: { stale: 1 } },
   { name: 'a wait returning an overwritten value is stale', ops: [put('a', 0, 1), put('b', 2, 3), wait('a', 4, 5)], expect: { stale: 1 } },
   { name: 'null after an acked put', ops: [put('a', 0, 1), get(null, 2, 3)], expect: { null: 1 } },
-  { name: 'null after an acked put, the info delete invoked after the read', ops: [put('a', 0, 1), get(null, 2, 3), del(4, 30, 'info')], expect: { null: 1 } },
-  { name: 'null after an acked put that superseded an acked delete', ops: [put('a', 0, 1), del(2, 3), put('b', 4, 5), get(null, 6, 7)], expect: { null: 1 } },
+  {
+    name: 'null after an acked put, the info delete invoked after the read',
+    ops: [put('a', 0, 1), get(null, 2, 3), del(4, 30, 'info')],
+    expect: { null: 1 },
+  },
+  {
+    name: 'null after an acked put that superseded an acked delete',
+    ops: [put('a', 0, 1), del(2, 3), put('b', 4, 5), get(null, 6, 7)],
+    expect: { null: 1 },
+  },
   { name: 'null after a failed delete', ops: [put('a', 0, 1), del(2, 3, 'fail'), get(null, 6, 7)], expect: { null: 1 } },
   { name: 'a value never written is wrong', ops: [put('a', 0, 1), get('zzz', 2, 3)], expect: { wrong: 1 } },
   { name: 'a value from a write invoked after the read completed is wrong', ops: [get('a', 0, 5), put('a', 6, 7)], expect: { wrong: 1 } },
   { name: "a failed put's value is wrong", ops: [put('a', 0, 1, 'fail'), get('a', 2, 3)], expect: { wrong: 1 } },
   { name: 'a final null missing an acked put is lost', ops: [put('a', 0, 1), get(null, 100, 101, true)], expect: { lost: 1 } },
-  { name: 'a final old value missing an acked overwrite is lost', ops: [put('a', 0, 1), put('b', 2, 3), get('a', 100, 101, true)], expect: { lost: 1 } },
+  {
+    name: 'a final old value missing an acked overwrite is lost',
+    ops: [put('a', 0, 1), put('b', 2, 3), get('a', 100, 101, true)],
+    expect: { lost: 1 },
+  },
   { name: 'a final value never written is wrong, not lost', ops: [put('a', 0, 1), get('x', 100, 101, true)], expect: { wrong: 1 } },
   // Counters: legal histories.
-  { name: 'counter: sequential increments', ops: [incr(1, 1, 0, 1), incr(2, 3, 2, 3), getC('3', 4, 5), getC(3, 100, 101, true)], expect: {} },
-  { name: 'counter: concurrent increments in either order', ops: [incr(1, 2, 0, 10), incr(1, 1, 1, 9), getC('2', 20, 21, true)], expect: {} },
-  { name: 'counter: an info increment may or may not land', ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3, 'info'), getC('2', 100, 101, true)], expect: {} },
-  { name: 'counter: an info increment that did not land', ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3, 'info'), getC('1', 100, 101, true)], expect: {} },
+  {
+    name: 'counter: sequential increments',
+    ops: [incr(1, 1, 0, 1), incr(2, 3, 2, 3), getC('3', 4, 5), getC(3, 100, 101, true)],
+    expect: {},
+  },
+  {
+    name: 'counter: concurrent increments in either order',
+    ops: [incr(1, 2, 0, 10), incr(1, 1, 1, 9), getC('2', 20, 21, true)],
+    expect: {},
+  },
+  {
+    name: 'counter: an info increment may or may not land',
+    ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3, 'info'), getC('2', 100, 101, true)],
+    expect: {},
+  },
+  {
+    name: 'counter: an info increment that did not land',
+    ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3, 'info'), getC('1', 100, 101, true)],
+    expect: {},
+  },
   { name: 'counter: null before any increment completed', ops: [incr(1, 1, 0, 10), getC(null, 2, 3)], expect: {} },
   { name: 'counter: no final read, the largest total covers the acked sum', ops: [incr(1, 1, 0, 1), incr(1, 2, 2, 3)], expect: {} },
   { name: 'counter: a decrement', ops: [incr(5, 5, 0, 1), incr(-2, 3, 2, 3), getC('3', 10, 11, true)], expect: {} },
   // Counters: anomalies.
-  { name: 'counter: an acked increment missing from the final value', ops: [incr(1, 1, 0, 1), incr(1, 2, 2, 3), getC('1', 100, 101, true)], expect: { counters: 1 } },
-  { name: 'counter: a final value above acked + info', ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3, 'info'), getC('3', 100, 101, true)], expect: { counters: 1 } },
+  {
+    name: 'counter: an acked increment missing from the final value',
+    ops: [incr(1, 1, 0, 1), incr(1, 2, 2, 3), getC('1', 100, 101, true)],
+    expect: { counters: 1 },
+  },
+  {
+    name: 'counter: a final value above acked + info',
+    ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3, 'info'), getC('3', 100, 101, true)],
+    expect: { counters: 1 },
+  },
   { name: 'counter: a final null after acked increments', ops: [incr(1, 1, 0, 1), getC(null, 100, 101, true)], expect: { counters: 1 } },
   { name: 'counter: duplicate totals', ops: [incr(1, 1, 0, 1), incr(1, 1, 2, 3)], expect: { counters: 3 } }, // the duplicate; the second incr below its bound; largest total under the acked sum
-  { name: 'counter: concurrent duplicate totals', ops: [incr(1, 1, 0, 10), incr(1, 1, 1, 9), getC('2', 20, 21, true)], expect: { counters: 1 } },
-  { name: 'counter: a total that ignores an acked increment before it', ops: [incr(1, 1, 0, 1), incr(1, 1, 2, 3), incr(1, 3, 4, 5), getC('3', 10, 11, true)], expect: { counters: 2 } },
-  { name: 'counter: a total counting an increment not yet invoked', ops: [incr(1, 2, 0, 1), incr(1, 1, 2, 3), getC('2', 10, 11, true)], expect: { counters: 2 } },
-  { name: 'counter: an acked increment missing with no final read', ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3), incr(5, 2, 4, 5)], expect: { counters: 3 } }, // null total; 2 below its bound; largest total under the acked sum
-  { name: "counter: a decrement's total leaving it out", ops: [incr(5, 5, 0, 1), incr(-2, 5, 2, 3), getC('3', 10, 11, true)], expect: { counters: 1 } },
+  {
+    name: 'counter: concurrent duplicate totals',
+    ops: [incr(1, 1, 0, 10), incr(1, 1, 1, 9), getC('2', 20, 21, true)],
+    expect: { counters: 1 },
+  },
+  {
+    name: 'counter: a total that ignores an acked increment before it',
+    ops: [incr(1, 1, 0, 1), incr(1, 1, 2, 3), incr(1, 3, 4, 5), getC('3', 10, 11, true)],
+    expect: { counters: 2 },
+  },
+  {
+    name: 'counter: a total counting an increment not yet invoked',
+    ops: [incr(1, 2, 0, 1), incr(1, 1, 2, 3), getC('2', 10, 11, true)],
+    expect: { counters: 2 },
+  },
+  {
+    name: 'counter: an acked increment missing with no final read',
+    ops: [incr(1, 1, 0, 1), incr(1, null, 2, 3), incr(5, 2, 4, 5)],
+    expect: { counters: 3 },
+  }, // null total; 2 below its bound; largest total under the acked sum
+  {
+    name: "counter: a decrement's total leaving it out",
+    ops: [incr(5, 5, 0, 1), incr(-2, 5, 2, 3), getC('3', 10, 11, true)],
+    expect: { counters: 1 },
+  },
   { name: 'counter: a read of a non-number is wrong', ops: [incr(1, 1, 0, 1), getC('one', 2, 3)], expect: { wrong: 1 } },
   { name: 'counter: a read beyond every increment is wrong', ops: [incr(1, 1, 0, 1), getC('5', 2, 3)], expect: { wrong: 1 } },
   { name: 'counter: null after an acked increment', ops: [incr(1, 1, 0, 1), getC(null, 2, 3)], expect: { null: 1 } },
@@ -95,7 +185,11 @@ const cases: { name: string; ops: HistoryOp[]; expect: Partial<Record<AnomalyKin
   { name: 'an op completing before its invoke is malformed', ops: [put('a', 5, 1), get(null, 6, 7)], expect: { malformed: 1 } },
   { name: 'a wall-clock time is malformed', ops: [put('a', Date.now(), Date.now() + 1), get(null, 6, 7)], expect: { malformed: 1 } },
   { name: 'a negative time is malformed', ops: [put('a', -5, 1), get(null, 6, 7)], expect: { malformed: 1 } },
-  { name: 'a key mixing put and incr is malformed', ops: [put('a', 0, 1), op({ op: 'incr', amount: 1, result: 1, invokeMs: 2, completeMs: 3 })], expect: { malformed: 1 } },
+  {
+    name: 'a key mixing put and incr is malformed',
+    ops: [put('a', 0, 1), op({ op: 'incr', amount: 1, result: 1, invokeMs: 2, completeMs: 3 })],
+    expect: { malformed: 1 },
+  },
 ];
 
 for (const c of cases) {
@@ -131,7 +225,16 @@ test('checker: a lost write names the key and the acknowledged write missing', (
 
 test('checker: availability, error codes and UNAVAILABLE apart, per job and per replicas setting', (t) => {
   const r1 = (outcome: Outcome, errorCode?: string): HistoryOp =>
-    op({ job: 'r1', replicas: 1, op: 'get', result: outcome === 'ok' ? null : undefined, outcome, invokeMs: 0, completeMs: 1, ...(errorCode ? { errorCode } : {}) });
+    op({
+      job: 'r1',
+      replicas: 1,
+      op: 'get',
+      result: outcome === 'ok' ? null : undefined,
+      outcome,
+      invokeMs: 0,
+      completeMs: 1,
+      ...(errorCode ? { errorCode } : {}),
+    });
   const ops = [
     ...Array.from({ length: 7 }, () => r1('ok')),
     r1('fail', 'UNAVAILABLE'),
@@ -179,7 +282,11 @@ test('checker: examples are capped at the earliest, counts are not', (t) => {
   const ops: HistoryOp[] = [];
   for (let i = 0; i < 300; i++) {
     const base = (299 - i) * 10; // in reverse time order, so the earliest come last
-    ops.push({ ...put(`a${i}`, base, base + 1), key: `k${i}` }, { ...put(`b${i}`, base + 2, base + 3), key: `k${i}` }, { ...get(`a${i}`, base + 4, base + 5), key: `k${i}` });
+    ops.push(
+      { ...put(`a${i}`, base, base + 1), key: `k${i}` },
+      { ...put(`b${i}`, base + 2, base + 3), key: `k${i}` },
+      { ...get(`a${i}`, base + 4, base + 5), key: `k${i}` },
+    );
   }
   const report = checkHistory(history(ops), { examples: 20 });
   t.is(report.summary.byReplicas['2'].stale, 300);
@@ -189,7 +296,10 @@ test('checker: examples are capped at the earliest, counts are not', (t) => {
     report.anomalies.stale.map((a) => a.atMs),
     Array.from({ length: 20 }, (_, i) => i * 10 + 5),
   );
-  t.is(report.timeline.anomalies.stale.reduce((a, b) => a + b, 0), 300);
+  t.is(
+    report.timeline.anomalies.stale.reduce((a, b) => a + b, 0),
+    300,
+  );
   t.regex(formatCheckSummary(report), /verdict: 300 anomalies\n {2}stale r2\/k299 at /);
 });
 
@@ -236,7 +346,8 @@ function simulate(seed: number, count: number): History {
     const fate = rnd();
     const outcome: Outcome = fate < 0.8 ? 'ok' : fate < 0.9 ? 'info' : 'fail';
     let op: HistoryOp;
-    if (key === 'c') op = dice < 0.6 ? { ...base, op: 'incr', amount: 1 + Math.floor(rnd() * 3), outcome } : { ...base, op: 'get', outcome: 'ok' };
+    if (key === 'c')
+      op = dice < 0.6 ? { ...base, op: 'incr', amount: 1 + Math.floor(rnd() * 3), outcome } : { ...base, op: 'get', outcome: 'ok' };
     else if (dice < 0.35) op = { ...base, op: 'put', value: `v${written++}`, outcome };
     else if (dice < 0.45) op = { ...base, op: 'delete', outcome };
     else if (dice < 0.5) op = { ...base, op: 'wait', outcome: 'ok' };
@@ -324,10 +435,22 @@ test('checker: one corrupted read in a simulated history is flagged, and only it
   const reads = h.ops.filter((o) => o.op === 'get' && o.outcome === 'ok' && o.key !== 'c' && !o.final);
   // A read that could only see the latest acked write: give it the value before that (stale).
   const target = reads.find((r) => {
-    const older = h.ops.find((w) => w.op === 'put' && w.job === r.job && w.key === r.key && w.outcome === 'ok' && w.value !== r.result && w.completeMs < r.invokeMs);
+    const older = h.ops.find(
+      (w) =>
+        w.op === 'put' && w.job === r.job && w.key === r.key && w.outcome === 'ok' && w.value !== r.result && w.completeMs < r.invokeMs,
+    );
     return older !== undefined && oracle(h.ops, { ...r, result: older.value! }) === 'stale';
   })!;
-  const older = h.ops.find((w) => w.op === 'put' && w.job === target.job && w.key === target.key && w.outcome === 'ok' && w.value !== target.result && w.completeMs < target.invokeMs && oracle(h.ops, { ...target, result: w.value! }) === 'stale')!;
+  const older = h.ops.find(
+    (w) =>
+      w.op === 'put' &&
+      w.job === target.job &&
+      w.key === target.key &&
+      w.outcome === 'ok' &&
+      w.value !== target.result &&
+      w.completeMs < target.invokeMs &&
+      oracle(h.ops, { ...target, result: w.value! }) === 'stale',
+  )!;
   target.result = older.value!;
   const report = checkHistory(h);
   t.is(report.summary.anomalies, 1, formatCheckSummary(report));
@@ -369,7 +492,8 @@ test('checker: the fast checks agree with the definitions checked the slow way, 
   }
   const report = checkHistory(h, { examples: 1_000_000 });
   const got = flagged(report);
-  for (const kind of ['stale', 'null', 'wrong', 'lost'] as const) t.true([...expected.values()].includes(kind), `the corruption produces ${kind}`);
+  for (const kind of ['stale', 'null', 'wrong', 'lost'] as const)
+    t.true([...expected.values()].includes(kind), `the corruption produces ${kind}`);
   t.is(got.size, expected.size);
   for (const [r, kind] of expected) t.is(got.get(r), kind, JSON.stringify(r));
   t.is(report.summary.anomalies, expected.size);

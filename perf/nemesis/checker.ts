@@ -39,10 +39,29 @@
 import { Columns, DELETE, INCR, OK, PUT, malformation, readOp, type KeyGroup } from './check-columns.ts';
 import { Findings, anomaly, bucketOf, bump } from './check-findings.ts';
 import { Scratch, checkCounter, checkRegister } from './check-models.ts';
-import { ANOMALY_KINDS, REPLICAS_LABELS, emptyCounts, type CheckCounts, type CheckOptions, type CheckReport, type JobCheck, type ReplicasLabel } from './check-types.ts';
+import {
+  ANOMALY_KINDS,
+  REPLICAS_LABELS,
+  emptyCounts,
+  type CheckCounts,
+  type CheckOptions,
+  type CheckReport,
+  type JobCheck,
+  type ReplicasLabel,
+} from './check-types.ts';
 import type { FaultEvent, History } from './history.ts';
 
-export { ANOMALY_KINDS, type Anomaly, type AnomalyKind, type CheckCounts, type CheckOptions, type CheckReport, type CheckTimeline, type JobCheck, type ReplicasLabel } from './check-types.ts';
+export {
+  ANOMALY_KINDS,
+  type Anomaly,
+  type AnomalyKind,
+  type CheckCounts,
+  type CheckOptions,
+  type CheckReport,
+  type CheckTimeline,
+  type JobCheck,
+  type ReplicasLabel,
+} from './check-types.ts';
 export { describeOp } from './check-findings.ts';
 export { formatCheckSummary } from './check-summary.ts';
 
@@ -77,7 +96,10 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
     const bad = malformation(op, f, state?.check.replicas, horizonMs);
     if (bad !== undefined) {
       const atMs = typeof f.completeMs === 'number' && Number.isFinite(f.completeMs) ? f.completeMs : 0;
-      findings.add({ kind: 'malformed', job: String(f.job), replicas: Number(f.replicas), key: String(f.key), atMs, message: bad, op }, undefined);
+      findings.add(
+        { kind: 'malformed', job: String(f.job), replicas: Number(f.replicas), key: String(f.key), atMs, message: bad, op },
+        undefined,
+      );
       continue;
     }
     const job = f.job as string;
@@ -147,7 +169,16 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
         else if (kind === PUT || kind === DELETE) writes = true;
       }
       if (incrs >= 0 && writes) {
-        findings.add(anomaly('malformed', check, group.key, ops[incrs]!, 'key mixes incr with put/delete: neither a counter nor a register, not checked'), check);
+        findings.add(
+          anomaly(
+            'malformed',
+            check,
+            group.key,
+            ops[incrs]!,
+            'key mixes incr with put/delete: neither a counter nor a register, not checked',
+          ),
+          check,
+        );
       } else if (incrs >= 0) {
         check.counterKeys++;
         checkCounter(columns, members, group, check, scratch, findings);
@@ -162,7 +193,22 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   for (const [name, { check }] of [...jobs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     jobReport[name] = check;
     const sum = byReplicas[String(check.replicas) as ReplicasLabel];
-    for (const field of ['jobs', 'keys', 'counterKeys', 'ops', 'ok', 'unavailable', 'otherFailures', 'finalReads', 'finalUnread', 'lost', 'null', 'stale', 'wrong', 'countersOff'] as const) {
+    for (const field of [
+      'jobs',
+      'keys',
+      'counterKeys',
+      'ops',
+      'ok',
+      'unavailable',
+      'otherFailures',
+      'finalReads',
+      'finalUnread',
+      'lost',
+      'null',
+      'stale',
+      'wrong',
+      'countersOff',
+    ] as const) {
       sum[field] += check[field];
     }
     for (const [code, n] of Object.entries(check.errors)) sum.errors[code] = (sum.errors[code] ?? 0) + n;
@@ -176,9 +222,15 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   for (const fault of history.faults) faultsByKind[fault.kind] = (faultsByKind[fault.kind] ?? 0) + 1;
 
   // One length for every series, long enough for the run and for whatever completed after it.
-  const lastFault = history.faults.reduce((m: number, f: FaultEvent) => Math.max(m, Number.isFinite(f.endMs) && f.endMs <= horizonMs ? f.endMs : 0), 0);
+  const lastFault = history.faults.reduce(
+    (m: number, f: FaultEvent) => Math.max(m, Number.isFinite(f.endMs) && f.endMs <= horizonMs ? f.endMs : 0),
+    0,
+  );
   let buckets = Math.ceil(Math.max(history.durationMs, lastFault) / bucketMs);
-  const allSeries = [...REPLICAS_LABELS.flatMap((r) => [series[r].ok, series[r].failed]), ...ANOMALY_KINDS.map((k) => findings.timeline[k])];
+  const allSeries = [
+    ...REPLICAS_LABELS.flatMap((r) => [series[r].ok, series[r].failed]),
+    ...ANOMALY_KINDS.map((k) => findings.timeline[k]),
+  ];
   for (const s of allSeries) buckets = Math.max(buckets, s.length);
   for (const s of allSeries) while (s.length < buckets) s.push(0);
 

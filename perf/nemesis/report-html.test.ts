@@ -3,7 +3,15 @@ import { readFileSync } from 'node:fs';
 import { chartJsPath } from '../report-html.ts';
 import { checkHistory } from './checker.ts';
 import type { History, HistoryOp } from './history.ts';
-import { faultStrip, MAX_FAULT_ROWS, MAX_FAULTS_SHOWN, MAX_LABELLED_FAULTS, nemesisChartData, renderNemesisHtml, type NemesisChartData } from './report-html.ts';
+import {
+  faultStrip,
+  MAX_FAULT_ROWS,
+  MAX_FAULTS_SHOWN,
+  MAX_LABELLED_FAULTS,
+  nemesisChartData,
+  renderNemesisHtml,
+  type NemesisChartData,
+} from './report-html.ts';
 
 const HOSTILE = '</script><img src=x onerror=alert(1)>';
 
@@ -112,7 +120,10 @@ test('nemesis report: summary, fault and anomaly tables', (t) => {
   t.regex(html, /<tr><td>replicas 2<\/td><td class="n">2<\/td><td class="n">100\.00 %<\/td><td class="n">0<\/td><td class="n bad">1<\/td>/);
   t.regex(html, /<tr><td>replicas 1<\/td><td class="n">2<\/td><td class="n">50\.00 %<\/td>.*<td>UNAVAILABLE 1<\/td><\/tr>/);
   t.regex(html, /<td class="n">0 \/ 1<\/td>/, 'replicas 3: its one final read answered');
-  t.regex(html, /<tr><td>kill<\/td><td>node-&#60;b&#62;1&#60;\/b&#62;<\/td><td class="n">2\.00<\/td><td class="n">4\.00<\/td><td class="n">2\.00<\/td>/);
+  t.regex(
+    html,
+    /<tr><td>kill<\/td><td>node-&#60;b&#62;1&#60;\/b&#62;<\/td><td class="n">2\.00<\/td><td class="n">4\.00<\/td><td class="n">2\.00<\/td>/,
+  );
   t.regex(html, /<tr><td>null<\/td><td>r2<\/td><td class="n">2<\/td><td>&#60;\/script/);
   t.true(html.includes('put &#34;v1&#34; ok [100.0–110.0 ms] by p0'), 'the acked put the null read should have seen');
 });
@@ -130,9 +141,25 @@ test('nemesis report: a 10-minute run of a million ops stays small', (t) => {
   for (let i = 0; i < 1_000_000; i++) {
     const ms = (i / 1_000_000) * 600_000;
     const job = ['r1', 'r2', 'r3'][i % 3]!;
-    ops.push({ process: `p${i % 64}`, job, replicas: ((i % 3) + 1) as 1 | 2 | 3, op: 'put', key: `k${i % 500}`, value: `v${i}`, invokeMs: ms, completeMs: ms + 0.5, outcome: i % 50 === 0 ? 'info' : 'ok', ...(i % 50 === 0 ? { errorCode: 'TIMEOUT' } : {}) });
+    ops.push({
+      process: `p${i % 64}`,
+      job,
+      replicas: ((i % 3) + 1) as 1 | 2 | 3,
+      op: 'put',
+      key: `k${i % 500}`,
+      value: `v${i}`,
+      invokeMs: ms,
+      completeMs: ms + 0.5,
+      outcome: i % 50 === 0 ? 'info' : 'ok',
+      ...(i % 50 === 0 ? { errorCode: 'TIMEOUT' } : {}),
+    });
   }
-  const faults = Array.from({ length: 300 }, (_, i) => ({ kind: ['kill', 'stop', 'partition'][i % 3]!, target: `node-${i % 5}`, startMs: i * 2000, endMs: i * 2000 + 1500 }));
+  const faults = Array.from({ length: 300 }, (_, i) => ({
+    kind: ['kill', 'stop', 'partition'][i % 3]!,
+    target: `node-${i % 5}`,
+    startMs: i * 2000,
+    endMs: i * 2000 + 1500,
+  }));
   const big: History = { startedAt: '2026-01-02T03:04:05.000Z', durationMs: 600_000, ops, faults };
   const page = renderNemesisHtml(big, checkHistory(big));
   t.true(page.length < 1_500_000, `${page.length} bytes`);
@@ -174,7 +201,12 @@ test('faultStrip: overlapping faults take separate label rows, later ones reuse 
 test('faultStrip: past a handful of faults, bars without labels; past the cap, the rest counted', (t) => {
   const kinds = ['restart', 'freeze', 'partition', 'drain', 'controller'];
   const faults = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({ kind: kinds[i % 5]!, target: `dram-${i % 7}`, startMs: (n - i) * 1000, endMs: (n - i) * 1000 + 700 + i }));
+    Array.from({ length: n }, (_, i) => ({
+      kind: kinds[i % 5]!,
+      target: `dram-${i % 7}`,
+      startMs: (n - i) * 1000,
+      endMs: (n - i) * 1000 + 700 + i,
+    }));
   const few = faultStrip(faults(MAX_LABELLED_FAULTS));
   t.true(few.labelled);
   t.true(few.bars.every((b) => typeof b.lane === 'number'));
@@ -205,7 +237,14 @@ test('faultStrip: past a handful of faults, bars without labels; past the cap, t
 });
 
 test('faultStrip: kinds past the row cap share the last row and keep their names', (t) => {
-  const strip = faultStrip(Array.from({ length: MAX_FAULT_ROWS + 3 }, (_, i) => ({ kind: `k${String(i).padStart(2, '0')}`, target: 'n', startMs: i, endMs: i + 1 })));
+  const strip = faultStrip(
+    Array.from({ length: MAX_FAULT_ROWS + 3 }, (_, i) => ({
+      kind: `k${String(i).padStart(2, '0')}`,
+      target: 'n',
+      startMs: i,
+      endMs: i + 1,
+    })),
+  );
   t.is(strip.rows.length, MAX_FAULT_ROWS);
   t.deepEqual(strip.rows.at(-1), { kind: '4 other kinds', color: strip.rows.at(-1)!.color, count: 4 });
   t.deepEqual(
@@ -236,7 +275,12 @@ test('nemesis report: the timeline script parses, and faults past the cap are sa
   t.notThrows(() => new Function(scripts[1]!), 'plain ES2017 that a browser can parse');
   t.true(scripts[1]!.includes("type: 'category'") && scripts[1]!.includes('faultStrip'), 'the strip is drawn');
 
-  const faults = Array.from({ length: MAX_FAULTS_SHOWN + 5 }, (_, i) => ({ kind: 'restart', target: `n${i % 3}`, startMs: i * 100, endMs: i * 100 + 50 }));
+  const faults = Array.from({ length: MAX_FAULTS_SHOWN + 5 }, (_, i) => ({
+    kind: 'restart',
+    target: `n${i % 3}`,
+    startMs: i * 100,
+    endMs: i * 100 + 50,
+  }));
   const crowded: History = { ...history, durationMs: faults.length * 100, faults };
   const page = renderNemesisHtml(crowded, checkHistory(crowded));
   t.is(embedded(page).faults.bars.length, MAX_FAULTS_SHOWN);

@@ -6,7 +6,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { chartJsPath, embedJson, escapeHtml } from '../report-html.ts';
-import { ANOMALY_KINDS, describeOp, type Anomaly, type AnomalyKind, type CheckCounts, type CheckReport, type ReplicasLabel } from './checker.ts';
+import {
+  ANOMALY_KINDS,
+  describeOp,
+  type Anomaly,
+  type AnomalyKind,
+  type CheckCounts,
+  type CheckReport,
+  type ReplicasLabel,
+} from './checker.ts';
 import type { FaultEvent } from './history.ts';
 
 /** What the report needs of the run beyond the checker's report (a History has all of it but `command`). */
@@ -188,7 +196,20 @@ function countsRow(label: string, s: CheckCounts): string {
   )}${cell(int(s.unavailable), true)}${cell(int(s.otherFailures), true)}${cell(`${int(s.finalUnread)} / ${int(s.finalReads)}`, true)}${cell(errorsText(s.errors))}</tr>`;
 }
 
-const COUNT_HEAD = ['', 'ops', 'availability', 'lost', 'null', 'stale', 'wrong', 'counters off', 'UNAVAILABLE', 'other failures', 'final unread', 'errors by code'];
+const COUNT_HEAD = [
+  '',
+  'ops',
+  'availability',
+  'lost',
+  'null',
+  'stale',
+  'wrong',
+  'counters off',
+  'UNAVAILABLE',
+  'other failures',
+  'final unread',
+  'errors by code',
+];
 const countColumn = (i: number): boolean => i > 0 && i < COUNT_HEAD.length - 1;
 
 function opText(op: Anomaly['op'] | undefined): string {
@@ -232,7 +253,10 @@ export function renderNemesisHtml(run: NemesisRunInfo, report: CheckReport): str
   const faults = [...run.faults].sort((a, b) => a.startMs - b.startMs);
   const faultRows = faults
     .slice(0, MAX_FAULTS_SHOWN)
-    .map((f) => `<tr>${cell(f.kind)}${cell(f.target)}${cell(seconds(f.startMs), true)}${cell(seconds(f.endMs), true)}${cell(seconds(f.endMs - f.startMs), true)}${cell(f.note ?? '')}</tr>`);
+    .map(
+      (f) =>
+        `<tr>${cell(f.kind)}${cell(f.target)}${cell(seconds(f.startMs), true)}${cell(seconds(f.endMs), true)}${cell(seconds(f.endMs - f.startMs), true)}${cell(f.note ?? '')}</tr>`,
+    );
   const faultsOmitted = faults.length - faultRows.length;
 
   const examples = ANOMALY_KINDS.flatMap((kind) => report.anomalies[kind]);

@@ -145,7 +145,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     if (!response.ok) throw new SatchelError('UNAVAILABLE', `${path}: ${response.status}`);
     return (await response.json()) as T;
   };
-  const connect = () => retrying('connecting to the controller', () => Satchel.connect(cluster.controller, { timeoutMs: 15_000, key: cluster.tenantKey }));
+  const connect = () =>
+    retrying('connecting to the controller', () => Satchel.connect(cluster.controller, { timeoutMs: 15_000, key: cluster.tenantKey }));
   let satchel = await connect();
   try {
     let generation = 0;
@@ -155,7 +156,14 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       workers.push(
         new Worker(w, {
           type: 'start',
-          config: { worker: w, lanes: o.lanes, startedAt, historyFile: join(dir, `w${w}.ndjson`), timeoutMs: o.timeoutMs, ratePerLane: o.ratePerLane },
+          config: {
+            worker: w,
+            lanes: o.lanes,
+            startedAt,
+            historyFile: join(dir, `w${w}.ndjson`),
+            timeoutMs: o.timeoutMs,
+            ratePerLane: o.ratePerLane,
+          },
           jobs: registered.map((r) => r.job),
         }),
       );
@@ -170,7 +178,9 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
           const [nodes, jobs] = await Promise.all([getJson<NodeRow[]>('/api/nodes'), getJson<JobRow[]>('/api/jobs')]);
           // Restorations a loss started are over too: a restarted node is not lost any more (its new process
           // registered) while its old one's copies are still being made.
-          const fresh = nodes.every((n) => n.lost !== true && n.recovering !== true && n.stats !== null && Date.now() - n.stats.at < o.nodeTimeoutMs);
+          const fresh = nodes.every(
+            (n) => n.lost !== true && n.recovering !== true && n.stats !== null && Date.now() - n.stats.at < o.nodeTimeoutMs,
+          );
           if (fresh && nodes.length >= o.nodes && jobs.every((j) => j.pending === null)) return;
         } catch {
           // the console restarting with the controller
@@ -188,7 +198,12 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
      * Kills the controller (SIGKILL) as soon as `moment` is seen (copies pending), and starts it again; nothing
      * when the moment does not come within `withinMs` (the copies were done before they were seen).
      */
-    const killControllerWhen = async (moment: () => Promise<boolean>, note: string, withinMs: number, over: () => boolean = () => false) => {
+    const killControllerWhen = async (
+      moment: () => Promise<boolean>,
+      note: string,
+      withinMs: number,
+      over: () => boolean = () => false,
+    ) => {
       const until = Date.now() + withinMs;
       for (;;) {
         if (await moment().catch(() => false)) break;
@@ -231,7 +246,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       const start = clock();
       const killController = Math.random() < o.controllerKillShare;
       // Watching for the copies the fault starts from its first moment: they may take well under a second.
-      const killer = (kind: string, note: string, withinMs: number, over?: () => boolean) => (killController ? killControllerWhen(pendingSeen(kind), note, withinMs, over) : Promise.resolve());
+      const killer = (kind: string, note: string, withinMs: number, over?: () => boolean) =>
+        killController ? killControllerWhen(pendingSeen(kind), note, withinMs, over) : Promise.resolve();
       try {
         switch (kind) {
           case 'restart': {
@@ -274,7 +290,13 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
             await drain;
             const until = Date.now() + 60_000;
             while (cluster.info.nodes.some((n) => n.id === target) && Date.now() < until) await sleep(50);
-            faults.push({ kind, target, startMs: start, endMs: clock(), note: cluster.info.nodes.some((n) => n.id === target) ? 'not removed within 60 s' : 'removed' });
+            faults.push({
+              kind,
+              target,
+              startMs: start,
+              endMs: clock(),
+              note: cluster.info.nodes.some((n) => n.id === target) ? 'not removed within 60 s' : 'removed',
+            });
             break;
           }
         }
@@ -293,12 +315,21 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       while (cluster.info.nodes.length < o.nodes) await cluster.addNode('dram');
       await settle(`${kind} of ${target}`);
       const killed = faults.at(-1)?.kind === 'controller' && faults.at(-1)!.startMs >= start;
-      progress(`${kind.padEnd(9)} ${target.padEnd(12)} ${((clock() - start) / 1000).toFixed(1)} s${killed ? ' + controller killed while copying' : ''}`);
+      progress(
+        `${kind.padEnd(9)} ${target.padEnd(12)} ${((clock() - start) / 1000).toFixed(1)} s${killed ? ' + controller killed while copying' : ''}`,
+      );
       if (Date.now() - jobsSince > o.jobSeconds * 1000 && Date.now() < deadline) {
         const old = registered;
         registered = await registerJobs(satchel, o, ++generation, startedAt, driverOps);
         jobsSince = Date.now();
-        await Promise.all(workers.map((w) => w.switchTo(generation, registered.map((r) => r.job))));
+        await Promise.all(
+          workers.map((w) =>
+            w.switchTo(
+              generation,
+              registered.map((r) => r.job),
+            ),
+          ),
+        );
         driverOps.push(...(await readBack(old, startedAt, o.timeoutMs)));
         await Promise.all(old.map((r) => r.registered.deregister().catch(() => {})));
         progress(`new jobs (generation ${generation}); the old ones read back and deregistered`);
@@ -310,7 +341,12 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     const ops = await Promise.all(workers.map((w) => w.stop()));
     progress(`stopped: ${ops.reduce((a, b) => a + b, 0)} operations, ${faults.length} faults`);
     await Promise.all(registered.map((r) => r.registered.deregister().catch(() => {})));
-    const history: History = { startedAt: new Date(startedAt).toISOString(), durationMs: clock(), ops: [...(await readHistories(dir, o.processes)), ...driverOps], faults };
+    const history: History = {
+      startedAt: new Date(startedAt).toISOString(),
+      durationMs: clock(),
+      ops: [...(await readHistories(dir, o.processes)), ...driverOps],
+      faults,
+    };
     const report = checkHistory(history);
     const byKind: Record<string, number> = {};
     for (const fault of faults) byKind[fault.kind] = (byKind[fault.kind] ?? 0) + 1;
@@ -344,7 +380,9 @@ async function registerJobs(
 ): Promise<Registered[]> {
   return Promise.all(
     ([1, 2, 3] as const).map(async (replicas) => {
-      const registered = await retrying('registering a job', () => satchel.registerJob(`nemesis-r${replicas}-g${generation}`, { replicas, latencySensitive: true, peakThroughput: 50e9 }));
+      const registered = await retrying('registering a job', () =>
+        satchel.registerJob(`nemesis-r${replicas}-g${generation}`, { replicas, latencySensitive: true, peakThroughput: 50e9 }),
+      );
       const job: NemesisJob = {
         id: registered.id,
         replicas,
@@ -361,7 +399,17 @@ async function registerJobs(
           const value = key.startsWith('b') ? `${job.id}.${key}.`.padEnd(512, '#') : `driver.${job.id}.${key}`;
           const invokeMs = Date.now() - startedAt;
           await handle.put(key, value);
-          history.push({ process: 'driver', job: job.id, replicas, op: 'put', key, value, invokeMs, completeMs: Date.now() - startedAt, outcome: 'ok' });
+          history.push({
+            process: 'driver',
+            job: job.id,
+            replicas,
+            op: 'put',
+            key,
+            value,
+            invokeMs,
+            completeMs: Date.now() - startedAt,
+            outcome: 'ok',
+          });
         });
       } finally {
         await handle.close();
@@ -382,10 +430,32 @@ async function readBack(jobs: Registered[], startedAt: number, timeoutMs: number
         const invokeMs = now();
         try {
           const value = await handle.get(key);
-          out.push({ process: 'final', job: job.id, replicas: job.replicas, op: 'get', key, invokeMs, completeMs: now(), outcome: 'ok', result: value === null ? null : value.toString(), final: true });
+          out.push({
+            process: 'final',
+            job: job.id,
+            replicas: job.replicas,
+            op: 'get',
+            key,
+            invokeMs,
+            completeMs: now(),
+            outcome: 'ok',
+            result: value === null ? null : value.toString(),
+            final: true,
+          });
         } catch (error) {
           const code = error instanceof SatchelError ? error.code : 'ERROR';
-          const failed: HistoryOp & { errorMessage?: string } = { process: 'final', job: job.id, replicas: job.replicas, op: 'get', key, invokeMs, completeMs: now(), outcome: 'fail', errorCode: code, final: true };
+          const failed: HistoryOp & { errorMessage?: string } = {
+            process: 'final',
+            job: job.id,
+            replicas: job.replicas,
+            op: 'get',
+            key,
+            invokeMs,
+            completeMs: now(),
+            outcome: 'fail',
+            errorCode: code,
+            final: true,
+          };
           failed.errorMessage = String((error as Error)?.message).slice(0, 300);
           out.push(failed);
         }
@@ -411,7 +481,8 @@ async function retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (error) {
-      if (!DRIVER_BACKOFF.retries(error) || Date.now() > until) throw new SatchelError('UNAVAILABLE', `nemesis driver ${what}: ${(error as Error).message}`, { cause: error });
+      if (!DRIVER_BACKOFF.retries(error) || Date.now() > until)
+        throw new SatchelError('UNAVAILABLE', `nemesis driver ${what}: ${(error as Error).message}`, { cause: error });
       await sleep(DRIVER_BACKOFF.delay(failures));
     }
   }
@@ -431,7 +502,10 @@ class Worker {
   private readonly child: ChildProcess;
   private readonly waiting = new Map<string, (message: ToDriver) => void>();
 
-  constructor(readonly index: number, start: ToWorker) {
+  constructor(
+    readonly index: number,
+    start: ToWorker,
+  ) {
     this.child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv });
     this.child.on('message', (message: ToDriver) => {
       const key = message.type === 'switched' ? `switched:${message.generation}` : message.type;
@@ -469,4 +543,3 @@ class Worker {
     });
   }
 }
-

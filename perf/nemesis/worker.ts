@@ -70,7 +70,14 @@ async function lane(index: number): Promise<void> {
     const deletable = op === 'delete' || ((op === 'put' || op === 'get') && Math.random() < 0.25);
     // A tenth of gets read a ballast key: data only the faults move, checked all along, not only at the end.
     const ballast = op === 'get' && !deletable && Math.random() < 0.1 && job.ballast > 0;
-    const key = op === 'incr' ? pick(job.counters) : deletable ? pick(job.deletable) : ballast ? `b${Math.floor(Math.random() * job.ballast)}` : pick(job.keys);
+    const key =
+      op === 'incr'
+        ? pick(job.counters)
+        : deletable
+          ? pick(job.deletable)
+          : ballast
+            ? `b${Math.floor(Math.random() * job.ballast)}`
+            : pick(job.keys);
     const value = op === 'put' ? `${process_}.${seq++}` : undefined;
     const invokeMs = now();
     let outcome: OpOutcome = 'ok';
@@ -103,7 +110,16 @@ async function lane(index: number): Promise<void> {
       errorMessage = String((error as Error)?.message).slice(0, 300);
       outcome = outcomeOf(op, errorCode);
     }
-    const line: HistoryOp & { epoch?: number; errorMessage?: string } = { process: process_, job: job.id, replicas: job.replicas, op, key, invokeMs, completeMs: now(), outcome };
+    const line: HistoryOp & { epoch?: number; errorMessage?: string } = {
+      process: process_,
+      job: job.id,
+      replicas: job.replicas,
+      op,
+      key,
+      invokeMs,
+      completeMs: now(),
+      outcome,
+    };
     const handle = await handles.get(job.id)?.catch(() => undefined);
     if (handle !== undefined) line.epoch = handle.epoch;
     if (value !== undefined) line.value = value;

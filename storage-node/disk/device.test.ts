@@ -3,8 +3,10 @@ import { SatchelError } from '../../proto/index.ts';
 import { type DeviceEmulation, EmulatedDevice } from './device.ts';
 
 test('no emulation unless asked for: no device at all, so the engine skips the call', (t) => {
-  for (const options of [undefined, {}, { seekMs: 0, bandwidthBytesPerSec: 0 }]) t.is(EmulatedDevice.from(options), null, JSON.stringify(options));
-  for (const options of [{ seekMs: 1 }, { bandwidthBytesPerSec: 1 }]) t.true(EmulatedDevice.from(options) instanceof EmulatedDevice, JSON.stringify(options));
+  for (const options of [undefined, {}, { seekMs: 0, bandwidthBytesPerSec: 0 }])
+    t.is(EmulatedDevice.from(options), null, JSON.stringify(options));
+  for (const options of [{ seekMs: 1 }, { bandwidthBytesPerSec: 1 }])
+    t.true(EmulatedDevice.from(options) instanceof EmulatedDevice, JSON.stringify(options));
 });
 
 test('negative or NaN emulation settings are BAD_REQUEST', (t) => {

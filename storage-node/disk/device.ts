@@ -25,7 +25,8 @@ export class EmulatedDevice {
   constructor(options: DeviceEmulation) {
     this.seekMs = options.seekMs ?? 0;
     const bandwidth = options.bandwidthBytesPerSec ?? 0;
-    if (!(this.seekMs >= 0) || !(bandwidth >= 0)) throw new SatchelError('BAD_REQUEST', 'emulated seek time and bandwidth must not be negative');
+    if (!(this.seekMs >= 0) || !(bandwidth >= 0))
+      throw new SatchelError('BAD_REQUEST', 'emulated seek time and bandwidth must not be negative');
     this.bytesPerMs = bandwidth / 1000;
   }
 

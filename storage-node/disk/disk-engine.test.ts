@@ -75,7 +75,10 @@ test('a full segment is closed and the next record starts a new one', async (t) 
   for (let i = 0; i < 10; i++) await engine.put('job', `v${i}`, Buffer.alloc(300 * KiB, i), 0);
   const { segments } = engine.stats();
   t.is(segments.length, 4, 'three records of 300 KiB per 1 MiB segment');
-  t.deepEqual(segments.map((s) => s.active), [false, false, false, true]);
+  t.deepEqual(
+    segments.map((s) => s.active),
+    [false, false, false, true],
+  );
   t.true(segments.every((s) => s.size <= MiB));
   t.is((await segmentFileBytes(engine)).files, 4);
   // A value bigger than a segment gets one of its own.
@@ -210,7 +213,7 @@ test('update takes the key lock in its own turn and writes through the put path:
   let old: Buffer | undefined;
   const same = await engine.update('job', 'm', (entry) => (old = entry!.value));
   t.true(same.ok && old !== undefined && same.replaced?.value === old);
-  t.is(recycled.length, 4, 'only the PUT\'s value');
+  t.is(recycled.length, 4, "only the PUT's value");
   t.false(recycled.includes(old!));
   // A value read from a segment is the caller's alone (`retired`: the server may recycle it once sent).
   t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0, epoch: 0, seq: 2, retired: true });

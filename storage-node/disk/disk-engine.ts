@@ -141,8 +141,10 @@ export class DiskEngine implements StorageEngine {
   private closed: Promise<void> | null = null;
 
   constructor(options: DiskEngineOptions) {
-    if (options.tier !== 'ssd' && options.tier !== 'hdd') throw new SatchelError('BAD_REQUEST', `a disk engine serves the ssd or hdd tier, not ${String(options.tier)}`);
-    if (typeof options.path !== 'string' || options.path.length === 0) throw new SatchelError('BAD_REQUEST', `the ${options.tier} tier needs a directory (path)`);
+    if (options.tier !== 'ssd' && options.tier !== 'hdd')
+      throw new SatchelError('BAD_REQUEST', `a disk engine serves the ssd or hdd tier, not ${String(options.tier)}`);
+    if (typeof options.path !== 'string' || options.path.length === 0)
+      throw new SatchelError('BAD_REQUEST', `the ${options.tier} tier needs a directory (path)`);
     if (!(options.capacity > 0)) throw new SatchelError('BAD_REQUEST', 'capacity must be a positive number of bytes');
     this.tier = options.tier;
     this.capacity = options.capacity;
@@ -152,7 +154,8 @@ export class DiskEngine implements StorageEngine {
     // Offsets are u32 in the index; one record larger than a segment still starts at 0.
     if (this.segmentBytes > 2 ** 31) throw new SatchelError('BAD_REQUEST', 'segmentBytes must be at most 2 GiB');
     this.compactDeadFraction = options.compactDeadFraction ?? DEFAULT_COMPACT_DEAD_FRACTION;
-    if (!(this.compactDeadFraction > 0 && this.compactDeadFraction < 1)) throw new SatchelError('BAD_REQUEST', 'compactDeadFraction must be between 0 and 1');
+    if (!(this.compactDeadFraction > 0 && this.compactDeadFraction < 1))
+      throw new SatchelError('BAD_REQUEST', 'compactDeadFraction must be between 0 and 1');
     this.device = EmulatedDevice.from(options.emulate);
     this.store = new SegmentStore(path.join(this.path, 'segments'), this.segmentBytes, this.compactDeadFraction, this.relocate);
   }
@@ -175,7 +178,10 @@ export class DiskEngine implements StorageEngine {
       await fsp.mkdir(this.path, { recursive: true });
       const entries = await fsp.readdir(this.path);
       if (entries.length > 0 && !entries.includes(MARKER)) {
-        throw new SatchelError('BAD_REQUEST', `refusing to use ${this.path}: not empty and not a satchel ${this.tier} directory (no ${MARKER} file)`);
+        throw new SatchelError(
+          'BAD_REQUEST',
+          `refusing to use ${this.path}: not empty and not a satchel ${this.tier} directory (no ${MARKER} file)`,
+        );
       }
       await fsp.writeFile(path.join(this.path, MARKER), 'Satchel storage-engine data. Wiped whenever a storage node starts here.\n');
       for (const name of entries) {
@@ -195,7 +201,9 @@ export class DiskEngine implements StorageEngine {
     } catch (error) {
       this.state = 'closed';
       if (error instanceof SatchelError) throw error;
-      throw new SatchelError('UNAVAILABLE', `cannot open the ${this.tier} engine at ${this.path}: ${(error as Error).message}`, { cause: error });
+      throw new SatchelError('UNAVAILABLE', `cannot open the ${this.tier} engine at ${this.path}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -207,7 +215,8 @@ export class DiskEngine implements StorageEngine {
     const db = this.begin();
     try {
       checkKey(key);
-      if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff) throw new SatchelError('BAD_REQUEST', `flags must be a 16-bit integer, got ${String(flags)}`);
+      if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff)
+        throw new SatchelError('BAD_REQUEST', `flags must be a 16-bit integer, got ${String(flags)}`);
       const bytes: unknown = value;
       if (!(bytes instanceof Uint8Array)) throw new SatchelError('BAD_REQUEST', 'value must be a Buffer');
       if (!Buffer.isBuffer(bytes)) value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -306,8 +315,10 @@ export class DiskEngine implements StorageEngine {
   async list(jobId: string, prefix: string, after: string, limit: number, internal = false): Promise<ListPage> {
     const db = this.begin();
     try {
-      if (typeof prefix !== 'string' || typeof after !== 'string') throw new SatchelError('BAD_REQUEST', 'prefix and cursor must be strings');
-      if (!Number.isInteger(limit) || limit < 0) throw new SatchelError('BAD_REQUEST', `limit must be a non-negative integer, got ${String(limit)}`);
+      if (typeof prefix !== 'string' || typeof after !== 'string')
+        throw new SatchelError('BAD_REQUEST', 'prefix and cursor must be strings');
+      if (!Number.isInteger(limit) || limit < 0)
+        throw new SatchelError('BAD_REQUEST', `limit must be a non-negative integer, got ${String(limit)}`);
       const { range, keyStart } = listRange(jobId, prefix, after);
       if (this.device !== null) await this.device.transfer(0);
       const iterator = db.keys(range);
@@ -370,7 +381,12 @@ export class DiskEngine implements StorageEngine {
   /** Segment files and compaction counters (for tests and diagnostics). */
   stats(): DiskEngineStats {
     const { store } = this;
-    return { segments: store.stats(), compactions: store.compactions, bytesRelocated: store.bytesRelocated, lastCompactionError: store.lastCompactionError };
+    return {
+      segments: store.stats(),
+      compactions: store.compactions,
+      bytesRelocated: store.bytesRelocated,
+      lastCompactionError: store.lastCompactionError,
+    };
   }
 
   /** Resolves once no compaction is queued or running and every retired segment file is removed. */
@@ -406,7 +422,10 @@ export class DiskEngine implements StorageEngine {
 
   private begin(): Level<Buffer, Buffer> {
     if (this.state !== 'open' || this.db === null) {
-      throw new SatchelError(this.state === 'new' || this.state === 'opening' ? 'UNAVAILABLE' : 'CLOSED', `the ${this.tier} engine is ${this.state === 'new' ? 'not open' : this.state}`);
+      throw new SatchelError(
+        this.state === 'new' || this.state === 'opening' ? 'UNAVAILABLE' : 'CLOSED',
+        `the ${this.tier} engine is ${this.state === 'new' ? 'not open' : this.state}`,
+      );
     }
     this.inflight++;
     return this.db;
@@ -442,7 +461,8 @@ export class DiskEngine implements StorageEngine {
     if (old.kind === INLINE) return { value: old.value, flags, epoch, seq };
     if ((old.flags & Flag.MANIFEST) === 0) return { value: EMPTY, flags, epoch, seq };
     const segment = this.store.get(old.segment);
-    if (segment === undefined) throw new SatchelError('UNAVAILABLE', `index entry of ${fullKey.length}-byte key points to segment ${old.segment}, which is gone`);
+    if (segment === undefined)
+      throw new SatchelError('UNAVAILABLE', `index entry of ${fullKey.length}-byte key points to segment ${old.segment}, which is gone`);
     return { value: await this.store.read(segment, old.offset, old.length), flags, epoch, seq };
   }
 
@@ -453,7 +473,14 @@ export class DiskEngine implements StorageEngine {
    * replaced entry if `decide` already read it). Checks and reserves capacity, writes the value inline or to a
    * segment, marks the old record dead and recycles the value.
    */
-  private async writeLocked(db: Level<Buffer, Buffer>, jobId: string, key: string, epoch: number, seq: number, decide: Decide): Promise<PutOutcome> {
+  private async writeLocked(
+    db: Level<Buffer, Buffer>,
+    jobId: string,
+    key: string,
+    epoch: number,
+    seq: number,
+    decide: Decide,
+  ): Promise<PutOutcome> {
     const lockKey = jobKey(jobId, key);
     const fullKey = encodeKey(lockKey);
     const release = this.locks.lock(lockKey);
@@ -492,7 +519,11 @@ export class DiskEngine implements StorageEngine {
           const at = store.allocate(fullKey.length, value.length);
           try {
             await store.writeRecord(at, fullKey, value, flags);
-            await this.commits!.write({ type: 'put', key: fullKey, value: encodeInSegment(flags, epoch, version, at.segment.id, at.offset, value.length) });
+            await this.commits!.write({
+              type: 'put',
+              key: fullKey,
+              value: encodeInSegment(flags, epoch, version, at.segment.id, at.offset, value.length),
+            });
           } catch (error) {
             store.failed(at);
             throw error;
@@ -519,7 +550,13 @@ export class DiskEngine implements StorageEngine {
    * Compaction's move of one record (segment-store.ts `Relocate`), under the key's lock like any write: copied to
    * the active segment and its index entry repointed, if the index still points at it.
    */
-  private readonly relocate = async (segment: Segment, fullKey: Buffer, offset: number, length: number, recordLength: number): Promise<void> => {
+  private readonly relocate = async (
+    segment: Segment,
+    fullKey: Buffer,
+    offset: number,
+    length: number,
+    recordLength: number,
+  ): Promise<void> => {
     const { jobId, key } = splitFullKey(fullKey);
     const release = this.locks.lock(jobKey(jobId, key));
     const job = await this.enter(jobId, release);
@@ -533,7 +570,11 @@ export class DiskEngine implements StorageEngine {
       const to = store.allocate(fullKey.length, length);
       try {
         await store.writeRecord(to, fullKey, value, entry.flags);
-        await this.commits!.write({ type: 'put', key: fullKey, value: encodeInSegment(entry.flags, entry.epoch, entry.seq, to.segment.id, to.offset, length) });
+        await this.commits!.write({
+          type: 'put',
+          key: fullKey,
+          value: encodeInSegment(entry.flags, entry.epoch, entry.seq, to.segment.id, to.offset, length),
+        });
       } catch (error) {
         store.failed(to);
         throw error;

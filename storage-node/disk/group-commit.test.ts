@@ -28,8 +28,16 @@ const del = (key: string): BatchOp => ({ type: 'del', key: Buffer.from(key) });
 
 const turns: { name: string; ops: BatchOp[][]; expected: string[][] }[] = [
   { name: 'one write', ops: [[put('a')]], expected: [['put:a']] },
-  { name: 'writes of one turn are one batch, in the order asked', ops: [[put('a'), del('b'), put('c')]], expected: [['put:a', 'del:b', 'put:c']] },
-  { name: 'each turn its own batch', ops: [[put('a'), put('b')], [del('a')], [put('c')]], expected: [['put:a', 'put:b'], ['del:a'], ['put:c']] },
+  {
+    name: 'writes of one turn are one batch, in the order asked',
+    ops: [[put('a'), del('b'), put('c')]],
+    expected: [['put:a', 'del:b', 'put:c']],
+  },
+  {
+    name: 'each turn its own batch',
+    ops: [[put('a'), put('b')], [del('a')], [put('c')]],
+    expected: [['put:a', 'put:b'], ['del:a'], ['put:c']],
+  },
 ];
 for (const c of turns) {
   test(`group commit: ${c.name}`, async (t) => {

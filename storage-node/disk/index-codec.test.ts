@@ -29,7 +29,13 @@ test('keys are stored so that byte order is JavaScript string order (CESU-8), an
 
 test('bytes encodeKey never makes decode to a string, never a throw', (t) => {
   // Truncated and stray CESU-8 lead bytes: what a corrupt index key would hold.
-  for (const bytes of [Buffer.of(0xed), Buffer.of(0xed, 0xa0), Buffer.of(0x61, 0xed, 0xb0), Buffer.of(0xc3), Buffer.of(0xff, 0xed, 0x80, 0x80)]) {
+  for (const bytes of [
+    Buffer.of(0xed),
+    Buffer.of(0xed, 0xa0),
+    Buffer.of(0x61, 0xed, 0xb0),
+    Buffer.of(0xc3),
+    Buffer.of(0xff, 0xed, 0x80, 0x80),
+  ]) {
     t.is(typeof decodeKey(bytes), 'string', bytes.toString('hex'));
   }
 });
@@ -114,7 +120,13 @@ function within(range: { gt?: Buffer; gte?: Buffer; lt: Buffer }, key: Buffer): 
 test("a job's range holds its keys and no other job's, also of job ids it is a prefix of", (t) => {
   const range = jobRange('a');
   for (const key of ['', 'k', '\u{10FFFF}', '\uFFFF\uFFFF']) t.true(within(range, encodeKey(jobKey('a', key))), key);
-  for (const [jobId, key] of [['a-b', ''], ['ab', 'k'], ['b', ''], ['0', '\uFFFF']] as const) t.false(within(range, encodeKey(jobKey(jobId, key))), `${jobId}/${key}`);
+  for (const [jobId, key] of [
+    ['a-b', ''],
+    ['ab', 'k'],
+    ['b', ''],
+    ['0', '\uFFFF'],
+  ] as const)
+    t.false(within(range, encodeKey(jobKey(jobId, key))), `${jobId}/${key}`);
 });
 
 const listing: { prefix: string; after: string; inside: string[]; outside: string[] }[] = [

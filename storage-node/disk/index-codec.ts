@@ -69,7 +69,11 @@ export function jobRange(jobId: string): { gte: Buffer; lt: Buffer } {
  * The LevelDB keys a LIST of `prefix` scans (past `after` when it is a cursor within the prefix), and where the
  * job's key starts in each (`keyStart`).
  */
-export function listRange(jobId: string, prefix: string, after: string): { range: { gt?: Buffer; gte?: Buffer; lt: Buffer }; keyStart: number } {
+export function listRange(
+  jobId: string,
+  prefix: string,
+  after: string,
+): { range: { gt?: Buffer; gte?: Buffer; lt: Buffer }; keyStart: number } {
   const keyStart = encodeKey(jobKey(jobId, '')).length;
   const low = encodeKey(jobKey(jobId, prefix));
   // No UTF-8/CESU-8 byte is 0xff: every key starting with `prefix` sorts below prefix + 0xff.

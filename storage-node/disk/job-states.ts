@@ -43,7 +43,8 @@ export class JobStates {
   leave(jobId: string, job: JobState): void {
     if (--job.inflight > 0) return;
     if (job.drained !== null) job.drained();
-    else if (job.dropping === null && job.bytes === 0 && (job.tombstones?.size ?? 0) === 0 && this.jobs.get(jobId) === job) this.jobs.delete(jobId);
+    else if (job.dropping === null && job.bytes === 0 && (job.tombstones?.size ?? 0) === 0 && this.jobs.get(jobId) === job)
+      this.jobs.delete(jobId);
   }
 
   /**

@@ -18,17 +18,30 @@ async function write(locks: KeyLocks, log: string[], key: string, name: string, 
 const orders: { name: string; writes: [key: string, name: string, turns: number][]; expected: string[] }[] = [
   {
     name: 'one key: in the order queued, one at a time, however long each holds it',
-    writes: [['k', 'a', 3], ['k', 'b', 0], ['k', 'c', 1]],
+    writes: [
+      ['k', 'a', 3],
+      ['k', 'b', 0],
+      ['k', 'c', 1],
+    ],
     expected: ['a+', 'a-', 'b+', 'b-', 'c+', 'c-'],
   },
   {
     name: 'different keys: at once',
-    writes: [['k', 'a', 2], ['j', 'b', 0], ['i', 'c', 1]],
+    writes: [
+      ['k', 'a', 2],
+      ['j', 'b', 0],
+      ['i', 'c', 1],
+    ],
     expected: ['a+', 'b+', 'b-', 'c+', 'c-', 'a-'],
   },
   {
     name: 'two keys interleaved: each key in its own order',
-    writes: [['k', 'a', 2], ['j', 'b', 3], ['k', 'c', 0], ['j', 'd', 0]],
+    writes: [
+      ['k', 'a', 2],
+      ['j', 'b', 3],
+      ['k', 'c', 0],
+      ['j', 'd', 0],
+    ],
     expected: ['a+', 'b+', 'a-', 'c+', 'c-', 'b-', 'd+', 'd-'],
   },
 ];

@@ -291,7 +291,8 @@ export class SegmentStore {
           continue;
         }
         let head = await readFully(segment.fd, at, Math.min(4 * KiB, segment.size - at));
-        if (head.length < RECORD_HEADER || head.readUInt32BE(0) !== RECORD_MAGIC) throw new Error(`segment ${segment.id}: no record at offset ${at}`);
+        if (head.length < RECORD_HEADER || head.readUInt32BE(0) !== RECORD_MAGIC)
+          throw new Error(`segment ${segment.id}: no record at offset ${at}`);
         const valueLength = head.readUInt32BE(4);
         const keyLength = head.readUInt16BE(10);
         if (head.length < RECORD_HEADER + keyLength) head = await readFully(segment.fd, at, RECORD_HEADER + keyLength);

@@ -76,7 +76,8 @@ export function fuzzSeed(): number {
   const text = process.env.SATCHEL_FUZZ_SEED;
   if (text !== undefined && text !== '') {
     const seed = Number(text);
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`SATCHEL_FUZZ_SEED must be a 32-bit unsigned integer, got ${text}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      throw new Error(`SATCHEL_FUZZ_SEED must be a 32-bit unsigned integer, got ${text}`);
     return seed;
   }
   return randomInt(0, 0xffffffff);
@@ -93,12 +94,40 @@ export function envCount(name: string, fallback: number): number {
 
 /** Every request opcode, the coordination ones included, and codes no version defines. */
 export const REQUEST_OPS = [
-  Op.HELLO, Op.PUT, Op.GET, Op.DELETE, Op.STAT, Op.LIST, Op.WAIT, Op.INCR, Op.DROP_JOB, Op.PING, Op.ANNOUNCE, Op.WATCH, Op.CANCEL,
+  Op.HELLO,
+  Op.PUT,
+  Op.GET,
+  Op.DELETE,
+  Op.STAT,
+  Op.LIST,
+  Op.WAIT,
+  Op.INCR,
+  Op.DROP_JOB,
+  Op.PING,
+  Op.ANNOUNCE,
+  Op.WATCH,
+  Op.CANCEL,
 ] as const;
 const ODD_OPS = [0x00, 0x0e, 0x0f, 0x10, 0x7f, 0x80, 0xfe, 0xff];
 /** Ops a job connection sends most (weights by repetition). */
 const COMMON_OPS = [
-  Op.PUT, Op.PUT, Op.PUT, Op.GET, Op.GET, Op.GET, Op.DELETE, Op.STAT, Op.LIST, Op.WAIT, Op.WAIT, Op.INCR, Op.INCR, Op.PING, Op.WATCH, Op.CANCEL, Op.CANCEL,
+  Op.PUT,
+  Op.PUT,
+  Op.PUT,
+  Op.GET,
+  Op.GET,
+  Op.GET,
+  Op.DELETE,
+  Op.STAT,
+  Op.LIST,
+  Op.WAIT,
+  Op.WAIT,
+  Op.INCR,
+  Op.INCR,
+  Op.PING,
+  Op.WATCH,
+  Op.CANCEL,
+  Op.CANCEL,
 ];
 
 /** One frame laid out as the wire has it, with any field values (valid or not). */
@@ -176,7 +205,13 @@ export class FrameGenerator {
   }
 
   /** A well-formed request of a random op with plausible (sometimes edge-case) key, value, flags and arg. */
-  validFrame(op: number = this.rng.chance(0.9) ? this.rng.pick(COMMON_OPS) : this.rng.chance(0.7) ? this.rng.pick(REQUEST_OPS) : this.rng.pick(ODD_OPS)): Buffer {
+  validFrame(
+    op: number = this.rng.chance(0.9)
+      ? this.rng.pick(COMMON_OPS)
+      : this.rng.chance(0.7)
+        ? this.rng.pick(REQUEST_OPS)
+        : this.rng.pick(ODD_OPS),
+  ): Buffer {
     const rng = this.rng;
     const id = rng.chance(0.1) ? rng.pick([0, 1, 0xffffffff]) : rng.range(1, 5000);
     const epoch = rng.chance(0.9) ? 0 : rng.chance(0.5) ? rng.range(0, 3) : rng.u32();
@@ -311,7 +346,18 @@ export class FrameGenerator {
         frame.writeUInt16BE(rng.range(1, 0xffff), Field.Reserved);
         break;
       case 5: {
-        const bodyLength = rng.pick([0, Math.max(0, body - 1), body + 1, body + 24, maxBody, maxBody + 1, 0x7fffffff, 0xffffffff, rng.u32(), rng.int(1 << 16)]);
+        const bodyLength = rng.pick([
+          0,
+          Math.max(0, body - 1),
+          body + 1,
+          body + 24,
+          maxBody,
+          maxBody + 1,
+          0x7fffffff,
+          0xffffffff,
+          rng.u32(),
+          rng.int(1 << 16),
+        ]);
         frame.writeUInt32BE(bodyLength >>> 0, Field.BodyLength);
         break;
       }
@@ -344,7 +390,13 @@ export class FrameGenerator {
     const rng = this.rng;
     const maxBody = this.options.maxBody;
     const bodyLength = rng.pick([0xffffffff, 0x80000000, 0x7fffffff, maxBody + 1, maxBody * 2 + 7, 2 ** 30]);
-    return encodeFrame({ code: rng.pick([Op.PUT, Op.GET, Op.HELLO, Op.INCR, Op.WATCH, rng.int(256)]), id: rng.u32(), bodyLength, keyLength: rng.int(2) === 0 ? 0 : 3, key: EMPTY });
+    return encodeFrame({
+      code: rng.pick([Op.PUT, Op.GET, Op.HELLO, Op.INCR, Op.WATCH, rng.int(256)]),
+      id: rng.u32(),
+      bodyLength,
+      keyLength: rng.int(2) === 0 ? 0 : 3,
+      key: EMPTY,
+    });
   }
 
   private count(kind: PieceKind, b: Buffer): Buffer {
@@ -399,7 +451,8 @@ export function modelDecode(
     // Where the unit (header and body) being read starts, and the events before it: a later call resumes there.
     const unit = at;
     const before = events.length;
-    if (stream.length - at < HEADER_SIZE) return { events, end: { state: 'header', partial: stream.length - at }, resumeAt: unit, eventCount: before };
+    if (stream.length - at < HEADER_SIZE)
+      return { events, end: { state: 'header', partial: stream.length - at }, resumeAt: unit, eventCount: before };
     const version = stream[at + Field.Version]!;
     const reserved = stream.readUInt16BE(at + Field.Reserved);
     const event: ModelEvent = {
@@ -423,7 +476,8 @@ export function modelDecode(
       event.kind = ModelEventKind.Oversize;
       events.push(event);
       const rest = stream.length - at;
-      if (rest < event.bodyLength) return { events, end: { state: 'skip', remaining: event.bodyLength - rest }, resumeAt: unit, eventCount: before };
+      if (rest < event.bodyLength)
+        return { events, end: { state: 'skip', remaining: event.bodyLength - rest }, resumeAt: unit, eventCount: before };
       at += event.bodyLength;
       continue;
     }

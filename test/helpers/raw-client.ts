@@ -56,7 +56,13 @@ export class RawClient {
   }
 
   /** Encodes and sends one frame. */
-  send(code: number, id: number, key = '', value: Uint8Array | null = null, options: { flags?: number; epoch?: number; arg?: number } = {}): void {
+  send(
+    code: number,
+    id: number,
+    key = '',
+    value: Uint8Array | null = null,
+    options: { flags?: number; epoch?: number; arg?: number } = {},
+  ): void {
     this.writer.frame(code, options.flags ?? 0, id, options.epoch ?? 0, options.arg ?? 0, key, value);
     this.writer.flush();
   }
@@ -99,7 +105,14 @@ export function splitAddress(address: string): [string, number] {
 }
 
 /** A frame header with any field values, valid or not. */
-export function rawHeader(fields: { bodyLength: number; code: number; id?: number; keyLength?: number; version?: number; reserved?: number }): Buffer {
+export function rawHeader(fields: {
+  bodyLength: number;
+  code: number;
+  id?: number;
+  keyLength?: number;
+  version?: number;
+  reserved?: number;
+}): Buffer {
   const b = Buffer.alloc(HEADER_SIZE);
   b.writeUInt32BE(fields.bodyLength, Field.BodyLength);
   b[Field.Version] = fields.version ?? PROTOCOL_VERSION;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 // The import rules each folder's README states, checked on every `npm test`: which part may import which, only
 // through the other part's index.ts, and no import cycles. Type-only imports count (a client that imports a
 // server's types still depends on it). Tests (`*.test.ts`, shared suites `*.suite.ts`, test/, `test-*`) may reach any part: they are not in
@@ -10,7 +11,6 @@
 // dependency, none unused. So a server dependency cannot creep into the client (whose package declares none), and
 // the root package holds only the composition root's two parts and the tools.
 import { builtinModules } from 'node:module';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 

@@ -2,8 +2,8 @@
  * `putMany` and `getMany`: every key and value checked first, then each sent straight to its node as a put or a
  * get, at most `window` in flight; calls bound for one node in the same tick leave as one write (NodeConnection).
  */
-import { SatchelError, forEachLimit, mapLimit } from '../proto/index.ts';
-import { batchWindow, checkKey, type BatchOptions } from './options.ts';
+import { forEachLimit, mapLimit, SatchelError } from '../proto/index.ts';
+import { type BatchOptions, batchWindow, checkKey } from './options.ts';
 import type { Router } from './routing.ts';
 
 /** The job's key-value API, as batches and coordination use it (Job implements it). */

@@ -4,19 +4,20 @@
  * key itself, so a reader sees the old value or the whole new one. A PUT or DELETE that replaces a manifest gets
  * the old one back, and its blocks are freed.
  */
-import { randomBytes } from 'node:crypto';
+
 import { constants } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import {
-  Flag,
-  Op,
-  SatchelError,
-  Status,
   blockKey,
   decodeManifest,
   encodeManifest,
+  Flag,
   forEachLimit,
   type Manifest,
+  Op,
   type Reply,
+  SatchelError,
+  Status,
 } from '../proto/index.ts';
 import { expectOk } from './replies.ts';
 import type { ReplacedValues, Router } from './routing.ts';

@@ -4,10 +4,10 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { SatchelError } from '../proto/index.ts';
-import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
-import { eventually } from '../test/helpers/raw-client.ts';
 import { pattern, rejection } from '../test/helpers/assert.ts';
-import { Satchel, type Job, type RegisteredJob, type Watch, type WatchEvent } from './index.ts';
+import { eventually } from '../test/helpers/raw-client.ts';
+import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
+import { type Job, type RegisteredJob, Satchel, type Watch, type WatchEvent } from './index.ts';
 
 const MiB = 1024 * 1024;
 const shared = useSharedCluster(test, 'coord');

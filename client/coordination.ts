@@ -3,11 +3,11 @@
  * on the node, added once through retries and copies), `barrier` (built on both) and `watch` (watch.ts).
  */
 import { randomFillSync } from 'node:crypto';
-import { Flag, Op, SatchelError, Status, type PlacementNode, type Reply } from '../proto/index.ts';
+import { Flag, Op, type PlacementNode, type Reply, SatchelError, Status } from '../proto/index.ts';
 import type { KeyValue } from './batches.ts';
 import type { Blocks } from './blocks.ts';
 import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
-import { checkKey, checkPrefix, isPositiveInteger, optionsObject, waitTimeout, type WaitOptions } from './options.ts';
+import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
 import { incrOnce, readReplicas } from './replicas.ts';
 import { expectOk } from './replies.ts';
 import type { Router } from './routing.ts';

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, ERROR_CODES, SatchelError } from '../proto/index.ts';
-import { CLIENT_DEFAULTS, METADATA_CATCH_UP, REPLACEMENT_POLL, WATCH_RETRY, isTransient } from './defaults.ts';
+import { CLIENT_DEFAULTS, isTransient, METADATA_CATCH_UP, REPLACEMENT_POLL, WATCH_RETRY } from './defaults.ts';
 import { batchWindow, resolveJobOptions, waitTimeout } from './options.ts';
 
 test("options left out take the one set of defaults; the timeout is proto's, as the servers'", (t) => {

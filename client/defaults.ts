@@ -8,9 +8,9 @@ import {
   DEFAULT_TIMEOUT_MS,
   DEFAULT_WAIT_MS,
   ERROR_CODES,
+  type ErrorCode,
   SatchelError,
   TRANSIENT_CODES,
-  type ErrorCode,
 } from '../proto/index.ts';
 
 export { sleep };

@@ -5,9 +5,9 @@
  * so every public method is driven with what TypeScript would have refused.
  */
 import test from 'ava';
-import { Flag, Op, SatchelError, Status, encodeManifest, encodeTicket, type ErrorCode } from '../proto/index.ts';
-import { startFakeNode } from './fake-node.suite.ts';
+import { type ErrorCode, encodeManifest, encodeTicket, Flag, Op, SatchelError, Status } from '../proto/index.ts';
 import { useSharedCluster } from '../test/helpers/shared-cluster.ts';
+import { startFakeNode } from './fake-node.suite.ts';
 import { Job, RegisteredJob, Satchel } from './index.ts';
 
 const shared = useSharedCluster(test, 'edges');

@@ -10,24 +10,25 @@
  *   with versions, tombstones and an epoch past which they answer STALE), a fake metadata server and controller
  *   (FakeControl: GetPlacement, GrowJob), and a ticket for them, so `Satchel.attach` runs with no cluster at all.
  */
-import type { ExecutionContext } from 'ava';
+
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { ExecutionContext } from 'ava';
+import { LIGHT_METHODS } from '../proto/control-schema.ts';
 import {
+  type ErrorCode,
+  encodeKeyList,
+  encodeTicket,
   Flag,
   FrameDecoder,
   FrameWriter,
+  newerVersion,
   Op,
   Status,
-  encodeKeyList,
-  encodeTicket,
-  newerVersion,
-  type ErrorCode,
   type WirePlacement,
 } from '../proto/index.ts';
-import { LIGHT_METHODS } from '../proto/control-schema.ts';
 import { decodeMessage, encodeMessage } from '../proto/protobuf-lite.ts';
-import { Satchel, type Job, type JobOptions } from './index.ts';
+import { type Job, type JobOptions, Satchel } from './index.ts';
 
 export interface FakeRequest {
   code: number;

@@ -1,6 +1,7 @@
 // The library function code imports: `import { Satchel, SatchelError } from 'satchel'`.
-export { Satchel, RegisteredJob, type ConnectOptions, type JobHints } from './satchel.ts';
+
+export { type ErrorCode, SatchelError } from '../proto/index.ts';
 export { Job, type Stat } from './job.ts';
-export type { JobOptions, ListOptions, WaitOptions, BatchOptions } from './options.ts';
+export type { BatchOptions, JobOptions, ListOptions, WaitOptions } from './options.ts';
+export { type ConnectOptions, type JobHints, RegisteredJob, Satchel } from './satchel.ts';
 export { Watch, type WatchEvent, type WatchOptions } from './watch.ts';
-export { SatchelError, type ErrorCode } from '../proto/index.ts';

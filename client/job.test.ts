@@ -1,12 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
-import { ADMIN_SUBJECT, MAX_USER_KEY_BYTES, Op, SatchelError, Status, decodeTicket, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, decodeTicket, MAX_USER_KEY_BYTES, NodeConnection, Op, SatchelError, Status, signToken } from '../proto/index.ts';
 import { entryCost } from '../storage-node/engine.ts';
+import { firstCall, pattern, rejection, withoutPlacement } from '../test/helpers/assert.ts';
 import { startInProcessCluster } from '../test/helpers/in-process.ts';
-import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
 import { eventually, freePort } from '../test/helpers/raw-client.ts';
-import { NodeConnection } from '../proto/index.ts';
-import { Satchel, type Job, type RegisteredJob } from './index.ts';
-import { rejection, pattern, firstCall, withoutPlacement } from '../test/helpers/assert.ts';
+import { TWO_NODES, useSharedCluster } from '../test/helpers/shared-cluster.ts';
+import { type Job, type RegisteredJob, Satchel } from './index.ts';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;

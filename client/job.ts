@@ -4,15 +4,15 @@
  * incr, barrier, watch), batches.ts (putMany/getMany), list.ts (list). PUT and GET stay here: their common case is
  * one request and one promise, with nothing between the caller and the router.
  */
-import { Flag, Op, SatchelError, Status, decodeManifest, type Reply, type WirePlacement } from '../proto/index.ts';
+import { decodeManifest, Flag, Op, type Reply, SatchelError, Status, type WirePlacement } from '../proto/index.ts';
 import { Batches } from './batches.ts';
 import { Blocks } from './blocks.ts';
 import { Coordination } from './coordination.ts';
 import { MAX_ATTEMPTS } from './defaults.ts';
 import { listKeys } from './list.ts';
-import { checkKey, toBytes, type BatchOptions, type JobOptions, type ListOptions, type WaitOptions } from './options.ts';
+import { type BatchOptions, checkKey, type JobOptions, type ListOptions, toBytes, type WaitOptions } from './options.ts';
 import { expectOk } from './replies.ts';
-import { Router, openRouter } from './routing.ts';
+import { openRouter, Router } from './routing.ts';
 import type { Watch, WatchOptions } from './watch.ts';
 
 export type { BatchOptions, JobOptions, ListOptions, WaitOptions } from './options.ts';

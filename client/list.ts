@@ -2,9 +2,9 @@
  * `job.list(prefix)`: the keys under a prefix from every node of every generation (keys written before a placement
  * change stay where they were), one cursor per node paging underneath, merged in sorted order.
  */
-import { SatchelError, type PlacementNode } from '../proto/index.ts';
+import { type PlacementNode, SatchelError } from '../proto/index.ts';
 import { CLIENT_DEFAULTS } from './defaults.ts';
-import { checkPrefix, optionsObject, type ListOptions } from './options.ts';
+import { checkPrefix, type ListOptions, optionsObject } from './options.ts';
 import type { Router } from './routing.ts';
 
 /** Every key starting with `prefix`, in sorted order. Breaking out of the loop stops the paging. */

@@ -4,7 +4,7 @@
  * type is answered BAD_REQUEST here, before it can reach a timer or the wire as something else (a TypeError, a
  * deadline out of range, a NaN in a frame).
  */
-import { MAX_TIMEOUT_MS, MAX_USER_KEY_BYTES, MAX_WAIT_MS, SatchelError, type ClientTls, type JobHints } from '../proto/index.ts';
+import { type ClientTls, type JobHints, MAX_TIMEOUT_MS, MAX_USER_KEY_BYTES, MAX_WAIT_MS, SatchelError } from '../proto/index.ts';
 import { CLIENT_DEFAULTS } from './defaults.ts';
 
 export interface JobOptions {

@@ -3,8 +3,8 @@
  * primary; reads go to the primary and fall back to a copy that has the key; an increment is added once, by the
  * primary, and its total handed to the others.
  */
-import { Flag, Op, SatchelError, Status, type NodeConnection, type Placement, type PlacementNode, type Reply } from '../proto/index.ts';
-import { MAX_ATTEMPTS, isTransient } from './defaults.ts';
+import { Flag, type NodeConnection, Op, type Placement, type PlacementNode, type Reply, SatchelError, Status } from '../proto/index.ts';
+import { isTransient, MAX_ATTEMPTS } from './defaults.ts';
 import { expectOk } from './replies.ts';
 
 /** What the copies need of the job's routing (routing.ts implements it; an interface, so this module does not import it back). */

@@ -4,9 +4,9 @@
  */
 import test from 'ava';
 import { hashKey, pickNodes } from '../proto/index.ts';
-import { startInProcessCluster, type InProcessCluster } from '../test/helpers/in-process.ts';
-import { eventually } from '../test/helpers/raw-client.ts';
 import { pattern, rejection } from '../test/helpers/assert.ts';
+import { type InProcessCluster, startInProcessCluster } from '../test/helpers/in-process.ts';
+import { eventually } from '../test/helpers/raw-client.ts';
 import { Satchel } from './index.ts';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 /** What a node's answer means to the client, where it is not simply OK. */
-import { Flag, SatchelError, Status, errorCodeOf, type Reply } from '../proto/index.ts';
+import { errorCodeOf, Flag, type Reply, SatchelError, Status } from '../proto/index.ts';
 
 /** Throws the SatchelError an answer other than OK stands for. */
 export function expectOk(reply: Reply): void {

@@ -5,7 +5,7 @@
  * never answers (TIMEOUT) or drops the connection (UNAVAILABLE), and the copies of a replicated job.
  */
 import test from 'ava';
-import { Flag, Op, Status, hashKey, pickNodes } from '../proto/index.ts';
+import { Flag, hashKey, Op, pickNodes, Status } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { requestsOf, startFakeCluster } from './fake-node.suite.ts';
 

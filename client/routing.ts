@@ -5,31 +5,31 @@
  * the client reaches the nodes through the Router; a Job has one, made by `openRouter`.
  */
 import {
-  Flag,
-  LightControlClient,
-  NodeConnection,
-  Op,
-  SatchelError,
-  Status,
-  decodeKeyList,
-  decodeTicket,
-  hashKey,
-  newerVersion,
-  pickNode,
-  pickNodes,
-  tokenExpiry,
   type ClientTls,
   type ControllerMethods,
+  decodeKeyList,
+  decodeTicket,
+  Flag,
+  hashKey,
+  LightControlClient,
   type MetadataMethods,
+  NodeConnection,
+  newerVersion,
+  Op,
   type Placement,
   type PlacementNode,
+  pickNode,
+  pickNodes,
   type Reply,
+  SatchelError,
+  Status,
   type Ticket,
+  tokenExpiry,
   type WirePlacement,
 } from '../proto/index.ts';
 import { MAX_ATTEMPTS, METADATA_CATCH_UP, REPLACEMENT_POLL, sleep } from './defaults.ts';
-import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from './options.ts';
-import { readReplicas, writeReplicas, type ReplicaHost } from './replicas.ts';
+import { type JobOptions, type ResolvedJobOptions, resolveJobOptions } from './options.ts';
+import { type ReplicaHost, readReplicas, writeReplicas } from './replicas.ts';
 import { deletedVersion, expectOk } from './replies.ts';
 
 /** What a watch needs from its job (watch.ts; the Router is its host). */
@@ -62,6 +62,7 @@ export async function openRouter(ticket: string, given: JobOptions | undefined, 
     // which for a new process includes opening a gRPC channel (~18 ms measured here). A job with no nodes
     // yet in that snapshot asks the metadata server.
     const snapshot = known ?? parsed.placement;
+    // biome-ignore lint/complexity/useOptionalChain: the explicit check narrows `snapshot` for the line below
     const usable = snapshot !== undefined && snapshot.generations.some((g) => g.nodes.length > 0);
     const placement = usable ? fromWirePlacement(snapshot) : await fetchPlacement(metadata, parsed);
     return new Router(ticket, parsed, placement, options, metadata);

@@ -1,4 +1,4 @@
-import { LightControlClient, MAX_TIMEOUT_MS, SatchelError, type ClientTls, type ControllerMethods, type JobHints } from '../proto/index.ts';
+import { type ClientTls, type ControllerMethods, type JobHints, LightControlClient, MAX_TIMEOUT_MS, SatchelError } from '../proto/index.ts';
 import { CLIENT_DEFAULTS } from './defaults.ts';
 import { Job } from './job.ts';
 import { checkClientTls, checkHints, checkJobOptions, type JobOptions } from './options.ts';

@@ -4,8 +4,9 @@
  * placement changes a node says so (PLACEMENT), and the watch joins the nodes it does not cover yet; on a node
  * it joins late it lists the prefix, so a key written there in between is reported (as a put) rather than lost.
  */
-import { Op, SatchelError, Status, WatchEvent as Event, errorCodeOf, type PlacementNode } from '../proto/index.ts';
+
 import type { NodeConnection, Reply } from '../proto/index.ts';
+import { WatchEvent as Event, errorCodeOf, Op, type PlacementNode, SatchelError, Status } from '../proto/index.ts';
 import { CLIENT_DEFAULTS, WATCH_RETRY } from './defaults.ts';
 import type { WatchHost } from './routing.ts';
 

@@ -1,13 +1,13 @@
 import test from 'ava';
 import type { JobHints } from '../proto/index.ts';
 import {
+  allocateJob,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CAPACITY,
   DEFAULT_MAX_VALUE_BYTES,
-  allocateJob,
   growJob,
-  rightsizeReservation,
   type NodeState,
+  rightsizeReservation,
 } from './allocation.ts';
 
 const GiB = 1024 ** 3;

@@ -1,4 +1,4 @@
-import { TIERS, type JobHints, type NodeInfo, type Tier } from '../proto/index.ts';
+import { type JobHints, type NodeInfo, TIERS, type Tier } from '../proto/index.ts';
 
 /** Defaults for missing hints, documented in controller/README.md. */
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;

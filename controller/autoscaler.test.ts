@@ -1,12 +1,12 @@
 import test from 'ava';
 import {
+  type AutoscalerConfig,
   DEFAULT_AUTOSCALER,
   decideScaling,
   freshMemory,
-  tierUtilization,
-  type AutoscalerConfig,
   type NodeLoad,
   type TierMemory,
+  tierUtilization,
 } from './autoscaler.ts';
 
 const config: AutoscalerConfig = { ...DEFAULT_AUTOSCALER, minNodes: { dram: 1, ssd: 0, hdd: 0 }, maxNodes: { dram: 3, ssd: 2, hdd: 2 } };

@@ -2,11 +2,12 @@
  * The console over a ConsoleBackend that is not a Controller: what it serves comes from the interface alone.
  * And the per-job detail a page can show: requested (hints), reserved and used, node by node.
  */
-import test from 'ava';
+
 import { randomBytes } from 'node:crypto';
-import { ADMIN_SUBJECT, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
-import { jobDetail, nodeView, type ConsoleBackend, type JobDetail } from './console-backend.ts';
+import test from 'ava';
+import { ADMIN_SUBJECT, signToken, VIEWER_SUBJECT } from '../proto/index.ts';
 import { buildConsole } from './console.ts';
+import { type ConsoleBackend, type JobDetail, jobDetail, nodeView } from './console-backend.ts';
 import { DEFAULT_PRICES } from './cost.ts';
 import type { ClusterEvent } from './events.ts';
 import type { JobRecord } from './registry.ts';

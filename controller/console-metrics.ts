@@ -3,7 +3,7 @@
  * utilization per node, jobs and their cost, autoscaler decisions, control-plane calls that failed). Each
  * registry is private to its console, so two controllers in one test process never share metrics.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { TIERS } from '../proto/index.ts';
 import type { ConsoleBackend, NodeView } from './console-backend.ts';
 

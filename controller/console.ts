@@ -1,7 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import { SatchelError, sameSecret, type ErrorCode, type JobHints } from '../proto/index.ts';
-import { TIERS, type Tier } from '../proto/index.ts';
+import { type ErrorCode, type JobHints, SatchelError, sameSecret, TIERS, type Tier } from '../proto/index.ts';
 import type { ConsoleBackend } from './console-backend.ts';
 import { LiveFeed, type StreamLimits } from './console-live.ts';
 import { controllerMetrics } from './console-metrics.ts';

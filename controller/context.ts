@@ -4,7 +4,7 @@
  * scaling.ts, quotas.ts, grpc-service.ts) takes the one context the Controller made; none holds state another needs.
  */
 import type { Logger } from 'pino';
-import { ADMIN_SUBJECT, clientTlsOf, signToken, type ServerTls } from '../proto/index.ts';
+import { ADMIN_SUBJECT, clientTlsOf, type ServerTls, signToken } from '../proto/index.ts';
 import type { AutoscalerConfig } from './autoscaler.ts';
 import { CallFailures } from './call-failures.ts';
 import { DEFAULT_PRICES, type Prices } from './cost.ts';

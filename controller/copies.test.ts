@@ -3,24 +3,27 @@
  * race is forced, not hoped for — the test's host holds a copy between reading a key and writing it, runs the
  * racing operation, then lets the copy go. Real storage servers (DRAM engines), announced as the controller does.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { NodeConnection, type Reply, type RequestFrame } from '../proto/index.ts';
 import {
   ADMIN_SUBJECT,
   AnnounceFlag,
   Flag,
-  Op,
-  Status,
   hashKey,
+  NodeConnection,
+  Op,
   pickNodes,
+  type Reply,
+  type RequestFrame,
+  Status,
   signToken,
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
 import { DramEngine, StorageServer } from '../storage-node/index.ts';
-import { migrateJob, type MigrationHost } from './migration.ts';
+import { type MigrationHost, migrateJob } from './migration.ts';
 import { rereplicateJob } from './replication.ts';
 
 const secret = randomBytes(32);

@@ -3,7 +3,7 @@
  * checked where the modules behind it would take it as it comes, and the call handed to the module that owns it
  * (jobs.ts, nodes.ts, placement-changes.ts).
  */
-import { SatchelError, authorize, verifyDriverToken, verifyToken, type ControllerMethods, type ServiceImpl } from '../proto/index.ts';
+import { authorize, type ControllerMethods, SatchelError, type ServiceImpl, verifyDriverToken, verifyToken } from '../proto/index.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
 import type { NodeBook } from './nodes.ts';

@@ -4,13 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  SatchelError,
-  TIERS,
   encodeTicket,
-  signDriverToken,
-  signToken,
   type JobHints,
   type RegisterJobReply,
+  SatchelError,
+  signDriverToken,
+  signToken,
+  TIERS,
   type WirePlacement,
 } from '../proto/index.ts';
 import { allocateJob, rightsizeReservation } from './allocation.ts';
@@ -19,7 +19,7 @@ import { accrueCost } from './cost.ts';
 import { targetNodes } from './load.ts';
 import { nodesOf } from './members.ts';
 import type { JobRecord } from './registry.ts';
-import { DEFAULT_TENANT, TenantTable, type TenantRecord } from './tenants.ts';
+import { DEFAULT_TENANT, type TenantRecord, TenantTable } from './tenants.ts';
 
 /** The largest `functions` hint: more than any node would take connections from (1,024 per job per node). */
 const MAX_FUNCTIONS_HINT = 1_000_000;

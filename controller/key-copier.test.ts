@@ -1,6 +1,6 @@
 import test from 'ava';
-import { Flag, Op, SatchelError, Status, encodeKeyList, type Reply } from '../proto/index.ts';
-import { forEachKey, readVersioned, writeCopy, type Request } from './key-copier.ts';
+import { encodeKeyList, Flag, Op, type Reply, SatchelError, Status } from '../proto/index.ts';
+import { forEachKey, type Request, readVersioned, writeCopy } from './key-copier.ts';
 
 const node = { id: 'n1', address: '127.0.0.1:1' };
 

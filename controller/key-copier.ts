@@ -5,15 +5,15 @@
  * holds nothing newer. What to copy where is the callers' (a drain's rules and a restoration's differ).
  */
 import {
-  Flag,
-  Op,
-  SatchelError,
-  Status,
   decodeKeyList,
   errorCodeOf,
+  Flag,
   forEachLimit,
   type NodeConnection,
+  Op,
   type Reply,
+  SatchelError,
+  Status,
 } from '../proto/index.ts';
 
 /** A node as the copier needs it. */

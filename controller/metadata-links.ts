@@ -1,6 +1,7 @@
 /** The metadata servers the controller publishes placements to: one gRPC channel each, as the admin. */
-import { clientTlsOf, type MetadataMethods, type ServerTls, type WirePlacement } from '../proto/index.ts';
+
 import { ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
+import { clientTlsOf, type MetadataMethods, type ServerTls, type WirePlacement } from '../proto/index.ts';
 import type { CallFailures } from './call-failures.ts';
 
 export class MetadataLinks {

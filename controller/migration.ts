@@ -17,19 +17,19 @@
  */
 import type { NodeConnection } from '../proto/index.ts';
 import {
-  Flag,
-  Op,
-  SatchelError,
-  Status,
   errorCodeOf,
+  Flag,
   hashKey,
   newerVersion,
+  Op,
   pickNode,
   pickNodes,
+  SatchelError,
+  Status,
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
-import { forEachKey, readVersioned, requester, writeCopy, type NodeAddress, type Request } from './key-copier.ts';
+import { forEachKey, type NodeAddress, type Request, readVersioned, requester, writeCopy } from './key-copier.ts';
 
 export type { NodeAddress } from './key-copier.ts';
 

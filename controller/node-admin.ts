@@ -1,5 +1,14 @@
-import { NodeConnection } from '../proto/index.ts';
-import { ADMIN_SUBJECT, DROP_MOVED, Op, SatchelError, Status, errorCodeOf, signToken, type ClientTls } from '../proto/index.ts';
+import {
+  ADMIN_SUBJECT,
+  type ClientTls,
+  DROP_MOVED,
+  errorCodeOf,
+  NodeConnection,
+  Op,
+  SatchelError,
+  Status,
+  signToken,
+} from '../proto/index.ts';
 
 /** The controller's admin connections to storage nodes, over the data plane (the node has no other port). */
 export class NodeAdmin {

@@ -5,13 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  SatchelError,
-  TIERS,
   isHostPort,
   type JobUsage,
   type NodeInfo,
   type NodeReport,
   type NodeReportReply,
+  SatchelError,
+  TIERS,
   type Tier,
   type WirePlacement,
   type WirePlacementNode,
@@ -24,7 +24,7 @@ import { isLostMember, nodesOf, reconcileNode } from './members.ts';
 import type { PlacementChanges } from './placement-changes.ts';
 import type { QuotaEnforcer } from './quotas.ts';
 import type { NodeRecord } from './registry.ts';
-import { rereplicateJob, type ReplicationResult } from './replication.ts';
+import { type ReplicationResult, rereplicateJob } from './replication.ts';
 
 /** What a restarted controller gives nodes beyond the node timeout to report for the first time. */
 const RESTART_GRACE_MS = 3_000;

@@ -4,12 +4,12 @@
  * before any node. Each goes through the PlacementPublisher (placement-publisher.ts), and a job's changes run one
  * at a time, in order (`change`): restorations after a node's loss (nodes.ts) queue with them.
  */
-import { NodeConnection, SatchelError, clientTlsOf, isHostPort, signToken, type Tier, type WirePlacement } from '../proto/index.ts';
+import { clientTlsOf, isHostPort, NodeConnection, SatchelError, signToken, type Tier, type WirePlacement } from '../proto/index.ts';
 import { allocateJob, growJob as growAllocation, type NodeState } from './allocation.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
 import { isLostMember, nodesOf } from './members.ts';
-import { migrateJob, type MigrationHost, type MigrationResult } from './migration.ts';
+import { type MigrationHost, type MigrationResult, migrateJob } from './migration.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 import { repairCopies } from './replication.ts';
 import { DEFAULT_TENANT } from './tenants.ts';

@@ -4,8 +4,9 @@
  * failed once writes again after the next. The node's answer is made to fail by wrapping the controller's admin
  * call, as a node that refuses or drops the frame would.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { NodeConnection, Op, SatchelError, Status, signToken } from '../proto/index.ts';
 import { DramEngine, StorageServer } from '../storage-node/index.ts';

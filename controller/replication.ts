@@ -14,8 +14,8 @@
  * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
-import { Op, SatchelError, Status, hashKey, pickNodes, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
-import { forEachKey, readVersioned, requester as copyRequester, writeCopy, type NodeAddress, type Request } from './key-copier.ts';
+import { hashKey, Op, pickNodes, SatchelError, Status, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { requester as copyRequester, forEachKey, type NodeAddress, type Request, readVersioned, writeCopy } from './key-copier.ts';
 import type { MigrationHost } from './migration.ts';
 
 export interface ReplicationResult {

@@ -1,11 +1,11 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { Satchel } from '../client/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
+import { type ControllerMethods, decodeTicket, SatchelError, signToken } from '../proto/index.ts';
 import { startStorageNode } from '../storage-node/index.ts';
 import { buildConsole } from './console.ts';
 import { Controller } from './server.ts';
@@ -149,7 +149,7 @@ test('a DROP_JOB a node does not answer is logged with the node and job, and cou
   const node = await startStorageNode({ id: 'dram-x', tier: 'dram', capacity: 1 << 24, secret, logger, controller: address });
   const job = await controller.registerJob('doomed', {});
   t.deepEqual(
-    job.placement?.generations[0]!.nodes.map((n) => n.id),
+    job.placement!.generations[0]!.nodes.map((n) => n.id),
     ['dram-x'],
   );
   const app = buildConsole(controller, { adminToken: signToken(secret, '@admin'), viewerToken: signToken(secret, '@viewer') });

@@ -1,17 +1,17 @@
 import { join } from 'node:path';
+import { addService, bindServer, CONTROLLER_SERVICE, GRPC_SERVER_OPTIONS, grpc } from '../proto/grpc.ts';
 import { advertisedAddress, type JobHints, type NodeInfo, type RegisterJobReply, type Tier, type WirePlacement } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, GRPC_SERVER_OPTIONS, addService, bindServer, grpc } from '../proto/grpc.ts';
 import type { AutoscalerConfig, NodeLoad } from './autoscaler.ts';
 import type { ControlOp } from './call-failures.ts';
 import {
-  jobDetail,
-  jobView,
-  nodeView,
   type ClusterView,
   type ConsoleBackend,
   type JobDetail,
   type JobView,
+  jobDetail,
+  jobView,
   type NodeView,
+  nodeView,
 } from './console-backend.ts';
 import { ControllerContext, type ControllerOptions } from './context.ts';
 import type { Prices } from './cost.ts';
@@ -22,7 +22,7 @@ import { nodeLoads } from './load.ts';
 import { membersOf } from './members.ts';
 import type { NodeStatsTable } from './node-stats.ts';
 import { NodeBook } from './nodes.ts';
-import { PlacementChanges, type DrainResult } from './placement-changes.ts';
+import { type DrainResult, PlacementChanges } from './placement-changes.ts';
 import type { Provisioner } from './provisioner.ts';
 import { QuotaEnforcer } from './quotas.ts';
 import type { ClusterRegistry, JobRecord } from './registry.ts';

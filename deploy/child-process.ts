@@ -3,7 +3,7 @@
  * and stderr, ready once it reports its bound address over the channel, stopped by signal. The child exits when
  * the channel closes, so no process outlives the cluster. Knows nothing of the cluster's files or members.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';

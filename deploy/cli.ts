@@ -2,17 +2,18 @@
  * The `satchel` command. Every flag is listed in USAGE; an unknown flag or a bad value exits with status 2 and
  * says which. Server roles log JSON lines (pino) on stderr; `satchel up` prints the addresses on stdout.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 import { join, resolve } from 'node:path';
-import { SatchelError, isTier, type ServerTls } from '../proto/index.ts';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { isTier, SatchelError, type ServerTls } from '../proto/index.ts';
 import { LocalCluster } from './local-cluster.ts';
-import { TIER_PROFILES } from './tiers.ts';
 import { createLogger } from './logger.ts';
-import { parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts, type AutoscaleOptions } from './options.ts';
+import { type AutoscaleOptions, parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { readSecret } from './secret.ts';
-import { readTlsFiles, tlsFilesOf, type TlsFiles } from './tls.ts';
 import { tenantCommand } from './tenant-command.ts';
+import { TIER_PROFILES } from './tiers.ts';
+import { readTlsFiles, type TlsFiles, tlsFilesOf } from './tls.ts';
 import { USAGE } from './usage.ts';
 
 type Flags = Record<string, string | boolean | undefined>;

@@ -1,7 +1,8 @@
 // How processes run: the local cluster (`satchel up`), one role per process, the CLI. Imports every part.
-export { LocalCluster, DEFAULT_DRAM_CAPACITY, type LocalClusterOptions } from './local-cluster.ts';
+
 export type { ClusterInfoFile } from './cluster-files.ts';
+export { DEFAULT_DRAM_CAPACITY, LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
 export { parseBytes } from './options.ts';
-export { USAGE } from './usage.ts';
-export { StateDirBusyError, type LockRecord, type StaleLock } from './state-lock.ts';
 export { PortInUseError } from './port-in-use.ts';
+export { type LockRecord, type StaleLock, StateDirBusyError } from './state-lock.ts';
+export { USAGE } from './usage.ts';

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import test from 'ava';
 import { SatchelError } from '../proto/index.ts';
 import { KubernetesProvisioner } from './kubernetes-provisioner.ts';
 

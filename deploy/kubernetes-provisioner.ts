@@ -6,9 +6,8 @@
  */
 import { ApiException, AppsV1Api, KubeConfig, type V1Scale } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { TIERS, type Tier } from '../proto/index.ts';
 import type { Provisioner } from '../controller/index.ts';
-import { SatchelError } from '../proto/index.ts';
+import { SatchelError, TIERS, type Tier } from '../proto/index.ts';
 
 export interface KubernetesProvisionerOptions {
   /** Where the StatefulSets live (the controller's own namespace in the shipped manifests). */

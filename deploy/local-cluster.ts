@@ -12,20 +12,20 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ADMIN_SUBJECT, Backoff, SatchelError, VIEWER_SUBJECT, signToken } from '../proto/index.ts';
+import { defaultTenantKey } from '../controller/index.ts';
+import type { Tier } from '../proto/index.ts';
+import { ADMIN_SUBJECT, Backoff, SatchelError, signToken, VIEWER_SUBJECT } from '../proto/index.ts';
 import { forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
-import { StateFiles, type ClusterInfoFile } from './cluster-files.ts';
+import { type ClusterInfoFile, StateFiles } from './cluster-files.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
 import type { AutoscaleOptions } from './options.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { portOf, portOfUrl, portsFree } from './ports.ts';
-import { controllerArgs, metadataArgs, nodeArgs, type NodeLaunch } from './role-args.ts';
+import { controllerArgs, metadataArgs, type NodeLaunch, nodeArgs } from './role-args.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
-import { StateLock, processIdentity, type StaleLock } from './state-lock.ts';
+import { processIdentity, type StaleLock, StateLock } from './state-lock.ts';
 import { TIER_PROFILES } from './tiers.ts';
-import { defaultTenantKey } from '../controller/index.ts';
-import type { Tier } from '../proto/index.ts';
 
 export interface LocalClusterOptions {
   /**

@@ -4,9 +4,10 @@
  * the parent starts or stops the node and answers. So nodes the autoscaler launches live, log and are cleaned
  * up exactly like the ones `satchel up` started.
  */
-import { SatchelError } from '../proto/index.ts';
+
 import type { Provisioner } from '../controller/index.ts';
 import type { Tier } from '../proto/index.ts';
+import { SatchelError } from '../proto/index.ts';
 
 /** Controller → `satchel up`. */
 export interface ProvisionRequest {

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** Structured log lines (pino, JSON) on stderr; SATCHEL_LOG_LEVEL sets the level (default info). */
 export function createLogger(name: string): Logger {

@@ -1,4 +1,4 @@
-import { SatchelError, isTier, type Tier } from '../proto/index.ts';
+import { isTier, SatchelError, type Tier } from '../proto/index.ts';
 
 const UNITS: Record<string, number> = {
   '': 1,

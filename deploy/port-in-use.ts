@@ -18,6 +18,7 @@ export class PortInUseError extends SatchelError {
 
   /** Plain `instanceof` (SatchelError's brand check would take any SatchelError for one). */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was asked about (a subclass too)
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 

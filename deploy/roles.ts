@@ -5,13 +5,13 @@
  * its cluster.
  */
 import type { Logger } from 'pino';
-import { Controller, DEFAULT_AUTOSCALER, buildConsole, type AutoscalerConfig, type Provisioner } from '../controller/index.ts';
-import type { AutoscaleOptions } from './options.ts';
-import { LocalProvisioner } from './local-provisioner.ts';
-import { PortInUseError } from './port-in-use.ts';
+import { type AutoscalerConfig, buildConsole, Controller, DEFAULT_AUTOSCALER, type Provisioner } from '../controller/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { ADMIN_SUBJECT, VIEWER_SUBJECT, signToken, type ServerTls, type Tier } from '../proto/index.ts';
-import { startStorageNode, type DeviceEmulation } from '../storage-node/index.ts';
+import { ADMIN_SUBJECT, type ServerTls, signToken, type Tier, VIEWER_SUBJECT } from '../proto/index.ts';
+import { type DeviceEmulation, startStorageNode } from '../storage-node/index.ts';
+import { LocalProvisioner } from './local-provisioner.ts';
+import type { AutoscaleOptions } from './options.ts';
+import { PortInUseError } from './port-in-use.ts';
 
 export interface ReadyMessage {
   type: 'ready';

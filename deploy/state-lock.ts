@@ -5,7 +5,7 @@
  * (its process killed: the children then exit on their own, their IPC channel closed) is taken over.
  */
 import { constants, existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SatchelError } from '../proto/index.ts';
@@ -39,6 +39,7 @@ export class StateDirBusyError extends SatchelError {
 
   /** Plain `instanceof` (SatchelError's brand check would take any SatchelError for one). */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was asked about (a subclass too)
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
@@ -217,7 +218,7 @@ async function readLock(path: string): Promise<Found> {
 
 /** O_EXCL create with the record; false if a lock appeared meanwhile. */
 async function createLock(path: string, record: LockRecord): Promise<boolean> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
   } catch (error) {

@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SatchelError, type ControllerMethods, type TenantInfo } from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
+import { type ControllerMethods, SatchelError, type TenantInfo } from '../proto/index.ts';
 import { parseBytes, parseCount } from './options.ts';
 
 export const TENANT_USAGE = `  tenant add NAME [--quota SIZE] [--max-jobs N]   a tenant and its key (printed once: keep it)

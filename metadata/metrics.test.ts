@@ -1,10 +1,10 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { ADMIN_SUBJECT, SatchelError, signToken, type MetadataMethods, type WirePlacement } from '../proto/index.ts';
 import { ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
-import { MetadataServer, type MetadataServerOptions } from './server.ts';
+import { ADMIN_SUBJECT, type MetadataMethods, SatchelError, signToken, type WirePlacement } from '../proto/index.ts';
 import { promtoolCheck, sample } from '../test/helpers/promtool.ts';
+import { MetadataServer, type MetadataServerOptions } from './server.ts';
 
 const secret = randomBytes(32);
 const logger = pino({ level: 'silent' });

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
+import test from 'ava';
 import { pino } from 'pino';
 import { Controller } from '../controller/index.ts';
 import { SatchelError } from '../proto/index.ts';

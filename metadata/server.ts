@@ -1,21 +1,21 @@
 import type { Logger } from 'pino';
+import { addService, bindServer, CONTROLLER_SERVICE, ControlClient, GRPC_SERVER_OPTIONS, grpc, METADATA_SERVICE } from '../proto/grpc.ts';
 import {
-  SatchelError,
-  authorize,
-  retry,
-  signToken,
   ADMIN_SUBJECT,
-  type ControllerMethods,
-  type MetadataMethods,
-  type ServiceImpl,
   advertisedAddress,
+  authorize,
+  type ControllerMethods,
   clientTlsOf,
   closeMetricsEndpoint,
-  serveMetrics,
+  type MetadataMethods,
   type MetricsEndpoint,
+  retry,
+  SatchelError,
   type ServerTls,
+  type ServiceImpl,
+  serveMetrics,
+  signToken,
 } from '../proto/index.ts';
-import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE, addService, bindServer, grpc, GRPC_SERVER_OPTIONS } from '../proto/grpc.ts';
 import { MetadataMetrics } from './metrics.ts';
 import { PlacementStore } from './placement-store.ts';
 

@@ -5,25 +5,26 @@
  * by code, the connections they closed, and the attack's own figures. It speaks the protocols as a stranger
  * would: gRPC to the controller, raw frames to a node (proto/README.md), HTTP to the console.
  */
-import net from 'node:net';
+
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { Satchel } from '../client/index.ts';
+import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import {
+  type ControllerMethods,
+  errorCodeOf,
   Flag,
   FrameDecoder,
   FrameWriter,
+  hashKey,
   MAX_WAIT_MS,
   Op,
+  pickNode,
+  type RegisterJobRequest,
   SatchelError,
   Status,
   WatchEvent,
-  errorCodeOf,
-  hashKey,
-  pickNode,
-  type ControllerMethods,
-  type RegisterJobRequest,
 } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import type { AttackName, AttackOutcome, AttackSizes, AttackTarget, FromAttacker, ToAttacker } from './abuse-protocol.ts';
 
 const send = (message: FromAttacker) => process.send!(message);

@@ -3,7 +3,7 @@
  * the RSS of its node and of the controller every 250 ms, and the CPU each process used in a phase.
  */
 import { randomBytes } from 'node:crypto';
-import { SatchelError, type RegisteredJob } from '../client/index.ts';
+import { type RegisteredJob, SatchelError } from '../client/index.ts';
 import type { AbuseRow, RssFigures, WellBehavedFigures } from './abuse-report.ts';
 import { cpuSecondsOf, rssOf } from './proc.ts';
 import { LatencyRecorder, round } from './stats.ts';

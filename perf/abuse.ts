@@ -9,22 +9,15 @@
  * every attack, the node's RSS growth ≤ 32 MB under the stalled watchers, the controller's ≤ 5 % with ten
  * stalled console streams.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { decodeTicket } from '../proto/index.ts';
-import { KEYS, RssWatch, WellBehaved, cpuMeter } from './abuse-measure.ts';
-import {
-  type AttackName,
-  type AttackOutcome,
-  type AttackSizes,
-  type AttackTarget,
-  type FromAttacker,
-  type ToAttacker,
-} from './abuse-protocol.ts';
-import { ATTACK_TEXT, judge, summarize, type AbuseReport, type AbuseRow, type JobPlacement } from './abuse-report.ts';
+import { cpuMeter, KEYS, RssWatch, WellBehaved } from './abuse-measure.ts';
+import type { AttackName, AttackOutcome, AttackSizes, AttackTarget, FromAttacker, ToAttacker } from './abuse-protocol.ts';
+import { type AbuseReport, type AbuseRow, ATTACK_TEXT, type JobPlacement, judge, summarize } from './abuse-report.ts';
 import { consoleJson } from './cluster-access.ts';
 import { Progress } from './progress.ts';
 import { round } from './stats.ts';

@@ -1,28 +1,28 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { SatchelError } from '../proto/index.ts';
-import type { Tier } from '../proto/index.ts';
-import { formatSize, runMicro, type MicroRow } from './micro.ts';
-import { runRegister } from './register.ts';
 import { parseBytes } from '../deploy/index.ts';
+import type { Tier } from '../proto/index.ts';
+import { SatchelError } from '../proto/index.ts';
+import { runAbuse } from './abuse.ts';
+import { ATTACKS, type AttackName } from './abuse-protocol.ts';
+import { abuseText } from './abuse-report.ts';
+import { EXISTING_CLUSTER_FLAGS, type ExistingCluster, existingCluster } from './cluster-access.ts';
+import { coldstartText, runColdstart } from './coldstart.ts';
 import { runWaitBench } from './coordination.ts';
 import { runDrain } from './drain.ts';
 import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
-import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
-import { runShuffle } from './shuffle.ts';
-import { runAbuse } from './abuse.ts';
-import { abuseText } from './abuse-report.ts';
-import { coldstartText, runColdstart } from './coldstart.ts';
-import { ATTACKS, type AttackName } from './abuse-protocol.ts';
-import { EXISTING_CLUSTER_FLAGS, existingCluster, type ExistingCluster } from './cluster-access.ts';
-import { runSoak } from './soak.ts';
-import { soakHeader, soakRow, soakSummaryText } from './soak-report.ts';
-import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
+import { formatSize, type MicroRow, runMicro } from './micro.ts';
 import { formatCheckSummary } from './nemesis/checker.ts';
 import { renderNemesisHtml } from './nemesis/report-html.ts';
-import { DEFAULT_SCHEDULE, FAULT_KINDS, runNemesis, type FaultKind } from './nemesis/run.ts';
+import { DEFAULT_SCHEDULE, FAULT_KINDS, type FaultKind, runNemesis } from './nemesis/run.ts';
+import { runRegister } from './register.ts';
+import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
+import { runShuffle } from './shuffle.ts';
+import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
+import { runSoak } from './soak.ts';
+import { soakHeader, soakRow, soakSummaryText } from './soak-report.ts';
 
 /** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
@@ -59,6 +59,7 @@ export async function runBench(args: string[]): Promise<void> {
 }
 
 async function micro(args: string[]): Promise<void> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call below (its options give the type)
   let values;
   try {
     values = parseArgs({
@@ -106,6 +107,7 @@ async function micro(args: string[]): Promise<void> {
 }
 
 async function register(args: string[]): Promise<void> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call below (its options give the type)
   let values;
   try {
     values = parseArgs({

@@ -3,7 +3,7 @@
  * it reads a console: every `/api` and `/metrics` read carries a token (`Authorization: Bearer`), the viewer's.
  */
 import { readFile } from 'node:fs/promises';
-import { SatchelError, isErrorCode, type ErrorCode } from '../proto/index.ts';
+import { type ErrorCode, isErrorCode, SatchelError } from '../proto/index.ts';
 
 /** An existing cluster, as the flags or its cluster.json give it. */
 export interface ExistingCluster {

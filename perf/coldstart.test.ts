@@ -3,14 +3,15 @@
  * into an empty project, ioredis into another, a new process per first GET; the JSON's shape, and its sizes
  * against `du -sb`. Needs the npm registry (npm's cache makes a repeat quick): skipped, saying so, without it.
  */
-import test from 'ava';
+
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { runTs, ROOT } from '../test/helpers/process.ts';
-import { SYSTEMS, type ColdstartReport } from './coldstart.ts';
+import test from 'ava';
+import { ROOT, runTs } from '../test/helpers/process.ts';
+import { type ColdstartReport, SYSTEMS } from './coldstart.ts';
 
 const run = promisify(execFile);
 

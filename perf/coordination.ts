@@ -6,7 +6,7 @@
  * - Idle waiters: N waits parked on one storage node (or N clients blocked in BLPOP on redis-server): the
  *   server's RSS before and after, and its CPU while they sit there. Then one `putMany` wakes them all.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -40,7 +40,7 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: capacity });
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   const pool = randomBytes(4 * 1024 * 1024);
-  const valueOf = (key: string) => {
+  const valueFor = (key: string) => {
     const offset = hashKey(key) % (pool.length - options.valueBytes);
     return pool.subarray(offset, offset + options.valueBytes);
   };
@@ -49,7 +49,7 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
     const job = await satchel.registerJob('drain', { latencySensitive: true, peakThroughput: 1.5e9 });
     const keys = Math.ceil((2 * options.bytes) / options.valueBytes);
     const stored = Array.from({ length: keys }, (_, i) => `k/${i}`);
-    await forEachLimit(stored, 32, (key) => job.put(key, valueOf(key)));
+    await forEachLimit(stored, 32, (key) => job.put(key, valueFor(key)));
     progress.step(`${keys} keys written`);
 
     const fn = await Satchel.attach(job.ticket);
@@ -66,12 +66,12 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
         try {
           if (i % 4 === 0) {
             const key = `live/${lane}/${i}`;
-            await fn.put(key, valueOf(key));
+            await fn.put(key, valueFor(key));
             written.push(key);
           } else {
             const key = `k/${(i * 7919 + lane * 104729) % keys}`;
             const got = await fn.get(key);
-            if (got === null || !got.equals(valueOf(key))) lost++;
+            if (got === null || !got.equals(valueFor(key))) lost++;
           }
           (draining ? during : before).add((performance.now() - t0) * 1000);
         } catch {
@@ -98,7 +98,7 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
     await forEachLimit([...stored, ...written], 32, async (key) => {
       const got = await job.get(key);
       checked++;
-      if (got === null || !got.equals(valueOf(key))) lost++;
+      if (got === null || !got.equals(valueFor(key))) lost++;
     });
     await fn.close();
     await job.deregister();

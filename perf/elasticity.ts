@@ -5,12 +5,12 @@
  * reserved and used bytes per tier. The baseline is the same cluster sized for the peak the whole time.
  */
 import { randomBytes } from 'node:crypto';
-import { Satchel, type RegisteredJob } from '../client/index.ts';
+import { type RegisteredJob, Satchel } from '../client/index.ts';
 import type { ClusterEvent } from '../controller/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { forEachLimit, hashKey } from '../proto/index.ts';
-import { Progress } from './progress.ts';
 import { consoleJson } from './cluster-access.ts';
+import { Progress } from './progress.ts';
 import { LatencyRecorder, round } from './stats.ts';
 
 export interface ElasticityOptions {
@@ -162,7 +162,7 @@ export async function runElasticity(
   let running = true;
   const lane = async (index: number) => {
     let last = performance.now() - (index * 1000 * options.lanes) / options.peakOpsPerSecond / options.lanes;
-    for (let i = 0; running; i++) {
+    while (running) {
       // Paced: each lane offers rate/lanes operations per second, re-read at least every 100 ms so a rising
       // rate is followed at once; a lane that falls behind does not burst to catch up.
       const due = last + (1000 * options.lanes) / rateNow();

@@ -3,7 +3,7 @@
  * worker runs one invocation at a time; invocations queue for a free worker. A worker that dies fails the
  * invocation it was running (with UNAVAILABLE) and is replaced.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SatchelError } from '../client/index.ts';

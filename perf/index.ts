@@ -1,7 +1,8 @@
 // Benchmarks: each runs Satchel and its Redis baseline in the same run. Imports client and deploy.
-export { runBench } from './cli.ts';
-export { runColdstart, type ColdstartOptions, type ColdstartReport } from './coldstart.ts';
-export { runAbuse, type AbuseOptions } from './abuse.ts';
+
+export { type AbuseOptions, runAbuse } from './abuse.ts';
 export type { AbuseReport, AbuseRow } from './abuse-report.ts';
+export { runBench } from './cli.ts';
+export { type ColdstartOptions, type ColdstartReport, runColdstart } from './coldstart.ts';
+export { FAULT_KINDS, type FaultKind, type NemesisOptions, type NemesisResult, runNemesis } from './nemesis/run.ts';
 export { TcpProxy } from './nemesis/tcp-proxy.ts';
-export { runNemesis, FAULT_KINDS, type FaultKind, type NemesisOptions, type NemesisResult } from './nemesis/run.ts';

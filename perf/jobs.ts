@@ -9,8 +9,8 @@ import { SatchelError } from '../proto/index.ts';
 import { consoleJson } from './cluster-access.ts';
 import { Progress } from './progress.ts';
 import { RECORD_BYTES } from './records.ts';
+import { PEAK_FACTOR, redisSortStore, runSort, type SortOptions, type SortStore, SortSystems, satchelSortStore } from './shuffle.ts';
 import type { CapacitySample, JobRun, JobsReport } from './shuffle-report.ts';
-import { PEAK_FACTOR, redisSortStore, runSort, satchelSortStore, SortSystems, type SortOptions, type SortStore } from './shuffle.ts';
 import { round } from './stats.ts';
 
 export interface JobsOptions extends SortOptions {

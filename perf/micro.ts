@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
-import type { Tier } from '../proto/index.ts';
+import { type JobHints, type RegisteredJob, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
+import type { Tier } from '../proto/index.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
 import { LatencyRecorder, round } from './stats.ts';

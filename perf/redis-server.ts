@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { SatchelError } from '../proto/index.ts';
 
@@ -31,7 +31,7 @@ export class RedisProcess {
     const deadline = Date.now() + 10_000;
     while (!(await canConnect(port))) {
       if (Date.now() > deadline || child.exitCode !== null) {
-        redis.stop();
+        await redis.stop();
         throw new SatchelError('UNAVAILABLE', 'redis-server did not start listening');
       }
       await new Promise((resolve) => setTimeout(resolve, 50));

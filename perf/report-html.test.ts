@@ -1,5 +1,5 @@
-import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import test from 'ava';
 import { chartJsPath, renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import type { JobsReport, MachineInfo, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
 

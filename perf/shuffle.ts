@@ -7,11 +7,11 @@
  * one started for the run; with `noRedis` there is no Redis baseline.
  */
 import { Redis } from 'ioredis';
-import { Satchel, type JobHints, type RegisteredJob } from '../client/index.ts';
+import { type JobHints, type RegisteredJob, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import type { ExistingCluster } from './cluster-access.ts';
-import { SatchelError } from '../proto/index.ts';
 import type { Tier } from '../proto/index.ts';
+import { SatchelError } from '../proto/index.ts';
+import type { ExistingCluster } from './cluster-access.ts';
 import { FunctionPool } from './function-pool.ts';
 import { Progress } from './progress.ts';
 import { addChecksums, RECORD_BYTES, type RecordSummary } from './records.ts';

@@ -2,7 +2,7 @@
  * What `satchel bench soak` reports (soak.ts runs it): a row per interval from the clients' merged statistics
  * and the servers' readings, the summary of the run against its targets, and the text for the terminal.
  */
-import { DATA_OPS, countOf, mergeInto, percentileOf, type SoakOp, type SoakStats } from './soak-protocol.ts';
+import { countOf, DATA_OPS, mergeInto, percentileOf, type SoakOp, type SoakStats } from './soak-protocol.ts';
 import type { ProcessReading, ServerProcess } from './soak-servers.ts';
 import { round } from './stats.ts';
 

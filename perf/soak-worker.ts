@@ -6,7 +6,7 @@
  * data. Counts and latency histograms go to the driver process at every tick.
  */
 import { randomBytes } from 'node:crypto';
-import { Satchel, SatchelError, type Job, type RegisteredJob } from '../client/index.ts';
+import { type Job, type RegisteredJob, Satchel, SatchelError } from '../client/index.ts';
 import { addSample, emptyStats, SAMPLES_KEPT, type SoakOp, type SoakWorkerConfig, type ToDriver, type ToWorker } from './soak-protocol.ts';
 
 const BLOCK = 1024 * 1024;
@@ -46,7 +46,7 @@ interface Written {
   size: number;
 }
 
-const valueOf = (w: Written) => pool.subarray(w.offset, w.offset + w.size);
+const valueFor = (w: Written) => pool.subarray(w.offset, w.offset + w.size);
 
 function describe(got: Buffer | null, expected: Written | undefined): string {
   const want = expected === undefined ? 'nothing' : `${expected.size} bytes`;
@@ -64,7 +64,7 @@ class Model {
   check(job: string, key: string, got: Buffer | null): boolean {
     if (this.unknown.has(key)) return true;
     const expected = this.written.get(key);
-    const ok = expected === undefined ? got === null : got !== null && got.length === expected.size && got.equals(valueOf(expected));
+    const ok = expected === undefined ? got === null : got !== null && got.length === expected.size && got.equals(valueFor(expected));
     stats.verified++;
     if (!ok) lost(`${job} ${key}: ${describe(got, expected)}`);
     return ok;
@@ -138,7 +138,7 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           op = large ? 'put_large' : 'put';
           const value = newValue(large);
           model.unknown.add(key);
-          await h.put(key, valueOf(value));
+          await h.put(key, valueFor(value));
           record(op, job.tier, took());
           model.unknown.delete(key);
           model.written.set(key, value);
@@ -206,13 +206,13 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
             woke = performance.now();
             return v;
           });
-          const wrote = job.driver.put(waitKey, valueOf(value));
+          const wrote = job.driver.put(waitKey, valueFor(value));
           const [got, put] = await Promise.allSettled([waited, wrote]);
           if (put.status === 'rejected') throw put.reason;
           if (got.status === 'rejected') throw got.reason;
           record(op, job.tier, (woke - t0) * 1000);
           stats.verified++;
-          if (!got.value.equals(valueOf(value))) lost(`${job.name} ${waitKey}: waitFor ${describe(got.value, value)}`);
+          if (!got.value.equals(valueFor(value))) lost(`${job.name} ${waitKey}: waitFor ${describe(got.value, value)}`);
         }
       } catch (error) {
         failed(`${op} ${job.name} ${key}`, error);
@@ -229,7 +229,7 @@ async function readBack(job: JobState, models: Model[]): Promise<void> {
   for (const model of models) {
     const keys = [...model.written.keys()].filter((k) => !model.unknown.has(k));
     const values = await job.driver.getMany(keys);
-    keys.forEach((key, i) => model.check(job.name, key, values[i] ?? null));
+    for (const [i, key] of keys.entries()) model.check(job.name, key, values[i] ?? null);
   }
   if (job.incrs + job.incrsUnsure > 0) {
     const text = (await job.driver.get('counter'))?.toString() ?? '0';

@@ -7,15 +7,15 @@
  * the clients' latency histograms, counts, errors and lost values. The summary compares the end with the end
  * of the first interval (the warm-up).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { consoleJson, type ExistingCluster } from './cluster-access.ts';
 import { emptyStats, mergeStats, type SoakStats, type SoakWorkerConfig, type ToDriver, type ToWorker } from './soak-protocol.ts';
-import { intervalRow, summarize, windDownRow, type Leftovers, type SoakInterval, type SoakReport } from './soak-report.ts';
-import { Sampler, existingProcesses, idleReading, localProcesses, type ServerProcess } from './soak-servers.ts';
+import { intervalRow, type Leftovers, type SoakInterval, type SoakReport, summarize, windDownRow } from './soak-report.ts';
+import { existingProcesses, idleReading, localProcesses, Sampler, type ServerProcess } from './soak-servers.ts';
 
 // The report's type where runSoak is (test/bench.test.ts reads it from here).
 export type { SoakReport } from './soak-report.ts';
@@ -232,7 +232,11 @@ export async function runSoak(
   } finally {
     sampler.stop();
     await Promise.all(
-      clients.map((c) => (c.dead === null && c.child.exitCode === null ? (c.child.kill('SIGKILL'), c.exited(5000)) : undefined)),
+      clients.map(async (c) => {
+        if (c.dead !== null || c.child.exitCode !== null) return;
+        c.child.kill('SIGKILL');
+        await c.exited(5000);
+      }),
     );
     await cluster?.stop();
   }

@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis';
 import { Satchel, SatchelError } from '../client/index.ts';
 import { forEachLimit, hashKey, mapLimit } from '../proto/index.ts';
-import { generateRecords, mergeSortedRuns, partitionBounds, RECORD_BYTES, sortRecords, summarize, type RecordSummary } from './records.ts';
+import { generateRecords, mergeSortedRuns, partitionBounds, RECORD_BYTES, type RecordSummary, sortRecords, summarize } from './records.ts';
 
 export type StoreTarget = { kind: 'satchel'; ticket: string } | { kind: 'redis'; shards: string[] };
 

@@ -4,7 +4,7 @@
  * `process.hrtime` (CLOCK_MONOTONIC: the same clock as the process that wrote the key).
  */
 import { Redis } from 'ioredis';
-import { Satchel, type Job } from '../client/index.ts';
+import { type Job, Satchel } from '../client/index.ts';
 
 type Setup = { system: 'satchel'; ticket: string } | { system: 'redis'; host: string; port: number };
 type Message = { setup: Setup } | { wait: string } | { stop: true };

@@ -1,4 +1,4 @@
-import { SatchelError, type ErrorCode } from './errors.ts';
+import { type ErrorCode, SatchelError } from './errors.ts';
 
 /** Codes that say "not now" rather than "no": the node or server may answer the same call a moment later. */
 export const TRANSIENT_CODES: readonly ErrorCode[] = ['UNAVAILABLE', 'TIMEOUT'];

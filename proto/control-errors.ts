@@ -1,4 +1,4 @@
-import { SatchelError, isErrorCode } from './errors.ts';
+import { isErrorCode, SatchelError } from './errors.ts';
 
 /** gRPC status codes told apart here (grpc/status.h). */
 const DEADLINE_EXCEEDED = 4;

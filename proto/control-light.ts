@@ -7,13 +7,12 @@
  */
 import http2 from 'node:http2';
 import { controlCallError } from './control-errors.ts';
-import { SatchelError } from './errors.ts';
-import { DEFAULT_TIMEOUT_MS } from './timeouts.ts';
 import { LIGHT_METHODS } from './control-schema.ts';
-import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
+import { SatchelError } from './errors.ts';
 import { hostOf } from './node-connection.ts';
-import { MAX_TIMEOUT_MS } from './timeouts.ts';
-import { serverIdentity, type ClientTls } from './tls.ts';
+import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
+import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
+import { type ClientTls, serverIdentity } from './tls.ts';
 
 type Methods = Record<string, [unknown, unknown]>;
 

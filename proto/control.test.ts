@@ -1,6 +1,6 @@
 import test from 'ava';
-import { SatchelError, type MetadataMethods, type ServiceImpl } from './index.ts';
-import { METADATA_SERVICE, addService, bindServer, ControlClient, grpc } from './grpc.ts';
+import { addService, bindServer, ControlClient, grpc, METADATA_SERVICE } from './grpc.ts';
+import { type MetadataMethods, SatchelError, type ServiceImpl } from './index.ts';
 
 /** A metadata service whose GetPlacement refuses with `message`; counts the calls that reached it. */
 async function serve(t: import('ava').ExecutionContext, message: string): Promise<{ address: string; calls: () => number }> {

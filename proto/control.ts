@@ -3,17 +3,17 @@
  * control.proto: no generated code to keep in step, no @grpc/proto-loader. Errors cross the wire as a gRPC
  * status plus a `satchel-code` trailer, and come out the other side as the same SatchelError.
  */
+
+import { createSecureContext, type SecureContext, connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { SatchelError, type ErrorCode } from './errors.ts';
 import { controlCallError } from './control-errors.ts';
-import { hostOf } from './node-connection.ts';
-import { serverIdentity, type ClientTls } from './tls.ts';
-
 import type { Methods, ServiceImpl } from './control-types.ts';
+import { type ErrorCode, SatchelError } from './errors.ts';
+import { hostOf } from './node-connection.ts';
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
+import { type ClientTls, serverIdentity } from './tls.ts';
 
 export { MAX_TIMEOUT_MS };
 
@@ -141,7 +141,7 @@ const clientClasses = new Map<grpc.ServiceDefinition, grpc.ServiceClientConstruc
 
 /** A typed client: `await client.call('RegisterJob', {...})`, every call with a deadline. */
 export class ControlClient<M extends Methods> {
-  private readonly client: grpc.Client & Record<string, Function>;
+  private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private closed = false;
 
   /** With `tls`, the channel is TLS and the server's certificate is checked against `tls.ca`. */
@@ -167,7 +167,7 @@ export class ControlClient<M extends Methods> {
     };
     try {
       const credentials = tls === undefined ? grpc.credentials.createInsecure() : new TlsCredentials(hostOf(address), tls);
-      this.client = new Ctor(address, credentials, options) as grpc.Client & Record<string, Function>;
+      this.client = new Ctor(address, credentials, options) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
     } catch (cause) {
       // grpc-js refuses a target it cannot parse (an empty address, from a forged ticket say).
       throw new SatchelError(

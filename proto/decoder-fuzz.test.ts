@@ -8,19 +8,19 @@
  * printed).
  */
 import test from 'ava';
-import { HEADER_SIZE, Op, type SatchelError } from './index.ts';
-import { FrameDecoder, type FrameDecoderOptions, type FrameView } from './decoder.ts';
 import {
   encodeFrame,
   envCount,
   FrameGenerator,
   fuzzSeed,
-  modelDecode,
-  ModelEventKind,
-  randomChunks,
-  Rng,
   type ModelEvent,
+  ModelEventKind,
+  modelDecode,
+  Rng,
+  randomChunks,
 } from '../test/helpers/fuzz.ts';
+import { FrameDecoder, type FrameDecoderOptions, type FrameView } from './decoder.ts';
+import { HEADER_SIZE, Op, type SatchelError } from './index.ts';
 
 const FRAMES = envCount('SATCHEL_FUZZ_FRAMES', 1_000_000);
 /** A buffer that grows by doubling, so the model can re-read the stream as each piece is added. */

@@ -3,13 +3,13 @@ import {
   COPY_THRESHOLD,
   Field,
   FrameDecoder,
+  type FrameView,
   FrameWriter,
   HEADER_SIZE,
   MAX_KEY_BYTES,
   Op,
   PROTOCOL_VERSION,
   SatchelError,
-  type FrameView,
 } from './index.ts';
 
 interface Decoded {

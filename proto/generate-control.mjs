@@ -1,12 +1,12 @@
 #!/usr/bin/env node
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 // Writes control-types.ts (the TypeScript shape of every control.proto message and service) and
 // control-schema.ts (field tables for the client's calls, read by protobuf-lite.ts) from control.proto, so neither
 // is a hand copy that can drift. `npm run generate` runs it; proto/generated.test.ts fails when the committed files
 // differ from what it would write. protobufjs reads the .proto here, at build time only: the client never loads it.
 import protobuf from 'protobufjs';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The calls the client makes (control-light.ts): only these get field tables, so the client carries no more. */

@@ -1,8 +1,9 @@
 // control-types.ts and control-schema.ts are written from control.proto by generate-control.mjs: committed files
 // that differ from what it writes now mean someone edited one by hand, or changed the .proto and did not run
 // `npm run generate`.
-import test from 'ava';
+
 import { readFile } from 'node:fs/promises';
+import test from 'ava';
 // @ts-expect-error: a plain ESM script with no type declarations
 import { generate } from './generate-control.mjs';
 

@@ -1,64 +1,65 @@
 // Everything on the wire. Imports no other part of Satchel.
-export { SatchelError, ERROR_CODES, isErrorCode, type ErrorCode } from './errors.ts';
+
+export { advertisedAddress, isHostPort } from './address.ts';
+export { Backoff, type BackoffOptions, type RetryOptions, retry, TRANSIENT_CODES } from './backoff.ts';
+export { forEachLimit, mapLimit } from './concurrency.ts';
+export { LightControlClient } from './control-light.ts';
+export * from './control-types.ts';
+export { FrameDecoder, type FrameDecoderOptions, type FrameView } from './decoder.ts';
+export { ERROR_CODES, type ErrorCode, isErrorCode, SatchelError } from './errors.ts';
 export {
-  PROTOCOL_VERSION,
+  AnnounceFlag,
+  DEFAULT_WAIT_MS,
+  DROP_MOVED,
+  errorCodeOf,
+  Field,
+  Flag,
   HEADER_SIZE,
   MAX_KEY_BYTES,
   MAX_USER_KEY_BYTES,
-  Field,
-  Op,
-  DROP_MOVED,
-  AnnounceFlag,
-  WatchEvent,
-  DEFAULT_WAIT_MS,
   MAX_WAIT_MS,
-  Status,
-  Flag,
-  errorCodeOf,
-  statusOf,
   newerVersion,
+  Op,
   type OpCode,
+  PROTOCOL_VERSION,
+  Status,
   type StatusCode,
+  statusOf,
+  WatchEvent,
 } from './frame.ts';
-export { FrameDecoder, type FrameView, type FrameDecoderOptions } from './decoder.ts';
-export { FrameWriter, COPY_THRESHOLD, type ByteSink } from './writer.ts';
-export { encodeManifest, decodeManifest, blockKey, type Manifest } from './manifest.ts';
-export { hashKey, pickNode, pickNodes, type Placement, type PlacementNode } from './placement.ts';
+export { decodeKeyList, encodeKeyList } from './key-list.ts';
+export { blockKey, decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
+export { closeMetricsEndpoint, type MetricsEndpoint, type MetricsSource, serveMetrics } from './metrics-endpoint.ts';
 export {
-  ADMIN_SUBJECT,
-  VIEWER_SUBJECT,
-  authorize,
-  signDriverToken,
-  verifyDriverToken,
-  sameSecret,
-  type TokenScope,
-  signToken,
-  verifyToken,
-  tokenExpiry,
-  isJobId,
-  encodeTicket,
-  decodeTicket,
-  type Ticket,
-  type TicketPlacement,
-  type TokenSubject,
-} from './token.ts';
-export * from './control-types.ts';
-export { LightControlClient } from './control-light.ts';
-export { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
-export { clientTlsOf, type ClientTls, type ServerTls } from './tls.ts';
-export { advertisedAddress, isHostPort } from './address.ts';
-export { encodeKeyList, decodeKeyList } from './key-list.ts';
-export { serveMetrics, closeMetricsEndpoint, type MetricsSource, type MetricsEndpoint } from './metrics-endpoint.ts';
-export { TIERS, isTier, type Tier } from './tier.ts';
-export {
-  NodeConnection,
-  Reply,
-  hostOf,
-  portOf,
-  type NodeConnectionOptions,
   type EventListener,
+  hostOf,
+  NodeConnection,
+  type NodeConnectionOptions,
   type ParkedRequest,
+  portOf,
+  Reply,
   type RequestFrame,
 } from './node-connection.ts';
-export { Backoff, retry, TRANSIENT_CODES, type BackoffOptions, type RetryOptions } from './backoff.ts';
-export { forEachLimit, mapLimit } from './concurrency.ts';
+export { hashKey, type Placement, type PlacementNode, pickNode, pickNodes } from './placement.ts';
+export { isTier, TIERS, type Tier } from './tier.ts';
+export { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
+export { type ClientTls, clientTlsOf, type ServerTls } from './tls.ts';
+export {
+  ADMIN_SUBJECT,
+  authorize,
+  decodeTicket,
+  encodeTicket,
+  isJobId,
+  sameSecret,
+  signDriverToken,
+  signToken,
+  type Ticket,
+  type TicketPlacement,
+  type TokenScope,
+  type TokenSubject,
+  tokenExpiry,
+  VIEWER_SUBJECT,
+  verifyDriverToken,
+  verifyToken,
+} from './token.ts';
+export { type ByteSink, COPY_THRESHOLD, FrameWriter } from './writer.ts';

@@ -1,15 +1,15 @@
 import test from 'ava';
 import {
-  ERROR_CODES,
-  SatchelError,
-  Status,
   blockKey,
   decodeManifest,
+  ERROR_CODES,
   encodeManifest,
   errorCodeOf,
   isErrorCode,
-  statusOf,
   type Manifest,
+  SatchelError,
+  Status,
+  statusOf,
 } from './index.ts';
 
 test('manifest encode → decode round trip', (t) => {

@@ -2,10 +2,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { FrameDecoder, type FrameView } from './decoder.ts';
 import { SatchelError } from './errors.ts';
-import { Flag, HEADER_SIZE, MAX_KEY_BYTES, Op, Status, errorCodeOf } from './frame.ts';
+import { errorCodeOf, Flag, HEADER_SIZE, MAX_KEY_BYTES, Op, Status } from './frame.ts';
+import { DEFAULT_TIMEOUT_MS } from './timeouts.ts';
 import { serverIdentity } from './tls.ts';
 import { FrameWriter } from './writer.ts';
-import { DEFAULT_TIMEOUT_MS } from './timeouts.ts';
 
 export interface NodeConnectionOptions {
   /** Every request fails with TIMEOUT after this long without an answer. */

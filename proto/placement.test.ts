@@ -1,5 +1,5 @@
 import test from 'ava';
-import { hashKey, pickNode, pickNodes, type PlacementNode } from './index.ts';
+import { hashKey, type PlacementNode, pickNode, pickNodes } from './index.ts';
 
 const node = (id: string, weight = 1): PlacementNode => ({ id, address: `127.0.0.1:${1000 + id.length}`, weight });
 const keys = Array.from({ length: 10_000 }, (_, i) => `map-${i % 97}/part-${i}`);

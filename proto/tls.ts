@@ -5,7 +5,7 @@
  * the admin token (control plane) says who they are, as without TLS. All PEM.
  */
 import { isIP } from 'node:net';
-import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
+import { type ConnectionOptions, checkServerIdentity } from 'node:tls';
 
 /** What a server role is given (`--tls-cert`, `--tls-key`, `--tls-ca`): its identity, and the CA its own calls trust. */
 export interface ServerTls {

@@ -1,20 +1,20 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import test from 'ava';
 import {
   ADMIN_SUBJECT,
-  SatchelError,
-  VIEWER_SUBJECT,
   authorize,
   decodeTicket,
   encodeTicket,
   isJobId,
+  SatchelError,
   sameSecret,
   signDriverToken,
   signToken,
+  type Ticket,
   tokenExpiry,
+  VIEWER_SUBJECT,
   verifyDriverToken,
   verifyToken,
-  type Ticket,
 } from './index.ts';
 
 const secret = randomBytes(32);

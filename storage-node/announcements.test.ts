@@ -3,13 +3,14 @@
  * jobs only within the lease the controller grants, and writes ordered by their versions (engine.ts) — all on
  * the wire, against a real server.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import type { NodeConnection } from '../proto/index.ts';
-import { connect } from '../test/helpers/node-session.ts';
 import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, signToken } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
+import { connect } from '../test/helpers/node-session.ts';
 import { DramEngine } from './dram-engine.ts';
 import { StorageServer } from './server.ts';
 

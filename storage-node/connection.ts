@@ -5,19 +5,19 @@
 import type net from 'node:net';
 import {
   FrameDecoder,
+  type FrameView,
   FrameWriter,
   HEADER_SIZE,
   MAX_KEY_BYTES,
   SatchelError,
-  statusOf,
-  type FrameView,
   type StatusCode,
+  statusOf,
 } from '../proto/index.ts';
 import type { Coordination, ParkedOwner } from './coordination.ts';
 import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import type { JobLimits } from './job-limits.ts';
 import type { JobTable } from './job-table.ts';
-import { opKindOf, type DisconnectReason, type NodeMetrics } from './metrics.ts';
+import { type DisconnectReason, type NodeMetrics, opKindOf } from './metrics.ts';
 import type { RecentIncrements } from './recent-increments.ts';
 import { PRE_AUTH_MAX_FRAMES, type StorageCounters, type StorageServerOptions } from './server-options.ts';
 import type { ValuePool } from './value-pool.ts';
@@ -216,7 +216,7 @@ export abstract class Connection implements ParkedOwner {
     if (head === ends.length) return 0;
     // The oldest run may be partly written.
     const partly = sent - (ends[head]! - this.pushBytes[head]!);
-    return this.pushQueued - (partly > 0 ? partly : 0);
+    return this.pushQueued - Math.max(partly, 0);
   }
 
   /**

@@ -1,8 +1,8 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { SatchelError, type ControllerMethods, type ErrorCode, type RegisterNodeRequest, type ServiceImpl } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, addService, bindServer, grpc } from '../proto/grpc.ts';
+import { addService, bindServer, CONTROLLER_SERVICE, grpc } from '../proto/grpc.ts';
+import { type ControllerMethods, type ErrorCode, type RegisterNodeRequest, SatchelError, type ServiceImpl } from '../proto/index.ts';
 import { ControllerLink, REGISTER_RETRY } from './controller-link.ts';
 
 const secret = randomBytes(32);
@@ -79,7 +79,12 @@ test('registration: nothing listening yet, then a controller on the address: reg
   addService(
     server,
     CONTROLLER_SERVICE,
-    { RegisterNode: async () => (calls.push(1), { nodeId: node.id, leaseMs: 0 }) } as unknown as ServiceImpl<ControllerMethods>,
+    {
+      RegisterNode: async () => {
+        calls.push(1);
+        return { nodeId: node.id, leaseMs: 0 };
+      },
+    } as unknown as ServiceImpl<ControllerMethods>,
     () => {},
   );
   await bindServer(server, '127.0.0.1', port);

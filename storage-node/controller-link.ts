@@ -1,15 +1,15 @@
 import type { Logger } from 'pino';
+import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import {
   ADMIN_SUBJECT,
-  retry,
-  signToken,
-  TRANSIENT_CODES,
   type ClientTls,
   type ControllerMethods,
   type JobUsage,
   type NodeInfo,
+  retry,
+  signToken,
+  TRANSIENT_CODES,
 } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import type { StorageServer } from './server.ts';
 
 export interface ControllerLinkOptions {

@@ -13,7 +13,7 @@
  * before the server parks one): past either cap the request is refused with FULL, and the job's other
  * requests, and every other job's, go on.
  */
-import { COPY_THRESHOLD, Flag, Status, WatchEvent, type StatusCode } from '../proto/index.ts';
+import { COPY_THRESHOLD, Flag, Status, type StatusCode, WatchEvent } from '../proto/index.ts';
 
 /** Where parked requests are answered: the connection they came on (connection.ts). */
 export interface ParkedOwner {

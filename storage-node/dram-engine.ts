@@ -5,9 +5,9 @@ import {
   type ListPage,
   type MaybePromise,
   type PutOutcome,
-  staleMessage,
   type StorageEngine,
   type StoredEntry,
+  staleMessage,
   versionFor,
 } from './engine.ts';
 import { SortedKeys, type SortedKeysCursor } from './sorted-keys.ts';

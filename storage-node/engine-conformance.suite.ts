@@ -3,8 +3,9 @@
  * call it from a `*.test.ts` file. Every call is awaited, so engines answering synchronously or with promises
  * run the same tests.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import {
   type ComputeValue,
   type DeleteOutcome,
@@ -648,7 +649,7 @@ export function engineConformance(name: string, makeEngine: MakeEngine, cleanup?
     t.true((await engine.put('job', 'five', value, 2)).ok);
     const back = await engine.get('job', 'five');
     t.is(back?.flags, 2);
-    t.true(back !== undefined && back.value.equals(value));
+    t.true(back?.value.equals(value));
     t.is(engine.used, entryCost('five', 5 * MiB));
     const other = randomBytes(5 * MiB);
     t.true((await engine.put('job', 'five', other, 0)).ok);

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
-import { engineConformance } from './engine-conformance.suite.ts';
 import type { StorageEngine } from './engine.ts';
+import { engineConformance } from './engine-conformance.suite.ts';
 
 engineConformance('dram', async (capacity) => new DramEngine(capacity));
 

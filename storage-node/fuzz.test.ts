@@ -11,30 +11,41 @@
  * SATCHEL_FUZZ_NODE_FRAMES sets the frames for the DRAM node (default 30,000; the disk node gets a third);
  * SATCHEL_FUZZ_SEED replays a run (the seed is printed).
  */
-import test, { type ExecutionContext } from 'ava';
+
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { NodeConnection } from '../proto/index.ts';
-import { ADMIN_SUBJECT, Flag, FrameDecoder, HEADER_SIZE, Op, Status, signToken, verifyToken, MAX_KEY_BYTES } from '../proto/index.ts';
-import { DiskEngine } from './disk/disk-engine.ts';
-import { DramEngine } from './dram-engine.ts';
-import type { StorageEngine } from './engine.ts';
-import { PRE_AUTH_MAX_FRAMES, StorageServer } from './server.ts';
+import {
+  ADMIN_SUBJECT,
+  Flag,
+  FrameDecoder,
+  HEADER_SIZE,
+  MAX_KEY_BYTES,
+  NodeConnection,
+  Op,
+  Status,
+  signToken,
+  verifyToken,
+} from '../proto/index.ts';
 import {
   encodeFrame,
   envCount,
   FrameGenerator,
   fuzzSeed,
-  modelDecode,
-  ModelEventKind,
-  randomChunks,
-  Rng,
   type ModelEvent,
+  ModelEventKind,
+  modelDecode,
+  Rng,
+  randomChunks,
 } from '../test/helpers/fuzz.ts';
+import { DiskEngine } from './disk/disk-engine.ts';
+import { DramEngine } from './dram-engine.ts';
+import type { StorageEngine } from './engine.ts';
+import { PRE_AUTH_MAX_FRAMES, StorageServer } from './server.ts';
 
 const MiB = 1024 * 1024;
 const FRAMES = envCount('SATCHEL_FUZZ_NODE_FRAMES', 30_000);
@@ -399,7 +410,9 @@ test.serial('many connections declaring 4 GiB bodies and sending a little: nothi
   global.gc?.();
   const before = process.memoryUsage().arrayBuffers;
   const sockets: net.Socket[] = [];
-  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+  });
   const answers: Promise<Buffer>[] = [];
   for (let i = 0; i < 64; i++) {
     const socket = net.connect({ host: '127.0.0.1', port: Number(address.split(':')[1]) });

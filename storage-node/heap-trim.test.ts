@@ -1,7 +1,7 @@
-import test from 'ava';
-import { pino } from 'pino';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import test from 'ava';
+import { pino } from 'pino';
 import { HeapTrimmer } from './heap-trim.ts';
 
 const logger = pino({ level: 'silent' });

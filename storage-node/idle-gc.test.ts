@@ -1,5 +1,5 @@
-import test from 'ava';
 import { getHeapStatistics } from 'node:v8';
+import test from 'ava';
 import { IdleCollector } from './idle-gc.ts';
 
 const MiB = 1024 * 1024;

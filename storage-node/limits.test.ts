@@ -4,25 +4,26 @@
  * and what a stranger may make the node write, token scopes, parked WAITs and WATCHes, epochs only the
  * controller raises, the budget for request bodies in flight, and FULL refusals reported to the controller.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { connect, rawConnect } from '../test/helpers/node-session.ts';
+import { addService, bindServer, CONTROLLER_SERVICE, grpc } from '../proto/grpc.ts';
 import {
   ADMIN_SUBJECT,
-  Flag,
-  Op,
-  Status,
-  VIEWER_SUBJECT,
-  signToken,
   type ControllerMethods,
+  Flag,
   type NodeReport,
+  Op,
   type ServiceImpl,
+  Status,
+  signToken,
+  VIEWER_SUBJECT,
 } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, addService, bindServer, grpc } from '../proto/grpc.ts';
 import { rejection } from '../test/helpers/assert.ts';
-import { RawClient, decodeKeyList, eventually, splitAddress } from '../test/helpers/raw-client.ts';
+import { connect, rawConnect } from '../test/helpers/node-session.ts';
+import { decodeKeyList, eventually, type RawClient, splitAddress } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { PutOutcome } from './engine.ts';
 import { startStorageNode } from './node.ts';
@@ -78,7 +79,9 @@ test('connections that do not complete a HELLO within the deadline are closed: 4
   helloed.send(Op.HELLO, 0, dataToken('job-d'));
   t.is((await helloed.reply(0))?.code, Status.OK);
   const sockets: net.Socket[] = [];
-  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+  });
   // How long each stayed open, from its connect to the node closing it.
   const lifetimes: number[] = [];
   for (let i = 0; i < idle; i += 500) {

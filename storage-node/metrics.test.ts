@@ -1,14 +1,13 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { NodeConnection } from '../proto/index.ts';
-import { Op, Status, signToken } from '../proto/index.ts';
-import { NodeMetrics, OpKind } from './metrics.ts';
-import { startStorageNode, type RunningStorageNode, type StorageNodeOptions } from './node.ts';
+import { NodeConnection, Op, Status, signToken } from '../proto/index.ts';
 import { promtoolCheck, sample } from '../test/helpers/promtool.ts';
+import { NodeMetrics, OpKind } from './metrics.ts';
+import { type RunningStorageNode, type StorageNodeOptions, startStorageNode } from './node.ts';
 
 const MiB = 1024 * 1024;
 const secret = randomBytes(32);

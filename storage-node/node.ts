@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
-  SatchelError,
   advertisedAddress,
   clientTlsOf,
   closeMetricsEndpoint,
-  serveMetrics,
   type MetricsEndpoint,
+  SatchelError,
   type ServerTls,
+  serveMetrics,
   type Tier,
 } from '../proto/index.ts';
 import { ControllerLink } from './controller-link.ts';

@@ -3,15 +3,15 @@
  * to it unasked (WATCH events, woken WAITs) is closed once its unsent output passes the hard limit, or stays over
  * the soft one; a connection that reads, and the job's other connections, go on.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { NodeConnection } from '../proto/index.ts';
-import { FrameWriter, Op, Status, signToken } from '../proto/index.ts';
+import { FrameWriter, NodeConnection, Op, Status, signToken } from '../proto/index.ts';
 import { eventually, splitAddress } from '../test/helpers/raw-client.ts';
 import { DramEngine } from './dram-engine.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';

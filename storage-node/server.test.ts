@@ -1,18 +1,18 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
-import { connect, rawConnect } from '../test/helpers/node-session.ts';
-import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, WatchEvent, signToken } from '../proto/index.ts';
-import { decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { ADMIN_SUBJECT, Flag, HEADER_SIZE, Op, SatchelError, Status, signToken, WatchEvent } from '../proto/index.ts';
+import { rejection } from '../test/helpers/assert.ts';
+import { connect, rawConnect } from '../test/helpers/node-session.ts';
+import { decodeKeyList, eventually, rawHeader } from '../test/helpers/raw-client.ts';
 import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
-import { PRE_AUTH_MAX_FRAMES, StorageServer, type StorageServerOptions } from './server.ts';
 import { DroppedJobs } from './job-table.ts';
-import { rejection } from '../test/helpers/assert.ts';
+import { PRE_AUTH_MAX_FRAMES, StorageServer, type StorageServerOptions } from './server.ts';
 
 const MiB = 1024 * 1024;
 const secret = randomBytes(32);

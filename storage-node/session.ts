@@ -9,13 +9,13 @@ import {
   DROP_MOVED,
   encodeKeyList,
   Flag,
+  type FrameView,
   MAX_KEY_BYTES,
   MAX_WAIT_MS,
   Op,
   Status,
-  verifyToken,
-  type FrameView,
   type TokenScope,
+  verifyToken,
 } from '../proto/index.ts';
 import { Connection, isPromise } from './connection.ts';
 import type { DeleteOutcome, ListPage, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';

@@ -92,7 +92,7 @@ export class SortedKeys {
   page(prefix: string, after: string, limit: number): { keys: string[]; more: boolean } {
     const keys: string[] = [];
     const cursor = this.cursor(prefix, after);
-    for (let key = cursor.key(); key !== undefined && key.startsWith(prefix); key = cursor.next()) {
+    for (let key = cursor.key(); key?.startsWith(prefix); key = cursor.next()) {
       if (keys.length === limit) return { keys, more: true };
       keys.push(key);
     }

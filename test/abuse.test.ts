@@ -4,13 +4,13 @@
  * succeed meanwhile. (Registration floods, 1 EB hints and GrowJob loops: test/tenants.test.ts; console streams
  * that never read: test/console-api.test.ts. `satchel bench abuse` measures the same attacks' cost.)
  */
-import test, { type ExecutionContext } from 'ava';
+
 import net from 'node:net';
-import { Satchel, type Job, type RegisteredJob } from '../client/index.ts';
-import { NodeConnection } from '../proto/index.ts';
-import { Flag, FrameWriter, Op, SatchelError, Status, decodeTicket, errorCodeOf } from '../proto/index.ts';
-import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
-import { RawClient, eventually, splitAddress } from './helpers/raw-client.ts';
+import test, { type ExecutionContext } from 'ava';
+import { type Job, type RegisteredJob, Satchel } from '../client/index.ts';
+import { decodeTicket, errorCodeOf, Flag, FrameWriter, NodeConnection, Op, type SatchelError, Status } from '../proto/index.ts';
+import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
+import { eventually, RawClient, splitAddress } from './helpers/raw-client.ts';
 
 const MiB = 1024 * 1024;
 

@@ -9,23 +9,24 @@
  * SATCHEL_FUZZ_GRPC_CALLS and SATCHEL_FUZZ_HTTP_REQUESTS set the random calls (default 2,000 each);
  * SATCHEL_FUZZ_SEED replays a run (the seed is printed).
  */
+
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { randomBytes } from 'node:crypto';
 import { Satchel } from '../client/index.ts';
 import { buildConsole } from '../controller/index.ts';
+import { CONTROLLER_SERVICE, ControlClient, grpc, METADATA_SERVICE } from '../proto/grpc.ts';
 import {
-  ERROR_CODES,
-  SatchelError,
+  type ControllerMethods,
   decodeTicket,
+  ERROR_CODES,
+  type MetadataMethods,
+  SatchelError,
   signToken,
   VIEWER_SUBJECT,
-  type ControllerMethods,
-  type MetadataMethods,
 } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE, grpc } from '../proto/grpc.ts';
 import { envCount, fuzzSeed, Rng } from './helpers/fuzz.ts';
-import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
+import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
 
 const GRPC_CALLS = envCount('SATCHEL_FUZZ_GRPC_CALLS', 2_000);
 const HTTP_REQUESTS = envCount('SATCHEL_FUZZ_HTTP_REQUESTS', 2_000);

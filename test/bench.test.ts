@@ -2,19 +2,20 @@
  * `satchel bench shuffle` and `satchel bench jobs` as a user runs them, at a size that takes seconds: both
  * systems sort, verify, and the JSON and HTML reports are written.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
+import type { AbuseReport } from '../perf/abuse.ts';
+import { ATTACKS } from '../perf/abuse-protocol.ts';
 import { redisSampler, satchelSampler } from '../perf/jobs.ts';
 import { RedisProcess } from '../perf/redis-server.ts';
 import type { JobsReport, ShuffleReport } from '../perf/shuffle-report.ts';
 import type { SoakReport } from '../perf/soak.ts';
-import type { AbuseReport } from '../perf/abuse.ts';
-import { ATTACKS } from '../perf/abuse-protocol.ts';
 import { runTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 

@@ -4,18 +4,19 @@
  * its state folder: a second one on the same folder refuses and touches nothing; a killed one's lock is taken
  * over; a failed start says why in the failing process's own words.
  */
-import test, { type ExecutionContext } from 'ava';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { Satchel } from '../client/index.ts';
 import type { ClusterInfoFile, LockRecord } from '../deploy/index.ts';
-import { alive, finished, runTs, spawnTs, type Finished } from './helpers/process.ts';
 import { rejection } from './helpers/assert.ts';
+import { alive, type Finished, finished, runTs, spawnTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
 const CLI = 'deploy/cli.ts';

@@ -6,16 +6,17 @@
  * files are open and uncached as the page was; the page's own types of the API (console-web/types.ts) are held
  * to what the console sends, at compile time.
  */
-import test from 'ava';
+
 import { connect, type Socket } from 'node:net';
+import test from 'ava';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { buildConsole, type ConsoleOptions } from '../controller/index.ts';
-import { costOf, DEFAULT_PRICES } from '../controller/cost.ts';
 import type { JobView, NodeView } from '../controller/console-backend.ts';
 import type { snapshot } from '../controller/console-live.ts';
 import type * as Page from '../controller/console-web/types.ts';
-import { VIEWER_SUBJECT, signToken } from '../proto/index.ts';
-import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
+import { costOf, DEFAULT_PRICES } from '../controller/cost.ts';
+import { buildConsole, type ConsoleOptions } from '../controller/index.ts';
+import { signToken, VIEWER_SUBJECT } from '../proto/index.ts';
+import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
 import { promtoolCheck, sample } from './helpers/promtool.ts';
 
 /**
@@ -449,7 +450,9 @@ test('a page that has taken nothing for the stall time is dropped, even with lit
 test('at most maxStreams pages stream at once: one more gets a 503 saying why', async (t) => {
   const { web, address } = await ownConsole(t, { maxStreams: 2 });
   const aborts = [new AbortController(), new AbortController()];
-  t.teardown(() => aborts.forEach((a) => a.abort()));
+  t.teardown(() => {
+    for (const a of aborts) a.abort();
+  });
   for (const abort of aborts) t.is((await fetch(`${address}/api/stream`, { headers: viewer, signal: abort.signal })).status, 200);
   const refused = await fetch(`${address}/api/stream`, { headers: viewer });
   t.is(refused.status, 503);

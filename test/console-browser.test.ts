@@ -7,11 +7,12 @@
  * holds; the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
  * the events list shows jobs' events; /favicon.ico is there. The page is the build's (npm run build).
  */
-import test from 'ava';
+
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import test from 'ava';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 

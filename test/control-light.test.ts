@@ -1,13 +1,14 @@
 // The client's dependency-free control-plane calls (proto/control-light.ts): its messages agree with
 // control.proto as protobufjs reads it, and it talks to the real grpc-js servers, errors and TLS included.
-import test from 'ava';
+
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import test from 'ava';
 import protobuf from 'protobufjs';
-import { LIGHT_METHODS } from '../proto/control-schema.ts';
 import { LightControlClient } from '../proto/control-light.ts';
-import { decodeMessage, encodeMessage } from '../proto/protobuf-lite.ts';
+import { LIGHT_METHODS } from '../proto/control-schema.ts';
 import type { ControllerMethods, MetadataMethods } from '../proto/index.ts';
+import { decodeMessage, encodeMessage } from '../proto/protobuf-lite.ts';
 import { rejection } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
 

@@ -31,7 +31,7 @@ async function getJson<T>(url: string, viewerToken: string): Promise<T> {
   return (await response.json()) as T;
 }
 
-const valueOf = (key: string) => Buffer.from(`${key}:`.padEnd(600, '.'));
+const valueFor = (key: string) => Buffer.from(`${key}:`.padEnd(600, '.'));
 
 test('a controller killed mid-drain finishes the drain after its restart: nothing lost, nothing left on the drained node', async (t) => {
   t.timeout(120_000);
@@ -42,7 +42,7 @@ test('a controller killed mid-drain finishes the drain after its restart: nothin
   const api = cluster.info.console;
   const job = await satchel.registerJob('drained', { latencySensitive: true, peakThroughput: 1.5e9 });
   const keys = Array.from({ length: KEYS }, (_, i) => `k/${i}`);
-  await job.putMany(keys.map((key) => [key, valueOf(key)] as const));
+  await job.putMany(keys.map((key) => [key, valueFor(key)] as const));
   const drained = (await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken)).nodes[0]!.id;
 
   // The drain runs inside this request; the controller dies while it copies.
@@ -71,7 +71,7 @@ test('a controller killed mid-drain finishes the drain after its restart: nothin
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 15_000 });
   t.teardown(() => reader.close());
   const values = await reader.getMany(keys);
-  const bad = keys.filter((key, i) => !values[i]?.equals(valueOf(key)));
+  const bad = keys.filter((key, i) => !values[i]?.equals(valueFor(key)));
   t.deepEqual(bad.slice(0, 5), [], `${bad.length} of ${keys.length} keys not read back`);
   await job.deregister();
 });
@@ -85,11 +85,11 @@ test('a controller killed while restoring a replicated job’s copies finishes t
   const api = cluster.info.console;
   const job = await satchel.registerJob('restored', { replicas: 2, latencySensitive: true, peakThroughput: 2.5e9 });
   const keys = Array.from({ length: KEYS }, (_, i) => `k/${i}`);
-  await job.putMany(keys.map((key) => [key, valueOf(key)] as const));
+  await job.putMany(keys.map((key) => [key, valueFor(key)] as const));
   const before = await getJson<JobRow>(`${api}/api/jobs/${job.id}`, cluster.viewerToken);
   t.is(before.nodes.length, 3);
   // What one copy of every key costs a node (storage-node engine.ts entryCost: key + value + 96).
-  const perCopy = keys.reduce((n, key) => n + key.length + valueOf(key).length + 96, 0);
+  const perCopy = keys.reduce((n, key) => n + key.length + valueFor(key).length + 96, 0);
 
   const victim = before.nodes[0]!.id;
   process.kill(cluster.nodePids.get(victim)!, 'SIGKILL');
@@ -120,6 +120,6 @@ test('a controller killed while restoring a replicated job’s copies finishes t
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 15_000 });
   t.teardown(() => reader.close());
   const values = await reader.getMany(keys);
-  t.deepEqual(keys.filter((key, i) => !values[i]?.equals(valueOf(key))).slice(0, 5), []);
+  t.deepEqual(keys.filter((key, i) => !values[i]?.equals(valueFor(key))).slice(0, 5), []);
   await job.deregister();
 });

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { rejection, firstCall } from './helpers/assert.ts';
+import { firstCall, rejection } from './helpers/assert.ts';
 
 async function cluster(t: import('ava').ExecutionContext, options: Parameters<typeof LocalCluster.start>[0] = {}): Promise<LocalCluster> {
   const c = await LocalCluster.start({ dram: 1, dramCapacity: 64 * 1024 * 1024, ...options });

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { Satchel, type WatchEvent } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { runTs, spawnTs, finished } from './helpers/process.ts';
+import { finished, runTs, spawnTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
 const FUNCTION = 'test/fixtures/coordination-function.ts';

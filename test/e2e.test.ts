@@ -2,13 +2,14 @@
  * End to end against a real local cluster (controller, metadata and two DRAM storage nodes as child processes,
  * as `satchel up` runs them). One cluster for the file; every test registers its own job.
  */
-import test, { type ExecutionContext } from 'ava';
+
 import { fileURLToPath } from 'node:url';
-import { Satchel, type RegisteredJob } from '../client/index.ts';
+import test, { type ExecutionContext } from 'ava';
+import { type RegisteredJob, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { decodeTicket } from '../proto/index.ts';
+import { firstCall, pattern, rejection } from './helpers/assert.ts';
 import { runTs } from './helpers/process.ts';
-import { rejection, pattern, firstCall } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 const FUNCTION = fileURLToPath(new URL('./fixtures/function.ts', import.meta.url));
@@ -77,7 +78,7 @@ test('put / get / stat / delete / overwrite through the client', async (t) => {
   const values = Array.from({ length: 300 }, (_, i) => pattern(100 + i * 7, i));
   await Promise.all(values.map((v, i) => job.put(`many/${i}`, v)));
   const back = await Promise.all(values.map((_, i) => job.get(`many/${i}`)));
-  t.true(back.every((b, i) => b !== null && b.equals(values[i]!)));
+  t.true(back.every((b, i) => b?.equals(values[i]!)));
 });
 
 test('a 5 MiB value is striped into blocks and read back whole; overwriting it with a small value works', async (t) => {

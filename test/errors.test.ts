@@ -2,13 +2,14 @@
  * Error paths against a real local cluster: one small DRAM node (8 MiB), so "full" is reached quickly.
  * The tests run in order (serial); the last one kills the storage node.
  */
+
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { fileURLToPath } from 'node:url';
+import { firstCall, rejection } from './helpers/assert.ts';
 import { alive, runTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
-import { rejection, firstCall } from './helpers/assert.ts';
 
 const MiB = 1024 * 1024;
 const QUIET_CLIENT = fileURLToPath(new URL('./fixtures/quiet-client.ts', import.meta.url));

@@ -5,23 +5,23 @@
  * starts its own cluster on 127.0.0.1 with OS-picked ports and stops it (every process) in its teardown.
  */
 import test, { type ExecutionContext } from 'ava';
-import { Satchel, SatchelError, type Job } from '../client/index.ts';
+import pino from 'pino';
+import { type Job, Satchel, SatchelError } from '../client/index.ts';
 import type { ClusterEvent } from '../controller/index.ts';
 import { LocalCluster, type LocalClusterOptions } from '../deploy/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import pino from 'pino';
+import { addService, bindServer, CONTROLLER_SERVICE, ControlClient, grpc, METADATA_SERVICE } from '../proto/grpc.ts';
 import {
   ADMIN_SUBJECT,
-  hashKey,
-  pickNode,
-  signToken,
   type ControllerMethods,
+  hashKey,
   type MetadataMethods,
+  pickNode,
   type ServiceImpl,
+  signToken,
   type WirePlacement,
   type WirePlacementNode,
 } from '../proto/index.ts';
-import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE, addService, bindServer, grpc } from '../proto/grpc.ts';
 import { firstCall, rejection, withoutPlacement } from './helpers/assert.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';

@@ -6,7 +6,7 @@
  * (LocalCluster).
  */
 import test from 'ava';
-import { Satchel, type Job } from '../client/index.ts';
+import { type Job, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { hashKey, pickNodes } from '../proto/index.ts';
 import { withoutPlacement } from './helpers/assert.ts';

@@ -1,9 +1,10 @@
 // The import-rule check `npm test` runs (.ci/check-imports.mjs): it finds each kind of violation, and the
 // repository has none.
-import test from 'ava';
+
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import test from 'ava';
 // @ts-expect-error: a plain ESM script with no type declarations
 import { checkImports } from '../.ci/check-imports.mjs';
 

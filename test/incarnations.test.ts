@@ -5,11 +5,11 @@
  * looked at; test/faults-nemesis.test.ts does the same with processes killed by PID.
  */
 import test from 'ava';
-import { Satchel, type Job } from '../client/index.ts';
+import { type Job, Satchel } from '../client/index.ts';
 import { TcpProxy } from '../perf/index.ts';
 import { hashKey, pickNode } from '../proto/index.ts';
 import { rejection, withoutPlacement } from './helpers/assert.ts';
-import { startInProcessCluster, type InProcessCluster } from './helpers/in-process.ts';
+import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
 const MiB = 1024 * 1024;

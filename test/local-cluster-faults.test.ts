@@ -3,11 +3,12 @@
  * storage node by id; the node comes back as itself (id, data port, metrics port), and stop() stays quick and
  * clean whatever state the nodes were left in.
  */
-import test from 'ava';
+
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { LocalCluster, type ClusterInfoFile } from '../deploy/index.ts';
+import test from 'ava';
+import { type ClusterInfoFile, LocalCluster } from '../deploy/index.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 

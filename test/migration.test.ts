@@ -10,7 +10,7 @@ import { waitFor } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
-function valueOf(key: string, size = 1024): Buffer {
+function valueFor(key: string, size = 1024): Buffer {
   const out = Buffer.alloc(size);
   out.write(`${key}|`.repeat(Math.ceil(size / (key.length + 1))).slice(0, size));
   return out;
@@ -33,9 +33,9 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
   const drained = before.nodes[0]!.id;
 
   const staticKeys = Array.from({ length: 2000 }, (_, i) => `static/${i}`);
-  await Promise.all(staticKeys.map((key) => job.put(key, valueOf(key))));
+  await Promise.all(staticKeys.map((key) => job.put(key, valueFor(key))));
   const large = ['large/a', 'large/b', 'large/c'];
-  await Promise.all(large.map((key) => job.put(key, valueOf(key, 3 * MiB + 17))));
+  await Promise.all(large.map((key) => job.put(key, valueFor(key, 3 * MiB + 17))));
 
   // The load: a function attached from the ticket (its placement snapshot still names the drained node).
   const fn = await Satchel.attach(job.ticket);
@@ -49,18 +49,18 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
       try {
         if (i % 3 === 0) {
           const key = `live/${lane}/${i}`;
-          const value = valueOf(key, 512 + (i % 7) * 100);
+          const value = valueFor(key, 512 + (i % 7) * 100);
           await fn.put(key, value);
           written.set(key, value);
         } else if (i % 3 === 1) {
           const key = `hot/${lane}/${i % 5}`;
-          const value = valueOf(`${key}#${i}`);
+          const value = valueFor(`${key}#${i}`);
           await fn.put(key, value);
           written.set(key, value);
         } else {
           const key = staticKeys[(i * 7919 + lane) % staticKeys.length]!;
           const got = await fn.get(key);
-          if (got === null || !got.equals(valueOf(key)))
+          if (got === null || !got.equals(valueFor(key)))
             failures.push(`read of ${key} during the drain: ${got === null ? 'missing' : 'wrong value'}`);
         }
         ops++;
@@ -117,8 +117,8 @@ test('a node drained under load: nothing lost, nothing failed, the node leaves e
   const late = await Satchel.attach(job.ticket);
   t.teardown(() => late.close());
   const expected = new Map<string, Buffer>([
-    ...staticKeys.map((k) => [k, valueOf(k)] as const),
-    ...large.map((k) => [k, valueOf(k, 3 * MiB + 17)] as const),
+    ...staticKeys.map((k) => [k, valueFor(k)] as const),
+    ...large.map((k) => [k, valueFor(k, 3 * MiB + 17)] as const),
     ...written,
   ]);
   for (const reader of [job, fn, late]) {

@@ -1,14 +1,13 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { NodeConnection, Op, SatchelError, Status, hostOf, portOf, signToken, type NodeConnectionOptions } from '../proto/index.ts';
+import { type FakeNode, type FakeRequest, startFakeNode } from '../client/fake-node.suite.ts';
+import { hostOf, NodeConnection, type NodeConnectionOptions, Op, portOf, type SatchelError, Status, signToken } from '../proto/index.ts';
 import { DramEngine } from '../storage-node/dram-engine.ts';
 import { StorageServer } from '../storage-node/server.ts';
-import { startFakeNode, type FakeNode, type FakeRequest } from '../client/fake-node.suite.ts';
-import { eventually, freePort } from './helpers/raw-client.ts';
-
 import { rejection } from './helpers/assert.ts';
+import { eventually, freePort } from './helpers/raw-client.ts';
 
 const TOKEN = 'v1.job-a.fake';
 

@@ -1,13 +1,14 @@
 // The README's promise, as written: `satchel up` from the built CLI, and a function in another process that
 // imports 'satchel' by name and uses the ticket: from an empty project that installed the packed client, as
 // README's "Install the client" says.
-import test from 'ava';
-import { spawn, execFile } from 'node:child_process';
+
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import test from 'ava';
 import { Satchel } from '../client/index.ts';
 
 const run = promisify(execFile);

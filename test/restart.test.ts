@@ -5,7 +5,7 @@
  * fail with UNAVAILABLE, never null. Processes (LocalCluster), killed by PID.
  */
 import test from 'ava';
-import { Satchel, type Job } from '../client/index.ts';
+import { type Job, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { hashKey, pickNode } from '../proto/index.ts';
 

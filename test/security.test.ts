@@ -4,12 +4,22 @@
  * renewals bring fresh tickets, so a job outlives its tokens.
  */
 import test from 'ava';
-import { NodeConnection } from '../proto/index.ts';
 import { Satchel } from '../client/index.ts';
-import { Flag, Op, SatchelError, Status, decodeTicket, tokenExpiry, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
-import { ControlClient, CONTROLLER_SERVICE, METADATA_SERVICE } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
+import {
+  type ControllerMethods,
+  decodeTicket,
+  Flag,
+  type MetadataMethods,
+  NodeConnection,
+  Op,
+  type SatchelError,
+  Status,
+  tokenExpiry,
+} from '../proto/index.ts';
 
 const MiB = 1024 * 1024;
+
 import { rejection } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
 import { eventually } from './helpers/raw-client.ts';
@@ -140,7 +150,9 @@ test('quotas: a job at its byte quota gets FULL for writes until it deletes; a j
   const token = decodeTicket(job.ticket).token;
   const address = cluster.nodes[0]!.address;
   const connections = Array.from({ length: 4 }, () => new NodeConnection(address, token, { timeoutMs: 3_000 }));
-  t.teardown(() => connections.forEach((c) => c.destroy()));
+  t.teardown(() => {
+    for (const c of connections) c.destroy();
+  });
   // The job's own handle holds one already.
   const replies = await Promise.allSettled(
     connections.map((c) => c.request({ op: Op.PING }).then(() => c.request({ op: Op.GET, epoch: job.epoch, key: 'again' }))),
@@ -148,7 +160,7 @@ test('quotas: a job at its byte quota gets FULL for writes until it deletes; a j
   const failed = replies.filter((r) => r.status === 'rejected' || (r.value as { status: number }).status !== Status.OK);
   t.is(failed.length, 2, 'one handle + two more admitted, two refused');
   for (const r of replies) if (r.status === 'rejected') t.is((r.reason as SatchelError).code, 'FULL');
-  connections.forEach((c) => c.destroy());
+  for (const c of connections) c.destroy();
   await eventually(
     async () => {
       const probe = new NodeConnection(address, token, { timeoutMs: 3_000 });

@@ -2,16 +2,17 @@
  * Tenants: only a tenant's key registers a job; an admin adds and removes tenants; a tenant's jobs stay within
  * its limits; hints the cluster can never meet are refused; growth needs a FULL the node reported.
  */
-import test from 'ava';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { pino } from 'pino';
 import { Satchel } from '../client/index.ts';
 import { Controller, defaultTenantKey } from '../controller/index.ts';
 import { MetadataServer } from '../metadata/index.ts';
-import { SatchelError, decodeTicket, signToken, type ControllerMethods } from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
+import { type ControllerMethods, decodeTicket, type SatchelError, signToken } from '../proto/index.ts';
 import { rejection } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
 import { eventually } from './helpers/raw-client.ts';

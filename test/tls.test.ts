@@ -4,7 +4,7 @@
  * speaking plain TCP or plain gRPC gets nowhere, and one trusting another CA fails with UNAVAILABLE, promptly.
  * The certificates are made with the `openssl` CLI, as deploy/README.md shows.
  */
-import test from 'ava';
+
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,11 +13,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { NodeConnection } from '../proto/index.ts';
+import test from 'ava';
 import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { FrameWriter, Op, decodeTicket, encodeTicket, type ControllerMethods, type MetadataMethods } from '../proto/index.ts';
 import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
+import {
+  type ControllerMethods,
+  decodeTicket,
+  encodeTicket,
+  FrameWriter,
+  type MetadataMethods,
+  NodeConnection,
+  Op,
+} from '../proto/index.ts';
 import { pattern, rejection } from './helpers/assert.ts';
 import { runTs } from './helpers/process.ts';
 
@@ -380,7 +388,7 @@ test('a node connection with TLS keeps the frame stream intact under pipelining 
   const values = Array.from({ length: 500 }, (_, i) => pattern(1 + ((i * 997) % 40_000), i));
   await Promise.all(values.map((value, i) => job.put(`k/${i}`, value)));
   const back = await Promise.all(values.map((_, i) => job.get(`k/${i}`)));
-  t.true(back.every((value, i) => value !== null && value.equals(values[i]!)));
+  t.true(back.every((value, i) => value?.equals(values[i]!)));
 });
 
 test.serial('draining a node migrates its keys over TLS: the controller reaches the nodes with the CA', async (t) => {

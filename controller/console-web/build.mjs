@@ -2,9 +2,10 @@
 // esbuild into one script, console.js (Chart.js stays out: the page loads it from /assets/chart.umd.min.js), and
 // the HTML, CSS and icon copied beside it. controller/console-page.ts serves that folder. Type-checking is tsc's
 // (`tsc --noEmit -p controller/console-web`); esbuild only strips the types.
-import { build } from 'esbuild';
+
 import { cpSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const out = here('../../dist/controller/console-web/');

@@ -5,9 +5,9 @@
  * to the p99 drew the p50 as a flat line along the bottom). And a job's used and reserved bytes for its detail
  * view.
  */
-import type { Chart as ChartJs, ChartConfiguration, ChartDataset } from 'chart.js';
+import type { ChartConfiguration, ChartDataset, Chart as ChartJs } from 'chart.js';
 import { fmtBytes, fmtClock, fmtMs, logTick } from './format.ts';
-import { WINDOW_MS, type JobSample } from './state.ts';
+import { type JobSample, WINDOW_MS } from './state.ts';
 import type { Totals } from './types.ts';
 
 declare const Chart: typeof ChartJs | undefined;

@@ -8,10 +8,11 @@
  * service times per node only, and per job just the bytes held (NodeReport.jobs). The node columns below are
  * each node's, shared with its other jobs, and say so.
  */
+
+import { makeJobChart, showJobSamples } from './charts.ts';
 import { hintsOf, requestedBytes } from './details.ts';
 import { $, h, syncChildren } from './dom.ts';
 import { fmtBytes, fmtDuration, fmtLatency, fmtNum, fmtRate, fmtUsd } from './format.ts';
-import { makeJobChart, showJobSamples } from './charts.ts';
 import { requestedText, usageMeter } from './jobs.ts';
 import { JOB_LEVEL_MEANING, jobLevel } from './levels.ts';
 import { serverNow, state } from './state.ts';

@@ -9,7 +9,7 @@
  * `Chart.getChart(canvas)` finds each chart).
  */
 import { readCluster } from './api.ts';
-import { makeClusterCharts, pushTotals, type ClusterCharts } from './charts.ts';
+import { type ClusterCharts, makeClusterCharts, pushTotals } from './charts.ts';
 import { fetchDetails } from './details.ts';
 import { $ } from './dom.ts';
 import { addEvents, renderEvents } from './events.ts';
@@ -29,7 +29,7 @@ import {
 } from './session.ts';
 import { sampleJobs, state } from './state.ts';
 import { setConnection } from './status.ts';
-import { startStream, stopStream, type StreamHandlers } from './stream.ts';
+import { type StreamHandlers, startStream, stopStream } from './stream.ts';
 import { renderSummary } from './summary.ts';
 
 let charts: ClusterCharts | null = null;

@@ -1,5 +1,5 @@
 /** What the page knows, filled by the live stream (stream.ts) and read by every view. */
-import { DEFAULT_BAND, type Band } from './levels.ts';
+import { type Band, DEFAULT_BAND } from './levels.ts';
 import type { ClusterEvent, JobDetail, JobRow, NodeRow, Totals } from './types.ts';
 
 /** How far back the charts go (the stream's history covers the same five minutes). */

@@ -3,18 +3,19 @@
  * YAML that does not parse, satchel flags the CLI does not know (a pod that exits with status 2 on start), and
  * names that must agree across files (Services, the secret, RBAC, the provisioner's StatefulSet naming).
  */
-import test from 'ava';
+
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import test from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { TIERS, type Tier } from '../../proto/index.ts';
-import { parseBytes } from '../options.ts';
 import { STORAGE_NODE_ENV } from '../child-process.ts';
 import { KubernetesProvisioner } from '../kubernetes-provisioner.ts';
+import { parseBytes } from '../options.ts';
 
 // Kubernetes objects are plain parsed YAML, checked field by field: `any` below.
 type K8sObject = {

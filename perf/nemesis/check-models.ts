@@ -3,7 +3,7 @@
  * reads) and a counter (incrs, reads). Each reads one key's ops from the columns, sorts and sums them in the
  * shared scratch buffers, and hands what it finds to Findings.
  */
-import { DELETE, FAIL, INCR, INFO, OK, PUT, type Columns, type KeyGroup } from './check-columns.ts';
+import { type Columns, DELETE, FAIL, INCR, INFO, type KeyGroup, OK, PUT } from './check-columns.ts';
 import { anomaly, describeOp, type Findings } from './check-findings.ts';
 import type { Anomaly, AnomalyKind, JobCheck } from './check-types.ts';
 

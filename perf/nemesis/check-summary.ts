@@ -1,5 +1,5 @@
 /** The checker's verdict for the terminal (`satchel bench nemesis` prints it; report-html.ts draws the rest). */
-import { ANOMALY_KINDS, REPLICAS_LABELS, type CheckReport } from './check-types.ts';
+import { ANOMALY_KINDS, type CheckReport, REPLICAS_LABELS } from './check-types.ts';
 
 function percent(share: number | null): string {
   return share === null ? '—' : `${(share * 100).toFixed(share < 0.9995 && share > 0.99 ? 2 : 1)}%`;

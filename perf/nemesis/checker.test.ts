@@ -1,5 +1,5 @@
 import test from 'ava';
-import { checkHistory, formatCheckSummary, type AnomalyKind, type CheckReport } from './checker.ts';
+import { type AnomalyKind, type CheckReport, checkHistory, formatCheckSummary } from './checker.ts';
 import type { FaultEvent, History, HistoryOp } from './history.ts';
 
 type Outcome = HistoryOp['outcome'];
@@ -259,9 +259,9 @@ test('checker: availability, error codes and UNAVAILABLE apart, per job and per 
   t.is(one.otherFailures, 1);
   t.is(one.finalReads, 1);
   t.is(one.finalUnread, 1);
-  t.is(report.jobs['r1']!.availability, 0.7);
-  t.is(report.jobs['r3']!.availability, 1);
-  t.is(report.jobs['r3b']!.availability, 0);
+  t.is(report.jobs.r1!.availability, 0.7);
+  t.is(report.jobs.r3!.availability, 1);
+  t.is(report.jobs.r3b!.availability, 0);
   const three = report.summary.byReplicas['3'];
   t.like(three, { jobs: 2, ops: 5, ok: 4, availability: 0.8, errors: { none: 1 }, otherFailures: 1 });
   t.is(report.summary.byReplicas['2'].availability, null, 'no ops');
@@ -290,7 +290,7 @@ test('checker: examples are capped at the earliest, counts are not', (t) => {
   }
   const report = checkHistory(history(ops), { examples: 20 });
   t.is(report.summary.byReplicas['2'].stale, 300);
-  t.is(report.jobs['r2']!.stale, 300);
+  t.is(report.jobs.r2!.stale, 300);
   t.is(report.anomalies.stale.length, 20);
   t.deepEqual(
     report.anomalies.stale.map((a) => a.atMs),

@@ -36,21 +36,23 @@
  * and counter models, check-findings.ts keeps what they find, check-types.ts has the report's types and
  * check-summary.ts prints it for the terminal.
  */
-import { Columns, DELETE, INCR, OK, PUT, malformation, readOp, type KeyGroup } from './check-columns.ts';
-import { Findings, anomaly, bucketOf, bump } from './check-findings.ts';
-import { Scratch, checkCounter, checkRegister } from './check-models.ts';
+import { Columns, DELETE, INCR, type KeyGroup, malformation, OK, PUT, readOp } from './check-columns.ts';
+import { anomaly, bucketOf, bump, Findings } from './check-findings.ts';
+import { checkCounter, checkRegister, Scratch } from './check-models.ts';
 import {
   ANOMALY_KINDS,
-  REPLICAS_LABELS,
-  emptyCounts,
   type CheckCounts,
   type CheckOptions,
   type CheckReport,
+  emptyCounts,
   type JobCheck,
+  REPLICAS_LABELS,
   type ReplicasLabel,
 } from './check-types.ts';
 import type { FaultEvent, History } from './history.ts';
 
+export { describeOp } from './check-findings.ts';
+export { formatCheckSummary } from './check-summary.ts';
 export {
   ANOMALY_KINDS,
   type Anomaly,
@@ -62,8 +64,6 @@ export {
   type JobCheck,
   type ReplicasLabel,
 } from './check-types.ts';
-export { describeOp } from './check-findings.ts';
-export { formatCheckSummary } from './check-summary.ts';
 
 interface JobState {
   check: JobCheck;

@@ -1,5 +1,5 @@
-import test from 'ava';
 import { readFileSync } from 'node:fs';
+import test from 'ava';
 import { chartJsPath } from '../report-html.ts';
 import { checkHistory } from './checker.ts';
 import type { History, HistoryOp } from './history.ts';
@@ -8,9 +8,9 @@ import {
   MAX_FAULT_ROWS,
   MAX_FAULTS_SHOWN,
   MAX_LABELLED_FAULTS,
+  type NemesisChartData,
   nemesisChartData,
   renderNemesisHtml,
-  type NemesisChartData,
 } from './report-html.ts';
 
 const HOSTILE = '</script><img src=x onerror=alert(1)>';

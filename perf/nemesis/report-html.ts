@@ -8,11 +8,11 @@ import { readFileSync } from 'node:fs';
 import { chartJsPath, embedJson, escapeHtml } from '../report-html.ts';
 import {
   ANOMALY_KINDS,
-  describeOp,
   type Anomaly,
   type AnomalyKind,
   type CheckCounts,
   type CheckReport,
+  describeOp,
   type ReplicasLabel,
 } from './checker.ts';
 import type { FaultEvent } from './history.ts';

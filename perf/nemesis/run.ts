@@ -16,15 +16,15 @@
  * reads), then they are deregistered. The history goes to perf/nemesis/checker.ts, the judge; a report with
  * the faults on a timeline to report-html.ts.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Satchel, SatchelError, type RegisteredJob } from '../../client/index.ts';
+import { type RegisteredJob, Satchel, SatchelError } from '../../client/index.ts';
 import { LocalCluster } from '../../deploy/index.ts';
 import { Backoff, forEachLimit } from '../../proto/index.ts';
-import { checkHistory, type CheckReport } from './checker.ts';
+import { type CheckReport, checkHistory } from './checker.ts';
 import type { FaultEvent, History, HistoryOp } from './history.ts';
 import type { NemesisJob, ToDriver, ToWorker } from './protocol.ts';
 import { TcpProxy } from './tcp-proxy.ts';

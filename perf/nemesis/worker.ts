@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { Satchel, SatchelError, type Job } from '../../client/index.ts';
+import { type Job, Satchel, SatchelError } from '../../client/index.ts';
 import type { HistoryOp, OpKind, OpOutcome } from './history.ts';
 import type { NemesisJob, ToDriver, ToWorker, WorkerConfig } from './protocol.ts';
 

@@ -1,16 +1,15 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { NodeConnection } from '../../proto/index.ts';
-import { ADMIN_SUBJECT, Flag, Op, SatchelError, Status, signToken } from '../../proto/index.ts';
+import { ADMIN_SUBJECT, Flag, NodeConnection, Op, SatchelError, Status, signToken } from '../../proto/index.ts';
 import { decodeKeyList } from '../../test/helpers/raw-client.ts';
-import { DiskEngine, type DiskEngineOptions } from './disk-engine.ts';
 import { DramEngine } from '../dram-engine.ts';
 import { entryCost, type StoredEntry } from '../engine.ts';
 import { startStorageNode } from '../node.ts';
+import { DiskEngine, type DiskEngineOptions } from './disk-engine.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -219,7 +218,10 @@ test('update takes the key lock in its own turn and writes through the put path:
   t.deepEqual(await engine.get('job', 'm'), { value: old, flags: 0, epoch: 0, seq: 2, retired: true });
   // Bad input is refused before compute runs.
   let calls = 0;
-  const count = () => (calls++, Buffer.from('x'));
+  const count = () => {
+    calls++;
+    return Buffer.from('x');
+  };
   await expectCode(t, engine.update('Bad Job', 'k', count), 'BAD_REQUEST');
   await expectCode(t, engine.update('job', 'k'.repeat(30_000), count), 'BAD_REQUEST');
   t.is(calls, 0);

@@ -12,9 +12,9 @@ import {
   entryCost,
   type ListPage,
   type PutOutcome,
-  staleMessage,
   type StorageEngine,
   type StoredEntry,
+  staleMessage,
   versionFor,
 } from '../engine.ts';
 import { type Tombstone, Tombstones } from '../tombstones.ts';

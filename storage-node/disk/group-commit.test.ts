@@ -1,5 +1,5 @@
-import test from 'ava';
 import { setImmediate as turn } from 'node:timers/promises';
+import test from 'ava';
 import { type BatchOp, GroupCommit } from './group-commit.ts';
 
 /** A batch target that records each batch's keys and can be held (to see batches gather) or made to fail. */

@@ -1,5 +1,5 @@
-import test from 'ava';
 import { setImmediate as turn } from 'node:timers/promises';
+import test from 'ava';
 import { KeyLocks } from './key-lock.ts';
 
 /** Takes `key`'s lock now, logs `name` once it holds it, holds it for `turns` event-loop turns. */

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { Controller, defaultTenantKey } from '../../controller/index.ts';
 import { MetadataServer } from '../../metadata/index.ts';
 import { ADMIN_SUBJECT, signToken } from '../../proto/index.ts';
-import { startStorageNode, type NodeLimits, type RunningStorageNode } from '../../storage-node/index.ts';
+import { type NodeLimits, type RunningStorageNode, startStorageNode } from '../../storage-node/index.ts';
 
 export interface InProcessCluster {
   secret: Buffer;

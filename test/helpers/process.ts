@@ -1,5 +1,5 @@
 /** Helpers for tests that run Satchel's processes: spawn with captured output, check PIDs. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

@@ -3,7 +3,7 @@
  * Not a test file itself (ava runs `*.test.ts` only).
  */
 import net from 'node:net';
-import { FrameDecoder, FrameWriter, HEADER_SIZE, Field, PROTOCOL_VERSION } from '../../proto/index.ts';
+import { Field, FrameDecoder, FrameWriter, HEADER_SIZE, PROTOCOL_VERSION } from '../../proto/index.ts';
 import { waitFor } from './wait.ts';
 
 export interface RawFrame {

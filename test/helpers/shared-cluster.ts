@@ -3,8 +3,8 @@
  * its own job, deregistered when the test ends. Not a test file itself.
  */
 import type { ExecutionContext, TestFn } from 'ava';
-import { Satchel, type RegisteredJob } from '../../client/index.ts';
-import { startInProcessCluster, type InProcessCluster } from './in-process.ts';
+import { type RegisteredJob, Satchel } from '../../client/index.ts';
+import { type InProcessCluster, startInProcessCluster } from './in-process.ts';
 
 const MiB = 1024 * 1024;
 

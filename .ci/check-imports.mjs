@@ -43,6 +43,10 @@ const PART_OF_PACKAGE = new Map(Object.entries(PACKAGE_OF).map(([part, name]) =>
 const BUNDLES = { client: ['proto'] };
 /** Parts whose package declares no runtime dependency at all: the function path is Node alone. */
 const NO_DEPENDENCIES = ['client'];
+/** The longest a source file may be: past it, a file holds more than one job and should be split along its seams.
+ * Tests and generated files are not held to it. */
+export const MAX_SOURCE_LINES = 600;
+const GENERATED = ['proto/control-types.ts', 'proto/control-schema.ts'];
 /** What the root package (bin/satchel.js, the composition root) may depend on at run time. */
 const ROOT_DEPENDENCIES = ['@satchel/deploy', '@satchel/perf'];
 /** Each part's entries: index.ts, and proto's grpc.ts (the servers' grpc-js wiring, kept out of index.ts). */
@@ -259,6 +263,11 @@ export function checkImports(root = ROOT) {
   };
   for (const file of [...graph.keys()].sort()) if (!state.has(file)) visit(file);
   problems.push(...checkPackages(root, graph));
+  for (const file of graph.keys()) {
+    if (GENERATED.includes(file)) continue;
+    const lines = readFileSync(join(root, file), 'utf8').split('\n').length - 1;
+    if (lines > MAX_SOURCE_LINES) problems.push(`${file} has ${lines} lines, more than ${MAX_SOURCE_LINES}: split it along its seams`);
+  }
   return { modules: graph.size, problems };
 }
 
@@ -270,5 +279,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     );
     process.exit(1);
   }
-  process.stdout.write(`import rules: ${modules} modules, every import allowed, no cycles, every package.json agrees with its code\n`);
+  process.stdout.write(`import rules: ${modules} modules, every import allowed, no cycles, every package.json agrees with its code, no source file over ${MAX_SOURCE_LINES} lines\n`);
 }

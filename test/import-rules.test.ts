@@ -99,3 +99,21 @@ test('a package.json that disagrees with its code: each way reported', async (t)
     );
   t.is(problems.length, expected.length, problems.join('\n'));
 });
+
+test('a source file over the line limit is reported; a test file or a generated one of that length is not', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'satchel-lines-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const lines = (n: number) => 'export const x = 1;\n'.repeat(n);
+  const files: Record<string, string> = {
+    'proto/package.json': JSON.stringify({ name: '@satchel/proto' }),
+    'proto/index.ts': lines(600),
+    'proto/long.ts': lines(601),
+    'proto/long.test.ts': lines(900),
+    'proto/control-types.ts': lines(900),
+  };
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(join(root, dirname(path)), { recursive: true });
+    await writeFile(join(root, path), text);
+  }
+  t.deepEqual(check(root).problems, ['proto/long.ts has 601 lines, more than 600: split it along its seams']);
+});

@@ -160,6 +160,11 @@ const serverFlags = {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // `satchel up --help` is how people ask: the usage, not "unknown option".
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
   switch (command) {
     case 'up':
       return up(rest);

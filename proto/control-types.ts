@@ -108,6 +108,15 @@ export interface JobUsage {
   moved?: boolean;
   /** writes of the job refused FULL for want of room, since the node started */
   fullRefusals?: number;
+  /**
+   * The job's requests on this node since it started, like NodeReport's node-wide counters (the controller turns them
+   * into the job's rates): requests answered, their frames' bytes received and answers' bytes sent, and their service
+   * times summed (µs; estimated from the node's samples under load, storage-node/README.md).
+   */
+  ops?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  serviceUs?: number;
 }
 /**
  * Sent by every storage node once a second. Counters are totals since the node started; the controller turns them into

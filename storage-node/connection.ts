@@ -17,7 +17,7 @@ import type { Coordination, ParkedOwner } from './coordination.ts';
 import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import type { JobLimits } from './job-limits.ts';
 import type { JobTable } from './job-table.ts';
-import { type DisconnectReason, type NodeMetrics, opKindOf } from './metrics.ts';
+import { type DisconnectReason, type NodeMetrics, opKindOf, TRAFFIC_OPS, TRAFFIC_OUT } from './metrics.ts';
 import type { RecentIncrements } from './recent-increments.ts';
 import { PRE_AUTH_MAX_FRAMES, type StorageCounters, type StorageServerOptions } from './server-options.ts';
 import type { ValuePool } from './value-pool.ts';
@@ -104,6 +104,12 @@ export abstract class Connection implements ParkedOwner {
    * metrics' clock (metrics.ts `NodeMetrics.clock`).
    */
   private opKind = -1;
+  /**
+   * The counts of the job whose request is being answered (job-table.ts `AnnouncedJob.traffic`; null: none, or
+   * not a job's request): set by the session once it has looked the job up, and `respond` adds the answer to
+   * them (op, bytes out, service time) as it records the op in the node's metrics.
+   */
+  protected traffic: Float64Array | null = null;
 
   constructor(
     protected readonly server: SessionHost,
@@ -309,8 +315,15 @@ export abstract class Connection implements ParkedOwner {
     this.server.counters.bytesOut += HEADER_SIZE + (body === null ? 0 : body.length);
     this.written += HEADER_SIZE + (body === null ? 0 : body.length);
     this.writer.frame(status, flags, id, epoch, arg, '', body, sent);
+    // The job's counts: increments on the array the request already has, nothing allocated on the hot path.
+    const traffic = this.traffic;
+    if (traffic !== null) {
+      traffic[TRAFFIC_OPS]!++;
+      traffic[TRAFFIC_OUT]! += HEADER_SIZE + (body === null ? 0 : body.length);
+      this.traffic = null;
+    }
     if (this.opKind >= 0) {
-      this.server.metrics.record(this.opKind, status);
+      this.server.metrics.record(this.opKind, status, traffic);
       this.opKind = -1;
     }
   }
@@ -352,6 +365,9 @@ export abstract class Connection implements ParkedOwner {
     this.opKind = opKindOf(f.code);
     this.server.metrics.beginOp();
     this.handle(f);
+    // Parked (WAIT, WATCH: answered later by `push`, counted for the job by neither) or left to an engine's
+    // promise (settle kept the job's counts).
+    this.traffic = null;
     if (this.opKind >= 0) {
       // Left to an engine's promise (settle kept the kind and start): the session is free from now.
       this.opKind = -1;
@@ -367,16 +383,19 @@ export abstract class Connection implements ParkedOwner {
     if (!isPromise(result)) return then(result);
     const metrics = this.server.metrics;
     const kind = this.opKind;
+    const traffic = this.traffic;
     const started = metrics.clock[0]!;
     const timing = metrics.timing;
     result.then(
       (value) => {
         if (this.socket.destroyed || this.closing) return;
         this.opKind = kind;
+        this.traffic = traffic;
         metrics.clock[0] = started;
         metrics.timing = timing;
         then(value);
         this.opKind = -1;
+        this.traffic = null;
         this.scheduleFlush();
       },
       (error: unknown) => {
@@ -389,11 +408,13 @@ export abstract class Connection implements ParkedOwner {
         }
         if (this.socket.destroyed || this.closing) return;
         this.opKind = kind;
+        this.traffic = traffic;
         metrics.clock[0] = started;
         metrics.timing = timing;
         if (error instanceof SatchelError) this.fail(id, epoch, error.code, error.message);
         else this.fail(id, epoch, 'UNAVAILABLE', 'storage engine error');
         this.opKind = -1;
+        this.traffic = null;
         this.scheduleFlush();
       },
     );

@@ -2,8 +2,23 @@ import { randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { addService, bindServer, CONTROLLER_SERVICE, grpc } from '../proto/grpc.ts';
-import { type ControllerMethods, type ErrorCode, type RegisterNodeRequest, SatchelError, type ServiceImpl } from '../proto/index.ts';
+import {
+  type ControllerMethods,
+  type ErrorCode,
+  HEADER_SIZE,
+  type NodeReport,
+  Op,
+  type RegisterNodeRequest,
+  SatchelError,
+  type ServiceImpl,
+  Status,
+  signToken,
+} from '../proto/index.ts';
+import { connect } from '../test/helpers/node-session.ts';
+import { eventually } from '../test/helpers/raw-client.ts';
 import { ControllerLink, REGISTER_RETRY } from './controller-link.ts';
+import { DramEngine } from './dram-engine.ts';
+import { StorageServer } from './server.ts';
 
 const secret = randomBytes(32);
 const logger = pino({ level: 'silent' });
@@ -91,4 +106,36 @@ test('registration: nothing listening yet, then a controller on the address: reg
   t.teardown(() => void server.forceShutdown());
   await t.notThrowsAsync(registering);
   t.is(calls.length, 1);
+});
+
+test("each report's JobUsage carries the job's own requests: ops, bytes in and out, service time", async (t) => {
+  const reports: NodeReport[] = [];
+  const grpcServer = new grpc.Server();
+  addService(
+    grpcServer,
+    CONTROLLER_SERVICE,
+    {
+      ReportNode: async (report: NodeReport) => {
+        reports.push(report);
+        return { unknown: false, leaseMs: 0 };
+      },
+    } as unknown as ServiceImpl<ControllerMethods>,
+    () => {},
+  );
+  const address = await bindServer(grpcServer, '127.0.0.1', 0);
+  t.teardown(() => void grpcServer.forceShutdown());
+  const server = new StorageServer({ id: node.id, engine: new DramEngine(1024 * 1024), secret, logger });
+  const dataAddress = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  const c = connect(t, dataAddress, signToken(secret, 'job-a'));
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.alloc(100) })).status, Status.OK);
+  t.is((await c.request({ op: Op.GET, epoch: 1, key: 'k' })).status, Status.OK);
+  const reporting = new ControllerLink({ controller: address, secret, logger, node, reportEveryMs: 50 });
+  t.teardown(() => reporting.close());
+  reporting.attach(server);
+  reporting.startReporting();
+  await eventually(() => reports.length > 0, 5_000, 'a report');
+  const usage = reports[0]!.jobs.find((j) => j.jobId === 'job-a');
+  t.like(usage, { ops: 2, bytesIn: 2 * HEADER_SIZE + 2 + 100, bytesOut: 2 * HEADER_SIZE + 100 });
+  t.true((usage?.serviceUs ?? 0) > 0);
 });

@@ -10,6 +10,7 @@ import {
   signToken,
   TRANSIENT_CODES,
 } from '../proto/index.ts';
+import { TRAFFIC_IN, TRAFFIC_OPS, TRAFFIC_OUT, TRAFFIC_SERVICE_US } from './metrics.ts';
 import type { StorageServer } from './server.ts';
 
 export interface ControllerLinkOptions {
@@ -25,7 +26,8 @@ export interface ControllerLinkOptions {
 
 /**
  * A node's link to the controller: registration (retried while the controller is not up yet), then a report
- * every second with CPU, bytes in and out, operations, and the jobs it holds (bytes, epoch). A controller that
+ * every second with CPU, bytes in and out, operations, and the jobs it holds (bytes, epoch, and each job's own
+ * requests: ops, bytes in and out, service time). A controller that
  * answers "unknown node" (it lost its state, or knows another incarnation) gets a fresh registration. Every
  * answer renews the node's lease (server.ts `renewLease`), counted from when the call was sent; reports come at
  * least three times per lease, so one lost report does not let it lapse.
@@ -176,8 +178,9 @@ export class ControllerLink {
 }
 
 /**
- * Every job the node serves or answers STALE for (its epoch), with the bytes it holds and the writes refused FULL
- * for want of room; and bytes of a job no announcement covers (none should be: the controller then drops them).
+ * Every job the node serves or answers STALE for (its epoch), with the bytes it holds, the writes refused FULL
+ * for want of room, and its requests since the node started (ops, bytes in and out, service time: metrics.ts
+ * `newJobTraffic`); and bytes of a job no announcement covers (none should be: the controller then drops them).
  */
 function jobsHeld(server: StorageServer): JobUsage[] {
   const usage = server.engine.usageByJob();
@@ -191,6 +194,10 @@ function jobsHeld(server: StorageServer): JobUsage[] {
       epoch: job.epoch,
       moved: job.moved,
       ...(refusals === undefined ? {} : { fullRefusals: refusals }),
+      ops: job.traffic[TRAFFIC_OPS]!,
+      bytesIn: job.traffic[TRAFFIC_IN]!,
+      bytesOut: job.traffic[TRAFFIC_OUT]!,
+      serviceUs: job.traffic[TRAFFIC_SERVICE_US]!,
     });
     usage.delete(jobId);
   }

@@ -1,5 +1,6 @@
 import { AnnounceFlag } from '../proto/index.ts';
 import { TOMBSTONE_TTL_MS } from './engine.ts';
+import { newJobTraffic } from './metrics.ts';
 
 /** What this node knows of one job, as the controller announced it to this process. */
 export interface AnnouncedJob {
@@ -11,6 +12,16 @@ export interface AnnouncedJob {
   replicated: boolean;
   /** Tombstones are kept until then (ms since 1970): keys are being copied here, and a TTL after. 0: not. */
   copyingUntil: number;
+  /**
+   * The job's requests on this node since the process started (metrics.ts `newJobTraffic`): counted on the
+   * request path into this array, which the request already looked up with the job, and reported in each
+   * JobUsage (controller-link.ts). Kept while the job moves off and back; gone with the job.
+   */
+  readonly traffic: Float64Array;
+}
+
+function newJob(epoch: number, moved: boolean): AnnouncedJob {
+  return { epoch, moved, replicated: false, copyingUntil: 0, traffic: newJobTraffic() };
 }
 
 /**
@@ -32,7 +43,7 @@ export class JobTable {
   get(jobId: string): AnnouncedJob | undefined {
     const job = this.jobs.get(jobId);
     if (job !== undefined || !this.open) return job;
-    const created: AnnouncedJob = { epoch: 0, moved: false, replicated: false, copyingUntil: 0 };
+    const created = newJob(0, false);
     this.jobs.set(jobId, created);
     return created;
   }
@@ -45,7 +56,7 @@ export class JobTable {
   announce(jobId: string, epoch: number, flags: number, now = Date.now()): boolean {
     if (this.dropped.has(jobId)) return false;
     let job = this.jobs.get(jobId);
-    if (job === undefined) this.jobs.set(jobId, (job = { epoch: 0, moved: false, replicated: false, copyingUntil: 0 }));
+    if (job === undefined) this.jobs.set(jobId, (job = newJob(0, false)));
     if (job.moved && epoch <= job.epoch) return false;
     const raised = epoch > job.epoch;
     if (raised) job.epoch = epoch;
@@ -59,7 +70,7 @@ export class JobTable {
   /** The job's data left for other nodes: STALE from now on, at the epoch known. */
   moved(jobId: string): void {
     const job = this.jobs.get(jobId);
-    if (job === undefined) this.jobs.set(jobId, { epoch: 0, moved: true, replicated: false, copyingUntil: 0 });
+    if (job === undefined) this.jobs.set(jobId, newJob(0, true));
     else job.moved = true;
   }
 

@@ -39,6 +39,24 @@ export const OpKind = { put: 0, get: 1, delete: 2, stat: 3, list: 4, other: 5 } 
 const OPS = OP_NAMES.length;
 const STATUSES = STATUS_NAMES.length;
 
+/**
+ * One job's requests on this node since the process started (what each JobUsage in a report carries): a typed
+ * array on the job's state (job-table.ts `AnnouncedJob.traffic`), so counting a request only increments numbers
+ * the request already has in hand (no allocation, no double boxed). [TRAFFIC_OPS] requests answered, [TRAFFIC_IN]
+ * and [TRAFFIC_OUT] their frames' bytes (headers counted, as the node-wide counters), [TRAFFIC_SERVICE_US] their
+ * service times summed, estimated as the node's histogram is (`record`: each timed op of the job stands for its
+ * kind's untimed ops of the job before it, counted from [TRAFFIC_UNTIMED + kind]).
+ */
+export const TRAFFIC_OPS = 0;
+export const TRAFFIC_IN = 1;
+export const TRAFFIC_OUT = 2;
+export const TRAFFIC_SERVICE_US = 3;
+const TRAFFIC_UNTIMED = 4;
+
+export function newJobTraffic(): Float64Array {
+  return new Float64Array(TRAFFIC_UNTIMED + OPS);
+}
+
 /** Wire op code → OpKind (HELLO, PING, admin ops and unknown codes: other). */
 const KIND_OF_CODE = new Uint8Array(256).fill(OpKind.other);
 KIND_OF_CODE[Op.PUT] = OpKind.put;
@@ -188,11 +206,16 @@ export class NodeMetrics {
     this.timing = true;
   }
 
-  /** The current op was answered: `kind` from `opKindOf`, `status` the wire status. Allocates nothing but a clock read. */
-  record(kind: number, status: number): void {
+  /**
+   * The current op was answered: `kind` from `opKindOf`, `status` the wire status, `job` its job's counts
+   * (`newJobTraffic`; null: no job's, a HELLO say), whose service time it adds to. Allocates nothing but a clock
+   * read.
+   */
+  record(kind: number, status: number, job: Float64Array | null = null): void {
     this.ops[kind * STATUSES + (status === Status.OK ? 0 : status === Status.NOT_FOUND ? 1 : 2)]!++;
     if (!this.timing) {
       this.untimed[kind]!++;
+      if (job !== null) job[TRAFFIC_UNTIMED + kind]!++;
       return;
     }
     const now = performance.now();
@@ -201,6 +224,10 @@ export class NodeMetrics {
     this.timing = ++this.chain < TIME_FIRST;
     const weight = this.untimed[kind]! + 1;
     this.untimed[kind] = 0;
+    if (job !== null) {
+      job[TRAFFIC_SERVICE_US]! += (ms > 0 ? ms * 1000 : 0) * (job[TRAFFIC_UNTIMED + kind]! + 1);
+      job[TRAFFIC_UNTIMED + kind] = 0;
+    }
     let slot = 0;
     while (slot < BOUNDS_MS.length && ms > BOUNDS_MS[slot]!) slot++;
     this.buckets[kind * SLOTS + slot]! += weight;

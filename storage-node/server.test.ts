@@ -12,6 +12,7 @@ import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import { entryCost } from './engine.ts';
 import { DroppedJobs } from './job-table.ts';
+import { TRAFFIC_IN, TRAFFIC_OPS, TRAFFIC_OUT, TRAFFIC_SERVICE_US } from './metrics.ts';
 import { PRE_AUTH_MAX_FRAMES, StorageServer, type StorageServerOptions } from './server.ts';
 
 const MiB = 1024 * 1024;
@@ -697,3 +698,54 @@ test('a dropped job is remembered until its last token has expired, then forgott
   t.is((await admin.request({ op: Op.DROP_JOB, key: 'job-z', value: until })).status, Status.OK);
   t.true(server.jobs.dropped.has('job-z'));
 });
+
+for (const tier of ['dram', 'ssd'] as const) {
+  test(`${tier}: a job's own requests count in its traffic (ops, frame bytes, service time); another job's do not`, async (t) => {
+    let server: StorageServer;
+    let address: string;
+    if (tier === 'dram') ({ server, address } = await startNode(t));
+    else {
+      // The disk engine answers through promises: the counts must follow the request to its answer.
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'satchel-server-traffic-'));
+      t.teardown(() => rm(dir, { recursive: true, force: true }));
+      const engine = new DiskEngine({ tier: 'ssd', capacity: 64 * MiB, path: dir });
+      await engine.open();
+      server = new StorageServer({ id: 'ssd-test', engine, secret, logger });
+      address = await server.listen(0, '127.0.0.1');
+      t.teardown(() => server.close());
+    }
+    const a = connect(t, address, signToken(secret, 'job-a'));
+    const b = connect(t, address, signToken(secret, 'job-b'));
+    const value = Buffer.alloc(1000, 7);
+    t.is((await a.request({ op: Op.PUT, epoch: 1, key: 'k', value })).status, Status.OK);
+    t.is((await a.request({ op: Op.GET, epoch: 1, key: 'k' })).status, Status.OK);
+    t.is((await a.request({ op: Op.GET, epoch: 1, key: 'gone' })).status, Status.NOT_FOUND);
+    const traffic = () => {
+      const job = server.jobs.get('job-a')!;
+      return {
+        ops: job.traffic[TRAFFIC_OPS],
+        in: job.traffic[TRAFFIC_IN],
+        out: job.traffic[TRAFFIC_OUT],
+        us: job.traffic[TRAFFIC_SERVICE_US]!,
+      };
+    };
+    const after = traffic();
+    t.is(after.ops, 3);
+    t.is(after.in, HEADER_SIZE + 1 + 1000 + (HEADER_SIZE + 1) + (HEADER_SIZE + 4), 'each frame: header, key and value');
+    t.is(after.out, HEADER_SIZE + (HEADER_SIZE + 1000) + HEADER_SIZE, 'each answer: header and body');
+    t.true(after.us > 0, 'a lightly loaded node times every op');
+    // The HELLO counted for nobody; another job's requests leave job-a's counts where they were.
+    for (let i = 0; i < 5; i++) t.is((await b.request({ op: Op.PUT, epoch: 1, key: `k${i}`, value })).status, Status.OK);
+    t.is((await b.request({ op: Op.GET, epoch: 1, key: 'k0' })).status, Status.OK);
+    t.deepEqual(traffic(), after);
+    const other = server.jobs.get('job-b')!.traffic;
+    t.is(other[TRAFFIC_OPS], 6);
+    t.is(other[TRAFFIC_OUT], 6 * HEADER_SIZE + 1000);
+    t.true(other[TRAFFIC_SERVICE_US]! > 0);
+    // A refusal is still the job's request; a parked WAIT is answered later, by a push, and is not counted.
+    t.is((await a.request({ op: Op.PUT, epoch: 1, key: '', value })).status, Status.BAD_REQUEST);
+    t.is(traffic().ops, 4);
+    t.is((await a.request({ op: Op.WAIT, epoch: 1, key: 'later', arg: 50 })).status, Status.TIMEOUT);
+    t.is(traffic().ops, 4);
+  });
+}

@@ -10,6 +10,7 @@ import {
   encodeKeyList,
   Flag,
   type FrameView,
+  HEADER_SIZE,
   MAX_KEY_BYTES,
   MAX_WAIT_MS,
   Op,
@@ -19,6 +20,7 @@ import {
 } from '../proto/index.ts';
 import { Connection, isPromise } from './connection.ts';
 import type { DeleteOutcome, ListPage, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
+import { TRAFFIC_IN } from './metrics.ts';
 import type { Increment } from './recent-increments.ts';
 
 const MAX_LIST_PAGE = 1000;
@@ -92,6 +94,10 @@ export class Session extends Connection {
         'UNAVAILABLE',
         `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`,
       );
+    // The job's own counts (JobUsage ops, bytes, service time), on the job state just looked up: no allocation.
+    // The frame's bytes now; `respond` adds the answer and its service time.
+    this.traffic = job.traffic;
+    job.traffic[TRAFFIC_IN]! += HEADER_SIZE + f.bodyLength;
     // A copy's epoch is its version's, not a placement (Flag.COPY): the controller orders its own changes.
     if (job.moved || (epoch < job.epoch && (f.flags & Flag.COPY) === 0))
       return this.respond(Status.STALE, 0, id, job.epoch, job.epoch, null);

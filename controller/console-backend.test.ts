@@ -10,6 +10,7 @@ import { buildConsole } from './console.ts';
 import { type ConsoleBackend, type JobDetail, jobDetail, nodeView } from './console-backend.ts';
 import { DEFAULT_PRICES } from './cost.ts';
 import type { ClusterEvent } from './events.ts';
+import { IDLE_JOB } from './node-stats.ts';
 import type { JobRecord } from './registry.ts';
 
 const GiB = 1024 ** 3;
@@ -41,7 +42,8 @@ const job: JobRecord = {
 
 test('jobDetail: each node of the newest generation with its share of the reservation and what it holds', (t) => {
   const used: Record<string, number> = { a: 5, b: 7 };
-  const detail = jobDetail(job, 12, DEFAULT_PRICES, (id) => used[id] ?? 0);
+  const rates = { opsPerSec: 300, bytesInPerSec: 1e6, bytesOutPerSec: 2e6, latencyMeanUs: 85 };
+  const detail = jobDetail(job, 12, rates, DEFAULT_PRICES, (id) => used[id] ?? 0);
   t.deepEqual(detail.perNode, [
     { id: 'a', weight: 2, reserved: 2 * GiB, used: 5 },
     { id: 'b', weight: 1, reserved: GiB, used: 7 },
@@ -49,6 +51,7 @@ test('jobDetail: each node of the newest generation with its share of the reserv
   t.deepEqual(detail.hints, { capacity: 3 * GiB });
   t.is(detail.usage, 12);
   t.is(detail.generations, 2);
+  t.like(detail, rates, "the job's own throughput and latency");
 });
 
 test('the console serves what the backend gives, and asks it for the admin actions', async (t) => {
@@ -65,8 +68,8 @@ test('the console serves what the backend gives, and asks it for the admin actio
       autoscaler: null,
     }),
     nodeViews: () => [],
-    jobViews: () => [jobDetail(job, 0, DEFAULT_PRICES, () => 0)],
-    jobDetail: (id): JobDetail | undefined => (id === job.id ? jobDetail(job, 0, DEFAULT_PRICES, () => 0) : undefined),
+    jobViews: () => [jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0)],
+    jobDetail: (id): JobDetail | undefined => (id === job.id ? jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0) : undefined),
     clusterEvents: (after = 0) => (after < 1 ? [event] : []),
     onClusterEvent: () => () => {},
     nodeLoads: () => [],
@@ -102,7 +105,7 @@ test('the console serves what the backend gives, and asks it for the admin actio
   t.deepEqual(asked, ['remove a', 'register made', `deregister ${job.id}`]);
 });
 
-test('a node view survives JSON: its per-job figures become objects (a Map would serialize as {})', (t) => {
+test('a node view survives JSON: its per-job figures become objects (a Map would serialize as {}); per-job rates stay off it', (t) => {
   const node = { id: 'a', tier: 'dram', address: '127.0.0.1:1', capacity: GiB, bandwidth: 1, reserved: 0 };
   const stats = {
     at: 1,
@@ -114,10 +117,14 @@ test('a node view survives JSON: its per-job figures become objects (a Map would
     capacity: GiB,
     jobs: new Map([['sort-1', 5]]),
     fullRefusals: new Map([['sort-1', 3]]),
+    jobRates: new Map([['sort-1', IDLE_JOB]]),
     latencyP50Us: null,
     latencyP99Us: null,
   };
-  const sent = JSON.parse(JSON.stringify(nodeView(node as never, stats, false))) as { stats: { jobs: unknown; fullRefusals: unknown } };
+  const sent = JSON.parse(JSON.stringify(nodeView(node as never, stats, false))) as {
+    stats: { jobs: unknown; fullRefusals: unknown; jobRates?: unknown };
+  };
   t.deepEqual(sent.stats.jobs, { 'sort-1': 5 });
   t.deepEqual(sent.stats.fullRefusals, { 'sort-1': 3 });
+  t.false('jobRates' in sent.stats, "a job's rates are on its row, not the node's");
 });

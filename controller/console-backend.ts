@@ -11,7 +11,7 @@ import type { AutoscalerConfig, NodeLoad } from './autoscaler.ts';
 import type { ControlOp } from './call-failures.ts';
 import { costOf, type Prices } from './cost.ts';
 import type { ClusterEvent } from './events.ts';
-import type { NodeStats } from './node-stats.ts';
+import type { JobRates, NodeStats } from './node-stats.ts';
 import type { DrainResult } from './placement-changes.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 
@@ -52,9 +52,11 @@ export interface ClusterView {
   autoscaler: AutoscalerConfig | null;
 }
 
-/** A node's last report as the console shows it: the per-job bytes as an object. */
-/** A node's latest figures as JSON carries them: its per-job maps as objects (a Map serializes as `{}`). */
-export type NodeStatsView = Omit<NodeStats, 'jobs' | 'fullRefusals'> & {
+/**
+ * A node's latest figures as JSON carries them: its per-job maps as objects (a Map serializes as `{}`); each
+ * job's own rates are on the job's rows (`JobView`), not here.
+ */
+export type NodeStatsView = Omit<NodeStats, 'jobs' | 'fullRefusals' | 'jobRates'> & {
   jobs: Record<string, number>;
   fullRefusals: Record<string, number>;
 };
@@ -74,6 +76,15 @@ export interface JobView {
   reservation: number;
   /** Bytes the job holds, from the nodes' last reports (each at most a second old). */
   usage: number;
+  /**
+   * The job's own requests over its nodes' last report intervals (JobUsage's counters; node-stats.ts `jobRates`):
+   * ops, frame bytes received and sent per second, summed over its nodes.
+   */
+  opsPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  /** Mean service time of its requests on its nodes (µs), weighted by each node's ops; null when idle. */
+  latencyMeanUs: number | null;
   leaseExpiresAt: string;
   createdAt: string;
   epoch: number;
@@ -99,15 +110,15 @@ export interface JobDetail extends JobView {
 }
 
 export function nodeView(node: NodeRecord & { reserved: number }, stats: NodeStats | undefined, recovering: boolean): NodeView {
-  return {
-    ...node,
-    recovering,
-    stats:
-      stats === undefined ? null : { ...stats, jobs: Object.fromEntries(stats.jobs), fullRefusals: Object.fromEntries(stats.fullRefusals) },
-  };
+  return { ...node, recovering, stats: stats === undefined ? null : nodeStatsView(stats) };
 }
 
-export function jobView(job: JobRecord, usage: number, prices: Prices): JobView {
+function nodeStatsView({ jobs, fullRefusals, jobRates: _perJob, ...figures }: NodeStats): NodeStatsView {
+  return { ...figures, jobs: Object.fromEntries(jobs), fullRefusals: Object.fromEntries(fullRefusals) };
+}
+
+/** The job's row: `usage` the bytes it holds, `rates` its requests (node-stats.ts `jobRates`). */
+export function jobView(job: JobRecord, usage: number, rates: JobRates, prices: Prices): JobView {
   return {
     id: job.id,
     name: job.name,
@@ -115,6 +126,10 @@ export function jobView(job: JobRecord, usage: number, prices: Prices): JobView 
     reason: job.reason,
     reservation: job.reservation,
     usage,
+    opsPerSec: rates.opsPerSec,
+    bytesInPerSec: rates.bytesInPerSec,
+    bytesOutPerSec: rates.bytesOutPerSec,
+    latencyMeanUs: rates.latencyMeanUs,
     leaseExpiresAt: new Date(job.leaseExpiresAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     epoch: job.placement.epoch,
@@ -128,7 +143,7 @@ export function jobView(job: JobRecord, usage: number, prices: Prices): JobView 
 }
 
 /** `jobView` with the hints, the placement and the job's share of each node (`usedOn`: bytes a node reports). */
-export function jobDetail(job: JobRecord, usage: number, prices: Prices, usedOn: (nodeId: string) => number): JobDetail {
+export function jobDetail(job: JobRecord, usage: number, rates: JobRates, prices: Prices, usedOn: (nodeId: string) => number): JobDetail {
   const newest = job.placement.generations[0]?.nodes ?? [];
   const weights = newest.reduce((sum, n) => sum + n.weight, 0);
   const perNode = newest.map((n) => ({
@@ -137,5 +152,5 @@ export function jobDetail(job: JobRecord, usage: number, prices: Prices, usedOn:
     reserved: weights > 0 ? (job.reservation * n.weight) / weights : 0,
     used: usedOn(n.id),
   }));
-  return { ...jobView(job, usage, prices), placement: job.placement, perNode };
+  return { ...jobView(job, usage, rates, prices), placement: job.placement, perNode };
 }

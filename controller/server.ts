@@ -302,7 +302,9 @@ export class Controller implements ConsoleBackend {
   }
 
   jobViews(): JobView[] {
-    return [...this.ctx.registry.jobs.values()].map((job) => jobView(job, this.ctx.stats.jobUsage(job.id), this.ctx.prices));
+    const { stats, prices } = this.ctx;
+    const now = Date.now();
+    return [...this.ctx.registry.jobs.values()].map((job) => jobView(job, stats.jobUsage(job.id), stats.jobRates(job.id, now), prices));
   }
 
   jobDetail(jobId: string): JobDetail | undefined {
@@ -310,7 +312,7 @@ export class Controller implements ConsoleBackend {
     const job = this.ctx.registry.jobs.get(jobId);
     return job === undefined
       ? undefined
-      : jobDetail(job, stats.jobUsage(jobId), prices, (nodeId) => stats.get(nodeId)?.jobs.get(jobId) ?? 0);
+      : jobDetail(job, stats.jobUsage(jobId), stats.jobRates(jobId), prices, (nodeId) => stats.get(nodeId)?.jobs.get(jobId) ?? 0);
   }
 
   clusterEvents(after = 0): ClusterEvent[] {

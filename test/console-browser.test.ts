@@ -4,7 +4,7 @@
  * and asks again when the console refuses it; opened with the viewer token in the fragment it keeps the token
  * for the tab, takes it out of the address bar and sees both nodes and a job arrive over the event stream; its
  * deregister button needs the admin token. A job's view shows what it asked for, what is reserved and what it
- * holds; the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
+ * holds, and for a job that writes its own throughput and latency (text and charts); the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
  * the events list shows jobs' events; /favicon.ico is there. The page is the build's (npm run build).
  */
 
@@ -170,9 +170,11 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
   }
 }
 
-async function jobFromApi(id: string): Promise<{ reservation: number; usage: number; hints: { capacity?: number } }> {
+type ApiJob = { reservation: number; usage: number; hints: { capacity?: number }; opsPerSec: number; bytesInPerSec: number };
+
+async function jobFromApi(id: string): Promise<ApiJob> {
   const response = await fetch(`${cluster.info.console}/api/jobs/${id}`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
-  return (await response.json()) as { reservation: number; usage: number; hints: { capacity?: number } };
+  return (await response.json()) as ApiJob;
 }
 
 test("a job's view: what it asked for, what is reserved and what it holds, and its chart", async (t) => {
@@ -214,6 +216,65 @@ test("a job's view: what it asked for, what is reserved and what it holds, and i
   await page.screenshot({ path: `${ARTIFACTS}console-job.png`, fullPage: true });
   await detail.locator('button[data-action=close-job]').click();
   await detail.waitFor({ state: 'hidden' });
+  t.deepEqual(errors, []);
+});
+
+test("a job's view shows its own throughput and latency while it writes, and its row its ops/s", async (t) => {
+  t.timeout(120_000);
+  if (!chromiumThere(t)) return;
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('browser-writer', { capacity: 8 * MiB });
+  t.teardown(() => job.deregister().catch(() => {}));
+  // A writer: 64 KiB PUTs over 20 keys, a few hundred a second at most, until the test ends.
+  let writing = true;
+  const value = Buffer.alloc(64 * 1024, 2);
+  const writer = (async () => {
+    for (let i = 0; writing; i++) {
+      await job.put(`k${i % 20}`, value);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  })();
+  t.teardown(async () => {
+    writing = false;
+    await writer.catch(() => {});
+  });
+  const { page, errors } = await newPage(t);
+  await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
+  const row = page.locator(`tr[data-job-id="${job.id}"]`);
+  const number = (text: string) => Number(text.replace(/,/g, '').match(/^[\d.]+/)?.[0] ?? Number.NaN);
+  await until('its row shows ops/s', async () => number(await row.locator('[data-field=ops]').innerText()) > 0);
+  await row.locator('button[data-action=open-job]').click();
+  const detail = page.locator('#job-detail');
+  await detail.waitFor({ state: 'visible' });
+  const throughput = detail.locator('dd[data-field=throughput]');
+  const latency = detail.locator('dd[data-field=latency]');
+  await until('its throughput and latency show', async () => {
+    const text = await throughput.innerText();
+    return number(text) > 0 && /[kMG]B\/s in/.test(text) && / m?s mean/.test(await latency.innerText());
+  });
+  t.regex(await throughput.innerText(), /^[\d.,]+ ops\/s · [\d.]+ [kMG]?B\/s in · [\d.]+ [kMG]?B\/s out$/);
+  // What the API says, so the page is not inventing it: the job's rows carry its own rates.
+  const api = await jobFromApi(job.id);
+  t.true(api.opsPerSec > 0 && api.bytesInPerSec > 0, JSON.stringify(api));
+  // Its charts get points: ops/s and MB/s in above zero, the mean latency in ms on a log axis.
+  await until('the job charts have points above zero', () =>
+    page.evaluate<boolean>(`(() => {
+      const tp = Chart.getChart('job-throughput-chart');
+      const lat = Chart.getChart('job-latency-chart');
+      return tp.data.datasets[0].data.some((p) => p.y > 0) && tp.data.datasets[1].data.some((p) => p.y > 0) &&
+        lat.data.datasets[0].data.some((p) => p.y !== null && p.y > 0);
+    })()`),
+  );
+  const chart = await page.evaluate<{ type: string; title: string; labels: string[] }>(`(() => {
+    const c = Chart.getChart('job-latency-chart');
+    return { type: c.scales.ms.type, title: c.options.scales.ms.title.text, labels: c.data.datasets.map((d) => d.label) };
+  })()`);
+  t.is(chart.type, 'logarithmic');
+  t.regex(chart.title, /^ms/);
+  t.deepEqual(chart.labels, ['mean']);
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}console-job-traffic.png`, fullPage: true });
   t.deepEqual(errors, []);
 });
 

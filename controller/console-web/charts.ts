@@ -2,8 +2,8 @@
  * The charts, drawn by Chart.js (its browser build, `/assets/chart.umd.min.js`, loaded before this script and
  * found as the global `Chart`; only its types are imported here). The cluster's throughput (linear) and op
  * latency: p50 and p99 in ms on a logarithmic axis, since they are orders of magnitude apart (a linear axis up
- * to the p99 drew the p50 as a flat line along the bottom). And a job's used and reserved bytes for its detail
- * view.
+ * to the p99 drew the p50 as a flat line along the bottom). And for a job's detail view: its used and reserved
+ * bytes, its own throughput (ops/s, MB/s in and out) and its mean latency (ms, on a log axis as the cluster's).
  */
 import type { ChartConfiguration, ChartDataset, Chart as ChartJs } from 'chart.js';
 import { fmtBytes, fmtClock, fmtMs, logTick } from './format.ts';
@@ -20,7 +20,7 @@ export interface ClusterCharts {
   latency: LineChart;
 }
 
-const COLORS = { blue: '#1c64d1', green: '#2f9e44', red: '#d9480f', grey: '#8a94a3' };
+const COLORS = { blue: '#1c64d1', green: '#2f9e44', teal: '#0b7285', red: '#d9480f', grey: '#8a94a3' };
 
 function line(
   label: string,
@@ -88,12 +88,12 @@ function chartsMissing(): boolean {
   return true;
 }
 
-export function makeClusterCharts(): ClusterCharts | null {
-  if (chartsMissing() || typeof Chart === 'undefined') return null;
-  const throughput = new Chart(
-    document.getElementById('throughput-chart') as HTMLCanvasElement,
+/** ops/s on the left axis (`ops`), MB/s on the right (`mb`): the cluster's and a job's throughput. */
+function throughputChart(canvas: HTMLCanvasElement, datasets: ChartDataset<'line', Point[]>[]): LineChart {
+  return new Chart!(
+    canvas,
     config(
-      [line('ops/s', COLORS.blue, 'ops'), line('MB/s', COLORS.green, 'mb')],
+      datasets,
       {
         x: timeAxis(),
         ops: { type: 'linear', position: 'left', beginAtZero: true, title: { display: true, text: 'ops/s' } },
@@ -105,13 +105,17 @@ export function makeClusterCharts(): ClusterCharts | null {
           grid: { drawOnChartArea: false },
         },
       },
-      (axis, y) => (axis === 'mb' ? `${y.toFixed(2)} MB/s` : `${Math.round(y)} ops/s`),
+      (axis, y) => (axis === 'mb' ? `${y.toFixed(2)} MB/s` : `${y < 10 ? y.toFixed(1) : Math.round(y)} ops/s`),
     ),
   );
-  const latency = new Chart(
-    document.getElementById('latency-chart') as HTMLCanvasElement,
+}
+
+/** Latencies in ms on a logarithmic axis (`ms`): the cluster's p50 and p99, a job's mean. */
+function latencyChart(canvas: HTMLCanvasElement, datasets: ChartDataset<'line', Point[]>[]): LineChart {
+  return new Chart!(
+    canvas,
     config(
-      [line('p50', COLORS.blue, 'ms'), line('p99', COLORS.red, 'ms')],
+      datasets,
       {
         x: timeAxis(),
         ms: {
@@ -124,6 +128,18 @@ export function makeClusterCharts(): ClusterCharts | null {
       (_axis, y) => fmtMs(y),
     ),
   );
+}
+
+export function makeClusterCharts(): ClusterCharts | null {
+  if (chartsMissing() || typeof Chart === 'undefined') return null;
+  const throughput = throughputChart(document.getElementById('throughput-chart') as HTMLCanvasElement, [
+    line('ops/s', COLORS.blue, 'ops'),
+    line('MB/s', COLORS.green, 'mb'),
+  ]);
+  const latency = latencyChart(document.getElementById('latency-chart') as HTMLCanvasElement, [
+    line('p50', COLORS.blue, 'ms'),
+    line('p99', COLORS.red, 'ms'),
+  ]);
   return { throughput, latency };
 }
 
@@ -158,11 +174,18 @@ export function pushTotals(charts: ClusterCharts | null, t: number, totals: Tota
   showWindow(charts.latency, t);
 }
 
-/** The detail view's chart of a job's used and reserved bytes; null without Chart.js. */
-export function makeJobChart(canvas: HTMLCanvasElement): LineChart | null {
+/** The detail view's charts of one job: its bytes, its throughput, its mean latency. */
+export interface JobCharts {
+  bytes: LineChart;
+  throughput: LineChart;
+  latency: LineChart;
+}
+
+/** The job view's charts (`#job-chart`, `#job-throughput-chart`, `#job-latency-chart`); null without Chart.js. */
+export function makeJobCharts(): JobCharts | null {
   if (typeof Chart === 'undefined') return null;
-  return new Chart(
-    canvas,
+  const bytes = new Chart(
+    document.getElementById('job-chart') as HTMLCanvasElement,
     config(
       [line('used', COLORS.blue, 'bytes'), line('reserved', COLORS.grey, 'bytes', { borderDash: [6, 4] })],
       {
@@ -172,12 +195,30 @@ export function makeJobChart(canvas: HTMLCanvasElement): LineChart | null {
       (_axis, y) => fmtBytes(y),
     ),
   );
+  const throughput = throughputChart(document.getElementById('job-throughput-chart') as HTMLCanvasElement, [
+    line('ops/s', COLORS.blue, 'ops'),
+    line('MB/s in', COLORS.green, 'mb'),
+    line('MB/s out', COLORS.teal, 'mb', { borderDash: [6, 4] }),
+  ]);
+  const latency = latencyChart(document.getElementById('job-latency-chart') as HTMLCanvasElement, [line('mean', COLORS.blue, 'ms')]);
+  return { bytes, throughput, latency };
 }
 
-/** Replaces the job chart's points with the samples this page has seen. */
-export function showJobSamples(chart: LineChart, samples: JobSample[], now: number): void {
-  const [used, reserved] = chart.data.datasets;
+/** Replaces the job charts' points with the samples this page has seen of the job. */
+export function showJobSamples(charts: JobCharts, samples: JobSample[], now: number): void {
+  const [used, reserved] = charts.bytes.data.datasets;
   used!.data = samples.map((s) => ({ x: s.t, y: s.used }));
   reserved!.data = samples.map((s) => ({ x: s.t, y: s.reserved }));
-  showWindow(chart, now);
+  const [ops, mbIn, mbOut] = charts.throughput.data.datasets;
+  ops!.data = samples.map((s) => ({ x: s.t, y: s.opsPerSec }));
+  mbIn!.data = samples.map((s) => ({ x: s.t, y: s.bytesInPerSec / 1e6 }));
+  mbOut!.data = samples.map((s) => ({ x: s.t, y: s.bytesOutPerSec / 1e6 }));
+  // In ms; a log axis has no zero: an interval in which the job was served nothing is a gap.
+  charts.latency.data.datasets[0]!.data = samples.map((s) => ({
+    x: s.t,
+    y: s.latencyMeanUs !== null && s.latencyMeanUs > 0 ? s.latencyMeanUs / 1000 : null,
+  }));
+  showWindow(charts.bytes, now);
+  showWindow(charts.throughput, now);
+  showWindow(charts.latency, now);
 }

@@ -1,15 +1,15 @@
 /**
  * One job's view (`#job-detail`, opened from its row): what it asked for against what is reserved and what it
- * holds (`[data-field=requested|reserved|used]`), its hints, tier, lease and cost, every generation of its
- * placement with the bytes it holds on each node, and a chart of its used and reserved bytes while this page
- * has been open.
+ * holds (`[data-field=requested|reserved|used]`), its own throughput and mean latency
+ * (`[data-field=throughput|latency]`: its requests on its nodes, which report them per job), its hints, tier,
+ * lease and cost, every generation of its placement with the bytes it holds on each node, and charts of its
+ * used and reserved bytes, its throughput (ops/s, MB/s in and out) and its mean latency (ms, log axis) while
+ * this page has been open.
  *
- * Throughput and latency per job are not here because the API has none: the nodes report ops, bytes in/out and
- * service times per node only, and per job just the bytes held (NodeReport.jobs). The node columns below are
- * each node's, shared with its other jobs, and say so.
+ * The node columns of the placement table are each node's, shared with its other jobs, and say so.
  */
 
-import { makeJobChart, showJobSamples } from './charts.ts';
+import { type JobCharts, makeJobCharts, showJobSamples } from './charts.ts';
 import { hintsOf, requestedBytes } from './details.ts';
 import { $, h, syncChildren } from './dom.ts';
 import { fmtBytes, fmtDuration, fmtLatency, fmtNum, fmtRate, fmtUsd } from './format.ts';
@@ -18,13 +18,13 @@ import { JOB_LEVEL_MEANING, jobLevel } from './levels.ts';
 import { serverNow, state } from './state.ts';
 import type { JobHints, JobRow } from './types.ts';
 
-let chart: ReturnType<typeof makeJobChart> = null;
+let charts: JobCharts | null = null;
 
 export function openJob(jobId: string): void {
   state.openJob = jobId;
   const section = $('#job-detail');
   section.hidden = false;
-  chart ??= makeJobChart($<HTMLCanvasElement>('#job-chart'));
+  charts ??= makeJobCharts();
   renderJobDetail();
   section.scrollIntoView({ block: 'nearest' });
   $<HTMLButtonElement>('#job-detail button[data-action=close-job]').focus({ preventScroll: true });
@@ -74,7 +74,19 @@ function facts(job: JobRow): HTMLElement[] {
   const costByTier = Object.entries(job.cost.byteSeconds)
     .map(([tier, s]) => `${tier} ${fmtNum(s / 1e9 / 3600, 4)} GB·h`)
     .join(', ');
-  const rows: [string, string][] = [
+  const rows: [string, string, string?][] = [
+    [
+      'throughput',
+      `${fmtNum(job.opsPerSec, job.opsPerSec < 10 ? 1 : 0)} ops/s · ${fmtRate(job.bytesInPerSec)} in · ${fmtRate(job.bytesOutPerSec)} out`,
+      'throughput',
+    ],
+    [
+      'latency',
+      job.latencyMeanUs === null
+        ? 'idle: nothing served in its nodes\u2019 last report'
+        : `${fmtLatency(job.latencyMeanUs)} mean service time on its nodes`,
+      'latency',
+    ],
     ['hints', hintList(hintsOf(job))],
     ['tier', `${job.tier}: ${job.reason}`],
     [
@@ -96,7 +108,9 @@ function facts(job: JobRow): HTMLElement[] {
     rows.push(['copying', `${job.pending.kind === 'drain' ? 'moving off' : 'restoring copies lost with'} ${job.pending.node}`]);
   if (job.lostNodes.length > 0)
     rows.push(['lost', `its data on ${job.lostNodes.join(', ')} died with the process: those keys fail with UNAVAILABLE`]);
-  return rows.map(([term, value]) => h('div', { 'data-key': term }, h('dt', { text: term }), h('dd', { text: value })));
+  return rows.map(([term, value, field]) =>
+    h('div', { 'data-key': term }, h('dt', { text: term }), h('dd', { text: value, 'data-field': field ?? null })),
+  );
 }
 
 /** Every generation's nodes, newest first, with the job's bytes on each and the node's own load. */
@@ -162,5 +176,5 @@ export function renderJobDetail(): void {
   ]);
   syncChildren($('#job-facts'), facts(job));
   syncChildren($('#job-nodes tbody'), placementRows(job));
-  if (chart !== null) showJobSamples(chart, state.jobSamples.get(job.id) ?? [], serverNow());
+  if (charts !== null) showJobSamples(charts, state.jobSamples.get(job.id) ?? [], serverNow());
 }

@@ -1,19 +1,19 @@
 /**
  * The jobs table (`#jobs`): a row per job (`tr[data-job-id]`) with what it asked for (its capacity hint, times
- * its copies), what is reserved for it, what it holds (coloured by levels.ts `jobLevel`), its nodes, age, lease
- * and cost; its name opens the detail view (`button[data-action=open-job]`), and `button[data-action=deregister]`
+ * its copies), what is reserved for it, what it holds (coloured by levels.ts `jobLevel`), its ops/s
+ * (`[data-field=ops]`; bytes and mean latency in its tooltip), its nodes, age, lease and cost; its name opens the detail view (`button[data-action=open-job]`), and `button[data-action=deregister]`
  * ends it. And the register-a-job form (`#register-job`).
  */
 import { adminCall } from './api.ts';
 import { hintsOf, requestedBytes } from './details.ts';
 import { $, cell, h, meter, syncChildren } from './dom.ts';
-import { fmtBytes, fmtDuration, fmtNum, fmtPct, fmtUsd } from './format.ts';
+import { fmtBytes, fmtDuration, fmtLatency, fmtNum, fmtPct, fmtRate, fmtUsd } from './format.ts';
 import { JOB_LEVEL_MEANING, jobLevel } from './levels.ts';
 import { serverNow, state } from './state.ts';
 import { setStatus } from './status.ts';
 import type { JobRow } from './types.ts';
 
-const COLUMNS = 10;
+const COLUMNS = 11;
 const pendingDeregistrations = new Set<string>();
 /** Job id → when this page deregistered it: hidden even if a snapshot from before arrives. */
 const deregistered = new Map<string, number>();
@@ -77,6 +77,15 @@ function jobRow(job: JobRow): HTMLTableRowElement {
       { 'data-field': 'used' },
       usageMeter(job.usage, job.reservation),
       h('div', { className: 'muted', text: fmtBytes(job.usage) }),
+    ),
+    cell(
+      'ops/s',
+      {
+        className: 'num',
+        'data-field': 'ops',
+        title: `${fmtRate(job.bytesInPerSec)} in, ${fmtRate(job.bytesOutPerSec)} out; mean service time ${fmtLatency(job.latencyMeanUs)}`,
+      },
+      fmtNum(job.opsPerSec, job.opsPerSec < 10 ? 1 : 0),
     ),
     cell('nodes', { className: 'num', title: nodeText || 'not placed yet' }, `${job.nodes.length} · epoch ${job.epoch}`),
     cell('age', { className: 'num' }, fmtDuration(now - Date.parse(job.createdAt))),

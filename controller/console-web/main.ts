@@ -2,11 +2,11 @@
  * The console page's script (bundled by build.mjs into /assets/console.js): wires the views to the live stream
  * and the buttons. Hooks the tests use: node rows `tr[data-node-id]` with `button[data-action=drain]`, job rows
  * `tr[data-job-id]` with `button[data-action=open-job]` and `button[data-action=deregister]`, the job view
- * `#job-detail` (`[data-field=requested|reserved|used]`, `button[data-action=close-job]`), the add-node form
- * (`select[name=tier]`, `button[data-action=add-node]`), `input[name=admin-token]`, the token form `form#login`
- * (`input[name=token]`, shown while `body.locked`), the events list `#events`, the status line `#status`
- * (role=status), and the charts' canvases (`#throughput-chart`, `#latency-chart`, `#job-chart`; Chart.js's
- * `Chart.getChart(canvas)` finds each chart).
+ * `#job-detail` (`[data-field=requested|reserved|used|throughput|latency]`, `button[data-action=close-job]`),
+ * the add-node form (`select[name=tier]`, `button[data-action=add-node]`), `input[name=admin-token]`, the token
+ * form `form#login` (`input[name=token]`, shown while `body.locked`), the events list `#events`, the status line
+ * `#status` (role=status), and the charts' canvases (`#throughput-chart`, `#latency-chart`, `#job-chart`,
+ * `#job-throughput-chart`, `#job-latency-chart`; Chart.js's `Chart.getChart(canvas)` finds each chart).
  */
 import { readCluster } from './api.ts';
 import { type ClusterCharts, makeClusterCharts, pushTotals } from './charts.ts';

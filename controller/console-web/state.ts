@@ -10,6 +10,10 @@ export interface JobSample {
   t: number;
   used: number;
   reserved: number;
+  opsPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  latencyMeanUs: number | null;
 }
 
 export const state = {
@@ -22,7 +26,7 @@ export const state = {
   lastSnapshotAt: 0,
   events: [] as ClusterEvent[],
   band: DEFAULT_BAND as Band,
-  /** Each job's used and reserved bytes at every snapshot this page saw, for the last WINDOW_MS. */
+  /** Each job's bytes (used, reserved) and requests (rates, mean latency) at every snapshot this page saw, for the last WINDOW_MS. */
   jobSamples: new Map<string, JobSample[]>(),
   /** `/api/jobs/:id` answers (hints, whole placement), by job; fetched again when the job's epoch moves. */
   details: new Map<string, JobDetail>(),
@@ -43,7 +47,15 @@ export function sampleJobs(t: number, jobs: JobRow[]): void {
     if (samples === undefined) state.jobSamples.set(job.id, (samples = []));
     const last = samples[samples.length - 1];
     if (last !== undefined && last.t >= t) continue; // a repeated snapshot (reconnect)
-    samples.push({ t, used: job.usage, reserved: job.reservation });
+    samples.push({
+      t,
+      used: job.usage,
+      reserved: job.reservation,
+      opsPerSec: job.opsPerSec,
+      bytesInPerSec: job.bytesInPerSec,
+      bytesOutPerSec: job.bytesOutPerSec,
+      latencyMeanUs: job.latencyMeanUs,
+    });
     while (samples.length > 0 && samples[0]!.t < t - WINDOW_MS) samples.shift();
   }
   for (const id of state.jobSamples.keys()) if (!live.has(id)) state.jobSamples.delete(id);

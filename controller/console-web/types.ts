@@ -61,6 +61,12 @@ export interface JobRow {
   reservation: number;
   /** Bytes held, from the nodes' last reports. */
   usage: number;
+  /** Its own requests over its nodes' last report intervals, summed over them (node-stats.ts `jobRates`). */
+  opsPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  /** Mean service time of its requests (µs), weighted by each node's ops; null when it served nothing. */
+  latencyMeanUs: number | null;
   leaseExpiresAt: string;
   createdAt: string;
   epoch: number;

@@ -279,5 +279,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     );
     process.exit(1);
   }
-  process.stdout.write(`import rules: ${modules} modules, every import allowed, no cycles, every package.json agrees with its code, no source file over ${MAX_SOURCE_LINES} lines\n`);
+  process.stdout.write(
+    `import rules: ${modules} modules, every import allowed, no cycles, every package.json agrees with its code, no source file over ${MAX_SOURCE_LINES} lines\n`,
+  );
 }

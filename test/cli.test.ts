@@ -251,7 +251,11 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
   t.is(help.code, 0);
   t.regex(help.stdout, /up\s+the whole cluster/);
   // Asking a command for help gets the usage, and starts nothing.
-  for (const args of [['up', '--help'], ['storage-node', '-h'], ['tenant', 'add', '--help']]) {
+  for (const args of [
+    ['up', '--help'],
+    ['storage-node', '-h'],
+    ['tenant', 'add', '--help'],
+  ]) {
     const asked = await runTs(CLI, args);
     t.is(asked.code, 0, `${args.join(' ')}: ${asked.stderr}`);
     t.regex(asked.stdout, /Usage: satchel/, args.join(' '));

@@ -1,28 +1,25 @@
+/**
+ * `satchel bench <name> [flags]`: the dispatcher, and the commands that time a workload (micro, register,
+ * shuffle, jobs, elasticity, drain, wait) with their tables. The long fault and limit runs' commands are in
+ * cli-long.ts; what every command shares (flags, the report's command line and machine) in cli-flags.ts.
+ */
 import { writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseBytes } from '../deploy/index.ts';
 import type { Tier } from '../proto/index.ts';
 import { SatchelError } from '../proto/index.ts';
-import { runAbuse } from './abuse.ts';
-import { ATTACKS, type AttackName } from './abuse-protocol.ts';
-import { abuseText } from './abuse-report.ts';
-import { EXISTING_CLUSTER_FLAGS, type ExistingCluster, existingCluster } from './cluster-access.ts';
-import { coldstartText, runColdstart } from './coldstart.ts';
+import { commandLine, machine, parseFlags, reportedOptions, whole } from './cli-flags.ts';
+import { abuseCommand, coldstartCommand, nemesisCommand, soakCommand } from './cli-long.ts';
+import { EXISTING_CLUSTER_FLAGS, existingCluster } from './cluster-access.ts';
 import { runWaitBench } from './coordination.ts';
 import { runDrain } from './drain.ts';
 import { runElasticity } from './elasticity.ts';
 import { runJobs } from './jobs.ts';
 import { formatSize, type MicroRow, runMicro } from './micro.ts';
-import { formatCheckSummary } from './nemesis/checker.ts';
-import { renderNemesisHtml } from './nemesis/report-html.ts';
-import { DEFAULT_SCHEDULE, FAULT_KINDS, type FaultKind, runNemesis } from './nemesis/run.ts';
 import { runRegister } from './register.ts';
 import { renderJobsHtml, renderShuffleHtml } from './report-html.ts';
 import { runShuffle } from './shuffle.ts';
 import type { JobsReport, ShuffleReport, ShuffleRow } from './shuffle-report.ts';
-import { runSoak } from './soak.ts';
-import { soakHeader, soakRow, soakSummaryText } from './soak-report.ts';
 
 /** `satchel bench <name> [flags]`. */
 export async function runBench(args: string[]): Promise<void> {
@@ -43,13 +40,13 @@ export async function runBench(args: string[]): Promise<void> {
     case 'wait':
       return wait(rest);
     case 'soak':
-      return soak(rest);
+      return soakCommand(rest);
     case 'nemesis':
-      return nemesis(rest);
+      return nemesisCommand(rest);
     case 'abuse':
-      return abuse(rest);
+      return abuseCommand(rest);
     case 'coldstart':
-      return coldstart(rest);
+      return coldstartCommand(rest);
     default:
       throw new SatchelError(
         'BAD_REQUEST',
@@ -102,7 +99,7 @@ async function micro(args: string[]): Promise<void> {
   });
   const report = { benchmark: 'micro', date: new Date().toISOString(), machine: machine(), results: rows };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
-  process.stdout.write(table(rows));
+  process.stdout.write(microTable(rows));
   if (values.json) process.stdout.write(`results written to ${values.json}\n`);
 }
 
@@ -147,22 +144,6 @@ const SORT_FLAGS = {
   html: { type: 'string' },
 } as const;
 
-function parseFlags<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, strict: true, allowPositionals: false, options }).values;
-  } catch (error) {
-    throw new SatchelError('BAD_REQUEST', (error as Error).message);
-  }
-}
-
-function whole(text: string | undefined, fallback: number, flag: string, min = 1, max = 100_000): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new SatchelError('BAD_REQUEST', `${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  return n;
-}
-
 type SortFlagValues = Partial<Record<Exclude<keyof typeof SORT_FLAGS, 'no-redis'>, string>> & { 'no-redis'?: boolean };
 
 function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers: number; reducers: number }) {
@@ -205,16 +186,6 @@ function sortOptions(values: SortFlagValues, defaults: { bytes: string; mappers:
     redis,
     noRedis,
     functionBytesPerSecond,
-  };
-}
-
-/** Options as a report shows them: an existing cluster by its addresses, never its tenant key or token. */
-function reportedOptions<T extends { redis?: unknown; cluster?: ExistingCluster }>(options: T): Record<string, unknown> {
-  const { cluster, ...rest } = options;
-  return {
-    ...rest,
-    redis: undefined,
-    cluster: cluster === undefined ? undefined : { controller: cluster.controller, console: cluster.console },
   };
 }
 
@@ -411,257 +382,6 @@ async function wait(args: string[]): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-async function soak(args: string[]): Promise<void> {
-  const values = parseFlags(args, {
-    json: { type: 'string' },
-    minutes: { type: 'string' },
-    'interval-seconds': { type: 'string' },
-    processes: { type: 'string' },
-    lanes: { type: 'string' },
-    'lanes-per-job': { type: 'string' },
-    'job-seconds': { type: 'string' },
-    rate: { type: 'string' },
-    'large-fraction': { type: 'string' },
-    ...EXISTING_CLUSTER_FLAGS,
-  });
-  const positive = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!(n >= min && n <= max))
-      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-    return n;
-  };
-  const cluster = await existingCluster(values, { console: true, why: 'the console lists the servers to watch' });
-  const jobSeconds = positive(values['job-seconds'], 10, '--job-seconds', 0.5, 3600);
-  const options = {
-    minutes: positive(values.minutes, 10, '--minutes', 0.01, 10_000),
-    intervalSeconds: positive(values['interval-seconds'], 60, '--interval-seconds', 1, 3600),
-    processes: whole(values.processes, 4, '--processes', 1, 64),
-    lanes: whole(values.lanes, 16, '--lanes', 1, 1024),
-    lanesPerJob: whole(values['lanes-per-job'], 4, '--lanes-per-job', 1, 1024),
-    jobSeconds,
-    invocationSeconds: Math.min(2, jobSeconds / 2),
-    opsPerSecond: whole(values.rate, 1000, '--rate', 0, 10_000_000),
-    largeFraction: positive(values['large-fraction'], 0.02, '--large-fraction', 0, 0.25),
-    keysPerLane: 32,
-    jobCapacity: 32 * 1024 * 1024,
-    cluster,
-  };
-  const status = (line: string) => process.stderr.write(`bench soak: ${line}\n`);
-  let printedHeader = false;
-  const report = await runSoak(
-    options,
-    (row, processes) => {
-      if (!printedHeader) process.stdout.write(soakHeader(processes) + '\n');
-      printedHeader = true;
-      process.stdout.write(soakRow(row) + '\n');
-    },
-    status,
-  );
-  const full = {
-    benchmark: 'soak',
-    date: new Date().toISOString(),
-    command: commandLine('soak', args),
-    machine: machine(),
-    options: reportedOptions(options),
-    ...report,
-  };
-  if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
-  process.stdout.write(soakSummaryText(report));
-  if (values.json) process.stdout.write(`written: ${values.json}\n`);
-  if (report.summary.errors > 0 || report.summary.lost > 0) process.exitCode = 1;
-}
-
-/** `bench nemesis`: faults against a whole cluster while clients record every operation; the checker judges. */
-async function nemesis(args: string[]): Promise<void> {
-  const values = parseFlags(args, {
-    minutes: { type: 'string' },
-    seconds: { type: 'string' },
-    processes: { type: 'string' },
-    lanes: { type: 'string' },
-    rate: { type: 'string' },
-    nodes: { type: 'string' },
-    'node-timeout-ms': { type: 'string' },
-    'job-seconds': { type: 'string' },
-    ballast: { type: 'string' },
-    faults: { type: 'string' },
-    json: { type: 'string' },
-    html: { type: 'string' },
-    'keep-dir': { type: 'string' },
-    history: { type: 'string' },
-  });
-  const kinds = (values.faults ?? DEFAULT_SCHEDULE.join(',')).split(',');
-  for (const kind of kinds) {
-    if (!(FAULT_KINDS as readonly string[]).includes(kind))
-      throw new SatchelError('BAD_REQUEST', `--faults: expected some of ${FAULT_KINDS.join(',')}, got ${JSON.stringify(kind)}`);
-  }
-  const number = (text: string | undefined, flag: string, min: number, max: number): number | undefined => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!(n >= min && n <= max))
-      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-    return n;
-  };
-  const seconds = number(values.seconds, '--seconds', 1, 86_400) ?? (number(values.minutes, '--minutes', 0.05, 1_440) ?? 10) * 60;
-  const options = {
-    seconds,
-    processes: whole(values.processes, 2, '--processes', 1, 64),
-    lanes: whole(values.lanes, 8, '--lanes', 1, 256),
-    ratePerLane: whole(values.rate, 0, '--rate', 0, 100_000),
-    nodes: whole(values.nodes, 5, '--nodes', 4, 16),
-    nodeTimeoutMs: whole(values['node-timeout-ms'], 1_000, '--node-timeout-ms', 1_000, 60_000),
-    jobSeconds: number(values['job-seconds'], '--job-seconds', 1, 3_600) ?? 120,
-    ballastPerJob: whole(values.ballast, 500, '--ballast', 0, 1_000_000),
-    faults: kinds as FaultKind[],
-    keepDir: values['keep-dir'],
-  };
-  const started = Date.now();
-  const result = await runNemesis({ ...options, onProgress: (line) => process.stderr.write(`bench nemesis: ${line}\n`) });
-  const command = commandLine('nemesis', args);
-  process.stdout.write(`${formatCheckSummary(result.report)}\n`);
-  process.stdout.write(
-    `faults injected: ${Object.entries(result.faults)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(
-        ', ',
-      )}; not settled after a fault: ${result.unsettled}; faults the harness could not inject: ${result.harnessErrors.length}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
-  );
-  for (const error of result.harnessErrors.slice(0, 5)) process.stdout.write(`  ${error}\n`);
-  if (values.json) {
-    const { timeline: _timeline, ...report } = result.report;
-    const faultList = result.history.faults;
-    await writeFile(
-      values.json,
-      JSON.stringify(
-        {
-          benchmark: 'nemesis',
-          date: new Date().toISOString(),
-          command,
-          machine: machine(),
-          options,
-          faults: result.faults,
-          faultList,
-          unsettled: result.unsettled,
-          harnessErrors: result.harnessErrors,
-          report,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-    process.stdout.write(`written: ${values.json}\n`);
-  }
-  if (values.history) {
-    // One JSON object per line: the run (start, length, faults), then every operation. checkHistory reads it back.
-    const { ops, ...run } = result.history;
-    await writeFile(values.history, [JSON.stringify(run), ...ops.map((op) => JSON.stringify(op))].join('\n') + '\n');
-    process.stdout.write(`written: ${values.history}\n`);
-  }
-  if (values.html) {
-    await writeFile(
-      values.html,
-      renderNemesisHtml(
-        { startedAt: result.history.startedAt, durationMs: result.history.durationMs, faults: result.history.faults, command },
-        result.report,
-      ),
-    );
-    process.stdout.write(`written: ${values.html}\n`);
-  }
-  if (result.report.summary.anomalies > 0 || result.report.summary.malformed > 0) process.exitCode = 1;
-}
-
-/** `bench abuse`: a well-behaved job alone, then under each attack in turn. */
-async function abuse(args: string[]): Promise<void> {
-  const values = parseFlags(args, {
-    seconds: { type: 'string' },
-    'sse-seconds': { type: 'string' },
-    'hello-seconds': { type: 'string' },
-    rate: { type: 'string' },
-    scale: { type: 'string' },
-    attacks: { type: 'string' },
-    json: { type: 'string' },
-  });
-  const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!(n >= min && n <= max))
-      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-    return n;
-  };
-  const attacks = values.attacks === undefined ? [...ATTACKS] : values.attacks.split(',');
-  for (const attack of attacks) {
-    if (!(ATTACKS as readonly string[]).includes(attack))
-      throw new SatchelError('BAD_REQUEST', `--attacks: expected some of ${ATTACKS.join(',')}, got ${JSON.stringify(attack)}`);
-  }
-  const options = {
-    seconds: number(values.seconds, 10, '--seconds', 0.5, 3_600),
-    sseSeconds: number(values['sse-seconds'], 30, '--sse-seconds', 1, 86_400),
-    helloSeconds: number(values['hello-seconds'], 12, '--hello-seconds', 0.5, 3_600),
-    rate: whole(values.rate, 4_000, '--rate', 10, 1_000_000),
-    lanes: 8,
-    scale: number(values.scale, 1, '--scale', 0.001, 10),
-    attacks: attacks as AttackName[],
-  };
-  const report = await runAbuse(options);
-  const full = {
-    benchmark: 'abuse',
-    date: new Date().toISOString(),
-    command: commandLine('abuse', args),
-    machine: machine(),
-    options,
-    ...report,
-  };
-  if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
-  process.stdout.write(abuseText(report));
-  if (values.json) process.stdout.write(`written: ${values.json}\n`);
-  if (report.summary.well_behaved_failures > 0) process.exitCode = 1;
-}
-
-/** `bench coldstart`: the client's install footprint and a new process's first GET, Satchel against ioredis. */
-async function coldstart(args: string[]): Promise<void> {
-  const values = parseFlags(args, {
-    samples: { type: 'string' },
-    'client-tarball': { type: 'string' },
-    'pack-dir': { type: 'string' },
-    'keep-dir': { type: 'string' },
-    json: { type: 'string' },
-  });
-  if (values['client-tarball'] !== undefined && values['pack-dir'] !== undefined)
-    throw new SatchelError('BAD_REQUEST', '--client-tarball: not with --pack-dir (the tarball is what would be packed)');
-  const options = {
-    samples: whole(values.samples, 11, '--samples', 1, 1000),
-    clientTarball: values['client-tarball'],
-    packDir: values['pack-dir'],
-    keepDir: values['keep-dir'],
-    valueBytes: 1024,
-    childTimeoutMs: 30_000,
-    npmTimeoutMs: 300_000,
-  };
-  const report = await runColdstart(options);
-  const full = {
-    benchmark: 'coldstart',
-    date: new Date().toISOString(),
-    command: commandLine('coldstart', args),
-    machine: machine(),
-    options,
-    ...report,
-  };
-  if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
-  process.stdout.write(coldstartText(report));
-  if (values.json) process.stdout.write(`written: ${values.json}\n`);
-}
-
-/** The command as reports show it: secrets given as flags (a tenant key, a console token) left out. */
-function commandLine(name: string, args: string[]): string {
-  const secret = new Set(['--key', '--viewer-token']);
-  const shown = args.map((arg, i) => {
-    const eq = arg.indexOf('=');
-    if (eq > 0 && secret.has(arg.slice(0, eq))) return `${arg.slice(0, eq)}=…`;
-    return i > 0 && secret.has(args[i - 1]!) ? '…' : arg;
-  });
-  return ['satchel', 'bench', name, ...shown].join(' ');
-}
-
 function shuffleTable(rows: (ShuffleRow & { round: number })[]): string {
   const lines = ['system            round  records     M×R      seconds   map s  read s  reduce s   p50 µs   p99 µs   vs redis  verified'];
   for (const row of rows) {
@@ -674,18 +394,8 @@ function shuffleTable(rows: (ShuffleRow & { round: number })[]): string {
   return lines.join('\n') + '\n';
 }
 
-function machine() {
-  return {
-    cpus: os.cpus().length,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    memory_bytes: os.totalmem(),
-    node: process.version,
-    platform: `${os.platform()} ${os.release()}`,
-  };
-}
-
 /** The human summary: Satchel against Redis, cell by cell, with the ratio that the targets are stated in. */
-function table(rows: MicroRow[]): string {
+function microTable(rows: MicroRow[]): string {
   const lines = ['op   size    inflight  system         p50 µs   p99 µs     ops/s        MB/s   vs redis'];
   for (const row of rows) {
     const base = rows.find((r) => r.system === 'redis' && r.op === row.op && r.size === row.size && r.concurrency === row.concurrency);

@@ -185,8 +185,10 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
       '4MiB',
       '--node-capacity',
       '256MiB',
+      // 6 MB/s declared: the band's 80 % is 300 ops/s of 16 KiB, which a 2-core machine running another test
+      // beside this one still reaches (at 8 MB/s, CI once stayed under it and no node was launched).
       '--node-bandwidth',
-      '8MB',
+      '6MB',
       '--scale-down-after-ms',
       '3000',
       '--json',
@@ -210,7 +212,7 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
     t.true(key in report.summary, key);
   t.is(report.summary.lost_keys, 0);
   t.is(report.summary.failed_ops, 0);
-  // 1,500 ops/s of 16 KiB against nodes declaring 8 MB/s: the load needs more than one node.
+  // 1,500 ops/s of 16 KiB against nodes declaring 6 MB/s: the load needs more than one node.
   t.true(Math.max(...report.samples.map((s) => s.nodes.dram ?? 0)) >= 2, 'the cluster grew under the load');
   t.true((report.summary.scale_up_s as number[]).length >= 1);
 });

@@ -71,8 +71,6 @@ export function controllerService(
     },
     RegisterNode: async ({ node, token }) => {
       authorize(secret, token, null, ADMIN_ONLY);
-      // A message field may be absent on the wire (control-types.ts): refused, not read as an empty node.
-      if (node == null) throw new SatchelError('BAD_REQUEST', 'RegisterNode needs a node');
       return { nodeId: await nodes.registerNode(node), leaseMs: ctx.nodeLeaseMs };
     },
     RegisterMetadata: async ({ address, token }) => {

@@ -52,7 +52,8 @@ export class NodeBook {
     return this.recovering.has(nodeId);
   }
 
-  async registerNode(node: NodeInfo): Promise<string> {
+  /** `node` may be absent on the wire (a message field): refused with the other malformed ones below. */
+  async registerNode(node: NodeInfo | null | undefined): Promise<string> {
     const { ctx } = this;
     if (
       !node ||

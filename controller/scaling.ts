@@ -12,6 +12,8 @@ import type { DrainResult, PlacementChanges } from './placement-changes.ts';
 
 export class Scaling {
   private autoscaler: Autoscaler | null = null;
+  /** Removals in progress by node: a second request for one joins it instead of starting a second drain. */
+  private readonly removals = new Map<string, Promise<DrainResult>>();
 
   constructor(
     private readonly ctx: ControllerContext,
@@ -67,7 +69,17 @@ export class Scaling {
    * Drains a node, then has the provisioner stop it and forgets it. Without a provisioner the process keeps
    * running, empty and unused, until someone stops it.
    */
-  async removeNode(nodeId: string, reason: string): Promise<DrainResult> {
+  removeNode(nodeId: string, reason: string): Promise<DrainResult> {
+    // A retried DELETE (an HTTP client resending on a dropped connection) or the autoscaler choosing the node an
+    // admin is draining gets the one drain's result; before, the second drain ran beside the first and failed.
+    const running = this.removals.get(nodeId);
+    if (running !== undefined) return running;
+    const removal = this.drainAndRemove(nodeId, reason).finally(() => this.removals.delete(nodeId));
+    this.removals.set(nodeId, removal);
+    return removal;
+  }
+
+  private async drainAndRemove(nodeId: string, reason: string): Promise<DrainResult> {
     const { ctx } = this;
     const node = ctx.registry.nodes.get(nodeId);
     if (node === undefined) throw new SatchelError('BAD_REQUEST', `no node ${nodeId}`);

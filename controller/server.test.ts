@@ -170,3 +170,29 @@ test('a DROP_JOB a node does not answer is logged with the node and job, and cou
   t.like(logged, { node: 'dram-x', job: job.jobId });
   t.false(controller.registry.jobs.has(job.jobId), 'the job is gone all the same');
 });
+
+test('a node asked to be removed twice at once is drained once; both callers get that drain', async (t) => {
+  const secret = randomBytes(32);
+  const { controller } = await startControlPlane(t, secret);
+  const nodes = await Promise.all(
+    [0, 1].map(() => startStorageNode({ tier: 'dram', capacity: 1 << 26, secret, logger, controller: controller.address! })),
+  );
+  t.teardown(() => Promise.all(nodes.map((node) => node.close())));
+  const satchel = await Satchel.connect(controller.address!, { key: defaultTenantKey(secret) });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('drained-twice', { peakThroughput: 1.5e9 });
+  await Promise.all(Array.from({ length: 200 }, (_, i) => job.put(`k${i}`, `v${i}`)));
+
+  const drained = nodes[0]!.id;
+  const [first, second] = await Promise.all([controller.removeNode(drained, 'first'), controller.removeNode(drained, 'retried')]);
+  t.is(second, first, 'the second request joined the first drain');
+  t.true(first.keys > 0);
+  t.deepEqual(
+    controller
+      .clusterEvents()
+      .filter((e) => e.node === drained)
+      .map((e) => e.kind),
+    ['node-joined', 'drain-started', 'drain-finished', 'node-removed'],
+  );
+  for (let i = 0; i < 200; i++) t.is((await job.get(`k${i}`))?.toString(), `v${i}`);
+});

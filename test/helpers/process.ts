@@ -1,6 +1,7 @@
 /** Helpers for tests that run Satchel's processes: spawn with captured output, check PIDs. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -12,18 +13,31 @@ export interface Finished {
   stderr: string;
 }
 
-/** Runs a TypeScript file of this repository with `node --import tsx`, collecting its output. */
+/**
+ * Runs a TypeScript file of this repository with `node --import tsx`, collecting its output — or its build in
+ * dist/ without tsx when SATCHEL_ROLE_CLI is set (the e2e tier builds first and sets it, deploy/child-process.ts):
+ * tsx costs a process ~0.75 s of CPU to start, and these tests start hundreds of CLIs.
+ */
 export function runTs(file: string, args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Finished> {
   const child = spawnTs(file, args, options.env);
   return finished(child, options.timeoutMs ?? 30_000);
 }
 
 export function spawnTs(file: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', file, ...args], {
+  const built = process.env.SATCHEL_ROLE_CLI ? builtOf(file) : undefined;
+  return spawn(process.execPath, built === undefined ? ['--import', 'tsx', file, ...args] : [built, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/** dist/'s build of a source file of this repository (`deploy/cli.ts` → `dist/deploy/cli.js`), if there is one. */
+function builtOf(file: string): string | undefined {
+  const source = relative(ROOT, resolve(ROOT, file));
+  if (!source.endsWith('.ts') || source.startsWith('..')) return undefined;
+  const built = join(ROOT, 'dist', `${source.slice(0, -'.ts'.length)}.js`);
+  return existsSync(built) ? built : undefined;
 }
 
 /** Waits for a child to exit (SIGKILL after `timeoutMs`, so a hung child fails the test instead of hanging it). */

@@ -164,7 +164,11 @@ test('a DROP_JOB a node does not answer is logged with the node and job, and cou
   // The node goes away; deregistered before the controller holds it lost, its DROP_JOB fails.
   await node.close();
   await controller.deregisterJob(job.jobId);
-  t.like(await failures(), { drop_job: 1, announce: 0 });
+  // At least the deregistration's; a report the node sent as it closed, read after the job was gone, makes the
+  // controller tell it to drop the job again, which fails too (CI saw 2 under load).
+  const counted = await failures();
+  t.true(counted.drop_job! >= 1, `drop_job failures: ${counted.drop_job}`);
+  t.is(counted.announce, 0);
   const logged = lines.find((l) => l.op === 'drop_job');
   t.truthy(logged, 'a warning says so');
   t.like(logged, { node: 'dram-x', job: job.jobId });

@@ -3,7 +3,7 @@
  * failing over while a node is down, writes waiting for the controller to replace it, and the copies restored.
  */
 import test from 'ava';
-import { hashKey, pickNodes } from '../proto/index.ts';
+import { keySlot, pickNodes } from '../proto/index.ts';
 import { pattern, rejection } from '../test/helpers/assert.ts';
 import { type InProcessCluster, startInProcessCluster } from '../test/helpers/in-process.ts';
 import { eventually } from '../test/helpers/raw-client.ts';
@@ -39,7 +39,7 @@ test('replicas 2: every key on two nodes; a dead node is replaced, reads and wri
 
   // The node holding the most first copies dies.
   const nodes = record.placement.generations[0]!.nodes;
-  const firsts = nodes.map((n) => keys.filter((k) => nodes[pickNodes(nodes, hashKey(k), 2)[0]!]!.id === n.id).length);
+  const firsts = nodes.map((n) => keys.filter((k) => nodes[pickNodes(nodes, keySlot(k), 2)[0]!]!.id === n.id).length);
   const victim = firsts.indexOf(Math.max(...firsts));
   const victimId = cluster.nodes[victim]!.id;
   await cluster.nodes[victim]!.close();

@@ -5,7 +5,7 @@
  * never answers (TIMEOUT) or drops the connection (UNAVAILABLE), and the copies of a replicated job.
  */
 import test from 'ava';
-import { Flag, hashKey, Op, pickNodes, Status } from '../proto/index.ts';
+import { Flag, keySlot, Op, pickNodes, Status } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { requestsOf, startFakeCluster } from './fake-node.suite.ts';
 
@@ -232,7 +232,7 @@ test('a node that drops the connection: UNAVAILABLE after one placement lookup; 
 test('replicas: a write goes to the primary, then to the copy under the version the primary chose; a read falls back to the copy', async (t) => {
   const { nodes, placement, attach } = await startFakeCluster(t, { nodes: 2, replicas: 2 });
   const wire = placement(1, [[0, 1]], 2).generations[0]!.nodes;
-  const [primary, copy] = pickNodes(wire, hashKey('k'), 2).map((i) => nodes[i]!);
+  const [primary, copy] = pickNodes(wire, keySlot('k'), 2).map((i) => nodes[i]!);
   // Long enough for a loaded machine: a copy that times out on the put would be waited for as a lost node.
   const job = await attach({ timeoutMs: 1_000 });
   await job.put('k', 'v');

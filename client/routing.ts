@@ -10,7 +10,7 @@ import {
   decodeKeyList,
   decodeTicket,
   Flag,
-  hashKey,
+  keySlot,
   LightControlClient,
   type MetadataMethods,
   NodeConnection,
@@ -127,8 +127,8 @@ export class Router implements ReplicaHost, WatchHost {
   /** One request to the node that owns `key` in the newest generation (its replicas: replicas.ts), whatever the answer. */
   route(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
     const nodes = this.placement.generations[0]!;
-    if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, hashKey(key))]!, op, flags, 0, key, value);
-    const replicas = pickNodes(nodes, hashKey(key), this.placement.replicas).map((i) => nodes[i]!);
+    if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, keySlot(key))]!, op, flags, 0, key, value);
+    const replicas = pickNodes(nodes, keySlot(key), this.placement.replicas).map((i) => nodes[i]!);
     return op === Op.GET || op === Op.STAT ? readReplicas(this, replicas, op, key) : writeReplicas(this, replicas, op, flags, key, value);
   }
 
@@ -284,20 +284,20 @@ export class Router implements ReplicaHost, WatchHost {
 
   /** The nodes holding `key` in each generation (its replicas, primary first), newest generation first. */
   holders(key: string): PlacementNode[][] {
-    const hash = hashKey(key);
+    const slot = keySlot(key);
     const replicas = this.placement.replicas;
     return this.placement.generations.map((nodes) =>
-      (replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas)).map((i) => nodes[i]!),
+      (replicas === 1 ? [pickNode(nodes, slot)] : pickNodes(nodes, slot, replicas)).map((i) => nodes[i]!),
     );
   }
 
   /** The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once. */
   owners(key: string): PlacementNode[] {
-    const hash = hashKey(key);
+    const slot = keySlot(key);
     const owners: PlacementNode[] = [];
     const replicas = this.placement.replicas;
     for (const nodes of this.placement.generations) {
-      const picked = replicas === 1 ? [pickNode(nodes, hash)] : pickNodes(nodes, hash, replicas);
+      const picked = replicas === 1 ? [pickNode(nodes, slot)] : pickNodes(nodes, slot, replicas);
       for (const index of picked) {
         const node = nodes[index];
         if (node !== undefined && !owners.some((o) => o.id === node.id)) owners.push(node);
@@ -314,8 +314,8 @@ export class Router implements ReplicaHost, WatchHost {
   /** Whether `nodeId` is the first holder of `key` in some generation (with replicas, only its watch events count). */
   isPrimary(nodeId: string, key: string): boolean {
     if (this.placement.replicas === 1) return true;
-    const hash = hashKey(key);
-    return this.placement.generations.some((nodes) => nodes[pickNode(nodes, hash)]?.id === nodeId);
+    const slot = keySlot(key);
+    return this.placement.generations.some((nodes) => nodes[pickNode(nodes, slot)]?.id === nodeId);
   }
 
   /**

@@ -11,7 +11,7 @@ import {
   ADMIN_SUBJECT,
   AnnounceFlag,
   Flag,
-  hashKey,
+  keySlot,
   NodeConnection,
   Op,
   pickNodes,
@@ -130,7 +130,7 @@ test('restoration: a DELETE racing the copy of a replicated key is not undone', 
   await announce(placement);
   // Keys whose two copies are on n0 and n1: when n0 is lost, n2 is to get a copy from n1.
   const keys = Array.from({ length: 400 }, (_, i) => `k${i}`).filter((key) => {
-    const ids = pickNodes(nodes, hashKey(key), 2)
+    const ids = pickNodes(nodes, keySlot(key), 2)
       .map((i) => nodes[i]!.id)
       .sort();
     return ids[0] === 'n0' && ids[1] === 'n1';
@@ -178,7 +178,7 @@ test('migration of a replicated job: every key the drained node held ends on eac
   };
   await announce(placement);
   const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
-  const holdersIn = (generation: Node[], key: string) => pickNodes(generation, hashKey(key), 2).map((i) => generation[i]!);
+  const holdersIn = (generation: Node[], key: string) => pickNodes(generation, keySlot(key), 2).map((i) => generation[i]!);
   for (const key of keys) {
     const [primary, replica] = holdersIn([drained, a, b], key) as [Node, Node];
     const put = await data.get(primary.address)!.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(`v ${key}`) });
@@ -262,7 +262,7 @@ test('migration of a one-copy job with a lost member: older copies of the lost k
   await publish(placement);
   await lost.server.close();
   const newest = [older, spare];
-  const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, hashKey(key), 1)[0]!]!.id;
+  const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, keySlot(key), 1)[0]!]!.id;
   const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
   // Keys whose newest holder was the lost member, and which the new generation places on `older`, which still
   // has the value they had before (the lost member held a newer one, gone with it).
@@ -363,7 +363,7 @@ test('migration: a new holder’s leftover copy of a drained key from an earlier
   };
   await announce(placement);
   const newest = [x, spare];
-  const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, hashKey(key), 1)[0]!]!.id;
+  const ownerIn = (gen: Node[], key: string) => gen[pickNodes(gen, keySlot(key), 1)[0]!]!.id;
   // Keys the drained node holds now, which the new generation places on x, where an older value was left.
   const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
     .filter((k) => ownerIn([x, drained], k) === drained.id && ownerIn(newest, k) === x.id)

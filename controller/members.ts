@@ -7,8 +7,8 @@
  * died holding its data (a node restarted under the same id). Those stay in a single-copy job's placement, so its
  * keys there fail with UNAVAILABLE instead of reading as absent, and are never announced the job again.
  */
-import { AnnounceFlag, type JobUsage, type WirePlacement } from '../proto/index.ts';
-import type { JobRecord } from './registry.ts';
+import { type AnnouncedPlacement, AnnounceFlag, type JobUsage, type WirePlacement } from '../proto/index.ts';
+import type { JobRecord, NodeRecord } from './registry.ts';
 
 /** Every node id the placement names, in any generation. */
 export function nodesOf(placement: WirePlacement): Set<string> {
@@ -36,6 +36,29 @@ export function announceFlagsOf(job: JobRecord): number {
   // Tombstones also while older generations exist: a reader falling back to them stops at a delete (Flag.DELETED).
   if (job.pending !== undefined || job.placement.generations.length > 1) flags |= AnnounceFlag.COPYING;
   return flags;
+}
+
+/**
+ * What an announcement tells a node of the job's placement (proto/announce.ts): each generation's nodes with their
+ * RESP front doors, as the registry knows them now, so the node's CLUSTER SLOTS and MOVED name where keys are.
+ */
+export function announcedPlacementOf(placement: WirePlacement, nodes: ReadonlyMap<string, NodeRecord>): AnnouncedPlacement {
+  return {
+    epoch: placement.epoch,
+    replicas: placement.replicas ?? 1,
+    generations: placement.generations.map((g) =>
+      g.nodes.map((n) => ({ id: n.id, resp: nodes.get(n.id)?.respAddress ?? n.respAddress ?? '', weight: n.weight })),
+    ),
+  };
+}
+
+/** The placement with each node's RESP front door as the registry knows it (what clients' `redisUrl` names). */
+export function withRespAddresses(placement: WirePlacement, nodes: ReadonlyMap<string, NodeRecord>): void {
+  for (const generation of placement.generations)
+    for (const node of generation.nodes) {
+      const resp = nodes.get(node.id)?.respAddress;
+      if (resp) node.respAddress = resp;
+    }
 }
 
 /** Lost members the placement no longer names are forgotten (their ids may serve the job anew later). */

@@ -19,7 +19,7 @@ import type { NodeConnection } from '../proto/index.ts';
 import {
   errorCodeOf,
   Flag,
-  hashKey,
+  keySlot,
   newerVersion,
   Op,
   pickNode,
@@ -107,7 +107,7 @@ async function removeShadowedCopies(host: MigrationHost, placement: WirePlacemen
     // A node new to the job holds none of it (and is not yet told of it).
     if (host.isLost(node.id) || !members.has(node.id)) continue;
     await forEachListedKey(host, placement, node, async (key) => {
-      const holder = current[pickNode(current, hashKey(key))]!;
+      const holder = current[pickNode(current, keySlot(key))]!;
       if (holder.id !== node.id && host.isLost!(holder.id)) await removeCopy(host, placement, node, key);
     });
   }
@@ -134,10 +134,10 @@ async function removeLeftoverCopies(
   const candidates = newest.filter((n) => members.has(n.id) && n.id !== drained.id && host.isLost?.(n.id) !== true);
   if (candidates.length === 0) return;
   await forEachListedKey(host, placement, drained, async (key) => {
-    const hash = hashKey(key);
-    const holders = pickNodes(current, hash, replicas).map((i) => current[i]!.id);
+    const slot = keySlot(key);
+    const holders = pickNodes(current, slot, replicas).map((i) => current[i]!.id);
     if (!holders.includes(drained.id)) return; // not the visible copy: migration leaves it too
-    const next = new Set(pickNodes(newest, hash, replicas).map((i) => newest[i]!.id));
+    const next = new Set(pickNodes(newest, slot, replicas).map((i) => newest[i]!.id));
     for (const node of candidates) if (next.has(node.id) && !holders.includes(node.id)) await removeCopy(host, placement, node, key);
   });
 }
@@ -199,8 +199,8 @@ async function copyKeys(host: MigrationHost, placement: WirePlacement, drained: 
    * replicas-2 job that way: a drain left one copy, and the next restart took it).
    */
   const move = async (key: string) => {
-    const hash = hashKey(key);
-    const holdersOf = (nodes: WirePlacementNode[]) => pickNodes(nodes, hash, replicas).map((i) => nodes[i]!);
+    const slot = keySlot(key);
+    const holdersOf = (nodes: WirePlacementNode[]) => pickNodes(nodes, slot, replicas).map((i) => nodes[i]!);
     const generations = placement.generations.map((g) => holdersOf(g.nodes));
     const own = generations.findIndex((holders) => holders.some((n) => n.id === drained.id));
     // Not among the key's holders anywhere (left over from an earlier placement): no reader looks here.

@@ -1,7 +1,9 @@
 import {
   ADMIN_SUBJECT,
+  type AnnouncedPlacement,
   type ClientTls,
   DROP_MOVED,
+  encodeAnnounceBody,
   errorCodeOf,
   NodeConnection,
   Op,
@@ -42,15 +44,23 @@ export class NodeAdmin {
   /**
    * Tells the node it serves the job from `epoch` on (frames with older epochs get STALE), with what it must know
    * about it (AnnounceFlag). Only the incarnation `bootId` takes it: a node that restarted under the same id
-   * refuses (UNAVAILABLE), so a job is never announced to a process that does not hold its data.
+   * refuses (UNAVAILABLE), so a job is never announced to a process that does not hold its data. `placement` is
+   * what the node's RESP front door answers CLUSTER SLOTS and MOVED from (proto/announce.ts).
    */
-  async announce(address: string, jobId: string, epoch: number, flags: number, bootId: string): Promise<void> {
+  async announce(
+    address: string,
+    jobId: string,
+    epoch: number,
+    flags: number,
+    bootId: string,
+    placement: AnnouncedPlacement | null = null,
+  ): Promise<void> {
     const reply = await this.connection(address).request({
       op: Op.ANNOUNCE,
       flags,
       arg: epoch,
       key: jobId,
-      value: bootId === '' ? null : Buffer.from(bootId),
+      value: encodeAnnounceBody(bootId, placement),
     });
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }

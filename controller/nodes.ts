@@ -20,7 +20,7 @@ import { growJob as growAllocation } from './allocation.ts';
 import type { ControlOp } from './call-failures.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
-import { isLostMember, nodesOf, reconcileNode } from './members.ts';
+import { announcedPlacementOf, isLostMember, nodesOf, reconcileNode } from './members.ts';
 import type { PlacementChanges } from './placement-changes.ts';
 import type { QuotaEnforcer } from './quotas.ts';
 import type { NodeRecord } from './registry.ts';
@@ -214,9 +214,12 @@ export class NodeBook {
       actions.map(async (action) => {
         let op: ControlOp = action.kind === 'drop' ? 'drop_job' : 'announce';
         try {
-          if (action.kind === 'announce') await ctx.admin.announce(node.address, action.jobId, action.epoch, action.flags, bootId);
+          const job = ctx.registry.jobs.get(action.jobId);
+          const placement = job === undefined ? null : announcedPlacementOf(job.placement, ctx.registry.nodes);
+          if (action.kind === 'announce')
+            await ctx.admin.announce(node.address, action.jobId, action.epoch, action.flags, bootId, placement);
           else if (action.kind === 'move') {
-            await ctx.admin.announce(node.address, action.jobId, action.epoch, 0, bootId);
+            await ctx.admin.announce(node.address, action.jobId, action.epoch, 0, bootId, placement);
             op = 'drop_job';
             await ctx.admin.dropJob(node.address, action.jobId, true);
           } else await ctx.admin.dropJob(node.address, action.jobId, false, tokensExpireBy);

@@ -20,7 +20,7 @@
 import type { Logger } from 'pino';
 import type { WirePlacement } from '../proto/index.ts';
 import type { CallFailures, ControlOp } from './call-failures.ts';
-import { announceFlagsOf, membersOf, pruneLostNodes } from './members.ts';
+import { announcedPlacementOf, announceFlagsOf, membersOf, pruneLostNodes, withRespAddresses } from './members.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 
@@ -44,6 +44,7 @@ export class PlacementPublisher {
   /** Steps 1–5 for `next` (the record's `pending` set or cleared by the caller beforehand). */
   async apply(job: JobRecord, next: WirePlacement): Promise<void> {
     const before = membersOf(job);
+    withRespAddresses(next, this.host.nodes);
     job.placement = next;
     pruneLostNodes(job);
     const after = membersOf(job);
@@ -77,18 +78,20 @@ export class PlacementPublisher {
   async announce(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const flags = announceFlagsOf(job);
     const epoch = job.placement.epoch;
+    const placement = announcedPlacementOf(job.placement, this.host.nodes);
     await this.each(ids, job.id, async (node, step) => {
       step.op = 'announce';
-      await this.host.admin.announce(node.address, job.id, epoch, flags, node.bootId ?? '');
+      await this.host.admin.announce(node.address, job.id, epoch, flags, node.bootId ?? '', placement);
     });
   }
 
   /** Tells each node of `ids` the job moved on (its current epoch, then DROP_JOB moved). */
   async moveOff(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const epoch = job.placement.epoch;
+    const placement = announcedPlacementOf(job.placement, this.host.nodes);
     await this.each(ids, job.id, async (node, step) => {
       step.op = 'announce';
-      await this.host.admin.announce(node.address, job.id, epoch, 0, node.bootId ?? '');
+      await this.host.admin.announce(node.address, job.id, epoch, 0, node.bootId ?? '', placement);
       step.op = 'drop_job';
       await this.host.admin.dropJob(node.address, job.id, true);
     });

@@ -14,7 +14,7 @@
  * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
-import { hashKey, Op, pickNodes, SatchelError, Status, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { keySlot, Op, pickNodes, SatchelError, Status, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 import { requester as copyRequester, forEachKey, type NodeAddress, type Request, readVersioned, writeCopy } from './key-copier.ts';
 import type { MigrationHost } from './migration.ts';
 
@@ -76,18 +76,18 @@ export async function rereplicateJob(
   /** Copies `key`, held by `source`, wherever the new placement wants a copy it did not want before. */
   const restore = async (source: WirePlacementNode, key: string) => {
     result.keys++;
-    const hash = hashKey(key);
+    const slot = keySlot(key);
     const targets = new Map<string, WirePlacementNode>();
     /** The newest of the generations the source's copy is restored into that has fewer nodes than copies. */
     let shrunk: number | undefined;
     placement.generations.forEach((generation, j) => {
-      const before = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!.id);
+      const before = pickNodes(generation.nodes, slot, replicas).map((i) => generation.nodes[i]!.id);
       // Every survivor that held it copies it (with three copies, two do: a second loss meanwhile loses nothing).
       if (!before.includes(source.id)) return;
       for (const g of after.successors[j]!) {
         const nodes = after.placement.generations[g]!.nodes;
         if (g > 0 && nodes.length < replicas && (shrunk === undefined || g < shrunk)) shrunk = g;
-        for (const i of pickNodes(nodes, hash, replicas)) {
+        for (const i of pickNodes(nodes, slot, replicas)) {
           const node = nodes[i]!;
           if (!before.includes(node.id) && node.id !== source.id) targets.set(node.id, node);
         }
@@ -96,9 +96,9 @@ export async function rereplicateJob(
     // An older generation left with fewer nodes than copies cannot hold them all: the key goes to its holders in
     // the newest generation too, unless a generation in between has it (that copy is what readers see, and is
     // restored in turn). Otherwise the next loss took the last copy (the 10-minute nemesis).
-    if (shrunk !== undefined && !(await heldBefore(request, after.placement, shrunk, key, hash, replicas, source.id))) {
+    if (shrunk !== undefined && !(await heldBefore(request, after.placement, shrunk, key, slot, replicas, source.id))) {
       const newest = after.placement.generations[0]!.nodes;
-      for (const i of pickNodes(newest, hash, replicas)) if (newest[i]!.id !== source.id) targets.set(newest[i]!.id, newest[i]!);
+      for (const i of pickNodes(newest, slot, replicas)) if (newest[i]!.id !== source.id) targets.set(newest[i]!.id, newest[i]!);
     }
     if (targets.size === 0) return;
     await copyKey(request, source, key, targets.values(), result);
@@ -120,12 +120,12 @@ async function heldBefore(
   placement: WirePlacement,
   generation: number,
   key: string,
-  hash: number,
+  slot: number,
   replicas: number,
   except: string,
 ): Promise<boolean> {
   for (const { nodes } of placement.generations.slice(0, generation)) {
-    for (const i of pickNodes(nodes, hash, replicas)) {
+    for (const i of pickNodes(nodes, slot, replicas)) {
       if (nodes[i]!.id === except) continue;
       if ((await request(nodes[i]!, Op.STAT, 0, key, null)).status === Status.OK) return true;
     }
@@ -148,9 +148,9 @@ async function copyFromLost(
   try {
     await forEachKey(request, lost, async (key) => {
       result.keys++;
-      const hash = hashKey(key);
+      const slot = keySlot(key);
       const targets = new Map<string, WirePlacementNode>();
-      for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, hash, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
+      for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, slot, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
       try {
         await copyKey(request, lost, key, targets.values(), result, down);
       } catch (error) {
@@ -190,10 +190,10 @@ export async function repairCopies(
     try {
       await forEachKey(request, source, async (key) => {
         result.keys++;
-        const hash = hashKey(key);
+        const slot = keySlot(key);
         const targets = new Map<string, WirePlacementNode>();
         for (const generation of placement.generations) {
-          const holders = pickNodes(generation.nodes, hash, replicas).map((i) => generation.nodes[i]!);
+          const holders = pickNodes(generation.nodes, slot, replicas).map((i) => generation.nodes[i]!);
           if (!holders.some((n) => n.id === source.id)) continue;
           for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
         }

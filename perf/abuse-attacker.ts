@@ -13,7 +13,7 @@ import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
 import {
   type ControllerMethods,
   Flag,
-  hashKey,
+  keySlot,
   MAX_WAIT_MS,
   Op,
   pickNode,
@@ -125,7 +125,7 @@ async function epochMax(run: Run): Promise<AttackOutcome> {
   run.arm(`${run.sizes.inFlight} PUTs in flight on the job's ${run.target.keys} keys of this phase, frame epoch ${EPOCH_MAX}`);
   await loops(run.sizes.inFlight, run.stop, async (n) => {
     const key = `${run.target.prefix}${n % run.target.keys}`;
-    const connection = await connections[pickNode(nodes, hashKey(key))]!.get().catch(() => null);
+    const connection = await connections[pickNode(nodes, keySlot(key))]!.get().catch(() => null);
     if (connection === null) {
       tally.sent++;
       tally.answer('UNAVAILABLE', 'could not connect to the node');

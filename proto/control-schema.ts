@@ -24,6 +24,7 @@ const PlacementNode: MessageSchema = [
   { no: 1, name: 'id', type: 'string' },
   { no: 2, name: 'address', type: 'string' },
   { no: 3, name: 'weight', type: 'double' },
+  { no: 4, name: 'respAddress', type: 'string', optional: true },
 ];
 
 const Generation: MessageSchema = [
@@ -83,6 +84,7 @@ const NodeInfo: MessageSchema = [
   { no: 4, name: 'capacity', type: 'double' },
   { no: 5, name: 'bandwidth', type: 'double' },
   { no: 6, name: 'bootId', type: 'string', optional: true },
+  { no: 7, name: 'respAddress', type: 'string', optional: true },
 ];
 
 const ClusterInfo: MessageSchema = [

@@ -81,6 +81,8 @@ export interface NodeInfo {
    * it) plus a new, empty one.
    */
   bootId?: string;
+  /** host:port of the node's RESP front door (storage-node/resp/), when it has one. */
+  respAddress?: string;
 }
 export interface RegisterNodeRequest {
   node?: NodeInfo | null;
@@ -198,6 +200,8 @@ export interface PlacementNode {
   id: string;
   address: string;
   weight: number;
+  /** The node's RESP front door (host:port), when it has one: what a job's redisUrl names. */
+  respAddress?: string;
 }
 export interface Generation {
   nodes: PlacementNode[];

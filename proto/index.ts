@@ -1,6 +1,7 @@
 // Everything on the wire. Imports no other part of Satchel.
 
 export { advertisedAddress, isHostPort } from './address.ts';
+export { type AnnouncedNode, type AnnouncedPlacement, decodeAnnounceBody, encodeAnnounceBody } from './announce.ts';
 export { Backoff, type BackoffOptions, type RetryOptions, retry, TRANSIENT_CODES } from './backoff.ts';
 export { forEachLimit, mapLimit } from './concurrency.ts';
 export { LightControlClient } from './control-light.ts';
@@ -40,7 +41,17 @@ export {
   Reply,
   type RequestFrame,
 } from './node-connection.ts';
-export { hashKey, type Placement, type PlacementNode, pickNode, pickNodes } from './placement.ts';
+export {
+  hashKey,
+  type Placement,
+  type PlacementNode,
+  pickNode,
+  pickNodes,
+  SLOT_BUCKET_BITS,
+  type SlotRange,
+  slotRanges,
+} from './placement.ts';
+export { crc16, keySlot, keySlotOfBytes, SLOTS } from './slot.ts';
 export { isTier, TIERS, type Tier } from './tier.ts';
 export { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
 export { type ClientTls, clientTlsOf, type ServerTls } from './tls.ts';

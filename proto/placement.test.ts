@@ -1,11 +1,12 @@
 import test from 'ava';
-import { hashKey, type PlacementNode, pickNode, pickNodes } from './index.ts';
+import { hashKey, keySlot, keySlotOfBytes, type PlacementNode, pickNode, pickNodes, SLOTS, slotRanges } from './index.ts';
+import { crc16 } from './slot.ts';
 
 const node = (id: string, weight = 1): PlacementNode => ({ id, address: `127.0.0.1:${1000 + id.length}`, weight });
 const keys = Array.from({ length: 10_000 }, (_, i) => `map-${i % 97}/part-${i}`);
 
 function owners(nodes: PlacementNode[]): string[] {
-  return keys.map((key) => nodes[pickNode(nodes, hashKey(key))]!.id);
+  return keys.map((key) => nodes[pickNode(nodes, keySlot(key))]!.id);
 }
 
 test('hashKey is a stable 32-bit unsigned hash', (t) => {
@@ -16,6 +17,25 @@ test('hashKey is a stable 32-bit unsigned hash', (t) => {
     const h = hashKey(key);
     t.true(Number.isInteger(h) && h >= 0 && h <= 0xffffffff, key);
   }
+});
+
+test("keySlot is Redis Cluster's HASH_SLOT: CRC16-XMODEM mod 16384, of the hash tag when there is one", (t) => {
+  t.is(crc16(Buffer.from('123456789')), 0x31c3, 'the CRC16 check value Redis documents');
+  // Slots redis-server's CLUSTER KEYSLOT gives.
+  t.is(keySlot('foo'), 12182);
+  t.is(keySlot('bar'), 5061);
+  t.is(keySlot('somekey'), 11058);
+  t.is(keySlot(''), 0);
+  // Hash tags, as the cluster specification spells them out.
+  t.is(keySlot('{user1000}.following'), keySlot('{user1000}.followers'));
+  t.is(keySlot('{user1000}.following'), keySlot('user1000'));
+  t.is(keySlot('foo{}{bar}'), crc16(Buffer.from('foo{}{bar}')) % SLOTS, 'an empty tag: the whole key');
+  t.is(keySlot('foo{{bar}}zap'), keySlot('{bar'), 'the tag runs from the first { to the first } after it');
+  t.is(keySlot('foo{bar}{zap}'), keySlot('bar'), 'the first tag only');
+  t.is(keySlot('foo{bar'), crc16(Buffer.from('foo{bar')) % SLOTS, 'no closing brace: the whole key');
+  // Strings and bytes agree, ASCII or not, tag or not.
+  for (const key of ['foo', 'é🙂', 'a{é}b', '{🙂}x', 'x{y', 'k'.repeat(300), 'ключ/{тег}/1'])
+    t.is(keySlot(key), keySlotOfBytes(Buffer.from(key)), key);
 });
 
 test('pickNode is deterministic and does not depend on the order of the nodes', (t) => {
@@ -30,7 +50,7 @@ test('pickNode is deterministic and does not depend on the order of the nodes', 
 
 test('a single node owns every key', (t) => {
   const nodes = [node('only')];
-  t.true(keys.every((key) => pickNode(nodes, hashKey(key)) === 0));
+  t.true(keys.every((key) => pickNode(nodes, keySlot(key)) === 0));
 });
 
 test('weights are respected over 10k keys', (t) => {
@@ -121,4 +141,23 @@ test("pickNodes: distinct nodes best first, the first is pickNode's; dropping a 
   }
   t.deepEqual(pickNodes(nodes, 1, 9).length, 5, 'no more than there are nodes');
   t.deepEqual(pickNodes([{ id: 'a', address: 'x', weight: 0 }], 1, 2), [], 'weightless nodes hold nothing');
+});
+
+test('slotRanges covers every slot once, in runs of whole buckets, each run owned by pickNode', (t) => {
+  const nodes = [node('dram-a'), node('dram-b'), node('dram-c', 2)];
+  const ranges = slotRanges(nodes);
+  let next = 0;
+  for (const range of ranges) {
+    t.is(range.start, next);
+    t.true(range.end >= range.start && (range.end + 1) % 16 === 0);
+    for (const slot of [range.start, range.end, (range.start + range.end) >> 1]) t.is(pickNode(nodes, slot), range.node);
+    next = range.end + 1;
+  }
+  t.is(next, SLOTS);
+  for (let i = 1; i < ranges.length; i++) t.not(ranges[i]!.node, ranges[i - 1]!.node, 'neighbouring runs have different owners');
+  // Two nodes: a few hundred runs (what CLUSTER SLOTS lists), not thousands.
+  const two = slotRanges([node('dram-a'), node('dram-b')]);
+  t.true(two.length > 100 && two.length < 800, `${two.length} runs`);
+  t.deepEqual(slotRanges([node('only')]), [{ start: 0, end: SLOTS - 1, node: 0 }]);
+  t.deepEqual(slotRanges([]), [{ start: 0, end: SLOTS - 1, node: -1 }]);
 });

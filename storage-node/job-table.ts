@@ -1,4 +1,4 @@
-import { AnnounceFlag } from '../proto/index.ts';
+import { type AnnouncedPlacement, AnnounceFlag } from '../proto/index.ts';
 import { TOMBSTONE_TTL_MS } from './engine.ts';
 import { newJobTraffic } from './metrics.ts';
 
@@ -18,10 +18,15 @@ export interface AnnouncedJob {
    * JobUsage (controller-link.ts). Kept while the job moves off and back; gone with the job.
    */
   readonly traffic: Float64Array;
+  /**
+   * The job's placement as last announced (proto/announce.ts), newest epoch kept: what the RESP front door
+   * answers CLUSTER SLOTS and MOVED from. Null until an announcement carries one (or without a controller).
+   */
+  placement: AnnouncedPlacement | null;
 }
 
 function newJob(epoch: number, moved: boolean): AnnouncedJob {
-  return { epoch, moved, replicated: false, copyingUntil: 0, traffic: newJobTraffic() };
+  return { epoch, moved, replicated: false, copyingUntil: 0, traffic: newJobTraffic(), placement: null };
 }
 
 /**
@@ -53,10 +58,12 @@ export class JobTable {
    * moved off serves again only from a later epoch (it was placed here anew); a deregistered one never again
    * (an announcement racing the deregistration must not bring its tokens back). True when the epoch rose.
    */
-  announce(jobId: string, epoch: number, flags: number, now = Date.now()): boolean {
+  announce(jobId: string, epoch: number, flags: number, placement: AnnouncedPlacement | null = null, now = Date.now()): boolean {
     if (this.dropped.has(jobId)) return false;
     let job = this.jobs.get(jobId);
     if (job === undefined) this.jobs.set(jobId, (job = newJob(0, false)));
+    // Before the moved check: a node the job moved off still sends RESP clients where its keys went.
+    if (placement !== null && placement.epoch >= (job.placement?.epoch ?? 0)) job.placement = placement;
     if (job.moved && epoch <= job.epoch) return false;
     const raised = epoch > job.epoch;
     if (raised) job.epoch = epoch;

@@ -7,6 +7,7 @@ import {
   COPY_THRESHOLD,
   DEFAULT_WAIT_MS,
   DROP_MOVED,
+  decodeAnnounceBody,
   encodeKeyList,
   Flag,
   type FrameView,
@@ -433,7 +434,8 @@ export class Session extends Connection {
       case Op.ANNOUNCE: {
         // The value, when there is one: the incarnation the controller means. Another one (this node restarted
         // since the controller heard from it) holds none of the job's data and must not serve it.
-        const bootId = f.bodyLength > f.keyLength ? f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength) : null;
+        // Then, optionally, the job's placement for the RESP front door (proto/announce.ts).
+        const { bootId, placement } = decodeAnnounceBody(f.buf.toString('utf8', f.bodyStart + f.keyLength, f.bodyStart + f.bodyLength));
         if (bootId !== null && bootId !== this.server.options.bootId) {
           return this.fail(
             f.id,
@@ -442,7 +444,7 @@ export class Session extends Connection {
             `announcement for incarnation ${bootId}; this is ${this.server.options.bootId ?? 'none'}`,
           );
         }
-        if (this.server.jobs.announce(jobId, f.arg, f.flags) && this.server.coordination.active > 0)
+        if (this.server.jobs.announce(jobId, f.arg, f.flags, placement) && this.server.coordination.active > 0)
           this.server.coordination.epochChanged(jobId, f.arg);
         return this.respond(Status.OK, 0, f.id, this.server.jobs.get(jobId)?.epoch ?? 0, 0, null);
       }

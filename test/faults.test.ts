@@ -14,7 +14,7 @@ import { addService, bindServer, CONTROLLER_SERVICE, ControlClient, grpc, METADA
 import {
   ADMIN_SUBJECT,
   type ControllerMethods,
-  hashKey,
+  keySlot,
   type MetadataMethods,
   pickNode,
   type ServiceImpl,
@@ -68,7 +68,7 @@ function keysPerNode(nodes: WirePlacementNode[], prefix: string, count: number):
   const byNode = new Map(nodes.map((n) => [n.id, [] as string[]]));
   for (let i = 0; [...byNode.values()].some((keys) => keys.length < count); i++) {
     const key = `${prefix}/${i}`;
-    const keys = byNode.get(nodes[pickNode(nodes, hashKey(key))]!.id)!;
+    const keys = byNode.get(nodes[pickNode(nodes, keySlot(key))]!.id)!;
     if (keys.length < count) keys.push(key);
   }
   // Interleaved, so every lane of a load touches every node.
@@ -624,6 +624,6 @@ async function timed(promise: Promise<unknown>): Promise<SatchelError & { at: nu
 function keyOn(nodes: WirePlacementNode[], nodeId: string, prefix: string): string {
   for (let i = 0; ; i++) {
     const key = `${prefix}/${i}`;
-    if (nodes[pickNode(nodes, hashKey(key))]!.id === nodeId) return key;
+    if (nodes[pickNode(nodes, keySlot(key))]!.id === nodeId) return key;
   }
 }

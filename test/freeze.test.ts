@@ -8,7 +8,7 @@
 import test from 'ava';
 import { type Job, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { hashKey, pickNodes } from '../proto/index.ts';
+import { keySlot, pickNodes } from '../proto/index.ts';
 import { withoutPlacement } from './helpers/assert.ts';
 import { eventually } from './helpers/raw-client.ts';
 
@@ -45,7 +45,7 @@ test('frozen past the node timeout, then resumed: the original ticket reads ever
   t.is(nodes.length, 3);
   const victim = nodes[0]!.id;
   t.true(
-    keys.some((key) => nodes[pickNodes(nodes, hashKey(key), 2)[0]!]!.id === victim),
+    keys.some((key) => nodes[pickNodes(nodes, keySlot(key), 2)[0]!]!.id === victim),
     'the frozen node is the first copy of some keys',
   );
 

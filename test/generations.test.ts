@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { Satchel } from '../client/index.ts';
-import { hashKey, pickNode } from '../proto/index.ts';
+import { keySlot, pickNode } from '../proto/index.ts';
 import { pattern } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
 
@@ -29,14 +29,14 @@ test('a read between a delete’s generations finds nothing, not the older gener
   const grown = cluster.controller.registry.jobs.get(job.id)!.placement;
   t.true(grown.generations.length >= 2, 'a new generation');
   const newest = grown.generations[0]!.nodes;
-  const key = candidates.find((k) => newest[pickNode(newest, hashKey(k))]!.id !== oldNode);
+  const key = candidates.find((k) => newest[pickNode(newest, keySlot(k))]!.id !== oldNode);
   t.truthy(key, 'a key the newest generation places on the other node');
 
   await job.put(key!, 'new'); // on the newest generation's node only; the older one still holds 'old'
   t.is((await job.get(key!))?.toString(), 'new');
   // A DELETE's first step, on the newest generation (it reaches the older one next): a read now must not fall
   // back to the older generation's 'old', overwritten by 'new' before the read began.
-  const newNode = cluster.nodes.find((n) => n.id === newest[pickNode(newest, hashKey(key!))]!.id)!;
+  const newNode = cluster.nodes.find((n) => n.id === newest[pickNode(newest, keySlot(key!))]!.id)!;
   const outcome = await newNode.server.engine.delete(job.id, key!, grown.epoch, 0, true);
   t.true(outcome.ok);
   const reader = await Satchel.attach(job.ticket);
@@ -48,6 +48,6 @@ test('a read between a delete’s generations finds nothing, not the older gener
   await job.put(key!, 'again');
   t.is((await reader.get(key!))?.toString(), 'again');
   // A key the newest generation never had is still found in the older one.
-  const untouched = candidates.find((k) => k !== key && newest[pickNode(newest, hashKey(k))]!.id !== oldNode)!;
+  const untouched = candidates.find((k) => k !== key && newest[pickNode(newest, keySlot(k))]!.id !== oldNode)!;
   t.is((await reader.get(untouched))?.toString(), 'old');
 });

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { type Job, Satchel } from '../client/index.ts';
 import { TcpProxy } from '../perf/index.ts';
-import { hashKey, pickNode } from '../proto/index.ts';
+import { keySlot, pickNode } from '../proto/index.ts';
 import { rejection, withoutPlacement } from './helpers/assert.ts';
 import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
 import { eventually } from './helpers/raw-client.ts';
@@ -91,7 +91,7 @@ test('replicas 1: after a restart with the same id, that node’s keys fail with
   await job.putMany(keys.map((key) => [key, `v ${key}`] as const));
   const nodes = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes;
   t.is(nodes.length, 2);
-  const onVictim = keys.filter((key) => nodes[pickNode(nodes, hashKey(key))]!.id === 'dram-0');
+  const onVictim = keys.filter((key) => nodes[pickNode(nodes, keySlot(key))]!.id === 'dram-0');
   t.true(onVictim.length > 0 && onVictim.length < keys.length);
   await cluster.restartNode(0);
   const fresh = await Satchel.attach(job.ticket, { timeoutMs: 3_000 });

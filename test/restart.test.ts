@@ -7,7 +7,7 @@
 import test from 'ava';
 import { type Job, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
-import { hashKey, pickNode } from '../proto/index.ts';
+import { keySlot, pickNode } from '../proto/index.ts';
 
 const MiB = 1024 * 1024;
 const keys = Array.from({ length: 200 }, (_, i) => `k/${i}`);
@@ -40,7 +40,7 @@ test('SIGKILL, then the same id and port: replicated keys all read back; single-
   ).nodes;
   t.is(nodes.length, 3);
   const victim = nodes[0]!.id;
-  const onVictim = new Set(keys.filter((key) => nodes[pickNode(nodes, hashKey(key))]!.id === victim));
+  const onVictim = new Set(keys.filter((key) => nodes[pickNode(nodes, keySlot(key))]!.id === victim));
   t.true(onVictim.size > 0);
 
   const pid = cluster.nodePid(victim);

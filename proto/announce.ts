@@ -1,0 +1,57 @@
+/**
+ * The body of an ANNOUNCE (controller → node, frame.ts): the incarnation the controller means, then what the
+ * node's RESP front door needs of the job's placement to answer CLUSTER SLOTS and send MOVED — every
+ * generation's nodes, newest first, with their RESP addresses and weights, and the copies per key.
+ *
+ * `bootId`, or `bootId \n JSON`: a body without a newline is a boot id alone, as nodes and controllers before
+ * the RESP front door sent it. Not on any hot path (one per placement change per node), so JSON.
+ */
+export interface AnnouncedNode {
+  id: string;
+  /** host:port of its RESP front door; '' when it has none. */
+  resp: string;
+  weight: number;
+}
+
+export interface AnnouncedPlacement {
+  epoch: number;
+  replicas: number;
+  /** Newest first. */
+  generations: AnnouncedNode[][];
+}
+
+export function encodeAnnounceBody(bootId: string, placement: AnnouncedPlacement | null): Buffer | null {
+  if (placement === null) return bootId === '' ? null : Buffer.from(bootId);
+  return Buffer.from(`${bootId}\n${JSON.stringify(placement)}`);
+}
+
+/** The boot id (null when none was named) and the placement (null when none came, or it does not parse). */
+export function decodeAnnounceBody(body: string): { bootId: string | null; placement: AnnouncedPlacement | null } {
+  const newline = body.indexOf('\n');
+  if (newline === -1) return { bootId: body === '' ? null : body, placement: null };
+  const bootId = body.slice(0, newline);
+  return { bootId: bootId === '' ? null : bootId, placement: parsePlacement(body.slice(newline + 1)) };
+}
+
+function parsePlacement(text: string): AnnouncedPlacement | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const p = value as AnnouncedPlacement;
+  const valid =
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isInteger(p.epoch) &&
+    Number.isInteger(p.replicas) &&
+    p.replicas >= 1 &&
+    Array.isArray(p.generations) &&
+    p.generations.every(
+      (g) =>
+        Array.isArray(g) &&
+        g.every((n) => typeof n?.id === 'string' && typeof n.resp === 'string' && typeof n.weight === 'number' && n.weight >= 0),
+    );
+  return valid ? p : null;
+}

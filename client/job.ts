@@ -67,6 +67,15 @@ export class Job {
     return this.router.ticket;
   }
 
+  /**
+   * The job as a Redis Cluster: `redis://<job id>:<token>@host:port` (`rediss://` under TLS) of one of its
+   * nodes' RESP front doors, for redis-cli, redis-py, ioredis, go-redis… Its token is the ticket's, and expires
+   * with it. Null when the job's nodes have no RESP front door.
+   */
+  get redisUrl(): string | null {
+    return this.router.redisUrl;
+  }
+
   /** The placement epoch this client is using. */
   get epoch(): number {
     return this.router.placement.epoch;

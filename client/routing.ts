@@ -97,6 +97,17 @@ export class Router implements ReplicaHost, WatchHost {
     return this.parsed.job;
   }
 
+  /**
+   * `redis://<job>:<token>@host:port` (`rediss://` under TLS) of a RESP front door of the job's newest generation,
+   * for Redis clients; null when its nodes have none.
+   */
+  get redisUrl(): string | null {
+    const node = this.placement.generations[0]?.find((n) => n.respAddress);
+    if (node === undefined) return null;
+    const scheme = this.parsed.tls === undefined ? 'redis' : 'rediss';
+    return `${scheme}://${encodeURIComponent(this.jobId)}:${encodeURIComponent(this.parsed.token)}@${node.respAddress}`;
+  }
+
   get ticket(): string {
     return this.currentTicket;
   }

@@ -264,6 +264,7 @@ async function main(argv: string[]): Promise<void> {
         'job-max-connections': { type: 'string' },
         id: { type: 'string' },
         'metrics-port': { type: 'string' },
+        'resp-port': { type: 'string' },
       });
       const tier = str(flags, 'tier') ?? 'dram';
       if (!isTier(tier)) throw new SatchelError('BAD_REQUEST', `--tier: expected dram, ssd or hdd, got ${JSON.stringify(tier)}`);
@@ -277,6 +278,7 @@ async function main(argv: string[]): Promise<void> {
         tier,
         path: str(flags, 'path'),
         metricsPort: str(flags, 'metrics-port') === undefined ? undefined : parsePort(str(flags, 'metrics-port')!, '--metrics-port'),
+        respPort: str(flags, 'resp-port') === undefined ? undefined : parsePort(str(flags, 'resp-port')!, '--resp-port'),
         advertiseHost: str(flags, 'advertise'),
         host: str(flags, 'host') ?? '127.0.0.1',
         port: parsePort(str(flags, 'port') ?? '0', '--port'),
@@ -323,7 +325,7 @@ const PORT_FLAGS: Record<string, Record<string, string>> = {
   up: { controller: '--controller-port', console: '--console-port' },
   controller: { controller: '--port', console: '--console-port' },
   metadata: { 'metadata server': '--port', 'metrics endpoint': '--metrics-port' },
-  'storage-node': { 'storage node': '--port', 'metrics endpoint': '--metrics-port' },
+  'storage-node': { 'storage node': '--port', 'metrics endpoint': '--metrics-port', 'RESP front door': '--resp-port' },
 };
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -26,6 +26,8 @@ export interface ClusterInfoFile {
     /** The node's current (or last) process. */
     pid: number;
     metrics?: string;
+    /** host:port of its RESP front door (Redis clients: a job's redisUrl names one). */
+    resp?: string;
     /** Absent while it runs; 'down' once its process exited (killNode, or killed by PID); 'frozen' by freezeNode. */
     state?: 'down' | 'frozen';
   }[];

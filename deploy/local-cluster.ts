@@ -200,6 +200,7 @@ export class LocalCluster {
       capacity: bytes,
       port: 0,
       metricsPort: 0,
+      respPort: 0,
       dataPath: tier === 'dram' ? undefined : this.files.newDataPath(tier),
       controller,
       frozen: false,
@@ -210,8 +211,16 @@ export class LocalCluster {
     spec.id = member.ready.id!;
     spec.port = portOf(member.ready.address);
     spec.metricsPort = portOfUrl(member.ready.metrics);
+    spec.respPort = member.ready.resp === undefined ? 0 : portOf(member.ready.resp);
     member.node = spec;
-    this.info.nodes.push({ id: spec.id, tier, address: member.ready.address, pid: member.child.pid!, metrics: member.ready.metrics });
+    this.info.nodes.push({
+      id: spec.id,
+      tier,
+      address: member.ready.address,
+      pid: member.child.pid!,
+      metrics: member.ready.metrics,
+      resp: member.ready.resp,
+    });
     if (member.ready.metrics !== undefined) this.info.metrics.push(member.ready.metrics);
     await this.persist();
     return member.ready;
@@ -261,7 +270,7 @@ export class LocalCluster {
       const deadline = Date.now() + PORT_RETRY_MS;
       let member: Member;
       for (let failures = 1; ; failures++) {
-        await portsFree([spec.port, spec.metricsPort], deadline);
+        await portsFree([spec.port, spec.metricsPort, spec.respPort], deadline);
         try {
           member = await this.spawn('storage-node', this.nodeArgs(spec));
           break;

@@ -24,6 +24,8 @@ export interface NodeLaunch {
   capacity: number;
   port: number;
   metricsPort: number;
+  /** Its RESP front door's port (0 on the first start). */
+  respPort: number;
   /** A disk node's data folder (the node wipes it at start). */
   dataPath?: string;
   /** Where the node registers and reports: the controller, or what `nodeController` put in front of it. */
@@ -79,6 +81,8 @@ export function nodeArgs(options: RoleOptions, secretFile: string, node: NodeLau
     String(node.port),
     '--metrics-port',
     String(node.metricsPort),
+    '--resp-port',
+    String(node.respPort),
     '--controller',
     node.controller,
   ];

@@ -21,6 +21,8 @@ export interface ReadyMessage {
   metrics?: string;
   console?: string;
   id?: string;
+  /** host:port of a storage node's RESP front door, when it has one. */
+  resp?: string;
 }
 
 export interface ControllerRoleOptions {
@@ -166,6 +168,8 @@ export interface StorageNodeRoleOptions {
   advertiseHost?: string;
   /** Serve `/metrics` on this port (0: any free one); none when omitted. */
   metricsPort?: number;
+  /** Open the RESP front door on this port (0: any free one); none when omitted. */
+  respPort?: number;
   secret: Buffer;
   logger: Logger;
 }
@@ -175,10 +179,18 @@ export async function runStorageNode(options: StorageNodeRoleOptions): Promise<R
     throw PortInUseError.from(error, [
       [options.port, 'storage node'],
       [options.metricsPort, 'metrics endpoint'],
+      [options.respPort, 'RESP front door'],
     ]);
   });
   stopOnSignal(options.logger, () => node.close());
-  return announce({ type: 'ready', role: 'storage-node', address: node.address, id: node.id, metrics: node.metricsAddress ?? undefined });
+  return announce({
+    type: 'ready',
+    role: 'storage-node',
+    address: node.address,
+    id: node.id,
+    metrics: node.metricsAddress ?? undefined,
+    resp: node.respAddress ?? undefined,
+  });
 }
 
 function announce(message: ReadyMessage): ReadyMessage {

@@ -51,6 +51,8 @@ export {
   type SlotRange,
   slotRanges,
 } from './placement.ts';
+export { type RespCommand, RespParser, type RespParserLimits, type RespProtocolError, splitArgs } from './resp-parser.ts';
+export { RespWriter } from './resp-writer.ts';
 export { crc16, keySlot, keySlotOfBytes, SLOTS } from './slot.ts';
 export { isTier, TIERS, type Tier } from './tier.ts';
 export { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';

@@ -129,7 +129,7 @@ test('raising one weight only moves keys onto that node', (t) => {
 test("pickNodes: distinct nodes best first, the first is pickNode's; dropping a node keeps the others in order", (t) => {
   const nodes = Array.from({ length: 5 }, (_, i) => ({ id: `n${i}`, address: `h:${i}`, weight: 1 }));
   for (let k = 0; k < 2000; k++) {
-    const hash = hashKey(`key-${k}`);
+    const hash = keySlot(`key-${k}`);
     const three = pickNodes(nodes, hash, 3);
     t.is(new Set(three).size, 3);
     t.is(three[0], pickNode(nodes, hash));
@@ -140,7 +140,7 @@ test("pickNodes: distinct nodes best first, the first is pickNode's; dropping a 
     t.deepEqual(after.slice(0, 2), [nodes[three[0]!]!.id, nodes[three[2]!]!.id]);
   }
   t.deepEqual(pickNodes(nodes, 1, 9).length, 5, 'no more than there are nodes');
-  t.deepEqual(pickNodes([{ id: 'a', address: 'x', weight: 0 }], 1, 2), [], 'weightless nodes hold nothing');
+  t.deepEqual(pickNodes([{ id: 'a', weight: 0 }], 1, 2), [], 'weightless nodes hold nothing');
 });
 
 test('slotRanges covers every slot once, in runs of whole buckets, each run owned by pickNode', (t) => {

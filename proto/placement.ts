@@ -17,7 +17,12 @@ export interface PlacementNode {
   /** host:port of the node's data plane. */
   address: string;
   weight: number;
+  /** host:port of the node's RESP front door, when it has one (a job's `redisUrl`). */
+  respAddress?: string;
 }
+
+/** What rendezvous needs of a node: its id and weight. */
+export type Weighted = Pick<PlacementNode, 'id' | 'weight'>;
 
 export interface Placement {
   jobId: string;
@@ -62,7 +67,7 @@ function mix(h: number): number {
 }
 
 /** Index into `nodes` of the node that owns the keys of this slot (slot.ts `keySlot`). */
-export function pickNode(nodes: readonly PlacementNode[], slot: number): number {
+export function pickNode(nodes: readonly Weighted[], slot: number): number {
   if (nodes.length === 1) return 0;
   const keyHash = bucketHash(slot);
   let best = -1;
@@ -85,7 +90,7 @@ export function pickNode(nodes: readonly PlacementNode[], slot: number): number 
  * first is `pickNode`'s). Fewer when fewer nodes have weight. Removing a node changes a slot's set only where
  * that node was in it: the next-best node takes its place.
  */
-export function pickNodes(nodes: readonly PlacementNode[], slot: number, count: number): number[] {
+export function pickNodes(nodes: readonly Weighted[], slot: number, count: number): number[] {
   const keyHash = bucketHash(slot);
   const scored: { index: number; score: number }[] = [];
   for (let i = 0; i < nodes.length; i++) {
@@ -109,7 +114,7 @@ export interface SlotRange {
  * The slot map of one generation: every slot in runs, ascending, each with its owner's index in `nodes` (-1 for
  * slots no node of weight owns). One rendezvous per bucket, not per slot.
  */
-export function slotRanges(nodes: readonly PlacementNode[]): SlotRange[] {
+export function slotRanges(nodes: readonly Weighted[]): SlotRange[] {
   const ranges: SlotRange[] = [];
   const bucketSlots = 1 << SLOT_BUCKET_BITS;
   for (let slot = 0; slot < SLOTS; slot += bucketSlots) {

@@ -60,6 +60,11 @@ export interface StorageNodeOptions extends NodeLimits {
   /** The host the metrics server binds (default `host`). */
   metricsHost?: string;
   /**
+   * Open the RESP front door (resp/: Redis clients of the node's jobs) on this port (0: any free port; undefined:
+   * none). It binds `host`, speaks TLS when the node does, and is registered with the controller.
+   */
+  respPort?: number;
+  /**
    * Serve the data plane over TLS with `cert` and `key`, and check the controller's certificate against `ca`
    * when registering and reporting (PEM; `--tls-cert`, `--tls-key`, `--tls-ca`).
    */
@@ -71,6 +76,8 @@ export interface RunningStorageNode {
   /** Fresh at every start: the controller tells incarnations of one node id apart by it. */
   bootId: string;
   address: string;
+  /** host:port of the RESP front door, or null without `respPort`. */
+  respAddress: string | null;
   server: StorageServer;
   /** `http://host:port/metrics`, or null without `metricsPort`. */
   metricsAddress: string | null;
@@ -117,6 +124,16 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     await engine.close();
     throw error;
   }
+  let respAddress: string | null = null;
+  if (options.respPort !== undefined) {
+    try {
+      respAddress = advertisedAddress(await server.listenResp(options.respPort, options.host ?? '127.0.0.1'), options.advertiseHost);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    server.respAddress = respAddress;
+  }
   let metrics: MetricsEndpoint | null = null;
   if (options.metricsPort !== undefined) {
     const host = options.metricsHost ?? options.host ?? '127.0.0.1';
@@ -136,7 +153,16 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     if (metrics !== null) await closeMetricsEndpoint(metrics);
   };
   options.logger.info(
-    { node: id, bootId, tier: options.tier, address, metrics: metricsAddress, capacity: options.capacity, path: options.path },
+    {
+      node: id,
+      bootId,
+      tier: options.tier,
+      address,
+      resp: respAddress,
+      metrics: metricsAddress,
+      capacity: options.capacity,
+      path: options.path,
+    },
     'storage node listening',
   );
   let link: ControllerLink | null = null;
@@ -146,7 +172,15 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       secret: options.secret,
       logger: options.logger,
       tls: clientTlsOf(options.tls),
-      node: { id, tier: options.tier, address, capacity: options.capacity, bandwidth: options.bandwidth ?? 1e9, bootId },
+      node: {
+        id,
+        tier: options.tier,
+        address,
+        capacity: options.capacity,
+        bandwidth: options.bandwidth ?? 1e9,
+        bootId,
+        ...(respAddress === null ? {} : { respAddress }),
+      },
     });
     link.attach(server);
     try {
@@ -167,6 +201,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     id,
     bootId,
     address,
+    respAddress,
     server,
     metricsAddress,
     close: async () => {

@@ -5,13 +5,14 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { SatchelError } from '../proto/index.ts';
-import type { SessionHost } from './connection.ts';
+import type { ClientConnection, SessionHost } from './client-connection.ts';
 import { Coordination } from './coordination.ts';
 import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import { JobLimits } from './job-limits.ts';
 import { JobTable } from './job-table.ts';
 import { NodeMetrics } from './metrics.ts';
 import { RecentIncrements } from './recent-increments.ts';
+import { RespSession } from './resp/resp-session.ts';
 import {
   DEFAULT_HELLO_TIMEOUT_MS,
   DEFAULT_MAX_INFLIGHT_BODIES,
@@ -41,7 +42,11 @@ const POOL_TRIM_MS = 5_000;
 export class StorageServer implements SessionHost {
   readonly counters: StorageCounters = { ops: 0, bytesIn: 0, bytesOut: 0, connections: 0 };
   private readonly server: net.Server;
-  private readonly sessions = new Set<Session>();
+  /** The RESP front door (`listenResp`), when it was opened. */
+  private respServer: net.Server | null = null;
+  /** Where clients reach the RESP front door (what CLUSTER SLOTS names for this node without a placement). */
+  respAddress: string | null = null;
+  private readonly sessions = new Set<ClientConnection>();
   /** With TLS: every accepted TCP connection, its handshake done or not (close() ends them all). */
   private readonly rawSockets = new Set<net.Socket>();
   /** The jobs this node serves, their epochs, and those deregistered (job-table.ts). */
@@ -71,7 +76,7 @@ export class StorageServer implements SessionHost {
 
   readonly helloTimeoutMs: number;
   /** Connections without a successful HELLO yet, oldest first (`maxPreAuthConnections`). */
-  private readonly strangers = new Set<Session>();
+  private readonly strangers = new Set<ClientConnection>();
   private readonly maxPreAuthConnections: number;
   readonly maxOutputBytes: number;
   readonly softOutputBytes: number;
@@ -82,7 +87,7 @@ export class StorageServer implements SessionHost {
   /** Over the body budget: job connections pause at their next read, until half of it is written. */
   readsHeld = false;
   /** Sessions paused for the body budget, resumed when it drops. */
-  private readonly heldSessions = new Set<Session>();
+  private readonly heldSessions = new Set<ClientConnection>();
 
   /**
    * Writes refused FULL for want of room (the engine's capacity; not a job's quota), per job since the node
@@ -127,25 +132,35 @@ export class StorageServer implements SessionHost {
     });
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE;
     this.maxPendingResponseBytes = options.maxPendingResponseBytes ?? DEFAULT_MAX_PENDING;
+    this.server = this.createListener((socket) => new Session(this, socket));
+  }
+
+  /**
+   * A TCP or TLS listener making each connection a session of one protocol. With TLS a session starts once the
+   * handshake is done and reads decrypted 'data' chunks, as over plain TCP.
+   */
+  private createListener(make: (socket: net.Socket) => ClientConnection): net.Server {
+    const options = this.options;
+    let server: net.Server;
     if (options.tls === undefined) {
-      this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      server = net.createServer({ noDelay: true }, (socket) => this.accept(make(socket)));
     } else {
-      // A session starts once the handshake is done and reads decrypted 'data' chunks, as over plain TCP.
-      const server = tls.createServer(
+      const secure = tls.createServer(
         { cert: options.tls.cert, key: options.tls.key, noDelay: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
-        (socket) => this.accept(socket),
+        (socket) => this.accept(make(socket)),
       );
-      server.on('connection', (raw: net.Socket) => {
+      secure.on('connection', (raw: net.Socket) => {
         this.rawSockets.add(raw);
         raw.once('close', () => this.rawSockets.delete(raw));
       });
       // A client speaking plain TCP, or one that refuses the certificate: the connection is dropped.
-      server.on('tlsClientError', (error, socket) =>
+      secure.on('tlsClientError', (error, socket) =>
         options.logger.debug({ err: error, remote: socket.remoteAddress }, 'TLS handshake failed'),
       );
-      this.server = server;
+      server = secure;
     }
-    this.server.maxConnections = options.maxConnections ?? 4096;
+    server.maxConnections = options.maxConnections ?? 4096;
+    return server;
   }
 
   get engine(): StorageEngine {
@@ -153,21 +168,28 @@ export class StorageServer implements SessionHost {
   }
 
   listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address() as net.AddressInfo;
-        resolve(`${host}:${address.port}`);
-      });
-    });
+    return bind(this.server, port, host);
+  }
+
+  /**
+   * Opens the RESP front door (resp/): Redis clients of the node's jobs, over TLS when the node has it. Its
+   * connections share everything with the frame protocol's: the jobs, limits, budgets and counts.
+   */
+  listenResp(port = 0, host = '127.0.0.1'): Promise<string> {
+    if (this.respServer !== null) throw new SatchelError('BAD_REQUEST', 'the RESP front door is open already');
+    this.respServer = this.createListener((socket) => new RespSession(this, socket));
+    return bind(this.respServer, port, host);
   }
 
   /** Stops accepting, closes every connection, closes the engine. Idempotent. */
   async close(): Promise<void> {
     clearInterval(this.poolTrimmer);
-    if (!this.server.listening && this.sessions.size === 0) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (!this.server.listening && this.respServer?.listening !== true && this.sessions.size === 0) return;
+    const closed = Promise.all(
+      [this.server, this.respServer].map((server) =>
+        server === null ? undefined : new Promise<void>((resolve) => server.close(() => resolve())),
+      ),
+    );
     for (const session of this.sessions) session.socket.destroy();
     for (const raw of this.rawSockets) raw.destroy();
     await closed;
@@ -273,12 +295,12 @@ export class StorageServer implements SessionHost {
   }
 
   /** A session paused itself for the body budget (at its first read past it). */
-  held(session: Session): void {
+  held(session: ClientConnection): void {
     this.heldSessions.add(session);
   }
 
   /** The session's HELLO succeeded: it is no stranger any more. */
-  introduced(session: Session): void {
+  introduced(session: ClientConnection): void {
     this.strangers.delete(session);
   }
 
@@ -289,8 +311,8 @@ export class StorageServer implements SessionHost {
     for (const session of held) session.unhold();
   }
 
-  private accept(socket: net.Socket): void {
-    const session = new Session(this, socket);
+  private accept(session: ClientConnection): void {
+    const socket = session.socket;
     this.sessions.add(session);
     this.counters.connections++;
     this.strangers.add(session);
@@ -308,4 +330,16 @@ export class StorageServer implements SessionHost {
       this.counters.connections--;
     });
   }
+}
+
+/** Listens on `host:port` (0: any free port); resolves with the address bound. */
+function bind(server: net.Server, port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address() as net.AddressInfo;
+      resolve(`${host}:${address.port}`);
+    });
+  });
 }

@@ -20,6 +20,7 @@ import {
   verifyToken,
 } from '../proto/index.ts';
 import { Connection, isPromise } from './connection.ts';
+import { counterValue } from './counter-value.ts';
 import type { DeleteOutcome, ListPage, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
 import { TRAFFIC_IN } from './metrics.ts';
 import type { Increment } from './recent-increments.ts';
@@ -406,9 +407,7 @@ export class Session extends Connection {
     this.admin = subject.admin;
     this.scope = subject.scope;
     this.expiresAt = subject.expiresAt;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.server.introduced(this);
+    this.authenticated();
     this.decoder.limit(this.server.maxValueBytes + MAX_KEY_BYTES);
     this.jobId = subject.admin ? null : subject.jobId;
     const epoch = subject.admin ? 0 : (this.server.jobs.get(subject.jobId)?.epoch ?? 0);
@@ -452,14 +451,4 @@ export class Session extends Connection {
         return this.fail(f.id, 0, 'BAD_REQUEST', 'an admin connection carries admin operations only');
     }
   }
-}
-
-/** A counter's total: decimal text of a safe integer (at most 16 digits and a sign); null for anything else. */
-function counterValue(entry: StoredEntry): number | null {
-  const { value } = entry;
-  if ((entry.flags & Flag.MANIFEST) !== 0 || value.length === 0 || value.length > 17) return null;
-  const text = value.toString('latin1');
-  if (!/^-?\d+$/.test(text)) return null;
-  const n = Number(text);
-  return Number.isSafeInteger(n) ? n : null;
 }

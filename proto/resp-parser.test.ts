@@ -1,0 +1,77 @@
+import test from 'ava';
+import { type RespCommand, RespParser, type RespProtocolError } from './resp-parser.ts';
+import { RespWriter } from './resp-writer.ts';
+
+function parseAll(parser: RespParser, ...chunks: string[]): (string[] | string)[] {
+  const out: (string[] | string)[] = [];
+  for (const chunk of chunks) {
+    parser.push(Buffer.from(chunk, 'latin1'));
+    for (let next = parser.next(); next !== null; next = parser.next()) {
+      if ('error' in next) out.push((next as RespProtocolError).error);
+      else out.push((next as RespCommand).args.map((a) => a.toString('latin1')));
+    }
+  }
+  return out;
+}
+
+test('multibulk and inline commands, cut at every byte, give the same commands', (t) => {
+  const stream = '*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n*1\r\n$4\r\nPING\r\nGET "a b" \'c\\\'d\' "\\x41\\n"\r\n\r\n*0\r\n';
+  const want = [['SET', 'key', 'va\r\nl'], ['PING'], ['GET', 'a b', "c'd", 'A\n']];
+  t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), stream), want);
+  for (let cut = 1; cut < stream.length; cut++)
+    t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), stream.slice(0, cut), stream.slice(cut)), want, `cut at ${cut}`);
+});
+
+test("protocol errors carry Redis's texts, once, and nothing follows", (t) => {
+  const cases: [string, string][] = [
+    ['*x\r\n', 'Protocol error: invalid multibulk length'],
+    ['*1\r\n$-2\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n$2000\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n+OK\r\n', "Protocol error: expected '$', got '+'"],
+    ['GET "a\r\n', 'Protocol error: unbalanced quotes in request'],
+  ];
+  for (const [input, error] of cases)
+    t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), input, '*1\r\n$4\r\nPING\r\n'), [error], input);
+  t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024, maxInlineBytes: 16 }), 'x'.repeat(20)), [
+    'Protocol error: too big inline request',
+  ]);
+});
+
+test('a bulk spanning chunks is assembled into a buffer of its own; one inside a chunk is a view of it', (t) => {
+  const parser = new RespParser({ maxBulkBytes: 1 << 20 });
+  const value = Buffer.alloc(200_000, 7);
+  parser.push(Buffer.from(`*2\r\n$3\r\nGET\r\n$${value.length}\r\n`));
+  t.is(parser.next(), null);
+  for (let at = 0; at < value.length; at += 65_536) {
+    t.is(parser.next(), null);
+    parser.push(value.subarray(at, at + 65_536));
+  }
+  parser.push(Buffer.from('\r\n'));
+  const command = parser.next() as RespCommand;
+  t.false(command.owned(0));
+  t.true(command.owned(1));
+  t.true(command.args[1]!.equals(value));
+});
+
+test('the writer encodes RESP2 and RESP3 types', (t) => {
+  const chunks: Buffer[] = [];
+  const writer = new RespWriter({ write: (chunk: Uint8Array) => chunks.push(Buffer.from(chunk)) });
+  writer.simple('OK');
+  writer.error('ERR bad\r\nthing');
+  writer.integer(-3);
+  writer.bulk('hé');
+  writer.bulk(null);
+  writer.map(1);
+  writer.bulk(Buffer.alloc(20_000, 1));
+  writer.version = 3;
+  writer.bulk(null);
+  writer.map(1);
+  writer.verbatim('x');
+  writer.flush();
+  const text = Buffer.concat(chunks).toString('latin1');
+  t.is(
+    text,
+    `+OK\r\n-ERR bad thing\r\n:-3\r\n$3\r\nh\xc3\xa9\r\n$-1\r\n*2\r\n$20000\r\n${'\x01'.repeat(20_000)}\r\n_\r\n%1\r\n=5\r\ntxt:x\r\n`,
+  );
+  t.is(writer.bytesEncoded, text.length);
+});

@@ -1,0 +1,273 @@
+/**
+ * What Redis clients send a server, parsed incrementally: multibulk commands (`*<n>\r\n` then n × `$<len>\r\n
+ * <bytes>\r\n`) and inline commands (a line of words, split as Redis's sdssplitargs does). Protocol errors carry
+ * Redis's own texts (networking.c processMultibulkBuffer / processInlineBuffer) and end the stream.
+ *
+ * Arguments lying whole inside the last chunk pushed are views of it (valid until the next push: `owned(i)` is
+ * false); one that spans chunks is assembled into its own buffer, allocated as its bytes arrive (never for a
+ * declared length alone: a stranger declaring 500 MiB bulks makes us allocate what it sent, no more).
+ */
+export interface RespParserLimits {
+  /** The largest argument (a value), in bytes. */
+  maxBulkBytes: number;
+  /** The most arguments in one command (Redis: 1024 × 1024). */
+  maxArgs?: number;
+  /** The longest inline command or length line (Redis: 64 KiB). */
+  maxInlineBytes?: number;
+}
+
+export interface RespCommand {
+  args: Buffer[];
+  /** Whether argument `i` is a buffer of its own (true) or a view of a read chunk, valid until the next push. */
+  owned(i: number): boolean;
+}
+
+/** A broken stream: Redis's error text, after which the parser yields nothing more. */
+export interface RespProtocolError {
+  error: string;
+}
+
+const CR = 13;
+const LF = 10;
+/** Up-front allocation of a spanning bulk is capped here; it grows as its bytes arrive. */
+const FIRST_ALLOCATION = 64 * 1024;
+
+class Command implements RespCommand {
+  args: Buffer[] = [];
+  private ownedMask: boolean[] = [];
+
+  add(arg: Buffer, owned: boolean): void {
+    this.args.push(arg);
+    this.ownedMask.push(owned);
+  }
+
+  owned(i: number): boolean {
+    return this.ownedMask[i] === true;
+  }
+}
+
+export class RespParser {
+  private maxBulkBytes: number;
+  private maxArgs: number;
+  private maxInlineBytes: number;
+  /** Bytes not yet consumed: the unconsumed tail of earlier chunks (copied) followed by the newest chunk. */
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  /** The command being read: arguments still expected (-1: none started), and a bulk in progress. */
+  private expected = -1;
+  private command: Command | null = null;
+  private bulkLength = -1;
+  private bulk: Buffer | null = null;
+  private bulkFilled = 0;
+  private broken: string | null = null;
+  private reportedBroken = false;
+
+  constructor(limits: RespParserLimits) {
+    this.maxBulkBytes = limits.maxBulkBytes;
+    this.maxArgs = limits.maxArgs ?? 1024 * 1024;
+    this.maxInlineBytes = limits.maxInlineBytes ?? 64 * 1024;
+  }
+
+  limit(limits: Partial<RespParserLimits>): void {
+    if (limits.maxBulkBytes !== undefined) this.maxBulkBytes = limits.maxBulkBytes;
+    if (limits.maxArgs !== undefined) this.maxArgs = limits.maxArgs;
+    if (limits.maxInlineBytes !== undefined) this.maxInlineBytes = limits.maxInlineBytes;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.broken !== null) return;
+    if (this.pos >= this.buf.length) this.buf = chunk;
+    else this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]); // only the unconsumed tail: a partial line
+    this.pos = 0;
+  }
+
+  /** The next whole command, a protocol error (once), or null when more bytes are needed. */
+  next(): RespCommand | RespProtocolError | null {
+    if (this.broken !== null) {
+      if (this.reportedBroken) return null;
+      this.reportedBroken = true;
+      return { error: this.broken };
+    }
+    for (;;) {
+      if (this.expected === -1) {
+        if (this.pos >= this.buf.length) return null;
+        if (this.buf[this.pos] !== 0x2a /* * */) {
+          const inline = this.inline();
+          if (inline === 'more') return null;
+          if (inline === 'skip') continue;
+          if (inline === 'broken') return this.next();
+          return inline;
+        }
+        const count = this.lengthLine('mbulk');
+        if (count === null) return this.next();
+        if (count === undefined) return null;
+        if (count <= 0) continue; // *0 and *-1: nothing, as Redis
+        this.expected = count;
+        this.command = new Command();
+      }
+      while (this.expected > 0) {
+        if (this.bulkLength === -1) {
+          if (this.pos >= this.buf.length) return null;
+          if (this.buf[this.pos] !== 0x24 /* $ */) {
+            this.fail(`Protocol error: expected '$', got '${String.fromCharCode(this.buf[this.pos]!)}'`);
+            return this.next();
+          }
+          const length = this.lengthLine('bulk');
+          if (length === null) return this.next();
+          if (length === undefined) return null;
+          this.bulkLength = length;
+        }
+        if (!this.readBulk()) return null;
+      }
+      const done = this.command!;
+      this.command = null;
+      this.expected = -1;
+      return done;
+    }
+  }
+
+  /** The stream is broken: `next` reports `text` once, then nothing more. */
+  private fail(text: string): void {
+    this.broken = text;
+    this.buf = Buffer.alloc(0);
+    this.pos = 0;
+  }
+
+  /**
+   * A `*<n>` or `$<n>` line: its number, undefined when the line is not whole yet, null when broken (the error
+   * recorded).
+   */
+  private lengthLine(kind: 'mbulk' | 'bulk'): number | null | undefined {
+    const end = this.buf.indexOf(CR, this.pos);
+    if (end === -1 || end + 1 >= this.buf.length) {
+      if (this.buf.length - this.pos > this.maxInlineBytes) {
+        this.fail(`Protocol error: too big ${kind} count string`);
+        return null;
+      }
+      return undefined;
+    }
+    const text = this.buf.toString('latin1', this.pos + 1, end);
+    const n = /^-?\d{1,18}$/.test(text) ? Number(text) : Number.NaN;
+    if (kind === 'mbulk') {
+      if (!Number.isInteger(n) || n > this.maxArgs) {
+        this.fail('Protocol error: invalid multibulk length');
+        return null;
+      }
+    } else if (!Number.isInteger(n) || n < 0 || n > this.maxBulkBytes) {
+      this.fail('Protocol error: invalid bulk length');
+      return null;
+    }
+    this.pos = end + 2;
+    return n;
+  }
+
+  /** Reads the bulk in progress (and its CRLF); false when more bytes are needed. */
+  private readBulk(): boolean {
+    const length = this.bulkLength;
+    const available = this.buf.length - this.pos;
+    if (this.bulk === null && available >= length + 2) {
+      // Whole in the buffer: a view of it, valid until the next push.
+      this.command!.add(this.buf.subarray(this.pos, this.pos + length), false);
+      this.pos += length + 2;
+      this.bulkLength = -1;
+      this.expected--;
+      return true;
+    }
+    if (this.bulkFilled < length) {
+      if (this.bulk === null) {
+        this.bulk = Buffer.allocUnsafeSlow(Math.min(length, Math.max(FIRST_ALLOCATION, available)));
+        this.bulkFilled = 0;
+      }
+      const take = Math.min(length - this.bulkFilled, available);
+      if (this.bulkFilled + take > this.bulk.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.min(length, Math.max(this.bulk.length * 2, this.bulkFilled + take)));
+        this.bulk.copy(grown, 0, 0, this.bulkFilled);
+        this.bulk = grown;
+      }
+      this.buf.copy(this.bulk, this.bulkFilled, this.pos, this.pos + take);
+      this.bulkFilled += take;
+      this.pos += take;
+      if (this.bulkFilled < length) return false;
+    }
+    if (this.buf.length - this.pos < 2) return false;
+    this.command!.add(this.bulk ?? Buffer.alloc(0), true);
+    this.bulk = null;
+    this.bulkFilled = 0;
+    this.pos += 2;
+    this.bulkLength = -1;
+    this.expected--;
+    return true;
+  }
+
+  /** An inline command line: the command, 'skip' for an empty line, 'more' when the line is not whole. */
+  private inline(): RespCommand | 'more' | 'skip' | 'broken' {
+    const newline = this.buf.indexOf(LF, this.pos);
+    if (newline === -1 || newline - this.pos > this.maxInlineBytes) {
+      if (this.buf.length - this.pos <= this.maxInlineBytes) return 'more';
+      this.fail('Protocol error: too big inline request');
+      return 'broken';
+    }
+    let end = newline;
+    if (end > this.pos && this.buf[end - 1] === CR) end--;
+    const line = this.buf.toString('latin1', this.pos, end);
+    this.pos = newline + 1;
+    const words = splitArgs(line);
+    if (words === null) {
+      this.fail('Protocol error: unbalanced quotes in request');
+      return 'broken';
+    }
+    if (words.length === 0) return 'skip';
+    const command = new Command();
+    for (const word of words) command.add(Buffer.from(word, 'latin1'), true);
+    return command;
+  }
+}
+
+/** Redis's sdssplitargs: words, "double quoted" with escapes, 'single quoted'; null for unbalanced quotes. */
+export function splitArgs(line: string): string[] | null {
+  const words: string[] = [];
+  let i = 0;
+  for (;;) {
+    while (i < line.length && /\s/.test(line[i]!)) i++;
+    if (i >= line.length) return words;
+    let word = '';
+    let inDouble = false;
+    let inSingle = false;
+    for (;;) {
+      const c = line[i];
+      if (inDouble) {
+        if (c === undefined) return null;
+        if (c === '\\' && line[i + 1] === 'x' && /^[0-9a-fA-F]{2}$/.test(line.slice(i + 2, i + 4))) {
+          word += String.fromCharCode(parseInt(line.slice(i + 2, i + 4), 16));
+          i += 3;
+        } else if (c === '\\' && i + 1 < line.length) {
+          const e = line[++i]!;
+          word += { n: '\n', r: '\r', t: '\t', b: '\b', a: '\x07' }[e] ?? e;
+        } else if (c === '"') {
+          if (i + 1 < line.length && !/\s/.test(line[i + 1]!)) return null;
+          inDouble = false;
+          i++;
+          break;
+        } else word += c;
+      } else if (inSingle) {
+        if (c === undefined) return null;
+        if (c === '\\' && line[i + 1] === "'") {
+          word += "'";
+          i++;
+        } else if (c === "'") {
+          if (i + 1 < line.length && !/\s/.test(line[i + 1]!)) return null;
+          inSingle = false;
+          i++;
+          break;
+        } else word += c;
+      } else {
+        if (c === undefined || /\s/.test(c)) break;
+        if (c === '"') inDouble = true;
+        else if (c === "'") inSingle = true;
+        else word += c;
+      }
+      i++;
+    }
+    words.push(word);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Which node answers a key, for Redis Cluster clients: the slot's owner in the newest generation of the job's
+ * placement as the controller last announced it (job-table.ts `placement`) — the node the native client picks
+ * (proto/placement.ts). Any other node answers MOVED with the owner's RESP address. While a job grows, drains or
+ * restores, a read the owner misses is sent on with ASK to the node that owned the slot in the generation before,
+ * which serves it after ASKING; writes always go to the newest owner, as the native client's do.
+ */
+import { isUtf8 } from 'node:buffer';
+import { type AnnouncedNode, type AnnouncedPlacement, keySlotOfBytes, MAX_KEY_BYTES, pickNode } from '../../proto/index.ts';
+import type { AnnouncedJob } from '../job-table.ts';
+import type { CommandSpec, RespContext } from './resp-context.ts';
+
+/** The key arguments of a command, by its spec (first, last — negative from the end — and step, as COMMAND says). */
+export function keyArgs(args: Buffer[], spec: CommandSpec): Buffer[] {
+  const keys = spec.keys!;
+  const last = keys.last < 0 ? args.length + keys.last : keys.last;
+  const found: Buffer[] = [];
+  for (let i = keys.first; i <= last && i < args.length; i += keys.step) found.push(args[i]!);
+  return found;
+}
+
+/** A key as the engines take it: UTF-8 text of 1 to MAX_KEY_BYTES bytes. The error text, or null when fine. */
+export function keyProblem(key: Buffer): string | null {
+  if (key.length === 0) return 'ERR empty keys are not stored by Satchel [BAD_REQUEST]';
+  if (key.length > MAX_KEY_BYTES) return `ERR key of ${key.length} bytes, over Satchel's limit of ${MAX_KEY_BYTES} [BAD_REQUEST]`;
+  if (!isUtf8(key)) return 'ERR key is not valid UTF-8: Satchel keys are text [BAD_REQUEST]';
+  return null;
+}
+
+/** The owner of `slot` in one generation, or undefined for an empty one. */
+function ownerIn(generation: readonly AnnouncedNode[], slot: number): AnnouncedNode | undefined {
+  if (generation.length === 0) return undefined;
+  const index = pickNode(generation, slot);
+  return index < 0 ? undefined : generation[index];
+}
+
+/** The slot's owner now: the newest generation's (null without a placement: a node alone serves every slot). */
+export function slotOwner(placement: AnnouncedPlacement | null, slot: number): AnnouncedNode | null {
+  if (placement === null) return null;
+  return ownerIn(placement.generations[0] ?? [], slot) ?? null;
+}
+
+/**
+ * The older owner a read the newest owner misses is sent to (ASK): the first generation after the newest whose
+ * owner of the slot is another node. Null when there is none.
+ */
+export function olderOwner(placement: AnnouncedPlacement | null, slot: number, self: string): AnnouncedNode | null {
+  if (placement === null) return null;
+  for (let g = 1; g < placement.generations.length; g++) {
+    const owner = ownerIn(placement.generations[g]!, slot);
+    if (owner !== undefined && owner.id !== self) return owner.resp === '' ? null : owner;
+  }
+  return null;
+}
+
+/** Whether this node owns the slot in any generation of the placement (an ASKING read may be served here). */
+function ownsInSomeGeneration(placement: AnnouncedPlacement, slot: number, self: string): boolean {
+  return placement.generations.some((generation) => ownerIn(generation, slot)?.id === self);
+}
+
+/**
+ * Checks a keyed command's keys (valid, one slot) and that this node answers the slot; otherwise answers the
+ * error (CROSSSLOT, MOVED, or why the key is refused) and returns null. Returns the slot.
+ */
+export function routeSlot(session: RespContext, job: AnnouncedJob, args: Buffer[], spec: CommandSpec, asking: boolean): number | null {
+  const keys = keyArgs(args, spec);
+  let slot = -1;
+  for (const key of keys) {
+    const problem = keyProblem(key);
+    if (problem !== null) {
+      session.error(problem);
+      return null;
+    }
+    const s = keySlotOfBytes(key);
+    if (slot !== -1 && s !== slot) {
+      session.error("CROSSSLOT Keys in request don't hash to the same slot");
+      return null;
+    }
+    slot = s;
+  }
+  if (slot === -1) return 0;
+  const self = session.host.options.id;
+  const placement = job.placement;
+  if (placement === null) return slot;
+  const owner = slotOwner(placement, slot);
+  if (owner === null || owner.id === self) {
+    if (!job.moved) return slot;
+    session.refuse('STALE', 'the job moved off this node, and its new placement has not reached it yet');
+    return null;
+  }
+  // A read sent here with ASKING by the newest owner, of a slot this node held in an older generation.
+  if (asking && spec.write !== true && !job.moved && ownsInSomeGeneration(placement, slot, self)) return slot;
+  if (owner === null || owner.resp === '') {
+    session.refuse('UNAVAILABLE', `slot ${slot} has no node with a RESP address in the job's placement`);
+    return null;
+  }
+  session.error(`MOVED ${slot} ${owner.resp}`);
+  return null;
+}

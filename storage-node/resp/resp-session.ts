@@ -1,0 +1,289 @@
+// One RESP connection of a storage node (the RESP front door): Redis clients of one job, authenticated as a
+// Redis 6 ACL user (`AUTH <jobId> <token>`, `HELLO 3 AUTH <jobId> <token>`). Commands are answered in order: a
+// command left to an async engine (the disk tiers) holds the ones after it until it settles, as Redis answers a
+// pipeline. The transport, limits and counts are client-connection.ts's, shared with the frame protocol.
+import type net from 'node:net';
+import {
+  MAX_KEY_BYTES,
+  type RespCommand,
+  RespParser,
+  RespWriter,
+  Status,
+  type StatusCode,
+  statusOf,
+  type TokenScope,
+  verifyToken,
+} from '../../proto/index.ts';
+import { ClientConnection, isPromise, type SessionHost } from '../client-connection.ts';
+import type { MaybePromise } from '../engine.ts';
+import type { AnnouncedJob } from '../job-table.ts';
+import { OpKind, TRAFFIC_IN } from '../metrics.ts';
+import { PRE_AUTH_MAX_FRAMES } from '../server-options.ts';
+import { COMMANDS } from './resp-commands.ts';
+import type { CommandSpec, RespContext } from './resp-context.ts';
+import { oneLine, respErrorText, type SatchelCode } from './resp-errors.ts';
+import { routeSlot } from './resp-routing.ts';
+
+/** Before AUTH an argument carries at most a job id, a token or a client name. */
+const PRE_AUTH_MAX_ARG = 4096;
+/** Redis's limit on one inline command (PROTO_INLINE_MAX_SIZE). */
+const MAX_INLINE_BYTES = 64 * 1024;
+
+let lastClientId = 0;
+
+export class RespSession extends ClientConnection implements RespContext {
+  protected readonly authName = 'AUTH';
+  private readonly parser: RespParser;
+  readonly out: RespWriter;
+  /** CLIENT ID: unique in this process. */
+  readonly clientId = ++lastClientId;
+  /** CLIENT SETNAME / HELLO SETNAME. */
+  clientName = '';
+  /** CLIENT SETINFO lib-name and lib-ver. */
+  libName = '';
+  libVersion = '';
+  /** When the token expires (ms since 1970); Infinity: never. */
+  private expiresAt = Infinity;
+  private scope: TokenScope | null = null;
+  /** The job this connection counts against (its connections per node), once AUTH admitted it. */
+  private admitted: string | null = null;
+  /** Commands received before AUTH (at most PRE_AUTH_MAX_FRAMES are answered). */
+  private preAuthCommands = 0;
+  /** A command waits for an async engine: the ones after it stay in the parser until it is answered. */
+  private waiting = false;
+  /** ASKING was the previous command: the next one may read a slot this node holds in an older generation. */
+  asking = false;
+  /** The command being answered came after ASKING: a miss is not sent on with ASK again. */
+  askingServed = false;
+  /** READONLY: reads may go to replicas (accepted; every read is served by the slot's owner anyway). */
+  readOnly = false;
+  /** SCAN cursors: cursor number → the last key returned (RESP cursors are numbers; keys are the position). */
+  readonly cursors = new Map<number, string>();
+  nextCursor = 1;
+
+  constructor(server: SessionHost, socket: net.Socket) {
+    super(server, socket);
+    this.out = new RespWriter(socket);
+    this.parser = new RespParser({ maxBulkBytes: PRE_AUTH_MAX_ARG, maxInlineBytes: MAX_INLINE_BYTES });
+  }
+
+  get host(): SessionHost {
+    return this.server;
+  }
+
+  get job(): string | null {
+    return this.jobId;
+  }
+
+  protected received(chunk: Buffer): void {
+    this.parser.push(chunk);
+    this.drain();
+  }
+
+  protected pendingOutput(): number {
+    return this.out.pendingBytes;
+  }
+
+  protected flushOutput(): void {
+    this.out.flush();
+  }
+
+  /** Answers every whole command the parser holds, in order, until one waits for an engine. */
+  private drain(): void {
+    while (!this.waiting && !this.closing && !this.socket.destroyed) {
+      const next = this.parser.next();
+      if (next === null) return;
+      if ('error' in next) {
+        // As Redis: the error, then the connection ends (the stream cannot be resynchronised).
+        this.server.options.logger.debug(
+          { remote: this.socket.remoteAddress, reason: next.error },
+          'closing RESP connection: protocol error',
+        );
+        this.out.error(`ERR ${oneLine(next.error)}`);
+        this.closing = true;
+        this.flush();
+        return;
+      }
+      this.execute(next);
+    }
+  }
+
+  private execute(command: RespCommand): void {
+    const args = command.args;
+    if (args.length === 0) return;
+    const name = args[0]!.toString('latin1').toUpperCase();
+    const spec: CommandSpec | undefined = COMMANDS.get(name);
+    const authed = this.jobId !== null;
+    if (!authed && ++this.preAuthCommands > PRE_AUTH_MAX_FRAMES) {
+      this.endAfterAnswers('pre_auth_output', `more than ${PRE_AUTH_MAX_FRAMES} RESP commands before AUTH`);
+      return;
+    }
+    this.begin(spec?.opKind ?? OpKind.other);
+    const asking = this.asking;
+    this.asking = false;
+    this.askingServed = asking;
+    if (spec === undefined) {
+      this.error(`ERR unknown command '${oneLine(name.slice(0, 128))}', with args beginning with: ${describeArgs(args)}`);
+    } else if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+      this.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+    } else if (!authed && !spec.beforeAuth) {
+      this.error('NOAUTH Authentication required.');
+    } else {
+      let job: AnnouncedJob | null = null;
+      if (authed && (spec.keys !== undefined || spec.needsJob === true)) {
+        job = this.gate(spec.write === true, args);
+        if (job === null) return this.handled();
+        if (spec.keys !== undefined && routeSlot(this, job, args, spec, asking) === null) return this.handled();
+      }
+      // Commands without the job's checks (AUTH, PING, CLIENT…) never read `job`.
+      spec.run(this, args, command, job as AnnouncedJob);
+      if (name === 'ASKING') this.asking = true;
+    }
+    this.handled();
+  }
+
+  /**
+   * The checks every keyed command of a job passes, as the frame protocol's (session.ts): the token's expiry, a
+   * deregistered job, a job this process does not serve, the lease of a replicated job, the quota for writes.
+   * The job, or null when an error was answered.
+   */
+  private gate(write: boolean, args: Buffer[]): AnnouncedJob | null {
+    if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) {
+      this.fail(0, 0, 'UNAUTHORIZED', 'token expired: AUTH again with a fresh one (the job handle’s redisUrl)');
+      return null;
+    }
+    const jobId = this.jobId!;
+    const jobs = this.server.jobs;
+    if (jobs.dropped.has(jobId)) {
+      this.fail(0, 0, 'NO_SUCH_JOB', `job ${jobId} was deregistered`);
+      return null;
+    }
+    const job = jobs.get(jobId);
+    if (job === undefined) {
+      this.fail(
+        0,
+        0,
+        'UNAVAILABLE',
+        `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`,
+      );
+      return null;
+    }
+    this.traffic = job.traffic;
+    let bytes = 0;
+    for (const arg of args) bytes += arg.length;
+    job.traffic[TRAFFIC_IN]! += bytes;
+    if (job.replicated && this.server.leaseLapsed) {
+      this.fail(0, 0, 'UNAVAILABLE', `node ${this.server.options.id} has not heard from the controller within its lease`);
+      return null;
+    }
+    if (write && job.replicated) {
+      this.fail(
+        0,
+        0,
+        'BAD_REQUEST',
+        'this job keeps several copies of each key: write it with the Satchel client (the RESP front door writes single-copy jobs)',
+      );
+      return null;
+    }
+    if (write && this.server.limits.isOverQuota(jobId)) {
+      this.fail(0, 0, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
+      return null;
+    }
+    return job;
+  }
+
+  /**
+   * AUTH / HELLO AUTH: the username is the job id (null: AUTH with a password alone, the token naming its job),
+   * the password its token. An error text, or null when admitted.
+   */
+  authenticate(username: string | null, password: string): string | null {
+    const subject = verifyToken(this.server.options.secret, password);
+    if (subject === null || subject.admin || subject.scope === 'viewer' || (username !== null && subject.jobId !== username))
+      return 'WRONGPASS invalid username-password pair or user is disabled.';
+    if (this.server.jobs.dropped.has(subject.jobId)) return respErrorText('NO_SUCH_JOB', `job ${subject.jobId} was deregistered`);
+    if (this.admitted !== subject.jobId) {
+      if (!this.server.limits.admit(subject.jobId))
+        return respErrorText(
+          'FULL',
+          `job ${subject.jobId} has ${this.server.limits.maxConnectionsPerJob} connections to this node, its limit`,
+        );
+      if (this.admitted !== null) this.server.limits.release(this.admitted);
+      this.admitted = subject.jobId;
+    }
+    this.scope = subject.scope;
+    this.expiresAt = subject.expiresAt;
+    if (this.jobId === null) {
+      this.authenticated();
+      this.parser.limit({ maxBulkBytes: this.server.maxValueBytes + MAX_KEY_BYTES });
+    }
+    this.jobId = subject.jobId;
+    return null;
+  }
+
+  get tokenScope(): TokenScope | null {
+    return this.scope;
+  }
+
+  override released(): void {
+    if (this.admitted !== null) this.server.limits.release(this.admitted);
+    this.admitted = null;
+    super.released();
+  }
+
+  /** An error reply for the command being answered (recorded in the metrics as its status). */
+  error(text: string, status: StatusCode = Status.BAD_REQUEST): void {
+    const before = this.out.bytesEncoded;
+    this.out.error(oneLine(text));
+    this.answered(status, this.out.bytesEncoded - before);
+  }
+
+  /** Records the reply just encoded by a command (bytes since `before`), with its status. */
+  replied(before: number, status: StatusCode = Status.OK): void {
+    this.answered(status, this.out.bytesEncoded - before);
+  }
+
+  protected fail(_id: number, _epoch: number, code: SatchelCode, message: string): void {
+    this.error(respErrorText(code, message), statusOf(code));
+  }
+
+  /** A Satchel refusal as its Redis error (resp-errors.ts). */
+  refuse(code: SatchelCode, message: string): void {
+    this.fail(0, 0, code, message);
+  }
+
+  /**
+   * Runs `then` now for a synchronous engine result; for a promise, holds the commands after this one until it
+   * settles (replies stay in order), then goes on with them.
+   */
+  wait<T>(result: MaybePromise<T>, then: (value: T) => void): void {
+    if (!isPromise(result)) return then(result);
+    this.waiting = true;
+    this.settle(result, 0, 0, (value) => {
+      this.waiting = false;
+      then(value);
+      this.drain();
+    });
+    // An engine failure answers through `fail` (settle), then the pipeline goes on.
+    result.catch(() => {
+      if (!this.waiting) return;
+      this.waiting = false;
+      setImmediate(() => this.drain());
+    });
+  }
+
+  /** Parked WAIT and WATCH answers (coordination.ts): not used by RESP connections yet. */
+  push(): void {}
+
+  /** QUIT: +OK, then the connection ends. */
+  quit(): void {
+    this.closing = true;
+  }
+}
+
+/** Redis's "with args beginning with:" text: the first arguments quoted, cut short. */
+function describeArgs(args: Buffer[]): string {
+  return args
+    .slice(1, 4)
+    .map((a) => `'${oneLine(a.toString('utf8', 0, Math.min(a.length, 64)))}' `)
+    .join('');
+}

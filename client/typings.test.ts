@@ -25,6 +25,7 @@ const API: Record<string, string[]> = {
     'id',
     'ticket',
     'epoch',
+    'redisUrl',
     'put',
     'get',
     'stat',

@@ -6,6 +6,7 @@
 import { OpKind } from '../metrics.ts';
 import { cluster } from './resp-cluster.ts';
 import type { CommandSpec, RespContext } from './resp-context.ts';
+import { COORDINATION_SPECS } from './resp-coordination.ts';
 import * as data from './resp-data.ts';
 
 /** The Redis version clients are told: the commands here are those of Redis 7 (CLUSTER SHARDS, HELLO, SETINFO). */
@@ -19,6 +20,13 @@ function reply(s: RespContext, write: () => void): void {
 
 function ping(s: RespContext, args: Buffer[]): void {
   if (args.length > 2) return s.error("ERR wrong number of arguments for 'ping' command");
+  // A RESP2 connection with subscriptions answers PING as an event-shaped array (Redis's rule).
+  if (s.subscriptions.size > 0 && s.out.version === 2)
+    return reply(s, () => {
+      s.out.array(2);
+      s.out.bulk('pong');
+      s.out.bulk(args.length === 2 ? args[1]! : '');
+    });
   reply(s, () => (args.length === 2 ? s.out.bulk(args[1]!) : s.out.simple('PONG')));
 }
 
@@ -537,4 +545,4 @@ const SPECS: CommandSpec[] = [
 ];
 
 /** By upper-case name. */
-export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(SPECS.map((spec) => [spec.name, spec]));
+export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map([...SPECS, ...COORDINATION_SPECS].map((spec) => [spec.name, spec]));

@@ -5,11 +5,23 @@
 import type net from 'node:net';
 import type { RespCommand, RespWriter } from '../../proto/index.ts';
 import type { SessionHost } from '../client-connection.ts';
+import type { ParkedOwner } from '../coordination.ts';
 import type { MaybePromise } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { SatchelCode } from './resp-errors.ts';
 
-export interface RespContext {
+/** A WAITFOR parked in coordination.ts while the connection's later commands wait behind it. */
+export interface BlockedRead {
+  /** Its id in coordination.ts (per connection). */
+  readonly id: number;
+  readonly key: string;
+  readonly slot: number;
+  /** When it answers nil (ms since 1970). */
+  readonly deadline: number;
+}
+
+/** A connection as coordination.ts answers it (`push`): a woken WAITFOR, a keyspace event. */
+export interface RespContext extends ParkedOwner {
   readonly host: SessionHost;
   readonly out: RespWriter;
   readonly socket: net.Socket;
@@ -22,6 +34,18 @@ export interface RespContext {
   /** SCAN cursors: cursor number → the last key returned. */
   readonly cursors: Map<number, string>;
   nextCursor: number;
+  /** The WAITFOR this connection is blocked on. */
+  blocked: BlockedRead | null;
+  /** PSUBSCRIBE patterns, by the id of the watch each is parked under in coordination.ts. */
+  readonly subscriptions: Map<number, string>;
+  /** A fresh id for a request parked in coordination.ts. */
+  parkedId(): number;
+  /** Holds the commands after this one (a blocking read), until `resume`. */
+  hold(): void;
+  /** Answers the commands held since `hold`, from the next turn of the event loop. */
+  resume(): void;
+  /** Records what was encoded since `before` (`out.bytesEncoded`) as sent unasked: an event, a woken read. */
+  sentUnasked(before: number): void;
   /** The command being answered came after ASKING. */
   readonly askingServed: boolean;
   /** An error reply (the whole text, prefix first). */

@@ -20,7 +20,8 @@ import type { AnnouncedJob } from '../job-table.ts';
 import { OpKind, TRAFFIC_IN } from '../metrics.ts';
 import { PRE_AUTH_MAX_FRAMES } from '../server-options.ts';
 import { COMMANDS } from './resp-commands.ts';
-import type { CommandSpec, RespContext } from './resp-context.ts';
+import type { BlockedRead, CommandSpec, RespContext } from './resp-context.ts';
+import { answerParked, SUBSCRIBED_COMMANDS } from './resp-coordination.ts';
 import { oneLine, respErrorText, type SatchelCode } from './resp-errors.ts';
 import { routeSlot } from './resp-routing.ts';
 
@@ -60,6 +61,11 @@ export class RespSession extends ClientConnection implements RespContext {
   /** SCAN cursors: cursor number → the last key returned (RESP cursors are numbers; keys are the position). */
   readonly cursors = new Map<number, string>();
   nextCursor = 1;
+  /** WAITFOR: the read this connection is blocked on (resp-coordination.ts). */
+  blocked: BlockedRead | null = null;
+  /** PSUBSCRIBE: pattern by the id of its parked watch. */
+  readonly subscriptions = new Map<number, string>();
+  private lastParkedId = 0;
 
   constructor(server: SessionHost, socket: net.Socket) {
     super(server, socket);
@@ -128,6 +134,10 @@ export class RespSession extends ClientConnection implements RespContext {
       this.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
     } else if (!authed && !spec.beforeAuth) {
       this.error('NOAUTH Authentication required.');
+    } else if (this.subscriptions.size > 0 && this.out.version === 2 && !SUBSCRIBED_COMMANDS.has(name)) {
+      this.error(
+        `ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
+      );
     } else {
       let job: AnnouncedJob | null = null;
       if (authed && (spec.keys !== undefined || spec.needsJob === true)) {
@@ -271,8 +281,34 @@ export class RespSession extends ClientConnection implements RespContext {
     });
   }
 
-  /** Parked WAIT and WATCH answers (coordination.ts): not used by RESP connections yet. */
-  push(): void {}
+  parkedId(): number {
+    return ++this.lastParkedId;
+  }
+
+  hold(): void {
+    this.waiting = true;
+  }
+
+  resume(): void {
+    this.waiting = false;
+    // Not now: coordination.ts may be in the middle of waking others (a PUT's `stored`).
+    setImmediate(() => {
+      if (this.socket.destroyed) return;
+      this.drain();
+      this.scheduleFlush();
+    });
+  }
+
+  sentUnasked(before: number): void {
+    const bytes = this.out.bytesEncoded - before;
+    if (bytes > 0) this.pushed(bytes);
+  }
+
+  /** A parked WAITFOR's answer or a subscription's event (coordination.ts), as resp-coordination.ts encodes it. */
+  push(status: StatusCode, flags: number, id: number, epoch: number, arg: number, key: string, body: Uint8Array | null): void {
+    if (this.socket.destroyed || this.closing) return;
+    answerParked(this, status, flags, id, epoch, arg, key, body);
+  }
 
   /** QUIT: +OK, then the connection ends. */
   quit(): void {

@@ -22,6 +22,14 @@ test('multibulk and inline commands, cut at every byte, give the same commands',
     t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), stream.slice(0, cut), stream.slice(cut)), want, `cut at ${cut}`);
 });
 
+test("inline words split as sdssplitargs: C's isspace between words, \\xa0 a byte like any other (UTF-8 à is C3 A0)", (t) => {
+  const parser = () => new RespParser({ maxBulkBytes: 1024 });
+  t.deepEqual(parseAll(parser(), 'SET k \xc3\xa0\r\n'), [['SET', 'k', '\xc3\xa0']]);
+  t.deepEqual(parseAll(parser(), 'ECHO a\vb\fc\r\n'), [['ECHO', 'a\vb\fc']]);
+  t.deepEqual(parseAll(parser(), '\v\fECHO "a"\f\'b\'\v\r\n'), [['ECHO', 'a', 'b']]);
+  t.deepEqual(parseAll(parser(), 'ECHO "a"\xa0b\r\n'), ['Protocol error: unbalanced quotes in request']);
+});
+
 test("protocol errors carry Redis's texts, once, and nothing follows", (t) => {
   const cases: [string, string][] = [
     ['*x\r\n', 'Protocol error: invalid multibulk length'],

@@ -223,12 +223,17 @@ export class RespParser {
   }
 }
 
+/** C's isspace: what sdssplitargs skips between words and wants after a closing quote (not /\s/: no \xa0). */
+const SPACE = /[ \t\n\v\f\r]/;
+/** What ends an unquoted word in sdssplitargs (\v and \f do not). */
+const WORD_END = /[ \t\n\r]/;
+
 /** Redis's sdssplitargs: words, "double quoted" with escapes, 'single quoted'; null for unbalanced quotes. */
 export function splitArgs(line: string): string[] | null {
   const words: string[] = [];
   let i = 0;
   for (;;) {
-    while (i < line.length && /\s/.test(line[i]!)) i++;
+    while (i < line.length && SPACE.test(line[i]!)) i++;
     if (i >= line.length) return words;
     let word = '';
     let inDouble = false;
@@ -244,7 +249,7 @@ export function splitArgs(line: string): string[] | null {
           const e = line[++i]!;
           word += { n: '\n', r: '\r', t: '\t', b: '\b', a: '\x07' }[e] ?? e;
         } else if (c === '"') {
-          if (i + 1 < line.length && !/\s/.test(line[i + 1]!)) return null;
+          if (i + 1 < line.length && !SPACE.test(line[i + 1]!)) return null;
           inDouble = false;
           i++;
           break;
@@ -255,13 +260,13 @@ export function splitArgs(line: string): string[] | null {
           word += "'";
           i++;
         } else if (c === "'") {
-          if (i + 1 < line.length && !/\s/.test(line[i + 1]!)) return null;
+          if (i + 1 < line.length && !SPACE.test(line[i + 1]!)) return null;
           inSingle = false;
           i++;
           break;
         } else word += c;
       } else {
-        if (c === undefined || /\s/.test(c)) break;
+        if (c === undefined || WORD_END.test(c)) break;
         if (c === '"') inDouble = true;
         else if (c === "'") inSingle = true;
         else word += c;

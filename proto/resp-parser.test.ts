@@ -45,6 +45,21 @@ test("protocol errors carry Redis's texts, once, and nothing follows", (t) => {
   ]);
 });
 
+test('a length line over the line limit is refused the same however the stream is cut; inline commands hold the argument limit', (t) => {
+  const limits = { maxBulkBytes: 1 << 20, maxArgs: 2, maxInlineBytes: 4 };
+  for (const [input, want] of [
+    ['*1\r\n$65536\r\n', 'Protocol error: too big bulk count string'],
+    ['*12345\r\n', 'Protocol error: too big mbulk count string'],
+  ]) {
+    const whole = parseAll(new RespParser(limits), input!);
+    const bytes = parseAll(new RespParser(limits), ...input!.split(''));
+    t.deepEqual(whole, [want], input);
+    t.deepEqual(bytes, [want], `${input} byte by byte`);
+  }
+  t.deepEqual(parseAll(new RespParser(limits), 'a b\r\n'), [['a', 'b']]);
+  t.deepEqual(parseAll(new RespParser({ ...limits, maxInlineBytes: 64 }), 'a b c\r\n'), ['Protocol error: too big inline request']);
+});
+
 test('a bulk spanning chunks is assembled into a buffer of its own; one inside a chunk is a view of it', (t) => {
   const parser = new RespParser({ maxBulkBytes: 1 << 20 });
   const value = Buffer.alloc(200_000, 7);

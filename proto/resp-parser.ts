@@ -139,13 +139,12 @@ export class RespParser {
    */
   private lengthLine(kind: 'mbulk' | 'bulk'): number | null | undefined {
     const end = this.buf.indexOf(CR, this.pos);
-    if (end === -1 || end + 1 >= this.buf.length) {
-      if (this.buf.length - this.pos > this.maxInlineBytes) {
-        this.fail(`Protocol error: too big ${kind} count string`);
-        return null;
-      }
-      return undefined;
+    // Too long however the stream was cut: the line so far, or the whole line once its CR is here.
+    if ((end === -1 ? this.buf.length : end) - this.pos > this.maxInlineBytes) {
+      this.fail(`Protocol error: too big ${kind} count string`);
+      return null;
     }
+    if (end === -1 || end + 1 >= this.buf.length) return undefined;
     const text = this.buf.toString('latin1', this.pos + 1, end);
     const n = /^-?\d{1,18}$/.test(text) ? Number(text) : Number.NaN;
     if (kind === 'mbulk') {
@@ -217,6 +216,10 @@ export class RespParser {
       return 'broken';
     }
     if (words.length === 0) return 'skip';
+    if (words.length > this.maxArgs) {
+      this.fail('Protocol error: too big inline request');
+      return 'broken';
+    }
     const command = new Command();
     for (const word of words) command.add(Buffer.from(word, 'latin1'), true);
     return command;

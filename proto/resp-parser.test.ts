@@ -45,6 +45,17 @@ test("protocol errors carry Redis's texts, once, and nothing follows", (t) => {
   ]);
 });
 
+test("numbers as Redis's string2ll: no leading zero, no -0", (t) => {
+  for (const [input, error] of [
+    ['*01\r\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
+    ['*-0\r\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
+    ['*1\r\n$03\r\nabc\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n$-0\r\n\r\n', 'Protocol error: invalid bulk length'],
+  ])
+    t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), input!), [error], input);
+  t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), '*0\r\n*1\r\n$0\r\n\r\n'), [['']]);
+});
+
 test('a length line over the line limit is refused the same however the stream is cut; inline commands hold the argument limit', (t) => {
   const limits = { maxBulkBytes: 1 << 20, maxArgs: 2, maxInlineBytes: 4 };
   for (const [input, want] of [

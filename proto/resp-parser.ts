@@ -146,7 +146,8 @@ export class RespParser {
     }
     if (end === -1 || end + 1 >= this.buf.length) return undefined;
     const text = this.buf.toString('latin1', this.pos + 1, end);
-    const n = /^-?\d{1,18}$/.test(text) ? Number(text) : Number.NaN;
+    // Redis's string2ll: no leading zero, no -0 (`$03` and `*-0` are protocol errors there too).
+    const n = /^(?:0|-?[1-9]\d{0,17})$/.test(text) ? Number(text) : Number.NaN;
     if (kind === 'mbulk') {
       if (!Number.isInteger(n) || n > this.maxArgs) {
         this.fail('Protocol error: invalid multibulk length');

@@ -1,6 +1,10 @@
 import test from 'ava';
 import { type RespCommand, RespParser, type RespProtocolError } from './resp-parser.ts';
+import { respParserFuzz } from './resp-parser-fuzz.suite.ts';
 import { RespWriter } from './resp-writer.ts';
+
+// The fuzzer against the reference model, 20,000 inputs (the e2e tier runs 1,000,000: resp-parser-fuzz.test.ts).
+respParserFuzz(20_000);
 
 function parseAll(parser: RespParser, ...chunks: string[]): (string[] | string)[] {
   const out: (string[] | string)[] = [];

@@ -113,3 +113,15 @@ test('the writer encodes RESP2 and RESP3 types', (t) => {
   );
   t.is(writer.bytesEncoded, text.length);
 });
+
+test('an error reply stays one line whatever its text: UTF-8, never a character cut to its low byte (U+010A is 0x0A)', (t) => {
+  const chunks: Buffer[] = [];
+  const writer = new RespWriter({ write: (chunk: Uint8Array) => chunks.push(Buffer.from(chunk)) });
+  const text = `ERR with args beginning with: '${Buffer.from([0xc4, 0x8a, 0xc4, 0x8d]).toString('utf8')}' ’\r\nx`;
+  writer.error(text);
+  writer.flush();
+  const bytes = Buffer.concat(chunks);
+  t.is(bytes.toString('utf8'), "-ERR with args beginning with: 'Ċč' ’ x\r\n");
+  t.is(bytes.indexOf(10), bytes.length - 1);
+  t.is(writer.bytesEncoded, bytes.length);
+});

@@ -160,7 +160,7 @@ export function respParserFuzz(inputs: number): void {
           if (e.kind === 'command') outcome.commands++;
           else {
             outcome.errors++;
-            const kind = e.text.replace(/'.'$/, "'…'");
+            const kind = e.text.replace(/'[\s\S]'$/, "'…'");
             errorTexts.set(kind, (errorTexts.get(kind) ?? 0) + 1);
           }
         }

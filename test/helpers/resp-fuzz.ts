@@ -2,7 +2,7 @@
  * Fuzzing helpers for the RESP front door: a generator of what clients send (multibulk and inline commands,
  * valid, mutated, broken and random), a reference model of how a RESP server reads it (Redis's networking.c
  * processMultibulkBuffer / processInlineBuffer and sds.c sdssplitargs, written the plain, slow way over the whole
- * stream, sharing no code with proto/resp-parser.ts).
+ * stream, sharing no code with proto/resp-parser.ts), and a reader of what the server answers (RESP2 and RESP3).
  * Not a test file itself (ava runs `*.test.ts` only).
  *
  * Where the model departs from Redis, on purpose:
@@ -508,4 +508,122 @@ export function respChunks(rng: Rng, bytes: Buffer): Buffer[] {
     at += size;
   }
   return chunks;
+}
+
+/** One reply as read: its type byte, the line of a simple type, the bytes of a bulk one. */
+export interface RespReply {
+  type: string;
+  line?: string;
+  bulk?: Buffer;
+  /** Elements of an aggregate (a map's keys and values in turn). */
+  elements?: RespReply[];
+}
+
+type Read = { reply: RespReply; end: number } | 'more' | { malformed: string };
+
+/**
+ * Reads what a RESP server sends: whole RESP2 and RESP3 replies, in order, or the first thing that is not one
+ * (a CR or LF inside a line, a line not ended by CRLF, a bad length, a bulk not followed by CRLF, an unknown type).
+ */
+export class RespReplyReader {
+  readonly replies: RespReply[] = [];
+  malformed: string | null = null;
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): void {
+    if (this.malformed !== null) return;
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    let at = 0;
+    for (;;) {
+      if (at >= this.buf.length) break;
+      const read = readReply(this.buf, at, 0);
+      if (read === 'more') break;
+      if ('malformed' in read) {
+        this.malformed = `${read.malformed} at byte ${at} of ${JSON.stringify(this.buf.toString('latin1', at, at + 80))}`;
+        return;
+      }
+      this.replies.push(read.reply);
+      at = read.end;
+    }
+    this.buf = Buffer.from(this.buf.subarray(at));
+  }
+
+  /** Bytes received that do not make a whole reply yet. */
+  get pending(): number {
+    return this.buf.length;
+  }
+}
+
+/** The line from `at` to its CRLF: its text and where the next starts, 'more', or what is wrong with it. */
+function readLine(buf: Buffer, at: number): { text: string; next: number } | 'more' | { malformed: string } {
+  for (let i = at; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === LF) return { malformed: 'LF inside a line' };
+    if (c === CR) {
+      if (i + 1 >= buf.length) return 'more';
+      if (buf[i + 1] !== LF) return { malformed: 'CR not followed by LF' };
+      return { text: buf.toString('latin1', at, i), next: i + 2 };
+    }
+  }
+  return 'more';
+}
+
+function readReply(buf: Buffer, at: number, depth: number): Read {
+  if (depth > 32) return { malformed: 'nested past 32 levels' };
+  const type = String.fromCharCode(buf[at]!);
+  const line = readLine(buf, at + 1);
+  if (line === 'more' || 'malformed' in line) return line;
+  const { text, next } = line;
+  const integer = /^-?(0|[1-9]\d*)$/.test(text) ? Number(text) : Number.NaN;
+  switch (type) {
+    case '+':
+    case '-':
+      return { reply: { type, line: text }, end: next };
+    case ':':
+    case '(':
+      return Number.isNaN(integer) ? { malformed: `integer ${JSON.stringify(text)}` } : { reply: { type, line: text }, end: next };
+    case ',':
+      return /^(-?\d+(\.\d+)?([eE][+-]?\d+)?|inf|-inf|nan)$/.test(text)
+        ? { reply: { type, line: text }, end: next }
+        : { malformed: `double ${JSON.stringify(text)}` };
+    case '#':
+      return text === 't' || text === 'f' ? { reply: { type, line: text }, end: next } : { malformed: `boolean ${text}` };
+    case '_':
+      return text === '' ? { reply: { type }, end: next } : { malformed: 'null with a payload' };
+    case '$':
+    case '=':
+    case '!': {
+      if (type === '$' && integer === -1) return { reply: { type, line: '-1' }, end: next };
+      if (!(integer >= 0)) return { malformed: `${type} length ${JSON.stringify(text)}` };
+      if (buf.length < next + integer + 2) return 'more';
+      if (buf[next + integer] !== CR || buf[next + integer + 1] !== LF) return { malformed: `${type}${integer} not followed by CRLF` };
+      const bulk = buf.subarray(next, next + integer);
+      if (type === '=' && (integer < 4 || bulk[3] !== 0x3a)) return { malformed: 'verbatim string without its format' };
+      return { reply: { type, bulk: Buffer.from(bulk) }, end: next + integer + 2 };
+    }
+    case '*':
+    case '~':
+    case '>':
+    case '%':
+    case '|': {
+      if (type === '*' && integer === -1) return { reply: { type, line: '-1' }, end: next };
+      if (!(integer >= 0)) return { malformed: `${type} count ${JSON.stringify(text)}` };
+      const count = type === '%' || type === '|' ? integer * 2 : integer;
+      const elements: RespReply[] = [];
+      let end = next;
+      for (let i = 0; i < count; i++) {
+        if (end >= buf.length) return 'more';
+        const element = readReply(buf, end, depth + 1);
+        if (element === 'more' || 'malformed' in element) return element;
+        elements.push(element.reply);
+        end = element.end;
+      }
+      if (type !== '|') return { reply: { type, elements }, end };
+      // An attribute comes before the reply it describes.
+      if (end >= buf.length) return 'more';
+      return readReply(buf, end, depth + 1);
+    }
+    default:
+      return { malformed: `unknown type byte 0x${buf[at]!.toString(16)}` };
+  }
 }

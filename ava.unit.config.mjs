@@ -10,6 +10,7 @@ export const PARTS = ['proto', 'client', 'controller', 'metadata', 'storage-node
  */
 export const E2E_ONLY = [
   'proto/decoder-fuzz.test.ts', // 1,000,000 frames: ~10 s
+  'proto/resp-parser-fuzz.test.ts', // 1,000,000 RESP inputs against the model: ~10 s
   'client/job.test.ts', // an in-process cluster per test: ~10 s
   'client/replication.test.ts', // nodes lost and restored: ~10 s
   'client/typings.test.ts', // runs tsc over the published typings

@@ -1,6 +1,10 @@
 import test from 'ava';
 import { type RespCommand, RespParser, type RespProtocolError } from './resp-parser.ts';
+import { respParserFuzz } from './resp-parser-fuzz.suite.ts';
 import { RespWriter } from './resp-writer.ts';
+
+// The fuzzer against the reference model, 20,000 inputs (the e2e tier runs 1,000,000: resp-parser-fuzz.test.ts).
+respParserFuzz(20_000);
 
 function parseAll(parser: RespParser, ...chunks: string[]): (string[] | string)[] {
   const out: (string[] | string)[] = [];
@@ -22,6 +26,14 @@ test('multibulk and inline commands, cut at every byte, give the same commands',
     t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), stream.slice(0, cut), stream.slice(cut)), want, `cut at ${cut}`);
 });
 
+test("inline words split as sdssplitargs: C's isspace between words, \\xa0 a byte like any other (UTF-8 à is C3 A0)", (t) => {
+  const parser = () => new RespParser({ maxBulkBytes: 1024 });
+  t.deepEqual(parseAll(parser(), 'SET k \xc3\xa0\r\n'), [['SET', 'k', '\xc3\xa0']]);
+  t.deepEqual(parseAll(parser(), 'ECHO a\vb\fc\r\n'), [['ECHO', 'a\vb\fc']]);
+  t.deepEqual(parseAll(parser(), '\v\fECHO "a"\f\'b\'\v\r\n'), [['ECHO', 'a', 'b']]);
+  t.deepEqual(parseAll(parser(), 'ECHO "a"\xa0b\r\n'), ['Protocol error: unbalanced quotes in request']);
+});
+
 test("protocol errors carry Redis's texts, once, and nothing follows", (t) => {
   const cases: [string, string][] = [
     ['*x\r\n', 'Protocol error: invalid multibulk length'],
@@ -35,6 +47,32 @@ test("protocol errors carry Redis's texts, once, and nothing follows", (t) => {
   t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024, maxInlineBytes: 16 }), 'x'.repeat(20)), [
     'Protocol error: too big inline request',
   ]);
+});
+
+test("numbers as Redis's string2ll: no leading zero, no -0", (t) => {
+  for (const [input, error] of [
+    ['*01\r\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
+    ['*-0\r\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
+    ['*1\r\n$03\r\nabc\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n$-0\r\n\r\n', 'Protocol error: invalid bulk length'],
+  ])
+    t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), input!), [error], input);
+  t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 1024 }), '*0\r\n*1\r\n$0\r\n\r\n'), [['']]);
+});
+
+test('a length line over the line limit is refused the same however the stream is cut; inline commands hold the argument limit', (t) => {
+  const limits = { maxBulkBytes: 1 << 20, maxArgs: 2, maxInlineBytes: 4 };
+  for (const [input, want] of [
+    ['*1\r\n$65536\r\n', 'Protocol error: too big bulk count string'],
+    ['*12345\r\n', 'Protocol error: too big mbulk count string'],
+  ]) {
+    const whole = parseAll(new RespParser(limits), input!);
+    const bytes = parseAll(new RespParser(limits), ...input!.split(''));
+    t.deepEqual(whole, [want], input);
+    t.deepEqual(bytes, [want], `${input} byte by byte`);
+  }
+  t.deepEqual(parseAll(new RespParser(limits), 'a b\r\n'), [['a', 'b']]);
+  t.deepEqual(parseAll(new RespParser({ ...limits, maxInlineBytes: 64 }), 'a b c\r\n'), ['Protocol error: too big inline request']);
 });
 
 test('a bulk spanning chunks is assembled into a buffer of its own; one inside a chunk is a view of it', (t) => {
@@ -74,4 +112,16 @@ test('the writer encodes RESP2 and RESP3 types', (t) => {
     `+OK\r\n-ERR bad thing\r\n:-3\r\n$3\r\nh\xc3\xa9\r\n$-1\r\n*2\r\n$20000\r\n${'\x01'.repeat(20_000)}\r\n_\r\n%1\r\n=5\r\ntxt:x\r\n`,
   );
   t.is(writer.bytesEncoded, text.length);
+});
+
+test('an error reply stays one line whatever its text: UTF-8, never a character cut to its low byte (U+010A is 0x0A)', (t) => {
+  const chunks: Buffer[] = [];
+  const writer = new RespWriter({ write: (chunk: Uint8Array) => chunks.push(Buffer.from(chunk)) });
+  const text = `ERR with args beginning with: '${Buffer.from([0xc4, 0x8a, 0xc4, 0x8d]).toString('utf8')}' ’\r\nx`;
+  writer.error(text);
+  writer.flush();
+  const bytes = Buffer.concat(chunks);
+  t.is(bytes.toString('utf8'), "-ERR with args beginning with: 'Ċč' ’ x\r\n");
+  t.is(bytes.indexOf(10), bytes.length - 1);
+  t.is(writer.bytesEncoded, bytes.length);
 });

@@ -139,15 +139,15 @@ export class RespParser {
    */
   private lengthLine(kind: 'mbulk' | 'bulk'): number | null | undefined {
     const end = this.buf.indexOf(CR, this.pos);
-    if (end === -1 || end + 1 >= this.buf.length) {
-      if (this.buf.length - this.pos > this.maxInlineBytes) {
-        this.fail(`Protocol error: too big ${kind} count string`);
-        return null;
-      }
-      return undefined;
+    // Too long however the stream was cut: the line so far, or the whole line once its CR is here.
+    if ((end === -1 ? this.buf.length : end) - this.pos > this.maxInlineBytes) {
+      this.fail(`Protocol error: too big ${kind} count string`);
+      return null;
     }
+    if (end === -1 || end + 1 >= this.buf.length) return undefined;
     const text = this.buf.toString('latin1', this.pos + 1, end);
-    const n = /^-?\d{1,18}$/.test(text) ? Number(text) : Number.NaN;
+    // Redis's string2ll: no leading zero, no -0 (`$03` and `*-0` are protocol errors there too).
+    const n = /^(?:0|-?[1-9]\d{0,17})$/.test(text) ? Number(text) : Number.NaN;
     if (kind === 'mbulk') {
       if (!Number.isInteger(n) || n > this.maxArgs) {
         this.fail('Protocol error: invalid multibulk length');
@@ -217,18 +217,27 @@ export class RespParser {
       return 'broken';
     }
     if (words.length === 0) return 'skip';
+    if (words.length > this.maxArgs) {
+      this.fail('Protocol error: too big inline request');
+      return 'broken';
+    }
     const command = new Command();
     for (const word of words) command.add(Buffer.from(word, 'latin1'), true);
     return command;
   }
 }
 
+/** C's isspace: what sdssplitargs skips between words and wants after a closing quote (not /\s/: no \xa0). */
+const SPACE = /[ \t\n\v\f\r]/;
+/** What ends an unquoted word in sdssplitargs (\v and \f do not). */
+const WORD_END = /[ \t\n\r]/;
+
 /** Redis's sdssplitargs: words, "double quoted" with escapes, 'single quoted'; null for unbalanced quotes. */
 export function splitArgs(line: string): string[] | null {
   const words: string[] = [];
   let i = 0;
   for (;;) {
-    while (i < line.length && /\s/.test(line[i]!)) i++;
+    while (i < line.length && SPACE.test(line[i]!)) i++;
     if (i >= line.length) return words;
     let word = '';
     let inDouble = false;
@@ -244,7 +253,7 @@ export function splitArgs(line: string): string[] | null {
           const e = line[++i]!;
           word += { n: '\n', r: '\r', t: '\t', b: '\b', a: '\x07' }[e] ?? e;
         } else if (c === '"') {
-          if (i + 1 < line.length && !/\s/.test(line[i + 1]!)) return null;
+          if (i + 1 < line.length && !SPACE.test(line[i + 1]!)) return null;
           inDouble = false;
           i++;
           break;
@@ -255,13 +264,13 @@ export function splitArgs(line: string): string[] | null {
           word += "'";
           i++;
         } else if (c === "'") {
-          if (i + 1 < line.length && !/\s/.test(line[i + 1]!)) return null;
+          if (i + 1 < line.length && !SPACE.test(line[i + 1]!)) return null;
           inSingle = false;
           i++;
           break;
         } else word += c;
       } else {
-        if (c === undefined || /\s/.test(c)) break;
+        if (c === undefined || WORD_END.test(c)) break;
         if (c === '"') inDouble = true;
         else if (c === "'") inSingle = true;
         else word += c;

@@ -32,9 +32,18 @@ export class RespWriter {
     this.ascii(`+${text}${CRLF}`);
   }
 
-  /** `text` is the whole error (prefix first: `ERR …`, `MOVED 3999 host:port`); CR and LF must not occur. */
+  /**
+   * `text` is the whole error (prefix first: `ERR …`, `MOVED 3999 host:port`); CR and LF become spaces. In UTF-8:
+   * latin1 would write a character past \xff as its low byte, a CR or LF for some (Ċ, U+010A, from an argument
+   * decoded as UTF-8, broke the line).
+   */
   error(text: string): void {
-    this.ascii(`-${text.replace(/[\r\n]+/g, ' ')}${CRLF}`);
+    const line = `-${text.replace(/[\r\n]+/g, ' ')}${CRLF}`;
+    const length = Buffer.byteLength(line);
+    this.room(length);
+    this.pos += this.slab.write(line, this.pos, 'utf8');
+    this.bytesEncoded += length;
+    this.maybeFlush();
   }
 
   integer(n: number): void {

@@ -27,6 +27,13 @@ import { routeSlot } from './resp-routing.ts';
 
 /** Before AUTH an argument carries at most a job id, a token or a client name. */
 const PRE_AUTH_MAX_ARG = 4096;
+/**
+ * Arguments in one command before AUTH (Redis: 10; HELLO 3 AUTH <job> <token> SETNAME <name> has 7). Without it a
+ * stranger's `*1048576` and a million `$0` (6 MB) held ~110 MB of the node's heap until the AUTH deadline.
+ */
+const PRE_AUTH_MAX_ARGS = 10;
+/** Arguments in one command once authenticated (Redis's 1024 × 1024). */
+const MAX_ARGS = 1024 * 1024;
 /** Redis's limit on one inline command (PROTO_INLINE_MAX_SIZE). */
 const MAX_INLINE_BYTES = 64 * 1024;
 
@@ -70,7 +77,7 @@ export class RespSession extends ClientConnection implements RespContext {
   constructor(server: SessionHost, socket: net.Socket) {
     super(server, socket);
     this.out = new RespWriter(socket);
-    this.parser = new RespParser({ maxBulkBytes: PRE_AUTH_MAX_ARG, maxInlineBytes: MAX_INLINE_BYTES });
+    this.parser = new RespParser({ maxBulkBytes: PRE_AUTH_MAX_ARG, maxArgs: PRE_AUTH_MAX_ARGS, maxInlineBytes: MAX_INLINE_BYTES });
   }
 
   get host(): SessionHost {
@@ -224,7 +231,7 @@ export class RespSession extends ClientConnection implements RespContext {
     this.expiresAt = subject.expiresAt;
     if (this.jobId === null) {
       this.authenticated();
-      this.parser.limit({ maxBulkBytes: this.server.maxValueBytes + MAX_KEY_BYTES });
+      this.parser.limit({ maxBulkBytes: this.server.maxValueBytes + MAX_KEY_BYTES, maxArgs: MAX_ARGS });
     }
     this.jobId = subject.jobId;
     return null;

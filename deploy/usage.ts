@@ -147,8 +147,7 @@ ${TENANT_USAGE}
     --latency-requests N, --latency-clients N   the unpipelined GET run (default min(N, 100000) × 10)
     --nodes N               nodes on each side (default 1); from 2, redis-benchmark runs with --cluster
     --rounds N              each measuring both systems, alternating which goes first (default 3; medians)
-    --quick                 a smoke run of seconds: -n 2000, one round, no warm-up
-    --cpu-prof DIR          the cluster's processes write V8 CPU profiles there; --json FILE
+    --quick                 a smoke run of seconds: -n 2000, one round, no warm-up; --json FILE
 
   help                    this text
 `;

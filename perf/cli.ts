@@ -4,7 +4,6 @@
  * cli-long.ts; what every command shares (flags, the report's command line and machine) in cli-flags.ts.
  */
 import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseBytes } from '../deploy/index.ts';
 import type { Tier } from '../proto/index.ts';
@@ -396,7 +395,6 @@ async function resp(args: string[]): Promise<void> {
     nodes: { type: 'string' },
     rounds: { type: 'string' },
     quick: { type: 'boolean' },
-    'cpu-prof': { type: 'string' },
     json: { type: 'string' },
   });
   // --quick: a smoke run of a few seconds (the test's): tiny -n, one round, no warm-up.
@@ -412,7 +410,6 @@ async function resp(args: string[]): Promise<void> {
     nodes: whole(values.nodes, 1, '--nodes', 1, 8),
     rounds: whole(values.rounds, quick ? 1 : 3, '--rounds', 1, 100),
     warmup: !quick,
-    cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
   };
   const report = await runResp(options, commandLine('resp', args), machine());
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');

@@ -48,8 +48,6 @@ export interface RespBenchOptions {
   rounds: number;
   /** An unreported run per system before the rounds (Node's JIT, redis-server's allocator). */
   warmup: boolean;
-  /** Where the cluster's processes write V8 CPU profiles (`--cpu-prof-dir`); undefined: not profiled. */
-  cpuProfDir?: string;
 }
 
 /** One redis-benchmark test's CSV row. */
@@ -273,12 +271,9 @@ async function startRedisCluster(nodes: number, cleanup: Cleanup): Promise<Targe
 
 /** A LocalCluster of `nodes` DRAM nodes and a job placed on all of them. */
 async function startSatchel(options: RespBenchOptions, cleanup: Cleanup): Promise<Target> {
-  const cluster = await LocalCluster.start({
-    dram: options.nodes,
-    ssd: 0,
-    hdd: 0,
-    env: options.cpuProfDir === undefined ? undefined : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.cpuProfDir}` },
-  });
+  // Profiling: `node --cpu-prof --cpu-prof-dir=DIR bin/satchel.js bench resp` — the cluster's processes are
+  // forked with this process's node flags (deploy/child-process.ts), and Node refuses --cpu-prof in NODE_OPTIONS.
+  const cluster = await LocalCluster.start({ dram: options.nodes, ssd: 0, hdd: 0 });
   cleanup.add(() => cluster.stop());
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
   let job: RegisteredJob | null = null;

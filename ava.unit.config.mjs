@@ -22,6 +22,7 @@ export const E2E_ONLY = [
   'storage-node/engine-conformance.test.ts', // every engine through the suite, the HDD emulated: ~7 s
   'deploy/kubernetes/manifests.test.ts', // kubeconform / the YAML against a schema
   'perf/coldstart.test.ts', // npm pack and install
+  'perf/resp.test.ts', // redis-server, redis-benchmark and a cluster
   // Whole-process memory and collections: worker threads share one process, so other files' allocations blur them.
   'storage-node/heap-trim.test.ts',
   'storage-node/idle-gc.test.ts',

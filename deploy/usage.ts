@@ -139,5 +139,15 @@ ${TENANT_USAGE}
                             (default: the repository root; packs what npm run build built)
     --keep-dir DIR          leave the two projects there; --json FILE
 
+  bench resp              the stock redis-benchmark against a redis-server Redis Cluster and against a job's RESP
+                          front door (a one-node Satchel cluster), same options, same run: SET and GET
+                          requests/s (-t set,get -P 16 -d 1024) and unpipelined GET p50 (-t get -P 1)
+    -n N                    requests per test of the throughput run (default 200000; 2000000 from --nodes 2)
+    --clients N             its connections (default 50)
+    --latency-requests N, --latency-clients N   the unpipelined GET run (default min(N, 100000) × 10)
+    --nodes N               nodes on each side (default 1); from 2, redis-benchmark runs with --cluster
+    --rounds N              each measuring both systems, alternating which goes first (default 3; medians)
+    --quick                 a smoke run of seconds: -n 2000, one round, no warm-up; --json FILE
+
   help                    this text
 `;

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { SatchelError } from '../proto/index.ts';
 
-/** A throwaway redis-server for the baseline: no persistence, loopback only, a free port. */
+/** A throwaway redis-server for the baseline: no persistence, loopback only, a free port; `extra` arguments after. */
 export class RedisProcess {
   private constructor(
     private readonly child: ChildProcess,
@@ -10,11 +10,25 @@ export class RedisProcess {
     readonly port: number,
   ) {}
 
-  static async start(): Promise<RedisProcess> {
+  static async start(extra: string[] = []): Promise<RedisProcess> {
     const port = await freePort();
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--maxmemory', '0'],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--protected-mode',
+        'no',
+        '--maxmemory',
+        '0',
+        ...extra,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     const spawned = await new Promise<Error | null>((resolve) => {

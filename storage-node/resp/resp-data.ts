@@ -10,6 +10,7 @@
  * in between; a value the native client stored in blocks (over the job's block size) is not served here.
  */
 import { COPY_THRESHOLD, decodeManifest, Flag, keySlotOfBytes, type RespCommand, Status } from '../../proto/index.ts';
+import { isPromise } from '../client-connection.ts';
 import { counterValue } from '../counter-value.ts';
 import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
@@ -47,18 +48,23 @@ function replyValue(s: RespContext, entry: StoredEntry): void {
 
 export function get(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = args[1]!.toString('utf8');
-  s.wait(s.host.engine.get(s.job!, key), (entry) => {
-    if (entry === undefined) {
-      if (askedElsewhere(s, job, args[1]!, key)) return;
-      const before = s.out.bytesEncoded;
-      s.out.bulk(null);
-      return s.replied(before, Status.NOT_FOUND);
-    }
-    if (isManifest(entry)) return s.refuse('TOO_LARGE', `${key} holds a value of ${manifestSize(entry)} bytes ${BLOCKS}`);
+  const result = s.host.engine.get(s.job!, key);
+  // A DRAM node's answer is at hand: no closure made for it.
+  if (!isPromise(result)) return getReply(s, job, args, key, result);
+  s.wait(result, (entry) => getReply(s, job, args, key, entry));
+}
+
+function getReply(s: RespContext, job: AnnouncedJob, args: Buffer[], key: string, entry: StoredEntry | undefined): void {
+  if (entry === undefined) {
+    if (askedElsewhere(s, job, args[1]!, key)) return;
     const before = s.out.bytesEncoded;
-    replyValue(s, entry);
-    s.replied(before);
-  });
+    s.out.bulk(null);
+    return s.replied(before, Status.NOT_FOUND);
+  }
+  if (isManifest(entry)) return s.refuse('TOO_LARGE', `${key} holds a value of ${manifestSize(entry)} bytes ${BLOCKS}`);
+  const before = s.out.bytesEncoded;
+  replyValue(s, entry);
+  s.replied(before);
 }
 
 function manifestSize(entry: StoredEntry): number {
@@ -73,10 +79,51 @@ function manifestSize(entry: StoredEntry): number {
 function ownedValue(command: RespCommand, index: number): Buffer {
   const value = command.args[index]!;
   if (command.owned(index)) return value;
-  // Neither zero-filled nor cut from Node's shared pool (which one small stored value would keep alive whole).
-  const copy = Buffer.allocUnsafeSlow(value.length);
+  // Neither zero-filled nor cut from Node's shared pool (which one small stored value would keep alive whole):
+  // a buffer of its own, a spare one when there is one of the size.
+  const copy = takeSpare(value.length) ?? Buffer.allocUnsafeSlow(value.length);
   value.copy(copy);
   return copy;
+}
+
+/**
+ * Small values SET replaced, kept for the next SETs of the same size: a buffer of its own per value
+ * (allocUnsafeSlow) cost a storage node 5 % of its CPU, and its collections more, under `redis-benchmark -t set
+ * -P 16 -d 1024` (`satchel bench resp`, 2026-12-04). Only buffers that are wholly a value (their own
+ * ArrayBuffer), of at most COPY_THRESHOLD bytes, replaced by a synchronous engine (DRAM) and neither lent nor
+ * pinned: nothing can read them any more, since a value that small is copied into every answer that carries it
+ * (the writers copy up to COPY_THRESHOLD, a woken WAIT's answer is encoded at once) — the same rule by which
+ * StorageServer.retire hands larger ones to the ValuePool. At most SPARE_BYTES kept.
+ */
+const spares = new Map<number, Buffer[]>();
+const SPARE_BYTES = 1024 * 1024;
+let spareBytes = 0;
+
+function takeSpare(length: number): Buffer | undefined {
+  const spare = spares.get(length)?.pop();
+  if (spare !== undefined) spareBytes -= length;
+  return spare;
+}
+
+/** Keeps a replaced entry's buffer as a spare when nothing can read it any more (see `spares`); false otherwise. */
+function keepSpare(entry: StoredEntry): boolean {
+  const value = entry.value;
+  const length = value.length;
+  if (
+    length === 0 ||
+    length > COPY_THRESHOLD ||
+    entry.pinned === true ||
+    (entry.lent ?? 0) > 0 ||
+    value.byteOffset !== 0 ||
+    value.buffer.byteLength !== length ||
+    spareBytes + length > SPARE_BYTES
+  )
+    return false;
+  let list = spares.get(length);
+  if (list === undefined) spares.set(length, (list = []));
+  list.push(value);
+  spareBytes += length;
+  return true;
 }
 
 interface SetOptions {
@@ -85,8 +132,12 @@ interface SetOptions {
   get: boolean;
 }
 
+/** A SET without options (the usual one): one object for all of them. */
+const PLAIN: Readonly<SetOptions> = { nx: false, xx: false, get: false };
+
 /** SET's options, or the error text. */
 function setOptions(args: Buffer[]): SetOptions | string {
+  if (args.length === 3) return PLAIN;
   const options = { nx: false, xx: false, get: false };
   for (let i = 3; i < args.length; i++) {
     const option = args[i]!.toString('latin1').toUpperCase();
@@ -128,6 +179,7 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
   };
   const epoch = job.epoch;
   const result = server.engine.update(jobId, key, compute, epoch);
+  const sync = !isPromise(result);
   s.wait(result, (outcome: PutOutcome) => {
     if (!outcome.ok) {
       if (skipped) return done(false);
@@ -136,8 +188,11 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
       return s.refuse(outcome.reason, outcome.message);
     }
     if (server.coordination.active > 0) server.coordination.stored(jobId, key, value, 0, epoch, true);
-    if (outcome.replaced !== undefined) server.retire(outcome.replaced);
     done(true);
+    // After `done`: SET … GET answers with the old value, which is lent (a large one) or copied (a small one)
+    // before its buffer goes back to the pool or the spares.
+    const replaced = outcome.replaced;
+    if (replaced !== undefined && !(sync && keepSpare(replaced))) server.retire(replaced);
   });
 }
 

@@ -22,7 +22,8 @@ COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist ./dist
 # The image's own `node` user (uid 1000); the Kubernetes manifests run as it too.
 USER node
-# gRPC (controller 7070, metadata 7072 in deploy/kubernetes), console 7071, storage nodes 7000.
-EXPOSE 7000 7070 7071 7072
+# gRPC (controller 7070, metadata 7072 in deploy/kubernetes), console 7071, storage nodes 7000 and their RESP
+# front door 6379.
+EXPOSE 6379 7000 7070 7071 7072
 ENTRYPOINT ["node", "bin/satchel.js"]
 CMD ["help"]

@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { ADMIN_SUBJECT, signToken, VIEWER_SUBJECT } from '../proto/index.ts';
 import { buildConsole } from './console.ts';
-import { type ConsoleBackend, type JobDetail, jobDetail, nodeView } from './console-backend.ts';
+import { type ConsoleBackend, type JobDetail, jobDetail, nodeView, redisAccess, redisUrlOf } from './console-backend.ts';
 import { DEFAULT_PRICES } from './cost.ts';
 import type { ClusterEvent } from './events.ts';
 import { IDLE_JOB } from './node-stats.ts';
-import type { JobRecord } from './registry.ts';
+import type { JobRecord, NodeRecord } from './registry.ts';
 
 const GiB = 1024 ** 3;
 const job: JobRecord = {
@@ -54,6 +54,43 @@ test('jobDetail: each node of the newest generation with its share of the reserv
   t.like(detail, rates, "the job's own throughput and latency");
 });
 
+test('redisAccess: the RESP front doors of the newest generation as the registry knows them, a URL naming one not lost, no token', (t) => {
+  const node = (id: string, fields: Partial<NodeRecord>): [string, NodeRecord] => [
+    id,
+    { id, tier: 'dram', address: '127.0.0.1:1', capacity: GiB, bandwidth: 1, registeredAt: 0, ...fields },
+  ];
+  // No node with a RESP front door: nothing to name.
+  const none = redisAccess(job, new Map(), false);
+  t.deepEqual(none, {
+    scheme: 'redis',
+    nodes: [
+      { id: 'a', resp: null },
+      { id: 'b', resp: null },
+    ],
+    address: null,
+    url: null,
+  });
+  t.is(redisUrlOf(none, job.id, 'v2.sort-1.x.y'), null);
+  t.is(jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0).redis.url, null, 'a detail without the registry names none');
+
+  // The registry's address wins over the placement's (the node restarted on another port); a lost node is not named.
+  const placed: JobRecord = structuredClone(job);
+  placed.placement.generations[0]!.nodes[0]!.respAddress = '10.0.0.1:6379';
+  placed.placement.generations[0]!.nodes[1]!.respAddress = '10.0.0.2:6379';
+  const registry = new Map([node('a', { respAddress: '10.0.0.1:6380', lost: true }), node('b', {})]);
+  const access = redisAccess(placed, registry, true);
+  t.deepEqual(access.nodes, [
+    { id: 'a', resp: '10.0.0.1:6380' },
+    { id: 'b', resp: '10.0.0.2:6379' },
+  ]);
+  t.is(access.address, '10.0.0.2:6379');
+  t.is(access.url, 'rediss://sort-1:<token>@10.0.0.2:6379', 'TLS: rediss');
+  t.is(redisUrlOf(access, job.id, 'v2.sort-1.k2.mac_-'), 'rediss://sort-1:v2.sort-1.k2.mac_-@10.0.0.2:6379');
+  // Every node lost: the URL still names one (a client retries; the console says which are lost).
+  registry.set('b', { ...registry.get('b')!, lost: true });
+  t.is(redisAccess(placed, registry, false).address, '10.0.0.1:6380');
+});
+
 test('the console serves what the backend gives, and asks it for the admin actions', async (t) => {
   const secret = randomBytes(32);
   const asked: string[] = [];
@@ -70,6 +107,11 @@ test('the console serves what the backend gives, and asks it for the admin actio
     nodeViews: () => [],
     jobViews: () => [jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0)],
     jobDetail: (id): JobDetail | undefined => (id === job.id ? jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0) : undefined),
+    redisCredentials: (id) => {
+      if (id !== job.id) return undefined;
+      asked.push(`redis-url ${id}`);
+      return { url: 'redis://sort-1:v2.sort-1.x.y@127.0.0.1:6379', expiresAt: new Date(0).toISOString() };
+    },
     clusterEvents: (after = 0) => (after < 1 ? [event] : []),
     onClusterEvent: () => () => {},
     nodeLoads: () => [],
@@ -101,8 +143,17 @@ test('the console serves what the backend gives, and asks it for the admin actio
   t.is((await app.inject({ method: 'DELETE', url: '/api/nodes/zz', headers })).statusCode, 404);
   t.is((await app.inject({ method: 'DELETE', url: '/api/nodes/a', headers })).statusCode, 200);
   t.is((await app.inject({ method: 'POST', url: '/api/jobs', headers, payload: { name: 'made' } })).statusCode, 201);
+  const viewer = { authorization: `Bearer ${signToken(secret, VIEWER_SUBJECT)}` };
+  t.is(
+    (await app.inject({ method: 'POST', url: `/api/jobs/${job.id}/redis-url`, headers: viewer })).statusCode,
+    403,
+    'a credential: admin only',
+  );
+  t.is((await app.inject({ method: 'POST', url: '/api/jobs/nope/redis-url', headers })).json().code, 'NO_SUCH_JOB');
+  const credentials = await app.inject({ method: 'POST', url: `/api/jobs/${job.id}/redis-url`, headers });
+  t.deepEqual(credentials.json(), { url: 'redis://sort-1:v2.sort-1.x.y@127.0.0.1:6379', expiresAt: new Date(0).toISOString() });
   t.is((await app.inject({ method: 'DELETE', url: `/api/jobs/${job.id}`, headers })).statusCode, 204);
-  t.deepEqual(asked, ['remove a', 'register made', `deregister ${job.id}`]);
+  t.deepEqual(asked, ['remove a', 'register made', `redis-url ${job.id}`, `deregister ${job.id}`]);
 });
 
 test('a node view survives JSON: its per-job figures become objects (a Map would serialize as {}); per-job rates stay off it', (t) => {

@@ -24,6 +24,12 @@ export interface ConsoleBackend {
   jobViews(): JobView[];
   /** One job in full (`/api/jobs/:id`), or undefined when there is no such job. */
   jobDetail(jobId: string): JobDetail | undefined;
+  /**
+   * The job's `redisUrl` with a fresh data token of the job (`POST /api/jobs/:id/redis-url`, admin only): what a
+   * driver's `job.redisUrl` is. Undefined when there is no such job; UNAVAILABLE when none of its nodes has a RESP
+   * front door.
+   */
+  redisCredentials(jobId: string): RedisCredentials | undefined;
   /** Cluster events with a sequence number above `after`, oldest first. */
   clusterEvents(after?: number): ClusterEvent[];
   /** Calls `listener` with each new cluster event; returns the unsubscribe function. */
@@ -100,8 +106,35 @@ export interface JobView {
   hints: JobHints;
 }
 
+/**
+ * How Redis clients reach a job (storage-node/resp/), without a credential: every reader of the console may see
+ * it. The URL's password is a data token of the job (`redisCredentials` makes one for the admin).
+ */
+export interface RedisAccess {
+  /** 'rediss' when the cluster runs TLS. */
+  scheme: 'redis' | 'rediss';
+  /** Each node of the newest generation and its RESP front door (host:port), null for a node without one. */
+  nodes: { id: string; resp: string | null }[];
+  /** The front door the URL names; null when no node has one. */
+  address: string | null;
+  /**
+   * The URL to hand a Redis Cluster client, `<token>` standing for a data token of the job (the ticket's, or the
+   * driver's `job.redisUrl` whole): `redis://<job id>:<token>@host:port`. Null when no node has a RESP front door.
+   */
+  url: string | null;
+}
+
+/** `RedisAccess.url` with a data token in it, and when that token stops working. */
+export interface RedisCredentials {
+  url: string;
+  /** ISO time: past it AUTH fails; ask again, or take the driver's `job.redisUrl` after a lease renewal. */
+  expiresAt: string;
+}
+
 export interface JobDetail extends JobView {
   placement: WirePlacement;
+  /** How Redis clients reach it (no credential in it). */
+  redis: RedisAccess;
   /**
    * Each node of the job's newest generation: its share of the reservation (by weight) and what it reports the
    * job holds there. A per-job view's requested (hints) against reserved against used, node by node.
@@ -142,8 +175,35 @@ export function jobView(job: JobRecord, usage: number, rates: JobRates, prices: 
   };
 }
 
+/**
+ * How Redis clients reach `job`: its newest generation's RESP front doors, as the registry knows them now (a node
+ * restarted since the placement was made may listen elsewhere), else as the placement recorded them. The URL names
+ * the first node that is not lost (any node will do: a cluster client learns the others from CLUSTER SLOTS).
+ */
+export function redisAccess(job: JobRecord, nodes: ReadonlyMap<string, NodeRecord>, tls: boolean): RedisAccess {
+  const scheme = tls ? 'rediss' : 'redis';
+  const newest = job.placement.generations[0]?.nodes ?? [];
+  const doors = newest.map((n) => ({ id: n.id, resp: nodes.get(n.id)?.respAddress || n.respAddress || null }));
+  const address =
+    (doors.find((d) => d.resp !== null && nodes.get(d.id)?.lost !== true) ?? doors.find((d) => d.resp !== null))?.resp ?? null;
+  return { scheme, nodes: doors, address, url: address === null ? null : `${scheme}://${job.id}:<token>@${address}` };
+}
+
+/** `redis://<job>:<token>@host:port`, user and password percent-encoded (as the client's `job.redisUrl`). */
+export function redisUrlOf(access: RedisAccess, jobId: string, token: string): string | null {
+  if (access.address === null) return null;
+  return `${access.scheme}://${encodeURIComponent(jobId)}:${encodeURIComponent(token)}@${access.address}`;
+}
+
 /** `jobView` with the hints, the placement and the job's share of each node (`usedOn`: bytes a node reports). */
-export function jobDetail(job: JobRecord, usage: number, rates: JobRates, prices: Prices, usedOn: (nodeId: string) => number): JobDetail {
+export function jobDetail(
+  job: JobRecord,
+  usage: number,
+  rates: JobRates,
+  prices: Prices,
+  usedOn: (nodeId: string) => number,
+  redis: RedisAccess = redisAccess(job, new Map(), false),
+): JobDetail {
   const newest = job.placement.generations[0]?.nodes ?? [];
   const weights = newest.reduce((sum, n) => sum + n.weight, 0);
   const perNode = newest.map((n) => ({
@@ -152,5 +212,5 @@ export function jobDetail(job: JobRecord, usage: number, rates: JobRates, prices
     reserved: weights > 0 ? (job.reservation * n.weight) / weights : 0,
     used: usedOn(n.id),
   }));
-  return { ...jobView(job, usage, rates, prices), placement: job.placement, perNode };
+  return { ...jobView(job, usage, rates, prices), placement: job.placement, redis, perNode };
 }

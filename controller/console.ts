@@ -185,6 +185,13 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
       return reply.code(201).send({ jobId, token, ticket, leaseMs, driverToken });
     },
   );
+  // The job's Redis URL with a fresh data token in it (what the driver's `job.redisUrl` is): a credential to the
+  // job's data, so admin only, a POST (each call signs a new token), and an event says it was handed out.
+  app.post<{ Params: { id: string } }>('/api/jobs/:id/redis-url', { ...admin, schema: { params: idParams } }, async (request) => {
+    const credentials = backend.redisCredentials(request.params.id);
+    if (credentials === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${request.params.id}`);
+    return credentials;
+  });
   app.delete<{ Params: { id: string } }>('/api/jobs/:id', { ...admin, schema: { params: idParams } }, async (request, reply) => {
     await backend.deregisterJob(request.params.id);
     return reply.code(204).send();

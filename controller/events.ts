@@ -1,6 +1,7 @@
 /**
  * What the cluster decided and why: the autoscaler's launches and drains, nodes joining and leaving, jobs
- * registered, deregistered and collected (`details.job` names the job). Kept in
+ * registered, deregistered and collected, and a job's data token handed out through the console
+ * (`job-token-issued`: its Redis URL) (`details.job` names the job). Kept in
  * memory (the last `capacity` events), served by `GET /api/events` and counted in `/metrics`.
  */
 export interface ClusterEvent {
@@ -28,7 +29,8 @@ export interface ClusterEvent {
     | 'tenant-removed'
     | 'job-registered'
     | 'job-deregistered'
-    | 'job-collected';
+    | 'job-collected'
+    | 'job-token-issued';
   tier?: string;
   node?: string;
   /** Why, in words an operator reads: the measured utilization against the band, or who asked. */

@@ -1,6 +1,15 @@
 import { join } from 'node:path';
 import { addService, bindServer, CONTROLLER_SERVICE, GRPC_SERVER_OPTIONS, grpc } from '../proto/grpc.ts';
-import { advertisedAddress, type JobHints, type NodeInfo, type RegisterJobReply, type Tier, type WirePlacement } from '../proto/index.ts';
+import {
+  advertisedAddress,
+  type JobHints,
+  type NodeInfo,
+  type RegisterJobReply,
+  SatchelError,
+  signToken,
+  type Tier,
+  type WirePlacement,
+} from '../proto/index.ts';
 import type { AutoscalerConfig, NodeLoad } from './autoscaler.ts';
 import type { ControlOp } from './call-failures.ts';
 import {
@@ -12,6 +21,9 @@ import {
   jobView,
   type NodeView,
   nodeView,
+  type RedisCredentials,
+  redisAccess,
+  redisUrlOf,
 } from './console-backend.ts';
 import { ControllerContext, type ControllerOptions } from './context.ts';
 import type { Prices } from './cost.ts';
@@ -312,7 +324,37 @@ export class Controller implements ConsoleBackend {
     const job = this.ctx.registry.jobs.get(jobId);
     return job === undefined
       ? undefined
-      : jobDetail(job, stats.jobUsage(jobId), stats.jobRates(jobId), prices, (nodeId) => stats.get(nodeId)?.jobs.get(jobId) ?? 0);
+      : jobDetail(
+          job,
+          stats.jobUsage(jobId),
+          stats.jobRates(jobId),
+          prices,
+          (nodeId) => stats.get(nodeId)?.jobs.get(jobId) ?? 0,
+          redisAccess(job, this.ctx.registry.nodes, this.options.tls !== undefined),
+        );
+  }
+
+  redisCredentials(jobId: string): RedisCredentials | undefined {
+    const { ctx } = this;
+    const job = ctx.registry.jobs.get(jobId);
+    if (job === undefined) return undefined;
+    // A data token like the ticket's (the controller keeps none it handed out: it signs a fresh one), with the
+    // lifetime of the tokens drivers get.
+    const expiresAt = ctx.tokensExpireBy();
+    const url = redisUrlOf(
+      redisAccess(job, ctx.registry.nodes, this.options.tls !== undefined),
+      job.id,
+      signToken(ctx.secret, job.id, expiresAt),
+    );
+    if (url === null)
+      throw new SatchelError(
+        'UNAVAILABLE',
+        `none of the nodes of job ${job.id} has a RESP front door (storage nodes started without --resp-port)`,
+      );
+    ctx.events.add('job-token-issued', `${job.name}: its Redis URL (a data token) handed out through the console`, {
+      details: { job: job.id, expiresAt: new Date(expiresAt).toISOString() },
+    });
+    return { url, expiresAt: new Date(expiresAt).toISOString() };
   }
 
   clusterEvents(after = 0): ClusterEvent[] {

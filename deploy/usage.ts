@@ -58,6 +58,8 @@ export const USAGE = `Usage: satchel <command> [flags]
     [--bandwidth BYTES/S]   declared to the controller; default 1G dram, 500M ssd, 150M hdd
     [--seek-ms MS] [--disk-bandwidth BYTES/S]   emulate a device (off by default)
     [--max-value SIZE] [--id ID] [--metrics-port P]
+    [--resp-port P]         open the RESP front door on P (0: any free port): Redis clients of its jobs, over
+                            TLS with the --tls-* flags, advertised as --advertise HOST:P (none when omitted)
     [--job-max-connections N]   connections one job may open to the node (default 1024)
 
 ${TENANT_USAGE}

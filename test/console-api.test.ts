@@ -10,7 +10,9 @@
 import { connect, type Socket } from 'node:net';
 import test from 'ava';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import type { JobView, NodeView } from '../controller/console-backend.ts';
+import { Redis } from 'ioredis';
+import { Satchel } from '../client/index.ts';
+import type { JobDetail, JobView, NodeView } from '../controller/console-backend.ts';
 import type { snapshot } from '../controller/console-live.ts';
 import type * as Page from '../controller/console-web/types.ts';
 import { costOf, DEFAULT_PRICES } from '../controller/cost.ts';
@@ -25,11 +27,12 @@ import { promtoolCheck, sample } from './helpers/promtool.ts';
  * the other fails `tsc --noEmit -p .`.
  */
 type Fits<Server, PageType> = Server extends PageType ? true : never;
-export const pageTypesFit: [Fits<ReturnType<typeof snapshot>, Page.Snapshot>, Fits<JobView, Page.JobRow>, Fits<NodeView, Page.NodeRow>] = [
-  true,
-  true,
-  true,
-];
+export const pageTypesFit: [
+  Fits<ReturnType<typeof snapshot>, Page.Snapshot>,
+  Fits<JobView, Page.JobRow>,
+  Fits<NodeView, Page.NodeRow>,
+  Fits<JobDetail, Page.JobDetail>,
+] = [true, true, true, true];
 
 let cluster: InProcessCluster;
 let app: FastifyInstance;
@@ -38,7 +41,7 @@ let viewer: Record<string, string>;
 let tokens: Pick<ConsoleOptions, 'adminToken' | 'viewerToken'>;
 
 test.before(async () => {
-  cluster = await startInProcessCluster({ dram: 1 });
+  cluster = await startInProcessCluster({ dram: 1, resp: true });
   tokens = { adminToken: cluster.adminToken, viewerToken: signToken(cluster.secret, VIEWER_SUBJECT) };
   app = buildConsole(cluster.controller, tokens);
   admin = { authorization: `Bearer ${tokens.adminToken}` };
@@ -126,6 +129,7 @@ test('every /api route and /metrics needs a token: the viewer token reads, only 
     { method: 'DELETE', url: `/api/jobs/${job.jobId}` },
     { method: 'POST', url: '/api/nodes', payload: { tier: 'dram' } },
     { method: 'DELETE', url: `/api/nodes/${node}` },
+    { method: 'POST', url: `/api/jobs/${job.jobId}/redis-url` },
   ];
   const wrong: [string, Record<string, string>][] = [
     ['no token', {}],
@@ -222,6 +226,45 @@ test.serial("GET /api/jobs/:id has what the page's job view shows: its hints and
   t.is(detail.placement.epoch, detail.epoch);
   t.deepEqual(detail.placement.generations[0]?.nodes, detail.nodes);
   t.true(detail.reservation >= 8 * 1024 * 1024);
+});
+
+test.serial("a job's Redis URL: every reader sees its nodes' RESP front doors, the admin gets the URL with a working token", async (t) => {
+  const job = await cluster.controller.registerJob('redis-console', {});
+  t.teardown(() => cluster.controller.deregisterJob(job.jobId).catch(() => {}));
+  const fn = await Satchel.attach(job.ticket, { timeoutMs: 5_000 });
+  t.teardown(() => fn.close());
+  await fn.put('native/key', 'put natively');
+  const resp = cluster.nodes[0]!.respAddress!;
+  t.regex(resp, /^127\.0\.0\.1:\d+$/);
+
+  // The job's view, for the viewer too: where Redis clients connect, and the URL's form without a credential.
+  const detail = (await app.inject({ url: `/api/jobs/${job.jobId}`, headers: viewer })).json() as Page.JobDetail;
+  t.deepEqual(detail.redis, {
+    scheme: 'redis',
+    nodes: [{ id: cluster.nodes[0]!.id, resp }],
+    address: resp,
+    url: `redis://${job.jobId}:<token>@${resp}`,
+  });
+  t.false(JSON.stringify(detail).includes('v2.'), 'no data token in what the viewer reads');
+
+  // The URL itself: admin only; a fresh data token of the job, which a Redis client authenticates with.
+  const refused = await app.inject({ method: 'POST', url: `/api/jobs/${job.jobId}/redis-url`, headers: viewer });
+  t.is(refused.statusCode, 403);
+  t.false(refused.body.includes('v2.'));
+  const given = await app.inject({ method: 'POST', url: `/api/jobs/${job.jobId}/redis-url`, headers: admin });
+  t.is(given.statusCode, 200, given.body);
+  const { url, expiresAt } = given.json() as { url: string; expiresAt: string };
+  t.regex(url, new RegExp(`^redis://${job.jobId}:v2\\.${job.jobId}\\.[^@]+@${resp.replace(/\./g, '\\.')}$`));
+  t.true(Date.parse(expiresAt) > Date.now());
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  t.teardown(() => redis.disconnect());
+  await redis.connect();
+  t.is(await redis.get('native/key'), 'put natively', 'the URL opens the job: a Redis client reads what the native client put');
+  t.is((await app.inject({ method: 'POST', url: '/api/jobs/no-such-job/redis-url', headers: admin })).statusCode, 404);
+
+  // Handing a credential out is an event naming the job.
+  const events = (await app.inject({ url: '/api/events', headers: viewer })).json() as Page.ClusterEvent[];
+  t.true(events.some((e) => e.kind === 'job-token-issued' && e.details?.job === job.jobId));
 });
 
 test('the console will not start with a missing token, or the admin token as the viewer token', (t) => {

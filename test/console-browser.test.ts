@@ -4,7 +4,8 @@
  * and asks again when the console refuses it; opened with the viewer token in the fragment it keeps the token
  * for the tab, takes it out of the address bar and sees both nodes and a job arrive over the event stream; its
  * deregister button needs the admin token. A job's view shows what it asked for, what is reserved and what it
- * holds, and for a job that writes its own throughput and latency (text and charts); the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
+ * holds, how Redis clients reach it (its URL with a token for the admin), and for a job that writes its own
+ * throughput and latency (text and charts); the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
  * the events list shows jobs' events; /favicon.ico is there. The page is the build's (npm run build).
  */
 
@@ -212,6 +213,19 @@ test("a job's view: what it asked for, what is reserved and what it holds, and i
       `(() => { const c = Chart.getChart('job-chart'); return c !== undefined && c.data.datasets[0].data.length >= 2; })()`,
     ),
   );
+  // How Redis clients reach it: the URL's form with its nodes' RESP front doors (cluster.json's `resp`) for any
+  // reader; the URL with a token once the admin token asks for it.
+  const doors = cluster.info.nodes.map((n) => n.resp);
+  const form = await detail.locator('#job-redis [data-field=redis-form]').innerText();
+  t.true(
+    doors.some((resp) => form === `redis://${job.id}:<token>@${resp}`),
+    form,
+  );
+  t.is(await detail.locator('input[name=redis-url]').count(), 0, 'no token without asking');
+  await page.fill('input[name=admin-token]', cluster.adminToken);
+  await detail.locator('button[data-action=redis-url]').click();
+  const url = await detail.locator('input[name=redis-url]').inputValue();
+  t.regex(url, new RegExp(`^redis://${job.id}:v2\\.${job.id}\\.[^@]+@127\\.0\\.0\\.1:\\d+$`));
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: `${ARTIFACTS}console-job.png`, fullPage: true });
   await detail.locator('button[data-action=close-job]').click();

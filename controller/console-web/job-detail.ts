@@ -6,13 +6,15 @@
  * used and reserved bytes, its throughput (ops/s, MB/s in and out) and its mean latency (ms, log axis) while
  * this page has been open.
  *
- * The node columns of the placement table are each node's, shared with its other jobs, and say so.
+ * The node columns of the placement table are each node's, shared with its other jobs, and say so. How Redis
+ * clients reach the job is job-redis.ts's (`#job-redis`).
  */
 
 import { type JobCharts, makeJobCharts, showJobSamples } from './charts.ts';
 import { hintsOf, requestedBytes } from './details.ts';
 import { $, h, syncChildren } from './dom.ts';
 import { fmtBytes, fmtDuration, fmtLatency, fmtNum, fmtRate, fmtUsd } from './format.ts';
+import { forgetRedisUrl, redisRows } from './job-redis.ts';
 import { requestedText, usageMeter } from './jobs.ts';
 import { JOB_LEVEL_MEANING, jobLevel } from './levels.ts';
 import { serverNow, state } from './state.ts';
@@ -21,6 +23,7 @@ import type { JobHints, JobRow } from './types.ts';
 let charts: JobCharts | null = null;
 
 export function openJob(jobId: string): void {
+  if (state.openJob !== jobId) forgetRedisUrl();
   state.openJob = jobId;
   const section = $('#job-detail');
   section.hidden = false;
@@ -31,6 +34,7 @@ export function openJob(jobId: string): void {
 }
 
 export function closeJob(): void {
+  forgetRedisUrl();
   state.openJob = null;
   $('#job-detail').hidden = true;
 }
@@ -176,5 +180,6 @@ export function renderJobDetail(): void {
   ]);
   syncChildren($('#job-facts'), facts(job));
   syncChildren($('#job-nodes tbody'), placementRows(job));
+  syncChildren($('#job-redis'), redisRows(job));
   if (charts !== null) showJobSamples(charts, state.jobSamples.get(job.id) ?? [], serverNow());
 }

@@ -2,7 +2,9 @@
  * The console page's script (bundled by build.mjs into /assets/console.js): wires the views to the live stream
  * and the buttons. Hooks the tests use: node rows `tr[data-node-id]` with `button[data-action=drain]`, job rows
  * `tr[data-job-id]` with `button[data-action=open-job]` and `button[data-action=deregister]`, the job view
- * `#job-detail` (`[data-field=requested|reserved|used|throughput|latency]`, `button[data-action=close-job]`),
+ * `#job-detail` (`[data-field=requested|reserved|used|throughput|latency]`, `button[data-action=close-job]`; its
+ * Redis part `#job-redis`: `[data-field=redis-form|redis-nodes]`, `button[data-action=redis-url]`,
+ * `input[name=redis-url]`),
  * the add-node form (`select[name=tier]`, `button[data-action=add-node]`), `input[name=admin-token]`, the token
  * form `form#login` (`input[name=token]`, shown while `body.locked`), the events list `#events`, the status line
  * `#status` (role=status), and the charts' canvases (`#throughput-chart`, `#latency-chart`, `#job-chart`,
@@ -15,6 +17,7 @@ import { $ } from './dom.ts';
 import { addEvents, renderEvents } from './events.ts';
 import { fmtDuration } from './format.ts';
 import { closeJob, openJob, renderJobDetail } from './job-detail.ts';
+import { fetchRedisUrl } from './job-redis.ts';
 import { deregisterJob, registerJob, renderJobs, visibleJobs } from './jobs.ts';
 import { addNode, drainNode, renderNodes } from './nodes.ts';
 import {
@@ -140,6 +143,9 @@ function onClick(event: MouseEvent): void {
     case 'close-job':
       closeJob();
       renderJobs();
+      break;
+    case 'redis-url':
+      if (jobId) fetchRedisUrl(jobId, renderJobDetail);
       break;
   }
 }

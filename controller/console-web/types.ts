@@ -80,9 +80,25 @@ export interface JobRow {
   hints?: JobHints;
 }
 
+/** How Redis clients reach a job (console-backend.ts `RedisAccess`): no credential in it. */
+export interface RedisAccess {
+  scheme: 'redis' | 'rediss';
+  nodes: { id: string; resp: string | null }[];
+  address: string | null;
+  /** `redis://<job id>:<token>@host:port`, or null when no node has a RESP front door. */
+  url: string | null;
+}
+
+/** `POST /api/jobs/:id/redis-url` (admin): the URL with a fresh data token of the job. */
+export interface RedisCredentials {
+  url: string;
+  expiresAt: string;
+}
+
 /** `/api/jobs/:id`: the row, its hints and its whole placement. */
 export interface JobDetail extends JobRow {
   hints: JobHints;
+  redis: RedisAccess;
   placement: {
     jobId: string;
     epoch: number;

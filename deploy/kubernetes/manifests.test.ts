@@ -1,7 +1,8 @@
 /**
  * The manifests in this folder cannot be applied here (no cluster), so this checks what can go wrong without one:
  * YAML that does not parse, satchel flags the CLI does not know (a pod that exits with status 2 on start), and
- * names that must agree across files (Services, the secret, RBAC, the provisioner's StatefulSet naming).
+ * names and ports that must agree across files (Services, the secret, RBAC, the provisioner's StatefulSet naming,
+ * each storage node's data and RESP ports).
  */
 
 import { execFile } from 'node:child_process';
@@ -12,7 +13,7 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
-import { TIERS, type Tier } from '../../proto/index.ts';
+import { advertisedAddress, TIERS, type Tier } from '../../proto/index.ts';
 import { STORAGE_NODE_ENV } from '../child-process.ts';
 import { KubernetesProvisioner } from '../kubernetes-provisioner.ts';
 import { parseBytes } from '../options.ts';
@@ -35,6 +36,7 @@ const SUBCOMMANDS = ['controller', 'metadata', 'storage-node'] as const;
 /** Added to `satchel controller` in the same change as the Kubernetes provisioner; checked as soon as help lists them. */
 const PENDING_CONTROLLER_FLAGS = ['--provisioner', '--namespace'];
 
+const deployReadme = readFileSync(join(HERE, '..', 'README.md'), 'utf8');
 const files = readdirSync(HERE)
   .filter((f) => /\.ya?ml$/.test(f))
   .sort();
@@ -314,6 +316,18 @@ test('storage: one StatefulSet per tier, named as the provisioner expects, each 
     t.is(flag(node, '--port'), '7000');
     t.true((service!.spec.ports as any[]).some((p) => p.port === 7000 && containerPort(node.container, p.targetPort) === 7000));
     t.is(containerPort(node.container, node.container.readinessProbe.tcpSocket.port), 7000);
+    // Redis clients: the RESP front door on a fixed port, in the container and the Service, announced under the
+    // node's advertised name as the data port is (a job's redisUrl, CLUSTER SLOTS and MOVED name it); under TLS
+    // the certificate deploy/README.md makes names every pod of the Service.
+    t.is(flag(node, '--resp-port'), '6379', `${name}: --resp-port`);
+    const resp = (service!.spec.ports as any[]).find((p) => p.port === 6379);
+    t.is(resp?.name, 'resp', `${name}: Service port 6379`);
+    t.is(containerPort(node.container, resp.targetPort), 6379, `${name}: container port resp`);
+    t.is(
+      advertisedAddress('0.0.0.0:6379', flag(node, '--advertise')),
+      `$(POD_NAME).${set.spec.serviceName}.${NAMESPACE}.svc.cluster.local:6379`,
+    );
+    t.true(deployReadme.includes(`DNS:*.${set.spec.serviceName}.${NAMESPACE}.svc.cluster.local`), `${name}: the TLS certificate's names`);
 
     const capacity = parseBytes(flag(node, '--capacity')!, '--capacity');
     const mounts = node.container.volumeMounts as any[];

@@ -42,6 +42,8 @@ export async function startInProcessCluster(
     nodeLimits?: NodeLimits;
     /** The controller address node `i` registers and reports to (a proxy a test can cut); the controller's own by default. */
     nodeController?: (i: number) => string | undefined;
+    /** Open each node's RESP front door (storage-node/resp/) on a free port. */
+    resp?: boolean;
     /** Runs once the controller listens, before the nodes start (to put a proxy in front of it, say). */
     beforeNodes?: (controllerAddress: string) => Promise<void>;
   } = {},
@@ -71,6 +73,7 @@ export async function startInProcessCluster(
       controller: options.nodeController?.(i) ?? controllerAddress,
       maxValueBytes: options.maxValueBytes,
       maxConnectionsPerJob: options.maxConnectionsPerJob,
+      ...(options.resp === true ? { respPort: 0 } : {}),
       ...options.nodeLimits,
     });
   await options.beforeNodes?.(controllerAddress);

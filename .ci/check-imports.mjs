@@ -187,11 +187,12 @@ function checkPackages(root, graph) {
         `${part}/package.json: the function path needs nothing outside Node, so no dependencies (has ${Object.keys(runtime).join(', ')})`,
       );
     }
-    // A part's tests may use its own dependencies and the root's tools.
+    // A part's tests may use its own dependencies (devDependencies too: that is what they are for) and the root's tools.
+    const forTests = { ...runtime, ...pkg.devDependencies };
     for (const file of testSources(root, part)) {
       for (const spec of allSpecifiers(readFileSync(join(root, file), 'utf8'))) {
         const name = packageOf(spec);
-        if (name !== undefined && !(name in runtime) && !tools.has(name) && name !== PACKAGE_OF[part])
+        if (name !== undefined && !(name in forTests) && !tools.has(name) && name !== PACKAGE_OF[part])
           problems.push(`${file} loads ${name}: declare it in ${part}/package.json or the root's devDependencies`);
       }
     }

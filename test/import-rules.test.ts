@@ -68,9 +68,14 @@ test('a package.json that disagrees with its code: each way reported', async (t)
     'storage-node/package.json': JSON.stringify({ name: '@satchel/storage-node' }),
     'storage-node/index.ts': "export { a } from '../proto/index.ts';\n",
     'storage-node/index.test.ts': "import 'ioredis';\nimport 'ava';\n",
-    // Declares a part it may not import.
-    'metadata/package.json': JSON.stringify({ name: 'metadata', dependencies: { '@satchel/deploy': '0.1.0' } }),
+    // Declares a part it may not import. Its test loads its own devDependency: allowed.
+    'metadata/package.json': JSON.stringify({
+      name: 'metadata',
+      dependencies: { '@satchel/deploy': '0.1.0' },
+      devDependencies: { ioredis: '6' },
+    }),
     'metadata/index.ts': 'export const m = 1;\n',
+    'metadata/index.test.ts': "import 'ioredis';\n",
     'test/x.test.ts': "import 'left-pad';\nimport 'protobufjs';\n",
   };
   for (const [path, text] of Object.entries(files)) {

@@ -40,14 +40,20 @@ export function announceFlagsOf(job: JobRecord): number {
 
 /**
  * What an announcement tells a node of the job's placement (proto/announce.ts): each generation's nodes with their
- * RESP front doors, as the registry knows them now, so the node's CLUSTER SLOTS and MOVED name where keys are.
+ * RESP front doors and data planes, as the registry knows them now, so the node's CLUSTER SLOTS and MOVED name
+ * where keys are, and a replicated job's RESP writes reach the key's other copies.
  */
 export function announcedPlacementOf(placement: WirePlacement, nodes: ReadonlyMap<string, NodeRecord>): AnnouncedPlacement {
   return {
     epoch: placement.epoch,
     replicas: placement.replicas ?? 1,
     generations: placement.generations.map((g) =>
-      g.nodes.map((n) => ({ id: n.id, resp: nodes.get(n.id)?.respAddress ?? n.respAddress ?? '', weight: n.weight })),
+      g.nodes.map((n) => ({
+        id: n.id,
+        resp: nodes.get(n.id)?.respAddress ?? n.respAddress ?? '',
+        address: nodes.get(n.id)?.address ?? n.address,
+        weight: n.weight,
+      })),
     ),
   };
 }

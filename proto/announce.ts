@@ -10,6 +10,11 @@ export interface AnnouncedNode {
   id: string;
   /** host:port of its RESP front door; '' when it has none. */
   resp: string;
+  /**
+   * host:port of its data plane: where the RESP front door of a replicated job's primary sends the other copies
+   * their writes (storage-node/resp/resp-replicas.ts). Absent in announcements of older controllers.
+   */
+  address?: string;
   weight: number;
 }
 

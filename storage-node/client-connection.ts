@@ -10,6 +10,7 @@ import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import type { JobLimits } from './job-limits.ts';
 import type { JobTable } from './job-table.ts';
 import { type DisconnectReason, type NodeMetrics, TRAFFIC_OPS, TRAFFIC_OUT } from './metrics.ts';
+import type { PeerLinks } from './peer-links.ts';
 import type { RecentIncrements } from './recent-increments.ts';
 import type { StorageCounters, StorageServerOptions } from './server-options.ts';
 import type { ValuePool } from './value-pool.ts';
@@ -35,6 +36,7 @@ export interface SessionHost {
   readonly limits: JobLimits;
   readonly coordination: Coordination;
   readonly increments: RecentIncrements;
+  readonly peers: PeerLinks;
   readonly maxValueBytes: number;
   readonly maxPendingResponseBytes: number;
   /** host:port clients reach the RESP front door at, once it is open (null: closed). */

@@ -100,6 +100,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     logger: options.logger,
     maxValueBytes: options.maxValueBytes,
     tls: options.tls,
+    peerTls: clientTlsOf(options.tls),
     maxConnectionsPerJob: options.maxConnectionsPerJob,
     helloTimeoutMs: options.helloTimeoutMs,
     maxPreAuthConnections: options.maxPreAuthConnections,

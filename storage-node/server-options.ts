@@ -19,6 +19,11 @@ export interface StorageServerOptions {
    * token says who they are). Without it, plain TCP.
    */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * The cluster's CA (PEM), when nodes serve TLS: this node checks other nodes against it when it connects to
+   * them (a replicated job's RESP writes, peer-links.ts).
+   */
+  peerTls?: { ca: string | Buffer };
   /** Connections one job may hold open to this node (default 1024); a HELLO past it gets FULL. */
   maxConnectionsPerJob?: number;
   /** This process's boot id (node.ts): announcements for another incarnation of the node id are refused. */

@@ -11,6 +11,7 @@ import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import { JobLimits } from './job-limits.ts';
 import { JobTable } from './job-table.ts';
 import { NodeMetrics } from './metrics.ts';
+import { PeerLinks } from './peer-links.ts';
 import { RecentIncrements } from './recent-increments.ts';
 import { RespSession } from './resp/resp-session.ts';
 import {
@@ -70,6 +71,8 @@ export class StorageServer implements SessionHost {
   readonly increments = new RecentIncrements();
   /** WAIT and WATCH requests parked until a key appears or changes, within their caps (coordination.ts). */
   readonly coordination: Coordination;
+  /** Connections to other nodes: a replicated job's RESP writes reach the key's other copies (peer-links.ts). */
+  readonly peers: PeerLinks;
 
   /** Per-job limits: connections, and a stop on growth for a job over its byte quota (job-limits.ts). */
   readonly limits: JobLimits;
@@ -113,6 +116,7 @@ export class StorageServer implements SessionHost {
     this.softOutputMs = options.softOutputMs ?? DEFAULT_SOFT_OUTPUT_MS;
     this.maxInflightBodyBytes = options.maxInflightBodyBytes ?? DEFAULT_MAX_INFLIGHT_BODIES;
     this.jobs = new JobTable(options.announcedJobsOnly !== true);
+    this.peers = new PeerLinks({ secret: options.secret, tls: options.peerTls });
     this.metrics = new NodeMetrics({
       node: options.id,
       tier: options.engine.tier,
@@ -184,6 +188,7 @@ export class StorageServer implements SessionHost {
   /** Stops accepting, closes every connection, closes the engine. Idempotent. */
   async close(): Promise<void> {
     clearInterval(this.poolTrimmer);
+    this.peers.close();
     if (!this.server.listening && this.respServer?.listening !== true && this.sessions.size === 0) return;
     const closed = Promise.all(
       [this.server, this.respServer].map((server) =>
@@ -202,6 +207,7 @@ export class StorageServer implements SessionHost {
    */
   dropJob(jobId: string, moved = false, tokensExpireBy = Infinity): MaybePromise<number> {
     if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.jobs.get(jobId)?.epoch ?? 0);
+    this.peers.forget(jobId);
     if (moved) this.jobs.moved(jobId);
     else {
       this.jobs.drop(jobId, tokensExpireBy);

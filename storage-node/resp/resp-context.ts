@@ -70,7 +70,7 @@ export interface CommandSpec {
   flags: string[];
   /** Where the keys are (COMMAND's first, last — negative from the end — and step); unset: no keys. */
   keys?: { first: number; last: number; step: number };
-  /** Writes: refused on a job over its quota, and on a replicated job (resp-session.ts `gate`). */
+  /** Writes: refused on a job over its quota (resp-session.ts `gate`); a replicated job's go to its copies too. */
   write?: boolean;
   /** Answered before AUTH. */
   beforeAuth?: boolean;

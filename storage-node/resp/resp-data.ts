@@ -5,6 +5,8 @@
  * native client and the reverse: keys are the same UTF-8 text, values the same bytes, counters the same decimal
  * text. Every command's keys were checked by resp-routing.ts before it runs (valid, one slot, owned here).
  *
+ * A job that keeps copies: the key's other copies get each write before it is answered (resp-replicas.ts).
+ *
  * Not like Redis: no expiry (EX/PX are refused: data lives as long as the job); MSET is not atomic across keys;
  * SET … GET and GETDEL read, then write, so on a disk tier a write racing them from another connection may land
  * in between; a value the native client stored in blocks (over the job's block size) is not served here.
@@ -15,6 +17,7 @@ import { counterValue } from '../counter-value.ts';
 import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
+import { replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { olderOwner } from './resp-routing.ts';
 
 const BLOCKS = 'stored in blocks by the Satchel client (over the job’s block size): read and write it with that client';
@@ -188,10 +191,17 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
       return s.refuse(outcome.reason, outcome.message);
     }
     if (server.coordination.active > 0) server.coordination.stored(jobId, key, value, 0, epoch, true);
+    const replaced = outcome.replaced;
+    if (job.replicated) {
+      // The key's other copies first (resp-replicas.ts); the old value stays ours until answered (SET … GET).
+      return replicateWrite(s, job, key, value, epoch, outcome.seq, () => {
+        done(true);
+        if (replaced !== undefined) server.retire(replaced);
+      });
+    }
     done(true);
     // After `done`: SET … GET answers with the old value, which is lent (a large one) or copied (a small one)
     // before its buffer goes back to the pool or the spares.
-    const replaced = outcome.replaced;
     if (replaced !== undefined && !(sync && keepSpare(replaced))) server.retire(replaced);
   });
 }
@@ -275,7 +285,9 @@ function deleteOne(
       if (!outcome.ok) return s.refuse(outcome.reason, outcome.message);
       if (outcome.old !== undefined && server.coordination.active > 0) server.coordination.deleted(jobId, key, epoch);
       // `read` has the value even where the engine's `old` does not (a disk tier's large values).
-      then(outcome.old, outcome.old === undefined ? undefined : entry);
+      const answer = () => then(outcome.old, outcome.old === undefined ? undefined : entry);
+      if (outcome.skipped === true) return answer();
+      replicateWrite(s, job, key, null, epoch, outcome.seq, answer);
     });
   });
 }
@@ -386,9 +398,11 @@ export function increment(sign: 1 | -1, byArg: boolean) {
       }
       if (server.coordination.active > 0 && stored !== null) server.coordination.stored(jobId, key, stored, 0, epoch, true);
       if (outcome.replaced !== undefined) server.retire(outcome.replaced);
-      const before = s.out.bytesEncoded;
-      s.out.integer(total);
-      s.replied(before);
+      replicateIncrement(s, job, key, total, epoch, outcome.seq, () => {
+        const before = s.out.bytesEncoded;
+        s.out.integer(total);
+        s.replied(before);
+      });
     });
   };
 }

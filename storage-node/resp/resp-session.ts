@@ -193,15 +193,6 @@ export class RespSession extends ClientConnection implements RespContext {
       this.fail(0, 0, 'UNAVAILABLE', `node ${this.server.options.id} has not heard from the controller within its lease`);
       return null;
     }
-    if (write && job.replicated) {
-      this.fail(
-        0,
-        0,
-        'BAD_REQUEST',
-        'this job keeps several copies of each key: write it with the Satchel client (the RESP front door writes single-copy jobs)',
-      );
-      return null;
-    }
     if (write && this.server.limits.isOverQuota(jobId)) {
       this.fail(0, 0, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
       return null;

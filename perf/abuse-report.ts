@@ -52,6 +52,8 @@ export interface WellBehavedFigures {
   puts: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   failures: number;
   failure_codes: Record<string, number>;
   failure_samples: string[];

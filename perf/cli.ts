@@ -125,7 +125,7 @@ async function register(args: string[]): Promise<void> {
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   for (const row of rows) {
     process.stdout.write(
-      `${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`,
+      `${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  p99.9 ${(row.p999_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`,
     );
   }
 }
@@ -434,7 +434,7 @@ function shuffleTable(rows: (ShuffleRow & { round: number })[]): string {
 
 /** The human summary: Satchel against Redis, cell by cell, with the ratio that the targets are stated in. */
 function microTable(rows: MicroRow[]): string {
-  const lines = ['op   size    inflight  system         p50 µs   p99 µs     ops/s        MB/s   vs redis'];
+  const lines = ['op   size    inflight  system         p50 µs   p99 µs p99.9 µs    max µs     ops/s        MB/s   vs redis'];
   for (const row of rows) {
     const base = rows.find((r) => r.system === 'redis' && r.op === row.op && r.size === row.size && r.concurrency === row.concurrency);
     const ratio =
@@ -442,7 +442,7 @@ function microTable(rows: MicroRow[]): string {
         ? `${(row.ops_per_s / base.ops_per_s).toFixed(2)}× ops, p50 ${(row.p50_us / base.p50_us).toFixed(2)}×`
         : '';
     lines.push(
-      `${row.op.padEnd(4)} ${formatSize(row.size).padEnd(7)} ${String(row.concurrency).padStart(8)}  ${row.system.padEnd(13)} ${row.p50_us.toFixed(1).padStart(8)} ${row.p99_us.toFixed(1).padStart(8)} ${String(row.ops_per_s).padStart(9)} ${(row.bytes_per_s / 1e6).toFixed(1).padStart(11)}   ${ratio}`,
+      `${row.op.padEnd(4)} ${formatSize(row.size).padEnd(7)} ${String(row.concurrency).padStart(8)}  ${row.system.padEnd(13)} ${row.p50_us.toFixed(1).padStart(8)} ${row.p99_us.toFixed(1).padStart(8)} ${row.p999_us.toFixed(1).padStart(8)} ${row.max_us.toFixed(1).padStart(9)} ${String(row.ops_per_s).padStart(9)} ${(row.bytes_per_s / 1e6).toFixed(1).padStart(11)}   ${ratio}`,
     );
   }
   return lines.join('\n') + '\n';

@@ -36,6 +36,8 @@ export interface NotifyRow {
   /** Write acknowledged to the writer → value in the waiter's hands, µs (negative: the waiter was first). */
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   /** Write sent → value in the waiter's hands, µs. */
   from_send_p50_us: number;
 }
@@ -152,8 +154,7 @@ async function measureNotify(
   return {
     system,
     notifications: count,
-    p50_us: round(fromAck.percentile(50)),
-    p99_us: round(fromAck.percentile(99)),
+    ...fromAck.summary(),
     from_send_p50_us: round(fromSend.percentile(50)),
   };
 }

@@ -29,6 +29,8 @@ export interface DrainSummary {
   p99_before_us: number;
   p50_during_us: number;
   p99_during_us: number;
+  p999_during_us: number;
+  max_during_us: number;
   failed_ops: number;
   lost_keys: number;
   keys_checked: number;
@@ -113,6 +115,8 @@ export async function runDrain(options: DrainOptions): Promise<DrainSummary> {
       p99_before_us: round(before.percentile(99)),
       p50_during_us: round(during.percentile(50)),
       p99_during_us: round(during.percentile(99)),
+      p999_during_us: round(during.percentile(99.9)),
+      max_during_us: round(during.max),
       failed_ops: failed,
       lost_keys: lost,
       keys_checked: checked,

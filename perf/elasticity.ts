@@ -49,6 +49,8 @@ export interface ElasticitySummary {
   keys_written: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   /** Each launch: seconds from the autoscaler's decision to the node registering (serving). */
   scale_up_s: number[];
   /** Each drain: seconds, and the bytes it moved. */
@@ -306,8 +308,7 @@ export async function runElasticity(
     failed_ops: failed,
     lost_keys: lost,
     keys_written: keysWritten,
-    p50_us: round(latencies.percentile(50)),
-    p99_us: round(latencies.percentile(99)),
+    ...latencies.summary(),
     scale_up_s: scaleUps,
     migration_s: drains.map((d) => round(Number(d.details?.seconds ?? 0), 3)),
     migration_bytes: drains.map((d) => Number(d.details?.bytes ?? 0)),

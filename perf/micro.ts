@@ -10,7 +10,7 @@ import { LocalCluster } from '../deploy/index.ts';
 import type { Tier } from '../proto/index.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
-import { LatencyRecorder, round } from './stats.ts';
+import { LatencyRecorder } from './stats.ts';
 
 /** Hints that make the allocation policy choose each tier (controller/README.md). */
 const TIER_HINTS: Record<Tier, JobHints> = {
@@ -41,6 +41,8 @@ export interface MicroRow {
   ops: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   ops_per_s: number;
   bytes_per_s: number;
 }
@@ -151,8 +153,7 @@ async function cell(
       size,
       concurrency,
       ops: count,
-      p50_us: round(latencies.percentile(50)),
-      p99_us: round(latencies.percentile(99)),
+      ...latencies.summary(),
       ops_per_s: Math.round(opsPerSecond),
       bytes_per_s: Math.round(opsPerSecond * size),
     };

@@ -9,7 +9,7 @@ import { Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
-import { LatencyRecorder, round } from './stats.ts';
+import { LatencyRecorder } from './stats.ts';
 
 export interface RegisterOptions {
   jobs: number;
@@ -24,6 +24,8 @@ export interface RegisterRow {
   count: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   background_ops_per_s: number;
 }
 
@@ -90,8 +92,7 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
       system,
       op,
       count: times.count,
-      p50_us: round(times.percentile(50)),
-      p99_us: round(times.percentile(99)),
+      ...times.summary(),
       background_ops_per_s: background,
     });
     return [

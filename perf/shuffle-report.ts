@@ -15,6 +15,8 @@ export interface OpLatency {
   count: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
 }
 
 /** One sort on one system. `verified` is always true in a written report: a run that fails is an error. */
@@ -45,6 +47,8 @@ export interface ShuffleRow {
   op_bytes: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   by_op: Record<string, OpLatency>;
   /** Seconds summed over functions, by part: where the functions' time went. */
   function_seconds: Record<string, number>;

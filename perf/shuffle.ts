@@ -275,8 +275,7 @@ export async function runSort(
       }
     }
   }
-  for (const [op, recorder] of perOp)
-    byOp[op] = { count: recorder.count, p50_us: round(recorder.percentile(50)), p99_us: round(recorder.percentile(99)) };
+  for (const [op, recorder] of perOp) byOp[op] = { count: recorder.count, ...recorder.summary() };
 
   const row: ShuffleRow = {
     system: store.system,
@@ -295,8 +294,7 @@ export async function runSort(
     verify_s: round(verify.seconds, 3),
     ops: all.count,
     op_bytes: bytes,
-    p50_us: round(all.percentile(50)),
-    p99_us: round(all.percentile(99)),
+    ...all.summary(),
     by_op: byOp,
     function_seconds: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, round(v, 3)])),
     verified: true,

@@ -10,6 +10,8 @@ export interface OpFigures {
   count: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
 }
 
 export interface SoakInterval {
@@ -23,6 +25,8 @@ export interface SoakInterval {
   /** Over the data operations (everything but register, deregister and a job's final read-back). */
   p50_us: number;
   p99_us: number;
+  p999_us: number;
+  max_us: number;
   by_op: Partial<Record<SoakOp, OpFigures>>;
   by_tier: Record<string, OpFigures>;
   verified: number;
@@ -90,7 +94,17 @@ export interface SoakReport {
 }
 
 function figures(histogram: Record<number, number>): OpFigures {
-  return { count: countOf(histogram), p50_us: round(percentileOf(histogram, 50)), p99_us: round(percentileOf(histogram, 99)) };
+  return { count: countOf(histogram), ...tail(histogram) };
+}
+
+/** p50, p99, p99.9 and max of a histogram (2 % buckets: soak-protocol.ts), µs. */
+function tail(histogram: Record<number, number>): { p50_us: number; p99_us: number; p999_us: number; max_us: number } {
+  return {
+    p50_us: round(percentileOf(histogram, 50)),
+    p99_us: round(percentileOf(histogram, 99)),
+    p999_us: round(percentileOf(histogram, 99.9)),
+    max_us: round(percentileOf(histogram, 100)),
+  };
 }
 
 export function intervalRow(
@@ -116,8 +130,7 @@ export function intervalRow(
     ops_per_s: Math.round(ops / seconds),
     errors: stats.errors,
     lost: stats.lost,
-    p50_us: round(percentileOf(data, 50)),
-    p99_us: round(percentileOf(data, 99)),
+    ...tail(data),
     by_op: byOp,
     by_tier: byTier,
     verified: stats.verified,

@@ -11,6 +11,7 @@ import type { JobLimits } from './job-limits.ts';
 import type { JobTable } from './job-table.ts';
 import { type DisconnectReason, type NodeMetrics, TRAFFIC_OPS, TRAFFIC_OUT } from './metrics.ts';
 import type { PeerLinks } from './peer-links.ts';
+import type { PlacementLookup } from './placement-lookup.ts';
 import type { RecentIncrements } from './recent-increments.ts';
 import type { StorageCounters, StorageServerOptions } from './server-options.ts';
 import type { ValuePool } from './value-pool.ts';
@@ -37,6 +38,8 @@ export interface SessionHost {
   readonly coordination: Coordination;
   readonly increments: RecentIncrements;
   readonly peers: PeerLinks;
+  /** Looks up placements of jobs this node does not serve (null without a controller). */
+  readonly lookup: PlacementLookup | null;
   readonly maxValueBytes: number;
   readonly maxPendingResponseBytes: number;
   /** host:port clients reach the RESP front door at, once it is open (null: closed). */

@@ -23,6 +23,11 @@ export interface AnnouncedJob {
    * answers CLUSTER SLOTS and MOVED from. Null until an announcement carries one (or without a controller).
    */
   placement: AnnouncedPlacement | null;
+  /**
+   * Not a job this node serves: a RESP client's view of one looked up at a metadata server (resp/resp-foreign.ts),
+   * which answers where its keys are and serves none of them.
+   */
+  foreign?: true;
 }
 
 function newJob(epoch: number, moved: boolean): AnnouncedJob {

@@ -17,6 +17,7 @@ import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { HeapTrimmer } from './heap-trim.ts';
 import { IdleCollector } from './idle-gc.ts';
+import { PlacementLookup } from './placement-lookup.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
 
 /** The limits a node holds against hostile or broken clients (server-options.ts, README "Limits"); defaults there. */
@@ -168,6 +169,12 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   );
   let link: ControllerLink | null = null;
   if (options.controller !== undefined) {
+    server.lookup = new PlacementLookup({
+      controller: options.controller,
+      secret: options.secret,
+      logger: options.logger,
+      tls: clientTlsOf(options.tls),
+    });
     link = new ControllerLink({
       controller: options.controller,
       secret: options.secret,

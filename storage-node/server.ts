@@ -12,6 +12,7 @@ import { JobLimits } from './job-limits.ts';
 import { JobTable } from './job-table.ts';
 import { NodeMetrics } from './metrics.ts';
 import { PeerLinks } from './peer-links.ts';
+import type { PlacementLookup } from './placement-lookup.ts';
 import { RecentIncrements } from './recent-increments.ts';
 import { RespSession } from './resp/resp-session.ts';
 import {
@@ -73,6 +74,8 @@ export class StorageServer implements SessionHost {
   readonly coordination: Coordination;
   /** Connections to other nodes: a replicated job's RESP writes reach the key's other copies (peer-links.ts). */
   readonly peers: PeerLinks;
+  /** Placements of jobs this node does not serve, for RESP clients that reach it (node.ts sets it with a controller). */
+  lookup: PlacementLookup | null = null;
 
   /** Per-job limits: connections, and a stop on growth for a job over its byte quota (job-limits.ts). */
   readonly limits: JobLimits;
@@ -189,6 +192,7 @@ export class StorageServer implements SessionHost {
   async close(): Promise<void> {
     clearInterval(this.poolTrimmer);
     this.peers.close();
+    this.lookup?.close();
     if (!this.server.listening && this.respServer?.listening !== true && this.sessions.size === 0) return;
     const closed = Promise.all(
       [this.server, this.respServer].map((server) =>

@@ -9,7 +9,8 @@
  * Node ids are 40 hex characters, as Redis's are (clients check): the SHA-1 of the Satchel node id.
  */
 import { createHash } from 'node:crypto';
-import { type AnnouncedNode, keySlotOfBytes, SLOTS, type SlotRange, slotRanges } from '../../proto/index.ts';
+import { type AnnouncedNode, keySlotOfBytes, type RespCommand, SLOTS, type SlotRange, slotRanges } from '../../proto/index.ts';
+import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 
 const ids = new Map<string, string>();
@@ -43,10 +44,10 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(address.slice(colon + 1)) };
 }
 
-/** The job's slot map as this node knows it. */
-function slotMap(s: RespContext): SlotMap {
+/** The job's slot map as this node knows it (a job it does not serve: as looked up, resp-foreign.ts). */
+function slotMap(s: RespContext, job: AnnouncedJob): SlotMap {
   const self = s.host.options.id;
-  const placement = s.host.jobs.get(s.job!)?.placement ?? null;
+  const placement = job.placement;
   const generation: readonly AnnouncedNode[] = placement?.generations[0] ?? [];
   if (generation.length === 0) {
     const own = splitAddress(s.host.respAddress ?? '127.0.0.1:0');
@@ -58,8 +59,8 @@ function slotMap(s: RespContext): SlotMap {
   return { nodes, ranges, epoch: placement?.epoch ?? 0 };
 }
 
-function slots(s: RespContext): void {
-  const map = slotMap(s);
+function slots(s: RespContext, job: AnnouncedJob): void {
+  const map = slotMap(s, job);
   const out = s.out;
   out.array(map.ranges.length);
   for (const range of map.ranges) {
@@ -74,8 +75,8 @@ function slots(s: RespContext): void {
   }
 }
 
-function shards(s: RespContext): void {
-  const map = slotMap(s);
+function shards(s: RespContext, job: AnnouncedJob): void {
+  const map = slotMap(s, job);
   const out = s.out;
   out.array(map.nodes.length);
   map.nodes.forEach((node, index) => {
@@ -135,21 +136,21 @@ function info(map: SlotMap): string {
 }
 
 /** CLUSTER <subcommand> …: what a Redis Cluster client asks. */
-export function cluster(s: RespContext, args: Buffer[]): void {
+export function cluster(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const sub = args[1]!.toString('latin1').toUpperCase();
   const before = s.out.bytesEncoded;
   switch (sub) {
     case 'SLOTS':
-      slots(s);
+      slots(s, job);
       break;
     case 'SHARDS':
-      shards(s);
+      shards(s, job);
       break;
     case 'NODES':
-      s.out.verbatim(nodesText(slotMap(s)));
+      s.out.verbatim(nodesText(slotMap(s, job)));
       break;
     case 'INFO':
-      s.out.verbatim(info(slotMap(s)));
+      s.out.verbatim(info(slotMap(s, job)));
       break;
     case 'MYID':
     case 'MYSHARDID':

@@ -335,6 +335,7 @@ const SPECS: CommandSpec[] = [
     group: 'server',
     run: info,
     needsJob: true,
+    answersForeign: true,
   },
   {
     name: 'READONLY',
@@ -372,6 +373,7 @@ const SPECS: CommandSpec[] = [
     group: 'cluster',
     run: cluster,
     needsJob: true,
+    answersForeign: true,
   },
   {
     name: 'GET',

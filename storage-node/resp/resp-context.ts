@@ -76,6 +76,8 @@ export interface CommandSpec {
   beforeAuth?: boolean;
   /** Needs the job's checks (expiry, deregistration, the node serving it) though it names no key. */
   needsJob?: boolean;
+  /** Answered for a job this node does not serve, from its looked-up placement (resp-foreign.ts): CLUSTER, INFO. */
+  answersForeign?: true;
   /** The node's metrics count it as this op. */
   opKind: number;
   summary: string;

@@ -23,6 +23,7 @@ import { COMMANDS } from './resp-commands.ts';
 import type { BlockedRead, CommandSpec, RespContext } from './resp-context.ts';
 import { answerParked, SUBSCRIBED_COMMANDS } from './resp-coordination.ts';
 import { oneLine, respErrorText, type SatchelCode } from './resp-errors.ts';
+import { foreignJob } from './resp-foreign.ts';
 import { routeSlot } from './resp-routing.ts';
 
 /** Before AUTH an argument carries at most a job id, a token or a client name. */
@@ -148,9 +149,16 @@ export class RespSession extends ClientConnection implements RespContext {
     } else {
       let job: AnnouncedJob | null = null;
       if (authed && (spec.keys !== undefined || spec.needsJob === true)) {
-        job = this.gate(spec.write === true, args);
+        const gated = this.gate(spec, args);
+        if (isPromise(gated)) return this.afterLookup(gated, command, asking);
+        job = gated;
         if (job === null) return this.handled();
         if (spec.keys !== undefined && routeSlot(this, job, args, spec, asking) === null) return this.handled();
+        if (job.foreign === true && spec.keys !== undefined) {
+          // The newest placement names this node for the slot, but the controller's announcement is on its way.
+          this.fail(0, 0, 'UNAVAILABLE', `node ${this.server.options.id} has not been told of job ${this.jobId} yet`);
+          return this.handled();
+        }
       }
       // Commands without the job's checks (AUTH, PING, CLIENT…) never read `job`.
       spec.run(this, args, command, job as AnnouncedJob);
@@ -164,7 +172,8 @@ export class RespSession extends ClientConnection implements RespContext {
    * deregistered job, a job this process does not serve, the lease of a replicated job, the quota for writes.
    * The job, or null when an error was answered.
    */
-  private gate(write: boolean, args: Buffer[]): AnnouncedJob | null {
+  private gate(spec: CommandSpec, args: Buffer[]): AnnouncedJob | null | Promise<unknown> {
+    const write = spec.write === true;
     if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) {
       this.fail(0, 0, 'UNAUTHORIZED', 'token expired: AUTH again with a fresh one (the job handle’s redisUrl)');
       return null;
@@ -176,15 +185,15 @@ export class RespSession extends ClientConnection implements RespContext {
       return null;
     }
     const job = jobs.get(jobId);
-    if (job === undefined) {
-      this.fail(
-        0,
-        0,
-        'UNAVAILABLE',
+    // Where the job is now, for a client that came here with an old redisUrl (resp-foreign.ts).
+    if (job === undefined)
+      return foreignJob(
+        this,
+        spec,
+        jobId,
         `node ${this.server.options.id} does not hold job ${jobId}: not placed on it, or the node restarted since`,
       );
-      return null;
-    }
+    if (job.moved) return foreignJob(this, spec, jobId, `job ${jobId} moved off node ${this.server.options.id}`);
     this.traffic = job.traffic;
     let bytes = 0;
     for (const arg of args) bytes += arg.length;
@@ -198,6 +207,20 @@ export class RespSession extends ClientConnection implements RespContext {
       return null;
     }
     return job;
+  }
+
+  /** Runs `command` again once the lookup of its job's placement settled; later commands wait behind it. */
+  private afterLookup(lookup: Promise<unknown>, command: RespCommand, asking: boolean): void {
+    this.handled();
+    this.waiting = true;
+    void lookup.then(() => {
+      this.waiting = false;
+      if (this.socket.destroyed || this.closing) return;
+      this.asking = asking;
+      this.execute(command);
+      this.drain();
+      this.scheduleFlush();
+    });
   }
 
   /**

@@ -9,6 +9,7 @@ import { decodeKeyList } from '../../test/helpers/raw-client.ts';
 import { DramEngine } from '../dram-engine.ts';
 import { entryCost, type StoredEntry } from '../engine.ts';
 import { startStorageNode } from '../node.ts';
+import { EmulatedDevice } from './device.ts';
 import { DiskEngine, type DiskEngineOptions } from './disk-engine.ts';
 
 const KiB = 1024;
@@ -307,11 +308,9 @@ test('hdd emulation: every transfer pays the seek time and the bandwidth cap, on
   const elapsed = performance.now() - start;
   // 4 × (10 ms seek + 2 MiB at 20 MiB/s = 100 ms): the reads queue behind one head.
   t.true(elapsed >= 400, `4 reads took ${elapsed.toFixed(0)} ms`);
-  const plain = await openEngine(t, { tier: 'hdd' });
-  await plain.put('job', 'k', Buffer.alloc(2 * MiB), 0);
-  const fast = performance.now();
-  await Promise.all(Array.from({ length: 4 }, () => plain.get('job', 'k')));
-  t.true(performance.now() - fast < 200, 'no emulation by default');
+  // No emulation by default: no head to queue behind at all (a wall-clock bound failed on a loaded CI machine).
+  t.is(EmulatedDevice.from(undefined), null);
+  t.is(EmulatedDevice.from({ seekMs: 0, bandwidthBytesPerSec: 0 }), null);
 });
 
 test('through the data plane: a node on the ssd tier serves PUT, pipelined GET, STAT, LIST, DELETE and DROP_JOB', async (t) => {

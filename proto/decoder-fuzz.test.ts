@@ -13,6 +13,7 @@ import {
   envCount,
   FrameGenerator,
   fuzzSeed,
+  Growing,
   type ModelEvent,
   ModelEventKind,
   modelDecode,
@@ -23,30 +24,6 @@ import { FrameDecoder, type FrameDecoderOptions, type FrameView } from './decode
 import { HEADER_SIZE, Op, type SatchelError } from './index.ts';
 
 const FRAMES = envCount('SATCHEL_FUZZ_FRAMES', 1_000_000);
-/** A buffer that grows by doubling, so the model can re-read the stream as each piece is added. */
-class Growing {
-  private buf = Buffer.allocUnsafe(4096);
-  private length = 0;
-
-  reset(): void {
-    this.length = 0;
-  }
-
-  append(piece: Buffer): void {
-    if (this.length + piece.length > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + piece.length));
-      this.buf.copy(bigger, 0, 0, this.length);
-      this.buf = bigger;
-    }
-    piece.copy(this.buf, this.length);
-    this.length += piece.length;
-  }
-
-  view(): Buffer {
-    return this.buf.subarray(0, this.length);
-  }
-}
-
 const LIMITS = [0, 16, 100, 1024, 4096, 4096, 65_536, 65_536, 1 << 20];
 const MAX_FAILURES = 10;
 

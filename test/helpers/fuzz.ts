@@ -502,3 +502,27 @@ export function randomChunks(rng: Rng, bytes: Buffer): Buffer[] {
   }
   return chunks;
 }
+
+/** A buffer that grows by doubling, so a model can re-read the stream as each piece is added (both fuzzers). */
+export class Growing {
+  private buf = Buffer.allocUnsafe(4096);
+  private length = 0;
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  append(piece: Buffer): void {
+    if (this.length + piece.length > this.buf.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.length + piece.length));
+      this.buf.copy(bigger, 0, 0, this.length);
+      this.buf = bigger;
+    }
+    piece.copy(this.buf, this.length);
+    this.length += piece.length;
+  }
+
+  view(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+}

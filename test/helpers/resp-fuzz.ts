@@ -17,6 +17,8 @@
  */
 import type { Rng } from './fuzz.ts';
 
+export { Growing } from './fuzz.ts';
+
 export interface RespLimits {
   maxBulkBytes: number;
   maxArgs: number;
@@ -470,30 +472,6 @@ function doubleQuoted(rng: Rng, word: string): string {
     else out += c;
   }
   return `${out}"`;
-}
-
-/** A buffer that grows by doubling, so a stream can be re-read as each piece is added. */
-export class Growing {
-  private buf = Buffer.allocUnsafe(4096);
-  private length = 0;
-
-  reset(): void {
-    this.length = 0;
-  }
-
-  append(piece: Buffer): void {
-    if (this.length + piece.length > this.buf.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.length + piece.length));
-      this.buf.copy(bigger, 0, 0, this.length);
-      this.buf = bigger;
-    }
-    piece.copy(this.buf, this.length);
-    this.length += piece.length;
-  }
-
-  view(): Buffer {
-    return this.buf.subarray(0, this.length);
-  }
 }
 
 /** `bytes` cut into chunks of random sizes: single bytes, a few, a line's worth, kilobytes, all the rest. */

@@ -8,6 +8,8 @@ import { type ByteSink, COPY_THRESHOLD } from './writer.ts';
 const SLAB_SIZE = 64 * 1024;
 /** Flush without waiting for the caller once this much is queued, so a long pipeline keeps the socket busy. */
 const FLUSH_THRESHOLD = 256 * 1024;
+/** Encoded bytes up to this much are moved to a new slab rather than flushed as a segment of their own (`room`). */
+const CARRY_BYTES = 32 * 1024;
 const CRLF = '\r\n';
 
 export class RespWriter {
@@ -197,9 +199,25 @@ export class RespWriter {
     this.maybeFlush();
   }
 
-  /** Room for `bytes` more in the slab: the written part is queued and a new slab started when it is short. */
+  /**
+   * Room for `bytes` more in the slab: a new slab when it is short. What is encoded and not queued yet moves to
+   * the new slab when it is all that waits for the flush and small (the usual turn's answers): the flush is then
+   * one write, not a writev of two segments. Under `redis-benchmark -t get -P 16 -c 50` (16.5 KB of answers per
+   * connection per turn) every fourth flush was a writev (2,985 of the node's 12,522 writes for 200,000 GETs,
+   * strace; 6 after), whose stream path around the syscall (cork, uncork, the chunk list) took ~1 % of the
+   * node's CPU (profile, 2026-12-04). Otherwise the encoded part is queued as it is.
+   */
   private room(bytes: number): void {
     if (this.pos + bytes <= this.slab.length) return;
+    const pending = this.pos - this.start;
+    if (this.queued.length === 0 && pending <= CARRY_BYTES) {
+      const slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, pending + bytes));
+      this.slab.copy(slab, 0, this.start, this.pos);
+      this.slab = slab;
+      this.start = 0;
+      this.pos = pending;
+      return;
+    }
     this.cut();
     this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, bytes));
     this.start = 0;

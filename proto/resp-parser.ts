@@ -38,9 +38,16 @@ const MAX_NAME_BYTES = 32;
 const NAMES = 8;
 
 class Command implements RespCommand {
-  args: Buffer[] = [];
-  /** Which of the first 31 arguments are owned, a bit each (the name usually is: `RespParser.name`). */
-  private ownedBits = 0;
+  /**
+   * `whole` hands the arguments in an array of their number (an array grown by push holds 17 slots from the
+   * first: what the collector sees per command); the incremental path pushes them.
+   */
+  constructor(
+    readonly args: Buffer[] = [],
+    /** Which of the first 31 arguments are owned, a bit each (the name usually is: `RespParser.name`). */
+    private ownedBits = 0,
+  ) {}
+
   /** Which later arguments are owned; null while none is. */
   private ownedMask: boolean[] | null = null;
 
@@ -166,7 +173,9 @@ export class RespParser {
     if (c !== CR || p + 1 >= end || digits === 0 || digits > 9 || buf[this.pos + 1] === 0x30) return null;
     if (count > this.maxArgs || p - this.pos > this.maxInlineBytes) return null;
     p += 2;
-    const command = new Command();
+    // Sized up front only for a short command: a declared count alone allocates nothing large.
+    const args: Buffer[] = count <= 16 ? new Array(count) : [];
+    let ownedBits = 0;
     for (let i = 0; i < count; i++) {
       if (p >= end || buf[p] !== 0x24 /* $ */) return null;
       const line = p++;
@@ -181,12 +190,14 @@ export class RespParser {
       if ((lengthDigits > 1 && buf[line + 1] === 0x30) || length > this.maxBulkBytes || p - line > this.maxInlineBytes) return null;
       p += 2;
       if (end - p < length + 2) return null;
-      if (i === 0 && length <= MAX_NAME_BYTES) command.add(this.name(p, length), true);
-      else command.add(buf.subarray(p, p + length), false);
+      if (i === 0 && length <= MAX_NAME_BYTES) {
+        args[0] = this.name(p, length);
+        ownedBits = 1;
+      } else args[i] = buf.subarray(p, p + length);
       p += length + 2;
     }
     this.pos = p;
-    return command;
+    return new Command(args, ownedBits);
   }
 
   /**

@@ -6,7 +6,7 @@
  * which serves it after ASKING; writes always go to the newest owner, as the native client's do.
  */
 import { isUtf8 } from 'node:buffer';
-import { type AnnouncedNode, type AnnouncedPlacement, keySlotOfBytes, MAX_KEY_BYTES, pickNode, SLOTS } from '../../proto/index.ts';
+import { type AnnouncedNode, type AnnouncedPlacement, crc16, keySlotOfBytes, MAX_KEY_BYTES, pickNode, SLOTS } from '../../proto/index.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { CommandSpec, RespContext } from './resp-context.ts';
 
@@ -62,11 +62,23 @@ function ownsInSomeGeneration(placement: AnnouncedPlacement, slot: number, self:
  * The slot of a key of 1 to MAX_KEY_BYTES ASCII bytes (valid UTF-8 without asking `isUtf8`), else -1: the key
  * then goes through `keyProblem`.
  */
-function asciiKeySlot(key: Buffer): number {
+export function asciiKeySlot(key: Buffer): number {
   const length = key.length;
   if (length === 0 || length > MAX_KEY_BYTES) return -1;
-  for (let i = 0; i < length; i++) if (key[i]! >= 0x80) return -1;
-  return keySlotOfBytes(key);
+  // One pass for the ASCII check and the hash tag's `{` (keySlotOfBytes's rule), no indexOf call.
+  let open = -1;
+  for (let i = 0; i < length; i++) {
+    const b = key[i]!;
+    if (b >= 0x80) return -1;
+    if (b === 0x7b /* { */ && open === -1) open = i;
+  }
+  if (open !== -1) {
+    let close = open + 1;
+    while (close < length && key[close] !== 0x7d /* } */) close++;
+    // The first `}` after the `{`; an empty tag (`{}`) or none: the whole key.
+    if (close < length && close > open + 1) return crc16(key, open + 1, close) & (SLOTS - 1);
+  }
+  return crc16(key, 0, length) & (SLOTS - 1);
 }
 
 /**

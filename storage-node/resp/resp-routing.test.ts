@@ -17,7 +17,8 @@ test('asciiKeySlot agrees with keySlotOfBytes on ASCII keys with braces anywhere
     const bytes = Buffer.from(key, 'latin1');
     t.is(asciiKeySlot(bytes), keySlotOfBytes(bytes), key);
   }
-  for (const key of ['{}', '{}a}', 'a{b}c', '{a}{b}', '}{', '{', 'x{{y}}']) t.is(asciiKeySlot(Buffer.from(key)), keySlotOfBytes(Buffer.from(key)), key);
+  for (const key of ['{}', '{}a}', 'a{b}c', '{a}{b}', '}{', '{', 'x{{y}}'])
+    t.is(asciiKeySlot(Buffer.from(key)), keySlotOfBytes(Buffer.from(key)), key);
   t.is(asciiKeySlot(Buffer.alloc(0)), -1);
   t.is(asciiKeySlot(Buffer.from('caf\u00e9')), -1, 'not ASCII: keyProblem decides');
   t.is(asciiKeySlot(Buffer.alloc(MAX_KEY_BYTES + 1, 0x61)), -1);

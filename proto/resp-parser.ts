@@ -155,8 +155,8 @@ export class RespParser {
    * The usual case in one pass: a multibulk command lying whole in the buffer, with plain lengths (no sign, no
    * leading zero, within the limits). Null when it is anything else, nothing consumed: the incremental path then
    * reads it (and words the errors). Scanning each length line in place, with no `indexOf` call per line, and
-   * the command's name shared by the commands that repeat it (`names`) took the parser from 7.3 to 5.2 % of a
-   * storage node's CPU under `redis-benchmark -t get -P 16 -c 50` (CPU profile, 2026-12-04).
+   * the command's name shared by the commands that repeat it (`names`) took the parser from 7.3 to 3.1 % of a
+   * storage node's CPU under `redis-benchmark -t get -P 16 -c 50` (CPU profiles, 2026-12-04, perf/RESULTS.md).
    */
   private whole(): Command | null {
     const buf = this.buf;

@@ -35,12 +35,16 @@ test('bench resp --quick: redis-benchmark against redis-server and Satchel, both
     t.true(system.set_rps > 0 && system.get_rps > 0 && system.get_p50_ms >= 0);
     t.true(system.keys >= 1, 'the SETs were stored');
     t.is(system.commands.length, 2);
+    // Read from /proc (whole 10 ms ticks: a quick run's may round to 0).
+    for (const us of [round.cpu_us_per_request.throughput, round.cpu_us_per_request.latency, system.cpu_us_per_request.throughput])
+      t.true(us !== null && us >= 0, 'server CPU per request');
   }
   t.regex(report.satchel.commands[0]!, /--user bench-resp-\S+ -a … -t set,get -P 16 -c 8 -d 1024 -n 1000 --csv$/);
   t.false(JSON.stringify(report).includes('v2.'), 'no token in the report');
   for (const key of ['set_rps', 'get_rps', 'get_p50'] as const) t.true(report.ratios[key] > 0, key);
   t.deepEqual(Object.keys(report.targets).sort(), ['get_p50_le_1_1x', 'get_rps_ge_0_8x', 'set_rps_ge_0_8x']);
   t.regex(result.stdout, /^satchel\/redis /m);
+  t.regex(result.stdout, /^server CPU per request, µs .*: redis-server [\d.]+, [\d.]+; satchel [\d.]+, [\d.]+$/m);
   t.regex(result.stdout, /targets \(issue 18\): SET ≥ 0\.8×: (ok|MISSED); GET ≥ 0\.8×: (ok|MISSED); GET p50 ≤ 1\.1×: (ok|MISSED)/);
   t.deepEqual(await leftovers(), before, 'the redis cluster’s folder is removed');
 });

@@ -25,6 +25,7 @@ import { Redis } from 'ioredis';
 import { type RegisteredJob, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { SatchelError } from '../proto/index.ts';
+import { cpuSecondsOf } from './proc.ts';
 import { Progress } from './progress.ts';
 import { freePort, RedisProcess } from './redis-server.ts';
 
@@ -66,6 +67,12 @@ export interface RespRound {
   get: RespTestRow;
   /** The latency run's GET. */
   latency_get: RespTestRow;
+  /**
+   * CPU the system's server processes used per request (utime + stime from /proc, µs): the throughput run (its
+   * SETs and GETs together) and the latency run. Steadier than requests/s on a shared machine; null when /proc
+   * could not be read.
+   */
+  cpu_us_per_request: { throughput: number | null; latency: number | null };
 }
 
 export interface RespSystemReport {
@@ -74,6 +81,8 @@ export interface RespSystemReport {
   get_rps: number;
   get_p50_ms: number;
   get_p99_ms: number;
+  /** Medians over the rounds of each round's `cpu_us_per_request` (null when /proc could not be read). */
+  cpu_us_per_request: { throughput: number | null; latency: number | null };
   /** Keys the system holds after the first round (DBSIZE summed over its nodes): it answered the SETs. */
   keys: number;
   /** The redis-benchmark command lines (the token as `…`). */
@@ -102,6 +111,8 @@ interface Target {
   auth: string[];
   /** Keys held, summed over the nodes. */
   dbsize(): Promise<number>;
+  /** The server processes, whose CPU each run reads. */
+  pids(): number[];
 }
 
 /** What to stop and remove, last first: on the way out, and on SIGINT/SIGTERM. */
@@ -169,10 +180,20 @@ export async function runResp(
     for (let round = 0; round < options.rounds; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
+        const throughputCpu = await cpuOf(target);
         const throughput = await benchmark(target, throughputArgs, cleanup);
+        const throughputUs = await cpuOf(target, throughputCpu, 2 * options.requests);
         if (!keys.has(target.name)) keys.set(target.name, await target.dbsize());
+        const latencyCpu = await cpuOf(target);
         const latency = await benchmark(target, latencyArgs, cleanup);
-        rounds.get(target.name)!.push({ round, set: throughput.SET!, get: throughput.GET!, latency_get: latency.GET! });
+        const latencyUs = await cpuOf(target, latencyCpu, options.latencyRequests);
+        rounds.get(target.name)!.push({
+          round,
+          set: throughput.SET!,
+          get: throughput.GET!,
+          latency_get: latency.GET!,
+          cpu_us_per_request: { throughput: throughputUs, latency: latencyUs },
+        });
         progress.step(
           `round ${round + 1} ${target.name}: SET ${Math.round(throughput.SET!.rps)}/s, GET ${Math.round(throughput.GET!.rps)}/s, GET p50 ${latency.GET!.p50_ms} ms`,
         );
@@ -186,6 +207,10 @@ export async function runResp(
         get_rps: Math.round(median(list.map((r) => r.get.rps))),
         get_p50_ms: median(list.map((r) => r.latency_get.p50_ms)),
         get_p99_ms: median(list.map((r) => r.latency_get.p99_ms)),
+        cpu_us_per_request: {
+          throughput: medianOrNull(list.map((r) => r.cpu_us_per_request.throughput)),
+          latency: medianOrNull(list.map((r) => r.cpu_us_per_request.latency)),
+        },
         keys: keys.get(target.name) ?? 0,
         commands: [throughputArgs, latencyArgs].map((args) => shownCommand(target, args)),
         rounds: list,
@@ -266,6 +291,7 @@ async function startRedisCluster(nodes: number, cleanup: Cleanup): Promise<Targe
     port: servers[0]!.port,
     auth: [],
     dbsize: async () => sum(await Promise.all(clients.map(async (c) => Number(await c.dbsize())))),
+    pids: () => servers.map((server) => server.pid),
   };
 }
 
@@ -312,6 +338,8 @@ async function startSatchel(options: RespBenchOptions, cleanup: Cleanup): Promis
     port: Number(url.port),
     auth: ['--user', username, '-a', password],
     dbsize: async () => sum(await Promise.all(connections.map(async (c) => Number(await c.dbsize())))),
+    // The storage nodes only: the controller and the metadata server sit idle while redis-benchmark runs.
+    pids: () => [...cluster.nodePids.values()],
   };
 }
 
@@ -394,6 +422,25 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * CPU seconds the target's server processes have used; with `since` and `requests`, the µs per request since
+ * that reading (rounded to 0.01). Null when /proc could not be read.
+ */
+async function cpuOf(target: Target): Promise<number | null>;
+async function cpuOf(target: Target, since: number | null, requests: number): Promise<number | null>;
+async function cpuOf(target: Target, since?: number | null, requests?: number): Promise<number | null> {
+  const readings = await Promise.all(target.pids().map((pid) => cpuSecondsOf(pid)));
+  if (readings.length === 0 || readings.some((r) => r === null)) return null;
+  const seconds = sum(readings as number[]);
+  if (since === undefined) return seconds;
+  if (since === null || !(requests! > 0)) return null;
+  return Math.round(((seconds - since) * 1e6 * 100) / requests!) / 100;
+}
+
+function medianOrNull(values: (number | null)[]): number | null {
+  return values.some((v) => v === null) ? null : median(values as number[]);
+}
+
 function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
@@ -415,6 +462,7 @@ export function respText(report: RespReport): string {
     `satchel          ${n(s.set_rps).padStart(20)}  ${n(s.get_rps).padStart(20)}  ${s.get_p50_ms.toFixed(3).padStart(23)}  ${String(s.keys).padStart(5)}`,
     `satchel/redis    ${`${report.ratios.set_rps.toFixed(2)}×`.padStart(20)}  ${`${report.ratios.get_rps.toFixed(2)}×`.padStart(20)}  ${`${report.ratios.get_p50.toFixed(2)}×`.padStart(23)}`,
     `targets (issue 18): SET ≥ 0.8×: ${ok(report.targets.set_rps_ge_0_8x)}; GET ≥ 0.8×: ${ok(report.targets.get_rps_ge_0_8x)}; GET p50 ≤ 1.1×: ${ok(report.targets.get_p50_le_1_1x)}`,
+    `server CPU per request, µs (-P ${o.pipeline} SET+GET; -P 1 GET): redis-server ${us(r.cpu_us_per_request.throughput)}, ${us(r.cpu_us_per_request.latency)}; satchel ${us(s.cpu_us_per_request.throughput)}, ${us(s.cpu_us_per_request.latency)}`,
   ];
   for (const [name, system] of [
     ['redis', r],
@@ -426,6 +474,10 @@ export function respText(report: RespReport): string {
       );
   }
   return lines.join('\n') + '\n';
+}
+
+function us(value: number | null): string {
+  return value === null ? '–' : value.toFixed(2);
 }
 
 function ok(met: boolean): string {

@@ -64,3 +64,40 @@ test('replies filling several slabs come out whole and in order; one segment is 
   t.is(counted, want.length);
   t.is(encode((w) => w.simple('OK')).writes, 1);
 });
+
+test('a slab is written over only once the sink called back for every segment of it; a turn is one write', (t) => {
+  // A sink that keeps what it is handed (as a socket does until it has written it) and calls back a turn later.
+  const held: { chunk: Uint8Array; copy: Buffer; released: boolean }[] = [];
+  let callbacks: (() => void)[] = [];
+  const writer = new RespWriter({
+    write: (chunk: Uint8Array, done?: () => void) => {
+      const entry = { chunk, copy: Buffer.from(chunk), released: false };
+      held.push(entry);
+      callbacks.push(() => {
+        entry.released = true;
+        done?.();
+      });
+    },
+  });
+  let want = '';
+  for (let turn = 0; turn < 40; turn++) {
+    const before = held.length;
+    for (let i = 0; i < 16; i++) {
+      const value = Buffer.alloc(1024 + ((turn * 7 + i) % 5), 0x61 + ((turn + i) % 26));
+      writer.bulk(value);
+      want += `$${value.length}\r\n${value.toString('latin1')}\r\n`;
+    }
+    writer.flush();
+    t.is(held.length - before, 1, `turn ${turn}: one write`);
+    // Everything handed over and not called back for is unchanged.
+    for (const { chunk, copy, released } of held) if (!released) t.true(Buffer.from(chunk).equals(copy));
+    // The sink catches up after most turns, as a socket that wrote it all; a turn in five it falls behind.
+    if (turn % 5 !== 4) {
+      for (const done of callbacks) done();
+      callbacks = [];
+    }
+  }
+  t.is(Buffer.concat(held.map((h) => h.copy)).toString('latin1'), want);
+  // 660 KB of answers in 64 KiB slabs: eleven slabs without reuse, three with it.
+  t.true(new Set(held.map((h) => h.chunk.buffer)).size <= 4);
+});

@@ -53,6 +53,8 @@ export class RespSession extends ClientConnection implements RespContext {
   libVersion = '';
   /** When the token expires (ms since 1970); Infinity: never. */
   private expiresAt = Infinity;
+  /** The token had expired when the commands being answered were read (`drain`). */
+  private expired = false;
   private scope: TokenScope | null = null;
   /** The job this connection counts against (its connections per node), once AUTH admitted it. */
   private admitted: string | null = null;
@@ -74,6 +76,9 @@ export class RespSession extends ClientConnection implements RespContext {
   /** PSUBSCRIBE: pattern by the id of its parked watch. */
   readonly subscriptions = new Map<number, string>();
   private lastParkedId = 0;
+  /** The last command's name argument and what it named (`execute`). */
+  private lastName: Buffer | null = null;
+  private lastSpec: CommandSpec | undefined = undefined;
 
   constructor(server: SessionHost, socket: net.Socket) {
     super(server, socket);
@@ -104,6 +109,8 @@ export class RespSession extends ClientConnection implements RespContext {
 
   /** Answers every whole command the parser holds, in order, until one waits for an engine. */
   private drain(): void {
+    // One clock read per batch of commands for the token's expiry, not one per command.
+    if (this.expiresAt !== Infinity) this.expired = Date.now() >= this.expiresAt;
     while (!this.waiting && !this.closing && !this.socket.destroyed) {
       const next = this.parser.next();
       if (next === null) return;
@@ -125,8 +132,19 @@ export class RespSession extends ClientConnection implements RespContext {
   private execute(command: RespCommand): void {
     const args = command.args;
     if (args.length === 0) return;
-    const spec: CommandSpec | undefined = commandOf(args[0]!);
-    const name = spec?.name ?? args[0]!.toString('latin1').toUpperCase();
+    // The parser hands the same buffer for a name the connection repeats (RespParser.name): known by identity.
+    const first = args[0]!;
+    let spec: CommandSpec | undefined;
+    if (first === this.lastName) spec = this.lastSpec;
+    else {
+      spec = commandOf(first);
+      // Not a view of a read chunk, which it would keep alive.
+      if (command.owned(0)) {
+        this.lastName = first;
+        this.lastSpec = spec;
+      }
+    }
+    const name = spec?.name ?? first.toString('latin1').toUpperCase();
     const authed = this.jobId !== null;
     if (!authed && ++this.preAuthCommands > PRE_AUTH_MAX_FRAMES) {
       this.endAfterAnswers('pre_auth_output', `more than ${PRE_AUTH_MAX_FRAMES} RESP commands before AUTH`);
@@ -174,7 +192,7 @@ export class RespSession extends ClientConnection implements RespContext {
    */
   private gate(spec: CommandSpec, args: Buffer[]): AnnouncedJob | null | Promise<unknown> {
     const write = spec.write === true;
-    if (this.expiresAt !== Infinity && Date.now() >= this.expiresAt) {
+    if (this.expired) {
       this.fail(0, 0, 'UNAUTHORIZED', 'token expired: AUTH again with a fresh one (the job handle’s redisUrl)');
       return null;
     }
@@ -243,6 +261,7 @@ export class RespSession extends ClientConnection implements RespContext {
     }
     this.scope = subject.scope;
     this.expiresAt = subject.expiresAt;
+    this.expired = subject.expiresAt <= Date.now();
     if (this.jobId === null) {
       this.authenticated();
       this.parser.limit({ maxBulkBytes: this.server.maxValueBytes + MAX_KEY_BYTES, maxArgs: MAX_ARGS });

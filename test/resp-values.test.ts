@@ -106,3 +106,26 @@ test('NX and XX leave the value alone and keep nothing of the refused write', as
   t.is(await redis.set('cond', written(4, 512), 'XX'), 'OK');
   t.true((await redis.getBuffer('cond'))?.equals(written(4, 512)));
 });
+
+test('keys in UTF-8 and in ASCII name the same entries for RESP and native clients, in pipelines that mix them', async (t) => {
+  const { redis, native } = await start(t);
+  const keys = ['plain/ascii', 'ключ/é', '{日本}/値', 'mixed/ü-and-ascii', 'tab\tkey'];
+  const pipeline = redis.pipeline();
+  keys.forEach((key, i) => pipeline.set(key, `v${i}`));
+  await pipeline.exec();
+  for (const [i, key] of keys.entries()) {
+    const reply = await native.request({ op: Op.GET, key });
+    t.is(reply.status, Status.OK, key);
+    t.is(reply.body.toString(), `v${i}`, key);
+    t.is((await native.request({ op: Op.PUT, key, value: Buffer.from(`n${i}`) })).status, Status.OK);
+  }
+  t.deepEqual(await redis.mget(keys[2]!), ['n2']);
+  const reads = redis.pipeline();
+  for (const key of keys) reads.get(key);
+  t.deepEqual(
+    (await reads.exec())!.map(([, value]) => value),
+    keys.map((_, i) => `n${i}`),
+  );
+  t.is(await redis.del(...keys.slice(1, 2)), 1);
+  t.is((await native.request({ op: Op.GET, key: keys[1]! })).status, Status.NOT_FOUND);
+});

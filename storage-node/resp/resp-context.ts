@@ -48,6 +48,8 @@ export interface RespContext extends ParkedOwner {
   sentUnasked(before: number): void;
   /** The command being answered came after ASKING. */
   readonly askingServed: boolean;
+  /** Every key of the command being answered is ASCII (routing checked it): its text is its latin1 decoding. */
+  keysAscii: boolean;
   /** An error reply (the whole text, prefix first). */
   error(text: string): void;
   /** Records the reply encoded since `before` (`out.bytesEncoded`) with its status. */

@@ -22,6 +22,14 @@ import { olderOwner } from './resp-routing.ts';
 
 const BLOCKS = 'stored in blocks by the Satchel client (over the job’s block size): read and write it with that client';
 
+/**
+ * A key argument as the engines' text: latin1 when routing found every key ASCII (the same string; ~15 % less
+ * JavaScript per GET than decoding UTF-8, `bench resp` profiles 2026-12-04), UTF-8 otherwise.
+ */
+function keyOf(s: RespContext, arg: Buffer): string {
+  return s.keysAscii ? arg.toString('latin1') : arg.toString('utf8');
+}
+
 function isManifest(entry: StoredEntry): boolean {
   return (entry.flags & Flag.MANIFEST) !== 0;
 }
@@ -50,7 +58,7 @@ function replyValue(s: RespContext, entry: StoredEntry): void {
 }
 
 export function get(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
-  const key = args[1]!.toString('utf8');
+  const key = keyOf(s, args[1]!);
   const result = s.host.engine.get(s.job!, key);
   // A DRAM node's answer is at hand: no closure made for it.
   if (!isPromise(result)) return getReply(s, job, args, key, result);
@@ -209,7 +217,7 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
 export function set(s: RespContext, args: Buffer[], command: RespCommand, job: AnnouncedJob): void {
   const options = setOptions(args);
   if (typeof options === 'string') return s.error(options);
-  const key = args[1]!.toString('utf8');
+  const key = keyOf(s, args[1]!);
   const value = ownedValue(command, 2);
   const write = (old: StoredEntry | undefined) =>
     store(s, job, key, value, options, (stored) => {
@@ -239,7 +247,7 @@ export function mset(s: RespContext, args: Buffer[], command: RespCommand, job: 
       s.out.simple('OK');
       return s.replied(before);
     }
-    store(s, job, args[i]!.toString('utf8'), ownedValue(command, i + 1), options, () => next(i + 2));
+    store(s, job, keyOf(s, args[i]!), ownedValue(command, i + 1), options, () => next(i + 2));
   };
   next(1);
 }
@@ -249,7 +257,7 @@ export function mget(s: RespContext, args: Buffer[]): void {
   const entries: (StoredEntry | undefined)[] = [];
   const next = (i: number): void => {
     if (i < args.length)
-      return s.wait(s.host.engine.get(s.job!, args[i]!.toString('utf8')), (entry) => {
+      return s.wait(s.host.engine.get(s.job!, keyOf(s, args[i]!)), (entry) => {
         entries.push(entry);
         next(i + 1);
       });
@@ -301,7 +309,7 @@ export function del(s: RespContext, args: Buffer[], _c: RespCommand, job: Announ
       s.out.integer(deleted);
       return s.replied(before);
     }
-    deleteOne(s, job, args[i]!.toString('utf8'), (old) => {
+    deleteOne(s, job, keyOf(s, args[i]!), (old) => {
       if (old !== undefined) {
         deleted++;
         s.host.retire(old);
@@ -314,7 +322,7 @@ export function del(s: RespContext, args: Buffer[], _c: RespCommand, job: Announ
 
 /** GETDEL: the value, and the key deleted (read, then write: see the top of the file). */
 export function getdel(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
-  const key = args[1]!.toString('utf8');
+  const key = keyOf(s, args[1]!);
   deleteOne(s, job, key, (old, read) => {
     if (old === undefined && askedElsewhere(s, job, args[1]!, key)) return;
     const before = s.out.bytesEncoded;
@@ -334,7 +342,7 @@ export function exists(s: RespContext, args: Buffer[]): void {
   let count = 0;
   const next = (i: number): void => {
     if (i < args.length)
-      return s.wait(s.host.engine.get(s.job!, args[i]!.toString('utf8')), (entry) => {
+      return s.wait(s.host.engine.get(s.job!, keyOf(s, args[i]!)), (entry) => {
         if (entry !== undefined) count++;
         next(i + 1);
       });
@@ -346,7 +354,7 @@ export function exists(s: RespContext, args: Buffer[]): void {
 }
 
 export function strlen(s: RespContext, args: Buffer[]): void {
-  s.wait(s.host.engine.get(s.job!, args[1]!.toString('utf8')), (entry) => {
+  s.wait(s.host.engine.get(s.job!, keyOf(s, args[1]!)), (entry) => {
     const before = s.out.bytesEncoded;
     s.out.integer(entry === undefined ? 0 : isManifest(entry) ? manifestSize(entry) : entry.value.length);
     s.replied(before);
@@ -354,7 +362,7 @@ export function strlen(s: RespContext, args: Buffer[]): void {
 }
 
 export function type(s: RespContext, args: Buffer[]): void {
-  s.wait(s.host.engine.get(s.job!, args[1]!.toString('utf8')), (entry) => {
+  s.wait(s.host.engine.get(s.job!, keyOf(s, args[1]!)), (entry) => {
     const before = s.out.bytesEncoded;
     s.out.simple(entry === undefined ? 'none' : 'string');
     s.replied(before);
@@ -375,7 +383,7 @@ export function increment(sign: 1 | -1, byArg: boolean) {
     by *= sign;
     const server = s.host;
     const jobId = s.job!;
-    const key = args[1]!.toString('utf8');
+    const key = keyOf(s, args[1]!);
     let total = 0;
     let stored: Buffer | null = null;
     let notCounter = false;

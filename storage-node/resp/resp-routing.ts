@@ -124,10 +124,12 @@ export function routeSlot(session: RespContext, job: AnnouncedJob, args: Buffer[
   const keys = spec.keys!;
   const last = Math.min(keys.last < 0 ? args.length + keys.last : keys.last, args.length - 1);
   let slot = -1;
+  let ascii = true;
   for (let i = keys.first; i <= last; i += keys.step) {
     const key = args[i]!;
     let s = asciiKeySlot(key);
     if (s === -1) {
+      ascii = false;
       const problem = keyProblem(key);
       if (problem !== null) {
         session.error(problem);
@@ -141,6 +143,7 @@ export function routeSlot(session: RespContext, job: AnnouncedJob, args: Buffer[
     }
     slot = s;
   }
+  session.keysAscii = ascii;
   if (slot === -1) return 0;
   const self = session.host.options.id;
   const placement = job.placement;

@@ -66,6 +66,7 @@ export class RespSession extends ClientConnection implements RespContext {
   asking = false;
   /** The command being answered came after ASKING: a miss is not sent on with ASK again. */
   askingServed = false;
+  keysAscii = false;
   /** READONLY: reads may go to replicas (accepted; every read is served by the slot's owner anyway). */
   readOnly = false;
   /** SCAN cursors: cursor number → the last key returned (RESP cursors are numbers; keys are the position). */

@@ -111,7 +111,7 @@ test('keys in UTF-8 and in ASCII name the same entries for RESP and native clien
   const { redis, native } = await start(t);
   const keys = ['plain/ascii', 'ключ/é', '{日本}/値', 'mixed/ü-and-ascii', 'tab\tkey'];
   const pipeline = redis.pipeline();
-  keys.forEach((key, i) => pipeline.set(key, `v${i}`));
+  for (const [i, key] of keys.entries()) pipeline.set(key, `v${i}`);
   await pipeline.exec();
   for (const [i, key] of keys.entries()) {
     const reply = await native.request({ op: Op.GET, key });

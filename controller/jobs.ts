@@ -70,7 +70,8 @@ export class JobBook {
     // Known as registering before any node hears of it: a node reporting it meanwhile is not told to drop it.
     ctx.registering.set(id, job);
     try {
-      await ctx.publisher.apply(job, placement);
+      // Record, nodes and metadata servers at once: nothing knows the job before this reply (placement-publisher.ts).
+      await ctx.publisher.placeNew(job, placement);
       ctx.registry.jobs.set(id, job);
     } catch (error) {
       // Whatever part of it was made is undone: nodes, metadata servers, the record.

@@ -47,6 +47,8 @@ const samples: Record<string, [Record<string, unknown>, Record<string, unknown>]
     { nodes: [{ id: 'a', tier: 'dram', address: 'h:1', capacity: 1e9, bandwidth: 2e9, bootId: 'b' }], metadata: ['m:1', 'm:2'], jobs: 3 },
   ],
   'satchel.v1.Metadata/GetPlacement': [{ jobId: 'j', token: 't' }, placement],
+  'satchel.v1.Metadata/SetPlacement': [{ placement, token: 'admin' }, {}],
+  'satchel.v1.Metadata/DropPlacement': [{ jobId: 'j', token: 'admin' }, {}],
 };
 
 test('every message the client sends or reads encodes and decodes as protobufjs does with control.proto', (t) => {

@@ -69,9 +69,18 @@ export class JobBook {
     };
     // Known as registering before any node hears of it: a node reporting it meanwhile is not told to drop it.
     ctx.registering.set(id, job);
+    let tickets: { token: string; ticket: string };
+    let driverToken: string;
     try {
       // Record, nodes and metadata servers at once: nothing knows the job before this reply (placement-publisher.ts).
-      await ctx.publisher.placeNew(job, placement);
+      const placed = ctx.publisher.placeNew(job, placement);
+      try {
+        // Signed while they are out (the placement is the job's from the call on); thrown away if registering fails.
+        tickets = this.ticketFor(job);
+        driverToken = signDriverToken(ctx.secret, id);
+      } finally {
+        await placed; // whatever happens, nothing is undone before all three have settled
+      }
       ctx.registry.jobs.set(id, job);
     } catch (error) {
       // Whatever part of it was made is undone: nodes, metadata servers, the record.
@@ -96,8 +105,7 @@ export class JobBook {
         nodes: allocation.nodes.length,
       },
     });
-    const { token, ticket } = this.ticketFor(job);
-    return { jobId: id, token, ticket, leaseMs: ctx.leaseMs, placement, driverToken: signDriverToken(ctx.secret, id) };
+    return { jobId: id, token: tickets.token, ticket: tickets.ticket, leaseMs: ctx.leaseMs, placement, driverToken };
   }
 
   /** The driver renewed: a fresh lease, and a fresh ticket (its token good for another lifetime). */

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { CONTROLLER_SERVICE } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, UnaryServer } from '../proto/grpc.ts';
 import {
   advertisedAddress,
   type JobHints,
@@ -28,7 +28,6 @@ import {
 import { ControllerContext, type ControllerOptions } from './context.ts';
 import type { Prices } from './cost.ts';
 import type { ClusterEvent, EventLog } from './events.ts';
-import { UnaryServer } from './grpc-server.ts';
 import { controllerService } from './grpc-service.ts';
 import { JobBook } from './jobs.ts';
 import { nodeLoads } from './load.ts';

@@ -1,10 +1,11 @@
 /**
- * The controller's gRPC server: unary calls over Node's own `node:http2`, with the messages (de)serialised by the
- * service definition's protobufjs functions (proto/control.ts) and every outcome decided by proto's `runUnary`, as
- * grpc-js's server decides it. What it leaves out is what the controller does not use: streaming, compression,
- * interceptors, channelz. grpc-js's server spent about twice the CPU per call (its per-call layers: the call stream,
- * interceptors, metadata objects) and ~0.8 ms between a RegisterJob's arrival and its reply leaving on this 2-core
- * machine under load, against ~0.3 ms here (perf/RESULTS.md, register); every registration pays it.
+ * A gRPC server of unary calls over Node's own `node:http2`, for the controller and the metadata servers: the
+ * messages (de)serialised by the service definition's protobufjs functions (control.ts) and every outcome decided by
+ * `runUnary`, as grpc-js's server (`addService`) decides it. What it leaves out is what Satchel does not use:
+ * streaming, compression, interceptors, channelz. grpc-js's server spent about twice the CPU per call (its per-call
+ * layers: the call stream, interceptors, metadata objects): ~0.2 ms of CPU and ~0.15 ms of latency per call on
+ * this 2-core machine (perf/RESULTS.md, register), paid twice by every registration (its RegisterJob at the
+ * controller, its SetPlacement at each metadata server).
  *
  * Same limits as GRPC_SERVER_OPTIONS: at most 64 streams at once per connection (HTTP/2's
  * SETTINGS_MAX_CONCURRENT_STREAMS) and requests of at most 4 MiB (RESOURCE_EXHAUSTED past it, no `satchel-code`,
@@ -13,8 +14,9 @@
  */
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { grpc, runUnary } from '../proto/grpc.ts';
-import { type Methods, SatchelError, type ServiceImpl } from '../proto/index.ts';
+import { grpc, runUnary } from './control.ts';
+import type { Methods, ServiceImpl } from './control-types.ts';
+import { SatchelError } from './errors.ts';
 
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const MAX_CONCURRENT_STREAMS = 64;

@@ -89,9 +89,20 @@ export class JobBook {
     } finally {
       ctx.registering.delete(id);
     }
-    ctx.logger.info(
-      { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
-      'job registered',
+    // Written once the reply is out (a log line is a synchronous write to the log file): the reply does not wait for it.
+    setImmediate(() =>
+      ctx.logger.info(
+        {
+          job: id,
+          name,
+          tier: job.tier,
+          reason: job.reason,
+          reservation: job.reservation,
+          epoch: placement.epoch,
+          generations: placement.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
+        },
+        'job registered',
+      ),
     );
     ctx.events.add('job-registered', `${name} for tenant ${tenant}: ${job.reason}`, {
       tier: job.tier,

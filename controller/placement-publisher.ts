@@ -90,17 +90,8 @@ export class PlacementPublisher {
     if (job.placement.generations.length > 0) throw new Error(`placeNew: job ${job.id} already has a placement`);
     withRespAddresses(first, this.host.nodes);
     job.placement = first;
-    // The metadata servers' round trip is the longest: sent first. The log line is written while all three are out.
-    const parts = Promise.allSettled([this.host.publish(first), this.announce(job, membersOf(job)), this.host.persist(job)]);
-    this.host.logger.info(
-      {
-        job: job.id,
-        epoch: first.epoch,
-        generations: first.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
-      },
-      'placement changed',
-    );
-    const results = await parts;
+    // The metadata servers' round trip is the longest: sent first. (The caller logs the placement: 'job registered'.)
+    const results = await Promise.allSettled([this.host.publish(first), this.announce(job, membersOf(job)), this.host.persist(job)]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   }

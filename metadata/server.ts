@@ -75,7 +75,8 @@ export class MetadataServer {
         authorize(options.secret, token, null, ADMIN_ONLY);
         if (!placement?.jobId) throw new SatchelError('BAD_REQUEST', 'placement without a job id');
         this.store.set(placement);
-        options.logger.info({ job: placement.jobId, epoch: placement.epoch }, 'placement set');
+        // Logged once the answer is out: every registration waits for this call (a log line is a synchronous write).
+        setImmediate(() => options.logger.info({ job: placement.jobId, epoch: placement.epoch }, 'placement set'));
         return {};
       },
       DropPlacement: async ({ jobId, token }) => {

@@ -175,7 +175,11 @@ export class LightControlClient<M extends Methods> {
         ? http2.connect(authority)
         : http2.connect(authority, { ca: this.tls.ca, ALPNProtocols: ['h2'], ...serverIdentity(host, this.tls.servername) });
     session.on('error', () => drop(shared, session)); // each stream reports it too
-    session.on('goaway', () => drop(shared, session));
+    // The server is going away: no new call on this session, but the calls in flight get their answers.
+    session.on('goaway', () => {
+      if (shared.session === session) shared.session = null;
+      if (!session.closed && !session.destroyed) session.close();
+    });
     // An idle driver or function must not be kept alive by its control-plane session.
     session.unref();
     shared.session = session;

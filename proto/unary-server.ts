@@ -63,10 +63,16 @@ export class UnaryServer {
     });
     server.on('stream', (stream, headers) => this.serve(stream, headers));
     return new Promise((resolve, reject) => {
-      server.once('error', (error) =>
-        reject(new SatchelError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error })),
-      );
-      server.listen(port, host, () => resolve(`${host}:${(server.address() as AddressInfo).port}`));
+      let listening = false;
+      // Kept after the bind: an error of the listening socket (EMFILE on accept, say) is reported, never thrown.
+      server.on('error', (error) => {
+        if (listening) this.onUnexpected('(server)', error);
+        else reject(new SatchelError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+      });
+      server.listen(port, host, () => {
+        listening = true;
+        resolve(`${host}:${(server.address() as AddressInfo).port}`);
+      });
     });
   }
 

@@ -40,7 +40,8 @@ export interface WatchHost {
   /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
   isPrimary(nodeId: string, key: string): boolean;
   connectionTo(node: PlacementNode): NodeConnection;
-  refreshPlacement(): Promise<void>;
+  /** The placement from the metadata servers, waiting (within the timeout) for one of epoch `atLeast` or later. */
+  refreshPlacement(atLeast?: number): Promise<void>;
   listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }>;
 }
 
@@ -379,10 +380,13 @@ export class Router implements ReplicaHost, WatchHost {
     return this.refreshing;
   }
 
-  /** WatchHost: a watch following the job onto other nodes. */
-  refreshPlacement(): Promise<void> {
+  /**
+   * WatchHost: a watch following the job onto other nodes. A node announces a new epoch before the metadata
+   * servers have it (controller/placement-publisher.ts): a lookup made at once may still get the old placement.
+   */
+  refreshPlacement(atLeast = 0): Promise<void> {
     this.checkOpen();
-    return this.refresh();
+    return atLeast > this.placement.epoch ? this.refreshPast(atLeast) : this.refresh();
   }
 
   /** A client of the controller with this job's TLS and timeout (growth here; renewals and deregistration in satchel.ts). */

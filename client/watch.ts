@@ -154,12 +154,15 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     return this.syncing;
   }
 
-  /** Refreshes the placement, then syncs; retried with backoff (WATCH_RETRY) unless the job is gone or the handle closed. */
-  private resync(): void {
+  /**
+   * Refreshes the placement (to `epoch` at least: a node's PLACEMENT says which, and the metadata servers may not
+   * have it yet), then syncs; retried with backoff (WATCH_RETRY) unless the job is gone or the handle closed.
+   */
+  private resync(epoch = 0): void {
     if (this.closed || this.failure !== null) return;
     void (async () => {
       try {
-        await this.host.refreshPlacement();
+        await this.host.refreshPlacement(epoch);
         await this.sync(true);
         this.failures = 0;
       } catch (error) {
@@ -187,14 +190,14 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     const parked = connection.park(
       { op: Op.WATCH, epoch: this.host.epoch, key: this.prefix },
       {
-        onEvent: (kind, key) => {
+        onEvent: (kind, key, epoch) => {
           if (this.subscriptions.get(node.id) !== sub) return;
           if (kind === Event.STARTED) started();
           else if (kind === Event.PUT) {
             if (this.host.isPrimary(node.id, key)) this.push({ type: 'put', key });
           } else if (kind === Event.DELETE) {
             if (this.host.isPrimary(node.id, key)) this.push({ type: 'delete', key });
-          } else if (kind === Event.PLACEMENT) this.resync();
+          } else if (kind === Event.PLACEMENT) this.resync(epoch);
         },
       },
     );

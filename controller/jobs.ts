@@ -69,8 +69,18 @@ export class JobBook {
     };
     // Known as registering before any node hears of it: a node reporting it meanwhile is not told to drop it.
     ctx.registering.set(id, job);
+    let tickets: { token: string; ticket: string };
+    let driverToken: string;
     try {
-      await ctx.publisher.apply(job, placement);
+      // Record, nodes and metadata servers at once: nothing knows the job before this reply (placement-publisher.ts).
+      const placed = ctx.publisher.placeNew(job, placement);
+      try {
+        // Signed while they are out (the placement is the job's from the call on); thrown away if registering fails.
+        tickets = this.ticketFor(job);
+        driverToken = signDriverToken(ctx.secret, id);
+      } finally {
+        await placed; // whatever happens, nothing is undone before all three have settled
+      }
       ctx.registry.jobs.set(id, job);
     } catch (error) {
       // Whatever part of it was made is undone: nodes, metadata servers, the record.
@@ -79,9 +89,20 @@ export class JobBook {
     } finally {
       ctx.registering.delete(id);
     }
-    ctx.logger.info(
-      { job: id, name, tier: job.tier, reason: job.reason, nodes: allocation.nodes.length, reservation: job.reservation },
-      'job registered',
+    // Written once the reply is out (a log line is a synchronous write to the log file): the reply does not wait for it.
+    setImmediate(() =>
+      ctx.logger.info(
+        {
+          job: id,
+          name,
+          tier: job.tier,
+          reason: job.reason,
+          reservation: job.reservation,
+          epoch: placement.epoch,
+          generations: placement.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
+        },
+        'job registered',
+      ),
     );
     ctx.events.add('job-registered', `${name} for tenant ${tenant}: ${job.reason}`, {
       tier: job.tier,
@@ -95,8 +116,7 @@ export class JobBook {
         nodes: allocation.nodes.length,
       },
     });
-    const { token, ticket } = this.ticketFor(job);
-    return { jobId: id, token, ticket, leaseMs: ctx.leaseMs, placement, driverToken: signDriverToken(ctx.secret, id) };
+    return { jobId: id, token: tickets.token, ticket: tickets.ticket, leaseMs: ctx.leaseMs, placement, driverToken };
   }
 
   /** The driver renewed: a fresh lease, and a fresh ticket (its token good for another lifetime). */

@@ -1,11 +1,17 @@
-/** The metadata servers the controller publishes placements to: one gRPC channel each, as the admin. */
+/**
+ * The metadata servers the controller publishes placements to: one HTTP/2 session each, as the admin. The calls go
+ * through proto's LightControlClient (node:http2 and protobuf-lite), not grpc-js's client: every registration waits
+ * for a SetPlacement, and grpc-js's client spent about twice the CPU and latency on it (perf/RESULTS.md, register).
+ */
 
-import { ControlClient, METADATA_SERVICE } from '../proto/grpc.ts';
-import { clientTlsOf, type MetadataMethods, type ServerTls, type WirePlacement } from '../proto/index.ts';
+import { clientTlsOf, forEachLimit, LightControlClient, type MetadataMethods, type ServerTls, type WirePlacement } from '../proto/index.ts';
 import type { CallFailures } from './call-failures.ts';
 
+/** Placements sent at once to a server that joined (every job's): more would only queue behind its stream limit. */
+const SEND_ALL_CONCURRENCY = 32;
+
 export class MetadataLinks {
-  private readonly clients = new Map<string, ControlClient<MetadataMethods>>();
+  private readonly clients = new Map<string, LightControlClient<MetadataMethods>>();
 
   constructor(
     private readonly adminToken: string,
@@ -22,21 +28,22 @@ export class MetadataLinks {
   }
 
   /**
-   * A channel to the server at `address` (which the caller has checked), replacing any before: the old one to a
-   * restarted server may sit in grpc's reconnect backoff (up to two minutes), and every registration and placement
-   * change would fail until it retried. True when the address is new.
+   * A session to the server at `address` (which the caller has checked), replacing any before, so a server that
+   * registers again is reached afresh. True when the address is new.
    */
   connect(address: string): boolean {
     const known = this.clients.get(address);
     known?.close();
-    this.clients.set(address, new ControlClient<MetadataMethods>(METADATA_SERVICE, address, undefined, clientTlsOf(this.tls)));
+    this.clients.set(address, new LightControlClient<MetadataMethods>('satchel.v1.Metadata', address, undefined, clientTlsOf(this.tls)));
     return known === undefined;
   }
 
   /** Every placement, to the server at `address` (it joined, or came back after a restart with nothing). */
   async sendAll(address: string, placements: Iterable<WirePlacement>): Promise<void> {
     const client = this.clients.get(address)!;
-    await Promise.all([...placements].map((placement) => client.call('SetPlacement', { placement, token: this.adminToken })));
+    await forEachLimit([...placements], SEND_ALL_CONCURRENCY, async (placement) => {
+      await client.call('SetPlacement', { placement, token: this.adminToken });
+    });
   }
 
   /** The placement to every server; the first failure is thrown (a placement change does not go on without it). */

@@ -16,6 +16,11 @@
  *
  * Nodes the controller considers lost are skipped (a frozen node would hold the change up for the admin call's
  * timeout); what they missed is told to them when they report again (`reconcileNode`).
+ *
+ * A new job's first placement (`placeNew`, registration) needs none of that order: no client knows the job until
+ * the registration's reply, which carries the placement, and no node serves it yet (no step 3 or 5). Its record,
+ * its nodes and the metadata servers are told at once, so registering waits for the slowest of them instead of
+ * for each in turn.
  */
 import type { Logger } from 'pino';
 import type { WirePlacement } from '../proto/index.ts';
@@ -72,6 +77,23 @@ export class PlacementPublisher {
       job,
       [...before].filter((id) => !after.has(id)),
     );
+  }
+
+  /**
+   * A new job's first placement: persisted, announced to its nodes and published to the metadata servers at once
+   * (its record holds no placement yet: `job.placement` has no generation). Resolves once all three are done. A
+   * failure to persist or publish (announcements' failures are logged and counted, as in `apply`) rejects, but
+   * only once every part has settled, so that the caller's undo (dropping the job from its nodes, the metadata
+   * servers and the store) comes after anything it undoes, never before a write still in flight.
+   */
+  async placeNew(job: JobRecord, first: WirePlacement): Promise<void> {
+    if (job.placement.generations.length > 0) throw new Error(`placeNew: job ${job.id} already has a placement`);
+    withRespAddresses(first, this.host.nodes);
+    job.placement = first;
+    // The metadata servers' round trip is the longest: sent first. (The caller logs the placement: 'job registered'.)
+    const results = await Promise.allSettled([this.host.publish(first), this.announce(job, membersOf(job)), this.host.persist(job)]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged and counted. */

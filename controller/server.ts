@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { addService, bindServer, CONTROLLER_SERVICE, GRPC_SERVER_OPTIONS, grpc } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, UnaryServer } from '../proto/grpc.ts';
 import {
   advertisedAddress,
   type JobHints,
@@ -61,7 +61,7 @@ export class Controller implements ConsoleBackend {
   private readonly placements: PlacementChanges;
   private readonly nodeBook: NodeBook;
   private readonly scaling: Scaling;
-  private readonly server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  private readonly server: UnaryServer;
   private leaseTimer: NodeJS.Timeout | null = null;
   private resumeTimer: NodeJS.Timeout | null = null;
 
@@ -73,7 +73,8 @@ export class Controller implements ConsoleBackend {
     this.nodeBook = new NodeBook(this.ctx, this.jobs, this.quotas, this.placements);
     this.scaling = new Scaling(this.ctx, this.nodeBook, this.placements);
     const impl = controllerService(this.ctx, this.jobs, this.nodeBook, this.placements);
-    addService(this.server, CONTROLLER_SERVICE, impl, (method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+    this.server = new UnaryServer((method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+    this.server.addService(CONTROLLER_SERVICE, impl);
   }
 
   /** Jobs and nodes (tests and tools read them; the console goes through `ConsoleBackend`). */
@@ -125,7 +126,7 @@ export class Controller implements ConsoleBackend {
     const { ctx } = this;
     if (this.options.stateDir !== undefined) await this.recover(this.options.stateDir);
     if (this.options.defaultTenant !== false) await this.jobs.ensureDefaultTenant(defaultTenantKey(this.options.secret));
-    ctx.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
+    ctx.address = advertisedAddress(await this.server.listen(host, port, this.options.tls), this.options.advertiseHost);
     ctx.startedAt = Date.now();
     let last = Date.now();
     this.leaseTimer = setInterval(
@@ -150,10 +151,7 @@ export class Controller implements ConsoleBackend {
     this.scaling.stop();
     this.ctx.admin.close();
     this.ctx.metadata.close();
-    await new Promise<void>((resolve) => {
-      this.server.tryShutdown(() => resolve());
-      setTimeout(() => this.server.forceShutdown(), 2_000).unref();
-    });
+    await this.server.close(2_000);
     await this.ctx.store?.close();
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { addService, bindServer, CONTROLLER_SERVICE, ControlClient, GRPC_SERVER_OPTIONS, grpc, METADATA_SERVICE } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE, UnaryServer } from '../proto/grpc.ts';
 import {
   ADMIN_SUBJECT,
   advertisedAddress,
@@ -51,7 +51,7 @@ export class MetadataServer {
   readonly store = new PlacementStore();
   /** Requests by method and outcome, placements held; served on `metricsAddress`. */
   readonly metrics = new MetadataMetrics(() => this.store.size);
-  private readonly server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  private readonly server: UnaryServer;
   private address: string | null = null;
   private metricsServer: MetricsEndpoint | null = null;
   /**
@@ -75,7 +75,8 @@ export class MetadataServer {
         authorize(options.secret, token, null, ADMIN_ONLY);
         if (!placement?.jobId) throw new SatchelError('BAD_REQUEST', 'placement without a job id');
         this.store.set(placement);
-        options.logger.info({ job: placement.jobId, epoch: placement.epoch }, 'placement set');
+        // Logged once the answer is out: every registration waits for this call (a log line is a synchronous write).
+        setImmediate(() => options.logger.info({ job: placement.jobId, epoch: placement.epoch }, 'placement set'));
         return {};
       },
       DropPlacement: async ({ jobId, token }) => {
@@ -84,9 +85,8 @@ export class MetadataServer {
         return {};
       },
     };
-    addService(this.server, METADATA_SERVICE, this.counted(impl), (method, error) =>
-      options.logger.error({ err: error, method }, 'handler failed'),
-    );
+    this.server = new UnaryServer((method, error) => options.logger.error({ err: error, method }, 'handler failed'));
+    this.server.addService(METADATA_SERVICE, this.counted(impl));
   }
 
   /** `http://host:port/metrics` once listening with `metricsPort`; null otherwise. */
@@ -96,7 +96,7 @@ export class MetadataServer {
 
   /** Binds (port 0: any free port), then announces itself to the controller when one is configured. */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    this.address = advertisedAddress(await bindServer(this.server, host, port, this.options.tls), this.options.advertiseHost);
+    this.address = advertisedAddress(await this.server.listen(host, port, this.options.tls), this.options.advertiseHost);
     if (this.options.metricsPort !== undefined) {
       const metricsHost = this.options.metricsHost ?? host;
       this.metricsServer = await serveMetrics(await this.metrics.registry(), this.options.metricsPort, metricsHost);
@@ -114,13 +114,7 @@ export class MetadataServer {
 
   async close(): Promise<void> {
     const metrics = this.metricsServer;
-    await Promise.all([
-      new Promise<void>((resolve) => {
-        this.server.tryShutdown(() => resolve());
-        setTimeout(() => this.server.forceShutdown(), 2_000).unref();
-      }),
-      metrics === null ? undefined : closeMetricsEndpoint(metrics),
-    ]);
+    await Promise.all([this.server.close(2_000), metrics === null ? undefined : closeMetricsEndpoint(metrics)]);
   }
 
   /** `impl` with every request counted by method and outcome. */

@@ -125,7 +125,7 @@ async function register(args: string[]): Promise<void> {
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   for (const row of rows) {
     process.stdout.write(
-      `${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  p99.9 ${(row.p999_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s)\n`,
+      `${row.system.padEnd(13)} ${row.op.padEnd(20)} p50 ${(row.p50_us / 1000).toFixed(2)} ms  p99 ${(row.p99_us / 1000).toFixed(2)} ms  p99.9 ${(row.p999_us / 1000).toFixed(2)} ms  (${row.count} times, background ${row.background_ops_per_s} ops/s in ${row.background}, load ${row.loadavg_1m.toFixed(2)})\n`,
     );
   }
 }

@@ -19,9 +19,29 @@ type Methods = Record<string, [unknown, unknown]>;
 /** A reply larger than this is refused: placements and tickets are KBs (the servers' limit is 4 MiB). */
 const MAX_REPLY_BYTES = 4 * 1024 * 1024;
 
-/** Calls of one service (`satchel.v1.Controller`, `satchel.v1.Metadata`) at one address, over one HTTP/2 session. */
+/**
+ * The HTTP/2 session to one server (address and TLS settings), shared by every client of this process that calls
+ * it, and how many of them are open: a driver registering a job a second used to open a connection per job (its
+ * handle's renewals and deregistration), a TCP and HTTP/2 handshake on both sides each time.
+ */
+interface SharedSession {
+  session: http2.ClientHttp2Session | null;
+  users: number;
+}
+
+const sessions = new Map<string, SharedSession>();
+
+function sessionKey(address: string, tls: ClientTls | undefined): string {
+  return tls === undefined ? address : `${address}\0${tls.servername ?? ''}\0${String(tls.ca)}`;
+}
+
+/**
+ * Calls of one service (`satchel.v1.Controller`, `satchel.v1.Metadata`) at one address, over the one HTTP/2 session
+ * this process keeps to it (opened at the first call, shared with the other clients of that address, ended when the
+ * last of them closes).
+ */
 export class LightControlClient<M extends Methods> {
-  private session: http2.ClientHttp2Session | null = null;
+  private shared: SharedSession | null = null;
   private closed = false;
 
   constructor(
@@ -64,7 +84,7 @@ export class LightControlClient<M extends Methods> {
           'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
         });
       } catch (cause) {
-        this.drop();
+        if (this.shared !== null) drop(this.shared, this.shared.session);
         reject(new SatchelError('UNAVAILABLE', `${what}: ${(cause as Error).message}`, { cause }));
         return;
       }
@@ -117,33 +137,61 @@ export class LightControlClient<M extends Methods> {
     });
   }
 
-  /** Ends the session; later calls fail with CLOSED. */
+  /**
+   * Later calls fail with CLOSED; calls in flight finish. The session ends with the last client of its server to
+   * close.
+   */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
-    this.drop();
+    const shared = this.shared;
+    if (shared === null) return;
+    this.shared = null;
+    if (--shared.users > 0) return;
+    const key = sessionKey(this.address, this.tls);
+    if (sessions.get(key) === shared) sessions.delete(key);
+    // Gracefully: calls in flight finish (each within its deadline), none can start.
+    if (shared.session !== null && !shared.session.destroyed) shared.session.close();
+    shared.session = null;
   }
 
   private open(): http2.ClientHttp2Session {
-    if (this.session !== null && !this.session.closed && !this.session.destroyed) return this.session;
+    if (this.shared === null) {
+      const key = sessionKey(this.address, this.tls);
+      let shared = sessions.get(key);
+      if (shared === undefined) {
+        shared = { session: null, users: 0 };
+        sessions.set(key, shared);
+      }
+      shared.users++;
+      this.shared = shared;
+    }
+    const shared = this.shared;
+    if (shared.session !== null && !shared.session.closed && !shared.session.destroyed) return shared.session;
     const host = hostOf(this.address);
     const authority = `${this.tls === undefined ? 'http' : 'https'}://${this.address}`;
     const session =
       this.tls === undefined
         ? http2.connect(authority)
         : http2.connect(authority, { ca: this.tls.ca, ALPNProtocols: ['h2'], ...serverIdentity(host, this.tls.servername) });
-    session.on('error', () => this.drop(session)); // each stream reports it too
-    session.on('goaway', () => this.drop(session));
+    session.on('error', () => drop(shared, session)); // each stream reports it too
+    // The server is going away: no new call on this session, but the calls in flight get their answers.
+    session.on('goaway', () => {
+      if (shared.session === session) shared.session = null;
+      if (!session.closed && !session.destroyed) session.close();
+    });
     // An idle driver or function must not be kept alive by its control-plane session.
     session.unref();
-    this.session = session;
+    shared.session = session;
     return session;
   }
+}
 
-  private drop(session = this.session): void {
-    if (session === null) return;
-    if (this.session === session) this.session = null;
-    if (!session.destroyed) session.destroy();
-  }
+/** Ends a session that failed; the next call of any of its clients opens another. */
+function drop(shared: SharedSession, session: http2.ClientHttp2Session | null): void {
+  if (session === null) return;
+  if (shared.session === session) shared.session = null;
+  if (!session.destroyed) session.destroy();
 }
 
 function errorOf(status: Record<string, unknown>, code: number, what: string): SatchelError {

@@ -86,6 +86,39 @@ const grpcStatusOf: Record<ErrorCode, grpc.status> = {
   CLOSED: grpc.status.CANCELLED,
 };
 
+/** How a unary call ended: its reply, or the status, message and `satchel-code` its failure is answered with. */
+export type UnaryOutcome = { reply: unknown } | { code: grpc.status; details: string; satchelCode: string };
+
+/**
+ * Runs one call of a service whose handlers are async functions, with its decoded request (from a definition's
+ * `requestDeserialize`): a request that did not decode is BAD_REQUEST; a thrown SatchelError is answered with its
+ * code; anything else is INTERNAL (`onUnexpected` is told). Shared by grpc-js's server (`addService`) and the
+ * controller's own (controller/grpc-server.ts), so both answer alike.
+ */
+export async function runUnary(
+  name: string,
+  handler: (request: unknown) => Promise<unknown>,
+  request: unknown,
+  onUnexpected: (method: string, error: unknown) => void,
+): Promise<UnaryOutcome> {
+  const undecodable = (request as { [UNDECODABLE]?: string } | null)?.[UNDECODABLE];
+  try {
+    // A handler that throws before its first await is answered the same way.
+    if (undecodable !== undefined) throw new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`);
+    return { reply: await handler(request) };
+  } catch (error) {
+    const satchel = error instanceof SatchelError ? error : null;
+    if (!satchel) onUnexpected(name, error);
+    return {
+      code: satchel ? grpcStatusOf[satchel.code] : grpc.status.INTERNAL,
+      // Bounded: a message echoing a huge input (a 3 MiB job id) would not fit in the HTTP/2 trailers, and
+      // the caller would get no answer at all, only its deadline.
+      details: satchel ? boundedMessage(satchel.message) : 'internal error',
+      satchelCode: satchel ? satchel.code : 'UNAVAILABLE',
+    };
+  }
+}
+
 /** Adds a service whose handlers are async functions; a thrown SatchelError reaches the caller with its code. */
 export function addService<M extends Methods>(
   server: grpc.Server,
@@ -97,32 +130,12 @@ export function addService<M extends Methods>(
   for (const name of Object.keys(definition)) {
     const handler = impl[name as keyof M] as (request: unknown) => Promise<unknown>;
     handlers[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const undecodable = (call.request as { [UNDECODABLE]?: string } | null)?.[UNDECODABLE];
-      let result: Promise<unknown>;
-      try {
-        result =
-          undecodable === undefined
-            ? handler(call.request)
-            : Promise.reject(new SatchelError('BAD_REQUEST', `${name}: request does not decode: ${undecodable}`));
-      } catch (error) {
-        result = Promise.reject(error); // a handler that throws before its first await: answered the same way
-      }
-      result.then(
-        (reply) => callback(null, reply),
-        (error: unknown) => {
-          const satchel = error instanceof SatchelError ? error : null;
-          if (!satchel) onUnexpected(name, error);
-          const metadata = new grpc.Metadata();
-          metadata.set('satchel-code', satchel ? satchel.code : 'UNAVAILABLE');
-          callback({
-            code: satchel ? grpcStatusOf[satchel.code] : grpc.status.INTERNAL,
-            // Bounded: a message echoing a huge input (a 3 MiB job id) would not fit in the HTTP/2 trailers, and
-            // the caller would get no answer at all, only its deadline.
-            details: satchel ? boundedMessage(satchel.message) : 'internal error',
-            metadata,
-          });
-        },
-      );
+      void runUnary(name, handler, call.request, onUnexpected).then((outcome) => {
+        if ('reply' in outcome) return callback(null, outcome.reply);
+        const metadata = new grpc.Metadata();
+        metadata.set('satchel-code', outcome.satchelCode);
+        callback({ code: outcome.code, details: outcome.details, metadata });
+      });
     };
   }
   server.addService(definition, handlers);

@@ -9,7 +9,11 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The calls the client makes (control-light.ts): only these get field tables, so the client carries no more. */
+/**
+ * The calls made through control-light.ts: the client's, and the controller's to metadata servers (a placement
+ * published at every registration: grpc-js's client costs that call about twice the CPU and latency). Only these
+ * get field tables, so the client carries no more.
+ */
 const LIGHT_METHODS = [
   'Controller/RegisterJob',
   'Controller/DeregisterJob',
@@ -17,6 +21,8 @@ const LIGHT_METHODS = [
   'Controller/GrowJob',
   'Controller/GetCluster',
   'Metadata/GetPlacement',
+  'Metadata/SetPlacement',
+  'Metadata/DropPlacement',
 ];
 /** Names the code used before these were generated, kept as aliases so a rename is not a diff in every part. */
 const ALIASES = { Placement: 'WirePlacement', PlacementNode: 'WirePlacementNode', Tenant: 'TenantInfo' };
@@ -110,7 +116,8 @@ export type ServiceImpl<M extends Methods> = { [K in keyof M]: (request: M[K][0]
   });
   let schema = `${HEADER}/**
  * The control-plane messages the client sends and reads, as field tables for \`protobuf-lite.ts\`, so that the
- * client needs neither protobufjs nor the .proto file at run time. Only the client's calls are here.
+ * client needs neither protobufjs nor the .proto file at run time. Only the calls made through control-light.ts are
+ * here: the client's, and the controller's to metadata servers.
  */
 import type { MessageSchema } from './protobuf-lite.ts';
 `;
@@ -127,7 +134,7 @@ import type { MessageSchema } from './protobuf-lite.ts';
     });
     schema += `\nconst ${type.name}: MessageSchema = [${fields.length === 0 ? '' : `\n${fields.join('')}`}];\n`;
   }
-  schema += '\n/** `Service/Method` → [request, reply], for the calls the client makes. */\n';
+  schema += '\n/** `Service/Method` → [request, reply], for the calls made through control-light.ts. */\n';
   schema += 'export const LIGHT_METHODS: Record<string, readonly [MessageSchema, MessageSchema]> = {\n';
   for (const m of methods) schema += `  '${m.path}': [${m.request}, ${m.reply}],\n`;
   schema += '};\n';

@@ -2,3 +2,4 @@
 // (ControlClient). proto's second entry, apart from index.ts so that the client, which uses control-light.ts,
 // never loads grpc-js or protobufjs.
 export * from './control.ts';
+export * from './unary-server.ts';

@@ -1,13 +1,14 @@
 // The client's dependency-free control-plane calls (proto/control-light.ts): its messages agree with
 // control.proto as protobufjs reads it, and it talks to the real grpc-js servers, errors and TLS included.
 
+import http2 from 'node:http2';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import protobuf from 'protobufjs';
 import { LightControlClient } from '../proto/control-light.ts';
 import { LIGHT_METHODS } from '../proto/control-schema.ts';
-import type { ControllerMethods, MetadataMethods } from '../proto/index.ts';
+import { type ControllerMethods, type MetadataMethods, SatchelError } from '../proto/index.ts';
 import { decodeMessage, encodeMessage } from '../proto/protobuf-lite.ts';
 import { rejection } from './helpers/assert.ts';
 import { startInProcessCluster } from './helpers/in-process.ts';
@@ -47,6 +48,8 @@ const samples: Record<string, [Record<string, unknown>, Record<string, unknown>]
     { nodes: [{ id: 'a', tier: 'dram', address: 'h:1', capacity: 1e9, bandwidth: 2e9, bootId: 'b' }], metadata: ['m:1', 'm:2'], jobs: 3 },
   ],
   'satchel.v1.Metadata/GetPlacement': [{ jobId: 'j', token: 't' }, placement],
+  'satchel.v1.Metadata/SetPlacement': [{ placement, token: 'admin' }, {}],
+  'satchel.v1.Metadata/DropPlacement': [{ jobId: 'j', token: 'admin' }, {}],
 };
 
 test('every message the client sends or reads encodes and decodes as protobufjs does with control.proto', (t) => {
@@ -109,4 +112,54 @@ test('nothing listening is UNAVAILABLE; a server that never answers is TIMEOUT',
   const gone = new LightControlClient<ControllerMethods>('satchel.v1.Controller', '127.0.0.1:1', 2_000);
   t.teardown(() => gone.close());
   t.is((await rejection(t, gone.call('GetCluster', { token: '' }))).code, 'UNAVAILABLE');
+});
+
+test('clients of one server share one HTTP/2 session, which ends with the last of them to close', async (t) => {
+  // A bare gRPC server answering every call with an empty message, counting the sessions clients open.
+  const server = http2.createServer();
+  const open = new Set<http2.ServerHttp2Session>();
+  let opened = 0;
+  server.on('session', (session) => {
+    opened++;
+    open.add(session);
+    session.on('close', () => open.delete(session));
+  });
+  server.on('stream', (stream) => {
+    stream.on('data', () => {});
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const driver = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, 5_000);
+  const perJob = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, 5_000);
+  await driver.call('GetCluster', { token: '' });
+  await perJob.call('DeregisterJob', { jobId: 'j', token: 't' });
+  t.is(opened, 1, 'the second client rides on the first one’s session');
+  perJob.close();
+  t.is((await rejection(t, perJob.call('GetCluster', { token: '' }))).code, 'CLOSED');
+  await driver.call('GetCluster', { token: '' });
+  t.is(opened, 1, 'a client closing leaves the session to the others');
+  driver.close();
+  while (open.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  const later = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, 5_000);
+  t.teardown(() => later.close());
+  await later.call('GetCluster', { token: '' });
+  t.is(opened, 2, 'the last close ended it; a new client opens another');
+  // The server ends the session: a call that finds it gone fails (UNAVAILABLE, as before) and the next opens another.
+  for (const session of open) session.destroy();
+  while (open.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await later.call('GetCluster', { token: '' });
+      break;
+    } catch (error) {
+      if (!(error instanceof SatchelError) || error.code !== 'UNAVAILABLE' || attempt === 2) throw error;
+    }
+  }
+  t.is(opened, 3);
 });

@@ -7,7 +7,7 @@
  * died holding its data (a node restarted under the same id). Those stay in a single-copy job's placement, so its
  * keys there fail with UNAVAILABLE instead of reading as absent, and are never announced the job again.
  */
-import { type AnnouncedPlacement, AnnounceFlag, type JobUsage, type WirePlacement } from '../proto/index.ts';
+import { type AnnouncedPlacement, AnnounceFlag, announcedPlacement, type JobUsage, type WirePlacement } from '../proto/index.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 
 /** Every node id the placement names, in any generation. */
@@ -44,18 +44,7 @@ export function announceFlagsOf(job: JobRecord): number {
  * where keys are, and a replicated job's RESP writes reach the key's other copies.
  */
 export function announcedPlacementOf(placement: WirePlacement, nodes: ReadonlyMap<string, NodeRecord>): AnnouncedPlacement {
-  return {
-    epoch: placement.epoch,
-    replicas: placement.replicas ?? 1,
-    generations: placement.generations.map((g) =>
-      g.nodes.map((n) => ({
-        id: n.id,
-        resp: nodes.get(n.id)?.respAddress ?? n.respAddress ?? '',
-        address: nodes.get(n.id)?.address ?? n.address,
-        weight: n.weight,
-      })),
-    ),
-  };
+  return announcedPlacement(placement, (id) => nodes.get(id));
 }
 
 /** The placement with each node's RESP front door as the registry knows it (what clients' `redisUrl` names). */

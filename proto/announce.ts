@@ -6,6 +6,8 @@
  * `bootId`, or `bootId \n JSON`: a body without a newline is a boot id alone, as nodes and controllers before
  * the RESP front door sent it. Not on any hot path (one per placement change per node), so JSON.
  */
+import type { WirePlacement, WirePlacementNode } from './control-types.ts';
+
 export interface AnnouncedNode {
   id: string;
   /** host:port of its RESP front door; '' when it has none. */
@@ -23,6 +25,28 @@ export interface AnnouncedPlacement {
   replicas: number;
   /** Newest first. */
   generations: AnnouncedNode[][];
+}
+
+/**
+ * A placement as an announcement carries it: each node's RESP and data-plane address from `current` (what the
+ * controller's registry knows now) when it knows the node, else from the placement itself (what a metadata server
+ * holds). The controller announces with it; a node that looks a job up (storage-node/placement-lookup.ts) reads
+ * the metadata server's answer with it.
+ */
+export function announcedPlacement(
+  placement: WirePlacement,
+  current?: (id: string) => Pick<WirePlacementNode, 'address' | 'respAddress'> | undefined,
+): AnnouncedPlacement {
+  return {
+    epoch: placement.epoch,
+    replicas: placement.replicas ?? 1,
+    generations: placement.generations.map((g) =>
+      g.nodes.map((n) => {
+        const now = current?.(n.id);
+        return { id: n.id, resp: now?.respAddress ?? n.respAddress ?? '', address: now?.address ?? n.address, weight: n.weight };
+      }),
+    ),
+  };
 }
 
 export function encodeAnnounceBody(bootId: string, placement: AnnouncedPlacement | null): Buffer | null {

@@ -1,7 +1,13 @@
 // Everything on the wire. Imports no other part of Satchel.
 
 export { advertisedAddress, isHostPort } from './address.ts';
-export { type AnnouncedNode, type AnnouncedPlacement, decodeAnnounceBody, encodeAnnounceBody } from './announce.ts';
+export {
+  type AnnouncedNode,
+  type AnnouncedPlacement,
+  announcedPlacement,
+  decodeAnnounceBody,
+  encodeAnnounceBody,
+} from './announce.ts';
 export { Backoff, type BackoffOptions, type RetryOptions, retry, TRANSIENT_CODES } from './backoff.ts';
 export { forEachLimit, mapLimit } from './concurrency.ts';
 export { LightControlClient } from './control-light.ts';

@@ -15,12 +15,12 @@ import { CONTROLLER_SERVICE, ControlClient, METADATA_SERVICE } from '../proto/gr
 import {
   ADMIN_SUBJECT,
   type AnnouncedPlacement,
+  announcedPlacement,
   type ClientTls,
   type ControllerMethods,
   type MetadataMethods,
   SatchelError,
   signToken,
-  type WirePlacement,
 } from '../proto/index.ts';
 
 export interface PlacementLookupOptions {
@@ -37,17 +37,6 @@ const CALL_TIMEOUT_MS = 2_000;
 
 /** What a lookup found: the job's placement, or that the job is gone (NO_SUCH_JOB), or why it could not say. */
 export type LookupResult = { placement: AnnouncedPlacement } | { gone: true } | { error: SatchelError };
-
-/** A WirePlacement (metadata's) as an announcement carries it (each node's RESP and data-plane address). */
-export function announcedOf(placement: WirePlacement): AnnouncedPlacement {
-  return {
-    epoch: placement.epoch,
-    replicas: placement.replicas ?? 1,
-    generations: placement.generations.map((g) =>
-      g.nodes.map((n) => ({ id: n.id, resp: n.respAddress ?? '', address: n.address, weight: n.weight })),
-    ),
-  };
-}
 
 export class PlacementLookup {
   private readonly controller: ControlClient<ControllerMethods>;
@@ -89,7 +78,7 @@ export class PlacementLookup {
       for (const address of await this.metadataServers()) {
         try {
           const placement = await this.metadataClient(address).call('GetPlacement', { jobId, token });
-          return { placement: announcedOf(placement) };
+          return { placement: announcedPlacement(placement) };
         } catch (error) {
           const failure = asSatchelError(error);
           if (failure.code === 'NO_SUCH_JOB') return { gone: true };

@@ -14,7 +14,7 @@ import type { CommandSpec, RespContext } from './resp-context.ts';
 /** Counts of requests for jobs this node does not serve: not any job's, never reported. */
 const NOBODY = newJobTraffic();
 
-/** The views of looked-up jobs, by job id and epoch: one object per placement, not one per command. */
+/** The view of each looked-up placement: one object per lookup, not one per command. */
 const views = new WeakMap<object, AnnouncedJob>();
 
 /**

@@ -148,16 +148,13 @@ export function routeSlot(session: RespContext, job: AnnouncedJob, args: Buffer[
   const self = session.host.options.id;
   const placement = job.placement;
   if (placement === null) return slot;
-  if (!job.moved && servedHere(placement, slot, self)) return slot;
-  const owner = slotOwner(placement, slot);
-  if (owner === null || owner.id === self) {
-    if (!job.moved) return slot;
-    session.refuse('STALE', 'the job moved off this node, and its new placement has not reached it yet');
-    return null;
-  }
+  // A job that moved off this node never gets here: the session answers it from its looked-up placement
+  // (resp-foreign.ts), whose owners are all elsewhere.
+  if (servedHere(placement, slot, self)) return slot;
+  const owner = slotOwner(placement, slot)!;
   // A read sent here with ASKING by the newest owner, of a slot this node held in an older generation.
-  if (asking && spec.write !== true && !job.moved && ownsInSomeGeneration(placement, slot, self)) return slot;
-  if (owner === null || owner.resp === '') {
+  if (asking && spec.write !== true && ownsInSomeGeneration(placement, slot, self)) return slot;
+  if (owner.resp === '') {
     session.refuse('UNAVAILABLE', `slot ${slot} has no node with a RESP address in the job's placement`);
     return null;
   }

@@ -2,9 +2,8 @@
  * The autoscaler: per tier, keeps measured utilization (CPU, network, capacity, from the nodes' reports every
  * second) inside a band. Above it on average over `upAfterMs`: launch a node (new jobs land on it). Below it on
  * average over `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then
- * remove it; sooner (over `upAfterMs`, or a quarter of `downAfterMs` if longer) when the tier is so far below
- * the band that one node fewer would still be below it. A cool-down after each action, a wait for a launched
- * node to join, and min/max nodes per tier keep it from flapping. Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes
+ * remove it. A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
+ * it from flapping. Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes
  * measure and really gives them back.
  *
  * `decideScaling` is the policy, a pure function of the tier's load and the autoscaler's memory of it; the
@@ -59,14 +58,13 @@ export interface NodeLoad {
 /** What the autoscaler remembers of a tier between ticks. */
 export interface TierMemory {
   /**
-   * Recent load, one entry per tick: the tier's utilization times its node count, the load the tier carries in
-   * nodes' worth. Decisions divide its mean over a window by the nodes there are now. Kept across a node joining
-   * or leaving (the load moves, it does not change): starting afresh after each change made every drain wait a
-   * whole window more, and `bench elasticity`'s 90 s run saved 20 % of node-seconds where its 180 s run saved
-   * 36 %. A mean, not a streak: reports are bursty (a GC pause on the load side makes one second dip), and a
-   * streak broken every few seconds never launched in bench elasticity.
+   * Recent utilization, one entry per tick, for the node count it was measured with (a node joining or leaving
+   * starts it afresh). Decisions use its mean over a window, not a streak: reports are bursty (a GC pause on
+   * the load side makes one second dip), and a streak broken every few seconds never launched in
+   * bench elasticity.
    */
   history: { at: number; value: number }[];
+  historyNodes: number;
   belowMinimumSince: number | null;
   lastActionAt: number;
   /** Nodes the tier had when a launch was asked for, and when; null when none is pending. */
@@ -76,7 +74,7 @@ export interface TierMemory {
 }
 
 export function freshMemory(): TierMemory {
-  return { history: [], belowMinimumSince: null, lastActionAt: -Infinity, pendingLaunch: null, draining: false };
+  return { history: [], historyNodes: -1, belowMinimumSince: null, lastActionAt: -Infinity, pendingLaunch: null, draining: false };
 }
 
 export interface TierUtilization {
@@ -122,16 +120,20 @@ export function decideScaling(
   if (memory.pendingLaunch !== null && (count > memory.pendingLaunch.nodes || now - memory.pendingLaunch.at > config.launchTimeoutMs))
     memory.pendingLaunch = null;
 
-  memory.history.push({ at: now, value: util.value * count });
+  if (memory.historyNodes !== count) {
+    memory.history = [];
+    memory.historyNodes = count;
+  }
+  memory.history.push({ at: now, value: util.value });
   // One sample at or before the longest window's start is kept: with ticks that are never exactly a second
   // apart, dropping everything older than the window would leave it never quite covered, and never decided.
   const keep = now - Math.max(config.upAfterMs, config.downAfterMs);
   while (memory.history.length > 1 && memory.history[1]!.at <= keep) memory.history.shift();
-  /** Mean utilization over the last `ms` spread over today's nodes, or null while the history is younger than that. */
+  /** Mean over the last `ms`, or null while the history is younger than that. */
   const mean = (ms: number): number | null => {
-    if (count === 0 || memory.history.length === 0 || memory.history[0]!.at > now - ms) return null;
+    if (memory.history.length === 0 || memory.history[0]!.at > now - ms) return null;
     const recent = memory.history.filter((h) => h.at >= now - ms);
-    return recent.reduce((acc, h) => acc + h.value, 0) / recent.length / count;
+    return recent.reduce((acc, h) => acc + h.value, 0) / recent.length;
   };
   memory.belowMinimumSince = count < config.minNodes[tier] ? (memory.belowMinimumSince ?? now) : null;
 
@@ -151,18 +153,6 @@ export function decideScaling(
     if (count >= config.maxNodes[tier])
       return { action: 'none', reason: `${what} ${pct(up)} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
     return { action: 'launch', reason: `${what} ${pct(up)} > ${pct(config.high)} over ${seconds(config.upAfterMs)}` };
-  }
-  if (count > 1 && count > config.minNodes[tier]) {
-    // Far below the band: one node fewer would still be below it, so a shorter window is enough.
-    const quickMs = Math.max(config.upAfterMs, config.downAfterMs / 4);
-    const quick = quickMs < config.downAfterMs ? mean(quickMs) : null;
-    if (quick !== null && (quick * count) / (count - 1) < config.low) {
-      const after = (quick * count) / (count - 1);
-      return {
-        action: 'drain',
-        reason: `${what} ${pct(quick)} over ${seconds(quickMs)}, far below the band: one node fewer is ${pct(after)} < ${pct(config.low)}`,
-      };
-    }
   }
   const down = mean(config.downAfterMs);
   if (down !== null && down < config.low && count > config.minNodes[tier]) {

@@ -18,6 +18,8 @@ import type { ValuePool } from './value-pool.ts';
 
 /** A connection the node ended (after a refusal) that its peer keeps open is destroyed after this long. */
 const CLOSE_GRACE_MS = 5_000;
+/** libuv reads a socket into buffers of this size, again while a read fills one (uv__read). */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
@@ -116,7 +118,10 @@ export abstract class ClientConnection implements ParkedOwner {
       server.checkLease();
       server.metrics.markFree();
       this.received(chunk);
-      this.scheduleFlush();
+      // A read that did not fill libuv's 64 KiB buffer was the socket's last this turn: answer now, not after
+      // the other sockets' reads (setImmediate). Same writes per read, one hop less per answer.
+      if (chunk.length < READ_BUFFER_BYTES) this.flushNow();
+      else this.scheduleFlush();
       // Over the node's budget for bodies in flight, a job connection stops being read after this chunk.
       if (server.readsHeld && !this.held && this.jobId !== null) {
         this.held = true;

@@ -149,6 +149,8 @@ ${TENANT_USAGE}
     --latency-requests N, --latency-clients N   the unpipelined GET run (default min(N, 100000) × 10)
     --nodes N               nodes on each side (default 1); from 2, redis-benchmark runs with --cluster
     --rounds N              each measuring both systems, alternating which goes first (default 3; medians)
+    --floor                 also a bare Node.js SET/GET server (perf/resp-floor.ts): what any node written in
+                            Node could reach here (one node only)
     --quick                 a smoke run of seconds: -n 2000, one round, no warm-up; --json FILE
 
   help                    this text

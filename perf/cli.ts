@@ -395,6 +395,7 @@ async function resp(args: string[]): Promise<void> {
     nodes: { type: 'string' },
     rounds: { type: 'string' },
     quick: { type: 'boolean' },
+    floor: { type: 'boolean' },
     json: { type: 'string' },
   });
   // --quick: a smoke run of a few seconds (the test's): tiny -n, one round, no warm-up.
@@ -413,7 +414,9 @@ async function resp(args: string[]): Promise<void> {
     nodes,
     rounds: whole(values.rounds, quick ? 1 : 3, '--rounds', 1, 100),
     warmup: !quick,
+    floor: values.floor === true,
   };
+  if (options.floor && nodes > 1) throw new SatchelError('BAD_REQUEST', '--floor: one node only (the floor server is not a Redis Cluster)');
   const report = await runResp(options, commandLine('resp', args), machine());
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   process.stdout.write(respText(report));

@@ -13,22 +13,23 @@ const CLI = 'perf/main.ts'; // satchel bench: bin/satchel.js sends it there
 
 const leftovers = async () => (await readdir(tmpdir())).filter((name) => name.startsWith('satchel-bench-resp-'));
 
-test('bench resp --quick: redis-benchmark against redis-server and Satchel, both answering, in one JSON', async (t) => {
+test('bench resp --quick --floor: redis-benchmark against redis-server, Satchel and the bare Node server, all answering, in one JSON', async (t) => {
   t.timeout(60_000);
   const dir = await mkdtemp(join(tmpdir(), 'satchel-resp-test-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const before = await leftovers();
   const json = join(dir, 'resp.json');
-  const result = await runTs(CLI, ['bench', 'resp', '--quick', '-n', '1000', '--json', json], { timeoutMs: 50_000 });
+  const result = await runTs(CLI, ['bench', 'resp', '--quick', '-n', '1000', '--floor', '--json', json], { timeoutMs: 50_000 });
   t.is(result.code, 0, result.stderr);
   const report = JSON.parse(await readFile(json, 'utf8')) as RespReport;
   t.is(report.benchmark, 'resp');
   t.false(Number.isNaN(Date.parse(report.date)));
-  t.is(report.command, 'satchel bench resp --quick -n 1000 --json ' + json);
+  t.is(report.command, 'satchel bench resp --quick -n 1000 --floor --json ' + json);
   t.true((report.machine as { cpus: number }).cpus > 0);
-  t.like(report.options, { requests: 1000, pipeline: 16, valueBytes: 1024, nodes: 1, rounds: 1, cluster_mode: false });
+  t.like(report.options, { requests: 1000, pipeline: 16, valueBytes: 1024, nodes: 1, rounds: 1, cluster_mode: false, floor: true });
   t.regex(report.versions.redis_server, /^Redis server v=/);
-  for (const system of [report.redis, report.satchel]) {
+  t.not(report.floor, null);
+  for (const system of [report.redis, report.satchel, report.floor!]) {
     t.is(system.rounds.length, 1);
     const round = system.rounds[0]!;
     for (const row of [round.set, round.get, round.latency_get]) t.true(row.rps > 0 && row.p50_ms >= 0 && row.p99_ms >= row.p50_ms);
@@ -41,10 +42,12 @@ test('bench resp --quick: redis-benchmark against redis-server and Satchel, both
   }
   t.regex(report.satchel.commands[0]!, /--user bench-resp-\S+ -a … -t set,get -P 16 -c 8 -d 1024 -n 1000 --csv$/);
   t.false(JSON.stringify(report).includes('v2.'), 'no token in the report');
-  for (const key of ['set_rps', 'get_rps', 'get_p50'] as const) t.true(report.ratios[key] > 0, key);
+  for (const key of ['set_rps', 'get_rps', 'get_p50'] as const) t.true(report.ratios[key] > 0 && report.floor_ratios![key] > 0, key);
   t.deepEqual(Object.keys(report.targets).sort(), ['get_p50_le_1_1x', 'get_rps_ge_0_8x', 'set_rps_ge_0_8x']);
   t.regex(result.stdout, /^satchel\/redis /m);
-  t.regex(result.stdout, /^server CPU per request, µs .*: redis-server [\d.]+, [\d.]+; satchel [\d.]+, [\d.]+$/m);
+  t.regex(result.stdout, /^floor \(bare Node\) +[\d,]+ /m);
+  t.regex(result.stdout, /^floor\/redis /m);
+  t.regex(result.stdout, /^server CPU per request, µs .*: redis-server [\d.]+, [\d.]+; satchel [\d.]+, [\d.]+; floor [\d.]+, [\d.]+$/m);
   t.regex(result.stdout, /targets \(issue 18\): SET ≥ 0\.8×: (ok|MISSED); GET ≥ 0\.8×: (ok|MISSED); GET p50 ≤ 1\.1×: (ok|MISSED)/);
   t.deepEqual(await leftovers(), before, 'the redis cluster’s folder is removed');
 });
@@ -55,6 +58,9 @@ test('bench resp refuses bad flags with a usage error', async (t) => {
   t.regex(nodes.stderr, /--nodes: expected a whole number from 1 to 8/);
   const unknown = await runTs(CLI, ['bench', 'resp', '--pipeline', '4']);
   t.is(unknown.code, 2);
+  const floor = await runTs(CLI, ['bench', 'resp', '--floor', '--nodes', '2']);
+  t.is(floor.code, 2);
+  t.regex(floor.stderr, /--floor: one node only/);
 });
 
 test("redis-benchmark's --csv rows by test", (t) => {

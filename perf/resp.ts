@@ -15,11 +15,12 @@
  * uses one key per test (`key:__rand_int__`, in cluster mode with a random slot's hash tag per request), so the
  * GETs of the latency run read the 1 KiB value the throughput run's SETs wrote.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { type RegisteredJob, Satchel } from '../client/index.ts';
@@ -30,6 +31,7 @@ import { Progress } from './progress.ts';
 import { freePort, RedisProcess } from './redis-server.ts';
 
 const run = promisify(execFile);
+const FLOOR = fileURLToPath(new URL(`./resp-floor${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export interface RespBenchOptions {
   /** Requests per test of the throughput run (`-n`). */
@@ -49,6 +51,8 @@ export interface RespBenchOptions {
   rounds: number;
   /** An unreported run per system before the rounds (Node's JIT, redis-server's allocator). */
   warmup: boolean;
+  /** Also measure the floor server (resp-floor.ts): the least a Node.js process can do for SET and GET. */
+  floor: boolean;
 }
 
 /** One redis-benchmark test's CSV row. */
@@ -99,12 +103,21 @@ export interface RespReport {
   versions: { redis_server: string; redis_benchmark: string };
   redis: RespSystemReport;
   satchel: RespSystemReport;
-  ratios: { set_rps: number; get_rps: number; get_p50: number };
+  /** With `--floor`: the bare Node.js server (resp-floor.ts), and its figures over redis-server's. */
+  floor: RespSystemReport | null;
+  floor_ratios: RespRatios | null;
+  ratios: RespRatios;
   targets: { set_rps_ge_0_8x: boolean; get_rps_ge_0_8x: boolean; get_p50_le_1_1x: boolean };
 }
 
+export interface RespRatios {
+  set_rps: number;
+  get_rps: number;
+  get_p50: number;
+}
+
 interface Target {
-  name: 'redis' | 'satchel';
+  name: 'redis' | 'satchel' | 'floor';
   host: string;
   port: number;
   /** `--user U -a P`, or nothing. */
@@ -142,7 +155,8 @@ export async function runResp(
   log: (line: string) => void = (line) => process.stderr.write(`bench resp: ${line}\n`),
 ): Promise<RespReport> {
   const clusterMode = options.nodes > 1;
-  const progress = new Progress('bench resp', 2 + options.rounds * 2 + (options.warmup ? 1 : 0));
+  const systems = options.floor ? 3 : 2;
+  const progress = new Progress('bench resp', systems + options.rounds * systems + (options.warmup ? 1 : 0));
   const cleanup = new Cleanup();
   const onSignal = (signal: NodeJS.Signals) => {
     log(`${signal}: stopping the servers`);
@@ -156,7 +170,8 @@ export async function runResp(
     progress.step(`redis-server cluster of ${options.nodes} up`);
     const satchel = await startSatchel(options, cleanup);
     progress.step(`satchel cluster of ${options.nodes} up, job registered`);
-    const targets = [redis, satchel];
+    const floor = options.floor ? await startFloor(cleanup) : null;
+    const targets = floor === null ? [redis, satchel] : [redis, satchel, floor];
     const throughputArgs = [
       ...(clusterMode ? ['--cluster'] : []),
       ...['-t', 'set,get', '-P', String(options.pipeline), '-c', String(options.clients)],
@@ -218,11 +233,8 @@ export async function runResp(
     };
     const r = summary(redis);
     const s = summary(satchel);
-    const ratios = {
-      set_rps: ratio(s.set_rps, r.set_rps),
-      get_rps: ratio(s.get_rps, r.get_rps),
-      get_p50: ratio(s.get_p50_ms, r.get_p50_ms),
-    };
+    const f = floor === null ? null : summary(floor);
+    const ratios = ratiosOf(s, r);
     return {
       benchmark: 'resp',
       date: new Date().toISOString(),
@@ -232,6 +244,8 @@ export async function runResp(
       versions,
       redis: r,
       satchel: s,
+      floor: f,
+      floor_ratios: f === null ? null : ratiosOf(f, r),
       ratios,
       targets: {
         set_rps_ge_0_8x: ratios.set_rps >= 0.8,
@@ -343,6 +357,32 @@ async function startSatchel(options: RespBenchOptions, cleanup: Cleanup): Promis
   };
 }
 
+/** The floor server (resp-floor.ts) in a process of its own, so its CPU is read apart. */
+async function startFloor(cleanup: Cleanup): Promise<Target> {
+  const child = fork(FLOOR, ['serve'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv });
+  cleanup.add(async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (message) => resolve((message as { port: number }).port));
+    child.once('exit', (code) => reject(new SatchelError('UNAVAILABLE', `the floor server exited (${code}) before listening`)));
+  });
+  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  await probe.connect();
+  cleanup.add(async () => probe.disconnect());
+  return {
+    name: 'floor',
+    host: '127.0.0.1',
+    port,
+    auth: [],
+    dbsize: async () => Number(await probe.dbsize()),
+    pids: () => [child.pid!],
+  };
+}
+
 /** Runs redis-benchmark against `target`; its CSV rows by test name. Fails on an exit code or a missing row. */
 async function benchmark(target: Target, args: string[], cleanup: Cleanup): Promise<Record<string, RespTestRow>> {
   const argv = ['-h', target.host, '-p', String(target.port), ...target.auth, ...args];
@@ -445,6 +485,14 @@ function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
 
+function ratiosOf(system: RespSystemReport, redis: RespSystemReport): RespRatios {
+  return {
+    set_rps: ratio(system.set_rps, redis.set_rps),
+    get_rps: ratio(system.get_rps, redis.get_rps),
+    get_p50: ratio(system.get_p50_ms, redis.get_p50_ms),
+  };
+}
+
 function ratio(a: number, b: number): number {
   return b > 0 ? Math.round((a / b) * 1000) / 1000 : 0;
 }
@@ -454,20 +502,34 @@ export function respText(report: RespReport): string {
   const o = report.options;
   const r = report.redis;
   const s = report.satchel;
+  const f = report.floor;
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const row = (label: string, system: RespSystemReport) =>
+    `${label.padEnd(17)}${n(system.set_rps).padStart(20)}  ${n(system.get_rps).padStart(20)}  ${system.get_p50_ms.toFixed(3).padStart(23)}  ${String(system.keys).padStart(5)}`;
+  const ratioRow = (label: string, ratios: RespRatios) =>
+    `${label.padEnd(17)}${`${ratios.set_rps.toFixed(2)}×`.padStart(20)}  ${`${ratios.get_rps.toFixed(2)}×`.padStart(20)}  ${`${ratios.get_p50.toFixed(2)}×`.padStart(23)}`;
+  const systems: [string, RespSystemReport][] = [
+    ['redis', r],
+    ['satchel', s],
+  ];
+  if (f !== null) systems.push(['floor', f]);
   const lines = [
     `redis-benchmark${o.cluster_mode ? ' --cluster' : ''} -d ${o.valueBytes}, ${o.nodes} node(s) each, medians of ${o.rounds} round(s)`,
     `                 SET/s (-P ${o.pipeline} -c ${o.clients})  GET/s (-P ${o.pipeline} -c ${o.clients})  GET p50 ms (-P 1 -c ${o.latencyClients})   keys`,
-    `redis-server     ${n(r.set_rps).padStart(20)}  ${n(r.get_rps).padStart(20)}  ${r.get_p50_ms.toFixed(3).padStart(23)}  ${String(r.keys).padStart(5)}`,
-    `satchel          ${n(s.set_rps).padStart(20)}  ${n(s.get_rps).padStart(20)}  ${s.get_p50_ms.toFixed(3).padStart(23)}  ${String(s.keys).padStart(5)}`,
-    `satchel/redis    ${`${report.ratios.set_rps.toFixed(2)}×`.padStart(20)}  ${`${report.ratios.get_rps.toFixed(2)}×`.padStart(20)}  ${`${report.ratios.get_p50.toFixed(2)}×`.padStart(23)}`,
+    row('redis-server', r),
+    row('satchel', s),
+    ...(f === null ? [] : [row('floor (bare Node)', f)]),
+    ratioRow('satchel/redis', report.ratios),
+    ...(report.floor_ratios === null ? [] : [ratioRow('floor/redis', report.floor_ratios)]),
     `targets (issue 18): SET ≥ 0.8×: ${ok(report.targets.set_rps_ge_0_8x)}; GET ≥ 0.8×: ${ok(report.targets.get_rps_ge_0_8x)}; GET p50 ≤ 1.1×: ${ok(report.targets.get_p50_le_1_1x)}`,
-    `server CPU per request, µs (-P ${o.pipeline} SET+GET; -P 1 GET): redis-server ${us(r.cpu_us_per_request.throughput)}, ${us(r.cpu_us_per_request.latency)}; satchel ${us(s.cpu_us_per_request.throughput)}, ${us(s.cpu_us_per_request.latency)}`,
+    `server CPU per request, µs (-P ${o.pipeline} SET+GET; -P 1 GET): ${systems
+      .map(
+        ([name, system]) =>
+          `${name === 'redis' ? 'redis-server' : name} ${us(system.cpu_us_per_request.throughput)}, ${us(system.cpu_us_per_request.latency)}`,
+      )
+      .join('; ')}`,
   ];
-  for (const [name, system] of [
-    ['redis', r],
-    ['satchel', s],
-  ] as const) {
+  for (const [name, system] of systems) {
     for (const round of system.rounds)
       lines.push(
         `  round ${round.round + 1} ${name.padEnd(8)} SET ${n(round.set.rps)}/s  GET ${n(round.get.rps)}/s  GET p50 ${round.latency_get.p50_ms.toFixed(3)} ms p99 ${round.latency_get.p99_ms.toFixed(3)} ms`,

@@ -31,6 +31,7 @@ export const E2E_ONLY = [
   'client/coordination.test.ts',
   'controller/server.test.ts',
   'controller/copies.test.ts',
+  'controller/metadata-shards.test.ts',
   'controller/console-backend.test.ts',
   'metadata/server.test.ts',
   'storage-node/server.test.ts',

@@ -12,7 +12,6 @@ import {
   Flag,
   keySlot,
   LightControlClient,
-  type MetadataMethods,
   NodeConnection,
   newerVersion,
   Op,
@@ -28,6 +27,7 @@ import {
   type WirePlacement,
 } from '../proto/index.ts';
 import { MAX_ATTEMPTS, METADATA_CATCH_UP, REPLACEMENT_POLL, sleep } from './defaults.ts';
+import { MetadataLookup } from './metadata-lookup.ts';
 import { type JobOptions, type ResolvedJobOptions, resolveJobOptions } from './options.ts';
 import { type ReplicaHost, readReplicas, writeReplicas } from './replicas.ts';
 import { deletedVersion, expectOk } from './replies.ts';
@@ -57,7 +57,7 @@ export interface ReplacedValues {
 export async function openRouter(ticket: string, given: JobOptions | undefined, known: WirePlacement | undefined): Promise<Router> {
   const options = resolveJobOptions(given);
   const parsed = decodeTicket(ticket);
-  const metadata = new LightControlClient<MetadataMethods>('satchel.v1.Metadata', parsed.metadata[0]!, options.timeoutMs, tlsOf(parsed));
+  const metadata = new MetadataLookup(parsed, options.timeoutMs, tlsOf(parsed));
   try {
     // The placement from registerJob (a driver) or from the ticket (a function) saves a metadata round trip,
     // which for a new process includes opening a gRPC channel (~18 ms measured here). A job with no nodes
@@ -65,7 +65,7 @@ export async function openRouter(ticket: string, given: JobOptions | undefined, 
     const snapshot = known ?? parsed.placement;
     // biome-ignore lint/complexity/useOptionalChain: the explicit check narrows `snapshot` for the line below
     const usable = snapshot !== undefined && snapshot.generations.some((g) => g.nodes.length > 0);
-    const placement = usable ? fromWirePlacement(snapshot) : await fetchPlacement(metadata, parsed);
+    const placement = fromWirePlacement(usable ? snapshot : await metadata.placement());
     return new Router(ticket, parsed, placement, options, metadata);
   } catch (error) {
     metadata.close();
@@ -88,7 +88,7 @@ export class Router implements ReplicaHost, WatchHost {
     private parsed: Ticket,
     placement: Placement,
     readonly options: ResolvedJobOptions,
-    private readonly metadata: LightControlClient<MetadataMethods>,
+    private readonly metadata: MetadataLookup,
   ) {
     this.placement = placement;
     this.currentTicket = ticket;
@@ -367,9 +367,9 @@ export class Router implements ReplicaHost, WatchHost {
 
   /** The placement from a metadata server; calls made meanwhile share the one lookup. */
   refresh(): Promise<void> {
-    this.refreshing ??= fetchPlacement(this.metadata, this.parsed).then(
+    this.refreshing ??= this.metadata.placement().then(
       (placement) => {
-        this.placement = placement;
+        this.placement = fromWirePlacement(placement);
         this.refreshing = null;
       },
       (error: unknown) => {
@@ -411,10 +411,6 @@ export class Router implements ReplicaHost, WatchHost {
 /** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */
 function tlsOf(ticket: Ticket): ClientTls | undefined {
   return ticket.tls === undefined ? undefined : { ca: ticket.tls.ca };
-}
-
-async function fetchPlacement(metadata: LightControlClient<MetadataMethods>, ticket: Ticket): Promise<Placement> {
-  return fromWirePlacement(await metadata.call('GetPlacement', { jobId: ticket.job, token: ticket.token }));
 }
 
 export function fromWirePlacement(wire: WirePlacement): Placement {

@@ -60,6 +60,11 @@ export interface ControllerOptions {
    * added (`satchel tenant add`).
    */
   defaultTenant?: boolean;
+  /**
+   * How many metadata servers hold each job's placement (DEFAULT_METADATA_COPIES): picked per job by rendezvous
+   * hashing when it registers (proto metadata-owners.ts), so lookups spread over the servers as jobs do.
+   */
+  metadataCopies?: number;
 }
 
 export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
@@ -74,6 +79,8 @@ export const LEASE_SHARE_OF_NODE_TIMEOUT = 0.8;
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
 /** Default job lease: drivers renew every third of it (RegisteredJob does so on its own). */
 export const DEFAULT_LEASE_MS = 60_000;
+/** Two: a job's placement outlives one metadata server. */
+export const DEFAULT_METADATA_COPIES = 2;
 
 export class ControllerContext {
   readonly registry = new ClusterRegistry();
@@ -113,7 +120,7 @@ export class ControllerContext {
     this.adminToken = signToken(options.secret, ADMIN_SUBJECT);
     this.failures = new CallFailures(options.logger);
     this.admin = new NodeAdmin(options.secret, clientTlsOf(options.tls), this.adminTimeoutMs);
-    this.metadata = new MetadataLinks(this.adminToken, this.failures, options.tls);
+    this.metadata = new MetadataLinks(this.adminToken, this.failures, options.metadataCopies ?? DEFAULT_METADATA_COPIES, options.tls);
     this.publisher = new PlacementPublisher({
       admin: this.admin,
       nodes: this.registry.nodes,

@@ -66,6 +66,7 @@ export class JobBook {
       createdAt: Date.now(),
       leaseExpiresAt: Date.now() + ctx.leaseMs,
       placement: { ...placement, epoch: 0, generations: [] },
+      metadata: ctx.metadata.assign(id),
     };
     // Known as registering before any node hears of it: a node reporting it meanwhile is not told to drop it.
     ctx.registering.set(id, job);
@@ -211,7 +212,7 @@ export class JobBook {
       v: 1,
       job: job.id,
       token,
-      metadata: ctx.metadata.addresses,
+      metadata: ctx.metadata.ownersOf(job.id),
       controller: ctx.address!,
       placement: job.placement,
       ...tls,

@@ -2,9 +2,23 @@
  * The metadata servers the controller publishes placements to: one HTTP/2 session each, as the admin. The calls go
  * through proto's LightControlClient (node:http2 and protobuf-lite), not grpc-js's client: every registration waits
  * for a SetPlacement, and grpc-js's client spent about twice the CPU and latency on it (perf/RESULTS.md, register).
+ *
+ * Sharded by job: each job's placement goes to its owners only, `copies` servers picked when it registers (proto
+ * `metadataOwners`, rendezvous over the servers known then) and kept with the job (JobRecord.metadata), which its
+ * tickets name. A server joining later takes its share of the jobs registered from then on (jobs are short-lived:
+ * the share evens out within a few job lifetimes); jobs already placed stay where they are, so no lookup ever
+ * finds a server that stopped hearing of its job. A job recorded before sharding (no owners) is on every server.
  */
 
-import { clientTlsOf, forEachLimit, LightControlClient, type MetadataMethods, type ServerTls, type WirePlacement } from '../proto/index.ts';
+import {
+  clientTlsOf,
+  forEachLimit,
+  LightControlClient,
+  type MetadataMethods,
+  metadataOwners,
+  type ServerTls,
+  type WirePlacement,
+} from '../proto/index.ts';
 import type { CallFailures } from './call-failures.ts';
 
 /** Placements sent at once to a server that joined (every job's): more would only queue behind its stream limit. */
@@ -12,12 +26,45 @@ const SEND_ALL_CONCURRENCY = 32;
 
 export class MetadataLinks {
   private readonly clients = new Map<string, LightControlClient<MetadataMethods>>();
+  /** Each job's owners (`assign`, `restore`); a job missing here is on every server. */
+  private readonly owners = new Map<string, readonly string[]>();
 
   constructor(
     private readonly adminToken: string,
     private readonly failures: CallFailures,
+    private readonly copies: number,
     private readonly tls?: ServerTls,
   ) {}
+
+  /** Picks the servers that will hold a new job's placement (the caller records them with the job). */
+  assign(jobId: string): string[] {
+    const owners = metadataOwners(jobId, this.addresses, this.copies);
+    this.owners.set(jobId, owners);
+    return owners;
+  }
+
+  /** A recovered job's owners, as its record kept them (undefined: a record from before sharding, every server). */
+  restore(jobId: string, owners: readonly string[] | undefined): void {
+    if (owners !== undefined && owners.length > 0) this.owners.set(jobId, owners);
+  }
+
+  /** The servers holding the job's placement: what its tickets name. */
+  ownersOf(jobId: string): string[] {
+    const owners = this.owners.get(jobId);
+    return owners === undefined ? this.addresses : [...owners];
+  }
+
+  /** The sessions to the job's owners that have registered (one not back since a restart gets `sendAll`). */
+  private clientsOf(jobId: string): LightControlClient<MetadataMethods>[] {
+    const owners = this.owners.get(jobId);
+    if (owners === undefined) return [...this.clients.values()];
+    const out: LightControlClient<MetadataMethods>[] = [];
+    for (const owner of owners) {
+      const client = this.clients.get(owner);
+      if (client !== undefined) out.push(client);
+    }
+    return out;
+  }
 
   get addresses(): string[] {
     return [...this.clients.keys()];
@@ -38,26 +85,29 @@ export class MetadataLinks {
     return known === undefined;
   }
 
-  /** Every placement, to the server at `address` (it joined, or came back after a restart with nothing). */
+  /** The placements it owns, to the server at `address` (it joined, or came back after a restart with nothing). */
   async sendAll(address: string, placements: Iterable<WirePlacement>): Promise<void> {
     const client = this.clients.get(address)!;
-    await forEachLimit([...placements], SEND_ALL_CONCURRENCY, async (placement) => {
+    const owned = [...placements].filter((placement) => this.owners.get(placement.jobId)?.includes(address) ?? true);
+    await forEachLimit(owned, SEND_ALL_CONCURRENCY, async (placement) => {
       await client.call('SetPlacement', { placement, token: this.adminToken });
     });
   }
 
-  /** The placement to every server; the first failure is thrown (a placement change does not go on without it). */
+  /** The placement to the job's owners; the first failure is thrown (a placement change does not go on without it). */
   async publish(placement: WirePlacement): Promise<void> {
-    await Promise.all([...this.clients.values()].map((client) => client.call('SetPlacement', { placement, token: this.adminToken })));
+    await Promise.all(this.clientsOf(placement.jobId).map((client) => client.call('SetPlacement', { placement, token: this.adminToken })));
   }
 
   /**
-   * Drops a job's placement on every server. A server that fails keeps it until it restarts (and is sent every
-   * placement again): recorded, not thrown. The number of servers that failed.
+   * Drops a job's placement on its owners, and forgets them. A server that fails keeps it until it restarts (and
+   * is sent its placements again): recorded, not thrown. The number of servers that failed.
    */
   async drop(jobId: string): Promise<number> {
+    const clients = this.clientsOf(jobId);
+    this.owners.delete(jobId);
     const results = await Promise.all(
-      [...this.clients.values()].map((client) =>
+      clients.map((client) =>
         client.call('DropPlacement', { jobId, token: this.adminToken }).then(
           () => 0,
           (error: unknown) => {

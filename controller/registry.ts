@@ -32,6 +32,11 @@ export interface JobRecord {
   pending?: { kind: 'drain' | 'restore'; node: string };
   /** By node: the FULL refusals it had reported when the job last grew for it (each report grants one growth). */
   fullSeen?: Record<string, number>;
+  /**
+   * The metadata servers holding the placement (metadata-links.ts), picked at registration; absent in records from
+   * before metadata was sharded: every server.
+   */
+  metadata?: string[];
 }
 
 export interface NodeRecord extends NodeInfo {

@@ -168,6 +168,7 @@ export class Controller implements ConsoleBackend {
       const told = (job.overQuota as { toldEpoch?: number } | undefined)?.toldEpoch !== undefined;
       if (told && job.limitedOn === undefined) job.limitedOn = [...membersOf(job)].sort();
       ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
+      ctx.metadata.restore(job.id, job.metadata);
     }
     for (const address of metadata) ctx.metadata.connect(address);
     // Nodes first, as any placement change (placement-publisher.ts): the last process may have died after it

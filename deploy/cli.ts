@@ -178,6 +178,7 @@ async function main(argv: string[]): Promise<void> {
         'node-timeout-ms': { type: 'string' },
         'token-ttl-ms': { type: 'string' },
         'job-quota': { type: 'string' },
+        'metadata-copies': { type: 'string' },
         'no-default-tenant': { type: 'boolean' },
         ...autoscaleFlags,
         provisioner: { type: 'string' },
@@ -213,8 +214,19 @@ async function main(argv: string[]): Promise<void> {
           `--node-timeout-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(nodeTimeoutMs)}`,
         );
       }
+      const metadataCopies = str(flags, 'metadata-copies');
+      if (
+        metadataCopies !== undefined &&
+        !(Number.isInteger(Number(metadataCopies)) && Number(metadataCopies) >= 1 && Number(metadataCopies) <= 16)
+      ) {
+        throw new SatchelError(
+          'BAD_REQUEST',
+          `--metadata-copies: expected a whole number from 1 to 16, got ${JSON.stringify(metadataCopies)}`,
+        );
+      }
       const { runController } = await import('./roles.ts');
       await runController({
+        metadataCopies: metadataCopies === undefined ? undefined : Number(metadataCopies),
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
         nodeTimeoutMs: nodeTimeoutMs === undefined ? undefined : Number(nodeTimeoutMs),

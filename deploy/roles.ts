@@ -42,6 +42,8 @@ export interface ControllerRoleOptions {
   tokenTtlMs?: number;
   /** Bytes a job may hold (Controller `jobQuotaBytes`). */
   jobQuotaBytes?: number;
+  /** Metadata servers holding each job's placement (Controller `metadataCopies`). */
+  metadataCopies?: number;
   /** Make the default tenant (Controller `defaultTenant`; default true). */
   defaultTenant?: boolean;
   advertiseHost?: string;
@@ -91,6 +93,7 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
     nodeTimeoutMs: options.nodeTimeoutMs,
     tokenTtlMs: options.tokenTtlMs,
     jobQuotaBytes: options.jobQuotaBytes,
+    metadataCopies: options.metadataCopies,
     defaultTenant: options.defaultTenant,
     advertiseHost: options.advertiseHost,
     provisioner: await makeProvisioner(options),

@@ -34,6 +34,8 @@ export const USAGE = `Usage: satchel <command> [flags]
     [--token-ttl-ms MS]     job tokens (and the tickets carrying them) stop working after MS; a driver's lease
                             renewals bring fresh ones (default 86400000: a day)
     [--job-quota SIZE]      bytes a job may hold, every copy counted: past it its PUTs get FULL (default none)
+    [--metadata-copies N]   metadata servers holding each job's placement, picked per job (default 2; all of
+                            them when fewer): lookups spread over the servers as jobs do
     [--no-default-tenant]   no default tenant (its key derived from the secret, cluster.json tenantKey): jobs
                             only for tenants added with satchel tenant add
     [--console-host H]      the console's bind host (default: --host)

@@ -36,6 +36,7 @@ export {
 } from './frame.ts';
 export { decodeKeyList, encodeKeyList } from './key-list.ts';
 export { blockKey, decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
+export { metadataOrder, metadataOwners } from './metadata-owners.ts';
 export { closeMetricsEndpoint, type MetricsEndpoint, type MetricsSource, serveMetrics } from './metrics-endpoint.ts';
 export {
   type EventListener,

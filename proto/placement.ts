@@ -57,7 +57,7 @@ function bucketHash(slot: number): number {
 }
 
 /** murmur3's finaliser: spreads a 32-bit value over all bits. */
-function mix(h: number): number {
+export function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

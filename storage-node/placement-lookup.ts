@@ -19,6 +19,7 @@ import {
   type ClientTls,
   type ControllerMethods,
   type MetadataMethods,
+  metadataOrder,
   SatchelError,
   signToken,
 } from '../proto/index.ts';
@@ -75,16 +76,22 @@ export class PlacementLookup {
     let last: SatchelError = new SatchelError('UNAVAILABLE', 'no metadata server is known');
     try {
       const token = signToken(this.options.secret, jobId);
-      for (const address of await this.metadataServers()) {
+      // Each job's placement is on a few of the servers (proto metadata-owners.ts): in its owners' order, the
+      // owners come first while the servers are those it registered with. A server that does not hold it answers
+      // NO_SUCH_JOB, so the job is gone only when every server says so.
+      let gone = 0;
+      const servers = metadataOrder(jobId, await this.metadataServers());
+      for (const address of servers) {
         try {
           const placement = await this.metadataClient(address).call('GetPlacement', { jobId, token });
           return { placement: announcedPlacement(placement) };
         } catch (error) {
           const failure = asSatchelError(error);
-          if (failure.code === 'NO_SUCH_JOB') return { gone: true };
-          last = failure;
+          if (failure.code === 'NO_SUCH_JOB') gone++;
+          else last = failure;
         }
       }
+      if (gone > 0 && gone === servers.length) return { gone: true };
     } catch (error) {
       last = asSatchelError(error);
     }

@@ -52,6 +52,8 @@ async function up(args: string[]): Promise<void> {
     'ssd-capacity': { type: 'string' },
     'hdd-capacity': { type: 'string' },
     'hdd-seek-ms': { type: 'string' },
+    metadata: { type: 'string' },
+    'metadata-copies': { type: 'string' },
     'keep-logs': { type: 'boolean' },
     'no-autoscale': { type: 'boolean' },
     ...autoscaleFlags,
@@ -71,6 +73,9 @@ async function up(args: string[]): Promise<void> {
     ssd: parseCount(str(flags, 'ssd') ?? '1', '--ssd'),
     hdd: parseCount(str(flags, 'hdd') ?? '1', '--hdd'),
   };
+  const metadataServers = str(flags, 'metadata') === undefined ? undefined : parseCount(str(flags, 'metadata')!, '--metadata', 16);
+  if (metadataServers === 0) throw new SatchelError('BAD_REQUEST', '--metadata: at least one metadata server');
+  const metadataCopies = metadataCopiesOf(str(flags, 'metadata-copies'));
   // Autoscaling on by default, never below what was asked for at start.
   const autoscale = flags['no-autoscale'] === true ? undefined : { minNodes: counts, ...withoutUndefined(autoscaleOptions(flags)) };
   const started = Date.now();
@@ -85,6 +90,8 @@ async function up(args: string[]): Promise<void> {
     ssdCapacity: size('ssd-capacity'),
     hddCapacity: size('hdd-capacity'),
     hddSeekMs: seek === undefined ? undefined : Number(seek),
+    metadata: metadataServers,
+    metadataCopies,
     keepLogs: flags['keep-logs'] === true,
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
@@ -214,19 +221,9 @@ async function main(argv: string[]): Promise<void> {
           `--node-timeout-ms: expected a whole number of milliseconds ≥ 1000, got ${JSON.stringify(nodeTimeoutMs)}`,
         );
       }
-      const metadataCopies = str(flags, 'metadata-copies');
-      if (
-        metadataCopies !== undefined &&
-        !(Number.isInteger(Number(metadataCopies)) && Number(metadataCopies) >= 1 && Number(metadataCopies) <= 16)
-      ) {
-        throw new SatchelError(
-          'BAD_REQUEST',
-          `--metadata-copies: expected a whole number from 1 to 16, got ${JSON.stringify(metadataCopies)}`,
-        );
-      }
       const { runController } = await import('./roles.ts');
       await runController({
-        metadataCopies: metadataCopies === undefined ? undefined : Number(metadataCopies),
+        metadataCopies: metadataCopiesOf(str(flags, 'metadata-copies')),
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
         nodeTimeoutMs: nodeTimeoutMs === undefined ? undefined : Number(nodeTimeoutMs),
@@ -357,4 +354,13 @@ main(process.argv.slice(2)).catch((error: unknown) => {
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** `--metadata-copies N`: 1 to 16, or undefined when not given. */
+function metadataCopiesOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 16))
+    throw new SatchelError('BAD_REQUEST', `--metadata-copies: expected a whole number from 1 to 16, got ${JSON.stringify(value)}`);
+  return n;
 }

@@ -63,6 +63,9 @@ export interface LocalClusterOptions {
   leaseMs?: number;
   /** The controller's `--node-timeout-ms`: a node silent this long is lost (default 5000). */
   nodeTimeoutMs?: number;
+  /** Metadata servers to start (default 1); each job's placement is on `metadataCopies` of them (default 2). */
+  metadata?: number;
+  metadataCopies?: number;
   /** Run the autoscaler (off by default here; `satchel up` turns it on). Unset fields keep the defaults. */
   autoscale?: AutoscaleOptions;
   /**
@@ -180,9 +183,14 @@ export class LocalCluster {
     return this.member('controller').child.pid!;
   }
 
-  /** PID of the metadata server process (fault tests kill it, then call restartMetadata). */
+  /** PID of the (first) metadata server process (fault tests kill it, then call restartMetadata). */
   get metadataPid(): number {
-    return this.member('metadata').child.pid!;
+    return this.metadataMember(0).child.pid!;
+  }
+
+  /** PIDs of the metadata servers, in cluster.json's order (restartMetadata's `index`). */
+  get metadataPids(): number[] {
+    return this.info.metadata.map((_, i) => this.metadataMember(i).child.pid!);
   }
 
   /** PIDs of every running process of the cluster. */
@@ -388,9 +396,13 @@ export class LocalCluster {
       metrics: [`${controller.ready.console!}/metrics`],
     };
     await this.persist();
-    const metadata = await this.spawn('metadata', this.metadataArgs(0, 0));
-    this.info.metadata.push(metadata.ready.address);
-    if (metadata.ready.metrics !== undefined) this.info.metrics.push(metadata.ready.metrics);
+    const metadata = await Promise.all(
+      Array.from({ length: this.options.metadata ?? 1 }, () => this.spawn('metadata', this.metadataArgs(0, 0))),
+    );
+    for (const server of metadata) {
+      this.info.metadata.push(server.ready.address);
+      if (server.ready.metrics !== undefined) this.info.metrics.push(server.ready.metrics);
+    }
     const counts: [Tier, number][] = [
       ['dram', this.options.dram ?? 1],
       ['ssd', this.options.ssd ?? 0],
@@ -425,8 +437,8 @@ export class LocalCluster {
    * holding one reach the new process. It comes back empty and announces itself to the controller, which sends
    * it every placement before it answers clients (metadata/README.md). Needs the controller up.
    */
-  async restartMetadata(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
-    const old = this.member('metadata');
+  async restartMetadata(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL', index = 0): Promise<void> {
+    const old = this.metadataMember(index);
     await stopChild(old.child, signal);
     this.forget(old);
     const address = old.ready.address;
@@ -434,6 +446,14 @@ export class LocalCluster {
     await this.persist();
     if (metadata.ready.address !== address)
       throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
+  }
+
+  /** The `index`-th metadata server in cluster.json's order (a restarted one keeps its place). */
+  private metadataMember(index: number): Member {
+    const address = this.info.metadata[index];
+    const member = this.members.find((m) => m.role === 'metadata' && m.ready.address === address);
+    if (member === undefined) throw new SatchelError('BAD_REQUEST', `no metadata server ${index} in this cluster`);
+    return member;
   }
 
   private metadataArgs(port: number, metricsPort: number): string[] {

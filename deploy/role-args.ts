@@ -15,6 +15,8 @@ export interface RoleOptions {
   bandwidth?: Partial<Record<Tier, number>>;
   hddSeekMs?: number;
   maxValueBytes?: number;
+  /** Metadata servers holding each job's placement (`--metadata-copies`). */
+  metadataCopies?: number;
 }
 
 /** A storage node as started: on its first start ports 0 and no id (''), on later ones what it got then. */
@@ -38,6 +40,7 @@ export function controllerArgs(options: RoleOptions, secretFile: string, stateDi
   args.push('--secret-file', secretFile, '--state-dir', stateDir, '--provisioner', 'local');
   if (options.leaseMs !== undefined) args.push('--lease-ms', String(options.leaseMs));
   if (options.nodeTimeoutMs !== undefined) args.push('--node-timeout-ms', String(options.nodeTimeoutMs));
+  if (options.metadataCopies !== undefined) args.push('--metadata-copies', String(options.metadataCopies));
   args.push(...tlsArgs(options));
   const scale = options.autoscale;
   if (scale !== undefined) {

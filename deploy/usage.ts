@@ -13,6 +13,8 @@ export const USAGE = `Usage: satchel <command> [flags]
     --ssd-capacity SIZE     bytes per SSD node (default 4GiB); data in DIR/data/<node>
     --hdd-capacity SIZE     bytes per HDD node (default 8GiB)
     --hdd-seek-ms MS        emulate a spinning disk's seek on HDD nodes (default off)
+    --metadata N            metadata servers (default 1); --metadata-copies N: how many hold each job's
+                            placement (default 2), as for controller
     --keep-logs             keep DIR/logs after stopping
     --tls-cert FILE --tls-key FILE --tls-ca FILE   every process serves TLS with this certificate (PEM; it
                             must name 127.0.0.1), clients check it against the CA; deploy/README.md has how

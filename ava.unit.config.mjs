@@ -36,6 +36,7 @@ export const E2E_ONLY = [
   'metadata/server.test.ts',
   'storage-node/server.test.ts',
   'storage-node/announcements.test.ts',
+  'storage-node/small-values.test.ts',
   'storage-node/disk/disk-engine.test.ts',
   'deploy/kubernetes-provisioner.test.ts',
 ];

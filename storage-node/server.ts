@@ -260,7 +260,9 @@ export class StorageServer implements SessionHost {
   readonly retire = (entry: StoredEntry): void => {
     if (entry.pinned === true) return;
     if ((entry.lent ?? 0) > 0) entry.retired = true;
-    else this.pool.release(entry.value);
+    // A small value of the memory tier is nobody's once it left the engine (ValuePool.keepSmall); a disk engine's
+    // values are its own to recycle.
+    else if (!(this.engine.tier === 'dram' && this.pool.keepSmall(entry.value))) this.pool.release(entry.value);
   };
 
   /** A send of `entry`'s value by reference finished (written or the connection gone). */

@@ -52,3 +52,19 @@ test('trim lets go of what sat unused since the last trim, and keeps what was dr
   t.is(pool.pooledBytes, 0);
   t.not(pool.allocate(POOLED_MIN).buffer, again.buffer, 'a let-go buffer is not handed out again');
 });
+
+test('small values: a buffer wholly one value of at most 16 KiB is kept by exact size and handed out once', (t) => {
+  const pool = new ValuePool();
+  const value = Buffer.allocUnsafeSlow(1024);
+  t.true(pool.keepSmall(value));
+  t.is(pool.takeSmall(1000), undefined, 'another size does not get it');
+  t.is(pool.takeSmall(1024), value);
+  t.is(pool.takeSmall(1024), undefined, 'handed out only once');
+  t.false(pool.keepSmall(Buffer.allocUnsafe(100)), "a slice of Node's shared pool: other values share its memory");
+  t.false(pool.keepSmall(Buffer.allocUnsafeSlow(2048).subarray(0, 1024)), 'part of a larger buffer');
+  t.false(pool.keepSmall(Buffer.allocUnsafeSlow(16 * 1024 + 1)), 'over COPY_THRESHOLD: may be lent to a socket');
+  t.false(pool.keepSmall(Buffer.allocUnsafeSlow(0)));
+  let kept = 0;
+  while (pool.keepSmall(Buffer.allocUnsafeSlow(16 * 1024))) kept++;
+  t.is(kept, 64, 'at most 1 MiB kept');
+});

@@ -8,9 +8,13 @@
  * whole number of units) go back in, and only when nothing else can still read them: a value sent by
  * reference comes back when the socket is done with it (`StorageServer.retire`, `StoredEntry.lent`).
  */
+import { COPY_THRESHOLD } from '../proto/index.ts';
+
 const UNIT = 64 * 1024;
 /** Bodies smaller than this are left to Node's allocator. */
 export const POOLED_MIN = UNIT;
+/** Small buffers kept for reuse at most (`keepSmall`). */
+const SMALL_BYTES = 1024 * 1024;
 
 export class ValuePool {
   private readonly free = new Map<number, ArrayBuffer[]>();
@@ -23,7 +27,47 @@ export class ValuePool {
    * (StorageServer.retire), so the pool only bridges a release and the next PUT; a job dropping more than
    * this hands the rest back to the allocator, and so to the OS (STORAGE_NODE_ENV).
    */
+  /** Small values' buffers by exact size (`keepSmall`, `takeSmall`). */
+  private readonly small = new Map<number, Buffer[]>();
+  private smallBytes = 0;
+
   constructor(private readonly maxFreeBytes = 16 * 1024 * 1024) {}
+
+  /**
+   * A buffer of exactly `size` bytes (at most COPY_THRESHOLD) that a replaced small value left (`keepSmall`), or
+   * undefined. Every buffer of its own per stored value (allocUnsafeSlow) cost a storage node 5 % of its CPU, and
+   * its collections more, under `redis-benchmark -t set -P 16 -d 1024` (`satchel bench resp`, 2026-12-04); a
+   * workload that rewrites keys with values of their size allocates nothing.
+   */
+  takeSmall(size: number): Buffer | undefined {
+    const buffer = this.small.get(size)?.pop();
+    if (buffer !== undefined) this.smallBytes -= size;
+    return buffer;
+  }
+
+  /**
+   * Keeps a small value's buffer for `takeSmall` when it is wholly that value (its own ArrayBuffer) of at most
+   * COPY_THRESHOLD bytes, within SMALL_BYTES; false otherwise. Only for a value nothing can read any more: the
+   * caller (StorageServer.retire, for the memory tier) knows it left the engine and was never lent — a value
+   * that small is copied into every answer that carries it (the writers copy up to COPY_THRESHOLD, a woken
+   * WAIT's answer is encoded at once).
+   */
+  keepSmall(value: Buffer): boolean {
+    const length = value.length;
+    if (
+      length === 0 ||
+      length > COPY_THRESHOLD ||
+      value.byteOffset !== 0 ||
+      value.buffer.byteLength !== length ||
+      this.smallBytes + length > SMALL_BYTES
+    )
+      return false;
+    let list = this.small.get(length);
+    if (list === undefined) this.small.set(length, (list = []));
+    list.push(value);
+    this.smallBytes += length;
+    return true;
+  }
 
   /** A buffer of exactly `size` bytes (a view of a pooled or new whole-unit ArrayBuffer). */
   allocate(size: number): Buffer {

@@ -87,54 +87,14 @@ function manifestSize(entry: StoredEntry): number {
 }
 
 /** The value argument as a buffer the engine may keep: an assembled one as it is, a view of a read chunk copied. */
-function ownedValue(command: RespCommand, index: number): Buffer {
+function ownedValue(s: RespContext, command: RespCommand, index: number): Buffer {
   const value = command.args[index]!;
   if (command.owned(index)) return value;
-  // Neither zero-filled nor cut from Node's shared pool (which one small stored value would keep alive whole):
-  // a buffer of its own, a spare one when there is one of the size.
-  const copy = takeSpare(value.length) ?? Buffer.allocUnsafeSlow(value.length);
+  // Neither zero-filled nor cut from Node's shared pool (which one small stored value would keep alive whole): a
+  // buffer of its own, one a replaced value of the size left when there is one (ValuePool.takeSmall).
+  const copy = s.host.pool.takeSmall(value.length) ?? Buffer.allocUnsafeSlow(value.length);
   value.copy(copy);
   return copy;
-}
-
-/**
- * Small values SET replaced, kept for the next SETs of the same size: a buffer of its own per value
- * (allocUnsafeSlow) cost a storage node 5 % of its CPU, and its collections more, under `redis-benchmark -t set
- * -P 16 -d 1024` (`satchel bench resp`, 2026-12-04). Only buffers that are wholly a value (their own
- * ArrayBuffer), of at most COPY_THRESHOLD bytes, replaced by a synchronous engine (DRAM) and neither lent nor
- * pinned: nothing can read them any more, since a value that small is copied into every answer that carries it
- * (the writers copy up to COPY_THRESHOLD, a woken WAIT's answer is encoded at once) — the same rule by which
- * StorageServer.retire hands larger ones to the ValuePool. At most SPARE_BYTES kept.
- */
-const spares = new Map<number, Buffer[]>();
-const SPARE_BYTES = 1024 * 1024;
-let spareBytes = 0;
-
-function takeSpare(length: number): Buffer | undefined {
-  const spare = spares.get(length)?.pop();
-  if (spare !== undefined) spareBytes -= length;
-  return spare;
-}
-
-/** Keeps a replaced entry's buffer as a spare when nothing can read it any more (see `spares`); false otherwise. */
-function keepSpare(entry: StoredEntry): boolean {
-  const value = entry.value;
-  const length = value.length;
-  if (
-    length === 0 ||
-    length > COPY_THRESHOLD ||
-    entry.pinned === true ||
-    (entry.lent ?? 0) > 0 ||
-    value.byteOffset !== 0 ||
-    value.buffer.byteLength !== length ||
-    spareBytes + length > SPARE_BYTES
-  )
-    return false;
-  let list = spares.get(length);
-  if (list === undefined) spares.set(length, (list = []));
-  list.push(value);
-  spareBytes += length;
-  return true;
 }
 
 interface SetOptions {
@@ -189,9 +149,7 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
     return value;
   };
   const epoch = job.epoch;
-  const result = server.engine.update(jobId, key, compute, epoch);
-  const sync = !isPromise(result);
-  s.wait(result, (outcome: PutOutcome) => {
+  s.wait(server.engine.update(jobId, key, compute, epoch), (outcome: PutOutcome) => {
     if (!outcome.ok) {
       if (skipped) return done(false);
       if (blocks) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
@@ -209,8 +167,8 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
     }
     done(true);
     // After `done`: SET … GET answers with the old value, which is lent (a large one) or copied (a small one)
-    // before its buffer goes back to the pool or the spares.
-    if (replaced !== undefined && !(sync && keepSpare(replaced))) server.retire(replaced);
+    // before its buffer goes back to the pool.
+    if (replaced !== undefined) server.retire(replaced);
   });
 }
 
@@ -218,7 +176,7 @@ export function set(s: RespContext, args: Buffer[], command: RespCommand, job: A
   const options = setOptions(args);
   if (typeof options === 'string') return s.error(options);
   const key = keyOf(s, args[1]!);
-  const value = ownedValue(command, 2);
+  const value = ownedValue(s, command, 2);
   const write = (old: StoredEntry | undefined) =>
     store(s, job, key, value, options, (stored) => {
       const before = s.out.bytesEncoded;
@@ -247,7 +205,7 @@ export function mset(s: RespContext, args: Buffer[], command: RespCommand, job: 
       s.out.simple('OK');
       return s.replied(before);
     }
-    store(s, job, keyOf(s, args[i]!), ownedValue(command, i + 1), options, () => next(i + 2));
+    store(s, job, keyOf(s, args[i]!), ownedValue(s, command, i + 1), options, () => next(i + 2));
   };
   next(1);
 }

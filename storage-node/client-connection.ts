@@ -107,11 +107,14 @@ export abstract class ClientConnection implements ParkedOwner {
    * them (op, bytes out, service time) as it records the op in the node's metrics.
    */
   protected traffic: Float64Array | null = null;
+  /** A TLS socket (tls.TLSSocket): its reads come as several chunks. */
+  private readonly encrypted: boolean;
 
   constructor(
     protected readonly server: SessionHost,
     readonly socket: net.Socket,
   ) {
+    this.encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     this.timer = setTimeout(this.authDeadline, server.helloTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
@@ -119,8 +122,10 @@ export abstract class ClientConnection implements ParkedOwner {
       server.metrics.markFree();
       this.received(chunk);
       // A read that did not fill libuv's 64 KiB buffer was the socket's last this turn: answer now, not after
-      // the other sockets' reads (setImmediate). Same writes per read, one hop less per answer.
-      if (chunk.length < READ_BUFFER_BYTES) this.flushNow();
+      // the other sockets' reads (setImmediate). Same writes per read, one hop less per answer. Not under TLS:
+      // one read there comes as several chunks (a record each, 16 KiB at most), and a write per chunk would
+      // encrypt and send each answer batch apart.
+      if (chunk.length < READ_BUFFER_BYTES && !this.encrypted) this.flushNow();
       else this.scheduleFlush();
       // Over the node's budget for bodies in flight, a job connection stops being read after this chunk.
       if (server.readsHeld && !this.held && this.jobId !== null) {

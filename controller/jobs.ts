@@ -177,9 +177,14 @@ export class JobBook {
     for (const job of jobs.values()) accrueCost(job, (id) => nodes.get(id)?.tier, seconds);
   }
 
-  /** Moves each job's reservation toward what its nodes report it holds (`rightsizeReservation`). */
-  async rightsize(): Promise<void> {
-    for (const job of this.ctx.registry.jobs.values()) {
+  /**
+   * Moves each job's reservation (of those named: the jobs a node's report changed; all by default) toward what
+   * its nodes report it holds (`rightsizeReservation`).
+   */
+  async rightsize(jobIds?: Iterable<string>): Promise<void> {
+    const { jobs } = this.ctx.registry;
+    const named = jobIds === undefined ? [...jobs.values()] : [...jobIds].flatMap((id) => jobs.get(id) ?? []);
+    for (const job of named) {
       const usage = this.ctx.stats.jobUsage(job.id);
       const reservation = rightsizeReservation(job.reservation, usage);
       if (reservation === job.reservation) continue;

@@ -317,6 +317,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     notes: result.notes,
     samples: result.samples,
     events: result.events,
+    processes: result.processes,
   };
   if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
   if (values.html) await writeFile(values.html, await renderScaleHtml(report));

@@ -117,7 +117,8 @@ export class SimFleet {
       sockets,
       address,
       bootId: randomBytes(8).toString('hex'),
-      client: new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.options.controller, 10_000),
+      // A connection of its own, as a real node (its own process) has.
+      client: new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.options.controller, 10_000, undefined, true),
       timer: null,
       lastReportAt: performance.now(),
       reporting: false,

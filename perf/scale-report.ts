@@ -83,6 +83,10 @@ export interface ScaleDetails {
   controller_decisions_logged?: number;
   /** Arrivals' wait in the driver's queue (its `--in-flight` bound): the controller behind the compressed trace. */
   arrival_wait_p99_ms?: number;
+  /** The simulator's (this process's) event-loop delay and CPU: the simulation keeping up, or not. */
+  simulator_loop_delay_p99_ms?: number;
+  simulator_loop_delay_max_ms?: number;
+  simulator_cpu_cores?: number;
 }
 
 export interface SummaryInput {
@@ -188,6 +192,8 @@ export interface ScaleReport {
   notes: string[];
   samples: ScaleSample[];
   events: { t_s: number; kind: string; tier?: string; node?: string; message: string }[];
+  /** PIDs of the controller and metadata server the run started. */
+  processes: number[];
 }
 
 export function scaleText(report: ScaleReport): string {
@@ -203,6 +209,9 @@ export function scaleText(report: ScaleReport): string {
       .map(([k, v]) => `${k} ${v ? 'met' : 'MISSED'}`)
       .join(', ')}`,
   ];
+  lines.push(
+    `simulator: ${((d.simulator_cpu_cores ?? 0) * 100).toFixed(0)} % of a core, event-loop delay p99 ${d.simulator_loop_delay_p99_ms} ms (max ${d.simulator_loop_delay_max_ms} ms)`,
+  );
   if (Object.keys(d.failures).length > 0) lines.push(`failures: ${JSON.stringify(d.failures)}`);
   return `${lines.join('\n')}\n`;
 }

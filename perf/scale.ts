@@ -11,6 +11,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LocalCluster } from '../deploy/index.ts';
 import { type ControllerMethods, LightControlClient, type MetadataMethods, SatchelError, TIERS, type Tier } from '../proto/index.ts';
 import { consoleJson } from './cluster-access.ts';
@@ -50,9 +51,13 @@ export interface ScaleResult {
   /** The controller's scaling events (scale-up/down, launches, drains, removals) as it logged them. */
   events: { t_s: number; kind: string; tier?: string; node?: string; message: string }[];
   notes: string[];
+  /** PIDs of the controller and the metadata server the run started (stopped when it returns). */
+  processes: number[];
 }
 
 interface Running {
+  /** Its functions are done and its deregistration is queued: no more lookups (its driver still renews). */
+  ending?: boolean;
   id: string;
   token: string;
   driverToken: string;
@@ -123,6 +128,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     result.details.controller_handler_p50_ms = ms(own.handler.percentile(50));
     result.details.controller_handler_p99_ms = ms(own.handler.percentile(99));
     result.details.controller_decisions_logged = own.decision.count;
+    result.processes = [cluster.controllerPid, cluster.metadataPid];
     return result;
   } finally {
     controller.close();
@@ -146,6 +152,10 @@ async function drive(
 ): Promise<ScaleResult> {
   const { speed } = options;
   const key = cluster.tenantKey;
+  // This process's own health: a simulator whose event loop lags would starve the controller of reports.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const ownCpu = process.cpuUsage();
   const decisions = new LatencyRecorder();
   let intervalDecisions = new LatencyRecorder();
   const deregistrations = new LatencyRecorder();
@@ -185,9 +195,9 @@ async function drive(
   };
 
   const deregister = (run: Running) => {
-    // Its functions are done: no lookup or renewal for it from now on.
-    running.delete(run.id);
+    run.ending = true;
     enqueue(async () => {
+      running.delete(run.id);
       const began = performance.now();
       try {
         await controller.call('DeregisterJob', { jobId: run.id, token: run.driverToken });
@@ -251,13 +261,14 @@ async function drive(
     lastTick = now;
     let count = Math.floor(expected) + (Math.random() < expected % 1 ? 1 : 0);
     if (count > 0) {
-      const ids = [...running.values()];
+      const ids = [...running.values()].filter((r) => r.ending !== true);
       while (count-- > 0) {
         if (lookupsInFlight >= 64) {
           lookupsSkipped++;
           continue;
         }
-        const run = ids[Math.floor(Math.random() * ids.length)]!;
+        const run = ids[Math.floor(Math.random() * ids.length)];
+        if (run === undefined) break;
         lookupsInFlight++;
         const began = performance.now();
         metadata
@@ -434,7 +445,12 @@ async function drive(
     'controller_cpu_per_report_us: all of the controller process CPU over the run divided by the reports it answered (registrations, renewals, the console polls and the autoscaler included): an upper bound',
   ];
   details.arrival_wait_p99_ms = ms(waits.percentile(99));
-  return { plan, summary, details, samples, events, notes };
+  loop.disable();
+  details.simulator_loop_delay_p99_ms = round(loop.percentile(99) / 1e6, 1);
+  details.simulator_loop_delay_max_ms = round(loop.max / 1e6, 1);
+  const simCpu = process.cpuUsage(ownCpu);
+  details.simulator_cpu_cores = round((simCpu.user + simCpu.system) / 1e6 / realS, 3);
+  return { plan, summary, details, samples, events, notes, processes: [] };
 }
 
 /** When the trace's last job ends (simulated seconds). */

@@ -41,6 +41,8 @@ export interface ScaleOptions {
   sampleMs: number;
   /** Registrations and deregistrations in flight at most (drivers' calls; past it they queue here). */
   inFlight: number;
+  /** Jobs run at most this long (simulated s): the log-normal's tail otherwise sets how long a run takes. */
+  maxJobS?: number | undefined;
 }
 
 export interface ScaleResult {
@@ -68,7 +70,10 @@ interface Running {
 const LEASE_MS = 60_000;
 
 export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
-  const trace = options.trace ?? generateTrace({ jobs: options.jobs, seed: options.seed });
+  const cap = options.maxJobS === undefined ? Infinity : options.maxJobS * 1000;
+  const trace = (options.trace ?? generateTrace({ jobs: options.jobs, seed: options.seed })).map((job) =>
+    job.durationMs > cap ? { ...job, durationMs: cap } : job,
+  );
   const plan = planCluster(trace, options.nodes);
   const speed = options.speed;
   const tiersUsed = TIERS.filter((t) => plan.nodes[t] > 0);

@@ -279,6 +279,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     'sample-ms': { type: 'string' },
     'in-flight': { type: 'string' },
     'max-job-s': { type: 'string' },
+    'calibrate-s': { type: 'string' },
   });
   const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
     if (text === undefined) return fallback;
@@ -303,6 +304,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     lookupsPerJobS: number(values['lookups-per-job-s'], 0.1, '--lookups-per-job-s', 0, 1000),
     sampleMs: whole(values['sample-ms'], 1_000, '--sample-ms', 100, 60_000),
     inFlight: whole(values['in-flight'], 32, '--in-flight', 1, 1024),
+    calibrateS: whole(values['calibrate-s'], 10, '--calibrate-s', 0, 600),
     maxJobS: values['max-job-s'] === undefined ? undefined : whole(values['max-job-s'], 0, '--max-job-s', 1, 86_400),
   };
   const result = await runScale({ ...options, ...(trace === undefined ? {} : { trace }) });

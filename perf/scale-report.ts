@@ -87,6 +87,9 @@ export interface ScaleDetails {
   simulator_loop_delay_p99_ms?: number;
   simulator_loop_delay_max_ms?: number;
   simulator_cpu_cores?: number;
+  /** Reports alone before the trace (every node reporting, no job): their rate and the controller's CPU per report. */
+  idle_reports_per_s?: number;
+  idle_controller_cpu_per_report_us?: number;
 }
 
 export interface SummaryInput {
@@ -202,7 +205,7 @@ export function scaleText(report: ScaleReport): string {
   const lines = [
     `${s.nodes} nodes at the start, ${s.jobs} jobs (${d.registered} registered, ${d.refused} refused, ${d.deregistered} deregistered) over ${d.simulated_s} simulated s in ${d.real_s} real s`,
     `allocation decisions: p50 ${s.decision_p50_ms} ms, p99 ${s.decision_p99_ms} ms (p99.9 ${d.decision_p999_ms} ms, max ${d.decision_max_ms} ms) as drivers saw RegisterJob; the controller's own: decision p50 ${d.controller_decision_p50_ms} / p99 ${d.controller_decision_p99_ms} ms, whole handler p50 ${d.controller_handler_p50_ms} / p99 ${d.controller_handler_p99_ms} ms; arrivals queued in the driver p99 ${d.arrival_wait_p99_ms} ms`,
-    `reports: ${s.report_rate_per_s}/s absorbed (p99 ${d.report_p99_ms} ms), controller ${s.controller_cpu_per_report_us} µs CPU per report, ${(d.controller_cpu_cores * 100).toFixed(0)} % of a core on average, RSS ${s.controller_rss_mb} MB at most`,
+    `reports: ${s.report_rate_per_s}/s absorbed (p99 ${d.report_p99_ms} ms), controller ${s.controller_cpu_per_report_us} µs CPU per report (${d.idle_controller_cpu_per_report_us} µs at ${d.idle_reports_per_s}/s with no job), ${(d.controller_cpu_cores * 100).toFixed(0)} % of a core on average, RSS ${s.controller_rss_mb} MB at most`,
     `reserved/used ${s.reserved_over_used}× (time-weighted); node-seconds ${d.node_seconds} vs ${d.peak_sized_node_seconds} sized for the peak of ${d.peak_nodes} (${s.node_seconds_vs_peak}×); ${d.nodes_launched} launched, ${d.nodes_removed} removed`,
     `migrations ${s.migrations} (${(s.bytes_moved / 2 ** 30).toFixed(1)} GiB by the model); metadata lookups ${s.metadata_lookups_per_s}/s (p99 ${d.lookup_p99_ms} ms)`,
     `targets: ${Object.entries(report.targets)

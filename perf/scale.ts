@@ -41,6 +41,8 @@ export interface ScaleOptions {
   sampleMs: number;
   /** Registrations and deregistrations in flight at most (drivers' calls; past it they queue here). */
   inFlight: number;
+  /** Real seconds of reports alone (every node, no job) before the trace, to measure a report's cost. */
+  calibrateS: number;
   /** Jobs run at most this long (simulated s): the log-normal's tail otherwise sets how long a run takes. */
   maxJobS?: number | undefined;
 }
@@ -125,6 +127,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       }
     await Promise.all(launches);
     starting.end();
+    // Reports alone first: the controller's CPU per report with every node reporting and no job yet.
+    const idle = await calibrate(fleet, cluster.controllerPid, options.calibrateS);
     startedAt = performance.now();
     const result = await drive(options, trace, plan, fleet, cluster, controller, metadata, models, simNow, () => startedAt);
     const own = await controllerTimings(join(cluster.stateDir, 'logs'));
@@ -134,6 +138,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     result.details.controller_handler_p99_ms = ms(own.handler.percentile(99));
     result.details.controller_decisions_logged = own.decision.count;
     result.processes = [cluster.controllerPid, cluster.metadataPid];
+    result.details.idle_reports_per_s = idle.reportsPerS;
+    result.details.idle_controller_cpu_per_report_us = idle.cpuPerReportUs;
     return result;
   } finally {
     controller.close();
@@ -487,4 +493,17 @@ async function controllerTimings(logs: string): Promise<{ decision: LatencyRecor
     }
   }
   return { decision, handler };
+}
+
+/** The controller's CPU per report over `seconds` of reports alone (after a second for the nodes to settle). */
+async function calibrate(fleet: SimFleet, pid: number, seconds: number): Promise<{ reportsPerS: number; cpuPerReportUs: number }> {
+  if (seconds <= 0) return { reportsPerS: 0, cpuPerReportUs: 0 };
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const cpu = (await cpuSecondsOf(pid)) ?? 0;
+  const reports = fleet.counters.reports;
+  const began = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const n = fleet.counters.reports - reports;
+  const used = ((await cpuSecondsOf(pid)) ?? cpu) - cpu;
+  return { reportsPerS: round(n / ((performance.now() - began) / 1000), 1), cpuPerReportUs: n > 0 ? round((used * 1e6) / n, 1) : 0 };
 }

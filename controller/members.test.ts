@@ -1,6 +1,6 @@
 import test from 'ava';
 import { isMember, membersOf, names, nodesOf, reconcileNode } from './members.ts';
-import type { JobRecord } from './registry.ts';
+import { JobMap, type JobRecord } from './registry.ts';
 
 function job(id: string, generations: string[][], extra: Partial<JobRecord> = {}): JobRecord {
   return {
@@ -58,4 +58,33 @@ test('a report is reconciled: announce what the node misses or knows at an older
     actions.map((a) => `${a.kind} ${a.jobId}`),
     ['announce behind', 'announce missed', 'move moved-on', 'drop ended'],
   );
+});
+
+test('the registry knows which jobs name each node, as jobs come and go and placements are replaced', (t) => {
+  const jobs = new JobMap();
+  const a = job('a', [['n', 'm']]);
+  const b = job('b', [['m']]);
+  jobs.set('a', a);
+  jobs.set('b', b);
+  t.deepEqual([...jobs.namedOn('m')].sort(), ['a', 'b']);
+  t.deepEqual([...jobs.namedOn('n')], ['a']);
+  a.placement = {
+    ...a.placement,
+    epoch: 4,
+    generations: [{ nodes: [{ id: 'o', address: 'o:1', weight: 1 }] }, ...a.placement.generations],
+  };
+  jobs.reindex(a);
+  t.deepEqual([...jobs.namedOn('o')], ['a']);
+  t.deepEqual([...jobs.namedOn('n')], ['a']);
+  a.placement = { ...a.placement, epoch: 5, generations: [{ nodes: [{ id: 'o', address: 'o:1', weight: 1 }] }] };
+  jobs.reindex(a);
+  t.deepEqual([...jobs.namedOn('n')], []);
+  jobs.delete('b');
+  t.deepEqual([...jobs.namedOn('m')], []);
+  // A job not (or no longer) in the map is not indexed.
+  jobs.reindex(b);
+  t.deepEqual([...jobs.namedOn('m')], []);
+  // Reconciling against the index finds what a walk of every job finds.
+  const report = [{ jobId: 'a', bytes: 1, epoch: 1 }];
+  t.deepEqual(reconcileNode('o', report, jobs, new Map(), jobs.namedOn('o')), reconcileNode('o', report, jobs));
 });

@@ -105,10 +105,13 @@ export function reconcileNode(
   reported: readonly JobUsage[],
   jobs: ReadonlyMap<string, JobRecord>,
   registering: ReadonlyMap<string, unknown> = new Map(),
+  /** Ids of the jobs whose placement names the node (registry.ts `JobMap.namedOn`); every job when omitted. */
+  named?: Iterable<string>,
 ): NodeAction[] {
   const actions: NodeAction[] = [];
   const held = new Map(reported.map((usage) => [usage.jobId, usage]));
-  for (const job of jobs.values()) {
+  const candidates = named === undefined ? jobs.values() : [...named].flatMap((id) => jobs.get(id) ?? []);
+  for (const job of candidates) {
     if (!isMember(job, nodeId)) continue;
     const usage = held.get(job.id);
     if (usage === undefined || usage.moved === true || (usage.epoch ?? 0) < job.placement.epoch) {

@@ -338,10 +338,13 @@ async function drive(
     if (sampleNo++ % 2 === 0) {
       capacity = {};
       try {
-        const nodes = await consoleJson<{ tier: string; reserved: number; stats: { used: number } | null }[]>(
-          cluster.info.console,
-          '/api/nodes',
-          cluster.viewerToken,
+        const nodes = await within(
+          consoleJson<{ tier: string; reserved: number; stats: { used: number } | null }[]>(
+            cluster.info.console,
+            '/api/nodes',
+            cluster.viewerToken,
+          ),
+          CONSOLE_TIMEOUT_MS,
         );
         for (const node of nodes) {
           const tier = (capacity[node.tier] ??= { reserved_bytes: 0, used_bytes: 0 });
@@ -353,10 +356,13 @@ async function drive(
       }
     }
     try {
-      const fresh = await consoleJson<{ seq: number; at: string; kind: string; tier?: string; node?: string; message: string }[]>(
-        cluster.info.console,
-        `/api/events?after=${eventSeq}`,
-        cluster.viewerToken,
+      const fresh = await within(
+        consoleJson<{ seq: number; at: string; kind: string; tier?: string; node?: string; message: string }[]>(
+          cluster.info.console,
+          `/api/events?after=${eventSeq}`,
+          cluster.viewerToken,
+        ),
+        CONSOLE_TIMEOUT_MS,
       );
       for (const e of fresh) {
         eventSeq = Math.max(eventSeq, e.seq);
@@ -506,4 +512,17 @@ async function calibrate(fleet: SimFleet, pid: number, seconds: number): Promise
   const n = fleet.counters.reports - reports;
   const used = ((await cpuSecondsOf(pid)) ?? cpu) - cpu;
   return { reportsPerS: round(n / ((performance.now() - began) / 1000), 1), cpuPerReportUs: n > 0 ? round((used * 1e6) / n, 1) : 0 };
+}
+
+/** A console read that takes longer is given up (the sample goes on without it; counted as a failure). */
+const CONSOLE_TIMEOUT_MS = 5_000;
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SatchelError('TIMEOUT', `no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -159,7 +159,7 @@ ${TENANT_USAGE}
     --jobs N, --seed S      a generated trace (default 1000 jobs, seed 1); or --trace FILE, a CSV trace
     --speed X               simulated seconds per real second (default 1); --max-job-s S caps job durations
     --report-ms MS          between a node's reports (default 1000); --lookups-per-job-s R (default 0.1)
-    --in-flight N           registrations and deregistrations at once (default 32); --sample-ms MS (default 1000)
+    --in-flight N           registrations and deregistrations at once (default 16, at most 32); --sample-ms MS (default 1000)
     --calibrate-s S         seconds of reports alone before the trace, for a report's cost (default 10)
     --json FILE, --html FILE
 

@@ -303,7 +303,8 @@ export async function scaleCommand(args: string[]): Promise<void> {
     reportMs: whole(values['report-ms'], 1_000, '--report-ms', 50, 60_000),
     lookupsPerJobS: number(values['lookups-per-job-s'], 0.1, '--lookups-per-job-s', 0, 1000),
     sampleMs: whole(values['sample-ms'], 1_000, '--sample-ms', 100, 60_000),
-    inFlight: whole(values['in-flight'], 32, '--in-flight', 1, 1024),
+    // With renewals (24 at most) under the 64 streams of the one session to the controller.
+    inFlight: whole(values['in-flight'], 16, '--in-flight', 1, 32),
     calibrateS: whole(values['calibrate-s'], 10, '--calibrate-s', 0, 600),
     maxJobS: values['max-job-s'] === undefined ? undefined : whole(values['max-job-s'], 0, '--max-job-s', 1, 86_400),
   };

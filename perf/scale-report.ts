@@ -90,6 +90,8 @@ export interface ScaleDetails {
   /** Reports alone before the trace (every node reporting, no job): their rate and the controller's CPU per report. */
   idle_reports_per_s?: number;
   idle_controller_cpu_per_report_us?: number;
+  /** Placement lookups answered, by metadata server (one server until metadata is sharded by job). */
+  lookups_by_server?: Record<string, number>;
 }
 
 export interface SummaryInput {

@@ -345,7 +345,7 @@ async function drive(
     const rss = (await rssOf(cluster.controllerPid)) ?? 0;
     rssPeak = Math.max(rssPeak, rss);
     if (sampleNo++ % 2 === 0) {
-      capacity = {};
+      // A read that fails keeps the last one (a controller too busy to answer has not emptied its nodes).
       try {
         const nodes = await within(
           consoleJson<{ tier: string; reserved: number; stats: { used: number } | null }[]>(
@@ -355,11 +355,13 @@ async function drive(
           ),
           CONSOLE_TIMEOUT_MS,
         );
+        const read: typeof capacity = {};
         for (const node of nodes) {
-          const tier = (capacity[node.tier] ??= { reserved_bytes: 0, used_bytes: 0 });
+          const tier = (read[node.tier] ??= { reserved_bytes: 0, used_bytes: 0 });
           tier.reserved_bytes += Math.round(node.reserved);
           tier.used_bytes += node.stats?.used ?? 0;
         }
+        capacity = read;
       } catch (error) {
         fail('console', error);
       }
@@ -466,7 +468,8 @@ async function drive(
   });
   const notes = [
     `time compressed ${speed}×: trace times and the autoscaler's windows (up ${Math.round(2_000 / speed)} ms, down ${Math.round(20_000 / speed)} ms, cool-down ${Math.round(10_000 / speed)} ms real) divided by it; reports every ${options.reportMs} ms, the autoscaler's 1 s tick, node timeout and job leases in real time`,
-    'decision latency is the driver-observed RegisterJob call (allocation, the record written to LevelDB, ANNOUNCE to the nodes, SetPlacement at the metadata server, the ticket): the controller does not time its decisions itself',
+    "decision_p50/p99_ms: the RegisterJob call as drivers saw it (allocation, the record written to LevelDB, ANNOUNCE to the nodes, SetPlacement at the metadata server, the ticket, and the controller's queue); details.controller_decision_*: the controller's own timing of admission and allocation, from its log",
+    "reserved and used: the controller console's /api/nodes every other sample (a read that fails or takes over 5 s keeps the previous one)",
     'bytes_moved: what the model says each moved job held on the node it moved off (simulated nodes hold no keys: the copy loop lists none)',
     'controller_cpu_per_report_us: all of the controller process CPU over the run divided by the reports it answered (registrations, renewals, the console polls and the autoscaler included): an upper bound',
   ];

@@ -131,6 +131,7 @@ export class ControllerContext {
         if (this.isCurrent(job)) await this.store?.putJob(job);
       },
       tokensExpireBy: () => this.tokensExpireBy(),
+      placed: (job) => this.registry.jobs.reindex(job),
     });
   }
 

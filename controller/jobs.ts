@@ -30,6 +30,7 @@ export class JobBook {
   /** Registers a job for `tenant` (the caller has checked its key): admission, allocation, then publishing. */
   async registerJob(name: string, hints: JobHints, tenant: string = DEFAULT_TENANT): Promise<RegisterJobReply> {
     const { ctx } = this;
+    const began = performance.now();
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
       throw new SatchelError('BAD_REQUEST', 'job name must be 1 to 200 characters');
     }
@@ -38,6 +39,8 @@ export class JobBook {
     if (ctx.metadata.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
     const id = this.newJobId(name);
     const allocation = allocateJob(hints, targetNodes(ctx));
+    // The decision's own time (admission and allocation, before anything is sent), logged with the registration.
+    const decisionUs = Math.round((performance.now() - began) * 1000);
     this.admitTenant(tenant, allocation.reservation, true);
     const replicas = hints.replicas ?? 1;
     // Refused rather than run with fewer copies than asked for: a replicated job must never silently have one.
@@ -90,6 +93,7 @@ export class JobBook {
     } finally {
       ctx.registering.delete(id);
     }
+    const handlerUs = Math.round((performance.now() - began) * 1000);
     // Written once the reply is out (a log line is a synchronous write to the log file): the reply does not wait for it.
     setImmediate(() =>
       ctx.logger.info(
@@ -101,6 +105,8 @@ export class JobBook {
           reservation: job.reservation,
           epoch: placement.epoch,
           generations: placement.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
+          decisionUs,
+          handlerUs,
         },
         'job registered',
       ),
@@ -172,9 +178,14 @@ export class JobBook {
     for (const job of jobs.values()) accrueCost(job, (id) => nodes.get(id)?.tier, seconds);
   }
 
-  /** Moves each job's reservation toward what its nodes report it holds (`rightsizeReservation`). */
-  async rightsize(): Promise<void> {
-    for (const job of this.ctx.registry.jobs.values()) {
+  /**
+   * Moves each job's reservation (of those named: the jobs a node's report changed; all by default) toward what
+   * its nodes report it holds (`rightsizeReservation`).
+   */
+  async rightsize(jobIds?: Iterable<string>): Promise<void> {
+    const { jobs } = this.ctx.registry;
+    const named = jobIds === undefined ? [...jobs.values()] : [...jobIds].flatMap((id) => jobs.get(id) ?? []);
+    for (const job of named) {
       const usage = this.ctx.stats.jobUsage(job.id);
       const reservation = rightsizeReservation(job.reservation, usage);
       if (reservation === job.reservation) continue;

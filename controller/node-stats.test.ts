@@ -95,3 +95,23 @@ test('an idle job: no ops in the interval, no latency (null), zero rates', (t) =
   table.record(report('b', 1, [['job-1', 5]]), 1_000);
   t.deepEqual(table.record(report('b', 2, [['job-1', 5]]), 2_000).jobRates.get('job-1'), IDLE_JOB);
 });
+
+test("a job's usage follows its nodes' latest reports: a job a node no longer reports, and a node forgotten, count no more", (t) => {
+  const table = new NodeStatsTable();
+  table.record(
+    report('a', 1, [
+      ['job-1', 50],
+      ['job-2', 7],
+    ]),
+    10_000,
+  );
+  table.record(report('b', 1, [['job-1', 5]]), 10_000);
+  t.is(table.jobUsage('job-1'), 55);
+  table.record(report('a', 2, [['job-1', 60]]), 11_000);
+  t.is(table.jobUsage('job-1'), 65);
+  t.is(table.jobUsage('job-2'), 0, 'node a dropped job-2');
+  table.forget('b');
+  t.is(table.jobUsage('job-1'), 60);
+  table.forget('a');
+  t.is(table.jobUsage('job-1'), 0);
+});

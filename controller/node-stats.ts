@@ -48,6 +48,12 @@ export interface NodeStats {
  */
 export class NodeStatsTable {
   private readonly latest = new Map<string, { report: NodeReport; at: number; stats: NodeStats; usage: Map<string, JobUsage> }>();
+  /**
+   * Bytes each job holds by node, from the nodes' latest reports: `jobUsage` sums a job's own nodes instead of
+   * looking it up in every node's report. Every report rightsizes its jobs, and at 1,000 nodes and 2,000 jobs a
+   * walk of every node per job per report took 43 % of the controller's CPU (bench scale's profile).
+   */
+  private readonly byJob = new Map<string, Map<string, number>>();
   /** `nextReport` callers, by node. */
   private readonly waiters = new Map<string, (() => void)[]>();
 
@@ -76,6 +82,12 @@ export class NodeStatsTable {
       latencyP50Us: report.latencyP50Us ? report.latencyP50Us : null,
       latencyP99Us: report.latencyP99Us ? report.latencyP99Us : null,
     };
+    if (previous !== undefined) this.unindex(report.nodeId, previous.stats.jobs);
+    for (const [jobId, bytes] of stats.jobs) {
+      let nodes = this.byJob.get(jobId);
+      if (nodes === undefined) this.byJob.set(jobId, (nodes = new Map()));
+      nodes.set(report.nodeId, bytes);
+    }
     this.latest.set(report.nodeId, { report, at: now, stats, usage });
     const waiting = this.waiters.get(report.nodeId);
     if (waiting !== undefined) {
@@ -110,7 +122,18 @@ export class NodeStatsTable {
   }
 
   forget(nodeId: string): void {
+    const previous = this.latest.get(nodeId);
+    if (previous !== undefined) this.unindex(nodeId, previous.stats.jobs);
     this.latest.delete(nodeId);
+  }
+
+  private unindex(nodeId: string, jobs: ReadonlyMap<string, number>): void {
+    for (const jobId of jobs.keys()) {
+      const nodes = this.byJob.get(jobId);
+      if (nodes === undefined) continue;
+      nodes.delete(nodeId);
+      if (nodes.size === 0) this.byJob.delete(jobId);
+    }
   }
 
   get(nodeId: string): NodeStats | undefined {
@@ -144,7 +167,8 @@ export class NodeStatsTable {
   /** Bytes a job holds, summed over the nodes' latest reports. */
   jobUsage(jobId: string): number {
     let total = 0;
-    for (const { stats } of this.latest.values()) total += stats.jobs.get(jobId) ?? 0;
+    const nodes = this.byJob.get(jobId);
+    if (nodes !== undefined) for (const bytes of nodes.values()) total += bytes;
     return total;
   }
 }

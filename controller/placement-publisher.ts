@@ -41,6 +41,8 @@ export interface PublisherHost {
   persist(job: JobRecord): Promise<void>;
   /** When a deregistered job's last token expires (ms since 1970), for nodes dropping it. */
   tokensExpireBy(): number;
+  /** The job's placement was replaced (the registry indexes which nodes it names: registry.ts `JobMap`). */
+  placed?(job: JobRecord): void;
 }
 
 export class PlacementPublisher {
@@ -51,6 +53,7 @@ export class PlacementPublisher {
     const before = membersOf(job);
     withRespAddresses(next, this.host.nodes);
     job.placement = next;
+    this.host.placed?.(job);
     pruneLostNodes(job);
     const after = membersOf(job);
     this.host.logger.info(
@@ -90,6 +93,7 @@ export class PlacementPublisher {
     if (job.placement.generations.length > 0) throw new Error(`placeNew: job ${job.id} already has a placement`);
     withRespAddresses(first, this.host.nodes);
     job.placement = first;
+    this.host.placed?.(job);
     // The metadata servers' round trip is the longest: sent first. (The caller logs the placement: 'job registered'.)
     const results = await Promise.allSettled([this.host.publish(first), this.announce(job, membersOf(job)), this.host.persist(job)]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

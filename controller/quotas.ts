@@ -49,8 +49,7 @@ export class QuotaEnforcer {
     const { registry, stats, tenants, logger, events } = this.ctx;
     const jobQuotaBytes = this.ctx.options.jobQuotaBytes;
     // Every node report calls this: with no quota anywhere and no job held back, there is nothing to sum.
-    const anyLimited = [...registry.jobs.values()].some((job) => job.overQuota !== undefined || job.limitedOn !== undefined);
-    if (jobQuotaBytes === undefined && !tenants.hasQuotas() && !anyLimited) return;
+    if (jobQuotaBytes === undefined && !tenants.hasQuotas() && !anyLimited(registry.jobs.values())) return;
     const jobQuota = jobQuotaBytes ?? Infinity;
     // A tenant's quota is on what its jobs reserve; reservations follow use (rightsizing), so what its jobs hold
     // is held to it here, all its jobs stopped together once they hold it between them.
@@ -123,4 +122,10 @@ export class QuotaEnforcer {
     job.limitedOn = after.length > 0 ? after : undefined;
     if (after.length !== before.length || after.some((id, i) => id !== before[i])) await this.ctx.persistJob(job);
   }
+}
+
+/** Whether any job is held back or over its quota (a loop, not a copy of every job: it runs on every report). */
+function anyLimited(jobs: Iterable<JobRecord>): boolean {
+  for (const job of jobs) if (job.overQuota !== undefined || job.limitedOn !== undefined) return true;
+  return false;
 }

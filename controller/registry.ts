@@ -50,8 +50,72 @@ export interface NodeRecord extends NodeInfo {
 }
 
 /** What the controller knows: jobs and nodes. */
+/**
+ * The jobs by id, and which jobs' placements name each node (`namedOn`), kept as jobs come and go (`set`,
+ * `delete`) and as a job's placement is replaced (`reindex`: placements are replaced on every change, never edited
+ * in place). A node's report is reconciled against the jobs naming it rather than against every job: at 1,000
+ * nodes reporting every second, a walk of every job per report took a fifth of the controller's CPU (bench scale).
+ */
+export class JobMap extends Map<string, JobRecord> {
+  private readonly byNode = new Map<string, Set<string>>();
+  /** The node ids of each job's placement when it was last indexed. */
+  private readonly indexed = new Map<string, { placement: WirePlacement; nodes: string[] }>();
+
+  override set(id: string, job: JobRecord): this {
+    super.set(id, job);
+    // Map's constructor calls set before the fields exist (it is given no entries here, but stay safe).
+    if (this.byNode !== undefined) this.reindex(job);
+    return this;
+  }
+
+  override delete(id: string): boolean {
+    this.unindex(id);
+    return super.delete(id);
+  }
+
+  override clear(): void {
+    this.byNode.clear();
+    this.indexed.clear();
+    super.clear();
+  }
+
+  /** The job's placement was replaced: index the nodes it names now (a job not in the map is left alone). */
+  reindex(job: JobRecord): void {
+    if (this.get(job.id) !== job) return;
+    if (this.indexed.get(job.id)?.placement === job.placement) return;
+    this.unindex(job.id);
+    const nodes = new Set<string>();
+    for (const generation of job.placement.generations) for (const node of generation.nodes) nodes.add(node.id);
+    for (const node of nodes) {
+      let ids = this.byNode.get(node);
+      if (ids === undefined) this.byNode.set(node, (ids = new Set()));
+      ids.add(job.id);
+    }
+    this.indexed.set(job.id, { placement: job.placement, nodes: [...nodes] });
+  }
+
+  /** Ids of the jobs whose placement names `nodeId` (lost members included). */
+  namedOn(nodeId: string): ReadonlySet<string> {
+    return this.byNode.get(nodeId) ?? EMPTY;
+  }
+
+  private unindex(id: string): void {
+    const was = this.indexed.get(id);
+    if (was === undefined) return;
+    this.indexed.delete(id);
+    for (const node of was.nodes) {
+      const ids = this.byNode.get(node);
+      if (ids === undefined) continue;
+      ids.delete(id);
+      if (ids.size === 0) this.byNode.delete(node);
+    }
+  }
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
 export class ClusterRegistry {
-  readonly jobs = new Map<string, JobRecord>();
+  readonly jobs = new JobMap();
   readonly nodes = new Map<string, NodeRecord>();
 
   /** Every node with the bytes jobs have reserved on it: each job's reservation split by its weights. */

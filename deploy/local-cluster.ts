@@ -78,6 +78,12 @@ export interface LocalClusterOptions {
    * reports to instead (a proxy the nemesis can cut: perf/nemesis). Kept for the node's later starts.
    */
   nodeController?: (controller: string) => string | Promise<string>;
+  /**
+   * Where the controller's provisioner requests go instead of to storage-node processes this cluster forks:
+   * `launch` starts a node of the tier some other way (it registers itself) and resolves with its id, `remove`
+   * stops one. `satchel bench scale` hands in its simulated nodes (perf/scale-nodes.ts).
+   */
+  provision?: { launch(tier: Tier): Promise<string>; remove(nodeId: string): Promise<void> };
 }
 
 interface Member {
@@ -351,10 +357,11 @@ export class LocalCluster {
     controller.on('message', (message: unknown) => {
       const request = message as ProvisionRequest;
       if (request?.type !== 'provision' || this.stopped !== null) return;
+      const elsewhere = this.options.provision;
       const work =
         request.action === 'launch'
-          ? this.addNode(request.tier).then((ready) => ready.id)
-          : this.removeNode(request.nodeId ?? '').then(() => request.nodeId);
+          ? (elsewhere?.launch(request.tier) ?? this.addNode(request.tier).then((ready) => ready.id))
+          : (elsewhere?.remove(request.nodeId ?? '') ?? this.removeNode(request.nodeId ?? '')).then(() => request.nodeId);
       work.then(
         (nodeId) => controller.connected && controller.send({ type: 'provisioned', id: request.id, nodeId } satisfies ProvisionReply),
         (error: unknown) =>

@@ -55,6 +55,9 @@ export function parseBand(text: string, flag: string): [number, number] {
   return [low, high];
 }
 
+/** The most nodes per tier `--min-nodes`/`--max-nodes` take: bench scale runs the controller with 10,000. */
+export const MAX_TIER_NODES = 100_000;
+
 /** "dram=1,ssd=0" → { dram: 1, ssd: 0 }. */
 export function parseTierCounts(text: string, flag: string): Partial<Record<Tier, number>> {
   const counts: Partial<Record<Tier, number>> = {};
@@ -63,7 +66,7 @@ export function parseTierCounts(text: string, flag: string): Partial<Record<Tier
     if (!isTier(tier?.trim()) || n === undefined) {
       throw new SatchelError('BAD_REQUEST', `${flag}: expected TIER=N[,TIER=N…] with tiers dram, ssd, hdd; got ${JSON.stringify(text)}`);
     }
-    counts[tier!.trim() as Tier] = parseCount(n.trim(), flag, 256);
+    counts[tier!.trim() as Tier] = parseCount(n.trim(), flag, MAX_TIER_NODES);
   }
   return counts;
 }

@@ -1,9 +1,9 @@
 /**
  * The `satchel bench` commands that run for minutes and judge faults or limits rather than time a workload:
- * soak, nemesis, abuse and coldstart. Each parses its flags, runs its driver and prints and writes its report;
+ * soak, nemesis, abuse, coldstart and scale. Each parses its flags, runs its driver and prints and writes its report;
  * `runBench` (cli.ts) dispatches to them.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { SatchelError } from '../proto/index.ts';
 import { runAbuse } from './abuse.ts';
 import { ATTACKS, type AttackName } from './abuse-protocol.ts';
@@ -14,6 +14,9 @@ import { coldstartText, runColdstart } from './coldstart.ts';
 import { formatCheckSummary } from './nemesis/checker.ts';
 import { renderNemesisHtml } from './nemesis/report-html.ts';
 import { DEFAULT_SCHEDULE, FAULT_KINDS, type FaultKind, runNemesis } from './nemesis/run.ts';
+import { runScale } from './scale.ts';
+import { renderScaleHtml, type ScaleReport, scaleText, targetsOf } from './scale-report.ts';
+import { parseTrace } from './scale-trace.ts';
 import { runSoak } from './soak.ts';
 import { soakHeader, soakRow, soakSummaryText } from './soak-report.ts';
 
@@ -256,4 +259,73 @@ export async function coldstartCommand(args: string[]): Promise<void> {
   if (values.json) await writeFile(values.json, JSON.stringify(full, null, 2) + '\n');
   process.stdout.write(coldstartText(report));
   if (values.json) process.stdout.write(`written: ${values.json}\n`);
+}
+
+/**
+ * `bench scale`: the real controller against simulated nodes and a job trace (scale.ts). `--speed` compresses
+ * time; `--trace FILE` replaces the generated trace with a CSV one (scale-trace.ts `parseTrace`).
+ */
+export async function scaleCommand(args: string[]): Promise<void> {
+  const values = parseFlags(args, {
+    json: { type: 'string' },
+    html: { type: 'string' },
+    nodes: { type: 'string' },
+    jobs: { type: 'string' },
+    trace: { type: 'string' },
+    seed: { type: 'string' },
+    speed: { type: 'string' },
+    'report-ms': { type: 'string' },
+    'lookups-per-job-s': { type: 'string' },
+    'sample-ms': { type: 'string' },
+    'in-flight': { type: 'string' },
+    'max-job-s': { type: 'string' },
+    'calibrate-s': { type: 'string' },
+  });
+  const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (text.trim() === '' || !(n >= min && n <= max))
+      throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    return n;
+  };
+  let trace: ReturnType<typeof parseTrace> | undefined;
+  if (values.trace !== undefined) {
+    const text = await readFile(values.trace, 'utf8').catch((error: unknown) => {
+      throw new SatchelError('BAD_REQUEST', `--trace: cannot read ${values.trace}: ${(error as Error).message}`);
+    });
+    trace = parseTrace(text);
+  }
+  const options = {
+    nodes: whole(values.nodes, 100, '--nodes', 1, 20_000),
+    jobs: trace?.length ?? whole(values.jobs, 1_000, '--jobs', 1, 1_000_000),
+    seed: whole(values.seed, 1, '--seed', 0, 2 ** 32 - 1),
+    speed: number(values.speed, 1, '--speed', 0.1, 1000),
+    reportMs: whole(values['report-ms'], 1_000, '--report-ms', 50, 60_000),
+    lookupsPerJobS: number(values['lookups-per-job-s'], 0.1, '--lookups-per-job-s', 0, 1000),
+    sampleMs: whole(values['sample-ms'], 1_000, '--sample-ms', 100, 60_000),
+    // With renewals (24 at most) under the 64 streams of the one session to the controller.
+    inFlight: whole(values['in-flight'], 16, '--in-flight', 1, 32),
+    calibrateS: whole(values['calibrate-s'], 10, '--calibrate-s', 0, 600),
+    maxJobS: values['max-job-s'] === undefined ? undefined : whole(values['max-job-s'], 0, '--max-job-s', 1, 86_400),
+  };
+  const result = await runScale({ ...options, ...(trace === undefined ? {} : { trace }) });
+  const report: ScaleReport = {
+    benchmark: 'scale',
+    date: new Date().toISOString(),
+    command: commandLine('scale', args),
+    machine: machine(),
+    options: { ...options, trace: values.trace },
+    plan: result.plan,
+    summary: result.summary,
+    details: result.details,
+    targets: targetsOf(result.summary, result.details),
+    notes: result.notes,
+    samples: result.samples,
+    events: result.events,
+    processes: result.processes,
+  };
+  if (values.json) await writeFile(values.json, JSON.stringify(report, null, 2) + '\n');
+  if (values.html) await writeFile(values.html, await renderScaleHtml(report));
+  process.stdout.write(scaleText(report));
+  for (const file of [values.json, values.html]) if (file) process.stdout.write(`written: ${file}\n`);
 }

@@ -9,7 +9,7 @@ import { parseBytes } from '../deploy/index.ts';
 import type { Tier } from '../proto/index.ts';
 import { SatchelError } from '../proto/index.ts';
 import { commandLine, machine, parseFlags, reportedOptions, whole } from './cli-flags.ts';
-import { abuseCommand, coldstartCommand, nemesisCommand, soakCommand } from './cli-long.ts';
+import { abuseCommand, coldstartCommand, nemesisCommand, scaleCommand, soakCommand } from './cli-long.ts';
 import { EXISTING_CLUSTER_FLAGS, existingCluster } from './cluster-access.ts';
 import { runWaitBench } from './coordination.ts';
 import { runDrain } from './drain.ts';
@@ -50,10 +50,12 @@ export async function runBench(args: string[]): Promise<void> {
       return coldstartCommand(rest);
     case 'resp':
       return resp(rest);
+    case 'scale':
+      return scaleCommand(rest);
     default:
       throw new SatchelError(
         'BAD_REQUEST',
-        `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse, coldstart, resp)`,
+        `unknown benchmark ${JSON.stringify(name ?? '')} (available: micro, register, shuffle, jobs, elasticity, drain, wait, soak, nemesis, abuse, coldstart, resp, scale)`,
       );
   }
 }

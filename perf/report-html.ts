@@ -86,14 +86,14 @@ th{background:#f6f6f6}td.n,th.n{text-align:right;font-variant-numeric:tabular-nu
 details{margin-top:2em;color:#555}pre{background:#f6f6f6;padding:.6em;overflow:auto}
 `;
 
-function header(title: string, report: { date: string; command: string; machine: MachineInfo }): string {
+export function header(title: string, report: { date: string; command: string; machine: MachineInfo }): string {
   return `<h1>${escapeHtml(title)}</h1>
 <p class="meta">${escapeHtml(report.date)}</p>
 <p class="meta">Command: <code>${escapeHtml(report.command)}</code></p>
 <p class="meta">Machine: ${escapeHtml(machineLine(report.machine))}</p>`;
 }
 
-async function page(title: string, body: string, report: unknown, draw: string): Promise<string> {
+export async function page(title: string, body: string, report: unknown, draw: string): Promise<string> {
   const chartJs = await loadChartJs();
   return `<!doctype html>
 <html lang="en">

@@ -157,12 +157,18 @@ export class ControlClient<M extends Methods> {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private closed = false;
 
-  /** With `tls`, the channel is TLS and the server's certificate is checked against `tls.ca`. */
+  /**
+   * With `tls`, the channel is TLS and the server's certificate is checked against `tls.ca`. With `ownConnection`
+   * the client gets a connection of its own (grpc-js's local subchannel pool) instead of sharing one with every
+   * client of the same address in this process: bench scale's simulated storage nodes, each a node of its own
+   * (a real one is a process with its own connection), shared one connection and its 64 concurrent streams.
+   */
   constructor(
     definition: grpc.ServiceDefinition,
     readonly address: string,
     private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
     tls?: ClientTls,
+    ownConnection = false,
   ) {
     let Ctor = clientClasses.get(definition);
     if (Ctor === undefined) {
@@ -177,6 +183,7 @@ export class ControlClient<M extends Methods> {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
       ...(tls?.servername === undefined ? {} : { 'grpc.default_authority': tls.servername }),
+      ...(ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {}),
     };
     try {
       const credentials = tls === undefined ? grpc.credentials.createInsecure() : new TlsCredentials(hostOf(address), tls);

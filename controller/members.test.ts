@@ -1,0 +1,90 @@
+import test from 'ava';
+import { isMember, membersOf, names, nodesOf, reconcileNode } from './members.ts';
+import { JobMap, type JobRecord } from './registry.ts';
+
+function job(id: string, generations: string[][], extra: Partial<JobRecord> = {}): JobRecord {
+  return {
+    id,
+    name: id,
+    hints: {},
+    tier: 'dram',
+    reason: '',
+    reservation: 1,
+    createdAt: 0,
+    leaseExpiresAt: Infinity,
+    placement: {
+      jobId: id,
+      epoch: 3,
+      generations: generations.map((g) => ({ nodes: g.map((n) => ({ id: n, address: `${n}:1`, weight: 1 })) })),
+      blockSize: 1,
+      maxValueBytes: 1,
+      replicas: 1,
+    },
+    ...extra,
+  };
+}
+
+test('names and isMember agree with nodesOf and membersOf, lost members left out', (t) => {
+  const j = job('j', [['a', 'b'], ['c']], { lostNodes: ['b'] });
+  for (const node of ['a', 'b', 'c', 'd']) {
+    t.is(names(j.placement, node), nodesOf(j.placement).has(node), node);
+    t.is(isMember(j, node), membersOf(j).has(node), node);
+  }
+  t.false(isMember(j, 'b'));
+  t.true(names(j.placement, 'b'));
+});
+
+test('a report is reconciled: announce what the node misses or knows at an older epoch, move what left it, drop what ended', (t) => {
+  const jobs = new Map([
+    ['known', job('known', [['n']])],
+    ['behind', job('behind', [['n']])],
+    ['missed', job('missed', [['n', 'm']])],
+    ['moved-on', job('moved-on', [['m']])],
+    ['lost-here', job('lost-here', [['n']], { lostNodes: ['n'] })],
+  ]);
+  const actions = reconcileNode(
+    'n',
+    [
+      { jobId: 'known', bytes: 1, epoch: 3 },
+      { jobId: 'behind', bytes: 1, epoch: 2 },
+      { jobId: 'moved-on', bytes: 1, epoch: 3 },
+      { jobId: 'ended', bytes: 1, epoch: 1 },
+      { jobId: 'registering', bytes: 0, epoch: 1 },
+    ],
+    jobs,
+    new Map([['registering', {}]]),
+  );
+  t.deepEqual(
+    actions.map((a) => `${a.kind} ${a.jobId}`),
+    ['announce behind', 'announce missed', 'move moved-on', 'drop ended'],
+  );
+});
+
+test('the registry knows which jobs name each node, as jobs come and go and placements are replaced', (t) => {
+  const jobs = new JobMap();
+  const a = job('a', [['n', 'm']]);
+  const b = job('b', [['m']]);
+  jobs.set('a', a);
+  jobs.set('b', b);
+  t.deepEqual([...jobs.namedOn('m')].sort(), ['a', 'b']);
+  t.deepEqual([...jobs.namedOn('n')], ['a']);
+  a.placement = {
+    ...a.placement,
+    epoch: 4,
+    generations: [{ nodes: [{ id: 'o', address: 'o:1', weight: 1 }] }, ...a.placement.generations],
+  };
+  jobs.reindex(a);
+  t.deepEqual([...jobs.namedOn('o')], ['a']);
+  t.deepEqual([...jobs.namedOn('n')], ['a']);
+  a.placement = { ...a.placement, epoch: 5, generations: [{ nodes: [{ id: 'o', address: 'o:1', weight: 1 }] }] };
+  jobs.reindex(a);
+  t.deepEqual([...jobs.namedOn('n')], []);
+  jobs.delete('b');
+  t.deepEqual([...jobs.namedOn('m')], []);
+  // A job not (or no longer) in the map is not indexed.
+  jobs.reindex(b);
+  t.deepEqual([...jobs.namedOn('m')], []);
+  // Reconciling against the index finds what a walk of every job finds.
+  const report = [{ jobId: 'a', bytes: 1, epoch: 1 }];
+  t.deepEqual(reconcileNode('o', report, jobs, new Map(), jobs.namedOn('o')), reconcileNode('o', report, jobs));
+});

@@ -32,6 +32,11 @@ export interface PlacementLookupOptions {
 }
 
 const PLACEMENT_TTL_MS = 2_000;
+/**
+ * A failed lookup is kept this long: the command that asked is run again once its lookup settles
+ * (resp-foreign.ts), and must find the failure (TRYAGAIN) rather than start another lookup, and another.
+ */
+const FAILURE_TTL_MS = 1_000;
 const METADATA_TTL_MS = 60_000;
 const MAX_KEPT = 4_096;
 const CALL_TIMEOUT_MS = 2_000;
@@ -54,17 +59,14 @@ export class PlacementLookup {
   /** The job's placement now: from what was kept if fresh, else one lookup (shared by concurrent callers). */
   placementOf(jobId: string, now = Date.now()): LookupResult | Promise<LookupResult> {
     const kept = this.kept.get(jobId);
-    if (kept !== undefined && now - kept.at < PLACEMENT_TTL_MS) return kept.result;
+    if (kept !== undefined && now - kept.at < ('error' in kept.result ? FAILURE_TTL_MS : PLACEMENT_TTL_MS)) return kept.result;
     let pending = this.inFlight.get(jobId);
     if (pending === undefined) {
       pending = this.lookUp(jobId).then((result) => {
         this.inFlight.delete(jobId);
-        // Only answers are kept: a failed lookup is tried again by the next command.
-        if (!('error' in result)) {
-          this.kept.delete(jobId);
-          this.kept.set(jobId, { at: Date.now(), result });
-          if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value!);
-        }
+        this.kept.delete(jobId);
+        this.kept.set(jobId, { at: Date.now(), result });
+        if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value!);
         return result;
       });
       this.inFlight.set(jobId, pending);
@@ -79,19 +81,26 @@ export class PlacementLookup {
       // Each job's placement is on a few of the servers (proto metadata-owners.ts): in its owners' order, the
       // owners come first while the servers are those it registered with. A server that does not hold it answers
       // NO_SUCH_JOB, so the job is gone only when every server says so.
+      // A list kept from before a server joined may lack the job's owners: fetched afresh before the job is
+      // called gone.
+      const asked = new Set<string>();
       let gone = 0;
-      const servers = metadataOrder(jobId, await this.metadataServers());
-      for (const address of servers) {
-        try {
-          const placement = await this.metadataClient(address).call('GetPlacement', { jobId, token });
-          return { placement: announcedPlacement(placement) };
-        } catch (error) {
-          const failure = asSatchelError(error);
-          if (failure.code === 'NO_SUCH_JOB') gone++;
-          else last = failure;
+      for (const fresh of [false, true]) {
+        for (const address of metadataOrder(jobId, await this.metadataServers(fresh))) {
+          if (asked.has(address)) continue;
+          asked.add(address);
+          try {
+            const placement = await this.metadataClient(address).call('GetPlacement', { jobId, token });
+            return { placement: announcedPlacement(placement) };
+          } catch (error) {
+            const failure = asSatchelError(error);
+            if (failure.code === 'NO_SUCH_JOB') gone++;
+            else last = failure;
+          }
         }
+        if (gone < asked.size) break; // a server that could not say: not gone
       }
-      if (gone > 0 && gone === servers.length) return { gone: true };
+      if (gone > 0 && gone === asked.size) return { gone: true };
     } catch (error) {
       last = asSatchelError(error);
     }
@@ -99,9 +108,10 @@ export class PlacementLookup {
     return { error: last };
   }
 
-  private async metadataServers(): Promise<string[]> {
+  /** The metadata servers' addresses, kept for METADATA_TTL_MS unless `fresh`. */
+  private async metadataServers(fresh = false): Promise<string[]> {
     const known = this.metadataAddresses;
-    if (known !== null && Date.now() - known.at < METADATA_TTL_MS && known.list.length > 0) return known.list;
+    if (!fresh && known !== null && Date.now() - known.at < METADATA_TTL_MS && known.list.length > 0) return known.list;
     const cluster = await this.controller.call('GetCluster', { token: signToken(this.options.secret, ADMIN_SUBJECT) });
     this.metadataAddresses = { at: Date.now(), list: [...cluster.metadata] };
     return this.metadataAddresses.list;

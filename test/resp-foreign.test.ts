@@ -72,3 +72,33 @@ test('a node that does not serve the job answers CLUSTER SLOTS and MOVED from it
   );
   t.regex(last, /NO_SUCH_JOB/);
 });
+
+test('a node that cannot look the job up answers TRYAGAIN, not a hang, and the connection goes on', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, resp: true });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('lookup-fails', { capacity: 8 * MiB });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const members = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.map((n) => n.id);
+  const stranger = cluster.nodes.find((n) => !members.includes(n.id))!;
+  // The only metadata server gone: the stranger cannot learn where the job is. It used to run the command again
+  // each time a lookup failed, and look up again: the client waited for ever, the node spun.
+  await cluster.metadata.close();
+  const { username, password } = credentials(job.redisUrl!);
+  const plain = new Redis({
+    ...hostPort(stranger.respAddress!),
+    username,
+    password,
+    maxRetriesPerRequest: 0,
+    commandTimeout: 8_000,
+    enableReadyCheck: false,
+  });
+  // (No ready check: INFO there is the job's, and fails like the rest.)
+  t.teardown(() => plain.disconnect());
+  for (const command of [() => plain.get('k'), () => plain.call('CLUSTER', 'SLOTS')]) {
+    const error = await t.throwsAsync(command());
+    t.regex(error!.message, /^TRYAGAIN .*could not be looked up .*\[UNAVAILABLE\]/);
+  }
+  t.is(await plain.ping(), 'PONG', 'the connection goes on');
+});

@@ -13,7 +13,7 @@
  *   CPU follows what it moves (bench micro: a DRAM node near a core at ~1 GB/s).
  * - Requests: a job's bytes/s as requests of OP_BYTES each, each taking SERVICE_US on the node.
  */
-import type { AnnouncedPlacement, JobUsage, Tier } from '../proto/index.ts';
+import type { AnnouncedPlacement, JobUsage, NodeReport, Tier } from '../proto/index.ts';
 import type { TraceJob } from './scale-trace.ts';
 
 export const RAMP_SHARE = 0.5;
@@ -59,16 +59,8 @@ export function shareOf(nodeId: string, placement: AnnouncedPlacement): number {
   return 0;
 }
 
-/** What a simulated node's report carries (NodeReport without its id, token and boot id). */
-export interface ModelReport {
-  cpu: number;
-  bytesIn: number;
-  bytesOut: number;
-  ops: number;
-  used: number;
-  capacity: number;
-  jobs: JobUsage[];
-}
+/** What a simulated node's report carries: NodeReport's figures, without its id, token and boot id. */
+export type ModelReport = Pick<NodeReport, 'cpu' | 'bytesIn' | 'bytesOut' | 'ops' | 'used' | 'capacity' | 'jobs'>;
 
 /** One simulated node: the jobs the controller announced to it, and its counters. */
 export class NodeModel {

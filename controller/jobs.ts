@@ -191,6 +191,7 @@ export class JobBook {
       if (reservation === job.reservation) continue;
       this.ctx.logger.info({ job: job.id, usage, from: job.reservation, to: reservation }, 'reservation resized');
       job.reservation = reservation;
+      jobs.reindex(job); // the bytes it reserves on each node
       await this.ctx.persistJob(job);
     }
   }

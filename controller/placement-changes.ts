@@ -143,6 +143,7 @@ export class PlacementChanges {
       const allocation = allocateJob(job.hints, this.placeableFor(job));
       if (allocation.nodes.length === 0) continue;
       Object.assign(job, { tier: allocation.tier, reason: allocation.reason, reservation: allocation.reservation });
+      this.ctx.registry.jobs.reindex(job);
       await this.ctx.publisher.apply(job, { ...job.placement, epoch: job.placement.epoch + 1, generations: [{ nodes: allocation.nodes }] });
     }
   }

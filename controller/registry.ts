@@ -49,17 +49,20 @@ export interface NodeRecord extends NodeInfo {
   bootId?: string;
 }
 
-/** What the controller knows: jobs and nodes. */
 /**
  * The jobs by id, and which jobs' placements name each node (`namedOn`), kept as jobs come and go (`set`,
- * `delete`) and as a job's placement is replaced (`reindex`: placements are replaced on every change, never edited
- * in place). A node's report is reconciled against the jobs naming it rather than against every job: at 1,000
- * nodes reporting every second, a walk of every job per report took a fifth of the controller's CPU (bench scale).
+ * `delete`) and as a job's placement or reservation is replaced (`reindex`: placements are replaced on every change,
+ * never edited in place). A node's report is reconciled against the jobs naming it rather than against every job: at
+ * 1,000 nodes reporting every second, a walk of every job per report took a fifth of the controller's CPU (bench
+ * scale). The bytes reserved on each node (`reservedOn`) are kept the same way: summed afresh per registration they
+ * made the allocation decision O(every job's nodes), 5.5 ms p50 at 1,000 nodes and 3,000 jobs.
  */
 export class JobMap extends Map<string, JobRecord> {
   private readonly byNode = new Map<string, Set<string>>();
-  /** The node ids of each job's placement when it was last indexed. */
-  private readonly indexed = new Map<string, { placement: WirePlacement; nodes: string[] }>();
+  /** Bytes reserved on each node: each job's reservation split by the weights of its newest generation. */
+  private readonly reserved = new Map<string, number>();
+  /** What each job was indexed with: its placement's node ids, its reservation and the shares of it by node. */
+  private readonly indexed = new Map<string, Indexed>();
 
   override set(id: string, job: JobRecord): this {
     super.set(id, job);
@@ -75,14 +78,19 @@ export class JobMap extends Map<string, JobRecord> {
 
   override clear(): void {
     this.byNode.clear();
+    this.reserved.clear();
     this.indexed.clear();
     super.clear();
   }
 
-  /** The job's placement was replaced: index the nodes it names now (a job not in the map is left alone). */
+  /**
+   * The job's placement or reservation was replaced: index the nodes it names and the bytes it reserves on them now
+   * (a job not in the map is left alone).
+   */
   reindex(job: JobRecord): void {
     if (this.get(job.id) !== job) return;
-    if (this.indexed.get(job.id)?.placement === job.placement) return;
+    const was = this.indexed.get(job.id);
+    if (was?.placement === job.placement && was.reservation === job.reservation) return;
     this.unindex(job.id);
     const nodes = new Set<string>();
     for (const generation of job.placement.generations) for (const node of generation.nodes) nodes.add(node.id);
@@ -91,7 +99,16 @@ export class JobMap extends Map<string, JobRecord> {
       if (ids === undefined) this.byNode.set(node, (ids = new Set()));
       ids.add(job.id);
     }
-    this.indexed.set(job.id, { placement: job.placement, nodes: [...nodes] });
+    const newest = job.placement.generations[0]?.nodes ?? [];
+    const total = newest.reduce((acc, n) => acc + n.weight, 0);
+    const shares: [string, number][] = total > 0 ? newest.map((n) => [n.id, (job.reservation * n.weight) / total]) : [];
+    for (const [node, bytes] of shares) this.reserved.set(node, (this.reserved.get(node) ?? 0) + bytes);
+    this.indexed.set(job.id, { placement: job.placement, reservation: job.reservation, nodes: [...nodes], shares });
+  }
+
+  /** Bytes the jobs have reserved on `nodeId`. */
+  reservedOn(nodeId: string): number {
+    return this.reserved.get(nodeId) ?? 0;
   }
 
   /** Ids of the jobs whose placement names `nodeId` (lost members included). */
@@ -109,7 +126,20 @@ export class JobMap extends Map<string, JobRecord> {
       ids.delete(id);
       if (ids.size === 0) this.byNode.delete(node);
     }
+    for (const [node, bytes] of was.shares) {
+      // Shares are fractions: what is left once the last is taken out is rounding, not a reservation.
+      const left = (this.reserved.get(node) ?? 0) - bytes;
+      if (left < 1) this.reserved.delete(node);
+      else this.reserved.set(node, left);
+    }
   }
+}
+
+interface Indexed {
+  placement: WirePlacement;
+  reservation: number;
+  nodes: string[];
+  shares: [string, number][];
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -120,13 +150,7 @@ export class ClusterRegistry {
 
   /** Every node with the bytes jobs have reserved on it: each job's reservation split by its weights. */
   nodeStates(): (NodeRecord & { reserved: number })[] {
-    const reserved = new Map<string, number>();
-    for (const job of this.jobs.values()) {
-      const nodes = job.placement.generations[0]?.nodes ?? [];
-      const total = nodes.reduce((acc, n) => acc + n.weight, 0);
-      for (const n of nodes) reserved.set(n.id, (reserved.get(n.id) ?? 0) + (total > 0 ? (job.reservation * n.weight) / total : 0));
-    }
-    return [...this.nodes.values()].map((node) => ({ ...node, reserved: reserved.get(node.id) ?? 0 }));
+    return [...this.nodes.values()].map((node) => ({ ...node, reserved: this.jobs.reservedOn(node.id) }));
   }
 
   /** The nodes new jobs and growth may use: every node but those being drained or lost. */

@@ -50,6 +50,12 @@ export const METADATA_CATCH_UP = new Backoff({ baseMs: 5, capMs: 200 });
  */
 export const REPLACEMENT_POLL = new Backoff({ baseMs: 200, capMs: 200, retryOn: TRANSIENT_CODES });
 
+/**
+ * How long a replicated job's operation waits for a new placement after a node refused it (its lease lapsed)
+ * before asking that node again: a node renews its lease with its next answered report (every second at most).
+ */
+export const REFUSAL_PAUSE_MS = 1_000;
+
 /** The codes a watch ends with rather than retries: the job is gone, the token is refused, the handle closed. */
 const WATCH_ENDS: readonly ErrorCode[] = ['NO_SUCH_JOB', 'UNAUTHORIZED', 'CLOSED'];
 

@@ -136,3 +136,31 @@ test('replicas 2 on two of three nodes: when one dies the third joins and gets t
     t.deepEqual(holders(cluster, job.id, key).sort(), [spare, cluster.nodes.findIndex((n) => n.id === placed[1])].sort(), key);
   t.deepEqual((await job.getMany(keys)).map(String), keys);
 });
+
+test('replicas 2: while the nodes refuse the job (their leases lapsed), writes and reads wait, then succeed', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('lapsed', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.put('before', 'kept');
+  // As if the controller answered no report for 1.5 s: each node refuses replicated jobs until its next answered
+  // report renews the lease, and the lapse is declared again until then (every 20 ms here).
+  const lapse = () => {
+    for (const node of cluster.nodes) node.server.leaseLapsed = true;
+  };
+  lapse();
+  const timer = setInterval(lapse, 20);
+  const ended = setTimeout(() => clearInterval(timer), 1_500);
+  t.teardown(() => {
+    clearInterval(timer);
+    clearTimeout(ended);
+  });
+  const began = Date.now();
+  await job.put('during', 'written');
+  t.true(Date.now() - began >= 1_000, 'the write waited for the lapse to end');
+  t.is(String(await job.get('before')), 'kept');
+  t.is(String(await job.get('during')), 'written');
+  t.deepEqual(holders(cluster, job.id, 'during').sort(), [0, 1], 'on both nodes');
+});

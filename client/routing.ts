@@ -20,13 +20,14 @@ import {
   pickNode,
   pickNodes,
   type Reply,
+  refusedByNode,
   SatchelError,
   Status,
   type Ticket,
   tokenExpiry,
   type WirePlacement,
 } from '../proto/index.ts';
-import { MAX_ATTEMPTS, METADATA_CATCH_UP, REPLACEMENT_POLL, sleep } from './defaults.ts';
+import { MAX_ATTEMPTS, METADATA_CATCH_UP, REFUSAL_PAUSE_MS, REPLACEMENT_POLL, sleep } from './defaults.ts';
 import { MetadataLookup } from './metadata-lookup.ts';
 import { type JobOptions, type ResolvedJobOptions, resolveJobOptions } from './options.ts';
 import { type ReplicaHost, readReplicas, writeReplicas } from './replicas.ts';
@@ -249,8 +250,14 @@ export class Router implements ReplicaHost, WatchHost {
     if (!retried) throw error;
     if (this.placement.epoch !== epoch) return;
     // With replicas the controller replaces a dead node (it notices within seconds): wait for that placement,
-    // within the operation's timeout, rather than fail a write the surviving replicas can take.
-    const deadline = Date.now() + (replicated ? this.options.timeoutMs : 0);
+    // within the operation's timeout, rather than fail a write the surviving replicas can take. A node that
+    // answered it cannot serve the job now (refusedByNode: most often its lease lapsed while the controller was
+    // slow to answer its reports, which a node killed mid-shuffle on a loaded machine caused in CI) stored
+    // nothing and is likely to serve again shortly: after REFUSAL_PAUSE_MS without a new placement the caller asks
+    // it again, each of its attempts.
+    const refused = replicated && refusedByNode(error);
+    const deadline =
+      Date.now() + (replicated ? (refused ? Math.min(REFUSAL_PAUSE_MS, this.options.timeoutMs) : this.options.timeoutMs) : 0);
     for (let polls = 1; ; polls++) {
       try {
         await this.refresh();
@@ -260,7 +267,11 @@ export class Router implements ReplicaHost, WatchHost {
       }
       if (this.placement.epoch !== epoch) return;
       const delay = REPLACEMENT_POLL.delay(polls);
-      if (Date.now() + delay > deadline || this.closed) throw error;
+      if (this.closed) throw error;
+      if (Date.now() + delay > deadline) {
+        if (refused) return;
+        throw error;
+      }
       await sleep(delay);
     }
   }

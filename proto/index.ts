@@ -47,6 +47,7 @@ export {
   portOf,
   Reply,
   type RequestFrame,
+  refusedByNode,
 } from './node-connection.ts';
 export {
   hashKey,

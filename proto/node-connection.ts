@@ -89,6 +89,18 @@ const READ_BUFFER_SIZE = 256 * 1024;
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_CAP_MS = 2_000;
 
+/** The UNAVAILABLE errors that are a node's own answer (`refusedByNode`). */
+const refusals = new WeakSet<object>();
+
+/**
+ * Whether `error` is a node's answer that it cannot serve the request now (Status.UNAVAILABLE: its lease from the
+ * controller lapsed, an epoch not yet announced to it, a job it does not hold in this incarnation) rather than a
+ * node out of reach. The node did nothing with the request, so asking it again is safe.
+ */
+export function refusedByNode(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && refusals.has(error);
+}
+
 /**
  * One pipelined TCP connection to one storage node, shared by every call of a job that lands on that node.
  * Requests are encoded into a FrameWriter and flushed on process.nextTick, which runs after the current burst
@@ -395,8 +407,11 @@ export class NodeConnection {
         f.buf.copy(reply.body, 0, f.bodyStart, f.bodyStart + f.bodyLength);
       }
     }
-    if (f.code === Status.UNAVAILABLE) reply.reject(new SatchelError('UNAVAILABLE', `node ${this.address}: ${reply.message}`));
-    else reply.resolve(reply);
+    if (f.code === Status.UNAVAILABLE) {
+      const refusal = new SatchelError('UNAVAILABLE', `node ${this.address}: ${reply.message}`);
+      refusals.add(refusal);
+      reply.reject(refusal);
+    } else reply.resolve(reply);
   }
 
   private settle(id: number, then: (reply: Reply) => void): void {

@@ -7,6 +7,9 @@
  * holds, how Redis clients reach it (its URL with a token for the admin), and for a job that writes its own
  * throughput and latency (text and charts); the latency chart is in ms on a log axis; at 820 px nothing overflows and no figure sits on its bar;
  * the events list shows jobs' events; /favicon.ico is there. The page is the build's (npm run build).
+ *
+ * The tests run one at a time: eight pages rendering at once on two cores took ~20 s each (3 s alone), and a CI run
+ * under the other files' load pushed four past their 30 s waits.
  */
 
 import { existsSync } from 'node:fs';
@@ -61,7 +64,7 @@ function chromiumThere(t: import('ava').ExecutionContext): boolean {
 const stored = (page: Page, key: string) => page.evaluate<string | null>(`sessionStorage.getItem(${JSON.stringify(key)})`);
 const sessionToken = (page: Page) => stored(page, 'satchel.token');
 
-test('without a token the page asks for one, shows nothing, and asks again when the console refuses it', async (t) => {
+test.serial('without a token the page asks for one, shows nothing, and asks again when the console refuses it', async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const { page, errors } = await newPage(t);
@@ -97,7 +100,7 @@ test('without a token the page asks for one, shows nothing, and asks again when 
   t.deepEqual(errors, []);
 });
 
-test('opened with #token=<viewer token>: the cluster live, the token out of the address bar; deregistering needs the admin token', async (t) => {
+test.serial('opened with #token=<viewer token>: the cluster live, the token out of the address bar; deregistering needs the admin token', async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -178,7 +181,7 @@ async function jobFromApi(id: string): Promise<ApiJob> {
   return (await response.json()) as ApiJob;
 }
 
-test("a job's view: what it asked for, what is reserved and what it holds, and its chart", async (t) => {
+test.serial("a job's view: what it asked for, what is reserved and what it holds, and its chart", async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -233,7 +236,7 @@ test("a job's view: what it asked for, what is reserved and what it holds, and i
   t.deepEqual(errors, []);
 });
 
-test("a job's view shows its own throughput and latency while it writes, and its row its ops/s", async (t) => {
+test.serial("a job's view shows its own throughput and latency while it writes, and its row its ops/s", async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -292,7 +295,7 @@ test("a job's view shows its own throughput and latency while it writes, and its
   t.deepEqual(errors, []);
 });
 
-test('the latency chart plots p50 and p99 in ms on a logarithmic axis', async (t) => {
+test.serial('the latency chart plots p50 and p99 in ms on a logarithmic axis', async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const { page, errors } = await newPage(t);
@@ -326,7 +329,7 @@ test('the latency chart plots p50 and p99 in ms on a logarithmic axis', async (t
   t.deepEqual(errors, []);
 });
 
-test('the events list shows jobs registered, deregistered and collected, and filters them', async (t) => {
+test.serial('the events list shows jobs registered, deregistered and collected, and filters them', async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const { page, errors } = await newPage(t);
@@ -358,7 +361,7 @@ test('the events list shows jobs registered, deregistered and collected, and fil
   t.deepEqual(errors, []);
 });
 
-test('at 820 px: no table overflows its card, and no figure sits on its bar', async (t) => {
+test.serial('at 820 px: no table overflows its card, and no figure sits on its bar', async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -407,7 +410,7 @@ test('at 820 px: no table overflows its card, and no figure sits on its bar', as
   t.deepEqual(errors, []);
 });
 
-test('/favicon.ico is an icon, and the page links it', async (t) => {
+test.serial('/favicon.ico is an icon, and the page links it', async (t) => {
   t.timeout(120_000);
   if (!chromiumThere(t)) return;
   const { page } = await newPage(t);

@@ -37,6 +37,22 @@ export class JobBook {
     checkHints(hints);
     this.admitHints(hints);
     if (ctx.metadata.size === 0) throw new SatchelError('UNAVAILABLE', 'no metadata server has registered yet');
+    for (let attempt = 1; ; attempt++) {
+      const marks = ctx.metadata.downMarks;
+      try {
+        return await this.placeJob(name, hints, tenant, began);
+      } catch (error) {
+        // A metadata server picked for the job failed unanswered: marked down (metadata-links.ts), it is not picked
+        // again, so the registration (undone whole) is made once more with the others.
+        if (attempt >= 2 || ctx.metadata.downMarks === marks) throw error;
+        ctx.logger.warn({ name, err: error }, 'registration failed at a metadata server marked down since: trying the others');
+      }
+    }
+  }
+
+  /** Allocation and publishing of a job whose name and hints were checked; undone whole when any part fails. */
+  private async placeJob(name: string, hints: JobHints, tenant: string, began: number): Promise<RegisterJobReply> {
+    const { ctx } = this;
     const id = this.newJobId(name);
     const allocation = allocateJob(hints, targetNodes(ctx));
     // The decision's own time (admission and allocation, before anything is sent), logged with the registration.

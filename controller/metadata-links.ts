@@ -8,6 +8,10 @@
  * tickets name. A server joining later takes its share of the jobs registered from then on (jobs are short-lived:
  * the share evens out within a few job lifetimes); jobs already placed stay where they are, so no lookup ever
  * finds a server that stopped hearing of its job. A job recorded before sharding (no owners) is on every server.
+ *
+ * A server whose call failed unanswered (UNAVAILABLE, TIMEOUT: dead, frozen, cut off) is marked down until it
+ * answers again or registers again, and new jobs are not given it: with one of three servers dead and two copies
+ * per job, a third of registrations otherwise failed on it, each after the call's timeout when it was frozen.
  */
 
 import {
@@ -16,7 +20,9 @@ import {
   LightControlClient,
   type MetadataMethods,
   metadataOwners,
+  SatchelError,
   type ServerTls,
+  TRANSIENT_CODES,
   type WirePlacement,
 } from '../proto/index.ts';
 import type { CallFailures } from './call-failures.ts';
@@ -28,6 +34,10 @@ export class MetadataLinks {
   private readonly clients = new Map<string, LightControlClient<MetadataMethods>>();
   /** Each job's owners (`assign`, `restore`); a job missing here is on every server. */
   private readonly owners = new Map<string, readonly string[]>();
+  /** Servers whose last call failed unanswered, and since when (ms since 1970: for a debugger, not read yet). */
+  private readonly down = new Map<string, number>();
+  /** Counts servers marked down: a caller that sees it change knows one failed under it (`registerJob` tries again). */
+  downMarks = 0;
 
   constructor(
     private readonly adminToken: string,
@@ -38,7 +48,9 @@ export class MetadataLinks {
 
   /** Picks the servers that will hold a new job's placement (the caller records them with the job). */
   assign(jobId: string): string[] {
-    const owners = metadataOwners(jobId, this.addresses, this.copies);
+    const all = this.addresses;
+    const up = all.filter((address) => !this.down.has(address));
+    const owners = metadataOwners(jobId, up.length > 0 ? up : all, this.copies);
     this.owners.set(jobId, owners);
     return owners;
   }
@@ -81,6 +93,7 @@ export class MetadataLinks {
   connect(address: string): boolean {
     const known = this.clients.get(address);
     known?.close();
+    this.down.delete(address);
     this.clients.set(address, new LightControlClient<MetadataMethods>('satchel.v1.Metadata', address, undefined, clientTlsOf(this.tls)));
     return known === undefined;
   }
@@ -96,7 +109,33 @@ export class MetadataLinks {
 
   /** The placement to the job's owners; the first failure is thrown (a placement change does not go on without it). */
   async publish(placement: WirePlacement): Promise<void> {
-    await Promise.all(this.clientsOf(placement.jobId).map((client) => client.call('SetPlacement', { placement, token: this.adminToken })));
+    await Promise.all(
+      this.clientsOf(placement.jobId).map((client) =>
+        this.watched(client, client.call('SetPlacement', { placement, token: this.adminToken })),
+      ),
+    );
+  }
+
+  /** `call`, marking its server down when it fails unanswered and up when it answers. */
+  private watched<T>(client: LightControlClient<MetadataMethods>, call: Promise<T>): Promise<T> {
+    return call.then(
+      (reply) => {
+        this.down.delete(client.address);
+        return reply;
+      },
+      (error: unknown) => {
+        if (
+          error instanceof SatchelError &&
+          TRANSIENT_CODES.includes(error.code) &&
+          !this.down.has(client.address) &&
+          this.clients.get(client.address) === client
+        ) {
+          this.down.set(client.address, Date.now());
+          this.downMarks++;
+        }
+        throw error;
+      },
+    );
   }
 
   /**
@@ -108,7 +147,7 @@ export class MetadataLinks {
     this.owners.delete(jobId);
     const results = await Promise.all(
       clients.map((client) =>
-        client.call('DropPlacement', { jobId, token: this.adminToken }).then(
+        this.watched(client, client.call('DropPlacement', { jobId, token: this.adminToken })).then(
           () => 0,
           (error: unknown) => {
             this.failures.record(

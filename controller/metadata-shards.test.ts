@@ -96,3 +96,49 @@ test('each job on two of three metadata servers: the ticket names them, they alo
   await last.deregister();
   for (const server of gone.metadata) t.is(await lookup(server, gone.job, gone.token), 'NO_SUCH_JOB', `${server} dropped it`);
 });
+
+test('a dead metadata server: no registration fails for it, new jobs go to the others, and to it again once it is back', async (t) => {
+  t.timeout(60_000);
+  const secret = randomBytes(32);
+  const controller = new Controller({ secret, logger });
+  const address = await controller.listen(0, '127.0.0.1');
+  t.teardown(() => controller.close());
+  const servers = new Map<string, MetadataServer>();
+  for (let i = 0; i < 3; i++) {
+    const server = new MetadataServer({ secret, logger, controller: address });
+    servers.set(await server.listen(0, '127.0.0.1'), server);
+  }
+  t.teardown(() => Promise.all([...servers.values()].map((s) => s.close())));
+  const node = await startStorageNode({ tier: 'dram', capacity: 1 << 26, secret, logger, controller: address });
+  t.teardown(() => node.close());
+  while (controller.metadataAddresses.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+  const satchel = await Satchel.connect(address, { key: defaultTenantKey(secret) });
+  t.teardown(() => satchel.close());
+
+  const [dead] = [...servers.keys()] as [string];
+  await servers.get(dead)!.close();
+  servers.delete(dead);
+  const jobs: RegisteredJob[] = [];
+  t.teardown(() => Promise.all(jobs.map((job) => job.deregister().catch(() => {}))));
+  // Rendezvous would give the dead server two jobs in three: each registers all the same.
+  for (let i = 0; i < 12; i++) jobs.push(await satchel.registerJob(`around-${i}`, { capacity: 1 << 20 }));
+  for (const job of jobs) {
+    const ticket = decodeTicket(job.ticket);
+    t.false(ticket.metadata.includes(dead), `${ticket.job} not given the dead server`);
+    for (const server of ticket.metadata) t.is(await lookup(server, ticket.job, ticket.token), 1, `${server} holds ${ticket.job}`);
+    await job.put('k', Buffer.from(ticket.job));
+    t.deepEqual(await job.get('k'), Buffer.from(ticket.job));
+  }
+
+  // Back (it registers again): new jobs are given it again.
+  const restarted = new MetadataServer({ secret, logger, controller: address });
+  servers.set(await restarted.listen(Number(dead.split(':')[1]), '127.0.0.1'), restarted);
+  const deadline = Date.now() + 20_000;
+  let given = false;
+  for (let i = 0; !given && Date.now() < deadline; i++) {
+    const job = await satchel.registerJob(`back-${i}`, { capacity: 1 << 20 });
+    jobs.push(job);
+    given = decodeTicket(job.ticket).metadata.includes(dead);
+  }
+  t.true(given, 'a job given the server once it registered again');
+});

@@ -1,7 +1,10 @@
 import test from 'ava';
+import { pino } from 'pino';
 import {
+  Autoscaler,
   type AutoscalerConfig,
   DEFAULT_AUTOSCALER,
+  DRAIN_STEP_SHARE,
   decideScaling,
   freshMemory,
   type NodeLoad,
@@ -234,4 +237,60 @@ test('ticks that are not exactly a second apart still complete the window: a dra
   }
   t.not(decided, null, 'a drain was decided');
   t.true(decided! >= config.downAfterMs && decided! <= config.downAfterMs + 1003, `decided at ${decided} ms`);
+});
+
+test('a large tier far below the band drains a twentieth of its nodes at once; one of up to 20 nodes at a time', (t) => {
+  const many = (count: number, cpu: number) =>
+    Array.from({ length: count }, (_, i) => ({ id: `n${i}`, cpu, network: 0, capacity: 0, used: i }));
+  const big = { ...config, minNodes: { dram: 1, ssd: 0, hdd: 0 }, maxNodes: { dram: 2_000, ssd: 0, hdd: 0 } };
+  const decide = (count: number, cpu: number, cfg = big) => {
+    const memory = freshMemory();
+    let last = decideScaling('dram', many(count, cpu), memory, cfg, 0);
+    for (let s = 1; s <= cfg.downAfterMs / 1000; s++) last = decideScaling('dram', many(count, cpu), memory, cfg, s * 1000);
+    return last;
+  };
+  const thousand = decide(1_000, 0.1);
+  t.is(thousand.action, 'drain');
+  t.is(thousand.action === 'drain' && thousand.nodes, 1_000 * DRAIN_STEP_SHARE);
+  t.regex(thousand.reason, /50 nodes fewer: 11 %/);
+  const twenty = decide(20, 0.1);
+  t.is(twenty.action === 'drain' && twenty.nodes, 1);
+  t.regex(twenty.reason, /one node fewer/);
+  t.is(decide(21, 0.1).action === 'drain' && (decide(21, 0.1) as { nodes: number }).nodes, 2);
+  // Never past the middle of the band: with a band of 44–48 %, 43.9 % on 2,000 nodes leaves 91 fewer (46 %), not 100.
+  const narrow = { ...big, low: 0.44, high: 0.48 };
+  const wide = decide(2_000, 0.439, narrow);
+  t.is(wide.action === 'drain' && wide.nodes, 91, wide.reason);
+  // Never below the minimum.
+  const floor = decide(30, 0.01, { ...big, minNodes: { dram: 29, ssd: 0, hdd: 0 } });
+  t.is(floor.action === 'drain' && floor.nodes, 1);
+});
+
+test('the Autoscaler removes every node of a many-node drain, emptiest first, and decides again only after all are gone', async (t) => {
+  const removed: string[] = [];
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const loads = Array.from({ length: 40 }, (_, i) => ({ id: `n${i}`, cpu: 0.1, network: 0, capacity: 0, used: 40 - i }));
+  const autoscaler = new Autoscaler(
+    {
+      loads: (tier) => (tier === 'dram' ? loads.filter((n) => !removed.includes(n.id)) : []),
+      launchNode: async () => {},
+      pickForRemoval: (_tier, candidates) => candidates[0] ?? null,
+      removeNode: async (node) => {
+        removed.push(node);
+        await gate;
+      },
+      scaleEvent: () => {},
+    },
+    { ...config, maxNodes: { dram: 100, ssd: 0, hdd: 0 } },
+    pino({ level: 'silent' }),
+  );
+  for (let s = 0; s <= config.downAfterMs / 1000; s++) autoscaler.tick(s * 1000);
+  t.deepEqual(removed, ['n39', 'n38'], 'two of 40, the emptiest');
+  for (let s = 21; s < 60; s++) autoscaler.tick(s * 1000);
+  t.is(removed.length, 2, 'nothing more while they drain');
+  release();
+  await new Promise((resolve) => setImmediate(resolve));
 });

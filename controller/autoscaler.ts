@@ -2,7 +2,8 @@
  * The autoscaler: per tier, keeps measured utilization (CPU, network, capacity, from the nodes' reports every
  * second) inside a band. Above it on average over `upAfterMs`: launch a node (new jobs land on it). Below it on
  * average over `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then
- * remove it. A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
+ * remove it; a tier of more than `DRAIN_STEP_SHARE`'s inverse nodes drains several at once, in proportion to how
+ * far below the band it is (bench scale: one at a time removed 242 of 1,000 idle nodes in 19 minutes). A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
  * it from flapping. Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes
  * measure and really gives them back.
  *
@@ -88,7 +89,7 @@ export interface TierUtilization {
 
 export type ScalingDecision =
   | { action: 'launch'; reason: string }
-  | { action: 'drain'; reason: string }
+  | { action: 'drain'; reason: string; nodes: number }
   | { action: 'none'; reason: string };
 
 /** Mean utilization of each resource over the tier's nodes; the tier's utilization is the highest mean. */
@@ -103,6 +104,12 @@ export function tierUtilization(nodes: readonly NodeLoad[]): TierUtilization {
 }
 
 const pct = (x: number) => `${Math.round(x * 100)} %`;
+
+/**
+ * At most this share of a tier is drained by one decision (rounded up: one node in a tier of up to 20, so small
+ * clusters scale down a node at a time as before), and only as many as leave the rest at the band's middle.
+ */
+export const DRAIN_STEP_SHARE = 1 / 20;
 
 /**
  * The decision for one tier now. Updates `memory` (recent utilization, pending launches);
@@ -160,9 +167,16 @@ export function decideScaling(
     const after = (down * count) / (count - 1 || 1);
     if (count === 1 || after > config.high)
       return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
+    const middle = (config.low + config.high) / 2;
+    const most = Math.min(Math.ceil(count * DRAIN_STEP_SHARE), count - config.minNodes[tier]);
+    let drained = 1;
+    while (drained < most && (down * count) / (count - drained - 1) <= middle) drained++;
+    const left = (down * count) / (count - drained);
+    const fewer = drained === 1 ? 'one node fewer' : `${drained} nodes fewer`;
     return {
       action: 'drain',
-      reason: `${what} ${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}; one node fewer: ${pct(after)}`,
+      reason: `${what} ${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}; ${fewer}: ${pct(left)}`,
+      nodes: drained,
     };
   }
   return { action: 'none', reason: `${what} ${pct(util.value)} inside the band` };
@@ -223,18 +237,30 @@ export class Autoscaler {
           this.logger.error({ err: error, tier }, 'launching a node failed');
         });
       } else {
+        // The emptiest first, as many as decided that the provisioner can remove (a StatefulSet: its highest ordinal only).
         const candidates = [...loads].sort((a, b) => a.used - b.used).map((n) => n.id);
-        const node = this.host.pickForRemoval(tier, candidates);
-        if (node === null) continue;
+        const picked: string[] = [];
+        while (picked.length < decision.nodes) {
+          const node = this.host.pickForRemoval(
+            tier,
+            candidates.filter((id) => !picked.includes(id)),
+          );
+          if (node === null) break;
+          picked.push(node);
+        }
+        if (picked.length === 0) continue;
         memory.draining = true;
-        this.host.scaleEvent('scale-down', tier, decision.reason, { ...details, node });
-        this.host
-          .removeNode(node, decision.reason)
-          .catch((error: unknown) => this.logger.error({ err: error, tier, node }, 'removing a node failed'))
-          .finally(() => {
-            memory.draining = false;
-            memory.lastActionAt = Date.now();
-          });
+        for (const node of picked) this.host.scaleEvent('scale-down', tier, decision.reason, { ...details, node });
+        void Promise.allSettled(
+          picked.map((node) =>
+            this.host
+              .removeNode(node, decision.reason)
+              .catch((error: unknown) => this.logger.error({ err: error, tier, node }, 'removing a node failed')),
+          ),
+        ).finally(() => {
+          memory.draining = false;
+          memory.lastActionAt = Date.now();
+        });
       }
     }
   }

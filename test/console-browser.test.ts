@@ -100,60 +100,63 @@ test.serial('without a token the page asks for one, shows nothing, and asks agai
   t.deepEqual(errors, []);
 });
 
-test.serial('opened with #token=<viewer token>: the cluster live, the token out of the address bar; deregistering needs the admin token', async (t) => {
-  t.timeout(120_000);
-  if (!chromiumThere(t)) return;
-  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
-  t.teardown(() => satchel.close());
-  const job = await satchel.registerJob('browser-visible', { latencySensitive: true });
-  t.teardown(() => job.close().catch(() => {}));
-  await job.put('k', 'v');
-  const nodeIds = cluster.info.nodes.map((n) => n.id);
-  t.is(nodeIds.length, 2);
-  const { page, errors, dialogs } = await newPage(t);
+test.serial(
+  'opened with #token=<viewer token>: the cluster live, the token out of the address bar; deregistering needs the admin token',
+  async (t) => {
+    t.timeout(120_000);
+    if (!chromiumThere(t)) return;
+    const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
+    t.teardown(() => satchel.close());
+    const job = await satchel.registerJob('browser-visible', { latencySensitive: true });
+    t.teardown(() => job.close().catch(() => {}));
+    await job.put('k', 'v');
+    const nodeIds = cluster.info.nodes.map((n) => n.id);
+    t.is(nodeIds.length, 2);
+    const { page, errors, dialogs } = await newPage(t);
 
-  await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
-  for (const id of nodeIds) await page.locator(`[data-node-id="${id}"]`).waitFor();
-  const row = page.locator(`[data-job-id="${job.id}"]`);
-  await row.getByText('browser-visible', { exact: true }).waitFor();
-  t.false(page.url().includes('token'), 'the token is taken out of the address bar');
-  t.is(await sessionToken(page), cluster.viewerToken, 'kept for the tab');
-  t.is(await page.inputValue('input[name=admin-token]'), '', 'the viewer token is not an admin token');
-  t.false(await page.locator('form#login').isVisible());
+    await page.goto(`${cluster.info.console}/#token=${encodeURIComponent(cluster.viewerToken)}`);
+    for (const id of nodeIds) await page.locator(`[data-node-id="${id}"]`).waitFor();
+    const row = page.locator(`[data-job-id="${job.id}"]`);
+    await row.getByText('browser-visible', { exact: true }).waitFor();
+    t.false(page.url().includes('token'), 'the token is taken out of the address bar');
+    t.is(await sessionToken(page), cluster.viewerToken, 'kept for the tab');
+    t.is(await page.inputValue('input[name=admin-token]'), '', 'the viewer token is not an admin token');
+    t.false(await page.locator('form#login').isVisible());
 
-  // Reloaded, the tab still has its token.
-  await page.reload();
-  await row.getByText('browser-visible', { exact: true }).waitFor();
+    // Reloaded, the tab still has its token.
+    await page.reload();
+    await row.getByText('browser-visible', { exact: true }).waitFor();
 
-  // For a screenshot worth looking at: wait until both nodes have reported (bars with figures, not "no report").
-  for (const id of nodeIds) await page.locator(`[data-node-id="${id}"]`).filter({ hasNotText: 'no report' }).waitFor();
-  await mkdir(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
+    // For a screenshot worth looking at: wait until both nodes have reported (bars with figures, not "no report").
+    for (const id of nodeIds) await page.locator(`[data-node-id="${id}"]`).filter({ hasNotText: 'no report' }).waitFor();
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
 
-  // The buttons need the admin token: without it, nothing happens but a message.
-  await row.locator('button[data-action="deregister"]').click();
-  await page
-    .locator('[role=status]')
-    .getByText(/set the admin token first/)
-    .waitFor();
-  t.true(await row.isVisible(), 'the job is still there');
-  await page.fill('input[name=admin-token]', cluster.adminToken);
-  await row.locator('button[data-action="deregister"]').click();
-  await row.waitFor({ state: 'detached' });
-  t.is(dialogs.length, 2, 'deregistering asks first, each time');
-  t.regex(await page.locator('[role=status]').innerText(), /deregistered/);
-  t.is(await stored(page, 'satchel.adminToken'), cluster.adminToken);
-  t.is(await page.evaluate<number>('localStorage.length'), 0, 'no token outlives the tab');
+    // The buttons need the admin token: without it, nothing happens but a message.
+    await row.locator('button[data-action="deregister"]').click();
+    await page
+      .locator('[role=status]')
+      .getByText(/set the admin token first/)
+      .waitFor();
+    t.true(await row.isVisible(), 'the job is still there');
+    await page.fill('input[name=admin-token]', cluster.adminToken);
+    await row.locator('button[data-action="deregister"]').click();
+    await row.waitFor({ state: 'detached' });
+    t.is(dialogs.length, 2, 'deregistering asks first, each time');
+    t.regex(await page.locator('[role=status]').innerText(), /deregistered/);
+    t.is(await stored(page, 'satchel.adminToken'), cluster.adminToken);
+    t.is(await page.evaluate<number>('localStorage.length'), 0, 'no token outlives the tab');
 
-  const response = await fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
-  t.is(response.status, 200);
-  const jobs = (await response.json()) as { id: string }[];
-  t.false(
-    jobs.some((j) => j.id === job.id),
-    'the job is gone from /api/jobs',
-  );
-  t.deepEqual(errors, []);
-});
+    const response = await fetch(`${cluster.info.console}/api/jobs`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
+    t.is(response.status, 200);
+    const jobs = (await response.json()) as { id: string }[];
+    t.false(
+      jobs.some((j) => j.id === job.id),
+      'the job is gone from /api/jobs',
+    );
+    t.deepEqual(errors, []);
+  },
+);
 
 const MiB = 1024 * 1024;
 

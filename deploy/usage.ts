@@ -157,7 +157,7 @@ ${TENANT_USAGE}
                             Node could reach here (one node only)
     --quick                 a smoke run of seconds: -n 2000, one round, no warm-up; --json FILE
 
-  bench scale             the real controller (its own process, autoscaler on) and a metadata server against
+  bench scale             the real controller (its own process, autoscaler on) and metadata servers against
                           simulated storage nodes (one listener each, reporting from a model of their jobs) and a
                           job trace; allocation latency, reports absorbed, controller CPU and RSS, reserved vs
                           used, node-seconds vs a peak-sized cluster, migrations, metadata lookups
@@ -165,6 +165,7 @@ ${TENANT_USAGE}
     --jobs N, --seed S      a generated trace (default 1000 jobs, seed 1); or --trace FILE, a CSV trace
     --speed X               simulated seconds per real second (default 1); --max-job-s S caps job durations
     --report-ms MS          between a node's reports (default 1000); --lookups-per-job-s R (default 0.1)
+    --metadata K            metadata servers, each job's placement on two of them (default 1)
     --in-flight N           registrations and deregistrations at once (default 16, at most 32); --sample-ms MS (default 1000)
     --calibrate-s S         seconds of reports alone before the trace, for a report's cost (default 10)
     --json FILE, --html FILE

@@ -276,6 +276,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     speed: { type: 'string' },
     'report-ms': { type: 'string' },
     'lookups-per-job-s': { type: 'string' },
+    metadata: { type: 'string' },
     'sample-ms': { type: 'string' },
     'in-flight': { type: 'string' },
     'max-job-s': { type: 'string' },
@@ -302,6 +303,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     speed: number(values.speed, 1, '--speed', 0.1, 1000),
     reportMs: whole(values['report-ms'], 1_000, '--report-ms', 50, 60_000),
     lookupsPerJobS: number(values['lookups-per-job-s'], 0.1, '--lookups-per-job-s', 0, 1000),
+    metadataServers: whole(values.metadata, 1, '--metadata', 1, 16),
     sampleMs: whole(values['sample-ms'], 1_000, '--sample-ms', 100, 60_000),
     // With renewals (24 at most) under the 64 streams of the one session to the controller.
     inFlight: whole(values['in-flight'], 16, '--in-flight', 1, 32),

@@ -8,6 +8,7 @@ for (const [args, flag] of [
   [['--nodes', '0'], '--nodes'],
   [['--jobs', 'many'], '--jobs'],
   [['--in-flight', '64'], '--in-flight'],
+  [['--metadata', '0'], '--metadata'],
   [['--trace', '/nonexistent/trace.csv'], '--trace'],
   [['--bogus'], 'bogus'],
 ] as const) {

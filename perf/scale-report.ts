@@ -90,8 +90,9 @@ export interface ScaleDetails {
   /** Reports alone before the trace (every node reporting, no job): their rate and the controller's CPU per report. */
   idle_reports_per_s?: number;
   idle_controller_cpu_per_report_us?: number;
-  /** Placement lookups answered, by metadata server (one server until metadata is sharded by job). */
+  /** Placement lookups answered by each metadata server (`--metadata K`: the first its job's ticket names), and per second. */
   lookups_by_server?: Record<string, number>;
+  lookups_per_s_by_server?: Record<string, number>;
 }
 
 export interface SummaryInput {
@@ -197,7 +198,7 @@ export interface ScaleReport {
   notes: string[];
   samples: ScaleSample[];
   events: { t_s: number; kind: string; tier?: string; node?: string; message: string }[];
-  /** PIDs of the controller and metadata server the run started. */
+  /** PIDs of the controller and the metadata servers the run started. */
   processes: number[];
 }
 
@@ -209,7 +210,7 @@ export function scaleText(report: ScaleReport): string {
     `allocation decisions: p50 ${s.decision_p50_ms} ms, p99 ${s.decision_p99_ms} ms (p99.9 ${d.decision_p999_ms} ms, max ${d.decision_max_ms} ms) as drivers saw RegisterJob; the controller's own: decision p50 ${d.controller_decision_p50_ms} / p99 ${d.controller_decision_p99_ms} ms, whole handler p50 ${d.controller_handler_p50_ms} / p99 ${d.controller_handler_p99_ms} ms; arrivals queued in the driver p99 ${d.arrival_wait_p99_ms} ms`,
     `reports: ${s.report_rate_per_s}/s absorbed (p99 ${d.report_p99_ms} ms), controller ${s.controller_cpu_per_report_us} µs CPU per report (${d.idle_controller_cpu_per_report_us} µs at ${d.idle_reports_per_s}/s with no job), ${(d.controller_cpu_cores * 100).toFixed(0)} % of a core on average, RSS ${s.controller_rss_mb} MB at most`,
     `reserved/used ${s.reserved_over_used}× (time-weighted); node-seconds ${d.node_seconds} vs ${d.peak_sized_node_seconds} sized for the peak of ${d.peak_nodes} (${s.node_seconds_vs_peak}×); ${d.nodes_launched} launched, ${d.nodes_removed} removed`,
-    `migrations ${s.migrations} (${(s.bytes_moved / 2 ** 30).toFixed(1)} GiB by the model); metadata lookups ${s.metadata_lookups_per_s}/s (p99 ${d.lookup_p99_ms} ms)`,
+    `migrations ${s.migrations} (${(s.bytes_moved / 2 ** 30).toFixed(1)} GiB by the model); metadata lookups ${s.metadata_lookups_per_s}/s (p99 ${d.lookup_p99_ms} ms; by server: ${Object.values(d.lookups_per_s_by_server ?? {}).join(', ') || '-'} /s)`,
     `targets: ${Object.entries(report.targets)
       .map(([k, v]) => `${k} ${v ? 'met' : 'MISSED'}`)
       .join(', ')}`,

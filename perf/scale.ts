@@ -13,7 +13,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LocalCluster } from '../deploy/index.ts';
-import { type ControllerMethods, LightControlClient, type MetadataMethods, SatchelError, TIERS, type Tier } from '../proto/index.ts';
+import {
+  type ControllerMethods,
+  decodeTicket,
+  LightControlClient,
+  type MetadataMethods,
+  SatchelError,
+  TIERS,
+  type Tier,
+} from '../proto/index.ts';
 import { consoleJson } from './cluster-access.ts';
 import { cpuSecondsOf, rssOf } from './proc.ts';
 import { Progress } from './progress.ts';
@@ -35,8 +43,10 @@ export interface ScaleOptions {
   speed: number;
   /** Real ms between a node's reports. */
   reportMs: number;
-  /** Placement lookups a running job's functions make at the metadata server, per simulated second. */
+  /** Placement lookups a running job's functions make at the metadata servers, per simulated second. */
   lookupsPerJobS: number;
+  /** Metadata servers (each job's placement on two of them, the ones its ticket names: controller metadata-links.ts). */
+  metadataServers: number;
   /** Real ms between samples of the time series. */
   sampleMs: number;
   /** Registrations and deregistrations in flight at most (drivers' calls; past it they queue here). */
@@ -55,7 +65,7 @@ export interface ScaleResult {
   /** The controller's scaling events (scale-up/down, launches, drains, removals) as it logged them. */
   events: { t_s: number; kind: string; tier?: string; node?: string; message: string }[];
   notes: string[];
-  /** PIDs of the controller and the metadata server the run started (stopped when it returns). */
+  /** PIDs of the controller and the metadata servers the run started (stopped when it returns). */
   processes: number[];
 }
 
@@ -65,6 +75,8 @@ interface Running {
   id: string;
   token: string;
   driverToken: string;
+  /** The metadata servers its ticket names, in the order clients ask them. */
+  metadata: string[];
   job: ModelJob;
   renewedAt: number;
 }
@@ -84,6 +96,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   let fleet: SimFleet | null = null;
   const cluster = await LocalCluster.start({
     dram: 0,
+    metadata: options.metadataServers,
     leaseMs: LEASE_MS,
     autoscale: {
       minNodes: perTier((t) => (plan.nodes[t] > 0 ? 1 : 0)),
@@ -98,7 +111,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     },
   });
   const controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', cluster.controller, 30_000);
-  const metadata = new LightControlClient<MetadataMethods>('satchel.v1.Metadata', cluster.info.metadata[0]!, 30_000);
+  const metadata = new Map(
+    cluster.info.metadata.map((address) => [address, new LightControlClient<MetadataMethods>('satchel.v1.Metadata', address, 30_000)]),
+  );
   const models = new Map<string, ModelJob>();
   let startedAt = performance.now();
   const simNow = () => (performance.now() - startedAt) * speed;
@@ -138,13 +153,13 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     result.details.controller_handler_p50_ms = ms(own.handler.percentile(50));
     result.details.controller_handler_p99_ms = ms(own.handler.percentile(99));
     result.details.controller_decisions_logged = own.decision.count;
-    result.processes = [cluster.controllerPid, cluster.metadataPid];
+    result.processes = [cluster.controllerPid, ...cluster.metadataPids];
     result.details.idle_reports_per_s = idle.reportsPerS;
     result.details.idle_controller_cpu_per_report_us = idle.cpuPerReportUs;
     return result;
   } finally {
     controller.close();
-    metadata.close();
+    for (const client of metadata.values()) client.close();
     await fleet?.close();
     await cluster.stop();
   }
@@ -157,7 +172,7 @@ async function drive(
   fleet: SimFleet,
   cluster: LocalCluster,
   controller: LightControlClient<ControllerMethods>,
-  metadata: LightControlClient<MetadataMethods>,
+  metadata: Map<string, LightControlClient<MetadataMethods>>,
   models: Map<string, ModelJob>,
   simNow: () => number,
   startedAt: () => number,
@@ -185,6 +200,7 @@ async function drive(
   let refused = 0;
   let lookupsDone = 0;
   let lookupsSkipped = 0;
+  const lookupsByServer = new Map<string, number>([...metadata.keys()].map((address) => [address, 0]));
   let renewals = 0;
 
   // Drivers' calls, at most `inFlight` at once: a burst of 8× the base rate past it queues here (the wait is not
@@ -244,6 +260,7 @@ async function drive(
           id: reply.jobId,
           token: reply.token,
           driverToken: reply.driverToken,
+          metadata: decodeTicket(reply.ticket).metadata,
           job: model,
           renewedAt: performance.now(),
         };
@@ -282,14 +299,18 @@ async function drive(
         }
         const run = ids[Math.floor(Math.random() * ids.length)];
         if (run === undefined) break;
+        // A function asks the first server its ticket names (client/metadata-lookup.ts; the others on failure).
+        const server = run.metadata.find((address) => metadata.has(address)) ?? [...metadata.keys()][0]!;
         lookupsInFlight++;
         const began = performance.now();
         metadata
+          .get(server)!
           .call('GetPlacement', { jobId: run.id, token: run.token })
           .then(
             () => {
               lookups.add((performance.now() - began) * 1000);
               lookupsDone++;
+              lookupsByServer.set(server, (lookupsByServer.get(server) ?? 0) + 1);
             },
             (error: unknown) => {
               // A job that ended while its lookup was on the way is the expected miss.
@@ -474,9 +495,9 @@ async function drive(
     'controller_cpu_per_report_us: all of the controller process CPU over the run divided by the reports it answered (registrations, renewals, the console polls and the autoscaler included): an upper bound',
   ];
   details.arrival_wait_p99_ms = ms(waits.percentile(99));
-  // One metadata server today; with metadata sharded by job (issue 20, deliverable 2) lookups would go to the
-  // servers the job's ticket names, and this is where each server's share is counted.
-  details.lookups_by_server = { [metadata.address]: lookupsDone };
+  // Each job's lookups go to the first server its ticket names: each server's share, and its rate over the run.
+  details.lookups_by_server = Object.fromEntries(lookupsByServer);
+  details.lookups_per_s_by_server = Object.fromEntries([...lookupsByServer].map(([address, n]) => [address, round(n / realS, 1)]));
   loop.disable();
   details.simulator_loop_delay_p99_ms = round(loop.percentile(99) / 1e6, 1);
   details.simulator_loop_delay_max_ms = round(loop.max / 1e6, 1);

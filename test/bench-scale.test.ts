@@ -46,6 +46,10 @@ test('bench scale registers and deregisters every job of a trace against the rea
       '250',
       '--sample-ms',
       '250',
+      '--metadata',
+      '2',
+      '--lookups-per-job-s',
+      '1',
       '--json',
       json,
       '--html',
@@ -83,6 +87,17 @@ test('bench scale registers and deregisters every job of a trace against the rea
   t.true(s.controller_rss_mb > 10 && s.controller_rss_mb < 1024);
   t.true(s.reserved_over_used > 0, 'reserved and used were sampled');
   t.true(s.metadata_lookups_per_s > 0);
+  // Two metadata servers, each the first named by some jobs' tickets: each answered lookups.
+  const byServer = Object.values(d.lookups_by_server ?? {});
+  t.is(byServer.length, 2);
+  t.true(
+    byServer.every((n) => n > 0),
+    `lookups by server: ${byServer}`,
+  );
+  t.is(
+    byServer.reduce((a, b) => a + b, 0),
+    d.lookups,
+  );
   // The trace ends with every job gone: the autoscaler drains idle nodes, so fewer node-seconds than a peak-sized cluster.
   t.true(d.nodes_removed > 0, 'the autoscaler removed nodes');
   t.true(s.node_seconds_vs_peak > 0 && s.node_seconds_vs_peak < 1);
@@ -91,7 +106,7 @@ test('bench scale registers and deregisters every job of a trace against the rea
   t.true(s.migrations >= 0 && s.bytes_moved >= 0);
   const page = await readFile(html, 'utf8');
   for (const id of ['nodes', 'capacity', 'latency', 'migrations']) t.true(page.includes(`id="${id}"`), id);
-  // The controller and metadata server the run started are gone.
-  t.is(report.processes.length, 2);
+  // The controller and the metadata servers the run started are gone.
+  t.is(report.processes.length, 3);
   for (const pid of report.processes) t.false(alive(pid), `process ${pid} outlived the run`);
 });

@@ -4,10 +4,10 @@ import {
   Autoscaler,
   type AutoscalerConfig,
   DEFAULT_AUTOSCALER,
-  DRAIN_STEP_SHARE,
   decideScaling,
   freshMemory,
   type NodeLoad,
+  STEP_SHARE,
   type TierMemory,
   tierUtilization,
 } from './autoscaler.ts';
@@ -142,7 +142,7 @@ test('above the band: a launch only after upAfterMs, and then not again until th
   t.is(launch.action, 'launch');
   t.regex(launch.reason, /dram cpu 95 % > 80 % over 2 s/);
   memory.lastActionAt = 2000;
-  memory.pendingLaunch = { nodes: 1, at: 2000 };
+  memory.pendingLaunch = { nodes: 1, launched: 1, at: 2000 };
   t.is(decideScaling('dram', load, memory, config, 20_000).reason, 'waiting for the launched node to join');
   // The node joined; the two are still hot: measured afresh for two seconds with two nodes, then launch again.
   const two = nodes([0.95, 0.2, 0.1], [0.9, 0.2, 0.1]);
@@ -153,7 +153,7 @@ test('above the band: a launch only after upAfterMs, and then not again until th
 
 test('a launch that never joins stops holding decisions back after launchTimeoutMs', (t) => {
   const memory = freshMemory();
-  memory.pendingLaunch = { nodes: 1, at: 0 };
+  memory.pendingLaunch = { nodes: 1, launched: 1, at: 0 };
   memory.lastActionAt = 0;
   for (let s = 0; s < config.launchTimeoutMs / 1000; s++) {
     t.is(decideScaling('dram', nodes([0.95, 0, 0]), memory, config, s * 1000).action, 'none');
@@ -251,7 +251,7 @@ test('a large tier far below the band drains a twentieth of its nodes at once; o
   };
   const thousand = decide(1_000, 0.1);
   t.is(thousand.action, 'drain');
-  t.is(thousand.action === 'drain' && thousand.nodes, 1_000 * DRAIN_STEP_SHARE);
+  t.is(thousand.action === 'drain' && thousand.nodes, 1_000 * STEP_SHARE);
   t.regex(thousand.reason, /50 nodes fewer: 11 %/);
   const twenty = decide(20, 0.1);
   t.is(twenty.action === 'drain' && twenty.nodes, 1);
@@ -293,4 +293,37 @@ test('the Autoscaler removes every node of a many-node drain, emptiest first, an
   t.is(removed.length, 2, 'nothing more while they drain');
   release();
   await new Promise((resolve) => setImmediate(resolve));
+});
+
+test('a large tier far above the band launches up to a twentieth of its nodes at once, and waits for all of them', (t) => {
+  const many = (count: number, cpu: number) =>
+    Array.from({ length: count }, (_, i) => ({ id: `n${i}`, cpu, network: 0, capacity: 0, used: i }));
+  const big = { ...config, maxNodes: { dram: 2_000, ssd: 0, hdd: 0 } };
+  const memory = freshMemory();
+  decideScaling('dram', many(100, 0.95), memory, big, 0);
+  decideScaling('dram', many(100, 0.95), memory, big, 1_000);
+  const launch = decideScaling('dram', many(100, 0.95), memory, big, 2_000);
+  t.is(launch.action === 'launch' && launch.nodes, 5, launch.reason);
+  t.regex(launch.reason, /5 nodes more: 90 %/);
+  memory.lastActionAt = 2_000;
+  memory.pendingLaunch = { nodes: 100, launched: 5, at: 2_000 };
+  t.is(decideScaling('dram', many(104, 0.95), memory, big, 20_000).reason, 'waiting for the launched nodes to join', 'four of five joined');
+  t.not(decideScaling('dram', many(105, 0.95), memory, big, 21_000).reason, 'waiting for the launched nodes to join');
+  // Just above the band: only as many as bring it to the middle (band 68–70 %, 72 % on 1,000 nodes: 44 bring it
+  // to 69 %, where 50 may).
+  const near = freshMemory();
+  const narrow = { ...big, low: 0.68, high: 0.7 };
+  for (let s = 0; s < 2; s++) decideScaling('dram', many(1_000, 0.72), near, narrow, s * 1_000);
+  const one = decideScaling('dram', many(1_000, 0.72), near, narrow, 2_000);
+  t.is(one.action === 'launch' && one.nodes, 44, one.reason);
+  // Small tiers launch one at a time; never past the maximum.
+  const small = freshMemory();
+  for (let s = 0; s < 2; s++) decideScaling('dram', many(20, 0.95), small, big, s * 1_000);
+  const single = decideScaling('dram', many(20, 0.95), small, big, 2_000);
+  t.is(single.action === 'launch' && single.nodes, 1);
+  const capped = freshMemory();
+  const top = { ...big, maxNodes: { dram: 102, ssd: 0, hdd: 0 } };
+  for (let s = 0; s < 2; s++) decideScaling('dram', many(100, 0.95), capped, top, s * 1_000);
+  const two = decideScaling('dram', many(100, 0.95), capped, top, 2_000);
+  t.is(two.action === 'launch' && two.nodes, 2);
 });

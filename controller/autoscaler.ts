@@ -2,8 +2,8 @@
  * The autoscaler: per tier, keeps measured utilization (CPU, network, capacity, from the nodes' reports every
  * second) inside a band. Above it on average over `upAfterMs`: launch a node (new jobs land on it). Below it on
  * average over `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then
- * remove it; a tier of more than `DRAIN_STEP_SHARE`'s inverse nodes drains several at once, in proportion to how
- * far below the band it is (bench scale: one at a time removed 242 of 1,000 idle nodes in 19 minutes). A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
+ * remove it. A tier of more than 20 nodes launches or drains several at once (`STEP_SHARE`), in proportion to how
+ * far outside the band it is (bench scale: one at a time removed 242 of 1,000 idle nodes in 19 minutes). A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
  * it from flapping. Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes
  * measure and really gives them back.
  *
@@ -68,8 +68,8 @@ export interface TierMemory {
   historyNodes: number;
   belowMinimumSince: number | null;
   lastActionAt: number;
-  /** Nodes the tier had when a launch was asked for, and when; null when none is pending. */
-  pendingLaunch: { nodes: number; at: number } | null;
+  /** Nodes the tier had when a launch was asked for, how many were asked for, and when; null when none is pending. */
+  pendingLaunch: { nodes: number; launched: number; at: number } | null;
   /** A drain in progress. */
   draining: boolean;
 }
@@ -88,7 +88,7 @@ export interface TierUtilization {
 }
 
 export type ScalingDecision =
-  | { action: 'launch'; reason: string }
+  | { action: 'launch'; reason: string; nodes: number }
   | { action: 'drain'; reason: string; nodes: number }
   | { action: 'none'; reason: string };
 
@@ -106,10 +106,10 @@ export function tierUtilization(nodes: readonly NodeLoad[]): TierUtilization {
 const pct = (x: number) => `${Math.round(x * 100)} %`;
 
 /**
- * At most this share of a tier is drained by one decision (rounded up: one node in a tier of up to 20, so small
- * clusters scale down a node at a time as before), and only as many as leave the rest at the band's middle.
+ * At most this share of a tier is launched or drained by one decision (rounded up: one node in a tier of up to 20,
+ * so small clusters scale a node at a time as before), and only as many as bring the tier to the band's middle.
  */
-export const DRAIN_STEP_SHARE = 1 / 20;
+export const STEP_SHARE = 1 / 20;
 
 /**
  * The decision for one tier now. Updates `memory` (recent utilization, pending launches);
@@ -124,7 +124,8 @@ export function decideScaling(
 ): ScalingDecision {
   const util = tierUtilization(nodes);
   const count = nodes.length;
-  if (memory.pendingLaunch !== null && (count > memory.pendingLaunch.nodes || now - memory.pendingLaunch.at > config.launchTimeoutMs))
+  const pending = memory.pendingLaunch;
+  if (pending !== null && (count >= pending.nodes + pending.launched || now - pending.at > config.launchTimeoutMs))
     memory.pendingLaunch = null;
 
   if (memory.historyNodes !== count) {
@@ -145,11 +146,15 @@ export function decideScaling(
   memory.belowMinimumSince = count < config.minNodes[tier] ? (memory.belowMinimumSince ?? now) : null;
 
   if (memory.draining) return { action: 'none', reason: 'a drain is in progress' };
-  if (memory.pendingLaunch !== null) return { action: 'none', reason: 'waiting for the launched node to join' };
+  if (memory.pendingLaunch !== null)
+    return {
+      action: 'none',
+      reason: memory.pendingLaunch.launched === 1 ? 'waiting for the launched node to join' : 'waiting for the launched nodes to join',
+    };
   if (memory.belowMinimumSince !== null) {
     if (now - memory.belowMinimumSince < config.minGraceMs)
       return { action: 'none', reason: `${count} ${tier} nodes, fewer than the minimum: waiting for nodes to register` };
-    return { action: 'launch', reason: `${count} ${tier} nodes, fewer than the minimum of ${config.minNodes[tier]}` };
+    return { action: 'launch', reason: `${count} ${tier} nodes, fewer than the minimum of ${config.minNodes[tier]}`, nodes: 1 };
   }
   if (now - memory.lastActionAt < config.cooldownMs) return { action: 'none', reason: 'cooling down' };
 
@@ -159,7 +164,16 @@ export function decideScaling(
   if (up !== null && up > config.high) {
     if (count >= config.maxNodes[tier])
       return { action: 'none', reason: `${what} ${pct(up)} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
-    return { action: 'launch', reason: `${what} ${pct(up)} > ${pct(config.high)} over ${seconds(config.upAfterMs)}` };
+    const middle = (config.low + config.high) / 2;
+    const most = Math.min(Math.ceil(count * STEP_SHARE), config.maxNodes[tier] - count);
+    let launched = 1;
+    while (launched < most && (up * count) / (count + launched) > middle) launched++;
+    const more = launched === 1 ? '' : `; ${launched} nodes more: ${pct((up * count) / (count + launched))}`;
+    return {
+      action: 'launch',
+      reason: `${what} ${pct(up)} > ${pct(config.high)} over ${seconds(config.upAfterMs)}${more}`,
+      nodes: launched,
+    };
   }
   const down = mean(config.downAfterMs);
   if (down !== null && down < config.low && count > config.minNodes[tier]) {
@@ -168,7 +182,7 @@ export function decideScaling(
     if (count === 1 || after > config.high)
       return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
     const middle = (config.low + config.high) / 2;
-    const most = Math.min(Math.ceil(count * DRAIN_STEP_SHARE), count - config.minNodes[tier]);
+    const most = Math.min(Math.ceil(count * STEP_SHARE), count - config.minNodes[tier]);
     let drained = 1;
     while (drained < most && (down * count) / (count - drained - 1) <= middle) drained++;
     const left = (down * count) / (count - drained);
@@ -230,12 +244,14 @@ export class Autoscaler {
       };
       memory.lastActionAt = now;
       if (decision.action === 'launch') {
-        memory.pendingLaunch = { nodes: loads.length, at: now };
-        this.host.scaleEvent('scale-up', tier, decision.reason, details);
-        this.host.launchNode(tier, decision.reason, details).catch((error: unknown) => {
-          memory.pendingLaunch = null;
-          this.logger.error({ err: error, tier }, 'launching a node failed');
-        });
+        memory.pendingLaunch = { nodes: loads.length, launched: decision.nodes, at: now };
+        for (let i = 0; i < decision.nodes; i++) {
+          this.host.scaleEvent('scale-up', tier, decision.reason, details);
+          this.host.launchNode(tier, decision.reason, details).catch((error: unknown) => {
+            memory.pendingLaunch = null;
+            this.logger.error({ err: error, tier }, 'launching a node failed');
+          });
+        }
       } else {
         // The emptiest first, as many as decided that the provisioner can remove (a StatefulSet: its highest ordinal only).
         const candidates = [...loads].sort((a, b) => a.used - b.used).map((n) => n.id);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { CONTROLLER_SERVICE, UnaryServer } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, REPORT_NODES, UnaryServer } from '../proto/grpc.ts';
 import {
   advertisedAddress,
   type JobHints,
@@ -75,6 +75,8 @@ export class Controller implements ConsoleBackend {
     const impl = controllerService(this.ctx, this.jobs, this.nodeBook, this.placements);
     this.server = new UnaryServer((method, error) => options.logger.error({ err: error, method }, 'handler failed'));
     this.server.addService(CONTROLLER_SERVICE, impl);
+    // Nodes report on one stream each (proto/message-stream.ts), the same handler as the unary ReportNode.
+    this.server.addStream(REPORT_NODES, impl.ReportNode as (request: unknown) => Promise<unknown>);
   }
 
   /** Jobs and nodes (tests and tools read them; the console goes through `ConsoleBackend`). */

@@ -2,14 +2,14 @@
  * `satchel bench scale`'s simulated storage nodes: each one a TCP listener on 127.0.0.1 speaking enough of the
  * data-plane frame protocol (proto's FrameDecoder and FrameWriter) to take what the controller sends a node —
  * HELLO, ANNOUNCE, DROP_JOB, LIMIT_JOB, and a drain's LIST (an empty page: the model holds no keys) — and a
- * control-plane link that registers and reports like storage-node/controller-link.ts (RegisterNode, then
- * ReportNode every `reportMs` over proto's ControlClient, grpc-js as real nodes), with figures from the model
+ * control-plane link that registers and reports like storage-node/controller-link.ts (RegisterNode over proto's
+ * ControlClient, grpc-js as real nodes, then a report every `reportMs` on a ReportNodes stream), with figures from the model
  * (scale-model.ts). Many live in this process; the fleet is also the provisioner the controller's autoscaler
  * launches and removes nodes through (LocalCluster's `provision`).
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, ControlClient, MessageStreamClient, REPORT_NODES } from '../proto/grpc.ts';
 import {
   AnnounceFlag,
   type ControllerMethods,
@@ -18,6 +18,8 @@ import {
   encodeKeyList,
   FrameDecoder,
   FrameWriter,
+  type NodeReport,
+  type NodeReportReply,
   Op,
   SatchelError,
   Status,
@@ -62,6 +64,7 @@ interface SimNode {
   address: string;
   bootId: string;
   client: ControlClient<ControllerMethods>;
+  reports: MessageStreamClient<NodeReport, NodeReportReply>;
   timer: NodeJS.Timeout | null;
   lastReportAt: number;
   reporting: boolean;
@@ -119,6 +122,7 @@ export class SimFleet {
       bootId: randomBytes(8).toString('hex'),
       // A connection of its own, as a real node (its own process) has.
       client: new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.options.controller, 10_000, undefined, true),
+      reports: new MessageStreamClient(REPORT_NODES, this.options.controller),
       timer: null,
       lastReportAt: performance.now(),
       reporting: false,
@@ -160,6 +164,7 @@ export class SimFleet {
       clearInterval(node.timer);
     }
     node.client.close();
+    node.reports.close();
     for (const socket of node.sockets) socket.destroy();
     await new Promise<void>((resolve) => node.server.close(() => resolve()));
   }
@@ -188,14 +193,17 @@ export class SimFleet {
     node.lastReportAt = now;
     const figures = node.model.report(this.options.jobs, this.options.now(), intervalS);
     try {
-      const reply = await node.client.call('ReportNode', {
-        nodeId: node.model.id,
-        token: this.options.adminToken,
-        bootId: node.bootId,
-        latencyP50Us: 0,
-        latencyP99Us: 0,
-        ...figures,
-      });
+      const reply = await node.reports.send(
+        {
+          nodeId: node.model.id,
+          token: this.options.adminToken,
+          bootId: node.bootId,
+          latencyP50Us: 0,
+          latencyP99Us: 0,
+          ...figures,
+        },
+        10_000,
+      );
       this.reportLatency.add((performance.now() - now) * 1000);
       this.counters.reports++;
       if (reply.unknown && this.nodes.has(node.model.id)) await this.register(node);

@@ -11,6 +11,7 @@ import protobuf from 'protobufjs';
 import { controlCallError } from './control-errors.ts';
 import type { Methods, ServiceImpl } from './control-types.ts';
 import { type ErrorCode, SatchelError } from './errors.ts';
+import type { StreamMethod } from './message-stream.ts';
 import { hostOf } from './node-connection.ts';
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
 import { type ClientTls, serverIdentity } from './tls.ts';
@@ -47,6 +48,7 @@ function definitionOf(serviceName: string): grpc.ServiceDefinition {
   const service = root.lookupService(serviceName);
   const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const method of Object.values(service.methods)) {
+    if (method.requestStream === true || method.responseStream === true) continue; // streamOf's
     const req = method.resolvedRequestType!;
     const res = method.resolvedResponseType!;
     definition[method.name] = {
@@ -71,7 +73,30 @@ function definitionOf(serviceName: string): grpc.ServiceDefinition {
   return definition as grpc.ServiceDefinition;
 }
 
+/** A streamed method of control.proto, for message-stream.ts. */
+function streamOf(serviceName: string, name: string): StreamMethod {
+  const method = root.lookupService(serviceName).methods[name]!;
+  const req = method.resolvedRequestType!;
+  const res = method.resolvedResponseType!;
+  return {
+    name,
+    path: `/${serviceName}/${name}`,
+    serializeRequest: (value) => Buffer.from(req.encode(req.fromObject(value)).finish()),
+    deserializeRequest: (bytes) => {
+      try {
+        return req.toObject(req.decode(bytes), toObjectOptions);
+      } catch (error) {
+        return { [UNDECODABLE]: error instanceof Error ? error.message : String(error) };
+      }
+    },
+    serializeReply: (value) => Buffer.from(res.encode(res.fromObject(value)).finish()),
+    deserializeReply: (bytes) => res.toObject(res.decode(bytes), toObjectOptions),
+  };
+}
+
 export const CONTROLLER_SERVICE = definitionOf('satchel.v1.Controller');
+/** Node reports on one stream (ReportNode's messages). */
+export const REPORT_NODES = streamOf('satchel.v1.Controller', 'ReportNodes');
 export const METADATA_SERVICE = definitionOf('satchel.v1.Metadata');
 
 const grpcStatusOf: Record<ErrorCode, grpc.status> = {

@@ -90,7 +90,8 @@ export function generate(protoPath = join(HERE, 'control.proto')) {
   types += '\n/** Method name → [request, reply]: the typing of the generic client and server (control.ts, control-light.ts). */\n';
   for (const service of services) {
     types += `export type ${service.name}Methods = {\n`;
-    for (const method of service.methodsArray)
+    // Unary calls only: a streamed method (ReportNodes) is served and called by proto/message-stream.ts.
+    for (const method of service.methodsArray.filter((m) => !m.requestStream && !m.responseStream))
       types += `  ${method.name}: [${method.resolvedRequestType.name}, ${method.resolvedResponseType.name}];\n`;
     types += '};\n';
   }

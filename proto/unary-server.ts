@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { grpc, runUnary } from './control.ts';
 import type { Methods, ServiceImpl } from './control-types.ts';
 import { SatchelError } from './errors.ts';
+import { type StreamMethod, serveMessageStream } from './message-stream.ts';
 
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const MAX_CONCURRENT_STREAMS = 64;
@@ -31,6 +32,9 @@ interface Method {
 
 export class UnaryServer {
   private readonly methods = new Map<string, Method>();
+  private readonly streams = new Map<string, { method: StreamMethod; handler: (request: unknown) => Promise<unknown> }>();
+  /** Streams of streamed methods open now: they never end on their own, so closing the server cancels them. */
+  private readonly open = new Set<http2.ServerHttp2Stream>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private server: http2.Http2Server | http2.Http2SecureServer | null = null;
 
@@ -46,6 +50,14 @@ export class UnaryServer {
         handler: impl[name as keyof M] as (request: unknown) => Promise<unknown>,
       });
     }
+  }
+
+  /**
+   * Serves a streamed method (message-stream.ts): each request on a stream run by `handler` as a unary call of it
+   * would be, answered in order on the same stream.
+   */
+  addStream(method: StreamMethod, handler: (request: unknown) => Promise<unknown>): void {
+    this.streams.set(method.path, { method, handler });
   }
 
   /** Binds `host:port` (port 0: any free port), over TLS with `tls`; resolves with `host:port` as bound. */
@@ -82,6 +94,7 @@ export class UnaryServer {
     if (server === null) return;
     this.server = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const stream of this.open) if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
     for (const session of this.sessions) session.close();
     const timer = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
@@ -99,6 +112,14 @@ export class UnaryServer {
       return;
     }
     const path = headers[':path'] ?? '';
+    const streamed = this.streams.get(path);
+    if (streamed !== undefined) {
+      const { method, handler } = streamed;
+      this.open.add(stream);
+      stream.on('close', () => this.open.delete(stream));
+      serveMessageStream(stream, method, (request) => runUnary(method.name, handler, request, this.onUnexpected), this.onUnexpected);
+      return;
+    }
     const method = this.methods.get(path);
     if (method === undefined) {
       this.fail(stream, grpc.status.UNIMPLEMENTED, `The server does not implement the method ${path}`);

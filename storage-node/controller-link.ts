@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
-import { CONTROLLER_SERVICE, ControlClient } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, ControlClient, MessageStreamClient, REPORT_NODES } from '../proto/grpc.ts';
 import {
   ADMIN_SUBJECT,
   type ClientTls,
   type ControllerMethods,
   type JobUsage,
   type NodeInfo,
+  type NodeReport,
+  type NodeReportReply,
   retry,
   signToken,
   TRANSIENT_CODES,
@@ -39,6 +41,9 @@ export interface ControllerLinkOptions {
 /** How soon after a job's first FULL refusal (since the last report) a report goes out. */
 export const REPORT_SOON_MS = 50;
 
+/** A report (and registration) unanswered this long has failed; the next one is sent on a fresh stream. */
+const REPORT_TIMEOUT_MS = 5_000;
+
 /**
  * Registration's retry (proto's one policy, backoff.ts): 200 ms after the first failure, doubling to 2 s, each
  * with jitter, so nodes started together do not call a controller coming up in lockstep. UNAVAILABLE (the
@@ -49,6 +54,8 @@ export const REGISTER_RETRY = { baseMs: 200, capMs: 2_000, retryOn: TRANSIENT_CO
 
 export class ControllerLink {
   private readonly client: ControlClient<ControllerMethods>;
+  /** Reports on one stream (ReportNodes); the unary ReportNode when the controller does not have it. */
+  private readonly reports: MessageStreamClient<NodeReport, NodeReportReply>;
   private readonly token: string;
   private timer: NodeJS.Timeout | null = null;
   private lastCpu = process.cpuUsage();
@@ -61,7 +68,8 @@ export class ControllerLink {
   private closed = false;
 
   constructor(private readonly options: ControllerLinkOptions) {
-    this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, 5_000, options.tls);
+    this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, REPORT_TIMEOUT_MS, options.tls);
+    this.reports = new MessageStreamClient(REPORT_NODES, options.controller, options.tls);
     this.token = signToken(options.secret, ADMIN_SUBJECT);
     this.everyMs = options.reportEveryMs ?? 1_000;
   }
@@ -133,6 +141,7 @@ export class ControllerLink {
     this.soon = null;
     if (this.server !== null) this.server.onFullRefusal = null;
     this.client.close();
+    this.reports.close();
   }
 
   private async report(): Promise<void> {
@@ -150,7 +159,7 @@ export class ControllerLink {
       const latency = server.metrics.takeLatency(); // 0 on the wire means "no ops this interval"
       // From here on a job's next FULL asks for another report (this one carries the refusals counted so far).
       server.takeFullRefused();
-      const reply = await this.client.call('ReportNode', {
+      const reply = await this.send({
         nodeId: this.options.node.id,
         token: this.token,
         cpu: elapsedMicros > 0 ? (cpu.user + cpu.system) / elapsedMicros : 0,
@@ -174,6 +183,22 @@ export class ControllerLink {
     } finally {
       this.reporting = false;
     }
+  }
+
+  /**
+   * A report on the stream; on the unary call when the controller has no stream (an older one). A stream that
+   * failed is opened again for the next report.
+   */
+  private async send(report: NodeReport): Promise<NodeReportReply> {
+    if (!this.reports.unimplemented) {
+      try {
+        return await this.reports.send(report, REPORT_TIMEOUT_MS);
+      } catch (error) {
+        if (!this.reports.unimplemented) throw error;
+        this.options.logger.info('the controller takes reports one call each (no ReportNodes stream)');
+      }
+    }
+    return this.client.call('ReportNode', report);
   }
 }
 

@@ -1,0 +1,88 @@
+import test from 'ava';
+import { CONTROLLER_SERVICE, REPORT_NODES } from './control.ts';
+import type { NodeReport, NodeReportReply } from './control-types.ts';
+import { SatchelError } from './errors.ts';
+import { MessageStreamClient } from './message-stream.ts';
+import { UnaryServer } from './unary-server.ts';
+
+const report = (nodeId: string, ops: number) => ({ nodeId, token: 't', ops, jobs: [] }) as unknown as NodeReport;
+
+async function serve(t: import('ava').ExecutionContext, handler?: (request: NodeReport) => Promise<NodeReportReply>) {
+  const server = new UnaryServer(() => {});
+  server.addService(CONTROLLER_SERVICE, {} as never);
+  if (handler !== undefined) server.addStream(REPORT_NODES, handler as (request: unknown) => Promise<unknown>);
+  const address = await server.listen('127.0.0.1', 0);
+  t.teardown(() => server.close(100));
+  return address;
+}
+
+test('each report on the stream gets its own reply, in order, many in flight', async (t) => {
+  const seen: number[] = [];
+  const address = await serve(t, async (request) => {
+    seen.push(request.ops);
+    // Later requests answered sooner would show a reply matched to the wrong request.
+    await new Promise((resolve) => setTimeout(resolve, request.ops % 3));
+    return { unknown: false, leaseMs: request.ops * 10 };
+  });
+  const client = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address);
+  t.teardown(() => client.close());
+  const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => client.send(report('n', i + 1), 5_000)));
+  t.deepEqual(
+    replies.map((r) => r.leaseMs),
+    Array.from({ length: 50 }, (_, i) => (i + 1) * 10),
+  );
+  t.deepEqual(
+    seen,
+    Array.from({ length: 50 }, (_, i) => i + 1),
+    'run one at a time, in order',
+  );
+  for (let i = 0; i < 20; i++) t.is((await client.send(report('n', 7), 5_000)).leaseMs, 70);
+  t.false(client.unimplemented);
+});
+
+test("a handler's error fails that report with its code; the next report goes on a new stream", async (t) => {
+  const address = await serve(t, async (request) => {
+    if (request.nodeId === 'bad') throw new SatchelError('UNAUTHORIZED', 'not the admin');
+    return { unknown: false, leaseMs: 1 };
+  });
+  const client = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address);
+  t.teardown(() => client.close());
+  t.is((await client.send(report('ok', 1), 5_000)).leaseMs, 1);
+  const error = await t.throwsAsync(client.send(report('bad', 1), 5_000));
+  t.true(error instanceof SatchelError);
+  t.is((error as SatchelError).code, 'UNAUTHORIZED');
+  t.is((await client.send(report('ok', 1), 5_000)).leaseMs, 1);
+});
+
+test('a server without the stream: UNAVAILABLE and unimplemented, so the caller uses the unary call', async (t) => {
+  const address = await serve(t);
+  const client = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address);
+  t.teardown(() => client.close());
+  const error = await t.throwsAsync(client.send(report('n', 1), 5_000));
+  t.is((error as SatchelError).code, 'UNAVAILABLE');
+  t.true(client.unimplemented);
+});
+
+test('no reply in time: TIMEOUT; nobody listening: UNAVAILABLE; closed: CLOSED', async (t) => {
+  const address = await serve(t, () => new Promise(() => {}));
+  const client = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address);
+  t.is(((await t.throwsAsync(client.send(report('n', 1), 100))) as SatchelError).code, 'TIMEOUT');
+  client.close();
+  t.is(((await t.throwsAsync(client.send(report('n', 1), 100))) as SatchelError).code, 'CLOSED');
+  const nowhere = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, '127.0.0.1:1');
+  t.teardown(() => nowhere.close());
+  t.is(((await t.throwsAsync(nowhere.send(report('n', 1), 2_000))) as SatchelError).code, 'UNAVAILABLE');
+});
+
+test('closing the server cancels the open streams at once; the client fails over to a new stream', async (t) => {
+  const server = new UnaryServer(() => {});
+  server.addStream(REPORT_NODES, async () => ({ unknown: false, leaseMs: 1 }));
+  const address = await server.listen('127.0.0.1', 0);
+  const client = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address);
+  t.teardown(() => client.close());
+  await client.send(report('n', 1), 5_000);
+  const began = Date.now();
+  await server.close(10_000);
+  t.true(Date.now() - began < 2_000, `closed in ${Date.now() - began} ms, not after the grace`);
+  t.is(((await t.throwsAsync(client.send(report('n', 1), 2_000))) as SatchelError).code, 'UNAVAILABLE');
+});

@@ -29,8 +29,8 @@ async function lookup(address: string, jobId: string, token: string): Promise<nu
   }
 }
 
-test('each job on two of three metadata servers: the ticket names them, they alone hold it, a handle fails over, a restarted server gets its jobs back', async (t) => {
-  t.timeout(60_000);
+/** A controller, three metadata servers (by address), one DRAM node and a connected Satchel, all torn down after. */
+async function startCluster(t: import('ava').ExecutionContext) {
   const secret = randomBytes(32);
   const controller = new Controller({ secret, logger });
   const address = await controller.listen(0, '127.0.0.1');
@@ -46,6 +46,12 @@ test('each job on two of three metadata servers: the ticket names them, they alo
   while (controller.metadataAddresses.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
   const satchel = await Satchel.connect(address, { key: defaultTenantKey(secret) });
   t.teardown(() => satchel.close());
+  return { secret, address, servers, satchel };
+}
+
+test('each job on two of three metadata servers: the ticket names them, they alone hold it, a handle fails over, a restarted server gets its jobs back', async (t) => {
+  t.timeout(60_000);
+  const { secret, address, servers, satchel } = await startCluster(t);
 
   const jobs: RegisteredJob[] = [];
   for (let i = 0; i < 12; i++) jobs.push(await satchel.registerJob(`shard-${i}`, { capacity: 1 << 20 }));
@@ -99,21 +105,7 @@ test('each job on two of three metadata servers: the ticket names them, they alo
 
 test('a dead metadata server: no registration fails for it, new jobs go to the others, and to it again once it is back', async (t) => {
   t.timeout(60_000);
-  const secret = randomBytes(32);
-  const controller = new Controller({ secret, logger });
-  const address = await controller.listen(0, '127.0.0.1');
-  t.teardown(() => controller.close());
-  const servers = new Map<string, MetadataServer>();
-  for (let i = 0; i < 3; i++) {
-    const server = new MetadataServer({ secret, logger, controller: address });
-    servers.set(await server.listen(0, '127.0.0.1'), server);
-  }
-  t.teardown(() => Promise.all([...servers.values()].map((s) => s.close())));
-  const node = await startStorageNode({ tier: 'dram', capacity: 1 << 26, secret, logger, controller: address });
-  t.teardown(() => node.close());
-  while (controller.metadataAddresses.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
-  const satchel = await Satchel.connect(address, { key: defaultTenantKey(secret) });
-  t.teardown(() => satchel.close());
+  const { secret, address, servers, satchel } = await startCluster(t);
 
   const [dead] = [...servers.keys()] as [string];
   await servers.get(dead)!.close();

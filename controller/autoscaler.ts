@@ -3,9 +3,10 @@
  * second) inside a band. Above it on average over `upAfterMs`: launch a node (new jobs land on it). Below it on
  * average over `downAfterMs`: drain a node (the one with the least data the provisioner can remove), then
  * remove it. A tier of more than 20 nodes launches or drains several at once (`STEP_SHARE`), in proportion to how
- * far outside the band it is (bench scale: one at a time removed 242 of 1,000 idle nodes in 19 minutes). A cool-down after each action, a wait for a launched node to join, and min/max nodes per tier keep
- * it from flapping. Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes
- * measure and really gives them back.
+ * far outside the band it is (bench scale: one at a time removed 242 of 1,000 idle nodes in 19 minutes). A
+ * cool-down after each action, a wait for launched nodes to join, and min/max nodes per tier keep it from flapping.
+ * Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes measure and really
+ * gives them back.
  *
  * `decideScaling` is the policy, a pure function of the tier's load and the autoscaler's memory of it; the
  * `Autoscaler` class runs it every second against a controller and records each decision as an event.
@@ -159,12 +160,13 @@ export function decideScaling(
   if (now - memory.lastActionAt < config.cooldownMs) return { action: 'none', reason: 'cooling down' };
 
   const what = `${tier} ${util.resource}`;
+  /** Where a launch or drain of several nodes aims: the band's middle. */
+  const middle = (config.low + config.high) / 2;
   const seconds = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
   const up = mean(config.upAfterMs);
   if (up !== null && up > config.high) {
     if (count >= config.maxNodes[tier])
       return { action: 'none', reason: `${what} ${pct(up)} above the band, but at the maximum of ${config.maxNodes[tier]} nodes` };
-    const middle = (config.low + config.high) / 2;
     const most = Math.min(Math.ceil(count * STEP_SHARE), config.maxNodes[tier] - count);
     let launched = 1;
     while (launched < most && (up * count) / (count + launched) > middle) launched++;
@@ -181,7 +183,6 @@ export function decideScaling(
     const after = (down * count) / (count - 1 || 1);
     if (count === 1 || after > config.high)
       return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
-    const middle = (config.low + config.high) / 2;
     const most = Math.min(Math.ceil(count * STEP_SHARE), count - config.minNodes[tier]);
     let drained = 1;
     while (drained < most && (down * count) / (count - drained - 1) <= middle) drained++;

@@ -34,8 +34,8 @@ export class MetadataLinks {
   private readonly clients = new Map<string, LightControlClient<MetadataMethods>>();
   /** Each job's owners (`assign`, `restore`); a job missing here is on every server. */
   private readonly owners = new Map<string, readonly string[]>();
-  /** Servers whose last call failed unanswered, and since when (ms since 1970: for a debugger, not read yet). */
-  private readonly down = new Map<string, number>();
+  /** Servers whose last call failed unanswered. */
+  private readonly down = new Set<string>();
   /** Counts servers marked down: a caller that sees it change knows one failed under it (`registerJob` tries again). */
   downMarks = 0;
 
@@ -130,7 +130,7 @@ export class MetadataLinks {
           !this.down.has(client.address) &&
           this.clients.get(client.address) === client
         ) {
-          this.down.set(client.address, Date.now());
+          this.down.add(client.address);
           this.downMarks++;
         }
         throw error;

@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import { controlCallError } from './control-errors.ts';
 import { LIGHT_METHODS } from './control-schema.ts';
 import { SatchelError } from './errors.ts';
+import { grpcFrame } from './message-stream.ts';
 import { hostOf } from './node-connection.ts';
 import { decodeMessage, encodeMessage } from './protobuf-lite.ts';
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from './timeouts.ts';
@@ -69,10 +70,7 @@ export class LightControlClient<M extends Methods> {
         new SatchelError('BAD_REQUEST', `${what}: the request does not encode: ${(cause as Error).message}`, { cause }),
       );
     }
-    const framed = Buffer.allocUnsafe(5 + body.length);
-    framed[0] = 0; // not compressed
-    framed.writeUInt32BE(body.length, 1);
-    body.copy(framed, 5);
+    const framed = grpcFrame(body);
     return new Promise((resolve, reject) => {
       let stream: http2.ClientHttp2Stream;
       try {

@@ -49,39 +49,29 @@ function definitionOf(serviceName: string): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const method of Object.values(service.methods)) {
     if (method.requestStream === true || method.responseStream === true) continue; // streamOf's
-    const req = method.resolvedRequestType!;
-    const res = method.resolvedResponseType!;
+    const codecs = codecsOf(method);
     definition[method.name] = {
       path: `/${serviceName}/${method.name}`,
       requestStream: false,
       responseStream: false,
       originalName: method.name,
-      requestSerialize: (value: object) => Buffer.from(req.encode(req.fromObject(value)).finish()),
-      // A request that does not decode reaches the handler as UNDECODABLE (answered INVALID_ARGUMENT, not
-      // grpc-js's INTERNAL, which a client would take for a fault of the server).
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          return req.toObject(req.decode(bytes), toObjectOptions);
-        } catch (error) {
-          return { [UNDECODABLE]: error instanceof Error ? error.message : String(error) };
-        }
-      },
-      responseSerialize: (value: object) => Buffer.from(res.encode(res.fromObject(value)).finish()),
-      responseDeserialize: (bytes: Buffer) => res.toObject(res.decode(bytes), toObjectOptions),
+      requestSerialize: codecs.serializeRequest,
+      requestDeserialize: codecs.deserializeRequest,
+      responseSerialize: codecs.serializeReply,
+      responseDeserialize: codecs.deserializeReply,
     };
   }
   return definition as grpc.ServiceDefinition;
 }
 
-/** A streamed method of control.proto, for message-stream.ts. */
-function streamOf(serviceName: string, name: string): StreamMethod {
-  const method = root.lookupService(serviceName).methods[name]!;
+/** A method's messages to and from bytes, for unary calls (`definitionOf`) and streams (`streamOf`) alike. */
+function codecsOf(method: protobuf.Method): Omit<StreamMethod, 'name' | 'path'> {
   const req = method.resolvedRequestType!;
   const res = method.resolvedResponseType!;
   return {
-    name,
-    path: `/${serviceName}/${name}`,
     serializeRequest: (value) => Buffer.from(req.encode(req.fromObject(value)).finish()),
+    // A request that does not decode reaches the handler as UNDECODABLE (answered INVALID_ARGUMENT, not
+    // grpc-js's INTERNAL, which a client would take for a fault of the server).
     deserializeRequest: (bytes) => {
       try {
         return req.toObject(req.decode(bytes), toObjectOptions);
@@ -92,6 +82,11 @@ function streamOf(serviceName: string, name: string): StreamMethod {
     serializeReply: (value) => Buffer.from(res.encode(res.fromObject(value)).finish()),
     deserializeReply: (bytes) => res.toObject(res.decode(bytes), toObjectOptions),
   };
+}
+
+/** A streamed method of control.proto, for message-stream.ts. */
+function streamOf(serviceName: string, name: string): StreamMethod {
+  return { name, path: `/${serviceName}/${name}`, ...codecsOf(root.lookupService(serviceName).methods[name]!) };
 }
 
 export const CONTROLLER_SERVICE = definitionOf('satchel.v1.Controller');

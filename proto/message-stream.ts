@@ -19,21 +19,22 @@ export interface StreamMethod {
   name: string;
   path: string;
   serializeRequest: (value: object) => Buffer;
-  deserializeRequest: (bytes: Buffer) => unknown;
+  deserializeRequest: (bytes: Buffer) => object;
   serializeReply: (value: object) => Buffer;
-  deserializeReply: (bytes: Buffer) => unknown;
+  deserializeReply: (bytes: Buffer) => object;
 }
 
 /** How one request was answered: its reply, or the status its stream ends with (control.ts `runUnary`). */
 export type StreamOutcome = { reply: unknown } | { code: number; details: string; satchelCode: string };
 
 /** gRPC's UNIMPLEMENTED: a server without the streamed method (an older controller). */
-export const UNIMPLEMENTED = 12;
+const UNIMPLEMENTED = 12;
 
 /** Past this a message is refused, as a unary request is (unary-server.ts). */
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-function frame(body: Buffer): Buffer {
+/** One gRPC message on the wire: not compressed, its length, its bytes. */
+export function grpcFrame(body: Buffer): Buffer {
   const framed = Buffer.allocUnsafe(5 + body.length);
   framed[0] = 0;
   framed.writeUInt32BE(body.length, 1);
@@ -107,7 +108,7 @@ export function serveMessageStream(
           onUnexpected(method.name, error);
           return finish(13, 'internal error', 'UNAVAILABLE'); // INTERNAL
         }
-        stream.write(frame(reply));
+        stream.write(grpcFrame(reply));
       });
     },
     (reason) => finish(3, `${method.name}: ${reason}`, 'BAD_REQUEST'), // INVALID_ARGUMENT
@@ -168,7 +169,7 @@ export class MessageStreamClient<Req extends object, Rep> {
         timeoutMs,
       );
       this.waiting.push({ resolve: resolve as (reply: unknown) => void, reject, timer });
-      stream.write(frame(body));
+      stream.write(grpcFrame(body));
     });
   }
 

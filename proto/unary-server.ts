@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { grpc, runUnary } from './control.ts';
 import type { Methods, ServiceImpl } from './control-types.ts';
 import { SatchelError } from './errors.ts';
-import { type StreamMethod, serveMessageStream } from './message-stream.ts';
+import { grpcFrame, type StreamMethod, serveMessageStream } from './message-stream.ts';
 
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const MAX_CONCURRENT_STREAMS = 64;
@@ -182,10 +182,7 @@ export class UnaryServer {
           return;
         }
         if (stream.closed || stream.destroyed) return;
-        const framed = Buffer.allocUnsafe(5 + body.length);
-        framed[0] = 0;
-        framed.writeUInt32BE(body.length, 1);
-        body.copy(framed, 5);
+        const framed = grpcFrame(body);
         stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
         stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
         stream.end(framed);

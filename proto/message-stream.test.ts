@@ -86,3 +86,27 @@ test('closing the server cancels the open streams at once; the client fails over
   t.true(Date.now() - began < 2_000, `closed in ${Date.now() - began} ms, not after the grace`);
   t.is(((await t.throwsAsync(client.send(report('n', 1), 2_000))) as SatchelError).code, 'UNAVAILABLE');
 });
+
+test('a compressed or oversized message on the stream ends it with BAD_REQUEST; the handler never runs', async (t) => {
+  const { connect } = await import('node:http2');
+  let runs = 0;
+  const address = await serve(t, async () => {
+    runs++;
+    return { unknown: false, leaseMs: 1 };
+  });
+  for (const [what, bytes] of [
+    ['compressed', Buffer.from([1, 0, 0, 0, 0])],
+    ['oversized', Buffer.from([0, 0x7f, 0xff, 0xff, 0xff])],
+  ] as const) {
+    const session = connect(`http://${address}`);
+    t.teardown(() => session.destroy());
+    const stream = session.request({ ':method': 'POST', ':path': REPORT_NODES.path, 'content-type': 'application/grpc', te: 'trailers' });
+    const trailers = new Promise<Record<string, unknown>>((resolve) => stream.on('trailers', (headers) => resolve(headers)));
+    stream.resume();
+    stream.write(bytes);
+    const status = await trailers;
+    t.is(status['satchel-code'], 'BAD_REQUEST', what);
+    t.is(status['grpc-status'], '3', what);
+  }
+  t.is(runs, 0);
+});

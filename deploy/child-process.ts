@@ -35,9 +35,19 @@ export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 10
  * `--optimize-for-size` (full collections every 2 MB, a 1 MB young generation) and smaller LevelDB buffers
  * (controller/store.ts) held it to 3 % (perf/RESULTS.md). Not for storage nodes: their data path pays for it
  * (bench micro, 64 KiB PUTs × 64 in flight: 22,953 → 16,804/s).
- * Node refuses the flag in NODE_OPTIONS, so it goes on the command line; containers do the same.
+ * `--single-threaded-gc`: below. Node refuses these flags in NODE_OPTIONS, so they go on the command line;
+ * containers do the same (deploy/kubernetes).
  */
-export const CONTROL_PLANE_V8_FLAGS = ['--optimize-for-size'];
+export const CONTROL_PLANE_V8_FLAGS = ['--optimize-for-size', '--single-threaded-gc'];
+
+/**
+ * V8 flags of storage nodes. `--single-threaded-gc`: V8 hands each collection to helper threads, one per core, and
+ * the main thread waits for them; on a host whose cores the other processes keep busy those helpers wait to be
+ * scheduled, and a 4 MB scavenge took 2–16 ms (--trace-gc). `bench soak --large-fraction 0` (1,000 ops/s, one
+ * minute, two runs each, this 2-core VM): p99 17–20 ms with V8's default, 9–14 ms with the flag on every server
+ * and 8–14 ms on every server and client; p50 1.3–1.5 → 0.7–1.6 ms. The control plane gets it too (above).
+ */
+export const STORAGE_NODE_V8_FLAGS = ['--single-threaded-gc'];
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -52,6 +62,11 @@ const BUILT_CLI = process.env.SATCHEL_ROLE_CLI || undefined;
 const CLI = BUILT_CLI ?? fileURLToPath(new URL(`./cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const EXEC_ARGV = BUILT_CLI === undefined ? process.execArgv : withoutTsx(process.execArgv);
 
+/** Node's flags for a role's process: the parent's (tsx's loader dropped for a built CLI) and the role's own. */
+export function roleExecArgv(role: string): string[] {
+  return [...EXEC_ARGV, ...(role === 'storage-node' ? STORAGE_NODE_V8_FLAGS : CONTROL_PLANE_V8_FLAGS)];
+}
+
 /** Node's flags without tsx's loader (`--import tsx`, `--import=tsx`), which a built CLI does not need. */
 export function withoutTsx(execArgv: readonly string[]): string[] {
   const kept: string[] = [];
@@ -65,13 +80,13 @@ export function withoutTsx(execArgv: readonly string[]): string[] {
 
 /**
  * Forks `satchel <args>` for a role, its stdout and stderr going to the open log `logFd` (closed here once the
- * child holds it). Storage nodes get STORAGE_NODE_ENV, the control plane CONTROL_PLANE_V8_FLAGS.
+ * child holds it). Storage nodes get STORAGE_NODE_ENV and STORAGE_NODE_V8_FLAGS, the control plane CONTROL_PLANE_V8_FLAGS.
  */
 export function forkRole(role: string, args: string[], logFd: number, env: NodeJS.ProcessEnv | undefined): ChildProcess {
   const child = fork(CLI, args, {
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: { ...(role === 'storage-node' ? STORAGE_NODE_ENV : {}), ...process.env, ...env },
-    execArgv: role === 'storage-node' ? EXEC_ARGV : [...EXEC_ARGV, ...CONTROL_PLANE_V8_FLAGS],
+    execArgv: roleExecArgv(role),
   });
   closeSync(logFd);
   return child;

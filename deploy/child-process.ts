@@ -45,7 +45,7 @@ export const CONTROL_PLANE_V8_FLAGS = ['--optimize-for-size', '--single-threaded
  * the main thread waits for them; on a host whose cores the other processes keep busy those helpers wait to be
  * scheduled, and a 4 MB scavenge took 2–16 ms (--trace-gc). `bench soak --large-fraction 0` (1,000 ops/s, one
  * minute, two runs each, this 2-core VM): p99 17–20 ms with V8's default, 9–14 ms with the flag on every server
- * and 8–14 ms on every server and client; p50 1.3–1.5 → 0.7–1.6 ms. The control plane gets it too (above).
+ * and 8–14 ms on every server and client (perf/RESULTS.md). The control plane gets it too (above).
  */
 export const STORAGE_NODE_V8_FLAGS = ['--single-threaded-gc'];
 

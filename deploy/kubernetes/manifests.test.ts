@@ -14,7 +14,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { advertisedAddress, TIERS, type Tier } from '../../proto/index.ts';
-import { STORAGE_NODE_ENV } from '../child-process.ts';
+import { CONTROL_PLANE_V8_FLAGS, STORAGE_NODE_ENV, STORAGE_NODE_V8_FLAGS } from '../child-process.ts';
 import { KubernetesProvisioner } from '../kubernetes-provisioner.ts';
 import { parseBytes } from '../options.ts';
 
@@ -360,5 +360,15 @@ test('metadata and storage nodes dial the controller Service; only the controlle
   for (const c of [...only(containers, 'metadata'), ...only(containers, 'storage-node')]) {
     t.is(flag(c, '--controller'), address, c.owner.metadata.name);
     t.is(c.pod.automountServiceAccountToken, false, c.owner.metadata.name);
+  }
+});
+
+test("every satchel container runs node with its role's V8 flags, as satchel up does (child-process.ts)", (t) => {
+  const roles = containers.filter((c) => ['controller', 'metadata', 'storage-node'].includes(c.subcommand));
+  t.true(roles.length >= 5);
+  for (const c of roles) {
+    const node: string[] = (c.container.command ?? []).map(String);
+    const wanted = c.subcommand === 'storage-node' ? STORAGE_NODE_V8_FLAGS : CONTROL_PLANE_V8_FLAGS;
+    for (const v8Flag of wanted) t.true(node.includes(v8Flag), `${c.owner.metadata?.name}: ${v8Flag}`);
   }
 });

@@ -81,16 +81,30 @@ const bandCases: [string, 'dram' | 'ssd', [number, number, number][], number, 'n
     /above the band, but at the maximum of 3 nodes/,
   ],
   [
+    // 50 % on three nodes is 75 % on two: under the band's top, over its middle (not far below: the whole window).
     'below the band for 20 s, the others staying under it: drain',
+    'dram',
+    [
+      [0.55, 0.1, 0.1],
+      [0.45, 0.1, 0.1],
+      [0.5, 0.1, 0.1],
+    ],
+    20,
+    'drain',
+    /dram cpu 50 % < 60 % over 20 s; one node fewer: 75 %/,
+  ],
+  [
+    // 15 % on three nodes is 22 % on two: at most the band's middle in every second of a quarter window.
+    'far below the band for a quarter window (5 s): drain',
     'dram',
     [
       [0.2, 0.1, 0.1],
       [0.1, 0.1, 0.1],
       [0.15, 0.1, 0.1],
     ],
-    20,
+    5,
     'drain',
-    /dram cpu 15 % < 60 % over 20 s; one node fewer: 2[23] %/,
+    /dram cpu at most 15 % over 5 s, far below 60 %; one node fewer: 2[23] %/,
   ],
   [
     'below the band, but one node fewer would be above it: nothing',
@@ -162,11 +176,11 @@ test('a launch that never joins stops holding decisions back after launchTimeout
 });
 
 test('below the band: a drain only after downAfterMs, and only if the rest stay under the band', (t) => {
-  const cold = nodes([0.2, 0.1, 0.1], [0.1, 0.1, 0.1], [0.15, 0.1, 0.1]);
-  const decisions = run(cold, config.downAfterMs / 1000);
+  const cool = nodes([0.5, 0.1, 0.1], [0.5, 0.1, 0.1], [0.5, 0.1, 0.1]);
+  const decisions = run(cool, config.downAfterMs / 1000);
   t.true(decisions.slice(0, -1).every((d) => d.action === 'none'));
   t.is(decisions.at(-1)!.action, 'drain');
-  t.regex(decisions.at(-1)!.reason, /dram cpu 15 % < 60 % over 20 s; one node fewer: 2[23] %/);
+  t.regex(decisions.at(-1)!.reason, /dram cpu 50 % < 60 % over 20 s; one node fewer: 75 %/);
   // 55 % on two nodes would be 110 % on one: keep both.
   const warm = run(nodes([0.55, 0, 0], [0.55, 0, 0]), 40);
   t.true(warm.every((d) => d.action === 'none'));
@@ -175,18 +189,45 @@ test('below the band: a drain only after downAfterMs, and only if the rest stay 
 
 test('decisions follow the mean over the window: one odd second neither triggers nor blocks one', (t) => {
   const memory = freshMemory();
-  const cold = nodes([0.1, 0, 0], [0.1, 0, 0]);
+  // 36 % of two nodes would be 72 % on one: a drain, but only after the whole window (not far below).
+  const cold = nodes([0.36, 0, 0], [0.36, 0, 0]);
   for (let s = 0; s < 20; s++) {
     const load = s === 12 ? nodes([0.9, 0, 0], [0.9, 0, 0]) : cold;
     t.is(decideScaling('dram', load, memory, config, s * 1000).action, 'none', `second ${s}: a spike above the band is no launch`);
   }
-  t.is(decideScaling('dram', cold, memory, config, 20_000).action, 'drain', 'a mean of 14 % over 20 s');
+  t.is(decideScaling('dram', cold, memory, config, 20_000).action, 'drain', 'a mean of 39 % over 20 s');
   // Bursty load averaging above the band launches although single seconds dip below it.
   const noisy = freshMemory();
   const at = (s: number, cpu: number) => decideScaling('dram', nodes([cpu, 0, 0]), noisy, config, s * 1000);
   t.is(at(0, 0.95).action, 'none');
   t.is(at(1, 0.7).action, 'none');
   t.is(at(2, 0.95).action, 'launch');
+});
+
+test('far below the band: every second of the quarter window must say so, and not within a window of a launch', (t) => {
+  // A stalled load generator: mostly 30 % of three nodes (45 % on two), every fourth second 50 % (75 % on two).
+  const memory = freshMemory();
+  const decisions = [];
+  for (let s = 0; s <= 20; s++)
+    decisions.push(decideScaling('dram', nodes(...Array(3).fill([s % 4 === 0 ? 0.5 : 0.3, 0, 0])), memory, config, s * 1000));
+  t.true(
+    decisions.slice(0, -1).every((d) => d.action === 'none'),
+    'one second over the middle in every quarter window holds the quick drain back',
+  );
+  t.is(decisions.at(-1)!.action, 'drain');
+  t.regex(decisions.at(-1)!.reason, /< 60 % over 20 s/, 'the whole window decided');
+  // Just launched: the new node is still filling, so a falling load waits the whole window.
+  const launched = freshMemory();
+  launched.lastLaunchAt = 0;
+  const after = [];
+  for (let s = 1; s <= 20; s++) after.push(decideScaling('dram', nodes([0.2, 0, 0], [0.2, 0, 0], [0.2, 0, 0]), launched, config, s * 1000));
+  t.true(after.slice(0, -1).every((d) => d.action === 'none'));
+  t.regex(after.at(-1)!.reason, /dram cpu at most 20 % over 5 s, far below/, 'quick again once a window has passed');
+  // On its own a drain does not hold the quick rule back: a drain leaves the load on fewer nodes.
+  const drained = freshMemory();
+  drained.lastActionAt = 0;
+  const next = run(nodes([0.2, 0, 0], [0.2, 0, 0]), 20, drained).findIndex((d) => d.action === 'drain');
+  t.is(next, config.cooldownMs / 1000, 'the first second after the cool-down');
 });
 
 test('a node joining or leaving starts the measurement afresh', (t) => {
@@ -228,7 +269,7 @@ test('nothing while a drain runs, and nothing during the cool-down', (t) => {
 
 test('ticks that are not exactly a second apart still complete the window: a drain after ~20 s below the band', (t) => {
   const memory = freshMemory();
-  const load = nodes([0.1, 0, 0], [0.1, 0, 0]);
+  const load = nodes([0.38, 0, 0], [0.38, 0, 0]);
   let at = 0;
   let decided: number | null = null;
   // A timer tick of 1003 ms, as setInterval gives under load: the history never lands on now - 20 000 exactly.

@@ -2,11 +2,11 @@
  * The autoscaler: per tier, keeps measured utilization (CPU, network, capacity, from the nodes' reports every
  * second) inside a band. Above it on average over `upAfterMs`: launch a node (new jobs land on it). Below it on
  * average over `downAfterMs`, or far below it in every second of a quarter of that window: drain a node (the one
- * with the least data the provisioner can remove), then remove it. A tier of more than 20 nodes launches or drains several at once (`STEP_SHARE`), in proportion to how
- * far outside the band it is (bench scale: one at a time removed 242 of 1,000 idle nodes in 19 minutes). A
- * cool-down after each action, a wait for launched nodes to join, and min/max nodes per tier keep it from flapping.
- * Pocket scaled on *allocated* bandwidth and never removed a node; this scales on what nodes measure and really
- * gives them back.
+ * with the least data the provisioner can remove), then remove it. A tier of more than 20 nodes launches or
+ * drains several at once (`STEP_SHARE`), in proportion to how far outside the band it is (bench scale: one at a
+ * time removed 242 of 1,000 idle nodes in 19 minutes). A cool-down after each action, a wait for launched nodes
+ * to join, and min/max nodes per tier keep it from flapping. Pocket scaled on *allocated* bandwidth and never
+ * removed a node; this scales on what nodes measure and really gives them back.
  *
  * `decideScaling` is the policy, a pure function of the tier's load and the autoscaler's memory of it; the
  * `Autoscaler` class runs it every second against a controller and records each decision as an event.
@@ -78,7 +78,15 @@ export interface TierMemory {
 }
 
 export function freshMemory(): TierMemory {
-  return { history: [], historyNodes: -1, belowMinimumSince: null, lastActionAt: -Infinity, lastLaunchAt: -Infinity, pendingLaunch: null, draining: false };
+  return {
+    history: [],
+    historyNodes: -1,
+    belowMinimumSince: null,
+    lastActionAt: -Infinity,
+    lastLaunchAt: -Infinity,
+    pendingLaunch: null,
+    draining: false,
+  };
 }
 
 export interface TierUtilization {
@@ -193,33 +201,22 @@ export function decideScaling(
   const quickMs = Math.max(config.upAfterMs, config.downAfterMs / 4);
   const quick = count > 1 && now - memory.lastLaunchAt >= config.downAfterMs ? highest(quickMs) : null;
   const farBelow = quick !== null && (quick * count) / (count - 1) <= middle;
-  if (farBelow && count > config.minNodes[tier]) {
+  /** A drain at utilization `level`: as many nodes as leave the rest at or under the middle (one at least). */
+  const drain = (level: number, why: string): ScalingDecision => {
     const most = Math.min(Math.ceil(count * STEP_SHARE), count - config.minNodes[tier]);
     let drained = 1;
-    while (drained < most && (quick * count) / (count - drained - 1) <= middle) drained++;
-    const left = (quick * count) / (count - drained);
+    while (drained < most && (level * count) / (count - drained - 1) <= middle) drained++;
     const fewer = drained === 1 ? 'one node fewer' : `${drained} nodes fewer`;
-    return {
-      action: 'drain',
-      reason: `${what} at most ${pct(quick)} over ${seconds(quickMs)}, far below ${pct(config.low)}; ${fewer}: ${pct(left)}`,
-      nodes: drained,
-    };
-  }
+    return { action: 'drain', reason: `${what} ${why}; ${fewer}: ${pct((level * count) / (count - drained))}`, nodes: drained };
+  };
+  if (farBelow && count > config.minNodes[tier])
+    return drain(quick, `at most ${pct(quick)} over ${seconds(quickMs)}, far below ${pct(config.low)}`);
   if (down !== null && down < config.low && count > config.minNodes[tier]) {
     // Only if the others can take the load without going over the band straight away (hysteresis).
     const after = (down * count) / (count - 1 || 1);
     if (count === 1 || after > config.high)
       return { action: 'none', reason: `${what} ${pct(down)} below the band, but one node fewer would be ${pct(after)}` };
-    const most = Math.min(Math.ceil(count * STEP_SHARE), count - config.minNodes[tier]);
-    let drained = 1;
-    while (drained < most && (down * count) / (count - drained - 1) <= middle) drained++;
-    const left = (down * count) / (count - drained);
-    const fewer = drained === 1 ? 'one node fewer' : `${drained} nodes fewer`;
-    return {
-      action: 'drain',
-      reason: `${what} ${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}; ${fewer}: ${pct(left)}`,
-      nodes: drained,
-    };
+    return drain(down, `${pct(down)} < ${pct(config.low)} over ${seconds(config.downAfterMs)}`);
   }
   return { action: 'none', reason: `${what} ${pct(util.value)} inside the band` };
 }

@@ -48,7 +48,8 @@ export const USAGE = `Usage: satchel <command> [flags]
     [--band LOW-HIGH]         percent of CPU, network or capacity (default 60-80)
     [--min-nodes T=N,…]       per tier (default dram=1,ssd=0,hdd=0); --max-nodes T=N,… (default 8 each)
     [--scale-up-after-ms MS]  above the band this long before a launch (default 2000)
-    [--scale-down-after-ms MS]  below it this long before a drain (default 20000)
+    [--scale-down-after-ms MS]  below it this long before a drain (default 20000); a quarter of that
+                              when one node fewer would stay at or under the band's middle
     [--cooldown-ms MS]        between two actions on a tier (default 10000)
   metadata                a metadata server
     --port P --host H --controller HOST:PORT --secret-file FILE [--advertise HOST]

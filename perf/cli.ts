@@ -298,7 +298,7 @@ async function elasticity(args: string[]): Promise<void> {
     [
       `ops ${s.ops} (p50 ${(s.p50_us / 1000).toFixed(2)} ms, p99 ${(s.p99_us / 1000).toFixed(2)} ms), failed ${s.failed_ops}, keys written ${s.keys_written}, lost ${s.lost_keys}`,
       `scale-ups: decision → node serving ${s.scale_up_s.map((x) => `${x.toFixed(2)} s`).join(', ') || 'none'}`,
-      `drains: ${s.migration_s.map((x, i) => `${x.toFixed(2)} s for ${(s.migration_bytes[i]! / 2 ** 20).toFixed(0)} MiB`).join(', ') || 'none'}; p99 during them ${s.p99_during_migration_us === null ? '-' : `${(s.p99_during_migration_us / 1000).toFixed(2)} ms`}`,
+      `drains: ${s.migration_s.map((x, i) => `${x.toFixed(2)} s for ${(s.migration_bytes[i]! / 2 ** 20).toFixed(0)} MiB`).join(', ') || 'none'}; p99 during them ${s.p99_during_migration_us === null ? '-' : `${(s.p99_during_migration_us / 1000).toFixed(2)} ms`}; ${s.relaunches} relaunched within two scale-down windows`,
       `node-seconds ${s.node_seconds} vs ${s.peak_sized_node_seconds} sized for the peak (${(saved * 100).toFixed(0)} % fewer); reserved/used ${s.reserved_over_used.toFixed(2)}×`,
     ].join('\n') + '\n',
   );

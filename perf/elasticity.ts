@@ -57,9 +57,29 @@ export interface ElasticitySummary {
   migration_s: number[];
   migration_bytes: number[];
   p99_during_migration_us: number | null;
+  /** Launches decided within two scale-down windows of a drain of the same tier: the policy flapping. */
+  relaunches: number;
   node_seconds: number;
   peak_sized_node_seconds: number;
   reserved_over_used: number;
+}
+
+/**
+ * Launches decided within `withinMs` of an earlier drain decision of the same tier. A node given back and asked
+ * for again so soon was needed after all: node-seconds alone reward that flapping (the node is gone meanwhile).
+ */
+export function countRelaunches(events: readonly Pick<ClusterEvent, 'kind' | 'tier' | 'at'>[], withinMs: number): number {
+  const lastDrain = new Map<string, number>();
+  let relaunches = 0;
+  for (const e of events) {
+    const at = Date.parse(e.at);
+    if (e.kind === 'scale-down') lastDrain.set(e.tier ?? '', at);
+    else if (e.kind === 'scale-up') {
+      const drained = lastDrain.get(e.tier ?? '');
+      if (drained !== undefined && at - drained <= withinMs) relaunches++;
+    }
+  }
+  return relaunches;
 }
 
 /** The shape of the load over the run, 0..1: rise, hold, fall, then a low tail in which drains happen. */
@@ -313,6 +333,7 @@ export async function runElasticity(
     migration_s: drains.map((d) => round(Number(d.details?.seconds ?? 0), 3)),
     migration_bytes: drains.map((d) => Number(d.details?.bytes ?? 0)),
     p99_during_migration_us: during.count === 0 ? null : round(during.percentile(99)),
+    relaunches: countRelaunches(events, 2 * options.scaleDownAfterMs),
     node_seconds: samples.reduce((acc, s) => acc + totalNodes(s), 0),
     peak_sized_node_seconds: Math.max(...samples.map(totalNodes)) * samples.length,
     reserved_over_used: meanUsed > 0 ? round(mean(holding.map((s) => s.reserved_bytes)) / meanUsed, 3) : 0,

@@ -212,7 +212,7 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
     summary: Record<string, unknown>;
   };
   t.true(report.samples.length >= 18);
-  for (const key of ['lost_keys', 'failed_ops', 'scale_up_s', 'migration_s', 'node_seconds', 'peak_sized_node_seconds'])
+  for (const key of ['lost_keys', 'failed_ops', 'scale_up_s', 'migration_s', 'relaunches', 'node_seconds', 'peak_sized_node_seconds'])
     t.true(key in report.summary, key);
   t.is(report.summary.lost_keys, 0);
   t.is(report.summary.failed_ops, 0);
@@ -220,6 +220,7 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
   const reached = report.samples.map((s) => `${s.ops_per_s}/s util ${s.utilization.dram ?? '-'}`).join(', ');
   t.true(Math.max(...report.samples.map((s) => s.nodes.dram ?? 0)) >= 2, `the cluster grew under the load (${reached})`);
   t.true((report.summary.scale_up_s as number[]).length >= 1);
+  t.true(Number.isInteger(report.summary.relaunches) && (report.summary.relaunches as number) >= 0);
 });
 
 test('bench soak: short intervals of mixed operations, every server watched, every value checked', async (t) => {

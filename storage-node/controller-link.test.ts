@@ -139,3 +139,33 @@ test("each report's JobUsage carries the job's own requests: ops, bytes in and o
   t.like(usage, { ops: 2, bytesIn: 2 * HEADER_SIZE + 2 + 100, bytesOut: 2 * HEADER_SIZE + 100 });
   t.true((usage?.serviceUs ?? 0) > 0);
 });
+
+test("a report carries the process's CPU, unless the node shares its process (reportCpu: false)", async (t) => {
+  const reports: NodeReport[] = [];
+  const grpcServer = new grpc.Server();
+  const impl = {
+    ReportNode: async (report: NodeReport) => {
+      reports.push(report);
+      return { unknown: false, leaseMs: 0 };
+    },
+  };
+  addService(grpcServer, CONTROLLER_SERVICE, impl as unknown as ServiceImpl<ControllerMethods>, () => {});
+  const address = await bindServer(grpcServer, '127.0.0.1', 0);
+  t.teardown(() => void grpcServer.forceShutdown());
+  const server = new StorageServer({ id: node.id, engine: new DramEngine(1024 * 1024), secret, logger });
+  const cpuOf = async (reportCpu: boolean | undefined) => {
+    reports.length = 0;
+    const reporting = new ControllerLink({ controller: address, secret, logger, node, reportEveryMs: 200, reportCpu });
+    t.teardown(() => reporting.close());
+    reporting.attach(server);
+    reporting.startReporting();
+    const before = process.cpuUsage();
+    // Busy until this process has used 120 ms of CPU (CPU time, not wall time: a loaded machine shares the core).
+    while (process.cpuUsage(before).user < 120_000);
+    await eventually(() => reports.length > 0, 5_000, 'a report');
+    reporting.close();
+    return reports[0]!.cpu;
+  };
+  t.true((await cpuOf(undefined)) > 0.05, 'a busy process reports its CPU');
+  t.is(await cpuOf(false), 0, 'a node sharing its process reports none');
+});

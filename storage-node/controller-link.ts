@@ -24,6 +24,8 @@ export interface ControllerLinkOptions {
   reportEveryMs?: number;
   /** The controller serves TLS: its certificate is checked against this CA. */
   tls?: ClientTls;
+  /** Report the process's CPU (default true; false for nodes sharing a process: StorageNodeOptions.reportCpu). */
+  reportCpu?: boolean;
 }
 
 /**
@@ -162,7 +164,7 @@ export class ControllerLink {
       const reply = await this.send({
         nodeId: this.options.node.id,
         token: this.token,
-        cpu: elapsedMicros > 0 ? (cpu.user + cpu.system) / elapsedMicros : 0,
+        cpu: elapsedMicros > 0 && this.options.reportCpu !== false ? (cpu.user + cpu.system) / elapsedMicros : 0,
         bytesIn: counters.bytesIn,
         bytesOut: counters.bytesOut,
         ops: counters.ops,

@@ -70,6 +70,11 @@ export interface StorageNodeOptions extends NodeLimits {
    * when registering and reporting (PEM; `--tls-cert`, `--tls-key`, `--tls-ca`).
    */
   tls?: ServerTls;
+  /**
+   * Report the process's CPU to the controller (default true). False where several nodes share one process
+   * (test/helpers/in-process.ts): that CPU is everyone's, and one node reporting it as hot keeps new jobs off it.
+   */
+  reportCpu?: boolean;
 }
 
 export interface RunningStorageNode {
@@ -180,6 +185,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
       secret: options.secret,
       logger: options.logger,
       tls: clientTlsOf(options.tls),
+      reportCpu: options.reportCpu,
       node: {
         id,
         tier: options.tier,

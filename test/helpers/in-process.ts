@@ -73,6 +73,8 @@ export async function startInProcessCluster(
       controller: options.nodeController?.(i) ?? controllerAddress,
       maxValueBytes: options.maxValueBytes,
       maxConnectionsPerJob: options.maxConnectionsPerJob,
+      // One process for every node: its CPU says nothing of one node's, and a node reported hot gets no new jobs.
+      reportCpu: false,
       ...(options.resp === true ? { respPort: 0 } : {}),
       ...options.nodeLimits,
     });

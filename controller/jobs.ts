@@ -5,13 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import {
   encodeTicket,
+  isTier,
   type JobHints,
   type RegisterJobReply,
   SatchelError,
   signDriverToken,
   signToken,
   TIERS,
-  type Tier,
   type WirePlacement,
 } from '../proto/index.ts';
 import { allocateJob, rightsizeReservation } from './allocation.ts';
@@ -351,8 +351,8 @@ export class JobBook {
     const most = { dram: 0, ssd: 0, hdd: 0 };
     let largest = 0;
     for (const node of this.ctx.registry.nodes.values()) {
-      const tier = node.tier as Tier;
-      if (!(tier in count)) continue;
+      const tier = node.tier;
+      if (!isTier(tier)) continue; // registration checks it; `in` would also take 'constructor'
       count[tier]++;
       sum[tier] += node.capacity;
       most[tier] = Math.max(most[tier], node.capacity);

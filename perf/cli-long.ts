@@ -281,6 +281,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     'in-flight': { type: 'string' },
     'max-job-s': { type: 'string' },
     'calibrate-s': { type: 'string' },
+    'span-s': { type: 'string' },
   });
   const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
     if (text === undefined) return fallback;
@@ -309,6 +310,9 @@ export async function scaleCommand(args: string[]): Promise<void> {
     inFlight: whole(values['in-flight'], 16, '--in-flight', 1, 32),
     calibrateS: whole(values['calibrate-s'], 10, '--calibrate-s', 0, 600),
     maxJobS: values['max-job-s'] === undefined ? undefined : whole(values['max-job-s'], 0, '--max-job-s', 1, 86_400),
+    // Arrivals of a generated trace over this many simulated seconds (default jobs / 10): 100,000 jobs over 1,000 s
+    // are ten times the 10,000-job run's jobs at once, not the same load for ten times as long.
+    spanS: values['span-s'] === undefined ? undefined : whole(values['span-s'], 0, '--span-s', 1, 10_000_000),
   };
   const result = await runScale({ ...options, ...(trace === undefined ? {} : { trace }) });
   const report: ScaleReport = {

@@ -9,6 +9,7 @@ for (const [args, flag] of [
   [['--jobs', 'many'], '--jobs'],
   [['--in-flight', '64'], '--in-flight'],
   [['--metadata', '0'], '--metadata'],
+  [['--span-s', '0'], '--span-s'],
   [['--trace', '/nonexistent/trace.csv'], '--trace'],
   [['--bogus'], 'bogus'],
 ] as const) {

@@ -55,6 +55,8 @@ export interface ScaleOptions {
   calibrateS: number;
   /** Jobs run at most this long (simulated s): the log-normal's tail otherwise sets how long a run takes. */
   maxJobS?: number | undefined;
+  /** A generated trace's arrivals span this many simulated seconds (scale-trace.ts; default jobs / 10). */
+  spanS?: number | undefined;
 }
 
 export interface ScaleResult {
@@ -86,9 +88,14 @@ const RENEWALS_IN_FLIGHT = 24;
 
 export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   const cap = options.maxJobS === undefined ? Infinity : options.maxJobS * 1000;
-  const trace = (options.trace ?? generateTrace({ jobs: options.jobs, seed: options.seed })).map((job) =>
-    job.durationMs > cap ? { ...job, durationMs: cap } : job,
-  );
+  const trace = (
+    options.trace ??
+    generateTrace({
+      jobs: options.jobs,
+      seed: options.seed,
+      ...(options.spanS === undefined ? {} : { spanS: options.spanS }),
+    })
+  ).map((job) => (job.durationMs > cap ? { ...job, durationMs: cap } : job));
   const plan = planCluster(trace, options.nodes);
   const speed = options.speed;
   const tiersUsed = TIERS.filter((t) => plan.nodes[t] > 0);
@@ -98,6 +105,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     dram: 0,
     metadata: options.metadataServers,
     leaseMs: LEASE_MS,
+    // Five report periods of silence before a node is lost, as with a real node's 1 s reports and the 5 s default:
+    // at 10,000 nodes reports come every 10 s (controller/README.md "Scale"), and a 5 s timeout would lose them all.
+    nodeTimeoutMs: Math.max(5_000, 5 * options.reportMs),
     autoscale: {
       minNodes: perTier((t) => (plan.nodes[t] > 0 ? 1 : 0)),
       maxNodes: perTier((t) => Math.max(2, plan.nodes[t] * 2)),

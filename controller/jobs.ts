@@ -352,7 +352,7 @@ export class JobBook {
     let largest = 0;
     for (const node of this.ctx.registry.nodes.values()) {
       const tier = node.tier;
-      if (!isTier(tier)) continue; // registration checks it; `in` would also take 'constructor'
+      if (!isTier(tier)) continue; // registration refuses an unknown tier; an own-property check, not `in`
       count[tier]++;
       sum[tier] += node.capacity;
       most[tier] = Math.max(most[tier], node.capacity);

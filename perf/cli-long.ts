@@ -290,6 +290,9 @@ export async function scaleCommand(args: string[]): Promise<void> {
       throw new SatchelError('BAD_REQUEST', `${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
+  // A CSV trace carries its own arrival times: a span given with it would be silently ignored.
+  if (values['span-s'] !== undefined && values.trace !== undefined)
+    throw new SatchelError('BAD_REQUEST', '--span-s spreads a generated trace; a --trace file carries its own arrivals');
   let trace: ReturnType<typeof parseTrace> | undefined;
   if (values.trace !== undefined) {
     const text = await readFile(values.trace, 'utf8').catch((error: unknown) => {

@@ -12,10 +12,19 @@ import {
   signToken,
 } from '../proto/index.ts';
 
-/** The controller's admin connections to storage nodes, over the data plane (the node has no other port). */
+/** An admin connection unused this long is closed (the next call opens another). */
+const IDLE_MS = 30_000;
+
+/**
+ * The controller's admin connections to storage nodes, over the data plane (the node has no other port). The
+ * controller speaks to a node when a job is placed on it, moved or ended, so a connection is closed once idle:
+ * held open to every node, they were a socket per node (10,000 at 10,000 nodes, bench scale), and one per
+ * address ever seen (nodes the autoscaler removed kept theirs in the map).
+ */
 export class NodeAdmin {
-  private readonly connections = new Map<string, NodeConnection>();
+  private readonly connections = new Map<string, { connection: NodeConnection; usedAt: number }>();
   private readonly token: string;
+  private sweeper: NodeJS.Timeout | null = null;
 
   /** `tls`: the nodes serve TLS, their certificates checked against its CA. Each call fails after `timeoutMs`. */
   constructor(
@@ -71,17 +80,42 @@ export class NodeAdmin {
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
   }
 
+  /** Connections open now (idle ones not yet closed included). */
+  get size(): number {
+    return this.connections.size;
+  }
+
   close(): void {
-    for (const connection of this.connections.values()) connection.destroy();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const { connection } of this.connections.values()) connection.destroy();
     this.connections.clear();
   }
 
-  private connection(address: string): NodeConnection {
-    let connection = this.connections.get(address);
-    if (connection === undefined) {
-      connection = new NodeConnection(address, this.token, { timeoutMs: this.timeoutMs, tls: this.tls });
-      this.connections.set(address, connection);
+  /** Closes the connections idle for `idleMs` (nothing in flight): the sweep's work, exposed for tests. */
+  closeIdle(idleMs = IDLE_MS, now = performance.now()): void {
+    for (const [address, entry] of this.connections) {
+      if (now - entry.usedAt < idleMs || entry.connection.inflight > 0) continue;
+      this.connections.delete(address);
+      entry.connection.retire();
     }
-    return connection;
+    if (this.connections.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  private connection(address: string): NodeConnection {
+    let entry = this.connections.get(address);
+    if (entry === undefined) {
+      entry = { connection: new NodeConnection(address, this.token, { timeoutMs: this.timeoutMs, tls: this.tls }), usedAt: 0 };
+      this.connections.set(address, entry);
+      if (this.sweeper === null) {
+        this.sweeper = setInterval(() => this.closeIdle(), IDLE_MS / 2);
+        this.sweeper.unref();
+      }
+    }
+    entry.usedAt = performance.now();
+    return entry.connection;
   }
 }

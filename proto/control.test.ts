@@ -1,3 +1,4 @@
+import net from 'node:net';
 import test from 'ava';
 import { addService, bindServer, ControlClient, grpc, METADATA_SERVICE } from './grpc.ts';
 import { type MetadataMethods, SatchelError, type ServiceImpl } from './index.ts';
@@ -79,4 +80,45 @@ test('a closed ControlClient rejects every call with CLOSED; a bad timeout or ad
   const thrown = t.throws(() => new ControlClient<MetadataMethods>(METADATA_SERVICE, '', 5_000));
   t.true(thrown instanceof SatchelError, String(thrown));
   t.is((thrown as SatchelError).code, 'BAD_REQUEST');
+});
+
+test('with idleMs the connection closes once unused, and the next call opens another', async (t) => {
+  const { address } = await serve(t, 'no such job');
+  // A proxy in front of the server counts the client's connections.
+  const open = new Set<net.Socket>();
+  let accepted = 0;
+  const proxy = net.createServer((socket) => {
+    accepted++;
+    open.add(socket);
+    const [host, port] = address.split(':');
+    const upstream = net.connect(Number(port), host);
+    socket.pipe(upstream).pipe(socket);
+    const end = () => {
+      open.delete(socket);
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of open) socket.destroy();
+    proxy.close();
+  });
+  const via = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  const client = new ControlClient<MetadataMethods>(METADATA_SERVICE, via, 5_000, undefined, { own: true, idleMs: 1_000 });
+  t.teardown(() => client.close());
+  const ask = async () => ((await t.throwsAsync(client.call('GetPlacement', { jobId: 'x', token: 'y' }))) as SatchelError).code;
+  t.is(await ask(), 'NO_SUCH_JOB');
+  t.is(open.size, 1);
+  let waited = 0;
+  // grpc-js closes an idle channel's connection at its subchannel pool's next sweep (every 10 s).
+  while (open.size > 0 && waited < 15_000) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    waited += 100;
+  }
+  t.is(open.size, 0, 'closed once unused');
+  t.is(await ask(), 'NO_SUCH_JOB');
+  t.is(accepted, 2);
 });

@@ -54,6 +54,9 @@ const REPORT_TIMEOUT_MS = 5_000;
  */
 export const REGISTER_RETRY = { baseMs: 200, capMs: 2_000, retryOn: TRANSIENT_CODES } as const;
 
+/** The unary control connection (RegisterNode; ReportNode with an older controller) closes after this long unused. */
+const CONTROL_IDLE_MS = 30_000;
+
 export class ControllerLink {
   private readonly client: ControlClient<ControllerMethods>;
   /** Reports on one stream (ReportNodes); the unary ReportNode when the controller does not have it. */
@@ -70,7 +73,11 @@ export class ControllerLink {
   private closed = false;
 
   constructor(private readonly options: ControllerLinkOptions) {
-    this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, REPORT_TIMEOUT_MS, options.tls);
+    // Closed when idle: after RegisterNode the reports go on their own stream, and a connection each node held
+    // idle would be one more of the controller's sockets per node (20,000 at 10,000 nodes, bench scale).
+    this.client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, options.controller, REPORT_TIMEOUT_MS, options.tls, {
+      idleMs: CONTROL_IDLE_MS,
+    });
     this.reports = new MessageStreamClient(REPORT_NODES, options.controller, options.tls);
     this.token = signToken(options.secret, ADMIN_SUBJECT);
     this.everyMs = options.reportEveryMs ?? 1_000;

@@ -164,11 +164,14 @@ ${TENANT_USAGE}
                           used, node-seconds vs a peak-sized cluster, migrations, metadata lookups
     --nodes N               nodes at the start, split by tier from the trace (default 100)
     --jobs N, --seed S      a generated trace (default 1000 jobs, seed 1); or --trace FILE, a CSV trace
-    --speed X               simulated seconds per real second (default 1); --max-job-s S caps job durations
+    --speed X               simulated seconds per real second (default 1); --max-job-s S caps job durations;
+                            --span-s S: a generated trace's arrivals over S simulated seconds (default jobs / 10)
     --report-ms MS          between a node's reports (default 1000); --lookups-per-job-s R (default 0.1)
     --metadata K            metadata servers, each job's placement on two of them (default 1)
     --in-flight N           registrations and deregistrations at once (default 16, at most 32); --sample-ms MS (default 1000)
     --calibrate-s S         seconds of reports alone before the trace, for a report's cost (default 10)
+    --nodes-per-connection N   nodes whose reports share one connection (default 1, as real nodes; at
+                            10,000 nodes a connection each is past a 20,000 open-file limit)
     --json FILE, --html FILE
 
   help                    this text

@@ -282,6 +282,7 @@ export async function scaleCommand(args: string[]): Promise<void> {
     'max-job-s': { type: 'string' },
     'calibrate-s': { type: 'string' },
     'span-s': { type: 'string' },
+    'nodes-per-connection': { type: 'string' },
   });
   const number = (text: string | undefined, fallback: number, flag: string, min: number, max: number) => {
     if (text === undefined) return fallback;
@@ -316,6 +317,9 @@ export async function scaleCommand(args: string[]): Promise<void> {
     // Arrivals of a generated trace over this many simulated seconds (default jobs / 10): 100,000 jobs over 1,000 s
     // are ten times the 10,000-job run's jobs at once, not the same load for ten times as long.
     spanS: values['span-s'] === undefined ? undefined : whole(values['span-s'], 0, '--span-s', 1, 10_000_000),
+    // Simulated nodes whose report streams share one connection to the controller (1: a connection each, as real
+    // nodes): 10,000 nodes with a connection each are past this machine's 20,000 open files, in both processes.
+    nodesPerConnection: whole(values['nodes-per-connection'], 1, '--nodes-per-connection', 1, 64),
   };
   const result = await runScale({ ...options, ...(trace === undefined ? {} : { trace }) });
   const report: ScaleReport = {

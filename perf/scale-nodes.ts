@@ -8,8 +8,9 @@
  * launches and removes nodes through (LocalCluster's `provision`).
  */
 import { randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
 import net from 'node:net';
-import { CONTROLLER_SERVICE, ControlClient, MessageStreamClient, REPORT_NODES } from '../proto/grpc.ts';
+import { CONTROLLER_SERVICE, ControlClient, MessageStreamClient, REPORT_NODES, type SharedSessions } from '../proto/grpc.ts';
 import {
   AnnounceFlag,
   type ControllerMethods,
@@ -36,6 +37,12 @@ export interface FleetOptions {
   bandwidth: Record<Tier, number>;
   /** Real ms between a node's reports (a real node: 1000). */
   reportMs: number;
+  /**
+   * Nodes whose report streams share one HTTP/2 connection (1: a connection each, as real nodes; at most 64, the
+   * streams the controller takes on one). A node holds a listener and a report connection, the controller the
+   * other end of each and more: 10,000 nodes with a connection each are past this machine's 20,000 open files.
+   */
+  nodesPerConnection: number;
   /** The jobs the driver registered, by id (a node learns its jobs' ids from ANNOUNCE, their figures here). */
   jobs: ReadonlyMap<string, ModelJob>;
   /** Simulated ms since the run started. */
@@ -63,7 +70,6 @@ interface SimNode {
   sockets: Set<net.Socket>;
   address: string;
   bootId: string;
-  client: ControlClient<ControllerMethods>;
   reports: MessageStreamClient<NodeReport, NodeReportReply>;
   timer: NodeJS.Timeout | null;
   lastReportAt: number;
@@ -74,6 +80,9 @@ export class SimFleet {
   private readonly nodes = new Map<string, SimNode>();
   private readonly next: Record<Tier, number> = { dram: 0, ssd: 0, hdd: 0 };
   private closed = false;
+  /** The report connections nodes share (`nodesPerConnection` > 1), one per group of nodes in launch order. */
+  private readonly reportConnections: ReportConnection[] = [];
+  private launchedCount = 0;
   readonly reportLatency = new LatencyRecorder();
   readonly counters: FleetCounters = {
     reports: 0,
@@ -120,9 +129,7 @@ export class SimFleet {
       sockets,
       address,
       bootId: randomBytes(8).toString('hex'),
-      // A connection of its own, as a real node (its own process) has.
-      client: new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.options.controller, 10_000, undefined, true),
-      reports: new MessageStreamClient(REPORT_NODES, this.options.controller),
+      reports: new MessageStreamClient(REPORT_NODES, this.options.controller, undefined, this.reportConnection()),
       timer: null,
       lastReportAt: performance.now(),
       reporting: false,
@@ -155,6 +162,21 @@ export class SimFleet {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.nodes.values()].map((node) => this.stopNode(node)));
+    for (const connection of this.reportConnections) connection.close();
+  }
+
+  /** The shared connection the next node reports on; none (a connection of its own) with `nodesPerConnection` 1. */
+  private reportConnection(): SharedSessions | undefined {
+    const group = this.options.nodesPerConnection;
+    const index = this.launchedCount++;
+    if (group <= 1) return undefined;
+    const at = Math.floor(index / group);
+    let connection = this.reportConnections[at];
+    if (connection === undefined) {
+      connection = new ReportConnection(this.options.controller);
+      this.reportConnections[at] = connection;
+    }
+    return connection;
   }
 
   private async stopNode(node: SimNode): Promise<void> {
@@ -163,25 +185,34 @@ export class SimFleet {
       clearTimeout(node.timer);
       clearInterval(node.timer);
     }
-    node.client.close();
     node.reports.close();
     for (const socket of node.sockets) socket.destroy();
     await new Promise<void>((resolve) => node.server.close(() => resolve()));
   }
 
+  /**
+   * RegisterNode on a connection of its own, as a real node (its own process) has, closed once answered: a real
+   * node's closes after 30 s unused (storage-node/controller-link.ts), and ten thousand launched at once would
+   * hold ten thousand.
+   */
   private async register(node: SimNode): Promise<void> {
     const { model } = node;
-    await node.client.call('RegisterNode', {
-      token: this.options.adminToken,
-      node: {
-        id: model.id,
-        tier: model.tier,
-        address: node.address,
-        capacity: model.capacity,
-        bandwidth: model.bandwidth,
-        bootId: node.bootId,
-      },
-    });
+    const client = new ControlClient<ControllerMethods>(CONTROLLER_SERVICE, this.options.controller, 10_000, undefined, { own: true });
+    try {
+      await client.call('RegisterNode', {
+        token: this.options.adminToken,
+        node: {
+          id: model.id,
+          tier: model.tier,
+          address: node.address,
+          capacity: model.capacity,
+          bandwidth: model.bandwidth,
+          bootId: node.bootId,
+        },
+      });
+    } finally {
+      client.close();
+    }
   }
 
   /** One report, as controller-link.ts sends it; a slow controller makes the node skip a beat, not pile calls up. */
@@ -273,5 +304,27 @@ export class SimFleet {
       decoder.push(chunk);
       writer.flush();
     });
+  }
+}
+
+/** One HTTP/2 connection to the controller that a group of simulated nodes' report streams share; reopened when it fails. */
+class ReportConnection implements SharedSessions {
+  private current: http2.ClientHttp2Session | null = null;
+
+  constructor(private readonly address: string) {}
+
+  session(): http2.ClientHttp2Session {
+    if (this.current === null || this.current.destroyed || this.current.closed) {
+      const session = http2.connect(`http://${this.address}`);
+      session.on('error', () => {}); // each stream on it reports its failure
+      session.unref();
+      this.current = session;
+    }
+    return this.current;
+  }
+
+  close(): void {
+    this.current?.destroy();
+    this.current = null;
   }
 }

@@ -57,6 +57,8 @@ export interface ScaleOptions {
   maxJobS?: number | undefined;
   /** A generated trace's arrivals span this many simulated seconds (scale-trace.ts; default jobs / 10). */
   spanS?: number | undefined;
+  /** Simulated nodes whose report streams share one connection (scale-nodes.ts; 1: a connection each). */
+  nodesPerConnection?: number | undefined;
 }
 
 export interface ScaleResult {
@@ -134,6 +136,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       capacity: plan.capacity,
       bandwidth: plan.bandwidth,
       reportMs: options.reportMs,
+      nodesPerConnection: options.nodesPerConnection ?? 1,
       jobs: models,
       now: simNow,
     });

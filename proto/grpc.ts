@@ -2,5 +2,5 @@
 // (ControlClient). proto's second entry, apart from index.ts so that the client, which uses control-light.ts,
 // never loads grpc-js or protobufjs.
 export * from './control.ts';
-export { MessageStreamClient, type StreamMethod } from './message-stream.ts';
+export { MessageStreamClient, type SharedSessions, type StreamMethod } from './message-stream.ts';
 export * from './unary-server.ts';

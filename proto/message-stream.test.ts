@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import test from 'ava';
 import { CONTROLLER_SERVICE, REPORT_NODES } from './control.ts';
 import type { NodeReport, NodeReportReply } from './control-types.ts';
@@ -109,4 +110,37 @@ test('a compressed or oversized message on the stream ends it with BAD_REQUEST; 
     t.is(status['grpc-status'], '3', what);
   }
   t.is(runs, 0);
+});
+
+test("clients on shared sessions: streams on one connection, which one client's failure or close leaves open", async (t) => {
+  const address = await serve(t, async (request) => {
+    if (request.ops === 0) throw new SatchelError('UNAUTHORIZED', 'not the admin');
+    return { unknown: false, leaseMs: request.ops };
+  });
+  const opened: http2.ClientHttp2Session[] = [];
+  const shared = {
+    session() {
+      const last = opened.at(-1);
+      if (last !== undefined && !last.destroyed && !last.closed) return last;
+      const session = http2.connect(`http://${address}`);
+      session.on('error', () => {});
+      opened.push(session);
+      return session;
+    },
+  };
+  t.teardown(() => {
+    for (const session of opened) session.destroy();
+  });
+  const a = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address, undefined, shared);
+  const b = new MessageStreamClient<NodeReport, NodeReportReply>(REPORT_NODES, address, undefined, shared);
+  t.is((await a.send(report('a', 1), 5_000)).leaseMs, 1);
+  t.is((await b.send(report('b', 2), 5_000)).leaseMs, 2);
+  const error = await t.throwsAsync(a.send(report('a', 0), 5_000));
+  t.is((error as SatchelError).code, 'UNAUTHORIZED');
+  t.is((await b.send(report('b', 3), 5_000)).leaseMs, 3, "the other client's stream went on");
+  t.is((await a.send(report('a', 4), 5_000)).leaseMs, 4, 'a new stream on the same connection');
+  a.close();
+  t.is((await b.send(report('b', 5), 5_000)).leaseMs, 5);
+  t.is(opened.length, 1);
+  t.false(opened[0]?.destroyed);
 });

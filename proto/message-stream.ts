@@ -129,9 +129,19 @@ interface Waiting {
 }
 
 /**
+ * HTTP/2 sessions several MessageStreamClients open their streams on, each session theirs to open and close, not
+ * the clients': bench scale's simulated storage nodes, thousands in one process, where a session each would be a
+ * socket each, past the process's file limit. `session()` returns an open one (a new one when the last failed).
+ */
+export interface SharedSessions {
+  session(): http2.ClientHttp2Session;
+}
+
+/**
  * A caller's side: one HTTP/2 session and one stream to `address`, opened at the first `send` and again after a
- * failure. Replies are matched to requests in order. `unimplemented` turns true when the server answered that it
- * has no such method (the caller then uses the unary call).
+ * failure (with `shared`, the stream on one of its sessions, which a failure leaves open). Replies are matched to
+ * requests in order. `unimplemented` turns true when the server answered that it has no such method (the caller
+ * then uses the unary call).
  */
 export class MessageStreamClient<Req extends object, Rep> {
   unimplemented = false;
@@ -144,6 +154,7 @@ export class MessageStreamClient<Req extends object, Rep> {
     private readonly method: StreamMethod,
     readonly address: string,
     private readonly tls?: ClientTls,
+    private readonly shared?: SharedSessions,
   ) {}
 
   /** Sends `request`; resolves with its reply, rejects (TIMEOUT after `timeoutMs`, or the stream's failure). */
@@ -180,19 +191,14 @@ export class MessageStreamClient<Req extends object, Rep> {
 
   private open(): http2.ClientHttp2Stream {
     if (this.stream !== null) return this.stream;
-    const authority = `${this.tls === undefined ? 'http' : 'https'}://${this.address}`;
-    const session =
-      this.tls === undefined
-        ? http2.connect(authority)
-        : http2.connect(authority, {
-            ca: this.tls.ca,
-            ALPNProtocols: ['h2'],
-            ...serverIdentity(hostOf(this.address), this.tls.servername),
-          });
-    session.on('error', () => {}); // the stream reports it
-    session.unref();
+    let session: http2.ClientHttp2Session;
+    if (this.shared === undefined) {
+      session = this.connect();
+      this.session = session;
+    } else {
+      session = this.shared.session();
+    }
     const stream = session.request({ ':method': 'POST', ':path': this.method.path, 'content-type': 'application/grpc', te: 'trailers' });
-    this.session = session;
     this.stream = stream;
     const what = `${this.method.name} at ${this.address}`;
     let status: Record<string, unknown> | null = null;
@@ -236,6 +242,21 @@ export class MessageStreamClient<Req extends object, Rep> {
       );
     };
     return stream;
+  }
+
+  private connect(): http2.ClientHttp2Session {
+    const authority = `${this.tls === undefined ? 'http' : 'https'}://${this.address}`;
+    const session =
+      this.tls === undefined
+        ? http2.connect(authority)
+        : http2.connect(authority, {
+            ca: this.tls.ca,
+            ALPNProtocols: ['h2'],
+            ...serverIdentity(hostOf(this.address), this.tls.servername),
+          });
+    session.on('error', () => {}); // the stream reports it
+    session.unref();
+    return session;
   }
 
   /** Fails every request waiting and drops the stream; the next `send` opens another. */

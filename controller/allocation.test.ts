@@ -257,3 +257,38 @@ for (const [name, reservation, usage, expected] of rightsizeCases) {
     t.is(rightsizeReservation(reservation, usage), Math.ceil(expected));
   });
 }
+
+test('the fewest nodes with room for an equal share, the tightest of them: as a count-by-count search would pick', (t) => {
+  // The search allocateCopies replaced (a filter of every node per count), the reference for random clusters.
+  const reference = (capacity: number, nodes: NodeState[]): string[] => {
+    const byFreeRoom = [...nodes].sort((a, b) => a.capacity - a.reserved - (b.capacity - b.reserved) || (a.id < b.id ? -1 : 1));
+    for (let count = 1; count <= nodes.length; count++) {
+      const fitting = byFreeRoom.filter((n) => n.capacity - n.reserved >= capacity / count);
+      if (fitting.length >= count) return fitting.slice(0, count).map((n) => n.id);
+    }
+    return [];
+  };
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  let spread = 0;
+  for (let round = 0; round < 300; round++) {
+    const nodes = Array.from({ length: 1 + Math.floor(random() * 60) }, (_, i) =>
+      // Whole GiB free rooms, so shares tie with them at times.
+      node(`n${String(i).padStart(2, '0')}`, 'dram', 8 * GiB, Math.floor(random() * 9) * GiB),
+    );
+    const capacity = Math.ceil(random() * 40) * GiB;
+    const want = reference(capacity, nodes);
+    if (want.length === 0) continue; // nothing fits whole: spread by free room, another rule
+    const got = allocateJob({ capacity }, nodes);
+    t.deepEqual(
+      got.nodes.map((n) => n.id),
+      want,
+      `round ${round}`,
+    );
+    if (want.length > 1) spread++;
+  }
+  t.true(spread > 50, `${spread} rounds over several nodes`);
+});

@@ -368,3 +368,29 @@ test('a large tier far above the band launches up to a twentieth of its nodes at
   const two = decideScaling('dram', many(100, 0.95), capped, top, 2_000);
   t.is(two.action === 'launch' && two.nodes, 2);
 });
+
+test("a many-node drain takes the provisioner's picks in turn, each out of the candidates once picked", (t) => {
+  const removed: string[] = [];
+  const asked: number[] = [];
+  const loads = Array.from({ length: 40 }, (_, i) => ({ id: `n${i}`, cpu: 0.1, network: 0, capacity: 0, used: 40 - i }));
+  const autoscaler = new Autoscaler(
+    {
+      loads: (tier) => (tier === 'dram' ? loads : []),
+      launchNode: async () => {},
+      // A StatefulSet's rule: the lowest ordinal here (the emptiest would be n39), whatever order they come in.
+      pickForRemoval: (_tier, candidates) => {
+        asked.push(candidates.length);
+        return [...candidates].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))[0] ?? null;
+      },
+      removeNode: async (node) => {
+        removed.push(node);
+      },
+      scaleEvent: () => {},
+    },
+    { ...config, maxNodes: { dram: 100, ssd: 0, hdd: 0 } },
+    pino({ level: 'silent' }),
+  );
+  for (let s = 0; s <= config.downAfterMs / 1000; s++) autoscaler.tick(s * 1000);
+  t.deepEqual(removed, ['n0', 'n1']);
+  t.deepEqual(asked, [40, 39]);
+});

@@ -280,15 +280,16 @@ export class Autoscaler {
         }
       } else {
         // The emptiest first, as many as decided that the provisioner can remove (a StatefulSet: its highest ordinal only).
+        // Each pick taken out of the candidates in place: filtering them afresh per pick was O(picks² × nodes), a
+        // second of CPU per tick when a tier of 5,000 drains 250 (bench scale at 10,000 nodes).
         const candidates = [...loads].sort((a, b) => a.used - b.used).map((n) => n.id);
         const picked: string[] = [];
         while (picked.length < decision.nodes) {
-          const node = this.host.pickForRemoval(
-            tier,
-            candidates.filter((id) => !picked.includes(id)),
-          );
-          if (node === null) break;
+          const node = this.host.pickForRemoval(tier, candidates);
+          const at = node === null ? -1 : candidates.indexOf(node);
+          if (node === null || at < 0) break;
           picked.push(node);
+          candidates.splice(at, 1);
         }
         if (picked.length === 0) continue;
         memory.draining = true;

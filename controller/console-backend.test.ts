@@ -105,6 +105,7 @@ test('the console serves what the backend gives, and asks it for the admin actio
       autoscaler: null,
     }),
     nodeViews: () => [],
+    nodeFigures: () => [],
     jobViews: () => [jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0)],
     jobDetail: (id): JobDetail | undefined => (id === job.id ? jobDetail(job, 0, IDLE_JOB, DEFAULT_PRICES, () => 0) : undefined),
     redisCredentials: (id) => {

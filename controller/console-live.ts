@@ -10,7 +10,7 @@
  * pages at once.
  */
 import type { ServerResponse } from 'node:http';
-import type { ConsoleBackend, NodeView } from './console-backend.ts';
+import type { ConsoleBackend, NodeStatsView, NodeView } from './console-backend.ts';
 import type { ClusterEvent } from './events.ts';
 
 /** What a page gets every interval: the nodes, the jobs and the cluster's totals. */
@@ -20,24 +20,31 @@ export function snapshot(backend: ConsoleBackend) {
     t: Date.now(),
     nodes,
     jobs: backend.jobViews(),
-    totals: totalsOf(nodes),
+    totals: totalsOf(statsOf(nodes)),
   };
+}
+
+function* statsOf(nodes: readonly NodeView[]): Iterable<NodeFigures | null> {
+  for (const node of nodes) yield node.stats;
 }
 
 export type Totals = ReturnType<typeof totalsOf>;
 
+/** What the totals read of a node's last report. */
+type NodeFigures = Pick<NodeStatsView, 'opsPerSec' | 'bytesInPerSec' | 'bytesOutPerSec' | 'latencyP50Us' | 'latencyP99Us'>;
+
 /** Cluster-wide p50: the nodes' p50s weighted by their ops; p99: the worst node's (an upper bound). */
-function totalsOf(nodes: readonly NodeView[]) {
+function totalsOf(nodes: Iterable<NodeFigures | null | undefined>) {
   let opsPerSec = 0;
   let bytesPerSec = 0;
   let weighted = 0;
   let p99: number | null = null;
-  for (const node of nodes) {
-    if (node.stats === null) continue;
-    opsPerSec += node.stats.opsPerSec;
-    bytesPerSec += node.stats.bytesInPerSec + node.stats.bytesOutPerSec;
-    if (node.stats.latencyP50Us !== null) weighted += node.stats.latencyP50Us * node.stats.opsPerSec;
-    if (node.stats.latencyP99Us !== null) p99 = Math.max(p99 ?? 0, node.stats.latencyP99Us);
+  for (const stats of nodes) {
+    if (stats === null || stats === undefined) continue;
+    opsPerSec += stats.opsPerSec;
+    bytesPerSec += stats.bytesInPerSec + stats.bytesOutPerSec;
+    if (stats.latencyP50Us !== null) weighted += stats.latencyP50Us * stats.opsPerSec;
+    if (stats.latencyP99Us !== null) p99 = Math.max(p99 ?? 0, stats.latencyP99Us);
   }
   return { opsPerSec, bytesPerSec, latencyP50Us: opsPerSec > 0 && weighted > 0 ? weighted / opsPerSec : null, latencyP99Us: p99 };
 }
@@ -119,7 +126,7 @@ export class LiveFeed {
 
   private sample(): void {
     const t = Date.now();
-    this.history.push({ t, totals: totalsOf(this.backend.nodeViews()) });
+    this.history.push({ t, totals: totalsOf(this.backend.nodeFigures()) });
     while (this.history.length > 0 && this.history[0]!.t < t - HISTORY_MS) this.history.shift();
   }
 

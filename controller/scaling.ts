@@ -35,7 +35,9 @@ export class Scaling {
         loads: (tier) => nodeLoads(ctx, tier),
         launchNode: (tier, reason, details) => this.launchNode(tier, reason, details),
         pickForRemoval: (tier, candidates) => provisioner.pickForRemoval(tier, candidates),
-        removeNode: (nodeId, reason) => this.removeNode(nodeId, reason),
+        // Picked by the provisioner just now (pickForRemoval): not asked again, which cost a copy of every node's id
+        // per removal.
+        removeNode: (nodeId, reason) => this.removeNode(nodeId, reason, true),
         scaleEvent: (kind, tier, reason, details) => void ctx.events.add(kind, reason, { tier, details }),
       },
       config,
@@ -69,23 +71,24 @@ export class Scaling {
    * Drains a node, then has the provisioner stop it and forgets it. Without a provisioner the process keeps
    * running, empty and unused, until someone stops it.
    */
-  removeNode(nodeId: string, reason: string): Promise<DrainResult> {
+  removeNode(nodeId: string, reason: string, picked = false): Promise<DrainResult> {
     // A retried DELETE (an HTTP client resending on a dropped connection) or the autoscaler choosing the node an
     // admin is draining gets the one drain's result; before, the second drain ran beside the first and failed.
     const running = this.removals.get(nodeId);
     if (running !== undefined) return running;
-    const removal = this.drainAndRemove(nodeId, reason).finally(() => this.removals.delete(nodeId));
+    const removal = this.drainAndRemove(nodeId, reason, picked).finally(() => this.removals.delete(nodeId));
     this.removals.set(nodeId, removal);
     return removal;
   }
 
-  private async drainAndRemove(nodeId: string, reason: string): Promise<DrainResult> {
+  /** `picked`: the provisioner chose this node (pickForRemoval) for the autoscaler, so it is not asked again. */
+  private async drainAndRemove(nodeId: string, reason: string, picked: boolean): Promise<DrainResult> {
     const { ctx } = this;
     const node = ctx.registry.nodes.get(nodeId);
     if (node === undefined) throw new SatchelError('BAD_REQUEST', `no node ${nodeId}`);
     // Ask first whether the provisioner can stop this one (a StatefulSet only drops its highest ordinal).
     const provisioner = ctx.options.provisioner;
-    if (provisioner !== undefined) {
+    if (provisioner !== undefined && !picked) {
       const others = [...ctx.registry.nodes.values()].filter((n) => n.tier === node.tier && n.id !== nodeId).map((n) => n.id);
       const removable = provisioner.pickForRemoval(node.tier as Tier, [nodeId, ...others]);
       if (removable !== nodeId)

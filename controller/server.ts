@@ -32,7 +32,7 @@ import { controllerService } from './grpc-service.ts';
 import { JobBook } from './jobs.ts';
 import { nodeLoads } from './load.ts';
 import { membersOf } from './members.ts';
-import type { NodeStatsTable } from './node-stats.ts';
+import type { NodeStats, NodeStatsTable } from './node-stats.ts';
 import { NodeBook } from './nodes.ts';
 import { type DrainResult, PlacementChanges } from './placement-changes.ts';
 import type { Provisioner } from './provisioner.ts';
@@ -308,6 +308,10 @@ export class Controller implements ConsoleBackend {
       prices: ctx.prices,
       autoscaler: this.scaling.config ?? null,
     };
+  }
+
+  *nodeFigures(): Iterable<NodeStats | undefined> {
+    for (const id of this.ctx.registry.nodes.keys()) yield this.ctx.stats.get(id);
   }
 
   nodeViews(): NodeView[] {

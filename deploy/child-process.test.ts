@@ -18,4 +18,9 @@ test('roles run with their V8 flags: no GC helper threads anywhere, memory over 
     t.true(flags.includes('--single-threaded-gc'), role);
     t.true(flags.includes('--optimize-for-size'), role);
   }
+  // A controller of thousands of nodes: V8's own heap sizing; the other roles as before.
+  t.false(roleExecArgv('controller', 'large').includes('--optimize-for-size'));
+  t.true(roleExecArgv('controller', 'large').includes('--single-threaded-gc'));
+  t.true(roleExecArgv('metadata', 'large').includes('--optimize-for-size'));
+  t.false(roleExecArgv('storage-node', 'large').includes('--optimize-for-size'));
 });

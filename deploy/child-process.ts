@@ -41,6 +41,16 @@ export const STORAGE_NODE_ENV = { MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 10
 export const CONTROL_PLANE_V8_FLAGS = ['--optimize-for-size', '--single-threaded-gc'];
 
 /**
+ * The controller's flags for a cluster of thousands of nodes (`controllerHeap: 'large'`): V8's own heap sizing.
+ * Its live heap is then hundreds of MB, and `--optimize-for-size`'s full collection every few MB allocated took
+ * 37 % of its CPU at 10,000 nodes: 5 registrations a second, against 32 without it (bench scale, perf/RESULTS.md).
+ */
+export const LARGE_CONTROLLER_V8_FLAGS = ['--single-threaded-gc'];
+
+/** How the controller's heap is run: 'small' (CONTROL_PLANE_V8_FLAGS, the default) or 'large'. */
+export type ControllerHeap = 'small' | 'large';
+
+/**
  * V8 flags of storage nodes. `--single-threaded-gc`: V8 hands each collection to helper threads, one per core, and
  * the main thread waits for them; on a host whose cores the other processes keep busy those helpers wait to be
  * scheduled, and a 4 MB scavenge took 2–16 ms (--trace-gc). `bench soak --large-fraction 0` (1,000 ops/s, one
@@ -63,8 +73,14 @@ const CLI = BUILT_CLI ?? fileURLToPath(new URL(`./cli${extname(fileURLToPath(imp
 const EXEC_ARGV = BUILT_CLI === undefined ? process.execArgv : withoutTsx(process.execArgv);
 
 /** Node's flags for a role's process: the parent's (tsx's loader dropped for a built CLI) and the role's own. */
-export function roleExecArgv(role: string): string[] {
-  return [...EXEC_ARGV, ...(role === 'storage-node' ? STORAGE_NODE_V8_FLAGS : CONTROL_PLANE_V8_FLAGS)];
+export function roleExecArgv(role: string, controllerHeap: ControllerHeap = 'small'): string[] {
+  const own =
+    role === 'storage-node'
+      ? STORAGE_NODE_V8_FLAGS
+      : role === 'controller' && controllerHeap === 'large'
+        ? LARGE_CONTROLLER_V8_FLAGS
+        : CONTROL_PLANE_V8_FLAGS;
+  return [...EXEC_ARGV, ...own];
 }
 
 /** Node's flags without tsx's loader (`--import tsx`, `--import=tsx`), which a built CLI does not need. */
@@ -82,11 +98,17 @@ export function withoutTsx(execArgv: readonly string[]): string[] {
  * Forks `satchel <args>` for a role, its stdout and stderr going to the open log `logFd` (closed here once the
  * child holds it). Storage nodes get STORAGE_NODE_ENV and STORAGE_NODE_V8_FLAGS, the control plane CONTROL_PLANE_V8_FLAGS.
  */
-export function forkRole(role: string, args: string[], logFd: number, env: NodeJS.ProcessEnv | undefined): ChildProcess {
+export function forkRole(
+  role: string,
+  args: string[],
+  logFd: number,
+  env: NodeJS.ProcessEnv | undefined,
+  controllerHeap: ControllerHeap = 'small',
+): ChildProcess {
   const child = fork(CLI, args, {
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: { ...(role === 'storage-node' ? STORAGE_NODE_ENV : {}), ...process.env, ...env },
-    execArgv: roleExecArgv(role),
+    execArgv: roleExecArgv(role, controllerHeap),
   });
   closeSync(logFd);
   return child;

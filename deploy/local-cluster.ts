@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultTenantKey } from '../controller/index.ts';
 import type { Tier } from '../proto/index.ts';
 import { ADMIN_SUBJECT, Backoff, SatchelError, signToken, VIEWER_SUBJECT } from '../proto/index.ts';
-import { forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
+import { type ControllerHeap, forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
 import { type ClusterInfoFile, StateFiles } from './cluster-files.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
 import type { AutoscaleOptions } from './options.ts';
@@ -63,6 +63,8 @@ export interface LocalClusterOptions {
   leaseMs?: number;
   /** The controller's `--node-timeout-ms`: a node silent this long is lost (default 5000). */
   nodeTimeoutMs?: number;
+  /** 'large': the controller runs with V8's own heap sizing, for thousands of nodes (child-process.ts; default 'small'). */
+  controllerHeap?: ControllerHeap;
   /** Metadata servers to start (default 1); each job's placement is on `metadataCopies` of them (default 2). */
   metadata?: number;
   metadataCopies?: number;
@@ -511,7 +513,7 @@ export class LocalCluster {
 
   private async spawnNow(role: string, args: string[]): Promise<Member> {
     const { log, fd } = this.files.openLog(role);
-    const child = forkRole(role, args, fd, this.options.env);
+    const child = forkRole(role, args, fd, this.options.env, this.options.controllerHeap);
     this.children.set(child, child.pid === undefined ? undefined : processIdentity(child.pid));
     child.once('exit', () => {
       this.children.delete(child);

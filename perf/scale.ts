@@ -110,6 +110,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     // Five report periods of silence before a node is lost, as with a real node's 1 s reports and the 5 s default:
     // at 10,000 nodes reports come every 10 s (controller/README.md "Scale"), and a 5 s timeout would lose them all.
     nodeTimeoutMs: Math.max(5_000, 5 * options.reportMs),
+    // V8's own heap sizing, as a controller of thousands of nodes should run (deploy/child-process.ts).
+    controllerHeap: 'large',
     autoscale: {
       minNodes: perTier((t) => (plan.nodes[t] > 0 ? 1 : 0)),
       maxNodes: perTier((t) => Math.max(2, plan.nodes[t] * 2)),

@@ -343,7 +343,22 @@ export class JobBook {
    * per tier: a hint above it can never be met, and is refused rather than reserved (an anonymous 10^18-byte
    * reservation once starved every later job of DRAM).
    */
+  /** The last clusterCeiling, and what it was computed from. */
+  private ceiling: { version: number; limits: string; bytes: number } | null = null;
+
   private clusterCeiling(): number {
+    const max = this.ctx.options.autoscaler?.maxNodes;
+    const { version } = this.ctx.registry.nodes;
+    // The limits by value: an admin may change them in place.
+    const limits = `${this.ctx.options.provisioner !== undefined} ${max?.dram} ${max?.ssd} ${max?.hdd}`;
+    const last = this.ceiling;
+    if (last !== null && last.version === version && last.limits === limits) return last.bytes;
+    const bytes = this.ceilingNow();
+    this.ceiling = { version, limits, bytes };
+    return bytes;
+  }
+
+  private ceilingNow(): number {
     const max = this.ctx.options.autoscaler?.maxNodes;
     // One pass over the nodes, no copies: this runs in every registration (at 1,000 nodes, bench scale).
     const count = { dram: 0, ssd: 0, hdd: 0 };

@@ -200,3 +200,27 @@ test('a placement change of a registered job still announces to its new node bef
   await change;
   t.deepEqual(calls, ['persist', 'announce 127.0.0.1:3', 'announce 127.0.0.1:1', 'publish epoch 2']);
 });
+
+test('what the cluster can ever hold follows the nodes: a node joining, replaced or forgotten moves the limit', async (t) => {
+  const { ctx, jobs, pending } = await setup(t);
+  pending.persist.resolve();
+  pending.announce.resolve();
+  pending.publish.resolve();
+  const refusal = async (capacity: number) => {
+    try {
+      await jobs.registerJob(`c${capacity}`, { capacity });
+      return null;
+    } catch (error) {
+      return error instanceof SatchelError && /can ever hold/.test(error.message) ? error.code : 'other';
+    }
+  };
+  t.is(await refusal(65 * MiB), 'BAD_REQUEST', 'more than the one 64 MiB node');
+  const second = { id: 'n1', tier: 'dram', address: '127.0.0.1:3', capacity: 64 * MiB, bandwidth: 1e9, registeredAt: 0, bootId: 'b1' };
+  ctx.registry.nodes.set('n1', second);
+  t.is(await refusal(65 * MiB), null, 'two nodes hold it');
+  t.is(await refusal(129 * MiB), 'BAD_REQUEST');
+  ctx.registry.nodes.set('n1', { ...second, capacity: 128 * MiB });
+  t.is(await refusal(129 * MiB), null, 'the node came back larger');
+  ctx.registry.nodes.delete('n1');
+  t.is(await refusal(65 * MiB), 'BAD_REQUEST', 'forgotten');
+});

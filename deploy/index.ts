@@ -1,7 +1,7 @@
 // How processes run: the local cluster (`satchel up`), one role per process, the CLI. Imports every part.
 
 export type { ClusterInfoFile } from './cluster-files.ts';
-export { DEFAULT_DRAM_CAPACITY, LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
+export { DEFAULT_DRAM_CAPACITY, LocalCluster, type LocalClusterOptions, stopLocalClusters } from './local-cluster.ts';
 export { parseBytes } from './options.ts';
 export { PortInUseError } from './port-in-use.ts';
 export { type LockRecord, type StaleLock, StateDirBusyError } from './state-lock.ts';

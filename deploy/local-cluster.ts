@@ -114,6 +114,17 @@ const PORT_RETRY_MS = 5_000;
 /** Between its starts while they are held (a start can lose a port freed a moment ago to another process). */
 const PORT_BACKOFF = new Backoff({ baseMs: 100, capMs: 500 });
 
+/** Clusters started in this process and not yet stopped (`stopLocalClusters`). */
+const live = new Set<LocalCluster>();
+
+/**
+ * Stops every cluster this process started and has not stopped: what an interrupted command (a benchmark on
+ * Ctrl-C, perf/main.ts) does before it exits, so their processes and folders do not outlive it.
+ */
+export async function stopLocalClusters(): Promise<void> {
+  await Promise.allSettled([...live].map((cluster) => cluster.stop()));
+}
+
 export class LocalCluster {
   private readonly members: Member[] = [];
   private stopped: Promise<void> | null = null;
@@ -146,6 +157,7 @@ export class LocalCluster {
     const temporary = options.stateDir === undefined ? await mkdtemp(join(tmpdir(), 'satchel-')) : undefined;
     const lock = await StateLock.acquire(temporary ?? resolve(options.stateDir!));
     const cluster = new LocalCluster(lock.dir, lock, temporary ?? lock.madeDir, options);
+    live.add(cluster);
     if (lock.takenOver !== undefined) options.onTakeover?.(lock.takenOver);
     try {
       await cluster.boot();
@@ -542,6 +554,7 @@ export class LocalCluster {
   }
 
   private async shutdown(keepLogs: boolean, keepLog?: string): Promise<void> {
+    live.delete(this);
     await Promise.allSettled([...this.starting]);
     // Nodes first, controller last, so nobody logs errors about members that left before them.
     for (const member of [...this.members].reverse()) await stopChild(member.child);

@@ -3,13 +3,13 @@
  * high speed, against the real controller and metadata server. Every job registers and deregisters, the autoscaler
  * removes the nodes the trace's end leaves idle, and nothing the run started is left running.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import type { ScaleReport } from '../perf/scale-report.ts';
 import { generateTrace, traceToCsv } from '../perf/scale-trace.ts';
-import { runTs } from './helpers/process.ts';
+import { finished, runTs, spawnTs } from './helpers/process.ts';
 
 const CLI = 'perf/main.ts';
 
@@ -109,4 +109,34 @@ test('bench scale registers and deregisters every job of a trace against the rea
   // The controller and the metadata servers the run started are gone.
   t.is(report.processes.length, 3);
   for (const pid of report.processes) t.false(alive(pid), `process ${pid} outlived the run`);
+});
+
+test('bench scale interrupted (SIGINT to it alone): it stops what it started and removes its folder, exit 130', async (t) => {
+  // Its temp dir (os.tmpdir() follows TMPDIR) is the test's, so what it leaves there is seen.
+  const dir = await mkdtemp(join(tmpdir(), 'satchel-scale-int-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const child = spawnTs(CLI, ['bench', 'scale', '--nodes', '5', '--jobs', '5000', '--calibrate-s', '0'], { TMPDIR: dir });
+  const exit = finished(child, 60_000);
+  const lockOf = async (): Promise<{ children: { pid: number }[] } | null> => {
+    const made = (await readdir(dir)).find((name) => name.startsWith('satchel-'));
+    if (made === undefined) return null;
+    return JSON.parse(await readFile(join(dir, made, 'satchel.lock'), 'utf8').catch(() => 'null'));
+  };
+  let lock: { children: { pid: number }[] } | null = null;
+  for (let i = 0; i < 300 && (lock === null || lock.children.length < 2); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    lock = await lockOf().catch(() => null);
+  }
+  t.true(lock !== null && lock.children.length >= 2, 'the controller and the metadata server started');
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  child.kill('SIGINT');
+  const run = await exit;
+  t.is(run.code, 130, run.stderr);
+  t.regex(run.stderr, /SIGINT: stopping the clusters this benchmark started/);
+  t.deepEqual(
+    (await readdir(dir)).filter((name) => name.startsWith('satchel-')),
+    [],
+    'its state folder removed',
+  );
+  for (const { pid } of lock!.children) t.false(alive(pid), `process ${pid} outlived the bench`);
 });

@@ -279,6 +279,11 @@ test('the fewest nodes with room for an equal share, the tightest of them: as a 
       // Whole GiB free rooms, so shares tie with them at times.
       node(`n${String(i).padStart(2, '0')}`, 'dram', 8 * GiB, Math.floor(random() * 9) * GiB),
     );
+    // In no particular order: the pick must not lean on the order nodes come in.
+    for (let i = nodes.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [nodes[i], nodes[j]] = [nodes[j]!, nodes[i]!];
+    }
     const capacity = Math.ceil(random() * 40) * GiB;
     const want = reference(capacity, nodes);
     if (want.length === 0) continue; // nothing fits whole: spread by free room, another rule

@@ -67,7 +67,7 @@ function allocateCopies(hints: JobHints, nodes: readonly NodeState[], replicas: 
   const throughput = positive(hints.peakThroughput);
   const { tier: wanted, reason } = chooseTier(hints, capacity, throughput);
   const tier = FALLBACK[wanted].find((t) => nodes.some((n) => n.tier === t)) ?? wanted;
-  const tierNodes = nodes.filter((n) => n.tier === tier).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const tierNodes = nodes.filter((n) => n.tier === tier);
   const base = {
     tier,
     reason: tier === wanted ? reason : `${reason}; no ${wanted} nodes, so ${tier}`,
@@ -76,35 +76,64 @@ function allocateCopies(hints: JobHints, nodes: readonly NodeState[], replicas: 
   };
   if (tierNodes.length === 0) return { ...base, nodes: [], reservation: (capacity ?? DEFAULT_CAPACITY) * replicas };
 
-  const tierCapacity = sum(tierNodes.map((n) => n.capacity));
-  const tierBandwidth = sum(tierNodes.map((n) => n.bandwidth));
+  let tierCapacity = 0;
+  let tierBandwidth = 0;
+  for (const n of tierNodes) {
+    tierCapacity += n.capacity;
+    tierBandwidth += n.bandwidth;
+  }
   const throughputShare = throughput === undefined || tierBandwidth <= 0 ? 0 : Math.min(1, throughput / tierBandwidth);
   const reservation = Math.max(capacity ?? DEFAULT_CAPACITY, throughputShare * tierCapacity) * replicas;
 
   const meanBandwidth = tierBandwidth / tierNodes.length;
   const forThroughput = Math.max(replicas, throughput === undefined || meanBandwidth <= 0 ? 1 : Math.ceil(throughput / meanBandwidth));
-  // The fewest nodes (from forThroughput up) each with room for an equal share; of those that fit, the tightest.
-  // Sorted by free room, the nodes a share fits are a suffix, which only grows as the share shrinks: one walk
-  // down finds it (a filter per count was O(count × nodes), tens of ms for a large job at 10,000 nodes).
-  const byFreeRoom = [...tierNodes].sort((a, b) => free(a) - free(b) || (a.id < b.id ? -1 : 1));
-  let fitFrom = byFreeRoom.length;
-  for (let count = Math.min(forThroughput, tierNodes.length); count <= tierNodes.length; count++) {
-    const share = reservation / count;
-    while (fitFrom > 0 && free(byFreeRoom[fitFrom - 1]!) >= share) fitFrom--;
-    if (byFreeRoom.length - fitFrom >= count) {
-      const nodes = byFreeRoom.slice(fitFrom, fitFrom + count);
-      return { ...base, reservation, nodes: nodes.map((n) => ({ id: n.id, address: n.address, weight: 1 })) };
-    }
-  }
-  // Nothing fits whole: every node of the tier, each weighted by the room it has left.
-  const room = tierNodes.map((n) => Math.max(free(n), 0));
+  const fitting = fewestFitting(tierNodes, reservation, Math.min(forThroughput, tierNodes.length));
+  if (fitting !== null) return { ...base, reservation, nodes: fitting.map((n) => ({ id: n.id, address: n.address, weight: 1 })) };
+  // Nothing fits whole: every node of the tier (by id), each weighted by the room it has left.
+  const byId = [...tierNodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const room = byId.map((n) => Math.max(free(n), 0));
   const total = sum(room);
   return {
     ...base,
     reason: `${base.reason}; tier short of room, spread by free space`,
     reservation,
-    nodes: tierNodes.map((n, i) => ({ id: n.id, address: n.address, weight: total > 0 ? room[i]! / total : 1 })),
+    nodes: byId.map((n, i) => ({ id: n.id, address: n.address, weight: total > 0 ? room[i]! / total : 1 })),
   };
+}
+
+/**
+ * The fewest nodes, `from` at least, each with room for an equal share of `reservation`; of the nodes that fit,
+ * the tightest (least free room, then lowest id), tightest first. Null when no count fits.
+ *
+ * The free rooms alone are sorted (a Float64Array, no comparator): the rooms a share fits are a suffix of them,
+ * which only grows as the share shrinks, so one walk down finds the count; then one pass picks the nodes. At
+ * ~2,000–4,000 nodes a tier this took 0.9–2.0 ms a registration sorting the nodes themselves (twice, by id and by
+ * room) and a filter per count before that (tens of ms for a large job at 10,000 nodes, bench scale).
+ */
+function fewestFitting(nodes: readonly NodeState[], reservation: number, from: number): NodeState[] | null {
+  const rooms = new Float64Array(nodes.length);
+  for (let i = 0; i < nodes.length; i++) rooms[i] = free(nodes[i]!);
+  rooms.sort();
+  let fitFrom = rooms.length;
+  for (let count = from; count <= rooms.length; count++) {
+    const share = reservation / count;
+    while (fitFrom > 0 && rooms[fitFrom - 1]! >= share) fitFrom--;
+    if (rooms.length - fitFrom < count) continue;
+    // The `count` smallest rooms at or above the share end at `edge`: every node below it, and of those at it
+    // the lowest ids.
+    const edge = rooms[fitFrom + count - 1]!;
+    const below: NodeState[] = [];
+    const at: NodeState[] = [];
+    for (const n of nodes) {
+      const room = free(n);
+      if (room >= share && room < edge) below.push(n);
+      else if (room === edge) at.push(n);
+    }
+    const byRoom = (a: NodeState, b: NodeState) => free(a) - free(b) || (a.id < b.id ? -1 : 1);
+    at.sort(byRoom);
+    return [...below.sort(byRoom), ...at.slice(0, count - below.length)];
+  }
+  return null;
 }
 
 function chooseTier(hints: JobHints, capacity: number | undefined, throughput: number | undefined): { tier: Tier; reason: string } {

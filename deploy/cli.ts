@@ -56,6 +56,7 @@ async function up(args: string[]): Promise<void> {
     'metadata-copies': { type: 'string' },
     'keep-logs': { type: 'boolean' },
     'no-autoscale': { type: 'boolean' },
+    'controller-heap': { type: 'string' },
     ...autoscaleFlags,
     ...tlsFlags,
   });
@@ -76,6 +77,9 @@ async function up(args: string[]): Promise<void> {
   const metadataServers = str(flags, 'metadata') === undefined ? undefined : parseCount(str(flags, 'metadata')!, '--metadata', 16);
   if (metadataServers === 0) throw new SatchelError('BAD_REQUEST', '--metadata: at least one metadata server');
   const metadataCopies = metadataCopiesOf(str(flags, 'metadata-copies'));
+  const controllerHeap = str(flags, 'controller-heap') ?? 'small';
+  if (controllerHeap !== 'small' && controllerHeap !== 'large')
+    throw new SatchelError('BAD_REQUEST', `--controller-heap: small or large, got ${JSON.stringify(controllerHeap)}`);
   // Autoscaling on by default, never below what was asked for at start.
   const autoscale = flags['no-autoscale'] === true ? undefined : { minNodes: counts, ...withoutUndefined(autoscaleOptions(flags)) };
   const started = Date.now();
@@ -93,6 +97,7 @@ async function up(args: string[]): Promise<void> {
     metadata: metadataServers,
     metadataCopies,
     keepLogs: flags['keep-logs'] === true,
+    controllerHeap,
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
     onTakeover: ({ record, reason }) =>

@@ -16,6 +16,8 @@ export const USAGE = `Usage: satchel <command> [flags]
     --metadata N            metadata servers (default 1); --metadata-copies N: how many hold each job's
                             placement (default 2), as for controller
     --keep-logs             keep DIR/logs after stopping
+    --controller-heap small|large   small (default): the controller trades speed for memory
+                            (--optimize-for-size); large: V8's own heap sizing, for thousands of nodes
     --tls-cert FILE --tls-key FILE --tls-ca FILE   every process serves TLS with this certificate (PEM; it
                             must name 127.0.0.1), clients check it against the CA; deploy/README.md has how
     --no-autoscale          keep the nodes started; otherwise the autoscaler adds and drains nodes (local

@@ -234,6 +234,7 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
     [['storage-node', '--tier', 'tape'], /--tier: expected dram, ssd or hdd/],
     [['up', '--controller-port', 'abc'], /not a port/],
     [['up', '--no-such-flag'], /Unknown option/i],
+    [['up', '--controller-heap', 'huge'], /--controller-heap: small or large, got "huge"/],
     [['controller', '--node-timeout-ms', '500'], /--node-timeout-ms: expected a whole number of milliseconds ≥ 1000/],
     [['controller', '--token-ttl-ms', 'soon'], /--token-ttl-ms: expected a whole number/],
     [['controller', '--job-quota', 'lots'], /--job-quota/],

@@ -338,14 +338,14 @@ export class JobBook {
     }
   }
 
+  /** The last clusterCeiling, and what it was computed from. */
+  private ceiling: { version: number; limits: string; bytes: number } | null = null;
+
   /**
    * What the cluster could ever hold, by the nodes registered and, with an autoscaler, the most it may launch
    * per tier: a hint above it can never be met, and is refused rather than reserved (an anonymous 10^18-byte
    * reservation once starved every later job of DRAM).
    */
-  /** The last clusterCeiling, and what it was computed from. */
-  private ceiling: { version: number; limits: string; bytes: number } | null = null;
-
   private clusterCeiling(): number {
     const max = this.ctx.options.autoscaler?.maxNodes;
     const { version } = this.ctx.registry.nodes;

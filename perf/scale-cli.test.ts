@@ -10,6 +10,7 @@ for (const [args, flag] of [
   [['--in-flight', '64'], '--in-flight'],
   [['--metadata', '0'], '--metadata'],
   [['--span-s', '0'], '--span-s'],
+  [['--nodes-per-connection', '65'], '--nodes-per-connection'],
   [['--span-s', '100', '--trace', '/dev/null'], '--span-s'],
   [['--trace', '/nonexistent/trace.csv'], '--trace'],
   [['--bogus'], 'bogus'],

@@ -54,3 +54,24 @@ export function foreignJob(s: RespContext, spec: CommandSpec, jobId: string, why
   }
   return view;
 }
+
+/**
+ * Why a key is refused when the job's placement (as looked up) names this node as the slot's owner but the
+ * controller never announced the job to this process. Two states the node cannot tell apart, for it knows the
+ * same in both (no job in its table, a placement naming its id, nothing from the controller):
+ * - the announcement failed (its connection to this node, say) and comes with the node's next report, within
+ *   about a second: the key is served then;
+ * - this node restarted since the job was placed on its id: the controller made it the job's lost member
+ *   (controller/README.md "Replicas and lost nodes") and never announces the job to it again; that is recorded
+ *   only in the controller's job record, not in the placement the metadata servers hold. A single-copy job's keys
+ *   here are gone for good; a replicated job's placement is replaced by one without this node once its copies
+ *   are restored, and a retry then gets MOVED.
+ * So the reply stays TRYAGAIN (UNAVAILABLE), as a Redis client must retry in the first state; the text says what
+ * the second means for a person reading it. The frame protocol answers UNAVAILABLE for both, too (session.ts).
+ */
+export function unannouncedOwner(nodeId: string, jobId: string, replicated: boolean): string {
+  const restarted = replicated
+    ? 'this node restarted since the job was placed on it and its copies are being restored on other nodes'
+    : 'this node restarted since the job was placed on it and the keys it held for the job are gone: retrying will not bring them back';
+  return `node ${nodeId} does not serve job ${jobId}: either the controller's announcement is still on its way, or ${restarted}`;
+}

@@ -23,7 +23,7 @@ import { COMMANDS } from './resp-commands.ts';
 import type { BlockedRead, CommandSpec, RespContext } from './resp-context.ts';
 import { answerParked, SUBSCRIBED_COMMANDS } from './resp-coordination.ts';
 import { oneLine, respErrorText, type SatchelCode } from './resp-errors.ts';
-import { foreignJob } from './resp-foreign.ts';
+import { foreignJob, unannouncedOwner } from './resp-foreign.ts';
 import { routeSlot } from './resp-routing.ts';
 
 /** Before AUTH an argument carries at most a job id, a token or a client name. */
@@ -174,8 +174,9 @@ export class RespSession extends ClientConnection implements RespContext {
         if (job === null) return this.handled();
         if (spec.keys !== undefined && routeSlot(this, job, args, spec, asking) === null) return this.handled();
         if (job.foreign === true && spec.keys !== undefined) {
-          // The newest placement names this node for the slot, but the controller's announcement is on its way.
-          this.fail(0, 0, 'UNAVAILABLE', `node ${this.server.options.id} has not been told of job ${this.jobId} yet`);
+          // The looked-up placement names this node for the slot, and the controller never announced the job to this
+          // process: an announcement still on its way, or one never sent (resp-foreign.ts `unannouncedOwner`).
+          this.fail(0, 0, 'UNAVAILABLE', unannouncedOwner(this.server.options.id, this.jobId!, job.replicated));
           return this.handled();
         }
       }

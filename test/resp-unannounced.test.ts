@@ -1,0 +1,125 @@
+/**
+ * A Redis client reaching the node its job's placement names for a key, when the controller never announced the
+ * job to that node's process. Two causes, which the node cannot tell apart (storage-node/resp/resp-foreign.ts
+ * `unannouncedOwner`): the node restarted under the same id since the job was placed on it (a single-copy job's
+ * keys there are gone for good), or the controller's announcement failed and comes with the node's next report.
+ * Both are answered TRYAGAIN, which a cluster client must retry in the second case; the text names both.
+ * In-process clusters (test/helpers/in-process.ts), so a node's job table can be looked at and an announcement
+ * made to fail.
+ */
+import test from 'ava';
+import { Redis } from 'ioredis';
+import { Satchel } from '../client/index.ts';
+import { keySlot, pickNode } from '../proto/index.ts';
+import { rejection } from './helpers/assert.ts';
+import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
+import { eventually } from './helpers/raw-client.ts';
+
+const MiB = 1024 * 1024;
+const keys = Array.from({ length: 200 }, (_, i) => `k/${i}`);
+
+/** A plain (not cluster) connection to node `index`'s RESP front door, as the job's `redisUrl` user. */
+function respClient(cluster: InProcessCluster, index: number, redisUrl: string): Redis {
+  const url = new URL(redisUrl);
+  const address = cluster.nodes[index]!.respAddress!;
+  const at = address.lastIndexOf(':');
+  return new Redis({
+    host: address.slice(0, at),
+    port: Number(address.slice(at + 1)),
+    username: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    maxRetriesPerRequest: 0,
+    enableReadyCheck: false,
+  });
+}
+
+/** A key whose slot the newest generation gives to `nodeId`. */
+function keyOn(cluster: InProcessCluster, jobId: string, nodeId: string): string {
+  const nodes = cluster.controller.registry.jobs.get(jobId)!.placement.generations[0]!.nodes;
+  return keys.find((key) => nodes[pickNode(nodes, keySlot(key))]!.id === nodeId)!;
+}
+
+async function errorOf(command: Promise<unknown>): Promise<string> {
+  return command.then(
+    (value) => `no error: ${String(value)}`,
+    (error: Error) => error.message,
+  );
+}
+
+test('a node restarted under the same id answers a single-copy job’s lost keys TRYAGAIN saying they may be gone for good', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 2_000, resp: true });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('lost-keys', { peakThroughput: 1.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  t.is(cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.length, 2);
+  await job.putMany(keys.map((key) => [key, `v ${key}`] as const));
+  const lost = keyOn(cluster, job.id, 'dram-0');
+
+  await cluster.restartNode(0);
+  await eventually(
+    () => cluster.controller.registry.jobs.get(job.id)!.lostNodes?.includes('dram-0') === true,
+    10_000,
+    'dram-0 the job’s lost member',
+  );
+  // What the new process knows: nothing of the job. The frame protocol says UNAVAILABLE.
+  t.is(cluster.nodes[0]!.server.jobs.get(job.id), undefined);
+  t.is((await rejection(t, job.get(lost))).code, 'UNAVAILABLE');
+
+  const redis = respClient(cluster, 0, job.redisUrl!);
+  t.teardown(() => redis.disconnect());
+  for (const command of [() => redis.get(lost), () => redis.set(lost, 'x')]) {
+    const message = await errorOf(command());
+    t.regex(message, /^TRYAGAIN node dram-0 does not serve job lost-keys-\S+: /);
+    t.regex(message, /the controller's announcement is still on its way/);
+    t.regex(message, /this node restarted since the job was placed on it and the keys it held for the job are gone/);
+    t.regex(message, /\[UNAVAILABLE\]$/);
+  }
+  t.is(cluster.nodes[0]!.server.engine.get(job.id, lost), undefined, 'the SET stored nothing');
+});
+
+test('a node whose announcements fail answers TRYAGAIN naming that, and serves the job once it is told', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, resp: true });
+  t.teardown(() => cluster.close());
+  // The controller's announcements to dram-0 fail (as when its connections to the node drop) until `reachable`:
+  // at the job's registration and at each of the node's reports, which retry them.
+  const admin = (cluster.controller as unknown as { ctx: { admin: { announce: (address: string, ...rest: never[]) => Promise<void> } } })
+    .ctx.admin;
+  const announce = admin.announce.bind(admin);
+  let reachable = false;
+  let failures = 0;
+  admin.announce = async (address, ...rest) => {
+    if (!reachable && address === cluster.nodes[0]!.address) {
+      failures++;
+      throw new Error('announcement made to fail by the test');
+    }
+    return announce(address, ...rest);
+  };
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('told-late', { peakThroughput: 1.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const key = keyOn(cluster, job.id, 'dram-0');
+  const redis = respClient(cluster, 0, job.redisUrl!);
+  t.teardown(() => redis.disconnect());
+  // Registered, its placement published, and dram-0 not told: what a restarted node knows too.
+  await eventually(() => failures >= 2, 10_000, 'a report’s announcement failed too');
+  t.is(cluster.nodes[0]!.server.jobs.get(job.id), undefined);
+  const message = await errorOf(redis.set(key, 'early'));
+  t.regex(message, /^TRYAGAIN node dram-0 does not serve job told-late-\S+: either the controller's announcement is still on its way/);
+  t.regex(message, /\[UNAVAILABLE\]$/);
+
+  // Told with its next report: the retry is served.
+  reachable = true;
+  await eventually(
+    () =>
+      redis.set(key, 'late').then(
+        (reply) => reply === 'OK',
+        () => false,
+      ),
+    10_000,
+    'the key served',
+  );
+  t.is((await job.get(key))?.toString(), 'late');
+});

@@ -12,6 +12,7 @@ import type { JobTable } from './job-table.ts';
 import { type DisconnectReason, type NodeMetrics, TRAFFIC_OPS, TRAFFIC_OUT } from './metrics.ts';
 import type { PeerLinks } from './peer-links.ts';
 import type { PlacementLookup } from './placement-lookup.ts';
+import { readIntoSharedBuffer } from './read-buffer.ts';
 import type { RecentIncrements } from './recent-increments.ts';
 import type { StorageCounters, StorageServerOptions } from './server-options.ts';
 import type { ValuePool } from './value-pool.ts';
@@ -110,13 +111,18 @@ export abstract class ClientConnection implements ParkedOwner {
   /** A TLS socket (tls.TLSSocket): its reads come as several chunks. */
   private readonly encrypted: boolean;
 
+  /**
+   * `transientChunks`: the protocol copies what it keeps of a chunk before `received` returns, so a plain TCP
+   * socket may read into the buffer every such socket shares (read-buffer.ts) rather than a fresh chunk per read.
+   */
   constructor(
     protected readonly server: SessionHost,
     readonly socket: net.Socket,
+    transientChunks = false,
   ) {
     this.encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     this.timer = setTimeout(this.authDeadline, server.helloTimeoutMs);
-    socket.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
       server.checkLease();
       server.metrics.markFree();
@@ -133,7 +139,9 @@ export abstract class ClientConnection implements ParkedOwner {
         server.held(this);
         socket.pause();
       }
-    });
+      return undefined;
+    };
+    if (!(transientChunks && !this.encrypted && readIntoSharedBuffer(socket, onChunk))) socket.on('data', onChunk);
     socket.on('drain', () => {
       if (this.paused) {
         this.paused = false;

@@ -27,7 +27,9 @@ export abstract class Connection extends ClientConnection {
   private preAuthFrames = 0;
 
   constructor(server: SessionHost, socket: net.Socket) {
-    super(server, socket);
+    // Frames keep nothing of a read chunk: the decoder copies a frame that spans reads, and a PUT copies its value
+    // unless the decoder assembled it (session.ts), so reads may land in the shared buffer.
+    super(server, socket, true);
     this.writer = new FrameWriter(socket);
     this.decoder = new FrameDecoder({
       // Until a HELLO succeeds a frame carries at most a token: a stranger cannot make the node buffer a value.

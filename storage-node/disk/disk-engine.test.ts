@@ -10,7 +10,7 @@ import { DramEngine } from '../dram-engine.ts';
 import { entryCost, type StoredEntry } from '../engine.ts';
 import { startStorageNode } from '../node.ts';
 import { EmulatedDevice } from './device.ts';
-import { DiskEngine, type DiskEngineOptions } from './disk-engine.ts';
+import { DEFAULT_INLINE_MAX, DiskEngine, type DiskEngineOptions } from './disk-engine.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -151,6 +151,8 @@ test('reads running while compaction moves records all get their value', async (
           if (now === undefined || entry === undefined || !entry.value.equals(now)) t.fail(`${key} read back wrong`);
         }
       }
+      // A read of a small or deleted value answers in the same turn (ssd): let the writes and compaction run.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   });
   const writes: Promise<unknown>[] = [];
@@ -298,6 +300,32 @@ test('bad input is a SatchelError with a code, never a crash', async (t) => {
   await engine.close();
   await expectCode(t, engine.get('job', 'k'), 'CLOSED');
   await expectCode(t, engine.put('job', 'k', Buffer.alloc(1), 0), 'CLOSED');
+});
+
+test('on ssd a GET of a small value answers in the same turn; a segment value, a key being written and hdd use the pool', async (t) => {
+  const engine = await openEngine(t);
+  await engine.put('job', 'small', Buffer.from('v1'), 0);
+  const small = engine.get('job', 'small');
+  t.false(small instanceof Promise, 'an inline value is read in the caller turn');
+  t.deepEqual((small as { value: Buffer }).value, Buffer.from('v1'));
+  t.is(engine.get('job', 'absent'), undefined);
+  const large = Buffer.alloc(DEFAULT_INLINE_MAX, 7);
+  await engine.put('job', 'large', large, 0);
+  const fromSegment = engine.get('job', 'large');
+  t.true(fromSegment instanceof Promise);
+  t.deepEqual((await fromSegment)?.value, large);
+  // A GET issued while a PUT of its key is in flight waits for it and reads the new value.
+  const writing = engine.put('job', 'small', Buffer.from('v2'), 0);
+  const during = engine.get('job', 'small');
+  t.true(during instanceof Promise);
+  t.deepEqual((await during)?.value, Buffer.from('v2'));
+  await writing;
+  await expectCode(t, engine.get('job\u0001x', 'k'), 'BAD_REQUEST');
+  const hdd = await openEngine(t, { tier: 'hdd' });
+  await hdd.put('job', 'small', Buffer.from('v1'), 0);
+  const onHdd = hdd.get('job', 'small');
+  t.true(onHdd instanceof Promise, 'hdd reads the index off the event loop');
+  t.deepEqual((await onHdd)?.value, Buffer.from('v1'));
 });
 
 test('hdd emulation: every transfer pays the seek time and the bandwidth cap, one at a time', async (t) => {

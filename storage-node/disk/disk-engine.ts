@@ -11,6 +11,7 @@ import {
   type DeleteOutcome,
   entryCost,
   type ListPage,
+  type MaybePromise,
   type PutOutcome,
   type StorageEngine,
   type StoredEntry,
@@ -115,6 +116,14 @@ export class DiskEngine implements StorageEngine {
   private readonly device: EmulatedDevice | null;
 
   private db: Level<Buffer, Buffer> | null = null;
+  /**
+   * The index is read in the caller's turn (`getSync`) rather than on libuv's thread pool: on `ssd` without
+   * emulation, where an entry is in LevelDB's memory or the page cache, or one flash read away. A read handed to
+   * the pool costs two wakeups (the pool's thread, then the event loop), and on a quiet 2-vCPU VM each is
+   * ~0.3 ms: a GET of a small value took 2.7 ms p50 at 1,000 ops/s, PUT 3.5 (DRAM, no pool: 1.1). Not `hdd`: a
+   * seek would stall every connection.
+   */
+  private readonly syncReads: boolean;
   /** The index's writes, batched per event-loop turn; made with `db` on open. */
   private commits: GroupCommit | null = null;
   private readonly store: SegmentStore;
@@ -156,6 +165,7 @@ export class DiskEngine implements StorageEngine {
     this.compactDeadFraction = options.compactDeadFraction ?? DEFAULT_COMPACT_DEAD_FRACTION;
     if (!(this.compactDeadFraction > 0 && this.compactDeadFraction < 1))
       throw new SatchelError('BAD_REQUEST', 'compactDeadFraction must be between 0 and 1');
+    this.syncReads = options.tier === 'ssd' && options.emulate === undefined;
     this.device = EmulatedDevice.from(options.emulate);
     this.store = new SegmentStore(path.join(this.path, 'segments'), this.segmentBytes, this.compactDeadFraction, this.relocate);
   }
@@ -245,7 +255,26 @@ export class DiskEngine implements StorageEngine {
     }
   }
 
-  async get(jobId: string, key: string): Promise<StoredEntry | undefined> {
+  get(jobId: string, key: string): MaybePromise<StoredEntry | undefined> {
+    if (this.syncReads && this.state === 'open' && this.db !== null) {
+      try {
+        checkKey(key);
+        const lockKey = jobKey(jobId, key);
+        // A write in flight on the key goes first (the slow path waits for it); a value in a segment is read there.
+        if (this.locks.pending(lockKey) === undefined) {
+          const raw = this.db.getSync(encodeKey(lockKey));
+          if (raw === undefined) return undefined;
+          const entry = decodeIndex(raw);
+          if (entry.kind === INLINE) return { value: entry.value, flags: entry.flags, epoch: entry.epoch, seq: entry.seq };
+        }
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.getLater(jobId, key);
+  }
+
+  private async getLater(jobId: string, key: string): Promise<StoredEntry | undefined> {
     const db = this.begin();
     try {
       checkKey(key);
@@ -254,7 +283,7 @@ export class DiskEngine implements StorageEngine {
       const pending = this.locks.pending(lockKey);
       if (pending !== undefined) await pending;
       for (let attempt = 0; ; attempt++) {
-        const raw = await db.get(fullKey);
+        const raw = await this.readIndex(db, fullKey);
         if (raw === undefined) return undefined;
         const entry = decodeIndex(raw);
         if (entry.kind === INLINE) {
@@ -287,7 +316,7 @@ export class DiskEngine implements StorageEngine {
       const release = this.locks.lock(lockKey);
       const job = await this.enter(jobId, release);
       try {
-        const raw = await db.get(fullKey);
+        const raw = await this.readIndex(db, fullKey);
         const old = raw === undefined ? undefined : decodeIndex(raw);
         const held = old ?? job.tombstones?.get(key);
         const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);
@@ -431,6 +460,11 @@ export class DiskEngine implements StorageEngine {
     return this.db;
   }
 
+  /** The index entry at `fullKey`, read in this turn where `syncReads` allows. */
+  private readIndex(db: Level<Buffer, Buffer>, fullKey: Buffer): Buffer | undefined | Promise<Buffer | undefined> {
+    return this.syncReads ? db.getSync(fullKey) : db.get(fullKey);
+  }
+
   private end(): void {
     if (--this.inflight === 0 && this.idleWaiter !== null) {
       const resolve = this.idleWaiter;
@@ -486,7 +520,7 @@ export class DiskEngine implements StorageEngine {
     const release = this.locks.lock(lockKey);
     const job = await this.enter(jobId, release);
     try {
-      const raw = await db.get(fullKey);
+      const raw = await this.readIndex(db, fullKey);
       const old = raw === undefined ? undefined : decodeIndex(raw);
       const held = old ?? job.tombstones?.get(key);
       const version = held === undefined ? versionFor(epoch, seq, 0, 0) : versionFor(epoch, seq, held.epoch, held.seq);

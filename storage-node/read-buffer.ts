@@ -6,7 +6,7 @@
 // (`useUserBuffer`), which is what Node's Socket constructor does with the option. They are Node's internals, so
 // they are found by probing and checked on each socket; where any is missing the socket keeps its 'data' events.
 // What it saves, an echo server answering one 40-byte request at a time (2-vCPU VM, Node 20.20.2, three pairs):
-// p50 32 → 28.6 µs, and 2–4 µs of the server's user CPU per request.
+// p50 31.9–32.6 → 28.1–29.0 µs, and 1–5 µs less of the server's user CPU per request.
 //
 // One buffer serves every socket: libuv reads a socket and hands the bytes to JavaScript synchronously, one read
 // at a time, so a read's bytes are consumed before the next read overwrites them. What a consumer keeps past its

@@ -31,6 +31,11 @@ test('a placement only moves forward: an older epoch → STALE, the newer one ke
   t.is((error as SatchelError).code, 'STALE');
   t.is(store.get('job-a').epoch, 3);
   store.set(placement(3)); // the same epoch again is fine (a metadata server re-registering)
+  // The same epoch replaces what is held: the controller marks a single-copy job's restarted node lost so.
+  const marked = placement(3);
+  marked.generations[0]!.nodes[0]!.lost = true;
+  store.set(marked);
+  t.true(store.get('job-a').generations[0]!.nodes[0]!.lost);
   store.set(placement(4));
   t.is(store.get('job-a').epoch, 4);
   store.set(placement(1, 'job-b')); // per job

@@ -2,7 +2,9 @@ import { SatchelError, type WirePlacement } from '../proto/index.ts';
 
 /**
  * The placements this metadata server holds, by job. A placement only moves forward: a SetPlacement with an
- * epoch older than the one held is refused, so a late message from the controller cannot undo a newer one.
+ * epoch older than the one held is refused, so a late message from the controller cannot undo a newer one. The
+ * same epoch replaces what is held: the controller republishes a placement at its epoch to mark a single-copy job's
+ * restarted node lost (controller/nodes.ts).
  */
 export class PlacementStore {
   private readonly placements = new Map<string, WirePlacement>();

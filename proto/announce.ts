@@ -18,6 +18,12 @@ export interface AnnouncedNode {
    */
   address?: string;
   weight: number;
+  /**
+   * The node restarted since the job was placed on it, and the job keeps one copy: what it held of the job is gone
+   * (control.proto PlacementNode.lost). Absent from older controllers' announcements and metadata servers' answers,
+   * and for every node that holds, or will hold, what the placement gives it.
+   */
+  lost?: true;
 }
 
 export interface AnnouncedPlacement {
@@ -30,7 +36,7 @@ export interface AnnouncedPlacement {
 /**
  * A placement as an announcement carries it: each node's RESP and data-plane address from `current` (what the
  * controller's registry knows now) when it knows the node, else from the placement itself (what a metadata server
- * holds). The controller announces with it; a node that looks a job up (storage-node/placement-lookup.ts) reads
+ * holds); and whether the node is lost to the job, from the placement. The controller announces with it; a node that looks a job up (storage-node/placement-lookup.ts) reads
  * the metadata server's answer with it.
  */
 export function announcedPlacement(
@@ -43,7 +49,14 @@ export function announcedPlacement(
     generations: placement.generations.map((g) =>
       g.nodes.map((n) => {
         const now = current?.(n.id);
-        return { id: n.id, resp: now?.respAddress ?? n.respAddress ?? '', address: now?.address ?? n.address, weight: n.weight };
+        const node: AnnouncedNode = {
+          id: n.id,
+          resp: now?.respAddress ?? n.respAddress ?? '',
+          address: now?.address ?? n.address,
+          weight: n.weight,
+        };
+        if (n.lost === true) node.lost = true;
+        return node;
       }),
     ),
   };

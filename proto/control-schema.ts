@@ -26,6 +26,7 @@ const PlacementNode: MessageSchema = [
   { no: 2, name: 'address', type: 'string' },
   { no: 3, name: 'weight', type: 'double' },
   { no: 4, name: 'respAddress', type: 'string', optional: true },
+  { no: 5, name: 'lost', type: 'bool', optional: true },
 ];
 
 const Generation: MessageSchema = [

@@ -202,6 +202,12 @@ export interface PlacementNode {
   weight: number;
   /** The node's RESP front door (host:port), when it has one: what a job's redisUrl names. */
   respAddress?: string;
+  /**
+   * The node restarted (a new process under the same id) since the job was placed on it, and the job keeps one copy:
+   * what it held of the job is gone for good, and it is never told the job again (controller/README.md "Replicas and
+   * lost nodes"). Absent: the node holds what the placement gives it, or will once told.
+   */
+  lost?: boolean;
 }
 export interface Generation {
   nodes: PlacementNode[];

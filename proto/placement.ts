@@ -19,6 +19,8 @@ export interface PlacementNode {
   weight: number;
   /** host:port of the node's RESP front door, when it has one (a job's `redisUrl`). */
   respAddress?: string;
+  /** The node restarted since the job (one copy) was placed on it: what it held is gone (control.proto). */
+  lost?: boolean;
 }
 
 /** What rendezvous needs of a node: its id and weight. */

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { isMember, membersOf, names, nodesOf, reconcileNode } from './members.ts';
+import { isMember, membersOf, names, nodesOf, reconcileNode, withLostMarks } from './members.ts';
 import { JobMap, type JobRecord } from './registry.ts';
 
 function job(id: string, generations: string[][], extra: Partial<JobRecord> = {}): JobRecord {
@@ -87,4 +87,41 @@ test('the registry knows which jobs name each node, as jobs come and go and plac
   // Reconciling against the index finds what a walk of every job finds.
   const report = [{ jobId: 'a', bytes: 1, epoch: 1 }];
   t.deepEqual(reconcileNode('o', report, jobs, new Map(), jobs.namedOn('o')), reconcileNode('o', report, jobs));
+});
+
+test('a single-copy job’s placement marks exactly its lost members lost, in every generation; a replicated job’s is left alone', (t) => {
+  const single = job(
+    'single',
+    [
+      ['a', 'b'],
+      ['b', 'c'],
+    ],
+    { lostNodes: ['b'] },
+  );
+  const marked = withLostMarks(single.placement, single.lostNodes);
+  t.not(marked, single.placement, 'a new placement, never an edit of the old one');
+  t.is(marked.epoch, single.placement.epoch, 'at the same epoch');
+  t.deepEqual(
+    marked.generations.map((g) => g.nodes.map((n) => `${n.id}${n.lost === true ? ' lost' : ''}`)),
+    [
+      ['a', 'b lost'],
+      ['b lost', 'c'],
+    ],
+  );
+  t.false(
+    single.placement.generations.some((g) => g.nodes.some((n) => n.lost !== undefined)),
+    'the old placement is unchanged',
+  );
+  t.is(marked.generations[0]!.nodes[0], single.placement.generations[0]!.nodes[0], 'nodes that do not change are kept');
+  t.is(withLostMarks(marked, single.lostNodes), marked, 'marked already: the same placement');
+  // A mark without a lost member behind it goes (a placement kept from elsewhere), and no lost members: no marks.
+  t.deepEqual(
+    withLostMarks(marked, ['c']).generations.map((g) => g.nodes.filter((n) => n.lost === true).map((n) => n.id)),
+    [[], ['c']],
+  );
+  t.is(withLostMarks(single.placement, undefined), single.placement);
+
+  const replicated = job('replicated', [['a', 'b', 'c']], { lostNodes: ['b'] });
+  replicated.placement.replicas = 2;
+  t.is(withLostMarks(replicated.placement, replicated.lostNodes), replicated.placement, 'its copies are restored on live nodes instead');
 });

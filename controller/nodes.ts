@@ -107,8 +107,9 @@ export class NodeBook {
 
   /**
    * A node registered under a known id with another boot id: the process that held its data is gone. Every job
-   * placed on it gets it as a lost member (never announced to the new process), and, unless its loss was already
-   * handled (it stopped reporting first), the loss runs now: replicated jobs are restored without it.
+   * placed on it gets it as a lost member (never announced to the new process; a job with one copy has it marked
+   * lost in its placement), and, unless its loss was already handled (it stopped reporting first), the loss runs
+   * now: replicated jobs are restored without it.
    */
   private async incarnationEnded(old: NodeRecord): Promise<void> {
     const { ctx } = this;
@@ -119,6 +120,10 @@ export class NodeBook {
     // Recorded before the new incarnation is: a controller restarted in between must not take the new process for
     // a member of those jobs (it would announce them to it, and it holds none of their data).
     await Promise.all(jobs.map((job) => ctx.persistJob(job)));
+    // A job keeping one copy keeps the node in its placement: marked lost there (`markLost`), not awaited (the
+    // job's queue may hold a long migration; the node registers meanwhile and its RESP front door answers
+    // TRYAGAIN until the mark is published).
+    for (const job of jobs) if ((job.placement.replicas ?? 1) === 1) void this.markLost(job.id, old.id);
     ctx.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
     ctx.events.add(
       'node-restarted',
@@ -129,6 +134,26 @@ export class NodeBook {
         details: { jobs: jobs.length },
       },
     );
+  }
+
+  /**
+   * The job's placement republished at its epoch with its lost members marked (placement-publisher.ts `markLost`),
+   * in the job's queue of changes, so it cannot race a growth or a migration: the metadata servers then say that
+   * what `nodeId` held of the job is gone, and a Redis client reaching that node gets a final error rather than a
+   * TRYAGAIN it would retry in vain (storage-node/resp/README.md "Errors"). A failed publish is logged and counted;
+   * the metadata servers get the record's placement when they register again, and the next change carries the mark.
+   */
+  private async markLost(jobId: string, nodeId: string): Promise<void> {
+    const { ctx } = this;
+    try {
+      const marked = await this.placements.change(jobId, async () => {
+        const job = ctx.registry.jobs.get(jobId);
+        return job !== undefined && (await ctx.publisher.markLost(job));
+      });
+      if (marked) ctx.logger.info({ job: jobId, node: nodeId }, 'placement marks a restarted node lost');
+    } catch (error) {
+      ctx.failures.record('set_placement', error, { job: jobId, node: nodeId }, 'the metadata servers get it when they register again');
+    }
   }
 
   /**

@@ -116,7 +116,7 @@ export class PlacementChanges {
     job.reservation += growth.extraReservation;
     await ctx.publisher.apply(job, placement);
     ctx.logger.info({ job: jobId, epoch: placement.epoch, added: growth.added, full: fullNodeId }, 'job grown');
-    return placement;
+    return job.placement; // with its lost members marked (placement-publisher.ts `apply`)
   }
 
   /**

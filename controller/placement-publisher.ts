@@ -25,7 +25,7 @@
 import type { Logger } from 'pino';
 import type { WirePlacement } from '../proto/index.ts';
 import type { CallFailures, ControlOp } from './call-failures.ts';
-import { announcedPlacementOf, announceFlagsOf, membersOf, pruneLostNodes, withRespAddresses } from './members.ts';
+import { announcedPlacementOf, announceFlagsOf, membersOf, pruneLostNodes, withLostMarks, withRespAddresses } from './members.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 
@@ -48,8 +48,14 @@ export interface PublisherHost {
 export class PlacementPublisher {
   constructor(private readonly host: PublisherHost) {}
 
-  /** Steps 1–5 for `next` (the record's `pending` set or cleared by the caller beforehand). */
-  async apply(job: JobRecord, next: WirePlacement): Promise<void> {
+  /**
+   * Steps 1–5 for `next` (the record's `pending` set or cleared by the caller beforehand). `next` may have the
+   * current epoch: the same placement with what changed for nodes and metadata servers alone (its lost members
+   * marked, `markLost`), which the metadata servers take (they refuse only an older epoch). The job gets
+   * `proposed` with its lost members marked (members.ts `withLostMarks`): callers read `job.placement` after.
+   */
+  async apply(job: JobRecord, proposed: WirePlacement): Promise<void> {
+    const next = withLostMarks(proposed, job.lostNodes);
     const before = membersOf(job);
     withRespAddresses(next, this.host.nodes);
     job.placement = next;
@@ -80,6 +86,18 @@ export class PlacementPublisher {
       job,
       [...before].filter((id) => !after.has(id)),
     );
+  }
+
+  /**
+   * A node's incarnation ended holding the only copy of some of the job's keys (nodes.ts): its placement, at the
+   * same epoch, marks the job's lost members (`withLostMarks`), and is persisted, told to the job's nodes and
+   * published, so a lookup at a metadata server or an announcement tells the keys are gone rather than not there
+   * yet. Run in the job's queue of changes (placement-changes.ts `change`). False when nothing was to be marked.
+   */
+  async markLost(job: JobRecord): Promise<boolean> {
+    if (withLostMarks(job.placement, job.lostNodes) === job.placement) return false;
+    await this.apply(job, job.placement);
+    return true;
   }
 
   /**

@@ -31,7 +31,7 @@ import type { ClusterEvent, EventLog } from './events.ts';
 import { controllerService } from './grpc-service.ts';
 import { JobBook } from './jobs.ts';
 import { nodeLoads } from './load.ts';
-import { membersOf } from './members.ts';
+import { membersOf, withLostMarks } from './members.ts';
 import type { NodeStats, NodeStatsTable } from './node-stats.ts';
 import { NodeBook } from './nodes.ts';
 import { type DrainResult, PlacementChanges } from './placement-changes.ts';
@@ -169,7 +169,8 @@ export class Controller implements ConsoleBackend {
       // A record from before nodes' acknowledgements were kept (quotas.ts): its placement's nodes were told.
       const told = (job.overQuota as { toldEpoch?: number } | undefined)?.toldEpoch !== undefined;
       if (told && job.limitedOn === undefined) job.limitedOn = [...membersOf(job)].sort();
-      ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt });
+      // Lost members marked in the placement (members.ts `withLostMarks`): a record from before the mark existed.
+      ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt, placement: withLostMarks(job.placement, job.lostNodes) });
       ctx.metadata.restore(job.id, job.metadata);
     }
     for (const address of metadata) ctx.metadata.connect(address);
@@ -177,8 +178,9 @@ export class Controller implements ConsoleBackend {
     // persisted a placement and before it told them. Each announcement names the incarnation recorded, so a
     // node that restarted meanwhile refuses it (and registers, which ends that incarnation's membership).
     const republished = await Promise.allSettled(
-      jobs.map(async (job) => {
-        await ctx.publisher.announce(ctx.registry.jobs.get(job.id)!, membersOf(ctx.registry.jobs.get(job.id)!));
+      jobs.map(async ({ id }) => {
+        const job = ctx.registry.jobs.get(id)!;
+        await ctx.publisher.announce(job, membersOf(job));
         await ctx.metadata.publish(job.placement).catch((error: unknown) => {
           ctx.failures.record('set_placement', error, { job: job.id }, 'the metadata servers get it when they register again');
           throw error;

@@ -1,0 +1,161 @@
+/**
+ * A node restarted under the same id (nodes.ts `incarnationEnded`): a job that keeps one copy keeps the node in its
+ * placement, and that placement is republished at the same epoch with the node marked `lost` (members.ts
+ * `withLostMarks`) — persisted, told to the job's other nodes, sent to the metadata servers — through the job's
+ * queue of changes, so it never races a growth or a migration. A replicated job is never marked: its copies are
+ * restored on live nodes. The store, the nodes' admin calls and the metadata servers are stand-ins that record
+ * what they were sent.
+ */
+import { randomBytes } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import type { NodeInfo, WirePlacement } from '../proto/index.ts';
+import { ControllerContext } from './context.ts';
+import { JobBook } from './jobs.ts';
+import { NodeBook } from './nodes.ts';
+import { PlacementChanges } from './placement-changes.ts';
+import { QuotaEnforcer } from './quotas.ts';
+import type { JobRecord } from './registry.ts';
+import type { ControllerStore } from './store.ts';
+import { defaultTenantKey } from './tenants.ts';
+
+const secret = randomBytes(32);
+const logger = pino({ level: 'silent' });
+const MiB = 1024 * 1024;
+
+/** Lets every promise callback queued so far run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function nodeInfo(index: number, bootId: string): NodeInfo {
+  // Port 1 on a loopback address of its own: nothing listens, so a data connection (a restoration's) is refused.
+  return { id: `dram-${index}`, tier: 'dram', address: `127.0.0.${index + 2}:1`, capacity: 64 * MiB, bandwidth: 1e9, bootId };
+}
+
+async function setup(t: ExecutionContext) {
+  const ctx = new ControllerContext({ secret, logger });
+  t.teardown(() => {
+    ctx.admin.close();
+    ctx.metadata.close();
+  });
+  ctx.address = '127.0.0.1:7070';
+  ctx.metadata.connect('127.0.0.1:2'); // never dialled: its calls are replaced below
+  const published: WirePlacement[] = [];
+  const announced: { address: string; job: string; epoch: number; lost: string[] }[] = [];
+  const stored = new Map<string, JobRecord>();
+  ctx.store = {
+    putJob: async (job: JobRecord) => void stored.set(job.id, structuredClone(job)),
+    deleteJob: async (id: string) => void stored.delete(id),
+    putNode: async () => {},
+    putTenant: async () => {},
+  } as unknown as ControllerStore;
+  ctx.admin.announce = async (address, job, epoch, _flags, _bootId, placement) => {
+    const lost = placement?.generations.flatMap((g) => g.filter((n) => n.lost === true).map((n) => n.id)) ?? [];
+    announced.push({ address, job, epoch, lost });
+  };
+  ctx.admin.dropJob = async () => 0;
+  ctx.metadata.publish = async (placement: WirePlacement) => {
+    published.push(structuredClone(placement));
+  };
+  const jobs = new JobBook(ctx);
+  await jobs.ensureDefaultTenant(defaultTenantKey(secret));
+  const placements = new PlacementChanges(ctx, jobs);
+  const nodes = new NodeBook(ctx, jobs, new QuotaEnforcer(ctx), placements);
+  return { ctx, jobs, nodes, placements, published, announced, stored };
+}
+
+/** Ids of the nodes a placement marks lost, generation by generation. */
+const lostIn = (placement: WirePlacement) => placement.generations.map((g) => g.nodes.filter((n) => n.lost === true).map((n) => n.id));
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!condition()) throw new Error(`timed out waiting for ${what}`);
+}
+
+test('a node restarted under its id is marked lost in a single-copy job’s placement, republished at the same epoch', async (t) => {
+  const { ctx, jobs, nodes, published, announced, stored } = await setup(t);
+  await nodes.registerNode(nodeInfo(0, 'boot-a'));
+  await nodes.registerNode(nodeInfo(1, 'boot-b'));
+  // More throughput than one node's bandwidth: the job goes on both.
+  const { jobId } = await jobs.registerJob('single', { peakThroughput: 1.5e9 });
+  const job = ctx.registry.jobs.get(jobId)!;
+  t.is(job.placement.generations[0]!.nodes.length, 2);
+  const epoch = job.placement.epoch;
+  published.length = 0;
+  announced.length = 0;
+
+  await nodes.registerNode(nodeInfo(0, 'boot-a2'));
+  await until(() => published.length > 0, 'the placement republished');
+  t.deepEqual(job.lostNodes, ['dram-0']);
+  t.is(job.placement.epoch, epoch, 'no new epoch: nothing moved');
+  t.deepEqual(lostIn(job.placement), [['dram-0']]);
+  t.deepEqual(
+    published.map((p) => ({ epoch: p.epoch, lost: lostIn(p) })),
+    [{ epoch, lost: [['dram-0']] }],
+    'the metadata servers get the mark, at the epoch they hold',
+  );
+  t.deepEqual(lostIn(stored.get(jobId)!.placement), [['dram-0']], 'the record holds it: a restarted controller republishes it');
+  // The job's other node is told the marked placement; the new process on dram-0 is told nothing of the job.
+  t.deepEqual(announced, [{ address: '127.0.0.3:1', job: jobId, epoch, lost: ['dram-0'] }]);
+
+  // Another restart: already lost, nothing more to publish.
+  published.length = 0;
+  await nodes.registerNode(nodeInfo(0, 'boot-a3'));
+  await settle();
+  t.deepEqual(published, []);
+});
+
+test('the mark waits for a change of the job already under way (a migration, a growth) and goes out after it', async (t) => {
+  const { ctx, jobs, nodes, placements, published } = await setup(t);
+  await nodes.registerNode(nodeInfo(0, 'boot-a'));
+  await nodes.registerNode(nodeInfo(1, 'boot-b'));
+  const { jobId } = await jobs.registerJob('queued', { peakThroughput: 1.5e9 });
+  const job = ctx.registry.jobs.get(jobId)!;
+  published.length = 0;
+  let release!: () => void;
+  const running = placements.change(jobId, () => new Promise<void>((resolve) => (release = resolve)));
+  await settle();
+
+  await nodes.registerNode(nodeInfo(0, 'boot-a2'));
+  await settle();
+  t.deepEqual(job.lostNodes, ['dram-0'], 'the lost member is recorded at once');
+  t.deepEqual(published, [], 'nothing published while the job’s earlier change runs');
+  release();
+  await running;
+  await until(() => published.length > 0, 'the placement republished');
+  t.deepEqual(lostIn(published[0]!), [['dram-0']]);
+});
+
+test('a growth after the mark keeps it in the older generation; the new generation leaves the lost node out', async (t) => {
+  const { ctx, jobs, nodes, placements, published } = await setup(t);
+  await nodes.registerNode(nodeInfo(0, 'boot-a'));
+  await nodes.registerNode(nodeInfo(1, 'boot-b'));
+  const { jobId } = await jobs.registerJob('grown', { peakThroughput: 1.5e9 });
+  await nodes.registerNode(nodeInfo(0, 'boot-a2'));
+  await until(() => published.some((p) => p.jobId === jobId && lostIn(p).flat().length > 0), 'the mark');
+  await nodes.registerNode(nodeInfo(2, 'boot-c'));
+  const grown = await placements.growJob(jobId, 'dram-1', ctx.registry.jobs.get(jobId)!.placement.epoch, 'by-admin');
+  t.is(grown, ctx.registry.jobs.get(jobId)!.placement, 'the caller gets the placement the job has, marks and all');
+  t.deepEqual(lostIn(grown), [[], ['dram-0']]);
+  t.false(grown.generations[0]!.nodes.some((n) => n.id === 'dram-0'));
+  t.deepEqual(lostIn(published.at(-1)!), [[], ['dram-0']]);
+});
+
+test('a replicated job is not marked: its copies are restored on live nodes instead', async (t) => {
+  const { ctx, jobs, nodes, published } = await setup(t);
+  for (let i = 0; i < 3; i++) await nodes.registerNode(nodeInfo(i, `boot-${i}`));
+  const { jobId } = await jobs.registerJob('copies', { replicas: 2, capacity: MiB });
+  const job = ctx.registry.jobs.get(jobId)!;
+  const on = job.placement.generations[0]!.nodes[0]!.id;
+  const index = Number(on.slice('dram-'.length));
+  const epoch = job.placement.epoch;
+  published.length = 0;
+
+  await nodes.registerNode(nodeInfo(index, 'boot-again'));
+  await until(() => published.length > 0, 'the restoration’s placement');
+  t.deepEqual(job.lostNodes ?? [], [], 'the placement without the node forgets it as a lost member');
+  t.true(
+    published.every((p) => p.epoch > epoch && lostIn(p).flat().length === 0),
+    'a new placement without the node, no mark',
+  );
+  t.false(job.placement.generations.some((g) => g.nodes.some((n) => n.id === on)));
+});

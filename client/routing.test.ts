@@ -229,6 +229,31 @@ test('a node that drops the connection: UNAVAILABLE after one placement lookup; 
   t.is(job.epoch, 2);
 });
 
+test('a node that refuses the job: after one lookup, UNAVAILABLE saying the keys are gone when the placement marks the node lost', async (t) => {
+  const {
+    nodes: [n0],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 1 });
+  const refusal = { status: Status.UNAVAILABLE, body: Buffer.from('node n0 does not hold job fake-job') };
+  n0!.store.script(Op.GET, refusal, { times: 4 });
+  const job = await attach({ timeoutMs: 2_000 });
+  // Not marked (an announcement on its way): the node's own refusal.
+  const notYet = await rejection(t, job.get('k'));
+  t.is(notYet.code, 'UNAVAILABLE');
+  t.regex(notYet.message, /does not hold job fake-job/);
+  // The node restarted and the job keeps one copy: the controller marks it lost at the same epoch.
+  const marked = placement(1, [[0]]);
+  marked.generations[0]!.nodes[0]!.lost = true;
+  control.placement = marked;
+  const lookups = control.callsOf('GetPlacement').length;
+  const gone = await rejection(t, job.get('k'));
+  t.is(gone.code, 'UNAVAILABLE', 'the code the node answered');
+  t.is(gone.message, 'node n0 restarted since job fake-job was placed on it: the keys it held are gone, and the job keeps one copy');
+  t.is(control.callsOf('GetPlacement').length, lookups + 1, 'one lookup, as for any refusal');
+});
+
 test('replicas: a write goes to the primary, then to the copy under the version the primary chose; a read falls back to the copy', async (t) => {
   const { nodes, placement, attach } = await startFakeCluster(t, { nodes: 2, replicas: 2 });
   const wire = placement(1, [[0, 1]], 2).generations[0]!.nodes;

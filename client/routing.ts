@@ -21,6 +21,7 @@ import {
   pickNodes,
   type Reply,
   refusedByNode,
+  refusingNode,
   SatchelError,
   Status,
   type Ticket,
@@ -241,7 +242,9 @@ export class Router implements ReplicaHost, WatchHost {
    * A node could not be reached by a request sent under placement `epoch`. Maybe the placement moved on (the node
    * was drained and removed, and this handle started from an old ticket) or the job is gone: ask the metadata
    * server. Resolves when there is a newer placement than `epoch` to retry with (at once when another call of
-   * this handle already fetched one); rejects with NO_SUCH_JOB for a job that is gone, else with the error itself.
+   * this handle already fetched one); rejects with NO_SUCH_JOB for a job that is gone, else with the error itself —
+   * or, when a single-copy job's placement marks the node that refused lost (it restarted since the job was placed
+   * on it: control.proto PlacementNode.lost), with UNAVAILABLE saying its keys are gone.
    */
   async afterUnreachable(error: unknown, epoch: number): Promise<void> {
     const replicated = this.placement.replicas > 1;
@@ -266,6 +269,10 @@ export class Router implements ReplicaHost, WatchHost {
         throw error;
       }
       if (this.placement.epoch !== epoch) return;
+      if (!replicated) {
+        const lost = lostNodeError(this.placement, error);
+        if (lost !== undefined) throw lost;
+      }
       const delay = REPLACEMENT_POLL.delay(polls);
       if (this.closed) throw error;
       if (Date.now() + delay > deadline) {
@@ -417,6 +424,24 @@ export class Router implements ReplicaHost, WatchHost {
     this.metadata.close();
     this.growthClient?.close();
   }
+}
+
+/**
+ * The error for a refusal (`refusingNode`) by a node `placement` marks lost: what it held of the job is gone, so no
+ * retry helps. Still UNAVAILABLE, the code the node answered. Undefined for any other error or node.
+ */
+function lostNodeError(placement: Placement, error: unknown): SatchelError | undefined {
+  const address = refusingNode(error);
+  if (address === undefined) return undefined;
+  for (const generation of placement.generations)
+    for (const node of generation)
+      if (node.address === address && node.lost === true)
+        return new SatchelError(
+          'UNAVAILABLE',
+          `node ${node.id} restarted since job ${placement.jobId} was placed on it: the keys it held are gone, and the job keeps one copy`,
+          { cause: error },
+        );
+  return undefined;
 }
 
 /** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */

@@ -48,6 +48,7 @@ export {
   Reply,
   type RequestFrame,
   refusedByNode,
+  refusingNode,
 } from './node-connection.ts';
 export {
   hashKey,

@@ -89,8 +89,8 @@ const READ_BUFFER_SIZE = 256 * 1024;
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_CAP_MS = 2_000;
 
-/** The UNAVAILABLE errors that are a node's own answer (`refusedByNode`). */
-const refusals = new WeakSet<object>();
+/** The UNAVAILABLE errors that are a node's own answer (`refusedByNode`), and the address of the node that gave each. */
+const refusals = new WeakMap<object, string>();
 
 /**
  * Whether `error` is a node's answer that it cannot serve the request now (Status.UNAVAILABLE: its lease from the
@@ -99,6 +99,11 @@ const refusals = new WeakSet<object>();
  */
 export function refusedByNode(error: unknown): boolean {
   return typeof error === 'object' && error !== null && refusals.has(error);
+}
+
+/** The address of the node whose own answer `error` is (`refusedByNode`); undefined for any other error. */
+export function refusingNode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? refusals.get(error) : undefined;
 }
 
 /**
@@ -409,7 +414,7 @@ export class NodeConnection {
     }
     if (f.code === Status.UNAVAILABLE) {
       const refusal = new SatchelError('UNAVAILABLE', `node ${this.address}: ${reply.message}`);
-      refusals.add(refusal);
+      refusals.set(refusal, this.address);
       reply.reject(refusal);
     } else reply.resolve(reply);
   }

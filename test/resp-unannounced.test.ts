@@ -1,11 +1,11 @@
 /**
  * A Redis client reaching the node its job's placement names for a key, when the controller never announced the
- * job to that node's process. Two causes, which the node cannot tell apart (storage-node/resp/resp-foreign.ts
- * `unannouncedOwner`): the node restarted under the same id since the job was placed on it (a single-copy job's
- * keys there are gone for good), or the controller's announcement failed and comes with the node's next report.
- * Both are answered TRYAGAIN, which a cluster client must retry in the second case; the text names both.
- * In-process clusters (test/helpers/in-process.ts), so a node's job table can be looked at and an announcement
- * made to fail.
+ * job to that node's process. Two causes, which the placement tells apart (control.proto PlacementNode.lost;
+ * storage-node/resp/resp-foreign.ts `lostOwner`, `unannouncedOwner`): the node restarted under the same id since
+ * the job was placed on it — a single-copy job's placement then marks it lost, its keys there are gone for good,
+ * and the answer is a final `ERR … [UNAVAILABLE]` — or the controller's announcement failed and comes with the
+ * node's next report: TRYAGAIN, which a cluster client retries. In-process clusters (test/helpers/in-process.ts),
+ * so a node's job table and the metadata server's placements can be looked at and an announcement made to fail.
  */
 import test from 'ava';
 import { Redis } from 'ioredis';
@@ -46,7 +46,7 @@ async function errorOf(command: Promise<unknown>): Promise<string> {
   );
 }
 
-test('a node restarted under the same id answers a single-copy job’s lost keys TRYAGAIN saying they may be gone for good', async (t) => {
+test('a node restarted under the same id answers a single-copy job’s lost keys with a final error saying they are gone', async (t) => {
   const cluster = await startInProcessCluster({ dram: 2, capacity: 64 * MiB, nodeTimeoutMs: 2_000, resp: true });
   t.teardown(() => cluster.close());
   const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 3_000 });
@@ -63,20 +63,38 @@ test('a node restarted under the same id answers a single-copy job’s lost keys
     10_000,
     'dram-0 the job’s lost member',
   );
-  // What the new process knows: nothing of the job. The frame protocol says UNAVAILABLE.
+  // The placement the metadata server holds marks dram-0 lost, at the epoch it had: nothing moved.
+  const epoch = cluster.controller.registry.jobs.get(job.id)!.placement.epoch;
+  await eventually(
+    () => cluster.metadata.store.get(job.id).generations.some((g) => g.nodes.some((n) => n.id === 'dram-0' && n.lost === true)),
+    10_000,
+    'the metadata server’s placement marks dram-0 lost',
+  );
+  t.is(cluster.metadata.store.get(job.id).epoch, epoch);
+  t.false(cluster.metadata.store.get(job.id).generations.some((g) => g.nodes.some((n) => n.id === 'dram-1' && n.lost === true)));
+  // What the new process knows: nothing of the job. The frame protocol says UNAVAILABLE, and the client, whose
+  // refreshed placement marks the node lost, says the data is gone.
   t.is(cluster.nodes[0]!.server.jobs.get(job.id), undefined);
-  t.is((await rejection(t, job.get(lost))).code, 'UNAVAILABLE');
+  const refused = await rejection(t, job.get(lost));
+  t.is(refused.code, 'UNAVAILABLE');
+  t.regex(
+    refused.message,
+    /^node dram-0 restarted since job lost-keys-\S+ was placed on it: the keys it held are gone, and the job keeps one copy$/,
+  );
 
   const redis = respClient(cluster, 0, job.redisUrl!);
   t.teardown(() => redis.disconnect());
   for (const command of [() => redis.get(lost), () => redis.set(lost, 'x')]) {
     const message = await errorOf(command());
-    t.regex(message, /^TRYAGAIN node dram-0 does not serve job lost-keys-\S+: /);
-    t.regex(message, /the controller's announcement is still on its way/);
-    t.regex(message, /this node restarted since the job was placed on it and the keys it held for the job are gone/);
-    t.regex(message, /\[UNAVAILABLE\]$/);
+    t.regex(
+      message,
+      /^ERR node dram-0 restarted since job lost-keys-\S+ was placed on it: the keys it held are gone, and the job keeps one copy \[UNAVAILABLE\]$/,
+    );
   }
   t.is(cluster.nodes[0]!.server.engine.get(job.id, lost), undefined, 'the SET stored nothing');
+  // Keys of the node that did not restart are served as before.
+  const kept = keyOn(cluster, job.id, 'dram-1');
+  t.is((await job.get(kept))?.toString(), `v ${kept}`);
 });
 
 test('a node whose announcements fail answers TRYAGAIN naming that, and serves the job once it is told', async (t) => {
@@ -106,6 +124,10 @@ test('a node whose announcements fail answers TRYAGAIN naming that, and serves t
   // Registered, its placement published, and dram-0 not told: what a restarted node knows too.
   await eventually(() => failures >= 2, 10_000, 'a report’s announcement failed too');
   t.is(cluster.nodes[0]!.server.jobs.get(job.id), undefined);
+  t.false(
+    cluster.metadata.store.get(job.id).generations.some((g) => g.nodes.some((n) => n.lost === true)),
+    'no node is marked lost: none restarted',
+  );
   const message = await errorOf(redis.set(key, 'early'));
   t.regex(message, /^TRYAGAIN node dram-0 does not serve job told-late-\S+: either the controller's announcement is still on its way/);
   t.regex(message, /\[UNAVAILABLE\]$/);

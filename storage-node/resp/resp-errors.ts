@@ -32,6 +32,16 @@ export function respErrorText(code: SatchelCode, message: string): string {
   return `${RESP_ERROR_PREFIX[code]} ${oneLine(message)} [${code}]`;
 }
 
+/**
+ * A refusal no retry gets past, of a code whose prefix says retry (UNAVAILABLE, TIMEOUT, STALE: TRYAGAIN), when the
+ * node knows its answer is final: `ERR message [CODE]`, so a cluster client gives up at once rather than retry in
+ * vain (a single-copy job's keys gone with a restarted node: resp-foreign.ts `lostOwner`). Never MOVED, ASK,
+ * TRYAGAIN or CLUSTERDOWN, which clients retry.
+ */
+export function respFinalErrorText(code: SatchelCode, message: string): string {
+  return `ERR ${oneLine(message)} [${code}]`;
+}
+
 /** Error replies are one line: CR and LF become spaces. */
 export function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');

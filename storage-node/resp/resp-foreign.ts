@@ -4,7 +4,8 @@
  * server (placement-lookup.ts) and the client is told where the job is, as any Redis Cluster node tells a client
  * about slots it does not hold: CLUSTER SLOTS, SHARDS and NODES describe the job's nodes, INFO answers, and every
  * key gets `MOVED slot host:port`. Nothing of the job is served here. So any node of the cluster is a seed for any
- * job, and a function handed a `redisUrl` before a drain or restart still finds the job's keys.
+ * job, and a function handed a `redisUrl` before a drain or restart still finds the job's keys — or, for a
+ * single-copy job's keys that this node held before it restarted, a final error saying they are gone.
  */
 import { isPromise } from '../client-connection.ts';
 import type { AnnouncedJob } from '../job-table.ts';
@@ -56,18 +57,33 @@ export function foreignJob(s: RespContext, spec: CommandSpec, jobId: string, why
 }
 
 /**
- * Why a key is refused when the job's placement (as looked up) names this node as the slot's owner but the
- * controller never announced the job to this process. Two states the node cannot tell apart, for it knows the
- * same in both (no job in its table, a placement naming its id, nothing from the controller):
- * - the announcement failed (its connection to this node, say) and comes with the node's next report, within
- *   about a second: the key is served then;
- * - this node restarted since the job was placed on its id: the controller made it the job's lost member
- *   (controller/README.md "Replicas and lost nodes") and never announces the job to it again; that is recorded
- *   only in the controller's job record, not in the placement the metadata servers hold. A single-copy job's keys
- *   here are gone for good; a replicated job's placement is replaced by one without this node once its copies
- *   are restored, and a retry then gets MOVED.
- * So the reply stays TRYAGAIN (UNAVAILABLE), as a Redis client must retry in the first state; the text says what
- * the second means for a person reading it. The frame protocol answers UNAVAILABLE for both, too (session.ts).
+ * Whether the job's looked-up placement marks this node lost, the job keeping one copy (control.proto
+ * PlacementNode.lost): this node restarted since the job was placed on its id, the controller made it the job's
+ * lost member (controller/README.md "Replicas and lost nodes") and never announces the job to it again, and what
+ * it held of the job is gone. Its keys are then answered `ERR … [UNAVAILABLE]` (`lostKeys`, resp-errors.ts
+ * `respFinalErrorText`): a TRYAGAIN would be retried in vain.
+ */
+export function lostOwner(job: AnnouncedJob, nodeId: string): boolean {
+  if (job.replicated || job.placement === null) return false;
+  return job.placement.generations.some((generation) => generation.some((node) => node.id === nodeId && node.lost === true));
+}
+
+/** Why a single-copy job's key is refused for good on a node its placement marks lost (`lostOwner`). */
+export function lostKeys(nodeId: string, jobId: string): string {
+  return `node ${nodeId} restarted since job ${jobId} was placed on it: the keys it held are gone, and the job keeps one copy`;
+}
+
+/**
+ * Why a key is refused when the job's placement (as looked up) names this node as the slot's owner, does not mark
+ * it lost (`lostOwner`), and the controller never announced the job to this process. Most often the announcement
+ * failed (its connection to this node, say) and comes with the node's next report, within about a second: the key
+ * is served then. It may also be a restart not marked yet — the controller marks the node lost in a single-copy
+ * job's placement once the job's earlier placement changes are done, and a lookup is kept two seconds
+ * (placement-lookup.ts) — or marked by no one (a controller from before the mark); a replicated job's placement is
+ * replaced by one without this node once its copies are restored, and a retry then gets MOVED. So the reply is
+ * TRYAGAIN (UNAVAILABLE), as a Redis client must retry in the first state; the text names the others for a person
+ * reading it. The frame protocol answers UNAVAILABLE in every case (session.ts; the client tells a lost node by
+ * the same mark).
  */
 export function unannouncedOwner(nodeId: string, jobId: string, replicated: boolean): string {
   const restarted = replicated

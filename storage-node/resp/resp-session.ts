@@ -22,8 +22,8 @@ import { PRE_AUTH_MAX_FRAMES } from '../server-options.ts';
 import { COMMANDS } from './resp-commands.ts';
 import type { BlockedRead, CommandSpec, RespContext } from './resp-context.ts';
 import { answerParked, SUBSCRIBED_COMMANDS } from './resp-coordination.ts';
-import { oneLine, respErrorText, type SatchelCode } from './resp-errors.ts';
-import { foreignJob, unannouncedOwner } from './resp-foreign.ts';
+import { oneLine, respErrorText, respFinalErrorText, type SatchelCode } from './resp-errors.ts';
+import { foreignJob, lostKeys, lostOwner, unannouncedOwner } from './resp-foreign.ts';
 import { routeSlot } from './resp-routing.ts';
 
 /** Before AUTH an argument carries at most a job id, a token or a client name. */
@@ -175,8 +175,11 @@ export class RespSession extends ClientConnection implements RespContext {
         if (spec.keys !== undefined && routeSlot(this, job, args, spec, asking) === null) return this.handled();
         if (job.foreign === true && spec.keys !== undefined) {
           // The looked-up placement names this node for the slot, and the controller never announced the job to this
-          // process: an announcement still on its way, or one never sent (resp-foreign.ts `unannouncedOwner`).
-          this.fail(0, 0, 'UNAVAILABLE', unannouncedOwner(this.server.options.id, this.jobId!, job.replicated));
+          // process: a restart that lost a single-copy job's keys, which the placement marks (final), else an
+          // announcement still on its way (retried): resp-foreign.ts `lostOwner`, `unannouncedOwner`.
+          const self = this.server.options.id;
+          if (lostOwner(job, self)) this.error(respFinalErrorText('UNAVAILABLE', lostKeys(self, this.jobId!)), statusOf('UNAVAILABLE'));
+          else this.fail(0, 0, 'UNAVAILABLE', unannouncedOwner(self, this.jobId!, job.replicated));
           return this.handled();
         }
       }

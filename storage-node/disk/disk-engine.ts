@@ -2,7 +2,6 @@
 // write path (version, capacity, inline or segment, index entry), the job lifecycle (writes in flight, DROP_JOB,
 // tombstones), open/close and calls in flight. The index format is index-codec.ts, segment files and compaction
 // segment-store.ts, per-key locks key-lock.ts, batched index writes group-commit.ts, the emulated HDD device.ts.
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { Flag, SatchelError } from '../../proto/index.ts';
@@ -19,7 +18,9 @@ import {
   versionFor,
 } from '../engine.ts';
 import { type Tombstone, Tombstones } from '../tombstones.ts';
-import { type DeviceEmulation, EmulatedDevice } from './device.ts';
+import { EmulatedDevice } from './device.ts';
+import { claimDirectory } from './directory.ts';
+import { checkOptions, type DiskEngineOptions } from './engine-options.ts';
 import { GroupCommit } from './group-commit.ts';
 import {
   checkJob,
@@ -62,21 +63,12 @@ import { type Segment, type SegmentStats, SegmentStore } from './segment-store.t
  * ones back until the job is cleared.
  */
 
-export interface DiskEngineOptions {
-  tier: 'ssd' | 'hdd';
-  /** A directory the engine owns: created if missing, its earlier contents wiped on open. */
-  path: string;
-  /** Bytes the engine may hold (keys + values + a fixed per-entry overhead, as in DRAM). */
-  capacity: number;
-  /** Values of this many bytes or more go to segment files; smaller ones live in LevelDB. Default 64 KiB. */
-  inlineMax?: number;
-  /** A segment is closed for appends once it holds this many bytes. Default 64 MiB. */
-  segmentBytes?: number;
-  /** A closed segment whose dead share passes this is compacted. Default 0.5. */
-  compactDeadFraction?: number;
-  /** Emulates a slower device (the `hdd` tier on a machine without one); off by default. */
-  emulate?: DeviceEmulation;
-}
+export {
+  DEFAULT_COMPACT_DEAD_FRACTION,
+  DEFAULT_INLINE_MAX,
+  DEFAULT_SEGMENT_BYTES,
+  type DiskEngineOptions,
+} from './engine-options.ts';
 
 export interface DiskEngineStats {
   segments: SegmentStats[];
@@ -88,13 +80,7 @@ export interface DiskEngineStats {
   lastCompactionError: unknown;
 }
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
-export const DEFAULT_INLINE_MAX = 64 * KiB;
-export const DEFAULT_SEGMENT_BYTES = 64 * MiB;
-export const DEFAULT_COMPACT_DEAD_FRACTION = 0.5;
-
-const MARKER = 'SATCHEL-DISK-ENGINE';
+const MiB = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -150,21 +136,13 @@ export class DiskEngine implements StorageEngine {
   private closed: Promise<void> | null = null;
 
   constructor(options: DiskEngineOptions) {
-    if (options.tier !== 'ssd' && options.tier !== 'hdd')
-      throw new SatchelError('BAD_REQUEST', `a disk engine serves the ssd or hdd tier, not ${String(options.tier)}`);
-    if (typeof options.path !== 'string' || options.path.length === 0)
-      throw new SatchelError('BAD_REQUEST', `the ${options.tier} tier needs a directory (path)`);
-    if (!(options.capacity > 0)) throw new SatchelError('BAD_REQUEST', 'capacity must be a positive number of bytes');
-    this.tier = options.tier;
-    this.capacity = options.capacity;
-    this.path = path.resolve(options.path);
-    this.inlineMax = positive(options.inlineMax ?? DEFAULT_INLINE_MAX, 'inlineMax');
-    this.segmentBytes = positive(options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, 'segmentBytes');
-    // Offsets are u32 in the index; one record larger than a segment still starts at 0.
-    if (this.segmentBytes > 2 ** 31) throw new SatchelError('BAD_REQUEST', 'segmentBytes must be at most 2 GiB');
-    this.compactDeadFraction = options.compactDeadFraction ?? DEFAULT_COMPACT_DEAD_FRACTION;
-    if (!(this.compactDeadFraction > 0 && this.compactDeadFraction < 1))
-      throw new SatchelError('BAD_REQUEST', 'compactDeadFraction must be between 0 and 1');
+    const checked = checkOptions(options);
+    this.tier = checked.tier;
+    this.capacity = checked.capacity;
+    this.path = path.resolve(checked.path);
+    this.inlineMax = checked.inlineMax;
+    this.segmentBytes = checked.segmentBytes;
+    this.compactDeadFraction = checked.compactDeadFraction;
     this.syncReads = options.tier === 'ssd' && options.emulate === undefined;
     this.device = EmulatedDevice.from(options.emulate);
     this.store = new SegmentStore(path.join(this.path, 'segments'), this.segmentBytes, this.compactDeadFraction, this.relocate);
@@ -185,18 +163,7 @@ export class DiskEngine implements StorageEngine {
     if (this.state !== 'new') throw new SatchelError('BAD_REQUEST', `disk engine at ${this.path} was already opened`);
     this.state = 'opening';
     try {
-      await fsp.mkdir(this.path, { recursive: true });
-      const entries = await fsp.readdir(this.path);
-      if (entries.length > 0 && !entries.includes(MARKER)) {
-        throw new SatchelError(
-          'BAD_REQUEST',
-          `refusing to use ${this.path}: not empty and not a satchel ${this.tier} directory (no ${MARKER} file)`,
-        );
-      }
-      await fsp.writeFile(path.join(this.path, MARKER), 'Satchel storage-engine data. Wiped whenever a storage node starts here.\n');
-      for (const name of entries) {
-        if (name !== MARKER) await fsp.rm(path.join(this.path, name), { recursive: true, force: true });
-      }
+      await claimDirectory(this.path, this.tier);
       await this.store.create();
       const db = new Level<Buffer, Buffer>(path.join(this.path, 'index'), {
         keyEncoding: 'buffer',
@@ -620,9 +587,4 @@ export class DiskEngine implements StorageEngine {
       this.jobs.leave(jobId, job);
     }
   };
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new SatchelError('BAD_REQUEST', `${name} must be a positive integer`);
-  return value;
 }

@@ -116,7 +116,8 @@ ${TENANT_USAGE}
 
   bench soak              mixed operations from many clients for minutes (short-lived DRAM and SSD jobs, values
                           over 1 MiB, incr, waitFor, every value read back checked); every interval: RSS and
-                          open fds of each server, op p50/p99, ops, errors; exits 1 on errors or lost data
+                          open fds of each server, op p50/p99 and the machine's own p99 beside it (bare
+                          round trips between two processes), ops, errors; exits 1 on errors or lost data
     --minutes N             length of the run (default 10; fractions allowed)
     --interval-seconds S    reporting period; the first is the warm-up (default 60)
     --processes N, --lanes N   client processes and requests in flight in each (default 4 × 16)

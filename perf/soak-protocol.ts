@@ -48,7 +48,9 @@ export type SoakOp =
   | 'wait'
   | 'register'
   | 'deregister'
-  | 'verify';
+  | 'verify'
+  /** The baseline's round trips (soak-floor.ts), not Satchel's. */
+  | 'floor';
 
 /** Operations that go to the storage nodes: the ones the interval's p50/p99 are over. */
 export const DATA_OPS: readonly SoakOp[] = ['put', 'put_large', 'get', 'get_large', 'stat', 'delete', 'list', 'incr', 'wait'];
@@ -145,4 +147,17 @@ export function mergeStats(into: SoakStats, from: SoakStats): void {
   into.jobsRegistered += from.jobsRegistered;
   into.jobsDeregistered += from.jobsDeregistered;
   into.attaches += from.attaches;
+}
+
+/** A lane's pacing: `period` ms between operation starts (0: none), catching up at most a second. */
+export class Pacer {
+  private next = performance.now();
+  constructor(private readonly period: number) {}
+
+  async wait(): Promise<void> {
+    if (this.period === 0) return;
+    const now = performance.now();
+    this.next = Math.max(this.next + this.period, now - 1000);
+    if (this.next > now) await new Promise((resolve) => setTimeout(resolve, this.next - now));
+  }
 }

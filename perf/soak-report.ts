@@ -29,6 +29,8 @@ export interface SoakInterval {
   max_us: number;
   by_op: Partial<Record<SoakOp, OpFigures>>;
   by_tier: Record<string, OpFigures>;
+  /** The baseline's round trips in the same interval (soak-floor.ts): what the machine alone adds. */
+  floor: OpFigures | null;
   verified: number;
   bytes_written: number;
   bytes_read: number;
@@ -69,6 +71,9 @@ export interface SoakSummary {
   p99_first_us: number;
   p99_last_us: number;
   p99_ratio: number | null;
+  /** The last interval's p99 over the baseline's in it (soak-floor.ts); null without a baseline. */
+  floor_p99_last_us: number | null;
+  p99_over_floor: number | null;
   /** After the run: soak jobs the controller still lists, and jobs nodes still hold that the controller does not know. */
   jobs_left: number | null;
   orphaned_jobs_on_nodes: number | null;
@@ -119,7 +124,7 @@ export function intervalRow(
   for (const op of DATA_OPS) mergeInto(data, stats.ops[op]);
   const ops = countOf(data);
   const byOp: Partial<Record<SoakOp, OpFigures>> = {};
-  for (const [op, histogram] of Object.entries(stats.ops)) byOp[op as SoakOp] = figures(histogram);
+  for (const [op, histogram] of Object.entries(stats.ops)) if (op !== 'floor') byOp[op as SoakOp] = figures(histogram);
   const byTier: Record<string, OpFigures> = {};
   for (const [tier, histogram] of Object.entries(stats.byTier)) byTier[tier] = figures(histogram!);
   return {
@@ -133,6 +138,7 @@ export function intervalRow(
     ...tail(data),
     by_op: byOp,
     by_tier: byTier,
+    floor: stats.ops.floor === undefined ? null : figures(stats.ops.floor),
     verified: stats.verified,
     bytes_written: stats.bytesWritten,
     bytes_read: stats.bytesRead,
@@ -219,6 +225,7 @@ export function summarize(
   const errorSamples = [...rows.flatMap((r) => r.error_samples), ...windDown.errorSamples].slice(0, 10);
   const lostSamples = [...rows.flatMap((r) => r.lost_samples), ...windDown.lostSamples].slice(0, 10);
   const ratio = comparable && first.p99_us > 0 ? round(last.p99_us / first.p99_us, 2) : null;
+  const floorP99 = last.floor?.p99_us ?? null;
   return {
     intervals: rows.length,
     seconds: last.end_s,
@@ -232,6 +239,8 @@ export function summarize(
     p99_first_us: first.p99_us,
     p99_last_us: last.p99_us,
     p99_ratio: ratio,
+    floor_p99_last_us: floorP99,
+    p99_over_floor: floorP99 === null || floorP99 <= 0 ? null : round(last.p99_us / floorP99, 2),
     ...leftovers,
     error_samples: errorSamples,
     lost_samples: lostSamples,
@@ -258,12 +267,12 @@ const ms = (us: number) => (us / 1000).toFixed(2);
 /** The table's header: interval figures, then RSS MB / open fds of each server. */
 export function soakHeader(processes: ServerProcess[]): string {
   const cells = processes.map((p) => p.name.padStart(14)).join('');
-  return `${'#'.padStart(3)} ${'end s'.padStart(6)} ${'ops/s'.padStart(7)} ${'errors'.padStart(6)} ${'lost'.padStart(5)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'jobs +/-'.padStart(9)}${cells}\n${' '.repeat(54)}${processes.map(() => 'MB/fds'.padStart(14)).join('')}`;
+  return `${'#'.padStart(3)} ${'end s'.padStart(6)} ${'ops/s'.padStart(7)} ${'errors'.padStart(6)} ${'lost'.padStart(5)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'floor p99'.padStart(9)} ${'jobs +/-'.padStart(9)}${cells}\n${' '.repeat(64)}${processes.map(() => 'MB/fds'.padStart(14)).join('')}`;
 }
 
 export function soakRow(row: SoakInterval): string {
   const cells = row.processes.map((p) => `${mb(p.rss_bytes)}/${p.fds ?? '-'}`.padStart(14)).join('');
-  return `${String(row.index).padStart(3)} ${row.end_s.toFixed(0).padStart(6)} ${String(row.ops_per_s).padStart(7)} ${String(row.errors).padStart(6)} ${String(row.lost).padStart(5)} ${ms(row.p50_us).padStart(7)} ${ms(row.p99_us).padStart(7)} ${`${row.jobs_registered}/${row.jobs_deregistered}`.padStart(9)}${cells}`;
+  return `${String(row.index).padStart(3)} ${row.end_s.toFixed(0).padStart(6)} ${String(row.ops_per_s).padStart(7)} ${String(row.errors).padStart(6)} ${String(row.lost).padStart(5)} ${ms(row.p50_us).padStart(7)} ${ms(row.p99_us).padStart(7)} ${(row.floor === null ? '-' : ms(row.floor.p99_us)).padStart(9)} ${`${row.jobs_registered}/${row.jobs_deregistered}`.padStart(9)}${cells}`;
 }
 
 export function soakSummaryText(report: SoakReport): string {
@@ -282,6 +291,7 @@ export function soakSummaryText(report: SoakReport): string {
   }
   lines.push(
     `p99 first interval ${ms(s.p99_first_us)} ms, last ${ms(s.p99_last_us)} ms: ${s.p99_ratio === null ? '-' : `${s.p99_ratio.toFixed(2)}×`} (target ≤ 2×: ${mark(s.targets.p99_within_2x)})`,
+    `p99 of the last interval against the machine's own (bare Node.js round trips beside the run, soak-floor.ts): ${ms(s.p99_last_us)} vs ${s.floor_p99_last_us === null ? '-' : ms(s.floor_p99_last_us)} ms (${s.p99_over_floor === null ? '-' : `${s.p99_over_floor.toFixed(2)}×`})`,
     `RSS growth < 10 %: ${mark(s.targets.rss_growth_under_10_pct)}; fds flat: ${mark(s.targets.fds_flat)}; left behind: ${s.jobs_left ?? '-'} soak jobs registered, ${s.orphaned_jobs_on_nodes ?? '-'} jobs (${mb(s.orphaned_bytes)} MB) on nodes the controller no longer knows`,
     `ops ${s.ops} (+${report.wind_down.ops} winding down), jobs ${s.jobs_registered} registered / ${s.jobs_deregistered} deregistered, values verified ${s.verified}, errors ${s.errors}, lost ${s.lost}`,
   );

@@ -7,7 +7,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type Job, type RegisteredJob, Satchel, SatchelError } from '../client/index.ts';
-import { addSample, emptyStats, SAMPLES_KEPT, type SoakOp, type SoakWorkerConfig, type ToDriver, type ToWorker } from './soak-protocol.ts';
+import {
+  addSample,
+  emptyStats,
+  Pacer,
+  SAMPLES_KEPT,
+  type SoakOp,
+  type SoakWorkerConfig,
+  type ToDriver,
+  type ToWorker,
+} from './soak-protocol.ts';
 
 const BLOCK = 1024 * 1024;
 const LARGE_MAX = 3 * BLOCK;
@@ -85,19 +94,6 @@ interface JobState {
   /** Increments of the job's counter acknowledged, and ones that failed (may or may not have counted). */
   incrs: number;
   incrsUnsure: number;
-}
-
-/** A lane's pacing: `period` ms between operation starts (0: none), catching up at most a second. */
-class Pacer {
-  private next = performance.now();
-  constructor(private readonly period: number) {}
-
-  async wait(): Promise<void> {
-    if (this.period === 0) return;
-    const now = performance.now();
-    this.next = Math.max(this.next + this.period, now - 1000);
-    if (this.next > now) await sleep(this.next - now);
-  }
 }
 
 async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model> {

@@ -21,6 +21,8 @@ import { existingProcesses, idleReading, localProcesses, Sampler, type ServerPro
 export type { SoakReport } from './soak-report.ts';
 
 const WORKER = fileURLToPath(new URL(`./soak-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** The baseline beside the clients: bare round trips between two Node.js processes (soak-floor.ts). */
+const FLOOR = fileURLToPath(new URL(`./soak-floor${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export interface SoakOptions {
   /** Length of the run; rounded up to whole intervals. */
@@ -52,8 +54,11 @@ class ClientProcess {
   private stopping = false;
   dead: string | null = null;
 
-  constructor(private readonly onDeath: (why: string) => void) {
-    this.child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv });
+  constructor(
+    private readonly onDeath: (why: string) => void,
+    script = WORKER,
+  ) {
+    this.child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv });
     this.child.on('message', (message: ToDriver) => {
       if ('fatal' in message) return this.die(message.fatal);
       const kind = 'ready' in message ? 'ready' : 'final' in message ? 'final' : `tick-${message.tick}`;
@@ -155,6 +160,7 @@ export async function runSoak(
     servers = await localProcesses(cluster);
   }
   const clients: ClientProcess[] = [];
+  let floor: ClientProcess | null = null;
   const deaths: string[] = [];
   let deathsReported = 0;
   const sampler = new Sampler(() =>
@@ -164,24 +170,23 @@ export async function runSoak(
     const idleBefore = await Promise.all(servers.map((p) => idleReading(p.pid)));
     const perProcess = Math.round(options.opsPerSecond / options.processes);
     for (let i = 0; i < options.processes; i++) clients.push(new ClientProcess((why) => deaths.push(why)));
-    await Promise.all(
-      clients.map((client, worker) =>
-        client.start({
-          worker,
-          controller,
-          key,
-          lanes: options.lanes,
-          lanesPerJob: options.lanesPerJob,
-          jobSeconds: options.jobSeconds,
-          invocationSeconds: options.invocationSeconds,
-          opsPerSecond: perProcess,
-          tiers: worker % 2 === 0 ? ['dram', 'ssd'] : ['ssd', 'dram'],
-          keysPerLane: options.keysPerLane,
-          largeFraction: options.largeFraction,
-          jobCapacity: options.jobCapacity,
-        }),
-      ),
-    );
+    floor = new ClientProcess((why) => deaths.push(`baseline (soak-floor.ts): ${why}`), FLOOR);
+    const config = (worker: number): SoakWorkerConfig => ({
+      worker,
+      controller,
+      key,
+      lanes: options.lanes,
+      lanesPerJob: options.lanesPerJob,
+      jobSeconds: options.jobSeconds,
+      invocationSeconds: options.invocationSeconds,
+      opsPerSecond: perProcess,
+      tiers: worker % 2 === 0 ? ['dram', 'ssd'] : ['ssd', 'dram'],
+      keysPerLane: options.keysPerLane,
+      largeFraction: options.largeFraction,
+      jobCapacity: options.jobCapacity,
+    });
+    // The baseline runs as one more client process would: the same lanes and rate.
+    await Promise.all([...clients.map((client, worker) => client.start(config(worker))), floor.start(config(options.processes))]);
     onStatus(
       `${options.processes} client processes × ${options.lanes} lanes running; ${intervals} intervals of ${options.intervalSeconds} s`,
     );
@@ -193,7 +198,7 @@ export async function runSoak(
       await sleep(Math.max(0, started + i * intervalMs - performance.now()));
       await sampler.sample();
       const stats = emptyStats();
-      for (const s of await Promise.all(clients.map((c) => c.tick(i)))) if (s !== null) mergeStats(stats, s);
+      for (const s of await Promise.all([...clients, floor].map((c) => c.tick(i)))) if (s !== null) mergeStats(stats, s);
       for (; deathsReported < deaths.length; deathsReported++) {
         stats.errors++;
         if (stats.errorSamples.length < 5) stats.errorSamples.push(deaths[deathsReported]!);
@@ -216,6 +221,7 @@ export async function runSoak(
     const windDown = emptyStats();
     const finals = await Promise.all(clients.map((c) => c.stop(options.jobSeconds * 1500 + 60_000)));
     for (const s of finals) if (s !== null) mergeStats(windDown, s);
+    await floor.stop(10_000);
     for (const why of deaths.slice(deathsReported)) {
       windDown.errors++;
       if (windDown.errorSamples.length < 5) windDown.errorSamples.push(why);
@@ -232,7 +238,7 @@ export async function runSoak(
   } finally {
     sampler.stop();
     await Promise.all(
-      clients.map(async (c) => {
+      [...clients, ...(floor === null ? [] : [floor])].map(async (c) => {
         if (c.dead !== null || c.child.exitCode !== null) return;
         c.child.kill('SIGKILL');
         await c.exited(5000);

@@ -275,6 +275,9 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
     t.is(row.clients.length, 2);
     for (const [op, figures] of Object.entries(row.by_op)) counts[op] = (counts[op] ?? 0) + figures!.count;
     t.deepEqual(Object.keys(row.by_tier).sort(), ['dram', 'ssd']);
+    // The baseline beside the clients (soak-floor.ts): its own figures, not among Satchel's operations.
+    t.true((row.floor?.count ?? 0) > 0 && row.floor!.p99_us >= row.floor!.p50_us && row.floor!.p50_us > 0, `interval ${i + 1} floor`);
+    t.false('floor' in row.by_op);
   }
   for (const op of ['put', 'put_large', 'get', 'stat', 'delete', 'list', 'incr', 'wait', 'register', 'deregister', 'verify'])
     t.true((counts[op] ?? 0) > 0, `some ${op}`);
@@ -304,8 +307,11 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
   t.is(s.orphaned_jobs_on_nodes, 0, 'no node holds a job the controller forgot');
   t.true(s.targets.no_errors && s.targets.no_lost_data);
   t.is(typeof s.p99_ratio, 'number');
+  t.is(s.floor_p99_last_us, report.intervals[2]!.floor!.p99_us);
+  t.is(s.p99_over_floor, Math.round((report.intervals[2]!.p99_us / s.floor_p99_last_us!) * 100) / 100);
   // The table, a row per interval as it runs, then the summary.
-  t.regex(run.stdout, /ops\/s errors +lost +p50 ms +p99 ms/);
+  t.regex(run.stdout, /ops\/s errors +lost +p50 ms +p99 ms +floor p99/);
+  t.regex(run.stdout, /against the machine's own .*: [\d.]+ vs [\d.]+ ms \([\d.]+×\)/);
   t.is(run.stdout.split('\n').filter((line) => /^ +[123] +\d+ +\d+ +0 +0 /.test(line)).length, 3);
   t.regex(run.stdout, /errors 0, lost 0/);
 });

@@ -19,7 +19,10 @@ export interface HeapTrimmerOptions {
  * within 20 s, the DRAM node climbed 263 → 309 MB over 10 minutes with no leak, and kept it all once every
  * job had ended (156 MB of heap held, 11 MB in use: `malloc_trim` by hand gave back the difference). One call
  * every 10 s keeps the cheap reuse between calls and returns what stayed free: measured here, 8 ms to give
- * back 120 MB, well under 1 ms when there is little.
+ * back 120 MB, well under 1 ms when there is little. Under load it costs more: in a 1,000 ops/s soak each call
+ * took 13–83 ms for 5–87 MB (walking and madvising every free chunk), a stall in the soak's p99.9. Left as is:
+ * called through koffi's worker thread the event loop stalled as long (the main thread's frees wait on the arena
+ * lock), and without it the nodes' RSS grew 13–16 % in three minutes (storage-node/README.md, 2026-12-06).
  *
  * Not glibc (musl, macOS) or no koffi binary for the platform: a no-op, said once in the log.
  */

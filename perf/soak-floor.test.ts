@@ -1,13 +1,11 @@
 /**
  * The soak's baseline (soak-floor.ts) must answer every request once, however the stream is cut, or its round
- * trips would be the wrong ones to read Satchel's against.
+ * trips would be the wrong ones to read Satchel's against. As a process, ticked by the driver, it is covered by
+ * test/bench.test.ts (bench soak: its figures in every interval).
  */
-import { fork } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { FloorLane, startEchoServer } from './soak-floor.ts';
-import type { ToDriver } from './soak-protocol.ts';
 
 function frame(size: number): Buffer {
   const bytes = Buffer.alloc(4 + size, 7);
@@ -43,28 +41,4 @@ test('a lane waits for its answer', async (t) => {
   t.teardown(() => lane.close());
   for (const size of [1, 1024, 65_536]) await lane.request(Buffer.alloc(size));
   t.pass();
-});
-
-test('as a process it is ticked like a soak client: round trips recorded as floor, then a final on stop', async (t) => {
-  const child = fork(fileURLToPath(new URL('./soak-floor.ts', import.meta.url)), [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: process.execArgv,
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  const next = () => new Promise<ToDriver>((resolve) => child.once('message', resolve));
-  const config = { worker: 0, controller: '', key: '', lanes: 2, lanesPerJob: 1, jobSeconds: 1, invocationSeconds: 1, opsPerSecond: 200 };
-  child.send({ start: { ...config, tiers: ['dram'], keysPerLane: 1, largeFraction: 0, jobCapacity: 0 } });
-  t.deepEqual(await next(), { ready: true });
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  child.send({ tick: 1 });
-  const tick = await next();
-  if (!('stats' in tick)) return t.fail(JSON.stringify(tick));
-  const samples = Object.values(tick.stats.ops.floor ?? {}).reduce((n, c) => n + c, 0);
-  // 200/s for 0.5 s: about 100.
-  t.true(samples >= 30 && samples <= 200, `${samples} round trips`);
-  t.deepEqual(Object.keys(tick.stats.ops), ['floor']);
-  child.send({ stop: true });
-  t.true('final' in (await next()));
-  const code = await new Promise((resolve) => child.once('exit', resolve));
-  t.is(code, 0);
 });

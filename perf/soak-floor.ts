@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addSample, emptyStats, Pacer, type SoakWorkerConfig, type ToDriver, type ToWorker } from './soak-protocol.ts';
+import { addSample, answerDriver, emptyStats, type LaneState, Pacer, type SoakWorkerConfig } from './soak-protocol.ts';
 
 /** The echo process's answer to every request. */
 const ACK = Buffer.alloc(4);
@@ -123,11 +123,8 @@ export class FloorLane {
   }
 }
 
-let stats = emptyStats();
-let running = true;
+const state: LaneState = { stats: emptyStats(), running: true };
 let echo: ChildProcess | null = null;
-let work: Promise<void> | null = null;
-const send = (message: ToDriver) => process.send!(message);
 
 async function start(config: SoakWorkerConfig): Promise<{ done: Promise<void> }> {
   echo = fork(fileURLToPath(import.meta.url), ['echo'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv });
@@ -140,15 +137,15 @@ async function start(config: SoakWorkerConfig): Promise<{ done: Promise<void> }>
   const period = config.opsPerSecond > 0 ? (config.lanes / config.opsPerSecond) * 1000 : 0;
   const runLane = async (lane: FloorLane) => {
     const pacer = new Pacer(period);
-    while (running) {
+    while (state.running) {
       await pacer.wait();
-      if (!running) break;
+      if (!state.running) break;
       // Log-uniform sizes, as the soak's small values (soak-worker.ts newValue).
       const size = Math.round(16 * 4096 ** Math.random());
       const offset = Math.floor(Math.random() * (pool.length - size));
       const t0 = performance.now();
       await lane.request(pool.subarray(offset, offset + size));
-      addSample((stats.ops.floor ??= {}), (performance.now() - t0) * 1000);
+      addSample((state.stats.ops.floor ??= {}), (performance.now() - t0) * 1000);
     }
     lane.close();
   };
@@ -163,27 +160,5 @@ if (isMain && process.argv[2] === 'echo') {
   // Ends with its parent.
   process.on('disconnect', () => process.exit(0));
 } else if (isMain) {
-  process.on('message', (message: ToWorker) => {
-    if ('start' in message) {
-      start(message.start).then(
-        (started) => {
-          work = started.done;
-          send({ ready: true });
-        },
-        (error: unknown) => send({ fatal: `floor start: ${(error as Error).message}` }),
-      );
-    } else if ('tick' in message) {
-      const snapshot = stats;
-      stats = emptyStats();
-      send({ tick: message.tick, stats: snapshot });
-    } else {
-      running = false;
-      void (work ?? Promise.resolve()).then(() => {
-        echo?.kill();
-        send({ final: stats });
-        process.disconnect();
-      });
-    }
-  });
-  process.on('uncaughtException', (error) => send({ fatal: `floor: ${error.stack ?? error.message}` }));
+  answerDriver('baseline', state, start, () => echo?.kill());
 }

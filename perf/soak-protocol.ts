@@ -161,3 +161,54 @@ export class Pacer {
     if (this.next > now) await new Promise((resolve) => setTimeout(resolve, this.next - now));
   }
 }
+
+/** What a driven process's lanes share: the counts since the last tick, and whether to go on. */
+export interface LaneState {
+  stats: SoakStats;
+  running: boolean;
+}
+
+/**
+ * Answers the driver's start, tick and stop over IPC for a driven process (a client process, the baseline), and
+ * reports a crash as fatal. `start` starts the lanes (`done` settles once they stopped after `state.running`
+ * turned false); `close` lets go of what the process holds once they have.
+ */
+export function answerDriver(
+  name: string,
+  state: LaneState,
+  start: (config: SoakWorkerConfig) => Promise<{ done: Promise<void> }>,
+  close: () => void,
+): void {
+  const send = (message: ToDriver) => process.send!(message);
+  const take = () => {
+    const taken = state.stats;
+    state.stats = emptyStats();
+    return taken;
+  };
+  let work: Promise<void> | null = null;
+  process.on('message', (message: ToWorker) => {
+    if ('start' in message) {
+      start(message.start).then(
+        (started) => {
+          work = started.done;
+          send({ ready: true });
+        },
+        (error: unknown) => send({ fatal: `${name} start: ${(error as Error).message}` }),
+      );
+    } else if ('tick' in message) {
+      send({ tick: message.tick, stats: take() });
+    } else {
+      state.running = false;
+      void (work ?? Promise.resolve()).then(
+        () => {
+          close();
+          send({ final: take() });
+          process.disconnect();
+        },
+        (error: unknown) => send({ fatal: `${name} stop: ${(error as Error).message}` }),
+      );
+    }
+  });
+  process.on('uncaughtException', (error) => send({ fatal: `${name}: uncaught: ${error.stack ?? error.message}` }));
+  process.on('unhandledRejection', (error) => send({ fatal: `${name}: unhandled rejection: ${(error as Error)?.stack ?? String(error)}` }));
+}

@@ -9,13 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { type Job, type RegisteredJob, Satchel, SatchelError } from '../client/index.ts';
 import {
   addSample,
+  answerDriver,
   emptyStats,
+  type LaneState,
   Pacer,
   SAMPLES_KEPT,
   type SoakOp,
   type SoakWorkerConfig,
-  type ToDriver,
-  type ToWorker,
 } from './soak-protocol.ts';
 
 const BLOCK = 1024 * 1024;
@@ -25,29 +25,27 @@ const pool = randomBytes(LARGE_MAX + BLOCK);
 
 let config: SoakWorkerConfig;
 let satchel: Satchel;
-let stats = emptyStats();
-let running = true;
+const state: LaneState = { stats: emptyStats(), running: true };
 
-const send = (message: ToDriver) => process.send!(message);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const random = (n: number) => Math.floor(Math.random() * n);
 
 function record(op: SoakOp, tier: string, micros: number): void {
-  addSample((stats.ops[op] ??= {}), micros);
-  if (op !== 'register' && op !== 'deregister' && op !== 'verify') addSample((stats.byTier[tier] ??= {}), micros);
+  addSample((state.stats.ops[op] ??= {}), micros);
+  if (op !== 'register' && op !== 'deregister' && op !== 'verify') addSample((state.stats.byTier[tier] ??= {}), micros);
 }
 
 function failed(what: string, error: unknown): void {
-  stats.errors++;
-  if (stats.errorSamples.length < SAMPLES_KEPT) {
+  state.stats.errors++;
+  if (state.stats.errorSamples.length < SAMPLES_KEPT) {
     const code = error instanceof SatchelError ? error.code : ((error as Error)?.name ?? 'Error');
-    stats.errorSamples.push(`${what}: ${code}: ${(error as Error)?.message ?? String(error)}`);
+    state.stats.errorSamples.push(`${what}: ${code}: ${(error as Error)?.message ?? String(error)}`);
   }
 }
 
 function lost(what: string): void {
-  stats.lost++;
-  if (stats.lostSamples.length < SAMPLES_KEPT) stats.lostSamples.push(what);
+  state.stats.lost++;
+  if (state.stats.lostSamples.length < SAMPLES_KEPT) state.stats.lostSamples.push(what);
 }
 
 interface Written {
@@ -74,7 +72,7 @@ class Model {
     if (this.unknown.has(key)) return true;
     const expected = this.written.get(key);
     const ok = expected === undefined ? got === null : got !== null && got.length === expected.size && got.equals(valueFor(expected));
-    stats.verified++;
+    state.stats.verified++;
     if (!ok) lost(`${job} ${key}: ${describe(got, expected)}`);
     return ok;
   }
@@ -105,16 +103,16 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
   let lastCount = 0;
   let waits = 0;
   try {
-    while (running && performance.now() < job.deadline) {
+    while (state.running && performance.now() < job.deadline) {
       await pacer.wait();
-      if (!running) break;
+      if (!state.running) break;
       // A function invocation: attach the ticket, work a while, close; then the next invocation.
       if (handle === null || performance.now() > invocationEnd) {
         await handle?.close();
         handle = null;
         try {
           handle = await Satchel.attach(job.driver.ticket);
-          stats.attaches++;
+          state.stats.attaches++;
         } catch (error) {
           failed(`attach ${job.name}`, error);
           await sleep(500);
@@ -138,12 +136,12 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           record(op, job.tier, took());
           model.unknown.delete(key);
           model.written.set(key, value);
-          stats.bytesWritten += value.size;
+          state.stats.bytesWritten += value.size;
         } else if (r < 0.55) {
           op = (model.written.get(key)?.size ?? 0) > BLOCK ? 'get_large' : 'get';
           const got = await h.get(key);
           record(op, job.tier, took());
-          stats.bytesRead += got?.length ?? 0;
+          state.stats.bytesRead += got?.length ?? 0;
           model.check(job.name, key, got);
         } else if (r < 0.63) {
           op = 'stat';
@@ -151,7 +149,7 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           record(op, job.tier, took());
           if (!model.unknown.has(key)) {
             const expected = model.written.get(key);
-            stats.verified++;
+            state.stats.verified++;
             if ((stat?.size ?? null) !== (expected?.size ?? null) || (stat !== null && stat.blocks > 1 !== stat.size > BLOCK)) {
               lost(
                 `${job.name} ${key}: stat ${stat === null ? 'absent' : `${stat.size} bytes in ${stat.blocks} blocks`}, expected ${expected?.size ?? 'absent'}`,
@@ -166,7 +164,7 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           record(op, job.tier, took());
           model.unknown.delete(key);
           model.written.delete(key);
-          stats.verified++;
+          state.stats.verified++;
           if (had !== null && deleted !== had)
             lost(`${job.name} ${key}: delete answered ${deleted}, the key was ${had ? 'there' : 'absent'}`);
         } else if (r < 0.75) {
@@ -176,7 +174,7 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           record(op, job.tier, took());
           const expected = [...model.written.keys()].filter((k) => !model.unknown.has(k)).sort();
           const seen = listed.filter((k) => !model.unknown.has(k)).sort();
-          stats.verified++;
+          state.stats.verified++;
           if (expected.join('\n') !== seen.join('\n')) {
             const missing = expected.filter((k) => !seen.includes(k));
             const extra = seen.filter((k) => !expected.includes(k));
@@ -189,7 +187,7 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           record(op, job.tier, took());
           job.incrsUnsure--;
           job.incrs++;
-          stats.verified++;
+          state.stats.verified++;
           if (count <= lastCount) lost(`${job.name} counter: incr returned ${count} after ${lastCount}`);
           lastCount = count;
         } else {
@@ -207,7 +205,7 @@ async function runLane(lane: number, job: JobState, pacer: Pacer): Promise<Model
           if (put.status === 'rejected') throw put.reason;
           if (got.status === 'rejected') throw got.reason;
           record(op, job.tier, (woke - t0) * 1000);
-          stats.verified++;
+          state.stats.verified++;
           if (!got.value.equals(valueFor(value))) lost(`${job.name} ${waitKey}: waitFor ${describe(got.value, value)}`);
         }
       } catch (error) {
@@ -230,7 +228,7 @@ async function readBack(job: JobState, models: Model[]): Promise<void> {
   if (job.incrs + job.incrsUnsure > 0) {
     const text = (await job.driver.get('counter'))?.toString() ?? '0';
     const total = Number(text);
-    stats.verified++;
+    state.stats.verified++;
     if (!(total >= job.incrs && total <= job.incrs + job.incrsUnsure))
       lost(`${job.name} counter: ${text} after ${job.incrs} increments (${job.incrsUnsure} unsure)`);
   }
@@ -254,7 +252,7 @@ async function checkGone(job: JobState, key: string): Promise<void> {
 
 /** One job slot: jobs one after another, each with its lanes as functions. */
 async function jobSlot(slot: number, lanes: number[], pacers: Pacer[]): Promise<void> {
-  for (let n = 0; running; n++) {
+  for (let n = 0; state.running; n++) {
     const tier = config.tiers[(slot + n) % config.tiers.length]!;
     const name = `soak-${tier}-${config.worker}-${slot}-${n}`;
     let driver: RegisteredJob;
@@ -262,7 +260,7 @@ async function jobSlot(slot: number, lanes: number[], pacers: Pacer[]): Promise<
     try {
       driver = await satchel.registerJob(name, { latencySensitive: tier === 'dram', capacity: config.jobCapacity });
       record('register', tier, (performance.now() - t0) * 1000);
-      stats.jobsRegistered++;
+      state.stats.jobsRegistered++;
     } catch (error) {
       failed(`register ${name}`, error);
       await sleep(1000);
@@ -286,7 +284,7 @@ async function jobSlot(slot: number, lanes: number[], pacers: Pacer[]): Promise<
     try {
       await driver.deregister();
       record('deregister', tier, (performance.now() - t1) * 1000);
-      stats.jobsDeregistered++;
+      state.stats.jobsDeregistered++;
     } catch (error) {
       failed(`deregister ${name}`, error);
       await driver.close().catch(() => {});
@@ -318,33 +316,4 @@ async function start(options: SoakWorkerConfig): Promise<{ done: Promise<void> }
   return { done: Promise.all(slots).then(() => undefined) };
 }
 
-let work: Promise<void> | null = null;
-
-process.on('message', (message: ToWorker) => {
-  if ('start' in message) {
-    start(message.start).then(
-      (started) => {
-        work = started.done;
-        send({ ready: true });
-      },
-      (error: unknown) => send({ fatal: `start: ${(error as Error).message}` }),
-    );
-  } else if ('tick' in message) {
-    const snapshot = stats;
-    stats = emptyStats();
-    send({ tick: message.tick, stats: snapshot });
-  } else {
-    running = false;
-    void (work ?? Promise.resolve()).then(
-      () => {
-        satchel?.close();
-        send({ final: stats });
-        process.disconnect();
-      },
-      (error: unknown) => send({ fatal: `stop: ${(error as Error).message}` }),
-    );
-  }
-});
-
-process.on('uncaughtException', (error) => send({ fatal: `uncaught: ${error.stack ?? error.message}` }));
-process.on('unhandledRejection', (error) => send({ fatal: `unhandled rejection: ${(error as Error)?.stack ?? String(error)}` }));
+answerDriver('client process', state, start, () => satchel?.close());

@@ -20,6 +20,7 @@ export const E2E_ONLY = [
   'storage-node/limits.test.ts', // limits under load: ~15 s
   'storage-node/output-limits.test.ts', // a child process measures RSS
   'storage-node/engine-conformance.test.ts', // every engine through the suite, the HDD emulated: ~7 s
+  'perf/soak-driven.test.ts', // forks the soak's baseline process
   'deploy/kubernetes/manifests.test.ts', // kubeconform / the YAML against a schema
   'perf/coldstart.test.ts', // npm pack and install
   'perf/resp.test.ts', // redis-server, redis-benchmark and a cluster

@@ -17,10 +17,11 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addSample, answerDriver, emptyStats, type LaneState, Pacer, type SoakWorkerConfig } from './soak-protocol.ts';
+import { addSample, answerDriver, emptyStats, type LaneState, Pacer, type SoakWorkerConfig, smallValueSize } from './soak-protocol.ts';
 
 /** The echo process's answer to every request. */
 const ACK = Buffer.alloc(4);
+/** The largest small value (smallValueSize). */
 const SMALL_MAX = 64 * 1024;
 
 /** Answers each length-prefixed request (u32 big-endian length, then that many bytes) with ACK. */
@@ -140,8 +141,7 @@ async function start(config: SoakWorkerConfig): Promise<{ done: Promise<void> }>
     while (state.running) {
       await pacer.wait();
       if (!state.running) break;
-      // Log-uniform sizes, as the soak's small values (soak-worker.ts newValue).
-      const size = Math.round(16 * 4096 ** Math.random());
+      const size = smallValueSize();
       const offset = Math.floor(Math.random() * (pool.length - size));
       const t0 = performance.now();
       await lane.request(pool.subarray(offset, offset + size));

@@ -149,6 +149,11 @@ export function mergeStats(into: SoakStats, from: SoakStats): void {
   into.attaches += from.attaches;
 }
 
+/** A small value's size, as the soak writes them (and its baseline sends them): log-uniform from 16 B to 64 KiB. */
+export function smallValueSize(): number {
+  return Math.round(16 * 4096 ** Math.random());
+}
+
 /** A lane's pacing: `period` ms between operation starts (0: none), catching up at most a second. */
 export class Pacer {
   private next = performance.now();
@@ -186,6 +191,11 @@ export function answerDriver(
     return taken;
   };
   let work: Promise<void> | null = null;
+  let stopping = false;
+  // A driver gone without saying stop (killed, crashed) leaves nobody to read the counts: lanes would run for ever.
+  process.on('disconnect', () => {
+    if (!stopping) process.exit(1);
+  });
   process.on('message', (message: ToWorker) => {
     if ('start' in message) {
       start(message.start).then(
@@ -198,6 +208,7 @@ export function answerDriver(
     } else if ('tick' in message) {
       send({ tick: message.tick, stats: take() });
     } else {
+      stopping = true;
       state.running = false;
       void (work ?? Promise.resolve()).then(
         () => {

@@ -16,6 +16,7 @@ import {
   SAMPLES_KEPT,
   type SoakOp,
   type SoakWorkerConfig,
+  smallValueSize,
 } from './soak-protocol.ts';
 
 const BLOCK = 1024 * 1024;
@@ -80,7 +81,7 @@ class Model {
 
 /** Small values: log-uniform from 16 bytes to 64 KiB. Large: over one block, up to 3 MiB. */
 function newValue(large: boolean): Written {
-  const size = large ? BLOCK + 1 + random(LARGE_MAX - BLOCK) : Math.round(16 * 4096 ** Math.random());
+  const size = large ? BLOCK + 1 + random(LARGE_MAX - BLOCK) : smallValueSize();
   return { offset: random(pool.length - size), size };
 }
 

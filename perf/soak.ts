@@ -161,6 +161,7 @@ export async function runSoak(
   }
   const clients: ClientProcess[] = [];
   let floor: ClientProcess | null = null;
+  const driven = () => (floor === null ? clients : [...clients, floor]);
   const deaths: string[] = [];
   let deathsReported = 0;
   const sampler = new Sampler(() =>
@@ -170,7 +171,8 @@ export async function runSoak(
     const idleBefore = await Promise.all(servers.map((p) => idleReading(p.pid)));
     const perProcess = Math.round(options.opsPerSecond / options.processes);
     for (let i = 0; i < options.processes; i++) clients.push(new ClientProcess((why) => deaths.push(why)));
-    floor = new ClientProcess((why) => deaths.push(`baseline (soak-floor.ts): ${why}`), FLOOR);
+    // Not in a closed loop (--rate 0): nothing to pace it by, and flat out it would take the CPU Satchel is measured on.
+    if (options.opsPerSecond > 0) floor = new ClientProcess((why) => deaths.push(`baseline (soak-floor.ts): ${why}`), FLOOR);
     const config = (worker: number): SoakWorkerConfig => ({
       worker,
       controller,
@@ -186,7 +188,7 @@ export async function runSoak(
       jobCapacity: options.jobCapacity,
     });
     // The baseline runs as one more client process would: the same lanes and rate.
-    await Promise.all([...clients.map((client, worker) => client.start(config(worker))), floor.start(config(options.processes))]);
+    await Promise.all([...clients.map((client, worker) => client.start(config(worker))), floor?.start(config(options.processes))]);
     onStatus(
       `${options.processes} client processes × ${options.lanes} lanes running; ${intervals} intervals of ${options.intervalSeconds} s`,
     );
@@ -198,7 +200,7 @@ export async function runSoak(
       await sleep(Math.max(0, started + i * intervalMs - performance.now()));
       await sampler.sample();
       const stats = emptyStats();
-      for (const s of await Promise.all([...clients, floor].map((c) => c.tick(i)))) if (s !== null) mergeStats(stats, s);
+      for (const s of await Promise.all(driven().map((c) => c.tick(i)))) if (s !== null) mergeStats(stats, s);
       for (; deathsReported < deaths.length; deathsReported++) {
         stats.errors++;
         if (stats.errorSamples.length < 5) stats.errorSamples.push(deaths[deathsReported]!);
@@ -221,7 +223,7 @@ export async function runSoak(
     const windDown = emptyStats();
     const finals = await Promise.all(clients.map((c) => c.stop(options.jobSeconds * 1500 + 60_000)));
     for (const s of finals) if (s !== null) mergeStats(windDown, s);
-    await floor.stop(10_000);
+    await floor?.stop(10_000);
     for (const why of deaths.slice(deathsReported)) {
       windDown.errors++;
       if (windDown.errorSamples.length < 5) windDown.errorSamples.push(why);
@@ -238,7 +240,7 @@ export async function runSoak(
   } finally {
     sampler.stop();
     await Promise.all(
-      [...clients, ...(floor === null ? [] : [floor])].map(async (c) => {
+      driven().map(async (c) => {
         if (c.dead !== null || c.child.exitCode !== null) return;
         c.child.kill('SIGKILL');
         await c.exited(5000);

@@ -300,6 +300,7 @@ async function elasticity(args: string[]): Promise<void> {
       `scale-ups: decision → node serving ${s.scale_up_s.map((x) => `${x.toFixed(2)} s`).join(', ') || 'none'}`,
       `drains: ${s.migration_s.map((x, i) => `${x.toFixed(2)} s for ${(s.migration_bytes[i]! / 2 ** 20).toFixed(0)} MiB`).join(', ') || 'none'}; p99 during them ${s.p99_during_migration_us === null ? '-' : `${(s.p99_during_migration_us / 1000).toFixed(2)} ms`}; ${s.relaunches} relaunched within two scale-down windows`,
       `node-seconds ${s.node_seconds} vs ${s.peak_sized_node_seconds} sized for the peak (${(saved * 100).toFixed(0)} % fewer); reserved/used ${s.reserved_over_used.toFixed(2)}×`,
+      `node-seconds an oracle keeping every node under the band's top would have used for this load: ${s.oracle_node_seconds} (${(s.oracle_node_seconds / Math.max(1, s.peak_sized_node_seconds)).toFixed(2)}× the peak-sized); the run used ${(s.node_seconds / Math.max(1, s.oracle_node_seconds)).toFixed(2)}× that (over 1: nodes kept beyond the load; under 1: time over the band)`,
     ].join('\n') + '\n',
   );
   if (values.json) process.stdout.write(`written: ${values.json}\n`);

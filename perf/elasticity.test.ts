@@ -1,5 +1,5 @@
 import test from 'ava';
-import { countRelaunches, loadShape } from './elasticity.ts';
+import { countRelaunches, loadShape, oracleNodeSeconds } from './elasticity.ts';
 
 const event = (kind: 'scale-up' | 'scale-down' | 'node-joined', second: number, tier = 'dram') => ({
   kind,
@@ -28,4 +28,19 @@ test('the load rises, holds at the peak, falls, then idles at 5 %', (t) => {
   t.is(loadShape(0.4), 1);
   t.true(loadShape(0.7) < 1 && loadShape(0.7) > 0.05);
   t.is(loadShape(0.9), 0.05);
+});
+
+test('the oracle runs as few nodes as keep the load under the band top, on a mean over the launch window', (t) => {
+  const at = (utilization: number, nodes: number) => ({ nodes: { dram: nodes }, utilization: { dram: utilization } });
+  // Loads in nodes' worth: 0.4, 1.6 (exactly two nodes at 80 %), 2.4, 0.6, then a one-second burst to 3.0.
+  const samples = [at(0.4, 1), at(0.8, 2), at(0.8, 3), at(0.2, 3), at(1.0, 3)];
+  // One-second window: 1, 2, 3, 1 (0.6 / 0.8), 4 (3.75).
+  t.is(oracleNodeSeconds(samples, 0.8, 1), 11);
+  // The burst alone: a one-second window takes it whole, a two-second one averages it with the second before.
+  t.is(oracleNodeSeconds(samples.slice(3), 0.8, 1), 5);
+  t.is(oracleNodeSeconds(samples.slice(3), 0.8, 2), 4, '1 (0.75), then 3 (1.8 / 0.8 = 2.25)');
+  t.is(oracleNodeSeconds([at(0, 1), at(0.1, 1)], 0.8, 2), 2, 'never fewer than the minimum');
+  t.is(oracleNodeSeconds([at(0, 1)], 0.8, 2, 0), 0);
+  // Tiers add up.
+  t.is(oracleNodeSeconds([{ nodes: { dram: 2, ssd: 1 }, utilization: { dram: 0.8, ssd: 0.5 } }], 0.8, 1), 3);
 });

@@ -61,6 +61,11 @@ export interface ElasticitySummary {
   relaunches: number;
   node_seconds: number;
   peak_sized_node_seconds: number;
+  /**
+   * The fewest node-seconds a policy could have used for the load this run carried without a node over the band
+   * (`oracleNodeSeconds`): node_seconds over it is the policy's own waste, whatever the machine let the load be.
+   */
+  oracle_node_seconds: number;
   reserved_over_used: number;
 }
 
@@ -80,6 +85,34 @@ export function countRelaunches(events: readonly Pick<ClusterEvent, 'kind' | 'ti
     }
   }
   return relaunches;
+}
+
+/**
+ * The fewest node-seconds any scaling policy could have spent on the load the run carried, keeping every tier at
+ * or under `high` (the band's top, the launch threshold): each second, the tier's load in nodes' worth (its mean
+ * utilization × its nodes), averaged over the last `windowSeconds` samples as a launch decision averages it,
+ * over `high`, rounded up, and never under `minNodes`. An oracle that knows the load and scales at no cost, so
+ * a bound, not a policy: the load is the one measured under the real policy (a generator that falls behind on a
+ * busy machine offers less, and the bound falls with it), which is why it is the measure to compare a run with.
+ */
+export function oracleNodeSeconds(
+  samples: readonly Pick<ElasticitySample, 'nodes' | 'utilization'>[],
+  high: number,
+  windowSeconds: number,
+  minNodes = 1,
+): number {
+  const tiers = new Set(samples.flatMap((s) => Object.keys(s.nodes)));
+  let total = 0;
+  for (const tier of tiers) {
+    const load = samples.map((s) => (s.utilization[tier] ?? 0) * (s.nodes[tier] ?? 0));
+    for (let i = 0; i < load.length; i++) {
+      const recent = load.slice(Math.max(0, i - windowSeconds + 1), i + 1);
+      const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
+      // A hair of slack: 0.8 × 3 nodes is 2.4000000000000004, and three nodes at the top are three, not four.
+      total += Math.max(minNodes, Math.ceil(mean / high - 1e-9));
+    }
+  }
+  return total;
 }
 
 /** The shape of the load over the run, 0..1: rise, hold, fall, then a low tail in which drains happen. */
@@ -113,6 +146,9 @@ class ValueSource {
   }
 }
 
+/** The autoscaler's band and launch window in this run: a node-seconds bound has to use the same. */
+const BAND = { lowPercent: 60, highPercent: 80, upAfterSeconds: 2 };
+
 export async function runElasticity(
   options: ElasticityOptions,
 ): Promise<{ samples: ElasticitySample[]; summary: ElasticitySummary; events: ClusterEvent[] }> {
@@ -124,10 +160,10 @@ export async function runElasticity(
     dramCapacity: options.nodeCapacity,
     bandwidth: { dram: options.nodeBandwidth },
     autoscale: {
-      band: [60, 80],
+      band: [BAND.lowPercent, BAND.highPercent],
       minNodes: { dram: 1 },
       maxNodes: { dram: options.maxNodes },
-      scaleUpAfterMs: 2_000,
+      scaleUpAfterMs: BAND.upAfterSeconds * 1000,
       scaleDownAfterMs: options.scaleDownAfterMs,
       cooldownMs: 3_000,
     },
@@ -336,6 +372,7 @@ export async function runElasticity(
     relaunches: countRelaunches(events, 2 * options.scaleDownAfterMs),
     node_seconds: samples.reduce((acc, s) => acc + totalNodes(s), 0),
     peak_sized_node_seconds: Math.max(...samples.map(totalNodes)) * samples.length,
+    oracle_node_seconds: oracleNodeSeconds(samples, BAND.highPercent / 100, BAND.upAfterSeconds),
     reserved_over_used: meanUsed > 0 ? round(mean(holding.map((s) => s.reserved_bytes)) / meanUsed, 3) : 0,
   };
   if (failures.length > 0) process.stderr.write(`first failures:\n  ${failures.join('\n  ')}\n`);

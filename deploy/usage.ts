@@ -74,6 +74,8 @@ ${TENANT_USAGE}
     --json FILE             write the results as JSON
     --redis HOST:PORT       use this Redis instead of starting redis-server
     --seconds S             time per measurement (default 1.5)
+    --sizes 1024,65536      value sizes in bytes (default 1024,65536,1048576)
+    --concurrency 1,64      requests in flight per cell, one connection (default 1,64)
     --tier dram,ssd,hdd     which Satchel tiers to measure (default dram), each against the same Redis
 
   bench register          register + attach + first PUT while another job keeps the cluster busy, against a

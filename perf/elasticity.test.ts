@@ -31,16 +31,18 @@ test('the load rises, holds at the peak, falls, then idles at 5 %', (t) => {
 });
 
 test('the oracle runs as few nodes as keep the load under the band top, on a mean over the launch window', (t) => {
+  const limits = { minNodes: 1, maxNodes: 6 };
   const at = (utilization: number, nodes: number) => ({ nodes: { dram: nodes }, utilization: { dram: utilization } });
   // Loads in nodes' worth: 0.4, 1.6 (exactly two nodes at 80 %), 2.4, 0.6, then a one-second burst to 3.0.
   const samples = [at(0.4, 1), at(0.8, 2), at(0.8, 3), at(0.2, 3), at(1.0, 3)];
   // One-second window: 1, 2, 3, 1 (0.6 / 0.8), 4 (3.75).
-  t.is(oracleNodeSeconds(samples, 0.8, 1), 11);
+  t.is(oracleNodeSeconds(samples, 0.8, 1, limits), 11);
   // The burst alone: a one-second window takes it whole, a two-second one averages it with the second before.
-  t.is(oracleNodeSeconds(samples.slice(3), 0.8, 1), 5);
-  t.is(oracleNodeSeconds(samples.slice(3), 0.8, 2), 4, '1 (0.75), then 3 (1.8 / 0.8 = 2.25)');
-  t.is(oracleNodeSeconds([at(0, 1), at(0.1, 1)], 0.8, 2), 2, 'never fewer than the minimum');
-  t.is(oracleNodeSeconds([at(0, 1)], 0.8, 2, 0), 0);
+  t.is(oracleNodeSeconds(samples.slice(3), 0.8, 1, limits), 5);
+  t.is(oracleNodeSeconds(samples.slice(3), 0.8, 2, limits), 4, '1 (0.75), then 3 (1.8 / 0.8 = 2.25)');
+  t.is(oracleNodeSeconds([at(0, 1), at(0.1, 1)], 0.8, 2, limits), 2, 'never fewer than the minimum');
+  t.is(oracleNodeSeconds([at(0, 1)], 0.8, 2, { minNodes: 0, maxNodes: 6 }), 0);
+  t.is(oracleNodeSeconds(samples, 0.8, 1, { minNodes: 1, maxNodes: 3 }), 10, 'never more than the maximum: the burst holds 3');
   // Tiers add up.
-  t.is(oracleNodeSeconds([{ nodes: { dram: 2, ssd: 1 }, utilization: { dram: 0.8, ssd: 0.5 } }], 0.8, 1), 3);
+  t.is(oracleNodeSeconds([{ nodes: { dram: 2, ssd: 1 }, utilization: { dram: 0.8, ssd: 0.5 } }], 0.8, 1, limits), 3);
 });

@@ -91,7 +91,7 @@ export function countRelaunches(events: readonly Pick<ClusterEvent, 'kind' | 'ti
  * The fewest node-seconds any scaling policy could have spent on the load the run carried, keeping every tier at
  * or under `high` (the band's top, the launch threshold): each second, the tier's load in nodes' worth (its mean
  * utilization × its nodes), averaged over the last `windowSeconds` samples as a launch decision averages it,
- * over `high`, rounded up, and never under `minNodes`. An oracle that knows the load and scales at no cost, so
+ * over `high`, rounded up, within the tier's minimum and maximum (a load past the maximum holds it there). An oracle that knows the load and scales at no cost, so
  * a bound, not a policy: the load is the one measured under the real policy (a generator that falls behind on a
  * busy machine offers less, and the bound falls with it), which is why it is the measure to compare a run with.
  */
@@ -99,7 +99,7 @@ export function oracleNodeSeconds(
   samples: readonly Pick<ElasticitySample, 'nodes' | 'utilization'>[],
   high: number,
   windowSeconds: number,
-  minNodes = 1,
+  limits: { minNodes: number; maxNodes: number },
 ): number {
   const tiers = new Set(samples.flatMap((s) => Object.keys(s.nodes)));
   let total = 0;
@@ -109,7 +109,7 @@ export function oracleNodeSeconds(
       const recent = load.slice(Math.max(0, i - windowSeconds + 1), i + 1);
       const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
       // A hair of slack: 0.8 × 3 nodes is 2.4000000000000004, and three nodes at the top are three, not four.
-      total += Math.max(minNodes, Math.ceil(mean / high - 1e-9));
+      total += Math.min(limits.maxNodes, Math.max(limits.minNodes, Math.ceil(mean / high - 1e-9)));
     }
   }
   return total;
@@ -372,7 +372,10 @@ export async function runElasticity(
     relaunches: countRelaunches(events, 2 * options.scaleDownAfterMs),
     node_seconds: samples.reduce((acc, s) => acc + totalNodes(s), 0),
     peak_sized_node_seconds: Math.max(...samples.map(totalNodes)) * samples.length,
-    oracle_node_seconds: oracleNodeSeconds(samples, BAND.highPercent / 100, BAND.upAfterSeconds),
+    oracle_node_seconds: oracleNodeSeconds(samples, BAND.highPercent / 100, BAND.upAfterSeconds, {
+      minNodes: 1,
+      maxNodes: options.maxNodes,
+    }),
     reserved_over_used: meanUsed > 0 ? round(mean(holding.map((s) => s.reserved_bytes)) / meanUsed, 3) : 0,
   };
   if (failures.length > 0) process.stderr.write(`first failures:\n  ${failures.join('\n  ')}\n`);

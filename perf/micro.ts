@@ -1,16 +1,21 @@
 /**
  * `satchel bench micro`: GET and PUT at several value sizes, one request in flight and many, against a Satchel
  * DRAM node and against Redis (ioredis, one connection), in the same run on the same machine. Both servers run
- * as separate processes; the load comes from this process, one connection to each.
+ * as separate processes, and so does each system's client (micro-driver.ts: one heap per client), one
+ * connection each.
  */
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { type JobHints, type RegisteredJob, Satchel } from '../client/index.ts';
-import { LocalCluster } from '../deploy/index.ts';
+import { type ChildProcess, fork } from 'node:child_process';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type JobHints, type RegisteredJob, Satchel, SatchelError } from '../client/index.ts';
+import { LocalCluster, STORAGE_NODE_ENV } from '../deploy/index.ts';
 import type { Tier } from '../proto/index.ts';
+import type { FromMicroDriver, MicroTarget, ToMicroDriver } from './micro-driver.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
-import { LatencyRecorder } from './stats.ts';
+import type { LatencySummary } from './stats.ts';
+
+const DRIVER = fileURLToPath(new URL(`./micro-driver${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 /** Hints that make the allocation policy choose each tier (controller/README.md). */
 const TIER_HINTS: Record<Tier, JobHints> = {
@@ -47,14 +52,86 @@ export interface MicroRow {
   bytes_per_s: number;
 }
 
-interface System {
-  name: string;
-  put(key: string, value: Buffer): Promise<unknown>;
-  get(key: string): Promise<Buffer | null>;
+/** One system's client process (micro-driver.ts), asked one thing at a time over IPC. */
+class DriverProcess {
+  private readonly child: ChildProcess;
+  private readonly waiting = new Map<number, { resolve: (answer: FromMicroDriver) => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  private exited: string | null = null;
+
+  constructor(readonly name: string) {
+    // The storage nodes' malloc settings for both clients: with glibc's defaults, a process that makes a 64 KiB
+    // buffer per request gives the heap's top back to the OS and faults it in again, request after request.
+    // ioredis alone in a process did 8,000–26,000 64 KiB SETs a second at 64 in flight, erratically, and a
+    // steady 22,000–32,000 with these (a process that also ran other work kept its heap's top busy: 17,000).
+    this.child = fork(DRIVER, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: process.execArgv,
+      env: { ...process.env, ...STORAGE_NODE_ENV },
+    });
+    this.child.on('message', (answer: FromMicroDriver) => {
+      const waiter = this.waiting.get(answer.id);
+      this.waiting.delete(answer.id);
+      if (waiter === undefined) return;
+      if ('error' in answer) waiter.reject(new SatchelError(answer.error.code, `${name}: ${answer.error.message}`));
+      else waiter.resolve(answer);
+    });
+    this.child.on('exit', (code, signal) => {
+      this.exited = `${name}'s client process exited (${signal ?? code})`;
+      for (const waiter of this.waiting.values()) waiter.reject(new SatchelError('UNAVAILABLE', this.exited));
+      this.waiting.clear();
+    });
+  }
+
+  /** Sends `message` (its id added) and resolves with the answer. */
+  private ask(message: DistributiveOmit<ToMicroDriver, 'id'>): Promise<FromMicroDriver> {
+    if (this.exited !== null) return Promise.reject(new SatchelError('UNAVAILABLE', this.exited));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.send({ ...message, id } as ToMicroDriver);
+    });
+  }
+
+  async open(target: MicroTarget): Promise<void> {
+    await this.ask({ open: target });
+  }
+
+  async fill(size: number): Promise<void> {
+    await this.ask({ fill: { size } });
+  }
+
+  async drive(
+    op: 'get' | 'put',
+    size: number,
+    concurrency: number,
+    seconds: number,
+    record: boolean,
+  ): Promise<{ count: number; seconds: number }> {
+    const answer = await this.ask({ drive: { op, size, concurrency, seconds, record } });
+    if (!('count' in answer)) throw new SatchelError('UNAVAILABLE', `${this.name}: unexpected answer to drive`);
+    return answer;
+  }
+
+  async latencies(): Promise<LatencySummary> {
+    const answer = await this.ask({ summary: true });
+    if (!('latencies' in answer)) throw new SatchelError('UNAVAILABLE', `${this.name}: unexpected answer to summary`);
+    return answer.latencies;
+  }
+
+  /** Ends the process (it exits when its IPC channel closes) and waits for it, killing it after 5 s. */
+  async close(): Promise<void> {
+    if (this.exited !== null) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    this.child.disconnect();
+    await gone;
+    clearTimeout(timer);
+  }
 }
 
-/** Distinct keys per (size): GETs rotate over them so no single entry is hot in a cache line. */
-const KEYS_PER_SIZE = 64;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 /** Alternating rounds per cell. */
 const ROUNDS = 4;
 
@@ -73,9 +150,9 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
     maxValueBytes: Math.max(16 * 1024 ** 2, maxSize),
   });
   let redisProcess: RedisProcess | null = null;
-  let redis: Redis | null = null;
   let satchel: Satchel | null = null;
   const jobs: RegisteredJob[] = [];
+  const drivers: DriverProcess[] = [];
   try {
     const [host, port] = options.redis
       ? splitAddress(options.redis)
@@ -83,35 +160,34 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
           redisProcess = await RedisProcess.start();
           return [redisProcess.host, redisProcess.port] as const;
         })();
-    redis = new Redis({ host, port, protocol: 2, lazyConnect: true, maxRetriesPerRequest: 1 });
-    await redis.connect();
     satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
-    const systems: System[] = [];
     for (const tier of options.tiers) {
       const job = await satchel.registerJob(`bench-micro-${tier}`, { ...TIER_HINTS[tier], maxValueBytes: maxSize });
       jobs.push(job);
-      systems.push({ name: `satchel-${tier}`, put: (k, v) => job.put(k, v), get: (k) => job.get(k) });
+      const driver = new DriverProcess(`satchel-${tier}`);
+      drivers.push(driver);
+      await driver.open({ kind: 'satchel', ticket: job.ticket });
     }
-    progress.step('cluster and redis up');
-    const r = redis;
-    systems.push({ name: 'redis', put: (k, v) => r.set(k, v), get: (k) => r.getBuffer(k) });
+    const redis = new DriverProcess('redis');
+    drivers.push(redis);
+    await redis.open({ kind: 'redis', host, port });
+    progress.step('cluster, redis and a client process for each up');
     const rows: MicroRow[] = [];
     for (const size of options.sizes) {
-      const value = randomBytes(size);
-      for (const system of systems) for (let i = 0; i < KEYS_PER_SIZE; i++) await system.put(keyOf(size, i), value);
+      for (const driver of drivers) await driver.fill(size);
       for (const op of options.ops) {
         for (const concurrency of options.concurrencies) {
           progress.step(`${op} ${formatSize(size)} ×${concurrency}`);
-          rows.push(...(await cell(systems, op, size, concurrency, value, options)));
+          rows.push(...(await cell(drivers, op, size, concurrency, options)));
         }
       }
     }
     progress.end();
     return rows;
   } finally {
+    await Promise.all(drivers.map((d) => d.close()));
     for (const job of jobs) await job.deregister().catch(() => {});
     satchel?.close();
-    redis?.disconnect();
     await (redisProcess as RedisProcess | null)?.stop();
     await cluster.stop();
   }
@@ -120,70 +196,42 @@ export async function runMicro(options: MicroOptions): Promise<MicroRow[]> {
 /**
  * One cell (op, size, concurrency) for every system. The measured time is split into rounds that alternate
  * the systems (A B, B A, ...), so a drift in the machine's state over the cell (frequency, another process)
- * lands on both alike instead of on whichever ran second.
+ * lands on both alike instead of on whichever ran second. Each system's client runs in its own process, idle
+ * while the other's runs.
  */
 async function cell(
-  systems: System[],
+  drivers: DriverProcess[],
   op: 'get' | 'put',
   size: number,
   concurrency: number,
-  value: Buffer,
   options: MicroOptions,
 ): Promise<MicroRow[]> {
-  const stats = systems.map(() => ({ latencies: new LatencyRecorder(), count: 0, seconds: 0 }));
-  const once = (system: System) =>
-    op === 'get'
-      ? (i: number) => system.get(keyOf(size, i % KEYS_PER_SIZE))
-      : (i: number) => system.put(keyOf(size, i % KEYS_PER_SIZE), value);
-  for (const system of systems) await drive(once(system), concurrency, options.warmupSeconds, null);
+  const totals = drivers.map(() => ({ count: 0, seconds: 0 }));
+  for (const driver of drivers) await driver.drive(op, size, concurrency, options.warmupSeconds, false);
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? systems.map((_, i) => i) : systems.map((_, i) => systems.length - 1 - i);
+    const order = round % 2 === 0 ? drivers.map((_, i) => i) : drivers.map((_, i) => drivers.length - 1 - i);
     for (const i of order) {
-      const started = performance.now();
-      stats[i]!.count += await drive(once(systems[i]!), concurrency, options.seconds / ROUNDS, stats[i]!.latencies);
-      stats[i]!.seconds += (performance.now() - started) / 1000;
+      const done = await drivers[i]!.drive(op, size, concurrency, options.seconds / ROUNDS, true);
+      totals[i]!.count += done.count;
+      totals[i]!.seconds += done.seconds;
     }
   }
-  return systems.map((system, i) => {
-    const { latencies, count, seconds } = stats[i]!;
+  const rows: MicroRow[] = [];
+  for (const [i, driver] of drivers.entries()) {
+    const { count, seconds } = totals[i]!;
     const opsPerSecond = count / seconds;
-    return {
-      system: system.name,
+    rows.push({
+      system: driver.name,
       op,
       size,
       concurrency,
       ops: count,
-      ...latencies.summary(),
+      ...(await driver.latencies()),
       ops_per_s: Math.round(opsPerSecond),
       bytes_per_s: Math.round(opsPerSecond * size),
-    };
-  });
-}
-
-/** `concurrency` loops, each with one call in flight, until `seconds` pass; returns the calls completed. */
-async function drive(
-  once: (i: number) => Promise<unknown>,
-  concurrency: number,
-  seconds: number,
-  latencies: LatencyRecorder | null,
-): Promise<number> {
-  const deadline = performance.now() + seconds * 1000;
-  let count = 0;
-  let next = 0;
-  const loop = async () => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      await once(next++);
-      latencies?.add((performance.now() - t0) * 1000);
-      count++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, loop));
-  return count;
-}
-
-function keyOf(size: number, i: number): string {
-  return `bench/${size}/${i}`;
+    });
+  }
+  return rows;
 }
 
 function splitAddress(address: string): [string, number] {

@@ -3,6 +3,7 @@
  * systems sort, verify, and the JSON and HTML reports are written.
  */
 
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,7 +213,16 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
     summary: Record<string, unknown>;
   };
   t.true(report.samples.length >= 18);
-  for (const key of ['lost_keys', 'failed_ops', 'scale_up_s', 'migration_s', 'relaunches', 'node_seconds', 'peak_sized_node_seconds'])
+  for (const key of [
+    'lost_keys',
+    'failed_ops',
+    'scale_up_s',
+    'migration_s',
+    'relaunches',
+    'node_seconds',
+    'peak_sized_node_seconds',
+    'oracle_node_seconds',
+  ])
     t.true(key in report.summary, key);
   t.is(report.summary.lost_keys, 0);
   t.is(report.summary.failed_ops, 0);
@@ -221,6 +231,9 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
   t.true(Math.max(...report.samples.map((s) => s.nodes.dram ?? 0)) >= 2, `the cluster grew under the load (${reached})`);
   t.true((report.summary.scale_up_s as number[]).length >= 1);
   t.true(Number.isInteger(report.summary.relaunches) && (report.summary.relaunches as number) >= 0);
+  // At least one node every second, and never more than the run had.
+  const oracle = report.summary.oracle_node_seconds as number;
+  t.true(oracle >= report.samples.length && oracle <= (report.summary.peak_sized_node_seconds as number), `oracle ${oracle}`);
 });
 
 test('bench soak: short intervals of mixed operations, every server watched, every value checked', async (t) => {
@@ -314,6 +327,54 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
   t.regex(run.stdout, /against the machine's own .*: [\d.]+ vs [\d.]+ ms \([\d.]+×\)/);
   t.is(run.stdout.split('\n').filter((line) => /^ +[123] +\d+ +\d+ +0 +0 /.test(line)).length, 3);
   t.regex(run.stdout, /errors 0, lost 0/);
+});
+
+/** Processes whose command line names `what`, other than pgrep itself (none: an empty list). */
+function processesNamed(what: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', what], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+// Serial: each checks that no client process of any bench micro is left, so two must not overlap.
+test.serial('bench micro: a row per system, op, size and requests in flight, each client in its own process, gone after', async (t) => {
+  const dir = await tempDir(t);
+  const json = join(dir, 'micro.json');
+  const run = await runTs(CLI, ['bench', 'micro', '--sizes', '1024', '--concurrency', '1,4', '--seconds', '0.4', '--json', json], {
+    timeoutMs: 90_000,
+  });
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(await readFile(json, 'utf8')) as { results: Record<string, number | string>[] };
+  const cells = report.results.map((r) => `${r.system} ${r.op} ${r.size} ${r.concurrency}`).sort();
+  t.deepEqual(cells, [
+    'redis get 1024 1',
+    'redis get 1024 4',
+    'redis put 1024 1',
+    'redis put 1024 4',
+    'satchel-dram get 1024 1',
+    'satchel-dram get 1024 4',
+    'satchel-dram put 1024 1',
+    'satchel-dram put 1024 4',
+  ]);
+  for (const row of report.results) {
+    const [ops, p50, p99, p999, max] = [row.ops, row.p50_us, row.p99_us, row.p999_us, row.max_us] as number[];
+    t.true(ops! > 0 && (row.ops_per_s as number) > 0, `${row.system} ${row.op}: ops`);
+    t.true(p50! > 0 && p50! <= p99! && p99! <= p999! && p999! <= max!, `${row.system} ${row.op}: percentiles in order`);
+  }
+  t.regex(run.stdout, /put +1KiB +4 +satchel-dram .*[\d.]+× ops, p50 [\d.]+×/);
+  t.deepEqual(processesNamed('micro-driver'), [], 'no client process left behind');
+});
+
+test.serial('bench micro against a Redis that is not there fails with its error, and leaves no process behind', async (t) => {
+  const run = await runTs(CLI, ['bench', 'micro', '--sizes', '1024', '--concurrency', '1', '--seconds', '0.2', '--redis', '127.0.0.1:1'], {
+    timeoutMs: 60_000,
+  });
+  t.is(run.code, 1, run.stdout);
+  t.regex(run.stderr, /satchel: redis: cannot reach Redis at 127.0.0.1:1: connect ECONNREFUSED/);
+  t.notRegex(run.stderr, /Unhandled error event/);
+  t.deepEqual(processesNamed('micro-driver'), []);
 });
 
 test('bench shuffle refuses bad flags with a usage error', async (t) => {

@@ -74,7 +74,7 @@ export async function runJobs(options: JobsOptions): Promise<Pick<JobsReport, 'j
                 : redisSortStore(systems, prefix);
             try {
               await runSort(
-                systems.pool,
+                systems.poolFor(store.target),
                 store,
                 {
                   seed: `satchel-jobs-${j}`,

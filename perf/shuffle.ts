@@ -81,8 +81,20 @@ export class SortSystems {
     /** Empty with `noRedis`. */
     readonly redisShards: string[],
     private readonly redisProcesses: RedisProcess[],
-    readonly pool: FunctionPool,
+    /**
+     * Each system's own function processes (warm containers), as a platform gives each function its own: a
+     * process whose heap had run ioredis at speed ran Satchel's client with far costlier collections (bench
+     * micro, perf/RESULTS.md), so a pool shared by both systems would measure one through the other.
+     */
+    private readonly pools: { satchel: FunctionPool; redis: FunctionPool | null },
   ) {}
+
+  /** The function processes of the system `target` is a store of. */
+  poolFor(target: StoreTarget): FunctionPool {
+    if (target.kind === 'satchel') return this.pools.satchel;
+    if (this.pools.redis === null) throw new SatchelError('BAD_REQUEST', 'no Redis in this run (--no-redis)');
+    return this.pools.redis;
+  }
 
   /**
    * A cluster with `nodes` nodes of `tier` sized for `peakBytes` (or the existing `cluster`), the
@@ -131,7 +143,11 @@ export class SortSystems {
           : existing?.console !== undefined && existing.viewerToken !== undefined
             ? { url: existing.console, token: existing.viewerToken }
             : null;
-      return new SortSystems(cluster, consoleAccess, satchel, shards, processes, new FunctionPool(options.concurrency));
+      const pools = {
+        satchel: new FunctionPool(options.concurrency),
+        redis: shards.length > 0 ? new FunctionPool(options.concurrency) : null,
+      };
+      return new SortSystems(cluster, consoleAccess, satchel, shards, processes, pools);
     } catch (error) {
       satchel?.close();
       await Promise.all(processes.map((p) => p.stop()));
@@ -151,7 +167,7 @@ export class SortSystems {
 
   /** Stops what this run started: functions, Redis servers, and the cluster only if it started it. */
   async stop(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([this.pools.satchel.close(), this.pools.redis?.close()]);
     this.satchel.close();
     await Promise.all(this.redisProcesses.map((p) => p.stop()));
     await this.cluster?.stop();
@@ -393,7 +409,7 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
           ? await satchelSortStore(systems, 'warm-up', options.tier, warmUp.records * RECORD_BYTES, options.mappers)
           : redisSortStore(systems, warmUp.prefix);
       try {
-        await runSort(systems.pool, store, warmUp);
+        await runSort(systems.poolFor(store.target), store, warmUp);
       } finally {
         await store.release();
       }
@@ -407,7 +423,7 @@ export async function runShuffle(options: ShuffleOptions): Promise<ShuffleOutcom
             ? await satchelSortStore(systems, `shuffle-${round}`, options.tier, records * RECORD_BYTES, options.mappers)
             : redisSortStore(systems, spec.prefix);
         try {
-          const run = await runSort(systems.pool, store, spec, (what) => progress.step(what));
+          const run = await runSort(systems.poolFor(store.target), store, spec, (what) => progress.step(what));
           outcome.results.push({ ...run.row, round });
           outcome.timelines.push({
             ...run.timeline,

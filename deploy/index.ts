@@ -1,7 +1,7 @@
 // How processes run: the local cluster (`satchel up`), one role per process, the CLI. Imports every part.
 
-export type { ClusterInfoFile } from './cluster-files.ts';
 export { STORAGE_NODE_ENV } from './child-process.ts';
+export type { ClusterInfoFile } from './cluster-files.ts';
 export { DEFAULT_DRAM_CAPACITY, LocalCluster, type LocalClusterOptions, stopLocalClusters } from './local-cluster.ts';
 export { parseBytes } from './options.ts';
 export { PortInUseError } from './port-in-use.ts';

@@ -231,9 +231,10 @@ test('bench elasticity: a ramp against an autoscaling cluster, every key read ba
   t.true(Math.max(...report.samples.map((s) => s.nodes.dram ?? 0)) >= 2, `the cluster grew under the load (${reached})`);
   t.true((report.summary.scale_up_s as number[]).length >= 1);
   t.true(Number.isInteger(report.summary.relaunches) && (report.summary.relaunches as number) >= 0);
-  // At least one node every second, and never more than the run had.
+  // At least one node every second and at most --max-nodes; it may exceed what the run had, where the run sat
+  // over the band (a busy CI machine: oracle 47 node-seconds where the run reached two nodes, 42).
   const oracle = report.summary.oracle_node_seconds as number;
-  t.true(oracle >= report.samples.length && oracle <= (report.summary.peak_sized_node_seconds as number), `oracle ${oracle}`);
+  t.true(oracle >= report.samples.length && oracle <= 3 * report.samples.length, `oracle ${oracle}`);
 });
 
 test('bench soak: short intervals of mixed operations, every server watched, every value checked', async (t) => {

@@ -173,17 +173,33 @@ export class Sampler {
   }
 }
 
-/** A quiet reading: the median of three, a second apart. */
-export async function idleReading(pid: number | null): Promise<{ rss: number | null; fds: number | null }> {
+/**
+ * A quiet reading: the median of three, a second apart. With `settleMs`, readings go on (a second apart, for at
+ * most that long) until the last three agree on the descriptors, and the last three count: a node drops a job's
+ * files and connections a few seconds after its deregistration, and the SSD node read 41 descriptors at the end
+ * of a soak and its idle 29 two seconds later, which failed the soak's "fds flat" with nothing leaked.
+ */
+export async function idleReading(
+  pid: number | null,
+  options: { settleMs?: number; read?: (pid: number) => Promise<[number | null, number | null]>; pauseMs?: number } = {},
+): Promise<{ rss: number | null; fds: number | null }> {
   if (pid === null) return { rss: null, fds: null };
-  const rss: number[] = [];
-  const fds: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    if (i > 0) await sleep(1000);
-    const [r, f] = await Promise.all([rssOf(pid), fdsOf(pid)]);
-    if (r !== null) rss.push(r);
-    if (f !== null) fds.push(f);
+  const read = options.read ?? ((p: number) => Promise.all([rssOf(p), fdsOf(p)]));
+  const pauseMs = options.pauseMs ?? 1000;
+  const until = Date.now() + (options.settleMs ?? 0);
+  const readings: [number | null, number | null][] = [];
+  const settled = () => {
+    const last = readings.slice(-3).map((r) => r[1]);
+    return last.every((f) => f === last[0]);
+  };
+  while (readings.length < 3 || (!settled() && Date.now() < until)) {
+    if (readings.length > 0) await sleep(pauseMs);
+    readings.push(await read(pid));
   }
-  const median = (values: number[]) => (values.length === 0 ? null : values.sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!);
-  return { rss: median(rss), fds: median(fds) };
+  const median = (values: (number | null)[]) => {
+    const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
+    return known.length === 0 ? null : known[Math.floor((known.length - 1) / 2)]!;
+  };
+  const last = readings.slice(-3);
+  return { rss: median(last.map((r) => r[0])), fds: median(last.map((r) => r[1])) };
 }

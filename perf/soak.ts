@@ -229,7 +229,7 @@ export async function runSoak(
       if (windDown.errorSamples.length < 5) windDown.errorSamples.push(why);
     }
     await sleep(2000);
-    const idleAfter = await Promise.all(servers.map((p) => idleReading(p.pid)));
+    const idleAfter = await Promise.all(servers.map((p) => idleReading(p.pid, { settleMs: 15_000 })));
     const left = await leftovers(consoleUrl, consoleToken);
     return {
       cluster: { mode: cluster === null ? 'existing' : 'local', controller, processes: servers },

@@ -76,11 +76,16 @@ class DriverProcess {
       if ('error' in answer) waiter.reject(new SatchelError(answer.error.code, `${name}: ${answer.error.message}`));
       else waiter.resolve(answer);
     });
-    this.child.on('exit', (code, signal) => {
-      this.exited = `${name}'s client process exited (${signal ?? code})`;
-      for (const waiter of this.waiting.values()) waiter.reject(new SatchelError('UNAVAILABLE', this.exited));
-      this.waiting.clear();
-    });
+    this.child.on('exit', (code, signal) => this.fail(`${name}'s client process exited (${signal ?? code})`));
+    // Failing to start, or a send on a channel that just closed: without a listener it would crash the bench.
+    this.child.on('error', (error) => this.fail(`${name}'s client process: ${error.message}`));
+  }
+
+  /** The process is gone or unusable: every request waiting, and every one after, fails with why. */
+  private fail(why: string): void {
+    this.exited ??= why;
+    for (const waiter of this.waiting.values()) waiter.reject(new SatchelError('UNAVAILABLE', this.exited));
+    this.waiting.clear();
   }
 
   /** Sends `message` (its id added) and resolves with the answer. */
@@ -121,10 +126,10 @@ class DriverProcess {
 
   /** Ends the process (it exits when its IPC channel closes) and waits for it, killing it after 5 s. */
   async close(): Promise<void> {
-    if (this.exited !== null) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
-    this.child.disconnect();
+    if (this.child.connected) this.child.disconnect();
     await gone;
     clearTimeout(timer);
   }

@@ -17,7 +17,7 @@ import { redisSampler, satchelSampler } from '../perf/jobs.ts';
 import { RedisProcess } from '../perf/redis-server.ts';
 import type { JobsReport, ShuffleReport } from '../perf/shuffle-report.ts';
 import type { SoakReport } from '../perf/soak.ts';
-import { runTs } from './helpers/process.ts';
+import { finished, runTs, spawnTs } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
 const CLI = 'perf/main.ts'; // satchel bench: bin/satchel.js sends it there
@@ -375,6 +375,20 @@ test.serial('bench micro against a Redis that is not there fails with its error,
   t.is(run.code, 1, run.stdout);
   t.regex(run.stderr, /satchel: redis: cannot reach Redis at 127.0.0.1:1: connect ECONNREFUSED/);
   t.notRegex(run.stderr, /Unhandled error event/);
+  t.deepEqual(processesNamed('micro-driver'), []);
+});
+
+test.serial('bench micro whose client process is killed mid-run fails saying so, and leaves no process behind', async (t) => {
+  const child = spawnTs(CLI, ['bench', 'micro', '--sizes', '1024', '--concurrency', '1', '--seconds', '30']);
+  const run = finished(child, 90_000);
+  // Both client processes up and the first cell under way, then one of them gone as a crash would take it.
+  await eventually(() => processesNamed('micro-driver').length >= 2, 30_000, 'both client processes up');
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const [victim] = processesNamed('micro-driver').slice(-1);
+  process.kill(Number(victim), 'SIGKILL');
+  const done = await run;
+  t.is(done.code, 1, done.stdout);
+  t.regex(done.stderr, /client process exited \(SIGKILL\)/);
   t.deepEqual(processesNamed('micro-driver'), []);
 });
 

@@ -7,6 +7,10 @@
  * The busy job runs in this process, as a driver's own functions might (the rows with `background: 'this
  * process'`), then again from another process (perf/register-load.ts, `background: 'another process'`): the
  * difference is what the driver's event loop, shared with 16 requests of 64 KiB in flight, adds to each call.
+ *
+ * The floor (`satchel-controller`, `round trip`): a call the controller answers at once (GetCluster with the
+ * tenant key: the key checked, nothing listed), over a session like the driver's, under the same load. Any
+ * registration is at least that: the controller must allocate the job before anyone can use it.
  */
 import { fork } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -15,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Satchel, SatchelError } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
+import { type ControllerMethods, LightControlClient } from '../proto/index.ts';
 import { Progress } from './progress.ts';
 import { RedisProcess } from './redis-server.ts';
 import { LatencyRecorder } from './stats.ts';
@@ -66,6 +71,24 @@ async function registerRounds(
   return { attach, put };
 }
 
+/** The controller's round trip alone, `jobs` times: GetCluster with the tenant key (checked, nothing listed). */
+async function controllerRounds(address: string, key: string, jobs: number, progress: Progress, what: string): Promise<LatencyRecorder> {
+  const times = new LatencyRecorder();
+  const controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', address, 10_000);
+  try {
+    await controller.call('GetCluster', { token: key }); // the session opened, as the driver's is
+    for (let i = 0; i < jobs; i++) {
+      const t0 = performance.now();
+      await controller.call('GetCluster', { token: key });
+      times.add((performance.now() - t0) * 1000);
+      progress.step(`${what} ${i + 1}`);
+    }
+  } finally {
+    controller.close();
+  }
+  return times;
+}
+
 /** A new connection and its first SET, `jobs` times. */
 async function redisRounds(host: string, port: number, jobs: number, progress: Progress, what: string): Promise<LatencyRecorder> {
   const times = new LatencyRecorder();
@@ -82,7 +105,7 @@ async function redisRounds(host: string, port: number, jobs: number, progress: P
 }
 
 export async function runRegister(options: RegisterOptions): Promise<RegisterRow[]> {
-  const progress = new Progress('bench register', options.jobs * 4 + 2);
+  const progress = new Progress('bench register', options.jobs * 6 + 2);
   const cluster = await LocalCluster.start({ dram: 2, dramCapacity: 2 * 1024 ** 3 });
   let redisProcess: RedisProcess | null = null;
   const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey });
@@ -112,6 +135,7 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
     });
     let started = performance.now();
     const here = await registerRounds(satchel, options.jobs, progress, 'satchel job');
+    const floorHere = await controllerRounds(cluster.controller, cluster.tenantKey, options.jobs, progress, 'controller round trip');
     const redisHere = await redisRounds(host, port, options.jobs, progress, 'redis connection');
     running = false;
     await Promise.all(loops);
@@ -136,6 +160,13 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
     progress.step('background load in another process');
     started = performance.now();
     const there = await registerRounds(satchel, options.jobs, progress, 'satchel job (load elsewhere)');
+    const floorThere = await controllerRounds(
+      cluster.controller,
+      cluster.tenantKey,
+      options.jobs,
+      progress,
+      'controller round trip (load elsewhere)',
+    );
     const redisThere = await redisRounds(host, port, options.jobs, progress, 'redis connection (load elsewhere)');
     const stopped = next('ops');
     worker.send({ stop: true });
@@ -162,9 +193,11 @@ export async function runRegister(options: RegisterOptions): Promise<RegisterRow
     return [
       row('satchel-dram', 'register+attach', here.attach, 'this process', backgroundHere, loadHere),
       row('satchel-dram', 'register+attach+put', here.put, 'this process', backgroundHere, loadHere),
+      row('satchel-controller', 'round trip', floorHere, 'this process', backgroundHere, loadHere),
       row('redis', 'connect+set', redisHere, 'this process', backgroundHere, loadHere),
       row('satchel-dram', 'register+attach', there.attach, 'another process', backgroundThere, loadThere),
       row('satchel-dram', 'register+attach+put', there.put, 'another process', backgroundThere, loadThere),
+      row('satchel-controller', 'round trip', floorThere, 'another process', backgroundThere, loadThere),
       row('redis', 'connect+set', redisThere, 'another process', backgroundThere, loadThere),
     ];
   } finally {

@@ -392,6 +392,28 @@ test.serial('bench micro whose client process is killed mid-run fails saying so,
   t.deepEqual(processesNamed('micro-driver'), []);
 });
 
+test.serial(
+  'bench register: register + attach (+ first PUT), the controller round trip and Redis connect + SET, the busy job here then elsewhere',
+  async (t) => {
+    const dir = await tempDir(t);
+    const json = join(dir, 'register.json');
+    const run = await runTs(CLI, ['bench', 'register', '--jobs', '5', '--json', json], { timeoutMs: 120_000 });
+    t.is(run.code, 0, run.stderr);
+    const report = JSON.parse(await readFile(json, 'utf8')) as { results: Record<string, number | string>[] };
+    const rows = report.results.map((r) => `${r.background}: ${r.system} ${r.op}`);
+    const each = ['satchel-dram register+attach', 'satchel-dram register+attach+put', 'satchel-controller round trip', 'redis connect+set'];
+    t.deepEqual(rows, [...each.map((r) => `this process: ${r}`), ...each.map((r) => `another process: ${r}`)]);
+    for (const row of report.results) {
+      const [p50, p99, p999, max] = [row.p50_us, row.p99_us, row.p999_us, row.max_us] as number[];
+      t.is(row.count, 5, `${row.system} ${row.op}`);
+      t.true(p50! > 0 && p50! <= p99! && p99! <= p999! && p999! <= max!, `${row.system} ${row.op}: percentiles in order`);
+      t.true((row.background_ops_per_s as number) > 0, `${row.system} ${row.op}: the busy job ran`);
+    }
+    t.regex(run.stdout, /satchel-controller round trip +p50 [\d.]+ ms/);
+    t.deepEqual(processesNamed('register-load'), [], 'no load process left behind');
+  },
+);
+
 test('bench shuffle refuses bad flags with a usage error', async (t) => {
   const run = await runTs(CLI, ['bench', 'shuffle', '--mappers', '0']);
   t.is(run.code, 2);

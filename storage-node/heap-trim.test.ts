@@ -18,6 +18,48 @@ test('the trimmer calls its trim on its period and stops when closed', async (t)
   t.is(calls, seen, 'none after close');
 });
 
+test('a slow trim pushes the next one back: at most a thousandth of the time in trims, within the bounds', async (t) => {
+  let clock = 0;
+  let takes = 0;
+  const trimmer = await HeapTrimmer.start({
+    logger,
+    everyMs: 3_600_000, // the timer stays out of the way: trims are called here
+    maxEveryMs: 7_200_000,
+    trim: () => {
+      clock += takes;
+    },
+    now: () => clock,
+  });
+  t.teardown(() => trimmer.close());
+  t.is(trimmer.nextWaitMs, 3_600_000, 'before any trim: the period');
+  takes = 0.4;
+  trimmer.trim();
+  t.is(trimmer.lastTrimMs, 0.4);
+  t.is(trimmer.nextWaitMs, 3_600_000, 'a quick trim keeps the period');
+  takes = 5_000;
+  trimmer.trim();
+  t.is(trimmer.nextWaitMs, 5_000_000, '5 s of trim: the next 5,000 s later');
+  takes = 60_000;
+  trimmer.trim();
+  t.is(trimmer.nextWaitMs, 7_200_000, 'never past the longest wait');
+  t.is(trimmer.calls, 3);
+});
+
+test('with the default bounds a 40 ms trim puts the next 40 s away, a 1 ms one 10 s', async (t) => {
+  let clock = 0;
+  let takes = 40;
+  const trimmer = await HeapTrimmer.start({ logger, trim: () => (clock += takes), now: () => clock });
+  t.teardown(() => trimmer.close());
+  trimmer.trim();
+  t.is(trimmer.nextWaitMs, 40_000);
+  takes = 1;
+  trimmer.trim();
+  t.is(trimmer.nextWaitMs, 10_000);
+  takes = 500;
+  trimmer.trim();
+  t.is(trimmer.nextWaitMs, 120_000);
+});
+
 test('on Linux with glibc, a trim gives back heap memory freed below the top', async (t) => {
   if (process.platform !== 'linux') {
     t.pass('not Linux');

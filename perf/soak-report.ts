@@ -2,8 +2,9 @@
  * What `satchel bench soak` reports (soak.ts runs it): a row per interval from the clients' merged statistics
  * and the servers' readings, the summary of the run against its targets, and the text for the terminal.
  */
+import { descriptorsAdded } from './proc.ts';
 import { countOf, DATA_OPS, mergeInto, percentileOf, type SoakOp, type SoakStats } from './soak-protocol.ts';
-import type { ProcessReading, ServerProcess } from './soak-servers.ts';
+import type { IdleReading, ProcessReading, ServerProcess } from './soak-servers.ts';
 import { round } from './stats.ts';
 
 export interface OpFigures {
@@ -54,6 +55,8 @@ export interface ProcessSummary {
   fds_warmup: number | null;
   fds_end: number | null;
   fds_idle_after: number | null;
+  /** Descriptors open once the run was over and idle that were not before it (proc.ts descriptorsAdded), at most 20. */
+  fds_added: string[] | null;
   rss_ok: boolean | null;
   fds_ok: boolean | null;
 }
@@ -183,8 +186,8 @@ export function summarize(
   rows: SoakInterval[],
   windDown: SoakStats,
   servers: ServerProcess[],
-  idleBefore: { rss: number | null; fds: number | null }[],
-  idleAfter: { rss: number | null; fds: number | null }[],
+  idleBefore: IdleReading[],
+  idleAfter: IdleReading[],
   leftovers: Leftovers,
 ): SoakSummary {
   const first = rows[0]!;
@@ -214,6 +217,7 @@ export function summarize(
       fds_warmup: warm.fds,
       fds_end: end.fds,
       fds_idle_after: idleAfter[i]!.fds,
+      fds_added: added(idleBefore[i]!.targets, idleAfter[i]!.targets),
       rss_ok: growth === null ? null : growth < 10,
       fds_ok: fdsOk,
     };
@@ -261,6 +265,11 @@ export function summarize(
   };
 }
 
+/** Descriptors open after the run and not before (at most 20 kinds), or null without both readings. */
+function added(before: string[] | null, after: string[] | null): string[] | null {
+  return before === null || after === null ? null : descriptorsAdded(before, after).slice(0, 20);
+}
+
 const mb = (bytes: number | null) => (bytes === null ? '-' : (bytes / 2 ** 20).toFixed(1));
 const ms = (us: number) => (us / 1000).toFixed(2);
 
@@ -288,6 +297,9 @@ export function soakSummaryText(report: SoakReport): string {
     lines.push(
       `${p.name.padEnd(15)} ${mb(p.rss_warmup_bytes).padStart(14)} ${mb(p.rss_end_bytes).padStart(8)} ${growth.padStart(8)} ${mark(p.rss_ok).padStart(4)}   ${[p.fds_idle_before, p.fds_warmup, p.fds_end, p.fds_idle_after].map((v) => v ?? '-').join('/')} ${mark(p.fds_ok)}`,
     );
+    // What stayed open, where the count did not come back: the first thing to look at.
+    if (p.fds_ok === false && p.fds_added !== null && p.fds_added.length > 0)
+      lines.push(`  ${p.name}: open after the run, not before: ${p.fds_added.join('; ')}`);
   }
   lines.push(
     `p99 first interval ${ms(s.p99_first_us)} ms, last ${ms(s.p99_last_us)} ms: ${s.p99_ratio === null ? '-' : `${s.p99_ratio.toFixed(2)}×`} (target ≤ 2×: ${mark(s.targets.p99_within_2x)})`,

@@ -6,7 +6,7 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { LocalCluster } from '../deploy/index.ts';
 import { consoleJson } from './cluster-access.ts';
-import { fdsOf, rssOf } from './proc.ts';
+import { fdsOf, fdTargetsOf, rssOf } from './proc.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -181,9 +181,15 @@ export class Sampler {
  */
 export async function idleReading(
   pid: number | null,
-  options: { settleMs?: number; read?: (pid: number) => Promise<[number | null, number | null]>; pauseMs?: number } = {},
-): Promise<{ rss: number | null; fds: number | null }> {
-  if (pid === null) return { rss: null, fds: null };
+  options: {
+    settleMs?: number;
+    read?: (pid: number) => Promise<[number | null, number | null]>;
+    /** What the descriptors are, read once at the end (default /proc: fdTargetsOf). */
+    describe?: (pid: number) => Promise<string[] | null>;
+    pauseMs?: number;
+  } = {},
+): Promise<IdleReading> {
+  if (pid === null) return { rss: null, fds: null, targets: null };
   const read = options.read ?? ((p: number) => Promise.all([rssOf(p), fdsOf(p)]));
   const pauseMs = options.pauseMs ?? 1000;
   const until = Date.now() + (options.settleMs ?? 0);
@@ -201,5 +207,13 @@ export async function idleReading(
     return known.length === 0 ? null : known[Math.floor((known.length - 1) / 2)]!;
   };
   const last = readings.slice(-3);
-  return { rss: median(last.map((r) => r[0])), fds: median(last.map((r) => r[1])) };
+  const targets = await (options.describe ?? fdTargetsOf)(pid);
+  return { rss: median(last.map((r) => r[0])), fds: median(last.map((r) => r[1])), targets };
+}
+
+/** A quiet reading of a server: RSS and descriptors, and what the descriptors are (fdTargetsOf). */
+export interface IdleReading {
+  rss: number | null;
+  fds: number | null;
+  targets: string[] | null;
 }

@@ -308,6 +308,9 @@ test('bench soak: short intervals of mixed operations, every server watched, eve
   for (const p of s.processes) {
     t.is(typeof p.rss_growth_pct, 'number');
     t.true((p.fds_idle_before ?? 0) > 0 && (p.fds_idle_after ?? 0) > 0);
+    // What stayed open is read from /proc too (empty when nothing did); a process whose count went up names it.
+    t.true(Array.isArray(p.fds_added), `${p.name}: fds_added`);
+    if (p.fds_idle_after! > p.fds_idle_before!) t.true(p.fds_added!.length > 0, `${p.name}: more descriptors, and which`);
   }
   t.deepEqual(Object.keys(s.targets).sort(), [
     'fds_flat',

@@ -21,7 +21,7 @@ export interface HeapTrimmerOptions {
 const TRIM_BUDGET = 0.001;
 
 /**
- * Gives the free pages of glibc's heap back to the OS every few seconds: `malloc_trim(0)` through koffi (an FFI
+ * Gives the free pages of glibc's heap back to the OS every 10 s or more: `malloc_trim(0)` through koffi (an FFI
  * with prebuilt binaries, so nothing to compile).
  *
  * Why: a node runs with MALLOC_TRIM_THRESHOLD_ at 128 MiB (deploy's STORAGE_NODE_ENV) so that glibc does not
@@ -42,7 +42,6 @@ const TRIM_BUDGET = 0.001;
  */
 export class HeapTrimmer {
   private timer: NodeJS.Timeout | null = null;
-  private closed = false;
   /** Calls made so far (tests, debugging). */
   calls = 0;
   /** How long the last trim took (ms). */
@@ -75,7 +74,6 @@ export class HeapTrimmer {
   }
 
   private schedule(waitMs: number): void {
-    if (this.closed) return;
     this.timer = setTimeout(() => {
       this.trim();
       const next = this.nextWaitMs;
@@ -101,7 +99,6 @@ export class HeapTrimmer {
   }
 
   close(): void {
-    this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
   }

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import { open, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -5,7 +6,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { descriptorsAdded, fdTargetsOf } from './proc.ts';
 
-test('what each descriptor is: a file by its path, a TCP socket by its ends and state', async (t) => {
+test('what each descriptor is: a file by its path, a TCP socket by its ends and state, a UDP socket by its ends', async (t) => {
   if (process.platform !== 'linux') {
     t.pass('no /proc');
     return;
@@ -20,7 +21,10 @@ test('what each descriptor is: a file by its path, a TCP socket by its ends and 
   await new Promise<void>((resolve) => unixServer.listen(socketPath, resolve));
   const client = net.connect(port, '127.0.0.1');
   await new Promise((resolve) => client.once('connect', resolve));
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
   t.teardown(async () => {
+    udp.close();
     client.destroy();
     server.close();
     unixServer.close();
@@ -32,6 +36,7 @@ test('what each descriptor is: a file by its path, a TCP socket by its ends and 
   t.true(targets.includes(`tcp 127.0.0.1:${port} ⇄ 0.0.0.0:0 LISTEN`), targets.join('\n'));
   t.true(targets.includes(`tcp 127.0.0.1:${client.localPort} ⇄ 127.0.0.1:${port} ESTABLISHED`), 'the client end');
   t.true(targets.includes(`unix socket ${socketPath}`), 'a bound unix socket');
+  t.true(targets.includes(`udp 127.0.0.1:${udp.address().port} ⇄ 0.0.0.0:0`), 'a bound UDP socket');
   t.is(await fdTargetsOf(2 ** 22 + 12345), null, 'no such process: null, not a throw');
 });
 

@@ -27,8 +27,8 @@ export async function fdsOf(pid: number): Promise<number | null> {
 /**
  * What each open descriptor is, sorted: a file's path, `pipe:[…]`, `anon_inode:[eventfd]`, and for a TCP socket
  * its ends and state from /proc/<pid>/net/tcp and tcp6 (`tcp 127.0.0.1:5001 ⇄ 127.0.0.1:40122 ESTABLISHED`), a
- * unix socket as `unix socket [path]`; any other (a TCP socket closed under a descriptor still open) stays
- * `socket:[inode]`. So a count that did not come back down can say what stayed open.
+ * UDP socket as `udp <ends>`, netlink and unix sockets as such; any other (a TCP socket closed under a descriptor
+ * still open) stays `socket:[inode]`. So a count that did not come back down can say what stayed open.
  */
 export async function fdTargetsOf(pid: number): Promise<string[] | null> {
   try {
@@ -63,16 +63,28 @@ const TCP_STATES = [
   'CLOSING',
 ];
 
-/** TCP and unix sockets of the process's network namespace by inode, each described (TCP: its ends and state). */
+/**
+ * TCP, UDP, netlink and unix sockets of the process's network namespace by inode, each described (TCP and UDP:
+ * their ends, and TCP its state). UDP and netlink because a socket no TCP table lists may be one of those (a
+ * DNS resolver's, getaddrinfo's) rather than a TCP connection closed under its descriptor.
+ */
 async function tcpSockets(pid: number): Promise<Map<string, string>> {
   const byInode = new Map<string, string>();
-  for (const table of ['tcp', 'tcp6']) {
+  for (const table of ['tcp', 'tcp6', 'udp', 'udp6']) {
     const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');
+    const udp = table.startsWith('udp');
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f.length < 10) continue;
-      byInode.set(f[9]!, `tcp ${endpoint(f[1]!)} ⇄ ${endpoint(f[2]!)} ${TCP_STATES[Number.parseInt(f[3]!, 16)] ?? f[3]}`);
+      const ends = `${endpoint(f[1]!)} ⇄ ${endpoint(f[2]!)}`;
+      byInode.set(f[9]!, udp ? `udp ${ends}` : `tcp ${ends} ${TCP_STATES[Number.parseInt(f[3]!, 16)] ?? f[3]}`);
     }
+  }
+  // Netlink: the protocol number in the 2nd column, the inode in the 10th.
+  const netlink = await readFile(`/proc/${pid}/net/netlink`, 'utf8').catch(() => '');
+  for (const line of netlink.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 10) byInode.set(f[9]!, `netlink socket (protocol ${f[1]})`);
   }
   // Unix sockets (an IPC channel to a parent, a socketpair): inode in the 7th column, a path in the 8th if bound.
   const unix = await readFile(`/proc/${pid}/net/unix`, 'utf8').catch(() => '');

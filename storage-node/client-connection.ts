@@ -19,6 +19,11 @@ import type { ValuePool } from './value-pool.ts';
 
 /** A connection the node ended (after a refusal) that its peer keeps open is destroyed after this long. */
 const CLOSE_GRACE_MS = 5_000;
+/**
+ * What an ended connection's peer may still send (requests it had in flight), read and dropped so that its close
+ * is seen and the descriptor freed at once; past this it is destroyed.
+ */
+const ENDED_READ_BYTES = 64 * 1024;
 /** libuv reads a socket into buffers of this size, again while a read fills one (uv__read). */
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -75,6 +80,8 @@ export abstract class ClientConnection implements ParkedOwner {
   protected closing = false;
   /** The node ended the connection (after `closing`): it is destroyed if the peer does not close it in time. */
   private ended = false;
+  /** Bytes read and dropped since the node ended the connection (`ENDED_READ_BYTES`). */
+  private readAfterEnd = 0;
   /** Not read: its answers back up (`maxPendingResponseBytes`). */
   protected paused = false;
   /** Not read: request bodies over the node's budget (`StorageServer.bodyInFlight`). */
@@ -124,6 +131,12 @@ export abstract class ClientConnection implements ParkedOwner {
     this.timer = setTimeout(this.authDeadline, server.helloTimeoutMs);
     const onChunk = (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
+      if (this.ended) {
+        // Read only to see the peer's close (Node then destroys the socket); a peer that goes on sending is cut off.
+        this.readAfterEnd += chunk.length;
+        if (this.readAfterEnd > ENDED_READ_BYTES) socket.destroy();
+        return undefined;
+      }
       server.checkLease();
       server.metrics.markFree();
       this.received(chunk);
@@ -285,9 +298,10 @@ export abstract class ClientConnection implements ParkedOwner {
       if (this.ended) return;
       this.ended = true;
       this.socket.end();
-      // Nothing more is read from it; a peer that keeps its side open (one that never reads, say) does not keep
-      // the socket.
-      this.socket.pause();
+      // It is still read, and what comes is dropped (`onChunk`), so that the peer's close frees the descriptor at
+      // once: paused, a refused HELLO's socket stayed open the whole grace after its peer closed (a soak's
+      // jobs ending together left 14 on the SSD node). A peer that keeps its side open (one that never reads,
+      // say) does not keep the socket past the grace.
       if (this.timer !== null) clearTimeout(this.timer);
       this.timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
       this.timer.unref();

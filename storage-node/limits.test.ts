@@ -66,6 +66,27 @@ test('HELLO with a viewer token → UNAUTHORIZED and the connection closed; data
   }
 });
 
+test('a refused connection is freed as soon as its peer closes, not after the grace; one that goes on sending is cut off', async (t) => {
+  const { server, address } = await startNode(t);
+  // What the node would wait before destroying a connection it ended (client-connection.ts CLOSE_GRACE_MS: 5 s).
+  const wellBeforeTheGrace = 2_500;
+  const polite = await rawConnect(t, address);
+  polite.send(Op.HELLO, 0, signToken(secret, VIEWER_SUBJECT));
+  t.is((await polite.reply(0))?.code, Status.UNAUTHORIZED);
+  // The peer closes its side on the node's FIN (net's allowHalfOpen: false): the node sees it and lets go.
+  t.true(await closedWithin(polite, 3_000), 'the node ended it');
+  await eventually(() => server.counters.connections === 0, wellBeforeTheGrace, 'the node’s socket closed with its peer');
+
+  const pushy = await rawConnect(t, address);
+  pushy.socket.allowHalfOpen = true;
+  pushy.send(Op.HELLO, 0, signToken(secret, VIEWER_SUBJECT));
+  t.is((await pushy.reply(0))?.code, Status.UNAUTHORIZED);
+  t.is(server.counters.connections, 1);
+  // More than an ended connection may still send (64 KiB), its side kept open: destroyed now, not after 5 s.
+  pushy.write(Buffer.alloc(100 * KiB));
+  await eventually(() => server.counters.connections === 0, wellBeforeTheGrace, 'the node cut the pushy peer off');
+});
+
 test('connections that do not complete a HELLO within the deadline are closed: 4,000 idle ones and a slow HELLO; HELLOed ones stay', async (t) => {
   // 4,000 rather than 10,000: both ends of every connection live in this process (8,000 descriptors; the limit
   // here is 20,000), and the node's default maxConnections is 4,096.

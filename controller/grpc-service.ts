@@ -33,11 +33,26 @@ export function controllerService(
     );
   };
 
+  /**
+   * Why `key` opens nothing: none given, or one this cluster does not take. Which of an unknown tenant and a
+   * wrong key it is stays unsaid (a guesser learns no tenant names).
+   */
+  const refusedKey = (key: unknown, doing: string): SatchelError => {
+    const where = 'cluster.json `tenantKey`, or the key `satchel tenant add` printed';
+    if (typeof key !== 'string' || key === '') return new SatchelError('UNAUTHORIZED', `${doing} needs a tenant key (${where})`);
+    const name = /^sk1\.([^.]*)\./.exec(key)?.[1];
+    return new SatchelError(
+      'UNAUTHORIZED',
+      name === undefined
+        ? `${doing} needs a tenant key (${where}); this is not one`
+        : `tenant key refused: this cluster has no tenant ${JSON.stringify(name)}, or that is not its key (${where})`,
+    );
+  };
+
   return {
     RegisterJob: async ({ name, hints, key }) => {
       const tenant = ctx.tenants.byKey(key);
-      if (tenant === null)
-        throw new SatchelError('UNAUTHORIZED', 'registering a job needs a tenant key (cluster.json `tenantKey`, or `satchel tenant add`)');
+      if (tenant === null) throw refusedKey(key, 'registering a job');
       return jobs.registerJob(name, hints ?? {}, tenant.name);
     },
     DeregisterJob: async ({ jobId, token }) => {
@@ -102,8 +117,11 @@ export function controllerService(
       const tenant = ctx.tenants.byKey(token);
       if (tenant !== null) return { nodes: [], metadata: [], jobs: jobs.jobsOf(tenant.name).length };
       const subject = typeof token === 'string' ? verifyToken(secret, token) : null;
-      if (subject?.scope !== 'admin' && subject?.scope !== 'viewer')
+      if (subject?.scope !== 'admin' && subject?.scope !== 'viewer') {
+        // Satchel.connect sends the tenant key (or nothing): what it is told is about that key.
+        if (typeof token !== 'string' || token === '' || token.startsWith('sk1.')) throw refusedKey(token, 'connecting');
         throw new SatchelError('UNAUTHORIZED', 'the cluster is shown to the admin and viewer tokens, and a tenant key');
+      }
       return { nodes: [...ctx.registry.nodes.values()], metadata: ctx.metadata.addresses, jobs: ctx.registry.jobs.size };
     },
   };

@@ -80,8 +80,7 @@ export class PlacementChanges {
     const { ctx } = this;
     const job = ctx.registry.jobs.get(jobId);
     if (job === undefined) throw new SatchelError('NO_SUCH_JOB', `no job ${jobId}`);
-    if (job.overQuota !== undefined)
-      throw new SatchelError('FULL', `job ${jobId} is over its byte quota of ${ctx.options.jobQuotaBytes} bytes`);
+    if (job.overQuota !== undefined) throw overQuotaError(job);
     if (job.placement.epoch > epoch) return job.placement;
     if (job.placement.generations.length >= MAX_GENERATIONS) {
       throw new SatchelError(
@@ -335,4 +334,16 @@ export class PlacementChanges {
 
   /** A node's room for more of a job: its capacity less the most of what is reserved there and what it holds. */
   readonly freeRoom = (state: NodeState): number => state.capacity - Math.max(state.reserved, this.ctx.stats.get(state.id)?.used ?? 0);
+}
+
+/** Why an over-quota job is refused growth: which quota it reached (quotas.ts), or a record from before that was kept. */
+function overQuotaError(job: JobRecord): SatchelError {
+  const { bytes, tenant } = job.overQuota ?? {};
+  const quota = bytes === undefined ? 'byte quota' : `byte quota of ${bytes} bytes`;
+  return new SatchelError(
+    'FULL',
+    tenant === undefined
+      ? `job ${job.id} is over its ${quota}: delete data or ask for more`
+      : `job ${job.id}'s tenant ${tenant} is over its ${quota} (all its jobs together): delete data or ask for more`,
+  );
 }

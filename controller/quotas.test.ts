@@ -86,7 +86,7 @@ test('a lift the node refuses is sent again on the next report, and the job writ
   t.deepEqual(sent.splice(0), [[address, true]]);
   t.is(await put(), Status.FULL, 'at its quota: writes refused');
   t.deepEqual(job.limitedOn, ['n0']);
-  t.truthy(job.overQuota);
+  t.like(job.overQuota, { bytes: QUOTA, tenant: undefined }, 'the job’s own quota, and its size');
   await quotas.enforce();
   t.deepEqual(sent, [], 'acknowledged: not told again');
 

@@ -65,19 +65,22 @@ export class QuotaEnforcer {
     const telling: Promise<void>[] = [];
     for (const job of registry.jobs.values()) {
       const usage = usages.get(job.id) ?? 0;
-      const tenantQuota = tenants.get(job.tenant ?? DEFAULT_TENANT)?.quotaBytes ?? Infinity;
-      const quota = usage >= jobQuota ? jobQuota : tenantQuota;
-      const over = usage >= jobQuota || (tenantUsage.get(job.tenant ?? DEFAULT_TENANT) ?? 0) >= tenantQuota;
+      const tenant = job.tenant ?? DEFAULT_TENANT;
+      const tenantQuota = tenants.get(tenant)?.quotaBytes ?? Infinity;
+      const byTenant = usage < jobQuota;
+      const quota = byTenant ? tenantQuota : jobQuota;
+      const over = !byTenant || (tenantUsage.get(tenant) ?? 0) >= tenantQuota;
       if (!over && job.overQuota === undefined && job.limitedOn === undefined) continue;
       if (over && job.overQuota === undefined) {
         logger.warn({ job: job.id, usage, quota }, 'job reached its byte quota');
-        events.add('quota-reached', `${job.id} holds ${usage} bytes, its quota is ${quota}: PUTs refused until it deletes`, {
-          details: { usage, quota },
+        const whose = byTenant ? `its tenant ${tenant}'s jobs hold its quota of ${quota}` : `its quota is ${quota}`;
+        events.add('quota-reached', `${job.id} holds ${usage} bytes, ${whose}: PUTs refused until it deletes`, {
+          details: { usage, quota, ...(byTenant ? { tenant } : {}) },
         });
       } else if (!over && job.overQuota !== undefined) {
         logger.info({ job: job.id, usage, quota }, 'job back under its byte quota');
       }
-      job.overQuota = over ? { since: job.overQuota?.since ?? Date.now() } : undefined;
+      job.overQuota = over ? { since: job.overQuota?.since ?? Date.now(), bytes: quota, ...(byTenant ? { tenant } : {}) } : undefined;
       telling.push(this.tell(job, over));
     }
     await Promise.all(telling);

@@ -17,8 +17,11 @@ export interface JobRecord {
   placement: WirePlacement;
   /** Bytes × seconds reserved so far, by tier (controller/cost.ts). */
   byteSeconds?: Record<string, number>;
-  /** The job holds its byte quota or more (quotas.ts): refused growth, and its nodes told (`limitedOn`). */
-  overQuota?: { since: number };
+  /**
+   * The job holds its byte quota or more, or its tenant's jobs hold the tenant's (quotas.ts): refused growth, and
+   * its nodes told (`limitedOn`). `bytes`: the quota reached; `tenant`: set when it is the tenant's.
+   */
+  overQuota?: { since: number; bytes?: number; tenant?: string };
   /** Nodes that acknowledged a LIMIT_JOB stop for the job and no lift since (quotas.ts). */
   limitedOn?: string[];
   /**

@@ -351,7 +351,12 @@ export class Session extends Connection {
 
   /** PUT and INCR of a job the controller found over its byte quota (LIMIT_JOB). */
   private overQuota(id: number, epoch: number, jobId: string): void {
-    this.fail(id, epoch, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
+    this.fail(
+      id,
+      epoch,
+      'FULL',
+      `job ${jobId} is over a byte quota (its own, or its tenant's for all its jobs): delete data or ask for more`,
+    );
   }
 
   /**

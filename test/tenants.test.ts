@@ -94,13 +94,26 @@ test('no key, a wrong key, or a token in its place: UNAUTHORIZED at connect and 
   );
   t.true(flood.every((r) => r.status === 'rejected' && (r.reason as SatchelError).code === 'UNAUTHORIZED'));
   t.is(cluster.controller.registry.jobs.size, before);
-  for (const key of [undefined, '', 'sk1.default.' + 'A'.repeat(43), cluster.adminToken, signToken(cluster.secret, 'some-job')]) {
-    t.is(
-      (await rejection(t, Satchel.connect(cluster.controllerAddress, { ...(key === undefined ? {} : { key }), timeoutMs: 5_000 }))).code,
-      'UNAUTHORIZED',
-      `key ${String(key).slice(0, 14)}`,
+  // Each refusal says what was wrong with the key given.
+  const why: [string | undefined, RegExp][] = [
+    [undefined, /^connecting needs a tenant key \(cluster\.json `tenantKey`/],
+    ['', /not a tenant key/],
+    ['sk1.default.' + 'A'.repeat(43), /^tenant key refused: this cluster has no tenant "default", or that is not its key/],
+    ['sk1.nobody.' + 'A'.repeat(43), /no tenant "nobody", or that is not its key/],
+    [cluster.adminToken, /not a tenant key/],
+    [signToken(cluster.secret, 'some-job'), /not a tenant key/],
+  ];
+  for (const [key, message] of why) {
+    const refused = await rejection(
+      t,
+      Satchel.connect(cluster.controllerAddress, { ...(key === undefined ? {} : { key }), timeoutMs: 5_000 }),
     );
+    t.is(refused.code, 'UNAUTHORIZED', `key ${String(key).slice(0, 14)}`);
+    t.regex(refused.message, message, `key ${String(key).slice(0, 14)}`);
   }
+  const registering = await rejection(t, control.call('RegisterJob', { name: 'x', hints: {}, key: 'sk1.default.' + 'A'.repeat(43) }));
+  t.regex(registering.message, /^tenant key refused: this cluster has no tenant "default", or that is not its key/);
+  t.regex((await rejection(t, control.call('RegisterJob', { name: 'x', hints: {} }))).message, /^registering a job needs a tenant key/);
   // GetCluster shows nodes to the admin (and viewer), only a count to a tenant key.
   t.is((await control.call('GetCluster', { token: cluster.tenantKey })).nodes.length, 0);
   t.is((await control.call('GetCluster', { token: cluster.adminToken })).nodes.length, 1);
@@ -215,7 +228,12 @@ test("a tenant's jobs that hold its quota between them get FULL for writes until
   t.truthy(refused, 'writes stopped');
   t.is(refused!.code, 'FULL');
   t.regex(refused!.message, /quota/);
-  await t.throwsAsync(a.put('more', value), { code: 'FULL' } as never, 'both jobs of the tenant are held back');
+  // It says whose quota: the tenant's (the controller's answer names it and its size; a node's says "its tenant's").
+  t.regex(refused!.message, /tenant/);
+  t.notRegex(refused!.message, /undefined/);
+  const growth = await rejection(t, a.put('more', value));
+  t.is(growth.code, 'FULL', 'both jobs of the tenant are held back');
+  t.regex(growth.message, /tenant/);
   await t.throwsAsync(b.put('more', value), { code: 'FULL' } as never);
   await neighbour.put('fine', value); // another tenant's job is not
   for (let i = 0; i < 200; i++) await (i % 2 === 0 ? a : b).delete(`v${i}`);

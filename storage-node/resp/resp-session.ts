@@ -226,7 +226,7 @@ export class RespSession extends ClientConnection implements RespContext {
       return null;
     }
     if (write && this.server.limits.isOverQuota(jobId)) {
-      this.fail(0, 0, 'FULL', `job ${jobId} is over its byte quota: delete data or ask for more`);
+      this.fail(0, 0, 'FULL', `job ${jobId} is over a byte quota (its own, or its tenant's for all its jobs): delete data or ask for more`);
       return null;
     }
     return job;

@@ -56,6 +56,7 @@ async function up(args: string[]): Promise<void> {
     'metadata-copies': { type: 'string' },
     'keep-logs': { type: 'boolean' },
     'no-autoscale': { type: 'boolean' },
+    'no-restart': { type: 'boolean' },
     'controller-heap': { type: 'string' },
     ...autoscaleFlags,
     ...tlsFlags,
@@ -82,17 +83,19 @@ async function up(args: string[]): Promise<void> {
     throw new SatchelError('BAD_REQUEST', `--controller-heap: small or large, got ${JSON.stringify(controllerHeap)}`);
   // Autoscaling on by default, never below what was asked for at start.
   const autoscale = flags['no-autoscale'] === true ? undefined : { minNodes: counts, ...withoutUndefined(autoscaleOptions(flags)) };
+  const controllerPort = parsePort(str(flags, 'controller-port') ?? '7070', '--controller-port');
+  const consolePort = parsePort(str(flags, 'console-port') ?? '7071', '--console-port');
+  const capacities = { dramCapacity: size('dram-capacity'), ssdCapacity: size('ssd-capacity'), hddCapacity: size('hdd-capacity') };
+  // Every flag checked before this line: a bad one is the only thing printed.
   const started = Date.now();
   process.stdout.write(`starting Satchel in ${stateDir} ...\n`);
   const cluster = await LocalCluster.start({
     stateDir,
-    controllerPort: parsePort(str(flags, 'controller-port') ?? '7070', '--controller-port'),
-    consolePort: parsePort(str(flags, 'console-port') ?? '7071', '--console-port'),
+    controllerPort,
+    consolePort,
     ...counts,
     autoscale,
-    dramCapacity: size('dram-capacity'),
-    ssdCapacity: size('ssd-capacity'),
-    hddCapacity: size('hdd-capacity'),
+    ...capacities,
     hddSeekMs: seek === undefined ? undefined : Number(seek),
     metadata: metadataServers,
     metadataCopies,
@@ -100,6 +103,13 @@ async function up(args: string[]): Promise<void> {
     controllerHeap,
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
+    restartNodes: flags['no-restart'] !== true,
+    onNodeRestart: ({ id, pid, afterMs, error }) =>
+      process.stdout.write(
+        error === undefined
+          ? `  storage node ${id} exited: started again after ${afterMs / 1000} s (pid ${pid})\n`
+          : `  storage node ${id} exited and did not start again after ${afterMs / 1000} s: ${error.message}\n`,
+      ),
     onTakeover: ({ record, reason }) =>
       process.stdout.write(
         `  taking over ${stateDir} from a cluster that did not stop (${record === undefined ? '' : `started ${record.startedAt}, `}${reason})\n`,

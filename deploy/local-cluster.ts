@@ -52,6 +52,14 @@ export interface LocalClusterOptions {
   onReady?: (message: ReadyMessage) => void;
   /** Called when the state folder's lock was left by a cluster that is gone, and this one took it over. */
   onTakeover?: (stale: StaleLock) => void;
+  /**
+   * A storage node whose process exits on its own (crashed, killed by PID) is started again as the same node
+   * (`startNode`), as Kubernetes restarts a pod's container: after 1 s, doubling while it keeps dying within a
+   * minute of its start, at most 60 s apart. Off by default (tests kill and start nodes themselves); `satchel up`
+   * turns it on. `onNodeRestart` hears each restart, or why one failed (the next exit or nothing retries it).
+   */
+  restartNodes?: boolean;
+  onNodeRestart?: (event: { id: string; pid?: number; afterMs: number; error?: Error }) => void;
   /** Extra environment for every process. */
   env?: NodeJS.ProcessEnv;
   /**
@@ -105,7 +113,17 @@ interface NodeSpec extends NodeLaunch {
   frozen: boolean;
   /** A startNode is under way. */
   starting: boolean;
+  /** Stopped on purpose (killNode): not restarted by `restartNodes` until a startNode. */
+  keptDown?: boolean;
+  /** When it last started (ms since 1970), and the wait before its last restart (`restartNodes`' backoff). */
+  startedAt?: number;
+  restartDelayMs?: number;
 }
+
+/** `restartNodes`' backoff: the first restart's wait, the longest, and how long a node must live to reset it. */
+const RESTART_FIRST_MS = 1_000;
+const RESTART_MAX_MS = 60_000;
+const RESTART_RESET_AFTER_MS = 60_000;
 
 export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
 
@@ -275,6 +293,7 @@ export class LocalCluster {
   async killNode(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const member = this.nodeMember(id);
     if (!running(member.child)) return;
+    member.node.keptDown = true;
     await stopChild(member.child, signal);
     member.node.frozen = false;
     this.setNodeState(id, 'down');
@@ -294,6 +313,7 @@ export class LocalCluster {
       throw new SatchelError('BAD_REQUEST', `storage node ${id} is still running (pid ${old.child.pid}): kill it first`);
     if (spec.starting) throw new SatchelError('BAD_REQUEST', `storage node ${id} is being started already`);
     spec.starting = true;
+    spec.keptDown = false;
     try {
       const deadline = Date.now() + PORT_RETRY_MS;
       let member: Member;
@@ -317,6 +337,7 @@ export class LocalCluster {
       }
       member.node = spec;
       spec.frozen = false;
+      spec.startedAt = Date.now();
       this.forget(old);
       const entry = this.info.nodes.find((n) => n.id === id);
       if (entry !== undefined) {
@@ -545,12 +566,30 @@ export class LocalCluster {
     return member;
   }
 
-  /** A process that exited while the cluster runs (killed by PID, crashed): a node is marked down. */
+  /**
+   * A process that exited while the cluster runs (killed by PID, crashed): a node is marked down, and started
+   * again with `restartNodes` unless it was stopped on purpose (killNode).
+   */
   private exitedOnItsOwn(member: Member): void {
     if (this.stopped !== null || !this.members.includes(member) || member.node === undefined) return;
-    member.node.frozen = false;
-    this.setNodeState(member.node.id, 'down');
+    const spec = member.node;
+    spec.frozen = false;
+    this.setNodeState(spec.id, 'down');
     void this.persist().catch(() => {});
+    if (this.options.restartNodes !== true || spec.keptDown === true) return;
+    // A node that lived a minute starts over at the first wait; one dying soon after each start waits longer.
+    const livedLong = Date.now() - (spec.startedAt ?? 0) >= RESTART_RESET_AFTER_MS;
+    const afterMs = livedLong || spec.restartDelayMs === undefined ? RESTART_FIRST_MS : Math.min(2 * spec.restartDelayMs, RESTART_MAX_MS);
+    spec.restartDelayMs = afterMs;
+    setTimeout(() => {
+      // Stopped meanwhile, killed on purpose, removed, or already started by a caller: nothing to do.
+      if (this.stopped !== null || spec.keptDown === true || spec.starting || this.members.find((m) => m.node?.id === spec.id) !== member)
+        return;
+      this.startNode(spec.id).then(
+        () => this.options.onNodeRestart?.({ id: spec.id, pid: this.nodePids.get(spec.id), afterMs }),
+        (error: unknown) => this.options.onNodeRestart?.({ id: spec.id, afterMs, error: error as Error }),
+      );
+    }, afterMs).unref();
   }
 
   private async shutdown(keepLogs: boolean, keepLog?: string): Promise<void> {

@@ -22,6 +22,9 @@ export const USAGE = `Usage: satchel <command> [flags]
                             must name 127.0.0.1), clients check it against the CA; deploy/README.md has how
     --no-autoscale          keep the nodes started; otherwise the autoscaler adds and drains nodes (local
                             processes), never going below the counts above
+    --no-restart            leave a storage node whose process died down; otherwise it is started again as
+                            the same node (id, ports, data folder), after 1 s, backing off to 60 s if it
+                            keeps dying, as Kubernetes restarts a pod
     --band, --min-nodes, --max-nodes, --scale-up-after-ms, --scale-down-after-ms, --cooldown-ms   as for controller
 
   controller              the controller and its console, for containers

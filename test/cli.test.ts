@@ -233,6 +233,8 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
     [['up', '--ssd', 'many'], /--ssd: expected a whole number/],
     [['storage-node', '--tier', 'tape'], /--tier: expected dram, ssd or hdd/],
     [['up', '--controller-port', 'abc'], /not a port/],
+    [['up', '--controller-port', '99999'], /--controller-port/],
+    [['up', '--dram-capacity', '4XB'], /--dram-capacity: not a size: "4XB"/],
     [['up', '--no-such-flag'], /Unknown option/i],
     [['up', '--controller-heap', 'huge'], /--controller-heap: small or large, got "huge"/],
     [['controller', '--node-timeout-ms', '500'], /--node-timeout-ms: expected a whole number of milliseconds ≥ 1000/],
@@ -247,6 +249,8 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
     t.is(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
     t.regex(result.stderr, message, args.join(' '));
     t.regex(result.stderr, /Usage: satchel/);
+    // Refused before anything starts: no "starting Satchel in …" first.
+    t.notRegex(result.stdout, /starting/, args.join(' '));
   });
   const help = await runTs(CLI, ['help']);
   t.is(help.code, 0);

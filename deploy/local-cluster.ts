@@ -18,6 +18,7 @@ import { ADMIN_SUBJECT, Backoff, SatchelError, signToken, VIEWER_SUBJECT } from 
 import { type ControllerHeap, forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
 import { type ClusterInfoFile, StateFiles } from './cluster-files.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
+import { nextRestartDelay } from './node-restarts.ts';
 import type { AutoscaleOptions } from './options.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { portOf, portOfUrl, portsFree } from './ports.ts';
@@ -54,9 +55,8 @@ export interface LocalClusterOptions {
   onTakeover?: (stale: StaleLock) => void;
   /**
    * A storage node whose process exits on its own (crashed, killed by PID) is started again as the same node
-   * (`startNode`), as Kubernetes restarts a pod's container: after 1 s, doubling while it keeps dying within a
-   * minute of its start, at most 60 s apart. Off by default (tests kill and start nodes themselves); `satchel up`
-   * turns it on. `onNodeRestart` hears each restart, or why one failed (the next exit or nothing retries it).
+   * (`startNode`), with a backoff (node-restarts.ts). Off by default (tests kill and start nodes themselves);
+   * `satchel up` turns it on. `onNodeRestart` hears each restart, or why one failed (not retried).
    */
   restartNodes?: boolean;
   onNodeRestart?: (event: { id: string; pid?: number; afterMs: number; error?: Error }) => void;
@@ -119,11 +119,6 @@ interface NodeSpec extends NodeLaunch {
   startedAt?: number;
   restartDelayMs?: number;
 }
-
-/** `restartNodes`' backoff: the first restart's wait, the longest, and how long a node must live to reset it. */
-const RESTART_FIRST_MS = 1_000;
-const RESTART_MAX_MS = 60_000;
-const RESTART_RESET_AFTER_MS = 60_000;
 
 export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
 
@@ -577,9 +572,7 @@ export class LocalCluster {
     this.setNodeState(spec.id, 'down');
     void this.persist().catch(() => {});
     if (this.options.restartNodes !== true || spec.keptDown === true) return;
-    // A node that lived a minute starts over at the first wait; one dying soon after each start waits longer.
-    const livedLong = Date.now() - (spec.startedAt ?? 0) >= RESTART_RESET_AFTER_MS;
-    const afterMs = livedLong || spec.restartDelayMs === undefined ? RESTART_FIRST_MS : Math.min(2 * spec.restartDelayMs, RESTART_MAX_MS);
+    const afterMs = nextRestartDelay(spec.restartDelayMs, spec.startedAt, Date.now());
     spec.restartDelayMs = afterMs;
     setTimeout(() => {
       // Stopped meanwhile, killed on purpose, removed, or already started by a caller: nothing to do.

@@ -97,6 +97,12 @@ test.serial('without a token the page asks for one, shows nothing, and asks agai
   for (const node of cluster.info.nodes) await page.locator(`[data-node-id="${node.id}"]`).waitFor();
   t.false(await form.isVisible(), 'the form gone');
   t.is(await sessionToken(page), cluster.viewerToken);
+
+  // A wrong token in a link: the status line says it was refused, never that it was kept (an outsider saw both).
+  await page.goto(`${cluster.info.console}/#token=v1.@viewer.wrong`);
+  await page.locator('#status').getByText('the token in the link was refused').waitFor();
+  t.true(await form.isVisible(), 'the form again');
+  t.notRegex(await page.locator('#status').innerText(), /kept/);
   t.deepEqual(errors, []);
 });
 
@@ -122,6 +128,7 @@ test.serial(
     t.is(await sessionToken(page), cluster.viewerToken, 'kept for the tab');
     t.is(await page.inputValue('input[name=admin-token]'), '', 'the viewer token is not an admin token');
     t.false(await page.locator('form#login').isVisible());
+    t.is(await page.locator('#status').innerText(), 'access token taken from the link and kept for this tab');
 
     // Reloaded, the tab still has its token.
     await page.reload();

@@ -29,6 +29,8 @@ import {
   showLogin,
   takeLoginToken,
   takeTokenFromFragment,
+  tokenAccepted,
+  tokenRefused,
 } from './session.ts';
 import { sampleJobs, state } from './state.ts';
 import { setConnection } from './status.ts';
@@ -54,6 +56,7 @@ function detailsArrived(): void {
 
 const handlers: StreamHandlers = {
   snapshot(snapshot) {
+    tokenAccepted();
     state.t = snapshot.t;
     state.nodes = snapshot.nodes ?? [];
     state.jobs = snapshot.jobs ?? [];
@@ -78,6 +81,7 @@ const handlers: StreamHandlers = {
     addEvents(list);
   },
   refused() {
+    tokenRefused();
     setAccessToken('');
     lock('The console refused that token (401). Enter the viewer token or the admin token.');
   },

@@ -68,7 +68,27 @@ export function restoreTokens(): void {
   adminInput().addEventListener('input', () => saveSession(ADMIN_KEY, getAdminToken()));
 }
 
-/** `#token=...`: taken, kept for this tab, and taken out of the address bar (and so of the history) at once. */
+/** What the status line says once the console answers a token taken from the link (null: none waiting). */
+let linkTokenNote: string | null = null;
+
+/** The console took the token (its first snapshot came): a token from the link is said to be kept. */
+export function tokenAccepted(): void {
+  if (linkTokenNote === null) return;
+  setStatus(linkTokenNote, 'ok');
+  linkTokenNote = null;
+}
+
+/** The console refused the token (401): a token from the link is said to be refused, not kept. */
+export function tokenRefused(): void {
+  if (linkTokenNote === null) return;
+  setStatus('the token in the link was refused', 'error');
+  linkTokenNote = null;
+}
+
+/**
+ * `#token=...`: taken, kept for this tab, and taken out of the address bar (and so of the history) at once. The
+ * status line says so once the console has taken it (`tokenAccepted`), not before: a wrong one is refused.
+ */
 export function takeTokenFromFragment(): boolean {
   if (location.hash.length < 2) return false;
   const raw = new URLSearchParams(location.hash.slice(1)).get('token');
@@ -78,7 +98,8 @@ export function takeTokenFromFragment(): boolean {
   if (!token) return false;
   setAccessToken(token);
   if (isAdminToken(token)) setAdminToken(token);
-  setStatus(`${isAdminToken(token) ? 'admin' : 'access'} token taken from the link and kept for this tab`, 'ok');
+  setStatus('checking the token in the link …');
+  linkTokenNote = `${isAdminToken(token) ? 'admin' : 'access'} token taken from the link and kept for this tab`;
   return true;
 }
 

@@ -80,10 +80,26 @@ export function checkClientTls(tls: unknown): ClientTls | undefined {
 }
 
 const NUMERIC_HINTS = ['capacity', 'peakThroughput', 'maxValueBytes'] as const;
+/**
+ * Every hint there is (a Record, so a hint added to JobHints must be added here): a misspelt one
+ * (`latencySenstive`) is refused, not quietly ignored.
+ */
+const HINTS: Record<keyof JobHints, true> = {
+  latencySensitive: true,
+  capacity: true,
+  peakThroughput: true,
+  functions: true,
+  replicas: true,
+  maxValueBytes: true,
+};
+const KNOWN_HINTS: ReadonlySet<string> = new Set(Object.keys(HINTS));
 
 /** The hints of registerJob, by type; what the cluster can meet is the controller's to judge. */
 export function checkHints(hints: JobHints | undefined): JobHints {
   const checked = optionsObject(hints, 'hints');
+  for (const name of Object.keys(checked)) {
+    if (!KNOWN_HINTS.has(name)) throw bad(`unknown hint ${JSON.stringify(name)}; the hints are ${[...KNOWN_HINTS].join(', ')}`);
+  }
   if (checked.latencySensitive !== undefined && typeof checked.latencySensitive !== 'boolean')
     throw bad('hint latencySensitive must be a boolean');
   for (const name of NUMERIC_HINTS) {

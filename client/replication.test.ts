@@ -102,7 +102,7 @@ test('replicas 1: a dead node fails the operations on its keys with UNAVAILABLE;
   );
 });
 
-test('a replicas hint the cluster cannot honour is refused; a bad one is BAD_REQUEST', async (t) => {
+test('a replicas hint the cluster cannot honour is refused; a bad one, or a hint there is not, is BAD_REQUEST', async (t) => {
   const cluster = await startInProcessCluster({ dram: 1 });
   t.teardown(() => cluster.close());
   const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey });
@@ -110,6 +110,11 @@ test('a replicas hint the cluster cannot honour is refused; a bad one is BAD_REQ
   t.is((await rejection(t, satchel.registerJob('two', { replicas: 2 }))).code, 'UNAVAILABLE');
   t.is((await rejection(t, satchel.registerJob('four', { replicas: 4 }))).code, 'BAD_REQUEST');
   t.is((await rejection(t, satchel.registerJob('half', { replicas: 1.5 }))).code, 'BAD_REQUEST');
+  // A misspelt hint is refused, not ignored (the job would have been placed as if it were not there).
+  const misspelt = await rejection(t, satchel.registerJob('typo', { latencySenstive: true } as never));
+  t.is(misspelt.code, 'BAD_REQUEST');
+  t.regex(misspelt.message, /unknown hint "latencySenstive"; the hints are latencySensitive, capacity/);
+  t.is(cluster.controller.registry.jobs.size, 0, 'nothing registered');
 });
 
 test('replicas 2 on two of three nodes: when one dies the third joins and gets the copies', async (t) => {

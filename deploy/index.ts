@@ -2,7 +2,8 @@
 
 export { STORAGE_NODE_ENV } from './child-process.ts';
 export type { ClusterInfoFile } from './cluster-files.ts';
-export { DEFAULT_DRAM_CAPACITY, LocalCluster, type LocalClusterOptions, stopLocalClusters } from './local-cluster.ts';
+export { DEFAULT_DRAM_CAPACITY, LocalCluster, stopLocalClusters } from './local-cluster.ts';
+export type { LocalClusterOptions } from './local-cluster-options.ts';
 export { parseBytes } from './options.ts';
 export { PortInUseError } from './port-in-use.ts';
 export { type LockRecord, type StaleLock, StateDirBusyError } from './state-lock.ts';

@@ -5,7 +5,8 @@
  *
  * This file keeps the members (which process is which node; starts, restarts, freezes) and the order of things.
  * A role's process is child-process.ts, its command line role-args.ts, the state folder's files cluster-files.ts,
- * and ports.ts finds the ports a restarted process gets back.
+ * ports.ts finds the ports a restarted process gets back, node-restarts.ts when a dead node is started again,
+ * and local-cluster-options.ts has the options.
  */
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -15,86 +16,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultTenantKey } from '../controller/index.ts';
 import type { Tier } from '../proto/index.ts';
 import { ADMIN_SUBJECT, Backoff, SatchelError, signToken, VIEWER_SUBJECT } from '../proto/index.ts';
-import { type ControllerHeap, forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
+import { forkRole, readyOf, running, stopChild, waitStopped } from './child-process.ts';
 import { type ClusterInfoFile, StateFiles } from './cluster-files.ts';
+import type { LocalClusterOptions } from './local-cluster-options.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
-import { nextRestartDelay } from './node-restarts.ts';
-import type { AutoscaleOptions } from './options.ts';
+import { NodeRestarts } from './node-restarts.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { portOf, portOfUrl, portsFree } from './ports.ts';
 import { controllerArgs, metadataArgs, type NodeLaunch, nodeArgs } from './role-args.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
-import { processIdentity, type StaleLock, StateLock } from './state-lock.ts';
+import { processIdentity, StateLock } from './state-lock.ts';
 import { TIER_PROFILES } from './tiers.ts';
-
-export interface LocalClusterOptions {
-  /**
-   * Where cluster.json, the secret and logs go; a fresh temporary folder (removed on stop) when omitted. The
-   * cluster locks it (`satchel.lock`): start fails with StateDirBusyError while another live cluster holds it.
-   */
-  stateDir?: string;
-  controllerPort?: number;
-  consolePort?: number;
-  dram?: number;
-  ssd?: number;
-  hdd?: number;
-  ssdCapacity?: number;
-  hddCapacity?: number;
-  /** Emulated seek per HDD read and write (off by default). */
-  hddSeekMs?: number;
-  /** Bytes per DRAM node. */
-  dramCapacity?: number;
-  /** Network bandwidth each node declares (bytes/s), by tier; TIER_PROFILES otherwise. Benchmarks use it to
-   * emulate nodes with smaller network links than this machine's loopback. */
-  bandwidth?: Partial<Record<Tier, number>>;
-  maxValueBytes?: number;
-  /** Called with each process as it becomes ready (progress for `satchel up`). */
-  onReady?: (message: ReadyMessage) => void;
-  /** Called when the state folder's lock was left by a cluster that is gone, and this one took it over. */
-  onTakeover?: (stale: StaleLock) => void;
-  /**
-   * A storage node whose process exits on its own (crashed, killed by PID) is started again as the same node
-   * (`startNode`), with a backoff (node-restarts.ts). Off by default (tests kill and start nodes themselves);
-   * `satchel up` turns it on. `onNodeRestart` hears each restart, or why one failed (not retried).
-   */
-  restartNodes?: boolean;
-  onNodeRestart?: (event: { id: string; pid?: number; afterMs: number; error?: Error }) => void;
-  /** Extra environment for every process. */
-  env?: NodeJS.ProcessEnv;
-  /**
-   * Leave the processes' logs in stateDir/logs after stop (everything else the cluster created is removed).
-   * After a failed start the logs are always left: the error names the log of the process that failed.
-   */
-  keepLogs?: boolean;
-  /** The controller's job lease (default 60 s). */
-  leaseMs?: number;
-  /** The controller's `--node-timeout-ms`: a node silent this long is lost (default 5000). */
-  nodeTimeoutMs?: number;
-  /** 'large': the controller runs with V8's own heap sizing, for thousands of nodes (child-process.ts; default 'small'). */
-  controllerHeap?: ControllerHeap;
-  /** Metadata servers to start (default 1); each job's placement is on `metadataCopies` of them (default 2). */
-  metadata?: number;
-  metadataCopies?: number;
-  /** Run the autoscaler (off by default here; `satchel up` turns it on). Unset fields keep the defaults. */
-  autoscale?: AutoscaleOptions;
-  /**
-   * Paths of PEM files: every process serves TLS with `cert` and `key` (which must name 127.0.0.1) and checks
-   * the others against `ca` (`--tls-cert`, `--tls-key`, `--tls-ca`); tickets carry the CA.
-   */
-  tls?: { cert: string; key: string; ca: string };
-  /**
-   * Called with the controller's address for each storage node added: the address that node registers and
-   * reports to instead (a proxy the nemesis can cut: perf/nemesis). Kept for the node's later starts.
-   */
-  nodeController?: (controller: string) => string | Promise<string>;
-  /**
-   * Where the controller's provisioner requests go instead of to storage-node processes this cluster forks:
-   * `launch` starts a node of the tier some other way (it registers itself) and resolves with its id, `remove`
-   * stops one. `satchel bench scale` hands in its simulated nodes (perf/scale-nodes.ts).
-   */
-  provision?: { launch(tier: Tier): Promise<string>; remove(nodeId: string): Promise<void> };
-}
 
 interface Member {
   role: string;
@@ -113,11 +46,11 @@ interface NodeSpec extends NodeLaunch {
   frozen: boolean;
   /** A startNode is under way. */
   starting: boolean;
-  /** Stopped on purpose (killNode): not restarted by `restartNodes` until a startNode. */
+  /** Stopped on purpose (killNode, removeNode): not restarted by `restartNodes` until a startNode. */
   keptDown?: boolean;
-  /** When it last started (ms since 1970), and the wait before its last restart (`restartNodes`' backoff). */
+  /** When it last started (ms since 1970), and the start under way, if one is. */
   startedAt?: number;
-  restartDelayMs?: number;
+  started?: Promise<unknown>;
 }
 
 export const DEFAULT_DRAM_CAPACITY = TIER_PROFILES.dram.capacity;
@@ -147,6 +80,11 @@ export class LocalCluster {
   private readonly children = new Map<ChildProcess, string | undefined>();
   /** What the cluster created in stateDir: cluster.json and the lock written, logs, data folders. */
   private readonly files: StateFiles;
+  /** `restartNodes`' timers; what they start is reported with the new process's pid. */
+  private readonly restarts = new NodeRestarts(
+    (id) => this.startNode(id),
+    (event) => this.options.onNodeRestart?.({ ...event, pid: event.error === undefined ? this.nodePid(event.id) : undefined }),
+  );
   info!: ClusterInfoFile;
 
   private constructor(
@@ -269,6 +207,7 @@ export class LocalCluster {
 
   /** Stops one storage node (SIGTERM, as a clean stop) and deletes its data folder; it leaves the cluster. */
   async removeNode(nodeId: string): Promise<void> {
+    await this.settleStart(nodeId);
     const index = this.members.findIndex((m) => m.node?.id === nodeId);
     if (index === -1) throw new SatchelError('BAD_REQUEST', `no storage node ${nodeId} in this cluster`);
     const [member] = this.members.splice(index, 1);
@@ -286,9 +225,9 @@ export class LocalCluster {
    * until startNode or removeNode. A node not running is left as it is. Works on a frozen node.
    */
   async killNode(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.settleStart(id);
     const member = this.nodeMember(id);
     if (!running(member.child)) return;
-    member.node.keptDown = true;
     await stopChild(member.child, signal);
     member.node.frozen = false;
     this.setNodeState(id, 'down');
@@ -309,41 +248,57 @@ export class LocalCluster {
     if (spec.starting) throw new SatchelError('BAD_REQUEST', `storage node ${id} is being started already`);
     spec.starting = true;
     spec.keptDown = false;
+    const started = this.startAgain(old, spec);
+    spec.started = started;
     try {
-      const deadline = Date.now() + PORT_RETRY_MS;
-      let member: Member;
-      for (let failures = 1; ; failures++) {
-        await portsFree([spec.port, spec.metricsPort, spec.respPort], deadline);
-        try {
-          member = await this.spawn('storage-node', this.nodeArgs(spec));
-          break;
-        } catch (error) {
-          if (!(error instanceof PortInUseError) || Date.now() >= deadline) throw error;
-          await sleep(PORT_BACKOFF.delay(failures));
-        }
-      }
-      if (member.ready.id !== spec.id || member.ready.address !== old.ready.address) {
-        this.forget(member);
-        await stopChild(member.child, 'SIGKILL');
-        throw new SatchelError(
-          'UNAVAILABLE',
-          `storage node ${id} came back as ${member.ready.id} at ${member.ready.address}, not at ${old.ready.address}`,
-        );
-      }
-      member.node = spec;
-      spec.frozen = false;
-      spec.startedAt = Date.now();
-      this.forget(old);
-      const entry = this.info.nodes.find((n) => n.id === id);
-      if (entry !== undefined) {
-        entry.pid = member.child.pid!;
-        delete entry.state;
-      }
-      await this.persist();
-      return member.ready;
+      return await started;
     } finally {
       spec.starting = false;
+      spec.started = undefined;
     }
+  }
+
+  /** Node `id` is to stay down (killNode, removeNode): a restart is not started, and one under way is waited for. */
+  private async settleStart(id: string): Promise<void> {
+    const spec = this.members.find((m) => m.node?.id === id)?.node;
+    if (spec === undefined) return;
+    spec.keptDown = true;
+    await spec.started?.catch(() => {});
+  }
+
+  private async startAgain(old: Member, spec: NodeSpec): Promise<ReadyMessage> {
+    const id = spec.id;
+    const deadline = Date.now() + PORT_RETRY_MS;
+    let member: Member;
+    for (let failures = 1; ; failures++) {
+      await portsFree([spec.port, spec.metricsPort, spec.respPort], deadline);
+      try {
+        member = await this.spawn('storage-node', this.nodeArgs(spec));
+        break;
+      } catch (error) {
+        if (!(error instanceof PortInUseError) || Date.now() >= deadline) throw error;
+        await sleep(PORT_BACKOFF.delay(failures));
+      }
+    }
+    if (member.ready.id !== spec.id || member.ready.address !== old.ready.address) {
+      this.forget(member);
+      await stopChild(member.child, 'SIGKILL');
+      throw new SatchelError(
+        'UNAVAILABLE',
+        `storage node ${id} came back as ${member.ready.id} at ${member.ready.address}, not at ${old.ready.address}`,
+      );
+    }
+    member.node = spec;
+    spec.frozen = false;
+    spec.startedAt = Date.now();
+    this.forget(old);
+    const entry = this.info.nodes.find((n) => n.id === id);
+    if (entry !== undefined) {
+      entry.pid = member.child.pid!;
+      delete entry.state;
+    }
+    await this.persist();
+    return member.ready;
   }
 
   /** killNode, then startNode: the node comes back as itself, with a new process and empty. */
@@ -572,17 +527,10 @@ export class LocalCluster {
     this.setNodeState(spec.id, 'down');
     void this.persist().catch(() => {});
     if (this.options.restartNodes !== true || spec.keptDown === true) return;
-    const afterMs = nextRestartDelay(spec.restartDelayMs, spec.startedAt, Date.now());
-    spec.restartDelayMs = afterMs;
-    setTimeout(() => {
-      // Stopped meanwhile, killed on purpose, removed, or already started by a caller: nothing to do.
-      if (this.stopped !== null || spec.keptDown === true || spec.starting || this.members.find((m) => m.node?.id === spec.id) !== member)
-        return;
-      this.startNode(spec.id).then(
-        () => this.options.onNodeRestart?.({ id: spec.id, pid: this.nodePids.get(spec.id), afterMs }),
-        (error: unknown) => this.options.onNodeRestart?.({ id: spec.id, afterMs, error: error as Error }),
-      );
-    }, afterMs).unref();
+    // Not when stopped meanwhile, killed or removed on purpose, or started by a caller already.
+    const wanted = () =>
+      this.stopped === null && spec.keptDown !== true && !spec.starting && this.members.find((m) => m.node?.id === spec.id) === member;
+    this.restarts.exited(spec.id, spec.startedAt, wanted);
   }
 
   private async shutdown(keepLogs: boolean, keepLog?: string): Promise<void> {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { nextRestartDelay } from './node-restarts.ts';
+import { NodeRestarts, nextRestartDelay, type RestartEvent } from './node-restarts.ts';
 
 test('restart waits: 1 s first, doubling while the node dies within a minute of its start, at most 60 s; a minute lived starts over', (t) => {
   const now = 1_000_000;
@@ -8,4 +8,29 @@ test('restart waits: 1 s first, doubling while the node dies within a minute of 
   t.is(nextRestartDelay(32_000, now - 100, now), 60_000, 'capped');
   t.is(nextRestartDelay(60_000, now - 100, now), 60_000);
   t.is(nextRestartDelay(60_000, now - 60_000, now), 1_000, 'lived a minute');
+});
+
+test('a failed start is tried again, the wait doubling; an unwanted one is not', async (t) => {
+  const events: RestartEvent[] = [];
+  let attempts = 0;
+  let wanted = true;
+  const restarts = new NodeRestarts(
+    async () => {
+      attempts++;
+      if (attempts < 2) throw new Error('port 7000 in use');
+    },
+    (event) => events.push(event),
+  );
+  // A node that lived long: 1 s, then the failed start's retry 2 s later.
+  restarts.exited('n', 0, () => wanted);
+  await new Promise((resolve) => setTimeout(resolve, 3_400));
+  t.is(attempts, 2);
+  t.like(events[0], { id: 'n', afterMs: 1_000, retryMs: 2_000 });
+  t.regex(events[0]!.error!.message, /in use/);
+  t.like(events[1], { id: 'n', afterMs: 2_000, error: undefined });
+  // Unwanted by the time its wait is over (stopped on purpose): not started.
+  wanted = false;
+  restarts.exited('m', 0, () => wanted);
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  t.is(attempts, 2);
 });

@@ -1,7 +1,7 @@
 /**
- * When `satchel up` starts again a storage node whose process died (LocalCluster's `restartNodes`), as
+ * Starting again a storage node whose process died (LocalCluster's `restartNodes`, on in `satchel up`), as
  * Kubernetes restarts a pod's container: 1 s after the exit, the wait doubling while the node keeps dying within
- * a minute of its start, at most 60 s; a node that lived a minute starts over at 1 s.
+ * a minute of its start, or failing to start, at most 60 s; a node that lived a minute starts over at 1 s.
  */
 const FIRST_MS = 1_000;
 const MAX_MS = 60_000;
@@ -11,4 +11,46 @@ const RESET_AFTER_MS = 60_000;
 export function nextRestartDelay(lastMs: number | undefined, startedAt: number | undefined, now: number): number {
   const livedLong = now - (startedAt ?? 0) >= RESET_AFTER_MS;
   return livedLong || lastMs === undefined ? FIRST_MS : Math.min(2 * lastMs, MAX_MS);
+}
+
+export interface RestartEvent {
+  id: string;
+  afterMs: number;
+  /** Why the start failed; then `retryMs` is when it is tried again (undefined: no longer wanted). */
+  error?: Error;
+  retryMs?: number;
+}
+
+/** The timers of the restarts: one per exit, and one per failed start until a start succeeds or is unwanted. */
+export class NodeRestarts {
+  private readonly lastDelay = new Map<string, number>();
+
+  constructor(
+    private readonly start: (id: string) => Promise<unknown>,
+    private readonly report: (event: RestartEvent) => void,
+  ) {}
+
+  /**
+   * Node `id`'s process exited on its own. `wanted` is asked when each wait is over: false once the cluster
+   * stopped, the node was stopped on purpose, removed, or started by someone else meanwhile.
+   */
+  exited(id: string, startedAt: number | undefined, wanted: () => boolean): void {
+    this.after(id, nextRestartDelay(this.lastDelay.get(id), startedAt, Date.now()), wanted);
+  }
+
+  private after(id: string, afterMs: number, wanted: () => boolean): void {
+    this.lastDelay.set(id, afterMs);
+    setTimeout(() => {
+      if (!wanted()) return;
+      this.start(id).then(
+        () => this.report({ id, afterMs }),
+        (error: unknown) => {
+          // A start that failed (a crash before ready, its ports still held) is tried again, as Kubernetes does.
+          const retryMs = wanted() ? Math.min(2 * afterMs, MAX_MS) : undefined;
+          this.report({ id, afterMs, error: error as Error, retryMs });
+          if (retryMs !== undefined) this.after(id, retryMs, wanted);
+        },
+      );
+    }, afterMs).unref();
+  }
 }

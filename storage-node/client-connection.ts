@@ -21,7 +21,8 @@ import type { ValuePool } from './value-pool.ts';
 const CLOSE_GRACE_MS = 5_000;
 /**
  * What an ended connection's peer may still send (requests it had in flight), read and dropped so that its close
- * is seen and the descriptor freed at once; past this it is destroyed.
+ * is seen and the descriptor freed at once; past this it is no longer read, and goes at the grace (its answers
+ * may still be leaving: destroying it now would drop them).
  */
 const ENDED_READ_BYTES = 64 * 1024;
 /** libuv reads a socket into buffers of this size, again while a read fills one (uv__read). */
@@ -132,9 +133,9 @@ export abstract class ClientConnection implements ParkedOwner {
     const onChunk = (chunk: Buffer) => {
       server.counters.bytesIn += chunk.length;
       if (this.ended) {
-        // Read only to see the peer's close (Node then destroys the socket); a peer that goes on sending is cut off.
+        // Read only to see the peer's close (Node then destroys the socket); a peer that goes on sending is not.
         this.readAfterEnd += chunk.length;
-        if (this.readAfterEnd > ENDED_READ_BYTES) socket.destroy();
+        if (this.readAfterEnd > ENDED_READ_BYTES) socket.pause();
         return undefined;
       }
       server.checkLease();

@@ -121,7 +121,12 @@ test('10,000 idle connections that never HELLO: at most 1,024 kept, the rest clo
   // A function starting now, with every connection slot taken by strangers, still gets in.
   const server = cluster.nodes[0]!.server;
   // At most 1,024 strangers at once (maxPreAuthConnections), whatever they opened: the oldest make room.
-  t.true(server.counters.connections <= 1_024 + 3, `${server.counters.connections} connections at the node`);
+  // Counted as each closed socket's 'close' comes, which a busy machine delays a moment (CI: 1,056 once).
+  await eventually(
+    () => server.counters.connections <= 1_024 + 3,
+    3_000,
+    `at most 1,027 connections at the node (${server.counters.connections})`,
+  );
   t.true(server.metrics.disconnectedCount('pre_auth_crowded') > 0, 'the oldest strangers closed to make room');
   const late = await Satchel.attach(victim.ticket, { timeoutMs: 5_000 });
   t.teardown(() => late.close());

@@ -104,11 +104,12 @@ async function up(args: string[]): Promise<void> {
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
     restartNodes: flags['no-restart'] !== true,
-    onNodeRestart: ({ id, pid, afterMs, error }) =>
+    onNodeRestart: ({ id, pid, afterMs, error, retryMs }) =>
       process.stdout.write(
         error === undefined
           ? `  storage node ${id} exited: started again after ${afterMs / 1000} s (pid ${pid})\n`
-          : `  storage node ${id} exited and did not start again after ${afterMs / 1000} s: ${error.message}\n`,
+          : `  storage node ${id} exited and did not start again after ${afterMs / 1000} s: ${error.message}` +
+              (retryMs === undefined ? '\n' : `; trying again in ${retryMs / 1000} s\n`),
       ),
     onTakeover: ({ record, reason }) =>
       process.stdout.write(

@@ -44,11 +44,9 @@ interface Member {
  */
 interface NodeSpec extends NodeLaunch {
   frozen: boolean;
-  /** A startNode is under way. */
-  starting: boolean;
   /** Stopped on purpose (killNode, removeNode): not restarted by `restartNodes` until a startNode. */
   keptDown?: boolean;
-  /** When it last started (ms since 1970), and the start under way, if one is. */
+  /** When it last started (ms since 1970), and the startNode under way, if one is. */
   startedAt?: number;
   started?: Promise<unknown>;
 }
@@ -183,7 +181,6 @@ export class LocalCluster {
       dataPath: tier === 'dram' ? undefined : this.files.newDataPath(tier),
       controller,
       frozen: false,
-      starting: false,
     };
     const member = await this.spawn('storage-node', this.nodeArgs(spec));
     // Started on port 0 with a generated id: what it got is what every later start asks for.
@@ -245,15 +242,13 @@ export class LocalCluster {
     const spec = old.node;
     if (running(old.child))
       throw new SatchelError('BAD_REQUEST', `storage node ${id} is still running (pid ${old.child.pid}): kill it first`);
-    if (spec.starting) throw new SatchelError('BAD_REQUEST', `storage node ${id} is being started already`);
-    spec.starting = true;
+    if (spec.started !== undefined) throw new SatchelError('BAD_REQUEST', `storage node ${id} is being started already`);
     spec.keptDown = false;
     const started = this.startAgain(old, spec);
     spec.started = started;
     try {
       return await started;
     } finally {
-      spec.starting = false;
       spec.started = undefined;
     }
   }
@@ -529,7 +524,10 @@ export class LocalCluster {
     if (this.options.restartNodes !== true || spec.keptDown === true) return;
     // Not when stopped meanwhile, killed or removed on purpose, or started by a caller already.
     const wanted = () =>
-      this.stopped === null && spec.keptDown !== true && !spec.starting && this.members.find((m) => m.node?.id === spec.id) === member;
+      this.stopped === null &&
+      spec.keptDown !== true &&
+      spec.started === undefined &&
+      this.members.find((m) => m.node?.id === spec.id) === member;
     this.restarts.exited(spec.id, spec.startedAt, wanted);
   }
 

@@ -33,7 +33,7 @@ export async function fdsOf(pid: number): Promise<number | null> {
 export async function fdTargetsOf(pid: number): Promise<string[] | null> {
   try {
     const fds = await readdir(`/proc/${pid}/fd`);
-    const sockets = await tcpSockets(pid);
+    const sockets = await socketsByInode(pid);
     const targets = await Promise.all(
       fds.map(async (fd) => {
         const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => null);
@@ -68,7 +68,7 @@ const TCP_STATES = [
  * their ends, and TCP its state). UDP and netlink because a socket no TCP table lists may be one of those (a
  * DNS resolver's, getaddrinfo's) rather than a TCP connection closed under its descriptor.
  */
-async function tcpSockets(pid: number): Promise<Map<string, string>> {
+async function socketsByInode(pid: number): Promise<Map<string, string>> {
   const byInode = new Map<string, string>();
   for (const table of ['tcp', 'tcp6', 'udp', 'udp6']) {
     const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');

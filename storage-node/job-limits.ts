@@ -38,3 +38,8 @@ export class JobLimits {
     return this.overQuota.size > 0 && this.overQuota.has(jobId);
   }
 }
+
+/** What a write of a job over its quota is told (FULL), on the frame port and the RESP port alike. */
+export function overQuotaMessage(jobId: string): string {
+  return `job ${jobId} is over a byte quota (its own, or its tenant's for all its jobs): delete data or ask for more`;
+}

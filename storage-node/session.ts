@@ -22,6 +22,7 @@ import {
 import { Connection, isPromise } from './connection.ts';
 import { counterValue } from './counter-value.ts';
 import type { DeleteOutcome, ListPage, PutOutcome, StorageEngine, StoredEntry } from './engine.ts';
+import { overQuotaMessage } from './job-limits.ts';
 import { TRAFFIC_IN } from './metrics.ts';
 import type { Increment } from './recent-increments.ts';
 
@@ -351,12 +352,7 @@ export class Session extends Connection {
 
   /** PUT and INCR of a job the controller found over its byte quota (LIMIT_JOB). */
   private overQuota(id: number, epoch: number, jobId: string): void {
-    this.fail(
-      id,
-      epoch,
-      'FULL',
-      `job ${jobId} is over a byte quota (its own, or its tenant's for all its jobs): delete data or ask for more`,
-    );
+    this.fail(id, epoch, 'FULL', overQuotaMessage(jobId));
   }
 
   /**

@@ -16,6 +16,7 @@ import {
 } from '../../proto/index.ts';
 import { ClientConnection, isPromise, type SessionHost } from '../client-connection.ts';
 import type { MaybePromise } from '../engine.ts';
+import { overQuotaMessage } from '../job-limits.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import { OpKind, TRAFFIC_IN } from '../metrics.ts';
 import { PRE_AUTH_MAX_FRAMES } from '../server-options.ts';
@@ -226,7 +227,7 @@ export class RespSession extends ClientConnection implements RespContext {
       return null;
     }
     if (write && this.server.limits.isOverQuota(jobId)) {
-      this.fail(0, 0, 'FULL', `job ${jobId} is over a byte quota (its own, or its tenant's for all its jobs): delete data or ask for more`);
+      this.fail(0, 0, 'FULL', overQuotaMessage(jobId));
       return null;
     }
     return job;

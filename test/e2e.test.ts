@@ -3,6 +3,7 @@
  * as `satchel up` runs them). One cluster for the file; every test registers its own job.
  */
 
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { type RegisteredJob, Satchel } from '../client/index.ts';
@@ -209,4 +210,29 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${cluster.viewerToken}` } });
   t.is(metrics.status, 200);
   t.regex(await metrics.text(), /satchel_jobs/);
+});
+
+/** AnonHugePages of a process, in kB (0 where the kernel does not report it). */
+function hugePagesKb(pid: number): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  return Number(/^AnonHugePages:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+}
+
+test("storage nodes ask glibc for transparent huge pages, and a job's values land on them where the kernel allows", async (t) => {
+  // deploy's STORAGE_NODE_ENV: a sort's GiB faulted in per 2 MiB instead of per 4 KiB (perf/RESULTS.md).
+  for (const pid of cluster.nodePids.values()) {
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    t.true(environ.includes('GLIBC_TUNABLES=glibc.malloc.hugetlb=1'), `node ${pid}: ${environ.filter((e) => e.startsWith('GLIBC'))}`);
+  }
+  const thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').match(/\[(\w+)\]/)?.[1];
+  if (thp !== 'madvise' && thp !== 'always') {
+    t.log(`transparent huge pages are "${thp}" here: the nodes' memory stays on 4 KiB pages`);
+    return;
+  }
+  const before = [...cluster.nodePids.values()].reduce((sum, pid) => sum + hugePagesKb(pid), 0);
+  const job = await register(t, 'huge-pages', TWO_NODES);
+  const value = Buffer.alloc(256 * 1024, 7);
+  for (let i = 0; i < 256; i++) await job.put(`v/${i}`, value); // 64 MiB over the two nodes
+  const after = [...cluster.nodePids.values()].reduce((sum, pid) => sum + hugePagesKb(pid), 0);
+  t.true(after - before >= 16 * 1024, `AnonHugePages ${before} → ${after} kB after 64 MiB stored`);
 });

@@ -30,8 +30,8 @@ import type { ReadyMessage } from './roles.ts';
  * huge pages and 0.06 s into memory already touched). A 256×256 sort (2.3 GB held at its peak): the node's CPU
  * 28.7–28.8 → 18.7–18.9 s and the round 21.8–22.0 → 15.2–15.3 s. The price is in churn: under `bench soak`
  * (jobs of ~10 s, the heap trimmed every 10 s or more) the DRAM node used 14.4–15.6 s of CPU per 100 s
- * instead of 11.5–12.4, with the same p99 and RSS; and an idle node's RSS moves by up to ~40 MB (76–118 MB
- * where it held 74), as memory a trim returned comes back 2 MiB at a time. Containers running
+ * instead of 11.5–12.4, with the same p99 and RSS. An idle node turns them off (storage-node/huge-pages.ts:
+ * khugepaged refilled a trimmed heap, 76–127 MB where it held 74). Containers running
  * `satchel storage-node` should set the same variables (deploy/kubernetes does); a GLIBC_TUNABLES of the
  * caller's own replaces this one.
  */

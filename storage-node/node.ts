@@ -16,6 +16,7 @@ import { DiskEngine } from './disk/disk-engine.ts';
 import { DramEngine } from './dram-engine.ts';
 import type { StorageEngine } from './engine.ts';
 import { HeapTrimmer } from './heap-trim.ts';
+import { HugePageSwitch } from './huge-pages.ts';
 import { IdleCollector } from './idle-gc.ts';
 import { PlacementLookup } from './placement-lookup.ts';
 import { StorageServer, type StorageServerOptions } from './server.ts';
@@ -211,6 +212,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
   const trimmer = await HeapTrimmer.start({ logger: options.logger });
   const idleCollector =
     link === null ? null : new IdleCollector({ activity: () => server.counters.ops, afterCollect: () => trimmer.trim() });
+  // Huge pages while serving, none while idle (huge-pages.ts: khugepaged refilled a trimmed idle heap).
+  const hugePages = await HugePageSwitch.start({ logger: options.logger, activity: () => server.counters.ops });
   return {
     id,
     bootId,
@@ -220,6 +223,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Run
     metricsAddress,
     close: async () => {
       idleCollector?.close();
+      hugePages.close();
       trimmer.close();
       link?.close();
       await closeMetrics();

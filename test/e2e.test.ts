@@ -231,6 +231,9 @@ test("storage nodes ask glibc for transparent huge pages, and a job's values lan
   }
   const before = [...cluster.nodePids.values()].reduce((sum, pid) => sum + hugePagesKb(pid), 0);
   const job = await register(t, 'huge-pages', TWO_NODES);
+  // A node idle for 10 s has them off, and turns them on within 0.5 s of a request (storage-node/huge-pages.ts).
+  await Promise.all(Array.from({ length: 16 }, (_, i) => job.put(`wake/${i}`, 'x'))); // both nodes
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
   const value = Buffer.alloc(256 * 1024, 7);
   for (let i = 0; i < 256; i++) await job.put(`v/${i}`, value); // 64 MiB over the two nodes
   const after = [...cluster.nodePids.values()].reduce((sum, pid) => sum + hugePagesKb(pid), 0);

@@ -38,22 +38,29 @@ test('huge pages go off after idleMs without a request and come back at the firs
   t.is(pages.turnedOff, 1);
 });
 
-test('a failing switch is logged and leaves the state as it was', async (t) => {
+test('a failing switch is logged once, leaves the state as it was and is not tried again', async (t) => {
   let clock = 0;
+  let tries = 0;
+  const warnings: unknown[] = [];
   const pages = await HugePageSwitch.start({
-    logger,
+    logger: { ...logger, warn: (...args: unknown[]) => warnings.push(args) } as unknown as typeof logger,
     activity: () => 0,
     idleMs: 1,
     setDisabled: () => {
-      throw new Error('EPERM');
+      tries++;
+      throw new Error('EINVAL');
     },
     now: () => clock,
   });
   t.teardown(() => pages.close());
   clock = 5;
   pages.check();
+  clock = 10;
+  pages.check();
   t.true(pages.on);
   t.is(pages.turnedOff, 0);
+  t.is(tries, 1);
+  t.is(warnings.length, 1);
 });
 
 const thpStatus = () => /^THP_enabled:\s+(\d)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];

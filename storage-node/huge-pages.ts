@@ -39,6 +39,8 @@ export class HugePageSwitch {
   on = true;
   /** Times they were turned off (tests, debugging). */
   turnedOff = 0;
+  /** A switch failed: no more tries. */
+  private failed = false;
 
   private constructor(
     private readonly setDisabled: ((disabled: boolean) => void) | null,
@@ -62,7 +64,7 @@ export class HugePageSwitch {
 
   /** One look (the timer's; public for tests). */
   check(): void {
-    if (this.setDisabled === null) return;
+    if (this.setDisabled === null || this.failed) return;
     const activity = this.options.activity();
     const now = this.now();
     if (activity !== this.lastActivity) {
@@ -80,7 +82,10 @@ export class HugePageSwitch {
       this.on = on;
       if (!on) this.turnedOff++;
     } catch (error) {
-      this.options.logger.warn({ err: error, on }, 'could not switch transparent huge pages');
+      // A kernel without the option (before 3.15) or a sandbox refusing it: said once, then left as it is.
+      this.options.logger.warn({ err: error, on }, 'could not switch transparent huge pages: leaving them as they are');
+      this.failed = true;
+      this.close();
     }
   }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { libcFunction } from './libc.ts';
 
 export interface HeapTrimmerOptions {
   logger: Logger;
@@ -105,16 +106,10 @@ export class HeapTrimmer {
 }
 
 async function libcMallocTrim(logger: Logger): Promise<(() => void) | null> {
-  if (process.platform !== 'linux') return null;
-  try {
-    const { default: koffi } = await import('koffi');
-    const mallocTrim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
-    return () => void mallocTrim(0);
-  } catch (error) {
-    logger.info(
-      { err: error },
-      'malloc_trim unavailable (not glibc, or no koffi build for this platform): freed heap stays with the process',
-    );
-    return null;
-  }
+  const mallocTrim = await libcFunction<(pad: number) => number>(
+    'int malloc_trim(size_t pad)',
+    logger,
+    'malloc_trim unavailable (not glibc, or no koffi build for this platform): freed heap stays with the process',
+  );
+  return mallocTrim === null ? null : () => void mallocTrim(0);
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { libcFunction } from './libc.ts';
 
 export interface HugePageSwitchOptions {
   logger: Logger;
@@ -95,21 +96,16 @@ export class HugePageSwitch {
 }
 
 async function libcThpSwitch(logger: Logger): Promise<((disabled: boolean) => void) | null> {
-  if (process.platform !== 'linux') return null;
-  try {
-    const { default: koffi } = await import('koffi');
-    const prctl = koffi.load('libc.so.6').func('int prctl(int option, ...)') as (...args: unknown[]) => number;
-    const ulong = 'unsigned long';
-    return (disabled) => {
-      if (prctl(PR_SET_THP_DISABLE, ulong, disabled ? 1 : 0, ulong, 0, ulong, 0, ulong, 0) !== 0) {
-        throw new Error(`prctl(PR_SET_THP_DISABLE, ${disabled ? 1 : 0}) failed`);
-      }
-    };
-  } catch (error) {
-    logger.info(
-      { err: error },
-      'prctl unavailable (not glibc, or no koffi build for this platform): huge pages stay as the environment set them',
-    );
-    return null;
-  }
+  const prctl = await libcFunction<(...args: unknown[]) => number>(
+    'int prctl(int option, ...)',
+    logger,
+    'prctl unavailable (not glibc, or no koffi build for this platform): huge pages stay as the environment set them',
+  );
+  if (prctl === null) return null;
+  const ulong = 'unsigned long';
+  return (disabled) => {
+    if (prctl(PR_SET_THP_DISABLE, ulong, disabled ? 1 : 0, ulong, 0, ulong, 0, ulong, 0) !== 0) {
+      throw new Error(`prctl(PR_SET_THP_DISABLE, ${disabled ? 1 : 0}) failed`);
+    }
+  };
 }

@@ -3,7 +3,7 @@
  * as `satchel up` runs them). One cluster for the file; every test registers its own job.
  */
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { type RegisteredJob, Satchel } from '../client/index.ts';
@@ -212,6 +212,8 @@ test('the console: cluster and job JSON; DELETE needs the admin token', async (t
   t.regex(await metrics.text(), /satchel_jobs/);
 });
 
+const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
+
 /** AnonHugePages of a process, in kB (0 where the kernel does not report it). */
 function hugePagesKb(pid: number): number {
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -224,7 +226,7 @@ test("storage nodes ask glibc for transparent huge pages, and a job's values lan
     const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     t.true(environ.includes('GLIBC_TUNABLES=glibc.malloc.hugetlb=1'), `node ${pid}: ${environ.filter((e) => e.startsWith('GLIBC'))}`);
   }
-  const thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').match(/\[(\w+)\]/)?.[1];
+  const thp = existsSync(THP_ENABLED) ? /\[(\w+)\]/.exec(readFileSync(THP_ENABLED, 'utf8'))?.[1] : 'not built into this kernel';
   if (thp !== 'madvise' && thp !== 'always') {
     t.log(`transparent huge pages are "${thp}" here: the nodes' memory stays on 4 KiB pages`);
     return;

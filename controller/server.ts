@@ -159,7 +159,9 @@ export class Controller implements ConsoleBackend {
 
   private async recover(stateDir: string): Promise<void> {
     const { ctx } = this;
-    const store = await ControllerStore.open(join(stateDir, 'controller.db'));
+    const store = await ControllerStore.open(join(stateDir, 'controller.db'), (error) =>
+      ctx.logger.error({ err: error }, 'writing job records to LevelDB failed: the journal keeps them, trying again in 1 s'),
+    );
     ctx.store = store;
     const { jobs, nodes, metadata, tenants } = await store.load();
     for (const tenant of tenants) ctx.tenants.restore(tenant);

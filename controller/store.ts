@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
+import { Journal, type JournalEntry } from './journal.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 import type { TenantRecord } from './tenants.ts';
 
@@ -6,17 +8,49 @@ import type { TenantRecord } from './tenants.ts';
  * The controller's durable state: tenants (their keys' hashes and limits), jobs (with tokens derivable from the
  * secret, reservations and placements), nodes and metadata servers, in LevelDB under the controller's state
  * folder. Written through on every change, read once at start, so a restarted controller knows everything it knew.
+ *
+ * Job records, written on every registration, deregistration and placement change, go through a journal
+ * (journal.ts): durable when `putJob` or `deleteJob` returns, then applied to LevelDB in order, in batches, one
+ * at a time (LevelDB's own puts run on libuv's thread pool in no set order). At open, what the journal holds is
+ * applied again: LevelDB holds some prefix of it, and replaying the whole gives every key its last write.
  */
-export class ControllerStore {
-  private constructor(private readonly db: Level<string, string>) {}
+/**
+ * Job writes wait this long in the journal before LevelDB gets them, as one batch: LevelDB's work (a thread-pool
+ * thread, then the event loop woken) no longer lands on the registration's reply. Register p50 0.05–0.15 ms lower
+ * on a busy 2-core machine (three runs of each); the journal makes them durable meanwhile.
+ */
+const APPLY_AFTER_MS = 20;
 
-  static async open(path: string): Promise<ControllerStore> {
+export class ControllerStore {
+  /** Journaled job writes not yet handed to LevelDB. */
+  private queue: JournalEntry[] = [];
+  private writing: Promise<void> | null = null;
+  private closing = false;
+
+  private constructor(
+    private readonly db: Level<string, string>,
+    private readonly journal: Journal,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** `onError`: a batch LevelDB refused (tried again every second; the journal keeps the writes meanwhile). */
+  static async open(path: string, onError: (error: unknown) => void = () => {}): Promise<ControllerStore> {
     // A few MB of records, read once at start: LevelDB's 4 MiB write buffer and 8 MiB block cache are sized
     // for far more. With them the controller's RSS rose ~0.8 MB a minute under job churn (the memtable
     // filling, in the arenas of libuv's threads) until a flush minutes later.
     const db = new Level<string, string>(path, { valueEncoding: 'utf8', writeBufferSize: 256 * 1024, cacheSize: 1024 * 1024 });
     await db.open();
-    return new ControllerStore(db);
+    const journal = Journal.open(`${path}.journal`);
+    try {
+      const replay = journal.entries();
+      if (replay.length > 0) await db.batch(replay.map(batchOp));
+      journal.clear();
+    } catch (error) {
+      journal.close();
+      await db.close();
+      throw error;
+    }
+    return new ControllerStore(db, journal, onError);
   }
 
   async load(): Promise<{ jobs: JobRecord[]; nodes: NodeRecord[]; metadata: string[]; tenants: TenantRecord[] }> {
@@ -33,12 +67,13 @@ export class ControllerStore {
     return { jobs, nodes, metadata, tenants };
   }
 
+  /** Durable when it returns (resolved at once); rejects when the journal could not be written. */
   putJob(job: JobRecord): Promise<void> {
-    return this.db.put(`job/${job.id}`, JSON.stringify(job));
+    return this.journaled({ key: `job/${job.id}`, value: JSON.stringify(job) });
   }
 
   deleteJob(id: string): Promise<void> {
-    return this.db.del(`job/${id}`);
+    return this.journaled({ key: `job/${id}`, value: null });
   }
 
   putNode(node: NodeRecord): Promise<void> {
@@ -61,7 +96,47 @@ export class ControllerStore {
     return this.db.put(`metadata/${address}`, '1');
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  /** Waits for the journal's writes to reach LevelDB (what is left is replayed at the next open), then closes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.writing;
+    this.journal.close();
+    await this.db.close();
   }
+
+  private journaled(entry: JournalEntry): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('the controller store is closed'));
+    try {
+      this.journal.append(entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.queue.push(entry);
+    this.writing ??= this.apply();
+    return Promise.resolve();
+  }
+
+  /** Hands the queue to LevelDB a batch at a time, in order, until it is empty; then the journal may be emptied. */
+  private async apply(): Promise<void> {
+    await sleep(APPLY_AFTER_MS);
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      try {
+        await this.db.batch(batch.map(batchOp));
+      } catch (error) {
+        this.queue = batch.concat(this.queue);
+        if (this.closing) return; // left in the journal
+        this.onError(error);
+        await sleep(1_000);
+      }
+    }
+    // Nothing queued, so LevelDB has every write journaled (in this same turn: nothing was appended since).
+    this.writing = null;
+    if (!this.closing) this.journal.applied();
+  }
+}
+
+function batchOp(entry: JournalEntry): { type: 'put'; key: string; value: string } | { type: 'del'; key: string } {
+  return entry.value === null ? { type: 'del', key: entry.key } : { type: 'put', key: entry.key, value: entry.value };
 }

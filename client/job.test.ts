@@ -31,7 +31,7 @@ async function attachWithBlockSize(t: ExecutionContext, job: RegisteredJob, bloc
 
 test('put, get, stat, delete; absent keys are null; overwrite replaces', async (t) => {
   const job = await register(t);
-  t.regex(job.id, /^client-/);
+  t.regex(job.id, /^job-[0-9a-f]{12}$/);
   t.is(decodeTicket(job.ticket).job, job.id);
   t.is(await job.get('nothing'), null);
   t.is(await job.stat('nothing'), null);

@@ -147,12 +147,23 @@ export interface JobDetail extends JobView {
   perNode: { id: string; weight: number; reserved: number; used: number }[];
 }
 
-export function nodeView(node: NodeRecord & { reserved: number }, stats: NodeStats | undefined, recovering: boolean): NodeView {
-  return { ...node, recovering, stats: stats === undefined ? null : nodeStatsView(stats) };
+/** `isSpare`: the ids of placements made ahead of registrations (spare-jobs.ts), left out of the node's jobs. */
+export function nodeView(
+  node: NodeRecord & { reserved: number },
+  stats: NodeStats | undefined,
+  recovering: boolean,
+  isSpare: (jobId: string) => boolean = () => false,
+): NodeView {
+  return { ...node, recovering, stats: stats === undefined ? null : nodeStatsView(stats, isSpare) };
 }
 
-function nodeStatsView({ jobs, fullRefusals, jobRates: _perJob, ...figures }: NodeStats): NodeStatsView {
-  return { ...figures, jobs: Object.fromEntries(jobs), fullRefusals: Object.fromEntries(fullRefusals) };
+function nodeStatsView(
+  { jobs, fullRefusals, jobRates: _perJob, ...figures }: NodeStats,
+  isSpare: (jobId: string) => boolean,
+): NodeStatsView {
+  const held: Record<string, number> = {};
+  for (const [id, bytes] of jobs) if (!isSpare(id)) held[id] = bytes;
+  return { ...figures, jobs: held, fullRefusals: Object.fromEntries(fullRefusals) };
 }
 
 /** The job's row: `usage` the bytes it holds, `rates` its requests (node-stats.ts `jobRates`). */

@@ -3,6 +3,7 @@
  * its links to nodes and metadata servers, and its settings. Each module (jobs.ts, nodes.ts, placement-changes.ts,
  * scaling.ts, quotas.ts, grpc-service.ts) takes the one context the Controller made; none holds state another needs.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ADMIN_SUBJECT, clientTlsOf, type ServerTls, signToken } from '../proto/index.ts';
 import type { AutoscalerConfig } from './autoscaler.ts';
@@ -15,6 +16,7 @@ import { NodeStatsTable } from './node-stats.ts';
 import { PlacementPublisher } from './placement-publisher.ts';
 import type { Provisioner } from './provisioner.ts';
 import { ClusterRegistry, type JobRecord } from './registry.ts';
+import { DEFAULT_SPARE_JOBS, SpareJobs } from './spare-jobs.ts';
 import type { ControllerStore } from './store.ts';
 import { TenantTable } from './tenants.ts';
 
@@ -65,6 +67,11 @@ export interface ControllerOptions {
    * hashing when it registers (proto metadata-owners.ts), so lookups spread over the servers as jobs do.
    */
   metadataCopies?: number;
+  /**
+   * Placements made ahead of registrations (spare-jobs.ts), at most one per distinct allocation: a registration
+   * that comes out like one waits for its record alone. DEFAULT_SPARE_JOBS; 0: every registration places its job.
+   */
+  spareJobs?: number;
 }
 
 export const DEFAULT_NODE_TIMEOUT_MS = 5_000;
@@ -89,6 +96,8 @@ export class ControllerContext {
   readonly tenants = new TenantTable();
   /** Jobs being registered: announced to their nodes, not yet in the registry (nor dropped by `reconcile`). */
   readonly registering = new Map<string, JobRecord>();
+  /** Placements made ahead of registrations. */
+  readonly spares: SpareJobs;
   readonly logger: Logger;
   readonly secret: Uint8Array;
   readonly failures: CallFailures;
@@ -133,6 +142,20 @@ export class ControllerContext {
       tokensExpireBy: () => this.tokensExpireBy(),
       placed: (job) => this.registry.jobs.reindex(job),
     });
+    this.spares = new SpareJobs(this, () => this.newJobId(), { max: options.spareJobs ?? DEFAULT_SPARE_JOBS });
+  }
+
+  /** A fresh job id: 48 random bits, drawn again if a job registered, registering or spare has them. */
+  newJobId(): string {
+    for (;;) {
+      const id = `job-${randomBytes(6).toString('hex')}`;
+      if (!this.registry.jobs.has(id) && !this.registering.has(id) && !this.spares.has(id)) return id;
+    }
+  }
+
+  /** Whether a node reporting job `id` holds one being made: registering, or a spare (not to be dropped). */
+  isMaking(id: string): boolean {
+    return this.registering.has(id) || this.spares.has(id);
   }
 
   /**

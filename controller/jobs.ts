@@ -2,7 +2,6 @@
  * Jobs: registration (admission against hints and tenants, allocation, publishing), lease renewal and
  * collection, deregistration, reservations following use, cost, and the tenants whose keys register jobs.
  */
-import { randomBytes } from 'node:crypto';
 import {
   encodeTicket,
   isTier,
@@ -20,6 +19,7 @@ import { accrueCost } from './cost.ts';
 import { targetNodes } from './load.ts';
 import { nodesOf } from './members.ts';
 import type { JobRecord } from './registry.ts';
+import { spareKey } from './spare-jobs.ts';
 import { DEFAULT_TENANT, type TenantRecord, TenantTable } from './tenants.ts';
 
 /** The largest `functions` hint: more than any node would take connections from (1,024 per job per node). */
@@ -51,10 +51,13 @@ export class JobBook {
     }
   }
 
-  /** Allocation and publishing of a job whose name and hints were checked; undone whole when any part fails. */
+  /**
+   * Allocation and publishing of a job whose name and hints were checked; undone whole when any part fails. A
+   * spare placement made ahead for the same allocation (spare-jobs.ts) is taken when there is one: then only the
+   * record is written before the reply.
+   */
   private async placeJob(name: string, hints: JobHints, tenant: string, began: number): Promise<RegisterJobReply> {
     const { ctx } = this;
-    const id = this.newJobId(name);
     const allocation = allocateJob(hints, targetNodes(ctx));
     // The decision's own time (admission and allocation, before anything is sent), logged with the registration.
     const decisionUs = Math.round((performance.now() - began) * 1000);
@@ -67,7 +70,10 @@ export class JobBook {
         `${replicas} replicas need ${replicas} storage nodes; the cluster has ${allocation.nodes.length} to place on`,
       );
     }
-    const placement: WirePlacement = {
+    const key = spareKey(allocation, replicas);
+    const spare = allocation.nodes.length > 0 ? ctx.spares.take(key) : undefined;
+    const id = spare?.id ?? ctx.newJobId();
+    const placement: WirePlacement = spare?.placement ?? {
       jobId: id,
       epoch: 1,
       generations: [{ nodes: allocation.nodes }],
@@ -85,8 +91,8 @@ export class JobBook {
       reservation: allocation.reservation,
       createdAt: Date.now(),
       leaseExpiresAt: Date.now() + ctx.leaseMs,
-      placement: { ...placement, epoch: 0, generations: [] },
-      metadata: ctx.metadata.assign(id),
+      placement: spare === undefined ? { ...placement, epoch: 0, generations: [] } : placement,
+      metadata: spare?.metadata ?? ctx.metadata.assign(id),
     };
     // Known as registering before any node hears of it: a node reporting it meanwhile is not told to drop it.
     ctx.registering.set(id, job);
@@ -94,7 +100,8 @@ export class JobBook {
     let driverToken: string;
     try {
       // Record, nodes and metadata servers at once: nothing knows the job before this reply (placement-publisher.ts).
-      const placed = ctx.publisher.placeNew(job, placement);
+      // A spare's nodes and metadata servers have it already: its record alone.
+      const placed = spare === undefined ? ctx.publisher.placeNew(job, placement) : ctx.store?.putJob(job);
       try {
         // Signed while they are out (the placement is the job's from the call on); thrown away if registering fails.
         tickets = this.ticketFor(job);
@@ -111,8 +118,9 @@ export class JobBook {
       ctx.registering.delete(id);
     }
     const handlerUs = Math.round((performance.now() - began) * 1000);
-    // Written once the reply is out (a log line is a synchronous write to the log file): the reply does not wait for it.
-    setImmediate(() =>
+    // After the reply is out: the log line (a synchronous write to the log file), and the spare for the next
+    // registration like this one (its announcement and placement would otherwise delay this reply).
+    setImmediate(() => {
       ctx.logger.info(
         {
           job: id,
@@ -122,12 +130,14 @@ export class JobBook {
           reservation: job.reservation,
           epoch: placement.epoch,
           generations: placement.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
+          spare: spare !== undefined,
           decisionUs,
           handlerUs,
         },
         'job registered',
-      ),
-    );
+      );
+      if (allocation.nodes.length > 0) ctx.spares.replenish(key, allocation, replicas, spare !== undefined);
+    });
     ctx.events.add('job-registered', `${name} for tenant ${tenant}: ${job.reason}`, {
       tier: job.tier,
       details: {
@@ -138,6 +148,8 @@ export class JobBook {
         capacity: hints.capacity ?? 0,
         replicas,
         nodes: allocation.nodes.length,
+        // 'spare': placed ahead (spare-jobs.ts), only the record written; 'placed': placed by this registration.
+        placement: spare === undefined ? 'placed' : 'spare',
       },
     });
     return { jobId: id, token: tickets.token, ticket: tickets.ticket, leaseMs: ctx.leaseMs, placement, driverToken };
@@ -217,19 +229,6 @@ export class JobBook {
    * A job id no job has now: 48 random bits after the name's slug. Ids are never reused knowingly: a node still
    * remembers a deregistered id (refusing its tokens) until they expire.
    */
-  private newJobId(name: string): string {
-    const slug =
-      name
-        .toLowerCase()
-        .replace(/[^a-z0-9]+/g, '-')
-        .replace(/^-+|-+$/g, '')
-        .slice(0, 40) || 'job';
-    for (;;) {
-      const id = `${slug}-${randomBytes(6).toString('hex')}`;
-      if (!this.ctx.registry.jobs.has(id) && !this.ctx.registering.has(id)) return id;
-    }
-  }
-
   /** A token for the job that expires one token lifetime from now, and a ticket carrying it. */
   private ticketFor(job: JobRecord): { token: string; ticket: string } {
     const { ctx } = this;

@@ -135,7 +135,7 @@ export function reconcileNode(
   nodeId: string,
   reported: readonly JobUsage[],
   jobs: ReadonlyMap<string, JobRecord>,
-  registering: ReadonlyMap<string, unknown> = new Map(),
+  registering: { has(id: string): boolean } = new Map(),
   /** Ids of the jobs whose placement names the node (registry.ts `JobMap.namedOn`); every job when omitted. */
   named?: Iterable<string>,
 ): NodeAction[] {

@@ -38,6 +38,7 @@ export class MetadataLinks {
   private readonly down = new Set<string>();
   /** Counts servers marked down: a caller that sees it change knows one failed under it (`registerJob` tries again). */
   downMarks = 0;
+  private joins = 0;
 
   constructor(
     private readonly adminToken: string,
@@ -82,6 +83,11 @@ export class MetadataLinks {
     return [...this.clients.keys()];
   }
 
+  /** Counts servers joining (again) and marked down: a placement sent before it changed may be missing on one (spare-jobs.ts). */
+  get changes(): number {
+    return this.joins + this.downMarks;
+  }
+
   get size(): number {
     return this.clients.size;
   }
@@ -93,6 +99,7 @@ export class MetadataLinks {
   connect(address: string): boolean {
     const known = this.clients.get(address);
     known?.close();
+    this.joins++;
     this.down.delete(address);
     this.clients.set(address, new LightControlClient<MetadataMethods>('satchel.v1.Metadata', address, undefined, clientTlsOf(this.tls)));
     return known === undefined;

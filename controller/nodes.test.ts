@@ -32,7 +32,8 @@ function nodeInfo(index: number, bootId: string): NodeInfo {
 }
 
 async function setup(t: ExecutionContext) {
-  const ctx = new ControllerContext({ secret, logger });
+  // No spare placements (spare-jobs.test.ts has them): the calls recorded are the jobs' own.
+  const ctx = new ControllerContext({ secret, logger, spareJobs: 0 });
   t.teardown(() => {
     ctx.admin.close();
     ctx.metadata.close();

@@ -234,7 +234,13 @@ export class NodeBook {
   /** Tells a node what its report shows it missed (members.ts `reconcileNode`); what fails, its next report retries. */
   private async reconcile(node: NodeRecord, reported: readonly JobUsage[]): Promise<void> {
     const { ctx } = this;
-    const actions = reconcileNode(node.id, reported, ctx.registry.jobs, ctx.registering, ctx.registry.jobs.namedOn(node.id));
+    const actions = reconcileNode(
+      node.id,
+      reported,
+      ctx.registry.jobs,
+      { has: (id) => ctx.isMaking(id) },
+      ctx.registry.jobs.namedOn(node.id),
+    );
     if (actions.length === 0) return;
     ctx.logger.info({ node: node.id, actions }, 'telling a node what it missed');
     const bootId = node.bootId ?? '';

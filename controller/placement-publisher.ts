@@ -118,6 +118,18 @@ export class PlacementPublisher {
     if (failed !== undefined) throw failed.reason;
   }
 
+  /**
+   * A spare job's placement (spare-jobs.ts) to its nodes and metadata servers, as `placeNew` without the record:
+   * nothing is persisted or indexed until a registration takes it. Throws the first failure once all settled.
+   */
+  async placeSpare(job: JobRecord, placement: WirePlacement): Promise<void> {
+    withRespAddresses(placement, this.host.nodes);
+    job.placement = placement;
+    const results = await Promise.allSettled([this.host.publish(placement), this.announce(job, membersOf(job))]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+
   /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged and counted. */
   async announce(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const flags = announceFlagsOf(job);

@@ -39,7 +39,8 @@ const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
  * are recorded in `calls` (in the order they were made) and answer only when the test releases them.
  */
 async function setup(t: ExecutionContext) {
-  const ctx = new ControllerContext({ secret, logger });
+  // No spare placements (spare-jobs.test.ts has them): every registration here places its job.
+  const ctx = new ControllerContext({ secret, logger, spareJobs: 0 });
   t.teardown(() => {
     ctx.admin.close();
     ctx.metadata.close();

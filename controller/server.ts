@@ -151,6 +151,7 @@ export class Controller implements ConsoleBackend {
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
     this.scaling.stop();
+    this.ctx.spares.close();
     this.ctx.admin.close();
     this.ctx.metadata.close();
     await this.server.close(2_000);
@@ -319,7 +320,10 @@ export class Controller implements ConsoleBackend {
   }
 
   nodeViews(): NodeView[] {
-    return this.ctx.registry.nodeStates().map((node) => nodeView(node, this.ctx.stats.get(node.id), this.nodeBook.isRecovering(node.id)));
+    const isSpare = (id: string) => this.ctx.spares.has(id);
+    return this.ctx.registry
+      .nodeStates()
+      .map((node) => nodeView(node, this.ctx.stats.get(node.id), this.nodeBook.isRecovering(node.id), isSpare));
   }
 
   jobViews(): JobView[] {

@@ -40,7 +40,7 @@ test('bench resp --quick --floor: redis-benchmark against redis-server, Satchel 
     for (const us of [round.cpu_us_per_request.throughput, round.cpu_us_per_request.latency, system.cpu_us_per_request.throughput])
       t.true(us !== null && us >= 0, 'server CPU per request');
   }
-  t.regex(report.satchel.commands[0]!, /--user bench-resp-\S+ -a … -t set,get -P 16 -c 8 -d 1024 -n 1000 --csv$/);
+  t.regex(report.satchel.commands[0]!, /--user job-[0-9a-f]{12} -a … -t set,get -P 16 -c 8 -d 1024 -n 1000 --csv$/);
   t.false(JSON.stringify(report).includes('v2.'), 'no token in the report');
   for (const key of ['set_rps', 'get_rps', 'get_p50'] as const) t.true(report.ratios[key] > 0 && report.floor_ratios![key] > 0, key);
   t.deepEqual(Object.keys(report.targets).sort(), ['get_p50_le_1_1x', 'get_rps_ge_0_8x', 'set_rps_ge_0_8x']);

@@ -79,7 +79,7 @@ test('against the real servers: register, look the placement up, renew, deregist
   const controller = new LightControlClient<ControllerMethods>('satchel.v1.Controller', cluster.controllerAddress, 5_000);
   t.teardown(() => controller.close());
   const registered = await controller.call('RegisterJob', { name: 'light', hints: { capacity: 1024 * 1024 }, key: cluster.tenantKey });
-  t.regex(registered.jobId, /^light-/);
+  t.regex(registered.jobId, /^job-[0-9a-f]{12}$/);
   t.is(registered.placement?.generations[0]?.nodes[0]?.id, 'dram-0');
   const metadata = new LightControlClient<MetadataMethods>('satchel.v1.Metadata', cluster.controller.metadataAddresses[0]!, 5_000);
   t.teardown(() => metadata.close());

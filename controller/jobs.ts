@@ -225,10 +225,6 @@ export class JobBook {
     }
   }
 
-  /**
-   * A job id no job has now: 48 random bits after the name's slug. Ids are never reused knowingly: a node still
-   * remembers a deregistered id (refusing its tokens) until they expire.
-   */
   /** A token for the job that expires one token lifetime from now, and a ticket carrying it. */
   private ticketFor(job: JobRecord): { token: string; ticket: string } {
     const { ctx } = this;

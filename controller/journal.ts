@@ -9,7 +9,7 @@
  * Durable as LevelDB's own unsynced writes are: in the kernel's page cache when `append` returns, so they survive
  * the process being killed (SIGKILL, OOM), not the machine losing power.
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 
 /** One write: a put of `value` under `key`, or (value null) a delete. */
 export interface JournalEntry {
@@ -19,12 +19,14 @@ export interface JournalEntry {
 
 /** Emptied once LevelDB has every write and it holds more than this: not a truncate per write. */
 const TRUNCATE_AT_BYTES = 64 * 1024;
+/** Rewritten with only the writes LevelDB lacks past this, when writes never stop long enough to empty it. */
+const REWRITE_AT_BYTES = 4 * 1024 * 1024;
 
 export class Journal {
   private bytes: number;
 
   private constructor(
-    private readonly fd: number,
+    private fd: number,
     readonly path: string,
   ) {
     this.bytes = fstatSync(fd).size;
@@ -41,8 +43,10 @@ export class Journal {
    */
   entries(): JournalEntry[] {
     const text = readFileSync(this.path, 'utf8');
+    const lines = text.split('\n');
+    lines.pop(); // after the last newline: empty, or a write cut short
     const out: JournalEntry[] = [];
-    for (const line of text.split('\n')) {
+    for (const line of lines) {
       const tab = line.indexOf('\t');
       if (tab < 1) continue;
       const op = line.slice(0, tab);
@@ -59,18 +63,39 @@ export class Journal {
     return out;
   }
 
-  /** Appends one write; durable (in the page cache) on return. Throws what `write` throws (ENOSPC, EIO). */
+  /**
+   * Appends one write; durable (in the page cache) on return. Throws what `write` throws (EIO), and when it
+   * wrote only part of the line (a disk filling): the part is cut off again, so the next write starts a line.
+   */
   append(entry: JournalEntry): void {
-    // Keys are `job/<id>` and values JSON (no tab, no newline): one line each.
-    const line = entry.value === null ? `del\t${entry.key}\n` : `put\t${entry.key}\t${entry.value}\n`;
-    this.bytes += writeSync(this.fd, line);
+    const line = Buffer.from(lineOf(entry));
+    const written = writeSync(this.fd, line);
+    if (written !== line.length) {
+      ftruncateSync(this.fd, this.bytes);
+      throw new Error(`journal ${this.path}: ${written} of ${line.length} bytes written (is the disk full?)`);
+    }
+    this.bytes += written;
   }
 
-  /** LevelDB holds every write appended so far: the file may be emptied. */
-  applied(): void {
-    if (this.bytes < TRUNCATE_AT_BYTES) return;
-    ftruncateSync(this.fd, 0);
-    this.bytes = 0;
+  /**
+   * LevelDB holds every write but `pending` (the ones queued for it, oldest first): the file is emptied when
+   * nothing is pending, or rewritten with only those once it is large. The rewrite goes to a new file renamed
+   * over this one, so a process killed in the middle leaves one or the other whole.
+   */
+  applied(pending: readonly JournalEntry[]): void {
+    if (pending.length === 0) {
+      if (this.bytes < TRUNCATE_AT_BYTES) return;
+      ftruncateSync(this.fd, 0);
+      this.bytes = 0;
+      return;
+    }
+    if (this.bytes < REWRITE_AT_BYTES) return;
+    const text = pending.map(lineOf).join('');
+    writeFileSync(`${this.path}.new`, text);
+    renameSync(`${this.path}.new`, this.path);
+    closeSync(this.fd);
+    this.fd = openSync(this.path, 'a+');
+    this.bytes = Buffer.byteLength(text);
   }
 
   /** Empties the file now (after a replay was written to LevelDB). */
@@ -82,6 +107,11 @@ export class Journal {
   close(): void {
     closeSync(this.fd);
   }
+}
+
+/** Keys are `job/<id>` and values JSON (no tab, no newline): one line each. */
+function lineOf(entry: JournalEntry): string {
+  return entry.value === null ? `del\t${entry.key}\n` : `put\t${entry.key}\t${entry.value}\n`;
 }
 
 function isJson(text: string): boolean {

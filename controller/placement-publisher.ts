@@ -120,12 +120,22 @@ export class PlacementPublisher {
 
   /**
    * A spare job's placement (spare-jobs.ts) to its nodes and metadata servers, as `placeNew` without the record:
-   * nothing is persisted or indexed until a registration takes it. Throws the first failure once all settled.
+   * nothing is persisted or indexed until a registration takes it. Unlike a registration's, an announcement that
+   * fails fails it (a spare is only worth taking if every node has it: no report would tell a node of it), and
+   * so does a member not registered or lost. Throws the first failure once all have settled.
    */
   async placeSpare(job: JobRecord, placement: WirePlacement): Promise<void> {
     withRespAddresses(placement, this.host.nodes);
     job.placement = placement;
-    const results = await Promise.allSettled([this.host.publish(placement), this.announce(job, membersOf(job))]);
+    const flags = announceFlagsOf(job);
+    const announced = announcedPlacementOf(placement, this.host.nodes);
+    const calls: Promise<unknown>[] = [this.host.publish(placement)];
+    for (const id of membersOf(job)) {
+      const node = this.host.nodes.get(id);
+      if (node === undefined || node.lost === true) throw new Error(`spare ${job.id}: node ${id} is not serving`);
+      calls.push(this.host.admin.announce(node.address, job.id, placement.epoch, flags, node.bootId ?? '', announced));
+    }
+    const results = await Promise.allSettled(calls);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   }

@@ -151,7 +151,7 @@ export class Controller implements ConsoleBackend {
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
     this.scaling.stop();
-    this.ctx.spares.close();
+    await this.ctx.spares.close();
     this.ctx.admin.close();
     this.ctx.metadata.close();
     await this.server.close(2_000);

@@ -34,8 +34,8 @@ async function until(what: string, done: () => boolean, ms = 2_000): Promise<voi
 /** A context with one DRAM node and one metadata server; every call is recorded as `<what> <job id>`. */
 async function setup(t: ExecutionContext, spareJobs?: number) {
   const ctx = new ControllerContext({ secret, logger, spareJobs });
-  t.teardown(() => {
-    ctx.spares.close();
+  t.teardown(async () => {
+    await ctx.spares.close();
     ctx.admin.close();
     ctx.metadata.close();
   });
@@ -63,8 +63,10 @@ async function setup(t: ExecutionContext, spareJobs?: number) {
     },
     putTenant: async () => {},
   } as unknown as ControllerStore;
+  const faults = { announce: false };
   ctx.admin.announce = async (_address: string, jobId: string) => {
     calls.push(`announce ${jobId}`);
+    if (faults.announce) throw new Error('the node did not answer');
   };
   ctx.admin.dropJob = async (_address: string, jobId: string) => {
     calls.push(`drop ${jobId}`);
@@ -79,7 +81,7 @@ async function setup(t: ExecutionContext, spareJobs?: number) {
   };
   const jobs = new JobBook(ctx);
   await jobs.ensureDefaultTenant(defaultTenantKey(secret));
-  return { ctx, jobs, calls, stored };
+  return { ctx, jobs, calls, stored, faults };
 }
 
 /** The ids of the spares made so far (announced, never persisted). */
@@ -132,7 +134,7 @@ test('a node reporting a spare is not told to drop it; once the pool forgot it, 
   const usage = [{ jobId: spare!, bytes: 0, keys: 0 }] as unknown as Parameters<typeof reconcileNode>[1];
   const known = { has: (id: string) => ctx.isMaking(id) };
   t.deepEqual(reconcileNode('n0', usage, ctx.registry.jobs, known, []), []);
-  ctx.spares.close(); // forgets them, as a controller stopping does
+  await ctx.spares.close(); // forgets them, as a controller stopping does
   t.deepEqual(reconcileNode('n0', usage, ctx.registry.jobs, known, []), [{ kind: 'drop', jobId: spare! }]);
 });
 
@@ -150,6 +152,30 @@ test('a spare whose node restarted since is never taken: it is dropped and the r
   const dropped = spares.find((id) => calls.includes(`drop ${id}`))!;
   await until('its placement dropped', () => calls.includes(`metadata drop ${dropped}`));
   t.is(ctx.spares.taken, 0);
+});
+
+test('a spare whose announcement failed is not kept: no report would tell the node of it', async (t) => {
+  const { ctx, jobs, calls, faults } = await setup(t);
+  faults.announce = true; // a registration goes on without it (the node's next report gets it), a spare does not
+  const first = await jobs.registerJob('first', { capacity: MiB });
+  await until('a spare tried', () => spareIds(calls).length === 1);
+  const [tried] = spareIds(calls);
+  await until('and dropped', () => calls.includes(`drop ${tried}`) && calls.includes(`metadata drop ${tried}`));
+  t.is(ctx.spares.size, 0);
+  faults.announce = false;
+  const second = await jobs.registerJob('second', { capacity: MiB });
+  t.true(calls.includes(`announce ${second.jobId}`), 'the long way');
+  t.not(second.jobId, first.jobId);
+});
+
+test('a controller closing drops its ready spares from their nodes and metadata servers', async (t) => {
+  const { ctx, jobs, calls } = await setup(t);
+  await jobs.registerJob('first', { capacity: MiB });
+  await until('a spare', () => ctx.spares.size === 1);
+  const [spare] = spareIds(calls);
+  await ctx.spares.close();
+  t.true(calls.includes(`drop ${spare}`) && calls.includes(`metadata drop ${spare}`));
+  t.false(ctx.isMaking(spare!));
 });
 
 test('a metadata server joining makes every spare stale', async (t) => {

@@ -164,12 +164,26 @@ export class SpareJobs {
     timer.unref();
   }
 
-  /** Forgets every spare (the controller stops): the nodes are told to drop them by the next controller. */
-  close(): void {
+  /**
+   * Stops making spares and drops the ready ones from their nodes and metadata servers, waiting at most
+   * `waitMs` (the controller stops: what is left, the next controller's nodes drop; its metadata servers keep
+   * a spare's placement until they restart). Those being made are forgotten.
+   */
+  async close(waitMs = 500): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
-    this.ready.length = 0;
+    const ready = this.ready.splice(0);
     this.ids.clear();
+    if (ready.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(ready.map((spare) => this.dropNow(spare))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private fill(key: string, allocation: Allocation, replicas: number, target: number): void {
@@ -177,9 +191,10 @@ export class SpareJobs {
     for (const spare of this.ready) if (spare.key === key) have++;
     for (; have < target && !this.closed; have++) {
       if (this.ready.length + this.makingCount >= this.max) {
-        // The oldest ready spare makes room (another allocation's, most likely: this one's are the newest).
-        const oldest = this.ready.shift();
-        if (oldest === undefined) return; // every one is being made
+        // The oldest ready spare of another allocation makes room.
+        const at = this.ready.findIndex((spare) => spare.key !== key);
+        if (at < 0) return; // the rest are this allocation's, or being made
+        const [oldest] = this.ready.splice(at, 1) as [Made];
         this.ids.delete(oldest.id);
         void this.drop(oldest, 'evicted');
       }
@@ -254,6 +269,10 @@ export class SpareJobs {
     if (this.closed) return; // the links are closing: the next controller has the nodes drop it
     this.credit = Math.max(-MAX_CREDIT, this.credit - 1);
     this.ctx.logger.debug({ job: spare.id, why }, 'spare job dropped');
+    await this.dropNow(spare);
+  }
+
+  private async dropNow(spare: Spare): Promise<void> {
     await Promise.allSettled([this.ctx.publisher.drop(spare.id, nodesOf(spare.placement)), this.ctx.metadata.drop(spare.id)]);
   }
 }

@@ -103,11 +103,30 @@ test('a write after close is refused, not lost silently', async (t) => {
 
 test('journal lines that are not whole writes are skipped', (t) => {
   const dir = folder(t);
-  writeFileSync(join(dir, 'j'), 'put\tjob/a\t{"id":"a"}\nnonsense\nput\tjob/b\nput\tjob/c\t{bad json}\ndel\tjob/a\n');
+  // The last: a delete cut short (no newline), whose key would be cut too.
+  writeFileSync(join(dir, 'j'), 'put\tjob/a\t{"id":"a"}\nnonsense\nput\tjob/b\nput\tjob/c\t{bad json}\ndel\tjob/a\ndel\tjob/ab');
   const journal = Journal.open(join(dir, 'j'));
   t.deepEqual(journal.entries(), [
     { key: 'job/a', value: '{"id":"a"}' },
     { key: 'job/a', value: null },
   ]);
   journal.close();
+});
+
+test('a journal LevelDB never catches up with is cut down to the writes it lacks, not left to grow', (t) => {
+  const dir = folder(t);
+  const journal = Journal.open(join(dir, 'j'));
+  t.teardown(() => journal.close());
+  const value = JSON.stringify({ pad: 'x'.repeat(1024) });
+  for (let i = 0; i < 4200; i++) journal.append({ key: `job/${i}`, value });
+  const pending = [
+    { key: 'job/late', value },
+    { key: 'job/0', value: null },
+  ];
+  journal.applied(pending);
+  t.deepEqual(journal.entries(), pending);
+  journal.append({ key: 'job/next', value: '1' });
+  t.deepEqual(journal.entries(), [...pending, { key: 'job/next', value: '1' }]);
+  journal.applied([]); // small now: kept until it grows
+  t.is(journal.entries().length, 3);
 });

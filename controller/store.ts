@@ -116,7 +116,11 @@ export class ControllerStore {
     return Promise.resolve();
   }
 
-  /** Hands the queue to LevelDB a batch at a time, in order, until it is empty; then the journal may be emptied. */
+  /**
+   * Hands the queue to LevelDB a batch at a time, in order, until it is empty. After each batch LevelDB has every
+   * write journaled but those queued since (in this same turn: nothing is appended in between), so the journal
+   * may be emptied, or cut down to them.
+   */
   private async apply(): Promise<void> {
     await sleep(APPLY_AFTER_MS);
     while (this.queue.length > 0) {
@@ -129,11 +133,16 @@ export class ControllerStore {
         if (this.closing) return; // left in the journal
         this.onError(error);
         await sleep(1_000);
+        continue;
+      }
+      if (this.closing) continue;
+      try {
+        this.journal.applied(this.queue);
+      } catch (error) {
+        this.onError(error); // it keeps growing, and is replayed whole: nothing lost
       }
     }
-    // Nothing queued, so LevelDB has every write journaled (in this same turn: nothing was appended since).
     this.writing = null;
-    if (!this.closing) this.journal.applied();
   }
 }
 

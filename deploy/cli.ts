@@ -54,6 +54,7 @@ async function up(args: string[]): Promise<void> {
     'hdd-seek-ms': { type: 'string' },
     metadata: { type: 'string' },
     'metadata-copies': { type: 'string' },
+    'spare-jobs': { type: 'string' },
     'keep-logs': { type: 'boolean' },
     'no-autoscale': { type: 'boolean' },
     'no-restart': { type: 'boolean' },
@@ -78,6 +79,7 @@ async function up(args: string[]): Promise<void> {
   const metadataServers = str(flags, 'metadata') === undefined ? undefined : parseCount(str(flags, 'metadata')!, '--metadata', 16);
   if (metadataServers === 0) throw new SatchelError('BAD_REQUEST', '--metadata: at least one metadata server');
   const metadataCopies = metadataCopiesOf(str(flags, 'metadata-copies'));
+  const spareJobs = spareJobsOf(str(flags, 'spare-jobs'));
   const controllerHeap = str(flags, 'controller-heap') ?? 'small';
   if (controllerHeap !== 'small' && controllerHeap !== 'large')
     throw new SatchelError('BAD_REQUEST', `--controller-heap: small or large, got ${JSON.stringify(controllerHeap)}`);
@@ -99,6 +101,7 @@ async function up(args: string[]): Promise<void> {
     hddSeekMs: seek === undefined ? undefined : Number(seek),
     metadata: metadataServers,
     metadataCopies,
+    spareJobs,
     keepLogs: flags['keep-logs'] === true,
     controllerHeap,
     tls,
@@ -202,6 +205,7 @@ async function main(argv: string[]): Promise<void> {
         'token-ttl-ms': { type: 'string' },
         'job-quota': { type: 'string' },
         'metadata-copies': { type: 'string' },
+        'spare-jobs': { type: 'string' },
         'no-default-tenant': { type: 'boolean' },
         ...autoscaleFlags,
         provisioner: { type: 'string' },
@@ -240,6 +244,7 @@ async function main(argv: string[]): Promise<void> {
       const { runController } = await import('./roles.ts');
       await runController({
         metadataCopies: metadataCopiesOf(str(flags, 'metadata-copies')),
+        spareJobs: spareJobsOf(str(flags, 'spare-jobs')),
         stateDir: str(flags, 'state-dir'),
         leaseMs: leaseMs === undefined ? undefined : Number(leaseMs),
         nodeTimeoutMs: nodeTimeoutMs === undefined ? undefined : Number(nodeTimeoutMs),
@@ -370,6 +375,15 @@ main(process.argv.slice(2)).catch((error: unknown) => {
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** `--spare-jobs N`: 0 to 64, or undefined when not given. */
+function spareJobsOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 0 && n <= 64))
+    throw new SatchelError('BAD_REQUEST', `--spare-jobs: expected a whole number from 0 to 64, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 /** `--metadata-copies N`: 1 to 16, or undefined when not given. */

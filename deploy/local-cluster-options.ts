@@ -54,6 +54,8 @@ export interface LocalClusterOptions {
   /** Metadata servers to start (default 1); each job's placement is on `metadataCopies` of them (default 2). */
   metadata?: number;
   metadataCopies?: number;
+  /** Placements the controller makes ahead of registrations (controller `spareJobs`; default 8, 0: none). */
+  spareJobs?: number;
   /** Run the autoscaler (off by default here; `satchel up` turns it on). Unset fields keep the defaults. */
   autoscale?: AutoscaleOptions;
   /**

@@ -17,6 +17,8 @@ export interface RoleOptions {
   maxValueBytes?: number;
   /** Metadata servers holding each job's placement (`--metadata-copies`). */
   metadataCopies?: number;
+  /** Placements made ahead of registrations (`--spare-jobs`). */
+  spareJobs?: number;
 }
 
 /** A storage node as started: on its first start ports 0 and no id (''), on later ones what it got then. */
@@ -41,6 +43,7 @@ export function controllerArgs(options: RoleOptions, secretFile: string, stateDi
   if (options.leaseMs !== undefined) args.push('--lease-ms', String(options.leaseMs));
   if (options.nodeTimeoutMs !== undefined) args.push('--node-timeout-ms', String(options.nodeTimeoutMs));
   if (options.metadataCopies !== undefined) args.push('--metadata-copies', String(options.metadataCopies));
+  if (options.spareJobs !== undefined) args.push('--spare-jobs', String(options.spareJobs));
   args.push(...tlsArgs(options));
   const scale = options.autoscale;
   if (scale !== undefined) {

@@ -44,6 +44,8 @@ export interface ControllerRoleOptions {
   jobQuotaBytes?: number;
   /** Metadata servers holding each job's placement (Controller `metadataCopies`). */
   metadataCopies?: number;
+  /** Placements made ahead of registrations (Controller `spareJobs`; 0: none). */
+  spareJobs?: number;
   /** Make the default tenant (Controller `defaultTenant`; default true). */
   defaultTenant?: boolean;
   advertiseHost?: string;
@@ -94,6 +96,7 @@ export async function runController(options: ControllerRoleOptions): Promise<Rea
     tokenTtlMs: options.tokenTtlMs,
     jobQuotaBytes: options.jobQuotaBytes,
     metadataCopies: options.metadataCopies,
+    spareJobs: options.spareJobs,
     defaultTenant: options.defaultTenant,
     advertiseHost: options.advertiseHost,
     provisioner: await makeProvisioner(options),

@@ -15,6 +15,7 @@ export const USAGE = `Usage: satchel <command> [flags]
     --hdd-seek-ms MS        emulate a spinning disk's seek on HDD nodes (default off)
     --metadata N            metadata servers (default 1); --metadata-copies N: how many hold each job's
                             placement (default 2), as for controller
+    --spare-jobs N          placements the controller makes ahead of registrations, as for controller
     --keep-logs             keep DIR/logs after stopping
     --controller-heap small|large   small (default): the controller trades speed for memory
                             (--optimize-for-size); large: V8's own heap sizing, for thousands of nodes
@@ -43,6 +44,8 @@ export const USAGE = `Usage: satchel <command> [flags]
     [--job-quota SIZE]      bytes a job may hold, every copy counted: past it its PUTs get FULL (default none)
     [--metadata-copies N]   metadata servers holding each job's placement, picked per job (default 2; all of
                             them when fewer): lookups spread over the servers as jobs do
+    [--spare-jobs N]        job placements made ahead of registrations like the last ones (default 8; 0:
+                            none): a registration that takes one waits for its record alone (0 to 64)
     [--no-default-tenant]   no default tenant (its key derived from the secret, cluster.json tenantKey): jobs
                             only for tenants added with satchel tenant add
     [--console-host H]      the console's bind host (default: --host)

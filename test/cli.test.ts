@@ -237,6 +237,8 @@ test('satchel with a bad command or flag exits 2 and says why', async (t) => {
     [['up', '--dram-capacity', '4XB'], /--dram-capacity: not a size: "4XB"/],
     [['up', '--no-such-flag'], /Unknown option/i],
     [['up', '--controller-heap', 'huge'], /--controller-heap: small or large, got "huge"/],
+    [['up', '--spare-jobs', '65'], /--spare-jobs: expected a whole number from 0 to 64, got "65"/],
+    [['controller', '--spare-jobs', 'many'], /--spare-jobs: expected a whole number from 0 to 64, got "many"/],
     [['controller', '--node-timeout-ms', '500'], /--node-timeout-ms: expected a whole number of milliseconds ≥ 1000/],
     [['controller', '--token-ttl-ms', 'soon'], /--token-ttl-ms: expected a whole number/],
     [['controller', '--job-quota', 'lots'], /--job-quota/],

@@ -89,6 +89,26 @@ test('a job placed ahead (a spare) is known to a controller SIGKILLed right afte
   t.is((await rejection(t, firstCall(job.ticket))).code, 'NO_SUCH_JOB');
 });
 
+test('spareJobs 0 (--spare-jobs 0) reaches the controller: every registration places its own job', async (t) => {
+  const c = await cluster(t, { spareJobs: 0 });
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey });
+  t.teardown(() => satchel.close());
+  const jobs = [];
+  for (let i = 0; i < 4; i++) {
+    jobs.push(await satchel.registerJob(`placed-${i}`, { capacity: 1024 * 1024 }));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // time enough for a spare, were one made
+  }
+  const events = (await (
+    await fetch(`${c.info.console}/api/events`, { headers: { authorization: `Bearer ${c.viewerToken}` } })
+  ).json()) as {
+    kind: string;
+    details?: Record<string, unknown>;
+  }[];
+  const placements = jobs.map((job) => events.find((e) => e.kind === 'job-registered' && e.details?.job === job.id)?.details?.placement);
+  t.deepEqual(placements, ['placed', 'placed', 'placed', 'placed']);
+  for (const job of jobs) await job.deregister();
+});
+
 test('a job whose driver stops renewing is collected after its lease; a renewed one lives on', async (t) => {
   const c = await cluster(t, { leaseMs: 1_000 });
   const satchel = await Satchel.connect(c.controller, { key: c.tenantKey });

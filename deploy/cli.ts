@@ -377,20 +377,21 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** `--spare-jobs N`: 0 to 64, or undefined when not given. */
-function spareJobsOf(value: string | undefined): number | undefined {
+/** Flag `--name` as a whole number from `min` to `max`, or undefined when not given. */
+function wholeNumberOf(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!(Number.isInteger(n) && n >= 0 && n <= 64))
-    throw new SatchelError('BAD_REQUEST', `--spare-jobs: expected a whole number from 0 to 64, got ${JSON.stringify(value)}`);
+  if (!(Number.isInteger(n) && n >= min && n <= max))
+    throw new SatchelError('BAD_REQUEST', `--${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
 }
 
-/** `--metadata-copies N`: 1 to 16, or undefined when not given. */
+/** `--metadata-copies N`: 1 to 16. */
 function metadataCopiesOf(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!(Number.isInteger(n) && n >= 1 && n <= 16))
-    throw new SatchelError('BAD_REQUEST', `--metadata-copies: expected a whole number from 1 to 16, got ${JSON.stringify(value)}`);
-  return n;
+  return wholeNumberOf('metadata-copies', value, 1, 16);
+}
+
+/** `--spare-jobs N`: 0 to 64. */
+function spareJobsOf(value: string | undefined): number | undefined {
+  return wholeNumberOf('spare-jobs', value, 0, 64);
 }

@@ -119,6 +119,16 @@ async function up(args: string[]): Promise<void> {
         `  taking over ${stateDir} from a cluster that did not stop (${record === undefined ? '' : `started ${record.startedAt}, `}${reason})\n`,
       ),
   });
+  // Listening before "Satchel is up" is printed: whoever reads it may signal at once (a test did, and the
+  // signal arrived between the write and the handlers, killing the process with its cluster still running).
+  const stopped = new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      process.stdout.write(`${signal}: stopping ...\n`);
+      cluster.stop().then(resolveStop, resolveStop);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
   const info = cluster.info;
   process.stdout.write(
     `Satchel is up in ${Date.now() - started} ms\n` +
@@ -128,14 +138,7 @@ async function up(args: string[]): Promise<void> {
       (tls === undefined ? '' : `  TLS          on; clients check certificates against ${tls.ca}\n`) +
       `Stop with Ctrl-C.\n`,
   );
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string) => {
-      process.stdout.write(`${signal}: stopping ...\n`);
-      cluster.stop().then(resolveStop, resolveStop);
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  await stopped;
   process.stdout.write('stopped\n');
 }
 

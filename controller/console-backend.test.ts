@@ -117,6 +117,7 @@ test('the console serves what the backend gives, and asks it for the admin actio
     onClusterEvent: () => () => {},
     nodeLoads: () => [],
     nodeCallFailures: () => new Map([['drop_job', 3]]),
+    spareJobs: () => ({ ready: 2, taken: 5, missed: 1 }),
     hasNode: (id) => id === 'a',
     canLaunchNodes: () => false,
     registerJob: async (name) => {
@@ -139,7 +140,11 @@ test('the console serves what the backend gives, and asks it for the admin actio
   t.false('perNode' in detail, "the API's shape is as it was");
   t.is((await app.inject({ url: '/api/jobs/nope', headers })).statusCode, 404);
   t.deepEqual((await app.inject({ url: '/api/events?after=0', headers })).json(), [event]);
-  t.regex((await app.inject({ url: '/metrics', headers })).body, /^satchel_controller_node_call_failures_total\{op="drop_job"\} 3$/m);
+  const metrics = (await app.inject({ url: '/metrics', headers })).body;
+  t.regex(metrics, /^satchel_controller_node_call_failures_total\{op="drop_job"\} 3$/m);
+  t.regex(metrics, /^satchel_spare_jobs 2$/m);
+  t.regex(metrics, /^satchel_spare_job_lookups_total\{outcome="taken"\} 5$/m);
+  t.regex(metrics, /^satchel_spare_job_lookups_total\{outcome="missed"\} 1$/m);
   t.is((await app.inject({ method: 'POST', url: '/api/nodes', headers, payload: { tier: 'dram' } })).statusCode, 409, 'no provisioner');
   t.is((await app.inject({ method: 'DELETE', url: '/api/nodes/zz', headers })).statusCode, 404);
   t.is((await app.inject({ method: 'DELETE', url: '/api/nodes/a', headers })).statusCode, 200);

@@ -43,6 +43,8 @@ export interface ConsoleBackend {
   nodeLoads(tier: Tier): NodeLoad[];
   /** Control-plane calls to nodes and metadata servers that failed and were left to a retry, by operation. */
   nodeCallFailures(): ReadonlyMap<ControlOp, number>;
+  /** Placements made ahead of registrations (spare-jobs.ts): ready now, and registrations that took one or found none. */
+  spareJobs(): { ready: number; taken: number; missed: number };
   hasNode(nodeId: string): boolean;
   /** Whether nodes can be launched (a provisioner was handed in). */
   canLaunchNodes(): boolean;

@@ -131,5 +131,25 @@ export function controllerMetrics(
       for (const [op, n] of backend.nodeCallFailures()) this.inc({ op }, n);
     },
   });
+  new Gauge({
+    name: 'satchel_spare_jobs',
+    help: 'Job placements made ahead of registrations, ready to be taken (controller/spare-jobs.ts)',
+    registers: [registry],
+    collect() {
+      this.set(backend.spareJobs().ready);
+    },
+  });
+  new Counter({
+    name: 'satchel_spare_job_lookups_total',
+    help: 'Registrations that took a spare placement (taken) or placed their job themselves (missed; neither with --spare-jobs 0)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      const { taken, missed } = backend.spareJobs();
+      this.reset();
+      this.inc({ outcome: 'taken' }, taken);
+      this.inc({ outcome: 'missed' }, missed);
+    },
+  });
   return { registry, close, streamsDropped, streamsRefused };
 }

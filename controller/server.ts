@@ -382,6 +382,11 @@ export class Controller implements ConsoleBackend {
     return this.ctx.failures.byOp;
   }
 
+  spareJobs(): { ready: number; taken: number; missed: number } {
+    const { spares } = this.ctx;
+    return { ready: spares.size, taken: spares.taken, missed: spares.missed };
+  }
+
   hasNode(nodeId: string): boolean {
     return this.ctx.registry.nodes.has(nodeId);
   }

@@ -72,6 +72,8 @@ test('a job placed ahead (a spare) is known to a controller SIGKILLed right afte
   if (spare === null) return t.fail('no registration took a spare');
   const job = spare;
   t.teardown(() => job.deregister().catch(() => {}));
+  const metrics = await (await fetch(`${c.info.console}/metrics`, viewer)).text();
+  t.true(Number(/^satchel_spare_job_lookups_total\{outcome="taken"\} (\d+)$/m.exec(metrics)?.[1]) >= 1, 'counted on /metrics');
   // Killed at once: its record is in the journal, LevelDB gets it only 20 ms later (store.ts).
   await c.restartController('SIGKILL');
 

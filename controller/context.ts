@@ -68,8 +68,8 @@ export interface ControllerOptions {
    */
   metadataCopies?: number;
   /**
-   * Placements made ahead of registrations (spare-jobs.ts), at most one per distinct allocation: a registration
-   * that comes out like one waits for its record alone. DEFAULT_SPARE_JOBS; 0: every registration places its job.
+   * Placements made ahead of registrations (spare-jobs.ts), at most this many over every allocation (two for
+   * one): a registration that comes out like one waits for its record alone. DEFAULT_SPARE_JOBS; 0: none.
    */
   spareJobs?: number;
 }

@@ -53,7 +53,7 @@ export function isLostMember(job: JobRecord, nodeId: string): boolean {
 }
 
 /** What a node must know of the job to serve it (AnnounceFlag). */
-export function announceFlagsOf(job: JobRecord): number {
+export function announceFlagsOf(job: Pick<JobRecord, 'placement' | 'pending'>): number {
   let flags = 0;
   if ((job.placement.replicas ?? 1) > 1) flags |= AnnounceFlag.REPLICATED;
   // Tombstones also while older generations exist: a reader falling back to them stops at a delete (Flag.DELETED).

@@ -25,7 +25,7 @@
 import type { Logger } from 'pino';
 import type { WirePlacement } from '../proto/index.ts';
 import type { CallFailures, ControlOp } from './call-failures.ts';
-import { announcedPlacementOf, announceFlagsOf, membersOf, pruneLostNodes, withLostMarks, withRespAddresses } from './members.ts';
+import { announcedPlacementOf, announceFlagsOf, membersOf, nodesOf, pruneLostNodes, withLostMarks, withRespAddresses } from './members.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 
@@ -113,9 +113,7 @@ export class PlacementPublisher {
     job.placement = first;
     this.host.placed?.(job);
     // The metadata servers' round trip is the longest: sent first. (The caller logs the placement: 'job registered'.)
-    const results = await Promise.allSettled([this.host.publish(first), this.announce(job, membersOf(job)), this.host.persist(job)]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    await allSettledOrFirstFailure([this.host.publish(first), this.announce(job, membersOf(job)), this.host.persist(job)]);
   }
 
   /**
@@ -124,20 +122,17 @@ export class PlacementPublisher {
    * fails fails it (a spare is only worth taking if every node has it: no report would tell a node of it), and
    * so does a member not registered or lost. Throws the first failure once all have settled.
    */
-  async placeSpare(job: JobRecord, placement: WirePlacement): Promise<void> {
+  async placeSpare(placement: WirePlacement): Promise<void> {
     withRespAddresses(placement, this.host.nodes);
-    job.placement = placement;
-    const flags = announceFlagsOf(job);
+    const flags = announceFlagsOf({ placement });
     const announced = announcedPlacementOf(placement, this.host.nodes);
     const calls: Promise<unknown>[] = [this.host.publish(placement)];
-    for (const id of membersOf(job)) {
+    for (const id of nodesOf(placement)) {
       const node = this.host.nodes.get(id);
-      if (node === undefined || node.lost === true) throw new Error(`spare ${job.id}: node ${id} is not serving`);
-      calls.push(this.host.admin.announce(node.address, job.id, placement.epoch, flags, node.bootId ?? '', announced));
+      if (node === undefined || node.lost === true) throw new Error(`spare ${placement.jobId}: node ${id} is not serving`);
+      calls.push(this.host.admin.announce(node.address, placement.jobId, placement.epoch, flags, node.bootId ?? '', announced));
     }
-    const results = await Promise.allSettled(calls);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    await allSettledOrFirstFailure(calls);
   }
 
   /** Announces the job at its current epoch and flags to each node (not lost) of `ids`. Failures are logged and counted. */
@@ -191,4 +186,14 @@ export class PlacementPublisher {
     }
     await Promise.all(calls);
   }
+}
+
+/**
+ * Waits for every call to settle, then throws the first failure: an undo by the caller never overtakes a write
+ * still in flight.
+ */
+async function allSettledOrFirstFailure(calls: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(calls);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
 }

@@ -21,7 +21,7 @@ import type { Allocation } from './allocation.ts';
 import { nodesOf } from './members.ts';
 import type { MetadataLinks } from './metadata-links.ts';
 import type { PlacementPublisher } from './placement-publisher.ts';
-import type { ClusterRegistry, JobRecord } from './registry.ts';
+import type { ClusterRegistry } from './registry.ts';
 
 /** Spares kept at most, over every allocation: a cluster's registrations mostly come out alike. */
 export const DEFAULT_SPARE_JOBS = 8;
@@ -88,7 +88,6 @@ export class SpareJobs {
   private readonly ready: Made[] = [];
   /** Spares being made, by key. */
   private readonly making = new Map<string, number>();
-  private makingCount = 0;
   /** Every spare's id, ready or being made: a node reporting one is not told to drop it. */
   private readonly ids = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
@@ -190,7 +189,7 @@ export class SpareJobs {
     let have = this.making.get(key) ?? 0;
     for (const spare of this.ready) if (spare.key === key) have++;
     for (; have < target && !this.closed; have++) {
-      if (this.ready.length + this.makingCount >= this.max) {
+      if (this.ready.length + sum(this.making.values()) >= this.max) {
         // The oldest ready spare of another allocation makes room.
         const at = this.ready.findIndex((spare) => spare.key !== key);
         if (at < 0) return; // the rest are this allocation's, or being made
@@ -217,24 +216,17 @@ export class SpareJobs {
     for (const nodeId of nodesOf(placement)) bootIds.set(nodeId, ctx.registry.nodes.get(nodeId)?.bootId);
     const metadataChanges = ctx.metadata.changes;
     this.making.set(key, (this.making.get(key) ?? 0) + 1);
-    this.makingCount++;
     this.ids.add(id);
-    // The shape of a record (jobs.ts `placeJob`), for the publisher's announcement; never stored or listed.
-    const job = { id, name: '', hints: {}, tier: allocation.tier, reason: 'spare', reservation: 0, createdAt: Date.now() } as JobRecord;
-    job.leaseExpiresAt = Number.POSITIVE_INFINITY;
-    job.placement = { ...placement, epoch: 0, generations: [] };
-    job.metadata = ctx.metadata.assign(id);
-    const made: Made = { id, key, placement, metadata: job.metadata, madeAt: Date.now(), bootIds, metadataChanges };
+    const made: Made = { id, key, placement, metadata: ctx.metadata.assign(id), madeAt: Date.now(), bootIds, metadataChanges };
     let failure: unknown = null;
     try {
-      await ctx.publisher.placeSpare(job, placement);
+      await ctx.publisher.placeSpare(placement);
     } catch (error) {
       failure = error;
     }
     const left = (this.making.get(key) ?? 1) - 1;
     if (left > 0) this.making.set(key, left);
     else this.making.delete(key);
-    this.makingCount--;
     if (failure !== null || this.closed || !this.valid(made)) {
       this.ids.delete(id);
       if (failure !== null) ctx.logger.debug({ err: failure, job: id }, 'spare job not made');
@@ -275,4 +267,10 @@ export class SpareJobs {
   private async dropNow(spare: Spare): Promise<void> {
     await Promise.allSettled([this.ctx.publisher.drop(spare.id, nodesOf(spare.placement)), this.ctx.metadata.drop(spare.id)]);
   }
+}
+
+function sum(values: Iterable<number>): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
 }

@@ -106,14 +106,17 @@ async function up(args: string[]): Promise<void> {
     controllerHeap,
     tls,
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
-    restartNodes: flags['no-restart'] !== true,
-    onNodeRestart: ({ id, pid, afterMs, error, retryMs }) =>
+    restartProcesses: flags['no-restart'] !== true,
+    onRestart: ({ id, pid, afterMs, error, retryMs }) => {
+      const what =
+        id === 'controller' ? 'the controller' : id.startsWith('metadata-') ? `metadata server ${id.slice(9)}` : `storage node ${id}`;
       process.stdout.write(
         error === undefined
-          ? `  storage node ${id} exited: started again after ${afterMs / 1000} s (pid ${pid})\n`
-          : `  storage node ${id} exited and did not start again after ${afterMs / 1000} s: ${error.message}` +
+          ? `  ${what} exited: started again after ${afterMs / 1000} s (pid ${pid})\n`
+          : `  ${what} exited and did not start again after ${afterMs / 1000} s: ${error.message}` +
               (retryMs === undefined ? '\n' : `; trying again in ${retryMs / 1000} s\n`),
-      ),
+      );
+    },
     onTakeover: ({ record, reason }) =>
       process.stdout.write(
         `  taking over ${stateDir} from a cluster that did not stop (${record === undefined ? '' : `started ${record.startedAt}, `}${reason})\n`,

@@ -1,8 +1,8 @@
 /** What `LocalCluster.start` takes (local-cluster.ts): the cluster's shape, ports, limits and hooks. */
 import type { Tier } from '../proto/index.ts';
 import type { ControllerHeap } from './child-process.ts';
-import type { RestartEvent } from './node-restarts.ts';
 import type { AutoscaleOptions } from './options.ts';
+import type { RestartEvent } from './process-restarts.ts';
 import type { ReadyMessage } from './roles.ts';
 import type { StaleLock } from './state-lock.ts';
 
@@ -32,12 +32,13 @@ export interface LocalClusterOptions {
   /** Called when the state folder's lock was left by a cluster that is gone, and this one took it over. */
   onTakeover?: (stale: StaleLock) => void;
   /**
-   * A storage node whose process exits on its own (crashed, killed by PID) is started again as the same node
-   * (`startNode`), with a backoff (node-restarts.ts). Off by default (tests kill and start nodes themselves);
-   * `satchel up` turns it on. `onNodeRestart` hears each restart, or why one failed (not retried).
+   * A process that exits on its own (crashed, killed by PID) is started again as itself, with a backoff
+   * (process-restarts.ts): a storage node as the same node (`startNode`), the controller on its ports with its
+   * state folder, a metadata server on its ports (the controller refills it). Off by default (tests kill and
+   * start processes themselves); `satchel up` turns it on. `onRestart` hears each restart, or why one failed.
    */
-  restartNodes?: boolean;
-  onNodeRestart?: (event: RestartEvent & { pid?: number }) => void;
+  restartProcesses?: boolean;
+  onRestart?: (event: RestartEvent & { pid?: number }) => void;
   /** Extra environment for every process. */
   env?: NodeJS.ProcessEnv;
   /**

@@ -5,7 +5,7 @@
  *
  * This file keeps the members (which process is which node; starts, restarts, freezes) and the order of things.
  * A role's process is child-process.ts, its command line role-args.ts, the state folder's files cluster-files.ts,
- * ports.ts finds the ports a restarted process gets back, node-restarts.ts when a dead node is started again,
+ * ports.ts finds the ports a restarted process gets back, process-restarts.ts when a dead process is started again,
  * and local-cluster-options.ts has the options.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -20,9 +20,9 @@ import { forkRole, readyOf, running, stopChild, waitStopped } from './child-proc
 import { type ClusterInfoFile, StateFiles } from './cluster-files.ts';
 import type { LocalClusterOptions } from './local-cluster-options.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
-import { NodeRestarts } from './node-restarts.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { portOf, portOfUrl, portsFree } from './ports.ts';
+import { ProcessRestarts } from './process-restarts.ts';
 import { controllerArgs, metadataArgs, type NodeLaunch, nodeArgs } from './role-args.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
@@ -36,6 +36,10 @@ interface Member {
   log: string;
   /** A storage node's: what startNode needs to start it again as the same node. */
   node?: NodeSpec;
+  /** When it started (ms since 1970): the restart backoff's reset. */
+  startedAt: number;
+  /** The controller or a metadata server being stopped on purpose (restartController, restartMetadata): not restarted. */
+  stopping?: boolean;
 }
 
 /**
@@ -44,7 +48,7 @@ interface Member {
  */
 interface NodeSpec extends NodeLaunch {
   frozen: boolean;
-  /** Stopped on purpose (killNode, removeNode): not restarted by `restartNodes` until a startNode. */
+  /** Stopped on purpose (killNode, removeNode): not restarted by `restartProcesses` until a startNode. */
   keptDown?: boolean;
   /** When it last started (ms since 1970), and the startNode under way, if one is. */
   startedAt?: number;
@@ -78,10 +82,9 @@ export class LocalCluster {
   private readonly children = new Map<ChildProcess, string | undefined>();
   /** What the cluster created in stateDir: cluster.json and the lock written, logs, data folders. */
   private readonly files: StateFiles;
-  /** `restartNodes`' timers; what they start is reported with the new process's pid. */
-  private readonly restarts = new NodeRestarts(
-    (id) => this.startNode(id),
-    (event) => this.options.onNodeRestart?.({ ...event, pid: event.error === undefined ? this.nodePid(event.id) : undefined }),
+  /** `restartProcesses`' timers; what they start is reported with the new process's pid. */
+  private readonly restarts = new ProcessRestarts((event) =>
+    this.options.onRestart?.({ ...event, pid: event.error === undefined ? this.restartedPid(event.id) : undefined }),
   );
   info!: ClusterInfoFile;
 
@@ -409,13 +412,21 @@ export class LocalCluster {
    */
   async restartController(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
     const old = this.member('controller');
+    old.stopping = true;
     await stopChild(old.child, signal);
-    // By identity, not by the index from before the await: a node started meanwhile moves the others.
+    await this.startControllerAgain(old);
+  }
+
+  /** The controller again, on its ports and with its state folder, in place of `old` (exited). */
+  private async startControllerAgain(old: Member): Promise<void> {
+    const controller = await this.spawn('controller', this.controllerArgs(portOf(this.info.controller), portOfUrl(this.info.console)));
+    // By identity, not by an index from before the await: a node started meanwhile moves the others.
     this.forget(old);
-    const port = portOf(this.info.controller);
-    const consolePort = portOfUrl(this.info.console);
-    await this.spawn('controller', this.controllerArgs(port, consolePort));
     await this.persist();
+    if (controller.ready.address !== this.info.controller) {
+      await stopChild(controller.child, 'SIGKILL');
+      throw new SatchelError('UNAVAILABLE', `the controller came back at ${controller.ready.address}, not ${this.info.controller}`);
+    }
   }
 
   /**
@@ -426,13 +437,21 @@ export class LocalCluster {
    */
   async restartMetadata(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL', index = 0): Promise<void> {
     const old = this.metadataMember(index);
+    old.stopping = true;
     await stopChild(old.child, signal);
-    this.forget(old);
+    await this.startMetadataAgain(old);
+  }
+
+  /** A metadata server again, on `old`'s ports (exited), in its place. */
+  private async startMetadataAgain(old: Member): Promise<void> {
     const address = old.ready.address;
     const metadata = await this.spawn('metadata', this.metadataArgs(portOf(address), portOfUrl(old.ready.metrics)));
+    this.forget(old);
     await this.persist();
-    if (metadata.ready.address !== address)
+    if (metadata.ready.address !== address) {
+      await stopChild(metadata.child, 'SIGKILL');
       throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
+    }
   }
 
   /** The `index`-th metadata server in cluster.json's order (a restarted one keeps its place). */
@@ -503,7 +522,7 @@ export class LocalCluster {
       if (!(error instanceof PortInUseError)) failedLogs.set(error as object, relative(this.stateDir, log));
       throw error;
     });
-    const member: Member = { role, child, ready, log };
+    const member: Member = { role, child, ready, log, startedAt: Date.now() };
     this.members.push(member);
     child.once('exit', () => this.exitedOnItsOwn(member));
     if (role === 'controller') this.serveProvisioner(child);
@@ -512,23 +531,44 @@ export class LocalCluster {
   }
 
   /**
-   * A process that exited while the cluster runs (killed by PID, crashed): a node is marked down, and started
-   * again with `restartNodes` unless it was stopped on purpose (killNode).
+   * A process that exited while the cluster runs (killed by PID, crashed): a node is marked down. With
+   * `restartProcesses` it is started again, unless it was stopped on purpose (killNode); so are the controller and
+   * a metadata server, unless restartController or restartMetadata stopped it (they start it themselves).
    */
   private exitedOnItsOwn(member: Member): void {
-    if (this.stopped !== null || !this.members.includes(member) || member.node === undefined) return;
+    if (this.stopped !== null || !this.members.includes(member)) return;
+    const restart = this.options.restartProcesses === true;
+    if (member.node === undefined) {
+      if (!restart || member.stopping === true) return;
+      // Not when stopped meanwhile, or started again by a caller already (which replaces the member).
+      const wanted = () => this.stopped === null && member.stopping !== true && this.members.includes(member);
+      if (member.role === 'controller')
+        this.restarts.exited('controller', member.startedAt, wanted, () => this.startControllerAgain(member));
+      else if (member.role === 'metadata') {
+        const index = this.info.metadata.indexOf(member.ready.address);
+        this.restarts.exited(`metadata-${index}`, member.startedAt, wanted, () => this.startMetadataAgain(member));
+      }
+      return;
+    }
     const spec = member.node;
     spec.frozen = false;
     this.setNodeState(spec.id, 'down');
     void this.persist().catch(() => {});
-    if (this.options.restartNodes !== true || spec.keptDown === true) return;
+    if (!restart || spec.keptDown === true) return;
     // Not when stopped meanwhile, killed or removed on purpose, or started by a caller already.
     const wanted = () =>
       this.stopped === null &&
       spec.keptDown !== true &&
       spec.started === undefined &&
       this.members.find((m) => m.node?.id === spec.id) === member;
-    this.restarts.exited(spec.id, spec.startedAt, wanted);
+    this.restarts.exited(spec.id, spec.startedAt, wanted, () => this.startNode(spec.id));
+  }
+
+  /** The pid of what a restart started: a storage node (by id), `controller` or `metadata-<index>`. */
+  private restartedPid(id: string): number | undefined {
+    if (id === 'controller') return this.controllerPid;
+    if (id.startsWith('metadata-')) return this.metadataPids[Number(id.slice('metadata-'.length))];
+    return this.nodePid(id);
   }
 
   private async shutdown(keepLogs: boolean, keepLog?: string): Promise<void> {

@@ -23,9 +23,10 @@ export const USAGE = `Usage: satchel <command> [flags]
                             must name 127.0.0.1), clients check it against the CA; deploy/README.md has how
     --no-autoscale          keep the nodes started; otherwise the autoscaler adds and drains nodes (local
                             processes), never going below the counts above
-    --no-restart            leave a storage node whose process died down; otherwise it is started again as
-                            the same node (id, ports, data folder), after 1 s, backing off to 60 s if it
-                            keeps dying, as Kubernetes restarts a pod
+    --no-restart            leave a process that died down; otherwise it is started again as itself after
+                            1 s, backing off to 60 s if it keeps dying, as Kubernetes restarts a pod: a
+                            storage node as the same node (id, ports, data folder), the controller on its
+                            ports with its jobs (DIR/controller), a metadata server on its ports
     --band, --min-nodes, --max-nodes, --scale-up-after-ms, --scale-down-after-ms, --cooldown-ms   as for controller
 
   controller              the controller and its console, for containers

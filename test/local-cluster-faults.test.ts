@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import test from 'ava';
+import { Satchel } from '../client/index.ts';
 import { type ClusterInfoFile, LocalCluster } from '../deploy/index.ts';
 import { alive } from './helpers/process.ts';
 import { eventually } from './helpers/raw-client.ts';
@@ -102,9 +103,9 @@ test('freezeNode/thawNode: SIGSTOP and SIGCONT (state T while frozen); stop() af
   for (const p of [...pids, other]) t.false(alive(p), `pid ${p} gone`);
 });
 
-test('restartNodes: a node killed behind the cluster’s back comes back as itself, later each time it keeps dying; one killNode stopped stays down', async (t) => {
+test('restartProcesses: a node killed behind the cluster’s back comes back as itself, later each time it keeps dying; one killNode stopped stays down', async (t) => {
   const restarts: { id: string; pid?: number; afterMs: number; error?: Error }[] = [];
-  const cluster = await LocalCluster.start({ dram: 1, dramCapacity: 64 * MiB, restartNodes: true, onNodeRestart: (r) => restarts.push(r) });
+  const cluster = await LocalCluster.start({ dram: 1, dramCapacity: 64 * MiB, restartProcesses: true, onRestart: (r) => restarts.push(r) });
   t.teardown(() => cluster.stop());
   const node = { ...cluster.info.nodes[0]! };
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -147,4 +148,58 @@ test('restartNodes: a node killed behind the cluster’s back comes back as itse
   await sleep(1_500);
   t.is(cluster.nodePid(node.id), undefined, 'killNode’s node stays down');
   t.is(restarts.length, 2);
+});
+
+test('restartProcesses: a controller and a metadata server killed by PID come back on their ports; jobs, data and registrations carry on', async (t) => {
+  t.timeout(90_000);
+  const restarts: { id: string; pid?: number; afterMs: number; error?: Error; retryMs?: number }[] = [];
+  const cluster = await LocalCluster.start({ dram: 1, dramCapacity: 64 * MiB, restartProcesses: true, onRestart: (r) => restarts.push(r) });
+  t.teardown(() => cluster.stop());
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 15_000 });
+  t.teardown(() => satchel.close());
+  const before = await satchel.registerJob('before', { latencySensitive: true });
+  await before.put('k', Buffer.from('acknowledged'));
+  const controllerAddress = cluster.controller;
+  const metadataAddress = cluster.info.metadata[0]!;
+  const kill9 = async (pid: number) => {
+    process.kill(pid, 'SIGKILL');
+    await eventually(() => !alive(pid), 5_000, `pid ${pid} gone`);
+  };
+
+  // The controller, SIGKILLed: started again after 1 s on its port, with the job it had.
+  const controllerPid = cluster.controllerPid;
+  await kill9(controllerPid);
+  await eventually(() => restarts.some((r) => r.id === 'controller' && r.error === undefined), 20_000, 'the controller restarted');
+  t.like(restarts[0], { id: 'controller', afterMs: 1_000 });
+  t.not(cluster.controllerPid, controllerPid);
+  t.is(restarts[0]!.pid, cluster.controllerPid);
+  t.is(cluster.controller, controllerAddress);
+  t.true(await accepts(controllerAddress));
+  const after = await satchel.registerJob('after', { latencySensitive: true });
+  await after.put('k', Buffer.from('after'));
+  t.deepEqual(await (await Satchel.attach(before.ticket)).get('k'), Buffer.from('acknowledged'), 'the old job still reads back');
+
+  // A metadata server, SIGKILLed: started again on its port and refilled; a fresh attach finds both jobs.
+  const metadataPid = cluster.metadataPid;
+  await kill9(metadataPid);
+  await eventually(() => restarts.some((r) => r.id === 'metadata-0' && r.error === undefined), 20_000, 'the metadata server restarted');
+  t.not(cluster.metadataPid, metadataPid);
+  t.is(cluster.info.metadata[0], metadataAddress);
+  for (const [job, value] of [
+    [before, 'acknowledged'],
+    [after, 'after'],
+  ] as const) {
+    const attached = await Satchel.attach(job.ticket);
+    t.deepEqual(await attached.get('k'), Buffer.from(value));
+    await attached.close();
+  }
+
+  // Killed on purpose by restartController: started by it, once, not again by the restart timer.
+  const count = restarts.length;
+  await cluster.restartController('SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  t.is(restarts.length, count, 'no second start of a controller restarted on purpose');
+  t.true(await accepts(controllerAddress));
+  await before.deregister();
+  await after.deregister();
 });

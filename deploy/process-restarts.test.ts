@@ -1,7 +1,7 @@
 import test from 'ava';
-import { NodeRestarts, nextRestartDelay, type RestartEvent } from './node-restarts.ts';
+import { nextRestartDelay, ProcessRestarts, type RestartEvent } from './process-restarts.ts';
 
-test('restart waits: 1 s first, doubling while the node dies within a minute of its start, at most 60 s; a minute lived starts over', (t) => {
+test('restart waits: 1 s first, doubling while the process dies within a minute of its start, at most 60 s; a minute lived starts over', (t) => {
   const now = 1_000_000;
   t.is(nextRestartDelay(undefined, undefined, now), 1_000, 'the first restart');
   t.is(nextRestartDelay(1_000, now - 5_000, now), 2_000, 'died 5 s after its restart');
@@ -14,15 +14,13 @@ test('a failed start is tried again, the wait doubling; an unwanted one is not',
   const events: RestartEvent[] = [];
   let attempts = 0;
   let wanted = true;
-  const restarts = new NodeRestarts(
-    async () => {
-      attempts++;
-      if (attempts < 2) throw new Error('port 7000 in use');
-    },
-    (event) => events.push(event),
-  );
+  const restarts = new ProcessRestarts((event) => events.push(event));
+  const start = async () => {
+    attempts++;
+    if (attempts < 2) throw new Error('port 7000 in use');
+  };
   // A node that lived long: 1 s, then the failed start's retry 2 s later.
-  restarts.exited('n', 0, () => wanted);
+  restarts.exited('n', 0, () => wanted, start);
   await new Promise((resolve) => setTimeout(resolve, 3_400));
   t.is(attempts, 2);
   t.like(events[0], { id: 'n', afterMs: 1_000, retryMs: 2_000 });
@@ -30,7 +28,7 @@ test('a failed start is tried again, the wait doubling; an unwanted one is not',
   t.like(events[1], { id: 'n', afterMs: 2_000, error: undefined });
   // Unwanted by the time its wait is over (stopped on purpose): not started.
   wanted = false;
-  restarts.exited('m', 0, () => wanted);
+  restarts.exited('m', 0, () => wanted, start);
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   t.is(attempts, 2);
 });

@@ -10,7 +10,15 @@ import { expectOk } from './replies.ts';
 /** What the copies need of the job's routing (routing.ts implements it; an interface, so this module does not import it back). */
 export interface ReplicaHost {
   readonly placement: Placement;
-  callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply>;
+  callNode(
+    node: PlacementNode,
+    op: number,
+    flags: number,
+    arg: number,
+    key: string,
+    value: Uint8Array | null,
+    into?: Buffer | null,
+  ): Promise<Reply>;
   connectionTo(node: PlacementNode): NodeConnection;
   afterUnreachable(error: unknown, epoch: number): Promise<void>;
 }
@@ -27,11 +35,13 @@ export async function readReplicas(
   op: number,
   key: string,
   flags = 0,
+  into: Buffer | null = null,
 ): Promise<Reply> {
   let failure: unknown;
   for (const node of replicas) {
     try {
-      const reply = await host.callNode(node, op, flags, 0, key, null);
+      // One copy at a time: `into` (a block's place in its value) is written by one answer, or rewritten whole.
+      const reply = await host.callNode(node, op, flags, 0, key, null, into);
       if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
     } catch (error) {
       if (!isTransient(error)) throw error;

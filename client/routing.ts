@@ -138,16 +138,29 @@ export class Router implements ReplicaHost, WatchHost {
     if (this.closed) throw new SatchelError('CLOSED', `job ${this.jobId} handle is closed`);
   }
 
-  /** One request to the node that owns `key` in the newest generation (its replicas: replicas.ts), whatever the answer. */
-  route(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+  /**
+   * One request to the node that owns `key` in the newest generation (its replicas: replicas.ts), whatever the
+   * answer. `into`: where a GET's value may be read to (NodeConnection's `RequestFrame.into`).
+   */
+  route(op: number, flags: number, key: string, value: Uint8Array | null, into: Buffer | null = null): Promise<Reply> {
     const nodes = this.placement.generations[0]!;
-    if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, keySlot(key))]!, op, flags, 0, key, value);
+    if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, keySlot(key))]!, op, flags, 0, key, value, into);
     const replicas = pickNodes(nodes, keySlot(key), this.placement.replicas).map((i) => nodes[i]!);
-    return op === Op.GET || op === Op.STAT ? readReplicas(this, replicas, op, key) : writeReplicas(this, replicas, op, flags, key, value);
+    return op === Op.GET || op === Op.STAT
+      ? readReplicas(this, replicas, op, key, 0, into)
+      : writeReplicas(this, replicas, op, flags, key, value);
   }
 
-  callNode(node: PlacementNode, op: number, flags: number, arg: number, key: string, value: Uint8Array | null): Promise<Reply> {
-    return this.connectionTo(node).request({ op, flags, epoch: this.placement.epoch, arg, key, value });
+  callNode(
+    node: PlacementNode,
+    op: number,
+    flags: number,
+    arg: number,
+    key: string,
+    value: Uint8Array | null,
+    into: Buffer | null = null,
+  ): Promise<Reply> {
+    return this.connectionTo(node).request({ op, flags, epoch: this.placement.epoch, arg, key, value, into });
   }
 
   /** The connection to `node`, opened on first use. */
@@ -171,12 +184,12 @@ export class Router implements ReplicaHost, WatchHost {
    * a new placement on STALE, more room on FULL (PUT), the older generations on NOT_FOUND (GET, STAT) — the last
    * also on the last attempt: a NOT_FOUND from the newest generation alone never answers "absent".
    */
-  async call(op: number, flags: number, key: string, value: Uint8Array | null): Promise<Reply> {
+  async call(op: number, flags: number, key: string, value: Uint8Array | null, into: Buffer | null = null): Promise<Reply> {
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
       const epoch = this.placement.epoch;
       try {
-        reply = await this.route(op, flags, key, value);
+        reply = await this.route(op, flags, key, value, into);
         if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
           reply = await this.olderGenerations(op, key, reply);
         }

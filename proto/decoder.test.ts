@@ -377,3 +377,34 @@ test('writer hands a by-reference value its `sent` callback with that very chunk
   writer.flush();
   t.true(writes.every((w) => w.done === undefined));
 });
+
+test('allocate sees the frame header; abandon skips the rest of a frame being assembled into a buffer, undelivered', (t) => {
+  const first = pattern(5000, 1);
+  const { bytes } = encode([
+    { code: 0, flags: 0, id: 7, epoch: 0, arg: 0, key: '', value: first },
+    { code: 0, flags: 0, id: 8, epoch: 0, arg: 0, key: '', value: Buffer.from('next') },
+  ]);
+  const target = Buffer.alloc(5000);
+  const seen: { size: number; id: number; keyLength: number }[] = [];
+  const delivered: number[] = [];
+  const decoder = new FrameDecoder({
+    maxBody: 1 << 20,
+    onFrame: (f) => delivered.push(f.id),
+    onOversize: () => t.fail('no frame is oversize'),
+    onError: (error) => t.fail(error.message),
+    allocate: (size, frame) => {
+      seen.push({ size, id: frame.id, keyLength: frame.keyLength });
+      return frame.id === 7 ? target : Buffer.allocUnsafe(size);
+    },
+  });
+  decoder.push(bytes.subarray(0, HEADER_SIZE + 1000));
+  t.deepEqual(seen, [{ size: 5000, id: 7, keyLength: 0 }]);
+  t.true(target.subarray(0, 1000).equals(first.subarray(0, 1000)), 'assembled in the buffer allocate gave');
+  decoder.abandon(Buffer.alloc(5000)); // another buffer: nothing changes
+  decoder.push(bytes.subarray(HEADER_SIZE + 1000, HEADER_SIZE + 2000));
+  t.true(target.subarray(1000, 2000).equals(first.subarray(1000, 2000)));
+  decoder.abandon(target);
+  decoder.push(bytes.subarray(HEADER_SIZE + 2000));
+  t.true(target.subarray(2000).equals(Buffer.alloc(3000)), 'nothing written after abandon');
+  t.deepEqual(delivered, [8], 'the abandoned frame is not delivered; the next one is');
+});

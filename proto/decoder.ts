@@ -28,8 +28,11 @@ export interface FrameDecoderOptions {
   onOversize(frame: FrameView): void;
   /** A header that cannot be trusted (wrong version, bad lengths): the stream cannot be resynchronised. */
   onError(error: SatchelError): void;
-  /** Where a body that spans chunks is assembled (default Buffer.allocUnsafe); a node recycles large ones. */
-  allocate?(size: number): Buffer;
+  /**
+   * Where a body that spans chunks is assembled (default Buffer.allocUnsafe), given the frame's header: a node
+   * recycles large ones, a client reads a block into the value it is part of.
+   */
+  allocate?(size: number, frame: FrameView): Buffer;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -78,6 +81,17 @@ export class FrameDecoder {
     return this.state === State.Dead;
   }
 
+  /**
+   * If the frame being read is being assembled into `body` (from `allocate`), the rest of it is skipped and it is
+   * never delivered: its reader gave up on it (a timed-out request), and `body` is no longer ours to write.
+   */
+  abandon(body: Buffer): void {
+    if (this.state !== State.Body || this.body !== body) return;
+    this.skipLeft = body.length - this.bodyFill;
+    this.body = EMPTY;
+    this.state = State.Skip;
+  }
+
   push(chunk: Buffer): void {
     let offset = 0;
     const end = chunk.length;
@@ -116,7 +130,7 @@ export class FrameDecoder {
             this.options.onFrame(view);
             continue;
           }
-          this.body = this.options.allocate ? this.options.allocate(bodyLength) : Buffer.allocUnsafe(bodyLength);
+          this.body = this.options.allocate ? this.options.allocate(bodyLength, view) : Buffer.allocUnsafe(bodyLength);
           this.bodyFill = 0;
           this.state = State.Body;
           continue;

@@ -38,6 +38,8 @@ export class Reply {
   body: Buffer = EMPTY;
   deadline = 0;
   bytes = 0;
+  /** Where an OK answer's body of exactly this length goes when it is assembled (`RequestFrame.into`). */
+  into: Buffer | null = null;
   /** A parked request's events (WATCH), and the timer that gives up on a parked request the node never answers. */
   onEvent: EventListener | null = null;
   backstop: NodeJS.Timeout | null = null;
@@ -76,6 +78,12 @@ export interface RequestFrame {
   epoch?: number;
   /** Op-specific: a seq, a version, a timeout, a count (see proto/README.md). */
   arg?: number;
+  /**
+   * Where the answer's body goes if it is OK, carries no key and is exactly this long: a block of a large value
+   * lands in the value's own buffer as it is read, not in a buffer of its own copied from after. The reply's
+   * `body` is then a view of `into`; otherwise (another answer, a body that came in one read) it is its own.
+   */
+  into?: Buffer | null;
 }
 
 interface Waiting {
@@ -119,6 +127,8 @@ export class NodeConnection {
   private socket: net.Socket | null = null;
   private writer: FrameWriter | null = null;
   private readonly pending = new Map<number, Reply>();
+  /** The open socket's decoder (null when closed): a request that gives up stops it writing into its `into`. */
+  private decoder: FrameDecoder | null = null;
   /** WAITs and WATCHes: outside the flow-control window and the sweep (their deadlines are not in order). */
   private readonly parked = new Map<number, Reply>();
   private readonly waiting: Waiting[] = [];
@@ -159,7 +169,7 @@ export class NodeConnection {
    * they cannot reach. `value` is not copied when large: the caller must not change it until the promise settles.
    */
   request(frame: RequestFrame): Promise<Reply> {
-    const { op, key = '', value = null, flags = 0, epoch = 0, arg = 0 } = frame;
+    const { op, key = '', value = null, flags = 0, epoch = 0, arg = 0, into = null } = frame;
     if (this.closed) return Promise.reject(new SatchelError('CLOSED', 'connection closed'));
     // A key past the frame's limit would be a malformed frame, and the node would close the connection under
     // every other call on it. Only long keys need their UTF-8 length counted.
@@ -168,6 +178,7 @@ export class NodeConnection {
     }
     return new Promise<Reply>((resolve, reject) => {
       const reply = new Reply(this.allocateId(), resolve, reject);
+      reply.into = into;
       reply.bytes = HEADER_SIZE + key.length + (value === null ? 0 : value.length);
       reply.deadline = Date.now() + this.timeoutMs;
       if (this.waiting.length > 0 || (this.inflightBytes > 0 && this.inflightBytes + reply.bytes > this.maxInflightBytes)) {
@@ -305,12 +316,16 @@ export class NodeConnection {
       () => socket.destroy(new SatchelError('UNAVAILABLE', `connect to ${this.address} timed out`)),
       this.options.connectTimeoutMs ?? 5_000,
     );
-    decoder = new FrameDecoder({
+    this.decoder = decoder = new FrameDecoder({
       maxBody: this.options.maxResponseBytes ?? 2 ** 31 - 1,
       onFrame: (frame) => this.onFrame(frame),
       onOversize: (frame) =>
         this.settle(frame.id, (r) => r.reject(new SatchelError('TOO_LARGE', `reply of ${frame.bodyLength} bytes refused`))),
       onError: (error) => socket.destroy(error),
+      allocate: (size, frame) => {
+        const into = this.pending.get(frame.id)?.into;
+        return into != null && into.length === size && frame.code === Status.OK && frame.keyLength === 0 ? into : Buffer.allocUnsafe(size);
+      },
     });
     // Over TLS the connection is up once the handshake is done, and the connect timeout covers the handshake.
     socket.on(secure === undefined ? 'connect' : 'secureConnect', () => {
@@ -324,6 +339,7 @@ export class NodeConnection {
       if (this.socket !== socket) return;
       this.socket = null;
       this.writer = null;
+      this.decoder = null;
       if (this.failures < 16) this.failures++;
       const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
       this.retryAt = this.pending.size > 0 || this.failures > 1 ? Date.now() + backoff * (0.5 + Math.random() / 2) : 0;
@@ -429,6 +445,9 @@ export class NodeConnection {
     const reply = this.pending.get(id);
     if (reply === undefined) return undefined;
     this.pending.delete(id);
+    // Answered, it was delivered whole and this does nothing; timed out mid-body, the rest of it must not land in
+    // memory the caller has moved on with (a block retried elsewhere, its value already returned).
+    if (reply.into !== null) this.decoder?.abandon(reply.into);
     this.inflightBytes -= reply.bytes;
     while (this.waiting.length > 0) {
       const next = this.waiting[0]!;
@@ -498,6 +517,7 @@ export class NodeConnection {
     this.socket?.destroy();
     this.socket = null;
     this.writer = null;
+    this.decoder = null;
   }
 }
 

@@ -3,7 +3,17 @@ import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { type FakeNode, type FakeRequest, startFakeNode } from '../client/fake-node.suite.ts';
-import { hostOf, NodeConnection, type NodeConnectionOptions, Op, portOf, type SatchelError, Status, signToken } from '../proto/index.ts';
+import {
+  FrameWriter,
+  hostOf,
+  NodeConnection,
+  type NodeConnectionOptions,
+  Op,
+  portOf,
+  type SatchelError,
+  Status,
+  signToken,
+} from '../proto/index.ts';
 import { DramEngine } from '../storage-node/dram-engine.ts';
 import { StorageServer } from '../storage-node/server.ts';
 import { rejection } from './helpers/assert.ts';
@@ -99,6 +109,59 @@ test('a late answer after a TIMEOUT is ignored and the connection keeps working'
   first!.answer(Status.OK, Buffer.from('too late'));
   const reply = await c.request({ op: Op.GET, key: 'next' });
   t.is(reply.body.toString(), 'fast');
+});
+
+/** One answer frame's bytes, as a node writes it (for tests that send it in pieces). */
+function answerBytes(id: number, status: number, body: Buffer): Buffer {
+  const chunks: Uint8Array[] = [];
+  const writer = new FrameWriter({ write: (chunk) => chunks.push(chunk) });
+  writer.frame(status, 0, id, 0, 0, '', body);
+  writer.flush();
+  return Buffer.concat(chunks);
+}
+
+test('`into`: an OK answer of its length is read into it (the body a view of it); another length or status gets its own buffer', async (t) => {
+  const size = 600 * 1024; // past one read of the client's socket: assembled, not a view of the read buffer
+  const value = randomBytes(size);
+  const node = await fake(t, (r) => {
+    if (r.key === 'missing') r.answer(Status.NOT_FOUND, Buffer.alloc(size, 1));
+    else r.answer(Status.OK, value);
+  });
+  const c = connect(t, node.address);
+  const into = Buffer.alloc(size + 10).subarray(5, 5 + size);
+  const reply = await c.request({ op: Op.GET, key: 'big', into });
+  t.true(reply.body.equals(value));
+  t.true(reply.body.buffer === into.buffer && reply.body.byteOffset === into.byteOffset, 'the body is `into` itself');
+  t.true(into.equals(value));
+
+  const other = Buffer.alloc(size - 1);
+  const elsewhere = await c.request({ op: Op.GET, key: 'big', into: other });
+  t.true(elsewhere.body.equals(value));
+  t.true(other.equals(Buffer.alloc(size - 1)), 'a body of another length leaves `into` untouched');
+  const notFound = await c.request({ op: Op.GET, key: 'missing', into: Buffer.alloc(size) });
+  t.is(notFound.status, Status.NOT_FOUND);
+  t.not(notFound.body.buffer, into.buffer);
+});
+
+test('`into`: a request that times out while its answer is being read gets none of the rest of it; the connection keeps working', async (t) => {
+  const size = 600 * 1024;
+  let slow: FakeRequest | null = null;
+  const node = await fake(t, (r) => {
+    if (r.key === 'slow') slow = r;
+    else r.answer(Status.OK, Buffer.from('next'));
+  });
+  const c = connect(t, node.address, { timeoutMs: 300 });
+  const into = Buffer.alloc(size);
+  const answered = c.request({ op: Op.GET, key: 'slow', into });
+  await node.received(1);
+  const frame = answerBytes(slow!.id, Status.OK, Buffer.alloc(size, 0xab));
+  const half = 24 + size / 2;
+  slow!.socket.write(frame.subarray(0, half));
+  t.is((await rejection(t, answered)).code, 'TIMEOUT');
+  slow!.socket.write(frame.subarray(half));
+  // The next answer comes after the rest of the late one on the same socket: once it is here, all of it was read.
+  t.is((await c.request({ op: Op.GET, key: 'after' })).body.toString(), 'next');
+  t.true(into.subarray(half - 24).equals(Buffer.alloc(size / 2)), 'nothing past the timeout landed in `into`');
 });
 
 test('the node goes away with requests in flight → UNAVAILABLE, no hang; the next call reconnects', async (t) => {

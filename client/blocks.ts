@@ -49,7 +49,7 @@ export class Blocks implements ReplacedValues {
     }
     const reply = await this.router.call(Op.PUT, Flag.MANIFEST, key, encodeManifest(manifest));
     if (reply.status !== Status.OK) void this.deleteBlocks(key, manifest).catch(() => {});
-    return this.afterReplace(key, reply);
+    return this.afterReplace(key, reply, manifest.version);
   }
 
   /** Assembles the large value a GET answered with its manifest (Flag.MANIFEST); null when a block is missing (the value changed under us). */
@@ -81,11 +81,18 @@ export class Blocks implements ReplacedValues {
     return missing ? null : out;
   }
 
-  /** After a PUT or DELETE: surface an error, and free the blocks of a large value that was replaced. */
-  async afterReplace(key: string, reply: Reply): Promise<void> {
+  /**
+   * After a PUT or DELETE: surface an error, and free the blocks of a large value that was replaced — unless it is
+   * the value this PUT wrote (`written`, its version): a manifest PUT tried again (a copy answered STALE or could
+   * not be reached after the primary stored it) replaces its own first try, and freeing those blocks lost the
+   * value it acknowledged.
+   */
+  async afterReplace(key: string, reply: Reply, written?: string): Promise<void> {
     expectOk(reply);
     if ((reply.flags & Flag.REPLACED_MANIFEST) !== 0) {
-      await this.deleteBlocks(key, decodeManifest(reply.body)).catch(() => {
+      const replaced = decodeManifest(reply.body);
+      if (replaced.version === written) return;
+      await this.deleteBlocks(key, replaced).catch(() => {
         // Orphaned blocks cost space until the job ends; they are never visible. Nothing to tell the caller.
       });
     }

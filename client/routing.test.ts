@@ -279,6 +279,30 @@ test('replicas: a write goes to the primary, then to the copy under the version 
   t.deepEqual(primary!.store.tombstones.get('k'), copy!.store.tombstones.get('k'), 'one delete, one version, on both');
 });
 
+test('replicas: a large value whose manifest PUT is tried again (its copy answered STALE) keeps its blocks and reads back', async (t) => {
+  const { nodes, placement, control, attach } = await startFakeCluster(t, { nodes: 2, replicas: 2, blockSize: 1024 });
+  const wire = placement(1, [[0, 1]], 2).generations[0]!.nodes;
+  const [primary, copy] = pickNodes(wire, keySlot('big'), 2).map((i) => nodes[i]!);
+  // The primary stores the manifest; its copy has moved on to epoch 2: the client refreshes and writes it again,
+  // and the primary answers that the manifest replaced one — its own first try.
+  copy!.store.script(Op.PUT, { status: Status.STALE, arg: 2, epoch: 2 }, { key: 'big' });
+  control.placement = placement(2, [[0, 1]], 2);
+  const job = await attach({ timeoutMs: 2_000 });
+  const value = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
+  await job.put('big', value);
+  t.is(requestsOf(primary!, Op.PUT).filter((r) => r.key === 'big').length, 2, 'the manifest written twice on the primary');
+  t.deepEqual(
+    nodes.flatMap((node) => requestsOf(node, Op.DELETE)).map((r) => r.key),
+    [],
+    'no block of the value just written is freed',
+  );
+  t.true((await job.get('big'))?.equals(value));
+  // A later value in its place frees the blocks of this one.
+  await job.put('big', Buffer.alloc(2500, 7));
+  t.true(nodes.flatMap((node) => requestsOf(node, Op.DELETE)).length > 0, 'the replaced value’s blocks freed');
+  t.true((await job.get('big'))?.equals(Buffer.alloc(2500, 7)));
+});
+
 test('putMany: a refused entry fails the batch naming its key, after the others are stored', async (t) => {
   const {
     nodes: [n0],

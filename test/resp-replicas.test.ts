@@ -142,3 +142,35 @@ test('replicas 2 through RESP: a write whose other copy cannot be reached is ans
   // overwritten by the client's retry once the controller has replaced the copy.
   t.is(await redis.get(key), 'one copy only');
 });
+
+test('replicas 2 through RESP: SCAN over every node lists each key once, and the nodes’ DBSIZEs add up to the keys', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 3, capacity: 128 * MiB, resp: true });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('resp-scan', { replicas: 2, peakThroughput: 3.5e9 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.putMany(keys.map((key) => [key, `v ${key}`] as const));
+  const redis = redisCluster(t, job.redisUrl!);
+  await redis.set('by-redis', 'x');
+  const all = [...keys, 'by-redis'].sort();
+  // Every key is held twice; each node's SCAN and DBSIZE answer for the keys whose primary it is.
+  t.is(
+    all.reduce((n, key) => n + copies(cluster, job.id, key).size, 0),
+    2 * all.length,
+  );
+  const scanned: string[] = [];
+  let sizes = 0;
+  for (const node of redis.nodes('master')) {
+    let cursor = '0';
+    do {
+      const [next, page] = (await node.scan(cursor, 'COUNT', 50)) as [string, string[]];
+      scanned.push(...page);
+      cursor = next;
+    } while (cursor !== '0');
+    sizes += await node.dbsize();
+  }
+  t.is(redis.nodes('master').length, 3);
+  t.deepEqual(scanned.sort(), all);
+  t.is(sizes, all.length);
+});

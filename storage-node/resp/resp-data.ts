@@ -17,7 +17,7 @@ import { counterValue } from '../counter-value.ts';
 import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
-import { replicateIncrement, replicateWrite } from './resp-replicas.ts';
+import { copiesHeldFor, replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { olderOwner } from './resp-routing.ts';
 
 const BLOCKS = 'stored in blocks by the Satchel client (over the job’s block size): read and write it with that client';
@@ -380,7 +380,8 @@ const MAX_CURSORS = 1024;
  * SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: the job's keys on this node in key order, a page per call. A
  * cursor is a number standing for the last key returned (kept per connection, at most 1,024), so keys written or
  * deleted meanwhile do not upset it; a key is returned at most once per scan on a node. A cluster client scans
- * every node and may see a key twice while it moves between them, as Redis allows.
+ * every node and may see a key twice while it moves between them, as Redis allows; the copies a replicated job
+ * keeps are listed by the key's primary only (`copiesHeldFor`).
  */
 export function scan(s: RespContext, args: Buffer[]): void {
   const cursorText = args[1]!.toString('latin1');
@@ -407,6 +408,7 @@ export function scan(s: RespContext, args: Buffer[]): void {
   }
   const prefix = pattern === null ? '' : literalPrefix(pattern);
   const matches = pattern === null ? null : globMatcher(pattern);
+  const copy = copiesHeldFor(s.host.jobs.get(s.job!), s.host.options.id);
   s.wait(s.host.engine.list(s.job!, prefix, after, Math.min(count, MAX_SCAN_COUNT)), (page: ListPage) => {
     let cursor = 0;
     if (page.more && page.keys.length > 0) {
@@ -414,7 +416,8 @@ export function scan(s: RespContext, args: Buffer[]): void {
       s.cursors.set(cursor, page.keys.at(-1)!);
       if (s.cursors.size > MAX_CURSORS) s.cursors.delete(s.cursors.keys().next().value!);
     }
-    const keys = wantType !== null && wantType !== 'string' ? [] : matches === null ? page.keys : page.keys.filter(matches);
+    const wanted = (key: string) => (matches === null || matches(key)) && (copy === null || !copy(key));
+    const keys = wantType !== null && wantType !== 'string' ? [] : matches === null && copy === null ? page.keys : page.keys.filter(wanted);
     const before = s.out.bytesEncoded;
     s.out.array(2);
     s.out.bulk(String(cursor));
@@ -424,12 +427,14 @@ export function scan(s: RespContext, args: Buffer[]): void {
   });
 }
 
-/** DBSIZE: the job's keys on this node (its pages counted one after another). */
+/** DBSIZE: the job's keys on this node, copies held for other nodes left out (its pages counted one after another). */
 export function dbsize(s: RespContext): void {
   let count = 0;
+  const copy = copiesHeldFor(s.host.jobs.get(s.job!), s.host.options.id);
   const next = (after: string): void =>
     s.wait(s.host.engine.list(s.job!, '', after, MAX_SCAN_COUNT), (page: ListPage) => {
-      count += page.keys.length;
+      if (copy === null) count += page.keys.length;
+      else for (const key of page.keys) if (!copy(key)) count++;
       if (page.more && page.keys.length > 0) return next(page.keys.at(-1)!);
       const before = s.out.bytesEncoded;
       s.out.integer(count);

@@ -43,6 +43,24 @@ export function otherCopies(job: AnnouncedJob, key: string, self: string): Annou
   return others;
 }
 
+/**
+ * Which of this node's keys of `job` are copies it holds for another node, the key's primary in the newest
+ * generation: SCAN and DBSIZE leave them out, so a cluster client scanning every node sees each key once, from
+ * its primary, as CLUSTER NODES maps it. Null when none can be (a single-copy job, no placement).
+ */
+export function copiesHeldFor(job: AnnouncedJob | undefined, self: string): ((key: string) => boolean) | null {
+  const placement = job?.placement ?? null;
+  if (job?.replicated !== true || placement === null || placement.replicas < 2) return null;
+  const generation = placement.generations[0] ?? [];
+  const selfIndex = generation.findIndex((node) => node.id === self);
+  if (selfIndex < 0) return null;
+  const replicas = placement.replicas;
+  return (key) => {
+    const holders = pickNodes(generation, keySlot(key), replicas);
+    return holders[0] !== selfIndex && holders.includes(selfIndex);
+  };
+}
+
 function refusalOf(node: AnnouncedNode, reply: Reply): Refusal | null {
   if (reply.status === Status.OK) return null;
   if (reply.status === Status.STALE)

@@ -57,11 +57,13 @@ test('an empty value is stored and read back as an empty Buffer, not null', asyn
   t.deepEqual(await job.stat('empty'), { key: 'empty', size: 0, blocks: 1 });
 });
 
-test('key validation: empty, NUL, too long, not a string → BAD_REQUEST; nothing sent', async (t) => {
+test('key validation: empty, NUL, a lone surrogate, too long, not a string → BAD_REQUEST; nothing sent', async (t) => {
   const job = await register(t);
   const bad: [string, unknown][] = [
     ['empty', ''],
     ['NUL', 'a\u0000b'],
+    ['a lone surrogate', 'a\uD800b'],
+    ['a lone low surrogate', '\uDC00'],
     ['too long (ASCII)', 'k'.repeat(MAX_USER_KEY_BYTES + 1)],
     ['too long (UTF-8 bytes, not characters)', '€'.repeat(MAX_USER_KEY_BYTES / 3 + 1)],
     ['a number', 42],
@@ -78,6 +80,9 @@ test('key validation: empty, NUL, too long, not a string → BAD_REQUEST; nothin
       t.is(error.code, 'BAD_REQUEST', name);
     }
   }
+  // A surrogate pair is one character, and fine.
+  await job.put('emoji \u{1F600}', 'ok');
+  t.is((await job.get('emoji \u{1F600}'))?.toString(), 'ok');
   // The limits themselves are fine.
   const longest = 'k'.repeat(MAX_USER_KEY_BYTES);
   await job.put(longest, 'ok');

@@ -28,7 +28,7 @@ export interface BatchOptions {
 }
 
 export interface ListOptions {
-  /** Keys fetched per round trip from each node (default 100, at most 1000). */
+  /** Keys fetched per round trip from each node: 1 to 1000 (default 100); anything else is BAD_REQUEST. */
   pageSize?: number;
 }
 
@@ -127,7 +127,12 @@ export function checkKey(key: unknown): asserts key is string {
     throw bad(`key longer than ${MAX_USER_KEY_BYTES} bytes`);
   }
   if (key.includes('\u0000')) throw bad('key may not contain NUL');
+  // A lone surrogate has no UTF-8: Buffer.from would store U+FFFD in its place, a key other than the one given.
+  if (LONE_SURROGATE.test(key)) throw bad('key is not well-formed text: it has a lone surrogate (U+D800 to U+DFFF)');
 }
+
+/** In a `u` RegExp a surrogate pair is one code point, so \p{Surrogate} matches only the unpaired halves. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /**
  * A prefix of list or watch. Its length is checked here: a prefix over the frame's key limit would be a malformed

@@ -94,7 +94,13 @@ test('key validation: empty, NUL, a lone surrogate, too long, not a string → B
   const big = pattern(1 * MiB + 1, 1);
   await job.put(longest, big);
   t.true((await job.get(longest))?.equals(big));
-  // A prefix with NUL is refused too.
+  // A prefix with NUL or a lone surrogate is refused too.
+  await t.throwsAsync(
+    async () => {
+      for await (const _ of job.list('a\uD800')) t.fail();
+    },
+    { instanceOf: SatchelError, message: /surrogate/ },
+  );
   await t.throwsAsync(
     async () => {
       for await (const _ of job.list('a\u0000')) t.fail();

@@ -143,6 +143,7 @@ export function checkPrefix(prefix: unknown): asserts prefix is string {
   if (prefix.length * 3 > MAX_USER_KEY_BYTES && Buffer.byteLength(prefix) > MAX_USER_KEY_BYTES) {
     throw bad(`prefix longer than ${MAX_USER_KEY_BYTES} bytes`);
   }
+  if (LONE_SURROGATE.test(prefix)) throw bad('prefix is not well-formed text: it has a lone surrogate (U+D800 to U+DFFF)');
 }
 
 export function toBytes(value: unknown): Uint8Array {

@@ -114,12 +114,20 @@ export function buildConsole(backend: ConsoleBackend, options: ConsoleOptions): 
     if (request.routeOptions.url === undefined) return;
     const access = (request.routeOptions.config as { access?: Access }).access ?? 'admin';
     if (access === 'open') return;
-    const role = roleOf(request.headers.authorization);
+    const authorization = request.headers.authorization;
+    const role = roleOf(authorization);
     if (role === null) {
+      // One that sent a token learns it is not this cluster's (a stale cluster.json), not that it sent none.
+      const sent = authorization !== undefined && authorization.replace(/^Bearer\b/, '').trim() !== '';
       return reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="satchel-console"')
-        .send({ code: 'UNAUTHORIZED', message: 'a token is required: Authorization: Bearer <viewerToken or adminToken> (cluster.json)' });
+        .send({
+          code: 'UNAUTHORIZED',
+          message: sent
+            ? 'the token sent is not this cluster’s viewer or admin token: Authorization: Bearer <viewerToken or adminToken> (cluster.json)'
+            : 'a token is required: Authorization: Bearer <viewerToken or adminToken> (cluster.json)',
+        });
     }
     if (access === 'admin' && role !== 'admin') {
       return reply.code(403).send({

@@ -145,7 +145,7 @@ test('PSUBSCRIBE: RESP2 subscribed mode allows only (P)SUBSCRIBE, PING, QUIT; RE
   await eventually(() => two.received().endsWith('$0\r\n\r\n'), 5_000, 'the PING answered');
   t.is(
     two.received(),
-    `${subscribed}-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n`,
+    `${subscribed}-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context [BAD_REQUEST]\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n`,
   );
   await writer.set('k', 'v');
   const event = '*4\r\n$8\r\npmessage\r\n$16\r\n__keyspace@0__:*\r\n$16\r\n__keyspace@0__:k\r\n$3\r\nset\r\n';

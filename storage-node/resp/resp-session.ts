@@ -4,6 +4,7 @@
 // pipeline. The transport, limits and counts are client-connection.ts's, shared with the frame protocol.
 import type net from 'node:net';
 import {
+  errorCodeOf,
   MAX_KEY_BYTES,
   type RespCommand,
   RespParser,
@@ -38,6 +39,21 @@ const PRE_AUTH_MAX_ARGS = 10;
 const MAX_ARGS = 1024 * 1024;
 /** Redis's limit on one inline command (PROTO_INLINE_MAX_SIZE). */
 const MAX_INLINE_BYTES = 64 * 1024;
+/** Redis commands about key lifetimes, answered with why Satchel has none rather than as unknown. */
+const EXPIRY_COMMANDS = new Set([
+  'EXPIRE',
+  'PEXPIRE',
+  'EXPIREAT',
+  'PEXPIREAT',
+  'EXPIRETIME',
+  'PEXPIRETIME',
+  'TTL',
+  'PTTL',
+  'PERSIST',
+  'SETEX',
+  'PSETEX',
+  'GETEX',
+]);
 
 let lastClientId = 0;
 
@@ -157,11 +173,16 @@ export class RespSession extends ClientConnection implements RespContext {
     this.asking = false;
     this.askingServed = asking;
     if (spec === undefined) {
-      this.error(`ERR unknown command '${oneLine(name.slice(0, 128))}', with args beginning with: ${describeArgs(args)}`);
+      // Redis's own text first (clients and people search for it), then the Satchel code as every error has.
+      this.error(
+        EXPIRY_COMMANDS.has(name)
+          ? `ERR Satchel keys do not expire: they live as long as their job, so '${name.toLowerCase()}' is not served [BAD_REQUEST]`
+          : `ERR unknown command '${oneLine(name.slice(0, 128))}', with args beginning with: ${describeArgs(args)} [BAD_REQUEST]`,
+      );
     } else if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
-      this.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+      this.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command [BAD_REQUEST]`);
     } else if (!authed && !spec.beforeAuth) {
-      this.error('NOAUTH Authentication required.');
+      this.error('NOAUTH Authentication required. [UNAUTHORIZED]');
     } else if (this.subscriptions.size > 0 && this.out.version === 2 && !SUBSCRIBED_COMMANDS.has(name)) {
       this.error(
         `ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
@@ -286,10 +307,14 @@ export class RespSession extends ClientConnection implements RespContext {
     super.released();
   }
 
-  /** An error reply for the command being answered (recorded in the metrics as its status). */
+  /**
+   * An error reply for the command being answered (recorded in the metrics as its status). An `ERR` reply gets
+   * its Satchel code in brackets at the end if it has none (README.md "Errors": every reply carries one); other
+   * prefixes (MOVED, ASK, NOAUTH …) are left as they are, for clients that parse them.
+   */
   error(text: string, status: StatusCode = Status.BAD_REQUEST): void {
     const before = this.out.bytesEncoded;
-    this.out.error(oneLine(text));
+    this.out.error(text.startsWith('ERR ') && !text.endsWith(']') ? `${oneLine(text)} [${errorCodeOf(status)}]` : oneLine(text));
     this.answered(status, this.out.bytesEncoded - before);
   }
 

@@ -424,6 +424,7 @@ export class LocalCluster {
     this.forget(old);
     await this.persist();
     if (controller.ready.address !== this.info.controller) {
+      controller.stopping = true; // this start failed: its own retry follows, not a restart of the process
       await stopChild(controller.child, 'SIGKILL');
       throw new SatchelError('UNAVAILABLE', `the controller came back at ${controller.ready.address}, not ${this.info.controller}`);
     }
@@ -449,6 +450,7 @@ export class LocalCluster {
     this.forget(old);
     await this.persist();
     if (metadata.ready.address !== address) {
+      metadata.stopping = true; // this start failed: its own retry follows, not a restart of the process
       await stopChild(metadata.child, 'SIGKILL');
       throw new SatchelError('UNAVAILABLE', `metadata came back at ${metadata.ready.address}, not ${address}`);
     }

@@ -1,4 +1,12 @@
-import { type ClientTls, type ControllerMethods, type JobHints, LightControlClient, MAX_TIMEOUT_MS, SatchelError } from '../proto/index.ts';
+import {
+  type ClientTls,
+  type ControllerMethods,
+  type JobHints,
+  LightControlClient,
+  MAX_TIMEOUT_MS,
+  SatchelError,
+  TRANSIENT_CODES,
+} from '../proto/index.ts';
 import { CLIENT_DEFAULTS } from './defaults.ts';
 import { Job } from './job.ts';
 import { checkClientTls, checkHints, checkJobOptions, type JobOptions } from './options.ts';
@@ -29,6 +37,9 @@ export class RegisteredJob extends Job {
   private renewTimer: NodeJS.Timeout | null = null;
   /** The driver's credential (renew, deregister): never in the ticket functions get. */
   private driverToken = '';
+  private leaseMs: number | undefined;
+  /** A deregister failed without an answer (the controller unreachable): it may have been carried out. */
+  private deregisterUnanswered = false;
 
   /** @internal Called by Satchel#registerJob. */
   useDriverToken(token: string): void {
@@ -37,6 +48,7 @@ export class RegisteredJob extends Job {
 
   /** @internal Called by Satchel#registerJob. */
   renewLeaseEvery(leaseMs: number): void {
+    this.leaseMs = leaseMs;
     this.controller ??= this.router.controllerClient();
     const controller = this.controller;
     // A timer waits at most ~24.8 days: past that Node fires it at once, and warns on stderr.
@@ -60,7 +72,8 @@ export class RegisteredJob extends Job {
 
   /**
    * Deletes every byte of the job on every node and frees its reservation; then closes this handle. CLOSED on a
-   * handle already closed (or deregistered): the driver's credential went with it.
+   * handle already closed (or deregistered): the driver's credential went with it. UNAVAILABLE or TIMEOUT (no
+   * answer from the controller) leave the handle open and the lease renewed: call it again.
    */
   async deregister(): Promise<void> {
     this.router.checkOpen();
@@ -68,9 +81,22 @@ export class RegisteredJob extends Job {
     this.controller ??= this.router.controllerClient();
     try {
       await this.controller.call('DeregisterJob', { jobId: this.id, token: this.driverToken });
-    } finally {
-      await this.close();
+    } catch (error) {
+      const code = error instanceof SatchelError ? error.code : undefined;
+      if (code !== undefined && TRANSIENT_CODES.includes(code)) {
+        // No answer (a controller restarting, out of reach): the handle stays open, renewing the lease, so the
+        // call can be tried again; closed, the credential went with it and the job's data stayed a lease long.
+        this.deregisterUnanswered = true;
+        if (this.leaseMs !== undefined) this.renewLeaseEvery(this.leaseMs);
+        throw error;
+      }
+      // A try that went unanswered may have been carried out: the job gone now is what was asked.
+      if (!(code === 'NO_SUCH_JOB' && this.deregisterUnanswered)) {
+        await this.close();
+        throw error;
+      }
     }
+    await this.close();
   }
 
   /** Stops renewing the lease and closes the handle; the job lives on until deregistered or its lease lapses. */

@@ -183,3 +183,27 @@ test('reservations follow what a job holds: an over-reserved job shrinks to 1.25
     `reserved ${detail.reservation} for ${detail.usage}`,
   );
 });
+
+test('a deregister the controller could not answer (killed) leaves the handle open; tried again once it is back, the job and its data are gone', async (t) => {
+  const c = await cluster(t);
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey, timeoutMs: 5_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('deregistered-late');
+  await job.put('k', 'v');
+  const pid = c.controllerPid;
+  process.kill(pid, 'SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const refused = await rejection(t, job.deregister());
+  t.true(refused.code === 'UNAVAILABLE' || refused.code === 'TIMEOUT', refused.code);
+  t.is((await job.get('k'))?.toString(), 'v', 'the handle is still open');
+  await c.restartController('SIGKILL');
+  await job.deregister();
+  t.is((await rejection(t, job.get('k'))).code, 'CLOSED', 'closed once deregistered');
+  const read = await Satchel.attach(job.ticket)
+    .then((attached) => attached.get('k').finally(() => attached.close()))
+    .then(
+      (value) => `read ${String(value)}`,
+      (error: { code?: string }) => error.code,
+    );
+  t.true(read === 'NO_SUCH_JOB' || read === 'UNAUTHORIZED', `the old ticket reads nothing (${read})`);
+});

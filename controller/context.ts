@@ -118,6 +118,11 @@ export class ControllerContext {
    * controller hears from none before it listens, and its recovery may take seconds).
    */
   startedAt = Date.now();
+  /**
+   * When the controller last came out of standing still (SIGSTOP, a paused VM, a stall of its own: server.ts
+   * `listen`): nodes are given a node timeout after it too, as after a start. 0: never.
+   */
+  resumedAt = 0;
 
   constructor(readonly options: ControllerOptions) {
     this.logger = options.logger;

@@ -166,7 +166,8 @@ export class NodeBook {
       if (node.lost === true) continue;
       // After a restart, nodes get longer: their channels reconnect first (up to a second of backoff), and a node
       // declared lost for that while another was being restored could take the only copy of keys with it.
-      const heard = Math.max(ctx.stats.lastReportAt(node.id) ?? 0, node.registeredAt, ctx.startedAt + RESTART_GRACE_MS);
+      // After the controller itself stood still, the silence was its own: nodes get a timeout from its resumption.
+      const heard = Math.max(ctx.stats.lastReportAt(node.id) ?? 0, node.registeredAt, ctx.startedAt + RESTART_GRACE_MS, ctx.resumedAt);
       if (now - heard > ctx.nodeTimeoutMs) void this.nodeLost(node, `no report for ${((now - heard) / 1000).toFixed(1)} s`);
     }
   }

@@ -42,6 +42,9 @@ import { Scaling } from './scaling.ts';
 import { ControllerStore } from './store.ts';
 import { DEFAULT_TENANT, defaultTenantKey, type TenantRecord, type TenantTable } from './tenants.ts';
 
+/** A lease tick this late (or half the node timeout, if less) means the controller itself stood still. */
+const STOOD_STILL_MS = 2_000;
+
 export type { ControllerOptions } from './context.ts';
 export type { DrainResult } from './placement-changes.ts';
 
@@ -131,20 +134,30 @@ export class Controller implements ConsoleBackend {
     ctx.address = advertisedAddress(await this.server.listen(host, port, this.options.tls), this.options.advertiseHost);
     ctx.startedAt = Date.now();
     let last = Date.now();
-    this.leaseTimer = setInterval(
-      () => {
-        const now = Date.now();
-        this.jobs.accrueCosts((now - last) / 1000);
-        last = now;
-        void this.jobs.collectExpired();
-        this.nodeBook.checkLiveness(now);
-      },
-      Math.min(1_000, Math.max(50, ctx.leaseMs / 4)),
-    );
+    const every = Math.min(1_000, Math.max(50, ctx.leaseMs / 4));
+    this.leaseTimer = setInterval(() => {
+      const now = Date.now();
+      const stood = now - last - every;
+      this.jobs.accrueCosts((now - last) / 1000);
+      last = now;
+      // The controller stood still (SIGSTOP, a paused VM, a long stall): nobody's reports or renewals could
+      // reach it meanwhile, so the silence was its own. Nodes and leases get their time again from now; before,
+      // an 8 s pause declared every node lost on resumption and moved replicated jobs onto one node.
+      if (stood > Math.min(STOOD_STILL_MS, ctx.nodeTimeoutMs / 2)) this.resumedAfterStandingStill(now, stood);
+      void this.jobs.collectExpired();
+      this.nodeBook.checkLiveness(now);
+    }, every);
     if (this.options.autoscaler !== undefined) this.scaling.start(this.options.autoscaler);
     this.leaseTimer.unref();
     if (this.options.stateDir !== undefined) this.resumeTimer = setTimeout(() => void this.resumePending(), ctx.nodeTimeoutMs).unref();
     return ctx.address;
+  }
+
+  private resumedAfterStandingStill(now: number, stoodMs: number): void {
+    const { ctx } = this;
+    ctx.resumedAt = now;
+    for (const job of ctx.registry.jobs.values()) job.leaseExpiresAt += stoodMs;
+    ctx.logger.warn({ stoodMs }, 'the controller stood still: nodes and job leases get their time again from now');
   }
 
   async close(): Promise<void> {

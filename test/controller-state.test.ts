@@ -207,3 +207,34 @@ test('a deregister the controller could not answer (killed) leaves the handle op
     );
   t.true(read === 'NO_SUCH_JOB' || read === 'UNAUTHORIZED', `the old ticket reads nothing (${read})`);
 });
+
+test('a controller that stood still (SIGSTOP) past the node timeout declares no node lost when it resumes: its silence was its own', async (t) => {
+  t.timeout(60_000);
+  const c = await cluster(t, { dram: 2, nodeTimeoutMs: 2_000 });
+  const satchel = await Satchel.connect(c.controller, { key: c.tenantKey, timeoutMs: 10_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('paused-controller', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  await job.putMany(Array.from({ length: 50 }, (_, i) => [`k${i}`, `v${i}`] as const));
+  const headers = { authorization: `Bearer ${c.viewerToken}` };
+  const detail = async () =>
+    (await (await fetch(`${c.info.console}/api/jobs/${job.id}`, { headers })).json()) as { epoch: number; nodes: { id: string }[] };
+  const before = await detail();
+  t.is(before.nodes.length, 2);
+
+  const pid = c.controllerPid;
+  process.kill(pid, 'SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  process.kill(pid, 'SIGCONT');
+  // Well past the node timeout after the resumption: the nodes, reporting all along, were heard again.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const events = (await (await fetch(`${c.info.console}/api/events?after=0`, { headers })).json()) as { kind: string }[];
+  t.deepEqual(
+    events.filter((e) => e.kind === 'node-lost'),
+    [],
+  );
+  const after = await detail();
+  t.is(after.epoch, before.epoch, 'the job was not moved');
+  t.deepEqual(after.nodes.map((n) => n.id).sort(), before.nodes.map((n) => n.id).sort());
+  t.deepEqual((await job.getMany(['k0', 'k49'])).map(String), ['v0', 'v49']);
+});

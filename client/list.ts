@@ -10,13 +10,12 @@ import type { Router } from './routing.ts';
 /** Every key starting with `prefix`, in sorted order. Breaking out of the loop stops the paging. */
 export async function* listKeys(router: Router, prefix: string, options: ListOptions | undefined): AsyncGenerator<string, void, undefined> {
   if (typeof prefix !== 'string' || prefix.includes('\u0000')) throw new SatchelError('BAD_REQUEST', 'prefix must be a string without NUL');
-  const { pageSize: asked = CLIENT_DEFAULTS.listPageSize } = optionsObject(options);
+  const { pageSize = CLIENT_DEFAULTS.listPageSize } = optionsObject(options);
   // Out of range refused like any other bad value, not clamped: a caller asking for 5,000 learns the limit.
-  if (!(Number.isSafeInteger(asked) && asked >= 1 && asked <= CLIENT_DEFAULTS.maxListPageSize))
+  if (!(Number.isSafeInteger(pageSize) && pageSize >= 1 && pageSize <= CLIENT_DEFAULTS.maxListPageSize))
     throw new SatchelError('BAD_REQUEST', `pageSize must be a whole number (1 to ${CLIENT_DEFAULTS.maxListPageSize})`);
   checkPrefix(prefix);
   router.checkOpen();
-  const pageSize = asked;
   const cursors = router.everyNode().map((node) => new ListCursor(router, node, prefix, pageSize));
   await Promise.all(cursors.map((c) => c.fill()));
   for (;;) {

@@ -120,7 +120,7 @@ export class ControllerContext {
   startedAt = Date.now();
   /**
    * When the controller last came out of standing still (SIGSTOP, a paused VM, a stall of its own: server.ts
-   * `listen`): nodes are given a node timeout after it too, as after a start. 0: never.
+   * `resumedAfterStandingStill`): nodes are given a node timeout after it too, as after a start. 0: never.
    */
   resumedAt = 0;
 

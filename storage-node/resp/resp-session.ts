@@ -39,6 +39,8 @@ const PRE_AUTH_MAX_ARGS = 10;
 const MAX_ARGS = 1024 * 1024;
 /** Redis's limit on one inline command (PROTO_INLINE_MAX_SIZE). */
 const MAX_INLINE_BYTES = 64 * 1024;
+/** The `[CODE]` every Satchel error ends with (resp-errors.ts `respErrorText`). */
+const SATCHEL_CODE_AT_END = / \[[A-Z_]+\]$/;
 /** Redis commands about key lifetimes, answered with why Satchel has none rather than as unknown. */
 const EXPIRY_COMMANDS = new Set([
   'EXPIRE',
@@ -173,14 +175,14 @@ export class RespSession extends ClientConnection implements RespContext {
     this.asking = false;
     this.askingServed = asking;
     if (spec === undefined) {
-      // Redis's own text first (clients and people search for it), then the Satchel code as every error has.
+      // Redis's own text (clients and people search for it); `error` adds the Satchel code.
       this.error(
         EXPIRY_COMMANDS.has(name)
-          ? `ERR Satchel keys do not expire: they live as long as their job, so '${name.toLowerCase()}' is not served [BAD_REQUEST]`
-          : `ERR unknown command '${oneLine(name.slice(0, 128))}', with args beginning with: ${describeArgs(args)} [BAD_REQUEST]`,
+          ? `ERR Satchel keys do not expire: they live as long as their job, so '${name.toLowerCase()}' is not served`
+          : `ERR unknown command '${oneLine(name.slice(0, 128))}', with args beginning with: ${describeArgs(args)}`,
       );
     } else if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
-      this.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command [BAD_REQUEST]`);
+      this.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
     } else if (!authed && !spec.beforeAuth) {
       this.error('NOAUTH Authentication required. [UNAUTHORIZED]');
     } else if (this.subscriptions.size > 0 && this.out.version === 2 && !SUBSCRIBED_COMMANDS.has(name)) {
@@ -314,7 +316,8 @@ export class RespSession extends ClientConnection implements RespContext {
    */
   error(text: string, status: StatusCode = Status.BAD_REQUEST): void {
     const before = this.out.bytesEncoded;
-    this.out.error(text.startsWith('ERR ') && !text.endsWith(']') ? `${oneLine(text)} [${errorCodeOf(status)}]` : oneLine(text));
+    const line = oneLine(text);
+    this.out.error(line.startsWith('ERR ') && !SATCHEL_CODE_AT_END.test(line) ? `${line} [${errorCodeOf(status)}]` : line);
     this.answered(status, this.out.bytesEncoded - before);
   }
 

@@ -316,7 +316,7 @@ export class RespSession extends ClientConnection implements RespContext {
    */
   error(text: string, status: StatusCode = Status.BAD_REQUEST): void {
     const before = this.out.bytesEncoded;
-    const line = oneLine(text);
+    const line = oneLine(text).trimEnd();
     this.out.error(line.startsWith('ERR ') && !SATCHEL_CODE_AT_END.test(line) ? `${line} [${errorCodeOf(status)}]` : line);
     this.answered(status, this.out.bytesEncoded - before);
   }

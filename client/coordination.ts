@@ -10,7 +10,7 @@ import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
 import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
 import { incrOnce, readReplicas } from './replicas.ts';
 import { expectOk } from './replies.ts';
-import type { Router } from './routing.ts';
+import { keyLostError, type Router } from './routing.ts';
 import { Watch, type WatchOptions } from './watch.ts';
 
 export class Coordination {
@@ -127,7 +127,10 @@ export class Coordination {
    */
   private async bringForward(key: string, holders: PlacementNode[][]): Promise<void> {
     for (const older of holders.slice(1)) {
-      const reply = await readReplicas(this.router, older, Op.GET, key, Flag.VERSION);
+      const live = older.filter((node) => !node.lost);
+      // A remnant whose copies of the counter all died (routing.ts `keyLostError`): starting it at 0 would lie.
+      if (live.length === 0) throw keyLostError(this.router.placement, key, older);
+      const reply = await readReplicas(this.router, live, Op.GET, key, Flag.VERSION);
       if (reply.status !== Status.OK) continue;
       for (const node of holders[0]!) {
         const copied = await this.router.connectionTo(node).request({

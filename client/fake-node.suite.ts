@@ -239,10 +239,11 @@ export class FakeStore {
 
   private delete(request: FakeRequest): void {
     const old = this.entries.get(request.key);
-    if (old === undefined) return request.answer(Status.OK);
-    this.entries.delete(request.key);
     const seq = (request.flags & Flag.REPLICA) !== 0 ? request.arg : ++this.seq;
+    // As a node of a job with older generations: a key never there still gets its tombstone (engine.ts).
     this.tombstones.set(request.key, { epoch: request.epoch, seq });
+    if (old === undefined) return request.answer(Status.OK, null, { arg: seq });
+    this.entries.delete(request.key);
     const replaced = (old.flags & Flag.MANIFEST) !== 0;
     request.answer(Status.OK, replaced ? old.value : null, { arg: seq, flags: Flag.EXISTED | (replaced ? Flag.REPLACED_MANIFEST : 0) });
   }

@@ -16,6 +16,7 @@ export async function* listKeys(router: Router, prefix: string, options: ListOpt
     throw new SatchelError('BAD_REQUEST', `pageSize must be a whole number (1 to ${CLIENT_DEFAULTS.maxListPageSize})`);
   checkPrefix(prefix);
   router.checkOpen();
+  router.listCoverage();
   const cursors = router.everyNode().map((node) => new ListCursor(router, node, prefix, pageSize));
   await Promise.all(cursors.map((c) => c.fill()));
   for (;;) {

@@ -169,3 +169,56 @@ test('replicas 2: while the nodes refuse the job (their leases lapsed), writes a
   t.is(String(await job.get('during')), 'written');
   t.deepEqual(holders(cluster, job.id, 'during').sort(), [0, 1], 'on both nodes');
 });
+
+test('replicas 2: both holders restart at once, empty: their keys read UNAVAILABLE, never null, and new writes go on', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 4, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('lost-together', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const placed = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.map((n) => n.id);
+  t.is(placed.length, 2);
+  const keys = Array.from({ length: 200 }, (_, i) => `gone/${i}`);
+  await job.putMany(keys.map((key) => [key, key] as const));
+  await job.put('gone/large', pattern(3 * MiB, 2));
+
+  // Both copies of every key die in one moment (kill -9 of both pods) and come back empty under their ids.
+  const victims = placed.map((id) => cluster.nodes.findIndex((n) => n.id === id));
+  await Promise.all(victims.map((i) => cluster.restartNode(i)));
+  await eventually(
+    () => {
+      const record = cluster.controller.registry.jobs.get(job.id)!;
+      const remnant = record.placement.generations.find((g) => g.remnant === true);
+      return remnant !== undefined && remnant.nodes.filter((n) => n.lost === true).length === 2 && record.pending === undefined;
+    },
+    15_000,
+    'the copies that could be restored restored, and both lost nodes marked in the remnant',
+  );
+
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  for (const key of [...keys.slice(0, 20), 'gone/large']) {
+    const error = await rejection(t, reader.get(key));
+    t.is(error.code, 'UNAVAILABLE', key);
+    t.regex(error.message, /every copy of key .* was lost/, key);
+  }
+  t.is((await rejection(t, reader.stat(keys[0]!))).code, 'UNAVAILABLE');
+  const listing = (async () => {
+    for await (const _key of reader.list('gone/')) {
+      // nothing
+    }
+  })();
+  t.is((await rejection(t, listing)).code, 'UNAVAILABLE', 'a listing would miss them');
+
+  // The job goes on: new keys, and a deleted lost key reads as absent.
+  await reader.putMany(keys.slice(0, 50).map((key) => [key, `again ${key}`] as const));
+  t.deepEqual(
+    (await reader.getMany(keys.slice(0, 50))).map(String),
+    keys.slice(0, 50).map((key) => `again ${key}`),
+  );
+  await reader.delete(keys[60]!);
+  t.is(await reader.get(keys[60]!), null);
+  const lost = cluster.controller.registry.jobs.get(job.id)!.lostNodes ?? [];
+  t.deepEqual([...lost].sort(), [...placed].sort());
+});

@@ -24,6 +24,7 @@ import {
   refusingNode,
   SatchelError,
   Status,
+  someSlotLost,
   type Ticket,
   tokenExpiry,
   type WirePlacement,
@@ -37,7 +38,7 @@ import { deletedVersion, expectOk } from './replies.ts';
 /** What a watch needs from its job (watch.ts; the Router is its host). */
 export interface WatchHost {
   readonly epoch: number;
-  /** Every node of every generation, once each. */
+  /** Every node of every generation but the remnants, once each. */
   everyNode(): PlacementNode[];
   /** With replicas each holder of a key reports it: only the first holder's events are passed on. */
   isPrimary(nodeId: string, key: string): boolean;
@@ -194,7 +195,7 @@ export class Router implements ReplicaHost, WatchHost {
           reply = await this.olderGenerations(op, key, reply);
         }
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS) throw error;
+        if (attempt >= MAX_ATTEMPTS || lostKeys.has(error as object)) throw error;
         await this.afterUnreachable(error, epoch);
         continue;
       }
@@ -223,7 +224,10 @@ export class Router implements ReplicaHost, WatchHost {
         const done = new Set<string>();
         /** The epoch a node answered STALE with, or false. */
         let stale: number | false = false;
-        for (const holders of this.holders(key)) {
+        // Not the remnants: what they hold is older than the delete's tombstone in the newer generations, which
+        // reads see first, and which a restored copy does not overwrite (a dead holder there cannot block it).
+        const generations = this.placement.generations.length - (this.placement.remnants ?? 0);
+        for (const holders of this.holders(key).slice(0, generations)) {
           const fresh = holders.filter((node) => !done.has(node.id));
           if (fresh.length === 0) continue;
           const reply = await writeReplicas(this, fresh, Op.DELETE, 0, key, null);
@@ -301,28 +305,58 @@ export class Router implements ReplicaHost, WatchHost {
    * deleting the key (Flag.DELETED, with the delete's version) a copy counts only when it is newer than that
    * delete: a DELETE reaches the generations newest first, and a read between its steps found the older
    * generation's copy of a value overwritten since (a stale read in the 10-minute nemesis, during a drain).
+   * Then the remnants (a job with copies that lost a node: control.proto Generation.remnant), oldest: each asks
+   * the key's live holders there at once; none live, and no newer delete, is `keyLostError`.
    */
   private async olderGenerations(op: number, key: string, notFound: Reply): Promise<Reply> {
-    let deleted = deletedVersion(notFound);
-    for (const node of this.owners(key).slice(1)) {
-      if (deleted === undefined) {
-        const reply = await this.callNode(node, op, 0, 0, key, null);
-        if (reply.status !== Status.NOT_FOUND) return reply;
-        deleted = deletedVersion(reply);
+    const seen: { deleted?: DeletedVersion } = { deleted: deletedVersion(notFound) };
+    const remnants = this.placement.remnants ?? 0;
+    const owners = this.owners(key, this.placement.generations.length - remnants);
+    for (const node of owners.slice(1)) {
+      const reply = await this.askOlder(node, op, key, seen);
+      if (reply !== null) return reply;
+    }
+    if (remnants === 0) return notFound;
+    const asked = new Set(owners.map((node) => node.id));
+    for (const holders of this.holders(key).slice(-remnants)) {
+      // A node asked already answered for its whole store: nothing there, whichever generation asks.
+      if (holders.some((node) => asked.has(node.id))) continue;
+      const live = holders.filter((node) => node.lost !== true);
+      if (live.length === 0) {
+        // Every copy died before it was restored: unknown, not absent (unless deleted since: a delete is newer).
+        if (seen.deleted === undefined) throw keyLostError(this.placement, key, holders);
         continue;
       }
-      const versioned = await this.callNode(node, op, Flag.VERSION, 0, key, null);
-      if (versioned.status === Status.NOT_FOUND) {
-        const also = deletedVersion(versioned);
-        if (also !== undefined && newerVersion(also.epoch, also.seq, deleted.epoch, deleted.seq)) deleted = also;
-      } else if (versioned.status !== Status.OK) {
-        return versioned;
-      } else if (newerVersion(versioned.epoch, versioned.arg, deleted.epoch, deleted.seq)) {
-        // Written again after the delete, and not yet copied forward: the plain answer (STAT's arg is the size).
-        return this.callNode(node, op, 0, 0, key, null);
-      }
+      // Every holder of a remnant had every acknowledged write: the first to answer does, a dead one costs nothing.
+      const reply = await firstAnswer(live.map((node) => this.askOlder(node, op, key, seen)));
+      if (reply !== null) return reply;
+      for (const node of live) asked.add(node.id);
     }
     return notFound;
+  }
+
+  /**
+   * One older generation's node asked for `key`: its answer, or null when it holds nothing newer than
+   * `seen.deleted`, the newest delete seen so far (which its own newer delete replaces).
+   */
+  private async askOlder(node: PlacementNode, op: number, key: string, seen: { deleted?: DeletedVersion }): Promise<Reply | null> {
+    const deleted = seen.deleted;
+    if (deleted === undefined) {
+      const reply = await this.callNode(node, op, 0, 0, key, null);
+      if (reply.status !== Status.NOT_FOUND) return reply;
+      seen.deleted = deletedVersion(reply);
+      return null;
+    }
+    const versioned = await this.callNode(node, op, Flag.VERSION, 0, key, null);
+    if (versioned.status === Status.NOT_FOUND) {
+      const also = deletedVersion(versioned);
+      if (also !== undefined && newerVersion(also.epoch, also.seq, deleted.epoch, deleted.seq)) seen.deleted = also;
+      return null;
+    }
+    if (versioned.status !== Status.OK) return versioned;
+    // Written again after the delete, and not yet copied forward: the plain answer (STAT's arg is the size).
+    if (newerVersion(versioned.epoch, versioned.arg, deleted.epoch, deleted.seq)) return this.callNode(node, op, 0, 0, key, null);
+    return null;
   }
 
   /** The nodes holding `key` in each generation (its replicas, primary first), newest generation first. */
@@ -334,12 +368,15 @@ export class Router implements ReplicaHost, WatchHost {
     );
   }
 
-  /** The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once. */
-  owners(key: string): PlacementNode[] {
+  /**
+   * The nodes holding `key` in each generation (its replicas, primary first), newest first, each node once; only
+   * the first `generations` when given.
+   */
+  owners(key: string, generations = this.placement.generations.length): PlacementNode[] {
     const slot = keySlot(key);
     const owners: PlacementNode[] = [];
     const replicas = this.placement.replicas;
-    for (const nodes of this.placement.generations) {
+    for (const nodes of this.placement.generations.slice(0, generations)) {
       const picked = replicas === 1 ? [pickNode(nodes, slot)] : pickNodes(nodes, slot, replicas);
       for (const index of picked) {
         const node = nodes[index];
@@ -349,9 +386,31 @@ export class Router implements ReplicaHost, WatchHost {
     return owners;
   }
 
-  /** Every node of every generation, once each: what list and watch cover. */
+  /**
+   * Every node of every generation but the remnants, once each: what list and watch cover. A remnant's live
+   * holders are in the newer generations too (or their keys are in no listing: `listCoverage`), and it takes no writes.
+   */
   everyNode(): PlacementNode[] {
-    return [...new Map(this.placement.generations.flat().map((node) => [node.id, node])).values()];
+    const generations = this.placement.generations.slice(0, this.placement.generations.length - (this.placement.remnants ?? 0));
+    return [...new Map(generations.flat().map((node) => [node.id, node])).values()];
+  }
+
+  /**
+   * Throws UNAVAILABLE when a listing of `everyNode` would miss keys: a remnant slot none of whose holders is among
+   * them (its copies died, or are on nodes lost or cut off before they were restored).
+   */
+  listCoverage(): void {
+    const remnants = this.placement.remnants ?? 0;
+    if (remnants === 0) return;
+    const listed = new Set(this.everyNode().map((node) => node.id));
+    for (const nodes of this.placement.generations.slice(-remnants)) {
+      if (!someSlotLost(nodes, this.placement.replicas, (node) => !listed.has(node.id))) continue;
+      const missing = nodes.filter((node) => !listed.has(node.id)).map((node) => node.id);
+      throw new SatchelError(
+        'UNAVAILABLE',
+        `job ${this.jobId} lost nodes ${missing.join(', ')} before the copies of some keys were restored: a listing would miss those keys`,
+      );
+    }
   }
 
   /** Whether `nodeId` is the first holder of `key` in some generation (with replicas, only its watch events count). */
@@ -457,14 +516,50 @@ function lostNodeError(placement: Placement, error: unknown): SatchelError | und
   return undefined;
 }
 
+type DeletedVersion = { epoch: number; seq: number };
+
+/**
+ * The first of `answers` to resolve; rejects with the first rejection only when all reject (a dead or frozen
+ * node among a remnant's holders costs nothing while another answers).
+ */
+function firstAnswer<T>(answers: Promise<T>[]): Promise<T> {
+  if (answers.length === 1) return answers[0]!;
+  return Promise.any(answers).catch((error: unknown) => {
+    throw error instanceof AggregateError ? error.errors[0] : error;
+  });
+}
+
+/**
+ * Every holder of `key` in a remnant generation is marked lost (control.proto Generation.remnant): its copies all
+ * died, each process restarting before the controller could restore them from another (or, one copy, its only
+ * holder restarted). The key may have held a value: UNAVAILABLE, never "absent".
+ */
+export function keyLostError(placement: Placement, key: string, holders: readonly PlacementNode[]): SatchelError {
+  const ids = holders.map((node) => node.id).join(', ');
+  const error = new SatchelError(
+    'UNAVAILABLE',
+    placement.replicas === 1
+      ? `node ${ids} restarted since job ${placement.jobId} was placed on it: the keys it held are gone, and the job keeps one copy`
+      : `every copy of key ${JSON.stringify(key)} of job ${placement.jobId} was lost: its holders (${ids}) restarted before its copies were restored, so what it held is gone`,
+  );
+  lostKeys.add(error);
+  return error;
+}
+
+/** `keyLostError`s: final, no new placement brings the key back (`call` does not wait for one). */
+const lostKeys = new WeakSet<object>();
+
 /** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */
 function tlsOf(ticket: Ticket): ClientTls | undefined {
   return ticket.tls === undefined ? undefined : { ca: ticket.tls.ca };
 }
 
 export function fromWirePlacement(wire: WirePlacement): Placement {
-  const generations = wire.generations.map((g) => g.nodes).filter((nodes) => nodes.length > 0);
+  const kept = wire.generations.filter((g) => g.nodes.length > 0);
+  const generations = kept.map((g) => g.nodes);
   if (generations.length === 0) throw new SatchelError('UNAVAILABLE', `job ${wire.jobId} has no storage nodes yet`);
+  // Remnants are the oldest generations (controller/replication.ts): counted, not flagged one by one.
+  const remnants = kept.filter((g) => g.remnant === true).length;
   return {
     jobId: wire.jobId,
     epoch: wire.epoch,
@@ -472,5 +567,6 @@ export function fromWirePlacement(wire: WirePlacement): Placement {
     blockSize: wire.blockSize,
     maxValueBytes: wire.maxValueBytes,
     replicas: Math.max(1, wire.replicas ?? 1),
+    ...(remnants > 0 ? { remnants } : {}),
   };
 }

@@ -11,6 +11,7 @@ import {
   ADMIN_SUBJECT,
   AnnounceFlag,
   Flag,
+  holdersLost,
   keySlot,
   NodeConnection,
   Op,
@@ -23,8 +24,9 @@ import {
   type WirePlacementNode,
 } from '../proto/index.ts';
 import { DramEngine, StorageServer } from '../storage-node/index.ts';
+import { withLostMarks } from './members.ts';
 import { type MigrationHost, migrateJob } from './migration.ts';
-import { rereplicateJob } from './replication.ts';
+import { repairCopies, rereplicateJob, withoutSpentRemnants } from './replication.ts';
 
 const secret = randomBytes(32);
 const logger = pino({ level: 'silent' });
@@ -58,7 +60,8 @@ function harness(t: ExecutionContext, nodes: Node[], replicas: number) {
   const data = new Map(nodes.map((n) => [n.address, connection(t, n.address, token)]));
   const flags = replicas > 1 ? AnnounceFlag.REPLICATED | AnnounceFlag.COPYING : AnnounceFlag.COPYING;
   const announce = async (placement: WirePlacement) => {
-    const ids = new Set(placement.generations.flatMap((g) => g.nodes.map((n) => n.id)));
+    // Not a remnant's nodes (replication.ts): its live ones are in the other generations, the lost one is gone.
+    const ids = new Set(placement.generations.filter((g) => g.remnant !== true).flatMap((g) => g.nodes.map((n) => n.id)));
     for (const node of nodes) {
       if (ids.has(node.id))
         t.is((await admin.get(node.address)!.request({ op: Op.ANNOUNCE, flags, arg: placement.epoch, key: JOB })).status, Status.OK);
@@ -389,4 +392,123 @@ test('migration: a new holder’s leftover copy of a drained key from an earlier
     'readers go on to the drained node until the copy lands',
   );
   for (const key of keys) t.is((await data.get(x.address)!.request({ op: Op.GET, epoch: 5, key })).body.toString(), 'current');
+});
+
+/** A key whose `count` holders among `ids` are exactly `wanted`. */
+function keyHeldBy(ids: string[], wanted: string[], count = 2): string {
+  const weighted = ids.map((id) => ({ id, weight: 1 }));
+  for (let i = 0; ; i++) {
+    const key = `key${i}`;
+    const holders = pickNodes(weighted, keySlot(key), count).map((index) => ids[index]!);
+    if (wanted.every((id) => holders.includes(id)) && holders.length === wanted.length) return key;
+  }
+}
+
+test('restoration: both holders of some keys lost at once: the remnant keeps them as holders, for good once both are marked lost', async (t) => {
+  const nodes = await startNodes(t, 4);
+  const [x, y, z, spare] = nodes as [Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 1,
+    generations: [{ nodes: [x, y, z] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
+  await announce(placement);
+  const gone = keyHeldBy(['n0', 'n1', 'n2'], ['n0', 'n1']);
+  const kept = keyHeldBy(['n0', 'n1', 'n2'], ['n0', 'n2']);
+  for (const [key, holders] of [
+    [gone, [x, y]],
+    [kept, [x, z]],
+  ] as const)
+    for (const node of holders)
+      t.is(
+        (await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.REPLICA, epoch: 1, arg: 1, key, value: Buffer.from(key) })).status,
+        Status.OK,
+      );
+  // x and y die at the same moment (kill -9 of both).
+  await x.server.close();
+  await y.server.close();
+  const live = new Set([z.id, spare.id]);
+  const published: WirePlacement[] = [];
+  const publish = async (p: WirePlacement) => {
+    published.push(p);
+    await announce({ ...p, generations: [{ nodes: p.generations.flatMap((g) => g.nodes).filter((n) => live.has(n.id)) }] });
+  };
+
+  // x's loss: the copies cannot be made (y, which holds the rest, does not answer); the remnant stays published.
+  await t.throwsAsync(rereplicateJob({ ...host, publish }, placement, x, [{ id: spare.id, address: spare.address, weight: 1 }]));
+  const during = published.at(-1)!;
+  t.deepEqual(
+    during.generations.map((g) => [g.remnant === true, g.nodes.map((n) => n.id)]),
+    [
+      [false, ['n1', 'n2', 'n3']],
+      [false, ['n1', 'n2']],
+      [true, ['n0', 'n1', 'n2']],
+    ],
+  );
+
+  // y's loss, once x restarted (marked lost in the remnant): the survivors answer, so it completes; the remnant
+  // is left as it was (y not stripped from it), and with y marked too, `gone` has no live holder there.
+  const { placement: after } = await rereplicateJob({ ...host, publish }, withLostMarks(during, ['n0']), y, []);
+  const marked = withLostMarks(after, ['n0', 'n1']);
+  t.deepEqual(
+    marked.generations.map((g) => [g.remnant === true, g.nodes.map((n) => `${n.id}${n.lost ? '*' : ''}`)]),
+    [
+      [false, ['n2', 'n3']],
+      [false, ['n2']],
+      [true, ['n0*', 'n1*', 'n2']],
+    ],
+  );
+  const repair = await repairCopies(host, marked);
+  t.is(repair.skipped, 0, 'the nodes marked lost are not tried');
+  t.deepEqual([...repair.listed!].sort(), ['n2', 'n3']);
+  t.is(withoutSpentRemnants(marked, repair.listed!), marked, 'a remnant with keys that lost every holder stays');
+  const remnant = marked.generations.at(-1)!.nodes;
+  t.true(holdersLost(remnant, keySlot(gone), 2), `${gone}: every holder lost`);
+  t.false(holdersLost(remnant, keySlot(kept), 2), `${kept}: a live holder`);
+  for (const node of [z, spare])
+    t.is(
+      (await data.get(node.address)!.request({ op: Op.GET, epoch: after.epoch, key: kept })).body.toString(),
+      kept,
+      `${kept} on ${node.id}`,
+    );
+});
+
+test('repair: a remnant’s live holders give their keys to the newest generation; the remnant is then spent', async (t) => {
+  const nodes = await startNodes(t, 4);
+  const [x, y, a, b] = nodes as [Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  await x.server.close();
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 3,
+    generations: [{ nodes: [a, b] }, { nodes: [{ ...x, lost: true }, y], remnant: true }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
+  await announce({ ...placement, generations: [{ nodes: [y, a, b] }] });
+  t.is(
+    (await data.get(y.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 1, arg: 1, key: 'k', value: Buffer.from('v') })).status,
+    Status.OK,
+  );
+  const result = await repairCopies(host, placement);
+  t.is(result.skipped, 0, 'the node marked lost is not tried');
+  for (const node of [a, b]) t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 3, key: 'k' })).body.toString(), 'v');
+  t.deepEqual(
+    withoutSpentRemnants(placement, result.listed!).generations.map((g) => g.nodes.map((n) => n.id)),
+    [['n2', 'n3']],
+  );
+  // Not marked (it died, and never came back to be seen restarted): tried, unreachable, and not held against the
+  // repair, which it must not keep pending forever; y answered for every key the remnant holds.
+  const unmarked: WirePlacement = { ...placement, generations: [placement.generations[0]!, { nodes: [x, y], remnant: true }] };
+  const again = await repairCopies(host, unmarked);
+  t.is(again.skipped, 0);
+  t.deepEqual([...again.listed!].sort(), ['n1', 'n2', 'n3']);
+  t.is(withoutSpentRemnants(unmarked, again.listed!).generations.length, 1);
+  // A remnant whose every node is gone stays: its keys are in no other generation.
+  t.is(withoutSpentRemnants(unmarked, new Set(['n2', 'n3'])), unmarked);
 });

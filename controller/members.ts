@@ -4,9 +4,10 @@
  *
  * A node serves a job only once the controller announced it to the node's current incarnation (storage-node
  * job-table.ts). The members of a job are the nodes its placement names, less `lostNodes`: incarnations that
- * died holding its data (a node restarted under the same id). Those stay in a single-copy job's placement, so its
- * keys there fail with UNAVAILABLE instead of reading as absent, and are never announced the job again; the
- * placement marks them `lost` (`withLostMarks`), so nodes and clients can tell that from a node not told yet.
+ * died holding its data (a node restarted under the same id). Those stay in a single-copy job's placement (and in
+ * a replicated job's remnant generations, replication.ts), so its keys there fail with UNAVAILABLE instead of
+ * reading as absent, and are never announced the job again; the placement marks them `lost` (`withLostMarks`), so
+ * nodes and clients can tell that from a node not told yet.
  */
 import { type AnnouncedPlacement, AnnounceFlag, announcedPlacement, type JobUsage, type WirePlacement } from '../proto/index.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
@@ -80,29 +81,34 @@ export function withRespAddresses(placement: WirePlacement, nodes: ReadonlyMap<s
 }
 
 /**
- * The placement with `lost` set on exactly the nodes that are the job's lost members, when the job keeps one copy
- * (control.proto PlacementNode.lost): what they held of it is gone, and the metadata servers' answer says so, so
- * a node's RESP front door answers a final error for those keys rather than TRYAGAIN, which a Redis client
- * retries in vain (storage-node/resp/resp-foreign.ts). A replicated job is left as it is: its lost members'
- * slots move to live nodes once the copies are restored. `placement` itself when nothing changes; otherwise a new
- * placement, new generations and nodes where they change (placements are never edited in place: `names`).
+ * The placement with `lost` set on exactly the nodes that are the job's lost members, where they hold the job's only
+ * copy of keys (control.proto PlacementNode.lost): every generation of a job that keeps one copy, the remnants of a
+ * job that keeps more (replication.ts `placementAfterLoss`). What they held of it is gone, and the metadata servers'
+ * answer says so: a client's read of those keys fails with UNAVAILABLE rather than finding nothing, and a node's
+ * RESP front door answers a final error rather than TRYAGAIN, which a Redis client retries in vain
+ * (storage-node/resp/resp-foreign.ts). A replicated job's other generations are left unmarked: its lost members'
+ * slots there move to live nodes once the copies are restored. `placement` itself when nothing changes; otherwise a
+ * new placement, new generations and nodes where they change (placements are never edited in place: `names`).
  */
 export function withLostMarks(placement: WirePlacement, lostNodes: readonly string[] | undefined): WirePlacement {
-  const lost = (placement.replicas ?? 1) > 1 ? [] : (lostNodes ?? []);
-  const marked = (id: string) => lost.includes(id);
-  const unchanged = placement.generations.every((g) => g.nodes.every((n) => (n.lost === true) === marked(n.id)));
-  if (unchanged) return placement;
+  const replicated = (placement.replicas ?? 1) > 1;
+  const lost = lostNodes ?? [];
+  const marks = (g: WirePlacement['generations'][number]) => !replicated || g.remnant === true;
+  const settled = (g: WirePlacement['generations'][number]) =>
+    g.nodes.every((n) => (n.lost === true) === (marks(g) && lost.includes(n.id)));
+  if (placement.generations.every(settled)) return placement;
   return {
     ...placement,
     generations: placement.generations.map((g) =>
-      g.nodes.every((n) => (n.lost === true) === marked(n.id))
+      settled(g)
         ? g
         : {
             ...g,
             nodes: g.nodes.map((n) => {
-              if ((n.lost === true) === marked(n.id)) return n;
+              const marked = marks(g) && lost.includes(n.id);
+              if ((n.lost === true) === marked) return n;
               const { lost: _was, ...rest } = n;
-              return marked(n.id) ? { ...rest, lost: true } : rest;
+              return marked ? { ...rest, lost: true } : rest;
             }),
           },
     ),

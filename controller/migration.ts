@@ -59,7 +59,7 @@ export interface MigrationResult {
  */
 export function placementWithout(placement: WirePlacement, nodeId: string, newest: WirePlacementNode[], keepOld: boolean): WirePlacement {
   const old = placement.generations
-    .map((g) => ({ nodes: keepOld ? g.nodes : g.nodes.filter((n) => n.id !== nodeId) }))
+    .map((g) => ({ ...g, nodes: keepOld ? g.nodes : g.nodes.filter((n) => n.id !== nodeId) }))
     .filter((g) => g.nodes.length > 0);
   return { ...placement, epoch: placement.epoch + 1, generations: [{ nodes: newest }, ...old] };
 }
@@ -85,7 +85,8 @@ export async function migrateJob(
     await host.publish(during);
   }
   const result = await copyKeys(host, during, drained);
-  const generations = withoutRepeats(during.generations.map((g) => ({ nodes: g.nodes.filter((n) => n.id !== drained.id) })));
+  // Remnants (replication.ts) lose the drained node too: it moved what it held of them forward, as its other keys.
+  const generations = withoutRepeats(during.generations.map((g) => ({ ...g, nodes: g.nodes.filter((n) => n.id !== drained.id) })));
   const after: WirePlacement = { ...during, epoch: during.epoch + 1, generations };
   await host.publish(after);
   return { placement: after, result };
@@ -169,10 +170,10 @@ async function removeCopy(host: MigrationHost, placement: WirePlacement, node: N
  * Generations without the empty ones and those the same as a newer one (a generation that only differed by the
  * drained node): keys hash the same in both, so reads would ask the same node twice.
  */
-function withoutRepeats(generations: { nodes: WirePlacementNode[] }[]): { nodes: WirePlacementNode[] }[] {
+function withoutRepeats(generations: WirePlacement['generations']): WirePlacement['generations'] {
   const seen = new Set<string>();
   return generations.filter((g) => {
-    const shape = JSON.stringify(g.nodes.map((n) => [n.id, n.weight]).sort());
+    const shape = JSON.stringify([g.remnant === true, ...g.nodes.map((n) => [n.id, n.weight]).sort()]);
     if (g.nodes.length === 0 || seen.has(shape)) return false;
     seen.add(shape);
     return true;

@@ -120,10 +120,11 @@ export class NodeBook {
     // Recorded before the new incarnation is: a controller restarted in between must not take the new process for
     // a member of those jobs (it would announce them to it, and it holds none of their data).
     await Promise.all(jobs.map((job) => ctx.persistJob(job)));
-    // A job keeping one copy keeps the node in its placement: marked lost there (`markLost`), not awaited (the
+    // A job keeping one copy keeps the node in its placement, and a replicated job in its remnants
+    // (replication.ts): marked lost there (`markLost`, a no-op when there is nothing to mark), not awaited (the
     // job's queue may hold a long migration; the node registers meanwhile and its RESP front door answers
     // TRYAGAIN until the mark is published).
-    for (const job of jobs) if ((job.placement.replicas ?? 1) === 1) void this.markLost(job.id, old.id);
+    for (const job of jobs) void this.markLost(job.id, old.id);
     ctx.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
     ctx.events.add(
       'node-restarted',
@@ -226,6 +227,14 @@ export class NodeBook {
     this.ctx.logger.warn({ node: node.id }, 'lost node reports again');
     await this.reconcile(node, reported);
     node.lost = false;
+    // A remnant naming it (replication.ts) kept keys only it and other lost nodes held: a repair now takes them
+    // forward, and drops the remnant if nothing else keeps it.
+    for (const jobId of [...this.ctx.registry.jobs.namedOn(node.id)]) {
+      const job = this.ctx.registry.jobs.get(jobId);
+      if (!job?.placement.generations.some((g) => g.remnant === true && g.nodes.some((n) => n.id === node.id))) continue;
+      job.pending ??= { kind: 'restore', node: node.id };
+      this.placements.finishCopiesLater(jobId);
+    }
     this.ctx.events.add('node-back', 'reports again; jobs restored elsewhere meanwhile were dropped from it', {
       tier: node.tier,
       node: node.id,
@@ -269,7 +278,9 @@ export class NodeBook {
   private async restoreCopies(jobId: string, node: NodeRecord): Promise<ReplicationResult | null> {
     const { ctx, placements } = this;
     const job = ctx.registry.jobs.get(jobId);
-    if (job === undefined || !nodesOf(job.placement).has(node.id)) return null;
+    // Only a remnant names it (its loss was restored from, or found nothing to restore from): nothing to do.
+    if (job === undefined || !job.placement.generations.some((g) => g.remnant !== true && g.nodes.some((n) => n.id === node.id)))
+      return null;
     // Copies an earlier change left unfinished (it failed, or the controller died): this restoration only makes
     // the copies its own loss calls for, so a repair follows it.
     const unfinished = job.pending !== undefined;
@@ -314,14 +325,21 @@ export class NodeBook {
         // placement wants are made by a repair, which steps over unreachable nodes and tries again later.
         if (!published) throw error;
         ctx.logger.warn({ err: error, job: jobId, lost: node.id }, 'restoring copies failed: repairing instead');
-        if (await placements.repair(job)) {
+        const repaired = await placements.repair(job);
+        if (repaired !== null) {
           job.pending = undefined;
-          await ctx.publisher.apply(job, job.placement);
+          await ctx.publisher.apply(job, repaired);
         }
         return null;
       }
-      const { placement, result } = restored;
-      if (unfinished && !(await placements.repair(job))) return result;
+      const { result } = restored;
+      let { placement } = restored;
+      if (unfinished) {
+        // Copies an earlier change left (their remnants too): the repair's placement, from the one published here.
+        const repaired = await placements.repair(job);
+        if (repaired === null) return result;
+        placement = repaired;
+      }
       job.pending = undefined;
       await ctx.publisher.apply(job, placement);
       ctx.logger.info({ job: jobId, lost: node.id, epoch: placement.epoch, ...result, ms: Date.now() - started }, 'copies restored');

@@ -11,7 +11,7 @@ import type { JobBook } from './jobs.ts';
 import { isLostMember, nodesOf } from './members.ts';
 import { type MigrationHost, type MigrationResult, migrateJob } from './migration.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
-import { repairCopies } from './replication.ts';
+import { repairCopies, withoutSpentRemnants } from './replication.ts';
 import { DEFAULT_TENANT } from './tenants.ts';
 
 /**
@@ -227,7 +227,10 @@ export class PlacementChanges {
         resumed,
       );
       ctx.logger.info({ job: jobId, node: node.id, ...result, epoch: job.placement.epoch }, 'job migrated');
-      if (unfinished && (await this.repair(job))) await ctx.publisher.apply(job, job.placement);
+      if (unfinished) {
+        const repaired = await this.repair(job);
+        if (repaired !== null) await ctx.publisher.apply(job, repaired);
+      }
       return result;
     } catch (error) {
       // Failed with its copies under way (recorded as pending): finished later, as after a restart.
@@ -252,9 +255,14 @@ export class PlacementChanges {
         await this.migrateJobOff(jobId, node);
         return;
       }
-    } else if (!(await this.repair(job))) return;
+      job.pending = undefined;
+      await this.ctx.publisher.apply(job, job.placement);
+      return;
+    }
+    const repaired = await this.repair(job);
+    if (repaired === null) return;
     job.pending = undefined;
-    await this.ctx.publisher.apply(job, job.placement);
+    await this.ctx.publisher.apply(job, repaired);
   }
 
   /** `finishCopies` of the job a node timeout from now (a change failed half-way; a repair was incomplete). */
@@ -274,10 +282,11 @@ export class PlacementChanges {
 
   /**
    * Makes every copy the job's placement wants exist (replication.ts `repairCopies`): what a change that failed
-   * half-way, or a controller that died during one, left undone. True when done; false when a node could not be
+   * half-way, or a controller that died during one, left undone. When done, the placement to publish: the job's,
+   * without the remnants whose keys all went forward (`withoutSpentRemnants`). Null when a node could not be
    * reached, and then tried again (`finishCopies`) a node timeout later, the job's copies still pending.
    */
-  async repair(job: JobRecord): Promise<boolean> {
+  async repair(job: JobRecord): Promise<WirePlacement | null> {
     const { ctx } = this;
     const host = this.placementHost(job);
     try {
@@ -292,10 +301,10 @@ export class PlacementChanges {
           details: { copies: result.copies, bytes: result.bytes, keys: result.keys, skipped: result.skipped ?? 0 },
         },
       );
-      if ((result.skipped ?? 0) === 0) return true;
+      if ((result.skipped ?? 0) === 0) return withoutSpentRemnants(job.placement, result.listed ?? new Set());
       job.pending = { kind: 'restore', node: job.pending?.node ?? '' };
       this.finishCopiesLater(job.id);
-      return false;
+      return null;
     } finally {
       host.close();
     }

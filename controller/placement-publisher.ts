@@ -25,7 +25,16 @@
 import type { Logger } from 'pino';
 import type { WirePlacement } from '../proto/index.ts';
 import type { CallFailures, ControlOp } from './call-failures.ts';
-import { announcedPlacementOf, announceFlagsOf, membersOf, nodesOf, pruneLostNodes, withLostMarks, withRespAddresses } from './members.ts';
+import {
+  announcedPlacementOf,
+  announceFlagsOf,
+  isLostMember,
+  membersOf,
+  nodesOf,
+  pruneLostNodes,
+  withLostMarks,
+  withRespAddresses,
+} from './members.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 
@@ -140,7 +149,11 @@ export class PlacementPublisher {
     const flags = announceFlagsOf(job);
     const epoch = job.placement.epoch;
     const placement = announcedPlacementOf(job.placement, this.host.nodes);
-    await this.each(ids, job.id, async (node, step) => {
+    // Members as of now, not as of the caller's list: a node that restarted meanwhile (`each` reads its new
+    // record, boot id and all) became a lost member first (nodes.ts), and its empty process must not get the job
+    // (a restoration then listed it, found nothing, and dropped the remnant of keys whose every copy had died).
+    const members = [...ids].filter((id) => !isLostMember(job, id));
+    await this.each(members, job.id, async (node, step) => {
       step.op = 'announce';
       await this.host.admin.announce(node.address, job.id, epoch, flags, node.bootId ?? '', placement);
     });

@@ -14,7 +14,7 @@
  * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
-import { keySlot, Op, pickNodes, SatchelError, Status, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import { keySlot, Op, pickNodes, SatchelError, Status, someSlotLost, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
 import { requester as copyRequester, forEachKey, type NodeAddress, type Request, readVersioned, writeCopy } from './key-copier.ts';
 import type { MigrationHost } from './migration.ts';
 
@@ -26,18 +26,32 @@ export interface ReplicationResult {
   keys: number;
   /** repairCopies: nodes that could not be listed, and copies that could not be written (unreachable). */
   skipped?: number;
+  /** repairCopies: the nodes listed whole, each of their keys copied where it was due (`withoutSpentRemnants`). */
+  listed?: Set<string>;
 }
 
 /**
  * The placement without `lost`, with `replacement` (when not empty) joining as a new newest generation, and
  * for each generation of the old placement the indexes of the new generations its keys now belong to.
+ *
+ * `placement` is what is published while the copies are made: each generation `lost` was in is kept as it was,
+ * as a remnant (control.proto Generation.remnant), oldest. If the copies cannot all be made (another holder of
+ * some keys was lost at the same moment, or cannot be reached), it stays, and a reader of those keys finds their
+ * holders there: when those are all marked lost (their processes restarted: members.ts `withLostMarks`) the read
+ * fails with UNAVAILABLE rather than finding nothing, the 'every copy lost at once' case. `final` is the placement
+ * once every copy is made: without the new remnants. Remnants already there stay in both, untouched: they are
+ * never stripped, so their keys keep their holders.
  */
 export function placementAfterLoss(
   placement: WirePlacement,
   lostId: string,
   replacement: WirePlacementNode[],
-): { placement: WirePlacement; successors: number[][] } {
-  const stripped = placement.generations.map((g) => g.nodes.filter((n) => n.id !== lostId));
+): { placement: WirePlacement; final: WirePlacement; successors: number[][] } {
+  // Remnants come last (oldest); only the generations before them are stripped and take copies.
+  const firstRemnant = placement.generations.findIndex((g) => g.remnant === true);
+  const normal = firstRemnant < 0 ? placement.generations : placement.generations.slice(0, firstRemnant);
+  const remnants = firstRemnant < 0 ? [] : placement.generations.slice(firstRemnant);
+  const stripped = normal.map((g) => g.nodes.filter((n) => n.id !== lostId));
   const generations = replacement.length === 0 ? stripped : [[...stripped[0]!, ...replacement], ...stripped];
   const shift = replacement.length === 0 ? 0 : 1;
   // Empty generations (every node of one lost) are dropped; indexes are remapped to what is left.
@@ -47,13 +61,42 @@ export function placementAfterLoss(
   });
   const newIndex = (i: number) => kept.indexOf(i);
   const successors = placement.generations.map((_, j) => {
+    if (j >= normal.length) return [];
     const targets = j === 0 && shift === 1 ? [0, 1] : [j + shift];
     return targets.map(newIndex).filter((i) => i >= 0);
   });
-  return {
-    placement: { ...placement, epoch: placement.epoch + 1, generations: kept.map((i) => ({ nodes: generations[i]! })) },
-    successors,
+  const final: WirePlacement = {
+    ...placement,
+    epoch: placement.epoch + 1,
+    generations: [...kept.map((i) => ({ nodes: generations[i]! })), ...remnants],
   };
+  const added = normal
+    .filter((g) => g.nodes.some((n) => n.id === lostId))
+    .filter((g) => !remnants.some((r) => sameNodes(r.nodes, g.nodes)))
+    .map((g) => ({ nodes: g.nodes, remnant: true }));
+  return { placement: { ...final, generations: [...final.generations, ...added] }, final, successors };
+}
+
+function sameNodes(a: readonly WirePlacementNode[], b: readonly WirePlacementNode[]): boolean {
+  return a.length === b.length && a.every((n, i) => n.id === b[i]!.id && n.weight === b[i]!.weight);
+}
+
+/** The placement's generations that are not remnants (those take writes and copies). */
+function liveGenerations(placement: WirePlacement): WirePlacement['generations'] {
+  return placement.generations.filter((g) => g.remnant !== true);
+}
+
+/**
+ * The placement without its spent remnants: those where every key has a holder in `listed`, the nodes a repair
+ * listed whole (`repairCopies`), so what the remnant held of it went forward to the newest generation. A remnant
+ * with keys whose every holder died (marked lost), or could not be reached, stays.
+ */
+export function withoutSpentRemnants(placement: WirePlacement, listed: ReadonlySet<string>): WirePlacement {
+  const replicas = Math.max(1, placement.replicas ?? 1);
+  const generations = placement.generations.filter(
+    (g) => g.remnant !== true || someSlotLost(g.nodes, replicas, (node) => !listed.has(node.id)),
+  );
+  return generations.length === placement.generations.length ? placement : { ...placement, generations };
 }
 
 /** Steps 1 and 2 for one job. Throws on a copy that fails (the placement of step 1 stays: nothing is lost). */
@@ -70,7 +113,12 @@ export async function rereplicateJob(
   const jobId = placement.jobId;
   const epoch = after.placement.epoch;
   const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0 };
-  const survivors = new Map(after.placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
+  // The nodes of the generations that take copies (a remnant's other nodes are among them, or were drained).
+  const survivors = new Map(
+    liveGenerations(after.final)
+      .flatMap((g) => g.nodes)
+      .map((n) => [n.id, n]),
+  );
   const request = requester(host, jobId, epoch);
 
   /** Copies `key`, held by `source`, wherever the new placement wants a copy it did not want before. */
@@ -110,8 +158,9 @@ export async function rereplicateJob(
   // controller's copy reads whatever its lease; a new process under its id holds nothing of the job.
   // Every holder the new placement names gets its copy (the lost node's partner may be the one that never got
   // it); a COPY lands only where nothing newer is.
-  await copyFromLost(request, lost, after.placement, result);
-  return { placement: after.placement, result };
+  await copyFromLost(request, lost, after.final, result);
+  // Every copy made: the remnants this loss added are not needed.
+  return { placement: after.final, result };
 }
 
 /** Whether a holder of `key` in a generation newer than `generation` (other than `except`) has it. */
@@ -150,7 +199,9 @@ async function copyFromLost(
       result.keys++;
       const slot = keySlot(key);
       const targets = new Map<string, WirePlacementNode>();
-      for (const { nodes } of placement.generations) for (const i of pickNodes(nodes, slot, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
+      for (const { nodes } of liveGenerations(placement))
+        for (const i of pickNodes(nodes, slot, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
+      targets.delete(lost.id);
       try {
         await copyKey(request, lost, key, targets.values(), result, down);
       } catch (error) {
@@ -178,13 +229,24 @@ export async function repairCopies(
 ): Promise<ReplicationResult> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const request = requester(host, placement.jobId, placement.epoch);
-  const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0, skipped: 0 };
-  const nodes = new Map(placement.generations.flatMap((g) => g.nodes).map((n) => [n.id, n]));
+  const result: ReplicationResult = { copies: 0, bytes: 0, keys: 0, skipped: 0, listed: new Set() };
+  // Nodes marked lost (in a remnant: their process died with the job's data) hold nothing to copy or to copy to.
+  const nodes = new Map(
+    placement.generations
+      .flatMap((g) => g.nodes)
+      .filter((n) => n.lost !== true)
+      .map((n) => [n.id, n]),
+  );
+  const newest = placement.generations[0]?.nodes ?? [];
+  const inLive = new Set(liveGenerations(placement).flatMap((g) => g.nodes.map((n) => n.id)));
   /** Nodes found unreachable: not tried again in this repair (a frozen one would cost a timeout per key). */
   const down = new Set<string>();
   for (const source of nodes.values()) {
+    // Only in remnants (a lost node, not restarted): listed if it answers; if not, its remnant stays
+    // (`withoutSpentRemnants`) and the repair is not held up: it may never come back.
+    const remnantOnly = !inLive.has(source.id);
     if (down.has(source.id)) {
-      result.skipped!++;
+      if (!remnantOnly) result.skipped!++;
       continue;
     }
     try {
@@ -195,14 +257,17 @@ export async function repairCopies(
         for (const generation of placement.generations) {
           const holders = pickNodes(generation.nodes, slot, replicas).map((i) => generation.nodes[i]!);
           if (!holders.some((n) => n.id === source.id)) continue;
-          for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
+          // A remnant's keys go forward to the newest generation (a remnant takes no copies), where reads look first.
+          const to = generation.remnant === true ? pickNodes(newest, slot, replicas).map((i) => newest[i]!) : holders;
+          for (const holder of to) if (holder.id !== source.id && holder.lost !== true) targets.set(holder.id, holder);
         }
         if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, down);
       });
+      result.listed!.add(source.id);
     } catch (error) {
       if (!unreachable(error)) throw error;
       down.add(source.id);
-      result.skipped!++;
+      if (!remnantOnly) result.skipped!++;
     }
   }
   // A lost node, when it still answers, gives what it holds to the key's holders (see rereplicateJob).

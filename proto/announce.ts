@@ -19,8 +19,8 @@ export interface AnnouncedNode {
   address?: string;
   weight: number;
   /**
-   * The node restarted since the job was placed on it, and the job keeps one copy: what it held of the job is gone
-   * (control.proto PlacementNode.lost). Absent from older controllers' announcements and metadata servers' answers,
+   * The node restarted since the job was placed on it, and the job keeps one copy (or this is a replicated job's
+   * remnant generation): what it held of the job is gone (control.proto PlacementNode.lost). Absent from older controllers' announcements and metadata servers' answers,
    * and for every node that holds, or will hold, what the placement gives it.
    */
   lost?: true;

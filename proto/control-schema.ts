@@ -31,6 +31,7 @@ const PlacementNode: MessageSchema = [
 
 const Generation: MessageSchema = [
   { no: 1, name: 'nodes', type: PlacementNode, repeated: true },
+  { no: 2, name: 'remnant', type: 'bool', optional: true },
 ];
 
 const Placement: MessageSchema = [

@@ -203,14 +203,21 @@ export interface PlacementNode {
   /** The node's RESP front door (host:port), when it has one: what a job's redisUrl names. */
   respAddress?: string;
   /**
-   * The node restarted (a new process under the same id) since the job was placed on it, and the job keeps one copy:
-   * what it held of the job is gone for good, and it is never told the job again (controller/README.md "Replicas and
-   * lost nodes"). Absent: the node holds what the placement gives it, or will once told.
+   * The node restarted (a new process under the same id) since the job was placed on it, and the job keeps one copy (or
+   * this is a remnant generation: Generation.remnant): what it held of the job is gone for good, and it is never told
+   * the job again (controller/README.md "Replicas and lost nodes"). Absent: the node holds what the placement gives it,
+   * or will once told.
    */
   lost?: boolean;
 }
 export interface Generation {
   nodes: PlacementNode[];
+  /**
+   * A job with copies: the generation as it was when one of its nodes was lost, kept (oldest) while the copies of what
+   * that node held are not all restored, and for good when every copy of some keys was lost (their holders here are
+   * then all marked lost: reads of them fail with UNAVAILABLE rather than find nothing). Never written to.
+   */
+  remnant?: boolean;
 }
 export interface Placement {
   jobId: string;

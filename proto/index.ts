@@ -52,6 +52,7 @@ export {
 } from './node-connection.ts';
 export {
   hashKey,
+  holdersLost,
   type Placement,
   type PlacementNode,
   pickNode,
@@ -59,6 +60,7 @@ export {
   SLOT_BUCKET_BITS,
   type SlotRange,
   slotRanges,
+  someSlotLost,
 } from './placement.ts';
 export { type RespCommand, RespParser, type RespParserLimits, type RespProtocolError, splitArgs } from './resp-parser.ts';
 export { RespWriter } from './resp-writer.ts';

@@ -19,7 +19,10 @@ export interface PlacementNode {
   weight: number;
   /** host:port of the node's RESP front door, when it has one (a job's `redisUrl`). */
   respAddress?: string;
-  /** The node restarted since the job (one copy) was placed on it: what it held is gone (control.proto). */
+  /**
+   * The node restarted since the job was placed on it: what it held is gone (control.proto). A job with one copy
+   * keeps it in any generation; a job with copies only in a remnant generation (control.proto Generation.remnant).
+   */
   lost?: boolean;
 }
 
@@ -38,6 +41,12 @@ export interface Placement {
   maxValueBytes: number;
   /** Copies of every key: its `replicas` highest-scoring nodes of a generation hold it (1: the owner only). */
   replicas: number;
+  /**
+   * How many of the generations, the oldest, are remnants (control.proto Generation.remnant): a job with copies
+   * lost a node, and these keep its keys' holders as they were until every copy is restored. Reads that found
+   * nothing newer ask any live holder there; none at all means every copy of the key was lost. 0 when absent.
+   */
+  remnants?: number;
 }
 
 /** FNV-1a over UTF-16 code units: no encoding step. Node ids' hashes; and anything that needs a spread of strings. */
@@ -126,4 +135,24 @@ export function slotRanges(nodes: readonly Weighted[]): SlotRange[] {
     else ranges.push({ start: slot, end: slot + bucketSlots - 1, node });
   }
   return ranges;
+}
+
+/** Whether a node's copies are gone: by default, its `lost` mark. */
+type Gone = (node: Weighted & { lost?: boolean }) => boolean;
+const markedLost: Gone = (node) => node.lost === true;
+
+/**
+ * Whether every holder of `slot` in one generation (its `count` highest-scoring nodes) is gone (marked lost, by
+ * default): what the slot's keys held there died with all their copies. False for a generation without a node of weight.
+ */
+export function holdersLost(nodes: readonly (Weighted & { lost?: boolean })[], slot: number, count: number, gone = markedLost): boolean {
+  const picked = pickNodes(nodes, slot, count);
+  return picked.length > 0 && picked.every((i) => gone(nodes[i]!));
+}
+
+/** Whether some slot of the generation has every holder gone (`holdersLost`; one rendezvous per bucket). */
+export function someSlotLost(nodes: readonly (Weighted & { lost?: boolean })[], count: number, gone = markedLost): boolean {
+  if (!nodes.some(gone)) return false;
+  for (let slot = 0; slot < SLOTS; slot += 1 << SLOT_BUCKET_BITS) if (holdersLost(nodes, slot, count, gone)) return true;
+  return false;
 }

@@ -44,6 +44,10 @@ function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key
   const slot = keySlotOfBytes(keyBytes);
   const older = olderOwner(job.placement, slot, s.host.options.id);
   if (older === null) return false;
+  if (older === 'lost') {
+    s.refuse('UNAVAILABLE', `every copy of ${key} was lost: its holders restarted before its copies were restored`);
+    return true;
+  }
   s.error(`ASK ${slot} ${older.resp}`);
   return true;
 }

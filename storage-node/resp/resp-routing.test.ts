@@ -1,7 +1,7 @@
 /** The routing fast path's slot of an ASCII key is keySlotOfBytes's, hash tags included. */
 import test from 'ava';
-import { keySlotOfBytes, MAX_KEY_BYTES } from '../../proto/index.ts';
-import { asciiKeySlot } from './resp-routing.ts';
+import { type AnnouncedNode, type AnnouncedPlacement, keySlotOfBytes, MAX_KEY_BYTES, pickNodes } from '../../proto/index.ts';
+import { asciiKeySlot, olderOwner } from './resp-routing.ts';
 
 test('asciiKeySlot agrees with keySlotOfBytes on ASCII keys with braces anywhere, and declines the rest', (t) => {
   let seed = 7;
@@ -23,4 +23,37 @@ test('asciiKeySlot agrees with keySlotOfBytes on ASCII keys with braces anywhere
   t.is(asciiKeySlot(Buffer.from('caf\u00e9')), -1, 'not ASCII: keyProblem decides');
   t.is(asciiKeySlot(Buffer.alloc(MAX_KEY_BYTES + 1, 0x61)), -1);
   t.not(asciiKeySlot(Buffer.alloc(MAX_KEY_BYTES, 0x61)), -1);
+});
+
+test('olderOwner: a remnant holder marked lost is passed over for a live one; none live is "lost", not nil', (t) => {
+  const node = (id: string, lost = false): AnnouncedNode => ({
+    id,
+    address: `${id}:1`,
+    resp: `${id}:2`,
+    weight: 1,
+    ...(lost ? { lost: true as const } : {}),
+  });
+  const ids = ['x', 'y', 'z'];
+  /** A slot whose two holders among x, y, z are exactly `wanted`, the first of them its owner. */
+  const slotHeldBy = (wanted: string[]) => {
+    for (let slot = 0; ; slot += 16) {
+      const holders = pickNodes(
+        ids.map((id) => ({ id, weight: 1 })),
+        slot,
+        2,
+      ).map((i) => ids[i]!);
+      if (holders[0] === wanted[0] && holders[1] === wanted[1]) return slot;
+    }
+  };
+  const placement = (lost: string[], replicas = 2): AnnouncedPlacement => ({
+    epoch: 2,
+    replicas,
+    generations: [[node('n')], ids.map((id) => node(id, lost.includes(id)))],
+  });
+  const xy = slotHeldBy(['x', 'y']);
+  t.is((olderOwner(placement([]), xy, 'n') as AnnouncedNode).id, 'x', 'unmarked: the owner, as before');
+  t.is((olderOwner(placement(['x']), xy, 'n') as AnnouncedNode).id, 'y', 'its live copy');
+  t.is(olderOwner(placement(['x', 'y']), xy, 'n'), 'lost');
+  t.is((olderOwner(placement(['x', 'y']), slotHeldBy(['z', 'x']), 'n') as AnnouncedNode).id, 'z');
+  t.is((olderOwner(placement(['x', 'y'], 1), xy, 'n') as AnnouncedNode).id, 'x', 'one copy: the node answers for its keys itself');
 });

@@ -6,7 +6,17 @@
  * which serves it after ASKING; writes always go to the newest owner, as the native client's do.
  */
 import { isUtf8 } from 'node:buffer';
-import { type AnnouncedNode, type AnnouncedPlacement, crc16, keySlotOfBytes, MAX_KEY_BYTES, pickNode, SLOTS } from '../../proto/index.ts';
+import {
+  type AnnouncedNode,
+  type AnnouncedPlacement,
+  crc16,
+  holdersLost,
+  keySlotOfBytes,
+  MAX_KEY_BYTES,
+  pickNode,
+  pickNodes,
+  SLOTS,
+} from '../../proto/index.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { CommandSpec, RespContext } from './resp-context.ts';
 
@@ -42,12 +52,21 @@ export function slotOwner(placement: AnnouncedPlacement | null, slot: number): A
 
 /**
  * The older owner a read the newest owner misses is sent to (ASK): the first generation after the newest whose
- * owner of the slot is another node. Null when there is none.
+ * owner of the slot is another node. Null when there is none. With copies, a holder marked lost (a replicated
+ * job's remnant: control.proto Generation.remnant) is passed over for a live one of the same generation, and
+ * `'lost'` when every holder there is marked: the key's every copy died, so its read is an error, not nil.
  */
-export function olderOwner(placement: AnnouncedPlacement | null, slot: number, self: string): AnnouncedNode | null {
+export function olderOwner(placement: AnnouncedPlacement | null, slot: number, self: string): AnnouncedNode | 'lost' | null {
   if (placement === null) return null;
   for (let g = 1; g < placement.generations.length; g++) {
-    const owner = ownerIn(placement.generations[g]!, slot);
+    const generation = placement.generations[g]!;
+    let owner = ownerIn(generation, slot);
+    if (owner?.lost === true && placement.replicas > 1) {
+      if (holdersLost(generation, slot, placement.replicas)) return 'lost';
+      owner = pickNodes(generation, slot, placement.replicas)
+        .map((i) => generation[i]!)
+        .find((node) => node.lost !== true);
+    }
     if (owner !== undefined && owner.id !== self) return owner.resp === '' ? null : owner;
   }
   return null;

@@ -48,7 +48,8 @@ export async function startInProcessCluster(
     beforeNodes?: (controllerAddress: string) => Promise<void>;
   } = {},
 ): Promise<InProcessCluster> {
-  const logger = pino({ level: 'silent' });
+  // SATCHEL_TEST_LOG=info shows every server's lines (one process here: they interleave), to debug a test.
+  const logger = pino({ level: process.env.SATCHEL_TEST_LOG ?? 'silent' });
   const secret = randomBytes(32);
   const controller = new Controller({
     secret,

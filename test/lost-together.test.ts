@@ -1,0 +1,91 @@
+/**
+ * Every copy of some keys out of reach at once: both nodes of a `replicas: 2` job frozen (SIGSTOP) past the node
+ * timeout. The controller cannot restore those keys' copies from anywhere, so it keeps the generation they were in
+ * as a remnant (controller/README.md "Remnants"); reads of them fail meanwhile, never answer null, and once the
+ * nodes are back (SIGCONT, the same processes) their keys go forward and read back as written. (Both nodes
+ * restarted instead, their data gone: client/replication.test.ts "both holders restart at once".) Processes
+ * frozen by PID (LocalCluster).
+ */
+import test from 'ava';
+import { type Job, Satchel } from '../client/index.ts';
+import { LocalCluster } from '../deploy/index.ts';
+import { eventually } from './helpers/raw-client.ts';
+
+const MiB = 1024 * 1024;
+const keys = Array.from({ length: 150 }, (_, i) => `held/${i}`);
+
+async function readAll(job: Job, some = keys): Promise<string[]> {
+  return Promise.all(
+    some.map((key) =>
+      job.get(key).then(
+        (v) => (v === null ? 'null' : v.toString()),
+        (error: { code?: string }) => `error ${error.code}`,
+      ),
+    ),
+  );
+}
+
+test('both holders frozen past the node timeout: their keys fail meanwhile, never null, and read back once they are thawed', async (t) => {
+  t.timeout(120_000);
+  const cluster = await LocalCluster.start({ dram: 4, ssd: 0, hdd: 0, dramCapacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.stop());
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('frozen-together', { replicas: 2, latencySensitive: true });
+  await job.putMany(keys.map((key) => [key, `value ${key}`] as const));
+  const api = cluster.info.console;
+  const auth = { headers: { authorization: `Bearer ${cluster.viewerToken}` } };
+  const placed = ((await (await fetch(`${api}/api/jobs/${job.id}`, auth)).json()) as { nodes: { id: string }[] }).nodes.map((n) => n.id);
+  t.is(placed.length, 2);
+
+  for (const id of placed) await cluster.freezeNode(id);
+  const lost = async () => {
+    const events = (await (await fetch(`${api}/api/events`, auth)).json()) as { kind: string; node?: string }[];
+    return placed.every((id) => events.some((e) => e.kind === 'node-lost' && e.node === id));
+  };
+  await eventually(lost, 20_000, 'both nodes lost');
+  // The job writes to nodes it was given since; what only the frozen pair held is not there.
+  const writer = await Satchel.attach(job.ticket, { timeoutMs: 2_000 });
+  t.teardown(() => writer.close());
+  await writer.put('new', 'written while they were frozen');
+  const during = await readAll(writer, keys.slice(0, 6));
+  t.deepEqual(
+    during.filter((v) => !v.startsWith('error')),
+    [],
+    `no answer while every copy is out of reach (got ${during.join(', ')})`,
+  );
+
+  for (const id of placed) await cluster.thawNode(id);
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  let last: string[] = [];
+  await eventually(
+    async () => {
+      last = await readAll(reader);
+      return last.every((v, i) => v === `value ${keys[i]}`);
+    },
+    30_000,
+    'every acknowledged key read back',
+  ).catch((error: unknown) => {
+    t.log(last.filter((v, i) => v !== `value ${keys[i]}`).slice(0, 5));
+    throw error;
+  });
+  t.is((await reader.get('new'))?.toString(), 'written while they were frozen');
+  // Their keys went forward to the nodes the job writes to now, and the remnant was dropped.
+  await eventually(
+    async () => ((await (await fetch(`${api}/api/jobs/${job.id}`, auth)).json()) as { pending: unknown }).pending === null,
+    30_000,
+    'no copies pending',
+  );
+  t.false(
+    ((await (await fetch(`${api}/api/jobs/${job.id}`, auth)).json()) as { nodes: { id: string }[] }).nodes.some((n) =>
+      placed.includes(n.id),
+    ),
+    'the thawed nodes are no longer in the newest generation',
+  );
+  t.deepEqual(
+    (await readAll(reader)).filter((v, i) => v !== `value ${keys[i]}`),
+    [],
+  );
+  await job.deregister();
+});

@@ -75,7 +75,10 @@ export class PlacementPublisher {
       {
         job: job.id,
         epoch: next.epoch,
-        generations: next.generations.map((g) => g.nodes.map((n) => `${n.id}:${+n.weight.toFixed(3)}`)),
+        generations: next.generations.map((g) => [
+          ...(g.remnant === true ? ['remnant'] : []),
+          ...g.nodes.map((n) => `${n.id}${n.lost === true ? '(lost)' : ''}:${+n.weight.toFixed(3)}`),
+        ]),
         pending: job.pending,
         lost: job.lostNodes,
       },

@@ -17,6 +17,7 @@ import { counterValue } from '../counter-value.ts';
 import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
+import { respFinalErrorText } from './resp-errors.ts';
 import { copiesHeldFor, replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { olderOwner } from './resp-routing.ts';
 
@@ -39,13 +40,15 @@ function isManifest(entry: StoredEntry): boolean {
  * restores): ASK the older owner, unless this node remembers the key deleted. True when it answered ASK.
  */
 function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key: string): boolean {
-  if (s.askingServed || job.placement === null || job.placement.generations.length < 2) return false;
+  if (job.placement === null || job.placement.generations.length < 2) return false;
   if (s.host.engine.deletedAt(s.job!, key) !== undefined) return false;
   const slot = keySlotOfBytes(keyBytes);
-  const older = olderOwner(job.placement, slot, s.host.options.id);
+  // An ASKING read this older owner missed goes on to the generation after its own (resp-routing.ts).
+  const older = olderOwner(job.placement, slot, s.host.options.id, s.askingServed);
   if (older === null) return false;
   if (older === 'lost') {
-    s.refuse('UNAVAILABLE', `every copy of ${key} was lost: its holders restarted before its copies were restored`);
+    // Final, not TRYAGAIN: no retry brings the key back.
+    s.error(respFinalErrorText('UNAVAILABLE', `every copy of ${key} was lost: its holders restarted before its copies were restored`));
     return true;
   }
   s.error(`ASK ${slot} ${older.resp}`);

@@ -57,3 +57,24 @@ test('olderOwner: a remnant holder marked lost is passed over for a live one; no
   t.is((olderOwner(placement(['x', 'y']), slotHeldBy(['z', 'x']), 'n') as AnnouncedNode).id, 'z');
   t.is((olderOwner(placement(['x', 'y'], 1), xy, 'n') as AnnouncedNode).id, 'x', 'one copy: the node answers for its keys itself');
 });
+
+test('olderOwner: an ASKING read missed goes on from the generation after the one it was asked in, to a remnant at last', (t) => {
+  const node = (id: string, lost = false): AnnouncedNode => ({
+    id,
+    address: `${id}:1`,
+    resp: `${id}:2`,
+    weight: 1,
+    ...(lost ? { lost: true as const } : {}),
+  });
+  // Newest [n], then [c] (the job's older generation), then a remnant whose two holders both restarted.
+  const placement: AnnouncedPlacement = {
+    epoch: 3,
+    replicas: 2,
+    generations: [[node('n')], [node('c')], [node('x', true), node('y', true)]],
+  };
+  t.is((olderOwner(placement, 0, 'n') as AnnouncedNode).id, 'c', 'the newest owner asks the next generation');
+  t.is(olderOwner(placement, 0, 'c', true), 'lost', 'which, missing it too, gives the remnant’s answer');
+  t.is(olderOwner(placement, 0, 'c'), 'lost', 'as it would as the newest owner');
+  t.is(olderOwner({ ...placement, generations: placement.generations.slice(0, 2) }, 0, 'c', true), null, 'nothing older: nil');
+  t.is(olderOwner(placement, 0, 'z', true), null, 'asked where it answers for no generation: no further');
+});

@@ -52,29 +52,49 @@ export function slotOwner(placement: AnnouncedPlacement | null, slot: number): A
 
 /**
  * The older owner a read the newest owner misses is sent to (ASK): the first generation after the newest whose
- * owner of the slot is another node. Null when there is none. With copies, a holder marked lost (a replicated
- * job's remnant: control.proto Generation.remnant) is passed over for a live one of the same generation, and
- * `'lost'` when every holder there is marked: the key's every copy died, so its read is an error, not nil.
+ * owner of the slot is another node. Null when there is none. A node serving an ASKING read it misses (`asked`)
+ * sends it on from the generation after its own, so a read reaches every generation in order, never in a loop.
+ * With copies, a holder marked lost (a replicated job's remnant: control.proto Generation.remnant) is passed over
+ * for a live one of the same generation, and `'lost'` when every holder there is marked: the key's every copy
+ * died, so its read is an error, not nil.
  */
-export function olderOwner(placement: AnnouncedPlacement | null, slot: number, self: string): AnnouncedNode | 'lost' | null {
+export function olderOwner(placement: AnnouncedPlacement | null, slot: number, self: string, asked = false): AnnouncedNode | 'lost' | null {
   if (placement === null) return null;
-  for (let g = 1; g < placement.generations.length; g++) {
-    const generation = placement.generations[g]!;
-    let owner = ownerIn(generation, slot);
-    if (owner?.lost === true && placement.replicas > 1) {
-      if (holdersLost(generation, slot, placement.replicas)) return 'lost';
-      owner = pickNodes(generation, slot, placement.replicas)
-        .map((i) => generation[i]!)
-        .find((node) => node.lost !== true);
-    }
+  let g = 1;
+  if (asked) {
+    while (g < placement.generations.length && !isNode(answererIn(placement, g, slot), self)) g++;
+    g++;
+  }
+  for (; g < placement.generations.length; g++) {
+    const owner = answererIn(placement, g, slot);
+    if (owner === 'lost') return owner;
     if (owner !== undefined && owner.id !== self) return owner.resp === '' ? null : owner;
   }
   return null;
 }
 
-/** Whether this node owns the slot in any generation of the placement (an ASKING read may be served here). */
+function isNode(owner: AnnouncedNode | 'lost' | undefined, id: string): boolean {
+  return owner !== undefined && owner !== 'lost' && owner.id === id;
+}
+
+/** Who answers a read of the slot in generation `g`: its owner, or its first live holder past lost ones (`olderOwner`). */
+function answererIn(placement: AnnouncedPlacement, g: number, slot: number): AnnouncedNode | 'lost' | undefined {
+  const generation = placement.generations[g]!;
+  const owner = ownerIn(generation, slot);
+  if (owner?.lost !== true || placement.replicas < 2) return owner;
+  if (holdersLost(generation, slot, placement.replicas)) return 'lost';
+  return pickNodes(generation, slot, placement.replicas)
+    .map((i) => generation[i]!)
+    .find((node) => node.lost !== true);
+}
+
+/**
+ * Whether this node answers reads of the slot in an older generation of the placement (an ASKING read may be
+ * served here): its owner there, or the live holder standing in for a lost one (`answererIn`).
+ */
 function ownsInSomeGeneration(placement: AnnouncedPlacement, slot: number, self: string): boolean {
-  return placement.generations.some((generation) => ownerIn(generation, slot)?.id === self);
+  for (let g = 0; g < placement.generations.length; g++) if (isNode(answererIn(placement, g, slot), self)) return true;
+  return false;
 }
 
 /**

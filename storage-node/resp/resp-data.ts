@@ -18,7 +18,7 @@ import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import { respFinalErrorText } from './resp-errors.ts';
-import { copiesHeldFor, replicateIncrement, replicateWrite } from './resp-replicas.ts';
+import { copiesHeldFor, keysLostIn, replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { olderOwner } from './resp-routing.ts';
 
 const BLOCKS = 'stored in blocks by the Satchel client (over the job’s block size): read and write it with that client';
@@ -413,6 +413,8 @@ export function scan(s: RespContext, args: Buffer[]): void {
     } else if (option === 'TYPE') wantType = value.toString('latin1').toLowerCase();
     else return s.error('ERR syntax error');
   }
+  const lost = keysLostIn(s.host.jobs.get(s.job!));
+  if (lost !== null) return s.error(respFinalErrorText('UNAVAILABLE', lost));
   const prefix = pattern === null ? '' : literalPrefix(pattern);
   const matches = pattern === null ? null : globMatcher(pattern);
   const copy = copiesHeldFor(s.host.jobs.get(s.job!), s.host.options.id);
@@ -436,6 +438,8 @@ export function scan(s: RespContext, args: Buffer[]): void {
 
 /** DBSIZE: the job's keys on this node, copies held for other nodes left out (its pages counted one after another). */
 export function dbsize(s: RespContext): void {
+  const lost = keysLostIn(s.host.jobs.get(s.job!));
+  if (lost !== null) return s.error(respFinalErrorText('UNAVAILABLE', lost));
   let count = 0;
   const copy = copiesHeldFor(s.host.jobs.get(s.job!), s.host.options.id);
   const next = (after: string): void =>

@@ -15,7 +15,18 @@
  * primary when it replaces a lost node.
  */
 import { randomFillSync } from 'node:crypto';
-import { type AnnouncedNode, Flag, keySlot, Op, pickNodes, type Reply, SatchelError, Status } from '../../proto/index.ts';
+import {
+  type AnnouncedNode,
+  type AnnouncedPlacement,
+  Flag,
+  keySlot,
+  Op,
+  pickNodes,
+  type Reply,
+  SatchelError,
+  Status,
+  someSlotLost,
+} from '../../proto/index.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import type { SatchelCode } from './resp-errors.ts';
@@ -59,6 +70,32 @@ export function copiesHeldFor(job: AnnouncedJob | undefined, self: string): ((ke
     const holders = pickNodes(generation, keySlot(key), replicas);
     return holders[0] !== selfIndex && holders.includes(selfIndex);
   };
+}
+
+/** Per announced placement (never edited in place: a new one comes with each announcement), `keysLostIn`'s answer. */
+const lostKeysMessages = new WeakMap<AnnouncedPlacement, string | null>();
+
+/**
+ * Why a scan of the job's keys would miss some, or null: a replicated job whose placement keeps a remnant
+ * (control.proto Generation.remnant; its only marks are there) with keys whose every holder is marked lost.
+ * SCAN and DBSIZE answer it as an error, as the native client's list does, rather than leave those keys out.
+ */
+export function keysLostIn(job: AnnouncedJob | undefined): string | null {
+  const placement = job?.placement ?? null;
+  if (job?.replicated !== true || placement === null || placement.replicas < 2 || placement.generations.length < 2) return null;
+  let message = lostKeysMessages.get(placement);
+  if (message === undefined) {
+    const remnant = placement.generations.slice(1).find((nodes) => someSlotLost(nodes, placement.replicas));
+    message =
+      remnant === undefined
+        ? null
+        : `every copy of some keys of the job was lost (nodes ${remnant
+            .filter((n) => n.lost === true)
+            .map((n) => n.id)
+            .join(', ')} restarted before their copies were restored): a scan would miss them`;
+    lostKeysMessages.set(placement, message);
+  }
+  return message;
 }
 
 function refusalOf(node: AnnouncedNode, reply: Reply): Refusal | null {

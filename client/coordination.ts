@@ -10,7 +10,7 @@ import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
 import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
 import { incrOnce, readReplicas } from './replicas.ts';
 import { expectOk } from './replies.ts';
-import { keyLostError, type Router } from './routing.ts';
+import { isKeyLost, keyLostError, type Router } from './routing.ts';
 import { Watch, type WatchOptions } from './watch.ts';
 
 export class Coordination {
@@ -109,7 +109,7 @@ export class Coordination {
           reply = await incrOnce(router, nodes, 0, key, amount);
         }
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS) throw error;
+        if (attempt >= MAX_ATTEMPTS || isKeyLost(error)) throw error;
         await router.afterUnreachable(error, epoch);
         continue;
       }

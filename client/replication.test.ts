@@ -182,6 +182,7 @@ test('replicas 2: both holders restart at once, empty: their keys read UNAVAILAB
   const keys = Array.from({ length: 200 }, (_, i) => `gone/${i}`);
   await job.putMany(keys.map((key) => [key, key] as const));
   await job.put('gone/large', pattern(3 * MiB, 2));
+  t.is(await job.incr('gone/counter', 5), 5);
 
   // Both copies of every key die in one moment (kill -9 of both pods) and come back empty under their ids.
   const victims = placed.map((id) => cluster.nodes.findIndex((n) => n.id === id));
@@ -204,6 +205,9 @@ test('replicas 2: both holders restart at once, empty: their keys read UNAVAILAB
     t.regex(error.message, /every copy of key .* was lost/, key);
   }
   t.is((await rejection(t, reader.stat(keys[0]!))).code, 'UNAVAILABLE');
+  const started = Date.now();
+  t.is((await rejection(t, reader.incr('gone/counter', 1))).code, 'UNAVAILABLE', 'a lost counter does not start again at 0');
+  t.true(Date.now() - started < 4_000, 'at once, not after waiting for a placement that cannot help');
   const listing = (async () => {
     for await (const _key of reader.list('gone/')) {
       // nothing

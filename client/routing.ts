@@ -195,7 +195,7 @@ export class Router implements ReplicaHost, WatchHost {
           reply = await this.olderGenerations(op, key, reply);
         }
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS || lostKeys.has(error as object)) throw error;
+        if (attempt >= MAX_ATTEMPTS || isKeyLost(error)) throw error;
         await this.afterUnreachable(error, epoch);
         continue;
       }
@@ -548,6 +548,11 @@ export function keyLostError(placement: Placement, key: string, holders: readonl
 
 /** `keyLostError`s: final, no new placement brings the key back (`call` does not wait for one). */
 const lostKeys = new WeakSet<object>();
+
+/** Whether `error` is a `keyLostError`: thrown at once, not retried after a placement lookup. */
+export function isKeyLost(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && lostKeys.has(error);
+}
 
 /** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */
 function tlsOf(ticket: Ticket): ClientTls | undefined {

@@ -5,9 +5,10 @@
  * for the rest. Fake nodes and a fake control plane (fake-node.suite.ts).
  */
 import test from 'ava';
-import { keySlot, Op, pickNodes, type WirePlacement } from '../proto/index.ts';
+import { blockKey, keySlot, Op, pickNodes, type WirePlacement } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { requestsOf, startFakeCluster } from './fake-node.suite.ts';
+import { keyLostError } from './routing.ts';
 
 /** `placement` with its generations from `remnantFrom` on made remnants, and `lost` ids marked lost there. */
 function withRemnants(placement: WirePlacement, remnantFrom: number, lost: string[]): WirePlacement {
@@ -107,4 +108,17 @@ test('a remnant whose lost node is not marked (cut off, not restarted): a live h
   const listed: string[] = [];
   for await (const k of job.list('')) listed.push(k);
   t.deepEqual(listed, [key]);
+});
+
+test('keyLostError names a lost block by the key of its value, not its internal key', (t) => {
+  const placement = { jobId: 'j', epoch: 2, generations: [], blockSize: 1, maxValueBytes: 1, replicas: 2 };
+  const holders = [
+    { id: 'x', address: 'x:1', weight: 1, lost: true },
+    { id: 'y', address: 'y:1', weight: 1, lost: true },
+  ];
+  t.regex(
+    keyLostError(placement, blockKey('big', 'v1', 3), holders).message,
+    /^every copy of a block of the value of key "big" of job j was lost/,
+  );
+  t.regex(keyLostError(placement, 'small', holders).message, /^every copy of key "small" of job j was lost: its holders \(x, y\)/);
 });

@@ -536,11 +536,14 @@ function firstAnswer<T>(answers: Promise<T>[]): Promise<T> {
  */
 export function keyLostError(placement: Placement, key: string, holders: readonly PlacementNode[]): SatchelError {
   const ids = holders.map((node) => node.id).join(', ');
+  // A block of a large value (proto/manifest.ts `blockKey`: the user's key, NUL, …): named by the value's key.
+  const nul = key.indexOf('\u0000');
+  const what = nul < 0 ? `key ${JSON.stringify(key)}` : `a block of the value of key ${JSON.stringify(key.slice(0, nul))}`;
   const error = new SatchelError(
     'UNAVAILABLE',
     placement.replicas === 1
       ? `node ${ids} restarted since job ${placement.jobId} was placed on it: the keys it held are gone, and the job keeps one copy`
-      : `every copy of key ${JSON.stringify(key)} of job ${placement.jobId} was lost: its holders (${ids}) restarted before its copies were restored, so what it held is gone`,
+      : `every copy of ${what} of job ${placement.jobId} was lost: its holders (${ids}) restarted before its copies were restored, so what it held is gone`,
   );
   lostKeys.add(error);
   return error;

@@ -174,3 +174,56 @@ test('replicas 2 through RESP: SCAN over every node lists each key once, and the
   t.deepEqual(scanned.sort(), all);
   t.is(sizes, all.length);
 });
+
+test('replicas 2 through RESP, every copy of the keys lost at once: reads and read-modify-writes answer ERR … [UNAVAILABLE], never as if absent', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 4, capacity: 128 * MiB, nodeTimeoutMs: 1_500, resp: true });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('resp-lost', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const placed = cluster.controller.registry.jobs.get(job.id)!.placement.generations[0]!.nodes.map((n) => n.id);
+  t.is(placed.length, 2);
+  await job.putMany(keys.map((key) => [key, `value ${key}`] as const));
+  t.is(await job.incr('ctr', 5), 5);
+  const url = job.redisUrl!;
+
+  // Both holders restart empty at once; once the copies that could be restored were, both are marked in the remnant.
+  await Promise.all(placed.map((id) => cluster.restartNode(cluster.nodes.findIndex((n) => n.id === id))));
+  await eventually(
+    () => {
+      const record = cluster.controller.registry.jobs.get(job.id)!;
+      const remnant = record.placement.generations.find((g) => g.remnant === true);
+      return remnant !== undefined && remnant.nodes.filter((n) => n.lost === true).length === 2 && record.pending === undefined;
+    },
+    15_000,
+    'both lost nodes marked in the remnant',
+  );
+  const live = cluster.nodes.find((n) => !placed.includes(n.id))!;
+  const redis = redisCluster(t, url, live.respAddress!);
+  const lost = async (what: string, command: Promise<unknown>) => {
+    const error = await command.then(
+      (answer) => new Error(`${what} answered ${JSON.stringify(answer)}`),
+      (e: Error) => e,
+    );
+    t.regex(error.message, /every copy of .* was lost.*\[UNAVAILABLE\]/, what);
+  };
+  await lost('GET', redis.get('k/1'));
+  await lost('EXISTS', redis.exists('k/2'));
+  await lost('STRLEN', redis.strlen('k/3'));
+  await lost('TYPE', redis.type('k/4'));
+  await lost('INCR of the counter', redis.incr('ctr'));
+  await lost('INCRBY', redis.incrby('k/5', 3));
+  await lost('SET NX', redis.set('k/6', 'x', 'NX'));
+  await lost('SET XX', redis.set('k/7', 'x', 'XX'));
+  await lost('SET GET', redis.set('k/8', 'x', 'GET'));
+  await lost('SCAN', redis.scan('0'));
+  const [element] = (await redis.mget('k/9')) as unknown as [unknown];
+  t.regex(String(element), /every copy of k\/9 was lost.*\[UNAVAILABLE\]/, 'MGET: an error element, not nil');
+  // A plain SET overwrites whatever was there, as the native put does; the key reads back.
+  t.is(await redis.set('k/10', 'again'), 'OK');
+  t.is(await redis.get('k/10'), 'again');
+  t.is((await job.get('k/10'))?.toString(), 'again');
+  const error = await job.incr('ctr', 1).catch((e: { code?: string }) => e);
+  t.is((error as { code?: string }).code, 'UNAVAILABLE', 'the counter was not restarted at 0 by the INCR above');
+});

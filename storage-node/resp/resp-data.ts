@@ -11,7 +11,7 @@
  * SET … GET and GETDEL read, then write, so on a disk tier a write racing them from another connection may land
  * in between; a value the native client stored in blocks (over the job's block size) is not served here.
  */
-import { COPY_THRESHOLD, decodeManifest, Flag, keySlotOfBytes, type RespCommand, Status } from '../../proto/index.ts';
+import { COPY_THRESHOLD, decodeManifest, Flag, keySlot, keySlotOfBytes, type RespCommand, Status } from '../../proto/index.ts';
 import { isPromise } from '../client-connection.ts';
 import { counterValue } from '../counter-value.ts';
 import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
@@ -19,7 +19,7 @@ import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import { respFinalErrorText } from './resp-errors.ts';
 import { copiesHeldFor, keysLostIn, replicateIncrement, replicateWrite } from './resp-replicas.ts';
-import { olderOwner } from './resp-routing.ts';
+import { lostInOlder, olderOwner } from './resp-routing.ts';
 
 const BLOCKS = 'stored in blocks by the Satchel client (over the job’s block size): read and write it with that client';
 
@@ -48,11 +48,25 @@ function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key
   if (older === null) return false;
   if (older === 'lost') {
     // Final, not TRYAGAIN: no retry brings the key back.
-    s.error(respFinalErrorText('UNAVAILABLE', `every copy of ${key} was lost: its holders restarted before its copies were restored`));
+    s.error(lostText(key));
     return true;
   }
   s.error(`ASK ${slot} ${older.resp}`);
   return true;
+}
+
+/**
+ * Whether `key`, which this node does not hold, is one whose every copy died (`lostInOlder`) and was not deleted
+ * since (a tombstone here): the command answering it as absent would be wrong (EXISTS 0, INCR from 0, SET NX).
+ */
+function lostHere(s: RespContext, job: AnnouncedJob, key: string): boolean {
+  if (!job.replicated || job.placement === null || job.placement.generations.length < 2) return false;
+  if (s.host.engine.deletedAt(s.job!, key) !== undefined) return false;
+  return lostInOlder(job.placement, keySlot(key));
+}
+
+function lostText(key: string): string {
+  return respFinalErrorText('UNAVAILABLE', `every copy of ${key} was lost: its holders restarted before its copies were restored`);
 }
 
 /** Replies with a stored value (by reference when large: the pool gets it back once the socket wrote it). */
@@ -144,10 +158,16 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
   server.metrics.bytesIn(value.length);
   let skipped = false;
   let blocks = false;
+  let lost = false;
   const compute = (old: StoredEntry | undefined): Buffer | { refuse: string } => {
     if (old !== undefined && isManifest(old)) {
       blocks = true;
       return { refuse: BLOCKS };
+    }
+    // A plain SET overwrites whatever was there; NX, XX and GET depend on it.
+    if (old === undefined && (options.nx || options.xx || options.get) && lostHere(s, job, key)) {
+      lost = true;
+      return { refuse: 'lost' };
     }
     if ((options.nx && old !== undefined) || (options.xx && old === undefined)) {
       skipped = true;
@@ -159,6 +179,7 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
   s.wait(server.engine.update(jobId, key, compute, epoch), (outcome: PutOutcome) => {
     if (!outcome.ok) {
       if (skipped) return done(false);
+      if (lost) return s.error(lostText(key));
       if (blocks) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
       if (outcome.reason === 'FULL') server.fullRefused(jobId);
       return s.refuse(outcome.reason, outcome.message);
@@ -217,8 +238,8 @@ export function mset(s: RespContext, args: Buffer[], command: RespCommand, job: 
   next(1);
 }
 
-/** MGET: an array of values, nil for a missing key, an error element for one stored in blocks. */
-export function mget(s: RespContext, args: Buffer[]): void {
+/** MGET: an array of values, nil for a missing key, an error element for one stored in blocks or lost. */
+export function mget(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const entries: (StoredEntry | undefined)[] = [];
   const next = (i: number): void => {
     if (i < args.length)
@@ -228,9 +249,13 @@ export function mget(s: RespContext, args: Buffer[]): void {
       });
     const before = s.out.bytesEncoded;
     s.out.array(entries.length);
-    for (const entry of entries) {
-      if (entry === undefined) s.out.bulk(null);
-      else if (isManifest(entry)) s.out.error(`ERR value ${BLOCKS} [TOO_LARGE]`);
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      if (entry === undefined) {
+        const key = keyOf(s, args[i + 1]!);
+        if (lostHere(s, job, key)) s.out.error(lostText(key));
+        else s.out.bulk(null);
+      } else if (isManifest(entry)) s.out.error(`ERR value ${BLOCKS} [TOO_LARGE]`);
       else replyValue(s, entry);
     }
     s.replied(before);
@@ -303,14 +328,17 @@ export function getdel(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
 }
 
 /** EXISTS: how many of the keys (repeats counted) exist. */
-export function exists(s: RespContext, args: Buffer[]): void {
+export function exists(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   let count = 0;
   const next = (i: number): void => {
-    if (i < args.length)
-      return s.wait(s.host.engine.get(s.job!, keyOf(s, args[i]!)), (entry) => {
+    if (i < args.length) {
+      const key = keyOf(s, args[i]!);
+      return s.wait(s.host.engine.get(s.job!, key), (entry) => {
+        if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
         if (entry !== undefined) count++;
         next(i + 1);
       });
+    }
     const before = s.out.bytesEncoded;
     s.out.integer(count);
     s.replied(before);
@@ -318,16 +346,20 @@ export function exists(s: RespContext, args: Buffer[]): void {
   next(1);
 }
 
-export function strlen(s: RespContext, args: Buffer[]): void {
-  s.wait(s.host.engine.get(s.job!, keyOf(s, args[1]!)), (entry) => {
+export function strlen(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
+  const key = keyOf(s, args[1]!);
+  s.wait(s.host.engine.get(s.job!, key), (entry) => {
+    if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
     const before = s.out.bytesEncoded;
     s.out.integer(entry === undefined ? 0 : isManifest(entry) ? manifestSize(entry) : entry.value.length);
     s.replied(before);
   });
 }
 
-export function type(s: RespContext, args: Buffer[]): void {
-  s.wait(s.host.engine.get(s.job!, keyOf(s, args[1]!)), (entry) => {
+export function type(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
+  const key = keyOf(s, args[1]!);
+  s.wait(s.host.engine.get(s.job!, key), (entry) => {
+    if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
     const before = s.out.bytesEncoded;
     s.out.simple(entry === undefined ? 'none' : 'string');
     s.replied(before);
@@ -352,7 +384,13 @@ export function increment(sign: 1 | -1, byArg: boolean) {
     let total = 0;
     let stored: Buffer | null = null;
     let notCounter = false;
+    let lost = false;
     const compute = (old: StoredEntry | undefined): Buffer | { refuse: string } => {
+      // A counter whose every copy died does not start again from 0 (the native client's incr refuses it too).
+      if (old === undefined && lostHere(s, job, key)) {
+        lost = true;
+        return { refuse: 'lost' };
+      }
       const current = old === undefined ? 0 : counterValue(old);
       if (current === null || !Number.isSafeInteger(current + by)) {
         notCounter = current === null;
@@ -364,6 +402,7 @@ export function increment(sign: 1 | -1, byArg: boolean) {
     const epoch = job.epoch;
     s.wait(server.engine.update(jobId, key, compute, epoch), (outcome: PutOutcome) => {
       if (!outcome.ok) {
+        if (lost) return s.error(lostText(key));
         if (outcome.reason === 'BAD_REQUEST')
           return s.error(notCounter ? 'ERR value is not an integer or out of range' : 'ERR increment or decrement would overflow');
         if (outcome.reason === 'FULL') server.fullRefused(jobId);

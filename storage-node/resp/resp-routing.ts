@@ -73,6 +73,17 @@ export function olderOwner(placement: AnnouncedPlacement | null, slot: number, s
   return null;
 }
 
+/**
+ * Whether some older generation answers the slot `'lost'` (`olderOwner`): a replicated job's remnant whose every
+ * holder of the slot restarted. Commands that take a key missing here for absent (EXISTS, INCR, SET NX …) refuse
+ * it instead: it may have held a value.
+ */
+export function lostInOlder(placement: AnnouncedPlacement | null, slot: number): boolean {
+  if (placement === null || placement.replicas < 2) return false;
+  for (let g = 1; g < placement.generations.length; g++) if (answererIn(placement, g, slot) === 'lost') return true;
+  return false;
+}
+
 function isNode(owner: AnnouncedNode | 'lost' | undefined, id: string): boolean {
   return owner !== undefined && owner !== 'lost' && owner.id === id;
 }

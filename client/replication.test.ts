@@ -5,7 +5,7 @@
 import test from 'ava';
 import { keySlot, pickNodes } from '../proto/index.ts';
 import { pattern, rejection } from '../test/helpers/assert.ts';
-import { type InProcessCluster, startInProcessCluster } from '../test/helpers/in-process.ts';
+import { type InProcessCluster, remnantSettled, startInProcessCluster } from '../test/helpers/in-process.ts';
 import { eventually } from '../test/helpers/raw-client.ts';
 import { Satchel } from './index.ts';
 
@@ -188,11 +188,7 @@ test('replicas 2: both holders restart at once, empty: their keys read UNAVAILAB
   const victims = placed.map((id) => cluster.nodes.findIndex((n) => n.id === id));
   await Promise.all(victims.map((i) => cluster.restartNode(i)));
   await eventually(
-    () => {
-      const record = cluster.controller.registry.jobs.get(job.id)!;
-      const remnant = record.placement.generations.find((g) => g.remnant === true);
-      return remnant !== undefined && remnant.nodes.filter((n) => n.lost === true).length === 2 && record.pending === undefined;
-    },
+    () => remnantSettled(cluster, job.id, 2),
     15_000,
     'the copies that could be restored restored, and both lost nodes marked in the remnant',
   );

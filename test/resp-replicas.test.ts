@@ -8,7 +8,7 @@ import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
 import { type Job, Satchel } from '../client/index.ts';
 import { keySlot, pickNodes } from '../proto/index.ts';
-import { type InProcessCluster, startInProcessCluster } from './helpers/in-process.ts';
+import { type InProcessCluster, remnantSettled, startInProcessCluster } from './helpers/in-process.ts';
 import { eventually } from './helpers/raw-client.ts';
 
 const MiB = 1024 * 1024;
@@ -190,15 +190,7 @@ test('replicas 2 through RESP, every copy of the keys lost at once: reads and re
 
   // Both holders restart empty at once; once the copies that could be restored were, both are marked in the remnant.
   await Promise.all(placed.map((id) => cluster.restartNode(cluster.nodes.findIndex((n) => n.id === id))));
-  await eventually(
-    () => {
-      const record = cluster.controller.registry.jobs.get(job.id)!;
-      const remnant = record.placement.generations.find((g) => g.remnant === true);
-      return remnant !== undefined && remnant.nodes.filter((n) => n.lost === true).length === 2 && record.pending === undefined;
-    },
-    15_000,
-    'both lost nodes marked in the remnant',
-  );
+  await eventually(() => remnantSettled(cluster, job.id, 2), 15_000, 'both lost nodes marked in the remnant');
   const live = cluster.nodes.find((n) => !placed.includes(n.id))!;
   const redis = redisCluster(t, url, live.respAddress!);
   const lost = async (what: string, command: Promise<unknown>) => {

@@ -25,14 +25,15 @@ test('asciiKeySlot agrees with keySlotOfBytes on ASCII keys with braces anywhere
   t.not(asciiKeySlot(Buffer.alloc(MAX_KEY_BYTES, 0x61)), -1);
 });
 
+const node = (id: string, lost = false): AnnouncedNode => ({
+  id,
+  address: `${id}:1`,
+  resp: `${id}:2`,
+  weight: 1,
+  ...(lost ? { lost: true as const } : {}),
+});
+
 test('olderOwner: a remnant holder marked lost is passed over for a live one; none live is "lost", not nil', (t) => {
-  const node = (id: string, lost = false): AnnouncedNode => ({
-    id,
-    address: `${id}:1`,
-    resp: `${id}:2`,
-    weight: 1,
-    ...(lost ? { lost: true as const } : {}),
-  });
   const ids = ['x', 'y', 'z'];
   /** A slot whose two holders among x, y, z are exactly `wanted`, the first of them its owner. */
   const slotHeldBy = (wanted: string[]) => {
@@ -59,13 +60,6 @@ test('olderOwner: a remnant holder marked lost is passed over for a live one; no
 });
 
 test('olderOwner: an ASKING read missed goes on from the generation after the one it was asked in, to a remnant at last', (t) => {
-  const node = (id: string, lost = false): AnnouncedNode => ({
-    id,
-    address: `${id}:1`,
-    resp: `${id}:2`,
-    weight: 1,
-    ...(lost ? { lost: true as const } : {}),
-  });
   // Newest [n], then [c] (the job's older generation), then a remnant whose two holders both restarted.
   const placement: AnnouncedPlacement = {
     epoch: 3,

@@ -104,3 +104,13 @@ export async function startInProcessCluster(
     },
   };
 }
+
+/**
+ * Whether job `jobId`'s placement keeps a remnant (controller/README.md "Remnants") with `lost` nodes marked lost
+ * and nothing pending: after every copy of some keys died, the state the job stays in.
+ */
+export function remnantSettled(cluster: InProcessCluster, jobId: string, lost: number): boolean {
+  const record = cluster.controller.registry.jobs.get(jobId)!;
+  const remnant = record.placement.generations.find((g) => g.remnant === true);
+  return remnant !== undefined && remnant.nodes.filter((n) => n.lost === true).length === lost && record.pending === undefined;
+}

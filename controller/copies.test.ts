@@ -512,3 +512,49 @@ test('repair: a remnant’s live holders give their keys to the newest generatio
   // A remnant whose every node is gone stays: its keys are in no other generation.
   t.is(withoutSpentRemnants(unmarked, new Set(['n2', 'n3'])), unmarked);
 });
+
+test('repair: a remnant’s older copy is not brought forward over a newer one (or a delete) an older live generation holds', async (t) => {
+  const nodes = await startNodes(t, 5);
+  const [x, y, a, b, c] = nodes as [Node, Node, Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 2);
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 5,
+    generations: [{ nodes: [a, b] }, { nodes: [c, y] }, { nodes: [x, y], remnant: true }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 2,
+  };
+  await announce({ ...placement, generations: [{ nodes }] });
+  const put = async (node: Node, key: string, value: string, epoch: number) =>
+    t.is(
+      (await data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch, arg: 1, key, value: Buffer.from(value) })).status,
+      Status.OK,
+    );
+  // `counter`: 7 in the remnant (epoch 2), 12 in the older live generation (epoch 4: incremented since).
+  await put(x, 'counter', '7', 2);
+  await put(c, 'counter', '12', 4);
+  // `gone`: in the remnant, deleted since in the older live generation (its tombstone at epoch 5).
+  await put(x, 'gone', 'old', 2);
+  await put(c, 'gone', 'old', 2);
+  t.is((await data.get(c.address)!.request({ op: Op.DELETE, flags: Flag.REPLICA, epoch: 5, arg: 9, key: 'gone' })).status, Status.OK);
+  // `only`: in the remnant alone.
+  await put(x, 'only', 'v', 2);
+
+  const result = await repairCopies(host, placement);
+  t.is(result.skipped, 0);
+  for (const node of [a, b]) {
+    const get = (key: string) => data.get(node.address)!.request({ op: Op.GET, epoch: 5, key });
+    t.is((await get('counter')).status, Status.NOT_FOUND, `${node.id}: the remnant's 7 not brought over the 12 readers see`);
+    t.is((await get('gone')).status, Status.NOT_FOUND, `${node.id}: a deleted key not brought back`);
+    t.is((await get('only')).body.toString(), 'v', `${node.id}: what only the remnant holds goes forward`);
+  }
+  // A holder of the older live generation out of reach: nothing can be known of its versions, so nothing goes
+  // forward, and the repair is to be tried again.
+  await put(x, 'later', 'v', 2);
+  await y.server.close();
+  const again = await repairCopies(host, placement);
+  t.true((again.skipped ?? 0) > 0);
+  for (const node of [a, b])
+    t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 5, key: 'later' })).status, Status.NOT_FOUND, node.id);
+});

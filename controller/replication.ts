@@ -14,7 +14,19 @@
  * Data of a job with one copy cannot be restored: the controller keeps the dead node in its placement, so the
  * operations on its keys fail with UNAVAILABLE instead of finding nothing (controller/server.ts).
  */
-import { keySlot, Op, pickNodes, SatchelError, Status, someSlotLost, type WirePlacement, type WirePlacementNode } from '../proto/index.ts';
+import {
+  Flag,
+  keySlot,
+  newerVersion,
+  Op,
+  pickNodes,
+  type Reply,
+  SatchelError,
+  Status,
+  someSlotLost,
+  type WirePlacement,
+  type WirePlacementNode,
+} from '../proto/index.ts';
 import { requester as copyRequester, forEachKey, type NodeAddress, type Request, readVersioned, writeCopy } from './key-copier.ts';
 import type { MigrationHost } from './migration.ts';
 
@@ -237,7 +249,6 @@ export async function repairCopies(
       .filter((n) => n.lost !== true)
       .map((n) => [n.id, n]),
   );
-  const newest = placement.generations[0]?.nodes ?? [];
   const inLive = new Set(liveGenerations(placement).flatMap((g) => g.nodes.map((n) => n.id)));
   /** Nodes found unreachable: not tried again in this repair (a frozen one would cost a timeout per key). */
   const down = new Set<string>();
@@ -254,14 +265,15 @@ export async function repairCopies(
         result.keys++;
         const slot = keySlot(key);
         const targets = new Map<string, WirePlacementNode>();
+        let inRemnant = false;
         for (const generation of placement.generations) {
           const holders = pickNodes(generation.nodes, slot, replicas).map((i) => generation.nodes[i]!);
           if (!holders.some((n) => n.id === source.id)) continue;
-          // A remnant's keys go forward to the newest generation (a remnant takes no copies), where reads look first.
-          const to = generation.remnant === true ? pickNodes(newest, slot, replicas).map((i) => newest[i]!) : holders;
-          for (const holder of to) if (holder.id !== source.id && holder.lost !== true) targets.set(holder.id, holder);
+          if (generation.remnant === true) inRemnant = true;
+          else for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
         }
         if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, down);
+        if (inRemnant) await copyForward(request, source, key, placement, result, down);
       });
       result.listed!.add(source.id);
     } catch (error) {
@@ -275,6 +287,63 @@ export async function repairCopies(
     await copyFromLost(request, lost, placement, result, down);
   }
   return result;
+}
+
+/**
+ * A key `source` holds as a holder in a remnant, copied forward to its holders in the newest generation (a remnant
+ * takes no copies; readers look there first) — unless a holder in any live generation has it, or its delete, at a
+ * version as new or newer: that is what readers see, and copying the remnant's older one over it into the newest
+ * generation would bring back an overwritten value, a deleted key, or a counter's earlier total (the one-minute
+ * nemesis: counters off by 1,079 before this check). A live holder that cannot be reached leaves the key for the
+ * next repair (counted in `skipped`).
+ */
+async function copyForward(
+  request: Request,
+  source: NodeAddress,
+  key: string,
+  placement: WirePlacement,
+  result: ReplicationResult,
+  down: Set<string>,
+): Promise<void> {
+  const replicas = Math.max(1, placement.replicas ?? 1);
+  const slot = keySlot(key);
+  const value = await readVersioned(request, source, key);
+  if (value === null) return;
+  for (const { nodes } of liveGenerations(placement)) {
+    for (const i of pickNodes(nodes, slot, replicas)) {
+      const holder = nodes[i]!;
+      if (holder.id === source.id) return; // it holds it in a live generation too: nothing older to bring
+      let held: Reply;
+      try {
+        if (down.has(holder.id)) throw new SatchelError('UNAVAILABLE', `${holder.id} unreachable`);
+        held = await request(holder, Op.GET, Flag.VERSION, key, null);
+      } catch (error) {
+        if (!unreachable(error)) throw error;
+        down.add(holder.id);
+        result.skipped = (result.skipped ?? 0) + 1;
+        return;
+      }
+      const found = held.status === Status.OK || (held.flags & Flag.DELETED) !== 0;
+      if (found && !newerVersion(value.epoch, value.arg, held.epoch, held.arg)) return;
+    }
+  }
+  const newest = placement.generations[0]?.nodes ?? [];
+  const targets = pickNodes(newest, slot, replicas)
+    .map((i) => newest[i]!)
+    .filter((node) => node.id !== source.id);
+  for (const target of targets) {
+    try {
+      if (down.has(target.id)) throw new SatchelError('UNAVAILABLE', `${target.id} unreachable`);
+      await writeCopy(request, target, key, value);
+    } catch (error) {
+      if (!unreachable(error)) throw error;
+      down.add(target.id);
+      result.skipped = (result.skipped ?? 0) + 1;
+      continue;
+    }
+    result.copies++;
+    result.bytes += value.body.length;
+  }
 }
 
 const unreachable = (error: unknown) => error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT');

@@ -3,7 +3,17 @@
  * primary; reads go to the primary and fall back to a copy that has the key; an increment is added once, by the
  * primary, and its total handed to the others.
  */
-import { Flag, type NodeConnection, Op, type Placement, type PlacementNode, type Reply, SatchelError, Status } from '../proto/index.ts';
+import {
+  Flag,
+  type NodeConnection,
+  Op,
+  type Placement,
+  type PlacementNode,
+  type Reply,
+  SatchelError,
+  Status,
+  writtenGenerations,
+} from '../proto/index.ts';
 import { isTransient, MAX_ATTEMPTS } from './defaults.ts';
 import { expectOk } from './replies.ts';
 
@@ -121,10 +131,7 @@ async function tellIncrement(
   // In a generation that takes writes: a remnant (control.proto Generation.remnant) names a lost holder that is never
   // coming back for this increment (the one-minute nemesis: told in vain until the attempts ran out, the increment
   // was retried and counted twice).
-  const placed = (id: string) => {
-    const { generations, remnants = 0 } = host.placement;
-    return generations.slice(0, generations.length - remnants).some((nodes) => nodes.some((n) => n.id === id));
-  };
+  const placed = (id: string) => writtenGenerations(host.placement).some((nodes) => nodes.some((n) => n.id === id));
   for (let attempt = 1; ; attempt++) {
     try {
       const reply = await host

@@ -28,6 +28,7 @@ import {
   type Ticket,
   tokenExpiry,
   type WirePlacement,
+  writtenGenerations,
 } from '../proto/index.ts';
 import { MAX_ATTEMPTS, METADATA_CATCH_UP, REFUSAL_PAUSE_MS, REPLACEMENT_POLL, sleep } from './defaults.ts';
 import { MetadataLookup } from './metadata-lookup.ts';
@@ -226,8 +227,7 @@ export class Router implements ReplicaHost, WatchHost {
         let stale: number | false = false;
         // Not the remnants: what they hold is older than the delete's tombstone in the newer generations, which
         // reads see first, and which a restored copy does not overwrite (a dead holder there cannot block it).
-        const generations = this.placement.generations.length - (this.placement.remnants ?? 0);
-        for (const holders of this.holders(key).slice(0, generations)) {
+        for (const holders of this.holders(key).slice(0, writtenGenerations(this.placement).length)) {
           const fresh = holders.filter((node) => !done.has(node.id));
           if (fresh.length === 0) continue;
           const reply = await writeReplicas(this, fresh, Op.DELETE, 0, key, null);
@@ -311,7 +311,7 @@ export class Router implements ReplicaHost, WatchHost {
   private async olderGenerations(op: number, key: string, notFound: Reply): Promise<Reply> {
     const seen: { deleted?: DeletedVersion } = { deleted: deletedVersion(notFound) };
     const remnants = this.placement.remnants ?? 0;
-    const owners = this.owners(key, this.placement.generations.length - remnants);
+    const owners = this.owners(key, writtenGenerations(this.placement).length);
     for (const node of owners.slice(1)) {
       const reply = await this.askOlder(node, op, key, seen);
       if (reply !== null) return reply;
@@ -391,8 +391,13 @@ export class Router implements ReplicaHost, WatchHost {
    * holders are in the newer generations too (or their keys are in no listing: `listCoverage`), and it takes no writes.
    */
   everyNode(): PlacementNode[] {
-    const generations = this.placement.generations.slice(0, this.placement.generations.length - (this.placement.remnants ?? 0));
-    return [...new Map(generations.flat().map((node) => [node.id, node])).values()];
+    return [
+      ...new Map(
+        writtenGenerations(this.placement)
+          .flat()
+          .map((node) => [node.id, node]),
+      ).values(),
+    ];
   }
 
   /**

@@ -307,43 +307,32 @@ async function copyForward(
 ): Promise<void> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const slot = keySlot(key);
-  const value = await readVersioned(request, source, key);
-  if (value === null) return;
+  // Versions only (STAT VERSION: no value comes back), until the copy is known to be due.
+  const held = await request(source, Op.STAT, Flag.VERSION, key, null);
+  if (held.status !== Status.OK) return;
   for (const { nodes } of liveGenerations(placement)) {
     for (const i of pickNodes(nodes, slot, replicas)) {
       const holder = nodes[i]!;
       if (holder.id === source.id) return; // it holds it in a live generation too: nothing older to bring
-      let held: Reply;
+      let there: Reply;
       try {
         if (down.has(holder.id)) throw new SatchelError('UNAVAILABLE', `${holder.id} unreachable`);
-        held = await request(holder, Op.GET, Flag.VERSION, key, null);
+        there = await request(holder, Op.STAT, Flag.VERSION, key, null);
       } catch (error) {
         if (!unreachable(error)) throw error;
         down.add(holder.id);
         result.skipped = (result.skipped ?? 0) + 1;
         return;
       }
-      const found = held.status === Status.OK || (held.flags & Flag.DELETED) !== 0;
-      if (found && !newerVersion(value.epoch, value.arg, held.epoch, held.arg)) return;
+      const found = there.status === Status.OK || (there.flags & Flag.DELETED) !== 0;
+      if (found && !newerVersion(held.epoch, held.arg, there.epoch, there.arg)) return;
     }
   }
   const newest = placement.generations[0]?.nodes ?? [];
   const targets = pickNodes(newest, slot, replicas)
     .map((i) => newest[i]!)
     .filter((node) => node.id !== source.id);
-  for (const target of targets) {
-    try {
-      if (down.has(target.id)) throw new SatchelError('UNAVAILABLE', `${target.id} unreachable`);
-      await writeCopy(request, target, key, value);
-    } catch (error) {
-      if (!unreachable(error)) throw error;
-      down.add(target.id);
-      result.skipped = (result.skipped ?? 0) + 1;
-      continue;
-    }
-    result.copies++;
-    result.bytes += value.body.length;
-  }
+  await copyKey(request, source, key, targets, result, down);
 }
 
 const unreachable = (error: unknown) => error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT');

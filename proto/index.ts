@@ -61,6 +61,7 @@ export {
   type SlotRange,
   slotRanges,
   someSlotLost,
+  writtenGenerations,
 } from './placement.ts';
 export { type RespCommand, RespParser, type RespParserLimits, type RespProtocolError, splitArgs } from './resp-parser.ts';
 export { RespWriter } from './resp-writer.ts';

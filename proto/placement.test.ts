@@ -1,5 +1,15 @@
 import test from 'ava';
-import { hashKey, keySlot, keySlotOfBytes, type PlacementNode, pickNode, pickNodes, SLOTS, slotRanges } from './index.ts';
+import {
+  hashKey,
+  keySlot,
+  keySlotOfBytes,
+  type PlacementNode,
+  pickNode,
+  pickNodes,
+  SLOTS,
+  slotRanges,
+  writtenGenerations,
+} from './index.ts';
 import { crc16 } from './slot.ts';
 
 const node = (id: string, weight = 1): PlacementNode => ({ id, address: `127.0.0.1:${1000 + id.length}`, weight });
@@ -160,4 +170,14 @@ test('slotRanges covers every slot once, in runs of whole buckets, each run owne
   t.true(two.length > 100 && two.length < 800, `${two.length} runs`);
   t.deepEqual(slotRanges([node('only')]), [{ start: 0, end: SLOTS - 1, node: 0 }]);
   t.deepEqual(slotRanges([]), [{ start: 0, end: SLOTS - 1, node: -1 }]);
+});
+
+test('writtenGenerations: every generation but the remnants, the placement’s own array when it has none', (t) => {
+  const node = (id: string): PlacementNode => ({ id, address: `${id}:1`, weight: 1 });
+  const generations = [[node('a')], [node('b')], [node('c')]];
+  t.is(writtenGenerations({ generations }), generations);
+  t.deepEqual(
+    writtenGenerations({ generations, remnants: 1 }).map((g) => g[0]!.id),
+    ['a', 'b'],
+  );
 });

@@ -49,6 +49,15 @@ export interface Placement {
   remnants?: number;
 }
 
+/**
+ * The generations that take writes, newest first: all but the remnants, the oldest (`Placement.remnants`). The
+ * placement's own array when it has none (the common case: no copy made per call).
+ */
+export function writtenGenerations(placement: Pick<Placement, 'generations' | 'remnants'>): PlacementNode[][] {
+  const { generations, remnants = 0 } = placement;
+  return remnants === 0 ? generations : generations.slice(0, generations.length - remnants);
+}
+
 /** FNV-1a over UTF-16 code units: no encoding step. Node ids' hashes; and anything that needs a spread of strings. */
 export function hashKey(key: string): number {
   let h = 0x811c9dc5;

@@ -82,6 +82,7 @@ export {
   type TicketPlacement,
   type TokenScope,
   type TokenSubject,
+  TokenVerifier,
   tokenExpiry,
   VIEWER_SUBJECT,
   verifyDriverToken,

@@ -94,6 +94,8 @@ interface Waiting {
 const EMPTY = Buffer.alloc(0);
 const DEFAULT_MAX_INFLIGHT = 32 * 1024 * 1024;
 const READ_BUFFER_SIZE = 256 * 1024;
+let readBuffer: Buffer | null = null;
+const sharedReadBuffer = () => (readBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_CAP_MS = 2_000;
 
@@ -251,7 +253,8 @@ export class NodeConnection {
   /** Fails parked requests with CLOSED, waits for everything in flight or waiting to be answered, then closes. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
-    this.failParked(new SatchelError('CLOSED', 'connection closed'));
+    // Made only when there is one to fail: an error's stack trace was 4 % of a client attaching and closing.
+    if (this.parked.size > 0) this.failParked(new SatchelError('CLOSED', 'connection closed'));
     if (this.pending.size > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.destroySocket();
   }
@@ -291,8 +294,9 @@ export class NodeConnection {
     this.helloError = null;
     let decoder: FrameDecoder | null = null;
     const secure = this.options.tls;
-    // Reads land in one buffer per connection, reused for every read (`onread`), instead of a fresh 64 KiB
-    // chunk per read; the decoder copies out what outlives the callback. Fewer ArrayBuffers, fewer full GCs.
+    // Reads land in one buffer the process reuses for every read of every connection (`onread`), instead of a
+    // fresh 64 KiB chunk per read: libuv hands a read to JavaScript synchronously, one at a time, and the decoder
+    // copies out what outlives the callback. Fewer ArrayBuffers, fewer full GCs, and none per new connection.
     const socket = typedErrors(this.address, () =>
       secure === undefined
         ? net.connect({
@@ -300,7 +304,7 @@ export class NodeConnection {
             port: portOf(this.address),
             noDelay: true,
             onread: {
-              buffer: Buffer.allocUnsafe(READ_BUFFER_SIZE),
+              buffer: sharedReadBuffer(),
               callback: (bytes: number, buffer: Uint8Array) => {
                 decoder!.push((buffer as Buffer).subarray(0, bytes));
                 return true;
@@ -336,6 +340,7 @@ export class NodeConnection {
     const handshake = secure === undefined ? null : this.watchHandshake(socket as tls.TLSSocket);
     socket.on('close', () => {
       clearTimeout(connectTimer);
+      writer.release();
       if (this.socket !== socket) return;
       this.socket = null;
       this.writer = null;

@@ -11,6 +11,7 @@ import {
   signDriverToken,
   signToken,
   type Ticket,
+  TokenVerifier,
   tokenExpiry,
   VIEWER_SUBJECT,
   verifyDriverToken,
@@ -206,4 +207,31 @@ test('authorize: each token against a call about one job or about the cluster, a
     t.true(error instanceof SatchelError && error.code === 'UNAUTHORIZED', name);
     t.is(error!.message, refusal, name);
   }
+});
+
+test('a TokenVerifier answers as verifyToken, remembers what passed, and still refuses a remembered token once expired', (t) => {
+  const verifier = new TokenVerifier(secret);
+  const now = Date.now();
+  const expiring = signToken(secret, 'job-a', now + 60_000);
+  const forever = signToken(secret, 'job-b');
+  for (const token of [expiring, forever, signToken(randomBytes(32), 'job-a'), 'v1.job-a.garbage', '']) {
+    t.deepEqual(verifier.verify(token, now), verifyToken(secret, token, now), token);
+    t.deepEqual(verifier.verify(token, now), verifyToken(secret, token, now), `${token}, asked again`);
+  }
+  // The same object the second time: the HMAC was not computed again.
+  t.is(verifier.verify(forever, now), verifier.verify(forever, now));
+  const expiresAt = verifier.verify(expiring, now)!.expiresAt;
+  t.truthy(verifier.verify(expiring, expiresAt - 1));
+  t.is(verifier.verify(expiring, expiresAt), null);
+  t.is(verifier.verify(expiring, expiresAt + 1000), null);
+});
+
+test('a TokenVerifier keeps at most 4,096 tokens, forgetting the oldest first', (t) => {
+  const verifier = new TokenVerifier(secret);
+  const tokens = Array.from({ length: 4097 }, (_, i) => signToken(secret, `job-${i}`));
+  for (const token of tokens) t.truthy(verifier.verify(token));
+  const remembered = (verifier as unknown as { verified: Map<string, unknown> }).verified;
+  t.is(remembered.size, 4096);
+  t.false(remembered.has(tokens[0]!));
+  t.true(remembered.has(tokens[4096]!));
 });

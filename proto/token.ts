@@ -78,6 +78,35 @@ export function verifyToken(secret: Uint8Array, token: string, now = Date.now())
   return { jobId: subject, admin: scope === 'admin', scope, expiresAt };
 }
 
+/** Tokens a verifier remembers (`TokenVerifier`): ~100 bytes each. */
+const VERIFIED_KEPT = 4096;
+
+/**
+ * Checks tokens against one secret and remembers the ones that passed: a storage node is handed the same job
+ * token by every invocation of every function of the job, and a new HMAC per connection was ~6 % of a node's
+ * CPU answering one GET per connection (perf/RESULTS.md, 2026-12-07 evening). Expiry is checked at every use;
+ * the oldest remembered token is forgotten first. Only tokens that verified are kept, so a stranger cannot fill it.
+ */
+export class TokenVerifier {
+  private readonly verified = new Map<string, TokenSubject>();
+
+  constructor(private readonly secret: Uint8Array) {}
+
+  verify(token: string, now = Date.now()): TokenSubject | null {
+    const known = this.verified.get(token);
+    if (known !== undefined) {
+      if (now < known.expiresAt) return known;
+      this.verified.delete(token);
+      return null;
+    }
+    const subject = verifyToken(this.secret, token, now);
+    if (subject === null) return null;
+    if (this.verified.size >= VERIFIED_KEPT) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, subject);
+    return subject;
+  }
+}
+
 /** Scopes that speak for the whole cluster rather than one job. */
 const CLUSTER_SCOPES: ReadonlySet<TokenScope> = new Set(['admin', 'viewer']);
 

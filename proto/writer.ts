@@ -13,6 +13,21 @@ export const COPY_THRESHOLD = 16 * 1024;
 /** Flush without waiting for the caller once this much is queued, so a long pipeline keeps the socket busy. */
 const FLUSH_THRESHOLD = 256 * 1024;
 const MAX_KEY_ENCODED = 3 * 1024; // worst case UTF-8 bytes of a key the caller has validated
+/** Slabs kept for the next writers (`release`): 64 of them, 4 MiB at most per process. */
+const SPARE_SLABS_KEPT = 64;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Slabs of writers whose connections ended, for the next connections: a serverless function opens a connection
+ * per invocation, and a fresh slab per connection was 5 % of a node's CPU answering one GET per connection, the
+ * allocation and its count against V8's external memory (which starts collections), and its pages' first touch
+ * (perf/RESULTS.md, 2026-12-07 evening).
+ */
+const spareSlabs: Buffer[] = [];
+
+function takeSlab(): Buffer {
+  return spareSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB_SIZE);
+}
 
 /**
  * Encodes frames into a shared slab and hands them to the sink in one corked batch (one writev).
@@ -22,7 +37,8 @@ const MAX_KEY_ENCODED = 3 * 1024; // worst case UTF-8 bytes of a key the caller 
  * allocation per 64 KiB and one syscall per flush, not one of each per frame (figures: perf/RESULTS.md).
  */
 export class FrameWriter {
-  private slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  /** Empty until the first frame, and again once released (`release`). */
+  private slab: Buffer = EMPTY;
   private start = 0; // first byte of the slab not yet handed to the sink
   private pos = 0; // next free byte of the slab
   private readonly queued: Uint8Array[] = [];
@@ -56,7 +72,7 @@ export class FrameWriter {
     const valueLength = value === null ? 0 : value.length;
     const copyValue = valueLength <= COPY_THRESHOLD;
     const need = HEADER_SIZE + MAX_KEY_ENCODED + (copyValue ? valueLength : 0);
-    if (SLAB_SIZE - this.pos < need) this.newSlab();
+    if (this.slab.length - this.pos < need) this.newSlab();
     const slab = this.slab;
     const at = this.pos;
     const keyLength = key.length === 0 ? 0 : slab.write(key, at + HEADER_SIZE, 'utf8');
@@ -116,8 +132,26 @@ export class FrameWriter {
 
   private newSlab(): void {
     this.cutSegment();
-    this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    this.slab = takeSlab();
     this.start = 0;
     this.pos = 0;
+  }
+
+  /**
+   * The sink is gone for good (its socket's 'close': every write it was handed has been written or dropped):
+   * the slab goes to the next writer, and what was not flushed is dropped. A frame after this starts a slab of
+   * its own, so a late answer to a closed connection never lands in another connection's bytes.
+   */
+  release(): void {
+    // A value queued by reference and never handed over: its owner is told it is free, as the sink would.
+    for (const done of this.sentCallbacks) done?.(new Error('connection closed'));
+    const slab = this.slab;
+    this.slab = EMPTY;
+    this.start = 0;
+    this.pos = 0;
+    this.queued.length = 0;
+    this.sentCallbacks.length = 0;
+    this.queuedBytes = 0;
+    if (slab.length === SLAB_SIZE && spareSlabs.length < SPARE_SLABS_KEPT) spareSlabs.push(slab);
   }
 }

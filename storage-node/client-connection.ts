@@ -4,7 +4,7 @@
 // the job's counts, and engine results answered when they settle. Two protocols build on it: the node's frames
 // (connection.ts, session.ts) and RESP (resp/).
 import type net from 'node:net';
-import { SatchelError, type StatusCode } from '../proto/index.ts';
+import { SatchelError, type StatusCode, type TokenVerifier } from '../proto/index.ts';
 import type { Coordination, ParkedOwner } from './coordination.ts';
 import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
 import type { JobLimits } from './job-limits.ts';
@@ -41,6 +41,7 @@ export interface SessionHost {
   readonly counters: StorageCounters;
   readonly metrics: NodeMetrics;
   readonly pool: ValuePool;
+  readonly tokens: TokenVerifier;
   readonly engine: StorageEngine;
   readonly jobs: JobTable;
   readonly limits: JobLimits;

@@ -51,6 +51,12 @@ export abstract class Connection extends ClientConnection {
     });
   }
 
+  /** The socket closed: its writer's slab goes to the next connection (proto/writer.ts `release`). */
+  override released(): void {
+    this.writer.release();
+    super.released();
+  }
+
   protected received(chunk: Buffer): void {
     this.decoder.push(chunk);
   }

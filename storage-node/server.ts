@@ -4,7 +4,7 @@
 // defaults: server-options.ts.
 import net from 'node:net';
 import tls from 'node:tls';
-import { SatchelError } from '../proto/index.ts';
+import { SatchelError, TokenVerifier } from '../proto/index.ts';
 import type { ClientConnection, SessionHost } from './client-connection.ts';
 import { Coordination } from './coordination.ts';
 import type { MaybePromise, StorageEngine, StoredEntry } from './engine.ts';
@@ -64,6 +64,8 @@ export class StorageServer implements SessionHost {
   readonly maxPendingResponseBytes: number;
   /** Memory of large values let go of, reused for the next large PUT bodies. */
   readonly pool = new ValuePool();
+  /** HELLO and AUTH tokens, checked against the cluster secret once each. */
+  readonly tokens: TokenVerifier;
   /** Every few seconds the pool lets go of what sat unused (value-pool.ts `trim`). */
   private readonly poolTrimmer = setInterval(() => this.pool.trim(), POOL_TRIM_MS).unref();
   /** Operations, value bytes and service times (metrics.ts): `/metrics` and the latency in the node's reports. */
@@ -108,6 +110,7 @@ export class StorageServer implements SessionHost {
 
   constructor(readonly options: StorageServerOptions) {
     this.limits = new JobLimits(options.maxConnectionsPerJob ?? 1024);
+    this.tokens = new TokenVerifier(options.secret);
     this.coordination = new Coordination({ perConnection: options.maxParkedPerConnection, perJob: options.maxParkedPerJob });
     this.helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
     this.maxPreAuthConnections = options.maxPreAuthConnections ?? DEFAULT_MAX_PRE_AUTH_CONNECTIONS;

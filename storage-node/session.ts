@@ -17,7 +17,6 @@ import {
   Op,
   Status,
   type TokenScope,
-  verifyToken,
 } from '../proto/index.ts';
 import { Connection, isPromise } from './connection.ts';
 import { counterValue } from './counter-value.ts';
@@ -381,7 +380,7 @@ export class Session extends Connection {
   }
 
   private hello(id: number, token: string): void {
-    const subject = verifyToken(this.server.options.secret, token);
+    const subject = this.server.tokens.verify(token);
     if (subject === null) {
       this.fail(id, 0, 'UNAUTHORIZED', 'invalid token');
       this.closing = true;

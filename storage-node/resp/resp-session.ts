@@ -13,7 +13,6 @@ import {
   type StatusCode,
   statusOf,
   type TokenScope,
-  verifyToken,
 } from '../../proto/index.ts';
 import { ClientConnection, isPromise, type SessionHost } from '../client-connection.ts';
 import type { MaybePromise } from '../engine.ts';
@@ -275,7 +274,7 @@ export class RespSession extends ClientConnection implements RespContext {
    * the password its token. An error text, or null when admitted.
    */
   authenticate(username: string | null, password: string): string | null {
-    const subject = verifyToken(this.server.options.secret, password);
+    const subject = this.server.tokens.verify(password);
     if (subject === null || subject.admin || subject.scope === 'viewer' || (username !== null && subject.jobId !== username))
       return 'WRONGPASS invalid username-password pair or user is disabled.';
     if (this.server.jobs.dropped.has(subject.jobId)) return respErrorText('NO_SUCH_JOB', `job ${subject.jobId} was deregistered`);

@@ -231,11 +231,20 @@ export class Job {
     return this.coordination.watch(prefix, options);
   }
 
-  /** Waits for calls in flight, then closes every connection. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Waits for calls in flight, then closes the handle. Idempotent. Its idle connections stay open a few seconds
+   * for the next handle of the same ticket in this process (a function's next invocation), without keeping the
+   * process alive.
+   */
+  close(): Promise<void> {
+    return this.closeHandle(false);
+  }
+
+  /** @internal `jobGone`: the job was deregistered, so no connection of it is kept for a next handle. */
+  protected async closeHandle(jobGone: boolean): Promise<void> {
     if (this.router.closed) return;
     this.router.closed = true;
     await this.coordination.close();
-    await this.router.close();
+    await this.router.close(jobGone);
   }
 }

@@ -31,6 +31,7 @@ import {
   writtenGenerations,
 } from '../proto/index.ts';
 import { MAX_ATTEMPTS, METADATA_CATCH_UP, REFUSAL_PAUSE_MS, REPLACEMENT_POLL, sleep } from './defaults.ts';
+import { closeIdleOf, closeOrKeep, takeIdle } from './idle-connections.ts';
 import { MetadataLookup } from './metadata-lookup.ts';
 import { type JobOptions, type ResolvedJobOptions, resolveJobOptions } from './options.ts';
 import { type ReplicaHost, readReplicas, writeReplicas } from './replicas.ts';
@@ -175,7 +176,9 @@ export class Router implements ReplicaHost, WatchHost {
     }
     if (connection === undefined || connection.address !== node.address) {
       connection?.destroy();
-      connection = new NodeConnection(node.address, this.parsed.token, { timeoutMs: this.options.timeoutMs, tls: tlsOf(this.parsed) });
+      connection =
+        takeIdle(node.address, this.parsed.token, this.options.timeoutMs) ??
+        new NodeConnection(node.address, this.parsed.token, { timeoutMs: this.options.timeoutMs, tls: tlsOf(this.parsed) });
       this.connections.set(node.id, connection);
     }
     return connection;
@@ -494,9 +497,15 @@ export class Router implements ReplicaHost, WatchHost {
     );
   }
 
-  /** Waits for calls in flight, then closes every connection and control-plane client (after `closed` is set). */
-  async close(): Promise<void> {
-    await Promise.all([...this.connections.values()].map((c) => c.close()));
+  /**
+   * Closes every connection once what it carries is answered, and the control-plane clients (after `closed` is
+   * set); a connection left open and idle is kept a few seconds for the next handle of this token in the process
+   * (idle-connections.ts), unless the job is gone (`jobGone`).
+   */
+  async close(jobGone = false): Promise<void> {
+    const timeoutMs = this.options.timeoutMs;
+    await Promise.all([...this.connections.values()].map((c) => (jobGone ? c.close() : closeOrKeep(c, timeoutMs))));
+    if (jobGone) closeIdleOf(this.parsed.token);
     this.connections.clear();
     this.metadata.close();
     this.growthClient?.close();

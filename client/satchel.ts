@@ -96,15 +96,20 @@ export class RegisteredJob extends Job {
         throw error;
       }
     }
-    await this.close();
+    await this.closeHandle(true);
   }
 
   /** Stops renewing the lease and closes the handle; the job lives on until deregistered or its lease lapses. */
-  override async close(): Promise<void> {
+  override close(): Promise<void> {
+    return this.closeHandle(false);
+  }
+
+  /** @internal */
+  protected override async closeHandle(jobGone: boolean): Promise<void> {
     this.stopRenewing();
     this.controller?.close();
     this.controller = null;
-    await super.close();
+    await super.closeHandle(jobGone);
   }
 
   private stopRenewing(): void {

@@ -238,6 +238,32 @@ export class NodeConnection {
   }
 
   /**
+   * Waits for the calls in flight and queued (not parked ones), then says whether the connection is open,
+   * through its HELLO, and carries nothing: another handle with the same token may take it over
+   * (client/idle-connections.ts) instead of opening its own.
+   */
+  async quiesce(): Promise<boolean> {
+    if (this.pending.size > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const socket = this.socket;
+    return (
+      !this.closed &&
+      socket !== null &&
+      !socket.destroyed &&
+      !socket.connecting &&
+      this.helloError === null &&
+      this.parked.size === 0 &&
+      this.pending.size === 0 &&
+      this.waiting.length === 0
+    );
+  }
+
+  /** Whether the open socket keeps the process alive: not while the connection waits, unused, to be taken again. */
+  holdProcess(hold: boolean): void {
+    if (hold) this.socket?.ref();
+    else this.socket?.unref();
+  }
+
+  /**
    * Takes no new calls and closes once everything it carries is answered, parked requests (a watch, a long
    * wait) included: what a job does with the connection of a token it replaced.
    */

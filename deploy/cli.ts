@@ -10,6 +10,7 @@ import { LocalCluster } from './local-cluster.ts';
 import { createLogger } from './logger.ts';
 import { type AutoscaleOptions, parseBand, parseBytes, parseCount, parseMs, parsePort, parseTierCounts } from './options.ts';
 import { PortInUseError } from './port-in-use.ts';
+import { describeRestartId } from './process-restarts.ts';
 import { readSecret } from './secret.ts';
 import { tenantCommand } from './tenant-command.ts';
 import { TIER_PROFILES } from './tiers.ts';
@@ -108,8 +109,7 @@ async function up(args: string[]): Promise<void> {
     onReady: (m) => process.stdout.write(`  ${m.role.padEnd(12)} ${m.address}${m.id ? `  (${m.id})` : ''}\n`),
     restartProcesses: flags['no-restart'] !== true,
     onRestart: ({ id, pid, afterMs, error, retryMs }) => {
-      const what =
-        id === 'controller' ? 'the controller' : id.startsWith('metadata-') ? `metadata server ${id.slice(9)}` : `storage node ${id}`;
+      const what = describeRestartId(id);
       process.stdout.write(
         error === undefined
           ? `  ${what} exited: started again after ${afterMs / 1000} s (pid ${pid})\n`

@@ -22,7 +22,7 @@ import type { LocalClusterOptions } from './local-cluster-options.ts';
 import type { ProvisionReply, ProvisionRequest } from './local-provisioner.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { portOf, portOfUrl, portsFree } from './ports.ts';
-import { ProcessRestarts } from './process-restarts.ts';
+import { METADATA_PREFIX, metadataIndexOf, ProcessRestarts } from './process-restarts.ts';
 import { controllerArgs, metadataArgs, type NodeLaunch, nodeArgs } from './role-args.ts';
 import type { ReadyMessage } from './roles.ts';
 import { loadOrCreateSecret } from './secret.ts';
@@ -548,7 +548,7 @@ export class LocalCluster {
         this.restarts.exited('controller', member.startedAt, wanted, () => this.startControllerAgain(member));
       else if (member.role === 'metadata') {
         const index = this.info.metadata.indexOf(member.ready.address);
-        this.restarts.exited(`metadata-${index}`, member.startedAt, wanted, () => this.startMetadataAgain(member));
+        this.restarts.exited(`${METADATA_PREFIX}${index}`, member.startedAt, wanted, () => this.startMetadataAgain(member));
       }
       return;
     }
@@ -566,10 +566,11 @@ export class LocalCluster {
     this.restarts.exited(spec.id, spec.startedAt, wanted, () => this.startNode(spec.id));
   }
 
-  /** The pid of what a restart started: a storage node (by id), `controller` or `metadata-<index>`. */
+  /** The pid of what a restart started (`restartIdOf`). */
   private restartedPid(id: string): number | undefined {
     if (id === 'controller') return this.controllerPid;
-    if (id.startsWith('metadata-')) return this.metadataPids[Number(id.slice('metadata-'.length))];
+    const metadata = metadataIndexOf(id);
+    if (metadata !== null) return this.metadataPids[metadata];
     return this.nodePid(id);
   }
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { nextRestartDelay, ProcessRestarts, type RestartEvent } from './process-restarts.ts';
+import { describeRestartId, metadataIndexOf, nextRestartDelay, ProcessRestarts, type RestartEvent } from './process-restarts.ts';
 
 test('restart waits: 1 s first, doubling while the process dies within a minute of its start, at most 60 s; a minute lived starts over', (t) => {
   const now = 1_000_000;
@@ -31,4 +31,14 @@ test('a failed start is tried again, the wait doubling; an unwanted one is not',
   restarts.exited('m', 0, () => wanted, start);
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   t.is(attempts, 2);
+});
+
+test('restart ids: the controller, a metadata server by its index, anything else a storage node', (t) => {
+  t.is(describeRestartId('controller'), 'the controller');
+  t.is(describeRestartId('metadata-0'), 'metadata server 0');
+  t.is(describeRestartId('metadata-12'), 'metadata server 12');
+  t.is(metadataIndexOf('metadata-3'), 3);
+  t.is(metadataIndexOf('metadata-x'), null);
+  t.is(metadataIndexOf('dram-1a2b3c'), null);
+  t.is(describeRestartId('dram-1a2b3c'), 'storage node dram-1a2b3c');
 });

@@ -53,3 +53,23 @@ export class ProcessRestarts {
     }, afterMs).unref();
   }
 }
+
+/**
+ * What the restarts of a cluster's processes are called (`onRestart`'s `id`): `controller`, `metadata-<index>`
+ * (its place in the cluster's list of metadata servers), or a storage node's id.
+ */
+export const METADATA_PREFIX = 'metadata-';
+
+/** The metadata server a restart id names (its index), or null for any other id. */
+export function metadataIndexOf(id: string): number | null {
+  if (!id.startsWith(METADATA_PREFIX)) return null;
+  const index = Number(id.slice(METADATA_PREFIX.length));
+  return Number.isInteger(index) && index >= 0 ? index : null;
+}
+
+/** A restart id in words, for progress lines: "the controller", "metadata server 1", "storage node dram-1a2b3c". */
+export function describeRestartId(id: string): string {
+  if (id === 'controller') return 'the controller';
+  const metadata = metadataIndexOf(id);
+  return metadata !== null ? `metadata server ${metadata}` : `storage node ${id}`;
+}

@@ -558,3 +558,34 @@ test('repair: a remnant’s older copy is not brought forward over a newer one (
   for (const node of [a, b])
     t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 5, key: 'later' })).status, Status.NOT_FOUND, node.id);
 });
+
+test('restoration: a generation with fewer nodes than copies loses its keys with its node, unless that node still gives them: the remnant stays, or goes', async (t) => {
+  for (const answers of [false, true]) {
+    const nodes = await startNodes(t, 2);
+    const [a, b] = nodes as [Node, Node];
+    const { data, announce, host } = harness(t, nodes, 2);
+    // Two copies wanted, one node left after an earlier loss with none to take its place: b alone holds the keys.
+    const placement: WirePlacement = {
+      jobId: JOB,
+      epoch: 1,
+      generations: [{ nodes: [b] }],
+      blockSize: 1 << 20,
+      maxValueBytes: 1 << 30,
+      replicas: 2,
+    };
+    await announce(placement);
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+    for (const key of keys)
+      t.is((await data.get(b.address)!.request({ op: Op.PUT, epoch: 1, key, value: Buffer.from(key) })).status, Status.OK);
+    // b dies (kill -9) or only stopped reporting (it still answers); a takes its place.
+    if (!answers) await b.server.close();
+    const { placement: after } = await rereplicateJob(host, placement, b, [{ id: a.id, address: a.address, weight: 1 }]);
+    const shape = after.generations.map((g) => [g.remnant === true, g.nodes.map((n) => n.id)]);
+    if (!answers) {
+      t.deepEqual(shape, [[false, ['n0']], [true, ['n1']]], 'the keys b alone held are kept as lost, not dropped');
+      continue;
+    }
+    t.deepEqual(shape, [[false, ['n0']]], 'b gave its keys: no remnant');
+    for (const key of keys) t.is((await data.get(a.address)!.request({ op: Op.GET, epoch: after.epoch, key })).body.toString(), key);
+  }
+});

@@ -170,9 +170,16 @@ export async function rereplicateJob(
   // controller's copy reads whatever its lease; a new process under its id holds nothing of the job.
   // Every holder the new placement names gets its copy (the lost node's partner may be the one that never got
   // it); a COPY lands only where nothing newer is.
-  await copyFromLost(request, lost, after.final, result);
-  // Every copy made: the remnants this loss added are not needed.
-  return { placement: after.final, result };
+  const lostListed = await copyFromLost(request, lost, after.final, result);
+  // Every copy made: the remnants this loss added are not needed — unless a generation had keys no survivor
+  // held (fewer nodes than copies: the job kept one copy there, as after an earlier loss with no node to take
+  // its place) and the lost node did not give them itself (a restarted one holds nothing). Those keys died with
+  // it: their remnant stays, so they read UNAVAILABLE rather than absent. Without this, a replicas-2 job on two
+  // nodes read every key null after one node restarted and then the other (an outsider's test, 2026-12-07).
+  const gone = (node: { id: string }) => node.id === lost.id || !survivors.has(node.id);
+  const orphaned =
+    !lostListed && after.placement.generations.slice(after.final.generations.length).some((g) => someSlotLost(g.nodes, replicas, gone));
+  return { placement: orphaned ? after.placement : after.final, result };
 }
 
 /** Whether a holder of `key` in a generation newer than `generation` (other than `except`) has it. */
@@ -196,7 +203,8 @@ async function heldBefore(
 
 /**
  * Copies each key a lost node still holds to every holder `placement` names for it (in every generation), when
- * the node can be listed; nothing when it cannot (gone, frozen). A COPY lands only where nothing newer is.
+ * the node can be listed; nothing when it cannot (gone, frozen). A COPY lands only where nothing newer is. True when
+ * the node was listed whole and every key it gave was copied.
  */
 async function copyFromLost(
   request: Request,
@@ -204,8 +212,9 @@ async function copyFromLost(
   placement: WirePlacement,
   result: ReplicationResult,
   down?: Set<string>,
-): Promise<void> {
+): Promise<boolean> {
   const replicas = Math.max(1, placement.replicas ?? 1);
+  let whole = true;
   try {
     await forEachKey(request, lost, async (key) => {
       result.keys++;
@@ -220,11 +229,14 @@ async function copyFromLost(
         // The lost node stopped answering midway: the keys it still held are what survivors could not give.
         if (!unreachable(error)) throw error;
         result.skipped = (result.skipped ?? 0) + 1;
+        whole = false;
       }
     });
   } catch (error) {
     if (!unreachable(error) && !(error instanceof SatchelError && (error.code === 'STALE' || error.code === 'NO_SUCH_JOB'))) throw error;
+    return false;
   }
+  return whole;
 }
 
 /**

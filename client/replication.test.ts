@@ -222,3 +222,34 @@ test('replicas 2: both holders restart at once, empty: their keys read UNAVAILAB
   const lost = cluster.controller.registry.jobs.get(job.id)!.lostNodes ?? [];
   t.deepEqual([...lost].sort(), [...placed].sort());
 });
+
+test('replicas 2 on two nodes: one restarts, and once its loss is restored it takes its copies back; then the other restarts, and nothing is lost', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('one-then-the-other', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const newest = () => cluster.controller.registry.jobs.get(job.id)!.placement.generations.map((g) => g.nodes.map((n) => n.id).sort());
+  const keys = Array.from({ length: 100 }, (_, i) => `k/${i}`);
+  await job.putMany(keys.map((key) => [key, key] as const));
+
+  // kill -9 of one node, started again under its id: the job keeps one copy until its loss is restored, then
+  // the restarted node (its new process) joins the job again with a copy of every key.
+  await cluster.restartNode(0);
+  const both = cluster.nodes.map((n) => n.id).sort();
+  await eventually(() => JSON.stringify(newest()) === JSON.stringify([both]), 15_000, 'the job on both nodes again, in one generation');
+  const more = Array.from({ length: 50 }, (_, i) => `more/${i}`);
+  await job.putMany(more.map((key) => [key, key] as const));
+
+  // Then the other. Before, the job had stayed on it alone, and every key then read null.
+  await cluster.restartNode(1);
+  await eventually(() => JSON.stringify(newest()) === JSON.stringify([both]), 15_000, 'both nodes again after the second restart');
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  t.deepEqual((await reader.getMany([...keys, ...more])).map(String), [...keys, ...more]);
+  t.is(await reader.get('never-written'), null);
+  const listed: string[] = [];
+  for await (const key of reader.list('more/')) listed.push(key);
+  t.deepEqual(listed.sort(), [...more].sort());
+});

@@ -582,7 +582,14 @@ test('restoration: a generation with fewer nodes than copies loses its keys with
     const { placement: after } = await rereplicateJob(host, placement, b, [{ id: a.id, address: a.address, weight: 1 }]);
     const shape = after.generations.map((g) => [g.remnant === true, g.nodes.map((n) => n.id)]);
     if (!answers) {
-      t.deepEqual(shape, [[false, ['n0']], [true, ['n1']]], 'the keys b alone held are kept as lost, not dropped');
+      t.deepEqual(
+        shape,
+        [
+          [false, ['n0']],
+          [true, ['n1']],
+        ],
+        'the keys b alone held are kept as lost, not dropped',
+      );
       continue;
     }
     t.deepEqual(shape, [[false, ['n0']]], 'b gave its keys: no remnant');

@@ -21,9 +21,9 @@ import type { ControlOp } from './call-failures.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
 import { announcedPlacementOf, isLostMember, nodesOf, reconcileNode } from './members.ts';
-import type { PlacementChanges } from './placement-changes.ts';
+import type { PlacementChanges, PlacementHost } from './placement-changes.ts';
 import type { QuotaEnforcer } from './quotas.ts';
-import type { NodeRecord } from './registry.ts';
+import type { JobRecord, NodeRecord } from './registry.ts';
 import { type ReplicationResult, rereplicateJob } from './replication.ts';
 
 /** What a restarted controller gives nodes beyond the node timeout to report for the first time. */
@@ -286,20 +286,8 @@ export class NodeBook {
     const unfinished = job.pending !== undefined;
     const replicas = job.placement.replicas ?? 1;
     const newest = job.placement.generations[0]!.nodes.filter((n) => n.id !== node.id);
-    let replacement: WirePlacementNode[] = [];
-    if (newest.length < replicas) {
-      // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
-      const growth = growAllocation(
-        newest,
-        job.tier as Tier,
-        placements.placeableFor(job).filter((n) => n.id !== node.id),
-        placements.freeRoom,
-        job.reservation,
-      );
-      const added = growth?.added[0];
-      const record = added === undefined ? undefined : ctx.registry.nodes.get(added);
-      if (record !== undefined) replacement = [{ id: record.id, address: record.address, weight: 1 }];
-    }
+    // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
+    const replacement = newest.length < replicas ? this.joining(job, newest, node.id) : [];
     const started = Date.now();
     const host = placements.placementHost(job);
     let published = false;
@@ -352,9 +340,60 @@ export class NodeBook {
           details: { copies: result.copies, bytes: result.bytes, keys: result.keys },
         },
       );
+      await this.topUp(jobId, host);
       return result;
     } finally {
       host.close();
+    }
+  }
+
+  /** The roomiest node that can join the job's newest generation (`newest`), other than `except`; none: []. */
+  private joining(job: JobRecord, newest: readonly WirePlacementNode[], except?: string): WirePlacementNode[] {
+    const { placements } = this;
+    const candidates = placements.placeableFor(job).filter((n) => n.id !== except);
+    const added = growAllocation([...newest], job.tier as Tier, candidates, placements.freeRoom, job.reservation)?.added[0];
+    const record = added === undefined ? undefined : this.ctx.registry.nodes.get(added);
+    return record === undefined ? [] : [{ id: record.id, address: record.address, weight: 1 }];
+  }
+
+  /**
+   * After a restoration that found no node to take the lost one's place, the job keeps fewer copies than it asks
+   * for: on two nodes, the restarted one's new process may not take the job before its loss is restored, and
+   * nothing asked again afterwards, so a second restart lost every key (an outsider's test, 2026-12-07). Once the
+   * restoration is published the id is free: a node that can take the job now joins it and gets a copy of every
+   * key, as a replacement does. A copy that fails leaves the job's copies pending: a repair finishes them.
+   */
+  private async topUp(jobId: string, host: Pick<PlacementHost, 'publish' | 'connect'>): Promise<void> {
+    const { ctx } = this;
+    const job = ctx.registry.jobs.get(jobId);
+    const newest = job?.placement.generations[0];
+    if (job === undefined || newest === undefined || newest.remnant === true || newest.nodes.length >= (job.placement.replicas ?? 1))
+      return;
+    const replacement = this.joining(job, newest.nodes);
+    if (replacement.length === 0) return;
+    const started = Date.now();
+    try {
+      const { placement, result } = await rereplicateJob(
+        {
+          ...host,
+          publish: async (next) => {
+            job.pending = { kind: 'restore', node: '' };
+            await host.publish(next);
+          },
+        },
+        job.placement,
+        null,
+        replacement,
+      );
+      job.pending = undefined;
+      await ctx.publisher.apply(job, withoutSubsumed(placement));
+      ctx.logger.info(
+        { job: jobId, joined: replacement[0]!.id, ...result, ms: Date.now() - started },
+        'copies added: the job had fewer nodes than copies',
+      );
+    } catch (error) {
+      ctx.logger.warn({ err: error, job: jobId, joined: replacement[0]!.id }, 'adding copies failed: repairing later');
+      if (job.pending !== undefined) this.placements.finishCopiesLater(jobId);
     }
   }
 
@@ -409,4 +448,19 @@ export class NodeBook {
   unretire(tier: Tier): void {
     for (const [id, retiredTier] of this.retired) if (retiredTier === tier) this.retired.delete(id);
   }
+}
+
+/**
+ * The placement a top-up made (`[[...nodes, joined], nodes, ...older]`) without its second generation, which the
+ * first now covers: with no more nodes than copies, every node of the first holds every slot, so each key on the
+ * second's nodes is one the first names (a node keeps one copy of a key, whatever generation placed it there), and
+ * the joined node got a copy of each. Left in, it looked like a generation whose only copies a later loss took
+ * (replication.ts `rereplicateJob`), and its keys' slots read UNAVAILABLE for names never written.
+ */
+export function withoutSubsumed(placement: WirePlacement): WirePlacement {
+  const [first, second, ...older] = placement.generations;
+  if (first === undefined || second === undefined || second.remnant === true) return placement;
+  if (first.nodes.length > Math.max(1, placement.replicas ?? 1) || !first.nodes.every((n) => n.weight > 0)) return placement;
+  if (!second.nodes.every((n) => first.nodes.some((m) => m.id === n.id))) return placement;
+  return { ...placement, generations: [first, ...older] };
 }

@@ -111,16 +111,19 @@ export function withoutSpentRemnants(placement: WirePlacement, listed: ReadonlyS
   return generations.length === placement.generations.length ? placement : { ...placement, generations };
 }
 
-/** Steps 1 and 2 for one job. Throws on a copy that fails (the placement of step 1 stays: nothing is lost). */
+/**
+ * Steps 1 and 2 for one job. Throws on a copy that fails (the placement of step 1 stays: nothing is lost). `lost`
+ * null: no node was lost, and `replacement` joins a job left with fewer nodes than copies (a top-up, nodes.ts).
+ */
 export async function rereplicateJob(
   host: Pick<MigrationHost, 'publish' | 'connect'>,
   placement: WirePlacement,
-  lost: NodeAddress,
+  lost: NodeAddress | null,
   replacement: WirePlacementNode[],
 ): Promise<{ placement: WirePlacement; result: ReplicationResult }> {
   const replicas = Math.max(1, placement.replicas ?? 1);
   if (replicas < 2) throw new SatchelError('BAD_REQUEST', `job ${placement.jobId} has one copy of each key: nothing to restore from`);
-  const after = placementAfterLoss(placement, lost.id, replacement);
+  const after = placementAfterLoss(placement, lost?.id ?? '', replacement);
   await host.publish(after.placement);
   const jobId = placement.jobId;
   const epoch = after.placement.epoch;
@@ -170,13 +173,13 @@ export async function rereplicateJob(
   // controller's copy reads whatever its lease; a new process under its id holds nothing of the job.
   // Every holder the new placement names gets its copy (the lost node's partner may be the one that never got
   // it); a COPY lands only where nothing newer is.
-  const lostListed = await copyFromLost(request, lost, after.final, result);
+  const lostListed = lost === null || (await copyFromLost(request, lost, after.final, result));
   // Every copy made: the remnants this loss added are not needed — unless a generation had keys no survivor
   // held (fewer nodes than copies: the job kept one copy there, as after an earlier loss with no node to take
   // its place) and the lost node did not give them itself (a restarted one holds nothing). Those keys died with
   // it: their remnant stays, so they read UNAVAILABLE rather than absent. Without this, a replicas-2 job on two
   // nodes read every key null after one node restarted and then the other (an outsider's test, 2026-12-07).
-  const gone = (node: { id: string }) => node.id === lost.id || !survivors.has(node.id);
+  const gone = (node: { id: string }) => node.id === lost?.id || !survivors.has(node.id);
   const orphaned =
     !lostListed && after.placement.generations.slice(after.final.generations.length).some((g) => someSlotLost(g.nodes, replicas, gone));
   return { placement: orphaned ? after.placement : after.final, result };

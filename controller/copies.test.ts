@@ -26,7 +26,7 @@ import {
 import { DramEngine, StorageServer } from '../storage-node/index.ts';
 import { withLostMarks } from './members.ts';
 import { type MigrationHost, migrateJob } from './migration.ts';
-import { repairCopies, rereplicateJob, withoutSpentRemnants } from './replication.ts';
+import { repairCopies, rereplicateJob, withoutSpentRemnants, withoutSubsumed } from './replication.ts';
 
 const secret = randomBytes(32);
 const logger = pino({ level: 'silent' });
@@ -595,4 +595,35 @@ test('restoration: a generation with fewer nodes than copies loses its keys with
     t.deepEqual(shape, [[false, ['n0']]], 'b gave its keys: no remnant');
     for (const key of keys) t.is((await data.get(a.address)!.request({ op: Op.GET, epoch: after.epoch, key })).body.toString(), key);
   }
+});
+
+test("withoutSubsumed: a top-up's older generation goes only when the newest, no larger than the copies, names all its nodes", (t) => {
+  const node = (id: string, weight = 1) => ({ id, address: `127.0.0.1:${id.length}`, weight });
+  const placement = (replicas: number, ...generations: { nodes: ReturnType<typeof node>[]; remnant?: boolean }[]): WirePlacement => ({
+    jobId: 'j',
+    epoch: 3,
+    generations,
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas,
+  });
+  const shape = (p: WirePlacement) => p.generations.map((g) => g.nodes.map((n) => n.id));
+  t.deepEqual(shape(withoutSubsumed(placement(2, { nodes: [node('b'), node('a')] }, { nodes: [node('b')] }))), [['b', 'a']]);
+  t.deepEqual(
+    shape(
+      withoutSubsumed(
+        placement(3, { nodes: [node('b'), node('c'), node('a')] }, { nodes: [node('b'), node('c')] }, { nodes: [node('x')] }),
+      ),
+    ),
+    [['b', 'c', 'a'], ['x']],
+  );
+  // More nodes than copies: some slots' holders changed, so the older generation may hold keys the newest does not name there.
+  const wide = placement(2, { nodes: [node('b'), node('c'), node('a')] }, { nodes: [node('b'), node('c')] });
+  t.is(withoutSubsumed(wide), wide);
+  const other = placement(2, { nodes: [node('b'), node('a')] }, { nodes: [node('c')] });
+  t.is(withoutSubsumed(other), other);
+  const remnant = placement(2, { nodes: [node('b'), node('a')] }, { nodes: [node('b')], remnant: true });
+  t.is(withoutSubsumed(remnant), remnant);
+  const weightless = placement(2, { nodes: [node('b'), node('a', 0)] }, { nodes: [node('b')] });
+  t.is(withoutSubsumed(weightless), weightless);
 });

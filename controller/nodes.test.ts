@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import type { NodeInfo, WirePlacement } from '../proto/index.ts';
 import { ControllerContext } from './context.ts';
 import { JobBook } from './jobs.ts';
-import { NodeBook, withoutSubsumed } from './nodes.ts';
+import { NodeBook } from './nodes.ts';
 import { PlacementChanges } from './placement-changes.ts';
 import { QuotaEnforcer } from './quotas.ts';
 import type { JobRecord } from './registry.ts';
@@ -168,35 +168,4 @@ test('a replicated job is marked only in the remnant kept while its copies are r
   // (No node answers here, so the copies are never made and the remnant stays: client/replication.test.ts and
   // test/lost-together.test.ts see what happens once they are, or cannot be.)
   t.deepEqual(job.lostNodes, [on], 'a lost member while the remnant names it: never announced the job again');
-});
-
-test("withoutSubsumed: a top-up's older generation goes only when the newest, no larger than the copies, names all its nodes", (t) => {
-  const node = (id: string, weight = 1) => ({ id, address: `127.0.0.1:${id.length}`, weight });
-  const placement = (replicas: number, ...generations: { nodes: ReturnType<typeof node>[]; remnant?: boolean }[]): WirePlacement => ({
-    jobId: 'j',
-    epoch: 3,
-    generations,
-    blockSize: 1 << 20,
-    maxValueBytes: 1 << 30,
-    replicas,
-  });
-  const shape = (p: WirePlacement) => p.generations.map((g) => g.nodes.map((n) => n.id));
-  t.deepEqual(shape(withoutSubsumed(placement(2, { nodes: [node('b'), node('a')] }, { nodes: [node('b')] }))), [['b', 'a']]);
-  t.deepEqual(
-    shape(
-      withoutSubsumed(
-        placement(3, { nodes: [node('b'), node('c'), node('a')] }, { nodes: [node('b'), node('c')] }, { nodes: [node('x')] }),
-      ),
-    ),
-    [['b', 'c', 'a'], ['x']],
-  );
-  // More nodes than copies: some slots' holders changed, so the older generation may hold keys the newest does not name there.
-  const wide = placement(2, { nodes: [node('b'), node('c'), node('a')] }, { nodes: [node('b'), node('c')] });
-  t.is(withoutSubsumed(wide), wide);
-  const other = placement(2, { nodes: [node('b'), node('a')] }, { nodes: [node('c')] });
-  t.is(withoutSubsumed(other), other);
-  const remnant = placement(2, { nodes: [node('b'), node('a')] }, { nodes: [node('b')], remnant: true });
-  t.is(withoutSubsumed(remnant), remnant);
-  const weightless = placement(2, { nodes: [node('b'), node('a', 0)] }, { nodes: [node('b')] });
-  t.is(withoutSubsumed(weightless), weightless);
 });

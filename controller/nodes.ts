@@ -386,7 +386,7 @@ export class NodeBook {
         replacement,
       );
       job.pending = undefined;
-      await ctx.publisher.apply(job, withoutSubsumed(placement));
+      await ctx.publisher.apply(job, placement);
       ctx.logger.info(
         { job: jobId, joined: replacement[0]!.id, ...result, ms: Date.now() - started },
         'copies added: the job had fewer nodes than copies',
@@ -448,19 +448,4 @@ export class NodeBook {
   unretire(tier: Tier): void {
     for (const [id, retiredTier] of this.retired) if (retiredTier === tier) this.retired.delete(id);
   }
-}
-
-/**
- * The placement a top-up made (`[[...nodes, joined], nodes, ...older]`) without its second generation, which the
- * first now covers: with no more nodes than copies, every node of the first holds every slot, so each key on the
- * second's nodes is one the first names (a node keeps one copy of a key, whatever generation placed it there), and
- * the joined node got a copy of each. Left in, it looked like a generation whose only copies a later loss took
- * (replication.ts `rereplicateJob`), and its keys' slots read UNAVAILABLE for names never written.
- */
-export function withoutSubsumed(placement: WirePlacement): WirePlacement {
-  const [first, second, ...older] = placement.generations;
-  if (first === undefined || second === undefined || second.remnant === true) return placement;
-  if (first.nodes.length > Math.max(1, placement.replicas ?? 1) || !first.nodes.every((n) => n.weight > 0)) return placement;
-  if (!second.nodes.every((n) => first.nodes.some((m) => m.id === n.id))) return placement;
-  return { ...placement, generations: [first, ...older] };
 }

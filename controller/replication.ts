@@ -182,7 +182,24 @@ export async function rereplicateJob(
   const gone = (node: { id: string }) => node.id === lost?.id || !survivors.has(node.id);
   const orphaned =
     !lostListed && after.placement.generations.slice(after.final.generations.length).some((g) => someSlotLost(g.nodes, replicas, gone));
-  return { placement: orphaned ? after.placement : after.final, result };
+  if (orphaned) return { placement: after.placement, result };
+  return { placement: lost === null ? withoutSubsumed(after.final) : after.final, result };
+}
+
+/**
+ * The placement a top-up made, its copies done (`[[...nodes, joined], nodes, ...older]`: `placementAfterLoss` with
+ * no lost node), without its second generation, which the first now covers: with no more nodes than copies, every
+ * node of the first holds every slot, so each key on the second's nodes is one the first names (a node keeps one
+ * copy of a key, whatever generation placed it there), and the joined node got a copy of each. Left in, it looked
+ * like a generation whose only copies a later loss took (`rereplicateJob`), and its slots read UNAVAILABLE for
+ * names never written.
+ */
+export function withoutSubsumed(placement: WirePlacement): WirePlacement {
+  const [first, second, ...older] = placement.generations;
+  if (first === undefined || second === undefined || second.remnant === true) return placement;
+  if (first.nodes.length > Math.max(1, placement.replicas ?? 1) || !first.nodes.every((n) => n.weight > 0)) return placement;
+  if (!second.nodes.every((n) => first.nodes.some((m) => m.id === n.id))) return placement;
+  return { ...placement, generations: [first, ...older] };
 }
 
 /** Whether a holder of `key` in a generation newer than `generation` (other than `except`) has it. */

@@ -566,7 +566,7 @@ export class LocalCluster {
     this.restarts.exited(spec.id, spec.startedAt, wanted, () => this.startNode(spec.id));
   }
 
-  /** The pid of what a restart started (`restartIdOf`). */
+  /** The pid of what a restart started, by its restart id (process-restarts.ts `describeRestartId`). */
   private restartedPid(id: string): number | undefined {
     if (id === 'controller') return this.controllerPid;
     const metadata = metadataIndexOf(id);

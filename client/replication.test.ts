@@ -253,3 +253,34 @@ test('replicas 2 on two nodes: one restarts, and once its loss is restored it ta
   for await (const key of reader.list('more/')) listed.push(key);
   t.deepEqual(listed.sort(), [...more].sort());
 });
+
+test('replicas 2 on two nodes: one dies for good, the job keeps one copy, and a node that registers later joins it with a copy of every key', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('short-then-topped-up', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const newest = () => cluster.controller.registry.jobs.get(job.id)!.placement.generations.map((g) => g.nodes.map((n) => n.id).sort());
+  const keys = Array.from({ length: 100 }, (_, i) => `k/${i}`);
+  await job.putMany(keys.map((key) => [key, key] as const));
+
+  // Node 0 is gone and nothing takes its place: the job goes on with node 1 alone.
+  await cluster.nodes[0]!.close();
+  await eventually(() => JSON.stringify(newest()) === JSON.stringify([['dram-1']]), 10_000, 'the job on node 1 alone');
+  const more = Array.from({ length: 50 }, (_, i) => `more/${i}`);
+  await job.putMany(more.map((key) => [key, key] as const));
+
+  // A node with a new name registers: the job gets its second copy there. Before, it stayed on node 1 alone.
+  await cluster.addNode();
+  await eventually(() => JSON.stringify(newest()) === JSON.stringify([['dram-1', 'dram-2']]), 10_000, 'the new node joined the job');
+  for (const key of [...keys, ...more]) t.deepEqual(holders(cluster, job.id, key).sort(), [1, 2], key);
+
+  // So node 1 may go too: node 2 has every key.
+  await cluster.nodes[1]!.close();
+  await eventually(() => JSON.stringify(newest()) === JSON.stringify([['dram-2']]), 10_000, 'the job on node 2 alone');
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  t.deepEqual((await reader.getMany([...keys, ...more])).map(String), [...keys, ...more]);
+  t.is(await reader.get('never-written'), null);
+});

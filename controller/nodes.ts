@@ -76,6 +76,7 @@ export class NodeBook {
     ctx.logger.info({ node: id, bootId, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
     ctx.events.add('node-joined', `registered at ${node.address}`, { tier: node.tier, node: id, details: { capacity: node.capacity } });
     await this.placements.placeUnplaced();
+    this.topUpShortJobs();
     return id;
   }
 
@@ -239,6 +240,7 @@ export class NodeBook {
       tier: node.tier,
       node: node.id,
     });
+    this.topUpShortJobs();
   }
 
   /** Tells a node what its report shows it missed (members.ts `reconcileNode`); what fails, its next report retries. */
@@ -361,14 +363,15 @@ export class NodeBook {
    * for: on two nodes, the restarted one's new process may not take the job before its loss is restored, and
    * nothing asked again afterwards, so a second restart lost every key (an outsider's test, 2026-12-07). Once the
    * restoration is published the id is free: a node that can take the job now joins it and gets a copy of every
-   * key, as a replacement does. A copy that fails leaves the job's copies pending: a repair finishes them.
+   * key, as a replacement does; and again whenever a node registers or comes back (`topUpShortJobs`), for a job
+   * no node could take then. A copy that fails leaves the job's copies pending: a repair finishes them.
    */
   private async topUp(jobId: string, host: Pick<PlacementHost, 'publish' | 'connect'>): Promise<void> {
     const { ctx } = this;
     const job = ctx.registry.jobs.get(jobId);
-    const newest = job?.placement.generations[0];
-    if (job === undefined || newest === undefined || newest.remnant === true || newest.nodes.length >= (job.placement.replicas ?? 1))
-      return;
+    // A job with copies pending is finished by a repair first (`finishCopiesLater`); the next node to come asks again.
+    if (job === undefined || job.pending !== undefined || !isShortOfNodes(job)) return;
+    const newest = job.placement.generations[0]!;
     const replacement = this.joining(job, newest.nodes);
     if (replacement.length === 0) return;
     const started = Date.now();
@@ -394,6 +397,28 @@ export class NodeBook {
     } catch (error) {
       ctx.logger.warn({ err: error, job: jobId, joined: replacement[0]!.id }, 'adding copies failed: repairing later');
       if (job.pending !== undefined) this.placements.finishCopiesLater(jobId);
+    }
+  }
+
+  /**
+   * A node registered, or a lost one reported again: a job a restoration left with fewer nodes than copies (no
+   * node could take the lost one's place then, a one-node tier say) may get one now. Each in the job's queue of
+   * changes, not awaited: the copies can take seconds, and the node's registration or report does not wait for them.
+   */
+  private topUpShortJobs(): void {
+    const { ctx, placements } = this;
+    for (const job of ctx.registry.jobs.values()) {
+      if (job.pending !== undefined || !isShortOfNodes(job)) continue;
+      void placements
+        .change(job.id, async () => {
+          const host = placements.placementHost(job);
+          try {
+            await this.topUp(job.id, host);
+          } finally {
+            host.close();
+          }
+        })
+        .catch((error: unknown) => ctx.logger.warn({ err: error, job: job.id }, 'adding copies failed'));
     }
   }
 
@@ -448,4 +473,10 @@ export class NodeBook {
   unretire(tier: Tier): void {
     for (const [id, retiredTier] of this.retired) if (retiredTier === tier) this.retired.delete(id);
   }
+}
+
+/** A placed, replicated job whose newest generation (taking writes) has fewer nodes than it asks copies of. */
+function isShortOfNodes(job: JobRecord): boolean {
+  const newest = job.placement.generations[0];
+  return newest !== undefined && newest.remnant !== true && newest.nodes.length > 0 && newest.nodes.length < (job.placement.replicas ?? 1);
 }

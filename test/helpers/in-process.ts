@@ -25,6 +25,8 @@ export interface InProcessCluster {
    * fresh boot id and an empty engine (what a Kubernetes pod restarted after a crash looks like).
    */
   restartNode(index: number): Promise<RunningStorageNode>;
+  /** Starts one more DRAM node (id `dram-<its index>`), as a scale-up or a replacement pod with a new name does. */
+  addNode(): Promise<RunningStorageNode>;
   close(): Promise<void>;
 }
 
@@ -96,6 +98,11 @@ export async function startInProcessCluster(
       const port = Number(old.address.slice(old.address.lastIndexOf(':') + 1));
       nodes[index] = await startNode(index, port);
       return nodes[index]!;
+    },
+    async addNode() {
+      const node = await startNode(nodes.length);
+      nodes.push(node);
+      return node;
     },
     async close() {
       await Promise.all(nodes.map((n) => n.close().catch(() => {})));

@@ -39,6 +39,8 @@ export class NodeBook {
   private readonly retired = new Map<string, string>();
   /** Restorations a node's loss started, by node: its next report waits for them (`nodeBack`). */
   private readonly recovering = new Map<string, Promise<void>>();
+  /** Jobs with a top-up queued (`topUpShortJobs`): the timer asks again every tick. */
+  private readonly toppingUp = new Set<string>();
 
   constructor(
     private readonly ctx: ControllerContext,
@@ -290,6 +292,20 @@ export class NodeBook {
     const newest = job.placement.generations[0]!.nodes.filter((n) => n.id !== node.id);
     // Too few nodes left for every copy: the roomiest other node joins (the same policy as growth).
     const replacement = newest.length < replicas ? this.joining(job, newest, node.id) : [];
+    if (newest.length === 0 && replacement.length === 0) {
+      // Every other node of the job is lost too (both of two frozen, cut off or restarted at once) and none can
+      // join: nothing to restore onto. Placed without it, the job had no generation taking writes, and once its
+      // nodes came back its remnants were spent and its placement left empty: every key UNAVAILABLE for good (an
+      // outsider's SIGSTOP of both nodes, 2026-12-07). So it keeps the node, as a single-copy job does: its keys
+      // fail while their nodes are gone and come back with them (a restarted node's never: a lost member is never
+      // announced the job again).
+      ctx.logger.warn({ job: jobId, lost: node.id }, 'copies not restored: every other node of the job is lost too');
+      ctx.events.add('replication-failed', `copies of ${jobId} not restored: every other node of the job is lost too`, {
+        tier: node.tier,
+        node: node.id,
+      });
+      return null;
+    }
     const started = Date.now();
     const host = placements.placementHost(job);
     let published = false;
@@ -363,13 +379,13 @@ export class NodeBook {
    * for: on two nodes, the restarted one's new process may not take the job before its loss is restored, and
    * nothing asked again afterwards, so a second restart lost every key (an outsider's test, 2026-12-07). Once the
    * restoration is published the id is free: a node that can take the job now joins it and gets a copy of every
-   * key, as a replacement does; and again whenever a node registers or comes back (`topUpShortJobs`), for a job
-   * no node could take then. A copy that fails leaves the job's copies pending: a repair finishes them.
+   * key, as a replacement does; and later (`topUpShortJobs`) for a job no node could take then. A copy that
+   * fails leaves the job's copies pending: a repair finishes them.
    */
   private async topUp(jobId: string, host: Pick<PlacementHost, 'publish' | 'connect'>): Promise<void> {
     const { ctx } = this;
     const job = ctx.registry.jobs.get(jobId);
-    // A job with copies pending is finished by a repair first (`finishCopiesLater`); the next node to come asks again.
+    // A job with copies pending is finished by a repair first (`finishCopiesLater`); the timer asks again after.
     if (job === undefined || job.pending !== undefined || !isShortOfNodes(job)) return;
     const newest = job.placement.generations[0]!;
     const replacement = this.joining(job, newest.nodes);
@@ -401,14 +417,17 @@ export class NodeBook {
   }
 
   /**
-   * A node registered, or a lost one reported again: a job a restoration left with fewer nodes than copies (no
-   * node could take the lost one's place then, a one-node tier say) may get one now. Each in the job's queue of
-   * changes, not awaited: the copies can take seconds, and the node's registration or report does not wait for them.
+   * A job a restoration left with fewer nodes than copies (no node could take the lost one's place then: a
+   * one-node tier, or every node of the job lost at once) gets one as soon as one can take it: when a node
+   * registers or a lost one reports again, and on the controller's timer (a repair that was pending then has
+   * finished since). Each in the job's queue of changes, once at a time, not awaited: the copies can take seconds.
    */
-  private topUpShortJobs(): void {
+  topUpShortJobs(): void {
     const { ctx, placements } = this;
     for (const job of ctx.registry.jobs.values()) {
-      if (job.pending !== undefined || !isShortOfNodes(job)) continue;
+      if (job.pending !== undefined || this.toppingUp.has(job.id) || !isShortOfNodes(job)) continue;
+      if (this.joining(job, job.placement.generations[0]!.nodes).length === 0) continue;
+      this.toppingUp.add(job.id);
       void placements
         .change(job.id, async () => {
           const host = placements.placementHost(job);
@@ -418,7 +437,8 @@ export class NodeBook {
             host.close();
           }
         })
-        .catch((error: unknown) => ctx.logger.warn({ err: error, job: job.id }, 'adding copies failed'));
+        .catch((error: unknown) => ctx.logger.warn({ err: error, job: job.id }, 'adding copies failed'))
+        .finally(() => this.toppingUp.delete(job.id));
     }
   }
 

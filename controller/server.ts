@@ -146,6 +146,7 @@ export class Controller implements ConsoleBackend {
       if (stood > Math.min(STOOD_STILL_MS, ctx.nodeTimeoutMs / 2)) this.resumedAfterStandingStill(now, stood);
       void this.jobs.collectExpired();
       this.nodeBook.checkLiveness(now);
+      this.nodeBook.topUpShortJobs();
     }, every);
     if (this.options.autoscaler !== undefined) this.scaling.start(this.options.autoscaler);
     this.leaseTimer.unref();

@@ -89,3 +89,51 @@ test('both holders frozen past the node timeout: their keys fail meanwhile, neve
   );
   await job.deregister();
 });
+
+test('both nodes of a two-node cluster frozen past the node timeout: no node to restore onto, the job keeps them, and every key reads back once they are thawed', async (t) => {
+  t.timeout(120_000);
+  const cluster = await LocalCluster.start({ dram: 2, ssd: 0, hdd: 0, dramCapacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.stop());
+  const satchel = await Satchel.connect(cluster.controller, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('frozen-two', { replicas: 2 });
+  await job.putMany(keys.map((key) => [key, `value ${key}`] as const));
+  const api = cluster.info.console;
+  const auth = { headers: { authorization: `Bearer ${cluster.viewerToken}` } };
+  const nodesOfJob = async () =>
+    ((await (await fetch(`${api}/api/jobs/${job.id}`, auth)).json()) as { nodes: { id: string }[] }).nodes.map((n) => n.id).sort();
+  const placed = await nodesOfJob();
+  t.is(placed.length, 2);
+
+  for (const id of placed) await cluster.freezeNode(id);
+  await eventually(
+    async () => {
+      const events = (await (await fetch(`${api}/api/events`, auth)).json()) as { kind: string; reason: string }[];
+      return events.some((e) => e.kind === 'replication-failed' && e.reason.includes('every other node of the job is lost too'));
+    },
+    20_000,
+    'both lost, the second with nothing to restore onto',
+  );
+  for (const id of placed) await cluster.thawNode(id);
+
+  // Before, the job was left with no generation at all: every key UNAVAILABLE for good.
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  let last: string[] = [];
+  await eventually(
+    async () => {
+      last = await readAll(reader);
+      return last.every((v, i) => v === `value ${keys[i]}`);
+    },
+    30_000,
+    'every acknowledged key read back',
+  ).catch((error: unknown) => {
+    t.log(last.filter((v, i) => v !== `value ${keys[i]}`).slice(0, 5));
+    throw error;
+  });
+  // And on both nodes again (a top-up once the second reported), so either may go next.
+  await eventually(async () => JSON.stringify(await nodesOfJob()) === JSON.stringify(placed), 30_000, 'the job on both nodes again');
+  await reader.put('after', 'thawed');
+  t.is((await reader.get('after'))?.toString(), 'thawed');
+  await job.deregister();
+});

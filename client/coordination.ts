@@ -6,11 +6,13 @@ import { randomFillSync } from 'node:crypto';
 import { Flag, Op, type PlacementNode, type Reply, SatchelError, Status } from '../proto/index.ts';
 import type { KeyValue } from './batches.ts';
 import type { Blocks } from './blocks.ts';
+import { pastDeadline } from './deadline.ts';
 import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
+import { isKeyLost, keyLostError } from './lost-keys.ts';
 import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
 import { incrOnce, readReplicas } from './replicas.ts';
 import { expectOk } from './replies.ts';
-import { isKeyLost, keyLostError, type Router } from './routing.ts';
+import type { Router } from './routing.ts';
 import { Watch, type WatchOptions } from './watch.ts';
 
 export class Coordination {
@@ -94,6 +96,7 @@ export class Coordination {
     const amount = Buffer.allocUnsafe(16);
     amount.writeBigInt64BE(BigInt(by));
     randomFillSync(amount, 8, 8);
+    const deadline = Date.now() + router.timeoutMs; // the whole call's (deadline.ts)
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
       let nodes: PlacementNode[];
@@ -109,13 +112,13 @@ export class Coordination {
           reply = await incrOnce(router, nodes, 0, key, amount);
         }
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS || isKeyLost(error)) throw error;
-        await router.afterUnreachable(error, epoch);
+        if (attempt >= MAX_ATTEMPTS || isKeyLost(error) || pastDeadline(deadline)) throw error;
+        await router.afterUnreachable(error, epoch, deadline);
         continue;
       }
       if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
-      if (attempt >= MAX_ATTEMPTS) expectOk(reply);
-      if (reply.status === Status.STALE) await router.refreshPast(reply.arg);
+      if (attempt >= MAX_ATTEMPTS || pastDeadline(deadline)) expectOk(reply);
+      if (reply.status === Status.STALE) await router.refreshPast(reply.arg, deadline);
       else if (reply.status === Status.FULL) await router.grow(nodes[0]!.id, epoch);
       else expectOk(reply);
     }

@@ -98,9 +98,10 @@ export class Job {
     if (bytes.length > router.placement.blockSize) return this.blocks.put(key, bytes);
     // Hot path: no async frames of our own, one promise beyond the request's (see perf/RESULTS.md).
     const epoch = router.placement.epoch;
+    const deadline = Date.now() + router.timeoutMs; // the whole call's (deadline.ts)
     return router.route(Op.PUT, 0, key, bytes).then(
-      (reply) => (reply.status === Status.OK && reply.flags === 0 ? undefined : this.finishPut(key, bytes, reply)),
-      (error: unknown) => router.afterUnreachable(error, epoch).then(() => this.finishPut(key, bytes, null)),
+      (reply) => (reply.status === Status.OK && reply.flags === 0 ? undefined : this.finishPut(key, bytes, reply, deadline)),
+      (error: unknown) => router.afterUnreachable(error, epoch, deadline).then(() => this.finishPut(key, bytes, null, deadline)),
     );
   }
 
@@ -114,30 +115,32 @@ export class Job {
       return Promise.reject(error);
     }
     const epoch = router.placement.epoch;
-    return router.route(Op.GET, 0, key, null).then(
+    const deadline = Date.now() + router.timeoutMs; // the whole call's (deadline.ts)
+    return router.route(Op.GET, 0, key, null, null, deadline).then(
       (reply) => {
         if (reply.status === Status.OK && (reply.flags & Flag.MANIFEST) === 0) return reply.body;
         // Absent, by the only generation of the placement the request went out with.
         if (reply.status === Status.NOT_FOUND && router.placement.epoch === epoch && router.placement.generations.length === 1) return null;
-        return this.finishGet(key, reply);
+        return this.finishGet(key, reply, deadline);
       },
-      (error: unknown) => router.afterUnreachable(error, epoch).then(() => this.finishGet(key, null)),
+      (error: unknown) => router.afterUnreachable(error, epoch, deadline).then(() => this.finishGet(key, null, deadline)),
     );
   }
 
   /** PUT's uncommon endings: placement changed (STALE), more room needed (FULL), an error, or a large value replaced. */
-  private async finishPut(key: string, bytes: Uint8Array, reply: Reply | null): Promise<void> {
+  private async finishPut(key: string, bytes: Uint8Array, reply: Reply | null, deadline: number): Promise<void> {
     if (reply === null || reply.status === Status.STALE || reply.status === Status.FULL)
-      reply = await this.router.call(Op.PUT, 0, key, bytes);
+      reply = await this.router.call(Op.PUT, 0, key, bytes, null, deadline);
     return this.blocks.afterReplace(key, reply);
   }
 
   /** GET's uncommon endings: STALE, an error, or a manifest whose blocks must be fetched. */
-  private async finishGet(key: string, reply: Reply | null): Promise<Buffer | null> {
+  private async finishGet(key: string, reply: Reply | null, deadline: number): Promise<Buffer | null> {
     for (let attempt = 1; ; attempt++) {
       // No answer yet, the placement changed, or the key may sit in an older generation: `call` handles all.
+      // (A large value's blocks are calls of their own, each with its own time.)
       if (reply === null || reply.status === Status.STALE || reply.status === Status.NOT_FOUND)
-        reply = await this.router.call(Op.GET, 0, key, null);
+        reply = await this.router.call(Op.GET, 0, key, null, null, attempt === 1 ? deadline : undefined);
       if (reply.status === Status.NOT_FOUND) return null;
       expectOk(reply);
       if ((reply.flags & Flag.MANIFEST) === 0) return reply.body;

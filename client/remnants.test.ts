@@ -8,7 +8,7 @@ import test from 'ava';
 import { blockKey, keySlot, Op, pickNodes, type WirePlacement } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { requestsOf, startFakeCluster } from './fake-node.suite.ts';
-import { keyLostError } from './routing.ts';
+import { keyLostError } from './lost-keys.ts';
 
 /** `placement` with its generations from `remnantFrom` on made remnants, and `lost` ids marked lost there. */
 function withRemnants(placement: WirePlacement, remnantFrom: number, lost: string[]): WirePlacement {

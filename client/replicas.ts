@@ -14,12 +14,14 @@ import {
   Status,
   writtenGenerations,
 } from '../proto/index.ts';
+import { pastDeadline, settleBy } from './deadline.ts';
 import { isTransient, MAX_ATTEMPTS } from './defaults.ts';
 import { expectOk } from './replies.ts';
 
 /** What the copies need of the job's routing (routing.ts implements it; an interface, so this module does not import it back). */
 export interface ReplicaHost {
   readonly placement: Placement;
+  readonly timeoutMs: number;
   callNode(
     node: PlacementNode,
     op: number,
@@ -30,14 +32,15 @@ export interface ReplicaHost {
     into?: Buffer | null,
   ): Promise<Reply>;
   connectionTo(node: PlacementNode): NodeConnection;
-  afterUnreachable(error: unknown, epoch: number): Promise<void>;
+  afterUnreachable(error: unknown, epoch: number, callDeadline?: number): Promise<void>;
 }
 
 /**
  * A read from the primary, or when it cannot be reached, from a replica that has the key. The primary has
  * every acknowledged write; a replica may not yet (the controller may be copying the key to it after a loss),
  * so its NOT_FOUND is no answer: with no replica holding the key, the primary's failure is thrown, and the
- * caller waits for a placement without it (`afterUnreachable`).
+ * caller waits for a placement without it (`afterUnreachable`). Each copy gets a share of the call's time
+ * (`deadline`: deadline.ts); none is asked past it.
  */
 export async function readReplicas(
   host: ReplicaHost,
@@ -46,16 +49,23 @@ export async function readReplicas(
   key: string,
   flags = 0,
   into: Buffer | null = null,
+  deadline = Infinity,
 ): Promise<Reply> {
   let failure: unknown;
-  for (const node of replicas) {
+  for (let i = 0; i < replicas.length; i++) {
     try {
       // One copy at a time: `into` (a block's place in its value) is written by one answer, or rewritten whole.
-      const reply = await host.callNode(node, op, flags, 0, key, null, into);
+      const asked = host.callNode(replicas[i]!, op, flags, 0, key, null, into);
+      // Each copy gets its share of what is left of the call's time (the first of two, half), so a frozen one
+      // leaves the next time to answer within the call's. (A timer per replicated read: none without a deadline.)
+      const now = Date.now();
+      const by = i === replicas.length - 1 ? deadline : now + (deadline - now) / (replicas.length - i);
+      const reply = await settleBy(asked, by, host.timeoutMs);
       if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
     } catch (error) {
       if (!isTransient(error)) throw error;
       failure ??= error;
+      if (pastDeadline(deadline)) break;
     }
   }
   throw failure;

@@ -210,6 +210,28 @@ test('a node that never answers: TIMEOUT after timeoutMs, no placement lookup, a
   t.is(n0!.sockets.size, 1, 'on the same connection');
 });
 
+test('replicas: both holders frozen, a get and a put each end TIMEOUT within timeoutMs, retries and waits for a new placement included', async (t) => {
+  const {
+    nodes: [n0, n1],
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, replicas: 2 });
+  for (const node of [n0!, n1!]) {
+    node.store.script(Op.GET, 'hang', { key: 'frozen', times: Infinity });
+    node.store.script(Op.PUT, 'hang', { key: 'frozen', times: Infinity });
+  }
+  const job = await attach({ timeoutMs: 1_000 });
+  await job.put('k', 'v'); // connected to both: what follows times only the calls
+  for (const call of [() => job.get('frozen'), () => job.put('frozen', 'x')]) {
+    const started = Date.now();
+    const error = await rejection(t, call());
+    const took = Date.now() - started;
+    t.is(error.code, 'TIMEOUT');
+    // Before, a get asked one holder, then the other, then waited for a new placement: at least 3 s here.
+    t.true(took >= 1_000 && took < 2_000, `${took} ms`);
+  }
+  t.is((await job.get('k'))?.toString(), 'v');
+});
+
 test('a node that drops the connection: UNAVAILABLE after one placement lookup; the next placement is used when there is one', async (t) => {
   const {
     nodes: [n0, n1],

@@ -21,7 +21,6 @@ import {
   pickNodes,
   type Reply,
   refusedByNode,
-  refusingNode,
   SatchelError,
   Status,
   someSlotLost,
@@ -30,8 +29,10 @@ import {
   type WirePlacement,
   writtenGenerations,
 } from '../proto/index.ts';
+import { pastDeadline, settleBy } from './deadline.ts';
 import { MAX_ATTEMPTS, METADATA_CATCH_UP, REFUSAL_PAUSE_MS, REPLACEMENT_POLL, sleep } from './defaults.ts';
 import { closeIdleOf, closeOrKeep, takeIdle } from './idle-connections.ts';
+import { isKeyLost, keyLostError, lostNodeError } from './lost-keys.ts';
 import { MetadataLookup } from './metadata-lookup.ts';
 import { type JobOptions, type ResolvedJobOptions, resolveJobOptions } from './options.ts';
 import { type ReplicaHost, readReplicas, writeReplicas } from './replicas.ts';
@@ -137,20 +138,26 @@ export class Router implements ReplicaHost, WatchHost {
     this.parsed = parsed;
   }
 
+  /** Every call's time (a call's deadline: deadline.ts). */
+  get timeoutMs(): number {
+    return this.options.timeoutMs;
+  }
+
   checkOpen(): void {
     if (this.closed) throw new SatchelError('CLOSED', `job ${this.jobId} handle is closed`);
   }
 
   /**
    * One request to the node that owns `key` in the newest generation (its replicas: replicas.ts), whatever the
-   * answer. `into`: where a GET's value may be read to (NodeConnection's `RequestFrame.into`).
+   * answer. `into`: where a GET's value may be read to (NodeConnection's `RequestFrame.into`); `deadline`: the
+   * call's (deadline.ts), which a read asking a second copy keeps to.
    */
-  route(op: number, flags: number, key: string, value: Uint8Array | null, into: Buffer | null = null): Promise<Reply> {
+  route(op: number, flags: number, key: string, value: Uint8Array | null, into: Buffer | null = null, deadline = Infinity): Promise<Reply> {
     const nodes = this.placement.generations[0]!;
     if (this.placement.replicas === 1) return this.callNode(nodes[pickNode(nodes, keySlot(key))]!, op, flags, 0, key, value, into);
     const replicas = pickNodes(nodes, keySlot(key), this.placement.replicas).map((i) => nodes[i]!);
     return op === Op.GET || op === Op.STAT
-      ? readReplicas(this, replicas, op, key, 0, into)
+      ? readReplicas(this, replicas, op, key, 0, into, deadline)
       : writeReplicas(this, replicas, op, flags, key, value);
   }
 
@@ -187,26 +194,35 @@ export class Router implements ReplicaHost, WatchHost {
   /**
    * One request to the node that owns `key` in the newest generation, and what it takes to get an answer:
    * a new placement on STALE, more room on FULL (PUT), the older generations on NOT_FOUND (GET, STAT) — the last
-   * also on the last attempt: a NOT_FOUND from the newest generation alone never answers "absent".
+   * also on the last attempt: a NOT_FOUND from the newest generation alone never answers "absent". All within
+   * `deadline` (deadline.ts: `timeoutMs` from the call's start), past which the last error or answer is the call's.
    */
-  async call(op: number, flags: number, key: string, value: Uint8Array | null, into: Buffer | null = null): Promise<Reply> {
+  async call(
+    op: number,
+    flags: number,
+    key: string,
+    value: Uint8Array | null,
+    into: Buffer | null = null,
+    deadline = Date.now() + this.options.timeoutMs,
+  ): Promise<Reply> {
+    const timeoutMs = this.options.timeoutMs;
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
       const epoch = this.placement.epoch;
       try {
-        reply = await this.route(op, flags, key, value, into);
+        reply = await settleBy(this.route(op, flags, key, value, into, deadline), deadline, timeoutMs);
         if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
-          reply = await this.olderGenerations(op, key, reply);
+          reply = await settleBy(this.olderGenerations(op, key, reply), deadline, timeoutMs);
         }
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS || isKeyLost(error)) throw error;
-        await this.afterUnreachable(error, epoch);
+        if (attempt >= MAX_ATTEMPTS || isKeyLost(error) || pastDeadline(deadline)) throw error;
+        await this.afterUnreachable(error, epoch, deadline);
         continue;
       }
       // (An older generation's node may answer STALE too: the job moved off it since.)
-      if (attempt >= MAX_ATTEMPTS) return reply;
+      if (attempt >= MAX_ATTEMPTS || pastDeadline(deadline)) return reply;
       if (reply.status === Status.STALE) {
-        await this.refreshPast(reply.arg);
+        await this.refreshPast(reply.arg, deadline);
       } else if (reply.status === Status.FULL && op === Op.PUT) {
         await this.grow(this.owners(key)[0]!.id, epoch);
       } else {
@@ -220,6 +236,7 @@ export class Router implements ReplicaHost, WatchHost {
    * Each generation's holders delete as they write: the first orders it, the others take it as its replicas.
    */
   async deleteAtOwners(key: string, replaced: ReplacedValues): Promise<boolean> {
+    const deadline = Date.now() + this.options.timeoutMs;
     for (let attempt = 1; ; attempt++) {
       let deleted = false;
       const epoch = this.placement.epoch;
@@ -234,7 +251,7 @@ export class Router implements ReplicaHost, WatchHost {
           const fresh = holders.filter((node) => !done.has(node.id));
           if (fresh.length === 0) continue;
           const reply = await writeReplicas(this, fresh, Op.DELETE, 0, key, null);
-          if (reply.status === Status.STALE && attempt < MAX_ATTEMPTS) {
+          if (reply.status === Status.STALE && attempt < MAX_ATTEMPTS && !pastDeadline(deadline)) {
             stale = reply.arg;
             break;
           }
@@ -243,10 +260,10 @@ export class Router implements ReplicaHost, WatchHost {
           for (const node of fresh) done.add(node.id);
         }
         if (stale === false) return deleted;
-        await this.refreshPast(stale);
+        await this.refreshPast(stale, deadline);
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS) throw error;
-        await this.afterUnreachable(error, epoch); // a node down: with replicas, the placement that replaces it
+        if (attempt >= MAX_ATTEMPTS || pastDeadline(deadline)) throw error;
+        await this.afterUnreachable(error, epoch, deadline); // a node down: with replicas, the placement that replaces it
       }
     }
   }
@@ -264,9 +281,10 @@ export class Router implements ReplicaHost, WatchHost {
    * server. Resolves when there is a newer placement than `epoch` to retry with (at once when another call of
    * this handle already fetched one); rejects with NO_SUCH_JOB for a job that is gone, else with the error itself —
    * or, when a single-copy job's placement marks the node that refused lost (it restarted since the job was placed
-   * on it: control.proto PlacementNode.lost), with UNAVAILABLE saying its keys are gone.
+   * on it: control.proto PlacementNode.lost), with UNAVAILABLE saying its keys are gone. Never past the call's
+   * `callDeadline` (deadline.ts).
    */
-  async afterUnreachable(error: unknown, epoch: number): Promise<void> {
+  async afterUnreachable(error: unknown, epoch: number, callDeadline = Infinity): Promise<void> {
     const replicated = this.placement.replicas > 1;
     // A frozen node times out rather than refusing: with replicas, that too is a node to be replaced.
     const retried = replicated ? REPLACEMENT_POLL.retries(error) : error instanceof SatchelError && error.code === 'UNAVAILABLE';
@@ -279,8 +297,10 @@ export class Router implements ReplicaHost, WatchHost {
     // nothing and is likely to serve again shortly: after REFUSAL_PAUSE_MS without a new placement the caller asks
     // it again, each of its attempts.
     const refused = replicated && refusedByNode(error);
-    const deadline =
-      Date.now() + (replicated ? (refused ? Math.min(REFUSAL_PAUSE_MS, this.options.timeoutMs) : this.options.timeoutMs) : 0);
+    const deadline = Math.min(
+      callDeadline,
+      Date.now() + (replicated ? (refused ? Math.min(REFUSAL_PAUSE_MS, this.options.timeoutMs) : this.options.timeoutMs) : 0),
+    );
     for (let polls = 1; ; polls++) {
       try {
         await this.refresh();
@@ -296,7 +316,7 @@ export class Router implements ReplicaHost, WatchHost {
       const delay = REPLACEMENT_POLL.delay(polls);
       if (this.closed) throw error;
       if (Date.now() + delay > deadline) {
-        if (refused) return;
+        if (refused && Date.now() + delay <= callDeadline) return;
         throw error;
       }
       await sleep(delay);
@@ -452,11 +472,11 @@ export class Router implements ReplicaHost, WatchHost {
    * After STALE from a node that knows epoch `nodeEpoch`: a fresh placement, waiting a little for the metadata
    * servers while they still hold an older one than the node (the controller tells nodes first).
    */
-  async refreshPast(nodeEpoch: number): Promise<void> {
+  async refreshPast(nodeEpoch: number, callDeadline = Infinity): Promise<void> {
     await this.refresh();
     // Usually a few ms; up to the operation's timeout when the controller died between telling the nodes and
     // telling the metadata servers (its successor republishes what it had recorded).
-    const deadline = Date.now() + this.options.timeoutMs;
+    const deadline = Math.min(callDeadline, Date.now() + this.options.timeoutMs);
     for (let polls = 1; this.placement.epoch < nodeEpoch && Date.now() < deadline && !this.closed; polls++) {
       await sleep(METADATA_CATCH_UP.delay(polls));
       await this.refresh();
@@ -512,24 +532,6 @@ export class Router implements ReplicaHost, WatchHost {
   }
 }
 
-/**
- * The error for a refusal (`refusingNode`) by a node `placement` marks lost: what it held of the job is gone, so no
- * retry helps. Still UNAVAILABLE, the code the node answered. Undefined for any other error or node.
- */
-function lostNodeError(placement: Placement, error: unknown): SatchelError | undefined {
-  const address = refusingNode(error);
-  if (address === undefined) return undefined;
-  for (const generation of placement.generations)
-    for (const node of generation)
-      if (node.address === address && node.lost === true)
-        return new SatchelError(
-          'UNAVAILABLE',
-          `node ${node.id} restarted since job ${placement.jobId} was placed on it: the keys it held are gone, and the job keeps one copy`,
-          { cause: error },
-        );
-  return undefined;
-}
-
 type DeletedVersion = { epoch: number; seq: number };
 
 /**
@@ -541,34 +543,6 @@ function firstAnswer<T>(answers: Promise<T>[]): Promise<T> {
   return Promise.any(answers).catch((error: unknown) => {
     throw error instanceof AggregateError ? error.errors[0] : error;
   });
-}
-
-/**
- * Every holder of `key` in a remnant generation is marked lost (control.proto Generation.remnant): its copies all
- * died, each process restarting before the controller could restore them from another (or, one copy, its only
- * holder restarted). The key may have held a value: UNAVAILABLE, never "absent".
- */
-export function keyLostError(placement: Placement, key: string, holders: readonly PlacementNode[]): SatchelError {
-  const ids = holders.map((node) => node.id).join(', ');
-  // A block of a large value (proto/manifest.ts `blockKey`: the user's key, NUL, …): named by the value's key.
-  const nul = key.indexOf('\u0000');
-  const what = nul < 0 ? `key ${JSON.stringify(key)}` : `a block of the value of key ${JSON.stringify(key.slice(0, nul))}`;
-  const error = new SatchelError(
-    'UNAVAILABLE',
-    placement.replicas === 1
-      ? `node ${ids} restarted since job ${placement.jobId} was placed on it: the keys it held are gone, and the job keeps one copy`
-      : `every copy of ${what} of job ${placement.jobId} was lost: its holders (${ids}) restarted before its copies were restored, so what it held is gone`,
-  );
-  lostKeys.add(error);
-  return error;
-}
-
-/** `keyLostError`s: final, no new placement brings the key back (`call` does not wait for one). */
-const lostKeys = new WeakSet<object>();
-
-/** Whether `error` is a `keyLostError`: thrown at once, not retried after a placement lookup. */
-export function isKeyLost(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && lostKeys.has(error);
 }
 
 /** A cluster running with TLS puts its CA in the ticket: every connection of the job is TLS, checked against it. */

@@ -99,7 +99,7 @@ export class Job {
     // Hot path: no async frames of our own, one promise beyond the request's (see perf/RESULTS.md).
     const epoch = router.placement.epoch;
     const deadline = Date.now() + router.timeoutMs; // the whole call's (deadline.ts)
-    return router.route(Op.PUT, 0, key, bytes).then(
+    return router.route(Op.PUT, 0, key, bytes, null, deadline).then(
       (reply) => (reply.status === Status.OK && reply.flags === 0 ? undefined : this.finishPut(key, bytes, reply, deadline)),
       (error: unknown) => router.afterUnreachable(error, epoch, deadline).then(() => this.finishPut(key, bytes, null, deadline)),
     );

@@ -14,7 +14,7 @@ import {
   Status,
   writtenGenerations,
 } from '../proto/index.ts';
-import { pastDeadline, settleBy } from './deadline.ts';
+import { pastDeadline, settleBy, shareOf } from './deadline.ts';
 import { isTransient, MAX_ATTEMPTS } from './defaults.ts';
 import { expectOk } from './replies.ts';
 
@@ -39,8 +39,8 @@ export interface ReplicaHost {
  * A read from the primary, or when it cannot be reached, from a replica that has the key. The primary has
  * every acknowledged write; a replica may not yet (the controller may be copying the key to it after a loss),
  * so its NOT_FOUND is no answer: with no replica holding the key, the primary's failure is thrown, and the
- * caller waits for a placement without it (`afterUnreachable`). Each copy gets a share of the call's time
- * (`deadline`: deadline.ts); none is asked past it.
+ * caller waits for a placement without it (`afterUnreachable`). Each copy gets half of what is left of the call's
+ * time (`deadline`: deadline.ts); none is asked past it.
  */
 export async function readReplicas(
   host: ReplicaHost,
@@ -56,11 +56,9 @@ export async function readReplicas(
     try {
       // One copy at a time: `into` (a block's place in its value) is written by one answer, or rewritten whole.
       const asked = host.callNode(replicas[i]!, op, flags, 0, key, null, into);
-      // Each copy gets its share of what is left of the call's time (the first of two, half), so a frozen one
-      // leaves the next time to answer within the call's. (A timer per replicated read: none without a deadline.)
-      const now = Date.now();
-      const by = i === replicas.length - 1 ? deadline : now + (deadline - now) / (replicas.length - i);
-      const reply = await settleBy(asked, by, host.timeoutMs);
+      // Half of what is left of the call's time (`shareOf`): a frozen copy leaves the next one, or the placement
+      // that replaces it, time to answer within the call's.
+      const reply = await settleBy(asked, shareOf(deadline), host.timeoutMs);
       if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
     } catch (error) {
       if (!isTransient(error)) throw error;
@@ -78,7 +76,9 @@ export async function readReplicas(
  * concurrent writers leave every copy with the same value, and a replica never holds a write its primary
  * does not. An INCR's replicas take the primary's new total (and the increment's token). The answer is the primary's, unless a
  * replica's is not OK (STALE, FULL: the caller refreshes or grows, and writes again). A replica that cannot be
- * reached fails the write with UNAVAILABLE: `afterUnreachable` then waits for the controller to replace it.
+ * reached fails the write with UNAVAILABLE: `afterUnreachable` then waits for the controller to replace it. The
+ * primary, then the others together, get half of what is left of the call's time each (`deadline`: deadline.ts),
+ * so a write to a frozen node has time left for the placement that replaces it.
  */
 export async function writeReplicas(
   host: ReplicaHost,
@@ -87,11 +87,14 @@ export async function writeReplicas(
   flags: number,
   key: string,
   value: Uint8Array | null,
+  deadline = Infinity,
 ): Promise<Reply> {
-  const primary = await host.callNode(replicas[0]!, op, flags, 0, key, value);
+  const primary = await settleBy(host.callNode(replicas[0]!, op, flags, 0, key, value), shareOf(deadline), host.timeoutMs);
   if (replicas.length === 1 || primary.status !== Status.OK) return primary;
-  const replies = await Promise.all(
-    replicas.slice(1).map((node) => host.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value)),
+  const replies = await settleBy(
+    Promise.all(replicas.slice(1).map((node) => host.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value))),
+    shareOf(deadline),
+    host.timeoutMs,
   );
   return replies.find((reply) => reply.status !== Status.OK) ?? primary;
 }

@@ -227,7 +227,8 @@ test('replicas: both holders frozen, a get and a put each end TIMEOUT within tim
     const took = Date.now() - started;
     t.is(error.code, 'TIMEOUT');
     // Before, a get asked one holder, then the other, then waited for a new placement: at least 3 s here.
-    t.true(took >= 1_000 && took < 2_000, `${took} ms`);
+    // (It may end a little early: a wait for a new placement that would overrun the call's time is not started.)
+    t.true(took >= 500 && took < 2_000, `${took} ms`);
   }
   t.is((await job.get('k'))?.toString(), 'v');
 });

@@ -150,7 +150,7 @@ export class Router implements ReplicaHost, WatchHost {
   /**
    * One request to the node that owns `key` in the newest generation (its replicas: replicas.ts), whatever the
    * answer. `into`: where a GET's value may be read to (NodeConnection's `RequestFrame.into`); `deadline`: the
-   * call's (deadline.ts), which a read asking a second copy keeps to.
+   * call's (deadline.ts), of which a replicated job's requests each take half of what is left (replicas.ts).
    */
   route(op: number, flags: number, key: string, value: Uint8Array | null, into: Buffer | null = null, deadline = Infinity): Promise<Reply> {
     const nodes = this.placement.generations[0]!;
@@ -158,7 +158,7 @@ export class Router implements ReplicaHost, WatchHost {
     const replicas = pickNodes(nodes, keySlot(key), this.placement.replicas).map((i) => nodes[i]!);
     return op === Op.GET || op === Op.STAT
       ? readReplicas(this, replicas, op, key, 0, into, deadline)
-      : writeReplicas(this, replicas, op, flags, key, value);
+      : writeReplicas(this, replicas, op, flags, key, value, deadline);
   }
 
   callNode(
@@ -250,7 +250,7 @@ export class Router implements ReplicaHost, WatchHost {
         for (const holders of this.holders(key).slice(0, writtenGenerations(this.placement).length)) {
           const fresh = holders.filter((node) => !done.has(node.id));
           if (fresh.length === 0) continue;
-          const reply = await writeReplicas(this, fresh, Op.DELETE, 0, key, null);
+          const reply = await writeReplicas(this, fresh, Op.DELETE, 0, key, null, deadline);
           if (reply.status === Status.STALE && attempt < MAX_ATTEMPTS && !pastDeadline(deadline)) {
             stale = reply.arg;
             break;

@@ -44,11 +44,15 @@ test('both holders frozen past the node timeout: their keys fail meanwhile, neve
     return placed.every((id) => events.some((e) => e.kind === 'node-lost' && e.node === id));
   };
   await eventually(lost, 20_000, 'both nodes lost');
-  // The job writes to nodes it was given since; what only the frozen pair held is not there.
-  const writer = await Satchel.attach(job.ticket, { timeoutMs: 2_000 });
+  // The job writes to nodes it was given since (a write waits, within its timeoutMs, for the placement that
+  // replaces a frozen node: seconds, while the copies from the frozen pair time out); what only the frozen pair
+  // held is not there.
+  const writer = await Satchel.attach(job.ticket, { timeoutMs: 15_000 });
   t.teardown(() => writer.close());
   await writer.put('new', 'written while they were frozen');
-  const during = await readAll(writer, keys.slice(0, 6));
+  const prober = await Satchel.attach(job.ticket, { timeoutMs: 2_000 });
+  t.teardown(() => prober.close());
+  const during = await readAll(prober, keys.slice(0, 6));
   t.deepEqual(
     during.filter((v) => !v.startsWith('error')),
     [],

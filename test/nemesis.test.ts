@@ -4,7 +4,7 @@
  * --minutes 10` is the long one (perf/RESULTS.md).
  */
 import test from 'ava';
-import { FAULT_KINDS, runNemesis } from '../perf/index.ts';
+import { DEFAULT_SCHEDULE, runNemesis } from '../perf/index.ts';
 
 test('a minute of restarts, freezes, partitions, drains and controller kills: no acknowledged write lost, null, stale or wrong; counters exact', async (t) => {
   t.timeout(300_000);
@@ -32,6 +32,6 @@ test('a minute of restarts, freezes, partitions, drains and controller kills: no
     else t.true((s.availability ?? 0) > 0.99, `replicas ${replicas}: available through every fault`);
   }
   t.is(summary.malformed, 0);
-  for (const kind of FAULT_KINDS) t.true((result.faults[kind] ?? 0) >= 1, `a ${kind} fault`);
+  for (const kind of DEFAULT_SCHEDULE) t.true((result.faults[kind] ?? 0) >= 1, `a ${kind} fault`);
   t.true((result.faults.controller ?? 0) >= 1, 'the controller killed while copies were made');
 });

@@ -18,6 +18,8 @@ import type { ListPage, PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import { respFinalErrorText } from './resp-errors.ts';
+import { inTurn } from './resp-in-turn.ts';
+import { withOlderCopy } from './resp-older.ts';
 import { copiesHeldFor, keysLostIn, replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { lostInOlder, olderOwner } from './resp-routing.ts';
 
@@ -215,11 +217,15 @@ export function set(s: RespContext, args: Buffer[], command: RespCommand, job: A
       else s.out.bulk(null);
       s.replied(before);
     });
-  if (!options.get) return write(undefined);
-  // SET … GET: the old value first (a disk engine hands `update` no large value).
-  s.wait(s.host.engine.get(s.job!, key), (old) => {
-    if (old !== undefined && isManifest(old)) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
-    write(old);
+  if (!options.nx && !options.xx && !options.get) return write(undefined);
+  // NX, XX and GET depend on what is there, which may be in an older generation (resp-older.ts).
+  withOlderCopy(s, job, key, () => {
+    if (!options.get) return write(undefined);
+    // SET … GET: the old value first (a disk engine hands `update` no large value).
+    s.wait(s.host.engine.get(s.job!, key), (old) => {
+      if (old !== undefined && isManifest(old)) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
+      write(old);
+    });
   });
 }
 
@@ -227,26 +233,33 @@ export function set(s: RespContext, args: Buffer[], command: RespCommand, job: A
 export function mset(s: RespContext, args: Buffer[], command: RespCommand, job: AnnouncedJob): void {
   if (args.length % 2 === 0) return s.error("ERR wrong number of arguments for 'mset' command");
   const options = { nx: false, xx: false, get: false };
-  const next = (i: number): void => {
-    if (i >= args.length) {
+  inTurn(
+    1,
+    args.length,
+    2,
+    (i, done) => store(s, job, keyOf(s, args[i]!), ownedValue(s, command, i + 1), options, done),
+    () => {
       const before = s.out.bytesEncoded;
       s.out.simple('OK');
-      return s.replied(before);
-    }
-    store(s, job, keyOf(s, args[i]!), ownedValue(s, command, i + 1), options, () => next(i + 2));
-  };
-  next(1);
+      s.replied(before);
+    },
+  );
 }
 
 /** MGET: an array of values, nil for a missing key, an error element for one stored in blocks or lost. */
 export function mget(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const entries: (StoredEntry | undefined)[] = [];
-  const next = (i: number): void => {
-    if (i < args.length)
-      return s.wait(s.host.engine.get(s.job!, keyOf(s, args[i]!)), (entry) => {
+  const step = (i: number, done: () => void) => {
+    const key = keyOf(s, args[i]!);
+    // No ASK for one element: a key in an older generation is fetched here first (resp-older.ts).
+    withOlderCopy(s, job, key, () =>
+      s.wait(s.host.engine.get(s.job!, key), (entry) => {
         entries.push(entry);
-        next(i + 1);
-      });
+        done();
+      }),
+    );
+  };
+  inTurn(1, args.length, 1, step, () => {
     const before = s.out.bytesEncoded;
     s.out.array(entries.length);
     for (let i = 0; i < entries.length; i++) {
@@ -259,8 +272,7 @@ export function mget(s: RespContext, args: Buffer[], _c: RespCommand, job: Annou
       else replyValue(s, entry);
     }
     s.replied(before);
-  };
-  next(1);
+  });
 }
 
 /**
@@ -268,6 +280,17 @@ export function mget(s: RespContext, args: Buffer[], _c: RespCommand, job: Annou
  * with what was there. Answers refusals itself.
  */
 function deleteOne(
+  s: RespContext,
+  job: AnnouncedJob,
+  key: string,
+  then: (old: StoredEntry | undefined, read: StoredEntry | undefined) => void,
+): void {
+  // A key in an older generation is fetched first, so the delete leaves a tombstone over it here (before, DEL
+  // answered 0 and the next GET's ASK found the value again: resp-older.ts).
+  withOlderCopy(s, job, key, () => deleteHere(s, job, key, then));
+}
+
+function deleteHere(
   s: RespContext,
   job: AnnouncedJob,
   key: string,
@@ -293,21 +316,19 @@ function deleteOne(
 /** DEL / UNLINK: how many of the keys existed. */
 export function del(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   let deleted = 0;
-  const next = (i: number): void => {
-    if (i >= args.length) {
-      const before = s.out.bytesEncoded;
-      s.out.integer(deleted);
-      return s.replied(before);
-    }
+  const step = (i: number, done: () => void) =>
     deleteOne(s, job, keyOf(s, args[i]!), (old) => {
       if (old !== undefined) {
         deleted++;
         s.host.retire(old);
       }
-      next(i + 1);
+      done();
     });
-  };
-  next(1);
+  inTurn(1, args.length, 1, step, () => {
+    const before = s.out.bytesEncoded;
+    s.out.integer(deleted);
+    s.replied(before);
+  });
 }
 
 /** GETDEL: the value, and the key deleted (read, then write: see the top of the file). */
@@ -330,24 +351,29 @@ export function getdel(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
 /** EXISTS: how many of the keys (repeats counted) exist. */
 export function exists(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   let count = 0;
-  const next = (i: number): void => {
-    if (i < args.length) {
-      const key = keyOf(s, args[i]!);
-      return s.wait(s.host.engine.get(s.job!, key), (entry) => {
+  const step = (i: number, done: () => void) => {
+    const key = keyOf(s, args[i]!);
+    withOlderCopy(s, job, key, () =>
+      s.wait(s.host.engine.get(s.job!, key), (entry) => {
         if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
         if (entry !== undefined) count++;
-        next(i + 1);
-      });
-    }
+        done();
+      }),
+    );
+  };
+  inTurn(1, args.length, 1, step, () => {
     const before = s.out.bytesEncoded;
     s.out.integer(count);
     s.replied(before);
-  };
-  next(1);
+  });
 }
 
 export function strlen(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = keyOf(s, args[1]!);
+  withOlderCopy(s, job, key, () => strlenHere(s, job, key));
+}
+
+function strlenHere(s: RespContext, job: AnnouncedJob, key: string): void {
   s.wait(s.host.engine.get(s.job!, key), (entry) => {
     if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
     const before = s.out.bytesEncoded;
@@ -358,6 +384,10 @@ export function strlen(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
 
 export function type(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = keyOf(s, args[1]!);
+  withOlderCopy(s, job, key, () => typeHere(s, job, key));
+}
+
+function typeHere(s: RespContext, job: AnnouncedJob, key: string): void {
   s.wait(s.host.engine.get(s.job!, key), (entry) => {
     if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
     const before = s.out.bytesEncoded;
@@ -399,8 +429,7 @@ export function increment(sign: 1 | -1, byArg: boolean) {
       total = current + by;
       return (stored = Buffer.from(String(total)));
     };
-    const epoch = job.epoch;
-    s.wait(server.engine.update(jobId, key, compute, epoch), (outcome: PutOutcome) => {
+    const answer = (outcome: PutOutcome, epoch: number): void => {
       if (!outcome.ok) {
         if (lost) return s.error(lostText(key));
         if (outcome.reason === 'BAD_REQUEST')
@@ -415,6 +444,11 @@ export function increment(sign: 1 | -1, byArg: boolean) {
         s.out.integer(total);
         s.replied(before);
       });
+    };
+    // A counter in an older generation is fetched first: before, INCR started it again from 0 (resp-older.ts).
+    withOlderCopy(s, job, key, () => {
+      const epoch = job.epoch;
+      s.wait(server.engine.update(jobId, key, compute, epoch), (outcome: PutOutcome) => answer(outcome, epoch));
     });
   };
 }

@@ -6,7 +6,7 @@
  * restarted instead, their data gone: client/replication.test.ts "both holders restart at once".) Processes
  * frozen by PID (LocalCluster).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { type Job, Satchel } from '../client/index.ts';
 import { LocalCluster } from '../deploy/index.ts';
 import { eventually } from './helpers/raw-client.ts';
@@ -23,6 +23,22 @@ async function readAll(job: Job, some = keys): Promise<string[]> {
       ),
     ),
   );
+}
+
+/** Until every key reads back as written through `reader` (30 s at most); the first misses are logged. */
+async function everyKeyReadBack(t: ExecutionContext, reader: Job): Promise<void> {
+  let last: string[] = [];
+  await eventually(
+    async () => {
+      last = await readAll(reader);
+      return last.every((v, i) => v === `value ${keys[i]}`);
+    },
+    30_000,
+    'every acknowledged key read back',
+  ).catch((error: unknown) => {
+    t.log(last.filter((v, i) => v !== `value ${keys[i]}`).slice(0, 5));
+    throw error;
+  });
 }
 
 test('both holders frozen past the node timeout: their keys fail meanwhile, never null, and read back once they are thawed', async (t) => {
@@ -62,18 +78,7 @@ test('both holders frozen past the node timeout: their keys fail meanwhile, neve
   for (const id of placed) await cluster.thawNode(id);
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
   t.teardown(() => reader.close());
-  let last: string[] = [];
-  await eventually(
-    async () => {
-      last = await readAll(reader);
-      return last.every((v, i) => v === `value ${keys[i]}`);
-    },
-    30_000,
-    'every acknowledged key read back',
-  ).catch((error: unknown) => {
-    t.log(last.filter((v, i) => v !== `value ${keys[i]}`).slice(0, 5));
-    throw error;
-  });
+  await everyKeyReadBack(t, reader);
   t.is((await reader.get('new'))?.toString(), 'written while they were frozen');
   // Their keys went forward to the nodes the job writes to now, and the remnant was dropped.
   await eventually(
@@ -123,18 +128,7 @@ test('both nodes of a two-node cluster frozen past the node timeout: no node to 
   // Before, the job was left with no generation at all: every key UNAVAILABLE for good.
   const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
   t.teardown(() => reader.close());
-  let last: string[] = [];
-  await eventually(
-    async () => {
-      last = await readAll(reader);
-      return last.every((v, i) => v === `value ${keys[i]}`);
-    },
-    30_000,
-    'every acknowledged key read back',
-  ).catch((error: unknown) => {
-    t.log(last.filter((v, i) => v !== `value ${keys[i]}`).slice(0, 5));
-    throw error;
-  });
+  await everyKeyReadBack(t, reader);
   // And on both nodes again (a top-up once the second reported), so either may go next.
   await eventually(async () => JSON.stringify(await nodesOfJob()) === JSON.stringify(placed), 30_000, 'the job on both nodes again');
   await reader.put('after', 'thawed');

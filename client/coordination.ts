@@ -6,7 +6,7 @@ import { randomFillSync } from 'node:crypto';
 import { Flag, Op, type PlacementNode, type Reply, SatchelError, Status } from '../proto/index.ts';
 import type { KeyValue } from './batches.ts';
 import type { Blocks } from './blocks.ts';
-import { pastDeadline } from './deadline.ts';
+import { pastDeadline, settleBy, shareOf } from './deadline.ts';
 import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
 import { isKeyLost, keyLostError } from './lost-keys.ts';
 import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
@@ -51,8 +51,8 @@ export class Coordination {
       try {
         reply = await this.waitOnce(key, remaining);
       } catch (error) {
-        if (++unreachable >= MAX_ATTEMPTS) throw error;
-        await router.afterUnreachable(error, epoch);
+        if (++unreachable >= MAX_ATTEMPTS || pastDeadline(deadline)) throw error;
+        await router.afterUnreachable(error, epoch, deadline);
         continue;
       }
       if (reply.status === Status.OK) {
@@ -99,18 +99,16 @@ export class Coordination {
     const deadline = Date.now() + router.timeoutMs; // the whole call's (deadline.ts)
     for (let attempt = 1; ; attempt++) {
       let reply: Reply;
-      let nodes: PlacementNode[];
       const epoch = router.placement.epoch;
+      // Always on the newest generation, as every write: a counter incremented in two generations would count
+      // twice over. One that lives in an older one (the job grew, or is moving) is brought forward first.
+      const holders = router.holders(key);
+      const nodes = holders[0]!;
       try {
-        // Always on the newest generation, as every write: a counter incremented in two generations would count
-        // twice over. One that lives in an older one (the job grew, or is moving) is brought forward first.
-        const holders = router.holders(key);
-        nodes = holders[0]!;
-        reply = await incrOnce(router, nodes, holders.length > 1 ? Flag.EXISTING : 0, key, amount);
-        if (reply.status === Status.NOT_FOUND) {
-          await this.bringForward(key, holders);
-          reply = await incrOnce(router, nodes, 0, key, amount);
-        }
+        // Within the call's deadline (deadline.ts): with copies, half of what is left, so a frozen holder leaves a
+        // retry time (telling the copies could otherwise take a timeoutMs of its own).
+        const until = nodes.length > 1 ? shareOf(deadline) : deadline;
+        reply = await settleBy(this.incrAt(holders, key, amount), until, router.timeoutMs);
       } catch (error) {
         if (attempt >= MAX_ATTEMPTS || isKeyLost(error) || pastDeadline(deadline)) throw error;
         await router.afterUnreachable(error, epoch, deadline);
@@ -122,6 +120,14 @@ export class Coordination {
       else if (reply.status === Status.FULL) await router.grow(nodes[0]!.id, epoch);
       else expectOk(reply);
     }
+  }
+
+  /** One attempt of `incr` at the newest generation's holders, bringing the counter forward first if it is older. */
+  private async incrAt(holders: PlacementNode[][], key: string, amount: Buffer): Promise<Reply> {
+    const reply = await incrOnce(this.router, holders[0]!, holders.length > 1 ? Flag.EXISTING : 0, key, amount);
+    if (reply.status !== Status.NOT_FOUND) return reply;
+    await this.bringForward(key, holders);
+    return incrOnce(this.router, holders[0]!, 0, key, amount);
   }
 
   /**

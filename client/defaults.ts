@@ -34,8 +34,12 @@ export const CLIENT_DEFAULTS = {
 /** Attempts of one operation through STALE (placement changed), FULL (grown), lost nodes and blocks vanishing mid-read. */
 export const MAX_ATTEMPTS = 4;
 
-/** How long past its own deadline a WAIT may take to come back before the client stops waiting for the node. */
-export const WAIT_GRACE_MS = 5_000;
+/**
+ * How long past its own deadline a WAIT may take to come back before the client stops waiting for the node. With
+ * 5 s, a waitFor({ timeoutMs: 2000 }) on a frozen node took 7 s (an outsider's SIGSTOP, 2026-12-07); a node that
+ * answers at its deadline is a few ms late, and later still the answer is TIMEOUT either way.
+ */
+export const WAIT_GRACE_MS = 500;
 
 /**
  * Polls the metadata servers after STALE until they have the epoch the node named (the controller tells the nodes

@@ -210,18 +210,23 @@ test('a node that never answers: TIMEOUT after timeoutMs, no placement lookup, a
   t.is(n0!.sockets.size, 1, 'on the same connection');
 });
 
-test('replicas: both holders frozen, a get and a put each end TIMEOUT within timeoutMs, retries and waits for a new placement included', async (t) => {
+test('replicas: both holders frozen, get, put, incr and waitFor each end TIMEOUT within timeoutMs, retries and waits for a new placement included', async (t) => {
   const {
     nodes: [n0, n1],
     attach,
   } = await startFakeCluster(t, { nodes: 2, replicas: 2 });
   for (const node of [n0!, n1!]) {
-    node.store.script(Op.GET, 'hang', { key: 'frozen', times: Infinity });
-    node.store.script(Op.PUT, 'hang', { key: 'frozen', times: Infinity });
+    for (const op of [Op.GET, Op.PUT, Op.INCR, Op.WAIT]) node.store.script(op, 'hang', { key: 'frozen', times: Infinity });
   }
   const job = await attach({ timeoutMs: 1_000 });
   await job.put('k', 'v'); // connected to both: what follows times only the calls
-  for (const call of [() => job.get('frozen'), () => job.put('frozen', 'x')]) {
+  const calls = [
+    () => job.get('frozen'),
+    () => job.put('frozen', 'x'),
+    () => job.incr('frozen', 1),
+    () => job.waitFor('frozen', { timeoutMs: 1_000 }),
+  ];
+  for (const call of calls) {
     const started = Date.now();
     const error = await rejection(t, call());
     const took = Date.now() - started;

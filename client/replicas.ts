@@ -89,8 +89,10 @@ export async function writeReplicas(
   value: Uint8Array | null,
   deadline = Infinity,
 ): Promise<Reply> {
+  // One holder (a single-copy job's DELETE): its retry would go to the same node, so it gets the call's whole time.
+  if (replicas.length === 1) return settleBy(host.callNode(replicas[0]!, op, flags, 0, key, value), deadline, host.timeoutMs);
   const primary = await settleBy(host.callNode(replicas[0]!, op, flags, 0, key, value), shareOf(deadline), host.timeoutMs);
-  if (replicas.length === 1 || primary.status !== Status.OK) return primary;
+  if (primary.status !== Status.OK) return primary;
   const replies = await settleBy(
     Promise.all(replicas.slice(1).map((node) => host.callNode(node, op, flags | Flag.REPLICA, primary.arg, key, value))),
     shareOf(deadline),

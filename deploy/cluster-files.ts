@@ -33,6 +33,11 @@ export interface ClusterInfoFile {
   }[];
   /** `/metrics` of every process: the controller's console, each metadata server, each node. */
   metrics: string[];
+  /**
+   * The controller's and each metadata server's current process (in `metadata`'s order; null while one is down),
+   * for an operator's kill -9; a node's is in `nodes`. Written by `satchel up`.
+   */
+  pids?: { controller: number | null; metadata: (number | null)[] };
 }
 
 /** What the files describe at the moment they are written. */
@@ -41,6 +46,8 @@ export interface ClusterState {
   info: ClusterInfoFile | undefined;
   /** Every forked process still running, with its identity (state-lock.ts). */
   children: { pid: number; process: string | undefined }[];
+  /** The controller's and each metadata server's current process, in cluster.json (`pids`) for operators' kill -9. */
+  pids?: ClusterInfoFile['pids'];
 }
 
 const isLog = (path: string) => path === 'logs' || path.startsWith(`logs${sep}`);
@@ -112,13 +119,23 @@ export class StateFiles {
 
   private async write(): Promise<void> {
     if (this.cleaning) return;
-    const { info, children } = this.state();
+    const { info, children, pids } = this.state();
     if (info !== undefined) {
       this.claim('cluster.json');
       const { controller, console, adminToken, viewerToken, tenantKey } = info;
       const text =
         JSON.stringify(
-          { controller, console, adminToken, viewerToken, tenantKey, metadata: info.metadata, nodes: info.nodes, metrics: info.metrics },
+          {
+            controller,
+            console,
+            adminToken,
+            viewerToken,
+            tenantKey,
+            metadata: info.metadata,
+            nodes: info.nodes,
+            metrics: info.metrics,
+            pids,
+          },
           null,
           2,
         ) + '\n';

@@ -98,6 +98,12 @@ export class LocalCluster {
     this.files = new StateFiles(stateDir, lock, madeDir, () => ({
       info: this.info,
       children: [...this.children].map(([child, identity]) => ({ pid: child.pid!, process: identity })),
+      pids: {
+        controller: this.members.find((m) => m.role === 'controller')?.child.pid ?? null,
+        metadata: (this.info?.metadata ?? []).map(
+          (address) => this.members.find((m) => m.role === 'metadata' && m.ready.address === address)?.child.pid ?? null,
+        ),
+      },
     }));
   }
 

@@ -161,6 +161,9 @@ test('restartProcesses: a controller and a metadata server killed by PID come ba
   await before.put('k', Buffer.from('acknowledged'));
   const controllerAddress = cluster.controller;
   const metadataAddress = cluster.info.metadata[0]!;
+  // cluster.json names the current processes, for an operator's kill -9.
+  const pidsInFile = () => clusterFile(cluster).pids;
+  t.deepEqual(pidsInFile(), { controller: cluster.controllerPid, metadata: cluster.metadataPids });
   const kill9 = async (pid: number) => {
     process.kill(pid, 'SIGKILL');
     await eventually(() => !alive(pid), 5_000, `pid ${pid} gone`);
@@ -174,6 +177,7 @@ test('restartProcesses: a controller and a metadata server killed by PID come ba
   t.not(cluster.controllerPid, controllerPid);
   t.is(restarts[0]!.pid, cluster.controllerPid);
   t.is(cluster.controller, controllerAddress);
+  await eventually(() => pidsInFile()?.controller === cluster.controllerPid, 5_000, "cluster.json names the new controller's pid");
   t.true(await accepts(controllerAddress));
   const after = await satchel.registerJob('after', { latencySensitive: true });
   await after.put('k', Buffer.from('after'));
@@ -185,6 +189,7 @@ test('restartProcesses: a controller and a metadata server killed by PID come ba
   await eventually(() => restarts.some((r) => r.id === 'metadata-0' && r.error === undefined), 20_000, 'the metadata server restarted');
   t.not(cluster.metadataPid, metadataPid);
   t.is(cluster.info.metadata[0], metadataAddress);
+  await eventually(() => pidsInFile()?.metadata[0] === cluster.metadataPid, 5_000, "cluster.json names the new metadata server's pid");
   for (const [job, value] of [
     [before, 'acknowledged'],
     [after, 'after'],

@@ -32,15 +32,19 @@ export function pastDeadline(deadline: number): boolean {
 
 /**
  * `request`, or TIMEOUT once `deadline` passes, whichever comes first (the request is left to end on its own: a
- * write may still land, as after any TIMEOUT). No timer when the request's own timeout, `timeoutMs` from now,
+ * write may still land, as after any TIMEOUT; `givenUp` runs first, so a read into a caller's buffer stops
+ * writing there: NodeConnection.releaseInto). No timer when the request's own timeout, `timeoutMs` from now,
  * ends it within DEADLINE_SLACK_MS of the deadline.
  */
-export function settleBy<T>(request: Promise<T>, deadline: number, timeoutMs: number): Promise<T> {
+export function settleBy<T>(request: Promise<T>, deadline: number, timeoutMs: number, givenUp?: () => void): Promise<T> {
   const left = deadline - Date.now();
   if (left + DEADLINE_SLACK_MS >= timeoutMs) return request;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new SatchelError('TIMEOUT', `no answer within the call's ${timeoutMs} ms (timeoutMs), its retries included`)),
+      () => {
+        givenUp?.();
+        reject(new SatchelError('TIMEOUT', `no answer within the call's ${timeoutMs} ms (timeoutMs), its retries included`));
+      },
       Math.max(0, left),
     );
     request.then(

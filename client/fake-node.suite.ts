@@ -114,7 +114,11 @@ export async function startFakeNode(onRequest: (request: FakeRequest) => void = 
 }
 
 /** What a scripted request gets instead of the store's answer: a status (with fields), no answer ever, or a dropped connection. */
-export type FakeAction = { status: number; arg?: number; flags?: number; epoch?: number; body?: Uint8Array } | 'hang' | 'close';
+/** An answer (after `delayMs`, if given), no answer ever ('hang'), or the connection closed. */
+export type FakeAction =
+  | { status: number; arg?: number; flags?: number; epoch?: number; body?: Uint8Array; delayMs?: number }
+  | 'hang'
+  | 'close';
 
 interface Script {
   op: number;
@@ -175,7 +179,8 @@ export class FakeStore {
         request.socket.destroy();
         return;
       }
-      request.answer(action.status, action.body ?? null, action);
+      if (action.delayMs === undefined) request.answer(action.status, action.body ?? null, action);
+      else setTimeout(() => request.answer(action.status, action.body ?? null, action), action.delayMs);
       return;
     }
     // Copies carry a version, not a placement epoch, in the epoch field; CANCEL and admin ops carry none.

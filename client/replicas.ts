@@ -33,6 +33,8 @@ export interface ReplicaHost {
   ): Promise<Reply>;
   connectionTo(node: PlacementNode): NodeConnection;
   afterUnreachable(error: unknown, epoch: number, callDeadline?: number): Promise<void>;
+  /** No answer may be read into `into` any more (NodeConnection.releaseInto on every connection). */
+  releaseInto(into: Buffer): void;
 }
 
 /**
@@ -54,11 +56,12 @@ export async function readReplicas(
   let failure: unknown;
   for (let i = 0; i < replicas.length; i++) {
     try {
-      // One copy at a time: `into` (a block's place in its value) is written by one answer, or rewritten whole.
+      // One copy at a time: `into` (a block's place in its value) is written by one answer, or rewritten whole; a
+      // copy given up on writes there no more.
       const asked = host.callNode(replicas[i]!, op, flags, 0, key, null, into);
       // Half of what is left of the call's time (`shareOf`): a frozen copy leaves the next one, or the placement
       // that replaces it, time to answer within the call's.
-      const reply = await settleBy(asked, shareOf(deadline), host.timeoutMs);
+      const reply = await settleBy(asked, shareOf(deadline), host.timeoutMs, into === null ? undefined : () => host.releaseInto(into));
       if (failure === undefined || reply.status !== Status.NOT_FOUND) return reply;
     } catch (error) {
       if (!isTransient(error)) throw error;

@@ -311,6 +311,23 @@ test('replicas: a write goes to the primary, then to the copy under the version 
   t.deepEqual(primary!.store.tombstones.get('k'), copy!.store.tombstones.get('k'), 'one delete, one version, on both');
 });
 
+test('replicas: a block given up on at a slow copy and read from the other is never overwritten by the late answer', async (t) => {
+  // Blocks large enough to come in several reads: only those are read straight into the value's buffer.
+  const blockSize = 256 * 1024;
+  const { nodes, attach } = await startFakeCluster(t, { nodes: 2, replicas: 2, blockSize });
+  const job = await attach({ timeoutMs: 1_000 });
+  const value = Buffer.alloc(8 * blockSize);
+  for (let i = 0; i < value.length; i++) value[i] = i % 251;
+  await job.put('big', value);
+  // Node n0 answers every read 0.8 s late, with a block's length of other bytes: half the call's time (0.5 s) has
+  // passed by then, and the block was read from n1 into the value's buffer.
+  nodes[0]!.store.script(Op.GET, { status: Status.OK, body: Buffer.alloc(blockSize, 0xee), delayMs: 800 }, { times: Infinity });
+  const got = await job.get('big');
+  t.true(got?.equals(value), 'read from the other copy');
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  t.true(got?.equals(value), 'the late answers landed elsewhere');
+});
+
 test('replicas: a large value whose manifest PUT is tried again (its copy answered STALE) keeps its blocks and reads back', async (t) => {
   const { nodes, placement, control, attach } = await startFakeCluster(t, { nodes: 2, replicas: 2, blockSize: 1024 });
   const wire = placement(1, [[0, 1]], 2).generations[0]!.nodes;

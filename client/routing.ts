@@ -173,6 +173,11 @@ export class Router implements ReplicaHost, WatchHost {
     return this.connectionTo(node).request({ op, flags, epoch: this.placement.epoch, arg, key, value, into });
   }
 
+  /** ReplicaHost: answers still to come may not be read into `into` (a call gave up on them: deadline.ts). */
+  releaseInto(into: Buffer): void {
+    for (const connection of this.connections.values()) connection.releaseInto(into);
+  }
+
   /** The connection to `node`, opened on first use. */
   connectionTo(node: PlacementNode): NodeConnection {
     let connection = this.connections.get(node.id);
@@ -210,7 +215,8 @@ export class Router implements ReplicaHost, WatchHost {
       let reply: Reply;
       const epoch = this.placement.epoch;
       try {
-        reply = await settleBy(this.route(op, flags, key, value, into, deadline), deadline, timeoutMs);
+        const givenUp = into === null ? undefined : () => this.releaseInto(into);
+        reply = await settleBy(this.route(op, flags, key, value, into, deadline), deadline, timeoutMs, givenUp);
         if (reply.status === Status.NOT_FOUND && (op === Op.GET || op === Op.STAT) && this.placement.generations.length > 1) {
           reply = await settleBy(this.olderGenerations(op, key, reply), deadline, timeoutMs);
         }

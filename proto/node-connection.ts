@@ -226,6 +226,17 @@ export class NodeConnection {
   }
 
   /**
+   * The caller gave up on its requests that read into `into` (it asked another copy: client/deadline.ts): their
+   * answers, if they still come, get buffers of their own, and a body being read into `into` is skipped, so
+   * nothing lands in memory the caller has moved on with. The requests still end as usual (answer or timeout).
+   */
+  releaseInto(into: Buffer): void {
+    for (const reply of this.pending.values()) if (reply.into === into) reply.into = null;
+    for (const { reply } of this.waiting) if (reply.into === into) reply.into = null;
+    this.decoder?.abandon(into);
+  }
+
+  /**
    * Ends parked request `id`: it resolves now with status NOT_FOUND, and the node is told (CANCEL) so it frees
    * its side. Nothing happens for an id already answered.
    */

@@ -19,7 +19,7 @@ import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import { respFinalErrorText } from './resp-errors.ts';
 import { inTurn } from './resp-in-turn.ts';
-import { withOlderCopy } from './resp-older.ts';
+import { readHere, withOlderCopy } from './resp-older.ts';
 import { copiesHeldFor, keysLostIn, replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { lostInOlder, olderOwner } from './resp-routing.ts';
 
@@ -219,13 +219,11 @@ export function set(s: RespContext, args: Buffer[], command: RespCommand, job: A
     });
   if (!options.nx && !options.xx && !options.get) return write(undefined);
   // NX, XX and GET depend on what is there, which may be in an older generation (resp-older.ts).
-  withOlderCopy(s, job, key, () => {
-    if (!options.get) return write(undefined);
-    // SET … GET: the old value first (a disk engine hands `update` no large value).
-    s.wait(s.host.engine.get(s.job!, key), (old) => {
-      if (old !== undefined && isManifest(old)) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
-      write(old);
-    });
+  if (!options.get) return withOlderCopy(s, job, key, () => write(undefined));
+  // SET … GET: the old value first (a disk engine hands `update` no large value).
+  readHere(s, job, key, (old) => {
+    if (old !== undefined && isManifest(old)) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
+    write(old);
   });
 }
 
@@ -252,12 +250,10 @@ export function mget(s: RespContext, args: Buffer[], _c: RespCommand, job: Annou
   const step = (i: number, done: () => void) => {
     const key = keyOf(s, args[i]!);
     // No ASK for one element: a key in an older generation is fetched here first (resp-older.ts).
-    withOlderCopy(s, job, key, () =>
-      s.wait(s.host.engine.get(s.job!, key), (entry) => {
-        entries.push(entry);
-        done();
-      }),
-    );
+    readHere(s, job, key, (entry) => {
+      entries.push(entry);
+      done();
+    });
   };
   inTurn(1, args.length, 1, step, () => {
     const before = s.out.bytesEncoded;
@@ -285,20 +281,11 @@ function deleteOne(
   key: string,
   then: (old: StoredEntry | undefined, read: StoredEntry | undefined) => void,
 ): void {
-  // A key in an older generation is fetched first, so the delete leaves a tombstone over it here (before, DEL
-  // answered 0 and the next GET's ASK found the value again: resp-older.ts).
-  withOlderCopy(s, job, key, () => deleteHere(s, job, key, then));
-}
-
-function deleteHere(
-  s: RespContext,
-  job: AnnouncedJob,
-  key: string,
-  then: (old: StoredEntry | undefined, read: StoredEntry | undefined) => void,
-): void {
   const server = s.host;
   const jobId = s.job!;
-  s.wait(server.engine.get(jobId, key), (entry) => {
+  // A key in an older generation is fetched first, so the delete leaves a tombstone over it here (before, DEL
+  // answered 0 and the next GET's ASK found the value again: resp-older.ts).
+  readHere(s, job, key, (entry) => {
     if (entry === undefined) return then(undefined, undefined);
     if (isManifest(entry)) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
     const epoch = job.epoch;
@@ -353,13 +340,11 @@ export function exists(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
   let count = 0;
   const step = (i: number, done: () => void) => {
     const key = keyOf(s, args[i]!);
-    withOlderCopy(s, job, key, () =>
-      s.wait(s.host.engine.get(s.job!, key), (entry) => {
-        if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
-        if (entry !== undefined) count++;
-        done();
-      }),
-    );
+    readHere(s, job, key, (entry) => {
+      if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
+      if (entry !== undefined) count++;
+      done();
+    });
   };
   inTurn(1, args.length, 1, step, () => {
     const before = s.out.bytesEncoded;
@@ -370,11 +355,7 @@ export function exists(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
 
 export function strlen(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = keyOf(s, args[1]!);
-  withOlderCopy(s, job, key, () => strlenHere(s, job, key));
-}
-
-function strlenHere(s: RespContext, job: AnnouncedJob, key: string): void {
-  s.wait(s.host.engine.get(s.job!, key), (entry) => {
+  readHere(s, job, key, (entry) => {
     if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
     const before = s.out.bytesEncoded;
     s.out.integer(entry === undefined ? 0 : isManifest(entry) ? manifestSize(entry) : entry.value.length);
@@ -384,11 +365,7 @@ function strlenHere(s: RespContext, job: AnnouncedJob, key: string): void {
 
 export function type(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = keyOf(s, args[1]!);
-  withOlderCopy(s, job, key, () => typeHere(s, job, key));
-}
-
-function typeHere(s: RespContext, job: AnnouncedJob, key: string): void {
-  s.wait(s.host.engine.get(s.job!, key), (entry) => {
+  readHere(s, job, key, (entry) => {
     if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
     const before = s.out.bytesEncoded;
     s.out.simple(entry === undefined ? 'none' : 'string');

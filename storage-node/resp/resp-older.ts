@@ -7,33 +7,44 @@
  * client's incr brings a counter forward (client/coordination.ts `bringForward`), and keeps it under its version.
  */
 import { type AnnouncedPlacement, Flag, keySlot, newerVersion, Op, type Reply, SatchelError, Status } from '../../proto/index.ts';
-import type { PutOutcome } from '../engine.ts';
+import type { PutOutcome, StoredEntry } from '../engine.ts';
 import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import { olderOwner } from './resp-routing.ts';
 
 /**
  * Runs `then` once this node holds `key`'s newest copy from the older generations, if they have one (nothing to
- * do when it holds the key, remembers it deleted, or the placement has one generation). An older owner that does
- * not answer: TRYAGAIN, which cluster clients retry.
+ * do when the placement has one generation); for commands that change the key (INCR, SET NX/XX), which read it
+ * themselves as they write.
  */
 export function withOlderCopy(s: RespContext, job: AnnouncedJob, key: string, then: () => void): void {
+  if (job.placement === null || job.placement.generations.length < 2) return then();
+  readHere(s, job, key, () => then());
+}
+
+/**
+ * `key` as this node holds it, after fetching its newest copy from the older generations when this node has none
+ * and remembers no delete of it (one engine read when it holds the key, or the placement has one generation). An
+ * older owner that does not answer: TRYAGAIN, which cluster clients retry.
+ */
+export function readHere(s: RespContext, job: AnnouncedJob, key: string, then: (entry: StoredEntry | undefined) => void): void {
   const placement = job.placement;
-  if (placement === null || placement.generations.length < 2) return then();
   const engine = s.host.engine;
   const jobId = s.job!;
   s.wait(engine.get(jobId, key), (entry) => {
-    if (entry !== undefined || engine.deletedAt(jobId, key) !== undefined) return then();
+    if (entry !== undefined || placement === null || placement.generations.length < 2 || engine.deletedAt(jobId, key) !== undefined)
+      return then(entry);
     s.wait(newestOlderCopy(s, job.epoch, placement, key), (found) => {
       if (found instanceof SatchelError) return s.refuse('UNAVAILABLE', found.message);
-      if (found === null) return then();
+      if (found === null) return then(undefined);
       const value = s.host.pool.takeSmall(found.body.length) ?? Buffer.allocUnsafeSlow(found.body.length);
       found.body.copy(value);
       // Under the copy's own version: a write that landed here meanwhile is newer, and stays.
       s.wait(engine.put(jobId, key, value, found.flags & Flag.MANIFEST, found.epoch, found.arg), (outcome: PutOutcome) => {
         if (!outcome.ok) return s.refuse(outcome.reason, outcome.message);
         if (outcome.skipped === true) s.host.pool.release(value);
-        then();
+        // Read again: a write that landed meanwhile is what is here now (rare: a key fetched from elsewhere).
+        s.wait(engine.get(jobId, key), then);
       });
     });
   });

@@ -22,6 +22,7 @@ export interface ClusterEvent {
     | 'node-back'
     | 'node-restarted'
     | 'copies-restored'
+    | 'copies-added'
     | 'replication-failed'
     | 'copy-failed'
     | 'quota-reached'

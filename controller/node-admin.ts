@@ -3,6 +3,7 @@ import {
   type AnnouncedPlacement,
   type ClientTls,
   DROP_MOVED,
+  DropFlag,
   encodeAnnounceBody,
   errorCodeOf,
   NodeConnection,
@@ -39,13 +40,14 @@ export class NodeAdmin {
    * Deletes every byte of `jobId` on the node. An ended job is refused from now on; a `moved` one (migrated
    * away) keeps answering STALE to old epochs, so clients look its placement up again. Returns bytes freed.
    */
-  async dropJob(address: string, jobId: string, moved = false, tokensExpireBy?: number): Promise<number> {
+  async dropJob(address: string, jobId: string, moved = false, tokensExpireBy?: number, keep = false): Promise<number> {
     let until: Buffer | null = null;
     if (tokensExpireBy !== undefined && Number.isFinite(tokensExpireBy)) {
       until = Buffer.alloc(8);
       until.writeBigInt64BE(BigInt(Math.ceil(tokensExpireBy)));
     }
-    const reply = await this.connection(address).request({ op: Op.DROP_JOB, arg: moved ? DROP_MOVED : 0, key: jobId, value: until });
+    const flags = moved && keep ? DropFlag.KEEP : 0;
+    const reply = await this.connection(address).request({ op: Op.DROP_JOB, flags, arg: moved ? DROP_MOVED : 0, key: jobId, value: until });
     if (reply.status !== Status.OK) throw new SatchelError(errorCodeOf(reply.status), reply.message);
     return reply.arg;
   }

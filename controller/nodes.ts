@@ -270,7 +270,9 @@ export class NodeBook {
           else if (action.kind === 'move') {
             await ctx.admin.announce(node.address, action.jobId, action.epoch, 0, bootId, placement);
             op = 'drop_job';
-            await ctx.admin.dropJob(node.address, action.jobId, true);
+            // A replicated job restored without it: the node keeps its copies aside for the top-up that brings
+            // the job back to it (storage-node engine.ts "Kept copies").
+            await ctx.admin.dropJob(node.address, action.jobId, true, undefined, (job?.placement.replicas ?? 1) > 1);
           } else await ctx.admin.dropJob(node.address, action.jobId, false, tokensExpireBy);
         } catch (error) {
           ctx.failures.record(op, error, { node: node.id, job: action.jobId }, `retried on its next report (${action.kind})`);
@@ -409,6 +411,12 @@ export class NodeBook {
       ctx.logger.info(
         { job: jobId, joined: replacement[0]!.id, ...result, ms: Date.now() - started },
         'copies added: the job had fewer nodes than copies',
+      );
+      const kept = result.kept ?? 0;
+      ctx.events.add(
+        'copies-added',
+        `${result.copies} copies (${result.bytes} bytes${kept > 0 ? `; ${kept} kept by the node since it was lost` : ''}) of ${jobId} added on ${replacement[0]!.id} in ${((Date.now() - started) / 1000).toFixed(1)} s: the job had fewer nodes than copies`,
+        { tier: job.tier, node: replacement[0]!.id, details: { copies: result.copies, bytes: result.bytes, keys: result.keys, kept } },
       );
     } catch (error) {
       ctx.logger.warn({ err: error, job: jobId, joined: replacement[0]!.id }, 'adding copies failed: repairing later');

@@ -56,6 +56,16 @@ export const MAX_WAIT_MS = 3_600_000;
 /** DROP_JOB arg: the job moved to other nodes (keep answering STALE to old epochs) rather than ended. */
 export const DROP_MOVED = 1;
 
+/** DROP_JOB flags. */
+export const DropFlag = {
+  /**
+   * With DROP_MOVED: set the job's entries aside a while instead of deleting them (storage-node engine.ts "Kept
+   * copies"), for a node back from a freeze whose replicated job was restored without it: placed on it again,
+   * the controller's copies take back what did not change (Flag.KEPT) instead of sending it again.
+   */
+  KEEP: 0x0001,
+} as const;
+
 /** ANNOUNCE flags: what the node must know about the job to serve it safely. */
 export const AnnounceFlag = {
   /** The job keeps more than one copy of each key: keep tombstones, and stop serving it when the lease lapses. */
@@ -123,6 +133,13 @@ export const Flag = {
    * tombstone). A reader falling back to older placement generations stops: their copies are older than this.
    */
   DELETED: 0x0400,
+  /**
+   * PUT COPY request with no value: store the entry this node kept aside of the key (a replicated job moved off
+   * it, now placed on it again) if its version is exactly (the frame's epoch, arg), as a copy with that version.
+   * Answered as the PUT COPY would be; NOT_FOUND when no entry is kept at that version (arg 1) or nothing of
+   * the job is (arg 0): the copier sends the value then. The controller's only.
+   */
+  KEPT: 0x0800,
 } as const;
 
 /**

@@ -18,6 +18,7 @@ export {
   AnnounceFlag,
   DEFAULT_WAIT_MS,
   DROP_MOVED,
+  DropFlag,
   errorCodeOf,
   Field,
   Flag,

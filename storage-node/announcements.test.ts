@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import type { NodeConnection } from '../proto/index.ts';
-import { ADMIN_SUBJECT, AnnounceFlag, Flag, Op, Status, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, AnnounceFlag, DROP_MOVED, DropFlag, Flag, Op, Status, signToken } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { connect } from '../test/helpers/node-session.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -208,4 +208,43 @@ test('an INCR retried with its token is answered with the total it made, on the 
   plain.writeBigInt64BE(2n);
   t.is(Number((await c.request({ op: Op.INCR, epoch: 1, key: 'p', value: plain })).body.readBigInt64BE(0)), 2);
   t.is(Number((await c.request({ op: Op.INCR, epoch: 1, key: 'p', value: plain })).body.readBigInt64BE(0)), 4);
+});
+
+test('a job moved off with KEEP is set aside: placed here again, a KEPT copy takes back the entry of the same version', async (t) => {
+  const { address } = await startNode(t);
+  const admin = connect(t, address, adminToken);
+  t.is(await announce(admin, 'job-r', 1, AnnounceFlag.REPLICATED), Status.OK);
+  t.is(await announce(admin, 'job-s', 1), Status.OK);
+  const r = connect(t, address, signToken(secret, 'job-r'));
+  const s = connect(t, address, signToken(secret, 'job-s'));
+  t.is((await r.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('one') })).arg, 1);
+  t.is((await r.request({ op: Op.PUT, epoch: 1, key: 'k', value: Buffer.from('two') })).arg, 2);
+  t.is((await s.request({ op: Op.PUT, epoch: 1, key: 'x', value: Buffer.from('single') })).arg, 1);
+  for (const job of ['job-r', 'job-s'])
+    t.is(
+      (await admin.request({ op: Op.DROP_JOB, flags: job === 'job-r' ? DropFlag.KEEP : 0, arg: DROP_MOVED, key: job })).status,
+      Status.OK,
+    );
+  t.is((await r.request({ op: Op.GET, epoch: 1, key: 'k' })).status, Status.STALE);
+
+  t.is(await announce(admin, 'job-r', 3, AnnounceFlag.REPLICATED), Status.OK);
+  t.is((await r.request({ op: Op.GET, epoch: 3, key: 'k' })).status, Status.NOT_FOUND, 'kept aside, out of reads');
+  const kept = (c: NodeConnection, epoch: number, arg: number, flags = Flag.COPY | Flag.KEPT) =>
+    c.request({ op: Op.PUT, flags, epoch, arg, key: 'k', value: Buffer.alloc(0) });
+  const data = connect(t, address, signToken(secret, 'job-r', Date.now() + 60_000));
+  t.is((await kept(data, 1, 2)).status, Status.UNAUTHORIZED, "the controller's only");
+  t.is((await kept(r, 3, 2, Flag.KEPT)).status, Status.BAD_REQUEST, 'a flag of PUT COPY');
+  const other = await kept(r, 1, 1);
+  t.deepEqual([other.status, other.arg], [Status.NOT_FOUND, 1], 'the kept entry is (1, 2), not (1, 1)');
+  const taken = await kept(r, 1, 2);
+  t.deepEqual([taken.status, taken.arg], [Status.OK, 1], 'stored as a copy of version (1, 2)');
+  const got = await r.request({ op: Op.GET, flags: Flag.VERSION, epoch: 3, key: 'k' });
+  t.deepEqual([got.body.toString(), got.epoch, got.arg], ['two', 1, 2]);
+  const again = await kept(r, 1, 2);
+  t.deepEqual([again.status, again.arg], [Status.NOT_FOUND, 0], 'taken: nothing of the job is kept any more');
+
+  // A job moved off without KEEP (a drain) is dropped: nothing to resync.
+  t.is(await announce(admin, 'job-s', 3), Status.OK);
+  const single = await s.request({ op: Op.PUT, flags: Flag.COPY | Flag.KEPT, epoch: 1, arg: 1, key: 'x', value: Buffer.alloc(0) });
+  t.deepEqual([single.status, single.arg], [Status.NOT_FOUND, 0]);
 });

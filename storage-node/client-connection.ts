@@ -69,7 +69,7 @@ export interface SessionHost {
   fullRefused(jobId: string): void;
   retire(entry: StoredEntry): void;
   sentByReference(entry: StoredEntry): void;
-  dropJob(jobId: string, moved?: boolean, tokensExpireBy?: number): MaybePromise<number>;
+  dropJob(jobId: string, moved?: boolean, tokensExpireBy?: number, keep?: boolean): MaybePromise<number>;
 }
 
 /** A client connection's transport and limits; a protocol's subclass reads its requests and writes its answers. */

@@ -104,3 +104,57 @@ test('LIST of a job with 300,000 keys never blocks the event loop for long, and 
   }
   t.log(`slowest LIST after a PUT: ${slowest.toFixed(2)} ms`);
 });
+
+test('a job set aside is out of reads, LIST and usage but still in `used`; takeKept hands back only an exact version', async (t) => {
+  const engine = new DramEngine(MiB);
+  engine.put('job', 'a', buf('one'), 0, 3, 0);
+  engine.put('job', 'b', buf('two'), 0, 3, 0);
+  engine.put('job', 'b', buf('two again'), 0, 3, 0);
+  engine.put('other', 'x', buf('x'), 0);
+  const used = engine.used;
+  const retired: string[] = [];
+  t.is(
+    engine.setAside('job', (entry) => retired.push(entry.value.toString())),
+    entryCost('a', 3) + entryCost('b', 9),
+  );
+  t.is(engine.get('job', 'a'), undefined);
+  t.deepEqual(await engine.list('job', '', '', 10), { keys: [], more: false });
+  t.deepEqual([...engine.usageByJob().keys()], ['other']);
+  t.is(engine.used, used, 'kept bytes still take room until given up');
+  t.is(engine.takeKept('other', 'x', 0, 1), null, 'nothing kept of that job');
+  t.is(engine.takeKept('job', 'b', 3, 1), undefined, 'b was written again since: (3, 1) is not what is kept');
+  t.is(engine.takeKept('job', 'a', 4, 1), undefined);
+  t.deepEqual(engine.takeKept('job', 'a', 3, 1), { value: buf('one'), flags: 0, epoch: 3, seq: 1 });
+  t.is(engine.takeKept('job', 'a', 3, 1), undefined, 'taken once');
+  t.is(engine.used, used - entryCost('a', 3));
+  t.is(engine.dropKept('job'), entryCost('b', 9));
+  t.deepEqual(retired, ['two again'], 'what was never taken back leaves through retire');
+  t.is(engine.used, entryCost('x', 1));
+  t.is(engine.takeKept('job', 'b', 3, 2), null);
+});
+
+test('kept entries are given up before a write is refused for want of room', (t) => {
+  const engine = new DramEngine(4 * 1024);
+  engine.put('job', 'big', Buffer.alloc(3000), 0, 1, 0);
+  let retired = 0;
+  engine.setAside('job', () => retired++);
+  t.true(engine.put('job', 'small', Buffer.alloc(100), 0, 2, 0).ok, 'fits beside the kept entry');
+  const put = engine.put('job', 'next', Buffer.alloc(2000), 0, 2, 0);
+  t.true(put.ok, 'the kept entry made room');
+  t.is(retired, 1);
+  t.is(engine.takeKept('job', 'big', 1, 1), null);
+  t.is(engine.used, entryCost('small', 100) + entryCost('next', 2000));
+});
+
+test('setting a job aside again gives up what was kept of it before', (t) => {
+  const engine = new DramEngine(MiB);
+  engine.put('job', 'a', buf('one'), 0, 1, 0);
+  let retired = 0;
+  engine.setAside('job', () => retired++);
+  engine.put('job', 'b', buf('two'), 0, 2, 0);
+  engine.setAside('job', () => retired++);
+  t.is(retired, 1);
+  t.is(engine.takeKept('job', 'a', 1, 1), undefined);
+  t.truthy(engine.takeKept('job', 'b', 2, 1));
+  t.is(engine.used, 0, 'taken out: the caller puts it back as a copy');
+});

@@ -57,6 +57,8 @@ const MAX_PENDING = 65_536;
 export class DramEngine implements StorageEngine {
   readonly tier = 'dram';
   private readonly jobs = new Map<string, JobStore>();
+  /** Jobs set aside (engine.ts "Kept copies"), with how each entry given up leaves. */
+  private readonly kept = new Map<string, { store: JobStore; retire: (entry: StoredEntry) => void }>();
   private usedBytes = 0;
 
   constructor(readonly capacity: number) {}
@@ -100,6 +102,9 @@ export class DramEngine implements StorageEngine {
   ): PutOutcome {
     const cost = entryCost(key, value.length);
     const freed = old === undefined ? 0 : entryCost(key, old.value.length);
+    // Kept copies are given up before a write is refused for want of room.
+    if (this.usedBytes - freed + cost > this.capacity && this.kept.size > 0)
+      for (const jobId of [...this.kept.keys()]) this.dropKept(jobId);
     if (this.usedBytes - freed + cost > this.capacity) {
       return {
         ok: false,
@@ -183,6 +188,44 @@ export class DramEngine implements StorageEngine {
     return job.bytes;
   }
 
+  setAside(jobId: string, retire: (entry: StoredEntry) => void): number {
+    this.dropKept(jobId);
+    const store = this.jobs.get(jobId);
+    if (store === undefined || store.entries.size === 0) {
+      this.jobs.delete(jobId);
+      return 0;
+    }
+    this.jobs.delete(jobId);
+    store.index = null;
+    store.tombstones = null;
+    this.kept.set(jobId, { store, retire });
+    return store.bytes;
+  }
+
+  takeKept(jobId: string, key: string, epoch: number, seq: number): StoredEntry | undefined | null {
+    const kept = this.kept.get(jobId);
+    if (kept === undefined) return null;
+    const entry = kept.store.entries.get(key);
+    // One lent to a send still running, or held by a waiter, stays put: its buffer is not the engine's alone.
+    if (entry === undefined || entry.epoch !== epoch || entry.seq !== seq || (entry.lent ?? 0) > 0 || entry.pinned === true)
+      return undefined;
+    kept.store.entries.delete(key);
+    const cost = entryCost(key, entry.value.length);
+    kept.store.bytes -= cost;
+    this.usedBytes -= cost;
+    if (kept.store.entries.size === 0) this.kept.delete(jobId);
+    return entry;
+  }
+
+  dropKept(jobId: string): number {
+    const kept = this.kept.get(jobId);
+    if (kept === undefined) return 0;
+    this.kept.delete(jobId);
+    for (const entry of kept.store.entries.values()) kept.retire(entry);
+    this.usedBytes -= kept.store.bytes;
+    return kept.store.bytes;
+  }
+
   deletedAt(jobId: string, key: string): Tombstone | undefined {
     const job = this.jobs.get(jobId);
     return job === undefined || job.entries.has(key) ? undefined : job.tombstones?.get(key);
@@ -196,6 +239,7 @@ export class DramEngine implements StorageEngine {
 
   close(): void {
     this.jobs.clear();
+    this.kept.clear();
     this.usedBytes = 0;
   }
 }

@@ -110,6 +110,21 @@ export interface StorageEngine {
    * each entry to `retire` (the server recycles its buffer); one keeping them on disk may ignore it.
    */
   dropJob(jobId: string, retire?: (entry: StoredEntry) => void): MaybePromise<number>;
+  /**
+   * Kept copies (optional: the memory tier has them). A replicated job that moved off this node — a node back from
+   * a freeze, whose copies were restored elsewhere meanwhile — has its entries set aside rather than dropped: out
+   * of every read, LIST and `usageByJob`, still counted in `used`, given up first when a write needs the room.
+   * When the job is placed here again, the controller's copy of a key takes the entry kept at the same version
+   * (`takeKept`: the same write, so its bytes need not travel again). Returns the bytes set aside.
+   */
+  setAside?(jobId: string, retire: (entry: StoredEntry) => void): number;
+  /**
+   * Removes and returns the entry kept of the key if its version is exactly (epoch, seq); undefined when there is
+   * none at that version; null when nothing of the job is kept at all (the copier stops asking).
+   */
+  takeKept?(jobId: string, key: string, epoch: number, seq: number): StoredEntry | undefined | null;
+  /** Gives up what is kept of the job (`retire` as set aside); returns the bytes freed. */
+  dropKept?(jobId: string): number;
   /** Bytes held per job. */
   usageByJob(): Map<string, number>;
   close(): MaybePromise<void>;

@@ -36,6 +36,12 @@ export { DEFAULT_HELLO_TIMEOUT_MS, PRE_AUTH_MAX_FRAMES, type StorageCounters, ty
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How often the value pool lets go of buffers that sat unused (it keeps what the period drew on). */
 const POOL_TRIM_MS = 5_000;
+/**
+ * How long a job moved off is kept aside for its resync (`dropJob`). The controller tops the job up as soon as
+ * the node reports again (controller/nodes.ts `topUpShortJobs`), within a second or two; a write that needs
+ * the room takes it first (dram-engine.ts).
+ */
+export const KEPT_MS = 60_000;
 
 /**
  * The data-plane server of one storage node: one Session per TCP connection, frames answered in the order
@@ -105,6 +111,8 @@ export class StorageServer implements SessionHost {
   readonly fullRefusals = new Map<string, number>();
   /** Jobs refused FULL since the last report (`takeFullRefused`): the first of each asks for a report soon. */
   private fullSinceReport = new Set<string>();
+  /** Jobs moved off whose entries are kept aside (`dropJob`), each until its timer gives them up. */
+  private readonly keptTimers = new Map<string, NodeJS.Timeout>();
   /** Called when a job is first refused FULL since the last report (the controller link reports soon). */
   onFullRefusal: (() => void) | null = null;
 
@@ -194,6 +202,8 @@ export class StorageServer implements SessionHost {
   /** Stops accepting, closes every connection, closes the engine. Idempotent. */
   async close(): Promise<void> {
     clearInterval(this.poolTrimmer);
+    for (const timer of this.keptTimers.values()) clearTimeout(timer);
+    this.keptTimers.clear();
     this.peers.close();
     this.lookup?.close();
     if (!this.server.listening && this.respServer?.listening !== true && this.sessions.size === 0) return;
@@ -212,15 +222,38 @@ export class StorageServer implements SessionHost {
    * Deletes a job's data. A deregistered job is refused from now on; a job that `moved` (migrated to other
    * nodes) keeps its epoch, so a client still holding the old placement gets STALE and looks it up again.
    */
-  dropJob(jobId: string, moved = false, tokensExpireBy = Infinity): MaybePromise<number> {
+  dropJob(jobId: string, moved = false, tokensExpireBy = Infinity, keep = false): MaybePromise<number> {
     if (this.coordination.active > 0) this.coordination.dropped(jobId, moved, this.jobs.get(jobId)?.epoch ?? 0);
     this.peers.forget(jobId);
+    this.forgetKept(jobId);
     if (moved) this.jobs.moved(jobId);
     else {
       this.jobs.drop(jobId, tokensExpireBy);
       this.fullRefusals.delete(jobId);
     }
+    // A replicated job restored without this node (declared lost: frozen, cut off) is kept a while, out of reads,
+    // when the controller asks (DropFlag.KEEP): placed here again, its unchanged keys come back without their
+    // bytes travelling (engine.ts "Kept copies").
+    // Before, the top-up copied every key again, and the survivor alone held the job for that long: an
+    // outsider's kill -9 of it 2 s after the thaw (3,000 keys of 100 KB) left 2,173 keys UNAVAILABLE.
+    if (moved && keep && this.engine.setAside !== undefined) {
+      const kept = this.engine.setAside(jobId, this.retire);
+      if (kept > 0) {
+        this.keptTimers.set(jobId, setTimeout(() => this.forgetKept(jobId), KEPT_MS).unref());
+        this.options.logger.info({ job: jobId, bytes: kept, forMs: KEPT_MS }, 'moved job kept aside for a resync');
+      }
+      return 0;
+    }
     return this.engine.dropJob(jobId, this.retire);
+  }
+
+  /** Gives up what is kept of a job moved off (`dropJob`), if anything. */
+  private forgetKept(jobId: string): void {
+    const timer = this.keptTimers.get(jobId);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.keptTimers.delete(jobId);
+    this.engine.dropKept?.(jobId);
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   COPY_THRESHOLD,
   DEFAULT_WAIT_MS,
   DROP_MOVED,
+  DropFlag,
   decodeAnnounceBody,
   encodeKeyList,
   Flag,
@@ -69,9 +70,11 @@ export class Session extends Connection {
       return this.fail(id, epoch, 'UNAUTHORIZED', 'admin operations need the admin token');
     // Internal keys and copies are the controller's (its tokens are internal scope). A copy's version is taken as
     // it comes; a data token may write one only as the client does (PUT and INCR, `dataTokenCopies`).
-    if ((f.flags & (Flag.COPY | Flag.INTERNAL_KEYS)) !== 0 && this.scope !== 'internal') {
+    if ((f.flags & (Flag.COPY | Flag.INTERNAL_KEYS | Flag.KEPT)) !== 0 && this.scope !== 'internal') {
       const clientCopy =
-        (f.flags & Flag.INTERNAL_KEYS) === 0 && (op === Op.PUT || op === Op.INCR) && this.server.options.dataTokenCopies !== false;
+        (f.flags & (Flag.INTERNAL_KEYS | Flag.KEPT)) === 0 &&
+        (op === Op.PUT || op === Op.INCR) &&
+        this.server.options.dataTokenCopies !== false;
       if (!clientCopy)
         return this.fail(
           id,
@@ -148,18 +151,25 @@ export class Session extends Connection {
           );
         }
         this.server.metrics.bytesIn(end - start);
-        // Own the bytes: keep an assembled body as it is, copy a view of a shared read chunk: into the buffer of
-        // a small value replaced earlier (ValuePool.takeSmall), else allocUnsafeSlow — neither zero-filled
-        // (Buffer.copyBytesFrom zero-fills first: 1.3 s of the node's 16 s CPU in a 256×256 sort) nor cut from
-        // Node's shared 8 KiB pool, which one small stored value would keep alive whole.
+        const copy = (f.flags & Flag.COPY) !== 0;
         let value: Buffer;
-        if (f.owned) value = f.buf.subarray(start, end);
+        let flags = f.flags & Flag.MANIFEST;
+        if ((f.flags & Flag.KEPT) !== 0) {
+          // The entry set aside at this version (engine.ts "Kept copies") in place of the value sent again.
+          if (!copy) return this.fail(id, epoch, 'BAD_REQUEST', 'KEPT is a flag of PUT COPY');
+          const kept = engine.takeKept === undefined ? null : engine.takeKept(jobId, key, epoch, f.arg);
+          if (kept === null || kept === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, kept === null ? 0 : 1, null);
+          value = kept.value;
+          flags = kept.flags & Flag.MANIFEST;
+        } else if (f.owned) value = f.buf.subarray(start, end);
         else {
+          // Own the bytes: keep an assembled body as it is, copy a view of a shared read chunk: into the buffer of
+          // a small value replaced earlier (ValuePool.takeSmall), else allocUnsafeSlow — neither zero-filled
+          // (Buffer.copyBytesFrom zero-fills first: 1.3 s of the node's 16 s CPU in a 256×256 sort) nor cut from
+          // Node's shared 8 KiB pool, which one small stored value would keep alive whole.
           value = this.server.pool.takeSmall(end - start) ?? Buffer.allocUnsafeSlow(end - start);
           f.buf.copy(value, 0, start, end);
         }
-        const flags = f.flags & Flag.MANIFEST;
-        const copy = (f.flags & Flag.COPY) !== 0;
         // A replica or copy carries its version's seq (≥ 1); 0 asks this node to order the write.
         const seq = (f.flags & (Flag.REPLICA | Flag.COPY)) === 0 ? 0 : f.arg;
         if (seq === 0 && (f.flags & (Flag.REPLICA | Flag.COPY)) !== 0)
@@ -421,10 +431,11 @@ export class Session extends Connection {
         // Copies: `f` is reused for the next frame before an async engine's drop settles.
         const { id } = f;
         const moved = f.arg === DROP_MOVED;
+        const keep = moved && (f.flags & DropFlag.KEEP) !== 0;
         // The value, when there is one: when the last token of the job expires (ms since 1970, i64).
         const until = f.bodyLength - f.keyLength === 8 ? Number(f.buf.readBigInt64BE(f.bodyStart + f.keyLength)) : Infinity;
-        return this.settle(this.server.dropJob(jobId, moved, until), id, 0, (freed: number) => {
-          this.server.options.logger.info({ job: jobId, freed, moved }, 'job dropped');
+        return this.settle(this.server.dropJob(jobId, moved, until, keep), id, 0, (freed: number) => {
+          this.server.options.logger.info({ job: jobId, freed, moved, keep }, 'job dropped');
           this.respond(Status.OK, 0, id, 0, Math.min(freed, 0xffffffff), null);
         });
       }

@@ -627,3 +627,37 @@ test("withoutSubsumed: a top-up's older generation goes only when the newest, no
   const weightless = placement(2, { nodes: [node('b'), node('a', 0)] }, { nodes: [node('b')] });
   t.is(withoutSubsumed(weightless), weightless);
 });
+
+test('repair: a holder that has the key at the same version or newer is not sent it again; one with an older version or none is', async (t) => {
+  const nodes = await startNodes(t, 3);
+  const [a, b, c] = nodes as [Node, Node, Node];
+  const { data, announce, host } = harness(t, nodes, 3);
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 2,
+    generations: [{ nodes: [a, b, c] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 3,
+  };
+  await announce(placement);
+  const copy = (node: Node, key: string, seq: number, value: string) =>
+    data.get(node.address)!.request({ op: Op.PUT, flags: Flag.COPY, epoch: 2, arg: seq, key, value: Buffer.from(value) });
+  for (const node of nodes) await copy(node, 'same', 1, 'everywhere');
+  await copy(a, 'behind', 2, 'new');
+  await copy(b, 'behind', 2, 'new');
+  await copy(c, 'behind', 1, 'old');
+  await copy(a, 'one', 1, 'only on a');
+  const result = await repairCopies(host, placement);
+  // 'behind' to c once (from a; b finds c up to date after), 'one' to b and c. Before, every holder sent every
+  // key to every other: 12 copies here.
+  t.is(result.copies, 3);
+  t.is(result.bytes, 'new'.length + 2 * 'only on a'.length);
+  for (const [node, key, want] of [
+    [c, 'behind', 'new'],
+    [b, 'one', 'only on a'],
+    [c, 'one', 'only on a'],
+    [c, 'same', 'everywhere'],
+  ] as const)
+    t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), want);
+});

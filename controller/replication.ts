@@ -309,7 +309,9 @@ export async function repairCopies(
           if (generation.remnant === true) inRemnant = true;
           else for (const holder of holders) if (holder.id !== source.id) targets.set(holder.id, holder);
         }
-        if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, down);
+        // Its other holders most likely have it (a repair runs after a restart or a failed change): a value goes
+        // only to one without it, or with an older version.
+        if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, down, undefined, true);
         if (inRemnant) await copyForward(request, source, key, placement, result, down);
       });
       result.listed!.add(source.id);

@@ -162,15 +162,20 @@ export class PlacementPublisher {
     });
   }
 
-  /** Tells each node of `ids` the job moved on (its current epoch, then DROP_JOB moved). */
+  /**
+   * Tells each node of `ids` the job moved on (its current epoch, then DROP_JOB moved). A replicated job's node
+   * keeps its copies aside a while (DropFlag.KEEP): one restored without it may come back to it (a top-up), and
+   * then takes back what did not change instead of having it sent again.
+   */
   async moveOff(job: JobRecord, ids: Iterable<string>): Promise<void> {
     const epoch = job.placement.epoch;
     const placement = announcedPlacementOf(job.placement, this.host.nodes);
+    const keep = (job.placement.replicas ?? 1) > 1;
     await this.each(ids, job.id, async (node, step) => {
       step.op = 'announce';
       await this.host.admin.announce(node.address, job.id, epoch, 0, node.bootId ?? '', placement);
       step.op = 'drop_job';
-      await this.host.admin.dropJob(node.address, job.id, true);
+      await this.host.admin.dropJob(node.address, job.id, true, undefined, keep);
     });
   }
 

@@ -175,7 +175,8 @@ export class ControllerLink {
         bytesIn: counters.bytesIn,
         bytesOut: counters.bytesOut,
         ops: counters.ops,
-        used: engine.used,
+        // Kept copies (engine.ts) give way to any write: not counted as held, or they would look like load.
+        used: engine.used - (engine.keptBytes ?? 0),
         capacity: engine.capacity,
         latencyP50Us: latency.p50Us ?? 0,
         latencyP99Us: latency.p99Us ?? 0,

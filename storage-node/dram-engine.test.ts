@@ -121,15 +121,18 @@ test('a job set aside is out of reads, LIST and usage but still in `used`; takeK
   t.deepEqual(await engine.list('job', '', '', 10), { keys: [], more: false });
   t.deepEqual([...engine.usageByJob().keys()], ['other']);
   t.is(engine.used, used, 'kept bytes still take room until given up');
+  t.is(engine.keptBytes, entryCost('a', 3) + entryCost('b', 9));
   t.is(engine.takeKept('other', 'x', 0, 1), null, 'nothing kept of that job');
   t.is(engine.takeKept('job', 'b', 3, 1), undefined, 'b was written again since: (3, 1) is not what is kept');
   t.is(engine.takeKept('job', 'a', 4, 1), undefined);
   t.deepEqual(engine.takeKept('job', 'a', 3, 1), { value: buf('one'), flags: 0, epoch: 3, seq: 1 });
   t.is(engine.takeKept('job', 'a', 3, 1), undefined, 'taken once');
   t.is(engine.used, used - entryCost('a', 3));
+  t.is(engine.keptBytes, entryCost('b', 9));
   t.is(engine.dropKept('job'), entryCost('b', 9));
   t.deepEqual(retired, ['two again'], 'what was never taken back leaves through retire');
   t.is(engine.used, entryCost('x', 1));
+  t.is(engine.keptBytes, 0);
   t.is(engine.takeKept('job', 'b', 3, 2), null);
 });
 

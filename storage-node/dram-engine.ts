@@ -60,11 +60,16 @@ export class DramEngine implements StorageEngine {
   /** Jobs set aside (engine.ts "Kept copies"), with how each entry given up leaves. */
   private readonly kept = new Map<string, { store: JobStore; retire: (entry: StoredEntry) => void }>();
   private usedBytes = 0;
+  private keptTotal = 0;
 
   constructor(readonly capacity: number) {}
 
   get used(): number {
     return this.usedBytes;
+  }
+
+  get keptBytes(): number {
+    return this.keptTotal;
   }
 
   put(jobId: string, key: string, value: Buffer, flags: number, epoch = 0, seq = 0): PutOutcome {
@@ -199,6 +204,7 @@ export class DramEngine implements StorageEngine {
     store.index = null;
     store.tombstones = null;
     this.kept.set(jobId, { store, retire });
+    this.keptTotal += store.bytes;
     return store.bytes;
   }
 
@@ -213,6 +219,7 @@ export class DramEngine implements StorageEngine {
     const cost = entryCost(key, entry.value.length);
     kept.store.bytes -= cost;
     this.usedBytes -= cost;
+    this.keptTotal -= cost;
     if (kept.store.entries.size === 0) this.kept.delete(jobId);
     return entry;
   }
@@ -223,6 +230,7 @@ export class DramEngine implements StorageEngine {
     this.kept.delete(jobId);
     for (const entry of kept.store.entries.values()) kept.retire(entry);
     this.usedBytes -= kept.store.bytes;
+    this.keptTotal -= kept.store.bytes;
     return kept.store.bytes;
   }
 
@@ -240,6 +248,7 @@ export class DramEngine implements StorageEngine {
   close(): void {
     this.jobs.clear();
     this.kept.clear();
+    this.keptTotal = 0;
     this.usedBytes = 0;
   }
 }

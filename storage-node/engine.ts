@@ -118,6 +118,8 @@ export interface StorageEngine {
    * (`takeKept`: the same write, so its bytes need not travel again). Returns the bytes set aside.
    */
   setAside?(jobId: string, retire: (entry: StoredEntry) => void): number;
+  /** Bytes of `used` that are kept copies: reclaimable, so not reported as held (the controller places by it). */
+  readonly keptBytes?: number;
   /**
    * Removes and returns the entry kept of the key if its version is exactly (epoch, seq); undefined when there is
    * none at that version; null when nothing of the job is kept at all (the copier stops asking).

@@ -284,3 +284,52 @@ test('replicas 2 on two nodes: one dies for good, the job keeps one copy, and a 
   t.deepEqual((await reader.getMany([...keys, ...more])).map(String), [...keys, ...more]);
   t.is(await reader.get('never-written'), null);
 });
+
+test('replicas 2 on two nodes: both restart at once: their keys read UNAVAILABLE, never null, the job takes writes on both new processes, and a later restart of one loses none of them', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 8_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('both-of-two', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const live = () =>
+    cluster.controller.registry.jobs
+      .get(job.id)!
+      .placement.generations.filter((g) => g.remnant !== true)
+      .map((g) => g.nodes.map((n) => n.id).sort());
+  const keys = Array.from({ length: 100 }, (_, i) => `k/${i}`);
+  await job.putMany(keys.map((key) => [key, key] as const));
+  const both = cluster.nodes.map((n) => n.id).sort();
+
+  // Both die in one moment and come back empty under their ids: the only nodes the job can go on with are the
+  // lost ids' new processes. Before, they were never placed on it again, and every write failed for good.
+  await Promise.all([0, 1].map((i) => cluster.restartNode(i)));
+  await eventually(() => JSON.stringify(live()) === JSON.stringify([both]), 20_000, 'the job on both new processes');
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  for (const key of keys.slice(0, 20)) {
+    const error = await rejection(t, reader.get(key));
+    t.is(error.code, 'UNAVAILABLE', key);
+    t.regex(error.message, /every copy of key .* was lost/, key);
+  }
+  const after = Array.from({ length: 60 }, (_, i) => `after/${i}`);
+  await reader.putMany(after.map((key) => [key, `again ${key}`] as const));
+  t.deepEqual(
+    (await reader.getMany(after)).map(String),
+    after.map((key) => `again ${key}`),
+  );
+
+  // One of them restarts again: what was written since lives on the other and is restored; the keys lost the
+  // first time still read UNAVAILABLE.
+  await cluster.restartNode(0);
+  await eventually(
+    async () => {
+      if (JSON.stringify(live()) !== JSON.stringify([both])) return false;
+      const values = await Promise.all(after.map((key) => reader.get(key).then(String, () => 'error')));
+      return values.every((v, i) => v === `again ${after[i]}`);
+    },
+    20_000,
+    'every key written since read back, the job on both nodes again',
+  );
+  t.is((await rejection(t, reader.get(keys[0]!))).code, 'UNAVAILABLE');
+});

@@ -348,8 +348,10 @@ export class Router implements ReplicaHost, WatchHost {
     if (remnants === 0) return notFound;
     const asked = new Set(owners.map((node) => node.id));
     for (const holders of this.holders(key).slice(-remnants)) {
-      // A node asked already answered for its whole store: nothing there, whichever generation asks.
-      if (holders.some((node) => asked.has(node.id))) continue;
+      // A node asked already answered for its whole store: nothing there, whichever generation asks — unless
+      // the remnant marks it lost: that entry is an incarnation that died, and the id's new process placed
+      // on the job again (controller/members.ts `rejoined`) never held what it did.
+      if (holders.some((node) => node.lost !== true && asked.has(node.id))) continue;
       const live = holders.filter((node) => node.lost !== true);
       if (live.length === 0) {
         // Every copy died before it was restored: unknown, not absent (unless deleted since: a delete is newer).

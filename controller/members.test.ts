@@ -1,5 +1,5 @@
 import test from 'ava';
-import { isMember, membersOf, names, nodesOf, reconcileNode, withLostMarks } from './members.ts';
+import { isLostMember, isMember, mayPlaceOn, membersOf, names, nodesOf, reconcileNode, withLostMarks, withRejoined } from './members.ts';
 import { JobMap, type JobRecord } from './registry.ts';
 
 function job(id: string, generations: string[][], extra: Partial<JobRecord> = {}): JobRecord {
@@ -124,4 +124,62 @@ test('a single-copy job’s placement marks exactly its lost members lost, in ev
   const replicated = job('replicated', [['a', 'b', 'c']], { lostNodes: ['b'] });
   replicated.placement.replicas = 2;
   t.is(withLostMarks(replicated.placement, replicated.lostNodes), replicated.placement, 'its copies are restored on live nodes instead');
+});
+
+test('a lost member placed on a replicated job again serves its live generations; the entries of the incarnation that died stay marked', (t) => {
+  // Both of a's and b's processes died: the job went on with nothing but a remnant marking both.
+  const j = job('j', [['b'], ['a', 'b']], { lostNodes: ['a', 'b'] });
+  j.placement = {
+    ...j.placement,
+    replicas: 2,
+    generations: [j.placement.generations[0]!, { ...j.placement.generations[1]!, remnant: true }],
+  };
+  j.placement = withLostMarks(j.placement, j.lostNodes);
+  t.deepEqual(
+    j.placement.generations.map((g) => g.nodes.map((n) => n.lost === true)),
+    [[false], [true, true]],
+  );
+  t.true(isLostMember(j, 'a'));
+  t.true(mayPlaceOn(j, 'a'), "a's new process: only the remnant names the id");
+  t.false(mayPlaceOn(j, 'b'), 'b is still in a live generation: its loss is not restored yet');
+
+  // A restoration puts a's new process in b's place: it rejoins, and its old entries keep their mark.
+  const next = {
+    ...j.placement,
+    epoch: 4,
+    generations: [{ nodes: [{ id: 'a', address: 'a:1', weight: 1 }] }, ...j.placement.generations.slice(1)],
+  };
+  withRejoined(j, next);
+  t.deepEqual(j.rejoined, ['a']);
+  j.placement = withLostMarks(next, j.lostNodes, j.rejoined);
+  t.deepEqual(
+    j.placement.generations.map((g) => g.nodes.map((n) => `${n.id}${n.lost === true ? '!' : ''}`)),
+    [['a'], ['a!', 'b!']],
+  );
+  t.false(isLostMember(j, 'a'));
+  t.true(isMember(j, 'a'));
+  t.deepEqual([...membersOf(j)], ['a']);
+  // A remnant made later from a's live generation (a frozen, say) is its new process's: left unmarked.
+  const frozen = {
+    ...j.placement,
+    epoch: 5,
+    generations: [{ nodes: [] }, { nodes: [{ id: 'a', address: 'a:1', weight: 1 }], remnant: true }, ...j.placement.generations.slice(1)],
+  };
+  t.deepEqual(
+    withLostMarks(frozen, j.lostNodes, j.rejoined).generations.map((g) => g.nodes.map((n) => n.lost === true)),
+    [[], [false], [true, true]],
+  );
+
+  // A single-copy job keeps a lost member out for good.
+  const single = job('s', [['b']], { lostNodes: ['a'] });
+  single.placement = {
+    ...single.placement,
+    generations: [...single.placement.generations, { nodes: [{ id: 'a', address: 'a:1', weight: 1, lost: true }] }],
+  };
+  t.false(mayPlaceOn(single, 'a'));
+  withRejoined(single, {
+    ...single.placement,
+    generations: [{ nodes: [{ id: 'a', address: 'a:1', weight: 1 }] }, ...single.placement.generations],
+  });
+  t.is(single.rejoined, undefined);
 });

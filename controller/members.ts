@@ -22,8 +22,40 @@ export function nodesOf(placement: WirePlacement): Set<string> {
 /** The nodes that serve the job now: those its placement names, less the incarnations lost with its data. */
 export function membersOf(job: JobRecord): Set<string> {
   const ids = nodesOf(job.placement);
-  for (const id of job.lostNodes ?? []) ids.delete(id);
+  for (const id of job.lostNodes ?? []) if (isLostMember(job, id)) ids.delete(id);
   return ids;
+}
+
+/** The ids a placement's live generations (not remnants) name. */
+function liveNodesOf(placement: WirePlacement): Set<string> {
+  const ids = new Set<string>();
+  for (const generation of placement.generations) if (generation.remnant !== true) for (const node of generation.nodes) ids.add(node.id);
+  return ids;
+}
+
+/**
+ * A replicated job's lost members that `next` places in a live generation none of `job.placement`'s live ones named:
+ * their current incarnation (one registered after the loss: that is when an id becomes a lost member) takes part
+ * anew, so they join `rejoined`. Called before `next` replaces the job's placement. The incarnation that died keeps its marks in the remnants. Before, a lost id was
+ * never placed again: on two nodes both restarted at once, a `replicas: 2` job refused every write for good (the
+ * only nodes that could take it were the lost ids' new processes).
+ */
+export function withRejoined(job: JobRecord, next: WirePlacement): void {
+  if ((next.replicas ?? 1) < 2 || job.lostNodes === undefined) return;
+  const before = liveNodesOf(job.placement);
+  for (const id of liveNodesOf(next)) {
+    if (before.has(id) || !job.lostNodes.includes(id) || job.rejoined?.includes(id) === true) continue;
+    (job.rejoined ??= []).push(id);
+  }
+}
+
+/**
+ * Whether `nodeId`'s current incarnation may be placed on the job: not a lost member, or (a replicated job) one no
+ * live generation names any more — its loss was restored from, and only remnants name the incarnation that died.
+ */
+export function mayPlaceOn(job: JobRecord, nodeId: string): boolean {
+  if (!isLostMember(job, nodeId)) return true;
+  return (job.placement.replicas ?? 1) > 1 && !liveNodesOf(job.placement).has(nodeId);
 }
 
 /**
@@ -48,9 +80,15 @@ export function isMember(job: JobRecord, nodeId: string): boolean {
   return names(job.placement, nodeId) && !isLostMember(job, nodeId);
 }
 
-/** Whether `nodeId` is a lost member of the job (named by its placement, its data gone with an incarnation). */
+/**
+ * Whether `nodeId` is a lost member of the job (named by its placement, its data gone with an incarnation). One
+ * placed on the job again since (`rejoined`) is not, while any entry naming it is unmarked: those are its current
+ * incarnation's (a live generation, or a remnant made since, when it was frozen, say).
+ */
 export function isLostMember(job: JobRecord, nodeId: string): boolean {
-  return job.lostNodes?.includes(nodeId) === true;
+  if (job.lostNodes?.includes(nodeId) !== true) return false;
+  if (job.rejoined?.includes(nodeId) !== true) return true;
+  return !job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId && n.lost !== true));
 }
 
 /** What a node must know of the job to serve it (AnnounceFlag). */
@@ -90,12 +128,18 @@ export function withRespAddresses(placement: WirePlacement, nodes: ReadonlyMap<s
  * slots there move to live nodes once the copies are restored. `placement` itself when nothing changes; otherwise a
  * new placement, new generations and nodes where they change (placements are never edited in place: `names`).
  */
-export function withLostMarks(placement: WirePlacement, lostNodes: readonly string[] | undefined): WirePlacement {
+export function withLostMarks(
+  placement: WirePlacement,
+  lostNodes: readonly string[] | undefined,
+  rejoined: readonly string[] = [],
+): WirePlacement {
   const replicated = (placement.replicas ?? 1) > 1;
   const lost = lostNodes ?? [];
   const marks = (g: WirePlacement['generations'][number]) => !replicated || g.remnant === true;
+  // A rejoined id's entries keep what they have: its older remnants stay marked (the incarnation that died), and
+  // remnants made since are its new incarnation's, whose data lives (a freeze, say).
   const settled = (g: WirePlacement['generations'][number]) =>
-    g.nodes.every((n) => (n.lost === true) === (marks(g) && lost.includes(n.id)));
+    g.nodes.every((n) => rejoined.includes(n.id) || (n.lost === true) === (marks(g) && lost.includes(n.id)));
   if (placement.generations.every(settled)) return placement;
   return {
     ...placement,
@@ -105,6 +149,7 @@ export function withLostMarks(placement: WirePlacement, lostNodes: readonly stri
         : {
             ...g,
             nodes: g.nodes.map((n) => {
+              if (rejoined.includes(n.id)) return n;
               const marked = marks(g) && lost.includes(n.id);
               if ((n.lost === true) === marked) return n;
               const { lost: _was, ...rest } = n;
@@ -121,6 +166,8 @@ export function pruneLostNodes(job: JobRecord): void {
   const named = nodesOf(job.placement);
   const kept = job.lostNodes.filter((id) => named.has(id));
   job.lostNodes = kept.length > 0 ? kept : undefined;
+  const rejoined = job.rejoined?.filter((id) => kept.includes(id));
+  job.rejoined = rejoined !== undefined && rejoined.length > 0 ? rejoined : undefined;
 }
 
 /**

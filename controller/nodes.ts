@@ -119,7 +119,12 @@ export class NodeBook {
     const jobs = [...ctx.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(old.id) && !isLostMember(job, old.id));
     // First, while they still count it as a member: the loss picks the jobs to restore.
     if (old.lost !== true) void this.nodeLost(old, 'restarted');
-    for (const job of jobs) job.lostNodes = [...(job.lostNodes ?? []), old.id];
+    for (const job of jobs) {
+      if (job.lostNodes?.includes(old.id) !== true) job.lostNodes = [...(job.lostNodes ?? []), old.id];
+      // Placed on the job again, and died again: every entry naming it is marked now (`withLostMarks`).
+      const rejoined = job.rejoined?.filter((id) => id !== old.id);
+      job.rejoined = rejoined !== undefined && rejoined.length > 0 ? rejoined : undefined;
+    }
     // Recorded before the new incarnation is: a controller restarted in between must not take the new process for
     // a member of those jobs (it would announce them to it, and it holds none of their data).
     await Promise.all(jobs.map((job) => ctx.persistJob(job)));
@@ -460,6 +465,7 @@ export class NodeBook {
     for (const job of [...ctx.registry.jobs.values()]) {
       if ((job.placement.replicas ?? 1) === 1) continue;
       for (const id of job.lostNodes ?? []) {
+        if (!isLostMember(job, id)) continue; // placed on the job again since (members.ts `rejoined`)
         const named = job.placement.generations.flatMap((g) => g.nodes).find((n) => n.id === id);
         if (named === undefined) continue;
         const node: NodeRecord = {

@@ -8,7 +8,7 @@ import { clientTlsOf, isHostPort, NodeConnection, SatchelError, signToken, type 
 import { allocateJob, growJob as growAllocation, type NodeState } from './allocation.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
-import { isLostMember, nodesOf } from './members.ts';
+import { isLostMember, mayPlaceOn, nodesOf } from './members.ts';
 import { type MigrationHost, type MigrationResult, migrateJob } from './migration.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 import { repairCopies, withoutSpentRemnants } from './replication.ts';
@@ -336,9 +336,13 @@ export class PlacementChanges {
     };
   }
 
-  /** The nodes a job may grow onto: placeable, and not a node id the job has as a lost member. */
+  /**
+   * The nodes a job may grow onto: placeable, and not a node id the job has as a lost member — unless, a replicated
+   * job, no live generation names it any more (members.ts `mayPlaceOn`).
+   */
   placeableFor(job: JobRecord): NodeState[] {
-    return this.ctx.registry.placeableNodes().filter((node) => !isLostMember(job, node.id));
+    if (job.lostNodes === undefined) return this.ctx.registry.placeableNodes();
+    return this.ctx.registry.placeableNodes().filter((node) => mayPlaceOn(job, node.id));
   }
 
   /** A node's room for more of a job: its capacity less the most of what is reserved there and what it holds. */

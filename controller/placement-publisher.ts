@@ -33,6 +33,7 @@ import {
   nodesOf,
   pruneLostNodes,
   withLostMarks,
+  withRejoined,
   withRespAddresses,
 } from './members.ts';
 import type { NodeAdmin } from './node-admin.ts';
@@ -64,8 +65,9 @@ export class PlacementPublisher {
    * `proposed` with its lost members marked (members.ts `withLostMarks`): callers read `job.placement` after.
    */
   async apply(job: JobRecord, proposed: WirePlacement): Promise<void> {
-    const next = withLostMarks(proposed, job.lostNodes);
     const before = membersOf(job);
+    withRejoined(job, proposed);
+    const next = withLostMarks(proposed, job.lostNodes, job.rejoined);
     withRespAddresses(next, this.host.nodes);
     job.placement = next;
     this.host.placed?.(job);
@@ -107,7 +109,7 @@ export class PlacementPublisher {
    * yet. Run in the job's queue of changes (placement-changes.ts `change`). False when nothing was to be marked.
    */
   async markLost(job: JobRecord): Promise<boolean> {
-    if (withLostMarks(job.placement, job.lostNodes) === job.placement) return false;
+    if (withLostMarks(job.placement, job.lostNodes, job.rejoined) === job.placement) return false;
     await this.apply(job, job.placement);
     return true;
   }

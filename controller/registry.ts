@@ -30,6 +30,11 @@ export interface JobRecord {
    */
   lostNodes?: string[];
   /**
+   * Lost members of a replicated job placed on it again (members.ts `withRejoined`): the new incarnation under the
+   * id serves the live generations that name it; the remnant entries of the incarnation that died stay marked.
+   */
+  rejoined?: string[];
+  /**
    * Keys being copied under the current placement, recorded with it before the copy starts so a restarted
    * controller finishes it: a drain moving the job off `node`, or copies restored after a node was lost.
    */

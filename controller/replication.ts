@@ -108,7 +108,9 @@ function liveGenerations(placement: WirePlacement): WirePlacement['generations']
 export function withoutSpentRemnants(placement: WirePlacement, listed: ReadonlySet<string>): WirePlacement {
   const replicas = Math.max(1, placement.replicas ?? 1);
   const generations = placement.generations.filter(
-    (g) => g.remnant !== true || someSlotLost(g.nodes, replicas, (node) => !listed.has(node.id)),
+    // An entry marked lost was listed by no one, whatever its id lists now (a lost id placed on the job again:
+    // members.ts `rejoined`).
+    (g) => g.remnant !== true || someSlotLost(g.nodes, replicas, (node) => node.lost === true || !listed.has(node.id)),
   );
   return generations.length === placement.generations.length ? placement : { ...placement, generations };
 }
@@ -184,7 +186,7 @@ export async function rereplicateJob(
   // its place) and the lost node did not give them itself (a restarted one holds nothing). Those keys died with
   // it: their remnant stays, so they read UNAVAILABLE rather than absent. Without this, a replicas-2 job on two
   // nodes read every key null after one node restarted and then the other (an outsider's test, 2026-12-07).
-  const gone = (node: { id: string }) => node.id === lost?.id || !survivors.has(node.id);
+  const gone = (node: { id: string; lost?: boolean }) => node.lost === true || node.id === lost?.id || !survivors.has(node.id);
   const orphaned =
     !lostListed && after.placement.generations.slice(after.final.generations.length).some((g) => someSlotLost(g.nodes, replicas, gone));
   if (orphaned) return { placement: after.placement, result };

@@ -187,7 +187,7 @@ export class Controller implements ConsoleBackend {
       const told = (job.overQuota as { toldEpoch?: number } | undefined)?.toldEpoch !== undefined;
       if (told && job.limitedOn === undefined) job.limitedOn = [...membersOf(job)].sort();
       // Lost members marked in the placement (members.ts `withLostMarks`): a record from before the mark existed.
-      ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt, placement: withLostMarks(job.placement, job.lostNodes) });
+      ctx.registry.jobs.set(job.id, { ...job, leaseExpiresAt, placement: withLostMarks(job.placement, job.lostNodes, job.rejoined) });
       ctx.metadata.restore(job.id, job.metadata);
     }
     for (const address of metadata) ctx.metadata.connect(address);

@@ -10,7 +10,7 @@ import { pastDeadline, settleBy, shareOf } from './deadline.ts';
 import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
 import { isKeyLost, keyLostError } from './lost-keys.ts';
 import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
-import { incrOnce, readReplicas } from './replicas.ts';
+import { incrOnce, readReplicas, tellIncrement } from './replicas.ts';
 import { expectOk } from './replies.ts';
 import type { Router } from './routing.ts';
 import { Watch, type WatchOptions } from './watch.ts';
@@ -105,8 +105,8 @@ export class Coordination {
       const holders = router.holders(key);
       const nodes = holders[0]!;
       try {
-        // Within the call's deadline (deadline.ts): with copies, half of what is left, so a frozen holder leaves a
-        // retry time (telling the copies could otherwise take a timeoutMs of its own).
+        // Within the call's deadline (deadline.ts): with copies, half of what is left, so a frozen primary leaves
+        // a retry time.
         const until = nodes.length > 1 ? shareOf(deadline) : deadline;
         reply = await settleBy(this.incrAt(holders, key, amount), until, router.timeoutMs);
       } catch (error) {
@@ -114,7 +114,12 @@ export class Coordination {
         await router.afterUnreachable(error, epoch, deadline);
         continue;
       }
-      if (reply.status === Status.OK) return Number(reply.body.readBigInt64BE(0));
+      if (reply.status === Status.OK) {
+        // Applied by the primary: told to the other holders, never sent to a primary again (replicas.ts
+        // `tellIncrement`). Within the call's whole time, as a frozen holder is only let go once it is replaced.
+        if (nodes.length > 1) await tellIncrement(router, nodes, reply, key, amount, deadline);
+        return Number(reply.body.readBigInt64BE(0));
+      }
       if (attempt >= MAX_ATTEMPTS || pastDeadline(deadline)) expectOk(reply);
       if (reply.status === Status.STALE) await router.refreshPast(reply.arg, deadline);
       else if (reply.status === Status.FULL) await router.grow(nodes[0]!.id, epoch);

@@ -105,13 +105,8 @@ export async function writeReplicas(
 }
 
 /**
- * One INCR (`amount`: the amount, then the increment's token) at the counter's primary, then its new total,
- * with the token, to the other holders of the same set. Unlike a PUT, an increment the primary applied is not
- * written again when a replica's answer is STALE or lost: that would add it twice (the retry lands in the new
- * placement, whose copy of the counter already counts it). So the other holders of the set the primary ordered
- * it for each get it, as a copy (Flag.COPY: no placement check, still only over older versions), whatever the
- * placement became meanwhile; a holder that cannot be reached is left to the controller, which restores the
- * copies from the primary once it has placed the job without it.
+ * One INCR (`amount`: the amount, then the increment's token) at the counter's primary, `holders[0]`; its
+ * answer carries the new total and its version. The other holders are told by `tellIncrement`.
  */
 export async function incrOnce(
   host: ReplicaHost,
@@ -125,19 +120,39 @@ export async function incrOnce(
   // The total is 8 bytes: a shorter answer would be a RangeError where it is read.
   if (primary.status === Status.OK && primary.body.length < 8)
     throw new SatchelError('UNAVAILABLE', `node ${holders[0]!.id} answered INCR without a total`);
-  if (holders.length === 1 || primary.status !== Status.OK) return primary;
-  const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
-  await Promise.all(holders.slice(1).map((node) => tellIncrement(host, node, holders[0]!, epoch, primary.arg, key, told)));
   return primary;
 }
 
 /**
- * A replica of an increment (its total and token at version (epoch, seq)) to one holder; see `incrOnce`. A
- * holder that is down and then leaves the placement is let go while the primary stays in it (the controller
- * restores the copies from the primary's side); if the primary left too, nobody may hold the increment: the
- * error goes to `incr`, which asks the new placement's primary (the token tells it whether it has the increment).
+ * An increment the primary applied (`primary`: its answer, the version's epoch and seq), its new total with the token told to the
+ * other holders of the same set. Unlike a PUT, an applied increment is never sent again to whatever primary
+ * the placement names next: that node's copy of the counter may already count it without knowing the token, and
+ * it would add it twice (an outsider's SIGSTOP of one of three nodes: 10 of 50 counters +2 for one acknowledged
+ * increment, the call cut at half its time while a frozen replica was told). So each holder of the set gets it,
+ * as a copy (Flag.COPY: no placement check, still only over older versions), whatever the placement became
+ * meanwhile, within the call's `deadline`; a holder that cannot be reached and leaves the placement while the
+ * primary stays is left to the controller, which restores the copies from the primary's side.
  */
-async function tellIncrement(
+export async function tellIncrement(
+  host: ReplicaHost,
+  holders: readonly PlacementNode[],
+  primary: Reply,
+  key: string,
+  amount: Buffer,
+  deadline: number,
+): Promise<void> {
+  const told = Buffer.concat([primary.body.subarray(0, 8), amount.subarray(8, 16)]);
+  await Promise.all(holders.slice(1).map((node) => tellOne(host, node, holders[0]!, primary.epoch, primary.arg, key, told, deadline)));
+}
+
+/**
+ * A replica of an increment (its total and token at version (epoch, seq)) to one holder; see `tellIncrement`. A
+ * holder that is down and then leaves the placement is let go while the primary stays in it (the controller
+ * restores the copies from the primary's side); if the primary left too, its copies may not hold the increment,
+ * and the error goes to the caller. Each try gets half of what is left of the call's time (a frozen holder
+ * leaves the rest to see it replaced).
+ */
+async function tellOne(
   host: ReplicaHost,
   node: PlacementNode,
   primary: PlacementNode,
@@ -145,6 +160,7 @@ async function tellIncrement(
   seq: number,
   key: string,
   told: Buffer,
+  deadline: number,
 ): Promise<void> {
   // In a generation that takes writes: a remnant (control.proto Generation.remnant) names a lost holder that is never
   // coming back for this increment (the one-minute nemesis: told in vain until the attempts ran out, the increment
@@ -152,15 +168,17 @@ async function tellIncrement(
   const placed = (id: string) => writtenGenerations(host.placement).some((nodes) => nodes.some((n) => n.id === id));
   for (let attempt = 1; ; attempt++) {
     try {
-      const reply = await host
-        .connectionTo(node)
-        .request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, epoch, arg: seq, key, value: told });
+      const reply = await settleBy(
+        host.connectionTo(node).request({ op: Op.INCR, flags: Flag.REPLICA | Flag.COPY, epoch, arg: seq, key, value: told }),
+        shareOf(deadline),
+        host.timeoutMs,
+      );
       // STALE: the job moved off that node (drained); the copies it made came from the primary's side too.
       if (reply.status !== Status.STALE) expectOk(reply);
       return;
     } catch (error) {
-      if (!isTransient(error) || attempt >= MAX_ATTEMPTS) throw error;
-      await host.afterUnreachable(error, host.placement.epoch);
+      if (!isTransient(error) || attempt >= MAX_ATTEMPTS || pastDeadline(deadline)) throw error;
+      await host.afterUnreachable(error, host.placement.epoch, deadline);
       if (!placed(node.id)) {
         if (placed(primary.id)) return;
         throw error;

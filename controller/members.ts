@@ -36,9 +36,10 @@ function liveNodesOf(placement: WirePlacement): Set<string> {
 /**
  * A replicated job's lost members that `next` places in a live generation none of `job.placement`'s live ones named:
  * their current incarnation (one registered after the loss: that is when an id becomes a lost member) takes part
- * anew, so they join `rejoined`. Called before `next` replaces the job's placement. The incarnation that died keeps its marks in the remnants. Before, a lost id was
- * never placed again: on two nodes both restarted at once, a `replicas: 2` job refused every write for good (the
- * only nodes that could take it were the lost ids' new processes).
+ * anew, so they join `rejoined`; the incarnation that died keeps its marks in the remnants. Called before `next`
+ * replaces the job's placement. Before, a lost id was never placed again: on two nodes both restarted at once, a
+ * `replicas: 2` job refused every write for good (the only nodes that could take it were the lost ids' new
+ * processes).
  */
 export function withRejoined(job: JobRecord, next: WirePlacement): void {
   if ((next.replicas ?? 1) < 2 || job.lostNodes === undefined) return;

@@ -333,3 +333,40 @@ test('replicas 2 on two nodes: both restart at once: their keys read UNAVAILABLE
   );
   t.is((await rejection(t, reader.get(keys[0]!))).code, 'UNAVAILABLE');
 });
+
+test('replicas 2 on two nodes: both stop, are declared lost with nothing to restore onto, then come back as new processes one by one: the job takes writes on both again', async (t) => {
+  const cluster = await startInProcessCluster({ dram: 2, capacity: 128 * MiB, nodeTimeoutMs: 1_500 });
+  t.teardown(() => cluster.close());
+  const satchel = await Satchel.connect(cluster.controllerAddress, { key: cluster.tenantKey, timeoutMs: 4_000 });
+  t.teardown(() => satchel.close());
+  const job = await satchel.registerJob('lost-then-restarted', { replicas: 2 });
+  t.teardown(() => job.deregister().catch(() => {}));
+  const keys = Array.from({ length: 50 }, (_, i) => `k/${i}`);
+  await job.putMany(keys.map((key) => [key, key] as const));
+  const live = () =>
+    cluster.controller.registry.jobs
+      .get(job.id)!
+      .placement.generations.filter((g) => g.remnant !== true)
+      .map((g) => g.nodes.map((n) => n.id).sort());
+  const both = cluster.nodes.map((n) => n.id).sort();
+
+  // Both stop reporting: the second loss finds no node to restore onto and keeps its node, waiting for its data.
+  await Promise.all(cluster.nodes.map((n) => n.close()));
+  await eventually(
+    () => cluster.controller.events.since(0).some((e) => e.kind === 'replication-failed' && e.reason.includes('every other node')),
+    15_000,
+    'nothing to restore onto',
+  );
+  // They come back without it, one after the other (Kubernetes' back-off). Before, the live generation named the
+  // dead process for good, and every write failed.
+  await cluster.restartNode(0);
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await cluster.restartNode(1);
+  await eventually(() => JSON.stringify(live()) === JSON.stringify([both]), 20_000, 'the job on both new processes');
+  const reader = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+  t.teardown(() => reader.close());
+  await reader.put('after', 'again');
+  t.is((await reader.get('after'))?.toString(), 'again');
+  const error = await rejection(t, reader.get(keys[0]!));
+  t.is(error.code, 'UNAVAILABLE', 'a key whose every copy died is not absent');
+});

@@ -118,7 +118,8 @@ export class NodeBook {
     const { ctx } = this;
     const jobs = [...ctx.registry.jobs.values()].filter((job) => nodesOf(job.placement).has(old.id) && !isLostMember(job, old.id));
     // First, while they still count it as a member: the loss picks the jobs to restore.
-    if (old.lost !== true) void this.nodeLost(old, 'restarted');
+    const wasLost = old.lost === true;
+    if (!wasLost) void this.nodeLost(old, 'restarted');
     for (const job of jobs) {
       if (job.lostNodes?.includes(old.id) !== true) job.lostNodes = [...(job.lostNodes ?? []), old.id];
       // Placed on the job again, and died again: every entry naming it is marked now (`withLostMarks`).
@@ -133,6 +134,20 @@ export class NodeBook {
     // job's queue may hold a long migration; the node registers meanwhile and its RESP front door answers
     // TRYAGAIN until the mark is published).
     for (const job of jobs) void this.markLost(job.id, old.id);
+    // Lost already (it stopped reporting first): a restoration then found no node to restore onto (every other
+    // node of the job lost too) and kept it, waiting for it to come back with its data. It came back without: the
+    // job is restored without it now, onto nodes that came back meanwhile (members.ts `mayPlaceOn`). Before,
+    // its live generation named the dead process for good: three nodes all killed, restarted one by one, and a
+    // job refused every write for 5 minutes (an outsider's run).
+    if (wasLost)
+      for (const job of jobs)
+        if (
+          (job.placement.replicas ?? 1) > 1 &&
+          job.placement.generations.some((g) => g.remnant !== true && g.nodes.some((n) => n.id === old.id))
+        )
+          void this.placements
+            .change(job.id, () => this.restoreCopies(job.id, old))
+            .catch((error: unknown) => ctx.logger.error({ err: error, job: job.id, node: old.id }, 'restoring copies failed'));
     ctx.logger.warn({ node: old.id, bootId: old.bootId, jobs: jobs.length }, 'node restarted: its data is gone');
     ctx.events.add(
       'node-restarted',

@@ -26,6 +26,11 @@ export function membersOf(job: JobRecord): Set<string> {
   return ids;
 }
 
+/** Whether a live generation (not a remnant) of the placement names `nodeId`. */
+export function namesLive(placement: WirePlacement, nodeId: string): boolean {
+  return placement.generations.some((g) => g.remnant !== true && g.nodes.some((n) => n.id === nodeId));
+}
+
 /** The ids a placement's live generations (not remnants) name. */
 function liveNodesOf(placement: WirePlacement): Set<string> {
   const ids = new Set<string>();
@@ -56,7 +61,7 @@ export function withRejoined(job: JobRecord, next: WirePlacement): void {
  */
 export function mayPlaceOn(job: JobRecord, nodeId: string): boolean {
   if (!isLostMember(job, nodeId)) return true;
-  return (job.placement.replicas ?? 1) > 1 && !liveNodesOf(job.placement).has(nodeId);
+  return (job.placement.replicas ?? 1) > 1 && !namesLive(job.placement, nodeId);
 }
 
 /**

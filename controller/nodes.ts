@@ -20,7 +20,7 @@ import { growJob as growAllocation } from './allocation.ts';
 import type { ControlOp } from './call-failures.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
-import { announcedPlacementOf, isLostMember, nodesOf, reconcileNode } from './members.ts';
+import { announcedPlacementOf, isLostMember, namesLive, nodesOf, reconcileNode } from './members.ts';
 import type { PlacementChanges, PlacementHost } from './placement-changes.ts';
 import type { QuotaEnforcer } from './quotas.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
@@ -141,10 +141,7 @@ export class NodeBook {
     // job refused every write for 5 minutes (an outsider's run).
     if (wasLost)
       for (const job of jobs)
-        if (
-          (job.placement.replicas ?? 1) > 1 &&
-          job.placement.generations.some((g) => g.remnant !== true && g.nodes.some((n) => n.id === old.id))
-        )
+        if ((job.placement.replicas ?? 1) > 1 && namesLive(job.placement, old.id))
           void this.placements
             .change(job.id, () => this.restoreCopies(job.id, old))
             .catch((error: unknown) => ctx.logger.error({ err: error, job: job.id, node: old.id }, 'restoring copies failed'));
@@ -305,8 +302,7 @@ export class NodeBook {
     const { ctx, placements } = this;
     const job = ctx.registry.jobs.get(jobId);
     // Only a remnant names it (its loss was restored from, or found nothing to restore from): nothing to do.
-    if (job === undefined || !job.placement.generations.some((g) => g.remnant !== true && g.nodes.some((n) => n.id === node.id)))
-      return null;
+    if (job === undefined || !namesLive(job.placement, node.id)) return null;
     // Copies an earlier change left unfinished (it failed, or the controller died): this restoration only makes
     // the copies its own loss calls for, so a repair follows it.
     const unfinished = job.pending !== undefined;

@@ -171,7 +171,7 @@ export async function rereplicateJob(
       for (const i of pickNodes(newest, slot, replicas)) if (newest[i]!.id !== source.id) targets.set(newest[i]!.id, newest[i]!);
     }
     if (targets.size === 0) return;
-    await copyKey(request, source, key, targets.values(), result, undefined, keeps);
+    await copyKey(request, source, key, targets.values(), result, { keeps });
   };
 
   for (const source of survivors.values()) await forEachKey(request, source, (key) => restore(source, key));
@@ -251,7 +251,7 @@ async function copyFromLost(
         for (const i of pickNodes(nodes, slot, replicas)) targets.set(nodes[i]!.id, nodes[i]!);
       targets.delete(lost.id);
       try {
-        await copyKey(request, lost, key, targets.values(), result, down, undefined, true);
+        await copyKey(request, lost, key, targets.values(), result, { down, held: true });
       } catch (error) {
         // The lost node stopped answering midway: the keys it still held are what survivors could not give.
         if (!unreachable(error)) throw error;
@@ -313,7 +313,7 @@ export async function repairCopies(
         }
         // Its other holders most likely have it (a repair runs after a restart or a failed change): a value goes
         // only to one without it, or with an older version.
-        if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, down, undefined, true);
+        if (targets.size > 0) await copyKey(request, source, key, targets.values(), result, { down, held: true });
         if (inRemnant) await copyForward(request, source, key, placement, result, down);
       });
       result.listed!.add(source.id);
@@ -373,7 +373,7 @@ async function copyForward(
   const targets = pickNodes(newest, slot, replicas)
     .map((i) => newest[i]!)
     .filter((node) => node.id !== source.id);
-  await copyKey(request, source, key, targets, result, down);
+  await copyKey(request, source, key, targets, result, { down });
 }
 
 const unreachable = (error: unknown) => error instanceof SatchelError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT');
@@ -402,9 +402,7 @@ async function copyKey(
   key: string,
   targets: Iterable<WirePlacementNode>,
   result: ReplicationResult,
-  down?: Set<string>,
-  keeps?: Set<string>,
-  held = false,
+  { down, keeps, held = false }: { down?: Set<string>; keeps?: Set<string>; held?: boolean } = {},
 ): Promise<void> {
   let due = [...targets];
   if (held || (keeps !== undefined && keeps.size > 0 && due.some((target) => keeps.has(target.id)))) {

@@ -196,11 +196,8 @@ export class DramEngine implements StorageEngine {
   setAside(jobId: string, retire: (entry: StoredEntry) => void): number {
     this.dropKept(jobId);
     const store = this.jobs.get(jobId);
-    if (store === undefined || store.entries.size === 0) {
-      this.jobs.delete(jobId);
-      return 0;
-    }
     this.jobs.delete(jobId);
+    if (store === undefined || store.entries.size === 0) return 0;
     store.index = null;
     store.tombstones = null;
     this.kept.set(jobId, { store, retire });

@@ -144,12 +144,13 @@ export class Coordination {
       const live = older.filter((node) => !node.lost);
       // A remnant whose copies of the counter all died (routing.ts `keyLostError`): starting it at 0 would lie.
       if (live.length === 0) throw keyLostError(this.router.placement, key, older);
-      const reply = await readReplicas(this.router, live, Op.GET, key, Flag.VERSION);
+      // With its recent increments (Flag.INCREMENTS): this call's own retry may be one of them.
+      const reply = await readReplicas(this.router, live, Op.GET, key, Flag.VERSION | Flag.INCREMENTS);
       if (reply.status !== Status.OK) continue;
       for (const node of holders[0]!) {
         const copied = await this.router.connectionTo(node).request({
           op: Op.PUT,
-          flags: Flag.COPY | (reply.flags & Flag.MANIFEST),
+          flags: Flag.COPY | (reply.flags & (Flag.MANIFEST | Flag.INCREMENTS)),
           epoch: reply.epoch,
           arg: reply.arg,
           key,

@@ -661,3 +661,35 @@ test('repair: a holder that has the key at the same version or newer is not sent
   ] as const)
     t.is((await data.get(node.address)!.request({ op: Op.GET, epoch: 2, key })).body.toString(), want);
 });
+
+test("migration: a counter's recent increments go with its copy, so a retry of one at the new node is answered, not added again", async (t) => {
+  const nodes = await startNodes(t, 2);
+  const [drained, target] = nodes as [Node, Node];
+  const { data, announce, host } = harness(t, nodes, 1);
+  const placement: WirePlacement = {
+    jobId: JOB,
+    epoch: 1,
+    generations: [{ nodes: [drained] }],
+    blockSize: 1 << 20,
+    maxValueBytes: 1 << 30,
+    replicas: 1,
+  };
+  await announce(placement);
+  // INCR's body: the amount, then the increment's token (as client/coordination.ts sends it).
+  const incr = async (node: Node, epoch: number, token: number) => {
+    const amount = Buffer.alloc(16);
+    amount.writeBigInt64BE(1n);
+    amount.writeUInt32BE(token, 12);
+    const reply = await data.get(node.address)!.request({ op: Op.INCR, epoch, key: 'count', value: amount });
+    t.is(reply.status, Status.OK);
+    return Number(reply.body.readBigInt64BE(0));
+  };
+  t.is(await incr(drained, 1, 1), 1);
+  // Applied, its answer lost (the node frozen, the connection cut): the client retries it wherever the job is next.
+  t.is(await incr(drained, 1, 2), 2);
+  const { placement: after } = await migrateJob(host, placement, drained, [target]);
+  t.is(await incr(target, after.epoch, 2), 2, 'the retry is answered with what it made');
+  t.is(await incr(target, after.epoch, 1), 1);
+  t.is(await incr(target, after.epoch, 3), 3, 'a new increment adds');
+  t.is((await data.get(target.address)!.request({ op: Op.GET, epoch: after.epoch, key: 'count' })).body.toString(), '3');
+});

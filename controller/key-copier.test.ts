@@ -72,19 +72,19 @@ test('a failing key fails the walk: no key after it starts, no page after it is 
   t.true(started.length <= 5, `started ${started.join(',')}`);
 });
 
-test('readVersioned: null for a key not held; writeCopy carries the version and the manifest flag', async (t) => {
+test("readVersioned: null for a key not held, a counter's increments asked for; writeCopy carries the version and the manifest and increments flags", async (t) => {
   const calls: unknown[][] = [];
   const request: Request = async (_node, op, flags, key, value, arg, epoch) => {
     calls.push([op, flags, key, value === null ? null : Buffer.from(value).toString(), arg, epoch]);
     if (op === Op.GET && key === 'missing') return reply({ status: Status.NOT_FOUND });
-    return reply({ body: Buffer.from('v'), flags: Flag.MANIFEST, epoch: 7, arg: 42 });
+    return reply({ body: Buffer.from('v'), flags: Flag.MANIFEST | Flag.INCREMENTS, epoch: 7, arg: 42 });
   };
   t.is(await readVersioned(request, node, 'missing'), null);
   const value = (await readVersioned(request, node, 'k'))!;
   await writeCopy(request, node, 'k', value);
   t.deepEqual(calls, [
-    [Op.GET, Flag.VERSION, 'missing', null, undefined, undefined],
-    [Op.GET, Flag.VERSION, 'k', null, undefined, undefined],
-    [Op.PUT, Flag.COPY | Flag.MANIFEST, 'k', 'v', 42, 7],
+    [Op.GET, Flag.VERSION | Flag.INCREMENTS, 'missing', null, undefined, undefined],
+    [Op.GET, Flag.VERSION | Flag.INCREMENTS, 'k', null, undefined, undefined],
+    [Op.PUT, Flag.COPY | Flag.MANIFEST | Flag.INCREMENTS, 'k', 'v', 42, 7],
   ]);
 });

@@ -76,13 +76,17 @@ export async function forEachKey(
   }
 }
 
-/** `key` as `node` holds it, with its version (the reply's epoch and arg); null when the node does not hold it. */
+/**
+ * `key` as `node` holds it, with its version (the reply's epoch and arg) and a counter's recent increments ahead
+ * of the value (Flag.INCREMENTS: a retry of one at the copy's node is answered, not added again); null when the
+ * node does not hold it.
+ */
 export async function readVersioned(request: Request, node: NodeAddress, key: string): Promise<Reply | null> {
-  const value = await request(node, Op.GET, Flag.VERSION, key, null);
+  const value = await request(node, Op.GET, Flag.VERSION | Flag.INCREMENTS, key, null);
   return value.status === Status.NOT_FOUND ? null : value;
 }
 
 /** Writes `value` (a `readVersioned` reply) to `target` as a copy carrying its version: PUT COPY, over older versions only. */
 export async function writeCopy(request: Request, target: NodeAddress, key: string, value: Reply): Promise<void> {
-  await request(target, Op.PUT, Flag.COPY | (value.flags & Flag.MANIFEST), key, value.body, value.arg, value.epoch);
+  await request(target, Op.PUT, Flag.COPY | (value.flags & (Flag.MANIFEST | Flag.INCREMENTS)), key, value.body, value.arg, value.epoch);
 }

@@ -140,6 +140,12 @@ export const Flag = {
    * the job is (arg 0): the copier sends the value then. The controller's only.
    */
   KEPT: 0x0800,
+  /**
+   * GET VERSION request: put the key's recent increments (their tokens, totals and versions) ahead of the value
+   * (increment-list.ts); the answer has the flag when it did, which it does only when this node has some. PUT
+   * COPY request: the body carries them so, and the node records them with the copy. A copier passes them on.
+   */
+  INCREMENTS: 0x1000,
 } as const;
 
 /**

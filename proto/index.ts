@@ -35,6 +35,7 @@ export {
   statusOf,
   WatchEvent,
 } from './frame.ts';
+export { type CopiedIncrement, MAX_COPIED_INCREMENTS, splitIncrements, withIncrements } from './increment-list.ts';
 export { decodeKeyList, encodeKeyList } from './key-list.ts';
 export { blockKey, decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 export { metadataOrder, metadataOwners } from './metadata-owners.ts';

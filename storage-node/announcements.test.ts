@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import type { NodeConnection } from '../proto/index.ts';
-import { ADMIN_SUBJECT, AnnounceFlag, DROP_MOVED, DropFlag, Flag, Op, Status, signToken } from '../proto/index.ts';
+import { ADMIN_SUBJECT, AnnounceFlag, DROP_MOVED, DropFlag, Flag, Op, Status, signToken, splitIncrements } from '../proto/index.ts';
 import { rejection } from '../test/helpers/assert.ts';
 import { connect } from '../test/helpers/node-session.ts';
 import { DramEngine } from './dram-engine.ts';
@@ -247,4 +247,46 @@ test('a job moved off with KEEP is set aside: placed here again, a KEPT copy tak
   t.is(await announce(admin, 'job-s', 3), Status.OK);
   const single = await s.request({ op: Op.PUT, flags: Flag.COPY | Flag.KEPT, epoch: 1, arg: 1, key: 'x', value: Buffer.alloc(0) });
   t.deepEqual([single.status, single.arg], [Status.NOT_FOUND, 0]);
+});
+
+test("a counter's increments: GET VERSION|INCREMENTS puts them ahead of its value, PUT COPY|INCREMENTS records them; misuse is BAD_REQUEST", async (t) => {
+  const { address } = await startNode(t);
+  const admin = connect(t, address, adminToken);
+  t.is(await announce(admin, 'job-a', 1), Status.OK);
+  const c = connect(t, address, signToken(secret, 'job-a'));
+  const amount = Buffer.alloc(16);
+  amount.writeBigInt64BE(5n);
+  amount.write('0102030405060708', 8, 'hex');
+  t.is((await c.request({ op: Op.INCR, epoch: 1, key: 'n', value: amount })).status, Status.OK);
+  const plain = await c.request({ op: Op.GET, flags: Flag.VERSION, epoch: 1, key: 'n' });
+  t.is(plain.body.toString(), '5', 'asked without INCREMENTS: the value alone');
+  const copied = await c.request({ op: Op.GET, flags: Flag.VERSION | Flag.INCREMENTS, epoch: 1, key: 'n' });
+  t.is(copied.flags & Flag.INCREMENTS, Flag.INCREMENTS);
+  const split = splitIncrements(copied.body, 0, copied.body.length)!;
+  t.deepEqual(split.increments, [{ token: '0102030405060708', total: 5, epoch: 1, seq: copied.arg }]);
+  t.is(copied.body.toString('utf8', split.valueStart), '5');
+  t.is((await c.request({ op: Op.PUT, epoch: 1, key: 'v', value: Buffer.from('x') })).status, Status.OK);
+  const value = await c.request({ op: Op.GET, flags: Flag.VERSION | Flag.INCREMENTS, epoch: 1, key: 'v' });
+  t.is(value.flags & Flag.INCREMENTS, 0, 'no increments: the value as it is');
+  t.is(value.body.toString(), 'x');
+  // The copy lands in another job (tokens are a job's own) with the increment: a retry of it there is answered.
+  t.is(await announce(admin, 'job-b', 1), Status.OK);
+  const b = connect(t, address, signToken(secret, 'job-b'));
+  t.is(
+    (await b.request({ op: Op.PUT, flags: Flag.COPY | Flag.INCREMENTS, epoch: 1, arg: copied.arg, key: 'n', value: copied.body })).status,
+    Status.OK,
+  );
+  t.is((await b.request({ op: Op.GET, epoch: 1, key: 'n' })).body.toString(), '5', 'the value, without the increments');
+  const retry = await b.request({ op: Op.INCR, epoch: 1, key: 'n', value: amount });
+  t.is(retry.status, Status.OK);
+  t.is(Number(retry.body.readBigInt64BE(0)), 5, 'the retry is answered with what it made');
+  t.is((await b.request({ op: Op.GET, epoch: 1, key: 'n' })).body.toString(), '5');
+  for (const [flags, body] of [
+    [Flag.INCREMENTS, copied.body],
+    [Flag.COPY | Flag.INCREMENTS, copied.body.subarray(0, 10)],
+  ] as const) {
+    const refused = await c.request({ op: Op.PUT, flags, epoch: 1, arg: 1, key: 'bad', value: body });
+    t.is(refused.status, Status.BAD_REQUEST);
+    t.regex(refused.body.toString(), /INCREMENTS is a flag of PUT COPY/);
+  }
 });

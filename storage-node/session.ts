@@ -5,6 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import {
   COPY_THRESHOLD,
+  type CopiedIncrement,
   DEFAULT_WAIT_MS,
   DROP_MOVED,
   DropFlag,
@@ -17,7 +18,9 @@ import {
   MAX_WAIT_MS,
   Op,
   Status,
+  splitIncrements,
   type TokenScope,
+  withIncrements,
 } from '../proto/index.ts';
 import { Connection, isPromise } from './connection.ts';
 import { counterValue } from './counter-value.ts';
@@ -139,8 +142,17 @@ export class Session extends Connection {
       case Op.PUT: {
         if (this.server.limits.isOverQuota(jobId)) return this.overQuota(id, epoch, jobId);
         if (f.keyLength === 0) return this.fail(id, epoch, 'BAD_REQUEST', 'empty key');
-        const start = f.bodyStart + f.keyLength;
+        let start = f.bodyStart + f.keyLength;
         const end = f.bodyStart + f.bodyLength;
+        let increments: CopiedIncrement[] | null = null;
+        if ((f.flags & Flag.INCREMENTS) !== 0) {
+          // A copy of a counter with its recent increments ahead of the value (increment-list.ts).
+          const split = (f.flags & (Flag.COPY | Flag.KEPT)) === Flag.COPY ? splitIncrements(f.buf, start, end) : null;
+          if (split === null)
+            return this.fail(id, epoch, 'BAD_REQUEST', 'INCREMENTS is a flag of PUT COPY, and its increments must fit the body');
+          increments = split.increments;
+          start = split.valueStart;
+        }
         // The decoder's limit leaves room for the key, so a value just over the maximum gets this far.
         if (end - start > this.server.maxValueBytes) {
           return this.fail(
@@ -179,6 +191,8 @@ export class Session extends Connection {
         if (isPromise(result)) this.server.bodyInFlight(result, value.length);
         return this.settle(result, id, epoch, (outcome: PutOutcome) => {
           if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
+          // Also when the copy was not stored: what the key holds is newer, and counts them as well.
+          if (increments !== null) this.server.increments.recordCopied(jobId, key, increments);
           if (outcome.skipped === true) {
             this.server.pool.release(value);
             return this.respond(Status.OK, 0, id, epoch, 0, null);
@@ -197,6 +211,12 @@ export class Session extends Connection {
           // A copy asks for the value's version (Flag.VERSION) in place of its size.
           const answerEpoch = versioned ? entry.epoch : epoch;
           const arg = versioned ? entry.seq : entry.value.length;
+          if (versioned && (f.flags & Flag.INCREMENTS) !== 0 && entry.value.length <= COPY_THRESHOLD) {
+            // A copier's read of a counter: its recent increments travel ahead of it (increment-list.ts).
+            const increments = this.server.increments.forKey(jobId, key);
+            if (increments.length > 0)
+              return this.respond(Status.OK, entry.flags | Flag.INCREMENTS, id, answerEpoch, arg, withIncrements(increments, entry.value));
+          }
           if (entry.value.length <= COPY_THRESHOLD) return this.respond(Status.OK, entry.flags, id, answerEpoch, arg, entry.value);
           // The writer sends it by reference: lent until the socket is done with it.
           entry.lent = (entry.lent ?? 0) + 1;
@@ -292,8 +312,7 @@ export class Session extends Connection {
     const at = f.bodyStart + f.keyLength;
     const by = Number(f.buf.readBigInt64BE(at));
     if (!Number.isSafeInteger(by)) return this.fail(id, epoch, 'BAD_REQUEST', 'INCR amount beyond ±(2^53 − 1)');
-    // Keyed by job too: one job's token never answers with another job's total.
-    const token = length === 16 ? `${jobId}/${f.buf.toString('hex', at + 8, at + 16)}` : null;
+    const token = length === 16 ? f.buf.toString('hex', at + 8, at + 16) : null;
     const increments = this.server.increments;
     if ((f.flags & Flag.REPLICA) !== 0) {
       if (token === null || f.arg === 0)
@@ -306,7 +325,7 @@ export class Session extends Connection {
       const value = Buffer.from(String(by));
       return this.settle(this.server.engine.put(jobId, key, value, 0, epoch, f.arg), id, epoch, (outcome: PutOutcome) => {
         if (!outcome.ok) return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
-        increments.record(token, { key, total: by, seq: f.arg });
+        increments.record(jobId, token, { key, total: by, epoch, seq: f.arg });
         if (outcome.skipped !== true && this.server.coordination.active > 0)
           this.server.coordination.stored(jobId, key, value, 0, epoch, true);
         this.respond(Status.OK, 0, id, epoch, outcome.skipped === true ? 0 : 1, null);
@@ -315,10 +334,11 @@ export class Session extends Connection {
     const answer = (made: Increment) => {
       const body = Buffer.allocUnsafe(8);
       body.writeBigInt64BE(BigInt(made.total));
-      // The version's seq, so a replicated job's client can hand the new total to the other copies.
-      this.respond(Status.OK, 0, id, epoch, made.seq, body);
+      // The version, so a replicated job's client can hand the new total to the other copies: a retry's answer
+      // carries the first attempt's (a copy may have brought it from an earlier epoch), never a newer one.
+      this.respond(Status.OK, 0, id, made.epoch, made.seq, body);
     };
-    const seen = token === null ? undefined : increments.get(token);
+    const seen = token === null ? undefined : increments.get(jobId, token);
     if (seen !== undefined) {
       // A retry: what the increment made, not another increment.
       return this.settle<Increment | null>(seen, id, epoch, (made) => {
@@ -327,7 +347,7 @@ export class Session extends Connection {
         answer(made);
       });
     }
-    const done = token === null ? null : increments.begin(token);
+    const done = token === null ? null : increments.begin(jobId, token, key);
     const existing = (f.flags & Flag.EXISTING) !== 0;
     let total = 0;
     let stored: Buffer | null = null;
@@ -353,7 +373,7 @@ export class Session extends Connection {
       }
       const coordination = this.server.coordination;
       if (coordination.active > 0 && stored !== null) coordination.stored(jobId, key, stored, 0, epoch, true);
-      const made = { key, total, seq: outcome.seq };
+      const made = { key, total, epoch, seq: outcome.seq };
       done?.(made);
       answer(made);
     });

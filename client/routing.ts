@@ -433,15 +433,19 @@ export class Router implements ReplicaHost, WatchHost {
 
   /**
    * Throws UNAVAILABLE when a listing of `everyNode` would miss keys: a remnant slot none of whose holders is among
-   * them (its copies died, or are on nodes lost or cut off before they were restored).
+   * them (its copies died, or are on nodes lost or cut off before they were restored). By the entry's mark, not
+   * only its id: a lost id placed on the job again (controller/members.ts `rejoined`) is listed, but its new
+   * process never held what the marked entry did (a listing of a job whose two nodes both restarted went on
+   * without the lost keys).
    */
   listCoverage(): void {
     const remnants = this.placement.remnants ?? 0;
     if (remnants === 0) return;
     const listed = new Set(this.everyNode().map((node) => node.id));
+    const missed = (node: { id: string; lost?: boolean }) => node.lost === true || !listed.has(node.id);
     for (const nodes of this.placement.generations.slice(-remnants)) {
-      if (!someSlotLost(nodes, this.placement.replicas, (node) => !listed.has(node.id))) continue;
-      const missing = nodes.filter((node) => !listed.has(node.id)).map((node) => node.id);
+      if (!someSlotLost(nodes, this.placement.replicas, missed)) continue;
+      const missing = nodes.filter(missed).map((node) => node.id);
       throw new SatchelError(
         'UNAVAILABLE',
         `job ${this.jobId} lost nodes ${missing.join(', ')} before the copies of some keys were restored: a listing would miss those keys`,

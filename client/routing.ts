@@ -448,7 +448,9 @@ export class Router implements ReplicaHost, WatchHost {
       const missing = nodes.filter(missed).map((node) => node.id);
       throw new SatchelError(
         'UNAVAILABLE',
-        `job ${this.jobId} lost nodes ${missing.join(', ')} before the copies of some keys were restored: a listing would miss those keys`,
+        this.placement.replicas === 1
+          ? `node ${missing.join(', ')} restarted since job ${this.jobId} was placed on it, and the job keeps one copy: a listing would miss the keys it held`
+          : `job ${this.jobId} lost nodes ${missing.join(', ')} before the copies of some keys were restored: a listing would miss those keys`,
       );
     }
   }

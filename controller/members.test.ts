@@ -1,5 +1,16 @@
 import test from 'ava';
-import { isLostMember, isMember, mayPlaceOn, membersOf, names, nodesOf, reconcileNode, withLostMarks, withRejoined } from './members.ts';
+import {
+  isLostMember,
+  isMember,
+  mayPlaceOn,
+  membersOf,
+  names,
+  nodesOf,
+  reconcileNode,
+  withLostMarks,
+  withRejoined,
+  withRestartedMember,
+} from './members.ts';
 import { JobMap, type JobRecord } from './registry.ts';
 
 function job(id: string, generations: string[][], extra: Partial<JobRecord> = {}): JobRecord {
@@ -182,4 +193,34 @@ test('a lost member placed on a replicated job again serves its live generations
     generations: [{ nodes: [{ id: 'a', address: 'a:1', weight: 1 }] }, ...single.placement.generations],
   });
   t.is(single.rejoined, undefined);
+});
+
+test("withRestartedMember: a single-copy job's restarted id fresh in a new generation over the old one, kept once as a remnant with the mark", (t) => {
+  const marked = withLostMarks(job('j', [['a', 'b']]).placement, ['b']);
+  const next = withRestartedMember(marked, 'b', 'b:2')!;
+  t.is(next.epoch, 4);
+  t.deepEqual(
+    next.generations.map((g) => ({
+      remnant: g.remnant === true,
+      nodes: g.nodes.map((n) => `${n.id}@${n.address}${n.lost ? '(lost)' : ''}`),
+    })),
+    [
+      { remnant: false, nodes: ['a@a:1', 'b@b:2'] },
+      { remnant: true, nodes: ['a@a:1', 'b@b:1(lost)'] },
+    ],
+  );
+  const j = job('j', [], { placement: next, lostNodes: ['b'], rejoined: ['b'] });
+  t.false(isLostMember(j, 'b'), 'the new process is a member through its fresh entry');
+  t.is(withLostMarks(next, ['b'], ['b']), next, 'the marks stay as they are');
+  // It dies too: marked everywhere, then placed again; the remnant it would leave is the one kept already.
+  const again = withRestartedMember(withLostMarks(next, ['b']), 'b', 'b:3')!;
+  t.deepEqual(
+    again.generations.map((g) => g.remnant === true),
+    [false, true],
+  );
+  t.is(again.generations[0]!.nodes[1]!.address, 'b:3');
+  // Nothing to do: not marked, a job with copies, a job moving (two live generations).
+  t.is(withRestartedMember(job('j', [['a', 'b']]).placement, 'b', 'b:2'), null);
+  t.is(withRestartedMember({ ...marked, replicas: 2 }, 'b', 'b:2'), null);
+  t.is(withRestartedMember(withLostMarks(job('j', [['a', 'b'], ['b']]).placement, ['b']), 'b', 'b:2'), null);
 });

@@ -6,8 +6,9 @@
  * job-table.ts). The members of a job are the nodes its placement names, less `lostNodes`: incarnations that
  * died holding its data (a node restarted under the same id). Those stay in a single-copy job's placement (and in
  * a replicated job's remnant generations, replication.ts), so its keys there fail with UNAVAILABLE instead of
- * reading as absent, and are never announced the job again; the placement marks them `lost` (`withLostMarks`), so
- * nodes and clients can tell that from a node not told yet.
+ * reading as absent; the placement marks them `lost` (`withLostMarks`), so nodes and clients can tell that from a
+ * node not told yet. The id's new process serves the job only through an unmarked entry of a newer generation
+ * (`rejoined`: `withRejoined`, `withRestartedMember`).
  */
 import { type AnnouncedPlacement, AnnounceFlag, announcedPlacement, type JobUsage, type WirePlacement } from '../proto/index.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
@@ -53,6 +54,34 @@ export function withRejoined(job: JobRecord, next: WirePlacement): void {
     if (before.has(id) || !job.lostNodes.includes(id) || job.rejoined?.includes(id) === true) continue;
     (job.rejoined ??= []).push(id);
   }
+}
+
+/**
+ * A single-copy job's placement once `nodeId` restarted (its new process registered at `address`): the live
+ * generation again, the id's entry fresh, so the new process takes the writes of its slots, over the generation as
+ * it was, now a remnant keeping the dead incarnation's entry marked lost. A key that incarnation held is found in
+ * neither, and its read fails with UNAVAILABLE in the remnant, never null; written again, it reads back. Before,
+ * the id was never placed on the job again: a job with one copy (the default) refused every write to a restarted
+ * node's slots for the rest of its life (an outsider's SSD node killed once: every put of the job failed). Null
+ * when the live generation does not mark the id lost, or when there are several (a move under way: the job keeps
+ * refusing those slots, as before).
+ */
+export function withRestartedMember(placement: WirePlacement, nodeId: string, address: string): WirePlacement | null {
+  if ((placement.replicas ?? 1) > 1) return null;
+  const live = placement.generations.filter((g) => g.remnant !== true);
+  const current = live[0];
+  if (live.length !== 1 || !current!.nodes.some((n) => n.id === nodeId && n.lost === true)) return null;
+  const fresh = current!.nodes.map((n) => {
+    if (n.id !== nodeId) return n;
+    const { lost: _dead, respAddress: _old, ...rest } = n;
+    return { ...rest, address };
+  });
+  const remnants = placement.generations.filter((g) => g.remnant === true);
+  // One remnant per shape: a node restarting again and again adds none past the first (the same nodes, weights and
+  // marks hash every key to the same lost holder).
+  const shape = (g: WirePlacement['generations'][number]) => JSON.stringify(g.nodes.map((n) => [n.id, n.weight, n.lost === true]));
+  const kept = remnants.some((g) => shape(g) === shape(current!)) ? [] : [{ ...current!, remnant: true }];
+  return { ...placement, epoch: placement.epoch + 1, generations: [{ nodes: fresh }, ...kept, ...remnants] };
 }
 
 /**

@@ -86,7 +86,11 @@ export async function migrateJob(
   }
   const result = await copyKeys(host, during, drained);
   // Remnants (replication.ts) lose the drained node too: it moved what it held of them forward, as its other keys.
-  const generations = withoutRepeats(during.generations.map((g) => ({ ...g, nodes: g.nodes.filter((n) => n.id !== drained.id) })));
+  // Not an entry marked lost: that is an incarnation that died with what it held (the drained process is the id's
+  // new one, placed on the job again), and without it the slots it stands for would read as absent.
+  const generations = withoutRepeats(
+    during.generations.map((g) => ({ ...g, nodes: g.nodes.filter((n) => n.id !== drained.id || n.lost === true) })),
+  );
   const after: WirePlacement = { ...during, epoch: during.epoch + 1, generations };
   await host.publish(after);
   return { placement: after, result };

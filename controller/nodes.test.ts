@@ -2,7 +2,8 @@
  * A node restarted under the same id (nodes.ts `incarnationEnded`): a job that keeps one copy keeps the node in its
  * placement, and that placement is republished at the same epoch with the node marked `lost` (members.ts
  * `withLostMarks`) — persisted, told to the job's other nodes, sent to the metadata servers — through the job's
- * queue of changes, so it never races a growth or a migration. A replicated job is never marked: its copies are
+ * queue of changes, so it never races a growth or a migration; then the new process is placed on the job over it,
+ * kept as a remnant (`withRestartedMember`). A replicated job is marked only in its remnant: its copies are
  * restored on live nodes. The store, the nodes' admin calls and the metadata servers are stand-ins that record
  * what they were sent.
  */
@@ -72,7 +73,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   if (!condition()) throw new Error(`timed out waiting for ${what}`);
 }
 
-test('a node restarted under its id is marked lost in a single-copy job’s placement, republished at the same epoch', async (t) => {
+test('a node restarted under its id is marked lost in a single-copy job’s placement at the same epoch, then its new process placed on the job over that, kept as a remnant', async (t) => {
   const { ctx, jobs, nodes, published, announced, stored } = await setup(t);
   await nodes.registerNode(nodeInfo(0, 'boot-a'));
   await nodes.registerNode(nodeInfo(1, 'boot-b'));
@@ -85,24 +86,54 @@ test('a node restarted under its id is marked lost in a single-copy job’s plac
   announced.length = 0;
 
   await nodes.registerNode(nodeInfo(0, 'boot-a2'));
-  await until(() => published.length > 0, 'the placement republished');
+  await until(() => published.length >= 2, 'the mark, then the placement with the new process');
   t.deepEqual(job.lostNodes, ['dram-0']);
-  t.is(job.placement.epoch, epoch, 'no new epoch: nothing moved');
-  t.deepEqual(lostIn(job.placement), [['dram-0']]);
+  t.deepEqual(job.rejoined, ['dram-0']);
+  const shape = (p: WirePlacement) => ({
+    epoch: p.epoch,
+    generations: p.generations.map((g) => ({
+      remnant: g.remnant === true,
+      nodes: g.nodes.map((n) => `${n.id}${n.lost ? '(lost)' : ''}`).sort(),
+    })),
+  });
   t.deepEqual(
-    published.map((p) => ({ epoch: p.epoch, lost: lostIn(p) })),
-    [{ epoch, lost: [['dram-0']] }],
-    'the metadata servers get the mark, at the epoch they hold',
+    published.map(shape),
+    [
+      { epoch, generations: [{ remnant: false, nodes: ['dram-0(lost)', 'dram-1'] }] },
+      {
+        epoch: epoch + 1,
+        generations: [
+          { remnant: false, nodes: ['dram-0', 'dram-1'] },
+          { remnant: true, nodes: ['dram-0(lost)', 'dram-1'] },
+        ],
+      },
+    ],
+    'the metadata servers get the mark at the epoch they hold, then the new generation over the old, kept as a remnant',
   );
-  t.deepEqual(lostIn(stored.get(jobId)!.placement), [['dram-0']], 'the record holds it: a restarted controller republishes it');
-  // The job's other node is told the marked placement; the new process on dram-0 is told nothing of the job.
-  t.deepEqual(announced, [{ address: '127.0.0.3:1', job: jobId, epoch, lost: ['dram-0'] }]);
+  t.deepEqual(shape(stored.get(jobId)!.placement), published[1] && shape(published[1]), 'the record holds it');
+  // The other node is told the mark; then the new process on dram-0 is told the job (first: it joins), and dram-1.
+  t.deepEqual(
+    announced.map((a) => [a.address, a.epoch, a.lost]),
+    [
+      ['127.0.0.3:1', epoch, ['dram-0']],
+      ['127.0.0.2:1', epoch + 1, ['dram-0']],
+      ['127.0.0.3:1', epoch + 1, ['dram-0']],
+    ],
+  );
 
-  // Another restart: already lost, nothing more to publish.
+  // Another restart: the process placed on the job dies too. Marked, then placed again: the remnant it would leave
+  // is the one there already (same nodes, same mark), so the job keeps one.
   published.length = 0;
   await nodes.registerNode(nodeInfo(0, 'boot-a3'));
-  await settle();
-  t.deepEqual(published, []);
+  await until(() => published.length >= 2, 'marked and placed again');
+  t.deepEqual(shape(job.placement), {
+    epoch: epoch + 2,
+    generations: [
+      { remnant: false, nodes: ['dram-0', 'dram-1'] },
+      { remnant: true, nodes: ['dram-0(lost)', 'dram-1'] },
+    ],
+  });
+  t.deepEqual(job.rejoined, ['dram-0']);
 });
 
 test('the mark waits for a change of the job already under way (a migration, a growth) and goes out after it', async (t) => {
@@ -126,19 +157,23 @@ test('the mark waits for a change of the job already under way (a migration, a g
   t.deepEqual(lostIn(published[0]!), [['dram-0']]);
 });
 
-test('a growth after the mark keeps it in the older generation; the new generation leaves the lost node out', async (t) => {
+test('a growth after the restart keeps the remnant last, its mark with it; the new generation has the new process', async (t) => {
   const { ctx, jobs, nodes, placements, published } = await setup(t);
   await nodes.registerNode(nodeInfo(0, 'boot-a'));
   await nodes.registerNode(nodeInfo(1, 'boot-b'));
   const { jobId } = await jobs.registerJob('grown', { peakThroughput: 1.5e9 });
   await nodes.registerNode(nodeInfo(0, 'boot-a2'));
-  await until(() => published.some((p) => p.jobId === jobId && lostIn(p).flat().length > 0), 'the mark');
+  await until(() => ctx.registry.jobs.get(jobId)!.placement.generations.length === 2, 'placed again');
   await nodes.registerNode(nodeInfo(2, 'boot-c'));
   const grown = await placements.growJob(jobId, 'dram-1', ctx.registry.jobs.get(jobId)!.placement.epoch, 'by-admin');
   t.is(grown, ctx.registry.jobs.get(jobId)!.placement, 'the caller gets the placement the job has, marks and all');
-  t.deepEqual(lostIn(grown), [[], ['dram-0']]);
-  t.false(grown.generations[0]!.nodes.some((n) => n.id === 'dram-0'));
-  t.deepEqual(lostIn(published.at(-1)!), [[], ['dram-0']]);
+  t.deepEqual(lostIn(grown), [[], [], ['dram-0']]);
+  t.deepEqual(
+    grown.generations.map((g) => g.remnant === true),
+    [false, false, true],
+  );
+  t.true(grown.generations[0]!.nodes.some((n) => n.id === 'dram-0'));
+  t.deepEqual(lostIn(published.at(-1)!), [[], [], ['dram-0']]);
 });
 
 test('a replicated job is marked only in the remnant kept while its copies are restored on live nodes', async (t) => {

@@ -20,7 +20,7 @@ import { growJob as growAllocation } from './allocation.ts';
 import type { ControlOp } from './call-failures.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
-import { announcedPlacementOf, isLostMember, namesLive, nodesOf, reconcileNode } from './members.ts';
+import { announcedPlacementOf, isLostMember, namesLive, nodesOf, reconcileNode, withLostMarks, withRestartedMember } from './members.ts';
 import type { PlacementChanges, PlacementHost } from './placement-changes.ts';
 import type { QuotaEnforcer } from './quotas.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
@@ -77,6 +77,7 @@ export class NodeBook {
     await ctx.store?.putNode(record);
     ctx.logger.info({ node: id, bootId, tier: node.tier, address: node.address, capacity: node.capacity }, 'node registered');
     ctx.events.add('node-joined', `registered at ${node.address}`, { tier: node.tier, node: id, details: { capacity: node.capacity } });
+    if (known !== undefined && (known.bootId ?? '') !== bootId) this.placeRestarted(record);
     await this.placements.placeUnplaced();
     this.topUpShortJobs();
     return id;
@@ -155,6 +156,31 @@ export class NodeBook {
         details: { jobs: jobs.length },
       },
     );
+  }
+
+  /**
+   * Each single-copy job a node's restart left without the node's slots gets its new process in a new generation,
+   * over the old one kept as a remnant that marks the dead incarnation lost (members.ts `withRestartedMember`): the
+   * keys it held still fail with UNAVAILABLE, writes go on. In the job's queue of changes, after the mark.
+   */
+  private placeRestarted(node: NodeRecord): void {
+    const { ctx } = this;
+    for (const jobId of [...ctx.registry.jobs.namedOn(node.id)]) {
+      void this.placements
+        .change(jobId, async () => {
+          const job = ctx.registry.jobs.get(jobId);
+          // Not if this process died too meanwhile: the next registration places the one after it.
+          if (job === undefined || ctx.registry.nodes.get(node.id)?.bootId !== node.bootId || !isLostMember(job, node.id)) return;
+          const next = withRestartedMember(withLostMarks(job.placement, job.lostNodes, job.rejoined), node.id, node.address);
+          if (next === null) return;
+          job.rejoined = [...(job.rejoined ?? []), node.id];
+          await ctx.publisher.apply(job, next);
+          ctx.logger.info({ job: jobId, node: node.id, epoch: next.epoch }, 'restarted node placed on its single-copy job again');
+        })
+        .catch((error: unknown) =>
+          ctx.logger.error({ err: error, job: jobId, node: node.id }, 'placing a restarted node on its job failed'),
+        );
+    }
   }
 
   /**

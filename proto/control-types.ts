@@ -204,9 +204,9 @@ export interface PlacementNode {
   respAddress?: string;
   /**
    * The node restarted (a new process under the same id) since the job was placed on it, and the job keeps one copy (or
-   * this is a remnant generation: Generation.remnant): what it held of the job is gone for good, and it is never told
-   * the job again (controller/README.md "Replicas and lost nodes"). Absent: the node holds what the placement gives it,
-   * or will once told.
+   * this is a remnant generation: Generation.remnant): what it held of the job is gone for good. The id's new process
+   * serves the job only through an entry without the mark, in a newer generation (controller/README.md "Replicas and
+   * lost nodes"). Absent: the node holds what the placement gives it, or will once told.
    */
   lost?: boolean;
 }
@@ -215,7 +215,9 @@ export interface Generation {
   /**
    * A job with copies: the generation as it was when one of its nodes was lost, kept (oldest) while the copies of what
    * that node held are not all restored, and for good when every copy of some keys was lost (their holders here are
-   * then all marked lost: reads of them fail with UNAVAILABLE rather than find nothing). Never written to.
+   * then all marked lost: reads of them fail with UNAVAILABLE rather than find nothing). A job with one copy: its
+   * generation as it was when one of its nodes restarted, kept for good under the one that places the id's new process,
+   * the dead incarnation's entry marked lost. Never written to.
    */
   remnant?: boolean;
 }

@@ -50,7 +50,7 @@ function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key
   if (older === null) return false;
   if (older === 'lost') {
     // Final, not TRYAGAIN: no retry brings the key back.
-    s.error(lostText(key));
+    s.error(lostText(job, key));
     return true;
   }
   s.error(`ASK ${slot} ${older.resp}`);
@@ -62,13 +62,18 @@ function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key
  * since (a tombstone here): the command answering it as absent would be wrong (EXISTS 0, INCR from 0, SET NX).
  */
 function lostHere(s: RespContext, job: AnnouncedJob, key: string): boolean {
-  if (!job.replicated || job.placement === null || job.placement.generations.length < 2) return false;
+  if (job.placement === null || job.placement.generations.length < 2) return false;
   if (s.host.engine.deletedAt(s.job!, key) !== undefined) return false;
   return lostInOlder(job.placement, keySlot(key));
 }
 
-function lostText(key: string): string {
-  return respFinalErrorText('UNAVAILABLE', `every copy of ${key} was lost: its holders restarted before its copies were restored`);
+function lostText(job: AnnouncedJob, key: string): string {
+  return respFinalErrorText(
+    'UNAVAILABLE',
+    (job.placement?.replicas ?? 1) < 2
+      ? `${key} was lost: the node holding it restarted since the job was placed on it, and the job keeps one copy`
+      : `every copy of ${key} was lost: its holders restarted before its copies were restored`,
+  );
 }
 
 /** Replies with a stored value (by reference when large: the pool gets it back once the socket wrote it). */
@@ -181,7 +186,7 @@ function store(s: RespContext, job: AnnouncedJob, key: string, value: Buffer, op
   s.wait(server.engine.update(jobId, key, compute, epoch), (outcome: PutOutcome) => {
     if (!outcome.ok) {
       if (skipped) return done(false);
-      if (lost) return s.error(lostText(key));
+      if (lost) return s.error(lostText(job, key));
       if (blocks) return s.refuse('BAD_REQUEST', `${key} holds a value ${BLOCKS}`);
       if (outcome.reason === 'FULL') server.fullRefused(jobId);
       return s.refuse(outcome.reason, outcome.message);
@@ -262,7 +267,7 @@ export function mget(s: RespContext, args: Buffer[], _c: RespCommand, job: Annou
       const entry = entries[i];
       if (entry === undefined) {
         const key = keyOf(s, args[i + 1]!);
-        if (lostHere(s, job, key)) s.out.error(lostText(key));
+        if (lostHere(s, job, key)) s.out.error(lostText(job, key));
         else s.out.bulk(null);
       } else if (isManifest(entry)) s.out.error(`ERR value ${BLOCKS} [TOO_LARGE]`);
       else replyValue(s, entry);
@@ -341,7 +346,7 @@ export function exists(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
   const step = (i: number, done: () => void) => {
     const key = keyOf(s, args[i]!);
     readHere(s, job, key, (entry) => {
-      if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
+      if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(job, key));
       if (entry !== undefined) count++;
       done();
     });
@@ -356,7 +361,7 @@ export function exists(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
 export function strlen(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = keyOf(s, args[1]!);
   readHere(s, job, key, (entry) => {
-    if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
+    if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(job, key));
     const before = s.out.bytesEncoded;
     s.out.integer(entry === undefined ? 0 : isManifest(entry) ? manifestSize(entry) : entry.value.length);
     s.replied(before);
@@ -366,7 +371,7 @@ export function strlen(s: RespContext, args: Buffer[], _c: RespCommand, job: Ann
 export function type(s: RespContext, args: Buffer[], _c: RespCommand, job: AnnouncedJob): void {
   const key = keyOf(s, args[1]!);
   readHere(s, job, key, (entry) => {
-    if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(key));
+    if (entry === undefined && lostHere(s, job, key)) return s.error(lostText(job, key));
     const before = s.out.bytesEncoded;
     s.out.simple(entry === undefined ? 'none' : 'string');
     s.replied(before);
@@ -408,7 +413,7 @@ export function increment(sign: 1 | -1, byArg: boolean) {
     };
     const answer = (outcome: PutOutcome, epoch: number): void => {
       if (!outcome.ok) {
-        if (lost) return s.error(lostText(key));
+        if (lost) return s.error(lostText(job, key));
         if (outcome.reason === 'BAD_REQUEST')
           return s.error(notCounter ? 'ERR value is not an integer or out of range' : 'ERR increment or decrement would overflow');
         if (outcome.reason === 'FULL') server.fullRefused(jobId);

@@ -76,23 +76,27 @@ export function copiesHeldFor(job: AnnouncedJob | undefined, self: string): ((ke
 const lostKeysMessages = new WeakMap<AnnouncedPlacement, string | null>();
 
 /**
- * Why a scan of the job's keys would miss some, or null: a replicated job whose placement keeps a remnant
- * (control.proto Generation.remnant; its only marks are there) with keys whose every holder is marked lost.
- * SCAN and DBSIZE answer it as an error, as the native client's list does, rather than leave those keys out.
+ * Why a scan of the job's keys would miss some, or null: a placement keeping an older generation (a remnant:
+ * control.proto Generation.remnant) with keys whose every holder is marked lost — a replicated job's copies all
+ * restarted before they were restored, or a single-copy job's node restarted and its new process took the job
+ * again. SCAN and DBSIZE answer it as an error, as the native client's list does, rather than leave those keys out.
  */
 export function keysLostIn(job: AnnouncedJob | undefined): string | null {
   const placement = job?.placement ?? null;
-  if (job?.replicated !== true || placement === null || placement.replicas < 2 || placement.generations.length < 2) return null;
+  if (placement === null || placement.generations.length < 2) return null;
   let message = lostKeysMessages.get(placement);
   if (message === undefined) {
     const remnant = placement.generations.slice(1).find((nodes) => someSlotLost(nodes, placement.replicas));
+    const ids = remnant
+      ?.filter((n) => n.lost === true)
+      .map((n) => n.id)
+      .join(', ');
     message =
       remnant === undefined
         ? null
-        : `every copy of some keys of the job was lost (nodes ${remnant
-            .filter((n) => n.lost === true)
-            .map((n) => n.id)
-            .join(', ')} restarted before their copies were restored): a scan would miss them`;
+        : placement.replicas < 2
+          ? `node ${ids} restarted since the job was placed on it, and the job keeps one copy: a scan would miss the keys it held`
+          : `every copy of some keys of the job was lost (nodes ${ids} restarted before their copies were restored): a scan would miss them`;
     lostKeysMessages.set(placement, message);
   }
   return message;

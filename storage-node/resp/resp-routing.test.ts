@@ -1,7 +1,7 @@
 /** The routing fast path's slot of an ASCII key is keySlotOfBytes's, hash tags included. */
 import test from 'ava';
 import { type AnnouncedNode, type AnnouncedPlacement, keySlotOfBytes, MAX_KEY_BYTES, pickNodes } from '../../proto/index.ts';
-import { asciiKeySlot, olderOwner } from './resp-routing.ts';
+import { asciiKeySlot, lostInOlder, olderOwner } from './resp-routing.ts';
 
 test('asciiKeySlot agrees with keySlotOfBytes on ASCII keys with braces anywhere, and declines the rest', (t) => {
   let seed = 7;
@@ -56,7 +56,24 @@ test('olderOwner: a remnant holder marked lost is passed over for a live one; no
   t.is((olderOwner(placement(['x']), xy, 'n') as AnnouncedNode).id, 'y', 'its live copy');
   t.is(olderOwner(placement(['x', 'y']), xy, 'n'), 'lost');
   t.is((olderOwner(placement(['x', 'y']), slotHeldBy(['z', 'x']), 'n') as AnnouncedNode).id, 'z');
-  t.is((olderOwner(placement(['x', 'y'], 1), xy, 'n') as AnnouncedNode).id, 'x', 'one copy: the node answers for its keys itself');
+  // One copy: its only holder's incarnation died (a new process of the id answers in the newest generation).
+  const ownedBy = (id: string) => {
+    for (let slot = 0; ; slot += 16)
+      if (
+        ids[
+          pickNodes(
+            ids.map((i) => ({ id: i, weight: 1 })),
+            slot,
+            1,
+          )[0]!
+        ] === id
+      )
+        return slot;
+  };
+  t.is(olderOwner(placement(['x'], 1), ownedBy('x'), 'n'), 'lost');
+  t.true(lostInOlder(placement(['x'], 1), ownedBy('x')), 'EXISTS, INCR, SET NX refuse it');
+  t.is((olderOwner(placement(['x'], 1), ownedBy('y'), 'n') as AnnouncedNode).id, 'y', 'a slot of a live node: its owner');
+  t.false(lostInOlder(placement(['x'], 1), ownedBy('y')));
 });
 
 test('olderOwner: an ASKING read missed goes on from the generation after the one it was asked in, to a remnant at last', (t) => {

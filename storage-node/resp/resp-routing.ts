@@ -54,9 +54,9 @@ export function slotOwner(placement: AnnouncedPlacement | null, slot: number): A
  * The older owner a read the newest owner misses is sent to (ASK): the first generation after the newest whose
  * owner of the slot is another node. Null when there is none. A node serving an ASKING read it misses (`asked`)
  * sends it on from the generation after its own, so a read reaches every generation in order, never in a loop.
- * With copies, a holder marked lost (a replicated job's remnant: control.proto Generation.remnant) is passed over
- * for a live one of the same generation, and `'lost'` when every holder there is marked: the key's every copy
- * died, so its read is an error, not nil.
+ * With copies, a holder marked lost (a remnant: control.proto Generation.remnant) is passed over for a live one of
+ * the same generation, and `'lost'` when every holder there is marked (with one copy, its only one): the key's
+ * every copy died, so its read is an error, not nil.
  */
 export function olderOwner(placement: AnnouncedPlacement | null, slot: number, self: string, asked = false): AnnouncedNode | 'lost' | null {
   if (placement === null) return null;
@@ -74,12 +74,12 @@ export function olderOwner(placement: AnnouncedPlacement | null, slot: number, s
 }
 
 /**
- * Whether some older generation answers the slot `'lost'` (`olderOwner`): a replicated job's remnant whose every
- * holder of the slot restarted. Commands that take a key missing here for absent (EXISTS, INCR, SET NX …) refuse
+ * Whether some older generation answers the slot `'lost'` (`olderOwner`): a remnant whose every holder of the slot
+ * restarted (one holder: a single-copy job's). Commands that take a key missing here for absent (EXISTS, INCR, SET NX …) refuse
  * it instead: it may have held a value.
  */
 export function lostInOlder(placement: AnnouncedPlacement | null, slot: number): boolean {
-  if (placement === null || placement.replicas < 2) return false;
+  if (placement === null) return false;
   for (let g = 1; g < placement.generations.length; g++) if (answererIn(placement, g, slot) === 'lost') return true;
   return false;
 }
@@ -92,7 +92,10 @@ function isNode(owner: AnnouncedNode | 'lost' | undefined, id: string): boolean 
 function answererIn(placement: AnnouncedPlacement, g: number, slot: number): AnnouncedNode | 'lost' | undefined {
   const generation = placement.generations[g]!;
   const owner = ownerIn(generation, slot);
-  if (owner?.lost !== true || placement.replicas < 2) return owner;
+  if (owner?.lost !== true) return owner;
+  // One copy: the owner's incarnation that held the slot died (the id's new process, if placed on the job again,
+  // answers in a newer generation and holds none of it).
+  if (placement.replicas < 2) return 'lost';
   if (holdersLost(generation, slot, placement.replicas)) return 'lost';
   return pickNodes(generation, slot, placement.replicas)
     .map((i) => generation[i]!)

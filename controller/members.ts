@@ -85,11 +85,18 @@ export function withRestartedMember(placement: WirePlacement, nodeId: string, ad
 }
 
 /**
- * Whether `nodeId`'s current incarnation may be placed on the job: not a lost member, or (a replicated job) one no
- * live generation names any more — its loss was restored from, and only remnants name the incarnation that died.
+ * Whether `nodeId`'s current incarnation may be placed on the job: not a lost member, and not named by the job's
+ * remnants alone; or (a replicated job) a lost member no live generation names any more — its loss was restored
+ * from, and only remnants name the incarnation that died.
  */
 export function mayPlaceOn(job: JobRecord, nodeId: string): boolean {
-  if (!isLostMember(job, nodeId)) return true;
+  if (!isLostMember(job, nodeId)) {
+    // Named by remnants alone, the node's process holds older copies of the job's keys (back from a freeze, say,
+    // its loss still being restored from): in a live generation they would be read as the newest. An outsider's
+    // SSD node frozen 10 s: a growth put it back while its restoration waited for room, and 346–514 keys read an
+    // older version or came back deleted. It takes the job again once the remnant is spent and it dropped the job.
+    return !names(job.placement, nodeId) || namesLive(job.placement, nodeId);
+  }
   return (job.placement.replicas ?? 1) > 1 && !namesLive(job.placement, nodeId);
 }
 

@@ -204,3 +204,27 @@ test('a replicated job is marked only in the remnant kept while its copies are r
   // test/lost-together.test.ts see what happens once they are, or cannot be.)
   t.deepEqual(job.lostNodes, [on], 'a lost member while the remnant names it: never announced the job again');
 });
+
+test('a growth never places a replicated job on a node only its remnant names: that node holds older copies of its keys', async (t) => {
+  const { ctx, jobs, nodes, placements } = await setup(t);
+  for (let i = 0; i < 3; i++) await nodes.registerNode(nodeInfo(i, `boot-${i}`));
+  const { jobId } = await jobs.registerJob('copies', { replicas: 2, capacity: MiB });
+  const job = ctx.registry.jobs.get(jobId)!;
+  const entry = (i: number) => ({ id: `dram-${i}`, address: nodeInfo(i, '').address, weight: 1 });
+  // dram-2 was lost (frozen) and is back, its restoration still waiting (for room, say): the remnant names it, and
+  // it still holds what it had before the freeze.
+  job.placement = {
+    ...job.placement,
+    generations: [{ nodes: [entry(0), entry(1)] }, { nodes: [entry(0), entry(1), entry(2)], remnant: true }],
+  };
+  job.pending = { kind: 'restore', node: 'dram-2' };
+  const grown = await placements.growJob(jobId, 'dram-0', job.placement.epoch, 'by-admin');
+  t.false(
+    grown.generations[0]!.nodes.some((n) => n.id === 'dram-2'),
+    'not on dram-2',
+  );
+  t.deepEqual(
+    grown.generations.map((g) => g.remnant === true),
+    [false, false, true],
+  );
+});

@@ -337,11 +337,13 @@ export class PlacementChanges {
   }
 
   /**
-   * The nodes a job may grow onto: placeable, and not a node id the job has as a lost member — unless, a replicated
-   * job, no live generation names it any more (members.ts `mayPlaceOn`).
+   * The nodes a job may grow onto: placeable, not named by the job's remnants alone (they hold older copies of its
+   * keys), and not a node id the job has as a lost member — unless, a replicated job, no live generation names it
+   * any more (members.ts `mayPlaceOn`).
    */
   placeableFor(job: JobRecord): NodeState[] {
-    if (job.lostNodes === undefined) return this.ctx.registry.placeableNodes();
+    if (job.lostNodes === undefined && !job.placement.generations.some((g) => g.remnant === true))
+      return this.ctx.registry.placeableNodes();
     return this.ctx.registry.placeableNodes().filter((node) => mayPlaceOn(job, node.id));
   }
 

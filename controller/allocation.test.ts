@@ -226,6 +226,28 @@ test('growth: DRAM full → the job spills to SSD, then HDD; nothing with room a
   t.is(growJob([{ id: 'dram-a', address: '' }], 'dram', dramOnly, room, GiB), null);
 });
 
+test('growth: a node with less than a block free counts as full: two nearly full DRAM nodes do not take turns, the job spills to SSD', (t) => {
+  const MiB = 1024 * 1024;
+  // dram-a answered FULL (the caller gives it 0); dram-b, the job's newest before, has 300 KB left.
+  const nodes = [
+    node('dram-a', 'dram', GiB, GiB - 300 * 1024),
+    node('dram-b', 'dram', GiB, GiB - 300 * 1024),
+    node('ssd-a', 'ssd', 10 * GiB, 0),
+  ];
+  const room = (n: NodeState) => (n.id === 'dram-a' ? 0 : n.capacity - n.reserved);
+  const g = growJob([{ id: 'dram-a', address: '' }], 'dram', nodes, room, GiB, MiB)!;
+  t.deepEqual(g.added, ['ssd-a']);
+  t.deepEqual(
+    g.nodes.map((n) => n.id),
+    ['ssd-a'],
+  );
+  t.deepEqual(
+    growJob([{ id: 'dram-a', address: '' }], 'dram', nodes, room, GiB)!.added,
+    ['dram-b'],
+    'without the floor: the nearly full one',
+  );
+});
+
 test('growth: no new node, but another of the job has room → the same nodes reweighted', (t) => {
   const nodes = [node('dram-a', 'dram', GiB, GiB), node('dram-b', 'dram', GiB, GiB / 2)];
   const g = growJob(

@@ -171,7 +171,10 @@ export interface Growth {
  * More room for a job whose node answered FULL. Adds the roomiest node of the first tier in the spill order
  * (the job's own tier, then DRAM, SSD, HDD) that has a node with room the job does not use yet, then weights
  * every node of the new generation by its free room, so the full node takes no new keys. `free` should count
- * what nodes report as used, not only what is reserved. Null when no node anywhere has room: FULL.
+ * what nodes report as used, not only what is reserved. A node with less than `minRoom` free (a block of the
+ * job's values) counts as full: one with a few hundred KB left looked roomy, and two full DRAM nodes took turns
+ * as the job's newest generation until it had 16 and writes failed FULL, the SSD and HDD nodes empty (an
+ * outsider's run). Null when no node anywhere has room: FULL.
  */
 export function growJob(
   current: readonly { id: string; address: string }[],
@@ -179,22 +182,27 @@ export function growJob(
   nodes: readonly NodeState[],
   free: (node: NodeState) => number,
   reservation: number,
+  minRoom = 0,
 ): Growth | null {
   const inJob = new Set(current.map((n) => n.id));
   const order = [tier, ...TIERS.filter((t) => t !== tier)];
+  const roomOf = (n: NodeState) => {
+    const room = free(n);
+    return room > minRoom ? room : 0;
+  };
   let added: NodeState | undefined;
   for (const t of order) {
-    added = nodes.filter((n) => n.tier === t && !inJob.has(n.id) && free(n) > 0).sort((a, b) => free(b) - free(a))[0];
+    added = nodes.filter((n) => n.tier === t && !inJob.has(n.id) && roomOf(n) > 0).sort((a, b) => roomOf(b) - roomOf(a))[0];
     if (added !== undefined) break;
   }
   const members = nodes.filter((n) => inJob.has(n.id) || n.id === added?.id);
-  const room = members.map((n) => Math.max(free(n), 0));
+  const room = members.map(roomOf);
   const total = sum(room);
   if (total <= 0) return null;
   return {
     nodes: members.map((n, i) => ({ id: n.id, address: n.address, weight: room[i]! / total })).filter((n) => n.weight > 0),
     added: added === undefined ? [] : [added.id],
-    extraReservation: added === undefined ? 0 : Math.min(free(added), Math.max(reservation, DEFAULT_CAPACITY)),
+    extraReservation: added === undefined ? 0 : Math.min(roomOf(added), Math.max(reservation, DEFAULT_CAPACITY)),
   };
 }
 

@@ -413,7 +413,8 @@ export class NodeBook {
   private joining(job: JobRecord, newest: readonly WirePlacementNode[], except?: string): WirePlacementNode[] {
     const { placements } = this;
     const candidates = placements.placeableFor(job).filter((n) => n.id !== except);
-    const added = growAllocation([...newest], job.tier as Tier, candidates, placements.freeRoom, job.reservation)?.added[0];
+    const added = growAllocation([...newest], job.tier as Tier, candidates, placements.freeRoom, job.reservation, job.placement.blockSize)
+      ?.added[0];
     const record = added === undefined ? undefined : this.ctx.registry.nodes.get(added);
     return record === undefined ? [] : [{ id: record.id, address: record.address, weight: 1 }];
   }

@@ -103,6 +103,7 @@ export class PlacementChanges {
       this.placeableFor(job),
       free,
       job.reservation,
+      job.placement.blockSize,
     );
     if (growth === null) throw new SatchelError('FULL', 'the cluster is full: no storage node has room for this job');
     this.jobs.admitTenant(job.tenant ?? DEFAULT_TENANT, growth.extraReservation, false);
@@ -202,7 +203,14 @@ export class PlacementChanges {
     if (!resumed) {
       const current = newest.filter((n) => n.id !== node.id);
       // The node's share goes to the roomiest other node of the job's tier (or the spill order), if there is one.
-      const growth = growAllocation(current, job.tier as Tier, this.placeableFor(job), this.freeRoom, job.reservation);
+      const growth = growAllocation(
+        current,
+        job.tier as Tier,
+        this.placeableFor(job),
+        this.freeRoom,
+        job.reservation,
+        job.placement.blockSize,
+      );
       if (growth === null) throw new SatchelError('FULL', `no other node has room for job ${jobId}: node ${node.id} cannot be drained`);
       newest = growth.nodes;
     }

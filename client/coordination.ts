@@ -64,7 +64,7 @@ export class Coordination {
         if (current !== null) return current;
       } else if (reply.status === Status.STALE) {
         if (++stale >= MAX_ATTEMPTS * 4)
-          throw new SatchelError('STALE', `placement of job ${router.jobId} kept changing while waiting for ${key}`);
+          throw new SatchelError('UNAVAILABLE', `placement of job ${router.jobId} kept changing while waiting for ${key}`);
         await router.refreshPast(reply.arg);
       } else if (reply.status === Status.TIMEOUT) {
         throw new SatchelError('TIMEOUT', `${key} did not appear within ${timeoutMs} ms`);

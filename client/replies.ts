@@ -5,6 +5,10 @@ import { errorCodeOf, Flag, type Reply, SatchelError, Status } from '../proto/in
 export function expectOk(reply: Reply): void {
   if (reply.status === Status.OK) return;
   if (reply.status === Status.NOT_FOUND) throw new SatchelError('UNAVAILABLE', 'block of a large value is missing');
+  // The placement moved on every try, within the call's time: transient, as an unreachable node is. Not a code of
+  // the client's (README "Errors"): an outsider's run under load got one.
+  if (reply.status === Status.STALE)
+    throw new SatchelError('UNAVAILABLE', `the job's placement kept changing (a node is at epoch ${reply.arg}): try again`);
   throw new SatchelError(errorCodeOf(reply.status), reply.message || `node answered status ${reply.status}`);
 }
 

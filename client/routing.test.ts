@@ -39,6 +39,18 @@ test('STALE: the client asks the metadata server where the job is now and sends 
   t.is(n0!.store.entries.size, 0);
 });
 
+test('STALE on every try: the call fails UNAVAILABLE (transient), never with a code the client does not document', async (t) => {
+  const {
+    nodes: [n0],
+    attach,
+  } = await startFakeCluster(t, { nodes: 1, generations: [[0]] });
+  const job = await attach({ timeoutMs: 2_000 });
+  n0!.store.script(Op.PUT, { status: Status.STALE, arg: 1, epoch: 1 }, { times: 100 });
+  const error = await rejection(t, job.put('k', 'v'));
+  t.is(error.code, 'UNAVAILABLE');
+  t.regex(error.message, /placement kept changing/);
+});
+
 test("STALE while the metadata server still has the old placement: the client asks again until it has the node's epoch", async (t) => {
   const {
     nodes: [n0, n1],

@@ -65,7 +65,14 @@ export {
   someSlotLost,
   writtenGenerations,
 } from './placement.ts';
-export { type RespCommand, RespParser, type RespParserLimits, type RespProtocolError, splitArgs } from './resp-parser.ts';
+export {
+  type RespCommand,
+  type RespOversized,
+  RespParser,
+  type RespParserLimits,
+  type RespProtocolError,
+  splitArgs,
+} from './resp-parser.ts';
 export { RespWriter } from './resp-writer.ts';
 export { crc16, keySlot, keySlotOfBytes, SLOTS } from './slot.ts';
 export { isTier, TIERS, type Tier } from './tier.ts';

@@ -12,7 +12,7 @@
 import test from 'ava';
 import { fuzzSeed, Rng } from '../test/helpers/fuzz.ts';
 import { Growing, modelParse, multibulk, RespGenerator, type RespLimits, respChunks } from '../test/helpers/resp-fuzz.ts';
-import { type RespCommand, RespParser, type RespProtocolError } from './resp-parser.ts';
+import { type RespCommand, type RespOversized, RespParser, type RespProtocolError } from './resp-parser.ts';
 
 const MAX_FAILURES = 10;
 /** What the parser may allocate up front for a bulk spanning chunks, before its bytes arrive. */
@@ -102,8 +102,13 @@ export function respParserFuzz(inputs: number): void {
         let commands = 0;
         let pushed = 0;
         let dead = false;
-        const check = (got: RespCommand | RespProtocolError) => {
+        const check = (got: RespCommand | RespProtocolError | RespOversized) => {
           const want = model.events[next++];
+          // These limits skip nothing (maxSkippedBulkBytes 0): a bulk over the limit breaks the stream.
+          if ('oversized' in got) {
+            problems.push(`#${next - 1}: an oversized command (${got.oversized} bytes), with nothing to skip`);
+            return;
+          }
           if (dead) problems.push(`#${next - 1} after the protocol error`);
           if (want === undefined) {
             problems.push(
@@ -119,7 +124,8 @@ export function respParserFuzz(inputs: number): void {
             return;
           }
           if (want.kind !== 'command') {
-            problems.push(`#${next - 1}: a command of ${got.args.length} arguments, the model expects ${JSON.stringify(want.text)}`);
+            const wanted = want.kind === 'error' ? JSON.stringify(want.text) : `an oversized command (${want.length} bytes)`;
+            problems.push(`#${next - 1}: a command of ${got.args.length} arguments, the model expects ${wanted}`);
             return;
           }
           if (got.args.length !== want.args.length || got.args.some((a, i) => !a.equals(want.args[i]!)))
@@ -158,7 +164,7 @@ export function respParserFuzz(inputs: number): void {
         }
         for (const e of model.events) {
           if (e.kind === 'command') outcome.commands++;
-          else {
+          else if (e.kind === 'error') {
             outcome.errors++;
             const kind = e.text.replace(/'[\s\S]'$/, "'…'");
             errorTexts.set(kind, (errorTexts.get(kind) ?? 0) + 1);
@@ -214,7 +220,9 @@ export function respParserFuzz(inputs: number): void {
       const parser = new RespParser(limits);
       parser.push(Buffer.from(text, 'latin1'));
       const got = parser.next();
-      return got === null ? null : 'error' in got ? got.error : got.args.map((a) => a.toString('latin1'));
+      if (got === null) return null;
+      if ('oversized' in got) return `oversized ${got.oversized}`;
+      return 'error' in got ? got.error : got.args.map((a) => a.toString('latin1'));
     };
     const limits = { maxBulkBytes: 3, maxArgs: 2, maxInlineBytes: 10 };
     t.deepEqual(parse(limits, '*2\r\n$3\r\nabc\r\n$0\r\n\r\n'), ['abc', '']);

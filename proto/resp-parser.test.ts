@@ -11,7 +11,8 @@ function parseAll(parser: RespParser, ...chunks: string[]): (string[] | string)[
   for (const chunk of chunks) {
     parser.push(Buffer.from(chunk, 'latin1'));
     for (let next = parser.next(); next !== null; next = parser.next()) {
-      if ('error' in next) out.push((next as RespProtocolError).error);
+      if ('oversized' in next) out.push(`oversized ${next.oversized}`);
+      else if ('error' in next) out.push((next as RespProtocolError).error);
       else out.push((next as RespCommand).args.map((a) => a.toString('latin1')));
     }
   }
@@ -124,4 +125,15 @@ test('an error reply stays one line whatever its text: UTF-8, never a character 
   t.is(bytes.toString('utf8'), "-ERR with args beginning with: 'Ċč' ’ x\r\n");
   t.is(bytes.indexOf(10), bytes.length - 1);
   t.is(writer.bytesEncoded, bytes.length);
+});
+
+test('a bulk over the limit and within maxSkippedBulkBytes is read past, however the stream is cut: the command comes out oversized, the next as usual', (t) => {
+  const stream = '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n*1\r\n$4\r\nPING\r\n';
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const parser = new RespParser({ maxBulkBytes: 4, maxSkippedBulkBytes: 100 });
+    t.deepEqual(parseAll(parser, stream.slice(0, cut), stream.slice(cut)), ['oversized 10', ['PING']], `cut at ${cut}`);
+  }
+  // Past it, or with nothing to skip (the default): Redis's protocol error, and the stream ends.
+  t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 4, maxSkippedBulkBytes: 9 }), stream), ['Protocol error: invalid bulk length']);
+  t.deepEqual(parseAll(new RespParser({ maxBulkBytes: 4 }), stream), ['Protocol error: invalid bulk length']);
 });

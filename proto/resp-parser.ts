@@ -11,6 +11,11 @@
 export interface RespParserLimits {
   /** The largest argument (a value), in bytes. */
   maxBulkBytes: number;
+  /**
+   * The largest argument read past rather than breaking the stream (0, the default: none): a command with one
+   * over `maxBulkBytes` and within this comes out as `RespOversized`, its bytes dropped as they arrive.
+   */
+  maxSkippedBulkBytes?: number;
   /** The most arguments in one command (Redis: 1024 × 1024). */
   maxArgs?: number;
   /** The longest inline command or length line (Redis: 64 KiB). */
@@ -28,8 +33,14 @@ export interface RespProtocolError {
   error: string;
 }
 
+/** A whole command with an argument over `maxBulkBytes` (its length here), read past: the stream goes on. */
+export interface RespOversized {
+  oversized: number;
+}
+
 const CR = 13;
 const LF = 10;
+const EMPTY = Buffer.alloc(0);
 /** Up-front allocation of a spanning bulk is capped here; it grows as its bytes arrive. */
 const FIRST_ALLOCATION = 64 * 1024;
 /** Command names up to this long are shared between the commands that repeat them (`RespParser.name`). */
@@ -67,6 +78,7 @@ class Command implements RespCommand {
 
 export class RespParser {
   private maxBulkBytes: number;
+  private maxSkippedBulkBytes: number;
   private maxArgs: number;
   private maxInlineBytes: number;
   /** Bytes not yet consumed: the unconsumed tail of earlier chunks (copied) followed by the newest chunk. */
@@ -78,6 +90,8 @@ export class RespParser {
   private bulkLength = -1;
   private bulk: Buffer | null = null;
   private bulkFilled = 0;
+  /** The largest argument over `maxBulkBytes` in the command being read (0: none). */
+  private oversized = 0;
   private broken: string | null = null;
   /** The command names this connection sent last, each a buffer of its own (`name`). */
   private readonly names: Buffer[] = [];
@@ -85,12 +99,14 @@ export class RespParser {
 
   constructor(limits: RespParserLimits) {
     this.maxBulkBytes = limits.maxBulkBytes;
+    this.maxSkippedBulkBytes = limits.maxSkippedBulkBytes ?? 0;
     this.maxArgs = limits.maxArgs ?? 1024 * 1024;
     this.maxInlineBytes = limits.maxInlineBytes ?? 64 * 1024;
   }
 
   limit(limits: Partial<RespParserLimits>): void {
     if (limits.maxBulkBytes !== undefined) this.maxBulkBytes = limits.maxBulkBytes;
+    if (limits.maxSkippedBulkBytes !== undefined) this.maxSkippedBulkBytes = limits.maxSkippedBulkBytes;
     if (limits.maxArgs !== undefined) this.maxArgs = limits.maxArgs;
     if (limits.maxInlineBytes !== undefined) this.maxInlineBytes = limits.maxInlineBytes;
   }
@@ -103,7 +119,7 @@ export class RespParser {
   }
 
   /** The next whole command, a protocol error (once), or null when more bytes are needed. */
-  next(): RespCommand | RespProtocolError | null {
+  next(): RespCommand | RespProtocolError | RespOversized | null {
     if (this.broken !== null) {
       if (this.reportedBroken) return null;
       this.reportedBroken = true;
@@ -147,6 +163,11 @@ export class RespParser {
       const done = this.command!;
       this.command = null;
       this.expected = -1;
+      if (this.oversized > 0) {
+        const oversized = this.oversized;
+        this.oversized = 0;
+        return { oversized };
+      }
       return done;
     }
   }
@@ -245,7 +266,7 @@ export class RespParser {
         this.fail('Protocol error: invalid multibulk length');
         return null;
       }
-    } else if (!Number.isInteger(n) || n < 0 || n > this.maxBulkBytes) {
+    } else if (!Number.isInteger(n) || n < 0 || n > Math.max(this.maxBulkBytes, this.maxSkippedBulkBytes)) {
       this.fail('Protocol error: invalid bulk length');
       return null;
     }
@@ -256,6 +277,7 @@ export class RespParser {
   /** Reads the bulk in progress (and its CRLF); false when more bytes are needed. */
   private readBulk(): boolean {
     const length = this.bulkLength;
+    if (length > this.maxBulkBytes) return this.skipBulk(length);
     const available = this.buf.length - this.pos;
     if (this.bulk === null && available >= length + 2) {
       // Whole in the buffer: a view of it, valid until the next push.
@@ -284,6 +306,25 @@ export class RespParser {
     if (this.buf.length - this.pos < 2) return false;
     this.command!.add(this.bulk ?? Buffer.alloc(0), true);
     this.bulk = null;
+    this.bulkFilled = 0;
+    this.pos += 2;
+    this.bulkLength = -1;
+    this.expected--;
+    return true;
+  }
+
+  /**
+   * Drops the bulk in progress as its bytes arrive (one over `maxBulkBytes`: `maxSkippedBulkBytes`), so the
+   * command is answered TOO_LARGE and the connection goes on, as a native client's PUT over the limit is.
+   * Nothing is allocated for it. False when more bytes are needed.
+   */
+  private skipBulk(length: number): boolean {
+    const take = Math.min(length - this.bulkFilled, this.buf.length - this.pos);
+    this.bulkFilled += take;
+    this.pos += take;
+    if (this.bulkFilled < length || this.buf.length - this.pos < 2) return false;
+    this.oversized = Math.max(this.oversized, length);
+    this.command!.add(EMPTY, false);
     this.bulkFilled = 0;
     this.pos += 2;
     this.bulkLength = -1;

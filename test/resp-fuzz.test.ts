@@ -44,7 +44,12 @@ const DEADLINE_MS = 5_000;
 const MAX_VALUE = 64 * 1024;
 /** The session's limits (resp-session.ts): before AUTH, and once AUTH raised them. */
 const PRE_AUTH: RespLimits = { maxBulkBytes: 4096, maxArgs: 10, maxInlineBytes: 64 * 1024 };
-const AUTHED: RespLimits = { maxBulkBytes: MAX_VALUE + MAX_KEY_BYTES, maxArgs: 1024 * 1024, maxInlineBytes: 64 * 1024 };
+const AUTHED: RespLimits = {
+  maxBulkBytes: MAX_VALUE + MAX_KEY_BYTES,
+  maxSkippedBulkBytes: 512 * 1024 * 1024,
+  maxArgs: 1024 * 1024,
+  maxInlineBytes: 64 * 1024,
+};
 const PRE_AUTH_MAX_COMMANDS = 16;
 const KEPT = 40;
 
@@ -164,6 +169,12 @@ function expect(stream: Buffer, creds: Credentials): { model: RespModel; expecte
       expected.checks.set(expected.replies++, { kind: 'exact', text });
       expected.close = 'protocol';
       break;
+    }
+    if (e.kind === 'oversized') {
+      // Read past, answered TOO_LARGE, and the connection goes on (after AUTH only: before it nothing is skipped).
+      const text = `-ERR an argument of ${e.length} bytes exceeds the node's limit of ${MAX_VALUE} bytes for a value [TOO_LARGE]`;
+      expected.checks.set(expected.replies++, { kind: 'exact', text });
+      continue;
     }
     const args = e.args;
     if (!authed && ++preAuth > PRE_AUTH_MAX_COMMANDS) {
@@ -288,7 +299,13 @@ async function fuzzConnection(rng: Rng, creds: Credentials, index: number, total
   if (problems.length > 0) {
     const commands = model.events
       .slice(0, 24)
-      .map((e) => (e.kind === 'error' ? e.text : e.args.map((a) => a.toString('latin1', 0, 24)).join(' ')));
+      .map((e) =>
+        e.kind === 'error'
+          ? e.text
+          : e.kind === 'oversized'
+            ? `(${e.length} bytes)`
+            : e.args.map((a) => a.toString('latin1', 0, 24)).join(' '),
+      );
     totals.problems.push(
       `connection ${index} (${model.events.length} commands, ${stream.length} bytes, ${expected.close ?? model.end}): ${problems.slice(0, 3).join('; ')}; ` +
         `replies ${replies.slice(0, 24).map(describe).join(' | ')}; commands ${JSON.stringify(commands)}`,
@@ -380,6 +397,28 @@ test.serial('before AUTH a command has at most 10 arguments: more is a protocol 
   const auth = multibulk(['AUTH', creds.job, creds.token]);
   const del = multibulk(['DEL', ...Array.from({ length: 1000 }, () => 'fuzz/{t}x')]);
   t.deepEqual(await exchange(Buffer.concat([auth, del, multibulk(['QUIT'])])), ['+OK', ':0', '+OK']);
+});
+
+test.serial('a value over the node’s limit is answered TOO_LARGE, read past, and the connection goes on', async (t) => {
+  const reader = new RespReplyReader();
+  const socket = net.connect({ host: creds.host, port: creds.port });
+  t.teardown(() => socket.destroy());
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  socket.on('error', () => {});
+  const big = Buffer.alloc(MAX_VALUE + 200 * 1024, 0x61);
+  // Sent in pieces, as a client streams it: the node drops each as it comes.
+  socket.write(multibulk(['AUTH', creds.job, creds.token]));
+  const command = multibulk(['SET', 'fuzz/{t}too-large', big]);
+  for (let at = 0; at < command.length; at += 50_000) socket.write(command.subarray(at, at + 50_000));
+  socket.write(Buffer.concat([multibulk(['SET', 'fuzz/{t}after', 'v']), multibulk(['GET', 'fuzz/{t}after'])]));
+  for (let i = 0; i < 100 && reader.replies.length < 4; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.deepEqual(reader.replies.map(describe), [
+    '+OK',
+    `-ERR an argument of ${big.length} bytes exceeds the node's limit of ${MAX_VALUE} bytes for a value [TOO_LARGE]`,
+    '+OK',
+    '$v',
+  ]);
+  t.is(await job.get('fuzz/{t}too-large'), null);
 });
 
 test.serial(

@@ -36,6 +36,12 @@ const PRE_AUTH_MAX_ARG = 4096;
 const PRE_AUTH_MAX_ARGS = 10;
 /** Arguments in one command once authenticated (Redis's 1024 × 1024). */
 const MAX_ARGS = 1024 * 1024;
+/**
+ * An argument over the node's value limit, up to Redis's own limit on one (proto-max-bulk-len, 512 MB), is read
+ * past and the command answered TOO_LARGE, as a native PUT over the limit is; past it the stream ends with Redis's
+ * protocol error. Before, anything over the value limit closed the connection, and redis-cli died of SIGPIPE.
+ */
+const MAX_SKIPPED_BULK_BYTES = 512 * 1024 * 1024;
 /** Redis's limit on one inline command (PROTO_INLINE_MAX_SIZE). */
 const MAX_INLINE_BYTES = 64 * 1024;
 /** The `[CODE]` every Satchel error ends with (resp-errors.ts `respErrorText`). */
@@ -143,6 +149,17 @@ export class RespSession extends ClientConnection implements RespContext {
         this.closing = true;
         this.flush();
         return;
+      }
+      if ('oversized' in next) {
+        // Read past (RespParser maxSkippedBulkBytes): refused as a native PUT over the limit is; the connection goes on.
+        this.out.error(
+          respErrorText(
+            'TOO_LARGE',
+            `an argument of ${next.oversized} bytes exceeds the node's limit of ${this.server.maxValueBytes} bytes for a value`,
+          ),
+        );
+        this.flush();
+        continue;
       }
       this.execute(next);
     }
@@ -292,7 +309,11 @@ export class RespSession extends ClientConnection implements RespContext {
     this.expired = subject.expiresAt <= Date.now();
     if (this.jobId === null) {
       this.authenticated();
-      this.parser.limit({ maxBulkBytes: this.server.maxValueBytes + MAX_KEY_BYTES, maxArgs: MAX_ARGS });
+      this.parser.limit({
+        maxBulkBytes: this.server.maxValueBytes + MAX_KEY_BYTES,
+        maxSkippedBulkBytes: MAX_SKIPPED_BULK_BYTES,
+        maxArgs: MAX_ARGS,
+      });
     }
     this.jobId = subject.jobId;
     return null;

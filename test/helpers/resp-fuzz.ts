@@ -23,9 +23,11 @@ export interface RespLimits {
   maxBulkBytes: number;
   maxArgs: number;
   maxInlineBytes: number;
+  /** A bulk over maxBulkBytes and within this is read past: the command is an 'oversized' event (RespParser). */
+  maxSkippedBulkBytes?: number;
 }
 
-export type RespModelEvent = { kind: 'command'; args: Buffer[] } | { kind: 'error'; text: string };
+export type RespModelEvent = { kind: 'command'; args: Buffer[] } | { kind: 'error'; text: string } | { kind: 'oversized'; length: number };
 
 export interface RespModel {
   events: RespModelEvent[];
@@ -165,6 +167,7 @@ export function modelParse(
       at = line.next;
       if (count <= 0) continue;
       const args: Buffer[] = [];
+      let oversized = 0;
       while (args.length < count) {
         if (at >= stream.length) return stop('partial');
         if (stream[at] !== DOLLAR) return error(`expected '$', got '${String.fromCharCode(stream[at]!)}'`);
@@ -172,13 +175,16 @@ export function modelParse(
         if (bulk === 'more') return stop('partial');
         if (bulk === 'big') return error('too big bulk count string');
         const length = modelInteger(bulk.text);
-        if (length === null || length < 0 || length > limits.maxBulkBytes) return error('invalid bulk length');
+        if (length === null || length < 0 || length > Math.max(limits.maxBulkBytes, limits.maxSkippedBulkBytes ?? 0))
+          return error('invalid bulk length');
         at = bulk.next;
         if (stream.length - at < length + 2) return stop('partial');
+        if (length > limits.maxBulkBytes) oversized = Math.max(oversized, length);
         args.push(stream.subarray(at, at + length));
         at += length + 2;
       }
-      emit(args);
+      if (oversized > 0) events.push({ kind: 'oversized', length: oversized });
+      else emit(args);
     } else {
       const newline = stream.indexOf(LF, at);
       const lineLength = (newline === -1 ? stream.length : newline) - at;
@@ -455,6 +461,8 @@ export class RespGenerator {
   private huge(): Buffer {
     const rng = this.rng;
     const max = this.options.limits.maxBulkBytes;
+    // Whole, a little over the limit: a reader that skips such bulks (maxSkippedBulkBytes) answers and reads on.
+    if (rng.chance(0.3)) return multibulk(['SET', 'fuzz/{t}huge', rng.bytes(max + rng.range(1, 4096))]);
     const declared = rng.pick([max, max + 1, 2 ** 31 - 1, 2 ** 32, 2 ** 40, 500 * 1024 * 1024]);
     return Buffer.concat([Buffer.from(`*2\r\n$3\r\nSET\r\n$${declared}\r\n`), this.rng.bytes(rng.range(0, 512))]);
   }

@@ -19,7 +19,7 @@ import type { AnnouncedJob } from '../job-table.ts';
 import type { RespContext } from './resp-context.ts';
 import { respFinalErrorText } from './resp-errors.ts';
 import { inTurn } from './resp-in-turn.ts';
-import { readHere, withOlderCopy } from './resp-older.ts';
+import { getFromOlder, readHere, withOlderCopy } from './resp-older.ts';
 import { copiesHeldFor, keysLostIn, replicateIncrement, replicateWrite } from './resp-replicas.ts';
 import { lostInOlder, olderOwner } from './resp-routing.ts';
 
@@ -35,6 +35,29 @@ function keyOf(s: RespContext, arg: Buffer): string {
 
 function isManifest(entry: StoredEntry): boolean {
   return (entry.flags & Flag.MANIFEST) !== 0;
+}
+
+/**
+ * A GET the slot's newest owner missed while older generations hold the slot elsewhere (the job grows, drains or
+ * restores): answered from their newest copy, fetched here (resp-older.ts `getFromOlder`), unless this node
+ * remembers the key deleted; an ASKING read an older owner missed goes on with ASK, as before. True when answered.
+ */
+function answeredFromOlder(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key: string): boolean {
+  if (job.placement === null || job.placement.generations.length < 2 || s.askingServed) return askedElsewhere(s, job, keyBytes, key);
+  if (s.host.engine.deletedAt(s.job!, key) !== undefined) return false;
+  const older = olderOwner(job.placement, keySlotOfBytes(keyBytes), s.host.options.id);
+  if (older === null) return false;
+  if (older === 'lost') {
+    s.error(lostText(job, key));
+    return true;
+  }
+  getFromOlder(s, job.placement, job.epoch, key, () => {
+    if (lostHere(s, job, key)) return s.error(lostText(job, key));
+    const before = s.out.bytesEncoded;
+    s.out.bulk(null);
+    s.replied(before, Status.NOT_FOUND);
+  });
+  return true;
 }
 
 /**
@@ -95,7 +118,7 @@ export function get(s: RespContext, args: Buffer[], _c: RespCommand, job: Announ
 
 function getReply(s: RespContext, job: AnnouncedJob, args: Buffer[], key: string, entry: StoredEntry | undefined): void {
   if (entry === undefined) {
-    if (askedElsewhere(s, job, args[1]!, key)) return;
+    if (answeredFromOlder(s, job, args[1]!, key)) return;
     const before = s.out.bytesEncoded;
     s.out.bulk(null);
     return s.replied(before, Status.NOT_FOUND);

@@ -55,6 +55,26 @@ export function readHere(s: RespContext, job: AnnouncedJob, key: string, then: (
  * generation by generation as a read's ASKs go (`olderOwner`); past a delete one remembers, only a newer copy
  * counts. Null when none has it (or every holder of the slot there is lost: the command's own check answers that).
  */
+/**
+ * GET of a key this node, its newest owner, lacks while older generations hold the slot elsewhere: their newest
+ * copy, fetched here and answered (`absent` when none has it; a value the native client stored in blocks is
+ * TOO_LARGE), not stored. Redis Cluster would answer ASK, but Debian's redis-py (4.3.4) cannot follow an ASK to a
+ * node CLUSTER SLOTS does not list — an older generation's — and failed with an AttributeError (an outsider's
+ * run, during a restoration). An older owner that does not answer: TRYAGAIN.
+ */
+export function getFromOlder(s: RespContext, placement: AnnouncedPlacement, epoch: number, key: string, absent: () => void): void {
+  s.wait(newestOlderCopy(s, epoch, placement, key), (found) => {
+    if (found instanceof SatchelError) return s.refuse('UNAVAILABLE', found.message);
+    // None has it, or a remnant's holders of the slot are all lost: the caller tells which.
+    if (found === null) return absent();
+    const before = s.out.bytesEncoded;
+    if ((found.flags & Flag.MANIFEST) !== 0) return s.refuse('TOO_LARGE', `${key} holds a value stored in blocks by the Satchel client`);
+    s.host.metrics.bytesOut(found.body.length);
+    s.out.bulk(found.body);
+    s.replied(before);
+  });
+}
+
 async function newestOlderCopy(
   s: RespContext,
   epoch: number,

@@ -3,7 +3,8 @@
  * change stay where they were), one cursor per node paging underneath, merged in sorted order.
  */
 import { type PlacementNode, SatchelError } from '../proto/index.ts';
-import { CLIENT_DEFAULTS } from './defaults.ts';
+import { pastDeadline } from './deadline.ts';
+import { CLIENT_DEFAULTS, MAX_ATTEMPTS } from './defaults.ts';
 import { checkPrefix, type ListOptions, optionsObject } from './options.ts';
 import type { Router } from './routing.ts';
 
@@ -16,9 +17,7 @@ export async function* listKeys(router: Router, prefix: string, options: ListOpt
     throw new SatchelError('BAD_REQUEST', `pageSize must be a whole number (1 to ${CLIENT_DEFAULTS.maxListPageSize})`);
   checkPrefix(prefix);
   router.checkOpen();
-  router.listCoverage();
-  const cursors = router.everyNode().map((node) => new ListCursor(router, node, prefix, pageSize));
-  await Promise.all(cursors.map((c) => c.fill()));
+  const cursors = await firstPages(router, prefix, pageSize);
   for (;;) {
     let best: string | undefined;
     for (const cursor of cursors) {
@@ -33,6 +32,35 @@ export async function* listKeys(router: Router, prefix: string, options: ListOpt
       if (cursor.head === undefined) await cursor.fill();
     }
     yield best;
+  }
+}
+
+/**
+ * A cursor on every node of the placement, each with its first page. Until then nothing is yielded, so a placement
+ * that moved on (a node answers STALE, or refuses the job: a handle attached from an old ticket after a node
+ * restarted) is looked up again and the listing starts over on it, within the handle's timeout, as a get or put
+ * would. Before, list failed there until some other call of the handle refreshed its placement (an outsider's
+ * replicas-2 job, one node killed: every fresh attach's list failed for 40 s). Later pages fail as they come.
+ */
+async function firstPages(router: Router, prefix: string, pageSize: number): Promise<ListCursor[]> {
+  const deadline = Date.now() + router.timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    router.listCoverage();
+    const epoch = router.placement.epoch;
+    const cursors = router.everyNode().map((node) => new ListCursor(router, node, prefix, pageSize));
+    let stale = 0;
+    try {
+      const fills = await Promise.all(cursors.map((c) => c.fill()));
+      for (const fill of fills) if (fill !== undefined) stale = Math.max(stale, fill);
+      if (stale === 0) return cursors;
+    } catch (error) {
+      if (attempt >= MAX_ATTEMPTS || pastDeadline(deadline)) throw error;
+      await router.afterUnreachable(error, epoch, deadline);
+      continue;
+    }
+    if (attempt >= MAX_ATTEMPTS || pastDeadline(deadline))
+      throw new SatchelError('UNAVAILABLE', `the job's placement kept changing (a node is at epoch ${stale}): try again`);
+    await router.refreshPast(stale, deadline);
   }
 }
 
@@ -60,11 +88,19 @@ class ListCursor {
     return key;
   }
 
-  async fill(): Promise<void> {
-    if (!this.more) return;
-    const page = await this.router.listPage(this.node, this.prefix, this.after, this.pageSize);
+  /** The next page; a STALE answer's epoch (nothing read) for the caller to look the placement up past. */
+  async fill(): Promise<number | undefined> {
+    if (!this.more) return undefined;
+    const page = await this.router.listPageOrStale(this.node, this.prefix, this.after, this.pageSize);
+    if ('stale' in page) {
+      // Past the first page: the keys listed so far came from this placement; a new one would list them again.
+      if (this.after !== '')
+        throw new SatchelError('UNAVAILABLE', `the job's placement changed while listing (a node is at epoch ${page.stale}): list again`);
+      return page.stale;
+    }
     this.keys = page.keys;
     this.index = 0;
     this.more = page.more;
+    return undefined;
   }
 }

@@ -51,6 +51,28 @@ test('STALE on every try: the call fails UNAVAILABLE (transient), never with a c
   t.regex(error.message, /placement kept changing/);
 });
 
+test('list on a placement the job moved on from (STALE at LIST): the client looks it up again and lists the new one', async (t) => {
+  const {
+    nodes: [n0, n1],
+    control,
+    placement,
+    attach,
+  } = await startFakeCluster(t, { nodes: 2, generations: [[0]] });
+  const job = await attach({ timeoutMs: 2_000 });
+  n0!.store.epoch = 2;
+  n1!.store.epoch = 2;
+  for (const key of ['a', 'b', 'c']) n1!.store.seed(key, key);
+  control.placement = placement(2, [[1]]);
+  const keys: string[] = [];
+  for await (const key of job.list('')) keys.push(key);
+  t.deepEqual(keys, ['a', 'b', 'c']);
+  t.is(job.epoch, 2);
+  t.deepEqual(
+    requestsOf(n0!, Op.LIST).map((r) => r.epoch),
+    [1],
+  );
+});
+
 test("STALE while the metadata server still has the old placement: the client asks again until it has the node's epoch", async (t) => {
   const {
     nodes: [n0, n1],

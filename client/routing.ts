@@ -276,7 +276,21 @@ export class Router implements ReplicaHost, WatchHost {
 
   /** One LIST page from one node (list.ts, and a watch catching up). */
   async listPage(node: PlacementNode, prefix: string, after: string, pageSize: number): Promise<{ keys: string[]; more: boolean }> {
+    const page = await this.listPageOrStale(node, prefix, after, pageSize);
+    if ('stale' in page)
+      throw new SatchelError('UNAVAILABLE', `the job's placement moved on (a node is at epoch ${page.stale}): try again`);
+    return page;
+  }
+
+  /** One page of a node's keys; STALE (the job moved on from this placement) is `{ stale: the node's epoch }`. */
+  async listPageOrStale(
+    node: PlacementNode,
+    prefix: string,
+    after: string,
+    pageSize: number,
+  ): Promise<{ keys: string[]; more: boolean } | { stale: number }> {
     const reply = await this.callNode(node, Op.LIST, 0, pageSize, prefix, after.length > 0 ? Buffer.from(after) : null);
+    if (reply.status === Status.STALE) return { stale: reply.arg };
     expectOk(reply);
     return { keys: decodeKeyList(reply.body), more: (reply.flags & Flag.MORE) !== 0 };
   }

@@ -11,7 +11,7 @@ import { MAX_ATTEMPTS, WAIT_GRACE_MS } from './defaults.ts';
 import { isKeyLost, keyLostError } from './lost-keys.ts';
 import { checkKey, checkPrefix, isPositiveInteger, optionsObject, type WaitOptions, waitTimeout } from './options.ts';
 import { incrOnce, readReplicas, tellIncrement } from './replicas.ts';
-import { expectOk } from './replies.ts';
+import { deletedVersion, expectOk } from './replies.ts';
 import type { Router } from './routing.ts';
 import { Watch, type WatchOptions } from './watch.ts';
 
@@ -131,7 +131,9 @@ export class Coordination {
   private async incrAt(holders: PlacementNode[][], key: string, amount: Buffer): Promise<Reply> {
     const reply = await incrOnce(this.router, holders[0]!, holders.length > 1 ? Flag.EXISTING : 0, key, amount);
     if (reply.status !== Status.NOT_FOUND) return reply;
-    await this.bringForward(key, holders);
+    // Deleted in the newest generation since anything older had it (also a lost key: an outsider's incr after a
+    // delete failed UNAVAILABLE while get said null): the counter starts again here.
+    if (deletedVersion(reply) === undefined) await this.bringForward(key, holders);
     return incrOnce(this.router, holders[0]!, 0, key, amount);
   }
 

@@ -61,6 +61,14 @@ for (const replicas of [2, 3] as const) {
         'every acknowledged key reads back',
       );
     }
+    // A listing from the ticket (its placement names the node whose new process refuses the job, and then one
+    // the job moved on from): looked up again until it lists every key. Before, it failed until another call of
+    // the handle had refreshed the placement.
+    const lister = await Satchel.attach(job.ticket, { timeoutMs: 8_000 });
+    t.teardown(() => lister.close());
+    const listed: string[] = [];
+    for await (const key of lister.list('k/')) listed.push(key);
+    t.deepEqual(listed, [...keys].sort());
     // The new process holds none of it and serves none of it; the controller restores the copies elsewhere.
     await eventually(() => cluster.controller.events.since(0).some((e) => e.kind === 'copies-restored'), 15_000, 'copies restored');
     const record = cluster.controller.registry.jobs.get(job.id)!;
@@ -121,6 +129,8 @@ test('replicas 1: after a restart with the same id, that node’s keys fail with
   t.is(String(await job.get(rewritten)), 'again', 'through the handle that wrote before');
   await fresh.delete(deleted);
   t.is(await fresh.get(deleted), null);
+  t.is(await fresh.incr(deleted, 1), 1, 'a deleted lost key is a counter from 0 again');
+  t.is(String(await fresh.get(deleted)), '1');
   t.is((await rejection(t, fresh.get(untouched))).code, 'UNAVAILABLE');
   t.is((await rejection(t, fresh.incr(untouched, 1))).code, 'UNAVAILABLE', 'a lost counter does not start again at 0');
   const listing = (async () => {

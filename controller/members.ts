@@ -27,6 +27,14 @@ export function membersOf(job: JobRecord): Set<string> {
   return ids;
 }
 
+/**
+ * Whether the placement names `nodeId` in an entry not marked lost: its current process holds something of the
+ * job there. An entry marked lost stands for an incarnation that died (a drain keeps it: migration.ts).
+ */
+export function namesUnmarked(placement: WirePlacement, nodeId: string): boolean {
+  return placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId && n.lost !== true));
+}
+
 /** Whether a live generation (not a remnant) of the placement names `nodeId`. */
 export function namesLive(placement: WirePlacement, nodeId: string): boolean {
   return placement.generations.some((g) => g.remnant !== true && g.nodes.some((n) => n.id === nodeId));

@@ -8,7 +8,7 @@ import { clientTlsOf, isHostPort, NodeConnection, SatchelError, signToken, type 
 import { allocateJob, growJob as growAllocation, type NodeState } from './allocation.ts';
 import type { ControllerContext } from './context.ts';
 import type { JobBook } from './jobs.ts';
-import { isLostMember, mayPlaceOn, nodesOf } from './members.ts';
+import { isLostMember, mayPlaceOn, namesUnmarked, nodesOf } from './members.ts';
 import { type MigrationHost, type MigrationResult, migrateJob } from './migration.ts';
 import type { JobRecord, NodeRecord } from './registry.ts';
 import { repairCopies, withoutSpentRemnants } from './replication.ts';
@@ -223,7 +223,9 @@ export class PlacementChanges {
           // The drained node's keys are copied under this placement: recorded with it, so a restart finishes.
           publish: (placement) => {
             job.pending =
-              placement.generations[0]!.nodes.some((n) => n.id === node.id) || !nodesOf(placement).has(node.id)
+              // Done once only entries marked lost name it (a remnant's dead incarnation of the id: migration.ts
+              // keeps those); before, a drained single-copy job stayed pending for good.
+              placement.generations[0]!.nodes.some((n) => n.id === node.id) || !namesUnmarked(placement, node.id)
                 ? undefined
                 : { kind: 'drain', node: node.id };
             return host.publish(placement);
@@ -259,7 +261,7 @@ export class PlacementChanges {
     if (job?.pending === undefined) return;
     if (job.pending.kind === 'drain') {
       const node = this.ctx.registry.nodes.get(job.pending.node);
-      if (node !== undefined && nodesOf(job.placement).has(node.id)) {
+      if (node !== undefined && namesUnmarked(job.placement, node.id)) {
         await this.migrateJobOff(jobId, node);
         return;
       }

@@ -142,6 +142,18 @@ test('replicas 1: after a restart with the same id, that node’s keys fail with
   await fresh.putMany(keys.map((key) => [`new/${key}`, key] as const));
   t.deepEqual((await fresh.getMany(keys.map((key) => `new/${key}`))).map(String), keys);
   t.true((cluster.nodes[0]!.server.engine.usageByJob().get(job.id) ?? 0) > 0, 'the new process holds its share of them');
+  // The new process drained: its keys move, the dead incarnation's mark stays (else its slots would read as
+  // absent), and the drain ends (before, the job stayed pending for good: its placement still named the id).
+  await cluster.controller.drainNode('dram-0');
+  const record = cluster.controller.registry.jobs.get(job.id)!;
+  t.is(record.pending, undefined);
+  t.false(record.placement.generations.some((g) => g.nodes.some((n) => n.id === 'dram-0' && n.lost !== true)));
+  t.is((await rejection(t, fresh.get(untouched))).code, 'UNAVAILABLE');
+  t.is(String(await fresh.get(rewritten)), 'again');
+  t.deepEqual(
+    (await fresh.getMany(keys.map((key) => `new/${key}`))).map(String),
+    keys,
+  );
   await job.deregister();
   t.is((await rejection(t, fresh.get(onVictim[0]!))).code, 'NO_SUCH_JOB');
 });

@@ -150,10 +150,7 @@ test('replicas 1: after a restart with the same id, that node’s keys fail with
   t.false(record.placement.generations.some((g) => g.nodes.some((n) => n.id === 'dram-0' && n.lost !== true)));
   t.is((await rejection(t, fresh.get(untouched))).code, 'UNAVAILABLE');
   t.is(String(await fresh.get(rewritten)), 'again');
-  t.deepEqual(
-    (await fresh.getMany(keys.map((key) => `new/${key}`))).map(String),
-    keys,
-  );
+  t.deepEqual((await fresh.getMany(keys.map((key) => `new/${key}`))).map(String), keys);
   await job.deregister();
   t.is((await rejection(t, fresh.get(onVictim[0]!))).code, 'NO_SUCH_JOB');
 });

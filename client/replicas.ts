@@ -101,7 +101,22 @@ export async function writeReplicas(
     shareOf(deadline),
     host.timeoutMs,
   );
-  return replies.find((reply) => reply.status !== Status.OK) ?? primary;
+  const refused = replies.findIndex((reply) => reply.status !== Status.OK);
+  if (refused < 0) return primary;
+  refusers.set(replies[refused]!, replicas[refused + 1]!);
+  return replies[refused]!;
+}
+
+/** Which copy a `writeReplicas` refusal came from, when not the primary's. */
+const refusers = new WeakMap<Reply, PlacementNode>();
+
+/**
+ * The node that answered `reply` when it was a copy's refusal, not the primary's: a FULL there is that node's to
+ * grow past. Before, the primary was named, which had not reported FULL, and the growth was refused (an
+ * outsider's replicas-2 SSD job: 8–48 puts a run failed 'has not reported job … full').
+ */
+export function refusedBy(reply: Reply): PlacementNode | undefined {
+  return refusers.get(reply);
 }
 
 /**

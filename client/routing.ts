@@ -35,7 +35,7 @@ import { closeIdleOf, closeOrKeep, takeIdle } from './idle-connections.ts';
 import { isKeyLost, keyLostError, lostNodeError } from './lost-keys.ts';
 import { MetadataLookup } from './metadata-lookup.ts';
 import { type JobOptions, type ResolvedJobOptions, resolveJobOptions } from './options.ts';
-import { type ReplicaHost, readReplicas, writeReplicas } from './replicas.ts';
+import { type ReplicaHost, readReplicas, refusedBy, writeReplicas } from './replicas.ts';
 import { deletedVersion, expectOk } from './replies.ts';
 
 /** What a watch needs from its job (watch.ts; the Router is its host). */
@@ -230,7 +230,7 @@ export class Router implements ReplicaHost, WatchHost {
       if (reply.status === Status.STALE) {
         await this.refreshPast(reply.arg, deadline);
       } else if (reply.status === Status.FULL && op === Op.PUT) {
-        await this.grow(this.owners(key)[0]!.id, epoch);
+        await this.grow((refusedBy(reply) ?? this.owners(key)[0]!).id, epoch);
       } else {
         return reply;
       }

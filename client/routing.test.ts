@@ -126,6 +126,30 @@ test('FULL: the client asks the controller to grow the job past the full node, t
   t.is(requestsOf(n0!, Op.GET).length, 0);
 });
 
+test('replicas: FULL from the copy, not the primary: the client asks to grow past that node', async (t) => {
+  const { nodes, placement, control, attach } = await startFakeCluster(t, { nodes: 3, generations: [[0, 1]], replicas: 2 });
+  const wire = placement(1, [[0, 1]], 2).generations[0]!.nodes;
+  const [primaryAt, copyAt] = pickNodes(wire, keySlot('k'), 2);
+  const copy = nodes[copyAt!];
+  copy!.store.script(Op.PUT, { status: Status.FULL, body: Buffer.from('node full') }, { key: 'k', times: Infinity });
+  // The new generation leaves the full copy out.
+  control.onGrow = () =>
+    placement(
+      2,
+      [
+        [primaryAt!, 2],
+        [0, 1],
+      ],
+      2,
+    );
+  const job = await attach({ timeoutMs: 2_000 });
+  await job.put('k', 'v');
+  t.deepEqual(
+    control.callsOf('GrowJob').map((c) => c.fullNodeId),
+    [copy!.id],
+  );
+});
+
 test('FULL from calls in flight together: one GrowJob for all of them', async (t) => {
   const {
     nodes: [n0, n1],
@@ -349,16 +373,18 @@ test('replicas: a block given up on at a slow copy and read from the other is ne
   // Blocks large enough to come in several reads: only those are read straight into the value's buffer.
   const blockSize = 256 * 1024;
   const { nodes, attach } = await startFakeCluster(t, { nodes: 2, replicas: 2, blockSize });
-  const job = await attach({ timeoutMs: 1_000 });
+  // Times with room for a loaded machine (CI runs the unit tests side by side): at 1 s, the put and the reads
+  // missed the call's time on the fresh clone's run of 2026-12-08.
+  const job = await attach({ timeoutMs: 4_000 });
   const value = Buffer.alloc(8 * blockSize);
   for (let i = 0; i < value.length; i++) value[i] = i % 251;
   await job.put('big', value);
-  // Node n0 answers every read 0.8 s late, with a block's length of other bytes: half the call's time (0.5 s) has
+  // Node n0 answers every read 2.5 s late, with a block's length of other bytes: half the call's time (2 s) has
   // passed by then, and the block was read from n1 into the value's buffer.
-  nodes[0]!.store.script(Op.GET, { status: Status.OK, body: Buffer.alloc(blockSize, 0xee), delayMs: 800 }, { times: Infinity });
+  nodes[0]!.store.script(Op.GET, { status: Status.OK, body: Buffer.alloc(blockSize, 0xee), delayMs: 2_500 }, { times: Infinity });
   const got = await job.get('big');
   t.true(got?.equals(value), 'read from the other copy');
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await new Promise((resolve) => setTimeout(resolve, 2_800));
   t.true(got?.equals(value), 'the late answers landed elsewhere');
 });
 

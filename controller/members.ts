@@ -138,7 +138,7 @@ export function isMember(job: JobRecord, nodeId: string): boolean {
 export function isLostMember(job: JobRecord, nodeId: string): boolean {
   if (job.lostNodes?.includes(nodeId) !== true) return false;
   if (job.rejoined?.includes(nodeId) !== true) return true;
-  return !job.placement.generations.some((g) => g.nodes.some((n) => n.id === nodeId && n.lost !== true));
+  return !namesUnmarked(job.placement, nodeId);
 }
 
 /** What a node must know of the job to serve it (AnnounceFlag). */

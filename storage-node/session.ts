@@ -368,13 +368,9 @@ export class Session extends Connection {
     this.settle(result, id, epoch, (outcome: PutOutcome) => {
       if (!outcome.ok) {
         done?.(null);
-        if (missing) {
-          // With the delete it remembers (Flag.DELETED, as GET): older generations' copies are older than it, and
-          // the client starts the counter here rather than bring one forward.
-          const deleted = this.server.engine.deletedAt(jobId, key);
-          if (deleted === undefined) return this.respond(Status.NOT_FOUND, 0, id, epoch, 0, null);
-          return this.respond(Status.NOT_FOUND, Flag.DELETED, id, deleted.epoch, deleted.seq, null);
-        }
+        // With the delete it remembers (Flag.DELETED, as GET): older generations' copies are older than it, and the
+        // client starts the counter here rather than bring one forward.
+        if (missing) return this.notFound(this.server.engine, jobId, key, id, epoch);
         return this.refused(id, epoch, jobId, outcome.reason, outcome.message);
       }
       const coordination = this.server.coordination;

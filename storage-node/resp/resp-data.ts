@@ -38,33 +38,12 @@ function isManifest(entry: StoredEntry): boolean {
 }
 
 /**
- * A GET the slot's newest owner missed while older generations hold the slot elsewhere (the job grows, drains or
- * restores): answered from their newest copy, fetched here (resp-older.ts `getFromOlder`), unless this node
- * remembers the key deleted; an ASKING read an older owner missed goes on with ASK, as before. True when answered.
- */
-function answeredFromOlder(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key: string): boolean {
-  if (job.placement === null || job.placement.generations.length < 2 || s.askingServed) return askedElsewhere(s, job, keyBytes, key);
-  if (s.host.engine.deletedAt(s.job!, key) !== undefined) return false;
-  const older = olderOwner(job.placement, keySlotOfBytes(keyBytes), s.host.options.id);
-  if (older === null) return false;
-  if (older === 'lost') {
-    s.error(lostText(job, key));
-    return true;
-  }
-  getFromOlder(s, job.placement, job.epoch, key, () => {
-    if (lostHere(s, job, key)) return s.error(lostText(job, key));
-    const before = s.out.bytesEncoded;
-    s.out.bulk(null);
-    s.replied(before, Status.NOT_FOUND);
-  });
-  return true;
-}
-
-/**
  * A read the slot's newest owner missed while older generations hold the slot elsewhere (the job grows, drains or
- * restores): ASK the older owner, unless this node remembers the key deleted. True when it answered ASK.
+ * restores), unless this node remembers the key deleted. With `fetchHere` (GET) it is answered from their newest
+ * copy, fetched by this node (resp-older.ts `getFromOlder`); otherwise, and for an ASKING read an older owner
+ * missed, the client is sent on with ASK. True when answered.
  */
-function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key: string): boolean {
+function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key: string, fetchHere = false): boolean {
   if (job.placement === null || job.placement.generations.length < 2) return false;
   if (s.host.engine.deletedAt(s.job!, key) !== undefined) return false;
   const slot = keySlotOfBytes(keyBytes);
@@ -76,7 +55,16 @@ function askedElsewhere(s: RespContext, job: AnnouncedJob, keyBytes: Buffer, key
     s.error(lostText(job, key));
     return true;
   }
-  s.error(`ASK ${slot} ${older.resp}`);
+  if (!fetchHere || s.askingServed) {
+    s.error(`ASK ${slot} ${older.resp}`);
+    return true;
+  }
+  getFromOlder(s, job.placement, job.epoch, key, () => {
+    if (lostHere(s, job, key)) return s.error(lostText(job, key));
+    const before = s.out.bytesEncoded;
+    s.out.bulk(null);
+    s.replied(before, Status.NOT_FOUND);
+  });
   return true;
 }
 
@@ -118,7 +106,7 @@ export function get(s: RespContext, args: Buffer[], _c: RespCommand, job: Announ
 
 function getReply(s: RespContext, job: AnnouncedJob, args: Buffer[], key: string, entry: StoredEntry | undefined): void {
   if (entry === undefined) {
-    if (answeredFromOlder(s, job, args[1]!, key)) return;
+    if (askedElsewhere(s, job, args[1]!, key, true)) return;
     const before = s.out.bytesEncoded;
     s.out.bulk(null);
     return s.replied(before, Status.NOT_FOUND);
